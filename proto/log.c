@@ -1,0 +1,64 @@
+#include "proto/log.h"
+#include "proto/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static enum tl_log_level current_level = TL_LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
+
+void tl_log_set_level(enum tl_log_level level)
+{
+    current_level = level;
+}
+
+enum tl_log_level tl_log_get_level(void)
+{
+    return current_level;
+}
+
+int tl_log_parse_level(const char *name, enum tl_log_level *out)
+{
+    for (int i = TL_LOG_DEBUG; i <= TL_LOG_OFF; i++) {
+        if (strcmp(name, level_names[i]) == 0) {
+            *out = (enum tl_log_level)i;
+            return 0;
+        }
+    }
+    return TL_EINVAL;
+}
+
+void tl_log_write(enum tl_log_level level, const char *fmt, ...)
+{
+    if (level < current_level || level >= TL_LOG_OFF)
+        return;
+
+    char line[1024];
+    struct timespec now;
+    struct tm utc;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &utc);
+    size_t used = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &utc);
+    used += (size_t)snprintf(line + used, sizeof line - used, ".%03ldZ %s ", now.tv_nsec / 1000000,
+                             level_names[level]);
+
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line + used, sizeof line - used, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    used += (size_t)n;
+    if (used > sizeof line - 2)
+        used = sizeof line - 2;
+    /* One event, one line: newlines from callers' strings are flattened. */
+    for (size_t i = 0; i < used; i++) {
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    }
+    line[used++] = '\n';
+    fwrite(line, 1, used, stderr);
+}

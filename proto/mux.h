@@ -1,0 +1,116 @@
+/*
+ * Channel multiplexer with credit-based flow control, as SSH windows work.
+ *
+ * Pure bookkeeping: no I/O and no loop. Frames the peer sent are fed in with
+ * tl_mux_input(); frames to send leave through the send callback; events
+ * reach the owner through the other callbacks. docs/protocol.md §4 is the
+ * specification.
+ *
+ * Flow control. Each direction of each channel has a window: the number of
+ * data bytes the receiver is still willing to take. A sender never sends more
+ * than the window it was granted (tl_mux_write() takes only what fits and
+ * reports how much). The receiver grants more with WINDOW_ADJUST only after
+ * its owner reports bytes as consumed (tl_mux_consumed()), so a reader that
+ * stops holds back only its own channel, and the bytes buffered for a channel
+ * never exceed the window its receiver granted. A peer that sends past a
+ * window is a protocol violation that ends the connection (TL_EWINDOW).
+ *
+ * Lifetime. A channel id is the local one. A channel is released after the
+ * on_close or on_refuse callback for it returns; after that the id may be
+ * reused. Closing works as in SSH: each side sends CLOSE once; the channel is
+ * gone when both have.
+ */
+#ifndef TL_MUX_H
+#define TL_MUX_H
+
+#include "proto/msg.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tl_mux tl_mux_t;
+
+typedef struct tl_mux_config {
+    uint32_t max_channels; /* channels open at once on this connection */
+    uint32_t window;       /* receive window granted to the peer per channel */
+    uint32_t max_packet;   /* largest CHANNEL_DATA payload we accept */
+} tl_mux_config_t;
+
+#define TL_MUX_DEFAULT_MAX_CHANNELS 64
+#define TL_MUX_DEFAULT_WINDOW (2u * 1024u * 1024u)
+#define TL_MUX_DEFAULT_MAX_PACKET (64u * 1024u)
+/* Largest window either side may grant or accumulate. */
+#define TL_MUX_MAX_WINDOW (64u * 1024u * 1024u)
+
+typedef struct tl_mux_callbacks {
+    /*
+     * Sends one encoded frame: head then body (body may be empty). Required.
+     * A non-zero return is handed back to the caller of the mux function.
+     */
+    int (*send)(void *ctx, const uint8_t *head, size_t head_len, const uint8_t *body,
+                size_t body_len);
+    /* The peer asks to open a channel; answer now or later with confirm/refuse. */
+    void (*on_open)(void *ctx, uint32_t channel, const struct tl_msg_channel_open *request);
+    /* A channel we opened was confirmed; data may flow. */
+    void (*on_confirm)(void *ctx, uint32_t channel);
+    /* A channel we opened was refused; it is released when this returns. */
+    void (*on_refuse)(void *ctx, uint32_t channel, uint32_t reason, tl_str_t message);
+    /* Data arrived; report it consumed with tl_mux_consumed() once it is handled. */
+    void (*on_data)(void *ctx, uint32_t channel, uint8_t stream, const uint8_t *data, size_t len);
+    /* The peer granted more window: tl_mux_write() may take bytes again. */
+    void (*on_writable)(void *ctx, uint32_t channel);
+    /* The peer will send no more data on this channel. */
+    void (*on_eof)(void *ctx, uint32_t channel);
+    /* Both sides have closed; the channel is released when this returns. */
+    void (*on_close)(void *ctx, uint32_t channel, const struct tl_msg_channel_close *close);
+} tl_mux_callbacks_t;
+
+/* cfg may be NULL for the defaults. callbacks must outlive the mux. */
+tl_mux_t *tl_mux_new(const tl_mux_config_t *cfg, const tl_mux_callbacks_t *callbacks, void *ctx);
+/* Frees the mux and forgets every channel without callbacks. NULL is a no-op. */
+void tl_mux_free(tl_mux_t *mux);
+
+/*
+ * Handles one channel message from the peer (types 32-63). Errors end the
+ * connection: TL_ECHANNEL (unknown channel id), TL_EWINDOW (data past the
+ * window, or a window grown past TL_MUX_MAX_WINDOW), TL_ECHANNEL_STATE (data
+ * after EOF, data before confirm, a second CLOSE...), TL_EPROTO (data larger
+ * than our max packet, bad open parameters), TL_EINVAL (not a channel message).
+ * An open request past max_channels is refused to the peer, not an error.
+ */
+int tl_mux_input(tl_mux_t *mux, const tl_msg_t *msg);
+
+/* Opens a channel; it may carry data once on_confirm fires. params may be NULL. */
+int tl_mux_open(tl_mux_t *mux, const char *channel_type, json_t *params, uint32_t *channel);
+int tl_mux_confirm(tl_mux_t *mux, uint32_t channel);
+/* Refuses an incoming open request; the channel is released at once. */
+int tl_mux_refuse(tl_mux_t *mux, uint32_t channel, uint32_t reason, const char *message);
+
+/*
+ * Sends up to len bytes, split into frames of at most the peer's max packet,
+ * never past the peer's window. *written gets the bytes taken (possibly 0);
+ * wait for on_writable before offering the rest.
+ */
+int tl_mux_write(tl_mux_t *mux, uint32_t channel, uint8_t stream, const void *data, size_t len,
+                 size_t *written);
+/* Bytes tl_mux_write() would take now. */
+size_t tl_mux_send_window(const tl_mux_t *mux, uint32_t channel);
+/* The owner has handled n received bytes; may send WINDOW_ADJUST. */
+int tl_mux_consumed(tl_mux_t *mux, uint32_t channel, size_t n);
+/* Bytes received on the channel and not yet reported consumed. */
+size_t tl_mux_unconsumed(const tl_mux_t *mux, uint32_t channel);
+
+/* Half-close: we send no more data. */
+int tl_mux_eof(tl_mux_t *mux, uint32_t channel);
+/* Sends CLOSE; status may be NULL (no exit status). The channel is released
+ * when the peer's CLOSE arrives (on_close). */
+int tl_mux_close(tl_mux_t *mux, uint32_t channel, const struct tl_msg_channel_close *status);
+
+void tl_mux_set_data(tl_mux_t *mux, uint32_t channel, void *data);
+void *tl_mux_get_data(const tl_mux_t *mux, uint32_t channel);
+
+/* Channels currently allocated, and bytes of memory the mux holds. */
+uint32_t tl_mux_channel_count(const tl_mux_t *mux);
+size_t tl_mux_memory(const tl_mux_t *mux);
+
+#endif
