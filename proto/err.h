@@ -33,7 +33,11 @@
     X(ECLOSED, -30021, "connection closed")                                                        \
     X(ETIMEOUT, -30022, "timed out")                                                               \
     X(EPROTO, -30023, "protocol violation")                                                        \
-    X(ENOTFOUND, -30024, "not found")
+    X(ENOTFOUND, -30024, "not found")                                                              \
+    X(EEXPIRED, -30025, "expired")                                                                 \
+    X(EUSED, -30026, "already used")                                                               \
+    X(ESTORE, -30027, "storage failure")                                                           \
+    X(ESCHEMA, -30028, "store schema is newer than this program")
 
 enum tl_err {
 #define TL_ERR_ENUM(name, value, text) TL_##name = (value),

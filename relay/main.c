@@ -1,21 +1,469 @@
-/* tierline-relay: entry point. Commands are added here as they land. */
+/*
+ * tierline-relay: the command table and its dispatcher.
+ *
+ * Each command is one entry { name, usage, summary, run }; --help is built
+ * from the same table. Admin views read the store directly (SQLite allows
+ * them while `serve` runs).
+ */
+#include "proto/addr.h"
 #include "proto/cli.h"
+#include "proto/enrollment.h"
+#include "proto/err.h"
+#include "proto/log.h"
+#include "relay/audit.h"
+#include "relay/datadir.h"
+#include "relay/server.h"
+#include "relay/store.h"
+#include "tl_version.h"
 
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-static const char help_text[] =
-    "usage: tierline-relay --help | --version\n"
-    "\n"
-    "The Tierline relay: accepts agents over mutual TLS 1.3 and technicians over SSH,\nand keeps "
-    "tickets, evidence and the audit log.\n"
-    "\n"
-    "This release provides only --help and --version; its commands come in later\n"
-    "releases (see README.md).\n";
+#define PROGRAM "tierline-relay"
+
+struct command {
+    const char *name;
+    const char *usage;
+    const char *summary;
+    int (*run)(const struct command *cmd, int argc, char **argv);
+};
+
+static int fail(const char *what, int rc)
+{
+    fprintf(stderr, PROGRAM ": %s: %s\n", what, tl_strerror(rc));
+    return TL_EXIT_FAILURE;
+}
+
+static int need_data(const struct command *cmd, const char *data)
+{
+    if (data != NULL)
+        return 0;
+    fprintf(stderr, PROGRAM " %s: --data DIR is required\nusage: " PROGRAM " %s\n", cmd->name,
+            cmd->usage);
+    return TL_EXIT_USAGE;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void format_time(int64_t ms, char out[32])
+{
+    time_t seconds = (time_t)(ms / 1000);
+    struct tm utc;
+    gmtime_r(&seconds, &utc);
+    strftime(out, 32, "%Y-%m-%d %H:%M:%SZ", &utc);
+}
+
+static int open_store(const char *data, tl_store_t **store)
+{
+    char path[4096];
+    int rc = tl_datadir_path(data, TL_DATADIR_DB, path, sizeof path);
+    if (rc == 0)
+        rc = tl_store_open(path, TL_STORE_OPEN_EXISTING, store);
+    return rc;
+}
+
+static int print_json(json_t *value)
+{
+    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text == NULL)
+        return TL_EXIT_FAILURE;
+    printf("%s\n", text);
+    free(text);
+    return TL_EXIT_OK;
+}
+
+/* ---- init ------------------------------------------------------------------ */
+
+static int cmd_init(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *listen = TL_RELAY_DEFAULT_LISTEN, *positional[1];
+    int count;
+    tl_cli_option_t options[] = {{"data", &data, NULL}, {"listen", &listen, NULL}, {0}};
+    int status =
+        tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
+    if (status != 0 || (status = need_data(cmd, data)) != 0)
+        return status;
+    struct sockaddr_storage address;
+    if (tl_addr_parse(listen, &address) != 0) {
+        fprintf(stderr, PROGRAM " init: bad --listen '%s' (want ADDR:PORT)\n", listen);
+        return TL_EXIT_USAGE;
+    }
+    char fingerprint[TL_FINGERPRINT_LEN];
+    int rc = tl_datadir_init(data, listen, fingerprint);
+    if (rc == TL_EEXIST) {
+        fprintf(stderr,
+                PROGRAM " init: %s already holds a relay (or other files); refusing to "
+                        "overwrite it\n",
+                data);
+        return TL_EXIT_FAILURE;
+    }
+    if (rc != 0)
+        return fail("init", rc);
+    printf("Relay initialised in %s\n", data);
+    printf("  key fingerprint: %s\n", fingerprint);
+    printf("  agent listener:  %s\n", listen);
+    printf("Next: " PROGRAM " serve --data %s\n", data);
+    return TL_EXIT_OK;
+}
+
+/* ---- serve ------------------------------------------------------------------- */
+
+static int cmd_serve(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *listen = NULL, *heartbeat = NULL, *handshake = NULL, *level = NULL,
+               *positional[1];
+    int count;
+    tl_cli_option_t options[] = {{"data", &data, NULL},
+                                 {"listen", &listen, NULL},
+                                 {"heartbeat-ms", &heartbeat, NULL},
+                                 {"handshake-timeout-ms", &handshake, NULL},
+                                 {"log-level", &level, NULL},
+                                 {0}};
+    int status =
+        tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
+    if (status != 0 || (status = need_data(cmd, data)) != 0)
+        return status;
+    tl_relay_config_t config = {.data_dir = data, .listen = listen};
+    uint64_t value;
+    if (heartbeat != NULL) {
+        if (tl_cli_parse_uint(heartbeat, 50, 3600000, &value) != 0) {
+            fprintf(stderr, PROGRAM " serve: --heartbeat-ms wants 50..3600000\n");
+            return TL_EXIT_USAGE;
+        }
+        config.heartbeat_ms = (uint32_t)value;
+    }
+    if (handshake != NULL) {
+        if (tl_cli_parse_uint(handshake, 50, 600000, &value) != 0) {
+            fprintf(stderr, PROGRAM " serve: --handshake-timeout-ms wants 50..600000\n");
+            return TL_EXIT_USAGE;
+        }
+        config.handshake_timeout_ms = (uint32_t)value;
+    }
+    enum tl_log_level log_level;
+    if (level != NULL) {
+        if (tl_log_parse_level(level, &log_level) != 0) {
+            fprintf(stderr, PROGRAM " serve: --log-level wants debug, info, warn or error\n");
+            return TL_EXIT_USAGE;
+        }
+        tl_log_set_level(log_level);
+    }
+    int rc = tl_relay_serve(&config);
+    return rc == 0 ? TL_EXIT_OK : TL_EXIT_FAILURE;
+}
+
+/* ---- enroll-code ------------------------------------------------------------- */
+
+static int cmd_enroll_code(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *ttl = "15m", *note = "", *address = NULL, *positional[1];
+    int count;
+    tl_cli_option_t options[] = {{"data", &data, NULL},
+                                 {"ttl", &ttl, NULL},
+                                 {"note", &note, NULL},
+                                 {"address", &address, NULL},
+                                 {0}};
+    int status =
+        tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
+    if (status != 0 || (status = need_data(cmd, data)) != 0)
+        return status;
+    uint64_t ttl_ms;
+    if (tl_cli_parse_duration(ttl, &ttl_ms) != 0 || ttl_ms > 30ull * 86400 * 1000) {
+        fprintf(stderr, PROGRAM " enroll-code: bad --ttl '%s' (like 90s, 15m, 2h; at most 30d)\n",
+                ttl);
+        return TL_EXIT_USAGE;
+    }
+    if (strlen(note) > TL_STORE_MAX_NOTE) {
+        fprintf(stderr, PROGRAM " enroll-code: --note is longer than %d bytes\n",
+                TL_STORE_MAX_NOTE);
+        return TL_EXIT_USAGE;
+    }
+    char listen[128];
+    int rc = address ? 0 : tl_datadir_listen(data, listen, sizeof listen);
+    if (rc != 0)
+        return fail("reading the relay settings", rc);
+    tl_enrollment_t enrollment = {0};
+    if (tl_addr_split(address ? address : listen, enrollment.host, &enrollment.port) != 0 ||
+        enrollment.port == 0) {
+        fprintf(stderr, PROGRAM " enroll-code: bad --address (want HOST:PORT)\n");
+        return TL_EXIT_USAGE;
+    }
+    if (strcmp(enrollment.host, "0.0.0.0") == 0 || strcmp(enrollment.host, "::") == 0) {
+        fprintf(stderr, PROGRAM " enroll-code: the relay listens on all addresses; give the one "
+                                "agents reach with --address HOST:PORT\n");
+        return TL_EXIT_USAGE;
+    }
+    if ((rc = tl_datadir_fingerprint(data, enrollment.fingerprint)) != 0)
+        return fail("reading the relay key", rc);
+    char hash[TL_SHA256_HEX_LEN];
+    if ((rc = tl_enroll_code_generate(enrollment.code)) != 0 ||
+        (rc = tl_enroll_code_hash(enrollment.code, hash)) != 0)
+        return fail("making a code", rc);
+
+    tl_store_t *store = NULL;
+    tl_audit_t *audit = NULL;
+    char path[4096];
+    int64_t now = now_ms(), code_id = 0;
+    if ((rc = open_store(data, &store)) != 0 ||
+        (rc = tl_store_code_add(store, hash, now, now + (int64_t)ttl_ms, note, &code_id)) != 0)
+        goto out;
+    if ((rc = tl_datadir_path(data, TL_DATADIR_AUDIT, path, sizeof path)) != 0 ||
+        (rc = tl_audit_open(path, &audit)) != 0)
+        goto out;
+    /* The code itself never reaches the audit log: only its id and expiry. */
+    json_t *details = json_pack("{s:I, s:I, s:s}", "code_id", (json_int_t)code_id, "expires",
+                                (json_int_t)(now + (int64_t)ttl_ms), "note", note);
+    rc = tl_audit_append(audit, "admin", "enroll.code", "", details, NULL);
+    json_decref(details);
+out:
+    tl_audit_close(audit);
+    tl_store_close(store);
+    if (rc != 0)
+        return fail("enroll-code", rc);
+    char text[TL_ENROLLMENT_MAX];
+    if ((rc = tl_enrollment_format(&enrollment, text, sizeof text)) != 0)
+        return fail("formatting the enrollment string", rc);
+    printf("%s\n", text);
+    fprintf(stderr,
+            "Single use; expires in %s. On the user's machine: tierline-agent enroll '%s'\n", ttl,
+            text);
+    return TL_EXIT_OK;
+}
+
+/* ---- devices, tickets ------------------------------------------------------------ */
+
+static int cmd_devices(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *positional[1];
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {{"data", &data, NULL}, {"json", NULL, &json_out}, {0}};
+    int status =
+        tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
+    if (status != 0 || (status = need_data(cmd, data)) != 0)
+        return status;
+    tl_store_t *store = NULL;
+    json_t *devices = NULL;
+    int rc = open_store(data, &store);
+    if (rc == 0)
+        rc = tl_store_devices_list(store, &devices);
+    tl_store_close(store);
+    if (rc != 0)
+        return fail("devices", rc);
+    if (json_out) {
+        status = print_json(devices);
+    } else {
+        printf("%-6s %-7s %-20s %-28s %-20s %s\n", "ID", "ONLINE", "HOSTNAME", "OS", "LAST SEEN",
+               "FINGERPRINT");
+        size_t i;
+        json_t *d;
+        json_array_foreach(devices, i, d)
+        {
+            char seen[32];
+            format_time(json_integer_value(json_object_get(d, "last_seen")), seen);
+            printf("%-6s %-7s %-20.20s %-28.28s %-20s %s\n",
+                   json_string_value(json_object_get(d, "id")),
+                   json_is_true(json_object_get(d, "online")) ? "yes" : "no",
+                   json_string_value(json_object_get(d, "hostname")),
+                   json_string_value(json_object_get(d, "os")), seen,
+                   json_string_value(json_object_get(d, "fingerprint")));
+        }
+        if (json_array_size(devices) == 0)
+            printf("(no devices enrolled)\n");
+    }
+    json_decref(devices);
+    return status;
+}
+
+static int cmd_tickets(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *positional[1];
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {{"data", &data, NULL}, {"json", NULL, &json_out}, {0}};
+    int status =
+        tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
+    if (status != 0 || (status = need_data(cmd, data)) != 0)
+        return status;
+    tl_store_t *store = NULL;
+    json_t *tickets = NULL;
+    int rc = open_store(data, &store);
+    if (rc == 0)
+        rc = tl_store_tickets_list(store, &tickets);
+    tl_store_close(store);
+    if (rc != 0)
+        return fail("tickets", rc);
+    if (json_out) {
+        status = print_json(tickets);
+    } else {
+        printf("%-7s %-4s %-13s %-6s %-16s %-20s %s\n", "ID", "TIER", "STATUS", "DEVICE",
+               "HOSTNAME", "UPDATED", "TITLE");
+        size_t i;
+        json_t *t;
+        json_array_foreach(tickets, i, t)
+        {
+            char updated[32];
+            format_time(json_integer_value(json_object_get(t, "updated")), updated);
+            printf("%-7s %-4" JSON_INTEGER_FORMAT " %-13s %-6s %-16.16s %-20s %s\n",
+                   json_string_value(json_object_get(t, "id")),
+                   json_integer_value(json_object_get(t, "tier")),
+                   json_string_value(json_object_get(t, "status")),
+                   json_string_value(json_object_get(t, "device")),
+                   json_string_value(json_object_get(t, "hostname")), updated,
+                   json_string_value(json_object_get(t, "title")));
+        }
+        if (json_array_size(tickets) == 0)
+            printf("(no tickets)\n");
+    }
+    json_decref(tickets);
+    return status;
+}
+
+static void print_ticket(json_t *t)
+{
+    char created[32], updated[32];
+    format_time(json_integer_value(json_object_get(t, "created")), created);
+    format_time(json_integer_value(json_object_get(t, "updated")), updated);
+    json_t *assignee = json_object_get(t, "assignee");
+    printf("%s  %s\n", json_string_value(json_object_get(t, "id")),
+           json_string_value(json_object_get(t, "title")));
+    printf("  device:   %s (%s)\n", json_string_value(json_object_get(t, "device")),
+           json_string_value(json_object_get(t, "hostname")));
+    printf("  tier:     %" JSON_INTEGER_FORMAT "\n",
+           json_integer_value(json_object_get(t, "tier")));
+    printf("  status:   %s\n", json_string_value(json_object_get(t, "status")));
+    printf("  assignee: %s\n", json_is_string(assignee) ? json_string_value(assignee) : "-");
+    printf("  created:  %s\n  updated:  %s\n", created, updated);
+    const char *description = json_string_value(json_object_get(t, "description"));
+    if (description != NULL && description[0] != '\0')
+        printf("\n  %s\n", description);
+    printf("\nEvidence:\n");
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(t, "evidence"), i, item)
+    {
+        printf("  %-12s %-24s %10" JSON_INTEGER_FORMAT " bytes  sha256:%s\n",
+               json_string_value(json_object_get(item, "kind")),
+               json_string_value(json_object_get(item, "name")),
+               json_integer_value(json_object_get(item, "size")),
+               json_string_value(json_object_get(item, "hash")));
+    }
+    printf("\nTimeline:\n");
+    json_array_foreach(json_object_get(t, "events"), i, item)
+    {
+        char when[32];
+        format_time(json_integer_value(json_object_get(item, "time")), when);
+        char *details = json_dumps(json_object_get(item, "details"), JSON_COMPACT);
+        printf("  %s  %-16s %-18s %s\n", when, json_string_value(json_object_get(item, "actor")),
+               json_string_value(json_object_get(item, "kind")), details ? details : "");
+        free(details);
+    }
+}
+
+static int cmd_ticket(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *positional[2];
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {{"data", &data, NULL}, {"json", NULL, &json_out}, {0}};
+    int status =
+        tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 2, &count);
+    if (status != 0 || (status = need_data(cmd, data)) != 0)
+        return status;
+    int64_t id;
+    if (count != 2 || strcmp(positional[0], "show") != 0 ||
+        tl_store_parse_id(positional[1], 'T', &id) != 0) {
+        fprintf(stderr, PROGRAM " ticket: want 'show T-N'\nusage: " PROGRAM " %s\n", cmd->usage);
+        return TL_EXIT_USAGE;
+    }
+    tl_store_t *store = NULL;
+    json_t *ticket = NULL;
+    int rc = open_store(data, &store);
+    if (rc == 0)
+        rc = tl_store_ticket_get(store, id, &ticket);
+    tl_store_close(store);
+    if (rc == TL_ENOTFOUND) {
+        fprintf(stderr, PROGRAM " ticket: no ticket %s\n", positional[1]);
+        return TL_EXIT_FAILURE;
+    }
+    if (rc != 0)
+        return fail("ticket", rc);
+    if (json_out)
+        status = print_json(ticket);
+    else
+        print_ticket(ticket);
+    json_decref(ticket);
+    return status;
+}
+
+/* ---- audit-verify ----------------------------------------------------------------- */
+
+static int cmd_audit_verify(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *positional[1];
+    int count;
+    tl_cli_option_t options[] = {{"data", &data, NULL}, {0}};
+    int status =
+        tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
+    if (status != 0 || (status = need_data(cmd, data)) != 0)
+        return status;
+    char path[4096];
+    if (tl_datadir_path(data, TL_DATADIR_AUDIT, path, sizeof path) != 0)
+        return fail("audit-verify", TL_EINVAL);
+    tl_audit_report_t report;
+    int rc = tl_audit_verify(path, &report);
+    tl_audit_report_print(&report, rc, rc == 0 ? stdout : stderr);
+    return rc == 0 ? TL_EXIT_OK : TL_EXIT_FAILURE;
+}
+
+/* ---- the table ----------------------------------------------------------------------- */
+
+static const struct command commands[] = {
+    {"init", "init --data DIR [--listen ADDR:PORT]",
+     "create a relay: key, certificate, store, audit log", cmd_init},
+    {"serve",
+     "serve --data DIR [--listen ADDR:PORT] [--heartbeat-ms N] [--handshake-timeout-ms N] "
+     "[--log-level LEVEL]",
+     "accept agents over mutual TLS 1.3", cmd_serve},
+    {"enroll-code", "enroll-code --data DIR [--ttl 15m] [--note TEXT] [--address HOST:PORT]",
+     "print a one-time enrollment string for a new agent", cmd_enroll_code},
+    {"devices", "devices --data DIR [--json]", "list enrolled devices", cmd_devices},
+    {"tickets", "tickets --data DIR [--json]", "list tickets", cmd_tickets},
+    {"ticket", "ticket show T-N --data DIR [--json]",
+     "show a ticket with its evidence and timeline", cmd_ticket},
+    {"audit-verify", "audit-verify --data DIR", "verify the audit log's hash chain",
+     cmd_audit_verify},
+};
+
+#define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+
+static char *help_text(void)
+{
+    static char text[4096];
+    size_t used = (size_t)snprintf(text, sizeof text,
+                                   "usage: " PROGRAM " COMMAND [OPTIONS]\n\n"
+                                   "The Tierline relay: accepts agents over mutual TLS 1.3, keeps "
+                                   "devices, tickets,\nevidence and the audit log.\n\nCommands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT && used < sizeof text; i++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "  %-13s %s\n      %s %s\n",
+                                 commands[i].name, commands[i].summary, PROGRAM, commands[i].usage);
+    if (used < sizeof text)
+        snprintf(text + used, sizeof text - used,
+                 "\n--help and --version print this text and the version.\n");
+    return text;
+}
 
 int main(int argc, char **argv)
 {
-    int status = tl_cli_common(argc, argv, "tierline-relay", help_text);
+    int status = tl_cli_common(argc, argv, PROGRAM, help_text());
     if (status >= 0)
         return status;
-    return tl_cli_unknown("tierline-relay", argv[1]);
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(&commands[i], argc, argv);
+    return tl_cli_unknown(PROGRAM, argv[1]);
 }

@@ -17,7 +17,7 @@ for target in frame msg; do
     work=build/fuzz/corpus-$target
     mkdir -p "$work" build/fuzz/artifacts
     echo "== fuzz_$target for ${seconds}s"
-    if ! build/fuzz/tests/fuzz_$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    if ! build/fuzz/bin/fuzz_$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ \
         "$work" tests/fuzz/corpus/$target; then
         echo "fuzz_$target FAILED: see build/fuzz/artifacts" >&2

@@ -1,0 +1,891 @@
+/* The audit log; the format it writes and checks is docs/audit-format.md. */
+#include "relay/audit.h"
+
+#include "proto/buf.h"
+#include "proto/err.h"
+#include "proto/hash.h"
+#include "proto/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Every line ends with these 75 bytes: `,"hash":"` + 64 hex + `"}` (format §4). */
+#define HASH_PREFIX ",\"hash\":\""
+#define HASH_PREFIX_LEN 9
+#define HASH_SUFFIX_LEN (HASH_PREFIX_LEN + 64 + 2)
+#define GENESIS_PREV "0000000000000000000000000000000000000000000000000000000000000000"
+#define TIME_LEN 24 /* "2026-11-23T19:04:05.123Z" */
+
+static const char *const member_names[] = {"seq",     "time",    "actor", "action",
+                                           "subject", "details", "prev",  "hash"};
+#define MEMBER_COUNT (sizeof member_names / sizeof member_names[0])
+
+struct tl_audit {
+    int fd;
+    char *path;
+    uint64_t size; /* bytes in the file, all of them complete lines */
+    uint64_t last_seq;
+    char last_hash[TL_AUDIT_HASH_HEX];
+    /* Set when a failed fsync or an unrepairable failed write leaves the
+     * file's state unknown: appending more would build on sand. */
+    bool failed;
+};
+
+/* What the stateless line check extracts for the chain checks. */
+struct line_info {
+    uint64_t seq;
+    char prev[TL_AUDIT_HASH_HEX];
+    char hash[TL_AUDIT_HASH_HEX];
+};
+
+static bool is_hash_hex(const char *text, size_t len)
+{
+    if (len != 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static bool is_time(const char *text)
+{
+    static const char pattern[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (strlen(text) != TIME_LEN)
+        return false;
+    for (size_t i = 0; i < TIME_LEN; i++) {
+        if (pattern[i] == 'd' ? (text[i] < '0' || text[i] > '9') : text[i] != pattern[i])
+            return false;
+    }
+    return true;
+}
+
+/* Nesting depth of containers under value, where value itself is at depth. */
+static bool depth_within(const json_t *value, int depth)
+{
+    if (!json_is_object(value) && !json_is_array(value))
+        return true;
+    if (depth > TL_AUDIT_DETAILS_DEPTH)
+        return false;
+    /* jansson has no const iteration; nothing here modifies the value. */
+    json_t *container = (json_t *)value;
+    if (json_is_array(container)) {
+        for (size_t i = 0; i < json_array_size(container); i++) {
+            if (!depth_within(json_array_get(container, i), depth + 1))
+                return false;
+        }
+        return true;
+    }
+    const char *key;
+    json_t *member;
+    json_object_foreach(container, key, member)
+    {
+        if (!depth_within(member, depth + 1))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The seq a failure report names: read from the line's first bytes, so it is
+ * available even when the line is not JSON. Format §6.
+ */
+static uint64_t reported_seq(const char *line, size_t len)
+{
+    static const char prefix[] = "{\"seq\":";
+    size_t at = sizeof prefix - 1;
+    if (len < at || memcmp(line, prefix, at) != 0)
+        return 0;
+    uint64_t seq = 0;
+    size_t digits = 0;
+    while (at < len && line[at] >= '0' && line[at] <= '9') {
+        if (++digits > 19)
+            return 0;
+        seq = seq * 10 + (uint64_t)(line[at] - '0');
+        at++;
+    }
+    if (digits == 0 || at >= len || line[at] != ',' || seq > INT64_MAX)
+        return 0;
+    return seq;
+}
+
+/*
+ * The checks on one line that need no context (format §5, steps 2–5). line
+ * excludes the newline. reason gets "category: explanation" on failure.
+ */
+static int check_line(const char *line, size_t len, struct line_info *info, char *reason,
+                      size_t reason_size)
+{
+    int rc = TL_EPROTO;
+    json_t *root = NULL;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if (c < 0x20 || c > 0x7e) {
+            snprintf(reason, reason_size, "not-ascii: byte 0x%02x at column %zu", c, i + 1);
+            goto out;
+        }
+    }
+    if (len < 1 + HASH_SUFFIX_LEN || line[0] != '{' ||
+        memcmp(line + len - HASH_SUFFIX_LEN, HASH_PREFIX, HASH_PREFIX_LEN) != 0 ||
+        !is_hash_hex(line + len - 66, 64) || memcmp(line + len - 2, "\"}", 2) != 0) {
+        snprintf(reason, reason_size,
+                 "no-hash-suffix: line does not end with ,\"hash\":\"<64 lowercase hex>\"}");
+        goto out;
+    }
+
+    json_error_t error;
+    root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &error);
+    if (!root || !json_is_object(root)) {
+        /* jansson's text fills up to 160 bytes; the reason has room for less. */
+        snprintf(reason, reason_size, "bad-json: %.100s at column %d",
+                 root ? "not an object" : error.text, root ? 1 : error.column);
+        goto out;
+    }
+
+    size_t index = 0;
+    for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it), index++) {
+        if (index >= MEMBER_COUNT || strcmp(json_object_iter_key(it), member_names[index]) != 0) {
+            snprintf(reason, reason_size,
+                     "bad-members: member %zu is not \"%s\" (required order: seq, time, actor, "
+                     "action, subject, details, prev, hash)",
+                     index + 1, index < MEMBER_COUNT ? member_names[index] : "(none)");
+            goto out;
+        }
+    }
+    if (index != MEMBER_COUNT) {
+        snprintf(reason, reason_size, "bad-members: %zu members where 8 are required", index);
+        goto out;
+    }
+
+    json_t *seq = json_object_get(root, "seq");
+    json_t *time = json_object_get(root, "time");
+    json_t *prev = json_object_get(root, "prev");
+    json_t *hash = json_object_get(root, "hash");
+    json_t *details = json_object_get(root, "details");
+    const char *bad = NULL;
+    if (!json_is_integer(seq) || json_integer_value(seq) < 1)
+        bad = "seq is not an integer from 1 to 2^63-1";
+    else if (!json_is_string(time) || !is_time(json_string_value(time)))
+        bad = "time is not YYYY-MM-DDTHH:MM:SS.mmmZ";
+    else if (!json_is_string(json_object_get(root, "actor")) ||
+             !json_is_string(json_object_get(root, "action")) ||
+             !json_is_string(json_object_get(root, "subject")))
+        bad = "actor, action and subject must be strings";
+    else if (!json_is_object(details))
+        bad = "details is not an object";
+    else if (!depth_within(details, 1))
+        bad = "details nests deeper than 32 levels";
+    else if (!json_is_string(prev) ||
+             !is_hash_hex(json_string_value(prev), json_string_length(prev)))
+        bad = "prev is not 64 lowercase hex digits";
+    else if (!json_is_string(hash) || json_string_length(hash) != 64 ||
+             memcmp(json_string_value(hash), line + len - 66, 64) != 0)
+        bad = "hash member differs from the line's last 64 hex digits";
+    if (bad) {
+        snprintf(reason, reason_size, "bad-type: %s", bad);
+        goto out;
+    }
+
+    info->seq = (uint64_t)json_integer_value(seq);
+    memcpy(info->prev, json_string_value(prev), TL_AUDIT_HASH_HEX);
+    memcpy(info->hash, json_string_value(hash), TL_AUDIT_HASH_HEX);
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* Step 8 of format §5: the stored hash is SHA-256 of the line's BODY. */
+static int check_hash(const char *line, size_t len, const struct line_info *info, char *reason,
+                      size_t reason_size)
+{
+    char computed[TL_AUDIT_HASH_HEX];
+    int rc = tl_sha256_hex(line, len - HASH_SUFFIX_LEN, computed);
+    if (rc < 0)
+        return rc;
+    if (strcmp(computed, info->hash) != 0) {
+        snprintf(reason, reason_size, "bad-hash: stored %.16s..., SHA-256 of the body is %.16s...",
+                 info->hash, computed);
+        return TL_EPROTO;
+    }
+    return 0;
+}
+
+/* Identifiers: bounded, UTF-8 (checked by jansson), no control characters. */
+static bool is_field_text(const char *text, size_t max, bool may_be_empty)
+{
+    size_t len = strlen(text);
+    if (len > max || (len == 0 && !may_be_empty))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static bool is_action(const char *text)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > TL_AUDIT_ACTION_MAX || text[0] == '.' || text[0] == '_' || text[0] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+#define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_ENCODE_ANY)
+
+/*
+ * json_dumps with the writer's flags, plus one fix: JSON_ENSURE_ASCII leaves
+ * DEL (0x7f) raw, and a line must be printable ASCII only (format §4). Raw
+ * 0x7f can only occur inside a string, where \u007F means the same.
+ */
+static char *dump_ascii(const json_t *value)
+{
+    char *text = json_dumps(value, DUMP_FLAGS);
+    if (!text)
+        return NULL;
+    size_t dels = 0, len = strlen(text);
+    for (size_t i = 0; i < len; i++)
+        dels += text[i] == 0x7f;
+    if (dels == 0)
+        return text;
+    char *escaped = malloc(len + dels * 5 + 1);
+    if (escaped) {
+        char *at = escaped;
+        for (size_t i = 0; i < len; i++) {
+            if (text[i] == 0x7f) {
+                memcpy(at, "\\u007F", 6);
+                at += 6;
+            } else {
+                *at++ = text[i];
+            }
+        }
+        *at = '\0';
+    }
+    free(text);
+    return escaped;
+}
+
+/* Appends ,"name":<value as compact ASCII JSON>. */
+static int put_member(tl_buf_t *body, const char *name, const json_t *value)
+{
+    int rc = 0;
+    char *text = dump_ascii(value);
+    if (!text)
+        return TL_EINVAL;
+    if (tl_buf_put(body, ",\"", 2) < 0 || tl_buf_put(body, name, strlen(name)) < 0 ||
+        tl_buf_put(body, "\":", 2) < 0 || tl_buf_put(body, text, strlen(text)) < 0)
+        rc = TL_EFULL;
+    free(text);
+    return rc;
+}
+
+static int put_string_member(tl_buf_t *body, const char *name, const char *value)
+{
+    /* json_string refuses invalid UTF-8, which makes it our UTF-8 check. */
+    json_t *string = json_string(value);
+    if (!string)
+        return TL_EINVAL;
+    int rc = put_member(body, name, string);
+    json_decref(string);
+    return rc;
+}
+
+int tl_audit_format_line(uint64_t seq, const char *time, const char *actor, const char *action,
+                         const char *subject, const json_t *details, const char *prev,
+                         char **line_out, size_t *len_out)
+{
+    int rc = TL_EINVAL;
+    tl_buf_t *body = NULL;
+    json_t *empty = NULL;
+    char *details_text = NULL;
+    char *line = NULL;
+    *line_out = NULL;
+
+    if (!subject)
+        subject = "";
+    if (seq < 1 || seq > INT64_MAX || !time || !is_time(time) || !actor ||
+        !is_field_text(actor, TL_AUDIT_ACTOR_MAX, false) || !action || !is_action(action) ||
+        !is_field_text(subject, TL_AUDIT_SUBJECT_MAX, true) || !prev ||
+        !is_hash_hex(prev, strlen(prev)))
+        goto out;
+    if (!details) {
+        details = empty = json_object();
+        if (!empty) {
+            rc = TL_ENOMEM;
+            goto out;
+        }
+    }
+    if (!json_is_object(details) || !depth_within(details, 1))
+        goto out;
+    /* Measured as written: escaping for ASCII can make text six times longer. */
+    details_text = dump_ascii(details);
+    if (!details_text || strlen(details_text) > TL_AUDIT_DETAILS_MAX)
+        goto out;
+
+    rc = TL_ENOMEM;
+    body = tl_buf_new(TL_AUDIT_LINE_MAX);
+    if (!body)
+        goto out;
+    char number[32];
+    int number_len = snprintf(number, sizeof number, "{\"seq\":%" PRIu64, seq);
+    if (tl_buf_put(body, number, (size_t)number_len) < 0)
+        goto out;
+    rc = put_string_member(body, "time", time);
+    if (rc == 0)
+        rc = put_string_member(body, "actor", actor);
+    if (rc == 0)
+        rc = put_string_member(body, "action", action);
+    if (rc == 0)
+        rc = put_string_member(body, "subject", subject);
+    if (rc < 0)
+        goto out;
+    rc = TL_ENOMEM;
+    if (tl_buf_put(body, ",\"details\":", 11) < 0 ||
+        tl_buf_put(body, details_text, strlen(details_text)) < 0 ||
+        tl_buf_put(body, ",\"prev\":\"", 9) < 0 || tl_buf_put(body, prev, 64) < 0 ||
+        tl_buf_put(body, "\"", 1) < 0)
+        goto out;
+
+    size_t body_len = tl_buf_len(body);
+    size_t line_len = body_len + HASH_SUFFIX_LEN + 1;
+    line = malloc(line_len + 1);
+    if (!line)
+        goto out;
+    memcpy(line, tl_buf_data(body), body_len);
+    memcpy(line + body_len, HASH_PREFIX, HASH_PREFIX_LEN);
+    rc = tl_sha256_hex(line, body_len, line + body_len + HASH_PREFIX_LEN);
+    if (rc < 0)
+        goto out;
+    memcpy(line + body_len + HASH_PREFIX_LEN + 64, "\"}\n", 4);
+
+    /* What we write must pass our own verifier: this catches what the field
+     * checks cannot see, such as a NUL inside a details string, which jansson
+     * writes as \u0000 but refuses to read back. */
+    struct line_info info;
+    char reason[160];
+    if (check_line(line, line_len - 1, &info, reason, sizeof reason) < 0) {
+        rc = TL_EINVAL;
+        goto out;
+    }
+    *line_out = line;
+    *len_out = line_len;
+    line = NULL;
+    rc = 0;
+out:
+    free(line);
+    free(details_text);
+    json_decref(empty);
+    tl_buf_free(body);
+    return rc;
+}
+
+static void format_now(char out[TIME_LEN + 1])
+{
+    struct timespec now;
+    struct tm utc;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &utc);
+    size_t used = strftime(out, TIME_LEN + 1, "%Y-%m-%dT%H:%M:%S", &utc);
+    snprintf(out + used, TIME_LEN + 1 - used, ".%03ldZ", now.tv_nsec / 1000000);
+}
+
+static int fsync_parent_dir(const char *path)
+{
+    int rc = 0;
+    char *dir = strdup(path);
+    if (!dir)
+        return TL_ENOMEM;
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0 || fsync(dir_fd) < 0)
+        rc = -errno;
+    if (dir_fd >= 0)
+        close(dir_fd);
+    free(dir);
+    return rc;
+}
+
+static int read_exact_at(int fd, void *buf, size_t len, uint64_t offset)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return TL_ETRUNCATED;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Finds where the last '\n' before end is (the start of the text after it),
+ * looking back at most TL_AUDIT_LINE_MAX bytes. *found is false if there is
+ * none in that window.
+ */
+static int find_line_start(int fd, char *window, uint64_t end, uint64_t *start, bool *found)
+{
+    uint64_t window_len = end < TL_AUDIT_LINE_MAX ? end : TL_AUDIT_LINE_MAX;
+    int rc = read_exact_at(fd, window, (size_t)window_len, end - window_len);
+    if (rc < 0)
+        return rc;
+    char *newline = memrchr(window, '\n', (size_t)window_len);
+    *found = newline != NULL;
+    *start = newline ? end - window_len + (uint64_t)(newline - window) + 1 : end - window_len;
+    return 0;
+}
+
+/*
+ * Cuts off an unterminated last line (format §7). *removed is how many bytes
+ * went, removed_hash their SHA-256 (for the repair entry).
+ */
+static int repair_tail(tl_audit_t *audit, char *window, uint64_t *removed,
+                       char removed_hash[TL_AUDIT_HASH_HEX])
+{
+    uint64_t tail_start;
+    bool found;
+    *removed = 0;
+    int rc = find_line_start(audit->fd, window, audit->size, &tail_start, &found);
+    if (rc < 0)
+        return rc;
+    uint64_t tail_len = audit->size - tail_start;
+    if (tail_len == 0)
+        return 0;
+    if (tail_len >= TL_AUDIT_LINE_MAX) {
+        /* Longer than any line we write: not a torn write of ours. */
+        tl_log_error("audit log ends in an overlong unterminated line path=%s", audit->path);
+        return TL_EPROTO;
+    }
+    rc = read_exact_at(audit->fd, window, (size_t)tail_len, tail_start);
+    if (rc == 0)
+        rc = tl_sha256_hex(window, (size_t)tail_len, removed_hash);
+    if (rc < 0)
+        return rc;
+    if (ftruncate(audit->fd, (off_t)tail_start) < 0 || fdatasync(audit->fd) < 0)
+        return -errno;
+    tl_log_warn("audit log ended in a partial line, removed it path=%s bytes=%" PRIu64 " sha256=%s",
+                audit->path, tail_len, removed_hash);
+    audit->size = tail_start;
+    *removed = tail_len;
+    return 0;
+}
+
+/* Reads the last complete line and takes the chain head from it. */
+static int load_head(tl_audit_t *audit, char *window, uint64_t size)
+{
+    if (size == 0) {
+        audit->last_seq = 0;
+        memcpy(audit->last_hash, GENESIS_PREV, TL_AUDIT_HASH_HEX);
+        return 0;
+    }
+    uint64_t start;
+    bool found;
+    /* size - 1 skips the last line's own newline. */
+    int rc = find_line_start(audit->fd, window, size - 1, &start, &found);
+    if (rc < 0)
+        return rc;
+    if (!found && start != 0) {
+        tl_log_error("audit log's last line is too long path=%s", audit->path);
+        return TL_EPROTO;
+    }
+    size_t line_len = (size_t)(size - 1 - start);
+    rc = read_exact_at(audit->fd, window, line_len, start);
+    if (rc < 0)
+        return rc;
+    struct line_info info;
+    char reason[160];
+    rc = check_line(window, line_len, &info, reason, sizeof reason);
+    if (rc == 0)
+        rc = check_hash(window, line_len, &info, reason, sizeof reason);
+    if (rc == TL_EPROTO) {
+        tl_log_error("audit log's last line fails its check, not appending path=%s reason=%s",
+                     audit->path, reason);
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    audit->last_seq = info.seq;
+    memcpy(audit->last_hash, info.hash, TL_AUDIT_HASH_HEX);
+    return 0;
+}
+
+int tl_audit_open(const char *path, tl_audit_t **out)
+{
+    int rc = TL_ENOMEM;
+    tl_audit_t *audit = NULL;
+    char *window = NULL;
+    *out = NULL;
+
+    if (!path || !*path)
+        return TL_EINVAL;
+    audit = calloc(1, sizeof *audit);
+    if (!audit)
+        goto out;
+    audit->fd = -1;
+    audit->path = strdup(path);
+    window = malloc(TL_AUDIT_LINE_MAX);
+    if (!audit->path || !window)
+        goto out;
+
+    bool created = true;
+    audit->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (audit->fd < 0 && errno == EEXIST) {
+        created = false;
+        audit->fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (audit->fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (flock(audit->fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = -errno;
+        tl_log_error("audit log is held by another writer path=%s", path);
+        goto out;
+    }
+    struct stat st;
+    if (fstat(audit->fd, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = TL_EINVAL;
+        goto out;
+    }
+    if ((st.st_mode & 077) != 0) {
+        tl_log_warn("audit log was readable by others, tightening to 0600 path=%s", path);
+        if (fchmod(audit->fd, 0600) < 0) {
+            rc = -errno;
+            goto out;
+        }
+    }
+    if (created) {
+        /* The first entry is only durable if the file's name is. */
+        rc = fsync_parent_dir(path);
+        if (rc < 0)
+            goto out;
+    }
+
+    audit->size = (uint64_t)st.st_size;
+    uint64_t removed;
+    char removed_hash[TL_AUDIT_HASH_HEX];
+    rc = repair_tail(audit, window, &removed, removed_hash);
+    if (rc == 0)
+        rc = load_head(audit, window, audit->size);
+    if (rc < 0)
+        goto out;
+
+    if (removed > 0) {
+        /* A repair changes the file, so it is itself on the record. */
+        json_t *details = json_pack("{s:I,s:s}", "removed_bytes", (json_int_t)removed,
+                                    "removed_sha256", removed_hash);
+        rc = details ? tl_audit_append(audit, "relay", "audit.repair", "", details, NULL)
+                     : TL_ENOMEM;
+        json_decref(details);
+        if (rc < 0)
+            goto out;
+    }
+    *out = audit;
+    audit = NULL;
+    rc = 0;
+out:
+    free(window);
+    tl_audit_close(audit);
+    return rc;
+}
+
+void tl_audit_close(tl_audit_t *audit)
+{
+    if (!audit)
+        return;
+    if (audit->fd >= 0)
+        close(audit->fd);
+    free(audit->path);
+    free(audit);
+}
+
+uint64_t tl_audit_last_seq(const tl_audit_t *audit)
+{
+    return audit->last_seq;
+}
+
+const char *tl_audit_last_hash(const tl_audit_t *audit)
+{
+    return audit->last_hash;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, data + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+int tl_audit_append_batch(tl_audit_t *audit, tl_audit_entry_t *entries, size_t count)
+{
+    int rc = 0;
+    char *batch = NULL;
+    size_t batch_len = 0;
+    char *line = NULL;
+
+    if (!audit || (!entries && count > 0))
+        return TL_EINVAL;
+    if (audit->failed)
+        return TL_EIO;
+    if (count == 0)
+        return 0;
+
+    /* Format everything first, so one bad entry means nothing is written. */
+    uint64_t seq = audit->last_seq;
+    char prev[TL_AUDIT_HASH_HEX];
+    memcpy(prev, audit->last_hash, TL_AUDIT_HASH_HEX);
+    for (size_t i = 0; i < count; i++) {
+        char now[TIME_LEN + 1];
+        size_t line_len;
+        format_now(now);
+        rc = tl_audit_format_line(seq + 1, now, entries[i].actor, entries[i].action,
+                                  entries[i].subject, entries[i].details, prev, &line, &line_len);
+        if (rc < 0)
+            goto out;
+        char *grown = realloc(batch, batch_len + line_len);
+        if (!grown) {
+            rc = TL_ENOMEM;
+            goto out;
+        }
+        batch = grown;
+        memcpy(batch + batch_len, line, line_len);
+        batch_len += line_len;
+        /* The new line's hash sits just before its closing `"}\n`. */
+        memcpy(prev, line + line_len - 67, 64);
+        prev[64] = '\0';
+        free(line);
+        line = NULL;
+        seq++;
+    }
+
+    /* One write per batch (normally one syscall), so a crash tears at most
+     * the last line, which tl_audit_open then removes. */
+    rc = write_all(audit->fd, batch, batch_len);
+    if (rc < 0) {
+        if (ftruncate(audit->fd, (off_t)audit->size) < 0) {
+            audit->failed = true;
+            tl_log_error("audit log write failed and could not be undone path=%s reason=%s",
+                         audit->path, tl_strerror(rc));
+        }
+        goto out;
+    }
+    if (fdatasync(audit->fd) < 0) {
+        /* After a failed fsync the kernel may have dropped the pages: what is
+         * on disk is unknown until the file is read again (reopen). */
+        rc = -errno;
+        audit->failed = true;
+        tl_log_error("audit log fsync failed, refusing further appends path=%s reason=%s",
+                     audit->path, tl_strerror(rc));
+        goto out;
+    }
+    audit->size += batch_len;
+    for (size_t i = 0; i < count; i++)
+        entries[i].seq = audit->last_seq + 1 + i;
+    audit->last_seq = seq;
+    memcpy(audit->last_hash, prev, TL_AUDIT_HASH_HEX);
+out:
+    free(line);
+    free(batch);
+    return rc;
+}
+
+int tl_audit_check_entry(const tl_audit_entry_t *entry)
+{
+    if (!entry)
+        return TL_EINVAL;
+    char *line;
+    size_t line_len;
+    /* The seq, time and prev the writer adds are always valid: only the
+     * caller's fields can fail, whatever values those take. */
+    int rc = tl_audit_format_line(1, "2000-01-01T00:00:00.000Z", entry->actor, entry->action,
+                                  entry->subject, entry->details, GENESIS_PREV, &line, &line_len);
+    if (rc == 0)
+        free(line);
+    return rc;
+}
+
+int tl_audit_append(tl_audit_t *audit, const char *actor, const char *action, const char *subject,
+                    json_t *details, uint64_t *seq_out)
+{
+    tl_audit_entry_t entry = {
+        .actor = actor, .action = action, .subject = subject, .details = details};
+    int rc = tl_audit_append_batch(audit, &entry, 1);
+    if (rc == 0 && seq_out)
+        *seq_out = entry.seq;
+    return rc;
+}
+
+/* Stops verification at the line that failed. */
+static void report_failure(tl_audit_report_t *report, uint64_t line_no, const char *line,
+                           size_t len, const char *reason)
+{
+    report->bad_line = line_no;
+    report->bad_seq = reported_seq(line, len);
+    snprintf(report->reason, sizeof report->reason, "%s", reason);
+}
+
+/* Steps 2–8 of format §5 for one complete line (without its newline). */
+static int verify_line(tl_audit_report_t *report, uint64_t line_no, const char *line, size_t len)
+{
+    struct line_info info;
+    char reason[sizeof report->reason];
+    int rc = check_line(line, len, &info, reason, sizeof reason);
+    if (rc == 0 && info.seq != report->entries + 1) {
+        snprintf(reason, sizeof reason, "bad-seq: seq %" PRIu64 " where %" PRIu64 " was expected",
+                 info.seq, report->entries + 1);
+        rc = TL_EPROTO;
+    }
+    if (rc == 0 && strcmp(info.prev, report->last_hash) != 0) {
+        snprintf(reason, sizeof reason,
+                 "bad-prev: prev %.16s... is not the previous entry's hash %.16s...", info.prev,
+                 report->last_hash);
+        rc = TL_EPROTO;
+    }
+    if (rc == 0)
+        rc = check_hash(line, len, &info, reason, sizeof reason);
+    if (rc == TL_EPROTO) {
+        report_failure(report, line_no, line, len, reason);
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    report->entries++;
+    memcpy(report->last_hash, info.hash, TL_AUDIT_HASH_HEX);
+    return 0;
+}
+
+int tl_audit_verify(const char *path, tl_audit_report_t *report)
+{
+    int rc = 0;
+    int fd = -1;
+    char *line = NULL;
+    char *chunk = NULL;
+    size_t have = 0; /* bytes of the current, unterminated line in `line` */
+    uint64_t line_no = 0;
+
+    memset(report, 0, sizeof *report);
+    memcpy(report->last_hash, GENESIS_PREV, TL_AUDIT_HASH_HEX);
+    line = malloc(TL_AUDIT_LINE_MAX);
+    chunk = malloc(65536);
+    if (!line || !chunk) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+
+    for (;;) {
+        ssize_t n = read(fd, chunk, 65536);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        size_t pos = 0;
+        while (pos < (size_t)n) {
+            char *newline = memchr(chunk + pos, '\n', (size_t)n - pos);
+            size_t piece = newline ? (size_t)(newline - (chunk + pos)) : (size_t)n - pos;
+            /* A line, newline included, is at most TL_AUDIT_LINE_MAX bytes,
+             * so TL_AUDIT_LINE_MAX bytes without a newline can never be one. */
+            if (have + piece >= TL_AUDIT_LINE_MAX) {
+                size_t fits = TL_AUDIT_LINE_MAX - have < piece ? TL_AUDIT_LINE_MAX - have : piece;
+                memcpy(line + have, chunk + pos, fits);
+                report_failure(report, line_no + 1, line, have + fits,
+                               "too-long: line longer than 1048576 bytes");
+                rc = TL_EPROTO;
+                goto out;
+            }
+            memcpy(line + have, chunk + pos, piece);
+            have += piece;
+            pos += piece;
+            if (!newline)
+                break;
+            pos++;
+            line_no++;
+            rc = verify_line(report, line_no, line, have);
+            if (rc < 0)
+                goto out;
+            have = 0;
+        }
+    }
+    report->partial_tail_bytes = have;
+out:
+    if (rc < 0 && rc != TL_EPROTO)
+        snprintf(report->reason, sizeof report->reason, "cannot read %s: %s", path,
+                 tl_strerror(rc));
+    if (fd >= 0)
+        close(fd);
+    free(chunk);
+    free(line);
+    return rc;
+}
+
+void tl_audit_report_print(const tl_audit_report_t *report, int rc, FILE *out)
+{
+    if (rc == 0) {
+        fprintf(out, "audit log OK: %" PRIu64 " entries, last hash %s\n", report->entries,
+                report->last_hash);
+        if (report->partial_tail_bytes > 0)
+            fprintf(out,
+                    "note: %" PRIu64 " bytes after the last newline are a write interrupted by a "
+                    "crash, not an entry; the relay removes them when it next opens the log\n",
+                    report->partial_tail_bytes);
+        return;
+    }
+    if (rc != TL_EPROTO) {
+        fprintf(out, "audit log not verified: %s\n", report->reason);
+        return;
+    }
+    if (report->bad_seq > 0)
+        fprintf(out, "audit log BROKEN at seq %" PRIu64 " (line %" PRIu64 "): %s\n",
+                report->bad_seq, report->bad_line, report->reason);
+    else
+        fprintf(out, "audit log BROKEN at line %" PRIu64 " (seq unreadable): %s\n",
+                report->bad_line, report->reason);
+    fprintf(out, "%" PRIu64 " entries before it verified; the last of them has hash %s\n",
+            report->entries, report->last_hash);
+}

@@ -1,0 +1,124 @@
+/*
+ * The audit log: an append-only file of hash-chained JSON lines.
+ *
+ * Every security-relevant event the relay handles (enrollments, agent
+ * connects, tickets, evidence, ...) becomes one line in DATA/audit.log. Each
+ * line carries the SHA-256 of the line before it, so editing, removing or
+ * reordering entries breaks the chain at a point a verifier can name. The
+ * format, including the exact bytes that are hashed, is specified in
+ * docs/audit-format.md; this module is its reference implementation and
+ * tl_audit_verify() is the verifier behind `tierline-relay audit-verify`.
+ *
+ * Durability (DESIGN §8): an entry counts as recorded only once
+ * tl_audit_append()/tl_audit_append_batch() has returned 0, which happens
+ * after fsync returned. Callers acknowledge the action an entry records only
+ * after that. The calls block on disk, so the relay makes them from its
+ * storage worker, never from the event loop; batching several entries into
+ * one call is the group commit (one write, one fsync).
+ *
+ * Ownership: a tl_audit_t holds the open file and the chain head (last seq
+ * and hash). It is not thread-safe: one thread owns it. It also holds an
+ * exclusive flock on the file, so a second writer (another relay process on
+ * the same data directory) cannot fork the chain.
+ */
+#ifndef TL_AUDIT_H
+#define TL_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+/* Limits on what a writer accepts (docs/audit-format.md §3). */
+#define TL_AUDIT_ACTOR_MAX 256     /* bytes of UTF-8 */
+#define TL_AUDIT_ACTION_MAX 64     /* bytes, [a-z0-9._-], starting with [a-z0-9] */
+#define TL_AUDIT_SUBJECT_MAX 256   /* bytes of UTF-8; may be empty */
+#define TL_AUDIT_DETAILS_MAX 65536 /* bytes of details as written (compact, ASCII-escaped) */
+#define TL_AUDIT_DETAILS_DEPTH 32  /* nesting levels; details itself is level 1 */
+/* Longest line a verifier accepts, counting its newline. */
+#define TL_AUDIT_LINE_MAX (1024 * 1024)
+/* Lowercase hex SHA-256 plus a NUL. */
+#define TL_AUDIT_HASH_HEX 65
+
+typedef struct tl_audit tl_audit_t;
+
+/*
+ * Opens (or creates, mode 0600) the log at path for appending and recovers
+ * the chain head from its last line. A last line without its newline is what
+ * a crash in the middle of a write leaves; it was never acknowledged, so it
+ * is cut off (with a warning in the operator log) and the chain continues
+ * from the line before it. Anything else wrong with the last line (bad hash,
+ * bad JSON) is not repaired: TL_EPROTO, and the file is left untouched for a
+ * human to look at. A log held by another writer gives -EWOULDBLOCK.
+ */
+int tl_audit_open(const char *path, tl_audit_t **out);
+/* Closes the file. Every appended entry was already synced. NULL is a no-op. */
+void tl_audit_close(tl_audit_t *audit);
+
+/* One entry to append. details is borrowed (NULL means {}); seq is set on success. */
+typedef struct tl_audit_entry {
+    const char *actor;
+    const char *action;
+    const char *subject; /* NULL means "" */
+    json_t *details;
+    uint64_t seq;
+} tl_audit_entry_t;
+
+/*
+ * Appends count entries with one write and one fsync, and fills in their
+ * sequence numbers. All entries are checked before anything is written: one
+ * invalid entry gives TL_EINVAL and nothing is written. On an I/O failure
+ * nothing may be acknowledged; after a failed fsync the on-disk state is
+ * unknown, so the log refuses further appends (TL_EIO) until it is reopened.
+ */
+int tl_audit_append_batch(tl_audit_t *audit, tl_audit_entry_t *entries, size_t count);
+/*
+ * Would this entry be accepted? 0 or TL_EINVAL, the same checks append makes,
+ * without writing. For callers that gather entries from several jobs into one
+ * batch: checking each as it arrives keeps one job's bad entry from failing
+ * everyone's batch.
+ */
+int tl_audit_check_entry(const tl_audit_entry_t *entry);
+/* One entry: a batch of one. seq_out may be NULL. */
+int tl_audit_append(tl_audit_t *audit, const char *actor, const char *action, const char *subject,
+                    json_t *details, uint64_t *seq_out);
+
+/* Chain head: the last sequence number (0 for an empty log) and its hash (64 zeros if empty). */
+uint64_t tl_audit_last_seq(const tl_audit_t *audit);
+const char *tl_audit_last_hash(const tl_audit_t *audit);
+
+/*
+ * Formats one complete line (with its hash and trailing newline) into a
+ * malloc'd NUL-terminated string. Pure: no clock, no file. time must be an
+ * RFC 3339 UTC time with milliseconds ("2026-11-23T19:04:05.123Z"), prev the
+ * previous line's hash. TL_EINVAL if any field breaks the writer's limits.
+ * Exposed so tests and docs can pin the exact bytes.
+ */
+int tl_audit_format_line(uint64_t seq, const char *time, const char *actor, const char *action,
+                         const char *subject, const json_t *details, const char *prev,
+                         char **line_out, size_t *len_out);
+
+typedef struct tl_audit_report {
+    uint64_t entries;                  /* valid entries before the first failure */
+    char last_hash[TL_AUDIT_HASH_HEX]; /* hash of the last valid entry; 64 zeros if none */
+    uint64_t bad_line;                 /* 1-based line of the first failure; 0 if none */
+    uint64_t bad_seq;                  /* its "seq" if it could be read, else 0 */
+    uint64_t partial_tail_bytes;       /* bytes after the last newline (ignored, see docs) */
+    char reason[160];                  /* why it failed; "" if it did not */
+} tl_audit_report_t;
+
+/*
+ * Verifies the whole file at path, streaming it with bounded memory. Returns
+ * 0 if every line checks out, TL_EPROTO at the first line that does not
+ * (report names it and says why), or another negative code if the file
+ * cannot be read (report->reason says so). Bytes after the last newline are
+ * an interrupted write, not an entry: they are counted in
+ * partial_tail_bytes and do not fail verification.
+ */
+int tl_audit_verify(const char *path, tl_audit_report_t *report);
+
+/* Prints a human-readable verdict for the result of tl_audit_verify(). */
+void tl_audit_report_print(const tl_audit_report_t *report, int rc, FILE *out);
+
+#endif

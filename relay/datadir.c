@@ -1,0 +1,161 @@
+#include "relay/datadir.h"
+#include "proto/err.h"
+#include "proto/keys.h"
+#include "relay/audit.h"
+#include "relay/evidence.h"
+#include "relay/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tl_datadir_path(const char *root, const char *name, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s/%s", root, name);
+    return n > 0 && (size_t)n < size ? 0 : TL_EINVAL;
+}
+
+/* 1 if path is missing or an empty directory. */
+static int absent_or_empty(const char *root)
+{
+    DIR *dir = opendir(root);
+    if (dir == NULL)
+        return errno == ENOENT;
+    struct dirent *entry;
+    int empty = 1;
+    while ((entry = readdir(dir)) != NULL) {
+        if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0) {
+            empty = 0;
+            break;
+        }
+    }
+    closedir(dir);
+    return empty;
+}
+
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+static int write_settings(const char *root, const char *listen)
+{
+    char path[4096];
+    int rc = tl_datadir_path(root, TL_DATADIR_SETTINGS, path, sizeof path);
+    if (rc != 0)
+        return rc;
+    json_t *settings = json_pack("{s:i, s:s}", "version", 1, "listen", listen);
+    if (settings == NULL)
+        return TL_ENOMEM;
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        json_decref(settings);
+        return -errno;
+    }
+    rc = json_dumpfd(settings, fd, JSON_INDENT(2)) == 0 && write(fd, "\n", 1) == 1 ? 0 : TL_EIO;
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    json_decref(settings);
+    return rc;
+}
+
+int tl_datadir_init(const char *root, const char *listen, char *fingerprint_out)
+{
+    char path[4096];
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    tl_store_t *store = NULL;
+    tl_audit_t *audit = NULL;
+    tl_evidence_store_t *evidence = NULL;
+    json_t *details = NULL;
+    int rc;
+
+    if (!absent_or_empty(root))
+        return TL_EEXIST;
+    if (mkdir(root, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    if (chmod(root, 0700) != 0)
+        return -errno;
+
+    if ((rc = tl_key_generate(&key)) != 0 ||
+        (rc = tl_datadir_path(root, TL_DATADIR_KEY, path, sizeof path)) != 0 ||
+        (rc = tl_key_save(path, key)) != 0)
+        goto out;
+    if ((rc = tl_cert_self_signed(key, "tierline-relay", 3650, &cert)) != 0 ||
+        (rc = tl_datadir_path(root, TL_DATADIR_CERT, path, sizeof path)) != 0 ||
+        (rc = tl_cert_save(path, cert)) != 0)
+        goto out;
+    if ((rc = tl_fingerprint(key, fingerprint_out)) != 0)
+        goto out;
+    if ((rc = tl_datadir_path(root, TL_DATADIR_DB, path, sizeof path)) != 0 ||
+        (rc = tl_store_open(path, TL_STORE_CREATE_NEW, &store)) != 0)
+        goto out;
+    if ((rc = tl_datadir_path(root, TL_DATADIR_EVIDENCE, path, sizeof path)) != 0 ||
+        (rc = tl_evidence_store_open(path, NULL, &evidence)) != 0)
+        goto out;
+    if ((rc = write_settings(root, listen)) != 0)
+        goto out;
+    if ((rc = tl_datadir_path(root, TL_DATADIR_AUDIT, path, sizeof path)) != 0 ||
+        (rc = tl_audit_open(path, &audit)) != 0)
+        goto out;
+    details = json_pack("{s:s, s:s}", "fingerprint", fingerprint_out, "listen", listen);
+    if (details == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    if ((rc = tl_audit_append(audit, "admin", "relay.init", "", details, NULL)) != 0)
+        goto out;
+    rc = fsync_dir(root);
+out:
+    json_decref(details);
+    tl_audit_close(audit);
+    tl_evidence_store_close(evidence);
+    tl_store_close(store);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+int tl_datadir_listen(const char *root, char *out, size_t size)
+{
+    char path[4096];
+    int rc = tl_datadir_path(root, TL_DATADIR_SETTINGS, path, sizeof path);
+    if (rc != 0)
+        return rc;
+    json_error_t error;
+    json_t *settings = json_load_file(path, JSON_REJECT_DUPLICATES, &error);
+    if (settings == NULL)
+        return access(path, F_OK) == 0 ? TL_EINVAL : -ENOENT;
+    const char *listen = json_string_value(json_object_get(settings, "listen"));
+    rc = listen != NULL && strlen(listen) < size ? 0 : TL_EINVAL;
+    if (rc == 0)
+        strcpy(out, listen);
+    json_decref(settings);
+    return rc;
+}
+
+int tl_datadir_fingerprint(const char *root, char *out)
+{
+    char path[4096];
+    EVP_PKEY *key = NULL;
+    int rc = tl_datadir_path(root, TL_DATADIR_KEY, path, sizeof path);
+    if (rc == 0)
+        rc = tl_key_load(path, &key);
+    if (rc == 0)
+        rc = tl_fingerprint(key, out);
+    EVP_PKEY_free(key);
+    return rc;
+}

@@ -1,0 +1,996 @@
+#include "relay/server.h"
+#include "proto/addr.h"
+#include "proto/enrollment.h"
+#include "proto/err.h"
+#include "proto/hash.h"
+#include "proto/keys.h"
+#include "proto/log.h"
+#include "proto/peer.h"
+#include "relay/datadir.h"
+#include "relay/registry.h"
+#include "relay/worker.h"
+#include "tl_version.h"
+
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* docs/protocol.md §7. */
+
+struct relay;
+
+/* One connected agent (or a key that came to enroll). */
+struct agent {
+    struct relay *relay;
+    tl_peer_t *peer;
+    struct agent *prev, *next;
+    struct upload *uploads;
+    int64_t device_id; /* 0 while unknown: enrollment only */
+    char fingerprint[TL_FINGERPRINT_LEN];
+    char address[TL_ADDR_TEXT_MAX];
+    int refs; /* the connection itself, plus each job in flight */
+    unsigned closed : 1;
+    unsigned enrolling : 1;
+    unsigned counted_online : 1;
+};
+
+/* An evidence item arriving on an "upload" channel (docs/protocol.md §7.4). */
+struct upload {
+    struct agent *agent;
+    struct upload *next;
+    uint32_t channel;
+    tl_evidence_writer_t *writer; /* worker thread only */
+    char expect_hash[TL_SHA256_HEX_LEN];
+    char kind[33];
+    char name[256];
+    uint64_t expect_size;
+    uint64_t received;
+    int result; /* worker: the commit's outcome */
+    unsigned channel_open : 1;
+    unsigned finished : 1; /* committed, failed or aborted: no more jobs */
+};
+
+struct enroll_limit {
+    char address[TL_ADDR_TEXT_MAX];
+    uint64_t window_start;
+    unsigned failures;
+};
+
+#define ENROLL_LIMIT_SLOTS 256
+
+struct relay {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_signal_t sigterm, sigint;
+    tl_tls_ctx_t *tls;
+    tl_store_t *store;
+    tl_audit_t *audit;
+    tl_evidence_store_t *evidence;
+    tl_worker_t *worker;
+    tl_registry_t *registry;
+    struct agent *agents;
+    uint32_t agent_count;
+    tl_relay_config_t config;
+    tl_peer_config_t peer_config;
+    tl_mux_config_t mux_config;
+    struct enroll_limit limits[ENROLL_LIMIT_SLOTS];
+    char software[64];
+    int stopping;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void device_name(int64_t id, char out[32])
+{
+    snprintf(out, 32, "D-%" PRId64, id);
+}
+
+static void agent_actor(const struct agent *agent, char out[96])
+{
+    if (agent->device_id > 0)
+        snprintf(out, 96, "agent:D-%" PRId64, agent->device_id);
+    else
+        snprintf(out, 96, "agent:%s", agent->fingerprint);
+}
+
+static void agent_unref(struct agent *agent)
+{
+    if (--agent->refs > 0)
+        return;
+    while (agent->uploads != NULL) {
+        struct upload *next = agent->uploads->next;
+        free(agent->uploads);
+        agent->uploads = next;
+    }
+    free(agent);
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+/* A job bound to an agent: holds a reference so the agent outlives it. */
+struct agent_job {
+    tl_job_t job;
+    struct agent *agent;
+    int result;            /* the outcome the agent is told */
+    uint32_t request_id;   /* for control requests */
+    json_t *request;       /* the request body (owned) */
+    json_t *reply;         /* extra members for the result (owned) */
+    struct upload *upload; /* for upload jobs */
+    uint8_t *data;         /* for upload writes */
+    size_t len;
+    tl_device_info_t device; /* for enrollment (strings owned) */
+    char code_hash[TL_SHA256_HEX_LEN];
+    int64_t device_id;
+    int online;
+};
+
+static struct agent_job *job_new(struct agent *agent, int (*run)(tl_job_t *, tl_job_ctx_t *),
+                                 void (*done)(tl_job_t *, int))
+{
+    struct agent_job *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return NULL;
+    job->job.run = run;
+    job->job.done = done;
+    job->agent = agent;
+    agent->refs++;
+    return job;
+}
+
+static void job_free(struct agent_job *job)
+{
+    json_decref(job->request);
+    json_decref(job->reply);
+    free(job->data);
+    free((char *)job->device.hostname);
+    free((char *)job->device.os);
+    agent_unref(job->agent);
+    free(job);
+}
+
+/* ---- device presence ------------------------------------------------------ */
+
+static int run_presence(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    char subject[32], actor[96];
+    device_name(job->device_id, subject);
+    snprintf(actor, sizeof actor, "agent:%s", subject);
+    int rc = tl_store_device_seen(ctx->store, job->device_id, now_ms(), job->online);
+    if (rc != 0)
+        return rc;
+    json_t *details = json_pack("{s:s, s:s}", "fingerprint", job->agent->fingerprint, "address",
+                                job->agent->address);
+    rc = tl_worker_audit(ctx, actor, job->online ? "agent.connect" : "agent.disconnect", subject,
+                         details);
+    json_decref(details);
+    return rc;
+}
+
+static void presence_done(tl_job_t *base, int status)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    if (status != 0)
+        tl_log_error("presence not recorded device=D-%" PRId64 " reason=%s", job->device_id,
+                     tl_strerror(status));
+    job_free(job);
+}
+
+static void submit_presence(struct agent *agent, int online)
+{
+    struct agent_job *job = job_new(agent, run_presence, presence_done);
+    if (job == NULL)
+        return;
+    job->device_id = agent->device_id;
+    job->online = online;
+    tl_worker_submit(agent->relay->worker, &job->job);
+}
+
+/* ---- enrollment ------------------------------------------------------------- */
+
+static struct enroll_limit *limit_slot(struct relay *relay, const char *address, uint64_t now)
+{
+    struct enroll_limit *free_slot = NULL, *oldest = &relay->limits[0];
+    for (int i = 0; i < ENROLL_LIMIT_SLOTS; i++) {
+        struct enroll_limit *slot = &relay->limits[i];
+        if (strcmp(slot->address, address) == 0)
+            return slot;
+        if (slot->address[0] == '\0' || now - slot->window_start >= TL_RELAY_ENROLL_WINDOW_MS) {
+            if (free_slot == NULL)
+                free_slot = slot;
+        } else if (slot->window_start < oldest->window_start) {
+            oldest = slot;
+        }
+    }
+    struct enroll_limit *slot = free_slot ? free_slot : oldest;
+    snprintf(slot->address, sizeof slot->address, "%s", address);
+    slot->window_start = now;
+    slot->failures = 0;
+    return slot;
+}
+
+static int enroll_limited(struct relay *relay, const char *address)
+{
+    uint64_t now = uv_now(relay->loop);
+    struct enroll_limit *slot = limit_slot(relay, address, now);
+    if (now - slot->window_start >= TL_RELAY_ENROLL_WINDOW_MS) {
+        slot->window_start = now;
+        slot->failures = 0;
+    }
+    return slot->failures >= TL_RELAY_ENROLL_FAILURES;
+}
+
+static void enroll_failed(struct relay *relay, const char *address)
+{
+    struct enroll_limit *slot = limit_slot(relay, address, uv_now(relay->loop));
+    slot->failures++;
+}
+
+static int run_enroll(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    struct agent *agent = job->agent;
+    char actor[96];
+    agent_actor(agent, actor);
+    if (job->result == 0) {
+        job->result =
+            tl_store_enroll(ctx->store, job->code_hash, now_ms(), &job->device, &job->device_id);
+    }
+    json_t *details;
+    int rc;
+    if (job->result == 0) {
+        char subject[32];
+        device_name(job->device_id, subject);
+        details = json_pack("{s:s, s:s, s:s, s:s}", "fingerprint", agent->fingerprint, "hostname",
+                            job->device.hostname, "os", job->device.os, "address", agent->address);
+        rc = tl_worker_audit(ctx, actor, "enroll.ok", subject, details);
+    } else {
+        details = json_pack("{s:s, s:s, s:s}", "reason", tl_err_name(job->result), "fingerprint",
+                            agent->fingerprint, "address", agent->address);
+        rc = tl_worker_audit(ctx, actor, "enroll.failed", "", details);
+    }
+    json_decref(details);
+    /* The outcome travels in job->result; the job itself succeeded if audited. */
+    return rc;
+}
+
+static const char *enroll_message(int result)
+{
+    switch (result) {
+    case 0:
+        return "enrolled";
+    case TL_ENOTFOUND:
+        return "unknown enrollment code";
+    case TL_EEXPIRED:
+        return "enrollment code expired: ask for a new one";
+    case TL_EUSED:
+        return "enrollment code already used: ask for a new one";
+    case TL_EEXIST:
+        return "this agent key is already enrolled";
+    case TL_ETIMEOUT:
+        return "too many failed attempts from this address: try again later";
+    case TL_EINVAL:
+        return "malformed enrollment code";
+    default:
+        return "enrollment failed on the relay";
+    }
+}
+
+static void enroll_done(tl_job_t *base, int status)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    struct agent *agent = job->agent;
+    int result = status != 0 ? status : job->result;
+    if (result == 0) {
+        tl_registry_add(agent->relay->registry, agent->fingerprint, job->device_id);
+        tl_log_info("agent enrolled device=D-%" PRId64 " fingerprint=%s address=%s", job->device_id,
+                    agent->fingerprint, agent->address);
+    } else {
+        if (result != TL_ETIMEOUT)
+            enroll_failed(agent->relay, agent->address);
+        tl_log_warn("enrollment refused fingerprint=%s address=%s reason=%s", agent->fingerprint,
+                    agent->address, tl_err_name(result));
+    }
+    if (!agent->closed) {
+        char device[32] = "";
+        if (result == 0)
+            device_name(job->device_id, device);
+        tl_msg_t reply = {.type = TL_MSG_ENROLL_RESULT};
+        reply.u.enroll_result.status = (uint32_t)-result;
+        reply.u.enroll_result.device_id = tl_str_from(device);
+        reply.u.enroll_result.message = tl_str_from(enroll_message(result));
+        tl_peer_send(agent->peer, &reply);
+        tl_peer_close(agent->peer, 0, NULL);
+    }
+    job_free(job);
+}
+
+static int handle_enroll(struct agent *agent, const struct tl_msg_enroll *enroll)
+{
+    if (agent->device_id > 0 || agent->enrolling)
+        return TL_EPROTO;
+    agent->enrolling = 1;
+    struct agent_job *job = job_new(agent, run_enroll, enroll_done);
+    if (job == NULL)
+        return TL_ENOMEM;
+    job->device.fingerprint = agent->fingerprint;
+    job->device.hostname = strndup((const char *)enroll->hostname.ptr, enroll->hostname.len);
+    job->device.os = strndup((const char *)enroll->os.ptr, enroll->os.len);
+    if (job->device.hostname == NULL || job->device.os == NULL) {
+        job_free(job);
+        return TL_ENOMEM;
+    }
+    char typed[TL_MSG_MAX_CODE + 1];
+    memcpy(typed, enroll->code.ptr, enroll->code.len);
+    typed[enroll->code.len] = '\0';
+    if (enroll_limited(agent->relay, agent->address))
+        job->result = TL_ETIMEOUT;
+    else if (tl_enroll_code_hash(typed, job->code_hash) != 0)
+        job->result = TL_EINVAL;
+    /* Even a refusal goes through the worker: every attempt is audited first. */
+    tl_worker_submit(agent->relay->worker, &job->job);
+    return 0;
+}
+
+/* ---- control requests ------------------------------------------------------- */
+
+static void send_result(struct agent *agent, uint32_t request_id, int status, json_t *extra)
+{
+    if (agent->closed)
+        return;
+    json_t *body = status == 0
+                       ? json_pack("{s:s, s:b}", "type", "result", "ok", 1)
+                       : json_pack("{s:s, s:b, s:s, s:s}", "type", "result", "ok", 0, "error",
+                                   tl_err_name(status), "message", tl_strerror(status));
+    if (body == NULL)
+        return;
+    if (status == 0 && extra != NULL)
+        json_object_update(body, extra);
+    tl_peer_send_control(agent->peer, request_id, body);
+    json_decref(body);
+}
+
+/* Text member of at most max bytes, non-empty unless empty_ok. */
+static const char *get_text(json_t *object, const char *key, size_t max, int empty_ok)
+{
+    json_t *value = json_object_get(object, key);
+    if (!json_is_string(value))
+        return NULL;
+    size_t len = json_string_length(value);
+    const char *text = json_string_value(value);
+    if (len > max || (!empty_ok && len == 0) || strlen(text) != len)
+        return NULL;
+    return text;
+}
+
+#define TL_TICKET_MAX_EVIDENCE 16
+
+static int check_evidence_list(json_t *list)
+{
+    if (list == NULL)
+        return 0;
+    if (!json_is_array(list) || json_array_size(list) > TL_TICKET_MAX_EVIDENCE)
+        return TL_EINVAL;
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item)
+    {
+        json_t *size = json_object_get(item, "size");
+        if (!tl_sha256_hex_valid(get_text(item, "sha256", 64, 0)) ||
+            get_text(item, "kind", 32, 0) == NULL || get_text(item, "name", 255, 0) == NULL ||
+            !json_is_integer(size) || json_integer_value(size) < 0)
+            return TL_EINVAL;
+    }
+    return 0;
+}
+
+static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    json_t *request = job->request, *evidence = json_object_get(request, "evidence");
+    json_t *tier_value = json_object_get(request, "tier");
+    tl_ticket_new_t ticket = {
+        .device_id = job->agent->device_id,
+        .title = get_text(request, "title", TL_STORE_MAX_TITLE, 0),
+        .description = get_text(request, "description", TL_STORE_MAX_DESCRIPTION, 1),
+        .tier = json_is_integer(tier_value) ? (int)json_integer_value(tier_value) : 1,
+        .request_id = get_text(request, "request", 64, 0),
+    };
+    size_t i;
+    json_t *item;
+    json_array_foreach(evidence, i, item)
+    {
+        if (tl_evidence_exists(ctx->evidence, json_string_value(json_object_get(item, "sha256"))) !=
+            1)
+            return TL_ENOTFOUND;
+    }
+    int64_t ticket_id = 0, now = now_ms();
+    int created = 0, added = 0;
+    int rc = tl_store_ticket_create(ctx->store, &ticket, now, &ticket_id, &created);
+    if (rc != 0)
+        return rc;
+    char subject[32], actor[96];
+    snprintf(subject, sizeof subject, "T-%" PRId64, ticket_id);
+    agent_actor(job->agent, actor);
+    json_t *hashes = json_array();
+    json_array_foreach(evidence, i, item)
+    {
+        const char *hash = json_string_value(json_object_get(item, "sha256"));
+        rc = tl_store_evidence_add(
+            ctx->store, ticket_id, hash, json_string_value(json_object_get(item, "kind")),
+            json_string_value(json_object_get(item, "name")),
+            (uint64_t)json_integer_value(json_object_get(item, "size")), now, &added);
+        if (rc != 0)
+            goto out;
+        json_array_append_new(hashes, json_string(hash));
+        if (added) {
+            json_t *details =
+                json_pack("{s:s, s:O}", "sha256", hash, "kind", json_object_get(item, "kind"));
+            rc =
+                tl_store_ticket_event(ctx->store, ticket_id, now, actor, "evidence.added", details);
+            json_decref(details);
+            if (rc != 0)
+                goto out;
+        }
+    }
+    if (created) {
+        char device[32];
+        device_name(job->agent->device_id, device);
+        json_t *event = json_pack("{s:s, s:i}", "title", ticket.title, "tier", ticket.tier);
+        rc = tl_store_ticket_event(ctx->store, ticket_id, now, actor, "ticket.created", event);
+        json_decref(event);
+        if (rc == 0) {
+            json_t *details =
+                json_pack("{s:s, s:s, s:i, s:O, s:s}", "device", device, "title", ticket.title,
+                          "tier", ticket.tier, "evidence", hashes, "request", ticket.request_id);
+            rc = tl_worker_audit(ctx, actor, "ticket.create", subject, details);
+            json_decref(details);
+        }
+    }
+    if (rc == 0)
+        job->reply = json_pack("{s:s, s:b}", "ticket", subject, "created", created);
+out:
+    json_decref(hashes);
+    return rc;
+}
+
+static void control_done(tl_job_t *base, int status)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    if (status != 0)
+        tl_log_warn("request failed device=D-%" PRId64 " reason=%s", job->agent->device_id,
+                    tl_err_name(status));
+    send_result(job->agent, job->request_id, status, job->reply);
+    job_free(job);
+}
+
+static int handle_control(struct agent *agent, const struct tl_msg_control *control)
+{
+    const char *type = get_text(control->body, "type", 64, 0);
+    if (control->request_id == 0)
+        return 0; /* notifications from agents: none defined yet, ignored */
+    if (type != NULL && strcmp(type, "ticket.create") == 0) {
+        json_t *body = control->body;
+        json_t *tier = json_object_get(body, "tier");
+        if (get_text(body, "title", TL_STORE_MAX_TITLE, 0) == NULL ||
+            get_text(body, "request", 64, 0) == NULL ||
+            (json_object_get(body, "description") &&
+             get_text(body, "description", TL_STORE_MAX_DESCRIPTION, 1) == NULL) ||
+            (tier != NULL && (!json_is_integer(tier) || json_integer_value(tier) < 0 ||
+                              json_integer_value(tier) > 4)) ||
+            check_evidence_list(json_object_get(body, "evidence")) != 0) {
+            send_result(agent, control->request_id, TL_EINVAL, NULL);
+            return 0;
+        }
+        struct agent_job *job = job_new(agent, run_ticket_create, control_done);
+        if (job == NULL)
+            return TL_ENOMEM;
+        job->request_id = control->request_id;
+        job->request = json_incref(body);
+        tl_worker_submit(agent->relay->worker, &job->job);
+        return 0;
+    }
+    send_result(agent, control->request_id, TL_EINVAL, NULL);
+    return 0;
+}
+
+/* ---- uploads ------------------------------------------------------------------ */
+
+enum upload_step { UPLOAD_WRITE, UPLOAD_COMMIT, UPLOAD_ABORT };
+
+static int run_upload(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    struct upload *up = job->upload;
+    int step = job->online; /* reused as the step */
+    if (up->finished)
+        return TL_ECLOSED;
+    if (step == UPLOAD_ABORT) {
+        tl_evidence_writer_abort(up->writer);
+        up->writer = NULL;
+        up->finished = 1;
+        return 0;
+    }
+    if (up->writer == NULL) {
+        int rc = tl_evidence_writer_new(ctx->evidence, &up->writer);
+        if (rc != 0) {
+            up->finished = 1;
+            return rc;
+        }
+    }
+    if (step == UPLOAD_WRITE) {
+        int rc = tl_evidence_writer_write(up->writer, job->data, job->len);
+        if (rc != 0) {
+            tl_evidence_writer_abort(up->writer);
+            up->writer = NULL;
+            up->finished = 1;
+        }
+        return rc;
+    }
+    char hash[TL_EVIDENCE_HASH_HEX];
+    uint64_t size = 0;
+    int rc = tl_evidence_writer_commit(up->writer, hash, &size);
+    up->writer = NULL;
+    up->finished = 1;
+    if (rc != 0)
+        return rc;
+    if (size != up->expect_size || strcmp(hash, up->expect_hash) != 0)
+        return TL_EMSG_MALFORMED; /* content is not what the agent announced */
+    char actor[96];
+    agent_actor(job->agent, actor);
+    json_t *details = json_pack("{s:s, s:I, s:s, s:s}", "sha256", hash, "size", (json_int_t)size,
+                                "kind", up->kind, "name", up->name);
+    rc = tl_worker_audit(ctx, actor, "evidence.store", hash, details);
+    json_decref(details);
+    return rc;
+}
+
+static void upload_close_channel(struct upload *up, int status)
+{
+    if (!up->channel_open || up->agent->closed)
+        return;
+    struct tl_msg_channel_close close = {0};
+    close.flags = TL_CLOSE_HAS_EXIT_STATUS;
+    close.exit_status = -status;
+    tl_mux_close(tl_peer_mux(up->agent->peer), up->channel, &close);
+}
+
+static void upload_done(tl_job_t *base, int status)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    struct upload *up = job->upload;
+    int step = job->online;
+    if (step == UPLOAD_WRITE) {
+        if (status == 0 && up->channel_open && !job->agent->closed)
+            tl_mux_consumed(tl_peer_mux(job->agent->peer), up->channel, job->len);
+        else if (status != 0)
+            upload_close_channel(up, status);
+    } else if (step == UPLOAD_COMMIT) {
+        if (status == 0)
+            tl_log_info("evidence stored device=D-%" PRId64 " sha256=%s size=%" PRIu64,
+                        job->agent->device_id, up->expect_hash, up->expect_size);
+        else
+            tl_log_warn("evidence refused device=D-%" PRId64 " reason=%s", job->agent->device_id,
+                        tl_err_name(status));
+        upload_close_channel(up, status);
+    }
+    job_free(job);
+}
+
+static int submit_upload_step(struct upload *up, int step, const uint8_t *data, size_t len)
+{
+    struct agent_job *job = job_new(up->agent, run_upload, upload_done);
+    if (job == NULL)
+        return TL_ENOMEM;
+    job->upload = up;
+    job->online = step;
+    if (len > 0) {
+        job->data = malloc(len);
+        if (job->data == NULL) {
+            job_free(job);
+            return TL_ENOMEM;
+        }
+        memcpy(job->data, data, len);
+        job->len = len;
+    }
+    tl_worker_submit(up->agent->relay->worker, &job->job);
+    return 0;
+}
+
+static struct upload *find_upload(struct agent *agent, uint32_t channel)
+{
+    for (struct upload *up = agent->uploads; up != NULL; up = up->next)
+        if (up->channel_open && up->channel == channel)
+            return up;
+    return NULL;
+}
+
+static int open_upload(struct agent *agent, uint32_t channel, json_t *params)
+{
+    const char *hash = get_text(params, "sha256", 64, 0);
+    const char *kind = get_text(params, "kind", 32, 0);
+    const char *name = get_text(params, "name", 255, 0);
+    json_t *size = json_object_get(params, "size");
+    if (!tl_sha256_hex_valid(hash) || kind == NULL || name == NULL || !json_is_integer(size) ||
+        json_integer_value(size) < 0)
+        return TL_EINVAL;
+    if ((uint64_t)json_integer_value(size) > agent->relay->config.max_upload_bytes)
+        return TL_EFULL;
+    struct upload *up = calloc(1, sizeof *up);
+    if (up == NULL)
+        return TL_ENOMEM;
+    up->agent = agent;
+    up->channel = channel;
+    up->channel_open = 1;
+    up->expect_size = (uint64_t)json_integer_value(size);
+    snprintf(up->expect_hash, sizeof up->expect_hash, "%s", hash);
+    snprintf(up->kind, sizeof up->kind, "%s", kind);
+    snprintf(up->name, sizeof up->name, "%s", name);
+    up->next = agent->uploads;
+    agent->uploads = up;
+    return 0;
+}
+
+static void on_channel_open(void *ctx, uint32_t channel, const struct tl_msg_channel_open *request)
+{
+    tl_peer_t *peer = ctx;
+    struct agent *agent = tl_peer_get_data(peer);
+    tl_mux_t *mux = tl_peer_mux(peer);
+    if (agent->device_id <= 0) {
+        tl_mux_refuse(mux, channel, (uint32_t)-TL_EPIN, "enroll first");
+        return;
+    }
+    int rc = TL_EINVAL;
+    if (tl_str_eq(request->channel_type, "upload"))
+        rc = open_upload(agent, channel, request->params);
+    if (rc != 0) {
+        tl_mux_refuse(mux, channel, (uint32_t)-rc, tl_strerror(rc));
+        return;
+    }
+    tl_mux_confirm(mux, channel);
+}
+
+static void on_channel_data(void *ctx, uint32_t channel, uint8_t stream, const uint8_t *data,
+                            size_t len)
+{
+    tl_peer_t *peer = ctx;
+    struct agent *agent = tl_peer_get_data(peer);
+    struct upload *up = find_upload(agent, channel);
+    if (up == NULL || up->finished)
+        return;
+    if (stream != TL_STREAM_MAIN || up->received + len > up->expect_size) {
+        up->finished = 1; /* loop side: no more writes are queued */
+        submit_upload_step(up, UPLOAD_ABORT, NULL, 0);
+        upload_close_channel(up, TL_EMSG_MALFORMED);
+        return;
+    }
+    up->received += len;
+    if (submit_upload_step(up, UPLOAD_WRITE, data, len) != 0)
+        upload_close_channel(up, TL_ENOMEM);
+}
+
+static void on_channel_eof(void *ctx, uint32_t channel)
+{
+    tl_peer_t *peer = ctx;
+    struct upload *up = find_upload(tl_peer_get_data(peer), channel);
+    if (up != NULL && !up->finished)
+        submit_upload_step(up, UPLOAD_COMMIT, NULL, 0);
+}
+
+static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_channel_close *close)
+{
+    tl_peer_t *peer = ctx;
+    struct upload *up = find_upload(tl_peer_get_data(peer), channel);
+    if (up == NULL)
+        return;
+    up->channel_open = 0;
+    /* Ended early by the agent: whatever arrived is dropped. */
+    submit_upload_step(up, UPLOAD_ABORT, NULL, 0);
+}
+
+static const tl_mux_callbacks_t channel_callbacks = {
+    .on_open = on_channel_open,
+    .on_data = on_channel_data,
+    .on_eof = on_channel_eof,
+    .on_close = on_channel_close,
+};
+
+/* ---- connections -------------------------------------------------------------- */
+
+static void on_peer_ready(tl_peer_t *peer)
+{
+    struct agent *agent = tl_peer_get_data(peer);
+    struct relay *relay = agent->relay;
+    const char *fingerprint = tl_peer_fingerprint(peer);
+    snprintf(agent->fingerprint, sizeof agent->fingerprint, "%s", fingerprint ? fingerprint : "");
+    agent->device_id = tl_registry_find(relay->registry, agent->fingerprint);
+    if (agent->device_id <= 0) {
+        tl_log_info("unknown key connected fingerprint=%s address=%s", agent->fingerprint,
+                    agent->address);
+        return; /* may only enroll */
+    }
+    /* A device has one live connection: a new one replaces a stale one. */
+    for (struct agent *other = relay->agents; other != NULL; other = other->next) {
+        if (other != agent && other->device_id == agent->device_id && !other->closed) {
+            tl_log_info("agent reconnected, closing old connection device=D-%" PRId64,
+                        agent->device_id);
+            tl_peer_close(other->peer, 0, "replaced by a newer connection");
+        }
+    }
+    char device[32];
+    device_name(agent->device_id, device);
+    json_t *welcome = json_pack("{s:s, s:s, s:i}", "type", "welcome", "device", device,
+                                "heartbeat_ms", (json_int_t)relay->config.heartbeat_ms);
+    tl_peer_send_control(peer, 0, welcome);
+    json_decref(welcome);
+    tl_peer_set_heartbeat(peer, relay->config.heartbeat_ms);
+    agent->counted_online = 1;
+    submit_presence(agent, 1);
+    tl_log_info("agent connected device=%s address=%s", device, agent->address);
+}
+
+static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
+{
+    struct agent *agent = tl_peer_get_data(peer);
+    if (msg->type == TL_MSG_ENROLL)
+        return handle_enroll(agent, &msg->u.enroll);
+    if (agent->device_id <= 0)
+        return TL_EPIN; /* an unknown key may only enroll */
+    if (msg->type == TL_MSG_CONTROL)
+        return handle_control(agent, &msg->u.control);
+    return TL_EPROTO;
+}
+
+static void on_peer_closed(tl_peer_t *peer, int reason)
+{
+    struct agent *agent = tl_peer_get_data(peer);
+    struct relay *relay = agent->relay;
+    agent->closed = 1;
+    if (agent->prev != NULL)
+        agent->prev->next = agent->next;
+    else
+        relay->agents = agent->next;
+    if (agent->next != NULL)
+        agent->next->prev = agent->prev;
+    relay->agent_count--;
+    for (struct upload *up = agent->uploads; up != NULL; up = up->next) {
+        if (up->channel_open) {
+            up->channel_open = 0;
+            submit_upload_step(up, UPLOAD_ABORT, NULL, 0);
+        }
+    }
+    if (agent->counted_online) {
+        tl_log_info("agent disconnected device=D-%" PRId64 " reason=%s", agent->device_id,
+                    reason ? tl_err_name(reason) : "closed");
+        submit_presence(agent, 0);
+    } else {
+        tl_log_debug("connection closed address=%s reason=%s", agent->address, tl_strerror(reason));
+    }
+    agent_unref(agent);
+}
+
+static const tl_peer_callbacks_t peer_callbacks = {
+    .on_ready = on_peer_ready,
+    .on_message = on_peer_message,
+    .on_closed = on_peer_closed,
+};
+
+/* Any Ed25519 key may complete TLS: unknown ones may only enroll (§7.2). */
+static int check_peer(void *data, const char *fingerprint)
+{
+    return 0;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct relay *relay = server->data;
+    if (status != 0) {
+        tl_log_warn("accept failed reason=%s", uv_strerror(status));
+        return;
+    }
+    struct agent *agent = calloc(1, sizeof *agent);
+    if (agent == NULL)
+        return;
+    agent->relay = relay;
+    agent->refs = 1;
+    int err = 0;
+    agent->peer = tl_peer_accept(server, relay->tls, &relay->peer_config, &peer_callbacks,
+                                 &channel_callbacks, agent, &err);
+    if (agent->peer == NULL) {
+        tl_log_warn("connection not accepted reason=%s", tl_strerror(err));
+        free(agent);
+        return;
+    }
+    struct sockaddr_storage address;
+    if (tl_tls_peer_address(tl_peer_tls(agent->peer), &address) == 0)
+        tl_addr_format((struct sockaddr *)&address, 0, agent->address);
+    else
+        snprintf(agent->address, sizeof agent->address, "unknown");
+    agent->next = relay->agents;
+    if (relay->agents != NULL)
+        relay->agents->prev = agent;
+    relay->agents = agent;
+    relay->agent_count++;
+    if (relay->stopping || relay->agent_count > relay->config.max_agents) {
+        tl_log_warn("too many connections, refusing address=%s", agent->address);
+        tl_peer_close(agent->peer, TL_EFULL, "relay is at its connection limit");
+    }
+}
+
+/* ---- start and stop ------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    struct relay *relay = handle->data;
+    if (relay->stopping)
+        return;
+    relay->stopping = 1;
+    tl_log_info("shutting down signal=%d agents=%u", signum, relay->agent_count);
+    uv_close((uv_handle_t *)&relay->listener, NULL);
+    uv_close((uv_handle_t *)&relay->sigterm, NULL);
+    uv_close((uv_handle_t *)&relay->sigint, NULL);
+    for (struct agent *agent = relay->agents; agent != NULL; agent = agent->next)
+        tl_peer_close(agent->peer, 0, "relay shutting down");
+}
+
+static int open_storage(struct relay *relay)
+{
+    char path[4096];
+    const char *dir = relay->config.data_dir;
+    tl_evidence_options_t evidence_options = {.max_item_bytes = relay->config.max_upload_bytes};
+    int rc;
+    if ((rc = tl_datadir_path(dir, TL_DATADIR_DB, path, sizeof path)) != 0 ||
+        (rc = tl_store_open(path, TL_STORE_OPEN_EXISTING, &relay->store)) != 0)
+        return rc;
+    if ((rc = tl_datadir_path(dir, TL_DATADIR_AUDIT, path, sizeof path)) != 0 ||
+        (rc = tl_audit_open(path, &relay->audit)) != 0)
+        return rc;
+    if ((rc = tl_datadir_path(dir, TL_DATADIR_EVIDENCE, path, sizeof path)) != 0 ||
+        (rc = tl_evidence_store_open(path, &evidence_options, &relay->evidence)) != 0)
+        return rc;
+    if ((rc = tl_store_devices_all_offline(relay->store)) != 0)
+        return rc;
+    json_t *devices = NULL;
+    if ((rc = tl_store_devices_list(relay->store, &devices)) != 0)
+        return rc;
+    size_t i;
+    json_t *device;
+    json_array_foreach(devices, i, device)
+    {
+        int64_t id = 0;
+        tl_store_parse_id(json_string_value(json_object_get(device, "id")), 'D', &id);
+        tl_registry_add(relay->registry, json_string_value(json_object_get(device, "fingerprint")),
+                        id);
+    }
+    json_decref(devices);
+    return 0;
+}
+
+static int open_tls(struct relay *relay)
+{
+    char path[4096];
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    int rc;
+    if ((rc = tl_datadir_path(relay->config.data_dir, TL_DATADIR_KEY, path, sizeof path)) != 0 ||
+        (rc = tl_key_load(path, &key)) != 0)
+        goto out;
+    if ((rc = tl_datadir_path(relay->config.data_dir, TL_DATADIR_CERT, path, sizeof path)) != 0 ||
+        (rc = tl_cert_load(path, &cert)) != 0)
+        goto out;
+    tl_tls_config_t tls = {
+        .role = TL_TLS_SERVER,
+        .key = key,
+        .cert = cert,
+        .check_peer = check_peer,
+        .handshake_timeout_ms = relay->config.handshake_timeout_ms,
+    };
+    relay->tls = tl_tls_ctx_new(&tls, &rc);
+out:
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return relay->tls != NULL ? 0 : rc;
+}
+
+static int start_listener(struct relay *relay, const char *listen)
+{
+    struct sockaddr_storage address;
+    int rc = tl_addr_parse(listen, &address);
+    if (rc != 0) {
+        fprintf(stderr, "tierline-relay: bad listen address '%s' (want ADDR:PORT)\n", listen);
+        return rc;
+    }
+    uv_tcp_init(relay->loop, &relay->listener);
+    relay->listener.data = relay;
+    if ((rc = uv_tcp_bind(&relay->listener, (struct sockaddr *)&address, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&relay->listener, 1024, on_connection)) != 0) {
+        fprintf(stderr, "tierline-relay: cannot listen on %s: %s\n", listen, uv_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+int tl_relay_serve(const tl_relay_config_t *config)
+{
+    struct relay *relay = calloc(1, sizeof *relay);
+    if (relay == NULL)
+        return TL_ENOMEM;
+    relay->config = *config;
+    if (relay->config.heartbeat_ms == 0)
+        relay->config.heartbeat_ms = TL_RELAY_DEFAULT_HEARTBEAT_MS;
+    if (relay->config.handshake_timeout_ms == 0)
+        relay->config.handshake_timeout_ms = TL_RELAY_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (relay->config.max_agents == 0)
+        relay->config.max_agents = TL_RELAY_DEFAULT_MAX_AGENTS;
+    if (relay->config.max_upload_bytes == 0)
+        relay->config.max_upload_bytes = TL_RELAY_DEFAULT_MAX_UPLOAD;
+    snprintf(relay->software, sizeof relay->software, "tierline-relay/%s", TL_VERSION_STRING);
+    relay->mux_config = (tl_mux_config_t){TL_MUX_DEFAULT_MAX_CHANNELS, TL_MUX_DEFAULT_WINDOW,
+                                          TL_MUX_DEFAULT_MAX_PACKET};
+    relay->peer_config = (tl_peer_config_t){relay->software, relay->config.handshake_timeout_ms, 0,
+                                            &relay->mux_config};
+
+    char listen[128];
+    int rc = 0;
+    relay->loop = uv_default_loop();
+    signal(SIGPIPE, SIG_IGN);
+    relay->registry = tl_registry_new();
+    if (relay->registry == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    if (config->listen != NULL)
+        snprintf(listen, sizeof listen, "%s", config->listen);
+    else if ((rc = tl_datadir_listen(config->data_dir, listen, sizeof listen)) != 0)
+        goto out;
+    if ((rc = open_storage(relay)) != 0) {
+        fprintf(stderr, "tierline-relay: cannot open the data directory %s: %s\n", config->data_dir,
+                tl_strerror(rc));
+        goto out;
+    }
+    if ((rc = open_tls(relay)) != 0) {
+        fprintf(stderr, "tierline-relay: cannot load the relay key: %s\n", tl_strerror(rc));
+        goto out;
+    }
+    relay->worker = tl_worker_new(relay->loop, relay->store, relay->audit, relay->evidence, &rc);
+    if (relay->worker == NULL)
+        goto out;
+    if ((rc = start_listener(relay, listen)) != 0)
+        goto out;
+    uv_signal_init(relay->loop, &relay->sigterm);
+    uv_signal_init(relay->loop, &relay->sigint);
+    relay->sigterm.data = relay->sigint.data = relay;
+    uv_signal_start(&relay->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&relay->sigint, on_signal, SIGINT);
+
+    char fingerprint[TL_FINGERPRINT_LEN] = "";
+    tl_datadir_fingerprint(config->data_dir, fingerprint);
+    tl_log_info("relay listening addr=%s fingerprint=%s devices=%zu version=%s", listen,
+                fingerprint, tl_registry_count(relay->registry), TL_VERSION_STRING);
+    uv_run(relay->loop, UV_RUN_DEFAULT);
+    tl_log_info("relay stopped");
+out:
+    tl_worker_free(relay->worker); /* runs the last acknowledgements */
+    if (relay->loop != NULL) {
+        if (relay->listener.loop != NULL && !uv_is_closing((uv_handle_t *)&relay->listener))
+            uv_close((uv_handle_t *)&relay->listener, NULL);
+        uv_run(relay->loop, UV_RUN_DEFAULT);
+    }
+    tl_tls_ctx_free(relay->tls);
+    tl_evidence_store_close(relay->evidence);
+    tl_audit_close(relay->audit);
+    tl_store_close(relay->store);
+    tl_registry_free(relay->registry);
+    free(relay);
+    return rc;
+}

@@ -1,0 +1,109 @@
+/*
+ * The relay's store: devices, enrollment codes, tickets and their timelines,
+ * evidence records. SQLite today (one file, WAL), behind this one interface
+ * so that a shared database can replace it (DESIGN.md §8); nothing outside
+ * relay/store.c knows it is SQL.
+ *
+ * Calls are synchronous and must not run on the event loop: the relay calls
+ * them from its storage worker, the admin commands call them directly. A
+ * tl_store_t is used by one thread at a time. Identifiers (device and ticket
+ * numbers) come from the store, never from a relay's memory. Times are
+ * milliseconds since the Unix epoch, UTC.
+ */
+#ifndef TL_STORE_H
+#define TL_STORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef struct tl_store tl_store_t;
+
+/* The schema version this program writes; older files are migrated on open. */
+#define TL_STORE_SCHEMA_VERSION 1
+
+/* Field limits, enforced by the store (TL_EINVAL past them). */
+#define TL_STORE_MAX_TITLE 200
+#define TL_STORE_MAX_DESCRIPTION 8192
+#define TL_STORE_MAX_NOTE 1024
+
+enum tl_store_mode { TL_STORE_OPEN_EXISTING = 0, TL_STORE_CREATE_NEW = 1 };
+
+/*
+ * Opens the store at path. TL_STORE_CREATE_NEW makes a new file (TL_EEXIST if
+ * one is there); TL_STORE_OPEN_EXISTING needs it to exist. Applies pending
+ * migrations in one transaction; TL_ESCHEMA if the file is newer than us.
+ */
+int tl_store_open(const char *path, enum tl_store_mode mode, tl_store_t **out);
+void tl_store_close(tl_store_t *store);
+int tl_store_schema_version(tl_store_t *store);
+
+/* Group commit: wrap several calls in one transaction, one fsync. */
+int tl_store_begin(tl_store_t *store);
+int tl_store_commit(tl_store_t *store);
+void tl_store_rollback(tl_store_t *store);
+/* Nested units inside a transaction: one job's changes, undone alone if it fails. */
+int tl_store_savepoint(tl_store_t *store);
+int tl_store_release(tl_store_t *store);
+void tl_store_rollback_savepoint(tl_store_t *store);
+
+/* ---- enrollment codes (only their SHA-256, hex, is stored) ---------------- */
+
+int tl_store_code_add(tl_store_t *store, const char *code_hash, int64_t now_ms, int64_t expires_ms,
+                      const char *note, int64_t *code_id);
+
+typedef struct tl_device_info {
+    const char *fingerprint;
+    const char *hostname;
+    const char *os;
+} tl_device_info_t;
+
+/*
+ * Uses a code to register a device, atomically: TL_ENOTFOUND (no such code),
+ * TL_EEXPIRED, TL_EUSED, TL_EEXIST (the key is already a device). On success
+ * the code is spent and *device_id is the new device.
+ */
+int tl_store_enroll(tl_store_t *store, const char *code_hash, int64_t now_ms,
+                    const tl_device_info_t *device, int64_t *device_id);
+
+/* ---- devices --------------------------------------------------------------- */
+
+/* TL_ENOTFOUND if the fingerprint belongs to no device. */
+int tl_store_device_find(tl_store_t *store, const char *fingerprint, int64_t *device_id);
+int tl_store_device_seen(tl_store_t *store, int64_t device_id, int64_t now_ms, int online);
+/* At relay start: nobody is connected yet. */
+int tl_store_devices_all_offline(tl_store_t *store);
+/* A JSON array of device objects (id "D-n", fingerprint, hostname, os, ...). */
+int tl_store_devices_list(tl_store_t *store, json_t **out);
+
+/* ---- tickets --------------------------------------------------------------- */
+
+typedef struct tl_ticket_new {
+    int64_t device_id;
+    const char *title;
+    const char *description;
+    int tier;
+    /* The requester's idempotency key: the same (device, request_id) always
+     * names the same ticket, so a re-sent request creates nothing new. */
+    const char *request_id;
+} tl_ticket_new_t;
+
+/* *created is 1 for a new ticket, 0 when request_id named an existing one. */
+int tl_store_ticket_create(tl_store_t *store, const tl_ticket_new_t *ticket, int64_t now_ms,
+                           int64_t *ticket_id, int *created);
+int tl_store_ticket_event(tl_store_t *store, int64_t ticket_id, int64_t now_ms, const char *actor,
+                          const char *kind, json_t *details);
+/*
+ * Records an evidence item on a ticket. The content must already be durable
+ * in the evidence store. Adding the same hash twice to a ticket is a no-op
+ * (*added = 0).
+ */
+int tl_store_evidence_add(tl_store_t *store, int64_t ticket_id, const char *hash, const char *kind,
+                          const char *name, uint64_t size, int64_t now_ms, int *added);
+int tl_store_tickets_list(tl_store_t *store, json_t **out);
+/* One ticket with "events" and "evidence" arrays; TL_ENOTFOUND if absent. */
+int tl_store_ticket_get(tl_store_t *store, int64_t ticket_id, json_t **out);
+
+/* "T-42" <-> 42 and "D-7" <-> 7; parsing is strict (TL_EINVAL). */
+int tl_store_parse_id(const char *text, char prefix, int64_t *out);
+
+#endif

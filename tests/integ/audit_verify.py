@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""Independent verifier for the Tierline audit log, written from docs/audit-format.md.
+
+It shares no code with the relay: standard library only (json, hashlib), and it
+hashes the bytes of each line as they are, never re-serialised JSON.
+
+    audit_verify.py AUDIT_LOG            verify a log; exit 0 ok, 1 broken, 2 unreadable
+    audit_verify.py --cross-check TOOL   test: the C verifier (TOOL, tests/integ/audit_tool.c)
+                                         and this one must agree on good and tampered logs
+"""
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+LINE_MAX = 1048576  # bytes, newline included (format §4)
+SUFFIX_LEN = 75  # ,"hash":"<64 hex>"}
+GENESIS = "0" * 64
+MEMBERS = ["seq", "time", "actor", "action", "subject", "details", "prev", "hash"]
+DETAILS_DEPTH = 32
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+HEX64 = re.compile(r"[0-9a-f]{64}")
+TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+SEQ_PREFIX = re.compile(rb'\{"seq":([0-9]{1,19}),')
+
+
+class Broken(Exception):
+    def __init__(self, category, text):
+        super().__init__(f"{category}: {text}")
+        self.category = category
+
+
+def reported_seq(line):
+    """The seq a failure names, read from the line's first bytes (format §6); 0 if unreadable."""
+    m = SEQ_PREFIX.match(line)
+    if not m or int(m.group(1)) > INT_MAX:
+        return 0
+    return int(m.group(1))
+
+
+def _pairs(items):
+    keys = [k for k, _ in items]
+    if len(set(keys)) != len(keys):
+        raise Broken("bad-json", "duplicate member name")
+    return dict(items)
+
+
+def _int(text):
+    value = int(text)
+    if not INT_MIN <= value <= INT_MAX:
+        raise Broken("bad-json", "integer outside the signed 64-bit range")
+    return value
+
+
+def _float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise Broken("bad-json", "number too large for a double")
+    return value
+
+
+def _constant(text):
+    raise Broken("bad-json", f"{text} is not JSON")
+
+
+def _check_strings(value):
+    """JSON strings must be Unicode scalar values without U+0000 (format §3)."""
+    pending = [value]  # a loop, not recursion: the parser allows deeper nesting than Python's stack
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\0" in item:
+                raise Broken("bad-json", "string contains U+0000")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise Broken("bad-json", "string contains an unpaired surrogate")
+
+
+def _depth_ok(value, depth):
+    if not isinstance(value, (dict, list)):
+        return True
+    if depth > DETAILS_DEPTH:
+        return False
+    children = value.values() if isinstance(value, dict) else value
+    return all(_depth_ok(child, depth + 1) for child in children)
+
+
+def check_line(line):
+    """Steps 2-5 of format §5 for one line without its newline; returns (seq, prev, hash)."""
+    for column, byte in enumerate(line, 1):
+        if byte < 0x20 or byte > 0x7E:
+            raise Broken("not-ascii", f"byte 0x{byte:02x} at column {column}")
+    suffix = line[-SUFFIX_LEN:]
+    if (
+        len(line) < 1 + SUFFIX_LEN
+        or line[:1] != b"{"
+        or suffix[:9] != b',"hash":"'
+        or not HEX64.fullmatch(suffix[9:73].decode())
+        or suffix[73:] != b'"}'
+    ):
+        raise Broken("no-hash-suffix", 'line does not end with ,"hash":"<64 lowercase hex>"}')
+    try:
+        entry = json.loads(
+            line.decode("ascii"),
+            object_pairs_hook=_pairs,
+            parse_int=_int,
+            parse_float=_float,
+            parse_constant=_constant,
+        )
+    except (ValueError, RecursionError) as e:
+        raise Broken("bad-json", str(e))
+    if not isinstance(entry, dict):
+        raise Broken("bad-json", "not an object")
+    _check_strings(entry)
+    if list(entry.keys()) != MEMBERS:
+        raise Broken("bad-members", f"members are {list(entry.keys())}, required {MEMBERS}")
+
+    def is_str(name):
+        return isinstance(entry[name], str)
+
+    seq = entry["seq"]
+    if type(seq) is not int or seq < 1:
+        raise Broken("bad-type", "seq is not an integer from 1 to 2^63-1")
+    if not is_str("time") or not TIME.fullmatch(entry["time"]):
+        raise Broken("bad-type", "time is not YYYY-MM-DDTHH:MM:SS.mmmZ")
+    if not (is_str("actor") and is_str("action") and is_str("subject")):
+        raise Broken("bad-type", "actor, action and subject must be strings")
+    if not isinstance(entry["details"], dict):
+        raise Broken("bad-type", "details is not an object")
+    if not _depth_ok(entry["details"], 1):
+        raise Broken("bad-type", "details nests deeper than 32 levels")
+    if not is_str("prev") or not HEX64.fullmatch(entry["prev"]):
+        raise Broken("bad-type", "prev is not 64 lowercase hex digits")
+    if entry["hash"] != suffix[9:73].decode():
+        raise Broken("bad-type", "hash member differs from the line's last 64 hex digits")
+    return seq, entry["prev"], entry["hash"]
+
+
+def verify(path):
+    """Returns a dict: status ok|bad, entries, last_hash, partial, and line/seq/reason when bad."""
+    result = {"status": "ok", "entries": 0, "last_hash": GENESIS, "partial": 0}
+    line_no = 0
+    with open(path, "rb") as f:
+        while True:
+            raw = f.readline(LINE_MAX)
+            if not raw:
+                break
+            if not raw.endswith(b"\n"):
+                if len(raw) >= LINE_MAX:
+                    return _bad(result, line_no + 1, raw, "too-long: line longer than 1048576 bytes")
+                result["partial"] = len(raw)  # an interrupted write, not an entry (§7)
+                break
+            line_no += 1
+            line = raw[:-1]
+            try:
+                seq, prev, stored = check_line(line)
+                if seq != result["entries"] + 1:
+                    raise Broken("bad-seq", f"seq {seq} where {result['entries'] + 1} was expected")
+                if prev != result["last_hash"]:
+                    raise Broken("bad-prev", "prev is not the previous entry's hash")
+                computed = hashlib.sha256(line[:-SUFFIX_LEN]).hexdigest()
+                if computed != stored:
+                    raise Broken("bad-hash", f"stored {stored[:16]}..., computed {computed[:16]}...")
+            except Broken as e:
+                return _bad(result, line_no, line, str(e))
+            result["entries"] += 1
+            result["last_hash"] = stored
+    return result
+
+
+def _bad(result, line_no, line, reason):
+    result.update(status="bad", line=line_no, seq=reported_seq(line), reason=reason)
+    return result
+
+
+def describe(result):
+    if result["status"] == "ok":
+        text = f"audit log OK: {result['entries']} entries, last hash {result['last_hash']}"
+        if result["partial"]:
+            text += f"\nnote: {result['partial']} bytes after the last newline are an interrupted write, not an entry"
+        return text
+    where = f"seq {result['seq']} (line {result['line']})" if result["seq"] else f"line {result['line']} (seq unreadable)"
+    return (
+        f"audit log BROKEN at {where}: {result['reason']}\n"
+        f"{result['entries']} entries before it verified; the last of them has hash {result['last_hash']}"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Cross-check against the C implementation.
+
+
+def c_verify(tool, path):
+    """Runs `TOOL verify PATH`, which prints `ok entries=N last_hash=H partial=P`
+    or `bad line=L seq=S category=C`."""
+    out = subprocess.run([tool, "verify", path], capture_output=True, text=True, check=False)
+    fields = out.stdout.split()
+    if not fields or fields[0] not in ("ok", "bad"):
+        raise RuntimeError(f"unexpected output from {tool} verify: {out.stdout!r} {out.stderr!r}")
+    result = {"status": fields[0]}
+    for field in fields[1:]:
+        key, _, value = field.partition("=")
+        result[key] = value
+    return result
+
+
+def summary(result):
+    """The parts both verifiers must agree on."""
+    if result["status"] == "ok":
+        return ("ok", int(result["entries"]), result["last_hash"], int(result["partial"]))
+    category = result["reason"].split(":")[0] if "reason" in result else result["category"]
+    return ("bad", int(result["line"]), int(result["seq"]), category)
+
+
+def rehash(line):
+    """Recomputes a line's hash, as a forger who edits an entry would."""
+    body = line[:-SUFFIX_LEN]
+    return body + b',"hash":"' + hashlib.sha256(body).hexdigest().encode() + b'"}'
+
+
+def tamperings(lines):
+    """(name, new file bytes, expected summary-without-hash) for each kind of damage."""
+    k = 17  # 1-based seq of the damaged entry; line k holds seq k in the clean log
+    idx = k - 1
+
+    def join(ls, tail=b""):
+        return b"".join(line + b"\n" for line in ls) + tail
+
+    def edited(new_line, at=idx):
+        copy = list(lines)
+        copy[at] = new_line
+        return copy
+
+    line = lines[idx]
+    details_at = line.index(b'"details":{') + len(b'"details":{') + 3
+    flipped = line[:details_at] + bytes([line[details_at] ^ 0x01]) + line[details_at + 1 :]
+    prev_at = line.index(b'"prev":"') + len(b'"prev":"')
+    new_prev = line[:prev_at] + (b"1" if line[prev_at:prev_at + 1] != b"1" else b"2") + line[prev_at + 1 :]
+    details_start = line.index(b'"details":{') + len(b'"details":{')
+
+    def inject(text):
+        return rehash(line[:details_start] + text + line[details_start:])
+
+    yield "details byte flipped", join(edited(flipped)), ("bad", k, k, "bad-hash")
+    yield "line deleted", join(lines[:idx] + lines[idx + 1 :]), ("bad", k, k + 1, "bad-seq")
+    swapped = list(lines)
+    swapped[idx], swapped[idx + 1] = swapped[idx + 1], swapped[idx]
+    yield "lines swapped", join(swapped), ("bad", k, k + 1, "bad-seq")
+    yield "hash truncated", join(edited(line[:-12] + b'"}')), ("bad", k, k, "no-hash-suffix")
+    yield "prev edited", join(edited(new_prev)), ("bad", k, k, "bad-prev")
+    yield "edited and rehashed", join(edited(rehash(flipped))), ("bad", k + 1, k + 1, "bad-prev")
+    yield "non-ASCII byte", join(edited(line[:details_at] + b"\xc3\xa9" + line[details_at + 1 :])), (
+        "bad", k, k, "not-ascii")
+    yield "duplicate member", join(edited(inject(b'"x":1,"x":2,'))), ("bad", k, k, "bad-json")
+    yield "escaped NUL", join(edited(inject(b'"x":"a\\u0000b",'))), ("bad", k, k, "bad-json")
+    yield "lone surrogate", join(edited(inject(b'"x":"\\ud800",'))), ("bad", k, k, "bad-json")
+    yield "huge integer", join(edited(inject(b'"x":99999999999999999999,'))), ("bad", k, k, "bad-json")
+    yield "huge real", join(edited(inject(b'"x":1e400,'))), ("bad", k, k, "bad-json")
+    yield "NaN", join(edited(inject(b'"x":NaN,'))), ("bad", k, k, "bad-json")
+    reordered = line.replace(b'"seq":%d,' % k, b"", 1)
+    reordered = rehash(reordered[:1] + reordered[1:].replace(b',"details"', b',"seq":%d,"details"' % k, 1))
+    yield "members reordered", join(edited(reordered)), ("bad", k, 0, "bad-members")
+    yield "seq as string", join(edited(rehash(line.replace(b'"seq":%d' % k, b'"seq":"%d"' % k, 1)))), (
+        "bad", k, 0, "bad-type")
+    yield "too deep", join(edited(inject(b'"x":' + b"[" * 40 + b"]" * 40 + b","))), ("bad", k, k, "bad-type")
+    yield "blank line", join(lines[:idx] + [b""] + lines[idx:]), ("bad", k, 0, "no-hash-suffix")
+    yield "CRLF line", join(edited(line + b"\r")), ("bad", k, k, "not-ascii")
+    long_line = inject(b'"x":"' + b"a" * LINE_MAX + b'",')
+    yield "line too long", join(edited(long_line)), ("bad", k, k, "too-long")
+    yield "partial tail", join(lines, lines[-1][:40]), None
+    yield "seq 1 missing", join(lines[1:]), ("bad", 1, 2, "bad-seq")
+
+
+def cross_check(tool):
+    failures = 0
+    workdir = tempfile.mkdtemp(prefix="audit-cross-")
+    try:
+        log = os.path.join(workdir, "audit.log")
+        subprocess.run([tool, "write", log, "300"], check=True)
+        good = verify(log)
+        ours, theirs = summary(good), summary(c_verify(tool, log))
+        print(f"clean log: python {ours} / C {theirs}")
+        if ours != theirs or ours[:2] != ("ok", 300):
+            print("FAIL clean log: the verifiers disagree or reject it")
+            failures += 1
+        with open(log, "rb") as f:
+            lines = f.read().split(b"\n")[:-1]
+        for name, content, expected in tamperings(lines):
+            path = os.path.join(workdir, "tampered.log")
+            with open(path, "wb") as f:
+                f.write(content)
+            ours, theirs = summary(verify(path)), summary(c_verify(tool, path))
+            if expected is None:
+                expected = ("ok", len(lines), good["last_hash"], 40)
+            status = "ok  " if ours == theirs == expected else "FAIL"
+            failures += status == "FAIL"
+            print(f"{status} {name}: expected {expected}, python {ours}, C {theirs}")
+    finally:
+        shutil.rmtree(workdir)
+    print("cross-check:", "all agree" if failures == 0 else f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "--cross-check":
+        return cross_check(argv[2])
+    if len(argv) != 2 or argv[1].startswith("-"):
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    try:
+        result = verify(argv[1])
+    except OSError as e:
+        print(f"audit log not verified: {e}", file=sys.stderr)
+        return 2
+    print(describe(result))
+    return 0 if result["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
