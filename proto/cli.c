@@ -13,11 +13,11 @@ int tl_cli_common(int argc, char **argv, const char *program, const char *help_t
         return TL_EXIT_USAGE;
     }
     const char *arg = argv[1];
-    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0) {
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
         fputs(help_text, stdout);
         return TL_EXIT_OK;
     }
-    if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0 || strcmp(arg, "version") == 0) {
+    if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
         printf("%s %s\n", program, TL_VERSION_STRING);
         return TL_EXIT_OK;
     }

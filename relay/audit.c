@@ -1,5 +1,6 @@
 /* The audit log; the format it writes and checks is docs/audit-format.md. */
 #include "relay/audit.h"
+#include "proto/fsutil.h"
 
 #include "proto/buf.h"
 #include "proto/err.h"
@@ -28,10 +29,19 @@ static const char *const member_names[] = {"seq",     "time",    "actor", "actio
                                            "subject", "details", "prev",  "hash"};
 #define MEMBER_COUNT (sizeof member_names / sizeof member_names[0])
 
+/* A handle's size before it has read the file's head: equal to no real size. */
+#define SIZE_UNKNOWN UINT64_MAX
+
 struct tl_audit {
     int fd;
     char *path;
-    uint64_t size; /* bytes in the file, all of them complete lines */
+    /* Which file fd is, to notice when the path names another one. */
+    dev_t dev;
+    ino_t ino;
+    /* The file's size when this handle last wrote or read it (all complete
+     * lines), and the chain head it read or wrote then. Other writers may
+     * have appended since: appends compare the size under the lock. */
+    uint64_t size;
     uint64_t last_seq;
     char last_hash[TL_AUDIT_HASH_HEX];
     /* Set when a failed fsync or an unrepairable failed write leaves the
@@ -536,51 +546,221 @@ static int load_head(tl_audit_t *audit, char *window, uint64_t size)
     return 0;
 }
 
-int tl_audit_open(const char *path, tl_audit_t **out)
+/*
+ * Formats count entries as the lines that follow seq and prev_hash, into one
+ * malloc'd buffer. last_hash gets the hash of the last line.
+ */
+static int format_batch(const tl_audit_entry_t *entries, size_t count, uint64_t seq,
+                        const char *prev_hash, char **batch_out, size_t *len_out,
+                        char last_hash[TL_AUDIT_HASH_HEX])
 {
+    int rc = 0;
+    char *batch = NULL;
+    size_t batch_len = 0;
+    char *line = NULL;
+    char prev[TL_AUDIT_HASH_HEX];
+
+    memcpy(prev, prev_hash, TL_AUDIT_HASH_HEX);
+    for (size_t i = 0; i < count; i++) {
+        char now[TIME_LEN + 1];
+        size_t line_len;
+        format_now(now);
+        rc = tl_audit_format_line(seq + 1 + i, now, entries[i].actor, entries[i].action,
+                                  entries[i].subject, entries[i].details, prev, &line, &line_len);
+        if (rc < 0)
+            goto out;
+        char *grown = realloc(batch, batch_len + line_len);
+        if (!grown) {
+            rc = TL_ENOMEM;
+            goto out;
+        }
+        batch = grown;
+        memcpy(batch + batch_len, line, line_len);
+        batch_len += line_len;
+        /* The new line's hash sits just before its closing `"}\n`. */
+        memcpy(prev, line + line_len - 67, 64);
+        prev[64] = '\0';
+        free(line);
+        line = NULL;
+    }
+    memcpy(last_hash, prev, TL_AUDIT_HASH_HEX);
+    *batch_out = batch;
+    *len_out = batch_len;
+    batch = NULL;
+out:
+    free(line);
+    free(batch);
+    return rc;
+}
+
+/*
+ * With the lock held and the handle's head current: appends a formatted
+ * batch with one write and one fsync (format §7), and moves the head.
+ */
+static int write_locked(tl_audit_t *audit, const char *batch, size_t batch_len,
+                        tl_audit_entry_t *entries, size_t count, const char *batch_last_hash)
+{
+    if (audit->failed)
+        return TL_EIO;
+    /* One write per batch (normally one syscall), so a crash tears at most
+     * the last line, which the next writer to take the lock removes. */
+    int rc = tl_write_all(audit->fd, batch, batch_len);
+    if (rc < 0) {
+        /* The lock is held and the size was read under it, so audit->size is
+         * where this write began: cutting back to it removes only our bytes. */
+        if (ftruncate(audit->fd, (off_t)audit->size) < 0) {
+            audit->failed = true;
+            tl_log_error("audit log write failed and could not be undone path=%s reason=%s",
+                         audit->path, tl_strerror(rc));
+        }
+        return rc;
+    }
+    if (fdatasync(audit->fd) < 0) {
+        /* After a failed fsync the kernel may have dropped the pages: what is
+         * on disk is unknown until the file is read again (reopen). */
+        rc = -errno;
+        audit->failed = true;
+        tl_log_error("audit log fsync failed, refusing further appends path=%s reason=%s",
+                     audit->path, tl_strerror(rc));
+        return rc;
+    }
+    audit->size += batch_len;
+    for (size_t i = 0; i < count; i++)
+        entries[i].seq = audit->last_seq + 1 + i;
+    audit->last_seq += count;
+    memcpy(audit->last_hash, batch_last_hash, TL_AUDIT_HASH_HEX);
+    return 0;
+}
+
+/* With the lock held and the head current: formats and writes. */
+static int append_locked(tl_audit_t *audit, tl_audit_entry_t *entries, size_t count)
+{
+    char *batch = NULL;
+    size_t batch_len;
+    char batch_last_hash[TL_AUDIT_HASH_HEX];
+    int rc = format_batch(entries, count, audit->last_seq, audit->last_hash, &batch, &batch_len,
+                          batch_last_hash);
+    if (rc == 0)
+        rc = write_locked(audit, batch, batch_len, entries, count, batch_last_hash);
+    free(batch);
+    return rc;
+}
+
+/*
+ * With the lock held: takes the chain head from the file, which is size bytes
+ * long, after cutting off a torn write (format §7), and records any such cut.
+ * This is what open does, and what an append does when the file changed under
+ * it. If it fails the size stays unknown, so the next append tries again
+ * instead of chaining onto a stale head.
+ */
+static int catch_up(tl_audit_t *audit, uint64_t size)
+{
+    uint64_t removed = 0;
+    char removed_hash[TL_AUDIT_HASH_HEX];
     int rc = TL_ENOMEM;
-    tl_audit_t *audit = NULL;
-    char *window = NULL;
-    *out = NULL;
+    char *window = malloc(TL_AUDIT_LINE_MAX);
+    audit->size = size;
+    if (window) {
+        rc = repair_tail(audit, window, &removed, removed_hash);
+        if (rc == 0)
+            rc = load_head(audit, window, audit->size);
+        free(window);
+    }
+    if (rc < 0) {
+        audit->size = SIZE_UNKNOWN;
+        return rc;
+    }
+    if (removed > 0) {
+        /* A repair changes the file, so it is itself on the record. */
+        json_t *details = json_pack("{s:I,s:s}", "removed_bytes", (json_int_t)removed,
+                                    "removed_sha256", removed_hash);
+        tl_audit_entry_t entry = {
+            .actor = "relay", .action = "audit.repair", .subject = "", .details = details};
+        rc = details ? append_locked(audit, &entry, 1) : TL_ENOMEM;
+        json_decref(details);
+    }
+    return rc;
+}
 
-    if (!path || !*path)
-        return TL_EINVAL;
-    audit = calloc(1, sizeof *audit);
-    if (!audit)
-        goto out;
-    audit->fd = -1;
-    audit->path = strdup(path);
-    window = malloc(TL_AUDIT_LINE_MAX);
-    if (!audit->path || !window)
-        goto out;
+/*
+ * Every writer, in every process, takes this lock for one open or one
+ * append and releases it before returning, so a writer waits at most for
+ * the appends already queued on it: one write and fsync each.
+ */
+static int lock_log(int fd)
+{
+    while (flock(fd, LOCK_EX) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
+    return 0;
+}
 
-    bool created = true;
-    audit->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (audit->fd < 0 && errno == EEXIST) {
-        created = false;
-        audit->fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-    }
-    if (audit->fd < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (flock(audit->fd, LOCK_EX | LOCK_NB) < 0) {
-        rc = -errno;
-        tl_log_error("audit log is held by another writer path=%s", path);
-        goto out;
-    }
+static void unlock_log(int fd)
+{
+    /* It cannot fail on an open descriptor, and closing it unlocks anyway. */
+    (void)flock(fd, LOCK_UN);
+}
+
+/* Does path (not following a symlink) name the file dev/ino? */
+static bool path_names(const char *path, dev_t dev, ino_t ino)
+{
     struct stat st;
-    if (fstat(audit->fd, &st) < 0) {
-        rc = -errno;
-        goto out;
+    return lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+/*
+ * Opens the log at path (creating it, mode 0600, if may_create) and locks it.
+ * The lock only counts once the file is confirmed to be still the one the
+ * path names: a file replaced between open and lock is dropped and the path
+ * opened again. On success *fd_out is locked and *st_out describes it.
+ */
+static int open_log(const char *path, bool may_create, int *fd_out, struct stat *st_out)
+{
+    int rc = 0;
+    int fd = -1;
+    bool created = false;
+    *fd_out = -1;
+
+    for (int attempt = 1;; attempt++) {
+        if (attempt > 8) {
+            /* Only something replacing or removing the file in a loop gets here. */
+            rc = -EAGAIN;
+            goto out;
+        }
+        created = false;
+        fd = -1;
+        if (may_create) {
+            fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            created = fd >= 0;
+        }
+        if (fd < 0 && (!may_create || errno == EEXIST))
+            fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            rc = -errno;
+            if (rc == -ENOENT && may_create)
+                continue; /* removed between the two opens */
+            goto out;
+        }
+        rc = lock_log(fd);
+        if (rc < 0)
+            goto out;
+        if (fstat(fd, st_out) < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (path_names(path, st_out->st_dev, st_out->st_ino))
+            break;
+        close(fd);
+        fd = -1;
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st_out->st_mode)) {
         rc = TL_EINVAL;
         goto out;
     }
-    if ((st.st_mode & 077) != 0) {
+    if ((st_out->st_mode & 077) != 0) {
         tl_log_warn("audit log was readable by others, tightening to 0600 path=%s", path);
-        if (fchmod(audit->fd, 0600) < 0) {
+        if (fchmod(fd, 0600) < 0) {
             rc = -errno;
             goto out;
         }
@@ -591,31 +771,87 @@ int tl_audit_open(const char *path, tl_audit_t **out)
         if (rc < 0)
             goto out;
     }
+    *fd_out = fd;
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd); /* and with it the lock */
+    return rc;
+}
 
-    audit->size = (uint64_t)st.st_size;
-    uint64_t removed;
-    char removed_hash[TL_AUDIT_HASH_HEX];
-    rc = repair_tail(audit, window, &removed, removed_hash);
-    if (rc == 0)
-        rc = load_head(audit, window, audit->size);
-    if (rc < 0)
+/*
+ * With the lock held: makes the handle's view of the file current. Since
+ * this handle last looked, other writers may have appended (the size grew),
+ * died in the middle of a write (a torn line to cut), or the path may name
+ * another file (replaced or removed by hand). Writers only ever append, so
+ * an unchanged size on the same file means unchanged contents.
+ */
+static int refresh(tl_audit_t *audit)
+{
+    struct stat st;
+    int rc;
+    if (!path_names(audit->path, audit->dev, audit->ino)) {
+        tl_log_warn("audit log is not the file this writer had open, reopening path=%s",
+                    audit->path);
+        int fd;
+        /* Never hold two of these locks: let go of the old file first. */
+        unlock_log(audit->fd);
+        rc = open_log(audit->path, false, &fd, &st);
+        if (rc < 0) {
+            /* A vanished log is not recreated behind the operator's back: a
+             * new chain from seq 1 would hide that the old one is gone. */
+            tl_log_error("audit log cannot be reopened, not appending path=%s reason=%s",
+                         audit->path, tl_strerror(rc));
+            return rc;
+        }
+        close(audit->fd);
+        audit->fd = fd;
+        audit->dev = st.st_dev;
+        audit->ino = st.st_ino;
+        audit->size = SIZE_UNKNOWN;
+    } else if (fstat(audit->fd, &st) < 0) {
+        return -errno;
+    }
+
+    uint64_t size = (uint64_t)st.st_size;
+    if (size == audit->size)
+        return 0;
+    if (audit->size != SIZE_UNKNOWN && size < audit->size)
+        tl_log_error("audit log shrank since this writer last saw it, continuing from its last "
+                     "line path=%s was=%" PRIu64 " now=%" PRIu64,
+                     audit->path, audit->size, size);
+    return catch_up(audit, size);
+}
+
+int tl_audit_open(const char *path, tl_audit_t **out)
+{
+    int rc = TL_ENOMEM;
+    tl_audit_t *audit = NULL;
+    *out = NULL;
+
+    if (!path || !*path)
+        return TL_EINVAL;
+    audit = calloc(1, sizeof *audit);
+    if (!audit)
+        goto out;
+    audit->fd = -1;
+    audit->path = strdup(path);
+    if (!audit->path)
         goto out;
 
-    if (removed > 0) {
-        /* A repair changes the file, so it is itself on the record. */
-        json_t *details = json_pack("{s:I,s:s}", "removed_bytes", (json_int_t)removed,
-                                    "removed_sha256", removed_hash);
-        rc = details ? tl_audit_append(audit, "relay", "audit.repair", "", details, NULL)
-                     : TL_ENOMEM;
-        json_decref(details);
-        if (rc < 0)
-            goto out;
-    }
+    struct stat st;
+    rc = open_log(path, true, &audit->fd, &st);
+    if (rc < 0)
+        goto out;
+    audit->dev = st.st_dev;
+    audit->ino = st.st_ino;
+    rc = catch_up(audit, (uint64_t)st.st_size);
+    unlock_log(audit->fd);
+    if (rc < 0)
+        goto out;
     *out = audit;
     audit = NULL;
-    rc = 0;
 out:
-    free(window);
     tl_audit_close(audit);
     return rc;
 }
@@ -640,26 +876,12 @@ const char *tl_audit_last_hash(const tl_audit_t *audit)
     return audit->last_hash;
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, data + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 int tl_audit_append_batch(tl_audit_t *audit, tl_audit_entry_t *entries, size_t count)
 {
     int rc = 0;
     char *batch = NULL;
     size_t batch_len = 0;
-    char *line = NULL;
+    char batch_last_hash[TL_AUDIT_HASH_HEX];
 
     if (!audit || (!entries && count > 0))
         return TL_EINVAL;
@@ -668,61 +890,33 @@ int tl_audit_append_batch(tl_audit_t *audit, tl_audit_entry_t *entries, size_t c
     if (count == 0)
         return 0;
 
-    /* Format everything first, so one bad entry means nothing is written. */
-    uint64_t seq = audit->last_seq;
-    char prev[TL_AUDIT_HASH_HEX];
-    memcpy(prev, audit->last_hash, TL_AUDIT_HASH_HEX);
-    for (size_t i = 0; i < count; i++) {
-        char now[TIME_LEN + 1];
-        size_t line_len;
-        format_now(now);
-        rc = tl_audit_format_line(seq + 1, now, entries[i].actor, entries[i].action,
-                                  entries[i].subject, entries[i].details, prev, &line, &line_len);
-        if (rc < 0)
-            goto out;
-        char *grown = realloc(batch, batch_len + line_len);
-        if (!grown) {
-            rc = TL_ENOMEM;
-            goto out;
-        }
-        batch = grown;
-        memcpy(batch + batch_len, line, line_len);
-        batch_len += line_len;
-        /* The new line's hash sits just before its closing `"}\n`. */
-        memcpy(prev, line + line_len - 67, 64);
-        prev[64] = '\0';
-        free(line);
-        line = NULL;
-        seq++;
-    }
+    /* Format everything before taking the lock, against the head this handle
+     * last saw: one bad entry means nothing is written and no other writer
+     * waits for it. If another writer moved the head meanwhile, the batch is
+     * formatted again under the lock. */
+    uint64_t formatted_seq = audit->last_seq;
+    char formatted_prev[TL_AUDIT_HASH_HEX];
+    memcpy(formatted_prev, audit->last_hash, TL_AUDIT_HASH_HEX);
+    rc = format_batch(entries, count, formatted_seq, formatted_prev, &batch, &batch_len,
+                      batch_last_hash);
+    if (rc < 0)
+        goto out;
 
-    /* One write per batch (normally one syscall), so a crash tears at most
-     * the last line, which tl_audit_open then removes. */
-    rc = write_all(audit->fd, batch, batch_len);
-    if (rc < 0) {
-        if (ftruncate(audit->fd, (off_t)audit->size) < 0) {
-            audit->failed = true;
-            tl_log_error("audit log write failed and could not be undone path=%s reason=%s",
-                         audit->path, tl_strerror(rc));
-        }
+    rc = lock_log(audit->fd);
+    if (rc < 0)
         goto out;
+    rc = refresh(audit);
+    if (rc == 0 &&
+        (audit->last_seq != formatted_seq || strcmp(audit->last_hash, formatted_prev) != 0)) {
+        free(batch);
+        batch = NULL;
+        rc = format_batch(entries, count, audit->last_seq, audit->last_hash, &batch, &batch_len,
+                          batch_last_hash);
     }
-    if (fdatasync(audit->fd) < 0) {
-        /* After a failed fsync the kernel may have dropped the pages: what is
-         * on disk is unknown until the file is read again (reopen). */
-        rc = -errno;
-        audit->failed = true;
-        tl_log_error("audit log fsync failed, refusing further appends path=%s reason=%s",
-                     audit->path, tl_strerror(rc));
-        goto out;
-    }
-    audit->size += batch_len;
-    for (size_t i = 0; i < count; i++)
-        entries[i].seq = audit->last_seq + 1 + i;
-    audit->last_seq = seq;
-    memcpy(audit->last_hash, prev, TL_AUDIT_HASH_HEX);
+    if (rc == 0)
+        rc = write_locked(audit, batch, batch_len, entries, count, batch_last_hash);
+    unlock_log(audit->fd);
 out:
-    free(line);
     free(batch);
     return rc;
 }
@@ -872,7 +1066,7 @@ void tl_audit_report_print(const tl_audit_report_t *report, int rc, FILE *out)
         if (report->partial_tail_bytes > 0)
             fprintf(out,
                     "note: %" PRIu64 " bytes after the last newline are a write interrupted by a "
-                    "crash, not an entry; the relay removes them when it next opens the log\n",
+                    "crash, not an entry; the relay removes them before its next append\n",
                     report->partial_tail_bytes);
         return;
     }

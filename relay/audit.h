@@ -17,9 +17,16 @@
  * one call is the group commit (one write, one fsync).
  *
  * Ownership: a tl_audit_t holds the open file and the chain head (last seq
- * and hash). It is not thread-safe: one thread owns it. It also holds an
- * exclusive flock on the file, so a second writer (another relay process on
- * the same data directory) cannot fork the chain.
+ * and hash) as it last saw them. It is not thread-safe: one thread owns it.
+ * Any number of handles, in any number of processes, may append to one file
+ * and still extend one chain: the serving relay's storage worker and the
+ * short admin commands run beside it (`enroll-code`, ...). Each open and each
+ * append takes an exclusive flock on the file for that call alone, catches up
+ * with what other writers appended, writes, syncs and unlocks; so a writer
+ * waits at most for the appends queued before it, one write and fsync each.
+ * Writers are serialized, not coordinated: a process stopped while holding
+ * the lock stops the others. A handle is not for a fork()ed child, which
+ * would share its open file and so its lock.
  */
 #ifndef TL_AUDIT_H
 #define TL_AUDIT_H
@@ -47,10 +54,11 @@ typedef struct tl_audit tl_audit_t;
  * Opens (or creates, mode 0600) the log at path for appending and recovers
  * the chain head from its last line. A last line without its newline is what
  * a crash in the middle of a write leaves; it was never acknowledged, so it
- * is cut off (with a warning in the operator log) and the chain continues
- * from the line before it. Anything else wrong with the last line (bad hash,
- * bad JSON) is not repaired: TL_EPROTO, and the file is left untouched for a
- * human to look at. A log held by another writer gives -EWOULDBLOCK.
+ * is cut off (with a warning in the operator log and an "audit.repair" entry)
+ * and the chain continues from the line before it. Anything else wrong with
+ * the last line (bad hash, bad JSON) is not repaired: TL_EPROTO, and the file
+ * is left untouched for a human to look at. Holds the file's lock while it
+ * reads, so it waits for another writer's append in progress.
  */
 int tl_audit_open(const char *path, tl_audit_t **out);
 /* Closes the file. Every appended entry was already synced. NULL is a no-op. */
@@ -71,6 +79,13 @@ typedef struct tl_audit_entry {
  * invalid entry gives TL_EINVAL and nothing is written. On an I/O failure
  * nothing may be acknowledged; after a failed fsync the on-disk state is
  * unknown, so the log refuses further appends (TL_EIO) until it is reopened.
+ *
+ * Under the file's lock, if the file changed since this handle last wrote or
+ * read it (another writer appended, or the path now names another file), the
+ * head is first read again from the last line, with the same checks and
+ * repair as tl_audit_open (a repair entry goes in before the batch, and a bad
+ * last line gives TL_EPROTO). A log whose path no longer names a file is not
+ * recreated: the error (-ENOENT) repeats until someone restores it.
  */
 int tl_audit_append_batch(tl_audit_t *audit, tl_audit_entry_t *entries, size_t count);
 /*
@@ -84,7 +99,11 @@ int tl_audit_check_entry(const tl_audit_entry_t *entry);
 int tl_audit_append(tl_audit_t *audit, const char *actor, const char *action, const char *subject,
                     json_t *details, uint64_t *seq_out);
 
-/* Chain head: the last sequence number (0 for an empty log) and its hash (64 zeros if empty). */
+/*
+ * The chain head as this handle last saw it (at open or its own last
+ * append): the last sequence number (0 for an empty log) and its hash (64
+ * zeros if empty). Other writers may have appended since.
+ */
 uint64_t tl_audit_last_seq(const tl_audit_t *audit);
 const char *tl_audit_last_hash(const tl_audit_t *audit);
 

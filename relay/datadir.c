@@ -1,4 +1,5 @@
 #include "relay/datadir.h"
+#include "proto/fsutil.h"
 #include "proto/err.h"
 #include "proto/keys.h"
 #include "relay/audit.h"
@@ -38,16 +39,6 @@ static int absent_or_empty(const char *root)
     }
     closedir(dir);
     return empty;
-}
-
-static int fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
 }
 
 static int write_settings(const char *root, const char *listen)
@@ -118,7 +109,7 @@ int tl_datadir_init(const char *root, const char *listen, char *fingerprint_out)
     }
     if ((rc = tl_audit_append(audit, "admin", "relay.init", "", details, NULL)) != 0)
         goto out;
-    rc = fsync_dir(root);
+    rc = tl_fsync_dir(root);
 out:
     json_decref(details);
     tl_audit_close(audit);

@@ -1,5 +1,6 @@
 /* The evidence store (DESIGN §7, §8): see relay/evidence.h for the layout and rules. */
 #include "relay/evidence.h"
+#include "proto/fsutil.h"
 
 #include "proto/err.h"
 #include "proto/hash.h"
@@ -123,20 +124,6 @@ static int make_root_dir(const char *dir)
     int rc = fsync_dir_at(AT_FDCWD, parent);
     free(parent);
     return rc;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, (const char *)data + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        done += (size_t)n;
-    }
-    return 0;
 }
 
 /*
@@ -328,7 +315,7 @@ static int deflate_pending(tl_evidence_writer_t *writer, int flush)
             return TL_EIO;
         size_t produced = sizeof writer->out - writer->zs.avail_out;
         if (produced > 0) {
-            int rc = write_all(writer->fd, writer->out, produced);
+            int rc = tl_write_all(writer->fd, writer->out, produced);
             if (rc < 0)
                 return rc;
         }

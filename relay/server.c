@@ -33,7 +33,8 @@ struct agent {
     int64_t device_id; /* 0 while unknown: enrollment only */
     char fingerprint[TL_FINGERPRINT_LEN];
     char address[TL_ADDR_TEXT_MAX];
-    int refs; /* the connection itself, plus each job in flight */
+    uv_timer_t *enroll_deadline; /* unknown keys only: enroll in time or go */
+    int refs;                    /* the connection itself, plus each job in flight */
     unsigned closed : 1;
     unsigned enrolling : 1;
     unsigned counted_online : 1;
@@ -113,6 +114,20 @@ static void agent_unref(struct agent *agent)
         agent->uploads = next;
     }
     free(agent);
+}
+
+static void deadline_closed(uv_handle_t *handle)
+{
+    struct agent *agent = handle->data;
+    free(handle);
+    agent->enroll_deadline = NULL;
+    agent_unref(agent);
+}
+
+static void stop_enroll_deadline(struct agent *agent)
+{
+    if (agent->enroll_deadline != NULL && !uv_is_closing((uv_handle_t *)agent->enroll_deadline))
+        uv_close((uv_handle_t *)agent->enroll_deadline, deadline_closed);
 }
 
 /* ---- jobs ------------------------------------------------------------------- */
@@ -320,6 +335,7 @@ static int handle_enroll(struct agent *agent, const struct tl_msg_enroll *enroll
     if (agent->device_id > 0 || agent->enrolling)
         return TL_EPROTO;
     agent->enrolling = 1;
+    stop_enroll_deadline(agent);
     struct agent_job *job = job_new(agent, run_enroll, enroll_done);
     if (job == NULL)
         return TL_ENOMEM;
@@ -707,6 +723,17 @@ static const tl_mux_callbacks_t channel_callbacks = {
 
 /* ---- connections -------------------------------------------------------------- */
 
+static void enroll_deadline_passed(uv_timer_t *timer)
+{
+    struct agent *agent = timer->data;
+    stop_enroll_deadline(agent);
+    if (!agent->closed && !agent->enrolling) {
+        tl_log_info("unknown key did not enroll, closing fingerprint=%s address=%s",
+                    agent->fingerprint, agent->address);
+        tl_peer_close(agent->peer, TL_EPIN, "unknown agent key: enroll first");
+    }
+}
+
 static void on_peer_ready(tl_peer_t *peer)
 {
     struct agent *agent = tl_peer_get_data(peer);
@@ -717,7 +744,19 @@ static void on_peer_ready(tl_peer_t *peer)
     if (agent->device_id <= 0) {
         tl_log_info("unknown key connected fingerprint=%s address=%s", agent->fingerprint,
                     agent->address);
-        return; /* may only enroll */
+        /* It may only enroll (docs/protocol.md §7.2): say so, and wait only so long. */
+        json_t *notice = json_pack("{s:s}", "type", "enroll-required");
+        tl_peer_send_control(peer, 0, notice);
+        json_decref(notice);
+        agent->enroll_deadline = malloc(sizeof *agent->enroll_deadline);
+        if (agent->enroll_deadline != NULL) {
+            uv_timer_init(relay->loop, agent->enroll_deadline);
+            agent->enroll_deadline->data = agent;
+            agent->refs++;
+            uv_timer_start(agent->enroll_deadline, enroll_deadline_passed,
+                           relay->config.handshake_timeout_ms, 0);
+        }
+        return;
     }
     /* A device has one live connection: a new one replaces a stale one. */
     for (struct agent *other = relay->agents; other != NULL; other = other->next) {
@@ -763,6 +802,7 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
     if (agent->next != NULL)
         agent->next->prev = agent->prev;
     relay->agent_count--;
+    stop_enroll_deadline(agent);
     for (struct upload *up = agent->uploads; up != NULL; up = up->next) {
         if (up->channel_open) {
             up->channel_open = 0;

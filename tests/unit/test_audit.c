@@ -1,4 +1,7 @@
-/* The audit log: chaining, reopening, tamper detection, crash repair and bad input. */
+/*
+ * The audit log: chaining, reopening, several writers, tamper detection, crash
+ * repair and bad input.
+ */
 #include "tl_test.h"
 
 #include "relay/audit.h"
@@ -7,9 +10,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct fixture {
@@ -690,16 +695,218 @@ static void test_log_file_mode_is_0600(void **state)
     tl_audit_close(audit);
 }
 
-static void test_second_writer_is_locked_out(void **state)
+/* Two handles on one file, as the serving relay and an admin command have. */
+static void test_two_handles_alternating_extend_one_chain(void **state)
 {
     struct fixture *fx = *state;
-    tl_audit_t *first, *second = NULL;
-    TL_ASSERT_OK(tl_audit_open(fx->path, &first));
-    TL_ASSERT_RC(-EWOULDBLOCK, tl_audit_open(fx->path, &second));
-    assert_null(second);
-    tl_audit_close(first);
-    TL_ASSERT_OK(tl_audit_open(fx->path, &second));
-    tl_audit_close(second);
+    tl_audit_t *serve, *admin;
+    TL_ASSERT_OK(tl_audit_open(fx->path, &serve));
+    TL_ASSERT_OK(tl_audit_open(fx->path, &admin));
+    for (uint64_t expected = 1; expected <= 20; expected++) {
+        tl_audit_t *writer = expected % 2 ? serve : admin;
+        uint64_t seq = 0;
+        TL_ASSERT_OK(tl_audit_append(writer, "admin", "enroll.code", "", NULL, &seq));
+        assert_int_equal(seq, expected);
+        assert_int_equal(tl_audit_last_seq(writer), expected);
+    }
+    /* A handle's head is its own last view until it appends again. */
+    assert_int_equal(tl_audit_last_seq(serve), 19);
+    tl_audit_entry_t batch[3];
+    for (int i = 0; i < 3; i++)
+        batch[i] = (tl_audit_entry_t){.actor = "relay", .action = "agent.connect"};
+    TL_ASSERT_OK(tl_audit_append_batch(serve, batch, 3));
+    assert_int_equal(batch[0].seq, 21);
+    assert_int_equal(batch[2].seq, 23);
+    TL_ASSERT_OK(tl_audit_append_batch(admin, batch, 3));
+    assert_int_equal(batch[0].seq, 24);
+    tl_audit_close(serve);
+    tl_audit_close(admin);
+    expect_valid(fx->path, 26);
+
+    /* Nothing was torn or repaired on the way. */
+    char *data = read_file(fx->path, NULL);
+    assert_null(strstr(data, "audit.repair"));
+    free(data);
+}
+
+#define WRITER_PROCESSES 4
+#define ENTRIES_PER_WRITER 200
+
+/*
+ * One writer process: its own handle, ENTRIES_PER_WRITER entries in batches
+ * of 1 to 5, each numbered in details so the parent can check its order.
+ * Starts when start_fd reads end-of-file. Returns an exit status.
+ */
+static int run_writer(const char *path, int writer, int start_fd)
+{
+    char go;
+    while (read(start_fd, &go, 1) < 0 && errno == EINTR)
+        ;
+    tl_audit_t *audit;
+    if (tl_audit_open(path, &audit) != 0)
+        return 10;
+    char actor[32];
+    snprintf(actor, sizeof actor, "tech:writer-%d", writer);
+    int status = 0;
+    int written = 0;
+    for (int batch_size = 1; written < ENTRIES_PER_WRITER && status == 0;
+         batch_size = batch_size % 5 + 1) {
+        tl_audit_entry_t batch[5];
+        int count = 0;
+        for (; count < batch_size && written + count < ENTRIES_PER_WRITER; count++)
+            batch[count] = (tl_audit_entry_t){
+                .actor = actor,
+                .action = "test.concurrent",
+                .details = json_pack("{s:i}", "n", written + count),
+            };
+        if (tl_audit_append_batch(audit, batch, (size_t)count) != 0)
+            status = 11;
+        for (int i = 0; i < count; i++) {
+            if (status == 0 && i > 0 && batch[i].seq != batch[i - 1].seq + 1)
+                status = 12; /* a batch is one write: its seqs are consecutive */
+            json_decref(batch[i].details);
+        }
+        written += count;
+    }
+    tl_audit_close(audit);
+    return status;
+}
+
+/* Real processes racing on one file, the first of them creating it. */
+static void test_writer_processes_extend_one_chain(void **state)
+{
+    struct fixture *fx = *state;
+    const uint64_t total = WRITER_PROCESSES * ENTRIES_PER_WRITER;
+    int start[2];
+    assert_int_equal(pipe(start), 0);
+    pid_t pids[WRITER_PROCESSES];
+    for (int w = 0; w < WRITER_PROCESSES; w++) {
+        pids[w] = fork();
+        assert_true(pids[w] >= 0);
+        if (pids[w] == 0) {
+            close(start[1]);
+            /* _exit: the child must not run cmocka's or stdio's exit work. */
+            _exit(run_writer(fx->path, w, start[0]));
+        }
+    }
+    close(start[0]);
+    close(start[1]); /* every child reads end-of-file: go */
+    for (int w = 0; w < WRITER_PROCESSES; w++) {
+        int status;
+        assert_int_equal(waitpid(pids[w], &status, 0), pids[w]);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fail_msg("writer %d: expected exit 0, got status 0x%x", w, (unsigned)status);
+    }
+
+    expect_valid(fx->path, total);
+    /* Every seq exactly once, and every writer's entries all there, in its order. */
+    bool seen[WRITER_PROCESSES * ENTRIES_PER_WRITER + 1] = {false};
+    int next_n[WRITER_PROCESSES] = {0};
+    uint64_t lines = 0;
+    FILE *f = fopen(fx->path, "r");
+    assert_non_null(f);
+    char *line = NULL;
+    size_t line_cap = 0;
+    while (getline(&line, &line_cap, f) > 0) {
+        json_error_t error;
+        json_t *entry = json_loads(line, 0, &error);
+        assert_non_null(entry);
+        json_int_t seq = json_integer_value(json_object_get(entry, "seq"));
+        if (seq < 1 || seq > (json_int_t)total || seen[seq])
+            fail_msg("line %llu: seq %lld out of range or repeated", (unsigned long long)lines + 1,
+                     (long long)seq);
+        seen[seq] = true;
+        int writer = -1;
+        assert_int_equal(
+            sscanf(json_string_value(json_object_get(entry, "actor")), "tech:writer-%d", &writer),
+            1);
+        assert_true(writer >= 0 && writer < WRITER_PROCESSES);
+        json_int_t n = json_integer_value(json_object_get(json_object_get(entry, "details"), "n"));
+        assert_int_equal(n, next_n[writer]);
+        next_n[writer]++;
+        json_decref(entry);
+        lines++;
+    }
+    free(line);
+    fclose(f);
+    assert_int_equal(lines, total);
+    for (int w = 0; w < WRITER_PROCESSES; w++)
+        assert_int_equal(next_n[w], ENTRIES_PER_WRITER);
+}
+
+/* A writer that died mid-write leaves a torn line; the next append repairs it. */
+static void test_append_repairs_a_line_another_writer_tore(void **state)
+{
+    struct fixture *fx = *state;
+    tl_audit_t *audit;
+    TL_ASSERT_OK(tl_audit_open(fx->path, &audit));
+    append_entries(audit, 3);
+    static const char torn[] = "{\"seq\":4,\"time\":\"2026-";
+    FILE *f = fopen(fx->path, "ab");
+    fputs(torn, f);
+    fclose(f);
+
+    uint64_t seq = 0;
+    TL_ASSERT_OK(tl_audit_append(audit, "relay", "agent.connect", "D-7", NULL, &seq));
+    assert_int_equal(seq, 5);
+    tl_audit_close(audit);
+    tl_audit_report_t report;
+    TL_ASSERT_OK(tl_audit_verify(fx->path, &report));
+    assert_int_equal(report.entries, 5);
+    assert_int_equal(report.partial_tail_bytes, 0);
+    struct lines lines;
+    split_lines(fx->path, &lines);
+    assert_non_null(strstr(lines.line[3], "\"action\":\"audit.repair\""));
+    char removed[48];
+    snprintf(removed, sizeof removed, "\"removed_bytes\":%zu,", strlen(torn));
+    assert_non_null(strstr(lines.line[3], removed));
+    join_lines(fx->path, &lines);
+}
+
+/* A bad last line is for a human, whoever finds it, and however often. */
+static void test_append_refuses_a_bad_line_another_writer_left(void **state)
+{
+    struct fixture *fx = *state;
+    tl_audit_t *audit;
+    TL_ASSERT_OK(tl_audit_open(fx->path, &audit));
+    append_entries(audit, 2);
+    FILE *f = fopen(fx->path, "ab");
+    fputs("garbage\n", f);
+    fclose(f);
+    off_t before = file_size(fx->path);
+
+    for (int attempt = 0; attempt < 2; attempt++)
+        TL_ASSERT_RC(TL_EPROTO,
+                     tl_audit_append(audit, "relay", "agent.connect", "D-7", NULL, NULL));
+    assert_int_equal(file_size(fx->path), before);
+    assert_int_equal(tl_audit_last_seq(audit), 2);
+    tl_audit_close(audit);
+    expect_broken(fx->path, 3, 0, "no-hash-suffix");
+}
+
+/* The log at the path is the one every writer extends, even after a swap. */
+static void test_append_follows_a_replaced_log_and_refuses_a_removed_one(void **state)
+{
+    struct fixture *fx = *state;
+    tl_audit_t *audit;
+    TL_ASSERT_OK(tl_audit_open(fx->path, &audit));
+    append_entries(audit, 3);
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.log", fx->dir);
+    make_log(other, 5);
+    assert_int_equal(rename(other, fx->path), 0);
+
+    uint64_t seq = 0;
+    TL_ASSERT_OK(tl_audit_append(audit, "relay", "agent.connect", "D-7", NULL, &seq));
+    assert_int_equal(seq, 6);
+    expect_valid(fx->path, 6);
+
+    /* A removed log is not silently restarted from seq 1. */
+    assert_int_equal(unlink(fx->path), 0);
+    TL_ASSERT_RC(-ENOENT, tl_audit_append(audit, "relay", "agent.connect", "D-7", NULL, NULL));
+    struct stat st;
+    assert_int_equal(stat(fx->path, &st), -1);
+    tl_audit_close(audit);
 }
 
 static void test_missing_file_is_not_reported_as_tampering(void **state)
@@ -768,7 +975,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_non_ascii_text_is_escaped_and_round_trips, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_log_file_mode_is_0600, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_second_writer_is_locked_out, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_two_handles_alternating_extend_one_chain, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_writer_processes_extend_one_chain, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_append_repairs_a_line_another_writer_tore, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_append_refuses_a_bad_line_another_writer_left, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_append_follows_a_replaced_log_and_refuses_a_removed_one,
+                                    setup, teardown),
     cmocka_unit_test_setup_teardown(test_missing_file_is_not_reported_as_tampering, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_report_print_names_first_bad_seq, setup, teardown),

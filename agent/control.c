@@ -1,0 +1,352 @@
+#include "agent/control.h"
+#include "proto/err.h"
+#include "proto/log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+struct client {
+    uv_pipe_t pipe;
+    tl_control_t *control;
+    struct client *next;
+    char line[TL_CONTROL_MAX_LINE];
+    size_t line_len;
+    char waiting_for[64]; /* a request id whose delivery this client awaits */
+    unsigned closing : 1;
+};
+
+struct tl_control {
+    uv_pipe_t listener;
+    uv_loop_t *loop;
+    tl_tunnel_t *tunnel;
+    const tl_agent_state_t *state;
+    struct client *clients;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static void client_closed(uv_handle_t *handle)
+{
+    struct client *client = handle->data;
+    tl_control_t *control = client->control;
+    for (struct client **at = &control->clients; *at != NULL; at = &(*at)->next) {
+        if (*at == client) {
+            *at = client->next;
+            break;
+        }
+    }
+    free(client);
+}
+
+static void client_close(struct client *client)
+{
+    if (client->closing)
+        return;
+    client->closing = 1;
+    uv_close((uv_handle_t *)&client->pipe, client_closed);
+}
+
+static void write_done(uv_write_t *req, int status)
+{
+    free(req->data);
+    free(req);
+}
+
+static void reply(struct client *client, json_t *answer)
+{
+    char *text = json_dumps(answer, JSON_COMPACT);
+    if (text == NULL || client->closing) {
+        free(text);
+        return;
+    }
+    size_t len = strlen(text);
+    text[len] = '\0';
+    char *line = realloc(text, len + 2);
+    if (line == NULL) {
+        free(text);
+        return;
+    }
+    line[len] = '\n';
+    uv_write_t *req = malloc(sizeof *req);
+    if (req == NULL) {
+        free(line);
+        return;
+    }
+    req->data = line;
+    uv_buf_t buf = uv_buf_init(line, (unsigned)(len + 1));
+    if (uv_write(req, (uv_stream_t *)&client->pipe, &buf, 1, write_done) != 0) {
+        free(line);
+        free(req);
+        client_close(client);
+    }
+}
+
+static void reply_error(struct client *client, const char *error, const char *message)
+{
+    json_t *answer = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", error, "message", message);
+    reply(client, answer);
+    json_decref(answer);
+}
+
+static void handle_line(struct client *client, const char *line, size_t len)
+{
+    tl_control_t *control = client->control;
+    json_error_t error;
+    json_t *request = json_loadb(line, len, JSON_REJECT_DUPLICATES, &error);
+    const char *cmd = json_string_value(json_object_get(request, "cmd"));
+    if (cmd == NULL) {
+        reply_error(client, "EINVAL", "want one JSON object with a \"cmd\" member per line");
+    } else if (strcmp(cmd, "status") == 0) {
+        char relay[300];
+        snprintf(relay, sizeof relay, "%s:%u", control->state->relay_host,
+                 control->state->relay_port);
+        json_t *answer = json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "connected",
+                                   tl_tunnel_connected(control->tunnel), "device",
+                                   control->state->device, "relay", relay);
+        reply(client, answer);
+        json_decref(answer);
+    } else if (strcmp(cmd, "deliver") == 0) {
+        const char *id = json_string_value(json_object_get(request, "request"));
+        if (id == NULL || strlen(id) >= sizeof client->waiting_for) {
+            reply_error(client, "EINVAL", "deliver needs a \"request\" id");
+        } else {
+            snprintf(client->waiting_for, sizeof client->waiting_for, "%s", id);
+            tl_tunnel_kick(control->tunnel);
+        }
+    } else {
+        reply_error(client, "EINVAL", "unknown command");
+    }
+    json_decref(request);
+}
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct client *client = handle->data;
+    size_t room = sizeof client->line - client->line_len;
+    *buf = uv_buf_init(client->line + client->line_len, (unsigned)room);
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct client *client = stream->data;
+    if (nread < 0) {
+        client_close(client);
+        return;
+    }
+    client->line_len += (size_t)nread;
+    char *newline;
+    while (!client->closing && (newline = memchr(client->line, '\n', client->line_len)) != NULL) {
+        size_t len = (size_t)(newline - client->line);
+        handle_line(client, client->line, len);
+        memmove(client->line, newline + 1, client->line_len - len - 1);
+        client->line_len -= len + 1;
+    }
+    if (client->line_len == sizeof client->line) {
+        reply_error(client, "EFULL", "line too long");
+        client_close(client);
+    }
+}
+
+/* Only the agent's own user, or root, may talk to it. */
+static int peer_allowed(uv_pipe_t *pipe)
+{
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (uv_fileno((uv_handle_t *)pipe, &fd) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        return 0;
+    return cred.uid == getuid() || cred.uid == 0;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    tl_control_t *control = server->data;
+    if (status != 0)
+        return;
+    struct client *client = calloc(1, sizeof *client);
+    if (client == NULL)
+        return;
+    client->control = control;
+    uv_pipe_init(control->loop, &client->pipe, 0);
+    client->pipe.data = client;
+    client->next = control->clients;
+    control->clients = client;
+    if (uv_accept(server, (uv_stream_t *)&client->pipe) != 0) {
+        client_close(client);
+        return;
+    }
+    if (!peer_allowed(&client->pipe)) {
+        tl_log_warn("control socket: refused a connection from another user");
+        client_close(client);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&client->pipe, alloc_cb, read_cb);
+}
+
+tl_control_t *tl_control_start(uv_loop_t *loop, const char *path, tl_tunnel_t *tunnel,
+                               const tl_agent_state_t *state, int *err)
+{
+    tl_control_t *control = calloc(1, sizeof *control);
+    if (control == NULL) {
+        *err = TL_ENOMEM;
+        return NULL;
+    }
+    if (strlen(path) >= sizeof control->path) {
+        free(control);
+        *err = TL_EINVAL;
+        return NULL;
+    }
+    strcpy(control->path, path);
+    control->loop = loop;
+    control->tunnel = tunnel;
+    control->state = state;
+    /* A socket file nobody answers on is left over from a crash. */
+    json_t *answer = NULL;
+    json_t *probe = json_pack("{s:s}", "cmd", "status");
+    int alive = tl_control_call(path, probe, 1000, &answer) == 0;
+    json_decref(probe);
+    json_decref(answer);
+    if (alive) {
+        free(control);
+        *err = TL_EEXIST;
+        return NULL;
+    }
+    unlink(path);
+    uv_pipe_init(loop, &control->listener, 0);
+    control->listener.data = control;
+    mode_t old = umask(0177);
+    int rc = uv_pipe_bind(&control->listener, path);
+    umask(old);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&control->listener, 16, on_connection);
+    if (rc != 0) {
+        *err = rc;
+        uv_close((uv_handle_t *)&control->listener, (uv_close_cb)free);
+        return NULL;
+    }
+    return control;
+}
+
+static void answer_waiters(tl_control_t *control, const char *request, json_t *answer)
+{
+    for (struct client *client = control->clients; client != NULL; client = client->next) {
+        if (strcmp(client->waiting_for, request) == 0) {
+            client->waiting_for[0] = '\0';
+            reply(client, answer);
+        }
+    }
+}
+
+void tl_control_delivered(tl_control_t *control, const char *request, const char *ticket)
+{
+    json_t *answer = json_pack("{s:b, s:s, s:s}", "ok", 1, "request", request, "ticket", ticket);
+    answer_waiters(control, request, answer);
+    json_decref(answer);
+}
+
+void tl_control_rejected(tl_control_t *control, const char *request, int error)
+{
+    json_t *answer = json_pack("{s:b, s:s, s:s, s:s}", "ok", 0, "request", request, "error",
+                               tl_err_name(error), "message", tl_strerror(error));
+    answer_waiters(control, request, answer);
+    json_decref(answer);
+}
+
+static void listener_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+void tl_control_stop(tl_control_t *control)
+{
+    if (control == NULL)
+        return;
+    for (struct client *client = control->clients; client != NULL; client = client->next)
+        client_close(client);
+    unlink(control->path);
+    uv_close((uv_handle_t *)&control->listener, listener_closed);
+}
+
+/* ---- client side ----------------------------------------------------------------- */
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int tl_control_call(const char *path, json_t *request, int timeout_ms, json_t **answer)
+{
+    *answer = NULL;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return TL_EINVAL;
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    char *text = NULL;
+    char *buf = NULL;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        rc = -errno;
+        goto out;
+    }
+    text = json_dumps(request, JSON_COMPACT);
+    if (text == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    size_t len = strlen(text);
+    if (send(fd, text, len, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
+        rc = -errno;
+        goto out;
+    }
+    buf = malloc(TL_CONTROL_MAX_LINE);
+    if (buf == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    size_t used = 0;
+    int64_t deadline = monotonic_ms() + timeout_ms;
+    for (;;) {
+        char *newline = memchr(buf, '\n', used);
+        if (newline != NULL) {
+            json_error_t error;
+            *answer = json_loadb(buf, (size_t)(newline - buf), 0, &error);
+            rc = *answer ? 0 : TL_EPROTO;
+            break;
+        }
+        int64_t left = deadline - monotonic_ms();
+        if (left <= 0 || used == TL_CONTROL_MAX_LINE) {
+            rc = left <= 0 ? TL_ETIMEOUT : TL_EFULL;
+            break;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int ready = poll(&pfd, 1, (int)left);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready <= 0)
+            continue;
+        ssize_t n = recv(fd, buf + used, TL_CONTROL_MAX_LINE - used, 0);
+        if (n <= 0) {
+            rc = n == 0 ? TL_ECLOSED : -errno;
+            break;
+        }
+        used += (size_t)n;
+    }
+out:
+    free(buf);
+    free(text);
+    close(fd);
+    return rc;
+}

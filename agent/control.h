@@ -1,0 +1,43 @@
+/*
+ * The agent's local control socket (STATE/agent.sock) while `run` is up.
+ *
+ * The user's commands (`tierline-agent help`, `status`) talk to the running
+ * agent here instead of opening a second tunnel. The socket is a Unix stream
+ * socket with mode 0600 in the 0700 state directory, and every connection's
+ * peer uid is checked with SO_PEERCRED: only the agent's own user (and root)
+ * may use it. The agent never listens on a network port.
+ *
+ * Protocol: one JSON object per line, at most 64 KiB; one request per line,
+ * one answer per request:
+ *   {"cmd":"status"}                 -> {"ok":true,"connected":B,"device":"D-7","relay":"h:p"}
+ *   {"cmd":"deliver","request":"R-…"} -> {"ok":true,"ticket":"T-42"} once delivered,
+ *                                       {"ok":false,"error":"…"} if the relay refused it
+ * Anything else gets {"ok":false,"error":"EINVAL"} and the connection stays.
+ */
+#ifndef TL_CONTROL_H
+#define TL_CONTROL_H
+
+#include "agent/tunnel.h"
+
+#include <jansson.h>
+#include <uv.h>
+
+#define TL_CONTROL_MAX_LINE (64 * 1024)
+
+typedef struct tl_control tl_control_t;
+
+/* Listens on path (a stale socket file is replaced); TL_EEXIST if an agent already runs. */
+tl_control_t *tl_control_start(uv_loop_t *loop, const char *path, tl_tunnel_t *tunnel,
+                               const tl_agent_state_t *state, int *err);
+/* Tunnel events the control socket answers waiting clients with. */
+void tl_control_delivered(tl_control_t *control, const char *request, const char *ticket);
+void tl_control_rejected(tl_control_t *control, const char *request, int error);
+void tl_control_stop(tl_control_t *control);
+
+/*
+ * Client side, for the user's commands: sends one request line and waits up
+ * to timeout_ms for the answer. -ENOENT / -ECONNREFUSED when no agent runs.
+ */
+int tl_control_call(const char *path, json_t *request, int timeout_ms, json_t **answer);
+
+#endif

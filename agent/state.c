@@ -1,0 +1,171 @@
+#include "agent/state.h"
+#include "proto/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tl_state_path(const char *dir, const char *name, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s/%s", dir, name);
+    return n > 0 && (size_t)n < size ? 0 : TL_EINVAL;
+}
+
+int tl_state_dir(const char *dir, char *out, size_t size)
+{
+    int n;
+    const char *env = getenv("TIERLINE_AGENT_STATE");
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    if (dir != NULL)
+        n = snprintf(out, size, "%s", dir);
+    else if (env != NULL && env[0] != '\0')
+        n = snprintf(out, size, "%s", env);
+    else if (xdg != NULL && xdg[0] == '/')
+        n = snprintf(out, size, "%s/tierline-agent", xdg);
+    else if (home != NULL && home[0] == '/')
+        n = snprintf(out, size, "%s/.local/state/tierline-agent", home);
+    else
+        return TL_EINVAL;
+    return n > 0 && (size_t)n < size ? 0 : TL_EINVAL;
+}
+
+static int make_dirs(const char *path)
+{
+    char partial[TL_STATE_PATH_MAX];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof partial)
+        return TL_EINVAL;
+    memcpy(partial, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (partial[i] != '/' && partial[i] != '\0')
+            continue;
+        char saved = partial[i];
+        partial[i] = '\0';
+        if (mkdir(partial, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        partial[i] = saved;
+    }
+    return 0;
+}
+
+int tl_state_prepare(const char *dir)
+{
+    char outbox[TL_STATE_PATH_MAX];
+    int rc = make_dirs(dir);
+    if (rc == 0)
+        rc = chmod(dir, 0700) == 0 ? 0 : -errno;
+    if (rc == 0)
+        rc = tl_state_path(dir, TL_STATE_OUTBOX, outbox, sizeof outbox);
+    if (rc == 0 && mkdir(outbox, 0700) != 0 && errno != EEXIST)
+        rc = -errno;
+    return rc;
+}
+
+int tl_state_load(const char *dir, tl_agent_state_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (snprintf(out->dir, sizeof out->dir, "%s", dir) >= (int)sizeof out->dir)
+        return TL_EINVAL;
+    char path[TL_STATE_PATH_MAX];
+    int rc = tl_state_path(dir, TL_STATE_RELAY, path, sizeof path);
+    if (rc != 0)
+        return rc;
+    if (access(path, F_OK) != 0)
+        return 0;
+    json_error_t error;
+    json_t *relay = json_load_file(path, JSON_REJECT_DUPLICATES, &error);
+    if (relay == NULL)
+        return TL_EINVAL;
+    const char *host = json_string_value(json_object_get(relay, "host"));
+    const char *fingerprint = json_string_value(json_object_get(relay, "fingerprint"));
+    const char *device = json_string_value(json_object_get(relay, "device"));
+    json_t *port = json_object_get(relay, "port");
+    rc = TL_EINVAL;
+    if (host != NULL && strlen(host) < sizeof out->relay_host && fingerprint != NULL &&
+        tl_fingerprint_valid(fingerprint) && device != NULL &&
+        strlen(device) < sizeof out->device && json_is_integer(port) &&
+        json_integer_value(port) > 0 && json_integer_value(port) <= 65535) {
+        strcpy(out->relay_host, host);
+        strcpy(out->relay_fingerprint, fingerprint);
+        strcpy(out->device, device);
+        out->relay_port = (uint16_t)json_integer_value(port);
+        out->enrolled = 1;
+        rc = 0;
+    }
+    json_decref(relay);
+    return rc;
+}
+
+int tl_state_save(const tl_agent_state_t *state)
+{
+    char path[TL_STATE_PATH_MAX], tmp[TL_STATE_PATH_MAX];
+    int rc = tl_state_path(state->dir, TL_STATE_RELAY, path, sizeof path);
+    if (rc == 0)
+        rc = tl_state_path(state->dir, TL_STATE_RELAY ".tmp", tmp, sizeof tmp);
+    if (rc != 0)
+        return rc;
+    json_t *relay = json_pack("{s:i, s:s, s:i, s:s, s:s}", "version", 1, "host", state->relay_host,
+                              "port", (json_int_t)state->relay_port, "fingerprint",
+                              state->relay_fingerprint, "device", state->device);
+    if (relay == NULL)
+        return TL_ENOMEM;
+    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        json_decref(relay);
+        return -errno;
+    }
+    rc = json_dumpfd(relay, fd, JSON_INDENT(2)) == 0 && write(fd, "\n", 1) == 1 ? 0 : TL_EIO;
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    json_decref(relay);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
+int tl_state_identity(const char *dir, int create, EVP_PKEY **key, X509 **cert)
+{
+    char key_path[TL_STATE_PATH_MAX], cert_path[TL_STATE_PATH_MAX];
+    *key = NULL;
+    *cert = NULL;
+    int rc = tl_state_path(dir, TL_STATE_KEY, key_path, sizeof key_path);
+    if (rc == 0)
+        rc = tl_state_path(dir, TL_STATE_CERT, cert_path, sizeof cert_path);
+    if (rc != 0)
+        return rc;
+    rc = tl_key_load(key_path, key);
+    if (rc == -ENOENT) {
+        if (!create)
+            return TL_ENOTFOUND;
+        unlink(cert_path); /* a certificate without its key is useless */
+        if ((rc = tl_key_generate(key)) != 0 || (rc = tl_key_save(key_path, *key)) != 0)
+            goto out;
+    } else if (rc != 0) {
+        goto out;
+    }
+    rc = tl_cert_load(cert_path, cert);
+    if (rc == -ENOENT) {
+        if ((rc = tl_cert_self_signed(*key, "tierline-agent", 3650, cert)) != 0 ||
+            (rc = tl_cert_save(cert_path, *cert)) != 0)
+            goto out;
+    }
+out:
+    if (rc != 0) {
+        EVP_PKEY_free(*key);
+        X509_free(*cert);
+        *key = NULL;
+        *cert = NULL;
+    }
+    return rc;
+}

@@ -1,0 +1,55 @@
+/*
+ * The agent's tunnel: its one outbound connection to the relay.
+ *
+ * Connects (resolving the relay's name without blocking the loop), proves
+ * the agent's key and checks the relay's pin (proto/peer.h), waits for the
+ * relay's welcome, then delivers the outbox (agent/outbox.h): each request's
+ * evidence is uploaded on an "upload" channel, then the ticket is asked for;
+ * a request leaves the outbox only when the relay has answered (docs/
+ * protocol.md §7.4, §7.5). A lost connection is retried with exponential
+ * backoff and full jitter, so many agents that lost one relay do not come
+ * back in lockstep.
+ */
+#ifndef TL_TUNNEL_H
+#define TL_TUNNEL_H
+
+#include "agent/state.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct tl_tunnel tl_tunnel_t;
+
+typedef struct tl_tunnel_options {
+    const tl_agent_state_t *state;
+    /* Deliver what is queued (only this request if set), then stop; no retries. */
+    int once;
+    const char *only_request;
+    uint32_t backoff_min_ms; /* first retry delay; 0: 500 ms */
+    uint32_t backoff_max_ms; /* cap; 0: 60 s */
+} tl_tunnel_options_t;
+
+typedef struct tl_tunnel_events {
+    void (*on_connected)(tl_tunnel_t *tunnel, const char *device);
+    void (*on_disconnected)(tl_tunnel_t *tunnel, int reason);
+    /* A request left the outbox: ticket is the relay's answer ("T-42"). */
+    void (*on_delivered)(tl_tunnel_t *tunnel, const char *request, const char *ticket);
+    /* The relay refused a request for good (it was moved out of the outbox). */
+    void (*on_rejected)(tl_tunnel_t *tunnel, const char *request, int error);
+    /* Once mode: finished (0: all delivered) or gave up. */
+    void (*on_stopped)(tl_tunnel_t *tunnel, int status);
+} tl_tunnel_events_t;
+
+tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options,
+                             const tl_tunnel_events_t *events, void *data, int *err);
+/* The outbox changed: deliver now if connected. */
+void tl_tunnel_kick(tl_tunnel_t *tunnel);
+/* Closes the connection and frees the tunnel from the loop. */
+void tl_tunnel_stop(tl_tunnel_t *tunnel);
+int tl_tunnel_connected(const tl_tunnel_t *tunnel);
+void *tl_tunnel_data(const tl_tunnel_t *tunnel);
+
+/* The delay before retry number attempt (0-based), jittered; exposed for tests. */
+uint64_t tl_tunnel_backoff_ms(uint32_t min_ms, uint32_t max_ms, unsigned attempt, uint32_t random);
+
+#endif

@@ -1,0 +1,608 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the relay and the agent: real processes on loopback,
+real TLS 1.3, real SQLite files. Each case runs in its own process:
+
+    relay_agent.py BIN_DIR CASE
+
+Every wait is bounded; nothing here measures speed.
+"""
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+BIN = None
+WORK = None
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(*args, expect=0, timeout=60, env=None):
+    """Runs a program to completion; returns (stdout, stderr)."""
+    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=env)
+    if expect is not None and proc.returncode != expect:
+        raise Failure("%s exited %d, expected %d\nstdout: %s\nstderr: %s" % (
+            " ".join(args), proc.returncode, expect, proc.stdout, proc.stderr))
+    return proc.stdout, proc.stderr
+
+
+def wait_for(what, predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise Failure("timed out waiting for " + what)
+
+
+class Relay:
+    def __init__(self, name="relay", heartbeat_ms=300, handshake_ms=1000):
+        self.dir = os.path.join(WORK, name)
+        self.port = free_port()
+        self.heartbeat_ms = heartbeat_ms
+        self.handshake_ms = handshake_ms
+        self.proc = None
+        self.log_path = os.path.join(WORK, name + ".log")
+        out, _ = run(BIN + "/tierline-relay", "init", "--data", self.dir, "--listen",
+                     "127.0.0.1:%d" % self.port)
+        self.fingerprint = re.search(r"fingerprint: (SHA256:\S+)", out).group(1)
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [BIN + "/tierline-relay", "serve", "--data", self.dir, "--listen",
+             "127.0.0.1:%d" % self.port, "--heartbeat-ms",
+             str(self.heartbeat_ms), "--handshake-timeout-ms", str(self.handshake_ms),
+             "--log-level", "debug"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        wait_for("the relay to listen", self.accepting)
+        return self
+
+    def accepting(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        status = self.proc.returncode if self.proc else None
+        self.proc = None
+        return status
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def code(self, ttl="10m"):
+        out, _ = run(BIN + "/tierline-relay", "enroll-code", "--data", self.dir, "--ttl", ttl)
+        return out.strip()
+
+    def tickets(self):
+        out, _ = run(BIN + "/tierline-relay", "tickets", "--data", self.dir, "--json")
+        return json.loads(out)
+
+    def ticket(self, ticket_id):
+        out, _ = run(BIN + "/tierline-relay", "ticket", "show", ticket_id, "--data", self.dir,
+                     "--json")
+        return json.loads(out)
+
+    def devices(self):
+        out, _ = run(BIN + "/tierline-relay", "devices", "--data", self.dir, "--json")
+        return json.loads(out)
+
+    def verify_audit(self):
+        out, err = run(BIN + "/tierline-relay", "audit-verify", "--data", self.dir, expect=None)
+        check("audit log OK" in out, "audit chain does not verify: " + out + err)
+
+    def audit_actions(self):
+        with open(os.path.join(self.dir, "audit.log")) as f:
+            return [json.loads(line)["action"] for line in f if line.endswith("\n")]
+
+    def log_text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def evidence_bytes(self, sha256):
+        with open(os.path.join(self.dir, "evidence", sha256[:2], sha256), "rb") as f:
+            return zlib.decompress(f.read())
+
+
+class Agent:
+    def __init__(self, name):
+        self.dir = os.path.join(WORK, name)
+        self.proc = None
+        self.log_path = os.path.join(WORK, name + ".log")
+
+    def enroll(self, string, expect=0):
+        return run(BIN + "/tierline-agent", "enroll", string, "--state", self.dir, expect=expect)
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [BIN + "/tierline-agent", "run", "--state", self.dir, "--backoff-max-ms", "400",
+             "--log-level", "debug"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        wait_for("the agent's control socket", lambda: self.status().get("running"))
+        return self
+
+    def status(self):
+        out, _ = run(BIN + "/tierline-agent", "status", "--state", self.dir, "--json")
+        return json.loads(out)
+
+    def help(self, text, expect=0, wait_ms=20000):
+        out, err = run(BIN + "/tierline-agent", "help", text, "--state", self.dir, "--wait-ms",
+                       str(wait_ms), expect=expect, timeout=120)
+        match = re.search(r"sha256 ([0-9a-f]{64})\) as request (R-[0-9a-f]{32})", err)
+        check(match is not None, "help did not report its attachment: " + err)
+        return out.strip(), match.group(1), match.group(2), err
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    def log_text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+
+def enrolled_pair(relay_name="relay", agent_name="agent"):
+    relay = Relay(relay_name).start()
+    agent = Agent(agent_name)
+    out, _ = agent.enroll(relay.code())
+    check(re.search(r"Enrolled as D-\d+", out), "no device id in: " + out)
+    return relay, agent
+
+
+# ---- raw protocol helpers (a hand-made peer, to send what a real agent never would) ----
+
+def frame(msg_type, payload, version=1):
+    return struct.pack(">IBB", len(payload) + 2, version, msg_type) + payload
+
+
+def hello():
+    name = b"raw-test-peer"
+    return frame(1, struct.pack(">HHI", 1, 1, 0) + struct.pack(">I", len(name)) + name)
+
+
+def tls_client(relay, agent):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # this peer misbehaves; it does not care who the relay is
+    ctx.load_cert_chain(os.path.join(agent.dir, "agent.crt"), os.path.join(agent.dir, "agent.key"))
+    raw = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+    return ctx.wrap_socket(raw)
+
+
+def read_frames(sock, timeout=10.0):
+    """Reads frames until the relay closes; returns [(type, payload)]."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ssl.SSLError, ConnectionResetError, socket.timeout, OSError):
+        pass
+    frames = []
+    while len(data) >= 6:
+        length, _, msg_type = struct.unpack(">IBB", data[:6])
+        frames.append((msg_type, data[6:4 + length]))
+        data = data[4 + length:]
+    return frames
+
+
+def goodbye_code(frames):
+    for msg_type, payload in frames:
+        if msg_type == 4:
+            return struct.unpack(">I", payload[:4])[0]
+    return None
+
+
+# ---- the story -------------------------------------------------------------------------
+
+@case
+def case_enroll_run_help_creates_ticket_with_evidence():
+    relay, agent = enrolled_pair()
+    devices = relay.devices()
+    check(len(devices) == 1 and devices[0]["id"] == "D-1", "devices: %r" % devices)
+    agent.start()
+    wait_for("the device to be online", lambda: relay.devices()[0]["online"])
+    ticket_id, sha256, request, _ = agent.help("printer won't print\nit says offline")
+    check(re.fullmatch(r"T-\d+", ticket_id), "help printed %r, not a ticket id" % ticket_id)
+    ticket = relay.ticket(ticket_id)
+    check(ticket["title"] == "printer won't print", "title %r" % ticket["title"])
+    check(ticket["tier"] == 1 and ticket["device"] == "D-1", "ticket %r" % ticket)
+    hashes = [item["hash"] for item in ticket["evidence"]]
+    check(hashes == [sha256], "evidence %r, agent sent %s" % (hashes, sha256))
+    stored = relay.evidence_bytes(sha256)
+    check(hashlib.sha256(stored).hexdigest() == sha256, "stored evidence does not match its hash")
+    report = json.loads(stored)
+    check("sections" in report and "system" in report["sections"], "evidence is not diagnostics")
+    check(agent.status()["queued"] == [], "the request stayed in the outbox")
+    kinds = [event["kind"] for event in ticket["events"]]
+    check("ticket.created" in kinds and "evidence.added" in kinds, "timeline %r" % kinds)
+    actions = relay.audit_actions()
+    for action in ("relay.init", "enroll.code", "enroll.ok", "agent.connect", "evidence.store",
+                   "ticket.create"):
+        check(action in actions, "audit log lacks %s: %r" % (action, actions))
+    relay.verify_audit()
+    agent.stop()
+    wait_for("the device to go offline", lambda: not relay.devices()[0]["online"])
+    wait_for("agent.disconnect in the audit log", lambda: "agent.disconnect" in relay.audit_actions())
+    relay.verify_audit()
+    check(relay.kill(signal.SIGTERM) == 0, "relay did not exit cleanly on SIGTERM")
+
+
+@case
+def case_help_without_running_agent_delivers_itself():
+    relay, agent = enrolled_pair()
+    ticket_id, sha256, _, _ = agent.help("disk full")
+    check(re.fullmatch(r"T-\d+", ticket_id), "no ticket id: %r" % ticket_id)
+    check([e["hash"] for e in relay.ticket(ticket_id)["evidence"]] == [sha256], "evidence hash")
+    relay.verify_audit()
+
+
+@case
+def case_request_waits_while_relay_is_down_then_is_delivered():
+    relay, agent = enrolled_pair()
+    relay.kill()
+    _, sha256, request, err = agent.help("vpn drops", expect=75, wait_ms=2000)
+    check("saved in" in err, "no queued message: " + err)
+    queued = agent.status()["queued"]
+    check(queued == [request], "outbox %r" % queued)
+    with open(os.path.join(agent.dir, "outbox", request, "evidence-0"), "rb") as f:
+        check(hashlib.sha256(f.read()).hexdigest() == sha256, "queued evidence changed")
+    agent.start()
+    time.sleep(1.0)
+    check(agent.status()["queued"] == [request], "request lost while the relay is down")
+    relay.start()
+    wait_for("the queued request to be delivered", lambda: agent.status()["queued"] == [])
+    tickets = relay.tickets()
+    check(len(tickets) == 1, "tickets %r" % tickets)
+    check([e["hash"] for e in relay.ticket(tickets[0]["id"])["evidence"]] == [sha256],
+          "delivered evidence differs")
+    relay.verify_audit()
+    agent.stop()
+
+
+@case
+def case_agent_survives_relay_restart():
+    relay, agent = enrolled_pair()
+    agent.start()
+    wait_for("online", lambda: relay.devices()[0]["online"])
+    relay.kill(signal.SIGTERM)
+    relay.start()
+    wait_for("the agent to reconnect", lambda: agent.status()["connected"], timeout=30)
+    ticket_id, _, _, _ = agent.help("after restart")
+    check(re.fullmatch(r"T-\d+", ticket_id), "no ticket after restart")
+    agent.stop()
+
+
+# ---- enrollment codes --------------------------------------------------------------------
+
+@case
+def case_expired_code_refused():
+    relay = Relay().start()
+    string = relay.code(ttl="1s")
+    time.sleep(1.5)
+    _, err = Agent("agent").enroll(string, expect=1)
+    check("expired" in err, "no clear error: " + err)
+    check("enroll.failed" in relay.audit_actions(), "failure not audited")
+    check(relay.devices() == [], "a device appeared")
+    relay.verify_audit()
+
+
+@case
+def case_reused_code_refused():
+    relay = Relay().start()
+    string = relay.code()
+    Agent("first").enroll(string)
+    _, err = Agent("second").enroll(string, expect=1)
+    check("already used" in err, "no clear error: " + err)
+    check(len(relay.devices()) == 1, "second device appeared")
+    relay.verify_audit()
+
+
+@case
+def case_wrong_code_refused_and_rate_limited():
+    relay = Relay().start()
+    string = relay.code()
+    code = string[4:23]
+    wrong = string.replace(code, "0000-0000-0000-0000")
+    for attempt in range(5):
+        _, err = Agent("a%d" % attempt).enroll(wrong, expect=1)
+        check("unknown enrollment code" in err, "attempt %d: %s" % (attempt, err))
+    _, err = Agent("a5").enroll(wrong, expect=1)
+    check("too many failed attempts" in err, "not rate-limited: " + err)
+    # The limit holds even for the right code from the same address, for a while.
+    _, err = Agent("good").enroll(string, expect=1)
+    check("too many failed attempts" in err, "rate limit bypassed: " + err)
+    actions = relay.audit_actions()
+    check(actions.count("enroll.failed") == 7, "failed attempts audited: %r" % actions)
+    relay.verify_audit()
+
+
+@case
+def case_malformed_enrollment_string_refused():
+    _, err = Agent("agent").enroll("tl1:nonsense", expect=2)
+    check("not a valid enrollment string" in err, err)
+    check(not os.path.exists(os.path.join(WORK, "agent", "relay.json")), "state written")
+
+
+@case
+def case_enroll_twice_refused():
+    relay, agent = enrolled_pair()
+    _, err = agent.enroll(relay.code(), expect=1)
+    check("already enrolled as D-1" in err, err)
+
+
+# ---- identities ----------------------------------------------------------------------------
+
+@case
+def case_unknown_agent_key_refused():
+    relay, agent = enrolled_pair()
+    # Same relay and pin, but a key the relay never enrolled.
+    stranger = Agent("stranger")
+    os.makedirs(stranger.dir, mode=0o700)
+    shutil.copy(os.path.join(agent.dir, "relay.json"), stranger.dir)
+    run(BIN + "/tierline-agent", "enroll", "x", "--state", stranger.dir, expect=2)
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out",
+                    os.path.join(stranger.dir, "agent.key")], check=True,
+                   capture_output=True)
+    os.chmod(os.path.join(stranger.dir, "agent.key"), 0o600)
+    _, _, _, err = stranger.help("let me in", expect=75, wait_ms=2000)
+    check("does not recognise this agent" in err, err)
+    check(len(relay.tickets()) == 0, "a stranger opened a ticket")
+    # The real agent still works.
+    ticket_id, _, _, _ = agent.help("still fine")
+    check(re.fullmatch(r"T-\d+", ticket_id), "enrolled agent broken after stranger")
+    relay.verify_audit()
+
+
+@case
+def case_relay_with_other_key_refused_by_pin():
+    relay, agent = enrolled_pair()
+    relay.kill()
+    impostor = Relay("impostor")
+    impostor.port = relay.port
+    impostor.start()
+    _, _, request, err = agent.help("who is there", expect=75, wait_ms=2000)
+    check(agent.status()["queued"] == [request], "request not kept")
+    check(len(impostor.tickets()) == 0, "the impostor got a ticket")
+    check(impostor.devices() == [], "the impostor learned of the device")
+
+
+# ---- bad bytes on the relay port ---------------------------------------------------------------
+
+def assert_relay_still_serves(relay, agent):
+    check(relay.alive(), "relay died")
+    ticket_id, _, _, _ = agent.help("still serving?")
+    check(re.fullmatch(r"T-\d+", ticket_id), "relay stopped serving")
+    relay.verify_audit()
+
+
+@case
+def case_garbage_bytes_closed():
+    relay, agent = enrolled_pair()
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: relay\r\n\r\n" + bytes(range(256)) * 16)
+        s.settimeout(10)
+        try:
+            while s.recv(4096):
+                pass
+        except (ConnectionResetError, socket.timeout):
+            pass
+    assert_relay_still_serves(relay, agent)
+
+
+@case
+def case_oversized_frame_rejected_with_goodbye():
+    relay, agent = enrolled_pair()
+    sock = tls_client(relay, agent)
+    sock.sendall(hello() + struct.pack(">IBB", 16 * 1024 * 1024, 1, 35))
+    code = goodbye_code(read_frames(sock))
+    check(code == 30005, "expected GOODBYE EFRAME_SIZE (30005), got %r" % code)
+    sock.close()
+    assert_relay_still_serves(relay, agent)
+
+
+@case
+def case_unknown_message_and_bad_version_rejected():
+    relay, agent = enrolled_pair()
+    sock = tls_client(relay, agent)
+    sock.sendall(hello() + frame(200, b"nope"))
+    check(goodbye_code(read_frames(sock)) == 30007, "unknown type not rejected with EMSG_TYPE")
+    sock.close()
+    sock = tls_client(relay, agent)
+    name = b"future"
+    sock.sendall(frame(1, struct.pack(">HHI", 7, 9, 0) + struct.pack(">I", len(name)) + name))
+    check(goodbye_code(read_frames(sock)) == 30010, "future-only peer not refused with EVERSION")
+    sock.close()
+    sock = tls_client(relay, agent)
+    sock.sendall(hello() + frame(64, struct.pack(">I", 1) + struct.pack(">I", 8) + b'{"type":'))
+    check(goodbye_code(read_frames(sock)) == 30009, "bad JSON not rejected with EMSG_JSON")
+    sock.close()
+    assert_relay_still_serves(relay, agent)
+
+
+@case
+def case_silent_peer_dropped_after_handshake_timeout():
+    relay, agent = enrolled_pair()
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as s:
+        s.settimeout(15)
+        started = time.monotonic()
+        try:
+            data = s.recv(4096)
+        except ConnectionResetError:
+            data = b""
+        check(data == b"", "relay sent %r to a silent peer" % data[:20])
+        check(time.monotonic() - started < 14, "silent peer kept open")
+    assert_relay_still_serves(relay, agent)
+
+
+@case
+def case_peer_that_stops_reading_holds_back_only_itself():
+    relay, agent = enrolled_pair()
+    sock = tls_client(relay, agent)
+    sock.sendall(hello())
+    # Ask for a PONG again and again, and never read one.
+    ping = frame(2, struct.pack(">Q", 7))
+    sock.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sent < 64 * 1024 * 1024:
+        try:
+            sent += sock.send(ping * 512)
+        except (ssl.SSLWantWriteError, BlockingIOError):
+            time.sleep(0.01)
+        except (ssl.SSLError, OSError):
+            break
+    # While that peer is stuck, the others are served.
+    assert_relay_still_serves(relay, agent)
+    sock.close()
+
+
+def queue_request(agent, title, content):
+    request = "R-" + os.urandom(16).hex()
+    tmp = os.path.join(agent.dir, "outbox", ".tmp-" + request)
+    os.makedirs(tmp, mode=0o700)
+    with open(os.path.join(tmp, "evidence-0"), "wb") as f:
+        f.write(content)
+    body = {"request": request, "title": title, "description": "", "tier": 1,
+            "created": int(time.time()),
+            "evidence": [{"name": "capture.bin", "kind": "file",
+                          "sha256": hashlib.sha256(content).hexdigest(), "size": len(content),
+                          "path": "evidence-0"}]}
+    with open(os.path.join(tmp, "request.json"), "w") as f:
+        json.dump(body, f)
+    os.rename(tmp, os.path.join(agent.dir, "outbox", request))
+    return request
+
+
+# ---- durability ------------------------------------------------------------------------------
+
+@case
+def case_relay_killed_during_uploads_loses_nothing_acknowledged():
+    relay, agent = enrolled_pair()
+    acknowledged = {}
+    for i in range(2):
+        ticket_id, sha256, _, _ = agent.help("before the crash %d" % i)
+        acknowledged[ticket_id] = sha256
+    # Queue large requests while the relay is away (outbox layout: agent/outbox.h), so
+    # that uploads are still in flight when the relay dies.
+    relay.kill()
+    for i in range(6):
+        queue_request(agent, "queued %d" % i, os.urandom(12 * 1024 * 1024))
+    check(len(agent.status()["queued"]) == 6, "not all requests queued")
+    agent.start()
+    # Kill the relay right after its first acknowledgement, twice.
+    interrupted = 0
+    for round_number in range(2):
+        relay.start()
+        delivered_before = agent.log_text().count("request delivered")
+        wait_for("a delivery", lambda: agent.log_text().count("request delivered") >
+                 delivered_before, timeout=60)
+        relay.kill(signal.SIGKILL)
+        # An upload the kill cut short leaves its temporary file behind.
+        interrupted += len(os.listdir(os.path.join(relay.dir, "evidence", "tmp")))
+    check(interrupted > 0, "no upload was in flight when the relay was killed")
+    relay.start()
+    wait_for("the outbox to drain", lambda: agent.status()["queued"] == [], timeout=90)
+    for line in agent.log_text().splitlines():
+        match = re.search(r"request delivered request=\S+ ticket=(T-\d+)", line)
+        if match:
+            acknowledged.setdefault(match.group(1), None)
+    tickets = relay.tickets()
+    titles = sorted(t["title"] for t in tickets)
+    expected = sorted(["before the crash %d" % i for i in range(2)] +
+                      ["queued %d" % i for i in range(6)])
+    check(titles == expected, "tickets after the crashes: %r" % titles)
+    for ticket_id, sha256 in acknowledged.items():
+        evidence = [e["hash"] for e in relay.ticket(ticket_id)["evidence"]]
+        check(len(evidence) == 1, "%s lost its evidence: %r" % (ticket_id, evidence))
+        if sha256 is not None:
+            check(evidence == [sha256], "%s evidence changed" % ticket_id)
+        stored = relay.evidence_bytes(evidence[0])
+        check(hashlib.sha256(stored).hexdigest() == evidence[0], "evidence damaged")
+    relay.verify_audit()
+    agent.stop()
+
+
+def main():
+    global BIN, WORK
+    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
+        print("usage: relay_agent.py BIN_DIR CASE\ncases: " + " ".join(sorted(CASES)))
+        return 2
+    BIN = os.path.abspath(sys.argv[1])
+    WORK = tempfile.mkdtemp(prefix="tl-integ-")
+    os.environ["HOME"] = WORK
+    started = []
+    original_popen = subprocess.Popen
+
+    def tracking_popen(*args, **kwargs):
+        proc = original_popen(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    subprocess.Popen = tracking_popen
+    try:
+        CASES[sys.argv[2]]()
+        print("PASS " + sys.argv[2])
+        status = 0
+    except Failure as failure:
+        print("FAIL %s: %s" % (sys.argv[2], failure))
+        for name in sorted(os.listdir(WORK)):
+            if name.endswith(".log"):
+                with open(os.path.join(WORK, name)) as f:
+                    print("---- %s (last 40 lines)\n%s" % (name, "".join(f.readlines()[-40:])))
+        status = 1
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(WORK, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
