@@ -71,7 +71,9 @@ static void os_description(char *out, size_t size)
                     value[len - 1] = '\0';
                     value++;
                 }
-                snprintf(out, size, "%s", value);
+                size_t n = strlen(value) < size - 1 ? strlen(value) : size - 1;
+                memcpy(out, value, n);
+                out[n] = '\0';
                 fclose(f);
                 return;
             }

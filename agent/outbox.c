@@ -173,7 +173,8 @@ int tl_outbox_list(const char *state_dir, json_t **ids)
     }
     closedir(d);
     if (rc == 0) {
-        qsort(items, count, sizeof *items, by_creation);
+        if (count > 1)
+            qsort(items, count, sizeof *items, by_creation);
         for (size_t i = 0; i < count; i++)
             json_array_append_new(*ids, json_string(items[i].id));
     }

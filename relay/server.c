@@ -438,6 +438,13 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
     char subject[32], actor[96];
     snprintf(subject, sizeof subject, "T-%" PRId64, ticket_id);
     agent_actor(job->agent, actor);
+    if (created) {
+        json_t *event = json_pack("{s:s, s:i}", "title", ticket.title, "tier", ticket.tier);
+        rc = tl_store_ticket_event(ctx->store, ticket_id, now, actor, "ticket.created", event);
+        json_decref(event);
+        if (rc != 0)
+            return rc;
+    }
     json_t *hashes = json_array();
     json_array_foreach(evidence, i, item)
     {
@@ -462,16 +469,11 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
     if (created) {
         char device[32];
         device_name(job->agent->device_id, device);
-        json_t *event = json_pack("{s:s, s:i}", "title", ticket.title, "tier", ticket.tier);
-        rc = tl_store_ticket_event(ctx->store, ticket_id, now, actor, "ticket.created", event);
-        json_decref(event);
-        if (rc == 0) {
-            json_t *details =
-                json_pack("{s:s, s:s, s:i, s:O, s:s}", "device", device, "title", ticket.title,
-                          "tier", ticket.tier, "evidence", hashes, "request", ticket.request_id);
-            rc = tl_worker_audit(ctx, actor, "ticket.create", subject, details);
-            json_decref(details);
-        }
+        json_t *details =
+            json_pack("{s:s, s:s, s:i, s:O, s:s}", "device", device, "title", ticket.title, "tier",
+                      ticket.tier, "evidence", hashes, "request", ticket.request_id);
+        rc = tl_worker_audit(ctx, actor, "ticket.create", subject, details);
+        json_decref(details);
     }
     if (rc == 0)
         job->reply = json_pack("{s:s, s:b}", "ticket", subject, "created", created);

@@ -128,7 +128,7 @@ static int migrate(tl_store_t *store)
     if ((rc = exec_sql(store, pragma)) != 0)
         goto out;
     rc = exec_sql(store, "COMMIT");
-    if (rc == 0)
+    if (rc == 0 && version > 0)
         tl_log_info("store migrated from=%d to=%d", version, MIGRATION_COUNT);
 out:
     if (rc != 0)

@@ -1,21 +1,81 @@
 #!/usr/bin/env bash
-# The quick start's main job: installs dependencies, builds a release and runs
-# what this release provides. Today that is the protocol library with its
-# programs' --version; as the relay and agent land, this starts a relay with
-# an enrolled agent on loopback and prints how a technician connects.
+# The quick start's main job: installs dependencies, builds a release, then
+# runs a relay and an enrolled agent on loopback with the embedded SQLite
+# store, opens a demo ticket with the machine's diagnostics, and prints how
+# to look at it. Runs until Ctrl-C; with --once it stops after the demo.
+#   scripts/demo.sh [--once] [--dir DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+once=0
+dir=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --once) once=1 ;;
+        --dir) dir=$2; shift ;;
+        *) echo "usage: scripts/demo.sh [--once] [--dir DIR]" >&2; exit 2 ;;
+    esac
+    shift
+done
 
 bash scripts/deps.sh
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/release -j "$(nproc)" >/dev/null
+bin=$PWD/build/release/bin
 
-bin=build/release
-echo
-for prog in tierline-relay tierline-agent tierline; do
-    "$bin/$prog" --version
+[ -n "$dir" ] || dir=$(mktemp -d /tmp/tierline-demo.XXXXXX)
+mkdir -p "$dir"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+relay_dir=$dir/relay
+agent_dir=$dir/agent
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+echo "== relay: init and serve on 127.0.0.1:$port (data in $relay_dir)"
+"$bin/tierline-relay" init --data "$relay_dir" --listen "127.0.0.1:$port"
+"$bin/tierline-relay" serve --data "$relay_dir" 2>"$dir/relay.log" &
+pids+=($!)
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
 done
+
+echo "== agent: enroll with a one-time code, then run"
+string=$("$bin/tierline-relay" enroll-code --data "$relay_dir" --ttl 10m --note demo 2>/dev/null)
+"$bin/tierline-agent" enroll "$string" --state "$agent_dir"
+"$bin/tierline-agent" run --state "$agent_dir" 2>"$dir/agent.log" &
+pids+=($!)
+for _ in $(seq 100); do
+    "$bin/tierline-agent" status --state "$agent_dir" --json 2>/dev/null | grep -q '"connected": true' && break
+    sleep 0.1
+done
+
+echo "== user: asks for help"
+ticket=$("$bin/tierline-agent" help "Demo: the printer says it is offline" --state "$agent_dir")
+
 echo
-echo "Built: $bin/tierline-relay, $bin/tierline-agent, $bin/tierline"
-echo "This release holds the protocol library (framing, messages, channel"
-echo "multiplexing, TLS 1.3 transport, keys); the relay and agent commands come next."
+"$bin/tierline-relay" ticket show "$ticket" --data "$relay_dir"
+echo
+"$bin/tierline-relay" audit-verify --data "$relay_dir"
+cat <<INFO
+
+Tierline is running: relay on 127.0.0.1:$port, device enrolled, ticket $ticket open.
+A technician looks at it on the relay host with:
+  $bin/tierline-relay tickets --data $relay_dir
+  $bin/tierline-relay ticket show $ticket --data $relay_dir
+  $bin/tierline-relay devices --data $relay_dir
+The user opens more tickets with:
+  $bin/tierline-agent help "what is wrong" --state $agent_dir
+Logs: $dir/relay.log, $dir/agent.log
+(Technicians' SSH access to the relay is the next release.)
+INFO
+
+if [ "$once" -eq 1 ]; then
+    exit 0
+fi
+echo "Press Ctrl-C to stop."
+wait

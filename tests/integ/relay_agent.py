@@ -56,13 +56,13 @@ def run(*args, expect=0, timeout=60, env=None):
     return proc.stdout, proc.stderr
 
 
-def wait_for(what, predicate, timeout=20.0):
+def wait_for(what, predicate, timeout=20.0, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(interval)
     raise Failure("timed out waiting for " + what)
 
 
@@ -317,6 +317,74 @@ def case_agent_survives_relay_restart():
     agent.stop()
 
 
+@case
+def case_dead_agent_detected_and_comes_back():
+    relay, agent = enrolled_pair()
+    agent.start()
+    wait_for("online", lambda: relay.devices()[0]["online"])
+    # A frozen agent answers nothing: the relay must notice within its heartbeat bound
+    # (3 x 300 ms here), not wait for TCP to give up.
+    agent.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for("the frozen agent to be marked offline", lambda: not relay.devices()[0]["online"],
+                 timeout=15)
+    finally:
+        agent.proc.send_signal(signal.SIGCONT)
+    wait_for("the agent to be back", lambda: relay.devices()[0]["online"], timeout=30)
+    check("agent.disconnect" in relay.audit_actions(), "disconnect not audited")
+    relay.verify_audit()
+    agent.stop()
+
+
+@case
+def case_audit_verify_names_first_tampered_entry():
+    relay, agent = enrolled_pair()
+    agent.help("something to audit")
+    relay.verify_audit()
+    path = os.path.join(relay.dir, "audit.log")
+    with open(path) as f:
+        lines = f.readlines()
+    check(len(lines) >= 4, "too few audit entries: %d" % len(lines))
+    entry = json.loads(lines[2])
+    lines[2] = lines[2].replace('"actor":"%s"' % entry["actor"], '"actor":"someone-else"')
+    with open(path, "w") as f:
+        f.writelines(lines)
+    out, err = run(BIN + "/tierline-relay", "audit-verify", "--data", relay.dir, expect=1)
+    check(re.search(r"\bseq 3\b", out + err), "first bad entry not named: " + out + err)
+
+
+@case
+def case_control_socket_refuses_other_users():
+    relay, agent = enrolled_pair()
+    agent.start()
+    socket_path = os.path.join(agent.dir, "agent.sock")
+    # Open the path up so that only the peer-credential check stands in the way.
+    os.chmod(WORK, 0o755)
+    os.chmod(agent.dir, 0o755)
+    os.chmod(socket_path, 0o777)
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(10)
+            s.connect(socket_path)
+            s.sendall(b'{"cmd":"status"}\n')
+            answer = s.recv(4096)
+            os._exit(0 if answer == b"" else 3)
+        except (ConnectionResetError, BrokenPipeError):
+            os._exit(0)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(child, 0)
+    check(os.WEXITSTATUS(status) == 0, "another user got an answer (child status %d)" %
+          os.WEXITSTATUS(status))
+    check("refused a connection from another user" in agent.log_text(), "refusal not logged")
+    check(agent.status()["running"], "the owner lost access")
+    agent.stop()
+
+
 # ---- enrollment codes --------------------------------------------------------------------
 
 @case
@@ -534,17 +602,15 @@ def case_relay_killed_during_uploads_loses_nothing_acknowledged():
         queue_request(agent, "queued %d" % i, os.urandom(12 * 1024 * 1024))
     check(len(agent.status()["queued"]) == 6, "not all requests queued")
     agent.start()
-    # Kill the relay right after its first acknowledgement, twice.
-    interrupted = 0
+    # Kill the relay while an upload is being written (its temporary file exists), twice.
+    in_flight = os.path.join(relay.dir, "evidence", "tmp")
     for round_number in range(2):
+        before = set(os.listdir(in_flight)) if os.path.isdir(in_flight) else set()
         relay.start()
-        delivered_before = agent.log_text().count("request delivered")
-        wait_for("a delivery", lambda: agent.log_text().count("request delivered") >
-                 delivered_before, timeout=60)
+        wait_for("an upload in flight", lambda: set(os.listdir(in_flight)) - before,
+                 timeout=60, interval=0.002)
         relay.kill(signal.SIGKILL)
-        # An upload the kill cut short leaves its temporary file behind.
-        interrupted += len(os.listdir(os.path.join(relay.dir, "evidence", "tmp")))
-    check(interrupted > 0, "no upload was in flight when the relay was killed")
+        check(set(os.listdir(in_flight)) - before, "the upload finished before the kill")
     relay.start()
     wait_for("the outbox to drain", lambda: agent.status()["queued"] == [], timeout=90)
     for line in agent.log_text().splitlines():
