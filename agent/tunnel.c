@@ -486,7 +486,8 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
                     "pinned fingerprint %s",
                     tunnel->options.state->relay_fingerprint);
     else
-        tl_log_info("relay connection ended reason=\"%s\"", reason ? tl_strerror(reason) : "closed");
+        tl_log_info("relay connection ended reason=\"%s\"",
+                    reason ? tl_strerror(reason) : "closed");
     if (was_up && tunnel->events->on_disconnected != NULL)
         tunnel->events->on_disconnected(tunnel, reason);
     if (tunnel->stopping) {

@@ -205,13 +205,13 @@ static void test_ticket_timeline_and_evidence(void **state)
     TL_ASSERT_OK(tl_store_ticket_create(f->store, &ticket, 3000, &id, &created));
     json_t *details = json_pack("{s:s}", "hash", HASH_B);
     TL_ASSERT_OK(tl_store_begin(f->store));
-    TL_ASSERT_OK(tl_store_evidence_add(f->store, id, HASH_B, "diagnostics", "diag.json", 1234,
-                                       3100, &added));
+    TL_ASSERT_OK(tl_store_evidence_add(f->store, id, HASH_B, "diagnostics", "diag.json", 1234, 3100,
+                                       &added));
     assert_int_equal(added, 1);
     TL_ASSERT_OK(tl_store_ticket_event(f->store, id, 3100, "agent:D-1", "evidence.added", details));
     TL_ASSERT_OK(tl_store_commit(f->store));
-    TL_ASSERT_OK(tl_store_evidence_add(f->store, id, HASH_B, "diagnostics", "diag.json", 1234,
-                                       3200, &added));
+    TL_ASSERT_OK(tl_store_evidence_add(f->store, id, HASH_B, "diagnostics", "diag.json", 1234, 3200,
+                                       &added));
     assert_int_equal(added, 0);
 
     json_t *got = NULL;
@@ -269,8 +269,8 @@ static void test_bad_ticket_input_rejected(void **state)
     tl_ticket_new_t orphan = {999, "ok", "", 1, NULL};
     TL_ASSERT_RC(TL_ENOTFOUND, tl_store_ticket_create(f->store, &orphan, 1, &id, &created));
     int added;
-    TL_ASSERT_RC(TL_EINVAL, tl_store_evidence_add(f->store, 1, "../../etc/passwd", "k", "n", 1, 1,
-                                                  &added));
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_store_evidence_add(f->store, 1, "../../etc/passwd", "k", "n", 1, 1, &added));
     json_t *tickets = NULL;
     TL_ASSERT_OK(tl_store_tickets_list(f->store, &tickets));
     assert_int_equal(json_array_size(tickets), 0);
@@ -283,8 +283,8 @@ static void test_parse_id_is_strict(void **state)
     int64_t id = 0;
     TL_ASSERT_OK(tl_store_parse_id("T-42", 'T', &id));
     assert_int_equal(id, 42);
-    const char *bad[] = {"T-", "T-0", "T-042", "D-4", "T42", "T-4x", "t-4", "T--4",
-                         "T-99999999999999999999", ""};
+    const char *bad[] = {
+        "T-", "T-0", "T-042", "D-4", "T42", "T-4x", "t-4", "T--4", "T-99999999999999999999", ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         TL_ASSERT_RC(TL_EINVAL, tl_store_parse_id(bad[i], 'T', &id));
 }

@@ -27,7 +27,7 @@
         int tl_expected_ = (expected);                                                             \
         int tl_actual_ = (actual);                                                                 \
         if (tl_expected_ != tl_actual_)                                                            \
-            fail_msg("expected %d (%s), got %d (%s)", tl_expected_, tl_strerror(tl_expected_),    \
+            fail_msg("expected %d (%s), got %d (%s)", tl_expected_, tl_strerror(tl_expected_),     \
                      tl_actual_, tl_strerror(tl_actual_));                                         \
     } while (0)
 
@@ -52,7 +52,7 @@ static inline int tl_test_run(const char *group, const struct CMUnitTest *tests,
 #define TL_TEST_MAIN(tests)                                                                        \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
-        return tl_test_run(__FILE__, tests, sizeof(tests) / sizeof((tests)[0]), argc, argv);      \
+        return tl_test_run(__FILE__, tests, sizeof(tests) / sizeof((tests)[0]), argc, argv);       \
     }
 
 #endif
