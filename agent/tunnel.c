@@ -64,7 +64,8 @@ uint64_t tl_tunnel_backoff_ms(uint32_t min_ms, uint32_t max_ms, unsigned attempt
         delay = max_ms;
     /* Full jitter over the upper half: never 0, never in lockstep. */
     uint64_t half = delay / 2;
-    return half + (half > 0 ? random % (half + 1) : 0);
+    uint64_t jittered = half + random % (delay - half + 1);
+    return jittered > 0 ? jittered : 1;
 }
 
 static void connect_now(tl_tunnel_t *tunnel);
