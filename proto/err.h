@@ -37,7 +37,8 @@
     X(EEXPIRED, -30025, "expired")                                                                 \
     X(EUSED, -30026, "already used")                                                               \
     X(ESTORE, -30027, "storage failure")                                                           \
-    X(ESCHEMA, -30028, "store schema is newer than this program")
+    X(ESCHEMA, -30028, "store schema is newer than this program")                                  \
+    X(EMISMATCH, -30029, "content does not match its announced hash or size")
 
 enum tl_err {
 #define TL_ERR_ENUM(name, value, text) TL_##name = (value),

@@ -392,8 +392,8 @@ static int publish(tl_evidence_writer_t *writer, const char *hash)
     return fsync_dir_at(store->root_fd, fanout);
 }
 
-int tl_evidence_writer_commit(tl_evidence_writer_t *writer, char hash_out[TL_EVIDENCE_HASH_HEX],
-                              uint64_t *size_out)
+static int commit(tl_evidence_writer_t *writer, const char *expect_hash, uint64_t expect_size,
+                  char hash_out[TL_EVIDENCE_HASH_HEX], uint64_t *size_out)
 {
     int rc = TL_EINVAL;
     char hash[TL_EVIDENCE_HASH_HEX];
@@ -408,6 +408,10 @@ int tl_evidence_writer_commit(tl_evidence_writer_t *writer, char hash_out[TL_EVI
     rc = deflate_pending(writer, Z_FINISH);
     if (rc == 0)
         rc = tl_sha256_final(writer->sha, hash);
+    /* Checked before the object is published: a mismatch leaves nothing behind. */
+    if (rc == 0 && expect_hash != NULL &&
+        (strcmp(hash, expect_hash) != 0 || writer->size != expect_size))
+        rc = TL_EMISMATCH;
     if (rc == 0)
         rc = publish(writer, hash);
     if (rc < 0)
@@ -418,6 +422,22 @@ int tl_evidence_writer_commit(tl_evidence_writer_t *writer, char hash_out[TL_EVI
 out:
     tl_evidence_writer_abort(writer);
     return rc;
+}
+
+int tl_evidence_writer_commit(tl_evidence_writer_t *writer, char hash_out[TL_EVIDENCE_HASH_HEX],
+                              uint64_t *size_out)
+{
+    return commit(writer, NULL, 0, hash_out, size_out);
+}
+
+int tl_evidence_writer_commit_expected(tl_evidence_writer_t *writer, const char *expect_hash,
+                                       uint64_t expect_size, char hash_out[TL_EVIDENCE_HASH_HEX])
+{
+    if (!tl_evidence_hash_valid(expect_hash)) {
+        tl_evidence_writer_abort(writer);
+        return TL_EINVAL;
+    }
+    return commit(writer, expect_hash, expect_size, hash_out, NULL);
 }
 
 void tl_evidence_writer_abort(tl_evidence_writer_t *writer)

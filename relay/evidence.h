@@ -74,6 +74,13 @@ int tl_evidence_writer_write(tl_evidence_writer_t *writer, const void *data, siz
  */
 int tl_evidence_writer_commit(tl_evidence_writer_t *writer, char hash_out[TL_EVIDENCE_HASH_HEX],
                               uint64_t *size_out);
+/*
+ * As tl_evidence_writer_commit, for content announced in advance: if its
+ * hash or size differ from what was announced, nothing is stored and the
+ * result is TL_EMISMATCH.
+ */
+int tl_evidence_writer_commit_expected(tl_evidence_writer_t *writer, const char *expect_hash,
+                                       uint64_t expect_size, char hash_out[TL_EVIDENCE_HASH_HEX]);
 /* Drops the item and its temporary file and frees the writer. NULL is a no-op. */
 void tl_evidence_writer_abort(tl_evidence_writer_t *writer);
 

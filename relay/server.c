@@ -51,9 +51,11 @@ struct upload {
     char name[256];
     uint64_t expect_size;
     uint64_t received;
-    int result; /* worker: the commit's outcome */
+    /* Worker thread only: the item is committed, failed or aborted. */
+    int worker_finished;
+    /* Loop only (never in the same memory as the worker's field). */
     unsigned channel_open : 1;
-    unsigned finished : 1; /* committed, failed or aborted: no more jobs */
+    unsigned stopped : 1; /* no more jobs will be queued */
 };
 
 struct enroll_limit {
@@ -531,18 +533,18 @@ static int run_upload(tl_job_t *base, tl_job_ctx_t *ctx)
     struct agent_job *job = (struct agent_job *)base;
     struct upload *up = job->upload;
     int step = job->online; /* reused as the step */
-    if (up->finished)
+    if (up->worker_finished)
         return TL_ECLOSED;
     if (step == UPLOAD_ABORT) {
         tl_evidence_writer_abort(up->writer);
         up->writer = NULL;
-        up->finished = 1;
+        up->worker_finished = 1;
         return 0;
     }
     if (up->writer == NULL) {
         int rc = tl_evidence_writer_new(ctx->evidence, &up->writer);
         if (rc != 0) {
-            up->finished = 1;
+            up->worker_finished = 1;
             return rc;
         }
     }
@@ -551,19 +553,17 @@ static int run_upload(tl_job_t *base, tl_job_ctx_t *ctx)
         if (rc != 0) {
             tl_evidence_writer_abort(up->writer);
             up->writer = NULL;
-            up->finished = 1;
+            up->worker_finished = 1;
         }
         return rc;
     }
     char hash[TL_EVIDENCE_HASH_HEX];
-    uint64_t size = 0;
-    int rc = tl_evidence_writer_commit(up->writer, hash, &size);
+    uint64_t size = up->expect_size;
+    int rc = tl_evidence_writer_commit_expected(up->writer, up->expect_hash, up->expect_size, hash);
     up->writer = NULL;
-    up->finished = 1;
+    up->worker_finished = 1;
     if (rc != 0)
-        return rc;
-    if (size != up->expect_size || strcmp(hash, up->expect_hash) != 0)
-        return TL_EMSG_MALFORMED; /* content is not what the agent announced */
+        return rc; /* TL_EMISMATCH: not what the agent announced, and nothing stored */
     char actor[96];
     agent_actor(job->agent, actor);
     json_t *details = json_pack("{s:s, s:I, s:s, s:s}", "sha256", hash, "size", (json_int_t)size,
@@ -591,8 +591,10 @@ static void upload_done(tl_job_t *base, int status)
     if (step == UPLOAD_WRITE) {
         if (status == 0 && up->channel_open && !job->agent->closed)
             tl_mux_consumed(tl_peer_mux(job->agent->peer), up->channel, job->len);
-        else if (status != 0)
+        else if (status != 0 && !up->stopped) {
+            up->stopped = 1;
             upload_close_channel(up, status);
+        }
     } else if (step == UPLOAD_COMMIT) {
         if (status == 0)
             tl_log_info("evidence stored device=D-%" PRId64 " sha256=%s size=%" PRIu64,
@@ -684,10 +686,10 @@ static void on_channel_data(void *ctx, uint32_t channel, uint8_t stream, const u
     tl_peer_t *peer = ctx;
     struct agent *agent = tl_peer_get_data(peer);
     struct upload *up = find_upload(agent, channel);
-    if (up == NULL || up->finished)
+    if (up == NULL || up->stopped)
         return;
     if (stream != TL_STREAM_MAIN || up->received + len > up->expect_size) {
-        up->finished = 1; /* loop side: no more writes are queued */
+        up->stopped = 1;
         submit_upload_step(up, UPLOAD_ABORT, NULL, 0);
         upload_close_channel(up, TL_EMSG_MALFORMED);
         return;
@@ -701,8 +703,10 @@ static void on_channel_eof(void *ctx, uint32_t channel)
 {
     tl_peer_t *peer = ctx;
     struct upload *up = find_upload(tl_peer_get_data(peer), channel);
-    if (up != NULL && !up->finished)
+    if (up != NULL && !up->stopped) {
+        up->stopped = 1;
         submit_upload_step(up, UPLOAD_COMMIT, NULL, 0);
+    }
 }
 
 static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_channel_close *close)
@@ -712,7 +716,9 @@ static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_ch
     if (up == NULL)
         return;
     up->channel_open = 0;
-    /* Ended early by the agent: whatever arrived is dropped. */
+    /* Ended early by the agent: whatever arrived is dropped (the worker ignores
+     * this if the item was already committed). */
+    up->stopped = 1;
     submit_upload_step(up, UPLOAD_ABORT, NULL, 0);
 }
 

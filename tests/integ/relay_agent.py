@@ -532,6 +532,95 @@ def case_unknown_message_and_bad_version_rejected():
     assert_relay_still_serves(relay, agent)
 
 
+class RawAgent:
+    """An enrolled agent's key driven by hand, frame by frame."""
+
+    def __init__(self, relay, agent):
+        self.sock = tls_client(relay, agent)
+        self.sock.settimeout(10)
+        self.buffer = b""
+        self.sock.sendall(hello())
+        self.expect(lambda t, p: t == 64 and b'"welcome"' in p)
+
+    def next_frame(self):
+        while True:
+            if len(self.buffer) >= 6:
+                length = struct.unpack(">I", self.buffer[:4])[0]
+                if len(self.buffer) >= 4 + length:
+                    msg_type, payload = self.buffer[5], self.buffer[6:4 + length]
+                    self.buffer = self.buffer[4 + length:]
+                    return msg_type, payload
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise Failure("relay closed the connection")
+            self.buffer += chunk
+
+    def expect(self, predicate):
+        for _ in range(100):
+            msg_type, payload = self.next_frame()
+            if msg_type == 2:  # answer heartbeats while waiting
+                self.sock.sendall(frame(3, payload))
+            elif predicate(msg_type, payload):
+                return msg_type, payload
+        raise Failure("expected frame never came")
+
+    def open_upload(self, params):
+        text = json.dumps(params).encode()
+        self.sock.sendall(frame(32, struct.pack(">III", 1, 1 << 20, 65536) +
+                                struct.pack(">I", 6) + b"upload" +
+                                struct.pack(">I", len(text)) + text))
+        return self.expect(lambda t, p: t in (33, 34))
+
+    def control(self, request_id, body):
+        text = json.dumps(body).encode()
+        self.sock.sendall(frame(64, struct.pack(">II", request_id, len(text)) + text))
+        _, payload = self.expect(lambda t, p: t == 64 and struct.unpack(">I", p[:4])[0] ==
+                                 request_id)
+        return json.loads(payload[8:])
+
+
+@case
+def case_bad_uploads_and_requests_refused_nothing_stored():
+    relay, agent = enrolled_pair()
+    raw = RawAgent(relay, agent)
+    content = b"not what was announced"
+    msg_type, payload = raw.open_upload({"sha256": "0" * 64, "size": len(content),
+                                         "kind": "file", "name": "x"})
+    check(msg_type == 33, "upload refused up front")
+    relay_channel = struct.unpack(">I", payload[4:8])[0]
+    raw.sock.sendall(frame(35, struct.pack(">IB", relay_channel, 0) + content) +
+                     frame(37, struct.pack(">I", relay_channel)))
+    _, close = raw.expect(lambda t, p: t == 38)
+    flags, status = close[4], struct.unpack(">i", close[5:9])[0]
+    check(flags & 1 and status == 30029, "hash mismatch closed with status %d" % status)
+    # Too large for the relay: refused before any byte moves.
+    msg_type, payload = raw.open_upload({"sha256": "1" * 64, "size": 1 << 40, "kind": "file",
+                                         "name": "huge"})
+    check(msg_type == 34 and struct.unpack(">I", payload[4:8])[0] == 30004,
+          "oversized upload not refused with EFULL")
+    # Malformed parameters.
+    msg_type, payload = raw.open_upload({"sha256": "../../etc/passwd", "size": 1, "kind": "f",
+                                         "name": "n"})
+    check(msg_type == 34 and struct.unpack(">I", payload[4:8])[0] == 30002,
+          "bad hash not refused with EINVAL")
+    # A ticket naming evidence the relay does not hold.
+    answer = raw.control(9, {"type": "ticket.create", "request": "r-1", "title": "t",
+                             "evidence": [{"sha256": "2" * 64, "kind": "file", "name": "n",
+                                           "size": 1}]})
+    check(answer["ok"] is False and answer["error"] == "ENOTFOUND", "answer %r" % answer)
+    answer = raw.control(10, {"type": "ticket.create", "request": "r-2", "title": "x" * 300})
+    check(answer["ok"] is False and answer["error"] == "EINVAL", "answer %r" % answer)
+    answer = raw.control(11, {"type": "no.such.request"})
+    check(answer["ok"] is False and answer["error"] == "EINVAL", "answer %r" % answer)
+    raw.sock.close()
+    check(relay.tickets() == [], "a ticket was created from bad requests")
+    stored = [name for d in os.listdir(os.path.join(relay.dir, "evidence"))
+              if len(d) == 2 for name in os.listdir(os.path.join(relay.dir, "evidence", d))]
+    check(stored == [], "evidence stored from bad uploads: %r" % stored)
+    check("evidence.store" not in relay.audit_actions(), "bad upload audited as stored")
+    assert_relay_still_serves(relay, agent)
+
+
 @case
 def case_silent_peer_dropped_after_handshake_timeout():
     relay, agent = enrolled_pair()

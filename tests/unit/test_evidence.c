@@ -411,6 +411,37 @@ static void test_aborted_writer_leaves_no_temp_files(void **state)
     free(content);
 }
 
+/* Content announced in advance: a different hash or size stores nothing. */
+static void test_announced_hash_or_size_mismatch_stores_nothing(void **state)
+{
+    struct fixture *fx = *state;
+    char *content = sample_content(50000);
+    char right[TL_EVIDENCE_HASH_HEX], got[TL_EVIDENCE_HASH_HEX];
+    sha256_hex(content, 50000, right);
+    char wrong[TL_EVIDENCE_HASH_HEX];
+    memcpy(wrong, right, sizeof wrong);
+    wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
+    struct {
+        const char *hash;
+        uint64_t size;
+        int expected;
+    } cases[] = {{wrong, 50000, TL_EMISMATCH},
+                 {right, 49999, TL_EMISMATCH},
+                 {"../../etc/passwd", 50000, TL_EINVAL},
+                 {right, 50000, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tl_evidence_writer_t *writer;
+        TL_ASSERT_OK(tl_evidence_writer_new(fx->store, &writer));
+        TL_ASSERT_OK(tl_evidence_writer_write(writer, content, 50000));
+        TL_ASSERT_RC(cases[i].expected,
+                     tl_evidence_writer_commit_expected(writer, cases[i].hash, cases[i].size, got));
+        assert_int_equal(count_temp_files(fx), 0);
+        assert_int_equal(count_objects(fx), cases[i].expected == 0 ? 1 : 0);
+    }
+    assert_string_equal(got, right);
+    free(content);
+}
+
 /* The disk refusing a write (here: the file size limit) fails the item cleanly. */
 static void test_disk_error_leaves_nothing_behind(void **state)
 {
@@ -522,6 +553,8 @@ static void test_bad_arguments_rejected(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_small_item_round_trip, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_announced_hash_or_size_mismatch_stores_nothing, setup,
+                                    teardown),
     cmocka_unit_test_setup_teardown(test_empty_item_round_trip, setup, teardown),
     cmocka_unit_test_setup_teardown(test_multi_mib_item_streamed_in_odd_chunks, setup, teardown),
     cmocka_unit_test_setup_teardown(test_same_content_is_stored_once, setup, teardown),
