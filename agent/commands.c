@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -236,7 +238,9 @@ int tl_agent_cmd_enroll(int argc, char **argv)
     }
     uv_run(loop, UV_RUN_DEFAULT);
 
-    if (run.answered && run.status == 0) {
+    /* A key the relay already knows: its enrollment state was lost here; restore it. */
+    int restored = run.answered && run.status == TL_EEXIST && run.device[0] != '\0';
+    if (run.answered && (run.status == 0 || restored)) {
         snprintf(state.relay_host, sizeof state.relay_host, "%s", enrollment.host);
         state.relay_port = enrollment.port;
         snprintf(state.relay_fingerprint, sizeof state.relay_fingerprint, "%s",
@@ -246,7 +250,12 @@ int tl_agent_cmd_enroll(int argc, char **argv)
             status = fail("enroll", "saving the enrollment", rc);
             goto out;
         }
-        printf("Enrolled as %s with relay %s:%u\n", run.device, enrollment.host, enrollment.port);
+        if (restored)
+            printf("This agent's key was already enrolled as %s; its state is restored.\n",
+                   run.device);
+        else
+            printf("Enrolled as %s with relay %s:%u\n", run.device, enrollment.host,
+                   enrollment.port);
         printf("  relay key: %s\n  state:     %s\n", enrollment.fingerprint, state.dir);
         printf("Next: " PROGRAM " run --state %s\n", state.dir);
         status = TL_EXIT_OK;
@@ -341,6 +350,17 @@ int tl_agent_cmd_run(int argc, char **argv)
     if ((status = open_state("run", dir, 1, &state)) != 0)
         return status;
 
+    /* One running agent per state directory, decided by a lock the kernel drops on exit. */
+    char lock_path[TL_STATE_FILE_MAX];
+    snprintf(lock_path, sizeof lock_path, "%s/agent.lock", state.dir);
+    int lock_fd = open(lock_path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, PROGRAM " run: an agent is already running on %s\n", state.dir);
+        if (lock_fd >= 0)
+            close(lock_fd);
+        return TL_EXIT_FAILURE;
+    }
+
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
     struct agent_run run = {0};
@@ -378,7 +398,20 @@ int tl_agent_cmd_run(int argc, char **argv)
 struct help_run {
     int status;
     char ticket[64];
+    tl_tunnel_t *tunnel;
+    uv_timer_t deadline;
 };
+
+static void help_deadline(uv_timer_t *timer)
+{
+    struct help_run *run = timer->data;
+    if (run->status == 0)
+        run->status = TL_ETIMEOUT;
+    if (run->tunnel != NULL)
+        tl_tunnel_stop(run->tunnel);
+    run->tunnel = NULL;
+    uv_close((uv_handle_t *)timer, NULL);
+}
 
 static void help_delivered(tl_tunnel_t *tunnel, const char *request, const char *ticket)
 {
@@ -397,6 +430,9 @@ static void help_stopped(tl_tunnel_t *tunnel, int status)
     struct help_run *run = tl_tunnel_data(tunnel);
     if (run->status == 0)
         run->status = status;
+    run->tunnel = NULL;
+    uv_timer_stop(&run->deadline);
+    uv_close((uv_handle_t *)&run->deadline, NULL);
     tl_tunnel_stop(tunnel);
 }
 
@@ -508,11 +544,19 @@ int tl_agent_cmd_help(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         uv_loop_t *loop = uv_default_loop();
         tl_tunnel_options_t tunnel_options = {.state = &state, .once = 1, .only_request = request};
-        tl_tunnel_t *tunnel = tl_tunnel_start(loop, &tunnel_options, &help_events, &run, &rc);
-        if (tunnel == NULL)
+        /* --wait-ms bounds this path too: a stuck relay leaves the request queued. */
+        uv_timer_init(loop, &run.deadline);
+        run.deadline.data = &run;
+        run.tunnel = tl_tunnel_start(loop, &tunnel_options, &help_events, &run, &rc);
+        if (run.tunnel == NULL) {
             run.status = rc;
-        else
+            uv_close((uv_handle_t *)&run.deadline, NULL);
             uv_run(loop, UV_RUN_DEFAULT);
+        } else {
+            if (!uv_is_closing((uv_handle_t *)&run.deadline))
+                uv_timer_start(&run.deadline, help_deadline, wait_ms, 0);
+            uv_run(loop, UV_RUN_DEFAULT);
+        }
     } else {
         run.status = rc;
     }

@@ -1,5 +1,6 @@
 #include "agent/state.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -131,6 +132,8 @@ int tl_state_save(const tl_agent_state_t *state)
         rc = -errno;
     if (rc != 0)
         unlink(tmp);
+    else
+        rc = tl_fsync_dir(state->dir); /* the enrollment survives a crash */
     return rc;
 }
 

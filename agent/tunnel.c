@@ -41,6 +41,7 @@ struct tl_tunnel {
     tl_tls_ctx_t *tls;
     tl_peer_t *peer;
     uv_timer_t retry;
+    uv_timer_t next; /* runs deliver_next from the loop, never recursively */
     uv_getaddrinfo_t resolver;
     struct delivery *delivery;
     json_t *skipped; /* requests that failed on this connection */
@@ -93,13 +94,31 @@ static void handles_closed(uv_handle_t *handle)
     free(tunnel);
 }
 
+static void retry_closed(uv_handle_t *handle)
+{
+    tl_tunnel_t *tunnel = handle->data;
+    uv_close((uv_handle_t *)&tunnel->next, handles_closed);
+}
+
 /* Frees the tunnel once nothing of it is in flight. */
 static void maybe_release(tl_tunnel_t *tunnel)
 {
     if (!tunnel->stopping || tunnel->peer != NULL || tunnel->resolving)
         return;
     if (!uv_is_closing((uv_handle_t *)&tunnel->retry))
-        uv_close((uv_handle_t *)&tunnel->retry, handles_closed);
+        uv_close((uv_handle_t *)&tunnel->retry, retry_closed);
+}
+
+static void on_next(uv_timer_t *timer)
+{
+    deliver_next(timer->data);
+}
+
+/* The next request goes from a fresh loop turn, however many fail in a row. */
+static void schedule_next(tl_tunnel_t *tunnel)
+{
+    if (!tunnel->stopping)
+        uv_timer_start(&tunnel->next, on_next, 0, 0);
 }
 
 static void finish_once(tl_tunnel_t *tunnel, int status)
@@ -148,7 +167,7 @@ static void delivery_failed(tl_tunnel_t *tunnel, int error)
     json_array_append_new(tunnel->skipped, json_string(delivery->request));
     tunnel->delivery = NULL;
     delivery_free(delivery);
-    deliver_next(tunnel);
+    schedule_next(tunnel);
 }
 
 static void reject(tl_tunnel_t *tunnel, int error)
@@ -159,14 +178,17 @@ static void reject(tl_tunnel_t *tunnel, int error)
              delivery->request);
     snprintf(to, sizeof to, "%s/%s/rejected-%s", tunnel->options.state->dir, TL_STATE_OUTBOX,
              delivery->request);
-    rename(from, to);
-    tl_log_error("relay refused request request=%s reason=%s kept=%s", delivery->request,
+    if (rename(from, to) != 0)
+        tl_log_error("cannot set aside request=%s reason=%s", delivery->request, strerror(errno));
+    tl_log_error("request set aside request=%s reason=%s kept=%s", delivery->request,
                  tl_err_name(error), to);
+    /* Even if the rename failed it is not picked again on this connection. */
+    json_array_append_new(tunnel->skipped, json_string(delivery->request));
     if (tunnel->events->on_rejected != NULL)
         tunnel->events->on_rejected(tunnel, delivery->request, error);
     tunnel->delivery = NULL;
     delivery_free(delivery);
-    deliver_next(tunnel);
+    schedule_next(tunnel);
 }
 
 static int load_evidence(tl_tunnel_t *tunnel, struct delivery *delivery, json_t *item)
@@ -265,10 +287,15 @@ static void delivery_step(tl_tunnel_t *tunnel)
     }
     json_t *item = json_array_get(evidence, delivery->evidence_at);
     int rc = load_evidence(tunnel, delivery, item);
-    if (rc != 0) {
-        tl_log_error("queued evidence unusable request=%s reason=%s", delivery->request,
-                     tl_strerror(rc));
+    if (rc == TL_EINVAL) {
+        /* The queued request is damaged (bad entry, or its file changed): never send it. */
+        tl_log_error("queued evidence damaged request=%s", delivery->request);
         reject(tunnel, rc);
+        return;
+    }
+    if (rc != 0) {
+        /* Out of memory, descriptors, a read error: try again later. */
+        delivery_failed(tunnel, rc);
         return;
     }
     json_t *params =
@@ -421,15 +448,17 @@ static void handle_result(tl_tunnel_t *tunnel, uint32_t request_id, json_t *body
         char request[TL_OUTBOX_ID_LEN];
         snprintf(request, sizeof request, "%s", delivery->request);
         int rc = tl_outbox_remove(tunnel->options.state->dir, request);
-        if (rc != 0)
+        if (rc != 0) {
             tl_log_warn("delivered request not removed request=%s reason=%s", request,
                         tl_strerror(rc));
+            json_array_append_new(tunnel->skipped, json_string(request));
+        }
         tl_log_info("request delivered request=%s ticket=%s", request, ticket ? ticket : "?");
         tunnel->delivery = NULL;
         delivery_free(delivery);
         if (tunnel->events->on_delivered != NULL)
             tunnel->events->on_delivered(tunnel, request, ticket ? ticket : "");
-        deliver_next(tunnel);
+        schedule_next(tunnel);
         return;
     }
     const char *error = json_string_value(json_object_get(body, "error"));
@@ -596,6 +625,8 @@ tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options
     }
     uv_timer_init(loop, &tunnel->retry);
     tunnel->retry.data = tunnel;
+    uv_timer_init(loop, &tunnel->next);
+    tunnel->next.data = tunnel;
     connect_now(tunnel);
     return tunnel;
 }
@@ -618,6 +649,7 @@ void tl_tunnel_stop(tl_tunnel_t *tunnel)
         return;
     tunnel->stopping = 1;
     uv_timer_stop(&tunnel->retry);
+    uv_timer_stop(&tunnel->next);
     if (tunnel->peer != NULL)
         tl_peer_close(tunnel->peer, 0, "agent stopping");
     if (tunnel->resolving)

@@ -5,6 +5,7 @@
  * from the same table. Admin views read the store directly (SQLite allows
  * them while `serve` runs).
  */
+#include "proto/clock.h"
 #include "proto/addr.h"
 #include "proto/cli.h"
 #include "proto/enrollment.h"
@@ -12,6 +13,8 @@
 #include "proto/log.h"
 #include "relay/audit.h"
 #include "relay/datadir.h"
+#include "relay/roles.h"
+#include "relay/users.h"
 #include "relay/server.h"
 #include "relay/store.h"
 #include "tl_version.h"
@@ -44,21 +47,6 @@ static int need_data(const struct command *cmd, const char *data)
     fprintf(stderr, PROGRAM " %s: --data DIR is required\nusage: " PROGRAM " %s\n", cmd->name,
             cmd->usage);
     return TL_EXIT_USAGE;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void format_time(int64_t ms, char out[32])
-{
-    time_t seconds = (time_t)(ms / 1000);
-    struct tm utc;
-    gmtime_r(&seconds, &utc);
-    strftime(out, 32, "%Y-%m-%d %H:%M:%SZ", &utc);
 }
 
 static int open_store(const char *data, tl_store_t **store)
@@ -119,19 +107,20 @@ static int cmd_init(const struct command *cmd, int argc, char **argv)
 static int cmd_serve(const struct command *cmd, int argc, char **argv)
 {
     const char *data = NULL, *listen = NULL, *heartbeat = NULL, *handshake = NULL, *level = NULL,
-               *positional[1];
+               *ssh_listen = NULL, *positional[1];
     int count;
     tl_cli_option_t options[] = {{"data", &data, NULL},
                                  {"listen", &listen, NULL},
                                  {"heartbeat-ms", &heartbeat, NULL},
                                  {"handshake-timeout-ms", &handshake, NULL},
                                  {"log-level", &level, NULL},
+                                 {"ssh-listen", &ssh_listen, NULL},
                                  {0}};
     int status =
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
     if (status != 0 || (status = need_data(cmd, data)) != 0)
         return status;
-    tl_relay_config_t config = {.data_dir = data, .listen = listen};
+    tl_relay_config_t config = {.data_dir = data, .listen = listen, .ssh_listen = ssh_listen};
     uint64_t value;
     if (heartbeat != NULL) {
         if (tl_cli_parse_uint(heartbeat, 50, 3600000, &value) != 0) {
@@ -210,7 +199,7 @@ static int cmd_enroll_code(const struct command *cmd, int argc, char **argv)
     tl_store_t *store = NULL;
     tl_audit_t *audit = NULL;
     char path[4096];
-    int64_t now = now_ms(), code_id = 0;
+    int64_t now = tl_wall_ms(), code_id = 0;
     if ((rc = open_store(data, &store)) != 0 ||
         (rc = tl_store_code_add(store, hash, now, now + (int64_t)ttl_ms, note, &code_id)) != 0)
         goto out;
@@ -266,7 +255,7 @@ static int cmd_devices(const struct command *cmd, int argc, char **argv)
         json_array_foreach(devices, i, d)
         {
             char seen[32];
-            format_time(json_integer_value(json_object_get(d, "last_seen")), seen);
+            tl_format_utc(json_integer_value(json_object_get(d, "last_seen")), seen);
             printf("%-6s %-7s %-20.20s %-28.28s %-20s %s\n",
                    json_string_value(json_object_get(d, "id")),
                    json_is_true(json_object_get(d, "online")) ? "yes" : "no",
@@ -308,7 +297,7 @@ static int cmd_tickets(const struct command *cmd, int argc, char **argv)
         json_array_foreach(tickets, i, t)
         {
             char updated[32];
-            format_time(json_integer_value(json_object_get(t, "updated")), updated);
+            tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
             printf("%-7s %-4" JSON_INTEGER_FORMAT " %-13s %-6s %-16.16s %-20s %s\n",
                    json_string_value(json_object_get(t, "id")),
                    json_integer_value(json_object_get(t, "tier")),
@@ -327,8 +316,8 @@ static int cmd_tickets(const struct command *cmd, int argc, char **argv)
 static void print_ticket(json_t *t)
 {
     char created[32], updated[32];
-    format_time(json_integer_value(json_object_get(t, "created")), created);
-    format_time(json_integer_value(json_object_get(t, "updated")), updated);
+    tl_format_utc(json_integer_value(json_object_get(t, "created")), created);
+    tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
     json_t *assignee = json_object_get(t, "assignee");
     printf("%s  %s\n", json_string_value(json_object_get(t, "id")),
            json_string_value(json_object_get(t, "title")));
@@ -357,7 +346,7 @@ static void print_ticket(json_t *t)
     json_array_foreach(json_object_get(t, "events"), i, item)
     {
         char when[32];
-        format_time(json_integer_value(json_object_get(item, "time")), when);
+        tl_format_utc(json_integer_value(json_object_get(item, "time")), when);
         char *details = json_dumps(json_object_get(item, "details"), JSON_COMPACT);
         printf("  %s  %-16s %-18s %s\n", when, json_string_value(json_object_get(item, "actor")),
                json_string_value(json_object_get(item, "kind")), details ? details : "");
@@ -420,15 +409,166 @@ static int cmd_audit_verify(const struct command *cmd, int argc, char **argv)
     return rc == 0 ? TL_EXIT_OK : TL_EXIT_FAILURE;
 }
 
+/* ---- users and roles ---------------------------------------------------------------- */
+
+static int audit_admin(const char *data, const char *action, const char *subject, json_t *details)
+{
+    char path[4096];
+    tl_audit_t *audit = NULL;
+    int rc = tl_datadir_path(data, TL_DATADIR_AUDIT, path, sizeof path);
+    if (rc == 0)
+        rc = tl_audit_open(path, &audit);
+    if (rc == 0)
+        rc = tl_audit_append(audit, "admin", action, subject, details, NULL);
+    tl_audit_close(audit);
+    return rc;
+}
+
+static int user_add(const char *data, const char *name, const char *role, const char *key_file)
+{
+    if (!tl_store_user_name_valid(name)) {
+        fprintf(stderr,
+                PROGRAM " user add: '%s' is not a valid name (1-64 of a-z 0-9 . _ -, "
+                        "starting with a letter)\n",
+                name);
+        return TL_EXIT_USAGE;
+    }
+    if (role == NULL || tl_role_parse(role) < 0) {
+        fprintf(stderr, PROGRAM " user add: --role wants tier1, tier2, tier3, tier4, auditor or "
+                                "admin\n");
+        return TL_EXIT_USAGE;
+    }
+    if (key_file == NULL) {
+        fprintf(stderr, PROGRAM " user add: --key PUBKEY-FILE is required\n");
+        return TL_EXIT_USAGE;
+    }
+    char *key_line = NULL, fingerprint[64];
+    int rc = tl_users_read_key_file(key_file, &key_line, fingerprint);
+    if (rc != 0) {
+        fprintf(stderr, PROGRAM " user add: %s is not an OpenSSH public key file: %s\n", key_file,
+                tl_strerror(rc));
+        return TL_EXIT_FAILURE;
+    }
+    tl_store_t *store = NULL;
+    rc = open_store(data, &store);
+    if (rc == 0)
+        rc = tl_store_user_add(store, name, role, key_line, fingerprint, tl_wall_ms());
+    tl_store_close(store);
+    free(key_line);
+    if (rc == TL_EEXIST) {
+        fprintf(stderr, PROGRAM " user add: the name %s or this key is already registered\n", name);
+        return TL_EXIT_FAILURE;
+    }
+    if (rc != 0)
+        return fail("user add", rc);
+    json_t *details = json_pack("{s:s, s:s}", "role", role, "fingerprint", fingerprint);
+    rc = audit_admin(data, "user.add", name, details);
+    json_decref(details);
+    if (rc != 0)
+        return fail("user add: audit", rc);
+    printf("Added %s (%s), key %s\n", name, role, fingerprint);
+    return TL_EXIT_OK;
+}
+
+static int user_change(const char *data, const char *verb, const char *name)
+{
+    tl_store_t *store = NULL;
+    int rc = open_store(data, &store);
+    if (rc == 0)
+        rc = strcmp(verb, "disable") == 0 ? tl_store_user_disable(store, name)
+                                          : tl_store_user_remove(store, name);
+    tl_store_close(store);
+    if (rc == TL_ENOTFOUND || rc == TL_EINVAL) {
+        fprintf(stderr, PROGRAM " user %s: no user named '%s'\n", verb, name);
+        return TL_EXIT_FAILURE;
+    }
+    if (rc != 0)
+        return fail("user", rc);
+    char action[32];
+    snprintf(action, sizeof action, "user.%s", verb);
+    if ((rc = audit_admin(data, action, name, NULL)) != 0)
+        return fail("user: audit", rc);
+    printf("User %s: %s\n", name, strcmp(verb, "disable") == 0 ? "disabled" : "removed");
+    return TL_EXIT_OK;
+}
+
+static int user_list(const char *data, int json_out)
+{
+    tl_store_t *store = NULL;
+    json_t *users = NULL;
+    int rc = open_store(data, &store);
+    if (rc == 0)
+        rc = tl_store_users_list(store, &users);
+    tl_store_close(store);
+    if (rc != 0)
+        return fail("user list", rc);
+    int status = TL_EXIT_OK;
+    if (json_out) {
+        status = print_json(users);
+    } else {
+        printf("%-20s %-8s %-9s %s\n", "NAME", "ROLE", "STATE", "KEY");
+        size_t i;
+        json_t *u;
+        json_array_foreach(users, i, u)
+        {
+            printf("%-20s %-8s %-9s %s\n", json_string_value(json_object_get(u, "name")),
+                   json_string_value(json_object_get(u, "role")),
+                   json_is_true(json_object_get(u, "disabled")) ? "disabled" : "active",
+                   json_string_value(json_object_get(u, "fingerprint")));
+        }
+        if (json_array_size(users) == 0)
+            printf("(no users)\n");
+    }
+    json_decref(users);
+    return status;
+}
+
+static int cmd_user(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *role = NULL, *key = NULL, *positional[2];
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {{"data", &data, NULL},
+                                 {"role", &role, NULL},
+                                 {"key", &key, NULL},
+                                 {"json", NULL, &json_out},
+                                 {0}};
+    int status =
+        tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 2, &count);
+    if (status != 0 || (status = need_data(cmd, data)) != 0)
+        return status;
+    const char *verb = count > 0 ? positional[0] : "";
+    if (strcmp(verb, "list") == 0 && count == 1)
+        return user_list(data, json_out);
+    if (strcmp(verb, "add") == 0 && count == 2)
+        return user_add(data, positional[1], role, key);
+    if ((strcmp(verb, "disable") == 0 || strcmp(verb, "remove") == 0) && count == 2)
+        return user_change(data, verb, positional[1]);
+    fprintf(stderr, "usage: " PROGRAM " %s\n", cmd->usage);
+    return TL_EXIT_USAGE;
+}
+
+static int cmd_roles(const struct command *cmd, int argc, char **argv)
+{
+    const char *positional[1];
+    int markdown = 0, count;
+    tl_cli_option_t options[] = {{"markdown", NULL, &markdown}, {0}};
+    int status =
+        tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
+    if (status != 0)
+        return status;
+    tl_roles_write_markdown(stdout);
+    return TL_EXIT_OK;
+}
+
 /* ---- the table ----------------------------------------------------------------------- */
 
 static const struct command commands[] = {
     {"init", "init --data DIR [--listen ADDR:PORT]",
      "create a relay: key, certificate, store, audit log", cmd_init},
     {"serve",
-     "serve --data DIR [--listen ADDR:PORT] [--heartbeat-ms N] [--handshake-timeout-ms N] "
-     "[--log-level LEVEL]",
-     "accept agents over mutual TLS 1.3", cmd_serve},
+     "serve --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--heartbeat-ms N] "
+     "[--handshake-timeout-ms N] [--log-level LEVEL]",
+     "accept agents over mutual TLS 1.3, and technicians over SSH with --ssh-listen", cmd_serve},
     {"enroll-code", "enroll-code --data DIR [--ttl 15m] [--note TEXT] [--address HOST:PORT]",
      "print a one-time enrollment string for a new agent", cmd_enroll_code},
     {"devices", "devices --data DIR [--json]", "list enrolled devices", cmd_devices},
@@ -437,6 +577,11 @@ static const struct command commands[] = {
      "show a ticket with its evidence and timeline", cmd_ticket},
     {"audit-verify", "audit-verify --data DIR", "verify the audit log's hash chain",
      cmd_audit_verify},
+    {"user",
+     "user add NAME --role tier1|tier2|tier3|tier4|auditor|admin --key PUBKEY-FILE --data DIR | "
+     "user list [--json] --data DIR | user disable NAME --data DIR | user remove NAME --data DIR",
+     "manage technicians and auditors (SSH public keys)", cmd_user},
+    {"roles", "roles [--markdown]", "print the capabilities table (docs/roles.md)", cmd_roles},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

@@ -1,3 +1,4 @@
+#include "proto/clock.h"
 #include "relay/server.h"
 #include "proto/addr.h"
 #include "proto/enrollment.h"
@@ -8,6 +9,9 @@
 #include "proto/peer.h"
 #include "relay/datadir.h"
 #include "relay/registry.h"
+#include "relay/commands.h"
+#include "relay/ssh_front.h"
+#include "relay/users.h"
 #include "relay/worker.h"
 #include "tl_version.h"
 
@@ -35,6 +39,8 @@ struct agent {
     char address[TL_ADDR_TEXT_MAX];
     uv_timer_t *enroll_deadline; /* unknown keys only: enroll in time or go */
     int refs;                    /* the connection itself, plus each job in flight */
+    unsigned uploads_open;       /* upload channels open now */
+    unsigned requests_in_flight;
     unsigned closed : 1;
     unsigned enrolling : 1;
     unsigned counted_online : 1;
@@ -54,6 +60,7 @@ struct upload {
     /* Worker thread only: the item is committed, failed or aborted. */
     int worker_finished;
     /* Loop only (never in the same memory as the worker's field). */
+    unsigned jobs; /* in flight */
     unsigned channel_open : 1;
     unsigned stopped : 1; /* no more jobs will be queued */
 };
@@ -82,16 +89,16 @@ struct relay {
     tl_peer_config_t peer_config;
     tl_mux_config_t mux_config;
     struct enroll_limit limits[ENROLL_LIMIT_SLOTS];
+    /* technicians */
+    tl_ssh_front_t *ssh;
+    tl_users_t *users;
+    uv_timer_t users_timer;
+    int64_t users_version;
+    int users_loading;
+    tl_commands_ctx_t commands;
     char software[64];
     int stopping;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void device_name(int64_t id, char out[32])
 {
@@ -183,7 +190,7 @@ static int run_presence(tl_job_t *base, tl_job_ctx_t *ctx)
     char subject[32], actor[96];
     device_name(job->device_id, subject);
     snprintf(actor, sizeof actor, "agent:%s", subject);
-    int rc = tl_store_device_seen(ctx->store, job->device_id, now_ms(), job->online);
+    int rc = tl_store_device_seen(ctx->store, job->device_id, tl_wall_ms(), job->online);
     if (rc != 0)
         return rc;
     json_t *details = json_pack("{s:s, s:s}", "fingerprint", job->agent->fingerprint, "address",
@@ -253,6 +260,13 @@ static void enroll_failed(struct relay *relay, const char *address)
     slot->failures++;
 }
 
+static void enroll_succeeded(struct relay *relay, const char *address)
+{
+    struct enroll_limit *slot = limit_slot(relay, address, uv_now(relay->loop));
+    if (slot->failures > 0)
+        slot->failures--;
+}
+
 static int run_enroll(tl_job_t *base, tl_job_ctx_t *ctx)
 {
     struct agent_job *job = (struct agent_job *)base;
@@ -260,8 +274,8 @@ static int run_enroll(tl_job_t *base, tl_job_ctx_t *ctx)
     char actor[96];
     agent_actor(agent, actor);
     if (job->result == 0) {
-        job->result =
-            tl_store_enroll(ctx->store, job->code_hash, now_ms(), &job->device, &job->device_id);
+        job->result = tl_store_enroll(ctx->store, job->code_hash, tl_wall_ms(), &job->device,
+                                      &job->device_id);
     }
     json_t *details;
     int rc;
@@ -309,12 +323,11 @@ static void enroll_done(tl_job_t *base, int status)
     struct agent *agent = job->agent;
     int result = status != 0 ? status : job->result;
     if (result == 0) {
+        enroll_succeeded(agent->relay, agent->address);
         tl_registry_add(agent->relay->registry, agent->fingerprint, job->device_id);
         tl_log_info("agent enrolled device=D-%" PRId64 " fingerprint=%s address=%s", job->device_id,
                     agent->fingerprint, agent->address);
     } else {
-        if (result != TL_ETIMEOUT)
-            enroll_failed(agent->relay, agent->address);
         tl_log_warn("enrollment refused fingerprint=%s address=%s reason=%s", agent->fingerprint,
                     agent->address, tl_err_name(result));
     }
@@ -334,8 +347,20 @@ static void enroll_done(tl_job_t *base, int status)
 
 static int handle_enroll(struct agent *agent, const struct tl_msg_enroll *enroll)
 {
-    if (agent->device_id > 0 || agent->enrolling)
+    if (agent->enrolling)
         return TL_EPROTO;
+    if (agent->device_id > 0) {
+        /* An enrolled key asking again lost its state: tell it who it is. */
+        char device[32];
+        device_name(agent->device_id, device);
+        tl_msg_t reply = {.type = TL_MSG_ENROLL_RESULT};
+        reply.u.enroll_result.status = (uint32_t)-TL_EEXIST;
+        reply.u.enroll_result.device_id = tl_str_from(device);
+        reply.u.enroll_result.message = tl_str_from(enroll_message(TL_EEXIST));
+        tl_peer_send(agent->peer, &reply);
+        tl_peer_close(agent->peer, 0, NULL);
+        return 0;
+    }
     agent->enrolling = 1;
     stop_enroll_deadline(agent);
     struct agent_job *job = job_new(agent, run_enroll, enroll_done);
@@ -355,6 +380,10 @@ static int handle_enroll(struct agent *agent, const struct tl_msg_enroll *enroll
         job->result = TL_ETIMEOUT;
     else if (tl_enroll_code_hash(typed, job->code_hash) != 0)
         job->result = TL_EINVAL;
+    /* Counted now, so parallel attempts cannot all slip under the limit;
+     * a success gives the attempt back. */
+    if (job->result != TL_ETIMEOUT)
+        enroll_failed(agent->relay, agent->address);
     /* Even a refusal goes through the worker: every attempt is audited first. */
     tl_worker_submit(agent->relay->worker, &job->job);
     return 0;
@@ -428,11 +457,17 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
     json_t *item;
     json_array_foreach(evidence, i, item)
     {
-        if (tl_evidence_exists(ctx->evidence, json_string_value(json_object_get(item, "sha256"))) !=
-            1)
+        /* Only evidence this device uploaded, at the size it really has. */
+        uint64_t size = 0;
+        const char *hash = json_string_value(json_object_get(item, "sha256"));
+        int found = tl_store_upload_find(ctx->store, job->agent->device_id, hash, &size);
+        if (found != 0)
+            return found;
+        if (tl_evidence_exists(ctx->evidence, hash) != 1)
             return TL_ENOTFOUND;
+        json_object_set_new(item, "size", json_integer((json_int_t)size));
     }
-    int64_t ticket_id = 0, now = now_ms();
+    int64_t ticket_id = 0, now = tl_wall_ms();
     int created = 0, added = 0;
     int rc = tl_store_ticket_create(ctx->store, &ticket, now, &ticket_id, &created);
     if (rc != 0)
@@ -487,6 +522,7 @@ out:
 static void control_done(tl_job_t *base, int status)
 {
     struct agent_job *job = (struct agent_job *)base;
+    job->agent->requests_in_flight--;
     if (status != 0)
         tl_log_warn("request failed device=D-%" PRId64 " reason=%s", job->agent->device_id,
                     tl_err_name(status));
@@ -512,11 +548,17 @@ static int handle_control(struct agent *agent, const struct tl_msg_control *cont
             send_result(agent, control->request_id, TL_EINVAL, NULL);
             return 0;
         }
+        if (agent->requests_in_flight >= TL_RELAY_MAX_REQUESTS) {
+            /* A flood from one agent waits on that agent alone. */
+            send_result(agent, control->request_id, TL_EFULL, NULL);
+            return 0;
+        }
         struct agent_job *job = job_new(agent, run_ticket_create, control_done);
         if (job == NULL)
             return TL_ENOMEM;
+        agent->requests_in_flight++;
         job->request_id = control->request_id;
-        job->request = json_incref(body);
+        job->request = json_deep_copy(body); /* the worker owns its own copy */
         tl_worker_submit(agent->relay->worker, &job->job);
         return 0;
     }
@@ -564,6 +606,9 @@ static int run_upload(tl_job_t *base, tl_job_ctx_t *ctx)
     up->worker_finished = 1;
     if (rc != 0)
         return rc; /* TL_EMISMATCH: not what the agent announced, and nothing stored */
+    rc = tl_store_upload_record(ctx->store, job->agent->device_id, hash, size, tl_wall_ms());
+    if (rc != 0)
+        return rc;
     char actor[96];
     agent_actor(job->agent, actor);
     json_t *details = json_pack("{s:s, s:I, s:s, s:s}", "sha256", hash, "size", (json_int_t)size,
@@ -571,6 +616,21 @@ static int run_upload(tl_job_t *base, tl_job_ctx_t *ctx)
     rc = tl_worker_audit(ctx, actor, "evidence.store", hash, details);
     json_decref(details);
     return rc;
+}
+
+/* An upload whose channel is gone and whose jobs are done leaves the agent. */
+static void upload_release_if_done(struct upload *up)
+{
+    if (up->channel_open || up->jobs > 0 || up->agent->closed)
+        return; /* a closed agent frees its list itself */
+    struct agent *agent = up->agent;
+    for (struct upload **at = &agent->uploads; *at != NULL; at = &(*at)->next) {
+        if (*at == up) {
+            *at = up->next;
+            break;
+        }
+    }
+    free(up);
 }
 
 static void upload_close_channel(struct upload *up, int status)
@@ -588,6 +648,7 @@ static void upload_done(tl_job_t *base, int status)
     struct agent_job *job = (struct agent_job *)base;
     struct upload *up = job->upload;
     int step = job->online;
+    up->jobs--;
     if (step == UPLOAD_WRITE) {
         if (status == 0 && up->channel_open && !job->agent->closed)
             tl_mux_consumed(tl_peer_mux(job->agent->peer), up->channel, job->len);
@@ -604,6 +665,9 @@ static void upload_done(tl_job_t *base, int status)
                         tl_err_name(status));
         upload_close_channel(up, status);
     }
+    /* job_free may drop the last reference to the agent, which frees its uploads. */
+    if (!job->agent->closed)
+        upload_release_if_done(up);
     job_free(job);
 }
 
@@ -614,9 +678,11 @@ static int submit_upload_step(struct upload *up, int step, const uint8_t *data, 
         return TL_ENOMEM;
     job->upload = up;
     job->online = step;
+    up->jobs++;
     if (len > 0) {
         job->data = malloc(len);
         if (job->data == NULL) {
+            up->jobs--;
             job_free(job);
             return TL_ENOMEM;
         }
@@ -646,6 +712,8 @@ static int open_upload(struct agent *agent, uint32_t channel, json_t *params)
         return TL_EINVAL;
     if ((uint64_t)json_integer_value(size) > agent->relay->config.max_upload_bytes)
         return TL_EFULL;
+    if (agent->uploads_open >= TL_RELAY_MAX_UPLOADS)
+        return TL_ECHANNEL_LIMIT;
     struct upload *up = calloc(1, sizeof *up);
     if (up == NULL)
         return TL_ENOMEM;
@@ -658,6 +726,7 @@ static int open_upload(struct agent *agent, uint32_t channel, json_t *params)
     snprintf(up->name, sizeof up->name, "%s", name);
     up->next = agent->uploads;
     agent->uploads = up;
+    agent->uploads_open++;
     return 0;
 }
 
@@ -667,7 +736,9 @@ static void on_channel_open(void *ctx, uint32_t channel, const struct tl_msg_cha
     struct agent *agent = tl_peer_get_data(peer);
     tl_mux_t *mux = tl_peer_mux(peer);
     if (agent->device_id <= 0) {
+        /* An unknown key may only enroll (docs/protocol.md §7.2). */
         tl_mux_refuse(mux, channel, (uint32_t)-TL_EPIN, "enroll first");
+        tl_peer_close(peer, TL_EPIN, "unknown agent key: enroll first");
         return;
     }
     int rc = TL_EINVAL;
@@ -716,10 +787,12 @@ static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_ch
     if (up == NULL)
         return;
     up->channel_open = 0;
+    up->agent->uploads_open--;
     /* Ended early by the agent: whatever arrived is dropped (the worker ignores
      * this if the item was already committed). */
     up->stopped = 1;
     submit_upload_step(up, UPLOAD_ABORT, NULL, 0);
+    upload_release_if_done(up);
 }
 
 static const tl_mux_callbacks_t channel_callbacks = {
@@ -817,10 +890,16 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
             submit_upload_step(up, UPLOAD_ABORT, NULL, 0);
         }
     }
+    int replaced = 0;
+    for (struct agent *other = relay->agents; other != NULL; other = other->next)
+        if (other->device_id == agent->device_id && other->counted_online && !other->closed)
+            replaced = 1;
     if (agent->counted_online) {
         tl_log_info("agent disconnected device=D-%" PRId64 " reason=%s", agent->device_id,
                     reason ? tl_err_name(reason) : "closed");
-        submit_presence(agent, 0);
+        /* A newer connection of the same device keeps it online. */
+        if (!replaced)
+            submit_presence(agent, 0);
     } else {
         tl_log_debug("connection closed address=%s reason=%s", agent->address, tl_strerror(reason));
     }
@@ -875,6 +954,154 @@ static void on_connection(uv_stream_t *server, int status)
     }
 }
 
+/* ---- technicians ------------------------------------------------------------------ */
+
+struct users_job {
+    tl_job_t job;
+    struct relay *relay;
+    int64_t seen_version;
+    json_t *list; /* NULL when nothing changed */
+};
+
+static int run_users_load(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct users_job *job = (struct users_job *)base;
+    int64_t version = tl_store_change_counter(ctx->store);
+    /* Our own connection's commits do not move data_version; users are only
+     * ever changed by the admin commands, on their own connections. */
+    if (version == job->seen_version && job->seen_version != -2)
+        return 0;
+    job->seen_version = version;
+    return tl_store_users_list(ctx->store, &job->list);
+}
+
+static void users_load_done(tl_job_t *base, int status)
+{
+    struct users_job *job = (struct users_job *)base;
+    struct relay *relay = job->relay;
+    relay->users_loading = 0;
+    if (status == 0 && job->list != NULL) {
+        tl_users_load(relay->users, job->list);
+        relay->users_version = job->seen_version;
+        tl_log_debug("technicians loaded count=%zu", tl_users_count(relay->users));
+    }
+    json_decref(job->list);
+    free(job);
+}
+
+static void reload_users(struct relay *relay)
+{
+    if (relay->users_loading || relay->stopping)
+        return;
+    struct users_job *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return;
+    job->job.run = run_users_load;
+    job->job.done = users_load_done;
+    job->relay = relay;
+    job->seen_version = relay->users_version;
+    relay->users_loading = 1;
+    tl_worker_submit(relay->worker, &job->job);
+}
+
+static void on_users_timer(uv_timer_t *timer)
+{
+    reload_users(timer->data);
+}
+
+static int ssh_authorize(void *ctx, const char *user, ssh_key key, tl_technician_t *out)
+{
+    struct relay *relay = ctx;
+    return tl_users_authorize(relay->users, user, key, out);
+}
+
+struct login_job {
+    tl_job_t job;
+    char user[65], address[64], fingerprint[64], reason[32];
+    int ok;
+};
+
+static int run_login_audit(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct login_job *job = (struct login_job *)base;
+    char actor[96];
+    snprintf(actor, sizeof actor, "tech:%s", job->user[0] ? job->user : "-");
+    json_t *details = json_pack("{s:s, s:s, s:s}", "address", job->address, "key", job->fingerprint,
+                                "reason", job->reason);
+    int rc = tl_worker_audit(ctx, actor, job->ok ? "login.ok" : "login.failed", "", details);
+    json_decref(details);
+    return rc;
+}
+
+static void login_audit_done(tl_job_t *base, int status)
+{
+    if (status != 0)
+        tl_log_error("login not audited reason=%s", tl_strerror(status));
+    free(base);
+}
+
+static void ssh_on_login(void *ctx, const char *user, const char *address, const char *fingerprint,
+                         int ok, const char *reason)
+{
+    struct relay *relay = ctx;
+    struct login_job *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return;
+    job->job.run = run_login_audit;
+    job->job.done = login_audit_done;
+    /* Names from the network are bounded and made printable before they are kept. */
+    snprintf(job->user, sizeof job->user, "%s", user ? user : "");
+    for (char *p = job->user; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+    snprintf(job->address, sizeof job->address, "%s", address ? address : "");
+    snprintf(job->fingerprint, sizeof job->fingerprint, "%s", fingerprint ? fingerprint : "");
+    snprintf(job->reason, sizeof job->reason, "%s", reason ? reason : "");
+    job->ok = ok;
+    tl_worker_submit(relay->worker, &job->job);
+}
+
+static void relay_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
+{
+    struct relay *relay = ctx;
+    tl_commands_dispatch(&relay->commands, exec, argc, argv);
+}
+
+static int start_technicians(struct relay *relay)
+{
+    char key_path[4096];
+    int rc = tl_datadir_path(relay->config.data_dir, TL_DATADIR_KEY, key_path, sizeof key_path);
+    if (rc != 0)
+        return rc;
+    relay->users = tl_users_new();
+    if (relay->users == NULL)
+        return TL_ENOMEM;
+    relay->users_version = -2; /* load on the first pass whatever the counter says */
+    relay->commands.worker = relay->worker;
+    uv_timer_init(relay->loop, &relay->users_timer);
+    relay->users_timer.data = relay;
+    reload_users(relay);
+    uv_timer_start(&relay->users_timer, on_users_timer, TL_USERS_RELOAD_MS, TL_USERS_RELOAD_MS);
+    tl_ssh_front_config_t config = {
+        .listen = relay->config.ssh_listen,
+        .host_key_path = key_path,
+        .dispatch = relay_dispatch,
+        .authorize = ssh_authorize,
+        .on_login = ssh_on_login,
+        .ctx = relay,
+    };
+    relay->ssh = tl_ssh_front_start(relay->loop, &config, &rc);
+    if (relay->ssh == NULL) {
+        uv_close((uv_handle_t *)&relay->users_timer, NULL);
+        relay->users_loading = 1; /* no more reloads */
+        fprintf(stderr, "tierline-relay: cannot start the SSH front end on %s: %s\n",
+                relay->config.ssh_listen, tl_strerror(rc));
+        return rc;
+    }
+    tl_log_info("technicians' SSH listening addr=%s", relay->config.ssh_listen);
+    return 0;
+}
+
 /* ---- start and stop ------------------------------------------------------------- */
 
 static void on_signal(uv_signal_t *handle, int signum)
@@ -889,6 +1116,12 @@ static void on_signal(uv_signal_t *handle, int signum)
     uv_close((uv_handle_t *)&relay->sigint, NULL);
     for (struct agent *agent = relay->agents; agent != NULL; agent = agent->next)
         tl_peer_close(agent->peer, 0, "relay shutting down");
+    if (relay->ssh != NULL) {
+        tl_ssh_front_stop(relay->ssh);
+        relay->ssh = NULL;
+    }
+    if (relay->users != NULL)
+        uv_close((uv_handle_t *)&relay->users_timer, NULL);
 }
 
 static int open_storage(struct relay *relay)
@@ -905,6 +1138,8 @@ static int open_storage(struct relay *relay)
         return rc;
     if ((rc = tl_datadir_path(dir, TL_DATADIR_EVIDENCE, path, sizeof path)) != 0 ||
         (rc = tl_evidence_store_open(path, &evidence_options, &relay->evidence)) != 0)
+        return rc;
+    if ((rc = tl_worker_recover_audit(relay->store, relay->audit)) != 0)
         return rc;
     if ((rc = tl_store_devices_all_offline(relay->store)) != 0)
         return rc;
@@ -1015,6 +1250,8 @@ int tl_relay_serve(const tl_relay_config_t *config)
         goto out;
     if ((rc = start_listener(relay, listen)) != 0)
         goto out;
+    if (config->ssh_listen != NULL && (rc = start_technicians(relay)) != 0)
+        goto out;
     uv_signal_init(relay->loop, &relay->sigterm);
     uv_signal_init(relay->loop, &relay->sigint);
     relay->sigterm.data = relay->sigint.data = relay;
@@ -1039,6 +1276,7 @@ out:
     tl_audit_close(relay->audit);
     tl_store_close(relay->store);
     tl_registry_free(relay->registry);
+    tl_users_free(relay->users);
     free(relay);
     return rc;
 }

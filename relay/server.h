@@ -21,6 +21,7 @@ typedef struct tl_relay_config {
     uint32_t handshake_timeout_ms; /* TLS handshake and HELLO; 0: default */
     uint32_t max_agents;           /* connections at once; 0: default */
     uint64_t max_upload_bytes;     /* one evidence item; 0: default */
+    const char *ssh_listen;        /* technicians' SSH "ADDR:PORT"; NULL: no SSH front end */
 } tl_relay_config_t;
 
 #define TL_RELAY_DEFAULT_HEARTBEAT_MS 20000u
@@ -30,6 +31,9 @@ typedef struct tl_relay_config {
 /* Failed enrollments from one address allowed per window before refusals. */
 #define TL_RELAY_ENROLL_FAILURES 5
 #define TL_RELAY_ENROLL_WINDOW_MS 60000u
+/* Per agent connection: evidence uploads at once, and requests awaiting the disk. */
+#define TL_RELAY_MAX_UPLOADS 4
+#define TL_RELAY_MAX_REQUESTS 16
 
 /* Runs until SIGTERM or SIGINT; 0 after a clean shutdown. */
 int tl_relay_serve(const tl_relay_config_t *config);

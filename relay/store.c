@@ -65,6 +65,31 @@ static const char *const migrations[] = {
     "  size INTEGER NOT NULL,"
     "  created INTEGER NOT NULL,"
     "  UNIQUE (ticket_id, hash));",
+    /* 1 -> 2: technicians and auditors, and what they may see. */
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  role TEXT NOT NULL,"
+    "  public_key TEXT NOT NULL,"
+    "  fingerprint TEXT NOT NULL UNIQUE,"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL);"
+    "CREATE INDEX tickets_by_assignee ON tickets(assignee);",
+    /* 2 -> 3: audit entries committed with their change, until the audit log has them. */
+    "CREATE TABLE audit_pending ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  details TEXT NOT NULL);"
+    /* which device uploaded which evidence: a ticket may name only its own */
+    "CREATE TABLE uploads ("
+    "  device_id INTEGER NOT NULL REFERENCES devices(id),"
+    "  hash TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  PRIMARY KEY (device_id, hash));",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
@@ -326,7 +351,19 @@ int tl_store_enroll(tl_store_t *store, const char *code_hash, int64_t now_ms,
     sqlite3_finalize(stmt);
     stmt = NULL;
     if (used) {
+        /* The same key using the same code again is a retry whose answer was lost. */
         rc = TL_EUSED;
+        sqlite3_stmt *again = NULL;
+        if (prepare(store, "SELECT id FROM devices WHERE fingerprint = ? AND enroll_code_id = ?",
+                    &again) == 0) {
+            sqlite3_bind_text(again, 1, device->fingerprint, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(again, 2, code_id);
+            if (sqlite3_step(again) == SQLITE_ROW) {
+                *device_id = sqlite3_column_int64(again, 0);
+                rc = 0;
+            }
+            sqlite3_finalize(again);
+        }
         goto out;
     }
     if (now_ms >= expires) {
@@ -705,5 +742,260 @@ out:
     json_decref(rows);
     json_decref(events);
     json_decref(evidence);
+    return rc;
+}
+
+/* ---- technicians ------------------------------------------------------------------ */
+
+static int name_ok(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len > TL_STORE_MAX_USER || !((name[0] >= 'a' && name[0] <= 'z')))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int tl_store_user_name_valid(const char *name)
+{
+    return name_ok(name);
+}
+
+int tl_store_user_add(tl_store_t *store, const char *name, const char *role, const char *public_key,
+                      const char *fingerprint, int64_t now_ms)
+{
+    if (!name_ok(name) || !text_ok(role, 15) || !text_ok(public_key, 4096) ||
+        !text_ok(fingerprint, 64))
+        return TL_EINVAL;
+    sqlite3_stmt *stmt;
+    int rc = prepare(store,
+                     "INSERT INTO users (name, role, public_key, fingerprint, created) "
+                     "VALUES (?,?,?,?,?)",
+                     &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, public_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, fingerprint, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 5, now_ms);
+    rc = step_done(store, stmt, "user_add");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int user_change(tl_store_t *store, const char *sql, const char *name)
+{
+    if (!name_ok(name))
+        return TL_EINVAL;
+    sqlite3_stmt *stmt;
+    int rc = prepare(store, sql, &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = step_done(store, stmt, "user_change");
+    if (rc == 0 && sqlite3_changes(store->db) == 0)
+        rc = TL_ENOTFOUND;
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_user_disable(tl_store_t *store, const char *name)
+{
+    return user_change(store, "UPDATE users SET disabled = 1 WHERE name = ?", name);
+}
+
+int tl_store_user_remove(tl_store_t *store, const char *name)
+{
+    return user_change(store, "DELETE FROM users WHERE name = ?", name);
+}
+
+static void fix_user(json_t *row)
+{
+    json_object_set_new(row, "disabled",
+                        json_boolean(json_integer_value(json_object_get(row, "disabled"))));
+}
+
+int tl_store_users_list(tl_store_t *store, json_t **out)
+{
+    sqlite3_stmt *stmt;
+    int rc = prepare(store,
+                     "SELECT id, name, role, public_key, fingerprint, disabled, created FROM users "
+                     "ORDER BY name",
+                     &stmt);
+    if (rc != 0)
+        return rc;
+    rc = query_rows(store, stmt, fix_user, out);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int64_t tl_store_change_counter(tl_store_t *store)
+{
+    sqlite3_stmt *stmt;
+    int64_t version = -1;
+    if (prepare(store, "PRAGMA data_version", &stmt) != 0)
+        return -1;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        version = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return version;
+}
+
+/* ---- ticket queries and changes ------------------------------------------------------- */
+
+int tl_store_tickets_query(tl_store_t *store, const tl_ticket_filter_t *filter, json_t **out)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "%s WHERE (?1 < 0 OR t.tier = ?1) AND (?2 IS NULL OR t.status = ?2) AND "
+             "(?3 IS NULL OR t.assignee = ?3) ORDER BY t.id",
+             ticket_columns);
+    sqlite3_stmt *stmt;
+    int rc = prepare(store, sql, &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int(stmt, 1, filter->tier);
+    if (filter->status != NULL)
+        sqlite3_bind_text(stmt, 2, filter->status, -1, SQLITE_STATIC);
+    if (filter->assignee != NULL)
+        sqlite3_bind_text(stmt, 3, filter->assignee, -1, SQLITE_STATIC);
+    rc = query_rows(store, stmt, fix_ticket, out);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_status_valid(const char *status)
+{
+    static const char *const statuses[] = {"new",      "open",  "waiting-user", "waiting-vendor",
+                                           "resolved", "closed"};
+    for (size_t i = 0; status != NULL && i < sizeof statuses / sizeof statuses[0]; i++)
+        if (strcmp(status, statuses[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int tl_store_ticket_update(tl_store_t *store, int64_t ticket_id, const char *assignee,
+                           const char *status, int64_t now_ms)
+{
+    if ((assignee != NULL && !name_ok(assignee)) ||
+        (status != NULL && !tl_store_status_valid(status)))
+        return TL_EINVAL;
+    sqlite3_stmt *stmt;
+    int rc = prepare(store,
+                     "UPDATE tickets SET assignee = COALESCE(?1, assignee), "
+                     "status = COALESCE(?2, status), updated = ?3 WHERE id = ?4",
+                     &stmt);
+    if (rc != 0)
+        return rc;
+    if (assignee != NULL)
+        sqlite3_bind_text(stmt, 1, assignee, -1, SQLITE_STATIC);
+    if (status != NULL)
+        sqlite3_bind_text(stmt, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, now_ms);
+    sqlite3_bind_int64(stmt, 4, ticket_id);
+    rc = step_done(store, stmt, "ticket_update");
+    if (rc == 0 && sqlite3_changes(store->db) == 0)
+        rc = TL_ENOTFOUND;
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* ---- audit entries waiting for the audit log --------------------------------------- */
+
+int tl_store_audit_pending_add(tl_store_t *store, int64_t now_ms, const char *actor,
+                               const char *action, const char *subject, json_t *details,
+                               int64_t *id)
+{
+    char *text = details ? json_dumps(details, JSON_COMPACT) : strdup("{}");
+    if (text == NULL)
+        return TL_ENOMEM;
+    sqlite3_stmt *stmt;
+    int rc = prepare(store,
+                     "INSERT INTO audit_pending (time, actor, action, subject, details) "
+                     "VALUES (?,?,?,?,?)",
+                     &stmt);
+    if (rc == 0) {
+        sqlite3_bind_int64(stmt, 1, now_ms);
+        sqlite3_bind_text(stmt, 2, actor, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, action, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 4, subject ? subject : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 5, text, -1, SQLITE_STATIC);
+        rc = step_done(store, stmt, "audit_pending_add");
+        if (rc == 0)
+            *id = sqlite3_last_insert_rowid(store->db);
+        sqlite3_finalize(stmt);
+    }
+    free(text);
+    return rc;
+}
+
+int tl_store_audit_pending_list(tl_store_t *store, json_t **out)
+{
+    sqlite3_stmt *stmt;
+    int rc = prepare(store,
+                     "SELECT id, time, actor, action, subject, details FROM audit_pending "
+                     "ORDER BY id",
+                     &stmt);
+    if (rc != 0)
+        return rc;
+    rc = query_rows(store, stmt, fix_event, out);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_audit_pending_clear(tl_store_t *store, int64_t up_to_id)
+{
+    sqlite3_stmt *stmt;
+    int rc = prepare(store, "DELETE FROM audit_pending WHERE id <= ?", &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, up_to_id);
+    rc = step_done(store, stmt, "audit_pending_clear");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_upload_record(tl_store_t *store, int64_t device_id, const char *hash, uint64_t size,
+                           int64_t now_ms)
+{
+    if (!is_hex64(hash) || size > INT64_MAX)
+        return TL_EINVAL;
+    sqlite3_stmt *stmt;
+    int rc = prepare(store,
+                     "INSERT OR IGNORE INTO uploads (device_id, hash, size, created) "
+                     "VALUES (?,?,?,?)",
+                     &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, device_id);
+    sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, (int64_t)size);
+    sqlite3_bind_int64(stmt, 4, now_ms);
+    rc = step_done(store, stmt, "upload_record");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_upload_find(tl_store_t *store, int64_t device_id, const char *hash, uint64_t *size)
+{
+    if (!is_hex64(hash))
+        return TL_EINVAL;
+    sqlite3_stmt *stmt;
+    int rc = prepare(store, "SELECT size FROM uploads WHERE device_id = ? AND hash = ?", &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, device_id);
+    sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        *size = (uint64_t)sqlite3_column_int64(stmt, 0);
+    else
+        rc = step == SQLITE_DONE ? TL_ENOTFOUND : db_error(store, "upload_find");
+    sqlite3_finalize(stmt);
     return rc;
 }

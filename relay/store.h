@@ -19,12 +19,13 @@
 typedef struct tl_store tl_store_t;
 
 /* The schema version this program writes; older files are migrated on open. */
-#define TL_STORE_SCHEMA_VERSION 1
+#define TL_STORE_SCHEMA_VERSION 3
 
 /* Field limits, enforced by the store (TL_EINVAL past them). */
 #define TL_STORE_MAX_TITLE 200
 #define TL_STORE_MAX_DESCRIPTION 8192
 #define TL_STORE_MAX_NOTE 1024
+#define TL_STORE_MAX_USER 64
 
 enum tl_store_mode { TL_STORE_OPEN_EXISTING = 0, TL_STORE_CREATE_NEW = 1 };
 
@@ -60,7 +61,8 @@ typedef struct tl_device_info {
 /*
  * Uses a code to register a device, atomically: TL_ENOTFOUND (no such code),
  * TL_EEXPIRED, TL_EUSED, TL_EEXIST (the key is already a device). On success
- * the code is spent and *device_id is the new device.
+ * the code is spent and *device_id is the new device. The same key presenting
+ * the code it already used succeeds again with its device (a lost answer).
  */
 int tl_store_enroll(tl_store_t *store, const char *code_hash, int64_t now_ms,
                     const tl_device_info_t *device, int64_t *device_id);
@@ -102,6 +104,49 @@ int tl_store_evidence_add(tl_store_t *store, int64_t ticket_id, const char *hash
 int tl_store_tickets_list(tl_store_t *store, json_t **out);
 /* One ticket with "events" and "evidence" arrays; TL_ENOTFOUND if absent. */
 int tl_store_ticket_get(tl_store_t *store, int64_t ticket_id, json_t **out);
+
+typedef struct tl_ticket_filter {
+    int tier;             /* -1: any */
+    const char *status;   /* NULL: any */
+    const char *assignee; /* NULL: any */
+} tl_ticket_filter_t;
+
+int tl_store_tickets_query(tl_store_t *store, const tl_ticket_filter_t *filter, json_t **out);
+/* Sets the assignee and/or status (NULL leaves it); TL_ENOTFOUND, TL_EINVAL. */
+int tl_store_ticket_update(tl_store_t *store, int64_t ticket_id, const char *assignee,
+                           const char *status, int64_t now_ms);
+/* new, open, waiting-user, waiting-vendor, resolved, closed */
+int tl_store_status_valid(const char *status);
+
+/* ---- technicians and auditors -------------------------------------------------- */
+
+/* Names: 1..64 of [a-z0-9._-], starting with a letter. */
+int tl_store_user_name_valid(const char *name);
+/* TL_EEXIST if the name or the key is taken. */
+int tl_store_user_add(tl_store_t *store, const char *name, const char *role, const char *public_key,
+                      const char *fingerprint, int64_t now_ms);
+int tl_store_user_disable(tl_store_t *store, const char *name);
+int tl_store_user_remove(tl_store_t *store, const char *name);
+/* [{id, name, role, public_key, fingerprint, disabled, created}] by name. */
+int tl_store_users_list(tl_store_t *store, json_t **out);
+/* Changes when another connection commits (PRAGMA data_version): cheap reload checks. */
+int64_t tl_store_change_counter(tl_store_t *store);
+
+/* ---- uploads: which device sent which evidence ------------------------------------ */
+
+int tl_store_upload_record(tl_store_t *store, int64_t device_id, const char *hash, uint64_t size,
+                           int64_t now_ms);
+/* The size this device uploaded under hash; TL_ENOTFOUND if it never did. */
+int tl_store_upload_find(tl_store_t *store, int64_t device_id, const char *hash, uint64_t *size);
+
+/* ---- audit entries committed with their change (relay/worker.c) -------------------- */
+
+int tl_store_audit_pending_add(tl_store_t *store, int64_t now_ms, const char *actor,
+                               const char *action, const char *subject, json_t *details,
+                               int64_t *id);
+/* [{id, time, actor, action, subject, details}] oldest first. */
+int tl_store_audit_pending_list(tl_store_t *store, json_t **out);
+int tl_store_audit_pending_clear(tl_store_t *store, int64_t up_to_id);
 
 /* "T-42" <-> 42 and "D-7" <-> 7; parsing is strict (TL_EINVAL). */
 int tl_store_parse_id(const char *text, char prefix, int64_t *out);

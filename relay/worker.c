@@ -24,6 +24,8 @@ struct tl_worker {
     /* Worker thread only: the batch's audit entries. */
     tl_audit_entry_t *entries;
     size_t entry_count, entry_alloc;
+    int64_t pending_max; /* the batch's newest audit_pending row */
+    int in_txn;
     uint64_t jobs_done, batches;
 };
 
@@ -61,6 +63,20 @@ int tl_worker_audit(tl_job_ctx_t *ctx, const char *actor, const char *action, co
         free(action_copy);
         free(subject_copy);
         return TL_ENOMEM;
+    }
+    /* The entry is also committed with the change it records, so that a crash
+     * between commit and audit append cannot lose it (docs/architecture.md). */
+    if (worker->in_txn) {
+        int64_t id = 0;
+        rc = tl_store_audit_pending_add(ctx->store, 0, actor, action, subject, details, &id);
+        if (rc != 0) {
+            free(actor_copy);
+            free(action_copy);
+            free(subject_copy);
+            return rc;
+        }
+        if (id > worker->pending_max)
+            worker->pending_max = id;
     }
     tl_audit_entry_t *entry = &worker->entries[worker->entry_count++];
     *entry = (tl_audit_entry_t){actor_copy, action_copy, subject_copy,
@@ -103,6 +119,8 @@ static void run_batch(tl_worker_t *worker, tl_job_t *batch)
     tl_job_ctx_t ctx = {worker->store, worker->evidence, worker};
     int in_txn = tl_store_begin(worker->store) == 0;
     int failed = in_txn ? 0 : TL_ESTORE;
+    worker->in_txn = in_txn;
+    worker->pending_max = 0;
 
     for (tl_job_t *job = batch; job != NULL; job = job->next)
         job->status = failed ? failed : run_savepoint(worker, job, &ctx, in_txn);
@@ -111,8 +129,13 @@ static void run_batch(tl_worker_t *worker, tl_job_t *batch)
     if (commit_rc != 0)
         tl_store_rollback(worker->store);
     int audit_rc = 0;
+    worker->in_txn = 0;
     if (commit_rc == 0 && worker->entry_count > 0)
         audit_rc = tl_audit_append_batch(worker->audit, worker->entries, worker->entry_count);
+    /* In the log now: the store's copies can go (a crash before this line
+     * appends them again at start, marked recovered). */
+    if (commit_rc == 0 && audit_rc == 0 && worker->pending_max > 0)
+        tl_store_audit_pending_clear(worker->store, worker->pending_max);
     if (commit_rc != 0 || audit_rc != 0) {
         tl_log_error("storage batch failed commit=%s audit=%s", tl_strerror(commit_rc),
                      tl_strerror(audit_rc));
@@ -123,7 +146,7 @@ static void run_batch(tl_worker_t *worker, tl_job_t *batch)
         }
     }
     drop_entries(worker, 0);
-    worker->batches++;
+    __atomic_add_fetch(&worker->batches, 1, __ATOMIC_RELAXED);
 }
 
 static void *worker_main(void *arg)
@@ -155,7 +178,7 @@ static void *worker_main(void *arg)
             tl_job_t *next = batch->next;
             push(&worker->done_head, &worker->done_tail, batch);
             batch = next;
-            worker->jobs_done++;
+            __atomic_add_fetch(&worker->jobs_done, 1, __ATOMIC_RELAXED);
         }
         uv_async_send(&worker->async);
     }
@@ -177,6 +200,8 @@ static void on_async(uv_async_t *async)
         done = next;
     }
 }
+
+static void async_closed(uv_handle_t *handle);
 
 tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_t *audit,
                            tl_evidence_store_t *evidence, int *err)
@@ -200,14 +225,14 @@ tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_t *audit
         uv_unref((uv_handle_t *)&worker->async);
         rc = -pthread_create(&worker->thread, NULL, worker_main, worker);
         if (rc != 0)
-            uv_close((uv_handle_t *)&worker->async, NULL);
+            uv_close((uv_handle_t *)&worker->async, async_closed);
     }
     if (rc != 0) {
-        /* The async handle, if any, is closed; the loop must run once more before free. */
         *err = rc;
         pthread_mutex_destroy(&worker->lock);
         pthread_cond_destroy(&worker->wake);
-        free(worker);
+        if (worker->async.loop == NULL)
+            free(worker); /* else freed by the async handle's close callback */
         return NULL;
     }
     return worker;
@@ -244,10 +269,46 @@ void tl_worker_free(tl_worker_t *worker)
 
 uint64_t tl_worker_jobs_done(const tl_worker_t *worker)
 {
-    return worker->jobs_done;
+    return __atomic_load_n(&worker->jobs_done, __ATOMIC_RELAXED);
 }
 
 uint64_t tl_worker_batches(const tl_worker_t *worker)
 {
-    return worker->batches;
+    return __atomic_load_n(&worker->batches, __ATOMIC_RELAXED);
+}
+
+int tl_worker_recover_audit(tl_store_t *store, tl_audit_t *audit)
+{
+    json_t *rows = NULL;
+    int rc = tl_store_audit_pending_list(store, &rows);
+    if (rc != 0 || json_array_size(rows) == 0) {
+        json_decref(rows);
+        return rc;
+    }
+    size_t count = json_array_size(rows), i;
+    tl_audit_entry_t *entries = calloc(count, sizeof *entries);
+    json_t *row;
+    int64_t max_id = 0;
+    if (entries == NULL) {
+        json_decref(rows);
+        return TL_ENOMEM;
+    }
+    json_array_foreach(rows, i, row)
+    {
+        json_t *details = json_object_get(row, "details");
+        json_object_set_new(details, "recovered", json_true());
+        entries[i] =
+            (tl_audit_entry_t){json_string_value(json_object_get(row, "actor")),
+                               json_string_value(json_object_get(row, "action")),
+                               json_string_value(json_object_get(row, "subject")), details, 0};
+        max_id = json_integer_value(json_object_get(row, "id"));
+    }
+    rc = tl_audit_append_batch(audit, entries, count);
+    if (rc == 0)
+        rc = tl_store_audit_pending_clear(store, max_id);
+    if (rc == 0)
+        tl_log_warn("audit entries recovered after a crash count=%zu", count);
+    free(entries);
+    json_decref(rows);
+    return rc;
 }

@@ -65,6 +65,13 @@ int tl_worker_audit(tl_job_ctx_t *ctx, const char *actor, const char *action, co
  */
 void tl_worker_free(tl_worker_t *worker);
 
+/*
+ * At start, before the worker runs: audit entries whose change committed but
+ * which never reached the audit log (a crash in between) are appended now,
+ * marked "recovered": true.
+ */
+int tl_worker_recover_audit(tl_store_t *store, tl_audit_t *audit);
+
 /* Jobs run and batches committed, for logs and tests. */
 uint64_t tl_worker_jobs_done(const tl_worker_t *worker);
 uint64_t tl_worker_batches(const tl_worker_t *worker);

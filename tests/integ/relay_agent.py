@@ -21,49 +21,10 @@ import tempfile
 import time
 import zlib
 
+from tlcase import CASES, Failure, case, check, free_port, run, wait_for
+
 BIN = None
 WORK = None
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
-
-
-class Failure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(*args, expect=0, timeout=60, env=None):
-    """Runs a program to completion; returns (stdout, stderr)."""
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, env=env)
-    if expect is not None and proc.returncode != expect:
-        raise Failure("%s exited %d, expected %d\nstdout: %s\nstderr: %s" % (
-            " ".join(args), proc.returncode, expect, proc.stdout, proc.stderr))
-    return proc.stdout, proc.stderr
-
-
-def wait_for(what, predicate, timeout=20.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise Failure("timed out waiting for " + what)
 
 
 class Relay:
@@ -73,6 +34,7 @@ class Relay:
         self.heartbeat_ms = heartbeat_ms
         self.handshake_ms = handshake_ms
         self.proc = None
+        self.env = None  # None: inherit
         self.log_path = os.path.join(WORK, name + ".log")
         out, _ = run(BIN + "/tierline-relay", "init", "--data", self.dir, "--listen",
                      "127.0.0.1:%d" % self.port)
@@ -85,7 +47,7 @@ class Relay:
              "127.0.0.1:%d" % self.port, "--heartbeat-ms",
              str(self.heartbeat_ms), "--handshake-timeout-ms", str(self.handshake_ms),
              "--log-level", "debug"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=self.env)
         wait_for("the relay to listen", self.accepting)
         return self
 
@@ -181,8 +143,9 @@ class Agent:
             return f.read()
 
 
-def enrolled_pair(relay_name="relay", agent_name="agent"):
-    relay = Relay(relay_name).start()
+def enrolled_pair(relay_name="relay", agent_name="agent", relay=None):
+    if relay is None:
+        relay = Relay(relay_name).start()
     agent = Agent(agent_name)
     out, _ = agent.enroll(relay.code())
     check(re.search(r"Enrolled as D-\d+", out), "no device id in: " + out)
@@ -619,6 +582,135 @@ def case_bad_uploads_and_requests_refused_nothing_stored():
     check(stored == [], "evidence stored from bad uploads: %r" % stored)
     check("evidence.store" not in relay.audit_actions(), "bad upload audited as stored")
     assert_relay_still_serves(relay, agent)
+
+
+def relay_rss_kb(relay):
+    with open("/proc/%d/status" % relay.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise Failure("no VmRSS")
+
+
+@case
+def case_device_cannot_attach_another_devices_evidence():
+    relay, victim = enrolled_pair()
+    _, sha256, _, _ = victim.help("private diagnostics")
+    other = Agent("other")
+    other.enroll(relay.code())
+    raw = RawAgent(relay, other)
+    answer = raw.control(5, {"type": "ticket.create", "request": "steal", "title": "mine now",
+                             "evidence": [{"sha256": sha256, "kind": "diagnostics",
+                                           "name": "x", "size": 1}]})
+    check(answer["ok"] is False and answer["error"] == "ENOTFOUND", "answer %r" % answer)
+    raw.sock.close()
+    check(len(relay.tickets()) == 1, "a ticket was opened with another device's evidence")
+    relay.verify_audit()
+
+
+@case
+def case_committed_but_unaudited_entries_recovered_at_start():
+    import sqlite3
+    relay, agent = enrolled_pair()
+    relay.kill(signal.SIGKILL)
+    # What a crash between the store commit and the audit append leaves behind.
+    db = sqlite3.connect(os.path.join(relay.dir, "relay.db"))
+    db.execute("INSERT INTO audit_pending (time, actor, action, subject, details) "
+               "VALUES (0, 'agent:D-1', 'ticket.create', 'T-9', '{\"title\":\"lost\"}')")
+    db.commit()
+    db.close()
+    relay.start()
+    with open(os.path.join(relay.dir, "audit.log")) as f:
+        entries = [json.loads(line) for line in f]
+    last = entries[-1] if entries[-1]["action"] == "ticket.create" else entries[-2]
+    check(last["action"] == "ticket.create" and last["subject"] == "T-9", "not recovered")
+    check(last["details"] == {"title": "lost", "recovered": True}, "details %r" % last["details"])
+    db = sqlite3.connect(os.path.join(relay.dir, "relay.db"))
+    left = db.execute("SELECT COUNT(*) FROM audit_pending").fetchone()[0]
+    db.close()
+    check(left == 0, "pending entries left: %d" % left)
+    relay.verify_audit()
+    # Normal operation leaves nothing pending.
+    agent.help("after recovery")
+    db = sqlite3.connect(os.path.join(relay.dir, "relay.db"))
+    left = db.execute("SELECT COUNT(*) FROM audit_pending").fetchone()[0]
+    db.close()
+    check(left == 0, "pending entries after a normal request: %d" % left)
+
+
+@case
+def case_upload_channels_opened_and_closed_do_not_accumulate():
+    relay = Relay("relay")
+    # Under AddressSanitizer freed memory sits in a quarantine (256 MiB by
+    # default) and would look like growth; keep it small for this measurement.
+    if "ASAN_OPTIONS" in os.environ:
+        relay.env = dict(os.environ)
+        relay.env["ASAN_OPTIONS"] += ":quarantine_size_mb=1:thread_local_quarantine_size_kb=64"
+    relay, agent = enrolled_pair(relay=relay.start())
+    raw = RawAgent(relay, agent)
+    params = {"sha256": "3" * 64, "size": 10, "kind": "file", "name": "n"}
+    text = json.dumps(params).encode()
+    open_frame = (frame(32, struct.pack(">III", 1, 1 << 20, 65536) + struct.pack(">I", 6) +
+                        b"upload" + struct.pack(">I", len(text)) + text))
+    baseline = None
+    for cycle in range(8000):
+        raw.sock.sendall(open_frame)
+        msg_type, payload = raw.expect(lambda t, p: t in (33, 34))
+        check(msg_type == 33, "upload %d refused: %r" % (cycle, payload[:8]))
+        relay_channel = struct.unpack(">I", payload[4:8])[0]
+        raw.sock.sendall(frame(38, struct.pack(">IBI", relay_channel, 0, 0) +
+                               struct.pack(">I", 0)))
+        raw.expect(lambda t, p: t == 38)
+        if cycle == 500:
+            baseline = relay_rss_kb(relay)
+    grown = relay_rss_kb(relay) - baseline
+    check(grown < 2048, "relay grew %d KiB over 7500 upload channels" % grown)
+    # Only a few uploads may be open at once per connection.
+    for i in range(4):
+        raw.sock.sendall(open_frame)
+        check(raw.expect(lambda t, p: t in (33, 34))[0] == 33, "upload %d refused" % i)
+    raw.sock.sendall(open_frame)
+    msg_type, payload = raw.expect(lambda t, p: t in (33, 34))
+    check(msg_type == 34 and struct.unpack(">I", payload[4:8])[0] == 30013,
+          "fifth concurrent upload not refused with ECHANNEL_LIMIT")
+    raw.sock.close()
+    assert_relay_still_serves(relay, agent)
+
+
+@case
+def case_reconnect_keeps_device_online():
+    relay, agent = enrolled_pair()
+    first = RawAgent(relay, agent)
+    second = RawAgent(relay, agent)  # replaces the first connection
+    read_frames(first.sock, timeout=5)
+    time.sleep(0.5)
+    check(relay.devices()[0]["online"], "device offline while its newer connection is up")
+    second.sock.close()
+    wait_for("offline after the last connection", lambda: not relay.devices()[0]["online"])
+
+
+@case
+def case_lost_enrollment_state_is_restored():
+    relay, agent = enrolled_pair()
+    os.unlink(os.path.join(agent.dir, "relay.json"))
+    out, _ = agent.enroll(relay.code())
+    check("already enrolled as D-1" in out and "restored" in out, out)
+    check(agent.status()["enrolled"], "state not restored")
+    check(len(relay.devices()) == 1, "a second device appeared")
+    ticket_id, _, _, _ = agent.help("after restore")
+    check(re.fullmatch(r"T-\d+", ticket_id), "agent broken after restore")
+
+
+@case
+def case_help_gives_up_on_a_frozen_relay():
+    relay, agent = enrolled_pair()
+    relay.proc.send_signal(signal.SIGSTOP)
+    try:
+        # run() fails the case if help does not return within its own timeout.
+        _, _, request, err = agent.help("frozen relay", expect=75, wait_ms=1500)
+        check(agent.status()["queued"] == [request], "request not kept")
+    finally:
+        relay.proc.send_signal(signal.SIGCONT)
 
 
 @case

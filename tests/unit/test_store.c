@@ -289,6 +289,94 @@ static void test_parse_id_is_strict(void **state)
         TL_ASSERT_RC(TL_EINVAL, tl_store_parse_id(bad[i], 'T', &id));
 }
 
+static void test_version_one_file_is_migrated(void **state)
+{
+    struct fixture *f = *state;
+    int64_t device = enroll_device(f->store, HASH_A, FP_1);
+    tl_store_close(f->store);
+    f->store = NULL;
+    /* Make the file look like schema 1: none of the later tables. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "DROP INDEX tickets_by_assignee; DROP TABLE users; DROP TABLE audit_pending; "
+                     "DROP TABLE uploads; "
+                     "PRAGMA user_version = 1",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    TL_ASSERT_OK(tl_store_open(f->path, TL_STORE_OPEN_EXISTING, &f->store));
+    assert_int_equal(tl_store_schema_version(f->store), TL_STORE_SCHEMA_VERSION);
+    int64_t found = 0;
+    TL_ASSERT_OK(tl_store_device_find(f->store, FP_1, &found));
+    assert_int_equal(found, device);
+    TL_ASSERT_OK(tl_store_user_add(f->store, "alice", "tier1", "ssh-ed25519 AAAA", FP_2, 1));
+}
+
+static void test_users_add_list_disable_remove(void **state)
+{
+    struct fixture *f = *state;
+    TL_ASSERT_OK(tl_store_user_add(f->store, "bob", "tier2", "ssh-ed25519 BBBB", FP_2, 5));
+    TL_ASSERT_OK(tl_store_user_add(f->store, "alice", "tier1", "ssh-ed25519 AAAA", FP_1, 6));
+    /* Names and keys are unique. */
+    TL_ASSERT_RC(TL_EEXIST, tl_store_user_add(f->store, "alice", "tier3", "ssh-ed25519 CCCC",
+                                              "SHA256:other", 7));
+    TL_ASSERT_RC(TL_EEXIST,
+                 tl_store_user_add(f->store, "carol", "tier3", "ssh-ed25519 AAAA", FP_1, 7));
+    const char *bad_names[] = {"", "Alice", "1abc", "a b", "a/b", "\xc3\xa9"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++)
+        TL_ASSERT_RC(TL_EINVAL, tl_store_user_add(f->store, bad_names[i], "tier1", "k", "f", 1));
+    TL_ASSERT_OK(tl_store_user_disable(f->store, "bob"));
+    json_t *users = NULL;
+    TL_ASSERT_OK(tl_store_users_list(f->store, &users));
+    assert_int_equal(json_array_size(users), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(users, 0), "name")),
+                        "alice");
+    assert_true(json_is_true(json_object_get(json_array_get(users, 1), "disabled")));
+    json_decref(users);
+    TL_ASSERT_OK(tl_store_user_remove(f->store, "alice"));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_store_user_remove(f->store, "alice"));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_store_user_disable(f->store, "nobody"));
+}
+
+static void test_ticket_filters_and_updates(void **state)
+{
+    struct fixture *f = *state;
+    int64_t device = enroll_device(f->store, HASH_A, FP_1);
+    int64_t t1, t2, t4;
+    int created;
+    tl_ticket_new_t a = {device, "one", "", 1, NULL}, b = {device, "two", "", 2, NULL},
+                    c = {device, "vendor", "", 4, NULL};
+    TL_ASSERT_OK(tl_store_ticket_create(f->store, &a, 1, &t1, &created));
+    TL_ASSERT_OK(tl_store_ticket_create(f->store, &b, 1, &t2, &created));
+    TL_ASSERT_OK(tl_store_ticket_create(f->store, &c, 1, &t4, &created));
+    TL_ASSERT_OK(tl_store_ticket_update(f->store, t2, "alice", "open", 9));
+    TL_ASSERT_OK(tl_store_ticket_update(f->store, t4, "acme", NULL, 9));
+    TL_ASSERT_RC(TL_EINVAL, tl_store_ticket_update(f->store, t1, NULL, "done", 9));
+    TL_ASSERT_RC(TL_EINVAL, tl_store_ticket_update(f->store, t1, "Bad Name", NULL, 9));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_store_ticket_update(f->store, 99, "alice", NULL, 9));
+
+    struct {
+        tl_ticket_filter_t filter;
+        size_t count;
+    } cases[] = {{{-1, NULL, NULL}, 3},    {{1, NULL, NULL}, 1},    {{-1, "open", NULL}, 1},
+                 {{-1, NULL, "alice"}, 1}, {{-1, NULL, "acme"}, 1}, {{2, "new", NULL}, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *list = NULL;
+        TL_ASSERT_OK(tl_store_tickets_query(f->store, &cases[i].filter, &list));
+        if (json_array_size(list) != cases[i].count)
+            fail_msg("filter %zu: %zu tickets, expected %zu", i, json_array_size(list),
+                     cases[i].count);
+        json_decref(list);
+    }
+    json_t *ticket = NULL;
+    TL_ASSERT_OK(tl_store_ticket_get(f->store, t2, &ticket));
+    assert_string_equal(json_string_value(json_object_get(ticket, "assignee")), "alice");
+    assert_string_equal(json_string_value(json_object_get(ticket, "status")), "open");
+    json_decref(ticket);
+}
+
 #define STORE_TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 static const struct CMUnitTest tests[] = {
@@ -303,6 +391,9 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(test_ticket_timeline_and_evidence),
     STORE_TEST(test_rollback_discards_group),
     STORE_TEST(test_bad_ticket_input_rejected),
+    STORE_TEST(test_version_one_file_is_migrated),
+    STORE_TEST(test_users_add_list_disable_remove),
+    STORE_TEST(test_ticket_filters_and_updates),
     cmocka_unit_test(test_parse_id_is_strict),
 };
 

@@ -1,0 +1,755 @@
+#include "proto/clock.h"
+#include "relay/commands.h"
+#include "proto/err.h"
+#include "proto/log.h"
+#include "relay/roles.h"
+#include "relay/store.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Evidence is streamed to the technician in pieces of this size. */
+#define TL_EVIDENCE_CHUNK (256u * 1024u)
+#define TL_NOTE_MAX 4000
+
+struct command;
+
+/* One command's state across its storage jobs. */
+struct cmd {
+    tl_job_t job;
+    const struct command *command;
+    tl_commands_ctx_t *ctx;
+    tl_exec_t *exec; /* NULL once the client went away */
+    tl_technician_t tech;
+    int role;
+    int json;
+    int exit_status;
+    /* arguments */
+    int64_t ticket_id;
+    char ticket_text[32];
+    tl_ticket_filter_t filter;
+    char status[16];
+    char text[TL_NOTE_MAX + 1];
+    char hash[65];
+    /* output built on the worker */
+    char *out;
+    size_t out_len;
+    char *err;
+    size_t err_len;
+    /* evidence streaming */
+    tl_evidence_reader_t *reader; /* worker thread only */
+    uint8_t *chunk;
+    size_t chunk_len;
+    int reading_done;  /* worker writes, loop reads after the job */
+    int close_reader;  /* loop writes before submitting; worker reads */
+    int job_in_flight; /* loop only */
+};
+
+typedef int (*cmd_parse_fn)(struct cmd *cmd, int argc, char **argv);
+typedef int (*cmd_work_fn)(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err);
+
+struct command {
+    const char *name;
+    const char *usage;
+    const char *summary;
+    int capability;
+    cmd_parse_fn parse;
+    cmd_work_fn work; /* on the storage thread */
+};
+
+static const char *str(json_t *object, const char *key)
+{
+    const char *value = json_string_value(json_object_get(object, key));
+    return value ? value : "-";
+}
+
+static void actor_of(const struct cmd *cmd, char out[96])
+{
+    snprintf(out, 96, "tech:%s", cmd->tech.name);
+}
+
+/* ---- argument parsing ------------------------------------------------------------ */
+
+/* Flags common to every command: --json. Removes them from argv. */
+static int take_json_flag(struct cmd *cmd, int *argc, char **argv)
+{
+    int kept = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            cmd->json = 1;
+        else
+            argv[kept++] = argv[i];
+    }
+    *argc = kept;
+    return 0;
+}
+
+static int parse_ticket_id(struct cmd *cmd, const char *text)
+{
+    if (tl_store_parse_id(text, 'T', &cmd->ticket_id) != 0)
+        return TL_EINVAL;
+    snprintf(cmd->ticket_text, sizeof cmd->ticket_text, "%s", text);
+    return 0;
+}
+
+static int join_words(char *out, size_t size, int argc, char **argv)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < argc; i++) {
+        size_t len = strlen(argv[i]);
+        if (used + len + 2 > size)
+            return TL_EINVAL;
+        if (i > 0)
+            out[used++] = ' ';
+        memcpy(out + used, argv[i], len + 1);
+        used += len;
+    }
+    return used > 0 ? 0 : TL_EINVAL;
+}
+
+static int parse_tickets(struct cmd *cmd, int argc, char **argv)
+{
+    cmd->filter.tier = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--tier") == 0 && i + 1 < argc) {
+            const char *t = argv[++i];
+            if (strlen(t) != 1 || t[0] < '0' || t[0] > '4')
+                return TL_EINVAL;
+            cmd->filter.tier = t[0] - '0';
+        } else if (strcmp(argv[i], "--status") == 0 && i + 1 < argc) {
+            if (!tl_store_status_valid(argv[++i]))
+                return TL_EINVAL;
+            snprintf(cmd->status, sizeof cmd->status, "%s", argv[i]);
+            cmd->filter.status = cmd->status;
+        } else if (strcmp(argv[i], "--mine") == 0) {
+            cmd->filter.assignee = cmd->tech.name;
+        } else {
+            return TL_EINVAL;
+        }
+    }
+    /* Vendors see only what was handed to them. */
+    if (tl_role_assigned_only(cmd->role))
+        cmd->filter.assignee = cmd->tech.name;
+    return 0;
+}
+
+static int parse_one_ticket(struct cmd *cmd, int argc, char **argv)
+{
+    return argc == 2 ? parse_ticket_id(cmd, argv[1]) : TL_EINVAL;
+}
+
+static int parse_ticket_text(struct cmd *cmd, int argc, char **argv)
+{
+    if (argc < 3 || parse_ticket_id(cmd, argv[1]) != 0)
+        return TL_EINVAL;
+    return join_words(cmd->text, sizeof cmd->text, argc - 2, argv + 2);
+}
+
+static int parse_evidence_get(struct cmd *cmd, int argc, char **argv)
+{
+    if (argc != 3 || parse_ticket_id(cmd, argv[1]) != 0)
+        return TL_EINVAL;
+    size_t len = strlen(argv[2]);
+    if (len < 8 || len > 64)
+        return TL_EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        char c = argv[2][i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return TL_EINVAL;
+    }
+    memcpy(cmd->hash, argv[2], len + 1);
+    return 0;
+}
+
+static int parse_nothing(struct cmd *cmd, int argc, char **argv)
+{
+    return argc == 1 ? 0 : TL_EINVAL;
+}
+
+/* ---- storage work (worker thread) ----------------------------------------------------- */
+
+static int print_json_to(FILE *out, json_t *value)
+{
+    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text == NULL)
+        return TL_ENOMEM;
+    fprintf(out, "%s\n", text);
+    free(text);
+    return 0;
+}
+
+/* Loads a ticket the technician may see; "no such ticket" otherwise, either way. */
+static int load_visible_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, json_t **ticket)
+{
+    int rc = tl_store_ticket_get(ctx->store, cmd->ticket_id, ticket);
+    if (rc == 0 && tl_role_assigned_only(cmd->role)) {
+        const char *assignee = json_string_value(json_object_get(*ticket, "assignee"));
+        if (assignee == NULL || strcmp(assignee, cmd->tech.name) != 0) {
+            json_decref(*ticket);
+            *ticket = NULL;
+            rc = TL_ENOTFOUND;
+        }
+    }
+    if (rc == TL_ENOTFOUND)
+        fprintf(err, "tierline: no ticket %s\n", cmd->ticket_text);
+    else if (rc != 0)
+        fprintf(err, "tierline: %s\n", tl_strerror(rc));
+    return rc;
+}
+
+static int work_tickets(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    json_t *tickets = NULL;
+    int rc = tl_store_tickets_query(ctx->store, &cmd->filter, &tickets);
+    if (rc != 0) {
+        fprintf(err, "tierline: %s\n", tl_strerror(rc));
+        return rc;
+    }
+    if (cmd->json) {
+        print_json_to(out, tickets);
+    } else {
+        fprintf(out, "%-7s %-4s %-14s %-12s %-6s %-16s %-20s %s\n", "ID", "TIER", "STATUS",
+                "ASSIGNEE", "DEVICE", "HOSTNAME", "UPDATED", "TITLE");
+        size_t i;
+        json_t *t;
+        json_array_foreach(tickets, i, t)
+        {
+            char updated[32];
+            tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
+            fprintf(out, "%-7s %-4" JSON_INTEGER_FORMAT " %-14s %-12.12s %-6s %-16.16s %-20s %s\n",
+                    str(t, "id"), json_integer_value(json_object_get(t, "tier")), str(t, "status"),
+                    str(t, "assignee"), str(t, "device"), str(t, "hostname"), updated,
+                    str(t, "title"));
+        }
+        if (json_array_size(tickets) == 0)
+            fprintf(out, "(no tickets)\n");
+    }
+    json_decref(tickets);
+    return 0;
+}
+
+/* What the earlier tiers tried: fixes, commands and self-help in the timeline. */
+static json_t *already_tried(json_t *events)
+{
+    json_t *tried = json_array();
+    size_t i;
+    json_t *event;
+    json_array_foreach(events, i, event)
+    {
+        const char *kind = str(event, "kind");
+        if (strncmp(kind, "fix.", 4) == 0 || strncmp(kind, "exec.", 5) == 0 ||
+            strncmp(kind, "selfhelp.", 9) == 0)
+            json_array_append(tried, event);
+    }
+    return tried;
+}
+
+static int work_ticket_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    json_t *t = NULL;
+    int rc = load_visible_ticket(cmd, ctx, err, &t);
+    if (rc != 0)
+        return rc;
+    json_t *tried = already_tried(json_object_get(t, "events"));
+    json_object_set_new(t, "already_tried", tried);
+    if (cmd->json) {
+        print_json_to(out, t);
+        json_decref(t);
+        return 0;
+    }
+    char created[32], updated[32];
+    tl_format_utc(json_integer_value(json_object_get(t, "created")), created);
+    tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
+    fprintf(out, "%s  %s\n", str(t, "id"), str(t, "title"));
+    fprintf(out, "  device:   %s (%s)\n  tier:     %" JSON_INTEGER_FORMAT "\n", str(t, "device"),
+            str(t, "hostname"), json_integer_value(json_object_get(t, "tier")));
+    fprintf(out, "  status:   %s\n  assignee: %s\n  created:  %s\n  updated:  %s\n",
+            str(t, "status"), str(t, "assignee"), created, updated);
+    const char *description = str(t, "description");
+    if (strcmp(description, "-") != 0 && description[0] != '\0')
+        fprintf(out, "\n  %s\n", description);
+    fprintf(out, "\nAlready tried:\n");
+    size_t i;
+    json_t *item;
+    json_array_foreach(tried, i, item)
+    {
+        char when[32];
+        tl_format_utc(json_integer_value(json_object_get(item, "time")), when);
+        char *details = json_dumps(json_object_get(item, "details"), JSON_COMPACT);
+        fprintf(out, "  %s  %-18s %s\n", when, str(item, "kind"), details ? details : "");
+        free(details);
+    }
+    if (json_array_size(tried) == 0)
+        fprintf(out, "  (nothing yet)\n");
+    fprintf(out, "\nEvidence:\n");
+    json_array_foreach(json_object_get(t, "evidence"), i, item)
+    {
+        fprintf(out, "  %-12s %-24s %10" JSON_INTEGER_FORMAT " bytes  %s\n", str(item, "kind"),
+                str(item, "name"), json_integer_value(json_object_get(item, "size")),
+                str(item, "hash"));
+    }
+    fprintf(out, "\nTimeline:\n");
+    json_array_foreach(json_object_get(t, "events"), i, item)
+    {
+        char when[32];
+        tl_format_utc(json_integer_value(json_object_get(item, "time")), when);
+        char *details = json_dumps(json_object_get(item, "details"), JSON_COMPACT);
+        fprintf(out, "  %s  %-16s %-18s %s\n", when, str(item, "actor"), str(item, "kind"),
+                details ? details : "");
+        free(details);
+    }
+    json_decref(t);
+    return 0;
+}
+
+/* Records a change on a ticket: its event, and the audit entry. */
+static int record(struct cmd *cmd, tl_job_ctx_t *ctx, const char *event_kind,
+                  const char *audit_action, json_t *details)
+{
+    char actor[96];
+    actor_of(cmd, actor);
+    int rc =
+        tl_store_ticket_event(ctx->store, cmd->ticket_id, tl_wall_ms(), actor, event_kind, details);
+    if (rc == 0)
+        rc = tl_worker_audit(ctx, actor, audit_action, cmd->ticket_text, details);
+    return rc;
+}
+
+static int work_ticket_take(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    json_t *t = NULL;
+    int rc = load_visible_ticket(cmd, ctx, err, &t);
+    if (rc != 0)
+        return rc;
+    const char *status = str(t, "status");
+    const char *new_status = strcmp(status, "new") == 0 ? "open" : NULL;
+    if (strcmp(status, "resolved") == 0 || strcmp(status, "closed") == 0) {
+        fprintf(err, "tierline: %s is %s\n", cmd->ticket_text, status);
+        json_decref(t);
+        return TL_EINVAL;
+    }
+    json_t *details =
+        json_pack("{s:s, s:s}", "assignee", cmd->tech.name, "previous", str(t, "assignee"));
+    json_decref(t);
+    rc = tl_store_ticket_update(ctx->store, cmd->ticket_id, cmd->tech.name, new_status,
+                                tl_wall_ms());
+    if (rc == 0)
+        rc = record(cmd, ctx, "ticket.taken", "ticket.take", details);
+    json_decref(details);
+    if (rc == 0)
+        fprintf(out, "%s assigned to %s\n", cmd->ticket_text, cmd->tech.name);
+    return rc;
+}
+
+static int work_ticket_note(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    json_t *t = NULL;
+    int rc = load_visible_ticket(cmd, ctx, err, &t);
+    json_decref(t);
+    if (rc != 0)
+        return rc;
+    json_t *details = json_pack("{s:s}", "text", cmd->text);
+    rc = record(cmd, ctx, "note", "ticket.note", details);
+    json_decref(details);
+    if (rc == 0)
+        fprintf(out, "Note added to %s\n", cmd->ticket_text);
+    return rc;
+}
+
+static int work_ticket_resolve(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    json_t *t = NULL;
+    int rc = load_visible_ticket(cmd, ctx, err, &t);
+    json_decref(t);
+    if (rc != 0)
+        return rc;
+    json_t *details = json_pack("{s:s}", "resolution", cmd->text);
+    rc = tl_store_ticket_update(ctx->store, cmd->ticket_id, NULL, "resolved", tl_wall_ms());
+    if (rc == 0)
+        rc = record(cmd, ctx, "ticket.resolved", "ticket.resolve", details);
+    json_decref(details);
+    if (rc == 0)
+        fprintf(out, "%s resolved\n", cmd->ticket_text);
+    return rc;
+}
+
+static int work_evidence_list(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    json_t *t = NULL;
+    int rc = load_visible_ticket(cmd, ctx, err, &t);
+    if (rc != 0)
+        return rc;
+    json_t *evidence = json_object_get(t, "evidence");
+    if (cmd->json) {
+        print_json_to(out, evidence);
+    } else {
+        fprintf(out, "%-64s %-12s %10s  %s\n", "SHA256", "KIND", "BYTES", "NAME");
+        size_t i;
+        json_t *item;
+        json_array_foreach(evidence, i, item)
+        {
+            fprintf(out, "%-64s %-12s %10" JSON_INTEGER_FORMAT "  %s\n", str(item, "hash"),
+                    str(item, "kind"), json_integer_value(json_object_get(item, "size")),
+                    str(item, "name"));
+        }
+        if (json_array_size(evidence) == 0)
+            fprintf(out, "(no evidence)\n");
+    }
+    json_decref(t);
+    return 0;
+}
+
+/* Finds the item on the ticket by full hash or unique prefix, then opens it. */
+static int work_evidence_open(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    json_t *t = NULL;
+    int rc = load_visible_ticket(cmd, ctx, err, &t);
+    if (rc != 0)
+        return rc;
+    const char *found = NULL;
+    int matches = 0;
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(t, "evidence"), i, item)
+    {
+        const char *hash = str(item, "hash");
+        if (strncmp(hash, cmd->hash, strlen(cmd->hash)) == 0) {
+            found = hash;
+            matches++;
+        }
+    }
+    if (matches != 1) {
+        fprintf(err, "tierline: %s on %s\n",
+                matches == 0 ? "no such evidence" : "ambiguous evidence id", cmd->ticket_text);
+        json_decref(t);
+        return matches == 0 ? TL_ENOTFOUND : TL_EINVAL;
+    }
+    snprintf(cmd->hash, sizeof cmd->hash, "%s", found);
+    json_decref(t);
+    rc = tl_evidence_open(ctx->evidence, cmd->hash, &cmd->reader);
+    if (rc != 0) {
+        fprintf(err, "tierline: evidence %s cannot be read: %s\n", cmd->hash, tl_strerror(rc));
+        return rc;
+    }
+    char actor[96];
+    actor_of(cmd, actor);
+    json_t *details = json_pack("{s:s, s:s}", "ticket", cmd->ticket_text, "sha256", cmd->hash);
+    rc = tl_worker_audit(ctx, actor, "evidence.get", cmd->hash, details);
+    json_decref(details);
+    return rc;
+}
+
+/* ---- running commands ---------------------------------------------------------------- */
+
+static void cmd_free(struct cmd *cmd)
+{
+    free(cmd->out);
+    free(cmd->err);
+    free(cmd->chunk);
+    free(cmd);
+}
+
+static void on_abort(tl_exec_t *exec, void *data);
+static void on_drain(tl_exec_t *exec, void *data);
+
+static const tl_exec_callbacks_t exec_callbacks = {.on_drain = on_drain, .on_abort = on_abort};
+
+static int run_work(tl_job_t *job, tl_job_ctx_t *ctx)
+{
+    struct cmd *cmd = (struct cmd *)job;
+    FILE *out = open_memstream(&cmd->out, &cmd->out_len);
+    FILE *err = open_memstream(&cmd->err, &cmd->err_len);
+    int rc = TL_ENOMEM;
+    if (out != NULL && err != NULL)
+        rc = cmd->command->work(cmd, ctx, out, err);
+    if (out != NULL)
+        fclose(out);
+    if (err != NULL)
+        fclose(err);
+    cmd->exit_status = rc == 0 ? 0 : 1;
+    /* A failed command is answered, not retried: its store changes are undone. */
+    return rc == TL_ENOMEM || rc == TL_ESTORE ? rc : (rc == 0 ? 0 : TL_EINVAL);
+}
+
+static void stream_next(struct cmd *cmd);
+
+static void work_done(tl_job_t *job, int status)
+{
+    struct cmd *cmd = (struct cmd *)job;
+    cmd->job_in_flight = 0;
+    if (cmd->exec == NULL) {
+        /* The client is gone; an open reader is closed by one more job. */
+        if (cmd->reader != NULL) {
+            stream_next(cmd);
+            return;
+        }
+        cmd_free(cmd);
+        return;
+    }
+    if (cmd->out_len > 0)
+        tl_exec_write(cmd->exec, TL_EXEC_STDOUT, cmd->out, cmd->out_len);
+    if (cmd->err_len > 0)
+        tl_exec_write(cmd->exec, TL_EXEC_STDERR, cmd->err, cmd->err_len);
+    if (status != 0 && cmd->err_len == 0)
+        tl_exec_printf(cmd->exec, TL_EXEC_STDERR, "tierline: %s\n", tl_strerror(status));
+    if (status == 0 && cmd->reader != NULL) {
+        stream_next(cmd);
+        return;
+    }
+    tl_exec_finish(cmd->exec, status == 0 ? cmd->exit_status : 1);
+    cmd_free(cmd);
+}
+
+/* Evidence streaming: one chunk per job, paced by the client's reading. */
+static int run_read_chunk(tl_job_t *job, tl_job_ctx_t *ctx)
+{
+    struct cmd *cmd = (struct cmd *)job;
+    if (cmd->close_reader) {
+        tl_evidence_close(cmd->reader);
+        cmd->reader = NULL;
+        return 0;
+    }
+    cmd->chunk_len = 0;
+    int rc = tl_evidence_read(cmd->reader, cmd->chunk, TL_EVIDENCE_CHUNK, &cmd->chunk_len);
+    if (rc != 0 || cmd->chunk_len == 0) {
+        int close_rc = tl_evidence_close(cmd->reader);
+        cmd->reader = NULL;
+        cmd->reading_done = 1;
+        return rc != 0 ? rc : close_rc;
+    }
+    return 0;
+}
+
+static void chunk_done(tl_job_t *job, int status)
+{
+    struct cmd *cmd = (struct cmd *)job;
+    cmd->job_in_flight = 0;
+    if (cmd->exec == NULL) {
+        if (cmd->reader != NULL)
+            stream_next(cmd);
+        else
+            cmd_free(cmd);
+        return;
+    }
+    if (status != 0) {
+        /* Corrupt or unreadable: the technician must not take partial bytes for whole. */
+        tl_exec_printf(cmd->exec, TL_EXEC_STDERR, "tierline: evidence %s is damaged: %s\n",
+                       cmd->hash, tl_strerror(status));
+        tl_exec_finish(cmd->exec, 1);
+        cmd_free(cmd);
+        return;
+    }
+    if (cmd->chunk_len > 0)
+        tl_exec_write(cmd->exec, TL_EXEC_STDOUT, cmd->chunk, cmd->chunk_len);
+    if (cmd->reading_done) {
+        tl_exec_finish(cmd->exec, 0);
+        cmd_free(cmd);
+        return;
+    }
+    if (tl_exec_buffered(cmd->exec) < TL_EXEC_HIGH_WATER)
+        stream_next(cmd);
+    /* else on_drain continues */
+}
+
+static void stream_next(struct cmd *cmd)
+{
+    if (cmd->job_in_flight)
+        return;
+    if (cmd->exec == NULL)
+        cmd->close_reader = 1; /* the client went away: the worker closes the reader */
+    if (cmd->chunk == NULL && !cmd->close_reader &&
+        (cmd->chunk = malloc(TL_EVIDENCE_CHUNK)) == NULL) {
+        tl_exec_printf(cmd->exec, TL_EXEC_STDERR, "tierline: out of memory\n");
+        tl_exec_finish(cmd->exec, 1);
+        cmd->exec = NULL;
+        cmd->close_reader = 1;
+    }
+    cmd->job.run = run_read_chunk;
+    cmd->job.done = chunk_done;
+    cmd->job_in_flight = 1;
+    tl_worker_submit(cmd->ctx->worker, &cmd->job);
+}
+
+static void on_drain(tl_exec_t *exec, void *data)
+{
+    struct cmd *cmd = data;
+    if (!cmd->job_in_flight && cmd->reader != NULL && !cmd->reading_done)
+        stream_next(cmd);
+}
+
+static void on_abort(tl_exec_t *exec, void *data)
+{
+    struct cmd *cmd = data;
+    cmd->exec = NULL;
+    if (cmd->job_in_flight)
+        return; /* its done callback sees the exec is gone */
+    if (cmd->reader != NULL)
+        stream_next(cmd); /* closes the reader on the worker */
+    else
+        cmd_free(cmd);
+}
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+static int work_whoami(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err);
+static int work_help(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err);
+
+static const struct command commands[] = {
+    {"tickets", "tickets [--tier N] [--status S] [--mine] [--json]", "list tickets",
+     TL_CAP_TICKETS_READ, parse_tickets, work_tickets},
+    {"ticket show", "ticket show T-N [--json]",
+     "a ticket: what was already tried, evidence, timeline", TL_CAP_TICKETS_READ, parse_one_ticket,
+     work_ticket_show},
+    {"ticket take", "ticket take T-N", "assign a ticket to yourself", TL_CAP_TICKET_TAKE,
+     parse_one_ticket, work_ticket_take},
+    {"ticket note", "ticket note T-N TEXT...", "add a note to a ticket", TL_CAP_TICKET_NOTE,
+     parse_ticket_text, work_ticket_note},
+    {"ticket resolve", "ticket resolve T-N TEXT...", "resolve a ticket, saying how",
+     TL_CAP_TICKET_RESOLVE, parse_ticket_text, work_ticket_resolve},
+    {"evidence", "evidence T-N [--json]", "list a ticket's evidence", TL_CAP_TICKETS_READ,
+     parse_one_ticket, work_evidence_list},
+    {"evidence get", "evidence get T-N SHA256-OR-PREFIX", "stream an evidence item to stdout",
+     TL_CAP_EVIDENCE_GET, parse_evidence_get, work_evidence_open},
+    {"whoami", "whoami [--json]", "who you are and what your role allows", TL_CAP_TICKETS_READ,
+     parse_nothing, work_whoami},
+    {"help", "help", "the commands your role may use", TL_CAP_TICKETS_READ, parse_nothing,
+     work_help},
+};
+
+#define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+
+static int work_whoami(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    json_t *caps = json_array();
+    for (int c = 0; c < TL_CAP_COUNT; c++)
+        if (tl_role_can(cmd->role, c))
+            json_array_append_new(caps, json_string(tl_capability_name(c)));
+    if (cmd->json) {
+        json_t *me =
+            json_pack("{s:s, s:s, s:s, s:O}", "name", cmd->tech.name, "role", cmd->tech.role, "key",
+                      cmd->tech.key_fingerprint, "capabilities", caps);
+        print_json_to(out, me);
+        json_decref(me);
+    } else {
+        fprintf(out, "%s (%s)\nkey: %s\nmay:", cmd->tech.name, cmd->tech.role,
+                cmd->tech.key_fingerprint);
+        size_t i;
+        json_t *c;
+        json_array_foreach(caps, i, c) fprintf(out, " %s", json_string_value(c));
+        fprintf(out, "\n");
+    }
+    json_decref(caps);
+    return 0;
+}
+
+static int work_help(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    fprintf(out, "Commands for %s (%s):\n", cmd->tech.name, cmd->tech.role);
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (tl_role_can(cmd->role, commands[i].capability))
+            fprintf(out, "  %-44s %s\n", commands[i].usage, commands[i].summary);
+    }
+    return 0;
+}
+
+/* Finds the entry for argv: two-word names ("ticket show") first. */
+static const struct command *lookup(int argc, char **argv, int *words)
+{
+    char two[64];
+    if (argc >= 2 && snprintf(two, sizeof two, "%s %s", argv[0], argv[1]) < (int)sizeof two) {
+        for (size_t i = 0; i < COMMAND_COUNT; i++) {
+            if (strcmp(commands[i].name, two) == 0) {
+                *words = 2;
+                return &commands[i];
+            }
+        }
+    }
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (strcmp(commands[i].name, argv[0]) == 0) {
+            *words = 1;
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+static int run_denial(tl_job_t *job, tl_job_ctx_t *ctx)
+{
+    struct cmd *cmd = (struct cmd *)job;
+    char actor[96];
+    actor_of(cmd, actor);
+    json_t *details =
+        json_pack("{s:s, s:s, s:s}", "command", cmd->command->name, "role", cmd->tech.role, "needs",
+                  tl_capability_name(cmd->command->capability));
+    int rc = tl_worker_audit(ctx, actor, "access.denied", cmd->ticket_text, details);
+    json_decref(details);
+    return rc;
+}
+
+static void denial_done(tl_job_t *job, int status)
+{
+    struct cmd *cmd = (struct cmd *)job;
+    if (cmd->exec != NULL) {
+        tl_exec_printf(cmd->exec, TL_EXEC_STDERR,
+                       "tierline: permission denied: role %s may not use '%s' (needs %s)\n",
+                       cmd->tech.role, cmd->command->name,
+                       tl_capability_name(cmd->command->capability));
+        tl_exec_finish(cmd->exec, TL_EXIT_DENIED);
+    }
+    cmd_free(cmd);
+}
+
+void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
+{
+    const tl_technician_t *tech = tl_exec_technician(exec);
+    int words = 0;
+    const struct command *command = argc > 0 ? lookup(argc, argv, &words) : NULL;
+    if (command == NULL) {
+        tl_exec_printf(exec, TL_EXEC_STDERR,
+                       "tierline: unknown command '%s'\nusage: COMMAND [ARGS]; 'help' lists the "
+                       "commands your role may use\n",
+                       argc > 0 ? argv[0] : "");
+        tl_exec_finish(exec, 2);
+        return;
+    }
+    struct cmd *cmd = calloc(1, sizeof *cmd);
+    if (cmd == NULL) {
+        tl_exec_printf(exec, TL_EXEC_STDERR, "tierline: out of memory\n");
+        tl_exec_finish(exec, 1);
+        return;
+    }
+    cmd->command = command;
+    cmd->ctx = ctx;
+    cmd->exec = exec;
+    cmd->tech = *tech;
+    cmd->role = tl_role_parse(tech->role);
+    tl_exec_set_callbacks(exec, &exec_callbacks, cmd);
+    tl_log_info("command tech=%s role=%s command=\"%s\"", tech->name, tech->role, command->name);
+
+    if (!tl_role_can(cmd->role, command->capability)) {
+        cmd->job.run = run_denial;
+        cmd->job.done = denial_done;
+        cmd->job_in_flight = 1;
+        tl_worker_submit(cmd->ctx->worker, &cmd->job);
+        return;
+    }
+    /* Arguments after the command's own words; argv[0] stays the command name. */
+    int rest = argc - words + 1;
+    char **rest_argv = argv + words - 1;
+    take_json_flag(cmd, &rest, rest_argv);
+    if (command->parse(cmd, rest, rest_argv) != 0) {
+        tl_exec_printf(exec, TL_EXEC_STDERR, "usage: %s\n", command->usage);
+        tl_exec_finish(exec, 2);
+        cmd_free(cmd);
+        return;
+    }
+    cmd->job.run = run_work;
+    cmd->job.done = work_done;
+    cmd->job_in_flight = 1;
+    tl_worker_submit(cmd->ctx->worker, &cmd->job);
+}

@@ -1,0 +1,29 @@
+/*
+ * The technicians' commands, as SSH exec requests (docs/technicians.md).
+ *
+ * One table of { name, usage, summary, capability, run }: the dispatcher
+ * checks the capability against the technician's role (relay/roles.h)
+ * before anything runs, and `help` is printed from the same table, so the
+ * commands, their help and the roles table cannot drift apart. Work that
+ * reads or changes the store runs as a storage job (relay/worker.h); its
+ * output goes back through the exec (relay/exec.h).
+ *
+ * Exit statuses: 0 success, 1 failure (not found, refused), 2 usage,
+ * 77 permission denied.
+ */
+#ifndef TL_COMMANDS_H
+#define TL_COMMANDS_H
+
+#include "relay/exec.h"
+#include "relay/worker.h"
+
+#define TL_EXIT_DENIED 77
+
+typedef struct tl_commands_ctx {
+    tl_worker_t *worker;
+} tl_commands_ctx_t;
+
+/* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */
+void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv);
+
+#endif

@@ -1,0 +1,568 @@
+#!/usr/bin/env python3
+"""The relay's SSH front end (relay/ssh_front.c) against the stock OpenSSH
+client: real processes on loopback. Each case runs in its own process:
+
+    ssh_front.py HARNESS CASE
+
+HARNESS is tests/integ/ssh_front_harness (the front end with stub users and
+commands). Every wait is bounded; nothing here measures speed.
+"""
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from tlcase import CASES, Failure, case, check, free_port, run, wait_for
+
+HARNESS = None
+WORK = None
+STARTED = []
+
+
+def popen(args, **kwargs):
+    proc = subprocess.Popen(args, **kwargs)
+    STARTED.append(proc)
+    return proc
+
+
+def keygen(name):
+    path = os.path.join(WORK, name)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path],
+                   check=True, stdin=subprocess.DEVNULL, timeout=30)
+    return path
+
+
+def fingerprint(key_path):
+    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", key_path + ".pub"],
+                         check=True, capture_output=True, text=True, timeout=30).stdout
+    return out.split()[1]
+
+
+def pattern_sha256(size):
+    """SHA-256 of `big SIZE`: byte i is i % 251."""
+    block = bytes(i % 251 for i in range(251 * 4096))
+    digest = hashlib.sha256()
+    for _ in range(size // len(block)):
+        digest.update(block)
+    digest.update(block[:size % len(block)])
+    return digest.hexdigest()
+
+
+class Harness:
+    """The front end on a free loopback port, with alice (tier1) and bob (tier2)."""
+
+    def __init__(self, auth_timeout_ms=None, max_sessions=None):
+        self.port = free_port()
+        self.host_key = os.path.join(WORK, "relay.key")
+        if not os.path.exists(self.host_key):
+            # PEM PKCS#8 Ed25519, as `tierline-relay init` writes its key.
+            subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", self.host_key],
+                           check=True, capture_output=True, timeout=30)
+            os.chmod(self.host_key, 0o600)
+        host_line = subprocess.run([HARNESS, "--print-host-key", self.host_key], check=True,
+                                   capture_output=True, text=True, timeout=30).stdout.strip()
+        check(host_line.startswith("ssh-ed25519 "), "host key line: " + host_line)
+        self.known_hosts = os.path.join(WORK, "known_hosts")
+        with open(self.known_hosts, "w") as f:
+            f.write("[127.0.0.1]:%d %s\n" % (self.port, host_line))
+        self.keys = {}
+        for name in ("alice", "bob", "stranger"):
+            path = os.path.join(WORK, name)
+            self.keys[name] = path if os.path.exists(path) else keygen(name)
+        self.users = os.path.join(WORK, "users")
+        with open(self.users, "w") as f:
+            for name, role in (("alice", "tier1"), ("bob", "tier2")):
+                with open(self.keys[name] + ".pub") as pub:
+                    f.write("%s %s %s\n" % (name, role, pub.read().strip()))
+        self.args = [HARNESS, "--listen", "127.0.0.1:%d" % self.port, "--host-key",
+                     self.host_key, "--users", self.users, "--log-level", "debug"]
+        if auth_timeout_ms is not None:
+            self.args += ["--auth-timeout-ms", str(auth_timeout_ms)]
+        if max_sessions is not None:
+            self.args += ["--max-sessions", str(max_sessions)]
+        self.log_path = os.path.join(WORK, "harness.log")
+        self.proc = None
+
+    def start(self):
+        env = dict(os.environ)
+        # ASan keeps freed memory in quarantine (256 MiB by default); the memory
+        # checks below are about our buffers, not the sanitizer's.
+        env["ASAN_OPTIONS"] = "quarantine_size_mb=8:" + env.get("ASAN_OPTIONS", "")
+        self.log = open(self.log_path, "a")
+        self.proc = popen(self.args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                          env=env)
+        # Not a probe connection: that would itself be a failed login from 127.0.0.1.
+        wait_for("the harness to listen", lambda: "harness: listening" in self.log_text() or
+                 self.proc.poll() is not None)
+        check(self.proc.poll() is None, "harness exited: " + self.log_text())
+        HARNESSES.append(self)
+        return self
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise Failure("harness did not stop within 30 s of SIGTERM")
+        status = self.proc.returncode
+        self.proc = None
+        check(status == 0, "harness exited %s after SIGTERM (sanitizer report or unclean stop)"
+              % status)
+
+    def log_text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=20.0):
+        return wait_for("log line /%s/" % pattern,
+                        lambda: re.search(pattern, self.log_text(), re.M), timeout=timeout)
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def ssh_args(self, user, *command, key=None, extra=()):
+        return ["ssh", "-F", "/dev/null", "-p", str(self.port),
+                "-i", self.keys[key or user] if (key or user) in self.keys else key,
+                "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + self.known_hosts,
+                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
+                "-o", "LogLevel=ERROR", *extra, user + "@127.0.0.1", *command]
+
+    def ssh(self, user, *command, key=None, extra=(), timeout=60, env=None):
+        """Runs ssh to completion: (exit status, stdout bytes, stderr text)."""
+        proc = subprocess.run(self.ssh_args(user, *command, key=key, extra=extra),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                              env=env or ssh_env())
+        return proc.returncode, proc.stdout, proc.stderr.decode(errors="replace")
+
+    def ssh_popen(self, user, *command, key=None, extra=(), **kwargs):
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        kwargs.setdefault("env", ssh_env())
+        return popen(self.ssh_args(user, *command, key=key, extra=extra), **kwargs)
+
+    def logins(self, **fields):
+        """Login lines the harness wrote, as dicts, filtered by fields."""
+        found = []
+        for line in self.log_text().splitlines():
+            if line.startswith("login "):
+                entry = dict(part.split("=", 1) for part in line.split()[1:])
+                if all(entry.get(k) == str(v) for k, v in fields.items()):
+                    found.append(entry)
+        return found
+
+
+HARNESSES = []
+
+
+def ssh_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSH_")}
+    env["HOME"] = WORK
+    env.update(extra)
+    return env
+
+
+def expect_ok(result, stdout=None, what=""):
+    status, out, err = result
+    check(status == 0, "%s: exit %d, stderr %r" % (what, status, err))
+    if stdout is not None:
+        check(out == stdout, "%s: stdout %r, expected %r" % (what, out, stdout))
+    return out
+
+
+def read_until_closed(sock, timeout):
+    """Bytes the peer sent until it closed; raises if it is still open at the deadline."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + timeout
+    data = b""
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return data
+        if not chunk:
+            return data
+        data += chunk
+    raise Failure("the front end kept the connection open for %.0f s (got %r)" % (timeout, data))
+
+
+# ---- cases -----------------------------------------------------------------------------------
+
+@case
+def case_exec_output_and_status():
+    h = Harness().start()
+    expect_ok(h.ssh("alice", "echo", "hello", "world"), b"hello\nworld\n", "echo")
+    status, out, err = h.ssh("alice", "fail", "3")
+    check(status == 3 and out == b"" and "fail: exiting with 3" in err,
+          "fail 3: status %d stdout %r stderr %r" % (status, out, err))
+    status, out, err = h.ssh("alice", "fail", "0")
+    check(status == 0 and "exiting with 0" in err, "fail 0: %d %r" % (status, err))
+    status, out, err = h.ssh("alice", "no-such-command")
+    check(status == 2 and "unknown command" in err, "unknown command: %d %r" % (status, err))
+    # env requests are refused quietly; the command still runs.
+    expect_ok(h.ssh("alice", "echo", "env", extra=("-o", "SendEnv=TL_TEST_VAR"),
+                    env=ssh_env(TL_TEST_VAR="x")), b"env\n", "echo with SendEnv")
+    entries = h.logins(user="alice", ok=1, reason="publickey")
+    check(len(entries) == 5, "5 good logins reported, got %r" % entries)
+    check(entries[0]["address"] == "127.0.0.1" and
+          entries[0]["key"] == fingerprint(h.keys["alice"]), "login entry %r" % entries[0])
+    expect_ok(h.ssh("alice", "sessions"), b"1\n", "sessions")
+
+
+@case
+def case_whoami():
+    h = Harness().start()
+    out = expect_ok(h.ssh("bob", "whoami"), what="whoami")
+    expected = "name=bob role=tier2 address=127.0.0.1 key=%s\n" % fingerprint(h.keys["bob"])
+    check(out.decode() == expected, "whoami said %r, expected %r" % (out, expected))
+
+
+@case
+def case_quoting_rules():
+    h = Harness().start()
+    # One string reaches the relay; each line of output is one word.
+    good = [
+        ("echo 'a b' \"c \\\"d\\\" \\\\e\" f\\ g h'i'j '' $HOME * ~",
+         ["a b", 'c "d" \\e', "f g", "hij", "", "$HOME", "*", "~"]),
+        ('echo "x\\ny" \'single \\ back\'', ["x\\ny", "single \\ back"]),
+        ("echo\ta\t\tb   c", ["a", "b", "c"]),
+        ("echo 'two\nlines'", ["two", "lines"]),
+        ("echo " + " ".join("w%d" % i for i in range(63)), ["w%d" % i for i in range(63)]),
+        ("echo " + "x" * (8192 - 5), ["x" * (8192 - 5)]),
+    ]
+    for line, words in good:
+        out = expect_ok(h.ssh("alice", line), what="command %r" % line[:60])
+        expected = "".join(w + "\n" for w in words).encode()
+        check(out == expected, "%r gave %r, expected %r" % (line[:60], out[:200], expected[:200]))
+    bad = [
+        ("echo 'open", "unterminated single quote"),
+        ('echo "open', "unterminated double quote"),
+        ("echo trailing\\", "backslash at the end"),
+        ("echo " + " ".join("w%d" % i for i in range(64)), "more than 64 words"),
+        ("echo " + "x" * 8200, "longer than 8192 bytes"),
+        ("echo a\x01b", "control character"),
+    ]
+    before = h.log_text().count("ssh exec user=")
+    for line, message in bad:
+        status, out, err = h.ssh("alice", line)
+        check(status == 2 and out == b"" and message in err and err.count("\n") == 1,
+              "%r: status %d stdout %r stderr %r" % (line[:60], status, out, err))
+    check(h.log_text().count("ssh exec user=") == before,
+          "a malformed line reached the dispatcher")
+
+
+@case
+def case_big_output_arrives_complete():
+    h = Harness().start()
+    size = 200_000_000
+    proc = h.ssh_popen("alice", "big", str(size), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       extra=("-c", "aes128-gcm@openssh.com"))
+    digest = hashlib.sha256()
+    received = 0
+    while True:
+        chunk = proc.stdout.read(1 << 20)
+        if not chunk:
+            break
+        digest.update(chunk)
+        received += len(chunk)
+    status = proc.wait(timeout=180)
+    err = proc.stderr.read().decode(errors="replace")
+    check(status == 0, "big: exit %d, stderr %r" % (status, err))
+    check(received == size, "big: %d bytes, expected %d" % (received, size))
+    check(digest.hexdigest() == pattern_sha256(size), "big: the bytes differ from the pattern")
+    h.wait_log(r"ssh exec done user=alice addr=127\.0\.0\.1 command=big status=0 sent=%d" % size)
+
+
+@case
+def case_rekey_while_streaming():
+    h = Harness().start()
+    size = 30_000_000
+    # The client renews the keys every megabyte while the output streams.
+    status, out, err = h.ssh("alice", "big", str(size), extra=("-o", "RekeyLimit=1M"),
+                             timeout=120)
+    check(status == 0 and len(out) == size, "big with rekeys: exit %d, %d bytes, stderr %r"
+          % (status, len(out), err))
+    check(hashlib.sha256(out).hexdigest() == pattern_sha256(size),
+          "big with rekeys: the bytes differ")
+
+
+@case
+def case_unknown_key_and_wrong_user_refused():
+    h = Harness().start()
+    status, out, err = h.ssh("alice", "echo", "x", key="stranger")
+    check(status == 255 and out == b"" and "Permission denied" in err,
+          "stranger key: status %d stdout %r stderr %r" % (status, out, err))
+    status, out, err = h.ssh("mallory", "echo", "x", key="alice")
+    check(status == 255 and out == b"" and "Permission denied" in err,
+          "wrong user: status %d stdout %r stderr %r" % (status, out, err))
+    check(h.logins(user="alice", ok=0, reason="unknown-key",
+                   key=fingerprint(h.keys["stranger"])), "stranger's refusal not reported")
+    check(h.logins(user="mallory", ok=0, reason="unknown-key", key=fingerprint(h.keys["alice"])),
+          "mallory's refusal not reported")
+    check(not h.logins(ok=1), "a refused key logged in: %r" % h.logins(ok=1))
+    # Public keys are the only method offered: a client that wants a password has nothing to try.
+    status, out, err = h.ssh("alice", "echo", "x", key="stranger",
+                             extra=("-o", "PreferredAuthentications=password,keyboard-interactive"))
+    check(status == 255 and out == b"" and "Permission denied (publickey)" in err,
+          "password login: status %d stderr %r" % (status, err))
+    expect_ok(h.ssh("alice", "echo", "still", "fine"), b"still\nfine\n", "alice afterwards")
+
+
+@case
+def case_failed_logins_rate_limited():
+    h = Harness().start()
+    for attempt in range(10):
+        status, _, err = h.ssh("alice", "echo", "x", key="stranger")
+        check(status == 255, "attempt %d: status %d %r" % (attempt, status, err))
+    check(len(h.logins(ok=0, reason="unknown-key")) == 10,
+          "10 refusals expected: %r" % h.logins(ok=0))
+    # The eleventh attempt from 127.0.0.1 is refused even with the right key.
+    status, out, err = h.ssh("alice", "echo", "x")
+    check(status == 255 and out == b"", "rate-limited login: status %d stdout %r" % (status, out))
+    check(h.logins(address="127.0.0.1", ok=0, reason="rate-limited"), "no rate-limited report")
+    check(not h.logins(ok=1), "a login got through the limit")
+    # Another address is not affected.
+    expect_ok(h.ssh("alice", "echo", "other", extra=("-o", "BindAddress=127.0.0.2")),
+              b"other\n", "from 127.0.0.2")
+    check(h.logins(address="127.0.0.2", ok=1), "no login from 127.0.0.2")
+
+
+@case
+def case_session_without_command_gets_usage():
+    h = Harness().start()
+    status, out, err = h.ssh("alice", extra=("-T",))
+    check(status == 2 and out == b"" and "usage:" in err,
+          "no command: status %d stdout %r stderr %r" % (status, out, err))
+    # A PTY (ssh -tt) is for interactive sessions, which come later.
+    status, out, err = h.ssh("alice", "echo", "x", extra=("-tt",))
+    check(status == 2 and b"x\n" not in out and "usage:" in err + out.decode(),
+          "-tt: status %d stdout %r stderr %r" % (status, out, err))
+    # Subsystems (sftp) are refused.
+    status, out, err = h.ssh("alice", "sftp", extra=("-s",))
+    check(status != 0 and out == b"", "sftp subsystem: status %d stdout %r" % (status, out))
+    h.wait_log(r"request=subsystem name=sftp")
+    expect_ok(h.ssh("alice", "echo", "ok"), b"ok\n", "echo afterwards")
+
+
+@case
+def case_forwarding_refused():
+    h = Harness().start()
+    target = socket.socket()
+    target.bind(("127.0.0.1", 0))
+    target.listen(4)
+    target.settimeout(1.0)
+    target_port = target.getsockname()[1]
+    local_port = free_port()
+    # -L: the tunnel comes up, but a connection through it is closed at once.
+    forward = h.ssh_popen("alice", extra=("-N", "-L", "%d:127.0.0.1:%d" % (local_port, target_port)),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    h.wait_log(r"^login user=alice .* ok=1")
+
+    def connect_local():
+        try:
+            return socket.create_connection(("127.0.0.1", local_port), timeout=1)
+        except OSError:
+            return None
+
+    client = wait_for("ssh's local forwarding port", connect_local)
+    client.sendall(b"hello?")
+    read_until_closed(client, 10)
+    client.close()
+    try:
+        target.accept()
+        raise Failure("a forwarded connection reached the target")
+    except socket.timeout:
+        pass
+    h.wait_log(r"request=channel-open type=direct-tcpip")
+    forward.terminate()
+    forward.wait(timeout=20)
+    # -R with ExitOnForwardFailure: the client is told no and gives up.
+    status, out, err = h.ssh("alice", extra=("-N", "-o", "ExitOnForwardFailure=yes", "-R",
+                                             "0:127.0.0.1:%d" % target_port), timeout=30)
+    check(status == 255, "-R: status %d stderr %r" % (status, err))
+    h.wait_log(r"request=global type=tcpip-forward")
+    # X11: refused, and the command still runs.
+    status, out, err = h.ssh("alice", "echo", "x11", extra=("-o", "ForwardX11=yes"),
+                             env=ssh_env(DISPLAY="127.0.0.1:99"))
+    check(status == 0 and out == b"x11\n", "with X11: status %d out %r err %r" % (status, out, err))
+    h.wait_log(r"request=channel type=x11")
+    target.close()
+
+
+@case
+def case_garbage_and_silent_clients_are_closed():
+    h = Harness(auth_timeout_ms=1500).start()
+    silent = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+    garbage = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+    garbage.sendall(b"GET / HTTP/1.0\r\n\r\n" + os.urandom(4096))
+    bad_kex = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+    bad_kex.sendall(b"SSH-2.0-OpenSSH_9.2\r\n" + os.urandom(4096))
+    # Another technician is served meanwhile.
+    expect_ok(h.ssh("alice", "echo", "served"), b"served\n", "echo beside the bad clients")
+    for name, sock in (("garbage", garbage), ("bad key exchange", bad_kex)):
+        data = read_until_closed(sock, 10)
+        check(data == b"" or data.startswith(b"SSH-2.0-"), "%s got %r" % (name, data[:100]))
+    started = time.monotonic()
+    data = read_until_closed(silent, 15)
+    check(data.startswith(b"SSH-2.0-"), "silent client got %r" % data[:100])
+    check(time.monotonic() - started < 10, "silent client closed late")
+    check(h.logins(ok=0, reason="timeout"), "no timeout reported: %r" % h.logins(ok=0))
+    check(len(h.logins(ok=0, reason="handshake-failed")) >= 2,
+          "handshake failures not reported: %r" % h.logins(ok=0))
+    for sock in (silent, garbage, bad_kex):
+        sock.close()
+    wait_for("the sessions to be freed",
+             lambda: h.ssh("alice", "sessions")[1] == b"1\n", timeout=10, interval=0.2)
+
+
+@case
+def case_stalled_reader_does_not_hold_back_others():
+    h = Harness().start()
+    baseline = h.rss_kib()
+    size = 100_000_000
+    # ssh writes into a pipe nobody reads: it stops reading, the SSH window closes.
+    stalled = h.ssh_popen("alice", "big", str(size), stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL)
+    h.wait_log(r"ssh exec user=alice .* command=big")
+    time.sleep(3)
+    started = time.monotonic()
+    expect_ok(h.ssh("bob", "echo", "not", "blocked", timeout=30), b"not\nblocked\n",
+              "echo beside a stalled reader")
+    check(time.monotonic() - started < 15, "echo took %.1f s" % (time.monotonic() - started))
+    cpu_before = h.cpu_seconds()
+    time.sleep(2)
+    cpu_used = h.cpu_seconds() - cpu_before
+    check(cpu_used < 1.0, "the harness used %.2f s of CPU in 2 s while a reader stalled" % cpu_used)
+    grown = h.rss_kib() - baseline
+    print("stalled reader: RSS grew %d KiB, %.2f s CPU in 2 s" % (grown, cpu_used))
+    check(grown < 64 * 1024, "RSS grew %d KiB while a reader stalled" % grown)
+    check(stalled.poll() is None, "the stalled ssh exited early: %s" % stalled.returncode)
+    # Now it reads: everything arrives, in order.
+    digest = hashlib.sha256()
+    received = 0
+    while True:
+        chunk = stalled.stdout.read(1 << 20)
+        if not chunk:
+            break
+        digest.update(chunk)
+        received += len(chunk)
+    status = stalled.wait(timeout=120)
+    check(status == 0 and received == size, "after the stall: exit %d, %d bytes" % (status, received))
+    check(digest.hexdigest() == pattern_sha256(size), "after the stall: the bytes differ")
+
+
+@case
+def case_twenty_parallel_clients():
+    h = Harness().start()
+    procs = []
+    for i in range(20):
+        user = "alice" if i % 2 else "bob"
+        command = ("slow", "300") if i % 5 == 0 else ("echo", "client", str(i))
+        procs.append((i, command, h.ssh_popen(user, *command, stdout=subprocess.PIPE,
+                                              stderr=subprocess.PIPE)))
+    for i, command, proc in procs:
+        out, err = proc.communicate(timeout=120)
+        expected = b"slept 300\n" if command[0] == "slow" else b"client\n%d\n" % i
+        check(proc.returncode == 0 and out == expected,
+              "client %d: exit %d stdout %r stderr %r" % (i, proc.returncode, out, err))
+    check(len(h.logins(ok=1)) == 20, "20 logins expected, got %d" % len(h.logins(ok=1)))
+
+
+@case
+def case_client_gone_aborts_command():
+    h = Harness().start()
+    slow = h.ssh_popen("alice", "slow", "60000", stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    h.wait_log(r"ssh exec user=alice .* command=slow")
+    slow.kill()
+    slow.wait(timeout=10)
+    h.wait_log(r"^abort command=slow$", timeout=10)
+    big = h.ssh_popen("bob", "big", "1000000000", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    check(len(big.stdout.read(1 << 20)) == 1 << 20, "big did not start")
+    big.kill()
+    big.wait(timeout=10)
+    h.wait_log(r"^abort command=big sent=\d+$", timeout=10)
+    check(h.log_text().count("abort command=") == 2, "on_abort ran more than once")
+    wait_for("the sessions to be freed",
+             lambda: h.ssh("alice", "sessions")[1] == b"1\n", timeout=10, interval=0.2)
+
+
+@case
+def case_max_sessions():
+    h = Harness(max_sessions=3).start()
+    idle = [socket.create_connection(("127.0.0.1", h.port), timeout=5) for _ in range(3)]
+    wait_for("three connections", lambda: h.log_text().count("ssh connection addr=") >= 3)
+    status, out, err = h.ssh("alice", "echo", "x")
+    check(status == 255 and out == b"", "over the limit: status %d stdout %r" % (status, out))
+    check(h.logins(reason="busy"), "no busy report")
+    for sock in idle:
+        sock.close()
+    wait_for("room again", lambda: h.ssh("alice", "echo", "room")[1] == b"room\n", timeout=10,
+             interval=0.2)
+
+
+@case
+def case_stop_with_sessions_open():
+    h = Harness().start()
+    slow = h.ssh_popen("alice", "slow", "60000", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    h.wait_log(r"ssh exec user=alice .* command=slow")
+    h.stop()  # checks exit status 0: every handle closed, nothing leaked
+    slow.wait(timeout=20)
+    check(slow.returncode == 255, "client of a stopped relay exited %d" % slow.returncode)
+    check("abort command=slow" in h.log_text(), "the running command was not aborted")
+
+
+def main():
+    global HARNESS, WORK
+    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
+        print("usage: ssh_front.py HARNESS CASE\ncases: " + " ".join(sorted(CASES)))
+        return 2
+    HARNESS = os.path.abspath(sys.argv[1])
+    WORK = tempfile.mkdtemp(prefix="tl-ssh-front-")
+    status = 1
+    try:
+        CASES[sys.argv[2]]()
+        for h in HARNESSES:
+            h.stop()
+        print("PASS " + sys.argv[2])
+        status = 0
+    except (Failure, subprocess.TimeoutExpired) as failure:
+        print("FAIL %s: %s" % (sys.argv[2], failure))
+        for h in HARNESSES:
+            try:
+                h.stop()
+            except Failure as stop_failure:
+                print("also: %s" % stop_failure)
+        path = os.path.join(WORK, "harness.log")
+        if os.path.exists(path):
+            with open(path, errors="replace") as f:
+                print("---- harness.log (last 60 lines)\n" + "".join(f.readlines()[-60:]))
+    finally:
+        for proc in STARTED:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(WORK, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+/*
+ * A relay SSH front end with stub commands, for tests/integ/ssh_front.py.
+ *
+ *   ssh_front_harness --listen ADDR:PORT --host-key KEY --users FILE
+ *                     [--auth-timeout-ms MS] [--max-sessions N] [--log-level L]
+ *   ssh_front_harness --print-host-key KEY   (the public key line for known_hosts)
+ *
+ * The users file has lines "NAME ROLE PUBKEY-LINE". Every login outcome is
+ * written to stderr as "login user=... address=... key=... ok=N reason=...",
+ * every command abort as "abort command=...". Commands: echo WORDS...,
+ * big N, fail CODE, whoami, slow MS, sessions. SIGTERM or SIGINT stops it
+ * cleanly (exit 0 once the loop is empty).
+ */
+#include "proto/err.h"
+#include "proto/keys.h"
+#include "proto/log.h"
+#include "relay/ssh_front.h"
+
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_USERS 32
+
+struct user {
+    char name[65];
+    char role[16];
+    ssh_key key;
+};
+
+static struct user users[MAX_USERS];
+static int user_count;
+static tl_ssh_front_t *front;
+static uv_signal_t sigterm, sigint;
+
+static int load_users(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char line[8192];
+    while (fgets(line, sizeof line, f) != NULL && user_count < MAX_USERS) {
+        char name[65], role[16], type[64], blob[4096];
+        if (sscanf(line, "%64s %15s %63s %4095s", name, role, type, blob) != 4)
+            continue;
+        struct user *u = &users[user_count];
+        if (ssh_pki_import_pubkey_base64(blob, ssh_key_type_from_name(type), &u->key) != SSH_OK) {
+            fprintf(stderr, "harness: bad key for %s\n", name);
+            continue;
+        }
+        snprintf(u->name, sizeof u->name, "%s", name);
+        snprintf(u->role, sizeof u->role, "%s", role);
+        user_count++;
+    }
+    fclose(f);
+    return 0;
+}
+
+static int authorize(void *ctx, const char *user, ssh_key key, tl_technician_t *out)
+{
+    for (int i = 0; i < user_count; i++) {
+        if (strcmp(users[i].name, user) != 0)
+            continue;
+        if (ssh_key_cmp(key, users[i].key, SSH_KEY_CMP_PUBLIC) != 0)
+            return TL_ENOTFOUND;
+        out->user_id = i + 1;
+        snprintf(out->name, sizeof out->name, "%s", users[i].name);
+        snprintf(out->role, sizeof out->role, "%s", users[i].role);
+        return 0;
+    }
+    return TL_ENOTFOUND;
+}
+
+static void on_login(void *ctx, const char *user, const char *address, const char *fingerprint,
+                     int ok, const char *reason)
+{
+    fprintf(stderr, "login user=%s address=%s key=%s ok=%d reason=%s\n", user[0] ? user : "-",
+            address, fingerprint[0] ? fingerprint : "-", ok, reason);
+}
+
+/* ---- big N: a known pattern (byte i is i % 251), paced by on_drain ---------------------- */
+
+#define PATTERN_CHUNK 65536
+static unsigned char pattern[PATTERN_CHUNK + 251];
+
+struct big {
+    tl_exec_t *exec;
+    unsigned long long remaining, offset;
+};
+
+static void big_pump(struct big *big)
+{
+    while (big->remaining > 0 && tl_exec_buffered(big->exec) < TL_EXEC_HIGH_WATER) {
+        size_t len = big->remaining < PATTERN_CHUNK ? (size_t)big->remaining : PATTERN_CHUNK;
+        int rc = tl_exec_write(big->exec, TL_EXEC_STDOUT, pattern + big->offset % 251, len);
+        if (rc != 0) {
+            fprintf(stderr, "harness: big write failed: %s\n", tl_strerror(rc));
+            tl_exec_finish(big->exec, 1);
+            free(big);
+            return;
+        }
+        big->remaining -= len;
+        big->offset += len;
+    }
+    if (big->remaining == 0) {
+        tl_exec_finish(big->exec, 0);
+        free(big);
+    }
+    /* else on_drain comes back */
+}
+
+static void big_drain(tl_exec_t *exec, void *data)
+{
+    big_pump(data);
+}
+
+static void big_abort(tl_exec_t *exec, void *data)
+{
+    struct big *big = data;
+    fprintf(stderr, "abort command=big sent=%llu\n", big->offset);
+    free(big);
+}
+
+static const tl_exec_callbacks_t big_callbacks = {.on_drain = big_drain, .on_abort = big_abort};
+
+/* ---- slow MS: finishes from a timer ----------------------------------------------------- */
+
+struct slow {
+    uv_timer_t timer;
+    tl_exec_t *exec;
+    unsigned long ms;
+};
+
+static void slow_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void slow_done(uv_timer_t *timer)
+{
+    struct slow *slow = timer->data;
+    tl_exec_printf(slow->exec, TL_EXEC_STDOUT, "slept %lu\n", slow->ms);
+    tl_exec_finish(slow->exec, 0);
+    uv_close((uv_handle_t *)&slow->timer, slow_closed);
+}
+
+static void slow_abort(tl_exec_t *exec, void *data)
+{
+    struct slow *slow = data;
+    fprintf(stderr, "abort command=slow\n");
+    uv_close((uv_handle_t *)&slow->timer, slow_closed);
+}
+
+static const tl_exec_callbacks_t slow_callbacks = {.on_abort = slow_abort};
+
+/* ---- the dispatcher --------------------------------------------------------------------- */
+
+static int number(const char *text, unsigned long long *out)
+{
+    char *end;
+    if (text == NULL || *text == '\0')
+        return -1;
+    *out = strtoull(text, &end, 10);
+    return *end == '\0' ? 0 : -1;
+}
+
+static void dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
+{
+    uv_loop_t *loop = ctx;
+    const tl_technician_t *tech = tl_exec_technician(exec);
+    unsigned long long n;
+    if (strcmp(argv[0], "echo") == 0) {
+        for (int i = 1; i < argc; i++)
+            tl_exec_printf(exec, TL_EXEC_STDOUT, "%s\n", argv[i]);
+        tl_exec_finish(exec, 0);
+    } else if (strcmp(argv[0], "whoami") == 0) {
+        tl_exec_printf(exec, TL_EXEC_STDOUT, "name=%s role=%s address=%s key=%s\n", tech->name,
+                       tech->role, tech->address, tech->key_fingerprint);
+        tl_exec_finish(exec, 0);
+    } else if (strcmp(argv[0], "fail") == 0 && argc == 2 && number(argv[1], &n) == 0) {
+        tl_exec_printf(exec, TL_EXEC_STDERR, "fail: exiting with %llu\n", n);
+        tl_exec_finish(exec, (int)n);
+    } else if (strcmp(argv[0], "sessions") == 0) {
+        tl_exec_printf(exec, TL_EXEC_STDOUT, "%u\n", tl_ssh_front_sessions(front));
+        tl_exec_finish(exec, 0);
+    } else if (strcmp(argv[0], "big") == 0 && argc == 2 && number(argv[1], &n) == 0) {
+        struct big *big = calloc(1, sizeof *big);
+        if (big == NULL) {
+            tl_exec_finish(exec, 1);
+            return;
+        }
+        big->exec = exec;
+        big->remaining = n;
+        tl_exec_set_callbacks(exec, &big_callbacks, big);
+        big_pump(big);
+    } else if (strcmp(argv[0], "slow") == 0 && argc == 2 && number(argv[1], &n) == 0) {
+        struct slow *slow = calloc(1, sizeof *slow);
+        if (slow == NULL) {
+            tl_exec_finish(exec, 1);
+            return;
+        }
+        slow->exec = exec;
+        slow->ms = (unsigned long)n;
+        uv_timer_init(loop, &slow->timer);
+        slow->timer.data = slow;
+        tl_exec_set_callbacks(exec, &slow_callbacks, slow);
+        uv_timer_start(&slow->timer, slow_done, n, 0);
+    } else {
+        tl_exec_printf(exec, TL_EXEC_STDERR, "harness: unknown command or bad arguments: %s\n",
+                       argv[0]);
+        tl_exec_finish(exec, 2);
+    }
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    fprintf(stderr, "harness: stopping signal=%d\n", signum);
+    tl_ssh_front_stop(front);
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+}
+
+/* The known_hosts key, from the key file by OpenSSL (not by libssh, which serves it). */
+static int print_host_key(const char *path)
+{
+    EVP_PKEY *key = NULL;
+    char *line = NULL;
+    int rc = tl_key_load(path, &key);
+    if (rc == 0)
+        rc = tl_key_ssh_public(key, NULL, &line);
+    if (rc == 0)
+        printf("%s\n", line);
+    else
+        fprintf(stderr, "harness: cannot read %s: %s\n", path, tl_strerror(rc));
+    free(line);
+    EVP_PKEY_free(key);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen = NULL, *host_key = NULL, *users_path = NULL;
+    tl_ssh_front_config_t config = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--print-host-key") == 0 && value)
+            return print_host_key(value);
+        else if (strcmp(argv[i], "--listen") == 0 && value)
+            listen = value;
+        else if (strcmp(argv[i], "--host-key") == 0 && value)
+            host_key = value;
+        else if (strcmp(argv[i], "--users") == 0 && value)
+            users_path = value;
+        else if (strcmp(argv[i], "--auth-timeout-ms") == 0 && value)
+            config.auth_timeout_ms = (uint32_t)strtoul(value, NULL, 10);
+        else if (strcmp(argv[i], "--max-sessions") == 0 && value)
+            config.max_sessions = (uint32_t)strtoul(value, NULL, 10);
+        else if (strcmp(argv[i], "--log-level") == 0 && value) {
+            enum tl_log_level level;
+            if (tl_log_parse_level(value, &level) != 0)
+                return 2;
+            tl_log_set_level(level);
+        } else {
+            fprintf(stderr, "usage: ssh_front_harness --listen ADDR:PORT --host-key KEY --users "
+                            "FILE [--auth-timeout-ms MS] [--max-sessions N] [--log-level L]\n");
+            return 2;
+        }
+        i++;
+    }
+    if (listen == NULL || host_key == NULL || users_path == NULL) {
+        fprintf(stderr, "harness: --listen, --host-key and --users are required\n");
+        return 2;
+    }
+    if (load_users(users_path) != 0) {
+        fprintf(stderr, "harness: cannot read %s\n", users_path);
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof pattern; i++)
+        pattern[i] = (unsigned char)(i % 251);
+
+    uv_loop_t *loop = uv_default_loop();
+    config.listen = listen;
+    config.host_key_path = host_key;
+    config.dispatch = dispatch;
+    config.authorize = authorize;
+    config.on_login = on_login;
+    config.ctx = loop;
+    int rc;
+    front = tl_ssh_front_start(loop, &config, &rc);
+    if (front == NULL) {
+        fprintf(stderr, "harness: cannot start on %s: %s\n", listen, tl_strerror(rc));
+        return 1;
+    }
+    uv_signal_init(loop, &sigterm);
+    uv_signal_init(loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    signal(SIGPIPE, SIG_IGN);
+    fprintf(stderr, "harness: listening on %s\n", listen);
+    uv_run(loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(loop);
+    for (int i = 0; i < user_count; i++)
+        ssh_key_free(users[i].key);
+    if (rc != 0) {
+        fprintf(stderr, "harness: loop not empty at exit: %s\n", uv_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr, "harness: stopped\n");
+    return 0;
+}
