@@ -84,7 +84,36 @@ void tl_exec_finish(tl_exec_t *exec, int exit_status);
 typedef struct tl_exec_callbacks {
     void (*on_drain)(tl_exec_t *exec, void *data); /* buffered fell below high water */
     void (*on_abort)(tl_exec_t *exec, void *data); /* the client went away */
+    /*
+     * The client's stdin (keystrokes for join). Returns how many bytes the
+     * command took, 0..len; the front end keeps the rest, stops crediting
+     * the client's SSH window, and offers it again after
+     * tl_exec_resume_input(). NULL: input is read and discarded.
+     */
+    size_t (*on_input)(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *data);
+    /* The client sent EOF on stdin. */
+    void (*on_input_eof)(tl_exec_t *exec, void *data);
+    /* The client's terminal changed size (window-change); only with a PTY. */
+    void (*on_resize)(tl_exec_t *exec, unsigned cols, unsigned rows, void *data);
 } tl_exec_callbacks_t;
+
+/* The command can take input again: held bytes are offered to on_input (from the loop). */
+void tl_exec_resume_input(tl_exec_t *exec);
+
+/*
+ * The terminal the client asked for with pty-req, if any. Commands other
+ * than join simply print: the front end turns "\n" into "\r\n" on output
+ * when a PTY was requested (as a terminal's ONLCR would), unless the command
+ * calls tl_exec_set_raw() first (join passes the agent's terminal through).
+ */
+typedef struct tl_exec_pty {
+    int requested;
+    char term[64];
+    unsigned cols, rows;
+} tl_exec_pty_t;
+
+const tl_exec_pty_t *tl_exec_pty(const tl_exec_t *exec);
+void tl_exec_set_raw(tl_exec_t *exec);
 
 /* The command's own callbacks and state; callbacks must outlive the exec. */
 void tl_exec_set_callbacks(tl_exec_t *exec, const tl_exec_callbacks_t *callbacks, void *data);
@@ -94,9 +123,10 @@ void tl_exec_set_callbacks(tl_exec_t *exec, const tl_exec_callbacks_t *callbacks
  * argc >= 1 and argv[0] is the command name; argv[argc] is NULL; the words
  * live until the command finishes. ctx is what the front end was given at
  * start (the relay). Lines that do not split (docs/technicians.md "Command
- * lines"; split_line() in relay/ssh_front.c), empty commands, shells and
- * sessions that asked for a PTY never reach it: the front end answers those
- * with a line on stderr and exit status 2.
+ * lines"; split_line() in relay/ssh_front.c), empty commands and shells
+ * (a session without a command) never reach it: the front end answers those
+ * with a line on stderr and exit status 2. A PTY request before the exec is
+ * allowed (tl_exec_pty()).
  */
 typedef void (*tl_exec_dispatch_fn)(void *ctx, tl_exec_t *exec, int argc, char **argv);
 

@@ -9,6 +9,7 @@
 #include "proto/addr.h"
 #include "proto/cli.h"
 #include "proto/enrollment.h"
+#include "proto/keys.h"
 #include "proto/err.h"
 #include "proto/log.h"
 #include "relay/audit.h"
@@ -20,6 +21,7 @@
 #include "tl_version.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -560,6 +562,42 @@ static int cmd_roles(const struct command *cmd, int argc, char **argv)
     return TL_EXIT_OK;
 }
 
+static int cmd_host_key(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *known_hosts = NULL, *positional[1];
+    int count;
+    tl_cli_option_t options[] = {{"data", &data, NULL}, {"known-hosts", &known_hosts, NULL}, {0}};
+    int status =
+        tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
+    if (status != 0 || (status = need_data(cmd, data)) != 0)
+        return status;
+    char path[4096], host[TL_ADDR_HOST_MAX + 1];
+    uint16_t port = 0;
+    EVP_PKEY *key = NULL;
+    char *line = NULL;
+    int rc = 0;
+    if (known_hosts != NULL && tl_addr_split(known_hosts, host, &port) != 0) {
+        fprintf(stderr,
+                PROGRAM " %s: --known-hosts wants HOST:PORT, got '%s'\nusage: " PROGRAM " %s\n",
+                cmd->name, known_hosts, cmd->usage);
+        return TL_EXIT_USAGE;
+    }
+    if ((rc = tl_datadir_path(data, TL_DATADIR_KEY, path, sizeof path)) == 0 &&
+        (rc = tl_key_load(path, &key)) == 0)
+        rc = tl_key_ssh_public(key, "tierline-relay", &line);
+    EVP_PKEY_free(key);
+    if (rc != 0)
+        return fail("host-key", rc);
+    if (known_hosts == NULL)
+        printf("%s\n", line);
+    else if (port == 22)
+        printf("%s %s\n", host, line);
+    else
+        printf("[%s]:%u %s\n", host, (unsigned)port, line);
+    free(line);
+    return TL_EXIT_OK;
+}
+
 /* ---- the table ----------------------------------------------------------------------- */
 
 static const struct command commands[] = {
@@ -582,6 +620,8 @@ static const struct command commands[] = {
      "user list [--json] --data DIR | user disable NAME --data DIR | user remove NAME --data DIR",
      "manage technicians and auditors (SSH public keys)", cmd_user},
     {"roles", "roles [--markdown]", "print the capabilities table (docs/roles.md)", cmd_roles},
+    {"host-key", "host-key --data DIR [--known-hosts HOST:PORT]",
+     "print the relay's SSH host key (as a known_hosts line with --known-hosts)", cmd_host_key},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

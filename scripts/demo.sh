@@ -25,7 +25,11 @@ bin=$PWD/build/release/bin
 
 [ -n "$dir" ] || dir=$(mktemp -d /tmp/tierline-demo.XXXXXX)
 mkdir -p "$dir"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+ssh_port=$(free_port)
 relay_dir=$dir/relay
 agent_dir=$dir/agent
 pids=()
@@ -35,12 +39,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== relay: init and serve on 127.0.0.1:$port (data in $relay_dir)"
+echo "== relay: init and serve on 127.0.0.1:$port, technicians' SSH on 127.0.0.1:$ssh_port (data in $relay_dir)"
 "$bin/tierline-relay" init --data "$relay_dir" --listen "127.0.0.1:$port"
-"$bin/tierline-relay" serve --data "$relay_dir" 2>"$dir/relay.log" &
+echo "== a technician account: alice (tier2), with a new SSH key"
+ssh-keygen -q -t ed25519 -N "" -C alice@demo -f "$dir/alice"
+"$bin/tierline-relay" user add alice --role tier2 --key "$dir/alice.pub" --data "$relay_dir"
+"$bin/tierline-relay" serve --data "$relay_dir" --ssh-listen "127.0.0.1:$ssh_port" 2>"$dir/relay.log" &
 pids+=($!)
 for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$ssh_port") 2>/dev/null && break
     sleep 0.1
 done
 
@@ -61,17 +68,25 @@ echo
 "$bin/tierline-relay" ticket show "$ticket" --data "$relay_dir"
 echo
 "$bin/tierline-relay" audit-verify --data "$relay_dir"
+"$bin/tierline-relay" host-key --data "$relay_dir" --known-hosts "127.0.0.1:$ssh_port" >"$dir/known_hosts"
+ssh_opts=(-i "$dir/alice" -p "$ssh_port" -o UserKnownHostsFile="$dir/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes)
+echo
+echo "== technician: alice lists the tickets over SSH"
+ssh "${ssh_opts[@]}" alice@127.0.0.1 tickets
 cat <<INFO
 
 Tierline is running: relay on 127.0.0.1:$port, device enrolled, ticket $ticket open.
-A technician looks at it on the relay host with:
+A technician connects with the stock OpenSSH client ($dir/known_hosts pins
+the relay's host key, written by \`tierline-relay host-key --known-hosts\`):
+  ssh ${ssh_opts[*]} alice@127.0.0.1 help
+  ssh ${ssh_opts[*]} alice@127.0.0.1 ticket show $ticket
+An admin on the relay host reads the store directly:
   $bin/tierline-relay tickets --data $relay_dir
   $bin/tierline-relay ticket show $ticket --data $relay_dir
   $bin/tierline-relay devices --data $relay_dir
 The user opens more tickets with:
   $bin/tierline-agent help "what is wrong" --state $agent_dir
 Logs: $dir/relay.log, $dir/agent.log
-(Technicians' SSH access to the relay is the next release.)
 INFO
 
 if [ "$once" -eq 1 ]; then

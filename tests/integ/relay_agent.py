@@ -770,6 +770,44 @@ def queue_request(agent, title, content):
 # ---- durability ------------------------------------------------------------------------------
 
 @case
+def case_host_key_pins_the_relay_for_openssh():
+    relay = Relay("relay")
+    line, _ = run(BIN + "/tierline-relay", "host-key", "--data", relay.dir)
+    check(line.startswith("ssh-ed25519 "), "not an OpenSSH public key: " + line)
+    listed, _ = run("ssh-keygen", "-lf", "/dev/stdin", input=line)
+    check(relay.fingerprint in listed.split(),
+          "ssh-keygen sees %r, init printed %s" % (listed, relay.fingerprint))
+    _, err = run(BIN + "/tierline-relay", "host-key", "--data", relay.dir, "--known-hosts",
+                 "no-port", expect=2)
+    check("HOST:PORT" in err, "no usage for a bad --known-hosts: " + err)
+    # A known_hosts file from host-key lets ssh connect with strict checking.
+    key = os.path.join(WORK, "tech")
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+    run(BIN + "/tierline-relay", "user", "add", "tech", "--role", "tier1", "--key", key + ".pub",
+        "--data", relay.dir)
+    ssh_port = free_port()
+    known, _ = run(BIN + "/tierline-relay", "host-key", "--data", relay.dir, "--known-hosts",
+                   "127.0.0.1:%d" % ssh_port)
+    known_path = os.path.join(WORK, "known_hosts")
+    with open(known_path, "w") as f:
+        f.write(known)
+    log = open(os.path.join(WORK, "relay-ssh.log"), "a")
+    subprocess.Popen([BIN + "/tierline-relay", "serve", "--data", relay.dir, "--listen",
+                      "127.0.0.1:%d" % relay.port, "--ssh-listen", "127.0.0.1:%d" % ssh_port],
+                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    ssh = ["ssh", "-i", key, "-p", str(ssh_port), "-o", "UserKnownHostsFile=" + known_path,
+           "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-F", "/dev/null",
+           "tech@127.0.0.1", "whoami"]
+
+    def answered():
+        proc = subprocess.run(ssh, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+        return proc if proc.returncode == 0 else None
+    proc = wait_for("ssh with the pinned host key", answered)
+    check("tech" in proc.stdout, "whoami said: " + proc.stdout)
+
+
+@case
 def case_relay_killed_during_uploads_loses_nothing_acknowledged():
     relay, agent = enrolled_pair()
     acknowledged = {}

@@ -1,0 +1,104 @@
+/*
+ * What runs on the user's machine for a technician: the agent's end of the
+ * session channels the relay opens (docs/protocol.md §7.7) — exec, shell,
+ * observe, diag and runbook.
+ *
+ * Division of labour. The tunnel (agent/tunnel.c) receives the channel
+ * open, and the consent module (agent/grants.h) decides whether the grant
+ * allows it: live, same technician, scope granted. Only then does the
+ * tunnel hand the channel to tl_sessions_open(), which validates the
+ * type-specific parameters (argv, terminal size, runbook name and
+ * arguments), starts the process, confirms the channel and from then on
+ * owns it: it pumps the process's output into the channel within the
+ * relay's window, feeds channel data to the process, and closes the channel
+ * with the exit status or signal. The tunnel forwards the channel's events
+ * (data, eof, writable, close) for channels it handed over, which it marks
+ * with tl_mux_set_data(mux, channel, sessions-owned pointer).
+ *
+ * Processes are started with fork+exec (shell: on a new pseudo-terminal,
+ * its own session and controlling terminal) and reaped through libuv; the
+ * child closes every descriptor but its stdio. Output is read only while
+ * the channel has window, so a relay that stops reading stops only that
+ * process's output, and the agent's memory per channel stays bounded.
+ */
+#ifndef TL_SESSION_H
+#define TL_SESSION_H
+
+#include "proto/mux.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct tl_sessions tl_sessions_t;
+
+/* The part of a grant a session needs (agent/grants.h owns the record). */
+typedef struct tl_session_grant {
+    const char *id;         /* "G-3" */
+    const char *ticket;     /* "T-42" */
+    const char *technician; /* "alice" */
+    const char *role;       /* "tier1".."tier4" */
+} tl_session_grant_t;
+
+typedef struct tl_sessions_config {
+    const char *runbooks_dir; /* the catalogue (docs/consent.md "Runbooks") */
+    const char *self_exe;     /* this program, run as `SELF diag --json` for diag channels */
+    const char *relay;        /* "host:port", passed as `diag --relay` (NULL: no relay check) */
+} tl_sessions_config_t;
+
+typedef struct tl_sessions_events {
+    /*
+     * Something happened that the user should see in attended mode: "alice
+     * opened a shell", "alice ran: systemctl status cups (exit 0)". grant is
+     * the grant's id.
+     */
+    void (*on_activity)(void *data, const char *grant, const char *text);
+} tl_sessions_events_t;
+
+/* NULL with *err set (TL_ENOMEM, or the catalogue's error: see tl_runbooks_load). */
+tl_sessions_t *tl_sessions_new(uv_loop_t *loop, const tl_sessions_config_t *config,
+                               const tl_sessions_events_t *events, void *data, int *err);
+/* Kills every process (SIGKILL), closes nothing on the wire; frees from the loop. */
+void tl_sessions_free(tl_sessions_t *sessions);
+
+/*
+ * A channel the relay opened on mux, of a session type ("exec", "shell",
+ * "observe", "diag", "runbook"), already allowed by grant. Returns 0 when
+ * the session started and the channel was confirmed; otherwise a negative
+ * error (TL_EINVAL bad parameters or unknown type, TL_EDENIED a runbook
+ * above the grant's role, TL_ENOTFOUND no such runbook, TL_EIO the process
+ * could not start) with a one-line reason in message, and the caller
+ * refuses the channel with them.
+ */
+int tl_sessions_open(tl_sessions_t *sessions, tl_mux_t *mux, uint32_t channel, const char *type,
+                     json_t *params, const tl_session_grant_t *grant, char *message,
+                     size_t message_size);
+
+/* Channel events for channels tl_sessions_open() accepted. */
+void tl_sessions_data(tl_sessions_t *sessions, uint32_t channel, uint8_t stream,
+                      const uint8_t *data, size_t len);
+void tl_sessions_eof(tl_sessions_t *sessions, uint32_t channel);
+void tl_sessions_writable(tl_sessions_t *sessions, uint32_t channel);
+/* The channel is gone (both CLOSEs); the process, if still running, gets SIGHUP then SIGKILL. */
+void tl_sessions_closed(tl_sessions_t *sessions, uint32_t channel);
+/* session.resize for a shell channel; others ignored. */
+void tl_sessions_resize(tl_sessions_t *sessions, uint32_t channel, unsigned cols, unsigned rows);
+
+/*
+ * The grant ended: every session under it is stopped (SIGHUP, SIGKILL after
+ * 2 s) and its channel closed with exit signal "HUP". Returns how many
+ * sessions it ended.
+ */
+size_t tl_sessions_end_grant(tl_sessions_t *sessions, const char *grant);
+/* The connection is gone (mux about to be freed): stop every process, forget every channel. */
+void tl_sessions_disconnected(tl_sessions_t *sessions);
+
+/* Open sessions under a grant, for `tierline-agent sessions`: a JSON array of
+ * {"channel":N,"type":"shell","started_ms":...,"what":"..."}; new reference. */
+json_t *tl_sessions_list(const tl_sessions_t *sessions, const char *grant);
+
+/* The catalogue as the runbooks.list answer's "runbooks" array (protocol.md §7.9); new reference. */
+json_t *tl_sessions_runbooks(const tl_sessions_t *sessions);
+
+#endif
