@@ -1,10 +1,14 @@
 #include "agent/commands.h"
+#include "agent/consent.h"
 #include "agent/control.h"
 #include "agent/diag.h"
 #include "agent/outbox.h"
+#include "agent/runbooks.h"
+#include "agent/session.h"
 #include "agent/state.h"
 #include "agent/tunnel.h"
 #include "proto/cli.h"
+#include "proto/clock.h"
 #include "proto/enrollment.h"
 #include "proto/err.h"
 #include "proto/hash.h"
@@ -13,7 +17,9 @@
 #include "tl_version.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
+#include <poll.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <signal.h>
@@ -22,7 +28,10 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PROGRAM "tierline-agent"
@@ -288,6 +297,8 @@ out:
 struct agent_run {
     tl_tunnel_t *tunnel;
     tl_control_t *control;
+    tl_consent_t *consent;
+    tl_sessions_t *sessions;
     uv_signal_t sigterm, sigint;
 };
 
@@ -310,32 +321,124 @@ static const tl_tunnel_events_t run_events = {
     .on_rejected = run_rejected,
 };
 
+/* The consent module's decisions go to the relay (through the tunnel) and to the watchers. */
+static void run_consent_answer(void *data, uint64_t token, const tl_consent_answer_t *answer)
+{
+    struct agent_run *run = data;
+    if (run->tunnel != NULL)
+        tl_tunnel_consent_answer(run->tunnel, token, answer);
+}
+
+static void run_grant_ended(void *data, const tl_grant_t *grant, const char *reason)
+{
+    struct agent_run *run = data;
+    if (run->tunnel != NULL)
+        tl_tunnel_grant_ended(run->tunnel, grant, reason);
+}
+
+static void run_consent_event(void *data, json_t *event)
+{
+    struct agent_run *run = data;
+    tl_control_event(run->control, event);
+}
+
+static const tl_consent_events_t run_consent_events = {
+    .on_answer = run_consent_answer,
+    .on_ended = run_grant_ended,
+    .on_event = run_consent_event,
+};
+
+static void run_activity(void *data, const char *grant, const char *text)
+{
+    struct agent_run *run = data;
+    tl_log_info("session activity grant=%s what=\"%s\"", grant, text);
+    json_t *event = json_pack("{s:s, s:s, s:s}", "event", "activity", "grant", grant, "text", text);
+    tl_control_event(run->control, event);
+    json_decref(event);
+}
+
+static const tl_sessions_events_t run_session_events = {
+    .on_activity = run_activity,
+};
+
+/* Stops everything the run holds; the memory is released as the loop winds down. */
+static void run_shutdown(struct agent_run *run)
+{
+    tl_control_stop(run->control);
+    run->control = NULL;
+    if (run->tunnel != NULL)
+        tl_tunnel_stop(run->tunnel);
+    run->tunnel = NULL;
+    tl_consent_free(run->consent);
+    run->consent = NULL;
+    tl_sessions_free(run->sessions);
+    run->sessions = NULL;
+}
+
 static void run_signal(uv_signal_t *handle, int signum)
 {
     struct agent_run *run = handle->data;
     tl_log_info("agent stopping signal=%d", signum);
     uv_close((uv_handle_t *)&run->sigterm, NULL);
     uv_close((uv_handle_t *)&run->sigint, NULL);
-    tl_control_stop(run->control);
-    run->control = NULL;
-    tl_tunnel_stop(run->tunnel);
+    run_shutdown(run);
+}
+
+/* The unattended policy: --policy FILE must exist; STATE/policy.json may not. */
+static int load_policy(const char *option, const char *state_dir, tl_policy_t **policy)
+{
+    char path[TL_STATE_FILE_MAX], problem[512];
+    int rc;
+    *policy = NULL;
+    if (option != NULL)
+        snprintf(path, sizeof path, "%s", option);
+    else
+        tl_state_path(state_dir, TL_CONSENT_POLICY_FILE, path, sizeof path);
+    *policy = tl_policy_load(path, &rc, problem, sizeof problem);
+    if (*policy != NULL)
+        return 0;
+    if (rc == -ENOENT && option == NULL)
+        return 0; /* no file: no unattended grants */
+    fprintf(stderr, PROGRAM " run: policy %s: %s\n", path, problem);
+    return TL_EXIT_FAILURE;
 }
 
 int tl_agent_cmd_run(int argc, char **argv)
 {
-    const char *dir = NULL, *backoff = NULL, *level = NULL, *positional[1];
+    const char *dir = NULL, *backoff = NULL, *level = NULL, *policy_option = NULL,
+               *timeout_option = NULL, *runbooks_option = NULL, *shell_option = NULL,
+               *positional[1];
     int count;
     tl_cli_option_t options[] = {{"state", &dir, NULL},
                                  {"backoff-max-ms", &backoff, NULL},
                                  {"log-level", &level, NULL},
+                                 {"policy", &policy_option, NULL},
+                                 {"consent-timeout", &timeout_option, NULL},
+                                 {"runbooks", &runbooks_option, NULL},
+                                 {"shell", &shell_option, NULL},
                                  {0}};
-    const char *usage = "run [--state DIR] [--backoff-max-ms N] [--log-level LEVEL]";
+    const char *usage = "run [--state DIR] [--policy FILE] [--consent-timeout DURATION] "
+                        "[--runbooks DIR] [--shell PATH] [--backoff-max-ms N] [--log-level LEVEL]";
     int status = tl_cli_parse(PROGRAM, "run", usage, argc, argv, 1, options, positional, 0, &count);
     if (status != 0)
         return status;
     uint64_t backoff_max = 0;
     if (backoff != NULL && tl_cli_parse_uint(backoff, 100, 3600000, &backoff_max) != 0) {
         fprintf(stderr, PROGRAM " run: --backoff-max-ms wants 100..3600000\n");
+        return TL_EXIT_USAGE;
+    }
+    uint64_t consent_timeout_ms = 0;
+    if (timeout_option != NULL &&
+        (tl_cli_parse_duration(timeout_option, &consent_timeout_ms) != 0 ||
+         consent_timeout_ms < TL_CONSENT_MIN_TIMEOUT_MS ||
+         consent_timeout_ms > TL_CONSENT_MAX_TIMEOUT_MS)) {
+        fprintf(stderr, PROGRAM " run: --consent-timeout wants a duration from 1s to 1d, like "
+                                "90s or 2m\n");
+        return TL_EXIT_USAGE;
+    }
+    if (shell_option != NULL && (shell_option[0] != '/' || access(shell_option, X_OK) != 0)) {
+        fprintf(stderr, PROGRAM " run: --shell wants the absolute path of a program, got '%s'\n",
+                shell_option);
         return TL_EXIT_USAGE;
     }
     enum tl_log_level log_level;
@@ -349,6 +452,23 @@ int tl_agent_cmd_run(int argc, char **argv)
     tl_agent_state_t state;
     if ((status = open_state("run", dir, 1, &state)) != 0)
         return status;
+    tl_policy_t *policy = NULL;
+    if ((status = load_policy(policy_option, state.dir, &policy)) != 0)
+        return status;
+    char runbooks_dir[PATH_MAX], self_exe[PATH_MAX];
+    int rc = 0;
+    if (runbooks_option != NULL)
+        snprintf(runbooks_dir, sizeof runbooks_dir, "%s", runbooks_option);
+    else if ((rc = tl_runbooks_default_dir(runbooks_dir, sizeof runbooks_dir)) != 0) {
+        tl_policy_free(policy);
+        fprintf(stderr, PROGRAM " run: no runbook catalogue found (%s); give --runbooks DIR\n",
+                tl_strerror(rc));
+        return TL_EXIT_FAILURE;
+    }
+    if (realpath("/proc/self/exe", self_exe) == NULL) {
+        tl_policy_free(policy);
+        return fail("run", "finding this program (/proc/self/exe)", -errno);
+    }
 
     /* One running agent per state directory, decided by a lock the kernel drops on exit. */
     char lock_path[TL_STATE_FILE_MAX];
@@ -358,22 +478,52 @@ int tl_agent_cmd_run(int argc, char **argv)
         fprintf(stderr, PROGRAM " run: an agent is already running on %s\n", state.dir);
         if (lock_fd >= 0)
             close(lock_fd);
+        tl_policy_free(policy);
         return TL_EXIT_FAILURE;
     }
 
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
     struct agent_run run = {0};
-    tl_tunnel_options_t tunnel_options = {.state = &state, .backoff_max_ms = (uint32_t)backoff_max};
-    int rc;
+    char problem[1024];
+    tl_consent_config_t consent_config = {
+        .state_dir = state.dir, .policy = policy, .timeout_ms = consent_timeout_ms};
+    run.consent = tl_consent_new(loop, &consent_config, &run_consent_events, &run, &rc, problem,
+                                 sizeof problem);
+    if (run.consent == NULL) {
+        fprintf(stderr, PROGRAM " run: %s\n", problem);
+        return TL_EXIT_FAILURE;
+    }
+    char relay_address[300];
+    snprintf(relay_address, sizeof relay_address,
+             strchr(state.relay_host, ':') != NULL ? "[%s]:%u" : "%s:%u", state.relay_host,
+             state.relay_port);
+    tl_sessions_config_t sessions_config = {.runbooks_dir = runbooks_dir,
+                                            .self_exe = self_exe,
+                                            .relay = relay_address,
+                                            .shell = shell_option};
+    run.sessions = tl_sessions_new(loop, &sessions_config, &run_session_events, &run, &rc);
+    if (run.sessions == NULL) {
+        fprintf(stderr, PROGRAM " run: runbook catalogue %s: %s\n", runbooks_dir, tl_strerror(rc));
+        run_shutdown(&run);
+        uv_run(loop, UV_RUN_DEFAULT);
+        return TL_EXIT_FAILURE;
+    }
+    tl_tunnel_options_t tunnel_options = {.state = &state,
+                                          .backoff_max_ms = (uint32_t)backoff_max,
+                                          .consent = run.consent,
+                                          .sessions = run.sessions};
     run.tunnel = tl_tunnel_start(loop, &tunnel_options, &run_events, &run, &rc);
-    if (run.tunnel == NULL)
+    if (run.tunnel == NULL) {
+        run_shutdown(&run);
+        uv_run(loop, UV_RUN_DEFAULT);
         return fail("run", "starting the tunnel", rc);
+    }
     char socket_path[TL_STATE_PATH_MAX];
     tl_state_path(state.dir, TL_STATE_SOCKET, socket_path, sizeof socket_path);
     run.control = tl_control_start(loop, socket_path, run.tunnel, &state, &rc);
     if (run.control == NULL) {
-        tl_tunnel_stop(run.tunnel);
+        run_shutdown(&run);
         uv_run(loop, UV_RUN_DEFAULT);
         if (rc == TL_EEXIST) {
             fprintf(stderr, PROGRAM " run: an agent is already running on %s\n", state.dir);
@@ -381,17 +531,25 @@ int tl_agent_cmd_run(int argc, char **argv)
         }
         return fail("run", "control socket", rc);
     }
+    tl_control_set_consent(run.control, run.consent, run.sessions);
     uv_signal_init(loop, &run.sigterm);
     uv_signal_init(loop, &run.sigint);
     run.sigterm.data = run.sigint.data = &run;
     uv_signal_start(&run.sigterm, run_signal, SIGTERM);
     uv_signal_start(&run.sigint, run_signal, SIGINT);
-    tl_log_info("agent running device=%s relay=%s:%u state=%s", state.device, state.relay_host,
-                state.relay_port, state.dir);
+    char timeout_text[32];
+    tl_consent_duration_text(tl_consent_timeout_ms(run.consent) / 1000, timeout_text,
+                             sizeof timeout_text);
+    tl_log_info("agent running device=%s relay=%s:%u state=%s policy=%s consent_timeout=%s "
+                "runbooks=%s",
+                state.device, state.relay_host, state.relay_port, state.dir,
+                policy != NULL ? "yes" : "none", timeout_text, runbooks_dir);
     uv_run(loop, UV_RUN_DEFAULT);
     tl_log_info("agent stopped");
     return TL_EXIT_OK;
 }
+
+static int attend_loop(const char *command, const char *path);
 
 /* ---- help ------------------------------------------------------------------------------- */
 
@@ -474,10 +632,14 @@ static int collect_diagnostics(const tl_agent_state_t *state, char **text)
 int tl_agent_cmd_help(int argc, char **argv)
 {
     const char *dir = NULL, *title_option = NULL, *wait = NULL, *positional[1];
-    int count;
-    tl_cli_option_t options[] = {
-        {"state", &dir, NULL}, {"title", &title_option, NULL}, {"wait-ms", &wait, NULL}, {0}};
-    const char *usage = "help \"DESCRIPTION\" [--title TEXT] [--state DIR] [--wait-ms N]";
+    int count, no_wait = 0;
+    tl_cli_option_t options[] = {{"state", &dir, NULL},
+                                 {"title", &title_option, NULL},
+                                 {"wait-ms", &wait, NULL},
+                                 {"no-wait", NULL, &no_wait},
+                                 {0}};
+    const char *usage =
+        "help \"DESCRIPTION\" [--title TEXT] [--state DIR] [--wait-ms N] [--no-wait]";
     int status =
         tl_cli_parse(PROGRAM, "help", usage, argc, argv, 1, options, positional, 1, &count);
     if (status != 0)
@@ -533,6 +695,7 @@ int tl_agent_cmd_help(int argc, char **argv)
     rc = tl_control_call(socket_path, call, (int)wait_ms, &answer);
     json_decref(call);
     struct help_run run = {0};
+    int through_agent = rc == 0;
     if (rc == 0) {
         if (json_is_true(json_object_get(answer, "ok")))
             snprintf(run.ticket, sizeof run.ticket, "%s",
@@ -564,6 +727,16 @@ int tl_agent_cmd_help(int argc, char **argv)
     if (run.ticket[0] != '\0') {
         printf("%s\n", run.ticket);
         fprintf(stderr, "Ticket %s opened with this machine's diagnostics attached.\n", run.ticket);
+        fflush(stdout);
+        /* From a terminal, stay to answer the technician's requests (docs/consent.md). */
+        if (no_wait || !isatty(STDIN_FILENO))
+            return TL_EXIT_OK;
+        if (!through_agent) {
+            fprintf(stderr, "No agent is running, so no technician can connect yet; start one "
+                            "with: " PROGRAM " run\n");
+            return TL_EXIT_OK;
+        }
+        attend_loop("help", socket_path);
         return TL_EXIT_OK;
     }
     if (run.status == TL_EINVAL) {
@@ -627,4 +800,587 @@ int tl_agent_cmd_status(int argc, char **argv)
     json_decref(answer);
     json_decref(queued);
     return TL_EXIT_OK;
+}
+
+/* ---- consent: attend, pending, approve, deny, sessions, end --------------------------------- */
+
+/* The running agent's control socket; prints why not and returns non-zero when there is none. */
+static int consent_socket(const char *command, const char *dir, char *path, size_t size)
+{
+    tl_agent_state_t state;
+    int status = open_state(command, dir, 0, &state);
+    if (status != 0)
+        return status;
+    tl_state_path(state.dir, TL_STATE_SOCKET, path, size);
+    return 0;
+}
+
+/* One request to the running agent; prints the failure and returns non-zero on one. */
+static int consent_call(const char *command, const char *path, json_t *request, json_t **answer)
+{
+    int rc = tl_control_call(path, request, 10000, answer);
+    json_decref(request);
+    if (rc == -ENOENT || rc == -ECONNREFUSED) {
+        fprintf(stderr, PROGRAM " %s: the agent is not running (start it with: " PROGRAM " run)\n",
+                command);
+        return TL_EXIT_FAILURE;
+    }
+    if (rc != 0)
+        return fail(command, "talking to the agent", rc);
+    if (!json_is_true(json_object_get(*answer, "ok"))) {
+        const char *message = json_string_value(json_object_get(*answer, "message"));
+        const char *error = json_string_value(json_object_get(*answer, "error"));
+        fprintf(stderr, PROGRAM " %s: %s (%s)\n", command, message ? message : "refused",
+                error ? error : "?");
+        json_decref(*answer);
+        *answer = NULL;
+        return TL_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+static void print_json(json_t *value)
+{
+    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text ? text : "null");
+    free(text);
+}
+
+static void local_time_text(int64_t ms, char *out, size_t size)
+{
+    time_t seconds = (time_t)(ms / 1000);
+    struct tm local;
+    if (localtime_r(&seconds, &local) == NULL ||
+        strftime(out, size, "%Y-%m-%d %H:%M:%S", &local) == 0)
+        snprintf(out, size, "?");
+}
+
+static void scopes_text(json_t *scopes, char *out, size_t size)
+{
+    unsigned bits = 0;
+    size_t i;
+    json_t *scope;
+    json_array_foreach(scopes, i, scope)
+    {
+        bits |= tl_scope_bit(json_string_value(scope));
+    }
+    tl_scope_text(bits, out, size);
+}
+
+static const char *member(json_t *object, const char *key)
+{
+    const char *text = json_string_value(json_object_get(object, key));
+    return text != NULL ? text : "?";
+}
+
+static int64_t int_of(json_t *object, const char *key)
+{
+    return (int64_t)json_integer_value(json_object_get(object, key));
+}
+
+/* The question as the user sees it (docs/consent.md "Asking the user"). */
+static void print_question(json_t *question)
+{
+    char scopes[128], duration[32];
+    scopes_text(json_object_get(question, "scopes"), scopes, sizeof scopes);
+    tl_consent_duration_text((uint64_t)int_of(question, "duration_s"), duration, sizeof duration);
+    printf("Technician %s (%s) asks for: %s\n", member(question, "technician"),
+           member(question, "role"), scopes);
+    printf("  ticket %s, for %s: %s\n", member(question, "ticket"), duration,
+           member(question, "reason"));
+    int64_t left = (int_of(question, "deadline_ms") - tl_wall_ms()) / 1000;
+    tl_consent_duration_text(left > 0 ? (uint64_t)left : 0, duration, sizeof duration);
+    printf("  question %s, open for %s\n", member(question, "id"), duration);
+}
+
+static void print_grant_line(json_t *grant)
+{
+    char scopes[128], until[64];
+    scopes_text(json_object_get(grant, "scopes"), scopes, sizeof scopes);
+    local_time_text(int_of(grant, "expires_ms"), until, sizeof until);
+    printf("%-6s %-8s %s (%s) for %s: %s; by %s, until %s\n", member(grant, "id"),
+           member(grant, "state"), member(grant, "technician"), member(grant, "role"),
+           member(grant, "ticket"), scopes, member(grant, "by"), until);
+    if (json_object_get(grant, "end_reason") != NULL) {
+        local_time_text(int_of(grant, "ended_ms"), until, sizeof until);
+        printf("       ended %s: %s\n", until, member(grant, "end_reason"));
+    }
+    size_t i;
+    json_t *channel;
+    json_array_foreach(json_object_get(grant, "channels"), i, channel)
+    {
+        printf("       channel %lld %s: %s\n", (long long)int_of(channel, "channel"),
+               member(channel, "type"), member(channel, "what"));
+    }
+}
+
+int tl_agent_cmd_pending(int argc, char **argv)
+{
+    const char *dir = NULL, *positional[1];
+    int count, json_out = 0;
+    tl_cli_option_t options[] = {{"state", &dir, NULL}, {"json", NULL, &json_out}, {0}};
+    int status = tl_cli_parse(PROGRAM, "pending", "pending [--state DIR] [--json]", argc, argv, 1,
+                              options, positional, 0, &count);
+    char path[TL_STATE_PATH_MAX];
+    json_t *answer = NULL;
+    if (status != 0 || (status = consent_socket("pending", dir, path, sizeof path)) != 0 ||
+        (status = consent_call("pending", path, json_pack("{s:s}", "cmd", "pending"), &answer)) !=
+            0)
+        return status;
+    json_t *questions = json_object_get(answer, "questions");
+    if (json_out) {
+        print_json(questions);
+    } else if (json_array_size(questions) == 0) {
+        printf("No questions waiting.\n");
+    } else {
+        size_t i;
+        json_t *question;
+        json_array_foreach(questions, i, question)
+        {
+            print_question(question);
+            printf("  answer: " PROGRAM " approve %s  |  " PROGRAM " deny %s\n",
+                   member(question, "id"), member(question, "id"));
+        }
+    }
+    json_decref(answer);
+    return TL_EXIT_OK;
+}
+
+int tl_agent_cmd_approve(int argc, char **argv)
+{
+    const char *dir = NULL, *duration = NULL, *positional[1];
+    int count;
+    const char *usage = "approve QUESTION [--for DURATION] [--state DIR]";
+    tl_cli_option_t options[] = {{"state", &dir, NULL}, {"for", &duration, NULL}, {0}};
+    int status =
+        tl_cli_parse(PROGRAM, "approve", usage, argc, argv, 1, options, positional, 1, &count);
+    if (status != 0)
+        return status;
+    uint64_t ms = 0;
+    if (count != 1) {
+        fprintf(stderr,
+                PROGRAM " approve: name the question (Q-N, see " PROGRAM
+                        " pending)\nusage: " PROGRAM " %s\n",
+                usage);
+        return TL_EXIT_USAGE;
+    }
+    if (duration != NULL && (tl_cli_parse_duration(duration, &ms) != 0 ||
+                             ms > (uint64_t)TL_CONSENT_MAX_DURATION_S * 1000)) {
+        fprintf(stderr, PROGRAM " approve: --for wants a duration like 30m or 2h (at most 1d)\n");
+        return TL_EXIT_USAGE;
+    }
+    char path[TL_STATE_PATH_MAX];
+    json_t *answer = NULL;
+    json_t *request = json_pack("{s:s, s:s}", "cmd", "approve", "id", positional[0]);
+    if (duration != NULL)
+        json_object_set_new(request, "duration_s", json_integer((json_int_t)(ms / 1000)));
+    if ((status = consent_socket("approve", dir, path, sizeof path)) != 0) {
+        json_decref(request);
+        return status;
+    }
+    if ((status = consent_call("approve", path, request, &answer)) != 0)
+        return status;
+    json_t *grant = json_object_get(answer, "grant");
+    char scopes[128], until[64];
+    scopes_text(json_object_get(grant, "scopes"), scopes, sizeof scopes);
+    local_time_text(int_of(grant, "expires_ms"), until, sizeof until);
+    printf("Granted %s: %s may use %s on ticket %s until %s\n", member(grant, "id"),
+           member(grant, "technician"), scopes, member(grant, "ticket"), until);
+    json_decref(answer);
+    return TL_EXIT_OK;
+}
+
+int tl_agent_cmd_deny(int argc, char **argv)
+{
+    const char *dir = NULL, *positional[1];
+    int count;
+    const char *usage = "deny QUESTION [--state DIR]";
+    tl_cli_option_t options[] = {{"state", &dir, NULL}, {0}};
+    int status =
+        tl_cli_parse(PROGRAM, "deny", usage, argc, argv, 1, options, positional, 1, &count);
+    if (status != 0)
+        return status;
+    if (count != 1) {
+        fprintf(stderr,
+                PROGRAM " deny: name the question (Q-N, see " PROGRAM " pending)\nusage: " PROGRAM
+                        " %s\n",
+                usage);
+        return TL_EXIT_USAGE;
+    }
+    char path[TL_STATE_PATH_MAX];
+    json_t *answer = NULL;
+    if ((status = consent_socket("deny", dir, path, sizeof path)) != 0 ||
+        (status =
+             consent_call("deny", path, json_pack("{s:s, s:s}", "cmd", "deny", "id", positional[0]),
+                          &answer)) != 0)
+        return status;
+    printf("Declined %s.\n", positional[0]);
+    json_decref(answer);
+    return TL_EXIT_OK;
+}
+
+/* The grants from grants.json when no agent runs (nothing live can have channels then). */
+static json_t *grants_from_file(const char *state_dir)
+{
+    uv_loop_t loop;
+    char problem[512];
+    int rc;
+    json_t *grants = NULL;
+    if (uv_loop_init(&loop) != 0)
+        return NULL;
+    tl_consent_config_t config = {.state_dir = state_dir};
+    tl_consent_t *consent =
+        tl_consent_new(&loop, &config, NULL, NULL, &rc, problem, sizeof problem);
+    if (consent == NULL) {
+        fprintf(stderr, PROGRAM " sessions: %s\n", problem);
+    } else {
+        grants = tl_consent_grants(consent);
+        size_t i;
+        json_t *grant;
+        json_array_foreach(grants, i, grant)
+        {
+            json_object_set_new(grant, "channels", json_array());
+        }
+        tl_consent_free(consent);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return grants;
+}
+
+int tl_agent_cmd_sessions(int argc, char **argv)
+{
+    const char *dir = NULL, *positional[1];
+    int count, json_out = 0;
+    tl_cli_option_t options[] = {{"state", &dir, NULL}, {"json", NULL, &json_out}, {0}};
+    int status = tl_cli_parse(PROGRAM, "sessions", "sessions [--state DIR] [--json]", argc, argv, 1,
+                              options, positional, 0, &count);
+    if (status != 0)
+        return status;
+    tl_agent_state_t state;
+    if ((status = open_state("sessions", dir, 0, &state)) != 0)
+        return status;
+    char path[TL_STATE_PATH_MAX];
+    tl_state_path(state.dir, TL_STATE_SOCKET, path, sizeof path);
+    json_t *answer = NULL, *grants = NULL;
+    json_t *request = json_pack("{s:s}", "cmd", "sessions");
+    int rc = tl_control_call(path, request, 10000, &answer);
+    json_decref(request);
+    int running = rc == 0;
+    if (running && json_is_true(json_object_get(answer, "ok")))
+        grants = json_incref(json_object_get(answer, "grants"));
+    else if (!running && (rc == -ENOENT || rc == -ECONNREFUSED))
+        grants = grants_from_file(state.dir);
+    json_decref(answer);
+    if (grants == NULL) {
+        if (running || (rc != -ENOENT && rc != -ECONNREFUSED))
+            fprintf(stderr, PROGRAM " sessions: the agent did not answer: %s\n",
+                    tl_strerror(rc ? rc : TL_EPROTO));
+        return TL_EXIT_FAILURE;
+    }
+    if (json_out) {
+        json_t *out = json_pack("{s:b, s:O}", "running", running, "grants", grants);
+        print_json(out);
+        json_decref(out);
+    } else {
+        if (!running)
+            printf("(the agent is not running: grants as recorded in %s/%s)\n", state.dir,
+                   TL_CONSENT_GRANTS_FILE);
+        if (json_array_size(grants) == 0)
+            printf("No grants.\n");
+        size_t i;
+        json_t *grant;
+        json_array_foreach(grants, i, grant)
+        {
+            print_grant_line(grant);
+        }
+    }
+    json_decref(grants);
+    return TL_EXIT_OK;
+}
+
+int tl_agent_cmd_end(int argc, char **argv)
+{
+    const char *dir = NULL, *positional[1];
+    int count;
+    tl_cli_option_t options[] = {{"state", &dir, NULL}, {0}};
+    int status = tl_cli_parse(PROGRAM, "end", "end [GRANT] [--state DIR]", argc, argv, 1, options,
+                              positional, 1, &count);
+    if (status != 0)
+        return status;
+    char path[TL_STATE_PATH_MAX];
+    json_t *answer = NULL;
+    json_t *request = json_pack("{s:s}", "cmd", "end");
+    if (count == 1)
+        json_object_set_new(request, "grant", json_string(positional[0]));
+    if ((status = consent_socket("end", dir, path, sizeof path)) != 0) {
+        json_decref(request);
+        return status;
+    }
+    if ((status = consent_call("end", path, request, &answer)) != 0)
+        return status;
+    json_int_t ended = json_integer_value(json_object_get(answer, "ended"));
+    if (count == 1)
+        printf("Ended %s: its sessions are closed.\n", positional[0]);
+    else if (ended == 0)
+        printf("No live grants.\n");
+    else
+        printf("Ended %lld grant(s): their sessions are closed.\n", (long long)ended);
+    json_decref(answer);
+    return TL_EXIT_OK;
+}
+
+/* ---- attend ---------------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t attend_stop;
+
+static void attend_signal(int signum)
+{
+    (void)signum;
+    attend_stop = 1;
+}
+
+struct attend {
+    const char *path;
+    int tty;          /* /dev/tty, or -1 */
+    json_t *queue;    /* questions not yet asked, oldest first */
+    json_t *current;  /* the question on the terminal now */
+    char answer[256]; /* what the user typed so far */
+    size_t answer_len;
+};
+
+static void attend_prompt_next(struct attend *attend)
+{
+    if (attend->tty < 0 || attend->current != NULL || json_array_size(attend->queue) == 0)
+        return;
+    attend->current = json_incref(json_array_get(attend->queue, 0));
+    json_array_remove(attend->queue, 0);
+    attend->answer_len = 0;
+    print_question(attend->current);
+    printf("Allow? [y/N] ");
+    fflush(stdout);
+}
+
+/* Someone answered (here, elsewhere, or the timeout): forget the question. */
+static void attend_settled(struct attend *attend, const char *id)
+{
+    size_t i;
+    json_t *question;
+    json_array_foreach(attend->queue, i, question)
+    {
+        if (strcmp(member(question, "id"), id) == 0) {
+            json_array_remove(attend->queue, i);
+            break;
+        }
+    }
+    if (attend->current != NULL && strcmp(member(attend->current, "id"), id) == 0) {
+        printf("\n");
+        json_decref(attend->current);
+        attend->current = NULL;
+    }
+}
+
+static void attend_answer(struct attend *attend, int yes)
+{
+    json_t *question = attend->current;
+    const char *id = member(question, "id");
+    json_t *request = json_pack("{s:s, s:s}", "cmd", yes ? "approve" : "deny", "id", id);
+    json_t *answer = NULL;
+    int rc = tl_control_call(attend->path, request, 10000, &answer);
+    json_decref(request);
+    if (rc != 0 || !json_is_true(json_object_get(answer, "ok"))) {
+        const char *message = json_string_value(json_object_get(answer, "message"));
+        printf("Could not answer %s: %s\n", id, message ? message : tl_strerror(rc));
+    }
+    json_decref(answer);
+    attend->current = NULL;
+    json_decref(question);
+}
+
+static void attend_event(struct attend *attend, json_t *event)
+{
+    const char *kind = member(event, "event");
+    char scopes[128], until[64];
+    if (strcmp(kind, "question") == 0) {
+        if (attend->tty < 0) {
+            print_question(event);
+            printf("  answer: " PROGRAM " approve %s  |  " PROGRAM " deny %s\n",
+                   member(event, "id"), member(event, "id"));
+        } else if (json_array_size(attend->queue) < TL_CONSENT_MAX_PENDING) {
+            json_array_append(attend->queue, event);
+        }
+    } else if (strcmp(kind, "granted") == 0) {
+        json_t *grant = json_object_get(event, "grant");
+        if (json_is_string(json_object_get(event, "question")))
+            attend_settled(attend, member(event, "question"));
+        scopes_text(json_object_get(grant, "scopes"), scopes, sizeof scopes);
+        local_time_text(int_of(grant, "expires_ms"), until, sizeof until);
+        printf("Granted %s to %s (%s): %s on ticket %s until %s (%s)\n", member(grant, "id"),
+               member(grant, "technician"), member(grant, "role"), scopes, member(grant, "ticket"),
+               until,
+               strcmp(member(event, "by"), "policy") == 0     ? "by the unattended policy"
+               : strcmp(member(event, "by"), "existing") == 0 ? "an existing grant"
+                                                              : "by you");
+    } else if (strcmp(kind, "denied") == 0) {
+        if (json_is_string(json_object_get(event, "question")))
+            attend_settled(attend, member(event, "question"));
+        printf("Not granted: %s on ticket %s: %s\n", member(event, "technician"),
+               member(event, "ticket"), member(event, "reason"));
+    } else if (strcmp(kind, "activity") == 0) {
+        printf("  [%s] %s\n", member(event, "grant"), member(event, "text"));
+    } else if (strcmp(kind, "ended") == 0) {
+        printf("Grant %s (%s, ticket %s) ended: %s\n", member(event, "grant"),
+               member(event, "technician"), member(event, "ticket"), member(event, "reason"));
+    }
+    fflush(stdout);
+}
+
+/* Reads what the user typed; answers the current question at the end of a line. */
+static void attend_read_tty(struct attend *attend)
+{
+    char buf[256];
+    ssize_t n = read(attend->tty, buf, sizeof buf);
+    if (n <= 0) {
+        /* The terminal is gone (Ctrl-D, hang-up): go on showing events only. */
+        close(attend->tty);
+        attend->tty = -1;
+        printf("\nNo more answers from this terminal; use " PROGRAM " approve/deny.\n");
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] != '\n') {
+            if (attend->answer_len < sizeof attend->answer - 1)
+                attend->answer[attend->answer_len++] = buf[i];
+            continue;
+        }
+        attend->answer[attend->answer_len] = '\0';
+        if (attend->current != NULL) {
+            const char *text = attend->answer;
+            int yes = strcasecmp(text, "y") == 0 || strcasecmp(text, "yes") == 0;
+            attend_answer(attend, yes);
+        }
+        attend->answer_len = 0;
+        attend_prompt_next(attend);
+    }
+}
+
+static int connect_watch(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return TL_EINVAL;
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    static const char watch[] = "{\"cmd\":\"watch\"}\n";
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        send(fd, watch, sizeof watch - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof watch - 1)) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/*
+ * Attended mode: shows questions and activity from the running agent, and
+ * asks the user about each question on the terminal. Until Ctrl-C (0) or the
+ * agent stops (1).
+ */
+static int attend_loop(const char *command, const char *path)
+{
+    int fd = connect_watch(path);
+    if (fd == -ENOENT || fd == -ECONNREFUSED) {
+        fprintf(stderr, PROGRAM " %s: the agent is not running (start it with: " PROGRAM " run)\n",
+                command);
+        return TL_EXIT_FAILURE;
+    }
+    if (fd < 0)
+        return fail(command, "connecting to the agent", fd);
+    struct attend attend = {.path = path, .queue = json_array()};
+    attend.tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    struct sigaction action = {.sa_handler = attend_signal}, old_int, old_term;
+    sigemptyset(&action.sa_mask);
+    attend_stop = 0;
+    sigaction(SIGINT, &action, &old_int);
+    sigaction(SIGTERM, &action, &old_term);
+    if (attend.tty >= 0)
+        printf("Attending: technicians' requests will be asked here (Ctrl-C to leave).\n");
+    else
+        printf("No terminal: showing requests only; answer them with " PROGRAM
+               " approve Q-N or " PROGRAM " deny Q-N.\n");
+    fflush(stdout);
+    char *buf = malloc(TL_CONTROL_MAX_LINE);
+    size_t used = 0;
+    int status = TL_EXIT_OK, first = 1;
+    while (buf != NULL && !attend_stop) {
+        struct pollfd fds[2] = {{.fd = fd, .events = POLLIN}, {.fd = attend.tty, .events = POLLIN}};
+        int ready = poll(fds, attend.tty >= 0 ? 2 : 1, -1);
+        if (ready < 0) {
+            if (errno == EINTR)
+                continue;
+            status = fail(command, "waiting for events", -errno);
+            break;
+        }
+        if (attend.tty >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+            attend_read_tty(&attend);
+        if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        ssize_t n = recv(fd, buf + used, TL_CONTROL_MAX_LINE - used, 0);
+        if (n <= 0) {
+            printf("\nThe agent stopped.\n");
+            status = TL_EXIT_FAILURE;
+            break;
+        }
+        used += (size_t)n;
+        char *newline;
+        while ((newline = memchr(buf, '\n', used)) != NULL) {
+            json_error_t error;
+            json_t *event = json_loadb(buf, (size_t)(newline - buf), 0, &error);
+            if (first) {
+                first = 0;
+                if (!json_is_true(json_object_get(event, "ok"))) {
+                    fprintf(stderr, PROGRAM " %s: the agent refused to show events: %s\n", command,
+                            member(event, "message"));
+                    status = TL_EXIT_FAILURE;
+                    attend_stop = 1;
+                }
+            } else if (event != NULL) {
+                attend_event(&attend, event);
+            }
+            json_decref(event);
+            used -= (size_t)(newline - buf) + 1;
+            memmove(buf, newline + 1, used);
+        }
+        if (used == TL_CONTROL_MAX_LINE)
+            used = 0; /* a line too long to be ours: drop it */
+        attend_prompt_next(&attend);
+    }
+    if (attend_stop && status == TL_EXIT_OK)
+        printf("\nLeft attended mode. Open questions wait for " PROGRAM
+               " approve/deny or their timeout.\n");
+    fflush(stdout);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    free(buf);
+    json_decref(attend.current);
+    json_decref(attend.queue);
+    if (attend.tty >= 0)
+        close(attend.tty);
+    close(fd);
+    return status;
+}
+
+int tl_agent_cmd_attend(int argc, char **argv)
+{
+    const char *dir = NULL, *positional[1];
+    int count;
+    tl_cli_option_t options[] = {{"state", &dir, NULL}, {0}};
+    int status = tl_cli_parse(PROGRAM, "attend", "attend [--state DIR]", argc, argv, 1, options,
+                              positional, 0, &count);
+    char path[TL_STATE_PATH_MAX];
+    if (status != 0 || (status = consent_socket("attend", dir, path, sizeof path)) != 0)
+        return status;
+    return attend_loop("attend", path);
 }

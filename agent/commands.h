@@ -1,5 +1,7 @@
 /*
- * The agent commands that talk to the relay: enroll, run, help, status.
+ * The agent commands that talk to the relay: enroll, run, help, status; and
+ * the user's side of consent (docs/consent.md): attend, pending, approve,
+ * deny, sessions, end, which talk to the running agent's control socket.
  * Each takes (argc, argv) with argv[0] the command name and returns the
  * exit status; agent/main.c holds the table.
  */
@@ -13,5 +15,11 @@ int tl_agent_cmd_enroll(int argc, char **argv);
 int tl_agent_cmd_run(int argc, char **argv);
 int tl_agent_cmd_help(int argc, char **argv);
 int tl_agent_cmd_status(int argc, char **argv);
+int tl_agent_cmd_attend(int argc, char **argv);
+int tl_agent_cmd_pending(int argc, char **argv);
+int tl_agent_cmd_approve(int argc, char **argv);
+int tl_agent_cmd_deny(int argc, char **argv);
+int tl_agent_cmd_sessions(int argc, char **argv);
+int tl_agent_cmd_end(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ struct client {
     size_t line_len;
     char waiting_for[64]; /* a request id whose delivery this client awaits */
     unsigned closing : 1;
+    unsigned watching : 1;
 };
 
 struct tl_control {
@@ -28,6 +29,8 @@ struct tl_control {
     uv_loop_t *loop;
     tl_tunnel_t *tunnel;
     const tl_agent_state_t *state;
+    tl_consent_t *consent;
+    tl_sessions_t *sessions;
     struct client *clients;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -85,6 +88,11 @@ static void reply(struct client *client, json_t *answer)
         free(line);
         free(req);
         client_close(client);
+        return;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&client->pipe) > TL_CONTROL_MAX_QUEUED) {
+        tl_log_warn("control socket: a client stopped reading, closing it");
+        client_close(client);
     }
 }
 
@@ -93,6 +101,107 @@ static void reply_error(struct client *client, const char *error, const char *me
     json_t *answer = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", error, "message", message);
     reply(client, answer);
     json_decref(answer);
+}
+
+static void reply_rc(struct client *client, int rc, const char *message)
+{
+    reply_error(client, tl_err_name(rc), message[0] ? message : tl_strerror(rc));
+}
+
+static void reply_ok(struct client *client, json_t *answer)
+{
+    if (answer == NULL) {
+        reply_error(client, "ENOMEM", tl_strerror(TL_ENOMEM));
+        return;
+    }
+    json_object_set_new(answer, "ok", json_true());
+    reply(client, answer);
+    json_decref(answer);
+}
+
+/* The consent commands; 1 if cmd was one of them. */
+static int handle_consent(struct client *client, const char *cmd, json_t *request)
+{
+    tl_control_t *control = client->control;
+    static const char *const names[] = {"pending", "approve", "deny", "sessions", "end", "watch"};
+    size_t known = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        known |= strcmp(cmd, names[i]) == 0;
+    if (!known)
+        return 0;
+    char message[1024] = "";
+    if (control->consent == NULL) {
+        reply_error(client, "EINVAL", "consent is not served by this agent");
+        return 1;
+    }
+    const char *id = json_string_value(json_object_get(request, "id"));
+    if (strcmp(cmd, "pending") == 0) {
+        reply_ok(client, json_pack("{s:o}", "questions", tl_consent_pending(control->consent)));
+    } else if (strcmp(cmd, "approve") == 0) {
+        json_t *duration = json_object_get(request, "duration_s");
+        const tl_grant_t *grant = NULL;
+        if (id == NULL ||
+            (duration != NULL && (!json_is_integer(duration) || json_integer_value(duration) < 1 ||
+                                  json_integer_value(duration) > 86400))) {
+            reply_error(client, "EINVAL",
+                        "approve needs \"id\" and an optional "
+                        "\"duration_s\" of 1..86400");
+            return 1;
+        }
+        int rc = tl_consent_approve(control->consent, id,
+                                    duration ? (uint32_t)json_integer_value(duration) : 0, &grant,
+                                    message, sizeof message);
+        if (rc != 0)
+            reply_rc(client, rc, message);
+        else
+            reply_ok(client, json_pack("{s:o}", "grant", tl_grant_json(grant, grant->granted_ms)));
+    } else if (strcmp(cmd, "deny") == 0) {
+        int rc =
+            id == NULL ? TL_EINVAL : tl_consent_deny(control->consent, id, message, sizeof message);
+        if (rc != 0)
+            reply_rc(client, rc, id == NULL ? "deny needs \"id\"" : message);
+        else
+            reply_ok(client, json_object());
+    } else if (strcmp(cmd, "sessions") == 0) {
+        json_t *grants = tl_consent_grants(control->consent);
+        size_t i;
+        json_t *grant;
+        json_array_foreach(grants, i, grant)
+        {
+            const char *grant_id = json_string_value(json_object_get(grant, "id"));
+            json_object_set_new(grant, "channels",
+                                control->sessions != NULL
+                                    ? tl_sessions_list(control->sessions, grant_id)
+                                    : json_array());
+        }
+        reply_ok(client, json_pack("{s:o}", "grants", grants));
+    } else if (strcmp(cmd, "end") == 0) {
+        json_t *grant = json_object_get(request, "grant");
+        size_t count = 0;
+        if (grant != NULL && !json_is_string(grant)) {
+            reply_error(client, "EINVAL", "\"grant\" must be a grant id like \"G-3\"");
+            return 1;
+        }
+        int rc = tl_consent_end(control->consent, json_string_value(grant), "ended by the user",
+                                &count, message, sizeof message);
+        if (rc != 0)
+            reply_rc(client, rc, message);
+        else
+            reply_ok(client, json_pack("{s:I}", "ended", (json_int_t)count));
+    } else {
+        client->watching = 1;
+        reply_ok(client, json_pack("{s:b}", "watching", 1));
+        json_t *questions = tl_consent_pending(control->consent);
+        size_t i;
+        json_t *question;
+        json_array_foreach(questions, i, question)
+        {
+            json_object_set_new(question, "event", json_string("question"));
+            reply(client, question);
+        }
+        json_decref(questions);
+    }
+    return 1;
 }
 
 static void handle_line(struct client *client, const char *line, size_t len)
@@ -107,9 +216,12 @@ static void handle_line(struct client *client, const char *line, size_t len)
         char relay[300];
         snprintf(relay, sizeof relay, "%s:%u", control->state->relay_host,
                  control->state->relay_port);
-        json_t *answer = json_pack("{s:b, s:b, s:s, s:s}", "ok", 1, "connected",
-                                   tl_tunnel_connected(control->tunnel), "device",
-                                   control->state->device, "relay", relay);
+        json_t *pending = control->consent ? tl_consent_pending(control->consent) : NULL;
+        json_t *answer =
+            json_pack("{s:b, s:b, s:s, s:s, s:I}", "ok", 1, "connected",
+                      tl_tunnel_connected(control->tunnel), "device", control->state->device,
+                      "relay", relay, "pending", (json_int_t)json_array_size(pending));
+        json_decref(pending);
         reply(client, answer);
         json_decref(answer);
     } else if (strcmp(cmd, "deliver") == 0) {
@@ -120,7 +232,7 @@ static void handle_line(struct client *client, const char *line, size_t len)
             snprintf(client->waiting_for, sizeof client->waiting_for, "%s", id);
             tl_tunnel_kick(control->tunnel);
         }
-    } else {
+    } else if (!handle_consent(client, cmd, request)) {
         reply_error(client, "EINVAL", "unknown command");
     }
     json_decref(request);
@@ -258,6 +370,25 @@ void tl_control_rejected(tl_control_t *control, const char *request, int error)
                                tl_err_name(error), "message", tl_strerror(error));
     answer_waiters(control, request, answer);
     json_decref(answer);
+}
+
+void tl_control_set_consent(tl_control_t *control, tl_consent_t *consent, tl_sessions_t *sessions)
+{
+    control->consent = consent;
+    control->sessions = sessions;
+}
+
+void tl_control_event(tl_control_t *control, json_t *event)
+{
+    if (control == NULL)
+        return;
+    for (struct client *client = control->clients; client != NULL;) {
+        /* reply() may start closing the client; the list changes only in its close callback. */
+        struct client *next = client->next;
+        if (client->watching && !client->closing)
+            reply(client, event);
+        client = next;
+    }
 }
 
 static void listener_closed(uv_handle_t *handle)

@@ -9,20 +9,37 @@
  *
  * Protocol: one JSON object per line, at most 64 KiB; one request per line,
  * one answer per request:
- *   {"cmd":"status"}                 -> {"ok":true,"connected":B,"device":"D-7","relay":"h:p"}
+ *   {"cmd":"status"}                 -> {"ok":true,"connected":B,"device":"D-7","relay":"h:p",
+ *                                        "pending":N}
  *   {"cmd":"deliver","request":"R-…"} -> {"ok":true,"ticket":"T-42"} once delivered,
  *                                       {"ok":false,"error":"…"} if the relay refused it
- * Anything else gets {"ok":false,"error":"EINVAL"} and the connection stays.
+ * Consent (docs/consent.md), once tl_control_set_consent() was called:
+ *   {"cmd":"pending"}                -> {"ok":true,"questions":[{"id":"Q-7",...}]}
+ *   {"cmd":"approve","id":"Q-7","duration_s":N?}
+ *                                    -> {"ok":true,"grant":{...}}
+ *   {"cmd":"deny","id":"Q-7"}        -> {"ok":true}
+ *   {"cmd":"sessions"}               -> {"ok":true,"grants":[{...,"channels":[...]}]}
+ *   {"cmd":"end","grant":"G-3"?}     -> {"ok":true,"ended":N} (every live grant without "grant")
+ *   {"cmd":"watch"}                  -> {"ok":true,"watching":true}, then one line per event,
+ *                                       starting with the questions already open:
+ *                                       {"event":"question"|"granted"|"denied"|"activity"|
+ *                                        "ended",...}
+ * Failures are {"ok":false,"error":"ENOTFOUND","message":"…"}; anything else
+ * gets {"ok":false,"error":"EINVAL"} and the connection stays. A watcher that
+ * stops reading is disconnected once TL_CONTROL_MAX_QUEUED bytes wait for it.
  */
 #ifndef TL_CONTROL_H
 #define TL_CONTROL_H
 
+#include "agent/consent.h"
+#include "agent/session.h"
 #include "agent/tunnel.h"
 
 #include <jansson.h>
 #include <uv.h>
 
 #define TL_CONTROL_MAX_LINE (64 * 1024)
+#define TL_CONTROL_MAX_QUEUED (1024 * 1024)
 
 typedef struct tl_control tl_control_t;
 
@@ -32,6 +49,10 @@ tl_control_t *tl_control_start(uv_loop_t *loop, const char *path, tl_tunnel_t *t
 /* Tunnel events the control socket answers waiting clients with. */
 void tl_control_delivered(tl_control_t *control, const char *request, const char *ticket);
 void tl_control_rejected(tl_control_t *control, const char *request, int error);
+/* Serves the consent commands from consent and sessions (either may be NULL). */
+void tl_control_set_consent(tl_control_t *control, tl_consent_t *consent, tl_sessions_t *sessions);
+/* Sends an event line to every watcher; event is borrowed. */
+void tl_control_event(tl_control_t *control, json_t *event);
 void tl_control_stop(tl_control_t *control);
 
 /*

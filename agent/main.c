@@ -29,15 +29,31 @@ static const struct command commands[] = {
     {"enroll", "enroll ENROLLMENT-STRING [--state DIR]",
      "Enroll this machine with a relay, using the string from your help desk.",
      tl_agent_cmd_enroll},
-    {"run", "run [--state DIR] [--backoff-max-ms N] [--log-level LEVEL]",
-     "Keep the tunnel to the relay up and deliver queued requests (runs until stopped).",
+    {"run",
+     "run [--state DIR] [--policy FILE] [--consent-timeout DURATION] [--runbooks DIR] [--shell "
+     "PATH] "
+     "[--backoff-max-ms N] [--log-level LEVEL]",
+     "Keep the tunnel up, deliver queued requests, serve the sessions the user allows.",
      tl_agent_cmd_run},
-    {"help", "help \"DESCRIPTION\" [--title TEXT] [--state DIR] [--wait-ms N]",
-     "Open a ticket with this machine's diagnostics attached; prints the ticket id.",
+    {"help", "help \"DESCRIPTION\" [--title TEXT] [--state DIR] [--wait-ms N] [--no-wait]",
+     "Open a ticket with diagnostics attached; print its id, then (on a terminal) attend.",
      tl_agent_cmd_help},
     {"status", "status [--state DIR] [--json]",
      "Show enrollment, whether the agent runs and is connected, and queued requests.",
      tl_agent_cmd_status},
+    {"attend", "attend [--state DIR]",
+     "Ask yes or no for each technician's request; show what they do (Ctrl-C leaves).",
+     tl_agent_cmd_attend},
+    {"pending", "pending [--state DIR] [--json]", "List the requests waiting for an answer.",
+     tl_agent_cmd_pending},
+    {"approve", "approve QUESTION [--for DURATION] [--state DIR]",
+     "Allow a waiting request (Q-N), optionally for less time than asked.", tl_agent_cmd_approve},
+    {"deny", "deny QUESTION [--state DIR]", "Decline a waiting request (Q-N).", tl_agent_cmd_deny},
+    {"sessions", "sessions [--state DIR] [--json]",
+     "List the grants (live ones first), their scopes, expiry and open channels.",
+     tl_agent_cmd_sessions},
+    {"end", "end [GRANT] [--state DIR]",
+     "End one grant (G-N), or every live grant, closing its sessions at once.", tl_agent_cmd_end},
     {"diag", "diag [--json] [--timeout-ms N] [--relay HOST:PORT]",
      "Gather diagnostics of this machine (docs/diagnostics.md); JSON with --json.", cmd_diag},
 };
@@ -114,7 +130,9 @@ static int cmd_diag(int argc, char **argv)
             else if (parse_timeout(value, &timeout_ms) < 0)
                 return usage_error("--timeout-ms wants 1..600000 milliseconds, not '%s'", value);
         } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            printf("usage: %s %s\n", PROGRAM, commands[0].usage);
+            for (size_t c = 0; c < COMMAND_COUNT; c++)
+                if (strcmp(commands[c].name, "diag") == 0)
+                    printf("usage: %s %s\n", PROGRAM, commands[c].usage);
             return TL_EXIT_OK;
         } else {
             return usage_error("unknown option '%s'", arg);

@@ -42,9 +42,11 @@ typedef struct tl_session_grant {
 } tl_session_grant_t;
 
 typedef struct tl_sessions_config {
-    const char *runbooks_dir; /* the catalogue (docs/consent.md "Runbooks") */
+    const char *runbooks_dir; /* the catalogue (docs/consent.md "Runbooks"); NULL: the
+                                 default one (tl_runbooks_default_dir), or none */
     const char *self_exe;     /* this program, run as `SELF diag --json` for diag channels */
     const char *relay;        /* "host:port", passed as `diag --relay` (NULL: no relay check) */
+    const char *shell;        /* shell channels' program; NULL: the agent user's login shell */
 } tl_sessions_config_t;
 
 typedef struct tl_sessions_events {
@@ -59,7 +61,10 @@ typedef struct tl_sessions_events {
 /* NULL with *err set (TL_ENOMEM, or the catalogue's error: see tl_runbooks_load). */
 tl_sessions_t *tl_sessions_new(uv_loop_t *loop, const tl_sessions_config_t *config,
                                const tl_sessions_events_t *events, void *data, int *err);
-/* Kills every process (SIGKILL), closes nothing on the wire; frees from the loop. */
+/*
+ * Kills every process (SIGKILL), closes nothing on the wire; frees from the
+ * loop: the memory goes once every child is reaped, so keep running the loop.
+ */
 void tl_sessions_free(tl_sessions_t *sessions);
 
 /*
@@ -67,9 +72,12 @@ void tl_sessions_free(tl_sessions_t *sessions);
  * "observe", "diag", "runbook"), already allowed by grant. Returns 0 when
  * the session started and the channel was confirmed; otherwise a negative
  * error (TL_EINVAL bad parameters or unknown type, TL_EDENIED a runbook
- * above the grant's role, TL_ENOTFOUND no such runbook, TL_EIO the process
- * could not start) with a one-line reason in message, and the caller
- * refuses the channel with them.
+ * above the grant's role or privileged where the agent is not root,
+ * TL_ENOTFOUND no such runbook, TL_EIO the process could not start,
+ * TL_ENOMEM) with a one-line reason in message, and the caller refuses the
+ * channel with them. The child is started without waiting for its exec: an
+ * exec whose command is missing is accepted and ends with exit status 127
+ * and the reason on stderr, as a shell would.
  */
 int tl_sessions_open(tl_sessions_t *sessions, tl_mux_t *mux, uint32_t channel, const char *type,
                      json_t *params, const tl_session_grant_t *grant, char *message,
@@ -98,7 +106,21 @@ void tl_sessions_disconnected(tl_sessions_t *sessions);
  * {"channel":N,"type":"shell","started_ms":...,"what":"..."}; new reference. */
 json_t *tl_sessions_list(const tl_sessions_t *sessions, const char *grant);
 
-/* The catalogue as the runbooks.list answer's "runbooks" array (protocol.md §7.9); new reference. */
+/*
+ * The catalogue as the runbooks.list answer's "runbooks" array
+ * (protocol.md §7.9); new reference.
+ */
 json_t *tl_sessions_runbooks(const tl_sessions_t *sessions);
+
+/*
+ * Output bytes one stream may hold back while its channel has no window: one
+ * read. A session never holds more than two of these (stdout and stderr).
+ */
+#define TL_SESSION_CHUNK (64u * 1024u)
+
+/* Sessions alive: with a channel, or still stopping a process. */
+size_t tl_sessions_count(const tl_sessions_t *sessions);
+/* Process output read and waiting for window, over every session. */
+size_t tl_sessions_held_bytes(const tl_sessions_t *sessions);
 
 #endif

@@ -18,6 +18,10 @@
 #include <unistd.h>
 
 #define TL_TUNNEL_MAX_EVIDENCE (64u * 1024 * 1024)
+/* Channels the relay may have open at once: the mux's own limit. */
+#define TL_TUNNEL_MAX_SESSIONS TL_MUX_DEFAULT_MAX_CHANNELS
+/* session.ended notices kept while the relay is unreachable. */
+#define TL_TUNNEL_MAX_ENDED 64
 
 /* One outbox request being delivered on the current connection. */
 struct delivery {
@@ -49,6 +53,11 @@ struct tl_tunnel {
     char device[32];
     unsigned attempt;
     uint32_t next_request_id;
+    uint32_t generation; /* of the current connection: answers to older ones are dropped */
+    /* Channels the relay opened that the sessions module owns (agent/session.h). */
+    uint32_t session_channels[TL_TUNNEL_MAX_SESSIONS];
+    size_t session_count;
+    json_t *ended_queue; /* session.ended bodies waiting for a connection */
     unsigned welcomed : 1;
     unsigned resolving : 1;
     unsigned stopping : 1;
@@ -91,6 +100,7 @@ static void handles_closed(uv_handle_t *handle)
     tl_tunnel_t *tunnel = handle->data;
     tl_tls_ctx_free(tunnel->tls);
     json_decref(tunnel->skipped);
+    json_decref(tunnel->ended_queue);
     free(tunnel);
 }
 
@@ -367,6 +377,24 @@ static struct delivery *channel_delivery(tl_tunnel_t *tunnel, uint32_t channel)
                                                                                    : NULL;
 }
 
+static int is_session(const tl_tunnel_t *tunnel, uint32_t channel)
+{
+    for (size_t i = 0; i < tunnel->session_count; i++)
+        if (tunnel->session_channels[i] == channel)
+            return 1;
+    return 0;
+}
+
+static void forget_session(tl_tunnel_t *tunnel, uint32_t channel)
+{
+    for (size_t i = 0; i < tunnel->session_count; i++) {
+        if (tunnel->session_channels[i] == channel) {
+            tunnel->session_channels[i] = tunnel->session_channels[--tunnel->session_count];
+            return;
+        }
+    }
+}
+
 static void on_channel_confirm(void *ctx, uint32_t channel)
 {
     tl_tunnel_t *tunnel = tl_peer_get_data(ctx);
@@ -376,7 +404,11 @@ static void on_channel_confirm(void *ctx, uint32_t channel)
 
 static void on_channel_writable(void *ctx, uint32_t channel)
 {
-    on_channel_confirm(ctx, channel);
+    tl_tunnel_t *tunnel = tl_peer_get_data(ctx);
+    if (channel_delivery(tunnel, channel) != NULL)
+        upload_pump(tunnel);
+    else if (is_session(tunnel, channel))
+        tl_sessions_writable(tunnel->options.sessions, channel);
 }
 
 static void on_channel_refuse(void *ctx, uint32_t channel, uint32_t reason, tl_str_t message)
@@ -396,6 +428,11 @@ static void on_channel_refuse(void *ctx, uint32_t channel, uint32_t reason, tl_s
 static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_channel_close *close)
 {
     tl_tunnel_t *tunnel = tl_peer_get_data(ctx);
+    if (is_session(tunnel, channel)) {
+        forget_session(tunnel, channel);
+        tl_sessions_closed(tunnel->options.sessions, channel);
+        return;
+    }
     struct delivery *delivery = channel_delivery(tunnel, channel);
     if (delivery == NULL)
         return;
@@ -413,18 +450,78 @@ static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_ch
     delivery_step(tunnel);
 }
 
+/* A refusal's reason on the wire: our code, or EIO for anything else. */
+static uint32_t wire_code(int rc)
+{
+    return rc <= TL_ERR_FIRST && rc >= TL_ERR_LAST ? (uint32_t)-rc : (uint32_t)-TL_EIO;
+}
+
+/*
+ * The relay opens a session channel (docs/protocol.md §7.7). The grant is
+ * checked here, for every channel, whatever the relay claims: a relay that
+ * is wrong or compromised gets no more than the user allowed.
+ */
 static void on_channel_open(void *ctx, uint32_t channel, const struct tl_msg_channel_open *request)
 {
-    /* Sessions arrive with the technician side; until then the agent opens nothing for the relay.
-     */
-    tl_mux_refuse(tl_peer_mux(ctx), channel, (uint32_t)-TL_EINVAL, "not supported by this agent");
+    tl_tunnel_t *tunnel = tl_peer_get_data(ctx);
+    tl_mux_t *mux = tl_peer_mux(ctx);
+    char type[TL_MSG_MAX_NAME + 1], message[TL_MSG_MAX_TEXT + 1];
+    snprintf(type, sizeof type, "%.*s", (int)request->channel_type.len,
+             (const char *)request->channel_type.ptr);
+    if (tunnel->options.consent == NULL || tunnel->options.sessions == NULL) {
+        tl_mux_refuse(mux, channel, (uint32_t)-TL_EDENIED,
+                      "this agent takes no sessions now (it is not running)");
+        return;
+    }
+    const char *grant_id = json_string_value(json_object_get(request->params, "grant"));
+    const char *technician = json_string_value(json_object_get(request->params, "technician"));
+    const tl_grant_t *checked = NULL;
+    int rc = tl_consent_check(tunnel->options.consent, grant_id, technician, type, &checked,
+                              message, sizeof message);
+    if (rc == 0 && tunnel->session_count >= TL_TUNNEL_MAX_SESSIONS) {
+        rc = TL_ECHANNEL_LIMIT;
+        snprintf(message, sizeof message, "too many session channels open");
+    }
+    if (rc != 0) {
+        tl_log_warn("channel refused type=%s grant=%.64s technician=%.64s reason=%s detail=\"%s\"",
+                    type, grant_id ? grant_id : "-", technician ? technician : "-", tl_err_name(rc),
+                    message);
+        tl_mux_refuse(mux, channel, wire_code(rc), message);
+        return;
+    }
+    tl_grant_t grant = *checked; /* the sessions module may outlive this record's slot */
+    tl_session_grant_t session_grant = {grant.id, grant.ticket, grant.technician, grant.role};
+    message[0] = '\0';
+    rc = tl_sessions_open(tunnel->options.sessions, mux, channel, type, request->params,
+                          &session_grant, message, sizeof message);
+    if (rc != 0) {
+        tl_log_warn("session not started type=%s grant=%s reason=%s detail=\"%s\"", type,
+                    session_grant.id, tl_err_name(rc), message);
+        tl_mux_refuse(mux, channel, wire_code(rc), message[0] ? message : tl_strerror(rc));
+        return;
+    }
+    tunnel->session_channels[tunnel->session_count++] = channel;
+    tl_log_info("session opened channel=%u type=%s grant=%s technician=%s", channel, type,
+                session_grant.id, session_grant.technician);
 }
 
 static void on_channel_data(void *ctx, uint32_t channel, uint8_t stream, const uint8_t *data,
                             size_t len)
 {
+    tl_tunnel_t *tunnel = tl_peer_get_data(ctx);
+    if (is_session(tunnel, channel)) {
+        tl_sessions_data(tunnel->options.sessions, channel, stream, data, len);
+        return;
+    }
     /* Upload channels carry nothing back; account for it anyway. */
     tl_mux_consumed(tl_peer_mux(ctx), channel, len);
+}
+
+static void on_channel_eof(void *ctx, uint32_t channel)
+{
+    tl_tunnel_t *tunnel = tl_peer_get_data(ctx);
+    if (is_session(tunnel, channel))
+        tl_sessions_eof(tunnel->options.sessions, channel);
 }
 
 static const tl_mux_callbacks_t channel_callbacks = {
@@ -433,6 +530,7 @@ static const tl_mux_callbacks_t channel_callbacks = {
     .on_refuse = on_channel_refuse,
     .on_data = on_channel_data,
     .on_writable = on_channel_writable,
+    .on_eof = on_channel_eof,
     .on_close = on_channel_close,
 };
 
@@ -468,6 +566,145 @@ static void handle_result(tl_tunnel_t *tunnel, uint32_t request_id, json_t *body
         delivery_failed(tunnel, TL_EIO);
 }
 
+static uint64_t token_of(const tl_tunnel_t *tunnel, uint32_t request_id)
+{
+    return (uint64_t)tunnel->generation << 32 | request_id;
+}
+
+static void send_error(tl_tunnel_t *tunnel, uint32_t request_id, int error, const char *message)
+{
+    json_t *body = json_pack("{s:s, s:b, s:s, s:s}", "type", "result", "ok", 0, "error",
+                             tl_err_name(error), "message", message);
+    if (body != NULL && tunnel->peer != NULL)
+        tl_peer_send_control(tunnel->peer, request_id, body);
+    json_decref(body);
+}
+
+static void send_queued_ended(tl_tunnel_t *tunnel)
+{
+    size_t i;
+    json_t *body;
+    json_array_foreach(tunnel->ended_queue, i, body)
+    {
+        tl_peer_send_control(tunnel->peer, 0, body);
+    }
+    json_array_clear(tunnel->ended_queue);
+}
+
+/* A request from the relay (docs/protocol.md §7.6, §7.9). */
+static void handle_request(tl_tunnel_t *tunnel, uint32_t request_id, const char *type, json_t *body)
+{
+    char message[TL_MSG_MAX_TEXT + 1];
+    if (type != NULL && strcmp(type, "session.request") == 0) {
+        if (tunnel->options.consent == NULL) {
+            send_error(tunnel, request_id, TL_EDENIED,
+                       "this agent takes no sessions now (it is not running)");
+            return;
+        }
+        tl_consent_request_t request;
+        int rc = tl_consent_request_parse(body, &request, message, sizeof message);
+        if (rc != 0) {
+            tl_log_warn("session.request rejected request_id=%u reason=%s detail=\"%s\"",
+                        request_id, tl_err_name(rc), message);
+            send_error(tunnel, request_id, rc, message);
+            return;
+        }
+        tl_consent_request(tunnel->options.consent, &request, token_of(tunnel, request_id));
+        return;
+    }
+    if (type != NULL && strcmp(type, "runbooks.list") == 0) {
+        json_t *runbooks = tunnel->options.sessions != NULL
+                               ? tl_sessions_runbooks(tunnel->options.sessions)
+                               : json_array();
+        json_t *answer =
+            json_pack("{s:s, s:b, s:o}", "type", "result", "ok", 1, "runbooks", runbooks);
+        if (answer != NULL)
+            tl_peer_send_control(tunnel->peer, request_id, answer);
+        json_decref(answer);
+        return;
+    }
+    snprintf(message, sizeof message, "unknown request type '%.64s'", type ? type : "");
+    send_error(tunnel, request_id, TL_EINVAL, message);
+}
+
+static int int_member(json_t *body, const char *key, json_int_t min, json_int_t max,
+                      json_int_t *out)
+{
+    json_t *value = json_object_get(body, key);
+    if (!json_is_integer(value) || json_integer_value(value) < min ||
+        json_integer_value(value) > max)
+        return TL_EINVAL;
+    *out = json_integer_value(value);
+    return 0;
+}
+
+/* A notification from the relay; ones that do not apply are ignored. */
+static void handle_notification(tl_tunnel_t *tunnel, const char *type, json_t *body)
+{
+    json_int_t id, cols, rows;
+    if (strcmp(type, "session.cancel") == 0) {
+        if (tunnel->options.consent == NULL ||
+            int_member(body, "request_id", 1, UINT32_MAX, &id) != 0)
+            return;
+        tl_consent_cancel(tunnel->options.consent, token_of(tunnel, (uint32_t)id),
+                          "withdrawn by the relay");
+        return;
+    }
+    if (strcmp(type, "session.resize") == 0) {
+        if (int_member(body, "channel", 0, UINT32_MAX, &id) != 0 ||
+            int_member(body, "cols", 1, 1000, &cols) != 0 ||
+            int_member(body, "rows", 1, 1000, &rows) != 0 || !is_session(tunnel, (uint32_t)id)) {
+            tl_log_debug("session.resize ignored");
+            return;
+        }
+        tl_sessions_resize(tunnel->options.sessions, (uint32_t)id, (unsigned)cols, (unsigned)rows);
+        return;
+    }
+    tl_log_debug("notification ignored type=%.64s", type);
+}
+
+void tl_tunnel_consent_answer(tl_tunnel_t *tunnel, uint64_t token,
+                              const tl_consent_answer_t *answer)
+{
+    uint32_t request_id = (uint32_t)token;
+    if (tunnel->peer == NULL || !tunnel->welcomed ||
+        (uint32_t)(token >> 32) != tunnel->generation) {
+        tl_log_info("session answer dropped: its connection is gone request_id=%u", request_id);
+        return;
+    }
+    if (answer->error != 0) {
+        send_error(tunnel, request_id, answer->error,
+                   answer->message ? answer->message : tl_strerror(answer->error));
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:b, s:s, s:o, s:I, s:s}", "type", "result", "ok", 1, "grant",
+                             answer->grant->id, "scopes", tl_scope_names(answer->grant->scopes),
+                             "expires_ms", (json_int_t)answer->grant->expires_ms, "by", answer->by);
+    if (body != NULL)
+        tl_peer_send_control(tunnel->peer, request_id, body);
+    json_decref(body);
+}
+
+void tl_tunnel_grant_ended(tl_tunnel_t *tunnel, const tl_grant_t *grant, const char *reason)
+{
+    size_t stopped = 0;
+    if (tunnel->options.sessions != NULL)
+        stopped = tl_sessions_end_grant(tunnel->options.sessions, grant->id);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "type", "session.ended", "grant", grant->id,
+                             "ticket", grant->ticket, "reason", reason);
+    if (body == NULL)
+        return;
+    tl_log_info("grant ended, sessions stopped grant=%s sessions=%zu", grant->id, stopped);
+    if (tunnel->peer != NULL && tunnel->welcomed) {
+        tl_peer_send_control(tunnel->peer, 0, body);
+    } else {
+        if (json_array_size(tunnel->ended_queue) >= TL_TUNNEL_MAX_ENDED)
+            json_array_remove(tunnel->ended_queue, 0);
+        json_array_append(tunnel->ended_queue, body);
+    }
+    json_decref(body);
+}
+
 static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
 {
     tl_tunnel_t *tunnel = tl_peer_get_data(peer);
@@ -485,6 +722,7 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
         tunnel->welcomed = 1;
         tunnel->attempt = 0;
         tl_log_info("connected to relay device=%s", tunnel->device);
+        send_queued_ended(tunnel);
         if (tunnel->events->on_connected != NULL)
             tunnel->events->on_connected(tunnel, tunnel->device);
         deliver_next(tunnel);
@@ -492,11 +730,17 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
     }
     if (msg->u.control.request_id == 0 && type != NULL && strcmp(type, "enroll-required") == 0)
         return TL_EPIN; /* the relay does not know our key: nothing to do but say so */
-    if (type != NULL && strcmp(type, "result") == 0) {
+    if (msg->u.control.request_id != 0 && type != NULL && strcmp(type, "result") == 0) {
         handle_result(tunnel, msg->u.control.request_id, body);
         return 0;
     }
-    return 0; /* requests from the relay arrive with the technician side */
+    if (!tunnel->welcomed)
+        return 0; /* nothing is served before the welcome */
+    if (msg->u.control.request_id != 0)
+        handle_request(tunnel, msg->u.control.request_id, type, body);
+    else if (type != NULL)
+        handle_notification(tunnel, type, body);
+    return 0;
 }
 
 static void on_peer_closed(tl_peer_t *peer, int reason)
@@ -508,6 +752,12 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
     delivery_free(tunnel->delivery);
     tunnel->delivery = NULL;
     json_array_clear(tunnel->skipped);
+    /* The processes of this connection's channels stop; the grants stay (protocol.md §7.8). */
+    if (tunnel->options.sessions != NULL)
+        tl_sessions_disconnected(tunnel->options.sessions);
+    tunnel->session_count = 0;
+    if (tunnel->options.consent != NULL)
+        tl_consent_cancel_all(tunnel->options.consent, "the connection to the relay dropped");
     if (reason == TL_EPIN)
         tl_log_error("the relay does not know this agent's key (enrolled elsewhere, or removed "
                      "from the relay?) reason=EPIN");
@@ -547,6 +797,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     int err = status;
     if (status == 0) {
+        tunnel->generation++;
         tunnel->peer =
             tl_peer_connect(tunnel->loop, tunnel->tls, res->ai_addr, &tunnel->peer_config,
                             &peer_callbacks, &channel_callbacks, tunnel, &err);
@@ -601,6 +852,7 @@ tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options
     tunnel->events = events;
     tunnel->data = data;
     tunnel->skipped = json_array();
+    tunnel->ended_queue = json_array();
     snprintf(tunnel->software, sizeof tunnel->software, "tierline-agent/%s", TL_VERSION_STRING);
     tunnel->peer_config = (tl_peer_config_t){tunnel->software, 0, 0, NULL};
     *err = tl_state_identity(options->state->dir, 0, &key, &cert);
@@ -615,8 +867,9 @@ tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options
     }
     EVP_PKEY_free(key);
     X509_free(cert);
-    if (tunnel->tls == NULL || tunnel->skipped == NULL) {
+    if (tunnel->tls == NULL || tunnel->skipped == NULL || tunnel->ended_queue == NULL) {
         json_decref(tunnel->skipped);
+        json_decref(tunnel->ended_queue);
         tl_tls_ctx_free(tunnel->tls);
         free(tunnel);
         if (*err == 0)
@@ -648,6 +901,14 @@ void tl_tunnel_stop(tl_tunnel_t *tunnel)
     if (tunnel->stopping)
         return;
     tunnel->stopping = 1;
+    /* From here on the consent and sessions modules are the caller's to free. */
+    if (tunnel->options.sessions != NULL)
+        tl_sessions_disconnected(tunnel->options.sessions);
+    if (tunnel->options.consent != NULL)
+        tl_consent_cancel_all(tunnel->options.consent, "the agent is stopping");
+    tunnel->options.sessions = NULL;
+    tunnel->options.consent = NULL;
+    tunnel->session_count = 0;
     uv_timer_stop(&tunnel->retry);
     uv_timer_stop(&tunnel->next);
     if (tunnel->peer != NULL)

@@ -9,10 +9,26 @@
  * protocol.md §7.4, §7.5). A lost connection is retried with exponential
  * backoff and full jitter, so many agents that lost one relay do not come
  * back in lockstep.
+ *
+ * Sessions (docs/protocol.md §7.6-7.9). With a consent module and a
+ * sessions module in its options (the `run` command), the tunnel also
+ * serves the relay's requests: a session.request goes to the consent module
+ * (agent/consent.h), whose answer comes back through
+ * tl_tunnel_consent_answer(); session.cancel withdraws the question;
+ * runbooks.list is answered from the catalogue. Every channel the relay
+ * opens is checked against its grant by the consent module before it is
+ * handed to the sessions module (agent/session.h), and refused with
+ * EDENIED and the failed check otherwise; the tunnel then forwards that
+ * channel's events to the sessions module. When the connection drops, the
+ * sessions' processes stop and open questions are dropped; grants stay.
+ * When a grant ends, tl_tunnel_grant_ended() stops its sessions and tells
+ * the relay (at once, or as soon as it is connected again).
  */
 #ifndef TL_TUNNEL_H
 #define TL_TUNNEL_H
 
+#include "agent/consent.h"
+#include "agent/session.h"
 #include "agent/state.h"
 
 #include <stdint.h>
@@ -27,6 +43,9 @@ typedef struct tl_tunnel_options {
     const char *only_request;
     uint32_t backoff_min_ms; /* first retry delay; 0: 500 ms */
     uint32_t backoff_max_ms; /* cap; 0: 60 s */
+    /* Both or neither; NULL: the relay's session requests and channels are refused. */
+    tl_consent_t *consent;
+    tl_sessions_t *sessions;
 } tl_tunnel_options_t;
 
 typedef struct tl_tunnel_events {
@@ -44,10 +63,23 @@ tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options
                              const tl_tunnel_events_t *events, void *data, int *err);
 /* The outbox changed: deliver now if connected. */
 void tl_tunnel_kick(tl_tunnel_t *tunnel);
-/* Closes the connection and frees the tunnel from the loop. */
+/*
+ * Closes the connection and frees the tunnel from the loop. The sessions'
+ * processes are stopped and open questions dropped first; after this
+ * returns the tunnel no longer uses its consent and sessions modules.
+ */
 void tl_tunnel_stop(tl_tunnel_t *tunnel);
 int tl_tunnel_connected(const tl_tunnel_t *tunnel);
 void *tl_tunnel_data(const tl_tunnel_t *tunnel);
+
+/* The consent module's answer to the session.request it was given with token. */
+void tl_tunnel_consent_answer(tl_tunnel_t *tunnel, uint64_t token,
+                              const tl_consent_answer_t *answer);
+/*
+ * A grant ended: its sessions stop and their channels close (exit signal
+ * HUP), and the relay gets session.ended, now or once connected again.
+ */
+void tl_tunnel_grant_ended(tl_tunnel_t *tunnel, const tl_grant_t *grant, const char *reason);
 
 /* The delay before retry number attempt (0-based), jittered; exposed for tests. */
 uint64_t tl_tunnel_backoff_ms(uint32_t min_ms, uint32_t max_ms, unsigned attempt, uint32_t random);

@@ -1,20 +1,508 @@
-/* tierline: entry point. Commands are added here as they land. */
+/*
+ * tierline: the technician's and auditor's console (docs/technicians.md,
+ * "The console"). A client of the relay's SSH front end: every relay command
+ * is one SSH exec request, its output passed through and its exit status
+ * returned; the console adds its settings (console/config.h), host-key
+ * pinning (console/trust.h), downloads with a progress bar and a hash check
+ * (console/download.h) and interactive sessions in a raw terminal (join).
+ *
+ * The table below is the one place commands are named; --help is built from
+ * it, and a word it does not hold is an unknown command (exit 2), as in the
+ * other programs (proto/cli.h).
+ */
+#include "console/client.h"
+#include "console/config.h"
+#include "console/download.h"
+#include "console/quote.h"
+#include "console/term.h"
+#include "console/trust.h"
 #include "proto/cli.h"
+#include "proto/err.h"
+#include "tl_version.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-static const char help_text[] =
-    "usage: tierline --help | --version\n"
-    "\n"
-    "The Tierline console: the technician's and auditor's client for the relay.\n"
-    "\n"
-    "This release provides only --help and --version; its commands come in later\n"
-    "releases (see README.md).\n";
+#define PROGRAM "tierline"
+#define EXIT_SSH TL_CLIENT_EXIT_SSH
+
+struct console {
+    tl_config_t config;
+    tl_client_t *client;
+    int signal; /* the signal that stopped a command */
+    int raw;    /* join: the terminal is raw; size changes go to the relay */
+};
+
+struct command {
+    const char *name;
+    const char *usage;
+    const char *summary;
+    int (*run)(struct console *console, int argc, char **argv); /* argv[0]: the command */
+};
+
+/* ---- connecting and running ------------------------------------------------------------ */
+
+/* 0 once signed in; otherwise the exit status, after saying why. */
+static int connect_relay(struct console *console)
+{
+    tl_config_t *config = &console->config;
+    if (config->relay[0] == '\0') {
+        fprintf(stderr, PROGRAM ": no relay configured; run '" PROGRAM " setup --relay HOST[:PORT] "
+                                "--user NAME' (or give --relay, or set TIERLINE_RELAY)\n");
+        return TL_EXIT_USAGE;
+    }
+    if (config->user[0] == '\0') {
+        fprintf(stderr, PROGRAM ": no user name; give --user or set 'user' in %s\n", config->path);
+        return TL_EXIT_USAGE;
+    }
+    console->client = tl_client_new(config->relay, config->port, config->user);
+    if (console->client == NULL) {
+        fprintf(stderr, PROGRAM ": out of memory\n");
+        return TL_EXIT_FAILURE;
+    }
+    if (tl_client_connect(console->client) != 0) {
+        fprintf(stderr, PROGRAM ": %s\n", tl_client_error(console->client));
+        return EXIT_SSH;
+    }
+    /* From here on a signal is a flag the code looks at: prompts and the terminal are restored. */
+    tl_term_signals_install();
+    int interactive = isatty(STDIN_FILENO);
+    if (tl_trust_host_key(config, tl_client_host_key(console->client), interactive) != 0) {
+        if ((console->signal = tl_term_pending_signal()) != 0)
+            return 128 + console->signal;
+        return EXIT_SSH;
+    }
+    if (config->identity[0] == '\0') {
+        fprintf(stderr, PROGRAM ": no identity; give --identity FILE or set 'identity' in %s\n",
+                config->path);
+        return EXIT_SSH;
+    }
+    if (tl_client_authenticate(console->client, config->identity, interactive) != 0) {
+        if ((console->signal = tl_term_pending_signal()) != 0)
+            return 128 + console->signal;
+        fprintf(stderr, PROGRAM ": %s\n", tl_client_error(console->client));
+        return EXIT_SSH;
+    }
+    return 0;
+}
+
+static int on_wake(void *wake_data, tl_client_t *client)
+{
+    struct console *console = wake_data;
+    if (tl_term_take_resize() && console->raw) {
+        int cols, rows;
+        if (tl_term_size(STDOUT_FILENO, &cols, &rows) == 0)
+            tl_client_resize(client, cols, rows);
+    }
+    int signo = tl_term_take_signal();
+    if (signo != 0) {
+        console->signal = signo;
+        return -EINTR;
+    }
+    return 0;
+}
+
+static tl_exec_io_t base_io(struct console *console)
+{
+    tl_exec_io_t io;
+    memset(&io, 0, sizeof io);
+    io.in_fd = STDIN_FILENO;
+    io.out_fd = STDOUT_FILENO;
+    io.err_fd = STDERR_FILENO;
+    io.wake_fd = tl_term_wake_fd();
+    io.on_wake = on_wake;
+    io.wake_data = console;
+    return io;
+}
+
+/* The exit status for how a command ended; says why when it is not the relay's own status. */
+static int exec_status(struct console *console, int rc, const tl_exec_result_t *result)
+{
+    tl_term_restore(); /* before any message, so it is not printed in raw mode */
+    if (rc == -EINTR && console->signal != 0) {
+        fprintf(stderr, PROGRAM ": interrupted by %s\n", strsignal(console->signal));
+        return 128 + console->signal;
+    }
+    if (rc == -EPIPE)
+        return 128 + SIGPIPE; /* the reader of our output left: quietly, as `cat | head` */
+    if (rc != 0) {
+        fprintf(stderr, PROGRAM ": %s\n", tl_client_error(console->client));
+        /* Our own output failed (a negated errno): a plain failure. The relay or link: as ssh. */
+        int local = rc == TL_EIO || (rc < 0 && rc > TL_ERR_FIRST);
+        return local ? TL_EXIT_FAILURE : EXIT_SSH;
+    }
+    if (result->exit_signal[0] != '\0') {
+        fprintf(stderr, PROGRAM ": the command was ended by signal %s\n", result->exit_signal);
+        return EXIT_SSH;
+    }
+    if (result->exit_status < 0) {
+        fprintf(stderr, PROGRAM ": the relay ended the command without an exit status\n");
+        return EXIT_SSH;
+    }
+    return result->exit_status > 255 ? 255 : result->exit_status;
+}
+
+/* argv as one command line; 0, or the usage exit status after saying why. */
+static int command_line(int argc, char **argv, char **line)
+{
+    int bad_word = -1;
+    int rc = tl_quote_words(argc, argv, line, &bad_word);
+    if (rc == TL_EINVAL && bad_word >= 0) {
+        fprintf(stderr,
+                PROGRAM ": argument %d holds a control character; the relay accepts tabs and "
+                        "newlines only\n",
+                bad_word + 1);
+        return TL_EXIT_USAGE;
+    }
+    if (rc != 0) {
+        fprintf(stderr, PROGRAM ": %s\n", tl_strerror(rc));
+        return TL_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+/* Any relay command: stdin forwarded, output passed through, the exit status returned. */
+static int cmd_relay(struct console *console, int argc, char **argv)
+{
+    char *line = NULL;
+    int status = command_line(argc, argv, &line);
+    if (status == 0)
+        status = connect_relay(console);
+    if (status == 0) {
+        tl_exec_io_t io = base_io(console);
+        tl_exec_result_t result;
+        int rc = tl_client_exec(console->client, line, &io, &result);
+        status = exec_status(console, rc, &result);
+    }
+    free(line);
+    return status;
+}
+
+static int cmd_evidence(struct console *console, int argc, char **argv)
+{
+    static const char usage[] = "usage: " PROGRAM " evidence get T-N SHA256 [-o FILE]\n";
+    if (argc < 2 || strcmp(argv[1], "get") != 0)
+        return cmd_relay(console, argc, argv);
+    const char *positional[2], *output = NULL;
+    int count = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) {
+            if (i + 1 >= argc || output != NULL) {
+                fprintf(stderr, PROGRAM " evidence get: %s needs one FILE\n%s", argv[i], usage);
+                return TL_EXIT_USAGE;
+            }
+            output = argv[++i];
+            if (output[0] == '\0') {
+                fprintf(stderr, PROGRAM " evidence get: the output file name is empty\n%s", usage);
+                return TL_EXIT_USAGE;
+            }
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, PROGRAM " evidence get: unknown option '%s'\n%s", argv[i], usage);
+            return TL_EXIT_USAGE;
+        } else if (count < 2) {
+            positional[count++] = argv[i];
+        } else {
+            fprintf(stderr, PROGRAM " evidence get: unexpected argument '%s'\n%s", argv[i], usage);
+            return TL_EXIT_USAGE;
+        }
+    }
+    if (count != 2) {
+        fprintf(stderr, "%s", usage);
+        return TL_EXIT_USAGE;
+    }
+    int status = connect_relay(console);
+    if (status != 0)
+        return status;
+    tl_exec_io_t io = base_io(console);
+    status = tl_download_evidence(console->client, &io, positional[0], positional[1], output,
+                                  isatty(STDERR_FILENO));
+    if (status < 0) {
+        tl_exec_result_t none = {.exit_status = -1};
+        status = exec_status(console, status, &none);
+    }
+    return status;
+}
+
+static int cmd_join(struct console *console, int argc, char **argv)
+{
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, PROGRAM " join: needs a terminal on stdin and stdout (for commands "
+                                "without one: " PROGRAM " run T-N -- COMMAND)\n");
+        return TL_EXIT_USAGE;
+    }
+    char *line = NULL;
+    int status = command_line(argc, argv, &line);
+    if (status == 0)
+        status = connect_relay(console);
+    if (status != 0) {
+        free(line);
+        return status;
+    }
+    int cols = 80, rows = 24;
+    tl_term_size(STDOUT_FILENO, &cols, &rows);
+    const char *term = getenv("TERM");
+    tl_exec_io_t io = base_io(console);
+    io.pty_term = term != NULL && term[0] != '\0' ? term : "xterm";
+    io.pty_cols = cols;
+    io.pty_rows = rows;
+    tl_exec_result_t result;
+    int rc = tl_term_raw_enter(STDIN_FILENO);
+    if (rc != 0) {
+        fprintf(stderr, PROGRAM " join: cannot put the terminal in raw mode: %s\n",
+                tl_strerror(rc));
+        free(line);
+        return TL_EXIT_FAILURE;
+    }
+    console->raw = 1;
+    rc = tl_client_exec(console->client, line, &io, &result);
+    console->raw = 0;
+    free(line);
+    return exec_status(console, rc, &result); /* restores the terminal first */
+}
+
+/* ---- setup ------------------------------------------------------------------------------- */
+
+static const char setup_usage[] = "setup --relay HOST[:PORT] --user NAME [--identity FILE] "
+                                  "[--host-key SHA256:...]";
+
+static int cmd_setup(struct console *console, int argc, char **argv)
+{
+    const char *relay = NULL, *user = NULL, *identity = NULL, *host_key = NULL, *positional[1];
+    int count;
+    tl_cli_option_t options[] = {{"relay", &relay, NULL},
+                                 {"user", &user, NULL},
+                                 {"identity", &identity, NULL},
+                                 {"host-key", &host_key, NULL},
+                                 {0}};
+    /* tl_cli_parse counts from argv[first]; our argv[0] is the command. */
+    int status =
+        tl_cli_parse(PROGRAM, "setup", setup_usage, argc, argv, 1, options, positional, 0, &count);
+    if (status != 0)
+        return status;
+    if (relay == NULL || user == NULL) {
+        fprintf(stderr, PROGRAM " setup: --relay and --user are required\nusage: " PROGRAM " %s\n",
+                setup_usage);
+        return TL_EXIT_USAGE;
+    }
+    if (console->config.path[0] == '\0') {
+        fprintf(stderr, PROGRAM " setup: no home directory to keep the config file in\n");
+        return TL_EXIT_FAILURE;
+    }
+    /* Validate everything first, as the running console would read it. */
+    tl_config_t wanted;
+    char why[1024];
+    tl_config_defaults(&wanted);
+    const char *keys[] = {"relay", "user", "identity", "host_key"};
+    const char *values[] = {relay, user, identity, host_key};
+    const char *flags[] = {"--relay", "--user", "--identity", "--host-key"};
+    for (int i = 0; i < 4; i++) {
+        if (values[i] != NULL &&
+            tl_config_set(&wanted, keys[i], values[i], TL_CONFIG_FROM_COMMAND_LINE, flags[i], why,
+                          sizeof why) != 0) {
+            fprintf(stderr, PROGRAM " setup: %s: %s\n", flags[i], why);
+            return TL_EXIT_USAGE;
+        }
+    }
+    /* The pin belongs to the relay it was made for: a new relay drops the old pin. */
+    tl_config_t file_config;
+    int exists = 0;
+    tl_config_defaults(&file_config);
+    if (tl_config_load_file(&file_config, console->config.path, &exists, why, sizeof why) != 0) {
+        fprintf(stderr, PROGRAM " setup: %s\n", why);
+        return TL_EXIT_USAGE;
+    }
+    const tl_config_t *previous = &file_config;
+    int same_relay = previous->relay_from == TL_CONFIG_FROM_FILE &&
+                     strcmp(previous->relay, wanted.relay) == 0 && previous->port == wanted.port;
+    int drop_pin =
+        host_key == NULL && !same_relay && previous->host_key_from == TL_CONFIG_FROM_FILE;
+    char port[16];
+    snprintf(port, sizeof port, "%u", wanted.port);
+    const char *update_keys[5] = {"relay", "port", "user"};
+    const char *update_values[5] = {wanted.relay, port, wanted.user};
+    size_t n = 3;
+    if (identity != NULL) {
+        update_keys[n] = "identity";
+        update_values[n++] = wanted.identity;
+    }
+    if (host_key != NULL || drop_pin) {
+        update_keys[n] = "host_key";
+        update_values[n++] = host_key != NULL ? wanted.host_key : NULL;
+    }
+    int rc =
+        tl_config_update_file(console->config.path, update_keys, update_values, n, why, sizeof why);
+    if (rc != 0) {
+        fprintf(stderr, PROGRAM " setup: %s\n", why);
+        return rc == TL_EINVAL ? TL_EXIT_USAGE : TL_EXIT_FAILURE;
+    }
+    /* What the file now says, read back as any later command will read it. */
+    tl_config_t saved;
+    tl_config_defaults(&saved);
+    if (tl_config_load_file(&saved, console->config.path, &exists, why, sizeof why) != 0) {
+        fprintf(stderr, PROGRAM " setup: %s\n", why);
+        return TL_EXIT_FAILURE;
+    }
+    char address[300];
+    tl_config_format_address(saved.relay, saved.port, address, sizeof address);
+    printf("Wrote %s\n  relay:    %s\n  user:     %s\n  identity: %s\n  host key: %s\n", saved.path,
+           address, saved.user, saved.identity,
+           saved.host_key[0] != '\0' ? saved.host_key
+                                     : "not pinned (the first connection shows it and asks)");
+    if (drop_pin)
+        printf("The key pinned for the previous relay was removed.\n");
+    if (access(saved.identity, R_OK) != 0)
+        printf("Note: %s cannot be read yet (%s); create it with ssh-keygen -t ed25519 -f %s\n",
+               saved.identity, strerror(errno), saved.identity);
+    return TL_EXIT_OK;
+}
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+static const struct command commands[] = {
+    {"setup", setup_usage, "write the console's settings to its config file", cmd_setup},
+    {"tickets", "tickets [--tier N] [--status S] [--mine] [--json]", "list tickets", cmd_relay},
+    {"ticket", "ticket show|take|note|resolve T-N [TEXT...] [--json]", "read or change a ticket",
+     cmd_relay},
+    {"evidence", "evidence T-N [--json]", "list a ticket's evidence", cmd_evidence},
+    {"evidence get", "evidence get T-N SHA256 [-o FILE]",
+     "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence},
+    {"diag", "diag T-N [--reason TEXT] [--for DURATION] [--json]",
+     "fresh diagnostics from the ticket's machine, kept as evidence", cmd_relay},
+    {"join", "join T-N [--observe] [--reason TEXT] [--for DURATION]",
+     "a shell on the machine in this terminal, or watch its shells", cmd_join},
+    {"run", "run T-N [--reason TEXT] [--for DURATION] -- COMMAND [ARGS...]",
+     "run a command on the machine (stdin is forwarded)", cmd_relay},
+    {"fix", "fix T-N RUNBOOK [NAME=VALUE...] [--reason TEXT] [--for DURATION]",
+     "run a runbook from the machine's catalogue", cmd_relay},
+    {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", cmd_relay},
+    {"whoami", "whoami [--json]", "your name, role, key and capabilities", cmd_relay},
+    {"help", "help", "the commands your role may use (the relay's answer)", cmd_relay},
+};
+
+#define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+
+static const char *help_text(void)
+{
+    static char text[8192];
+    size_t used = (size_t)snprintf(
+        text, sizeof text,
+        "usage: " PROGRAM " [--relay HOST[:PORT]] [--user NAME] [--identity FILE] "
+        "[--host-key SHA256:...] COMMAND [ARGS...]\n\n"
+        "The Tierline console: the technician's and auditor's client for the relay's SSH\n"
+        "front end. Every command runs on the relay; its output and exit status come back.\n\n"
+        "Commands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT && used < sizeof text; i++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "  %s\n      %s\n",
+                                 commands[i].usage, commands[i].summary);
+    if (used < sizeof text)
+        snprintf(text + used, sizeof text - used,
+                 "\n"
+                 "Settings, each overriding the one before: the config file\n"
+                 "($XDG_CONFIG_HOME/tierline/config or ~/.config/tierline/config: 'key = value'\n"
+                 "lines with keys relay, port, user, identity, host_key), the environment\n"
+                 "(TIERLINE_RELAY, TIERLINE_PORT, TIERLINE_USER, TIERLINE_IDENTITY,\n"
+                 "TIERLINE_HOST_KEY), then the options before COMMAND. Defaults: port 2222, user\n"
+                 "$USER, identity ~/.ssh/id_ed25519.\n\n"
+                 "Exit status: the relay command's own (0 ok, 1 failed, 2 usage, 77 permission\n"
+                 "denied); 255 when the relay cannot be reached, its host key is not trusted or\n"
+                 "it refuses the key; 2 for the console's own usage errors.\n");
+    return text;
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+struct override {
+    const char *key, *flag, *value;
+};
 
 int main(int argc, char **argv)
 {
-    int status = tl_cli_common(argc, argv, "tierline", help_text);
-    if (status >= 0)
-        return status;
-    return tl_cli_unknown("tierline", argv[1]);
+    struct console console;
+    struct override overrides[] = {{"relay", "--relay", NULL},
+                                   {"user", "--user", NULL},
+                                   {"identity", "--identity", NULL},
+                                   {"host_key", "--host-key", NULL}};
+    const size_t override_count = sizeof overrides / sizeof overrides[0];
+    char why[1024];
+    int status = TL_EXIT_USAGE, first = 1;
+
+    memset(&console, 0, sizeof console);
+    tl_config_defaults(&console.config);
+    for (; first < argc; first++) {
+        const char *arg = argv[first];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(help_text(), stdout);
+            return TL_EXIT_OK;
+        }
+        if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
+            printf(PROGRAM " %s\n", TL_VERSION_STRING);
+            return TL_EXIT_OK;
+        }
+        if (arg[0] != '-')
+            break;
+        size_t i = 0;
+        const char *value = NULL;
+        for (; i < override_count; i++) {
+            size_t len = strlen(overrides[i].flag);
+            if (strncmp(arg, overrides[i].flag, len) == 0 && arg[len] == '=') {
+                value = arg + len + 1;
+                break;
+            }
+            if (strcmp(arg, overrides[i].flag) == 0) {
+                if (first + 1 >= argc) {
+                    fprintf(stderr, PROGRAM ": %s needs a value\nTry '" PROGRAM " --help'.\n", arg);
+                    return TL_EXIT_USAGE;
+                }
+                value = argv[++first];
+                break;
+            }
+        }
+        if (i == override_count) {
+            fprintf(stderr, PROGRAM ": unknown option '%s'\nTry '" PROGRAM " --help'.\n", arg);
+            return TL_EXIT_USAGE;
+        }
+        overrides[i].value = value;
+    }
+    if (first >= argc) {
+        fputs(help_text(), stderr);
+        return TL_EXIT_USAGE;
+    }
+    int command_argc = argc - first;
+    char **command_argv = argv + first;
+    const struct command *command = NULL;
+    for (size_t i = 0; i < COMMAND_COUNT && command == NULL; i++)
+        if (strcmp(commands[i].name, command_argv[0]) == 0)
+            command = &commands[i];
+    if (command == NULL)
+        return tl_cli_unknown(PROGRAM, command_argv[0]);
+
+    /* Defaults, then the file, then the environment, then the command line. */
+    int exists = 0;
+    if (console.config.path[0] != '\0' &&
+        tl_config_load_file(&console.config, console.config.path, &exists, why, sizeof why) != 0) {
+        fprintf(stderr, PROGRAM ": %s\n", why);
+        return TL_EXIT_USAGE;
+    }
+    if (tl_config_apply_env(&console.config, why, sizeof why) != 0) {
+        fprintf(stderr, PROGRAM ": %s\n", why);
+        return TL_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < override_count; i++) {
+        if (overrides[i].value != NULL &&
+            tl_config_set(&console.config, overrides[i].key, overrides[i].value,
+                          TL_CONFIG_FROM_COMMAND_LINE, overrides[i].flag, why, sizeof why) != 0) {
+            fprintf(stderr, PROGRAM ": %s: %s\n", overrides[i].flag, why);
+            return TL_EXIT_USAGE;
+        }
+    }
+
+    status = command->run(&console, command_argc, command_argv);
+
+    tl_term_restore();
+    tl_client_free(console.client);
+    return status;
 }

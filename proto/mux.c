@@ -587,6 +587,17 @@ void *tl_mux_get_data(const tl_mux_t *mux, uint32_t channel)
     return ch != NULL ? ch->data : NULL;
 }
 
+int tl_mux_peer_channel(const tl_mux_t *mux, uint32_t channel, uint32_t *peer_channel)
+{
+    const struct channel *ch = lookup(mux, channel);
+    if (ch == NULL)
+        return TL_ECHANNEL;
+    if (ch->state == STATE_OPENING)
+        return TL_ECHANNEL_STATE;
+    *peer_channel = ch->remote_id;
+    return 0;
+}
+
 uint32_t tl_mux_channel_count(const tl_mux_t *mux)
 {
     return mux->count;

@@ -144,6 +144,13 @@ int tl_mux_close(tl_mux_t *mux, uint32_t channel, const struct tl_msg_channel_cl
 
 void tl_mux_set_data(tl_mux_t *mux, uint32_t channel, void *data);
 void *tl_mux_get_data(const tl_mux_t *mux, uint32_t channel);
+/*
+ * The peer's own id for a channel (the sender_channel of its OPEN or
+ * CONFIRM), for control messages that name the channel as the peer knows it
+ * (docs/protocol.md §7.7 session.resize). TL_ECHANNEL for no such channel,
+ * TL_ECHANNEL_STATE while a channel we opened is not confirmed yet.
+ */
+int tl_mux_peer_channel(const tl_mux_t *mux, uint32_t channel, uint32_t *peer_channel);
 
 /*
  * Channels currently allocated, and bytes of memory the mux holds (itself,

@@ -35,6 +35,12 @@ struct cmd {
     char status[16];
     char text[TL_NOTE_MAX + 1];
     char hash[65];
+    /* session commands (relay/sessions.h) */
+    tl_session_request_t session;
+    char *runbook_args[TL_SESSIONS_MAX_ARGS];
+    int capability;          /* what the command needs, with its flags (join --observe) */
+    const char *usage_error; /* a line to print before the usage line */
+    int usage_error_only;    /* ... and no usage line after it */
     /* output built on the worker */
     char *out;
     size_t out_len;
@@ -58,7 +64,11 @@ struct command {
     const char *summary;
     int capability;
     cmd_parse_fn parse;
-    cmd_work_fn work; /* on the storage thread */
+    cmd_work_fn work; /* on the storage thread; NULL for session commands */
+    /* Session commands only: what relay/sessions.c runs, and whether --observe
+     * asks for the observe capability instead (join). */
+    int session_kind;
+    int observe_flag;
 };
 
 static const char *str(json_t *object, const char *key)
@@ -74,12 +84,15 @@ static void actor_of(const struct cmd *cmd, char out[96])
 
 /* ---- argument parsing ------------------------------------------------------------ */
 
-/* Flags common to every command: --json. Removes them from argv. */
+/* Flags common to every command: --json. Removes them from argv, up to a "--"
+ * (what follows it is someone else's command line: run T-N -- CMD --json). */
 static int take_json_flag(struct cmd *cmd, int *argc, char **argv)
 {
-    int kept = 0;
+    int kept = 0, passed_separator = 0;
     for (int i = 0; i < *argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
+        if (!passed_separator && strcmp(argv[i], "--") == 0)
+            passed_separator = 1;
+        if (!passed_separator && strcmp(argv[i], "--json") == 0)
             cmd->json = 1;
         else
             argv[kept++] = argv[i];
@@ -169,6 +182,211 @@ static int parse_evidence_get(struct cmd *cmd, int argc, char **argv)
 static int parse_nothing(struct cmd *cmd, int argc, char **argv)
 {
     return argc == 1 ? 0 : TL_EINVAL;
+}
+
+/* ---- session commands: arguments only; relay/sessions.c does the rest ------------------- */
+
+/* "90s", "15m", "1h", "1h30m"; a bare number is seconds. 60 s .. 24 h. */
+static int parse_duration(const char *text, uint32_t *seconds)
+{
+    uint64_t total = 0, number = 0;
+    int digits = 0;
+    if (*text == '\0')
+        return TL_EINVAL;
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (++digits > 6)
+                return TL_EINVAL;
+            number = number * 10 + (uint64_t)(*p - '0');
+            continue;
+        }
+        uint64_t unit = *p == 's' ? 1 : *p == 'm' ? 60 : *p == 'h' ? 3600 : *p == 'd' ? 86400 : 0;
+        if (unit == 0 || digits == 0)
+            return TL_EINVAL;
+        total += number * unit;
+        number = 0;
+        digits = 0;
+    }
+    total += number;
+    if (total < 60 || total > 86400)
+        return TL_EINVAL;
+    *seconds = (uint32_t)total;
+    return 0;
+}
+
+/*
+ * Options every session command takes: --reason TEXT, --for DURATION (and
+ * --observe for join). Returns 1 if argv[*i] was one (consuming its value),
+ * 0 if not, TL_EINVAL for a bad value.
+ */
+static int take_session_option(struct cmd *cmd, int argc, char **argv, int *i)
+{
+    const char *word = argv[*i];
+    if (strcmp(word, "--reason") == 0) {
+        if (*i + 1 >= argc || argv[*i + 1][0] == '\0' ||
+            strlen(argv[*i + 1]) > TL_SESSIONS_MAX_REASON) {
+            cmd->usage_error = "--reason needs a text of 1 to 1024 bytes";
+            return TL_EINVAL;
+        }
+        cmd->session.reason = argv[++*i];
+        return 1;
+    }
+    if (strcmp(word, "--for") == 0) {
+        if (*i + 1 >= argc || parse_duration(argv[*i + 1], &cmd->session.duration_s) != 0) {
+            cmd->usage_error = "--for needs a duration from 1m to 24h, e.g. 15m, 1h, 1h30m";
+            return TL_EINVAL;
+        }
+        ++*i;
+        return 1;
+    }
+    if (strcmp(word, "--observe") == 0 && cmd->session.kind == TL_SESSION_JOIN) {
+        cmd->session.observe = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int parse_session_ticket(struct cmd *cmd, int argc, char **argv)
+{
+    cmd->session.kind = cmd->command->session_kind;
+    if (argc < 2 || parse_ticket_id(cmd, argv[1]) != 0)
+        return TL_EINVAL;
+    cmd->session.ticket_id = cmd->ticket_id;
+    snprintf(cmd->session.ticket, sizeof cmd->session.ticket, "%s", cmd->ticket_text);
+    cmd->session.json = cmd->json;
+    return 0;
+}
+
+/* diag T-N, join T-N, runbooks T-N: options only after the ticket. */
+static int parse_session_plain(struct cmd *cmd, int argc, char **argv)
+{
+    if (parse_session_ticket(cmd, argc, argv) != 0)
+        return TL_EINVAL;
+    for (int i = 2; i < argc; i++) {
+        int taken =
+            cmd->session.kind == TL_SESSION_RUNBOOKS ? 0 : take_session_option(cmd, argc, argv, &i);
+        if (taken <= 0)
+            return TL_EINVAL;
+    }
+    return 0;
+}
+
+static int parse_join(struct cmd *cmd, int argc, char **argv)
+{
+    if (parse_session_plain(cmd, argc, argv) != 0)
+        return TL_EINVAL;
+    if (!tl_exec_pty(cmd->exec)->requested) {
+        cmd->usage_error = "join needs a terminal: use ssh -t";
+        cmd->usage_error_only = 1;
+        return TL_EINVAL;
+    }
+    return 0;
+}
+
+/* run T-N [options] [--] COMMAND [ARGS...]: the command starts after "--", or at
+ * the first word that is not one of ours. */
+static int parse_run(struct cmd *cmd, int argc, char **argv)
+{
+    if (parse_session_ticket(cmd, argc, argv) != 0)
+        return TL_EINVAL;
+    int i = 2;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
+        }
+        int taken = take_session_option(cmd, argc, argv, &i);
+        if (taken < 0)
+            return TL_EINVAL;
+        if (taken == 0)
+            break;
+    }
+    if (i >= argc) {
+        cmd->usage_error = "run needs a command after the ticket: run T-N -- COMMAND [ARGS...]";
+        return TL_EINVAL;
+    }
+    if (argc - i > TL_SESSIONS_MAX_ARGS) {
+        cmd->usage_error = "at most 64 words in a command";
+        return TL_EINVAL;
+    }
+    for (int j = i; j < argc; j++) {
+        if (strlen(argv[j]) > 4096) {
+            cmd->usage_error = "a word of the command is longer than 4096 bytes";
+            return TL_EINVAL;
+        }
+    }
+    cmd->session.argc = argc - i;
+    cmd->session.argv = argv + i;
+    return 0;
+}
+
+static int runbook_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 48 || name[0] == '-')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+              name[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* NAME=VALUE with NAME as docs/consent.md allows and VALUE at most 1024 bytes. */
+static int runbook_arg_valid(const char *word)
+{
+    const char *equals = strchr(word, '=');
+    if (equals == NULL || equals == word || equals - word > 32 || strlen(equals + 1) > 1024 ||
+        !(word[0] >= 'A' && word[0] <= 'Z'))
+        return 0;
+    for (const char *p = word; p < equals; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return 0;
+    return 1;
+}
+
+/* fix T-N RUNBOOK [NAME=VALUE...], options anywhere after the ticket. */
+static int parse_fix(struct cmd *cmd, int argc, char **argv)
+{
+    if (parse_session_ticket(cmd, argc, argv) != 0)
+        return TL_EINVAL;
+    int args = 0;
+    for (int i = 2; i < argc; i++) {
+        int taken = take_session_option(cmd, argc, argv, &i);
+        if (taken < 0)
+            return TL_EINVAL;
+        if (taken > 0)
+            continue;
+        if (cmd->session.runbook == NULL) {
+            if (!runbook_name_valid(argv[i])) {
+                cmd->usage_error = "a runbook name is 1 to 48 of a-z, 0-9 and -";
+                return TL_EINVAL;
+            }
+            cmd->session.runbook = argv[i];
+            continue;
+        }
+        if (!runbook_arg_valid(argv[i])) {
+            cmd->usage_error = "runbook arguments are NAME=VALUE, NAME in A-Z, 0-9 and _";
+            return TL_EINVAL;
+        }
+        size_t name_len = (size_t)(strchr(argv[i], '=') - argv[i]);
+        for (int j = 0; j < args; j++) {
+            if (strncmp(cmd->runbook_args[j], argv[i], name_len + 1) == 0) {
+                cmd->usage_error = "a runbook argument is given twice";
+                return TL_EINVAL;
+            }
+        }
+        if (args >= TL_SESSIONS_MAX_ARGS) {
+            cmd->usage_error = "at most 64 runbook arguments";
+            return TL_EINVAL;
+        }
+        cmd->runbook_args[args++] = argv[i];
+    }
+    if (cmd->session.runbook == NULL)
+        return TL_EINVAL;
+    cmd->session.argc = args;
+    cmd->session.argv = cmd->runbook_args;
+    return 0;
 }
 
 /* ---- storage work (worker thread) ----------------------------------------------------- */
@@ -601,24 +819,37 @@ static int work_help(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err);
 
 static const struct command commands[] = {
     {"tickets", "tickets [--tier N] [--status S] [--mine] [--json]", "list tickets",
-     TL_CAP_TICKETS_READ, parse_tickets, work_tickets},
+     TL_CAP_TICKETS_READ, parse_tickets, work_tickets, 0, 0},
     {"ticket show", "ticket show T-N [--json]",
      "a ticket: what was already tried, evidence, timeline", TL_CAP_TICKETS_READ, parse_one_ticket,
-     work_ticket_show},
+     work_ticket_show, 0, 0},
     {"ticket take", "ticket take T-N", "assign a ticket to yourself", TL_CAP_TICKET_TAKE,
-     parse_one_ticket, work_ticket_take},
+     parse_one_ticket, work_ticket_take, 0, 0},
     {"ticket note", "ticket note T-N TEXT...", "add a note to a ticket", TL_CAP_TICKET_NOTE,
-     parse_ticket_text, work_ticket_note},
+     parse_ticket_text, work_ticket_note, 0, 0},
     {"ticket resolve", "ticket resolve T-N TEXT...", "resolve a ticket, saying how",
-     TL_CAP_TICKET_RESOLVE, parse_ticket_text, work_ticket_resolve},
+     TL_CAP_TICKET_RESOLVE, parse_ticket_text, work_ticket_resolve, 0, 0},
     {"evidence", "evidence T-N [--json]", "list a ticket's evidence", TL_CAP_TICKETS_READ,
-     parse_one_ticket, work_evidence_list},
+     parse_one_ticket, work_evidence_list, 0, 0},
     {"evidence get", "evidence get T-N SHA256-OR-PREFIX", "stream an evidence item to stdout",
-     TL_CAP_EVIDENCE_GET, parse_evidence_get, work_evidence_open},
+     TL_CAP_EVIDENCE_GET, parse_evidence_get, work_evidence_open, 0, 0},
     {"whoami", "whoami [--json]", "who you are and what your role allows", TL_CAP_TICKETS_READ,
-     parse_nothing, work_whoami},
+     parse_nothing, work_whoami, 0, 0},
     {"help", "help", "the commands your role may use", TL_CAP_TICKETS_READ, parse_nothing,
-     work_help},
+     work_help, 0, 0},
+    /* Sessions on the ticket's machine, with the user's consent (relay/sessions.h). */
+    {"diag", "diag T-N [--reason TEXT] [--for DURATION] [--json]",
+     "fresh diagnostics from the machine, kept as evidence", TL_CAP_DIAG, parse_session_plain, NULL,
+     TL_SESSION_DIAG, 0},
+    {"run", "run T-N [--reason TEXT] [--for DURATION] -- COMMAND [ARGS...]",
+     "run a command on the machine", TL_CAP_RUN, parse_run, NULL, TL_SESSION_RUN, 0},
+    {"join", "join T-N [--observe] [--reason TEXT] [--for DURATION]",
+     "a shell on the machine (ssh -t), or watch its shells", TL_CAP_SHELL, parse_join, NULL,
+     TL_SESSION_JOIN, 1},
+    {"fix", "fix T-N RUNBOOK [NAME=VALUE...] [--reason TEXT] [--for DURATION]",
+     "run a runbook from the machine's catalogue", TL_CAP_FIX, parse_fix, NULL, TL_SESSION_FIX, 0},
+    {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", TL_CAP_FIX,
+     parse_session_plain, NULL, TL_SESSION_RUNBOOKS, 0},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
@@ -651,7 +882,8 @@ static int work_help(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 {
     fprintf(out, "Commands for %s (%s):\n", cmd->tech.name, cmd->tech.role);
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
-        if (tl_role_can(cmd->role, commands[i].capability))
+        if (tl_role_can(cmd->role, commands[i].capability) ||
+            (commands[i].observe_flag && tl_role_can(cmd->role, TL_CAP_OBSERVE)))
             fprintf(out, "  %-44s %s\n", commands[i].usage, commands[i].summary);
     }
     return 0;
@@ -683,9 +915,8 @@ static int run_denial(tl_job_t *job, tl_job_ctx_t *ctx)
     struct cmd *cmd = (struct cmd *)job;
     char actor[96];
     actor_of(cmd, actor);
-    json_t *details =
-        json_pack("{s:s, s:s, s:s}", "command", cmd->command->name, "role", cmd->tech.role, "needs",
-                  tl_capability_name(cmd->command->capability));
+    json_t *details = json_pack("{s:s, s:s, s:s}", "command", cmd->command->name, "role",
+                                cmd->tech.role, "needs", tl_capability_name(cmd->capability));
     int rc = tl_worker_audit(ctx, actor, "access.denied", cmd->ticket_text, details);
     json_decref(details);
     return rc;
@@ -697,8 +928,7 @@ static void denial_done(tl_job_t *job, int status)
     if (cmd->exec != NULL) {
         tl_exec_printf(cmd->exec, TL_EXEC_STDERR,
                        "tierline: permission denied: role %s may not use '%s' (needs %s)\n",
-                       cmd->tech.role, cmd->command->name,
-                       tl_capability_name(cmd->command->capability));
+                       cmd->tech.role, cmd->command->name, tl_capability_name(cmd->capability));
         tl_exec_finish(cmd->exec, TL_EXIT_DENIED);
     }
     cmd_free(cmd);
@@ -731,7 +961,15 @@ void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
     tl_exec_set_callbacks(exec, &exec_callbacks, cmd);
     tl_log_info("command tech=%s role=%s command=\"%s\"", tech->name, tech->role, command->name);
 
-    if (!tl_role_can(cmd->role, command->capability)) {
+    /* join --observe needs only the observe capability. */
+    cmd->capability = command->capability;
+    for (int i = words; command->observe_flag && i < argc; i++)
+        if (strcmp(argv[i], "--observe") == 0)
+            cmd->capability = TL_CAP_OBSERVE;
+    if (!tl_role_can(cmd->role, cmd->capability)) {
+        /* The ticket, when the words name one, is the denial's subject. */
+        if (argc > words)
+            parse_ticket_id(cmd, argv[words]);
         cmd->job.run = run_denial;
         cmd->job.done = denial_done;
         cmd->job_in_flight = 1;
@@ -743,8 +981,17 @@ void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
     char **rest_argv = argv + words - 1;
     take_json_flag(cmd, &rest, rest_argv);
     if (command->parse(cmd, rest, rest_argv) != 0) {
-        tl_exec_printf(exec, TL_EXEC_STDERR, "usage: %s\n", command->usage);
+        if (cmd->usage_error != NULL)
+            tl_exec_printf(exec, TL_EXEC_STDERR, "tierline: %s\n", cmd->usage_error);
+        if (!cmd->usage_error_only)
+            tl_exec_printf(exec, TL_EXEC_STDERR, "usage: %s\n", command->usage);
         tl_exec_finish(exec, 2);
+        cmd_free(cmd);
+        return;
+    }
+    if (command->work == NULL) {
+        /* The session module takes the exec over, callbacks included. */
+        tl_sessions_start(cmd->ctx->sessions, exec, &cmd->session);
         cmd_free(cmd);
         return;
     }

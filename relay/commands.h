@@ -15,12 +15,14 @@
 #define TL_COMMANDS_H
 
 #include "relay/exec.h"
+#include "relay/sessions.h"
 #include "relay/worker.h"
 
 #define TL_EXIT_DENIED 77
 
 typedef struct tl_commands_ctx {
     tl_worker_t *worker;
+    tl_sessions_t *sessions; /* diag, run, join, fix, runbooks */
 } tl_commands_ctx_t;
 
 /* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */

@@ -10,6 +10,7 @@
 #include "relay/datadir.h"
 #include "relay/registry.h"
 #include "relay/commands.h"
+#include "relay/sessions.h"
 #include "relay/ssh_front.h"
 #include "relay/users.h"
 #include "relay/worker.h"
@@ -29,10 +30,10 @@
 struct relay;
 
 /* One connected agent (or a key that came to enroll). */
-struct agent {
+struct tl_agent_link {
     struct relay *relay;
     tl_peer_t *peer;
-    struct agent *prev, *next;
+    struct tl_agent_link *prev, *next;
     struct upload *uploads;
     int64_t device_id; /* 0 while unknown: enrollment only */
     char fingerprint[TL_FINGERPRINT_LEN];
@@ -41,6 +42,11 @@ struct agent {
     int refs;                    /* the connection itself, plus each job in flight */
     unsigned uploads_open;       /* upload channels open now */
     unsigned requests_in_flight;
+    /* Requests the relay sent (sessions), allocated on first use. */
+    struct pending_request *pending;
+    uv_timer_t *request_timer;
+    uint32_t next_request_id;
+    unsigned pending_count;
     unsigned closed : 1;
     unsigned enrolling : 1;
     unsigned counted_online : 1;
@@ -48,7 +54,7 @@ struct agent {
 
 /* An evidence item arriving on an "upload" channel (docs/protocol.md §7.4). */
 struct upload {
-    struct agent *agent;
+    struct tl_agent_link *agent;
     struct upload *next;
     uint32_t channel;
     tl_evidence_writer_t *writer; /* worker thread only */
@@ -63,6 +69,14 @@ struct upload {
     unsigned jobs; /* in flight */
     unsigned channel_open : 1;
     unsigned stopped : 1; /* no more jobs will be queued */
+};
+
+/* A control request the relay sent and the agent has not answered yet. */
+struct pending_request {
+    uint32_t id; /* 0: a free slot */
+    uint64_t deadline;
+    tl_agent_answer_fn answer;
+    void *data;
 };
 
 struct enroll_limit {
@@ -83,7 +97,7 @@ struct relay {
     tl_evidence_store_t *evidence;
     tl_worker_t *worker;
     tl_registry_t *registry;
-    struct agent *agents;
+    struct tl_agent_link *agents;
     uint32_t agent_count;
     tl_relay_config_t config;
     tl_peer_config_t peer_config;
@@ -96,6 +110,7 @@ struct relay {
     int64_t users_version;
     int users_loading;
     tl_commands_ctx_t commands;
+    tl_sessions_t *sessions;
     char software[64];
     int stopping;
 };
@@ -105,7 +120,7 @@ static void device_name(int64_t id, char out[32])
     snprintf(out, 32, "D-%" PRId64, id);
 }
 
-static void agent_actor(const struct agent *agent, char out[96])
+static void agent_actor(const struct tl_agent_link *agent, char out[96])
 {
     if (agent->device_id > 0)
         snprintf(out, 96, "agent:D-%" PRId64, agent->device_id);
@@ -113,7 +128,7 @@ static void agent_actor(const struct agent *agent, char out[96])
         snprintf(out, 96, "agent:%s", agent->fingerprint);
 }
 
-static void agent_unref(struct agent *agent)
+static void agent_unref(struct tl_agent_link *agent)
 {
     if (--agent->refs > 0)
         return;
@@ -122,18 +137,19 @@ static void agent_unref(struct agent *agent)
         free(agent->uploads);
         agent->uploads = next;
     }
+    free(agent->pending);
     free(agent);
 }
 
 static void deadline_closed(uv_handle_t *handle)
 {
-    struct agent *agent = handle->data;
+    struct tl_agent_link *agent = handle->data;
     free(handle);
     agent->enroll_deadline = NULL;
     agent_unref(agent);
 }
 
-static void stop_enroll_deadline(struct agent *agent)
+static void stop_enroll_deadline(struct tl_agent_link *agent)
 {
     if (agent->enroll_deadline != NULL && !uv_is_closing((uv_handle_t *)agent->enroll_deadline))
         uv_close((uv_handle_t *)agent->enroll_deadline, deadline_closed);
@@ -144,7 +160,7 @@ static void stop_enroll_deadline(struct agent *agent)
 /* A job bound to an agent: holds a reference so the agent outlives it. */
 struct agent_job {
     tl_job_t job;
-    struct agent *agent;
+    struct tl_agent_link *agent;
     int result;            /* the outcome the agent is told */
     uint32_t request_id;   /* for control requests */
     json_t *request;       /* the request body (owned) */
@@ -158,7 +174,8 @@ struct agent_job {
     int online;
 };
 
-static struct agent_job *job_new(struct agent *agent, int (*run)(tl_job_t *, tl_job_ctx_t *),
+static struct agent_job *job_new(struct tl_agent_link *agent,
+                                 int (*run)(tl_job_t *, tl_job_ctx_t *),
                                  void (*done)(tl_job_t *, int))
 {
     struct agent_job *job = calloc(1, sizeof *job);
@@ -210,7 +227,7 @@ static void presence_done(tl_job_t *base, int status)
     job_free(job);
 }
 
-static void submit_presence(struct agent *agent, int online)
+static void submit_presence(struct tl_agent_link *agent, int online)
 {
     struct agent_job *job = job_new(agent, run_presence, presence_done);
     if (job == NULL)
@@ -270,7 +287,7 @@ static void enroll_succeeded(struct relay *relay, const char *address)
 static int run_enroll(tl_job_t *base, tl_job_ctx_t *ctx)
 {
     struct agent_job *job = (struct agent_job *)base;
-    struct agent *agent = job->agent;
+    struct tl_agent_link *agent = job->agent;
     char actor[96];
     agent_actor(agent, actor);
     if (job->result == 0) {
@@ -320,7 +337,7 @@ static const char *enroll_message(int result)
 static void enroll_done(tl_job_t *base, int status)
 {
     struct agent_job *job = (struct agent_job *)base;
-    struct agent *agent = job->agent;
+    struct tl_agent_link *agent = job->agent;
     int result = status != 0 ? status : job->result;
     if (result == 0) {
         enroll_succeeded(agent->relay, agent->address);
@@ -345,7 +362,7 @@ static void enroll_done(tl_job_t *base, int status)
     job_free(job);
 }
 
-static int handle_enroll(struct agent *agent, const struct tl_msg_enroll *enroll)
+static int handle_enroll(struct tl_agent_link *agent, const struct tl_msg_enroll *enroll)
 {
     if (agent->enrolling)
         return TL_EPROTO;
@@ -391,7 +408,7 @@ static int handle_enroll(struct agent *agent, const struct tl_msg_enroll *enroll
 
 /* ---- control requests ------------------------------------------------------- */
 
-static void send_result(struct agent *agent, uint32_t request_id, int status, json_t *extra)
+static void send_result(struct tl_agent_link *agent, uint32_t request_id, int status, json_t *extra)
 {
     if (agent->closed)
         return;
@@ -530,11 +547,170 @@ static void control_done(tl_job_t *base, int status)
     job_free(job);
 }
 
-static int handle_control(struct agent *agent, const struct tl_msg_control *control)
+/* ---- requests the relay sends (relay/sessions.c) ------------------------------------------ */
+
+int64_t tl_agent_device(const tl_agent_link_t *agent)
+{
+    return agent->device_id;
+}
+
+tl_mux_t *tl_agent_mux(tl_agent_link_t *agent)
+{
+    return agent->closed ? NULL : tl_peer_mux(agent->peer);
+}
+
+int tl_agent_notify(tl_agent_link_t *agent, json_t *body)
+{
+    if (agent->closed)
+        return TL_ECLOSED;
+    return tl_peer_send_control(agent->peer, 0, body);
+}
+
+static void arm_request_timer(struct tl_agent_link *agent);
+
+static void request_timer_closed(uv_handle_t *handle)
+{
+    struct tl_agent_link *agent = handle->data;
+    free(handle);
+    agent_unref(agent);
+}
+
+static void on_request_timer(uv_timer_t *timer)
+{
+    struct tl_agent_link *agent = timer->data;
+    uint64_t now = uv_now(agent->relay->loop);
+    /* A callback may send or cancel requests: take one expired slot at a time. */
+    for (unsigned i = 0; i < TL_AGENT_MAX_PENDING && !agent->closed; i++) {
+        struct pending_request *slot = &agent->pending[i];
+        if (slot->id == 0 || slot->deadline > now)
+            continue;
+        struct pending_request expired = *slot;
+        slot->id = 0;
+        agent->pending_count--;
+        tl_log_info("agent request timed out device=D-%" PRId64 " request=%" PRIu32,
+                    agent->device_id, expired.id);
+        expired.answer(expired.data, TL_ETIMEOUT, NULL);
+    }
+    if (!agent->closed)
+        arm_request_timer(agent);
+}
+
+static void arm_request_timer(struct tl_agent_link *agent)
+{
+    uint64_t earliest = UINT64_MAX;
+    for (unsigned i = 0; i < TL_AGENT_MAX_PENDING; i++)
+        if (agent->pending[i].id != 0 && agent->pending[i].deadline < earliest)
+            earliest = agent->pending[i].deadline;
+    if (earliest == UINT64_MAX) {
+        uv_timer_stop(agent->request_timer);
+        return;
+    }
+    uint64_t now = uv_now(agent->relay->loop);
+    uv_timer_start(agent->request_timer, on_request_timer, earliest > now ? earliest - now : 0, 0);
+}
+
+int tl_agent_request(tl_agent_link_t *agent, json_t *body, uint32_t timeout_ms,
+                     tl_agent_answer_fn answer, void *data, uint32_t *request_id)
+{
+    if (agent->closed)
+        return TL_ECLOSED;
+    if (agent->pending_count >= TL_AGENT_MAX_PENDING)
+        return TL_EFULL;
+    if (agent->pending == NULL &&
+        (agent->pending = calloc(TL_AGENT_MAX_PENDING, sizeof *agent->pending)) == NULL)
+        return TL_ENOMEM;
+    if (agent->request_timer == NULL) {
+        agent->request_timer = malloc(sizeof *agent->request_timer);
+        if (agent->request_timer == NULL)
+            return TL_ENOMEM;
+        uv_timer_init(agent->relay->loop, agent->request_timer);
+        agent->request_timer->data = agent;
+        agent->refs++;
+    }
+    struct pending_request *slot = NULL;
+    for (unsigned i = 0; i < TL_AGENT_MAX_PENDING && slot == NULL; i++)
+        if (agent->pending[i].id == 0)
+            slot = &agent->pending[i];
+    /* Ids count up per connection and skip 0 and any still waiting. */
+    uint32_t id;
+    int taken;
+    do {
+        id = ++agent->next_request_id;
+        taken = id == 0;
+        for (unsigned i = 0; i < TL_AGENT_MAX_PENDING && !taken; i++)
+            taken = agent->pending[i].id == id;
+    } while (taken);
+    int rc = tl_peer_send_control(agent->peer, id, body);
+    if (rc != 0)
+        return rc;
+    *slot = (struct pending_request){id, uv_now(agent->relay->loop) + timeout_ms, answer, data};
+    agent->pending_count++;
+    arm_request_timer(agent);
+    *request_id = id;
+    return 0;
+}
+
+void tl_agent_request_cancel(tl_agent_link_t *agent, uint32_t request_id)
+{
+    for (unsigned i = 0; agent->pending != NULL && i < TL_AGENT_MAX_PENDING; i++) {
+        if (request_id != 0 && agent->pending[i].id == request_id) {
+            agent->pending[i].id = 0;
+            agent->pending_count--;
+            if (!agent->closed)
+                arm_request_timer(agent);
+            return;
+        }
+    }
+}
+
+/* An answer to one of our requests: its slot is freed before the callback runs. */
+static void handle_answer(struct tl_agent_link *agent, const struct tl_msg_control *control)
+{
+    for (unsigned i = 0; agent->pending != NULL && i < TL_AGENT_MAX_PENDING; i++) {
+        struct pending_request *slot = &agent->pending[i];
+        if (slot->id != control->request_id)
+            continue;
+        struct pending_request answered = *slot;
+        slot->id = 0;
+        agent->pending_count--;
+        arm_request_timer(agent);
+        answered.answer(answered.data, 0, control->body);
+        return;
+    }
+    /* Late (timed out or cancelled) or invented: nobody waits for it. */
+    tl_log_debug("answer to no pending request device=D-%" PRId64 " request=%" PRIu32,
+                 agent->device_id, control->request_id);
+}
+
+/* The connection is gone: every request still waiting fails. */
+static void fail_pending_requests(struct tl_agent_link *agent)
+{
+    for (unsigned i = 0; agent->pending != NULL && i < TL_AGENT_MAX_PENDING; i++) {
+        struct pending_request *slot = &agent->pending[i];
+        if (slot->id == 0)
+            continue;
+        struct pending_request failed = *slot;
+        slot->id = 0;
+        agent->pending_count--;
+        failed.answer(failed.data, TL_ECLOSED, NULL);
+    }
+    if (agent->request_timer != NULL && !uv_is_closing((uv_handle_t *)agent->request_timer))
+        uv_close((uv_handle_t *)agent->request_timer, request_timer_closed);
+}
+
+static int handle_control(struct tl_agent_link *agent, const struct tl_msg_control *control)
 {
     const char *type = get_text(control->body, "type", 64, 0);
-    if (control->request_id == 0)
-        return 0; /* notifications from agents: none defined yet, ignored */
+    if (control->request_id == 0) {
+        /* Notifications from agents (docs/protocol.md §7.8); others are ignored. */
+        if (type != NULL && strcmp(type, "session.ended") == 0 && agent->relay->sessions != NULL)
+            tl_sessions_grant_ended(agent->relay->sessions, agent, control->body);
+        return 0;
+    }
+    if (type != NULL && strcmp(type, "result") == 0) {
+        handle_answer(agent, control);
+        return 0;
+    }
     if (type != NULL && strcmp(type, "ticket.create") == 0) {
         json_t *body = control->body;
         json_t *tier = json_object_get(body, "tier");
@@ -623,7 +799,7 @@ static void upload_release_if_done(struct upload *up)
 {
     if (up->channel_open || up->jobs > 0 || up->agent->closed)
         return; /* a closed agent frees its list itself */
-    struct agent *agent = up->agent;
+    struct tl_agent_link *agent = up->agent;
     for (struct upload **at = &agent->uploads; *at != NULL; at = &(*at)->next) {
         if (*at == up) {
             *at = up->next;
@@ -693,7 +869,7 @@ static int submit_upload_step(struct upload *up, int step, const uint8_t *data, 
     return 0;
 }
 
-static struct upload *find_upload(struct agent *agent, uint32_t channel)
+static struct upload *find_upload(struct tl_agent_link *agent, uint32_t channel)
 {
     for (struct upload *up = agent->uploads; up != NULL; up = up->next)
         if (up->channel_open && up->channel == channel)
@@ -701,7 +877,7 @@ static struct upload *find_upload(struct agent *agent, uint32_t channel)
     return NULL;
 }
 
-static int open_upload(struct agent *agent, uint32_t channel, json_t *params)
+static int open_upload(struct tl_agent_link *agent, uint32_t channel, json_t *params)
 {
     const char *hash = get_text(params, "sha256", 64, 0);
     const char *kind = get_text(params, "kind", 32, 0);
@@ -733,7 +909,7 @@ static int open_upload(struct agent *agent, uint32_t channel, json_t *params)
 static void on_channel_open(void *ctx, uint32_t channel, const struct tl_msg_channel_open *request)
 {
     tl_peer_t *peer = ctx;
-    struct agent *agent = tl_peer_get_data(peer);
+    struct tl_agent_link *agent = tl_peer_get_data(peer);
     tl_mux_t *mux = tl_peer_mux(peer);
     if (agent->device_id <= 0) {
         /* An unknown key may only enroll (docs/protocol.md §7.2). */
@@ -751,11 +927,43 @@ static void on_channel_open(void *ctx, uint32_t channel, const struct tl_msg_cha
     tl_mux_confirm(mux, channel);
 }
 
+/* Channels the relay opened belong to a session (relay/sessions.c), which marked them. */
+static void *session_of(tl_peer_t *peer, uint32_t channel)
+{
+    return tl_mux_get_data(tl_peer_mux(peer), channel);
+}
+
+static void on_channel_confirm(void *ctx, uint32_t channel)
+{
+    void *session = session_of(ctx, channel);
+    if (session != NULL)
+        tl_sessions_channel_confirm(session);
+}
+
+static void on_channel_refuse(void *ctx, uint32_t channel, uint32_t reason, tl_str_t message)
+{
+    void *session = session_of(ctx, channel);
+    if (session != NULL)
+        tl_sessions_channel_refuse(session, reason, message);
+}
+
+static void on_channel_writable(void *ctx, uint32_t channel)
+{
+    void *session = session_of(ctx, channel);
+    if (session != NULL)
+        tl_sessions_channel_writable(session);
+}
+
 static void on_channel_data(void *ctx, uint32_t channel, uint8_t stream, const uint8_t *data,
                             size_t len)
 {
     tl_peer_t *peer = ctx;
-    struct agent *agent = tl_peer_get_data(peer);
+    struct tl_agent_link *agent = tl_peer_get_data(peer);
+    void *session = session_of(peer, channel);
+    if (session != NULL) {
+        tl_sessions_channel_data(session, stream, data, len);
+        return;
+    }
     struct upload *up = find_upload(agent, channel);
     if (up == NULL || up->stopped)
         return;
@@ -773,6 +981,11 @@ static void on_channel_data(void *ctx, uint32_t channel, uint8_t stream, const u
 static void on_channel_eof(void *ctx, uint32_t channel)
 {
     tl_peer_t *peer = ctx;
+    void *session = session_of(peer, channel);
+    if (session != NULL) {
+        tl_sessions_channel_eof(session);
+        return;
+    }
     struct upload *up = find_upload(tl_peer_get_data(peer), channel);
     if (up != NULL && !up->stopped) {
         up->stopped = 1;
@@ -783,6 +996,11 @@ static void on_channel_eof(void *ctx, uint32_t channel)
 static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_channel_close *close)
 {
     tl_peer_t *peer = ctx;
+    void *session = session_of(peer, channel);
+    if (session != NULL) {
+        tl_sessions_channel_close(session, close);
+        return;
+    }
     struct upload *up = find_upload(tl_peer_get_data(peer), channel);
     if (up == NULL)
         return;
@@ -797,6 +1015,9 @@ static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_ch
 
 static const tl_mux_callbacks_t channel_callbacks = {
     .on_open = on_channel_open,
+    .on_confirm = on_channel_confirm,
+    .on_refuse = on_channel_refuse,
+    .on_writable = on_channel_writable,
     .on_data = on_channel_data,
     .on_eof = on_channel_eof,
     .on_close = on_channel_close,
@@ -806,7 +1027,7 @@ static const tl_mux_callbacks_t channel_callbacks = {
 
 static void enroll_deadline_passed(uv_timer_t *timer)
 {
-    struct agent *agent = timer->data;
+    struct tl_agent_link *agent = timer->data;
     stop_enroll_deadline(agent);
     if (!agent->closed && !agent->enrolling) {
         tl_log_info("unknown key did not enroll, closing fingerprint=%s address=%s",
@@ -817,7 +1038,7 @@ static void enroll_deadline_passed(uv_timer_t *timer)
 
 static void on_peer_ready(tl_peer_t *peer)
 {
-    struct agent *agent = tl_peer_get_data(peer);
+    struct tl_agent_link *agent = tl_peer_get_data(peer);
     struct relay *relay = agent->relay;
     const char *fingerprint = tl_peer_fingerprint(peer);
     snprintf(agent->fingerprint, sizeof agent->fingerprint, "%s", fingerprint ? fingerprint : "");
@@ -840,7 +1061,7 @@ static void on_peer_ready(tl_peer_t *peer)
         return;
     }
     /* A device has one live connection: a new one replaces a stale one. */
-    for (struct agent *other = relay->agents; other != NULL; other = other->next) {
+    for (struct tl_agent_link *other = relay->agents; other != NULL; other = other->next) {
         if (other != agent && other->device_id == agent->device_id && !other->closed) {
             tl_log_info("agent reconnected, closing old connection device=D-%" PRId64,
                         agent->device_id);
@@ -861,7 +1082,7 @@ static void on_peer_ready(tl_peer_t *peer)
 
 static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
 {
-    struct agent *agent = tl_peer_get_data(peer);
+    struct tl_agent_link *agent = tl_peer_get_data(peer);
     if (msg->type == TL_MSG_ENROLL)
         return handle_enroll(agent, &msg->u.enroll);
     if (agent->device_id <= 0)
@@ -873,7 +1094,7 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
 
 static void on_peer_closed(tl_peer_t *peer, int reason)
 {
-    struct agent *agent = tl_peer_get_data(peer);
+    struct tl_agent_link *agent = tl_peer_get_data(peer);
     struct relay *relay = agent->relay;
     agent->closed = 1;
     if (agent->prev != NULL)
@@ -884,6 +1105,9 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
         agent->next->prev = agent->prev;
     relay->agent_count--;
     stop_enroll_deadline(agent);
+    fail_pending_requests(agent);
+    if (relay->sessions != NULL)
+        tl_sessions_agent_closed(relay->sessions, agent);
     for (struct upload *up = agent->uploads; up != NULL; up = up->next) {
         if (up->channel_open) {
             up->channel_open = 0;
@@ -891,7 +1115,7 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
         }
     }
     int replaced = 0;
-    for (struct agent *other = relay->agents; other != NULL; other = other->next)
+    for (struct tl_agent_link *other = relay->agents; other != NULL; other = other->next)
         if (other->device_id == agent->device_id && other->counted_online && !other->closed)
             replaced = 1;
     if (agent->counted_online) {
@@ -925,7 +1149,7 @@ static void on_connection(uv_stream_t *server, int status)
         tl_log_warn("accept failed reason=%s", uv_strerror(status));
         return;
     }
-    struct agent *agent = calloc(1, sizeof *agent);
+    struct tl_agent_link *agent = calloc(1, sizeof *agent);
     if (agent == NULL)
         return;
     agent->relay = relay;
@@ -1061,6 +1285,16 @@ static void ssh_on_login(void *ctx, const char *user, const char *address, const
     tl_worker_submit(relay->worker, &job->job);
 }
 
+/* The device's live connection: the newest one, as on_peer_ready closes older ones. */
+static tl_agent_link_t *find_agent(void *ctx, int64_t device_id)
+{
+    struct relay *relay = ctx;
+    for (struct tl_agent_link *agent = relay->agents; agent != NULL; agent = agent->next)
+        if (agent->device_id == device_id && agent->counted_online && !agent->closed)
+            return agent;
+    return NULL;
+}
+
 static void relay_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
 {
     struct relay *relay = ctx;
@@ -1077,7 +1311,14 @@ static int start_technicians(struct relay *relay)
     if (relay->users == NULL)
         return TL_ENOMEM;
     relay->users_version = -2; /* load on the first pass whatever the counter says */
+    relay->sessions =
+        tl_sessions_new(relay->loop, relay->worker, relay->config.data_dir, find_agent, relay, &rc);
+    if (relay->sessions == NULL) {
+        fprintf(stderr, "tierline-relay: cannot prepare sessions: %s\n", tl_strerror(rc));
+        return rc;
+    }
     relay->commands.worker = relay->worker;
+    relay->commands.sessions = relay->sessions;
     uv_timer_init(relay->loop, &relay->users_timer);
     relay->users_timer.data = relay;
     reload_users(relay);
@@ -1114,7 +1355,7 @@ static void on_signal(uv_signal_t *handle, int signum)
     uv_close((uv_handle_t *)&relay->listener, NULL);
     uv_close((uv_handle_t *)&relay->sigterm, NULL);
     uv_close((uv_handle_t *)&relay->sigint, NULL);
-    for (struct agent *agent = relay->agents; agent != NULL; agent = agent->next)
+    for (struct tl_agent_link *agent = relay->agents; agent != NULL; agent = agent->next)
         tl_peer_close(agent->peer, 0, "relay shutting down");
     if (relay->ssh != NULL) {
         tl_ssh_front_stop(relay->ssh);
@@ -1266,6 +1507,7 @@ int tl_relay_serve(const tl_relay_config_t *config)
     tl_log_info("relay stopped");
 out:
     tl_worker_free(relay->worker); /* runs the last acknowledgements */
+    tl_sessions_free(relay->sessions);
     if (relay->loop != NULL) {
         if (relay->listener.loop != NULL && !uv_is_closing((uv_handle_t *)&relay->listener))
             uv_close((uv_handle_t *)&relay->listener, NULL);

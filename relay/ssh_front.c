@@ -29,6 +29,15 @@
  * exit-status, CLOSE, and the channel is freed only when the client's CLOSE
  * has arrived.
  *
+ * Client input (keystrokes, piped stdin) stays in libssh's channel buffer
+ * until the command takes it: for a command that reads, the data callback
+ * consumes nothing, and conn_service() moves it out and offers it to
+ * on_input. libssh grows the client's window only as that buffer is read,
+ * so a command that stops taking input stops its client within two windows
+ * (about 1.2 MB each in libssh 0.10: what libssh holds, and what was moved
+ * out of it). With a PTY, output "\n" becomes "\r\n" (a terminal's ONLCR)
+ * unless the command asked for raw output.
+ *
  * libssh gets a dup() of the socket and the uv_poll_t watches the original:
  * libssh closes its descriptor by itself when the client sends DISCONNECT,
  * and the poll must never watch a number the kernel may hand out again.
@@ -70,6 +79,18 @@
 #define LIMIT_SLOTS 512
 #define DEFAULT_MAX_SESSIONS 256
 #define DEFAULT_AUTH_TIMEOUT_MS 30000
+/* An input buffer larger than this is freed once the command has taken all of it. */
+#define INPUT_KEEP (64u * 1024u)
+/*
+ * libssh keeps data a client sends past its window; more than this held for
+ * one channel (two windows and then some) means a client that ignores flow
+ * control, and ends its connection.
+ */
+#define INPUT_HARD_CAP (4u * 1024u * 1024u)
+/* Input offered to one command per wake-up, so a fast typist of 10 MiB cannot starve the loop. */
+#define INPUT_BUDGET (256u * 1024u)
+/* Terminal sizes are clamped to this (docs/protocol.md §7.7 takes 1..1000 columns and rows). */
+#define MAX_TERMINAL_SIZE 1000
 
 static const char USAGE[] = "usage: ssh [-p PORT] NAME@RELAY COMMAND [ARGS...]; interactive "
                             "sessions are not available yet (try: help)";
@@ -109,14 +130,29 @@ struct tl_exec {
     const char *refusal; /* static text sent on stderr instead of dispatching */
     int argc;
     char *argv[TL_EXEC_MAX_WORDS + 1];
-    char *words; /* storage behind argv */
-    /* What a future interactive session needs (pty-req, window-change). */
-    struct {
-        char term[32];
-        int cols, rows;
-    } pty;
-    unsigned pty_requested : 1;
-    unsigned channel_gone : 1; /* the client closed it, or it failed */
+    char *words;       /* storage behind argv */
+    tl_exec_pty_t pty; /* pty-req and window-change */
+    /*
+     * The client's stdin. Bytes stay in libssh's channel buffer until the
+     * command can take them, then all of them move into input[] and are
+     * offered from there; only once the command has taken all of input[] is
+     * libssh's buffer read again. (Reading part of it would be wrong: libssh
+     * tops the client's window up on every read, whatever it still holds, so
+     * a slow reader would let a fast client grow that buffer without end.)
+     * in_libssh is what libssh holds: its data callback always sees the
+     * whole buffer, so the count is exact.
+     */
+    uint8_t *input;
+    size_t input_start, input_end, input_size;
+    uint32_t in_libssh;
+    uint64_t bytes_received;
+    unsigned raw : 1;           /* tl_exec_set_raw(): no ONLCR */
+    unsigned input_paused : 1;  /* on_input took less than offered; waits for resume */
+    unsigned input_resumed : 1; /* tl_exec_resume_input() ran during on_input */
+    unsigned eof_received : 1;  /* the client's EOF on stdin */
+    unsigned eof_delivered : 1;
+    unsigned resize_pending : 1; /* a window-change not yet passed to on_resize */
+    unsigned channel_gone : 1;   /* the client closed it, or it failed */
     unsigned dispatched : 1;
     unsigned finished : 1;
     unsigned aborted : 1;
@@ -424,6 +460,36 @@ static int queue_output(tl_exec_t *exec, int stream, const void *data, size_t le
     return 0;
 }
 
+/*
+ * What a terminal's ONLCR does, for commands that print lines to a client
+ * that asked for a PTY: every "\n" goes out as "\r\n". All or nothing, like
+ * queue_output: the cap applies to the bytes as sent.
+ */
+static int queue_output_onlcr(tl_exec_t *exec, int stream, const void *data, size_t len)
+{
+    const uint8_t *bytes = data;
+    size_t newlines = 0;
+    for (const uint8_t *p = bytes; (p = memchr(p, '\n', len - (size_t)(p - bytes))) != NULL; p++)
+        newlines++;
+    if (newlines == 0)
+        return queue_output(exec, stream, data, len);
+    size_t expanded = len + newlines;
+    if (expanded > TL_EXEC_MAX_BUFFERED - exec->buffered)
+        return TL_EFULL;
+    uint8_t *out = malloc(expanded);
+    if (out == NULL)
+        return TL_ENOMEM;
+    size_t used = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (bytes[i] == '\n')
+            out[used++] = '\r';
+        out[used++] = bytes[i];
+    }
+    int rc = queue_output(exec, stream, out, used);
+    free(out);
+    return rc;
+}
+
 static void consume_output(tl_exec_t *exec, size_t len)
 {
     struct chunk *head = exec->head;
@@ -471,7 +537,8 @@ int tl_exec_write(tl_exec_t *exec, int stream, const void *data, size_t len)
         return TL_EINVAL;
     if (len == 0)
         return 0;
-    int rc = queue_output(exec, stream, data, len);
+    int rc = exec->pty.requested && !exec->raw ? queue_output_onlcr(exec, stream, data, len)
+                                               : queue_output(exec, stream, data, len);
     if (rc == 0)
         queue_service(exec->conn);
     return rc;
@@ -520,6 +587,23 @@ void tl_exec_finish(tl_exec_t *exec, int exit_status)
     queue_service(exec->conn);
 }
 
+void tl_exec_resume_input(tl_exec_t *exec)
+{
+    exec->input_paused = 0;
+    exec->input_resumed = 1;
+    queue_service(exec->conn);
+}
+
+const tl_exec_pty_t *tl_exec_pty(const tl_exec_t *exec)
+{
+    return &exec->pty;
+}
+
+void tl_exec_set_raw(tl_exec_t *exec)
+{
+    exec->raw = 1;
+}
+
 void tl_exec_set_callbacks(tl_exec_t *exec, const tl_exec_callbacks_t *callbacks, void *data)
 {
     exec->callbacks = callbacks;
@@ -528,11 +612,53 @@ void tl_exec_set_callbacks(tl_exec_t *exec, const tl_exec_callbacks_t *callbacks
 
 /* ---- channel callbacks (libssh; record and queue only) ------------------------------------ */
 
+/* 1 while client input must be kept for the command (or until we know whether it reads). */
+static int exec_keeps_input(const tl_exec_t *exec)
+{
+    if (exec->channel_gone || exec->aborted || exec->finished)
+        return 0;
+    if (exec->state == EXEC_IDLE || exec->state == EXEC_PENDING)
+        return 1; /* not dispatched yet: the command may want it */
+    return exec->state == EXEC_RUNNING && exec->callbacks != NULL &&
+           exec->callbacks->on_input != NULL;
+}
+
+/*
+ * libssh hands over the whole channel buffer each time data arrives and
+ * drops from it what the return value says was consumed; the client's
+ * window grows only for consumed bytes. Input for a command is left there
+ * (return 0) and taken out from conn_service(), so on_input never runs
+ * inside libssh and held input costs at most one window. Input nobody
+ * reads (and stderr, which clients do not send) is consumed and dropped.
+ */
 static int on_channel_data(ssh_session session, ssh_channel channel, void *data, uint32_t len,
                            int is_stderr, void *userdata)
 {
-    /* Commands take no input yet: consume it so the client's window keeps moving. */
-    return (int)len;
+    tl_exec_t *exec = userdata;
+    if (is_stderr)
+        return (int)len;
+    if (!exec_keeps_input(exec)) {
+        exec->in_libssh = 0;
+        return (int)len;
+    }
+    if (len > INPUT_HARD_CAP) {
+        tl_log_warn("ssh client ignored flow control user=%s addr=%s held=%u",
+                    exec->technician.name, exec->conn->address, len);
+        exec->in_libssh = 0;
+        exec->conn->closing = 1;
+        queue_service(exec->conn);
+        return (int)len;
+    }
+    exec->in_libssh = len;
+    queue_service(exec->conn);
+    return 0;
+}
+
+static void on_channel_eof(ssh_session session, ssh_channel channel, void *userdata)
+{
+    tl_exec_t *exec = userdata;
+    exec->eof_received = 1;
+    queue_service(exec->conn);
 }
 
 static void on_channel_close(ssh_session session, ssh_channel channel, void *userdata)
@@ -551,25 +677,43 @@ static int on_channel_writable(ssh_session session, ssh_channel channel, uint32_
     return 0;
 }
 
+/* A terminal size from the wire (a u32 that libssh passes as int), clamped to 0..1000. */
+static unsigned terminal_size(int value)
+{
+    if (value < 0 || value > (int)MAX_TERMINAL_SIZE)
+        return MAX_TERMINAL_SIZE; /* u32 values past INT_MAX arrive negative: huge too */
+    return (unsigned)value;
+}
+
+/* Only before the exec, once. A size of 0 is what OpenSSH sends when it has no terminal itself. */
 static int on_pty_request(ssh_session session, ssh_channel channel, const char *term, int width,
                           int height, int pxwidth, int pxheight, void *userdata)
 {
     tl_exec_t *exec = userdata;
-    if (exec->state != EXEC_IDLE || exec->pty_requested)
+    if (exec->state != EXEC_IDLE || exec->pty.requested)
         return -1;
-    exec->pty_requested = 1;
+    exec->pty.requested = 1;
     printable(exec->pty.term, sizeof exec->pty.term, term);
-    exec->pty.cols = width;
-    exec->pty.rows = height;
+    exec->pty.cols = terminal_size(width);
+    exec->pty.rows = terminal_size(height);
     return 0;
 }
 
+/* Ignored without a PTY and for a size of 0; the command hears of it from conn_service(). */
 static int on_window_change(ssh_session session, ssh_channel channel, int width, int height,
                             int pxwidth, int pxheight, void *userdata)
 {
     tl_exec_t *exec = userdata;
-    exec->pty.cols = width;
-    exec->pty.rows = height;
+    if (!exec->pty.requested || width == 0 || height == 0) {
+        tl_log_debug("ssh window-change ignored user=%s addr=%s cols=%d rows=%d pty=%d",
+                     exec->technician.name, exec->conn->address, width, height,
+                     exec->pty.requested);
+        return -1;
+    }
+    exec->pty.cols = terminal_size(width);
+    exec->pty.rows = terminal_size(height);
+    exec->resize_pending = 1;
+    queue_service(exec->conn);
     return 0;
 }
 
@@ -593,10 +737,6 @@ static int on_exec_request(ssh_session session, ssh_channel channel, const char 
         return -1;
     exec->state = EXEC_PENDING;
     queue_service(exec->conn);
-    if (exec->pty_requested) {
-        exec->refusal = USAGE;
-        return 0;
-    }
     size_t len = strlen(command);
     if (len > TL_EXEC_MAX_LINE) {
         exec->refusal = "command line longer than " STRINGIFY(TL_EXEC_MAX_LINE) " bytes";
@@ -657,6 +797,7 @@ static ssh_channel on_channel_open(ssh_session session, void *userdata)
     cb->userdata = exec;
     cb->channel_data_function = on_channel_data;
     cb->channel_close_function = on_channel_close;
+    cb->channel_eof_function = on_channel_eof;
     cb->channel_write_wontblock_function = on_channel_writable;
     cb->channel_pty_request_function = on_pty_request;
     cb->channel_pty_window_change_function = on_window_change;
@@ -814,8 +955,9 @@ static void exec_abort(tl_exec_t *exec)
     if (exec->aborted || !exec->dispatched || exec->finished)
         return;
     exec->aborted = 1;
-    tl_log_info("ssh exec aborted user=%s addr=%s command=%.64s sent=%llu", exec->technician.name,
-                exec->conn->address, exec->argv[0], (unsigned long long)exec->bytes_sent);
+    tl_log_info("ssh exec aborted user=%s addr=%s command=%.64s sent=%llu received=%llu",
+                exec->technician.name, exec->conn->address, exec->argv[0],
+                (unsigned long long)exec->bytes_sent, (unsigned long long)exec->bytes_received);
     if (exec->callbacks != NULL && exec->callbacks->on_abort != NULL)
         exec->callbacks->on_abort(exec, exec->callbacks_data);
 }
@@ -839,6 +981,7 @@ static void exec_free(tl_exec_t *exec, int free_channel)
         ssh_channel_free(exec->channel);
     }
     free_output(exec);
+    free(exec->input);
     free(exec->words);
     free(exec);
 }
@@ -893,6 +1036,119 @@ static void exec_flush(tl_exec_t *exec, size_t *budget, int *more)
     }
 }
 
+/*
+ * Offers the client's input to a running command: first what is left in
+ * input[], then more out of libssh's buffer (which lets libssh grow the
+ * client's window again). Stops when the command takes less than offered
+ * (until tl_exec_resume_input()), when nothing is held, or when this
+ * wake-up's budget is spent. Input for a command without on_input is read
+ * and dropped. The client's EOF reaches the command after the last byte.
+ */
+static void exec_input(tl_exec_t *exec)
+{
+    struct conn *conn = exec->conn;
+    size_t budget = INPUT_BUDGET;
+    while (exec->state == EXEC_RUNNING && !exec->channel_gone && !conn->closing) {
+        const tl_exec_callbacks_t *callbacks = exec->callbacks;
+        int reads = callbacks != NULL && callbacks->on_input != NULL;
+        if (exec->input_start < exec->input_end) {
+            size_t offered = exec->input_end - exec->input_start;
+            size_t took = offered;
+            if (reads) {
+                if (exec->input_paused)
+                    return;
+                if (budget == 0) {
+                    queue_service(conn); /* the rest on the next turn */
+                    return;
+                }
+                exec->input_resumed = 0;
+                took = callbacks->on_input(exec, exec->input + exec->input_start, offered,
+                                           exec->callbacks_data);
+                if (took > offered) {
+                    tl_log_warn("ssh exec input over-taken user=%s command=%.64s took=%zu "
+                                "offered=%zu",
+                                exec->technician.name, exec->argv[0], took, offered);
+                    took = offered;
+                }
+                exec->bytes_received += took;
+                budget = took < budget ? budget - took : 0;
+            }
+            exec->input_start += took;
+            if (exec->input_start == exec->input_end) {
+                exec->input_start = exec->input_end = 0;
+                if (exec->input_size > INPUT_KEEP && exec->in_libssh == 0) {
+                    /* A paste went through: its buffer is not kept while the input is idle. */
+                    free(exec->input);
+                    exec->input = NULL;
+                    exec->input_size = 0;
+                }
+            }
+            if (took < offered) {
+                /* Held until the command resumes; a resume from inside on_input waits a turn. */
+                if (exec->input_resumed)
+                    queue_service(conn);
+                else
+                    exec->input_paused = 1;
+                return;
+            }
+            continue;
+        }
+        if (exec->in_libssh == 0)
+            break;
+        uint32_t want = exec->in_libssh;
+        if (exec->input_size < want) {
+            uint8_t *grown = realloc(exec->input, want);
+            if (grown == NULL) {
+                tl_log_warn("ssh exec input dropped user=%s addr=%s reason=%s",
+                            exec->technician.name, conn->address, tl_strerror(TL_ENOMEM));
+                exec->channel_gone = 1; /* the command ends rather than lose input silently */
+                return;
+            }
+            exec->input = grown;
+            exec->input_size = want;
+        }
+        /*
+         * libssh's buffer holds in_libssh > 0 bytes, so this copies from it
+         * without reading the socket (no callbacks run from here).
+         */
+        int rc = ssh_channel_read_nonblocking(exec->channel, exec->input, want, 0);
+        if (rc < 0) {
+            tl_log_debug("ssh read failed addr=%s error=%s", conn->address,
+                         ssh_get_error(conn->session));
+            if (session_gone(conn))
+                conn->closing = 1;
+            else
+                exec->channel_gone = 1;
+            return;
+        }
+        if (rc == 0 || (uint32_t)rc > exec->in_libssh) {
+            exec->in_libssh = 0; /* not what we counted: trust libssh, which has no more */
+            if (rc == 0)
+                break;
+        } else {
+            exec->in_libssh -= (uint32_t)rc;
+        }
+        exec->input_start = 0;
+        exec->input_end = (size_t)rc;
+    }
+    if (exec->state == EXEC_RUNNING && exec->eof_received && !exec->eof_delivered &&
+        exec->input_start == exec->input_end && exec->in_libssh == 0 && !exec->channel_gone &&
+        !conn->closing) {
+        exec->eof_delivered = 1;
+        if (exec->callbacks != NULL && exec->callbacks->on_input_eof != NULL)
+            exec->callbacks->on_input_eof(exec, exec->callbacks_data);
+    }
+}
+
+static void exec_resize(tl_exec_t *exec)
+{
+    if (!exec->resize_pending || exec->state != EXEC_RUNNING || exec->channel_gone)
+        return;
+    exec->resize_pending = 0;
+    if (exec->callbacks != NULL && exec->callbacks->on_resize != NULL)
+        exec->callbacks->on_resize(exec, exec->pty.cols, exec->pty.rows, exec->callbacks_data);
+}
+
 static void exec_service(tl_exec_t *exec, size_t *budget, int *more)
 {
     struct conn *conn = exec->conn;
@@ -900,7 +1156,7 @@ static void exec_service(tl_exec_t *exec, size_t *budget, int *more)
 
     if (exec->state == EXEC_PENDING) {
         if (exec->refusal != NULL) {
-            const char *eol = exec->pty_requested ? "\r\n" : "\n";
+            const char *eol = exec->pty.requested ? "\r\n" : "\n";
             const char *prefix = exec->refusal == USAGE ? "" : "tierline: ";
             char line[512];
             int len = snprintf(line, sizeof line, "%s%s%s", prefix, exec->refusal, eol);
@@ -913,6 +1169,7 @@ static void exec_service(tl_exec_t *exec, size_t *budget, int *more)
         } else {
             exec->state = EXEC_RUNNING;
             exec->dispatched = 1;
+            exec->resize_pending = 0; /* tl_exec_pty() has the size the command starts with */
             tl_log_info("ssh exec user=%s role=%s addr=%s command=%.64s words=%d",
                         exec->technician.name, exec->technician.role, conn->address, exec->argv[0],
                         exec->argc);
@@ -931,6 +1188,8 @@ static void exec_service(tl_exec_t *exec, size_t *budget, int *more)
         exec_free(exec, 1);
         return;
     }
+    exec_resize(exec);
+    exec_input(exec); /* before the flush: an echo goes out in the same wake-up */
     if (exec->state == EXEC_RUNNING || exec->state == EXEC_FINISHING)
         exec_flush(exec, budget, more);
     if (exec->state == EXEC_FINISHING && exec->buffered == 0 && !exec->channel_gone &&
@@ -940,9 +1199,10 @@ static void exec_service(tl_exec_t *exec, size_t *budget, int *more)
         ssh_channel_request_send_exit_status(exec->channel, exec->exit_status);
         ssh_channel_close(exec->channel);
         exec->state = EXEC_CLOSING;
-        tl_log_info("ssh exec done user=%s addr=%s command=%.64s status=%d sent=%llu",
+        tl_log_info("ssh exec done user=%s addr=%s command=%.64s status=%d sent=%llu received=%llu",
                     exec->technician.name, conn->address, exec->argv[0] ? exec->argv[0] : "-",
-                    exec->exit_status, (unsigned long long)exec->bytes_sent);
+                    exec->exit_status, (unsigned long long)exec->bytes_sent,
+                    (unsigned long long)exec->bytes_received);
     }
     if (exec->state == EXEC_CLOSING && exec->channel_gone)
         exec_free(exec, 1);

@@ -7,15 +7,20 @@ client: real processes on loopback. Each case runs in its own process:
 HARNESS is tests/integ/ssh_front_harness (the front end with stub users and
 commands). Every wait is bounded; nothing here measures speed.
 """
+import fcntl
 import hashlib
 import os
 import re
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 
 from tlcase import CASES, Failure, case, check, free_port, run, wait_for
@@ -57,7 +62,8 @@ def pattern_sha256(size):
 class Harness:
     """The front end on a free loopback port, with alice (tier1) and bob (tier2)."""
 
-    def __init__(self, auth_timeout_ms=None, max_sessions=None):
+    def __init__(self, auth_timeout_ms=None, max_sessions=None, asan_quarantine_mb=8):
+        self.asan_quarantine_mb = asan_quarantine_mb
         self.port = free_port()
         self.host_key = os.path.join(WORK, "relay.key")
         if not os.path.exists(self.host_key):
@@ -93,7 +99,8 @@ class Harness:
         env = dict(os.environ)
         # ASan keeps freed memory in quarantine (256 MiB by default); the memory
         # checks below are about our buffers, not the sanitizer's.
-        env["ASAN_OPTIONS"] = "quarantine_size_mb=8:" + env.get("ASAN_OPTIONS", "")
+        options = [env["ASAN_OPTIONS"]] if env.get("ASAN_OPTIONS") else []
+        env["ASAN_OPTIONS"] = ":".join(options + ["quarantine_size_mb=%d" % self.asan_quarantine_mb])
         self.log = open(self.log_path, "a")
         self.proc = popen(self.args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
                           env=env)
@@ -184,6 +191,108 @@ def expect_ok(result, stdout=None, what=""):
     if stdout is not None:
         check(out == stdout, "%s: stdout %r, expected %r" % (what, out, stdout))
     return out
+
+
+def set_window_size(fd, cols, rows):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+class PtyClient:
+    """ssh on a pseudo-terminal, as a technician at a terminal runs it: we hold the master."""
+
+    def __init__(self, h, user, *command, cols=100, rows=30, extra=()):
+        self.master, slave = os.openpty()
+        set_window_size(slave, cols, rows)
+        # No local echo: whatever comes back was sent by the relay.
+        attrs = termios.tcgetattr(slave)
+        attrs[3] &= ~(termios.ECHO | termios.ICANON)
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        self.proc = h.ssh_popen(user, *command, extra=extra, stdin=slave, stdout=slave,
+                                stderr=slave, env=ssh_env(TERM="xterm-256color"),
+                                start_new_session=True)
+        os.close(slave)
+        self.output = b""
+        self.closed = False
+
+    def _read(self, timeout):
+        if self.closed:
+            return False
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(self.master, 65536)
+        except OSError:  # EIO: ssh closed the terminal
+            chunk = b""
+        if not chunk:
+            self.closed = True
+            return False
+        self.output += chunk
+        return True
+
+    def expect(self, pattern, timeout=20.0):
+        """Waits until the output matches pattern (bytes regex); returns the match."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = re.search(pattern, self.output)
+            if found:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._read(min(left, 0.2)) and self.closed:
+                raise Failure("terminal never showed %r; it shows %r" % (pattern, self.output))
+
+    def send(self, data):
+        os.write(self.master, data)
+
+    def resize(self, cols, rows):
+        set_window_size(self.master, cols, rows)
+        os.kill(self.proc.pid, signal.SIGWINCH)
+
+    def finish(self, timeout=30.0):
+        """Reads until ssh closes the terminal; returns its exit status."""
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            self._read(0.2)
+        status = self.proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        os.close(self.master)
+        return status
+
+
+class Feeder(threading.Thread):
+    """Writes size random bytes into a pipe, hashing them; counts what the pipe took."""
+
+    def __init__(self, pipe, size, block=1 << 20):
+        super().__init__(daemon=True)
+        self.pipe, self.size, self.block = pipe, size, block
+        self.written = 0
+        self.digest = hashlib.sha256()
+        self.error = None
+
+    def run(self):
+        try:
+            while self.written < self.size:
+                data = os.urandom(min(self.block, self.size - self.written))
+                self.digest.update(data)
+                view = memoryview(data)
+                while view:
+                    n = os.write(self.pipe.fileno(), view[:65536])
+                    view = view[n:]
+                    self.written += n
+            self.pipe.close()
+        except OSError as e:
+            self.error = e
+
+
+def read_all(stream):
+    """(length, sha256 hex) of everything until EOF."""
+    digest = hashlib.sha256()
+    total = 0
+    while True:
+        chunk = stream.read(1 << 20)
+        if not chunk:
+            return total, digest.hexdigest()
+        digest.update(chunk)
+        total += len(chunk)
 
 
 def read_until_closed(sock, timeout):
@@ -351,15 +460,214 @@ def case_session_without_command_gets_usage():
     status, out, err = h.ssh("alice", extra=("-T",))
     check(status == 2 and out == b"" and "usage:" in err,
           "no command: status %d stdout %r stderr %r" % (status, out, err))
-    # A PTY (ssh -tt) is for interactive sessions, which come later.
+    # With a terminal too: ssh at a terminal asks for a PTY, then a shell.
+    client = PtyClient(h, "alice")
+    client.expect(rb"usage: ssh .*\r\n")
+    status = client.finish()
+    check(status == 2, "no command at a terminal: status %d, terminal %r" % (status, client.output))
+    # A command with a PTY (ssh -tt) runs.
     status, out, err = h.ssh("alice", "echo", "x", extra=("-tt",))
-    check(status == 2 and b"x\n" not in out and "usage:" in err + out.decode(),
-          "-tt: status %d stdout %r stderr %r" % (status, out, err))
+    check(status == 0 and out == b"x\r\n", "-tt: status %d stdout %r stderr %r" % (status, out, err))
     # Subsystems (sftp) are refused.
     status, out, err = h.ssh("alice", "sftp", extra=("-s",))
     check(status != 0 and out == b"", "sftp subsystem: status %d stdout %r" % (status, out))
     h.wait_log(r"request=subsystem name=sftp")
     expect_ok(h.ssh("alice", "echo", "ok"), b"ok\n", "echo afterwards")
+
+
+@case
+def case_pty_keystrokes_echoed():
+    h = Harness().start()
+    client = PtyClient(h, "alice", "cat-input", extra=("-tt",))
+    h.wait_log(r"ssh exec user=alice .* command=cat-input")
+    client.send(b"hello")
+    client.expect(rb"hello")
+    client.send(b" world\r")
+    client.expect(rb"hello world\r")
+    client.send(b"\x04")  # ^D ends cat-input at a terminal
+    status = client.finish()
+    check(status == 0, "cat-input at a terminal: status %d, terminal %r" % (status, client.output))
+    check(client.output.count(b"hello") == 1, "echoed more than once: %r" % client.output)
+    h.wait_log(r"^cat-input done received=12$")
+
+
+@case
+def case_pty_window_changes_arrive():
+    h = Harness().start()
+    client = PtyClient(h, "bob", "pty-info", cols=100, rows=30, extra=("-tt",))
+    client.expect(rb"pty=1 term=xterm-256color cols=100 rows=30\r\n")
+    client.resize(132, 43)
+    client.expect(rb"resize cols=132 rows=43\r\n")
+    # A size of 0 is ignored; a huge one is clamped (protocol.md §7.7 takes 1..1000).
+    client.resize(0, 0)
+    h.wait_log(r"ssh window-change ignored user=bob .* cols=0 rows=0")
+    client.resize(5000, 3000)
+    client.expect(rb"resize cols=1000 rows=1000\r\n")
+    client.resize(80, 24)
+    client.expect(rb"resize cols=80 rows=24\r\n")
+    client.send(b"q")
+    client.expect(rb"bye\r\n")
+    status = client.finish()
+    check(status == 0, "pty-info: status %d, terminal %r" % (status, client.output))
+    resizes = re.findall(rb"resize cols=\d+ rows=\d+", client.output)
+    check(resizes == [b"resize cols=132 rows=43", b"resize cols=1000 rows=1000",
+                      b"resize cols=80 rows=24"], "resize events: %r" % resizes)
+    # Without a local terminal, ssh -tt still asks for a PTY, of size 0x0.
+    status, out, err = h.ssh("bob", "pty-info", extra=("-tt",), env=ssh_env(TERM="vt100"))
+    check(status == 0 and out == b"pty=1 term=vt100 cols=0 rows=0\r\n",
+          "-tt without a terminal: status %d stdout %r stderr %r" % (status, out, err))
+    status, out, err = h.ssh("bob", "pty-info")
+    check(status == 0 and out == b"pty=0 term=- cols=0 rows=0\n",
+          "no PTY: status %d stdout %r stderr %r" % (status, out, err))
+
+
+@case
+def case_onlcr_only_with_pty():
+    h = Harness().start()
+    status, out, err = h.ssh("alice", "lines", "3")
+    check(status == 0 and out == b"line 1\nline 2\nline 3\n" and err == "err line\n",
+          "no PTY: status %d stdout %r stderr %r" % (status, out, err))
+    status, out, err = h.ssh("alice", "lines", "3", extra=("-tt",))
+    check(status == 0 and out == b"line 1\r\nline 2\r\nline 3\r\n" and err == "err line\r\n",
+          "PTY: status %d stdout %r stderr %r" % (status, out, err))
+    status, out, err = h.ssh("alice", "raw-lines", "3", extra=("-tt",))
+    check(status == 0 and out == b"line 1\nline 2\nline 3\n" and err == "err line\n",
+          "PTY, raw: status %d stdout %r stderr %r" % (status, out, err))
+    # Refusals follow the terminal too.
+    status, out, err = h.ssh("alice", "echo 'open", extra=("-tt",))
+    check(status == 2 and "unterminated single quote\r\n" in err,
+          "refusal with PTY: status %d stdout %r stderr %r" % (status, out, err))
+
+
+def echo_through_cat_input(h, size, extra=()):
+    """Pipes size random bytes through cat-input; checks they all come back, in order."""
+    proc = h.ssh_popen("alice", "cat-input", extra=extra, stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    feeder = Feeder(proc.stdin, size)
+    feeder.start()
+    received, digest = read_all(proc.stdout)
+    status = proc.wait(timeout=120)
+    feeder.join(timeout=60)
+    err = proc.stderr.read().decode(errors="replace")
+    check(feeder.error is None and feeder.written == size, "feeder: %r after %d bytes"
+          % (feeder.error, feeder.written))
+    check(status == 0, "cat-input: exit %d, stderr %r" % (status, err))
+    check(received == size and digest == feeder.digest.hexdigest(),
+          "cat-input echoed %d bytes, expected %d; same bytes: %s"
+          % (received, size, digest == feeder.digest.hexdigest()))
+
+
+@case
+def case_stdin_piped_arrives_intact():
+    h = Harness().start()
+    size = 10 * 1024 * 1024
+    echo_through_cat_input(h, size)
+    h.wait_log(r"^cat-input done received=%d$" % size)
+    # Again while the client renews the keys every megabyte.
+    echo_through_cat_input(h, size, extra=("-o", "RekeyLimit=1M"))
+    check(h.log_text().count("cat-input done received=%d" % size) == 2, "second run not done")
+
+
+@case
+def case_input_taken_in_part_is_offered_again():
+    h = Harness().start()
+    size = 2 * 1024 * 1024 + 7
+    # The command takes at most 4093 bytes per offer and resumes from a timer.
+    proc = h.ssh_popen("alice", "cat-input", "trickle", "4093", stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    feeder = Feeder(proc.stdin, size, block=100_003)
+    feeder.start()
+    received, digest = read_all(proc.stdout)
+    status = proc.wait(timeout=120)
+    feeder.join(timeout=60)
+    check(status == 0 and feeder.error is None, "trickle: exit %d, feeder %r"
+          % (status, feeder.error))
+    check(received == size and digest == feeder.digest.hexdigest(),
+          "trickle echoed %d bytes of %d; same bytes: %s"
+          % (received, size, digest == feeder.digest.hexdigest()))
+
+
+@case
+def case_slow_reader_keeps_memory_bounded():
+    h = Harness(asan_quarantine_mb=1).start()
+    baseline = h.rss_kib()
+    size = 64 * 1024 * 1024
+    # The command takes 512 bytes per offer and per turn of the loop: far slower than ssh sends.
+    proc = h.ssh_popen("alice", "sink", "512", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    feeder = Feeder(proc.stdin, size)
+    feeder.start()
+    grown = 0
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline:
+        grown = max(grown, h.rss_kib() - baseline)
+        time.sleep(0.25)
+    status = proc.wait(timeout=60)
+    feeder.join(timeout=60)
+    out = proc.stdout.read().decode()
+    print("slow reader: RSS grew at most %d KiB while %d bytes went through" % (grown, size))
+    check(status == 0 and feeder.error is None, "sink: exit %d, feeder %r, stderr %r"
+          % (status, feeder.error, proc.stderr.read()))
+    expected = "received=%d sha256=%s\n" % (size, feeder.digest.hexdigest())
+    check(out == expected, "sink said %r, expected %r" % (out, expected))
+    check(grown < 24 * 1024, "RSS grew %d KiB behind a slow reader" % grown)
+
+
+@case
+def case_input_without_reader_is_dropped():
+    h = Harness().start()
+    # wait-eof has no on_input: its input is read and dropped, and EOF still arrives.
+    proc = h.ssh_popen("alice", "wait-eof", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    feeder = Feeder(proc.stdin, 8 * 1024 * 1024)
+    feeder.start()
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    feeder.join(timeout=60)
+    check(proc.returncode == 0 and out == b"eof\n" and feeder.written == 8 * 1024 * 1024,
+          "wait-eof: exit %d stdout %r stderr %r, %d bytes written"
+          % (proc.returncode, out, err, feeder.written))
+
+
+@case
+def case_stdin_flood_while_held_keeps_memory_bounded():
+    h = Harness(asan_quarantine_mb=1).start()
+    baseline = h.rss_kib()
+    size = 64 * 1024 * 1024
+    proc = h.ssh_popen("alice", "cat-input", "hold", stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    feeder = Feeder(proc.stdin, size)
+    feeder.start()
+    h.wait_log(r"^cat-input holding offered=\d+$")
+    wait_for("the client to send a window's worth", lambda: feeder.written >= 1 << 20, timeout=30)
+    time.sleep(2)  # room for the flood to go on, if anything let it
+    grown = h.rss_kib() - baseline
+    written = feeder.written
+    print("held input: %d bytes taken from the client, RSS grew %d KiB" % (written, grown))
+    check(written < 16 * 1024 * 1024, "the client was not held back: %d bytes written" % written)
+    check(grown < 24 * 1024, "RSS grew %d KiB while input was held" % grown)
+    check(proc.poll() is None, "the held client exited: %s" % proc.returncode)
+    # A second held client that goes away is aborted, with nothing left behind.
+    other = h.ssh_popen("bob", "cat-input", "hold", stdin=subprocess.PIPE,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    other_feeder = Feeder(other.stdin, size)
+    other_feeder.start()
+    wait_for("bob's input to be held",
+             lambda: h.log_text().count("cat-input holding") >= 2 and other_feeder.written > 0)
+    other.kill()
+    other.wait(timeout=10)
+    h.wait_log(r"^abort command=cat-input received=0$")
+    # Released, every byte comes back, in order.
+    expect_ok(h.ssh("bob", "release"), b"released 1\n", "release")
+    received, digest = read_all(proc.stdout)
+    status = proc.wait(timeout=120)
+    feeder.join(timeout=60)
+    check(status == 0 and feeder.error is None, "after release: exit %d, feeder %r"
+          % (status, feeder.error))
+    check(received == size and digest == feeder.digest.hexdigest(),
+          "after release: %d bytes of %d; same bytes: %s"
+          % (received, size, digest == feeder.digest.hexdigest()))
 
 
 @case

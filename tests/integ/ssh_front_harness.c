@@ -8,10 +8,23 @@
  * The users file has lines "NAME ROLE PUBKEY-LINE". Every login outcome is
  * written to stderr as "login user=... address=... key=... ok=N reason=...",
  * every command abort as "abort command=...". Commands: echo WORDS...,
- * big N, fail CODE, whoami, slow MS, sessions. SIGTERM or SIGINT stops it
- * cleanly (exit 0 once the loop is empty).
+ * big N, fail CODE, whoami, slow MS, sessions; for input and terminals:
+ *   cat-input [hold | trickle N]  echoes stdin to stdout until EOF (with a
+ *                PTY, until a ^D byte); "hold" takes nothing until `release`
+ *                runs, "trickle N" takes at most N bytes per offer and
+ *                resumes from a timer
+ *   release      lets every held cat-input go; prints how many
+ *   sink N       takes at most N bytes of input per offer, resuming from a
+ *                timer; at EOF prints "received=BYTES sha256=HEX"
+ *   wait-eof     reads no input (no on_input); prints "eof" at the client's EOF
+ *   pty-info     prints "pty=R term=T cols=C rows=R", then "resize cols=C
+ *                rows=R" for each window change, until a 'q' byte or EOF
+ *   lines N      N lines on stdout and one on stderr; raw-lines N the same
+ *                after tl_exec_set_raw()
+ * SIGTERM or SIGINT stops it cleanly (exit 0 once the loop is empty).
  */
 #include "proto/err.h"
+#include "proto/hash.h"
 #include "proto/keys.h"
 #include "proto/log.h"
 #include "relay/ssh_front.h"
@@ -155,6 +168,234 @@ static void slow_abort(tl_exec_t *exec, void *data)
 
 static const tl_exec_callbacks_t slow_callbacks = {.on_abort = slow_abort};
 
+/* ---- cat-input: stdin back to stdout, paced by the output window ----------------------- */
+
+struct cat {
+    uv_loop_t *loop;
+    uv_timer_t timer; /* trickle: resumes input from the loop */
+    tl_exec_t *exec;
+    struct cat *next_held;
+    unsigned long long received;
+    size_t trickle; /* 0: take all that fits */
+    int holding, waiting_drain, timer_active, done;
+};
+
+static struct cat *held_cats;
+
+static void cat_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void cat_unhold(struct cat *cat)
+{
+    for (struct cat **link = &held_cats; *link != NULL; link = &(*link)->next_held) {
+        if (*link == cat) {
+            *link = cat->next_held;
+            break;
+        }
+    }
+    cat->holding = 0;
+}
+
+/* The exec is gone (finished or aborted): nothing may touch it again. */
+static void cat_end(struct cat *cat)
+{
+    cat->done = 1;
+    cat_unhold(cat);
+    uv_close((uv_handle_t *)&cat->timer, cat_closed);
+}
+
+static void cat_finish(struct cat *cat, int status)
+{
+    fprintf(stderr, "cat-input done received=%llu\n", cat->received);
+    tl_exec_finish(cat->exec, status);
+    cat_end(cat);
+}
+
+static void cat_resume_later(uv_timer_t *timer)
+{
+    struct cat *cat = timer->data;
+    cat->timer_active = 0;
+    tl_exec_resume_input(cat->exec);
+}
+
+static size_t cat_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *data)
+{
+    struct cat *cat = data;
+    if (cat->holding) {
+        fprintf(stderr, "cat-input holding offered=%zu\n", len);
+        return 0; /* until `release` */
+    }
+    if (tl_exec_buffered(exec) >= TL_EXEC_HIGH_WATER) {
+        cat->waiting_drain = 1; /* resumed from on_drain */
+        return 0;
+    }
+    size_t take = len;
+    if (cat->trickle > 0 && take > cat->trickle)
+        take = cat->trickle;
+    const uint8_t *end_mark =
+        tl_exec_pty(exec)->requested ? memchr(bytes, 0x04, take) : NULL; /* ^D ends it */
+    if (end_mark != NULL)
+        take = (size_t)(end_mark - bytes);
+    int rc = tl_exec_write(exec, TL_EXEC_STDOUT, bytes, take);
+    if (rc != 0) {
+        fprintf(stderr, "harness: cat-input write failed: %s\n", tl_strerror(rc));
+        cat_finish(cat, 1);
+        return len;
+    }
+    cat->received += take;
+    if (end_mark != NULL) {
+        cat_finish(cat, 0);
+        return len;
+    }
+    if (take < len && tl_exec_buffered(exec) < TL_EXEC_HIGH_WATER) {
+        cat->timer_active = 1;
+        uv_timer_start(&cat->timer, cat_resume_later, 0, 0);
+    } else if (take < len) {
+        cat->waiting_drain = 1;
+    }
+    return take;
+}
+
+static void cat_drain(tl_exec_t *exec, void *data)
+{
+    struct cat *cat = data;
+    if (cat->waiting_drain && !cat->holding) {
+        cat->waiting_drain = 0;
+        tl_exec_resume_input(exec);
+    }
+}
+
+static void cat_eof(tl_exec_t *exec, void *data)
+{
+    cat_finish(data, 0);
+}
+
+static void cat_abort(tl_exec_t *exec, void *data)
+{
+    struct cat *cat = data;
+    fprintf(stderr, "abort command=cat-input received=%llu\n", cat->received);
+    cat_end(cat);
+}
+
+static const tl_exec_callbacks_t cat_callbacks = {
+    .on_drain = cat_drain, .on_abort = cat_abort, .on_input = cat_input, .on_input_eof = cat_eof};
+
+static void release_held(tl_exec_t *exec)
+{
+    unsigned count = 0;
+    while (held_cats != NULL) {
+        struct cat *cat = held_cats;
+        cat_unhold(cat);
+        tl_exec_resume_input(cat->exec);
+        count++;
+    }
+    tl_exec_printf(exec, TL_EXEC_STDOUT, "released %u\n", count);
+    tl_exec_finish(exec, 0);
+}
+
+/* ---- sink N: a slow reader that keeps only a hash ---------------------------------------- */
+
+struct sink {
+    uv_timer_t timer;
+    tl_exec_t *exec;
+    tl_sha256_t *hash;
+    unsigned long long received;
+    size_t per_offer;
+};
+
+static void sink_closed(uv_handle_t *handle)
+{
+    struct sink *sink = handle->data;
+    tl_sha256_free(sink->hash);
+    free(sink);
+}
+
+static void sink_resume(uv_timer_t *timer)
+{
+    struct sink *sink = timer->data;
+    tl_exec_resume_input(sink->exec);
+}
+
+static size_t sink_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *data)
+{
+    struct sink *sink = data;
+    size_t take = len < sink->per_offer ? len : sink->per_offer;
+    tl_sha256_update(sink->hash, bytes, take);
+    sink->received += take;
+    if (take < len)
+        uv_timer_start(&sink->timer, sink_resume, 0, 0);
+    return take;
+}
+
+static void sink_eof(tl_exec_t *exec, void *data)
+{
+    struct sink *sink = data;
+    char hex[TL_SHA256_HEX_LEN];
+    tl_sha256_final(sink->hash, hex);
+    tl_exec_printf(exec, TL_EXEC_STDOUT, "received=%llu sha256=%s\n", sink->received, hex);
+    tl_exec_finish(exec, 0);
+    uv_close((uv_handle_t *)&sink->timer, sink_closed);
+}
+
+static void sink_abort(tl_exec_t *exec, void *data)
+{
+    struct sink *sink = data;
+    fprintf(stderr, "abort command=sink received=%llu\n", sink->received);
+    uv_close((uv_handle_t *)&sink->timer, sink_closed);
+}
+
+static const tl_exec_callbacks_t sink_callbacks = {
+    .on_abort = sink_abort, .on_input = sink_input, .on_input_eof = sink_eof};
+
+/* ---- wait-eof: no on_input, so input is dropped; answers at EOF -------------------------- */
+
+static void wait_eof_eof(tl_exec_t *exec, void *data)
+{
+    tl_exec_printf(exec, TL_EXEC_STDOUT, "eof\n");
+    tl_exec_finish(exec, 0);
+}
+
+static void wait_eof_abort(tl_exec_t *exec, void *data)
+{
+    fprintf(stderr, "abort command=wait-eof\n");
+}
+
+static const tl_exec_callbacks_t wait_eof_callbacks = {.on_abort = wait_eof_abort,
+                                                       .on_input_eof = wait_eof_eof};
+
+/* ---- pty-info: the terminal and its size changes ------------------------------------------ */
+
+static size_t pty_info_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *data)
+{
+    if (memchr(bytes, 'q', len) != NULL) {
+        tl_exec_printf(exec, TL_EXEC_STDOUT, "bye\n");
+        tl_exec_finish(exec, 0);
+    }
+    return len;
+}
+
+static void pty_info_eof(tl_exec_t *exec, void *data)
+{
+    tl_exec_finish(exec, 0);
+}
+
+static void pty_info_resize(tl_exec_t *exec, unsigned cols, unsigned rows, void *data)
+{
+    tl_exec_printf(exec, TL_EXEC_STDOUT, "resize cols=%u rows=%u\n", cols, rows);
+}
+
+static void pty_info_abort(tl_exec_t *exec, void *data)
+{
+    fprintf(stderr, "abort command=pty-info\n");
+}
+
+static const tl_exec_callbacks_t pty_info_callbacks = {.on_abort = pty_info_abort,
+                                                       .on_input = pty_info_input,
+                                                       .on_input_eof = pty_info_eof,
+                                                       .on_resize = pty_info_resize};
+
 /* ---- the dispatcher --------------------------------------------------------------------- */
 
 static int number(const char *text, unsigned long long *out)
@@ -207,6 +448,56 @@ static void dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
         slow->timer.data = slow;
         tl_exec_set_callbacks(exec, &slow_callbacks, slow);
         uv_timer_start(&slow->timer, slow_done, n, 0);
+    } else if (strcmp(argv[0], "cat-input") == 0 &&
+               (argc == 1 || (argc == 2 && strcmp(argv[1], "hold") == 0) ||
+                (argc == 3 && strcmp(argv[1], "trickle") == 0 && number(argv[2], &n) == 0 &&
+                 n > 0))) {
+        struct cat *cat = calloc(1, sizeof *cat);
+        if (cat == NULL) {
+            tl_exec_finish(exec, 1);
+            return;
+        }
+        cat->exec = exec;
+        cat->loop = loop;
+        uv_timer_init(loop, &cat->timer);
+        cat->timer.data = cat;
+        if (argc == 2) {
+            cat->holding = 1;
+            cat->next_held = held_cats;
+            held_cats = cat;
+        } else if (argc == 3) {
+            cat->trickle = (size_t)n;
+        }
+        tl_exec_set_callbacks(exec, &cat_callbacks, cat);
+    } else if (strcmp(argv[0], "sink") == 0 && argc == 2 && number(argv[1], &n) == 0 && n > 0) {
+        struct sink *sink = calloc(1, sizeof *sink);
+        if (sink == NULL || (sink->hash = tl_sha256_new()) == NULL) {
+            free(sink);
+            tl_exec_finish(exec, 1);
+            return;
+        }
+        sink->exec = exec;
+        sink->per_offer = (size_t)n;
+        uv_timer_init(loop, &sink->timer);
+        sink->timer.data = sink;
+        tl_exec_set_callbacks(exec, &sink_callbacks, sink);
+    } else if (strcmp(argv[0], "release") == 0 && argc == 1) {
+        release_held(exec);
+    } else if (strcmp(argv[0], "wait-eof") == 0 && argc == 1) {
+        tl_exec_set_callbacks(exec, &wait_eof_callbacks, NULL);
+    } else if (strcmp(argv[0], "pty-info") == 0 && argc == 1) {
+        const tl_exec_pty_t *pty = tl_exec_pty(exec);
+        tl_exec_printf(exec, TL_EXEC_STDOUT, "pty=%d term=%s cols=%u rows=%u\n", pty->requested,
+                       pty->term[0] ? pty->term : "-", pty->cols, pty->rows);
+        tl_exec_set_callbacks(exec, &pty_info_callbacks, NULL);
+    } else if ((strcmp(argv[0], "lines") == 0 || strcmp(argv[0], "raw-lines") == 0) && argc == 2 &&
+               number(argv[1], &n) == 0) {
+        if (argv[0][0] == 'r')
+            tl_exec_set_raw(exec);
+        for (unsigned long long i = 1; i <= n; i++)
+            tl_exec_printf(exec, TL_EXEC_STDOUT, "line %llu\n", i);
+        tl_exec_printf(exec, TL_EXEC_STDERR, "err line\n");
+        tl_exec_finish(exec, 0);
     } else {
         tl_exec_printf(exec, TL_EXEC_STDERR, "harness: unknown command or bad arguments: %s\n",
                        argv[0]);

@@ -7,13 +7,19 @@ Each case runs in its own process:
 
 Every wait is bounded; nothing here measures speed.
 """
+import gzip
 import hashlib
 import json
 import os
+import pty
+import select
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import relay_agent
 from relay_agent import Agent, Relay
@@ -26,12 +32,55 @@ ROLES = {"alice": "tier1", "bob": "tier2", "carol": "tier3", "vera": "tier4",
          "audrey": "auditor", "adam": "admin"}
 
 
+class SessionAgent(Agent):
+    """The real agent, started with consent options."""
+
+    def __init__(self, name, extra=()):
+        super().__init__(name)
+        self.extra = list(extra)
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            # A plain shell for shell sessions: a login shell's start-up files
+            # belong to the machine and may be slow or noisy.
+            [BIN + "/tierline-agent", "run", "--state", self.dir, "--backoff-max-ms", "400",
+             "--log-level", "debug", "--shell", "/bin/sh"] + self.extra,
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        wait_for("the agent's control socket", lambda: self.status().get("running"))
+        return self
+
+    def cli(self, *words, expect=0):
+        return run(BIN + "/tierline-agent", *(list(words) + ["--state", self.dir]),
+                   expect=expect)
+
+    def pending(self):
+        out, _ = self.cli("pending", "--json")
+        value = json.loads(out)
+        return value["questions"] if isinstance(value, dict) else value
+
+    def grants(self):
+        out, _ = self.cli("sessions", "--json")
+        value = json.loads(out)
+        return value["grants"] if isinstance(value, dict) else value
+
+    def question(self, technician):
+        """Waits for technician's question and returns it."""
+        return wait_for("a consent question from " + technician,
+                        lambda: next((q for q in self.pending()
+                                      if q.get("technician") == technician), None))
+
+
 class Desk:
     """A relay with technician accounts, an enrolled running agent and one ticket."""
 
-    def __init__(self, ticket=True):
+    def __init__(self, ticket=True, agent_options=()):
         self.relay = Relay("relay")
         self.relay.ssh_port = free_port()
+        if "ASAN_OPTIONS" in os.environ:
+            # Freed memory in AddressSanitizer's quarantine would look like growth.
+            self.relay.env = dict(os.environ)
+            self.relay.env["ASAN_OPTIONS"] += ":quarantine_size_mb=4"
         self.keys = {}
         for name, role in ROLES.items():
             key = os.path.join(WORK, name)
@@ -46,7 +95,7 @@ class Desk:
             f.write(known)
         self.relay.start()
         wait_for("the SSH port", lambda: self.ssh("alice", "whoami", check_status=None)[0] == 0)
-        self.agent = Agent("agent")
+        self.agent = SessionAgent("agent", agent_options)
         self.agent.enroll(self.relay.code())
         self.agent.start()
         wait_for("the agent online", lambda: self.agent.status().get("connected"))
@@ -83,6 +132,76 @@ class Desk:
     def audit(self):
         with open(os.path.join(self.relay.dir, "audit.log")) as f:
             return [json.loads(line) for line in f if line.endswith("\n")]
+
+    def spawn(self, user, *words, stdout=subprocess.PIPE):
+        """Starts one ssh command without waiting for it."""
+        return subprocess.Popen(self.ssh_argv(user) + list(words), stdin=subprocess.DEVNULL,
+                                stdout=stdout, stderr=subprocess.PIPE)
+
+    def evidence_of_kind(self, kind):
+        shown = self.relay.ticket(self.ticket)
+        return [e for e in shown["evidence"] if e["kind"] == kind]
+
+
+class Terminal:
+    """ssh -tt under a pseudo-terminal, as a technician at a keyboard."""
+
+    def __init__(self, argv, cols=100, rows=30):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execvp(argv[0], argv)
+        import fcntl
+        import struct
+        import termios
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.seen = b""
+        self.status = None
+
+    def type(self, text):
+        os.write(self.fd, text.encode())
+
+    def read_some(self, timeout=0.2):
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            chunk = os.read(self.fd, 65536)
+        except OSError:
+            chunk = b""
+        self.seen += chunk
+        return chunk
+
+    def expect(self, needle, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while needle.encode() not in self.seen:
+            if time.monotonic() > deadline:
+                raise Failure("timed out waiting for %r on the terminal; saw %r" % (
+                    needle, self.seen[-2000:]))
+            if self.exited() and not self.read_some(0.05):
+                raise Failure("ssh ended before %r appeared; saw %r" % (needle, self.seen[-2000:]))
+            self.read_some()
+
+    def exited(self):
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                self.status = os.waitstatus_to_exitcode(status)
+        return self.status is not None
+
+    def wait(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while not self.exited():
+            if time.monotonic() > deadline:
+                raise Failure("ssh did not end; saw %r" % self.seen[-2000:])
+            self.read_some(0.1)
+        while self.read_some(0.05):
+            pass
+        return self.status
+
+    def kill(self):
+        if not self.exited():
+            os.kill(self.pid, signal.SIGKILL)
+            self.wait()
 
 
 # ---- tickets and evidence over the stock OpenSSH client ---------------------------------
@@ -190,6 +309,250 @@ def case_unknown_keys_and_bad_commands_are_refused():
     # The relay still serves everyone.
     desk.ssh("bob", "whoami")
     check(desk.agent.status().get("connected"), "the agent lost its tunnel")
+
+
+# ---- sessions on the user's machine, with the user's consent ------------------------------
+
+@case
+def case_run_waits_for_the_user_and_is_recorded():
+    desk = Desk()
+    marker = os.path.join(WORK, "ran")
+    # ssh sends one line; the relay splits it like a shell would quote it.
+    tech = desk.spawn("bob", "run", desk.ticket, "--", "sh", "-c",
+                      shlex.quote("echo out; echo err >&2; touch %s; exit 3" % marker))
+    question = desk.agent.question("bob")
+    check(question.get("role") == "tier2" and question.get("ticket") == desk.ticket and
+          question.get("scopes") == ["exec"], "the question the user sees: %r" % question)
+    check(not os.path.exists(marker), "the command ran before the user said yes")
+    desk.agent.cli("approve", question["id"])
+    out, err = tech.communicate(timeout=60)
+    check(tech.returncode == 3, "exit status %d, stderr %r" % (tech.returncode, err))
+    check(out.decode() == "out\n" and b"err" in err, "output %r / %r" % (out, err))
+    # The grant covers the next command without a new question.
+    _, out2, _ = desk.ssh("bob", "run", desk.ticket, "--", "echo", "again")
+    check(out2 == "again\n", "second run: %r" % out2)
+    check(desk.agent.pending() == [], "a second question was asked")
+    transcripts = desk.evidence_of_kind("command")
+    check(len(transcripts) == 2, "command transcripts on the ticket: %r" % transcripts)
+    first = json.loads(desk.relay.evidence_bytes(transcripts[0]["hash"]))
+    check("touch" in json.dumps(first) and first.get("exit_status") == 3,
+          "transcript: %r" % first)
+    actions = [e["action"] for e in desk.audit()]
+    check(any(a.startswith("session.") or a.startswith("consent.") for a in actions),
+          "no session events in the audit log: %r" % actions)
+    desk.relay.verify_audit()
+
+
+@case
+def case_denied_request_runs_nothing():
+    desk = Desk()
+    marker = os.path.join(WORK, "ran")
+    tech = desk.spawn("bob", "run", desk.ticket, "--", "touch", marker)
+    question = desk.agent.question("bob")
+    desk.agent.cli("deny", question["id"])
+    _, err = tech.communicate(timeout=60)
+    check(tech.returncode == 1 and b"declined" in err,
+          "denied run: exit %d, stderr %r" % (tech.returncode, err))
+    check(not os.path.exists(marker), "a denied command ran")
+    check(desk.agent.grants() == [] or all(not g.get("live", True) for g in desk.agent.grants()),
+          "a denial left a grant: %r" % desk.agent.grants())
+
+
+@case
+def case_join_records_a_session_that_plays():
+    desk = Desk()
+    term = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
+    try:
+        question = desk.agent.question("bob")
+        check(question.get("scopes") == ["shell"], "join asked for %r" % question)
+        desk.agent.cli("approve", question["id"])
+        term.expect("granted")
+        term.type("echo hello-$((6*7))\n")
+        term.expect("hello-42")
+        term.type("exit\n")
+        term.wait()
+    finally:
+        term.kill()
+    recordings = wait_for("the recording on the ticket", lambda: desk.evidence_of_kind("recording"))
+    blob = desk.relay.evidence_bytes(recordings[0]["hash"])
+    cast = gzip.decompress(blob).decode()
+    lines = cast.splitlines()
+    header = json.loads(lines[0])
+    check(header.get("version") == 2, "not asciicast v2: %r" % header)
+    events = [json.loads(line) for line in lines[1:]]
+    typed = "".join(e[2] for e in events if e[1] == "i")
+    shown = "".join(e[2] for e in events if e[1] == "o")
+    check("echo hello" in typed, "typed input not recorded: %r" % typed)
+    check("hello-42" in shown, "output not recorded")
+    path = os.path.join(WORK, "session.cast")
+    with open(path, "w") as f:
+        f.write(cast)
+    # The stock player plays it (under a terminal, as a person would).
+    player = Terminal(["asciinema", "play", "-i", "0.1", path])
+    player.expect("hello-42", timeout=60)
+    check(player.wait(timeout=60) == 0, "asciinema play failed: %r" % player.seen[-500:])
+
+
+@case
+def case_observer_watches_a_live_shell_read_only():
+    desk = Desk()
+    shell = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
+    watcher = None
+    try:
+        desk.agent.cli("approve", desk.agent.question("bob")["id"])
+        shell.expect("granted")
+        watcher = Terminal(desk.ssh_argv("alice", tty=True) + ["join", desk.ticket, "--observe"])
+        question = desk.agent.question("alice")
+        check(question.get("scopes") == ["observe"], "observe asked for %r" % question)
+        desk.agent.cli("approve", question["id"])
+        watcher.expect("granted")
+        shell.type("echo watched-$((5*5))\n")
+        shell.expect("watched-25")
+        watcher.expect("watched-25")
+        # The observer's keystrokes never reach the shell.
+        watcher.type("echo typed-by-observer-$((1+1))\n")
+        shell.type("echo after-$((3+3))\n")
+        shell.expect("after-6")
+        check(b"typed-by-observer-2" not in shell.seen, "the observer typed into the shell")
+        shell.type("exit\n")
+        shell.wait()
+    finally:
+        shell.kill()
+        if watcher is not None:
+            watcher.kill()
+    recordings = wait_for("both recordings on the ticket",
+                          lambda: len(desk.evidence_of_kind("recording")) >= 2 or None)
+    check(recordings, "recordings missing")
+
+
+@case
+def case_end_and_expiry_close_the_session():
+    desk = Desk()
+    term = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
+    try:
+        desk.agent.cli("approve", desk.agent.question("bob")["id"])
+        term.expect("granted")
+        term.type("echo joined-$((1+1))\n")
+        term.expect("joined-2")
+        desk.agent.cli("end")
+        term.expect("ended")
+        term.wait(timeout=30)
+    finally:
+        term.kill()
+    shown = desk.relay.ticket(desk.ticket)
+    check("ended" in json.dumps(shown["events"]), "the end is not on the timeline")
+    # A grant given for a few seconds ends by itself.
+    term = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
+    try:
+        desk.agent.cli("approve", desk.agent.question("bob")["id"], "--for", "10s")
+        term.expect("granted")
+        term.type("echo short-$((2+2))\n")
+        term.expect("short-4")
+        term.wait(timeout=60)
+        check(b"expired" in term.seen or b"ended" in term.seen,
+              "no word of the expiry: %r" % term.seen[-500:])
+    finally:
+        term.kill()
+
+
+@case
+def case_roles_without_sessions_are_refused_before_the_user_is_asked():
+    desk = Desk()
+    status, _, err = desk.ssh("alice", "run", desk.ticket, "--", "id", check_status=None)
+    check(status == 77 and "permission denied" in err, "tier1 run: %d %r" % (status, err))
+    term = Terminal(desk.ssh_argv("alice", tty=True) + ["join", desk.ticket])
+    check(term.wait() == 77, "tier1 join: %r" % term.seen)
+    term = Terminal(desk.ssh_argv("audrey", tty=True) + ["join", desk.ticket])
+    check(term.wait() == 77, "auditor join: %r" % term.seen)
+    term = Terminal(desk.ssh_argv("audrey", tty=True) + ["join", desk.ticket, "--observe"])
+    check(term.wait() == 77, "auditor observe: %r" % term.seen)
+    check(desk.agent.pending() == [], "the user was asked anyway: %r" % desk.agent.pending())
+    denied = [e for e in desk.audit() if e["action"] == "access.denied"]
+    check(len(denied) >= 4, "denials not audited: %r" % denied)
+
+
+def write_catalogue():
+    """A runbook catalogue with one harmless runbook."""
+    catalogue = os.path.join(WORK, "runbooks")
+    os.makedirs(catalogue)
+    script = os.path.join(catalogue, "say-word")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\nprintf 'word=%s canary=%s\\n' \"$TL_PARAM_WORD\" "
+                "\"${TL_CANARY:-unset}\"\n")
+    os.chmod(script, 0o755)
+    with open(script + ".json", "w") as f:
+        json.dump({"name": "say-word", "description": "Print a word", "min_role": "tier1",
+                   "privileged": False, "timeout": "30s",
+                   "params": [{"name": "WORD", "pattern": "^[a-z]{1,8}$", "required": True,
+                               "description": "a short lowercase word"}]}, f)
+    return catalogue
+
+
+def write_policy(rules):
+    path = os.path.join(WORK, "policy.json")
+    with open(path, "w") as f:
+        json.dump({"unattended": rules}, f)
+    return path
+
+
+@case
+def case_runbooks_run_with_validated_parameters():
+    catalogue = write_catalogue()
+    policy = write_policy([{"roles": ["tier1", "tier2"], "scopes": ["fix"]}])
+    os.environ["TL_CANARY"] = "leaked"
+    desk = Desk(agent_options=["--runbooks", catalogue, "--policy", policy])
+    _, out, _ = desk.ssh("alice", "runbooks", desk.ticket)
+    check("say-word" in out and "WORD" in out, "runbooks: " + out)
+    _, out, _ = desk.ssh("alice", "fix", desk.ticket, "say-word", "WORD=hello")
+    check("word=hello canary=unset" in out, "runbook output: %r" % out)
+    status, out, err = desk.ssh("alice", "fix", desk.ticket, "say-word", "WORD=rm;-rf",
+                                check_status=None)
+    check(status != 0 and "WORD" in err and "word=" not in out,
+          "bad parameter: exit %d, %r %r" % (status, out, err))
+    status, _, err = desk.ssh("alice", "fix", desk.ticket, "no-such-runbook", check_status=None)
+    check(status != 0 and err.strip(), "unknown runbook: %d %r" % (status, err))
+    check(desk.agent.pending() == [], "the policy should have answered")
+    check(len(desk.evidence_of_kind("runbook")) >= 1, "runbook run not recorded")
+
+
+@case
+def case_unattended_policy_grants_without_asking():
+    policy = write_policy([{"roles": ["tier2"], "scopes": ["exec", "diag"],
+                            "max_duration": "10m"}])
+    desk = Desk(agent_options=["--policy", policy])
+    _, out, _ = desk.ssh("bob", "run", desk.ticket, "--", "echo", "unattended")
+    check(out == "unattended\n", "run under policy: %r" % out)
+    grants = desk.agent.grants()
+    check(any(g.get("by") == "policy" for g in grants), "grants: %r" % grants)
+    _, out, _ = desk.ssh("bob", "diag", desk.ticket)
+    check("added to " + desk.ticket in out, "diag: %r" % out)
+    reports = desk.evidence_of_kind("diagnostics")
+    check(len(reports) == 2, "fresh diagnostics not stored: %r" % reports)
+    # Not covered by the policy: the user is asked.
+    tech = desk.spawn("carol", "run", desk.ticket, "--", "true")
+    desk.agent.question("carol")
+    tech.kill()
+
+
+@case
+def case_a_technician_who_stops_reading_holds_back_only_their_session():
+    policy = write_policy([{"roles": ["tier2", "tier3"], "scopes": ["exec"]}])
+    desk = Desk(agent_options=["--policy", policy])
+    baseline = relay_agent.relay_rss_kb(desk.relay)
+    # bob's ssh never reads its stdout: the pipe fills, then the SSH window,
+    # then the relay's buffer, then the agent's channel window.
+    flood = desk.spawn("bob", "run", desk.ticket, "--", "cat", "/dev/zero")
+    try:
+        time.sleep(3)
+        for i in range(3):
+            _, out, _ = desk.ssh("carol", "run", desk.ticket, "--", "echo", "still-%d" % i)
+            check(out == "still-%d\n" % i, "carol's run: %r" % out)
+        grown = relay_agent.relay_rss_kb(desk.relay) - baseline
+        check(grown < 64 * 1024, "relay grew %d KiB behind a stalled technician" % grown)
+        check(flood.poll() is None, "the flooding session ended by itself")
+    finally:
+        flood.kill()
+        flood.wait()
 
 
 def main():

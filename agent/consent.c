@@ -1,0 +1,1341 @@
+#include "agent/consent.h"
+#include "proto/cli.h"
+#include "proto/clock.h"
+#include "proto/err.h"
+#include "proto/fsutil.h"
+#include "proto/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* docs/consent.md; docs/protocol.md §7.6-7.8. */
+
+static const struct {
+    const char *name;
+    unsigned bit;
+    const char *channel; /* the channel type that needs it */
+} scope_table[] = {
+    {"diag", TL_SCOPE_DIAG, "diag"}, {"fix", TL_SCOPE_FIX, "runbook"},
+    {"exec", TL_SCOPE_EXEC, "exec"}, {"shell", TL_SCOPE_SHELL, "shell"},
+    {"files", TL_SCOPE_FILES, NULL}, {"observe", TL_SCOPE_OBSERVE, "observe"},
+};
+
+#define SCOPE_COUNT (sizeof scope_table / sizeof scope_table[0])
+
+/* Roles a session may be asked for; auditor and admin never get one. */
+static const char *const session_roles[] = {"tier1", "tier2", "tier3", "tier4"};
+static const char *const all_roles[] = {"tier1", "tier2", "tier3", "tier4", "auditor", "admin"};
+static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+
+unsigned tl_scope_bit(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < SCOPE_COUNT; i++)
+        if (strcmp(scope_table[i].name, name) == 0)
+            return scope_table[i].bit;
+    return 0;
+}
+
+json_t *tl_scope_names(unsigned scopes)
+{
+    json_t *names = json_array();
+    for (size_t i = 0; names != NULL && i < SCOPE_COUNT; i++)
+        if (scopes & scope_table[i].bit)
+            json_array_append_new(names, json_string(scope_table[i].name));
+    return names;
+}
+
+void tl_scope_text(unsigned scopes, char *out, size_t size)
+{
+    size_t used = 0;
+    if (size == 0)
+        return;
+    out[0] = '\0';
+    for (size_t i = 0; i < SCOPE_COUNT; i++) {
+        if (!(scopes & scope_table[i].bit))
+            continue;
+        int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", scope_table[i].name);
+        if (n < 0 || (size_t)n >= size - used)
+            return;
+        used += (size_t)n;
+    }
+    if (used == 0)
+        snprintf(out, size, "nothing");
+}
+
+unsigned tl_scope_for_channel(const char *type)
+{
+    for (size_t i = 0; type != NULL && i < SCOPE_COUNT; i++)
+        if (scope_table[i].channel != NULL && strcmp(scope_table[i].channel, type) == 0)
+            return scope_table[i].bit;
+    return 0;
+}
+
+void tl_consent_duration_text(uint64_t seconds, char *out, size_t size)
+{
+    if (seconds >= 3600)
+        snprintf(out, size, "%lluh%llum", (unsigned long long)(seconds / 3600),
+                 (unsigned long long)(seconds % 3600 / 60));
+    else if (seconds >= 60)
+        snprintf(out, size, "%llum%llus", (unsigned long long)(seconds / 60),
+                 (unsigned long long)(seconds % 60));
+    else
+        snprintf(out, size, "%llus", (unsigned long long)seconds);
+}
+
+static int role_index(const char *role, const char *const *roles, size_t count)
+{
+    for (size_t i = 0; role != NULL && i < count; i++)
+        if (strcmp(roles[i], role) == 0)
+            return (int)i;
+    return -1;
+}
+
+#define ROLE_COUNT(table) (sizeof(table) / sizeof((table)[0]))
+
+static void say(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *out, size_t size, const char *fmt, ...)
+{
+    if (out == NULL || size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+}
+
+/* Text shown on the user's terminal: no control characters, no NUL, at most max bytes. */
+static int text_ok(const char *text, size_t len, size_t max, int may_be_empty)
+{
+    if (len > max || (len == 0 && !may_be_empty))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- session.request ---------------------------------------------------------- */
+
+static int copy_text_member(json_t *body, const char *key, char *out, size_t max, int may_be_empty,
+                            char *message, size_t size)
+{
+    json_t *value = json_object_get(body, key);
+    if (!json_is_string(value)) {
+        say(message, size, "session.request needs \"%s\" (a string)", key);
+        return TL_EINVAL;
+    }
+    const char *text = json_string_value(value);
+    size_t len = json_string_length(value);
+    if (strlen(text) != len || !text_ok(text, len, max, may_be_empty)) {
+        say(message, size, "\"%s\" must be %s1..%zu bytes without control characters", key,
+            may_be_empty ? "0 or " : "", max);
+        return TL_EINVAL;
+    }
+    memcpy(out, text, len + 1);
+    return 0;
+}
+
+int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *message, size_t size)
+{
+    memset(out, 0, sizeof *out);
+    int rc;
+    if (!json_is_object(body)) {
+        say(message, size, "session.request must be a JSON object");
+        return TL_EINVAL;
+    }
+    if ((rc = copy_text_member(body, "ticket", out->ticket, TL_CONSENT_MAX_NAME, 0, message,
+                               size)) != 0 ||
+        (rc = copy_text_member(body, "technician", out->technician, TL_CONSENT_MAX_NAME, 0, message,
+                               size)) != 0 ||
+        (rc = copy_text_member(body, "reason", out->reason, TL_CONSENT_MAX_REASON, 1, message,
+                               size)) != 0)
+        return rc;
+    const char *role = json_string_value(json_object_get(body, "role"));
+    if (role_index(role, all_roles, ROLE_COUNT(all_roles)) < 0) {
+        say(message, size, "\"role\" must be one of tier1, tier2, tier3, tier4, auditor, admin");
+        return TL_EINVAL;
+    }
+    snprintf(out->role, sizeof out->role, "%s", role);
+    json_t *scopes = json_object_get(body, "scopes");
+    if (!json_is_array(scopes) || json_array_size(scopes) == 0 ||
+        json_array_size(scopes) > SCOPE_COUNT) {
+        say(message, size, "\"scopes\" must be a non-empty array of distinct scope names");
+        return TL_EINVAL;
+    }
+    size_t i;
+    json_t *scope;
+    json_array_foreach(scopes, i, scope)
+    {
+        unsigned bit = tl_scope_bit(json_string_value(scope));
+        if (bit == 0) {
+            say(message, size,
+                "\"scopes\"[%zu] is not a scope (diag, fix, exec, shell, files, observe)", i);
+            return TL_EINVAL;
+        }
+        if (out->scopes & bit) {
+            say(message, size, "\"scopes\" names %s twice", json_string_value(scope));
+            return TL_EINVAL;
+        }
+        out->scopes |= bit;
+    }
+    json_t *duration = json_object_get(body, "duration_s");
+    if (!json_is_integer(duration) || json_integer_value(duration) < TL_CONSENT_MIN_DURATION_S ||
+        json_integer_value(duration) > TL_CONSENT_MAX_DURATION_S) {
+        say(message, size, "\"duration_s\" must be an integer from %u to %u",
+            TL_CONSENT_MIN_DURATION_S, TL_CONSENT_MAX_DURATION_S);
+        return TL_EINVAL;
+    }
+    out->duration_s = (uint32_t)json_integer_value(duration);
+    return 0;
+}
+
+/* ---- policy --------------------------------------------------------------------- */
+
+struct rule {
+    unsigned roles; /* bit per session_roles index */
+    unsigned scopes;
+    unsigned days;   /* bit per tm_wday */
+    int from_minute; /* -1: no window */
+    int to_minute;
+    uint32_t max_duration_s;
+};
+
+struct tl_policy {
+    struct rule rules[TL_POLICY_MAX_RULES];
+    size_t count;
+    uint64_t consent_timeout_ms;
+};
+
+/* A duration member: "2h", "90s" or a whole number of seconds, within [min_s, max_s]. */
+static int policy_duration(json_t *value, uint64_t min_s, uint64_t max_s, uint64_t *seconds)
+{
+    uint64_t ms = 0;
+    if (json_is_integer(value) && json_integer_value(value) > 0)
+        ms = (uint64_t)json_integer_value(value) * 1000;
+    else if (!json_is_string(value) || tl_cli_parse_duration(json_string_value(value), &ms) != 0)
+        return TL_EINVAL;
+    if (ms / 1000 < min_s || ms / 1000 > max_s)
+        return TL_EINVAL;
+    *seconds = ms / 1000;
+    return 0;
+}
+
+static int parse_clock(const char *text, int *minute)
+{
+    if (text == NULL || strlen(text) != 5 || text[2] != ':')
+        return TL_EINVAL;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && (text[i] < '0' || text[i] > '9'))
+            return TL_EINVAL;
+    int hours = (text[0] - '0') * 10 + (text[1] - '0');
+    int minutes = (text[3] - '0') * 10 + (text[4] - '0');
+    if (hours > 23 || minutes > 59)
+        return TL_EINVAL;
+    *minute = hours * 60 + minutes;
+    return 0;
+}
+
+static int parse_rule(json_t *item, size_t index, struct rule *rule, char *problem, size_t size)
+{
+    const char *key;
+    json_t *value;
+    memset(rule, 0, sizeof *rule);
+    rule->days = 0x7f;
+    rule->from_minute = rule->to_minute = -1;
+    rule->max_duration_s = TL_CONSENT_DEFAULT_MAX_DURATION_S;
+    if (!json_is_object(item)) {
+        say(problem, size, "unattended[%zu]: a rule must be an object", index);
+        return TL_EINVAL;
+    }
+    json_object_foreach(item, key, value)
+    {
+        if (strcmp(key, "roles") != 0 && strcmp(key, "scopes") != 0 &&
+            strcmp(key, "max_duration") != 0 && strcmp(key, "days") != 0 &&
+            strcmp(key, "from") != 0 && strcmp(key, "to") != 0) {
+            say(problem, size, "unattended[%zu]: unknown member \"%s\"", index, key);
+            return TL_EINVAL;
+        }
+    }
+    json_t *roles = json_object_get(item, "roles");
+    json_t *scopes = json_object_get(item, "scopes");
+    if (!json_is_array(roles) || json_array_size(roles) == 0) {
+        say(problem, size, "unattended[%zu]: \"roles\" must be a non-empty array", index);
+        return TL_EINVAL;
+    }
+    if (!json_is_array(scopes) || json_array_size(scopes) == 0) {
+        say(problem, size, "unattended[%zu]: \"scopes\" must be a non-empty array", index);
+        return TL_EINVAL;
+    }
+    size_t i;
+    json_array_foreach(roles, i, value)
+    {
+        const char *role = json_string_value(value);
+        int at = role_index(role, session_roles, ROLE_COUNT(session_roles));
+        if (at < 0) {
+            if (role_index(role, all_roles, ROLE_COUNT(all_roles)) >= 0)
+                say(problem, size, "unattended[%zu].roles[%zu]: role '%s' never gets a session",
+                    index, i, role);
+            else
+                say(problem, size,
+                    "unattended[%zu].roles[%zu]: unknown role '%s' (want tier1..tier4)", index, i,
+                    role ? role : "(not a string)");
+            return TL_EINVAL;
+        }
+        rule->roles |= 1u << at;
+    }
+    json_array_foreach(scopes, i, value)
+    {
+        unsigned bit = tl_scope_bit(json_string_value(value));
+        if (bit == 0) {
+            say(problem, size,
+                "unattended[%zu].scopes[%zu]: unknown scope '%s' (want diag, fix, exec, "
+                "shell, files, observe)",
+                index, i, json_is_string(value) ? json_string_value(value) : "(not a string)");
+            return TL_EINVAL;
+        }
+        rule->scopes |= bit;
+    }
+    json_t *days = json_object_get(item, "days");
+    if (days != NULL) {
+        if (!json_is_array(days) || json_array_size(days) == 0) {
+            say(problem, size, "unattended[%zu]: \"days\" must be a non-empty array", index);
+            return TL_EINVAL;
+        }
+        rule->days = 0;
+        json_array_foreach(days, i, value)
+        {
+            int day = role_index(json_string_value(value), day_names, 7);
+            if (day < 0) {
+                say(problem, size,
+                    "unattended[%zu].days[%zu]: unknown day '%s' (want mon, tue, wed, thu, fri, "
+                    "sat, sun)",
+                    index, i, json_is_string(value) ? json_string_value(value) : "(not a string)");
+                return TL_EINVAL;
+            }
+            rule->days |= 1u << day;
+        }
+    }
+    json_t *from = json_object_get(item, "from"), *to = json_object_get(item, "to");
+    if ((from == NULL) != (to == NULL)) {
+        say(problem, size, "unattended[%zu]: \"from\" and \"to\" go together", index);
+        return TL_EINVAL;
+    }
+    if (from != NULL) {
+        if (parse_clock(json_string_value(from), &rule->from_minute) != 0 ||
+            parse_clock(json_string_value(to), &rule->to_minute) != 0) {
+            say(problem, size, "unattended[%zu]: \"from\" and \"to\" must be times like \"08:00\"",
+                index);
+            return TL_EINVAL;
+        }
+        if (rule->from_minute == rule->to_minute) {
+            say(problem, size, "unattended[%zu]: \"from\" and \"to\" are the same time", index);
+            return TL_EINVAL;
+        }
+    }
+    json_t *max = json_object_get(item, "max_duration");
+    if (max != NULL) {
+        uint64_t seconds;
+        if (policy_duration(max, 1, TL_CONSENT_MAX_DURATION_S, &seconds) != 0) {
+            say(problem, size,
+                "unattended[%zu]: \"max_duration\" must be a duration like \"2h\" (at most 1d)",
+                index);
+            return TL_EINVAL;
+        }
+        rule->max_duration_s = (uint32_t)seconds;
+    }
+    return 0;
+}
+
+tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *problem, size_t size)
+{
+    json_error_t error;
+    tl_policy_t *policy = NULL;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
+    *err = TL_EINVAL;
+    if (doc == NULL) {
+        say(problem, size, "not JSON: %s (line %d)", error.text, error.line);
+        goto out;
+    }
+    if (!json_is_object(doc)) {
+        say(problem, size, "the policy must be a JSON object");
+        goto out;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(doc, key, value)
+    {
+        if (strcmp(key, "unattended") != 0 && strcmp(key, "consent_timeout") != 0) {
+            say(problem, size, "unknown member \"%s\" (want unattended, consent_timeout)", key);
+            goto out;
+        }
+    }
+    policy = calloc(1, sizeof *policy);
+    if (policy == NULL) {
+        *err = TL_ENOMEM;
+        say(problem, size, "%s", tl_strerror(TL_ENOMEM));
+        goto out;
+    }
+    json_t *rules = json_object_get(doc, "unattended");
+    if (rules != NULL && (!json_is_array(rules) || json_array_size(rules) > TL_POLICY_MAX_RULES)) {
+        say(problem, size, "\"unattended\" must be an array of at most %d rules",
+            TL_POLICY_MAX_RULES);
+        goto fail;
+    }
+    size_t i;
+    json_array_foreach(rules, i, value)
+    {
+        if (parse_rule(value, i, &policy->rules[i], problem, size) != 0)
+            goto fail;
+        policy->count++;
+    }
+    json_t *timeout = json_object_get(doc, "consent_timeout");
+    if (timeout != NULL) {
+        uint64_t seconds;
+        if (policy_duration(timeout, TL_CONSENT_MIN_TIMEOUT_MS / 1000,
+                            TL_CONSENT_MAX_TIMEOUT_MS / 1000, &seconds) != 0) {
+            say(problem, size, "\"consent_timeout\" must be a duration like \"2m\" (1s to 1d)");
+            goto fail;
+        }
+        policy->consent_timeout_ms = seconds * 1000;
+    }
+    *err = 0;
+    goto out;
+fail:
+    free(policy);
+    policy = NULL;
+out:
+    json_decref(doc);
+    return policy;
+}
+
+tl_policy_t *tl_policy_load(const char *path, int *err, char *problem, size_t size)
+{
+    char *text = NULL;
+    tl_policy_t *policy = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *err = -errno;
+        say(problem, size, "%s", strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 1024 * 1024) {
+        *err = TL_EINVAL;
+        say(problem, size, "not a regular file of at most 1 MiB");
+        goto out;
+    }
+    text = malloc((size_t)st.st_size + 1);
+    if (text == NULL) {
+        *err = TL_ENOMEM;
+        say(problem, size, "%s", tl_strerror(TL_ENOMEM));
+        goto out;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            *err = n == 0 ? TL_ETRUNCATED : -errno;
+            say(problem, size, "cannot read it: %s", tl_strerror(*err));
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    policy = tl_policy_parse(text, got, err, problem, size);
+out:
+    free(text);
+    close(fd);
+    return policy;
+}
+
+void tl_policy_free(tl_policy_t *policy)
+{
+    free(policy);
+}
+
+static int rule_window_holds(const struct rule *rule, const struct tm *local)
+{
+    int day = local->tm_wday;
+    if (day < 0 || day > 6)
+        return 0;
+    if (rule->from_minute < 0)
+        return (rule->days >> day) & 1u;
+    int minute = local->tm_hour * 60 + local->tm_min;
+    if (rule->from_minute < rule->to_minute)
+        return ((rule->days >> day) & 1u) && minute >= rule->from_minute &&
+               minute < rule->to_minute;
+    /* Spans midnight: the hours after midnight belong to the day the window opened. */
+    if (minute >= rule->from_minute)
+        return (rule->days >> day) & 1u;
+    if (minute < rule->to_minute)
+        return (rule->days >> ((day + 6) % 7)) & 1u;
+    return 0;
+}
+
+int tl_policy_match(const tl_policy_t *policy, const char *role, unsigned scopes,
+                    const struct tm *local, uint32_t asked_s, uint32_t *granted_s)
+{
+    int at = role_index(role, session_roles, ROLE_COUNT(session_roles));
+    if (policy == NULL || at < 0 || scopes == 0)
+        return TL_EDENIED;
+    for (size_t i = 0; i < policy->count; i++) {
+        const struct rule *rule = &policy->rules[i];
+        if (!((rule->roles >> at) & 1u) || (scopes & ~rule->scopes) != 0 ||
+            !rule_window_holds(rule, local))
+            continue;
+        *granted_s = asked_s < rule->max_duration_s ? asked_s : rule->max_duration_s;
+        return 0;
+    }
+    return TL_EDENIED;
+}
+
+uint64_t tl_policy_consent_timeout_ms(const tl_policy_t *policy)
+{
+    return policy != NULL ? policy->consent_timeout_ms : 0;
+}
+
+/* ---- the consent object ------------------------------------------------------------ */
+
+struct record {
+    tl_grant_t grant;
+    unsigned expiry_seen : 1; /* its expiry was acted on (or had passed at start) */
+};
+
+struct question {
+    struct question *next;
+    tl_consent_t *consent;
+    uv_timer_t timer;
+    char id[24];
+    uint64_t token;
+    tl_consent_request_t request;
+    int64_t asked_ms;
+    int64_t deadline_ms;
+};
+
+struct tl_consent {
+    uv_loop_t *loop;
+    tl_consent_events_t events;
+    void *data;
+    char path[4096 + 32];
+    char dir[4096];
+    tl_policy_t *policy;
+    uint64_t timeout_ms;
+    int64_t (*now_ms)(void);
+    struct record *records;
+    size_t count;
+    size_t capacity;
+    uint64_t next_grant;
+    uint64_t next_question;
+    struct question *questions;
+    size_t pending;
+    uv_timer_t expiry;
+    size_t open_handles; /* released when this reaches 0 after free */
+    unsigned freeing : 1;
+};
+
+static int64_t now(const tl_consent_t *consent)
+{
+    return consent->now_ms != NULL ? consent->now_ms() : tl_wall_ms();
+}
+
+static int grant_live(const tl_grant_t *grant, int64_t at)
+{
+    return grant->ended_ms == 0 && at < grant->expires_ms;
+}
+
+json_t *tl_grant_json(const tl_grant_t *grant, int64_t now_ms)
+{
+    const char *state = grant->ended_ms != 0          ? "ended"
+                        : now_ms >= grant->expires_ms ? "expired"
+                                                      : "live";
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:b, s:s}", "id", grant->id,
+                  "ticket", grant->ticket, "technician", grant->technician, "role", grant->role,
+                  "scopes", tl_scope_names(grant->scopes), "reason", grant->reason, "by", grant->by,
+                  "granted_ms", (json_int_t)grant->granted_ms, "expires_ms",
+                  (json_int_t)grant->expires_ms, "live", grant_live(grant, now_ms), "state", state);
+    if (out != NULL && grant->ended_ms != 0) {
+        json_object_set_new(out, "ended_ms", json_integer(grant->ended_ms));
+        json_object_set_new(out, "end_reason", json_string(grant->end_reason));
+    }
+    return out;
+}
+
+/* The grant as stored in grants.json: the fields of docs/consent.md, nothing derived. */
+static json_t *grant_record_json(const tl_grant_t *grant)
+{
+    json_t *out = tl_grant_json(grant, 0);
+    if (out != NULL) {
+        json_object_del(out, "live");
+        json_object_del(out, "state");
+    }
+    return out;
+}
+
+static int copy_field(json_t *item, const char *key, char *out, size_t max, int may_be_empty)
+{
+    json_t *value = json_object_get(item, key);
+    if (!json_is_string(value))
+        return TL_EINVAL;
+    size_t len = json_string_length(value);
+    const char *text = json_string_value(value);
+    if (strlen(text) != len || !text_ok(text, len, max, may_be_empty))
+        return TL_EINVAL;
+    memcpy(out, text, len + 1);
+    return 0;
+}
+
+static int time_field(json_t *item, const char *key, int64_t *out)
+{
+    json_t *value = json_object_get(item, key);
+    if (!json_is_integer(value) || json_integer_value(value) < 0)
+        return TL_EINVAL;
+    *out = json_integer_value(value);
+    return 0;
+}
+
+/* One record of grants.json; every field checked, since it decides what a relay may do. */
+static int grant_from_json(json_t *item, tl_grant_t *grant, uint64_t *number)
+{
+    memset(grant, 0, sizeof *grant);
+    if (!json_is_object(item) || copy_field(item, "id", grant->id, sizeof grant->id - 1, 0) ||
+        copy_field(item, "ticket", grant->ticket, TL_CONSENT_MAX_NAME, 0) ||
+        copy_field(item, "technician", grant->technician, TL_CONSENT_MAX_NAME, 0) ||
+        copy_field(item, "role", grant->role, sizeof grant->role - 1, 0) ||
+        copy_field(item, "reason", grant->reason, TL_CONSENT_MAX_REASON, 1) ||
+        copy_field(item, "by", grant->by, sizeof grant->by - 1, 0) ||
+        time_field(item, "granted_ms", &grant->granted_ms) ||
+        time_field(item, "expires_ms", &grant->expires_ms))
+        return TL_EINVAL;
+    char *end;
+    if (strncmp(grant->id, "G-", 2) != 0 || grant->id[2] < '1' || grant->id[2] > '9')
+        return TL_EINVAL;
+    errno = 0;
+    unsigned long long n = strtoull(grant->id + 2, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return TL_EINVAL;
+    *number = n;
+    if (role_index(grant->role, session_roles, ROLE_COUNT(session_roles)) < 0 ||
+        (strcmp(grant->by, "user") != 0 && strcmp(grant->by, "policy") != 0))
+        return TL_EINVAL;
+    json_t *scopes = json_object_get(item, "scopes");
+    size_t i;
+    json_t *scope;
+    if (!json_is_array(scopes) || json_array_size(scopes) == 0)
+        return TL_EINVAL;
+    json_array_foreach(scopes, i, scope)
+    {
+        unsigned bit = tl_scope_bit(json_string_value(scope));
+        if (bit == 0)
+            return TL_EINVAL;
+        grant->scopes |= bit;
+    }
+    if (json_object_get(item, "ended_ms") != NULL) {
+        if (time_field(item, "ended_ms", &grant->ended_ms) != 0 || grant->ended_ms == 0 ||
+            copy_field(item, "end_reason", grant->end_reason, sizeof grant->end_reason - 1, 1))
+            return TL_EINVAL;
+    }
+    return 0;
+}
+
+static int64_t record_over_ms(const tl_grant_t *grant)
+{
+    return grant->ended_ms != 0 && grant->ended_ms < grant->expires_ms ? grant->ended_ms
+                                                                       : grant->expires_ms;
+}
+
+/* Drops ended and expired records older than the keeping time, and the oldest past the cap. */
+static void prune(tl_consent_t *consent, size_t room_for)
+{
+    int64_t at = now(consent);
+    size_t kept = 0;
+    for (size_t i = 0; i < consent->count; i++) {
+        const tl_grant_t *grant = &consent->records[i].grant;
+        if (!grant_live(grant, at) && record_over_ms(grant) + TL_CONSENT_KEEP_MS < at)
+            continue;
+        consent->records[kept++] = consent->records[i];
+    }
+    consent->count = kept;
+    while (consent->count + room_for > TL_CONSENT_MAX_RECORDS) {
+        /* Records are in grant order: the first one not live is the oldest to let go. */
+        size_t victim = consent->count;
+        for (size_t i = 0; i < consent->count; i++) {
+            if (!grant_live(&consent->records[i].grant, at)) {
+                victim = i;
+                break;
+            }
+        }
+        if (victim == consent->count)
+            return;
+        memmove(&consent->records[victim], &consent->records[victim + 1],
+                (consent->count - victim - 1) * sizeof *consent->records);
+        consent->count--;
+    }
+}
+
+static int save(tl_consent_t *consent)
+{
+    char tmp[sizeof consent->path + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", consent->path);
+    json_t *grants = json_array();
+    json_t *doc = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id",
+                            (json_int_t)consent->next_grant, "grants", grants);
+    if (doc == NULL)
+        return TL_ENOMEM;
+    for (size_t i = 0; i < consent->count; i++)
+        json_array_append_new(grants, grant_record_json(&consent->records[i].grant));
+    char *text = json_dumps(doc, JSON_INDENT(2));
+    json_decref(doc);
+    if (text == NULL)
+        return TL_ENOMEM;
+    int rc = 0;
+    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = tl_write_all(fd, text, strlen(text));
+    if (rc == 0)
+        rc = tl_write_all(fd, "\n", 1);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    if (rc == 0 && rename(tmp, consent->path) != 0)
+        rc = -errno;
+    if (rc != 0)
+        unlink(tmp);
+    else
+        rc = tl_fsync_dir(consent->dir);
+out:
+    free(text);
+    if (rc != 0)
+        tl_log_error("cannot write grants file=%s reason=\"%s\"", consent->path, tl_strerror(rc));
+    return rc;
+}
+
+static int load(tl_consent_t *consent, char *problem, size_t size)
+{
+    json_error_t error;
+    if (access(consent->path, F_OK) != 0) {
+        consent->next_grant = 1;
+        return 0;
+    }
+    json_t *doc = json_load_file(consent->path, JSON_REJECT_DUPLICATES, &error);
+    int rc = TL_EINVAL;
+    if (doc == NULL) {
+        say(problem, size, "%s: not JSON: %s", consent->path, error.text);
+        return rc;
+    }
+    json_t *grants = json_object_get(doc, "grants");
+    json_t *next = json_object_get(doc, "next_id");
+    if (!json_is_array(grants) || !json_is_integer(next) || json_integer_value(next) < 1 ||
+        json_array_size(grants) > TL_CONSENT_MAX_RECORDS) {
+        say(problem, size, "%s: want {\"next_id\":N,\"grants\":[...]} with at most %d grants",
+            consent->path, TL_CONSENT_MAX_RECORDS);
+        goto out;
+    }
+    consent->next_grant = (uint64_t)json_integer_value(next);
+    consent->records = calloc(json_array_size(grants) + 1, sizeof *consent->records);
+    if (consent->records == NULL) {
+        rc = TL_ENOMEM;
+        say(problem, size, "%s: %s", consent->path, tl_strerror(rc));
+        goto out;
+    }
+    consent->capacity = json_array_size(grants) + 1;
+    int64_t at = now(consent);
+    size_t i;
+    json_t *item;
+    json_array_foreach(grants, i, item)
+    {
+        struct record *record = &consent->records[consent->count];
+        uint64_t number = 0;
+        if (grant_from_json(item, &record->grant, &number) != 0) {
+            say(problem, size, "%s: grants[%zu] is damaged", consent->path, i);
+            goto out;
+        }
+        if (number >= consent->next_grant)
+            consent->next_grant = number + 1; /* ids are never reused */
+        record->expiry_seen = !grant_live(&record->grant, at);
+        consent->count++;
+    }
+    rc = 0;
+out:
+    json_decref(doc);
+    return rc;
+}
+
+static void release_if_done(tl_consent_t *consent)
+{
+    if (!consent->freeing || consent->open_handles > 0)
+        return;
+    tl_policy_free(consent->policy);
+    free(consent->records);
+    free(consent);
+}
+
+static void expiry_closed(uv_handle_t *handle)
+{
+    tl_consent_t *consent = handle->data;
+    consent->open_handles--;
+    release_if_done(consent);
+}
+
+static void question_closed(uv_handle_t *handle)
+{
+    struct question *question = handle->data;
+    tl_consent_t *consent = question->consent;
+    free(question);
+    consent->open_handles--;
+    release_if_done(consent);
+}
+
+static void emit(tl_consent_t *consent, json_t *event)
+{
+    if (event != NULL && consent->events.on_event != NULL && !consent->freeing)
+        consent->events.on_event(consent->data, event);
+    json_decref(event);
+}
+
+static void answer(tl_consent_t *consent, uint64_t token, int error, const char *message,
+                   const tl_grant_t *grant, const char *by)
+{
+    tl_consent_answer_t result = {error, message, grant, by};
+    if (consent->events.on_answer != NULL && !consent->freeing)
+        consent->events.on_answer(consent->data, token, &result);
+}
+
+static json_t *question_json(const struct question *question)
+{
+    const tl_consent_request_t *request = &question->request;
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I}", "id", question->id, "ticket",
+                     request->ticket, "technician", request->technician, "role", request->role,
+                     "scopes", tl_scope_names(request->scopes), "reason", request->reason,
+                     "duration_s", (json_int_t)request->duration_s, "asked_ms",
+                     (json_int_t)question->asked_ms, "deadline_ms",
+                     (json_int_t)question->deadline_ms);
+}
+
+static void emit_denied(tl_consent_t *consent, const char *question,
+                        const tl_consent_request_t *request, const char *why)
+{
+    json_t *event =
+        json_pack("{s:s, s:s?, s:s, s:s, s:s}", "event", "denied", "question", question, "ticket",
+                  request->ticket, "technician", request->technician, "reason", why);
+    emit(consent, event);
+}
+
+static void emit_granted(tl_consent_t *consent, const char *question, const tl_grant_t *grant,
+                         const char *by)
+{
+    json_t *event = json_pack("{s:s, s:s?, s:o, s:s}", "event", "granted", "question", question,
+                              "grant", tl_grant_json(grant, now(consent)), "by", by);
+    emit(consent, event);
+}
+
+static void arm_expiry(tl_consent_t *consent);
+
+static void on_expiry(uv_timer_t *timer)
+{
+    tl_consent_t *consent = timer->data;
+    int64_t at = now(consent);
+    /* on_ended may end other grants through tl_consent_end: walk by index, re-checking. */
+    for (size_t i = 0; i < consent->count; i++) {
+        struct record *record = &consent->records[i];
+        if (record->expiry_seen || record->grant.ended_ms != 0 || record->grant.expires_ms > at)
+            continue;
+        record->expiry_seen = 1;
+        tl_grant_t grant = record->grant;
+        tl_log_info("grant expired grant=%s ticket=%s technician=%s", grant.id, grant.ticket,
+                    grant.technician);
+        if (consent->events.on_ended != NULL)
+            consent->events.on_ended(consent->data, &grant, "expired");
+        emit(consent,
+             json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "ended", "grant", grant.id, "ticket",
+                       grant.ticket, "technician", grant.technician, "reason", "expired"));
+    }
+    arm_expiry(consent);
+}
+
+static void arm_expiry(tl_consent_t *consent)
+{
+    if (consent->freeing)
+        return;
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < consent->count; i++) {
+        const struct record *record = &consent->records[i];
+        if (!record->expiry_seen && record->grant.ended_ms == 0 && record->grant.expires_ms < next)
+            next = record->grant.expires_ms;
+    }
+    uv_timer_stop(&consent->expiry);
+    if (next == INT64_MAX)
+        return;
+    int64_t delay = next - now(consent);
+    /* The wall clock and the loop's clock differ a little: never spin, never fire early twice. */
+    uv_timer_start(&consent->expiry, on_expiry, delay > 0 ? (uint64_t)delay + 1 : 1, 0);
+}
+
+tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
+                             const tl_consent_events_t *events, void *data, int *err, char *problem,
+                             size_t size)
+{
+    tl_consent_t *consent = calloc(1, sizeof *consent);
+    if (consent == NULL) {
+        tl_policy_free(config->policy);
+        *err = TL_ENOMEM;
+        say(problem, size, "%s", tl_strerror(TL_ENOMEM));
+        return NULL;
+    }
+    consent->loop = loop;
+    if (events != NULL)
+        consent->events = *events;
+    consent->data = data;
+    consent->policy = config->policy;
+    consent->now_ms = config->now_ms;
+    consent->next_question = 1;
+    consent->timeout_ms = config->timeout_ms;
+    if (consent->timeout_ms == 0)
+        consent->timeout_ms = tl_policy_consent_timeout_ms(config->policy);
+    if (consent->timeout_ms == 0)
+        consent->timeout_ms = TL_CONSENT_DEFAULT_TIMEOUT_MS;
+    if (snprintf(consent->dir, sizeof consent->dir, "%s", config->state_dir) >=
+        (int)sizeof consent->dir) {
+        *err = TL_EINVAL;
+        say(problem, size, "state directory name too long");
+        goto fail;
+    }
+    snprintf(consent->path, sizeof consent->path, "%s/%s", config->state_dir,
+             TL_CONSENT_GRANTS_FILE);
+    if ((*err = load(consent, problem, size)) != 0)
+        goto fail;
+    prune(consent, 0);
+    uv_timer_init(loop, &consent->expiry);
+    consent->expiry.data = consent;
+    consent->open_handles = 1;
+    arm_expiry(consent);
+    return consent;
+fail:
+    tl_policy_free(consent->policy);
+    free(consent->records);
+    free(consent);
+    return NULL;
+}
+
+uint64_t tl_consent_timeout_ms(const tl_consent_t *consent)
+{
+    return consent->timeout_ms;
+}
+
+static void question_drop(tl_consent_t *consent, struct question *question)
+{
+    for (struct question **at = &consent->questions; *at != NULL; at = &(*at)->next) {
+        if (*at == question) {
+            *at = question->next;
+            break;
+        }
+    }
+    consent->pending--;
+    uv_timer_stop(&question->timer);
+    uv_close((uv_handle_t *)&question->timer, question_closed);
+}
+
+void tl_consent_free(tl_consent_t *consent)
+{
+    if (consent == NULL || consent->freeing)
+        return;
+    consent->freeing = 1;
+    while (consent->questions != NULL)
+        question_drop(consent, consent->questions);
+    uv_timer_stop(&consent->expiry);
+    uv_close((uv_handle_t *)&consent->expiry, expiry_closed);
+}
+
+static tl_grant_t *add_grant(tl_consent_t *consent, const tl_consent_request_t *request,
+                             uint32_t duration_s, const char *by, int *err)
+{
+    prune(consent, 1);
+    if (consent->count == consent->capacity) {
+        size_t capacity = consent->capacity ? consent->capacity * 2 : 8;
+        struct record *records = realloc(consent->records, capacity * sizeof *records);
+        if (records == NULL) {
+            *err = TL_ENOMEM;
+            return NULL;
+        }
+        consent->records = records;
+        consent->capacity = capacity;
+    }
+    struct record *record = &consent->records[consent->count];
+    memset(record, 0, sizeof *record);
+    tl_grant_t *grant = &record->grant;
+    snprintf(grant->id, sizeof grant->id, "G-%llu", (unsigned long long)consent->next_grant);
+    memcpy(grant->ticket, request->ticket, sizeof grant->ticket);
+    memcpy(grant->technician, request->technician, sizeof grant->technician);
+    memcpy(grant->role, request->role, sizeof grant->role);
+    memcpy(grant->reason, request->reason, sizeof grant->reason);
+    grant->scopes = request->scopes;
+    snprintf(grant->by, sizeof grant->by, "%s", by);
+    grant->granted_ms = now(consent);
+    grant->expires_ms = grant->granted_ms + (int64_t)duration_s * 1000;
+    consent->count++;
+    consent->next_grant++;
+    /* Only a grant that is on disk is given: a crash must not forget what was allowed. */
+    *err = save(consent);
+    if (*err != 0) {
+        consent->count--;
+        consent->next_grant--;
+        return NULL;
+    }
+    tl_log_info("grant given grant=%s ticket=%s technician=%s role=%s by=%s duration_s=%u",
+                grant->id, grant->ticket, grant->technician, grant->role, by, duration_s);
+    arm_expiry(consent);
+    return grant;
+}
+
+static size_t live_count(const tl_consent_t *consent, int64_t at)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < consent->count; i++)
+        live += grant_live(&consent->records[i].grant, at);
+    return live;
+}
+
+/* Gives the grant and answers; on failure answers the error. Returns the grant or NULL. */
+static const tl_grant_t *grant_and_answer(tl_consent_t *consent, const char *question,
+                                          const tl_consent_request_t *request, uint32_t duration_s,
+                                          const char *by, uint64_t token)
+{
+    int err = 0;
+    if (live_count(consent, now(consent)) >= TL_CONSENT_MAX_LIVE) {
+        answer(consent, token, TL_EFULL, "too many live grants on this machine", NULL, NULL);
+        emit_denied(consent, question, request, "too many live grants");
+        return NULL;
+    }
+    tl_grant_t *grant = add_grant(consent, request, duration_s, by, &err);
+    if (grant == NULL) {
+        answer(consent, token, TL_EIO, "the agent could not record the grant", NULL, NULL);
+        emit_denied(consent, question, request, "the grant could not be recorded");
+        return NULL;
+    }
+    /* Callbacks may change the records: hand them a copy. */
+    tl_grant_t copy = *grant;
+    answer(consent, token, 0, NULL, &copy, by);
+    emit_granted(consent, question, &copy, by);
+    return tl_consent_find(consent, copy.id);
+}
+
+static struct question *question_by_token(tl_consent_t *consent, uint64_t token)
+{
+    for (struct question *q = consent->questions; q != NULL; q = q->next)
+        if (q->token == token)
+            return q;
+    return NULL;
+}
+
+static struct question *question_by_id(tl_consent_t *consent, const char *id)
+{
+    for (struct question *q = consent->questions; id != NULL && q != NULL; q = q->next)
+        if (strcmp(q->id, id) == 0)
+            return q;
+    return NULL;
+}
+
+static void on_question_timeout(uv_timer_t *timer)
+{
+    struct question *question = timer->data;
+    tl_consent_t *consent = question->consent;
+    tl_log_info("question timed out question=%s ticket=%s technician=%s", question->id,
+                question->request.ticket, question->request.technician);
+    uint64_t token = question->token;
+    char id[sizeof question->id];
+    tl_consent_request_t request = question->request;
+    snprintf(id, sizeof id, "%s", question->id);
+    question_drop(consent, question);
+    answer(consent, token, TL_ETIMEOUT, "nobody answered the question on the machine", NULL, NULL);
+    emit_denied(consent, id, &request, "nobody answered in time");
+}
+
+void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *request, uint64_t token)
+{
+    if (consent->freeing)
+        return;
+    char scopes[96];
+    tl_scope_text(request->scopes, scopes, sizeof scopes);
+    if (role_index(request->role, session_roles, ROLE_COUNT(session_roles)) < 0) {
+        char message[96];
+        snprintf(message, sizeof message, "the role %s never gets a session", request->role);
+        tl_log_warn("session refused ticket=%s technician=%s role=%s reason=role", request->ticket,
+                    request->technician, request->role);
+        answer(consent, token, TL_EDENIED, message, NULL, NULL);
+        emit_denied(consent, NULL, request, message);
+        return;
+    }
+    if (question_by_token(consent, token) != NULL) {
+        answer(consent, token, TL_EINVAL, "a request with this id is already waiting", NULL, NULL);
+        return;
+    }
+    int64_t at = now(consent);
+    /* A live grant that already covers it: the technician re-attaches without a new question. */
+    for (size_t i = consent->count; i-- > 0;) {
+        const tl_grant_t *grant = &consent->records[i].grant;
+        if (grant_live(grant, at) && strcmp(grant->ticket, request->ticket) == 0 &&
+            strcmp(grant->technician, request->technician) == 0 &&
+            strcmp(grant->role, request->role) == 0 && (request->scopes & ~grant->scopes) == 0) {
+            tl_grant_t copy = *grant;
+            tl_log_info("grant reused grant=%s ticket=%s technician=%s", copy.id, copy.ticket,
+                        copy.technician);
+            answer(consent, token, 0, NULL, &copy, "existing");
+            emit_granted(consent, NULL, &copy, "existing");
+            return;
+        }
+    }
+    struct tm local;
+    time_t seconds = (time_t)(at / 1000);
+    uint32_t granted_s = 0;
+    if (consent->policy != NULL && localtime_r(&seconds, &local) != NULL &&
+        tl_policy_match(consent->policy, request->role, request->scopes, &local,
+                        request->duration_s, &granted_s) == 0) {
+        grant_and_answer(consent, NULL, request, granted_s, "policy", token);
+        return;
+    }
+    if (consent->pending >= TL_CONSENT_MAX_PENDING) {
+        answer(consent, token, TL_EFULL, "too many questions are waiting for the user", NULL, NULL);
+        emit_denied(consent, NULL, request, "too many questions waiting");
+        return;
+    }
+    struct question *question = calloc(1, sizeof *question);
+    if (question == NULL) {
+        answer(consent, token, TL_EIO, tl_strerror(TL_ENOMEM), NULL, NULL);
+        return;
+    }
+    question->consent = consent;
+    question->token = token;
+    question->request = *request;
+    question->asked_ms = at;
+    question->deadline_ms = at + (int64_t)consent->timeout_ms;
+    snprintf(question->id, sizeof question->id, "Q-%llu",
+             (unsigned long long)consent->next_question++);
+    uv_timer_init(consent->loop, &question->timer);
+    question->timer.data = question;
+    consent->open_handles++;
+    uv_timer_start(&question->timer, on_question_timeout, consent->timeout_ms, 0);
+    question->next = consent->questions;
+    consent->questions = question;
+    consent->pending++;
+    tl_log_info("question asked question=%s ticket=%s technician=%s role=%s scopes=\"%s\"",
+                question->id, request->ticket, request->technician, request->role, scopes);
+    json_t *event = question_json(question);
+    json_object_set_new(event, "event", json_string("question"));
+    emit(consent, event);
+}
+
+int tl_consent_cancel(tl_consent_t *consent, uint64_t token, const char *why)
+{
+    struct question *question = question_by_token(consent, token);
+    if (question == NULL)
+        return TL_ENOTFOUND;
+    char id[sizeof question->id];
+    tl_consent_request_t request = question->request;
+    snprintf(id, sizeof id, "%s", question->id);
+    tl_log_info("question withdrawn question=%s reason=\"%s\"", id, why);
+    question_drop(consent, question);
+    emit_denied(consent, id, &request, why);
+    return 0;
+}
+
+void tl_consent_cancel_all(tl_consent_t *consent, const char *why)
+{
+    while (consent->questions != NULL)
+        tl_consent_cancel(consent, consent->questions->token, why);
+}
+
+int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_s,
+                       const tl_grant_t **grant, char *message, size_t size)
+{
+    struct question *question = question_by_id(consent, id);
+    if (question == NULL) {
+        say(message, size, "no open question %s", id ? id : "");
+        return TL_ENOTFOUND;
+    }
+    if (duration_s > question->request.duration_s) {
+        char asked[32];
+        tl_consent_duration_text(question->request.duration_s, asked, sizeof asked);
+        say(message, size, "the technician asked for %s; the answer may only shorten it", asked);
+        return TL_EINVAL;
+    }
+    if (duration_s == 0)
+        duration_s = question->request.duration_s;
+    uint64_t token = question->token;
+    tl_consent_request_t request = question->request;
+    char question_id[sizeof question->id];
+    snprintf(question_id, sizeof question_id, "%s", question->id);
+    question_drop(consent, question);
+    const tl_grant_t *given =
+        grant_and_answer(consent, question_id, &request, duration_s, "user", token);
+    if (grant != NULL)
+        *grant = given;
+    if (given == NULL) {
+        say(message, size, "the grant could not be recorded (see the agent's log)");
+        return TL_EIO;
+    }
+    return 0;
+}
+
+int tl_consent_deny(tl_consent_t *consent, const char *id, char *message, size_t size)
+{
+    struct question *question = question_by_id(consent, id);
+    if (question == NULL) {
+        say(message, size, "no open question %s", id ? id : "");
+        return TL_ENOTFOUND;
+    }
+    uint64_t token = question->token;
+    tl_consent_request_t request = question->request;
+    char question_id[sizeof question->id];
+    snprintf(question_id, sizeof question_id, "%s", question->id);
+    tl_log_info("question declined question=%s ticket=%s technician=%s", question_id,
+                request.ticket, request.technician);
+    question_drop(consent, question);
+    answer(consent, token, TL_EDENIED, "the user declined", NULL, NULL);
+    emit_denied(consent, question_id, &request, "declined by the user");
+    return 0;
+}
+
+int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, size_t *count,
+                   char *message, size_t size)
+{
+    int64_t at = now(consent);
+    size_t live = live_count(consent, at), ended = 0;
+    if (count != NULL)
+        *count = 0;
+    /* Callbacks may change the records: they are handed copies. */
+    tl_grant_t *copies = calloc(live ? live : 1, sizeof *copies);
+    if (copies == NULL) {
+        say(message, size, "%s", tl_strerror(TL_ENOMEM));
+        return TL_ENOMEM;
+    }
+    for (size_t i = 0; i < consent->count && ended < live; i++) {
+        tl_grant_t *grant = &consent->records[i].grant;
+        if (!grant_live(grant, at) || (id != NULL && strcmp(grant->id, id) != 0))
+            continue;
+        grant->ended_ms = at;
+        snprintf(grant->end_reason, sizeof grant->end_reason, "%s", reason);
+        consent->records[i].expiry_seen = 1;
+        copies[ended++] = *grant;
+    }
+    if (count != NULL)
+        *count = ended;
+    if (id != NULL && ended == 0) {
+        free(copies);
+        say(message, size, "no live grant %s", id);
+        return TL_ENOTFOUND;
+    }
+    if (ended > 0) {
+        /* Ended in memory at once, whatever the disk says: ending only takes rights away. */
+        save(consent);
+        arm_expiry(consent);
+    }
+    for (size_t i = 0; i < ended; i++) {
+        tl_log_info("grant ended grant=%s ticket=%s reason=\"%s\"", copies[i].id, copies[i].ticket,
+                    reason);
+        if (consent->events.on_ended != NULL)
+            consent->events.on_ended(consent->data, &copies[i], reason);
+        emit(consent, json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "ended", "grant",
+                                copies[i].id, "ticket", copies[i].ticket, "technician",
+                                copies[i].technician, "reason", reason));
+    }
+    free(copies);
+    return 0;
+}
+
+const tl_grant_t *tl_consent_find(const tl_consent_t *consent, const char *id)
+{
+    int64_t at = now(consent);
+    for (size_t i = 0; id != NULL && i < consent->count; i++)
+        if (strcmp(consent->records[i].grant.id, id) == 0 &&
+            grant_live(&consent->records[i].grant, at))
+            return &consent->records[i].grant;
+    return NULL;
+}
+
+int tl_consent_check(const tl_consent_t *consent, const char *id, const char *technician,
+                     const char *type, const tl_grant_t **out, char *message, size_t size)
+{
+    unsigned scope = tl_scope_for_channel(type);
+    if (scope == 0) {
+        say(message, size, "unknown channel type '%.64s'", type ? type : "");
+        return TL_EINVAL;
+    }
+    if (id == NULL) {
+        say(message, size, "refused: the channel names no grant");
+        return TL_EDENIED;
+    }
+    const tl_grant_t *grant = NULL;
+    for (size_t i = 0; i < consent->count; i++)
+        if (strcmp(consent->records[i].grant.id, id) == 0)
+            grant = &consent->records[i].grant;
+    if (grant == NULL) {
+        say(message, size, "refused: no grant '%.64s' on this machine", id);
+        return TL_EDENIED;
+    }
+    if (grant->ended_ms != 0) {
+        say(message, size, "refused: grant %s was ended (%s)", grant->id, grant->end_reason);
+        return TL_EDENIED;
+    }
+    if (now(consent) >= grant->expires_ms) {
+        say(message, size, "refused: grant %s has expired", grant->id);
+        return TL_EDENIED;
+    }
+    if (technician == NULL || strcmp(technician, grant->technician) != 0) {
+        say(message, size, "refused: grant %s is for technician %s, not '%.64s'", grant->id,
+            grant->technician, technician ? technician : "");
+        return TL_EDENIED;
+    }
+    if (!(grant->scopes & scope)) {
+        char scopes[96];
+        tl_scope_text(grant->scopes, scopes, sizeof scopes);
+        say(message, size, "refused: grant %s does not allow %s (it allows: %s)", grant->id, type,
+            scopes);
+        return TL_EDENIED;
+    }
+    if (out != NULL)
+        *out = grant;
+    return 0;
+}
+
+json_t *tl_consent_pending(const tl_consent_t *consent)
+{
+    json_t *list = json_array();
+    /* Oldest first, as they were asked. */
+    size_t n = 0;
+    for (const struct question *q = consent->questions; q != NULL; q = q->next)
+        n++;
+    for (size_t i = n; list != NULL && i-- > 0;) {
+        const struct question *q = consent->questions;
+        for (size_t j = 0; j < i; j++)
+            q = q->next;
+        json_array_append_new(list, question_json(q));
+    }
+    return list;
+}
+
+json_t *tl_consent_grants(const tl_consent_t *consent)
+{
+    json_t *list = json_array();
+    int64_t at = now(consent);
+    for (int pass = 0; list != NULL && pass < 2; pass++) {
+        for (size_t i = consent->count; i-- > 0;) {
+            const tl_grant_t *grant = &consent->records[i].grant;
+            if (grant_live(grant, at) == (pass == 0))
+                json_array_append_new(list, tl_grant_json(grant, at));
+        }
+    }
+    return list;
+}

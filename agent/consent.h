@@ -1,0 +1,233 @@
+/*
+ * Consent on the agent: grants, questions to the user, and the unattended
+ * policy (docs/consent.md; docs/protocol.md §7.6-7.8).
+ *
+ * The agent, not the relay, decides what a technician may do here. This
+ * module holds that decision:
+ *
+ *   - a session.request (tl_consent_request) is refused for the roles that
+ *     never get a session, answered from a live grant that already covers it
+ *     ("existing"), granted by the unattended policy ("policy"), or becomes a
+ *     question (Q-N) that waits for the user (tl_consent_approve / _deny)
+ *     until the consent timeout;
+ *   - every channel the relay opens is checked against its grant
+ *     (tl_consent_check): exists, live, same technician, scope granted;
+ *   - a grant ends at its expiry (a timer here) or when the user ends it
+ *     (tl_consent_end); the owner is told through on_ended so it can stop the
+ *     grant's sessions and tell the relay.
+ *
+ * Grants are kept in STATE/grants.json (mode 0600): written to a temporary
+ * file, fsynced, renamed, and the directory fsynced, like the enrollment.
+ * That write happens on the loop, synchronously, once per change of a grant
+ * (given, ended): the file is small (at most TL_CONSENT_MAX_RECORDS records)
+ * and changes only when a person or the policy decides something, so the
+ * short stall is accepted here rather than answering before the grant is on
+ * disk. Nothing else in this module touches the disk after start-up.
+ *
+ * The owner (the `run` command) wires the callbacks: answers go to the
+ * tunnel, which sends them to the relay; events go to the control socket's
+ * watchers (`tierline-agent attend`).
+ */
+#ifndef TL_CONSENT_H
+#define TL_CONSENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+#define TL_CONSENT_GRANTS_FILE "grants.json"
+#define TL_CONSENT_POLICY_FILE "policy.json"
+
+#define TL_CONSENT_DEFAULT_TIMEOUT_MS (120u * 1000u)
+#define TL_CONSENT_MIN_TIMEOUT_MS 1000u
+#define TL_CONSENT_MAX_TIMEOUT_MS (86400u * 1000u)
+/* Questions waiting at once; more requests are refused with TL_EFULL. */
+#define TL_CONSENT_MAX_PENDING 16
+/* Live grants at once; more are refused with TL_EFULL. */
+#define TL_CONSENT_MAX_LIVE 64
+/* Records kept in grants.json (live and ended); the oldest ended go first. */
+#define TL_CONSENT_MAX_RECORDS 256
+/* Ended and expired grants are kept this long as a local record. */
+#define TL_CONSENT_KEEP_MS (7LL * 86400 * 1000)
+/* session.request limits (docs/protocol.md §7.6). */
+#define TL_CONSENT_MIN_DURATION_S 60u
+#define TL_CONSENT_MAX_DURATION_S 86400u
+#define TL_CONSENT_DEFAULT_MAX_DURATION_S 3600u
+#define TL_CONSENT_MAX_NAME 64
+#define TL_CONSENT_MAX_REASON 1024
+/* Rules in a policy file. */
+#define TL_POLICY_MAX_RULES 64
+
+/* Scopes, as bits. */
+enum tl_scope {
+    TL_SCOPE_DIAG = 1u << 0,
+    TL_SCOPE_FIX = 1u << 1,
+    TL_SCOPE_EXEC = 1u << 2,
+    TL_SCOPE_SHELL = 1u << 3,
+    TL_SCOPE_FILES = 1u << 4,
+    TL_SCOPE_OBSERVE = 1u << 5,
+};
+
+/* The bit of a scope name; 0 when the name is not a scope. */
+unsigned tl_scope_bit(const char *name);
+/* The scopes in a set as a JSON array of names, in a fixed order; new reference. */
+json_t *tl_scope_names(unsigned scopes);
+/* The scopes as "diag, exec" into out. */
+void tl_scope_text(unsigned scopes, char *out, size_t size);
+/* The scope a channel type needs (exec, shell, observe, diag; runbook needs fix); 0 if unknown. */
+unsigned tl_scope_for_channel(const char *type);
+
+/* "1h0m", "5m0s", "45s": how questions and listings show a duration. */
+void tl_consent_duration_text(uint64_t seconds, char *out, size_t size);
+
+/* ---- session.request -------------------------------------------------------- */
+
+typedef struct tl_consent_request {
+    char ticket[TL_CONSENT_MAX_NAME + 1];
+    char technician[TL_CONSENT_MAX_NAME + 1];
+    char role[16];
+    unsigned scopes;
+    char reason[TL_CONSENT_MAX_REASON + 1];
+    uint32_t duration_s;
+} tl_consent_request_t;
+
+/*
+ * Validates a session.request body (protocol.md §7.6) into out. TL_EINVAL
+ * with a one-line message naming the bad member. Text that reaches the
+ * user's terminal (ticket, technician, reason) may hold no control
+ * characters.
+ */
+int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *message, size_t size);
+
+/* ---- unattended policy --------------------------------------------------------- */
+
+typedef struct tl_policy tl_policy_t;
+
+/*
+ * Parses a policy document (docs/consent.md "Unattended policy"). NULL with
+ * TL_EINVAL in *err and the problem in problem ("unattended[0].days[2]:
+ * unknown day 'fr'") when it does not parse or names an unknown role, scope,
+ * day or member.
+ */
+tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *problem, size_t size);
+/* Reads and parses path; -ENOENT in *err when there is no such file. */
+tl_policy_t *tl_policy_load(const char *path, int *err, char *problem, size_t size);
+void tl_policy_free(tl_policy_t *policy);
+/*
+ * 0 and the duration to grant (asked, at most the rule's max_duration) when
+ * a rule lists role and every scope and local is inside its window;
+ * TL_EDENIED otherwise.
+ */
+int tl_policy_match(const tl_policy_t *policy, const char *role, unsigned scopes,
+                    const struct tm *local, uint32_t asked_s, uint32_t *granted_s);
+/* The file's consent_timeout, 0 when it sets none. */
+uint64_t tl_policy_consent_timeout_ms(const tl_policy_t *policy);
+
+/* ---- grants and questions ------------------------------------------------------- */
+
+typedef struct tl_grant {
+    char id[24]; /* "G-3" */
+    char ticket[TL_CONSENT_MAX_NAME + 1];
+    char technician[TL_CONSENT_MAX_NAME + 1];
+    char role[16];
+    unsigned scopes;
+    char reason[TL_CONSENT_MAX_REASON + 1];
+    char by[8]; /* "user" or "policy" */
+    int64_t granted_ms;
+    int64_t expires_ms;
+    int64_t ended_ms; /* 0 unless ended early */
+    char end_reason[128];
+} tl_grant_t;
+
+typedef struct tl_consent tl_consent_t;
+
+typedef struct tl_consent_answer {
+    int error;               /* 0 granted; TL_EDENIED, TL_ETIMEOUT, TL_EINVAL, TL_EFULL, TL_EIO */
+    const char *message;     /* why, for an error */
+    const tl_grant_t *grant; /* when granted; valid during the call */
+    const char *by;          /* "user", "policy" or "existing" when granted */
+} tl_consent_answer_t;
+
+typedef struct tl_consent_events {
+    /*
+     * The answer to the request made with token. It may run before
+     * tl_consent_request returns (refused, existing, policy). A request
+     * dropped with tl_consent_cancel gets no answer.
+     */
+    void (*on_answer)(void *data, uint64_t token, const tl_consent_answer_t *answer);
+    /* A grant ended (reason "expired", "ended by the user"): stop its sessions, tell the relay. */
+    void (*on_ended)(void *data, const tl_grant_t *grant, const char *reason);
+    /*
+     * Something the user may watch: {"event":"question"|"granted"|"denied"|
+     * "ended", ...}; borrowed for the call.
+     */
+    void (*on_event)(void *data, json_t *event);
+} tl_consent_events_t;
+
+typedef struct tl_consent_config {
+    const char *state_dir;
+    tl_policy_t *policy;     /* taken over (freed with the consent); NULL: no unattended grants */
+    uint64_t timeout_ms;     /* 0: the policy's consent_timeout, else 120 s */
+    int64_t (*now_ms)(void); /* wall clock; NULL: tl_wall_ms (tests set their own) */
+} tl_consent_config_t;
+
+/*
+ * Loads STATE/grants.json (a missing file is an empty one) and arms the
+ * expiry timer. NULL with *err and the problem (naming the file) in problem
+ * when the file is damaged; config->policy is freed then too.
+ */
+tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
+                             const tl_consent_events_t *events, void *data, int *err, char *problem,
+                             size_t size);
+/* Drops every question unanswered; the memory is released from the loop. NULL is a no-op. */
+void tl_consent_free(tl_consent_t *consent);
+
+uint64_t tl_consent_timeout_ms(const tl_consent_t *consent);
+
+/* Decides a validated request; the answer comes through on_answer with token. */
+void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *request, uint64_t token);
+/* Drops the question asked with token, without an answer; TL_ENOTFOUND if none. */
+int tl_consent_cancel(tl_consent_t *consent, uint64_t token, const char *why);
+/* Drops every question (the connection that asked them is gone). */
+void tl_consent_cancel_all(tl_consent_t *consent, const char *why);
+
+/*
+ * The user answers question id ("Q-7"). approve: duration_s 0 grants what
+ * was asked; a shorter one shortens it; a longer one is TL_EINVAL. Both:
+ * TL_ENOTFOUND for no such question; a message says why on error. On
+ * success *grant (if given) points at the new grant until the next change.
+ */
+int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_s,
+                       const tl_grant_t **grant, char *message, size_t size);
+int tl_consent_deny(tl_consent_t *consent, const char *id, char *message, size_t size);
+
+/*
+ * Ends grant id, or every live grant when id is NULL, with reason; each
+ * ended grant goes through on_ended. *count gets how many. TL_ENOTFOUND
+ * when id names no live grant.
+ */
+int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, size_t *count,
+                   char *message, size_t size);
+
+/*
+ * May a channel of type be opened under grant id for technician? 0 and
+ * *grant when the grant exists, is live, is the technician's and holds the
+ * type's scope; otherwise TL_EDENIED (TL_EINVAL for an unknown type) with a
+ * message naming the check that failed.
+ */
+int tl_consent_check(const tl_consent_t *consent, const char *id, const char *technician,
+                     const char *type, const tl_grant_t **grant, char *message, size_t size);
+
+/* A live grant by id, else NULL. */
+const tl_grant_t *tl_consent_find(const tl_consent_t *consent, const char *id);
+
+/* The open questions: [{"id":"Q-7","ticket":...,"deadline_ms":...}]; new reference. */
+json_t *tl_consent_pending(const tl_consent_t *consent);
+/* Every grant kept, live ones first (newest first in each part); new reference. */
+json_t *tl_consent_grants(const tl_consent_t *consent);
+/* One grant as JSON, with "live" and "state" (live, ended, expired) at now_ms; new reference. */
+json_t *tl_grant_json(const tl_grant_t *grant, int64_t now_ms);
+
+#endif

@@ -1,0 +1,802 @@
+/*
+ * The runbook catalogue (docs/consent.md "Runbooks").
+ *
+ * Loading reads every NAME.json in the directory, checks the metadata field
+ * by field and the executable beside it, and keeps only entries that pass.
+ * A bad entry costs only itself: it is logged with the reason and skipped.
+ * Parameter patterns are compiled once here; a run request is matched
+ * against them with the pattern wrapped as ^(...)$, so an alternation in a
+ * pattern ("^a|b$") can never let a value through half-anchored.
+ */
+#include "agent/runbooks.h"
+
+#include "proto/cli.h"
+#include "proto/err.h"
+#include "proto/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NAME_MAX_LEN 48
+#define PARAM_NAME_MAX_LEN 32
+#define TEXT_MAX 1024
+#define PATTERN_MAX 1024
+#define TIMEOUT_MIN_MS 1000u
+#define TIMEOUT_MAX_MS (24u * 3600u * 1000u)
+
+struct param {
+    char *name;
+    char *pattern;
+    char *description;
+    bool required;
+    bool compiled;
+    regex_t re;
+};
+
+struct tl_runbook {
+    char *name;
+    char *description;
+    char *path;
+    const char *min_role; /* "tier1", "tier2" or "tier3" (static) */
+    int min_rank;
+    bool privileged;
+    uint64_t timeout_ms;
+    struct param params[TL_RUNBOOKS_MAX_PARAMS];
+    size_t param_count;
+};
+
+struct tl_runbooks {
+    tl_runbook_t **entries; /* sorted by name */
+    size_t count;
+};
+
+/* ---- names and roles ------------------------------------------------------------------ */
+
+/* ^[a-z0-9][a-z0-9-]{0,47}$ */
+static bool valid_runbook_name(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > NAME_MAX_LEN || name[0] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* ^[A-Z][A-Z0-9_]{0,31}$ */
+static bool valid_param_name(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > PARAM_NAME_MAX_LEN || !(name[0] >= 'A' && name[0] <= 'Z'))
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+int tl_runbooks_role_rank(const char *role)
+{
+    if (role == NULL)
+        return 0;
+    if (strcmp(role, "tier1") == 0)
+        return 1;
+    if (strcmp(role, "tier2") == 0 || strcmp(role, "tier4") == 0)
+        return 2;
+    if (strcmp(role, "tier3") == 0)
+        return 3;
+    return 0;
+}
+
+/*
+ * Copies untrusted text for a message or the activity display: at most max
+ * bytes, control characters and quotes replaced, "..." when cut.
+ */
+static void excerpt(char *out, size_t out_size, const char *text, size_t max)
+{
+    size_t n = 0;
+    size_t i = 0;
+    if (out_size == 0)
+        return;
+    for (; text[i] != '\0' && i < max && n + 1 < out_size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        out[n++] = (c < 0x20 || c == 0x7f || c == '\'' || c == '"') ? '?' : (char)c;
+    }
+    if (text[i] != '\0') {
+        for (int k = 0; k < 3 && n + 1 < out_size; k++)
+            out[n++] = '.';
+    }
+    out[n] = '\0';
+}
+
+/* A description is one line of printable text, shown to technicians. */
+static bool valid_text(const char *text, size_t len)
+{
+    if (len == 0 || len > TEXT_MAX || strlen(text) != len)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* Ends with a '$' that is an anchor, not an escaped dollar sign. */
+static bool ends_with_anchor(const char *pattern, size_t len)
+{
+    if (len < 2 || pattern[len - 1] != '$')
+        return false;
+    size_t backslashes = 0;
+    for (size_t i = len - 1; i > 0 && pattern[i - 1] == '\\'; i--)
+        backslashes++;
+    return backslashes % 2 == 0;
+}
+
+/* ---- one entry -------------------------------------------------------------------------- */
+
+static void runbook_free(tl_runbook_t *rb)
+{
+    if (rb == NULL)
+        return;
+    for (size_t i = 0; i < rb->param_count; i++) {
+        free(rb->params[i].name);
+        free(rb->params[i].pattern);
+        free(rb->params[i].description);
+        if (rb->params[i].compiled)
+            regfree(&rb->params[i].re);
+    }
+    free(rb->name);
+    free(rb->description);
+    free(rb->path);
+    free(rb);
+}
+
+static bool only_keys(json_t *object, const char *const *allowed, size_t count, const char **bad)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(object, key, value)
+    {
+        bool known = false;
+        for (size_t i = 0; i < count && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (!known) {
+            *bad = key;
+            return false;
+        }
+    }
+    return true;
+}
+
+static int parse_param(json_t *item, struct param *param, char *reason, size_t reason_size)
+{
+    static const char *const keys[] = {"name", "pattern", "required", "description"};
+    const char *bad = NULL;
+    if (!json_is_object(item)) {
+        snprintf(reason, reason_size, "a parameter is not an object");
+        return TL_EINVAL;
+    }
+    if (!only_keys(item, keys, sizeof keys / sizeof keys[0], &bad)) {
+        char shown[80];
+        excerpt(shown, sizeof shown, bad, 32);
+        snprintf(reason, reason_size, "unknown parameter field '%s'", shown);
+        return TL_EINVAL;
+    }
+    json_t *name = json_object_get(item, "name");
+    if (!json_is_string(name) || !valid_param_name(json_string_value(name))) {
+        snprintf(reason, reason_size, "a parameter name does not match ^[A-Z][A-Z0-9_]{0,31}$");
+        return TL_EINVAL;
+    }
+    const char *pname = json_string_value(name);
+    json_t *pattern = json_object_get(item, "pattern");
+    if (!json_is_string(pattern)) {
+        snprintf(reason, reason_size, "parameter %s has no pattern", pname);
+        return TL_EINVAL;
+    }
+    const char *ptext = json_string_value(pattern);
+    size_t plen = json_string_length(pattern);
+    if (plen > PATTERN_MAX || strlen(ptext) != plen || ptext[0] != '^' ||
+        !ends_with_anchor(ptext, plen)) {
+        snprintf(reason, reason_size,
+                 "the pattern of parameter %s must start with ^ and end with $ (at most %d bytes)",
+                 pname, PATTERN_MAX);
+        return TL_EINVAL;
+    }
+    json_t *required = json_object_get(item, "required");
+    if (required != NULL && !json_is_boolean(required)) {
+        snprintf(reason, reason_size, "'required' of parameter %s is not true or false", pname);
+        return TL_EINVAL;
+    }
+    json_t *description = json_object_get(item, "description");
+    if (!json_is_string(description) ||
+        !valid_text(json_string_value(description), json_string_length(description))) {
+        snprintf(reason, reason_size, "parameter %s needs a description (one line, 1..%d bytes)",
+                 pname, TEXT_MAX);
+        return TL_EINVAL;
+    }
+    /* Matched as a whole: ^(pattern)$, so alternations stay inside the anchors. */
+    char wrapped[PATTERN_MAX + 8];
+    snprintf(wrapped, sizeof wrapped, "^(%s)$", ptext);
+    int rc = regcomp(&param->re, wrapped, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char why[128];
+        regerror(rc, NULL, why, sizeof why);
+        snprintf(reason, reason_size, "the pattern of parameter %s does not compile: %s", pname,
+                 why);
+        return TL_EINVAL;
+    }
+    param->compiled = true;
+    param->name = strdup(pname);
+    param->pattern = strdup(ptext);
+    param->description = strdup(json_string_value(description));
+    param->required = json_is_true(required);
+    if (param->name == NULL || param->pattern == NULL || param->description == NULL)
+        return TL_ENOMEM;
+    return 0;
+}
+
+/* Validates parsed metadata into rb; on error a one-line reason. */
+static int parse_metadata(json_t *doc, const char *expected_name, tl_runbook_t *rb, char *reason,
+                          size_t reason_size)
+{
+    static const char *const keys[] = {"name",       "description", "min_role",
+                                       "privileged", "timeout",     "params"};
+    const char *bad = NULL;
+    if (!json_is_object(doc)) {
+        snprintf(reason, reason_size, "the metadata is not a JSON object");
+        return TL_EINVAL;
+    }
+    if (!only_keys(doc, keys, sizeof keys / sizeof keys[0], &bad)) {
+        char shown[80];
+        excerpt(shown, sizeof shown, bad, 32);
+        snprintf(reason, reason_size, "unknown field '%s'", shown);
+        return TL_EINVAL;
+    }
+    json_t *name = json_object_get(doc, "name");
+    if (!json_is_string(name) || strcmp(json_string_value(name), expected_name) != 0) {
+        snprintf(reason, reason_size, "'name' must be '%s', as the file is named", expected_name);
+        return TL_EINVAL;
+    }
+    json_t *description = json_object_get(doc, "description");
+    if (!json_is_string(description) ||
+        !valid_text(json_string_value(description), json_string_length(description))) {
+        snprintf(reason, reason_size, "'description' must be one line of 1..%d bytes", TEXT_MAX);
+        return TL_EINVAL;
+    }
+    json_t *min_role = json_object_get(doc, "min_role");
+    const char *role = json_is_string(min_role) ? json_string_value(min_role) : "";
+    if (strcmp(role, "tier1") == 0)
+        rb->min_role = "tier1";
+    else if (strcmp(role, "tier2") == 0)
+        rb->min_role = "tier2";
+    else if (strcmp(role, "tier3") == 0)
+        rb->min_role = "tier3";
+    else {
+        snprintf(reason, reason_size, "'min_role' must be tier1, tier2 or tier3");
+        return TL_EINVAL;
+    }
+    rb->min_rank = tl_runbooks_role_rank(rb->min_role);
+    json_t *privileged = json_object_get(doc, "privileged");
+    if (!json_is_boolean(privileged)) {
+        snprintf(reason, reason_size, "'privileged' must be true or false");
+        return TL_EINVAL;
+    }
+    rb->privileged = json_is_true(privileged);
+    json_t *timeout = json_object_get(doc, "timeout");
+    rb->timeout_ms = TL_RUNBOOKS_DEFAULT_TIMEOUT_MS;
+    if (timeout != NULL) {
+        uint64_t ms = 0;
+        if (!json_is_string(timeout) ||
+            tl_cli_parse_duration(json_string_value(timeout), &ms) != 0 || ms < TIMEOUT_MIN_MS ||
+            ms > TIMEOUT_MAX_MS) {
+            snprintf(reason, reason_size,
+                     "'timeout' must be a duration such as 90s or 2m, from 1s to 24h");
+            return TL_EINVAL;
+        }
+        rb->timeout_ms = ms;
+    }
+    json_t *params = json_object_get(doc, "params");
+    if (params == NULL)
+        return 0;
+    if (!json_is_array(params) || json_array_size(params) > TL_RUNBOOKS_MAX_PARAMS) {
+        snprintf(reason, reason_size, "'params' must be an array of at most %d parameters",
+                 TL_RUNBOOKS_MAX_PARAMS);
+        return TL_EINVAL;
+    }
+    for (size_t i = 0; i < json_array_size(params); i++) {
+        struct param *param = &rb->params[rb->param_count];
+        int rc = parse_param(json_array_get(params, i), param, reason, reason_size);
+        if (param->compiled || param->name != NULL)
+            rb->param_count++; /* runbook_free releases what was built */
+        if (rc != 0)
+            return rc;
+        for (size_t k = 0; k + 1 < rb->param_count; k++) {
+            if (strcmp(rb->params[k].name, param->name) == 0) {
+                snprintf(reason, reason_size, "parameter %s is declared twice", param->name);
+                return TL_EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * A catalogue file must be a regular file (not a link) that nobody but its
+ * owner can change, owned by root or by the user the agent runs as.
+ */
+static const char *unsafe_file(const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode))
+        return "is not a regular file";
+    if (st->st_mode & (S_IWGRP | S_IWOTH))
+        return "is writable by group or others";
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        return "is owned by neither root nor the agent's user";
+    return NULL;
+}
+
+static int read_metadata(const char *path, json_t **out, char *reason, size_t reason_size)
+{
+    int rc = 0;
+    char *text = NULL;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(reason, reason_size, "metadata cannot be opened: %s", strerror(errno));
+        rc = TL_EIO;
+        goto out;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(reason, reason_size, "metadata cannot be read: %s", strerror(errno));
+        rc = TL_EIO;
+        goto out;
+    }
+    const char *unsafe = unsafe_file(&st);
+    if (unsafe != NULL) {
+        snprintf(reason, reason_size, "metadata %s", unsafe);
+        rc = TL_EDENIED;
+        goto out;
+    }
+    if (st.st_size > TL_RUNBOOKS_MAX_METADATA) {
+        snprintf(reason, reason_size, "metadata is larger than %d bytes", TL_RUNBOOKS_MAX_METADATA);
+        rc = TL_EINVAL;
+        goto out;
+    }
+    size_t size = (size_t)st.st_size;
+    text = malloc(size + 1);
+    if (text == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, text + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(reason, reason_size, "metadata cannot be read: %s",
+                     n < 0 ? strerror(errno) : "file shrank");
+            rc = TL_EIO;
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    json_error_t error;
+    *out = json_loadb(text, size, JSON_REJECT_DUPLICATES, &error);
+    if (*out == NULL) {
+        snprintf(reason, reason_size, "metadata is not valid JSON (line %d: %s)", error.line,
+                 error.text);
+        rc = TL_EINVAL;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    free(text);
+    return rc;
+}
+
+static int check_executable(const char *path, char *reason, size_t reason_size)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        snprintf(reason, reason_size, "executable is missing: %s", strerror(errno));
+        return TL_ENOTFOUND;
+    }
+    const char *unsafe = unsafe_file(&st);
+    if (unsafe != NULL) {
+        snprintf(reason, reason_size, "executable %s", unsafe);
+        return TL_EDENIED;
+    }
+    if ((st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) == 0 || access(path, X_OK) != 0) {
+        snprintf(reason, reason_size, "executable lacks execute permission");
+        return TL_EDENIED;
+    }
+    return 0;
+}
+
+static char *join_path(const char *dir, const char *name, const char *suffix)
+{
+    size_t len = strlen(dir) + 1 + strlen(name) + strlen(suffix) + 1;
+    char *path = malloc(len);
+    if (path != NULL)
+        snprintf(path, len, "%s/%s%s", dir, name, suffix);
+    return path;
+}
+
+/* Loads one entry; NULL (with the reason logged) when it is skipped. */
+static tl_runbook_t *load_entry(const char *dir, const char *name, int *err)
+{
+    char reason[512] = "";
+    json_t *doc = NULL;
+    char *meta_path = join_path(dir, name, ".json");
+    tl_runbook_t *rb = calloc(1, sizeof *rb);
+    int rc = TL_ENOMEM;
+    if (meta_path == NULL || rb == NULL)
+        goto out;
+    rb->name = strdup(name);
+    rb->path = join_path(dir, name, "");
+    if (rb->name == NULL || rb->path == NULL)
+        goto out;
+    rc = read_metadata(meta_path, &doc, reason, sizeof reason);
+    if (rc == 0)
+        rc = parse_metadata(doc, name, rb, reason, sizeof reason);
+    if (rc == 0 &&
+        (rb->description = strdup(json_string_value(json_object_get(doc, "description")))) == NULL)
+        rc = TL_ENOMEM;
+    if (rc == 0)
+        rc = check_executable(rb->path, reason, sizeof reason);
+out:
+    if (rc != 0) {
+        if (rc == TL_ENOMEM)
+            *err = TL_ENOMEM;
+        else
+            tl_log_warn("runbook skipped dir=%s name=%s reason=\"%s\"", dir, name, reason);
+        runbook_free(rb);
+        rb = NULL;
+    }
+    json_decref(doc);
+    free(meta_path);
+    return rb;
+}
+
+static int compare_entries(const void *a, const void *b)
+{
+    const tl_runbook_t *const *x = a;
+    const tl_runbook_t *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
+tl_runbooks_t *tl_runbooks_load(const char *dir, int *err)
+{
+    int rc = 0;
+    tl_runbooks_t *catalogue = NULL;
+    DIR *handle = NULL;
+    if (dir == NULL) {
+        rc = TL_EINVAL;
+        goto out;
+    }
+    handle = opendir(dir);
+    if (handle == NULL) {
+        rc = -errno;
+        tl_log_warn("runbook catalogue unreadable dir=%s reason=\"%s\"", dir, strerror(errno));
+        goto out;
+    }
+    catalogue = calloc(1, sizeof *catalogue);
+    if (catalogue == NULL || (catalogue->entries = calloc(TL_RUNBOOKS_MAX_ENTRIES,
+                                                          sizeof *catalogue->entries)) == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    struct dirent *entry;
+    while ((entry = readdir(handle)) != NULL) {
+        size_t len = strlen(entry->d_name);
+        if (len <= 5 || strcmp(entry->d_name + len - 5, ".json") != 0)
+            continue;
+        char name[NAME_MAX + 1];
+        memcpy(name, entry->d_name, len - 5);
+        name[len - 5] = '\0';
+        if (!valid_runbook_name(name)) {
+            char shown[80];
+            excerpt(shown, sizeof shown, name, 64);
+            tl_log_warn("runbook skipped dir=%s name=%s reason=\"the name does not match "
+                        "^[a-z0-9][a-z0-9-]{0,47}$\"",
+                        dir, shown);
+            continue;
+        }
+        if (catalogue->count == TL_RUNBOOKS_MAX_ENTRIES) {
+            tl_log_warn("runbook skipped dir=%s name=%s reason=\"the catalogue holds at most %d "
+                        "runbooks\"",
+                        dir, name, TL_RUNBOOKS_MAX_ENTRIES);
+            continue;
+        }
+        int entry_err = 0;
+        tl_runbook_t *rb = load_entry(dir, name, &entry_err);
+        if (entry_err != 0) {
+            rc = entry_err;
+            goto out;
+        }
+        if (rb != NULL)
+            catalogue->entries[catalogue->count++] = rb;
+    }
+    qsort(catalogue->entries, catalogue->count, sizeof *catalogue->entries, compare_entries);
+    tl_log_info("runbook catalogue loaded dir=%s runbooks=%zu", dir, catalogue->count);
+out:
+    if (handle != NULL)
+        closedir(handle);
+    if (rc != 0) {
+        tl_runbooks_free(catalogue);
+        catalogue = NULL;
+    }
+    if (err != NULL)
+        *err = rc;
+    return catalogue;
+}
+
+void tl_runbooks_free(tl_runbooks_t *catalogue)
+{
+    if (catalogue == NULL)
+        return;
+    for (size_t i = 0; i < catalogue->count; i++)
+        runbook_free(catalogue->entries[i]);
+    free(catalogue->entries);
+    free(catalogue);
+}
+
+size_t tl_runbooks_count(const tl_runbooks_t *catalogue)
+{
+    return catalogue != NULL ? catalogue->count : 0;
+}
+
+const tl_runbook_t *tl_runbooks_find(const tl_runbooks_t *catalogue, const char *name)
+{
+    if (catalogue == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < catalogue->count; i++)
+        if (strcmp(catalogue->entries[i]->name, name) == 0)
+            return catalogue->entries[i];
+    return NULL;
+}
+
+/* ---- run requests ----------------------------------------------------------------------- */
+
+static const struct param *find_param(const tl_runbook_t *rb, const char *name)
+{
+    for (size_t i = 0; i < rb->param_count; i++)
+        if (strcmp(rb->params[i].name, name) == 0)
+            return &rb->params[i];
+    return NULL;
+}
+
+void tl_runbooks_run_release(tl_runbook_run_t *run)
+{
+    if (run == NULL)
+        return;
+    if (run->env != NULL)
+        for (size_t i = 0; i < run->env_count; i++)
+            free(run->env[i]);
+    free(run->env);
+    free(run->summary);
+    memset(run, 0, sizeof *run);
+}
+
+/* Appends " NAME=VALUE" (the value as an excerpt) to the summary. */
+static int summary_add(char **summary, const char *name, const char *value)
+{
+    char shown[96];
+    excerpt(shown, sizeof shown, value, 64);
+    size_t old = strlen(*summary);
+    size_t add = 1 + strlen(name) + 1 + strlen(shown);
+    char *grown = realloc(*summary, old + add + 1);
+    if (grown == NULL)
+        return TL_ENOMEM;
+    snprintf(grown + old, add + 1, " %s=%s", name, shown);
+    *summary = grown;
+    return 0;
+}
+
+int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *args,
+                      const char *role, bool as_root, tl_runbook_run_t *run, char *message,
+                      size_t message_size)
+{
+    int rc = 0;
+    char shown[96];
+    char dummy[1];
+    if (message == NULL || message_size == 0) {
+        message = dummy;
+        message_size = sizeof dummy;
+    }
+    message[0] = '\0';
+    if (run == NULL)
+        return TL_EINVAL;
+    memset(run, 0, sizeof *run);
+    const tl_runbook_t *rb = NULL;
+    if (name == NULL || (rb = tl_runbooks_find(catalogue, name)) == NULL) {
+        excerpt(shown, sizeof shown, name != NULL ? name : "", 64);
+        snprintf(message, message_size, "no runbook named '%s' in this machine's catalogue", shown);
+        return TL_ENOTFOUND;
+    }
+    int rank = tl_runbooks_role_rank(role);
+    excerpt(shown, sizeof shown, role != NULL ? role : "", 16);
+    if (rank == 0) {
+        snprintf(message, message_size, "role '%s' may not run runbooks", shown);
+        return TL_EDENIED;
+    }
+    if (rank < rb->min_rank) {
+        snprintf(message, message_size, "runbook %s needs role %s or above, not %s", rb->name,
+                 rb->min_role, shown);
+        return TL_EDENIED;
+    }
+    if (rb->privileged && rank < 3) {
+        snprintf(message, message_size, "runbook %s is privileged: it needs role tier3, not %s",
+                 rb->name, shown);
+        return TL_EDENIED;
+    }
+    if (rb->privileged && !as_root) {
+        snprintf(message, message_size,
+                 "runbook %s is privileged and the agent on this machine does not run as root",
+                 rb->name);
+        return TL_EDENIED;
+    }
+    if (args != NULL && !json_is_object(args)) {
+        snprintf(message, message_size, "the arguments must be an object of \"NAME\":\"VALUE\"");
+        return TL_EINVAL;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(args, key, value)
+    {
+        const struct param *param = find_param(rb, key);
+        if (param == NULL) {
+            excerpt(shown, sizeof shown, key, 32);
+            snprintf(message, message_size, "runbook %s has no parameter '%s'", rb->name, shown);
+            return TL_EINVAL;
+        }
+        if (!json_is_string(value)) {
+            snprintf(message, message_size, "parameter %s must be a string", param->name);
+            return TL_EINVAL;
+        }
+        size_t len = json_string_length(value);
+        if (len > TL_RUNBOOKS_MAX_VALUE) {
+            snprintf(message, message_size, "parameter %s is longer than %d bytes", param->name,
+                     TL_RUNBOOKS_MAX_VALUE);
+            return TL_EINVAL;
+        }
+        if (strlen(json_string_value(value)) != len) {
+            snprintf(message, message_size, "parameter %s contains a NUL byte", param->name);
+            return TL_EINVAL;
+        }
+        if (regexec(&param->re, json_string_value(value), 0, NULL, 0) != 0) {
+            snprintf(message, message_size, "parameter %s does not match %s", param->name,
+                     param->pattern);
+            return TL_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < rb->param_count; i++) {
+        if (rb->params[i].required && json_object_get(args, rb->params[i].name) == NULL) {
+            snprintf(message, message_size, "runbook %s needs parameter %s", rb->name,
+                     rb->params[i].name);
+            return TL_EINVAL;
+        }
+    }
+
+    /* Accepted: the environment entries, in catalogue order, and the summary. */
+    run->runbook = rb;
+    run->name = rb->name;
+    run->path = rb->path;
+    run->timeout_ms = rb->timeout_ms;
+    run->privileged = rb->privileged;
+    run->env = calloc(rb->param_count + 1, sizeof *run->env);
+    run->summary = strdup(rb->name);
+    if (run->env == NULL || run->summary == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < rb->param_count; i++) {
+        json_t *given = json_object_get(args, rb->params[i].name);
+        if (given == NULL)
+            continue;
+        const char *text = json_string_value(given);
+        size_t len = strlen("TL_PARAM_") + strlen(rb->params[i].name) + 1 + strlen(text) + 1;
+        char *entry = malloc(len);
+        if (entry == NULL) {
+            rc = TL_ENOMEM;
+            goto out;
+        }
+        snprintf(entry, len, "TL_PARAM_%s=%s", rb->params[i].name, text);
+        run->env[run->env_count++] = entry;
+        rc = summary_add(&run->summary, rb->params[i].name, text);
+        if (rc != 0)
+            goto out;
+    }
+out:
+    if (rc != 0) {
+        tl_runbooks_run_release(run);
+        snprintf(message, message_size, "%s", tl_strerror(rc));
+    }
+    return rc;
+}
+
+/* ---- the catalogue for the relay -------------------------------------------------------- */
+
+json_t *tl_runbooks_list(const tl_runbooks_t *catalogue)
+{
+    json_t *list = json_array();
+    if (list == NULL)
+        return NULL;
+    for (size_t i = 0; i < tl_runbooks_count(catalogue); i++) {
+        const tl_runbook_t *rb = catalogue->entries[i];
+        json_t *params = json_array();
+        for (size_t k = 0; params != NULL && k < rb->param_count; k++) {
+            const struct param *param = &rb->params[k];
+            if (json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:s}", "name", param->name,
+                                                        "pattern", param->pattern, "required",
+                                                        param->required, "description",
+                                                        param->description)) != 0) {
+                json_decref(params);
+                params = NULL;
+            }
+        }
+        json_t *item = params == NULL
+                           ? NULL
+                           : json_pack("{s:s, s:s, s:s, s:b, s:o}", "name", rb->name, "description",
+                                       rb->description, "min_role", rb->min_role, "privileged",
+                                       rb->privileged, "params", params);
+        if (item == NULL || json_array_append_new(list, item) != 0) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+/* ---- where the catalogue lives ---------------------------------------------------------- */
+
+static bool is_directory(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int copy_out(char *out, size_t out_size, const char *path)
+{
+    if (out == NULL || (size_t)snprintf(out, out_size, "%s", path) >= out_size)
+        return TL_EFULL;
+    return 0;
+}
+
+int tl_runbooks_default_dir(char *out, size_t out_size)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            char installed[PATH_MAX + 64];
+            snprintf(installed, sizeof installed, "%s/../share/tierline/runbooks", exe);
+            char resolved[PATH_MAX];
+            if (is_directory(installed) && realpath(installed, resolved) != NULL)
+                return copy_out(out, out_size, resolved);
+        }
+    }
+#ifdef TL_SOURCE_RUNBOOKS_DIR
+    if (is_directory(TL_SOURCE_RUNBOOKS_DIR))
+        return copy_out(out, out_size, TL_SOURCE_RUNBOOKS_DIR);
+#endif
+    return TL_ENOTFOUND;
+}

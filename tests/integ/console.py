@@ -1,0 +1,831 @@
+#!/usr/bin/env python3
+"""The technician console (tierline) against a real relay: real processes on
+loopback, real SSH, real SQLite files, pseudo-terminals where a person would
+sit. Each case runs in its own process:
+
+    console.py BIN_DIR CASE
+
+Every wait is bounded; nothing here measures speed.
+"""
+import base64
+import fcntl
+import hashlib
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+import zlib
+
+from tlcase import CASES, Failure, case, check, free_port, run, wait_for
+
+BIN = None
+WORK = None
+STARTED = []  # processes to kill if a case fails half way
+PTY_CHILDREN = []
+
+
+class Relay:
+    """A relay with an SSH front end on loopback, and technicians with their own keys."""
+
+    def __init__(self, name="relay", **users):
+        self.dir = os.path.join(WORK, name)
+        self.port = free_port()
+        self.ssh_port = free_port()
+        self.log_path = os.path.join(WORK, name + ".log")
+        self.proc = None
+        self.keys = {}
+        out, _ = run(BIN + "/tierline-relay", "init", "--data", self.dir, "--listen",
+                     "127.0.0.1:%d" % self.port)
+        self.fingerprint = re.search(r"fingerprint: (SHA256:\S+)", out).group(1)
+        for user, role in users.items():
+            self.add_user(user, role)
+
+    def add_user(self, name, role):
+        """Before start(): a running relay takes up to a second to see a new account."""
+        self.keys[name] = keygen(name)
+        run(BIN + "/tierline-relay", "user", "add", name, "--role", role, "--key",
+            self.keys[name] + ".pub", "--data", self.dir)
+        return self.keys[name]
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [BIN + "/tierline-relay", "serve", "--data", self.dir, "--listen",
+             "127.0.0.1:%d" % self.port, "--ssh-listen", "127.0.0.1:%d" % self.ssh_port,
+             "--log-level", "debug"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        STARTED.append(self.proc)
+        # The log, not a probe: a probe connection would count as a failed login.
+        wait_for("the relay to listen",
+                 lambda: ("technicians' SSH listening" in self.log_text() and
+                          "relay listening" in self.log_text()) or self.proc.poll() is not None)
+        check(self.proc.poll() is None, "relay exited: " + self.log_text())
+        return self
+
+    def log_text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def ssh(self, user, *command):
+        """The stock OpenSSH client, for comparison: (status, stdout bytes, stderr text)."""
+        proc = subprocess.run(
+            ["ssh", "-F", "/dev/null", "-p", str(self.ssh_port), "-i", self.keys[user],
+             "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", user + "@127.0.0.1", *command],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=60, env=clean_env())
+        return proc.returncode, proc.stdout, proc.stderr.decode(errors="replace")
+
+    def ticket(self, ticket_id):
+        out, _ = run(BIN + "/tierline-relay", "ticket", "show", ticket_id, "--data", self.dir,
+                     "--json")
+        return json.loads(out)
+
+    def exec_lines(self):
+        return [line for line in self.log_text().splitlines() if " ssh exec user=" in line]
+
+
+def keygen(name):
+    path = os.path.join(WORK, name)
+    if not os.path.exists(path):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path],
+                       check=True, stdin=subprocess.DEVNULL, timeout=30)
+    return path
+
+
+def make_ticket(relay, text="printer says offline"):
+    """An enrolled machine opens a ticket with its diagnostics: (ticket id, evidence sha256)."""
+    state = os.path.join(WORK, "agent")
+    code, _ = run(BIN + "/tierline-relay", "enroll-code", "--data", relay.dir, "--ttl", "10m")
+    run(BIN + "/tierline-agent", "enroll", code.strip(), "--state", state)
+    out, err = run(BIN + "/tierline-agent", "help", text, "--state", state, "--wait-ms", "20000",
+                   timeout=120)
+    match = re.search(r"sha256 ([0-9a-f]{64})\)", err)
+    check(match is not None and re.fullmatch(r"T-\d+", out.strip()),
+          "help did not open a ticket: %r %r" % (out, err))
+    return out.strip(), match.group(1)
+
+
+def clean_env(**extra):
+    """The console's environment: its own HOME and config directory, no TIERLINE_* settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TIERLINE_") and not k.startswith("SSH_")}
+    env["HOME"] = WORK
+    env["XDG_CONFIG_HOME"] = os.path.join(WORK, "xdg")
+    env.update(extra)
+    return env
+
+
+def relay_env(relay, user="alice", pin=True, **extra):
+    """Settings for relay by environment variables."""
+    env = clean_env(TIERLINE_RELAY="127.0.0.1:%d" % relay.ssh_port, TIERLINE_USER=user,
+                    TIERLINE_IDENTITY=relay.keys[user])
+    if pin:
+        env["TIERLINE_HOST_KEY"] = relay.fingerprint
+    env.update(extra)
+    return env
+
+
+def config_path():
+    return os.path.join(WORK, "xdg", "tierline", "config")
+
+
+def console(*args, env, stdin=subprocess.DEVNULL, input=None, timeout=120):
+    """Runs tierline to completion: (status, stdout bytes, stderr text)."""
+    proc = subprocess.run([BIN + "/tierline", *args], stdin=None if input is not None else stdin,
+                          input=input, capture_output=True, timeout=timeout, env=env)
+    return proc.returncode, proc.stdout, proc.stderr.decode(errors="replace")
+
+
+def expect(result, status, what):
+    got, out, err = result
+    check(got == status, "%s: exit %d, expected %d\nstdout: %r\nstderr: %s" %
+          (what, got, status, out[:2000], err))
+    return out, err
+
+
+class Pty:
+    """A program on a new pseudo-terminal (stdin, stdout and stderr), driven like a person."""
+
+    def __init__(self, argv, env, cols=80, rows=24):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            try:
+                os.execve(argv[0], argv, env)
+            finally:
+                os._exit(127)
+        PTY_CHILDREN.append(self.pid)
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.output = b""
+        self.status = None
+
+    def read_until(self, token, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while token not in self.output:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure("timed out waiting for %r on the terminal; it shows:\n%s" %
+                              (token, self.output.decode(errors="replace")))
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.5))
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise Failure("the terminal closed before %r; it shows:\n%s" %
+                                  (token, self.output.decode(errors="replace")))
+                self.output += chunk
+        return self.output
+
+    def read_more(self, after, timeout=60.0):
+        """Waits until the terminal shows something past byte offset after."""
+        deadline = time.monotonic() + timeout
+        while len(self.output) <= after:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure("timed out waiting for more on the terminal; it shows:\n%s" %
+                              self.output.decode(errors="replace"))
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.5))
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise Failure("the terminal closed; it shows:\n%s" %
+                                  self.output.decode(errors="replace"))
+                self.output += chunk
+        return self.output
+
+    def write(self, data):
+        os.write(self.fd, data)
+
+    def finish(self, timeout=60.0):
+        """Reads to the end and waits for the program: its exit status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure("the program on the terminal did not end; it shows:\n%s" %
+                              self.output.decode(errors="replace"))
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.5))
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                self.output += chunk
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid != 0:
+                break
+            if time.monotonic() > deadline:
+                raise Failure("the program on the terminal did not exit")
+            time.sleep(0.05)
+        PTY_CHILDREN.remove(self.pid)
+        os.close(self.fd)
+        self.status = os.waitstatus_to_exitcode(status)
+        return self.status
+
+    def text(self):
+        return self.output.decode(errors="replace")
+
+
+def console_pid(shell_pid):
+    """The pid of the tierline that the test shell shell_pid is running, or None."""
+    try:
+        with open("/proc/%d/task/%d/children" % (shell_pid, shell_pid)) as f:
+            children = [int(pid) for pid in f.read().split()]
+    except OSError:
+        return None
+    for pid in children:
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if f.read().split(b"\0")[0] == (BIN + "/tierline").encode():
+                    return pid
+        except OSError:
+            pass
+    return None
+
+
+# ---- commands pass through ---------------------------------------------------------------
+
+@case
+def case_tickets_match_ssh():
+    relay = Relay(alice="tier2").start()
+    ticket_id, _ = make_ticket(relay)
+    env = relay_env(relay)
+    for args in (["tickets"], ["tickets", "--json"], ["ticket", "show", ticket_id],
+                 ["evidence", ticket_id]):
+        out, err = expect(console(*args, env=env), 0, " ".join(args))
+        status, ssh_out, ssh_err = relay.ssh("alice", *args)
+        check(status == 0, "ssh %s: exit %d %s" % (args, status, ssh_err))
+        check(out == ssh_out, "tierline %s differs from ssh:\n%r\n%r" % (args, out, ssh_out))
+        check(err == "", "tierline %s wrote to stderr: %r" % (args, err))
+    tickets = json.loads(console("tickets", "--json", env=env)[1])
+    check([t["id"] for t in tickets] == [ticket_id], "tickets --json: %r" % tickets)
+
+
+@case
+def case_exit_statuses_pass_through():
+    relay = Relay(alice="tier2", audrey="auditor").start()
+    ticket_id, _ = make_ticket(relay)
+    env = relay_env(relay)
+    # A word the console does not know is refused at home; the relay's own usage errors come back.
+    out, err = expect(console("no-such-command", env=env), 2, "unknown command")
+    check("unknown command 'no-such-command'" in err and out == b"", "unknown: %r" % err)
+    check(relay.exec_lines() == [], "an unknown command reached the relay")
+    out, err = expect(console("ticket", "frobnicate", ticket_id, env=env), 2, "unknown subcommand")
+    check("unknown command 'ticket'" in err and out == b"", "relay's unknown: %r" % err)
+    out, err = expect(console("tickets", "--bogus", env=env), 2, "bad option")
+    check("usage: tickets" in err, "bad option: %r" % err)
+    out, err = expect(console("ticket", "show", "T-999", env=env), 1, "missing ticket")
+    check("no ticket T-999" in err, "missing ticket: %r" % err)
+    out, err = expect(console("ticket", "take", "T-x", env=env), 2, "bad argument")
+    check("usage:" in err, "bad argument: %r" % err)
+    out, err = expect(console("ticket", "take", ticket_id, env=relay_env(relay, "audrey")), 77,
+                      "auditor taking a ticket")
+    check("permission denied" in err and out == b"", "denied: %r" % err)
+    check(relay.ticket(ticket_id)["assignee"] is None, "a denied take changed the ticket")
+    out, err = expect(console("ticket", "take", ticket_id, env=env), 0, "take")
+    check(out == ("%s assigned to alice\n" % ticket_id).encode(), "take: %r" % out)
+
+
+@case
+def case_json_passes_through():
+    relay = Relay(alice="tier2").start()
+    key = relay.keys["alice"]
+    out, _ = expect(console("whoami", "--json", env=relay_env(relay)), 0, "whoami --json")
+    me = json.loads(out)
+    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", key + ".pub"],
+                                 capture_output=True, text=True, check=True).stdout.split()[1]
+    check(me["name"] == "alice" and me["role"] == "tier2" and me["key"] == fingerprint,
+          "whoami: %r" % me)
+    check("run" in me["capabilities"], "capabilities: %r" % me["capabilities"])
+
+
+@case
+def case_words_reach_the_relay_exactly():
+    relay = Relay(alice="tier2").start()
+    ticket_id, _ = make_ticket(relay)
+    # Quotes, backslashes, a tab, a newline, shell characters and runs of spaces in one word:
+    # were it split, the note (its words joined by single spaces) would come back different.
+    text = "it's a \"quoted\" \\ back\tslash\nand  $HOME *  ~ `x` 'single'  ;|&"
+    expect(console("ticket", "note", ticket_id, text, env=relay_env(relay)), 0, "note")
+    notes = [e["details"]["text"] for e in relay.ticket(ticket_id)["events"] if e["kind"] == "note"]
+    check(notes == [text], "the note came back as %r, sent %r" % (notes, text))
+    # A control character the relay refuses is refused here, before anything is sent.
+    before = len(relay.exec_lines())
+    out, err = expect(console("ticket", "note", ticket_id, "bell\x07", env=relay_env(relay)), 2,
+                      "control character")
+    check("argument 4 holds a control character" in err, "control character: %r" % err)
+    check(len(relay.exec_lines()) == before, "a refused line reached the relay")
+
+
+@case
+def case_stdin_is_forwarded_with_its_end():
+    relay = Relay(alice="tier2").start()
+    ticket_id, _ = make_ticket(relay)
+    start_agent(relay, {"unattended": [{"roles": ["tier2"], "scopes": ["exec"]}]})
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    out, err = expect(console("run", ticket_id, "--", "cat", env=relay_env(relay), input=data),
+                      0, "run cat")
+    check(hashlib.sha256(out).hexdigest() == hashlib.sha256(data).hexdigest(),
+          "cat gave back %d bytes, sent %d" % (len(out), len(data)))
+    # The command's own status comes back, and empty input is an immediate end.
+    expect(console("run", ticket_id, "--", "sh", "-c", "cat; exit 7", env=relay_env(relay),
+                   input=b""), 7, "exit 7")
+
+
+# ---- settings -------------------------------------------------------------------------------
+
+def write_config(text):
+    os.makedirs(os.path.dirname(config_path()), exist_ok=True)
+    with open(config_path(), "w") as f:
+        f.write(text)
+
+
+def whoami(env, *options):
+    status, out, err = console(*options, "whoami", "--json", env=env)
+    check(status == 0, "whoami %s: exit %d: %s" % (" ".join(options), status, err))
+    return json.loads(out)["name"]
+
+
+@case
+def case_settings_file_then_env_then_command_line():
+    relay = Relay(alice="tier1", carol="tier1", dave="tier1").start()
+    wrong_port = free_port()
+    write_config("# the console's settings\n\n"
+                 "relay = 127.0.0.1\nport = %d\nuser = alice\nidentity = %s\nhost_key = %s\n"
+                 % (relay.ssh_port, relay.keys["alice"], relay.fingerprint))
+    base = clean_env()
+    check(whoami(base) == "alice", "the file alone")
+    env = clean_env(TIERLINE_USER="carol", TIERLINE_IDENTITY=relay.keys["carol"])
+    check(whoami(env) == "carol", "the environment over the file")
+    check(whoami(env, "--user", "dave", "--identity", relay.keys["dave"]) == "dave",
+          "the command line over the environment")
+    check(whoami(env, "--user=dave", "--identity=" + relay.keys["dave"]) == "dave",
+          "--option=value")
+    # The port: the file's is wrong, the environment's right, the command line's wrong again.
+    write_config("relay = 127.0.0.1:%d\nuser = alice\nidentity = %s\nhost_key = %s\n"
+                 % (wrong_port, relay.keys["alice"], relay.fingerprint))
+    out, err = expect(console("whoami", env=base), 255, "the file's wrong port")
+    check("cannot connect to the relay at 127.0.0.1:%d" % wrong_port in err, err)
+    env = clean_env(TIERLINE_PORT=str(relay.ssh_port))
+    check(whoami(env) == "alice", "TIERLINE_PORT over the file")
+    out, err = expect(console("--relay", "127.0.0.1:%d" % wrong_port, "whoami", env=env), 255,
+                      "--relay over TIERLINE_PORT")
+    check("127.0.0.1:%d" % wrong_port in err, err)
+    # A pin from the command line beats a wrong one in the environment.
+    env = clean_env(TIERLINE_PORT=str(relay.ssh_port),
+                    TIERLINE_HOST_KEY="SHA256:" + "A" * 43)
+    expect(console("whoami", env=env), 255, "a wrong pin in the environment")
+    check(whoami(env, "--host-key", relay.fingerprint) == "alice", "--host-key over the env")
+
+
+@case
+def case_malformed_settings_are_named():
+    relay = Relay(alice="tier2").start()
+    good = ("relay = 127.0.0.1\nport = %d\nuser = alice\nidentity = %s\nhost_key = %s\n"
+            % (relay.ssh_port, relay.keys["alice"], relay.fingerprint))
+    for line, needle in (("relay 127.0.0.1", "expected 'key = value'"),
+                         ("colour = blue", "unknown setting 'colour'"),
+                         ("port = 99999", "not a port"),
+                         ("host_key = SHA256:short", "not a host key fingerprint"),
+                         ("user =", "no value for 'user'"),
+                         ("port = 2222", "'port' is set twice")):
+        write_config("# settings\n" + good + line + "\n")
+        out, err = expect(console("whoami", env=clean_env()), 2, "config line %r" % line)
+        where = "%s:7:" % config_path()
+        check(where in err and needle in err and out == b"",
+              "config line %r: %r (want %s ... %s)" % (line, err, where, needle))
+    write_config("x" * 5000 + "\n")
+    out, err = expect(console("whoami", env=clean_env()), 2, "over-long line")
+    check("%s:1: line longer than" % config_path() in err, err)
+    write_config(good)
+    for variable, value in (("TIERLINE_PORT", "port"), ("TIERLINE_RELAY", "a b"),
+                            ("TIERLINE_HOST_KEY", "MD5:xx")):
+        out, err = expect(console("whoami", env=clean_env(**{variable: value})), 2, variable)
+        check(err.startswith("tierline: %s:" % variable), "%s: %r" % (variable, err))
+    out, err = expect(console("--relay", "[::1", "whoami", env=clean_env()), 2, "--relay [::1")
+    check("--relay:" in err, err)
+    out, err = expect(console("--bogus", "whoami", env=clean_env()), 2, "unknown option")
+    check("unknown option '--bogus'" in err, err)
+    check(relay.exec_lines() == [] and "ssh login" not in relay.log_text(),
+          "a malformed setting still reached the relay")
+    check(whoami(clean_env()) == "alice", "the good file after all that")
+
+
+@case
+def case_setup_writes_a_private_config():
+    relay = Relay(alice="tier2").start()
+    out, err = expect(console("setup", "--relay", "127.0.0.1:%d" % relay.ssh_port, "--user",
+                              "alice", "--identity", relay.keys["alice"], "--host-key",
+                              relay.fingerprint, env=clean_env()), 0, "setup")
+    path = config_path()
+    check(stat.S_IMODE(os.stat(path).st_mode) == 0o600, "config mode %o" % os.stat(path).st_mode)
+    check(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700, "config dir mode")
+    check(relay.fingerprint in out.decode(), "setup did not show the pin: %r" % out)
+    check(whoami(clean_env()) == "alice", "whoami with the written config")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write("# mine, keep me\n" + text)
+    # The same relay again keeps the pin and the comment; another relay drops the pin.
+    expect(console("setup", "--relay", "127.0.0.1:%d" % relay.ssh_port, "--user", "alice",
+                   env=clean_env()), 0, "setup again")
+    with open(path) as f:
+        text = f.read()
+    check("# mine, keep me" in text and relay.fingerprint in text, "setup lost lines:\n" + text)
+    out, _ = expect(console("setup", "--relay", "other.example:2200", "--user", "alice",
+                            env=clean_env()), 0, "setup for another relay")
+    with open(path) as f:
+        text = f.read()
+    check("host_key" not in text and "relay = other.example" in text and "port = 2200" in text,
+          "the old pin survived a new relay:\n" + text)
+    # Bad input changes nothing.
+    for args, needle in ((["--relay", "127.0.0.1:1"], "--relay and --user are required"),
+                         (["--relay", "a b", "--user", "x"], "--relay:"),
+                         (["--relay", "h", "--user", "x", "--host-key", "nope"], "--host-key:"),
+                         (["--relay", "h", "--user", "x", "--colour", "red"], "unknown option")):
+        _, err = expect(console("setup", *args, env=clean_env()), 2, "setup %s" % args)
+        check(needle in err, "setup %s: %r" % (args, err))
+        with open(path) as f:
+            check(f.read() == text, "setup %s changed the file" % args)
+
+
+# ---- the relay's host key ----------------------------------------------------------------
+
+@case
+def case_pinned_key_mismatch_refused_and_nothing_runs():
+    relay = Relay(alice="tier2").start()
+    ticket_id, _ = make_ticket(relay)
+    wrong = "SHA256:" + base64_43(hashlib.sha256(b"another relay").digest())
+    out, err = expect(console("ticket", "note", ticket_id, "should", "not", "happen",
+                              env=relay_env(relay, TIERLINE_HOST_KEY=wrong)), 255, "wrong pin")
+    check(out == b"" and relay.fingerprint in err and wrong in err and "TIERLINE_HOST_KEY" in err,
+          "the refusal does not show both keys: %s" % err)
+    check("host key verification failed" in err, err)
+    check(not any(e["kind"] == "note" for e in relay.ticket(ticket_id)["events"]),
+          "the command ran despite the wrong key")
+    check(relay.exec_lines() == [] and "ssh login user=alice" not in relay.log_text(),
+          "the console signed in to a relay with the wrong key")
+    write_config("host_key = %s\n" % wrong)
+    out, err = expect(console("tickets", env=relay_env(relay, pin=False)), 255, "pin in the file")
+    check(config_path() in err, "the refusal does not say where the pin came from: " + err)
+
+
+def base64_43(digest):
+    return base64.b64encode(digest).decode().rstrip("=")
+
+
+@case
+def case_no_pin_without_terminal_refused_with_instructions():
+    relay = Relay(alice="tier2").start()
+    out, err = expect(console("tickets", env=relay_env(relay, pin=False)), 255, "no pin")
+    check(out == b"" and relay.fingerprint in err, "no fingerprint shown: " + err)
+    check("--host-key" in err and "tierline setup" in err, "no instructions: " + err)
+    check(not os.path.exists(config_path()), "a key was saved without asking")
+    check(relay.exec_lines() == [], "a command ran on an unknown relay")
+
+
+@case
+def case_no_pin_at_a_terminal_asks_and_saves():
+    relay = Relay(alice="tier2").start()
+    env = relay_env(relay, pin=False)
+    # No: nothing is saved and nothing runs.
+    term = Pty([BIN + "/tierline", "tickets"], env)
+    term.read_until(b"[y/N] ")
+    check(relay.fingerprint.encode() in term.output, "the prompt does not show the key")
+    term.write(b"n\n")
+    check(term.finish() == 255, "answering no: exit %s" % term.status)
+    check(not os.path.exists(config_path()) and relay.exec_lines() == [],
+          "answering no saved the key or ran the command")
+    # Yes: the command runs and the key is saved with the relay's address.
+    term = Pty([BIN + "/tierline", "tickets"], env)
+    term.read_until(b"Trust this relay and save its key? [y/N] ")
+    term.write(b"y\n")
+    check(term.finish() == 0, "answering yes: exit %s\n%s" % (term.status, term.text()))
+    check("ID      TIER STATUS" in term.text(), "tickets did not run: " + term.text())
+    with open(config_path()) as f:
+        text = f.read()
+    check("host_key = %s\n" % relay.fingerprint in text, "key not saved:\n" + text)
+    check("port = %d\n" % relay.ssh_port in text, "relay address not saved with the key:\n" + text)
+    check(stat.S_IMODE(os.stat(config_path()).st_mode) == 0o600, "config not 0600")
+    # The second time: no question.
+    term = Pty([BIN + "/tierline", "tickets"], env)
+    check(term.finish() == 0 and b"[y/N]" not in term.output,
+          "asked again: exit %s\n%s" % (term.status, term.text()))
+
+
+# ---- signing in ------------------------------------------------------------------------------
+
+@case
+def case_wrong_identity_is_a_clear_auth_error():
+    relay = Relay(alice="tier2").start()
+    stranger = keygen("stranger")
+    out, err = expect(console("tickets", env=relay_env(relay, TIERLINE_IDENTITY=stranger)), 255,
+                      "unregistered key")
+    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", stranger + ".pub"],
+                                 capture_output=True, text=True, check=True).stdout.split()[1]
+    check(out == b"" and "refused user 'alice'" in err and fingerprint in err,
+          "unclear auth error: " + err)
+    out, err = expect(console("tickets", env=relay_env(relay, TIERLINE_USER="mallory")), 255,
+                      "unknown user")
+    check("refused user 'mallory'" in err, err)
+    missing = os.path.join(WORK, "no-such-key")
+    out, err = expect(console("tickets", env=relay_env(relay, TIERLINE_IDENTITY=missing)), 255,
+                      "missing identity")
+    check("cannot read the identity %s" % missing in err, err)
+    garbage = os.path.join(WORK, "garbage-key")
+    with open(garbage, "w") as f:
+        f.write("not a key\n")
+    out, err = expect(console("tickets", env=relay_env(relay, TIERLINE_IDENTITY=garbage)), 255,
+                      "garbage identity")
+    check("is not a private key" in err, err)
+    locked = os.path.join(WORK, "locked")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret phrase", "-f", locked],
+                   check=True, stdin=subprocess.DEVNULL, timeout=30)
+    out, err = expect(console("tickets", env=relay_env(relay, TIERLINE_IDENTITY=locked)), 255,
+                      "passphrase without a terminal")
+    check("passphrase" in err and "no terminal" in err, err)
+    check(relay.exec_lines() == [], "a command ran without a good key")
+    out, err = expect(console("--relay", "127.0.0.1:%d" % free_port(), "tickets",
+                              env=relay_env(relay)), 255, "nothing listening")
+    check("cannot connect to the relay" in err, err)
+
+
+# ---- evidence downloads ------------------------------------------------------------------
+
+@case
+def case_evidence_get_writes_the_exact_bytes():
+    relay = Relay(alice="tier2").start()
+    ticket_id, sha256 = make_ticket(relay)
+    env = relay_env(relay)
+    target = os.path.join(WORK, "diagnostics.json")
+    out, err = expect(console("evidence", "get", ticket_id, sha256, "-o", target, env=env), 0,
+                      "evidence get -o")
+    with open(target, "rb") as f:
+        data = f.read()
+    check(hashlib.sha256(data).hexdigest() == sha256, "the file's hash is not the id")
+    check(out == b"" and not os.path.exists(target + ".part"), "stdout %r or .part left" % out)
+    check("\r" not in err and "\x1b" not in err and "%" not in err,
+          "a progress bar on a stderr that is not a terminal: %r" % err)
+    # A prefix will do; to stdout, the same bytes.
+    out, err = expect(console("evidence", "get", ticket_id, sha256[:10], env=env), 0, "to stdout")
+    check(out == data, "stdout differs from the file")
+    check("evidence.get" in open(os.path.join(relay.dir, "audit.log")).read(), "not audited")
+
+
+@case
+def case_evidence_progress_bar_only_on_a_terminal():
+    relay = Relay(alice="tier2").start()
+    ticket_id, sha256 = make_ticket(relay)
+    target = os.path.join(WORK, "out.json")
+    master, slave = os.openpty()
+    proc = subprocess.Popen([BIN + "/tierline", "evidence", "get", ticket_id, sha256, "-o",
+                             target], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=slave, env=relay_env(relay))
+    STARTED.append(proc)
+    os.close(slave)
+    shown = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            shown += chunk
+    os.close(master)
+    check(proc.wait(timeout=30) == 0, "exit %s: %r" % (proc.returncode, shown))
+    text = shown.decode(errors="replace")
+    check(re.search(r"\r\x1b\[K +[0-9.]+ (B|KiB) / [0-9.]+ KiB +\d+% \[", text),
+          "no progress bar on the terminal: %r" % text)
+    check(text.rstrip("\r\n").split("\r\x1b[K")[-1].startswith("Saved "),
+          "the bar was not cleared before the last line: %r" % text)
+    with open(target, "rb") as f:
+        check(hashlib.sha256(f.read()).hexdigest() == sha256, "bytes differ")
+
+
+@case
+def case_evidence_get_bad_input_leaves_nothing():
+    relay = Relay(alice="tier2").start()
+    ticket_id, sha256 = make_ticket(relay)
+    env = relay_env(relay)
+    target = os.path.join(WORK, "item")
+    for args, status, needle in (
+            ([ticket_id, "0" * 64, "-o", target], 1, "no evidence"),
+            ([ticket_id, sha256[:6], "-o", target], 2, "not an evidence id"),
+            ([ticket_id, sha256.upper(), "-o", target], 2, "not an evidence id"),
+            (["T-999", sha256, "-o", target], 1, "no ticket T-999"),
+            ([ticket_id, "-o", target], 2, "usage:"),
+            ([ticket_id, sha256, "extra", "-o", target], 2, "unexpected argument"),
+            ([ticket_id, sha256, "-o"], 2, "needs one FILE"),
+            ([ticket_id, sha256, "-o", target, "-o", target], 2, "needs one FILE"),
+            ([ticket_id, sha256, "--bogus", "-o", target], 2, "unknown option")):
+        out, err = expect(console("evidence", "get", *args, env=env), status,
+                          "evidence get %s" % args)
+        check(needle in err and out == b"", "evidence get %s: %r" % (args, err))
+        check(not os.path.exists(target) and not os.path.exists(target + ".part"),
+              "evidence get %s left a file" % args)
+    nowhere = os.path.join(WORK, "no-such-dir", "item")
+    out, err = expect(console("evidence", "get", ticket_id, sha256, "-o", nowhere, env=env), 1,
+                      "unwritable output")
+    check("cannot write" in err, err)
+
+
+@case
+def case_damaged_evidence_leaves_no_file():
+    relay = Relay(alice="tier2").start()
+    ticket_id, sha256 = make_ticket(relay)
+    # Same size, other bytes: the download runs to the end and must then be thrown away.
+    path = os.path.join(relay.dir, "evidence", sha256[:2], sha256)
+    with open(path, "rb") as f:
+        size = len(zlib.decompress(f.read()))
+    with open(path, "wb") as f:
+        f.write(zlib.compress(b"x" * size))
+    target = os.path.join(WORK, "item")
+    out, err = expect(console("evidence", "get", ticket_id, sha256, "-o", target,
+                              env=relay_env(relay)), 1, "damaged item")
+    check("damaged" in err, err)
+    check(not os.path.exists(target) and not os.path.exists(target + ".part"),
+          "a damaged download was kept")
+
+
+# ---- join ----------------------------------------------------------------------------------
+
+@case
+def case_join_without_a_terminal_refused():
+    # Nothing listens there: exit 2 (not 255) shows the console did not even try to connect.
+    env = clean_env(TIERLINE_RELAY="127.0.0.1:%d" % free_port(), TIERLINE_USER="alice")
+    out, err = expect(console("join", "T-1", env=env), 2, "join without a terminal")
+    check("needs a terminal" in err and out == b"", err)
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.run([BIN + "/tierline", "join", "T-1"], stdin=slave,
+                              capture_output=True, env=env, timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    check(proc.returncode == 2 and b"needs a terminal" in proc.stderr,
+          "join with stdout not a terminal: %d %r" % (proc.returncode, proc.stderr))
+
+
+def stty_lines(text):
+    return re.findall(r"^STTY (\S+)\r?$", text, re.M)
+
+
+@case
+def case_join_restores_the_terminal_after_an_error():
+    relay = Relay(alice="tier2").start()
+    ticket_id, _ = make_ticket(relay)  # the agent is not running: the device is offline
+    # The terminal starts in a mode of its own (no echo, odd erase key), which must come back.
+    script = ("stty -echo erase '^H'; echo STTY $(stty -g); %s/tierline join %s; "
+              "echo STATUS $?; echo STTY $(stty -g)" % (BIN, ticket_id))
+    term = Pty(["/bin/sh", "-c", script], relay_env(relay))
+    check(term.finish() == 0, "shell exit %s" % term.status)
+    text = term.text()
+    modes = stty_lines(text)
+    status = re.search(r"STATUS (\d+)", text)
+    check(len(modes) == 2 and modes[0] == modes[1],
+          "the terminal changed: before %s after %s\n%s" % (modes[:1], modes[1:], text))
+    check(status is not None and status.group(1) not in ("0", "255"),
+          "join against an offline machine: %s\n%s" % (status and status.group(1), text))
+    check("offline" in text, "no reason shown:\n" + text)
+    check(any("command=join" in line for line in relay.exec_lines()),
+          "join never reached the relay")
+
+
+def start_agent(relay, policy=None):
+    state = os.path.join(WORK, "agent")
+    if policy is not None:
+        with open(os.path.join(state, "policy.json"), "w") as f:
+            json.dump(policy, f)
+    log = open(os.path.join(WORK, "agent.log"), "a")
+    # A plain shell for shell sessions: a login shell's start-up files belong
+    # to the machine and may be slow or noisy.
+    agent = subprocess.Popen([BIN + "/tierline-agent", "run", "--state", state, "--log-level",
+                              "debug", "--shell", "/bin/sh"],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    STARTED.append(agent)
+    wait_for("the agent to connect", lambda: json.loads(run(
+        BIN + "/tierline-agent", "status", "--state", state, "--json")[0]).get("connected"))
+    return agent, state
+
+
+def pending_questions(state):
+    return json.loads(run(BIN + "/tierline-agent", "pending", "--state", state, "--json")[0])
+
+
+@case
+def case_join_restores_the_terminal_on_sigterm():
+    relay = Relay(alice="tier2").start()
+    ticket_id, _ = make_ticket(relay)
+    _, state = start_agent(relay)  # attended: the console waits for the user's answer
+    script = ("echo STTY $(stty -g); %s/tierline join %s; echo STATUS $?; echo STTY $(stty -g)"
+              % (BIN, ticket_id))
+    term = Pty(["/bin/sh", "-c", script], relay_env(relay))
+    term.read_until(b"STTY ")
+    wait_for("the consent question", lambda: pending_questions(state))
+    pid = wait_for("the console's pid", lambda: console_pid(term.pid))
+    os.kill(pid, signal.SIGTERM)
+    check(term.finish() == 0, "shell exit %s" % term.status)
+    text = term.text()
+    modes = stty_lines(text)
+    check(len(modes) == 2 and modes[0] == modes[1], "the terminal changed:\n" + text)
+    check("STATUS 143" in text and "interrupted" in text, "SIGTERM: %s" % text)
+    wait_for("the question to be withdrawn", lambda: pending_questions(state) == [])
+
+
+@case
+def case_join_session_sizes_and_status():
+    relay = Relay(alice="tier2").start()
+    ticket_id, _ = make_ticket(relay)
+    _, state = start_agent(relay)
+    script = ("echo STTY $(stty -g); %s/tierline join %s; echo STATUS $?; echo STTY $(stty -g)"
+              % (BIN, ticket_id))
+    env = relay_env(relay, TERM="xterm")
+    term = Pty(["/bin/sh", "-c", script], env, cols=100, rows=30)
+    question = wait_for("the consent question", lambda: pending_questions(state))[0]["id"]
+    run(BIN + "/tierline-agent", "approve", question, "--state", state)
+    granted = b"(by user)\r\n"
+    end_of_grant = term.read_until(granted).index(granted) + len(granted)
+    pid = wait_for("the console's pid", lambda: console_pid(term.pid))
+    # A window-change with the size it already has (the agent's shell says nothing before
+    # its first one, with ssh -t too); then the shell's prompt says it is ready to read.
+    os.kill(pid, signal.SIGWINCH)
+    term.read_more(end_of_grant)
+    term.write(b"stty size; echo MARK$((6*7))\r")
+    term.read_until(b"MARK42")
+    check(re.search(rb"\b30 100\r?\n", term.output), "the session's size: " + term.text())
+    fcntl.ioctl(term.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    os.kill(pid, signal.SIGWINCH)
+    # The new size travels on its own; ask until the shell has it (each ask is bounded).
+    for attempt in range(20):
+        marker = b"R%d" % (1000 + attempt)
+        term.write(b"stty size; echo R$((%d+%d))\r" % (1000, attempt))
+        seen = term.read_until(marker + b"\r", timeout=20)
+        if re.search(rb"\b40 120\r?\n", seen):
+            break
+    check(re.search(rb"\b40 120\r?\n", term.output), "the new size never arrived: " + term.text())
+    term.write(b"exit 3\r")
+    check(term.finish() == 0, "shell exit %s" % term.status)
+    text = term.text()
+    modes = stty_lines(text)
+    check("STATUS 3" in text, "the shell's exit status did not come back: " + text)
+    check(len(modes) == 2 and modes[0] == modes[1], "the terminal changed:\n" + text)
+
+
+def main():
+    global BIN, WORK
+    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
+        print("usage: console.py BIN_DIR CASE\ncases: " + " ".join(sorted(CASES)))
+        return 2
+    BIN = os.path.abspath(sys.argv[1])
+    WORK = tempfile.mkdtemp(prefix="tl-console-")
+    os.environ["HOME"] = WORK
+    status = 1
+    try:
+        CASES[sys.argv[2]]()
+        print("PASS " + sys.argv[2])
+        status = 0
+    except (Failure, subprocess.TimeoutExpired) as failure:
+        print("FAIL %s: %s" % (sys.argv[2], failure))
+        for name in sorted(os.listdir(WORK)):
+            if name.endswith(".log"):
+                with open(os.path.join(WORK, name), errors="replace") as f:
+                    print("---- %s (last 40 lines)\n%s" % (name, "".join(f.readlines()[-40:])))
+    finally:
+        for pid in PTY_CHILDREN:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        for proc in STARTED:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(WORK, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

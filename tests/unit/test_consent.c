@@ -1,0 +1,777 @@
+/*
+ * Consent on the agent (docs/consent.md): what a relay's session.request
+ * must look like, what the unattended policy grants and when, and how
+ * questions, grants, channel checks, ends and expiry behave.
+ */
+#include "tl_test.h"
+
+#include "agent/consent.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- helpers --------------------------------------------------------------------- */
+
+static json_t *good_request(void)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s, s:i}", "type", "session.request", "ticket",
+                     "T-42", "technician", "alice", "role", "tier2", "scopes", "shell", "reason",
+                     "join T-42", "duration_s", 3600);
+}
+
+static tl_consent_request_t request_for(const char *technician, const char *role, unsigned scopes,
+                                        uint32_t duration_s)
+{
+    tl_consent_request_t request = {.scopes = scopes, .duration_s = duration_s};
+    snprintf(request.ticket, sizeof request.ticket, "T-42");
+    snprintf(request.technician, sizeof request.technician, "%s", technician);
+    snprintf(request.role, sizeof request.role, "%s", role);
+    snprintf(request.reason, sizeof request.reason, "join T-42");
+    return request;
+}
+
+static struct tm local_time(int wday, int hour, int minute)
+{
+    struct tm tm = {.tm_wday = wday, .tm_hour = hour, .tm_min = minute, .tm_mday = 1};
+    return tm;
+}
+
+static const char example_policy[] =
+    "{\"unattended\":[{\"roles\":[\"tier2\",\"tier3\"],\"scopes\":[\"diag\",\"exec\",\"shell\","
+    "\"fix\"],\"max_duration\":\"2h\",\"days\":[\"mon\",\"tue\",\"wed\",\"thu\",\"fri\"],"
+    "\"from\":\"08:00\",\"to\":\"18:00\"}],\"consent_timeout\":\"2m\"}";
+
+static tl_policy_t *parse_policy(const char *text, char *problem, size_t size)
+{
+    int err = 0;
+    tl_policy_t *policy = tl_policy_parse(text, strlen(text), &err, problem, size);
+    if (policy == NULL)
+        assert_int_equal(err, TL_EINVAL);
+    return policy;
+}
+
+/* A consent object on its own loop, recording what it tells its owner. */
+struct fixture {
+    char dir[64];
+    uv_loop_t loop;
+    tl_consent_t *consent;
+    int answers;
+    int last_error;
+    char last_by[16];
+    char last_grant[24];
+    char last_message[256];
+    int ended;
+    char ended_grant[24];
+    char ended_reason[64];
+    int questions;
+    char last_question[24];
+    int denied_events;
+};
+
+static int64_t fake_now_ms;
+
+static int64_t fake_clock(void)
+{
+    return fake_now_ms;
+}
+
+static void on_answer(void *data, uint64_t token, const tl_consent_answer_t *answer)
+{
+    struct fixture *f = data;
+    f->answers++;
+    f->last_error = answer->error;
+    snprintf(f->last_by, sizeof f->last_by, "%s", answer->by ? answer->by : "");
+    snprintf(f->last_grant, sizeof f->last_grant, "%s", answer->grant ? answer->grant->id : "");
+    snprintf(f->last_message, sizeof f->last_message, "%s", answer->message ? answer->message : "");
+}
+
+static void on_ended(void *data, const tl_grant_t *grant, const char *reason)
+{
+    struct fixture *f = data;
+    f->ended++;
+    snprintf(f->ended_grant, sizeof f->ended_grant, "%s", grant->id);
+    snprintf(f->ended_reason, sizeof f->ended_reason, "%s", reason);
+}
+
+static void on_event(void *data, json_t *event)
+{
+    struct fixture *f = data;
+    const char *kind = json_string_value(json_object_get(event, "event"));
+    if (strcmp(kind, "question") == 0) {
+        f->questions++;
+        snprintf(f->last_question, sizeof f->last_question, "%s",
+                 json_string_value(json_object_get(event, "id")));
+    } else if (strcmp(kind, "denied") == 0) {
+        f->denied_events++;
+    }
+}
+
+static const tl_consent_events_t events = {on_answer, on_ended, on_event};
+
+static void fixture_open(struct fixture *f, tl_policy_t *policy, uint64_t timeout_ms,
+                         int64_t (*clock)(void))
+{
+    char problem[256] = "";
+    int err = 0;
+    tl_consent_config_t config = {f->dir, policy, timeout_ms, clock};
+    f->consent = tl_consent_new(&f->loop, &config, &events, f, &err, problem, sizeof problem);
+    if (f->consent == NULL)
+        fail_msg("tl_consent_new: %s (%s)", problem, tl_strerror(err));
+}
+
+static void fixture_close(struct fixture *f)
+{
+    tl_consent_free(f->consent);
+    f->consent = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+static struct fixture *fixture_new(tl_policy_t *policy, uint64_t timeout_ms, int64_t (*clock)(void))
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/tl-consent-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    fixture_open(f, policy, timeout_ms, clock);
+    return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+    char path[128];
+    if (f->consent != NULL)
+        fixture_close(f);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    snprintf(path, sizeof path, "%s/%s", f->dir, TL_CONSENT_GRANTS_FILE);
+    unlink(path);
+    rmdir(f->dir);
+    free(f);
+}
+
+static json_t *grants_file(const struct fixture *f)
+{
+    char path[128];
+    json_error_t error;
+    snprintf(path, sizeof path, "%s/%s", f->dir, TL_CONSENT_GRANTS_FILE);
+    return json_load_file(path, 0, &error);
+}
+
+/* ---- session.request ------------------------------------------------------------- */
+
+static void test_request_parse_accepts_the_documented_request(void **state)
+{
+    (void)state;
+    json_t *body = good_request();
+    tl_consent_request_t request;
+    char message[256] = "";
+    TL_ASSERT_OK(tl_consent_request_parse(body, &request, message, sizeof message));
+    assert_string_equal(request.ticket, "T-42");
+    assert_string_equal(request.technician, "alice");
+    assert_string_equal(request.role, "tier2");
+    assert_int_equal(request.scopes, TL_SCOPE_SHELL);
+    assert_int_equal(request.duration_s, 3600);
+    json_decref(body);
+}
+
+static void test_request_parse_names_each_bad_member(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key;
+        const char *json; /* NULL: delete the member */
+        const char *needle;
+    } cases[] = {
+        {"ticket", NULL, "\"ticket\""},
+        {"ticket", "\"\"", "\"ticket\""},
+        {"technician", "\"al\\u001bice\"", "\"technician\""},
+        {"technician", "7", "\"technician\""},
+        {"role", "\"boss\"", "\"role\""},
+        {"scopes", "[]", "\"scopes\""},
+        {"scopes", "\"shell\"", "\"scopes\""},
+        {"scopes", "[\"shell\",\"shell\"]", "twice"},
+        {"scopes", "[\"root\"]", "not a scope"},
+        {"duration_s", "59", "\"duration_s\""},
+        {"duration_s", "86401", "\"duration_s\""},
+        {"duration_s", "\"1h\"", "\"duration_s\""},
+        {"reason", NULL, "\"reason\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *body = good_request();
+        if (cases[i].json == NULL) {
+            json_object_del(body, cases[i].key);
+        } else {
+            json_error_t error;
+            json_object_set_new(body, cases[i].key,
+                                json_loads(cases[i].json, JSON_DECODE_ANY, &error));
+        }
+        tl_consent_request_t request;
+        char message[256] = "";
+        int rc = tl_consent_request_parse(body, &request, message, sizeof message);
+        if (rc != TL_EINVAL || strstr(message, cases[i].needle) == NULL)
+            fail_msg("case %zu (%s=%s): rc %d, message '%s', expected EINVAL naming '%s'", i,
+                     cases[i].key, cases[i].json ? cases[i].json : "(missing)", rc, message,
+                     cases[i].needle);
+        json_decref(body);
+    }
+    char long_reason[1100];
+    memset(long_reason, 'x', sizeof long_reason - 1);
+    long_reason[sizeof long_reason - 1] = '\0';
+    json_t *body = good_request();
+    json_object_set_new(body, "reason", json_string(long_reason));
+    tl_consent_request_t request;
+    char message[256];
+    TL_ASSERT_RC(TL_EINVAL, tl_consent_request_parse(body, &request, message, sizeof message));
+    json_decref(body);
+    TL_ASSERT_RC(TL_EINVAL, tl_consent_request_parse(NULL, &request, message, sizeof message));
+}
+
+/* ---- policy ------------------------------------------------------------------------ */
+
+static void test_policy_example_grants_inside_its_window_only(void **state)
+{
+    (void)state;
+    char problem[256] = "";
+    tl_policy_t *policy = parse_policy(example_policy, problem, sizeof problem);
+    if (policy == NULL)
+        fail_msg("the documented example does not parse: %s", problem);
+    uint32_t granted = 0;
+    struct tm tuesday_noon = local_time(2, 12, 0);
+    TL_ASSERT_OK(tl_policy_match(policy, "tier2", TL_SCOPE_SHELL | TL_SCOPE_EXEC, &tuesday_noon,
+                                 3600, &granted));
+    assert_int_equal(granted, 3600);
+    /* The duration asked is capped at max_duration. */
+    TL_ASSERT_OK(tl_policy_match(policy, "tier3", TL_SCOPE_DIAG, &tuesday_noon, 86400, &granted));
+    assert_int_equal(granted, 7200);
+    /* from is inclusive, to is not. */
+    struct tm at_eight = local_time(2, 8, 0), at_six = local_time(2, 18, 0);
+    TL_ASSERT_OK(tl_policy_match(policy, "tier2", TL_SCOPE_DIAG, &at_eight, 600, &granted));
+    TL_ASSERT_RC(TL_EDENIED,
+                 tl_policy_match(policy, "tier2", TL_SCOPE_DIAG, &at_six, 600, &granted));
+    /* Outside the hours, on a weekend, another role, a scope the rule lacks. */
+    struct tm tuesday_night = local_time(2, 22, 0), sunday_noon = local_time(0, 12, 0);
+    TL_ASSERT_RC(TL_EDENIED,
+                 tl_policy_match(policy, "tier2", TL_SCOPE_SHELL, &tuesday_night, 600, &granted));
+    TL_ASSERT_RC(TL_EDENIED,
+                 tl_policy_match(policy, "tier2", TL_SCOPE_SHELL, &sunday_noon, 600, &granted));
+    TL_ASSERT_RC(TL_EDENIED,
+                 tl_policy_match(policy, "tier1", TL_SCOPE_DIAG, &tuesday_noon, 600, &granted));
+    TL_ASSERT_RC(TL_EDENIED, tl_policy_match(policy, "tier2", TL_SCOPE_SHELL | TL_SCOPE_OBSERVE,
+                                             &tuesday_noon, 600, &granted));
+    TL_ASSERT_RC(TL_EDENIED,
+                 tl_policy_match(policy, "auditor", TL_SCOPE_DIAG, &tuesday_noon, 600, &granted));
+    assert_int_equal(tl_policy_consent_timeout_ms(policy), 120000);
+    tl_policy_free(policy);
+}
+
+static void test_policy_window_spanning_midnight_belongs_to_its_first_day(void **state)
+{
+    (void)state;
+    char problem[256] = "";
+    tl_policy_t *policy =
+        parse_policy("{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],"
+                     "\"days\":[\"fri\"],\"from\":\"22:00\",\"to\":\"06:00\"}]}",
+                     problem, sizeof problem);
+    assert_non_null(policy);
+    uint32_t granted = 0;
+    struct tm friday_late = local_time(5, 23, 30), saturday_early = local_time(6, 3, 0);
+    struct tm friday_early = local_time(5, 3, 0), saturday_late = local_time(6, 23, 0);
+    struct tm friday_noon = local_time(5, 12, 0);
+    TL_ASSERT_OK(tl_policy_match(policy, "tier1", TL_SCOPE_DIAG, &friday_late, 600, &granted));
+    TL_ASSERT_OK(tl_policy_match(policy, "tier1", TL_SCOPE_DIAG, &saturday_early, 600, &granted));
+    assert_int_equal(granted, 600);
+    TL_ASSERT_RC(TL_EDENIED,
+                 tl_policy_match(policy, "tier1", TL_SCOPE_DIAG, &friday_early, 600, &granted));
+    TL_ASSERT_RC(TL_EDENIED,
+                 tl_policy_match(policy, "tier1", TL_SCOPE_DIAG, &saturday_late, 600, &granted));
+    TL_ASSERT_RC(TL_EDENIED,
+                 tl_policy_match(policy, "tier1", TL_SCOPE_DIAG, &friday_noon, 600, &granted));
+    /* Without a window, every hour of the listed days; default max_duration 1h. */
+    tl_policy_free(policy);
+    policy = parse_policy("{\"unattended\":[{\"roles\":[\"tier4\"],\"scopes\":[\"observe\"]}]}",
+                          problem, sizeof problem);
+    assert_non_null(policy);
+    struct tm sunday_night = local_time(0, 2, 0);
+    TL_ASSERT_OK(
+        tl_policy_match(policy, "tier4", TL_SCOPE_OBSERVE, &sunday_night, 86400, &granted));
+    assert_int_equal(granted, 3600);
+    assert_int_equal(tl_policy_consent_timeout_ms(policy), 0);
+    tl_policy_free(policy);
+}
+
+static void test_policy_rejects_what_it_does_not_understand(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *needle;
+    } cases[] = {
+        {"{", "not JSON"},
+        {"[]", "object"},
+        {"{\"unatended\":[]}", "unknown member \"unatended\""},
+        {"{\"unattended\":{}}", "\"unattended\""},
+        {"{\"unattended\":[{\"roles\":[\"tier9\"],\"scopes\":[\"diag\"]}]}",
+         "unknown role 'tier9'"},
+        {"{\"unattended\":[{\"roles\":[\"auditor\"],\"scopes\":[\"diag\"]}]}", "never gets"},
+        {"{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"root\"]}]}",
+         "unknown scope 'root'"},
+        {"{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[]}]}", "\"scopes\""},
+        {"{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],\"days\":[\"fr\"]}]}",
+         "unknown day 'fr'"},
+        {"{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],\"from\":\"08:00\"}]}",
+         "go together"},
+        {"{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],\"from\":\"8am\","
+         "\"to\":\"18:00\"}]}",
+         "times like"},
+        {"{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],\"from\":\"24:00\","
+         "\"to\":\"18:00\"}]}",
+         "times like"},
+        {"{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],\"from\":\"08:00\","
+         "\"to\":\"08:00\"}]}",
+         "same time"},
+        {"{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],\"max_duration\":\"2y\"}]}",
+         "max_duration"},
+        {"{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],\"max_duration\":\"2d\"}]}",
+         "max_duration"},
+        {"{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],\"hours\":1}]}",
+         "unknown member \"hours\""},
+        {"{\"consent_timeout\":\"0s\"}", "consent_timeout"},
+        {"{\"consent_timeout\":true}", "consent_timeout"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char problem[256] = "";
+        tl_policy_t *policy = parse_policy(cases[i].text, problem, sizeof problem);
+        if (policy != NULL || strstr(problem, cases[i].needle) == NULL)
+            fail_msg("case %zu (%s): %s, problem '%s', expected one naming '%s'", i, cases[i].text,
+                     policy ? "accepted" : "refused", problem, cases[i].needle);
+    }
+}
+
+static void test_policy_load_names_a_missing_file(void **state)
+{
+    (void)state;
+    char problem[256] = "";
+    int err = 0;
+    assert_null(tl_policy_load("/nonexistent/policy.json", &err, problem, sizeof problem));
+    assert_int_equal(err, -ENOENT);
+}
+
+/* ---- questions and grants -------------------------------------------------------------- */
+
+static void test_auditor_and_admin_are_refused_without_a_question(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    tl_consent_request_t request = request_for("eve", "auditor", TL_SCOPE_DIAG, 600);
+    tl_consent_request(f->consent, &request, 1);
+    assert_int_equal(f->answers, 1);
+    TL_ASSERT_RC(TL_EDENIED, f->last_error);
+    assert_non_null(strstr(f->last_message, "auditor"));
+    request = request_for("root", "admin", TL_SCOPE_SHELL, 600);
+    tl_consent_request(f->consent, &request, 2);
+    assert_int_equal(f->answers, 2);
+    TL_ASSERT_RC(TL_EDENIED, f->last_error);
+    assert_int_equal(f->questions, 0);
+    json_t *pending = tl_consent_pending(f->consent);
+    assert_int_equal(json_array_size(pending), 0);
+    json_decref(pending);
+    fixture_free(f);
+}
+
+static void test_approved_question_becomes_a_durable_grant(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 7);
+    assert_int_equal(f->answers, 0);
+    assert_int_equal(f->questions, 1);
+    assert_string_equal(f->last_question, "Q-1");
+    json_t *pending = tl_consent_pending(f->consent);
+    assert_int_equal(json_array_size(pending), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(pending, 0), "id")),
+                        "Q-1");
+    json_decref(pending);
+
+    const tl_grant_t *grant = NULL;
+    char message[256] = "";
+    /* The user may shorten what was asked, never lengthen it. */
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_consent_approve(f->consent, "Q-1", 7200, &grant, message, sizeof message));
+    assert_non_null(strstr(message, "1h0m"));
+    TL_ASSERT_RC(TL_ENOTFOUND,
+                 tl_consent_approve(f->consent, "Q-9", 0, &grant, message, sizeof message));
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 600, &grant, message, sizeof message));
+    assert_int_equal(f->answers, 1);
+    TL_ASSERT_OK(f->last_error);
+    assert_string_equal(f->last_by, "user");
+    assert_string_equal(f->last_grant, "G-1");
+    assert_int_equal(grant->expires_ms - grant->granted_ms, 600 * 1000);
+
+    /* On disk before the answer, and still there for the next run, with the next id. */
+    json_t *file = grants_file(f);
+    assert_non_null(file);
+    assert_int_equal(json_array_size(json_object_get(file, "grants")), 1);
+    json_decref(file);
+    struct stat st;
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", f->dir, TL_CONSENT_GRANTS_FILE);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    fixture_close(f);
+    fixture_open(f, NULL, 0, NULL);
+    assert_non_null(tl_consent_find(f->consent, "G-1"));
+    request = request_for("bob", "tier2", TL_SCOPE_EXEC, 600);
+    tl_consent_request(f->consent, &request, 8);
+    TL_ASSERT_OK(
+        tl_consent_approve(f->consent, f->last_question, 0, &grant, message, sizeof message));
+    assert_string_equal(grant->id, "G-2");
+    fixture_free(f);
+}
+
+static void test_denied_question_answers_edenied(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 3);
+    char message[256];
+    TL_ASSERT_OK(tl_consent_deny(f->consent, "Q-1", message, sizeof message));
+    assert_int_equal(f->answers, 1);
+    TL_ASSERT_RC(TL_EDENIED, f->last_error);
+    assert_int_equal(f->denied_events, 1);
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_consent_deny(f->consent, "Q-1", message, sizeof message));
+    json_t *grants = tl_consent_grants(f->consent);
+    assert_int_equal(json_array_size(grants), 0);
+    json_decref(grants);
+    fixture_free(f);
+}
+
+static void test_unanswered_question_times_out(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 20, NULL);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 3);
+    while (f->answers == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    TL_ASSERT_RC(TL_ETIMEOUT, f->last_error);
+    json_t *pending = tl_consent_pending(f->consent);
+    assert_int_equal(json_array_size(pending), 0);
+    json_decref(pending);
+    fixture_free(f);
+}
+
+static void test_cancelled_question_gets_no_answer(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 11);
+    tl_consent_request(f->consent, &request, 12);
+    TL_ASSERT_OK(tl_consent_cancel(f->consent, 11, "withdrawn"));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_consent_cancel(f->consent, 11, "withdrawn"));
+    json_t *pending = tl_consent_pending(f->consent);
+    assert_int_equal(json_array_size(pending), 1);
+    json_decref(pending);
+    tl_consent_cancel_all(f->consent, "connection dropped");
+    pending = tl_consent_pending(f->consent);
+    assert_int_equal(json_array_size(pending), 0);
+    json_decref(pending);
+    assert_int_equal(f->answers, 0);
+    char message[256];
+    TL_ASSERT_RC(TL_ENOTFOUND,
+                 tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    fixture_free(f);
+}
+
+static void test_too_many_questions_are_refused(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    for (uint64_t i = 1; i <= TL_CONSENT_MAX_PENDING; i++)
+        tl_consent_request(f->consent, &request, i);
+    assert_int_equal(f->answers, 0);
+    tl_consent_request(f->consent, &request, 999);
+    assert_int_equal(f->answers, 1);
+    TL_ASSERT_RC(TL_EFULL, f->last_error);
+    fixture_free(f);
+}
+
+static void test_live_grant_is_reused_without_a_question(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    tl_consent_request_t request =
+        request_for("alice", "tier2", TL_SCOPE_SHELL | TL_SCOPE_EXEC, 3600);
+    tl_consent_request(f->consent, &request, 1);
+    char message[256];
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    /* A subset of the scopes, same ticket and technician: at once. */
+    request = request_for("alice", "tier2", TL_SCOPE_EXEC, 600);
+    tl_consent_request(f->consent, &request, 2);
+    assert_int_equal(f->answers, 2);
+    TL_ASSERT_OK(f->last_error);
+    assert_string_equal(f->last_by, "existing");
+    assert_string_equal(f->last_grant, "G-1");
+    assert_int_equal(f->questions, 1);
+    /* Another technician, or a scope the grant lacks: a new question. */
+    request = request_for("mallory", "tier2", TL_SCOPE_EXEC, 600);
+    tl_consent_request(f->consent, &request, 3);
+    request = request_for("alice", "tier2", TL_SCOPE_DIAG, 600);
+    tl_consent_request(f->consent, &request, 4);
+    assert_int_equal(f->answers, 2);
+    assert_int_equal(f->questions, 3);
+    fixture_free(f);
+}
+
+static void test_policy_grants_without_asking(void **state)
+{
+    (void)state;
+    char problem[256];
+    tl_policy_t *policy =
+        parse_policy("{\"unattended\":[{\"roles\":[\"tier2\"],\"scopes\":[\"diag\",\"exec\"],"
+                     "\"max_duration\":\"10m\"}]}",
+                     problem, sizeof problem);
+    assert_non_null(policy);
+    struct fixture *f = fixture_new(policy, 0, NULL);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_EXEC, 3600);
+    tl_consent_request(f->consent, &request, 1);
+    assert_int_equal(f->answers, 1);
+    TL_ASSERT_OK(f->last_error);
+    assert_string_equal(f->last_by, "policy");
+    const tl_grant_t *grant = tl_consent_find(f->consent, f->last_grant);
+    assert_non_null(grant);
+    assert_int_equal(grant->expires_ms - grant->granted_ms, 600 * 1000);
+    /* Not covered by the policy: asked. */
+    request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 2);
+    assert_int_equal(f->answers, 1);
+    assert_int_equal(f->questions, 1);
+    fixture_free(f);
+}
+
+static void test_channel_check_names_the_failed_check(void **state)
+{
+    (void)state;
+    fake_now_ms = 1700000000000;
+    struct fixture *f = fixture_new(NULL, 0, fake_clock);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_DIAG, 600);
+    tl_consent_request(f->consent, &request, 1);
+    char message[256];
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    const tl_grant_t *grant = NULL;
+    TL_ASSERT_OK(
+        tl_consent_check(f->consent, "G-1", "alice", "diag", &grant, message, sizeof message));
+    assert_string_equal(grant->ticket, "T-42");
+    static const struct {
+        const char *grant, *technician, *type;
+        int rc;
+        const char *needle;
+    } cases[] = {
+        {"G-1", "alice", "exec", TL_EDENIED, "does not allow exec"},
+        {"G-1", "alice", "runbook", TL_EDENIED, "does not allow runbook"},
+        {"G-1", "mallory", "diag", TL_EDENIED, "technician alice, not 'mallory'"},
+        {"G-1", NULL, "diag", TL_EDENIED, "technician"},
+        {"G-9", "alice", "diag", TL_EDENIED, "no grant 'G-9'"},
+        {NULL, "alice", "diag", TL_EDENIED, "names no grant"},
+        {"G-1", "alice", "upload", TL_EINVAL, "unknown channel type"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        message[0] = '\0';
+        int rc = tl_consent_check(f->consent, cases[i].grant, cases[i].technician, cases[i].type,
+                                  &grant, message, sizeof message);
+        if (rc != cases[i].rc || strstr(message, cases[i].needle) == NULL)
+            fail_msg("case %zu: rc %s, message '%s'; expected %s naming '%s'", i, tl_err_name(rc),
+                     message, tl_err_name(cases[i].rc), cases[i].needle);
+    }
+    /* After its expiry the grant is refused, and a fresh question would be needed. */
+    fake_now_ms += 600 * 1000;
+    TL_ASSERT_RC(TL_EDENIED, tl_consent_check(f->consent, "G-1", "alice", "diag", &grant, message,
+                                              sizeof message));
+    assert_non_null(strstr(message, "expired"));
+    assert_null(tl_consent_find(f->consent, "G-1"));
+    fixture_free(f);
+}
+
+static void test_scopes_map_to_channel_types(void **state)
+{
+    (void)state;
+    assert_int_equal(tl_scope_for_channel("exec"), TL_SCOPE_EXEC);
+    assert_int_equal(tl_scope_for_channel("shell"), TL_SCOPE_SHELL);
+    assert_int_equal(tl_scope_for_channel("observe"), TL_SCOPE_OBSERVE);
+    assert_int_equal(tl_scope_for_channel("diag"), TL_SCOPE_DIAG);
+    assert_int_equal(tl_scope_for_channel("runbook"), TL_SCOPE_FIX);
+    assert_int_equal(tl_scope_for_channel("fix"), 0);
+    assert_int_equal(tl_scope_for_channel("files"), 0);
+    assert_int_equal(tl_scope_for_channel(NULL), 0);
+    char text[64];
+    tl_scope_text(TL_SCOPE_DIAG | TL_SCOPE_SHELL, text, sizeof text);
+    assert_string_equal(text, "diag, shell");
+    tl_consent_duration_text(3600, text, sizeof text);
+    assert_string_equal(text, "1h0m");
+    tl_consent_duration_text(125, text, sizeof text);
+    assert_string_equal(text, "2m5s");
+    tl_consent_duration_text(45, text, sizeof text);
+    assert_string_equal(text, "45s");
+}
+
+static void test_ended_grant_refuses_channels_and_is_recorded(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    char message[256];
+    size_t count = 0;
+    tl_consent_request(f->consent, &request, 1);
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    request = request_for("bob", "tier3", TL_SCOPE_EXEC, 3600);
+    tl_consent_request(f->consent, &request, 2);
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-2", 0, NULL, message, sizeof message));
+
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_consent_end(f->consent, "G-7", "ended by the user", &count,
+                                              message, sizeof message));
+    TL_ASSERT_OK(
+        tl_consent_end(f->consent, "G-1", "ended by the user", &count, message, sizeof message));
+    assert_int_equal(count, 1);
+    assert_int_equal(f->ended, 1);
+    assert_string_equal(f->ended_grant, "G-1");
+    assert_string_equal(f->ended_reason, "ended by the user");
+    TL_ASSERT_RC(TL_EDENIED, tl_consent_check(f->consent, "G-1", "alice", "shell", NULL, message,
+                                              sizeof message));
+    assert_non_null(strstr(message, "was ended"));
+    /* A repeat finds nothing live; ending all takes the rest. */
+    TL_ASSERT_RC(TL_ENOTFOUND,
+                 tl_consent_end(f->consent, "G-1", "again", &count, message, sizeof message));
+    TL_ASSERT_OK(
+        tl_consent_end(f->consent, NULL, "ended by the user", &count, message, sizeof message));
+    assert_int_equal(count, 1);
+    assert_int_equal(f->ended, 2);
+    TL_ASSERT_OK(
+        tl_consent_end(f->consent, NULL, "ended by the user", &count, message, sizeof message));
+    assert_int_equal(count, 0);
+
+    /* The record keeps who, what, and how it ended; the same ticket must be asked again. */
+    json_t *file = grants_file(f);
+    json_t *first = json_array_get(json_object_get(file, "grants"), 0);
+    assert_string_equal(json_string_value(json_object_get(first, "end_reason")),
+                        "ended by the user");
+    assert_true(json_integer_value(json_object_get(first, "ended_ms")) > 0);
+    json_decref(file);
+    request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 3);
+    assert_int_equal(f->questions, 3);
+    json_t *grants = tl_consent_grants(f->consent);
+    assert_int_equal(json_array_size(grants), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(grants, 0), "state")),
+                        "ended");
+    json_decref(grants);
+    fixture_free(f);
+}
+
+static void test_grant_ends_at_its_expiry(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    char message[256];
+    tl_consent_request(f->consent, &request, 1);
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 1, NULL, message, sizeof message));
+    /* The loop has the expiry timer; it fires once the second is over. */
+    while (f->ended == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_string_equal(f->ended_grant, "G-1");
+    assert_string_equal(f->ended_reason, "expired");
+    assert_null(tl_consent_find(f->consent, "G-1"));
+    json_t *grants = tl_consent_grants(f->consent);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(grants, 0), "state")),
+                        "expired");
+    json_decref(grants);
+    fixture_free(f);
+}
+
+static void test_old_records_are_dropped_after_a_week(void **state)
+{
+    (void)state;
+    fake_now_ms = 1700000000000;
+    struct fixture *f = fixture_new(NULL, 0, fake_clock);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    char message[256];
+    tl_consent_request(f->consent, &request, 1);
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    fixture_close(f);
+    fake_now_ms += 3600 * 1000 + TL_CONSENT_KEEP_MS - 1000;
+    fixture_open(f, NULL, 0, fake_clock);
+    json_t *grants = tl_consent_grants(f->consent);
+    assert_int_equal(json_array_size(grants), 1);
+    json_decref(grants);
+    fixture_close(f);
+    fake_now_ms += 2000;
+    fixture_open(f, NULL, 0, fake_clock);
+    grants = tl_consent_grants(f->consent);
+    assert_int_equal(json_array_size(grants), 0);
+    json_decref(grants);
+    /* Ids are never reused, even once the records are gone. */
+    tl_consent_request(f->consent, &request, 2);
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    assert_string_equal(f->last_grant, "G-2");
+    fixture_free(f);
+}
+
+static void test_damaged_grants_file_is_a_startup_error(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "{not json",
+        "{\"grants\":[]}",
+        "{\"next_id\":1,\"grants\":[{\"id\":\"G-1\"}]}",
+        "{\"next_id\":2,\"grants\":[{\"id\":\"G-1\",\"ticket\":\"T-1\",\"technician\":\"a\","
+        "\"role\":\"admin\",\"scopes\":[\"shell\"],\"reason\":\"\",\"by\":\"user\","
+        "\"granted_ms\":1,\"expires_ms\":2}]}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        struct fixture *f = fixture_new(NULL, 0, NULL);
+        fixture_close(f);
+        char path[128], problem[512] = "";
+        snprintf(path, sizeof path, "%s/%s", f->dir, TL_CONSENT_GRANTS_FILE);
+        FILE *file = fopen(path, "w");
+        assert_non_null(file);
+        fputs(bodies[i], file);
+        fclose(file);
+        int err = 0;
+        tl_consent_config_t config = {f->dir, NULL, 0, NULL};
+        assert_null(tl_consent_new(&f->loop, &config, &events, f, &err, problem, sizeof problem));
+        if (err != TL_EINVAL || strstr(problem, path) == NULL)
+            fail_msg("body %zu: err %s, problem '%s'; expected EINVAL naming %s", i,
+                     tl_err_name(err), problem, path);
+        fixture_free(f);
+    }
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_request_parse_accepts_the_documented_request),
+    cmocka_unit_test(test_request_parse_names_each_bad_member),
+    cmocka_unit_test(test_policy_example_grants_inside_its_window_only),
+    cmocka_unit_test(test_policy_window_spanning_midnight_belongs_to_its_first_day),
+    cmocka_unit_test(test_policy_rejects_what_it_does_not_understand),
+    cmocka_unit_test(test_policy_load_names_a_missing_file),
+    cmocka_unit_test(test_auditor_and_admin_are_refused_without_a_question),
+    cmocka_unit_test(test_approved_question_becomes_a_durable_grant),
+    cmocka_unit_test(test_denied_question_answers_edenied),
+    cmocka_unit_test(test_unanswered_question_times_out),
+    cmocka_unit_test(test_cancelled_question_gets_no_answer),
+    cmocka_unit_test(test_too_many_questions_are_refused),
+    cmocka_unit_test(test_live_grant_is_reused_without_a_question),
+    cmocka_unit_test(test_policy_grants_without_asking),
+    cmocka_unit_test(test_channel_check_names_the_failed_check),
+    cmocka_unit_test(test_scopes_map_to_channel_types),
+    cmocka_unit_test(test_ended_grant_refuses_channels_and_is_recorded),
+    cmocka_unit_test(test_grant_ends_at_its_expiry),
+    cmocka_unit_test(test_old_records_are_dropped_after_a_week),
+    cmocka_unit_test(test_damaged_grants_file_is_a_startup_error),
+};
+
+TL_TEST_MAIN(tests)

@@ -1,0 +1,526 @@
+/*
+ * The console's pure parts: command-line quoting (checked against the
+ * splitting rules of docs/technicians.md, re-implemented here from the doc),
+ * the settings file and environment, the progress bar's text, and the
+ * terminal's raw mode and signal flags on a real pseudo-terminal.
+ */
+#include "tl_test.h"
+
+#include "console/config.h"
+#include "console/progress.h"
+#include "console/quote.h"
+#include "console/term.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+/* ---- quoting -------------------------------------------------------------------------- */
+
+/*
+ * The relay's rules, from docs/technicians.md "Command lines": blanks (space,
+ * tab, newline) separate words; '...' is literal; "..." takes \" and \\; a
+ * backslash outside quotes makes the next character literal. Returns the
+ * number of words, -1 if malformed.
+ */
+static int doc_split(const char *line, char words[][512], int max_words)
+{
+    int count = 0;
+    const char *p = line;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n')
+            p++;
+        if (*p == '\0')
+            return count;
+        if (count == max_words)
+            return -1;
+        char *out = words[count++];
+        while (*p != '\0' && *p != ' ' && *p != '\t' && *p != '\n') {
+            if (*p == '\'') {
+                for (p++; *p != '\'' && *p != '\0'; p++)
+                    *out++ = *p;
+                if (*p++ == '\0')
+                    return -1;
+            } else if (*p == '"') {
+                for (p++; *p != '"' && *p != '\0'; p++) {
+                    if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+                        p++;
+                    *out++ = *p;
+                }
+                if (*p++ == '\0')
+                    return -1;
+            } else if (*p == '\\') {
+                if (*++p == '\0')
+                    return -1;
+                *out++ = *p++;
+            } else {
+                *out++ = *p++;
+            }
+        }
+        *out = '\0';
+    }
+}
+
+static void assert_quoted(int argc, char **argv, const char *expected)
+{
+    char *line = NULL;
+    TL_ASSERT_OK(tl_quote_words(argc, argv, &line, NULL));
+    assert_string_equal(line, expected);
+    free(line);
+}
+
+static void test_quote_plain_words_go_as_they_are(void **state)
+{
+    (void)state;
+    char *argv[] = {"evidence", "get", "T-12", "fbd45efc", "--json", "KEY=va_l/u.e@x:1,2%+"};
+    assert_quoted(6, argv, "evidence get T-12 fbd45efc --json KEY=va_l/u.e@x:1,2%+");
+}
+
+static void test_quote_other_words_single_quoted(void **state)
+{
+    (void)state;
+    char *argv[] = {"note", "it's", "", "a b", "$HOME", "tab\there", "line\nbreak", "\"\\"};
+    assert_quoted(8, argv, "note 'it'\\''s' '' 'a b' '$HOME' 'tab\there' 'line\nbreak' '\"\\'");
+}
+
+static void test_quote_refuses_control_characters(void **state)
+{
+    (void)state;
+    char *line = (char *)"unset";
+    int bad = -1;
+    char *argv[] = {"note", "fine", "bell\a", "esc\x1b"};
+    TL_ASSERT_RC(TL_EINVAL, tl_quote_words(4, argv, &line, &bad));
+    assert_null(line);
+    assert_int_equal(bad, 2);
+    char *del[] = {"x\x7f"};
+    TL_ASSERT_RC(TL_EINVAL, tl_quote_words(1, del, &line, &bad));
+    assert_int_equal(bad, 0);
+    TL_ASSERT_RC(TL_EINVAL, tl_quote_words(0, argv, &line, &bad));
+}
+
+/* Random words of every byte the relay accepts split back to exactly themselves. */
+static void test_quote_round_trips_through_the_documented_split(void **state)
+{
+    (void)state;
+    static char storage[8][256];
+    static char words[8][512];
+    char *argv[8];
+    srand(20261123);
+    for (int round = 0; round < 2000; round++) {
+        int argc = 1 + rand() % 8;
+        for (int i = 0; i < argc; i++) {
+            int len = rand() % 40;
+            for (int j = 0; j < len; j++) {
+                int c;
+                do {
+                    c = rand() % 256;
+                } while (c == 0 || (c < 0x20 && c != '\t' && c != '\n') || c == 0x7f);
+                if (rand() % 4 == 0) /* plenty of the characters that matter */
+                    c = "'\"\\ \t\n$*"[rand() % 9];
+                storage[i][j] = (char)c;
+            }
+            storage[i][len] = '\0';
+            argv[i] = storage[i];
+        }
+        char *line = NULL;
+        TL_ASSERT_OK(tl_quote_words(argc, argv, &line, NULL));
+        int count = doc_split(line, words, 8);
+        if (count != argc)
+            fail_msg("round %d: %d words became %d: %s", round, argc, count, line);
+        for (int i = 0; i < argc; i++)
+            if (strcmp(words[i], argv[i]) != 0)
+                fail_msg("round %d word %d: sent '%s', split back '%s' from %s", round, i, argv[i],
+                         words[i], line);
+        free(line);
+    }
+}
+
+/* ---- settings ----------------------------------------------------------------------------- */
+
+static char dir_template[] = "/tmp/tl-console-test-XXXXXX";
+
+static char *work_dir;
+
+static const char *temp_dir(void)
+{
+    if (work_dir == NULL)
+        work_dir = mkdtemp(dir_template);
+    assert_non_null(work_dir);
+    return work_dir;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+/* Each case runs in its own process; this removes the directory it made. */
+static int remove_temp_dir(void **state)
+{
+    (void)state;
+    if (work_dir != NULL)
+        nftw(work_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    strcpy(dir_template + strlen(dir_template) - 6, "XXXXXX");
+    work_dir = NULL;
+    return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *read_file(const char *path)
+{
+    static char text[8192];
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+static const char *const KEY = "SHA256:WFDEVqdOBYfLIx391LYoWty9fXKmUaq/Wmyk+u3z39Q";
+
+static void clear_env(void)
+{
+    unsetenv("TIERLINE_RELAY");
+    unsetenv("TIERLINE_PORT");
+    unsetenv("TIERLINE_USER");
+    unsetenv("TIERLINE_IDENTITY");
+    unsetenv("TIERLINE_HOST_KEY");
+}
+
+static void test_config_defaults_and_file(void **state)
+{
+    (void)state;
+    char path[512], why[1024];
+    snprintf(path, sizeof path, "%s/config", temp_dir());
+    setenv("HOME", temp_dir(), 1);
+    setenv("USER", "dana", 1);
+    tl_config_t config;
+    tl_config_defaults(&config);
+    assert_int_equal(config.port, 2222);
+    assert_string_equal(config.user, "dana");
+    assert_true(strstr(config.identity, "/.ssh/id_ed25519") != NULL);
+    assert_string_equal(config.host_key, "");
+
+    int exists = 1;
+    TL_ASSERT_OK(
+        tl_config_load_file(&config, "/nonexistent/tierline/config", &exists, why, sizeof why));
+    assert_int_equal(exists, 0);
+
+    char text[1024];
+    snprintf(text, sizeof text,
+             "# comment\n\n   relay = relay.example.com:2200  \nuser=alice\r\n"
+             "identity = ~/keys/tech\nhost_key = %s\n\t# indented comment\n",
+             KEY);
+    write_file(path, text);
+    TL_ASSERT_OK(tl_config_load_file(&config, path, &exists, why, sizeof why));
+    assert_int_equal(exists, 1);
+    assert_string_equal(config.relay, "relay.example.com");
+    assert_int_equal(config.port, 2200);
+    assert_string_equal(config.user, "alice");
+    char identity[600];
+    snprintf(identity, sizeof identity, "%s/keys/tech", temp_dir());
+    assert_string_equal(config.identity, identity);
+    assert_string_equal(config.host_key, KEY);
+    assert_int_equal(config.relay_from, TL_CONFIG_FROM_FILE);
+    assert_int_equal(config.port_from, TL_CONFIG_FROM_FILE);
+}
+
+static void test_config_bad_lines_named_and_change_nothing(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line, *needle;
+    } cases[] = {
+        {"relay example.com", "expected 'key = value'"},
+        {"= value", "the key is missing"},
+        {"colour = blue", "unknown setting 'colour'"},
+        {"port = 0", "not a port"},
+        {"port = 65536", "not a port"},
+        {"port = 22x", "not a port"},
+        {"relay = bad host", "not HOST or HOST:PORT"},
+        {"relay = [::1", "not HOST or HOST:PORT"},
+        {"relay = host:", "not HOST or HOST:PORT"},
+        {"user = two words", "not a user name"},
+        {"host_key = SHA256:abc", "not a host key fingerprint"},
+        {"host_key = MD5:aa:bb", "not a host key fingerprint"},
+        {"identity =", "no value for 'identity'"},
+        {"user = a\nuser = b", "'user' is set twice"},
+    };
+    char path[512], why[1024], text[256], where[600];
+    snprintf(path, sizeof path, "%s/bad", temp_dir());
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(text, sizeof text, "# first\nidentity = /first\n%s\n", cases[i].line);
+        write_file(path, text);
+        tl_config_t config;
+        tl_config_defaults(&config);
+        int exists = 0;
+        why[0] = '\0';
+        TL_ASSERT_RC(TL_EINVAL, tl_config_load_file(&config, path, &exists, why, sizeof why));
+        int line = strchr(cases[i].line, '\n') != NULL ? 4 : 3;
+        snprintf(where, sizeof where, "%s:%d: ", path, line);
+        if (strncmp(why, where, strlen(where)) != 0 || strstr(why, cases[i].needle) == NULL)
+            fail_msg("line '%s': got '%s', want '%s...%s'", cases[i].line, why, where,
+                     cases[i].needle);
+        /* The good line before was not applied either. */
+        assert_string_not_equal(config.identity, "/first");
+    }
+    char *big = malloc(TL_CONFIG_LINE_MAX + 100);
+    memset(big, 'x', TL_CONFIG_LINE_MAX + 50);
+    strcpy(big + TL_CONFIG_LINE_MAX + 50, "\n");
+    write_file(path, big);
+    free(big);
+    tl_config_t config;
+    tl_config_defaults(&config);
+    int exists = 0;
+    TL_ASSERT_RC(TL_EINVAL, tl_config_load_file(&config, path, &exists, why, sizeof why));
+    assert_true(strstr(why, ":1: line longer than") != NULL);
+}
+
+static void test_config_relay_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *host;
+        unsigned port;
+    } good[] = {{"relay.example.com", "relay.example.com", 2222},
+                {"10.0.0.1:7000", "10.0.0.1", 7000},
+                {"[::1]:2200", "::1", 2200},
+                {"[fe80::1%eth0]", "fe80::1%eth0", 2222},
+                {"::1", "::1", 2222}};
+    char why[256];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        tl_config_t config;
+        tl_config_defaults(&config);
+        TL_ASSERT_OK(tl_config_set(&config, "relay", good[i].text, TL_CONFIG_FROM_COMMAND_LINE,
+                                   "--relay", why, sizeof why));
+        assert_string_equal(config.relay, good[i].host);
+        assert_int_equal(config.port, good[i].port);
+    }
+    static const char *const bad[] = {"",       ":2222", "host:0",   "host:99999",
+                                      "[::1]x", "a/b",   "user@host"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tl_config_t config;
+        tl_config_defaults(&config);
+        if (tl_config_set(&config, "relay", bad[i], TL_CONFIG_FROM_COMMAND_LINE, "--relay", why,
+                          sizeof why) != TL_EINVAL)
+            fail_msg("'%s' accepted as a relay", bad[i]);
+        assert_string_equal(config.relay, "");
+    }
+    char address[64];
+    tl_config_format_address("::1", 22, address, sizeof address);
+    assert_string_equal(address, "[::1]:22");
+    tl_config_format_address("relay", 22, address, sizeof address);
+    assert_string_equal(address, "relay:22");
+}
+
+static void test_config_environment_overrides_file(void **state)
+{
+    (void)state;
+    char why[512];
+    clear_env();
+    tl_config_t config;
+    tl_config_defaults(&config);
+    TL_ASSERT_OK(tl_config_set(&config, "relay", "file.example:1000", TL_CONFIG_FROM_FILE, NULL,
+                               why, sizeof why));
+    setenv("TIERLINE_PORT", "3000", 1);
+    setenv("TIERLINE_USER", "erin", 1);
+    setenv("TIERLINE_HOST_KEY", "", 1); /* empty: ignored */
+    TL_ASSERT_OK(tl_config_apply_env(&config, why, sizeof why));
+    assert_string_equal(config.relay, "file.example");
+    assert_int_equal(config.port, 3000);
+    assert_int_equal(config.port_from, TL_CONFIG_FROM_ENV);
+    assert_string_equal(config.user, "erin");
+    assert_string_equal(config.host_key, "");
+    setenv("TIERLINE_PORT", "nope", 1);
+    TL_ASSERT_RC(TL_EINVAL, tl_config_apply_env(&config, why, sizeof why));
+    assert_true(strncmp(why, "TIERLINE_PORT: ", 15) == 0);
+    clear_env();
+}
+
+static void test_config_update_keeps_other_lines(void **state)
+{
+    (void)state;
+    char dir[600], path[700], why[1024];
+    snprintf(dir, sizeof dir, "%s/xdg/tierline", temp_dir());
+    snprintf(path, sizeof path, "%s/config", dir);
+    const char *keys[] = {"relay", "port", "host_key"};
+    const char *values[] = {"relay.example", "2200", KEY};
+    /* A new file, and the directories above it. */
+    TL_ASSERT_OK(tl_config_update_file(path, keys, values, 3, why, sizeof why));
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    char expected[512];
+    snprintf(expected, sizeof expected, "relay = relay.example\nport = 2200\nhost_key = %s\n", KEY);
+    assert_non_null(strstr(read_file(path), expected));
+
+    /* Replace one, remove one, keep the rest and the comments, append a new one. */
+    write_file(path, "# mine\nuser = alice\nrelay = old.example\n# also mine\nhost_key = "
+                     "SHA256:WFDEVqdOBYfLIx391LYoWty9fXKmUaq/Wmyk+u3z39Q");
+    const char *keys2[] = {"relay", "host_key", "identity"};
+    const char *values2[] = {"new.example", NULL, "/keys/id"};
+    TL_ASSERT_OK(tl_config_update_file(path, keys2, values2, 3, why, sizeof why));
+    assert_string_equal(read_file(path), "# mine\nuser = alice\nrelay = new.example\n# also "
+                                         "mine\nidentity = /keys/id\n");
+
+    /* Bad values and malformed files are refused and change nothing. */
+    const char *bad_values[] = {"bad host", NULL, NULL};
+    TL_ASSERT_RC(TL_EINVAL, tl_config_update_file(path, keys2, bad_values, 1, why, sizeof why));
+    write_file(path, "nonsense\n");
+    TL_ASSERT_RC(TL_EINVAL, tl_config_update_file(path, keys, values, 3, why, sizeof why));
+    assert_string_equal(read_file(path), "nonsense\n");
+    assert_true(strstr(why, ":1: expected 'key = value'") != NULL);
+}
+
+static void test_config_default_path_follows_xdg(void **state)
+{
+    (void)state;
+    char path[512];
+    setenv("HOME", "/home/tech", 1);
+    setenv("XDG_CONFIG_HOME", "/xdg", 1);
+    TL_ASSERT_OK(tl_config_default_path(path, sizeof path));
+    assert_string_equal(path, "/xdg/tierline/config");
+    setenv("XDG_CONFIG_HOME", "relative", 1); /* not absolute: ignored, as the spec says */
+    TL_ASSERT_OK(tl_config_default_path(path, sizeof path));
+    assert_string_equal(path, "/home/tech/.config/tierline/config");
+    unsetenv("XDG_CONFIG_HOME");
+    TL_ASSERT_OK(tl_config_default_path(path, sizeof path));
+    assert_string_equal(path, "/home/tech/.config/tierline/config");
+    TL_ASSERT_RC(TL_EFULL, tl_config_default_path(path, 10));
+}
+
+/* ---- progress ---------------------------------------------------------------------------- */
+
+static void test_progress_text(void **state)
+{
+    (void)state;
+    char text[256];
+    tl_progress_format(text, sizeof text, 1536 * 1024, 4 * 1024 * 1024, 0, 80);
+    /* A 50-cell bar, 37% of it (18 cells) done. */
+    assert_string_equal(text, "  1.5 MiB / 4.0 MiB  37% [==================>"
+                              "                               ]");
+    tl_progress_format(text, sizeof text, 4 * 1024 * 1024, 4 * 1024 * 1024, 2000, 80);
+    assert_string_equal(text, "  4.0 MiB / 4.0 MiB 100% [========================================="
+                              "]  2.0 MiB/s");
+    assert_true(strlen(text) <= 80);
+    /* Narrow terminals lose the bar, not the numbers; an unknown total shows bytes and rate. */
+    tl_progress_format(text, sizeof text, 100, 1000, 1000, 30);
+    assert_string_equal(text, "  100 B / 1000 B  10%   100 B/s");
+    tl_progress_format(text, sizeof text, 5, 0, 1000, 80);
+    assert_string_equal(text, "  5 B  5 B/s");
+    /* More than announced never shows more than 100%. */
+    tl_progress_format(text, sizeof text, 2000, 1000, 0, 80);
+    assert_non_null(strstr(text, " 100% "));
+}
+
+/* ---- the terminal --------------------------------------------------------------------------- */
+
+static int same_modes(const struct termios *a, const struct termios *b)
+{
+    return a->c_iflag == b->c_iflag && a->c_oflag == b->c_oflag && a->c_cflag == b->c_cflag &&
+           a->c_lflag == b->c_lflag && memcmp(a->c_cc, b->c_cc, sizeof a->c_cc) == 0;
+}
+
+static void test_term_raw_mode_and_exact_restore(void **state)
+{
+    (void)state;
+    int master, slave;
+    assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
+    struct termios before, during, after;
+    /* An unusual starting point, which must come back as it was. */
+    assert_int_equal(tcgetattr(slave, &before), 0);
+    before.c_lflag &= ~(tcflag_t)ECHO;
+    before.c_cc[VERASE] = 8;
+    assert_int_equal(tcsetattr(slave, TCSANOW, &before), 0);
+    assert_int_equal(tcgetattr(slave, &before), 0);
+
+    TL_ASSERT_OK(tl_term_raw_enter(slave));
+    TL_ASSERT_RC(TL_EINVAL, tl_term_raw_enter(slave)); /* one saved state at a time */
+    assert_int_equal(tcgetattr(slave, &during), 0);
+    assert_false(during.c_lflag & (ICANON | ISIG | IEXTEN));
+    assert_false(during.c_oflag & OPOST);
+    tl_term_restore();
+    tl_term_restore(); /* idempotent */
+    assert_int_equal(tcgetattr(slave, &after), 0);
+    assert_true(same_modes(&before, &after));
+
+    int cols = 0, rows = 0;
+    struct winsize size = {.ws_row = 43, .ws_col = 132};
+    assert_int_equal(ioctl(slave, TIOCSWINSZ, &size), 0);
+    TL_ASSERT_OK(tl_term_size(slave, &cols, &rows));
+    assert_int_equal(cols, 132);
+    assert_int_equal(rows, 43);
+    int pipe_fds[2];
+    assert_int_equal(pipe(pipe_fds), 0);
+    assert_true(tl_term_size(pipe_fds[0], &cols, &rows) < 0);
+    assert_true(tl_term_raw_enter(pipe_fds[0]) < 0);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    close(slave);
+    close(master);
+}
+
+static int wake_readable(void)
+{
+    struct pollfd fd = {.fd = tl_term_wake_fd(), .events = POLLIN};
+    return poll(&fd, 1, 0) == 1;
+}
+
+static void test_term_signals_set_flags_and_wake(void **state)
+{
+    (void)state;
+    TL_ASSERT_OK(tl_term_signals_install());
+    TL_ASSERT_OK(tl_term_signals_install());
+    assert_true(tl_term_wake_fd() >= 0);
+    assert_false(wake_readable());
+    raise(SIGWINCH);
+    assert_true(wake_readable());
+    assert_int_equal(tl_term_take_resize(), 1);
+    assert_int_equal(tl_term_take_resize(), 0);
+    assert_false(wake_readable());
+    raise(SIGTERM); /* handled: the test goes on */
+    assert_true(wake_readable());
+    assert_int_equal(tl_term_pending_signal(), SIGTERM);
+    assert_int_equal(tl_term_take_signal(), SIGTERM);
+    assert_int_equal(tl_term_take_signal(), 0);
+    raise(SIGHUP);
+    raise(SIGINT);
+    assert_int_equal(tl_term_take_signal(), SIGINT);
+    raise(SIGPIPE); /* ignored */
+    assert_int_equal(tl_term_take_signal(), 0);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_quote_plain_words_go_as_they_are),
+    cmocka_unit_test(test_quote_other_words_single_quoted),
+    cmocka_unit_test(test_quote_refuses_control_characters),
+    cmocka_unit_test(test_quote_round_trips_through_the_documented_split),
+    cmocka_unit_test_teardown(test_config_defaults_and_file, remove_temp_dir),
+    cmocka_unit_test_teardown(test_config_bad_lines_named_and_change_nothing, remove_temp_dir),
+    cmocka_unit_test(test_config_relay_forms),
+    cmocka_unit_test(test_config_environment_overrides_file),
+    cmocka_unit_test_teardown(test_config_update_keeps_other_lines, remove_temp_dir),
+    cmocka_unit_test(test_config_default_path_follows_xdg),
+    cmocka_unit_test(test_progress_text),
+    cmocka_unit_test(test_term_raw_mode_and_exact_restore),
+    cmocka_unit_test(test_term_signals_set_flags_and_wake),
+};
+
+TL_TEST_MAIN(tests)
