@@ -29,7 +29,6 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -1266,16 +1265,11 @@ static void attend_read_tty(struct attend *attend)
 
 static int connect_watch(const char *path)
 {
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof addr.sun_path)
-        return TL_EINVAL;
-    strcpy(addr.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = tl_control_connect(path);
     if (fd < 0)
-        return -errno;
+        return fd;
     static const char watch[] = "{\"cmd\":\"watch\"}\n";
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-        send(fd, watch, sizeof watch - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof watch - 1)) {
+    if (send(fd, watch, sizeof watch - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof watch - 1)) {
         int rc = -errno;
         close(fd);
         return rc;

@@ -415,9 +415,8 @@ static int64_t monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int tl_control_call(const char *path, json_t *request, int timeout_ms, json_t **answer)
+int tl_control_connect(const char *path)
 {
-    *answer = NULL;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof addr.sun_path)
         return TL_EINVAL;
@@ -425,13 +424,23 @@ int tl_control_call(const char *path, json_t *request, int timeout_ms, json_t **
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int tl_control_call(const char *path, json_t *request, int timeout_ms, json_t **answer)
+{
+    *answer = NULL;
+    int fd = tl_control_connect(path);
+    if (fd < 0)
+        return fd;
     int rc = 0;
     char *text = NULL;
     char *buf = NULL;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        rc = -errno;
-        goto out;
-    }
     text = json_dumps(request, JSON_COMPACT);
     if (text == NULL) {
         rc = TL_ENOMEM;

@@ -61,4 +61,7 @@ void tl_control_stop(tl_control_t *control);
  */
 int tl_control_call(const char *path, json_t *request, int timeout_ms, json_t **answer);
 
+/* Connects to the control socket at path: a blocking fd, or a negative error. */
+int tl_control_connect(const char *path);
+
 #endif

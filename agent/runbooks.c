@@ -165,8 +165,15 @@ static void runbook_free(tl_runbook_t *rb)
     free(rb);
 }
 
-static bool only_keys(json_t *object, const char *const *allowed, size_t count, const char **bad)
+/* Checks that object is a JSON object with no key outside allowed; on error
+ * the reason is not_object, or "unknown FIELD 'key'". */
+static int check_fields(json_t *object, const char *const *allowed, size_t count,
+                        const char *not_object, const char *field, char *reason, size_t reason_size)
 {
+    if (!json_is_object(object)) {
+        snprintf(reason, reason_size, "%s", not_object);
+        return TL_EINVAL;
+    }
     const char *key;
     json_t *value;
     json_object_foreach(object, key, value)
@@ -175,27 +182,22 @@ static bool only_keys(json_t *object, const char *const *allowed, size_t count, 
         for (size_t i = 0; i < count && !known; i++)
             known = strcmp(key, allowed[i]) == 0;
         if (!known) {
-            *bad = key;
-            return false;
+            char shown[80];
+            excerpt(shown, sizeof shown, key, 32);
+            snprintf(reason, reason_size, "unknown %s '%s'", field, shown);
+            return TL_EINVAL;
         }
     }
-    return true;
+    return 0;
 }
 
 static int parse_param(json_t *item, struct param *param, char *reason, size_t reason_size)
 {
     static const char *const keys[] = {"name", "pattern", "required", "description"};
-    const char *bad = NULL;
-    if (!json_is_object(item)) {
-        snprintf(reason, reason_size, "a parameter is not an object");
-        return TL_EINVAL;
-    }
-    if (!only_keys(item, keys, sizeof keys / sizeof keys[0], &bad)) {
-        char shown[80];
-        excerpt(shown, sizeof shown, bad, 32);
-        snprintf(reason, reason_size, "unknown parameter field '%s'", shown);
-        return TL_EINVAL;
-    }
+    int rc = check_fields(item, keys, sizeof keys / sizeof keys[0], "a parameter is not an object",
+                          "parameter field", reason, reason_size);
+    if (rc != 0)
+        return rc;
     json_t *name = json_object_get(item, "name");
     if (!json_is_string(name) || !valid_param_name(json_string_value(name))) {
         snprintf(reason, reason_size, "a parameter name does not match ^[A-Z][A-Z0-9_]{0,31}$");
@@ -231,7 +233,7 @@ static int parse_param(json_t *item, struct param *param, char *reason, size_t r
     /* Matched as a whole: ^(pattern)$, so alternations stay inside the anchors. */
     char wrapped[PATTERN_MAX + 8];
     snprintf(wrapped, sizeof wrapped, "^(%s)$", ptext);
-    int rc = regcomp(&param->re, wrapped, REG_EXTENDED | REG_NOSUB);
+    rc = regcomp(&param->re, wrapped, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         char why[128];
         regerror(rc, NULL, why, sizeof why);
@@ -255,17 +257,10 @@ static int parse_metadata(json_t *doc, const char *expected_name, tl_runbook_t *
 {
     static const char *const keys[] = {"name",       "description", "min_role",
                                        "privileged", "timeout",     "params"};
-    const char *bad = NULL;
-    if (!json_is_object(doc)) {
-        snprintf(reason, reason_size, "the metadata is not a JSON object");
-        return TL_EINVAL;
-    }
-    if (!only_keys(doc, keys, sizeof keys / sizeof keys[0], &bad)) {
-        char shown[80];
-        excerpt(shown, sizeof shown, bad, 32);
-        snprintf(reason, reason_size, "unknown field '%s'", shown);
-        return TL_EINVAL;
-    }
+    int rc = check_fields(doc, keys, sizeof keys / sizeof keys[0],
+                          "the metadata is not a JSON object", "field", reason, reason_size);
+    if (rc != 0)
+        return rc;
     json_t *name = json_object_get(doc, "name");
     if (!json_is_string(name) || strcmp(json_string_value(name), expected_name) != 0) {
         snprintf(reason, reason_size, "'name' must be '%s', as the file is named", expected_name);
@@ -319,7 +314,7 @@ static int parse_metadata(json_t *doc, const char *expected_name, tl_runbook_t *
     }
     for (size_t i = 0; i < json_array_size(params); i++) {
         struct param *param = &rb->params[rb->param_count];
-        int rc = parse_param(json_array_get(params, i), param, reason, reason_size);
+        rc = parse_param(json_array_get(params, i), param, reason, reason_size);
         if (param->compiled || param->name != NULL)
             rb->param_count++; /* runbook_free releases what was built */
         if (rc != 0)

@@ -399,17 +399,23 @@ static void input_close(struct session *s)
     }
 }
 
+/* Closes the process's pipes and drops output not yet sent. */
+static void close_streams(struct session *s)
+{
+    for (int i = 0; i < 2; i++) {
+        output_close(&s->out[i]);
+        output_drop_held(&s->out[i]);
+    }
+    input_close(s);
+}
+
 /* Frees the session once its channel is gone and its process reaped. */
 static void maybe_release(struct session *s)
 {
     if (s->releasing || s->mux != NULL || s->running)
         return;
     s->releasing = true;
-    for (int i = 0; i < 2; i++) {
-        output_close(&s->out[i]);
-        output_drop_held(&s->out[i]);
-    }
-    input_close(s);
+    close_streams(s);
     close_handle((uv_handle_t *)&s->kill_timer);
     close_handle((uv_handle_t *)&s->deadline_timer);
     close_handle((uv_handle_t *)&s->linger_timer);
@@ -420,11 +426,7 @@ static void forget_channel(struct session *s, const char *why)
 {
     tell_ended(s, why);
     s->mux = NULL;
-    for (int i = 0; i < 2; i++) {
-        output_close(&s->out[i]);
-        output_drop_held(&s->out[i]);
-    }
-    input_close(s);
+    close_streams(s);
     stop_process(s, SIGHUP);
     maybe_release(s);
 }
@@ -870,21 +872,30 @@ static struct session *session_new(tl_sessions_t *owner, enum kind kind, tl_mux_
     return s;
 }
 
-/* Wraps fd (ours, non-blocking from here on) as output stream i of s. */
-static int attach_output(struct session *s, int i, int fd)
+/* Wraps fd (ours, non-blocking from here on) in pipe, one more of s's
+ * handles; *open is set once the handle must be closed. Closes fd on failure. */
+static int wrap_fd(struct session *s, uv_pipe_t *pipe, void *data, bool *open, int fd)
 {
-    struct output *o = &s->out[i];
-    int rc = uv_pipe_init(s->owner->loop, &o->pipe, 0);
+    int rc = uv_pipe_init(s->owner->loop, pipe, 0);
     if (rc != 0) {
         close(fd);
         return rc;
     }
-    o->pipe.data = o;
+    pipe->data = data;
     s->handles++;
-    o->open = true;
-    rc = uv_pipe_open(&o->pipe, fd);
-    if (rc != 0) {
+    *open = true;
+    rc = uv_pipe_open(pipe, fd);
+    if (rc != 0)
         close(fd);
+    return rc;
+}
+
+/* fd as output stream i of s. */
+static int attach_output(struct session *s, int i, int fd)
+{
+    struct output *o = &s->out[i];
+    int rc = wrap_fd(s, &o->pipe, o, &o->open, fd);
+    if (rc != 0) {
         output_close(o);
         return rc;
     }
@@ -894,19 +905,9 @@ static int attach_output(struct session *s, int i, int fd)
 
 static int attach_input(struct session *s, int fd)
 {
-    int rc = uv_pipe_init(s->owner->loop, &s->input, 0);
-    if (rc != 0) {
-        close(fd);
-        return rc;
-    }
-    s->input.data = s;
-    s->handles++;
-    s->input_open = true;
-    rc = uv_pipe_open(&s->input, fd);
-    if (rc != 0) {
-        close(fd);
+    int rc = wrap_fd(s, &s->input, s, &s->input_open, fd);
+    if (rc != 0)
         input_close(s);
-    }
     return rc;
 }
 
@@ -1299,6 +1300,18 @@ static int load_user(tl_sessions_t *owner, const char *shell_override)
     return owner->home && owner->shell && owner->user && owner->lang ? 0 : TL_ENOMEM;
 }
 
+static void owner_free(tl_sessions_t *owner)
+{
+    tl_runbooks_free(owner->catalogue);
+    free(owner->self_exe);
+    free(owner->relay);
+    free(owner->home);
+    free(owner->shell);
+    free(owner->user);
+    free(owner->lang);
+    free(owner);
+}
+
 tl_sessions_t *tl_sessions_new(uv_loop_t *loop, const tl_sessions_config_t *config,
                                const tl_sessions_events_t *events, void *data, int *err)
 {
@@ -1364,14 +1377,7 @@ tl_sessions_t *tl_sessions_new(uv_loop_t *loop, const tl_sessions_config_t *conf
     uv_unref((uv_handle_t *)&owner->sigchld);
 out:
     if (rc != 0 && owner != NULL) {
-        tl_runbooks_free(owner->catalogue);
-        free(owner->self_exe);
-        free(owner->relay);
-        free(owner->home);
-        free(owner->shell);
-        free(owner->user);
-        free(owner->lang);
-        free(owner);
+        owner_free(owner);
         owner = NULL;
     }
     if (err != NULL)
@@ -1381,15 +1387,7 @@ out:
 
 static void on_owner_closed(uv_handle_t *handle)
 {
-    tl_sessions_t *owner = handle->data;
-    tl_runbooks_free(owner->catalogue);
-    free(owner->self_exe);
-    free(owner->relay);
-    free(owner->home);
-    free(owner->shell);
-    free(owner->user);
-    free(owner->lang);
-    free(owner);
+    owner_free(handle->data);
 }
 
 void tl_sessions_free(tl_sessions_t *owner)
@@ -1405,11 +1403,7 @@ void tl_sessions_free(tl_sessions_t *owner)
         s->mux = NULL;
         signal_process(s, SIGKILL);
         s->stopping = true;
-        for (int i = 0; i < 2; i++) {
-            output_close(&s->out[i]);
-            output_drop_held(&s->out[i]);
-        }
-        input_close(s);
+        close_streams(s);
         maybe_release(s);
     }
     /* Otherwise the last session_destroy closes it. */
@@ -1588,11 +1582,7 @@ size_t tl_sessions_end_grant(tl_sessions_t *owner, const char *grant)
         if (s->mux == NULL || s->close_sent || strcmp(s->grant, grant) != 0)
             continue;
         stop_process(s, SIGHUP);
-        for (int i = 0; i < 2; i++) {
-            output_close(&s->out[i]);
-            output_drop_held(&s->out[i]);
-        }
-        input_close(s);
+        close_streams(s);
         s->notice_len = 0;
         s->close_sent = true;
         tl_mux_eof(s->mux, s->channel);

@@ -261,22 +261,9 @@ static int read_small_file(const char *path, char **out, size_t *out_len)
         rc = TL_ENOMEM;
         goto out;
     }
-    for (;;) {
-        ssize_t n = read(fd, data + len, TL_CONFIG_FILE_MAX + 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > TL_CONFIG_FILE_MAX) {
-            rc = TL_EFULL;
-            goto out;
-        }
-    }
+    rc = tl_read_capped(fd, data, TL_CONFIG_FILE_MAX, &len);
+    if (rc != 0)
+        goto out;
     data[len] = '\0';
     *out = data;
     *out_len = len;

@@ -1,6 +1,7 @@
 #include "proto/keys.h"
 #include "proto/buf.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -141,22 +142,11 @@ static int read_small_file(const char *path, size_t max_size, int private_key, c
         rc = TL_ENOMEM;
         goto out;
     }
-    for (;;) {
-        ssize_t n = read(fd, data + used, max_size + 1 - used);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        used += (size_t)n;
-        if (used > max_size) {
-            rc = TL_EKEY; /* grew while we read it */
-            goto out;
-        }
-    }
+    rc = tl_read_capped(fd, data, max_size, &used);
+    if (rc == TL_EFULL)
+        rc = TL_EKEY; /* grew while we read it */
+    if (rc != 0)
+        goto out;
     data[used] = '\0';
     *out = data;
     *out_len = used;

@@ -320,9 +320,9 @@ static int parse_run(struct cmd *cmd, int argc, char **argv)
     return 0;
 }
 
-static int runbook_name_valid(const char *name)
+int tl_commands_runbook_name_valid(const char *name)
 {
-    size_t len = strlen(name);
+    size_t len = name != NULL ? strlen(name) : 0;
     if (len == 0 || len > 48 || name[0] == '-')
         return 0;
     for (size_t i = 0; i < len; i++)
@@ -332,17 +332,23 @@ static int runbook_name_valid(const char *name)
     return 1;
 }
 
+int tl_commands_param_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > 32 || !(name[0] >= 'A' && name[0] <= 'Z'))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= '0' && name[i] <= '9') ||
+              name[i] == '_'))
+            return 0;
+    return 1;
+}
+
 /* NAME=VALUE with NAME as docs/consent.md allows and VALUE at most 1024 bytes. */
 static int runbook_arg_valid(const char *word)
 {
     const char *equals = strchr(word, '=');
-    if (equals == NULL || equals == word || equals - word > 32 || strlen(equals + 1) > 1024 ||
-        !(word[0] >= 'A' && word[0] <= 'Z'))
-        return 0;
-    for (const char *p = word; p < equals; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
-            return 0;
-    return 1;
+    return equals != NULL && tl_commands_param_name_valid(word, (size_t)(equals - word)) &&
+           strlen(equals + 1) <= 1024;
 }
 
 /* fix T-N RUNBOOK [NAME=VALUE...], options anywhere after the ticket. */
@@ -358,7 +364,7 @@ static int parse_fix(struct cmd *cmd, int argc, char **argv)
         if (taken > 0)
             continue;
         if (cmd->session.runbook == NULL) {
-            if (!runbook_name_valid(argv[i])) {
+            if (!tl_commands_runbook_name_valid(argv[i])) {
                 cmd->usage_error = "a runbook name is 1 to 48 of a-z, 0-9 and -";
                 return TL_EINVAL;
             }

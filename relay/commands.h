@@ -28,4 +28,10 @@ typedef struct tl_commands_ctx {
 /* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */
 void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv);
 
+/* Names as docs/consent.md allows them: a runbook's is 1 to 48 of a-z, 0-9
+ * and '-', not starting with '-' (NULL is not one); a runbook parameter's,
+ * the len bytes at name, is 1 to 32 of A-Z, 0-9 and '_', starting with A-Z. */
+int tl_commands_runbook_name_valid(const char *name);
+int tl_commands_param_name_valid(const char *name, size_t len);
+
 #endif

@@ -195,6 +195,11 @@ static void line_put_text(struct line *line, const char *text)
     line_put(line, text, strlen(text));
 }
 
+/* The JSON escapes with a short form: the byte, then the letter after '\\'. */
+static const char SHORT_ESCAPES[][2] = {
+    {'"', '"'}, {'\\', '\\'}, {'\n', 'n'}, {'\r', 'r'}, {'\t', 't'}, {'\b', 'b'}, {'\f', 'f'},
+};
+
 /* One valid UTF-8 sequence (or ASCII byte) as JSON string content. */
 static void line_put_escaped(struct line *line, const uint8_t *bytes, size_t len)
 {
@@ -202,36 +207,19 @@ static void line_put_escaped(struct line *line, const uint8_t *bytes, size_t len
         line_put(line, bytes, len);
         return;
     }
-    char escaped[8];
-    switch (bytes[0]) {
-    case '"':
-        line_put_text(line, "\\\"");
-        return;
-    case '\\':
-        line_put_text(line, "\\\\");
-        return;
-    case '\n':
-        line_put_text(line, "\\n");
-        return;
-    case '\r':
-        line_put_text(line, "\\r");
-        return;
-    case '\t':
-        line_put_text(line, "\\t");
-        return;
-    case '\b':
-        line_put_text(line, "\\b");
-        return;
-    case '\f':
-        line_put_text(line, "\\f");
-        return;
-    default:
-        if (bytes[0] < 0x20 || bytes[0] == 0x7f) {
-            snprintf(escaped, sizeof escaped, "\\u%04x", bytes[0]);
-            line_put_text(line, escaped);
-        } else {
-            line_put(line, bytes, 1);
+    for (size_t i = 0; i < sizeof SHORT_ESCAPES / sizeof SHORT_ESCAPES[0]; i++) {
+        if (bytes[0] == (uint8_t)SHORT_ESCAPES[i][0]) {
+            char escaped[2] = {'\\', SHORT_ESCAPES[i][1]};
+            line_put(line, escaped, sizeof escaped);
+            return;
         }
+    }
+    if (bytes[0] < 0x20 || bytes[0] == 0x7f) {
+        char escaped[8];
+        snprintf(escaped, sizeof escaped, "\\u%04x", bytes[0]);
+        line_put_text(line, escaped);
+    } else {
+        line_put(line, bytes, 1);
     }
 }
 
@@ -491,10 +479,8 @@ static void on_tick(uv_timer_t *timer)
 
 /* ---- the end --------------------------------------------------------------------------- */
 
-static void maybe_free(tl_recording_t *rec)
+static void free_recording(tl_recording_t *rec)
 {
-    if (!rec->done_called || !rec->timer_closed)
-        return;
     if (rec->zs_ready)
         deflateEnd(&rec->zs);
     free_blocks(rec);
@@ -504,6 +490,13 @@ static void maybe_free(tl_recording_t *rec)
     free(rec->part_path);
     free(rec->dir_path);
     free(rec);
+}
+
+static void maybe_free(tl_recording_t *rec)
+{
+    if (!rec->done_called || !rec->timer_closed)
+        return;
+    free_recording(rec);
 }
 
 static void on_timer_closed(uv_handle_t *handle)
@@ -745,15 +738,7 @@ tl_recording_t *tl_recording_open(uv_loop_t *loop, const char *path,
 out:
     free(header);
     if (rc != 0 && rec != NULL) {
-        if (rec->zs_ready)
-            deflateEnd(&rec->zs);
-        free_blocks(rec);
-        tl_sha256_free(rec->hash);
-        free(rec->line.text);
-        free(rec->path);
-        free(rec->part_path);
-        free(rec->dir_path);
-        free(rec);
+        free_recording(rec);
         rec = NULL;
     }
     if (err != NULL)

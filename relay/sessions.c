@@ -929,30 +929,6 @@ static int role_rank(const char *role)
     return 0;
 }
 
-static int param_name_valid(const char *name)
-{
-    size_t len = strlen(name);
-    if (len == 0 || len > 32 || !(name[0] >= 'A' && name[0] <= 'Z'))
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= '0' && name[i] <= '9') ||
-              name[i] == '_'))
-            return 0;
-    return 1;
-}
-
-static int runbook_name_ok(const char *name)
-{
-    size_t len = name ? strlen(name) : 0;
-    if (len == 0 || len > 48 || name[0] == '-')
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
-              name[i] == '-'))
-            return 0;
-    return 1;
-}
-
 static json_t *clean_string(json_t *value, size_t max)
 {
     const char *text = json_string_value(value);
@@ -982,7 +958,7 @@ static json_t *catalogue_from(json_t *result)
             break;
         const char *name = json_string_value(json_object_get(entry, "name"));
         const char *min_role = json_string_value(json_object_get(entry, "min_role"));
-        if (!runbook_name_ok(name))
+        if (!tl_commands_runbook_name_valid(name))
             continue;
         if (min_role == NULL || role_rank(min_role) == 0)
             min_role = "tier1";
@@ -992,7 +968,8 @@ static json_t *catalogue_from(json_t *result)
         json_array_foreach(json_object_get(entry, "params"), j, param)
         {
             const char *pname = json_string_value(json_object_get(param, "name"));
-            if (j >= CATALOGUE_PARAMS_MAX || pname == NULL || !param_name_valid(pname))
+            if (j >= CATALOGUE_PARAMS_MAX || pname == NULL ||
+                !tl_commands_param_name_valid(pname, strlen(pname)))
                 continue;
             json_array_append_new(
                 params, json_pack("{s:s, s:b, s:o}", "name", pname, "required",

@@ -92,8 +92,9 @@
 /* Terminal sizes are clamped to this (docs/protocol.md §7.7 takes 1..1000 columns and rows). */
 #define MAX_TERMINAL_SIZE 1000
 
-static const char USAGE[] = "usage: ssh [-p PORT] NAME@RELAY COMMAND [ARGS...]; interactive "
-                            "sessions are not available yet (try: help)";
+static const char USAGE[] = "usage: ssh [-p PORT] NAME@RELAY COMMAND [ARGS...]; the relay has "
+                            "no shell of its own: for a shell on a machine use "
+                            "`ssh -t NAME@RELAY join T-N` (try: help)";
 
 struct conn;
 

@@ -23,11 +23,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-from tlcase import CASES, Failure, case, check, free_port, run, wait_for
+import tlcase
+from tlcase import Failure, case, check, free_port, run, wait_for
 
 BIN = None
 WORK = None
@@ -748,33 +748,16 @@ def case_help_from_a_terminal_stays_attending():
           "help --no-wait: status %d, %r" % (status, screen))
 
 
-def main():
+def setup_globals(bin_dir, work):
     global BIN, WORK
-    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        print("usage: consent.py BIN_DIR CASE\ncases: " + " ".join(sorted(CASES)))
-        return 2
-    BIN = os.path.abspath(sys.argv[1])
-    WORK = tempfile.mkdtemp(prefix="tl-consent-")
-    try:
-        CASES[sys.argv[2]]()
-        for agent in AGENTS:
-            agent.stop()
-        print("PASS " + sys.argv[2])
-        return 0
-    except Failure as failure:
-        print("FAIL %s: %s" % (sys.argv[2], failure))
-        for name in sorted(os.listdir(WORK)):
-            if name.endswith(".log"):
-                with open(os.path.join(WORK, name)) as f:
-                    print("---- %s ----\n%s" % (name, f.read()[-6000:]))
-        return 1
-    finally:
-        for proc in STARTED:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=20)
-        shutil.rmtree(WORK, ignore_errors=True)
+    BIN, WORK = bin_dir, work
+
+
+def stop_agents():
+    for agent in AGENTS:
+        agent.stop()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tlcase.main("consent.py BIN_DIR", "tl-consent-", setup_globals, started=STARTED,
+                         passed=stop_agents, tail=60))

@@ -15,18 +15,17 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import termios
 import time
 import zlib
 
-from tlcase import CASES, Failure, case, check, free_port, run, wait_for
+import tlcase
+from tlcase import Failure, case, check, fingerprint, free_port, run, wait_for
 
 BIN = None
 WORK = None
@@ -97,10 +96,7 @@ class Relay:
 
 def keygen(name):
     path = os.path.join(WORK, name)
-    if not os.path.exists(path):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path],
-                       check=True, stdin=subprocess.DEVNULL, timeout=30)
-    return path
+    return path if os.path.exists(path) else tlcase.keygen(path, name)
 
 
 def make_ticket(relay, text="printer says offline"):
@@ -169,13 +165,14 @@ class Pty:
         self.output = b""
         self.status = None
 
-    def read_until(self, token, timeout=60.0):
+    def _read(self, done, timed_out, closed, timeout):
+        """Reads the terminal until done(): a Failure saying timed_out, or closed
+        if the terminal closes first (None: closing is the end). The deadline."""
         deadline = time.monotonic() + timeout
-        while token not in self.output:
+        while not done():
             left = deadline - time.monotonic()
             if left <= 0:
-                raise Failure("timed out waiting for %r on the terminal; it shows:\n%s" %
-                              (token, self.output.decode(errors="replace")))
+                raise Failure("%s; it shows:\n%s" % (timed_out, self.text()))
             ready, _, _ = select.select([self.fd], [], [], min(left, 0.5))
             if ready:
                 try:
@@ -183,29 +180,22 @@ class Pty:
                 except OSError:
                     chunk = b""
                 if not chunk:
-                    raise Failure("the terminal closed before %r; it shows:\n%s" %
-                                  (token, self.output.decode(errors="replace")))
+                    if closed is None:
+                        break
+                    raise Failure("%s; it shows:\n%s" % (closed, self.text()))
                 self.output += chunk
+        return deadline
+
+    def read_until(self, token, timeout=60.0):
+        self._read(lambda: token in self.output,
+                   "timed out waiting for %r on the terminal" % (token,),
+                   "the terminal closed before %r" % (token,), timeout)
         return self.output
 
     def read_more(self, after, timeout=60.0):
         """Waits until the terminal shows something past byte offset after."""
-        deadline = time.monotonic() + timeout
-        while len(self.output) <= after:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Failure("timed out waiting for more on the terminal; it shows:\n%s" %
-                              self.output.decode(errors="replace"))
-            ready, _, _ = select.select([self.fd], [], [], min(left, 0.5))
-            if ready:
-                try:
-                    chunk = os.read(self.fd, 65536)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    raise Failure("the terminal closed; it shows:\n%s" %
-                                  self.output.decode(errors="replace"))
-                self.output += chunk
+        self._read(lambda: len(self.output) > after, "timed out waiting for more on the terminal",
+                   "the terminal closed", timeout)
         return self.output
 
     def write(self, data):
@@ -213,21 +203,8 @@ class Pty:
 
     def finish(self, timeout=60.0):
         """Reads to the end and waits for the program: its exit status."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Failure("the program on the terminal did not end; it shows:\n%s" %
-                              self.output.decode(errors="replace"))
-            ready, _, _ = select.select([self.fd], [], [], min(left, 0.5))
-            if ready:
-                try:
-                    chunk = os.read(self.fd, 65536)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    break
-                self.output += chunk
+        deadline = self._read(lambda: False, "the program on the terminal did not end", None,
+                              timeout)
         while True:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid != 0:
@@ -310,9 +287,7 @@ def case_json_passes_through():
     key = relay.keys["alice"]
     out, _ = expect(console("whoami", "--json", env=relay_env(relay)), 0, "whoami --json")
     me = json.loads(out)
-    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", key + ".pub"],
-                                 capture_output=True, text=True, check=True).stdout.split()[1]
-    check(me["name"] == "alice" and me["role"] == "tier2" and me["key"] == fingerprint,
+    check(me["name"] == "alice" and me["role"] == "tier2" and me["key"] == fingerprint(key),
           "whoami: %r" % me)
     check("run" in me["capabilities"], "capabilities: %r" % me["capabilities"])
 
@@ -539,9 +514,7 @@ def case_wrong_identity_is_a_clear_auth_error():
     stranger = keygen("stranger")
     out, err = expect(console("tickets", env=relay_env(relay, TIERLINE_IDENTITY=stranger)), 255,
                       "unregistered key")
-    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", stranger + ".pub"],
-                                 capture_output=True, text=True, check=True).stdout.split()[1]
-    check(out == b"" and "refused user 'alice'" in err and fingerprint in err,
+    check(out == b"" and "refused user 'alice'" in err and fingerprint(stranger) in err,
           "unclear auth error: " + err)
     out, err = expect(console("tickets", env=relay_env(relay, TIERLINE_USER="mallory")), 255,
                       "unknown user")
@@ -557,8 +530,7 @@ def case_wrong_identity_is_a_clear_auth_error():
                       "garbage identity")
     check("is not a private key" in err, err)
     locked = os.path.join(WORK, "locked")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret phrase", "-f", locked],
-                   check=True, stdin=subprocess.DEVNULL, timeout=30)
+    tlcase.keygen(locked, passphrase="secret phrase")
     out, err = expect(console("tickets", env=relay_env(relay, TIERLINE_IDENTITY=locked)), 255,
                       "passphrase without a terminal")
     check("passphrase" in err and "no terminal" in err, err)
@@ -793,39 +765,20 @@ def case_join_session_sizes_and_status():
     check(len(modes) == 2 and modes[0] == modes[1], "the terminal changed:\n" + text)
 
 
-def main():
+def setup_globals(bin_dir, work):
     global BIN, WORK
-    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        print("usage: console.py BIN_DIR CASE\ncases: " + " ".join(sorted(CASES)))
-        return 2
-    BIN = os.path.abspath(sys.argv[1])
-    WORK = tempfile.mkdtemp(prefix="tl-console-")
-    os.environ["HOME"] = WORK
-    status = 1
-    try:
-        CASES[sys.argv[2]]()
-        print("PASS " + sys.argv[2])
-        status = 0
-    except (Failure, subprocess.TimeoutExpired) as failure:
-        print("FAIL %s: %s" % (sys.argv[2], failure))
-        for name in sorted(os.listdir(WORK)):
-            if name.endswith(".log"):
-                with open(os.path.join(WORK, name), errors="replace") as f:
-                    print("---- %s (last 40 lines)\n%s" % (name, "".join(f.readlines()[-40:])))
-    finally:
-        for pid in PTY_CHILDREN:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
-        for proc in STARTED:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(WORK, ignore_errors=True)
-    return status
+    BIN, WORK = bin_dir, work
+
+
+def kill_pty_children():
+    for pid in PTY_CHILDREN:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tlcase.main("console.py BIN_DIR", "tl-console-", setup_globals, started=STARTED,
+                         home=True, cleanup=kill_pty_children))

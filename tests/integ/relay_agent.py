@@ -17,11 +17,11 @@ import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 
-from tlcase import CASES, Failure, case, check, free_port, run, wait_for
+import tlcase
+from tlcase import Failure, case, check, free_port, keygen, run, wait_for
 
 BIN = None
 WORK = None
@@ -52,6 +52,24 @@ class Relay:
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=self.env)
         wait_for("the relay to listen", self.accepting)
         return self
+
+    def add_technicians(self, roles):
+        """Before start(): a key pair and an account for each name: role. {name: key path}."""
+        keys = {}
+        for name, role in roles.items():
+            keys[name] = keygen(os.path.join(WORK, name), name)
+            run(BIN + "/tierline-relay", "user", "add", name, "--role", role, "--key",
+                keys[name] + ".pub", "--data", self.dir)
+        return keys
+
+    def write_known_hosts(self):
+        """A known_hosts file for ssh_port, from host-key: its path."""
+        known, _ = run(BIN + "/tierline-relay", "host-key", "--data", self.dir,
+                       "--known-hosts", "127.0.0.1:%d" % self.ssh_port)
+        path = os.path.join(WORK, "known_hosts")
+        with open(path, "w") as f:
+            f.write(known)
+        return path
 
     def accepting(self):
         try:
@@ -789,7 +807,7 @@ def case_host_key_pins_the_relay_for_openssh():
     check("HOST:PORT" in err, "no usage for a bad --known-hosts: " + err)
     # A known_hosts file from host-key lets ssh connect with strict checking.
     key = os.path.join(WORK, "tech")
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+    keygen(key)
     run(BIN + "/tierline-relay", "user", "add", "tech", "--role", "tier1", "--key", key + ".pub",
         "--data", relay.dir)
     ssh_port = free_port()
@@ -859,42 +877,11 @@ def case_relay_killed_during_uploads_loses_nothing_acknowledged():
     agent.stop()
 
 
-def main():
+def setup_globals(bin_dir, work):
     global BIN, WORK
-    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        print("usage: relay_agent.py BIN_DIR CASE\ncases: " + " ".join(sorted(CASES)))
-        return 2
-    BIN = os.path.abspath(sys.argv[1])
-    WORK = tempfile.mkdtemp(prefix="tl-integ-")
-    os.environ["HOME"] = WORK
-    started = []
-    original_popen = subprocess.Popen
-
-    def tracking_popen(*args, **kwargs):
-        proc = original_popen(*args, **kwargs)
-        started.append(proc)
-        return proc
-
-    subprocess.Popen = tracking_popen
-    try:
-        CASES[sys.argv[2]]()
-        print("PASS " + sys.argv[2])
-        status = 0
-    except Failure as failure:
-        print("FAIL %s: %s" % (sys.argv[2], failure))
-        for name in sorted(os.listdir(WORK)):
-            if name.endswith(".log"):
-                with open(os.path.join(WORK, name)) as f:
-                    print("---- %s (last 40 lines)\n%s" % (name, "".join(f.readlines()[-40:])))
-        status = 1
-    finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(WORK, ignore_errors=True)
-    return status
+    BIN, WORK = bin_dir, work
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tlcase.main("relay_agent.py BIN_DIR", "tl-integ-", setup_globals, track_popen=True,
+                         home=True))

@@ -16,20 +16,19 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import socket
 import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 import termios
 import time
 
 import relay_agent
 from relay_agent import Agent, RawAgent, Relay, frame
-from tlcase import CASES, Failure, case, check, free_port, run, wait_for
+import tlcase
+from tlcase import Failure, case, check, free_port, run, wait_for
 
 BIN = None
 WORK = None
@@ -177,18 +176,8 @@ class Desk:
             self.relay.env = dict(os.environ)
             self.relay.env["ASAN_OPTIONS"] += (":quarantine_size_mb=1:"
                                                "thread_local_quarantine_size_kb=64")
-        self.keys = {}
-        for name, role in ROLES.items():
-            key = os.path.join(WORK, name)
-            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key)
-            run(BIN + "/tierline-relay", "user", "add", name, "--role", role, "--key",
-                key + ".pub", "--data", self.relay.dir)
-            self.keys[name] = key
-        known, _ = run(BIN + "/tierline-relay", "host-key", "--data", self.relay.dir,
-                       "--known-hosts", "127.0.0.1:%d" % self.relay.ssh_port)
-        self.known_hosts = os.path.join(WORK, "known_hosts")
-        with open(self.known_hosts, "w") as f:
-            f.write(known)
+        self.keys = self.relay.add_technicians(ROLES)
+        self.known_hosts = self.relay.write_known_hosts()
         self.relay.start()
         wait_for("the SSH port", lambda: self.ssh("alice", "whoami", expect=None)[0] == 0)
         self.agents, self.tickets = [], []
@@ -787,46 +776,19 @@ def case_join_bridges_a_terminal_and_keeps_a_recording():
     desk.relay.verify_audit()
 
 
-def main():
+def setup_globals(bin_dir, work):
     global BIN, WORK
-    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        print("usage: sessions_relay.py BIN_DIR CASE\ncases: " + " ".join(sorted(CASES)))
-        return 2
-    BIN = os.path.abspath(sys.argv[1])
-    WORK = tempfile.mkdtemp(prefix="tl-sess-")
+    BIN, WORK = bin_dir, work
     relay_agent.BIN, relay_agent.WORK = BIN, WORK
-    os.environ["HOME"] = WORK
-    original_popen = subprocess.Popen
 
-    def tracking_popen(*args, **kwargs):
-        proc = original_popen(*args, **kwargs)
-        STARTED.append(proc)
-        return proc
 
-    subprocess.Popen = tracking_popen
-    status = 1
-    try:
-        CASES[sys.argv[2]]()
-        # A clean stop, so that a sanitizer build reports leaks and errors here.
-        for desk in DESKS:
-            code = desk.relay.kill(signal.SIGTERM)
-            check(code == 0, "the relay exited %r on SIGTERM" % code)
-        print("PASS " + sys.argv[2])
-        status = 0
-    except (Failure, subprocess.TimeoutExpired) as failure:
-        print("FAIL %s: %s" % (sys.argv[2], failure))
-        for name in sorted(os.listdir(WORK)):
-            if name.endswith(".log"):
-                with open(os.path.join(WORK, name), errors="replace") as f:
-                    print("---- %s (last 60 lines)\n%s" % (name, "".join(f.readlines()[-60:])))
-    finally:
-        for proc in STARTED:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(WORK, ignore_errors=True)
-    return status
+def stop_relays():
+    # A clean stop, so that a sanitizer build reports leaks and errors here.
+    for desk in DESKS:
+        code = desk.relay.kill(signal.SIGTERM)
+        check(code == 0, "the relay exited %r on SIGTERM" % code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tlcase.main("sessions_relay.py BIN_DIR", "tl-sess-", setup_globals, started=STARTED,
+                         track_popen=True, home=True, passed=stop_relays, tail=60))

@@ -12,18 +12,17 @@ import hashlib
 import os
 import re
 import select
-import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import termios
 import threading
 import time
 
-from tlcase import CASES, Failure, case, check, free_port, run, wait_for
+import tlcase
+from tlcase import Failure, case, check, fingerprint, free_port, keygen, run, wait_for
 
 HARNESS = None
 WORK = None
@@ -34,19 +33,6 @@ def popen(args, **kwargs):
     proc = subprocess.Popen(args, **kwargs)
     STARTED.append(proc)
     return proc
-
-
-def keygen(name):
-    path = os.path.join(WORK, name)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path],
-                   check=True, stdin=subprocess.DEVNULL, timeout=30)
-    return path
-
-
-def fingerprint(key_path):
-    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", key_path + ".pub"],
-                         check=True, capture_output=True, text=True, timeout=30).stdout
-    return out.split()[1]
 
 
 def pattern_sha256(size):
@@ -80,7 +66,7 @@ class Harness:
         self.keys = {}
         for name in ("alice", "bob", "stranger"):
             path = os.path.join(WORK, name)
-            self.keys[name] = path if os.path.exists(path) else keygen(name)
+            self.keys[name] = path if os.path.exists(path) else keygen(path, name)
         self.users = os.path.join(WORK, "users")
         with open(self.users, "w") as f:
             for name, role in (("alice", "tier1"), ("bob", "tier2")):
@@ -838,39 +824,24 @@ def case_stop_with_sessions_open():
     check("abort command=slow" in h.log_text(), "the running command was not aborted")
 
 
-def main():
+def setup_globals(harness, work):
     global HARNESS, WORK
-    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        print("usage: ssh_front.py HARNESS CASE\ncases: " + " ".join(sorted(CASES)))
-        return 2
-    HARNESS = os.path.abspath(sys.argv[1])
-    WORK = tempfile.mkdtemp(prefix="tl-ssh-front-")
-    status = 1
-    try:
-        CASES[sys.argv[2]]()
-        for h in HARNESSES:
+    HARNESS, WORK = harness, work
+
+
+def stop_harnesses():
+    for h in HARNESSES:
+        h.stop()
+
+
+def stop_harnesses_after_failure():
+    for h in HARNESSES:
+        try:
             h.stop()
-        print("PASS " + sys.argv[2])
-        status = 0
-    except (Failure, subprocess.TimeoutExpired) as failure:
-        print("FAIL %s: %s" % (sys.argv[2], failure))
-        for h in HARNESSES:
-            try:
-                h.stop()
-            except Failure as stop_failure:
-                print("also: %s" % stop_failure)
-        path = os.path.join(WORK, "harness.log")
-        if os.path.exists(path):
-            with open(path, errors="replace") as f:
-                print("---- harness.log (last 60 lines)\n" + "".join(f.readlines()[-60:]))
-    finally:
-        for proc in STARTED:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(WORK, ignore_errors=True)
-    return status
+        except Failure as stop_failure:
+            print("also: %s" % stop_failure)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tlcase.main("ssh_front.py HARNESS", "tl-ssh-front-", setup_globals, started=STARTED,
+                         passed=stop_harnesses, failed=stop_harnesses_after_failure, tail=60))

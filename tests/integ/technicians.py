@@ -14,16 +14,15 @@ import os
 import pty
 import select
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import relay_agent
 from relay_agent import Agent, Relay
-from tlcase import CASES, Failure, case, check, free_port, run, wait_for
+import tlcase
+from tlcase import Failure, case, check, free_port, keygen, run, wait_for
 
 BIN = None
 WORK = None
@@ -81,18 +80,8 @@ class Desk:
             # Freed memory in AddressSanitizer's quarantine would look like growth.
             self.relay.env = dict(os.environ)
             self.relay.env["ASAN_OPTIONS"] += ":quarantine_size_mb=4"
-        self.keys = {}
-        for name, role in ROLES.items():
-            key = os.path.join(WORK, name)
-            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key)
-            run(BIN + "/tierline-relay", "user", "add", name, "--role", role, "--key",
-                key + ".pub", "--data", self.relay.dir)
-            self.keys[name] = key
-        known, _ = run(BIN + "/tierline-relay", "host-key", "--data", self.relay.dir,
-                       "--known-hosts", "127.0.0.1:%d" % self.relay.ssh_port)
-        self.known_hosts = os.path.join(WORK, "known_hosts")
-        with open(self.known_hosts, "w") as f:
-            f.write(known)
+        self.keys = self.relay.add_technicians(ROLES)
+        self.known_hosts = self.relay.write_known_hosts()
         self.relay.start()
         wait_for("the SSH port", lambda: self.ssh("alice", "whoami", check_status=None)[0] == 0)
         self.agent = SessionAgent("agent", agent_options)
@@ -292,7 +281,7 @@ def case_roles_are_enforced_and_denials_audited():
 def case_unknown_keys_and_bad_commands_are_refused():
     desk = Desk(ticket=False)
     stranger = os.path.join(WORK, "stranger")
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", stranger)
+    keygen(stranger)
     status, out, err = desk.ssh("alice", "tickets", key=stranger, check_status=None)
     check(status == 255 and out == "", "stranger got in: %d %r %r" % (status, out, err))
     wait_for("the refused login in the audit log",
@@ -555,43 +544,12 @@ def case_a_technician_who_stops_reading_holds_back_only_their_session():
         flood.wait()
 
 
-def main():
+def setup_globals(bin_dir, work):
     global BIN, WORK
-    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        print("usage: technicians.py BIN_DIR CASE\ncases: " + " ".join(sorted(CASES)))
-        return 2
-    BIN = os.path.abspath(sys.argv[1])
-    WORK = tempfile.mkdtemp(prefix="tl-tech-")
+    BIN, WORK = bin_dir, work
     relay_agent.BIN, relay_agent.WORK = BIN, WORK
-    os.environ["HOME"] = WORK
-    started = []
-    original_popen = subprocess.Popen
-
-    def tracking_popen(*args, **kwargs):
-        proc = original_popen(*args, **kwargs)
-        started.append(proc)
-        return proc
-
-    subprocess.Popen = tracking_popen
-    status = 1
-    try:
-        CASES[sys.argv[2]]()
-        print("PASS " + sys.argv[2])
-        status = 0
-    except (Failure, subprocess.TimeoutExpired) as failure:
-        print("FAIL %s: %s" % (sys.argv[2], failure))
-        for name in sorted(os.listdir(WORK)):
-            if name.endswith(".log"):
-                with open(os.path.join(WORK, name), errors="replace") as f:
-                    print("---- %s (last 40 lines)\n%s" % (name, "".join(f.readlines()[-40:])))
-    finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(WORK, ignore_errors=True)
-    return status
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tlcase.main("technicians.py BIN_DIR", "tl-tech-", setup_globals, track_popen=True,
+                         home=True))

@@ -289,6 +289,17 @@ static void test_config_bad_lines_named_and_change_nothing(void **state)
     int exists = 0;
     TL_ASSERT_RC(TL_EINVAL, tl_config_load_file(&config, path, &exists, why, sizeof why));
     assert_true(strstr(why, ":1: line longer than") != NULL);
+
+    /* A file over the cap is refused whole, before any line is read. */
+    char *huge = malloc(TL_CONFIG_FILE_MAX + 2);
+    memset(huge, '#', TL_CONFIG_FILE_MAX + 1);
+    huge[TL_CONFIG_FILE_MAX + 1] = '\0';
+    write_file(path, huge);
+    free(huge);
+    tl_config_defaults(&config);
+    TL_ASSERT_RC(TL_EFULL, tl_config_load_file(&config, path, &exists, why, sizeof why));
+    assert_true(strstr(why, "larger than 65536 bytes") != NULL);
+    assert_int_equal(exists, 0);
 }
 
 static void test_config_relay_forms(void **state)
