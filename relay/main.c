@@ -631,8 +631,9 @@ static char *help_text(void)
     static char text[4096];
     size_t used = (size_t)snprintf(text, sizeof text,
                                    "usage: " PROGRAM " COMMAND [OPTIONS]\n\n"
-                                   "The Tierline relay: accepts agents over mutual TLS 1.3, keeps "
-                                   "devices, tickets,\nevidence and the audit log.\n\nCommands:\n");
+                                   "The Tierline relay: accepts agents over mutual TLS 1.3 and "
+                                   "technicians over SSH;\nkeeps devices, tickets, evidence, "
+                                   "session recordings and the audit log.\n\nCommands:\n");
     for (size_t i = 0; i < COMMAND_COUNT && used < sizeof text; i++)
         used += (size_t)snprintf(text + used, sizeof text - used, "  %-13s %s\n      %s %s\n",
                                  commands[i].name, commands[i].summary, PROGRAM, commands[i].usage);
