@@ -1,0 +1,174 @@
+"""The OpenSSH reference path on loopback, built from stock OpenSSH in a
+temporary folder: a "bastion" sshd, an "endpoint" sshd, the endpoint's
+`ssh -N -R` to the bastion exposing the endpoint's sshd on a bastion-side
+port, and a technician's ssh that reaches that port through
+`ProxyCommand ssh -W`. Throwaway host and user keys, own configs and
+known_hosts; everything on 127.0.0.1. Only the processes started here are
+ever stopped, by their pid.
+
+Run on its own it builds the path, runs one command through it and tears
+it down:  openssh_ref.py [--cipher NAME] [COMMAND...]
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SSHD = "/usr/sbin/sshd"
+
+
+def wait_until(what, predicate, timeout=20.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise RuntimeError("timed out waiting for " + what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def banner(port):
+    """True when an SSH server answers on port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+            s.settimeout(2.0)
+            return s.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def keygen(path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", path],
+                   check=True, timeout=30, stdin=subprocess.DEVNULL)
+    with open(path + ".pub") as f:
+        return f.read().split()[:2]
+
+
+class OpenSSHPath:
+    """start() builds the path; client_argv() is the technician's command
+    line; processes() the long-lived ones; stop() ends them."""
+
+    def __init__(self, cipher=None, work=None):
+        self.cipher = cipher
+        self.own_work = work is None
+        self.work = work or tempfile.mkdtemp(prefix="tl-bench-ssh-")
+        self.procs = {}
+        self.logs = []
+
+    def path(self, name):
+        return os.path.join(self.work, name)
+
+    def _sshd_config(self, name, port, host_key):
+        config = self.path(name + "_sshd_config")
+        with open(config, "w") as f:
+            f.write("\n".join([
+                "ListenAddress 127.0.0.1", "Port %d" % port, "HostKey " + host_key,
+                "AuthorizedKeysFile " + self.path("authorized_keys"),
+                "UsePAM no", "StrictModes no", "PidFile none",
+                "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no", "AllowTcpForwarding yes",
+                "GatewayPorts no", "PrintMotd no", "UseDNS no", "LogLevel ERROR",
+                "MaxStartups 100:30:200", ""]))
+        return config
+
+    def _spawn(self, name, argv):
+        log = open(self.path(name + ".log"), "ab")
+        self.logs.append(log)
+        self.procs[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=log)
+        return self.procs[name]
+
+    def start(self):
+        # sshd refuses to start without its privilege separation folder,
+        # which a machine that never ran sshd as a service lacks.
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        self.bastion_port, self.endpoint_port = free_port(), free_port()
+        bastion_key = keygen(self.path("bastion_host"))
+        endpoint_key = keygen(self.path("endpoint_host"))
+        user_key = keygen(self.path("user"))
+        with open(self.path("authorized_keys"), "w") as f:
+            f.write(" ".join(user_key) + "\n")
+        with open(self.path("known_hosts"), "w") as f:
+            f.write("bastion %s\nendpoint %s\n" % (" ".join(bastion_key), " ".join(endpoint_key)))
+        for name, port, key in (("bastion", self.bastion_port, "bastion_host"),
+                                ("endpoint", self.endpoint_port, "endpoint_host")):
+            config = self._sshd_config(name, port, self.path(key))
+            self._spawn(name + "_sshd", [SSHD, "-D", "-e", "-f", config])
+            wait_until("the %s sshd" % name,
+                       lambda name=name, port=port: self._up(name + "_sshd", port))
+        # The bastion-side port the endpoint's sshd is exposed on.
+        self.forward_port = free_port()
+        cipher = ["-o", "Ciphers=" + self.cipher] if self.cipher else []
+        proxy = "ssh -F %s %s-W %%h:%%p bastion" % (
+            self.path("ssh_config"), ("-c %s " % self.cipher) if self.cipher else "")
+        with open(self.path("ssh_config"), "w") as f:
+            f.write("\n".join([
+                "Host bastion", "  HostName 127.0.0.1", "  Port %d" % self.bastion_port,
+                "  HostKeyAlias bastion",
+                "Host endpoint", "  HostName 127.0.0.1", "  Port %d" % self.forward_port,
+                "  HostKeyAlias endpoint", "  ProxyCommand " + proxy,
+                "Host *", "  User root", "  IdentityFile " + self.path("user"),
+                "  IdentitiesOnly yes", "  UserKnownHostsFile " + self.path("known_hosts"),
+                "  StrictHostKeyChecking yes", "  BatchMode yes", "  LogLevel ERROR",
+                "  ServerAliveInterval 0", ""]))
+        self._spawn("tunnel", ["ssh", "-F", self.path("ssh_config")] + cipher + [
+            "-N", "-o", "ExitOnForwardFailure=yes", "-R",
+            "127.0.0.1:%d:127.0.0.1:%d" % (self.forward_port, self.endpoint_port), "bastion"])
+        wait_until("the reverse tunnel", lambda: self._up("tunnel", self.forward_port))
+        return self
+
+    def _up(self, name, port):
+        if self.procs[name].poll() is not None:
+            with open(self.path(name + ".log"), errors="replace") as f:
+                raise RuntimeError("%s ended: %s" % (name, f.read().strip()))
+        return banner(port)
+
+    def client_argv(self, *command):
+        cipher = ["-c", self.cipher] if self.cipher else []
+        return ["ssh", "-F", self.path("ssh_config")] + cipher + ["endpoint", "--"] + list(command)
+
+    def processes(self):
+        """The long-lived processes of the path: {name: pid}."""
+        return {name: proc.pid for name, proc in self.procs.items()}
+
+    def stop(self):
+        for name in ("tunnel", "endpoint_sshd", "bastion_sshd"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+        for log in self.logs:
+            log.close()
+        if self.own_work:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def main(argv):
+    cipher = None
+    if argv[:1] == ["--cipher"] and len(argv) >= 2:
+        cipher, argv = argv[1], argv[2:]
+    ref = OpenSSHPath(cipher)
+    try:
+        ref.start()
+        command = argv or ["echo", "reference path up"]
+        return subprocess.run(ref.client_argv(*command), stdin=subprocess.DEVNULL,
+                              timeout=120).returncode
+    finally:
+        ref.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
