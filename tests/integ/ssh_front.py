@@ -301,6 +301,18 @@ def read_until_closed(sock, timeout):
 
 # ---- cases -----------------------------------------------------------------------------------
 
+def expect_echoed(proc, feeder, size, what):
+    """The command echoed every byte the feeder wrote, in order, and exited 0."""
+    received, digest = read_all(proc.stdout)
+    status = proc.wait(timeout=120)
+    feeder.join(timeout=60)
+    check(status == 0 and feeder.error is None, "%s: exit %d, feeder %r"
+          % (what, status, feeder.error))
+    check(received == size and digest == feeder.digest.hexdigest(),
+          "%s: %d bytes of %d; same bytes: %s"
+          % (what, received, size, digest == feeder.digest.hexdigest()))
+
+
 @case
 def case_exec_output_and_status():
     h = Harness().start()
@@ -563,14 +575,7 @@ def case_input_taken_in_part_is_offered_again():
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     feeder = Feeder(proc.stdin, size, block=100_003)
     feeder.start()
-    received, digest = read_all(proc.stdout)
-    status = proc.wait(timeout=120)
-    feeder.join(timeout=60)
-    check(status == 0 and feeder.error is None, "trickle: exit %d, feeder %r"
-          % (status, feeder.error))
-    check(received == size and digest == feeder.digest.hexdigest(),
-          "trickle echoed %d bytes of %d; same bytes: %s"
-          % (received, size, digest == feeder.digest.hexdigest()))
+    expect_echoed(proc, feeder, size, "trickle")
 
 
 @case
@@ -646,14 +651,7 @@ def case_stdin_flood_while_held_keeps_memory_bounded():
     h.wait_log(r"^abort command=cat-input received=0$")
     # Released, every byte comes back, in order.
     expect_ok(h.ssh("bob", "release"), b"released 1\n", "release")
-    received, digest = read_all(proc.stdout)
-    status = proc.wait(timeout=120)
-    feeder.join(timeout=60)
-    check(status == 0 and feeder.error is None, "after release: exit %d, feeder %r"
-          % (status, feeder.error))
-    check(received == size and digest == feeder.digest.hexdigest(),
-          "after release: %d bytes of %d; same bytes: %s"
-          % (received, size, digest == feeder.digest.hexdigest()))
+    expect_echoed(proc, feeder, size, "after release")
 
 
 @case

@@ -1,5 +1,5 @@
 /*
- * A relay SSH front end with stub commands, for tests/integ/ssh_front.py.
+ * A relay SSH front end with canned test commands, for tests/integ/ssh_front.py.
  *
  *   ssh_front_harness --listen ADDR:PORT --host-key KEY --users FILE
  *                     [--auth-timeout-ms MS] [--max-sessions N] [--log-level L]
