@@ -152,23 +152,29 @@ static int cmd_serve(const struct command *cmd, int argc, char **argv)
 
 /* ---- enroll-code ------------------------------------------------------------- */
 
+#define TL_ENROLL_CODES_MAX 10000
+
 static int cmd_enroll_code(const struct command *cmd, int argc, char **argv)
 {
-    const char *data = NULL, *ttl = "15m", *note = "", *address = NULL, *positional[1];
+    const char *data = NULL, *ttl = "15m", *note = "", *address = NULL, *count_text = "1",
+               *positional[1];
     int count;
-    tl_cli_option_t options[] = {{"data", &data, NULL},
-                                 {"ttl", &ttl, NULL},
-                                 {"note", &note, NULL},
-                                 {"address", &address, NULL},
-                                 {0}};
+    tl_cli_option_t options[] = {{"data", &data, NULL},        {"ttl", &ttl, NULL},
+                                 {"note", &note, NULL},        {"address", &address, NULL},
+                                 {"count", &count_text, NULL}, {0}};
     int status =
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
     if (status != 0 || (status = need_data(cmd, data)) != 0)
         return status;
-    uint64_t ttl_ms;
+    uint64_t ttl_ms, codes;
     if (tl_cli_parse_duration(ttl, &ttl_ms) != 0 || ttl_ms > 30ull * 86400 * 1000) {
         fprintf(stderr, PROGRAM " enroll-code: bad --ttl '%s' (like 90s, 15m, 2h; at most 30d)\n",
                 ttl);
+        return TL_EXIT_USAGE;
+    }
+    if (tl_cli_parse_uint(count_text, 1, TL_ENROLL_CODES_MAX, &codes) != 0) {
+        fprintf(stderr, PROGRAM " enroll-code: bad --count '%s' (1 to %d codes)\n", count_text,
+                TL_ENROLL_CODES_MAX);
         return TL_EXIT_USAGE;
     }
     if (strlen(note) > TL_STORE_MAX_NOTE) {
@@ -193,38 +199,77 @@ static int cmd_enroll_code(const struct command *cmd, int argc, char **argv)
     }
     if ((rc = tl_datadir_fingerprint(data, enrollment.fingerprint)) != 0)
         return fail("reading the relay key", rc);
-    char hash[TL_SHA256_HEX_LEN];
-    if ((rc = tl_enroll_code_generate(enrollment.code)) != 0 ||
-        (rc = tl_enroll_code_hash(enrollment.code, hash)) != 0)
-        return fail("making a code", rc);
 
+    /* All codes in one transaction and one audit batch: all or none. */
+    char(*made)[TL_ENROLL_CODE_LEN] = calloc(codes, sizeof *made);
+    tl_audit_entry_t *entries = calloc(codes, sizeof *entries);
     tl_store_t *store = NULL;
     tl_audit_t *audit = NULL;
     char path[4096];
-    int64_t now = tl_wall_ms(), code_id = 0;
-    if ((rc = open_store(data, &store)) != 0 ||
-        (rc = tl_store_code_add(store, hash, now, now + (int64_t)ttl_ms, note, &code_id)) != 0)
+    int64_t now = tl_wall_ms();
+    int in_transaction = 0;
+    size_t done = 0;
+    if (made == NULL || entries == NULL) {
+        rc = TL_ENOMEM;
         goto out;
+    }
     if ((rc = tl_datadir_path(data, TL_DATADIR_AUDIT, path, sizeof path)) != 0 ||
-        (rc = tl_audit_open(path, &audit)) != 0)
+        (rc = tl_audit_open(path, &audit)) != 0 || (rc = open_store(data, &store)) != 0 ||
+        (rc = tl_store_begin(store)) != 0)
         goto out;
-    /* The code itself never reaches the audit log: only its id and expiry. */
-    json_t *details = json_pack("{s:I, s:I, s:s}", "code_id", (json_int_t)code_id, "expires",
-                                (json_int_t)(now + (int64_t)ttl_ms), "note", note);
-    rc = tl_audit_append(audit, "admin", "enroll.code", "", details, NULL);
-    json_decref(details);
+    in_transaction = 1;
+    for (; done < codes; done++) {
+        char hash[TL_SHA256_HEX_LEN];
+        int64_t code_id = 0;
+        if ((rc = tl_enroll_code_generate(made[done])) != 0 ||
+            (rc = tl_enroll_code_hash(made[done], hash)) != 0 ||
+            (rc = tl_store_code_add(store, hash, now, now + (int64_t)ttl_ms, note, &code_id)) != 0)
+            goto out;
+        /* The code itself never reaches the audit log: only its id and expiry. */
+        entries[done] = (tl_audit_entry_t){
+            .actor = "admin",
+            .action = "enroll.code",
+            .details = json_pack("{s:I, s:I, s:s}", "code_id", (json_int_t)code_id, "expires",
+                                 (json_int_t)(now + (int64_t)ttl_ms), "note", note),
+        };
+        if (entries[done].details == NULL) {
+            rc = TL_ENOMEM;
+            done++;
+            goto out;
+        }
+    }
+    if ((rc = tl_store_commit(store)) != 0)
+        goto out;
+    in_transaction = 0;
+    rc = tl_audit_append_batch(audit, entries, done);
 out:
+    if (in_transaction)
+        tl_store_rollback(store);
+    for (size_t i = 0; entries != NULL && i < done; i++)
+        json_decref(entries[i].details);
+    free(entries);
     tl_audit_close(audit);
     tl_store_close(store);
+    if (rc == 0) {
+        for (size_t i = 0; i < codes && rc == 0; i++) {
+            char text[TL_ENROLLMENT_MAX];
+            memcpy(enrollment.code, made[i], sizeof enrollment.code);
+            if ((rc = tl_enrollment_format(&enrollment, text, sizeof text)) != 0)
+                break;
+            printf("%s\n", text);
+            if (codes == 1)
+                fprintf(stderr,
+                        "Single use; expires in %s. On the user's machine: tierline-agent enroll "
+                        "'%s'\n",
+                        ttl, text);
+        }
+    }
+    free(made);
     if (rc != 0)
         return fail("enroll-code", rc);
-    char text[TL_ENROLLMENT_MAX];
-    if ((rc = tl_enrollment_format(&enrollment, text, sizeof text)) != 0)
-        return fail("formatting the enrollment string", rc);
-    printf("%s\n", text);
-    fprintf(stderr,
-            "Single use; expires in %s. On the user's machine: tierline-agent enroll '%s'\n", ttl,
-            text);
+    if (codes > 1)
+        fprintf(stderr, "%llu codes, one per line, each single use; they expire in %s.\n",
+                (unsigned long long)codes, ttl);
     return TL_EXIT_OK;
 }
 
@@ -607,8 +652,11 @@ static const struct command commands[] = {
      "serve --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--heartbeat-ms N] "
      "[--handshake-timeout-ms N] [--log-level LEVEL]",
      "accept agents over mutual TLS 1.3, and technicians over SSH with --ssh-listen", cmd_serve},
-    {"enroll-code", "enroll-code --data DIR [--ttl 15m] [--note TEXT] [--address HOST:PORT]",
-     "print a one-time enrollment string for a new agent", cmd_enroll_code},
+    {"enroll-code",
+     "enroll-code --data DIR [--ttl 15m] [--note TEXT] [--address HOST:PORT] [--count N]",
+     "print a one-time enrollment string for a new agent (--count N: N of them, one per line, "
+     "up to 10000)",
+     cmd_enroll_code},
     {"devices", "devices --data DIR [--json]", "list enrolled devices", cmd_devices},
     {"tickets", "tickets --data DIR [--json]", "list tickets", cmd_tickets},
     {"ticket", "ticket show T-N --data DIR [--json]",

@@ -413,6 +413,38 @@ def case_wrong_code_refused_and_rate_limited():
 
 
 @case
+def case_enroll_code_count_makes_distinct_single_use_codes():
+    relay = Relay().start()
+    out, err = run(BIN + "/tierline-relay", "enroll-code", "--data", relay.dir, "--count", "3")
+    strings = out.split()
+    check(len(strings) == 3 and len(set(strings)) == 3, "three distinct strings: %r" % strings)
+    check("3 codes" in err and "single use" in err, "no summary: " + err)
+    check(relay.audit_actions().count("enroll.code") == 3, "each code audited")
+    for i, string in enumerate(strings):
+        Agent("agent%d" % i).enroll(string)
+    check(len(relay.devices()) == 3, "three devices: %r" % relay.devices())
+    _, err = Agent("again").enroll(strings[0], expect=1)
+    check("already used" in err, "a batch code was reusable: " + err)
+    relay.verify_audit()
+
+
+@case
+def case_enroll_code_bad_count_refused_nothing_made():
+    relay = Relay()
+    before = relay.audit_actions()
+    for bad in ("0", "10001", "-1", "3x", ""):
+        _, err = run(BIN + "/tierline-relay", "enroll-code", "--data", relay.dir, "--count", bad,
+                     expect=2)
+        check("bad --count" in err, "no clear error for %r: %s" % (bad, err))
+    check(relay.audit_actions() == before, "audit changed: %r" % relay.audit_actions())
+    # The largest batch is accepted, in one transaction and one audit batch.
+    out, _ = run(BIN + "/tierline-relay", "enroll-code", "--data", relay.dir, "--count", "10000")
+    check(len(set(out.split())) == 10000, "10000 distinct codes")
+    check(relay.audit_actions().count("enroll.code") == 10000, "each code audited")
+    relay.verify_audit()
+
+
+@case
 def case_malformed_enrollment_string_refused():
     _, err = Agent("agent").enroll("tl1:nonsense", expect=2)
     check("not a valid enrollment string" in err, err)
