@@ -161,6 +161,7 @@ int tl_client_connect(tl_client_t *client)
     long timeout = TL_CLIENT_TIMEOUT_S;
     int port = (int)client->port;
     int verbosity = SSH_LOG_NOLOG;
+    int nodelay = 1;             /* keystrokes go out at once, not behind Nagle */
     bool process_config = false; /* ~/.ssh/config is for ssh; our settings are our own */
     client->session = ssh_new();
     client->event = ssh_event_new();
@@ -173,7 +174,8 @@ int tl_client_connect(tl_client_t *client)
         ssh_options_set(client->session, SSH_OPTIONS_HOST, client->host) != SSH_OK ||
         ssh_options_set(client->session, SSH_OPTIONS_PORT, &port) != SSH_OK ||
         ssh_options_set(client->session, SSH_OPTIONS_USER, client->user) != SSH_OK ||
-        ssh_options_set(client->session, SSH_OPTIONS_TIMEOUT, &timeout) != SSH_OK) {
+        ssh_options_set(client->session, SSH_OPTIONS_TIMEOUT, &timeout) != SSH_OK ||
+        ssh_options_set(client->session, SSH_OPTIONS_NODELAY, &nodelay) != SSH_OK) {
         set_error(client, "bad connection settings for %s: %s", client->address,
                   ssh_reason(client));
         return TL_EINVAL;

@@ -53,6 +53,7 @@
 #include <libssh/callbacks.h>
 #include <libssh/server.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -1490,6 +1491,10 @@ static void on_listen_poll(uv_poll_t *handle, int status, int events)
             uv_timer_start(&front->accept_pause, on_accept_pause_over, ACCEPT_PAUSE_MS, 0);
             return;
         }
+        /* Keystrokes and their echoes are small: no Nagle delay behind a delayed ACK. */
+        int on = 1;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
+            tl_log_debug("TCP_NODELAY not set error=%s", strerror(errno));
         char address[TL_ADDR_TEXT_MAX];
         tl_addr_format((struct sockaddr *)&peer, 0, address);
         const char *refusal = NULL;

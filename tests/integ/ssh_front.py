@@ -489,6 +489,58 @@ def case_pty_keystrokes_echoed():
     h.wait_log(r"^cat-input done received=12$")
 
 
+def established_sockets(pid, local_port):
+    """pid's file descriptors that are established TCP connections to local_port."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if port == local_port and fields[3] == "01":  # TCP_ESTABLISHED
+                    inodes.add(fields[9])
+    found = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            found.append(int(fd))
+    return found
+
+
+def peer_socket_option(pid, fd, level, option):
+    """getsockopt on another process's socket (pidfd_getfd: needs ptrace rights)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_pidfd_getfd = 438
+    pidfd = os.pidfd_open(pid)
+    try:
+        copy = libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
+        if copy < 0:
+            raise Failure("pidfd_getfd: " + os.strerror(ctypes.get_errno()))
+    finally:
+        os.close(pidfd)
+    with socket.socket(fileno=copy) as sock:
+        return sock.getsockopt(level, option)
+
+
+@case
+def case_technician_connections_have_nodelay():
+    # A keystroke's echo must not wait behind Nagle for the client's delayed ACK.
+    h = Harness().start()
+    client = PtyClient(h, "alice", "cat-input", extra=("-tt",))
+    h.wait_log(r"ssh exec user=alice .* command=cat-input")
+    fds = established_sockets(h.proc.pid, h.port)
+    check(len(fds) >= 1, "no connection socket found in the front end")
+    for fd in fds:
+        check(peer_socket_option(h.proc.pid, fd, socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0,
+              "TCP_NODELAY is off on the front end's socket fd %d" % fd)
+    client.send(b"\x04")
+    check(client.finish() == 0, "cat-input did not end cleanly: %r" % client.output)
+
+
 @case
 def case_pty_window_changes_arrive():
     h = Harness().start()
