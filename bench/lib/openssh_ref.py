@@ -36,6 +36,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(count):
+    """count distinct loopback ports that were free a moment ago: all are
+    held open together, so none comes back twice."""
+    held = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def banner(port):
     """True when an SSH server answers on port."""
     try:
@@ -44,6 +59,21 @@ def banner(port):
             return s.recv(8).startswith(b"SSH-")
     except OSError:
         return False
+
+
+def stop_processes(procs, timeout=10.0):
+    """Asks every running one of procs (Popen objects, None skipped) to end,
+    then waits for each; one that does not end in time is killed."""
+    procs = [proc for proc in procs if proc is not None]
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
 
 
 def keygen(path):
@@ -68,9 +98,17 @@ class OpenSSHPath:
         return os.path.join(self.work, name)
 
     def _sshd_config(self, name, port, host_key):
+        """An sshd's config. Every sshd but the bastion's is an endpoint: its
+        sessions get SHLVL=1 (`SetEnv`). sshd runs each command as
+        `$SHELL -c COMMAND` with the user's login shell, and Debian's bash
+        sources ~/.bashrc for such a shell started by sshd; a slow root
+        ~/.bashrc (pyenv and the like) would be counted as OpenSSH's, once per
+        session. With SHLVL=1 bash counts itself as nested and skips it; bash
+        itself still starts."""
         config = self.path(name + "_sshd_config")
+        endpoint = ["SetEnv SHLVL=1"] if name != "bastion" else []
         with open(config, "w") as f:
-            f.write("\n".join([
+            f.write("\n".join(endpoint + [
                 "ListenAddress 127.0.0.1", "Port %d" % port, "HostKey " + host_key,
                 "AuthorizedKeysFile " + self.path("authorized_keys"),
                 "UsePAM no", "StrictModes no", "PidFile none",
@@ -142,14 +180,124 @@ class OpenSSHPath:
 
     def stop(self):
         for name in ("tunnel", "endpoint_sshd", "bastion_sshd"):
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            stop_processes([self.procs.get(name)])
+        for log in self.logs:
+            log.close()
+        if self.own_work:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+class OpenSSHFleet(OpenSSHPath):
+    """The same shape with many endpoints on one bastion: endpoint i (0-based)
+    has an sshd of its own and an `ssh -N -R` of its own exposing it on a
+    bastion-side port, and is reached as host `endpointNN` (NN = i + 1)
+    through `ProxyCommand ssh -W`. The endpoints share one host key (a
+    throwaway one, like every key here)."""
+
+    def __init__(self, count, cipher=None, work=None):
+        super().__init__(cipher, work)
+        self.count = count
+        width = max(2, len(str(count)))
+        self.hosts = ["endpoint%0*d" % (width, i + 1) for i in range(count)]
+
+    def start(self):
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        ports = free_ports(2 * self.count + 1)
+        self.bastion_port = ports[0]
+        self.endpoint_ports = ports[1:self.count + 1]
+        self.forward_ports = ports[self.count + 1:]
+        bastion_key = keygen(self.path("bastion_host"))
+        endpoint_key = keygen(self.path("endpoint_host"))
+        user_key = keygen(self.path("user"))
+        with open(self.path("authorized_keys"), "w") as f:
+            f.write(" ".join(user_key) + "\n")
+        with open(self.path("known_hosts"), "w") as f:
+            f.write("bastion %s\nendpoint %s\n" % (" ".join(bastion_key),
+                                                     " ".join(endpoint_key)))
+        self._write_ssh_config()
+
+        def move_bastion(port):
+            self.bastion_port = port
+            self._write_ssh_config()
+        self._spawn_sshd("bastion")
+        self._await("bastion_sshd", lambda: self.bastion_port, move_bastion,
+                    lambda: self._spawn_sshd("bastion"))
+        for i in range(self.count):
+            self._spawn_sshd(i)
+        for i, host in enumerate(self.hosts):
+            self._await(host + "_sshd", lambda i=i: self.endpoint_ports[i],
+                        lambda port, i=i: self.endpoint_ports.__setitem__(i, port),
+                        lambda i=i: self._spawn_sshd(i))
+        for i in range(self.count):
+            self._spawn_tunnel(i)
+        for i, host in enumerate(self.hosts):
+            def move_forward(port, i=i):
+                self.forward_ports[i] = port
+                self._write_ssh_config()
+            self._await(host + "_tunnel", lambda i=i: self.forward_ports[i], move_forward,
+                        lambda i=i: self._spawn_tunnel(i))
+        return self
+
+    def _spawn_sshd(self, which):
+        """The bastion's sshd ("bastion") or endpoint which's (an index)."""
+        if which == "bastion":
+            name, port, key = "bastion", self.bastion_port, "bastion_host"
+        else:
+            name, port, key = self.hosts[which], self.endpoint_ports[which], "endpoint_host"
+        config = self._sshd_config(name, port, self.path(key))
+        self._spawn(name + "_sshd", [SSHD, "-D", "-e", "-f", config])
+
+    def _spawn_tunnel(self, index):
+        cipher = ["-o", "Ciphers=" + self.cipher] if self.cipher else []
+        self._spawn(self.hosts[index] + "_tunnel", ["ssh", "-F", self.path("ssh_config")] +
+                    cipher + ["-N", "-o", "ExitOnForwardFailure=yes", "-R",
+                              "127.0.0.1:%d:127.0.0.1:%d" % (self.forward_ports[index],
+                                                             self.endpoint_ports[index]),
+                              "bastion"])
+
+    def _await(self, name, port, move, respawn, attempts=5):
+        """Waits until name answers on port(). If it ended instead (most
+        likely another process took its port since it was picked), moves it
+        to another port and starts it again, a few times."""
+        for attempt in range(attempts):
+            try:
+                return wait_until(name, lambda: self._up(name, port()))
+            except RuntimeError as e:
+                if self.procs[name].poll() is None or attempt == attempts - 1:
+                    raise
+                sys.stderr.write("%s; trying another port\n" % e)
+                move(free_port())
+                respawn()
+
+    def _write_ssh_config(self):
+        proxy = "ssh -F %s %s-W %%h:%%p bastion" % (
+            self.path("ssh_config"), ("-c %s " % self.cipher) if self.cipher else "")
+        lines = ["Host bastion", "  HostName 127.0.0.1", "  Port %d" % self.bastion_port,
+                 "  HostKeyAlias bastion"]
+        for host, port in zip(self.hosts, self.forward_ports):
+            lines += ["Host " + host, "  HostName 127.0.0.1", "  Port %d" % port,
+                      "  HostKeyAlias endpoint", "  ProxyCommand " + proxy]
+        lines += ["Host *", "  User root", "  IdentityFile " + self.path("user"),
+                  "  IdentitiesOnly yes", "  UserKnownHostsFile " + self.path("known_hosts"),
+                  "  StrictHostKeyChecking yes", "  BatchMode yes", "  LogLevel ERROR",
+                  "  ServerAliveInterval 0", ""]
+        with open(self.path("ssh_config") + ".new", "w") as f:
+            f.write("\n".join(lines))
+        os.replace(self.path("ssh_config") + ".new", self.path("ssh_config"))
+
+    def host_client_argv(self, index, *command):
+        """The technician's command line on endpoint index."""
+        cipher = ["-c", self.cipher] if self.cipher else []
+        return ["ssh", "-F", self.path("ssh_config")] + cipher + [self.hosts[index], "--"] + list(
+            command)
+
+    def client_argv(self, *command):
+        return self.host_client_argv(0, *command)
+
+    def stop(self):
+        names = ([host + "_tunnel" for host in self.hosts] +
+                 [host + "_sshd" for host in self.hosts] + ["bastion_sshd"])
+        stop_processes([self.procs.get(name) for name in names])
         for log in self.logs:
             log.close()
         if self.own_work:

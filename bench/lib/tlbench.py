@@ -9,9 +9,10 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
-from openssh_ref import free_port, keygen, wait_until
+from openssh_ref import stop_processes, free_port, free_ports, keygen, wait_until
 
 TICK = os.sysconf("SC_CLK_TCK")
 GIB = 1 << 30
@@ -183,14 +184,7 @@ class TierlinePath:
 
     def stop(self):
         for name in ("agent", "relay"):
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            stop_processes([self.procs.get(name)])
         for log_file in self.logs:
             log_file.close()
 
@@ -198,3 +192,142 @@ class TierlinePath:
 def summary(values):
     """(median, min, max)."""
     return statistics.median(values), min(values), max(values)
+
+
+def raise_nofile():
+    """Raises the soft limit on open files to the hard one; the new limit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def rss_kib(pid):
+    """The resident set of pid in KiB (VmRSS), 0 if it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class TierlineFleet(TierlinePath):
+    """One relay with many tier2 technicians (t01, t02, ...), each with a key
+    of their own, and as many enrolled agents, each with its own state
+    folder, an unattended policy granting tier2 the scopes, and one ticket.
+    Technician i (0-based) works on agent i's ticket."""
+
+    def __init__(self, bin_dir, work, count, scopes=("exec",), parallel=8):
+        super().__init__(bin_dir, work, scopes)
+        self.count, self.parallel = count, parallel
+        width = max(2, len(str(count)))
+        self.users = ["t%0*d" % (width, i + 1) for i in range(count)]
+        self.agents = ["agent%0*d" % (width, i + 1) for i in range(count)]
+        self.tickets = [None] * count
+
+    def start(self):
+        from concurrent.futures import ThreadPoolExecutor
+        relay = self.path("relay")
+        port, self.ssh_port = free_ports(2)
+        self.listen = "127.0.0.1:%d" % port
+        self.tl("tierline-relay", "init", "--data", relay, "--listen", self.listen)
+        with ThreadPoolExecutor(self.parallel) as pool:
+            list(pool.map(lambda user: keygen(self.path(user)), self.users))
+        # The store has one writer at a time: accounts and codes one by one.
+        for user in self.users:
+            self.tl("tierline-relay", "user", "add", user, "--role", "tier2", "--key",
+                    self.path(user + ".pub"), "--data", relay)
+        codes = []
+        for _ in self.agents:
+            code, _ = self.tl("tierline-relay", "enroll-code", "--data", relay, "--ttl", "30m")
+            codes.append(code.strip())
+        known, _ = self.tl("tierline-relay", "host-key", "--data", relay, "--known-hosts",
+                           "127.0.0.1:%d" % self.ssh_port)
+        with open(self.path("known_hosts"), "w") as f:
+            f.write(known)
+        with open(self.path("policy.json"), "w") as f:
+            json.dump({"unattended": [{"roles": ["tier2"], "scopes": self.scopes}]}, f)
+        self.spawn("relay", [os.path.join(self.bin, "tierline-relay"), "serve", "--data", relay,
+                             "--listen", self.listen, "--ssh-listen",
+                             "127.0.0.1:%d" % self.ssh_port, "--log-level", "info"])
+        wait_until("the relay's SSH port", lambda: self.whoami(0))
+        # The relay counts an enrollment against the address's five failures
+        # a minute while it is in progress (a success gives it back): at most
+        # four at once from here.
+        self._enrolling = threading.Semaphore(4)
+        with ThreadPoolExecutor(self.parallel) as pool:
+            list(pool.map(self._start_agent, range(self.count), codes))
+        return self
+
+    def _start_agent(self, index, code):
+        name = self.agents[index]
+        state = self.path(name)
+        with self._enrolling:
+            self.tl("tierline-agent", "enroll", code, "--state", state)
+        self.spawn(name, [os.path.join(self.bin, "tierline-agent"), "run", "--state", state,
+                          "--policy", self.path("policy.json"), "--shell", "/bin/sh",
+                          "--log-level", "info"])
+        wait_until("%s online" % name, lambda: self.agent_status(index).get("connected"),
+                   timeout=60)
+        out, _ = self.tl("tierline-agent", "help", "benchmark machine %d" % (index + 1),
+                         "--state", state, "--wait-ms", "30000")
+        ticket = out.strip()
+        if not re.fullmatch(r"T-\d+", ticket):
+            raise RuntimeError("no ticket from help for %s: %r" % (name, out))
+        self.tickets[index] = ticket
+
+    def agent_status(self, index):
+        name = self.agents[index]
+        if self.procs[name].poll() is not None:
+            raise RuntimeError("%s ended; see %s" % (name, self.path(name + ".log")))
+        out, _ = self.tl("tierline-agent", "status", "--state", self.path(name), "--json")
+        return json.loads(out)
+
+    def agent_channels(self, index):
+        """The channels open on agent index, over all its grants."""
+        out, _ = self.tl("tierline-agent", "sessions", "--state", self.path(self.agents[index]),
+                         "--json")
+        answer = json.loads(out)
+        if not answer.get("running"):
+            raise RuntimeError("%s is not running; see %s" % (
+                self.agents[index], self.path(self.agents[index] + ".log")))
+        return sum(len(grant.get("channels") or []) for grant in answer["grants"])
+
+    def whoami(self, index):
+        """True when technician index can sign in and the relay answers."""
+        if self.procs["relay"].poll() is not None:
+            raise RuntimeError("the relay ended; see " + self.path("relay.log"))
+        proc = subprocess.run(self.user_ssh_argv(index) + ["whoami"], capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=30)
+        return proc.returncode == 0 and self.users[index].encode() in proc.stdout
+
+    def user_ssh_argv(self, index, cipher=None):
+        user = self.users[index]
+        return ["ssh", "-F", "/dev/null", "-i", self.path(user), "-p", str(self.ssh_port),
+                "-o", "UserKnownHostsFile=" + self.path("known_hosts"),
+                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+                "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR"] + (
+                    ["-c", cipher] if cipher else []) + [user + "@127.0.0.1"]
+
+    def ssh_argv(self, cipher=None):
+        return self.user_ssh_argv(0, cipher)
+
+    def client_argv(self, cipher, *command):
+        return self.user_client_argv(0, cipher, *command)
+
+    def user_client_argv(self, index, cipher, *command):
+        """Technician index runs command on agent index's machine."""
+        return self.user_ssh_argv(index, cipher) + ["run", self.tickets[index], "--"] + list(
+            command)
+
+    def stop(self):
+        # The agents first (all at once), so none reconnects to a relay that
+        # is going away; then the relay.
+        for group in (self.agents, ["relay"]):
+            stop_processes([self.procs.get(name) for name in group])
+        for log_file in self.logs:
+            log_file.close()
