@@ -590,6 +590,16 @@ static void on_output_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
         if (nread != UV_EOF && nread != UV_EIO)
             tl_log_warn("session output failed channel=%u reason=%s", s->channel,
                         tl_strerror((int)nread));
+        if (s->kind == KIND_SHELL && s->running) {
+            /* Closing the master hangs the terminal up: a process that closed its
+             * descriptors and is still on its way out would die of SIGHUP and its
+             * real exit status be lost. Stop reading; close once it is reaped. */
+            uv_read_stop(stream);
+            o->reading = false;
+            o->done = true;
+            maybe_finish(s);
+            return;
+        }
         output_close(o);
         maybe_finish(s);
         return;
@@ -1263,6 +1273,8 @@ static void on_sigchld(uv_signal_t *handle, int signum)
         uv_timer_stop(&s->deadline_timer);
         if (input_stream(s) == (uv_stream_t *)&s->input)
             input_close(s);
+        if (s->kind == KIND_SHELL && s->out[0].done)
+            output_close(&s->out[0]); /* the terminal's end, kept open until now */
         maybe_finish(s);
         maybe_release(s);
     }

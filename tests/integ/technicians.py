@@ -383,6 +383,22 @@ def case_join_records_a_session_that_plays():
 
 
 @case
+def case_shell_that_closes_its_terminal_keeps_its_exit_status():
+    # A program that closes its terminal before it exits (coreutils do, at
+    # exit) must not be hung up on: its own status comes back, not HUP.
+    desk = Desk()
+    term = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
+    try:
+        desk.agent.cli("approve", desk.agent.question("bob")["id"])
+        term.expect("granted")
+        term.type("exec sh -c 'exec 0<&- 1>&- 2>&-; sleep 1; exit 7'\n")
+        status = term.wait()
+    finally:
+        term.kill()
+    check(status == 7, "join ended with %r, not the shell's 7: %r" % (status, term.seen[-300:]))
+
+
+@case
 def case_observer_watches_a_live_shell_read_only():
     desk = Desk()
     shell = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
