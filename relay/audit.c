@@ -556,7 +556,7 @@ static int format_batch(const tl_audit_entry_t *entries, size_t count, uint64_t 
 {
     int rc = 0;
     char *batch = NULL;
-    size_t batch_len = 0;
+    size_t batch_len = 0, batch_cap = 0;
     char *line = NULL;
     char prev[TL_AUDIT_HASH_HEX];
 
@@ -569,12 +569,18 @@ static int format_batch(const tl_audit_entry_t *entries, size_t count, uint64_t 
                                   entries[i].subject, entries[i].details, prev, &line, &line_len);
         if (rc < 0)
             goto out;
-        char *grown = realloc(batch, batch_len + line_len);
-        if (!grown) {
-            rc = TL_ENOMEM;
-            goto out;
+        if (batch_len + line_len > batch_cap) {
+            /* Doubling: a batch of thousands of lines is not copied once per line. */
+            size_t cap =
+                batch_cap * 2 > batch_len + line_len ? batch_cap * 2 : batch_len + line_len;
+            char *grown = realloc(batch, cap);
+            if (!grown) {
+                rc = TL_ENOMEM;
+                goto out;
+            }
+            batch = grown;
+            batch_cap = cap;
         }
-        batch = grown;
         memcpy(batch + batch_len, line, line_len);
         batch_len += line_len;
         /* The new line's hash sits just before its closing `"}\n`. */
