@@ -571,6 +571,19 @@ static void record(struct session *s, const char *event, const char *action, jso
 
 /* ---- what the records say -------------------------------------------------------------------- */
 
+/* The length of text kept for the records: at most AUDIT_WORD_MAX, never a split character. */
+static size_t word_len(const char *text, int *truncated)
+{
+    size_t len = strlen(text);
+    if (len > AUDIT_WORD_MAX) {
+        len = AUDIT_WORD_MAX;
+        while (len > 0 && ((uint8_t)text[len] & 0xc0) == 0x80)
+            len--;
+        *truncated = 1;
+    }
+    return len;
+}
+
 /* A list of words for the timeline and audit log: bounded, valid UTF-8. */
 static json_t *bounded_words(json_t *words, int *truncated)
 {
@@ -581,13 +594,7 @@ static json_t *bounded_words(json_t *words, int *truncated)
     json_array_foreach(words, i, word)
     {
         const char *text = json_string_value(word);
-        size_t len = strlen(text);
-        if (len > AUDIT_WORD_MAX) {
-            len = AUDIT_WORD_MAX;
-            while (len > 0 && ((uint8_t)text[len] & 0xc0) == 0x80)
-                len--; /* do not split a character */
-            *truncated = 1;
-        }
+        size_t len = word_len(text, truncated);
         if (total + len > AUDIT_ARGS_MAX) {
             *truncated = 1;
             break;
@@ -608,13 +615,7 @@ static json_t *bounded_args(json_t *args, int *truncated)
     json_object_foreach(args, name, value)
     {
         const char *text = json_string_value(value);
-        size_t len = strlen(text);
-        if (len > AUDIT_WORD_MAX) {
-            len = AUDIT_WORD_MAX;
-            while (len > 0 && ((uint8_t)text[len] & 0xc0) == 0x80)
-                len--;
-            *truncated = 1;
-        }
+        size_t len = word_len(text, truncated);
         if (total + len + strlen(name) > AUDIT_ARGS_MAX) {
             *truncated = 1;
             break;
