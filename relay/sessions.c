@@ -859,7 +859,7 @@ static int work_lookup(struct sjob *job, tl_job_ctx_t *ctx)
 {
     struct session *s = job->session;
     json_t *ticket = NULL;
-    int rc = tl_store_ticket_get(ctx->store, s->ticket_id, &ticket);
+    int rc = tl_store_ticket_fields(ctx->store, s->ticket_id, &ticket);
     if (rc == 0 && tl_role_assigned_only(s->role)) {
         /* Vendors work only on tickets handed to them; others do not exist for them. */
         const char *assignee = json_string_value(json_object_get(ticket, "assignee"));
@@ -1966,7 +1966,7 @@ static int work_grant_ended(struct sjob *job, tl_job_ctx_t *ctx)
 {
     /* Only a ticket of the agent's own device gets the event. */
     json_t *ticket = NULL;
-    int rc = tl_store_ticket_get(ctx->store, job->ticket_id, &ticket);
+    int rc = tl_store_ticket_fields(ctx->store, job->ticket_id, &ticket);
     if (rc != 0)
         return rc;
     int64_t device = 0;

@@ -712,18 +712,26 @@ static int ticket_children(tl_store_t *store, const char *sql, int64_t ticket_id
     return rc;
 }
 
-int tl_store_ticket_get(tl_store_t *store, int64_t ticket_id, json_t **out)
+int tl_store_ticket_fields(tl_store_t *store, int64_t ticket_id, json_t **out)
 {
     char sql[512];
     snprintf(sql, sizeof sql, "%s WHERE t.id = ?", ticket_columns);
-    json_t *rows = NULL, *events = NULL, *evidence = NULL;
+    json_t *rows = NULL;
     int rc = ticket_children(store, sql, ticket_id, fix_ticket, &rows);
+    if (rc == 0 && json_array_size(rows) != 1)
+        rc = TL_ENOTFOUND;
+    if (rc == 0)
+        *out = json_incref(json_array_get(rows, 0));
+    json_decref(rows);
+    return rc;
+}
+
+int tl_store_ticket_get(tl_store_t *store, int64_t ticket_id, json_t **out)
+{
+    json_t *ticket = NULL, *events = NULL, *evidence = NULL;
+    int rc = tl_store_ticket_fields(store, ticket_id, &ticket);
     if (rc != 0)
         return rc;
-    if (json_array_size(rows) != 1) {
-        rc = TL_ENOTFOUND;
-        goto out;
-    }
     if ((rc = ticket_children(store,
                               "SELECT time, actor, kind, details FROM ticket_events "
                               "WHERE ticket_id = ? ORDER BY id",
@@ -733,13 +741,13 @@ int tl_store_ticket_get(tl_store_t *store, int64_t ticket_id, json_t **out)
                               "WHERE ticket_id = ? ORDER BY id",
                               ticket_id, NULL, &evidence)) != 0)
         goto out;
-    json_t *ticket = json_incref(json_array_get(rows, 0));
     json_object_set_new(ticket, "events", events);
     json_object_set_new(ticket, "evidence", evidence);
     events = evidence = NULL;
     *out = ticket;
+    ticket = NULL;
 out:
-    json_decref(rows);
+    json_decref(ticket);
     json_decref(events);
     json_decref(evidence);
     return rc;

@@ -104,6 +104,13 @@ int tl_store_evidence_add(tl_store_t *store, int64_t ticket_id, const char *hash
 int tl_store_tickets_list(tl_store_t *store, json_t **out);
 /* One ticket with "events" and "evidence" arrays; TL_ENOTFOUND if absent. */
 int tl_store_ticket_get(tl_store_t *store, int64_t ticket_id, json_t **out);
+/*
+ * One ticket's own fields (device, assignee, status, ...) without its events
+ * and evidence, which grow with every session: for callers that need only
+ * those fields, so their cost stays the same however long the ticket's
+ * history is. TL_ENOTFOUND if absent.
+ */
+int tl_store_ticket_fields(tl_store_t *store, int64_t ticket_id, json_t **out);
 
 typedef struct tl_ticket_filter {
     int tier;             /* -1: any */

@@ -377,6 +377,82 @@ static void test_ticket_filters_and_updates(void **state)
     json_decref(ticket);
 }
 
+/* Every object Jansson makes while a call runs, counted through its allocator hooks. */
+static size_t json_allocations;
+
+static void *counting_malloc(size_t size)
+{
+    json_allocations++;
+    return malloc(size);
+}
+
+static size_t json_allocations_of_fields(tl_store_t *store, int64_t ticket_id, json_t **out)
+{
+    json_allocations = 0;
+    json_set_alloc_funcs(counting_malloc, free);
+    int rc = tl_store_ticket_fields(store, ticket_id, out);
+    json_set_alloc_funcs(malloc, free);
+    TL_ASSERT_OK(rc);
+    return json_allocations;
+}
+
+/*
+ * A session starts by reading its ticket's device and assignee. Every session
+ * adds events and evidence to the ticket, so a read that loads them costs
+ * more with every session, and the relay's memory grew with it (~10 KB per
+ * session on one ticket). Reading the fields must cost the same with a long
+ * history as with none.
+ */
+static void test_ticket_fields_do_not_grow_with_history(void **state)
+{
+    struct fixture *f = *state;
+    int64_t device = enroll_device(f->store, HASH_A, FP_1);
+    tl_ticket_new_t ticket = {device, "slow disk", "since Monday", 2, NULL};
+    int64_t id = 0;
+    int created = 0;
+    TL_ASSERT_OK(tl_store_ticket_create(f->store, &ticket, 3000, &id, &created));
+    TL_ASSERT_OK(tl_store_ticket_update(f->store, id, "alice", "open", 3001));
+
+    json_t *fresh = NULL;
+    size_t fresh_allocations = json_allocations_of_fields(f->store, id, &fresh);
+
+    /* A history as 200 sessions leave it: their events and evidence. */
+    for (int i = 0; i < 200; i++) {
+        char hash[65];
+        snprintf(hash, sizeof hash, "%064x", i);
+        json_t *details = json_pack("{s:s,s:i,s:s}", "session", "S-x", "exit", 0, "hash", hash);
+        int added = 0;
+        TL_ASSERT_OK(
+            tl_store_ticket_event(f->store, id, 4000 + i, "tech:alice", "session.ended", details));
+        TL_ASSERT_OK(tl_store_evidence_add(f->store, id, hash, "transcript", "command.json", 100,
+                                           4000 + i, &added));
+        json_decref(details);
+    }
+    json_t *full = NULL;
+    TL_ASSERT_OK(tl_store_ticket_get(f->store, id, &full));
+    assert_int_equal(json_array_size(json_object_get(full, "events")), 200);
+    assert_int_equal(json_array_size(json_object_get(full, "evidence")), 200);
+    json_decref(full);
+
+    json_t *later = NULL;
+    size_t later_allocations = json_allocations_of_fields(f->store, id, &later);
+    if (later_allocations != fresh_allocations)
+        fail_msg("reading the fields took %zu allocations with 200 sessions of history, %zu with "
+                 "none",
+                 later_allocations, fresh_allocations);
+    assert_string_equal(json_string_value(json_object_get(later, "device")), "D-1");
+    assert_string_equal(json_string_value(json_object_get(later, "assignee")), "alice");
+    assert_string_equal(json_string_value(json_object_get(later, "status")), "open");
+    assert_string_equal(json_string_value(json_object_get(later, "title")), "slow disk");
+    assert_null(json_object_get(later, "events"));
+    assert_null(json_object_get(later, "evidence"));
+    assert_int_equal(json_integer_value(json_object_get(later, "updated")), 4199);
+    assert_int_equal(json_integer_value(json_object_get(fresh, "updated")), 3001);
+    json_decref(fresh);
+    json_decref(later);
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_store_ticket_fields(f->store, 77, &later));
+}
+
 #define STORE_TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 static const struct CMUnitTest tests[] = {
@@ -394,6 +470,7 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(test_version_one_file_is_migrated),
     STORE_TEST(test_users_add_list_disable_remove),
     STORE_TEST(test_ticket_filters_and_updates),
+    STORE_TEST(test_ticket_fields_do_not_grow_with_history),
     cmocka_unit_test(test_parse_id_is_strict),
 };
 
