@@ -8,6 +8,7 @@
 #include "proto/log.h"
 #include "proto/peer.h"
 #include "relay/datadir.h"
+#include "relay/listener.h"
 #include "relay/registry.h"
 #include "relay/commands.h"
 #include "relay/sessions.h"
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* docs/protocol.md §7. */
 
@@ -89,7 +91,7 @@ struct enroll_limit {
 
 struct relay {
     uv_loop_t *loop;
-    uv_tcp_t listener;
+    tl_listener_t *listener; /* agents' TLS */
     uv_signal_t sigterm, sigint;
     tl_tls_ctx_t *tls;
     tl_store_t *store;
@@ -1142,31 +1144,27 @@ static int check_peer(void *data, const char *fingerprint)
     return 0;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* A new agent connection (relay/listener.c logs accept failures, rate-limited). */
+static void on_connection(void *ctx, int fd, const struct sockaddr *peer)
 {
-    struct relay *relay = server->data;
-    if (status != 0) {
-        tl_log_warn("accept failed reason=%s", uv_strerror(status));
+    struct relay *relay = ctx;
+    struct tl_agent_link *agent = calloc(1, sizeof *agent);
+    if (agent == NULL) {
+        close(fd);
+        tl_listener_dropped(relay->listener, TL_ENOMEM);
         return;
     }
-    struct tl_agent_link *agent = calloc(1, sizeof *agent);
-    if (agent == NULL)
-        return;
     agent->relay = relay;
     agent->refs = 1;
     int err = 0;
-    agent->peer = tl_peer_accept(server, relay->tls, &relay->peer_config, &peer_callbacks,
-                                 &channel_callbacks, agent, &err);
+    agent->peer = tl_peer_accept_fd(relay->loop, fd, relay->tls, &relay->peer_config,
+                                    &peer_callbacks, &channel_callbacks, agent, &err);
     if (agent->peer == NULL) {
-        tl_log_warn("connection not accepted reason=%s", tl_strerror(err));
+        tl_listener_dropped(relay->listener, err);
         free(agent);
         return;
     }
-    struct sockaddr_storage address;
-    if (tl_tls_peer_address(tl_peer_tls(agent->peer), &address) == 0)
-        tl_addr_format((struct sockaddr *)&address, 0, agent->address);
-    else
-        snprintf(agent->address, sizeof agent->address, "unknown");
+    tl_addr_format(peer, 0, agent->address);
     agent->next = relay->agents;
     if (relay->agents != NULL)
         relay->agents->prev = agent;
@@ -1352,7 +1350,8 @@ static void on_signal(uv_signal_t *handle, int signum)
         return;
     relay->stopping = 1;
     tl_log_info("shutting down signal=%d agents=%u", signum, relay->agent_count);
-    uv_close((uv_handle_t *)&relay->listener, NULL);
+    tl_listener_stop(relay->listener);
+    relay->listener = NULL;
     uv_close((uv_handle_t *)&relay->sigterm, NULL);
     uv_close((uv_handle_t *)&relay->sigint, NULL);
     for (struct tl_agent_link *agent = relay->agents; agent != NULL; agent = agent->next)
@@ -1434,11 +1433,14 @@ static int start_listener(struct relay *relay, const char *listen)
         fprintf(stderr, "tierline-relay: bad listen address '%s' (want ADDR:PORT)\n", listen);
         return rc;
     }
-    uv_tcp_init(relay->loop, &relay->listener);
-    relay->listener.data = relay;
-    if ((rc = uv_tcp_bind(&relay->listener, (struct sockaddr *)&address, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&relay->listener, 1024, on_connection)) != 0) {
-        fprintf(stderr, "tierline-relay: cannot listen on %s: %s\n", listen, uv_strerror(rc));
+    tl_listener_config_t config = {.address = listen,
+                                   .name = "agents",
+                                   .backlog = 1024,
+                                   .on_accept = on_connection,
+                                   .ctx = relay};
+    relay->listener = tl_listener_start(relay->loop, &config, &rc);
+    if (relay->listener == NULL) {
+        fprintf(stderr, "tierline-relay: cannot listen on %s: %s\n", listen, tl_strerror(rc));
         return rc;
     }
     return 0;
@@ -1509,8 +1511,7 @@ out:
     tl_worker_free(relay->worker); /* runs the last acknowledgements */
     tl_sessions_free(relay->sessions);
     if (relay->loop != NULL) {
-        if (relay->listener.loop != NULL && !uv_is_closing((uv_handle_t *)&relay->listener))
-            uv_close((uv_handle_t *)&relay->listener, NULL);
+        tl_listener_stop(relay->listener);
         uv_run(relay->loop, UV_RUN_DEFAULT);
     }
     tl_tls_ctx_free(relay->tls);

@@ -47,6 +47,7 @@
 #include "proto/err.h"
 #include "proto/keys.h"
 #include "proto/log.h"
+#include "relay/listener.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,10 +73,6 @@
 #define MAX_CHANNELS 8
 /* Refused keys on one connection before it is closed, as sshd's MaxAuthTries. */
 #define MAX_AUTH_ATTEMPTS 6
-/* Connections accepted per wake-up of the listener, so one burst cannot starve the loop. */
-#define ACCEPT_BATCH 32
-/* Out of descriptors: stop accepting this long instead of spinning on the ready listener. */
-#define ACCEPT_PAUSE_MS 250
 /* Client addresses whose failed logins are remembered. */
 #define LIMIT_SLOTS 512
 #define DEFAULT_MAX_SESSIONS 256
@@ -208,9 +205,7 @@ struct tl_ssh_front {
     uint32_t max_sessions;
     uint32_t auth_timeout_ms;
     ssh_bind bind;
-    int listen_fd;
-    uv_poll_t listen_poll;
-    uv_timer_t accept_pause;
+    tl_listener_t *listener;
     uv_idle_t idle;
     struct conn *conns;
     struct conn *service_head, *service_tail;
@@ -1376,20 +1371,24 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
 {
     struct conn *conn = calloc(1, sizeof *conn);
     int libssh_fd = -1;
+    int error = TL_ENOMEM;
     if (conn == NULL)
         goto fail;
     conn->front = front;
     conn->fd = fd;
     snprintf(conn->address, sizeof conn->address, "%s", address);
     libssh_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (libssh_fd < 0)
+    if (libssh_fd < 0) {
+        error = -errno; /* EMFILE, most likely: counted with the listener's own failures */
         goto fail;
+    }
     conn->session = ssh_new();
     conn->event = ssh_event_new();
     if (conn->session == NULL || conn->event == NULL)
         goto fail;
     if (ssh_bind_accept_fd(front->bind, conn->session, libssh_fd) != SSH_OK) {
-        tl_log_warn("ssh accept failed addr=%s error=\"%s\"", address, ssh_get_error(front->bind));
+        tl_log_debug("ssh accept failed addr=%s error=\"%s\"", address, ssh_get_error(front->bind));
+        error = TL_EIO;
         goto fail;
     }
     libssh_fd = -1; /* the session's now */
@@ -1424,7 +1423,7 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
     if (flags >= 0 && !(flags & O_NONBLOCK))
         fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 
-    if (uv_poll_init(front->loop, &conn->poll, fd) != 0)
+    if ((error = uv_poll_init(front->loop, &conn->poll, fd)) != 0)
         goto fail;
     conn->poll.data = conn;
     uv_timer_init(front->loop, &conn->auth_timer);
@@ -1456,84 +1455,35 @@ fail:
     if (libssh_fd >= 0)
         close(libssh_fd);
     close(fd);
+    tl_listener_dropped(front->listener, error);
 }
 
 /* ---- the listener ------------------------------------------------------------------------- */
 
-static void on_listen_poll(uv_poll_t *handle, int status, int events);
-
-static void on_accept_pause_over(uv_timer_t *timer)
+/* A new connection from the listener (relay/listener.c logs accept failures, rate-limited). */
+static void on_accept(void *ctx, int fd, const struct sockaddr *peer)
 {
-    tl_ssh_front_t *front = timer->data;
-    if (!front->stopping)
-        uv_poll_start(&front->listen_poll, UV_READABLE, on_listen_poll);
-}
-
-static void on_listen_poll(uv_poll_t *handle, int status, int events)
-{
-    tl_ssh_front_t *front = handle->data;
-    if (status < 0) {
-        tl_log_error("ssh listener failed error=%s", uv_strerror(status));
+    tl_ssh_front_t *front = ctx;
+    /* Keystrokes and their echoes are small: no Nagle delay behind a delayed ACK. */
+    int on = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
+        tl_log_debug("TCP_NODELAY not set error=%s", strerror(errno));
+    char address[TL_ADDR_TEXT_MAX];
+    tl_addr_format(peer, 0, address);
+    const char *refusal = NULL;
+    if (front->live >= front->max_sessions)
+        refusal = "busy";
+    else if (limit_blocked(front, address))
+        refusal = "rate-limited";
+    if (refusal != NULL) {
+        /* Before any SSH byte: a refused connection costs no key exchange. */
+        tl_log_warn("ssh login refused user=- addr=%s key=- reason=%s", address, refusal);
+        if (front->on_login != NULL)
+            front->on_login(front->ctx, "", address, "", 0, refusal);
+        close(fd);
         return;
     }
-    for (int i = 0; i < ACCEPT_BATCH && !front->stopping; i++) {
-        struct sockaddr_storage peer;
-        socklen_t peer_len = sizeof peer;
-        int fd = accept4(front->listen_fd, (struct sockaddr *)&peer, &peer_len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            tl_log_warn("ssh accept failed error=%s pause_ms=%d", strerror(errno), ACCEPT_PAUSE_MS);
-            uv_poll_stop(&front->listen_poll);
-            uv_timer_start(&front->accept_pause, on_accept_pause_over, ACCEPT_PAUSE_MS, 0);
-            return;
-        }
-        /* Keystrokes and their echoes are small: no Nagle delay behind a delayed ACK. */
-        int on = 1;
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
-            tl_log_debug("TCP_NODELAY not set error=%s", strerror(errno));
-        char address[TL_ADDR_TEXT_MAX];
-        tl_addr_format((struct sockaddr *)&peer, 0, address);
-        const char *refusal = NULL;
-        if (front->live >= front->max_sessions)
-            refusal = "busy";
-        else if (limit_blocked(front, address))
-            refusal = "rate-limited";
-        if (refusal != NULL) {
-            /* Before any SSH byte: a refused connection costs no key exchange. */
-            tl_log_warn("ssh login refused user=- addr=%s key=- reason=%s", address, refusal);
-            if (front->on_login != NULL)
-                front->on_login(front->ctx, "", address, "", 0, refusal);
-            close(fd);
-            continue;
-        }
-        conn_start(front, fd, address);
-    }
-}
-
-static int listen_on(const char *text, int *out)
-{
-    struct sockaddr_storage addr;
-    int rc = tl_addr_parse(text, &addr);
-    if (rc != 0)
-        return rc;
-    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    socklen_t len =
-        addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, 128) != 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    *out = fd;
-    return 0;
+    conn_start(front, fd, address);
 }
 
 /* ---- the host key ------------------------------------------------------------------------- */
@@ -1666,10 +1616,6 @@ static void on_idle(uv_idle_t *idle)
 static void front_handle_closed(uv_handle_t *handle)
 {
     tl_ssh_front_t *front = handle->data;
-    if (handle == (uv_handle_t *)&front->listen_poll && front->listen_fd >= 0) {
-        close(front->listen_fd);
-        front->listen_fd = -1;
-    }
     front->open--;
     front_maybe_done(front);
 }
@@ -1693,7 +1639,6 @@ tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t 
 {
     tl_ssh_front_t *front = NULL;
     ssh_key host_key = NULL;
-    int listen_fd = -1;
     int rc = TL_EINVAL;
     if (config == NULL || config->listen == NULL || config->host_key_path == NULL ||
         config->dispatch == NULL || config->authorize == NULL)
@@ -1718,9 +1663,6 @@ tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t 
         goto out;
     }
     host_key = NULL; /* the bind's now */
-    rc = listen_on(config->listen, &listen_fd);
-    if (rc != 0)
-        goto out;
     front->loop = loop;
     front->dispatch = config->dispatch;
     front->authorize = config->authorize;
@@ -1729,18 +1671,14 @@ tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t 
     front->max_sessions = config->max_sessions ? config->max_sessions : DEFAULT_MAX_SESSIONS;
     front->auth_timeout_ms =
         config->auth_timeout_ms ? config->auth_timeout_ms : DEFAULT_AUTH_TIMEOUT_MS;
-    front->listen_fd = listen_fd;
-    rc = uv_poll_init(loop, &front->listen_poll, listen_fd);
-    if (rc != 0)
+    tl_listener_config_t listen = {
+        .address = config->listen, .name = "ssh", .on_accept = on_accept, .ctx = front};
+    front->listener = tl_listener_start(loop, &listen, &rc);
+    if (front->listener == NULL)
         goto out;
-    listen_fd = -1; /* closed with the poll handle */
-    front->listen_poll.data = front;
-    uv_timer_init(loop, &front->accept_pause);
-    front->accept_pause.data = front;
     uv_idle_init(loop, &front->idle);
     front->idle.data = front;
-    front->open = 3;
-    uv_poll_start(&front->listen_poll, UV_READABLE, on_listen_poll);
+    front->open = 1;
     rc = 0;
 
 out:
@@ -1751,8 +1689,6 @@ out:
             front = NULL;
         }
         ssh_key_free(host_key);
-        if (listen_fd >= 0)
-            close(listen_fd);
     }
     if (err != NULL)
         *err = rc;
@@ -1764,8 +1700,8 @@ void tl_ssh_front_stop(tl_ssh_front_t *front)
     if (front == NULL || front->stopping)
         return;
     front->stopping = 1;
-    uv_close((uv_handle_t *)&front->listen_poll, front_handle_closed);
-    uv_close((uv_handle_t *)&front->accept_pause, front_handle_closed);
+    tl_listener_stop(front->listener);
+    front->listener = NULL;
     /* Not torn down here: this may run inside a libssh callback of one of them. */
     for (struct conn *conn = front->conns; conn != NULL; conn = conn->next) {
         if (!conn->torn_down) {
