@@ -75,8 +75,8 @@
 #define MAX_AUTH_ATTEMPTS 6
 /* Client addresses whose failed logins are remembered. */
 #define LIMIT_SLOTS 512
-#define DEFAULT_MAX_SESSIONS 256
-#define DEFAULT_AUTH_TIMEOUT_MS 30000
+/* Hash buckets for the addresses holding pre-auth connections (at most max_sessions of them). */
+#define SOURCE_BUCKETS 256
 /* An input buffer larger than this is freed once the command has taken all of it. */
 #define INPUT_KEEP (64u * 1024u)
 /*
@@ -174,6 +174,10 @@ struct conn {
     struct tl_exec *execs;
     unsigned exec_count;
     unsigned auth_attempts;
+    /* Failures this connection counted against its address, taken back if it logs in. */
+    uint64_t counted_at[MAX_AUTH_ATTEMPTS];
+    unsigned counted;
+    struct preauth_source *source; /* while not authenticated */
     tl_technician_t technician;
     const char *close_reason; /* a login outcome still to report, if any */
     char address[TL_ADDR_TEXT_MAX];
@@ -187,12 +191,19 @@ struct conn {
     unsigned torn_down : 1;
 };
 
-/* The last TL_SSH_LOGIN_FAILURES failures from one address, oldest at at[next] once full. */
+/* The last TL_SSH_LOGIN_FAILURES failures from one address: when (uv_now) each happened. */
 struct login_limit {
     char address[TL_ADDR_TEXT_MAX];
     uint64_t at[TL_SSH_LOGIN_FAILURES];
+    uint8_t used[TL_SSH_LOGIN_FAILURES];
     uint64_t last;
-    unsigned count, next;
+};
+
+/* An address with connections not yet authenticated, and how many. */
+struct preauth_source {
+    struct preauth_source *next; /* in its hash bucket */
+    char address[TL_ADDR_TEXT_MAX];
+    unsigned count;
 };
 
 struct tl_ssh_front {
@@ -203,6 +214,7 @@ struct tl_ssh_front {
                      int ok, const char *reason);
     void *ctx;
     uint32_t max_sessions;
+    uint32_t max_preauth_per_address;
     uint32_t auth_timeout_ms;
     ssh_bind bind;
     tl_listener_t *listener;
@@ -214,6 +226,7 @@ struct tl_ssh_front {
     unsigned stopping : 1;
     unsigned idle_closed : 1;
     struct login_limit limits[LIMIT_SLOTS];
+    struct preauth_source *sources[SOURCE_BUCKETS];
 };
 
 #define STRINGIFY_(x) #x
@@ -271,12 +284,18 @@ static struct login_limit *limit_find(tl_ssh_front_t *front, const char *address
 static int limit_blocked(tl_ssh_front_t *front, const char *address)
 {
     struct login_limit *entry = limit_find(front, address);
-    if (entry == NULL || entry->count < TL_SSH_LOGIN_FAILURES)
+    if (entry == NULL)
         return 0;
-    return uv_now(front->loop) - entry->at[entry->next] < TL_SSH_LOGIN_WINDOW_MS;
+    uint64_t now = uv_now(front->loop);
+    unsigned recent = 0;
+    for (size_t i = 0; i < TL_SSH_LOGIN_FAILURES; i++)
+        if (entry->used[i] && now - entry->at[i] < TL_SSH_LOGIN_WINDOW_MS)
+            recent++;
+    return recent >= TL_SSH_LOGIN_FAILURES;
 }
 
-static void limit_record(tl_ssh_front_t *front, const char *address)
+/* Records a failure from address; returns when it happened (uv_now), for limit_forgive(). */
+static uint64_t limit_record(tl_ssh_front_t *front, const char *address)
 {
     uint64_t now = uv_now(front->loop);
     struct login_limit *entry = limit_find(front, address);
@@ -295,11 +314,107 @@ static void limit_record(tl_ssh_front_t *front, const char *address)
         memset(entry, 0, sizeof *entry);
         snprintf(entry->address, sizeof entry->address, "%s", address);
     }
-    entry->at[entry->next] = now;
-    entry->next = (entry->next + 1) % TL_SSH_LOGIN_FAILURES;
-    if (entry->count < TL_SSH_LOGIN_FAILURES)
-        entry->count++;
+    /* A free place, else the oldest failure's. */
+    size_t at = 0;
+    for (size_t i = 0; i < TL_SSH_LOGIN_FAILURES; i++) {
+        if (!entry->used[i]) {
+            at = i;
+            break;
+        }
+        if (entry->at[i] < entry->at[at])
+            at = i;
+    }
+    entry->at[at] = now;
+    entry->used[at] = 1;
     entry->last = now;
+    return now;
+}
+
+/* Takes back failures recorded at the given times (a connection that then logged in). */
+static void limit_forgive(tl_ssh_front_t *front, const char *address, const uint64_t *times,
+                          unsigned count)
+{
+    struct login_limit *entry = limit_find(front, address);
+    for (unsigned k = 0; entry != NULL && k < count; k++) {
+        for (size_t i = 0; i < TL_SSH_LOGIN_FAILURES; i++) {
+            if (entry->used[i] && entry->at[i] == times[k]) {
+                entry->used[i] = 0;
+                break;
+            }
+        }
+    }
+}
+
+/* ---- connections before authentication, per address --------------------------------------- */
+
+static size_t source_bucket(const char *address)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)address; *p != '\0'; p++)
+        hash = (hash ^ *p) * 16777619u;
+    return hash % SOURCE_BUCKETS;
+}
+
+static struct preauth_source *source_find(tl_ssh_front_t *front, const char *address)
+{
+    for (struct preauth_source *source = front->sources[source_bucket(address)]; source != NULL;
+         source = source->next)
+        if (strcmp(source->address, address) == 0)
+            return source;
+    return NULL;
+}
+
+static unsigned source_held(tl_ssh_front_t *front, const char *address)
+{
+    struct preauth_source *source = source_find(front, address);
+    return source != NULL ? source->count : 0;
+}
+
+/* Counts conn against its address until it authenticates or ends; TL_ENOMEM if it cannot. */
+static int source_hold(struct conn *conn)
+{
+    tl_ssh_front_t *front = conn->front;
+    struct preauth_source *source = source_find(front, conn->address);
+    if (source == NULL) {
+        source = calloc(1, sizeof *source);
+        if (source == NULL)
+            return TL_ENOMEM;
+        snprintf(source->address, sizeof source->address, "%s", conn->address);
+        size_t bucket = source_bucket(conn->address);
+        source->next = front->sources[bucket];
+        front->sources[bucket] = source;
+    }
+    source->count++;
+    conn->source = source;
+    return 0;
+}
+
+static void source_release(struct conn *conn)
+{
+    struct preauth_source *source = conn->source;
+    if (source == NULL)
+        return;
+    conn->source = NULL;
+    if (--source->count > 0)
+        return;
+    tl_ssh_front_t *front = conn->front;
+    struct preauth_source **link = &front->sources[source_bucket(source->address)];
+    while (*link != source)
+        link = &(*link)->next;
+    *link = source->next;
+    free(source);
+}
+
+/* The address holding the most pre-auth connections (the first found among equals). */
+static struct preauth_source *source_busiest(tl_ssh_front_t *front)
+{
+    struct preauth_source *busiest = NULL;
+    for (size_t i = 0; i < SOURCE_BUCKETS; i++)
+        for (struct preauth_source *source = front->sources[i]; source != NULL;
+             source = source->next)
+            if (busiest == NULL || source->count > busiest->count)
+                busiest = source;
+    return busiest;
 }
 
 static void report_login(struct conn *conn, int ok, const char *reason)
@@ -317,11 +432,14 @@ static void report_login(struct conn *conn, int ok, const char *reason)
         front->on_login(front->ctx, conn->user, conn->address, conn->fingerprint, ok, reason);
 }
 
-/* A refused attempt: reported, and counted against the address unless counts is 0. */
+/*
+ * A refused attempt: reported, and counted against the address if counts
+ * (a real authentication attempt: a key or a password, not noise).
+ */
 static void login_failed(struct conn *conn, const char *reason, int counts)
 {
-    if (counts)
-        limit_record(conn->front, conn->address);
+    if (counts && conn->counted < MAX_AUTH_ATTEMPTS)
+        conn->counted_at[conn->counted++] = limit_record(conn->front, conn->address);
     report_login(conn, 0, reason);
 }
 
@@ -852,6 +970,10 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
     conn->technician = technician;
     conn->authenticated = 1;
     uv_timer_stop(&conn->auth_timer);
+    source_release(conn);
+    /* Keys the client tried first (an agent holding several) were not an attack. */
+    limit_forgive(front, conn->address, conn->counted_at, conn->counted);
+    conn->counted = 0;
     report_login(conn, 1, "publickey");
     return SSH_AUTH_SUCCESS;
 
@@ -1275,6 +1397,7 @@ static void conn_teardown(struct conn *conn)
     conn->torn_down = 1;
     conn->closing = 1;
     unqueue_service(conn);
+    source_release(conn);
     front->live--;
     uv_close((uv_handle_t *)&conn->poll, conn_handle_closed);
     uv_close((uv_handle_t *)&conn->auth_timer, conn_handle_closed);
@@ -1285,7 +1408,7 @@ static void conn_teardown(struct conn *conn)
             reason = front->stopping  ? "shutdown"
                      : conn->kex_done ? "disconnected"
                                       : "handshake-failed";
-        login_failed(conn, reason, !front->stopping);
+        login_failed(conn, reason, 0); /* not SSH, or never tried a key: not a failed login */
     }
     /* Commands first (they may still look at their execs from on_abort), then the memory. */
     for (tl_exec_t *exec = conn->execs; exec != NULL; exec = exec->next)
@@ -1362,7 +1485,7 @@ static void on_auth_timeout(uv_timer_t *timer)
     struct conn *conn = timer->data;
     if (conn->authenticated || conn->closing)
         return;
-    login_failed(conn, "timeout", 1);
+    login_failed(conn, "timeout", 0);
     conn->closing = 1;
     queue_service(conn);
 }
@@ -1423,7 +1546,8 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
     if (flags >= 0 && !(flags & O_NONBLOCK))
         fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 
-    if ((error = uv_poll_init(front->loop, &conn->poll, fd)) != 0)
+    if ((error = source_hold(conn)) != 0 ||
+        (error = uv_poll_init(front->loop, &conn->poll, fd)) != 0)
         goto fail;
     conn->poll.data = conn;
     uv_timer_init(front->loop, &conn->auth_timer);
@@ -1446,6 +1570,7 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
 
 fail:
     if (conn != NULL) {
+        source_release(conn);
         if (conn->event != NULL && conn->session != NULL)
             ssh_event_remove_session(conn->event, conn->session);
         ssh_free(conn->session);
@@ -1460,6 +1585,31 @@ fail:
 
 /* ---- the listener ------------------------------------------------------------------------- */
 
+/*
+ * At max_sessions: closes the oldest pre-auth connection of the address
+ * holding the most of them, if it holds more than the newcomer's address
+ * (held). 1 if a connection was closed, 0 if every connection is
+ * authenticated or no address holds more than the newcomer's.
+ */
+static int make_room(tl_ssh_front_t *front, unsigned held)
+{
+    struct preauth_source *busiest = source_busiest(front);
+    if (busiest == NULL || busiest->count <= held)
+        return 0;
+    struct conn *oldest = NULL; /* front->conns is newest first */
+    for (struct conn *conn = front->conns; conn != NULL; conn = conn->next)
+        if (conn->source == busiest && !conn->torn_down)
+            oldest = conn;
+    if (oldest == NULL)
+        return 0;
+    tl_log_info("ssh connection evicted addr=%s held=%u sessions=%u", oldest->address,
+                busiest->count, front->live);
+    /* Not inside any of its libssh callbacks here: it can go at once, freeing its place. */
+    oldest->close_reason = "evicted";
+    conn_teardown(oldest);
+    return 1;
+}
+
 /* A new connection from the listener (relay/listener.c logs accept failures, rate-limited). */
 static void on_accept(void *ctx, int fd, const struct sockaddr *peer)
 {
@@ -1471,10 +1621,13 @@ static void on_accept(void *ctx, int fd, const struct sockaddr *peer)
     char address[TL_ADDR_TEXT_MAX];
     tl_addr_format(peer, 0, address);
     const char *refusal = NULL;
-    if (front->live >= front->max_sessions)
-        refusal = "busy";
-    else if (limit_blocked(front, address))
+    unsigned held = source_held(front, address);
+    if (limit_blocked(front, address))
         refusal = "rate-limited";
+    else if (held >= front->max_preauth_per_address)
+        refusal = "address-limit";
+    else if (front->live >= front->max_sessions && !make_room(front, held))
+        refusal = "busy";
     if (refusal != NULL) {
         /* Before any SSH byte: a refused connection costs no key exchange. */
         tl_log_warn("ssh login refused user=- addr=%s key=- reason=%s", address, refusal);
@@ -1668,9 +1821,12 @@ tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t 
     front->authorize = config->authorize;
     front->on_login = config->on_login;
     front->ctx = config->ctx;
-    front->max_sessions = config->max_sessions ? config->max_sessions : DEFAULT_MAX_SESSIONS;
+    front->max_sessions = config->max_sessions ? config->max_sessions : TL_SSH_DEFAULT_MAX_SESSIONS;
+    front->max_preauth_per_address = config->max_preauth_per_address
+                                         ? config->max_preauth_per_address
+                                         : TL_SSH_DEFAULT_PREAUTH_PER_ADDRESS;
     front->auth_timeout_ms =
-        config->auth_timeout_ms ? config->auth_timeout_ms : DEFAULT_AUTH_TIMEOUT_MS;
+        config->auth_timeout_ms ? config->auth_timeout_ms : TL_SSH_DEFAULT_AUTH_TIMEOUT_MS;
     tl_listener_config_t listen = {
         .address = config->listen, .name = "ssh", .on_accept = on_accept, .ctx = front};
     front->listener = tl_listener_start(loop, &listen, &rc);

@@ -25,6 +25,7 @@ import time
 
 import relay_agent
 from relay_agent import Agent, Relay
+from ssh_front import banner_socket, garbage_connection, still_open
 import tlcase
 from tlcase import Failure, case, check, free_port, keygen, run, wait_for
 
@@ -183,6 +184,56 @@ def case_out_of_descriptors_is_logged_rate_limited_and_survived():
     out, _ = agent.enroll(relay.code())
     check(relay.devices(), "no device enrolled after the flood: %s" % out)
     check(relay.alive(), "the relay died")
+
+
+# ---- SSH connections before authentication ---------------------------------------------------
+
+@case
+def case_one_address_cannot_lock_technicians_out_of_the_relay():
+    relay = LimitsRelay(extra=["--ssh-max-connections", "10", "--ssh-preauth-per-address", "3",
+                               "--ssh-auth-timeout-ms", "120000"]).start()
+    flood = []
+    # 127.0.0.2 opens 30 connections that stop at the banner: its budget of 3 gets in.
+    results = [banner_socket(relay.ssh_port, "127.0.0.2") for _ in range(30)]
+    flood += results
+    let_in = sum(1 for _, banner in results if banner)
+    check(let_in == 3, "127.0.0.2 got %d connections before authentication, not 3" % let_in)
+    # Garbage from it is closed at once, and is not a failed login.
+    for _ in range(12):
+        garbage_connection(relay.ssh_port, "127.0.0.2")
+    # Three more addresses bring it to 12 wanted, over the cap of 10.
+    for source in ("127.0.0.4", "127.0.0.5", "127.0.0.6"):
+        flood += [banner_socket(relay.ssh_port, source) for _ in range(3)]
+    check("ssh connection evicted" in relay.log_text(), "no connection evicted at the cap")
+    # A technician from another address gets in with the stock OpenSSH client.
+    status, out, err = relay.ssh("alice", "whoami", source="127.0.0.3")
+    check(status == 0 and "alice" in out, "alice beside the flood: %d %r %r" % (status, out, err))
+    for sock, banner in flood:
+        sock.close()
+    # And one from the flooding address, once its connections are gone: its garbage did not
+    # count against it.
+    status, out, err = wait_for("bob's login from 127.0.0.2",
+                                lambda: (lambda r: r if r[0] == 0 else None)(
+                                    relay.ssh("bob", "whoami", source="127.0.0.2")), timeout=20)
+    check("bob" in out, "bob from 127.0.0.2: %r" % out)
+    check("reason=rate-limited" not in relay.log_text(), "an address was rate-limited")
+
+
+@case
+def case_serve_auth_timeout_closes_idle_connections():
+    relay = LimitsRelay(extra=["--ssh-auth-timeout-ms", "1000"]).start()
+    idle = [banner_socket(relay.ssh_port, "127.0.0.2") for _ in range(3)]
+    check(all(banner for _, banner in idle), "idle connections refused")
+    for sock, _ in idle:
+        check(closed_by_peer(sock, 15), "an idle connection outlived the pre-auth deadline")
+        sock.close()
+    check(relay.log_text().count("reason=timeout") >= 3, "timeouts not logged")
+    # Limits out of range are usage errors, said on stderr.
+    for option, value in (("--ssh-preauth-per-address", "0"), ("--ssh-max-connections", "many"),
+                          ("--ssh-auth-timeout-ms", "10")):
+        _, err = run(BIN + "/tierline-relay", "serve", "--data", relay.dir, option, value,
+                     expect=2)
+        check(option in err, "%s %s: %r" % (option, value, err))
 
 
 def setup_globals(bin_dir, work):
