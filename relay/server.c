@@ -9,6 +9,7 @@
 #include "proto/peer.h"
 #include "relay/datadir.h"
 #include "relay/listener.h"
+#include "relay/login_tally.h"
 #include "relay/registry.h"
 #include "relay/commands.h"
 #include "relay/sessions.h"
@@ -113,6 +114,9 @@ struct relay {
     int users_loading;
     tl_commands_ctx_t commands;
     tl_sessions_t *sessions;
+    /* Refused logins, counted per address and minute (relay/login_tally.h). */
+    tl_login_tally_t *login_tally;
+    uv_timer_t login_tally_timer;
     char software[64];
     int stopping;
 };
@@ -1262,10 +1266,79 @@ static void login_audit_done(tl_job_t *base, int status)
     free(base);
 }
 
+/* ---- refused logins: one audit entry per address and minute (docs/audit-format.md §11) ---- */
+
+struct login_summary_job {
+    tl_job_t job;
+    json_t *details;
+};
+
+static int run_login_summary(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct login_summary_job *job = (struct login_summary_job *)base;
+    return tl_worker_audit(ctx, "relay", "login.failures", "", job->details);
+}
+
+static void login_summary_done(tl_job_t *base, int status)
+{
+    struct login_summary_job *job = (struct login_summary_job *)base;
+    if (status != 0)
+        tl_log_error("login failures not audited address=%s count=%" PRId64 " reason=%s",
+                     json_string_value(json_object_get(job->details, "address")),
+                     (int64_t)json_integer_value(json_object_get(job->details, "count")),
+                     tl_strerror(status));
+    json_decref(job->details);
+    free(job);
+}
+
+static void emit_login_summary(void *ctx, const tl_login_summary_t *summary)
+{
+    struct relay *relay = ctx;
+    char minute[32];
+    time_t seconds = (time_t)(summary->minute_ms / 1000);
+    struct tm utc;
+    gmtime_r(&seconds, &utc);
+    strftime(minute, sizeof minute, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    json_t *kinds = json_object();
+    for (size_t i = 0; kinds != NULL && tl_login_tally_kind_name(i) != NULL; i++)
+        if (summary->kinds[i] > 0)
+            json_object_set_new(kinds, tl_login_tally_kind_name(i),
+                                json_integer((json_int_t)summary->kinds[i]));
+    json_t *details = json_pack("{s:s, s:s, s:I, s:o*}", "address", summary->address, "minute",
+                                minute, "count", (json_int_t)summary->count, "kinds", kinds);
+    if (details != NULL && strcmp(summary->address, TL_LOGIN_TALLY_OTHER) == 0)
+        json_object_set_new(details, "addresses", json_integer(summary->addresses));
+    struct login_summary_job *job = details != NULL ? calloc(1, sizeof *job) : NULL;
+    if (job == NULL) {
+        /* Not silently: the operator learns what the audit log lacks. */
+        tl_log_error("login failures not audited address=%s count=%" PRIu64 " reason=%s",
+                     summary->address, summary->count, tl_strerror(TL_ENOMEM));
+        json_decref(details);
+        return;
+    }
+    job->job.run = run_login_summary;
+    job->job.done = login_summary_done;
+    job->details = details;
+    tl_worker_submit(relay->worker, &job->job);
+}
+
+/* Fires just after each minute ends, by the wall clock. */
+static void on_login_tally_timer(uv_timer_t *timer)
+{
+    struct relay *relay = timer->data;
+    int64_t now = tl_wall_ms();
+    tl_login_tally_flush(relay->login_tally, now);
+    uv_timer_start(timer, on_login_tally_timer,
+                   (uint64_t)(TL_LOGIN_TALLY_MINUTE_MS - now % TL_LOGIN_TALLY_MINUTE_MS + 50), 0);
+}
+
 static void ssh_on_login(void *ctx, const char *user, const char *address, const char *fingerprint,
                          int ok, const char *reason)
 {
     struct relay *relay = ctx;
+    /* A refusal is counted for its address's minute; a new key gets its own entry as well. */
+    if (!ok && !tl_login_tally_add(relay->login_tally, tl_wall_ms(), address, reason, fingerprint))
+        return;
     struct login_job *job = calloc(1, sizeof *job);
     if (job == NULL)
         return;
@@ -1321,6 +1394,14 @@ static int start_technicians(struct relay *relay)
     relay->users_timer.data = relay;
     reload_users(relay);
     uv_timer_start(&relay->users_timer, on_users_timer, TL_USERS_RELOAD_MS, TL_USERS_RELOAD_MS);
+    relay->login_tally = tl_login_tally_new(emit_login_summary, relay);
+    if (relay->login_tally == NULL)
+        return TL_ENOMEM;
+    uv_timer_init(relay->loop, &relay->login_tally_timer);
+    relay->login_tally_timer.data = relay;
+    uv_unref(
+        (uv_handle_t *)&relay->login_tally_timer); /* closed after the loop, see tl_relay_serve */
+    on_login_tally_timer(&relay->login_tally_timer);
     tl_ssh_front_config_t config = {
         .listen = relay->config.ssh_listen,
         .host_key_path = key_path,
@@ -1511,10 +1592,15 @@ int tl_relay_serve(const tl_relay_config_t *config)
     uv_run(relay->loop, UV_RUN_DEFAULT);
     tl_log_info("relay stopped");
 out:
+    /* The last minute's refused logins (those of the shutdown too), before the worker ends. */
+    if (relay->worker != NULL)
+        tl_login_tally_flush(relay->login_tally, INT64_MAX);
     tl_worker_free(relay->worker); /* runs the last acknowledgements */
     tl_sessions_free(relay->sessions);
     if (relay->loop != NULL) {
         tl_listener_stop(relay->listener);
+        if (relay->login_tally != NULL)
+            uv_close((uv_handle_t *)&relay->login_tally_timer, NULL);
         uv_run(relay->loop, UV_RUN_DEFAULT);
     }
     tl_tls_ctx_free(relay->tls);
@@ -1523,6 +1609,7 @@ out:
     tl_store_close(relay->store);
     tl_registry_free(relay->registry);
     tl_users_free(relay->users);
+    tl_login_tally_free(relay->login_tally);
     free(relay);
     return rc;
 }

@@ -236,6 +236,106 @@ def case_serve_auth_timeout_closes_idle_connections():
         check(option in err, "%s %s: %r" % (option, value, err))
 
 
+# ---- refused logins in the audit log ----------------------------------------------------------
+
+def connect_and_close(port, source):
+    with socket.socket() as sock:
+        sock.settimeout(10)
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+
+
+def login_entries(relay):
+    """The audit log's entries about refused logins: (own login.failed, login.failures)."""
+    entries = relay.audit()
+    return ([e for e in entries if e["action"] == "login.failed"],
+            [e for e in entries if e["action"] == "login.failures"])
+
+
+def summed(summaries, address):
+    """count and kinds of an address, summed over its minutes."""
+    count, kinds = 0, {}
+    for entry in summaries:
+        if entry["details"]["address"] == address:
+            count += entry["details"]["count"]
+            for kind, n in entry["details"]["kinds"].items():
+                kinds[kind] = kinds.get(kind, 0) + n
+    return count, kinds
+
+
+def check_chain(relay):
+    relay.verify_audit()
+    verifier = os.path.join(os.path.dirname(os.path.abspath(__file__)), "audit_verify.py")
+    run(sys.executable, verifier, os.path.join(relay.dir, "audit.log"))  # exit 0: the chain holds
+
+
+@case
+def case_refused_logins_are_counted_per_address_and_minute():
+    relay = LimitsRelay().start()
+    before = len(relay.audit())
+    stranger = keygen(os.path.join(WORK, "stranger"))
+    new_keys = [keygen(os.path.join(WORK, "new%d" % i)) for i in range(6)]
+    started = time.time()
+    # 1000 connect-and-close from one address: one entry, not a thousand.
+    for _ in range(1000):
+        connect_and_close(relay.ssh_port, "127.0.0.2")
+    # 15 logins with an unknown key: 10 refused keys, then 5 refused at connect.
+    for _ in range(15):
+        status, _, _ = relay.ssh("alice", "whoami", source="127.0.0.4", key=stranger)
+        check(status == 255, "the stranger got in")
+    # 6 keys never seen from 127.0.0.5: the first 4 get an entry of their own.
+    for key in new_keys:
+        relay.ssh("alice", "whoami", source="127.0.0.5", key=key)
+    for _ in range(20):
+        garbage_connection(relay.ssh_port, "127.0.0.6")
+    # Everything reported before the relay stops, which writes the minute's counts.
+    wait_for("1041 refusals in the relay's log",
+             lambda: relay.log_text().count("ssh login refused") >= 1041, timeout=60)
+    relay.stop()
+    minutes = int(time.time() // 60) - int(started // 60) + 1
+    own, summaries = login_entries(relay)
+    print("%d own entries, %d summaries over %d minute(s) for 1041 refusals"
+          % (len(own), len(summaries), minutes))
+    count, kinds = summed(summaries, "127.0.0.2")
+    check(count == 1000 and set(kinds) <= {"handshake-failed", "disconnected", "address-limit"},
+          "127.0.0.2: count %d kinds %r" % (count, kinds))
+    check(summed(summaries, "127.0.0.4") == (15, {"unknown-key": 10, "rate-limited": 5}),
+          "127.0.0.4: %r" % (summed(summaries, "127.0.0.4"),))
+    check(summed(summaries, "127.0.0.5") == (6, {"unknown-key": 6}),
+          "127.0.0.5: %r" % (summed(summaries, "127.0.0.5"),))
+    check(summed(summaries, "127.0.0.6") == (20, {"handshake-failed": 20}),
+          "127.0.0.6: %r" % (summed(summaries, "127.0.0.6"),))
+    for address in ("127.0.0.2", "127.0.0.4", "127.0.0.5", "127.0.0.6"):
+        entries = [e for e in summaries if e["details"]["address"] == address]
+        check(len(entries) <= minutes, "%s has %d summaries in %d minute(s)"
+              % (address, len(entries), minutes))
+        for entry in entries:
+            check(entry["actor"] == "relay" and re.fullmatch(
+                r"\d{4}-\d\d-\d\dT\d\d:\d\d:00Z", entry["details"]["minute"]),
+                "summary entry: %r" % entry)
+    # Own entries: the stranger's key once, and 4 of the 6 new keys.
+    check(sorted((e["details"]["address"], e["details"]["reason"]) for e in own) ==
+          [("127.0.0.4", "unknown-key")] + [("127.0.0.5", "unknown-key")] * 4,
+          "own entries: %r" % [e["details"] for e in own])
+    check(len(relay.audit()) - before <= minutes * 97, "more entries than the stated bound")
+    check_chain(relay)
+
+
+@case
+def case_refused_logins_are_written_when_their_minute_ends():
+    relay = LimitsRelay().start()
+    for _ in range(5):
+        garbage_connection(relay.ssh_port, "127.0.0.2")
+    # Written once the minute is over, while the relay runs.
+    summaries = wait_for("the minute's summary in the audit log",
+                         lambda: login_entries(relay)[1], timeout=90, interval=0.5)
+    check(relay.alive(), "the relay stopped")
+    check(len(summaries) == 1 and summaries[0]["details"]["count"] == 5 and
+          summaries[0]["details"]["kinds"] == {"handshake-failed": 5},
+          "summaries: %r" % summaries)
+    check_chain(relay)
+
+
 def setup_globals(bin_dir, work):
     global BIN, WORK
     BIN, WORK = bin_dir, work
