@@ -1399,8 +1399,8 @@ static int start_technicians(struct relay *relay)
         return TL_ENOMEM;
     uv_timer_init(relay->loop, &relay->login_tally_timer);
     relay->login_tally_timer.data = relay;
-    uv_unref(
-        (uv_handle_t *)&relay->login_tally_timer); /* closed after the loop, see tl_relay_serve */
+    /* It does not keep the loop running; closed after the loop (tl_relay_serve). */
+    uv_unref((uv_handle_t *)&relay->login_tally_timer);
     on_login_tally_timer(&relay->login_tally_timer);
     tl_ssh_front_config_t config = {
         .listen = relay->config.ssh_listen,
