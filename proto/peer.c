@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* docs/protocol.md §3.1, §3.2 and §7.1. */
 
@@ -336,6 +337,23 @@ tl_peer_t *tl_peer_accept(uv_stream_t *server, tl_tls_ctx_t *ctx, const tl_peer_
     if (peer == NULL)
         return NULL;
     peer->tls = tl_tls_accept(server, ctx, &tls_callbacks, peer, err);
+    if (peer->tls == NULL) {
+        peer_abandon(peer);
+        return NULL;
+    }
+    return peer;
+}
+
+tl_peer_t *tl_peer_accept_fd(uv_loop_t *loop, int fd, tl_tls_ctx_t *ctx,
+                             const tl_peer_config_t *config, const tl_peer_callbacks_t *callbacks,
+                             const tl_mux_callbacks_t *channel_callbacks, void *data, int *err)
+{
+    tl_peer_t *peer = peer_new(loop, config, callbacks, channel_callbacks, data, err);
+    if (peer == NULL) {
+        close(fd);
+        return NULL;
+    }
+    peer->tls = tl_tls_accept_fd(loop, fd, ctx, &tls_callbacks, peer, err);
     if (peer->tls == NULL) {
         peer_abandon(peer);
         return NULL;

@@ -66,6 +66,10 @@ typedef struct tl_peer_callbacks {
 tl_peer_t *tl_peer_accept(uv_stream_t *server, tl_tls_ctx_t *ctx, const tl_peer_config_t *config,
                           const tl_peer_callbacks_t *callbacks,
                           const tl_mux_callbacks_t *channel_callbacks, void *data, int *err);
+/* A connection the caller accepted itself; the peer owns fd, on failure too. */
+tl_peer_t *tl_peer_accept_fd(uv_loop_t *loop, int fd, tl_tls_ctx_t *ctx,
+                             const tl_peer_config_t *config, const tl_peer_callbacks_t *callbacks,
+                             const tl_mux_callbacks_t *channel_callbacks, void *data, int *err);
 tl_peer_t *tl_peer_connect(uv_loop_t *loop, tl_tls_ctx_t *ctx, const struct sockaddr *addr,
                            const tl_peer_config_t *config, const tl_peer_callbacks_t *callbacks,
                            const tl_mux_callbacks_t *channel_callbacks, void *data, int *err);

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -98,6 +99,7 @@ struct connect_req {
 };
 
 static void close_handles(tl_tls_t *conn);
+static tl_tls_t *accept_started(tl_tls_t *conn, int *err);
 static void fail(tl_tls_t *conn, int code);
 static void fail_later(tl_tls_t *conn, int code);
 
@@ -720,6 +722,42 @@ tl_tls_t *tl_tls_accept(uv_stream_t *server, tl_tls_ctx_t *ctx, const tl_tls_cal
         *err = rc;
         return NULL;
     }
+    return accept_started(conn, err);
+}
+
+tl_tls_t *tl_tls_accept_fd(uv_loop_t *loop, int fd, tl_tls_ctx_t *ctx,
+                           const tl_tls_callbacks_t *callbacks, void *data, int *err)
+{
+    int dummy;
+    if (err == NULL)
+        err = &dummy;
+    if (loop == NULL || fd < 0 || ctx == NULL || ctx->role != TL_TLS_SERVER ||
+        !callbacks_valid(callbacks)) {
+        if (fd >= 0)
+            close(fd);
+        *err = TL_EINVAL;
+        return NULL;
+    }
+    tl_tls_t *conn = conn_new(loop, ctx, callbacks, data, err);
+    if (conn == NULL) {
+        close(fd);
+        return NULL;
+    }
+    int rc = uv_tcp_open(&conn->tcp, fd);
+    if (rc != 0) {
+        close(fd); /* not the handle's: closing the handle leaves it alone */
+        close_handles(conn);
+        *err = rc;
+        return NULL;
+    }
+    return accept_started(conn, err);
+}
+
+/* An accepted connection: reading, and the handshake under way with its deadline. */
+static tl_tls_t *accept_started(tl_tls_t *conn, int *err)
+{
+    tl_tls_ctx_t *ctx = conn->ctx;
+    int rc;
     uv_tcp_nodelay(&conn->tcp, 1);
     SSL_set_accept_state(conn->ssl);
     conn->connected = 1;

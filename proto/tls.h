@@ -134,6 +134,14 @@ typedef void (*tl_tls_close_cb)(tl_tls_t *conn);
 tl_tls_t *tl_tls_accept(uv_stream_t *server, tl_tls_ctx_t *ctx, const tl_tls_callbacks_t *callbacks,
                         void *data, int *err);
 
+/*
+ * The same for a connection the caller accepted itself (fd: a connected TCP
+ * socket). The connection owns fd from the call on: it is closed on failure
+ * too.
+ */
+tl_tls_t *tl_tls_accept_fd(uv_loop_t *loop, int fd, tl_tls_ctx_t *ctx,
+                           const tl_tls_callbacks_t *callbacks, void *data, int *err);
+
 /* Connects to addr and runs the client side of the handshake; as tl_tls_accept. */
 tl_tls_t *tl_tls_connect(uv_loop_t *loop, tl_tls_ctx_t *ctx, const struct sockaddr *addr,
                          const tl_tls_callbacks_t *callbacks, void *data, int *err);

@@ -109,7 +109,8 @@ static int cmd_init(const struct command *cmd, int argc, char **argv)
 static int cmd_serve(const struct command *cmd, int argc, char **argv)
 {
     const char *data = NULL, *listen = NULL, *heartbeat = NULL, *handshake = NULL, *level = NULL,
-               *ssh_listen = NULL, *positional[1];
+               *ssh_listen = NULL, *ssh_max = NULL, *ssh_per_address = NULL,
+               *ssh_auth_timeout = NULL, *positional[1];
     int count;
     tl_cli_option_t options[] = {{"data", &data, NULL},
                                  {"listen", &listen, NULL},
@@ -117,6 +118,9 @@ static int cmd_serve(const struct command *cmd, int argc, char **argv)
                                  {"handshake-timeout-ms", &handshake, NULL},
                                  {"log-level", &level, NULL},
                                  {"ssh-listen", &ssh_listen, NULL},
+                                 {"ssh-max-connections", &ssh_max, NULL},
+                                 {"ssh-preauth-per-address", &ssh_per_address, NULL},
+                                 {"ssh-auth-timeout-ms", &ssh_auth_timeout, NULL},
                                  {0}};
     int status =
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
@@ -137,6 +141,27 @@ static int cmd_serve(const struct command *cmd, int argc, char **argv)
             return TL_EXIT_USAGE;
         }
         config.handshake_timeout_ms = (uint32_t)value;
+    }
+    /* The SSH front end's limits (docs/technicians.md "Limits"). */
+    const struct {
+        const char *text, *name;
+        uint64_t min, max;
+        uint32_t *out;
+    } ssh_limits[] = {
+        {ssh_max, "--ssh-max-connections", 1, 65536, &config.ssh_max_connections},
+        {ssh_per_address, "--ssh-preauth-per-address", 1, 1024, &config.ssh_preauth_per_address},
+        {ssh_auth_timeout, "--ssh-auth-timeout-ms", 1000, 600000, &config.ssh_auth_timeout_ms},
+    };
+    for (size_t i = 0; i < sizeof ssh_limits / sizeof ssh_limits[0]; i++) {
+        if (ssh_limits[i].text == NULL)
+            continue;
+        if (tl_cli_parse_uint(ssh_limits[i].text, ssh_limits[i].min, ssh_limits[i].max, &value) !=
+            0) {
+            fprintf(stderr, PROGRAM " serve: %s wants %llu..%llu\n", ssh_limits[i].name,
+                    (unsigned long long)ssh_limits[i].min, (unsigned long long)ssh_limits[i].max);
+            return TL_EXIT_USAGE;
+        }
+        *ssh_limits[i].out = (uint32_t)value;
     }
     enum tl_log_level log_level;
     if (level != NULL) {
@@ -650,7 +675,8 @@ static const struct command commands[] = {
      "create a relay: key, certificate, store, audit log", cmd_init},
     {"serve",
      "serve --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--heartbeat-ms N] "
-     "[--handshake-timeout-ms N] [--log-level LEVEL]",
+     "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
+     "[--ssh-auth-timeout-ms N] [--log-level LEVEL]",
      "accept agents over mutual TLS 1.3, and technicians over SSH with --ssh-listen", cmd_serve},
     {"enroll-code",
      "enroll-code --data DIR [--ttl 15m] [--note TEXT] [--address HOST:PORT] [--count N]",

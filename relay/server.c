@@ -8,6 +8,8 @@
 #include "proto/log.h"
 #include "proto/peer.h"
 #include "relay/datadir.h"
+#include "relay/listener.h"
+#include "relay/login_tally.h"
 #include "relay/registry.h"
 #include "relay/commands.h"
 #include "relay/sessions.h"
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* docs/protocol.md §7. */
 
@@ -89,7 +92,7 @@ struct enroll_limit {
 
 struct relay {
     uv_loop_t *loop;
-    uv_tcp_t listener;
+    tl_listener_t *listener; /* agents' TLS */
     uv_signal_t sigterm, sigint;
     tl_tls_ctx_t *tls;
     tl_store_t *store;
@@ -111,6 +114,9 @@ struct relay {
     int users_loading;
     tl_commands_ctx_t commands;
     tl_sessions_t *sessions;
+    /* Refused logins, counted per address and minute (relay/login_tally.h). */
+    tl_login_tally_t *login_tally;
+    uv_timer_t login_tally_timer;
     char software[64];
     int stopping;
 };
@@ -1142,31 +1148,27 @@ static int check_peer(void *data, const char *fingerprint)
     return 0;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* A new agent connection (relay/listener.c logs accept failures, rate-limited). */
+static void on_connection(void *ctx, int fd, const struct sockaddr *peer)
 {
-    struct relay *relay = server->data;
-    if (status != 0) {
-        tl_log_warn("accept failed reason=%s", uv_strerror(status));
+    struct relay *relay = ctx;
+    struct tl_agent_link *agent = calloc(1, sizeof *agent);
+    if (agent == NULL) {
+        close(fd);
+        tl_listener_dropped(relay->listener, TL_ENOMEM);
         return;
     }
-    struct tl_agent_link *agent = calloc(1, sizeof *agent);
-    if (agent == NULL)
-        return;
     agent->relay = relay;
     agent->refs = 1;
     int err = 0;
-    agent->peer = tl_peer_accept(server, relay->tls, &relay->peer_config, &peer_callbacks,
-                                 &channel_callbacks, agent, &err);
+    agent->peer = tl_peer_accept_fd(relay->loop, fd, relay->tls, &relay->peer_config,
+                                    &peer_callbacks, &channel_callbacks, agent, &err);
     if (agent->peer == NULL) {
-        tl_log_warn("connection not accepted reason=%s", tl_strerror(err));
+        tl_listener_dropped(relay->listener, err);
         free(agent);
         return;
     }
-    struct sockaddr_storage address;
-    if (tl_tls_peer_address(tl_peer_tls(agent->peer), &address) == 0)
-        tl_addr_format((struct sockaddr *)&address, 0, agent->address);
-    else
-        snprintf(agent->address, sizeof agent->address, "unknown");
+    tl_addr_format(peer, 0, agent->address);
     agent->next = relay->agents;
     if (relay->agents != NULL)
         relay->agents->prev = agent;
@@ -1264,10 +1266,79 @@ static void login_audit_done(tl_job_t *base, int status)
     free(base);
 }
 
+/* ---- refused logins: one audit entry per address and minute (docs/audit-format.md §11) ---- */
+
+struct login_summary_job {
+    tl_job_t job;
+    json_t *details;
+};
+
+static int run_login_summary(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct login_summary_job *job = (struct login_summary_job *)base;
+    return tl_worker_audit(ctx, "relay", "login.failures", "", job->details);
+}
+
+static void login_summary_done(tl_job_t *base, int status)
+{
+    struct login_summary_job *job = (struct login_summary_job *)base;
+    if (status != 0)
+        tl_log_error("login failures not audited address=%s count=%" PRId64 " reason=%s",
+                     json_string_value(json_object_get(job->details, "address")),
+                     (int64_t)json_integer_value(json_object_get(job->details, "count")),
+                     tl_strerror(status));
+    json_decref(job->details);
+    free(job);
+}
+
+static void emit_login_summary(void *ctx, const tl_login_summary_t *summary)
+{
+    struct relay *relay = ctx;
+    char minute[32];
+    time_t seconds = (time_t)(summary->minute_ms / 1000);
+    struct tm utc;
+    gmtime_r(&seconds, &utc);
+    strftime(minute, sizeof minute, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    json_t *kinds = json_object();
+    for (size_t i = 0; kinds != NULL && tl_login_tally_kind_name(i) != NULL; i++)
+        if (summary->kinds[i] > 0)
+            json_object_set_new(kinds, tl_login_tally_kind_name(i),
+                                json_integer((json_int_t)summary->kinds[i]));
+    json_t *details = json_pack("{s:s, s:s, s:I, s:o*}", "address", summary->address, "minute",
+                                minute, "count", (json_int_t)summary->count, "kinds", kinds);
+    if (details != NULL && strcmp(summary->address, TL_LOGIN_TALLY_OTHER) == 0)
+        json_object_set_new(details, "addresses", json_integer(summary->addresses));
+    struct login_summary_job *job = details != NULL ? calloc(1, sizeof *job) : NULL;
+    if (job == NULL) {
+        /* Not silently: the operator learns what the audit log lacks. */
+        tl_log_error("login failures not audited address=%s count=%" PRIu64 " reason=%s",
+                     summary->address, summary->count, tl_strerror(TL_ENOMEM));
+        json_decref(details);
+        return;
+    }
+    job->job.run = run_login_summary;
+    job->job.done = login_summary_done;
+    job->details = details;
+    tl_worker_submit(relay->worker, &job->job);
+}
+
+/* Fires just after each minute ends, by the wall clock. */
+static void on_login_tally_timer(uv_timer_t *timer)
+{
+    struct relay *relay = timer->data;
+    int64_t now = tl_wall_ms();
+    tl_login_tally_flush(relay->login_tally, now);
+    uv_timer_start(timer, on_login_tally_timer,
+                   (uint64_t)(TL_LOGIN_TALLY_MINUTE_MS - now % TL_LOGIN_TALLY_MINUTE_MS + 50), 0);
+}
+
 static void ssh_on_login(void *ctx, const char *user, const char *address, const char *fingerprint,
                          int ok, const char *reason)
 {
     struct relay *relay = ctx;
+    /* A refusal is counted for its address's minute; a new key gets its own entry as well. */
+    if (!ok && !tl_login_tally_add(relay->login_tally, tl_wall_ms(), address, reason, fingerprint))
+        return;
     struct login_job *job = calloc(1, sizeof *job);
     if (job == NULL)
         return;
@@ -1323,6 +1394,14 @@ static int start_technicians(struct relay *relay)
     relay->users_timer.data = relay;
     reload_users(relay);
     uv_timer_start(&relay->users_timer, on_users_timer, TL_USERS_RELOAD_MS, TL_USERS_RELOAD_MS);
+    relay->login_tally = tl_login_tally_new(emit_login_summary, relay);
+    if (relay->login_tally == NULL)
+        return TL_ENOMEM;
+    uv_timer_init(relay->loop, &relay->login_tally_timer);
+    relay->login_tally_timer.data = relay;
+    /* It does not keep the loop running; closed after the loop (tl_relay_serve). */
+    uv_unref((uv_handle_t *)&relay->login_tally_timer);
+    on_login_tally_timer(&relay->login_tally_timer);
     tl_ssh_front_config_t config = {
         .listen = relay->config.ssh_listen,
         .host_key_path = key_path,
@@ -1330,6 +1409,9 @@ static int start_technicians(struct relay *relay)
         .authorize = ssh_authorize,
         .on_login = ssh_on_login,
         .ctx = relay,
+        .max_sessions = relay->config.ssh_max_connections,
+        .max_preauth_per_address = relay->config.ssh_preauth_per_address,
+        .auth_timeout_ms = relay->config.ssh_auth_timeout_ms,
     };
     relay->ssh = tl_ssh_front_start(relay->loop, &config, &rc);
     if (relay->ssh == NULL) {
@@ -1352,7 +1434,8 @@ static void on_signal(uv_signal_t *handle, int signum)
         return;
     relay->stopping = 1;
     tl_log_info("shutting down signal=%d agents=%u", signum, relay->agent_count);
-    uv_close((uv_handle_t *)&relay->listener, NULL);
+    tl_listener_stop(relay->listener);
+    relay->listener = NULL;
     uv_close((uv_handle_t *)&relay->sigterm, NULL);
     uv_close((uv_handle_t *)&relay->sigint, NULL);
     for (struct tl_agent_link *agent = relay->agents; agent != NULL; agent = agent->next)
@@ -1434,11 +1517,14 @@ static int start_listener(struct relay *relay, const char *listen)
         fprintf(stderr, "tierline-relay: bad listen address '%s' (want ADDR:PORT)\n", listen);
         return rc;
     }
-    uv_tcp_init(relay->loop, &relay->listener);
-    relay->listener.data = relay;
-    if ((rc = uv_tcp_bind(&relay->listener, (struct sockaddr *)&address, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&relay->listener, 1024, on_connection)) != 0) {
-        fprintf(stderr, "tierline-relay: cannot listen on %s: %s\n", listen, uv_strerror(rc));
+    tl_listener_config_t config = {.address = listen,
+                                   .name = "agents",
+                                   .backlog = 1024,
+                                   .on_accept = on_connection,
+                                   .ctx = relay};
+    relay->listener = tl_listener_start(relay->loop, &config, &rc);
+    if (relay->listener == NULL) {
+        fprintf(stderr, "tierline-relay: cannot listen on %s: %s\n", listen, tl_strerror(rc));
         return rc;
     }
     return 0;
@@ -1506,11 +1592,15 @@ int tl_relay_serve(const tl_relay_config_t *config)
     uv_run(relay->loop, UV_RUN_DEFAULT);
     tl_log_info("relay stopped");
 out:
+    /* The last minute's refused logins (those of the shutdown too), before the worker ends. */
+    if (relay->worker != NULL)
+        tl_login_tally_flush(relay->login_tally, INT64_MAX);
     tl_worker_free(relay->worker); /* runs the last acknowledgements */
     tl_sessions_free(relay->sessions);
     if (relay->loop != NULL) {
-        if (relay->listener.loop != NULL && !uv_is_closing((uv_handle_t *)&relay->listener))
-            uv_close((uv_handle_t *)&relay->listener, NULL);
+        tl_listener_stop(relay->listener);
+        if (relay->login_tally != NULL)
+            uv_close((uv_handle_t *)&relay->login_tally_timer, NULL);
         uv_run(relay->loop, UV_RUN_DEFAULT);
     }
     tl_tls_ctx_free(relay->tls);
@@ -1519,6 +1609,7 @@ out:
     tl_store_close(relay->store);
     tl_registry_free(relay->registry);
     tl_users_free(relay->users);
+    tl_login_tally_free(relay->login_tally);
     free(relay);
     return rc;
 }

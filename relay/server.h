@@ -25,6 +25,10 @@ typedef struct tl_relay_config {
     uint32_t max_agents;           /* connections at once; 0: default */
     uint64_t max_upload_bytes;     /* one evidence item; 0: default */
     const char *ssh_listen;        /* technicians' SSH "ADDR:PORT"; NULL: no SSH front end */
+    /* The SSH front end's limits (relay/ssh_front.h); 0: its defaults. */
+    uint32_t ssh_max_connections;
+    uint32_t ssh_preauth_per_address;
+    uint32_t ssh_auth_timeout_ms;
 } tl_relay_config_t;
 
 #define TL_RELAY_DEFAULT_HEARTBEAT_MS 20000u

@@ -47,6 +47,7 @@
 #include "proto/err.h"
 #include "proto/keys.h"
 #include "proto/log.h"
+#include "relay/listener.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,14 +73,10 @@
 #define MAX_CHANNELS 8
 /* Refused keys on one connection before it is closed, as sshd's MaxAuthTries. */
 #define MAX_AUTH_ATTEMPTS 6
-/* Connections accepted per wake-up of the listener, so one burst cannot starve the loop. */
-#define ACCEPT_BATCH 32
-/* Out of descriptors: stop accepting this long instead of spinning on the ready listener. */
-#define ACCEPT_PAUSE_MS 250
 /* Client addresses whose failed logins are remembered. */
 #define LIMIT_SLOTS 512
-#define DEFAULT_MAX_SESSIONS 256
-#define DEFAULT_AUTH_TIMEOUT_MS 30000
+/* Hash buckets for the addresses holding pre-auth connections (at most max_sessions of them). */
+#define SOURCE_BUCKETS 256
 /* An input buffer larger than this is freed once the command has taken all of it. */
 #define INPUT_KEEP (64u * 1024u)
 /*
@@ -177,6 +174,10 @@ struct conn {
     struct tl_exec *execs;
     unsigned exec_count;
     unsigned auth_attempts;
+    /* Failures this connection counted against its address, taken back if it logs in. */
+    uint64_t counted_at[MAX_AUTH_ATTEMPTS];
+    unsigned counted;
+    struct preauth_source *source; /* while not authenticated */
     tl_technician_t technician;
     const char *close_reason; /* a login outcome still to report, if any */
     char address[TL_ADDR_TEXT_MAX];
@@ -190,12 +191,19 @@ struct conn {
     unsigned torn_down : 1;
 };
 
-/* The last TL_SSH_LOGIN_FAILURES failures from one address, oldest at at[next] once full. */
+/* The last TL_SSH_LOGIN_FAILURES failures from one address: when (uv_now) each happened. */
 struct login_limit {
     char address[TL_ADDR_TEXT_MAX];
     uint64_t at[TL_SSH_LOGIN_FAILURES];
+    uint8_t used[TL_SSH_LOGIN_FAILURES];
     uint64_t last;
-    unsigned count, next;
+};
+
+/* An address with connections not yet authenticated, and how many. */
+struct preauth_source {
+    struct preauth_source *next; /* in its hash bucket */
+    char address[TL_ADDR_TEXT_MAX];
+    unsigned count;
 };
 
 struct tl_ssh_front {
@@ -206,11 +214,10 @@ struct tl_ssh_front {
                      int ok, const char *reason);
     void *ctx;
     uint32_t max_sessions;
+    uint32_t max_preauth_per_address;
     uint32_t auth_timeout_ms;
     ssh_bind bind;
-    int listen_fd;
-    uv_poll_t listen_poll;
-    uv_timer_t accept_pause;
+    tl_listener_t *listener;
     uv_idle_t idle;
     struct conn *conns;
     struct conn *service_head, *service_tail;
@@ -219,6 +226,7 @@ struct tl_ssh_front {
     unsigned stopping : 1;
     unsigned idle_closed : 1;
     struct login_limit limits[LIMIT_SLOTS];
+    struct preauth_source *sources[SOURCE_BUCKETS];
 };
 
 #define STRINGIFY_(x) #x
@@ -276,12 +284,18 @@ static struct login_limit *limit_find(tl_ssh_front_t *front, const char *address
 static int limit_blocked(tl_ssh_front_t *front, const char *address)
 {
     struct login_limit *entry = limit_find(front, address);
-    if (entry == NULL || entry->count < TL_SSH_LOGIN_FAILURES)
+    if (entry == NULL)
         return 0;
-    return uv_now(front->loop) - entry->at[entry->next] < TL_SSH_LOGIN_WINDOW_MS;
+    uint64_t now = uv_now(front->loop);
+    unsigned recent = 0;
+    for (size_t i = 0; i < TL_SSH_LOGIN_FAILURES; i++)
+        if (entry->used[i] && now - entry->at[i] < TL_SSH_LOGIN_WINDOW_MS)
+            recent++;
+    return recent >= TL_SSH_LOGIN_FAILURES;
 }
 
-static void limit_record(tl_ssh_front_t *front, const char *address)
+/* Records a failure from address; returns when it happened (uv_now), for limit_forgive(). */
+static uint64_t limit_record(tl_ssh_front_t *front, const char *address)
 {
     uint64_t now = uv_now(front->loop);
     struct login_limit *entry = limit_find(front, address);
@@ -300,11 +314,107 @@ static void limit_record(tl_ssh_front_t *front, const char *address)
         memset(entry, 0, sizeof *entry);
         snprintf(entry->address, sizeof entry->address, "%s", address);
     }
-    entry->at[entry->next] = now;
-    entry->next = (entry->next + 1) % TL_SSH_LOGIN_FAILURES;
-    if (entry->count < TL_SSH_LOGIN_FAILURES)
-        entry->count++;
+    /* A free place, else the oldest failure's. */
+    size_t at = 0;
+    for (size_t i = 0; i < TL_SSH_LOGIN_FAILURES; i++) {
+        if (!entry->used[i]) {
+            at = i;
+            break;
+        }
+        if (entry->at[i] < entry->at[at])
+            at = i;
+    }
+    entry->at[at] = now;
+    entry->used[at] = 1;
     entry->last = now;
+    return now;
+}
+
+/* Takes back failures recorded at the given times (a connection that then logged in). */
+static void limit_forgive(tl_ssh_front_t *front, const char *address, const uint64_t *times,
+                          unsigned count)
+{
+    struct login_limit *entry = limit_find(front, address);
+    for (unsigned k = 0; entry != NULL && k < count; k++) {
+        for (size_t i = 0; i < TL_SSH_LOGIN_FAILURES; i++) {
+            if (entry->used[i] && entry->at[i] == times[k]) {
+                entry->used[i] = 0;
+                break;
+            }
+        }
+    }
+}
+
+/* ---- connections before authentication, per address --------------------------------------- */
+
+static size_t source_bucket(const char *address)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)address; *p != '\0'; p++)
+        hash = (hash ^ *p) * 16777619u;
+    return hash % SOURCE_BUCKETS;
+}
+
+static struct preauth_source *source_find(tl_ssh_front_t *front, const char *address)
+{
+    for (struct preauth_source *source = front->sources[source_bucket(address)]; source != NULL;
+         source = source->next)
+        if (strcmp(source->address, address) == 0)
+            return source;
+    return NULL;
+}
+
+static unsigned source_held(tl_ssh_front_t *front, const char *address)
+{
+    struct preauth_source *source = source_find(front, address);
+    return source != NULL ? source->count : 0;
+}
+
+/* Counts conn against its address until it authenticates or ends; TL_ENOMEM if it cannot. */
+static int source_hold(struct conn *conn)
+{
+    tl_ssh_front_t *front = conn->front;
+    struct preauth_source *source = source_find(front, conn->address);
+    if (source == NULL) {
+        source = calloc(1, sizeof *source);
+        if (source == NULL)
+            return TL_ENOMEM;
+        snprintf(source->address, sizeof source->address, "%s", conn->address);
+        size_t bucket = source_bucket(conn->address);
+        source->next = front->sources[bucket];
+        front->sources[bucket] = source;
+    }
+    source->count++;
+    conn->source = source;
+    return 0;
+}
+
+static void source_release(struct conn *conn)
+{
+    struct preauth_source *source = conn->source;
+    if (source == NULL)
+        return;
+    conn->source = NULL;
+    if (--source->count > 0)
+        return;
+    tl_ssh_front_t *front = conn->front;
+    struct preauth_source **link = &front->sources[source_bucket(source->address)];
+    while (*link != source)
+        link = &(*link)->next;
+    *link = source->next;
+    free(source);
+}
+
+/* The address holding the most pre-auth connections (the first found among equals). */
+static struct preauth_source *source_busiest(tl_ssh_front_t *front)
+{
+    struct preauth_source *busiest = NULL;
+    for (size_t i = 0; i < SOURCE_BUCKETS; i++)
+        for (struct preauth_source *source = front->sources[i]; source != NULL;
+             source = source->next)
+            if (busiest == NULL || source->count > busiest->count)
+                busiest = source;
+    return busiest;
 }
 
 static void report_login(struct conn *conn, int ok, const char *reason)
@@ -322,11 +432,14 @@ static void report_login(struct conn *conn, int ok, const char *reason)
         front->on_login(front->ctx, conn->user, conn->address, conn->fingerprint, ok, reason);
 }
 
-/* A refused attempt: reported, and counted against the address unless counts is 0. */
+/*
+ * A refused attempt: reported, and counted against the address if counts
+ * (a real authentication attempt: a key or a password, not noise).
+ */
 static void login_failed(struct conn *conn, const char *reason, int counts)
 {
-    if (counts)
-        limit_record(conn->front, conn->address);
+    if (counts && conn->counted < MAX_AUTH_ATTEMPTS)
+        conn->counted_at[conn->counted++] = limit_record(conn->front, conn->address);
     report_login(conn, 0, reason);
 }
 
@@ -857,6 +970,10 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
     conn->technician = technician;
     conn->authenticated = 1;
     uv_timer_stop(&conn->auth_timer);
+    source_release(conn);
+    /* Keys the client tried first (an agent holding several) were not an attack. */
+    limit_forgive(front, conn->address, conn->counted_at, conn->counted);
+    conn->counted = 0;
     report_login(conn, 1, "publickey");
     return SSH_AUTH_SUCCESS;
 
@@ -1280,6 +1397,7 @@ static void conn_teardown(struct conn *conn)
     conn->torn_down = 1;
     conn->closing = 1;
     unqueue_service(conn);
+    source_release(conn);
     front->live--;
     uv_close((uv_handle_t *)&conn->poll, conn_handle_closed);
     uv_close((uv_handle_t *)&conn->auth_timer, conn_handle_closed);
@@ -1290,7 +1408,7 @@ static void conn_teardown(struct conn *conn)
             reason = front->stopping  ? "shutdown"
                      : conn->kex_done ? "disconnected"
                                       : "handshake-failed";
-        login_failed(conn, reason, !front->stopping);
+        login_failed(conn, reason, 0); /* not SSH, or never tried a key: not a failed login */
     }
     /* Commands first (they may still look at their execs from on_abort), then the memory. */
     for (tl_exec_t *exec = conn->execs; exec != NULL; exec = exec->next)
@@ -1367,7 +1485,7 @@ static void on_auth_timeout(uv_timer_t *timer)
     struct conn *conn = timer->data;
     if (conn->authenticated || conn->closing)
         return;
-    login_failed(conn, "timeout", 1);
+    login_failed(conn, "timeout", 0);
     conn->closing = 1;
     queue_service(conn);
 }
@@ -1376,20 +1494,24 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
 {
     struct conn *conn = calloc(1, sizeof *conn);
     int libssh_fd = -1;
+    int error = TL_ENOMEM;
     if (conn == NULL)
         goto fail;
     conn->front = front;
     conn->fd = fd;
     snprintf(conn->address, sizeof conn->address, "%s", address);
     libssh_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (libssh_fd < 0)
+    if (libssh_fd < 0) {
+        error = -errno; /* EMFILE, most likely: counted with the listener's own failures */
         goto fail;
+    }
     conn->session = ssh_new();
     conn->event = ssh_event_new();
     if (conn->session == NULL || conn->event == NULL)
         goto fail;
     if (ssh_bind_accept_fd(front->bind, conn->session, libssh_fd) != SSH_OK) {
-        tl_log_warn("ssh accept failed addr=%s error=\"%s\"", address, ssh_get_error(front->bind));
+        tl_log_debug("ssh accept failed addr=%s error=\"%s\"", address, ssh_get_error(front->bind));
+        error = TL_EIO;
         goto fail;
     }
     libssh_fd = -1; /* the session's now */
@@ -1424,7 +1546,8 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
     if (flags >= 0 && !(flags & O_NONBLOCK))
         fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 
-    if (uv_poll_init(front->loop, &conn->poll, fd) != 0)
+    if ((error = source_hold(conn)) != 0 ||
+        (error = uv_poll_init(front->loop, &conn->poll, fd)) != 0)
         goto fail;
     conn->poll.data = conn;
     uv_timer_init(front->loop, &conn->auth_timer);
@@ -1447,6 +1570,7 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
 
 fail:
     if (conn != NULL) {
+        source_release(conn);
         if (conn->event != NULL && conn->session != NULL)
             ssh_event_remove_session(conn->event, conn->session);
         ssh_free(conn->session);
@@ -1456,84 +1580,63 @@ fail:
     if (libssh_fd >= 0)
         close(libssh_fd);
     close(fd);
+    tl_listener_dropped(front->listener, error);
 }
 
 /* ---- the listener ------------------------------------------------------------------------- */
 
-static void on_listen_poll(uv_poll_t *handle, int status, int events);
-
-static void on_accept_pause_over(uv_timer_t *timer)
+/*
+ * At max_sessions: closes the oldest pre-auth connection of the address
+ * holding the most of them, if it holds more than the newcomer's address
+ * (held). 1 if a connection was closed, 0 if every connection is
+ * authenticated or no address holds more than the newcomer's.
+ */
+static int make_room(tl_ssh_front_t *front, unsigned held)
 {
-    tl_ssh_front_t *front = timer->data;
-    if (!front->stopping)
-        uv_poll_start(&front->listen_poll, UV_READABLE, on_listen_poll);
+    struct preauth_source *busiest = source_busiest(front);
+    if (busiest == NULL || busiest->count <= held)
+        return 0;
+    struct conn *oldest = NULL; /* front->conns is newest first */
+    for (struct conn *conn = front->conns; conn != NULL; conn = conn->next)
+        if (conn->source == busiest && !conn->torn_down)
+            oldest = conn;
+    if (oldest == NULL)
+        return 0;
+    tl_log_info("ssh connection evicted addr=%s held=%u sessions=%u", oldest->address,
+                busiest->count, front->live);
+    /* Not inside any of its libssh callbacks here: it can go at once, freeing its place. */
+    oldest->close_reason = "evicted";
+    conn_teardown(oldest);
+    return 1;
 }
 
-static void on_listen_poll(uv_poll_t *handle, int status, int events)
+/* A new connection from the listener (relay/listener.c logs accept failures, rate-limited). */
+static void on_accept(void *ctx, int fd, const struct sockaddr *peer)
 {
-    tl_ssh_front_t *front = handle->data;
-    if (status < 0) {
-        tl_log_error("ssh listener failed error=%s", uv_strerror(status));
+    tl_ssh_front_t *front = ctx;
+    /* Keystrokes and their echoes are small: no Nagle delay behind a delayed ACK. */
+    int on = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
+        tl_log_debug("TCP_NODELAY not set error=%s", strerror(errno));
+    char address[TL_ADDR_TEXT_MAX];
+    tl_addr_format(peer, 0, address);
+    const char *refusal = NULL;
+    unsigned held = source_held(front, address);
+    if (limit_blocked(front, address))
+        refusal = "rate-limited";
+    else if (held >= front->max_preauth_per_address)
+        refusal = "address-limit";
+    else if (front->live >= front->max_sessions && !make_room(front, held))
+        refusal = "busy";
+    if (refusal != NULL) {
+        /* Before any SSH byte: a refused connection costs no key exchange. */
+        tl_log_warn("ssh login refused user=- addr=%s key=- reason=%s", address, refusal);
+        if (front->on_login != NULL)
+            front->on_login(front->ctx, "", address, "", 0, refusal);
+        close(fd);
         return;
     }
-    for (int i = 0; i < ACCEPT_BATCH && !front->stopping; i++) {
-        struct sockaddr_storage peer;
-        socklen_t peer_len = sizeof peer;
-        int fd = accept4(front->listen_fd, (struct sockaddr *)&peer, &peer_len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            tl_log_warn("ssh accept failed error=%s pause_ms=%d", strerror(errno), ACCEPT_PAUSE_MS);
-            uv_poll_stop(&front->listen_poll);
-            uv_timer_start(&front->accept_pause, on_accept_pause_over, ACCEPT_PAUSE_MS, 0);
-            return;
-        }
-        /* Keystrokes and their echoes are small: no Nagle delay behind a delayed ACK. */
-        int on = 1;
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
-            tl_log_debug("TCP_NODELAY not set error=%s", strerror(errno));
-        char address[TL_ADDR_TEXT_MAX];
-        tl_addr_format((struct sockaddr *)&peer, 0, address);
-        const char *refusal = NULL;
-        if (front->live >= front->max_sessions)
-            refusal = "busy";
-        else if (limit_blocked(front, address))
-            refusal = "rate-limited";
-        if (refusal != NULL) {
-            /* Before any SSH byte: a refused connection costs no key exchange. */
-            tl_log_warn("ssh login refused user=- addr=%s key=- reason=%s", address, refusal);
-            if (front->on_login != NULL)
-                front->on_login(front->ctx, "", address, "", 0, refusal);
-            close(fd);
-            continue;
-        }
-        conn_start(front, fd, address);
-    }
-}
-
-static int listen_on(const char *text, int *out)
-{
-    struct sockaddr_storage addr;
-    int rc = tl_addr_parse(text, &addr);
-    if (rc != 0)
-        return rc;
-    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    socklen_t len =
-        addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, 128) != 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    *out = fd;
-    return 0;
+    conn_start(front, fd, address);
 }
 
 /* ---- the host key ------------------------------------------------------------------------- */
@@ -1666,10 +1769,6 @@ static void on_idle(uv_idle_t *idle)
 static void front_handle_closed(uv_handle_t *handle)
 {
     tl_ssh_front_t *front = handle->data;
-    if (handle == (uv_handle_t *)&front->listen_poll && front->listen_fd >= 0) {
-        close(front->listen_fd);
-        front->listen_fd = -1;
-    }
     front->open--;
     front_maybe_done(front);
 }
@@ -1693,7 +1792,6 @@ tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t 
 {
     tl_ssh_front_t *front = NULL;
     ssh_key host_key = NULL;
-    int listen_fd = -1;
     int rc = TL_EINVAL;
     if (config == NULL || config->listen == NULL || config->host_key_path == NULL ||
         config->dispatch == NULL || config->authorize == NULL)
@@ -1718,29 +1816,25 @@ tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t 
         goto out;
     }
     host_key = NULL; /* the bind's now */
-    rc = listen_on(config->listen, &listen_fd);
-    if (rc != 0)
-        goto out;
     front->loop = loop;
     front->dispatch = config->dispatch;
     front->authorize = config->authorize;
     front->on_login = config->on_login;
     front->ctx = config->ctx;
-    front->max_sessions = config->max_sessions ? config->max_sessions : DEFAULT_MAX_SESSIONS;
+    front->max_sessions = config->max_sessions ? config->max_sessions : TL_SSH_DEFAULT_MAX_SESSIONS;
+    front->max_preauth_per_address = config->max_preauth_per_address
+                                         ? config->max_preauth_per_address
+                                         : TL_SSH_DEFAULT_PREAUTH_PER_ADDRESS;
     front->auth_timeout_ms =
-        config->auth_timeout_ms ? config->auth_timeout_ms : DEFAULT_AUTH_TIMEOUT_MS;
-    front->listen_fd = listen_fd;
-    rc = uv_poll_init(loop, &front->listen_poll, listen_fd);
-    if (rc != 0)
+        config->auth_timeout_ms ? config->auth_timeout_ms : TL_SSH_DEFAULT_AUTH_TIMEOUT_MS;
+    tl_listener_config_t listen = {
+        .address = config->listen, .name = "ssh", .on_accept = on_accept, .ctx = front};
+    front->listener = tl_listener_start(loop, &listen, &rc);
+    if (front->listener == NULL)
         goto out;
-    listen_fd = -1; /* closed with the poll handle */
-    front->listen_poll.data = front;
-    uv_timer_init(loop, &front->accept_pause);
-    front->accept_pause.data = front;
     uv_idle_init(loop, &front->idle);
     front->idle.data = front;
-    front->open = 3;
-    uv_poll_start(&front->listen_poll, UV_READABLE, on_listen_poll);
+    front->open = 1;
     rc = 0;
 
 out:
@@ -1751,8 +1845,6 @@ out:
             front = NULL;
         }
         ssh_key_free(host_key);
-        if (listen_fd >= 0)
-            close(listen_fd);
     }
     if (err != NULL)
         *err = rc;
@@ -1764,8 +1856,8 @@ void tl_ssh_front_stop(tl_ssh_front_t *front)
     if (front == NULL || front->stopping)
         return;
     front->stopping = 1;
-    uv_close((uv_handle_t *)&front->listen_poll, front_handle_closed);
-    uv_close((uv_handle_t *)&front->accept_pause, front_handle_closed);
+    tl_listener_stop(front->listener);
+    front->listener = NULL;
     /* Not torn down here: this may run inside a libssh callback of one of them. */
     for (struct conn *conn = front->conns; conn != NULL; conn = conn->next) {
         if (!conn->torn_down) {

@@ -45,23 +45,47 @@ typedef struct tl_ssh_front_config {
      * or keyboard-interactive attempt), "rate-limited", "timeout" (not
      * authenticated within auth_timeout_ms), "handshake-failed" (not SSH, or
      * the key exchange failed), "disconnected" (left before authenticating
-     * without trying a key), "busy" (max_sessions reached), "shutdown".
-     * Each refused key is one report; a connection that tried nothing gets
-     * one report when it ends.
+     * without trying a key), "address-limit" (its address already holds
+     * max_preauth_per_address connections not yet authenticated), "busy"
+     * (max_sessions reached and no connection could make room), "evicted"
+     * (closed before authenticating to make room for another address),
+     * "shutdown". Each refused key is one report; a connection that tried
+     * nothing gets one report when it ends.
      */
     void (*on_login)(void *ctx, const char *user, const char *address, const char *fingerprint,
                      int ok, const char *reason);
-    void *ctx;                /* passed to the three functions above */
-    uint32_t max_sessions;    /* connections at once; 0: 256 */
-    uint32_t auth_timeout_ms; /* connect to authenticated; 0: 30000 */
+    void *ctx;                        /* passed to the three functions above */
+    uint32_t max_sessions;            /* connections at once; 0: TL_SSH_DEFAULT_MAX_SESSIONS */
+    uint32_t max_preauth_per_address; /* 0: TL_SSH_DEFAULT_PREAUTH_PER_ADDRESS */
+    uint32_t auth_timeout_ms; /* connect to authenticated; 0: TL_SSH_DEFAULT_AUTH_TIMEOUT_MS */
 } tl_ssh_front_config_t;
+
+/*
+ * Room for technicians (docs/technicians.md "Limits"). A connection is
+ * "pre-auth" from accept until it authenticates. One address holds at most
+ * max_preauth_per_address pre-auth connections; more are refused at accept
+ * ("address-limit"). With max_sessions connections open, a new one gets in
+ * by closing the oldest pre-auth connection of the address holding the most
+ * of them ("evicted"), provided that address holds more than the newcomer's;
+ * otherwise it is refused ("busy"). So no address can keep another out, and
+ * only authenticated connections can fill the relay. Every pre-auth
+ * connection ends after auth_timeout_ms.
+ */
+#define TL_SSH_DEFAULT_MAX_SESSIONS 256u
+#define TL_SSH_DEFAULT_PREAUTH_PER_ADDRESS 32u
+#define TL_SSH_DEFAULT_AUTH_TIMEOUT_MS 20000u
 
 /*
  * Failed logins allowed per client address: once TL_SSH_LOGIN_FAILURES fall
  * within TL_SSH_LOGIN_WINDOW_MS, the address is refused (at accept, before
  * any key exchange; reason "rate-limited") until the oldest of them is
- * TL_SSH_LOGIN_WINDOW_MS old. Failures are the refusals listed above except
- * "rate-limited", "busy" and "shutdown"; refusals do not extend the window.
+ * TL_SSH_LOGIN_WINDOW_MS old. Only real authentication attempts count:
+ * "unknown-key", "bad-signature" and "method-refused". What is not SSH or
+ * never tries a key ("handshake-failed", "disconnected", "timeout") does not,
+ * so garbage from one host cannot lock out a neighbour behind the same NAT;
+ * nor do the refusals above; and a connection that logs in after refused
+ * keys (a client trying the keys of its agent in turn) has those failures
+ * taken back. Refusals do not extend the window.
  */
 #define TL_SSH_LOGIN_FAILURES 10
 #define TL_SSH_LOGIN_WINDOW_MS 60000u

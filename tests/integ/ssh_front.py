@@ -48,7 +48,8 @@ def pattern_sha256(size):
 class Harness:
     """The front end on a free loopback port, with alice (tier1) and bob (tier2)."""
 
-    def __init__(self, auth_timeout_ms=None, max_sessions=None, asan_quarantine_mb=8):
+    def __init__(self, auth_timeout_ms=None, max_sessions=None, preauth_per_address=None,
+                 asan_quarantine_mb=8):
         self.asan_quarantine_mb = asan_quarantine_mb
         self.port = free_port()
         self.host_key = os.path.join(WORK, "relay.key")
@@ -78,6 +79,8 @@ class Harness:
             self.args += ["--auth-timeout-ms", str(auth_timeout_ms)]
         if max_sessions is not None:
             self.args += ["--max-sessions", str(max_sessions)]
+        if preauth_per_address is not None:
+            self.args += ["--preauth-per-address", str(preauth_per_address)]
         self.log_path = os.path.join(WORK, "harness.log")
         self.proc = None
 
@@ -299,6 +302,50 @@ def read_until_closed(sock, timeout):
     raise Failure("the front end kept the connection open for %.0f s (got %r)" % (timeout, data))
 
 
+def banner_socket(port, source):
+    """A connection from the loopback address source that waits for the front end's banner
+    and sends nothing: (socket, True if the banner came, False if it was closed at once)."""
+    sock = socket.socket()
+    sock.settimeout(10)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    data = b""
+    while b"\n" not in data:
+        try:
+            chunk = sock.recv(256)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            check(data == b"", "closed in the middle of the banner: %r" % data)
+            return sock, False
+        data += chunk
+    check(data.startswith(b"SSH-2.0-"), "not an SSH banner: %r" % data)
+    return sock, True
+
+
+def still_open(sock):
+    """False if the peer has closed sock (what it sent before is dropped)."""
+    while True:
+        ready, _, _ = select.select([sock], [], [], 0)
+        if not ready:
+            return True
+        try:
+            if not sock.recv(65536):
+                return False
+        except (ConnectionResetError, BrokenPipeError):
+            return False
+
+
+def garbage_connection(port, source):
+    """Sends what is not SSH from source and waits until the front end closes it."""
+    with socket.socket() as sock:
+        sock.settimeout(10)
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n" + os.urandom(512))
+        read_until_closed(sock, 10)
+
+
 # ---- cases -----------------------------------------------------------------------------------
 
 def expect_echoed(proc, feeder, size, what):
@@ -450,6 +497,118 @@ def case_failed_logins_rate_limited():
     expect_ok(h.ssh("alice", "echo", "other", extra=("-o", "BindAddress=127.0.0.2")),
               b"other\n", "from 127.0.0.2")
     check(h.logins(address="127.0.0.2", ok=1), "no login from 127.0.0.2")
+
+
+@case
+def case_one_address_cannot_lock_technicians_out():
+    h = Harness(max_sessions=12, preauth_per_address=4, auth_timeout_ms=120000).start()
+    # 127.0.0.2 opens 20 connections that never go past the banner: 4 are let in.
+    flood = {}
+    for source in ("127.0.0.2", "127.0.0.4", "127.0.0.5", "127.0.0.6"):
+        flood[source] = []
+        for _ in range(20 if source == "127.0.0.2" else 4):
+            flood[source].append(banner_socket(h.port, source))
+        if source == "127.0.0.2":
+            let_in = sum(1 for _, banner in flood[source] if banner)
+            check(let_in == 4, "127.0.0.2 got %d connections before authentication, its budget is 4"
+                  % let_in)
+            check(len(h.logins(address=source, ok=0, reason="address-limit")) == 16,
+                  "refusals: %r" % h.logins(address=source, ok=0))
+            # What is not SSH is closed, and costs the address nothing.
+            for _ in range(12):
+                garbage_connection(h.port, source)
+    # Four addresses wanted 16 connections, the cap is 12: room was made by closing the
+    # connections of the address that held the most.
+    check(h.logins(ok=0, reason="evicted"), "no connection was evicted: %r" % h.logins(ok=0))
+    # A technician from a fifth address gets in, with the stock OpenSSH client.
+    out = expect_ok(h.ssh("alice", "whoami", extra=("-o", "BindAddress=127.0.0.3")),
+                    what="alice from 127.0.0.3 beside the flood")
+    check(out.startswith(b"name=alice role=tier1 address=127.0.0.3 "), "whoami: %r" % out)
+    # No address holds more than its budget, and the relay no more than its cap.
+    for source, socks in flood.items():
+        held = wait_for("%s to hold at most its budget" % source,
+                        lambda: (lambda n: n if n <= 4 else None)(
+                            sum(1 for sock, banner in socks if banner and still_open(sock))) or
+                        "none", timeout=10)
+        print("%s holds %s connections before authentication" % (source, held))
+    status, out, err = h.ssh("bob", "sessions", extra=("-o", "BindAddress=127.0.0.7"))
+    check(status == 0 and int(out) <= 12, "sessions: %d %r %r" % (status, out, err))
+    # The flooding address was never counted as failing to log in: a technician there logs in
+    # once a place is free.
+    for sock, _ in flood["127.0.0.2"]:
+        sock.close()
+    out = wait_for("alice's login from 127.0.0.2",
+                   lambda: h.ssh("alice", "whoami", extra=("-o", "BindAddress=127.0.0.2"))[1],
+                   timeout=20, interval=0.2)
+    check(out.startswith(b"name=alice role=tier1 address=127.0.0.2 "), "whoami: %r" % out)
+    check(not h.logins(reason="rate-limited"), "rate-limited: %r" % h.logins(reason="rate-limited"))
+    for socks in flood.values():
+        for sock, _ in socks:
+            sock.close()
+
+
+@case
+def case_noise_is_not_a_failed_login():
+    # Garbage, clients that leave at the banner and clients that stay silent past the
+    # deadline, more than TL_SSH_LOGIN_FAILURES of them from one address: none is a failed
+    # login, so a technician behind the same address still gets in.
+    h = Harness(auth_timeout_ms=1000).start()
+    source = "127.0.0.2"
+    for _ in range(12):
+        garbage_connection(h.port, source)
+    for _ in range(12):
+        sock, banner = banner_socket(h.port, source)
+        check(banner, "a banner-only client was refused: %r" % h.logins(ok=0))
+        sock.close()
+    silent = [banner_socket(h.port, source)[0] for _ in range(3)]
+    for sock in silent:
+        read_until_closed(sock, 15)  # the pre-auth deadline closes it
+        sock.close()
+    wait_for("every noisy connection reported",
+             lambda: len(h.logins(address=source, ok=0)) >= 27, timeout=20)
+    reasons = sorted(set(entry["reason"] for entry in h.logins(address=source, ok=0)))
+    check("timeout" in reasons and "handshake-failed" in reasons and
+          set(reasons) <= {"disconnected", "handshake-failed", "timeout"},
+          "refusal reasons from %s: %r" % (source, reasons))
+    out = expect_ok(h.ssh("alice", "whoami", extra=("-o", "BindAddress=" + source)),
+                    what="alice from the noisy address")
+    check(out.startswith(b"name=alice "), "whoami: %r" % out)
+
+
+@case
+def case_keys_tried_before_the_right_one_are_taken_back():
+    # A client offering wrong keys before the right one (as one with several keys in its
+    # agent does) logs in; those refusals do not count towards the address's limit.
+    h = Harness().start()
+    for attempt in range(6):
+        status, out, err = h.ssh("alice", "echo", "in", key="stranger",
+                                 extra=("-i", h.keys["bob"], "-i", h.keys["alice"]))
+        check(status == 0 and out == b"in\n", "attempt %d: %d %r %r" % (attempt, status, out, err))
+    check(len(h.logins(ok=0, reason="unknown-key")) >= 12,
+          "wrong keys not refused first: %r" % h.logins(ok=0))
+    # 12 refusals were taken back; real failures still count from zero.
+    for attempt in range(9):
+        check(h.ssh("alice", "echo", "x", key="stranger")[0] == 255, "stranger %d got in" % attempt)
+    expect_ok(h.ssh("alice", "echo", "still"), b"still\n", "alice after 9 real failures")
+
+
+@case
+def case_budget_frees_at_the_pre_auth_deadline():
+    h = Harness(preauth_per_address=3, auth_timeout_ms=1500).start()
+    idle = [banner_socket(h.port, "127.0.0.2") for _ in range(3)]
+    check(all(banner for _, banner in idle), "the budget's connections were refused")
+    # The budget is full: a technician from that address is refused for now...
+    status, out, err = h.ssh("alice", "echo", "x", extra=("-o", "BindAddress=127.0.0.2"))
+    check(status == 255 and out == b"", "over the budget: %d %r %r" % (status, out, err))
+    check(h.logins(address="127.0.0.2", reason="address-limit"), "no address-limit refusal")
+    # ...until the deadline closes the idle connections.
+    for sock, _ in idle:
+        read_until_closed(sock, 15)
+        sock.close()
+    check(len(h.logins(address="127.0.0.2", reason="timeout")) == 3,
+          "timeouts: %r" % h.logins(address="127.0.0.2"))
+    expect_ok(h.ssh("alice", "echo", "in", extra=("-o", "BindAddress=127.0.0.2")), b"in\n",
+              "alice once the deadline freed the budget")
 
 
 @case

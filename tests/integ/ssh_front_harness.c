@@ -2,7 +2,8 @@
  * A relay SSH front end with canned test commands, for tests/integ/ssh_front.py.
  *
  *   ssh_front_harness --listen ADDR:PORT --host-key KEY --users FILE
- *                     [--auth-timeout-ms MS] [--max-sessions N] [--log-level L]
+ *                     [--auth-timeout-ms MS] [--max-sessions N] [--preauth-per-address N]
+ *                     [--log-level L]
  *   ssh_front_harness --print-host-key KEY   (the public key line for known_hosts)
  *
  * The users file has lines "NAME ROLE PUBKEY-LINE". Every login outcome is
@@ -548,6 +549,8 @@ int main(int argc, char **argv)
             config.auth_timeout_ms = (uint32_t)strtoul(value, NULL, 10);
         else if (strcmp(argv[i], "--max-sessions") == 0 && value)
             config.max_sessions = (uint32_t)strtoul(value, NULL, 10);
+        else if (strcmp(argv[i], "--preauth-per-address") == 0 && value)
+            config.max_preauth_per_address = (uint32_t)strtoul(value, NULL, 10);
         else if (strcmp(argv[i], "--log-level") == 0 && value) {
             enum tl_log_level level;
             if (tl_log_parse_level(value, &level) != 0)
@@ -555,7 +558,8 @@ int main(int argc, char **argv)
             tl_log_set_level(level);
         } else {
             fprintf(stderr, "usage: ssh_front_harness --listen ADDR:PORT --host-key KEY --users "
-                            "FILE [--auth-timeout-ms MS] [--max-sessions N] [--log-level L]\n");
+                            "FILE [--auth-timeout-ms MS] [--max-sessions N] "
+                            "[--preauth-per-address N] [--log-level L]\n");
             return 2;
         }
         i++;

@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""What one party can do to a real relay's front doors, and what the relay
+does about it: out of file descriptors, SSH connections held before
+authentication, and failed logins in the audit log. Real processes on
+loopback (the agents' TLS port, the technicians' SSH port, the stock
+OpenSSH client, real SQLite and audit files). Each case runs in its own
+process:
+
+    relay_limits.py BIN_DIR CASE
+
+Loopback addresses other than 127.0.0.1 (127.0.0.2, 127.0.0.3, ...) stand
+for different clients; Linux routes all of 127.0.0.0/8 to lo without setup.
+Every wait is bounded; nothing here measures speed.
+"""
+import errno
+import json
+import os
+import re
+import resource
+import select
+import socket
+import subprocess
+import sys
+import time
+
+import relay_agent
+from relay_agent import Agent, Relay
+from ssh_front import banner_socket, garbage_connection, still_open
+import tlcase
+from tlcase import Failure, case, check, free_port, keygen, run, wait_for
+
+BIN = None
+WORK = None
+
+
+class LimitsRelay(Relay):
+    """A relay serving agents and technicians, started with extra serve options."""
+
+    def __init__(self, extra=(), handshake_ms=1000):
+        super().__init__("relay", handshake_ms=handshake_ms)
+        self.ssh_port = free_port()
+        self.extra = list(extra)
+        self.keys = self.add_technicians({"alice": "tier1", "bob": "tier2"})
+        self.known_hosts = self.write_known_hosts()
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [BIN + "/tierline-relay", "serve", "--data", self.dir, "--listen",
+             "127.0.0.1:%d" % self.port, "--heartbeat-ms", str(self.heartbeat_ms),
+             "--handshake-timeout-ms", str(self.handshake_ms), "--log-level", "debug",
+             "--ssh-listen", "127.0.0.1:%d" % self.ssh_port] + self.extra,
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=self.env)
+        wait_for("the relay to listen", self.accepting)
+        # Not a probe connection, which would be a refused login of its own.
+        wait_for("the SSH port", lambda: "technicians' SSH listening" in self.log_text())
+        return self
+
+    def ssh_argv(self, user, source="127.0.0.1", key=None):
+        return ["ssh", "-F", "/dev/null", "-i", key or self.keys[user], "-p", str(self.ssh_port),
+                "-o", "UserKnownHostsFile=" + self.known_hosts, "-o", "StrictHostKeyChecking=yes",
+                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+                "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-o", "BindAddress=" + source,
+                user + "@127.0.0.1"]
+
+    def ssh(self, user, *words, source="127.0.0.1", key=None, timeout=60):
+        """Runs one command as user from the loopback address source: (status, stdout, stderr)."""
+        proc = subprocess.run(self.ssh_argv(user, source, key) + list(words),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        return (proc.returncode, proc.stdout.decode(errors="replace"),
+                proc.stderr.decode(errors="replace"))
+
+    def open_fds(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def audit(self):
+        with open(os.path.join(self.dir, "audit.log")) as f:
+            return [json.loads(line) for line in f if line.endswith("\n")]
+
+    def stop(self):
+        """SIGTERM, and a clean exit within 30 s."""
+        self.proc.terminate()
+        status = self.proc.wait(timeout=30)
+        check(status == 0, "the relay exited %d after SIGTERM" % status)
+        self.proc = None
+
+
+def connect_from(source, port, timeout=5.0):
+    """A TCP connection from the loopback address source to the relay's port."""
+    sock = socket.socket()
+    sock.settimeout(timeout)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def closed_by_peer(sock, timeout):
+    """True once the peer closed sock (EOF or reset) within timeout; False if it is still open.
+    Whatever the peer sent before is read and dropped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        ready, _, _ = select.select([sock], [], [], left)
+        if not ready:
+            return False
+        try:
+            if not sock.recv(65536):
+                return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+
+def accept_failure_lines(relay, listener):
+    """The relay's "accept failed" lines for one listener: [(error, suppressed or None)]."""
+    found = []
+    for line in relay.log_text().splitlines():
+        m = re.search(r"accept failed listener=%s error=(\S+)(?: suppressed=(\d+))?$" % listener,
+                      line)
+        if m:
+            found.append((m.group(1), int(m.group(2)) if m.group(2) else None))
+    return found
+
+
+def failures_logged(lines):
+    """Connections turned away that the lines account for: one per line of its own, plus
+    every suppressed count."""
+    return sum(1 if suppressed is None else suppressed for _, suppressed in lines)
+
+
+# ---- out of file descriptors ------------------------------------------------------------------
+
+@case
+def case_out_of_descriptors_is_logged_rate_limited_and_survived():
+    # Held TLS connections keep their descriptor for the whole handshake timeout.
+    relay = LimitsRelay(handshake_ms=120000).start()
+    check(relay.ssh("alice", "whoami")[0] == 0, "alice cannot log in before the flood")
+    # A table with room for ten more descriptors than the relay holds now.
+    limit = relay.open_fds() + 10
+    resource.prlimit(relay.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
+    started = time.monotonic()
+    flood = {"agents": [], "ssh": []}
+    dropped = {"agents": 0, "ssh": 0}
+    for listener, port in (("agents", relay.port), ("ssh", relay.ssh_port)):
+        for _ in range(60):
+            flood[listener].append(connect_from("127.0.0.2", port))
+        # The connections the relay could not take are closed at once, not left hanging.
+        wait_for("the relay to log the %s listener's accept failures" % listener,
+                 lambda: accept_failure_lines(relay, listener), timeout=30)
+    for listener in flood:
+        for sock in flood[listener]:
+            if closed_by_peer(sock, 0.5 if listener == "agents" else 2.0):
+                dropped[listener] += 1
+    print("dropped while out of descriptors: %r" % dropped)
+    check(dropped["agents"] > 20, "the agents' listener dropped only %d of 60" % dropped["agents"])
+    # Rate-limited: one line, then at most one more per 10 s, each counting what it stands for.
+    for listener in flood:
+        lines = accept_failure_lines(relay, listener)
+        check(all(error in ("EMFILE", "ENFILE") for error, _ in lines),
+              "%s: accept failed for another reason: %r" % (listener, lines))
+        allowed = 2 + int((time.monotonic() - started) / 10)
+        check(len(lines) <= allowed,
+              "%s: %d accept-failure lines in %.0f s (at most %d): one per attempt?"
+              % (listener, len(lines), time.monotonic() - started, allowed))
+    for listener in flood:
+        lines = wait_for("the count of the %s listener's suppressed failures" % listener,
+                         lambda: (lambda found: found if failures_logged(found) >= dropped[listener]
+                                  else None)(accept_failure_lines(relay, listener)), timeout=30)
+        check(any(suppressed for _, suppressed in lines),
+              "no suppressed count in the %s lines: %r" % (listener, lines))
+        check(failures_logged(lines) == dropped[listener],
+              "the %s lines account for %d failures, the clients saw %d dropped: %r"
+              % (listener, failures_logged(lines), dropped[listener], lines))
+    # The flood ends: both doors work again, without a restart.
+    for listener in flood:
+        for sock in flood[listener]:
+            sock.close()
+    status, out, err = wait_for("alice's login after the flood",
+                                lambda: (lambda r: r if r[0] == 0 else None)(
+                                    relay.ssh("alice", "whoami")), timeout=30)
+    check(out.startswith("alice"), "whoami after the flood: %r" % out)
+    agent = Agent("agent")
+    out, _ = agent.enroll(relay.code())
+    check(relay.devices(), "no device enrolled after the flood: %s" % out)
+    check(relay.alive(), "the relay died")
+
+
+# ---- SSH connections before authentication ---------------------------------------------------
+
+@case
+def case_one_address_cannot_lock_technicians_out_of_the_relay():
+    relay = LimitsRelay(extra=["--ssh-max-connections", "10", "--ssh-preauth-per-address", "3",
+                               "--ssh-auth-timeout-ms", "120000"]).start()
+    flood = []
+    # 127.0.0.2 opens 30 connections that stop at the banner: its budget of 3 gets in.
+    results = [banner_socket(relay.ssh_port, "127.0.0.2") for _ in range(30)]
+    flood += results
+    let_in = sum(1 for _, banner in results if banner)
+    check(let_in == 3, "127.0.0.2 got %d connections before authentication, not 3" % let_in)
+    # Garbage from it is closed at once, and is not a failed login.
+    for _ in range(12):
+        garbage_connection(relay.ssh_port, "127.0.0.2")
+    # Three more addresses bring it to 12 wanted, over the cap of 10.
+    for source in ("127.0.0.4", "127.0.0.5", "127.0.0.6"):
+        flood += [banner_socket(relay.ssh_port, source) for _ in range(3)]
+    check("ssh connection evicted" in relay.log_text(), "no connection evicted at the cap")
+    # A technician from another address gets in with the stock OpenSSH client.
+    status, out, err = relay.ssh("alice", "whoami", source="127.0.0.3")
+    check(status == 0 and "alice" in out, "alice beside the flood: %d %r %r" % (status, out, err))
+    for sock, banner in flood:
+        sock.close()
+    # And one from the flooding address, once its connections are gone: its garbage did not
+    # count against it.
+    status, out, err = wait_for("bob's login from 127.0.0.2",
+                                lambda: (lambda r: r if r[0] == 0 else None)(
+                                    relay.ssh("bob", "whoami", source="127.0.0.2")), timeout=20)
+    check("bob" in out, "bob from 127.0.0.2: %r" % out)
+    check("reason=rate-limited" not in relay.log_text(), "an address was rate-limited")
+
+
+@case
+def case_serve_auth_timeout_closes_idle_connections():
+    relay = LimitsRelay(extra=["--ssh-auth-timeout-ms", "1000"]).start()
+    idle = [banner_socket(relay.ssh_port, "127.0.0.2") for _ in range(3)]
+    check(all(banner for _, banner in idle), "idle connections refused")
+    for sock, _ in idle:
+        check(closed_by_peer(sock, 15), "an idle connection outlived the pre-auth deadline")
+        sock.close()
+    check(relay.log_text().count("reason=timeout") >= 3, "timeouts not logged")
+    # Limits out of range are usage errors, said on stderr.
+    for option, value in (("--ssh-preauth-per-address", "0"), ("--ssh-max-connections", "many"),
+                          ("--ssh-auth-timeout-ms", "10")):
+        _, err = run(BIN + "/tierline-relay", "serve", "--data", relay.dir, option, value,
+                     expect=2)
+        check(option in err, "%s %s: %r" % (option, value, err))
+
+
+# ---- refused logins in the audit log ----------------------------------------------------------
+
+def connect_and_close(port, source):
+    with socket.socket() as sock:
+        sock.settimeout(10)
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+
+
+def login_entries(relay):
+    """The audit log's entries about refused logins: (own login.failed, login.failures)."""
+    entries = relay.audit()
+    return ([e for e in entries if e["action"] == "login.failed"],
+            [e for e in entries if e["action"] == "login.failures"])
+
+
+def summed(summaries, address):
+    """count and kinds of an address, summed over its minutes."""
+    count, kinds = 0, {}
+    for entry in summaries:
+        if entry["details"]["address"] == address:
+            count += entry["details"]["count"]
+            for kind, n in entry["details"]["kinds"].items():
+                kinds[kind] = kinds.get(kind, 0) + n
+    return count, kinds
+
+
+def check_chain(relay):
+    relay.verify_audit()
+    verifier = os.path.join(os.path.dirname(os.path.abspath(__file__)), "audit_verify.py")
+    run(sys.executable, verifier, os.path.join(relay.dir, "audit.log"))  # exit 0: the chain holds
+
+
+@case
+def case_refused_logins_are_counted_per_address_and_minute():
+    relay = LimitsRelay().start()
+    before = len(relay.audit())
+    stranger = keygen(os.path.join(WORK, "stranger"))
+    new_keys = [keygen(os.path.join(WORK, "new%d" % i)) for i in range(6)]
+    started = time.time()
+    # 1000 connect-and-close from one address: one entry, not a thousand.
+    for _ in range(1000):
+        connect_and_close(relay.ssh_port, "127.0.0.2")
+    # 15 logins with an unknown key: 10 refused keys, then 5 refused at connect.
+    for _ in range(15):
+        status, _, _ = relay.ssh("alice", "whoami", source="127.0.0.4", key=stranger)
+        check(status == 255, "the stranger got in")
+    # 6 keys never seen from 127.0.0.5: the first 4 get an entry of their own.
+    for key in new_keys:
+        relay.ssh("alice", "whoami", source="127.0.0.5", key=key)
+    for _ in range(20):
+        garbage_connection(relay.ssh_port, "127.0.0.6")
+    # Everything reported before the relay stops, which writes the minute's counts.
+    wait_for("1041 refusals in the relay's log",
+             lambda: relay.log_text().count("ssh login refused") >= 1041, timeout=60)
+    relay.stop()
+    minutes = int(time.time() // 60) - int(started // 60) + 1
+    own, summaries = login_entries(relay)
+    print("%d own entries, %d summaries over %d minute(s) for 1041 refusals"
+          % (len(own), len(summaries), minutes))
+    count, kinds = summed(summaries, "127.0.0.2")
+    check(count == 1000 and set(kinds) <= {"handshake-failed", "disconnected", "address-limit"},
+          "127.0.0.2: count %d kinds %r" % (count, kinds))
+    check(summed(summaries, "127.0.0.4") == (15, {"unknown-key": 10, "rate-limited": 5}),
+          "127.0.0.4: %r" % (summed(summaries, "127.0.0.4"),))
+    check(summed(summaries, "127.0.0.5") == (6, {"unknown-key": 6}),
+          "127.0.0.5: %r" % (summed(summaries, "127.0.0.5"),))
+    check(summed(summaries, "127.0.0.6") == (20, {"handshake-failed": 20}),
+          "127.0.0.6: %r" % (summed(summaries, "127.0.0.6"),))
+    for address in ("127.0.0.2", "127.0.0.4", "127.0.0.5", "127.0.0.6"):
+        entries = [e for e in summaries if e["details"]["address"] == address]
+        check(len(entries) <= minutes, "%s has %d summaries in %d minute(s)"
+              % (address, len(entries), minutes))
+        for entry in entries:
+            check(entry["actor"] == "relay" and re.fullmatch(
+                r"\d{4}-\d\d-\d\dT\d\d:\d\d:00Z", entry["details"]["minute"]),
+                "summary entry: %r" % entry)
+    # Own entries: the stranger's key once, and 4 of the 6 new keys.
+    check(sorted((e["details"]["address"], e["details"]["reason"]) for e in own) ==
+          [("127.0.0.4", "unknown-key")] + [("127.0.0.5", "unknown-key")] * 4,
+          "own entries: %r" % [e["details"] for e in own])
+    check(len(relay.audit()) - before <= minutes * 97, "more entries than the stated bound")
+    check_chain(relay)
+
+
+@case
+def case_refused_logins_are_written_when_their_minute_ends():
+    relay = LimitsRelay().start()
+    for _ in range(5):
+        garbage_connection(relay.ssh_port, "127.0.0.2")
+    # Written once the minute is over, while the relay runs.
+    wait_for("the minute's count in the audit log",
+             lambda: summed(login_entries(relay)[1], "127.0.0.2")[0] >= 5, timeout=150,
+             interval=0.5)
+    check(relay.alive(), "the relay stopped")
+    summaries = login_entries(relay)[1]
+    # One entry, or two if the connections straddled a minute's end.
+    check(1 <= len(summaries) <= 2 and
+          summed(summaries, "127.0.0.2") == (5, {"handshake-failed": 5}),
+          "summaries: %r" % summaries)
+    check_chain(relay)
+
+
+def setup_globals(bin_dir, work):
+    global BIN, WORK
+    BIN, WORK = bin_dir, work
+    relay_agent.BIN, relay_agent.WORK = BIN, WORK
+
+
+if __name__ == "__main__":
+    sys.exit(tlcase.main("relay_limits.py BIN_DIR", "tl-limits-", setup_globals, track_popen=True,
+                         home=True))
