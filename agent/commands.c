@@ -298,6 +298,8 @@ struct agent_run {
     tl_control_t *control;
     tl_consent_t *consent;
     tl_sessions_t *sessions;
+    /* Disk work off the loop: grants.json is written on this lane. */
+    tl_storage_t *grants_lane;
     uv_signal_t sigterm, sigint;
 };
 
@@ -372,6 +374,9 @@ static void run_shutdown(struct agent_run *run)
     run->consent = NULL;
     tl_sessions_free(run->sessions);
     run->sessions = NULL;
+    /* Released once the writes already asked for are done. */
+    tl_storage_free(run->grants_lane);
+    run->grants_lane = NULL;
 }
 
 static void run_signal(uv_signal_t *handle, int signum)
@@ -485,12 +490,21 @@ int tl_agent_cmd_run(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     struct agent_run run = {0};
     char problem[1024];
-    tl_consent_config_t consent_config = {
-        .state_dir = state.dir, .policy = policy, .timeout_ms = consent_timeout_ms};
+    run.grants_lane = tl_storage_new(loop, NULL, &rc);
+    if (run.grants_lane == NULL) {
+        tl_policy_free(policy);
+        return fail("run", "starting the storage worker", rc);
+    }
+    tl_consent_config_t consent_config = {.state_dir = state.dir,
+                                          .policy = policy,
+                                          .timeout_ms = consent_timeout_ms,
+                                          .storage = run.grants_lane};
     run.consent = tl_consent_new(loop, &consent_config, &run_consent_events, &run, &rc, problem,
                                  sizeof problem);
     if (run.consent == NULL) {
         fprintf(stderr, PROGRAM " run: %s\n", problem);
+        run_shutdown(&run);
+        uv_run(loop, UV_RUN_DEFAULT);
         return TL_EXIT_FAILURE;
     }
     char relay_address[300];

@@ -20,6 +20,7 @@ struct client {
     char line[TL_CONTROL_MAX_LINE];
     size_t line_len;
     char waiting_for[64]; /* a request id whose delivery this client awaits */
+    uint64_t serial;      /* names the client to answers that come later (approvals) */
     unsigned closing : 1;
     unsigned watching : 1;
 };
@@ -32,7 +33,14 @@ struct tl_control {
     tl_consent_t *consent;
     tl_sessions_t *sessions;
     struct client *clients;
+    uint64_t next_serial;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* An approval waiting for its grant to be on disk (agent/consent.h). */
+struct approval {
+    tl_control_t *control;
+    uint64_t client;
 };
 
 static void client_closed(uv_handle_t *handle)
@@ -119,6 +127,27 @@ static void reply_ok(struct client *client, json_t *answer)
     json_decref(answer);
 }
 
+static struct client *client_by_serial(tl_control_t *control, uint64_t serial)
+{
+    for (struct client *client = control->clients; client != NULL; client = client->next)
+        if (client->serial == serial && !client->closing)
+            return client;
+    return NULL;
+}
+
+static void approval_done(void *data, int error, const tl_grant_t *grant, const char *message)
+{
+    struct approval *approval = data;
+    struct client *client = client_by_serial(approval->control, approval->client);
+    if (client != NULL) {
+        if (error != 0)
+            reply_rc(client, error, message ? message : "");
+        else
+            reply_ok(client, json_pack("{s:o}", "grant", tl_grant_json(grant, grant->granted_ms)));
+    }
+    free(approval);
+}
+
 /* The consent commands; 1 if cmd was one of them. */
 static int handle_consent(struct client *client, const char *cmd, json_t *request)
 {
@@ -139,7 +168,6 @@ static int handle_consent(struct client *client, const char *cmd, json_t *reques
         reply_ok(client, json_pack("{s:o}", "questions", tl_consent_pending(control->consent)));
     } else if (strcmp(cmd, "approve") == 0) {
         json_t *duration = json_object_get(request, "duration_s");
-        const tl_grant_t *grant = NULL;
         if (id == NULL ||
             (duration != NULL && (!json_is_integer(duration) || json_integer_value(duration) < 1 ||
                                   json_integer_value(duration) > 86400))) {
@@ -148,13 +176,21 @@ static int handle_consent(struct client *client, const char *cmd, json_t *reques
                         "\"duration_s\" of 1..86400");
             return 1;
         }
+        struct approval *approval = malloc(sizeof *approval);
+        if (approval == NULL) {
+            reply_rc(client, TL_ENOMEM, "");
+            return 1;
+        }
+        approval->control = control;
+        approval->client = client->serial;
+        /* The answer waits until the grant is on disk: approved means recorded. */
         int rc = tl_consent_approve(control->consent, id,
-                                    duration ? (uint32_t)json_integer_value(duration) : 0, &grant,
-                                    message, sizeof message);
-        if (rc != 0)
+                                    duration ? (uint32_t)json_integer_value(duration) : 0,
+                                    approval_done, approval, message, sizeof message);
+        if (rc != 0) {
+            free(approval);
             reply_rc(client, rc, message);
-        else
-            reply_ok(client, json_pack("{s:o}", "grant", tl_grant_json(grant, grant->granted_ms)));
+        }
     } else if (strcmp(cmd, "deny") == 0) {
         int rc =
             id == NULL ? TL_EINVAL : tl_consent_deny(control->consent, id, message, sizeof message);
@@ -287,6 +323,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (client == NULL)
         return;
     client->control = control;
+    client->serial = ++control->next_serial;
     uv_pipe_init(control->loop, &client->pipe, 0);
     client->pipe.data = client;
     client->next = control->clients;

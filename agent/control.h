@@ -16,7 +16,7 @@
  * Consent (docs/consent.md), once tl_control_set_consent() was called:
  *   {"cmd":"pending"}                -> {"ok":true,"questions":[{"id":"Q-7",...}]}
  *   {"cmd":"approve","id":"Q-7","duration_s":N?}
- *                                    -> {"ok":true,"grant":{...}}
+ *                                    -> {"ok":true,"grant":{...}} once the grant is on disk
  *   {"cmd":"deny","id":"Q-7"}        -> {"ok":true}
  *   {"cmd":"sessions"}               -> {"ok":true,"grants":[{...,"channels":[...]}]}
  *   {"cmd":"end","grant":"G-3"?}     -> {"ok":true,"ended":N} (every live grant without "grant")
