@@ -298,8 +298,9 @@ struct agent_run {
     tl_control_t *control;
     tl_consent_t *consent;
     tl_sessions_t *sessions;
-    /* Disk work off the loop: grants.json is written on this lane. */
+    /* Disk work off the loop: one lane for grants.json, one for the outbox. */
     tl_storage_t *grants_lane;
+    tl_storage_t *outbox_lane;
     uv_signal_t sigterm, sigint;
 };
 
@@ -377,6 +378,8 @@ static void run_shutdown(struct agent_run *run)
     /* Released once the writes already asked for are done. */
     tl_storage_free(run->grants_lane);
     run->grants_lane = NULL;
+    tl_storage_free(run->outbox_lane);
+    run->outbox_lane = NULL;
 }
 
 static void run_signal(uv_signal_t *handle, int signum)
@@ -491,7 +494,9 @@ int tl_agent_cmd_run(int argc, char **argv)
     struct agent_run run = {0};
     char problem[1024];
     run.grants_lane = tl_storage_new(loop, NULL, &rc);
-    if (run.grants_lane == NULL) {
+    run.outbox_lane = run.grants_lane != NULL ? tl_storage_new(loop, NULL, &rc) : NULL;
+    if (run.outbox_lane == NULL) {
+        tl_storage_free(run.grants_lane);
         tl_policy_free(policy);
         return fail("run", "starting the storage worker", rc);
     }
@@ -525,7 +530,8 @@ int tl_agent_cmd_run(int argc, char **argv)
     tl_tunnel_options_t tunnel_options = {.state = &state,
                                           .backoff_max_ms = (uint32_t)backoff_max,
                                           .consent = run.consent,
-                                          .sessions = run.sessions};
+                                          .sessions = run.sessions,
+                                          .storage = run.outbox_lane};
     run.tunnel = tl_tunnel_start(loop, &tunnel_options, &run_events, &run, &rc);
     if (run.tunnel == NULL) {
         run_shutdown(&run);
@@ -563,6 +569,9 @@ int tl_agent_cmd_run(int argc, char **argv)
 }
 
 static int attend_loop(const char *command, const char *path);
+static const char *member(json_t *object, const char *key);
+static int64_t int_of(json_t *object, const char *key);
+static void local_time_text(int64_t ms, char *out, size_t size);
 
 /* ---- help ------------------------------------------------------------------------------- */
 
@@ -769,6 +778,40 @@ int tl_agent_cmd_help(int argc, char **argv)
 
 /* ---- status ------------------------------------------------------------------------------ */
 
+/* Text the user typed, shown with control bytes made visible. */
+static void print_visible(const char *text, size_t max)
+{
+    for (size_t i = 0; text[i] != '\0' && i < max; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+}
+
+/* The queued requests with what each waits for; [{"request","title","missing"?}]. */
+static json_t *queued_details(const char *state_dir, json_t *ids)
+{
+    json_t *list = json_array();
+    size_t i;
+    json_t *value;
+    json_array_foreach(ids, i, value)
+    {
+        const char *id = json_string_value(value);
+        json_t *request = NULL, *item = json_pack("{s:s}", "request", id);
+        char missing[64];
+        if (tl_outbox_load(state_dir, id, &request) == 0) {
+            json_object_set(item, "title", json_object_get(request, "title"));
+            if (tl_outbox_missing(state_dir, id, request, missing, sizeof missing) == 1)
+                json_object_set_new(item, "missing", json_string(missing));
+        }
+        json_decref(request);
+        json_array_append_new(list, item);
+    }
+    return list;
+}
+
 int tl_agent_cmd_status(int argc, char **argv)
 {
     const char *dir = NULL, *positional[1];
@@ -786,13 +829,17 @@ int tl_agent_cmd_status(int argc, char **argv)
     json_t *call = json_pack("{s:s}", "cmd", "status"), *answer = NULL;
     int running = tl_control_call(socket_path, call, 2000, &answer) == 0;
     json_decref(call);
-    json_t *queued = NULL;
+    json_t *queued = NULL, *delivered = NULL, *set_aside = NULL;
     tl_outbox_list(state.dir, &queued);
+    tl_outbox_delivered(state.dir, &delivered);
+    tl_outbox_set_aside_list(state.dir, &set_aside);
+    json_t *details = queued_details(state.dir, queued);
     int connected = running && json_is_true(json_object_get(answer, "connected"));
     if (json_out) {
-        json_t *out = json_pack("{s:b, s:s, s:s, s:b, s:b, s:O}", "enrolled", state.enrolled,
-                                "device", state.device, "state", state.dir, "running", running,
-                                "connected", connected, "queued", queued);
+        json_t *out = json_pack(
+            "{s:b, s:s, s:s, s:b, s:b, s:O, s:O, s:O, s:O}", "enrolled", state.enrolled, "device",
+            state.device, "state", state.dir, "running", running, "connected", connected, "queued",
+            queued, "queued_details", details, "delivered", delivered, "set_aside", set_aside);
         char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text ? text : "{}");
         free(text);
@@ -804,14 +851,51 @@ int tl_agent_cmd_status(int argc, char **argv)
                    state.relay_port);
         else
             printf("enrolled:  no\n");
-        printf("agent:     %s\n", running ? (connected ? "running, connected"
-                                                       : "running, "
-                                                         "reconnecting")
-                                          : "not running");
-        printf("queued:    %zu request(s)\n", json_array_size(queued));
+        if (!running)
+            printf("agent:     not running\n");
+        else if (connected)
+            printf("agent:     running, connected\n");
+        else
+            printf("agent:     running, reconnecting\n");
+        printf("queued:    %zu request(s)\n", json_array_size(details));
+        size_t i;
+        json_t *item;
+        json_array_foreach(details, i, item)
+        {
+            printf("  %s \"", member(item, "request"));
+            print_visible(member(item, "title"), 80);
+            if (json_object_get(item, "missing") != NULL)
+                printf("\": its evidence file %s is missing here; the relay will be asked "
+                       "whether it has it\n",
+                       member(item, "missing"));
+            else
+                printf("\": waiting for the relay\n");
+        }
+        if (json_array_size(delivered) > 0)
+            printf("delivered: %zu request(s) lately\n", json_array_size(delivered));
+        json_array_foreach(delivered, i, item)
+        {
+            char when[64];
+            local_time_text(int_of(item, "delivered_ms"), when, sizeof when);
+            printf("  %s -> ticket ", member(item, "request"));
+            print_visible(member(item, "ticket"), 32);
+            printf(" \"");
+            print_visible(member(item, "title"), 80);
+            printf("\" (%s)\n", when);
+        }
+        if (json_array_size(set_aside) > 0)
+            printf("set aside: %zu request(s), never sent again\n", json_array_size(set_aside));
+        json_array_foreach(set_aside, i, item)
+        {
+            printf("  %s %s: %s (kept in %s)\n", member(item, "request"), member(item, "why"),
+                   member(item, "detail"), member(item, "path"));
+        }
     }
     json_decref(answer);
     json_decref(queued);
+    json_decref(details);
+    json_decref(delivered);
+    json_decref(set_aside);
     return TL_EXIT_OK;
 }
 
