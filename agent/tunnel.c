@@ -55,6 +55,7 @@ struct tl_tunnel {
     char software[64];
     char device[32];
     unsigned attempt;
+    int last_error; /* why the last connection attempt failed or ended */
     uint32_t next_request_id;
     uint32_t generation; /* of the current connection: answers to older ones are dropped */
     uint32_t next_serial;
@@ -152,6 +153,13 @@ static void finish_once(tl_tunnel_t *tunnel, int status)
         tunnel->events->on_stopped(tunnel, status);
 }
 
+/* What is queued stays queued for now (request NULL: all of it): tell whoever waits. */
+static void still_queued(tl_tunnel_t *tunnel, const char *request, int reason)
+{
+    if (tunnel->events->on_queued != NULL && !tunnel->stopping)
+        tunnel->events->on_queued(tunnel, request, reason);
+}
+
 static void schedule_retry(tl_tunnel_t *tunnel)
 {
     if (tunnel->stopping)
@@ -164,6 +172,7 @@ static void schedule_retry(tl_tunnel_t *tunnel)
     tl_log_info("relay unreachable, retrying in_ms=%llu attempt=%u", (unsigned long long)delay,
                 tunnel->attempt);
     uv_timer_start(&tunnel->retry, on_retry, delay, 0);
+    still_queued(tunnel, NULL, tunnel->last_error);
 }
 
 /* ---- storage jobs --------------------------------------------------------------- */
@@ -310,6 +319,7 @@ static void delivery_failed(tl_tunnel_t *tunnel, int error)
     json_array_append_new(tunnel->skipped, json_string(request));
     tunnel->delivery = NULL;
     delivery_free(delivery);
+    still_queued(tunnel, request, error);
     schedule_next(tunnel);
 }
 
@@ -1105,8 +1115,9 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
         maybe_release(tunnel);
         return;
     }
+    tunnel->last_error = reason != 0 ? reason : TL_ECLOSED;
     if (tunnel->options.once) {
-        finish_once(tunnel, reason != 0 ? reason : TL_ECLOSED);
+        finish_once(tunnel, tunnel->last_error);
         return;
     }
     schedule_retry(tunnel);
@@ -1137,6 +1148,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (tunnel->peer == NULL) {
         tl_log_warn("cannot reach relay host=%s reason=%s", tunnel->options.state->relay_host,
                     tl_strerror(err));
+        tunnel->last_error = err;
         if (tunnel->options.once)
             finish_once(tunnel, err);
         else
@@ -1155,6 +1167,7 @@ static void connect_now(tl_tunnel_t *tunnel)
     int rc = uv_getaddrinfo(tunnel->loop, &tunnel->resolver, on_resolved,
                             tunnel->options.state->relay_host, port, &hints);
     if (rc != 0) {
+        tunnel->last_error = rc;
         if (tunnel->options.once)
             finish_once(tunnel, rc);
         else
@@ -1261,6 +1274,17 @@ void tl_tunnel_stop(tl_tunnel_t *tunnel)
 int tl_tunnel_connected(const tl_tunnel_t *tunnel)
 {
     return tunnel->welcomed;
+}
+
+enum tl_tunnel_link tl_tunnel_link(const tl_tunnel_t *tunnel, int *last_error)
+{
+    if (last_error != NULL)
+        *last_error = tunnel->last_error;
+    if (tunnel->welcomed)
+        return TL_TUNNEL_CONNECTED;
+    if (tunnel->resolving || tunnel->peer != NULL)
+        return TL_TUNNEL_CONNECTING;
+    return TL_TUNNEL_UNREACHABLE;
 }
 
 void *tl_tunnel_data(const tl_tunnel_t *tunnel)

@@ -66,6 +66,12 @@ typedef struct tl_tunnel_events {
     void (*on_delivered)(tl_tunnel_t *tunnel, const char *request, const char *ticket);
     /* A request was set aside for good: refused by the relay, or damaged here. */
     void (*on_rejected)(tl_tunnel_t *tunnel, const char *request, int error);
+    /*
+     * What is queued stays queued for now, because of reason: one request
+     * that failed on this connection, or (request NULL) everything, since a
+     * connection attempt failed or the connection dropped.
+     */
+    void (*on_queued)(tl_tunnel_t *tunnel, const char *request, int reason);
     /* Once mode: finished (0: all delivered) or gave up. */
     void (*on_stopped)(tl_tunnel_t *tunnel, int status);
 } tl_tunnel_events_t;
@@ -81,6 +87,14 @@ void tl_tunnel_kick(tl_tunnel_t *tunnel);
  */
 void tl_tunnel_stop(tl_tunnel_t *tunnel);
 int tl_tunnel_connected(const tl_tunnel_t *tunnel);
+
+enum tl_tunnel_link {
+    TL_TUNNEL_CONNECTED,   /* welcomed by the relay */
+    TL_TUNNEL_CONNECTING,  /* an attempt is under way */
+    TL_TUNNEL_UNREACHABLE, /* the last attempt failed, or the link dropped: retrying */
+};
+/* Where the connection stands; *last_error (may be NULL): why the last attempt failed. */
+enum tl_tunnel_link tl_tunnel_link(const tl_tunnel_t *tunnel, int *last_error);
 void *tl_tunnel_data(const tl_tunnel_t *tunnel);
 
 /* The consent module's answer to the session.request it was given with token. */

@@ -9,7 +9,9 @@ Every wait is bounded; nothing here measures speed.
 import hashlib
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import socket
@@ -984,6 +986,92 @@ def case_outbox_left_by_a_crash_is_recovered_nothing_acknowledged_lost():
     check(log.count("request not delivered request=" + acknowledged) == 0,
           "the acknowledged request was retried:\n" + log)
     relay.verify_audit()
+    agent.stop()
+
+
+@case
+def case_help_with_the_relay_down_queues_at_once_and_status_shows_the_ticket_later():
+    relay, agent = enrolled_pair()
+    relay.kill()
+    agent.start()
+    wait_for("the agent to find the relay unreachable",
+             lambda: agent.status().get("link") == "unreachable")
+    # Default --wait-ms: the answer must not wait for it.
+    out, err = run(BIN + "/tierline-agent", "help", "the relay is away", "--state", agent.dir,
+                   expect=75, timeout=120)
+    check("queued: the relay is unreachable" in err, "no queued message: " + err)
+    check(out == "", "help printed %r on stdout while queued" % out)
+    request = re.search(r"as request (R-[0-9a-f]{32})", err).group(1)
+    status = agent.status()
+    check(status["queued"] == [request] and status["delivered"] == [], "status %r" % status)
+    text, _ = run(BIN + "/tierline-agent", "status", "--state", agent.dir)
+    check("the relay is unreachable" in text and request in text, "status says:\n" + text)
+    relay.start()
+    wait_for("the request to be delivered", lambda: delivered_ticket(agent, request), timeout=60)
+    ticket = delivered_ticket(agent, request)
+    check(relay.ticket(ticket)["title"] == "the relay is away", "ticket %s" % ticket)
+    check(agent.status()["queued"] == [], "still queued after delivery")
+    text, _ = run(BIN + "/tierline-agent", "status", "--state", agent.dir)
+    check(request + " -> ticket " + ticket in text, "status says:\n" + text)
+    agent.stop()
+
+
+@case
+def case_help_without_agent_queues_when_the_relay_refuses_the_connection():
+    relay, agent = enrolled_pair()
+    relay.kill()
+    _, _, request, err = agent.help("nobody home", expect=75)
+    check("queued: the relay is unreachable" in err, "no queued message: " + err)
+    check(agent.status()["queued"] == [request], "request not kept")
+
+
+@case
+def case_help_on_a_terminal_prints_the_ticket_id_once_delivered():
+    relay, agent = enrolled_pair()
+    relay.kill()
+    agent.start()
+    wait_for("the agent to find the relay unreachable",
+             lambda: agent.status().get("link") == "unreachable")
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(BIN + "/tierline-agent", [BIN + "/tierline-agent", "help", "printer jammed",
+                                           "--state", agent.dir])
+    screen = b""
+
+    def expect(pattern):
+        nonlocal screen
+        deadline = time.monotonic() + 60
+        while True:
+            match = re.search(pattern.encode(), screen)
+            if match:
+                return match
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure("the terminal never showed %r; it shows: %r" % (pattern, screen))
+            if select.select([master], [], [], left)[0]:
+                try:
+                    screen += os.read(master, 4096)
+                except OSError:
+                    raise Failure("help ended; the terminal showed: %r" % screen)
+
+    try:
+        expect("queued: the relay is unreachable")
+        expect("Waiting here for the ticket id")
+        request = expect(r"as request (R-[0-9a-f]{32})").group(1).decode()
+        relay.start()
+        ticket = expect(r"\n(T-\d+)\r?\n").group(1).decode()
+        expect("Ticket %s opened" % ticket)
+        check(delivered_ticket(agent, request) == ticket, "status disagrees with the terminal")
+        os.kill(pid, signal.SIGINT)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+              "help left with status %d after delivery" % status)
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
     agent.stop()
 
 
