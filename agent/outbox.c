@@ -386,7 +386,7 @@ static void prune_delivered(const char *dir)
             records[oldest] = records[--count];
         }
         records[count].when = st.st_mtime;
-        snprintf(records[count].name, sizeof records[count].name, "%s", entry->d_name);
+        memcpy(records[count].name, entry->d_name, len + 1); /* len was checked above */
         count++;
     }
     closedir(d);
