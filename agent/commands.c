@@ -298,6 +298,9 @@ struct agent_run {
     tl_control_t *control;
     tl_consent_t *consent;
     tl_sessions_t *sessions;
+    /* Disk work off the loop: one lane for grants.json, one for the outbox. */
+    tl_storage_t *grants_lane;
+    tl_storage_t *outbox_lane;
     uv_signal_t sigterm, sigint;
 };
 
@@ -315,9 +318,17 @@ static void run_rejected(tl_tunnel_t *tunnel, const char *request, int error)
         tl_control_rejected(run->control, request, error);
 }
 
+static void run_queued(tl_tunnel_t *tunnel, const char *request, int reason)
+{
+    struct agent_run *run = tl_tunnel_data(tunnel);
+    if (run->control != NULL)
+        tl_control_queued(run->control, request, reason);
+}
+
 static const tl_tunnel_events_t run_events = {
     .on_delivered = run_delivered,
     .on_rejected = run_rejected,
+    .on_queued = run_queued,
 };
 
 /* The consent module's decisions go to the relay (through the tunnel) and to the watchers. */
@@ -372,6 +383,11 @@ static void run_shutdown(struct agent_run *run)
     run->consent = NULL;
     tl_sessions_free(run->sessions);
     run->sessions = NULL;
+    /* Released once the writes already asked for are done. */
+    tl_storage_free(run->grants_lane);
+    run->grants_lane = NULL;
+    tl_storage_free(run->outbox_lane);
+    run->outbox_lane = NULL;
 }
 
 static void run_signal(uv_signal_t *handle, int signum)
@@ -485,12 +501,23 @@ int tl_agent_cmd_run(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     struct agent_run run = {0};
     char problem[1024];
-    tl_consent_config_t consent_config = {
-        .state_dir = state.dir, .policy = policy, .timeout_ms = consent_timeout_ms};
+    run.grants_lane = tl_storage_new(loop, NULL, &rc);
+    run.outbox_lane = run.grants_lane != NULL ? tl_storage_new(loop, NULL, &rc) : NULL;
+    if (run.outbox_lane == NULL) {
+        tl_storage_free(run.grants_lane);
+        tl_policy_free(policy);
+        return fail("run", "starting the storage worker", rc);
+    }
+    tl_consent_config_t consent_config = {.state_dir = state.dir,
+                                          .policy = policy,
+                                          .timeout_ms = consent_timeout_ms,
+                                          .storage = run.grants_lane};
     run.consent = tl_consent_new(loop, &consent_config, &run_consent_events, &run, &rc, problem,
                                  sizeof problem);
     if (run.consent == NULL) {
         fprintf(stderr, PROGRAM " run: %s\n", problem);
+        run_shutdown(&run);
+        uv_run(loop, UV_RUN_DEFAULT);
         return TL_EXIT_FAILURE;
     }
     char relay_address[300];
@@ -511,7 +538,8 @@ int tl_agent_cmd_run(int argc, char **argv)
     tl_tunnel_options_t tunnel_options = {.state = &state,
                                           .backoff_max_ms = (uint32_t)backoff_max,
                                           .consent = run.consent,
-                                          .sessions = run.sessions};
+                                          .sessions = run.sessions,
+                                          .storage = run.outbox_lane};
     run.tunnel = tl_tunnel_start(loop, &tunnel_options, &run_events, &run, &rc);
     if (run.tunnel == NULL) {
         run_shutdown(&run);
@@ -548,7 +576,11 @@ int tl_agent_cmd_run(int argc, char **argv)
     return TL_EXIT_OK;
 }
 
-static int attend_loop(const char *command, const char *path);
+static int attend_loop(const char *command, const char *path, const char *follow, char *ticket,
+                       size_t ticket_size);
+static const char *member(json_t *object, const char *key);
+static int64_t int_of(json_t *object, const char *key);
+static void local_time_text(int64_t ms, char *out, size_t size);
 
 /* ---- help ------------------------------------------------------------------------------- */
 
@@ -694,13 +726,23 @@ int tl_agent_cmd_help(int argc, char **argv)
     rc = tl_control_call(socket_path, call, (int)wait_ms, &answer);
     json_decref(call);
     struct help_run run = {0};
+    char why[256] = "";
     int through_agent = rc == 0;
+    /* An agent that did not answer in time is running all the same: it keeps the request. */
+    int agent_running = rc == 0 || rc == TL_ETIMEOUT;
     if (rc == 0) {
+        const char *error = json_string_value(json_object_get(answer, "error"));
+        const char *message = json_string_value(json_object_get(answer, "message"));
         if (json_is_true(json_object_get(answer, "ok")))
             snprintf(run.ticket, sizeof run.ticket, "%s",
                      json_string_value(json_object_get(answer, "ticket")));
+        else if (json_is_true(json_object_get(answer, "queued")))
+            run.status = error != NULL && strcmp(error, "EPIN") == 0 ? TL_EPIN : TL_ECLOSED;
         else
             run.status = TL_EINVAL;
+        /* The agent's own words: "the relay is unreachable (connection refused)". */
+        if (run.status == TL_ECLOSED && message != NULL)
+            snprintf(why, sizeof why, "%s", message);
         json_decref(answer);
     } else if (rc == -ENOENT || rc == -ECONNREFUSED) {
         signal(SIGPIPE, SIG_IGN);
@@ -723,19 +765,20 @@ int tl_agent_cmd_help(int argc, char **argv)
         run.status = rc;
     }
 
+    int interactive = !no_wait && isatty(STDIN_FILENO);
     if (run.ticket[0] != '\0') {
         printf("%s\n", run.ticket);
         fprintf(stderr, "Ticket %s opened with this machine's diagnostics attached.\n", run.ticket);
         fflush(stdout);
         /* From a terminal, stay to answer the technician's requests (docs/consent.md). */
-        if (no_wait || !isatty(STDIN_FILENO))
+        if (!interactive)
             return TL_EXIT_OK;
         if (!through_agent) {
             fprintf(stderr, "No agent is running, so no technician can connect yet; start one "
                             "with: " PROGRAM " run\n");
             return TL_EXIT_OK;
         }
-        attend_loop("help", socket_path);
+        attend_loop("help", socket_path, NULL, NULL, 0);
         return TL_EXIT_OK;
     }
     if (run.status == TL_EINVAL) {
@@ -746,14 +789,65 @@ int tl_agent_cmd_help(int argc, char **argv)
     if (run.status == TL_EPIN)
         fprintf(stderr, PROGRAM " help: the relay does not recognise this agent's key; ask your "
                                 "help desk to enroll it again\n");
+    if (why[0] == '\0')
+        snprintf(why, sizeof why, "the relay is unreachable (%s)", tl_strerror(run.status));
+    fprintf(stderr, "queued: %s\n", why);
+    if (!agent_running) {
+        fprintf(stderr,
+                "Your request %s is saved in %s/%s\n"
+                "and will be sent when the agent reconnects (" PROGRAM " run).\n",
+                request, state.dir, TL_STATE_OUTBOX);
+        return TL_EXIT_QUEUED;
+    }
     fprintf(stderr,
-            "The relay could not be reached (%s). Your request %s is saved in %s/%s\n"
-            "and will be sent when the agent reconnects (" PROGRAM " run).\n",
-            tl_strerror(run.status), request, state.dir, TL_STATE_OUTBOX);
-    return TL_EXIT_QUEUED;
+            "Your request %s is saved in %s/%s;\n"
+            "the running agent sends it as soon as the relay answers (" PROGRAM
+            " status shows its ticket then).\n",
+            request, state.dir, TL_STATE_OUTBOX);
+    if (!interactive || !through_agent)
+        return TL_EXIT_QUEUED;
+    /* Stay: print the ticket id when it is delivered, and ask the technician's requests. */
+    fprintf(stderr,
+            "Waiting here for the ticket id (Ctrl-C to leave; the request stays queued).\n");
+    attend_loop("help", socket_path, request, run.ticket, sizeof run.ticket);
+    return run.ticket[0] != '\0' ? TL_EXIT_OK : TL_EXIT_QUEUED;
 }
 
 /* ---- status ------------------------------------------------------------------------------ */
+
+/* Text the user typed, shown with control bytes made visible. */
+static void print_visible(const char *text, size_t max)
+{
+    for (size_t i = 0; text[i] != '\0' && i < max; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+}
+
+/* The queued requests with what each waits for; [{"request","title","missing"?}]. */
+static json_t *queued_details(const char *state_dir, json_t *ids)
+{
+    json_t *list = json_array();
+    size_t i;
+    json_t *value;
+    json_array_foreach(ids, i, value)
+    {
+        const char *id = json_string_value(value);
+        json_t *request = NULL, *item = json_pack("{s:s}", "request", id);
+        char missing[64];
+        if (tl_outbox_load(state_dir, id, &request) == 0) {
+            json_object_set(item, "title", json_object_get(request, "title"));
+            if (tl_outbox_missing(state_dir, id, request, missing, sizeof missing) == 1)
+                json_object_set_new(item, "missing", json_string(missing));
+        }
+        json_decref(request);
+        json_array_append_new(list, item);
+    }
+    return list;
+}
 
 int tl_agent_cmd_status(int argc, char **argv)
 {
@@ -772,13 +866,23 @@ int tl_agent_cmd_status(int argc, char **argv)
     json_t *call = json_pack("{s:s}", "cmd", "status"), *answer = NULL;
     int running = tl_control_call(socket_path, call, 2000, &answer) == 0;
     json_decref(call);
-    json_t *queued = NULL;
+    json_t *queued = NULL, *delivered = NULL, *set_aside = NULL;
     tl_outbox_list(state.dir, &queued);
+    tl_outbox_delivered(state.dir, &delivered);
+    tl_outbox_set_aside_list(state.dir, &set_aside);
+    json_t *details = queued_details(state.dir, queued);
     int connected = running && json_is_true(json_object_get(answer, "connected"));
+    const char *link = json_string_value(json_object_get(answer, "link"));
+    const char *last_error = json_string_value(json_object_get(answer, "last_error"));
     if (json_out) {
-        json_t *out = json_pack("{s:b, s:s, s:s, s:b, s:b, s:O}", "enrolled", state.enrolled,
-                                "device", state.device, "state", state.dir, "running", running,
-                                "connected", connected, "queued", queued);
+        json_t *out = json_pack(
+            "{s:b, s:s, s:s, s:b, s:b, s:O, s:O, s:O, s:O}", "enrolled", state.enrolled, "device",
+            state.device, "state", state.dir, "running", running, "connected", connected, "queued",
+            queued, "queued_details", details, "delivered", delivered, "set_aside", set_aside);
+        if (out != NULL && running && link != NULL)
+            json_object_set_new(out, "link", json_string(link));
+        if (out != NULL && running && last_error != NULL)
+            json_object_set_new(out, "last_error", json_string(last_error));
         char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text ? text : "{}");
         free(text);
@@ -790,14 +894,54 @@ int tl_agent_cmd_status(int argc, char **argv)
                    state.relay_port);
         else
             printf("enrolled:  no\n");
-        printf("agent:     %s\n", running ? (connected ? "running, connected"
-                                                       : "running, "
-                                                         "reconnecting")
-                                          : "not running");
-        printf("queued:    %zu request(s)\n", json_array_size(queued));
+        if (!running)
+            printf("agent:     not running\n");
+        else if (connected)
+            printf("agent:     running, connected\n");
+        else if (link != NULL && strcmp(link, "unreachable") == 0)
+            printf("agent:     running, the relay is unreachable (%s); retrying\n",
+                   last_error != NULL ? last_error : "no answer");
+        else
+            printf("agent:     running, connecting\n");
+        printf("queued:    %zu request(s)\n", json_array_size(details));
+        size_t i;
+        json_t *item;
+        json_array_foreach(details, i, item)
+        {
+            printf("  %s \"", member(item, "request"));
+            print_visible(member(item, "title"), 80);
+            if (json_object_get(item, "missing") != NULL)
+                printf("\": its evidence file %s is missing here; the relay will be asked "
+                       "whether it has it\n",
+                       member(item, "missing"));
+            else
+                printf("\": waiting for the relay\n");
+        }
+        if (json_array_size(delivered) > 0)
+            printf("delivered: %zu request(s) lately\n", json_array_size(delivered));
+        json_array_foreach(delivered, i, item)
+        {
+            char when[64];
+            local_time_text(int_of(item, "delivered_ms"), when, sizeof when);
+            printf("  %s -> ticket ", member(item, "request"));
+            print_visible(member(item, "ticket"), 32);
+            printf(" \"");
+            print_visible(member(item, "title"), 80);
+            printf("\" (%s)\n", when);
+        }
+        if (json_array_size(set_aside) > 0)
+            printf("set aside: %zu request(s), never sent again\n", json_array_size(set_aside));
+        json_array_foreach(set_aside, i, item)
+        {
+            printf("  %s %s: %s (kept in %s)\n", member(item, "request"), member(item, "why"),
+                   member(item, "detail"), member(item, "path"));
+        }
     }
     json_decref(answer);
     json_decref(queued);
+    json_decref(details);
+    json_decref(delivered);
+    json_decref(set_aside);
     return TL_EXIT_OK;
 }
 
@@ -1146,6 +1290,9 @@ struct attend {
     json_t *current;  /* the question on the terminal now */
     char answer[256]; /* what the user typed so far */
     size_t answer_len;
+    const char *follow; /* `help`: the queued request whose ticket id to print */
+    char *ticket;       /* where that ticket id goes */
+    size_t ticket_size;
 };
 
 static void attend_prompt_next(struct attend *attend)
@@ -1230,6 +1377,23 @@ static void attend_event(struct attend *attend, json_t *event)
     } else if (strcmp(kind, "ended") == 0) {
         printf("Grant %s (%s, ticket %s) ended: %s\n", member(event, "grant"),
                member(event, "technician"), member(event, "ticket"), member(event, "reason"));
+    } else if (strcmp(kind, "delivered") == 0) {
+        const char *request = member(event, "request"), *ticket = member(event, "ticket");
+        if (attend->follow != NULL && strcmp(request, attend->follow) == 0) {
+            /* The id alone on stdout, as when `help` is answered at once. */
+            if (attend->ticket != NULL && attend->ticket[0] == '\0') {
+                snprintf(attend->ticket, attend->ticket_size, "%s", ticket);
+                printf("%s\n", ticket);
+                fflush(stdout);
+                fprintf(stderr, "Ticket %s opened with this machine's diagnostics attached.\n",
+                        ticket);
+            }
+        } else {
+            printf("Request %s delivered: ticket %s\n", request, ticket);
+        }
+    } else if (strcmp(kind, "set-aside") == 0) {
+        printf("Request %s was set aside and will not be sent: %s (see " PROGRAM " status)\n",
+               member(event, "request"), member(event, "message"));
     }
     fflush(stdout);
 }
@@ -1263,13 +1427,18 @@ static void attend_read_tty(struct attend *attend)
     }
 }
 
-static int connect_watch(const char *path)
+static int connect_watch(const char *path, const char *follow)
 {
+    char watch[128];
+    int len = follow != NULL ? snprintf(watch, sizeof watch,
+                                        "{\"cmd\":\"watch\",\"request\":\"%s\"}\n", follow)
+                             : snprintf(watch, sizeof watch, "{\"cmd\":\"watch\"}\n");
+    if (len <= 0 || len >= (int)sizeof watch || (follow != NULL && !tl_outbox_id_valid(follow)))
+        return TL_EINVAL;
     int fd = tl_control_connect(path);
     if (fd < 0)
         return fd;
-    static const char watch[] = "{\"cmd\":\"watch\"}\n";
-    if (send(fd, watch, sizeof watch - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof watch - 1)) {
+    if (send(fd, watch, (size_t)len, MSG_NOSIGNAL) != (ssize_t)len) {
         int rc = -errno;
         close(fd);
         return rc;
@@ -1282,9 +1451,10 @@ static int connect_watch(const char *path)
  * asks the user about each question on the terminal. Until Ctrl-C (0) or the
  * agent stops (1).
  */
-static int attend_loop(const char *command, const char *path)
+static int attend_loop(const char *command, const char *path, const char *follow, char *ticket,
+                       size_t ticket_size)
 {
-    int fd = connect_watch(path);
+    int fd = connect_watch(path, follow);
     if (fd == -ENOENT || fd == -ECONNREFUSED) {
         fprintf(stderr, PROGRAM " %s: the agent is not running (start it with: " PROGRAM " run)\n",
                 command);
@@ -1292,7 +1462,11 @@ static int attend_loop(const char *command, const char *path)
     }
     if (fd < 0)
         return fail(command, "connecting to the agent", fd);
-    struct attend attend = {.path = path, .queue = json_array()};
+    struct attend attend = {.path = path,
+                            .queue = json_array(),
+                            .follow = follow,
+                            .ticket = ticket,
+                            .ticket_size = ticket_size};
     attend.tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
     struct sigaction action = {.sa_handler = attend_signal}, old_int, old_term;
     sigemptyset(&action.sa_mask);
@@ -1376,5 +1550,5 @@ int tl_agent_cmd_attend(int argc, char **argv)
     char path[TL_STATE_PATH_MAX];
     if (status != 0 || (status = consent_socket("attend", dir, path, sizeof path)) != 0)
         return status;
-    return attend_loop("attend", path);
+    return attend_loop("attend", path, NULL, NULL, 0);
 }

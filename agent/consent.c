@@ -2,7 +2,6 @@
 #include "proto/cli.h"
 #include "proto/clock.h"
 #include "proto/err.h"
-#include "proto/fsutil.h"
 #include "proto/log.h"
 
 #include <errno.h>
@@ -509,6 +508,20 @@ uint64_t tl_policy_consent_timeout_ms(const tl_policy_t *policy)
 struct record {
     tl_grant_t grant;
     unsigned expiry_seen : 1; /* its expiry was acted on (or had passed at start) */
+    unsigned recorded : 1;    /* on disk: only then does it count */
+};
+
+/* A new grant waiting for the write that records it. */
+struct recording {
+    struct recording *next;
+    tl_consent_t *consent;
+    char grant[24];
+    char question[24]; /* "" for the policy */
+    char by[8];
+    uint64_t token;
+    tl_consent_request_t request;
+    tl_consent_approved_fn done;
+    void *done_data;
 };
 
 struct question {
@@ -539,7 +552,11 @@ struct tl_consent {
     struct question *questions;
     size_t pending;
     uv_timer_t expiry;
-    size_t open_handles; /* released when this reaches 0 after free */
+    tl_storage_t *storage;
+    tl_storage_t *own_storage;    /* made here when the owner gave none */
+    tl_storage_file_t *file;      /* grants.json */
+    struct recording *recordings; /* new grants waiting for their write */
+    size_t open_handles;          /* released when this reaches 0 after free (the file counts) */
     unsigned freeing : 1;
 };
 
@@ -551,6 +568,12 @@ static int64_t now(const tl_consent_t *consent)
 static int grant_live(const tl_grant_t *grant, int64_t at)
 {
     return grant->ended_ms == 0 && at < grant->expires_ms;
+}
+
+/* A grant counts once it is on disk. */
+static int record_live(const struct record *record, int64_t at)
+{
+    return record->recorded && grant_live(&record->grant, at);
 }
 
 json_t *tl_grant_json(const tl_grant_t *grant, int64_t now_ms)
@@ -683,44 +706,46 @@ static void prune(tl_consent_t *consent, size_t room_for)
     }
 }
 
-static int save(tl_consent_t *consent)
+/* grants.json as it should be now: rendered on the loop, written on the storage lane. */
+static char *render_grants(void *owner, size_t *len)
 {
-    char tmp[sizeof consent->path + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", consent->path);
+    tl_consent_t *consent = owner;
     json_t *grants = json_array();
     json_t *doc = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id",
                             (json_int_t)consent->next_grant, "grants", grants);
     if (doc == NULL)
-        return TL_ENOMEM;
+        return NULL;
     for (size_t i = 0; i < consent->count; i++)
         json_array_append_new(grants, grant_record_json(&consent->records[i].grant));
     char *text = json_dumps(doc, JSON_INDENT(2));
     json_decref(doc);
     if (text == NULL)
-        return TL_ENOMEM;
-    int rc = 0;
-    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        goto out;
+        return NULL;
+    size_t used = strlen(text);
+    char *line = realloc(text, used + 2);
+    if (line == NULL) {
+        free(text);
+        return NULL;
     }
-    rc = tl_write_all(fd, text, strlen(text));
-    if (rc == 0)
-        rc = tl_write_all(fd, "\n", 1);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    if (rc == 0 && rename(tmp, consent->path) != 0)
-        rc = -errno;
-    if (rc != 0)
-        unlink(tmp);
-    else
-        rc = tl_fsync_dir(consent->dir);
-out:
-    free(text);
+    line[used] = '\n';
+    line[used + 1] = '\0';
+    *len = used + 1;
+    return line;
+}
+
+static void save_logged(void *data, int rc)
+{
+    tl_consent_t *consent = data;
     if (rc != 0)
         tl_log_error("cannot write grants file=%s reason=\"%s\"", consent->path, tl_strerror(rc));
-    return rc;
+}
+
+/* Writes the current state, off the loop; a failure is logged. */
+static void save(tl_consent_t *consent)
+{
+    int rc = tl_storage_file_save(consent->file, save_logged, consent);
+    if (rc != 0)
+        save_logged(consent, rc);
 }
 
 static int load(tl_consent_t *consent, char *problem, size_t size)
@@ -766,6 +791,7 @@ static int load(tl_consent_t *consent, char *problem, size_t size)
         if (number >= consent->next_grant)
             consent->next_grant = number + 1; /* ids are never reused */
         record->expiry_seen = !grant_live(&record->grant, at);
+        record->recorded = 1;
         consent->count++;
     }
     rc = 0;
@@ -778,9 +804,17 @@ static void release_if_done(tl_consent_t *consent)
 {
     if (!consent->freeing || consent->open_handles > 0)
         return;
+    tl_storage_free(consent->own_storage);
     tl_policy_free(consent->policy);
     free(consent->records);
     free(consent);
+}
+
+static void file_closed(void *owner)
+{
+    tl_consent_t *consent = owner;
+    consent->open_handles--;
+    release_if_done(consent);
 }
 
 static void expiry_closed(uv_handle_t *handle)
@@ -851,7 +885,8 @@ static void on_expiry(uv_timer_t *timer)
     /* on_ended may end other grants through tl_consent_end: walk by index, re-checking. */
     for (size_t i = 0; i < consent->count; i++) {
         struct record *record = &consent->records[i];
-        if (record->expiry_seen || record->grant.ended_ms != 0 || record->grant.expires_ms > at)
+        if (!record->recorded || record->expiry_seen || record->grant.ended_ms != 0 ||
+            record->grant.expires_ms > at)
             continue;
         record->expiry_seen = 1;
         tl_grant_t grant = record->grant;
@@ -873,7 +908,8 @@ static void arm_expiry(tl_consent_t *consent)
     int64_t next = INT64_MAX;
     for (size_t i = 0; i < consent->count; i++) {
         const struct record *record = &consent->records[i];
-        if (!record->expiry_seen && record->grant.ended_ms == 0 && record->grant.expires_ms < next)
+        if (record->recorded && !record->expiry_seen && record->grant.ended_ms == 0 &&
+            record->grant.expires_ms < next)
             next = record->grant.expires_ms;
     }
     uv_timer_stop(&consent->expiry);
@@ -918,12 +954,23 @@ tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
     if ((*err = load(consent, problem, size)) != 0)
         goto fail;
     prune(consent, 0);
+    consent->storage = config->storage;
+    if (consent->storage == NULL)
+        consent->storage = consent->own_storage = tl_storage_new(loop, NULL, err);
+    if (consent->storage != NULL)
+        consent->file =
+            tl_storage_file_new(consent->storage, consent->path, render_grants, consent, err);
+    if (consent->file == NULL) {
+        say(problem, size, "%s", tl_strerror(*err));
+        goto fail;
+    }
     uv_timer_init(loop, &consent->expiry);
     consent->expiry.data = consent;
-    consent->open_handles = 1;
+    consent->open_handles = 2; /* the expiry timer and the grants file */
     arm_expiry(consent);
     return consent;
 fail:
+    tl_storage_free(consent->own_storage);
     tl_policy_free(consent->policy);
     free(consent->records);
     free(consent);
@@ -933,6 +980,11 @@ fail:
 uint64_t tl_consent_timeout_ms(const tl_consent_t *consent)
 {
     return consent->timeout_ms;
+}
+
+int tl_consent_writing(const tl_consent_t *consent)
+{
+    return tl_storage_file_busy(consent->file);
 }
 
 static void question_drop(tl_consent_t *consent, struct question *question)
@@ -955,10 +1007,20 @@ void tl_consent_free(tl_consent_t *consent)
     consent->freeing = 1;
     while (consent->questions != NULL)
         question_drop(consent, consent->questions);
+    /* Approvals still being recorded hear of the end now; their writes still finish. */
+    for (struct recording *recording = consent->recordings; recording != NULL;
+         recording = recording->next) {
+        tl_consent_approved_fn done = recording->done;
+        recording->done = NULL;
+        if (done != NULL)
+            done(recording->done_data, TL_ECLOSED, NULL, "the agent is stopping");
+    }
     uv_timer_stop(&consent->expiry);
     uv_close((uv_handle_t *)&consent->expiry, expiry_closed);
+    tl_storage_file_close(consent->file, file_closed);
 }
 
+/* A new record, not yet on disk (it counts once recorded). */
 static tl_grant_t *add_grant(tl_consent_t *consent, const tl_consent_request_t *request,
                              uint32_t duration_s, const char *by, int *err)
 {
@@ -986,50 +1048,121 @@ static tl_grant_t *add_grant(tl_consent_t *consent, const tl_consent_request_t *
     grant->granted_ms = now(consent);
     grant->expires_ms = grant->granted_ms + (int64_t)duration_s * 1000;
     consent->count++;
-    consent->next_grant++;
-    /* Only a grant that is on disk is given: a crash must not forget what was allowed. */
-    *err = save(consent);
-    if (*err != 0) {
-        consent->count--;
-        consent->next_grant--;
-        return NULL;
-    }
-    tl_log_info("grant given grant=%s ticket=%s technician=%s role=%s by=%s duration_s=%u",
-                grant->id, grant->ticket, grant->technician, grant->role, by, duration_s);
-    arm_expiry(consent);
+    consent->next_grant++; /* never given back: a later grant may already hold the next id */
     return grant;
+}
+
+static struct record *record_by_id(tl_consent_t *consent, const char *id)
+{
+    for (size_t i = 0; i < consent->count; i++)
+        if (strcmp(consent->records[i].grant.id, id) == 0)
+            return &consent->records[i];
+    return NULL;
 }
 
 static size_t live_count(const tl_consent_t *consent, int64_t at)
 {
     size_t live = 0;
     for (size_t i = 0; i < consent->count; i++)
-        live += grant_live(&consent->records[i].grant, at);
+        live += grant_live(&consent->records[i].grant, at); /* those being recorded too */
     return live;
 }
 
-/* Gives the grant and answers; on failure answers the error. Returns the grant or NULL. */
-static const tl_grant_t *grant_and_answer(tl_consent_t *consent, const char *question,
-                                          const tl_consent_request_t *request, uint32_t duration_s,
-                                          const char *by, uint64_t token)
+/*
+ * The write that holds a new grant finished. Only now is the grant given:
+ * a crash before this point must not leave the relay or the user believing
+ * in a grant the agent would not remember.
+ */
+static void grant_recorded(void *data, int rc)
+{
+    struct recording *recording = data;
+    tl_consent_t *consent = recording->consent;
+    const char *question = recording->question[0] ? recording->question : NULL;
+    for (struct recording **at = &consent->recordings; *at != NULL; at = &(*at)->next) {
+        if (*at == recording) {
+            *at = recording->next;
+            break;
+        }
+    }
+    struct record *record = record_by_id(consent, recording->grant);
+    if (rc == 0 && record == NULL)
+        rc = TL_EIO; /* cannot happen: only a failed write drops a record */
+    if (rc != 0) {
+        tl_log_error("grant not given: it could not be recorded grant=%s ticket=%s reason=\"%s\"",
+                     recording->grant, recording->request.ticket, tl_strerror(rc));
+        if (record != NULL) {
+            size_t at = (size_t)(record - consent->records);
+            memmove(record, record + 1, (consent->count - at - 1) * sizeof *record);
+            consent->count--;
+        }
+        if (!consent->freeing) {
+            answer(consent, recording->token, TL_EIO, "the agent could not record the grant", NULL,
+                   NULL);
+            emit_denied(consent, question, &recording->request, "the grant could not be recorded");
+            if (recording->done != NULL)
+                recording->done(recording->done_data, TL_EIO, NULL,
+                                "the grant could not be recorded (see the agent's log)");
+        }
+        free(recording);
+        return;
+    }
+    record->recorded = 1;
+    /* Callbacks may change the records: hand them a copy. */
+    tl_grant_t copy = record->grant;
+    tl_log_info("grant given grant=%s ticket=%s technician=%s role=%s by=%s duration_s=%lld",
+                copy.id, copy.ticket, copy.technician, copy.role, copy.by,
+                (long long)((copy.expires_ms - copy.granted_ms) / 1000));
+    if (!consent->freeing) {
+        arm_expiry(consent);
+        answer(consent, recording->token, 0, NULL, &copy, recording->by);
+        emit_granted(consent, question, &copy, recording->by);
+        if (recording->done != NULL)
+            recording->done(recording->done_data, 0, &copy, NULL);
+    }
+    free(recording);
+}
+
+/*
+ * Adds the grant and has it written; the answer comes from grant_recorded.
+ * On an immediate failure answers the error at once and returns it.
+ */
+static int grant_and_answer(tl_consent_t *consent, const char *question,
+                            const tl_consent_request_t *request, uint32_t duration_s,
+                            const char *by, uint64_t token, tl_consent_approved_fn done,
+                            void *done_data)
 {
     int err = 0;
     if (live_count(consent, now(consent)) >= TL_CONSENT_MAX_LIVE) {
         answer(consent, token, TL_EFULL, "too many live grants on this machine", NULL, NULL);
         emit_denied(consent, question, request, "too many live grants");
-        return NULL;
+        return TL_EFULL;
     }
-    tl_grant_t *grant = add_grant(consent, request, duration_s, by, &err);
-    if (grant == NULL) {
-        answer(consent, token, TL_EIO, "the agent could not record the grant", NULL, NULL);
-        emit_denied(consent, question, request, "the grant could not be recorded");
-        return NULL;
+    struct recording *recording = calloc(1, sizeof *recording);
+    tl_grant_t *grant =
+        recording != NULL ? add_grant(consent, request, duration_s, by, &err) : NULL;
+    if (grant != NULL) {
+        recording->consent = consent;
+        snprintf(recording->grant, sizeof recording->grant, "%s", grant->id);
+        snprintf(recording->question, sizeof recording->question, "%s", question ? question : "");
+        snprintf(recording->by, sizeof recording->by, "%s", by);
+        recording->token = token;
+        recording->request = *request;
+        recording->done = done;
+        recording->done_data = done_data;
+        recording->next = consent->recordings;
+        consent->recordings = recording;
+        err = tl_storage_file_save(consent->file, grant_recorded, recording);
+        if (err == 0)
+            return 0;
+        consent->recordings = recording->next;
+        consent->count--; /* the record just added */
     }
-    /* Callbacks may change the records: hand them a copy. */
-    tl_grant_t copy = *grant;
-    answer(consent, token, 0, NULL, &copy, by);
-    emit_granted(consent, question, &copy, by);
-    return tl_consent_find(consent, copy.id);
+    free(recording);
+    tl_log_error("grant not given: it could not be recorded ticket=%s reason=\"%s\"",
+                 request->ticket, tl_strerror(err ? err : TL_ENOMEM));
+    answer(consent, token, TL_EIO, "the agent could not record the grant", NULL, NULL);
+    emit_denied(consent, question, request, "the grant could not be recorded");
+    return TL_EIO;
 }
 
 static struct question *question_by_token(tl_consent_t *consent, uint64_t token)
@@ -1086,7 +1219,7 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
     /* A live grant that already covers it: the technician re-attaches without a new question. */
     for (size_t i = consent->count; i-- > 0;) {
         const tl_grant_t *grant = &consent->records[i].grant;
-        if (grant_live(grant, at) && strcmp(grant->ticket, request->ticket) == 0 &&
+        if (record_live(&consent->records[i], at) && strcmp(grant->ticket, request->ticket) == 0 &&
             strcmp(grant->technician, request->technician) == 0 &&
             strcmp(grant->role, request->role) == 0 && (request->scopes & ~grant->scopes) == 0) {
             tl_grant_t copy = *grant;
@@ -1103,7 +1236,7 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
     if (consent->policy != NULL && localtime_r(&seconds, &local) != NULL &&
         tl_policy_match(consent->policy, request->role, request->scopes, &local,
                         request->duration_s, &granted_s) == 0) {
-        grant_and_answer(consent, NULL, request, granted_s, "policy", token);
+        grant_and_answer(consent, NULL, request, granted_s, "policy", token, NULL, NULL);
         return;
     }
     if (consent->pending >= TL_CONSENT_MAX_PENDING) {
@@ -1158,7 +1291,7 @@ void tl_consent_cancel_all(tl_consent_t *consent, const char *why)
 }
 
 int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_s,
-                       const tl_grant_t **grant, char *message, size_t size)
+                       tl_consent_approved_fn done, void *done_data, char *message, size_t size)
 {
     struct question *question = question_by_id(consent, id);
     if (question == NULL) {
@@ -1178,15 +1311,13 @@ int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_
     char question_id[sizeof question->id];
     snprintf(question_id, sizeof question_id, "%s", question->id);
     question_drop(consent, question);
-    const tl_grant_t *given =
-        grant_and_answer(consent, question_id, &request, duration_s, "user", token);
-    if (grant != NULL)
-        *grant = given;
-    if (given == NULL) {
+    int rc = grant_and_answer(consent, question_id, &request, duration_s, "user", token, done,
+                              done_data);
+    if (rc == TL_EFULL)
+        say(message, size, "too many live grants on this machine");
+    else if (rc != 0)
         say(message, size, "the grant could not be recorded (see the agent's log)");
-        return TL_EIO;
-    }
-    return 0;
+    return rc;
 }
 
 int tl_consent_deny(tl_consent_t *consent, const char *id, char *message, size_t size)
@@ -1223,7 +1354,7 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
     }
     for (size_t i = 0; i < consent->count && ended < live; i++) {
         tl_grant_t *grant = &consent->records[i].grant;
-        if (!grant_live(grant, at) || (id != NULL && strcmp(grant->id, id) != 0))
+        if (!record_live(&consent->records[i], at) || (id != NULL && strcmp(grant->id, id) != 0))
             continue;
         grant->ended_ms = at;
         snprintf(grant->end_reason, sizeof grant->end_reason, "%s", reason);
@@ -1259,8 +1390,7 @@ const tl_grant_t *tl_consent_find(const tl_consent_t *consent, const char *id)
 {
     int64_t at = now(consent);
     for (size_t i = 0; id != NULL && i < consent->count; i++)
-        if (strcmp(consent->records[i].grant.id, id) == 0 &&
-            grant_live(&consent->records[i].grant, at))
+        if (strcmp(consent->records[i].grant.id, id) == 0 && record_live(&consent->records[i], at))
             return &consent->records[i].grant;
     return NULL;
 }
@@ -1278,11 +1408,19 @@ int tl_consent_check(const tl_consent_t *consent, const char *id, const char *te
         return TL_EDENIED;
     }
     const tl_grant_t *grant = NULL;
-    for (size_t i = 0; i < consent->count; i++)
-        if (strcmp(consent->records[i].grant.id, id) == 0)
+    int recorded = 0;
+    for (size_t i = 0; i < consent->count; i++) {
+        if (strcmp(consent->records[i].grant.id, id) == 0) {
             grant = &consent->records[i].grant;
+            recorded = consent->records[i].recorded;
+        }
+    }
     if (grant == NULL) {
         say(message, size, "refused: no grant '%.64s' on this machine", id);
+        return TL_EDENIED;
+    }
+    if (!recorded) {
+        say(message, size, "refused: grant %s is not given yet (it is being recorded)", grant->id);
         return TL_EDENIED;
     }
     if (grant->ended_ms != 0) {
@@ -1333,7 +1471,7 @@ json_t *tl_consent_grants(const tl_consent_t *consent)
     for (int pass = 0; list != NULL && pass < 2; pass++) {
         for (size_t i = consent->count; i-- > 0;) {
             const tl_grant_t *grant = &consent->records[i].grant;
-            if (grant_live(grant, at) == (pass == 0))
+            if (consent->records[i].recorded && grant_live(grant, at) == (pass == 0))
                 json_array_append_new(list, tl_grant_json(grant, at));
         }
     }

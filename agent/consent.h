@@ -18,11 +18,14 @@
  *
  * Grants are kept in STATE/grants.json (mode 0600): written to a temporary
  * file, fsynced, renamed, and the directory fsynced, like the enrollment.
- * That write happens on the loop, synchronously, once per change of a grant
- * (given, ended): the file is small (at most TL_CONSENT_MAX_RECORDS records)
- * and changes only when a person or the policy decides something, so the
- * short stall is accepted here rather than answering before the grant is on
- * disk. Nothing else in this module touches the disk after start-up.
+ * The write runs on a storage lane (agent/storage.h), never on the loop: the
+ * file always receives the latest state, one write at a time. A new grant
+ * is answered only from that write's completion, so the relay and the user
+ * hear "granted" only once the grant is on disk; until then the grant does
+ * not count (no channel may use it, it is not listed), and if the write
+ * fails it is dropped and the request answered EIO. An end takes effect in
+ * memory at once and is written the same way. Nothing else in this module
+ * touches the disk after start-up.
  *
  * The owner (the `run` command) wires the callbacks: answers go to the
  * tunnel, which sends them to the relay; events go to the control socket's
@@ -30,6 +33,8 @@
  */
 #ifndef TL_CONSENT_H
 #define TL_CONSENT_H
+
+#include "agent/storage.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -153,8 +158,9 @@ typedef struct tl_consent_answer {
 typedef struct tl_consent_events {
     /*
      * The answer to the request made with token. It may run before
-     * tl_consent_request returns (refused, existing, policy). A request
-     * dropped with tl_consent_cancel gets no answer.
+     * tl_consent_request returns (refused, existing); a new grant (policy,
+     * user) is answered once it is on disk. A request dropped with
+     * tl_consent_cancel before it was granted gets no answer.
      */
     void (*on_answer)(void *data, uint64_t token, const tl_consent_answer_t *answer);
     /* A grant ended (reason "expired", "ended by the user"): stop its sessions, tell the relay. */
@@ -171,6 +177,8 @@ typedef struct tl_consent_config {
     tl_policy_t *policy;     /* taken over (freed with the consent); NULL: no unattended grants */
     uint64_t timeout_ms;     /* 0: the policy's consent_timeout, else 120 s */
     int64_t (*now_ms)(void); /* wall clock; NULL: tl_wall_ms (tests set their own) */
+    /* The lane grants.json is written on (not taken over); NULL: a lane of its own. */
+    tl_storage_t *storage;
 } tl_consent_config_t;
 
 /*
@@ -181,10 +189,16 @@ typedef struct tl_consent_config {
 tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
                              const tl_consent_events_t *events, void *data, int *err, char *problem,
                              size_t size);
-/* Drops every question unanswered; the memory is released from the loop. NULL is a no-op. */
+/*
+ * Drops every question unanswered; grants.json writes already asked for
+ * still finish (without answers), then the memory is released from the
+ * loop. NULL is a no-op.
+ */
 void tl_consent_free(tl_consent_t *consent);
 
 uint64_t tl_consent_timeout_ms(const tl_consent_t *consent);
+/* 1 while a write of grants.json is due or in flight (an end is on disk once this is 0). */
+int tl_consent_writing(const tl_consent_t *consent);
 
 /* Decides a validated request; the answer comes through on_answer with token. */
 void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *request, uint64_t token);
@@ -193,14 +207,21 @@ int tl_consent_cancel(tl_consent_t *consent, uint64_t token, const char *why);
 /* Drops every question (the connection that asked them is gone). */
 void tl_consent_cancel_all(tl_consent_t *consent, const char *why);
 
+/* How an approval ended: 0 and the grant (valid during the call), or an error and why. */
+typedef void (*tl_consent_approved_fn)(void *data, int error, const tl_grant_t *grant,
+                                       const char *message);
+
 /*
  * The user answers question id ("Q-7"). approve: duration_s 0 grants what
  * was asked; a shorter one shortens it; a longer one is TL_EINVAL. Both:
- * TL_ENOTFOUND for no such question; a message says why on error. On
- * success *grant (if given) points at the new grant until the next change.
+ * TL_ENOTFOUND for no such question; a message says why on error.
+ * approve returns 0 once the question is settled in favour; the grant is
+ * then being recorded, and done (may be NULL) runs exactly once: when it is
+ * on disk (error 0) or could not be recorded (TL_EIO), just after the
+ * relay's answer went out, or with TL_ECLOSED from tl_consent_free.
  */
 int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_s,
-                       const tl_grant_t **grant, char *message, size_t size);
+                       tl_consent_approved_fn done, void *done_data, char *message, size_t size);
 int tl_consent_deny(tl_consent_t *consent, const char *id, char *message, size_t size);
 
 /*
@@ -220,12 +241,12 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
 int tl_consent_check(const tl_consent_t *consent, const char *id, const char *technician,
                      const char *type, const tl_grant_t **grant, char *message, size_t size);
 
-/* A live grant by id, else NULL. */
+/* A live grant by id (recorded on disk), else NULL. */
 const tl_grant_t *tl_consent_find(const tl_consent_t *consent, const char *id);
 
 /* The open questions: [{"id":"Q-7","ticket":...,"deadline_ms":...}]; new reference. */
 json_t *tl_consent_pending(const tl_consent_t *consent);
-/* Every grant kept, live ones first (newest first in each part); new reference. */
+/* Every grant kept (on disk), live ones first (newest first in each part); new reference. */
 json_t *tl_consent_grants(const tl_consent_t *consent);
 /* One grant as JSON, with "live" and "state" (live, ended, expired) at now_ms; new reference. */
 json_t *tl_grant_json(const tl_grant_t *grant, int64_t now_ms);

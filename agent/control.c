@@ -13,10 +13,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Delivered requests remembered for watchers that arrive just after the delivery. */
+#define RECENT_DELIVERIES 32
+
 struct client {
     uv_pipe_t pipe;
     tl_control_t *control;
     struct client *next;
+    uint64_t serial; /* names the client to answers that come later (approvals) */
     char line[TL_CONTROL_MAX_LINE];
     size_t line_len;
     char waiting_for[64]; /* a request id whose delivery this client awaits */
@@ -32,7 +36,15 @@ struct tl_control {
     tl_consent_t *consent;
     tl_sessions_t *sessions;
     struct client *clients;
+    uint64_t next_serial;
+    json_t *recent; /* [{"request","ticket"}], newest last */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* An approval waiting for its grant to be on disk (agent/consent.h). */
+struct approval {
+    tl_control_t *control;
+    uint64_t client;
 };
 
 static void client_closed(uv_handle_t *handle)
@@ -119,6 +131,27 @@ static void reply_ok(struct client *client, json_t *answer)
     json_decref(answer);
 }
 
+static struct client *client_by_serial(tl_control_t *control, uint64_t serial)
+{
+    for (struct client *client = control->clients; client != NULL; client = client->next)
+        if (client->serial == serial && !client->closing)
+            return client;
+    return NULL;
+}
+
+static void approval_done(void *data, int error, const tl_grant_t *grant, const char *message)
+{
+    struct approval *approval = data;
+    struct client *client = client_by_serial(approval->control, approval->client);
+    if (client != NULL) {
+        if (error != 0)
+            reply_rc(client, error, message ? message : "");
+        else
+            reply_ok(client, json_pack("{s:o}", "grant", tl_grant_json(grant, grant->granted_ms)));
+    }
+    free(approval);
+}
+
 /* The consent commands; 1 if cmd was one of them. */
 static int handle_consent(struct client *client, const char *cmd, json_t *request)
 {
@@ -139,7 +172,6 @@ static int handle_consent(struct client *client, const char *cmd, json_t *reques
         reply_ok(client, json_pack("{s:o}", "questions", tl_consent_pending(control->consent)));
     } else if (strcmp(cmd, "approve") == 0) {
         json_t *duration = json_object_get(request, "duration_s");
-        const tl_grant_t *grant = NULL;
         if (id == NULL ||
             (duration != NULL && (!json_is_integer(duration) || json_integer_value(duration) < 1 ||
                                   json_integer_value(duration) > 86400))) {
@@ -148,13 +180,21 @@ static int handle_consent(struct client *client, const char *cmd, json_t *reques
                         "\"duration_s\" of 1..86400");
             return 1;
         }
+        struct approval *approval = malloc(sizeof *approval);
+        if (approval == NULL) {
+            reply_rc(client, TL_ENOMEM, "");
+            return 1;
+        }
+        approval->control = control;
+        approval->client = client->serial;
+        /* The answer waits until the grant is on disk: approved means recorded. */
         int rc = tl_consent_approve(control->consent, id,
-                                    duration ? (uint32_t)json_integer_value(duration) : 0, &grant,
-                                    message, sizeof message);
-        if (rc != 0)
+                                    duration ? (uint32_t)json_integer_value(duration) : 0,
+                                    approval_done, approval, message, sizeof message);
+        if (rc != 0) {
+            free(approval);
             reply_rc(client, rc, message);
-        else
-            reply_ok(client, json_pack("{s:o}", "grant", tl_grant_json(grant, grant->granted_ms)));
+        }
     } else if (strcmp(cmd, "deny") == 0) {
         int rc =
             id == NULL ? TL_EINVAL : tl_consent_deny(control->consent, id, message, sizeof message);
@@ -200,8 +240,46 @@ static int handle_consent(struct client *client, const char *cmd, json_t *reques
             reply(client, question);
         }
         json_decref(questions);
+        /* A request delivered just before the watcher came: it hears of it all the same. */
+        const char *followed = json_string_value(json_object_get(request, "request"));
+        json_t *recent;
+        json_array_foreach(control->recent, i, recent)
+        {
+            if (followed != NULL &&
+                strcmp(json_string_value(json_object_get(recent, "request")), followed) == 0) {
+                json_t *event = json_deep_copy(recent);
+                json_object_set_new(event, "event", json_string("delivered"));
+                reply(client, event);
+                json_decref(event);
+            }
+        }
     }
     return 1;
+}
+
+static const char *link_name(enum tl_tunnel_link link)
+{
+    return link == TL_TUNNEL_CONNECTED    ? "connected"
+           : link == TL_TUNNEL_CONNECTING ? "connecting"
+                                          : "unreachable";
+}
+
+/*
+ * The request stays in the outbox for now: {"ok":false,"queued":true,...}.
+ * unreachable: the connection failed; otherwise the relay could not take
+ * this request now (it is sent again on the next connection).
+ */
+static void reply_queued(struct client *client, const char *request, int reason, int unreachable)
+{
+    char message[256];
+    snprintf(message, sizeof message, "%s (%s)",
+             unreachable ? "the relay is unreachable" : "the relay could not take it now",
+             reason != 0 ? tl_strerror(reason) : "no connection yet");
+    json_t *answer =
+        json_pack("{s:b, s:b, s:s, s:s, s:s}", "ok", 0, "queued", 1, "request", request, "error",
+                  reason != 0 ? tl_err_name(reason) : "ECLOSED", "message", message);
+    reply(client, answer);
+    json_decref(answer);
 }
 
 static void handle_line(struct client *client, const char *line, size_t len)
@@ -216,18 +294,27 @@ static void handle_line(struct client *client, const char *line, size_t len)
         char relay[300];
         snprintf(relay, sizeof relay, "%s:%u", control->state->relay_host,
                  control->state->relay_port);
+        int last_error = 0;
+        enum tl_tunnel_link link = tl_tunnel_link(control->tunnel, &last_error);
         json_t *pending = control->consent ? tl_consent_pending(control->consent) : NULL;
-        json_t *answer =
-            json_pack("{s:b, s:b, s:s, s:s, s:I}", "ok", 1, "connected",
-                      tl_tunnel_connected(control->tunnel), "device", control->state->device,
-                      "relay", relay, "pending", (json_int_t)json_array_size(pending));
+        json_t *answer = json_pack("{s:b, s:b, s:s, s:s, s:s, s:I}", "ok", 1, "connected",
+                                   link == TL_TUNNEL_CONNECTED, "link", link_name(link), "device",
+                                   control->state->device, "relay", relay, "pending",
+                                   (json_int_t)json_array_size(pending));
+        if (answer != NULL && link == TL_TUNNEL_UNREACHABLE && last_error != 0)
+            json_object_set_new(answer, "last_error", json_string(tl_strerror(last_error)));
         json_decref(pending);
         reply(client, answer);
         json_decref(answer);
     } else if (strcmp(cmd, "deliver") == 0) {
         const char *id = json_string_value(json_object_get(request, "request"));
+        int last_error = 0;
         if (id == NULL || strlen(id) >= sizeof client->waiting_for) {
             reply_error(client, "EINVAL", "deliver needs a \"request\" id");
+        } else if (tl_tunnel_link(control->tunnel, &last_error) == TL_TUNNEL_UNREACHABLE) {
+            /* Known unreachable: say so now rather than make the user wait; try again at once. */
+            reply_queued(client, id, last_error, 1);
+            tl_tunnel_kick(control->tunnel);
         } else {
             snprintf(client->waiting_for, sizeof client->waiting_for, "%s", id);
             tl_tunnel_kick(control->tunnel);
@@ -287,6 +374,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (client == NULL)
         return;
     client->control = control;
+    client->serial = ++control->next_serial;
     uv_pipe_init(control->loop, &client->pipe, 0);
     client->pipe.data = client;
     client->next = control->clients;
@@ -303,6 +391,13 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&client->pipe, alloc_cb, read_cb);
 }
 
+static void listener_closed(uv_handle_t *handle)
+{
+    tl_control_t *control = handle->data;
+    json_decref(control->recent);
+    free(control);
+}
+
 tl_control_t *tl_control_start(uv_loop_t *loop, const char *path, tl_tunnel_t *tunnel,
                                const tl_agent_state_t *state, int *err)
 {
@@ -317,6 +412,12 @@ tl_control_t *tl_control_start(uv_loop_t *loop, const char *path, tl_tunnel_t *t
         return NULL;
     }
     strcpy(control->path, path);
+    control->recent = json_array();
+    if (control->recent == NULL) {
+        free(control);
+        *err = TL_ENOMEM;
+        return NULL;
+    }
     control->loop = loop;
     control->tunnel = tunnel;
     control->state = state;
@@ -327,6 +428,7 @@ tl_control_t *tl_control_start(uv_loop_t *loop, const char *path, tl_tunnel_t *t
     json_decref(probe);
     json_decref(answer);
     if (alive) {
+        json_decref(control->recent);
         free(control);
         *err = TL_EEXIST;
         return NULL;
@@ -341,7 +443,7 @@ tl_control_t *tl_control_start(uv_loop_t *loop, const char *path, tl_tunnel_t *t
         rc = uv_listen((uv_stream_t *)&control->listener, 16, on_connection);
     if (rc != 0) {
         *err = rc;
-        uv_close((uv_handle_t *)&control->listener, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&control->listener, listener_closed);
         return NULL;
     }
     return control;
@@ -362,6 +464,15 @@ void tl_control_delivered(tl_control_t *control, const char *request, const char
     json_t *answer = json_pack("{s:b, s:s, s:s}", "ok", 1, "request", request, "ticket", ticket);
     answer_waiters(control, request, answer);
     json_decref(answer);
+    json_t *recent = json_pack("{s:s, s:s}", "request", request, "ticket", ticket);
+    if (recent == NULL)
+        return;
+    if (json_array_size(control->recent) >= RECENT_DELIVERIES)
+        json_array_remove(control->recent, 0);
+    json_array_append(control->recent, recent);
+    json_object_set_new(recent, "event", json_string("delivered"));
+    tl_control_event(control, recent);
+    json_decref(recent);
 }
 
 void tl_control_rejected(tl_control_t *control, const char *request, int error)
@@ -370,6 +481,23 @@ void tl_control_rejected(tl_control_t *control, const char *request, int error)
                                tl_err_name(error), "message", tl_strerror(error));
     answer_waiters(control, request, answer);
     json_decref(answer);
+    json_t *event = json_pack("{s:s, s:s, s:s}", "event", "set-aside", "request", request,
+                              "message", tl_strerror(error));
+    tl_control_event(control, event);
+    json_decref(event);
+}
+
+void tl_control_queued(tl_control_t *control, const char *request, int reason)
+{
+    for (struct client *client = control->clients; client != NULL; client = client->next) {
+        if (client->waiting_for[0] == '\0' || client->closing ||
+            (request != NULL && strcmp(client->waiting_for, request) != 0))
+            continue;
+        char waited[sizeof client->waiting_for];
+        snprintf(waited, sizeof waited, "%s", client->waiting_for);
+        client->waiting_for[0] = '\0';
+        reply_queued(client, waited, reason, request == NULL);
+    }
 }
 
 void tl_control_set_consent(tl_control_t *control, tl_consent_t *consent, tl_sessions_t *sessions)
@@ -389,11 +517,6 @@ void tl_control_event(tl_control_t *control, json_t *event)
             reply(client, event);
         client = next;
     }
-}
-
-static void listener_closed(uv_handle_t *handle)
-{
-    free(handle->data);
 }
 
 void tl_control_stop(tl_control_t *control)

@@ -9,21 +9,27 @@
  *
  * Protocol: one JSON object per line, at most 64 KiB; one request per line,
  * one answer per request:
- *   {"cmd":"status"}                 -> {"ok":true,"connected":B,"device":"D-7","relay":"h:p",
- *                                        "pending":N}
+ *   {"cmd":"status"}                 -> {"ok":true,"connected":B,"link":"connected"|
+ *                                        "connecting"|"unreachable","last_error":"…"?,
+ *                                        "device":"D-7","relay":"h:p","pending":N}
  *   {"cmd":"deliver","request":"R-…"} -> {"ok":true,"ticket":"T-42"} once delivered,
- *                                       {"ok":false,"error":"…"} if the relay refused it
+ *                                       {"ok":false,"error":"…"} if it was set aside, or
+ *                                       {"ok":false,"queued":true,"error":"…","message":
+ *                                        "the relay is unreachable (…)"} when it stays
+ *                                       queued: at once if the last connection attempt
+ *                                       failed, else as soon as this one fails
  * Consent (docs/consent.md), once tl_control_set_consent() was called:
  *   {"cmd":"pending"}                -> {"ok":true,"questions":[{"id":"Q-7",...}]}
  *   {"cmd":"approve","id":"Q-7","duration_s":N?}
- *                                    -> {"ok":true,"grant":{...}}
+ *                                    -> {"ok":true,"grant":{...}} once the grant is on disk
  *   {"cmd":"deny","id":"Q-7"}        -> {"ok":true}
  *   {"cmd":"sessions"}               -> {"ok":true,"grants":[{...,"channels":[...]}]}
  *   {"cmd":"end","grant":"G-3"?}     -> {"ok":true,"ended":N} (every live grant without "grant")
- *   {"cmd":"watch"}                  -> {"ok":true,"watching":true}, then one line per event,
- *                                       starting with the questions already open:
+ *   {"cmd":"watch","request":"R-…"?} -> {"ok":true,"watching":true}, then one line per event,
+ *                                       starting with the questions already open (and the
+ *                                       followed request's delivery, if it just happened):
  *                                       {"event":"question"|"granted"|"denied"|"activity"|
- *                                        "ended",...}
+ *                                        "ended"|"delivered"|"set-aside",...}
  * Failures are {"ok":false,"error":"ENOTFOUND","message":"…"}; anything else
  * gets {"ok":false,"error":"EINVAL"} and the connection stays. A watcher that
  * stops reading is disconnected once TL_CONTROL_MAX_QUEUED bytes wait for it.
@@ -49,6 +55,8 @@ tl_control_t *tl_control_start(uv_loop_t *loop, const char *path, tl_tunnel_t *t
 /* Tunnel events the control socket answers waiting clients with. */
 void tl_control_delivered(tl_control_t *control, const char *request, const char *ticket);
 void tl_control_rejected(tl_control_t *control, const char *request, int error);
+/* The request (NULL: every one) stays queued: waiting `deliver` clients are told so. */
+void tl_control_queued(tl_control_t *control, const char *request, int reason);
 /* Serves the consent commands from consent and sessions (either may be NULL). */
 void tl_control_set_consent(tl_control_t *control, tl_consent_t *consent, tl_sessions_t *sessions);
 /* Sends an event line to every watcher; event is borrowed. */

@@ -6,6 +6,7 @@
  *   STATE/relay.json    the enrolled relay: host, port, pinned fingerprint,
  *                       device id (written only after enrollment succeeded)
  *   STATE/outbox/       requests waiting for the relay (agent/outbox.h)
+ *   STATE/delivered/    the requests delivered lately, with their tickets
  *   STATE/agent.sock    the local control socket while `run` is up
  *
  * The default directory is $TIERLINE_AGENT_STATE, else
@@ -24,6 +25,7 @@
 #define TL_STATE_CERT "agent.crt"
 #define TL_STATE_RELAY "relay.json"
 #define TL_STATE_OUTBOX "outbox"
+#define TL_STATE_DELIVERED "delivered"
 #define TL_STATE_SOCKET "agent.sock"
 #define TL_STATE_PATH_MAX 4096
 /* Room for a path inside the state directory (directory + a few names). */

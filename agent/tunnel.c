@@ -26,6 +26,7 @@
 /* One outbox request being delivered on the current connection. */
 struct delivery {
     char request[TL_OUTBOX_ID_LEN];
+    uint32_t serial;    /* tells a storage job's answer for this delivery from older ones */
     json_t *body;       /* request.json */
     size_t evidence_at; /* index of the item being uploaded */
     uint8_t *content;   /* that item's bytes */
@@ -33,8 +34,10 @@ struct delivery {
     size_t sent;
     uint32_t channel;
     uint32_t request_id; /* of the ticket.create, once sent */
+    char missing[64];    /* an evidence file that is gone, for confirm_only */
     unsigned uploading : 1;
     unsigned eof_sent : 1;
+    unsigned confirm_only : 1; /* evidence missing here: ask the relay without uploading */
 };
 
 struct tl_tunnel {
@@ -52,8 +55,14 @@ struct tl_tunnel {
     char software[64];
     char device[32];
     unsigned attempt;
+    int last_error; /* why the last connection attempt failed or ended */
     uint32_t next_request_id;
     uint32_t generation; /* of the current connection: answers to older ones are dropped */
+    uint32_t next_serial;
+    /* Outbox work runs on a storage lane (agent/storage.h), never on the loop. */
+    tl_storage_t *storage;
+    tl_storage_t *own_storage;
+    size_t jobs; /* storage jobs in flight: the tunnel is freed only when none are */
     /* Channels the relay opened that the sessions module owns (agent/session.h). */
     uint32_t session_channels[TL_TUNNEL_MAX_SESSIONS];
     size_t session_count;
@@ -62,6 +71,8 @@ struct tl_tunnel {
     unsigned resolving : 1;
     unsigned stopping : 1;
     unsigned finished : 1;
+    unsigned picking : 1; /* a storage job looks for the next request */
+    unsigned closed : 1;  /* handles closing: release started */
     tl_peer_config_t peer_config;
 };
 
@@ -101,6 +112,7 @@ static void handles_closed(uv_handle_t *handle)
     tl_tls_ctx_free(tunnel->tls);
     json_decref(tunnel->skipped);
     json_decref(tunnel->ended_queue);
+    tl_storage_free(tunnel->own_storage);
     free(tunnel);
 }
 
@@ -110,13 +122,14 @@ static void retry_closed(uv_handle_t *handle)
     uv_close((uv_handle_t *)&tunnel->next, handles_closed);
 }
 
-/* Frees the tunnel once nothing of it is in flight. */
+/* Frees the tunnel once nothing of it is in flight (storage jobs included). */
 static void maybe_release(tl_tunnel_t *tunnel)
 {
-    if (!tunnel->stopping || tunnel->peer != NULL || tunnel->resolving)
+    if (!tunnel->stopping || tunnel->peer != NULL || tunnel->resolving || tunnel->jobs > 0 ||
+        tunnel->closed)
         return;
-    if (!uv_is_closing((uv_handle_t *)&tunnel->retry))
-        uv_close((uv_handle_t *)&tunnel->retry, retry_closed);
+    tunnel->closed = 1;
+    uv_close((uv_handle_t *)&tunnel->retry, retry_closed);
 }
 
 static void on_next(uv_timer_t *timer)
@@ -140,6 +153,13 @@ static void finish_once(tl_tunnel_t *tunnel, int status)
         tunnel->events->on_stopped(tunnel, status);
 }
 
+/* What is queued stays queued for now (request NULL: all of it): tell whoever waits. */
+static void still_queued(tl_tunnel_t *tunnel, const char *request, int reason)
+{
+    if (tunnel->events->on_queued != NULL && !tunnel->stopping)
+        tunnel->events->on_queued(tunnel, request, reason);
+}
+
 static void schedule_retry(tl_tunnel_t *tunnel)
 {
     if (tunnel->stopping)
@@ -152,15 +172,136 @@ static void schedule_retry(tl_tunnel_t *tunnel)
     tl_log_info("relay unreachable, retrying in_ms=%llu attempt=%u", (unsigned long long)delay,
                 tunnel->attempt);
     uv_timer_start(&tunnel->retry, on_retry, delay, 0);
+    still_queued(tunnel, NULL, tunnel->last_error);
+}
+
+/* ---- storage jobs --------------------------------------------------------------- */
+
+/*
+ * Every outbox touch is a job on the storage lane: they run in order, so a
+ * removal is done before the next request is picked. A job's answer is
+ * dropped when its connection or delivery is gone by the time it arrives.
+ */
+struct job {
+    tl_tunnel_t *tunnel;
+    const char *state_dir;
+    uint32_t generation;
+    uint32_t serial;
+    char request[TL_OUTBOX_ID_LEN];
+    int rc;
+    /* pick */
+    json_t *skipped; /* a copy the thread may read */
+    char only[TL_OUTBOX_ID_LEN];
+    json_t *body;
+    int missing;
+    char missing_name[64];
+    /* evidence */
+    char path[64];
+    char sha256[TL_SHA256_HEX_LEN];
+    uint8_t *content;
+    size_t content_len;
+    /* finish, set aside */
+    char ticket[64];
+    char title[256];
+    char why[16];
+    char detail[256];
+    int error;
+};
+
+static struct job *job_new(tl_tunnel_t *tunnel)
+{
+    struct job *job = calloc(1, sizeof *job);
+    if (job != NULL) {
+        job->tunnel = tunnel;
+        job->state_dir = tunnel->options.state->dir;
+        job->generation = tunnel->generation;
+        job->serial = tunnel->delivery != NULL ? tunnel->delivery->serial : 0;
+    }
+    return job;
+}
+
+static void job_free(struct job *job)
+{
+    json_decref(job->skipped);
+    json_decref(job->body);
+    free(job->content);
+    free(job);
+}
+
+static int job_submit(tl_tunnel_t *tunnel, tl_storage_work_fn work, tl_storage_done_fn done,
+                      struct job *job)
+{
+    int rc = tl_storage_submit(tunnel->storage, work, done, job);
+    if (rc == 0)
+        tunnel->jobs++;
+    return rc;
+}
+
+/* A job's answer: 1 if the tunnel should act on it, 0 if it is stopping (then it may go). */
+static int job_back(struct job *job)
+{
+    tl_tunnel_t *tunnel = job->tunnel;
+    tunnel->jobs--;
+    if (!tunnel->stopping)
+        return 1;
+    maybe_release(tunnel);
+    return 0;
+}
+
+/* The delivery a job was for, if it is still the current one. */
+static struct delivery *job_delivery(struct job *job)
+{
+    tl_tunnel_t *tunnel = job->tunnel;
+    struct delivery *delivery = tunnel->delivery;
+    if (delivery == NULL || job->generation != tunnel->generation ||
+        delivery->serial != job->serial)
+        return NULL;
+    return delivery;
+}
+
+static int recover_work(void *data)
+{
+    struct job *job = data;
+    job->rc = tl_outbox_recover(job->state_dir, &job->body);
+    return job->rc;
+}
+
+static void recover_done(void *data, int result)
+{
+    struct job *job = data;
+    size_t i;
+    json_t *action;
+    if (result != 0)
+        tl_log_warn("outbox recovery incomplete reason=\"%s\"", tl_strerror(result));
+    json_array_foreach(job->body, i, action)
+    {
+        const char *what = json_string_value(json_object_get(action, "action"));
+        const char *request = json_string_value(json_object_get(action, "request"));
+        const char *detail = json_string_value(json_object_get(action, "detail"));
+        if (strcmp(what, "set-aside") == 0)
+            tl_log_error("queued request damaged, set aside request=%s detail=\"%s\" kept=%s/%s/"
+                         "damaged-%s",
+                         request, detail, job->state_dir, TL_STATE_OUTBOX, request);
+        else if (strcmp(what, "incomplete") == 0)
+            tl_log_warn("queued request incomplete, the relay will be asked whether it has it "
+                        "request=%s detail=\"%s\"",
+                        request, detail);
+        else
+            tl_log_info("outbox recovered request=%s action=%s detail=\"%s\"", request, what,
+                        detail);
+    }
+    if (job_back(job))
+        deliver_next(job->tunnel);
+    job_free(job);
 }
 
 /* ---- delivery ---------------------------------------------------------------- */
 
-static int is_skipped(tl_tunnel_t *tunnel, const char *request)
+static int is_skipped(json_t *skipped, const char *request)
 {
     size_t i;
     json_t *value;
-    json_array_foreach(tunnel->skipped, i, value)
+    json_array_foreach(skipped, i, value)
     {
         if (strcmp(json_string_value(value), request) == 0)
             return 1;
@@ -172,44 +313,84 @@ static int is_skipped(tl_tunnel_t *tunnel, const char *request)
 static void delivery_failed(tl_tunnel_t *tunnel, int error)
 {
     struct delivery *delivery = tunnel->delivery;
-    tl_log_warn("request not delivered request=%s reason=%s", delivery->request,
-                tl_err_name(error));
+    char request[TL_OUTBOX_ID_LEN];
+    snprintf(request, sizeof request, "%s", delivery->request);
+    tl_log_warn("request not delivered request=%s reason=%s", request, tl_err_name(error));
+    json_array_append_new(tunnel->skipped, json_string(request));
+    tunnel->delivery = NULL;
+    delivery_free(delivery);
+    still_queued(tunnel, request, error);
+    schedule_next(tunnel);
+}
+
+static int set_aside_work(void *data)
+{
+    struct job *job = data;
+    job->rc = tl_outbox_set_aside(job->state_dir, job->request, job->why, job->detail);
+    return job->rc;
+}
+
+static void set_aside_done(void *data, int result)
+{
+    struct job *job = data;
+    tl_tunnel_t *tunnel = job->tunnel;
+    if (result != 0)
+        tl_log_error("cannot set aside request=%s reason=\"%s\"", job->request,
+                     tl_strerror(result));
+    else
+        tl_log_error("request set aside request=%s why=%s detail=\"%s\" kept=%s/%s/%s-%s",
+                     job->request, job->why, job->detail, job->state_dir, TL_STATE_OUTBOX, job->why,
+                     job->request);
+    if (job_back(job)) {
+        if (tunnel->events->on_rejected != NULL)
+            tunnel->events->on_rejected(tunnel, job->request, job->error);
+        schedule_next(tunnel);
+    }
+    job_free(job);
+}
+
+/*
+ * The request is never sent again: the relay refused it ("rejected"), or it
+ * is damaged here ("damaged"). Its folder is kept under a name that says so.
+ */
+static void set_aside(tl_tunnel_t *tunnel, int error, const char *why, const char *detail)
+{
+    struct delivery *delivery = tunnel->delivery;
+    struct job *job = job_new(tunnel);
+    /* Even if the rename fails it is not picked again on this connection. */
     json_array_append_new(tunnel->skipped, json_string(delivery->request));
     tunnel->delivery = NULL;
+    if (job != NULL) {
+        snprintf(job->request, sizeof job->request, "%s", delivery->request);
+        snprintf(job->why, sizeof job->why, "%s", why);
+        snprintf(job->detail, sizeof job->detail, "%s", detail);
+        job->error = error;
+        if (job_submit(tunnel, set_aside_work, set_aside_done, job) == 0) {
+            delivery_free(delivery);
+            return;
+        }
+        job_free(job);
+    }
+    tl_log_error("cannot set aside request=%s reason=\"%s\"", delivery->request,
+                 tl_strerror(TL_ENOMEM));
     delivery_free(delivery);
     schedule_next(tunnel);
 }
 
 static void reject(tl_tunnel_t *tunnel, int error)
 {
-    struct delivery *delivery = tunnel->delivery;
-    char from[TL_STATE_FILE_MAX], to[TL_STATE_FILE_MAX];
-    snprintf(from, sizeof from, "%s/%s/%s", tunnel->options.state->dir, TL_STATE_OUTBOX,
-             delivery->request);
-    snprintf(to, sizeof to, "%s/%s/rejected-%s", tunnel->options.state->dir, TL_STATE_OUTBOX,
-             delivery->request);
-    if (rename(from, to) != 0)
-        tl_log_error("cannot set aside request=%s reason=%s", delivery->request, strerror(errno));
-    tl_log_error("request set aside request=%s reason=%s kept=%s", delivery->request,
-                 tl_err_name(error), to);
-    /* Even if the rename failed it is not picked again on this connection. */
-    json_array_append_new(tunnel->skipped, json_string(delivery->request));
-    if (tunnel->events->on_rejected != NULL)
-        tunnel->events->on_rejected(tunnel, delivery->request, error);
-    tunnel->delivery = NULL;
-    delivery_free(delivery);
-    schedule_next(tunnel);
+    char detail[128];
+    snprintf(detail, sizeof detail, "the relay refused it: %s", tl_strerror(error));
+    set_aside(tunnel, error, "rejected", detail);
 }
 
-static int load_evidence(tl_tunnel_t *tunnel, struct delivery *delivery, json_t *item)
+/* Reads one evidence file and checks it against its hash; runs on the storage lane. */
+static int evidence_work(void *data)
 {
-    const char *name = json_string_value(json_object_get(item, "path"));
-    const char *hash = json_string_value(json_object_get(item, "sha256"));
-    if (name == NULL || strchr(name, '/') != NULL || name[0] == '.' || !tl_sha256_hex_valid(hash))
-        return TL_EINVAL;
+    struct job *job = data;
     char path[TL_STATE_FILE_MAX];
-    snprintf(path, sizeof path, "%s/%s/%s/%s", tunnel->options.state->dir, TL_STATE_OUTBOX,
-             delivery->request, name);
+    snprintf(path, sizeof path, "%s/%s/%s/%s", job->state_dir, TL_STATE_OUTBOX, job->request,
+             job->path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -218,14 +399,16 @@ static int load_evidence(tl_tunnel_t *tunnel, struct delivery *delivery, json_t 
     if (rc == 0 && (st.st_size < 0 || (uint64_t)st.st_size > TL_TUNNEL_MAX_EVIDENCE))
         rc = TL_EFULL;
     if (rc == 0) {
-        delivery->content_len = (size_t)st.st_size;
-        delivery->content = malloc(delivery->content_len ? delivery->content_len : 1);
-        if (delivery->content == NULL)
+        job->content_len = (size_t)st.st_size;
+        job->content = malloc(job->content_len ? job->content_len : 1);
+        if (job->content == NULL)
             rc = TL_ENOMEM;
     }
     size_t got = 0;
-    while (rc == 0 && got < delivery->content_len) {
-        ssize_t n = read(fd, delivery->content + got, delivery->content_len - got);
+    while (rc == 0 && got < job->content_len) {
+        ssize_t n = read(fd, job->content + got, job->content_len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             rc = n == 0 ? TL_ETRUNCATED : -errno;
         else
@@ -233,9 +416,9 @@ static int load_evidence(tl_tunnel_t *tunnel, struct delivery *delivery, json_t 
     }
     close(fd);
     char actual[TL_SHA256_HEX_LEN];
-    if (rc == 0 && (rc = tl_sha256_hex(delivery->content, delivery->content_len, actual)) == 0 &&
-        strcmp(actual, hash) != 0)
-        rc = TL_EINVAL; /* the queued file changed: never send something else */
+    if (rc == 0 && (rc = tl_sha256_hex(job->content, job->content_len, actual)) == 0 &&
+        strcmp(actual, job->sha256) != 0)
+        rc = TL_EMISMATCH; /* the queued file changed: never send something else */
     return rc;
 }
 
@@ -257,6 +440,24 @@ static void send_ticket_request(tl_tunnel_t *tunnel)
     json_decref(body);
     if (rc != 0)
         delivery_failed(tunnel, rc);
+}
+
+/*
+ * An evidence file named by the request is gone (an older agent could lose
+ * it when a removal was interrupted after delivery). The relay may already
+ * hold the ticket: the request is sent again without uploading, and the
+ * relay answers the ticket if it holds every piece of evidence, ENOTFOUND
+ * otherwise (docs/protocol.md §7.5). Never retried on every connection.
+ */
+static void confirm_only(tl_tunnel_t *tunnel, const char *missing)
+{
+    struct delivery *delivery = tunnel->delivery;
+    delivery->confirm_only = 1;
+    snprintf(delivery->missing, sizeof delivery->missing, "%s", missing);
+    tl_log_warn("queued request lacks its evidence file, asking the relay whether it has it "
+                "request=%s missing=%s",
+                delivery->request, missing);
+    send_ticket_request(tunnel);
 }
 
 static void upload_pump(tl_tunnel_t *tunnel)
@@ -282,6 +483,47 @@ static void upload_pump(tl_tunnel_t *tunnel)
     }
 }
 
+static void evidence_done(void *data, int result)
+{
+    struct job *job = data;
+    tl_tunnel_t *tunnel = job->tunnel;
+    struct delivery *delivery = job_back(job) ? job_delivery(job) : NULL;
+    if (delivery == NULL) {
+        job_free(job);
+        return;
+    }
+    char detail[200];
+    json_t *item =
+        json_array_get(json_object_get(delivery->body, "evidence"), delivery->evidence_at);
+    if (result == -ENOENT) {
+        confirm_only(tunnel, job->path);
+    } else if (result == TL_EMISMATCH || result == TL_EFULL) {
+        /* The queued file changed or grew past what may be sent: never send it. */
+        snprintf(detail, sizeof detail, "its evidence file %s %s", job->path,
+                 result == TL_EFULL ? "is larger than an upload may be"
+                                    : "no longer matches its hash");
+        set_aside(tunnel, result, "damaged", detail);
+    } else if (result != 0) {
+        /* Out of memory, descriptors, a read error: try again later. */
+        delivery_failed(tunnel, result);
+    } else {
+        delivery->content = job->content;
+        delivery->content_len = job->content_len;
+        job->content = NULL;
+        json_t *params =
+            json_pack("{s:O, s:O, s:O, s:O}", "sha256", json_object_get(item, "sha256"), "size",
+                      json_object_get(item, "size"), "kind", json_object_get(item, "kind"), "name",
+                      json_object_get(item, "name"));
+        int rc = tl_mux_open(tl_peer_mux(tunnel->peer), "upload", params, &delivery->channel);
+        json_decref(params);
+        if (rc != 0)
+            delivery_failed(tunnel, rc);
+        else
+            delivery->uploading = 1;
+    }
+    job_free(job);
+}
+
 /* Starts the next evidence upload of the current delivery, or the ticket request. */
 static void delivery_step(tl_tunnel_t *tunnel)
 {
@@ -296,76 +538,116 @@ static void delivery_step(tl_tunnel_t *tunnel)
         return;
     }
     json_t *item = json_array_get(evidence, delivery->evidence_at);
-    int rc = load_evidence(tunnel, delivery, item);
-    if (rc == TL_EINVAL) {
-        /* The queued request is damaged (bad entry, or its file changed): never send it. */
-        tl_log_error("queued evidence damaged request=%s", delivery->request);
-        reject(tunnel, rc);
+    struct job *job = job_new(tunnel);
+    if (job == NULL) {
+        delivery_failed(tunnel, TL_ENOMEM);
         return;
     }
+    /* tl_outbox_load checked both. */
+    snprintf(job->request, sizeof job->request, "%s", delivery->request);
+    snprintf(job->path, sizeof job->path, "%s", json_string_value(json_object_get(item, "path")));
+    snprintf(job->sha256, sizeof job->sha256, "%s",
+             json_string_value(json_object_get(item, "sha256")));
+    int rc = job_submit(tunnel, evidence_work, evidence_done, job);
     if (rc != 0) {
-        /* Out of memory, descriptors, a read error: try again later. */
+        job_free(job);
         delivery_failed(tunnel, rc);
         return;
     }
-    json_t *params =
-        json_pack("{s:O, s:O, s:O, s:O}", "sha256", json_object_get(item, "sha256"), "size",
-                  json_object_get(item, "size"), "kind", json_object_get(item, "kind"), "name",
-                  json_object_get(item, "name"));
-    rc = tl_mux_open(tl_peer_mux(tunnel->peer), "upload", params, &delivery->channel);
-    json_decref(params);
-    if (rc != 0) {
-        delivery_failed(tunnel, rc);
-        return;
-    }
-    delivery->uploading = 1;
 }
 
-static void deliver_next(tl_tunnel_t *tunnel)
+/* Looks for the next request to send, on the storage lane. */
+static int pick_work(void *data)
 {
-    if (tunnel->delivery != NULL || tunnel->peer == NULL || !tunnel->welcomed)
-        return;
+    struct job *job = data;
     json_t *ids = NULL;
-    if (tl_outbox_list(tunnel->options.state->dir, &ids) != 0) {
-        json_decref(ids);
-        return;
-    }
-    const char *next = NULL;
+    int rc = tl_outbox_list(job->state_dir, &ids);
     size_t i;
     json_t *value;
     json_array_foreach(ids, i, value)
     {
         const char *id = json_string_value(value);
-        if (is_skipped(tunnel, id))
+        if (is_skipped(job->skipped, id) || (job->only[0] != '\0' && strcmp(id, job->only) != 0))
             continue;
-        if (tunnel->options.only_request != NULL && strcmp(id, tunnel->options.only_request) != 0)
-            continue;
-        next = id;
+        snprintf(job->request, sizeof job->request, "%s", id);
+        job->rc = tl_outbox_load(job->state_dir, id, &job->body);
+        if (job->rc == 0)
+            job->missing = tl_outbox_missing(job->state_dir, id, job->body, job->missing_name,
+                                             sizeof job->missing_name) == 1;
         break;
     }
-    if (next == NULL) {
-        json_decref(ids);
+    json_decref(ids);
+    return rc;
+}
+
+static void pick_done(void *data, int result)
+{
+    struct job *job = data;
+    tl_tunnel_t *tunnel = job->tunnel;
+    if (!job_back(job)) {
+        job_free(job);
+        return;
+    }
+    tunnel->picking = 0;
+    if (job->generation != tunnel->generation || tunnel->delivery != NULL || tunnel->peer == NULL ||
+        !tunnel->welcomed) {
+        /* Its connection is gone; a newer one picks afresh. */
+        job_free(job);
+        deliver_next(tunnel);
+        return;
+    }
+    if (result != 0 || job->request[0] == '\0') {
+        if (result != 0)
+            tl_log_warn("cannot read the outbox reason=\"%s\"", tl_strerror(result));
+        job_free(job);
         if (tunnel->options.once) {
-            int status = json_array_size(tunnel->skipped) > 0 ? TL_EIO : 0;
+            int status = result != 0 || json_array_size(tunnel->skipped) > 0 ? TL_EIO : 0;
             finish_once(tunnel, status);
         }
         return;
     }
     struct delivery *delivery = calloc(1, sizeof *delivery);
     if (delivery == NULL) {
-        json_decref(ids);
+        job_free(job);
         return;
     }
-    snprintf(delivery->request, sizeof delivery->request, "%s", next);
-    json_decref(ids);
-    int rc = tl_outbox_load(tunnel->options.state->dir, delivery->request, &delivery->body);
+    snprintf(delivery->request, sizeof delivery->request, "%s", job->request);
+    delivery->serial = ++tunnel->next_serial;
+    delivery->body = job->body;
+    job->body = NULL;
     tunnel->delivery = delivery;
-    if (rc != 0) {
-        reject(tunnel, rc);
+    if (job->rc != 0) {
+        set_aside(tunnel, job->rc, "damaged",
+                  job->rc == TL_ENOTFOUND ? "it has no request.json"
+                                          : "its request.json is not a readable request");
+    } else if (job->missing) {
+        confirm_only(tunnel, job->missing_name);
+    } else {
+        tl_log_info("delivering request=%s", delivery->request);
+        delivery_step(tunnel);
+    }
+    job_free(job);
+}
+
+static void deliver_next(tl_tunnel_t *tunnel)
+{
+    if (tunnel->delivery != NULL || tunnel->picking || tunnel->peer == NULL || !tunnel->welcomed ||
+        tunnel->stopping)
+        return;
+    struct job *job = job_new(tunnel);
+    if (job == NULL || (job->skipped = json_deep_copy(tunnel->skipped)) == NULL) {
+        if (job != NULL)
+            job_free(job);
+        tl_log_warn("cannot look at the outbox reason=\"%s\"", tl_strerror(TL_ENOMEM));
         return;
     }
-    tl_log_info("delivering request=%s", delivery->request);
-    delivery_step(tunnel);
+    if (tunnel->options.only_request != NULL)
+        snprintf(job->only, sizeof job->only, "%s", tunnel->options.only_request);
+    if (job_submit(tunnel, pick_work, pick_done, job) != 0) {
+        job_free(job);
+        return;
+    }
+    tunnel->picking = 1;
 }
 
 /* ---- channel events ------------------------------------------------------------ */
@@ -536,34 +818,93 @@ static const tl_mux_callbacks_t channel_callbacks = {
 
 /* ---- connection --------------------------------------------------------------------- */
 
+static int finish_work(void *data)
+{
+    struct job *job = data;
+    job->rc = tl_outbox_finish(job->state_dir, job->request, job->ticket, job->title);
+    return job->rc;
+}
+
+/* The delivered request is out of the outbox (or could not be removed): tell the owner. */
+static void finish_done(void *data, int result)
+{
+    struct job *job = data;
+    tl_tunnel_t *tunnel = job->tunnel;
+    int acting = job_back(job);
+    if (result != 0) {
+        tl_log_warn("delivered request not removed request=%s reason=\"%s\"", job->request,
+                    tl_strerror(result));
+        if (acting)
+            json_array_append_new(tunnel->skipped, json_string(job->request));
+    }
+    /* The ticket exists whatever happened here: whoever waits hears of it. */
+    if (tunnel->events->on_delivered != NULL)
+        tunnel->events->on_delivered(tunnel, job->request, job->ticket);
+    if (acting)
+        schedule_next(tunnel);
+    job_free(job);
+}
+
+/* A ticket id as the relay sends it ("T-42"): shown on the user's terminal, so nothing else. */
+static int ticket_ok(const char *ticket)
+{
+    size_t len = ticket != NULL ? strlen(ticket) : 0;
+    if (len == 0 || len > 32)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = ticket[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
 static void handle_result(tl_tunnel_t *tunnel, uint32_t request_id, json_t *body)
 {
     struct delivery *delivery = tunnel->delivery;
     if (delivery == NULL || delivery->request_id != request_id)
         return;
+    const char *error = json_string_value(json_object_get(body, "error"));
     if (json_is_true(json_object_get(body, "ok"))) {
         const char *ticket = json_string_value(json_object_get(body, "ticket"));
-        char request[TL_OUTBOX_ID_LEN];
-        snprintf(request, sizeof request, "%s", delivery->request);
-        int rc = tl_outbox_remove(tunnel->options.state->dir, request);
-        if (rc != 0) {
-            tl_log_warn("delivered request not removed request=%s reason=%s", request,
-                        tl_strerror(rc));
-            json_array_append_new(tunnel->skipped, json_string(request));
+        if (!ticket_ok(ticket)) {
+            tl_log_warn("the relay answered a ticket id that is not one request=%s",
+                        delivery->request);
+            ticket = "?";
         }
-        tl_log_info("request delivered request=%s ticket=%s", request, ticket ? ticket : "?");
+        tl_log_info("request delivered request=%s ticket=%s", delivery->request, ticket);
+        struct job *job = job_new(tunnel);
         tunnel->delivery = NULL;
+        if (job != NULL) {
+            snprintf(job->request, sizeof job->request, "%s", delivery->request);
+            snprintf(job->ticket, sizeof job->ticket, "%s", ticket);
+            snprintf(job->title, sizeof job->title, "%s",
+                     json_string_value(json_object_get(delivery->body, "title")));
+        }
+        if (job == NULL || job_submit(tunnel, finish_work, finish_done, job) != 0) {
+            /* Left queued: the next connection sends it again and gets the same ticket. */
+            if (job != NULL)
+                job_free(job);
+            json_array_append_new(tunnel->skipped, json_string(delivery->request));
+            tl_log_warn("delivered request not removed request=%s reason=\"%s\"", delivery->request,
+                        tl_strerror(TL_ENOMEM));
+            schedule_next(tunnel);
+        }
         delivery_free(delivery);
-        if (tunnel->events->on_delivered != NULL)
-            tunnel->events->on_delivered(tunnel, request, ticket ? ticket : "");
-        schedule_next(tunnel);
         return;
     }
-    const char *error = json_string_value(json_object_get(body, "error"));
-    if (error != NULL && strcmp(error, "EINVAL") == 0)
+    if (delivery->confirm_only && error != NULL && strcmp(error, "ENOTFOUND") == 0) {
+        char detail[200];
+        snprintf(detail, sizeof detail,
+                 "its evidence file %s is missing and the relay does not hold the evidence",
+                 delivery->missing);
+        set_aside(tunnel, TL_ENOTFOUND, "damaged", detail);
+    } else if (error != NULL && strcmp(error, "EINVAL") == 0) {
         reject(tunnel, TL_EINVAL);
-    else
+    } else {
         delivery_failed(tunnel, TL_EIO);
+    }
 }
 
 static uint64_t token_of(const tl_tunnel_t *tunnel, uint32_t request_id)
@@ -774,8 +1115,9 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
         maybe_release(tunnel);
         return;
     }
+    tunnel->last_error = reason != 0 ? reason : TL_ECLOSED;
     if (tunnel->options.once) {
-        finish_once(tunnel, reason != 0 ? reason : TL_ECLOSED);
+        finish_once(tunnel, tunnel->last_error);
         return;
     }
     schedule_retry(tunnel);
@@ -806,6 +1148,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (tunnel->peer == NULL) {
         tl_log_warn("cannot reach relay host=%s reason=%s", tunnel->options.state->relay_host,
                     tl_strerror(err));
+        tunnel->last_error = err;
         if (tunnel->options.once)
             finish_once(tunnel, err);
         else
@@ -824,6 +1167,7 @@ static void connect_now(tl_tunnel_t *tunnel)
     int rc = uv_getaddrinfo(tunnel->loop, &tunnel->resolver, on_resolved,
                             tunnel->options.state->relay_host, port, &hints);
     if (rc != 0) {
+        tunnel->last_error = rc;
         if (tunnel->options.once)
             finish_once(tunnel, rc);
         else
@@ -867,7 +1211,15 @@ tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options
     }
     EVP_PKEY_free(key);
     X509_free(cert);
-    if (tunnel->tls == NULL || tunnel->skipped == NULL || tunnel->ended_queue == NULL) {
+    tunnel->storage = options->storage;
+    if (tunnel->storage == NULL && tunnel->tls != NULL)
+        tunnel->storage = tunnel->own_storage = tl_storage_new(loop, NULL, err);
+    struct job *recovery = tunnel->storage != NULL ? job_new(tunnel) : NULL;
+    if (tunnel->tls == NULL || tunnel->skipped == NULL || tunnel->ended_queue == NULL ||
+        recovery == NULL || job_submit(tunnel, recover_work, recover_done, recovery) != 0) {
+        if (recovery != NULL)
+            job_free(recovery);
+        tl_storage_free(tunnel->own_storage);
         json_decref(tunnel->skipped);
         json_decref(tunnel->ended_queue);
         tl_tls_ctx_free(tunnel->tls);
@@ -876,6 +1228,7 @@ tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options
             *err = TL_ENOMEM;
         return NULL;
     }
+    /* Recovery is the lane's first job: nothing is picked before the outbox is whole. */
     uv_timer_init(loop, &tunnel->retry);
     tunnel->retry.data = tunnel;
     uv_timer_init(loop, &tunnel->next);
@@ -921,6 +1274,17 @@ void tl_tunnel_stop(tl_tunnel_t *tunnel)
 int tl_tunnel_connected(const tl_tunnel_t *tunnel)
 {
     return tunnel->welcomed;
+}
+
+enum tl_tunnel_link tl_tunnel_link(const tl_tunnel_t *tunnel, int *last_error)
+{
+    if (last_error != NULL)
+        *last_error = tunnel->last_error;
+    if (tunnel->welcomed)
+        return TL_TUNNEL_CONNECTED;
+    if (tunnel->resolving || tunnel->peer != NULL)
+        return TL_TUNNEL_CONNECTING;
+    return TL_TUNNEL_UNREACHABLE;
 }
 
 void *tl_tunnel_data(const tl_tunnel_t *tunnel)

@@ -10,6 +10,14 @@
  * backoff and full jitter, so many agents that lost one relay do not come
  * back in lockstep.
  *
+ * Every touch of the outbox (recovery at start, picking the next request,
+ * reading evidence, removing a delivered request, setting one aside) is a
+ * job on a storage lane (agent/storage.h), in order, never on the loop.
+ * A request whose evidence file is missing is sent without uploading: the
+ * relay answers its ticket if it holds every piece of evidence already (an
+ * earlier delivery went through), ENOTFOUND otherwise, and the request is
+ * then set aside as damaged, never retried.
+ *
  * Sessions (docs/protocol.md §7.6-7.9). With a consent module and a
  * sessions module in its options (the `run` command), the tunnel also
  * serves the relay's requests: a session.request goes to the consent module
@@ -30,6 +38,7 @@
 #include "agent/consent.h"
 #include "agent/session.h"
 #include "agent/state.h"
+#include "agent/storage.h"
 
 #include <stdint.h>
 #include <uv.h>
@@ -46,6 +55,8 @@ typedef struct tl_tunnel_options {
     /* Both or neither; NULL: the relay's session requests and channels are refused. */
     tl_consent_t *consent;
     tl_sessions_t *sessions;
+    /* The lane outbox work runs on (not taken over); NULL: a lane of its own. */
+    tl_storage_t *storage;
 } tl_tunnel_options_t;
 
 typedef struct tl_tunnel_events {
@@ -53,8 +64,14 @@ typedef struct tl_tunnel_events {
     void (*on_disconnected)(tl_tunnel_t *tunnel, int reason);
     /* A request left the outbox: ticket is the relay's answer ("T-42"). */
     void (*on_delivered)(tl_tunnel_t *tunnel, const char *request, const char *ticket);
-    /* The relay refused a request for good (it was moved out of the outbox). */
+    /* A request was set aside for good: refused by the relay, or damaged here. */
     void (*on_rejected)(tl_tunnel_t *tunnel, const char *request, int error);
+    /*
+     * What is queued stays queued for now, because of reason: one request
+     * that failed on this connection, or (request NULL) everything, since a
+     * connection attempt failed or the connection dropped.
+     */
+    void (*on_queued)(tl_tunnel_t *tunnel, const char *request, int reason);
     /* Once mode: finished (0: all delivered) or gave up. */
     void (*on_stopped)(tl_tunnel_t *tunnel, int status);
 } tl_tunnel_events_t;
@@ -70,6 +87,14 @@ void tl_tunnel_kick(tl_tunnel_t *tunnel);
  */
 void tl_tunnel_stop(tl_tunnel_t *tunnel);
 int tl_tunnel_connected(const tl_tunnel_t *tunnel);
+
+enum tl_tunnel_link {
+    TL_TUNNEL_CONNECTED,   /* welcomed by the relay */
+    TL_TUNNEL_CONNECTING,  /* an attempt is under way */
+    TL_TUNNEL_UNREACHABLE, /* the last attempt failed, or the link dropped: retrying */
+};
+/* Where the connection stands; *last_error (may be NULL): why the last attempt failed. */
+enum tl_tunnel_link tl_tunnel_link(const tl_tunnel_t *tunnel, int *last_error);
 void *tl_tunnel_data(const tl_tunnel_t *tunnel);
 
 /* The consent module's answer to the session.request it was given with token. */

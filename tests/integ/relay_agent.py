@@ -9,7 +9,9 @@ Every wait is bounded; nothing here measures speed.
 import hashlib
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import socket
@@ -906,6 +908,170 @@ def case_relay_killed_during_uploads_loses_nothing_acknowledged():
         stored = relay.evidence_bytes(evidence[0])
         check(hashlib.sha256(stored).hexdigest() == evidence[0], "evidence damaged")
     relay.verify_audit()
+    agent.stop()
+
+
+def outbox_names(agent):
+    return sorted(os.listdir(os.path.join(agent.dir, "outbox")))
+
+
+def delivered_ticket(agent, request):
+    """The ticket status lists for a delivered request, or None."""
+    for item in agent.status().get("delivered", []):
+        if item.get("request") == request:
+            return item.get("ticket")
+    return None
+
+
+@case
+def case_outbox_left_by_a_crash_is_recovered_nothing_acknowledged_lost():
+    relay, agent = enrolled_pair()
+    # A request the relay acknowledged, whose clean-up was cut short by a SIGKILL: what an
+    # older agent left behind was its request.json without the evidence file.
+    relay.kill()
+    _, _, acknowledged, _ = agent.help("delivered before the crash", expect=75, wait_ms=2000)
+    entry = os.path.join(agent.dir, "outbox", acknowledged)
+    with open(os.path.join(entry, "request.json")) as f:
+        request_json = f.read()
+    relay.start()
+    agent.start()
+    wait_for("the first request to be delivered", lambda: agent.status()["queued"] == [])
+    agent.stop()
+    tickets = relay.tickets()
+    check(len(tickets) == 1, "tickets %r" % tickets)
+    acknowledged_ticket = tickets[0]["id"]
+    os.makedirs(entry)
+    with open(os.path.join(entry, "request.json"), "w") as f:
+        f.write(request_json)
+    # A queued request whose evidence is gone and that the relay never saw.
+    lost = queue_request(agent, "lost its evidence", b"never uploaded")
+    os.unlink(os.path.join(agent.dir, "outbox", lost, "evidence-0"))
+    # A whole request, queued before the crash: it must still go.
+    content = os.urandom(4096)
+    waiting = queue_request(agent, "queued before the crash", content)
+    # An interrupted write, an interrupted removal, an empty folder.
+    os.makedirs(os.path.join(agent.dir, "outbox", ".tmp-R-" + "1" * 32))
+    with open(os.path.join(agent.dir, "outbox", ".tmp-R-" + "1" * 32, "evidence-0"), "wb") as f:
+        f.write(b"half a write")
+    os.makedirs(os.path.join(agent.dir, "outbox", ".trash-R-" + "2" * 32))
+    with open(os.path.join(agent.dir, "outbox", ".trash-R-" + "2" * 32, "request.json"), "w") as f:
+        f.write("{}")
+    os.makedirs(os.path.join(agent.dir, "outbox", "R-" + "3" * 32))
+
+    agent.start()
+    wait_for("the outbox to settle", lambda: agent.status()["queued"] == [] and
+             delivered_ticket(agent, acknowledged) and delivered_ticket(agent, waiting) and
+             agent.status()["set_aside"], timeout=60)
+    status = agent.status()
+    # The acknowledged request keeps its ticket: asked again, the relay answered the same one.
+    check(delivered_ticket(agent, acknowledged) == acknowledged_ticket,
+          "status shows %r for the acknowledged request, the relay made %s" %
+          (delivered_ticket(agent, acknowledged), acknowledged_ticket))
+    titles = sorted(t["title"] for t in relay.tickets())
+    check(titles == ["delivered before the crash", "queued before the crash"],
+          "tickets after recovery: %r" % titles)
+    ticket = relay.ticket(delivered_ticket(agent, waiting))
+    check([e["hash"] for e in ticket["evidence"]] == [hashlib.sha256(content).hexdigest()],
+          "the queued request lost its evidence: %r" % ticket["evidence"])
+    # The one nobody holds is set aside, said so, and kept.
+    aside = status["set_aside"]
+    check(len(aside) == 1 and aside[0]["request"] == lost and aside[0]["why"] == "damaged" and
+          "evidence-0 is missing" in aside[0]["detail"], "set aside: %r" % aside)
+    check(outbox_names(agent) == [".lock", "damaged-" + lost], "outbox: %r" % outbox_names(agent))
+    text, _ = run(BIN + "/tierline-agent", "status", "--state", agent.dir)
+    check("queued:    0 request(s)" in text and acknowledged_ticket in text and
+          "damaged" in text, "status says:\n" + text)
+    # Asked once, not retried on every connection.
+    log = agent.log_text()
+    check(log.count("request not delivered request=" + acknowledged) == 0,
+          "the acknowledged request was retried:\n" + log)
+    relay.verify_audit()
+    agent.stop()
+
+
+@case
+def case_help_with_the_relay_down_queues_at_once_and_status_shows_the_ticket_later():
+    relay, agent = enrolled_pair()
+    relay.kill()
+    agent.start()
+    wait_for("the agent to find the relay unreachable",
+             lambda: agent.status().get("link") == "unreachable")
+    # Default --wait-ms: the answer must not wait for it.
+    out, err = run(BIN + "/tierline-agent", "help", "the relay is away", "--state", agent.dir,
+                   expect=75, timeout=120)
+    check("queued: the relay is unreachable" in err, "no queued message: " + err)
+    check(out == "", "help printed %r on stdout while queued" % out)
+    request = re.search(r"as request (R-[0-9a-f]{32})", err).group(1)
+    status = agent.status()
+    check(status["queued"] == [request] and status["delivered"] == [], "status %r" % status)
+    text, _ = run(BIN + "/tierline-agent", "status", "--state", agent.dir)
+    check("the relay is unreachable" in text and request in text, "status says:\n" + text)
+    relay.start()
+    wait_for("the request to be delivered", lambda: delivered_ticket(agent, request), timeout=60)
+    ticket = delivered_ticket(agent, request)
+    check(relay.ticket(ticket)["title"] == "the relay is away", "ticket %s" % ticket)
+    check(agent.status()["queued"] == [], "still queued after delivery")
+    text, _ = run(BIN + "/tierline-agent", "status", "--state", agent.dir)
+    check(request + " -> ticket " + ticket in text, "status says:\n" + text)
+    agent.stop()
+
+
+@case
+def case_help_without_agent_queues_when_the_relay_refuses_the_connection():
+    relay, agent = enrolled_pair()
+    relay.kill()
+    _, _, request, err = agent.help("nobody home", expect=75)
+    check("queued: the relay is unreachable" in err, "no queued message: " + err)
+    check(agent.status()["queued"] == [request], "request not kept")
+
+
+@case
+def case_help_on_a_terminal_prints_the_ticket_id_once_delivered():
+    relay, agent = enrolled_pair()
+    relay.kill()
+    agent.start()
+    wait_for("the agent to find the relay unreachable",
+             lambda: agent.status().get("link") == "unreachable")
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(BIN + "/tierline-agent", [BIN + "/tierline-agent", "help", "printer jammed",
+                                           "--state", agent.dir])
+    screen = b""
+
+    def expect(pattern):
+        nonlocal screen
+        deadline = time.monotonic() + 60
+        while True:
+            match = re.search(pattern.encode(), screen)
+            if match:
+                return match
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure("the terminal never showed %r; it shows: %r" % (pattern, screen))
+            if select.select([master], [], [], left)[0]:
+                try:
+                    screen += os.read(master, 4096)
+                except OSError:
+                    raise Failure("help ended; the terminal showed: %r" % screen)
+
+    try:
+        expect("queued: the relay is unreachable")
+        expect("Waiting here for the ticket id")
+        request = expect(r"as request (R-[0-9a-f]{32})").group(1).decode()
+        relay.start()
+        ticket = expect(r"\n(T-\d+)\r?\n").group(1).decode()
+        expect("Ticket %s opened" % ticket)
+        check(delivered_ticket(agent, request) == ticket, "status disagrees with the terminal")
+        os.kill(pid, signal.SIGINT)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+              "help left with status %d after delivery" % status)
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
     agent.stop()
 
 

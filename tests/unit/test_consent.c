@@ -6,7 +6,9 @@
 #include "tl_test.h"
 
 #include "agent/consent.h"
+#include "fake_writer.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -57,6 +59,7 @@ struct fixture {
     char dir[64];
     uv_loop_t loop;
     tl_consent_t *consent;
+    tl_storage_t *storage; /* a lane with the fake writer, when the test needs one */
     int answers;
     int last_error;
     char last_by[16];
@@ -68,6 +71,9 @@ struct fixture {
     int questions;
     char last_question[24];
     int denied_events;
+    int approvals; /* tl_consent_approve's done callbacks */
+    int approved_error;
+    tl_grant_t approved;
 };
 
 static int64_t fake_now_ms;
@@ -110,12 +116,72 @@ static void on_event(void *data, json_t *event)
 
 static const tl_consent_events_t events = {on_answer, on_ended, on_event};
 
+static void on_approved(void *data, int error, const tl_grant_t *grant, const char *message)
+{
+    struct fixture *f = data;
+    (void)message;
+    f->approvals++;
+    f->approved_error = error;
+    if (grant != NULL)
+        f->approved = *grant;
+}
+
+static void tick(uv_timer_t *timer)
+{
+    (void)timer;
+}
+
+/*
+ * Runs the loop until *count reaches want: grants are answered once their
+ * write is done, off the loop. Bounded: a ticking timer wakes the loop, and
+ * after 3,000 turns (about 30 s) the test fails naming what it waited for.
+ */
+static void settle(struct fixture *f, const int *count, int want, const char *what)
+{
+    uv_timer_t ticker;
+    uv_timer_init(&f->loop, &ticker);
+    uv_timer_start(&ticker, tick, 10, 10);
+    for (int turn = 0; *count < want && turn < 3000; turn++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&ticker, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    if (*count < want)
+        fail_msg("waited for %s: %d of %d", what, *count, want);
+}
+
+/* Runs the loop until grants.json holds what the consent knows (bounded like settle). */
+static void settle_writes(struct fixture *f)
+{
+    int written = 0;
+    uv_timer_t ticker;
+    uv_timer_init(&f->loop, &ticker);
+    uv_timer_start(&ticker, tick, 10, 10);
+    for (int turn = 0; (written = !tl_consent_writing(f->consent)) == 0 && turn < 3000; turn++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&ticker, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    if (!written)
+        fail_msg("grants.json was still being written after 3000 loop turns");
+}
+
+/* What `tierline-agent approve` does: approve, then wait until the grant is on disk. */
+static int approve(struct fixture *f, const char *id, uint32_t duration_s, char *message,
+                   size_t size)
+{
+    int before = f->approvals;
+    int rc = tl_consent_approve(f->consent, id, duration_s, on_approved, f, message, size);
+    if (rc != 0)
+        return rc;
+    settle(f, &f->approvals, before + 1, "the approval to be recorded");
+    return f->approved_error;
+}
+
 static void fixture_open(struct fixture *f, tl_policy_t *policy, uint64_t timeout_ms,
                          int64_t (*clock)(void))
 {
     char problem[256] = "";
     int err = 0;
-    tl_consent_config_t config = {f->dir, policy, timeout_ms, clock};
+    tl_consent_config_t config = {f->dir, policy, timeout_ms, clock, f->storage};
     f->consent = tl_consent_new(&f->loop, &config, &events, f, &err, problem, sizeof problem);
     if (f->consent == NULL)
         fail_msg("tl_consent_new: %s (%s)", problem, tl_strerror(err));
@@ -128,22 +194,38 @@ static void fixture_close(struct fixture *f)
     uv_run(&f->loop, UV_RUN_DEFAULT);
 }
 
-static struct fixture *fixture_new(tl_policy_t *policy, uint64_t timeout_ms, int64_t (*clock)(void))
+static struct fixture *fixture_new_with(tl_policy_t *policy, uint64_t timeout_ms,
+                                        int64_t (*clock)(void), const tl_storage_config_t *writer)
 {
     struct fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
     snprintf(f->dir, sizeof f->dir, "/tmp/tl-consent-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     assert_int_equal(uv_loop_init(&f->loop), 0);
+    if (writer != NULL) {
+        int err = 0;
+        fake_reset();
+        f->storage = tl_storage_new(&f->loop, writer, &err);
+        assert_non_null(f->storage);
+    }
     fixture_open(f, policy, timeout_ms, clock);
     return f;
+}
+
+static struct fixture *fixture_new(tl_policy_t *policy, uint64_t timeout_ms, int64_t (*clock)(void))
+{
+    return fixture_new_with(policy, timeout_ms, clock, NULL);
 }
 
 static void fixture_free(struct fixture *f)
 {
     char path[128];
+    fake_set_hold(0);
     if (f->consent != NULL)
         fixture_close(f);
+    tl_storage_free(f->storage);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    fake_reset();
     assert_int_equal(uv_loop_close(&f->loop), 0);
     snprintf(path, sizeof path, "%s/%s", f->dir, TL_CONSENT_GRANTS_FILE);
     unlink(path);
@@ -395,20 +477,17 @@ static void test_approved_question_becomes_a_durable_grant(void **state)
                         "Q-1");
     json_decref(pending);
 
-    const tl_grant_t *grant = NULL;
     char message[256] = "";
     /* The user may shorten what was asked, never lengthen it. */
-    TL_ASSERT_RC(TL_EINVAL,
-                 tl_consent_approve(f->consent, "Q-1", 7200, &grant, message, sizeof message));
+    TL_ASSERT_RC(TL_EINVAL, approve(f, "Q-1", 7200, message, sizeof message));
     assert_non_null(strstr(message, "1h0m"));
-    TL_ASSERT_RC(TL_ENOTFOUND,
-                 tl_consent_approve(f->consent, "Q-9", 0, &grant, message, sizeof message));
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 600, &grant, message, sizeof message));
+    TL_ASSERT_RC(TL_ENOTFOUND, approve(f, "Q-9", 0, message, sizeof message));
+    TL_ASSERT_OK(approve(f, "Q-1", 600, message, sizeof message));
     assert_int_equal(f->answers, 1);
     TL_ASSERT_OK(f->last_error);
     assert_string_equal(f->last_by, "user");
     assert_string_equal(f->last_grant, "G-1");
-    assert_int_equal(grant->expires_ms - grant->granted_ms, 600 * 1000);
+    assert_int_equal(f->approved.expires_ms - f->approved.granted_ms, 600 * 1000);
 
     /* On disk before the answer, and still there for the next run, with the next id. */
     json_t *file = grants_file(f);
@@ -425,9 +504,8 @@ static void test_approved_question_becomes_a_durable_grant(void **state)
     assert_non_null(tl_consent_find(f->consent, "G-1"));
     request = request_for("bob", "tier2", TL_SCOPE_EXEC, 600);
     tl_consent_request(f->consent, &request, 8);
-    TL_ASSERT_OK(
-        tl_consent_approve(f->consent, f->last_question, 0, &grant, message, sizeof message));
-    assert_string_equal(grant->id, "G-2");
+    TL_ASSERT_OK(approve(f, f->last_question, 0, message, sizeof message));
+    assert_string_equal(f->approved.id, "G-2");
     fixture_free(f);
 }
 
@@ -482,8 +560,7 @@ static void test_cancelled_question_gets_no_answer(void **state)
     json_decref(pending);
     assert_int_equal(f->answers, 0);
     char message[256];
-    TL_ASSERT_RC(TL_ENOTFOUND,
-                 tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    TL_ASSERT_RC(TL_ENOTFOUND, approve(f, "Q-1", 0, message, sizeof message));
     fixture_free(f);
 }
 
@@ -509,7 +586,7 @@ static void test_live_grant_is_reused_without_a_question(void **state)
         request_for("alice", "tier2", TL_SCOPE_SHELL | TL_SCOPE_EXEC, 3600);
     tl_consent_request(f->consent, &request, 1);
     char message[256];
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    TL_ASSERT_OK(approve(f, "Q-1", 0, message, sizeof message));
     /* A subset of the scopes, same ticket and technician: at once. */
     request = request_for("alice", "tier2", TL_SCOPE_EXEC, 600);
     tl_consent_request(f->consent, &request, 2);
@@ -540,6 +617,7 @@ static void test_policy_grants_without_asking(void **state)
     struct fixture *f = fixture_new(policy, 0, NULL);
     tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_EXEC, 3600);
     tl_consent_request(f->consent, &request, 1);
+    settle(f, &f->answers, 1, "the policy's grant to be recorded");
     assert_int_equal(f->answers, 1);
     TL_ASSERT_OK(f->last_error);
     assert_string_equal(f->last_by, "policy");
@@ -562,7 +640,7 @@ static void test_channel_check_names_the_failed_check(void **state)
     tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_DIAG, 600);
     tl_consent_request(f->consent, &request, 1);
     char message[256];
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    TL_ASSERT_OK(approve(f, "Q-1", 0, message, sizeof message));
     const tl_grant_t *grant = NULL;
     TL_ASSERT_OK(
         tl_consent_check(f->consent, "G-1", "alice", "diag", &grant, message, sizeof message));
@@ -627,10 +705,10 @@ static void test_ended_grant_refuses_channels_and_is_recorded(void **state)
     char message[256];
     size_t count = 0;
     tl_consent_request(f->consent, &request, 1);
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    TL_ASSERT_OK(approve(f, "Q-1", 0, message, sizeof message));
     request = request_for("bob", "tier3", TL_SCOPE_EXEC, 3600);
     tl_consent_request(f->consent, &request, 2);
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-2", 0, NULL, message, sizeof message));
+    TL_ASSERT_OK(approve(f, "Q-2", 0, message, sizeof message));
 
     TL_ASSERT_RC(TL_ENOTFOUND, tl_consent_end(f->consent, "G-7", "ended by the user", &count,
                                               message, sizeof message));
@@ -655,6 +733,7 @@ static void test_ended_grant_refuses_channels_and_is_recorded(void **state)
     assert_int_equal(count, 0);
 
     /* The record keeps who, what, and how it ended; the same ticket must be asked again. */
+    settle_writes(f);
     json_t *file = grants_file(f);
     json_t *first = json_array_get(json_object_get(file, "grants"), 0);
     assert_string_equal(json_string_value(json_object_get(first, "end_reason")),
@@ -679,7 +758,7 @@ static void test_grant_ends_at_its_expiry(void **state)
     tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
     char message[256];
     tl_consent_request(f->consent, &request, 1);
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 1, NULL, message, sizeof message));
+    TL_ASSERT_OK(approve(f, "Q-1", 1, message, sizeof message));
     /* The loop has the expiry timer; it fires once the second is over. */
     while (f->ended == 0)
         uv_run(&f->loop, UV_RUN_ONCE);
@@ -701,7 +780,7 @@ static void test_old_records_are_dropped_after_a_week(void **state)
     tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
     char message[256];
     tl_consent_request(f->consent, &request, 1);
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    TL_ASSERT_OK(approve(f, "Q-1", 0, message, sizeof message));
     fixture_close(f);
     fake_now_ms += 3600 * 1000 + TL_CONSENT_KEEP_MS - 1000;
     fixture_open(f, NULL, 0, fake_clock);
@@ -716,7 +795,7 @@ static void test_old_records_are_dropped_after_a_week(void **state)
     json_decref(grants);
     /* Ids are never reused, even once the records are gone. */
     tl_consent_request(f->consent, &request, 2);
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, NULL, message, sizeof message));
+    TL_ASSERT_OK(approve(f, "Q-1", 0, message, sizeof message));
     assert_string_equal(f->last_grant, "G-2");
     fixture_free(f);
 }
@@ -742,13 +821,165 @@ static void test_damaged_grants_file_is_a_startup_error(void **state)
         fputs(bodies[i], file);
         fclose(file);
         int err = 0;
-        tl_consent_config_t config = {f->dir, NULL, 0, NULL};
+        tl_consent_config_t config = {f->dir, NULL, 0, NULL, NULL};
         assert_null(tl_consent_new(&f->loop, &config, &events, f, &err, problem, sizeof problem));
         if (err != TL_EINVAL || strstr(problem, path) == NULL)
             fail_msg("body %zu: err %s, problem '%s'; expected EINVAL naming %s", i,
                      tl_err_name(err), problem, path);
         fixture_free(f);
     }
+}
+
+/* ---- grants.json is written off the loop -------------------------------------------- */
+
+static int ticks, ticks_held;
+
+static void count_tick(uv_timer_t *timer)
+{
+    (void)timer;
+    ticks++;
+    if (fake_get(&fake.hold) && fake_get(&fake.started) > fake_get(&fake.finished))
+        ticks_held++;
+}
+
+/* Turns the loop (bounded) until the fake writer has begun n writes. */
+static void wait_writes_started(struct fixture *f, int n)
+{
+    uv_timer_t ticker;
+    uv_timer_init(&f->loop, &ticker);
+    uv_timer_start(&ticker, count_tick, 5, 5);
+    for (int turn = 0; fake_get(&fake.started) < n && turn < 6000; turn++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&ticker, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    if (fake_get(&fake.started) < n)
+        fail_msg("grants.json writes begun: %d, expected %d", fake_get(&fake.started), n);
+}
+
+static void test_grant_is_answered_once_on_disk_and_the_loop_runs_meanwhile(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new_with(NULL, 0, NULL, &fake_config);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 7);
+    fake_set_hold(1);
+    char message[256] = "";
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, on_approved, f, message, sizeof message));
+    wait_writes_started(f, 1);
+    /* The write is stuck in the writer: timers still fire, and nothing is granted yet. */
+    ticks = ticks_held = 0;
+    uv_timer_t ticker;
+    uv_timer_init(&f->loop, &ticker);
+    uv_timer_start(&ticker, count_tick, 5, 5);
+    for (int turn = 0; ticks_held < 20 && turn < 6000 && !fake_get(&fake.timed_out); turn++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&ticker, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    if (ticks_held < 20)
+        fail_msg("the loop ran %d timer ticks while grants.json was being written (expected 20)",
+                 ticks_held);
+    assert_int_equal(f->answers, 0);
+    assert_int_equal(f->approvals, 0);
+    assert_true(tl_consent_writing(f->consent));
+    TL_ASSERT_RC(TL_EDENIED, tl_consent_check(f->consent, "G-1", "alice", "shell", NULL, message,
+                                              sizeof message));
+    assert_non_null(strstr(message, "being recorded"));
+    assert_null(tl_consent_find(f->consent, "G-1"));
+    json_t *grants = tl_consent_grants(f->consent);
+    assert_int_equal(json_array_size(grants), 0);
+    json_decref(grants);
+    /* Released: the relay and the user hear "granted", and the grant is on disk. */
+    fake_set_hold(0);
+    settle(f, &f->answers, 1, "the answer");
+    TL_ASSERT_OK(f->last_error);
+    assert_string_equal(f->last_grant, "G-1");
+    settle(f, &f->approvals, 1, "the approval");
+    if (pthread_equal(fake.threads[0], pthread_self()))
+        fail_msg("grants.json was written on the loop's thread");
+    json_t *file = grants_file(f);
+    assert_int_equal(json_array_size(json_object_get(file, "grants")), 1);
+    json_decref(file);
+    TL_ASSERT_OK(
+        tl_consent_check(f->consent, "G-1", "alice", "shell", NULL, message, sizeof message));
+    fixture_free(f);
+}
+
+static void test_grants_file_writes_keep_order_and_the_latest_state_wins(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new_with(NULL, 0, NULL, &fake_config);
+    char message[256] = "";
+    size_t count = 0;
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 1);
+    request = request_for("bob", "tier2", TL_SCOPE_EXEC, 3600);
+    tl_consent_request(f->consent, &request, 2);
+    request = request_for("carol", "tier3", TL_SCOPE_DIAG, 3600);
+    tl_consent_request(f->consent, &request, 3);
+    TL_ASSERT_OK(approve(f, "Q-1", 0, message, sizeof message)); /* G-1, written */
+    fake_set_hold(1);
+    /* While one write is stuck: a grant, an end, another grant. */
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-2", 0, on_approved, f, message, sizeof message));
+    wait_writes_started(f, 2);
+    TL_ASSERT_OK(
+        tl_consent_end(f->consent, "G-1", "ended by the user", &count, message, sizeof message));
+    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-3", 0, on_approved, f, message, sizeof message));
+    assert_int_equal(fake_get(&fake.started), 2); /* one write at a time */
+    fake_set_hold(0);
+    settle(f, &f->approvals, 3, "both approvals");
+    settle_writes(f);
+    /* Writes: G-1; G-1 and G-2; then the latest state, once. */
+    assert_int_equal(fake_get(&fake.started), 3);
+    json_int_t last_next_id = 0;
+    for (int i = 0; i < 3; i++) {
+        json_error_t error;
+        json_t *doc = json_loads(fake.texts[i], 0, &error);
+        assert_non_null(doc);
+        json_int_t next_id = json_integer_value(json_object_get(doc, "next_id"));
+        if (next_id < last_next_id)
+            fail_msg("write %d holds next_id %lld after one with %lld: an older state was "
+                     "written after a newer one",
+                     i, (long long)next_id, (long long)last_next_id);
+        last_next_id = next_id;
+        json_decref(doc);
+    }
+    json_t *file = grants_file(f);
+    json_t *grants = json_object_get(file, "grants");
+    assert_int_equal(json_integer_value(json_object_get(file, "next_id")), 4);
+    assert_int_equal(json_array_size(grants), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(grants, 0), "end_reason")),
+                        "ended by the user");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(grants, 2), "id")), "G-3");
+    json_decref(file);
+    fixture_free(f);
+}
+
+static void test_failed_grant_write_answers_eio_and_grants_nothing(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new_with(NULL, 0, NULL, &fake_config);
+    char message[256] = "";
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 1);
+    fake.fail = -ENOSPC;
+    TL_ASSERT_RC(TL_EIO, approve(f, "Q-1", 0, message, sizeof message));
+    assert_int_equal(f->answers, 1);
+    TL_ASSERT_RC(TL_EIO, f->last_error);
+    assert_int_equal(f->denied_events, 1);
+    TL_ASSERT_RC(TL_EDENIED, tl_consent_check(f->consent, "G-1", "alice", "shell", NULL, message,
+                                              sizeof message));
+    json_t *grants = tl_consent_grants(f->consent);
+    assert_int_equal(json_array_size(grants), 0);
+    json_decref(grants);
+    /* The disk is back: the next grant is given, under a new id. */
+    fake.fail = 0;
+    tl_consent_request(f->consent, &request, 2);
+    TL_ASSERT_OK(approve(f, f->last_question, 0, message, sizeof message));
+    assert_string_equal(f->approved.id, "G-2");
+    json_t *file = grants_file(f);
+    assert_int_equal(json_array_size(json_object_get(file, "grants")), 1);
+    json_decref(file);
+    fixture_free(f);
 }
 
 static const struct CMUnitTest tests[] = {
@@ -772,6 +1003,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_grant_ends_at_its_expiry),
     cmocka_unit_test(test_old_records_are_dropped_after_a_week),
     cmocka_unit_test(test_damaged_grants_file_is_a_startup_error),
+    cmocka_unit_test(test_grant_is_answered_once_on_disk_and_the_loop_runs_meanwhile),
+    cmocka_unit_test(test_grants_file_writes_keep_order_and_the_latest_state_wins),
+    cmocka_unit_test(test_failed_grant_write_answers_eio_and_grants_nothing),
 };
 
 TL_TEST_MAIN(tests)
