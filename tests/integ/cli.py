@@ -406,6 +406,52 @@ def case_init_ssh_listen_lets_one_serve_do_both():
     proc.wait(timeout=20)
 
 
+@case
+def case_console_trusts_the_relay_in_known_hosts_as_ssh_does():
+    desk = Desk(ticket=False)
+    home = os.path.join(WORK, "tech-home")
+    env = console_env(TIERLINE_RELAY="127.0.0.1:%d" % desk.relay.ssh_port,
+                      TIERLINE_USER="carol", TIERLINE_IDENTITY=desk.keys["carol"])
+    known_hosts = os.path.join(home, ".ssh", "known_hosts")
+    # Nothing known, nothing pinned, no terminal: refused, and told how to trust it.
+    status, _, err = console("whoami", env=env)
+    check(status == 255 and "~/.ssh/known_hosts" in err, "unknown relay: %d %s" % (status, err))
+    # The line the relay prints, in ~/.ssh/known_hosts: trusted, as by ssh.
+    shutil.copy(desk.known_hosts, known_hosts)
+    status, out, err = console("whoami", env=env)
+    check(status == 0 and out.startswith("carol (tier3)"), "known relay: %d %r %s" % (
+        status, out, err))
+    config = os.path.join(home, ".config", "tierline", "config")
+    check(not os.path.exists(config), "trusting known_hosts wrote a pin")
+    # The same line hashed (ssh-keygen -H), as HashKnownHosts writes it.
+    run("ssh-keygen", "-q", "-H", "-f", known_hosts)
+    status, out, err = console("whoami", env=env)
+    check(status == 0, "hashed known_hosts: %d %s" % (status, err))
+    # Another key for the relay's address: refused, even with a pin that matches.
+    other = keygen(os.path.join(WORK, "other-host-key"))
+    with open(other + ".pub") as f:
+        other_line = "[127.0.0.1]:%d %s\n" % (desk.relay.ssh_port, " ".join(f.read().split()[:2]))
+    with open(known_hosts, "w") as f:
+        f.write("# the relay's key was replaced?\n" + other_line)
+    for extra in ({}, {"TIERLINE_HOST_KEY": desk.relay.fingerprint}):
+        status, out, err = console("whoami", env=dict(env, **extra))
+        check(status == 255 and out == "" and "known_hosts:2" in err and
+              "DIFFERS FROM KNOWN_HOSTS" in err, "changed key %r: %d %r %s" % (
+                  extra, status, out, err))
+    # ~/.ssh/config's UserKnownHostsFile replaces the default file, as for ssh.
+    elsewhere = os.path.join(home, "relays.known")
+    shutil.copy(desk.known_hosts, elsewhere)
+    with open(os.path.join(home, ".ssh", "config"), "w") as f:
+        f.write("Host 127.0.0.1\n    UserKnownHostsFile %s\n" % elsewhere)
+    status, out, err = console("whoami", env=env)
+    check(status == 0, "UserKnownHostsFile: %d %s" % (status, err))
+    # A revoked key is refused wherever it is listed.
+    with open(elsewhere, "a") as f:
+        f.write("@revoked * " + open(desk.known_hosts).read().split(None, 1)[1])
+    status, _, err = console("whoami", env=env)
+    check(status == 255 and "REVOKED" in err, "revoked: %d %s" % (status, err))
+
+
 def setup_globals(bin_dir, work):
     global BIN, WORK
     BIN, WORK = bin_dir, work
