@@ -22,6 +22,7 @@
 #include "tl_version.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,17 +271,15 @@ static int cmd_join(struct console *console, int argc, char **argv)
 /* ---- setup ------------------------------------------------------------------------------- */
 
 static const char setup_usage[] = "setup --relay HOST[:PORT] --user NAME [--identity FILE] "
-                                  "[--host-key SHA256:...]";
+                                  "[--host-key SHA256:...] [--json]";
 
 static int cmd_setup(struct console *console, int argc, char **argv)
 {
     const char *relay = NULL, *user = NULL, *identity = NULL, *host_key = NULL, *positional[1];
-    int count;
-    tl_cli_option_t options[] = {{"relay", &relay, NULL},
-                                 {"user", &user, NULL},
-                                 {"identity", &identity, NULL},
-                                 {"host-key", &host_key, NULL},
-                                 {0}};
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {{"relay", &relay, NULL},       {"user", &user, NULL},
+                                 {"identity", &identity, NULL}, {"host-key", &host_key, NULL},
+                                 {"json", NULL, &json_out},     {0}};
     /* tl_cli_parse counts from argv[first]; our argv[0] is the command. */
     int status =
         tl_cli_parse(PROGRAM, "setup", setup_usage, argc, argv, 1, options, positional, 0, &count);
@@ -351,15 +350,35 @@ static int cmd_setup(struct console *console, int argc, char **argv)
     }
     char address[300];
     tl_config_format_address(saved.relay, saved.port, address, sizeof address);
+    int identity_readable = access(saved.identity, R_OK) == 0;
+    int identity_errno = identity_readable ? 0 : errno;
+    if (json_out) {
+        json_t *report =
+            json_pack("{s:s, s:s, s:i, s:s, s:s, s:b, s:s?, s:b}", "path", saved.path, "relay",
+                      saved.relay, "port", (int)saved.port, "user", saved.user, "identity",
+                      saved.identity, "identity_readable", identity_readable, "host_key",
+                      saved.host_key[0] != '\0' ? saved.host_key : NULL, "dropped_pin", drop_pin);
+        char *text =
+            report != NULL ? json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(report);
+        if (text == NULL) {
+            fprintf(stderr, PROGRAM " setup: out of memory\n");
+            return TL_EXIT_FAILURE;
+        }
+        printf("%s\n", text);
+        free(text);
+        return TL_EXIT_OK;
+    }
     printf("Wrote %s\n  relay:    %s\n  user:     %s\n  identity: %s\n  host key: %s\n", saved.path,
            address, saved.user, saved.identity,
-           saved.host_key[0] != '\0' ? saved.host_key
-                                     : "not pinned (the first connection shows it and asks)");
+           saved.host_key[0] != '\0'
+               ? saved.host_key
+               : "not pinned (~/.ssh/known_hosts, or the first connection shows it and asks)");
     if (drop_pin)
         printf("The key pinned for the previous relay was removed.\n");
-    if (access(saved.identity, R_OK) != 0)
+    if (!identity_readable)
         printf("Note: %s cannot be read yet (%s); create it with ssh-keygen -t ed25519 -f %s\n",
-               saved.identity, strerror(errno), saved.identity);
+               saved.identity, strerror(identity_errno), saved.identity);
     return TL_EXIT_OK;
 }
 
@@ -375,7 +394,8 @@ static const struct command commands[] = {
      "--relay HOST[:PORT]\tthe relay's SSH address (port 2222 if none)\n"
      "--user NAME\tyour account on the relay\n"
      "--identity FILE\tyour private key (default ~/.ssh/id_ed25519)\n"
-     "--host-key SHA256:...\tpin the relay's host key (tierline-relay init prints it)\n",
+     "--host-key SHA256:...\tpin the relay's host key (tierline-relay init prints it)\n"
+     "--json\tprint what the file now says as a JSON object\n",
      "tierline setup --relay relay.example.com:2222 --user bob\n"},
     {"tickets", "tickets [--tier N] [--status S] [--assignee NAME] [--mine] [--json]",
      "list tickets", cmd_relay,

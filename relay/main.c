@@ -734,8 +734,9 @@ static int cmd_roles(const struct command *cmd, int argc, char **argv)
 static int cmd_host_key(const struct command *cmd, int argc, char **argv)
 {
     const char *data = NULL, *known_hosts = NULL, *positional[1];
-    int count;
-    tl_cli_option_t options[] = {{"data", &data, NULL}, {"known-hosts", &known_hosts, NULL}, {0}};
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {
+        {"data", &data, NULL}, {"known-hosts", &known_hosts, NULL}, {"json", NULL, &json_out}, {0}};
     int status =
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
     if (status != 0 || (status = need_data(cmd, data)) != 0)
@@ -754,17 +755,40 @@ static int cmd_host_key(const struct command *cmd, int argc, char **argv)
     if ((rc = tl_datadir_path(data, TL_DATADIR_KEY, path, sizeof path)) == 0 &&
         (rc = tl_key_load(path, &key)) == 0)
         rc = tl_key_ssh_public(key, "tierline-relay", &line);
+    char fingerprint[TL_FINGERPRINT_LEN], known_line[TL_ADDR_HOST_MAX + 16];
+    if (rc == 0)
+        rc = tl_fingerprint(key, fingerprint);
     EVP_PKEY_free(key);
-    if (rc != 0)
+    if (rc != 0) {
+        free(line);
         return fail("host-key", rc);
+    }
     if (known_hosts == NULL)
-        printf("%s\n", line);
+        known_line[0] = '\0';
     else if (port == 22)
-        printf("%s %s\n", host, line);
+        snprintf(known_line, sizeof known_line, "%s ", host);
     else
-        printf("[%s]:%u %s\n", host, (unsigned)port, line);
+        snprintf(known_line, sizeof known_line, "[%s]:%u ", host, (unsigned)port);
+    if (json_out) {
+        json_t *report = json_pack("{s:s, s:s}", "key", line, "fingerprint", fingerprint);
+        size_t entry_size = strlen(known_line) + strlen(line) + 1;
+        char *entry = known_hosts != NULL ? malloc(entry_size) : NULL;
+        if (entry != NULL)
+            snprintf(entry, entry_size, "%s%s", known_line, line);
+        if (report != NULL && known_hosts != NULL &&
+            (entry == NULL ||
+             json_object_set_new(report, "known_hosts", json_string(entry)) != 0)) {
+            json_decref(report);
+            report = NULL;
+        }
+        free(entry);
+        status = report != NULL ? print_json(report) : fail("host-key", TL_ENOMEM);
+        json_decref(report);
+    } else {
+        printf("%s%s\n", known_line, line);
+    }
     free(line);
-    return TL_EXIT_OK;
+    return status;
 }
 
 /* ---- the table ----------------------------------------------------------------------- */
@@ -844,10 +868,11 @@ static const struct command commands[] = {
      "--markdown\tthe table as Markdown (the default)\n"
      "--json\tan object: roles, and capabilities with name, summary and the roles allowed\n",
      "tierline-relay roles --json\n"},
-    {"host-key", "host-key --data DIR [--known-hosts HOST:PORT]",
+    {"host-key", "host-key --data DIR [--known-hosts HOST:PORT] [--json]",
      "print the relay's SSH host key (as a known_hosts line with --known-hosts)", cmd_host_key,
      "--data DIR\tthe relay's folder\n"
-     "--known-hosts HOST:PORT\tprint a known_hosts line for technicians who reach it there\n",
+     "--known-hosts HOST:PORT\tprint a known_hosts line for technicians who reach it there\n"
+     "--json\tan object: key, fingerprint, and known_hosts with --known-hosts\n",
      "tierline-relay host-key --data /var/lib/tierline --known-hosts relay.example.com:2222 > "
      "relay.known_hosts\n"},
 };

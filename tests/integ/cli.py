@@ -259,6 +259,14 @@ def case_relay_reports_as_json():
               code["enrollment"].endswith("@127.0.0.1:7999#" + report["fingerprint"]),
               "code: %r" % code)
 
+    out, _ = program("tierline-relay", "host-key", "--data", data, "--known-hosts",
+                     "relay.example.com:2222", "--json")
+    host_key = json.loads(out)
+    check(host_key["fingerprint"] == report["fingerprint"] and
+          host_key["key"].startswith("ssh-ed25519 ") and
+          host_key["known_hosts"] == "[relay.example.com]:2222 " + host_key["key"],
+          "host-key: %r" % host_key)
+
     out, _ = program("tierline-relay", "roles", "--json")
     roles = json.loads(out)
     check(roles["roles"] == ["tier1", "tier2", "tier3", "tier4", "auditor", "admin"],
@@ -300,6 +308,8 @@ def case_bad_report_options_are_usage_errors():
             (["roles", "--json", "--markdown"], "--markdown or --json"),
             (["audit-verify", "--json", "--bogus"], "unknown option '--bogus'"),
             (["init", "--ssh-listen", "nowhere"], "--ssh-listen"),
+            (["init", "--listen", "127.0.0.1:9", "--ssh-listen", "127.0.0.1:9"], "must differ"),
+            (["host-key", "--json", "--known-hosts", "nohostport"], "--known-hosts wants"),
             (["tickets", "--tier", "5"], "--tier wants 0, 1, 2, 3 or 4, not '5'"),
             (["tickets", "--tier", "one"], "--tier"),
             (["tickets", "--status", "pending"], "--status wants new, open"),
@@ -371,6 +381,31 @@ def case_ssh_help_lists_commands_as_json():
         for command in listing["commands"]:
             check(command["usage"] in text, "%s is in help --json, not in help" % command["name"])
         check(("run" in names) == (role == "tier2"), "%s may run? %r" % (role, names))
+
+
+@case
+def case_console_setup_reports_as_json():
+    env = console_env()
+    config = os.path.join(env["HOME"], ".config", "tierline", "config")
+    status, out, err = console("setup", "--relay", "relay.example.com:2200", "--user", "bob",
+                               "--json", env=env)
+    check(status == 0, "setup --json: %d %s" % (status, err))
+    report = json.loads(out)
+    check(report == {"path": config, "relay": "relay.example.com", "port": 2200, "user": "bob",
+                     "identity": os.path.join(env["HOME"], ".ssh", "id_ed25519"),
+                     "identity_readable": False, "host_key": None, "dropped_pin": False},
+          "setup --json: %r" % report)
+    with open(config) as f:
+        written = f.read()
+    for words, needle in ((["--relay", "bad host", "--user", "bob"], "--relay"),
+                          (["--relay", "r", "--user", "bob", "--host-key", "SHA256:x"],
+                           "--host-key"),
+                          (["--relay", "r", "--json"], "--relay and --user are required")):
+        status, out, err = console("setup", *words, "--json", env=env)
+        check(status == 2 and needle in err and out == "", "setup %s: %d %r %r" % (
+            words, status, out, err))
+    with open(config) as f:
+        check(f.read() == written, "a refused setup changed the config file")
 
 
 # ---- 17: one serve for agents and technicians; the console and known_hosts -----------------
