@@ -395,7 +395,8 @@ static const struct command commands[] = {
      "--user NAME\tyour account on the relay\n"
      "--identity FILE\tyour private key (default ~/.ssh/id_ed25519)\n"
      "--host-key SHA256:...\tpin the relay's host key (tierline-relay init prints it)\n"
-     "--json\tprint what the file now says as a JSON object\n",
+     "--json\twhat the file now says, an object: path, relay, port, user, identity, "
+     "identity_readable, host_key (null if none), dropped_pin\n",
      "tierline setup --relay relay.example.com:2222 --user bob\n"},
     {"tickets", "tickets [--tier N] [--status S] [--assignee NAME] [--mine] [--json]",
      "list tickets", cmd_relay,
@@ -404,8 +405,8 @@ static const struct command commands[] = {
      "resolved, closed\n"
      "--assignee NAME\tonly tickets assigned to the account NAME\n"
      "--mine\tonly tickets assigned to you\n"
-     "--json\ta JSON array: id, tier, status, assignee, device, hostname, title, created, "
-     "updated\n",
+     "--json\ta JSON array of objects: id, device, hostname, title, description, tier, status, "
+     "assignee (null if none), created, updated\n",
      "tierline tickets --status open --tier 2\n"},
     {"ticket show", "ticket show T-N [--json]",
      "a ticket: what was already tried, evidence, timeline", cmd_relay,
@@ -418,7 +419,8 @@ static const struct command commands[] = {
     {"ticket resolve", "ticket resolve T-N TEXT...", "resolve a ticket, saying how", cmd_relay,
      NULL, "tierline ticket resolve T-1 restarted cups\n"},
     {"evidence", "evidence T-N [--json]", "list a ticket's evidence", cmd_evidence,
-     "--json\ta JSON array: hash, kind, name, size\n", "tierline evidence T-1\n"},
+     "--json\ta JSON array of objects: hash, kind, name, size, created\n",
+     "tierline evidence T-1\n"},
     {"evidence get", "evidence get T-N SHA256 [-o FILE]",
      "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence,
      "-o, --output FILE\twrite it to FILE (kept only when whole and its hash checks out)\n",
@@ -439,12 +441,12 @@ static const struct command commands[] = {
      "run a runbook from the machine's catalogue", cmd_relay, SESSION_OPTIONS,
      "tierline fix T-1 flush-dns\n"},
     {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", cmd_relay,
-     "--json\ta JSON array: name, description, min_role, privileged, params\n",
+     "--json\ta JSON array of objects: name, description, min_role, privileged, params\n",
      "tierline runbooks T-1\n"},
     {"whoami", "whoami [--json]", "your name, role, key and capabilities", cmd_relay,
      "--json\tan object: name, role, key, capabilities\n", "tierline whoami\n"},
     {"help", "help [--json]", "the commands your role may use (the relay's answer)", cmd_relay,
-     "--json\tan object: name, role, commands (name, usage, summary)\n", "tierline help\n"},
+     "--json\tan object: name, role, commands (each: name, usage, summary)\n", "tierline help\n"},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

@@ -861,8 +861,8 @@ static const struct command commands[] = {
      "resolved, closed\n"
      "--assignee NAME\tonly tickets assigned to the account NAME\n"
      "--mine\tonly tickets assigned to you\n"
-     "--json\ta JSON array: id, tier, status, assignee, device, hostname, title, created, "
-     "updated\n",
+     "--json\ta JSON array of objects: id, device, hostname, title, description, tier, status, "
+     "assignee (null if none), created, updated\n",
      "tickets --status open --tier 2\n"},
     {"ticket show", "ticket show T-N [--json]",
      "a ticket: what was already tried, evidence, timeline", TL_CAP_TICKETS_READ, parse_one_ticket,
@@ -878,8 +878,8 @@ static const struct command commands[] = {
      TL_CAP_TICKET_RESOLVE, parse_ticket_text, work_ticket_resolve, 0, 0, NULL,
      "ticket resolve T-1 restarted cups\n"},
     {"evidence", "evidence T-N [--json]", "list a ticket's evidence", TL_CAP_TICKETS_READ,
-     parse_one_ticket, work_evidence_list, 0, 0, "--json\ta JSON array: hash, kind, name, size\n",
-     "evidence T-1\n"},
+     parse_one_ticket, work_evidence_list, 0, 0,
+     "--json\ta JSON array of objects: hash, kind, name, size, created\n", "evidence T-1\n"},
     {"evidence get", "evidence get T-N SHA256-OR-PREFIX", "stream an evidence item to stdout",
      TL_CAP_EVIDENCE_GET, parse_evidence_get, work_evidence_open, 0, 0, NULL,
      "evidence get T-1 fbd45efc > diagnostics.json\n"},
@@ -887,7 +887,8 @@ static const struct command commands[] = {
      parse_nothing, work_whoami, 0, 0, "--json\tan object: name, role, key, capabilities\n",
      "whoami\n"},
     {"help", "help [--json]", "the commands your role may use", TL_CAP_TICKETS_READ, parse_nothing,
-     work_help, 0, 0, "--json\tan object: name, role, commands (name, usage, summary)\n", "help\n"},
+     work_help, 0, 0, "--json\tan object: name, role, commands (each: name, usage, summary)\n",
+     "help\n"},
     /* Sessions on the ticket's machine, with the user's consent (relay/sessions.h). */
     {"diag", "diag T-N [--reason TEXT] [--for DURATION] [--json]",
      "fresh diagnostics from the machine, kept as evidence", TL_CAP_DIAG, parse_session_plain, NULL,
@@ -906,7 +907,8 @@ static const struct command commands[] = {
      SESSION_OPTIONS, "fix T-1 flush-dns\n"},
     {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", TL_CAP_FIX,
      parse_session_plain, NULL, TL_SESSION_RUNBOOKS, 0,
-     "--json\ta JSON array: name, description, min_role, privileged, params\n", "runbooks T-1\n"},
+     "--json\ta JSON array of objects: name, description, min_role, privileged, params\n",
+     "runbooks T-1\n"},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

@@ -799,7 +799,7 @@ static const struct command commands[] = {
      "--data DIR\tthe new relay's folder (created; must be missing or empty)\n"
      "--listen ADDR:PORT\twhere agents connect (default " TL_RELAY_DEFAULT_LISTEN ")\n"
      "--ssh-listen ADDR:PORT\twhere technicians connect over SSH; serve uses it from then on\n"
-     "--json\tprint the fingerprint and addresses as a JSON object\n",
+     "--json\tan object: data, fingerprint, listen, ssh_listen (null if none)\n",
      "tierline-relay init --data /var/lib/tierline --listen 0.0.0.0:7443 --ssh-listen "
      "0.0.0.0:2222\n"},
     {"serve",
@@ -825,12 +825,13 @@ static const struct command commands[] = {
      "--note TEXT\ta note kept with each code (who it is for)\n"
      "--address HOST:PORT\tthe address agents reach (default: the one chosen at init)\n"
      "--count N\thow many strings, 1..10000 (default 1)\n"
-     "--json\ta JSON array: enrollment, code_id, expires (ms), note\n",
+     "--json\ta JSON array of objects: enrollment, code_id, expires (ms since 1970), note\n",
      "tierline-relay enroll-code --data /var/lib/tierline --address relay.example.com:7443 "
      "--ttl 15m\n"},
     {"devices", "devices --data DIR [--json]", "list enrolled devices", cmd_devices,
      "--data DIR\tthe relay's folder\n"
-     "--json\ta JSON array: id, hostname, os, fingerprint, online, last_seen\n",
+     "--json\ta JSON array of objects: id, fingerprint, hostname, os, first_seen, last_seen, "
+     "online\n",
      "tierline-relay devices --data /var/lib/tierline\n"},
     {"tickets", "tickets --data DIR [--tier N] [--status S] [--assignee NAME] [--json]",
      "list tickets with their assignees, optionally only some", cmd_tickets,
@@ -839,8 +840,8 @@ static const struct command commands[] = {
      "--status S\tonly tickets with status S: new, open, waiting-user, waiting-vendor, "
      "resolved, closed\n"
      "--assignee NAME\tonly tickets assigned to the account NAME\n"
-     "--json\ta JSON array: id, tier, status, assignee, device, hostname, title, created, "
-     "updated\n",
+     "--json\ta JSON array of objects: id, device, hostname, title, description, tier, status, "
+     "assignee (null if none), created, updated\n",
      "tierline-relay tickets --data /var/lib/tierline --status open --assignee bob\n"},
     {"ticket", "ticket show T-N --data DIR [--json]",
      "show a ticket with its evidence and timeline", cmd_ticket,
@@ -850,8 +851,8 @@ static const struct command commands[] = {
     {"audit-verify", "audit-verify --data DIR [--json]", "verify the audit log's hash chain",
      cmd_audit_verify,
      "--data DIR\tthe relay's folder\n"
-     "--json\tthe verdict as a JSON object: ok, verdict, entries, last_hash, bad_line, bad_seq, "
-     "partial_tail_bytes, reason\n",
+     "--json\tthe verdict, an object: ok, verdict, entries, last_hash, bad_line, bad_seq, "
+     "partial_tail_bytes, reason (null if it verified)\n",
      "tierline-relay audit-verify --data /var/lib/tierline\n"},
     {"user",
      "user add NAME --role tier1|tier2|tier3|tier4|auditor|admin --key PUBKEY-FILE --data DIR | "
@@ -860,19 +861,20 @@ static const struct command commands[] = {
      "--data DIR\tthe relay's folder\n"
      "--role ROLE\tadd: tier1, tier2, tier3, tier4, auditor or admin (docs/roles.md)\n"
      "--key PUBKEY-FILE\tadd: the person's OpenSSH public key (ssh-keygen -t ed25519)\n"
-     "--json\tlist: a JSON array: name, role, disabled, fingerprint, public_key, created\n",
+     "--json\tlist: a JSON array of objects: id, name, role, public_key, fingerprint, disabled, "
+     "created\n",
      "tierline-relay user add bob --role tier2 --key bob.pub --data /var/lib/tierline\n"
      "tierline-relay user list --data /var/lib/tierline\n"},
     {"roles", "roles [--markdown] [--json]", "print the capabilities table (docs/roles.md)",
      cmd_roles,
      "--markdown\tthe table as Markdown (the default)\n"
-     "--json\tan object: roles, and capabilities with name, summary and the roles allowed\n",
+     "--json\tan object: roles, capabilities (each: name, summary, roles)\n",
      "tierline-relay roles --json\n"},
     {"host-key", "host-key --data DIR [--known-hosts HOST:PORT] [--json]",
      "print the relay's SSH host key (as a known_hosts line with --known-hosts)", cmd_host_key,
      "--data DIR\tthe relay's folder\n"
      "--known-hosts HOST:PORT\tprint a known_hosts line for technicians who reach it there\n"
-     "--json\tan object: key, fingerprint, and known_hosts with --known-hosts\n",
+     "--json\tan object: key, fingerprint, known_hosts (with --known-hosts)\n",
      "tierline-relay host-key --data /var/lib/tierline --known-hosts relay.example.com:2222 > "
      "relay.known_hosts\n"},
 };

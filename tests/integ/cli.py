@@ -84,6 +84,28 @@ def check_help(out, prefix, name, what):
               what, sorted(in_usage), sorted(listed)))
 
 
+def documented_fields(help_text):
+    """The member names a command's --help gives for its --json output."""
+    for line in help_text.splitlines():
+        match = re.match(r"^  --json .*?(?:an object|a JSON array of objects): (.*)$", line)
+        if match:
+            listed = re.sub(r"\([^)]*\)", "", match.group(1))
+            return {name.strip() for name in listed.split(",")}
+    raise Failure("no documented JSON members in:\n" + help_text)
+
+
+def check_documented(help_text, value, what):
+    """value (an object, or an array of them) has exactly the members --help names."""
+    documented = documented_fields(help_text)
+    for item in value if isinstance(value, list) else [value]:
+        check(set(item) == documented, "%s --json has %s; its --help documents %s" % (
+            what, sorted(item), sorted(documented)))
+
+
+def relay_help(*words):
+    return program("tierline-relay", *(list(words) + ["--help"]))[0]
+
+
 def snapshot(folder):
     """Every file under folder: {relative path: sha256 of its bytes}."""
     files = {}
@@ -244,6 +266,7 @@ def case_relay_reports_as_json():
     out, _ = program("tierline-relay", "init", "--data", data, "--listen", "127.0.0.1:7999",
                      "--ssh-listen", "127.0.0.1:%d" % ssh_port, "--json")
     report = json.loads(out)
+    check_documented(relay_help("init"), report, "init")
     check(report["data"] == data and report["listen"] == "127.0.0.1:7999" and
           report["ssh_listen"] == "127.0.0.1:%d" % ssh_port and
           re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}", report["fingerprint"]), "init: %r" % report)
@@ -251,6 +274,7 @@ def case_relay_reports_as_json():
     out, _ = program("tierline-relay", "enroll-code", "--data", data, "--count", "3",
                      "--note", "rollout", "--json")
     codes = json.loads(out)
+    check_documented(relay_help("enroll-code"), codes, "enroll-code")
     check(len(codes) == 3 and len({c["enrollment"] for c in codes}) == 3, "codes: %r" % codes)
     for code in codes:
         check(set(code) == {"enrollment", "code_id", "expires", "note"} and
@@ -262,6 +286,7 @@ def case_relay_reports_as_json():
     out, _ = program("tierline-relay", "host-key", "--data", data, "--known-hosts",
                      "relay.example.com:2222", "--json")
     host_key = json.loads(out)
+    check_documented(relay_help("host-key"), host_key, "host-key")
     check(host_key["fingerprint"] == report["fingerprint"] and
           host_key["key"].startswith("ssh-ed25519 ") and
           host_key["known_hosts"] == "[relay.example.com]:2222 " + host_key["key"],
@@ -269,6 +294,9 @@ def case_relay_reports_as_json():
 
     out, _ = program("tierline-relay", "roles", "--json")
     roles = json.loads(out)
+    check_documented(relay_help("roles"), roles, "roles")
+    check_documented("  --json an object: name, summary, roles", roles["capabilities"],
+                     "roles' capabilities")
     check(roles["roles"] == ["tier1", "tier2", "tier3", "tier4", "auditor", "admin"],
           "roles: %r" % roles["roles"])
     by_name = {c["name"]: c for c in roles["capabilities"]}
@@ -281,6 +309,7 @@ def case_relay_reports_as_json():
 
     out, _ = program("tierline-relay", "audit-verify", "--data", data, "--json")
     verdict = json.loads(out)
+    check_documented(relay_help("audit-verify"), verdict, "audit-verify")
     check(verdict["ok"] is True and verdict["verdict"] == "ok" and verdict["entries"] == 4 and
           verdict["reason"] is None and re.fullmatch(r"[0-9a-f]{64}", verdict["last_hash"]),
           "audit-verify: %r" % verdict)
@@ -350,6 +379,15 @@ def case_relay_tickets_show_assignees_and_filter_like_ssh():
     check(rows[first][3] == "carol" and rows[second][3] == "-", "listing:\n" + out)
     listing = json.loads(program("tierline-relay", "tickets", "--data", data, "--json")[0])
     check([t.get("assignee") for t in listing] == ["carol", None], "JSON: %r" % listing)
+    check_documented(relay_help("tickets"), listing, "tierline-relay tickets")
+    check_documented(desk.ssh("carol", "tickets", "--help")[1], desk.ssh_json("carol", "tickets"),
+                     "ssh tickets")
+    check_documented(relay_help("devices"), json.loads(
+        program("tierline-relay", "devices", "--data", data, "--json")[0]), "devices")
+    check_documented(relay_help("user"), json.loads(
+        program("tierline-relay", "user", "list", "--data", data, "--json")[0]), "user list")
+    check_documented(desk.ssh("carol", "evidence", "--help")[1],
+                     desk.ssh_json("carol", "evidence", first), "ssh evidence")
     for filters, expected in ((["--assignee", "carol"], [first]), (["--status", "open"], [first]),
                               (["--status", "new"], [second]), (["--tier", "1"], [first, second]),
                               (["--tier", "2"], []), (["--assignee", "bob"], []),
@@ -373,6 +411,11 @@ def case_ssh_help_lists_commands_as_json():
     desk = Desk(ticket=False)
     for user, role in (("alice", "tier1"), ("audrey", "auditor")):
         listing = desk.ssh_json(user, "help")
+        check_documented(desk.ssh(user, "help", "--help")[1], listing, "ssh help")
+        check_documented("  --json an object: name, usage, summary", listing["commands"],
+                         "ssh help's commands")
+        check_documented(desk.ssh(user, "whoami", "--help")[1], desk.ssh_json(user, "whoami"),
+                         "ssh whoami")
         check(listing["name"] == user and listing["role"] == role, "help --json: %r" % listing)
         names = [c["name"] for c in listing["commands"]]
         check(all(set(c) == {"name", "usage", "summary"} for c in listing["commands"]),
@@ -391,6 +434,7 @@ def case_console_setup_reports_as_json():
                                "--json", env=env)
     check(status == 0, "setup --json: %d %s" % (status, err))
     report = json.loads(out)
+    check_documented(console("setup", "--help", env=env)[1], report, "setup")
     check(report == {"path": config, "relay": "relay.example.com", "port": 2200, "user": "bob",
                      "identity": os.path.join(env["HOME"], ".ssh", "id_ed25519"),
                      "identity_readable": False, "host_key": None, "dropped_pin": False},
