@@ -1,7 +1,9 @@
 /*
  * tierline-agent: entry point and command table. Each command is one entry
- * { name, usage, summary, run_fn }; the help text is built from the table so
- * the two cannot drift apart.
+ * { name, usage, summary, run_fn, options, example }; the program's help and
+ * each command's --help are built from the table so they cannot drift apart,
+ * and a command's --help is answered here, before it touches its state, the
+ * relay or the user.
  */
 #include "agent/commands.h"
 #include "agent/diag.h"
@@ -21,41 +23,74 @@ struct command {
     const char *usage;
     const char *summary;
     int (*run_fn)(int argc, char **argv); /* argv[0] is the command name */
+    const char *options;                  /* for --help: "--name VALUE<TAB>what it does\n" lines */
+    const char *example;                  /* for --help: whole command lines */
 };
+
+#define STATE_OPTION                                                                               \
+    "--state DIR\tthe agent's state folder (default $TIERLINE_AGENT_STATE, "                       \
+    "$XDG_STATE_HOME/tierline-agent or ~/.local/state/tierline-agent)\n"
 
 static int cmd_diag(int argc, char **argv);
 
 static const struct command commands[] = {
     {"enroll", "enroll ENROLLMENT-STRING [--state DIR]",
-     "Enroll this machine with a relay, using the string from your help desk.",
-     tl_agent_cmd_enroll},
+     "Enroll this machine with a relay, using the string from your help desk.", tl_agent_cmd_enroll,
+     STATE_OPTION,
+     "tierline-agent enroll 'tl1:K7QX-2M9P-4RTW-8HJC@relay.example.com:7443#SHA256:...'\n"},
     {"run",
      "run [--state DIR] [--policy FILE] [--consent-timeout DURATION] [--runbooks DIR] [--shell "
      "PATH] "
      "[--backoff-max-ms N] [--log-level LEVEL]",
      "Keep the tunnel up, deliver queued requests, serve the sessions the user allows.",
-     tl_agent_cmd_run},
+     tl_agent_cmd_run,
+     STATE_OPTION
+     "--policy FILE\tthe unattended policy (default STATE/policy.json; "
+     "docs/consent.md)\n"
+     "--consent-timeout DURATION\thow long a question waits for the user, 1s..1d "
+     "(default 2m)\n"
+     "--runbooks DIR\tthe runbook catalogue (default share/tierline/runbooks)\n"
+     "--shell PATH\twhat technicians' shells run (default: the agent user's login shell)\n"
+     "--backoff-max-ms N\tlongest wait between reconnection attempts, "
+     "100..3600000\n"
+     "--log-level LEVEL\tdebug, info, warn or error\n",
+     "tierline-agent run &\n"},
     {"help", "help \"DESCRIPTION\" [--title TEXT] [--state DIR] [--wait-ms N] [--no-wait]",
      "Open a ticket with diagnostics attached; print its id, then (on a terminal) attend.",
-     tl_agent_cmd_help},
+     tl_agent_cmd_help,
+     "--title TEXT\tthe ticket's title (default: the description's first line)\n" STATE_OPTION
+     "--wait-ms N\thow long to wait for the relay, 100..600000 (default 30000)\n"
+     "--no-wait\tdo not stay to answer technicians' requests\n",
+     "tierline-agent help \"the printer says it is offline\"\n"},
     {"status", "status [--state DIR] [--json]",
      "Show enrollment, whether the agent runs and is connected, and queued requests.",
-     tl_agent_cmd_status},
+     tl_agent_cmd_status, STATE_OPTION "--json\ta JSON object instead of text\n",
+     "tierline-agent status --json\n"},
     {"attend", "attend [--state DIR]",
      "Ask yes or no for each technician's request; show what they do (Ctrl-C leaves).",
-     tl_agent_cmd_attend},
+     tl_agent_cmd_attend, STATE_OPTION, "tierline-agent attend\n"},
     {"pending", "pending [--state DIR] [--json]", "List the requests waiting for an answer.",
-     tl_agent_cmd_pending},
+     tl_agent_cmd_pending, STATE_OPTION "--json\ta JSON object instead of text\n",
+     "tierline-agent pending\n"},
     {"approve", "approve QUESTION [--for DURATION] [--state DIR]",
-     "Allow a waiting request (Q-N), optionally for less time than asked.", tl_agent_cmd_approve},
-    {"deny", "deny QUESTION [--state DIR]", "Decline a waiting request (Q-N).", tl_agent_cmd_deny},
+     "Allow a waiting request (Q-N), optionally for less time than asked.", tl_agent_cmd_approve,
+     "--for DURATION\tallow it for this long only: 90s, 15m, 2h\n" STATE_OPTION,
+     "tierline-agent approve Q-1 --for 15m\n"},
+    {"deny", "deny QUESTION [--state DIR]", "Decline a waiting request (Q-N).", tl_agent_cmd_deny,
+     STATE_OPTION, "tierline-agent deny Q-1\n"},
     {"sessions", "sessions [--state DIR] [--json]",
      "List the grants (live ones first), their scopes, expiry and open channels.",
-     tl_agent_cmd_sessions},
+     tl_agent_cmd_sessions, STATE_OPTION "--json\ta JSON object instead of text\n",
+     "tierline-agent sessions\n"},
     {"end", "end [GRANT] [--state DIR]",
-     "End one grant (G-N), or every live grant, closing its sessions at once.", tl_agent_cmd_end},
+     "End one grant (G-N), or every live grant, closing its sessions at once.", tl_agent_cmd_end,
+     STATE_OPTION, "tierline-agent end G-3\n"},
     {"diag", "diag [--json] [--timeout-ms N] [--relay HOST:PORT]",
-     "Gather diagnostics of this machine (docs/diagnostics.md); JSON with --json.", cmd_diag},
+     "Gather diagnostics of this machine (docs/diagnostics.md); JSON with --json.", cmd_diag,
+     "--json\tthe report as JSON (docs/diagnostics.md)\n"
+     "--timeout-ms N\teach probe's time limit, 1..600000\n"
+     "--relay HOST:PORT\talso check that this relay can be reached\n",
+     "tierline-agent diag --json > diagnostics.json\n"},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
@@ -66,7 +101,7 @@ static const char help_intro[] =
     "The Tierline agent: runs on the user's machine, gathers diagnostics and keeps an\n"
     "authenticated outbound tunnel to the relay, within what the user consents to.\n"
     "\n"
-    "Commands:\n";
+    "Commands ('" PROGRAM " COMMAND --help' explains one):\n";
 
 /* The help text: the introduction, then each command's usage and summary. */
 static char *build_help(void)
@@ -129,11 +164,6 @@ static int cmd_diag(int argc, char **argv)
                 relay = value;
             else if (parse_timeout(value, &timeout_ms) < 0)
                 return usage_error("--timeout-ms wants 1..600000 milliseconds, not '%s'", value);
-        } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            for (size_t c = 0; c < COMMAND_COUNT; c++)
-                if (strcmp(commands[c].name, "diag") == 0)
-                    printf("usage: %s %s\n", PROGRAM, commands[c].usage);
-            return TL_EXIT_OK;
         } else {
             return usage_error("unknown option '%s'", arg);
         }
@@ -181,8 +211,16 @@ int main(int argc, char **argv)
     free(help_text);
     if (status >= 0)
         return status;
-    for (size_t i = 0; i < COMMAND_COUNT; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run_fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        const struct command *cmd = &commands[i];
+        if (strcmp(argv[1], cmd->name) != 0)
+            continue;
+        if (tl_cli_wants_help(argc, argv, 2, -1, NULL)) {
+            tl_cli_help_t help = {cmd->usage, cmd->summary, cmd->options, cmd->example};
+            tl_cli_help_write(stdout, PROGRAM, &help);
+            return TL_EXIT_OK;
+        }
+        return cmd->run_fn(argc - 1, argv + 1);
+    }
     return tl_cli_unknown(PROGRAM, argv[1]);
 }

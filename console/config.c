@@ -29,7 +29,7 @@ static void say(char *why, size_t why_size, const char *fmt, ...)
     va_end(args);
 }
 
-static const char *home_dir(void)
+const char *tl_config_home(void)
 {
     const char *home = getenv("HOME");
     if (home != NULL && home[0] == '/')
@@ -129,7 +129,7 @@ int tl_config_default_path(char *out, size_t size)
     if (xdg != NULL && xdg[0] == '/') {
         len = snprintf(out, size, "%s/tierline/config", xdg);
     } else {
-        const char *home = home_dir();
+        const char *home = tl_config_home();
         if (home == NULL)
             return TL_EINVAL;
         len = snprintf(out, size, "%s/.config/tierline/config", home);
@@ -148,7 +148,7 @@ void tl_config_defaults(tl_config_t *config)
     }
     if (user != NULL && is_word(user, TL_CONFIG_USER_MAX))
         snprintf(config->user, sizeof config->user, "%s", user);
-    const char *home = home_dir();
+    const char *home = tl_config_home();
     if (home != NULL) {
         int len = snprintf(config->identity, sizeof config->identity, "%s/.ssh/id_ed25519", home);
         if (len < 0 || (size_t)len >= sizeof config->identity)
@@ -208,7 +208,7 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
             return TL_EINVAL;
         }
         if (value[0] == '~' && value[1] == '/') {
-            const char *home = home_dir();
+            const char *home = tl_config_home();
             if (home == NULL) {
                 say(why, why_size, "'%.300s' starts with ~/ but there is no home directory", value);
                 return TL_EINVAL;

@@ -59,6 +59,9 @@ typedef struct tl_config {
  */
 int tl_config_default_path(char *out, size_t size);
 
+/* The home directory: $HOME when it is absolute, else the password database's; NULL if none. */
+const char *tl_config_home(void);
+
 /* Built-in defaults: port 2222, user $USER, identity ~/.ssh/id_ed25519, no relay, no pin. */
 void tl_config_defaults(tl_config_t *config);
 

@@ -8,7 +8,8 @@
  *
  * The table below is the one place commands are named; --help is built from
  * it, and a word it does not hold is an unknown command (exit 2), as in the
- * other programs (proto/cli.h).
+ * other programs (proto/cli.h). COMMAND --help is answered from the table
+ * too, before any setting is read or any connection made.
  */
 #include "console/client.h"
 #include "console/config.h"
@@ -21,6 +22,7 @@
 #include "tl_version.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,8 @@ struct command {
     const char *usage;
     const char *summary;
     int (*run)(struct console *console, int argc, char **argv); /* argv[0]: the command */
+    const char *options; /* for --help: "--name VALUE<TAB>what it does\n" lines */
+    const char *example; /* for --help: whole command lines */
 };
 
 /* ---- connecting and running ------------------------------------------------------------ */
@@ -267,17 +271,15 @@ static int cmd_join(struct console *console, int argc, char **argv)
 /* ---- setup ------------------------------------------------------------------------------- */
 
 static const char setup_usage[] = "setup --relay HOST[:PORT] --user NAME [--identity FILE] "
-                                  "[--host-key SHA256:...]";
+                                  "[--host-key SHA256:...] [--json]";
 
 static int cmd_setup(struct console *console, int argc, char **argv)
 {
     const char *relay = NULL, *user = NULL, *identity = NULL, *host_key = NULL, *positional[1];
-    int count;
-    tl_cli_option_t options[] = {{"relay", &relay, NULL},
-                                 {"user", &user, NULL},
-                                 {"identity", &identity, NULL},
-                                 {"host-key", &host_key, NULL},
-                                 {0}};
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {{"relay", &relay, NULL},       {"user", &user, NULL},
+                                 {"identity", &identity, NULL}, {"host-key", &host_key, NULL},
+                                 {"json", NULL, &json_out},     {0}};
     /* tl_cli_parse counts from argv[first]; our argv[0] is the command. */
     int status =
         tl_cli_parse(PROGRAM, "setup", setup_usage, argc, argv, 1, options, positional, 0, &count);
@@ -348,39 +350,103 @@ static int cmd_setup(struct console *console, int argc, char **argv)
     }
     char address[300];
     tl_config_format_address(saved.relay, saved.port, address, sizeof address);
+    int identity_readable = access(saved.identity, R_OK) == 0;
+    int identity_errno = identity_readable ? 0 : errno;
+    if (json_out) {
+        json_t *report =
+            json_pack("{s:s, s:s, s:i, s:s, s:s, s:b, s:s?, s:b}", "path", saved.path, "relay",
+                      saved.relay, "port", (int)saved.port, "user", saved.user, "identity",
+                      saved.identity, "identity_readable", identity_readable, "host_key",
+                      saved.host_key[0] != '\0' ? saved.host_key : NULL, "dropped_pin", drop_pin);
+        char *text =
+            report != NULL ? json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(report);
+        if (text == NULL) {
+            fprintf(stderr, PROGRAM " setup: out of memory\n");
+            return TL_EXIT_FAILURE;
+        }
+        printf("%s\n", text);
+        free(text);
+        return TL_EXIT_OK;
+    }
     printf("Wrote %s\n  relay:    %s\n  user:     %s\n  identity: %s\n  host key: %s\n", saved.path,
            address, saved.user, saved.identity,
-           saved.host_key[0] != '\0' ? saved.host_key
-                                     : "not pinned (the first connection shows it and asks)");
+           saved.host_key[0] != '\0'
+               ? saved.host_key
+               : "not pinned (~/.ssh/known_hosts, or the first connection shows it and asks)");
     if (drop_pin)
         printf("The key pinned for the previous relay was removed.\n");
-    if (access(saved.identity, R_OK) != 0)
+    if (!identity_readable)
         printf("Note: %s cannot be read yet (%s); create it with ssh-keygen -t ed25519 -f %s\n",
-               saved.identity, strerror(errno), saved.identity);
+               saved.identity, strerror(identity_errno), saved.identity);
     return TL_EXIT_OK;
 }
 
 /* ---- the table --------------------------------------------------------------------------- */
 
+/* The relay's commands (relay/commands.c) with the same words, usage and options. */
+#define SESSION_OPTIONS                                                                            \
+    "--reason TEXT\twhat the user is shown as the reason (default: the command itself)\n"          \
+    "--for DURATION\thow long the grant should last, 1m..24h: 90s, 15m, 1h30m\n"
+
 static const struct command commands[] = {
-    {"setup", setup_usage, "write the console's settings to its config file", cmd_setup},
-    {"tickets", "tickets [--tier N] [--status S] [--mine] [--json]", "list tickets", cmd_relay},
-    {"ticket", "ticket show|take|note|resolve T-N [TEXT...] [--json]", "read or change a ticket",
-     cmd_relay},
-    {"evidence", "evidence T-N [--json]", "list a ticket's evidence", cmd_evidence},
+    {"setup", setup_usage, "write the console's settings to its config file", cmd_setup,
+     "--relay HOST[:PORT]\tthe relay's SSH address (port 2222 if none)\n"
+     "--user NAME\tyour account on the relay\n"
+     "--identity FILE\tyour private key (default ~/.ssh/id_ed25519)\n"
+     "--host-key SHA256:...\tpin the relay's host key (tierline-relay init prints it)\n"
+     "--json\twhat the file now says, an object: path, relay, port, user, identity, "
+     "identity_readable, host_key (null if none), dropped_pin\n",
+     "tierline setup --relay relay.example.com:2222 --user bob\n"},
+    {"tickets", "tickets [--tier N] [--status S] [--assignee NAME] [--mine] [--json]",
+     "list tickets", cmd_relay,
+     "--tier N\tonly tickets at tier N, 0..4\n"
+     "--status S\tonly tickets with status S: new, open, waiting-user, waiting-vendor, "
+     "resolved, closed\n"
+     "--assignee NAME\tonly tickets assigned to the account NAME\n"
+     "--mine\tonly tickets assigned to you\n"
+     "--json\ta JSON array of objects: id, device, hostname, title, description, tier, status, "
+     "assignee (null if none), created, updated\n",
+     "tierline tickets --status open --tier 2\n"},
+    {"ticket show", "ticket show T-N [--json]",
+     "a ticket: what was already tried, evidence, timeline", cmd_relay,
+     "--json\tthe ticket as a JSON object, with already_tried, evidence and events\n",
+     "tierline ticket show T-1\n"},
+    {"ticket take", "ticket take T-N", "assign a ticket to yourself", cmd_relay, NULL,
+     "tierline ticket take T-1\n"},
+    {"ticket note", "ticket note T-N TEXT...", "add a note to a ticket", cmd_relay, NULL,
+     "tierline ticket note T-1 the print queue was stuck\n"},
+    {"ticket resolve", "ticket resolve T-N TEXT...", "resolve a ticket, saying how", cmd_relay,
+     NULL, "tierline ticket resolve T-1 restarted cups\n"},
+    {"evidence", "evidence T-N [--json]", "list a ticket's evidence", cmd_evidence,
+     "--json\ta JSON array of objects: hash, kind, name, size, created\n",
+     "tierline evidence T-1\n"},
     {"evidence get", "evidence get T-N SHA256 [-o FILE]",
-     "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence},
+     "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence,
+     "-o, --output FILE\twrite it to FILE (kept only when whole and its hash checks out)\n",
+     "tierline evidence get T-1 fbd45efc -o diagnostics.json\n"},
     {"diag", "diag T-N [--reason TEXT] [--for DURATION] [--json]",
-     "fresh diagnostics from the ticket's machine, kept as evidence", cmd_relay},
+     "fresh diagnostics from the ticket's machine, kept as evidence", cmd_relay,
+     SESSION_OPTIONS "--json\twhat was stored, as a JSON object\n",
+     "tierline diag T-1 --reason \"checking the network\"\n"},
     {"join", "join T-N [--observe] [--reason TEXT] [--for DURATION]",
-     "a shell on the machine in this terminal, or watch its shells", cmd_join},
+     "a shell on the machine in this terminal, or watch its shells", cmd_join,
+     "--observe\tonly watch the machine's shells (needs observe)\n" SESSION_OPTIONS,
+     "tierline join T-1\n"},
     {"run", "run T-N [--reason TEXT] [--for DURATION] -- COMMAND [ARGS...]",
-     "run a command on the machine (stdin is forwarded)", cmd_relay},
+     "run a command on the machine (stdin is forwarded)", cmd_relay,
+     SESSION_OPTIONS "--\tthe end of run's options: what follows is the command\n",
+     "tierline run T-1 -- systemctl status cups\n"},
     {"fix", "fix T-N RUNBOOK [NAME=VALUE...] [--reason TEXT] [--for DURATION]",
-     "run a runbook from the machine's catalogue", cmd_relay},
-    {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", cmd_relay},
-    {"whoami", "whoami [--json]", "your name, role, key and capabilities", cmd_relay},
-    {"help", "help", "the commands your role may use (the relay's answer)", cmd_relay},
+     "run a runbook from the machine's catalogue", cmd_relay, SESSION_OPTIONS,
+     "tierline fix T-1 flush-dns\n"},
+    {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", cmd_relay,
+     "--json\ta JSON array of objects: name, description, min_role, privileged, params\n",
+     "tierline runbooks T-1\n"},
+    {"whoami", "whoami [--json]", "your name, role, key and capabilities", cmd_relay,
+     "--json\tan object: name, role, key, capabilities\n", "tierline whoami\n"},
+    {"help", "help [--json]", "the commands your role may use (the relay's answer)", cmd_relay,
+     "--json\tan object: name, role, commands (each: name, usage, summary)\n", "tierline help\n"},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
@@ -394,7 +460,7 @@ static const char *help_text(void)
         "[--host-key SHA256:...] COMMAND [ARGS...]\n\n"
         "The Tierline console: the technician's and auditor's client for the relay's SSH\n"
         "front end. Every command runs on the relay; its output and exit status come back.\n\n"
-        "Commands:\n");
+        "Commands ('" PROGRAM " COMMAND --help' explains one):\n");
     for (size_t i = 0; i < COMMAND_COUNT && used < sizeof text; i++)
         used += (size_t)snprintf(text + used, sizeof text - used, "  %s\n      %s\n",
                                  commands[i].usage, commands[i].summary);
@@ -411,6 +477,63 @@ static const char *help_text(void)
                  "denied); 255 when the relay cannot be reached, its host key is not trusted or\n"
                  "it refuses the key; 2 for the console's own usage errors.\n");
     return text;
+}
+
+/* Finds the entry for argv: two-word names ("ticket show") first, as the relay does. */
+static const struct command *lookup(int argc, char **argv, int *words)
+{
+    for (size_t i = 0; argc >= 2 && i < COMMAND_COUNT; i++) {
+        size_t len = strlen(argv[0]);
+        if (strncmp(commands[i].name, argv[0], len) == 0 && commands[i].name[len] == ' ' &&
+            strcmp(commands[i].name + len + 1, argv[1]) == 0) {
+            *words = 2;
+            return &commands[i];
+        }
+    }
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (strcmp(commands[i].name, argv[0]) == 0) {
+            *words = 1;
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+static int in_group(const struct command *command, const char *group)
+{
+    size_t len = strlen(group);
+    return strncmp(command->name, group, len) == 0 && command->name[len] == ' ';
+}
+
+/* "ticket --help" lists the group's commands (exit 0); "ticket" alone or "ticket bogus" is a
+ * usage error (exit 2); any other word is an unknown command. */
+static int group_or_unknown(int argc, char **argv)
+{
+    int members = 0;
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        members += in_group(&commands[i], argv[0]);
+    if (members == 0)
+        return tl_cli_unknown(PROGRAM, argv[0]);
+    int help = tl_cli_wants_help(argc, argv, 1, -1, NULL);
+    FILE *out = help ? stdout : stderr;
+    if (!help && argc > 1)
+        fprintf(out, PROGRAM ": unknown command '%s %s'\n", argv[0], argv[1]);
+    else if (!help)
+        fprintf(out, PROGRAM ": '%s' needs one of its commands:\n", argv[0]);
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (in_group(&commands[i], argv[0]))
+            fprintf(out, "usage: " PROGRAM " %-40s %s\n", commands[i].usage, commands[i].summary);
+    fprintf(out, "'" PROGRAM " %s COMMAND --help' explains one.\n", argv[0]);
+    return help ? TL_EXIT_OK : TL_EXIT_USAGE;
+}
+
+/* Help words among the command's own: run's stop where the remote command starts. */
+static int asks_for_help(const struct command *command, int argc, char **argv, int words)
+{
+    static const char *const session_value_options[] = {"--reason", "--for", NULL};
+    if (command->run == cmd_relay && strcmp(command->name, "run") == 0)
+        return tl_cli_wants_help(argc, argv, words, 1, session_value_options);
+    return tl_cli_wants_help(argc, argv, words, -1, NULL);
 }
 
 /* ---- main -------------------------------------------------------------------------------- */
@@ -473,12 +596,16 @@ int main(int argc, char **argv)
     }
     int command_argc = argc - first;
     char **command_argv = argv + first;
-    const struct command *command = NULL;
-    for (size_t i = 0; i < COMMAND_COUNT && command == NULL; i++)
-        if (strcmp(commands[i].name, command_argv[0]) == 0)
-            command = &commands[i];
+    int words = 0;
+    const struct command *command = lookup(command_argc, command_argv, &words);
     if (command == NULL)
-        return tl_cli_unknown(PROGRAM, command_argv[0]);
+        return group_or_unknown(command_argc, command_argv);
+    /* Help from the table, before any setting is read or the relay is reached. */
+    if (asks_for_help(command, command_argc, command_argv, words)) {
+        tl_cli_help_t help = {command->usage, command->summary, command->options, command->example};
+        tl_cli_help_write(stdout, PROGRAM, &help);
+        return TL_EXIT_OK;
+    }
 
     /* Defaults, then the file, then the environment, then the command line. */
     int exists = 0;

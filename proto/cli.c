@@ -77,6 +77,87 @@ int tl_cli_parse(const char *program, const char *command, const char *usage, in
     return 0;
 }
 
+static int is_help_word(const char *word)
+{
+    return strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0;
+}
+
+static int takes_value(const char *const *value_options, const char *word)
+{
+    for (; value_options != NULL && *value_options != NULL; value_options++)
+        if (strcmp(*value_options, word) == 0)
+            return 1;
+    return 0;
+}
+
+int tl_cli_wants_help(int argc, char **argv, int first, int positional_max,
+                      const char *const *value_options)
+{
+    int positional = 0;
+    for (int i = first; i < argc; i++) {
+        const char *word = argv[i];
+        if (strcmp(word, "--") == 0)
+            return 0;
+        if (is_help_word(word))
+            return 1;
+        if (takes_value(value_options, word)) {
+            i++;
+            continue;
+        }
+        if (word[0] == '-' && word[1] == '-')
+            continue;
+        if (positional_max >= 0 && ++positional > positional_max)
+            return 0; /* another program's command line starts here */
+    }
+    return 0;
+}
+
+/* The width of the option column: the longest "--name VALUE", within reason. */
+static int option_width(const char *options)
+{
+    int width = (int)strlen("-h, --help");
+    for (const char *line = options; line != NULL && *line != '\0';) {
+        const char *tab = strchr(line, '\t'), *end = strchr(line, '\n');
+        if (end == NULL)
+            end = line + strlen(line);
+        if (tab != NULL && tab < end && tab - line > width && tab - line <= 30)
+            width = (int)(tab - line);
+        line = *end != '\0' ? end + 1 : end;
+    }
+    return width;
+}
+
+void tl_cli_help_write(FILE *out, const char *program, const tl_cli_help_t *help)
+{
+    fprintf(out, "usage: %s%s%s\n\n%s\n", program != NULL ? program : "",
+            program != NULL ? " " : "", help->usage, help->summary);
+    int width = option_width(help->options);
+    fprintf(out, "\nOptions:\n");
+    for (const char *line = help->options; line != NULL && *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        if (end == NULL)
+            end = line + strlen(line);
+        const char *tab = memchr(line, '\t', (size_t)(end - line));
+        if (tab == NULL)
+            fprintf(out, "  %.*s\n", (int)(end - line), line);
+        else
+            fprintf(out, "  %-*.*s  %.*s\n", width, (int)(tab - line), line, (int)(end - tab - 1),
+                    tab + 1);
+        line = *end != '\0' ? end + 1 : end;
+    }
+    fprintf(out, "  %-*s  %s\n", width, "-h, --help", "show this help and do nothing else");
+    if (help->example != NULL && help->example[0] != '\0') {
+        fprintf(out, "\nExample:\n");
+        for (const char *line = help->example; *line != '\0';) {
+            const char *end = strchr(line, '\n');
+            if (end == NULL)
+                end = line + strlen(line);
+            fprintf(out, "  %.*s\n", (int)(end - line), line);
+            line = *end != '\0' ? end + 1 : end;
+        }
+    }
+}
+
 int tl_cli_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
     if (text == NULL || *text == '\0' || strlen(text) > 19)

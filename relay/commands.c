@@ -1,5 +1,6 @@
 #include "proto/clock.h"
 #include "relay/commands.h"
+#include "proto/cli.h"
 #include "proto/err.h"
 #include "proto/log.h"
 #include "relay/roles.h"
@@ -33,6 +34,7 @@ struct cmd {
     char ticket_text[32];
     tl_ticket_filter_t filter;
     char status[16];
+    char assignee[65];
     char text[TL_NOTE_MAX + 1];
     char hash[65];
     /* session commands (relay/sessions.h) */
@@ -40,6 +42,7 @@ struct cmd {
     char *runbook_args[TL_SESSIONS_MAX_ARGS];
     int capability;          /* what the command needs, with its flags (join --observe) */
     const char *usage_error; /* a line to print before the usage line */
+    char usage_text[96];     /* room for a usage_error that names a word */
     int usage_error_only;    /* ... and no usage line after it */
     /* output built on the worker */
     char *out;
@@ -69,6 +72,9 @@ struct command {
      * asks for the observe capability instead (join). */
     int session_kind;
     int observe_flag;
+    /* For COMMAND --help (proto/cli.h): "--name VALUE<TAB>what it does\n" lines, and an example. */
+    const char *options;
+    const char *example;
 };
 
 static const char *str(json_t *object, const char *key)
@@ -125,23 +131,43 @@ static int join_words(char *out, size_t size, int argc, char **argv)
     return used > 0 ? 0 : TL_EINVAL;
 }
 
+/* tickets [--tier N] [--status S] [--assignee NAME] [--mine]: the same filters as
+ * tierline-relay tickets, and --mine. */
 static int parse_tickets(struct cmd *cmd, int argc, char **argv)
 {
     cmd->filter.tier = -1;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--tier") == 0 && i + 1 < argc) {
-            const char *t = argv[++i];
-            if (strlen(t) != 1 || t[0] < '0' || t[0] > '4')
+        const char *word = argv[i];
+        int has_value = i + 1 < argc;
+        if (strcmp(word, "--tier") == 0) {
+            const char *t = has_value ? argv[++i] : "";
+            if (strlen(t) != 1 || t[0] < '0' || t[0] > '4') {
+                cmd->usage_error = "--tier wants 0, 1, 2, 3 or 4";
                 return TL_EINVAL;
+            }
             cmd->filter.tier = t[0] - '0';
-        } else if (strcmp(argv[i], "--status") == 0 && i + 1 < argc) {
-            if (!tl_store_status_valid(argv[++i]))
+        } else if (strcmp(word, "--status") == 0) {
+            if (!has_value || !tl_store_status_valid(argv[++i])) {
+                cmd->usage_error = "--status wants new, open, waiting-user, waiting-vendor, "
+                                   "resolved or closed";
                 return TL_EINVAL;
+            }
             snprintf(cmd->status, sizeof cmd->status, "%s", argv[i]);
             cmd->filter.status = cmd->status;
-        } else if (strcmp(argv[i], "--mine") == 0) {
+        } else if (strcmp(word, "--assignee") == 0) {
+            if (!has_value || !tl_store_user_name_valid(argv[++i])) {
+                cmd->usage_error = "--assignee wants an account name (1-64 of a-z 0-9 . _ -, "
+                                   "starting with a letter)";
+                return TL_EINVAL;
+            }
+            snprintf(cmd->assignee, sizeof cmd->assignee, "%s", argv[i]);
+            cmd->filter.assignee = cmd->assignee;
+        } else if (strcmp(word, "--mine") == 0) {
             cmd->filter.assignee = cmd->tech.name;
         } else {
+            snprintf(cmd->usage_text, sizeof cmd->usage_text, "%s '%.60s'",
+                     word[0] == '-' ? "unknown option" : "unexpected argument", word);
+            cmd->usage_error = cmd->usage_text;
             return TL_EINVAL;
         }
     }
@@ -823,39 +849,66 @@ static void on_abort(tl_exec_t *exec, void *data)
 static int work_whoami(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err);
 static int work_help(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err);
 
+#define SESSION_OPTIONS                                                                            \
+    "--reason TEXT\twhat the user is shown as the reason (default: the command itself)\n"          \
+    "--for DURATION\thow long the grant should last, 1m..24h: 90s, 15m, 1h30m\n"
+
 static const struct command commands[] = {
-    {"tickets", "tickets [--tier N] [--status S] [--mine] [--json]", "list tickets",
-     TL_CAP_TICKETS_READ, parse_tickets, work_tickets, 0, 0},
+    {"tickets", "tickets [--tier N] [--status S] [--assignee NAME] [--mine] [--json]",
+     "list tickets", TL_CAP_TICKETS_READ, parse_tickets, work_tickets, 0, 0,
+     "--tier N\tonly tickets at tier N, 0..4\n"
+     "--status S\tonly tickets with status S: new, open, waiting-user, waiting-vendor, "
+     "resolved, closed\n"
+     "--assignee NAME\tonly tickets assigned to the account NAME\n"
+     "--mine\tonly tickets assigned to you\n"
+     "--json\ta JSON array of objects: id, device, hostname, title, description, tier, status, "
+     "assignee (null if none), created, updated\n",
+     "tickets --status open --tier 2\n"},
     {"ticket show", "ticket show T-N [--json]",
      "a ticket: what was already tried, evidence, timeline", TL_CAP_TICKETS_READ, parse_one_ticket,
-     work_ticket_show, 0, 0},
+     work_ticket_show, 0, 0,
+     "--json\tthe ticket as a JSON object, with already_tried, evidence and events\n",
+     "ticket show T-1\n"},
     {"ticket take", "ticket take T-N", "assign a ticket to yourself", TL_CAP_TICKET_TAKE,
-     parse_one_ticket, work_ticket_take, 0, 0},
+     parse_one_ticket, work_ticket_take, 0, 0, NULL, "ticket take T-1\n"},
     {"ticket note", "ticket note T-N TEXT...", "add a note to a ticket", TL_CAP_TICKET_NOTE,
-     parse_ticket_text, work_ticket_note, 0, 0},
+     parse_ticket_text, work_ticket_note, 0, 0, NULL,
+     "ticket note T-1 the print queue was stuck\n"},
     {"ticket resolve", "ticket resolve T-N TEXT...", "resolve a ticket, saying how",
-     TL_CAP_TICKET_RESOLVE, parse_ticket_text, work_ticket_resolve, 0, 0},
+     TL_CAP_TICKET_RESOLVE, parse_ticket_text, work_ticket_resolve, 0, 0, NULL,
+     "ticket resolve T-1 restarted cups\n"},
     {"evidence", "evidence T-N [--json]", "list a ticket's evidence", TL_CAP_TICKETS_READ,
-     parse_one_ticket, work_evidence_list, 0, 0},
+     parse_one_ticket, work_evidence_list, 0, 0,
+     "--json\ta JSON array of objects: hash, kind, name, size, created\n", "evidence T-1\n"},
     {"evidence get", "evidence get T-N SHA256-OR-PREFIX", "stream an evidence item to stdout",
-     TL_CAP_EVIDENCE_GET, parse_evidence_get, work_evidence_open, 0, 0},
+     TL_CAP_EVIDENCE_GET, parse_evidence_get, work_evidence_open, 0, 0, NULL,
+     "evidence get T-1 fbd45efc > diagnostics.json\n"},
     {"whoami", "whoami [--json]", "who you are and what your role allows", TL_CAP_TICKETS_READ,
-     parse_nothing, work_whoami, 0, 0},
-    {"help", "help", "the commands your role may use", TL_CAP_TICKETS_READ, parse_nothing,
-     work_help, 0, 0},
+     parse_nothing, work_whoami, 0, 0, "--json\tan object: name, role, key, capabilities\n",
+     "whoami\n"},
+    {"help", "help [--json]", "the commands your role may use", TL_CAP_TICKETS_READ, parse_nothing,
+     work_help, 0, 0, "--json\tan object: name, role, commands (each: name, usage, summary)\n",
+     "help\n"},
     /* Sessions on the ticket's machine, with the user's consent (relay/sessions.h). */
     {"diag", "diag T-N [--reason TEXT] [--for DURATION] [--json]",
      "fresh diagnostics from the machine, kept as evidence", TL_CAP_DIAG, parse_session_plain, NULL,
-     TL_SESSION_DIAG, 0},
+     TL_SESSION_DIAG, 0, SESSION_OPTIONS "--json\twhat was stored, as a JSON object\n",
+     "diag T-1 --reason \"checking the network\"\n"},
     {"run", "run T-N [--reason TEXT] [--for DURATION] -- COMMAND [ARGS...]",
-     "run a command on the machine", TL_CAP_RUN, parse_run, NULL, TL_SESSION_RUN, 0},
+     "run a command on the machine", TL_CAP_RUN, parse_run, NULL, TL_SESSION_RUN, 0,
+     SESSION_OPTIONS "--\tthe end of run's options: what follows is the command\n",
+     "run T-1 -- systemctl status cups\n"},
     {"join", "join T-N [--observe] [--reason TEXT] [--for DURATION]",
      "a shell on the machine (ssh -t), or watch its shells", TL_CAP_SHELL, parse_join, NULL,
-     TL_SESSION_JOIN, 1},
+     TL_SESSION_JOIN, 1,
+     "--observe\tonly watch the machine's shells (needs observe)\n" SESSION_OPTIONS, "join T-1\n"},
     {"fix", "fix T-N RUNBOOK [NAME=VALUE...] [--reason TEXT] [--for DURATION]",
-     "run a runbook from the machine's catalogue", TL_CAP_FIX, parse_fix, NULL, TL_SESSION_FIX, 0},
+     "run a runbook from the machine's catalogue", TL_CAP_FIX, parse_fix, NULL, TL_SESSION_FIX, 0,
+     SESSION_OPTIONS, "fix T-1 flush-dns\n"},
     {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", TL_CAP_FIX,
-     parse_session_plain, NULL, TL_SESSION_RUNBOOKS, 0},
+     parse_session_plain, NULL, TL_SESSION_RUNBOOKS, 0,
+     "--json\ta JSON array of objects: name, description, min_role, privileged, params\n",
+     "runbooks T-1\n"},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
@@ -884,14 +937,33 @@ static int work_whoami(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
     return 0;
 }
 
+static int may_use(const struct cmd *cmd, const struct command *command)
+{
+    return tl_role_can(cmd->role, command->capability) ||
+           (command->observe_flag && tl_role_can(cmd->role, TL_CAP_OBSERVE));
+}
+
 static int work_help(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 {
+    if (cmd->json) {
+        json_t *listing = json_array();
+        for (size_t i = 0; listing != NULL && i < COMMAND_COUNT; i++)
+            if (may_use(cmd, &commands[i]))
+                json_array_append_new(
+                    listing, json_pack("{s:s, s:s, s:s}", "name", commands[i].name, "usage",
+                                       commands[i].usage, "summary", commands[i].summary));
+        json_t *help = json_pack("{s:s, s:s, s:o?}", "name", cmd->tech.name, "role", cmd->tech.role,
+                                 "commands", listing);
+        int rc = help != NULL ? print_json_to(out, help) : TL_ENOMEM;
+        json_decref(help);
+        return rc;
+    }
     fprintf(out, "Commands for %s (%s):\n", cmd->tech.name, cmd->tech.role);
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
-        if (tl_role_can(cmd->role, commands[i].capability) ||
-            (commands[i].observe_flag && tl_role_can(cmd->role, TL_CAP_OBSERVE)))
+        if (may_use(cmd, &commands[i]))
             fprintf(out, "  %-44s %s\n", commands[i].usage, commands[i].summary);
     }
+    fprintf(out, "'COMMAND --help' explains one.\n");
     return 0;
 }
 
@@ -940,11 +1012,86 @@ static void denial_done(tl_job_t *job, int status)
     cmd_free(cmd);
 }
 
+/* Words that end run's options and take a value: help stops where run's command starts. */
+static const char *const session_value_options[] = {"--reason", "--for", NULL};
+
+static int asks_for_help(const struct command *command, int argc, char **argv, int words)
+{
+    if (command->session_kind == TL_SESSION_RUN)
+        return tl_cli_wants_help(argc, argv, words, 1, session_value_options);
+    return tl_cli_wants_help(argc, argv, words, -1, NULL);
+}
+
+/* Ends a command with what text holds (open_memstream over *bytes): stdout if status is 0. */
+static void finish_with(tl_exec_t *exec, FILE *text, char **bytes, size_t *len, int status)
+{
+    if (text != NULL && fclose(text) == 0 && *len > 0)
+        tl_exec_write(exec, status == 0 ? TL_EXEC_STDOUT : TL_EXEC_STDERR, *bytes, *len);
+    free(*bytes);
+    tl_exec_finish(exec, status);
+}
+
+/*
+ * COMMAND --help: the command's help from the table, and nothing else happens:
+ * no storage job, no audit entry, nothing reaches the machine. A command the
+ * role may not use still has its help, with a line saying so.
+ */
+static void answer_help(tl_exec_t *exec, const struct command *command, int role)
+{
+    char *bytes = NULL;
+    size_t len = 0;
+    FILE *text = open_memstream(&bytes, &len);
+    if (text != NULL) {
+        tl_cli_help_t help = {command->usage, command->summary, command->options, command->example};
+        tl_cli_help_write(text, NULL, &help);
+        int capability = command->capability;
+        if (!tl_role_can(role, capability) &&
+            !(command->observe_flag && tl_role_can(role, TL_CAP_OBSERVE)))
+            fprintf(text, "\nYour role (%s) may not use it: it needs %s.\n", tl_role_name(role),
+                    tl_capability_name(capability));
+    }
+    finish_with(exec, text, &bytes, &len, 0);
+}
+
+/* "ticket" alone, or "ticket --help": the group's commands. */
+static int answer_group(tl_exec_t *exec, int argc, char **argv)
+{
+    size_t prefix = strlen(argv[0]);
+    int members = 0;
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (strncmp(commands[i].name, argv[0], prefix) == 0 && commands[i].name[prefix] == ' ')
+            members++;
+    if (members == 0)
+        return 0;
+    int help = tl_cli_wants_help(argc, argv, 1, -1, NULL);
+    if (!help && argc > 1)
+        return 0; /* "ticket bogus": an unknown command */
+    char *bytes = NULL;
+    size_t len = 0;
+    FILE *text = open_memstream(&bytes, &len);
+    if (text != NULL) {
+        if (!help)
+            fprintf(text, "tierline: '%s' needs one of its commands:\n", argv[0]);
+        for (size_t i = 0; i < COMMAND_COUNT; i++)
+            if (strncmp(commands[i].name, argv[0], prefix) == 0 && commands[i].name[prefix] == ' ')
+                fprintf(text, "usage: %-40s %s\n", commands[i].usage, commands[i].summary);
+        fprintf(text, "'%s COMMAND --help' explains one.\n", argv[0]);
+    }
+    finish_with(exec, text, &bytes, &len, help ? 0 : 2);
+    return 1;
+}
+
 void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
 {
     const tl_technician_t *tech = tl_exec_technician(exec);
     int words = 0;
     const struct command *command = argc > 0 ? lookup(argc, argv, &words) : NULL;
+    if (command == NULL && argc > 0 && answer_group(exec, argc, argv))
+        return;
+    if (command != NULL && asks_for_help(command, argc, argv, words)) {
+        answer_help(exec, command, tl_role_parse(tech->role));
+        return;
+    }
     if (command == NULL) {
         tl_exec_printf(exec, TL_EXEC_STDERR,
                        "tierline: unknown command '%s'\nusage: COMMAND [ARGS]; 'help' lists the "

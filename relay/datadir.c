@@ -41,13 +41,18 @@ static int absent_or_empty(const char *root)
     return empty;
 }
 
-static int write_settings(const char *root, const char *listen)
+static int write_settings(const char *root, const char *listen, const char *ssh_listen)
 {
     char path[4096];
     int rc = tl_datadir_path(root, TL_DATADIR_SETTINGS, path, sizeof path);
     if (rc != 0)
         return rc;
     json_t *settings = json_pack("{s:i, s:s}", "version", 1, "listen", listen);
+    if (settings != NULL && ssh_listen != NULL &&
+        json_object_set_new(settings, "ssh_listen", json_string(ssh_listen)) != 0) {
+        json_decref(settings);
+        settings = NULL;
+    }
     if (settings == NULL)
         return TL_ENOMEM;
     int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
@@ -63,7 +68,8 @@ static int write_settings(const char *root, const char *listen)
     return rc;
 }
 
-int tl_datadir_init(const char *root, const char *listen, char *fingerprint_out)
+int tl_datadir_init(const char *root, const char *listen, const char *ssh_listen,
+                    char *fingerprint_out)
 {
     char path[4096];
     EVP_PKEY *key = NULL;
@@ -97,12 +103,17 @@ int tl_datadir_init(const char *root, const char *listen, char *fingerprint_out)
     if ((rc = tl_datadir_path(root, TL_DATADIR_EVIDENCE, path, sizeof path)) != 0 ||
         (rc = tl_evidence_store_open(path, NULL, &evidence)) != 0)
         goto out;
-    if ((rc = write_settings(root, listen)) != 0)
+    if ((rc = write_settings(root, listen, ssh_listen)) != 0)
         goto out;
     if ((rc = tl_datadir_path(root, TL_DATADIR_AUDIT, path, sizeof path)) != 0 ||
         (rc = tl_audit_open(path, &audit)) != 0)
         goto out;
     details = json_pack("{s:s, s:s}", "fingerprint", fingerprint_out, "listen", listen);
+    if (details != NULL && ssh_listen != NULL &&
+        json_object_set_new(details, "ssh_listen", json_string(ssh_listen)) != 0) {
+        json_decref(details);
+        details = NULL;
+    }
     if (details == NULL) {
         rc = TL_ENOMEM;
         goto out;
@@ -120,7 +131,8 @@ out:
     return rc;
 }
 
-int tl_datadir_listen(const char *root, char *out, size_t size)
+/* The string setting key of DATA/relay.json into out; TL_ENOTFOUND if it is not there. */
+static int read_setting(const char *root, const char *key, char *out, size_t size)
 {
     char path[4096];
     int rc = tl_datadir_path(root, TL_DATADIR_SETTINGS, path, sizeof path);
@@ -130,12 +142,27 @@ int tl_datadir_listen(const char *root, char *out, size_t size)
     json_t *settings = json_load_file(path, JSON_REJECT_DUPLICATES, &error);
     if (settings == NULL)
         return access(path, F_OK) == 0 ? TL_EINVAL : -ENOENT;
-    const char *listen = json_string_value(json_object_get(settings, "listen"));
-    rc = listen != NULL && strlen(listen) < size ? 0 : TL_EINVAL;
+    json_t *value = json_object_get(settings, key);
+    const char *text = json_string_value(value);
+    if (value == NULL)
+        rc = TL_ENOTFOUND;
+    else
+        rc = text != NULL && strlen(text) < size ? 0 : TL_EINVAL;
     if (rc == 0)
-        strcpy(out, listen);
+        strcpy(out, text);
     json_decref(settings);
     return rc;
+}
+
+int tl_datadir_listen(const char *root, char *out, size_t size)
+{
+    int rc = read_setting(root, "listen", out, size);
+    return rc == TL_ENOTFOUND ? TL_EINVAL : rc;
+}
+
+int tl_datadir_ssh_listen(const char *root, char *out, size_t size)
+{
+    return read_setting(root, "ssh_listen", out, size);
 }
 
 int tl_datadir_fingerprint(const char *root, char *out)

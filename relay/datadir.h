@@ -8,7 +8,7 @@
  *   DATA/relay.db       SQLite store (WAL): devices, codes, tickets
  *   DATA/audit.log      hash-chained audit log (docs/audit-format.md)
  *   DATA/evidence/      content-addressed evidence objects
- *   DATA/relay.json     settings chosen at init (listen address)
+ *   DATA/relay.json     settings chosen at init (listen addresses)
  */
 #ifndef TL_DATADIR_H
 #define TL_DATADIR_H
@@ -30,13 +30,19 @@ int tl_datadir_path(const char *root, const char *name, char *out, size_t size);
 /*
  * Creates a new data directory (0700) with key, certificate, store, audit log
  * (first entry: relay.init) and evidence directory. TL_EEXIST if root exists
- * and is not empty: an existing relay is never overwritten. fingerprint_out
- * (TL_FINGERPRINT_LEN bytes) receives the relay key's fingerprint.
+ * and is not empty: an existing relay is never overwritten. ssh_listen is the
+ * technicians' SSH address `serve` uses when given none (NULL: no SSH unless
+ * `serve --ssh-listen`). fingerprint_out (TL_FINGERPRINT_LEN bytes) receives
+ * the relay key's fingerprint.
  */
-int tl_datadir_init(const char *root, const char *listen, char *fingerprint_out);
+int tl_datadir_init(const char *root, const char *listen, const char *ssh_listen,
+                    char *fingerprint_out);
 
 /* The listen address recorded at init, into out. */
 int tl_datadir_listen(const char *root, char *out, size_t size);
+
+/* The SSH listen address recorded at init, into out; TL_ENOTFOUND if none was. */
+int tl_datadir_ssh_listen(const char *root, char *out, size_t size);
 
 /* The relay key's fingerprint. */
 int tl_datadir_fingerprint(const char *root, char *out);

@@ -1,9 +1,11 @@
 /*
  * tierline-relay: the command table and its dispatcher.
  *
- * Each command is one entry { name, usage, summary, run }; --help is built
- * from the same table. Admin views read the store directly (SQLite allows
- * them while `serve` runs).
+ * Each command is one entry { name, usage, summary, run, options, example };
+ * the program's --help and each command's --help are built from the same
+ * table, and the dispatcher answers a command's --help before running it.
+ * Admin views read the store directly (SQLite allows them while `serve`
+ * runs); every listing and report takes --json.
  */
 #include "proto/clock.h"
 #include "proto/addr.h"
@@ -20,6 +22,7 @@
 #include "relay/store.h"
 #include "tl_version.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -34,6 +37,8 @@ struct command {
     const char *usage;
     const char *summary;
     int (*run)(const struct command *cmd, int argc, char **argv);
+    const char *options; /* for --help: "--name VALUE<TAB>what it does\n" lines */
+    const char *example; /* for --help: whole command lines */
 };
 
 static int fail(const char *what, int rc)
@@ -74,9 +79,13 @@ static int print_json(json_t *value)
 
 static int cmd_init(const struct command *cmd, int argc, char **argv)
 {
-    const char *data = NULL, *listen = TL_RELAY_DEFAULT_LISTEN, *positional[1];
-    int count;
-    tl_cli_option_t options[] = {{"data", &data, NULL}, {"listen", &listen, NULL}, {0}};
+    const char *data = NULL, *listen = TL_RELAY_DEFAULT_LISTEN, *ssh_listen = NULL, *positional[1];
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {{"data", &data, NULL},
+                                 {"listen", &listen, NULL},
+                                 {"ssh-listen", &ssh_listen, NULL},
+                                 {"json", NULL, &json_out},
+                                 {0}};
     int status =
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
     if (status != 0 || (status = need_data(cmd, data)) != 0)
@@ -86,8 +95,16 @@ static int cmd_init(const struct command *cmd, int argc, char **argv)
         fprintf(stderr, PROGRAM " init: bad --listen '%s' (want ADDR:PORT)\n", listen);
         return TL_EXIT_USAGE;
     }
+    if (ssh_listen != NULL && tl_addr_parse(ssh_listen, &address) != 0) {
+        fprintf(stderr, PROGRAM " init: bad --ssh-listen '%s' (want ADDR:PORT)\n", ssh_listen);
+        return TL_EXIT_USAGE;
+    }
+    if (ssh_listen != NULL && strcmp(ssh_listen, listen) == 0) {
+        fprintf(stderr, PROGRAM " init: --ssh-listen must differ from --listen (%s)\n", listen);
+        return TL_EXIT_USAGE;
+    }
     char fingerprint[TL_FINGERPRINT_LEN];
-    int rc = tl_datadir_init(data, listen, fingerprint);
+    int rc = tl_datadir_init(data, listen, ssh_listen, fingerprint);
     if (rc == TL_EEXIST) {
         fprintf(stderr,
                 PROGRAM " init: %s already holds a relay (or other files); refusing to "
@@ -97,9 +114,18 @@ static int cmd_init(const struct command *cmd, int argc, char **argv)
     }
     if (rc != 0)
         return fail("init", rc);
+    if (json_out) {
+        json_t *report = json_pack("{s:s, s:s, s:s, s:s?}", "data", data, "fingerprint",
+                                   fingerprint, "listen", listen, "ssh_listen", ssh_listen);
+        status = report != NULL ? print_json(report) : fail("init", TL_ENOMEM);
+        json_decref(report);
+        return status;
+    }
     printf("Relay initialised in %s\n", data);
     printf("  key fingerprint: %s\n", fingerprint);
     printf("  agent listener:  %s\n", listen);
+    if (ssh_listen != NULL)
+        printf("  SSH listener:    %s (technicians)\n", ssh_listen);
     printf("Next: " PROGRAM " serve --data %s\n", data);
     return TL_EXIT_OK;
 }
@@ -126,6 +152,15 @@ static int cmd_serve(const struct command *cmd, int argc, char **argv)
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
     if (status != 0 || (status = need_data(cmd, data)) != 0)
         return status;
+    /* The SSH address chosen at init serves technicians unless --ssh-listen says otherwise. */
+    char stored_ssh_listen[128];
+    if (ssh_listen == NULL) {
+        int rc = tl_datadir_ssh_listen(data, stored_ssh_listen, sizeof stored_ssh_listen);
+        if (rc == 0)
+            ssh_listen = stored_ssh_listen;
+        else if (rc != TL_ENOTFOUND && rc != -ENOENT)
+            return fail("reading the relay settings", rc);
+    }
     tl_relay_config_t config = {.data_dir = data, .listen = listen, .ssh_listen = ssh_listen};
     uint64_t value;
     if (heartbeat != NULL) {
@@ -183,10 +218,14 @@ static int cmd_enroll_code(const struct command *cmd, int argc, char **argv)
 {
     const char *data = NULL, *ttl = "15m", *note = "", *address = NULL, *count_text = "1",
                *positional[1];
-    int count;
-    tl_cli_option_t options[] = {{"data", &data, NULL},        {"ttl", &ttl, NULL},
-                                 {"note", &note, NULL},        {"address", &address, NULL},
-                                 {"count", &count_text, NULL}, {0}};
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {{"data", &data, NULL},
+                                 {"ttl", &ttl, NULL},
+                                 {"note", &note, NULL},
+                                 {"address", &address, NULL},
+                                 {"count", &count_text, NULL},
+                                 {"json", NULL, &json_out},
+                                 {0}};
     int status =
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
     if (status != 0 || (status = need_data(cmd, data)) != 0)
@@ -227,14 +266,16 @@ static int cmd_enroll_code(const struct command *cmd, int argc, char **argv)
 
     /* All codes in one transaction and one audit batch: all or none. */
     char(*made)[TL_ENROLL_CODE_LEN] = calloc(codes, sizeof *made);
+    int64_t *code_ids = calloc(codes, sizeof *code_ids);
     tl_audit_entry_t *entries = calloc(codes, sizeof *entries);
+    json_t *listing = json_out ? json_array() : NULL;
     tl_store_t *store = NULL;
     tl_audit_t *audit = NULL;
     char path[4096];
     int64_t now = tl_wall_ms();
     int in_transaction = 0;
     size_t done = 0;
-    if (made == NULL || entries == NULL) {
+    if (made == NULL || code_ids == NULL || entries == NULL || (json_out && listing == NULL)) {
         rc = TL_ENOMEM;
         goto out;
     }
@@ -250,6 +291,7 @@ static int cmd_enroll_code(const struct command *cmd, int argc, char **argv)
             (rc = tl_enroll_code_hash(made[done], hash)) != 0 ||
             (rc = tl_store_code_add(store, hash, now, now + (int64_t)ttl_ms, note, &code_id)) != 0)
             goto out;
+        code_ids[done] = code_id;
         /* The code itself never reaches the audit log: only its id and expiry. */
         entries[done] = (tl_audit_entry_t){
             .actor = "admin",
@@ -281,6 +323,14 @@ out:
             memcpy(enrollment.code, made[i], sizeof enrollment.code);
             if ((rc = tl_enrollment_format(&enrollment, text, sizeof text)) != 0)
                 break;
+            if (json_out) {
+                json_t *item = json_pack("{s:s, s:I, s:I, s:s}", "enrollment", text, "code_id",
+                                         (json_int_t)code_ids[i], "expires",
+                                         (json_int_t)(now + (int64_t)ttl_ms), "note", note);
+                if (item == NULL || json_array_append_new(listing, item) != 0)
+                    rc = TL_ENOMEM;
+                continue;
+            }
             printf("%s\n", text);
             if (codes == 1)
                 fprintf(stderr,
@@ -290,9 +340,13 @@ out:
         }
     }
     free(made);
+    free(code_ids);
+    if (rc == 0 && json_out)
+        rc = print_json(listing) == TL_EXIT_OK ? 0 : TL_ENOMEM;
+    json_decref(listing);
     if (rc != 0)
         return fail("enroll-code", rc);
-    if (codes > 1)
+    if (codes > 1 && !json_out)
         fprintf(stderr, "%llu codes, one per line, each single use; they expire in %s.\n",
                 (unsigned long long)codes, ttl);
     return TL_EXIT_OK;
@@ -342,38 +396,66 @@ static int cmd_devices(const struct command *cmd, int argc, char **argv)
     return status;
 }
 
+/* The technicians' filters (docs/technicians.md): --tier, --status, --assignee. */
 static int cmd_tickets(const struct command *cmd, int argc, char **argv)
 {
-    const char *data = NULL, *positional[1];
+    const char *data = NULL, *tier = NULL, *status_filter = NULL, *assignee = NULL, *positional[1];
     int json_out = 0, count;
-    tl_cli_option_t options[] = {{"data", &data, NULL}, {"json", NULL, &json_out}, {0}};
+    tl_cli_option_t options[] = {
+        {"data", &data, NULL},         {"tier", &tier, NULL},     {"status", &status_filter, NULL},
+        {"assignee", &assignee, NULL}, {"json", NULL, &json_out}, {0}};
     int status =
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
     if (status != 0 || (status = need_data(cmd, data)) != 0)
         return status;
+    tl_ticket_filter_t filter = {.tier = -1, .status = status_filter, .assignee = assignee};
+    uint64_t value;
+    if (tier != NULL) {
+        if (tl_cli_parse_uint(tier, 0, 4, &value) != 0) {
+            fprintf(stderr, PROGRAM " tickets: --tier wants 0, 1, 2, 3 or 4, not '%s'\n", tier);
+            return TL_EXIT_USAGE;
+        }
+        filter.tier = (int)value;
+    }
+    if (status_filter != NULL && !tl_store_status_valid(status_filter)) {
+        fprintf(stderr,
+                PROGRAM " tickets: --status wants new, open, waiting-user, waiting-vendor, "
+                        "resolved or closed, not '%s'\n",
+                status_filter);
+        return TL_EXIT_USAGE;
+    }
+    if (assignee != NULL && !tl_store_user_name_valid(assignee)) {
+        fprintf(stderr,
+                PROGRAM " tickets: --assignee wants an account name (1-64 of a-z 0-9 . _ -, "
+                        "starting with a letter), not '%s'\n",
+                assignee);
+        return TL_EXIT_USAGE;
+    }
     tl_store_t *store = NULL;
     json_t *tickets = NULL;
     int rc = open_store(data, &store);
     if (rc == 0)
-        rc = tl_store_tickets_list(store, &tickets);
+        rc = tl_store_tickets_query(store, &filter, &tickets);
     tl_store_close(store);
     if (rc != 0)
         return fail("tickets", rc);
     if (json_out) {
         status = print_json(tickets);
     } else {
-        printf("%-7s %-4s %-13s %-6s %-16s %-20s %s\n", "ID", "TIER", "STATUS", "DEVICE",
-               "HOSTNAME", "UPDATED", "TITLE");
+        printf("%-7s %-4s %-14s %-12s %-6s %-16s %-20s %s\n", "ID", "TIER", "STATUS", "ASSIGNEE",
+               "DEVICE", "HOSTNAME", "UPDATED", "TITLE");
         size_t i;
         json_t *t;
         json_array_foreach(tickets, i, t)
         {
             char updated[32];
             tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
-            printf("%-7s %-4" JSON_INTEGER_FORMAT " %-13s %-6s %-16.16s %-20s %s\n",
+            json_t *assigned = json_object_get(t, "assignee");
+            printf("%-7s %-4" JSON_INTEGER_FORMAT " %-14s %-12.12s %-6s %-16.16s %-20s %s\n",
                    json_string_value(json_object_get(t, "id")),
                    json_integer_value(json_object_get(t, "tier")),
                    json_string_value(json_object_get(t, "status")),
+                   json_is_string(assigned) ? json_string_value(assigned) : "-",
                    json_string_value(json_object_get(t, "device")),
                    json_string_value(json_object_get(t, "hostname")), updated,
                    json_string_value(json_object_get(t, "title")));
@@ -466,8 +548,8 @@ static int cmd_ticket(const struct command *cmd, int argc, char **argv)
 static int cmd_audit_verify(const struct command *cmd, int argc, char **argv)
 {
     const char *data = NULL, *positional[1];
-    int count;
-    tl_cli_option_t options[] = {{"data", &data, NULL}, {0}};
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {{"data", &data, NULL}, {"json", NULL, &json_out}, {0}};
     int status =
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
     if (status != 0 || (status = need_data(cmd, data)) != 0)
@@ -477,7 +559,24 @@ static int cmd_audit_verify(const struct command *cmd, int argc, char **argv)
         return fail("audit-verify", TL_EINVAL);
     tl_audit_report_t report;
     int rc = tl_audit_verify(path, &report);
-    tl_audit_report_print(&report, rc, rc == 0 ? stdout : stderr);
+    if (json_out) {
+        /* The verdict on stdout either way; the exit status says it too. */
+        json_t *verdict = json_pack(
+            "{s:b, s:s, s:I, s:s, s:I, s:I, s:I, s:s?}", "ok", rc == 0, "verdict",
+            rc == 0           ? "ok"
+            : rc == TL_EPROTO ? "broken"
+                              : "unreadable",
+            "entries", (json_int_t)report.entries, "last_hash", report.last_hash, "bad_line",
+            (json_int_t)report.bad_line, "bad_seq", (json_int_t)report.bad_seq,
+            "partial_tail_bytes", (json_int_t)report.partial_tail_bytes, "reason",
+            report.reason[0] != '\0' ? report.reason : NULL);
+        status = verdict != NULL ? print_json(verdict) : fail("audit-verify", TL_ENOMEM);
+        json_decref(verdict);
+        if (status != TL_EXIT_OK)
+            return status;
+    } else {
+        tl_audit_report_print(&report, rc, rc == 0 ? stdout : stderr);
+    }
     return rc == 0 ? TL_EXIT_OK : TL_EXIT_FAILURE;
 }
 
@@ -622,21 +721,47 @@ static int cmd_user(const struct command *cmd, int argc, char **argv)
 static int cmd_roles(const struct command *cmd, int argc, char **argv)
 {
     const char *positional[1];
-    int markdown = 0, count;
-    tl_cli_option_t options[] = {{"markdown", NULL, &markdown}, {0}};
+    int markdown = 0, json_out = 0, count;
+    tl_cli_option_t options[] = {{"markdown", NULL, &markdown}, {"json", NULL, &json_out}, {0}};
     int status =
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
     if (status != 0)
         return status;
-    tl_roles_write_markdown(stdout);
-    return TL_EXIT_OK;
+    if (markdown && json_out) {
+        fprintf(stderr, PROGRAM " roles: --markdown or --json, not both\nusage: " PROGRAM " %s\n",
+                cmd->usage);
+        return TL_EXIT_USAGE;
+    }
+    if (!json_out) {
+        tl_roles_write_markdown(stdout);
+        return TL_EXIT_OK;
+    }
+    json_t *table = json_pack("{s:[], s:[]}", "roles", "capabilities");
+    json_t *roles = json_object_get(table, "roles");
+    json_t *capabilities = json_object_get(table, "capabilities");
+    int rc = table != NULL ? 0 : TL_ENOMEM;
+    for (int r = 0; rc == 0 && r < TL_ROLE_COUNT; r++)
+        rc = json_array_append_new(roles, json_string(tl_role_name(r))) == 0 ? 0 : TL_ENOMEM;
+    for (int c = 0; rc == 0 && c < TL_CAP_COUNT; c++) {
+        json_t *allowed = json_array();
+        for (int r = 0; allowed != NULL && r < TL_ROLE_COUNT; r++)
+            if (tl_role_can(r, c))
+                json_array_append_new(allowed, json_string(tl_role_name(r)));
+        json_t *entry = json_pack("{s:s, s:s, s:o?}", "name", tl_capability_name(c), "summary",
+                                  tl_capability_summary(c), "roles", allowed);
+        rc = entry != NULL && json_array_append_new(capabilities, entry) == 0 ? 0 : TL_ENOMEM;
+    }
+    status = rc == 0 ? print_json(table) : fail("roles", rc);
+    json_decref(table);
+    return status;
 }
 
 static int cmd_host_key(const struct command *cmd, int argc, char **argv)
 {
     const char *data = NULL, *known_hosts = NULL, *positional[1];
-    int count;
-    tl_cli_option_t options[] = {{"data", &data, NULL}, {"known-hosts", &known_hosts, NULL}, {0}};
+    int json_out = 0, count;
+    tl_cli_option_t options[] = {
+        {"data", &data, NULL}, {"known-hosts", &known_hosts, NULL}, {"json", NULL, &json_out}, {0}};
     int status =
         tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional, 0, &count);
     if (status != 0 || (status = need_data(cmd, data)) != 0)
@@ -655,54 +780,141 @@ static int cmd_host_key(const struct command *cmd, int argc, char **argv)
     if ((rc = tl_datadir_path(data, TL_DATADIR_KEY, path, sizeof path)) == 0 &&
         (rc = tl_key_load(path, &key)) == 0)
         rc = tl_key_ssh_public(key, "tierline-relay", &line);
+    char fingerprint[TL_FINGERPRINT_LEN], known_line[TL_ADDR_HOST_MAX + 16];
+    if (rc == 0)
+        rc = tl_fingerprint(key, fingerprint);
     EVP_PKEY_free(key);
-    if (rc != 0)
+    if (rc != 0) {
+        free(line);
         return fail("host-key", rc);
+    }
     if (known_hosts == NULL)
-        printf("%s\n", line);
+        known_line[0] = '\0';
     else if (port == 22)
-        printf("%s %s\n", host, line);
+        snprintf(known_line, sizeof known_line, "%s ", host);
     else
-        printf("[%s]:%u %s\n", host, (unsigned)port, line);
+        snprintf(known_line, sizeof known_line, "[%s]:%u ", host, (unsigned)port);
+    if (json_out) {
+        json_t *report = json_pack("{s:s, s:s}", "key", line, "fingerprint", fingerprint);
+        size_t entry_size = strlen(known_line) + strlen(line) + 1;
+        char *entry = known_hosts != NULL ? malloc(entry_size) : NULL;
+        if (entry != NULL)
+            snprintf(entry, entry_size, "%s%s", known_line, line);
+        if (report != NULL && known_hosts != NULL &&
+            (entry == NULL ||
+             json_object_set_new(report, "known_hosts", json_string(entry)) != 0)) {
+            json_decref(report);
+            report = NULL;
+        }
+        free(entry);
+        status = report != NULL ? print_json(report) : fail("host-key", TL_ENOMEM);
+        json_decref(report);
+    } else {
+        printf("%s%s\n", known_line, line);
+    }
     free(line);
-    return TL_EXIT_OK;
+    return status;
 }
 
 /* ---- the table ----------------------------------------------------------------------- */
 
 static const struct command commands[] = {
-    {"init", "init --data DIR [--listen ADDR:PORT]",
-     "create a relay: key, certificate, store, audit log", cmd_init},
+    {"init", "init --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--json]",
+     "create a relay: key, certificate, store, audit log", cmd_init,
+     "--data DIR\tthe new relay's folder (created; must be missing or empty)\n"
+     "--listen ADDR:PORT\twhere agents connect (default " TL_RELAY_DEFAULT_LISTEN ")\n"
+     "--ssh-listen ADDR:PORT\twhere technicians connect over SSH; serve uses it from then on\n"
+     "--json\tan object: data, fingerprint, listen, ssh_listen (null if none)\n",
+     "tierline-relay init --data /var/lib/tierline --listen 0.0.0.0:7443 --ssh-listen "
+     "0.0.0.0:2222\n"},
     {"serve",
      "serve --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--heartbeat-ms N] "
      "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
      "[--ssh-auth-timeout-ms N] [--log-level LEVEL]",
-     "accept agents over mutual TLS 1.3, and technicians over SSH with --ssh-listen", cmd_serve},
+     "accept agents over mutual TLS 1.3, and technicians over SSH (the address chosen at init, "
+     "or --ssh-listen)",
+     cmd_serve,
+     "--data DIR\tthe relay's folder (from init)\n"
+     "--listen ADDR:PORT\tagents' address instead of the one chosen at init\n"
+     "--ssh-listen ADDR:PORT\ttechnicians' SSH address instead of the one chosen at init\n"
+     "--heartbeat-ms N\thow often agents are pinged, 50..3600000\n"
+     "--handshake-timeout-ms N\thow long a TLS handshake may take, 50..600000\n"
+     "--ssh-max-connections N\tSSH connections at most, 1..65536 (default 256)\n"
+     "--ssh-preauth-per-address N\tconnections one address may hold before logging in, "
+     "1..1024 (default 32)\n"
+     "--ssh-auth-timeout-ms N\thow long an SSH client has to log in, 1000..600000 "
+     "(default 20000)\n"
+     "--log-level LEVEL\tdebug, info, warn or error\n",
+     "tierline-relay serve --data /var/lib/tierline &\n"},
     {"enroll-code",
-     "enroll-code --data DIR [--ttl 15m] [--note TEXT] [--address HOST:PORT] [--count N]",
+     "enroll-code --data DIR [--ttl 15m] [--note TEXT] [--address HOST:PORT] [--count N] [--json]",
      "print a one-time enrollment string for a new agent (--count N: N of them, one per line, "
      "up to 10000)",
-     cmd_enroll_code},
-    {"devices", "devices --data DIR [--json]", "list enrolled devices", cmd_devices},
-    {"tickets", "tickets --data DIR [--json]", "list tickets", cmd_tickets},
+     cmd_enroll_code,
+     "--data DIR\tthe relay's folder\n"
+     "--ttl DURATION\thow long the strings stay valid: 90s, 15m, 2h, at most 30d (default 15m)\n"
+     "--note TEXT\ta note kept with each code (who it is for)\n"
+     "--address HOST:PORT\tthe address agents reach (default: the one chosen at init)\n"
+     "--count N\thow many strings, 1..10000 (default 1)\n"
+     "--json\ta JSON array of objects: enrollment, code_id, expires (ms since 1970), note\n",
+     "tierline-relay enroll-code --data /var/lib/tierline --address relay.example.com:7443 "
+     "--ttl 15m\n"},
+    {"devices", "devices --data DIR [--json]", "list enrolled devices", cmd_devices,
+     "--data DIR\tthe relay's folder\n"
+     "--json\ta JSON array of objects: id, fingerprint, hostname, os, first_seen, last_seen, "
+     "online\n",
+     "tierline-relay devices --data /var/lib/tierline\n"},
+    {"tickets", "tickets --data DIR [--tier N] [--status S] [--assignee NAME] [--json]",
+     "list tickets with their assignees, optionally only some", cmd_tickets,
+     "--data DIR\tthe relay's folder\n"
+     "--tier N\tonly tickets at tier N, 0..4\n"
+     "--status S\tonly tickets with status S: new, open, waiting-user, waiting-vendor, "
+     "resolved, closed\n"
+     "--assignee NAME\tonly tickets assigned to the account NAME\n"
+     "--json\ta JSON array of objects: id, device, hostname, title, description, tier, status, "
+     "assignee (null if none), created, updated\n",
+     "tierline-relay tickets --data /var/lib/tierline --status open --assignee bob\n"},
     {"ticket", "ticket show T-N --data DIR [--json]",
-     "show a ticket with its evidence and timeline", cmd_ticket},
-    {"audit-verify", "audit-verify --data DIR", "verify the audit log's hash chain",
-     cmd_audit_verify},
+     "show a ticket with its evidence and timeline", cmd_ticket,
+     "--data DIR\tthe relay's folder\n"
+     "--json\tthe ticket as a JSON object, with its evidence and events\n",
+     "tierline-relay ticket show T-1 --data /var/lib/tierline\n"},
+    {"audit-verify", "audit-verify --data DIR [--json]", "verify the audit log's hash chain",
+     cmd_audit_verify,
+     "--data DIR\tthe relay's folder\n"
+     "--json\tthe verdict, an object: ok, verdict, entries, last_hash, bad_line, bad_seq, "
+     "partial_tail_bytes, reason (null if it verified)\n",
+     "tierline-relay audit-verify --data /var/lib/tierline\n"},
     {"user",
      "user add NAME --role tier1|tier2|tier3|tier4|auditor|admin --key PUBKEY-FILE --data DIR | "
      "user list [--json] --data DIR | user disable NAME --data DIR | user remove NAME --data DIR",
-     "manage technicians and auditors (SSH public keys)", cmd_user},
-    {"roles", "roles [--markdown]", "print the capabilities table (docs/roles.md)", cmd_roles},
-    {"host-key", "host-key --data DIR [--known-hosts HOST:PORT]",
-     "print the relay's SSH host key (as a known_hosts line with --known-hosts)", cmd_host_key},
+     "manage technicians and auditors (SSH public keys)", cmd_user,
+     "--data DIR\tthe relay's folder\n"
+     "--role ROLE\tadd: tier1, tier2, tier3, tier4, auditor or admin (docs/roles.md)\n"
+     "--key PUBKEY-FILE\tadd: the person's OpenSSH public key (ssh-keygen -t ed25519)\n"
+     "--json\tlist: a JSON array of objects: id, name, role, public_key, fingerprint, disabled, "
+     "created\n",
+     "tierline-relay user add bob --role tier2 --key bob.pub --data /var/lib/tierline\n"
+     "tierline-relay user list --data /var/lib/tierline\n"},
+    {"roles", "roles [--markdown] [--json]", "print the capabilities table (docs/roles.md)",
+     cmd_roles,
+     "--markdown\tthe table as Markdown (the default)\n"
+     "--json\tan object: roles, capabilities (each: name, summary, roles)\n",
+     "tierline-relay roles --json\n"},
+    {"host-key", "host-key --data DIR [--known-hosts HOST:PORT] [--json]",
+     "print the relay's SSH host key (as a known_hosts line with --known-hosts)", cmd_host_key,
+     "--data DIR\tthe relay's folder\n"
+     "--known-hosts HOST:PORT\tprint a known_hosts line for technicians who reach it there\n"
+     "--json\tan object: key, fingerprint, known_hosts (with --known-hosts)\n",
+     "tierline-relay host-key --data /var/lib/tierline --known-hosts relay.example.com:2222 > "
+     "relay.known_hosts\n"},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
 static char *help_text(void)
 {
-    static char text[4096];
+    static char text[8192];
     size_t used = (size_t)snprintf(text, sizeof text,
                                    "usage: " PROGRAM " COMMAND [OPTIONS]\n\n"
                                    "The Tierline relay: accepts agents over mutual TLS 1.3 and "
@@ -713,7 +925,8 @@ static char *help_text(void)
                                  commands[i].name, commands[i].summary, PROGRAM, commands[i].usage);
     if (used < sizeof text)
         snprintf(text + used, sizeof text - used,
-                 "\n--help and --version print this text and the version.\n");
+                 "\n--help and --version print this text and the version; "
+                 "'" PROGRAM " COMMAND --help'\nexplains one command.\n");
     return text;
 }
 
@@ -722,8 +935,17 @@ int main(int argc, char **argv)
     int status = tl_cli_common(argc, argv, PROGRAM, help_text());
     if (status >= 0)
         return status;
-    for (size_t i = 0; i < COMMAND_COUNT; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(&commands[i], argc, argv);
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        const struct command *cmd = &commands[i];
+        if (strcmp(argv[1], cmd->name) != 0)
+            continue;
+        /* Help is answered here, before the command reads or changes anything. */
+        if (tl_cli_wants_help(argc, argv, 2, -1, NULL)) {
+            tl_cli_help_t help = {cmd->usage, cmd->summary, cmd->options, cmd->example};
+            tl_cli_help_write(stdout, PROGRAM, &help);
+            return TL_EXIT_OK;
+        }
+        return cmd->run(cmd, argc, argv);
+    }
     return tl_cli_unknown(PROGRAM, argv[1]);
 }

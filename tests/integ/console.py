@@ -266,7 +266,9 @@ def case_exit_statuses_pass_through():
     check("unknown command 'no-such-command'" in err and out == b"", "unknown: %r" % err)
     check(relay.exec_lines() == [], "an unknown command reached the relay")
     out, err = expect(console("ticket", "frobnicate", ticket_id, env=env), 2, "unknown subcommand")
-    check("unknown command 'ticket'" in err and out == b"", "relay's unknown: %r" % err)
+    check("unknown command 'ticket frobnicate'" in err and "usage: tierline ticket show" in err and
+          out == b"", "unknown subcommand: %r" % err)
+    check(relay.exec_lines() == [], "an unknown subcommand reached the relay")
     out, err = expect(console("tickets", "--bogus", env=env), 2, "bad option")
     check("usage: tickets" in err, "bad option: %r" % err)
     out, err = expect(console("ticket", "show", "T-999", env=env), 1, "missing ticket")

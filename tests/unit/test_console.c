@@ -1,12 +1,14 @@
 /*
  * The console's pure parts: command-line quoting (checked against the
  * splitting rules of docs/technicians.md, re-implemented here from the doc),
- * the settings file and environment, the progress bar's text, and the
- * terminal's raw mode and signal flags on a real pseudo-terminal.
+ * the settings file and environment, known_hosts files (against lines and
+ * fingerprints made by OpenSSH's own ssh-keygen), the progress bar's text,
+ * and the terminal's raw mode and signal flags on a real pseudo-terminal.
  */
 #include "tl_test.h"
 
 #include "console/config.h"
+#include "console/known_hosts.h"
 #include "console/progress.h"
 #include "console/quote.h"
 #include "console/term.h"
@@ -518,6 +520,127 @@ static void test_term_signals_set_flags_and_wake(void **state)
     assert_int_equal(tl_term_take_signal(), 0);
 }
 
+/* ---- known_hosts ------------------------------------------------------------------------ */
+
+/* Two keys and their fingerprints as ssh-keygen -l printed them; a line ssh-keygen -H hashed. */
+#define KEY_ONE "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOCx//o3N0w5eGmAix4F51diqiAvly0WaFwW1/CUsSnm"
+#define FP_ONE "SHA256:wicS2n+oxl+VKMyItiZwNv3MRbJXjwnM/BYNOv7W/Tw"
+#define KEY_TWO "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINsPqNKY9UGwaQb4AeFkBjJonp8iPKmTLQMic17acw5V"
+#define FP_TWO "SHA256:F/vVN8u+GqPR4cyh2w+JBC2rrioBcTPjTqDcS4qQztE"
+#define HASHED_ONE_AT_RELAY_2222                                                                   \
+    "|1|88SbXWTXyzUrKUmw/qLrXOLCPbk=|/FttJ/ueTCn6MJmsAbJI4c4iKX4= " KEY_ONE
+
+static tl_known_hosts_verdict_t judge(const char *text, const char *host, unsigned port,
+                                      const char *fingerprint, int *line)
+{
+    return tl_known_hosts_check(text, strlen(text), host, port, fingerprint, line);
+}
+
+static void test_known_hosts_plain_bracketed_and_hashed_entries(void **state)
+{
+    (void)state;
+    int line = -1;
+    const char *file = "# a comment\n"
+                       "\n"
+                       "other.example.com " KEY_TWO "\n"
+                       "[relay.example.com]:2222 " KEY_ONE " relay\n"
+                       "relay.example.com " KEY_TWO "\n";
+    assert_int_equal(judge(file, "relay.example.com", 2222, FP_ONE, &line), TL_KNOWN_HOSTS_MATCH);
+    assert_int_equal(line, 4);
+    /* Port 22 is the plain name, any other port only the bracketed form. */
+    assert_int_equal(judge(file, "relay.example.com", 22, FP_TWO, &line), TL_KNOWN_HOSTS_MATCH);
+    assert_int_equal(line, 5);
+    assert_int_equal(judge(file, "relay.example.com", 2223, FP_ONE, &line), TL_KNOWN_HOSTS_NONE);
+    assert_int_equal(line, 0);
+    /* Host names are compared without regard to case. */
+    assert_int_equal(judge(file, "RELAY.example.COM", 2222, FP_ONE, &line), TL_KNOWN_HOSTS_MATCH);
+    assert_int_equal(judge(HASHED_ONE_AT_RELAY_2222 "\n", "relay.example.com", 2222, FP_ONE, &line),
+                     TL_KNOWN_HOSTS_MATCH);
+    assert_int_equal(judge(HASHED_ONE_AT_RELAY_2222, "relay.example.com", 2222, FP_TWO, &line),
+                     TL_KNOWN_HOSTS_MISMATCH);
+    assert_int_equal(judge(HASHED_ONE_AT_RELAY_2222, "relay.example.net", 2222, FP_ONE, &line),
+                     TL_KNOWN_HOSTS_NONE);
+}
+
+static void test_known_hosts_other_key_is_a_mismatch_and_revoked_wins(void **state)
+{
+    (void)state;
+    int line = 0;
+    const char *file = "[127.0.0.1]:2222 " KEY_TWO "\n";
+    assert_int_equal(judge(file, "127.0.0.1", 2222, FP_ONE, &line), TL_KNOWN_HOSTS_MISMATCH);
+    assert_int_equal(line, 1);
+    /* Two keys listed for a host (a key being replaced): either one is trusted, as by ssh. */
+    const char *both = "[127.0.0.1]:2222 " KEY_TWO "\n[127.0.0.1]:2222 " KEY_ONE "\n";
+    assert_int_equal(judge(both, "127.0.0.1", 2222, FP_ONE, &line), TL_KNOWN_HOSTS_MATCH);
+    assert_int_equal(line, 2);
+    const char *revoked = "[127.0.0.1]:2222 " KEY_ONE "\n@revoked * " KEY_ONE "\n";
+    assert_int_equal(judge(revoked, "127.0.0.1", 2222, FP_ONE, &line), TL_KNOWN_HOSTS_REVOKED);
+    assert_int_equal(line, 2);
+    /* A CA line is not a host key; a broken line is skipped, not fatal. */
+    const char *ignored = "@cert-authority * " KEY_TWO "\n[127.0.0.1]:2222 ssh-ed25519 !!!\n"
+                          "[127.0.0.1]:2222\n";
+    assert_int_equal(judge(ignored, "127.0.0.1", 2222, FP_ONE, &line), TL_KNOWN_HOSTS_NONE);
+    assert_int_equal(tl_known_hosts_combine(TL_KNOWN_HOSTS_MISMATCH, TL_KNOWN_HOSTS_MATCH),
+                     TL_KNOWN_HOSTS_MATCH);
+    assert_int_equal(tl_known_hosts_combine(TL_KNOWN_HOSTS_MATCH, TL_KNOWN_HOSTS_REVOKED),
+                     TL_KNOWN_HOSTS_REVOKED);
+    assert_int_equal(tl_known_hosts_combine(TL_KNOWN_HOSTS_NONE, TL_KNOWN_HOSTS_MISMATCH),
+                     TL_KNOWN_HOSTS_MISMATCH);
+}
+
+static void test_known_hosts_patterns_wildcards_and_negation(void **state)
+{
+    (void)state;
+    int line = 0;
+    const char *file = "*.example.com,!bad.example.com " KEY_ONE "\n"
+                       "10.0.0.? " KEY_ONE "\n";
+    assert_int_equal(judge(file, "relay.example.com", 22, FP_ONE, &line), TL_KNOWN_HOSTS_MATCH);
+    assert_int_equal(judge(file, "bad.example.com", 22, FP_ONE, &line), TL_KNOWN_HOSTS_NONE);
+    assert_int_equal(judge(file, "10.0.0.7", 22, FP_ONE, &line), TL_KNOWN_HOSTS_MATCH);
+    assert_int_equal(judge(file, "10.0.0.17", 22, FP_ONE, &line), TL_KNOWN_HOSTS_NONE);
+    /* No character classes: brackets are literal, as in "[host]:port". */
+    assert_int_equal(judge("[relay]:2222 " KEY_ONE, "r", 2222, FP_ONE, &line), TL_KNOWN_HOSTS_NONE);
+}
+
+static void test_known_hosts_files_from_ssh_config(void **state)
+{
+    (void)state;
+    char files[TL_KNOWN_HOSTS_FILES_MAX][TL_KNOWN_HOSTS_PATH_MAX];
+    size_t count = 0;
+    tl_known_hosts_files(NULL, 0, "relay", "/home/bob", "bob", files, &count);
+    assert_int_equal(count, 4);
+    assert_string_equal(files[0], "/home/bob/.ssh/known_hosts");
+    assert_string_equal(files[1], "/home/bob/.ssh/known_hosts2");
+    assert_string_equal(files[2], "/etc/ssh/ssh_known_hosts");
+    assert_string_equal(files[3], "/etc/ssh/ssh_known_hosts2");
+
+    /* The first value that applies wins; Host blocks apply by pattern; Match is not followed. */
+    const char *config = "# mine\n"
+                         "Host other\n"
+                         "  UserKnownHostsFile /nowhere\n"
+                         "Match host relay\n"
+                         "  UserKnownHostsFile /neither\n"
+                         "Host rel* !relay.bad\n"
+                         "  UserKnownHostsFile=~/.ssh/tl_known \"/srv/%u/known hosts\" %d/x\n"
+                         "  GlobalKnownHostsFile none\n"
+                         "Host *\n"
+                         "  UserKnownHostsFile /later\n";
+    tl_known_hosts_files(config, strlen(config), "relay", "/home/bob", "bob", files, &count);
+    assert_int_equal(count, 3);
+    assert_string_equal(files[0], "/home/bob/.ssh/tl_known");
+    assert_string_equal(files[1], "/srv/bob/known hosts");
+    assert_string_equal(files[2], "/home/bob/x");
+    tl_known_hosts_files(config, strlen(config), "relay.bad", "/home/bob", "bob", files, &count);
+    assert_int_equal(count, 3);
+    assert_string_equal(files[0], "/later");
+    assert_string_equal(files[1], "/etc/ssh/ssh_known_hosts");
+    /* What cannot be expanded (a relative name, an unknown %-token) is left out. */
+    const char *odd = "UserKnownHostsFile relative %h/known ~/.ssh/ok\n";
+    tl_known_hosts_files(odd, strlen(odd), "relay", "/home/bob", "bob", files, &count);
+    assert_int_equal(count, 3);
+    assert_string_equal(files[0], "/home/bob/.ssh/ok");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_quote_plain_words_go_as_they_are),
     cmocka_unit_test(test_quote_other_words_single_quoted),
@@ -529,6 +652,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_config_environment_overrides_file),
     cmocka_unit_test_teardown(test_config_update_keeps_other_lines, remove_temp_dir),
     cmocka_unit_test(test_config_default_path_follows_xdg),
+    cmocka_unit_test(test_known_hosts_plain_bracketed_and_hashed_entries),
+    cmocka_unit_test(test_known_hosts_other_key_is_a_mismatch_and_revoked_wins),
+    cmocka_unit_test(test_known_hosts_patterns_wildcards_and_negation),
+    cmocka_unit_test(test_known_hosts_files_from_ssh_config),
     cmocka_unit_test(test_progress_text),
     cmocka_unit_test(test_term_raw_mode_and_exact_restore),
     cmocka_unit_test(test_term_signals_set_flags_and_wake),
