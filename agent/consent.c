@@ -110,12 +110,16 @@ static void say(char *out, size_t size, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Text shown on the user's terminal: no control characters, no NUL, at most max bytes. */
-static int text_ok(const char *text, size_t len, size_t max, int may_be_empty)
+/*
+ * At most max bytes, no NUL. A name (ticket, technician, role, id) is not
+ * empty and has no control characters. Free text (a reason) may be empty and
+ * hold anything: it is kept as it came and shown escaped (proto/text.h).
+ */
+static int text_ok(const char *text, size_t len, size_t max, int free_text)
 {
-    if (len > max || (len == 0 && !may_be_empty))
+    if (len > max || (len == 0 && !free_text))
         return 0;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len && !free_text; i++) {
         unsigned char c = (unsigned char)text[i];
         if (c < 0x20 || c == 0x7f)
             return 0;
@@ -125,7 +129,7 @@ static int text_ok(const char *text, size_t len, size_t max, int may_be_empty)
 
 /* ---- session.request ---------------------------------------------------------- */
 
-static int copy_text_member(json_t *body, const char *key, char *out, size_t max, int may_be_empty,
+static int copy_text_member(json_t *body, const char *key, char *out, size_t max, int free_text,
                             char *message, size_t size)
 {
     json_t *value = json_object_get(body, key);
@@ -135,9 +139,11 @@ static int copy_text_member(json_t *body, const char *key, char *out, size_t max
     }
     const char *text = json_string_value(value);
     size_t len = json_string_length(value);
-    if (strlen(text) != len || !text_ok(text, len, max, may_be_empty)) {
-        say(message, size, "\"%s\" must be %s1..%zu bytes without control characters", key,
-            may_be_empty ? "0 or " : "", max);
+    if (strlen(text) != len || !text_ok(text, len, max, free_text)) {
+        if (free_text)
+            say(message, size, "\"%s\" must be at most %zu bytes without NUL", key, max);
+        else
+            say(message, size, "\"%s\" must be 1..%zu bytes without control characters", key, max);
         return TL_EINVAL;
     }
     memcpy(out, text, len + 1);
@@ -582,14 +588,14 @@ static json_t *grant_record_json(const tl_grant_t *grant)
     return out;
 }
 
-static int copy_field(json_t *item, const char *key, char *out, size_t max, int may_be_empty)
+static int copy_field(json_t *item, const char *key, char *out, size_t max, int free_text)
 {
     json_t *value = json_object_get(item, key);
     if (!json_is_string(value))
         return TL_EINVAL;
     size_t len = json_string_length(value);
     const char *text = json_string_value(value);
-    if (strlen(text) != len || !text_ok(text, len, max, may_be_empty))
+    if (strlen(text) != len || !text_ok(text, len, max, free_text))
         return TL_EINVAL;
     memcpy(out, text, len + 1);
     return 0;

@@ -35,6 +35,7 @@ struct console {
     tl_client_t *client;
     int signal; /* the signal that stopped a command */
     int raw;    /* join: the terminal is raw; size changes go to the relay */
+    int escape; /* the command lists text from others: its output is shown escaped */
 };
 
 struct command {
@@ -42,6 +43,12 @@ struct command {
     const char *usage;
     const char *summary;
     int (*run)(struct console *console, int argc, char **argv); /* argv[0]: the command */
+    /*
+     * 1: the relay's answer is a listing of text from others (titles, notes, names), so it
+     * is shown escaped here too (proto/text.h), whatever the relay sends. 0: the output of a
+     * command on the machine, passed through as ssh does.
+     */
+    int escape;
 };
 
 /* ---- connecting and running ------------------------------------------------------------ */
@@ -174,6 +181,7 @@ static int cmd_relay(struct console *console, int argc, char **argv)
         status = connect_relay(console);
     if (status == 0) {
         tl_exec_io_t io = base_io(console);
+        io.escape = console->escape;
         tl_exec_result_t result;
         int rc = tl_client_exec(console->client, line, &io, &result);
         status = exec_status(console, rc, &result);
@@ -363,24 +371,24 @@ static int cmd_setup(struct console *console, int argc, char **argv)
 /* ---- the table --------------------------------------------------------------------------- */
 
 static const struct command commands[] = {
-    {"setup", setup_usage, "write the console's settings to its config file", cmd_setup},
-    {"tickets", "tickets [--tier N] [--status S] [--mine] [--json]", "list tickets", cmd_relay},
+    {"setup", setup_usage, "write the console's settings to its config file", cmd_setup, 0},
+    {"tickets", "tickets [--tier N] [--status S] [--mine] [--json]", "list tickets", cmd_relay, 1},
     {"ticket", "ticket show|take|note|resolve T-N [TEXT...] [--json]", "read or change a ticket",
-     cmd_relay},
-    {"evidence", "evidence T-N [--json]", "list a ticket's evidence", cmd_evidence},
+     cmd_relay, 1},
+    {"evidence", "evidence T-N [--json]", "list a ticket's evidence", cmd_evidence, 1},
     {"evidence get", "evidence get T-N SHA256 [-o FILE]",
-     "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence},
+     "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence, 0},
     {"diag", "diag T-N [--reason TEXT] [--for DURATION] [--json]",
-     "fresh diagnostics from the ticket's machine, kept as evidence", cmd_relay},
+     "fresh diagnostics from the ticket's machine, kept as evidence", cmd_relay, 1},
     {"join", "join T-N [--observe] [--reason TEXT] [--for DURATION]",
-     "a shell on the machine in this terminal, or watch its shells", cmd_join},
+     "a shell on the machine in this terminal, or watch its shells", cmd_join, 0},
     {"run", "run T-N [--reason TEXT] [--for DURATION] -- COMMAND [ARGS...]",
-     "run a command on the machine (stdin is forwarded)", cmd_relay},
+     "run a command on the machine (stdin is forwarded)", cmd_relay, 0},
     {"fix", "fix T-N RUNBOOK [NAME=VALUE...] [--reason TEXT] [--for DURATION]",
-     "run a runbook from the machine's catalogue", cmd_relay},
-    {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", cmd_relay},
-    {"whoami", "whoami [--json]", "your name, role, key and capabilities", cmd_relay},
-    {"help", "help", "the commands your role may use (the relay's answer)", cmd_relay},
+     "run a runbook from the machine's catalogue", cmd_relay, 0},
+    {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", cmd_relay, 1},
+    {"whoami", "whoami [--json]", "your name, role, key and capabilities", cmd_relay, 1},
+    {"help", "help", "the commands your role may use (the relay's answer)", cmd_relay, 1},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
@@ -500,6 +508,7 @@ int main(int argc, char **argv)
         }
     }
 
+    console.escape = command->escape;
     status = command->run(&console, command_argc, command_argv);
 
     tl_term_restore();

@@ -378,7 +378,34 @@ void tl_text_cell(char *out, size_t size, const char *text, size_t width)
     out[used] = '\0';
 }
 
+void tl_text_pad(char *out, size_t size, const char *text, size_t width)
+{
+    if (size == 0)
+        return;
+    size_t columns = tl_text_clip(out, size, text, 0, TL_TEXT_LINE);
+    size_t used = strlen(out);
+    while (columns < width && used + 1 < size) {
+        out[used++] = ' ';
+        columns++;
+    }
+    out[used] = '\0';
+}
+
 /* ---- valid UTF-8 for JSON -------------------------------------------------------------------- */
+
+bool tl_text_utf8_valid(const void *text, size_t len)
+{
+    const uint8_t *p = text;
+    uint32_t code;
+    size_t need;
+    for (size_t at = 0; at < len;) {
+        size_t n = utf8_decode(p + at, len - at, &code, &need);
+        if (n == 0)
+            return false;
+        at += n;
+    }
+    return true;
+}
 
 char *tl_text_utf8_dup(const void *text, size_t len)
 {

@@ -80,6 +80,16 @@ size_t tl_text_clip(char *out, size_t size, const char *text, size_t width, enum
  */
 void tl_text_cell(char *out, size_t size, const char *text, size_t width);
 
+/*
+ * A table cell that is never clipped (an id, the last column): text escaped
+ * as one line, padded with spaces to at least width columns. Only the
+ * buffer clips it, as tl_text_clip does.
+ */
+void tl_text_pad(char *out, size_t size, const char *text, size_t width);
+
+/* True when len bytes of text are valid UTF-8 (NUL included); nothing about controls. */
+bool tl_text_utf8_valid(const void *text, size_t len);
+
 /* Display columns of len bytes of text as it would be shown (after escaping) in mode. */
 size_t tl_text_width(const void *text, size_t len, enum tl_text_mode mode);
 

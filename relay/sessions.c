@@ -25,6 +25,7 @@
 #include "proto/err.h"
 #include "proto/hash.h"
 #include "proto/log.h"
+#include "proto/text.h"
 #include "relay/commands.h"
 #include "relay/recording.h"
 #include "relay/roles.h"
@@ -248,40 +249,20 @@ static char *utf8_clean(const uint8_t *in, size_t len, size_t *out_len)
 
 static int utf8_valid(const char *text)
 {
-    const uint8_t *p = (const uint8_t *)text;
-    size_t len = strlen(text);
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence(p + i, len - i);
-        if (n == 0)
-            return 0;
-        i += n;
-    }
-    return 1;
+    return tl_text_utf8_valid(text, strlen(text));
 }
 
 /*
- * Text from the agent, made safe to print on a technician's terminal: valid
- * UTF-8 without control characters (C0, DEL, C1), bounded, always terminated.
+ * Text from the agent, as the technician is shown it (proto/text.h): one
+ * line, every control character and byte that is not UTF-8 escaped
+ * visibly, bounded by size, always terminated.
  */
 static void clean_line(char *out, size_t size, const uint8_t *in, size_t len)
 {
-    size_t used = 0;
-    for (size_t i = 0; i < len && used + 1 < size;) {
-        size_t n = utf8_sequence(in + i, len - i);
-        int control = n == 0 || (n == 1 && (in[i] < 0x20 || in[i] == 0x7f)) ||
-                      (n == 2 && in[i] == 0xc2 && in[i + 1] < 0xa0);
-        if (control) {
-            out[used++] = '?';
-            i += n ? n : 1;
-        } else if (used + n < size) {
-            memcpy(out + used, in + i, n);
-            used += n;
-            i += n;
-        } else {
-            break;
-        }
-    }
-    out[used] = '\0';
+    /* As text first (a NUL or a stray byte becomes \xHH), then escaped and clipped. */
+    char *text = tl_text_utf8_dup(in, len);
+    tl_text_clip(out, size, text != NULL ? text : "", 0, TL_TEXT_LINE);
+    free(text);
 }
 
 static void clean_text(char *out, size_t size, const char *text)
@@ -930,20 +911,25 @@ static int role_rank(const char *role)
     return 0;
 }
 
-static json_t *clean_string(json_t *value, size_t max)
+/* A text of the catalogue as the agent sent it, at most max bytes (never a split character). */
+static json_t *bounded_string(json_t *value, size_t max)
 {
     const char *text = json_string_value(value);
-    char out[1100];
-    size_t len = text ? json_string_length(value) : 0;
-    clean_line(out, max + 1 < sizeof out ? max + 1 : sizeof out,
-               (const uint8_t *)(text ? text : ""), len);
-    return json_string(out);
+    if (text == NULL)
+        return json_string("");
+    size_t len = strnlen(text, max + 1);
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((uint8_t)text[len] & 0xc0) == 0x80)
+            len--;
+    }
+    return json_stringn(text, len);
 }
 
 /*
  * The agent's catalogue (docs/protocol.md §7.9), checked and rebuilt with
  * only what we understand: entries with bad names are skipped, texts are
- * cleaned for terminals. NULL if the answer is not a catalogue at all.
+ * bounded (and escaped when printed). NULL if the answer is not a catalogue at all.
  */
 static json_t *catalogue_from(json_t *result)
 {
@@ -975,11 +961,11 @@ static json_t *catalogue_from(json_t *result)
             json_array_append_new(
                 params, json_pack("{s:s, s:b, s:o}", "name", pname, "required",
                                   json_is_true(json_object_get(param, "required")), "description",
-                                  clean_string(json_object_get(param, "description"), 200)));
+                                  bounded_string(json_object_get(param, "description"), 200)));
         }
         json_array_append_new(
             out, json_pack("{s:s, s:o, s:s, s:b, s:o}", "name", name, "description",
-                           clean_string(json_object_get(entry, "description"), 300), "min_role",
+                           bounded_string(json_object_get(entry, "description"), 300), "min_role",
                            min_role, "privileged",
                            json_is_true(json_object_get(entry, "privileged")), "params", params));
     }
@@ -989,7 +975,7 @@ static json_t *catalogue_from(json_t *result)
 static void print_catalogue(struct session *s, json_t *catalogue)
 {
     if (s->json) {
-        char *text = json_dumps(catalogue, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *text = tl_text_json_dumps(catalogue, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (text != NULL)
             tl_exec_printf(s->exec, TL_EXEC_STDOUT, "%s\n", text);
         free(text);
@@ -1014,11 +1000,14 @@ static void print_catalogue(struct session *s, json_t *catalogue)
                 break;
             used += (size_t)n;
         }
+        char *description = tl_text_escape_dup(
+            json_string_value(json_object_get(entry, "description")), TL_TEXT_LINE);
         tl_exec_printf(s->exec, TL_EXEC_STDOUT, "%-24s %-4s %-8s %-28s %s\n",
                        json_string_value(json_object_get(entry, "name")),
                        json_is_true(json_object_get(entry, "privileged")) ? "yes" : "no",
                        json_string_value(json_object_get(entry, "min_role")), used ? params : "-",
-                       json_string_value(json_object_get(entry, "description")));
+                       description != NULL ? description : "");
+        free(description);
     }
     if (json_array_size(catalogue) == 0)
         tl_exec_printf(s->exec, TL_EXEC_STDOUT, "(no runbooks on %s)\n", s->device);
@@ -1151,8 +1140,10 @@ static int check_runbook(struct session *s, json_t *catalogue)
         const char *pname = json_string_value(json_object_get(param, "name"));
         if (json_is_true(json_object_get(param, "required")) &&
             json_object_get(s->runbook_args, pname) == NULL) {
-            fail(s, "runbook '%s' needs %s=VALUE: %s", s->runbook, pname,
-                 json_string_value(json_object_get(param, "description")));
+            char description[1000];
+            clean_text(description, sizeof description,
+                       json_string_value(json_object_get(param, "description")));
+            fail(s, "runbook '%s' needs %s=VALUE: %s", s->runbook, pname, description);
             return -1;
         }
     }
@@ -1817,7 +1808,7 @@ static void final_done(struct session *s, struct sjob *job, int status)
             json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "ticket", s->ticket, "grant",
                                     s->grant, "kind", "diagnostics", "sha256", s->evidence_hash,
                                     "name", s->evidence_name, "size", (json_int_t)s->evidence_size);
-            char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+            char *text = doc ? tl_text_json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
             if (text != NULL)
                 tl_exec_printf(s->exec, TL_EXEC_STDOUT, "%s\n", text);
             free(text);

@@ -204,9 +204,27 @@ static void test_cell_pads_by_columns_not_bytes(void **state)
     assert_string_equal(out, "laptop-of-s…");
 }
 
+static void test_pad_never_clips_short_of_the_buffer(void **state)
+{
+    (void)state;
+    char out[64];
+    tl_text_pad(out, sizeof out, "T-1", 7);
+    assert_string_equal(out, "T-1    ");
+    tl_text_pad(out, sizeof out, "T-123456789", 7);
+    assert_string_equal(out, "T-123456789");
+    tl_text_pad(out, sizeof out, "ü\x1b", 7);
+    assert_string_equal(out, "ü\\x1b  ");
+    char small[8];
+    tl_text_pad(small, sizeof small, "abcdefghijk", 3);
+    assert_string_equal(small, "abcd…");
+}
+
 static void test_utf8_dup_makes_json_text(void **state)
 {
     (void)state;
+    assert_true(tl_text_utf8_valid("é\x1b\xc2\x9b", 5));
+    assert_false(tl_text_utf8_valid("a\x9b", 2));
+    assert_false(tl_text_utf8_valid("\xe2\x82", 2));
     const char text[] = "ok\x9b\xc2\x9b\x1b\x00z\xff";
     char *out = tl_text_utf8_dup(text, sizeof text - 1);
     assert_string_equal(out, "ok\\x9b\xc2\x9b\x1b\\x00z\\xff");
@@ -316,6 +334,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_every_byte_pair_and_triple_comes_out_safe),
     cmocka_unit_test(test_clip_ends_with_ellipsis_and_never_splits),
     cmocka_unit_test(test_cell_pads_by_columns_not_bytes),
+    cmocka_unit_test(test_pad_never_clips_short_of_the_buffer),
     cmocka_unit_test(test_utf8_dup_makes_json_text),
     cmocka_unit_test(test_name_part_is_safe_and_says_what_it_is),
     cmocka_unit_test(test_json_dumps_escapes_what_jansson_leaves_raw),
