@@ -932,6 +932,22 @@ static void print_question(json_t *question)
            shown(role, sizeof role, question, "role"), scopes);
     printf("  ticket %s, for %s: %s\n", shown(ticket, sizeof ticket, question, "ticket"), duration,
            shown(reason, sizeof reason, question, "reason"));
+    json_t *runbook = json_object_get(question, "runbook");
+    if (json_is_object(runbook)) {
+        /* A fix: which runbook, what it does (this machine's catalogue) and every value. */
+        char name[SHOWN_MAX], what[SHOWN_MAX], value[SHOWN_MAX];
+        printf("  runbook %s%s: %s\n", shown(name, sizeof name, runbook, "name"),
+               json_is_true(json_object_get(runbook, "privileged")) ? " (privileged, as root)" : "",
+               shown(what, sizeof what, runbook, "description"));
+        const char *key;
+        json_t *arg;
+        json_object_foreach(json_object_get(runbook, "args"), key, arg)
+        {
+            tl_text_clip(name, sizeof name, key, 0, TL_TEXT_LINE);
+            tl_text_clip(value, sizeof value, json_string_value(arg), 0, TL_TEXT_LINE);
+            printf("    %s=%s\n", name, value);
+        }
+    }
     int64_t left = (int_of(question, "deadline_ms") - tl_wall_ms()) / 1000;
     tl_consent_duration_text(left > 0 ? (uint64_t)left : 0, duration, sizeof duration);
     printf("  question %s, open for %s\n", shown(id, sizeof id, question, "id"), duration);

@@ -201,7 +201,25 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
         return TL_EINVAL;
     }
     out->duration_s = (uint32_t)json_integer_value(duration);
+    json_t *runbook = json_object_get(body, "runbook");
+    if (runbook != NULL) {
+        json_t *args = json_object_get(runbook, "args");
+        if (!(out->scopes & TL_SCOPE_FIX) || !json_is_object(runbook) ||
+            !json_is_string(json_object_get(runbook, "name")) ||
+            (args != NULL && !json_is_object(args))) {
+            say(message, size,
+                "\"runbook\" must be {\"name\":NAME,\"args\":{...}} in a request for fix");
+            return TL_EINVAL;
+        }
+        out->runbook = json_incref(runbook);
+    }
     return 0;
+}
+
+void tl_consent_request_clear(tl_consent_request_t *request)
+{
+    json_decref(request->runbook);
+    request->runbook = NULL;
 }
 
 /* ---- policy --------------------------------------------------------------------- */
@@ -800,6 +818,7 @@ static void question_closed(uv_handle_t *handle)
 {
     struct question *question = handle->data;
     tl_consent_t *consent = question->consent;
+    tl_consent_request_clear(&question->request);
     free(question);
     consent->open_handles--;
     release_if_done(consent);
@@ -823,12 +842,15 @@ static void answer(tl_consent_t *consent, uint64_t token, int error, const char 
 static json_t *question_json(const struct question *question)
 {
     const tl_consent_request_t *request = &question->request;
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I}", "id", question->id, "ticket",
-                     request->ticket, "technician", request->technician, "role", request->role,
-                     "scopes", tl_scope_names(request->scopes), "reason", request->reason,
-                     "duration_s", (json_int_t)request->duration_s, "asked_ms",
-                     (json_int_t)question->asked_ms, "deadline_ms",
-                     (json_int_t)question->deadline_ms);
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I}", "id", question->id, "ticket",
+                  request->ticket, "technician", request->technician, "role", request->role,
+                  "scopes", tl_scope_names(request->scopes), "reason", request->reason,
+                  "duration_s", (json_int_t)request->duration_s, "asked_ms",
+                  (json_int_t)question->asked_ms, "deadline_ms", (json_int_t)question->deadline_ms);
+    if (out != NULL && request->runbook != NULL)
+        json_object_set(out, "runbook", request->runbook);
+    return out;
 }
 
 static void emit_denied(tl_consent_t *consent, const char *question,
@@ -1125,6 +1147,7 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
     question->consent = consent;
     question->token = token;
     question->request = *request;
+    json_incref(question->request.runbook);
     question->asked_ms = at;
     question->deadline_ms = at + (int64_t)consent->timeout_ms;
     snprintf(question->id, sizeof question->id, "Q-%llu",

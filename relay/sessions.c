@@ -1243,6 +1243,11 @@ static void asked_done(struct session *s, struct sjob *job, int status)
         json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s, s:i}", "type", "session.request", "ticket",
                   s->ticket, "technician", s->tech.name, "role", s->tech.role, "scopes",
                   scope_of(s), "reason", s->reason, "duration_s", (json_int_t)s->duration_s);
+    /* A fix names its runbook and values: the agent checks them against its catalogue
+     * and shows them in the question, or refuses before anyone is asked (§7.6). */
+    if (body != NULL && s->kind == TL_SESSION_FIX)
+        json_object_set_new(body, "runbook",
+                            json_pack("{s:s, s:O}", "name", s->runbook, "args", s->runbook_args));
     int rc = body ? tl_agent_request(s->agent, body, TL_SESSIONS_CONSENT_WAIT_MS, consent_answer, s,
                                      &s->request_id)
                   : TL_ENOMEM;
@@ -1329,14 +1334,20 @@ static void consent_answer(void *data, int status, json_t *result)
     }
     if (!json_is_true(json_object_get(result, "ok"))) {
         const char *error = json_string_value(json_object_get(result, "error"));
-        char message[1100], line[1200];
+        char message[1100], line[1300];
         clean_text(message, sizeof message, json_string_value(json_object_get(result, "message")));
-        if (error != NULL && strcmp(error, "EDENIED") == 0) {
-            if (message[0] == '\0' || strcmp(message, "the user declined") == 0)
-                snprintf(line, sizeof line, "the user declined");
-            else
-                snprintf(line, sizeof line, "the user declined: %s", message);
-            consent_failed(s, "EDENIED", line);
+        int declined = error != NULL && strcmp(error, "EDENIED") == 0 &&
+                       (message[0] == '\0' || strcmp(message, "the user declined") == 0);
+        if (declined) {
+            consent_failed(s, "EDENIED", "the user declined");
+        } else if (s->kind == TL_SESSION_FIX && error != NULL &&
+                   (strcmp(error, "EINVAL") == 0 || strcmp(error, "ENOTFOUND") == 0 ||
+                    strcmp(error, "EDENIED") == 0)) {
+            /* The machine checked the runbook and its values against its catalogue first. */
+            snprintf(line, sizeof line,
+                     "the machine refused runbook '%s': %s; the user was not asked", s->runbook,
+                     message);
+            consent_failed(s, error, line);
         } else if (error != NULL && strcmp(error, "ETIMEOUT") == 0) {
             consent_failed(s, "ETIMEOUT", "nobody answered on the machine");
         } else {

@@ -12,11 +12,14 @@ import hashlib
 import json
 import os
 import pty
+import queue
+import re
 import select
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import relay_agent
@@ -518,6 +521,71 @@ def case_runbooks_run_with_validated_parameters():
     check(status != 0 and err.strip(), "unknown runbook: %d %r" % (status, err))
     check(desk.agent.pending() == [], "the policy should have answered")
     check(len(desk.evidence_of_kind("runbook")) >= 1, "runbook run not recorded")
+
+
+class Attend:
+    """`tierline-agent attend` without a terminal: what it prints, read as it comes."""
+
+    def __init__(self, agent):
+        self.proc = subprocess.Popen([BIN + "/tierline-agent", "attend", "--state", agent.dir],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.lines = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(l) for l in self.proc.stdout],
+                         daemon=True).start()
+        self.seen = b""
+        self.expect("No terminal")
+
+    def expect(self, needle, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while needle.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure("attend never showed %r; it showed %r" % (needle, self.seen))
+            try:
+                self.seen += self.lines.get(timeout=left)
+            except queue.Empty:
+                pass
+        return self.seen.decode(errors="replace")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+@case
+def case_runbook_values_are_checked_before_the_user_is_asked():
+    catalogue = write_catalogue()
+    desk = Desk(agent_options=["--runbooks", catalogue])
+    attend = Attend(desk.agent)
+    try:
+        # A value outside the runbook's rule: refused at once, nobody is asked.
+        status, out, err = desk.ssh("alice", "fix", desk.ticket, "say-word", "'WORD=rm;-rf'",
+                                    check_status=None)
+        check(status == 1 and "say-word" in err and "WORD='rm;-rf' does not match ^[a-z]{1,8}$"
+              in err and "a short lowercase word" in err and "the user was not asked" in err,
+              "bad value: exit %d, %r %r" % (status, out, err))
+        check(desk.agent.pending() == [], "the user was asked: %r" % desk.agent.pending())
+        refused = [e for e in desk.audit() if e["action"] == "consent.denied"]
+        check(refused and refused[-1]["details"]["error"] == "EINVAL",
+              "the refusal is not on the record: %r" % refused)
+        # A good value: the question says which runbook, what it does and every value.
+        tech = desk.spawn("alice", "fix", desk.ticket, "say-word", "WORD=hello")
+        question = desk.agent.question("alice")
+        check(question.get("runbook") == {"name": "say-word", "description": "Print a word",
+                                          "privileged": False, "args": {"WORD": "hello"}},
+              "the question's runbook: %r" % question)
+        shown = attend.expect("question " + question["id"])
+        check(shown.count("asks for") == 1, "attend showed another question: %s" % shown)
+        check("  runbook say-word: Print a word\n    WORD=hello\n" in shown,
+              "the question on the machine: %s" % shown)
+        out, _ = desk.agent.cli("pending")
+        check("runbook say-word: Print a word" in out and "WORD=hello" in out, "pending: " + out)
+        desk.agent.cli("approve", question["id"])
+        out, err = tech.communicate(timeout=60)
+        check(tech.returncode == 0 and b"word=hello" in out, "good value: %r %r" % (out, err))
+    finally:
+        attend.stop()
 
 
 @case
