@@ -484,11 +484,6 @@ size_t tl_text_name_part(char *out, size_t size, const char *text, size_t max, c
     used = trim_name(out, used);
     if (used == 0 && fallback != NULL && fallback != text)
         return tl_text_name_part(out, size, fallback, max, NULL);
-    if (used == 0 && size > 1) {
-        out[0] = '_';
-        out[1] = '\0';
-        used = 1;
-    }
     return used;
 }
 

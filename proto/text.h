@@ -105,8 +105,8 @@ char *tl_text_utf8_dup(const void *text, size_t len);
  * A part of a file-like name (an evidence item's name): the characters of
  * text from A-Z a-z 0-9 . _ - kept, every run of others one '-', no '-' or
  * '.' at either end, at most max bytes (cut at a '-' where one is close).
- * Writes at least one character: fallback when nothing of text is left.
- * Returns the length written (out is NUL-terminated; size must exceed max).
+ * When nothing of text is left: fallback treated the same way, or "" when
+ * fallback is NULL. Returns the length written (out is NUL-terminated).
  */
 size_t tl_text_name_part(char *out, size_t size, const char *text, size_t max,
                          const char *fallback);

@@ -667,6 +667,70 @@ static const char *end_event(const struct session *s)
 /* ---- evidence on the worker --------------------------------------------------------------------
  */
 
+/*
+ * The name of the evidence the session produced (docs/technicians.md, "What
+ * is kept"): the kind, what ran (clipped, only A-Z a-z 0-9 . _ -), when it
+ * started, and the first 12 hex digits of the content's SHA-256. A ticket
+ * holds each hash once, so two items on one ticket never share a name, even
+ * from the same second. The record of the session's end names it too.
+ * Worker thread, once the hash is known.
+ */
+static void name_evidence(struct sjob *job, const char *kind, const char *what,
+                          const char *extension)
+{
+    struct session *s = job->session;
+    char when[24], part[64] = "";
+    stamp(s->started_ms, when);
+    if (what != NULL)
+        tl_text_name_part(part, sizeof part, what, 48, NULL);
+    snprintf(s->evidence_name, sizeof s->evidence_name, "%s%s%s-%s-%.12s%s", kind,
+             part[0] != '\0' ? "-" : "", part, when, s->evidence_hash, extension);
+    size_t i;
+    json_t *entry;
+    json_array_foreach(job->records, i, entry)
+    {
+        const char *action = json_string_value(json_object_get(entry, "audit"));
+        json_t *details = json_object_get(entry, "details");
+        if (action != NULL && strcmp(action, "session.end") == 0 && json_is_object(details))
+            json_object_set_new(details, "evidence_name", json_string(s->evidence_name));
+    }
+}
+
+/* What a command ran, for its name: the program's base name and its arguments. */
+static void command_words(const struct session *s, char *out, size_t size)
+{
+    size_t used = 0, i;
+    json_t *word;
+    out[0] = '\0';
+    json_array_foreach(s->argv, i, word)
+    {
+        const char *text = json_string_value(word);
+        const char *slash = i == 0 ? strrchr(text, '/') : NULL;
+        int n = snprintf(out + used, size - used, "%s%s", i > 0 ? " " : "",
+                         slash != NULL ? slash + 1 : text);
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* A fix, for its name: the runbook and its values. */
+static void runbook_words(const struct session *s, char *out, size_t size)
+{
+    size_t used = 0;
+    const char *name;
+    json_t *value;
+    int n = snprintf(out, size, "%s", s->runbook);
+    used = n > 0 && (size_t)n < size ? (size_t)n : 0;
+    json_object_foreach(s->runbook_args, name, value)
+    {
+        n = snprintf(out + used, size - used, " %s", json_string_value(value));
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
 /* Records an evidence item on the ticket, with its timeline event and audit line. */
 static int add_evidence(struct sjob *job, tl_job_ctx_t *ctx, const char *kind, const char *action)
 {
@@ -724,6 +788,7 @@ static int work_diag_final(struct sjob *job, tl_job_ctx_t *ctx)
     s->writer = NULL;
     if (rc != 0)
         return rc;
+    name_evidence(job, "diagnostics", NULL, ".json");
     return add_evidence(job, ctx, "diagnostics", "evidence.add");
 }
 
@@ -790,8 +855,14 @@ static int work_transcript(struct sjob *job, tl_job_ctx_t *ctx)
     if (rc != 0)
         return rc;
     s->evidence_size = len;
-    return add_evidence(job, ctx, s->kind == TL_SESSION_RUN ? "command" : "runbook",
-                        "evidence.add");
+    char what[256];
+    if (s->kind == TL_SESSION_RUN)
+        command_words(s, what, sizeof what);
+    else
+        runbook_words(s, what, sizeof what);
+    const char *kind = s->kind == TL_SESSION_RUN ? "command" : "runbook";
+    name_evidence(job, kind, what, ".json");
+    return add_evidence(job, ctx, kind, "evidence.add");
 }
 
 /* The finished recording file, copied into the evidence store (worker). */
@@ -826,7 +897,7 @@ static int work_recording(struct sjob *job, tl_job_ctx_t *ctx)
     if (rc != 0)
         return rc;
     s->evidence_size = s->recording_size;
-    snprintf(s->evidence_name, sizeof s->evidence_name, "%s", s->recording_name);
+    name_evidence(job, "recording", s->observe ? "observe" : "shell", ".cast.gz");
     return add_evidence(job, ctx, "recording", "session.recorded");
 }
 
@@ -1911,22 +1982,12 @@ static void conclude(struct session *s)
     struct sjob *job;
     if (s->kind == TL_SESSION_DIAG) {
         job = sjob_new(s, work_diag_final, final_done);
-        if (job != NULL) {
-            char when[24];
-            stamp(s->started_ms, when);
-            snprintf(s->evidence_name, sizeof s->evidence_name, "diagnostics-%s.json", when);
+        if (job != NULL)
             job->keep = s->diag_error == 0 && s->end_message[0] == '\0' && s->finished &&
                         s->exit_signal[0] == '\0' && s->exit_status == 0;
-        }
     } else if ((s->kind == TL_SESSION_RUN || s->kind == TL_SESSION_FIX) &&
                s->channel_state == CHANNEL_GONE && s->started_ms > 0) {
-        char when[24];
-        stamp(s->started_ms, when);
-        if (s->kind == TL_SESSION_RUN)
-            snprintf(s->evidence_name, sizeof s->evidence_name, "command-%s.json", when);
-        else
-            snprintf(s->evidence_name, sizeof s->evidence_name, "runbook-%s-%s.json", s->runbook,
-                     when);
+        /* The evidence is named on the worker, once its hash is known (name_evidence). */
         job = sjob_new(s, work_transcript, final_done);
     } else {
         job = sjob_new(s, NULL, final_done);
@@ -1935,10 +1996,7 @@ static void conclude(struct session *s)
         fail(s, "out of memory");
         return;
     }
-    json_t *details = end_details(s);
-    if (details != NULL && s->kind != TL_SESSION_JOIN && job->work != NULL)
-        json_object_set_new(details, "evidence_name", json_string(s->evidence_name));
-    sjob_record(job, end_event(s), "session.end", details);
+    sjob_record(job, end_event(s), "session.end", end_details(s));
     submit(s, job);
 }
 

@@ -345,10 +345,10 @@ def case_diag_is_kept_as_evidence():
     status, out, err = finished(proc)
     check(status == 0, "diag exit %d: %s" % (status, err))
     digest = hashlib.sha256(report).hexdigest()
-    match = re.search(r"evidence ([0-9a-f]{64}) (diagnostics-\d{8}T\d{6}Z\.json) \((\d+) bytes\) "
-                      r"added to " + desk.ticket, out)
-    check(match and match.group(1) == digest and int(match.group(3)) == len(report),
-          "diag output %r, report %s" % (out, digest))
+    match = re.search(r"evidence ([0-9a-f]{64}) (diagnostics-\d{8}T\d{6}Z-([0-9a-f]{12})\.json) "
+                      r"\((\d+) bytes\) added to " + desk.ticket, out)
+    check(match and match.group(1) == digest and match.group(3) == digest[:12] and
+          int(match.group(4)) == len(report), "diag output %r, report %s" % (out, digest))
     items = desk.evidence("diagnostics")
     check([e["hash"] for e in items if e["name"] == match.group(2)] == [digest],
           "diagnostics evidence: %r" % items)

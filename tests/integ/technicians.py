@@ -589,6 +589,44 @@ def case_runbook_values_are_checked_before_the_user_is_asked():
 
 
 @case
+def case_evidence_names_are_distinct_and_say_what_ran():
+    policy = write_policy([{"roles": ["tier2"], "scopes": ["exec", "diag"]}])
+    desk = Desk(agent_options=["--policy", policy])
+    stamp = re.compile(r"\d{8}T\d{6}Z")
+    # Runs that start in the same second must still get a name each: batches of three at
+    # once until one batch shares a second (a few tries at most on a loaded machine).
+    shared = None
+    for _ in range(6):
+        runs = [desk.spawn("bob", "run", desk.ticket, "--", "/bin/echo", "hello", "world")
+                for _ in range(3)]
+        for proc in runs:
+            out, err = proc.communicate(timeout=60)
+            check(proc.returncode == 0 and out == b"hello world\n", "run: %r %r" % (out, err))
+        names = [e["name"] for e in desk.evidence_of_kind("command")]
+        seconds = [stamp.search(n).group(0) for n in names]
+        shared = next((sec for sec in seconds if seconds.count(sec) > 1), None)
+        if shared is not None:
+            break
+    check(shared is not None, "no two runs started in the same second in six tries")
+    check(len(set(names)) == len(names), "evidence names repeat: %r" % names)
+    transcripts = {e["name"]: e["hash"] for e in desk.evidence_of_kind("command")}
+    for name, digest in transcripts.items():
+        check(re.fullmatch(r"command-echo-hello-world-\d{8}T\d{6}Z-%s\.json" % digest[:12],
+                           name), "a transcript's name does not say what ran: %r" % name)
+    _, out, _ = desk.ssh("bob", "diag", desk.ticket)
+    _, out2, _ = desk.ssh("bob", "diag", desk.ticket)
+    reports = [e["name"] for e in desk.evidence_of_kind("diagnostics")]
+    fresh = [n for n in reports if n.startswith("diagnostics-")]
+    check(len(fresh) == 2 and len(set(fresh)) == 2 and all(n in out + out2 for n in fresh),
+          "diagnostics names: %r (%r %r)" % (reports, out, out2))
+    # The session's end on the record names the item.
+    ended = [e["details"].get("evidence_name") for e in desk.audit()
+             if e["action"] == "session.end"]
+    check(all(n in ended for n in transcripts), "session.end does not name the evidence: %r"
+          % ended)
+
+
+@case
 def case_unattended_policy_grants_without_asking():
     policy = write_policy([{"roles": ["tier2"], "scopes": ["exec", "diag"],
                             "max_duration": "10m"}])
