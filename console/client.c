@@ -355,6 +355,8 @@ static size_t queue_len(const struct queue *q)
 
 static int queue_append(struct queue *q, const void *bytes, size_t len)
 {
+    if (len == 0)
+        return 0; /* an escaped piece that was all held back: nothing to copy */
     if (len > QUEUE_HARD_CAP - queue_len(q))
         return TL_EFULL;
     if (q->capacity - q->end < len) {
