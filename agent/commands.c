@@ -808,7 +808,7 @@ int tl_agent_cmd_status(int argc, char **argv)
         json_t *out = json_pack("{s:b, s:s, s:s, s:b, s:b, s:O}", "enrolled", state.enrolled,
                                 "device", state.device, "state", state.dir, "running", running,
                                 "connected", connected, "queued", queued);
-        char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *text = tl_text_json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text ? text : "{}");
         free(text);
         json_decref(out);
