@@ -756,10 +756,14 @@ def case_join_bridges_a_terminal_and_keeps_a_recording():
         os.close(fd)
     wait_for("the recording as evidence", lambda: desk.evidence("recording"))
     item = desk.evidence("recording")[0]
-    check(re.fullmatch(re.escape(desk.ticket) + r"-G-1-\d{8}T\d{6}Z-\d+\.cast\.gz", item["name"]),
-          "recording name %r" % item["name"])
-    on_disk = os.path.join(desk.relay.dir, "recordings", item["name"])
-    with open(on_disk, "rb") as f:
+    check(re.fullmatch(r"recording-shell-\d{8}T\d{6}Z-%s\.cast\.gz" % item["hash"][:12],
+                       item["name"]), "recording name %r" % item["name"])
+    # Written to DATA/recordings while the session ran, under the ticket and grant.
+    recordings = os.path.join(desk.relay.dir, "recordings")
+    files = os.listdir(recordings)
+    on_disk = re.escape(desk.ticket) + r"-G-1-\d{8}T\d{6}Z-\d+\.cast\.gz"
+    check(len(files) == 1 and re.fullmatch(on_disk, files[0]), "recording files: %r" % files)
+    with open(os.path.join(recordings, files[0]), "rb") as f:
         check(hashlib.sha256(f.read()).hexdigest() == item["hash"], "the file and evidence differ")
     cast = os.path.join(WORK, "session.cast")
     with open(cast, "wb") as f:
