@@ -14,6 +14,7 @@
 #include "proto/hash.h"
 #include "proto/log.h"
 #include "proto/peer.h"
+#include "proto/text.h"
 #include "tl_version.h"
 
 #include <errno.h>
@@ -34,6 +35,9 @@
 #include <unistd.h>
 
 #define PROGRAM "tierline-agent"
+/* Buffers for text shown escaped: texts of up to TL_CONSENT_MAX_REASON bytes fit, at most
+ * four bytes shown per byte. */
+#define SHOWN_MAX (4 * TL_CONSENT_MAX_REASON + 8)
 
 static int fail(const char *command, const char *what, int rc)
 {
@@ -248,6 +252,10 @@ int tl_agent_cmd_enroll(int argc, char **argv)
 
     /* A key the relay already knows: its enrollment state was lost here; restore it. */
     int restored = run.answered && run.status == TL_EEXIST && run.device[0] != '\0';
+    /* What the relay says is shown escaped (docs/technicians.md "Text from others"). */
+    char device_shown[4 * sizeof run.device], message_shown[4 * sizeof run.message];
+    tl_text_clip(device_shown, sizeof device_shown, run.device, 0, TL_TEXT_LINE);
+    tl_text_clip(message_shown, sizeof message_shown, run.message, 0, TL_TEXT_LINE);
     if (run.answered && (run.status == 0 || restored)) {
         snprintf(state.relay_host, sizeof state.relay_host, "%s", enrollment.host);
         state.relay_port = enrollment.port;
@@ -260,15 +268,15 @@ int tl_agent_cmd_enroll(int argc, char **argv)
         }
         if (restored)
             printf("This agent's key was already enrolled as %s; its state is restored.\n",
-                   run.device);
+                   device_shown);
         else
-            printf("Enrolled as %s with relay %s:%u\n", run.device, enrollment.host,
+            printf("Enrolled as %s with relay %s:%u\n", device_shown, enrollment.host,
                    enrollment.port);
         printf("  relay key: %s\n  state:     %s\n", enrollment.fingerprint, state.dir);
         printf("Next: " PROGRAM " run --state %s\n", state.dir);
         status = TL_EXIT_OK;
     } else if (run.answered) {
-        fprintf(stderr, PROGRAM " enroll: the relay refused: %s (%s)\n", run.message,
+        fprintf(stderr, PROGRAM " enroll: the relay refused: %s (%s)\n", message_shown,
                 tl_err_name(run.status));
         status = TL_EXIT_FAILURE;
     } else if (run.status == TL_EPIN) {
@@ -681,8 +689,26 @@ int tl_agent_cmd_help(int argc, char **argv)
                 usage);
         return TL_EXIT_USAGE;
     }
-    const char *description = positional[0];
-    if (strlen(description) > 8192 || (title_option && strlen(title_option) > 200)) {
+    /*
+     * Kept as typed, but as text: a byte that is not UTF-8 cannot travel in JSON, so it
+     * becomes the four characters \xHH, as it would be shown anyway (docs/technicians.md
+     * "Text from others"). Control characters stay; whoever shows the text escapes them.
+     */
+    char description[8193], title_typed[201];
+    char *converted = tl_text_utf8_dup(positional[0], strlen(positional[0]));
+    char *converted_title =
+        title_option ? tl_text_utf8_dup(title_option, strlen(title_option)) : NULL;
+    int too_long = converted == NULL || strlen(converted) >= sizeof description ||
+                   (title_option != NULL &&
+                    (converted_title == NULL || strlen(converted_title) >= sizeof title_typed));
+    if (!too_long) {
+        snprintf(description, sizeof description, "%s", converted);
+        if (converted_title != NULL)
+            snprintf(title_typed, sizeof title_typed, "%s", converted_title);
+    }
+    free(converted);
+    free(converted_title);
+    if (too_long) {
         fprintf(stderr, PROGRAM " help: the description is limited to 8192 bytes and the title "
                                 "to 200\n");
         return TL_EXIT_USAGE;
@@ -703,7 +729,7 @@ int tl_agent_cmd_help(int argc, char **argv)
         return fail("help", "gathering diagnostics", rc);
     char title[201];
     if (title_option != NULL)
-        snprintf(title, sizeof title, "%s", title_option);
+        snprintf(title, sizeof title, "%s", title_typed);
     else
         title_from(description, title, 81);
     char request[TL_OUTBOX_ID_LEN], hash[TL_SHA256_HEX_LEN];
@@ -767,8 +793,11 @@ int tl_agent_cmd_help(int argc, char **argv)
 
     int interactive = !no_wait && isatty(STDIN_FILENO);
     if (run.ticket[0] != '\0') {
-        printf("%s\n", run.ticket);
-        fprintf(stderr, "Ticket %s opened with this machine's diagnostics attached.\n", run.ticket);
+        char ticket_shown[4 * sizeof run.ticket];
+        tl_text_clip(ticket_shown, sizeof ticket_shown, run.ticket, 0, TL_TEXT_LINE);
+        printf("%s\n", ticket_shown);
+        fprintf(stderr, "Ticket %s opened with this machine's diagnostics attached.\n",
+                ticket_shown);
         fflush(stdout);
         /* From a terminal, stay to answer the technician's requests (docs/consent.md). */
         if (!interactive)
@@ -883,7 +912,7 @@ int tl_agent_cmd_status(int argc, char **argv)
             json_object_set_new(out, "link", json_string(link));
         if (out != NULL && running && last_error != NULL)
             json_object_set_new(out, "last_error", json_string(last_error));
-        char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *text = tl_text_json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text ? text : "{}");
         free(text);
         json_decref(out);
@@ -972,9 +1001,11 @@ static int consent_call(const char *command, const char *path, json_t *request, 
         return fail(command, "talking to the agent", rc);
     if (!json_is_true(json_object_get(*answer, "ok"))) {
         const char *message = json_string_value(json_object_get(*answer, "message"));
-        const char *error = json_string_value(json_object_get(*answer, "error"));
-        fprintf(stderr, PROGRAM " %s: %s (%s)\n", command, message ? message : "refused",
-                error ? error : "?");
+        char why[SHOWN_MAX], error[64];
+        tl_text_clip(why, sizeof why, message ? message : "refused", 0, TL_TEXT_LINE);
+        tl_text_clip(error, sizeof error, json_string_value(json_object_get(*answer, "error")), 0,
+                     TL_TEXT_LINE);
+        fprintf(stderr, PROGRAM " %s: %s (%s)\n", command, why, error[0] ? error : "?");
         json_decref(*answer);
         *answer = NULL;
         return TL_EXIT_FAILURE;
@@ -984,7 +1015,7 @@ static int consent_call(const char *command, const char *path, json_t *request, 
 
 static void print_json(json_t *value)
 {
-    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = tl_text_json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", text ? text : "null");
     free(text);
 }
@@ -1016,6 +1047,17 @@ static const char *member(json_t *object, const char *key)
     return text != NULL ? text : "?";
 }
 
+/*
+ * A member as the user is shown it: escaped as one line (docs/consent.md
+ * "Asking the user"). The texts come from the relay and from technicians;
+ * buf holds the escaped form, clipped with "…" only if it would not fit.
+ */
+static const char *shown(char *buf, size_t size, json_t *object, const char *key)
+{
+    tl_text_clip(buf, size, member(object, key), 0, TL_TEXT_LINE);
+    return buf;
+}
+
 static int64_t int_of(json_t *object, const char *key)
 {
     return (int64_t)json_integer_value(json_object_get(object, key));
@@ -1027,13 +1069,32 @@ static void print_question(json_t *question)
     char scopes[128], duration[32];
     scopes_text(json_object_get(question, "scopes"), scopes, sizeof scopes);
     tl_consent_duration_text((uint64_t)int_of(question, "duration_s"), duration, sizeof duration);
-    printf("Technician %s (%s) asks for: %s\n", member(question, "technician"),
-           member(question, "role"), scopes);
-    printf("  ticket %s, for %s: %s\n", member(question, "ticket"), duration,
-           member(question, "reason"));
+    char technician[SHOWN_MAX], role[SHOWN_MAX], ticket[SHOWN_MAX], reason[SHOWN_MAX],
+        id[SHOWN_MAX];
+    printf("Technician %s (%s) asks for: %s\n",
+           shown(technician, sizeof technician, question, "technician"),
+           shown(role, sizeof role, question, "role"), scopes);
+    printf("  ticket %s, for %s: %s\n", shown(ticket, sizeof ticket, question, "ticket"), duration,
+           shown(reason, sizeof reason, question, "reason"));
+    json_t *runbook = json_object_get(question, "runbook");
+    if (json_is_object(runbook)) {
+        /* A fix: which runbook, what it does (this machine's catalogue) and every value. */
+        char name[SHOWN_MAX], what[SHOWN_MAX], value[SHOWN_MAX];
+        printf("  runbook %s%s: %s\n", shown(name, sizeof name, runbook, "name"),
+               json_is_true(json_object_get(runbook, "privileged")) ? " (privileged, as root)" : "",
+               shown(what, sizeof what, runbook, "description"));
+        const char *key;
+        json_t *arg;
+        json_object_foreach(json_object_get(runbook, "args"), key, arg)
+        {
+            tl_text_clip(name, sizeof name, key, 0, TL_TEXT_LINE);
+            tl_text_clip(value, sizeof value, json_string_value(arg), 0, TL_TEXT_LINE);
+            printf("    %s=%s\n", name, value);
+        }
+    }
     int64_t left = (int_of(question, "deadline_ms") - tl_wall_ms()) / 1000;
     tl_consent_duration_text(left > 0 ? (uint64_t)left : 0, duration, sizeof duration);
-    printf("  question %s, open for %s\n", member(question, "id"), duration);
+    printf("  question %s, open for %s\n", shown(id, sizeof id, question, "id"), duration);
 }
 
 static void print_grant_line(json_t *grant)
@@ -1041,19 +1102,26 @@ static void print_grant_line(json_t *grant)
     char scopes[128], until[64];
     scopes_text(json_object_get(grant, "scopes"), scopes, sizeof scopes);
     local_time_text(int_of(grant, "expires_ms"), until, sizeof until);
-    printf("%-6s %-8s %s (%s) for %s: %s; by %s, until %s\n", member(grant, "id"),
-           member(grant, "state"), member(grant, "technician"), member(grant, "role"),
-           member(grant, "ticket"), scopes, member(grant, "by"), until);
+    char id[SHOWN_MAX], state[SHOWN_MAX], technician[SHOWN_MAX], role[SHOWN_MAX], ticket[SHOWN_MAX],
+        by[SHOWN_MAX], text[SHOWN_MAX];
+    tl_text_pad(id, sizeof id, member(grant, "id"), 6);
+    tl_text_pad(state, sizeof state, member(grant, "state"), 8);
+    printf("%s %s %s (%s) for %s: %s; by %s, until %s\n", id, state,
+           shown(technician, sizeof technician, grant, "technician"),
+           shown(role, sizeof role, grant, "role"), shown(ticket, sizeof ticket, grant, "ticket"),
+           scopes, shown(by, sizeof by, grant, "by"), until);
     if (json_object_get(grant, "end_reason") != NULL) {
         local_time_text(int_of(grant, "ended_ms"), until, sizeof until);
-        printf("       ended %s: %s\n", until, member(grant, "end_reason"));
+        printf("       ended %s: %s\n", until, shown(text, sizeof text, grant, "end_reason"));
     }
     size_t i;
     json_t *channel;
     json_array_foreach(json_object_get(grant, "channels"), i, channel)
     {
+        char type[SHOWN_MAX];
         printf("       channel %lld %s: %s\n", (long long)int_of(channel, "channel"),
-               member(channel, "type"), member(channel, "what"));
+               shown(type, sizeof type, channel, "type"),
+               shown(text, sizeof text, channel, "what"));
     }
 }
 
@@ -1080,9 +1148,10 @@ int tl_agent_cmd_pending(int argc, char **argv)
         json_t *question;
         json_array_foreach(questions, i, question)
         {
+            char id[SHOWN_MAX];
             print_question(question);
-            printf("  answer: " PROGRAM " approve %s  |  " PROGRAM " deny %s\n",
-                   member(question, "id"), member(question, "id"));
+            shown(id, sizeof id, question, "id");
+            printf("  answer: " PROGRAM " approve %s  |  " PROGRAM " deny %s\n", id, id);
         }
     }
     json_decref(answer);
@@ -1127,8 +1196,10 @@ int tl_agent_cmd_approve(int argc, char **argv)
     char scopes[128], until[64];
     scopes_text(json_object_get(grant, "scopes"), scopes, sizeof scopes);
     local_time_text(int_of(grant, "expires_ms"), until, sizeof until);
-    printf("Granted %s: %s may use %s on ticket %s until %s\n", member(grant, "id"),
-           member(grant, "technician"), scopes, member(grant, "ticket"), until);
+    char id[SHOWN_MAX], technician[SHOWN_MAX], ticket[SHOWN_MAX];
+    printf("Granted %s: %s may use %s on ticket %s until %s\n", shown(id, sizeof id, grant, "id"),
+           shown(technician, sizeof technician, grant, "technician"), scopes,
+           shown(ticket, sizeof ticket, grant, "ticket"), until);
     json_decref(answer);
     return TL_EXIT_OK;
 }
@@ -1336,7 +1407,10 @@ static void attend_answer(struct attend *attend, int yes)
     json_decref(request);
     if (rc != 0 || !json_is_true(json_object_get(answer, "ok"))) {
         const char *message = json_string_value(json_object_get(answer, "message"));
-        printf("Could not answer %s: %s\n", id, message ? message : tl_strerror(rc));
+        char shown_id[SHOWN_MAX], why[SHOWN_MAX];
+        tl_text_clip(shown_id, sizeof shown_id, id, 0, TL_TEXT_LINE);
+        tl_text_clip(why, sizeof why, message ? message : tl_strerror(rc), 0, TL_TEXT_LINE);
+        printf("Could not answer %s: %s\n", shown_id, why);
     }
     json_decref(answer);
     attend->current = NULL;
@@ -1347,11 +1421,13 @@ static void attend_event(struct attend *attend, json_t *event)
 {
     const char *kind = member(event, "event");
     char scopes[128], until[64];
+    /* Everything from the events is shown escaped: it comes from the relay and technicians. */
+    char id[SHOWN_MAX], technician[SHOWN_MAX], role[SHOWN_MAX], ticket[SHOWN_MAX], text[SHOWN_MAX];
     if (strcmp(kind, "question") == 0) {
         if (attend->tty < 0) {
             print_question(event);
-            printf("  answer: " PROGRAM " approve %s  |  " PROGRAM " deny %s\n",
-                   member(event, "id"), member(event, "id"));
+            shown(id, sizeof id, event, "id");
+            printf("  answer: " PROGRAM " approve %s  |  " PROGRAM " deny %s\n", id, id);
         } else if (json_array_size(attend->queue) < TL_CONSENT_MAX_PENDING) {
             json_array_append(attend->queue, event);
         }
@@ -1361,24 +1437,32 @@ static void attend_event(struct attend *attend, json_t *event)
             attend_settled(attend, member(event, "question"));
         scopes_text(json_object_get(grant, "scopes"), scopes, sizeof scopes);
         local_time_text(int_of(grant, "expires_ms"), until, sizeof until);
-        printf("Granted %s to %s (%s): %s on ticket %s until %s (%s)\n", member(grant, "id"),
-               member(grant, "technician"), member(grant, "role"), scopes, member(grant, "ticket"),
-               until,
+        printf("Granted %s to %s (%s): %s on ticket %s until %s (%s)\n",
+               shown(id, sizeof id, grant, "id"),
+               shown(technician, sizeof technician, grant, "technician"),
+               shown(role, sizeof role, grant, "role"), scopes,
+               shown(ticket, sizeof ticket, grant, "ticket"), until,
                strcmp(member(event, "by"), "policy") == 0     ? "by the unattended policy"
                : strcmp(member(event, "by"), "existing") == 0 ? "an existing grant"
                                                               : "by you");
     } else if (strcmp(kind, "denied") == 0) {
         if (json_is_string(json_object_get(event, "question")))
             attend_settled(attend, member(event, "question"));
-        printf("Not granted: %s on ticket %s: %s\n", member(event, "technician"),
-               member(event, "ticket"), member(event, "reason"));
+        printf("Not granted: %s on ticket %s: %s\n",
+               shown(technician, sizeof technician, event, "technician"),
+               shown(ticket, sizeof ticket, event, "ticket"),
+               shown(text, sizeof text, event, "reason"));
     } else if (strcmp(kind, "activity") == 0) {
-        printf("  [%s] %s\n", member(event, "grant"), member(event, "text"));
+        printf("  [%s] %s\n", shown(id, sizeof id, event, "grant"),
+               shown(text, sizeof text, event, "text"));
     } else if (strcmp(kind, "ended") == 0) {
-        printf("Grant %s (%s, ticket %s) ended: %s\n", member(event, "grant"),
-               member(event, "technician"), member(event, "ticket"), member(event, "reason"));
+        printf("Grant %s (%s, ticket %s) ended: %s\n", shown(id, sizeof id, event, "grant"),
+               shown(technician, sizeof technician, event, "technician"),
+               shown(ticket, sizeof ticket, event, "ticket"),
+               shown(text, sizeof text, event, "reason"));
     } else if (strcmp(kind, "delivered") == 0) {
-        const char *request = member(event, "request"), *ticket = member(event, "ticket");
+        const char *request = member(event, "request");
+        shown(ticket, sizeof ticket, event, "ticket");
         if (attend->follow != NULL && strcmp(request, attend->follow) == 0) {
             /* The id alone on stdout, as when `help` is answered at once. */
             if (attend->ticket != NULL && attend->ticket[0] == '\0') {
@@ -1389,11 +1473,12 @@ static void attend_event(struct attend *attend, json_t *event)
                         ticket);
             }
         } else {
-            printf("Request %s delivered: ticket %s\n", request, ticket);
+            printf("Request %s delivered: ticket %s\n", shown(id, sizeof id, event, "request"),
+                   ticket);
         }
     } else if (strcmp(kind, "set-aside") == 0) {
         printf("Request %s was set aside and will not be sent: %s (see " PROGRAM " status)\n",
-               member(event, "request"), member(event, "message"));
+               shown(id, sizeof id, event, "request"), shown(text, sizeof text, event, "message"));
     }
     fflush(stdout);
 }
@@ -1509,8 +1594,9 @@ static int attend_loop(const char *command, const char *path, const char *follow
             if (first) {
                 first = 0;
                 if (!json_is_true(json_object_get(event, "ok"))) {
+                    char why[SHOWN_MAX];
                     fprintf(stderr, PROGRAM " %s: the agent refused to show events: %s\n", command,
-                            member(event, "message"));
+                            shown(why, sizeof why, event, "message"));
                     status = TL_EXIT_FAILURE;
                     attend_stop = 1;
                 }

@@ -109,12 +109,16 @@ static void say(char *out, size_t size, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Text shown on the user's terminal: no control characters, no NUL, at most max bytes. */
-static int text_ok(const char *text, size_t len, size_t max, int may_be_empty)
+/*
+ * At most max bytes, no NUL. A name (ticket, technician, role, id) is not
+ * empty and has no control characters. Free text (a reason) may be empty and
+ * hold anything: it is kept as it came and shown escaped (proto/text.h).
+ */
+static int text_ok(const char *text, size_t len, size_t max, int free_text)
 {
-    if (len > max || (len == 0 && !may_be_empty))
+    if (len > max || (len == 0 && !free_text))
         return 0;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len && !free_text; i++) {
         unsigned char c = (unsigned char)text[i];
         if (c < 0x20 || c == 0x7f)
             return 0;
@@ -124,7 +128,7 @@ static int text_ok(const char *text, size_t len, size_t max, int may_be_empty)
 
 /* ---- session.request ---------------------------------------------------------- */
 
-static int copy_text_member(json_t *body, const char *key, char *out, size_t max, int may_be_empty,
+static int copy_text_member(json_t *body, const char *key, char *out, size_t max, int free_text,
                             char *message, size_t size)
 {
     json_t *value = json_object_get(body, key);
@@ -134,9 +138,11 @@ static int copy_text_member(json_t *body, const char *key, char *out, size_t max
     }
     const char *text = json_string_value(value);
     size_t len = json_string_length(value);
-    if (strlen(text) != len || !text_ok(text, len, max, may_be_empty)) {
-        say(message, size, "\"%s\" must be %s1..%zu bytes without control characters", key,
-            may_be_empty ? "0 or " : "", max);
+    if (strlen(text) != len || !text_ok(text, len, max, free_text)) {
+        if (free_text)
+            say(message, size, "\"%s\" must be at most %zu bytes without NUL", key, max);
+        else
+            say(message, size, "\"%s\" must be 1..%zu bytes without control characters", key, max);
         return TL_EINVAL;
     }
     memcpy(out, text, len + 1);
@@ -194,7 +200,25 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
         return TL_EINVAL;
     }
     out->duration_s = (uint32_t)json_integer_value(duration);
+    json_t *runbook = json_object_get(body, "runbook");
+    if (runbook != NULL) {
+        json_t *args = json_object_get(runbook, "args");
+        if (!(out->scopes & TL_SCOPE_FIX) || !json_is_object(runbook) ||
+            !json_is_string(json_object_get(runbook, "name")) ||
+            (args != NULL && !json_is_object(args))) {
+            say(message, size,
+                "\"runbook\" must be {\"name\":NAME,\"args\":{...}} in a request for fix");
+            return TL_EINVAL;
+        }
+        out->runbook = json_incref(runbook);
+    }
     return 0;
+}
+
+void tl_consent_request_clear(tl_consent_request_t *request)
+{
+    json_decref(request->runbook);
+    request->runbook = NULL;
 }
 
 /* ---- policy --------------------------------------------------------------------- */
@@ -605,14 +629,14 @@ static json_t *grant_record_json(const tl_grant_t *grant)
     return out;
 }
 
-static int copy_field(json_t *item, const char *key, char *out, size_t max, int may_be_empty)
+static int copy_field(json_t *item, const char *key, char *out, size_t max, int free_text)
 {
     json_t *value = json_object_get(item, key);
     if (!json_is_string(value))
         return TL_EINVAL;
     size_t len = json_string_length(value);
     const char *text = json_string_value(value);
-    if (strlen(text) != len || !text_ok(text, len, max, may_be_empty))
+    if (strlen(text) != len || !text_ok(text, len, max, free_text))
         return TL_EINVAL;
     memcpy(out, text, len + 1);
     return 0;
@@ -828,6 +852,7 @@ static void question_closed(uv_handle_t *handle)
 {
     struct question *question = handle->data;
     tl_consent_t *consent = question->consent;
+    tl_consent_request_clear(&question->request);
     free(question);
     consent->open_handles--;
     release_if_done(consent);
@@ -851,12 +876,15 @@ static void answer(tl_consent_t *consent, uint64_t token, int error, const char 
 static json_t *question_json(const struct question *question)
 {
     const tl_consent_request_t *request = &question->request;
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I}", "id", question->id, "ticket",
-                     request->ticket, "technician", request->technician, "role", request->role,
-                     "scopes", tl_scope_names(request->scopes), "reason", request->reason,
-                     "duration_s", (json_int_t)request->duration_s, "asked_ms",
-                     (json_int_t)question->asked_ms, "deadline_ms",
-                     (json_int_t)question->deadline_ms);
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:i, s:I, s:I}", "id", question->id, "ticket",
+                  request->ticket, "technician", request->technician, "role", request->role,
+                  "scopes", tl_scope_names(request->scopes), "reason", request->reason,
+                  "duration_s", (json_int_t)request->duration_s, "asked_ms",
+                  (json_int_t)question->asked_ms, "deadline_ms", (json_int_t)question->deadline_ms);
+    if (out != NULL && request->runbook != NULL)
+        json_object_set(out, "runbook", request->runbook);
+    return out;
 }
 
 static void emit_denied(tl_consent_t *consent, const char *question,
@@ -1252,6 +1280,7 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
     question->consent = consent;
     question->token = token;
     question->request = *request;
+    json_incref(question->request.runbook);
     question->asked_ms = at;
     question->deadline_ms = at + (int64_t)consent->timeout_ms;
     snprintf(question->id, sizeof question->id, "Q-%llu",

@@ -96,15 +96,26 @@ typedef struct tl_consent_request {
     unsigned scopes;
     char reason[TL_CONSENT_MAX_REASON + 1];
     uint32_t duration_s;
+    /*
+     * A fix that names its runbook: {"name":..., "args":{...}} as asked, and
+     * once checked against the catalogue what the question shows (the
+     * tunnel replaces it: tl_sessions_runbook_preview). NULL otherwise. The
+     * request holds a reference (tl_consent_request_clear); a question takes
+     * its own.
+     */
+    json_t *runbook;
 } tl_consent_request_t;
 
 /*
  * Validates a session.request body (protocol.md §7.6) into out. TL_EINVAL
- * with a one-line message naming the bad member. Text that reaches the
- * user's terminal (ticket, technician, reason) may hold no control
- * characters.
+ * with a one-line message naming the bad member. The names (ticket,
+ * technician) may hold no control characters; the reason may hold any text
+ * but NUL: it is kept as it came and shown escaped (proto/text.h). A
+ * "runbook" member needs the fix scope. Release with tl_consent_request_clear.
  */
 int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *message, size_t size);
+/* Drops the request's reference to its runbook; the rest needs no release. */
+void tl_consent_request_clear(tl_consent_request_t *request);
 
 /* ---- unattended policy --------------------------------------------------------- */
 
@@ -244,7 +255,10 @@ int tl_consent_check(const tl_consent_t *consent, const char *id, const char *te
 /* A live grant by id (recorded on disk), else NULL. */
 const tl_grant_t *tl_consent_find(const tl_consent_t *consent, const char *id);
 
-/* The open questions: [{"id":"Q-7","ticket":...,"deadline_ms":...}]; new reference. */
+/*
+ * The open questions: [{"id":"Q-7","ticket":...,"deadline_ms":...}], with
+ * "runbook" for a fix that names one; new reference.
+ */
 json_t *tl_consent_pending(const tl_consent_t *consent);
 /* Every grant kept (on disk), live ones first (newest first in each part); new reference. */
 json_t *tl_consent_grants(const tl_consent_t *consent);

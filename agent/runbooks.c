@@ -566,6 +566,11 @@ const tl_runbook_t *tl_runbooks_find(const tl_runbooks_t *catalogue, const char 
     return NULL;
 }
 
+const char *tl_runbook_description(const tl_runbook_t *runbook)
+{
+    return runbook->description;
+}
+
 /* ---- run requests ----------------------------------------------------------------------- */
 
 static const struct param *find_param(const tl_runbook_t *rb, const char *name)
@@ -675,8 +680,9 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
             return TL_EINVAL;
         }
         if (regexec(&param->re, json_string_value(value), 0, NULL, 0) != 0) {
-            snprintf(message, message_size, "parameter %s does not match %s", param->name,
-                     param->pattern);
+            excerpt(shown, sizeof shown, json_string_value(value), 64);
+            snprintf(message, message_size, "parameter %s='%s' does not match %s (%s)", param->name,
+                     shown, param->pattern, param->description);
             return TL_EINVAL;
         }
     }

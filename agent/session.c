@@ -1645,6 +1645,45 @@ json_t *tl_sessions_runbooks(const tl_sessions_t *owner)
     return tl_runbooks_list(owner != NULL ? owner->catalogue : NULL);
 }
 
+int tl_sessions_runbook_preview(const tl_sessions_t *owner, json_t **runbook, const char *role,
+                                char *message, size_t message_size)
+{
+    tl_runbook_run_t run = {0};
+    json_t *shown = NULL, *args = NULL;
+    int rc = tl_runbooks_check(owner != NULL ? owner->catalogue : NULL,
+                               json_string_value(json_object_get(*runbook, "name")),
+                               json_object_get(*runbook, "args"), role, geteuid() == 0, &run,
+                               message, message_size);
+    if (rc != 0)
+        goto out;
+    /* The values as they will be passed: TL_PARAM_NAME=VALUE, in the catalogue's order. */
+    args = json_object();
+    for (size_t i = 0; args != NULL && i < run.env_count; i++) {
+        const char *entry = run.env[i] + strlen("TL_PARAM_");
+        const char *equals = strchr(entry, '=');
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(equals - entry), entry);
+        if (json_object_set_new(args, name, json_string(equals + 1)) != 0) {
+            json_decref(args);
+            args = NULL;
+        }
+    }
+    shown = args == NULL ? NULL
+                         : json_pack("{s:s, s:s, s:b, s:o}", "name", run.name, "description",
+                                     tl_runbook_description(run.runbook), "privileged",
+                                     run.privileged, "args", args);
+    if (shown == NULL) {
+        rc = TL_ENOMEM;
+        set_message(message, message_size, "%s", tl_strerror(rc));
+        goto out;
+    }
+    json_decref(*runbook);
+    *runbook = shown;
+out:
+    tl_runbooks_run_release(&run);
+    return rc;
+}
+
 size_t tl_sessions_count(const tl_sessions_t *owner)
 {
     size_t count = 0;

@@ -113,6 +113,18 @@ json_t *tl_sessions_list(const tl_sessions_t *sessions, const char *grant);
 json_t *tl_sessions_runbooks(const tl_sessions_t *sessions);
 
 /*
+ * A fix asked for with its runbook (protocol.md §7.6): *runbook is the
+ * request's {"name":..., "args":{...}}, checked against the catalogue for a
+ * technician of role exactly as the runbook channel will be, before anyone
+ * is asked. On success *runbook is replaced by what the question shows:
+ * {"name", "description", "privileged", "args": {NAME: VALUE, ...} in the
+ * catalogue's order}. Otherwise the error and message of tl_runbooks_check
+ * (TL_ENOTFOUND, TL_EDENIED, TL_EINVAL), and *runbook is left as it was.
+ */
+int tl_sessions_runbook_preview(const tl_sessions_t *sessions, json_t **runbook, const char *role,
+                                char *message, size_t message_size);
+
+/*
  * Output bytes one stream may hold back while its channel has no window: one
  * read. A session never holds more than two of these (stdout and stderr).
  */

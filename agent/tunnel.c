@@ -944,13 +944,19 @@ static void handle_request(tl_tunnel_t *tunnel, uint32_t request_id, const char 
         }
         tl_consent_request_t request;
         int rc = tl_consent_request_parse(body, &request, message, sizeof message);
+        /* A fix that names its runbook is checked before anyone is asked (consent.md). */
+        if (rc == 0 && request.runbook != NULL)
+            rc = tl_sessions_runbook_preview(tunnel->options.sessions, &request.runbook,
+                                             request.role, message, sizeof message);
         if (rc != 0) {
             tl_log_warn("session.request rejected request_id=%u reason=%s detail=\"%s\"",
                         request_id, tl_err_name(rc), message);
             send_error(tunnel, request_id, rc, message);
+            tl_consent_request_clear(&request);
             return;
         }
         tl_consent_request(tunnel->options.consent, &request, token_of(tunnel, request_id));
+        tl_consent_request_clear(&request);
         return;
     }
     if (type != NULL && strcmp(type, "runbooks.list") == 0) {

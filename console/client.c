@@ -1,5 +1,6 @@
 #include "console/client.h"
 #include "proto/err.h"
+#include "proto/text.h"
 
 #include <errno.h>
 #include <libssh/callbacks.h>
@@ -39,6 +40,8 @@
 #define KEEPALIVE_IDLE_S 30
 #define KEEPALIVE_INTERVAL_S 10
 #define KEEPALIVE_COUNT 3
+/* With escaping, channel data is escaped this much at a time. */
+#define ESCAPE_PIECE (64u * 1024u)
 /* libssh calls per wake-up of the socket (4 KiB each). */
 #define DOPOLL_BATCH 64
 
@@ -53,7 +56,9 @@ struct run {
     ssh_channel channel;
     struct ssh_channel_callbacks_struct callbacks; /* libssh keeps a pointer */
     const tl_exec_io_t *io;
-    struct queue out[2]; /* stdout, stderr */
+    struct queue out[2];       /* stdout, stderr */
+    tl_text_stream_t shown[2]; /* with io->escape: what each stream holds back (a split UTF-8) */
+    tl_buf_t *escaped;         /* with io->escape: one piece, escaped */
     size_t write_piece[2];
     uint8_t *input;
     size_t input_start, input_end;
@@ -350,6 +355,8 @@ static size_t queue_len(const struct queue *q)
 
 static int queue_append(struct queue *q, const void *bytes, size_t len)
 {
+    if (len == 0)
+        return 0; /* an escaped piece that was all held back: nothing to copy */
     if (len > QUEUE_HARD_CAP - queue_len(q))
         return TL_EFULL;
     if (q->capacity - q->end < len) {
@@ -403,7 +410,20 @@ static int on_channel_data(ssh_session session, ssh_channel channel, void *data,
     int fd = stream == 0 ? io->out_fd : io->err_fd;
     if (fd < 0)
         return (int)len;
-    int rc = queue_append(&run->out[stream], data, len);
+    int rc;
+    if (io->escape) {
+        rc = 0;
+        for (uint32_t at = 0; at < len && rc == 0; at += ESCAPE_PIECE) {
+            uint32_t piece = len - at < ESCAPE_PIECE ? len - at : ESCAPE_PIECE;
+            tl_buf_reset(run->escaped);
+            rc = tl_text_stream_put(&run->shown[stream], run->escaped, (uint8_t *)data + at, piece);
+            if (rc == 0)
+                rc = queue_append(&run->out[stream], tl_buf_data(run->escaped),
+                                  tl_buf_len(run->escaped));
+        }
+    } else {
+        rc = queue_append(&run->out[stream], data, len);
+    }
     if (rc != 0) {
         set_error(run->client, "the relay sent more %s than the console can hold (%s)",
                   stream == 0 ? "output" : "error output", tl_strerror(rc));
@@ -416,6 +436,13 @@ static void on_channel_close(ssh_session session, ssh_channel channel, void *use
 {
     struct run *run = userdata;
     run->remote_closed = 1;
+    /* The end: a sequence still held back is shown as the bytes it is. */
+    for (int stream = 0; run->io->escape && stream < 2 && run->stop == 0; stream++) {
+        int fd = stream == 0 ? run->io->out_fd : run->io->err_fd;
+        tl_buf_reset(run->escaped);
+        if (fd >= 0 && tl_text_stream_finish(&run->shown[stream], run->escaped) == 0)
+            queue_append(&run->out[stream], tl_buf_data(run->escaped), tl_buf_len(run->escaped));
+    }
 }
 
 static void on_exit_status(ssh_session session, ssh_channel channel, int exit_status,
@@ -611,6 +638,14 @@ int tl_client_exec(tl_client_t *client, const char *command, const tl_exec_io_t 
     run->client = client;
     run->io = io;
     run->exit_status = -1;
+    run->shown[0].mode = run->shown[1].mode = TL_TEXT_BODY;
+    /* One piece of channel data escaped: at most six bytes shown per byte received. */
+    if (io->escape && (run->escaped = tl_buf_new(6u * ESCAPE_PIECE + 64u)) == NULL) {
+        free(run->input);
+        free(run);
+        set_error(client, "out of memory");
+        return TL_ENOMEM;
+    }
     run->write_piece[0] = write_piece_for(io->out_fd);
     run->write_piece[1] = write_piece_for(io->err_fd);
     client->run = run;
@@ -677,6 +712,7 @@ out:
     client->run = NULL;
     free(run->out[0].data);
     free(run->out[1].data);
+    tl_buf_free(run->escaped);
     free(run->input);
     free(run);
     return rc;

@@ -42,6 +42,12 @@ typedef struct tl_exec_io {
     int pty_cols, pty_rows;
     /* Each piece of stdout as it arrives, before it is queued for out_fd; nonzero stops. */
     int (*on_stdout)(void *data, const void *bytes, size_t len);
+    /*
+     * Nonzero: what the relay sends for out_fd and err_fd is shown escaped
+     * (proto/text.h, lines kept), so no control byte reaches the terminal
+     * whatever the relay sends. For listings; never for a session's output.
+     */
+    int escape;
     /* Called before stderr bytes are written (to erase a progress bar). */
     void (*before_stderr)(void *data);
     void *data; /* for on_stdout and before_stderr */

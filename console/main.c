@@ -37,6 +37,7 @@ struct console {
     tl_client_t *client;
     int signal; /* the signal that stopped a command */
     int raw;    /* join: the terminal is raw; size changes go to the relay */
+    int escape; /* the command lists text from others: its output is shown escaped */
 };
 
 struct command {
@@ -46,6 +47,12 @@ struct command {
     int (*run)(struct console *console, int argc, char **argv); /* argv[0]: the command */
     const char *options; /* for --help: "--name VALUE<TAB>what it does\n" lines */
     const char *example; /* for --help: whole command lines */
+    /*
+     * 1: the relay's answer is a listing of text from others (titles, notes, names), so it
+     * is shown escaped here too (proto/text.h), whatever the relay sends. 0: the output of a
+     * command on the machine, passed through as ssh does.
+     */
+    int escape;
 };
 
 /* ---- connecting and running ------------------------------------------------------------ */
@@ -178,6 +185,7 @@ static int cmd_relay(struct console *console, int argc, char **argv)
         status = connect_relay(console);
     if (status == 0) {
         tl_exec_io_t io = base_io(console);
+        io.escape = console->escape;
         tl_exec_result_t result;
         int rc = tl_client_exec(console->client, line, &io, &result);
         status = exec_status(console, rc, &result);
@@ -397,7 +405,7 @@ static const struct command commands[] = {
      "--host-key SHA256:...\tpin the relay's host key (tierline-relay init prints it)\n"
      "--json\twhat the file now says, an object: path, relay, port, user, identity, "
      "identity_readable, host_key (null if none), dropped_pin\n",
-     "tierline setup --relay relay.example.com:2222 --user bob\n"},
+     "tierline setup --relay relay.example.com:2222 --user bob\n", 0},
     {"tickets", "tickets [--tier N] [--status S] [--assignee NAME] [--mine] [--json]",
      "list tickets", cmd_relay,
      "--tier N\tonly tickets at tier N, 0..4\n"
@@ -407,46 +415,46 @@ static const struct command commands[] = {
      "--mine\tonly tickets assigned to you\n"
      "--json\ta JSON array of objects: id, device, hostname, title, description, tier, status, "
      "assignee (null if none), created, updated\n",
-     "tierline tickets --status open --tier 2\n"},
+     "tierline tickets --status open --tier 2\n", 1},
     {"ticket show", "ticket show T-N [--json]",
      "a ticket: what was already tried, evidence, timeline", cmd_relay,
      "--json\tthe ticket as a JSON object, with already_tried, evidence and events\n",
-     "tierline ticket show T-1\n"},
+     "tierline ticket show T-1\n", 1},
     {"ticket take", "ticket take T-N", "assign a ticket to yourself", cmd_relay, NULL,
-     "tierline ticket take T-1\n"},
+     "tierline ticket take T-1\n", 1},
     {"ticket note", "ticket note T-N TEXT...", "add a note to a ticket", cmd_relay, NULL,
-     "tierline ticket note T-1 the print queue was stuck\n"},
+     "tierline ticket note T-1 the print queue was stuck\n", 1},
     {"ticket resolve", "ticket resolve T-N TEXT...", "resolve a ticket, saying how", cmd_relay,
-     NULL, "tierline ticket resolve T-1 restarted cups\n"},
+     NULL, "tierline ticket resolve T-1 restarted cups\n", 1},
     {"evidence", "evidence T-N [--json]", "list a ticket's evidence", cmd_evidence,
      "--json\ta JSON array of objects: hash, kind, name, size, created\n",
-     "tierline evidence T-1\n"},
+     "tierline evidence T-1\n", 1},
     {"evidence get", "evidence get T-N SHA256 [-o FILE]",
      "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence,
      "-o, --output FILE\twrite it to FILE (kept only when whole and its hash checks out)\n",
-     "tierline evidence get T-1 fbd45efc -o diagnostics.json\n"},
+     "tierline evidence get T-1 fbd45efc -o diagnostics.json\n", 0},
     {"diag", "diag T-N [--reason TEXT] [--for DURATION] [--json]",
      "fresh diagnostics from the ticket's machine, kept as evidence", cmd_relay,
      SESSION_OPTIONS "--json\twhat was stored, as a JSON object\n",
-     "tierline diag T-1 --reason \"checking the network\"\n"},
+     "tierline diag T-1 --reason \"checking the network\"\n", 1},
     {"join", "join T-N [--observe] [--reason TEXT] [--for DURATION]",
      "a shell on the machine in this terminal, or watch its shells", cmd_join,
      "--observe\tonly watch the machine's shells (needs observe)\n" SESSION_OPTIONS,
-     "tierline join T-1\n"},
+     "tierline join T-1\n", 0},
     {"run", "run T-N [--reason TEXT] [--for DURATION] -- COMMAND [ARGS...]",
      "run a command on the machine (stdin is forwarded)", cmd_relay,
      SESSION_OPTIONS "--\tthe end of run's options: what follows is the command\n",
-     "tierline run T-1 -- systemctl status cups\n"},
+     "tierline run T-1 -- systemctl status cups\n", 0},
     {"fix", "fix T-N RUNBOOK [NAME=VALUE...] [--reason TEXT] [--for DURATION]",
      "run a runbook from the machine's catalogue", cmd_relay, SESSION_OPTIONS,
-     "tierline fix T-1 flush-dns\n"},
+     "tierline fix T-1 flush-dns\n", 0},
     {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", cmd_relay,
      "--json\ta JSON array of objects: name, description, min_role, privileged, params\n",
-     "tierline runbooks T-1\n"},
+     "tierline runbooks T-1\n", 1},
     {"whoami", "whoami [--json]", "your name, role, key and capabilities", cmd_relay,
-     "--json\tan object: name, role, key, capabilities\n", "tierline whoami\n"},
+     "--json\tan object: name, role, key, capabilities\n", "tierline whoami\n", 1},
     {"help", "help [--json]", "the commands your role may use (the relay's answer)", cmd_relay,
-     "--json\tan object: name, role, commands (each: name, usage, summary)\n", "tierline help\n"},
+     "--json\tan object: name, role, commands (each: name, usage, summary)\n", "tierline help\n", 1},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
@@ -627,6 +635,7 @@ int main(int argc, char **argv)
         }
     }
 
+    console.escape = command->escape;
     status = command->run(&console, command_argc, command_argv);
 
     tl_term_restore();

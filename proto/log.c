@@ -1,5 +1,6 @@
 #include "proto/log.h"
 #include "proto/err.h"
+#include "proto/text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,14 +52,14 @@ void tl_log_write(enum tl_log_level level, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    used += (size_t)n;
-    if (used > sizeof line - 2)
-        used = sizeof line - 2;
-    /* One event, one line: newlines from callers' strings are flattened. */
-    for (size_t i = 0; i < used; i++) {
-        if (line[i] == '\n' || line[i] == '\r')
-            line[i] = ' ';
-    }
-    line[used++] = '\n';
-    fwrite(line, 1, used, stderr);
+    /*
+     * One event, one line, and nothing raw from the network or a user reaches whoever
+     * reads the log on a terminal: the line is escaped as text from others is shown
+     * (proto/text.h; a newline becomes \n).
+     */
+    char shown[4 * sizeof line + 8];
+    tl_text_clip(shown, sizeof shown - 1, line, 0, TL_TEXT_LINE);
+    used = strlen(shown);
+    shown[used++] = '\n';
+    fwrite(shown, 1, used, stderr);
 }

@@ -3,6 +3,7 @@
 #include "proto/cli.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "proto/text.h"
 #include "relay/roles.h"
 #include "relay/store.h"
 
@@ -81,6 +82,39 @@ static const char *str(json_t *object, const char *key)
 {
     const char *value = json_string_value(json_object_get(object, key));
     return value ? value : "-";
+}
+
+/*
+ * Text from others as printed here (docs/technicians.md "Text from others"):
+ * escaped, and in columns padded and clipped by display width. Each helper
+ * writes into the caller's buffer and returns it, for printf.
+ */
+static const char *shown(char *buf, size_t size, json_t *object, const char *key)
+{
+    tl_text_clip(buf, size, str(object, key), 0, TL_TEXT_LINE);
+    return buf;
+}
+
+static const char *cell(char *buf, size_t size, json_t *object, const char *key, size_t width)
+{
+    tl_text_cell(buf, size, str(object, key), width);
+    return buf;
+}
+
+static const char *padded(char *buf, size_t size, json_t *object, const char *key, size_t width)
+{
+    tl_text_pad(buf, size, str(object, key), width);
+    return buf;
+}
+
+/* An event's details as one line: compact JSON (control characters already \u escaped),
+ * with what JSON leaves raw escaped too. */
+static char *details_line(json_t *event)
+{
+    char *json = json_dumps(json_object_get(event, "details"), JSON_COMPACT);
+    char *line = tl_text_escape_dup(json != NULL ? json : "", TL_TEXT_LINE);
+    free(json);
+    return line;
 }
 
 static void actor_of(const struct cmd *cmd, char out[96])
@@ -186,7 +220,14 @@ static int parse_ticket_text(struct cmd *cmd, int argc, char **argv)
 {
     if (argc < 3 || parse_ticket_id(cmd, argv[1]) != 0)
         return TL_EINVAL;
-    return join_words(cmd->text, sizeof cmd->text, argc - 2, argv + 2);
+    if (join_words(cmd->text, sizeof cmd->text, argc - 2, argv + 2) != 0)
+        return TL_EINVAL;
+    /* Kept as typed and shown escaped; but the record is JSON, which holds UTF-8 only. */
+    if (!tl_text_utf8_valid(cmd->text, strlen(cmd->text))) {
+        cmd->usage_error = "the text is not valid UTF-8";
+        return TL_EINVAL;
+    }
+    return 0;
 }
 
 static int parse_evidence_get(struct cmd *cmd, int argc, char **argv)
@@ -425,7 +466,7 @@ static int parse_fix(struct cmd *cmd, int argc, char **argv)
 
 static int print_json_to(FILE *out, json_t *value)
 {
-    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = tl_text_json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (text == NULL)
         return TL_ENOMEM;
     fprintf(out, "%s\n", text);
@@ -469,12 +510,13 @@ static int work_tickets(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err
         json_t *t;
         json_array_foreach(tickets, i, t)
         {
-            char updated[32];
+            char updated[32], assignee[40], hostname[52], title[1024];
             tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
-            fprintf(out, "%-7s %-4" JSON_INTEGER_FORMAT " %-14s %-12.12s %-6s %-16.16s %-20s %s\n",
+            fprintf(out, "%-7s %-4" JSON_INTEGER_FORMAT " %-14s %s %-6s %s %-20s %s\n",
                     str(t, "id"), json_integer_value(json_object_get(t, "tier")), str(t, "status"),
-                    str(t, "assignee"), str(t, "device"), str(t, "hostname"), updated,
-                    str(t, "title"));
+                    cell(assignee, sizeof assignee, t, "assignee", 12), str(t, "device"),
+                    cell(hostname, sizeof hostname, t, "hostname", 16), updated,
+                    shown(title, sizeof title, t, "title"));
         }
         if (json_array_size(tickets) == 0)
             fprintf(out, "(no tickets)\n");
@@ -512,26 +554,31 @@ static int work_ticket_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
         json_decref(t);
         return 0;
     }
-    char created[32], updated[32];
+    char created[32], updated[32], title[1024], hostname[1100], assignee[300];
     tl_format_utc(json_integer_value(json_object_get(t, "created")), created);
     tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
-    fprintf(out, "%s  %s\n", str(t, "id"), str(t, "title"));
+    fprintf(out, "%s  %s\n", str(t, "id"), shown(title, sizeof title, t, "title"));
     fprintf(out, "  device:   %s (%s)\n  tier:     %" JSON_INTEGER_FORMAT "\n", str(t, "device"),
-            str(t, "hostname"), json_integer_value(json_object_get(t, "tier")));
+            shown(hostname, sizeof hostname, t, "hostname"),
+            json_integer_value(json_object_get(t, "tier")));
     fprintf(out, "  status:   %s\n  assignee: %s\n  created:  %s\n  updated:  %s\n",
-            str(t, "status"), str(t, "assignee"), created, updated);
+            str(t, "status"), shown(assignee, sizeof assignee, t, "assignee"), created, updated);
     const char *description = str(t, "description");
-    if (strcmp(description, "-") != 0 && description[0] != '\0')
-        fprintf(out, "\n  %s\n", description);
+    if (strcmp(description, "-") != 0 && description[0] != '\0') {
+        char *body = tl_text_escape_dup(description, TL_TEXT_BODY);
+        fprintf(out, "\n  %s\n", body != NULL ? body : "");
+        free(body);
+    }
     fprintf(out, "\nAlready tried:\n");
     size_t i;
     json_t *item;
     json_array_foreach(tried, i, item)
     {
-        char when[32];
+        char when[32], kind[80];
         tl_format_utc(json_integer_value(json_object_get(item, "time")), when);
-        char *details = json_dumps(json_object_get(item, "details"), JSON_COMPACT);
-        fprintf(out, "  %s  %-18s %s\n", when, str(item, "kind"), details ? details : "");
+        char *details = details_line(item);
+        fprintf(out, "  %s  %s %s\n", when, padded(kind, sizeof kind, item, "kind", 18),
+                details ? details : "");
         free(details);
     }
     if (json_array_size(tried) == 0)
@@ -539,18 +586,20 @@ static int work_ticket_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     fprintf(out, "\nEvidence:\n");
     json_array_foreach(json_object_get(t, "evidence"), i, item)
     {
-        fprintf(out, "  %-12s %-24s %10" JSON_INTEGER_FORMAT " bytes  %s\n", str(item, "kind"),
-                str(item, "name"), json_integer_value(json_object_get(item, "size")),
-                str(item, "hash"));
+        char kind[80], name[1100];
+        fprintf(out, "  %s %s %10" JSON_INTEGER_FORMAT " bytes  %s\n",
+                padded(kind, sizeof kind, item, "kind", 12),
+                padded(name, sizeof name, item, "name", 24),
+                json_integer_value(json_object_get(item, "size")), str(item, "hash"));
     }
     fprintf(out, "\nTimeline:\n");
     json_array_foreach(json_object_get(t, "events"), i, item)
     {
-        char when[32];
+        char when[32], actor[300], kind[80];
         tl_format_utc(json_integer_value(json_object_get(item, "time")), when);
-        char *details = json_dumps(json_object_get(item, "details"), JSON_COMPACT);
-        fprintf(out, "  %s  %-16s %-18s %s\n", when, str(item, "actor"), str(item, "kind"),
-                details ? details : "");
+        char *details = details_line(item);
+        fprintf(out, "  %s  %s %s %s\n", when, padded(actor, sizeof actor, item, "actor", 16),
+                padded(kind, sizeof kind, item, "kind", 18), details ? details : "");
         free(details);
     }
     json_decref(t);
@@ -643,9 +692,11 @@ static int work_evidence_list(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FIL
         json_t *item;
         json_array_foreach(evidence, i, item)
         {
-            fprintf(out, "%-64s %-12s %10" JSON_INTEGER_FORMAT "  %s\n", str(item, "hash"),
-                    str(item, "kind"), json_integer_value(json_object_get(item, "size")),
-                    str(item, "name"));
+            char kind[80], name[1100];
+            fprintf(out, "%-64s %s %10" JSON_INTEGER_FORMAT "  %s\n", str(item, "hash"),
+                    padded(kind, sizeof kind, item, "kind", 12),
+                    json_integer_value(json_object_get(item, "size")),
+                    shown(name, sizeof name, item, "name"));
         }
         if (json_array_size(evidence) == 0)
             fprintf(out, "(no evidence)\n");

@@ -14,6 +14,7 @@
 #include "proto/keys.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "proto/text.h"
 #include "relay/audit.h"
 #include "relay/datadir.h"
 #include "relay/roles.h"
@@ -67,7 +68,7 @@ static int open_store(const char *data, tl_store_t **store)
 
 static int print_json(json_t *value)
 {
-    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = tl_text_json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (text == NULL)
         return TL_EXIT_FAILURE;
     printf("%s\n", text);
@@ -354,6 +355,34 @@ out:
 
 /* ---- devices, tickets ------------------------------------------------------------ */
 
+/*
+ * Text from agents and users as printed here (docs/technicians.md "Text from
+ * others"): escaped, in columns clipped by display width with "…".
+ */
+static const char *member(json_t *object, const char *key)
+{
+    const char *text = json_string_value(json_object_get(object, key));
+    return text != NULL ? text : "-";
+}
+
+static const char *shown(char *buf, size_t size, json_t *object, const char *key)
+{
+    tl_text_clip(buf, size, member(object, key), 0, TL_TEXT_LINE);
+    return buf;
+}
+
+static const char *cell(char *buf, size_t size, json_t *object, const char *key, size_t width)
+{
+    tl_text_cell(buf, size, member(object, key), width);
+    return buf;
+}
+
+static const char *padded(char *buf, size_t size, json_t *object, const char *key, size_t width)
+{
+    tl_text_pad(buf, size, member(object, key), width);
+    return buf;
+}
+
 static int cmd_devices(const struct command *cmd, int argc, char **argv)
 {
     const char *data = NULL, *positional[1];
@@ -380,14 +409,12 @@ static int cmd_devices(const struct command *cmd, int argc, char **argv)
         json_t *d;
         json_array_foreach(devices, i, d)
         {
-            char seen[32];
+            char seen[32], hostname[64], os[88];
             tl_format_utc(json_integer_value(json_object_get(d, "last_seen")), seen);
-            printf("%-6s %-7s %-20.20s %-28.28s %-20s %s\n",
-                   json_string_value(json_object_get(d, "id")),
+            printf("%-6s %-7s %s %s %-20s %s\n", member(d, "id"),
                    json_is_true(json_object_get(d, "online")) ? "yes" : "no",
-                   json_string_value(json_object_get(d, "hostname")),
-                   json_string_value(json_object_get(d, "os")), seen,
-                   json_string_value(json_object_get(d, "fingerprint")));
+                   cell(hostname, sizeof hostname, d, "hostname", 20),
+                   cell(os, sizeof os, d, "os", 28), seen, member(d, "fingerprint"));
         }
         if (json_array_size(devices) == 0)
             printf("(no devices enrolled)\n");
@@ -448,17 +475,13 @@ static int cmd_tickets(const struct command *cmd, int argc, char **argv)
         json_t *t;
         json_array_foreach(tickets, i, t)
         {
-            char updated[32];
+            char updated[32], hostname[52], assignee[52], title[1024];
             tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
-            json_t *assigned = json_object_get(t, "assignee");
-            printf("%-7s %-4" JSON_INTEGER_FORMAT " %-14s %-12.12s %-6s %-16.16s %-20s %s\n",
-                   json_string_value(json_object_get(t, "id")),
-                   json_integer_value(json_object_get(t, "tier")),
-                   json_string_value(json_object_get(t, "status")),
-                   json_is_string(assigned) ? json_string_value(assigned) : "-",
-                   json_string_value(json_object_get(t, "device")),
-                   json_string_value(json_object_get(t, "hostname")), updated,
-                   json_string_value(json_object_get(t, "title")));
+            printf("%-7s %-4" JSON_INTEGER_FORMAT " %-14s %s %-6s %s %-20s %s\n", member(t, "id"),
+                   json_integer_value(json_object_get(t, "tier")), member(t, "status"),
+                   cell(assignee, sizeof assignee, t, "assignee", 12), member(t, "device"),
+                   cell(hostname, sizeof hostname, t, "hostname", 16), updated,
+                   shown(title, sizeof title, t, "title"));
         }
         if (json_array_size(tickets) == 0)
             printf("(no tickets)\n");
@@ -472,38 +495,43 @@ static void print_ticket(json_t *t)
     char created[32], updated[32];
     tl_format_utc(json_integer_value(json_object_get(t, "created")), created);
     tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
-    json_t *assignee = json_object_get(t, "assignee");
-    printf("%s  %s\n", json_string_value(json_object_get(t, "id")),
-           json_string_value(json_object_get(t, "title")));
-    printf("  device:   %s (%s)\n", json_string_value(json_object_get(t, "device")),
-           json_string_value(json_object_get(t, "hostname")));
+    char title[1024], hostname[1100], assignee[300];
+    printf("%s  %s\n", member(t, "id"), shown(title, sizeof title, t, "title"));
+    printf("  device:   %s (%s)\n", member(t, "device"),
+           shown(hostname, sizeof hostname, t, "hostname"));
     printf("  tier:     %" JSON_INTEGER_FORMAT "\n",
            json_integer_value(json_object_get(t, "tier")));
-    printf("  status:   %s\n", json_string_value(json_object_get(t, "status")));
-    printf("  assignee: %s\n", json_is_string(assignee) ? json_string_value(assignee) : "-");
+    printf("  status:   %s\n", member(t, "status"));
+    printf("  assignee: %s\n", shown(assignee, sizeof assignee, t, "assignee"));
     printf("  created:  %s\n  updated:  %s\n", created, updated);
     const char *description = json_string_value(json_object_get(t, "description"));
-    if (description != NULL && description[0] != '\0')
-        printf("\n  %s\n", description);
+    if (description != NULL && description[0] != '\0') {
+        char *body = tl_text_escape_dup(description, TL_TEXT_BODY);
+        printf("\n  %s\n", body != NULL ? body : "");
+        free(body);
+    }
     printf("\nEvidence:\n");
     size_t i;
     json_t *item;
     json_array_foreach(json_object_get(t, "evidence"), i, item)
     {
-        printf("  %-12s %-24s %10" JSON_INTEGER_FORMAT " bytes  sha256:%s\n",
-               json_string_value(json_object_get(item, "kind")),
-               json_string_value(json_object_get(item, "name")),
-               json_integer_value(json_object_get(item, "size")),
-               json_string_value(json_object_get(item, "hash")));
+        char kind[80], name[1100];
+        printf("  %s %s %10" JSON_INTEGER_FORMAT " bytes  sha256:%s\n",
+               padded(kind, sizeof kind, item, "kind", 12),
+               padded(name, sizeof name, item, "name", 24),
+               json_integer_value(json_object_get(item, "size")), member(item, "hash"));
     }
     printf("\nTimeline:\n");
     json_array_foreach(json_object_get(t, "events"), i, item)
     {
-        char when[32];
+        char when[32], actor[300], kind[80];
         tl_format_utc(json_integer_value(json_object_get(item, "time")), when);
-        char *details = json_dumps(json_object_get(item, "details"), JSON_COMPACT);
-        printf("  %s  %-16s %-18s %s\n", when, json_string_value(json_object_get(item, "actor")),
-               json_string_value(json_object_get(item, "kind")), details ? details : "");
+        /* Compact JSON escapes control characters; what it leaves raw is escaped here. */
+        char *json = json_dumps(json_object_get(item, "details"), JSON_COMPACT);
+        char *details = tl_text_escape_dup(json != NULL ? json : "", TL_TEXT_LINE);
+        free(json);
+        printf("  %s  %s %s %s\n", when, padded(actor, sizeof actor, item, "actor", 16),
+               padded(kind, sizeof kind, item, "kind", 18), details != NULL ? details : "");
         free(details);
     }
 }

@@ -7,6 +7,7 @@
 #include "proto/keys.h"
 #include "proto/log.h"
 #include "proto/peer.h"
+#include "proto/text.h"
 #include "relay/datadir.h"
 #include "relay/listener.h"
 #include "relay/login_tally.h"
@@ -390,8 +391,10 @@ static int handle_enroll(struct tl_agent_link *agent, const struct tl_msg_enroll
     if (job == NULL)
         return TL_ENOMEM;
     job->device.fingerprint = agent->fingerprint;
-    job->device.hostname = strndup((const char *)enroll->hostname.ptr, enroll->hostname.len);
-    job->device.os = strndup((const char *)enroll->os.ptr, enroll->os.len);
+    /* Kept as sent, but as text (docs/technicians.md "Text from others"): bytes that are
+     * not UTF-8 become \xHH, or no listing or JSON could carry them. */
+    job->device.hostname = tl_text_utf8_dup(enroll->hostname.ptr, enroll->hostname.len);
+    job->device.os = tl_text_utf8_dup(enroll->os.ptr, enroll->os.len);
     if (job->device.hostname == NULL || job->device.os == NULL) {
         job_free(job);
         return TL_ENOMEM;

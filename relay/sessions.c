@@ -25,6 +25,7 @@
 #include "proto/err.h"
 #include "proto/hash.h"
 #include "proto/log.h"
+#include "proto/text.h"
 #include "relay/commands.h"
 #include "relay/recording.h"
 #include "relay/roles.h"
@@ -248,40 +249,20 @@ static char *utf8_clean(const uint8_t *in, size_t len, size_t *out_len)
 
 static int utf8_valid(const char *text)
 {
-    const uint8_t *p = (const uint8_t *)text;
-    size_t len = strlen(text);
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_sequence(p + i, len - i);
-        if (n == 0)
-            return 0;
-        i += n;
-    }
-    return 1;
+    return tl_text_utf8_valid(text, strlen(text));
 }
 
 /*
- * Text from the agent, made safe to print on a technician's terminal: valid
- * UTF-8 without control characters (C0, DEL, C1), bounded, always terminated.
+ * Text from the agent, as the technician is shown it (proto/text.h): one
+ * line, every control character and byte that is not UTF-8 escaped
+ * visibly, bounded by size, always terminated.
  */
 static void clean_line(char *out, size_t size, const uint8_t *in, size_t len)
 {
-    size_t used = 0;
-    for (size_t i = 0; i < len && used + 1 < size;) {
-        size_t n = utf8_sequence(in + i, len - i);
-        int control = n == 0 || (n == 1 && (in[i] < 0x20 || in[i] == 0x7f)) ||
-                      (n == 2 && in[i] == 0xc2 && in[i + 1] < 0xa0);
-        if (control) {
-            out[used++] = '?';
-            i += n ? n : 1;
-        } else if (used + n < size) {
-            memcpy(out + used, in + i, n);
-            used += n;
-            i += n;
-        } else {
-            break;
-        }
-    }
-    out[used] = '\0';
+    /* As text first (a NUL or a stray byte becomes \xHH), then escaped and clipped. */
+    char *text = tl_text_utf8_dup(in, len);
+    tl_text_clip(out, size, text != NULL ? text : "", 0, TL_TEXT_LINE);
+    free(text);
 }
 
 static void clean_text(char *out, size_t size, const char *text)
@@ -686,6 +667,70 @@ static const char *end_event(const struct session *s)
 /* ---- evidence on the worker --------------------------------------------------------------------
  */
 
+/*
+ * The name of the evidence the session produced (docs/technicians.md, "What
+ * is kept"): the kind, what ran (clipped, only A-Z a-z 0-9 . _ -), when it
+ * started, and the first 12 hex digits of the content's SHA-256. A ticket
+ * holds each hash once, so two items on one ticket never share a name, even
+ * from the same second. The record of the session's end names it too.
+ * Worker thread, once the hash is known.
+ */
+static void name_evidence(struct sjob *job, const char *kind, const char *what,
+                          const char *extension)
+{
+    struct session *s = job->session;
+    char when[24], part[64] = "";
+    stamp(s->started_ms, when);
+    if (what != NULL)
+        tl_text_name_part(part, sizeof part, what, 48, NULL);
+    snprintf(s->evidence_name, sizeof s->evidence_name, "%s%s%s-%s-%.12s%s", kind,
+             part[0] != '\0' ? "-" : "", part, when, s->evidence_hash, extension);
+    size_t i;
+    json_t *entry;
+    json_array_foreach(job->records, i, entry)
+    {
+        const char *action = json_string_value(json_object_get(entry, "audit"));
+        json_t *details = json_object_get(entry, "details");
+        if (action != NULL && strcmp(action, "session.end") == 0 && json_is_object(details))
+            json_object_set_new(details, "evidence_name", json_string(s->evidence_name));
+    }
+}
+
+/* What a command ran, for its name: the program's base name and its arguments. */
+static void command_words(const struct session *s, char *out, size_t size)
+{
+    size_t used = 0, i;
+    json_t *word;
+    out[0] = '\0';
+    json_array_foreach(s->argv, i, word)
+    {
+        const char *text = json_string_value(word);
+        const char *slash = i == 0 ? strrchr(text, '/') : NULL;
+        int n = snprintf(out + used, size - used, "%s%s", i > 0 ? " " : "",
+                         slash != NULL ? slash + 1 : text);
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* A fix, for its name: the runbook and its values. */
+static void runbook_words(const struct session *s, char *out, size_t size)
+{
+    size_t used = 0;
+    const char *name;
+    json_t *value;
+    int n = snprintf(out, size, "%s", s->runbook);
+    used = n > 0 && (size_t)n < size ? (size_t)n : 0;
+    json_object_foreach(s->runbook_args, name, value)
+    {
+        n = snprintf(out + used, size - used, " %s", json_string_value(value));
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
 /* Records an evidence item on the ticket, with its timeline event and audit line. */
 static int add_evidence(struct sjob *job, tl_job_ctx_t *ctx, const char *kind, const char *action)
 {
@@ -743,6 +788,7 @@ static int work_diag_final(struct sjob *job, tl_job_ctx_t *ctx)
     s->writer = NULL;
     if (rc != 0)
         return rc;
+    name_evidence(job, "diagnostics", NULL, ".json");
     return add_evidence(job, ctx, "diagnostics", "evidence.add");
 }
 
@@ -809,8 +855,14 @@ static int work_transcript(struct sjob *job, tl_job_ctx_t *ctx)
     if (rc != 0)
         return rc;
     s->evidence_size = len;
-    return add_evidence(job, ctx, s->kind == TL_SESSION_RUN ? "command" : "runbook",
-                        "evidence.add");
+    char what[256];
+    if (s->kind == TL_SESSION_RUN)
+        command_words(s, what, sizeof what);
+    else
+        runbook_words(s, what, sizeof what);
+    const char *kind = s->kind == TL_SESSION_RUN ? "command" : "runbook";
+    name_evidence(job, kind, what, ".json");
+    return add_evidence(job, ctx, kind, "evidence.add");
 }
 
 /* The finished recording file, copied into the evidence store (worker). */
@@ -845,7 +897,7 @@ static int work_recording(struct sjob *job, tl_job_ctx_t *ctx)
     if (rc != 0)
         return rc;
     s->evidence_size = s->recording_size;
-    snprintf(s->evidence_name, sizeof s->evidence_name, "%s", s->recording_name);
+    name_evidence(job, "recording", s->observe ? "observe" : "shell", ".cast.gz");
     return add_evidence(job, ctx, "recording", "session.recorded");
 }
 
@@ -930,20 +982,25 @@ static int role_rank(const char *role)
     return 0;
 }
 
-static json_t *clean_string(json_t *value, size_t max)
+/* A text of the catalogue as the agent sent it, at most max bytes (never a split character). */
+static json_t *bounded_string(json_t *value, size_t max)
 {
     const char *text = json_string_value(value);
-    char out[1100];
-    size_t len = text ? json_string_length(value) : 0;
-    clean_line(out, max + 1 < sizeof out ? max + 1 : sizeof out,
-               (const uint8_t *)(text ? text : ""), len);
-    return json_string(out);
+    if (text == NULL)
+        return json_string("");
+    size_t len = strnlen(text, max + 1);
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((uint8_t)text[len] & 0xc0) == 0x80)
+            len--;
+    }
+    return json_stringn(text, len);
 }
 
 /*
  * The agent's catalogue (docs/protocol.md §7.9), checked and rebuilt with
  * only what we understand: entries with bad names are skipped, texts are
- * cleaned for terminals. NULL if the answer is not a catalogue at all.
+ * bounded (and escaped when printed). NULL if the answer is not a catalogue at all.
  */
 static json_t *catalogue_from(json_t *result)
 {
@@ -975,11 +1032,11 @@ static json_t *catalogue_from(json_t *result)
             json_array_append_new(
                 params, json_pack("{s:s, s:b, s:o}", "name", pname, "required",
                                   json_is_true(json_object_get(param, "required")), "description",
-                                  clean_string(json_object_get(param, "description"), 200)));
+                                  bounded_string(json_object_get(param, "description"), 200)));
         }
         json_array_append_new(
             out, json_pack("{s:s, s:o, s:s, s:b, s:o}", "name", name, "description",
-                           clean_string(json_object_get(entry, "description"), 300), "min_role",
+                           bounded_string(json_object_get(entry, "description"), 300), "min_role",
                            min_role, "privileged",
                            json_is_true(json_object_get(entry, "privileged")), "params", params));
     }
@@ -989,7 +1046,7 @@ static json_t *catalogue_from(json_t *result)
 static void print_catalogue(struct session *s, json_t *catalogue)
 {
     if (s->json) {
-        char *text = json_dumps(catalogue, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *text = tl_text_json_dumps(catalogue, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (text != NULL)
             tl_exec_printf(s->exec, TL_EXEC_STDOUT, "%s\n", text);
         free(text);
@@ -1014,11 +1071,14 @@ static void print_catalogue(struct session *s, json_t *catalogue)
                 break;
             used += (size_t)n;
         }
+        char *description = tl_text_escape_dup(
+            json_string_value(json_object_get(entry, "description")), TL_TEXT_LINE);
         tl_exec_printf(s->exec, TL_EXEC_STDOUT, "%-24s %-4s %-8s %-28s %s\n",
                        json_string_value(json_object_get(entry, "name")),
                        json_is_true(json_object_get(entry, "privileged")) ? "yes" : "no",
                        json_string_value(json_object_get(entry, "min_role")), used ? params : "-",
-                       json_string_value(json_object_get(entry, "description")));
+                       description != NULL ? description : "");
+        free(description);
     }
     if (json_array_size(catalogue) == 0)
         tl_exec_printf(s->exec, TL_EXEC_STDOUT, "(no runbooks on %s)\n", s->device);
@@ -1151,8 +1211,10 @@ static int check_runbook(struct session *s, json_t *catalogue)
         const char *pname = json_string_value(json_object_get(param, "name"));
         if (json_is_true(json_object_get(param, "required")) &&
             json_object_get(s->runbook_args, pname) == NULL) {
-            fail(s, "runbook '%s' needs %s=VALUE: %s", s->runbook, pname,
-                 json_string_value(json_object_get(param, "description")));
+            char description[1000];
+            clean_text(description, sizeof description,
+                       json_string_value(json_object_get(param, "description")));
+            fail(s, "runbook '%s' needs %s=VALUE: %s", s->runbook, pname, description);
             return -1;
         }
     }
@@ -1252,6 +1314,11 @@ static void asked_done(struct session *s, struct sjob *job, int status)
         json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s, s:i}", "type", "session.request", "ticket",
                   s->ticket, "technician", s->tech.name, "role", s->tech.role, "scopes",
                   scope_of(s), "reason", s->reason, "duration_s", (json_int_t)s->duration_s);
+    /* A fix names its runbook and values: the agent checks them against its catalogue
+     * and shows them in the question, or refuses before anyone is asked (§7.6). */
+    if (body != NULL && s->kind == TL_SESSION_FIX)
+        json_object_set_new(body, "runbook",
+                            json_pack("{s:s, s:O}", "name", s->runbook, "args", s->runbook_args));
     int rc = body ? tl_agent_request(s->agent, body, TL_SESSIONS_CONSENT_WAIT_MS, consent_answer, s,
                                      &s->request_id)
                   : TL_ENOMEM;
@@ -1338,14 +1405,20 @@ static void consent_answer(void *data, int status, json_t *result)
     }
     if (!json_is_true(json_object_get(result, "ok"))) {
         const char *error = json_string_value(json_object_get(result, "error"));
-        char message[1100], line[1200];
+        char message[1100], line[1300];
         clean_text(message, sizeof message, json_string_value(json_object_get(result, "message")));
-        if (error != NULL && strcmp(error, "EDENIED") == 0) {
-            if (message[0] == '\0' || strcmp(message, "the user declined") == 0)
-                snprintf(line, sizeof line, "the user declined");
-            else
-                snprintf(line, sizeof line, "the user declined: %s", message);
-            consent_failed(s, "EDENIED", line);
+        int declined = error != NULL && strcmp(error, "EDENIED") == 0 &&
+                       (message[0] == '\0' || strcmp(message, "the user declined") == 0);
+        if (declined) {
+            consent_failed(s, "EDENIED", "the user declined");
+        } else if (s->kind == TL_SESSION_FIX && error != NULL &&
+                   (strcmp(error, "EINVAL") == 0 || strcmp(error, "ENOTFOUND") == 0 ||
+                    strcmp(error, "EDENIED") == 0)) {
+            /* The machine checked the runbook and its values against its catalogue first. */
+            snprintf(line, sizeof line,
+                     "the machine refused runbook '%s': %s; the user was not asked", s->runbook,
+                     message);
+            consent_failed(s, error, line);
         } else if (error != NULL && strcmp(error, "ETIMEOUT") == 0) {
             consent_failed(s, "ETIMEOUT", "nobody answered on the machine");
         } else {
@@ -1817,7 +1890,7 @@ static void final_done(struct session *s, struct sjob *job, int status)
             json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "ticket", s->ticket, "grant",
                                     s->grant, "kind", "diagnostics", "sha256", s->evidence_hash,
                                     "name", s->evidence_name, "size", (json_int_t)s->evidence_size);
-            char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+            char *text = doc ? tl_text_json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
             if (text != NULL)
                 tl_exec_printf(s->exec, TL_EXEC_STDOUT, "%s\n", text);
             free(text);
@@ -1909,22 +1982,12 @@ static void conclude(struct session *s)
     struct sjob *job;
     if (s->kind == TL_SESSION_DIAG) {
         job = sjob_new(s, work_diag_final, final_done);
-        if (job != NULL) {
-            char when[24];
-            stamp(s->started_ms, when);
-            snprintf(s->evidence_name, sizeof s->evidence_name, "diagnostics-%s.json", when);
+        if (job != NULL)
             job->keep = s->diag_error == 0 && s->end_message[0] == '\0' && s->finished &&
                         s->exit_signal[0] == '\0' && s->exit_status == 0;
-        }
     } else if ((s->kind == TL_SESSION_RUN || s->kind == TL_SESSION_FIX) &&
                s->channel_state == CHANNEL_GONE && s->started_ms > 0) {
-        char when[24];
-        stamp(s->started_ms, when);
-        if (s->kind == TL_SESSION_RUN)
-            snprintf(s->evidence_name, sizeof s->evidence_name, "command-%s.json", when);
-        else
-            snprintf(s->evidence_name, sizeof s->evidence_name, "runbook-%s-%s.json", s->runbook,
-                     when);
+        /* The evidence is named on the worker, once its hash is known (name_evidence). */
         job = sjob_new(s, work_transcript, final_done);
     } else {
         job = sjob_new(s, NULL, final_done);
@@ -1933,10 +1996,7 @@ static void conclude(struct session *s)
         fail(s, "out of memory");
         return;
     }
-    json_t *details = end_details(s);
-    if (details != NULL && s->kind != TL_SESSION_JOIN && job->work != NULL)
-        json_object_set_new(details, "evidence_name", json_string(s->evidence_name));
-    sjob_record(job, end_event(s), "session.end", details);
+    sjob_record(job, end_event(s), "session.end", end_details(s));
     submit(s, job);
 }
 

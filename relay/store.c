@@ -1,6 +1,7 @@
 #include "relay/store.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "proto/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -463,6 +464,13 @@ static json_t *row_object(sqlite3_stmt *stmt)
             break;
         default:
             value = json_string((const char *)sqlite3_column_text(stmt, i));
+            if (value == NULL && sqlite3_column_text(stmt, i) != NULL) {
+                /* Text stored before it was checked: shown with its stray bytes as \xHH. */
+                char *text = tl_text_utf8_dup(sqlite3_column_text(stmt, i),
+                                              (size_t)sqlite3_column_bytes(stmt, i));
+                value = text != NULL ? json_string(text) : NULL;
+                free(text);
+            }
             break;
         }
         if (value == NULL || json_object_set_new(object, name, value) != 0) {

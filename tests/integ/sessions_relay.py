@@ -345,10 +345,10 @@ def case_diag_is_kept_as_evidence():
     status, out, err = finished(proc)
     check(status == 0, "diag exit %d: %s" % (status, err))
     digest = hashlib.sha256(report).hexdigest()
-    match = re.search(r"evidence ([0-9a-f]{64}) (diagnostics-\d{8}T\d{6}Z\.json) \((\d+) bytes\) "
-                      r"added to " + desk.ticket, out)
-    check(match and match.group(1) == digest and int(match.group(3)) == len(report),
-          "diag output %r, report %s" % (out, digest))
+    match = re.search(r"evidence ([0-9a-f]{64}) (diagnostics-\d{8}T\d{6}Z-([0-9a-f]{12})\.json) "
+                      r"\((\d+) bytes\) added to " + desk.ticket, out)
+    check(match and match.group(1) == digest and match.group(3) == digest[:12] and
+          int(match.group(4)) == len(report), "diag output %r, report %s" % (out, digest))
     items = desk.evidence("diagnostics")
     check([e["hash"] for e in items if e["name"] == match.group(2)] == [digest],
           "diagnostics evidence: %r" % items)
@@ -756,10 +756,14 @@ def case_join_bridges_a_terminal_and_keeps_a_recording():
         os.close(fd)
     wait_for("the recording as evidence", lambda: desk.evidence("recording"))
     item = desk.evidence("recording")[0]
-    check(re.fullmatch(re.escape(desk.ticket) + r"-G-1-\d{8}T\d{6}Z-\d+\.cast\.gz", item["name"]),
-          "recording name %r" % item["name"])
-    on_disk = os.path.join(desk.relay.dir, "recordings", item["name"])
-    with open(on_disk, "rb") as f:
+    check(re.fullmatch(r"recording-shell-\d{8}T\d{6}Z-%s\.cast\.gz" % item["hash"][:12],
+                       item["name"]), "recording name %r" % item["name"])
+    # Written to DATA/recordings while the session ran, under the ticket and grant.
+    recordings = os.path.join(desk.relay.dir, "recordings")
+    files = os.listdir(recordings)
+    on_disk = re.escape(desk.ticket) + r"-G-1-\d{8}T\d{6}Z-\d+\.cast\.gz"
+    check(len(files) == 1 and re.fullmatch(on_disk, files[0]), "recording files: %r" % files)
+    with open(os.path.join(recordings, files[0]), "rb") as f:
         check(hashlib.sha256(f.read()).hexdigest() == item["hash"], "the file and evidence differ")
     cast = os.path.join(WORK, "session.cast")
     with open(cast, "wb") as f:

@@ -22,6 +22,9 @@
  *                rows=R" for each window change, until a 'q' byte or EOF
  *   lines N      N lines on stdout and one on stderr; raw-lines N the same
  *                after tl_exec_set_raw()
+ *   tickets ...  what a compromised relay might answer a listing with: terminal
+ *                escapes, C1 controls raw and as UTF-8, DEL, a bidi override,
+ *                a UTF-8 character split between two writes, on both streams
  * SIGTERM or SIGINT stops it cleanly (exit 0 once the loop is empty).
  */
 #include "proto/err.h"
@@ -498,6 +501,16 @@ static void dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
         for (unsigned long long i = 1; i <= n; i++)
             tl_exec_printf(exec, TL_EXEC_STDOUT, "line %llu\n", i);
         tl_exec_printf(exec, TL_EXEC_STDERR, "err line\n");
+        tl_exec_finish(exec, 0);
+    } else if (strcmp(argv[0], "tickets") == 0) {
+        static const char first[] = "T-1 \x1b]0;PWNED\x07\x1b[2J\x9b"
+                                    "31m\xc2\x9b"
+                                    "1m\x7f"
+                                    "\xe2\x80\xae ok \xe2\x80";
+        static const char second[] = "\xa6 caf\xc3\xa9\r\nT-2 plain\tline\n";
+        tl_exec_write(exec, TL_EXEC_STDOUT, first, sizeof first - 1);
+        tl_exec_write(exec, TL_EXEC_STDOUT, second, sizeof second - 1);
+        tl_exec_printf(exec, TL_EXEC_STDERR, "tierline: \x1b[31mwarning\x1b[0m\n");
         tl_exec_finish(exec, 0);
     } else {
         tl_exec_printf(exec, TL_EXEC_STDERR, "harness: unknown command or bad arguments: %s\n",

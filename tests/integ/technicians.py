@@ -12,11 +12,14 @@ import hashlib
 import json
 import os
 import pty
+import queue
+import re
 import select
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import relay_agent
@@ -518,6 +521,109 @@ def case_runbooks_run_with_validated_parameters():
     check(status != 0 and err.strip(), "unknown runbook: %d %r" % (status, err))
     check(desk.agent.pending() == [], "the policy should have answered")
     check(len(desk.evidence_of_kind("runbook")) >= 1, "runbook run not recorded")
+
+
+class Attend:
+    """`tierline-agent attend` without a terminal: what it prints, read as it comes."""
+
+    def __init__(self, agent):
+        self.proc = subprocess.Popen([BIN + "/tierline-agent", "attend", "--state", agent.dir],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.lines = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(l) for l in self.proc.stdout],
+                         daemon=True).start()
+        self.seen = b""
+        self.expect("No terminal")
+
+    def expect(self, needle, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while needle.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure("attend never showed %r; it showed %r" % (needle, self.seen))
+            try:
+                self.seen += self.lines.get(timeout=left)
+            except queue.Empty:
+                pass
+        return self.seen.decode(errors="replace")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+@case
+def case_runbook_values_are_checked_before_the_user_is_asked():
+    catalogue = write_catalogue()
+    desk = Desk(agent_options=["--runbooks", catalogue])
+    attend = Attend(desk.agent)
+    try:
+        # A value outside the runbook's rule: refused at once, nobody is asked.
+        status, out, err = desk.ssh("alice", "fix", desk.ticket, "say-word", "'WORD=rm;-rf'",
+                                    check_status=None)
+        check(status == 1 and "say-word" in err and "WORD='rm;-rf' does not match ^[a-z]{1,8}$"
+              in err and "a short lowercase word" in err and "the user was not asked" in err,
+              "bad value: exit %d, %r %r" % (status, out, err))
+        check(desk.agent.pending() == [], "the user was asked: %r" % desk.agent.pending())
+        refused = [e for e in desk.audit() if e["action"] == "consent.denied"]
+        check(refused and refused[-1]["details"]["error"] == "EINVAL",
+              "the refusal is not on the record: %r" % refused)
+        # A good value: the question says which runbook, what it does and every value.
+        tech = desk.spawn("alice", "fix", desk.ticket, "say-word", "WORD=hello")
+        question = desk.agent.question("alice")
+        check(question.get("runbook") == {"name": "say-word", "description": "Print a word",
+                                          "privileged": False, "args": {"WORD": "hello"}},
+              "the question's runbook: %r" % question)
+        shown = attend.expect("question " + question["id"])
+        check(shown.count("asks for") == 1, "attend showed another question: %s" % shown)
+        check("  runbook say-word: Print a word\n    WORD=hello\n" in shown,
+              "the question on the machine: %s" % shown)
+        out, _ = desk.agent.cli("pending")
+        check("runbook say-word: Print a word" in out and "WORD=hello" in out, "pending: " + out)
+        desk.agent.cli("approve", question["id"])
+        out, err = tech.communicate(timeout=60)
+        check(tech.returncode == 0 and b"word=hello" in out, "good value: %r %r" % (out, err))
+    finally:
+        attend.stop()
+
+
+@case
+def case_evidence_names_are_distinct_and_say_what_ran():
+    policy = write_policy([{"roles": ["tier2"], "scopes": ["exec", "diag"]}])
+    desk = Desk(agent_options=["--policy", policy])
+    stamp = re.compile(r"\d{8}T\d{6}Z")
+    # Runs that start in the same second must still get a name each: batches of three at
+    # once until one batch shares a second (a few tries at most on a loaded machine).
+    shared = None
+    for _ in range(6):
+        runs = [desk.spawn("bob", "run", desk.ticket, "--", "/bin/echo", "hello", "world")
+                for _ in range(3)]
+        for proc in runs:
+            out, err = proc.communicate(timeout=60)
+            check(proc.returncode == 0 and out == b"hello world\n", "run: %r %r" % (out, err))
+        names = [e["name"] for e in desk.evidence_of_kind("command")]
+        seconds = [stamp.search(n).group(0) for n in names]
+        shared = next((sec for sec in seconds if seconds.count(sec) > 1), None)
+        if shared is not None:
+            break
+    check(shared is not None, "no two runs started in the same second in six tries")
+    check(len(set(names)) == len(names), "evidence names repeat: %r" % names)
+    transcripts = {e["name"]: e["hash"] for e in desk.evidence_of_kind("command")}
+    for name, digest in transcripts.items():
+        check(re.fullmatch(r"command-echo-hello-world-\d{8}T\d{6}Z-%s\.json" % digest[:12],
+                           name), "a transcript's name does not say what ran: %r" % name)
+    _, out, _ = desk.ssh("bob", "diag", desk.ticket)
+    _, out2, _ = desk.ssh("bob", "diag", desk.ticket)
+    reports = [e["name"] for e in desk.evidence_of_kind("diagnostics")]
+    fresh = [n for n in reports if n.startswith("diagnostics-")]
+    check(len(fresh) == 2 and len(set(fresh)) == 2 and all(n in out + out2 for n in fresh),
+          "diagnostics names: %r (%r %r)" % (reports, out, out2))
+    # The session's end on the record names the item.
+    ended = [e["details"].get("evidence_name") for e in desk.audit()
+             if e["action"] == "session.end"]
+    check(all(n in ended for n in transcripts), "session.end does not name the evidence: %r"
+          % ended)
 
 
 @case

@@ -488,7 +488,7 @@ static void test_values_are_bounded_and_matched(void **state)
     (void)state;
     tl_runbooks_t *catalogue = request_catalogue();
     assert_refused(catalogue, "restart", "{\"SERVICE\":\"Cups\"}", "tier1", false, TL_EINVAL,
-                   "SERVICE does not match ^[a-z]{1,8}$");
+                   "SERVICE='Cups' does not match ^[a-z]{1,8}$");
     assert_refused(catalogue, "restart", "{\"SERVICE\":\"cups; rm -rf /\"}", "tier1", false,
                    TL_EINVAL, "does not match");
     assert_refused(catalogue, "restart", "{\"SERVICE\":\"cups\\u0000x\"}", "tier1", false,

@@ -923,7 +923,7 @@ static void test_runbook_gets_its_parameters_and_nothing_else(void **state)
 static void test_runbook_requests_are_checked_before_anything_runs(void **state)
 {
     assert_refused("runbook", "{\"name\":\"print-env\",\"args\":{\"GREETING\":\"BAD!\"}}",
-                   TL_EINVAL, "parameter GREETING does not match ^[a-z ]{1,20}$");
+                   TL_EINVAL, "parameter GREETING='BAD!' does not match ^[a-z ]{1,20}$");
     assert_refused("runbook", "{\"name\":\"print-env\",\"args\":{}}", TL_EINVAL,
                    "needs parameter GREETING");
     assert_refused("runbook",
