@@ -454,7 +454,8 @@ static const struct command commands[] = {
     {"whoami", "whoami [--json]", "your name, role, key and capabilities", cmd_relay,
      "--json\tan object: name, role, key, capabilities\n", "tierline whoami\n", 1},
     {"help", "help [--json]", "the commands your role may use (the relay's answer)", cmd_relay,
-     "--json\tan object: name, role, commands (each: name, usage, summary)\n", "tierline help\n", 1},
+     "--json\tan object: name, role, commands (each: name, usage, summary)\n", "tierline help\n",
+     1},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

@@ -475,12 +475,12 @@ static int cmd_tickets(const struct command *cmd, int argc, char **argv)
         json_t *t;
         json_array_foreach(tickets, i, t)
         {
-            char updated[32], hostname[52], assignee[52], title[1024];
+            char updated[32], hostname[52], assignee_cell[52], title[1024];
             tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
             printf("%-7s %-4" JSON_INTEGER_FORMAT " %-14s %s %-6s %s %-20s %s\n", member(t, "id"),
                    json_integer_value(json_object_get(t, "tier")), member(t, "status"),
-                   cell(assignee, sizeof assignee, t, "assignee", 12), member(t, "device"),
-                   cell(hostname, sizeof hostname, t, "hostname", 16), updated,
+                   cell(assignee_cell, sizeof assignee_cell, t, "assignee", 12),
+                   member(t, "device"), cell(hostname, sizeof hostname, t, "hostname", 16), updated,
                    shown(title, sizeof title, t, "title"));
         }
         if (json_array_size(tickets) == 0)
