@@ -715,6 +715,10 @@ static void work_done(tl_job_t *job, int status)
         cmd_free(cmd);
         return;
     }
+    /* Refused because the audit log cannot be written: whatever the command produced is
+     * withheld, as what it did was undone (or is not acknowledged). */
+    if (status == TL_EAUDIT)
+        cmd->out_len = cmd->err_len = 0;
     if (cmd->out_len > 0)
         tl_exec_write(cmd->exec, TL_EXEC_STDOUT, cmd->out, cmd->out_len);
     if (cmd->err_len > 0)
@@ -726,6 +730,12 @@ static void work_done(tl_job_t *job, int status)
         return;
     }
     tl_exec_finish(cmd->exec, status == 0 ? cmd->exit_status : 1);
+    if (cmd->reader != NULL) {
+        /* Failed with an item open: the reader is closed on the worker, then cmd is freed. */
+        cmd->exec = NULL;
+        stream_next(cmd);
+        return;
+    }
     cmd_free(cmd);
 }
 
