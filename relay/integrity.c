@@ -1,8 +1,9 @@
-/* audit-recover (relay/integrity.h). */
+/* audit-recover and evidence verify (relay/integrity.h). */
 #include "relay/integrity.h"
 #include "proto/err.h"
 #include "relay/audit_chain.h"
 #include "relay/datadir.h"
+#include "relay/evidence.h"
 #include "relay/status.h"
 #include "relay/store.h"
 
@@ -112,5 +113,126 @@ out:
     tl_store_close(store);
     if (lock_fd >= 0)
         close(lock_fd);
+    return status;
+}
+
+/* ---- evidence verify ---------------------------------------------------------------------- */
+
+struct evidence_check {
+    tl_evidence_store_t *evidence;
+    json_t *tickets; /* hash -> ["T-1", ...] from the store */
+    json_t *damaged; /* [{sha256, tickets, reason}] */
+    uint64_t checked;
+};
+
+static json_t *tickets_of(struct evidence_check *check, const char *hash)
+{
+    json_t *list = json_object_get(check->tickets, hash);
+    return list != NULL ? json_incref(list) : json_array();
+}
+
+static int check_item(const char *hash, void *arg)
+{
+    struct evidence_check *check = arg;
+    char reason[128];
+    check->checked++;
+    int rc = tl_evidence_verify(check->evidence, hash, reason, sizeof reason);
+    if (rc == 0)
+        return 0;
+    if (rc != TL_EDAMAGED) /* cannot be read (I/O, permissions): as bad for a download */
+        snprintf(reason, sizeof reason, "cannot be read: %s", tl_strerror(rc));
+    json_array_append_new(check->damaged, json_pack("{s:s, s:o, s:s}", "sha256", hash, "tickets",
+                                                    tickets_of(check, hash), "reason", reason));
+    return 0;
+}
+
+static void print_list(FILE *out, const char *label, json_t *items)
+{
+    size_t i, j;
+    json_t *item, *ticket;
+    json_array_foreach(items, i, item)
+    {
+        fprintf(out, "%-8s %s  tickets:", label,
+                json_string_value(json_object_get(item, "sha256")));
+        json_t *tickets = json_object_get(item, "tickets");
+        json_array_foreach(tickets, j, ticket) fprintf(out, " %s", json_string_value(ticket));
+        if (json_array_size(tickets) == 0)
+            fprintf(out, " (none)");
+        const char *reason = json_string_value(json_object_get(item, "reason"));
+        fprintf(out, "  (%s)\n", reason != NULL ? reason : "");
+    }
+}
+
+int tl_integrity_evidence_verify(const char *data_dir, int json, FILE *out, FILE *err)
+{
+    char db_path[4096], evidence_path[4096];
+    tl_store_t *store = NULL;
+    json_t *rows = NULL, *missing = json_array();
+    struct evidence_check check = {.tickets = json_object(), .damaged = json_array()};
+    int status = 1;
+    int rc = tl_datadir_path(data_dir, TL_DATADIR_DB, db_path, sizeof db_path);
+    if (rc == 0)
+        rc = tl_datadir_path(data_dir, TL_DATADIR_EVIDENCE, evidence_path, sizeof evidence_path);
+    if (rc != 0 || missing == NULL || check.tickets == NULL || check.damaged == NULL) {
+        fprintf(err, PROGRAM " evidence verify: %s\n", tl_strerror(rc != 0 ? rc : TL_ENOMEM));
+        goto out;
+    }
+    if ((rc = tl_store_open(db_path, TL_STORE_OPEN_EXISTING, &store)) != 0 ||
+        (rc = tl_store_evidence_all(store, &rows)) != 0) {
+        fprintf(err, PROGRAM " evidence verify: cannot read the store %s: %s\n", db_path,
+                tl_strerror(rc));
+        goto out;
+    }
+    if ((rc = tl_evidence_store_open(evidence_path, NULL, &check.evidence)) != 0) {
+        fprintf(err, PROGRAM " evidence verify: cannot open the evidence store %s: %s\n",
+                evidence_path, tl_strerror(rc));
+        goto out;
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        const char *hash = json_string_value(json_object_get(row, "hash"));
+        json_t *list = json_object_get(check.tickets, hash);
+        if (list == NULL) {
+            list = json_array();
+            json_object_set_new(check.tickets, hash, list);
+        }
+        json_array_append(list, json_object_get(row, "ticket"));
+    }
+    /* Every stored item, re-hashed; then what the tickets name but the disk lacks. */
+    if ((rc = tl_evidence_foreach(check.evidence, check_item, &check)) != 0) {
+        fprintf(err, PROGRAM " evidence verify: cannot list %s: %s\n", evidence_path,
+                tl_strerror(rc));
+        goto out;
+    }
+    const char *hash;
+    json_t *list;
+    json_object_foreach(check.tickets, hash, list)
+    {
+        if (tl_evidence_exists(check.evidence, hash) != 1)
+            json_array_append_new(missing, json_pack("{s:s, s:O, s:s}", "sha256", hash, "tickets",
+                                                     list, "reason", "not in the evidence store"));
+    }
+    size_t bad = json_array_size(check.damaged) + json_array_size(missing);
+    if (json) {
+        json_t *report = json_pack("{s:I, s:O, s:O}", "checked", (json_int_t)check.checked,
+                                   "damaged", check.damaged, "missing", missing);
+        print_json(report, out);
+        json_decref(report);
+    } else {
+        print_list(out, "DAMAGED", check.damaged);
+        print_list(out, "MISSING", missing);
+        fprintf(out, "evidence: %" PRIu64 " items checked, %zu damaged, %zu missing\n",
+                check.checked, json_array_size(check.damaged), json_array_size(missing));
+    }
+    status = bad > 0 ? 1 : 0;
+out:
+    tl_evidence_store_close(check.evidence);
+    tl_store_close(store);
+    json_decref(rows);
+    json_decref(missing);
+    json_decref(check.tickets);
+    json_decref(check.damaged);
     return status;
 }

@@ -676,9 +676,9 @@ static int cmd_host_key(const struct command *cmd, int argc, char **argv)
     return TL_EXIT_OK;
 }
 
-/* ---- status, audit-recover (relay/status.h, relay/integrity.h) ------------------------- */
+/* ---- status, audit-recover, evidence verify (relay/status.h, relay/integrity.h) -------- */
 
-/* The options these share: --data DIR and --json; positional words up to max. */
+/* The options these three share: --data DIR and --json; positional words up to max. */
 static int parse_data_json(const struct command *cmd, int argc, char **argv, const char **data,
                            int *json_out, const char **positional, int max_positional, int *count)
 {
@@ -706,6 +706,20 @@ static int cmd_audit_recover(const struct command *cmd, int argc, char **argv)
     return status != 0 ? status : tl_integrity_audit_recover(data, json_out, stdout, stderr);
 }
 
+static int cmd_evidence(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *positional[1];
+    int json_out = 0, count;
+    int status = parse_data_json(cmd, argc, argv, &data, &json_out, positional, 1, &count);
+    if (status != 0)
+        return status;
+    if (count != 1 || strcmp(positional[0], "verify") != 0) {
+        fprintf(stderr, "usage: " PROGRAM " %s\n", cmd->usage);
+        return TL_EXIT_USAGE;
+    }
+    return tl_integrity_evidence_verify(data, json_out, stdout, stderr);
+}
+
 /* ---- the table ----------------------------------------------------------------------- */
 
 static const struct command commands[] = {
@@ -731,6 +745,9 @@ static const struct command commands[] = {
     {"audit-recover", "audit-recover --data DIR [--json]",
      "start a new audit segment that records a lost or damaged log, so serve can start again",
      cmd_audit_recover},
+    {"evidence", "evidence verify --data DIR [--json]",
+     "re-hash every evidence item; list the damaged ones and their tickets (exit 1 if any)",
+     cmd_evidence},
     {"user",
      "user add NAME --role tier1|tier2|tier3|tier4|auditor|admin --key PUBKEY-FILE --data DIR | "
      "user list [--json] --data DIR | user disable NAME --data DIR | user remove NAME --data DIR",

@@ -684,6 +684,11 @@ static void fix_ticket(json_t *row)
     display_id(row, "device", 'D');
 }
 
+static void fix_evidence_row(json_t *row)
+{
+    display_id(row, "ticket", 'T');
+}
+
 static const char ticket_columns[] =
     "SELECT t.id AS id, t.device_id AS device, d.hostname AS hostname, t.title AS title, "
     "t.description AS description, t.tier AS tier, t.status AS status, t.assignee AS assignee, "
@@ -1064,6 +1069,20 @@ int tl_store_audit_outbox_count(tl_store_t *store, uint64_t *count, int64_t *old
     } else {
         rc = db_error(store, "audit_outbox_count");
     }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_evidence_all(tl_store_t *store, json_t **out)
+{
+    sqlite3_stmt *stmt;
+    int rc = prepare(store,
+                     "SELECT hash, ticket_id AS ticket, name, kind FROM evidence "
+                     "ORDER BY hash, ticket_id",
+                     &stmt);
+    if (rc != 0)
+        return rc;
+    rc = query_rows(store, stmt, fix_evidence_row, out);
     sqlite3_finalize(stmt);
     return rc;
 }

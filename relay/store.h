@@ -169,6 +169,9 @@ int tl_store_audit_outbox_count(tl_store_t *store, uint64_t *count, int64_t *old
 int tl_store_audit_pending_list(tl_store_t *store, json_t **out);
 int tl_store_audit_pending_clear(tl_store_t *store, int64_t up_to_id);
 
+/* Every evidence row [{hash, ticket: "T-n", name, kind}], by hash. */
+int tl_store_evidence_all(tl_store_t *store, json_t **out);
+
 /* "T-42" <-> 42 and "D-7" <-> 7; parsing is strict (TL_EINVAL). */
 int tl_store_parse_id(const char *text, char prefix, int64_t *out);
 

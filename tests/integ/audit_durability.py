@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The audit log must never lose, skip or silently restart an entry: real relay and agent
-processes, the stock OpenSSH client, real files. A full disk
+"""The audit log must never lose, skip or silently restart an entry, and damaged evidence must
+never be sent: real relay and agent processes, the stock OpenSSH client, real files. A full disk
 is a small tmpfs this script mounts itself (as root) and bind-mounts over the relay's audit log;
 everything it mounts is unmounted at the end. Each case runs in its own process:
 
@@ -353,6 +353,51 @@ def case_rehashed_last_line_refused_until_recovered():
     details = lost_log_story(damage, lambda head: ["diverges from the database at seq %d"
                                                    % head["seq"]])
     check(details["found"] == "diverges", "%r" % details)
+
+
+# ---- damaged evidence --------------------------------------------------------------------
+
+@case
+def case_damaged_evidence_is_never_sent_and_is_listed():
+    policy = technicians.write_policy([{"roles": ["tier2"], "scopes": ["exec"]}])
+    desk = technicians.Desk(agent_options=["--policy", policy])
+    # A large item that compresses badly: the first bytes of a stream would go out long
+    # before damage near its end could be noticed.
+    desk.ssh("bob", "run", desk.ticket, "--", "sh", "-c",
+             "'head -c 900000 /dev/urandom | base64'")
+    transcript = wait_for("the transcript on the ticket", lambda: desk.evidence_of_kind("command"))
+    sha256 = transcript[0]["hash"]
+    out, _ = relay_cmd(desk.relay, "evidence", "verify")
+    check(" 0 damaged, 0 missing" in out, "evidence verify on a clean store: " + out)
+
+    path = os.path.join(desk.relay.dir, "evidence", sha256[:2], sha256)
+    size = os.path.getsize(path)
+    check(size > 512 * 1024, "the item is only %d bytes stored" % size)
+    with open(path, "r+b") as f:
+        f.seek(size - 100)
+        byte = f.read(1)
+        f.seek(size - 100)
+        f.write(bytes([byte[0] ^ 0x01]))
+
+    status, blob, err = desk.ssh("audrey", "evidence", "get", desk.ticket, sha256,
+                                 check_status=None, text=False)
+    check(status == 1 and blob == b"" and b"damaged" in err,
+          "damaged download: exit %d, %d bytes sent, stderr %r" % (status, len(blob), err))
+    gets = [e for e in desk.audit() if e["action"] == "evidence.get" and e["subject"] == sha256]
+    check(gets and gets[-1]["details"].get("outcome") == "failed" and
+          gets[-1]["details"].get("reason"), "the refused download was not audited: %r" % gets)
+
+    out, _ = relay_cmd(desk.relay, "evidence", "verify", expect=1)
+    check(re.search(r"DAMAGED\s+%s\s+tickets: %s\b" % (sha256, desk.ticket), out),
+          "evidence verify did not list the damaged item: " + out)
+    out, _ = relay_cmd(desk.relay, "evidence", "verify", "--json", expect=1)
+    report = json.loads(out)
+    check([d["sha256"] for d in report["damaged"]] == [sha256] and
+          report["damaged"][0]["tickets"] == [desk.ticket], "--json: %r" % report)
+    # The whole items still download.
+    _, blob, _ = desk.ssh("audrey", "evidence", "get", desk.ticket, desk.evidence, text=False)
+    check(hashlib.sha256(blob).hexdigest() == desk.evidence, "a whole item did not download")
+    verify_chain(desk.relay)
 
 
 def setup_globals(bin_dir, work):
