@@ -38,8 +38,10 @@
     X(EUSED, -30026, "already used")                                                               \
     X(ESTORE, -30027, "storage failure")                                                           \
     X(ESCHEMA, -30028, "store schema is newer than this program")                                  \
-    X(EMISMATCH, -30029, "content does not match its announced hash or size")                     \
-    X(EDENIED, -30030, "not permitted")
+    X(EMISMATCH, -30029, "content does not match its announced hash or size")                      \
+    X(EDENIED, -30030, "not permitted")                                                            \
+    X(EAUDIT, -30040, "the relay cannot write its audit log, so it refuses audited actions")       \
+    X(EDAMAGED, -30041, "stored content is damaged: it does not match its SHA-256")
 
 enum tl_err {
 #define TL_ERR_ENUM(name, value, text) TL_##name = (value),

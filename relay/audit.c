@@ -47,6 +47,14 @@ struct tl_audit {
     /* Set when a failed fsync or an unrepairable failed write leaves the
      * file's state unknown: appending more would build on sand. */
     bool failed;
+    /* TL_AUDIT_OPEN_EXTERNAL_REPAIR: a cut torn tail waits here for the
+     * caller to record (tl_audit_take_repair), instead of being appended. */
+    bool external_repair;
+    bool repair_waiting;
+    uint64_t repair_bytes;
+    char repair_hash[TL_AUDIT_HASH_HEX];
+    /* Why the last open, refresh or read of the head failed, for the caller. */
+    char why[256];
 };
 
 /* What the stateless line check extracts for the chain checks. */
@@ -491,6 +499,10 @@ static int repair_tail(tl_audit_t *audit, char *window, uint64_t *removed,
     if (tail_len >= TL_AUDIT_LINE_MAX) {
         /* Longer than any line we write: not a torn write of ours. */
         tl_log_error("audit log ends in an overlong unterminated line path=%s", audit->path);
+        snprintf(audit->why, sizeof audit->why,
+                 "it ends in %" PRIu64 " bytes without a line feed, too many to be a write "
+                 "interrupted by a crash",
+                 tail_len);
         return TL_EPROTO;
     }
     rc = read_exact_at(audit->fd, window, (size_t)tail_len, tail_start);
@@ -523,6 +535,8 @@ static int load_head(tl_audit_t *audit, char *window, uint64_t size)
         return rc;
     if (!found && start != 0) {
         tl_log_error("audit log's last line is too long path=%s", audit->path);
+        snprintf(audit->why, sizeof audit->why, "its last line is longer than %d bytes",
+                 TL_AUDIT_LINE_MAX);
         return TL_EPROTO;
     }
     size_t line_len = (size_t)(size - 1 - start);
@@ -537,6 +551,12 @@ static int load_head(tl_audit_t *audit, char *window, uint64_t size)
     if (rc == TL_EPROTO) {
         tl_log_error("audit log's last line fails its check, not appending path=%s reason=%s",
                      audit->path, reason);
+        uint64_t seq = reported_seq(window, line_len);
+        if (seq > 0)
+            snprintf(audit->why, sizeof audit->why,
+                     "its last entry (seq %" PRIu64 ") fails its own check: %s", seq, reason);
+        else
+            snprintf(audit->why, sizeof audit->why, "its last line fails its check: %s", reason);
         return rc;
     }
     if (rc < 0)
@@ -676,7 +696,12 @@ static int catch_up(tl_audit_t *audit, uint64_t size)
         audit->size = SIZE_UNKNOWN;
         return rc;
     }
-    if (removed > 0) {
+    if (removed > 0 && audit->external_repair) {
+        /* The caller records it, in its own order (relay/audit_chain.c). */
+        audit->repair_bytes += removed;
+        memcpy(audit->repair_hash, removed_hash, TL_AUDIT_HASH_HEX);
+        audit->repair_waiting = true;
+    } else if (removed > 0) {
         /* A repair changes the file, so it is itself on the record. */
         json_t *details = json_pack("{s:I,s:s}", "removed_bytes", (json_int_t)removed,
                                     "removed_sha256", removed_hash);
@@ -808,6 +833,9 @@ static int refresh(tl_audit_t *audit)
              * new chain from seq 1 would hide that the old one is gone. */
             tl_log_error("audit log cannot be reopened, not appending path=%s reason=%s",
                          audit->path, tl_strerror(rc));
+            snprintf(audit->why, sizeof audit->why,
+                     "%s was replaced or removed, and cannot be opened again: %s", audit->path,
+                     tl_strerror(rc));
             return rc;
         }
         close(audit->fd);
@@ -816,24 +844,33 @@ static int refresh(tl_audit_t *audit)
         audit->ino = st.st_ino;
         audit->size = SIZE_UNKNOWN;
     } else if (fstat(audit->fd, &st) < 0) {
-        return -errno;
+        rc = -errno;
+        snprintf(audit->why, sizeof audit->why, "cannot read %s: %s", audit->path, tl_strerror(rc));
+        return rc;
     }
 
     uint64_t size = (uint64_t)st.st_size;
     if (size == audit->size)
         return 0;
     if (audit->size != SIZE_UNKNOWN && size < audit->size)
-        tl_log_error("audit log shrank since this writer last saw it, continuing from its last "
-                     "line path=%s was=%" PRIu64 " now=%" PRIu64,
+        tl_log_error("audit log shrank since this writer last saw it path=%s was=%" PRIu64
+                     " now=%" PRIu64,
                      audit->path, audit->size, size);
     return catch_up(audit, size);
 }
 
 int tl_audit_open(const char *path, tl_audit_t **out)
 {
+    return tl_audit_open_ex(path, 0, out, NULL, 0);
+}
+
+int tl_audit_open_ex(const char *path, unsigned flags, tl_audit_t **out, char *why, size_t why_size)
+{
     int rc = TL_ENOMEM;
     tl_audit_t *audit = NULL;
     *out = NULL;
+    if (why != NULL && why_size > 0)
+        why[0] = '\0';
 
     if (!path || !*path)
         return TL_EINVAL;
@@ -841,14 +878,17 @@ int tl_audit_open(const char *path, tl_audit_t **out)
     if (!audit)
         goto out;
     audit->fd = -1;
+    audit->external_repair = (flags & TL_AUDIT_OPEN_EXTERNAL_REPAIR) != 0;
     audit->path = strdup(path);
     if (!audit->path)
         goto out;
 
     struct stat st;
-    rc = open_log(path, true, &audit->fd, &st);
-    if (rc < 0)
+    rc = open_log(path, (flags & TL_AUDIT_OPEN_EXISTING) == 0, &audit->fd, &st);
+    if (rc < 0) {
+        snprintf(audit->why, sizeof audit->why, "cannot open %s: %s", path, tl_strerror(rc));
         goto out;
+    }
     audit->dev = st.st_dev;
     audit->ino = st.st_ino;
     rc = catch_up(audit, (uint64_t)st.st_size);
@@ -858,6 +898,8 @@ int tl_audit_open(const char *path, tl_audit_t **out)
     *out = audit;
     audit = NULL;
 out:
+    if (audit != NULL && why != NULL && why_size > 0)
+        snprintf(why, why_size, "%s", audit->why[0] ? audit->why : tl_strerror(rc));
     tl_audit_close(audit);
     return rc;
 }
@@ -950,6 +992,393 @@ int tl_audit_append(tl_audit_t *audit, const char *actor, const char *action, co
     int rc = tl_audit_append_batch(audit, &entry, 1);
     if (rc == 0 && seq_out)
         *seq_out = entry.seq;
+    return rc;
+}
+
+/* ---- keeping the log in step with a head recorded elsewhere (relay/audit_chain.h) ---------- */
+
+int tl_audit_take_repair(tl_audit_t *audit, uint64_t *bytes, char sha256[TL_AUDIT_HASH_HEX])
+{
+    if (!audit || !audit->repair_waiting)
+        return 0;
+    *bytes = audit->repair_bytes;
+    memcpy(sha256, audit->repair_hash, TL_AUDIT_HASH_HEX);
+    audit->repair_waiting = false;
+    audit->repair_bytes = 0;
+    return 1;
+}
+
+int tl_audit_format_entry(const tl_audit_entry_t *entry, uint64_t seq, const char *prev,
+                          char **line_out, size_t *len_out)
+{
+    char now[TIME_LEN + 1];
+    format_now(now);
+    return tl_audit_format_line(seq, now, entry->actor, entry->action, entry->subject,
+                                entry->details, prev, line_out, len_out);
+}
+
+int tl_audit_line_links(const char *line, size_t len, char hash[TL_AUDIT_HASH_HEX],
+                        char prev[TL_AUDIT_HASH_HEX])
+{
+    /* BODY ends with `"prev":"<64 hex>"`; the line ends with the hash suffix and a newline. */
+    static const char prev_member[] = "\"prev\":\"";
+    size_t prev_len = sizeof prev_member - 1;
+    if (len < 2 + HASH_SUFFIX_LEN + prev_len + 65 || line[len - 1] != '\n')
+        return TL_EINVAL;
+    size_t body_len = len - 1 - HASH_SUFFIX_LEN;
+    const char *suffix = line + body_len;
+    const char *prev_at = line + body_len - 65;
+    if (memcmp(suffix, HASH_PREFIX, HASH_PREFIX_LEN) != 0 ||
+        !is_hash_hex(suffix + HASH_PREFIX_LEN, 64) || !is_hash_hex(prev_at, 64) ||
+        prev_at[64] != '"' || memcmp(prev_at - prev_len, prev_member, prev_len) != 0)
+        return TL_EINVAL;
+    memcpy(hash, suffix + HASH_PREFIX_LEN, 64);
+    hash[64] = '\0';
+    memcpy(prev, prev_at, 64);
+    prev[64] = '\0';
+    return 0;
+}
+
+/* How far back a check may look for an entry another writer appended over: 64 MiB. */
+#define LOOK_BACK_MAX (64ull * 1024 * 1024)
+
+/*
+ * With the lock held and the head current: the hash of the entry with this seq, found by
+ * walking back from the end (the log is in order: seq n is the (last_seq - n + 1)th line from
+ * the end). TL_ENOTFOUND if that line is not there or is not seq, or lies too far back.
+ */
+static int hash_at_locked(tl_audit_t *audit, uint64_t seq, char hash[TL_AUDIT_HASH_HEX])
+{
+    int rc = 0;
+    char *window = NULL;
+    if (seq == 0 || seq > audit->last_seq)
+        return TL_ENOTFOUND;
+    if (seq == audit->last_seq) {
+        memcpy(hash, audit->last_hash, TL_AUDIT_HASH_HEX);
+        return 0;
+    }
+    window = malloc(TL_AUDIT_LINE_MAX);
+    if (!window)
+        return TL_ENOMEM;
+    /* Line k from the end ends at the k-th newline from the end. */
+    uint64_t want = audit->last_seq - seq + 1, newlines = 0, pos = audit->size;
+    uint64_t line_end = 0, line_start = 0;
+    bool have_end = false, have_start = false;
+    while (pos > 0 && !have_start) {
+        if (audit->size - pos > LOOK_BACK_MAX) {
+            rc = TL_ENOTFOUND;
+            goto out;
+        }
+        size_t chunk = pos < 65536 ? (size_t)pos : 65536;
+        rc = read_exact_at(audit->fd, window, chunk, pos - chunk);
+        if (rc < 0)
+            goto out;
+        for (size_t i = chunk; i-- > 0;) {
+            if (window[i] != '\n')
+                continue;
+            newlines++;
+            if (newlines == want) {
+                line_end = pos - chunk + i; /* the newline itself */
+                have_end = true;
+            } else if (newlines == want + 1) {
+                line_start = pos - chunk + i + 1;
+                have_start = true;
+                break;
+            }
+        }
+        pos -= chunk;
+    }
+    if (!have_end) {
+        rc = TL_ENOTFOUND;
+        goto out;
+    }
+    if (!have_start)
+        line_start = 0;
+    size_t line_len = (size_t)(line_end - line_start);
+    if (line_len + 1 > TL_AUDIT_LINE_MAX) {
+        rc = TL_ENOTFOUND;
+        goto out;
+    }
+    rc = read_exact_at(audit->fd, window, line_len, line_start);
+    if (rc < 0)
+        goto out;
+    struct line_info info;
+    char reason[160];
+    rc = check_line(window, line_len, &info, reason, sizeof reason);
+    if (rc == 0)
+        rc = check_hash(window, line_len, &info, reason, sizeof reason);
+    if (rc == TL_EPROTO || (rc == 0 && info.seq != seq)) {
+        rc = TL_ENOTFOUND;
+        goto out;
+    }
+    if (rc == 0)
+        memcpy(hash, info.hash, TL_AUDIT_HASH_HEX);
+out:
+    free(window);
+    return rc;
+}
+
+int tl_audit_hash_at(tl_audit_t *audit, uint64_t seq, char hash[TL_AUDIT_HASH_HEX])
+{
+    if (!audit)
+        return TL_EINVAL;
+    int rc = lock_log(audit->fd);
+    if (rc < 0)
+        return rc;
+    rc = refresh(audit);
+    if (rc == 0)
+        rc = hash_at_locked(audit, seq, hash);
+    unlock_log(audit->fd);
+    return rc;
+}
+
+static void short_hash(const char *hash, char out[17])
+{
+    snprintf(out, 17, "%.16s", hash);
+}
+
+int tl_audit_compare(uint64_t log_seq, const char *log_hash, const tl_audit_target_t *target,
+                     tl_audit_problem_t *problem)
+{
+    char head_short[17], expect_short[17], log_short[17];
+    const char *expect = NULL;
+    uint64_t first = target->count > 0 ? target->lines[0].seq : target->head_seq + 1;
+    short_hash(target->head_hash, head_short);
+    short_hash(log_hash, log_short);
+    problem->verdict = TL_AUDIT_IN_STEP;
+    problem->log_seq = log_seq;
+    if (problem->log_hash != log_hash) /* callers may pass the problem's own copy */
+        snprintf(problem->log_hash, sizeof problem->log_hash, "%s", log_hash);
+    problem->text[0] = '\0';
+
+    if (log_seq > target->head_seq) {
+        problem->verdict = TL_AUDIT_AHEAD;
+        snprintf(problem->text, sizeof problem->text,
+                 "audit log goes on past the database's head: it ends at seq %" PRIu64
+                 " (hash %s...) but the database head is seq %" PRIu64 " (hash %s...): %" PRIu64
+                 " entries the database does not know",
+                 log_seq, log_short, target->head_seq, head_short, log_seq - target->head_seq);
+        return TL_EAUDIT;
+    }
+    if (log_seq + 1 < first) {
+        problem->verdict = TL_AUDIT_SHORT;
+        if (log_seq == 0)
+            snprintf(problem->text, sizeof problem->text,
+                     "audit log is empty but the database head is seq %" PRIu64
+                     " (hash %s...): %" PRIu64 " %s missing",
+                     target->head_seq, head_short, first - 1, first - 1 == 1 ? "entry" : "entries");
+        else
+            snprintf(problem->text, sizeof problem->text,
+                     "audit log ends at seq %" PRIu64 " but the database head is seq %" PRIu64
+                     " (hash %s...): %" PRIu64 " %s missing",
+                     log_seq, target->head_seq, head_short, first - 1 - log_seq,
+                     first - 1 - log_seq == 1 ? "entry" : "entries");
+        return TL_EAUDIT;
+    }
+    if (log_seq == 0)
+        expect = GENESIS_PREV;
+    else if (log_seq >= first)
+        expect = target->lines[log_seq - first].hash;
+    else if (target->count > 0)
+        expect = target->lines[0].prev; /* log_seq == first - 1 */
+    else
+        expect = target->head_hash; /* log_seq == head_seq */
+    if (log_seq > 0 && strcmp(expect, log_hash) != 0) {
+        problem->verdict = TL_AUDIT_DIVERGES;
+        short_hash(expect, expect_short);
+        snprintf(problem->text, sizeof problem->text,
+                 "audit log diverges from the database at seq %" PRIu64
+                 ": the log's entry has hash %s..., the database recorded %s... (database head "
+                 "seq %" PRIu64 ", hash %s...)",
+                 log_seq, log_short, expect_short, target->head_seq, head_short);
+        return TL_EAUDIT;
+    }
+    return 0;
+}
+
+/* The target's lines must themselves be one piece of chain ending at its head. */
+static int target_valid(const tl_audit_target_t *target)
+{
+    if (target->head_hash == NULL || !is_hash_hex(target->head_hash, strlen(target->head_hash)))
+        return 0;
+    for (size_t i = 0; i < target->count; i++) {
+        const tl_audit_line_t *line = &target->lines[i];
+        if (line->seq == 0 || line->text == NULL || line->len < 2 ||
+            line->text[line->len - 1] != '\n')
+            return 0;
+        if (i > 0 && (line->seq != target->lines[i - 1].seq + 1 ||
+                      strcmp(line->prev, target->lines[i - 1].hash) != 0))
+            return 0;
+    }
+    if (target->count > 0 &&
+        (target->lines[target->count - 1].seq != target->head_seq ||
+         strcmp(target->lines[target->count - 1].hash, target->head_hash) != 0))
+        return 0;
+    return 1;
+}
+
+int tl_audit_sync(tl_audit_t *audit, const tl_audit_target_t *target, tl_audit_problem_t *problem)
+{
+    int rc;
+    char *batch = NULL;
+    memset(problem, 0, sizeof *problem);
+    if (!audit || !target || !target_valid(target))
+        return TL_EINVAL;
+
+    rc = lock_log(audit->fd);
+    if (rc < 0)
+        goto unreadable;
+    if (audit->failed) {
+        /* After a failed fsync only the file can say what it holds: read it again. The lines
+         * it lacks are still in the target, so nothing is lost by starting over. */
+        audit->failed = false;
+        audit->size = SIZE_UNKNOWN;
+    }
+    audit->why[0] = '\0';
+    rc = refresh(audit);
+    if (rc < 0) {
+        unlock_log(audit->fd);
+        if (rc == TL_EPROTO) {
+            problem->verdict = TL_AUDIT_DAMAGED;
+            snprintf(problem->text, sizeof problem->text,
+                     "audit log %s cannot be continued: %s; the database head is seq %" PRIu64
+                     " (hash %.16s...)",
+                     audit->path, audit->why[0] ? audit->why : "its last line is damaged",
+                     target->head_seq, target->head_hash);
+            return TL_EAUDIT;
+        }
+        goto unreadable;
+    }
+    problem->log_seq = audit->last_seq;
+    memcpy(problem->log_hash, audit->last_hash, TL_AUDIT_HASH_HEX);
+
+    if (audit->last_seq > target->head_seq) {
+        /* Someone appended past this target: fine if the target's head is in the log. */
+        char hash[TL_AUDIT_HASH_HEX];
+        rc = target->head_seq == 0 ? 0 : hash_at_locked(audit, target->head_seq, hash);
+        unlock_log(audit->fd);
+        if (rc == 0 && target->head_seq > 0 && strcmp(hash, target->head_hash) != 0) {
+            problem->verdict = TL_AUDIT_DIVERGES;
+            snprintf(problem->text, sizeof problem->text,
+                     "audit log diverges from the database at seq %" PRIu64
+                     ": the log's entry has hash %.16s..., the database recorded %.16s...",
+                     target->head_seq, hash, target->head_hash);
+            return TL_EAUDIT;
+        }
+        if (rc == TL_ENOTFOUND) {
+            problem->verdict = TL_AUDIT_DIVERGES;
+            snprintf(problem->text, sizeof problem->text,
+                     "audit log ends at seq %" PRIu64 " but its entry for the database head, seq "
+                     "%" PRIu64 ", cannot be found",
+                     audit->last_seq, target->head_seq);
+            return TL_EAUDIT;
+        }
+        if (rc < 0)
+            goto unreadable_unlocked;
+        return 0;
+    }
+    rc = tl_audit_compare(audit->last_seq, audit->last_hash, target, problem);
+    if (rc < 0) {
+        unlock_log(audit->fd);
+        return rc;
+    }
+
+    /* What the log lacks: the target's lines after its last entry, in one write. */
+    size_t from = target->count > 0 ? (size_t)(audit->last_seq + 1 - target->lines[0].seq) : 0;
+    size_t total = 0;
+    for (size_t i = from; i < target->count; i++)
+        total += target->lines[i].len;
+    if (total > 0) {
+        batch = malloc(total);
+        if (!batch) {
+            unlock_log(audit->fd);
+            rc = TL_ENOMEM;
+            goto unreadable_unlocked;
+        }
+        size_t at = 0;
+        for (size_t i = from; i < target->count; i++) {
+            memcpy(batch + at, target->lines[i].text, target->lines[i].len);
+            at += target->lines[i].len;
+        }
+        rc = tl_write_all(audit->fd, batch, total);
+        if (rc < 0 && ftruncate(audit->fd, (off_t)audit->size) < 0)
+            audit->failed = true; /* cannot say what is on disk: read it again next time */
+        if (rc == 0 && fdatasync(audit->fd) < 0) {
+            rc = -errno;
+            audit->failed = true;
+        }
+        if (rc == 0) {
+            audit->size += total;
+            audit->last_seq = target->head_seq;
+            memcpy(audit->last_hash, target->head_hash, TL_AUDIT_HASH_HEX);
+            problem->log_seq = audit->last_seq;
+            memcpy(problem->log_hash, audit->last_hash, TL_AUDIT_HASH_HEX);
+        } else {
+            /* The caller reports it (once per outage, not once per attempt). */
+            snprintf(audit->why, sizeof audit->why, "cannot write %s: %s", audit->path,
+                     tl_strerror(rc));
+        }
+    }
+    unlock_log(audit->fd);
+    free(batch);
+    if (rc < 0)
+        goto unreadable_unlocked;
+    return 0;
+
+unreadable:
+    if (audit->why[0] == '\0')
+        snprintf(audit->why, sizeof audit->why, "cannot use %s: %s", audit->path, tl_strerror(rc));
+unreadable_unlocked:
+    problem->verdict = rc == -ENOENT ? TL_AUDIT_MISSING : TL_AUDIT_UNREADABLE;
+    if (audit->why[0] == '\0')
+        snprintf(audit->why, sizeof audit->why, "cannot use %s: %s", audit->path, tl_strerror(rc));
+    snprintf(problem->text, sizeof problem->text, "%s", audit->why);
+    return rc;
+}
+
+int tl_audit_peek(const char *path, uint64_t *seq, char hash[TL_AUDIT_HASH_HEX],
+                  uint64_t *tail_bytes, char *why, size_t why_size)
+{
+    int rc = TL_ENOMEM;
+    tl_audit_t peek = {.fd = -1, .path = (char *)path};
+    char *window = malloc(TL_AUDIT_LINE_MAX);
+    struct stat st;
+    *seq = 0;
+    *tail_bytes = 0;
+    memcpy(hash, GENESIS_PREV, TL_AUDIT_HASH_HEX);
+    if (!window)
+        goto out;
+    peek.fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (peek.fd < 0 || fstat(peek.fd, &st) < 0) {
+        rc = -errno;
+        snprintf(peek.why, sizeof peek.why, "cannot open %s: %s", path, tl_strerror(rc));
+        goto out;
+    }
+    uint64_t tail_start;
+    bool found;
+    rc = find_line_start(peek.fd, window, (uint64_t)st.st_size, &tail_start, &found);
+    if (rc < 0)
+        goto out;
+    *tail_bytes = (uint64_t)st.st_size - tail_start;
+    if (*tail_bytes >= TL_AUDIT_LINE_MAX) {
+        snprintf(peek.why, sizeof peek.why,
+                 "it ends in %" PRIu64 " bytes without a line feed, too many to be a write "
+                 "interrupted by a crash",
+                 *tail_bytes);
+        rc = TL_EPROTO;
+        goto out;
+    }
+    rc = load_head(&peek, window, tail_start);
+    if (rc == 0) {
+        *seq = peek.last_seq;
+        memcpy(hash, peek.last_hash, TL_AUDIT_HASH_HEX);
+    }
+out:
+    if (rc < 0 && why != NULL && why_size > 0)
+        snprintf(why, why_size, "%s", peek.why[0] ? peek.why : tl_strerror(rc));
+    if (peek.fd >= 0)
+        close(peek.fd);
+    free(window);
     return rc;
 }
 

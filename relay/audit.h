@@ -61,6 +61,22 @@ typedef struct tl_audit tl_audit_t;
  * reads, so it waits for another writer's append in progress.
  */
 int tl_audit_open(const char *path, tl_audit_t **out);
+/* tl_audit_open_ex flags. */
+#define TL_AUDIT_OPEN_EXISTING 1u        /* a missing log is -ENOENT, never created */
+#define TL_AUDIT_OPEN_EXTERNAL_REPAIR 2u /* a cut torn tail is for tl_audit_take_repair() */
+/*
+ * tl_audit_open with flags. With TL_AUDIT_OPEN_EXTERNAL_REPAIR this handle never appends an
+ * "audit.repair" entry of its own: it cuts the torn tail (durably) and leaves the record of it to
+ * the caller, whose sequence numbers come from elsewhere (relay/audit_chain.h). On failure, why
+ * (may be NULL) says what is wrong with the file in words for an operator.
+ */
+int tl_audit_open_ex(const char *path, unsigned flags, tl_audit_t **out, char *why,
+                     size_t why_size);
+/*
+ * A torn tail this handle cut (at open or when it found the file changed) and has not reported:
+ * 1 with its size and SHA-256, once; 0 if none.
+ */
+int tl_audit_take_repair(tl_audit_t *audit, uint64_t *bytes, char sha256[TL_AUDIT_HASH_HEX]);
 /* Closes the file. Every appended entry was already synced. NULL is a no-op. */
 void tl_audit_close(tl_audit_t *audit);
 
@@ -117,6 +133,83 @@ const char *tl_audit_last_hash(const tl_audit_t *audit);
 int tl_audit_format_line(uint64_t seq, const char *time, const char *actor, const char *action,
                          const char *subject, const json_t *details, const char *prev,
                          char **line_out, size_t *len_out);
+
+/*
+ * The log kept in step with a chain head recorded elsewhere (the relay's database, see
+ * relay/audit_chain.h): the entries are formatted, numbered and chained when the change they
+ * record commits, and the log receives those exact lines later.
+ */
+
+/* entry as the line with this seq after prev, timed now; as tl_audit_format_line. */
+int tl_audit_format_entry(const tl_audit_entry_t *entry, uint64_t seq, const char *prev,
+                          char **line_out, size_t *len_out);
+/* The hash and prev of a formatted line (newline included); TL_EINVAL if it has not that form. */
+int tl_audit_line_links(const char *line, size_t len, char hash[TL_AUDIT_HASH_HEX],
+                        char prev[TL_AUDIT_HASH_HEX]);
+
+typedef struct tl_audit_line {
+    uint64_t seq;
+    const char *text; /* the whole line, newline included */
+    size_t len;
+    char hash[TL_AUDIT_HASH_HEX];
+    char prev[TL_AUDIT_HASH_HEX];
+} tl_audit_line_t;
+
+/* Where the log must get to: a head, and the lines it may still lack (consecutive, ending at the
+ * head; possibly none). */
+typedef struct tl_audit_target {
+    uint64_t head_seq;
+    const char *head_hash; /* 64 zeros for an empty chain */
+    const tl_audit_line_t *lines;
+    size_t count;
+} tl_audit_target_t;
+
+enum tl_audit_verdict {
+    TL_AUDIT_IN_STEP = 0, /* the log holds the chain up to the head */
+    TL_AUDIT_UNREADABLE,  /* it cannot be opened, read or written now (disk full, ...) */
+    TL_AUDIT_MISSING,     /* no file where the log should be */
+    TL_AUDIT_SHORT,       /* it ends before the head, short of entries nobody can rewrite */
+    TL_AUDIT_DIVERGES,    /* its entry at some seq is not the one the database recorded */
+    TL_AUDIT_DAMAGED,     /* its last line fails its own checks */
+    TL_AUDIT_AHEAD,       /* it holds entries past the database's head */
+};
+
+typedef struct tl_audit_problem {
+    int verdict;                      /* enum tl_audit_verdict */
+    uint64_t log_seq;                 /* the log's last entry, when it could be read */
+    char log_hash[TL_AUDIT_HASH_HEX]; /* ... and its hash */
+    char text[512];                   /* what is wrong, for an operator; "" when in step */
+} tl_audit_problem_t;
+
+/*
+ * Does a log ending at log_seq/log_hash hold a prefix of the target's chain that the target's
+ * lines complete? 0, or TL_EAUDIT with problem saying what is missing or different
+ * ("audit log ends at seq 41 but the database head is seq 57 (hash ...): 16 entries missing").
+ * Pure: no file.
+ */
+int tl_audit_compare(uint64_t log_seq, const char *log_hash, const tl_audit_target_t *target,
+                     tl_audit_problem_t *problem);
+/*
+ * Brings the log to the target: under the file's lock, reads what it holds now (following a
+ * replaced file, cutting a torn tail), checks it with tl_audit_compare, then writes the lines it
+ * lacks with one write and one fdatasync. The log may go on past the target (another writer
+ * appended later lines of the same chain): then the target's head must be in it. 0 when the log
+ * holds the target's head (problem->log_seq says where the log ends); TL_EAUDIT when the log does
+ * not match; another negative code when it cannot be opened, read or written (-ENOSPC, -ENOENT,
+ * ...). problem says which, in words. A handle whose fsync failed reads the file again here
+ * instead of refusing: the target still holds what may be lost.
+ */
+int tl_audit_sync(tl_audit_t *audit, const tl_audit_target_t *target, tl_audit_problem_t *problem);
+/* The hash of the entry with this seq, looking back from the end (at most 64 MiB); TL_ENOTFOUND
+ * if the log does not hold it there. Takes the lock. */
+int tl_audit_hash_at(tl_audit_t *audit, uint64_t seq, char hash[TL_AUDIT_HASH_HEX]);
+/*
+ * Reads the last complete entry of the log at path without changing or locking anything: its
+ * seq (0 if none) and hash, and how many bytes follow the last line feed. TL_EPROTO if the last
+ * line fails its checks, -ENOENT if there is no file; why (may be NULL) says what.
+ */
+int tl_audit_peek(const char *path, uint64_t *seq, char hash[TL_AUDIT_HASH_HEX],
+                  uint64_t *tail_bytes, char *why, size_t why_size);
 
 typedef struct tl_audit_report {
     uint64_t entries;                  /* valid entries before the first failure */

@@ -16,6 +16,8 @@
 
 /* Evidence is streamed to the technician in pieces of this size. */
 #define TL_EVIDENCE_CHUNK (256u * 1024u)
+/* ... after it was read through and checked, this much of it per storage job. */
+#define TL_EVIDENCE_VERIFY_STEP (8u * 1024u * 1024u)
 #define TL_NOTE_MAX 4000
 
 struct command;
@@ -56,6 +58,8 @@ struct cmd {
     size_t chunk_len;
     int reading_done;  /* worker writes, loop reads after the job */
     int close_reader;  /* loop writes before submitting; worker reads */
+    int verifying;     /* worker writes: the item is not checked through yet */
+    int refused;       /* worker writes: refused, with its audit entry kept (exit 1) */
     int job_in_flight; /* loop only */
 };
 
@@ -705,9 +709,47 @@ static int work_evidence_list(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FIL
     return 0;
 }
 
-/* Finds the item on the ticket by full hash or unique prefix, then opens it. */
+/*
+ * Reads the opened item on ahead, a step at a time, before any of it is sent: damaged content
+ * is refused whole (nothing reaches the technician) and the refusal is audited as a failed get.
+ */
+static int verify_evidence(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err)
+{
+    bool verified = false;
+    int rc = tl_evidence_verify_step(cmd->reader, TL_EVIDENCE_VERIFY_STEP, &verified);
+    if (rc == 0 && !verified) {
+        cmd->verifying = 1;
+        return 0;
+    }
+    cmd->verifying = 0;
+    char actor[96];
+    actor_of(cmd, actor);
+    json_t *details = json_pack("{s:s, s:s, s:s}", "ticket", cmd->ticket_text, "sha256", cmd->hash,
+                                "outcome", rc == 0 ? "ok" : "failed");
+    if (details == NULL)
+        return TL_ENOMEM;
+    if (rc != 0) {
+        const char *why = tl_evidence_reader_problem(cmd->reader);
+        json_object_set_new(details, "reason", json_string(why[0] ? why : tl_strerror(rc)));
+        fprintf(err,
+                "tierline: evidence %s on %s is %s (%s): nothing was sent; an administrator can "
+                "list damaged items with `tierline-relay evidence verify`\n",
+                cmd->hash, cmd->ticket_text, rc == TL_EDAMAGED ? "damaged" : "unreadable",
+                why[0] ? why : tl_strerror(rc));
+        tl_evidence_close(cmd->reader);
+        cmd->reader = NULL;
+        cmd->refused = 1;
+    }
+    int audit_rc = tl_worker_audit(ctx, actor, "evidence.get", cmd->hash, details);
+    json_decref(details);
+    return audit_rc;
+}
+
+/* Finds the item on the ticket by full hash or unique prefix, then opens and checks it. */
 static int work_evidence_open(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 {
+    if (cmd->reader != NULL)
+        return verify_evidence(cmd, ctx, err); /* the next step of a large item */
     json_t *t = NULL;
     int rc = load_visible_ticket(cmd, ctx, err, &t);
     if (rc != 0)
@@ -737,12 +779,7 @@ static int work_evidence_open(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FIL
         fprintf(err, "tierline: evidence %s cannot be read: %s\n", cmd->hash, tl_strerror(rc));
         return rc;
     }
-    char actor[96];
-    actor_of(cmd, actor);
-    json_t *details = json_pack("{s:s, s:s}", "ticket", cmd->ticket_text, "sha256", cmd->hash);
-    rc = tl_worker_audit(ctx, actor, "evidence.get", cmd->hash, details);
-    json_decref(details);
-    return rc;
+    return verify_evidence(cmd, ctx, err);
 }
 
 /* ---- running commands ---------------------------------------------------------------- */
@@ -772,7 +809,7 @@ static int run_work(tl_job_t *job, tl_job_ctx_t *ctx)
         fclose(out);
     if (err != NULL)
         fclose(err);
-    cmd->exit_status = rc == 0 ? 0 : 1;
+    cmd->exit_status = rc == 0 && !cmd->refused ? 0 : 1;
     /* A failed command is answered, not retried: its store changes are undone. */
     return rc == TL_ENOMEM || rc == TL_ESTORE ? rc : (rc == 0 ? 0 : TL_EINVAL);
 }
@@ -792,17 +829,39 @@ static void work_done(tl_job_t *job, int status)
         cmd_free(cmd);
         return;
     }
+    /* Refused because the audit log cannot be written: whatever the command produced is
+     * withheld, as what it did was undone (or is not acknowledged). */
+    if (status == TL_EAUDIT)
+        cmd->out_len = cmd->err_len = 0;
     if (cmd->out_len > 0)
         tl_exec_write(cmd->exec, TL_EXEC_STDOUT, cmd->out, cmd->out_len);
     if (cmd->err_len > 0)
         tl_exec_write(cmd->exec, TL_EXEC_STDERR, cmd->err, cmd->err_len);
     if (status != 0 && cmd->err_len == 0)
         tl_exec_printf(cmd->exec, TL_EXEC_STDERR, "tierline: %s\n", tl_strerror(status));
+    if (status == 0 && cmd->reader != NULL && cmd->verifying) {
+        /* Checked a step at a time, so a large item does not hold the storage thread. */
+        free(cmd->out);
+        free(cmd->err);
+        cmd->out = cmd->err = NULL;
+        cmd->out_len = cmd->err_len = 0;
+        cmd->job.run = run_work;
+        cmd->job.done = work_done;
+        cmd->job_in_flight = 1;
+        tl_worker_submit(cmd->ctx->worker, &cmd->job);
+        return;
+    }
     if (status == 0 && cmd->reader != NULL) {
         stream_next(cmd);
         return;
     }
     tl_exec_finish(cmd->exec, status == 0 ? cmd->exit_status : 1);
+    if (cmd->reader != NULL) {
+        /* Failed with an item open: the reader is closed on the worker, then cmd is freed. */
+        cmd->exec = NULL;
+        stream_next(cmd);
+        return;
+    }
     cmd_free(cmd);
 }
 
@@ -838,9 +897,11 @@ static void chunk_done(tl_job_t *job, int status)
         return;
     }
     if (status != 0) {
-        /* Corrupt or unreadable: the technician must not take partial bytes for whole. */
-        tl_exec_printf(cmd->exec, TL_EXEC_STDERR, "tierline: evidence %s is damaged: %s\n",
-                       cmd->hash, tl_strerror(status));
+        /* Changed since it was checked, or unreadable: the technician must not take partial
+         * bytes for whole. */
+        tl_exec_printf(cmd->exec, TL_EXEC_STDERR, "tierline: evidence %s %s: %s\n", cmd->hash,
+                       status == TL_EDAMAGED ? "is damaged" : "could not be sent",
+                       tl_strerror(status));
         tl_exec_finish(cmd->exec, 1);
         cmd_free(cmd);
         return;

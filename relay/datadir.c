@@ -2,7 +2,7 @@
 #include "proto/fsutil.h"
 #include "proto/err.h"
 #include "proto/keys.h"
-#include "relay/audit.h"
+#include "relay/audit_chain.h"
 #include "relay/evidence.h"
 #include "relay/store.h"
 
@@ -75,7 +75,7 @@ int tl_datadir_init(const char *root, const char *listen, const char *ssh_listen
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
     tl_store_t *store = NULL;
-    tl_audit_t *audit = NULL;
+    tl_audit_chain_t *chain = NULL;
     tl_evidence_store_t *evidence = NULL;
     json_t *details = NULL;
     int rc;
@@ -105,8 +105,9 @@ int tl_datadir_init(const char *root, const char *listen, const char *ssh_listen
         goto out;
     if ((rc = write_settings(root, listen, ssh_listen)) != 0)
         goto out;
+    /* The chain starts here, with its head in the store (relay/audit_chain.h). */
     if ((rc = tl_datadir_path(root, TL_DATADIR_AUDIT, path, sizeof path)) != 0 ||
-        (rc = tl_audit_open(path, &audit)) != 0)
+        (rc = tl_audit_chain_open(store, path, TL_AUDIT_CHAIN_CREATE, &chain, NULL, 0)) != 0)
         goto out;
     details = json_pack("{s:s, s:s}", "fingerprint", fingerprint_out, "listen", listen);
     if (details != NULL && ssh_listen != NULL &&
@@ -118,12 +119,22 @@ int tl_datadir_init(const char *root, const char *listen, const char *ssh_listen
         rc = TL_ENOMEM;
         goto out;
     }
-    if ((rc = tl_audit_append(audit, "admin", "relay.init", "", details, NULL)) != 0)
+    tl_audit_entry_t entry = {
+        .actor = "admin", .action = "relay.init", .subject = "", .details = details};
+    if ((rc = tl_store_begin(store)) != 0)
+        goto out;
+    if ((rc = tl_audit_chain_stage(chain, &entry, NULL)) == 0)
+        rc = tl_store_commit(store);
+    if (rc != 0) {
+        tl_store_rollback(store);
+        goto out;
+    }
+    if ((rc = tl_audit_chain_flush(chain)) != 0)
         goto out;
     rc = tl_fsync_dir(root);
 out:
     json_decref(details);
-    tl_audit_close(audit);
+    tl_audit_chain_close(chain);
     tl_evidence_store_close(evidence);
     tl_store_close(store);
     X509_free(cert);

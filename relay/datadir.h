@@ -9,6 +9,8 @@
  *   DATA/audit.log      hash-chained audit log (docs/audit-format.md)
  *   DATA/evidence/      content-addressed evidence objects
  *   DATA/relay.json     settings chosen at init (listen addresses)
+ *   DATA/relay.lock     held (flock) by the serving relay; DATA/relay.state
+ *                       what it tells `status` (relay/status.h)
  */
 #ifndef TL_DATADIR_H
 #define TL_DATADIR_H
@@ -21,6 +23,8 @@
 #define TL_DATADIR_AUDIT "audit.log"
 #define TL_DATADIR_EVIDENCE "evidence"
 #define TL_DATADIR_SETTINGS "relay.json"
+#define TL_DATADIR_LOCK "relay.lock"
+#define TL_DATADIR_STATE "relay.state"
 
 #define TL_RELAY_DEFAULT_LISTEN "127.0.0.1:7443"
 

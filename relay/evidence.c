@@ -54,7 +54,10 @@ struct tl_evidence_reader {
     char expected[TL_EVIDENCE_HASH_HEX];
     bool input_ended;
     bool done;
+    bool verified; /* read through once and found whole (tl_evidence_verify_step) */
     int error;
+    char problem[96];
+    unsigned char *scratch; /* where the verifying pass inflates to */
     unsigned char in[IO_CHUNK];
 };
 
@@ -517,8 +520,9 @@ static int fail_reader(tl_evidence_reader_t *reader, int rc, const char *why)
 {
     if (reader->error == 0) {
         reader->error = rc;
-        if (rc == TL_EPROTO)
-            tl_log_error("evidence item is corrupt hash=%s reason=%s", reader->expected, why);
+        snprintf(reader->problem, sizeof reader->problem, "%s", why);
+        if (rc == TL_EDAMAGED)
+            tl_log_error("evidence item is damaged hash=%s reason=\"%s\"", reader->expected, why);
     }
     return reader->error;
 }
@@ -548,13 +552,13 @@ static int finish_reading(tl_evidence_reader_t *reader)
             return fail_reader(reader, rc, "read failed");
     }
     if (reader->zs.avail_in > 0)
-        return fail_reader(reader, TL_EPROTO, "bytes after the compressed stream");
+        return fail_reader(reader, TL_EDAMAGED, "bytes after the compressed stream");
     char actual[TL_EVIDENCE_HASH_HEX];
     int rc = tl_sha256_final(reader->sha, actual);
     if (rc < 0)
         return fail_reader(reader, rc, "hash failed");
     if (strcmp(actual, reader->expected) != 0)
-        return fail_reader(reader, TL_EPROTO, "content does not match its name");
+        return fail_reader(reader, TL_EDAMAGED, "content does not match its name");
     reader->done = true;
     return 0;
 }
@@ -592,11 +596,11 @@ int tl_evidence_read(tl_evidence_reader_t *reader, void *buf, size_t cap, size_t
         if (zrc == Z_MEM_ERROR)
             return fail_reader(reader, TL_ENOMEM, "out of memory");
         if (zrc == Z_BUF_ERROR && reader->input_ended && reader->zs.avail_in == 0)
-            return fail_reader(reader, TL_EPROTO, "compressed stream ends early");
+            return fail_reader(reader, TL_EDAMAGED, "compressed stream ends early");
         if (zrc != Z_OK && zrc != Z_BUF_ERROR)
-            return fail_reader(reader, TL_EPROTO, reader->zs.msg ? reader->zs.msg : "bad data");
+            return fail_reader(reader, TL_EDAMAGED, reader->zs.msg ? reader->zs.msg : "bad data");
         if (produced == 0 && reader->input_ended && reader->zs.avail_in == 0)
-            return fail_reader(reader, TL_EPROTO, "compressed stream ends early");
+            return fail_reader(reader, TL_EDAMAGED, "compressed stream ends early");
     }
     *got = produced;
     return 0;
@@ -606,12 +610,116 @@ int tl_evidence_close(tl_evidence_reader_t *reader)
 {
     if (!reader)
         return 0;
-    int rc = reader->error == TL_EPROTO ? TL_EPROTO : 0;
+    int rc = reader->error == TL_EDAMAGED ? TL_EDAMAGED : 0;
     if (reader->fd >= 0)
         close(reader->fd);
     if (reader->zs_ready)
         inflateEnd(&reader->zs);
     tl_sha256_free(reader->sha);
+    free(reader->scratch);
     free(reader);
+    return rc;
+}
+
+const char *tl_evidence_reader_problem(const tl_evidence_reader_t *reader)
+{
+    return reader->problem;
+}
+
+/* Back to the first byte, for the pass that hands the content out. */
+static int rewind_reader(tl_evidence_reader_t *reader)
+{
+    if (lseek(reader->fd, 0, SEEK_SET) < 0)
+        return fail_reader(reader, -errno, "seek failed");
+    if (inflateReset(&reader->zs) != Z_OK)
+        return fail_reader(reader, TL_EIO, "inflate reset failed");
+    tl_sha256_free(reader->sha);
+    reader->sha = tl_sha256_new();
+    if (!reader->sha)
+        return fail_reader(reader, TL_ENOMEM, "out of memory");
+    reader->zs.next_in = NULL;
+    reader->zs.avail_in = 0;
+    reader->input_ended = false;
+    reader->done = false;
+    return 0;
+}
+
+int tl_evidence_verify_step(tl_evidence_reader_t *reader, uint64_t budget, bool *verified)
+{
+    if (!reader || !verified)
+        return TL_EINVAL;
+    *verified = reader->verified;
+    if (reader->verified)
+        return 0;
+    if (reader->error)
+        return reader->error;
+    if (!reader->scratch && !(reader->scratch = malloc(IO_CHUNK)))
+        return TL_ENOMEM;
+    uint64_t seen = 0;
+    for (;;) {
+        size_t got = 0;
+        int rc = tl_evidence_read(reader, reader->scratch, IO_CHUNK, &got);
+        if (rc < 0)
+            return rc;
+        if (got == 0)
+            break; /* the end, and the content matched its name */
+        seen += got;
+        if (seen >= budget)
+            return 0;
+    }
+    int rc = rewind_reader(reader);
+    if (rc < 0)
+        return rc;
+    free(reader->scratch);
+    reader->scratch = NULL;
+    reader->verified = true;
+    *verified = true;
+    return 0;
+}
+
+int tl_evidence_verify(tl_evidence_store_t *store, const char *hash, char *reason, size_t size)
+{
+    tl_evidence_reader_t *reader = NULL;
+    bool verified = false;
+    if (reason != NULL && size > 0)
+        reason[0] = '\0';
+    int rc = tl_evidence_open(store, hash, &reader);
+    if (rc == 0)
+        rc = tl_evidence_verify_step(reader, UINT64_MAX, &verified);
+    if (rc != 0 && reason != NULL && size > 0)
+        snprintf(reason, size, "%s",
+                 reader != NULL && reader->problem[0] ? reader->problem : tl_strerror(rc));
+    tl_evidence_close(reader);
+    return rc;
+}
+
+int tl_evidence_foreach(tl_evidence_store_t *store, int (*fn)(const char *hash, void *arg),
+                        void *arg)
+{
+    static const char digits[] = "0123456789abcdef";
+    int rc = 0;
+    for (int i = 0; i < 256 && rc == 0; i++) {
+        char name[3] = {digits[i >> 4], digits[i & 15], '\0'};
+        int fd = openat(store->root_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue;
+            return -errno;
+        }
+        DIR *dir = fdopendir(fd);
+        if (!dir) {
+            rc = -errno;
+            close(fd);
+            return rc;
+        }
+        struct dirent *entry;
+        while (rc == 0 && (entry = readdir(dir)) != NULL) {
+            /* Only names an item can have, in the directory its name says. */
+            if (tl_evidence_hash_valid(entry->d_name) && entry->d_name[0] == name[0] &&
+                entry->d_name[1] == name[1])
+                rc = fn(entry->d_name, arg);
+        }
+        closedir(dir);
+    }
     return rc;
 }

@@ -100,16 +100,37 @@ int tl_evidence_open(tl_evidence_store_t *store, const char *hash, tl_evidence_r
  * Reads up to cap bytes into buf; *got is 0 only at the end. The content's
  * hash is checked when the end is reached: if it does not match the name
  * (or the stored file is damaged anywhere) the read that would have reached
- * the end fails with TL_EPROTO instead, so a caller who reads to the end
- * never gets a clean end for corrupt evidence. Bytes handed out before that
- * are unverified: a caller streaming them on must pass the failure on.
+ * the end fails with TL_EDAMAGED instead, so a caller who reads to the end
+ * never gets a clean end for damaged evidence. Bytes handed out before that
+ * are unverified unless the reader was verified first (below).
  */
 int tl_evidence_read(tl_evidence_reader_t *reader, void *buf, size_t cap, size_t *got);
 /*
- * Frees the reader. Returns TL_EPROTO if corruption was detected, 0
+ * Verifies the item before any of it is handed out: reads ahead through up
+ * to budget more bytes of its content with the reader's own buffers (bounded
+ * memory whatever the size), hashing them. Once the whole item has been read
+ * and matches its name, the reader goes back to the first byte and *verified
+ * is set; reads then hand out content known to be whole (the end is checked
+ * again, in case the file changes in between). Call until *verified, so a
+ * large item can be spread over several calls; TL_EDAMAGED if it does not
+ * match (tl_evidence_reader_problem() says how).
+ */
+int tl_evidence_verify_step(tl_evidence_reader_t *reader, uint64_t budget, bool *verified);
+/* How the item was found damaged ("content does not match its name"), "" if it was not. */
+const char *tl_evidence_reader_problem(const tl_evidence_reader_t *reader);
+/*
+ * Frees the reader. Returns TL_EDAMAGED if damage was detected, 0
  * otherwise (including when the caller stopped before the end, where nothing
  * was verified). NULL is a no-op returning 0.
  */
 int tl_evidence_close(tl_evidence_reader_t *reader);
+
+/* The whole item checked against its name: 0, TL_EDAMAGED or TL_ENOTFOUND; reason (may be
+ * NULL) says how it is damaged. */
+int tl_evidence_verify(tl_evidence_store_t *store, const char *hash, char *reason, size_t size);
+/* Calls fn with the name of every item stored (files named like an item, in the directory their
+ * name says); stops at fn's first non-zero result and returns it. */
+int tl_evidence_foreach(tl_evidence_store_t *store, int (*fn)(const char *hash, void *arg),
+                        void *arg);
 
 #endif

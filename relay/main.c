@@ -16,10 +16,13 @@
 #include "proto/log.h"
 #include "proto/text.h"
 #include "relay/audit.h"
+#include "relay/audit_chain.h"
 #include "relay/datadir.h"
+#include "relay/integrity.h"
 #include "relay/roles.h"
 #include "relay/users.h"
 #include "relay/server.h"
+#include "relay/status.h"
 #include "relay/store.h"
 #include "tl_version.h"
 
@@ -265,27 +268,27 @@ static int cmd_enroll_code(const struct command *cmd, int argc, char **argv)
     if ((rc = tl_datadir_fingerprint(data, enrollment.fingerprint)) != 0)
         return fail("reading the relay key", rc);
 
-    /* All codes in one transaction and one audit batch: all or none. */
+    /* All codes in one transaction, each with its audit entry: all or none. No code is shown
+     * unless its entry is in the audit log (relay/audit_chain.h). */
     char(*made)[TL_ENROLL_CODE_LEN] = calloc(codes, sizeof *made);
     int64_t *code_ids = calloc(codes, sizeof *code_ids);
-    tl_audit_entry_t *entries = calloc(codes, sizeof *entries);
     json_t *listing = json_out ? json_array() : NULL;
     tl_store_t *store = NULL;
-    tl_audit_t *audit = NULL;
-    char path[4096];
+    tl_audit_chain_t *chain = NULL;
+    char path[4096], problem[768] = "";
     int64_t now = tl_wall_ms();
     int in_transaction = 0;
-    size_t done = 0;
-    if (made == NULL || code_ids == NULL || entries == NULL || (json_out && listing == NULL)) {
+    if (made == NULL || code_ids == NULL || (json_out && listing == NULL)) {
         rc = TL_ENOMEM;
         goto out;
     }
     if ((rc = tl_datadir_path(data, TL_DATADIR_AUDIT, path, sizeof path)) != 0 ||
-        (rc = tl_audit_open(path, &audit)) != 0 || (rc = open_store(data, &store)) != 0 ||
+        (rc = open_store(data, &store)) != 0 ||
+        (rc = tl_audit_chain_open(store, path, 0, &chain, problem, sizeof problem)) != 0 ||
         (rc = tl_store_begin(store)) != 0)
         goto out;
     in_transaction = 1;
-    for (; done < codes; done++) {
+    for (size_t done = 0; done < codes; done++) {
         char hash[TL_SHA256_HEX_LEN];
         int64_t code_id = 0;
         if ((rc = tl_enroll_code_generate(made[done])) != 0 ||
@@ -294,29 +297,23 @@ static int cmd_enroll_code(const struct command *cmd, int argc, char **argv)
             goto out;
         code_ids[done] = code_id;
         /* The code itself never reaches the audit log: only its id and expiry. */
-        entries[done] = (tl_audit_entry_t){
-            .actor = "admin",
-            .action = "enroll.code",
-            .details = json_pack("{s:I, s:I, s:s}", "code_id", (json_int_t)code_id, "expires",
-                                 (json_int_t)(now + (int64_t)ttl_ms), "note", note),
-        };
-        if (entries[done].details == NULL) {
-            rc = TL_ENOMEM;
-            done++;
+        json_t *details = json_pack("{s:I, s:I, s:s}", "code_id", (json_int_t)code_id, "expires",
+                                    (json_int_t)(now + (int64_t)ttl_ms), "note", note);
+        tl_audit_entry_t entry = {.actor = "admin", .action = "enroll.code", .details = details};
+        rc = details != NULL ? tl_audit_chain_stage(chain, &entry, NULL) : TL_ENOMEM;
+        json_decref(details);
+        if (rc != 0)
             goto out;
-        }
     }
     if ((rc = tl_store_commit(store)) != 0)
         goto out;
     in_transaction = 0;
-    rc = tl_audit_append_batch(audit, entries, done);
+    if ((rc = tl_audit_chain_flush(chain)) != 0)
+        snprintf(problem, sizeof problem, "%s", tl_audit_chain_problem(chain));
 out:
     if (in_transaction)
         tl_store_rollback(store);
-    for (size_t i = 0; entries != NULL && i < done; i++)
-        json_decref(entries[i].details);
-    free(entries);
-    tl_audit_close(audit);
+    tl_audit_chain_close(chain);
     tl_store_close(store);
     if (rc == 0) {
         for (size_t i = 0; i < codes && rc == 0; i++) {
@@ -345,6 +342,10 @@ out:
     if (rc == 0 && json_out)
         rc = print_json(listing) == TL_EXIT_OK ? 0 : TL_ENOMEM;
     json_decref(listing);
+    if (rc != 0 && problem[0] != '\0') {
+        fprintf(stderr, PROGRAM " enroll-code: %s\nNo enrollment code was issued.\n", problem);
+        return TL_EXIT_FAILURE;
+    }
     if (rc != 0)
         return fail("enroll-code", rc);
     if (codes > 1 && !json_out)
@@ -610,17 +611,55 @@ static int cmd_audit_verify(const struct command *cmd, int argc, char **argv)
 
 /* ---- users and roles ---------------------------------------------------------------- */
 
-static int audit_admin(const char *data, const char *action, const char *subject, json_t *details)
+/* One admin change and its audit entry, committed together (relay/audit_chain.h). */
+struct admin_change {
+    int (*apply)(tl_store_t *store, const struct admin_change *change);
+    const char *name, *role, *key_line, *fingerprint;
+    const char *action;
+    json_t *details;
+};
+
+static int stage_admin_change(tl_store_t *store, tl_audit_chain_t *chain, void *arg)
 {
-    char path[4096];
-    tl_audit_t *audit = NULL;
+    const struct admin_change *change = arg;
+    int rc = change->apply(store, change);
+    tl_audit_entry_t entry = {"admin", change->action, change->name, change->details, 0};
+    if (rc == 0)
+        rc = tl_audit_chain_stage(chain, &entry, NULL);
+    return rc;
+}
+
+/* TL_EAUDIT with a line on stderr when the audit log refuses it. */
+static int audit_admin(const char *data, const char *what, const struct admin_change *change)
+{
+    char path[4096], problem[768] = "";
+    tl_store_t *store = NULL;
     int rc = tl_datadir_path(data, TL_DATADIR_AUDIT, path, sizeof path);
     if (rc == 0)
-        rc = tl_audit_open(path, &audit);
+        rc = open_store(data, &store);
     if (rc == 0)
-        rc = tl_audit_append(audit, "admin", action, subject, details, NULL);
-    tl_audit_close(audit);
+        rc = tl_audit_chain_record(store, path, stage_admin_change, (void *)change, problem,
+                                   sizeof problem);
+    tl_store_close(store);
+    if (rc == TL_EAUDIT)
+        fprintf(stderr, PROGRAM " %s: the audit log cannot be written: %s\n", what, problem);
     return rc;
+}
+
+static int apply_user_add(tl_store_t *store, const struct admin_change *change)
+{
+    return tl_store_user_add(store, change->name, change->role, change->key_line,
+                             change->fingerprint, tl_wall_ms());
+}
+
+static int apply_user_disable(tl_store_t *store, const struct admin_change *change)
+{
+    return tl_store_user_disable(store, change->name);
+}
+
+static int apply_user_remove(tl_store_t *store, const struct admin_change *change)
+{
+    return tl_store_user_remove(store, change->name);
 }
 
 static int user_add(const char *data, const char *name, const char *role, const char *key_file)
@@ -648,45 +687,39 @@ static int user_add(const char *data, const char *name, const char *role, const 
                 tl_strerror(rc));
         return TL_EXIT_FAILURE;
     }
-    tl_store_t *store = NULL;
-    rc = open_store(data, &store);
-    if (rc == 0)
-        rc = tl_store_user_add(store, name, role, key_line, fingerprint, tl_wall_ms());
-    tl_store_close(store);
+    json_t *details = json_pack("{s:s, s:s}", "role", role, "fingerprint", fingerprint);
+    struct admin_change change = {apply_user_add, name,       role,   key_line,
+                                  fingerprint,    "user.add", details};
+    rc = details != NULL ? audit_admin(data, "user add", &change) : TL_ENOMEM;
+    json_decref(details);
     free(key_line);
     if (rc == TL_EEXIST) {
         fprintf(stderr, PROGRAM " user add: the name %s or this key is already registered\n", name);
         return TL_EXIT_FAILURE;
     }
+    if (rc == TL_EAUDIT)
+        return TL_EXIT_FAILURE;
     if (rc != 0)
         return fail("user add", rc);
-    json_t *details = json_pack("{s:s, s:s}", "role", role, "fingerprint", fingerprint);
-    rc = audit_admin(data, "user.add", name, details);
-    json_decref(details);
-    if (rc != 0)
-        return fail("user add: audit", rc);
     printf("Added %s (%s), key %s\n", name, role, fingerprint);
     return TL_EXIT_OK;
 }
 
 static int user_change(const char *data, const char *verb, const char *name)
 {
-    tl_store_t *store = NULL;
-    int rc = open_store(data, &store);
-    if (rc == 0)
-        rc = strcmp(verb, "disable") == 0 ? tl_store_user_disable(store, name)
-                                          : tl_store_user_remove(store, name);
-    tl_store_close(store);
+    int disable = strcmp(verb, "disable") == 0;
+    struct admin_change change = {
+        disable ? apply_user_disable : apply_user_remove, name, NULL, NULL, NULL,
+        disable ? "user.disable" : "user.remove",         NULL};
+    int rc = audit_admin(data, disable ? "user disable" : "user remove", &change);
     if (rc == TL_ENOTFOUND || rc == TL_EINVAL) {
         fprintf(stderr, PROGRAM " user %s: no user named '%s'\n", verb, name);
         return TL_EXIT_FAILURE;
     }
+    if (rc == TL_EAUDIT)
+        return TL_EXIT_FAILURE;
     if (rc != 0)
         return fail("user", rc);
-    char action[32];
-    snprintf(action, sizeof action, "user.%s", verb);
-    if ((rc = audit_admin(data, action, name, NULL)) != 0)
-        return fail("user: audit", rc);
     printf("User %s: %s\n", name, strcmp(verb, "disable") == 0 ? "disabled" : "removed");
     return TL_EXIT_OK;
 }
@@ -844,6 +877,50 @@ static int cmd_host_key(const struct command *cmd, int argc, char **argv)
     return status;
 }
 
+/* ---- status, audit-recover, evidence verify (relay/status.h, relay/integrity.h) -------- */
+
+/* The options these three share: --data DIR and --json; positional words up to max. */
+static int parse_data_json(const struct command *cmd, int argc, char **argv, const char **data,
+                           int *json_out, const char **positional, int max_positional, int *count)
+{
+    tl_cli_option_t options[] = {{"data", data, NULL}, {"json", NULL, json_out}, {0}};
+    int status = tl_cli_parse(PROGRAM, cmd->name, cmd->usage, argc, argv, 2, options, positional,
+                              max_positional, count);
+    if (status == 0)
+        status = need_data(cmd, *data);
+    return status;
+}
+
+static int cmd_status(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *positional[1];
+    int json_out = 0, count;
+    int status = parse_data_json(cmd, argc, argv, &data, &json_out, positional, 0, &count);
+    return status != 0 ? status : tl_status_report(data, json_out, stdout, stderr);
+}
+
+static int cmd_audit_recover(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *positional[1];
+    int json_out = 0, count;
+    int status = parse_data_json(cmd, argc, argv, &data, &json_out, positional, 0, &count);
+    return status != 0 ? status : tl_integrity_audit_recover(data, json_out, stdout, stderr);
+}
+
+static int cmd_evidence(const struct command *cmd, int argc, char **argv)
+{
+    const char *data = NULL, *positional[1];
+    int json_out = 0, count;
+    int status = parse_data_json(cmd, argc, argv, &data, &json_out, positional, 1, &count);
+    if (status != 0)
+        return status;
+    if (count != 1 || strcmp(positional[0], "verify") != 0) {
+        fprintf(stderr, "usage: " PROGRAM " %s\n", cmd->usage);
+        return TL_EXIT_USAGE;
+    }
+    return tl_integrity_evidence_verify(data, json_out, stdout, stderr);
+}
+
 /* ---- the table ----------------------------------------------------------------------- */
 
 static const struct command commands[] = {
@@ -913,6 +990,25 @@ static const struct command commands[] = {
      "--json\tthe verdict, an object: ok, verdict, entries, last_hash, bad_line, bad_seq, "
      "partial_tail_bytes, reason (null if it verified)\n",
      "tierline-relay audit-verify --data /var/lib/tierline\n"},
+    {"status", "status --data DIR [--json]",
+     "is a relay serving, is its audit log written (chain head, entries waiting)", cmd_status,
+     "--data DIR\tthe relay's folder\n"
+     "--json\tan object: serving, audit (healthy, problem, source, since), head (seq, hash), "
+     "log (seq, hash, tail_bytes, or error), pending (outbox, oldest, legacy), and pid, started "
+     "while serving\n",
+     "tierline-relay status --data /var/lib/tierline\n"},
+    {"audit-recover", "audit-recover --data DIR [--json]",
+     "start a new audit segment that records a lost or damaged log, so serve can start again",
+     cmd_audit_recover,
+     "--data DIR\tthe relay's folder\n"
+     "--json\tan object: recovered, and entry (what the audit.recover entry records) or found\n",
+     "tierline-relay audit-recover --data /var/lib/tierline\n"},
+    {"evidence", "evidence verify --data DIR [--json]",
+     "re-hash every evidence item; list the damaged ones and their tickets (exit 1 if any)",
+     cmd_evidence,
+     "--data DIR\tthe relay's folder\n"
+     "--json\tan object: checked, damaged, missing (each item: sha256, tickets, reason)\n",
+     "tierline-relay evidence verify --data /var/lib/tierline\n"},
     {"user",
      "user add NAME --role tier1|tier2|tier3|tier4|auditor|admin --key PUBKEY-FILE --data DIR | "
      "user list [--json] --data DIR | user disable NAME --data DIR | user remove NAME --data DIR",

@@ -90,6 +90,11 @@
 /* Terminal sizes are clamped to this (docs/protocol.md §7.7 takes 1..1000 columns and rows). */
 #define MAX_TERMINAL_SIZE 1000
 
+/* A login the audit log could not record lets nothing run (fail closed). */
+static const char LOGIN_NOT_RECORDED[] =
+    "refused: your login could not be written to the audit log, so the relay runs nothing for it "
+    "(an administrator sees why with `tierline-relay status`)";
+
 static const char USAGE[] = "usage: ssh [-p PORT] NAME@RELAY COMMAND [ARGS...]; the relay has "
                             "no shell of its own: for a shell on a machine use "
                             "`ssh -t NAME@RELAY join T-N` (try: help)";
@@ -179,6 +184,7 @@ struct conn {
     unsigned counted;
     struct preauth_source *source; /* while not authenticated */
     tl_technician_t technician;
+    uint64_t login_id;        /* with on_login_ok: which login the audit outcome is for */
     const char *close_reason; /* a login outcome still to report, if any */
     char address[TL_ADDR_TEXT_MAX];
     char user[65];        /* last user name offered, printable */
@@ -186,6 +192,8 @@ struct conn {
     unsigned queued : 1;
     unsigned kex_done : 1;
     unsigned authenticated : 1;
+    unsigned login_held : 1;    /* commands wait until the login is on the record */
+    unsigned login_refused : 1; /* ... which failed: every command is refused */
     unsigned outcome_reported : 1;
     unsigned closing : 1;
     unsigned torn_down : 1;
@@ -212,6 +220,8 @@ struct tl_ssh_front {
     int (*authorize)(void *ctx, const char *user, ssh_key key, tl_technician_t *out);
     void (*on_login)(void *ctx, const char *user, const char *address, const char *fingerprint,
                      int ok, const char *reason);
+    void (*on_login_ok)(void *ctx, uint64_t login_id, const tl_technician_t *technician);
+    uint64_t next_login_id;
     void *ctx;
     uint32_t max_sessions;
     uint32_t max_preauth_per_address;
@@ -421,6 +431,15 @@ static void report_login(struct conn *conn, int ok, const char *reason)
 {
     tl_ssh_front_t *front = conn->front;
     conn->outcome_reported = 1;
+    if (ok && front->on_login_ok != NULL) {
+        /* Its commands wait until the relay says the login is recorded (fail closed). */
+        conn->login_id = ++front->next_login_id;
+        conn->login_held = 1;
+        tl_log_info("ssh login user=%s role=%s addr=%s key=%s", conn->user, conn->technician.role,
+                    conn->address, conn->fingerprint);
+        front->on_login_ok(front->ctx, conn->login_id, &conn->technician);
+        return;
+    }
     if (ok)
         tl_log_info("ssh login user=%s role=%s addr=%s key=%s", conn->user, conn->technician.role,
                     conn->address, conn->fingerprint);
@@ -1273,7 +1292,10 @@ static void exec_service(tl_exec_t *exec, size_t *budget, int *more)
     struct conn *conn = exec->conn;
     tl_ssh_front_t *front = conn->front;
 
-    if (exec->state == EXEC_PENDING) {
+    if (exec->state == EXEC_PENDING && conn->login_refused && exec->refusal == NULL)
+        exec->refusal = LOGIN_NOT_RECORDED;
+    /* A command waits (its input kept) while its login is not on the record yet. */
+    if (exec->state == EXEC_PENDING && !(conn->login_held && exec->refusal == NULL)) {
         if (exec->refusal != NULL) {
             const char *eol = exec->pty.requested ? "\r\n" : "\n";
             const char *prefix = exec->refusal == USAGE ? "" : "tierline: ";
@@ -1283,7 +1305,7 @@ static void exec_service(tl_exec_t *exec, size_t *budget, int *more)
                         conn->address, exec->refusal);
             queue_output(exec, TL_EXEC_STDERR, line, (size_t)len);
             exec->finished = 1;
-            exec->exit_status = 2;
+            exec->exit_status = exec->refusal == LOGIN_NOT_RECORDED ? 1 : 2;
             exec->state = EXEC_FINISHING;
         } else {
             exec->state = EXEC_RUNNING;
@@ -1820,6 +1842,7 @@ tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t 
     front->dispatch = config->dispatch;
     front->authorize = config->authorize;
     front->on_login = config->on_login;
+    front->on_login_ok = config->on_login_ok;
     front->ctx = config->ctx;
     front->max_sessions = config->max_sessions ? config->max_sessions : TL_SSH_DEFAULT_MAX_SESSIONS;
     front->max_preauth_per_address = config->max_preauth_per_address
@@ -1866,6 +1889,23 @@ void tl_ssh_front_stop(tl_ssh_front_t *front)
         }
     }
     front_maybe_done(front);
+}
+
+void tl_ssh_front_login_recorded(tl_ssh_front_t *front, uint64_t login_id, int status)
+{
+    for (struct conn *conn = front->conns; conn != NULL; conn = conn->next) {
+        if (conn->login_id != login_id || !conn->login_held)
+            continue;
+        conn->login_held = 0;
+        if (status != 0) {
+            conn->login_refused = 1;
+            tl_log_warn("ssh login not recorded in the audit log, its commands are refused "
+                        "user=%s addr=%s reason=%s",
+                        conn->technician.name, conn->address, tl_strerror(status));
+        }
+        queue_service(conn);
+        return;
+    }
 }
 
 uint32_t tl_ssh_front_sessions(const tl_ssh_front_t *front)

@@ -54,7 +54,14 @@ typedef struct tl_ssh_front_config {
      */
     void (*on_login)(void *ctx, const char *user, const char *address, const char *fingerprint,
                      int ok, const char *reason);
-    void *ctx;                        /* passed to the three functions above */
+    /*
+     * Optional: with it, a successful login is reported here (not to on_login) and is not
+     * complete until tl_ssh_front_login_recorded(): the connection's commands wait for it, and
+     * are refused with a message if the login could not be recorded (fail closed: a login the
+     * audit log cannot hold lets nothing run). Called on the loop; must not block.
+     */
+    void (*on_login_ok)(void *ctx, uint64_t login_id, const tl_technician_t *technician);
+    void *ctx;                        /* passed to the functions above */
     uint32_t max_sessions;            /* connections at once; 0: TL_SSH_DEFAULT_MAX_SESSIONS */
     uint32_t max_preauth_per_address; /* 0: TL_SSH_DEFAULT_PREAUTH_PER_ADDRESS */
     uint32_t auth_timeout_ms; /* connect to authenticated; 0: TL_SSH_DEFAULT_AUTH_TIMEOUT_MS */
@@ -97,6 +104,11 @@ tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t 
  * included: connections are torn down from an idle handle.
  */
 void tl_ssh_front_stop(tl_ssh_front_t *front);
+/*
+ * The outcome of recording login_id (from on_login_ok): 0 lets the connection's commands run,
+ * anything else refuses them. A login whose connection is gone is ignored.
+ */
+void tl_ssh_front_login_recorded(tl_ssh_front_t *front, uint64_t login_id, int status);
 /* Sessions currently open, for logs and tests. */
 uint32_t tl_ssh_front_sessions(const tl_ssh_front_t *front);
 

@@ -91,6 +91,18 @@ static const char *const migrations[] = {
     "  size INTEGER NOT NULL,"
     "  created INTEGER NOT NULL,"
     "  PRIMARY KEY (device_id, hash));",
+    /* 3 -> 4: the audit chain's head and the lines the log does not hold yet
+     * (relay/audit_chain.h); audit_pending stays for what older relays left. */
+    "CREATE TABLE audit_head ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  seq INTEGER NOT NULL,"
+    "  hash TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL);"
+    "CREATE TABLE audit_outbox ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  hash TEXT NOT NULL,"
+    "  line TEXT NOT NULL,"
+    "  created INTEGER NOT NULL);",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
@@ -680,6 +692,11 @@ static void fix_ticket(json_t *row)
     display_id(row, "device", 'D');
 }
 
+static void fix_evidence_row(json_t *row)
+{
+    display_id(row, "ticket", 'T');
+}
+
 static const char ticket_columns[] =
     "SELECT t.id AS id, t.device_id AS device, d.hostname AS hostname, t.title AS title, "
     "t.description AS description, t.tier AS tier, t.status AS status, t.assignee AS assignee, "
@@ -923,33 +940,6 @@ int tl_store_ticket_update(tl_store_t *store, int64_t ticket_id, const char *ass
 
 /* ---- audit entries waiting for the audit log --------------------------------------- */
 
-int tl_store_audit_pending_add(tl_store_t *store, int64_t now_ms, const char *actor,
-                               const char *action, const char *subject, json_t *details,
-                               int64_t *id)
-{
-    char *text = details ? json_dumps(details, JSON_COMPACT) : strdup("{}");
-    if (text == NULL)
-        return TL_ENOMEM;
-    sqlite3_stmt *stmt;
-    int rc = prepare(store,
-                     "INSERT INTO audit_pending (time, actor, action, subject, details) "
-                     "VALUES (?,?,?,?,?)",
-                     &stmt);
-    if (rc == 0) {
-        sqlite3_bind_int64(stmt, 1, now_ms);
-        sqlite3_bind_text(stmt, 2, actor, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, action, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 4, subject ? subject : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 5, text, -1, SQLITE_STATIC);
-        rc = step_done(store, stmt, "audit_pending_add");
-        if (rc == 0)
-            *id = sqlite3_last_insert_rowid(store->db);
-        sqlite3_finalize(stmt);
-    }
-    free(text);
-    return rc;
-}
-
 int tl_store_audit_pending_list(tl_store_t *store, json_t **out)
 {
     sqlite3_stmt *stmt;
@@ -972,6 +962,143 @@ int tl_store_audit_pending_clear(tl_store_t *store, int64_t up_to_id)
         return rc;
     sqlite3_bind_int64(stmt, 1, up_to_id);
     rc = step_done(store, stmt, "audit_pending_clear");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* ---- the audit chain's head and outbox (relay/audit_chain.h) ------------------------- */
+
+int tl_store_audit_head_get(tl_store_t *store, tl_store_audit_head_t *head)
+{
+    sqlite3_stmt *stmt;
+    memset(head, 0, sizeof *head);
+    int rc = prepare(store, "SELECT seq, hash FROM audit_head WHERE id = 1", &stmt);
+    if (rc != 0)
+        return rc;
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        const char *hash = (const char *)sqlite3_column_text(stmt, 1);
+        int64_t seq = sqlite3_column_int64(stmt, 0);
+        if (seq < 0 || !is_hex64(hash)) {
+            tl_log_error("store failure op=audit_head_get reason=\"malformed head row\"");
+            rc = TL_ESTORE;
+        } else {
+            head->known = 1;
+            head->seq = (uint64_t)seq;
+            memcpy(head->hash, hash, 65);
+        }
+    } else if (step != SQLITE_DONE) {
+        rc = db_error(store, "audit_head_get");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_audit_head_set(tl_store_t *store, uint64_t seq, const char *hash, int64_t now_ms)
+{
+    if (seq > INT64_MAX || !is_hex64(hash))
+        return TL_EINVAL;
+    sqlite3_stmt *stmt;
+    int rc = prepare(store,
+                     "INSERT INTO audit_head (id, seq, hash, updated) VALUES (1, ?1, ?2, ?3) "
+                     "ON CONFLICT (id) DO UPDATE SET seq = ?1, hash = ?2, updated = ?3",
+                     &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, (int64_t)seq);
+    sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, now_ms);
+    rc = step_done(store, stmt, "audit_head_set");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_audit_outbox_add(tl_store_t *store, uint64_t seq, const char *hash, const char *line,
+                              int64_t now_ms)
+{
+    if (seq == 0 || seq > INT64_MAX || !is_hex64(hash) || line == NULL)
+        return TL_EINVAL;
+    sqlite3_stmt *stmt;
+    int rc = prepare(store, "INSERT INTO audit_outbox (seq, hash, line, created) VALUES (?,?,?,?)",
+                     &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, (int64_t)seq);
+    sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, line, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, now_ms);
+    rc = step_done(store, stmt, "audit_outbox_add");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Outside a transaction, one read transaction makes head and rows one snapshot. */
+int tl_store_audit_outbox_list(tl_store_t *store, size_t max_rows, tl_store_audit_head_t *head,
+                               json_t **rows)
+{
+    int own = sqlite3_get_autocommit(store->db);
+    sqlite3_stmt *stmt = NULL;
+    *rows = NULL;
+    int rc = own ? exec_sql(store, "BEGIN") : 0;
+    if (rc != 0)
+        return rc;
+    if ((rc = tl_store_audit_head_get(store, head)) != 0)
+        goto out;
+    if ((rc = prepare(store,
+                      "SELECT seq, hash, line, created FROM audit_outbox ORDER BY seq LIMIT ?",
+                      &stmt)) != 0)
+        goto out;
+    sqlite3_bind_int64(stmt, 1, max_rows > INT64_MAX ? INT64_MAX : (int64_t)max_rows);
+    rc = query_rows(store, stmt, NULL, rows);
+out:
+    sqlite3_finalize(stmt);
+    if (own)
+        exec_sql(store, rc == 0 ? "COMMIT" : "ROLLBACK");
+    return rc;
+}
+
+int tl_store_audit_outbox_delete(tl_store_t *store, uint64_t up_to_seq)
+{
+    sqlite3_stmt *stmt;
+    int rc = prepare(store, "DELETE FROM audit_outbox WHERE seq <= ?", &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, up_to_seq > INT64_MAX ? INT64_MAX : (int64_t)up_to_seq);
+    rc = step_done(store, stmt, "audit_outbox_delete");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_audit_outbox_count(tl_store_t *store, uint64_t *count, int64_t *oldest_ms)
+{
+    sqlite3_stmt *stmt;
+    *count = 0;
+    if (oldest_ms != NULL)
+        *oldest_ms = 0;
+    int rc = prepare(store, "SELECT COUNT(*), COALESCE(MIN(created), 0) FROM audit_outbox", &stmt);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        *count = (uint64_t)sqlite3_column_int64(stmt, 0);
+        if (oldest_ms != NULL)
+            *oldest_ms = sqlite3_column_int64(stmt, 1);
+    } else {
+        rc = db_error(store, "audit_outbox_count");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_evidence_all(tl_store_t *store, json_t **out)
+{
+    sqlite3_stmt *stmt;
+    int rc = prepare(store,
+                     "SELECT hash, ticket_id AS ticket, name, kind FROM evidence "
+                     "ORDER BY hash, ticket_id",
+                     &stmt);
+    if (rc != 0)
+        return rc;
+    rc = query_rows(store, stmt, fix_evidence_row, out);
     sqlite3_finalize(stmt);
     return rc;
 }

@@ -19,7 +19,7 @@
 typedef struct tl_store tl_store_t;
 
 /* The schema version this program writes; older files are migrated on open. */
-#define TL_STORE_SCHEMA_VERSION 3
+#define TL_STORE_SCHEMA_VERSION 4
 
 /* Field limits, enforced by the store (TL_EINVAL past them). */
 #define TL_STORE_MAX_TITLE 200
@@ -146,14 +146,38 @@ int tl_store_upload_record(tl_store_t *store, int64_t device_id, const char *has
 /* The size this device uploaded under hash; TL_ENOTFOUND if it never did. */
 int tl_store_upload_find(tl_store_t *store, int64_t device_id, const char *hash, uint64_t *size);
 
-/* ---- audit entries committed with their change (relay/worker.c) -------------------- */
+/* ---- the audit chain's head and outbox (relay/audit_chain.h) ------------------------ */
 
-int tl_store_audit_pending_add(tl_store_t *store, int64_t now_ms, const char *actor,
-                               const char *action, const char *subject, json_t *details,
-                               int64_t *id);
-/* [{id, time, actor, action, subject, details}] oldest first. */
+typedef struct tl_store_audit_head {
+    int known; /* 0: no head recorded yet (a new store, or one from before schema 4) */
+    uint64_t seq;
+    char hash[65];
+} tl_store_audit_head_t;
+
+int tl_store_audit_head_get(tl_store_t *store, tl_store_audit_head_t *head);
+int tl_store_audit_head_set(tl_store_t *store, uint64_t seq, const char *hash, int64_t now_ms);
+/* One line of the chain that the log may not hold yet; line is the whole line, newline included. */
+int tl_store_audit_outbox_add(tl_store_t *store, uint64_t seq, const char *hash, const char *line,
+                              int64_t now_ms);
+/*
+ * The head and the first max_rows outbox rows [{seq, hash, line, created}] by seq, read as one
+ * snapshot (in a read transaction of its own unless one is open).
+ */
+int tl_store_audit_outbox_list(tl_store_t *store, size_t max_rows, tl_store_audit_head_t *head,
+                               json_t **rows);
+int tl_store_audit_outbox_delete(tl_store_t *store, uint64_t up_to_seq);
+/* How many rows wait, and when the oldest was staged (0 if none). oldest_ms may be NULL. */
+int tl_store_audit_outbox_count(tl_store_t *store, uint64_t *count, int64_t *oldest_ms);
+
+/*
+ * Audit entries an older relay (schema 3) committed with their change and had not yet written:
+ * [{id, time, actor, action, subject, details}] oldest first. The chain takes them over at start.
+ */
 int tl_store_audit_pending_list(tl_store_t *store, json_t **out);
 int tl_store_audit_pending_clear(tl_store_t *store, int64_t up_to_id);
+
+/* Every evidence row [{hash, ticket: "T-n", name, kind}], by hash. */
+int tl_store_evidence_all(tl_store_t *store, json_t **out);
 
 /* "T-42" <-> 42 and "D-7" <-> 7; parsing is strict (TL_EINVAL). */
 int tl_store_parse_id(const char *text, char prefix, int64_t *out);

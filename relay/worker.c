@@ -1,19 +1,30 @@
 #include "relay/worker.h"
+#include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "relay/status.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Jobs taken in one batch at most, so one burst cannot starve the acks. */
 #define TL_WORKER_MAX_BATCH 256
+/* While the audit log fails and no job comes, the worker tries it again after this long,
+ * doubling up to the maximum (so an outage of hours logs little). */
+#define TL_WORKER_AUDIT_RETRY_MS 2000
+#define TL_WORKER_AUDIT_RETRY_MAX_MS 30000
 
 struct tl_worker {
     uv_loop_t *loop;
     tl_store_t *store;
-    tl_audit_t *audit;
+    tl_audit_chain_t *chain;
     tl_evidence_store_t *evidence;
+    char *state_path;
+    int64_t started_ms;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -21,11 +32,13 @@ struct tl_worker {
     tl_job_t *done_head, *done_tail;   /* finished, waiting for the loop */
     int stopping;
     uv_async_t async;
-    /* Worker thread only: the batch's audit entries. */
-    tl_audit_entry_t *entries;
-    size_t entry_count, entry_alloc;
-    int64_t pending_max; /* the batch's newest audit_pending row */
+    /* Worker thread only. */
     int in_txn;
+    int64_t failing_since; /* 0 while the audit log is written */
+    uint64_t refused_batches;
+    unsigned retry_ms;
+    /* Read from any thread. */
+    int audit_failing;
     uint64_t jobs_done, batches;
 };
 
@@ -43,110 +56,124 @@ int tl_worker_audit(tl_job_ctx_t *ctx, const char *actor, const char *action, co
                     json_t *details)
 {
     tl_worker_t *worker = ctx->worker;
-    if (worker->entry_count == worker->entry_alloc) {
-        size_t alloc = worker->entry_alloc ? worker->entry_alloc * 2 : 16;
-        tl_audit_entry_t *grown = realloc(worker->entries, alloc * sizeof *grown);
-        if (grown == NULL)
-            return TL_ENOMEM;
-        worker->entries = grown;
-        worker->entry_alloc = alloc;
-    }
-    /* A bad entry would fail the whole batch's single write: refuse it here. */
-    tl_audit_entry_t check = {actor, action, subject ? subject : "", details, 0};
-    int rc = tl_audit_check_entry(&check);
+    /* Staged with the change it records, in the same transaction (relay/audit_chain.h). */
+    if (!worker->in_txn)
+        return TL_ESTORE;
+    tl_audit_entry_t entry = {actor, action, subject ? subject : "", details, 0};
+    return tl_audit_chain_stage(worker->chain, &entry, NULL);
+}
+
+/* The state file says what `tierline-relay status` needs from a live relay. */
+static void write_state(tl_worker_t *worker)
+{
+    if (worker->state_path == NULL)
+        return;
+    int failing = worker->failing_since != 0;
+    json_t *state = json_pack("{s:I, s:I, s:I, s:{s:b, s:s, s:I}}", "pid", (json_int_t)getpid(),
+                              "started", (json_int_t)worker->started_ms, "updated",
+                              (json_int_t)tl_wall_ms(), "audit", "failing", failing, "problem",
+                              failing ? tl_audit_chain_problem(worker->chain) : "", "since",
+                              (json_int_t)worker->failing_since);
+    int rc = state != NULL ? tl_status_write(worker->state_path, state) : TL_ENOMEM;
     if (rc != 0)
-        return rc;
-    char *actor_copy = strdup(actor), *action_copy = strdup(action),
-         *subject_copy = strdup(subject ? subject : "");
-    if (actor_copy == NULL || action_copy == NULL || subject_copy == NULL) {
-        free(actor_copy);
-        free(action_copy);
-        free(subject_copy);
-        return TL_ENOMEM;
-    }
-    /* The entry is also committed with the change it records, so that a crash
-     * between commit and audit append cannot lose it (docs/architecture.md). */
-    if (worker->in_txn) {
-        int64_t id = 0;
-        rc = tl_store_audit_pending_add(ctx->store, 0, actor, action, subject, details, &id);
-        if (rc != 0) {
-            free(actor_copy);
-            free(action_copy);
-            free(subject_copy);
-            return rc;
-        }
-        if (id > worker->pending_max)
-            worker->pending_max = id;
-    }
-    tl_audit_entry_t *entry = &worker->entries[worker->entry_count++];
-    *entry = (tl_audit_entry_t){actor_copy, action_copy, subject_copy,
-                                details ? json_incref(details) : NULL, 0};
-    return 0;
+        tl_log_warn("state file not written path=%s reason=%s", worker->state_path,
+                    tl_strerror(rc));
+    json_decref(state);
 }
 
-static void drop_entries(tl_worker_t *worker, size_t from)
+/* After a flush: logs and records a change between written and failing. */
+static void note_audit(tl_worker_t *worker, int flush_rc)
 {
-    for (size_t i = from; i < worker->entry_count; i++) {
-        free((char *)worker->entries[i].actor);
-        free((char *)worker->entries[i].action);
-        free((char *)worker->entries[i].subject);
-        json_decref(worker->entries[i].details);
+    uint64_t waiting = 0;
+    if (flush_rc != 0 && worker->failing_since == 0) {
+        worker->failing_since = tl_wall_ms();
+        worker->refused_batches = 0;
+        worker->retry_ms = TL_WORKER_AUDIT_RETRY_MS;
+        tl_store_audit_outbox_count(worker->store, &waiting, NULL);
+        tl_log_error("audit log cannot be written: audited actions are refused until it can "
+                     "problem=\"%s\" waiting=%llu",
+                     tl_audit_chain_problem(worker->chain), (unsigned long long)waiting);
+        __atomic_store_n(&worker->audit_failing, 1, __ATOMIC_RELAXED);
+        write_state(worker);
+    } else if (flush_rc == 0 && worker->failing_since != 0) {
+        tl_log_warn("audit log written again: audited actions are accepted failed_for_ms=%lld "
+                    "refused_batches=%llu",
+                    (long long)(tl_wall_ms() - worker->failing_since),
+                    (unsigned long long)worker->refused_batches);
+        worker->failing_since = 0;
+        __atomic_store_n(&worker->audit_failing, 0, __ATOMIC_RELAXED);
+        write_state(worker);
     }
-    worker->entry_count = from;
 }
 
-static int run_savepoint(tl_worker_t *worker, tl_job_t *job, tl_job_ctx_t *ctx, int in_txn)
+/*
+ * Runs one job in its savepoint. With keep 0 (the audit log is failing) the job still runs, so
+ * it can let go of what it holds, but whatever it changed is undone and it fails.
+ */
+static int run_savepoint(tl_worker_t *worker, tl_job_t *job, tl_job_ctx_t *ctx, int keep)
 {
-    size_t first = worker->entry_count;
-    if (in_txn && tl_store_savepoint(worker->store) != 0)
+    if (tl_store_savepoint(worker->store) != 0)
         return TL_ESTORE;
     int rc = job->run(job, ctx);
-    if (in_txn) {
-        if (rc == 0)
-            rc = tl_store_release(worker->store);
-        else
-            tl_store_rollback_savepoint(worker->store);
-    }
-    if (rc != 0)
-        drop_entries(worker, first);
-    job->audit_first = first;
-    job->audit_count = worker->entry_count - first;
+    if (rc == 0 && keep)
+        rc = tl_store_release(worker->store);
+    else
+        tl_store_rollback_savepoint(worker->store);
+    if (rc == 0 && !keep)
+        rc = TL_EAUDIT;
     return rc;
 }
 
 static void run_batch(tl_worker_t *worker, tl_job_t *batch)
 {
     tl_job_ctx_t ctx = {worker->store, worker->evidence, worker};
+    int refused = 0;
+    /* Whatever waits for the log goes first: nothing new is acknowledged before it. */
+    if (tl_audit_chain_waiting(worker->chain) != 0) {
+        refused = tl_audit_chain_flush(worker->chain) != 0;
+        note_audit(worker, refused);
+    }
     int in_txn = tl_store_begin(worker->store) == 0;
     int failed = in_txn ? 0 : TL_ESTORE;
     worker->in_txn = in_txn;
-    worker->pending_max = 0;
 
     for (tl_job_t *job = batch; job != NULL; job = job->next)
-        job->status = failed ? failed : run_savepoint(worker, job, &ctx, in_txn);
+        job->status = failed ? failed : run_savepoint(worker, job, &ctx, !refused);
 
-    int commit_rc = in_txn ? tl_store_commit(worker->store) : 0;
-    if (commit_rc != 0)
+    int commit_rc = 0;
+    if (in_txn && refused)
         tl_store_rollback(worker->store);
-    int audit_rc = 0;
+    else if (in_txn && (commit_rc = tl_store_commit(worker->store)) != 0)
+        tl_store_rollback(worker->store);
     worker->in_txn = 0;
-    if (commit_rc == 0 && worker->entry_count > 0)
-        audit_rc = tl_audit_append_batch(worker->audit, worker->entries, worker->entry_count);
-    /* In the log now: the store's copies can go (a crash before this line
-     * appends them again at start, marked recovered). */
-    if (commit_rc == 0 && audit_rc == 0 && worker->pending_max > 0)
-        tl_store_audit_pending_clear(worker->store, worker->pending_max);
+    int audit_rc = 0;
+    if (refused || commit_rc != 0) {
+        tl_audit_chain_forget_staged(worker->chain);
+    } else if (tl_audit_chain_staged(worker->chain) > 0) {
+        /* Committed: the entries are in the outbox; durable in the log before any ack. */
+        audit_rc = tl_audit_chain_flush(worker->chain);
+        note_audit(worker, audit_rc);
+    }
+    if (refused)
+        worker->refused_batches++;
+    if (commit_rc != 0)
+        tl_log_error("storage batch failed commit=%s", tl_strerror(commit_rc));
     if (commit_rc != 0 || audit_rc != 0) {
-        tl_log_error("storage batch failed commit=%s audit=%s", tl_strerror(commit_rc),
-                     tl_strerror(audit_rc));
         for (tl_job_t *job = batch; job != NULL; job = job->next) {
             /* Nothing of a failed batch may be acknowledged. */
             if (job->status == 0)
-                job->status = commit_rc != 0 ? commit_rc : audit_rc;
+                job->status = commit_rc != 0 ? commit_rc : TL_EAUDIT;
         }
     }
-    drop_entries(worker, 0);
     __atomic_add_fetch(&worker->batches, 1, __ATOMIC_RELAXED);
+}
+
+/* With no job waiting while the log fails: try it again, so health is known without traffic. */
+static void retry_audit(tl_worker_t *worker)
+{
+    note_audit(worker, tl_audit_chain_flush(worker->chain));
+    if (worker->failing_since != 0 && worker->retry_ms < TL_WORKER_AUDIT_RETRY_MAX_MS)
+        worker->retry_ms *= 2;
 }
 
 static void *worker_main(void *arg)
@@ -154,8 +181,26 @@ static void *worker_main(void *arg)
     tl_worker_t *worker = arg;
     pthread_mutex_lock(&worker->lock);
     for (;;) {
-        while (worker->queue_head == NULL && !worker->stopping)
-            pthread_cond_wait(&worker->wake, &worker->lock);
+        while (worker->queue_head == NULL && !worker->stopping) {
+            if (worker->failing_since == 0) {
+                pthread_cond_wait(&worker->wake, &worker->lock);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += worker->retry_ms / 1000;
+            until.tv_nsec += (long)(worker->retry_ms % 1000) * 1000000;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            if (pthread_cond_timedwait(&worker->wake, &worker->lock, &until) == ETIMEDOUT &&
+                worker->queue_head == NULL && !worker->stopping) {
+                pthread_mutex_unlock(&worker->lock);
+                retry_audit(worker);
+                pthread_mutex_lock(&worker->lock);
+            }
+        }
         if (worker->queue_head == NULL && worker->stopping)
             break;
         /* Take up to a batch's worth. */
@@ -203,18 +248,22 @@ static void on_async(uv_async_t *async)
 
 static void async_closed(uv_handle_t *handle);
 
-tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_t *audit,
-                           tl_evidence_store_t *evidence, int *err)
+tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_chain_t *chain,
+                           tl_evidence_store_t *evidence, const char *state_path, int *err)
 {
     tl_worker_t *worker = calloc(1, sizeof *worker);
-    if (worker == NULL) {
+    if (worker == NULL ||
+        (state_path != NULL && (worker->state_path = strdup(state_path)) == NULL)) {
+        free(worker);
         *err = TL_ENOMEM;
         return NULL;
     }
     worker->loop = loop;
     worker->store = store;
-    worker->audit = audit;
+    worker->chain = chain;
     worker->evidence = evidence;
+    worker->started_ms = tl_wall_ms();
+    write_state(worker); /* before the thread: it owns the file from then on */
     pthread_mutex_init(&worker->lock, NULL);
     pthread_cond_init(&worker->wake, NULL);
     int rc = uv_async_init(loop, &worker->async, on_async);
@@ -231,8 +280,10 @@ tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_t *audit
         *err = rc;
         pthread_mutex_destroy(&worker->lock);
         pthread_cond_destroy(&worker->wake);
-        if (worker->async.loop == NULL)
+        if (worker->async.loop == NULL) {
+            free(worker->state_path);
             free(worker); /* else freed by the async handle's close callback */
+        }
         return NULL;
     }
     return worker;
@@ -248,7 +299,9 @@ void tl_worker_submit(tl_worker_t *worker, tl_job_t *job)
 
 static void async_closed(uv_handle_t *handle)
 {
-    free(handle->data);
+    tl_worker_t *worker = handle->data;
+    free(worker->state_path);
+    free(worker);
 }
 
 void tl_worker_free(tl_worker_t *worker)
@@ -261,7 +314,6 @@ void tl_worker_free(tl_worker_t *worker)
     pthread_mutex_unlock(&worker->lock);
     pthread_join(worker->thread, NULL);
     on_async(&worker->async); /* the last acks */
-    free(worker->entries);
     pthread_mutex_destroy(&worker->lock);
     pthread_cond_destroy(&worker->wake);
     uv_close((uv_handle_t *)&worker->async, async_closed);
@@ -277,38 +329,7 @@ uint64_t tl_worker_batches(const tl_worker_t *worker)
     return __atomic_load_n(&worker->batches, __ATOMIC_RELAXED);
 }
 
-int tl_worker_recover_audit(tl_store_t *store, tl_audit_t *audit)
+int tl_worker_audit_failing(const tl_worker_t *worker)
 {
-    json_t *rows = NULL;
-    int rc = tl_store_audit_pending_list(store, &rows);
-    if (rc != 0 || json_array_size(rows) == 0) {
-        json_decref(rows);
-        return rc;
-    }
-    size_t count = json_array_size(rows), i;
-    tl_audit_entry_t *entries = calloc(count, sizeof *entries);
-    json_t *row;
-    int64_t max_id = 0;
-    if (entries == NULL) {
-        json_decref(rows);
-        return TL_ENOMEM;
-    }
-    json_array_foreach(rows, i, row)
-    {
-        json_t *details = json_object_get(row, "details");
-        json_object_set_new(details, "recovered", json_true());
-        entries[i] =
-            (tl_audit_entry_t){json_string_value(json_object_get(row, "actor")),
-                               json_string_value(json_object_get(row, "action")),
-                               json_string_value(json_object_get(row, "subject")), details, 0};
-        max_id = json_integer_value(json_object_get(row, "id"));
-    }
-    rc = tl_audit_append_batch(audit, entries, count);
-    if (rc == 0)
-        rc = tl_store_audit_pending_clear(store, max_id);
-    if (rc == 0)
-        tl_log_warn("audit entries recovered after a crash count=%zu", count);
-    free(entries);
-    json_decref(rows);
-    return rc;
+    return __atomic_load_n(&worker->audit_failing, __ATOMIC_RELAXED);
 }

@@ -6,19 +6,30 @@
  * files — is packaged as a job and submitted here. The worker takes every
  * job that is waiting (group commit): it opens one store transaction, runs
  * each job inside its own savepoint (a failing job rolls back only itself),
- * commits, appends the batch's audit entries with one write and one fsync,
- * and only then hands each job back to the loop, where its done callback
- * acknowledges whatever the job recorded. A job that needs no transaction
- * (writing evidence bytes) runs the same way; its savepoint is empty.
+ * commits, writes the batch's audit entries to the log with one write and
+ * one fsync (relay/audit_chain.h: each entry was staged in the store with its
+ * change), and only then hands each job back to the loop, where its done
+ * callback acknowledges whatever the job recorded. A job that needs no
+ * transaction (writing evidence bytes) runs the same way; its savepoint is
+ * empty.
+ *
+ * Fail closed. When the audit log cannot be written, nothing is
+ * acknowledged: the batch whose write failed fails (TL_EAUDIT; its changes
+ * are committed and its entries wait in the store's outbox), and every
+ * later batch first writes what waits; while that fails, each of its jobs
+ * still runs (so it can let go of what it holds) but is undone and fails
+ * with TL_EAUDIT. The worker retries on its own every few seconds, logs each
+ * change of state, and keeps it in the state file (relay/status.h) for
+ * `tierline-relay status`.
  *
  * Ownership: the job is the submitter's; the worker holds it from submit
- * until done runs on the loop. The store, audit log and evidence store are
+ * until done runs on the loop. The store, audit chain and evidence store are
  * the worker's while it runs.
  */
 #ifndef TL_WORKER_H
 #define TL_WORKER_H
 
-#include "relay/audit.h"
+#include "relay/audit_chain.h"
 #include "relay/evidence.h"
 #include "relay/store.h"
 
@@ -43,17 +54,20 @@ struct tl_job {
     /* The worker's own. */
     tl_job_t *next;
     int status;
-    size_t audit_first; /* this job's entries in the batch */
-    size_t audit_count;
 };
 
-tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_t *audit,
-                           tl_evidence_store_t *evidence, int *err);
+/*
+ * state_path (may be NULL): where the relay's state file is kept (relay/status.h); the worker
+ * writes it now and whenever the audit log's health changes.
+ */
+tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_chain_t *chain,
+                           tl_evidence_store_t *evidence, const char *state_path, int *err);
 void tl_worker_submit(tl_worker_t *worker, tl_job_t *job);
 /*
- * From a job's run: records an audit entry that is written with the batch,
- * before any job of the batch is acknowledged. Dropped if the job fails.
- * details is borrowed (a reference is taken).
+ * From a job's run: stages an audit entry in the job's transaction; it is
+ * written to the log with the batch, before any job of the batch is
+ * acknowledged, and undone with the job if the job fails. details is
+ * borrowed. TL_EINVAL for an entry the log would refuse.
  */
 int tl_worker_audit(tl_job_ctx_t *ctx, const char *actor, const char *action, const char *subject,
                     json_t *details);
@@ -65,12 +79,8 @@ int tl_worker_audit(tl_job_ctx_t *ctx, const char *actor, const char *action, co
  */
 void tl_worker_free(tl_worker_t *worker);
 
-/*
- * At start, before the worker runs: audit entries whose change committed but
- * which never reached the audit log (a crash in between) are appended now,
- * marked "recovered": true.
- */
-int tl_worker_recover_audit(tl_store_t *store, tl_audit_t *audit);
+/* Is the audit log failing now (as of the last batch)? For logs and tests. */
+int tl_worker_audit_failing(const tl_worker_t *worker);
 
 /* Jobs run and batches committed, for logs and tests. */
 uint64_t tl_worker_jobs_done(const tl_worker_t *worker);

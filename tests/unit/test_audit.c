@@ -160,7 +160,7 @@ static void expect_valid(const char *path, uint64_t entries)
 #define EXAMPLE_HASH1 "a06d15214683142df10f6838bddc075e37a2089ad0c686e24e7b0e5862da0fd9"
 #define EXAMPLE_HASH2 "442290e80d7e0fe66750c35a4f0fa48894b8de5ac335b770b0effa82fa8d1d83"
 
-/* docs/audit-format.md §8 quotes these two lines; the code must produce exactly them. */
+/* docs/audit-format.md §9 quotes these two lines; the code must produce exactly them. */
 static void test_documented_example_lines(void **state)
 {
     (void)state;

@@ -260,7 +260,7 @@ static void test_flipped_byte_detected_on_read(void **state)
 
     char *data;
     size_t len;
-    TL_ASSERT_RC(TL_EPROTO, read_item(fx->store, hash, 4096, &data, &len));
+    TL_ASSERT_RC(TL_EDAMAGED, read_item(fx->store, hash, 4096, &data, &len));
     free(data);
     free(content);
 }
@@ -275,7 +275,7 @@ static void test_flipped_checksum_byte_detected_on_read(void **state)
     flip_byte(path, -1);
     char *data;
     size_t len;
-    TL_ASSERT_RC(TL_EPROTO, read_item(fx->store, hash, 4096, &data, &len));
+    TL_ASSERT_RC(TL_EDAMAGED, read_item(fx->store, hash, 4096, &data, &len));
     free(data);
 }
 
@@ -295,11 +295,11 @@ static void test_content_not_matching_its_name_detected(void **state)
     TL_ASSERT_OK(tl_evidence_open(fx->store, hello, &reader));
     char buf[64];
     size_t got = 99;
-    TL_ASSERT_RC(TL_EPROTO, tl_evidence_read(reader, buf, sizeof buf, &got));
+    TL_ASSERT_RC(TL_EDAMAGED, tl_evidence_read(reader, buf, sizeof buf, &got));
     assert_int_equal(got, 0);
     /* The failure sticks: no later read reports a clean end. */
-    TL_ASSERT_RC(TL_EPROTO, tl_evidence_read(reader, buf, sizeof buf, &got));
-    TL_ASSERT_RC(TL_EPROTO, tl_evidence_close(reader));
+    TL_ASSERT_RC(TL_EDAMAGED, tl_evidence_read(reader, buf, sizeof buf, &got));
+    TL_ASSERT_RC(TL_EDAMAGED, tl_evidence_close(reader));
 }
 
 static void test_truncated_or_extended_object_detected(void **state)
@@ -318,7 +318,7 @@ static void test_truncated_or_extended_object_detected(void **state)
     assert_int_equal(truncate(path, st.st_size - 10), 0);
     char *data;
     size_t len;
-    TL_ASSERT_RC(TL_EPROTO, read_item(fx->store, hash, 4096, &data, &len));
+    TL_ASSERT_RC(TL_EDAMAGED, read_item(fx->store, hash, 4096, &data, &len));
     free(data);
 
     /* Put it back whole, then add bytes after the stream's end. */
@@ -328,9 +328,107 @@ static void test_truncated_or_extended_object_detected(void **state)
     FILE *f = fopen(path, "ab");
     fputs("trailing", f);
     fclose(f);
-    TL_ASSERT_RC(TL_EPROTO, read_item(fx->store, hash, 4096, &data, &len));
+    TL_ASSERT_RC(TL_EDAMAGED, read_item(fx->store, hash, 4096, &data, &len));
     free(data);
     free(content);
+}
+
+/* A damaged item is refused by the check, before a single byte of it has been handed out. */
+static void test_damaged_item_refused_before_any_byte(void **state)
+{
+    struct fixture *fx = *state;
+    size_t total = 1000000;
+    char *content = sample_content(total);
+    char hash[TL_EVIDENCE_HASH_HEX];
+    TL_ASSERT_OK(tl_evidence_put(fx->store, content, total, hash));
+    char path[256];
+    object_file(fx, hash, path, sizeof path);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    flip_byte(path, st.st_size - 100); /* near the end: a streaming reader finds it last */
+
+    tl_evidence_reader_t *reader;
+    TL_ASSERT_OK(tl_evidence_open(fx->store, hash, &reader));
+    bool verified = false;
+    int rc = 0, steps = 0;
+    while (rc == 0 && !verified && steps < 1000) {
+        rc = tl_evidence_verify_step(reader, 64 * 1024, &verified);
+        steps++;
+    }
+    TL_ASSERT_RC(TL_EDAMAGED, rc);
+    assert_false(verified);
+    assert_true(steps > 1); /* the check was spread over several steps */
+    assert_true(strlen(tl_evidence_reader_problem(reader)) > 0);
+    /* Nothing can be read from it afterwards either. */
+    char buf[64];
+    size_t got = 99;
+    TL_ASSERT_RC(TL_EDAMAGED, tl_evidence_read(reader, buf, sizeof buf, &got));
+    assert_int_equal(got, 0);
+    TL_ASSERT_RC(TL_EDAMAGED, tl_evidence_close(reader));
+    free(content);
+}
+
+/* A whole item, once checked, reads from its first byte to its last. */
+static void test_checked_item_reads_from_its_first_byte(void **state)
+{
+    struct fixture *fx = *state;
+    size_t total = 700000;
+    char *content = sample_content(total);
+    char hash[TL_EVIDENCE_HASH_HEX];
+    TL_ASSERT_OK(tl_evidence_put(fx->store, content, total, hash));
+    tl_evidence_reader_t *reader;
+    TL_ASSERT_OK(tl_evidence_open(fx->store, hash, &reader));
+    bool verified = false;
+    for (int steps = 0; !verified; steps++) {
+        assert_true(steps < 1000);
+        TL_ASSERT_OK(tl_evidence_verify_step(reader, 100 * 1000, &verified));
+    }
+    char *data = malloc(total + 1);
+    size_t len = 0, got;
+    do {
+        TL_ASSERT_OK(tl_evidence_read(reader, data + len, total + 1 - len, &got));
+        len += got;
+    } while (got > 0 && len <= total);
+    assert_int_equal(len, total);
+    assert_int_equal(memcmp(data, content, total), 0);
+    TL_ASSERT_OK(tl_evidence_close(reader));
+    free(data);
+    free(content);
+}
+
+static int collect_name(const char *hash, void *arg)
+{
+    char *names = arg;
+    strcat(names, hash);
+    strcat(names, " ");
+    return 0;
+}
+
+static void test_verify_every_item_names_the_damaged_one(void **state)
+{
+    struct fixture *fx = *state;
+    char hello[TL_EVIDENCE_HASH_HEX], jello[TL_EVIDENCE_HASH_HEX], empty[TL_EVIDENCE_HASH_HEX];
+    TL_ASSERT_OK(tl_evidence_put(fx->store, "hello", 5, hello));
+    TL_ASSERT_OK(tl_evidence_put(fx->store, "jello", 5, jello));
+    TL_ASSERT_OK(tl_evidence_put(fx->store, "", 0, empty));
+    char path[256];
+    object_file(fx, jello, path, sizeof path);
+    flip_byte(path, -1);
+
+    char names[4 * TL_EVIDENCE_HASH_HEX + 8] = "";
+    TL_ASSERT_OK(tl_evidence_foreach(fx->store, collect_name, names));
+    assert_non_null(strstr(names, hello));
+    assert_non_null(strstr(names, jello));
+    assert_non_null(strstr(names, empty));
+    assert_int_equal(strlen(names), 3 * 65);
+
+    char reason[128];
+    TL_ASSERT_OK(tl_evidence_verify(fx->store, hello, reason, sizeof reason));
+    TL_ASSERT_OK(tl_evidence_verify(fx->store, empty, reason, sizeof reason));
+    TL_ASSERT_RC(TL_EDAMAGED, tl_evidence_verify(fx->store, jello, reason, sizeof reason));
+    assert_true(strlen(reason) > 0);
+    static const char absent[] = "0000000000000000000000000000000000000000000000000000000000000000";
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_evidence_verify(fx->store, absent, reason, sizeof reason));
 }
 
 static void test_bad_names_rejected_before_use(void **state)
@@ -572,6 +670,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_interleaved_writers_do_not_mix, setup, teardown),
     cmocka_unit_test_setup_teardown(test_stale_temp_files_removed_on_open, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_arguments_rejected, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_damaged_item_refused_before_any_byte, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_checked_item_reads_from_its_first_byte, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_verify_every_item_names_the_damaged_one, setup, teardown),
 };
 
 TL_TEST_MAIN(tests)

@@ -301,7 +301,7 @@ static void test_version_one_file_is_migrated(void **state)
     assert_int_equal(
         sqlite3_exec(db,
                      "DROP INDEX tickets_by_assignee; DROP TABLE users; DROP TABLE audit_pending; "
-                     "DROP TABLE uploads; "
+                     "DROP TABLE uploads; DROP TABLE audit_head; DROP TABLE audit_outbox; "
                      "PRAGMA user_version = 1",
                      NULL, NULL, NULL),
         SQLITE_OK);
