@@ -38,8 +38,9 @@
     X(EUSED, -30026, "already used")                                                               \
     X(ESTORE, -30027, "storage failure")                                                           \
     X(ESCHEMA, -30028, "store schema is newer than this program")                                  \
-    X(EMISMATCH, -30029, "content does not match its announced hash or size")                     \
-    X(EDENIED, -30030, "not permitted")
+    X(EMISMATCH, -30029, "content does not match its announced hash or size")                      \
+    X(EDENIED, -30030, "not permitted")                                                            \
+    X(ECHANNEL_IN_USE, -30031, "channel id already in use by a live channel")
 
 enum tl_err {
 #define TL_ERR_ENUM(name, value, text) TL_##name = (value),

@@ -201,6 +201,22 @@ static int send_refuse(tl_mux_t *mux, uint32_t remote_id, int code)
     return send_msg(mux, &msg);
 }
 
+/*
+ * Is the peer's id already taken by one of our live channels? The peer names
+ * its channels in one space (the ones it opened and the ones it confirmed),
+ * and may reuse an id only once that channel is fully closed (§4.1). A
+ * channel we are still opening has no peer id yet.
+ */
+static int remote_in_use(const tl_mux_t *mux, uint32_t remote_id, const struct channel *except)
+{
+    for (uint32_t i = 0; i < mux->table_len; i++) {
+        const struct channel *ch = mux->table[i];
+        if (ch != NULL && ch != except && ch->state != STATE_OPENING && ch->remote_id == remote_id)
+            return 1;
+    }
+    return 0;
+}
+
 /* Window and packet size the peer announces in OPEN or CONFIRM. */
 static int check_peer_limits(uint32_t initial_window, uint32_t max_packet)
 {
@@ -228,6 +244,10 @@ static int input_open(tl_mux_t *mux, const struct tl_msg_channel_open *open)
         return rc;
     if (mux->callbacks->on_open == NULL)
         return send_refuse(mux, open->sender_channel, TL_EINVAL);
+    /* Two channels answering to one id would mix their bytes: refuse the new
+     * one and leave the live one alone. */
+    if (remote_in_use(mux, open->sender_channel, NULL))
+        return send_refuse(mux, open->sender_channel, TL_ECHANNEL_IN_USE);
     uint32_t id;
     struct channel *ch;
     rc = channel_alloc(mux, &id, &ch);
@@ -256,6 +276,9 @@ static int input_confirm(tl_mux_t *mux, const struct tl_msg_channel_confirm *con
     int rc = check_peer_limits(confirm->initial_window, confirm->max_packet);
     if (rc != 0)
         return rc;
+    /* A confirm cannot be refused: a peer that gives one id to two channels ends here. */
+    if (remote_in_use(mux, confirm->sender_channel, ch))
+        return TL_ECHANNEL_IN_USE;
     ch->state = STATE_OPEN;
     ch->remote_id = confirm->sender_channel;
     ch->send_window = confirm->initial_window;

@@ -95,7 +95,10 @@ void tl_mux_free(tl_mux_t *mux);
  * than our max packet, bad open parameters), TL_EINVAL (not a channel message).
  * A message for a channel after the peer's CLOSE is TL_ECHANNEL: the id was
  * released. An open request past max_channels is refused to the peer with
- * reason -TL_ECHANNEL_LIMIT, not an error. The request handed to on_open
+ * reason -TL_ECHANNEL_LIMIT, not an error; one whose sender_channel names a
+ * live channel is refused with -TL_ECHANNEL_IN_USE and the live channel
+ * stays as it was. A CONFIRM that gives such an id to a second channel is
+ * TL_ECHANNEL_IN_USE. The request handed to on_open
  * (params included) is valid only during the callback.
  */
 int tl_mux_input(tl_mux_t *mux, const tl_msg_t *msg);

@@ -222,7 +222,13 @@ static void handle_frame(tl_peer_t *peer, const tl_frame_t *frame)
     } else if (msg.type == TL_MSG_GOODBYE) {
         handle_goodbye(peer, &msg.u.goodbye);
     } else if (msg.type >= TL_MSG_CHANNEL_OPEN && msg.type <= 63) {
-        rc = tl_mux_input(peer->mux, &msg);
+        rc = peer->callbacks->on_channel_message != NULL
+                 ? peer->callbacks->on_channel_message(peer, &msg)
+                 : 0;
+        if (rc == 0)
+            rc = tl_mux_input(peer->mux, &msg);
+        else if (rc > 0)
+            rc = 0;
         if (rc != 0)
             fail(peer, rc, tl_msg_type_name(msg.type));
     } else {

@@ -32,6 +32,7 @@ from tlcase import Failure, case, check, free_port, run, wait_for
 BIN = None
 WORK = None
 EDENIED = 30030
+ECHANNEL_IN_USE = 30031
 STARTED = []  # every process a case starts, stopped at the end whatever happens
 AGENTS = []   # agents a case started: each must stop cleanly when it is over
 
@@ -447,6 +448,40 @@ def case_channels_outside_the_grant_are_refused():
     # The grant itself works for what it allows.
     event = rogue.open("diag", {"grant": grant, "technician": "alice"}, "diag")
     check(event["event"] == "confirm", "diag under its grant: %s" % event)
+
+
+@case
+def case_second_open_naming_a_live_channel_id_is_refused():
+    # docs/protocol.md §4.1: one id, one channel. A relay that names its live
+    # channel's id again gets ECHANNEL_IN_USE; the live channel carries on.
+    rogue, agent = setup()
+    granted(rogue, agent, scopes=["exec"])
+    first = rogue.open("exec", exec_params("G-1", ["cat"]), "a")
+    check(first["event"] == "confirm", "cat not confirmed: %s" % first)
+    marker = os.path.join(WORK, "second-ran")
+    rogue.send({"open_raw": "exec", "same_id_as": "a", "id": "again",
+                "params": exec_params("G-1", ["sh", "-c", "echo second; touch " + marker])})
+    answer = rogue.wait(lambda e: e["event"] in ("confirm", "refuse", "error") and
+                        e.get("id", "again") == "again", "the agent's answer to the second open")
+    check(answer["event"] == "refuse" and answer["reason"] == ECHANNEL_IN_USE,
+          "the second open with a live id: %s" % answer)
+    check("in use" in answer["message"], "refusal message: %r" % answer["message"])
+    # The first channel still answers, only for itself, and ends normally.
+    rogue.send({"send_data": {"id": "a", "text": "still here\n"}})
+    got = [b""]
+
+    def echoed():
+        got[0] += rogue.output("a")
+        return b"still here\n" in got[0]
+
+    wait_for("cat to echo on the first channel", echoed)
+    rogue.send({"eof": "a"})
+    closed = rogue.closed("a")
+    got[0] += rogue.output("a")
+    check(closed.get("exit_status") == 0, "the first channel ended with %s" % closed)
+    check(got[0] == b"still here\n", "the first channel carried %r" % got[0])
+    check(not os.path.exists(marker), "the refused command ran")
+    check_still_connected(rogue)
 
 
 @case

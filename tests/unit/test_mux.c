@@ -356,6 +356,20 @@ static tl_msg_t confirm_msg(uint32_t recipient, uint32_t sender, uint32_t window
     return msg;
 }
 
+/* Takes the oldest frame s sent (not delivered) and decodes it into *msg; its
+ * strings point into frame, which must hold it. */
+static void take_sent(side_t *s, uint8_t *frame, size_t size, tl_msg_t *msg)
+{
+    assert_true(tl_buf_len(s->out) >= 4);
+    size_t frame_len = 4 + tl_load_u32(tl_buf_data(s->out));
+    assert_true(frame_len <= size && frame_len <= tl_buf_len(s->out));
+    memcpy(frame, tl_buf_data(s->out), frame_len);
+    TL_ASSERT_OK(tl_buf_consume(s->out, frame_len));
+    tl_frame_t decoded = {frame[4], frame[5], frame + TL_FRAME_HEADER_LEN,
+                          frame_len - TL_FRAME_HEADER_LEN};
+    TL_ASSERT_OK(tl_msg_decode(&decoded, msg));
+}
+
 static void fill_pattern(uint8_t *bytes, size_t len, uint32_t salt)
 {
     for (size_t i = 0; i < len; i++)
@@ -957,6 +971,116 @@ static void test_input_not_a_channel_message(void **state)
     TL_ASSERT_RC(TL_EINVAL, tl_mux_input(b.mux, &msg));
     msg.type = 63;
     TL_ASSERT_RC(TL_EINVAL, tl_mux_input(b.mux, &msg));
+    side_free(&a);
+    side_free(&b);
+}
+
+/* ---- one id, one channel (docs/protocol.md §4.1) ------------------------------ */
+
+static void test_open_naming_a_live_id_is_refused_and_the_live_channel_stays(void **state)
+{
+    (void)state;
+    side_t a, b;
+    pair_init(&a, &b, NULL, NULL);
+    uint32_t b0;
+    uint32_t a0 = open_pair(&a, &b, &b0);
+    write_all(&a, a0, TL_STREAM_MAIN, "before ");
+    TL_ASSERT_OK(pump(&a, &b));
+
+    /* A second OPEN from a that names its live channel's id again. */
+    json_t *params = json_object();
+    tl_msg_t again = open_msg(a0, 4096, 1024);
+    again.u.open.params = params;
+    TL_ASSERT_OK(tl_mux_input(b.mux, &again));
+    /* b's owner never hears of it; b answers CHANNEL_REFUSE with the defined reason. */
+    assert_int_equal(b.opens, 1);
+    assert_int_equal(tl_mux_channel_count(b.mux), 1);
+    assert_int_equal(b.sent_by_type[TL_MSG_CHANNEL_REFUSE], 1);
+    uint8_t frame[4096];
+    tl_msg_t refuse;
+    take_sent(&b, frame, sizeof frame, &refuse);
+    assert_int_equal(refuse.type, TL_MSG_CHANNEL_REFUSE);
+    assert_int_equal(refuse.u.refuse.recipient_channel, a0);
+    assert_int_equal(refuse.u.refuse.reason, (uint32_t)-TL_ECHANNEL_IN_USE);
+    assert_true(tl_str_eq(refuse.u.refuse.message, tl_strerror(TL_ECHANNEL_IN_USE)));
+
+    /* The live channel is as it was: bytes both ways, then a normal close. */
+    write_all(&a, a0, TL_STREAM_MAIN, "after");
+    write_all(&b, b0, TL_STREAM_MAIN, "answer");
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_rx(&b, b0, TL_STREAM_MAIN, "before after", 12);
+    assert_rx(&a, a0, TL_STREAM_MAIN, "answer", 6);
+    TL_ASSERT_OK(tl_mux_close(a.mux, a0, NULL));
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_int_equal(a.closes, 1);
+    assert_int_equal(b.closes, 1);
+
+    /* Fully closed, the id is free: the same OPEN is now asked of the owner. */
+    TL_ASSERT_OK(tl_mux_input(b.mux, &again));
+    assert_int_equal(b.opens, 2);
+    assert_int_equal(b.sent_by_type[TL_MSG_CHANNEL_REFUSE], 1);
+    json_decref(params);
+    side_free(&a);
+    side_free(&b);
+}
+
+static void test_open_naming_an_unanswered_id_is_refused_too(void **state)
+{
+    (void)state;
+    side_t a, b;
+    pair_init(&a, &b, NULL, NULL);
+    b.auto_confirm = 0;
+    uint32_t a0;
+    TL_ASSERT_OK(tl_mux_open(a.mux, "shell", NULL, &a0));
+    TL_ASSERT_OK(pump(&a, &b));
+    uint32_t b0 = b.open_channel;
+
+    /* b has not answered a's first request when the same id comes again. */
+    json_t *params = json_object();
+    tl_msg_t again = open_msg(a0, 4096, 1024);
+    again.u.open.params = params;
+    TL_ASSERT_OK(tl_mux_input(b.mux, &again));
+    json_decref(params);
+    assert_int_equal(b.opens, 1);
+    assert_int_equal(b.sent_by_type[TL_MSG_CHANNEL_REFUSE], 1);
+    uint8_t frame[4096];
+    tl_msg_t refuse;
+    take_sent(&b, frame, sizeof frame, &refuse);
+    assert_int_equal(refuse.u.refuse.reason, (uint32_t)-TL_ECHANNEL_IN_USE);
+
+    /* The first request is still b's to answer, and works. */
+    TL_ASSERT_OK(tl_mux_confirm(b.mux, b0));
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_int_equal(a.confirms, 1);
+    assert_int_equal(a.refuses, 0);
+    write_all(&a, a0, TL_STREAM_MAIN, "ok");
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_rx(&b, b0, TL_STREAM_MAIN, "ok", 2);
+    side_free(&a);
+    side_free(&b);
+}
+
+static void test_confirm_giving_a_live_id_to_a_second_channel_is_an_error(void **state)
+{
+    (void)state;
+    side_t a, b;
+    pair_init(&a, &b, NULL, NULL);
+    b.auto_confirm = 0;
+    uint32_t a0, a1;
+    TL_ASSERT_OK(tl_mux_open(a.mux, "shell", NULL, &a0));
+    TL_ASSERT_OK(tl_mux_open(a.mux, "shell", NULL, &a1));
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_int_equal(b.opens, 2);
+    TL_ASSERT_OK(tl_mux_confirm(b.mux, 0));
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_int_equal(a.confirms, 1);
+
+    /* A confirm cannot be refused: giving b's id 0 to a's second channel ends it all. */
+    tl_msg_t twice = confirm_msg(a1, 0, 4096, 1024);
+    TL_ASSERT_RC(TL_ECHANNEL_IN_USE, tl_mux_input(a.mux, &twice));
+    assert_int_equal(a.confirms, 1);
+    size_t written = 0;
+    TL_ASSERT_RC(TL_ECHANNEL_STATE, tl_mux_write(a.mux, a1, TL_STREAM_MAIN, "x", 1, &written));
     side_free(&a);
     side_free(&b);
 }
@@ -1632,6 +1756,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_input_bad_open_parameters),
     cmocka_unit_test(test_input_channel_limit_refuses_the_peer),
     cmocka_unit_test(test_input_not_a_channel_message),
+    cmocka_unit_test(test_open_naming_a_live_id_is_refused_and_the_live_channel_stays),
+    cmocka_unit_test(test_open_naming_an_unanswered_id_is_refused_too),
+    cmocka_unit_test(test_confirm_giving_a_live_id_to_a_second_channel_is_an_error),
     cmocka_unit_test(test_data_after_our_close_is_dropped_but_counted),
     cmocka_unit_test(test_write_refused_after_eof_or_close),
     cmocka_unit_test(test_send_failure_reaches_the_caller),
