@@ -46,6 +46,9 @@ struct channel {
     uint32_t recv_window;     /* bytes we still let the peer send */
     uint32_t unconsumed;      /* delivered to the owner, not yet consumed */
     uint32_t consumed_not_advertised;
+    /* Main-stream bytes we sent that the peer has not acknowledged as taken
+     * by its terminal (CHANNEL_INPUT_ACK): an ack for more is a violation. */
+    uint64_t unacked_input;
     void *data;
 };
 
@@ -58,6 +61,7 @@ struct tl_mux {
     uint32_t count;     /* slots in use */
     uint32_t free_hint; /* no free slot below this index */
     uint32_t adjust_at; /* consumed bytes that trigger a WINDOW_ADJUST */
+    uint32_t features;  /* HELLO features both sides announced */
     tl_buf_t *scratch;  /* encodes control messages; bytes freed when idle */
 };
 
@@ -390,6 +394,25 @@ static int input_close(tl_mux_t *mux, const struct tl_msg_channel_close *close)
     return rc;
 }
 
+static int input_input_ack(tl_mux_t *mux, const struct tl_msg_input_ack *ack)
+{
+    if (!(mux->features & TL_FEATURE_INPUT_ACK))
+        return TL_EPROTO; /* not agreed in the HELLOs */
+    uint32_t id = ack->recipient_channel;
+    struct channel *ch;
+    int rc = lookup_open(mux, id, &ch);
+    if (rc != 0)
+        return rc;
+    if (ack->bytes == 0 || ack->bytes > ch->unacked_input)
+        return TL_EPROTO;
+    ch->unacked_input -= ack->bytes;
+    /* Still told after our CLOSE: the owner may be settling a recording. */
+    if (mux->callbacks->on_input_ack != NULL)
+        mux->callbacks->on_input_ack(mux->ctx, id, ack->bytes,
+                                     (ack->flags & TL_INPUT_ACK_HIDDEN) != 0);
+    return 0;
+}
+
 int tl_mux_input(tl_mux_t *mux, const tl_msg_t *msg)
 {
     switch (msg->type) {
@@ -407,6 +430,8 @@ int tl_mux_input(tl_mux_t *mux, const tl_msg_t *msg)
         return input_eof(mux, &msg->u.eof);
     case TL_MSG_CHANNEL_CLOSE:
         return input_close(mux, &msg->u.close);
+    case TL_MSG_CHANNEL_INPUT_ACK:
+        return input_input_ack(mux, &msg->u.input_ack);
     default:
         return TL_EINVAL;
     }
@@ -521,6 +546,8 @@ int tl_mux_write(tl_mux_t *mux, uint32_t channel, uint8_t stream, const void *da
         if (rc != 0)
             break;
         ch->send_window -= (uint32_t)chunk;
+        if (stream == TL_STREAM_MAIN)
+            ch->unacked_input += chunk;
         done += chunk;
     }
 out:
@@ -595,6 +622,34 @@ int tl_mux_close(tl_mux_t *mux, uint32_t channel, const struct tl_msg_channel_cl
         return 0;
     }
     return send_close(mux, ch, status);
+}
+
+int tl_mux_input_ack(tl_mux_t *mux, uint32_t channel, uint32_t bytes, int hidden)
+{
+    struct channel *ch = lookup(mux, channel);
+    if (ch == NULL)
+        return TL_ECHANNEL;
+    if (!(mux->features & TL_FEATURE_INPUT_ACK))
+        return TL_EPROTO;
+    if (bytes == 0)
+        return TL_EINVAL;
+    if (ch->state != STATE_OPEN || (ch->flags & (FLAG_CLOSE_SENT | FLAG_FINISHED)))
+        return TL_ECHANNEL_STATE;
+    tl_msg_t msg = {.type = TL_MSG_CHANNEL_INPUT_ACK};
+    msg.u.input_ack.recipient_channel = ch->remote_id;
+    msg.u.input_ack.bytes = bytes;
+    msg.u.input_ack.flags = hidden ? TL_INPUT_ACK_HIDDEN : 0;
+    return send_msg(mux, &msg);
+}
+
+void tl_mux_set_features(tl_mux_t *mux, uint32_t features)
+{
+    mux->features = features;
+}
+
+uint32_t tl_mux_features(const tl_mux_t *mux)
+{
+    return mux->features;
 }
 
 void tl_mux_set_data(tl_mux_t *mux, uint32_t channel, void *data)

@@ -177,7 +177,7 @@ static void handle_hello(tl_peer_t *peer, const struct tl_msg_hello *hello)
         fail(peer, TL_EPROTO, "second HELLO");
         return;
     }
-    struct tl_msg_hello local = {TL_PROTO_VERSION_MIN, TL_PROTO_VERSION_MAX, 0,
+    struct tl_msg_hello local = {TL_PROTO_VERSION_MIN, TL_PROTO_VERSION_MAX, TL_FEATURES_SUPPORTED,
                                  tl_str_from(peer->software)};
     uint16_t chosen = 0;
     if (tl_msg_negotiate(&local, hello, &chosen) != 0) {
@@ -186,9 +186,12 @@ static void handle_hello(tl_peer_t *peer, const struct tl_msg_hello *hello)
     }
     peer->version = chosen;
     peer->ready = 1;
+    /* A feature is used only when both sides announced it; unknown bits are ignored. */
+    tl_mux_set_features(peer->mux, local.features & hello->features);
     arm_timer(peer);
-    tl_log_debug("peer ready peer=%s version=%u software=\"%.*s\"", peer_name(peer), chosen,
-                 (int)hello->software.len, (const char *)hello->software.ptr);
+    tl_log_debug("peer ready peer=%s version=%u features=%#x software=\"%.*s\"", peer_name(peer),
+                 chosen, local.features & hello->features, (int)hello->software.len,
+                 (const char *)hello->software.ptr);
     if (peer->callbacks->on_ready != NULL)
         peer->callbacks->on_ready(peer);
 }
@@ -263,8 +266,8 @@ static void on_tls_handshake(tl_tls_t *conn, int status)
     peer->hello_deadline = peer->last_rx + peer->hello_timeout_ms;
     arm_timer(peer);
     tl_msg_t hello = {.type = TL_MSG_HELLO};
-    hello.u.hello = (struct tl_msg_hello){TL_PROTO_VERSION_MIN, TL_PROTO_VERSION_MAX, 0,
-                                          tl_str_from(peer->software)};
+    hello.u.hello = (struct tl_msg_hello){TL_PROTO_VERSION_MIN, TL_PROTO_VERSION_MAX,
+                                          TL_FEATURES_SUPPORTED, tl_str_from(peer->software)};
     send_msg(peer, &hello);
 }
 

@@ -993,6 +993,13 @@ static void on_channel_eof(void *ctx, uint32_t channel)
     }
 }
 
+static void on_channel_input_ack(void *ctx, uint32_t channel, uint32_t bytes, int hidden)
+{
+    void *session = session_of(ctx, channel);
+    if (session != NULL)
+        tl_sessions_channel_input_ack(session, bytes, hidden);
+}
+
 static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_channel_close *close)
 {
     tl_peer_t *peer = ctx;
@@ -1021,6 +1028,7 @@ static const tl_mux_callbacks_t channel_callbacks = {
     .on_data = on_channel_data,
     .on_eof = on_channel_eof,
     .on_close = on_channel_close,
+    .on_input_ack = on_channel_input_ack,
 };
 
 /* ---- connections -------------------------------------------------------------- */

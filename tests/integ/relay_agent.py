@@ -178,9 +178,9 @@ def frame(msg_type, payload, version=1):
     return struct.pack(">IBB", len(payload) + 2, version, msg_type) + payload
 
 
-def hello():
+def hello(features=0):
     name = b"raw-test-peer"
-    return frame(1, struct.pack(">HHI", 1, 1, 0) + struct.pack(">I", len(name)) + name)
+    return frame(1, struct.pack(">HHI", 1, 1, features) + struct.pack(">I", len(name)) + name)
 
 
 def tls_client(relay, agent):
@@ -550,11 +550,11 @@ def case_unknown_message_and_bad_version_rejected():
 class RawAgent:
     """An enrolled agent's key driven by hand, frame by frame."""
 
-    def __init__(self, relay, agent):
+    def __init__(self, relay, agent, features=0):
         self.sock = tls_client(relay, agent)
         self.sock.settimeout(10)
         self.buffer = b""
-        self.sock.sendall(hello())
+        self.sock.sendall(hello(features))
         self.expect(lambda t, p: t == 64 and b'"welcome"' in p)
 
     def next_frame(self):
