@@ -743,9 +743,12 @@ int tl_agent_cmd_help(int argc, char **argv)
                 TL_STATE_OUTBOX);
         return TL_EXIT_FAILURE;
     }
-    if (run.status == TL_EPIN)
+    if (run.status == TL_ENOT_ENROLLED)
         fprintf(stderr, PROGRAM " help: the relay does not recognise this agent's key; ask your "
                                 "help desk to enroll it again\n");
+    else if (run.status == TL_EPIN)
+        fprintf(stderr, PROGRAM " help: %s; tell your help desk before trusting it\n",
+                tl_tunnel_error_text(TL_EPIN));
     fprintf(stderr,
             "The relay could not be reached (%s). Your request %s is saved in %s/%s\n"
             "and will be sent when the agent reconnects (" PROGRAM " run).\n",
@@ -775,10 +778,18 @@ int tl_agent_cmd_status(int argc, char **argv)
     json_t *queued = NULL;
     tl_outbox_list(state.dir, &queued);
     int connected = running && json_is_true(json_object_get(answer, "connected"));
+    /* Why the running agent is not connected, when it says (a pin mismatch...). */
+    const char *relay_error = json_string_value(json_object_get(answer, "relay_error"));
+    const char *relay_error_text = json_string_value(json_object_get(answer, "relay_error_text"));
     if (json_out) {
         json_t *out = json_pack("{s:b, s:s, s:s, s:b, s:b, s:O}", "enrolled", state.enrolled,
                                 "device", state.device, "state", state.dir, "running", running,
                                 "connected", connected, "queued", queued);
+        if (out != NULL && !connected && relay_error != NULL) {
+            json_object_set_new(out, "relay_error", json_string(relay_error));
+            json_object_set_new(out, "relay_error_text",
+                                json_string(relay_error_text ? relay_error_text : ""));
+        }
         char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text ? text : "{}");
         free(text);
@@ -794,6 +805,8 @@ int tl_agent_cmd_status(int argc, char **argv)
                                                        : "running, "
                                                          "reconnecting")
                                           : "not running");
+        if (running && !connected && relay_error_text != NULL)
+            printf("relay:     %s\n", relay_error_text);
         printf("queued:    %zu request(s)\n", json_array_size(queued));
     }
     json_decref(answer);

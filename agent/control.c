@@ -222,6 +222,14 @@ static void handle_line(struct client *client, const char *line, size_t len)
                       tl_tunnel_connected(control->tunnel), "device", control->state->device,
                       "relay", relay, "pending", (json_int_t)json_array_size(pending));
         json_decref(pending);
+        /* Why it is not connected, when the reason is worth saying (a pin mismatch). */
+        int relay_error = tl_tunnel_last_error(control->tunnel);
+        if (answer != NULL && relay_error != 0) {
+            const char *text = tl_tunnel_error_text(relay_error);
+            json_object_set_new(answer, "relay_error", json_string(tl_err_name(relay_error)));
+            json_object_set_new(answer, "relay_error_text",
+                                json_string(text != NULL ? text : tl_strerror(relay_error)));
+        }
         reply(client, answer);
         json_decref(answer);
     } else if (strcmp(cmd, "deliver") == 0) {

@@ -54,6 +54,7 @@ struct tl_tunnel {
     unsigned attempt;
     uint32_t next_request_id;
     uint32_t generation; /* of the current connection: answers to older ones are dropped */
+    int last_error;      /* why the relay could not be reached; 0 once welcomed */
     /* Channels the relay opened that the sessions module owns (agent/session.h). */
     uint32_t session_channels[TL_TUNNEL_MAX_SESSIONS];
     size_t session_count;
@@ -721,6 +722,7 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
             tl_peer_set_heartbeat(peer, (uint32_t)json_integer_value(heartbeat));
         tunnel->welcomed = 1;
         tunnel->attempt = 0;
+        tunnel->last_error = 0;
         tl_log_info("connected to relay device=%s", tunnel->device);
         send_queued_ended(tunnel);
         if (tunnel->events->on_connected != NULL)
@@ -729,7 +731,7 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
         return 0;
     }
     if (msg->u.control.request_id == 0 && type != NULL && strcmp(type, "enroll-required") == 0)
-        return TL_EPIN; /* the relay does not know our key: nothing to do but say so */
+        return TL_ENOT_ENROLLED; /* the relay does not know our key: nothing to do but say so */
     if (msg->u.control.request_id != 0 && type != NULL && strcmp(type, "result") == 0) {
         handle_result(tunnel, msg->u.control.request_id, body);
         return 0;
@@ -758,14 +760,16 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
     tunnel->session_count = 0;
     if (tunnel->options.consent != NULL)
         tl_consent_cancel_all(tunnel->options.consent, "the connection to the relay dropped");
-    if (reason == TL_EPIN)
-        tl_log_error("the relay does not know this agent's key (enrolled elsewhere, or removed "
-                     "from the relay?) reason=EPIN");
-    else if (reason == TL_ETLS && !was_up)
-        tl_log_warn("TLS failed: the relay refused this agent, or its key does not match the "
-                    "pinned fingerprint %s",
-                    tunnel->options.state->relay_fingerprint);
-    else
+    tunnel->last_error = reason != 0 ? reason : TL_ECLOSED;
+    if (reason == TL_EPIN) {
+        const char *presented = tl_peer_fingerprint(peer);
+        tl_log_error("%s pinned=%s presented=%s reason=EPIN", tl_tunnel_error_text(reason),
+                     tunnel->options.state->relay_fingerprint, presented ? presented : "none");
+    } else if (reason == TL_ENOT_ENROLLED) {
+        tl_log_error("%s reason=ENOT_ENROLLED", tl_tunnel_error_text(reason));
+    } else if (reason == TL_ETLS && !was_up) {
+        tl_log_warn("%s reason=ETLS", tl_tunnel_error_text(reason));
+    } else
         tl_log_info("relay connection ended reason=\"%s\"",
                     reason ? tl_strerror(reason) : "closed");
     if (was_up && tunnel->events->on_disconnected != NULL)
@@ -804,6 +808,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     uv_freeaddrinfo(res);
     if (tunnel->peer == NULL) {
+        tunnel->last_error = err;
         tl_log_warn("cannot reach relay host=%s reason=%s", tunnel->options.state->relay_host,
                     tl_strerror(err));
         if (tunnel->options.once)
@@ -921,6 +926,27 @@ void tl_tunnel_stop(tl_tunnel_t *tunnel)
 int tl_tunnel_connected(const tl_tunnel_t *tunnel)
 {
     return tunnel->welcomed;
+}
+
+int tl_tunnel_last_error(const tl_tunnel_t *tunnel)
+{
+    return tunnel->welcomed ? 0 : tunnel->last_error;
+}
+
+const char *tl_tunnel_error_text(int error)
+{
+    switch (error) {
+    case TL_EPIN:
+        return "the relay's key does not match the pinned key: possible impersonation";
+    case TL_ENOT_ENROLLED:
+        return "the relay does not know this agent's key (enrolled elsewhere, or removed from the "
+               "relay?)";
+    case TL_ETLS:
+        return "the TLS handshake with the relay failed: it refused this agent, or it is not a "
+               "Tierline relay";
+    default:
+        return NULL;
+    }
 }
 
 void *tl_tunnel_data(const tl_tunnel_t *tunnel)

@@ -70,6 +70,14 @@ void tl_tunnel_kick(tl_tunnel_t *tunnel);
  */
 void tl_tunnel_stop(tl_tunnel_t *tunnel);
 int tl_tunnel_connected(const tl_tunnel_t *tunnel);
+/*
+ * Why the last attempt to reach the relay failed, or the last connection
+ * ended; 0 while connected. tl_tunnel_error_text() gives the sentence the
+ * user sees for the errors that need one (a relay key that does not match
+ * the pin, an agent key the relay does not know), NULL for the others.
+ */
+int tl_tunnel_last_error(const tl_tunnel_t *tunnel);
+const char *tl_tunnel_error_text(int error);
 void *tl_tunnel_data(const tl_tunnel_t *tunnel);
 
 /* The consent module's answer to the session.request it was given with token. */

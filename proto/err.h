@@ -40,7 +40,8 @@
     X(ESCHEMA, -30028, "store schema is newer than this program")                                  \
     X(EMISMATCH, -30029, "content does not match its announced hash or size")                      \
     X(EDENIED, -30030, "not permitted")                                                            \
-    X(ECHANNEL_IN_USE, -30031, "channel id already in use by a live channel")
+    X(ECHANNEL_IN_USE, -30031, "channel id already in use by a live channel")                      \
+    X(ENOT_ENROLLED, -30032, "key not enrolled with the relay")
 
 enum tl_err {
 #define TL_ERR_ENUM(name, value, text) TL_##name = (value),

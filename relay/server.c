@@ -913,8 +913,8 @@ static void on_channel_open(void *ctx, uint32_t channel, const struct tl_msg_cha
     tl_mux_t *mux = tl_peer_mux(peer);
     if (agent->device_id <= 0) {
         /* An unknown key may only enroll (docs/protocol.md §7.2). */
-        tl_mux_refuse(mux, channel, (uint32_t)-TL_EPIN, "enroll first");
-        tl_peer_close(peer, TL_EPIN, "unknown agent key: enroll first");
+        tl_mux_refuse(mux, channel, (uint32_t)-TL_ENOT_ENROLLED, "enroll first");
+        tl_peer_close(peer, TL_ENOT_ENROLLED, "unknown agent key: enroll first");
         return;
     }
     int rc = TL_EINVAL;
@@ -1040,7 +1040,7 @@ static void enroll_deadline_passed(uv_timer_t *timer)
     if (!agent->closed && !agent->enrolling) {
         tl_log_info("unknown key did not enroll, closing fingerprint=%s address=%s",
                     agent->fingerprint, agent->address);
-        tl_peer_close(agent->peer, TL_EPIN, "unknown agent key: enroll first");
+        tl_peer_close(agent->peer, TL_ENOT_ENROLLED, "unknown agent key: enroll first");
     }
 }
 
@@ -1094,7 +1094,7 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
     if (msg->type == TL_MSG_ENROLL)
         return handle_enroll(agent, &msg->u.enroll);
     if (agent->device_id <= 0)
-        return TL_EPIN; /* an unknown key may only enroll */
+        return TL_ENOT_ENROLLED; /* an unknown key may only enroll */
     if (msg->type == TL_MSG_CONTROL)
         return handle_control(agent, &msg->u.control);
     return TL_EPROTO;

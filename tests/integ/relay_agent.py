@@ -474,6 +474,7 @@ def case_unknown_agent_key_refused():
     os.chmod(os.path.join(stranger.dir, "agent.key"), 0o600)
     _, _, _, err = stranger.help("let me in", expect=75, wait_ms=2000)
     check("does not recognise this agent" in err, err)
+    check("impersonation" not in err, "an unknown key is no impersonation: " + err)
     check(len(relay.tickets()) == 0, "a stranger opened a ticket")
     # The real agent still works.
     ticket_id, _, _, _ = agent.help("still fine")
@@ -489,7 +490,24 @@ def case_relay_with_other_key_refused_by_pin():
     impostor.port = relay.port
     impostor.start()
     _, _, request, err = agent.help("who is there", expect=75, wait_ms=2000)
+    said = "the relay's key does not match the pinned key: possible impersonation"
+    check(said in err, "help did not name the pin mismatch: " + err)
+    check("does not recognise this agent" not in err, "help blamed the agent's key: " + err)
     check(agent.status()["queued"] == [request], "request not kept")
+    # The running agent says the same in its log and in status.
+    agent.start()
+    try:
+        wait_for("the pin mismatch in the agent's log", lambda: said in agent.log_text())
+        check("does not know this agent" not in agent.log_text(), agent.log_text())
+        check(impostor.fingerprint in agent.log_text(), "the log does not name the key presented")
+        status = wait_for("status naming the mismatch",
+                          lambda: agent.status().get("relay_error") == "EPIN" and agent.status())
+        check(status["connected"] is False and status["relay_error_text"] == said,
+              "status --json: %r" % status)
+        out, _ = run(BIN + "/tierline-agent", "status", "--state", agent.dir)
+        check(said in out, "status: " + out)
+    finally:
+        agent.stop()
     check(len(impostor.tickets()) == 0, "the impostor got a ticket")
     check(impostor.devices() == [], "the impostor learned of the device")
 
