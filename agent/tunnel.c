@@ -716,10 +716,14 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
     if (msg->u.control.request_id == 0 && type != NULL && strcmp(type, "welcome") == 0) {
         const char *device = json_string_value(json_object_get(body, "device"));
         json_t *heartbeat = json_object_get(body, "heartbeat_ms");
+        if (!json_is_integer(heartbeat) || json_integer_value(heartbeat) < 50 ||
+            json_integer_value(heartbeat) > 3600000) {
+            /* Without it the agent could not tell a dead relay (protocol.md §7.1). */
+            tl_log_warn("relay's welcome refused: heartbeat_ms is not a whole number 50..3600000");
+            return TL_EPROTO;
+        }
         snprintf(tunnel->device, sizeof tunnel->device, "%s", device ? device : "?");
-        if (json_is_integer(heartbeat) && json_integer_value(heartbeat) >= 50 &&
-            json_integer_value(heartbeat) <= 3600000)
-            tl_peer_set_heartbeat(peer, (uint32_t)json_integer_value(heartbeat));
+        tl_peer_set_heartbeat(peer, (uint32_t)json_integer_value(heartbeat));
         tunnel->welcomed = 1;
         tunnel->attempt = 0;
         tunnel->last_error = 0;

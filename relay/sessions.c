@@ -49,6 +49,8 @@
 /* Entries of an agent's runbook catalogue we look at, and parameters per runbook. */
 #define CATALOGUE_MAX 256
 #define CATALOGUE_PARAMS_MAX 64
+/* The latest grant expiry the relay takes (9999-12-31T23:59:59.999Z): a date it can write. */
+#define EXPIRES_MS_MAX INT64_C(253402300799999)
 /* session.ended notifications being recorded at once, relay-wide. */
 #define GRANT_JOBS_MAX 64
 
@@ -1362,7 +1364,8 @@ static void consent_answer(void *data, int status, json_t *result)
     const char *grant = json_string_value(json_object_get(result, "grant"));
     json_t *expires = json_object_get(result, "expires_ms");
     const char *by = json_string_value(json_object_get(result, "by"));
-    if (!grant_id_valid(grant) || !json_is_integer(expires) || json_integer_value(expires) <= 0) {
+    if (!grant_id_valid(grant) || !json_is_integer(expires) || json_integer_value(expires) <= 0 ||
+        json_integer_value(expires) > EXPIRES_MS_MAX) {
         consent_failed(s, "EPROTO", "the machine answered with a malformed grant");
         return;
     }

@@ -45,8 +45,9 @@ def started(proc):
 class Rogue:
     """The rogue relay harness: JSON commands in, JSON events out."""
 
-    def __init__(self, data_dir, port, device):
+    def __init__(self, data_dir, port, device, extra=()):
         self.data_dir, self.port, self.device = data_dir, port, device
+        self.extra = list(extra)
         self.events = []
         self.lock = threading.Condition()
         self.proc = None
@@ -55,7 +56,8 @@ class Rogue:
         self.events = []
         self.proc = started(subprocess.Popen(
             [BIN + "/rogue_relay", "--data", self.data_dir, "--listen",
-             "127.0.0.1:%d" % self.port, "--device", self.device, "--heartbeat-ms", "500"],
+             "127.0.0.1:%d" % self.port, "--device", self.device, "--heartbeat-ms", "500"] +
+            self.extra,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr, text=True, bufsize=1))
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         self.wait(lambda e: e["event"] == "listening", "the rogue relay to listen")
@@ -482,6 +484,30 @@ def case_second_open_naming_a_live_channel_id_is_refused():
     check(got[0] == b"still here\n", "the first channel carried %r" % got[0])
     check(not os.path.exists(marker), "the refused command ran")
     check_still_connected(rogue)
+
+
+@case
+def case_welcome_without_a_usable_heartbeat_is_refused():
+    # docs/protocol.md §7.10: welcome.heartbeat_ms is a whole number 50..3600000.
+    data, port, device, agent = relay_env()
+    agent.start()
+    for value in ("49", "3600001", "1.5", '"20000"', "none"):
+        rogue = Rogue(data, port, device, ["--welcome-heartbeat", value]).start()
+        rogue.connected()
+        gone = rogue.wait(lambda e: e["event"] == "disconnected",
+                          "the agent to leave a welcome with heartbeat_ms %s" % value)
+        check(gone["reason"] == "EPROTO", "heartbeat_ms %s: the agent left with %s" % (value, gone))
+        check(agent.json("status")["connected"] is False, "connected with heartbeat_ms " + value)
+        rogue.stop()
+    check("heartbeat_ms is not a whole number 50..3600000" in agent.log_text(), agent.log_text())
+    # The bounds themselves are fine.
+    for value in ("50", "3600000"):
+        rogue = Rogue(data, port, device, ["--welcome-heartbeat", value]).start()
+        rogue.connected()
+        wait_for("the agent connected with heartbeat_ms " + value,
+                 lambda: agent.json("status")["connected"])
+        check_still_connected(rogue)
+        rogue.stop()
 
 
 @case

@@ -3,11 +3,13 @@
  * to do (docs/consent.md, docs/protocol.md §7.6-7.9).
  *
  *   rogue_relay --data DIR --listen 127.0.0.1:PORT [--device D-1] [--heartbeat-ms N]
+ *               [--welcome-heartbeat JSON]
  *
  * It holds a real relay's key (DIR/relay.key and relay.crt, made by
  * `tierline-relay init`), so an agent enrolled with that relay connects to it
  * as to the real one. It accepts one agent at a time (a new connection
- * replaces the old), welcomes it as relay/server.c does, and then does what
+ * replaces the old), welcomes it as relay/server.c does (or with the JSON
+ * value of --welcome-heartbeat as heartbeat_ms; "none" leaves it out), and then does what
  * it is told: one JSON command per line on stdin, one JSON event per line on
  * stdout. Unlike the real relay it asks for anything, in any order, for
  * anyone: it is the relay a compromised host would run.
@@ -73,6 +75,8 @@ static struct {
     tl_peer_t *peer;
     char device[80];
     uint32_t heartbeat_ms;
+    json_t *welcome_heartbeat; /* what the welcome says; NULL: heartbeat_ms, or left out */
+    unsigned welcome_without_heartbeat : 1;
     uint32_t next_request_id;
     struct tag tags[MAX_TAGS];
     /* An open_raw waiting for the agent's answer, kept away from the mux. */
@@ -209,8 +213,11 @@ static const tl_mux_callbacks_t channel_callbacks = {
 
 static void on_ready(tl_peer_t *peer)
 {
-    json_t *welcome = json_pack("{s:s, s:s, s:i}", "type", "welcome", "device", rogue.device,
-                                "heartbeat_ms", (json_int_t)rogue.heartbeat_ms);
+    json_t *welcome = json_pack("{s:s, s:s}", "type", "welcome", "device", rogue.device);
+    if (rogue.welcome_heartbeat != NULL)
+        json_object_set(welcome, "heartbeat_ms", rogue.welcome_heartbeat);
+    else if (!rogue.welcome_without_heartbeat)
+        json_object_set_new(welcome, "heartbeat_ms", json_integer(rogue.heartbeat_ms));
     tl_peer_send_control(peer, 0, welcome);
     json_decref(welcome);
     tl_peer_set_heartbeat(peer, rogue.heartbeat_ms);
@@ -541,6 +548,7 @@ out:
 int main(int argc, char **argv)
 {
     const char *data_dir = NULL, *listen = NULL;
+    int bad_option = 0;
     snprintf(rogue.device, sizeof rogue.device, "D-1");
     rogue.heartbeat_ms = 1000;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -552,10 +560,15 @@ int main(int argc, char **argv)
             snprintf(rogue.device, sizeof rogue.device, "%s", argv[i + 1]);
         else if (strcmp(argv[i], "--heartbeat-ms") == 0)
             rogue.heartbeat_ms = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--welcome-heartbeat") == 0 && strcmp(argv[i + 1], "none") == 0)
+            rogue.welcome_without_heartbeat = 1;
+        else if (strcmp(argv[i], "--welcome-heartbeat") == 0 &&
+                 (rogue.welcome_heartbeat = json_loads(argv[i + 1], JSON_DECODE_ANY, NULL)) == NULL)
+            bad_option = 1;
     }
-    if (data_dir == NULL || listen == NULL || rogue.heartbeat_ms < 50) {
+    if (data_dir == NULL || listen == NULL || rogue.heartbeat_ms < 50 || bad_option) {
         fprintf(stderr, "usage: rogue_relay --data DIR --listen 127.0.0.1:PORT [--device D-N] "
-                        "[--heartbeat-ms N]\n");
+                        "[--heartbeat-ms N] [--welcome-heartbeat JSON|none]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -592,6 +605,7 @@ int main(int argc, char **argv)
     }
     uv_run(rogue.loop, UV_RUN_DEFAULT);
     tl_tls_ctx_free(rogue.tls);
+    json_decref(rogue.welcome_heartbeat);
     free(rogue.line);
     return 0;
 }

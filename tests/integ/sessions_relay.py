@@ -401,6 +401,25 @@ def case_denied_or_unanswered_consent_ends_with_a_message():
 
 
 @case
+def case_grant_expiry_outside_its_range_is_refused():
+    # docs/protocol.md §7.10: expires_ms is a whole number 1..253402300799999.
+    desk = Desk()
+    raw = desk.connect()
+    for expires in (0, -1, 253402300800000, 2 ** 62, 1.5, "1"):
+        proc = desk.start("bob", "diag", desk.ticket)
+        request_id, _ = raw.expect_control("session.request")
+        raw.send_control(request_id, {"type": "result", "ok": True, "grant": "G-1",
+                                      "expires_ms": expires, "by": "user", "scopes": ["diag"]})
+        status, _, err = finished(proc)
+        check(status == 1 and "malformed grant" in err,
+              "expires_ms %r: %d %r" % (expires, status, err))
+    check([t for t, _ in raw.inbox if t == 32] == [], "a channel was opened on a bad grant")
+    denied = [e["details"]["error"] for e in desk.audit() if e["action"] == "consent.denied"]
+    check(denied == ["EPROTO"] * 6, "consent.denied entries: %r" % denied)
+    desk.relay.verify_audit()
+
+
+@case
 def case_offline_device_gets_a_clear_error():
     desk = Desk()
     status, _, err = desk.ssh("bob", "run", desk.ticket, "--", "ls", expect=None)
