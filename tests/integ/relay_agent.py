@@ -573,6 +573,7 @@ class RawAgent:
         self.sock.settimeout(10)
         self.buffer = b""
         self.sock.sendall(hello(features))
+        self.next_channel = 1  # each upload its own id: a live id is never reused (§4.1)
         self.expect(lambda t, p: t == 64 and b'"welcome"' in p)
 
     def next_frame(self):
@@ -599,7 +600,8 @@ class RawAgent:
 
     def open_upload(self, params):
         text = json.dumps(params).encode()
-        self.sock.sendall(frame(32, struct.pack(">III", 1, 1 << 20, 65536) +
+        self.next_channel += 1
+        self.sock.sendall(frame(32, struct.pack(">III", self.next_channel, 1 << 20, 65536) +
                                 struct.pack(">I", 6) + b"upload" +
                                 struct.pack(">I", len(text)) + text))
         return self.expect(lambda t, p: t in (33, 34))
@@ -725,8 +727,13 @@ def case_upload_channels_opened_and_closed_do_not_accumulate():
     raw = RawAgent(relay, agent)
     params = {"sha256": "3" * 64, "size": 10, "kind": "file", "name": "n"}
     text = json.dumps(params).encode()
-    open_frame = (frame(32, struct.pack(">III", 1, 1 << 20, 65536) + struct.pack(">I", 6) +
-                        b"upload" + struct.pack(">I", len(text)) + text))
+
+    def open_frame_with(sender_channel):
+        return (frame(32, struct.pack(">III", sender_channel, 1 << 20, 65536) +
+                      struct.pack(">I", 6) + b"upload" + struct.pack(">I", len(text)) + text))
+
+    # One id for every cycle: each channel is fully closed before the next opens.
+    open_frame = open_frame_with(1)
     baseline = None
     for cycle in range(8000):
         raw.sock.sendall(open_frame)
@@ -740,11 +747,11 @@ def case_upload_channels_opened_and_closed_do_not_accumulate():
             baseline = relay_rss_kb(relay)
     grown = relay_rss_kb(relay) - baseline
     check(grown < 2048, "relay grew %d KiB over 7500 upload channels" % grown)
-    # Only a few uploads may be open at once per connection.
+    # Only a few uploads may be open at once per connection (each with its own id).
     for i in range(4):
-        raw.sock.sendall(open_frame)
+        raw.sock.sendall(open_frame_with(10 + i))
         check(raw.expect(lambda t, p: t in (33, 34))[0] == 33, "upload %d refused" % i)
-    raw.sock.sendall(open_frame)
+    raw.sock.sendall(open_frame_with(14))
     msg_type, payload = raw.expect(lambda t, p: t in (33, 34))
     check(msg_type == 34 and struct.unpack(">I", payload[4:8])[0] == 30013,
           "fifth concurrent upload not refused with ECHANNEL_LIMIT")
