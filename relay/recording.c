@@ -884,9 +884,11 @@ int tl_recording_input_settle(tl_recording_t *rec, size_t len, int hidden)
         count_hidden(rec, len);
     else
         rc = record_text(rec, "i", &rec->carry_input, rec->held, len);
-    explicit_bzero(rec->held, len);
+    /* What stays moves to the front; the bytes past it are wiped, so no copy of
+     * a hidden byte outlives its settling. */
     memmove(rec->held, rec->held + len, rec->held_len - len);
     rec->held_len -= len;
+    explicit_bzero(rec->held + rec->held_len, len);
     if (rec->held_len == 0) {
         free(rec->held);
         rec->held = NULL;
