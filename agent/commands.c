@@ -815,9 +815,12 @@ int tl_agent_cmd_help(int argc, char **argv)
                 TL_STATE_OUTBOX);
         return TL_EXIT_FAILURE;
     }
-    if (run.status == TL_EPIN)
+    if (run.status == TL_ENOT_ENROLLED)
         fprintf(stderr, PROGRAM " help: the relay does not recognise this agent's key; ask your "
                                 "help desk to enroll it again\n");
+    else if (run.status == TL_EPIN)
+        fprintf(stderr, PROGRAM " help: %s; tell your help desk before trusting it\n",
+                tl_tunnel_error_text(TL_EPIN));
     if (why[0] == '\0')
         snprintf(why, sizeof why, "the relay is unreachable (%s)", tl_strerror(run.status));
     fprintf(stderr, "queued: %s\n", why);
@@ -903,6 +906,9 @@ int tl_agent_cmd_status(int argc, char **argv)
     int connected = running && json_is_true(json_object_get(answer, "connected"));
     const char *link = json_string_value(json_object_get(answer, "link"));
     const char *last_error = json_string_value(json_object_get(answer, "last_error"));
+    /* Why the running agent is not connected, when it says (a pin mismatch...). */
+    const char *relay_error = json_string_value(json_object_get(answer, "relay_error"));
+    const char *relay_error_text = json_string_value(json_object_get(answer, "relay_error_text"));
     if (json_out) {
         json_t *out = json_pack(
             "{s:b, s:s, s:s, s:b, s:b, s:O, s:O, s:O, s:O}", "enrolled", state.enrolled, "device",
@@ -912,6 +918,11 @@ int tl_agent_cmd_status(int argc, char **argv)
             json_object_set_new(out, "link", json_string(link));
         if (out != NULL && running && last_error != NULL)
             json_object_set_new(out, "last_error", json_string(last_error));
+        if (out != NULL && !connected && relay_error != NULL) {
+            json_object_set_new(out, "relay_error", json_string(relay_error));
+            json_object_set_new(out, "relay_error_text",
+                                json_string(relay_error_text ? relay_error_text : ""));
+        }
         char *text = tl_text_json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text ? text : "{}");
         free(text);
@@ -932,6 +943,8 @@ int tl_agent_cmd_status(int argc, char **argv)
                    last_error != NULL ? last_error : "no answer");
         else
             printf("agent:     running, connecting\n");
+        if (running && !connected && relay_error_text != NULL)
+            printf("relay:     %s\n", relay_error_text);
         printf("queued:    %zu request(s)\n", json_array_size(details));
         size_t i;
         json_t *item;

@@ -271,10 +271,12 @@ static const char *link_name(enum tl_tunnel_link link)
  */
 static void reply_queued(struct client *client, const char *request, int reason, int unreachable)
 {
+    /* A pin mismatch or an unknown key is said in its own words (tl_tunnel_error_text). */
+    const char *why = reason != 0 ? tl_tunnel_error_text(reason) : NULL;
     char message[256];
     snprintf(message, sizeof message, "%s (%s)",
              unreachable ? "the relay is unreachable" : "the relay could not take it now",
-             reason != 0 ? tl_strerror(reason) : "no connection yet");
+             why != NULL ? why : reason != 0 ? tl_strerror(reason) : "no connection yet");
     json_t *answer =
         json_pack("{s:b, s:b, s:s, s:s, s:s}", "ok", 0, "queued", 1, "request", request, "error",
                   reason != 0 ? tl_err_name(reason) : "ECLOSED", "message", message);
@@ -304,6 +306,14 @@ static void handle_line(struct client *client, const char *line, size_t len)
         if (answer != NULL && link == TL_TUNNEL_UNREACHABLE && last_error != 0)
             json_object_set_new(answer, "last_error", json_string(tl_strerror(last_error)));
         json_decref(pending);
+        /* Why it is not connected, when the reason is worth saying (a pin mismatch). */
+        int relay_error = tl_tunnel_last_error(control->tunnel);
+        if (answer != NULL && relay_error != 0) {
+            const char *text = tl_tunnel_error_text(relay_error);
+            json_object_set_new(answer, "relay_error", json_string(tl_err_name(relay_error)));
+            json_object_set_new(answer, "relay_error_text",
+                                json_string(text != NULL ? text : tl_strerror(relay_error)));
+        }
         reply(client, answer);
         json_decref(answer);
     } else if (strcmp(cmd, "deliver") == 0) {

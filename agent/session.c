@@ -27,6 +27,18 @@
  * each known pid, never waitpid(-1), so other modules' children are left
  * alone.
  *
+ * Hidden input (docs/protocol.md §4.7). When the relay takes
+ * CHANNEL_INPUT_ACK, a shell tells it, for every byte of input, in order,
+ * whether the terminal took it in no-echo line mode (ECHO off, ICANON on: how
+ * getpass, PAM, sudo, ssh and `read -s` read a secret) so that the relay
+ * records a count instead of the bytes. The mode is read from the master
+ * (tcgetattr there reports the terminal's settings on Linux) right before the
+ * bytes are written; a write the kernel did not take at once is checked again
+ * when it completes, and is hidden if either check says so. Programs that
+ * read in raw mode and echo for themselves (shells' line editors, editors)
+ * leave ECHO and ICANON off: their input is visible. Hidden bytes are wiped
+ * once written and never logged.
+ *
  * Observers. An observe channel has no process: each chunk read from a
  * shell of the same ticket is offered to it, as much as its window takes at
  * that moment; the rest is dropped for that observer alone. An observer
@@ -93,7 +105,13 @@ struct output {
 struct input_write {
     uv_write_t req;
     struct session *session;
+    struct input_write *next; /* writes in the order made: acks go out in that order */
     size_t len;
+    bool hidden;  /* the terminal took them with echo off */
+    bool recheck; /* not all written at once: the mode is read again at the end */
+    bool done;
+    size_t dropped_after; /* input dropped behind this write, acknowledged after it */
+    bool dropped_hidden;
     uint8_t bytes[];
 };
 
@@ -124,6 +142,8 @@ struct session {
     bool input_open;
     bool input_eof; /* the relay sent EOF: close stdin once the writes are done */
     size_t input_writes;
+    struct input_write *writes_head, *writes_tail;
+    bool ack_input; /* a shell whose relay takes CHANNEL_INPUT_ACK */
 
     char notice[MAX_NOTICE]; /* said on stderr before the close (a runbook's timeout) */
     size_t notice_len;
@@ -642,11 +662,48 @@ static uv_stream_t *input_stream(struct session *s)
     return NULL;
 }
 
+/* Would the terminal take input without echoing it, as a password prompt does? */
+static bool terminal_hides_input(struct session *s)
+{
+    uv_os_fd_t fd;
+    struct termios mode;
+    if (!s->out[0].open || uv_fileno((uv_handle_t *)&s->out[0].pipe, &fd) != 0 ||
+        tcgetattr(fd, &mode) != 0)
+        return true; /* cannot tell: never let it be shown */
+    return (mode.c_lflag & ICANON) && !(mode.c_lflag & ECHO);
+}
+
+/* Tells the relay its next len bytes of input reached the terminal, hidden or not. */
+static void ack_input(struct session *s, size_t len, bool hidden)
+{
+    if (!s->ack_input || s->mux == NULL || s->close_sent || len == 0)
+        return;
+    int rc = tl_mux_input_ack(s->mux, s->channel, (uint32_t)len, hidden);
+    if (rc != 0)
+        tl_log_debug("input ack not sent channel=%u reason=%s", s->channel, tl_strerror(rc));
+}
+
+/* Input that reaches no process: acknowledged in its turn, after the writes before it. */
+static void input_dropped(struct session *s, size_t len, bool hidden)
+{
+    if (!s->ack_input)
+        return;
+    if (s->writes_tail != NULL) {
+        s->writes_tail->dropped_after += len;
+        s->writes_tail->dropped_hidden = s->writes_tail->dropped_hidden || hidden;
+        return;
+    }
+    ack_input(s, len, hidden);
+}
+
 static void on_input_written(uv_write_t *req, int status)
 {
     struct input_write *w = (struct input_write *)req;
     struct session *s = w->session;
     s->input_writes--;
+    w->done = true;
+    if (w->recheck && status == 0 && !w->hidden)
+        w->hidden = terminal_hides_input(s);
     /* Written or not (the process closed its input), the bytes are handled. */
     if (s->mux != NULL)
         tl_mux_consumed(s->mux, s->channel, w->len);
@@ -654,7 +711,18 @@ static void on_input_written(uv_write_t *req, int status)
         input_close(s);
     if (s->input_eof && s->input_writes == 0)
         input_close(s);
-    free(w);
+    /* Writes on one stream complete in order; acks follow the same order. */
+    while (s->writes_head != NULL && s->writes_head->done) {
+        struct input_write *head = s->writes_head;
+        s->writes_head = head->next;
+        if (s->writes_head == NULL)
+            s->writes_tail = NULL;
+        ack_input(s, head->len, head->hidden);
+        ack_input(s, head->dropped_after, head->dropped_hidden);
+        if (head->hidden)
+            explicit_bzero(head->bytes, head->len);
+        free(head);
+    }
 }
 
 /* ---- starting processes ----------------------------------------------------------------- */
@@ -1471,6 +1539,7 @@ int tl_sessions_open(tl_sessions_t *owner, tl_mux_t *mux, uint32_t channel, cons
         rc = start_piped(s, params, grant, message, message_size);
         break;
     }
+    s->ack_input = kind == KIND_SHELL && (tl_mux_features(mux) & TL_FEATURE_INPUT_ACK) != 0;
     if (rc == 0) {
         rc = tl_mux_confirm(mux, channel);
         if (rc != 0) {
@@ -1519,25 +1588,41 @@ void tl_sessions_data(tl_sessions_t *owner, uint32_t channel, uint8_t stream, co
     struct session *s = find_session(owner, channel);
     if (s == NULL || len == 0)
         return;
+    /* Only the main stream is input; the relay sends nothing else to acknowledge. */
+    bool hidden = stream == TL_STREAM_MAIN && s->ack_input && terminal_hides_input(s);
     uv_stream_t *input = stream == TL_STREAM_MAIN && !s->input_eof ? input_stream(s) : NULL;
-    struct input_write *w = input != NULL ? malloc(sizeof *w + len) : NULL;
+    struct input_write *w = input != NULL ? calloc(1, sizeof *w + len) : NULL;
     if (w == NULL) {
         /* No process input (or no memory): the bytes are handled by dropping them. */
         tl_mux_consumed(s->mux, channel, len);
+        if (stream == TL_STREAM_MAIN)
+            input_dropped(s, len, hidden);
         return;
     }
     w->session = s;
     w->len = len;
+    w->hidden = hidden;
     memcpy(w->bytes, data, len);
     uv_buf_t buf = uv_buf_init((char *)w->bytes, (unsigned)len);
     int rc = uv_write(&w->req, input, &buf, 1, on_input_written);
     if (rc != 0) {
+        if (hidden)
+            explicit_bzero(w->bytes, len);
         free(w);
         tl_mux_consumed(s->mux, channel, len);
+        input_dropped(s, len, hidden);
         if (s->kind == KIND_EXEC)
             input_close(s);
         return;
     }
+    /* libuv writes at once when nothing is queued; what the kernel did not take
+     * yet goes out later, in whatever mode the terminal is in then. */
+    w->recheck = uv_stream_get_write_queue_size(input) > 0;
+    if (s->writes_tail != NULL)
+        s->writes_tail->next = w;
+    else
+        s->writes_head = w;
+    s->writes_tail = w;
     s->input_writes++;
 }
 

@@ -1062,12 +1062,17 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
     if (msg->u.control.request_id == 0 && type != NULL && strcmp(type, "welcome") == 0) {
         const char *device = json_string_value(json_object_get(body, "device"));
         json_t *heartbeat = json_object_get(body, "heartbeat_ms");
+        if (!json_is_integer(heartbeat) || json_integer_value(heartbeat) < 50 ||
+            json_integer_value(heartbeat) > 3600000) {
+            /* Without it the agent could not tell a dead relay (protocol.md §7.1). */
+            tl_log_warn("relay's welcome refused: heartbeat_ms is not a whole number 50..3600000");
+            return TL_EPROTO;
+        }
         snprintf(tunnel->device, sizeof tunnel->device, "%s", device ? device : "?");
-        if (json_is_integer(heartbeat) && json_integer_value(heartbeat) >= 50 &&
-            json_integer_value(heartbeat) <= 3600000)
-            tl_peer_set_heartbeat(peer, (uint32_t)json_integer_value(heartbeat));
+        tl_peer_set_heartbeat(peer, (uint32_t)json_integer_value(heartbeat));
         tunnel->welcomed = 1;
         tunnel->attempt = 0;
+        tunnel->last_error = 0;
         tl_log_info("connected to relay device=%s", tunnel->device);
         send_queued_ended(tunnel);
         if (tunnel->events->on_connected != NULL)
@@ -1076,7 +1081,7 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
         return 0;
     }
     if (msg->u.control.request_id == 0 && type != NULL && strcmp(type, "enroll-required") == 0)
-        return TL_EPIN; /* the relay does not know our key: nothing to do but say so */
+        return TL_ENOT_ENROLLED; /* the relay does not know our key: nothing to do but say so */
     if (msg->u.control.request_id != 0 && type != NULL && strcmp(type, "result") == 0) {
         handle_result(tunnel, msg->u.control.request_id, body);
         return 0;
@@ -1105,14 +1110,16 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
     tunnel->session_count = 0;
     if (tunnel->options.consent != NULL)
         tl_consent_cancel_all(tunnel->options.consent, "the connection to the relay dropped");
-    if (reason == TL_EPIN)
-        tl_log_error("the relay does not know this agent's key (enrolled elsewhere, or removed "
-                     "from the relay?) reason=EPIN");
-    else if (reason == TL_ETLS && !was_up)
-        tl_log_warn("TLS failed: the relay refused this agent, or its key does not match the "
-                    "pinned fingerprint %s",
-                    tunnel->options.state->relay_fingerprint);
-    else
+    tunnel->last_error = reason != 0 ? reason : TL_ECLOSED;
+    if (reason == TL_EPIN) {
+        const char *presented = tl_peer_fingerprint(peer);
+        tl_log_error("%s pinned=%s presented=%s reason=EPIN", tl_tunnel_error_text(reason),
+                     tunnel->options.state->relay_fingerprint, presented ? presented : "none");
+    } else if (reason == TL_ENOT_ENROLLED) {
+        tl_log_error("%s reason=ENOT_ENROLLED", tl_tunnel_error_text(reason));
+    } else if (reason == TL_ETLS && !was_up) {
+        tl_log_warn("%s reason=ETLS", tl_tunnel_error_text(reason));
+    } else
         tl_log_info("relay connection ended reason=\"%s\"",
                     reason ? tl_strerror(reason) : "closed");
     if (was_up && tunnel->events->on_disconnected != NULL)
@@ -1121,7 +1128,6 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
         maybe_release(tunnel);
         return;
     }
-    tunnel->last_error = reason != 0 ? reason : TL_ECLOSED;
     if (tunnel->options.once) {
         finish_once(tunnel, tunnel->last_error);
         return;
@@ -1291,6 +1297,27 @@ enum tl_tunnel_link tl_tunnel_link(const tl_tunnel_t *tunnel, int *last_error)
     if (tunnel->resolving || tunnel->peer != NULL)
         return TL_TUNNEL_CONNECTING;
     return TL_TUNNEL_UNREACHABLE;
+}
+
+int tl_tunnel_last_error(const tl_tunnel_t *tunnel)
+{
+    return tunnel->welcomed ? 0 : tunnel->last_error;
+}
+
+const char *tl_tunnel_error_text(int error)
+{
+    switch (error) {
+    case TL_EPIN:
+        return "the relay's key does not match the pinned key: possible impersonation";
+    case TL_ENOT_ENROLLED:
+        return "the relay does not know this agent's key (enrolled elsewhere, or removed from the "
+               "relay?)";
+    case TL_ETLS:
+        return "the TLS handshake with the relay failed: it refused this agent, or it is not a "
+               "Tierline relay";
+    default:
+        return NULL;
+    }
 }
 
 void *tl_tunnel_data(const tl_tunnel_t *tunnel)

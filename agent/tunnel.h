@@ -95,6 +95,14 @@ enum tl_tunnel_link {
 };
 /* Where the connection stands; *last_error (may be NULL): why the last attempt failed. */
 enum tl_tunnel_link tl_tunnel_link(const tl_tunnel_t *tunnel, int *last_error);
+/*
+ * Why the last attempt to reach the relay failed, or the last connection
+ * ended; 0 while connected. tl_tunnel_error_text() gives the sentence the
+ * user sees for the errors that need one (a relay key that does not match
+ * the pin, an agent key the relay does not know), NULL for the others.
+ */
+int tl_tunnel_last_error(const tl_tunnel_t *tunnel);
+const char *tl_tunnel_error_text(int error);
 void *tl_tunnel_data(const tl_tunnel_t *tunnel);
 
 /* The consent module's answer to the session.request it was given with token. */

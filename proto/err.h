@@ -40,6 +40,8 @@
     X(ESCHEMA, -30028, "store schema is newer than this program")                                  \
     X(EMISMATCH, -30029, "content does not match its announced hash or size")                      \
     X(EDENIED, -30030, "not permitted")                                                            \
+    X(ECHANNEL_IN_USE, -30031, "channel id already in use by a live channel")                      \
+    X(ENOT_ENROLLED, -30032, "key not enrolled with the relay")                                    \
     X(EAUDIT, -30040, "the relay cannot write its audit log, so it refuses audited actions")       \
     X(EDAMAGED, -30041, "stored content is damaged: it does not match its SHA-256")
 

@@ -46,6 +46,8 @@ const char *tl_msg_type_name(uint8_t type)
         return "CHANNEL_EOF";
     case TL_MSG_CHANNEL_CLOSE:
         return "CHANNEL_CLOSE";
+    case TL_MSG_CHANNEL_INPUT_ACK:
+        return "CHANNEL_INPUT_ACK";
     case TL_MSG_CONTROL:
         return "CONTROL";
     default:
@@ -175,6 +177,15 @@ static int decode_fields(tl_reader_t *r, tl_msg_t *m)
         if (c->flags & ~(TL_CLOSE_HAS_EXIT_STATUS | TL_CLOSE_HAS_EXIT_SIGNAL))
             return TL_EMSG_MALFORMED;
         if (!(c->flags & TL_CLOSE_HAS_EXIT_SIGNAL) != (c->exit_signal.len == 0))
+            return TL_EMSG_MALFORMED;
+        return 0;
+    }
+    case TL_MSG_CHANNEL_INPUT_ACK: {
+        struct tl_msg_input_ack *a = &m->u.input_ack;
+        if ((rc = tl_reader_u32(r, &a->recipient_channel)) || (rc = tl_reader_u32(r, &a->bytes)) ||
+            (rc = tl_reader_u8(r, &a->flags)))
+            return rc;
+        if (a->bytes == 0 || (a->flags & ~TL_INPUT_ACK_HIDDEN))
             return TL_EMSG_MALFORMED;
         return 0;
     }
@@ -329,6 +340,15 @@ static int encode_fields(tl_buf_t *out, const tl_msg_t *m)
             (rc = tl_buf_put_u32(out, (uint32_t)c->exit_status)))
             return rc;
         return put_text(out, c->exit_signal, TL_MSG_MAX_NAME);
+    }
+    case TL_MSG_CHANNEL_INPUT_ACK: {
+        const struct tl_msg_input_ack *a = &m->u.input_ack;
+        if (a->bytes == 0 || (a->flags & ~TL_INPUT_ACK_HIDDEN))
+            return TL_EINVAL;
+        if ((rc = tl_buf_put_u32(out, a->recipient_channel)) ||
+            (rc = tl_buf_put_u32(out, a->bytes)))
+            return rc;
+        return tl_buf_put_u8(out, a->flags);
     }
     case TL_MSG_CONTROL:
         if ((rc = tl_buf_put_u32(out, m->u.control.request_id)))

@@ -22,6 +22,15 @@
 #define TL_PROTO_VERSION_MIN 1
 #define TL_PROTO_VERSION_MAX 1
 
+/*
+ * HELLO feature bits (docs/protocol.md §3.1). A feature is in use on a
+ * connection only when both HELLOs carry its bit.
+ */
+/* CHANNEL_INPUT_ACK: the side running a terminal says which input it hid. */
+#define TL_FEATURE_INPUT_ACK 0x00000001u
+/* Every feature this build implements; sent in each HELLO. */
+#define TL_FEATURES_SUPPORTED TL_FEATURE_INPUT_ACK
+
 enum tl_msg_type {
     TL_MSG_HELLO = 1,
     TL_MSG_PING = 2,
@@ -38,6 +47,7 @@ enum tl_msg_type {
     TL_MSG_CHANNEL_WINDOW_ADJUST = 36,
     TL_MSG_CHANNEL_EOF = 37,
     TL_MSG_CHANNEL_CLOSE = 38,
+    TL_MSG_CHANNEL_INPUT_ACK = 39, /* only with TL_FEATURE_INPUT_ACK */
 
     TL_MSG_CONTROL = 64,
 };
@@ -61,6 +71,9 @@ enum tl_msg_type {
 /* CHANNEL_CLOSE flags. */
 #define TL_CLOSE_HAS_EXIT_STATUS 0x01
 #define TL_CLOSE_HAS_EXIT_SIGNAL 0x02
+
+/* CHANNEL_INPUT_ACK flags. */
+#define TL_INPUT_ACK_HIDDEN 0x01 /* the terminal took the bytes with echo off */
 
 typedef struct tl_str {
     const uint8_t *ptr;
@@ -143,6 +156,13 @@ struct tl_msg_channel_close {
     tl_str_t exit_signal;
 };
 
+/* The receiver of a terminal's input says how many more bytes the terminal took. */
+struct tl_msg_input_ack {
+    uint32_t recipient_channel;
+    uint32_t bytes; /* >= 1 */
+    uint8_t flags;  /* TL_INPUT_ACK_HIDDEN; other bits must be 0 */
+};
+
 struct tl_msg_control {
     uint32_t request_id; /* 0 for a notification that wants no answer */
     json_t *body;        /* a JSON object; owned by the message when decoded */
@@ -163,6 +183,7 @@ typedef struct tl_msg {
         struct tl_msg_window_adjust window_adjust;
         struct tl_msg_channel_eof eof;
         struct tl_msg_channel_close close;
+        struct tl_msg_input_ack input_ack;
         struct tl_msg_control control;
     } u;
 } tl_msg_t;

@@ -46,6 +46,9 @@ struct channel {
     uint32_t recv_window;     /* bytes we still let the peer send */
     uint32_t unconsumed;      /* delivered to the owner, not yet consumed */
     uint32_t consumed_not_advertised;
+    /* Main-stream bytes we sent that the peer has not acknowledged as taken
+     * by its terminal (CHANNEL_INPUT_ACK): an ack for more is a violation. */
+    uint64_t unacked_input;
     void *data;
 };
 
@@ -58,6 +61,7 @@ struct tl_mux {
     uint32_t count;     /* slots in use */
     uint32_t free_hint; /* no free slot below this index */
     uint32_t adjust_at; /* consumed bytes that trigger a WINDOW_ADJUST */
+    uint32_t features;  /* HELLO features both sides announced */
     tl_buf_t *scratch;  /* encodes control messages; bytes freed when idle */
 };
 
@@ -201,6 +205,22 @@ static int send_refuse(tl_mux_t *mux, uint32_t remote_id, int code)
     return send_msg(mux, &msg);
 }
 
+/*
+ * Is the peer's id already taken by one of our live channels? The peer names
+ * its channels in one space (the ones it opened and the ones it confirmed),
+ * and may reuse an id only once that channel is fully closed (§4.1). A
+ * channel we are still opening has no peer id yet.
+ */
+static int remote_in_use(const tl_mux_t *mux, uint32_t remote_id, const struct channel *except)
+{
+    for (uint32_t i = 0; i < mux->table_len; i++) {
+        const struct channel *ch = mux->table[i];
+        if (ch != NULL && ch != except && ch->state != STATE_OPENING && ch->remote_id == remote_id)
+            return 1;
+    }
+    return 0;
+}
+
 /* Window and packet size the peer announces in OPEN or CONFIRM. */
 static int check_peer_limits(uint32_t initial_window, uint32_t max_packet)
 {
@@ -228,6 +248,10 @@ static int input_open(tl_mux_t *mux, const struct tl_msg_channel_open *open)
         return rc;
     if (mux->callbacks->on_open == NULL)
         return send_refuse(mux, open->sender_channel, TL_EINVAL);
+    /* Two channels answering to one id would mix their bytes: refuse the new
+     * one and leave the live one alone. */
+    if (remote_in_use(mux, open->sender_channel, NULL))
+        return send_refuse(mux, open->sender_channel, TL_ECHANNEL_IN_USE);
     uint32_t id;
     struct channel *ch;
     rc = channel_alloc(mux, &id, &ch);
@@ -256,6 +280,9 @@ static int input_confirm(tl_mux_t *mux, const struct tl_msg_channel_confirm *con
     int rc = check_peer_limits(confirm->initial_window, confirm->max_packet);
     if (rc != 0)
         return rc;
+    /* A confirm cannot be refused: a peer that gives one id to two channels ends here. */
+    if (remote_in_use(mux, confirm->sender_channel, ch))
+        return TL_ECHANNEL_IN_USE;
     ch->state = STATE_OPEN;
     ch->remote_id = confirm->sender_channel;
     ch->send_window = confirm->initial_window;
@@ -367,6 +394,25 @@ static int input_close(tl_mux_t *mux, const struct tl_msg_channel_close *close)
     return rc;
 }
 
+static int input_input_ack(tl_mux_t *mux, const struct tl_msg_input_ack *ack)
+{
+    if (!(mux->features & TL_FEATURE_INPUT_ACK))
+        return TL_EPROTO; /* not agreed in the HELLOs */
+    uint32_t id = ack->recipient_channel;
+    struct channel *ch;
+    int rc = lookup_open(mux, id, &ch);
+    if (rc != 0)
+        return rc;
+    if (ack->bytes == 0 || ack->bytes > ch->unacked_input)
+        return TL_EPROTO;
+    ch->unacked_input -= ack->bytes;
+    /* Still told after our CLOSE: the owner may be settling a recording. */
+    if (mux->callbacks->on_input_ack != NULL)
+        mux->callbacks->on_input_ack(mux->ctx, id, ack->bytes,
+                                     (ack->flags & TL_INPUT_ACK_HIDDEN) != 0);
+    return 0;
+}
+
 int tl_mux_input(tl_mux_t *mux, const tl_msg_t *msg)
 {
     switch (msg->type) {
@@ -384,6 +430,8 @@ int tl_mux_input(tl_mux_t *mux, const tl_msg_t *msg)
         return input_eof(mux, &msg->u.eof);
     case TL_MSG_CHANNEL_CLOSE:
         return input_close(mux, &msg->u.close);
+    case TL_MSG_CHANNEL_INPUT_ACK:
+        return input_input_ack(mux, &msg->u.input_ack);
     default:
         return TL_EINVAL;
     }
@@ -498,6 +546,8 @@ int tl_mux_write(tl_mux_t *mux, uint32_t channel, uint8_t stream, const void *da
         if (rc != 0)
             break;
         ch->send_window -= (uint32_t)chunk;
+        if (stream == TL_STREAM_MAIN)
+            ch->unacked_input += chunk;
         done += chunk;
     }
 out:
@@ -572,6 +622,34 @@ int tl_mux_close(tl_mux_t *mux, uint32_t channel, const struct tl_msg_channel_cl
         return 0;
     }
     return send_close(mux, ch, status);
+}
+
+int tl_mux_input_ack(tl_mux_t *mux, uint32_t channel, uint32_t bytes, int hidden)
+{
+    struct channel *ch = lookup(mux, channel);
+    if (ch == NULL)
+        return TL_ECHANNEL;
+    if (!(mux->features & TL_FEATURE_INPUT_ACK))
+        return TL_EPROTO;
+    if (bytes == 0)
+        return TL_EINVAL;
+    if (ch->state != STATE_OPEN || (ch->flags & (FLAG_CLOSE_SENT | FLAG_FINISHED)))
+        return TL_ECHANNEL_STATE;
+    tl_msg_t msg = {.type = TL_MSG_CHANNEL_INPUT_ACK};
+    msg.u.input_ack.recipient_channel = ch->remote_id;
+    msg.u.input_ack.bytes = bytes;
+    msg.u.input_ack.flags = hidden ? TL_INPUT_ACK_HIDDEN : 0;
+    return send_msg(mux, &msg);
+}
+
+void tl_mux_set_features(tl_mux_t *mux, uint32_t features)
+{
+    mux->features = features;
+}
+
+uint32_t tl_mux_features(const tl_mux_t *mux)
+{
+    return mux->features;
 }
 
 void tl_mux_set_data(tl_mux_t *mux, uint32_t channel, void *data)

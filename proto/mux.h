@@ -76,6 +76,12 @@ typedef struct tl_mux_callbacks {
     void (*on_eof)(void *ctx, uint32_t channel);
     /* Both sides have closed; the channel is released when this returns. */
     void (*on_close)(void *ctx, uint32_t channel, const struct tl_msg_channel_close *close);
+    /*
+     * The peer's terminal took the next `bytes` of the main-stream data we
+     * sent on this channel, with its echo off (hidden) or not (CHANNEL_INPUT_ACK,
+     * docs/protocol.md §4.7). Fires after our CLOSE too, until the peer's.
+     */
+    void (*on_input_ack)(void *ctx, uint32_t channel, uint32_t bytes, int hidden);
 } tl_mux_callbacks_t;
 
 /*
@@ -95,7 +101,11 @@ void tl_mux_free(tl_mux_t *mux);
  * than our max packet, bad open parameters), TL_EINVAL (not a channel message).
  * A message for a channel after the peer's CLOSE is TL_ECHANNEL: the id was
  * released. An open request past max_channels is refused to the peer with
- * reason -TL_ECHANNEL_LIMIT, not an error. The request handed to on_open
+ * reason -TL_ECHANNEL_LIMIT, not an error; one whose sender_channel names a
+ * live channel is refused with -TL_ECHANNEL_IN_USE and the live channel
+ * stays as it was. A CONFIRM that gives such an id to a second channel is
+ * TL_ECHANNEL_IN_USE. A CHANNEL_INPUT_ACK without TL_FEATURE_INPUT_ACK, or
+ * for more bytes than we sent, is TL_EPROTO. The request handed to on_open
  * (params included) is valid only during the callback.
  */
 int tl_mux_input(tl_mux_t *mux, const tl_msg_t *msg);
@@ -141,6 +151,18 @@ int tl_mux_eof(tl_mux_t *mux, uint32_t channel);
  * (use tl_mux_refuse).
  */
 int tl_mux_close(tl_mux_t *mux, uint32_t channel, const struct tl_msg_channel_close *status);
+
+/*
+ * Tells the peer its terminal took the next `bytes` (>= 1) of the main-stream
+ * data received on the channel, hidden (echo off) or not. Only once both
+ * HELLOs carried TL_FEATURE_INPUT_ACK (TL_EPROTO otherwise), and only before
+ * our CLOSE (TL_ECHANNEL_STATE).
+ */
+int tl_mux_input_ack(tl_mux_t *mux, uint32_t channel, uint32_t bytes, int hidden);
+
+/* The features both sides announced in HELLO (proto/peer.c sets them). */
+void tl_mux_set_features(tl_mux_t *mux, uint32_t features);
+uint32_t tl_mux_features(const tl_mux_t *mux);
 
 void tl_mux_set_data(tl_mux_t *mux, uint32_t channel, void *data);
 void *tl_mux_get_data(const tl_mux_t *mux, uint32_t channel);

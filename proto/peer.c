@@ -178,7 +178,7 @@ static void handle_hello(tl_peer_t *peer, const struct tl_msg_hello *hello)
         fail(peer, TL_EPROTO, "second HELLO");
         return;
     }
-    struct tl_msg_hello local = {TL_PROTO_VERSION_MIN, TL_PROTO_VERSION_MAX, 0,
+    struct tl_msg_hello local = {TL_PROTO_VERSION_MIN, TL_PROTO_VERSION_MAX, TL_FEATURES_SUPPORTED,
                                  tl_str_from(peer->software)};
     uint16_t chosen = 0;
     if (tl_msg_negotiate(&local, hello, &chosen) != 0) {
@@ -187,9 +187,12 @@ static void handle_hello(tl_peer_t *peer, const struct tl_msg_hello *hello)
     }
     peer->version = chosen;
     peer->ready = 1;
+    /* A feature is used only when both sides announced it; unknown bits are ignored. */
+    tl_mux_set_features(peer->mux, local.features & hello->features);
     arm_timer(peer);
-    tl_log_debug("peer ready peer=%s version=%u software=\"%.*s\"", peer_name(peer), chosen,
-                 (int)hello->software.len, (const char *)hello->software.ptr);
+    tl_log_debug("peer ready peer=%s version=%u features=%#x software=\"%.*s\"", peer_name(peer),
+                 chosen, local.features & hello->features, (int)hello->software.len,
+                 (const char *)hello->software.ptr);
     if (peer->callbacks->on_ready != NULL)
         peer->callbacks->on_ready(peer);
 }
@@ -223,7 +226,13 @@ static void handle_frame(tl_peer_t *peer, const tl_frame_t *frame)
     } else if (msg.type == TL_MSG_GOODBYE) {
         handle_goodbye(peer, &msg.u.goodbye);
     } else if (msg.type >= TL_MSG_CHANNEL_OPEN && msg.type <= 63) {
-        rc = tl_mux_input(peer->mux, &msg);
+        rc = peer->callbacks->on_channel_message != NULL
+                 ? peer->callbacks->on_channel_message(peer, &msg)
+                 : 0;
+        if (rc == 0)
+            rc = tl_mux_input(peer->mux, &msg);
+        else if (rc > 0)
+            rc = 0;
         if (rc != 0)
             fail(peer, rc, tl_msg_type_name(msg.type));
     } else {
@@ -258,8 +267,8 @@ static void on_tls_handshake(tl_tls_t *conn, int status)
     peer->hello_deadline = peer->last_rx + peer->hello_timeout_ms;
     arm_timer(peer);
     tl_msg_t hello = {.type = TL_MSG_HELLO};
-    hello.u.hello = (struct tl_msg_hello){TL_PROTO_VERSION_MIN, TL_PROTO_VERSION_MAX, 0,
-                                          tl_str_from(peer->software)};
+    hello.u.hello = (struct tl_msg_hello){TL_PROTO_VERSION_MIN, TL_PROTO_VERSION_MAX,
+                                          TL_FEATURES_SUPPORTED, tl_str_from(peer->software)};
     send_msg(peer, &hello);
 }
 

@@ -50,6 +50,14 @@ typedef struct tl_peer_callbacks {
     /* The peer's queue drained after congestion: channels may write again. */
     void (*on_drain)(tl_peer_t *peer);
     /*
+     * Optional: each channel message (types 32-63) before the multiplexer
+     * sees it. 1 keeps it from the multiplexer, 0 passes it on, a negative
+     * code ends the connection. For a test peer that breaks the channel
+     * rules on purpose and must take the answers (tests/integ/rogue_relay.c);
+     * the agent and the relay leave it NULL.
+     */
+    int (*on_channel_message)(tl_peer_t *peer, const tl_msg_t *msg);
+    /*
      * The connection is gone; reason is 0 for a close we asked for, the
      * peer's GOODBYE code as a negative TL_E* value, or the error that ended
      * it. The peer is freed when this returns.

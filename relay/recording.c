@@ -19,6 +19,13 @@
  * subpart (as Unicode recommends and Python's "replace" does), and control
  * characters are escaped, so every event stays on its one line.
  *
+ * Hidden input. Held input waits in one buffer (capped) until the agent
+ * settles it; bytes settled as hidden only add to the current run's count,
+ * and the run's marker is written before the next event of any kind (or at
+ * the end), with the time of the run's first byte, so events stay in time
+ * order. A trailing incomplete character of visible input is closed off
+ * before a hidden run, so no hidden byte can complete it.
+ *
  * The end. The last event is a marker, [t, "m", "end dropped_events=N
  * dropped_bytes=M"], so a reader can tell a complete recording from one cut
  * short by a crash, and how much the cap cost. After a write error the
@@ -111,6 +118,10 @@ struct tl_recording {
     tl_sha256_t *hash;
     struct carry carry_output, carry_input;
     struct line line;
+    uint8_t *held; /* input waiting for the agent's word */
+    size_t held_len, held_size;
+    uint64_t hidden_run;    /* hidden bytes not yet in a marker */
+    uint64_t hidden_run_at; /* uv_now() of the run's first byte */
     uint64_t dropped_events, dropped_bytes;
     int error; /* the first failure; nothing is recorded after it */
     bool finishing, done_called, timer_closed;
@@ -277,16 +288,21 @@ static void line_put_utf8(struct line *line, struct carry *carry, const uint8_t 
     }
 }
 
-/* "[12.345000, \"" with the loop time since open. */
-static void line_start_event(tl_recording_t *rec, const char *code)
+/* "[12.345000, \"" with the time since open of the loop time `at`. */
+static void line_start_event_at(tl_recording_t *rec, const char *code, uint64_t at)
 {
-    uint64_t elapsed = uv_now(rec->loop) - rec->opened_at;
+    uint64_t elapsed = at - rec->opened_at;
     char start[64];
     snprintf(start, sizeof start, "[%" PRIu64 ".%03u000, \"%s\", \"", elapsed / 1000,
              (unsigned)(elapsed % 1000), code);
     rec->line.len = 0;
     rec->line.failed = false;
     line_put_text(&rec->line, start);
+}
+
+static void line_start_event(tl_recording_t *rec, const char *code)
+{
+    line_start_event_at(rec, code, uv_now(rec->loop));
 }
 
 /* ---- compression and blocks ------------------------------------------------------------ */
@@ -486,6 +502,9 @@ static void free_recording(tl_recording_t *rec)
     free_blocks(rec);
     tl_sha256_free(rec->hash);
     free(rec->line.text);
+    if (rec->held != NULL)
+        explicit_bzero(rec->held, rec->held_size);
+    free(rec->held);
     free(rec->path);
     free(rec->part_path);
     free(rec->dir_path);
@@ -746,6 +765,20 @@ out:
     return rec;
 }
 
+/* The marker of the hidden run so far, before any later event. */
+static void flush_hidden(tl_recording_t *rec)
+{
+    if (rec->hidden_run == 0)
+        return;
+    char marker[64];
+    snprintf(marker, sizeof marker, "input hidden: %" PRIu64 " bytes", rec->hidden_run);
+    rec->hidden_run = 0;
+    line_start_event_at(rec, "m", rec->hidden_run_at);
+    line_put_text(&rec->line, marker);
+    line_put_text(&rec->line, "\"]\n");
+    record_line(rec, 0, false);
+}
+
 static int record_text(tl_recording_t *rec, const char *code, struct carry *carry,
                        const void *bytes, size_t len)
 {
@@ -753,6 +786,7 @@ static int record_text(tl_recording_t *rec, const char *code, struct carry *carr
         return TL_EINVAL;
     if (len == 0)
         return 0;
+    flush_hidden(rec);
     line_start_event(rec, code);
     size_t before = rec->line.len;
     line_put_utf8(&rec->line, carry, bytes, len, true);
@@ -778,6 +812,7 @@ int tl_recording_resize(tl_recording_t *rec, unsigned cols, unsigned rows)
         return TL_EINVAL;
     char size[32];
     snprintf(size, sizeof size, "%ux%u", cols, rows);
+    flush_hidden(rec);
     line_start_event(rec, "r");
     line_put_text(&rec->line, size);
     line_put_text(&rec->line, "\"]\n");
@@ -797,6 +832,76 @@ static void flush_carry(tl_recording_t *rec, const char *code, struct carry *car
     record_line(rec, len, false);
 }
 
+int tl_recording_input_hold(tl_recording_t *rec, const void *bytes, size_t len)
+{
+    if (rec == NULL || (bytes == NULL && len > 0) || rec->finishing)
+        return TL_EINVAL;
+    if (len > TL_RECORDING_MAX_HELD - rec->held_len)
+        return TL_EFULL;
+    if (len == 0)
+        return 0;
+    if (rec->held_size - rec->held_len < len) {
+        /* Grown by doubling, never past the cap; the old bytes are wiped, not left behind. */
+        size_t size = rec->held_size ? rec->held_size : 256;
+        while (size - rec->held_len < len)
+            size *= 2;
+        if (size > TL_RECORDING_MAX_HELD)
+            size = TL_RECORDING_MAX_HELD;
+        uint8_t *grown = malloc(size);
+        if (grown == NULL)
+            return TL_ENOMEM;
+        if (rec->held != NULL) {
+            memcpy(grown, rec->held, rec->held_len);
+            explicit_bzero(rec->held, rec->held_size);
+            free(rec->held);
+        }
+        rec->held = grown;
+        rec->held_size = size;
+    }
+    memcpy(rec->held + rec->held_len, bytes, len);
+    rec->held_len += len;
+    return 0;
+}
+
+/* Counts n bytes into the hidden run (a run starts now if none is open). */
+static void count_hidden(tl_recording_t *rec, uint64_t n)
+{
+    if (n == 0)
+        return;
+    if (rec->hidden_run == 0) {
+        flush_carry(rec, "i", &rec->carry_input);
+        rec->hidden_run_at = uv_now(rec->loop);
+    }
+    rec->hidden_run += n;
+}
+
+int tl_recording_input_settle(tl_recording_t *rec, size_t len, int hidden)
+{
+    if (rec == NULL || rec->finishing || len == 0 || len > rec->held_len)
+        return TL_EINVAL;
+    int rc = 0;
+    if (hidden)
+        count_hidden(rec, len);
+    else
+        rc = record_text(rec, "i", &rec->carry_input, rec->held, len);
+    /* What stays moves to the front; the bytes past it are wiped, so no copy of
+     * a hidden byte outlives its settling. */
+    memmove(rec->held, rec->held + len, rec->held_len - len);
+    rec->held_len -= len;
+    explicit_bzero(rec->held + rec->held_len, len);
+    if (rec->held_len == 0) {
+        free(rec->held);
+        rec->held = NULL;
+        rec->held_size = 0;
+    }
+    return rc;
+}
+
+size_t tl_recording_input_held(const tl_recording_t *rec)
+{
+    return rec != NULL ? rec->held_len : 0;
+}
+
 void tl_recording_finish(tl_recording_t *rec, tl_recording_done_fn done, void *data)
 {
     if (rec == NULL)
@@ -805,6 +910,15 @@ void tl_recording_finish(tl_recording_t *rec, tl_recording_done_fn done, void *d
         tl_log_warn("recording finished twice path=%s", rec->path);
         return;
     }
+    /* Input the agent never settled may have been a password: counted, never shown. */
+    if (rec->held_len > 0) {
+        count_hidden(rec, rec->held_len);
+        explicit_bzero(rec->held, rec->held_size);
+        free(rec->held);
+        rec->held = NULL;
+        rec->held_len = rec->held_size = 0;
+    }
+    flush_hidden(rec);
     flush_carry(rec, "o", &rec->carry_output);
     flush_carry(rec, "i", &rec->carry_input);
     rec->finishing = true;

@@ -5,10 +5,21 @@
  *
  * File: a header line {"version":2,"width":W,"height":H,"timestamp":T,
  * "title":"...","env":{"TERM":"..."}} then one event per line,
- * [seconds_since_start, "o"|"i"|"r", "text"]: "o" terminal output, "i" what
- * the technician typed, "r" a resize ("COLSxROWS"). Event text is UTF-8: a
- * multi-byte character split across two chunks is joined, bytes that are
- * not UTF-8 become U+FFFD.
+ * [seconds_since_start, "o"|"i"|"r"|"m", "text"]: "o" terminal output, "i"
+ * what the technician typed, "r" a resize ("COLSxROWS"), "m" a marker. Event
+ * text is UTF-8: a multi-byte character split across two chunks is joined,
+ * bytes that are not UTF-8 become U+FFFD.
+ *
+ * Hidden input. What the technician types while the terminal does not echo
+ * (a password prompt) is never recorded: the agent says, for every byte of
+ * input, whether its terminal took it with echo off (CHANNEL_INPUT_ACK,
+ * docs/protocol.md §4.7). Input for such an agent is held here until it has
+ * said (tl_recording_input_hold, tl_recording_input_settle); visible bytes
+ * become "i" events, hidden ones only a count: one marker
+ * [t, "m", "input hidden: N bytes"] for each run of hidden input, written
+ * before the next event, t the time of the run's first byte. Bytes the agent
+ * never settled are counted as hidden at the end. Held bytes are wiped from
+ * memory once settled.
  *
  * The loop never waits on the disk: events are compressed in memory on the
  * loop and the compressed bytes are written with uv_fs_write (the libuv
@@ -31,6 +42,8 @@
 #include <uv.h>
 
 #define TL_RECORDING_MAX_PENDING (4u * 1024u * 1024u)
+/* Input held for the agent's word at most; the caller stops reading past it. */
+#define TL_RECORDING_MAX_HELD (256u * 1024u)
 
 typedef struct tl_recording tl_recording_t;
 
@@ -49,6 +62,21 @@ tl_recording_t *tl_recording_open(uv_loop_t *loop, const char *path,
 int tl_recording_output(tl_recording_t *rec, const void *bytes, size_t len);
 int tl_recording_input(tl_recording_t *rec, const void *bytes, size_t len);
 int tl_recording_resize(tl_recording_t *rec, unsigned cols, unsigned rows);
+
+/*
+ * Input sent to an agent that acknowledges what its terminal took: kept
+ * until settled. TL_EFULL (nothing kept) if it would take the held bytes past
+ * TL_RECORDING_MAX_HELD.
+ */
+int tl_recording_input_hold(tl_recording_t *rec, const void *bytes, size_t len);
+/*
+ * The oldest len held bytes reached the terminal: recorded as input, or,
+ * hidden, counted into the "input hidden" marker and wiped. TL_EINVAL (and
+ * nothing changes) if fewer than len bytes are held, or len is 0.
+ */
+int tl_recording_input_settle(tl_recording_t *rec, size_t len, int hidden);
+/* Bytes held and not yet settled. */
+size_t tl_recording_input_held(const tl_recording_t *rec);
 
 /*
  * Ends the recording: finishes the gzip stream, writes, fsyncs, renames to

@@ -925,8 +925,8 @@ static void on_channel_open(void *ctx, uint32_t channel, const struct tl_msg_cha
     tl_mux_t *mux = tl_peer_mux(peer);
     if (agent->device_id <= 0) {
         /* An unknown key may only enroll (docs/protocol.md §7.2). */
-        tl_mux_refuse(mux, channel, (uint32_t)-TL_EPIN, "enroll first");
-        tl_peer_close(peer, TL_EPIN, "unknown agent key: enroll first");
+        tl_mux_refuse(mux, channel, (uint32_t)-TL_ENOT_ENROLLED, "enroll first");
+        tl_peer_close(peer, TL_ENOT_ENROLLED, "unknown agent key: enroll first");
         return;
     }
     int rc = TL_EINVAL;
@@ -1005,6 +1005,13 @@ static void on_channel_eof(void *ctx, uint32_t channel)
     }
 }
 
+static void on_channel_input_ack(void *ctx, uint32_t channel, uint32_t bytes, int hidden)
+{
+    void *session = session_of(ctx, channel);
+    if (session != NULL)
+        tl_sessions_channel_input_ack(session, bytes, hidden);
+}
+
 static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_channel_close *close)
 {
     tl_peer_t *peer = ctx;
@@ -1033,6 +1040,7 @@ static const tl_mux_callbacks_t channel_callbacks = {
     .on_data = on_channel_data,
     .on_eof = on_channel_eof,
     .on_close = on_channel_close,
+    .on_input_ack = on_channel_input_ack,
 };
 
 /* ---- connections -------------------------------------------------------------- */
@@ -1044,7 +1052,7 @@ static void enroll_deadline_passed(uv_timer_t *timer)
     if (!agent->closed && !agent->enrolling) {
         tl_log_info("unknown key did not enroll, closing fingerprint=%s address=%s",
                     agent->fingerprint, agent->address);
-        tl_peer_close(agent->peer, TL_EPIN, "unknown agent key: enroll first");
+        tl_peer_close(agent->peer, TL_ENOT_ENROLLED, "unknown agent key: enroll first");
     }
 }
 
@@ -1098,7 +1106,7 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
     if (msg->type == TL_MSG_ENROLL)
         return handle_enroll(agent, &msg->u.enroll);
     if (agent->device_id <= 0)
-        return TL_EPIN; /* an unknown key may only enroll */
+        return TL_ENOT_ENROLLED; /* an unknown key may only enroll */
     if (msg->type == TL_MSG_CONTROL)
         return handle_control(agent, &msg->u.control);
     return TL_EPROTO;

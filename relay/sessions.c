@@ -50,6 +50,8 @@
 /* Entries of an agent's runbook catalogue we look at, and parameters per runbook. */
 #define CATALOGUE_MAX 256
 #define CATALOGUE_PARAMS_MAX 64
+/* The latest grant expiry the relay takes (9999-12-31T23:59:59.999Z): a date it can write. */
+#define EXPIRES_MS_MAX INT64_C(253402300799999)
 /* session.ended notifications being recorded at once, relay-wide. */
 #define GRANT_JOBS_MAX 64
 
@@ -129,6 +131,9 @@ struct session {
     unsigned started : 1; /* session.start recorded */
     unsigned recording_pending : 1;
     unsigned resize_pending : 1;
+    /* The agent acknowledges what its terminal took (CHANNEL_INPUT_ACK): the
+     * technician's input is held by the recording until it says, hidden or not. */
+    unsigned hold_input : 1;
     /*
      * The outcome. The final job reads these on the worker thread, so from
      * conclude() on the loop leaves them alone (and they are no bit-fields,
@@ -1432,7 +1437,8 @@ static void consent_answer(void *data, int status, json_t *result)
     const char *grant = json_string_value(json_object_get(result, "grant"));
     json_t *expires = json_object_get(result, "expires_ms");
     const char *by = json_string_value(json_object_get(result, "by"));
-    if (!grant_id_valid(grant) || !json_is_integer(expires) || json_integer_value(expires) <= 0) {
+    if (!grant_id_valid(grant) || !json_is_integer(expires) || json_integer_value(expires) <= 0 ||
+        json_integer_value(expires) > EXPIRES_MS_MAX) {
         consent_failed(s, "EPROTO", "the machine answered with a malformed grant");
         return;
     }
@@ -1528,6 +1534,8 @@ static void open_channel(struct session *s)
     }
     tl_mux_set_data(mux, s->channel, s);
     s->channel_state = CHANNEL_OPENING;
+    s->hold_input = s->kind == TL_SESSION_JOIN && !s->observe &&
+                    (tl_mux_features(mux) & TL_FEATURE_INPUT_ACK) != 0;
     tl_log_info("session opening tech=%s ticket=%s device=%s grant=%s type=%s", s->tech.name,
                 s->ticket, s->device, s->grant, kind_name(s->kind, s->observe));
 }
@@ -1723,6 +1731,24 @@ void tl_sessions_channel_writable(void *owner)
     }
 }
 
+void tl_sessions_channel_input_ack(void *owner, uint32_t bytes, int hidden)
+{
+    struct session *s = owner;
+    if (!s->hold_input || s->recording == NULL)
+        return;
+    /* The mux checked the agent acknowledges no more than was sent; only a hold that
+     * failed (out of memory) leaves fewer bytes here, and those go unrecorded. */
+    size_t held = tl_recording_input_held(s->recording);
+    size_t settle = bytes < held ? bytes : held;
+    if (settle > 0)
+        tl_recording_input_settle(s->recording, settle, hidden);
+    if (s->input_blocked && s->exec != NULL &&
+        tl_recording_input_held(s->recording) < TL_RECORDING_MAX_HELD) {
+        s->input_blocked = 0;
+        tl_exec_resume_input(s->exec);
+    }
+}
+
 void tl_sessions_channel_eof(void *owner)
 {
     /* The CLOSE with the exit status follows; nothing to do before it. */
@@ -1770,12 +1796,25 @@ static size_t on_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *
     }
     if (s->channel_state != CHANNEL_OPEN || s->eof_sent)
         return len;
+    size_t offer = len;
+    if (s->hold_input && s->recording != NULL) {
+        /* Input waits in the recording until the agent says how it was taken: no
+         * more goes out than it can hold (the agent's acks resume it). */
+        size_t room = TL_RECORDING_MAX_HELD - tl_recording_input_held(s->recording);
+        offer = len < room ? len : room;
+    }
     size_t written = 0;
-    tl_mux_write(tl_agent_mux(s->agent), s->channel, TL_STREAM_MAIN, bytes, len, &written);
-    if (written > 0 && s->recording != NULL)
-        tl_recording_input(s->recording, bytes, written);
+    if (offer > 0)
+        tl_mux_write(tl_agent_mux(s->agent), s->channel, TL_STREAM_MAIN, bytes, offer, &written);
+    if (written > 0 && s->recording != NULL) {
+        int rc = s->hold_input ? tl_recording_input_hold(s->recording, bytes, written)
+                               : tl_recording_input(s->recording, bytes, written);
+        if (rc != 0 && s->hold_input)
+            tl_log_warn("typed input not held for the recording ticket=%s grant=%s reason=%s",
+                        s->ticket, s->grant, tl_err_name(rc));
+    }
     if (written < len)
-        s->input_blocked = 1; /* on_writable resumes */
+        s->input_blocked = 1; /* on_writable or the agent's input ack resumes */
     return written;
 }
 

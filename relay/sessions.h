@@ -108,6 +108,8 @@ void tl_sessions_channel_refuse(void *owner, uint32_t reason, tl_str_t message);
 void tl_sessions_channel_data(void *owner, uint8_t stream, const uint8_t *data, size_t len);
 void tl_sessions_channel_writable(void *owner);
 void tl_sessions_channel_eof(void *owner);
+/* CHANNEL_INPUT_ACK: the agent's terminal took the next `bytes` of input, hidden or not. */
+void tl_sessions_channel_input_ack(void *owner, uint32_t bytes, int hidden);
 void tl_sessions_channel_close(void *owner, const struct tl_msg_channel_close *close);
 
 #endif

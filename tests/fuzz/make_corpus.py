@@ -38,6 +38,7 @@ MSGS = {
     "eof": (37, struct.pack(">I", 9)),
     "close": (38, struct.pack(">IBI", 9, 1, 0) + s("")),
     "close_signal": (38, struct.pack(">IBI", 9, 3, 0xFFFFFFFF) + s("KILL")),
+    "input_ack": (39, struct.pack(">IIB", 9, 12, 1)),
     "control": (64, struct.pack(">I", 7) + s('{"type":"ticket.create","title":"printer"}')),
     "control_nested": (64, struct.pack(">I", 0) + s('{"a":[1,2,{"b":null}],"c":"\\u00e9"}')),
     # Malformed on purpose: each must be rejected with its own error.
@@ -49,6 +50,7 @@ MSGS = {
     "unknown_type": (200, b"whatever"),
     "bad_stream": (35, struct.pack(">IB", 9, 7) + b"x"),
     "nul_in_text": (4, struct.pack(">I", 0) + s(b"a\x00b")),
+    "input_ack_zero": (39, struct.pack(">IIB", 9, 0, 0)),
 }
 
 

@@ -32,6 +32,7 @@ from tlcase import Failure, case, check, free_port, run, wait_for
 BIN = None
 WORK = None
 EDENIED = 30030
+ECHANNEL_IN_USE = 30031
 STARTED = []  # every process a case starts, stopped at the end whatever happens
 AGENTS = []   # agents a case started: each must stop cleanly when it is over
 
@@ -44,8 +45,9 @@ def started(proc):
 class Rogue:
     """The rogue relay harness: JSON commands in, JSON events out."""
 
-    def __init__(self, data_dir, port, device):
+    def __init__(self, data_dir, port, device, extra=()):
         self.data_dir, self.port, self.device = data_dir, port, device
+        self.extra = list(extra)
         self.events = []
         self.lock = threading.Condition()
         self.proc = None
@@ -54,7 +56,8 @@ class Rogue:
         self.events = []
         self.proc = started(subprocess.Popen(
             [BIN + "/rogue_relay", "--data", self.data_dir, "--listen",
-             "127.0.0.1:%d" % self.port, "--device", self.device, "--heartbeat-ms", "500"],
+             "127.0.0.1:%d" % self.port, "--device", self.device, "--heartbeat-ms", "500"] +
+            self.extra,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr, text=True, bufsize=1))
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         self.wait(lambda e: e["event"] == "listening", "the rogue relay to listen")
@@ -447,6 +450,64 @@ def case_channels_outside_the_grant_are_refused():
     # The grant itself works for what it allows.
     event = rogue.open("diag", {"grant": grant, "technician": "alice"}, "diag")
     check(event["event"] == "confirm", "diag under its grant: %s" % event)
+
+
+@case
+def case_second_open_naming_a_live_channel_id_is_refused():
+    # docs/protocol.md §4.1: one id, one channel. A relay that names its live
+    # channel's id again gets ECHANNEL_IN_USE; the live channel carries on.
+    rogue, agent = setup()
+    granted(rogue, agent, scopes=["exec"])
+    first = rogue.open("exec", exec_params("G-1", ["cat"]), "a")
+    check(first["event"] == "confirm", "cat not confirmed: %s" % first)
+    marker = os.path.join(WORK, "second-ran")
+    rogue.send({"open_raw": "exec", "same_id_as": "a", "id": "again",
+                "params": exec_params("G-1", ["sh", "-c", "echo second; touch " + marker])})
+    answer = rogue.wait(lambda e: e["event"] in ("confirm", "refuse", "error") and
+                        e.get("id", "again") == "again", "the agent's answer to the second open")
+    check(answer["event"] == "refuse" and answer["reason"] == ECHANNEL_IN_USE,
+          "the second open with a live id: %s" % answer)
+    check("in use" in answer["message"], "refusal message: %r" % answer["message"])
+    # The first channel still answers, only for itself, and ends normally.
+    rogue.send({"send_data": {"id": "a", "text": "still here\n"}})
+    got = [b""]
+
+    def echoed():
+        got[0] += rogue.output("a")
+        return b"still here\n" in got[0]
+
+    wait_for("cat to echo on the first channel", echoed)
+    rogue.send({"eof": "a"})
+    closed = rogue.closed("a")
+    got[0] += rogue.output("a")
+    check(closed.get("exit_status") == 0, "the first channel ended with %s" % closed)
+    check(got[0] == b"still here\n", "the first channel carried %r" % got[0])
+    check(not os.path.exists(marker), "the refused command ran")
+    check_still_connected(rogue)
+
+
+@case
+def case_welcome_without_a_usable_heartbeat_is_refused():
+    # docs/protocol.md §7.10: welcome.heartbeat_ms is a whole number 50..3600000.
+    data, port, device, agent = relay_env()
+    agent.start()
+    for value in ("49", "3600001", "1.5", '"20000"', "none"):
+        rogue = Rogue(data, port, device, ["--welcome-heartbeat", value]).start()
+        rogue.connected()
+        gone = rogue.wait(lambda e: e["event"] == "disconnected",
+                          "the agent to leave a welcome with heartbeat_ms %s" % value)
+        check(gone["reason"] == "EPROTO", "heartbeat_ms %s: the agent left with %s" % (value, gone))
+        check(agent.json("status")["connected"] is False, "connected with heartbeat_ms " + value)
+        rogue.stop()
+    check("heartbeat_ms is not a whole number 50..3600000" in agent.log_text(), agent.log_text())
+    # The bounds themselves are fine.
+    for value in ("50", "3600000"):
+        rogue = Rogue(data, port, device, ["--welcome-heartbeat", value]).start()
+        rogue.connected()
+        wait_for("the agent connected with heartbeat_ms " + value,
+                 lambda: agent.json("status")["connected"])
+        check_still_connected(rogue)
+        rogue.stop()
 
 
 @case

@@ -180,9 +180,9 @@ def frame(msg_type, payload, version=1):
     return struct.pack(">IBB", len(payload) + 2, version, msg_type) + payload
 
 
-def hello():
+def hello(features=0):
     name = b"raw-test-peer"
-    return frame(1, struct.pack(">HHI", 1, 1, 0) + struct.pack(">I", len(name)) + name)
+    return frame(1, struct.pack(">HHI", 1, 1, features) + struct.pack(">I", len(name)) + name)
 
 
 def tls_client(relay, agent):
@@ -476,6 +476,7 @@ def case_unknown_agent_key_refused():
     os.chmod(os.path.join(stranger.dir, "agent.key"), 0o600)
     _, _, _, err = stranger.help("let me in", expect=75, wait_ms=2000)
     check("does not recognise this agent" in err, err)
+    check("impersonation" not in err, "an unknown key is no impersonation: " + err)
     check(len(relay.tickets()) == 0, "a stranger opened a ticket")
     # The real agent still works.
     ticket_id, _, _, _ = agent.help("still fine")
@@ -491,7 +492,24 @@ def case_relay_with_other_key_refused_by_pin():
     impostor.port = relay.port
     impostor.start()
     _, _, request, err = agent.help("who is there", expect=75, wait_ms=2000)
+    said = "the relay's key does not match the pinned key: possible impersonation"
+    check(said in err, "help did not name the pin mismatch: " + err)
+    check("does not recognise this agent" not in err, "help blamed the agent's key: " + err)
     check(agent.status()["queued"] == [request], "request not kept")
+    # The running agent says the same in its log and in status.
+    agent.start()
+    try:
+        wait_for("the pin mismatch in the agent's log", lambda: said in agent.log_text())
+        check("does not know this agent" not in agent.log_text(), agent.log_text())
+        check(impostor.fingerprint in agent.log_text(), "the log does not name the key presented")
+        status = wait_for("status naming the mismatch",
+                          lambda: agent.status().get("relay_error") == "EPIN" and agent.status())
+        check(status["connected"] is False and status["relay_error_text"] == said,
+              "status --json: %r" % status)
+        out, _ = run(BIN + "/tierline-agent", "status", "--state", agent.dir)
+        check(said in out, "status: " + out)
+    finally:
+        agent.stop()
     check(len(impostor.tickets()) == 0, "the impostor got a ticket")
     check(impostor.devices() == [], "the impostor learned of the device")
 
@@ -552,11 +570,12 @@ def case_unknown_message_and_bad_version_rejected():
 class RawAgent:
     """An enrolled agent's key driven by hand, frame by frame."""
 
-    def __init__(self, relay, agent):
+    def __init__(self, relay, agent, features=0):
         self.sock = tls_client(relay, agent)
         self.sock.settimeout(10)
         self.buffer = b""
-        self.sock.sendall(hello())
+        self.sock.sendall(hello(features))
+        self.next_channel = 1  # each upload its own id: a live id is never reused (§4.1)
         self.expect(lambda t, p: t == 64 and b'"welcome"' in p)
 
     def next_frame(self):
@@ -583,7 +602,8 @@ class RawAgent:
 
     def open_upload(self, params):
         text = json.dumps(params).encode()
-        self.sock.sendall(frame(32, struct.pack(">III", 1, 1 << 20, 65536) +
+        self.next_channel += 1
+        self.sock.sendall(frame(32, struct.pack(">III", self.next_channel, 1 << 20, 65536) +
                                 struct.pack(">I", 6) + b"upload" +
                                 struct.pack(">I", len(text)) + text))
         return self.expect(lambda t, p: t in (33, 34))
@@ -709,8 +729,13 @@ def case_upload_channels_opened_and_closed_do_not_accumulate():
     raw = RawAgent(relay, agent)
     params = {"sha256": "3" * 64, "size": 10, "kind": "file", "name": "n"}
     text = json.dumps(params).encode()
-    open_frame = (frame(32, struct.pack(">III", 1, 1 << 20, 65536) + struct.pack(">I", 6) +
-                        b"upload" + struct.pack(">I", len(text)) + text))
+
+    def open_frame_with(sender_channel):
+        return (frame(32, struct.pack(">III", sender_channel, 1 << 20, 65536) +
+                      struct.pack(">I", 6) + b"upload" + struct.pack(">I", len(text)) + text))
+
+    # One id for every cycle: each channel is fully closed before the next opens.
+    open_frame = open_frame_with(1)
     baseline = None
     for cycle in range(8000):
         raw.sock.sendall(open_frame)
@@ -724,11 +749,11 @@ def case_upload_channels_opened_and_closed_do_not_accumulate():
             baseline = relay_rss_kb(relay)
     grown = relay_rss_kb(relay) - baseline
     check(grown < 2048, "relay grew %d KiB over 7500 upload channels" % grown)
-    # Only a few uploads may be open at once per connection.
+    # Only a few uploads may be open at once per connection (each with its own id).
     for i in range(4):
-        raw.sock.sendall(open_frame)
+        raw.sock.sendall(open_frame_with(10 + i))
         check(raw.expect(lambda t, p: t in (33, 34))[0] == 33, "upload %d refused" % i)
-    raw.sock.sendall(open_frame)
+    raw.sock.sendall(open_frame_with(14))
     msg_type, payload = raw.expect(lambda t, p: t in (33, 34))
     check(msg_type == 34 and struct.unpack(">I", payload[4:8])[0] == 30013,
           "fifth concurrent upload not refused with ECHANNEL_LIMIT")

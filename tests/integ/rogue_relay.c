@@ -3,11 +3,13 @@
  * to do (docs/consent.md, docs/protocol.md §7.6-7.9).
  *
  *   rogue_relay --data DIR --listen 127.0.0.1:PORT [--device D-1] [--heartbeat-ms N]
+ *               [--welcome-heartbeat JSON]
  *
  * It holds a real relay's key (DIR/relay.key and relay.crt, made by
  * `tierline-relay init`), so an agent enrolled with that relay connects to it
  * as to the real one. It accepts one agent at a time (a new connection
- * replaces the old), welcomes it as relay/server.c does, and then does what
+ * replaces the old), welcomes it as relay/server.c does (or with the JSON
+ * value of --welcome-heartbeat as heartbeat_ms; "none" leaves it out), and then does what
  * it is told: one JSON command per line on stdin, one JSON event per line on
  * stdout. Unlike the real relay it asks for anything, in any order, for
  * anyone: it is the relay a compromised host would run.
@@ -16,6 +18,10 @@
  *   {"request":{...body...}[, "request_id":N]}   CONTROL request; event "sent"
  *   {"notify":{...body...}}                      CONTROL notification (request id 0)
  *   {"open":"exec","params":{...},"id":"x"}      open a channel tagged "x"
+ *   {"open_raw":"exec","same_id_as":"x","params":{...},"id":"y"}
+ *                                                another CHANNEL_OPEN naming x's id,
+ *                                                which a relay must never send while
+ *                                                x is open; the answer is tagged "y"
  *   {"send_data":{"id":"x","text":"..."|"base64":"...","stream":0}}
  *   {"eof":"x"}  {"close":"x"}                   half-close, close
  *   {"disconnect":true}                          close the agent's connection
@@ -69,8 +75,14 @@ static struct {
     tl_peer_t *peer;
     char device[80];
     uint32_t heartbeat_ms;
+    json_t *welcome_heartbeat; /* what the welcome says; NULL: heartbeat_ms, or left out */
+    unsigned welcome_without_heartbeat : 1;
     uint32_t next_request_id;
     struct tag tags[MAX_TAGS];
+    /* An open_raw waiting for the agent's answer, kept away from the mux. */
+    char raw_name[MAX_TAG + 1];
+    uint32_t raw_channel;
+    unsigned raw_waiting : 1;
     char *line;
     size_t line_len;
     unsigned quitting : 1;
@@ -201,8 +213,11 @@ static const tl_mux_callbacks_t channel_callbacks = {
 
 static void on_ready(tl_peer_t *peer)
 {
-    json_t *welcome = json_pack("{s:s, s:s, s:i}", "type", "welcome", "device", rogue.device,
-                                "heartbeat_ms", (json_int_t)rogue.heartbeat_ms);
+    json_t *welcome = json_pack("{s:s, s:s}", "type", "welcome", "device", rogue.device);
+    if (rogue.welcome_heartbeat != NULL)
+        json_object_set(welcome, "heartbeat_ms", rogue.welcome_heartbeat);
+    else if (!rogue.welcome_without_heartbeat)
+        json_object_set_new(welcome, "heartbeat_ms", json_integer(rogue.heartbeat_ms));
     tl_peer_send_control(peer, 0, welcome);
     json_decref(welcome);
     tl_peer_set_heartbeat(peer, rogue.heartbeat_ms);
@@ -236,15 +251,41 @@ static void on_closed(tl_peer_t *peer, int reason)
     if (peer == rogue.peer) {
         rogue.peer = NULL;
         memset(rogue.tags, 0, sizeof rogue.tags);
+        rogue.raw_waiting = 0;
     }
     emit(json_pack("{s:s, s:s}", "event", "disconnected", "reason",
                    reason ? tl_err_name(reason) : "closed"));
+}
+
+/* The agent's answer to an open_raw: the mux never opened that channel. */
+static int on_channel_message(tl_peer_t *peer, const tl_msg_t *msg)
+{
+    (void)peer;
+    if (!rogue.raw_waiting)
+        return 0;
+    if (msg->type == TL_MSG_CHANNEL_CONFIRM &&
+        msg->u.confirm.recipient_channel == rogue.raw_channel) {
+        rogue.raw_waiting = 0;
+        emit(json_pack("{s:s, s:s, s:I}", "event", "confirm", "id", rogue.raw_name, "agent_channel",
+                       (json_int_t)msg->u.confirm.sender_channel));
+        return 1;
+    }
+    if (msg->type == TL_MSG_CHANNEL_REFUSE &&
+        msg->u.refuse.recipient_channel == rogue.raw_channel) {
+        rogue.raw_waiting = 0;
+        emit(json_pack("{s:s, s:s, s:I, s:s#}", "event", "refuse", "id", rogue.raw_name, "reason",
+                       (json_int_t)msg->u.refuse.reason, "message",
+                       (const char *)msg->u.refuse.message.ptr, (int)msg->u.refuse.message.len));
+        return 1;
+    }
+    return 0;
 }
 
 static const tl_peer_callbacks_t peer_callbacks = {
     .on_ready = on_ready,
     .on_message = on_message,
     .on_closed = on_closed,
+    .on_channel_message = on_channel_message,
 };
 
 static int accept_any(void *data, const char *fingerprint)
@@ -260,6 +301,7 @@ static void on_connection(uv_stream_t *server, int status)
         tl_peer_close(rogue.peer, 0, "replaced by a newer connection");
         rogue.peer = NULL;
         memset(rogue.tags, 0, sizeof rogue.tags);
+        rogue.raw_waiting = 0;
     }
     tl_peer_config_t config = {"tierline-relay/rogue", TL_PEER_DEFAULT_HELLO_TIMEOUT_MS, 0, NULL};
     int err = 0;
@@ -308,6 +350,36 @@ static void command_open(json_t *command)
     }
     snprintf(tag->name, sizeof tag->name, "%s", name);
     tag->used = 1;
+}
+
+static void command_open_raw(json_t *command)
+{
+    const char *type = json_string_value(json_object_get(command, "open_raw"));
+    const char *name = json_string_value(json_object_get(command, "id"));
+    struct tag *same = tag_by_name(json_string_value(json_object_get(command, "same_id_as")));
+    json_t *params = json_object_get(command, "params");
+    if (mux_or_complain() == NULL)
+        return;
+    if (type == NULL || name == NULL || strlen(name) > MAX_TAG || same == NULL ||
+        rogue.raw_waiting || (params != NULL && !json_is_object(params))) {
+        emit_error("open_raw wants \"open_raw\":TYPE, \"same_id_as\":an open channel's id, "
+                   "\"id\" and optional \"params\":{}");
+        return;
+    }
+    tl_msg_t msg = {.type = TL_MSG_CHANNEL_OPEN};
+    msg.u.open.sender_channel = same->channel;
+    msg.u.open.initial_window = TL_MUX_DEFAULT_WINDOW;
+    msg.u.open.max_packet = TL_MUX_DEFAULT_MAX_PACKET;
+    msg.u.open.channel_type = tl_str_from(type);
+    msg.u.open.params = params;
+    int rc = tl_peer_send(rogue.peer, &msg);
+    if (rc != 0) {
+        emit_error(tl_strerror(rc));
+        return;
+    }
+    snprintf(rogue.raw_name, sizeof rogue.raw_name, "%s", name);
+    rogue.raw_channel = same->channel;
+    rogue.raw_waiting = 1;
 }
 
 static void command_send(json_t *spec)
@@ -397,6 +469,8 @@ static void handle_command(const char *line, size_t len)
             emit_error("notify: not sent (no agent, or not an object)");
     } else if (json_object_get(command, "open") != NULL) {
         command_open(command);
+    } else if (json_object_get(command, "open_raw") != NULL) {
+        command_open_raw(command);
     } else if ((value = json_object_get(command, "send_data")) != NULL) {
         command_send(value);
     } else if ((value = json_object_get(command, "eof")) != NULL) {
@@ -474,6 +548,7 @@ out:
 int main(int argc, char **argv)
 {
     const char *data_dir = NULL, *listen = NULL;
+    int bad_option = 0;
     snprintf(rogue.device, sizeof rogue.device, "D-1");
     rogue.heartbeat_ms = 1000;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -485,10 +560,15 @@ int main(int argc, char **argv)
             snprintf(rogue.device, sizeof rogue.device, "%s", argv[i + 1]);
         else if (strcmp(argv[i], "--heartbeat-ms") == 0)
             rogue.heartbeat_ms = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--welcome-heartbeat") == 0 && strcmp(argv[i + 1], "none") == 0)
+            rogue.welcome_without_heartbeat = 1;
+        else if (strcmp(argv[i], "--welcome-heartbeat") == 0 &&
+                 (rogue.welcome_heartbeat = json_loads(argv[i + 1], JSON_DECODE_ANY, NULL)) == NULL)
+            bad_option = 1;
     }
-    if (data_dir == NULL || listen == NULL || rogue.heartbeat_ms < 50) {
+    if (data_dir == NULL || listen == NULL || rogue.heartbeat_ms < 50 || bad_option) {
         fprintf(stderr, "usage: rogue_relay --data DIR --listen 127.0.0.1:PORT [--device D-N] "
-                        "[--heartbeat-ms N]\n");
+                        "[--heartbeat-ms N] [--welcome-heartbeat JSON|none]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -525,6 +605,7 @@ int main(int argc, char **argv)
     }
     uv_run(rogue.loop, UV_RUN_DEFAULT);
     tl_tls_ctx_free(rogue.tls);
+    json_decref(rogue.welcome_heartbeat);
     free(rogue.line);
     return 0;
 }

@@ -39,13 +39,14 @@ ROLES = {"alice": "tier1", "bob": "tier2", "carol": "tier3", "vera": "tier4",
          "audrey": "auditor"}
 
 MIB = 1024 * 1024
+FEATURE_INPUT_ACK = 1
 
 
 class SessionAgent(RawAgent):
     """Plays the agent: answers consent, confirms channels, sends output and exit status."""
 
-    def __init__(self, relay, agent):
-        super().__init__(relay, agent)
+    def __init__(self, relay, agent, features=0):
+        super().__init__(relay, agent, features)
         self.inbox = []
         self.next_id = 7  # the agent's own channel ids, unlike the relay's
         self.window = {}  # our id -> bytes we may still send
@@ -151,6 +152,11 @@ class SessionAgent(RawAgent):
             self.window[ours] -= n
             data = data[n:]
 
+    def ack_input(self, ours, count, hidden):
+        """CHANNEL_INPUT_ACK: the terminal took count more bytes, with echo off or on."""
+        self.sock.sendall(frame(39, struct.pack(">IIB", self.remote[ours], count,
+                                                1 if hidden else 0)))
+
     def send_eof(self, ours):
         self.sock.sendall(frame(37, struct.pack(">I", self.remote[ours])))
 
@@ -190,8 +196,8 @@ class Desk:
         self.ticket = self.tickets[0]
         DESKS.append(self)
 
-    def connect(self, index=0):
-        raw = SessionAgent(self.relay, self.agents[index])
+    def connect(self, index=0, features=0):
+        raw = SessionAgent(self.relay, self.agents[index], features)
         return raw
 
     def ssh_argv(self, user, tty=False):
@@ -391,6 +397,25 @@ def case_denied_or_unanswered_consent_ends_with_a_message():
     check([e["details"]["error"] for e in denied] == ["EDENIED", "ETIMEOUT", "EPROTO"],
           "consent.denied entries: %r" % denied)
     check(desk.events().count("consent.denied") == 3, "timeline: %r" % desk.events())
+    desk.relay.verify_audit()
+
+
+@case
+def case_grant_expiry_outside_its_range_is_refused():
+    # docs/protocol.md §7.10: expires_ms is a whole number 1..253402300799999.
+    desk = Desk()
+    raw = desk.connect()
+    for expires in (0, -1, 253402300800000, 2 ** 62, 1.5, "1"):
+        proc = desk.start("bob", "diag", desk.ticket)
+        request_id, _ = raw.expect_control("session.request")
+        raw.send_control(request_id, {"type": "result", "ok": True, "grant": "G-1",
+                                      "expires_ms": expires, "by": "user", "scopes": ["diag"]})
+        status, _, err = finished(proc)
+        check(status == 1 and "malformed grant" in err,
+              "expires_ms %r: %d %r" % (expires, status, err))
+    check([t for t, _ in raw.inbox if t == 32] == [], "a channel was opened on a bad grant")
+    denied = [e["details"]["error"] for e in desk.audit() if e["action"] == "consent.denied"]
+    check(denied == ["EPROTO"] * 6, "consent.denied entries: %r" % denied)
     desk.relay.verify_audit()
 
 
@@ -777,6 +802,88 @@ def case_join_bridges_a_terminal_and_keeps_a_recording():
     recorded = [e for e in desk.audit() if e["action"] == "session.recorded"]
     check(recorded and recorded[0]["details"]["sha256"] == item["hash"],
           "session.recorded: %r" % recorded)
+    desk.relay.verify_audit()
+
+
+@case
+def case_join_records_input_the_agent_hid_as_a_count():
+    # An agent that announces CHANNEL_INPUT_ACK says which input its terminal
+    # took with echo off; the recording keeps a count of those bytes, never them.
+    desk = Desk()
+    raw = desk.connect(features=FEATURE_INPUT_ACK)
+    argv = desk.ssh_argv("bob", tty=True) + ["join", desk.ticket]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp(argv[0], argv)
+    typed = []
+
+    def type_line(text):
+        os.write(fd, text)
+        typed.append(text)
+        want = b"".join(typed)
+        raw.wait_until("the keystrokes %r" % text,
+                       lambda: raw.received.get(ours, b"") == want)
+
+    try:
+        raw.grant("shell")
+        ours, _, _ = raw.expect_open("shell")
+        raw.confirm(ours)
+        raw.send(ours, b"$ ")
+        read_until(fd, b"$ ")
+        type_line(b"sudo -v\r")
+        raw.ack_input(ours, 8, hidden=False)
+        raw.send(ours, b"sudo -v\r\n[sudo] password for user: ")
+        read_until(fd, b"password for user: ")
+        type_line(b"pa55-w0rd-77\r")
+        raw.ack_input(ours, 5, hidden=True)
+        raw.ack_input(ours, 8, hidden=True)
+        raw.send(ours, b"\r\n$ ")
+        read_until(fd, b"\r\n$ ")
+        type_line(b"echo after\r")
+        raw.ack_input(ours, 11, hidden=False)
+        raw.send(ours, b"echo after\r\nafter\r\n$ ")
+        read_until(fd, b"after\r\n$ ")
+        # Typed, but the session ends before the agent says how it was taken.
+        type_line(b"never-acked\r")
+        raw.send_eof(ours)
+        raw.close(ours, status=0)
+        deadline = time.monotonic() + 30
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                raise Failure("ssh -tt join did not end")
+            select.select([fd], [], [], 0.2)
+            try:
+                os.read(fd, 65536)
+            except OSError:
+                pass
+        pid = 0
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    wait_for("the recording as evidence", lambda: desk.evidence("recording"))
+    item = desk.evidence("recording")[0]
+    text = gzip.decompress(desk.relay.evidence_bytes(item["hash"])).decode()
+    events = [json.loads(line) for line in text.splitlines()[1:] if line]
+    kept = [e[1:] for e in events if e[1] in ("i", "m")]
+    check(kept == [["i", "sudo -v\r"], ["m", "input hidden: 13 bytes"], ["i", "echo after\r"],
+                   ["m", "input hidden: 12 bytes"],
+                   ["m", "end dropped_events=0 dropped_bytes=0"]],
+          "input and markers recorded: %r" % kept)
+    # No trace of the hidden bytes anywhere the relay keeps things.
+    for root, _, files in os.walk(desk.relay.dir):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                data = f.read()
+            if name.endswith(".gz"):
+                data += gzip.decompress(data)
+            for secret in (b"pa55-w0rd", b"never-acked"):
+                check(secret not in data, "%r found in %s" % (secret, os.path.join(root, name)))
+    check(b"pa55-w0rd" not in open(desk.relay.log_path, "rb").read(), "the relay logged it")
     desk.relay.verify_audit()
 
 

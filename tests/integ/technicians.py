@@ -385,6 +385,78 @@ def case_join_records_a_session_that_plays():
     check(player.wait(timeout=60) == 0, "asciinema play failed: %r" % player.seen[-500:])
 
 
+def terminal_reads_a_secret(pid):
+    """Whether process pid's terminal reads a line without echo, as password prompts do."""
+    import termios
+    try:
+        fd = os.open("/proc/%d/fd/0" % pid, os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        lflag = termios.tcgetattr(fd)[3]
+    finally:
+        os.close(fd)
+    return bool(lflag & termios.ICANON) and not lflag & termios.ECHO
+
+
+@case
+def case_a_password_typed_in_a_session_is_never_recorded():
+    # docs/technicians.md, "Typed passwords are not recorded": input typed while
+    # the terminal does not echo is recorded as a count, never as the bytes.
+    desk = Desk()
+    password = "Zq7-hunter-61x"
+    term = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
+    try:
+        desk.agent.cli("approve", desk.agent.question("bob")["id"])
+        term.expect("granted")
+        term.type("echo before-$((20+1))\n")
+        term.expect("before-21")
+        # bash with its line editor: echo off in raw mode, and still recorded.
+        term.type("exec bash --norc --noprofile\n")
+        term.type("echo shell-pid-$$\n")
+        # Its output, not the echo of the command line: digits after the dash.
+        pid_line = re.compile(rb"shell-pid-(\d+)\r?\n")
+        wait_for("bash's process id",
+                 lambda: pid_line.search(term.seen) or (term.read_some() and False))
+        shell_pid = int(pid_line.search(term.seen).group(1))
+        term.type("read -s secret; echo got-${#secret}\n")
+        wait_for("read -s to turn echo off", lambda: terminal_reads_a_secret(shell_pid))
+        term.type(password + "\n")
+        term.expect("got-%d" % len(password))
+        term.type("echo after-$((30+3))\n")
+        term.expect("after-33")
+        term.type("exit\n")
+        term.wait()
+    finally:
+        term.kill()
+    check(password.encode() not in term.seen, "the password was echoed to the technician")
+    recordings = wait_for("the recording on the ticket", lambda: desk.evidence_of_kind("recording"))
+    blob = desk.relay.evidence_bytes(recordings[0]["hash"])
+    cast = gzip.decompress(blob).decode()
+    events = [json.loads(line) for line in cast.splitlines()[1:]]
+    typed = "".join(e[2] for e in events if e[1] == "i")
+    markers = [e[2] for e in events if e[1] == "m"]
+    check("echo before-$((20+1))" in typed and "echo after-$((30+3))" in typed,
+          "visible input not recorded: %r" % typed)
+    check("input hidden: %d bytes" % (len(password) + 1) in markers,
+          "no hidden-input marker for %d bytes: %r" % (len(password) + 1, markers))
+    # Not a trace of the password: in the recording, in anything the relay or
+    # the agent keeps, in their logs.
+    check(password not in cast, "the password is in the recording")
+    for top in (desk.relay.dir, desk.agent.dir, WORK):
+        for root, _, files in os.walk(top):
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                if name.endswith(".gz"):
+                    data += gzip.decompress(data)
+                check(password.encode() not in data, "the password is in " + path)
+
+
 @case
 def case_shell_that_closes_its_terminal_keeps_its_exit_status():
     # A program that closes its terminal before it exits (coreutils do, at

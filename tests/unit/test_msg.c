@@ -305,6 +305,36 @@ static void test_encoder_refuses_what_decoder_would(void **state)
     tl_buf_free(buf);
 }
 
+static void test_input_ack_round_trips_and_rejects_bad_fields(void **state)
+{
+    (void)state;
+    tl_buf_t *buf = tl_buf_new(4096);
+    tl_msg_t in = {.type = TL_MSG_CHANNEL_INPUT_ACK}, out;
+    in.u.input_ack = (struct tl_msg_input_ack){5, 17, TL_INPUT_ACK_HIDDEN};
+    round_trip(&in, buf, &out);
+    assert_int_equal(out.u.input_ack.recipient_channel, 5);
+    assert_int_equal(out.u.input_ack.bytes, 17);
+    assert_int_equal(out.u.input_ack.flags, TL_INPUT_ACK_HIDDEN);
+    assert_string_equal(tl_msg_type_name(TL_MSG_CHANNEL_INPUT_ACK), "CHANNEL_INPUT_ACK");
+    /* Layout: u32 recipient_channel, u32 bytes, u8 flags. */
+    uint8_t ok[] = {0, 0, 0, 5, 0, 0, 0, 1, 0};
+    TL_ASSERT_OK(decode_raw(TL_MSG_CHANNEL_INPUT_ACK, ok, sizeof ok));
+    /* No bytes acknowledged, an unknown flag, a short or a long payload. */
+    uint8_t zero[] = {0, 0, 0, 5, 0, 0, 0, 0, 1};
+    TL_ASSERT_RC(TL_EMSG_MALFORMED, decode_raw(TL_MSG_CHANNEL_INPUT_ACK, zero, sizeof zero));
+    uint8_t flags[] = {0, 0, 0, 5, 0, 0, 0, 1, 2};
+    TL_ASSERT_RC(TL_EMSG_MALFORMED, decode_raw(TL_MSG_CHANNEL_INPUT_ACK, flags, sizeof flags));
+    TL_ASSERT_RC(TL_EMSG_MALFORMED, decode_raw(TL_MSG_CHANNEL_INPUT_ACK, ok, sizeof ok - 1));
+    uint8_t longer[] = {0, 0, 0, 5, 0, 0, 0, 1, 0, 0};
+    TL_ASSERT_RC(TL_EMSG_MALFORMED, decode_raw(TL_MSG_CHANNEL_INPUT_ACK, longer, sizeof longer));
+    /* The encoder refuses the same. */
+    in.u.input_ack = (struct tl_msg_input_ack){5, 0, 0};
+    TL_ASSERT_RC(TL_EINVAL, tl_msg_encode(buf, &in));
+    in.u.input_ack = (struct tl_msg_input_ack){5, 1, 0x80};
+    TL_ASSERT_RC(TL_EINVAL, tl_msg_encode(buf, &in));
+    tl_buf_free(buf);
+}
+
 static void test_version_negotiation(void **state)
 {
     (void)state;
@@ -334,6 +364,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_trailing_bytes_rejected),
     cmocka_unit_test(test_field_limits_enforced),
     cmocka_unit_test(test_encoder_refuses_what_decoder_would),
+    cmocka_unit_test(test_input_ack_round_trips_and_rejects_bad_fields),
     cmocka_unit_test(test_version_negotiation),
 };
 

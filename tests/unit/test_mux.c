@@ -51,7 +51,8 @@ struct side {
     uint32_t pending_channel;
 
     /* What this side's owner saw. */
-    int opens, confirms, refuses, eofs, closes, writables, data_calls;
+    int opens, confirms, refuses, eofs, closes, writables, data_calls, acks;
+    uint32_t acked_visible, acked_hidden; /* bytes, by kind, from CHANNEL_INPUT_ACK */
     uint32_t open_channel, confirm_channel, refuse_channel, eof_channel, close_channel;
     char open_type[TL_MSG_MAX_NAME + 1];
     json_t *open_params;
@@ -182,6 +183,17 @@ static void on_close(void *ctx, uint32_t channel, const struct tl_msg_channel_cl
         s->reentry_rc = tl_mux_open(s->mux, "again", NULL, &s->reopened_channel);
 }
 
+static void on_input_ack(void *ctx, uint32_t channel, uint32_t bytes, int hidden)
+{
+    side_t *s = ctx;
+    (void)channel;
+    s->acks++;
+    if (hidden)
+        s->acked_hidden += bytes;
+    else
+        s->acked_visible += bytes;
+}
+
 static const tl_mux_callbacks_t side_callbacks = {
     .send = pipe_send,
     .on_open = on_open,
@@ -191,6 +203,7 @@ static const tl_mux_callbacks_t side_callbacks = {
     .on_writable = on_writable,
     .on_eof = on_eof,
     .on_close = on_close,
+    .on_input_ack = on_input_ack,
 };
 
 static void side_init(side_t *s, const tl_mux_config_t *cfg, const tl_mux_callbacks_t *callbacks)
@@ -354,6 +367,29 @@ static tl_msg_t confirm_msg(uint32_t recipient, uint32_t sender, uint32_t window
     msg.u.confirm.initial_window = window;
     msg.u.confirm.max_packet = max_packet;
     return msg;
+}
+
+static tl_msg_t ack_msg(uint32_t channel, uint32_t bytes, uint8_t flags)
+{
+    tl_msg_t msg = {.type = TL_MSG_CHANNEL_INPUT_ACK};
+    msg.u.input_ack.recipient_channel = channel;
+    msg.u.input_ack.bytes = bytes;
+    msg.u.input_ack.flags = flags;
+    return msg;
+}
+
+/* Takes the oldest frame s sent (not delivered) and decodes it into *msg; its
+ * strings point into frame, which must hold it. */
+static void take_sent(side_t *s, uint8_t *frame, size_t size, tl_msg_t *msg)
+{
+    assert_true(tl_buf_len(s->out) >= 4);
+    size_t frame_len = 4 + tl_load_u32(tl_buf_data(s->out));
+    assert_true(frame_len <= size && frame_len <= tl_buf_len(s->out));
+    memcpy(frame, tl_buf_data(s->out), frame_len);
+    TL_ASSERT_OK(tl_buf_consume(s->out, frame_len));
+    tl_frame_t decoded = {frame[4], frame[5], frame + TL_FRAME_HEADER_LEN,
+                          frame_len - TL_FRAME_HEADER_LEN};
+    TL_ASSERT_OK(tl_msg_decode(&decoded, msg));
 }
 
 static void fill_pattern(uint8_t *bytes, size_t len, uint32_t salt)
@@ -957,6 +993,184 @@ static void test_input_not_a_channel_message(void **state)
     TL_ASSERT_RC(TL_EINVAL, tl_mux_input(b.mux, &msg));
     msg.type = 63;
     TL_ASSERT_RC(TL_EINVAL, tl_mux_input(b.mux, &msg));
+    side_free(&a);
+    side_free(&b);
+}
+
+/* ---- one id, one channel (docs/protocol.md §4.1) ------------------------------ */
+
+static void test_open_naming_a_live_id_is_refused_and_the_live_channel_stays(void **state)
+{
+    (void)state;
+    side_t a, b;
+    pair_init(&a, &b, NULL, NULL);
+    uint32_t b0;
+    uint32_t a0 = open_pair(&a, &b, &b0);
+    write_all(&a, a0, TL_STREAM_MAIN, "before ");
+    TL_ASSERT_OK(pump(&a, &b));
+
+    /* A second OPEN from a that names its live channel's id again. */
+    json_t *params = json_object();
+    tl_msg_t again = open_msg(a0, 4096, 1024);
+    again.u.open.params = params;
+    TL_ASSERT_OK(tl_mux_input(b.mux, &again));
+    /* b's owner never hears of it; b answers CHANNEL_REFUSE with the defined reason. */
+    assert_int_equal(b.opens, 1);
+    assert_int_equal(tl_mux_channel_count(b.mux), 1);
+    assert_int_equal(b.sent_by_type[TL_MSG_CHANNEL_REFUSE], 1);
+    uint8_t frame[4096];
+    tl_msg_t refuse;
+    take_sent(&b, frame, sizeof frame, &refuse);
+    assert_int_equal(refuse.type, TL_MSG_CHANNEL_REFUSE);
+    assert_int_equal(refuse.u.refuse.recipient_channel, a0);
+    assert_int_equal(refuse.u.refuse.reason, (uint32_t)-TL_ECHANNEL_IN_USE);
+    assert_true(tl_str_eq(refuse.u.refuse.message, tl_strerror(TL_ECHANNEL_IN_USE)));
+
+    /* The live channel is as it was: bytes both ways, then a normal close. */
+    write_all(&a, a0, TL_STREAM_MAIN, "after");
+    write_all(&b, b0, TL_STREAM_MAIN, "answer");
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_rx(&b, b0, TL_STREAM_MAIN, "before after", 12);
+    assert_rx(&a, a0, TL_STREAM_MAIN, "answer", 6);
+    TL_ASSERT_OK(tl_mux_close(a.mux, a0, NULL));
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_int_equal(a.closes, 1);
+    assert_int_equal(b.closes, 1);
+
+    /* Fully closed, the id is free: the same OPEN is now asked of the owner. */
+    TL_ASSERT_OK(tl_mux_input(b.mux, &again));
+    assert_int_equal(b.opens, 2);
+    assert_int_equal(b.sent_by_type[TL_MSG_CHANNEL_REFUSE], 1);
+    json_decref(params);
+    side_free(&a);
+    side_free(&b);
+}
+
+static void test_open_naming_an_unanswered_id_is_refused_too(void **state)
+{
+    (void)state;
+    side_t a, b;
+    pair_init(&a, &b, NULL, NULL);
+    b.auto_confirm = 0;
+    uint32_t a0;
+    TL_ASSERT_OK(tl_mux_open(a.mux, "shell", NULL, &a0));
+    TL_ASSERT_OK(pump(&a, &b));
+    uint32_t b0 = b.open_channel;
+
+    /* b has not answered a's first request when the same id comes again. */
+    json_t *params = json_object();
+    tl_msg_t again = open_msg(a0, 4096, 1024);
+    again.u.open.params = params;
+    TL_ASSERT_OK(tl_mux_input(b.mux, &again));
+    json_decref(params);
+    assert_int_equal(b.opens, 1);
+    assert_int_equal(b.sent_by_type[TL_MSG_CHANNEL_REFUSE], 1);
+    uint8_t frame[4096];
+    tl_msg_t refuse;
+    take_sent(&b, frame, sizeof frame, &refuse);
+    assert_int_equal(refuse.u.refuse.reason, (uint32_t)-TL_ECHANNEL_IN_USE);
+
+    /* The first request is still b's to answer, and works. */
+    TL_ASSERT_OK(tl_mux_confirm(b.mux, b0));
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_int_equal(a.confirms, 1);
+    assert_int_equal(a.refuses, 0);
+    write_all(&a, a0, TL_STREAM_MAIN, "ok");
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_rx(&b, b0, TL_STREAM_MAIN, "ok", 2);
+    side_free(&a);
+    side_free(&b);
+}
+
+static void test_confirm_giving_a_live_id_to_a_second_channel_is_an_error(void **state)
+{
+    (void)state;
+    side_t a, b;
+    pair_init(&a, &b, NULL, NULL);
+    b.auto_confirm = 0;
+    uint32_t a0, a1;
+    TL_ASSERT_OK(tl_mux_open(a.mux, "shell", NULL, &a0));
+    TL_ASSERT_OK(tl_mux_open(a.mux, "shell", NULL, &a1));
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_int_equal(b.opens, 2);
+    TL_ASSERT_OK(tl_mux_confirm(b.mux, 0));
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_int_equal(a.confirms, 1);
+
+    /* A confirm cannot be refused: giving b's id 0 to a's second channel ends it all. */
+    tl_msg_t twice = confirm_msg(a1, 0, 4096, 1024);
+    TL_ASSERT_RC(TL_ECHANNEL_IN_USE, tl_mux_input(a.mux, &twice));
+    assert_int_equal(a.confirms, 1);
+    size_t written = 0;
+    TL_ASSERT_RC(TL_ECHANNEL_STATE, tl_mux_write(a.mux, a1, TL_STREAM_MAIN, "x", 1, &written));
+    side_free(&a);
+    side_free(&b);
+}
+
+/* ---- CHANNEL_INPUT_ACK (docs/protocol.md §4.7) ------------------------------- */
+
+static void test_input_ack_needs_the_feature_on_both_sides(void **state)
+{
+    (void)state;
+    side_t a, b;
+    pair_init(&a, &b, NULL, NULL);
+    uint32_t b0;
+    uint32_t a0 = open_pair(&a, &b, &b0);
+    write_all(&a, a0, TL_STREAM_MAIN, "secret");
+    TL_ASSERT_OK(pump(&a, &b));
+    TL_ASSERT_RC(TL_EPROTO, tl_mux_input_ack(b.mux, b0, 6, 1));
+    assert_int_equal(b.frames_sent, 1); /* its confirm only */
+    tl_msg_t ack = ack_msg(a0, 6, TL_INPUT_ACK_HIDDEN);
+    TL_ASSERT_RC(TL_EPROTO, tl_mux_input(a.mux, &ack));
+    assert_int_equal(a.acks, 0);
+    side_free(&a);
+    side_free(&b);
+}
+
+static void test_input_ack_reports_hidden_and_visible_main_stream_bytes(void **state)
+{
+    (void)state;
+    side_t a, b;
+    pair_init(&a, &b, NULL, NULL);
+    tl_mux_set_features(a.mux, TL_FEATURE_INPUT_ACK);
+    tl_mux_set_features(b.mux, TL_FEATURE_INPUT_ACK);
+    assert_int_equal(tl_mux_features(a.mux), TL_FEATURE_INPUT_ACK);
+    uint32_t b0;
+    uint32_t a0 = open_pair(&a, &b, &b0);
+    write_all(&a, a0, TL_STREAM_MAIN, "ls\nhunter2\n");
+    TL_ASSERT_OK(pump(&a, &b));
+
+    TL_ASSERT_OK(tl_mux_input_ack(b.mux, b0, 3, 0));
+    TL_ASSERT_OK(tl_mux_input_ack(b.mux, b0, 8, 1));
+    TL_ASSERT_RC(TL_EINVAL, tl_mux_input_ack(b.mux, b0, 0, 0));
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_int_equal(a.acks, 2);
+    assert_int_equal(a.acked_visible, 3);
+    assert_int_equal(a.acked_hidden, 8);
+
+    /* An ack for more than a sent on the main stream is a violation... */
+    tl_msg_t ack = ack_msg(a0, 1, 0);
+    TL_ASSERT_RC(TL_EPROTO, tl_mux_input(a.mux, &ack));
+    /* ...and stderr bytes are no one's input. */
+    write_all(&a, a0, TL_STREAM_STDERR, "e");
+    TL_ASSERT_OK(pump(&a, &b));
+    TL_ASSERT_RC(TL_EPROTO, tl_mux_input(a.mux, &ack));
+    write_all(&a, a0, TL_STREAM_MAIN, "q");
+    TL_ASSERT_OK(pump(&a, &b));
+    TL_ASSERT_OK(tl_mux_input(a.mux, &ack));
+    assert_int_equal(a.acked_visible, 4);
+
+    /* After its own CLOSE, a still hears acks for what it sent before. */
+    write_all(&a, a0, TL_STREAM_MAIN, "z");
+    TL_ASSERT_OK(tl_mux_close(a.mux, a0, NULL));
+    TL_ASSERT_OK(deliver(&a, 1)); /* the data; the CLOSE waits */
+    TL_ASSERT_OK(tl_mux_input_ack(b.mux, b0, 1, 1));
+    TL_ASSERT_OK(deliver(&b, SIZE_MAX));
+    assert_int_equal(a.acked_hidden, 9);
+    /* Once b has answered the CLOSE, b sends no more. */
+    TL_ASSERT_OK(pump(&a, &b));
+    assert_int_equal(a.closes, 1);
+    TL_ASSERT_RC(TL_ECHANNEL, tl_mux_input_ack(b.mux, b0, 1, 0));
     side_free(&a);
     side_free(&b);
 }
@@ -1632,6 +1846,11 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_input_bad_open_parameters),
     cmocka_unit_test(test_input_channel_limit_refuses_the_peer),
     cmocka_unit_test(test_input_not_a_channel_message),
+    cmocka_unit_test(test_open_naming_a_live_id_is_refused_and_the_live_channel_stays),
+    cmocka_unit_test(test_open_naming_an_unanswered_id_is_refused_too),
+    cmocka_unit_test(test_confirm_giving_a_live_id_to_a_second_channel_is_an_error),
+    cmocka_unit_test(test_input_ack_needs_the_feature_on_both_sides),
+    cmocka_unit_test(test_input_ack_reports_hidden_and_visible_main_stream_bytes),
     cmocka_unit_test(test_data_after_our_close_is_dropped_but_counted),
     cmocka_unit_test(test_write_refused_after_eof_or_close),
     cmocka_unit_test(test_send_failure_reaches_the_caller),

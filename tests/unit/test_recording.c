@@ -648,6 +648,141 @@ static void test_disk_error_reported_and_part_kept(void **state)
     assert_true(exists(fx->part));
 }
 
+/* ---- hidden input (input typed while the terminal does not echo) -------------------------- */
+
+/* Whether the bytes occur anywhere in the file, compressed or as text. */
+static bool file_holds(const char *path, const char *needle)
+{
+    size_t len = 0;
+    uint8_t *bytes = read_file(path, &len);
+    assert_non_null(bytes);
+    bool found = memmem(bytes, len, needle, strlen(needle)) != NULL;
+    free(bytes);
+    return found;
+}
+
+static void test_hidden_input_is_a_count_never_the_bytes(void **state)
+{
+    struct fixture *fx = *state;
+    tl_recording_t *rec = open_recording(fx, NULL, NULL);
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "sudo -v\r", 8));
+    assert_int_equal(tl_recording_input_held(rec), 8);
+    TL_ASSERT_OK(tl_recording_input_settle(rec, 8, 0));
+    static const char prompt[] = "sudo -v\r\n[sudo] password: ";
+    TL_ASSERT_OK(tl_recording_output(rec, prompt, sizeof prompt - 1));
+    /* The password arrives in three chunks, settled in other pieces. */
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "Xy7#", 4));
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "qW9", 3));
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "!\r", 2));
+    assert_int_equal(tl_recording_input_held(rec), 9);
+    TL_ASSERT_OK(tl_recording_input_settle(rec, 5, 1));
+    TL_ASSERT_OK(tl_recording_input_settle(rec, 4, 1));
+    assert_int_equal(tl_recording_input_held(rec), 0);
+    TL_ASSERT_OK(tl_recording_output(rec, "\r\n$ ", 4));
+    /* A second run, ended by a resize, then visible typing again. */
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "again\r", 6));
+    TL_ASSERT_OK(tl_recording_input_settle(rec, 6, 1));
+    TL_ASSERT_OK(tl_recording_resize(rec, 90, 20));
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "ls\r", 3));
+    TL_ASSERT_OK(tl_recording_input_settle(rec, 3, 0));
+    struct outcome outcome = finish(fx, rec);
+    TL_ASSERT_OK(outcome.status);
+
+    struct cast cast = read_cast(fx->path, true);
+    assert_int_equal(json_array_size(cast.events), 8);
+    ASSERT_EVENT(&cast, 0, "i", "sudo -v\r");
+    ASSERT_EVENT(&cast, 1, "o", "sudo -v\r\n[sudo] password: ");
+    ASSERT_EVENT(&cast, 2, "m", "input hidden: 9 bytes");
+    ASSERT_EVENT(&cast, 3, "o", "\r\n$ ");
+    ASSERT_EVENT(&cast, 4, "m", "input hidden: 6 bytes");
+    ASSERT_EVENT(&cast, 5, "r", "90x20");
+    ASSERT_EVENT(&cast, 6, "i", "ls\r");
+    assert_end_marker(&cast, "end dropped_events=0 dropped_bytes=0");
+    /* No trace of the hidden bytes, in the text or in the file as stored. */
+    const char *pieces[] = {"Xy7#", "qW9", "Xy7#qW9!", "again"};
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+        if (strstr(cast.text, pieces[i]) != NULL || file_holds(fx->path, pieces[i]))
+            fail_msg("the recording holds the hidden bytes \"%s\"", pieces[i]);
+    }
+    cast_free(&cast);
+}
+
+static void test_input_never_settled_is_counted_hidden_at_the_end(void **state)
+{
+    struct fixture *fx = *state;
+    tl_recording_t *rec = open_recording(fx, NULL, NULL);
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "visible\r", 8));
+    TL_ASSERT_OK(tl_recording_input_settle(rec, 8, 0));
+    /* The session ends before the agent said how its terminal took these. */
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "s3cr3t-unsettled", 16));
+    struct outcome outcome = finish(fx, rec);
+    TL_ASSERT_OK(outcome.status);
+    struct cast cast = read_cast(fx->path, true);
+    assert_int_equal(json_array_size(cast.events), 3);
+    ASSERT_EVENT(&cast, 0, "i", "visible\r");
+    ASSERT_EVENT(&cast, 1, "m", "input hidden: 16 bytes");
+    assert_end_marker(&cast, "end dropped_events=0 dropped_bytes=0");
+    assert_null(strstr(cast.text, "s3cr3t"));
+    assert_false(file_holds(fx->path, "s3cr3t"));
+    cast_free(&cast);
+}
+
+static void test_hidden_bytes_never_complete_a_visible_character(void **state)
+{
+    struct fixture *fx = *state;
+    tl_recording_t *rec = open_recording(fx, NULL, NULL);
+    /* The first byte of "é" typed visibly, then hidden input, then its second byte. */
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "\xc3", 1));
+    TL_ASSERT_OK(tl_recording_input_settle(rec, 1, 0));
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "\xa9pw", 3));
+    TL_ASSERT_OK(tl_recording_input_settle(rec, 3, 1));
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "\xa9", 1));
+    TL_ASSERT_OK(tl_recording_input_settle(rec, 1, 0));
+    struct outcome outcome = finish(fx, rec);
+    TL_ASSERT_OK(outcome.status);
+    struct cast cast = read_cast(fx->path, true);
+    assert_int_equal(json_array_size(cast.events), 4);
+    ASSERT_EVENT(&cast, 0, "i", "\xef\xbf\xbd");
+    ASSERT_EVENT(&cast, 1, "m", "input hidden: 3 bytes");
+    ASSERT_EVENT(&cast, 2, "i", "\xef\xbf\xbd");
+    cast_free(&cast);
+}
+
+static void test_held_input_is_bounded_and_settled_only_as_held(void **state)
+{
+    struct fixture *fx = *state;
+    tl_recording_t *rec = open_recording(fx, NULL, NULL);
+    TL_ASSERT_RC(TL_EINVAL, tl_recording_input_settle(rec, 1, 0)); /* nothing held */
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "abc", 3));
+    TL_ASSERT_RC(TL_EINVAL, tl_recording_input_settle(rec, 4, 1));
+    TL_ASSERT_RC(TL_EINVAL, tl_recording_input_settle(rec, 0, 1));
+    assert_int_equal(tl_recording_input_held(rec), 3);
+    /* Up to the cap and not a byte past it. */
+    size_t room = TL_RECORDING_MAX_HELD - 3;
+    uint8_t *fill = calloc(1, room + 1);
+    assert_non_null(fill);
+    memset(fill, 'f', room + 1);
+    TL_ASSERT_RC(TL_EFULL, tl_recording_input_hold(rec, fill, room + 1));
+    assert_int_equal(tl_recording_input_held(rec), 3);
+    TL_ASSERT_OK(tl_recording_input_hold(rec, fill, room));
+    assert_int_equal(tl_recording_input_held(rec), TL_RECORDING_MAX_HELD);
+    TL_ASSERT_RC(TL_EFULL, tl_recording_input_hold(rec, "x", 1));
+    TL_ASSERT_OK(tl_recording_input_settle(rec, 3, 0));
+    TL_ASSERT_OK(tl_recording_input_hold(rec, "x", 1));
+    free(fill);
+    TL_ASSERT_RC(TL_EINVAL, tl_recording_input_hold(NULL, "x", 1));
+    TL_ASSERT_RC(TL_EINVAL, tl_recording_input_settle(NULL, 1, 0));
+    assert_int_equal(tl_recording_input_held(NULL), 0);
+    struct outcome outcome = finish(fx, rec);
+    TL_ASSERT_OK(outcome.status);
+    struct cast cast = read_cast(fx->path, true);
+    ASSERT_EVENT(&cast, 0, "i", "abc");
+    char expected[64];
+    snprintf(expected, sizeof expected, "input hidden: %u bytes", TL_RECORDING_MAX_HELD - 3 + 1);
+    ASSERT_EVENT(&cast, 1, "m", expected);
+    cast_free(&cast);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_header_and_events_round_trip, setup, teardown),
     cmocka_unit_test_setup_teardown(test_header_without_size_term_or_title, setup, teardown),
@@ -660,6 +795,13 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_pending_cap_drops_and_counts, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_arguments_rejected, setup, teardown),
     cmocka_unit_test_setup_teardown(test_disk_error_reported_and_part_kept, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_hidden_input_is_a_count_never_the_bytes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_input_never_settled_is_counted_hidden_at_the_end, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_hidden_bytes_never_complete_a_visible_character, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_held_input_is_bounded_and_settled_only_as_held, setup,
+                                    teardown),
 };
 
 TL_TEST_MAIN(tests)

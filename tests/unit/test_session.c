@@ -25,6 +25,7 @@
 #define PIPE_MAX (64u * 1024u * 1024u)
 #define WAIT_MS 60000
 #define MAX_ACTIVITY 32
+#define MAX_ACK_RUNS 16
 
 struct relay_channel {
     bool confirmed, refused, eof, closed;
@@ -39,6 +40,13 @@ struct relay_channel {
     const uint8_t *pending; /* stdin still to send, as the window allows */
     size_t pending_len;
     bool eof_after_pending;
+    /* CHANNEL_INPUT_ACK from the agent, as runs of hidden or visible bytes. */
+    struct {
+        bool hidden;
+        uint32_t bytes;
+    } ack_runs[MAX_ACK_RUNS];
+    size_t ack_run_count;
+    uint64_t acked;
 };
 
 struct end {
@@ -242,6 +250,21 @@ static void relay_on_close(void *ctx, uint32_t channel, const struct tl_msg_chan
     c->exit_signal[close->exit_signal.len] = '\0';
 }
 
+static void relay_on_input_ack(void *ctx, uint32_t channel, uint32_t bytes, int hidden)
+{
+    struct relay_channel *c = rch(channel);
+    size_t n = c->ack_run_count;
+    if (n > 0 && c->ack_runs[n - 1].hidden == (hidden != 0)) {
+        c->ack_runs[n - 1].bytes += bytes;
+    } else {
+        assert_true(n < MAX_ACK_RUNS);
+        c->ack_runs[n].hidden = hidden != 0;
+        c->ack_runs[n].bytes = bytes;
+        c->ack_run_count++;
+    }
+    c->acked += bytes;
+}
+
 static const tl_mux_callbacks_t relay_callbacks = {
     .send = end_send,
     .on_confirm = relay_on_confirm,
@@ -250,6 +273,7 @@ static const tl_mux_callbacks_t relay_callbacks = {
     .on_writable = relay_on_writable,
     .on_eof = relay_on_eof,
     .on_close = relay_on_close,
+    .on_input_ack = relay_on_input_ack,
 };
 
 /* ---- waiting ------------------------------------------------------------------------------ */
@@ -822,6 +846,61 @@ static void test_shell_resize_reaches_the_terminal(void **state)
     assert_true(rx_has(ch, 0, "43 132"));
 }
 
+/* Both ends announced CHANNEL_INPUT_ACK in their HELLOs. */
+static int setup_with_input_acks(void **state)
+{
+    (void)state;
+    harness_start(TL_MUX_DEFAULT_WINDOW);
+    tl_mux_set_features(H.relay.mux, TL_FEATURE_INPUT_ACK);
+    tl_mux_set_features(H.agent.mux, TL_FEATURE_INPUT_ACK);
+    return 0;
+}
+
+static void assert_ack_run(uint32_t channel, size_t i, bool hidden, size_t bytes)
+{
+    struct relay_channel *c = rch(channel);
+    for (size_t k = 0; k < c->ack_run_count; k++)
+        print_message("ack run %zu: %s %u\n", k, c->ack_runs[k].hidden ? "hidden" : "visible",
+                      c->ack_runs[k].bytes);
+    assert_true(i < c->ack_run_count);
+    assert_int_equal(c->ack_runs[i].hidden, hidden);
+    assert_int_equal(c->ack_runs[i].bytes, bytes);
+}
+
+static void test_shell_says_which_input_the_terminal_hid(void **state)
+{
+    uint32_t ch = open_confirmed("shell", "{\"cols\":80,\"rows\":24}");
+    /* A line typed at the prompt, echoed: visible. */
+    static const char first[] = "stty -echo; echo ready-$((1+1)); read secret; stty echo; "
+                                "echo got-${#secret}\n";
+    type_text(ch, first);
+    WAIT_FOR(rx_has(ch, 0, "ready-2"), "the terminal without echo");
+    /* Now the shell reads a line with echo off, as a password prompt does. */
+    static const char secret[] = "s3cr3t-pw\n";
+    type_text(ch, secret);
+    WAIT_FOR(rx_has(ch, 0, "got-9"), "the secret read");
+    static const char after[] = "echo after-$((2+2))\n";
+    type_text(ch, after);
+    WAIT_FOR(rx_has(ch, 0, "after-4"), "the command after");
+    WAIT_FOR(rch(ch)->acked == strlen(first) + strlen(secret) + strlen(after),
+             "every byte of input acknowledged");
+    assert_int_equal(rch(ch)->ack_run_count, 3);
+    assert_ack_run(ch, 0, false, strlen(first));
+    assert_ack_run(ch, 1, true, strlen(secret));
+    assert_ack_run(ch, 2, false, strlen(after));
+    assert_false(rx_has(ch, 0, "s3cr3t"));
+    type_text(ch, "exit\n");
+    wait_closed(ch);
+
+    /* An exec channel has no terminal: its input is never acknowledged. */
+    uint32_t cat = open_confirmed("exec", "{\"argv\":[\"cat\"]}");
+    type_text(cat, "plain\n");
+    WAIT_FOR(rx_has(cat, 0, "plain"), "cat's copy");
+    TL_ASSERT_OK(tl_mux_eof(H.relay.mux, cat));
+    wait_closed(cat);
+    assert_int_equal(rch(cat)->acked, 0);
+}
+
 static void test_shell_refuses_bad_parameters(void **state)
 {
     assert_refused("shell", "{\"cols\":0}", TL_EINVAL, "\"cols\" must be a whole number");
@@ -1025,6 +1104,8 @@ static const struct CMUnitTest tests[] = {
     SESSION_TEST(test_shell_echoes_what_is_typed),
     SESSION_TEST(test_shell_resize_reaches_the_terminal),
     SESSION_TEST(test_shell_refuses_bad_parameters),
+    cmocka_unit_test_setup_teardown(test_shell_says_which_input_the_terminal_hid,
+                                    setup_with_input_acks, teardown),
     SESSION_TEST(test_observers_see_the_shells_of_their_ticket),
     TINY_WINDOW_TEST(test_an_observer_without_window_misses_output_but_holds_nothing_back),
     SESSION_TEST(test_runbook_gets_its_parameters_and_nothing_else),
