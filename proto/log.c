@@ -11,6 +11,9 @@ static enum tl_log_level current_level = TL_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
+static tl_log_gate_fn gate_fn;
+static void *gate_ctx;
+
 void tl_log_set_level(enum tl_log_level level)
 {
     current_level = level;
@@ -32,11 +35,19 @@ int tl_log_parse_level(const char *name, enum tl_log_level *out)
     return TL_EINVAL;
 }
 
-void tl_log_write(enum tl_log_level level, const char *fmt, ...)
+void tl_log_set_gate(tl_log_gate_fn gate, void *ctx)
 {
-    if (level < current_level || level >= TL_LOG_OFF)
-        return;
+    gate_fn = gate;
+    gate_ctx = ctx;
+}
 
+static int level_written(enum tl_log_level level)
+{
+    return level >= current_level && level < TL_LOG_OFF;
+}
+
+static void write_line(enum tl_log_level level, const char *fmt, va_list ap)
+{
     char line[1024];
     struct timespec now;
     struct tm utc;
@@ -46,10 +57,7 @@ void tl_log_write(enum tl_log_level level, const char *fmt, ...)
     used += (size_t)snprintf(line + used, sizeof line - used, ".%03ldZ %s ", now.tv_nsec / 1000000,
                              level_names[level]);
 
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(line + used, sizeof line - used, fmt, ap);
-    va_end(ap);
     if (n < 0)
         return;
     /*
@@ -62,4 +70,27 @@ void tl_log_write(enum tl_log_level level, const char *fmt, ...)
     used = strlen(shown);
     shown[used++] = '\n';
     fwrite(shown, 1, used, stderr);
+}
+
+void tl_log_write(enum tl_log_level level, const char *fmt, ...)
+{
+    if (!level_written(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    write_line(level, fmt, ap);
+    va_end(ap);
+}
+
+void tl_log_peer_write(enum tl_log_level level, const char *address, const char *fmt, ...)
+{
+    /* Only a line that would be written spends the address's budget. */
+    if (!level_written(level))
+        return;
+    if (address != NULL && gate_fn != NULL && !gate_fn(gate_ctx, level, address))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    write_line(level, fmt, ap);
+    va_end(ap);
 }

@@ -23,4 +23,27 @@ void tl_log_write(enum tl_log_level level, const char *fmt, ...)
 #define tl_log_warn(...) tl_log_write(TL_LOG_WARN, __VA_ARGS__)
 #define tl_log_error(...) tl_log_write(TL_LOG_ERROR, __VA_ARGS__)
 
+/*
+ * Lines an unauthenticated peer causes (a refused login, a failed handshake,
+ * garbage on a connection): anyone who can reach a port can make as many as
+ * they like, so a program that serves such peers bounds them per address
+ * (the relay: relay/log_limit.h). address is the peer's address; NULL makes
+ * it an ordinary line (an authenticated peer, or the program itself). A line
+ * the level lets through is first offered to the gate, if one is set, and
+ * written only if the gate returns nonzero. Without a gate every line is
+ * written. One gate per process; set it, and write these lines, from one
+ * thread (the loop's).
+ */
+typedef int (*tl_log_gate_fn)(void *ctx, enum tl_log_level level, const char *address);
+/* Installs gate (NULL removes it). */
+void tl_log_set_gate(tl_log_gate_fn gate, void *ctx);
+
+void tl_log_peer_write(enum tl_log_level level, const char *address, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define tl_log_peer_debug(address, ...) tl_log_peer_write(TL_LOG_DEBUG, address, __VA_ARGS__)
+#define tl_log_peer_info(address, ...) tl_log_peer_write(TL_LOG_INFO, address, __VA_ARGS__)
+#define tl_log_peer_warn(address, ...) tl_log_peer_write(TL_LOG_WARN, address, __VA_ARGS__)
+#define tl_log_peer_error(address, ...) tl_log_peer_write(TL_LOG_ERROR, address, __VA_ARGS__)
+
 #endif

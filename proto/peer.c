@@ -1,8 +1,10 @@
 #include "proto/peer.h"
+#include "proto/addr.h"
 #include "proto/err.h"
 #include "proto/frame.h"
 #include "proto/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,7 +29,9 @@ struct tl_peer {
     uint16_t version;
     unsigned ready : 1;
     unsigned closing : 1;
+    unsigned authenticated : 1; /* the owner said so: lines no longer bounded */
     int reason;
+    char address[TL_ADDR_TEXT_MAX]; /* for log lines; "" if not given */
 };
 
 /*
@@ -50,6 +54,16 @@ static const char *peer_name(const tl_peer_t *peer)
     const char *fingerprint = tl_peer_fingerprint(peer);
     return fingerprint ? fingerprint : "unauthenticated";
 }
+
+/* The address its lines are bounded by (proto/log.h), or NULL once authenticated. */
+static const char *gated_address(const tl_peer_t *peer)
+{
+    return peer->address[0] != '\0' && !peer->authenticated ? peer->address : NULL;
+}
+
+/* " address=ADDR" at the end of a line, when the owner gave one. */
+#define ADDRESS_FMT "%s%s"
+#define ADDRESS_ARGS(peer) (peer)->address[0] != '\0' ? " address=" : "", (peer)->address
 
 static void timer_closed(uv_handle_t *handle)
 {
@@ -86,8 +100,9 @@ static int write_bytes(tl_peer_t *peer, const uint8_t *bytes, size_t len)
     int rc = tl_tls_write(peer->tls, bytes, len);
     if (rc == TL_EFULL) {
         /* The peer stopped reading long ago: it holds back only itself. */
-        tl_log_warn("peer not reading, closing peer=%s queued=%zu", peer_name(peer),
-                    tl_tls_write_queue_size(peer->tls));
+        tl_log_peer_warn(gated_address(peer),
+                         "peer not reading, closing peer=%s queued=%zu" ADDRESS_FMT,
+                         peer_name(peer), tl_tls_write_queue_size(peer->tls), ADDRESS_ARGS(peer));
         finish(peer, TL_EFULL);
     }
     if (rc == 0)
@@ -111,8 +126,9 @@ static void fail(tl_peer_t *peer, int code, const char *what)
 {
     if (peer->closing)
         return;
-    tl_log_warn("peer rejected peer=%s reason=%s detail=\"%s\"", peer_name(peer), tl_err_name(code),
-                what);
+    tl_log_peer_warn(gated_address(peer),
+                     "peer rejected peer=%s reason=%s detail=\"%s\"" ADDRESS_FMT, peer_name(peer),
+                     tl_err_name(code), what, ADDRESS_ARGS(peer));
     tl_peer_close(peer, code, tl_strerror(code));
 }
 
@@ -148,8 +164,9 @@ static void on_timer(uv_timer_t *timer)
     if (peer->heartbeat_ms == 0)
         return;
     if (now - peer->last_rx >= (uint64_t)peer->heartbeat_ms * TL_PEER_DEAD_INTERVALS) {
-        tl_log_info("peer silent, closing peer=%s silent_ms=%llu", peer_name(peer),
-                    (unsigned long long)(now - peer->last_rx));
+        tl_log_peer_info(gated_address(peer),
+                         "peer silent, closing peer=%s silent_ms=%llu" ADDRESS_FMT, peer_name(peer),
+                         (unsigned long long)(now - peer->last_rx), ADDRESS_ARGS(peer));
         finish(peer, TL_ETIMEOUT);
         return;
     }
@@ -190,9 +207,11 @@ static void handle_hello(tl_peer_t *peer, const struct tl_msg_hello *hello)
     /* A feature is used only when both sides announced it; unknown bits are ignored. */
     tl_mux_set_features(peer->mux, local.features & hello->features);
     arm_timer(peer);
-    tl_log_debug("peer ready peer=%s version=%u features=%#x software=\"%.*s\"", peer_name(peer),
-                 chosen, local.features & hello->features, (int)hello->software.len,
-                 (const char *)hello->software.ptr);
+    tl_log_peer_debug(gated_address(peer),
+                      "peer ready peer=%s version=%u features=%#x software=\"%.*s\"" ADDRESS_FMT,
+                      peer_name(peer), chosen, local.features & hello->features,
+                      (int)hello->software.len, (const char *)hello->software.ptr,
+                      ADDRESS_ARGS(peer));
     if (peer->callbacks->on_ready != NULL)
         peer->callbacks->on_ready(peer);
 }
@@ -200,9 +219,10 @@ static void handle_hello(tl_peer_t *peer, const struct tl_msg_hello *hello)
 static void handle_goodbye(tl_peer_t *peer, const struct tl_msg_goodbye *goodbye)
 {
     int code = goodbye->code == 0 || goodbye->code > 30099 ? 0 : -(int)goodbye->code;
-    tl_log_info("peer said goodbye peer=%s code=%s reason=\"%.*s\"", peer_name(peer),
-                code ? tl_err_name(code) : "none", (int)goodbye->reason.len,
-                (const char *)goodbye->reason.ptr);
+    tl_log_peer_info(gated_address(peer),
+                     "peer said goodbye peer=%s code=%s reason=\"%.*s\"" ADDRESS_FMT,
+                     peer_name(peer), code ? tl_err_name(code) : "none", (int)goodbye->reason.len,
+                     (const char *)goodbye->reason.ptr, ADDRESS_ARGS(peer));
     finish(peer, code);
 }
 
@@ -259,7 +279,8 @@ static void on_tls_handshake(tl_tls_t *conn, int status)
 {
     tl_peer_t *peer = tl_tls_get_data(conn);
     if (status != 0) {
-        tl_log_info("handshake failed peer=%s reason=%s", peer_name(peer), tl_strerror(status));
+        tl_log_peer_info(gated_address(peer), "handshake failed peer=%s reason=%s" ADDRESS_FMT,
+                         peer_name(peer), tl_strerror(status), ADDRESS_ARGS(peer));
         finish(peer, status);
         return;
     }
@@ -276,7 +297,8 @@ static void on_tls_error(tl_tls_t *conn, int status)
 {
     tl_peer_t *peer = tl_tls_get_data(conn);
     if (!peer->closing)
-        tl_log_debug("connection ended peer=%s reason=%s", peer_name(peer), tl_strerror(status));
+        tl_log_peer_debug(gated_address(peer), "connection ended peer=%s reason=%s" ADDRESS_FMT,
+                          peer_name(peer), tl_strerror(status), ADDRESS_ARGS(peer));
     /* A clean close_notify after the owner's own close is not an error. */
     finish(peer, status == TL_ECLOSED && tl_frame_decoder_finish(peer->decoder) == 0 ? TL_ECLOSED
                                                                                      : status);
@@ -452,6 +474,20 @@ size_t tl_peer_memory(const tl_peer_t *peer)
 {
     return sizeof *peer + tl_frame_decoder_memory(peer->decoder) + tl_mux_memory(peer->mux) +
            (peer->tls ? tl_tls_memory(peer->tls) : 0);
+}
+
+void tl_peer_set_address(tl_peer_t *peer, const char *address)
+{
+    snprintf(peer->address, sizeof peer->address, "%s", address != NULL ? address : "");
+    if (peer->tls != NULL)
+        tl_tls_set_log_address(peer->tls, gated_address(peer));
+}
+
+void tl_peer_set_authenticated(tl_peer_t *peer)
+{
+    peer->authenticated = 1;
+    if (peer->tls != NULL)
+        tl_tls_set_log_address(peer->tls, NULL);
 }
 
 void tl_peer_set_data(tl_peer_t *peer, void *data)

@@ -107,6 +107,16 @@ int tl_peer_congested(const tl_peer_t *peer);
 /* Approximate bytes held for this peer (excluding OpenSSL's). */
 size_t tl_peer_memory(const tl_peer_t *peer);
 
+/*
+ * Names the peer's address (text) in its log lines. Until
+ * tl_peer_set_authenticated(), they are the lines of an unauthenticated peer
+ * at that address (proto/log.h tl_log_peer_write), which a program serving
+ * such peers bounds per address.
+ */
+void tl_peer_set_address(tl_peer_t *peer, const char *address);
+/* The owner knows who the peer is: its lines are ordinary lines from now on. */
+void tl_peer_set_authenticated(tl_peer_t *peer);
+
 void tl_peer_set_data(tl_peer_t *peer, void *data);
 void *tl_peer_get_data(const tl_peer_t *peer);
 

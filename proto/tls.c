@@ -84,6 +84,7 @@ struct tl_tls {
     unsigned handles_closing : 1;
 
     char peer_fingerprint[TL_FINGERPRINT_LEN];
+    const char *log_address; /* the owner's; NULL: lines not bounded */
 };
 
 struct write_req {
@@ -451,11 +452,13 @@ static void mark_failed(tl_tls_t *conn, int code)
 {
     unsigned long ssl_error = ERR_peek_last_error();
     const char *reason = ssl_error != 0 ? ERR_reason_error_string(ssl_error) : NULL;
-    tl_log_debug("tls %s failed role=%s status=%s peer=%s reason=\"%s\"",
-                 conn->handshake_done ? "connection" : "handshake",
-                 conn->ctx->role == TL_TLS_SERVER ? "server" : "client", status_name(code),
-                 conn->peer_fingerprint[0] ? conn->peer_fingerprint : "-",
-                 reason != NULL ? reason : tl_strerror(code));
+    tl_log_peer_debug(
+        conn->log_address, "tls %s failed role=%s status=%s peer=%s reason=\"%s\"%s%s",
+        conn->handshake_done ? "connection" : "handshake",
+        conn->ctx->role == TL_TLS_SERVER ? "server" : "client", status_name(code),
+        conn->peer_fingerprint[0] ? conn->peer_fingerprint : "-",
+        reason != NULL ? reason : tl_strerror(code), conn->log_address ? " address=" : "",
+        conn->log_address ? conn->log_address : "");
     ERR_clear_error();
     conn->failed = code;
     uv_timer_stop(&conn->timer);
@@ -557,9 +560,10 @@ static void drive(tl_tls_t *conn)
         }
         conn->handshake_done = 1;
         uv_timer_stop(&conn->timer);
-        tl_log_debug("tls handshake done role=%s peer=%s",
-                     conn->ctx->role == TL_TLS_SERVER ? "server" : "client",
-                     conn->peer_fingerprint);
+        tl_log_peer_debug(conn->log_address, "tls handshake done role=%s peer=%s%s%s",
+                          conn->ctx->role == TL_TLS_SERVER ? "server" : "client",
+                          conn->peer_fingerprint, conn->log_address ? " address=" : "",
+                          conn->log_address ? conn->log_address : "");
         conn->callbacks->on_handshake(conn, 0);
         if (gone(conn))
             return;
@@ -937,4 +941,9 @@ int tl_tls_peer_address(const tl_tls_t *conn, struct sockaddr_storage *out)
 {
     int len = (int)sizeof *out;
     return uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)out, &len);
+}
+
+void tl_tls_set_log_address(tl_tls_t *conn, const char *address)
+{
+    conn->log_address = address;
 }

@@ -185,6 +185,12 @@ size_t tl_tls_memory(const tl_tls_t *conn);
 
 /* The peer's address; a uv error if the socket has none. */
 int tl_tls_peer_address(const tl_tls_t *conn, struct sockaddr_storage *out);
+/*
+ * The connection's log lines are an unauthenticated peer's at address
+ * (proto/log.h tl_log_peer_write) and name it; NULL (the default) makes them
+ * ordinary lines again. address must stay valid while it is set.
+ */
+void tl_tls_set_log_address(tl_tls_t *conn, const char *address);
 
 void tl_tls_set_data(tl_tls_t *conn, void *data);
 void *tl_tls_get_data(const tl_tls_t *conn);

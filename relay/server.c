@@ -10,6 +10,7 @@
 #include "proto/text.h"
 #include "relay/datadir.h"
 #include "relay/listener.h"
+#include "relay/log_limit.h"
 #include "relay/login_tally.h"
 #include "relay/registry.h"
 #include "relay/audit_chain.h"
@@ -355,8 +356,8 @@ static void enroll_done(tl_job_t *base, int status)
         tl_log_info("agent enrolled device=D-%" PRId64 " fingerprint=%s address=%s", job->device_id,
                     agent->fingerprint, agent->address);
     } else {
-        tl_log_warn("enrollment refused fingerprint=%s address=%s reason=%s", agent->fingerprint,
-                    agent->address, tl_err_name(result));
+        tl_log_peer_warn(agent->address, "enrollment refused fingerprint=%s address=%s reason=%s",
+                         agent->fingerprint, agent->address, tl_err_name(result));
     }
     if (!agent->closed) {
         char device[32] = "";
@@ -1050,8 +1051,9 @@ static void enroll_deadline_passed(uv_timer_t *timer)
     struct tl_agent_link *agent = timer->data;
     stop_enroll_deadline(agent);
     if (!agent->closed && !agent->enrolling) {
-        tl_log_info("unknown key did not enroll, closing fingerprint=%s address=%s",
-                    agent->fingerprint, agent->address);
+        tl_log_peer_info(agent->address,
+                         "unknown key did not enroll, closing fingerprint=%s address=%s",
+                         agent->fingerprint, agent->address);
         tl_peer_close(agent->peer, TL_ENOT_ENROLLED, "unknown agent key: enroll first");
     }
 }
@@ -1064,8 +1066,8 @@ static void on_peer_ready(tl_peer_t *peer)
     snprintf(agent->fingerprint, sizeof agent->fingerprint, "%s", fingerprint ? fingerprint : "");
     agent->device_id = tl_registry_find(relay->registry, agent->fingerprint);
     if (agent->device_id <= 0) {
-        tl_log_info("unknown key connected fingerprint=%s address=%s", agent->fingerprint,
-                    agent->address);
+        tl_log_peer_info(agent->address, "unknown key connected fingerprint=%s address=%s",
+                         agent->fingerprint, agent->address);
         /* It may only enroll (docs/protocol.md §7.2): say so, and wait only so long. */
         json_t *notice = json_pack("{s:s}", "type", "enroll-required");
         tl_peer_send_control(peer, 0, notice);
@@ -1080,6 +1082,7 @@ static void on_peer_ready(tl_peer_t *peer)
         }
         return;
     }
+    tl_peer_set_authenticated(peer);
     /* A device has one live connection: a new one replaces a stale one. */
     for (struct tl_agent_link *other = relay->agents; other != NULL; other = other->next) {
         if (other != agent && other->device_id == agent->device_id && !other->closed) {
@@ -1145,7 +1148,8 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
         if (!replaced)
             submit_presence(agent, 0);
     } else {
-        tl_log_debug("connection closed address=%s reason=%s", agent->address, tl_strerror(reason));
+        tl_log_peer_debug(agent->address, "connection closed address=%s reason=%s", agent->address,
+                          tl_strerror(reason));
     }
     agent_unref(agent);
 }
@@ -1183,13 +1187,15 @@ static void on_connection(void *ctx, int fd, const struct sockaddr *peer)
         return;
     }
     tl_addr_format(peer, 0, agent->address);
+    tl_peer_set_address(agent->peer, agent->address);
     agent->next = relay->agents;
     if (relay->agents != NULL)
         relay->agents->prev = agent;
     relay->agents = agent;
     relay->agent_count++;
     if (relay->stopping || relay->agent_count > relay->config.max_agents) {
-        tl_log_warn("too many connections, refusing address=%s", agent->address);
+        tl_log_peer_warn(agent->address, "too many connections, refusing address=%s",
+                         agent->address);
         tl_peer_close(agent->peer, TL_EFULL, "relay is at its connection limit");
     }
 }
@@ -1602,7 +1608,11 @@ int tl_relay_serve(const tl_relay_config_t *config)
 
     char listen[128];
     int rc = 0;
+    tl_log_limit_t *log_limit = NULL;
     relay->loop = uv_default_loop();
+    /* From here on, unauthenticated peers' lines are bounded per address (relay/log_limit.h). */
+    if ((log_limit = tl_log_limit_start(relay->loop, &rc)) == NULL)
+        goto out;
     signal(SIGPIPE, SIG_IGN);
     relay->registry = tl_registry_new();
     if (relay->registry == NULL) {
@@ -1655,8 +1665,11 @@ int tl_relay_serve(const tl_relay_config_t *config)
     tl_log_info("relay listening addr=%s fingerprint=%s devices=%zu version=%s", listen,
                 fingerprint, tl_registry_count(relay->registry), TL_VERSION_STRING);
     uv_run(relay->loop, UV_RUN_DEFAULT);
+    tl_log_limit_stop(log_limit); /* the summaries still due */
+    log_limit = NULL;
     tl_log_info("relay stopped");
 out:
+    tl_log_limit_stop(log_limit);
     /* The last minute's refused logins (those of the shutdown too), before the worker ends. */
     if (relay->worker != NULL)
         tl_login_tally_flush(relay->login_tally, INT64_MAX);

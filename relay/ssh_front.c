@@ -427,6 +427,12 @@ static struct preauth_source *source_busiest(tl_ssh_front_t *front)
     return busiest;
 }
 
+/* Its address while it has not logged in: its lines are then bounded (proto/log.h). */
+static const char *preauth_address(const struct conn *conn)
+{
+    return conn->authenticated ? NULL : conn->address;
+}
+
 static void report_login(struct conn *conn, int ok, const char *reason)
 {
     tl_ssh_front_t *front = conn->front;
@@ -444,9 +450,9 @@ static void report_login(struct conn *conn, int ok, const char *reason)
         tl_log_info("ssh login user=%s role=%s addr=%s key=%s", conn->user, conn->technician.role,
                     conn->address, conn->fingerprint);
     else
-        tl_log_warn("ssh login refused user=%s addr=%s key=%s reason=%s",
-                    conn->user[0] ? conn->user : "-", conn->address,
-                    conn->fingerprint[0] ? conn->fingerprint : "-", reason);
+        tl_log_peer_warn(conn->address, "ssh login refused user=%s addr=%s key=%s reason=%s",
+                         conn->user[0] ? conn->user : "-", conn->address,
+                         conn->fingerprint[0] ? conn->fingerprint : "-", reason);
     if (front->on_login != NULL)
         front->on_login(front->ctx, conn->user, conn->address, conn->fingerprint, ok, reason);
 }
@@ -998,7 +1004,7 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 
 refused:
     if (++conn->auth_attempts >= MAX_AUTH_ATTEMPTS) {
-        tl_log_warn("ssh too many attempts addr=%s", conn->address);
+        tl_log_peer_warn(conn->address, "ssh too many attempts addr=%s", conn->address);
         conn->closing = 1;
         queue_service(conn);
     }
@@ -1057,28 +1063,33 @@ static int on_other_message(ssh_session session, ssh_message msg, void *userdata
         }
         break;
     case SSH_REQUEST_CHANNEL_OPEN:
-        tl_log_info("ssh request refused user=%s addr=%s request=channel-open type=%s",
-                    conn_user(conn), conn->address, channel_type_name(subtype));
+        tl_log_peer_info(preauth_address(conn),
+                         "ssh request refused user=%s addr=%s request=channel-open type=%s",
+                         conn_user(conn), conn->address, channel_type_name(subtype));
         break;
     case SSH_REQUEST_CHANNEL:
         if (subtype == SSH_CHANNEL_REQUEST_X11)
-            tl_log_info("ssh request refused user=%s addr=%s request=channel type=x11",
-                        conn_user(conn), conn->address);
+            tl_log_peer_info(preauth_address(conn),
+                             "ssh request refused user=%s addr=%s request=channel type=x11",
+                             conn_user(conn), conn->address);
         else
-            tl_log_debug("ssh request refused user=%s addr=%s request=channel type=other",
-                         conn_user(conn), conn->address);
+            tl_log_peer_debug(preauth_address(conn),
+                              "ssh request refused user=%s addr=%s request=channel type=other",
+                              conn_user(conn), conn->address);
         break;
     case SSH_REQUEST_GLOBAL:
         /* Keepalives (ServerAliveInterval) land here too: those only at debug. */
         if (subtype == SSH_GLOBAL_REQUEST_TCPIP_FORWARD ||
             subtype == SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD)
-            tl_log_info("ssh request refused user=%s addr=%s request=global type=%s",
-                        conn_user(conn), conn->address,
-                        subtype == SSH_GLOBAL_REQUEST_TCPIP_FORWARD ? "tcpip-forward"
-                                                                    : "cancel-tcpip-forward");
+            tl_log_peer_info(preauth_address(conn),
+                             "ssh request refused user=%s addr=%s request=global type=%s",
+                             conn_user(conn), conn->address,
+                             subtype == SSH_GLOBAL_REQUEST_TCPIP_FORWARD ? "tcpip-forward"
+                                                                         : "cancel-tcpip-forward");
         else
-            tl_log_debug("ssh request refused user=%s addr=%s request=global type=other",
-                         conn_user(conn), conn->address);
+            tl_log_peer_debug(preauth_address(conn),
+                              "ssh request refused user=%s addr=%s request=global type=other",
+                              conn_user(conn), conn->address);
         break;
     default:
         break;
@@ -1446,8 +1457,8 @@ static void conn_teardown(struct conn *conn)
     ssh_event_free(conn->event);
     conn->session = NULL;
     conn->event = NULL;
-    tl_log_info("ssh connection closed addr=%s user=%s sessions=%u", conn->address,
-                conn->authenticated ? conn->technician.name : "-", front->live);
+    tl_log_peer_info(preauth_address(conn), "ssh connection closed addr=%s user=%s sessions=%u",
+                     conn->address, conn->authenticated ? conn->technician.name : "-", front->live);
     front_maybe_done(front);
 }
 
@@ -1461,7 +1472,8 @@ static void conn_progress_kex(struct conn *conn)
     } else if (rc == SSH_ERROR) {
         char why[128];
         printable(why, sizeof why, ssh_get_error(conn->session));
-        tl_log_info("ssh handshake failed addr=%s error=\"%s\"", conn->address, why);
+        tl_log_peer_info(conn->address, "ssh handshake failed addr=%s error=\"%s\"", conn->address,
+                         why);
         conn->close_reason = "handshake-failed";
         conn->closing = 1;
     }
@@ -1493,7 +1505,8 @@ static void on_conn_poll(uv_poll_t *handle, int status, int events)
     if (conn->torn_down)
         return;
     if (status < 0) {
-        tl_log_debug("ssh poll failed addr=%s error=%s", conn->address, uv_strerror(status));
+        tl_log_peer_debug(preauth_address(conn), "ssh poll failed addr=%s error=%s", conn->address,
+                          uv_strerror(status));
         conn->closing = 1;
     } else {
         ssh_event_dopoll(conn->event, 0);
@@ -1532,7 +1545,8 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
     if (conn->session == NULL || conn->event == NULL)
         goto fail;
     if (ssh_bind_accept_fd(front->bind, conn->session, libssh_fd) != SSH_OK) {
-        tl_log_debug("ssh accept failed addr=%s error=\"%s\"", address, ssh_get_error(front->bind));
+        tl_log_peer_debug(address, "ssh accept failed addr=%s error=\"%s\"", address,
+                          ssh_get_error(front->bind));
         error = TL_EIO;
         goto fail;
     }
@@ -1555,11 +1569,11 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
     if (kex == SSH_ERROR) {
         char why[128];
         printable(why, sizeof why, ssh_get_error(conn->session));
-        tl_log_info("ssh handshake failed addr=%s error=\"%s\"", address, why);
+        tl_log_peer_info(address, "ssh handshake failed addr=%s error=\"%s\"", address, why);
         conn->close_reason = "handshake-failed";
         conn->closing = 1;
     } else if (ssh_event_add_session(conn->event, conn->session) != SSH_OK) {
-        tl_log_warn("ssh session not watched addr=%s", address);
+        tl_log_peer_warn(address, "ssh session not watched addr=%s", address);
         goto fail;
     }
     conn->kex_done = kex == SSH_OK;
@@ -1582,7 +1596,7 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
     front->conns = conn;
     front->live++;
     front->open++;
-    tl_log_debug("ssh connection addr=%s sessions=%u", address, front->live);
+    tl_log_peer_debug(address, "ssh connection addr=%s sessions=%u", address, front->live);
     if (conn->closing) {
         queue_service(conn);
         return;
@@ -1624,8 +1638,8 @@ static int make_room(tl_ssh_front_t *front, unsigned held)
             oldest = conn;
     if (oldest == NULL)
         return 0;
-    tl_log_info("ssh connection evicted addr=%s held=%u sessions=%u", oldest->address,
-                busiest->count, front->live);
+    tl_log_peer_info(oldest->address, "ssh connection evicted addr=%s held=%u sessions=%u",
+                     oldest->address, busiest->count, front->live);
     /* Not inside any of its libssh callbacks here: it can go at once, freeing its place. */
     oldest->close_reason = "evicted";
     conn_teardown(oldest);
@@ -1652,7 +1666,8 @@ static void on_accept(void *ctx, int fd, const struct sockaddr *peer)
         refusal = "busy";
     if (refusal != NULL) {
         /* Before any SSH byte: a refused connection costs no key exchange. */
-        tl_log_warn("ssh login refused user=- addr=%s key=- reason=%s", address, refusal);
+        tl_log_peer_warn(address, "ssh login refused user=- addr=%s key=- reason=%s", address,
+                         refusal);
         if (front->on_login != NULL)
             front->on_login(front->ctx, "", address, "", 0, refusal);
         close(fd);
