@@ -789,9 +789,10 @@ int tl_runbooks_default_dir(char *out, size_t out_size)
                 return copy_out(out, out_size, resolved);
         }
     }
-#ifdef TL_SOURCE_RUNBOOKS_DIR
-    if (is_directory(TL_SOURCE_RUNBOOKS_DIR))
-        return copy_out(out, out_size, TL_SOURCE_RUNBOOKS_DIR);
+#ifdef TL_BUILD_RUNBOOKS_DIR
+    /* A build's staged copy, with the installed modes (agent/CMakeLists.txt). */
+    if (is_directory(TL_BUILD_RUNBOOKS_DIR))
+        return copy_out(out, out_size, TL_BUILD_RUNBOOKS_DIR);
 #endif
     return TL_ENOTFOUND;
 }

@@ -609,6 +609,10 @@ static void test_the_shipped_runbooks_all_load(void **state)
         assert_int_equal(stat(path, &st), 0);
         if ((st.st_mode & 07777) != 0755)
             fail_msg("%s has mode %o, expected 755", path, (unsigned)(st.st_mode & 07777));
+        snprintf(path, sizeof path, "%s/%s.json", dir, shipped[i].name);
+        assert_int_equal(stat(path, &st), 0);
+        if ((st.st_mode & 07777) != 0644)
+            fail_msg("%s has mode %o, expected 644", path, (unsigned)(st.st_mode & 07777));
     }
     json_decref(list);
 
@@ -631,15 +635,19 @@ static void test_the_shipped_runbooks_all_load(void **state)
     tl_runbooks_free(catalogue);
 }
 
-static void test_the_default_dir_falls_back_to_the_source_tree(void **state)
+static void test_the_default_dir_is_the_builds_staged_catalogue(void **state)
 {
     (void)state;
     char dir[4096];
     TL_ASSERT_OK(tl_runbooks_default_dir(dir, sizeof dir));
+    /*
+     * A build stages the catalogue beside its bin/ as an install does, with
+     * the installed modes, so a group-writable checkout still loads it.
+     */
+    const char *suffix = "/share/tierline/runbooks";
     size_t len = strlen(dir);
-    /* A test binary is not installed: the source tree's catalogue. */
-    assert_true(len > strlen("/agent/runbooks"));
-    assert_string_equal(dir + len - strlen("/agent/runbooks"), "/agent/runbooks");
+    if (len <= strlen(suffix) || strcmp(dir + len - strlen(suffix), suffix) != 0)
+        fail_msg("default dir %s does not end in %s", dir, suffix);
     char tiny[4];
     TL_ASSERT_RC(TL_EFULL, tl_runbooks_default_dir(tiny, sizeof tiny));
 }
@@ -673,7 +681,7 @@ static const struct CMUnitTest tests[] = {
     RUNBOOK_TEST(test_roles_below_min_role_are_refused),
     RUNBOOK_TEST(test_privileged_runbooks_need_root_and_tier3),
     cmocka_unit_test(test_the_shipped_runbooks_all_load),
-    cmocka_unit_test(test_the_default_dir_falls_back_to_the_source_tree),
+    cmocka_unit_test(test_the_default_dir_is_the_builds_staged_catalogue),
 };
 
 TL_TEST_MAIN(tests)
