@@ -344,6 +344,18 @@ static const char *unsafe_file(const struct stat *st)
     return NULL;
 }
 
+static int parse_json(const char *text, size_t size, json_t **out, char *reason, size_t reason_size)
+{
+    json_error_t error;
+    *out = json_loadb(text, size, JSON_REJECT_DUPLICATES, &error);
+    if (*out == NULL) {
+        snprintf(reason, reason_size, "metadata is not valid JSON (line %d: %s)", error.line,
+                 error.text);
+        return TL_EINVAL;
+    }
+    return 0;
+}
+
 static int read_metadata(const char *path, json_t **out, char *reason, size_t reason_size)
 {
     int rc = 0;
@@ -390,13 +402,7 @@ static int read_metadata(const char *path, json_t **out, char *reason, size_t re
         }
         got += (size_t)n;
     }
-    json_error_t error;
-    *out = json_loadb(text, size, JSON_REJECT_DUPLICATES, &error);
-    if (*out == NULL) {
-        snprintf(reason, reason_size, "metadata is not valid JSON (line %d: %s)", error.line,
-                 error.text);
-        rc = TL_EINVAL;
-    }
+    rc = parse_json(text, size, out, reason, reason_size);
 out:
     if (fd >= 0)
         close(fd);
@@ -432,6 +438,17 @@ static char *join_path(const char *dir, const char *name, const char *suffix)
     return path;
 }
 
+/* The metadata's checks, and the description kept. */
+static int parse_entry(json_t *doc, const char *name, tl_runbook_t *rb, char *reason,
+                       size_t reason_size)
+{
+    int rc = parse_metadata(doc, name, rb, reason, reason_size);
+    if (rc == 0 &&
+        (rb->description = strdup(json_string_value(json_object_get(doc, "description")))) == NULL)
+        rc = TL_ENOMEM;
+    return rc;
+}
+
 /* Loads one entry; NULL (with the reason logged) when it is skipped. */
 static tl_runbook_t *load_entry(const char *dir, const char *name, int *err)
 {
@@ -448,10 +465,7 @@ static tl_runbook_t *load_entry(const char *dir, const char *name, int *err)
         goto out;
     rc = read_metadata(meta_path, &doc, reason, sizeof reason);
     if (rc == 0)
-        rc = parse_metadata(doc, name, rb, reason, sizeof reason);
-    if (rc == 0 &&
-        (rb->description = strdup(json_string_value(json_object_get(doc, "description")))) == NULL)
-        rc = TL_ENOMEM;
+        rc = parse_entry(doc, name, rb, reason, sizeof reason);
     if (rc == 0)
         rc = check_executable(rb->path, reason, sizeof reason);
 out:
@@ -532,6 +546,48 @@ tl_runbooks_t *tl_runbooks_load(const char *dir, int *err)
 out:
     if (handle != NULL)
         closedir(handle);
+    if (rc != 0) {
+        tl_runbooks_free(catalogue);
+        catalogue = NULL;
+    }
+    if (err != NULL)
+        *err = rc;
+    return catalogue;
+}
+
+tl_runbooks_t *tl_runbooks_from_metadata(const char *name, const char *text, size_t len, int *err,
+                                         char *reason, size_t reason_size)
+{
+    int rc = TL_ENOMEM;
+    json_t *doc = NULL;
+    tl_runbook_t *rb = NULL;
+    tl_runbooks_t *catalogue = calloc(1, sizeof *catalogue);
+    snprintf(reason, reason_size, "%s", "");
+    if (catalogue == NULL || (catalogue->entries = calloc(1, sizeof *catalogue->entries)) == NULL ||
+        (rb = calloc(1, sizeof *rb)) == NULL)
+        goto out;
+    rc = TL_EINVAL;
+    if (name == NULL || !valid_runbook_name(name)) {
+        snprintf(reason, reason_size, "the name does not match ^[a-z0-9][a-z0-9-]{0,47}$");
+        goto out;
+    }
+    if (len > TL_RUNBOOKS_MAX_METADATA) {
+        snprintf(reason, reason_size, "metadata is larger than %d bytes", TL_RUNBOOKS_MAX_METADATA);
+        goto out;
+    }
+    rc = TL_ENOMEM;
+    if ((rb->name = strdup(name)) == NULL || (rb->path = strdup(name)) == NULL)
+        goto out;
+    rc = parse_json(text, len, &doc, reason, reason_size);
+    if (rc == 0)
+        rc = parse_entry(doc, name, rb, reason, reason_size);
+    if (rc == 0) {
+        catalogue->entries[catalogue->count++] = rb;
+        rb = NULL;
+    }
+out:
+    json_decref(doc);
+    runbook_free(rb);
     if (rc != 0) {
         tl_runbooks_free(catalogue);
         catalogue = NULL;
