@@ -52,7 +52,7 @@ static void check_address(const char *text)
     if (host[0] == '\0' || strlen(host) > TL_ADDR_HOST_MAX)
         abort();
     char again[TL_ADDR_HOST_MAX + 16];
-    snprintf(again, sizeof again, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+    snprintf(again, sizeof again, strpbrk(host, ":%") ? "[%s]:%u" : "%s:%u", host, port);
     char host2[TL_ADDR_HOST_MAX + 1];
     uint16_t port2 = 0;
     if (tl_addr_split(again, host2, &port2) != 0 || strcmp(host, host2) != 0 || port != port2)
