@@ -10,7 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(frame msg cmdline audit consent runbook enrollment config fields redact probes)
+# Every tests/fuzz/fuzz_NAME.c is a target (tests/CMakeLists.txt registers each).
+all_targets=()
+for source in tests/fuzz/fuzz_*.c; do
+    name=${source#tests/fuzz/fuzz_}
+    all_targets+=("${name%.c}")
+done
 
 total=${1:-120}
 shift || true
