@@ -241,14 +241,16 @@ struct tl_policy {
 /* A duration member: "2h", "90s" or a whole number of seconds, within [min_s, max_s]. */
 static int policy_duration(json_t *value, uint64_t min_s, uint64_t max_s, uint64_t *seconds)
 {
-    uint64_t ms = 0;
+    uint64_t ms = 0, whole = 0;
     if (json_is_integer(value) && json_integer_value(value) > 0)
-        ms = (uint64_t)json_integer_value(value) * 1000;
+        whole = (uint64_t)json_integer_value(value); /* seconds: never scaled, so never wraps */
     else if (!json_is_string(value) || tl_cli_parse_duration(json_string_value(value), &ms) != 0)
         return TL_EINVAL;
-    if (ms / 1000 < min_s || ms / 1000 > max_s)
+    else
+        whole = ms / 1000;
+    if (whole < min_s || whole > max_s)
         return TL_EINVAL;
-    *seconds = ms / 1000;
+    *seconds = whole;
     return 0;
 }
 

@@ -279,7 +279,9 @@ static void pass_url_credentials(struct text t, struct out *o, size_t *count)
             out_mark(o, count);
             copied = j;
         }
-        i = j > s ? j : s;
+        /* The authority ends at most at a '/' that may be the one of a next
+         * "://" (a list: "ftp://a,https://u:p@b"), so look again from its ':'. */
+        i = j > s ? j - 1 : s;
     }
     out_put(o, t.p + copied, t.len - copied);
 }

@@ -29,6 +29,9 @@
 #define PARAM_NAME_MAX_LEN 32
 #define TEXT_MAX 1024
 #define PATTERN_MAX 1024
+/* What a pattern may cost the C library's regex engine (docs/consent.md). */
+#define PATTERN_MAX_POSITIONS 512
+#define PATTERN_MAX_GROUP_REPEAT 16
 #define TIMEOUT_MIN_MS 1000u
 #define TIMEOUT_MAX_MS (24u * 3600u * 1000u)
 
@@ -146,6 +149,145 @@ static bool ends_with_anchor(const char *pattern, size_t len)
     return backslashes % 2 == 0;
 }
 
+/*
+ * The C library compiles and matches a pattern in time that grows very fast
+ * with stacked and nested repetition ("^a*****...$", "^((a*)*)*$",
+ * "^(a*a*){0,128}$" each took from seconds to minutes), so a pattern is held
+ * to a size and shape where both stay small. The scan follows POSIX ERE
+ * syntax only as far as these counts need; regcomp() judges the rest.
+ * Returns NULL, or what is wrong.
+ */
+struct pattern_frame {
+    uint64_t positions; /* characters, '.' and bracket expressions, times their copies */
+    int depth;          /* deepest repetition nesting inside */
+};
+
+static size_t skip_bracket(const char *p, size_t i, size_t len)
+{
+    i++; /* '[' */
+    if (i < len && p[i] == '^')
+        i++;
+    if (i < len && p[i] == ']')
+        i++;
+    while (i < len && p[i] != ']') {
+        if (p[i] == '[' && i + 1 < len && (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
+            char close = p[i + 1];
+            i += 2;
+            while (i + 1 < len && !(p[i] == close && p[i + 1] == ']'))
+                i++;
+            i += 2;
+        } else {
+            i++;
+        }
+    }
+    return i < len ? i + 1 : len;
+}
+
+/* Digits at p[*at] as a number, saturating; how many there were. */
+static size_t read_count(const char *p, size_t len, size_t *at, uint64_t *value)
+{
+    size_t digits = 0;
+    *value = 0;
+    for (; *at < len && p[*at] >= '0' && p[*at] <= '9'; (*at)++, digits++)
+        if (*value < 1000000)
+            *value = *value * 10 + (uint64_t)(p[*at] - '0');
+    return digits;
+}
+
+/*
+ * An interval at p[i] as glibc reads it: "{m}", "{m,}", "{,n}", "{m,n}" or
+ * "{,}". Its length, and the copies it makes of what it repeats; 0 if there
+ * is no interval there.
+ */
+static size_t interval(const char *p, size_t i, size_t len, uint64_t *copies)
+{
+    size_t at = i + 1;
+    uint64_t m = 0, n = 0;
+    size_t m_digits = read_count(p, len, &at, &m);
+    if (at < len && p[at] == ',') {
+        at++;
+        if (read_count(p, len, &at, &n) == 0)
+            n = m + 1; /* no upper bound: m copies and a star */
+    } else if (m_digits == 0) {
+        return 0;
+    } else {
+        n = m;
+    }
+    if (at >= len || p[at] != '}')
+        return 0;
+    *copies = n > 0 ? n : 1;
+    return at + 1 - i;
+}
+
+static const char *pattern_too_costly(const char *p, size_t len)
+{
+    struct pattern_frame frames[PATTERN_MAX + 1];
+    size_t open = 0; /* frames[0] is the whole pattern */
+    frames[0] = (struct pattern_frame){0, 0};
+    enum { NOTHING, ITEM, REPEATED } last = NOTHING;
+    struct pattern_frame item = {0, 0};
+    for (size_t i = 0; i < len;) {
+        char c = p[i];
+        uint64_t copies = 0;
+        size_t step = 1;
+        bool repetition = false;
+        if (c == '*' || c == '?') {
+            copies = 1;
+            repetition = true;
+        } else if (c == '+') {
+            copies = 2;
+            repetition = true;
+        } else if (c == '{' && (step = interval(p, i, len, &copies)) > 0) {
+            repetition = true;
+        } else {
+            step = 1;
+        }
+        if (repetition && last == REPEATED)
+            return "repeats a repetition (as in a** or a{2}+)";
+        if (repetition && last == ITEM) {
+            if (item.depth >= 2)
+                return "nests repetitions more than two deep";
+            if (item.depth == 1 && copies > PATTERN_MAX_GROUP_REPEAT)
+                return "repeats a group that holds a repetition more than 16 times";
+            frames[open].positions += item.positions * (copies - 1);
+            if (item.depth + 1 > frames[open].depth)
+                frames[open].depth = item.depth + 1;
+            last = REPEATED;
+        } else if (c == '(' && open < PATTERN_MAX) {
+            frames[++open] = (struct pattern_frame){0, 0};
+            last = NOTHING;
+        } else if (c == ')' && open > 0) {
+            item = frames[open--];
+            frames[open].positions += item.positions;
+            if (item.depth > frames[open].depth)
+                frames[open].depth = item.depth;
+            last = ITEM;
+        } else if (c == '|' || c == '^' || c == '$') {
+            last = NOTHING;
+        } else {
+            /* A character, '.', an escaped character or a bracket expression: one position. */
+            if (c == '[')
+                step = skip_bracket(p, i, len) - i;
+            else if (c == '\\' && i + 1 < len)
+                step = 2;
+            else if (repetition)
+                step = 1; /* a repetition with nothing before it: regcomp decides */
+            item = (struct pattern_frame){1, 0};
+            frames[open].positions += 1;
+            last = ITEM;
+        }
+        if (frames[open].positions > PATTERN_MAX_POSITIONS)
+            return "expands to more than 512 positions";
+        i += step;
+    }
+    while (open > 0) {
+        frames[open - 1].positions += frames[open].positions;
+        open--;
+    }
+    return frames[0].positions > PATTERN_MAX_POSITIONS ? "expands to more than 512 positions"
+                                                       : NULL;
+}
+
 /* ---- one entry -------------------------------------------------------------------------- */
 
 static void runbook_free(tl_runbook_t *rb)
@@ -228,6 +370,11 @@ static int parse_param(json_t *item, struct param *param, char *reason, size_t r
         !valid_text(json_string_value(description), json_string_length(description))) {
         snprintf(reason, reason_size, "parameter %s needs a description (one line, 1..%d bytes)",
                  pname, TEXT_MAX);
+        return TL_EINVAL;
+    }
+    const char *costly = pattern_too_costly(ptext, plen);
+    if (costly != NULL) {
+        snprintf(reason, reason_size, "the pattern of parameter %s %s", pname, costly);
         return TL_EINVAL;
     }
     /* Matched as a whole: ^(pattern)$, so alternations stay inside the anchors. */
@@ -344,6 +491,18 @@ static const char *unsafe_file(const struct stat *st)
     return NULL;
 }
 
+static int parse_json(const char *text, size_t size, json_t **out, char *reason, size_t reason_size)
+{
+    json_error_t error;
+    *out = json_loadb(text, size, JSON_REJECT_DUPLICATES, &error);
+    if (*out == NULL) {
+        snprintf(reason, reason_size, "metadata is not valid JSON (line %d: %s)", error.line,
+                 error.text);
+        return TL_EINVAL;
+    }
+    return 0;
+}
+
 static int read_metadata(const char *path, json_t **out, char *reason, size_t reason_size)
 {
     int rc = 0;
@@ -390,13 +549,7 @@ static int read_metadata(const char *path, json_t **out, char *reason, size_t re
         }
         got += (size_t)n;
     }
-    json_error_t error;
-    *out = json_loadb(text, size, JSON_REJECT_DUPLICATES, &error);
-    if (*out == NULL) {
-        snprintf(reason, reason_size, "metadata is not valid JSON (line %d: %s)", error.line,
-                 error.text);
-        rc = TL_EINVAL;
-    }
+    rc = parse_json(text, size, out, reason, reason_size);
 out:
     if (fd >= 0)
         close(fd);
@@ -432,6 +585,17 @@ static char *join_path(const char *dir, const char *name, const char *suffix)
     return path;
 }
 
+/* The metadata's checks, and the description kept. */
+static int parse_entry(json_t *doc, const char *name, tl_runbook_t *rb, char *reason,
+                       size_t reason_size)
+{
+    int rc = parse_metadata(doc, name, rb, reason, reason_size);
+    if (rc == 0 &&
+        (rb->description = strdup(json_string_value(json_object_get(doc, "description")))) == NULL)
+        rc = TL_ENOMEM;
+    return rc;
+}
+
 /* Loads one entry; NULL (with the reason logged) when it is skipped. */
 static tl_runbook_t *load_entry(const char *dir, const char *name, int *err)
 {
@@ -448,10 +612,7 @@ static tl_runbook_t *load_entry(const char *dir, const char *name, int *err)
         goto out;
     rc = read_metadata(meta_path, &doc, reason, sizeof reason);
     if (rc == 0)
-        rc = parse_metadata(doc, name, rb, reason, sizeof reason);
-    if (rc == 0 &&
-        (rb->description = strdup(json_string_value(json_object_get(doc, "description")))) == NULL)
-        rc = TL_ENOMEM;
+        rc = parse_entry(doc, name, rb, reason, sizeof reason);
     if (rc == 0)
         rc = check_executable(rb->path, reason, sizeof reason);
 out:
@@ -532,6 +693,48 @@ tl_runbooks_t *tl_runbooks_load(const char *dir, int *err)
 out:
     if (handle != NULL)
         closedir(handle);
+    if (rc != 0) {
+        tl_runbooks_free(catalogue);
+        catalogue = NULL;
+    }
+    if (err != NULL)
+        *err = rc;
+    return catalogue;
+}
+
+tl_runbooks_t *tl_runbooks_from_metadata(const char *name, const char *text, size_t len, int *err,
+                                         char *reason, size_t reason_size)
+{
+    int rc = TL_ENOMEM;
+    json_t *doc = NULL;
+    tl_runbook_t *rb = NULL;
+    tl_runbooks_t *catalogue = calloc(1, sizeof *catalogue);
+    snprintf(reason, reason_size, "%s", "");
+    if (catalogue == NULL || (catalogue->entries = calloc(1, sizeof *catalogue->entries)) == NULL ||
+        (rb = calloc(1, sizeof *rb)) == NULL)
+        goto out;
+    rc = TL_EINVAL;
+    if (name == NULL || !valid_runbook_name(name)) {
+        snprintf(reason, reason_size, "the name does not match ^[a-z0-9][a-z0-9-]{0,47}$");
+        goto out;
+    }
+    if (len > TL_RUNBOOKS_MAX_METADATA) {
+        snprintf(reason, reason_size, "metadata is larger than %d bytes", TL_RUNBOOKS_MAX_METADATA);
+        goto out;
+    }
+    rc = TL_ENOMEM;
+    if ((rb->name = strdup(name)) == NULL || (rb->path = strdup(name)) == NULL)
+        goto out;
+    rc = parse_json(text, len, &doc, reason, reason_size);
+    if (rc == 0)
+        rc = parse_entry(doc, name, rb, reason, reason_size);
+    if (rc == 0) {
+        catalogue->entries[catalogue->count++] = rb;
+        rb = NULL;
+    }
+out:
+    json_decref(doc);
+    runbook_free(rb);
     if (rc != 0) {
         tl_runbooks_free(catalogue);
         catalogue = NULL;
@@ -795,9 +998,10 @@ int tl_runbooks_default_dir(char *out, size_t out_size)
                 return copy_out(out, out_size, resolved);
         }
     }
-#ifdef TL_SOURCE_RUNBOOKS_DIR
-    if (is_directory(TL_SOURCE_RUNBOOKS_DIR))
-        return copy_out(out, out_size, TL_SOURCE_RUNBOOKS_DIR);
+#ifdef TL_BUILD_RUNBOOKS_DIR
+    /* A build's staged copy, with the installed modes (agent/CMakeLists.txt). */
+    if (is_directory(TL_BUILD_RUNBOOKS_DIR))
+        return copy_out(out, out_size, TL_BUILD_RUNBOOKS_DIR);
 #endif
     return TL_ENOTFOUND;
 }

@@ -31,6 +31,15 @@ typedef struct tl_runbook tl_runbook_t;
  * when dir cannot be read (a negated errno) or on TL_ENOMEM.
  */
 tl_runbooks_t *tl_runbooks_load(const char *dir, int *err);
+/*
+ * A catalogue of the one runbook `name` from its metadata text, bytes in:
+ * the checks tl_runbooks_load makes on NAME.json, none of those on the files
+ * (the executable's path is the name alone). NULL with *err (TL_EINVAL,
+ * TL_ENOMEM) and a one-line reason when it would be skipped. For tests and
+ * fuzzing.
+ */
+tl_runbooks_t *tl_runbooks_from_metadata(const char *name, const char *text, size_t len, int *err,
+                                         char *reason, size_t reason_size);
 void tl_runbooks_free(tl_runbooks_t *catalogue);
 
 size_t tl_runbooks_count(const tl_runbooks_t *catalogue);
@@ -77,8 +86,8 @@ json_t *tl_runbooks_list(const tl_runbooks_t *catalogue);
 
 /*
  * The catalogue to use without --runbooks: share/tierline/runbooks beside
- * the directory of this executable when it exists, else the source tree's
- * agent/runbooks. Copies it into out; TL_EFULL if it does not fit.
+ * the directory of this executable when it exists, else the build's staged
+ * copy of agent/runbooks. Copies it into out; TL_EFULL if it does not fit.
  */
 int tl_runbooks_default_dir(char *out, size_t out_size);
 

@@ -409,13 +409,20 @@ int tl_config_load_file(tl_config_t *config, const char *path, int *exists, char
         return rc;
     }
     *exists = 1;
+    rc = tl_config_parse(config, path, data, len, why, why_size);
+    free(data);
+    return rc;
+}
+
+int tl_config_parse(tl_config_t *config, const char *path, const char *data, size_t len, char *why,
+                    size_t why_size)
+{
     /* Parse into a copy: a malformed file changes nothing. */
     tl_config_t parsed = *config;
     struct load_ctx ctx = {.config = &parsed, .path = path};
-    rc = walk_lines(path, data, len, load_line, &ctx, why, why_size);
+    int rc = walk_lines(path, data, len, load_line, &ctx, why, why_size);
     if (rc == 0)
         *config = parsed;
-    free(data);
     return rc;
 }
 

@@ -85,6 +85,12 @@ int tl_config_load_file(tl_config_t *config, const char *path, int *exists, char
                         size_t why_size);
 
 /*
+ * The file's text, bytes in: what tl_config_load_file does once it has read
+ * the file (path only names it in messages). For tests and fuzzing.
+ */
+int tl_config_parse(tl_config_t *config, const char *path, const char *data, size_t len, char *why,
+                    size_t why_size);
+/*
  * Applies the TIERLINE_* variables; empty ones are ignored. TL_EINVAL with
  * "VARIABLE: what" in why for a bad value.
  */

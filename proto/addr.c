@@ -7,6 +7,13 @@
 #include <string.h>
 #include <uv.h>
 
+/* A DNS name or an IP literal; ':' and an IPv6 zone's '%' only inside brackets. */
+static int host_char(char c, int bracketed)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_' || (bracketed && (c == ':' || c == '%'));
+}
+
 int tl_addr_split(const char *text, char host[TL_ADDR_HOST_MAX + 1], uint16_t *port)
 {
     if (text == NULL)
@@ -30,6 +37,9 @@ int tl_addr_split(const char *text, char host[TL_ADDR_HOST_MAX + 1], uint16_t *p
     size_t host_len = (size_t)(end - start);
     if (host_len == 0 || host_len > TL_ADDR_HOST_MAX)
         return TL_EINVAL;
+    for (size_t i = 0; i < host_len; i++)
+        if (!host_char(start[i], start != text))
+            return TL_EINVAL;
     memcpy(host, start, host_len);
     host[host_len] = '\0';
     const char *p = colon + 1;

@@ -13,7 +13,10 @@
 #define TL_ADDR_HOST_MAX 253
 #define TL_ADDR_TEXT_MAX 64 /* longest formatted numeric address, NUL included */
 
-/* Splits "HOST:PORT" (brackets removed from the host); TL_EINVAL if malformed. */
+/*
+ * Splits "HOST:PORT" (brackets removed from the host); TL_EINVAL if malformed.
+ * A host holds letters, digits, '.', '-' and '_'; in brackets also ':' and '%'.
+ */
 int tl_addr_split(const char *text, char host[TL_ADDR_HOST_MAX + 1], uint16_t *port);
 /* A numeric address into out; TL_EINVAL if the host is not an IP literal. */
 int tl_addr_parse(const char *text, struct sockaddr_storage *out);

@@ -1421,6 +1421,16 @@ static int verify_line(tl_audit_report_t *report, uint64_t line_no, const char *
     return 0;
 }
 
+int tl_audit_verify_line(tl_audit_report_t *report, const char *line, size_t len)
+{
+    if (len >= TL_AUDIT_LINE_MAX) {
+        report_failure(report, report->entries + 1, line, len,
+                       "too-long: line longer than 1048576 bytes");
+        return TL_EPROTO;
+    }
+    return verify_line(report, report->entries + 1, line, len);
+}
+
 int tl_audit_verify(const char *path, tl_audit_report_t *report)
 {
     int rc = 0;

@@ -230,6 +230,13 @@ typedef struct tl_audit_report {
  */
 int tl_audit_verify(const char *path, tl_audit_report_t *report);
 
+/*
+ * The same checks on one line (without its newline), bytes in: report holds
+ * the chain so far (zeroed, with 64 zeros as last_hash, before the first
+ * line) and is updated as tl_audit_verify updates it. For tests and fuzzing.
+ */
+int tl_audit_verify_line(tl_audit_report_t *report, const char *line, size_t len);
+
 /* Prints a human-readable verdict for the result of tl_audit_verify(). */
 void tl_audit_report_print(const tl_audit_report_t *report, int rc, FILE *out);
 

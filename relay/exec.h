@@ -130,4 +130,11 @@ void tl_exec_set_callbacks(tl_exec_t *exec, const tl_exec_callbacks_t *callbacks
  */
 typedef void (*tl_exec_dispatch_fn)(void *ctx, tl_exec_t *exec, int argc, char **argv);
 
+/*
+ * The front end's command-line splitter, bytes in and words out, for tests
+ * and fuzzing: words needs strlen(line) + 1 bytes and argv TL_EXEC_MAX_WORDS
+ * + 1 slots. NULL when the line splits, else what is wrong with it.
+ */
+const char *tl__exec_split_line(const char *line, char *words, char **argv, int *argc);
+
 #endif

@@ -553,6 +553,11 @@ static const char *split_line(const char *line, char *words, char **argv, int *a
     return NULL;
 }
 
+const char *tl__exec_split_line(const char *line, char *words, char **argv, int *argc)
+{
+    return split_line(line, words, argv, argc);
+}
+
 /* ---- output queue ------------------------------------------------------------------------- */
 
 static int queue_output(tl_exec_t *exec, int stream, const void *data, size_t len)

@@ -1,9 +1,20 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora for tests/fuzz from the wire format in docs/protocol.md.
+"""Writes the seed corpora for tests/fuzz from the formats in docs/: the wire
+format (protocol.md), command lines (technicians.md), the audit log
+(audit-format.md), consent policies and requests and runbook metadata
+(consent.md), enrollment strings, the console's config file, and the text
+the diagnostics probes read (diagnostics.md). Each target's input layout is
+described at the top of its tests/fuzz/fuzz_TARGET.c.
 
 Run from the repository root: python3 tests/fuzz/make_corpus.py
-The files are committed; rerun after a format change.
+The files are committed; rerun after a format change. Seeds that reproduce
+a fixed bug are not written here: they are committed by hand under
+corpus/TARGET/regression-*.
 """
+import base64
+import glob
+import hashlib
+import json
 import os
 import struct
 
@@ -54,6 +65,357 @@ MSGS = {
 }
 
 
+def write(target, name, data):
+    os.makedirs(os.path.join(ROOT, target), exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(ROOT, target, name), "wb") as f:
+        f.write(data)
+
+
+# ---- command lines (docs/technicians.md "Command lines") ----
+
+CMDLINES = {
+    "tickets": "tickets",
+    "tickets_filters": "tickets --tier 1 --status open --mine --json",
+    "show": "ticket show T-1",
+    "note_single": "note T-3 'printer is back, it''s fine'",
+    "note_double": 'note T-3 "say \\"hi\\" and \\\\ and \\n"',
+    "run": "run T-1 --for 15m --reason 'disk full' -- df -h /var",
+    "fix": "fix T-1 restart-service SERVICE=cups.service",
+    "escaped": "run T-2 -- sh -c echo\\ \\$HOME\\ \\*",
+    "joined": "a'b c'd\"e f\"g''h",
+    "empty_word": "note T-1 ''",
+    "blanks": " \t\n tickets \t --json \n",
+    "unterminated_single": "note T-1 'oops",
+    "unterminated_double": 'note T-1 "oops',
+    "trailing_backslash": "note T-1 oops\\",
+    "control": "note T-1 a\x1b[2Jb",
+    "control_quoted": "note T-1 'a\x07b'",
+    "del": "note T-1 a\x7fb",
+    "tab_in_quotes": "note T-1 'a\tb\nc'",
+    "utf8": "note T-1 'caf\u00e9 \u2603'",
+    "many_words": " ".join(["w"] * 65),
+    "max_words": " ".join(["w"] * 64),
+    "nul_words": "run\0T-1\0--\0sh\0-c\0echo 'a' \"b\"\0\0x\ty",
+    "long_line": "note T-1 " + "x" * 8190,
+}
+
+# ---- the audit log (docs/audit-format.md) ----
+
+GENESIS = "0" * 64
+
+
+def audit_line(seq, actor, action, subject, details, prev, time="2026-11-23T19:04:05.123Z"):
+    body = "{" + ",".join([
+        '"seq":%d' % seq,
+        '"time":' + json.dumps(time),
+        '"actor":' + json.dumps(actor),
+        '"action":' + json.dumps(action),
+        '"subject":' + json.dumps(subject),
+        '"details":' + json.dumps(details, separators=(",", ":")),
+        '"prev":"%s"' % prev,
+    ])
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    return body + ',"hash":"%s"}\n' % digest, digest
+
+
+def audit_log(entries):
+    prev, lines = GENESIS, []
+    for seq, (actor, action, subject, details) in enumerate(entries, 1):
+        line, prev = audit_line(seq, actor, action, subject, details, prev)
+        lines.append(line)
+    return "".join(lines)
+
+
+AUDIT_ENTRIES = [
+    ("admin", "relay.init", "", {"fingerprint": "SHA256:" + "A" * 43, "listen": "0.0.0.0:7443"}),
+    ("agent:D-1", "ticket.create", "T-1", {"title": "printer \u00e9 \\u0000", "tier": 1}),
+    ("tech:alice", "session.start", "T-1", {"scopes": ["shell", "diag"], "nested": {"a": [1, None, True]}}),
+    ("tech:bob", "evidence.add", "T-1", {"sha256": "ab" * 32, "size": 12345}),
+]
+
+
+def audit_seeds():
+    log = audit_log(AUDIT_ENTRIES)
+    lines = log.splitlines(keepends=True)
+    seeds = {
+        "valid": b"\x04" + log.encode(),
+        "valid_fixup": b"\x02" + log.encode(),
+        "partial_tail": b"\x04" + log.encode() + b'{"seq":5,"ti',
+        "empty": b"\x04",
+        "swapped": b"\x04" + (lines[0] + lines[2] + lines[1]).encode(),
+        "edited": b"\x00" + log.replace("printer", "scanner").encode(),
+        "edited_fixup": b"\x06" + log.replace("printer", "scanner").encode(),
+        "not_ascii": b"\x02" + log.encode().replace(b"printer", b"pr\xc3\xa9nter"),
+        "crlf": b"\x06" + log.replace("\n", "\r\n").encode(),
+        "bad_members": b"\x06" + log.replace('"actor"', '"actr"').encode(),
+        "dup_members": b"\x02" + log.replace('"subject":"T-1"', '"subject":"T-1","subject":"x"').encode(),
+        "deep": b"\x02" + audit_line(1, "a", "b", "", {}, GENESIS)[0].replace(
+            '"details":{}', '"details":' + "{\"a\":" * 40 + "1" + "}" * 40).encode(),
+        "bad_time": b"\x02" + log.replace("19:04:05.123Z", "19:04:05Z").encode(),
+        "seq_zero": b"\x02" + log.replace('{"seq":1,', '{"seq":0,').encode(),
+        "seq_huge": b"\x02" + log.replace('{"seq":1,', '{"seq":99999999999999999999,').encode(),
+        "garbage": b"\x04not json at all\n\n{}\n",
+    }
+    for name, (actor, action, subject, details) in zip(
+            ["entry_init", "entry_ticket", "entry_session", "entry_evidence"], AUDIT_ENTRIES):
+        seeds[name] = (b"\x01" + struct.pack("<Q", 1) + actor.encode() + b"\0" + action.encode()
+                       + b"\0" + subject.encode() + b"\0"
+                       + json.dumps(details, separators=(",", ":")).encode())
+    seeds["entry_nul_in_details"] = (b"\x01" + struct.pack("<Q", 7) + b"tech:a\0note.add\0T-1\0"
+                                     + b'{"text":"a\\u0000b"}')
+    seeds["entry_del"] = b"\x01" + struct.pack("<Q", 2) + b"tech:a\x7f\0note.add\0T-1\0{}"
+    seeds["entry_bad_action"] = b"\x01" + struct.pack("<Q", 3) + b"tech:a\0Note.Add\0T-1\0{}"
+    seeds["entry_seq_max"] = b"\x01" + struct.pack("<Q", 2**63 - 1) + b"a\0b\0\0{}"
+    seeds["entry_seq_over"] = b"\x01" + struct.pack("<Q", 2**63) + b"a\0b\0\0{}"
+    return seeds
+
+
+# ---- consent (docs/consent.md, docs/protocol.md 7.6) ----
+
+POLICY = {
+    "unattended": [
+        {"roles": ["tier2", "tier3"], "scopes": ["diag", "exec", "shell", "fix"],
+         "max_duration": "2h", "days": ["mon", "tue", "wed", "thu", "fri"],
+         "from": "08:00", "to": "18:00"},
+        {"roles": ["tier1"], "scopes": ["diag"], "from": "22:00", "to": "06:00", "days": ["fri"]},
+        {"roles": ["tier4"], "scopes": ["observe"], "max_duration": 900},
+    ],
+    "consent_timeout": "2m",
+}
+
+
+def question(role, scopes, wday, hour, minute, asked):
+    return bytes([role, scopes, wday, hour, minute]) + struct.pack(">I", asked)[1:]
+
+
+def consent_seeds():
+    text = json.dumps(POLICY, indent=2)
+    seeds = {
+        "policy_weekday": b"\x00" + question(1, 0b1101, 2, 9, 30, 3600) + text.encode(),
+        "policy_night": b"\x00" + question(0, 1, 6, 3, 0, 86400) + text.encode(),
+        "policy_outside": b"\x00" + question(1, 1, 0, 12, 0, 60) + text.encode(),
+        "policy_empty": b"\x00" + question(0, 1, 1, 1, 1, 1) + b"{}",
+        "policy_unknown_member": b"\x00" + question(0, 1, 1, 1, 1, 1)
+        + b'{"unattended":[{"roles":["tier1"],"scopes":["diag"],"max_duraton":"1h"}]}',
+        "policy_bad_day": b"\x00" + question(0, 1, 1, 1, 1, 1)
+        + b'{"unattended":[{"roles":["tier1"],"scopes":["diag"],"days":["fr"]}]}',
+        "policy_admin": b"\x00" + question(5, 1, 1, 1, 1, 1)
+        + b'{"unattended":[{"roles":["admin"],"scopes":["diag"]}]}',
+        "policy_same_time": b"\x00" + question(0, 1, 1, 1, 1, 1)
+        + b'{"unattended":[{"roles":["tier1"],"scopes":["diag"],"from":"08:00","to":"08:00"}]}',
+        "policy_int_timeout": b"\x00" + question(0, 1, 1, 1, 1, 1) + b'{"consent_timeout":86400}',
+        "policy_not_json": b"\x00" + question(0, 1, 1, 1, 1, 1) + b'{"unattended":[',
+    }
+    request = {"type": "session.request", "ticket": "T-42", "technician": "alice",
+               "role": "tier2", "scopes": ["shell"], "reason": "join T-42", "duration_s": 3600}
+    seeds["request"] = b"\x01" + json.dumps(request).encode()
+    for name, change in {
+        "request_all_scopes": {"scopes": ["diag", "fix", "exec", "shell", "files", "observe"]},
+        "request_dup_scope": {"scopes": ["diag", "diag"]},
+        "request_escape": {"reason": "\x1b]0;PWNED\x07"},
+        "request_nul": {"technician": "al\u0000ice"},
+        "request_short": {"duration_s": 59},
+        "request_long_reason": {"reason": "r" * 1025},
+        "request_auditor": {"role": "auditor"},
+    }.items():
+        body = dict(request)
+        body.update(change)
+        seeds[name] = b"\x01" + json.dumps(body).encode()
+    seeds["request_not_object"] = b"\x01[1,2]"
+    return seeds
+
+
+# ---- runbook metadata (docs/consent.md "Runbooks") ----
+
+def runbook_seeds():
+    here = os.path.dirname(os.path.abspath(__file__))
+    shipped = os.path.join(here, "..", "..", "agent", "runbooks")
+    args = {
+        "stop-process": (0x00, {"PID": "1234", "SIGNAL": "KILL"}),
+        "restart-service": (0x82, {"SERVICE": "cups.service"}),
+        "clean-temp": (0x01, {"OLDER_THAN_DAYS": "7"}),
+        "compress-logs": (0x82, {"DIR": "/var/log", "MIN_SIZE_MB": "50"}),
+        "renew-dhcp": (0x02, {"INTERFACE": "eth0"}),
+        "flush-dns": (0x03, {}),
+    }
+    seeds = {}
+    for path in sorted(glob.glob(os.path.join(shipped, "*.json"))):
+        name = os.path.basename(path)[:-5]
+        with open(path, "rb") as f:
+            meta = f.read()
+        choice, given = args.get(name, (0, {}))
+        seeds["shipped_" + name] = meta + b"\0" + bytes([choice]) + json.dumps(given).encode()
+    base = {"name": "say-word", "description": "Say a word", "min_role": "tier1",
+            "privileged": False, "timeout": "90s",
+            "params": [{"name": "WORD", "pattern": "^[a-z]{1,16}$", "required": True,
+                        "description": "the word"},
+                       {"name": "TIMES", "pattern": "^a|b$", "description": "alternation"}]}
+    variants = {
+        "ok": ({}, 0x00, {"WORD": "hello", "TIMES": "a"}),
+        "alternation": ({}, 0x00, {"WORD": "hello", "TIMES": "ab"}),
+        "missing_required": ({}, 0x00, {"TIMES": "b"}),
+        "unknown_param": ({}, 0x00, {"WORD": "x", "OTHER": "y"}),
+        "not_string": ({}, 0x00, {"WORD": 5}),
+        "nul_value": ({}, 0x00, {"WORD": "a\u0000b"}),
+        "long_value": ({}, 0x00, {"WORD": "a" * 1025}),
+        "args_array": ({}, 0x00, ["WORD", "x"]),
+        "auditor": ({}, 0x04, {"WORD": "x"}),
+        "privileged_tier2": ({"privileged": True}, 0x01, {"WORD": "x"}),
+        "privileged_root": ({"privileged": True, "min_role": "tier3"}, 0x82, {"WORD": "x"}),
+        "misspelt": ({"requried": True}, 0x00, {}),
+        "bad_pattern": ({"params": [{"name": "X", "pattern": "^([a-$", "description": "x"}]}, 0, {}),
+        "unanchored": ({"params": [{"name": "X", "pattern": "a", "description": "x"}]}, 0, {}),
+        "escaped_dollar": ({"params": [{"name": "X", "pattern": "^a\\$", "description": "x"}]}, 0, {}),
+        "dup_param": ({"params": [{"name": "X", "pattern": "^a$", "description": "x"},
+                                  {"name": "X", "pattern": "^b$", "description": "y"}]}, 0, {}),
+        "bad_timeout": ({"timeout": "25h"}, 0, {}),
+        "bad_name": ({"name": "Say_Word"}, 0, {}),
+        "control_description": ({"description": "a\x1b[2Jb"}, 0, {}),
+        "backref": ({"params": [{"name": "X", "pattern": "^(a+)\\1$", "description": "x"}]},
+                    0, {"X": "aaaa"}),
+    }
+    for name, (change, choice, given) in variants.items():
+        meta = dict(base)
+        meta.update(change)
+        seeds[name] = json.dumps(meta).encode() + b"\0" + bytes([choice]) + json.dumps(given).encode()
+    seeds["not_json"] = b'{"name":"x",\0\0{}'
+    return seeds
+
+
+# ---- enrollment strings (proto/enrollment.h, docs/protocol.md 7.2) ----
+
+FINGERPRINT = "SHA256:" + base64.b64encode(hashlib.sha256(b"relay").digest()).decode().rstrip("=")
+
+ENROLLMENT = {
+    "dns": "tl1:K7QX-2M9P-4RTW-8HJC@relay.example.com:7443#" + FINGERPRINT,
+    "ipv4": "tl1:K7QX2M9P4RTW8HJC@192.0.2.7:7443#" + FINGERPRINT,
+    "ipv6": "tl1:k7qx 2m9p 4rtw 8hjc@[2001:db8::7]:7443#" + FINGERPRINT,
+    "lookalikes": "tl1:K7QX-2M9P-4RTW-8HJO@relay:1#" + FINGERPRINT.replace("A", "l"),
+    "port_zero": "tl1:K7QX-2M9P-4RTW-8HJC@relay:0#" + FINGERPRINT,
+    "port_big": "tl1:K7QX-2M9P-4RTW-8HJC@relay:65536#" + FINGERPRINT,
+    "no_brackets": "tl1:K7QX-2M9P-4RTW-8HJC@2001:db8::7:7443#" + FINGERPRINT,
+    "short_code": "tl1:K7QX-2M9P-4RTW@relay:7443#" + FINGERPRINT,
+    "hash_before_at": "tl1:K7QX#2M9P-4RTW-8HJC@relay:7443",
+    "code_only": "k7qx-2m9p-4rtw-8hjc",
+    "code_u": "K7QX-2M9P-4RTW-8HJU",
+    "long_host": "tl1:K7QX-2M9P-4RTW-8HJC@" + "a" * 254 + ":7443#" + FINGERPRINT,
+}
+
+# ---- the console's config file (docs/technicians.md "The console") ----
+
+CONFIG = {
+    "full": "# tierline console\nrelay = relay.example.com:2222\nuser = alice\n"
+            "identity = ~/.ssh/id_ed25519\nhost_key = " + FINGERPRINT + "\n",
+    "ipv6": "relay = [2001:db8::1]:2200\n",
+    "bare_ipv6": "relay = 2001:db8::1\nport = 22\n",
+    "crlf": "relay = r\r\nport = 2222\r\n",
+    "twice": "user = a\nuser = b\n",
+    "unknown": "colour = blue\n",
+    "no_equals": "relay relay.example.com\n",
+    "no_value": "relay =\n",
+    "nul": "user = a\0b\n",
+    "long_line": "identity = /" + "x" * 5000 + "\n",
+    "bad_port": "port = 65536\n",
+    "bad_key": "host_key = SHA256:short\n",
+    "control_identity": "identity = /tmp/a\x1bb\n",
+    "comment_only": "\n# nothing\n   \n\t# still nothing\n",
+}
+
+# ---- small fields (proto/addr.c, proto/cli.c, relay/store.c, proto/keys.c) ----
+
+ED25519_BLOB = struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + bytes(range(32))
+SSH_KEY = "ssh-ed25519 " + base64.b64encode(ED25519_BLOB).decode()
+
+FIELDS = {
+    "addr4": "127.0.0.1:7443",
+    "addr6": "[::1]:2222",
+    "addr_name": "relay.example.com:443",
+    "addr_no_port": "relay.example.com",
+    "addr_bare6": "::1:80",
+    "addr_big_port": "1.2.3.4:65536",
+    "uint": "0042",
+    "uint_max": "18446744073709551615",
+    "uint_19": "9999999999999999999",
+    "duration_s": "90s",
+    "duration_d": "1000000000d",
+    "duration_bare": "3600",
+    "ticket": "T-42",
+    "device": "D-7",
+    "ticket_zero": "T-0",
+    "ticket_long": "T-12345678901234567",
+    "key": SSH_KEY + " alice@laptop\n",
+    "key_crlf": SSH_KEY + "\r\n",
+    "key_bad_b64": SSH_KEY[:-2] + "A=",
+    "key_rsa": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ== bob",
+    "fingerprint": FINGERPRINT,
+}
+
+# ---- redaction and probe text (docs/diagnostics.md) ----
+
+REDACT = {
+    "password": "password=hunter2 token: abc --secret x api_key='k'",
+    "bearer": "Authorization: Bearer abc.def.ghi\nAuthorization: Basic dXNlcjpwYXNz",
+    "url": "fetching https://user:p%40ss@example.com/path?token=abc&x=1",
+    "pem": "key:\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+           "-----END OPENSSH PRIVATE KEY-----\nafter",
+    "pem_open": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+    "tokens": "AKIAIOSFODNN7EXAMPLE ghp_16C7e42F292c6912E7710c838347Ae178B4a "
+              "xoxb-123456789012-abcdefghijkl eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+    "entropy": "value Zk9yVGhlV2luITIwMjQhU2VjcmV0S2V5ISFBQkM= and 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+    "already": "password=[REDACTED] [REDACTED PRIVATE KEY]",
+    "quotes": "secret=\"unterminated  password='also",
+    "utf8": "mot de passe: caf\u00e9 password=\u00e9\u00e9\u00e9",
+    "nul": "password=a\0b token=c",
+}
+
+PROBES = {
+    "os_release": b"\x00# c\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n"
+                  b"VERSION_ID='12'\nVERSION_CODENAME=\"say \\\"hi\\\"\"\ngarbage\nID=\n",
+    "routes": b"\x01Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+              b"eth0\t00000000\t010200C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
+              b"wg0\t00000000\t00000000\t0001\t0\t0\t50\t00000000\t0\t0\t0\n\0"
+              b"00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+              b"fd000000000000000000000000000001 00000400 00000002 00000000 00000003     eth0\n",
+    "resolv": b"\x02# generated\nnameserver 10.0.0.53\nnameserver\t2001:db8::53 # primary\n"
+              b"search corp.example lab.example\noptions edns0 timeout:2\nnameserver\n; c\n",
+    "services": b"\x03cups.service loaded failed failed CUPS Scheduler\n"
+                b"\xe2\x97\x8f nfs.mount    loaded failed failed   /mnt/nfs\nshort line\n",
+    "logs": b"\x19partial\n" + b"".join(b"line %d\n" % i for i in range(60))
+            + b"-- Boot 1234 --\n-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+            + b"y" * 1500,
+    "logs_bad_utf8": b"\x04caf\xc3 \xff\xfe line\n\xed\xa0\x80 surrogate\n",
+    "sockets_tcp": b"\x06  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+                   b"   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1111 1 0 100 0 0 10 0\n"
+                   b"   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 2222 1 0 20 4 30 10 -1\n",
+    "sockets_tcp6": b"\x45  sl  local_address                         remote_address                        st\n"
+                    b"   0: 00000000000000000000000001000000:0277 00000000000000000000000000000000:0000 0A "
+                    b"00000000:00000000 00:00000000 00000000   105        0 3333 1 0 100 0 0 10 0\n",
+}
+
+
+def more_corpora():
+    for name, line in CMDLINES.items():
+        write("cmdline", name, line)
+    for name, data in audit_seeds().items():
+        write("audit", name, data)
+    for name, data in consent_seeds().items():
+        write("consent", name, data)
+    for name, data in runbook_seeds().items():
+        write("runbook", name, data)
+    for name, text in ENROLLMENT.items():
+        write("enrollment", name, text)
+    for name, text in CONFIG.items():
+        write("config", name, text)
+    for name, text in FIELDS.items():
+        write("fields", name, text)
+    for name, text in REDACT.items():
+        write("redact", name, text)
+    for name, data in PROBES.items():
+        write("probes", name, data)
+
+
 def main():
     for sub in ("frame", "msg"):
         os.makedirs(os.path.join(ROOT, sub), exist_ok=True)
@@ -78,6 +440,7 @@ def main():
     for name, data in frames.items():
         with open(os.path.join(ROOT, "frame", name), "wb") as f:
             f.write(data)
+    more_corpora()
 
 
 if __name__ == "__main__":

@@ -431,6 +431,47 @@ static void test_policy_rejects_what_it_does_not_understand(void **state)
     }
 }
 
+/*
+ * An integer duration is seconds, bounded before it is used: 18446744073709553
+ * seconds, counted in milliseconds, wrapped past 2^64 to about 1 s and was
+ * accepted (found with fuzz_consent).
+ */
+static void test_policy_integer_durations_are_bounded(void **state)
+{
+    (void)state;
+    static const char *const refused[] = {
+        "{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],"
+        "\"max_duration\":18446744073709553}]}",
+        "{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],"
+        "\"max_duration\":9223372036854775807}]}",
+        "{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],\"max_duration\":86401}]}",
+        "{\"consent_timeout\":18446744073709553}",
+        "{\"consent_timeout\":86401}",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char problem[256] = "";
+        tl_policy_t *policy = parse_policy(refused[i], problem, sizeof problem);
+        if (policy != NULL)
+            fail_msg("accepted %s (consent timeout %llu ms)", refused[i],
+                     (unsigned long long)tl_policy_consent_timeout_ms(policy));
+        if (strstr(problem, "max_duration") == NULL && strstr(problem, "consent_timeout") == NULL)
+            fail_msg("%s: problem '%s' names neither duration", refused[i], problem);
+    }
+    /* A whole day is the most either may be, and is granted as such. */
+    char problem[256] = "";
+    tl_policy_t *policy =
+        parse_policy("{\"unattended\":[{\"roles\":[\"tier1\"],\"scopes\":[\"diag\"],"
+                     "\"max_duration\":86400}],\"consent_timeout\":86400}",
+                     problem, sizeof problem);
+    assert_non_null(policy);
+    assert_int_equal(tl_policy_consent_timeout_ms(policy), 86400u * 1000u);
+    struct tm monday_noon = {.tm_wday = 1, .tm_hour = 12};
+    uint32_t granted = 0;
+    TL_ASSERT_OK(tl_policy_match(policy, "tier1", TL_SCOPE_DIAG, &monday_noon, 86400, &granted));
+    assert_int_equal(granted, 86400);
+    tl_policy_free(policy);
+}
+
 static void test_policy_load_names_a_missing_file(void **state)
 {
     (void)state;
@@ -988,6 +1029,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_policy_example_grants_inside_its_window_only),
     cmocka_unit_test(test_policy_window_spanning_midnight_belongs_to_its_first_day),
     cmocka_unit_test(test_policy_rejects_what_it_does_not_understand),
+    cmocka_unit_test(test_policy_integer_durations_are_bounded),
     cmocka_unit_test(test_policy_load_names_a_missing_file),
     cmocka_unit_test(test_auditor_and_admin_are_refused_without_a_question),
     cmocka_unit_test(test_approved_question_becomes_a_durable_grant),

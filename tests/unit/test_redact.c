@@ -164,6 +164,21 @@ static void test_credentials_in_urls(void **state)
     expect_unchanged("http://[::1]:8080/status");
 }
 
+/*
+ * A URL straight after another one's host, as in a comma-separated list, is
+ * still looked at: the scan used to resume past its "://" and keep the
+ * password, so redacting a second time changed the text (found with
+ * fuzz_redact).
+ */
+static void test_credentials_in_a_url_right_after_another(void **state)
+{
+    (void)state;
+    expect_redacted("mirrors=ftp://mirror.example,https://bob:hunter2@repo.example/x",
+                    "mirrors=ftp://mirror.example,https://bob:[REDACTED]@repo.example/x", 1);
+    expect_redacted("a://b://u:p@h", "a://b://u:[REDACTED]@h", 1);
+    expect_redacted("x://y,z://u:p@h,w://v:q@i", "x://y,z://u:[REDACTED]@h,w://v:[REDACTED]@i", 2);
+}
+
 static void test_well_known_token_shapes(void **state)
 {
     (void)state;
@@ -300,6 +315,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_secret_flags_with_separate_values),
     cmocka_unit_test(test_authorization_headers),
     cmocka_unit_test(test_credentials_in_urls),
+    cmocka_unit_test(test_credentials_in_a_url_right_after_another),
     cmocka_unit_test(test_well_known_token_shapes),
     cmocka_unit_test(test_long_random_base64_blobs),
     cmocka_unit_test(test_redacting_twice_changes_nothing),

@@ -309,6 +309,80 @@ static void test_unanchored_or_broken_patterns_are_skipped(void **state)
     }
 }
 
+/* Loads NAME.json text for runbook "rb" with one parameter A of the given pattern. */
+static tl_runbooks_t *with_pattern(const char *pattern, char *reason, size_t reason_size)
+{
+    json_t *meta = json_pack("{s:s, s:s, s:s, s:b, s:[{s:s, s:s, s:s}]}", "name", "rb",
+                             "description", "d", "min_role", "tier1", "privileged", 0, "params",
+                             "name", "A", "pattern", pattern, "description", "d");
+    assert_non_null(meta);
+    char *text = json_dumps(meta, 0);
+    assert_non_null(text);
+    int err = 1;
+    tl_runbooks_t *catalogue =
+        tl_runbooks_from_metadata("rb", text, strlen(text), &err, reason, reason_size);
+    if (catalogue == NULL)
+        TL_ASSERT_RC(TL_EINVAL, err);
+    free(text);
+    json_decref(meta);
+    return catalogue;
+}
+
+/*
+ * Patterns the C library would take seconds to minutes to compile or match
+ * are skipped at once, saying why (the first found with fuzz_runbook).
+ */
+static void test_costly_patterns_are_skipped(void **state)
+{
+    (void)state;
+    char stars[200] = "^a";
+    memset(stars + 2, '*', 130);
+    strcpy(stars + 132, "$");
+    static const struct {
+        const char *pattern;
+        const char *why;
+    } costly[] = {
+        {"^a++$", "repeats a repetition"},
+        {"^a{2}{3}$", "repeats a repetition"},
+        {"^a*?$", "repeats a repetition"},
+        {"^((((a*)*)*)*)$", "more than two deep"},
+        {"^((a*a*)*a*){0,16}$", "more than two deep"},
+        {"^(a*a*){0,128}$", "more than 16 times"},
+        {"^(a?a?){,17}$", "more than 16 times"},
+        {"^(a*a*){00000000128}$", "more than 16 times"},
+        {"^a{0,255}a{0,255}a{0,255}$", "expands to more than 512"},
+        {"^(a|a|a|a|a|a|a|a){1,255}$", "expands to more than 512"},
+        {"^[a-z]{1,32767}$", "expands to more than 512"},
+        {NULL, "repeats a repetition"}, /* 130 stars: minutes to compile */
+    };
+    for (size_t i = 0; i < sizeof costly / sizeof costly[0]; i++) {
+        const char *pattern = costly[i].pattern != NULL ? costly[i].pattern : stars;
+        char reason[512] = "";
+        tl_runbooks_t *catalogue = with_pattern(pattern, reason, sizeof reason);
+        if (catalogue != NULL || strstr(reason, costly[i].why) == NULL)
+            fail_msg("%s: %s, reason '%s', expected one saying '%s'", pattern,
+                     catalogue ? "accepted" : "refused", reason, costly[i].why);
+    }
+    /* What real parameters look like still loads. */
+    static const char *const fine[] = {
+        "^[A-Za-z0-9][A-Za-z0-9@._-]{0,127}$",
+        "^/[A-Za-z0-9._/-]{0,255}$",
+        "^[a-z]{1,64}(,[a-z]{1,64}){0,6}$",
+        "^(TERM|KILL|INT|HUP)$",
+        "^([0-9]{1,3}\\.){3}[0-9]{1,3}$",
+        "^[[:alnum:]_]+(-[[:alnum:]_]+)*$",
+        "^a\\{2\\}$",
+        "^([a-z]+){2,}$",
+    };
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        char reason[512] = "";
+        tl_runbooks_t *catalogue = with_pattern(fine[i], reason, sizeof reason);
+        if (catalogue == NULL)
+            fail_msg("%s refused: %s", fine[i], reason);
+        tl_runbooks_free(catalogue);
+    }
+}
+
 static void test_too_many_parameters_are_skipped(void **state)
 {
     (void)state;
@@ -609,6 +683,10 @@ static void test_the_shipped_runbooks_all_load(void **state)
         assert_int_equal(stat(path, &st), 0);
         if ((st.st_mode & 07777) != 0755)
             fail_msg("%s has mode %o, expected 755", path, (unsigned)(st.st_mode & 07777));
+        snprintf(path, sizeof path, "%s/%s.json", dir, shipped[i].name);
+        assert_int_equal(stat(path, &st), 0);
+        if ((st.st_mode & 07777) != 0644)
+            fail_msg("%s has mode %o, expected 644", path, (unsigned)(st.st_mode & 07777));
     }
     json_decref(list);
 
@@ -631,15 +709,19 @@ static void test_the_shipped_runbooks_all_load(void **state)
     tl_runbooks_free(catalogue);
 }
 
-static void test_the_default_dir_falls_back_to_the_source_tree(void **state)
+static void test_the_default_dir_is_the_builds_staged_catalogue(void **state)
 {
     (void)state;
     char dir[4096];
     TL_ASSERT_OK(tl_runbooks_default_dir(dir, sizeof dir));
+    /*
+     * A build stages the catalogue beside its bin/ as an install does, with
+     * the installed modes, so a group-writable checkout still loads it.
+     */
+    const char *suffix = "/share/tierline/runbooks";
     size_t len = strlen(dir);
-    /* A test binary is not installed: the source tree's catalogue. */
-    assert_true(len > strlen("/agent/runbooks"));
-    assert_string_equal(dir + len - strlen("/agent/runbooks"), "/agent/runbooks");
+    if (len <= strlen(suffix) || strcmp(dir + len - strlen(suffix), suffix) != 0)
+        fail_msg("default dir %s does not end in %s", dir, suffix);
     char tiny[4];
     TL_ASSERT_RC(TL_EFULL, tl_runbooks_default_dir(tiny, sizeof tiny));
 }
@@ -662,6 +744,7 @@ static const struct CMUnitTest tests[] = {
     RUNBOOK_TEST(test_an_unknown_field_is_skipped),
     RUNBOOK_TEST(test_bad_parameter_names_are_skipped),
     RUNBOOK_TEST(test_unanchored_or_broken_patterns_are_skipped),
+    cmocka_unit_test(test_costly_patterns_are_skipped),
     RUNBOOK_TEST(test_too_many_parameters_are_skipped),
     RUNBOOK_TEST(test_missing_or_unsafe_executables_are_skipped),
     RUNBOOK_TEST(test_writable_metadata_is_skipped),
@@ -673,7 +756,7 @@ static const struct CMUnitTest tests[] = {
     RUNBOOK_TEST(test_roles_below_min_role_are_refused),
     RUNBOOK_TEST(test_privileged_runbooks_need_root_and_tier3),
     cmocka_unit_test(test_the_shipped_runbooks_all_load),
-    cmocka_unit_test(test_the_default_dir_falls_back_to_the_source_tree),
+    cmocka_unit_test(test_the_default_dir_is_the_builds_staged_catalogue),
 };
 
 TL_TEST_MAIN(tests)
