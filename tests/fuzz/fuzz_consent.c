@@ -12,9 +12,9 @@
  *     session role with at least one scope. One that does not parse must say
  *     why.
  *   - odd: a session.request body as JSON. One that validates must hold
- *     what docs/protocol.md §7.6 allows: text without control characters
- *     within its length, a known role, known distinct scopes, a duration from
- *     60 s to a day.
+ *     what docs/protocol.md §7.6 allows: names without control characters
+ *     and free text (the reason) without NUL, each within its length, a known
+ *     role, known distinct scopes, a duration from 60 s to a day.
  */
 #include "agent/consent.h"
 #include "proto/err.h"
@@ -90,12 +90,14 @@ static void check_policy(const uint8_t *data, size_t size)
     tl_policy_free(policy);
 }
 
-static void check_text(const char *text, size_t max, int may_be_empty)
+/* A name: 1..max bytes, no control character. Free text: 0..max bytes, anything but NUL (it
+ * is kept as it came and shown escaped, proto/text.h); strlen() already stops at a NUL. */
+static void check_text(const char *text, size_t max, int free_text)
 {
     size_t len = strlen(text);
-    if (len > max || (len == 0 && !may_be_empty))
+    if (len > max || (len == 0 && !free_text))
         abort();
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len && !free_text; i++) {
         unsigned char c = (unsigned char)text[i];
         if (c < 0x20 || c == 0x7f)
             abort();
