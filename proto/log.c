@@ -46,7 +46,8 @@ static int level_written(enum tl_log_level level)
     return level >= current_level && level < TL_LOG_OFF;
 }
 
-static void write_line(enum tl_log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void write_line(enum tl_log_level level,
+                                                             const char *fmt, va_list ap)
 {
     char line[1024];
     struct timespec now;
