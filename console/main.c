@@ -392,7 +392,7 @@ static int cmd_setup(struct console *console, int argc, char **argv)
 
 /* ---- the table --------------------------------------------------------------------------- */
 
-/* The relay's commands (relay/commands.c) with the same words, usage and options. */
+/* The relay's commands (relay/cmd/commands.c) with the same words, usage and options. */
 #define SESSION_OPTIONS                                                                            \
     "--reason TEXT\twhat the user is shown as the reason (default: the command itself)\n"          \
     "--for DURATION\thow long the grant should last, 1m..24h: 90s, 15m, 1h30m\n"

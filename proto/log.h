@@ -3,7 +3,7 @@
  *
  * One line per event: "2026-11-23T19:04:05.123Z warn frame rejected peer=... reason=...".
  * Never log secrets, keys or enrollment codes. The audit log is a separate,
- * durable record (relay/audit.c); this is for operators only.
+ * durable record (relay/store/audit.c); this is for operators only.
  */
 #ifndef TL_LOG_H
 #define TL_LOG_H
@@ -27,7 +27,7 @@ void tl_log_write(enum tl_log_level level, const char *fmt, ...)
  * Lines an unauthenticated peer causes (a refused login, a failed handshake,
  * garbage on a connection): anyone who can reach a port can make as many as
  * they like, so a program that serves such peers bounds them per address
- * (the relay: relay/log_limit.h). address is the peer's address; NULL makes
+ * (the relay: relay/net/log_limit.h). address is the peer's address; NULL makes
  * it an ordinary line (an authenticated peer, or the program itself). A line
  * the level lets through is first offered to the gate, if one is set, and
  * written only if the gate returns nonzero. Without a gate every line is

@@ -15,15 +15,15 @@
 #include "proto/err.h"
 #include "proto/log.h"
 #include "proto/text.h"
-#include "relay/audit.h"
-#include "relay/audit_chain.h"
-#include "relay/datadir.h"
-#include "relay/integrity.h"
-#include "relay/roles.h"
-#include "relay/users.h"
-#include "relay/server.h"
-#include "relay/status.h"
-#include "relay/store.h"
+#include "relay/store/audit.h"
+#include "relay/store/audit_chain.h"
+#include "relay/store/datadir.h"
+#include "relay/store/integrity.h"
+#include "proto/roles.h"
+#include "relay/desk/users.h"
+#include "relay/net/server.h"
+#include "relay/store/status.h"
+#include "relay/store/store.h"
 #include "tl_version.h"
 
 #include <errno.h>
@@ -269,7 +269,7 @@ static int cmd_enroll_code(const struct command *cmd, int argc, char **argv)
         return fail("reading the relay key", rc);
 
     /* All codes in one transaction, each with its audit entry: all or none. No code is shown
-     * unless its entry is in the audit log (relay/audit_chain.h). */
+     * unless its entry is in the audit log (relay/store/audit_chain.h). */
     char(*made)[TL_ENROLL_CODE_LEN] = calloc(codes, sizeof *made);
     int64_t *code_ids = calloc(codes, sizeof *code_ids);
     json_t *listing = json_out ? json_array() : NULL;
@@ -611,7 +611,7 @@ static int cmd_audit_verify(const struct command *cmd, int argc, char **argv)
 
 /* ---- users and roles ---------------------------------------------------------------- */
 
-/* One admin change and its audit entry, committed together (relay/audit_chain.h). */
+/* One admin change and its audit entry, committed together (relay/store/audit_chain.h). */
 struct admin_change {
     int (*apply)(tl_store_t *store, const struct admin_change *change);
     const char *name, *role, *key_line, *fingerprint;
@@ -877,7 +877,7 @@ static int cmd_host_key(const struct command *cmd, int argc, char **argv)
     return status;
 }
 
-/* ---- status, audit-recover, evidence verify (relay/status.h, relay/integrity.h) -------- */
+/* ---- status, audit-recover, evidence verify (relay/store/status.h, relay/store/integrity.h) -------- */
 
 /* The options these three share: --data DIR and --json; positional words up to max. */
 static int parse_data_json(const struct command *cmd, int argc, char **argv, const char **data,

@@ -1,5 +1,5 @@
 /*
- * Fuzz target for the audit log's verifier and writer (relay/audit.c,
+ * Fuzz target for the audit log's verifier and writer (relay/store/audit.c,
  * docs/audit-format.md).
  *
  * The first input byte picks the mode, the rest is the data:
@@ -18,7 +18,7 @@
  */
 #include "proto/err.h"
 #include "proto/hash.h"
-#include "relay/audit.h"
+#include "relay/store/audit.h"
 
 #include <jansson.h>
 #include <stdint.h>

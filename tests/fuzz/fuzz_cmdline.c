@@ -1,6 +1,6 @@
 /*
  * Fuzz target for the technicians' command lines: the relay's splitter
- * (relay/ssh_front.c, docs/technicians.md "Command lines") and the console's
+ * (relay/net/ssh_front.c, docs/technicians.md "Command lines") and the console's
  * quoting (console/quote.c), which promises that the split gives back
  * exactly the words it joined.
  *
@@ -13,7 +13,7 @@
  */
 #include "console/quote.h"
 #include "proto/err.h"
-#include "relay/exec.h"
+#include "relay/net/exec.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * Fuzz target for the small parsers of typed-in and received fields:
  * addresses ("HOST:PORT", proto/addr.c), numbers and durations
  * (proto/cli.c: --port, --ttl, policy and runbook durations), ticket and
- * device ids ("T-12", relay/store.c), and an SSH public key line
+ * device ids ("T-12", relay/store/store.c), and an SSH public key line
  * (proto/keys.c).
  *
  * The input, up to its first NUL, goes through each. What one accepts must
@@ -13,7 +13,7 @@
 #include "proto/cli.h"
 #include "proto/err.h"
 #include "proto/keys.h"
-#include "relay/store.h"
+#include "relay/store/store.h"
 
 #include <inttypes.h>
 #include <netinet/in.h>

@@ -323,7 +323,7 @@ CONFIG = {
     "comment_only": "\n# nothing\n   \n\t# still nothing\n",
 }
 
-# ---- small fields (proto/addr.c, proto/cli.c, relay/store.c, proto/keys.c) ----
+# ---- small fields (proto/addr.c, proto/cli.c, relay/store/store.c, proto/keys.c) ----
 
 ED25519_BLOB = struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + bytes(range(32))
 SSH_KEY = "ssh-ed25519 " + base64.b64encode(ED25519_BLOB).decode()

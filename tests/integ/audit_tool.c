@@ -8,7 +8,7 @@
  *                                 "bad line=L seq=S category=C"; exit 0 or 1
  */
 #include "proto/err.h"
-#include "relay/audit.h"
+#include "relay/store/audit.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A recording written by relay/recording.c plays with the stock asciinema
+"""A recording written by relay/sessions/recording.c plays with the stock asciinema
 player (DESIGN.md §7: `asciinema play` must play them).
 
     recording_play.py RECORDING_TOOL

@@ -1,5 +1,5 @@
 /*
- * Writes a short scripted terminal recording with relay/recording.c, for
+ * Writes a short scripted terminal recording with relay/sessions/recording.c, for
  * tests/integ/recording_play.py to play with the stock asciinema player.
  *
  *   recording_tool PATH
@@ -8,7 +8,7 @@
  * 0, or says what failed and exits 1.
  */
 #include "proto/err.h"
-#include "relay/recording.h"
+#include "relay/sessions/recording.h"
 
 #include <inttypes.h>
 #include <stdio.h>

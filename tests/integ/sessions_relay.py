@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The relay's side of technicians' sessions (relay/sessions.c): a real relay,
+"""The relay's side of technicians' sessions (relay/sessions/sessions.c): a real relay,
 the stock OpenSSH client for the technicians, and a hand-driven agent that
 speaks the protocol frame by frame (docs/protocol.md §4, §7.6-7.9) with a
 real enrolled agent's key. Each case runs in its own process:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The relay's SSH front end (relay/ssh_front.c) against the stock OpenSSH
+"""The relay's SSH front end (relay/net/ssh_front.c) against the stock OpenSSH
 client: real processes on loopback. Each case runs in its own process:
 
     ssh_front.py HARNESS CASE

@@ -31,7 +31,7 @@
 #include "proto/hash.h"
 #include "proto/keys.h"
 #include "proto/log.h"
-#include "relay/ssh_front.h"
+#include "relay/net/ssh_front.h"
 
 #include <openssl/evp.h>
 #include <signal.h>

@@ -4,7 +4,7 @@
  */
 #include "tl_test.h"
 
-#include "relay/audit.h"
+#include "relay/store/audit.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,12 +1,12 @@
 /*
- * The audit chain with its head in the store (relay/audit_chain.h), and the storage worker that
- * writes it (relay/worker.h): what a crash or a failing log can leave, and that nothing staged
+ * The audit chain with its head in the store (relay/store/audit_chain.h), and the storage worker that
+ * writes it (relay/store/worker.h): what a crash or a failing log can leave, and that nothing staged
  * is ever lost, written twice, or acknowledged before it is in the log.
  */
 #include "tl_test.h"
 
-#include "relay/audit_chain.h"
-#include "relay/worker.h"
+#include "relay/store/audit_chain.h"
+#include "relay/store/worker.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* The evidence store: round trips, dedup, corruption, bad names, limits, no leftovers. */
 #include "tl_test.h"
 
-#include "relay/evidence.h"
+#include "relay/store/evidence.h"
 
 #include <dirent.h>
 #include <errno.h>

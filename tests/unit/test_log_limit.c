@@ -1,11 +1,11 @@
 /*
  * Unauthenticated peers' log lines bounded per address: which lines are
  * written, which summaries come out and when, and the bounds on memory
- * (relay/log_limit.h).
+ * (relay/net/log_limit.h).
  */
 #include "tl_test.h"
 
-#include "relay/log_limit.h"
+#include "relay/net/log_limit.h"
 
 #include <stdlib.h>
 

@@ -4,7 +4,7 @@
  */
 #include "tl_test.h"
 
-#include "relay/login_tally.h"
+#include "relay/net/login_tally.h"
 
 #include <stdlib.h>
 

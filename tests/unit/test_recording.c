@@ -1,12 +1,12 @@
 /*
- * Terminal recordings (relay/recording.c) on a real loop in a temporary
+ * Terminal recordings (relay/sessions/recording.c) on a real loop in a temporary
  * directory: what lands on disk is read back with zlib and jansson, as a
  * player would read it.
  */
 #include "tl_test.h"
 
 #include "proto/hash.h"
-#include "relay/recording.h"
+#include "relay/sessions/recording.h"
 
 #include <fcntl.h>
 #include <ftw.h>

@@ -1,7 +1,7 @@
 /* The relay store on real SQLite files: migrations, enrollment, tickets, evidence. */
 #include "tl_test.h"
 
-#include "relay/store.h"
+#include "relay/store/store.h"
 
 #include <errno.h>
 #include <sqlite3.h>

@@ -1,0 +1,19 @@
+/*
+ * Names both programs agree on, as docs/consent.md allows them.
+ *
+ * A runbook's name is 1 to 48 of a-z, 0-9 and '-', not starting with '-'
+ * (NULL is not one); a runbook parameter's name, the len bytes at name, is
+ * 1 to 32 of A-Z, 0-9 and '_', starting with A-Z.
+ */
+#ifndef TL_NAMES_H
+#define TL_NAMES_H
+
+#include <stddef.h>
+
+#define TL_RUNBOOK_NAME_MAX 48
+#define TL_RUNBOOK_PARAM_NAME_MAX 32
+
+int tl_runbook_name_valid(const char *name);
+int tl_runbook_param_name_valid(const char *name, size_t len);
+
+#endif

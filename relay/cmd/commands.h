@@ -1,0 +1,29 @@
+/*
+ * The technicians' commands, as SSH exec requests (docs/technicians.md).
+ *
+ * One table of { name, usage, summary, capability, run }: the dispatcher
+ * checks the capability against the technician's role (proto/roles.h)
+ * before anything runs, and `help` is printed from the same table, so the
+ * commands, their help and the roles table cannot drift apart. Work that
+ * reads or changes the store runs as a storage job (relay/store/worker.h); its
+ * output goes back through the exec (relay/net/exec.h).
+ *
+ * Exit statuses: 0 success, 1 failure (not found, refused), 2 usage,
+ * 77 permission denied.
+ */
+#ifndef TL_COMMANDS_H
+#define TL_COMMANDS_H
+
+#include "relay/net/exec.h"
+#include "relay/sessions/sessions.h"
+#include "relay/store/worker.h"
+
+typedef struct tl_commands_ctx {
+    tl_worker_t *worker;
+    tl_sessions_t *sessions; /* diag, run, join, fix, runbooks */
+} tl_commands_ctx_t;
+
+/* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */
+void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv);
+
+#endif

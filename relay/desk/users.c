@@ -1,0 +1,167 @@
+#include "relay/desk/users.h"
+#include "proto/err.h"
+#include "proto/roles.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct user {
+    char name[65];
+    int role;
+    int disabled;
+    int64_t id;
+    ssh_key key;
+    char fingerprint[64];
+};
+
+struct tl_users {
+    struct user *list;
+    size_t count;
+};
+
+tl_users_t *tl_users_new(void)
+{
+    return calloc(1, sizeof(tl_users_t));
+}
+
+static void clear(tl_users_t *users)
+{
+    for (size_t i = 0; i < users->count; i++)
+        ssh_key_free(users->list[i].key);
+    free(users->list);
+    users->list = NULL;
+    users->count = 0;
+}
+
+void tl_users_free(tl_users_t *users)
+{
+    if (users == NULL)
+        return;
+    clear(users);
+    free(users);
+}
+
+static int parse_key_line(const char *line, ssh_key *key)
+{
+    /* "TYPE BASE64 [comment]" */
+    char type[64], blob[8192];
+    if (strlen(line) >= sizeof blob || sscanf(line, "%63s %8191s", type, blob) != 2)
+        return TL_EKEY;
+    enum ssh_keytypes_e key_type = ssh_key_type_from_name(type);
+    if (key_type == SSH_KEYTYPE_UNKNOWN)
+        return TL_EKEY;
+    return ssh_pki_import_pubkey_base64(blob, key_type, key) == SSH_OK ? 0 : TL_EKEY;
+}
+
+static int key_fingerprint(ssh_key key, char out[64])
+{
+    unsigned char *hash = NULL;
+    size_t hash_len = 0;
+    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) != SSH_OK)
+        return TL_EKEY;
+    char *text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
+    ssh_clean_pubkey_hash(&hash);
+    if (text == NULL)
+        return TL_ENOMEM;
+    int rc = strlen(text) < 64 ? 0 : TL_EKEY;
+    if (rc == 0)
+        strcpy(out, text);
+    ssh_string_free_char(text);
+    return rc;
+}
+
+int tl_users_load(tl_users_t *users, json_t *list)
+{
+    size_t count = json_array_size(list);
+    struct user *fresh = calloc(count ? count : 1, sizeof *fresh);
+    if (fresh == NULL)
+        return TL_ENOMEM;
+    size_t used = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(list, i, row)
+    {
+        const char *name = json_string_value(json_object_get(row, "name"));
+        const char *line = json_string_value(json_object_get(row, "public_key"));
+        int role = tl_role_parse(json_string_value(json_object_get(row, "role")));
+        struct user *u = &fresh[used];
+        if (name == NULL || line == NULL || role < 0 || strlen(name) >= sizeof u->name ||
+            parse_key_line(line, &u->key) != 0)
+            continue; /* a damaged row cannot log in; the others still can */
+        strcpy(u->name, name);
+        u->role = role;
+        u->disabled = json_is_true(json_object_get(row, "disabled"));
+        u->id = json_integer_value(json_object_get(row, "id"));
+        key_fingerprint(u->key, u->fingerprint);
+        used++;
+    }
+    clear(users);
+    users->list = fresh;
+    users->count = used;
+    return 0;
+}
+
+size_t tl_users_count(const tl_users_t *users)
+{
+    return users->count;
+}
+
+int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key, tl_technician_t *out)
+{
+    for (size_t i = 0; i < users->count; i++) {
+        const struct user *u = &users->list[i];
+        if (strcmp(u->name, name) != 0)
+            continue;
+        if (ssh_key_cmp(key, u->key, SSH_KEY_CMP_PUBLIC) != 0)
+            return TL_ENOTFOUND;
+        if (u->disabled)
+            return TL_EPIN;
+        memset(out, 0, sizeof *out);
+        out->user_id = u->id;
+        snprintf(out->name, sizeof out->name, "%s", u->name);
+        snprintf(out->role, sizeof out->role, "%s", tl_role_name(u->role));
+        snprintf(out->key_fingerprint, sizeof out->key_fingerprint, "%s", u->fingerprint);
+        return 0;
+    }
+    return TL_ENOTFOUND;
+}
+
+int tl_users_read_key_file(const char *path, char **key_line, char fingerprint[64])
+{
+    *key_line = NULL;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -errno;
+    char line[TL_USERS_MAX_KEY_FILE];
+    int rc = TL_EKEY;
+    while (fgets(line, sizeof line, f) != NULL) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '\0' || line[0] == '#')
+            continue;
+        ssh_key key = NULL;
+        rc = parse_key_line(line, &key);
+        if (rc == 0) {
+            char *blob = NULL;
+            rc = key_fingerprint(key, fingerprint);
+            if (rc == 0 && ssh_pki_export_pubkey_base64(key, &blob) == SSH_OK) {
+                size_t len = strlen(ssh_key_type_to_char(ssh_key_type(key))) + strlen(blob) + 2;
+                *key_line = malloc(len);
+                if (*key_line != NULL)
+                    snprintf(*key_line, len, "%s %s", ssh_key_type_to_char(ssh_key_type(key)),
+                             blob);
+                else
+                    rc = TL_ENOMEM;
+            } else if (rc == 0) {
+                rc = TL_EKEY;
+            }
+            ssh_string_free_char(blob);
+        }
+        ssh_key_free(key);
+        break; /* the first key line is the key */
+    }
+    fclose(f);
+    return rc;
+}

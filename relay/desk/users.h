@@ -1,0 +1,41 @@
+/*
+ * Technicians and auditors: the store's users, and the loop's copy of them
+ * for authentication (answered from memory, on the loop).
+ *
+ * Admins add users with `tierline-relay user add` while the relay runs; the
+ * relay reloads its copy every TL_USERS_RELOAD_MS when the store changed,
+ * so a new or disabled account takes effect within that time.
+ */
+#ifndef TL_USERS_H
+#define TL_USERS_H
+
+#include "relay/net/exec.h"
+
+#include <jansson.h>
+#include <libssh/libssh.h>
+
+#define TL_USERS_RELOAD_MS 1000
+#define TL_USERS_MAX_KEY_FILE 8192
+
+typedef struct tl_users tl_users_t;
+
+tl_users_t *tl_users_new(void);
+void tl_users_free(tl_users_t *users);
+/* Replaces the table with the store's list (tl_store_users_list output). */
+int tl_users_load(tl_users_t *users, json_t *list);
+size_t tl_users_count(const tl_users_t *users);
+/*
+ * 0 and *out filled if name is an enabled user whose key is key; TL_ENOTFOUND
+ * (no such user, or another key) or TL_EPIN (disabled) otherwise.
+ */
+int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key,
+                       tl_technician_t *out);
+
+/*
+ * Reads an OpenSSH public key file ("ssh-ed25519 AAAA... comment"); gives the
+ * normalised key line ("TYPE BASE64", malloc'd) and its fingerprint in
+ * OpenSSH's SHA256: form. TL_EKEY if it is not a public key.
+ */
+int tl_users_read_key_file(const char *path, char **key_line, char fingerprint[64]);
+
+#endif

@@ -1,0 +1,335 @@
+#include "relay/store/worker.h"
+#include "proto/clock.h"
+#include "proto/err.h"
+#include "proto/log.h"
+#include "relay/store/status.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Jobs taken in one batch at most, so one burst cannot starve the acks. */
+#define TL_WORKER_MAX_BATCH 256
+/* While the audit log fails and no job comes, the worker tries it again after this long,
+ * doubling up to the maximum (so an outage of hours logs little). */
+#define TL_WORKER_AUDIT_RETRY_MS 2000
+#define TL_WORKER_AUDIT_RETRY_MAX_MS 30000
+
+struct tl_worker {
+    uv_loop_t *loop;
+    tl_store_t *store;
+    tl_audit_chain_t *chain;
+    tl_evidence_store_t *evidence;
+    char *state_path;
+    int64_t started_ms;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    tl_job_t *queue_head, *queue_tail; /* submitted, waiting */
+    tl_job_t *done_head, *done_tail;   /* finished, waiting for the loop */
+    int stopping;
+    uv_async_t async;
+    /* Worker thread only. */
+    int in_txn;
+    int64_t failing_since; /* 0 while the audit log is written */
+    uint64_t refused_batches;
+    unsigned retry_ms;
+    /* Read from any thread. */
+    int audit_failing;
+    uint64_t jobs_done, batches;
+};
+
+static void push(tl_job_t **head, tl_job_t **tail, tl_job_t *job)
+{
+    job->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = job;
+    else
+        *head = job;
+    *tail = job;
+}
+
+int tl_worker_audit(tl_job_ctx_t *ctx, const char *actor, const char *action, const char *subject,
+                    json_t *details)
+{
+    tl_worker_t *worker = ctx->worker;
+    /* Staged with the change it records, in the same transaction (relay/store/audit_chain.h). */
+    if (!worker->in_txn)
+        return TL_ESTORE;
+    tl_audit_entry_t entry = {actor, action, subject ? subject : "", details, 0};
+    return tl_audit_chain_stage(worker->chain, &entry, NULL);
+}
+
+/* The state file says what `tierline-relay status` needs from a live relay. */
+static void write_state(tl_worker_t *worker)
+{
+    if (worker->state_path == NULL)
+        return;
+    int failing = worker->failing_since != 0;
+    json_t *state = json_pack("{s:I, s:I, s:I, s:{s:b, s:s, s:I}}", "pid", (json_int_t)getpid(),
+                              "started", (json_int_t)worker->started_ms, "updated",
+                              (json_int_t)tl_wall_ms(), "audit", "failing", failing, "problem",
+                              failing ? tl_audit_chain_problem(worker->chain) : "", "since",
+                              (json_int_t)worker->failing_since);
+    int rc = state != NULL ? tl_status_write(worker->state_path, state) : TL_ENOMEM;
+    if (rc != 0)
+        tl_log_warn("state file not written path=%s reason=%s", worker->state_path,
+                    tl_strerror(rc));
+    json_decref(state);
+}
+
+/* After a flush: logs and records a change between written and failing. */
+static void note_audit(tl_worker_t *worker, int flush_rc)
+{
+    uint64_t waiting = 0;
+    if (flush_rc != 0 && worker->failing_since == 0) {
+        worker->failing_since = tl_wall_ms();
+        worker->refused_batches = 0;
+        worker->retry_ms = TL_WORKER_AUDIT_RETRY_MS;
+        tl_store_audit_outbox_count(worker->store, &waiting, NULL);
+        tl_log_error("audit log cannot be written: audited actions are refused until it can "
+                     "problem=\"%s\" waiting=%llu",
+                     tl_audit_chain_problem(worker->chain), (unsigned long long)waiting);
+        __atomic_store_n(&worker->audit_failing, 1, __ATOMIC_RELAXED);
+        write_state(worker);
+    } else if (flush_rc == 0 && worker->failing_since != 0) {
+        tl_log_warn("audit log written again: audited actions are accepted failed_for_ms=%lld "
+                    "refused_batches=%llu",
+                    (long long)(tl_wall_ms() - worker->failing_since),
+                    (unsigned long long)worker->refused_batches);
+        worker->failing_since = 0;
+        __atomic_store_n(&worker->audit_failing, 0, __ATOMIC_RELAXED);
+        write_state(worker);
+    }
+}
+
+/*
+ * Runs one job in its savepoint. With keep 0 (the audit log is failing) the job still runs, so
+ * it can let go of what it holds, but whatever it changed is undone and it fails.
+ */
+static int run_savepoint(tl_worker_t *worker, tl_job_t *job, tl_job_ctx_t *ctx, int keep)
+{
+    if (tl_store_savepoint(worker->store) != 0)
+        return TL_ESTORE;
+    int rc = job->run(job, ctx);
+    if (rc == 0 && keep)
+        rc = tl_store_release(worker->store);
+    else
+        tl_store_rollback_savepoint(worker->store);
+    if (rc == 0 && !keep)
+        rc = TL_EAUDIT;
+    return rc;
+}
+
+static void run_batch(tl_worker_t *worker, tl_job_t *batch)
+{
+    tl_job_ctx_t ctx = {worker->store, worker->evidence, worker};
+    int refused = 0;
+    /* Whatever waits for the log goes first: nothing new is acknowledged before it. */
+    if (tl_audit_chain_waiting(worker->chain) != 0) {
+        refused = tl_audit_chain_flush(worker->chain) != 0;
+        note_audit(worker, refused);
+    }
+    int in_txn = tl_store_begin(worker->store) == 0;
+    int failed = in_txn ? 0 : TL_ESTORE;
+    worker->in_txn = in_txn;
+
+    for (tl_job_t *job = batch; job != NULL; job = job->next)
+        job->status = failed ? failed : run_savepoint(worker, job, &ctx, !refused);
+
+    int commit_rc = 0;
+    if (in_txn && refused)
+        tl_store_rollback(worker->store);
+    else if (in_txn && (commit_rc = tl_store_commit(worker->store)) != 0)
+        tl_store_rollback(worker->store);
+    worker->in_txn = 0;
+    int audit_rc = 0;
+    if (refused || commit_rc != 0) {
+        tl_audit_chain_forget_staged(worker->chain);
+    } else if (tl_audit_chain_staged(worker->chain) > 0) {
+        /* Committed: the entries are in the outbox; durable in the log before any ack. */
+        audit_rc = tl_audit_chain_flush(worker->chain);
+        note_audit(worker, audit_rc);
+    }
+    if (refused)
+        worker->refused_batches++;
+    if (commit_rc != 0)
+        tl_log_error("storage batch failed commit=%s", tl_strerror(commit_rc));
+    if (commit_rc != 0 || audit_rc != 0) {
+        for (tl_job_t *job = batch; job != NULL; job = job->next) {
+            /* Nothing of a failed batch may be acknowledged. */
+            if (job->status == 0)
+                job->status = commit_rc != 0 ? commit_rc : TL_EAUDIT;
+        }
+    }
+    __atomic_add_fetch(&worker->batches, 1, __ATOMIC_RELAXED);
+}
+
+/* With no job waiting while the log fails: try it again, so health is known without traffic. */
+static void retry_audit(tl_worker_t *worker)
+{
+    note_audit(worker, tl_audit_chain_flush(worker->chain));
+    if (worker->failing_since != 0 && worker->retry_ms < TL_WORKER_AUDIT_RETRY_MAX_MS)
+        worker->retry_ms *= 2;
+}
+
+static void *worker_main(void *arg)
+{
+    tl_worker_t *worker = arg;
+    pthread_mutex_lock(&worker->lock);
+    for (;;) {
+        while (worker->queue_head == NULL && !worker->stopping) {
+            if (worker->failing_since == 0) {
+                pthread_cond_wait(&worker->wake, &worker->lock);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += worker->retry_ms / 1000;
+            until.tv_nsec += (long)(worker->retry_ms % 1000) * 1000000;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            if (pthread_cond_timedwait(&worker->wake, &worker->lock, &until) == ETIMEDOUT &&
+                worker->queue_head == NULL && !worker->stopping) {
+                pthread_mutex_unlock(&worker->lock);
+                retry_audit(worker);
+                pthread_mutex_lock(&worker->lock);
+            }
+        }
+        if (worker->queue_head == NULL && worker->stopping)
+            break;
+        /* Take up to a batch's worth. */
+        tl_job_t *batch = worker->queue_head, *last = batch;
+        int count = 1;
+        while (last->next != NULL && count < TL_WORKER_MAX_BATCH) {
+            last = last->next;
+            count++;
+        }
+        worker->queue_head = last->next;
+        if (worker->queue_head == NULL)
+            worker->queue_tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&worker->lock);
+
+        run_batch(worker, batch);
+
+        pthread_mutex_lock(&worker->lock);
+        while (batch != NULL) {
+            tl_job_t *next = batch->next;
+            push(&worker->done_head, &worker->done_tail, batch);
+            batch = next;
+            __atomic_add_fetch(&worker->jobs_done, 1, __ATOMIC_RELAXED);
+        }
+        uv_async_send(&worker->async);
+    }
+    pthread_mutex_unlock(&worker->lock);
+    return NULL;
+}
+
+/* On the loop: hand finished jobs back to their owners. */
+static void on_async(uv_async_t *async)
+{
+    tl_worker_t *worker = async->data;
+    pthread_mutex_lock(&worker->lock);
+    tl_job_t *done = worker->done_head;
+    worker->done_head = worker->done_tail = NULL;
+    pthread_mutex_unlock(&worker->lock);
+    while (done != NULL) {
+        tl_job_t *next = done->next;
+        done->done(done, done->status);
+        done = next;
+    }
+}
+
+static void async_closed(uv_handle_t *handle);
+
+tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_chain_t *chain,
+                           tl_evidence_store_t *evidence, const char *state_path, int *err)
+{
+    tl_worker_t *worker = calloc(1, sizeof *worker);
+    if (worker == NULL ||
+        (state_path != NULL && (worker->state_path = strdup(state_path)) == NULL)) {
+        free(worker);
+        *err = TL_ENOMEM;
+        return NULL;
+    }
+    worker->loop = loop;
+    worker->store = store;
+    worker->chain = chain;
+    worker->evidence = evidence;
+    worker->started_ms = tl_wall_ms();
+    write_state(worker); /* before the thread: it owns the file from then on */
+    pthread_mutex_init(&worker->lock, NULL);
+    pthread_cond_init(&worker->wake, NULL);
+    int rc = uv_async_init(loop, &worker->async, on_async);
+    if (rc == 0) {
+        worker->async.data = worker;
+        /* Acks keep flowing while anything else is alive; the worker alone
+         * does not keep the loop running (shutdown ends the loop). */
+        uv_unref((uv_handle_t *)&worker->async);
+        rc = -pthread_create(&worker->thread, NULL, worker_main, worker);
+        if (rc != 0)
+            uv_close((uv_handle_t *)&worker->async, async_closed);
+    }
+    if (rc != 0) {
+        *err = rc;
+        pthread_mutex_destroy(&worker->lock);
+        pthread_cond_destroy(&worker->wake);
+        if (worker->async.loop == NULL) {
+            free(worker->state_path);
+            free(worker); /* else freed by the async handle's close callback */
+        }
+        return NULL;
+    }
+    return worker;
+}
+
+void tl_worker_submit(tl_worker_t *worker, tl_job_t *job)
+{
+    pthread_mutex_lock(&worker->lock);
+    push(&worker->queue_head, &worker->queue_tail, job);
+    pthread_cond_signal(&worker->wake);
+    pthread_mutex_unlock(&worker->lock);
+}
+
+static void async_closed(uv_handle_t *handle)
+{
+    tl_worker_t *worker = handle->data;
+    free(worker->state_path);
+    free(worker);
+}
+
+void tl_worker_free(tl_worker_t *worker)
+{
+    if (worker == NULL)
+        return;
+    pthread_mutex_lock(&worker->lock);
+    worker->stopping = 1;
+    pthread_cond_signal(&worker->wake);
+    pthread_mutex_unlock(&worker->lock);
+    pthread_join(worker->thread, NULL);
+    on_async(&worker->async); /* the last acks */
+    pthread_mutex_destroy(&worker->lock);
+    pthread_cond_destroy(&worker->wake);
+    uv_close((uv_handle_t *)&worker->async, async_closed);
+}
+
+uint64_t tl_worker_jobs_done(const tl_worker_t *worker)
+{
+    return __atomic_load_n(&worker->jobs_done, __ATOMIC_RELAXED);
+}
+
+uint64_t tl_worker_batches(const tl_worker_t *worker)
+{
+    return __atomic_load_n(&worker->batches, __ATOMIC_RELAXED);
+}
+
+int tl_worker_audit_failing(const tl_worker_t *worker)
+{
+    return __atomic_load_n(&worker->audit_failing, __ATOMIC_RELAXED);
+}

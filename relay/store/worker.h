@@ -1,0 +1,89 @@
+/*
+ * The relay's storage worker: the one thread that touches the disk.
+ *
+ * The event loop never blocks on disk (DESIGN.md §8, STYLE.md "Event loop
+ * rules"). Work that must be durable — store rows, audit entries, evidence
+ * files — is packaged as a job and submitted here. The worker takes every
+ * job that is waiting (group commit): it opens one store transaction, runs
+ * each job inside its own savepoint (a failing job rolls back only itself),
+ * commits, writes the batch's audit entries to the log with one write and
+ * one fsync (relay/store/audit_chain.h: each entry was staged in the store with its
+ * change), and only then hands each job back to the loop, where its done
+ * callback acknowledges whatever the job recorded. A job that needs no
+ * transaction (writing evidence bytes) runs the same way; its savepoint is
+ * empty.
+ *
+ * Fail closed. When the audit log cannot be written, nothing is
+ * acknowledged: the batch whose write failed fails (TL_EAUDIT; its changes
+ * are committed and its entries wait in the store's outbox), and every
+ * later batch first writes what waits; while that fails, each of its jobs
+ * still runs (so it can let go of what it holds) but is undone and fails
+ * with TL_EAUDIT. The worker retries on its own every few seconds, logs each
+ * change of state, and keeps it in the state file (relay/store/status.h) for
+ * `tierline-relay status`.
+ *
+ * Ownership: the job is the submitter's; the worker holds it from submit
+ * until done runs on the loop. The store, audit chain and evidence store are
+ * the worker's while it runs.
+ */
+#ifndef TL_WORKER_H
+#define TL_WORKER_H
+
+#include "relay/store/audit_chain.h"
+#include "relay/store/evidence.h"
+#include "relay/store/store.h"
+
+#include <jansson.h>
+#include <uv.h>
+
+typedef struct tl_worker tl_worker_t;
+typedef struct tl_job tl_job_t;
+
+/* What a job sees while it runs on the worker thread. */
+typedef struct tl_job_ctx {
+    tl_store_t *store;
+    tl_evidence_store_t *evidence;
+    tl_worker_t *worker;
+} tl_job_ctx_t;
+
+struct tl_job {
+    /* Runs on the worker thread; 0 or a negative code (its store changes are undone). */
+    int (*run)(tl_job_t *job, tl_job_ctx_t *ctx);
+    /* Runs on the loop once the batch is durable, with run's result or a commit failure. */
+    void (*done)(tl_job_t *job, int status);
+    /* The worker's own. */
+    tl_job_t *next;
+    int status;
+};
+
+/*
+ * state_path (may be NULL): where the relay's state file is kept (relay/store/status.h); the worker
+ * writes it now and whenever the audit log's health changes.
+ */
+tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_chain_t *chain,
+                           tl_evidence_store_t *evidence, const char *state_path, int *err);
+void tl_worker_submit(tl_worker_t *worker, tl_job_t *job);
+/*
+ * From a job's run: stages an audit entry in the job's transaction; it is
+ * written to the log with the batch, before any job of the batch is
+ * acknowledged, and undone with the job if the job fails. details is
+ * borrowed. TL_EINVAL for an entry the log would refuse.
+ */
+int tl_worker_audit(tl_job_ctx_t *ctx, const char *actor, const char *action, const char *subject,
+                    json_t *details);
+/*
+ * Finishes what was submitted, stops the thread and releases the worker;
+ * done callbacks of the last jobs run before it returns. Call from the loop
+ * thread, with the loop not running (after uv_run returned) or from a
+ * callback; it runs the loop briefly itself if needed.
+ */
+void tl_worker_free(tl_worker_t *worker);
+
+/* Is the audit log failing now (as of the last batch)? For logs and tests. */
+int tl_worker_audit_failing(const tl_worker_t *worker);
+
+/* Jobs run and batches committed, for logs and tests. */
+uint64_t tl_worker_jobs_done(const tl_worker_t *worker);
+uint64_t tl_worker_batches(const tl_worker_t *worker);
+
+#endif
