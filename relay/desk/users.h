@@ -9,13 +9,21 @@
 #ifndef TL_USERS_H
 #define TL_USERS_H
 
-#include "relay/net/exec.h"
-
 #include <jansson.h>
+#include <stdint.h>
 #include <libssh/libssh.h>
 
 #define TL_USERS_RELOAD_MS 1000
 #define TL_USERS_MAX_KEY_FILE 8192
+
+/* Who is asking: the SSH front end fills it after public-key authentication. */
+typedef struct tl_technician {
+    int64_t user_id;
+    char name[65];
+    char role[16]; /* "tier1".."tier4", "auditor", "admin" */
+    char key_fingerprint[64];
+    char address[64]; /* the client's IP address */
+} tl_technician_t;
 
 typedef struct tl_users tl_users_t;
 

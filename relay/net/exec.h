@@ -26,6 +26,8 @@
 #ifndef TL_EXEC_H
 #define TL_EXEC_H
 
+#include "relay/desk/users.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,15 +46,6 @@ typedef struct tl_exec tl_exec_t;
 /* Longest command line the front end accepts, and most words. */
 #define TL_EXEC_MAX_LINE 8192
 #define TL_EXEC_MAX_WORDS 64
-
-/* Who is asking: set by the front end after public-key authentication. */
-typedef struct tl_technician {
-    int64_t user_id;
-    char name[65];
-    char role[16]; /* "tier1".."tier4", "auditor", "admin" */
-    char key_fingerprint[64];
-    char address[64]; /* the client's IP address */
-} tl_technician_t;
 
 const tl_technician_t *tl_exec_technician(const tl_exec_t *exec);
 
