@@ -5,13 +5,9 @@
  * and a command's --help is answered here, before it touches its state, the
  * relay or the user.
  */
-#include "agent/commands.h"
-#include "agent/diag.h"
+#include "agent/cmd/commands.h"
 #include "proto/cli.h"
-#include "proto/err.h"
 
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +26,6 @@ struct command {
 #define STATE_OPTION                                                                               \
     "--state DIR\tthe agent's state folder (default $TIERLINE_AGENT_STATE, "                       \
     "$XDG_STATE_HOME/tierline-agent or ~/.local/state/tierline-agent)\n"
-
-static int cmd_diag(int argc, char **argv);
 
 static const struct command commands[] = {
     {"enroll", "enroll ENROLLMENT-STRING [--state DIR]",
@@ -86,7 +80,8 @@ static const struct command commands[] = {
      "End one grant (G-N), or every live grant, closing its sessions at once.", tl_agent_cmd_end,
      STATE_OPTION, "tierline-agent end G-3\n"},
     {"diag", "diag [--json] [--timeout-ms N] [--relay HOST:PORT]",
-     "Gather diagnostics of this machine (docs/diagnostics.md); JSON with --json.", cmd_diag,
+     "Gather diagnostics of this machine (docs/diagnostics.md); JSON with --json.",
+     tl_agent_cmd_diag,
      "--json\tthe report as JSON (docs/diagnostics.md)\n"
      "--timeout-ms N\teach probe's time limit, 1..600000\n"
      "--relay HOST:PORT\talso check that this relay can be reached\n",
@@ -117,91 +112,6 @@ static char *build_help(void)
         used += (size_t)snprintf(text + used, size - used, "  %s\n      %s\n", commands[i].usage,
                                  commands[i].summary);
     return text;
-}
-
-/* "tierline-agent diag: <message>" and the hint to --help on stderr; exit status 2. */
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s diag: ", PROGRAM);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry '%s --help'.\n", PROGRAM);
-    return TL_EXIT_USAGE;
-}
-
-static int parse_timeout(const char *text, int *out)
-{
-    char *end;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 1 || value > TL_DIAG_MAX_TIMEOUT_MS)
-        return TL_EINVAL;
-    *out = (int)value;
-    return 0;
-}
-
-static int cmd_diag(int argc, char **argv)
-{
-    int status = TL_EXIT_FAILURE;
-    bool json = false;
-    int timeout_ms = 0;
-    const char *relay = NULL;
-    json_t *report = NULL;
-    tl_diag_t *diag = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--json") == 0) {
-            json = true;
-        } else if (strcmp(arg, "--timeout-ms") == 0 || strcmp(arg, "--relay") == 0) {
-            if (i + 1 >= argc)
-                return usage_error("option '%s' needs a value", arg);
-            const char *value = argv[++i];
-            if (strcmp(arg, "--relay") == 0)
-                relay = value;
-            else if (parse_timeout(value, &timeout_ms) < 0)
-                return usage_error("--timeout-ms wants 1..600000 milliseconds, not '%s'", value);
-        } else {
-            return usage_error("unknown option '%s'", arg);
-        }
-    }
-    diag = tl_diag_new();
-    if (!diag) {
-        fprintf(stderr, "%s diag: %s\n", PROGRAM, tl_strerror(TL_ENOMEM));
-        goto out;
-    }
-    if (relay && tl_diag_set_relay(diag, relay) < 0) {
-        tl_diag_free(diag);
-        return usage_error("--relay wants HOST:PORT or [IPV6]:PORT, not '%s'", relay);
-    }
-    if (timeout_ms > 0)
-        tl_diag_set_timeout_ms(diag, timeout_ms);
-    int rc = tl_diag_run(diag, &report);
-    if (rc < 0) {
-        fprintf(stderr, "%s diag: %s\n", PROGRAM, tl_strerror(rc));
-        goto out;
-    }
-    if (json) {
-        rc = json_dumpf(report, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) == 0 &&
-                     fputc('\n', stdout) != EOF
-                 ? 0
-                 : TL_EIO;
-        fflush(stdout);
-    } else {
-        rc = tl_diag_write_text(report, stdout);
-    }
-    if (rc < 0 || ferror(stdout)) {
-        fprintf(stderr, "%s diag: cannot write the report: %s\n", PROGRAM, tl_strerror(TL_EIO));
-        goto out;
-    }
-    status = TL_EXIT_OK;
-out:
-    json_decref(report);
-    tl_diag_free(diag);
-    return status;
 }
 
 int main(int argc, char **argv)

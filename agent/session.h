@@ -4,7 +4,7 @@
  * observe, diag and runbook.
  *
  * Division of labour. The tunnel (agent/tunnel.c) receives the channel
- * open, and the consent module (agent/grants.h) decides whether the grant
+ * open, and the consent module (agent/consent.h) decides whether the grant
  * allows it: live, same technician, scope granted. Only then does the
  * tunnel hand the channel to tl_sessions_open(), which validates the
  * type-specific parameters (argv, terminal size, runbook name and
@@ -20,6 +20,7 @@
  * child closes every descriptor but its stdio. Output is read only while
  * the channel has window, so a relay that stops reading stops only that
  * process's output, and the agent's memory per channel stays bounded.
+ * agent/session_int.h lists the module's files and what each holds.
  */
 #ifndef TL_SESSION_H
 #define TL_SESSION_H
@@ -33,7 +34,7 @@
 
 typedef struct tl_sessions tl_sessions_t;
 
-/* The part of a grant a session needs (agent/grants.h owns the record). */
+/* The part of a grant a session needs (agent/consent.h owns the record). */
 typedef struct tl_session_grant {
     const char *id;         /* "G-3" */
     const char *ticket;     /* "T-42" */

@@ -48,7 +48,7 @@ BIN = None
 WORK = None
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STARTED = []
-# The agent's PATH for technicians' commands (agent/session.c).
+# The agent's PATH for technicians' commands (agent/session_start.c).
 AGENT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

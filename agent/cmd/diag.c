@@ -1,0 +1,112 @@
+/*
+ * `tierline-agent diag`: the diagnostics of this machine (docs/diagnostics.md,
+ * agent/diag.c) as text or JSON, on its own; the diag session channel runs
+ * this same command (agent/session_start.c).
+ */
+#include "agent/cmd/cmd_int.h"
+#include "agent/cmd/commands.h"
+
+#include "agent/diag.h"
+#include "proto/cli.h"
+#include "proto/err.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* "tierline-agent diag: <message>" and the hint to --help on stderr; exit status 2. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s diag: ", PROGRAM);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help'.\n", PROGRAM);
+    return TL_EXIT_USAGE;
+}
+
+static int parse_timeout(const char *text, int *out)
+{
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < 1 || value > TL_DIAG_MAX_TIMEOUT_MS)
+        return TL_EINVAL;
+    *out = (int)value;
+    return 0;
+}
+
+/* The options; non-zero: the exit status, the reason printed. */
+static int diag_parse(int argc, char **argv, bool *json, int *timeout_ms, const char **relay)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--json") == 0) {
+            *json = true;
+        } else if (strcmp(arg, "--timeout-ms") == 0 || strcmp(arg, "--relay") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("option '%s' needs a value", arg);
+            const char *value = argv[++i];
+            if (strcmp(arg, "--relay") == 0)
+                *relay = value;
+            else if (parse_timeout(value, timeout_ms) < 0)
+                return usage_error("--timeout-ms wants 1..600000 milliseconds, not '%s'", value);
+        } else {
+            return usage_error("unknown option '%s'", arg);
+        }
+    }
+    return 0;
+}
+
+int tl_agent_cmd_diag(int argc, char **argv)
+{
+    bool json = false;
+    int timeout_ms = 0;
+    const char *relay = NULL;
+    json_t *report = NULL;
+    tl_diag_t *diag = NULL;
+    int status = diag_parse(argc, argv, &json, &timeout_ms, &relay);
+    if (status != 0)
+        goto out;
+    status = TL_EXIT_FAILURE;
+    diag = tl_diag_new();
+    if (!diag) {
+        fprintf(stderr, "%s diag: %s\n", PROGRAM, tl_strerror(TL_ENOMEM));
+        goto out;
+    }
+    if (relay && tl_diag_set_relay(diag, relay) < 0) {
+        status = usage_error("--relay wants HOST:PORT or [IPV6]:PORT, not '%s'", relay);
+        goto out;
+    }
+    if (timeout_ms > 0)
+        tl_diag_set_timeout_ms(diag, timeout_ms);
+    int rc = tl_diag_run(diag, &report);
+    if (rc < 0) {
+        fprintf(stderr, "%s diag: %s\n", PROGRAM, tl_strerror(rc));
+        goto out;
+    }
+    if (json) {
+        rc = json_dumpf(report, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) == 0 &&
+                     fputc('\n', stdout) != EOF
+                 ? 0
+                 : TL_EIO;
+        fflush(stdout);
+    } else {
+        rc = tl_diag_write_text(report, stdout);
+    }
+    if (rc < 0 || ferror(stdout)) {
+        fprintf(stderr, "%s diag: cannot write the report: %s\n", PROGRAM, tl_strerror(TL_EIO));
+        goto out;
+    }
+    status = TL_EXIT_OK;
+out:
+    json_decref(report);
+    tl_diag_free(diag);
+    return status;
+}

@@ -1,0 +1,361 @@
+/*
+ * `tierline-agent run`: the running agent. One libuv loop holds the tunnel
+ * to the relay (agent/tunnel.c), the control socket for the user's commands
+ * (agent/control.c), consent (agent/consent.c), the technicians' sessions
+ * (agent/session.c) and two storage lanes (agent/storage.c); this file wires
+ * their events together and stops them on SIGTERM or SIGINT.
+ */
+#include "agent/cmd/cmd_int.h"
+#include "agent/cmd/commands.h"
+
+#include "agent/control.h"
+#include "agent/runbooks.h"
+#include "agent/session.h"
+#include "agent/storage.h"
+#include "agent/tunnel.h"
+#include "proto/cli.h"
+#include "proto/err.h"
+#include "proto/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+struct agent_run {
+    tl_tunnel_t *tunnel;
+    tl_control_t *control;
+    tl_consent_t *consent;
+    tl_sessions_t *sessions;
+    /* Disk work off the loop: one lane for grants.json, one for the outbox. */
+    tl_storage_t *grants_lane;
+    tl_storage_t *outbox_lane;
+    uv_signal_t sigterm, sigint;
+};
+
+static void run_delivered(tl_tunnel_t *tunnel, const char *request, const char *ticket)
+{
+    struct agent_run *run = tl_tunnel_data(tunnel);
+    if (run->control != NULL)
+        tl_control_delivered(run->control, request, ticket);
+}
+
+static void run_rejected(tl_tunnel_t *tunnel, const char *request, int error)
+{
+    struct agent_run *run = tl_tunnel_data(tunnel);
+    if (run->control != NULL)
+        tl_control_rejected(run->control, request, error);
+}
+
+static void run_queued(tl_tunnel_t *tunnel, const char *request, int reason)
+{
+    struct agent_run *run = tl_tunnel_data(tunnel);
+    if (run->control != NULL)
+        tl_control_queued(run->control, request, reason);
+}
+
+static const tl_tunnel_events_t run_events = {
+    .on_delivered = run_delivered,
+    .on_rejected = run_rejected,
+    .on_queued = run_queued,
+};
+
+/* The consent module's decisions go to the relay (through the tunnel) and to the watchers. */
+static void run_consent_answer(void *data, uint64_t token, const tl_consent_answer_t *answer)
+{
+    struct agent_run *run = data;
+    if (run->tunnel != NULL)
+        tl_tunnel_consent_answer(run->tunnel, token, answer);
+}
+
+static void run_grant_ended(void *data, const tl_grant_t *grant, const char *reason)
+{
+    struct agent_run *run = data;
+    if (run->tunnel != NULL)
+        tl_tunnel_grant_ended(run->tunnel, grant, reason);
+}
+
+static void run_consent_event(void *data, json_t *event)
+{
+    struct agent_run *run = data;
+    tl_control_event(run->control, event);
+}
+
+static const tl_consent_events_t run_consent_events = {
+    .on_answer = run_consent_answer,
+    .on_ended = run_grant_ended,
+    .on_event = run_consent_event,
+};
+
+static void run_activity(void *data, const char *grant, const char *text)
+{
+    struct agent_run *run = data;
+    tl_log_info("session activity grant=%s what=\"%s\"", grant, text);
+    json_t *event = json_pack("{s:s, s:s, s:s}", "event", "activity", "grant", grant, "text", text);
+    tl_control_event(run->control, event);
+    json_decref(event);
+}
+
+static const tl_sessions_events_t run_session_events = {
+    .on_activity = run_activity,
+};
+
+/* Stops everything the run holds; the memory is released as the loop winds down. */
+static void run_shutdown(struct agent_run *run)
+{
+    tl_control_stop(run->control);
+    run->control = NULL;
+    if (run->tunnel != NULL)
+        tl_tunnel_stop(run->tunnel);
+    run->tunnel = NULL;
+    tl_consent_free(run->consent);
+    run->consent = NULL;
+    tl_sessions_free(run->sessions);
+    run->sessions = NULL;
+    /* Released once the writes already asked for are done. */
+    tl_storage_free(run->grants_lane);
+    run->grants_lane = NULL;
+    tl_storage_free(run->outbox_lane);
+    run->outbox_lane = NULL;
+}
+
+static void run_signal(uv_signal_t *handle, int signum)
+{
+    struct agent_run *run = handle->data;
+    tl_log_info("agent stopping signal=%d", signum);
+    uv_close((uv_handle_t *)&run->sigterm, NULL);
+    uv_close((uv_handle_t *)&run->sigint, NULL);
+    run_shutdown(run);
+}
+
+/* The unattended policy: --policy FILE must exist; STATE/policy.json may not. */
+static int load_policy(const char *option, const char *state_dir, tl_policy_t **policy)
+{
+    char path[TL_STATE_FILE_MAX], problem[512];
+    int rc;
+    *policy = NULL;
+    if (option != NULL)
+        snprintf(path, sizeof path, "%s", option);
+    else
+        tl_state_path(state_dir, TL_CONSENT_POLICY_FILE, path, sizeof path);
+    *policy = tl_policy_load(path, &rc, problem, sizeof problem);
+    if (*policy != NULL)
+        return 0;
+    if (rc == -ENOENT && option == NULL)
+        return 0; /* no file: no unattended grants */
+    fprintf(stderr, PROGRAM " run: policy %s: %s\n", path, problem);
+    return TL_EXIT_FAILURE;
+}
+
+struct run_options {
+    const char *dir, *policy_option, *runbooks_option, *shell_option;
+    uint64_t backoff_max;        /* 0: the tunnel's default */
+    uint64_t consent_timeout_ms; /* 0: the policy's, or the default */
+};
+
+#define RUN_USAGE                                                                                  \
+    "run [--state DIR] [--policy FILE] [--consent-timeout DURATION] "                              \
+    "[--runbooks DIR] [--shell PATH] [--backoff-max-ms N] [--log-level LEVEL]"
+
+/* The options, checked; sets the log level. Non-zero: the exit status, the reason printed. */
+static int run_parse(int argc, char **argv, struct run_options *run_options)
+{
+    const char *backoff = NULL, *level = NULL, *timeout_option = NULL, *positional[1];
+    int count;
+    tl_cli_option_t options[] = {{"state", &run_options->dir, NULL},
+                                 {"backoff-max-ms", &backoff, NULL},
+                                 {"log-level", &level, NULL},
+                                 {"policy", &run_options->policy_option, NULL},
+                                 {"consent-timeout", &timeout_option, NULL},
+                                 {"runbooks", &run_options->runbooks_option, NULL},
+                                 {"shell", &run_options->shell_option, NULL},
+                                 {0}};
+    int status =
+        tl_cli_parse(PROGRAM, "run", RUN_USAGE, argc, argv, 1, options, positional, 0, &count);
+    if (status != 0)
+        return status;
+    if (backoff != NULL &&
+        tl_cli_parse_uint(backoff, 100, 3600000, &run_options->backoff_max) != 0) {
+        fprintf(stderr, PROGRAM " run: --backoff-max-ms wants 100..3600000\n");
+        return TL_EXIT_USAGE;
+    }
+    uint64_t *consent_timeout_ms = &run_options->consent_timeout_ms;
+    if (timeout_option != NULL && (tl_cli_parse_duration(timeout_option, consent_timeout_ms) != 0 ||
+                                   *consent_timeout_ms < TL_CONSENT_MIN_TIMEOUT_MS ||
+                                   *consent_timeout_ms > TL_CONSENT_MAX_TIMEOUT_MS)) {
+        fprintf(stderr, PROGRAM " run: --consent-timeout wants a duration from 1s to 1d, like "
+                                "90s or 2m\n");
+        return TL_EXIT_USAGE;
+    }
+    const char *shell_option = run_options->shell_option;
+    if (shell_option != NULL && (shell_option[0] != '/' || access(shell_option, X_OK) != 0)) {
+        fprintf(stderr, PROGRAM " run: --shell wants the absolute path of a program, got '%s'\n",
+                shell_option);
+        return TL_EXIT_USAGE;
+    }
+    enum tl_log_level log_level;
+    if (level != NULL) {
+        if (tl_log_parse_level(level, &log_level) != 0) {
+            fprintf(stderr, PROGRAM " run: --log-level wants debug, info, warn or error\n");
+            return TL_EXIT_USAGE;
+        }
+        tl_log_set_level(log_level);
+    }
+    return 0;
+}
+
+/* The runbook catalogue's folder and this program's path (both PATH_MAX bytes). */
+static int run_paths(const char *runbooks_option, char *runbooks_dir, char *self_exe)
+{
+    int rc = 0;
+    if (runbooks_option != NULL)
+        snprintf(runbooks_dir, PATH_MAX, "%s", runbooks_option);
+    else if ((rc = tl_runbooks_default_dir(runbooks_dir, PATH_MAX)) != 0) {
+        fprintf(stderr, PROGRAM " run: no runbook catalogue found (%s); give --runbooks DIR\n",
+                tl_strerror(rc));
+        return TL_EXIT_FAILURE;
+    }
+    if (realpath("/proc/self/exe", self_exe) == NULL)
+        return tl__cmd_fail("run", "finding this program (/proc/self/exe)", -errno);
+    return 0;
+}
+
+/*
+ * One running agent per state directory, decided by a lock the kernel drops
+ * on exit: the descriptor stays open for the life of the process.
+ */
+static int run_lock(const tl_agent_state_t *state)
+{
+    char lock_path[TL_STATE_FILE_MAX];
+    snprintf(lock_path, sizeof lock_path, "%s/agent.lock", state->dir);
+    int lock_fd = open(lock_path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, PROGRAM " run: an agent is already running on %s\n", state->dir);
+        if (lock_fd >= 0)
+            close(lock_fd);
+        return TL_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+/* Stops what started and lets the loop release it. */
+static void run_wind_down(struct agent_run *run, uv_loop_t *loop)
+{
+    run_shutdown(run);
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/*
+ * Consent (which takes policy over, started or not), sessions, the tunnel
+ * and the control socket, on the storage lanes already in run. Non-zero: the
+ * exit status, the reason printed, and what had started is wound down.
+ */
+static int run_start(struct agent_run *run, uv_loop_t *loop, tl_agent_state_t *state,
+                     const struct run_options *options, tl_policy_t *policy,
+                     const char *runbooks_dir, const char *self_exe)
+{
+    char problem[1024];
+    int rc;
+    tl_consent_config_t consent_config = {.state_dir = state->dir,
+                                          .policy = policy,
+                                          .timeout_ms = options->consent_timeout_ms,
+                                          .storage = run->grants_lane};
+    run->consent = tl_consent_new(loop, &consent_config, &run_consent_events, run, &rc, problem,
+                                  sizeof problem);
+    if (run->consent == NULL) {
+        fprintf(stderr, PROGRAM " run: %s\n", problem);
+        run_wind_down(run, loop);
+        return TL_EXIT_FAILURE;
+    }
+    char relay_address[300];
+    snprintf(relay_address, sizeof relay_address,
+             strchr(state->relay_host, ':') != NULL ? "[%s]:%u" : "%s:%u", state->relay_host,
+             state->relay_port);
+    tl_sessions_config_t sessions_config = {.runbooks_dir = runbooks_dir,
+                                            .self_exe = self_exe,
+                                            .relay = relay_address,
+                                            .shell = options->shell_option};
+    run->sessions = tl_sessions_new(loop, &sessions_config, &run_session_events, run, &rc);
+    if (run->sessions == NULL) {
+        fprintf(stderr, PROGRAM " run: runbook catalogue %s: %s\n", runbooks_dir, tl_strerror(rc));
+        run_wind_down(run, loop);
+        return TL_EXIT_FAILURE;
+    }
+    tl_tunnel_options_t tunnel_options = {.state = state,
+                                          .backoff_max_ms = (uint32_t)options->backoff_max,
+                                          .consent = run->consent,
+                                          .sessions = run->sessions,
+                                          .storage = run->outbox_lane};
+    run->tunnel = tl_tunnel_start(loop, &tunnel_options, &run_events, run, &rc);
+    if (run->tunnel == NULL) {
+        run_wind_down(run, loop);
+        return tl__cmd_fail("run", "starting the tunnel", rc);
+    }
+    char socket_path[TL_STATE_PATH_MAX];
+    tl_state_path(state->dir, TL_STATE_SOCKET, socket_path, sizeof socket_path);
+    run->control = tl_control_start(loop, socket_path, run->tunnel, state, &rc);
+    if (run->control == NULL) {
+        run_wind_down(run, loop);
+        if (rc == TL_EEXIST) {
+            fprintf(stderr, PROGRAM " run: an agent is already running on %s\n", state->dir);
+            return TL_EXIT_FAILURE;
+        }
+        return tl__cmd_fail("run", "control socket", rc);
+    }
+    tl_control_set_consent(run->control, run->consent, run->sessions);
+    return 0;
+}
+
+int tl_agent_cmd_run(int argc, char **argv)
+{
+    struct run_options options = {0};
+    tl_agent_state_t state;
+    tl_policy_t *policy = NULL;
+    struct agent_run run = {0};
+    char runbooks_dir[PATH_MAX], self_exe[PATH_MAX];
+    int rc, status = run_parse(argc, argv, &options);
+    if (status != 0 || (status = tl__cmd_open_state("run", options.dir, 1, &state)) != 0 ||
+        (status = load_policy(options.policy_option, state.dir, &policy)) != 0 ||
+        (status = run_paths(options.runbooks_option, runbooks_dir, self_exe)) != 0 ||
+        (status = run_lock(&state)) != 0)
+        goto out;
+
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t *loop = uv_default_loop();
+    run.grants_lane = tl_storage_new(loop, NULL, &rc);
+    run.outbox_lane = run.grants_lane != NULL ? tl_storage_new(loop, NULL, &rc) : NULL;
+    if (run.outbox_lane == NULL) {
+        tl_storage_free(run.grants_lane);
+        status = tl__cmd_fail("run", "starting the storage worker", rc);
+        goto out;
+    }
+    const char *policy_shown = policy != NULL ? "yes" : "none";
+    tl_policy_t *handed_over = policy;
+    policy = NULL;
+    if ((status = run_start(&run, loop, &state, &options, handed_over, runbooks_dir, self_exe)) !=
+        0)
+        goto out;
+    uv_signal_init(loop, &run.sigterm);
+    uv_signal_init(loop, &run.sigint);
+    run.sigterm.data = run.sigint.data = &run;
+    uv_signal_start(&run.sigterm, run_signal, SIGTERM);
+    uv_signal_start(&run.sigint, run_signal, SIGINT);
+    char timeout_text[32];
+    tl_consent_duration_text(tl_consent_timeout_ms(run.consent) / 1000, timeout_text,
+                             sizeof timeout_text);
+    tl_log_info("agent running device=%s relay=%s:%u state=%s policy=%s consent_timeout=%s "
+                "runbooks=%s",
+                state.device, state.relay_host, state.relay_port, state.dir, policy_shown,
+                timeout_text, runbooks_dir);
+    uv_run(loop, UV_RUN_DEFAULT);
+    tl_log_info("agent stopped");
+    status = TL_EXIT_OK;
+out:
+    tl_policy_free(policy);
+    return status;
+}

@@ -1,0 +1,188 @@
+/*
+ * `tierline-agent status`: enrollment, whether the agent runs and is
+ * connected (asked on its control socket), and the outbox's queued,
+ * delivered and set-aside requests (agent/outbox.h), as text or JSON.
+ */
+#include "agent/cmd/cmd_int.h"
+#include "agent/cmd/commands.h"
+
+#include "agent/control.h"
+#include "agent/outbox.h"
+#include "proto/cli.h"
+#include "proto/text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Text the user typed, shown with control bytes made visible. */
+static void print_visible(const char *text, size_t max)
+{
+    for (size_t i = 0; text[i] != '\0' && i < max; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+}
+
+/* The queued requests with what each waits for; [{"request","title","missing"?}]. */
+static json_t *queued_details(const char *state_dir, json_t *ids)
+{
+    json_t *list = json_array();
+    size_t i;
+    json_t *value;
+    json_array_foreach(ids, i, value)
+    {
+        const char *id = json_string_value(value);
+        json_t *request = NULL, *item = json_pack("{s:s}", "request", id);
+        char missing[64];
+        if (tl_outbox_load(state_dir, id, &request) == 0) {
+            json_object_set(item, "title", json_object_get(request, "title"));
+            if (tl_outbox_missing(state_dir, id, request, missing, sizeof missing) == 1)
+                json_object_set_new(item, "missing", json_string(missing));
+        }
+        json_decref(request);
+        json_array_append_new(list, item);
+    }
+    return list;
+}
+
+/* What status shows: the running agent's answer and the outbox's lists. */
+struct status_view {
+    json_t *answer; /* the running agent's, or NULL */
+    json_t *queued, *details, *delivered, *set_aside;
+    int running, connected;
+    const char *link, *last_error;
+    /* Why the running agent is not connected, when it says (a pin mismatch...). */
+    const char *relay_error, *relay_error_text;
+};
+
+static void status_gather(const tl_agent_state_t *state, struct status_view *view)
+{
+    char socket_path[TL_STATE_PATH_MAX];
+    tl_state_path(state->dir, TL_STATE_SOCKET, socket_path, sizeof socket_path);
+    json_t *call = json_pack("{s:s}", "cmd", "status");
+    view->running = tl_control_call(socket_path, call, 2000, &view->answer) == 0;
+    json_decref(call);
+    tl_outbox_list(state->dir, &view->queued);
+    tl_outbox_delivered(state->dir, &view->delivered);
+    tl_outbox_set_aside_list(state->dir, &view->set_aside);
+    view->details = queued_details(state->dir, view->queued);
+    json_t *answer = view->answer;
+    view->connected = view->running && json_is_true(json_object_get(answer, "connected"));
+    view->link = json_string_value(json_object_get(answer, "link"));
+    view->last_error = json_string_value(json_object_get(answer, "last_error"));
+    view->relay_error = json_string_value(json_object_get(answer, "relay_error"));
+    view->relay_error_text = json_string_value(json_object_get(answer, "relay_error_text"));
+}
+
+static void status_print_json(const tl_agent_state_t *state, const struct status_view *view)
+{
+    json_t *out =
+        json_pack("{s:b, s:s, s:s, s:b, s:b, s:O, s:O, s:O, s:O}", "enrolled", state->enrolled,
+                  "device", state->device, "state", state->dir, "running", view->running,
+                  "connected", view->connected, "queued", view->queued, "queued_details",
+                  view->details, "delivered", view->delivered, "set_aside", view->set_aside);
+    if (out != NULL && view->running && view->link != NULL)
+        json_object_set_new(out, "link", json_string(view->link));
+    if (out != NULL && view->running && view->last_error != NULL)
+        json_object_set_new(out, "last_error", json_string(view->last_error));
+    if (out != NULL && !view->connected && view->relay_error != NULL) {
+        json_object_set_new(out, "relay_error", json_string(view->relay_error));
+        json_object_set_new(out, "relay_error_text",
+                            json_string(view->relay_error_text ? view->relay_error_text : ""));
+    }
+    char *text = tl_text_json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text ? text : "{}");
+    free(text);
+    json_decref(out);
+}
+
+/* The outbox's lists as text: queued, delivered lately, set aside. */
+static void status_print_requests(const struct status_view *view)
+{
+    printf("queued:    %zu request(s)\n", json_array_size(view->details));
+    size_t i;
+    json_t *item;
+    json_array_foreach(view->details, i, item)
+    {
+        printf("  %s \"", tl__cmd_member(item, "request"));
+        print_visible(tl__cmd_member(item, "title"), 80);
+        if (json_object_get(item, "missing") != NULL)
+            printf("\": its evidence file %s is missing here; the relay will be asked "
+                   "whether it has it\n",
+                   tl__cmd_member(item, "missing"));
+        else
+            printf("\": waiting for the relay\n");
+    }
+    if (json_array_size(view->delivered) > 0)
+        printf("delivered: %zu request(s) lately\n", json_array_size(view->delivered));
+    json_array_foreach(view->delivered, i, item)
+    {
+        char when[64];
+        tl__cmd_local_time_text(tl__cmd_int_of(item, "delivered_ms"), when, sizeof when);
+        printf("  %s -> ticket ", tl__cmd_member(item, "request"));
+        print_visible(tl__cmd_member(item, "ticket"), 32);
+        printf(" \"");
+        print_visible(tl__cmd_member(item, "title"), 80);
+        printf("\" (%s)\n", when);
+    }
+    if (json_array_size(view->set_aside) > 0)
+        printf("set aside: %zu request(s), never sent again\n", json_array_size(view->set_aside));
+    json_array_foreach(view->set_aside, i, item)
+    {
+        printf("  %s %s: %s (kept in %s)\n", tl__cmd_member(item, "request"),
+               tl__cmd_member(item, "why"), tl__cmd_member(item, "detail"),
+               tl__cmd_member(item, "path"));
+    }
+}
+
+static void status_print_text(const tl_agent_state_t *state, const struct status_view *view)
+{
+    printf("state:     %s\n", state->dir);
+    if (state->enrolled)
+        printf("enrolled:  %s with relay %s:%u\n", state->device, state->relay_host,
+               state->relay_port);
+    else
+        printf("enrolled:  no\n");
+    if (!view->running)
+        printf("agent:     not running\n");
+    else if (view->connected)
+        printf("agent:     running, connected\n");
+    else if (view->link != NULL && strcmp(view->link, "unreachable") == 0)
+        printf("agent:     running, the relay is unreachable (%s); retrying\n",
+               view->last_error != NULL ? view->last_error : "no answer");
+    else
+        printf("agent:     running, connecting\n");
+    if (view->running && !view->connected && view->relay_error_text != NULL)
+        printf("relay:     %s\n", view->relay_error_text);
+    status_print_requests(view);
+}
+
+int tl_agent_cmd_status(int argc, char **argv)
+{
+    const char *dir = NULL, *positional[1];
+    int count, json_out = 0;
+    tl_cli_option_t options[] = {{"state", &dir, NULL}, {"json", NULL, &json_out}, {0}};
+    tl_agent_state_t state;
+    struct status_view view = {0};
+    int status = tl_cli_parse(PROGRAM, "status", "status [--state DIR] [--json]", argc, argv, 1,
+                              options, positional, 0, &count);
+    if (status != 0 || (status = tl__cmd_open_state("status", dir, 0, &state)) != 0)
+        goto out;
+    status_gather(&state, &view);
+    if (json_out)
+        status_print_json(&state, &view);
+    else
+        status_print_text(&state, &view);
+    status = TL_EXIT_OK;
+out:
+    json_decref(view.answer);
+    json_decref(view.queued);
+    json_decref(view.details);
+    json_decref(view.delivered);
+    json_decref(view.set_aside);
+    return status;
+}
