@@ -211,33 +211,10 @@ static void deny(struct session *s, const char *needs, const char *fmt, ...)
     tl__session_record(s, NULL, "access.denied", details, denied_done);
 }
 
-/* fix: the runbook exists, the technician may run it, the arguments fit it. */
-static int check_runbook(struct session *s, json_t *catalogue)
+/* fix: every value names a parameter of the runbook, and every required one has a value. */
+static int check_args(struct session *s, json_t *params)
 {
-    json_t *found = NULL;
     size_t i;
-    json_t *entry;
-    json_array_foreach(catalogue, i,
-                       entry) if (strcmp(json_string_value(json_object_get(entry, "name")),
-                                         s->runbook) == 0) found = entry;
-    if (found == NULL) {
-        unknown_runbook(s, catalogue);
-        return -1;
-    }
-    if (json_is_true(json_object_get(found, "privileged")) &&
-        !tl_role_can(s->role, TL_CAP_FIX_PRIVILEGED)) {
-        deny(s, tl_capability_name(TL_CAP_FIX_PRIVILEGED),
-             "role %s may not run the privileged runbook '%s' (needs %s)", s->tech.role, s->runbook,
-             tl_capability_name(TL_CAP_FIX_PRIVILEGED));
-        return -1;
-    }
-    const char *min_role = json_string_value(json_object_get(found, "min_role"));
-    if (role_rank(s->tech.role) < role_rank(min_role)) {
-        deny(s, min_role, "runbook '%s' needs role %s or above; you are %s", s->runbook, min_role,
-             s->tech.role);
-        return -1;
-    }
-    json_t *params = json_object_get(found, "params");
     char names[512] = "";
     size_t used = 0;
     json_t *param;
@@ -274,6 +251,35 @@ static int check_runbook(struct session *s, json_t *catalogue)
         }
     }
     return 0;
+}
+
+/* fix: the runbook exists, the technician may run it, the arguments fit it. */
+static int check_runbook(struct session *s, json_t *catalogue)
+{
+    json_t *found = NULL;
+    size_t i;
+    json_t *entry;
+    json_array_foreach(catalogue, i,
+                       entry) if (strcmp(json_string_value(json_object_get(entry, "name")),
+                                         s->runbook) == 0) found = entry;
+    if (found == NULL) {
+        unknown_runbook(s, catalogue);
+        return -1;
+    }
+    if (json_is_true(json_object_get(found, "privileged")) &&
+        !tl_role_can(s->role, TL_CAP_FIX_PRIVILEGED)) {
+        deny(s, tl_capability_name(TL_CAP_FIX_PRIVILEGED),
+             "role %s may not run the privileged runbook '%s' (needs %s)", s->tech.role, s->runbook,
+             tl_capability_name(TL_CAP_FIX_PRIVILEGED));
+        return -1;
+    }
+    const char *min_role = json_string_value(json_object_get(found, "min_role"));
+    if (role_rank(s->tech.role) < role_rank(min_role)) {
+        deny(s, min_role, "runbook '%s' needs role %s or above; you are %s", s->runbook, min_role,
+             s->tech.role);
+        return -1;
+    }
+    return check_args(s, json_object_get(found, "params"));
 }
 
 /* ---- the request ----------------------------------------------------------------------------- */

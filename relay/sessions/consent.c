@@ -132,6 +132,34 @@ static int grant_id_valid(const char *id)
     return 1;
 }
 
+/* The agent said no: the user declined, its own checks refused a fix, or another error. */
+static void consent_refused(struct session *s, json_t *result)
+{
+    const char *error = json_string_value(json_object_get(result, "error"));
+    char message[1100], line[1300];
+    tl__sessions_clean_text(message, sizeof message,
+                            json_string_value(json_object_get(result, "message")));
+    int declined = error != NULL && strcmp(error, "EDENIED") == 0 &&
+                   (message[0] == '\0' || strcmp(message, "the user declined") == 0);
+    if (declined) {
+        consent_failed(s, "EDENIED", "the user declined");
+    } else if (s->kind == TL_SESSION_FIX && error != NULL &&
+               (strcmp(error, "EINVAL") == 0 || strcmp(error, "ENOTFOUND") == 0 ||
+                strcmp(error, "EDENIED") == 0)) {
+        /* The machine checked the runbook and its values against its catalogue first. */
+        snprintf(line, sizeof line, "the machine refused runbook '%s': %s; the user was not asked",
+                 s->runbook, message);
+        consent_failed(s, error, line);
+    } else if (error != NULL && strcmp(error, "ETIMEOUT") == 0) {
+        consent_failed(s, "ETIMEOUT", "nobody answered on the machine");
+    } else {
+        char name[32];
+        tl__sessions_clean_text(name, sizeof name, error ? error : "?");
+        snprintf(line, sizeof line, "the machine refused the request (%s): %s", name, message);
+        consent_failed(s, name[0] ? name : "EPROTO", line);
+    }
+}
+
 static void consent_answer(void *data, int status, json_t *result)
 {
     struct session *s = data;
@@ -152,30 +180,7 @@ static void consent_answer(void *data, int status, json_t *result)
         return;
     }
     if (!json_is_true(json_object_get(result, "ok"))) {
-        const char *error = json_string_value(json_object_get(result, "error"));
-        char message[1100], line[1300];
-        tl__sessions_clean_text(message, sizeof message,
-                                json_string_value(json_object_get(result, "message")));
-        int declined = error != NULL && strcmp(error, "EDENIED") == 0 &&
-                       (message[0] == '\0' || strcmp(message, "the user declined") == 0);
-        if (declined) {
-            consent_failed(s, "EDENIED", "the user declined");
-        } else if (s->kind == TL_SESSION_FIX && error != NULL &&
-                   (strcmp(error, "EINVAL") == 0 || strcmp(error, "ENOTFOUND") == 0 ||
-                    strcmp(error, "EDENIED") == 0)) {
-            /* The machine checked the runbook and its values against its catalogue first. */
-            snprintf(line, sizeof line,
-                     "the machine refused runbook '%s': %s; the user was not asked", s->runbook,
-                     message);
-            consent_failed(s, error, line);
-        } else if (error != NULL && strcmp(error, "ETIMEOUT") == 0) {
-            consent_failed(s, "ETIMEOUT", "nobody answered on the machine");
-        } else {
-            char name[32];
-            tl__sessions_clean_text(name, sizeof name, error ? error : "?");
-            snprintf(line, sizeof line, "the machine refused the request (%s): %s", name, message);
-            consent_failed(s, name[0] ? name : "EPROTO", line);
-        }
+        consent_refused(s, result);
         return;
     }
     const char *grant = json_string_value(json_object_get(result, "grant"));

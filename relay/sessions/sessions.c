@@ -276,6 +276,24 @@ static void lookup_done(struct session *s, struct sjob *job, int status)
 
 /* ---- the end --------------------------------------------------------------------------------- */
 
+/* diag: the report was kept; the technician is told what it is called. */
+static void print_diag_evidence(struct session *s)
+{
+    if (s->json) {
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "ticket", s->ticket, "grant",
+                                s->grant, "kind", "diagnostics", "sha256", s->evidence_hash, "name",
+                                s->evidence_name, "size", (json_int_t)s->evidence_size);
+        char *text = doc ? tl_text_json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        if (text != NULL)
+            tl_exec_printf(s->exec, TL_EXEC_STDOUT, "%s\n", text);
+        free(text);
+        json_decref(doc);
+    } else {
+        tl_exec_printf(s->exec, TL_EXEC_STDOUT, "evidence %s %s (%" PRIu64 " bytes) added to %s\n",
+                       s->evidence_hash, s->evidence_name, s->evidence_size, s->ticket);
+    }
+}
+
 void tl__session_final_done(struct session *s, struct sjob *job, int status)
 {
     if (s->exec == NULL) {
@@ -295,20 +313,7 @@ void tl__session_final_done(struct session *s, struct sjob *job, int status)
         tl__session_say(s, "cannot keep the session's record: %s", tl_strerror(status));
         code = 1;
     } else if (s->kind == TL_SESSION_DIAG && s->evidence_hash[0] != '\0') {
-        if (s->json) {
-            json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "ticket", s->ticket, "grant",
-                                    s->grant, "kind", "diagnostics", "sha256", s->evidence_hash,
-                                    "name", s->evidence_name, "size", (json_int_t)s->evidence_size);
-            char *text = doc ? tl_text_json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-            if (text != NULL)
-                tl_exec_printf(s->exec, TL_EXEC_STDOUT, "%s\n", text);
-            free(text);
-            json_decref(doc);
-        } else {
-            tl_exec_printf(s->exec, TL_EXEC_STDOUT,
-                           "evidence %s %s (%" PRIu64 " bytes) added to %s\n", s->evidence_hash,
-                           s->evidence_name, s->evidence_size, s->ticket);
-        }
+        print_diag_evidence(s);
         code = 0;
     } else if (s->end_message[0] != '\0') {
         tl__session_say(s, "%s", s->end_message);
@@ -434,6 +439,36 @@ static uint32_t default_duration(enum tl_session_kind kind)
     }
 }
 
+/* No --reason: the user sees the reason, so it says what is asked for. */
+static void default_reason(struct session *s)
+{
+    if (s->kind == TL_SESSION_RUN) {
+        int used = snprintf(s->reason, sizeof s->reason, "run %s:", s->ticket);
+        size_t i;
+        json_t *word;
+        json_array_foreach(s->argv, i, word)
+        {
+            int n = snprintf(s->reason + used, sizeof s->reason - (size_t)used, " %s",
+                             json_string_value(word));
+            if (n < 0 || (size_t)(used + n) >= sizeof s->reason) {
+                /* Cut at a character boundary, and say it was cut. */
+                size_t end = sizeof s->reason - 4;
+                while (end > 0 && ((uint8_t)s->reason[end] & 0xc0) == 0x80)
+                    end--;
+                memcpy(s->reason + end, "...", 4);
+                break;
+            }
+            used += n;
+        }
+    } else if (s->kind == TL_SESSION_FIX) {
+        snprintf(s->reason, sizeof s->reason, "fix %s: %s", s->ticket, s->runbook);
+    } else if (s->kind == TL_SESSION_JOIN) {
+        snprintf(s->reason, sizeof s->reason, "%s %s", s->observe ? "observe" : "join", s->ticket);
+    } else {
+        snprintf(s->reason, sizeof s->reason, "diag %s", s->ticket);
+    }
+}
+
 /* Copies the request's words; TL_EINVAL (usage) for text that is not UTF-8. */
 static int take_request(struct session *s, const tl_session_request_t *request)
 {
@@ -470,35 +505,8 @@ static int take_request(struct session *s, const tl_session_request_t *request)
             json_object_set_new(s->runbook_args, name, json_string(equals + 1));
         }
     }
-    if (s->reason[0] == '\0') {
-        /* The user sees the reason: say what is asked for. */
-        if (s->kind == TL_SESSION_RUN) {
-            int used = snprintf(s->reason, sizeof s->reason, "run %s:", s->ticket);
-            size_t i;
-            json_t *word;
-            json_array_foreach(s->argv, i, word)
-            {
-                int n = snprintf(s->reason + used, sizeof s->reason - (size_t)used, " %s",
-                                 json_string_value(word));
-                if (n < 0 || (size_t)(used + n) >= sizeof s->reason) {
-                    /* Cut at a character boundary, and say it was cut. */
-                    size_t end = sizeof s->reason - 4;
-                    while (end > 0 && ((uint8_t)s->reason[end] & 0xc0) == 0x80)
-                        end--;
-                    memcpy(s->reason + end, "...", 4);
-                    break;
-                }
-                used += n;
-            }
-        } else if (s->kind == TL_SESSION_FIX) {
-            snprintf(s->reason, sizeof s->reason, "fix %s: %s", s->ticket, s->runbook);
-        } else if (s->kind == TL_SESSION_JOIN) {
-            snprintf(s->reason, sizeof s->reason, "%s %s", s->observe ? "observe" : "join",
-                     s->ticket);
-        } else {
-            snprintf(s->reason, sizeof s->reason, "diag %s", s->ticket);
-        }
-    }
+    if (s->reason[0] == '\0')
+        default_reason(s);
     return 0;
 }
 
