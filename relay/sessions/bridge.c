@@ -331,24 +331,9 @@ static void on_abort(tl_exec_t *exec, void *data)
         s->request_id = 0;
         s->phase = PHASE_DONE;
         break;
-    case PHASE_CONSENT: {
-        /* Withdraw the question (docs/protocol.md §7.6), and say so on the record. */
-        json_t *cancel = json_pack("{s:s, s:I}", "type", "session.cancel", "request_id",
-                                   (json_int_t)s->request_id);
-        if (s->agent != NULL) {
-            if (cancel != NULL)
-                tl_agent_notify(s->agent, cancel);
-            tl_agent_request_cancel(s->agent, s->request_id);
-        }
-        json_decref(cancel);
-        s->request_id = 0;
-        s->phase = PHASE_DONE;
-        tl__session_record(
-            s, "consent.cancelled", "consent.cancel",
-            json_pack("{s:s, s:s}", "scope", tl__session_scope(s), "reason", "the technician left"),
-            NULL);
+    case PHASE_CONSENT:
+        tl__session_withdraw_consent(s);
         break;
-    }
     case PHASE_CHANNEL:
         tl__session_end_channel(s);
         break;

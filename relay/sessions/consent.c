@@ -25,6 +25,50 @@
 
 static void consent_answer(void *data, int status, json_t *result);
 
+/* The scope a session asks for (docs/protocol.md §7.7). */
+static const char *scope_of(const struct session *s)
+{
+    switch (s->kind) {
+    case TL_SESSION_DIAG:
+        return "diag";
+    case TL_SESSION_RUN:
+        return "exec";
+    case TL_SESSION_JOIN:
+        return s->observe ? "observe" : "shell";
+    default:
+        return "fix";
+    }
+}
+
+/* Withdraws a question the agent may still be asking (docs/protocol.md §7.6). */
+static void send_cancel(struct session *s, uint32_t request_id)
+{
+    json_t *cancel =
+        json_pack("{s:s, s:I}", "type", "session.cancel", "request_id", (json_int_t)request_id);
+    if (cancel != NULL && s->agent != NULL)
+        tl_agent_notify(s->agent, cancel);
+    json_decref(cancel);
+}
+
+/* The technician left before the user answered: said so on the record, nothing else happens. */
+static void record_cancelled(struct session *s)
+{
+    s->phase = PHASE_DONE;
+    tl__session_record(
+        s, "consent.cancelled", "consent.cancel",
+        json_pack("{s:s, s:s}", "scope", scope_of(s), "reason", "the technician left"), NULL);
+}
+
+/* The technician left while the user was being asked: withdraw the question, and say so. */
+void tl__session_withdraw_consent(struct session *s)
+{
+    send_cancel(s, s->request_id);
+    if (s->agent != NULL)
+        tl_agent_request_cancel(s->agent, s->request_id);
+    s->request_id = 0;
+    record_cancelled(s);
+}
+
 static void told_and_failed(struct session *s, struct sjob *job, int status)
 {
     tl__session_say(s, "%s", s->end_message);
@@ -34,8 +78,8 @@ static void told_and_failed(struct session *s, struct sjob *job, int status)
 /* Consent did not come: recorded, then told (exit 1). message is for the technician. */
 static void consent_failed(struct session *s, const char *error, const char *message)
 {
-    json_t *details = json_pack("{s:s, s:s, s:s}", "scope", tl__session_scope(s), "error", error,
-                                "message", message);
+    json_t *details =
+        json_pack("{s:s, s:s, s:s}", "scope", scope_of(s), "error", error, "message", message);
     tl__session_set_end(s, "consent", "%s", message);
     s->phase = PHASE_DONE;
     tl__session_record(s, "consent.denied", "consent.denied", details, told_and_failed);
@@ -49,21 +93,17 @@ static void asked_done(struct session *s, struct sjob *job, int status)
     }
     if (s->exec == NULL) {
         /* The technician left before the question went out. */
-        s->phase = PHASE_DONE;
-        tl__session_record(
-            s, "consent.cancelled", "consent.cancel",
-            json_pack("{s:s, s:s}", "scope", tl__session_scope(s), "reason", "the technician left"),
-            NULL);
+        record_cancelled(s);
         return;
     }
     if (s->agent == NULL) {
         consent_failed(s, "ECLOSED", "the machine went offline");
         return;
     }
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s, s:i}", "type", "session.request",
-                             "ticket", s->ticket, "technician", s->tech.name, "role", s->tech.role,
-                             "scopes", tl__session_scope(s), "reason", s->reason, "duration_s",
-                             (json_int_t)s->duration_s);
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s, s:i}", "type", "session.request", "ticket",
+                  s->ticket, "technician", s->tech.name, "role", s->tech.role, "scopes",
+                  scope_of(s), "reason", s->reason, "duration_s", (json_int_t)s->duration_s);
     /* A fix names its runbook and values: the agent checks them against its catalogue
      * and shows them in the question, or refuses before anyone is asked (§7.6). */
     if (body != NULL && s->kind == TL_SESSION_FIX)
@@ -81,15 +121,15 @@ static void asked_done(struct session *s, struct sjob *job, int status)
         return;
     }
     s->phase = PHASE_CONSENT;
-    tl__session_say(s, "waiting for the user's consent (%s) ...", tl__session_scope(s));
+    tl__session_say(s, "waiting for the user's consent (%s) ...", scope_of(s));
 }
 
 void tl__session_ask_consent(struct session *s)
 {
     s->phase = PHASE_ASK;
     json_t *details =
-        json_pack("{s:s, s:[s], s:s, s:i}", "device", s->device, "scopes", tl__session_scope(s),
-                  "reason", s->reason, "duration_s", (json_int_t)s->duration_s);
+        json_pack("{s:s, s:[s], s:s, s:i}", "device", s->device, "scopes", scope_of(s), "reason",
+                  s->reason, "duration_s", (json_int_t)s->duration_s);
     tl__session_record(s, "consent.requested", "consent.request", details, asked_done);
 }
 
@@ -167,11 +207,7 @@ static void consent_answer(void *data, int status, json_t *result)
     s->request_id = 0;
     if (status == TL_ETIMEOUT) {
         /* Our patience ran out before the agent's: withdraw the question. */
-        json_t *cancel =
-            json_pack("{s:s, s:I}", "type", "session.cancel", "request_id", (json_int_t)request_id);
-        if (cancel != NULL && s->agent != NULL)
-            tl_agent_notify(s->agent, cancel);
-        json_decref(cancel);
+        send_cancel(s, request_id);
         consent_failed(s, "ETIMEOUT", "nobody answered on the machine");
         return;
     }
@@ -207,8 +243,8 @@ static void consent_answer(void *data, int status, json_t *result)
         return;
     }
     tl__sjob_record(job, "consent.granted", "consent.granted",
-                    json_pack("{s:s, s:[s], s:s, s:s}", "grant", s->grant, "scopes",
-                              tl__session_scope(s), "expires", expires_text, "by", s->granted_by));
+                    json_pack("{s:s, s:[s], s:s, s:s}", "grant", s->grant, "scopes", scope_of(s),
+                              "expires", expires_text, "by", s->granted_by));
     tl__sjob_record(job, "session.started", "session.start", tl__session_details(s));
     tl__sjob_submit(s, job);
 }

@@ -94,21 +94,6 @@ const char *tl__session_kind_name(enum tl_session_kind kind, int observe)
     }
 }
 
-/* The scope a session asks for (docs/protocol.md §7.7). */
-const char *tl__session_scope(const struct session *s)
-{
-    switch (s->kind) {
-    case TL_SESSION_DIAG:
-        return "diag";
-    case TL_SESSION_RUN:
-        return "exec";
-    case TL_SESSION_JOIN:
-        return s->observe ? "observe" : "shell";
-    default:
-        return "fix";
-    }
-}
-
 static int signal_number(const char *name)
 {
     static const char *const names[] = {NULL,   "HUP",  "INT",  "QUIT", "ILL",  "TRAP",

@@ -172,9 +172,8 @@ void tl__sessions_clean_line(char *out, size_t size, const uint8_t *in, size_t l
 void tl__sessions_clean_text(char *out, size_t size, const char *text);
 /* "2026-11-23T19:04:05.123Z" */
 void tl__sessions_iso_time(int64_t ms, char out[32]);
-/* The channel type of a session kind ("exec", "shell", ...), and the consent scope it asks for. */
+/* The channel type of a session kind ("exec", "shell", ...). */
 const char *tl__session_kind_name(enum tl_session_kind kind, int observe);
-const char *tl__session_scope(const struct session *s);
 
 /* One line on the technician's stderr, "tierline: ...". */
 void tl__session_say(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -219,6 +218,8 @@ const char *tl__session_end_event(const struct session *s);
 void tl__session_request_catalogue(struct session *s);
 /* Records "consent asked", then sends session.request. */
 void tl__session_ask_consent(struct session *s);
+/* The technician left while the user was being asked: the question is withdrawn and recorded. */
+void tl__session_withdraw_consent(struct session *s);
 /* Granted and recorded: opens the session channel on the agent's connection. */
 void tl__session_open_channel(struct session *s);
 /* Asks the agent to end the channel; its CLOSE concludes. */
