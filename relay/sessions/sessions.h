@@ -5,7 +5,8 @@
  * A session command (diag, run, join, fix, runbooks; docs/technicians.md)
  * arrives here from the command table with its arguments parsed. From then
  * on this module owns it: it finds the live connection of the ticket's
- * device (relay/net/server.h), asks the agent for consent, opens the session
+ * device (the find_agent function given to tl_sessions_new; the connection
+ * as relay/net/agent_link.h shows it), asks the agent for consent, opens the session
  * channel on that connection and bridges it to the technician's SSH channel
  * (relay/net/exec.h) with flow control both ways, records what happens (ticket
  * timeline and audit log first, then the technician is told), keeps command
@@ -19,6 +20,9 @@
  * marks the channels it opened with tl_mux_set_data() so that server.c can
  * route their events here. Everything runs on the loop; disk work goes to
  * the storage worker.
+ *
+ * The module is one concern per file; relay/sessions/sessions_int.h lists
+ * them and holds what they share.
  */
 #ifndef TL_SESSIONS_H
 #define TL_SESSIONS_H

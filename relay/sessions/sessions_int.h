@@ -1,0 +1,252 @@
+/*
+ * Inside relay/sessions/: what the files of the sessions module share. Not
+ * for use outside this folder (relay/sessions/sessions.h is the interface).
+ * Names shared between these files start with tl__, as libuv's uv__ do.
+ *
+ *   sessions.c    the table of sessions, start, lookup, the phase machine's
+ *                 end (conclude, final answer), the agent going away
+ *   jobs.c        storage jobs of a session and the timeline and audit
+ *                 entries they write; what those entries say
+ *   catalogue.c   runbooks.list: the catalogue printed, fix arguments checked
+ *   consent.c     session.request and its answer; session.ended (grant ended)
+ *   bridge.c      the session channel and the technician's exec bridged, flow
+ *                 control both ways, join and observe
+ *   transcript.c  command and runbook transcripts, the diagnostics report
+ *   evidence.c    naming and adding evidence, the terminal recording of a join
+ *
+ * Everything here runs on the loop except what the comments mark "worker".
+ */
+#ifndef TL_SESSIONS_INT_H
+#define TL_SESSIONS_INT_H
+
+#include "proto/hash.h"
+#include "relay/sessions/recording.h"
+#include "relay/sessions/sessions.h"
+#include "relay/store/evidence.h"
+#include "relay/store/worker.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+enum phase {
+    PHASE_LOOKUP,
+    PHASE_CATALOGUE,
+    PHASE_ASK,
+    PHASE_CONSENT,
+    PHASE_GRANTED,
+    PHASE_CHANNEL,
+    PHASE_FINAL,
+    PHASE_DONE,
+};
+
+enum channel_state {
+    CHANNEL_NONE,    /* never opened */
+    CHANNEL_OPENING, /* OPEN sent, no CONFIRM yet */
+    CHANNEL_OPEN,
+    CHANNEL_CLOSING, /* our CLOSE sent, waiting for the agent's */
+    CHANNEL_GONE,    /* both CLOSEs, refused, or the connection ended */
+};
+
+/* One output stream kept for a transcript: the first bytes, and the hash and size of all. */
+struct capture {
+    uint8_t *kept;
+    size_t kept_len, kept_alloc;
+    uint64_t total;
+    tl_sha256_t *hash;
+};
+
+struct tl_sessions {
+    uv_loop_t *loop;
+    tl_worker_t *worker;
+    char recordings_dir[4096];
+    tl_sessions_find_agent_fn find_agent;
+    void *find_ctx;
+    uv_async_t keepalive; /* referenced while sessions exist */
+    struct session *head;
+    uint32_t count;
+    uint32_t recording_serial;
+    unsigned grant_jobs;
+};
+
+struct session {
+    tl_sessions_t *sessions;
+    struct session *prev, *next;
+    uv_timer_t timer; /* the agent's CLOSE deadline; the session is freed in its close callback */
+    tl_exec_t *exec;  /* NULL once the technician has left or been answered */
+    tl_agent_link_t *agent; /* NULL until found, and once the connection is gone */
+    enum tl_session_kind kind;
+    enum phase phase;
+    int observe, json, role;
+    tl_technician_t tech;
+    char actor[96];
+    int64_t ticket_id, device_id;
+    char ticket[32], device[32];
+    char reason[TL_SESSIONS_MAX_REASON + 1];
+    uint32_t duration_s;
+    json_t *argv;         /* run: the command */
+    char runbook[64];     /* fix */
+    json_t *runbook_args; /* fix: {NAME: VALUE} */
+    unsigned jobs;        /* storage jobs in flight */
+    /* consent */
+    uint32_t request_id; /* a request waiting on the agent, 0 if none */
+    char grant[40];
+    int64_t expires_ms;
+    char granted_by[16];
+    /* channel */
+    enum channel_state channel_state;
+    uint32_t channel;
+    uint32_t agent_channel;
+    size_t held; /* agent bytes handed to the exec and not yet reported consumed */
+    unsigned input_blocked : 1;
+    unsigned input_eof : 1;
+    unsigned eof_sent : 1;
+    unsigned raw : 1;
+    unsigned started : 1; /* session.start recorded */
+    unsigned recording_pending : 1;
+    unsigned resize_pending : 1;
+    /* The agent acknowledges what its terminal took (CHANNEL_INPUT_ACK): the
+     * technician's input is held by the recording until it says, hidden or not. */
+    unsigned hold_input : 1;
+    /*
+     * The outcome. The final job reads these on the worker thread, so from
+     * tl__session_conclude() on the loop leaves them alone (and they are no bit-fields,
+     * which would share memory with fields the loop still writes).
+     */
+    int finished; /* the agent's CLOSE carried an exit status or signal */
+    int left_by_technician;
+    int exit_status;
+    char exit_signal[65];
+    char end_message[1200]; /* why it ended early, for the technician; "" if it did not */
+    char end_cause[32];     /* the same, for the record: "machine", "offline", ... */
+    /* The grant ended while the final job ran: told, not recorded (loop only). */
+    char late_end_message[1200];
+    int late_unfinished;
+    int64_t started_ms, ended_ms;
+    /* run, fix */
+    struct capture out, err;
+    /* diag */
+    tl_evidence_writer_t *writer; /* worker thread only */
+    int writer_failed;            /* worker thread only until the final job is done */
+    uint64_t diag_bytes;
+    int diag_error; /* why the report was not kept; 0 if it is fine */
+    /* join */
+    tl_recording_t *recording;
+    char recording_name[160];
+    char recording_path[4400];
+    int recording_status;
+    char recording_hash[TL_SHA256_HEX_LEN];
+    uint64_t recording_size;
+    /* the evidence the session produced */
+    char evidence_hash[TL_SHA256_HEX_LEN];
+    char evidence_name[160];
+    uint64_t evidence_size;
+};
+
+/* A storage job for a session: its own work, then the entries it records. */
+struct sjob {
+    tl_job_t job;
+    struct session *session;
+    int (*work)(struct sjob *job, tl_job_ctx_t *ctx); /* may be NULL */
+    void (*then)(struct session *session, struct sjob *job, int status);
+    json_t *records; /* [{"event":..., "audit":..., "actor":..., "details":{...}}] */
+    /* lookup */
+    int64_t device_id;
+    char message[256];
+    /* diag chunks */
+    uint8_t *data;
+    size_t len;
+    int keep; /* diag final: commit (1) or drop (0) */
+    /* grant ended (no session) */
+    tl_sessions_t *sessions;
+    int64_t agent_device;
+    int64_t ticket_id;
+    char ticket[32];
+};
+
+/* ---- sessions.c ----------------------------------------------------------------------------- */
+
+/* Text from the agent as the technician is shown it: one line, escaped, bounded. */
+void tl__sessions_clean_line(char *out, size_t size, const uint8_t *in, size_t len);
+void tl__sessions_clean_text(char *out, size_t size, const char *text);
+/* "2026-11-23T19:04:05.123Z" */
+void tl__sessions_iso_time(int64_t ms, char out[32]);
+/* The channel type of a session kind ("exec", "shell", ...). */
+const char *tl__session_kind_name(enum tl_session_kind kind, int observe);
+
+/* One line on the technician's stderr, "tierline: ...". */
+void tl__session_say(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The session is answered: the exec ends with code. */
+void tl__session_finish(struct session *s, int code);
+/* Told, then finished with 1. */
+void tl__session_fail(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Ends early, for a reason told when the session is concluded; the first reason wins. */
+void tl__session_set_end(struct session *s, const char *cause, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Frees the session once it has answered and nothing of it is in flight. */
+void tl__session_maybe_release(struct session *s);
+/* The channel is gone or never opened: keep the evidence, record the end, then answer. */
+void tl__session_conclude(struct session *s);
+/* The final job is done: the technician is told and the exec ends. */
+void tl__session_final_done(struct session *s, struct sjob *job, int status);
+
+/* ---- jobs.c --------------------------------------------------------------------------------- */
+
+struct sjob *tl__sjob_new(struct session *s, int (*work)(struct sjob *, tl_job_ctx_t *),
+                          void (*then)(struct session *, struct sjob *, int));
+void tl__sjob_free(struct sjob *job);
+/* Adds an entry for the ticket's timeline (event) and the audit log (action). details is taken. */
+void tl__sjob_record(struct sjob *job, const char *event, const char *action, json_t *details);
+void tl__sjob_submit(struct session *s, struct sjob *job);
+/* Worker: writes the job's entries as actor on ticket_id. */
+int tl__sjob_write_records(struct sjob *job, tl_job_ctx_t *ctx, const char *actor,
+                           int64_t ticket_id, const char *ticket);
+/* Records entries and then continues with then (NULL: nothing but the record). */
+void tl__session_record(struct session *s, const char *event, const char *action, json_t *details,
+                        void (*then)(struct session *, struct sjob *, int));
+/* What the session does, for session.start; with how it ended, for session.end. */
+json_t *tl__session_details(const struct session *s);
+json_t *tl__session_end_details(const struct session *s);
+/* The timeline kind of a session's end. */
+const char *tl__session_end_event(const struct session *s);
+
+/* ---- catalogue.c, consent.c, bridge.c ------------------------------------------------------- */
+
+/* fix, runbooks: asks the agent for runbooks.list; the answer goes on from there. */
+void tl__session_request_catalogue(struct session *s);
+/* Records "consent asked", then sends session.request. */
+void tl__session_ask_consent(struct session *s);
+/* The technician left while the user was being asked: the question is withdrawn and recorded. */
+void tl__session_withdraw_consent(struct session *s);
+/* Granted and recorded: opens the session channel on the agent's connection. */
+void tl__session_open_channel(struct session *s);
+/* Asks the agent to end the channel; its CLOSE concludes. */
+void tl__session_end_channel(struct session *s);
+/* What the technician's exec does to the session. */
+extern const tl_exec_callbacks_t tl__session_exec_callbacks;
+
+/* ---- transcript.c --------------------------------------------------------------------------- */
+
+/* One output stream into a transcript's capture. */
+void tl__capture(struct capture *c, const uint8_t *data, size_t len);
+void tl__capture_free(struct capture *c);
+/* diag: a chunk of the report, written by the worker before the agent may send more. */
+void tl__session_diag_data(struct session *s, const uint8_t *data, size_t len);
+/* Worker: the run/fix transcript, the diagnostics report, stored as evidence. */
+int tl__session_work_transcript(struct sjob *job, tl_job_ctx_t *ctx);
+int tl__session_work_diag_final(struct sjob *job, tl_job_ctx_t *ctx);
+
+/* ---- evidence.c ----------------------------------------------------------------------------- */
+
+/* Worker: names the session's evidence once its hash is known, and adds it to the ticket. */
+void tl__session_name_evidence(struct sjob *job, const char *kind, const char *what,
+                               const char *extension);
+int tl__session_add_evidence(struct sjob *job, tl_job_ctx_t *ctx, const char *kind,
+                             const char *action);
+/* join: opens the recording file (set_end on failure); tl_recording_finish reports here. */
+void tl__session_recording_open(struct session *s);
+void tl__session_recording_done(void *data, int status, const char *sha256, uint64_t size);
+
+#endif
