@@ -214,40 +214,30 @@ static int open_storage(struct relay *relay)
     return 0;
 }
 
-int tl_relay_serve(const tl_relay_config_t *config)
+static void apply_defaults(tl_relay_config_t *config)
 {
-    struct relay *relay = calloc(1, sizeof *relay);
-    if (relay == NULL)
-        return TL_ENOMEM;
-    relay->config = *config;
-    relay->lock_fd = -1;
-    if (relay->config.heartbeat_ms == 0)
-        relay->config.heartbeat_ms = TL_RELAY_DEFAULT_HEARTBEAT_MS;
-    if (relay->config.handshake_timeout_ms == 0)
-        relay->config.handshake_timeout_ms = TL_RELAY_DEFAULT_HANDSHAKE_TIMEOUT_MS;
-    if (relay->config.max_agents == 0)
-        relay->config.max_agents = TL_RELAY_DEFAULT_MAX_AGENTS;
-    if (relay->config.max_upload_bytes == 0)
-        relay->config.max_upload_bytes = TL_RELAY_DEFAULT_MAX_UPLOAD;
+    if (config->heartbeat_ms == 0)
+        config->heartbeat_ms = TL_RELAY_DEFAULT_HEARTBEAT_MS;
+    if (config->handshake_timeout_ms == 0)
+        config->handshake_timeout_ms = TL_RELAY_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (config->max_agents == 0)
+        config->max_agents = TL_RELAY_DEFAULT_MAX_AGENTS;
+    if (config->max_upload_bytes == 0)
+        config->max_upload_bytes = TL_RELAY_DEFAULT_MAX_UPLOAD;
+}
 
-    char listen[128];
-    int rc = 0;
-    tl_log_limit_t *log_limit = NULL;
-    relay->loop = uv_default_loop();
-    /* From here on, unauthenticated peers' lines are bounded per address (relay/net/log_limit.h).
-     */
-    if ((log_limit = tl_log_limit_start(relay->loop, &rc)) == NULL)
-        goto out;
-    signal(SIGPIPE, SIG_IGN);
+/* The registry, the agents' address, the lock and the storage, in that order. */
+static int open_data_dir(struct relay *relay, char *listen, size_t listen_size)
+{
+    const tl_relay_config_t *config = &relay->config;
+    int rc;
     relay->registry = tl_registry_new();
-    if (relay->registry == NULL) {
-        rc = TL_ENOMEM;
-        goto out;
-    }
+    if (relay->registry == NULL)
+        return TL_ENOMEM;
     if (config->listen != NULL)
-        snprintf(listen, sizeof listen, "%s", config->listen);
-    else if ((rc = tl_datadir_listen(config->data_dir, listen, sizeof listen)) != 0)
-        goto out;
+        snprintf(listen, listen_size, "%s", config->listen);
+    else if ((rc = tl_datadir_listen(config->data_dir, listen, listen_size)) != 0)
+        return rc;
     if ((rc = tl_status_lock(config->data_dir, &relay->lock_fd)) != 0) {
         if (rc == TL_EEXIST)
             fprintf(stderr, "tierline-relay: another tierline-relay is serving %s\n",
@@ -255,15 +245,20 @@ int tl_relay_serve(const tl_relay_config_t *config)
         else
             fprintf(stderr, "tierline-relay: cannot lock the data directory %s: %s\n",
                     config->data_dir, tl_strerror(rc));
-        goto out;
+        return rc;
     }
     if ((rc = open_storage(relay)) != 0) {
         if (rc != TL_EAUDIT)
             fprintf(stderr, "tierline-relay: cannot open the data directory %s: %s\n",
                     config->data_dir, tl_strerror(rc));
-        goto out;
+        return rc;
     }
-    /* The sessions are told about agents' connections only once they exist (agent_closed). */
+    return 0;
+}
+
+/* The agents' side, its TLS key loaded; sessions hear of it through the hooks. */
+static int new_agents(struct relay *relay)
+{
     tl_agent_server_config_t agents = {
         .data_dir = relay->config.data_dir,
         .heartbeat_ms = relay->config.heartbeat_ms,
@@ -285,39 +280,30 @@ int tl_relay_serve(const tl_relay_config_t *config)
                 .channel_close = tl_sessions_channel_close,
             },
     };
-    if ((relay->agents = tl_agent_server_new(relay->loop, &agents, &rc)) == NULL) {
+    int rc = 0;
+    relay->agents = tl_agent_server_new(relay->loop, &agents, &rc);
+    if (relay->agents == NULL)
         fprintf(stderr, "tierline-relay: cannot load the relay key: %s\n", tl_strerror(rc));
-        goto out;
-    }
-    char state_path[4096];
-    if ((rc = tl_datadir_path(config->data_dir, TL_DATADIR_STATE, state_path, sizeof state_path)) !=
-        0)
-        goto out;
-    relay->worker =
-        tl_worker_new(relay->loop, relay->store, relay->chain, relay->evidence, state_path, &rc);
-    if (relay->worker == NULL)
-        goto out;
-    if ((rc = start_agents(relay, listen)) != 0)
-        goto out;
-    if (config->ssh_listen != NULL && (rc = start_technicians(relay)) != 0)
-        goto out;
+    return rc;
+}
+
+static void install_signals(struct relay *relay)
+{
     uv_signal_init(relay->loop, &relay->sigterm);
     uv_signal_init(relay->loop, &relay->sigint);
     relay->sigterm.data = relay->sigint.data = relay;
     uv_signal_start(&relay->sigterm, on_signal, SIGTERM);
     uv_signal_start(&relay->sigint, on_signal, SIGINT);
+}
 
-    char fingerprint[TL_FINGERPRINT_LEN] = "";
-    tl_datadir_fingerprint(config->data_dir, fingerprint);
-    tl_log_info("relay listening addr=%s fingerprint=%s devices=%zu version=%s", listen,
-                fingerprint, tl_registry_count(relay->registry), TL_VERSION_STRING);
-    uv_run(relay->loop, UV_RUN_DEFAULT);
-    tl_log_limit_stop(log_limit); /* the summaries still due */
-    log_limit = NULL;
-    tl_log_info("relay stopped");
-out:
-    tl_log_limit_stop(log_limit);
-    /* The last minute's refused logins (those of the shutdown too), before the worker ends. */
+/*
+ * The order matters: the last minute's refused logins (those of the
+ * shutdown too) go to the worker before it ends; the worker's last
+ * acknowledgements run before the sessions and connections go; memory goes
+ * once the loop has run the close callbacks.
+ */
+static void close_relay(struct relay *relay)
+{
     tl_ssh_logins_close(relay->logins);
     tl_worker_free(relay->worker); /* runs the last acknowledgements */
     tl_sessions_free(relay->sessions);
@@ -334,5 +320,52 @@ out:
     tl_registry_free(relay->registry);
     tl_ssh_logins_free(relay->logins);
     free(relay);
+}
+
+int tl_relay_serve(const tl_relay_config_t *config)
+{
+    struct relay *relay = calloc(1, sizeof *relay);
+    if (relay == NULL)
+        return TL_ENOMEM;
+    relay->config = *config;
+    relay->lock_fd = -1;
+    apply_defaults(&relay->config);
+
+    char listen[128];
+    int rc = 0;
+    tl_log_limit_t *log_limit = NULL;
+    relay->loop = uv_default_loop();
+    /* From here on, unauthenticated peers' lines are bounded per address (relay/net/log_limit.h).
+     */
+    if ((log_limit = tl_log_limit_start(relay->loop, &rc)) == NULL)
+        goto out;
+    signal(SIGPIPE, SIG_IGN);
+    if ((rc = open_data_dir(relay, listen, sizeof listen)) != 0 || (rc = new_agents(relay)) != 0)
+        goto out;
+    char state_path[4096];
+    if ((rc = tl_datadir_path(config->data_dir, TL_DATADIR_STATE, state_path, sizeof state_path)) !=
+        0)
+        goto out;
+    relay->worker =
+        tl_worker_new(relay->loop, relay->store, relay->chain, relay->evidence, state_path, &rc);
+    if (relay->worker == NULL)
+        goto out;
+    if ((rc = start_agents(relay, listen)) != 0)
+        goto out;
+    if (config->ssh_listen != NULL && (rc = start_technicians(relay)) != 0)
+        goto out;
+    install_signals(relay);
+
+    char fingerprint[TL_FINGERPRINT_LEN] = "";
+    tl_datadir_fingerprint(config->data_dir, fingerprint);
+    tl_log_info("relay listening addr=%s fingerprint=%s devices=%zu version=%s", listen,
+                fingerprint, tl_registry_count(relay->registry), TL_VERSION_STRING);
+    uv_run(relay->loop, UV_RUN_DEFAULT);
+    tl_log_limit_stop(log_limit); /* the summaries still due */
+    log_limit = NULL;
+    tl_log_info("relay stopped");
+out:
+    tl_log_limit_stop(log_limit);
+    close_relay(relay);
     return rc;
 }
