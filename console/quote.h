@@ -1,7 +1,7 @@
 /*
  * Command lines for the relay's exec requests. SSH carries a command as one
  * string and the relay splits it back into words by the rules in
- * docs/technicians.md ("Command lines", relay/net/ssh_front.c split_line); this
+ * docs/technicians.md ("Command lines", relay/net/exec_split.c); this
  * module joins words so that the split gives back exactly the same words,
  * whatever bytes they hold.
  */

@@ -21,7 +21,7 @@
 #include "relay/store/integrity.h"
 #include "proto/roles.h"
 #include "relay/desk/users.h"
-#include "relay/net/server.h"
+#include "relay/serve.h"
 #include "relay/store/status.h"
 #include "relay/store/store.h"
 #include "tl_version.h"

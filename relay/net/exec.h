@@ -1,6 +1,7 @@
 /*
  * One technician command in progress: the seam between the SSH front end
- * (relay/net/ssh_front.c), which owns the connection, and the command table
+ * (relay/net/ssh_front.h; relay/net/ssh_exec.c implements this), which owns
+ * the connection, and the command table
  * (relay/cmd/commands.c), which decides what a command does.
  *
  * The front end authenticates the technician, receives an SSH "exec"
@@ -119,7 +120,7 @@ void tl_exec_set_callbacks(tl_exec_t *exec, const tl_exec_callbacks_t *callbacks
  * argc >= 1 and argv[0] is the command name; argv[argc] is NULL; the words
  * live until the command finishes. ctx is what the front end was given at
  * start (the relay). Lines that do not split (docs/technicians.md "Command
- * lines"; split_line() in relay/net/ssh_front.c), empty commands and shells
+ * lines"; tl__exec_split_line() in relay/net/exec_split.c), empty commands and shells
  * (a session without a command) never reach it: the front end answers those
  * with a line on stderr and exit status 2. A PTY request before the exec is
  * allowed (tl_exec_pty()).

@@ -15,11 +15,11 @@
  * technician leaves, the user ends the grant or the agent goes away.
  *
  * Ownership. The exec belongs to the SSH front end, the connection and its
- * mux to relay/net/server.c; a session holds the link only while the connection
- * lives (server.c calls tl_sessions_agent_closed() before it goes), and
- * marks the channels it opened with tl_mux_set_data() so that server.c can
- * route their events here. Everything runs on the loop; disk work goes to
- * the storage worker.
+ * mux to relay/net/agent_server.c; a session holds the link only while the connection
+ * lives (the agents' side calls tl_sessions_agent_closed() before it goes, through the
+ * hooks relay/serve.c gives it), and marks the channels it opened with tl_mux_set_data()
+ * so that agent_server.c can route their events here. Everything runs on the loop; disk work goes
+ * to the storage worker.
  *
  * The module is one concern per file; relay/sessions/sessions_int.h lists
  * them and holds what they share.
@@ -99,8 +99,7 @@ uint32_t tl_sessions_count(const tl_sessions_t *sessions);
 void tl_sessions_start(tl_sessions_t *sessions, tl_exec_t *exec,
                        const tl_session_request_t *request);
 
-/* ---- from relay/net/server.c
- * --------------------------------------------------------------------- */
+/* ---- from relay/net/agent_server.c, through its hooks (relay/net/agent_link.h) ---- */
 
 /* The connection is going: its sessions end ("the machine went offline"). */
 void tl_sessions_agent_closed(tl_sessions_t *sessions, tl_agent_link_t *agent);

@@ -1,6 +1,6 @@
 /*
  * Fuzz target for the technicians' command lines: the relay's splitter
- * (relay/net/ssh_front.c, docs/technicians.md "Command lines") and the console's
+ * (relay/net/exec_split.c, docs/technicians.md "Command lines") and the console's
  * quoting (console/quote.c), which promises that the split gives back
  * exactly the words it joined.
  *

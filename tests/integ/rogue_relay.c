@@ -8,7 +8,7 @@
  * It holds a real relay's key (DIR/relay.key and relay.crt, made by
  * `tierline-relay init`), so an agent enrolled with that relay connects to it
  * as to the real one. It accepts one agent at a time (a new connection
- * replaces the old), welcomes it as relay/net/server.c does (or with the JSON
+ * replaces the old), welcomes it as relay/net/agent_server.c does (or with the JSON
  * value of --welcome-heartbeat as heartbeat_ms; "none" leaves it out), and then does what
  * it is told: one JSON command per line on stdin, one JSON event per line on
  * stdout. Unlike the real relay it asks for anything, in any order, for

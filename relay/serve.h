@@ -1,20 +1,20 @@
 /*
- * The relay's agent side: `tierline-relay serve`.
+ * `tierline-relay serve`: the relay assembled and run.
  *
- * One libuv loop accepts agents over mutual TLS 1.3 (proto/peer.h), enrolls
- * new ones, keeps a heartbeat on each, and turns their requests (evidence
- * uploads, new tickets) into storage jobs for the worker (relay/store/worker.h),
- * answering only once the worker reports them durable. The loop itself never
- * touches the disk after start-up. docs/protocol.md §7 is the conversation
- * this implements; docs/architecture.md explains the threads.
+ * relay/serve.c opens the data directory (lock, store, audit chain,
+ * evidence, the registry of enrolled keys), starts the storage worker
+ * (relay/store/worker.h), the agents' side (relay/net/agent_server.h) and,
+ * with an SSH address, the technicians' side: sessions
+ * (relay/sessions/sessions.h), the command table (relay/cmd/commands.h), the
+ * logins (relay/net/ssh_logins.h) and the SSH front end
+ * (relay/net/ssh_front.h). It wires the agents' side to the sessions through
+ * the hooks of relay/net/agent_link.h, so nothing in relay/net knows the
+ * layers above it; and it stops everything in order on SIGTERM or SIGINT.
+ * docs/architecture.md explains the threads.
  */
-#ifndef TL_SERVER_H
-#define TL_SERVER_H
+#ifndef TL_SERVE_H
+#define TL_SERVE_H
 
-#include "relay/net/agent_link.h"
-
-#include <jansson.h>
-#include <stddef.h>
 #include <stdint.h>
 
 typedef struct tl_relay_config {
@@ -35,12 +35,6 @@ typedef struct tl_relay_config {
 #define TL_RELAY_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
 #define TL_RELAY_DEFAULT_MAX_AGENTS 20000u
 #define TL_RELAY_DEFAULT_MAX_UPLOAD (64ull * 1024 * 1024)
-/* Failed enrollments from one address allowed per window before refusals. */
-#define TL_RELAY_ENROLL_FAILURES 5
-#define TL_RELAY_ENROLL_WINDOW_MS 60000u
-/* Per agent connection: evidence uploads at once, and requests awaiting the disk. */
-#define TL_RELAY_MAX_UPLOADS 4
-#define TL_RELAY_MAX_REQUESTS 16
 
 /* Runs until SIGTERM or SIGINT; 0 after a clean shutdown. */
 int tl_relay_serve(const tl_relay_config_t *config);

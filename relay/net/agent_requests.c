@@ -1,0 +1,177 @@
+/*
+ * Requests from enrolled agents (docs/protocol.md §7.5): ticket.create, with
+ * the evidence it names, checked on the loop and recorded by a storage job;
+ * the answer goes out only once the job is durable. Requests waiting for the
+ * disk are bounded per connection (TL_RELAY_MAX_REQUESTS).
+ */
+#include "proto/clock.h"
+#include "proto/err.h"
+#include "proto/log.h"
+#include "relay/net/agent_server_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void send_result(struct tl_agent_link *agent, uint32_t request_id, int status, json_t *extra)
+{
+    if (agent->closed)
+        return;
+    json_t *body = status == 0
+                       ? json_pack("{s:s, s:b}", "type", "result", "ok", 1)
+                       : json_pack("{s:s, s:b, s:s, s:s}", "type", "result", "ok", 0, "error",
+                                   tl_err_name(status), "message", tl_strerror(status));
+    if (body == NULL)
+        return;
+    if (status == 0 && extra != NULL)
+        json_object_update(body, extra);
+    tl_peer_send_control(agent->peer, request_id, body);
+    json_decref(body);
+}
+
+#define TL_TICKET_MAX_EVIDENCE 16
+
+static int check_evidence_list(json_t *list)
+{
+    if (list == NULL)
+        return 0;
+    if (!json_is_array(list) || json_array_size(list) > TL_TICKET_MAX_EVIDENCE)
+        return TL_EINVAL;
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item)
+    {
+        json_t *size = json_object_get(item, "size");
+        if (!tl_sha256_hex_valid(tl__json_text(item, "sha256", 64, 0)) ||
+            tl__json_text(item, "kind", 32, 0) == NULL ||
+            tl__json_text(item, "name", 255, 0) == NULL || !json_is_integer(size) ||
+            json_integer_value(size) < 0)
+            return TL_EINVAL;
+    }
+    return 0;
+}
+
+static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    json_t *request = job->request, *evidence = json_object_get(request, "evidence");
+    json_t *tier_value = json_object_get(request, "tier");
+    tl_ticket_new_t ticket = {
+        .device_id = job->agent->device_id,
+        .title = tl__json_text(request, "title", TL_STORE_MAX_TITLE, 0),
+        .description = tl__json_text(request, "description", TL_STORE_MAX_DESCRIPTION, 1),
+        .tier = json_is_integer(tier_value) ? (int)json_integer_value(tier_value) : 1,
+        .request_id = tl__json_text(request, "request", 64, 0),
+    };
+    size_t i;
+    json_t *item;
+    json_array_foreach(evidence, i, item)
+    {
+        /* Only evidence this device uploaded, at the size it really has. */
+        uint64_t size = 0;
+        const char *hash = json_string_value(json_object_get(item, "sha256"));
+        int found = tl_store_upload_find(ctx->store, job->agent->device_id, hash, &size);
+        if (found != 0)
+            return found;
+        if (tl_evidence_exists(ctx->evidence, hash) != 1)
+            return TL_ENOTFOUND;
+        json_object_set_new(item, "size", json_integer((json_int_t)size));
+    }
+    int64_t ticket_id = 0, now = tl_wall_ms();
+    int created = 0, added = 0;
+    int rc = tl_store_ticket_create(ctx->store, &ticket, now, &ticket_id, &created);
+    if (rc != 0)
+        return rc;
+    char subject[32], actor[96];
+    snprintf(subject, sizeof subject, "T-%" PRId64, ticket_id);
+    tl__agent_actor(job->agent, actor);
+    if (created) {
+        json_t *event = json_pack("{s:s, s:i}", "title", ticket.title, "tier", ticket.tier);
+        rc = tl_store_ticket_event(ctx->store, ticket_id, now, actor, "ticket.created", event);
+        json_decref(event);
+        if (rc != 0)
+            return rc;
+    }
+    json_t *hashes = json_array();
+    json_array_foreach(evidence, i, item)
+    {
+        const char *hash = json_string_value(json_object_get(item, "sha256"));
+        rc = tl_store_evidence_add(
+            ctx->store, ticket_id, hash, json_string_value(json_object_get(item, "kind")),
+            json_string_value(json_object_get(item, "name")),
+            (uint64_t)json_integer_value(json_object_get(item, "size")), now, &added);
+        if (rc != 0)
+            goto out;
+        json_array_append_new(hashes, json_string(hash));
+        if (added) {
+            json_t *details =
+                json_pack("{s:s, s:O}", "sha256", hash, "kind", json_object_get(item, "kind"));
+            rc =
+                tl_store_ticket_event(ctx->store, ticket_id, now, actor, "evidence.added", details);
+            json_decref(details);
+            if (rc != 0)
+                goto out;
+        }
+    }
+    if (created) {
+        char device[32];
+        tl__device_name(job->agent->device_id, device);
+        json_t *details =
+            json_pack("{s:s, s:s, s:i, s:O, s:s}", "device", device, "title", ticket.title, "tier",
+                      ticket.tier, "evidence", hashes, "request", ticket.request_id);
+        rc = tl_worker_audit(ctx, actor, "ticket.create", subject, details);
+        json_decref(details);
+    }
+    if (rc == 0)
+        job->reply = json_pack("{s:s, s:b}", "ticket", subject, "created", created);
+out:
+    json_decref(hashes);
+    return rc;
+}
+
+static void control_done(tl_job_t *base, int status)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    job->agent->requests_in_flight--;
+    if (status != 0)
+        tl_log_warn("request failed device=D-%" PRId64 " reason=%s", job->agent->device_id,
+                    tl_err_name(status));
+    send_result(job->agent, job->request_id, status, job->reply);
+    tl__agent_job_free(job);
+}
+
+/* Requests the relay does not know are answered TL_EINVAL. */
+int tl__request_handle(struct tl_agent_link *agent, const char *type,
+                       const struct tl_msg_control *control)
+{
+    if (type != NULL && strcmp(type, "ticket.create") == 0) {
+        json_t *body = control->body;
+        json_t *tier = json_object_get(body, "tier");
+        if (tl__json_text(body, "title", TL_STORE_MAX_TITLE, 0) == NULL ||
+            tl__json_text(body, "request", 64, 0) == NULL ||
+            (json_object_get(body, "description") &&
+             tl__json_text(body, "description", TL_STORE_MAX_DESCRIPTION, 1) == NULL) ||
+            (tier != NULL && (!json_is_integer(tier) || json_integer_value(tier) < 0 ||
+                              json_integer_value(tier) > 4)) ||
+            check_evidence_list(json_object_get(body, "evidence")) != 0) {
+            send_result(agent, control->request_id, TL_EINVAL, NULL);
+            return 0;
+        }
+        if (agent->requests_in_flight >= TL_RELAY_MAX_REQUESTS) {
+            /* A flood from one agent waits on that agent alone. */
+            send_result(agent, control->request_id, TL_EFULL, NULL);
+            return 0;
+        }
+        struct agent_job *job = tl__agent_job_new(agent, run_ticket_create, control_done);
+        if (job == NULL)
+            return TL_ENOMEM;
+        agent->requests_in_flight++;
+        job->request_id = control->request_id;
+        job->request = json_deep_copy(body); /* the worker owns its own copy */
+        tl_worker_submit(agent->server->worker, &job->job);
+        return 0;
+    }
+    send_result(agent, control->request_id, TL_EINVAL, NULL);
+    return 0;
+}

@@ -1,0 +1,371 @@
+/*
+ * `tierline-relay serve` (relay/serve.h): the relay's parts created, wired
+ * and stopped in order. What each part does is in its own module; this file
+ * only decides the order, the defaults and the wiring.
+ */
+#include "relay/serve.h"
+#include "proto/addr.h"
+#include "proto/err.h"
+#include "proto/keys.h"
+#include "proto/log.h"
+#include "relay/cmd/commands.h"
+#include "relay/net/agent_server.h"
+#include "relay/net/log_limit.h"
+#include "relay/net/registry.h"
+#include "relay/net/ssh_front.h"
+#include "relay/net/ssh_logins.h"
+#include "relay/sessions/sessions.h"
+#include "relay/store/audit_chain.h"
+#include "relay/store/datadir.h"
+#include "relay/store/status.h"
+#include "relay/store/worker.h"
+#include "tl_version.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct relay {
+    uv_loop_t *loop;
+    uv_signal_t sigterm, sigint;
+    tl_store_t *store;
+    tl_audit_chain_t *chain;
+    tl_evidence_store_t *evidence;
+    tl_worker_t *worker;
+    int lock_fd; /* DATA/relay.lock, held while serving (relay/store/status.h) */
+    tl_registry_t *registry;
+    tl_agent_server_t *agents;
+    tl_relay_config_t config;
+    /* technicians */
+    tl_ssh_front_t *ssh;
+    tl_ssh_logins_t *logins;
+    tl_commands_ctx_t commands;
+    tl_sessions_t *sessions;
+    int stopping;
+};
+
+/* ---- the agents' side and the sessions (relay/net/agent_link.h) ---------------------------- */
+
+/* Without an SSH front end there are no sessions, and nothing to tell. */
+static void agent_closed(void *ctx, tl_agent_link_t *agent)
+{
+    struct relay *relay = ctx;
+    if (relay->sessions != NULL)
+        tl_sessions_agent_closed(relay->sessions, agent);
+}
+
+static void grant_ended(void *ctx, tl_agent_link_t *agent, json_t *body)
+{
+    struct relay *relay = ctx;
+    if (relay->sessions != NULL)
+        tl_sessions_grant_ended(relay->sessions, agent, body);
+}
+
+static tl_agent_link_t *find_agent(void *ctx, int64_t device_id)
+{
+    struct relay *relay = ctx;
+    return tl_agent_server_find(relay->agents, device_id);
+}
+
+static int start_agents(struct relay *relay, const char *listen)
+{
+    struct sockaddr_storage address;
+    int rc = tl_addr_parse(listen, &address);
+    if (rc != 0) {
+        fprintf(stderr, "tierline-relay: bad listen address '%s' (want ADDR:PORT)\n", listen);
+        return rc;
+    }
+    if ((rc = tl_agent_server_listen(relay->agents, relay->worker, listen)) != 0) {
+        fprintf(stderr, "tierline-relay: cannot listen on %s: %s\n", listen, tl_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* ---- technicians ------------------------------------------------------------------ */
+
+static void relay_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
+{
+    struct relay *relay = ctx;
+    tl_commands_dispatch(&relay->commands, exec, argc, argv);
+}
+
+static int ssh_authorize(void *ctx, const char *user, ssh_key key, tl_technician_t *out)
+{
+    struct relay *relay = ctx;
+    return tl_ssh_logins_authorize(relay->logins, user, key, out);
+}
+
+static void ssh_on_login(void *ctx, const char *user, const char *address, const char *fingerprint,
+                         int ok, const char *reason)
+{
+    struct relay *relay = ctx;
+    tl_ssh_logins_report(relay->logins, user, address, fingerprint, ok, reason);
+}
+
+static void ssh_on_login_ok(void *ctx, uint64_t login_id, const tl_technician_t *technician)
+{
+    struct relay *relay = ctx;
+    tl_ssh_logins_report_ok(relay->logins, login_id, technician);
+}
+
+static int start_technicians(struct relay *relay)
+{
+    char key_path[4096];
+    int rc = tl_datadir_path(relay->config.data_dir, TL_DATADIR_KEY, key_path, sizeof key_path);
+    if (rc != 0)
+        return rc;
+    relay->sessions =
+        tl_sessions_new(relay->loop, relay->worker, relay->config.data_dir, find_agent, relay, &rc);
+    if (relay->sessions == NULL) {
+        fprintf(stderr, "tierline-relay: cannot prepare sessions: %s\n", tl_strerror(rc));
+        return rc;
+    }
+    relay->commands.worker = relay->worker;
+    relay->commands.sessions = relay->sessions;
+    relay->logins = tl_ssh_logins_start(relay->loop, relay->worker, &rc);
+    if (relay->logins == NULL)
+        return rc;
+    tl_ssh_front_config_t config = {
+        .listen = relay->config.ssh_listen,
+        .host_key_path = key_path,
+        .dispatch = relay_dispatch,
+        .authorize = ssh_authorize,
+        .on_login = ssh_on_login,
+        .on_login_ok = ssh_on_login_ok,
+        .ctx = relay,
+        .max_sessions = relay->config.ssh_max_connections,
+        .max_preauth_per_address = relay->config.ssh_preauth_per_address,
+        .auth_timeout_ms = relay->config.ssh_auth_timeout_ms,
+    };
+    relay->ssh = tl_ssh_front_start(relay->loop, &config, &rc);
+    if (relay->ssh == NULL) {
+        tl_ssh_logins_stop(relay->logins); /* no more reloads */
+        fprintf(stderr, "tierline-relay: cannot start the SSH front end on %s: %s\n",
+                relay->config.ssh_listen, tl_strerror(rc));
+        return rc;
+    }
+    tl_ssh_logins_set_front(relay->logins, relay->ssh);
+    tl_log_info("technicians' SSH listening addr=%s", relay->config.ssh_listen);
+    return 0;
+}
+
+/* ---- start and stop ------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    struct relay *relay = handle->data;
+    if (relay->stopping)
+        return;
+    relay->stopping = 1;
+    tl_log_info("shutting down signal=%d agents=%u", signum, tl_agent_server_count(relay->agents));
+    uv_close((uv_handle_t *)&relay->sigterm, NULL);
+    uv_close((uv_handle_t *)&relay->sigint, NULL);
+    tl_agent_server_stop(relay->agents);
+    if (relay->ssh != NULL) {
+        tl_ssh_front_stop(relay->ssh);
+        relay->ssh = NULL;
+    }
+    tl_ssh_logins_stop(relay->logins);
+}
+
+static int open_storage(struct relay *relay)
+{
+    char path[4096];
+    const char *dir = relay->config.data_dir;
+    tl_evidence_options_t evidence_options = {.max_item_bytes = relay->config.max_upload_bytes};
+    int rc;
+    if ((rc = tl_datadir_path(dir, TL_DATADIR_DB, path, sizeof path)) != 0 ||
+        (rc = tl_store_open(path, TL_STORE_OPEN_EXISTING, &relay->store)) != 0)
+        return rc;
+    /* The log must hold the chain the store records: a missing, shortened or different log
+     * stops the relay here (docs/audit-format.md §7); lines a crash left unwritten go in now. */
+    char problem[768];
+    if ((rc = tl_datadir_path(dir, TL_DATADIR_AUDIT, path, sizeof path)) != 0)
+        return rc;
+    if ((rc = tl_audit_chain_open(relay->store, path, 0, &relay->chain, problem, sizeof problem)) !=
+        0) {
+        fprintf(stderr, "tierline-relay: refusing to serve: %s\n", problem);
+        tl_log_error("refusing to serve: the audit log does not match the database problem=\"%s\"",
+                     problem);
+        return rc;
+    }
+    if ((rc = tl_datadir_path(dir, TL_DATADIR_EVIDENCE, path, sizeof path)) != 0 ||
+        (rc = tl_evidence_store_open(path, &evidence_options, &relay->evidence)) != 0)
+        return rc;
+    if ((rc = tl_store_devices_all_offline(relay->store)) != 0)
+        return rc;
+    json_t *devices = NULL;
+    if ((rc = tl_store_devices_list(relay->store, &devices)) != 0)
+        return rc;
+    size_t i;
+    json_t *device;
+    json_array_foreach(devices, i, device)
+    {
+        int64_t id = 0;
+        tl_store_parse_id(json_string_value(json_object_get(device, "id")), 'D', &id);
+        tl_registry_add(relay->registry, json_string_value(json_object_get(device, "fingerprint")),
+                        id);
+    }
+    json_decref(devices);
+    return 0;
+}
+
+static void apply_defaults(tl_relay_config_t *config)
+{
+    if (config->heartbeat_ms == 0)
+        config->heartbeat_ms = TL_RELAY_DEFAULT_HEARTBEAT_MS;
+    if (config->handshake_timeout_ms == 0)
+        config->handshake_timeout_ms = TL_RELAY_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (config->max_agents == 0)
+        config->max_agents = TL_RELAY_DEFAULT_MAX_AGENTS;
+    if (config->max_upload_bytes == 0)
+        config->max_upload_bytes = TL_RELAY_DEFAULT_MAX_UPLOAD;
+}
+
+/* The registry, the agents' address, the lock and the storage, in that order. */
+static int open_data_dir(struct relay *relay, char *listen, size_t listen_size)
+{
+    const tl_relay_config_t *config = &relay->config;
+    int rc;
+    relay->registry = tl_registry_new();
+    if (relay->registry == NULL)
+        return TL_ENOMEM;
+    if (config->listen != NULL)
+        snprintf(listen, listen_size, "%s", config->listen);
+    else if ((rc = tl_datadir_listen(config->data_dir, listen, listen_size)) != 0)
+        return rc;
+    if ((rc = tl_status_lock(config->data_dir, &relay->lock_fd)) != 0) {
+        if (rc == TL_EEXIST)
+            fprintf(stderr, "tierline-relay: another tierline-relay is serving %s\n",
+                    config->data_dir);
+        else
+            fprintf(stderr, "tierline-relay: cannot lock the data directory %s: %s\n",
+                    config->data_dir, tl_strerror(rc));
+        return rc;
+    }
+    if ((rc = open_storage(relay)) != 0) {
+        if (rc != TL_EAUDIT)
+            fprintf(stderr, "tierline-relay: cannot open the data directory %s: %s\n",
+                    config->data_dir, tl_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* The agents' side, its TLS key loaded; sessions hear of it through the hooks. */
+static int new_agents(struct relay *relay)
+{
+    tl_agent_server_config_t agents = {
+        .data_dir = relay->config.data_dir,
+        .heartbeat_ms = relay->config.heartbeat_ms,
+        .handshake_timeout_ms = relay->config.handshake_timeout_ms,
+        .max_agents = relay->config.max_agents,
+        .max_upload_bytes = relay->config.max_upload_bytes,
+        .registry = relay->registry,
+        .hooks =
+            {
+                .ctx = relay,
+                .agent_closed = agent_closed,
+                .grant_ended = grant_ended,
+                .channel_confirm = tl_sessions_channel_confirm,
+                .channel_refuse = tl_sessions_channel_refuse,
+                .channel_data = tl_sessions_channel_data,
+                .channel_writable = tl_sessions_channel_writable,
+                .channel_eof = tl_sessions_channel_eof,
+                .channel_input_ack = tl_sessions_channel_input_ack,
+                .channel_close = tl_sessions_channel_close,
+            },
+    };
+    int rc = 0;
+    relay->agents = tl_agent_server_new(relay->loop, &agents, &rc);
+    if (relay->agents == NULL)
+        fprintf(stderr, "tierline-relay: cannot load the relay key: %s\n", tl_strerror(rc));
+    return rc;
+}
+
+static void install_signals(struct relay *relay)
+{
+    uv_signal_init(relay->loop, &relay->sigterm);
+    uv_signal_init(relay->loop, &relay->sigint);
+    relay->sigterm.data = relay->sigint.data = relay;
+    uv_signal_start(&relay->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&relay->sigint, on_signal, SIGINT);
+}
+
+/*
+ * The order matters: the last minute's refused logins (those of the
+ * shutdown too) go to the worker before it ends; the worker's last
+ * acknowledgements run before the sessions and connections go; memory goes
+ * once the loop has run the close callbacks.
+ */
+static void close_relay(struct relay *relay)
+{
+    tl_ssh_logins_close(relay->logins);
+    tl_worker_free(relay->worker); /* runs the last acknowledgements */
+    tl_sessions_free(relay->sessions);
+    if (relay->loop != NULL) {
+        tl_agent_server_stop(relay->agents);
+        uv_run(relay->loop, UV_RUN_DEFAULT);
+    }
+    tl_agent_server_free(relay->agents);
+    tl_evidence_store_close(relay->evidence);
+    tl_audit_chain_close(relay->chain);
+    if (relay->lock_fd >= 0)
+        close(relay->lock_fd);
+    tl_store_close(relay->store);
+    tl_registry_free(relay->registry);
+    tl_ssh_logins_free(relay->logins);
+    free(relay);
+}
+
+int tl_relay_serve(const tl_relay_config_t *config)
+{
+    struct relay *relay = calloc(1, sizeof *relay);
+    if (relay == NULL)
+        return TL_ENOMEM;
+    relay->config = *config;
+    relay->lock_fd = -1;
+    apply_defaults(&relay->config);
+
+    char listen[128];
+    int rc = 0;
+    tl_log_limit_t *log_limit = NULL;
+    relay->loop = uv_default_loop();
+    /* From here on, unauthenticated peers' lines are bounded per address (relay/net/log_limit.h).
+     */
+    if ((log_limit = tl_log_limit_start(relay->loop, &rc)) == NULL)
+        goto out;
+    signal(SIGPIPE, SIG_IGN);
+    if ((rc = open_data_dir(relay, listen, sizeof listen)) != 0 || (rc = new_agents(relay)) != 0)
+        goto out;
+    char state_path[4096];
+    if ((rc = tl_datadir_path(config->data_dir, TL_DATADIR_STATE, state_path, sizeof state_path)) !=
+        0)
+        goto out;
+    relay->worker =
+        tl_worker_new(relay->loop, relay->store, relay->chain, relay->evidence, state_path, &rc);
+    if (relay->worker == NULL)
+        goto out;
+    if ((rc = start_agents(relay, listen)) != 0)
+        goto out;
+    if (config->ssh_listen != NULL && (rc = start_technicians(relay)) != 0)
+        goto out;
+    install_signals(relay);
+
+    char fingerprint[TL_FINGERPRINT_LEN] = "";
+    tl_datadir_fingerprint(config->data_dir, fingerprint);
+    tl_log_info("relay listening addr=%s fingerprint=%s devices=%zu version=%s", listen,
+                fingerprint, tl_registry_count(relay->registry), TL_VERSION_STRING);
+    uv_run(relay->loop, UV_RUN_DEFAULT);
+    tl_log_limit_stop(log_limit); /* the summaries still due */
+    log_limit = NULL;
+    tl_log_info("relay stopped");
+out:
+    tl_log_limit_stop(log_limit);
+    close_relay(relay);
+    return rc;
+}
