@@ -7,8 +7,9 @@ in <...> are not ours) and fails, naming each offending line, on:
   - proto including anything outside proto (it is shared by every program);
   - agent, relay or console including one another's headers;
   - inside the relay, a lower layer including a higher one (the order is LAYERS);
-  - a cycle between modules (a module is FILE.c with FILE.h, so a.c including
-    b.h and b.c including a.h is a cycle even though no header includes itself).
+  - a cycle between modules (a module is FILE.c with FILE.h, its internal header
+    FILE_int.h and the .c files that include that; so a.c including b.h and b.c
+    including a.h is a cycle even though no header includes itself).
 
 --list prints every include as FILE:LINE -> HEADER first. Exit status 0 when the
 graph is clean, 1 when something is wrong, 2 for a usage error.
@@ -41,8 +42,23 @@ def layer_of(path):
     return len(LAYERS) - 1 if folder.startswith("relay") else None
 
 
-def module_of(path):
-    return os.path.splitext(path)[0]
+def module_of(path, owners=None):
+    """The module a file belongs to: FILE.c and FILE.h are one; so is FILE_int.h, the header
+    that the files of a module split in several share among themselves, and so is every .c
+    file that includes a FILE_int.h (libuv's uv-common.h style): it is one of FILE's pieces."""
+    if owners and path in owners:
+        return owners[path]
+    stem = os.path.splitext(path)[0]
+    return stem[:-len("_int")] if stem.endswith("_int") else stem
+
+
+def internal_owners(edges):
+    """{file.c: module} for the .c files that include a module's internal header."""
+    owners = {}
+    for path, _line, header in edges:
+        if path.endswith(".c") and os.path.splitext(header)[0].endswith("_int"):
+            owners[path] = module_of(header)
+    return owners
 
 
 def scan(root):
@@ -93,10 +109,11 @@ def rule_problems(root, edges):
 def cycles(edges):
     """Each cycle of the module graph once, as a list of modules."""
     graph = {}
+    owners = internal_owners(edges)
     for path, _line, header in edges:
         if header in GENERATED:
             continue
-        a, b = module_of(path), module_of(header)
+        a, b = module_of(path, owners), module_of(header)
         if a != b:
             graph.setdefault(a, set()).add(b)
     found, seen = [], set()

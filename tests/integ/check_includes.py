@@ -126,6 +126,24 @@ def case_a_cycle_between_modules_is_refused():
 
 
 @case
+def case_a_module_split_around_an_internal_header_is_one_module():
+    # sessions.c and bridge.c share sessions_int.h, which includes sessions.h: one module, no
+    # cycle. A module of its own beside it that needs it and is needed by it is still a cycle.
+    root = clean_tree("split")
+    write(root, "relay/sessions/sessions_int.h", ["relay/sessions/sessions.h"])
+    write(root, "relay/sessions/sessions.c", ["relay/sessions/sessions_int.h"])
+    write(root, "relay/sessions/bridge.c", ["relay/sessions/sessions_int.h"])
+    run_check(root, 0)
+    write(root, "relay/sessions/catalogue.h", [])
+    write(root, "relay/sessions/catalogue.c", ["relay/sessions/catalogue.h",
+                                               "relay/sessions/sessions.h"])
+    write(root, "relay/sessions/sessions.h", ["relay/net/server.h", "relay/sessions/catalogue.h"])
+    _out, err = run_check(root, 1)
+    check("cycle between modules: relay/sessions/catalogue -> relay/sessions/sessions -> "
+          "relay/sessions/catalogue" in err, err)
+
+
+@case
 def case_a_missing_header_is_refused():
     refused("relay/main.c", ["relay/commands.h"], "does not exist")
 
