@@ -82,8 +82,7 @@ int tl_users_load(tl_users_t *users, json_t *list)
     size_t used = 0;
     size_t i;
     json_t *row;
-    json_array_foreach(list, i, row)
-    {
+    json_array_foreach(list, i, row) {
         const char *name = json_string_value(json_object_get(row, "name"));
         const char *line = json_string_value(json_object_get(row, "public_key"));
         int role = tl_role_parse(json_string_value(json_object_get(row, "role")));
@@ -118,7 +117,7 @@ int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key, t
         if (ssh_key_cmp(key, u->key, SSH_KEY_CMP_PUBLIC) != 0)
             return TL_ENOTFOUND;
         if (u->disabled)
-            return TL_EPIN;
+            return TL_EDISABLED;
         memset(out, 0, sizeof *out);
         out->user_id = u->id;
         snprintf(out->name, sizeof out->name, "%s", u->name);
