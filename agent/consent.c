@@ -3,6 +3,7 @@
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "proto/roles.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,9 +28,6 @@ static const struct {
 
 #define SCOPE_COUNT (sizeof scope_table / sizeof scope_table[0])
 
-/* Roles a session may be asked for; auditor and admin never get one. */
-static const char *const session_roles[] = {"tier1", "tier2", "tier3", "tier4"};
-static const char *const all_roles[] = {"tier1", "tier2", "tier3", "tier4", "auditor", "admin"};
 static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
 unsigned tl_scope_bit(const char *name)
@@ -87,15 +85,20 @@ void tl_consent_duration_text(uint64_t seconds, char *out, size_t size)
         snprintf(out, size, "%llus", (unsigned long long)seconds);
 }
 
-static int role_index(const char *role, const char *const *roles, size_t count)
+static int day_index(const char *name)
 {
-    for (size_t i = 0; role != NULL && i < count; i++)
-        if (strcmp(roles[i], role) == 0)
-            return (int)i;
+    for (int i = 0; name != NULL && i < 7; i++)
+        if (strcmp(day_names[i], name) == 0)
+            return i;
     return -1;
 }
 
-#define ROLE_COUNT(table) (sizeof(table) / sizeof((table)[0]))
+/* The role of a session (proto/roles.h), or -1: unknown, or a role that never gets one. */
+static int session_role(const char *role)
+{
+    int at = tl_role_parse(role);
+    return tl_role_has_sessions(at) ? at : -1;
+}
 
 static void say(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -165,8 +168,10 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
                                size)) != 0)
         return rc;
     const char *role = json_string_value(json_object_get(body, "role"));
-    if (role_index(role, all_roles, ROLE_COUNT(all_roles)) < 0) {
-        say(message, size, "\"role\" must be one of tier1, tier2, tier3, tier4, auditor, admin");
+    if (tl_role_parse(role) < 0) {
+        char roles[96];
+        tl_roles_names(roles, sizeof roles);
+        say(message, size, "\"role\" must be one of %s", roles);
         return TL_EINVAL;
     }
     snprintf(out->role, sizeof out->role, "%s", role);
@@ -178,8 +183,7 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
     }
     size_t i;
     json_t *scope;
-    json_array_foreach(scopes, i, scope)
-    {
+    json_array_foreach(scopes, i, scope) {
         unsigned bit = tl_scope_bit(json_string_value(scope));
         if (bit == 0) {
             say(message, size,
@@ -224,7 +228,7 @@ void tl_consent_request_clear(tl_consent_request_t *request)
 /* ---- policy --------------------------------------------------------------------- */
 
 struct rule {
-    unsigned roles; /* bit per session_roles index */
+    unsigned roles; /* bit per role (proto/roles.h) */
     unsigned scopes;
     unsigned days;   /* bit per tm_wday */
     int from_minute; /* -1: no window */
@@ -281,8 +285,7 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
         say(problem, size, "unattended[%zu]: a rule must be an object", index);
         return TL_EINVAL;
     }
-    json_object_foreach(item, key, value)
-    {
+    json_object_foreach(item, key, value) {
         if (strcmp(key, "roles") != 0 && strcmp(key, "scopes") != 0 &&
             strcmp(key, "max_duration") != 0 && strcmp(key, "days") != 0 &&
             strcmp(key, "from") != 0 && strcmp(key, "to") != 0) {
@@ -301,12 +304,11 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
         return TL_EINVAL;
     }
     size_t i;
-    json_array_foreach(roles, i, value)
-    {
+    json_array_foreach(roles, i, value) {
         const char *role = json_string_value(value);
-        int at = role_index(role, session_roles, ROLE_COUNT(session_roles));
+        int at = session_role(role);
         if (at < 0) {
-            if (role_index(role, all_roles, ROLE_COUNT(all_roles)) >= 0)
+            if (tl_role_parse(role) >= 0)
                 say(problem, size, "unattended[%zu].roles[%zu]: role '%s' never gets a session",
                     index, i, role);
             else
@@ -317,8 +319,7 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
         }
         rule->roles |= 1u << at;
     }
-    json_array_foreach(scopes, i, value)
-    {
+    json_array_foreach(scopes, i, value) {
         unsigned bit = tl_scope_bit(json_string_value(value));
         if (bit == 0) {
             say(problem, size,
@@ -336,9 +337,8 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
             return TL_EINVAL;
         }
         rule->days = 0;
-        json_array_foreach(days, i, value)
-        {
-            int day = role_index(json_string_value(value), day_names, 7);
+        json_array_foreach(days, i, value) {
+            int day = day_index(json_string_value(value));
             if (day < 0) {
                 say(problem, size,
                     "unattended[%zu].days[%zu]: unknown day '%s' (want mon, tue, wed, thu, fri, "
@@ -396,8 +396,7 @@ tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *probl
     }
     const char *key;
     json_t *value;
-    json_object_foreach(doc, key, value)
-    {
+    json_object_foreach(doc, key, value) {
         if (strcmp(key, "unattended") != 0 && strcmp(key, "consent_timeout") != 0) {
             say(problem, size, "unknown member \"%s\" (want unattended, consent_timeout)", key);
             goto out;
@@ -416,8 +415,7 @@ tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *probl
         goto fail;
     }
     size_t i;
-    json_array_foreach(rules, i, value)
-    {
+    json_array_foreach(rules, i, value) {
         if (parse_rule(value, i, &policy->rules[i], problem, size) != 0)
             goto fail;
         policy->count++;
@@ -510,7 +508,7 @@ static int rule_window_holds(const struct rule *rule, const struct tm *local)
 int tl_policy_match(const tl_policy_t *policy, const char *role, unsigned scopes,
                     const struct tm *local, uint32_t asked_s, uint32_t *granted_s)
 {
-    int at = role_index(role, session_roles, ROLE_COUNT(session_roles));
+    int at = session_role(role);
     if (policy == NULL || at < 0 || scopes == 0)
         return TL_EDENIED;
     for (size_t i = 0; i < policy->count; i++) {
@@ -674,7 +672,7 @@ static int grant_from_json(json_t *item, tl_grant_t *grant, uint64_t *number)
     if (errno != 0 || *end != '\0')
         return TL_EINVAL;
     *number = n;
-    if (role_index(grant->role, session_roles, ROLE_COUNT(session_roles)) < 0 ||
+    if (session_role(grant->role) < 0 ||
         (strcmp(grant->by, "user") != 0 && strcmp(grant->by, "policy") != 0))
         return TL_EINVAL;
     json_t *scopes = json_object_get(item, "scopes");
@@ -682,8 +680,7 @@ static int grant_from_json(json_t *item, tl_grant_t *grant, uint64_t *number)
     json_t *scope;
     if (!json_is_array(scopes) || json_array_size(scopes) == 0)
         return TL_EINVAL;
-    json_array_foreach(scopes, i, scope)
-    {
+    json_array_foreach(scopes, i, scope) {
         unsigned bit = tl_scope_bit(json_string_value(scope));
         if (bit == 0)
             return TL_EINVAL;
@@ -806,8 +803,7 @@ static int load(tl_consent_t *consent, char *problem, size_t size)
     int64_t at = now(consent);
     size_t i;
     json_t *item;
-    json_array_foreach(grants, i, item)
-    {
+    json_array_foreach(grants, i, item) {
         struct record *record = &consent->records[consent->count];
         uint64_t number = 0;
         if (grant_from_json(item, &record->grant, &number) != 0) {
@@ -1232,7 +1228,7 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
         return;
     char scopes[96];
     tl_scope_text(request->scopes, scopes, sizeof scopes);
-    if (role_index(request->role, session_roles, ROLE_COUNT(session_roles)) < 0) {
+    if (session_role(request->role) < 0) {
         char message[96];
         snprintf(message, sizeof message, "the role %s never gets a session", request->role);
         tl_log_warn("session refused ticket=%s technician=%s role=%s reason=role", request->ticket,

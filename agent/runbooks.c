@@ -13,6 +13,7 @@
 #include "proto/cli.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "proto/roles.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -48,8 +49,7 @@ struct tl_runbook {
     char *name;
     char *description;
     char *path;
-    const char *min_role; /* "tier1", "tier2" or "tier3" (static) */
-    int min_rank;
+    int min_role; /* TL_ROLE_TIER1, TIER2 or TIER3 (proto/roles.h) */
     bool privileged;
     uint64_t timeout_ms;
     struct param params[TL_RUNBOOKS_MAX_PARAMS];
@@ -89,19 +89,6 @@ static bool valid_param_name(const char *name)
             return false;
     }
     return true;
-}
-
-int tl_runbooks_role_rank(const char *role)
-{
-    if (role == NULL)
-        return 0;
-    if (strcmp(role, "tier1") == 0)
-        return 1;
-    if (strcmp(role, "tier2") == 0 || strcmp(role, "tier4") == 0)
-        return 2;
-    if (strcmp(role, "tier3") == 0)
-        return 3;
-    return 0;
 }
 
 /*
@@ -318,8 +305,7 @@ static int check_fields(json_t *object, const char *const *allowed, size_t count
     }
     const char *key;
     json_t *value;
-    json_object_foreach(object, key, value)
-    {
+    json_object_foreach(object, key, value) {
         bool known = false;
         for (size_t i = 0; i < count && !known; i++)
             known = strcmp(key, allowed[i]) == 0;
@@ -419,19 +405,11 @@ static int parse_metadata(json_t *doc, const char *expected_name, tl_runbook_t *
         snprintf(reason, reason_size, "'description' must be one line of 1..%d bytes", TEXT_MAX);
         return TL_EINVAL;
     }
-    json_t *min_role = json_object_get(doc, "min_role");
-    const char *role = json_is_string(min_role) ? json_string_value(min_role) : "";
-    if (strcmp(role, "tier1") == 0)
-        rb->min_role = "tier1";
-    else if (strcmp(role, "tier2") == 0)
-        rb->min_role = "tier2";
-    else if (strcmp(role, "tier3") == 0)
-        rb->min_role = "tier3";
-    else {
+    rb->min_role = tl_role_parse(json_string_value(json_object_get(doc, "min_role")));
+    if (!tl_role_is_min_role(rb->min_role)) {
         snprintf(reason, reason_size, "'min_role' must be tier1, tier2 or tier3");
         return TL_EINVAL;
     }
-    rb->min_rank = tl_runbooks_role_rank(rb->min_role);
     json_t *privileged = json_object_get(doc, "privileged");
     if (!json_is_boolean(privileged)) {
         snprintf(reason, reason_size, "'privileged' must be true or false");
@@ -832,18 +810,19 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
         snprintf(message, message_size, "no runbook named '%s' in this machine's catalogue", shown);
         return TL_ENOTFOUND;
     }
-    int rank = tl_runbooks_role_rank(role);
+    int role_id = tl_role_parse(role);
+    int rank = tl_role_runbook_rank(role_id);
     excerpt(shown, sizeof shown, role != NULL ? role : "", 16);
     if (rank == 0) {
         snprintf(message, message_size, "role '%s' may not run runbooks", shown);
         return TL_EDENIED;
     }
-    if (rank < rb->min_rank) {
+    if (rank < tl_role_runbook_rank(rb->min_role)) {
         snprintf(message, message_size, "runbook %s needs role %s or above, not %s", rb->name,
-                 rb->min_role, shown);
+                 tl_role_name(rb->min_role), shown);
         return TL_EDENIED;
     }
-    if (rb->privileged && rank < 3) {
+    if (rb->privileged && !tl_role_can(role_id, TL_CAP_FIX_PRIVILEGED)) {
         snprintf(message, message_size, "runbook %s is privileged: it needs role tier3, not %s",
                  rb->name, shown);
         return TL_EDENIED;
@@ -860,8 +839,7 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
     }
     const char *key;
     json_t *value;
-    json_object_foreach(args, key, value)
-    {
+    json_object_foreach(args, key, value) {
         const struct param *param = find_param(rb, key);
         if (param == NULL) {
             excerpt(shown, sizeof shown, key, 32);
@@ -957,8 +935,8 @@ json_t *tl_runbooks_list(const tl_runbooks_t *catalogue)
         json_t *item = params == NULL
                            ? NULL
                            : json_pack("{s:s, s:s, s:s, s:b, s:o}", "name", rb->name, "description",
-                                       rb->description, "min_role", rb->min_role, "privileged",
-                                       rb->privileged, "params", params);
+                                       rb->description, "min_role", tl_role_name(rb->min_role),
+                                       "privileged", rb->privileged, "params", params);
         if (item == NULL || json_array_append_new(list, item) != 0) {
             json_decref(list);
             return NULL;
