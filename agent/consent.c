@@ -4,6 +4,7 @@
 #include "proto/err.h"
 #include "proto/log.h"
 #include "proto/roles.h"
+#include "proto/vocab.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,11 +20,9 @@
 static const struct {
     const char *name;
     unsigned bit;
-    const char *channel; /* the channel type that needs it */
 } scope_table[] = {
-    {"diag", TL_SCOPE_DIAG, "diag"}, {"fix", TL_SCOPE_FIX, "runbook"},
-    {"exec", TL_SCOPE_EXEC, "exec"}, {"shell", TL_SCOPE_SHELL, "shell"},
-    {"files", TL_SCOPE_FILES, NULL}, {"observe", TL_SCOPE_OBSERVE, "observe"},
+    {"diag", TL_SCOPE_DIAG},   {"fix", TL_SCOPE_FIX},     {"exec", TL_SCOPE_EXEC},
+    {"shell", TL_SCOPE_SHELL}, {"files", TL_SCOPE_FILES}, {"observe", TL_SCOPE_OBSERVE},
 };
 
 #define SCOPE_COUNT (sizeof scope_table / sizeof scope_table[0])
@@ -67,10 +66,8 @@ void tl_scope_text(unsigned scopes, char *out, size_t size)
 
 unsigned tl_scope_for_channel(const char *type)
 {
-    for (size_t i = 0; type != NULL && i < SCOPE_COUNT; i++)
-        if (scope_table[i].channel != NULL && strcmp(scope_table[i].channel, type) == 0)
-            return scope_table[i].bit;
-    return 0;
+    /* Which scope a channel type needs is in the one channel table (proto/vocab.h). */
+    return tl_scope_bit(tl_channel_type_grant_scope(tl_channel_type_lookup(type)));
 }
 
 void tl_consent_duration_text(uint64_t seconds, char *out, size_t size)
@@ -889,7 +886,8 @@ static void emit_denied(tl_consent_t *consent, const char *question,
                         const tl_consent_request_t *request, const char *why)
 {
     json_t *event =
-        json_pack("{s:s, s:s?, s:s, s:s, s:s}", "event", "denied", "question", question, "ticket",
+        json_pack("{s:s, s:s?, s:s, s:s, s:s}", "event",
+                  tl_control_type_name(TL_CONTROL_EVENT_DENIED), "question", question, "ticket",
                   request->ticket, "technician", request->technician, "reason", why);
     emit(consent, event);
 }
@@ -897,8 +895,9 @@ static void emit_denied(tl_consent_t *consent, const char *question,
 static void emit_granted(tl_consent_t *consent, const char *question, const tl_grant_t *grant,
                          const char *by)
 {
-    json_t *event = json_pack("{s:s, s:s?, s:o, s:s}", "event", "granted", "question", question,
-                              "grant", tl_grant_json(grant, now(consent)), "by", by);
+    json_t *event =
+        json_pack("{s:s, s:s?, s:o, s:s}", "event", tl_control_type_name(TL_CONTROL_EVENT_GRANTED),
+                  "question", question, "grant", tl_grant_json(grant, now(consent)), "by", by);
     emit(consent, event);
 }
 
@@ -921,7 +920,8 @@ static void on_expiry(uv_timer_t *timer)
         if (consent->events.on_ended != NULL)
             consent->events.on_ended(consent->data, &grant, "expired");
         emit(consent,
-             json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "ended", "grant", grant.id, "ticket",
+             json_pack("{s:s, s:s, s:s, s:s, s:s}", "event",
+                       tl_control_type_name(TL_CONTROL_EVENT_ENDED), "grant", grant.id, "ticket",
                        grant.ticket, "technician", grant.technician, "reason", "expired"));
     }
     arm_expiry(consent);
@@ -1293,7 +1293,8 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
     tl_log_info("question asked question=%s ticket=%s technician=%s role=%s scopes=\"%s\"",
                 question->id, request->ticket, request->technician, request->role, scopes);
     json_t *event = question_json(question);
-    json_object_set_new(event, "event", json_string("question"));
+    json_object_set_new(event, "event",
+                        json_string(tl_control_type_name(TL_CONTROL_EVENT_QUESTION)));
     emit(consent, event);
 }
 
@@ -1405,9 +1406,10 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
                     reason);
         if (consent->events.on_ended != NULL)
             consent->events.on_ended(consent->data, &copies[i], reason);
-        emit(consent, json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "ended", "grant",
-                                copies[i].id, "ticket", copies[i].ticket, "technician",
-                                copies[i].technician, "reason", reason));
+        emit(consent, json_pack("{s:s, s:s, s:s, s:s, s:s}", "event",
+                                tl_control_type_name(TL_CONTROL_EVENT_ENDED), "grant", copies[i].id,
+                                "ticket", copies[i].ticket, "technician", copies[i].technician,
+                                "reason", reason));
     }
     free(copies);
     return 0;
