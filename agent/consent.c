@@ -2,6 +2,7 @@
 #include "proto/cli.h"
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 #include "proto/log.h"
 #include "proto/roles.h"
 #include "proto/vocab.h"
@@ -437,44 +438,35 @@ out:
     return policy;
 }
 
+#define POLICY_FILE_MAX (1024 * 1024)
+
+static int check_policy_file(const struct stat *st, void *arg)
+{
+    *(int *)arg = 1;
+    return !S_ISREG(st->st_mode) || st->st_size > POLICY_FILE_MAX ? TL_EINVAL : 0;
+}
+
 tl_policy_t *tl_policy_load(const char *path, int *err, char *problem, size_t size)
 {
     char *text = NULL;
+    size_t len = 0;
+    int opened = 0;
     tl_policy_t *policy = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *err = -errno;
-        say(problem, size, "%s", strerror(errno));
-        return NULL;
+    int rc = tl_fs_read_file(path, POLICY_FILE_MAX, 0, check_policy_file, &opened, &text, &len);
+    if (rc == 0) {
+        policy = tl_policy_parse(text, len, err, problem, size);
+    } else {
+        *err = rc;
+        if (!opened)
+            say(problem, size, "%s", strerror(-rc));
+        else if (rc == TL_EINVAL)
+            say(problem, size, "not a regular file of at most 1 MiB");
+        else if (rc == TL_ENOMEM)
+            say(problem, size, "%s", tl_strerror(rc));
+        else
+            say(problem, size, "cannot read it: %s", tl_strerror(rc));
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 1024 * 1024) {
-        *err = TL_EINVAL;
-        say(problem, size, "not a regular file of at most 1 MiB");
-        goto out;
-    }
-    text = malloc((size_t)st.st_size + 1);
-    if (text == NULL) {
-        *err = TL_ENOMEM;
-        say(problem, size, "%s", tl_strerror(TL_ENOMEM));
-        goto out;
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            *err = n == 0 ? TL_ETRUNCATED : -errno;
-            say(problem, size, "cannot read it: %s", tl_strerror(*err));
-            goto out;
-        }
-        got += (size_t)n;
-    }
-    policy = tl_policy_parse(text, got, err, problem, size);
-out:
     free(text);
-    close(fd);
     return policy;
 }
 

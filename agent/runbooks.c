@@ -12,6 +12,7 @@
 
 #include "proto/cli.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 #include "proto/log.h"
 #include "proto/roles.h"
 
@@ -481,56 +482,41 @@ static int parse_json(const char *text, size_t size, json_t **out, char *reason,
     return 0;
 }
 
+struct metadata_check {
+    int opened;
+    char *reason;
+    size_t reason_size;
+};
+
+static int check_metadata_file(const struct stat *st, void *arg)
+{
+    struct metadata_check *check = arg;
+    check->opened = 1;
+    const char *unsafe = unsafe_file(st);
+    if (unsafe != NULL) {
+        snprintf(check->reason, check->reason_size, "metadata %s", unsafe);
+        return TL_EDENIED;
+    }
+    return 0;
+}
+
 static int read_metadata(const char *path, json_t **out, char *reason, size_t reason_size)
 {
-    int rc = 0;
     char *text = NULL;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        snprintf(reason, reason_size, "metadata cannot be opened: %s", strerror(errno));
-        rc = TL_EIO;
-        goto out;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(reason, reason_size, "metadata cannot be read: %s", strerror(errno));
-        rc = TL_EIO;
-        goto out;
-    }
-    const char *unsafe = unsafe_file(&st);
-    if (unsafe != NULL) {
-        snprintf(reason, reason_size, "metadata %s", unsafe);
-        rc = TL_EDENIED;
-        goto out;
-    }
-    if (st.st_size > TL_RUNBOOKS_MAX_METADATA) {
+    size_t size = 0;
+    struct metadata_check check = {0, reason, reason_size};
+    int rc = tl_fs_read_file(path, TL_RUNBOOKS_MAX_METADATA, TL_FS_READ_NOFOLLOW,
+                             check_metadata_file, &check, &text, &size);
+    if (rc == 0) {
+        rc = parse_json(text, size, out, reason, reason_size);
+    } else if (rc == TL_EFULL) {
         snprintf(reason, reason_size, "metadata is larger than %d bytes", TL_RUNBOOKS_MAX_METADATA);
         rc = TL_EINVAL;
-        goto out;
+    } else if (rc != TL_EDENIED && rc != TL_ENOMEM) {
+        snprintf(reason, reason_size, "metadata cannot be %s: %s", check.opened ? "read" : "opened",
+                 strerror(rc < 0 ? -rc : EIO));
+        rc = TL_EIO;
     }
-    size_t size = (size_t)st.st_size;
-    text = malloc(size + 1);
-    if (text == NULL) {
-        rc = TL_ENOMEM;
-        goto out;
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = read(fd, text + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(reason, reason_size, "metadata cannot be read: %s",
-                     n < 0 ? strerror(errno) : "file shrank");
-            rc = TL_EIO;
-            goto out;
-        }
-        got += (size_t)n;
-    }
-    rc = parse_json(text, size, out, reason, reason_size);
-out:
-    if (fd >= 0)
-        close(fd);
     free(text);
     return rc;
 }

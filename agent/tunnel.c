@@ -1,6 +1,7 @@
 #include "agent/tunnel.h"
 #include "agent/outbox.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 #include "proto/hash.h"
 #include "proto/log.h"
 #include "proto/peer.h"
@@ -390,30 +391,10 @@ static int evidence_work(void *data)
     char path[TL_STATE_FILE_MAX];
     snprintf(path, sizeof path, "%s/%s/%s/%s", job->state_dir, TL_STATE_OUTBOX, job->request,
              job->path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = fstat(fd, &st) == 0 ? 0 : -errno;
-    if (rc == 0 && (st.st_size < 0 || (uint64_t)st.st_size > TL_TUNNEL_MAX_EVIDENCE))
-        rc = TL_EFULL;
-    if (rc == 0) {
-        job->content_len = (size_t)st.st_size;
-        job->content = malloc(job->content_len ? job->content_len : 1);
-        if (job->content == NULL)
-            rc = TL_ENOMEM;
-    }
-    size_t got = 0;
-    while (rc == 0 && got < job->content_len) {
-        ssize_t n = read(fd, job->content + got, job->content_len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            rc = n == 0 ? TL_ETRUNCATED : -errno;
-        else
-            got += (size_t)n;
-    }
-    close(fd);
+    char *content = NULL;
+    int rc =
+        tl_fs_read_file(path, TL_TUNNEL_MAX_EVIDENCE, 0, NULL, NULL, &content, &job->content_len);
+    job->content = (uint8_t *)content;
     char actual[TL_SHA256_HEX_LEN];
     if (rc == 0 && (rc = tl_sha256_hex(job->content, job->content_len, actual)) == 0 &&
         strcmp(actual, job->sha256) != 0)

@@ -247,31 +247,10 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
 
 /* ---- the file ------------------------------------------------------------------------ */
 
+/* The whole file, whatever it is (/dev/null is an empty one), as the console has always read it. */
 static int read_small_file(const char *path, char **out, size_t *out_len)
 {
-    *out = NULL;
-    *out_len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = 0;
-    char *data = malloc(TL_CONFIG_FILE_MAX + 2);
-    size_t len = 0;
-    if (data == NULL) {
-        rc = TL_ENOMEM;
-        goto out;
-    }
-    rc = tl_read_capped(fd, data, TL_CONFIG_FILE_MAX, &len);
-    if (rc != 0)
-        goto out;
-    data[len] = '\0';
-    *out = data;
-    *out_len = len;
-    data = NULL;
-out:
-    free(data);
-    close(fd);
-    return rc;
+    return tl_fs_read_file(path, TL_CONFIG_FILE_MAX, TL_FS_READ_ANY_TYPE, NULL, NULL, out, out_len);
 }
 
 static char *trim(char *start, char *end)
@@ -525,7 +504,7 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
     char *data = NULL, *text = NULL;
     size_t len = 0, text_len = 0;
     char tmp[TL_CONFIG_PATH_MAX + 16];
-    int fd = -1, rc;
+    int rc;
     FILE *out = NULL;
     tl_config_t scratch;
 
@@ -585,25 +564,13 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
     }
     out = NULL;
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        say(why, why_size, "%s: %s", tmp, tl_strerror(rc));
+    enum tl_fs_step step;
+    rc = tl_fs_write_atomic(path, text, text_len, TL_FS_SYNC | TL_FS_NOFOLLOW, &step);
+    if (rc != 0) {
+        say(why, why_size, "%s: %s", step == TL_FS_STEP_TEMP ? tmp : path, tl_strerror(rc));
         goto out;
     }
-    if (fchmod(fd, 0600) != 0 || (rc = tl_write_all(fd, text, text_len)) != 0 || fsync(fd) != 0) {
-        if (rc == 0)
-            rc = -errno;
-        say(why, why_size, "%s: %s", tmp, tl_strerror(rc));
-        goto out;
-    }
-    close(fd);
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = -errno;
-        say(why, why_size, "%s: %s", path, tl_strerror(rc));
-        goto out;
-    }
+    /* The settings are saved; their directory's own sync is a bonus, not a condition. */
     char dir[TL_CONFIG_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
@@ -614,12 +581,6 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
 out:
     if (out != NULL)
         fclose(out);
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    } else if (rc != 0) {
-        unlink(tmp);
-    }
     free(text);
     free(data);
     return rc;
