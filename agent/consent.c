@@ -5,6 +5,7 @@
 #include "proto/fsutil.h"
 #include "proto/log.h"
 #include "proto/roles.h"
+#include "proto/text.h"
 #include "proto/vocab.h"
 
 #include <errno.h>
@@ -729,20 +730,9 @@ static char *render_grants(void *owner, size_t *len)
         return NULL;
     for (size_t i = 0; i < consent->count; i++)
         json_array_append_new(grants, grant_record_json(&consent->records[i].grant));
-    char *text = json_dumps(doc, JSON_INDENT(2));
+    char *text = tl_text_json_line(doc, JSON_INDENT(2), len);
     json_decref(doc);
-    if (text == NULL)
-        return NULL;
-    size_t used = strlen(text);
-    char *line = realloc(text, used + 2);
-    if (line == NULL) {
-        free(text);
-        return NULL;
-    }
-    line[used] = '\n';
-    line[used + 1] = '\0';
-    *len = used + 1;
-    return line;
+    return text;
 }
 
 static void save_logged(void *data, int rc)

@@ -1,6 +1,7 @@
 #include "agent/control.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "proto/text.h"
 #include "proto/vocab.h"
 
 #include <errno.h>
@@ -77,26 +78,19 @@ static void write_done(uv_write_t *req, int status)
 
 static void reply(struct client *client, json_t *answer)
 {
-    char *text = json_dumps(answer, JSON_COMPACT);
-    if (text == NULL || client->closing) {
-        free(text);
+    if (client->closing)
         return;
-    }
-    size_t len = strlen(text);
-    text[len] = '\0';
-    char *line = realloc(text, len + 2);
-    if (line == NULL) {
-        free(text);
+    size_t len = 0;
+    char *line = tl_text_json_line(answer, JSON_COMPACT, &len);
+    if (line == NULL)
         return;
-    }
-    line[len] = '\n';
     uv_write_t *req = malloc(sizeof *req);
     if (req == NULL) {
         free(line);
         return;
     }
     req->data = line;
-    uv_buf_t buf = uv_buf_init(line, (unsigned)(len + 1));
+    uv_buf_t buf = uv_buf_init(line, (unsigned)len);
     if (uv_write(req, (uv_stream_t *)&client->pipe, &buf, 1, write_done) != 0) {
         free(line);
         free(req);

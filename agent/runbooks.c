@@ -11,6 +11,7 @@
 #include "agent/runbooks.h"
 
 #include "proto/cli.h"
+#include "proto/buf.h"
 #include "proto/err.h"
 #include "proto/fsutil.h"
 #include "proto/log.h"
@@ -761,18 +762,18 @@ void tl_runbooks_run_release(tl_runbook_run_t *run)
 }
 
 /* Appends " NAME=VALUE" (the value as an excerpt) to the summary. */
-static int summary_add(char **summary, const char *name, const char *value)
+static int summary_add(tl_buf_t *summary, const char *name, const char *value)
 {
     char shown[96];
     excerpt(shown, sizeof shown, value, 64);
-    size_t old = strlen(*summary);
-    size_t add = 1 + strlen(name) + 1 + strlen(shown);
-    char *grown = realloc(*summary, old + add + 1);
-    if (grown == NULL)
-        return TL_ENOMEM;
-    snprintf(grown + old, add + 1, " %s=%s", name, shown);
-    *summary = grown;
-    return 0;
+    int rc = tl_buf_put(summary, " ", 1);
+    if (rc == 0)
+        rc = tl_buf_put(summary, name, strlen(name));
+    if (rc == 0)
+        rc = tl_buf_put(summary, "=", 1);
+    if (rc == 0)
+        rc = tl_buf_put(summary, shown, strlen(shown));
+    return rc;
 }
 
 int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *args,
@@ -782,6 +783,8 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
     int rc = 0;
     char shown[96];
     char dummy[1];
+    tl_buf_t *summary = NULL;
+    size_t summary_len = 0;
     if (message == NULL || message_size == 0) {
         message = dummy;
         message_size = sizeof dummy;
@@ -868,9 +871,11 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
     run->timeout_ms = rb->timeout_ms;
     run->privileged = rb->privileged;
     run->env = calloc(rb->param_count + 1, sizeof *run->env);
-    run->summary = strdup(rb->name);
-    if (run->env == NULL || run->summary == NULL) {
-        rc = TL_ENOMEM;
+    /* The summary is at most the name and each parameter's name and excerpt. */
+    summary = tl_buf_new(SIZE_MAX - 1);
+    if (run->env == NULL || summary == NULL ||
+        (rc = tl_buf_put(summary, rb->name, strlen(rb->name))) != 0) {
+        rc = rc != 0 ? rc : TL_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < rb->param_count; i++) {
@@ -886,11 +891,13 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
         }
         snprintf(entry, len, "TL_PARAM_%s=%s", rb->params[i].name, text);
         run->env[run->env_count++] = entry;
-        rc = summary_add(&run->summary, rb->params[i].name, text);
+        rc = summary_add(summary, rb->params[i].name, text);
         if (rc != 0)
             goto out;
     }
+    rc = tl_buf_take_string(summary, &run->summary, &summary_len);
 out:
+    tl_buf_free(summary);
     if (rc != 0) {
         tl_runbooks_run_release(run);
         snprintf(message, message_size, "%s", tl_strerror(rc));
