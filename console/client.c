@@ -123,21 +123,12 @@ static int fingerprint_of(ssh_key key, char out[TL_FINGERPRINT_LEN])
 {
     unsigned char *hash = NULL;
     size_t hash_len = 0;
-    unsigned char encoded[48];
     out[0] = '\0';
-    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) != 0 ||
-        hash_len != 32) {
-        ssh_clean_pubkey_hash(&hash);
-        return TL_EKEY;
-    }
-    int len = EVP_EncodeBlock(encoded, hash, (int)hash_len);
+    int rc = ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) == 0
+                 ? tl_fingerprint_of_sha256(hash, hash_len, out)
+                 : TL_EKEY;
     ssh_clean_pubkey_hash(&hash);
-    while (len > 0 && encoded[len - 1] == '=')
-        len--;
-    if (len != TL_FINGERPRINT_B64_LEN)
-        return TL_EKEY;
-    snprintf(out, TL_FINGERPRINT_LEN, "%s%.*s", TL_FINGERPRINT_PREFIX, len, encoded);
-    return 0;
+    return rc == 0 ? 0 : TL_EKEY;
 }
 
 tl_client_t *tl_client_new(const char *host, unsigned port, const char *user)

@@ -360,6 +360,37 @@ out:
     return rc;
 }
 
+int tl_fingerprint_of_sha256(const unsigned char *digest, size_t len, char out[TL_FINGERPRINT_LEN])
+{
+    if (out == NULL)
+        return TL_EINVAL;
+    out[0] = '\0';
+    if (digest == NULL || len != 32)
+        return TL_EINVAL;
+    /* 32 bytes encode to 44 characters, the last one '=' padding, which OpenSSH drops. */
+    unsigned char encoded[45];
+    EVP_EncodeBlock(encoded, digest, 32);
+    memcpy(out, TL_FINGERPRINT_PREFIX, TL_FINGERPRINT_PREFIX_LEN);
+    memcpy(out + TL_FINGERPRINT_PREFIX_LEN, encoded, TL_FINGERPRINT_B64_LEN);
+    out[TL_FINGERPRINT_LEN - 1] = '\0';
+    return 0;
+}
+
+int tl_fingerprint_of_blob(const unsigned char *blob, size_t len, char out[TL_FINGERPRINT_LEN])
+{
+    if (out == NULL)
+        return TL_EINVAL;
+    out[0] = '\0';
+    uint8_t digest[32];
+    unsigned int digest_len = 0;
+    if (blob == NULL || len == 0)
+        return TL_EKEY;
+    if (EVP_Digest(blob, len, digest, &digest_len, EVP_sha256(), NULL) != 1 ||
+        digest_len != sizeof digest)
+        return ossl_fail(TL_EKEY);
+    return tl_fingerprint_of_sha256(digest, sizeof digest, out);
+}
+
 int tl_fingerprint(EVP_PKEY *key, char out[TL_FINGERPRINT_LEN])
 {
     if (out == NULL)
@@ -372,20 +403,8 @@ int tl_fingerprint(EVP_PKEY *key, char out[TL_FINGERPRINT_LEN])
         return rc;
 
     uint8_t blob[SSH_BLOB_LEN];
-    uint8_t digest[32];
-    unsigned int digest_len = 0;
     ssh_blob(raw, blob);
-    if (EVP_Digest(blob, sizeof blob, digest, &digest_len, EVP_sha256(), NULL) != 1 ||
-        digest_len != sizeof digest)
-        return ossl_fail(TL_EKEY);
-
-    /* 32 bytes encode to 44 characters, the last one '=' padding, which OpenSSH drops. */
-    unsigned char encoded[45];
-    EVP_EncodeBlock(encoded, digest, (int)sizeof digest);
-    memcpy(out, TL_FINGERPRINT_PREFIX, TL_FINGERPRINT_PREFIX_LEN);
-    memcpy(out + TL_FINGERPRINT_PREFIX_LEN, encoded, TL_FINGERPRINT_B64_LEN);
-    out[TL_FINGERPRINT_LEN - 1] = '\0';
-    return 0;
+    return tl_fingerprint_of_blob(blob, sizeof blob, out);
 }
 
 int tl_fingerprint_of_cert(X509 *cert, char out[TL_FINGERPRINT_LEN])
