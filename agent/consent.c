@@ -3,6 +3,7 @@
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/fsutil.h"
+#include "proto/format.h"
 #include "proto/log.h"
 #include "proto/roles.h"
 #include "proto/text.h"
@@ -54,16 +55,12 @@ void tl_scope_text(unsigned scopes, char *out, size_t size)
     if (size == 0)
         return;
     out[0] = '\0';
-    for (size_t i = 0; i < SCOPE_COUNT; i++) {
-        if (!(scopes & scope_table[i].bit))
-            continue;
-        int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", scope_table[i].name);
-        if (n < 0 || (size_t)n >= size - used)
+    for (size_t i = 0; i < SCOPE_COUNT; i++)
+        if ((scopes & scope_table[i].bit) &&
+            tl_format_append(out, size, &used, "%s%s", used ? ", " : "", scope_table[i].name) != 0)
             return;
-        used += (size_t)n;
-    }
     if (used == 0)
-        snprintf(out, size, "nothing");
+        tl_format(out, size, "nothing");
 }
 
 unsigned tl_scope_for_channel(const char *type)
@@ -99,18 +96,6 @@ static int session_role(const char *role)
     return tl_role_has_sessions(at) ? at : -1;
 }
 
-static void say(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *out, size_t size, const char *fmt, ...)
-{
-    if (out == NULL || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, size, fmt, ap);
-    va_end(ap);
-}
-
 /*
  * At most max bytes, no NUL. A name (ticket, technician, role, id) is not
  * empty and has no control characters. Free text (a reason) may be empty and
@@ -135,16 +120,17 @@ static int copy_text_member(json_t *body, const char *key, char *out, size_t max
 {
     json_t *value = json_object_get(body, key);
     if (!json_is_string(value)) {
-        say(message, size, "session.request needs \"%s\" (a string)", key);
+        tl_format(message, size, "session.request needs \"%s\" (a string)", key);
         return TL_EINVAL;
     }
     const char *text = json_string_value(value);
     size_t len = json_string_length(value);
     if (strlen(text) != len || !text_ok(text, len, max, free_text)) {
         if (free_text)
-            say(message, size, "\"%s\" must be at most %zu bytes without NUL", key, max);
+            tl_format(message, size, "\"%s\" must be at most %zu bytes without NUL", key, max);
         else
-            say(message, size, "\"%s\" must be 1..%zu bytes without control characters", key, max);
+            tl_format(message, size, "\"%s\" must be 1..%zu bytes without control characters", key,
+                      max);
         return TL_EINVAL;
     }
     memcpy(out, text, len + 1);
@@ -156,7 +142,7 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
     memset(out, 0, sizeof *out);
     int rc;
     if (!json_is_object(body)) {
-        say(message, size, "session.request must be a JSON object");
+        tl_format(message, size, "session.request must be a JSON object");
         return TL_EINVAL;
     }
     if ((rc = copy_text_member(body, "ticket", out->ticket, TL_CONSENT_MAX_NAME, 0, message,
@@ -170,14 +156,14 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
     if (tl_role_parse(role) < 0) {
         char roles[96];
         tl_roles_names(roles, sizeof roles);
-        say(message, size, "\"role\" must be one of %s", roles);
+        tl_format(message, size, "\"role\" must be one of %s", roles);
         return TL_EINVAL;
     }
     snprintf(out->role, sizeof out->role, "%s", role);
     json_t *scopes = json_object_get(body, "scopes");
     if (!json_is_array(scopes) || json_array_size(scopes) == 0 ||
         json_array_size(scopes) > SCOPE_COUNT) {
-        say(message, size, "\"scopes\" must be a non-empty array of distinct scope names");
+        tl_format(message, size, "\"scopes\" must be a non-empty array of distinct scope names");
         return TL_EINVAL;
     }
     size_t i;
@@ -185,12 +171,12 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
     json_array_foreach(scopes, i, scope) {
         unsigned bit = tl_scope_bit(json_string_value(scope));
         if (bit == 0) {
-            say(message, size,
-                "\"scopes\"[%zu] is not a scope (diag, fix, exec, shell, files, observe)", i);
+            tl_format(message, size,
+                      "\"scopes\"[%zu] is not a scope (diag, fix, exec, shell, files, observe)", i);
             return TL_EINVAL;
         }
         if (out->scopes & bit) {
-            say(message, size, "\"scopes\" names %s twice", json_string_value(scope));
+            tl_format(message, size, "\"scopes\" names %s twice", json_string_value(scope));
             return TL_EINVAL;
         }
         out->scopes |= bit;
@@ -198,8 +184,8 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
     json_t *duration = json_object_get(body, "duration_s");
     if (!json_is_integer(duration) || json_integer_value(duration) < TL_CONSENT_MIN_DURATION_S ||
         json_integer_value(duration) > TL_CONSENT_MAX_DURATION_S) {
-        say(message, size, "\"duration_s\" must be an integer from %u to %u",
-            TL_CONSENT_MIN_DURATION_S, TL_CONSENT_MAX_DURATION_S);
+        tl_format(message, size, "\"duration_s\" must be an integer from %u to %u",
+                  TL_CONSENT_MIN_DURATION_S, TL_CONSENT_MAX_DURATION_S);
         return TL_EINVAL;
     }
     out->duration_s = (uint32_t)json_integer_value(duration);
@@ -209,8 +195,8 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
         if (!(out->scopes & TL_SCOPE_FIX) || !json_is_object(runbook) ||
             !json_is_string(json_object_get(runbook, "name")) ||
             (args != NULL && !json_is_object(args))) {
-            say(message, size,
-                "\"runbook\" must be {\"name\":NAME,\"args\":{...}} in a request for fix");
+            tl_format(message, size,
+                      "\"runbook\" must be {\"name\":NAME,\"args\":{...}} in a request for fix");
             return TL_EINVAL;
         }
         out->runbook = json_incref(runbook);
@@ -281,25 +267,25 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
     rule->from_minute = rule->to_minute = -1;
     rule->max_duration_s = TL_CONSENT_DEFAULT_MAX_DURATION_S;
     if (!json_is_object(item)) {
-        say(problem, size, "unattended[%zu]: a rule must be an object", index);
+        tl_format(problem, size, "unattended[%zu]: a rule must be an object", index);
         return TL_EINVAL;
     }
     json_object_foreach(item, key, value) {
         if (strcmp(key, "roles") != 0 && strcmp(key, "scopes") != 0 &&
             strcmp(key, "max_duration") != 0 && strcmp(key, "days") != 0 &&
             strcmp(key, "from") != 0 && strcmp(key, "to") != 0) {
-            say(problem, size, "unattended[%zu]: unknown member \"%s\"", index, key);
+            tl_format(problem, size, "unattended[%zu]: unknown member \"%s\"", index, key);
             return TL_EINVAL;
         }
     }
     json_t *roles = json_object_get(item, "roles");
     json_t *scopes = json_object_get(item, "scopes");
     if (!json_is_array(roles) || json_array_size(roles) == 0) {
-        say(problem, size, "unattended[%zu]: \"roles\" must be a non-empty array", index);
+        tl_format(problem, size, "unattended[%zu]: \"roles\" must be a non-empty array", index);
         return TL_EINVAL;
     }
     if (!json_is_array(scopes) || json_array_size(scopes) == 0) {
-        say(problem, size, "unattended[%zu]: \"scopes\" must be a non-empty array", index);
+        tl_format(problem, size, "unattended[%zu]: \"scopes\" must be a non-empty array", index);
         return TL_EINVAL;
     }
     size_t i;
@@ -308,12 +294,13 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
         int at = session_role(role);
         if (at < 0) {
             if (tl_role_parse(role) >= 0)
-                say(problem, size, "unattended[%zu].roles[%zu]: role '%s' never gets a session",
-                    index, i, role);
+                tl_format(problem, size,
+                          "unattended[%zu].roles[%zu]: role '%s' never gets a session", index, i,
+                          role);
             else
-                say(problem, size,
-                    "unattended[%zu].roles[%zu]: unknown role '%s' (want tier1..tier4)", index, i,
-                    role ? role : "(not a string)");
+                tl_format(problem, size,
+                          "unattended[%zu].roles[%zu]: unknown role '%s' (want tier1..tier4)",
+                          index, i, role ? role : "(not a string)");
             return TL_EINVAL;
         }
         rule->roles |= 1u << at;
@@ -321,10 +308,11 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
     json_array_foreach(scopes, i, value) {
         unsigned bit = tl_scope_bit(json_string_value(value));
         if (bit == 0) {
-            say(problem, size,
-                "unattended[%zu].scopes[%zu]: unknown scope '%s' (want diag, fix, exec, "
-                "shell, files, observe)",
-                index, i, json_is_string(value) ? json_string_value(value) : "(not a string)");
+            tl_format(problem, size,
+                      "unattended[%zu].scopes[%zu]: unknown scope '%s' (want diag, fix, exec, "
+                      "shell, files, observe)",
+                      index, i,
+                      json_is_string(value) ? json_string_value(value) : "(not a string)");
             return TL_EINVAL;
         }
         rule->scopes |= bit;
@@ -332,14 +320,15 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
     json_t *days = json_object_get(item, "days");
     if (days != NULL) {
         if (!json_is_array(days) || json_array_size(days) == 0) {
-            say(problem, size, "unattended[%zu]: \"days\" must be a non-empty array", index);
+            tl_format(problem, size, "unattended[%zu]: \"days\" must be a non-empty array", index);
             return TL_EINVAL;
         }
         rule->days = 0;
         json_array_foreach(days, i, value) {
             int day = day_index(json_string_value(value));
             if (day < 0) {
-                say(problem, size,
+                tl_format(
+                    problem, size,
                     "unattended[%zu].days[%zu]: unknown day '%s' (want mon, tue, wed, thu, fri, "
                     "sat, sun)",
                     index, i, json_is_string(value) ? json_string_value(value) : "(not a string)");
@@ -350,18 +339,19 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
     }
     json_t *from = json_object_get(item, "from"), *to = json_object_get(item, "to");
     if ((from == NULL) != (to == NULL)) {
-        say(problem, size, "unattended[%zu]: \"from\" and \"to\" go together", index);
+        tl_format(problem, size, "unattended[%zu]: \"from\" and \"to\" go together", index);
         return TL_EINVAL;
     }
     if (from != NULL) {
         if (parse_clock(json_string_value(from), &rule->from_minute) != 0 ||
             parse_clock(json_string_value(to), &rule->to_minute) != 0) {
-            say(problem, size, "unattended[%zu]: \"from\" and \"to\" must be times like \"08:00\"",
-                index);
+            tl_format(problem, size,
+                      "unattended[%zu]: \"from\" and \"to\" must be times like \"08:00\"", index);
             return TL_EINVAL;
         }
         if (rule->from_minute == rule->to_minute) {
-            say(problem, size, "unattended[%zu]: \"from\" and \"to\" are the same time", index);
+            tl_format(problem, size, "unattended[%zu]: \"from\" and \"to\" are the same time",
+                      index);
             return TL_EINVAL;
         }
     }
@@ -369,7 +359,8 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
     if (max != NULL) {
         uint64_t seconds;
         if (policy_duration(max, 1, TL_CONSENT_MAX_DURATION_S, &seconds) != 0) {
-            say(problem, size,
+            tl_format(
+                problem, size,
                 "unattended[%zu]: \"max_duration\" must be a duration like \"2h\" (at most 1d)",
                 index);
             return TL_EINVAL;
@@ -386,31 +377,32 @@ tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *probl
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
     *err = TL_EINVAL;
     if (doc == NULL) {
-        say(problem, size, "not JSON: %s (line %d)", error.text, error.line);
+        tl_format(problem, size, "not JSON: %s (line %d)", error.text, error.line);
         goto out;
     }
     if (!json_is_object(doc)) {
-        say(problem, size, "the policy must be a JSON object");
+        tl_format(problem, size, "the policy must be a JSON object");
         goto out;
     }
     const char *key;
     json_t *value;
     json_object_foreach(doc, key, value) {
         if (strcmp(key, "unattended") != 0 && strcmp(key, "consent_timeout") != 0) {
-            say(problem, size, "unknown member \"%s\" (want unattended, consent_timeout)", key);
+            tl_format(problem, size, "unknown member \"%s\" (want unattended, consent_timeout)",
+                      key);
             goto out;
         }
     }
     policy = calloc(1, sizeof *policy);
     if (policy == NULL) {
         *err = TL_ENOMEM;
-        say(problem, size, "%s", tl_strerror(TL_ENOMEM));
+        tl_format(problem, size, "%s", tl_strerror(TL_ENOMEM));
         goto out;
     }
     json_t *rules = json_object_get(doc, "unattended");
     if (rules != NULL && (!json_is_array(rules) || json_array_size(rules) > TL_POLICY_MAX_RULES)) {
-        say(problem, size, "\"unattended\" must be an array of at most %d rules",
-            TL_POLICY_MAX_RULES);
+        tl_format(problem, size, "\"unattended\" must be an array of at most %d rules",
+                  TL_POLICY_MAX_RULES);
         goto fail;
     }
     size_t i;
@@ -424,7 +416,8 @@ tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *probl
         uint64_t seconds;
         if (policy_duration(timeout, TL_CONSENT_MIN_TIMEOUT_MS / 1000,
                             TL_CONSENT_MAX_TIMEOUT_MS / 1000, &seconds) != 0) {
-            say(problem, size, "\"consent_timeout\" must be a duration like \"2m\" (1s to 1d)");
+            tl_format(problem, size,
+                      "\"consent_timeout\" must be a duration like \"2m\" (1s to 1d)");
             goto fail;
         }
         policy->consent_timeout_ms = seconds * 1000;
@@ -459,13 +452,13 @@ tl_policy_t *tl_policy_load(const char *path, int *err, char *problem, size_t si
     } else {
         *err = rc;
         if (!opened)
-            say(problem, size, "%s", strerror(-rc));
+            tl_format(problem, size, "%s", strerror(-rc));
         else if (rc == TL_EINVAL)
-            say(problem, size, "not a regular file of at most 1 MiB");
+            tl_format(problem, size, "not a regular file of at most 1 MiB");
         else if (rc == TL_ENOMEM)
-            say(problem, size, "%s", tl_strerror(rc));
+            tl_format(problem, size, "%s", tl_strerror(rc));
         else
-            say(problem, size, "cannot read it: %s", tl_strerror(rc));
+            tl_format(problem, size, "cannot read it: %s", tl_strerror(rc));
     }
     free(text);
     return policy;
@@ -760,22 +753,22 @@ static int load(tl_consent_t *consent, char *problem, size_t size)
     json_t *doc = json_load_file(consent->path, JSON_REJECT_DUPLICATES, &error);
     int rc = TL_EINVAL;
     if (doc == NULL) {
-        say(problem, size, "%s: not JSON: %s", consent->path, error.text);
+        tl_format(problem, size, "%s: not JSON: %s", consent->path, error.text);
         return rc;
     }
     json_t *grants = json_object_get(doc, "grants");
     json_t *next = json_object_get(doc, "next_id");
     if (!json_is_array(grants) || !json_is_integer(next) || json_integer_value(next) < 1 ||
         json_array_size(grants) > TL_CONSENT_MAX_RECORDS) {
-        say(problem, size, "%s: want {\"next_id\":N,\"grants\":[...]} with at most %d grants",
-            consent->path, TL_CONSENT_MAX_RECORDS);
+        tl_format(problem, size, "%s: want {\"next_id\":N,\"grants\":[...]} with at most %d grants",
+                  consent->path, TL_CONSENT_MAX_RECORDS);
         goto out;
     }
     consent->next_grant = (uint64_t)json_integer_value(next);
     consent->records = calloc(json_array_size(grants) + 1, sizeof *consent->records);
     if (consent->records == NULL) {
         rc = TL_ENOMEM;
-        say(problem, size, "%s: %s", consent->path, tl_strerror(rc));
+        tl_format(problem, size, "%s: %s", consent->path, tl_strerror(rc));
         goto out;
     }
     consent->capacity = json_array_size(grants) + 1;
@@ -786,7 +779,7 @@ static int load(tl_consent_t *consent, char *problem, size_t size)
         struct record *record = &consent->records[consent->count];
         uint64_t number = 0;
         if (grant_from_json(item, &record->grant, &number) != 0) {
-            say(problem, size, "%s: grants[%zu] is damaged", consent->path, i);
+            tl_format(problem, size, "%s: grants[%zu] is damaged", consent->path, i);
             goto out;
         }
         if (number >= consent->next_grant)
@@ -936,7 +929,7 @@ tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
     if (consent == NULL) {
         tl_policy_free(config->policy);
         *err = TL_ENOMEM;
-        say(problem, size, "%s", tl_strerror(TL_ENOMEM));
+        tl_format(problem, size, "%s", tl_strerror(TL_ENOMEM));
         return NULL;
     }
     consent->loop = loop;
@@ -954,7 +947,7 @@ tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
     if (snprintf(consent->dir, sizeof consent->dir, "%s", config->state_dir) >=
         (int)sizeof consent->dir) {
         *err = TL_EINVAL;
-        say(problem, size, "state directory name too long");
+        tl_format(problem, size, "state directory name too long");
         goto fail;
     }
     snprintf(consent->path, sizeof consent->path, "%s/%s", config->state_dir,
@@ -969,7 +962,7 @@ tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
         consent->file =
             tl_storage_file_new(consent->storage, consent->path, render_grants, consent, err);
     if (consent->file == NULL) {
-        say(problem, size, "%s", tl_strerror(*err));
+        tl_format(problem, size, "%s", tl_strerror(*err));
         goto fail;
     }
     uv_timer_init(loop, &consent->expiry);
@@ -1305,13 +1298,14 @@ int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_
 {
     struct question *question = question_by_id(consent, id);
     if (question == NULL) {
-        say(message, size, "no open question %s", id ? id : "");
+        tl_format(message, size, "no open question %s", id ? id : "");
         return TL_ENOTFOUND;
     }
     if (duration_s > question->request.duration_s) {
         char asked[32];
         tl_consent_duration_text(question->request.duration_s, asked, sizeof asked);
-        say(message, size, "the technician asked for %s; the answer may only shorten it", asked);
+        tl_format(message, size, "the technician asked for %s; the answer may only shorten it",
+                  asked);
         return TL_EINVAL;
     }
     if (duration_s == 0)
@@ -1324,9 +1318,9 @@ int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_
     int rc = grant_and_answer(consent, question_id, &request, duration_s, "user", token, done,
                               done_data);
     if (rc == TL_EFULL)
-        say(message, size, "too many live grants on this machine");
+        tl_format(message, size, "too many live grants on this machine");
     else if (rc != 0)
-        say(message, size, "the grant could not be recorded (see the agent's log)");
+        tl_format(message, size, "the grant could not be recorded (see the agent's log)");
     return rc;
 }
 
@@ -1334,7 +1328,7 @@ int tl_consent_deny(tl_consent_t *consent, const char *id, char *message, size_t
 {
     struct question *question = question_by_id(consent, id);
     if (question == NULL) {
-        say(message, size, "no open question %s", id ? id : "");
+        tl_format(message, size, "no open question %s", id ? id : "");
         return TL_ENOTFOUND;
     }
     uint64_t token = question->token;
@@ -1359,7 +1353,7 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
     /* Callbacks may change the records: they are handed copies. */
     tl_grant_t *copies = calloc(live ? live : 1, sizeof *copies);
     if (copies == NULL) {
-        say(message, size, "%s", tl_strerror(TL_ENOMEM));
+        tl_format(message, size, "%s", tl_strerror(TL_ENOMEM));
         return TL_ENOMEM;
     }
     for (size_t i = 0; i < consent->count && ended < live; i++) {
@@ -1375,7 +1369,7 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
         *count = ended;
     if (id != NULL && ended == 0) {
         free(copies);
-        say(message, size, "no live grant %s", id);
+        tl_format(message, size, "no live grant %s", id);
         return TL_ENOTFOUND;
     }
     if (ended > 0) {
@@ -1411,11 +1405,11 @@ int tl_consent_check(const tl_consent_t *consent, const char *id, const char *te
 {
     unsigned scope = tl_scope_for_channel(type);
     if (scope == 0) {
-        say(message, size, "unknown channel type '%.64s'", type ? type : "");
+        tl_format(message, size, "unknown channel type '%.64s'", type ? type : "");
         return TL_EINVAL;
     }
     if (id == NULL) {
-        say(message, size, "refused: the channel names no grant");
+        tl_format(message, size, "refused: the channel names no grant");
         return TL_EDENIED;
     }
     const tl_grant_t *grant = NULL;
@@ -1427,31 +1421,32 @@ int tl_consent_check(const tl_consent_t *consent, const char *id, const char *te
         }
     }
     if (grant == NULL) {
-        say(message, size, "refused: no grant '%.64s' on this machine", id);
+        tl_format(message, size, "refused: no grant '%.64s' on this machine", id);
         return TL_EDENIED;
     }
     if (!recorded) {
-        say(message, size, "refused: grant %s is not given yet (it is being recorded)", grant->id);
+        tl_format(message, size, "refused: grant %s is not given yet (it is being recorded)",
+                  grant->id);
         return TL_EDENIED;
     }
     if (grant->ended_ms != 0) {
-        say(message, size, "refused: grant %s was ended (%s)", grant->id, grant->end_reason);
+        tl_format(message, size, "refused: grant %s was ended (%s)", grant->id, grant->end_reason);
         return TL_EDENIED;
     }
     if (now(consent) >= grant->expires_ms) {
-        say(message, size, "refused: grant %s has expired", grant->id);
+        tl_format(message, size, "refused: grant %s has expired", grant->id);
         return TL_EDENIED;
     }
     if (technician == NULL || strcmp(technician, grant->technician) != 0) {
-        say(message, size, "refused: grant %s is for technician %s, not '%.64s'", grant->id,
-            grant->technician, technician ? technician : "");
+        tl_format(message, size, "refused: grant %s is for technician %s, not '%.64s'", grant->id,
+                  grant->technician, technician ? technician : "");
         return TL_EDENIED;
     }
     if (!(grant->scopes & scope)) {
         char scopes[96];
         tl_scope_text(grant->scopes, scopes, sizeof scopes);
-        say(message, size, "refused: grant %s does not allow %s (it allows: %s)", grant->id, type,
-            scopes);
+        tl_format(message, size, "refused: grant %s does not allow %s (it allows: %s)", grant->id,
+                  type, scopes);
         return TL_EDENIED;
     }
     if (out != NULL)

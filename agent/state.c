@@ -1,6 +1,7 @@
 #include "agent/state.h"
 #include "proto/err.h"
 #include "proto/fsutil.h"
+#include "proto/format.h"
 #include "proto/text.h"
 
 #include <errno.h>
@@ -16,27 +17,26 @@
 
 int tl_state_path(const char *dir, const char *name, char *out, size_t size)
 {
-    int n = snprintf(out, size, "%s/%s", dir, name);
-    return n > 0 && (size_t)n < size ? 0 : TL_EINVAL;
+    return tl_format(out, size, "%s/%s", dir, name) == 0 ? 0 : TL_EINVAL;
 }
 
 int tl_state_dir(const char *dir, char *out, size_t size)
 {
-    int n;
+    int rc;
     const char *env = getenv("TIERLINE_AGENT_STATE");
     const char *xdg = getenv("XDG_STATE_HOME");
     const char *home = getenv("HOME");
     if (dir != NULL)
-        n = snprintf(out, size, "%s", dir);
+        rc = tl_format(out, size, "%s", dir);
     else if (env != NULL && env[0] != '\0')
-        n = snprintf(out, size, "%s", env);
+        rc = tl_format(out, size, "%s", env);
     else if (xdg != NULL && xdg[0] == '/')
-        n = snprintf(out, size, "%s/tierline-agent", xdg);
+        rc = tl_format(out, size, "%s/tierline-agent", xdg);
     else if (home != NULL && home[0] == '/')
-        n = snprintf(out, size, "%s/.local/state/tierline-agent", home);
+        rc = tl_format(out, size, "%s/.local/state/tierline-agent", home);
     else
         return TL_EINVAL;
-    return n > 0 && (size_t)n < size ? 0 : TL_EINVAL;
+    return rc == 0 && out[0] != '\0' ? 0 : TL_EINVAL; /* an empty --state is none */
 }
 
 static int make_dirs(const char *path)

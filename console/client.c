@@ -1,5 +1,6 @@
 #include "console/client.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/text.h"
 
 #include <errno.h>
@@ -85,7 +86,7 @@ static void set_error(tl_client_t *client, const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
-    vsnprintf(client->error, sizeof client->error, fmt, args);
+    tl_format_v(client->error, sizeof client->error, fmt, args);
     va_end(args);
 }
 
