@@ -560,12 +560,8 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
     }
     /* The settings are saved; their directory's own sync is a bonus, not a condition. */
     char dir[TL_CONFIG_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash != NULL && slash != dir) {
-        *slash = '\0';
+    if (tl_fs_parent_dir(path, dir, sizeof dir) == 0)
         tl_fsync_dir(dir);
-    }
 out:
     if (out != NULL)
         fclose(out);

@@ -56,15 +56,17 @@ int tl_fsync_dir(const char *path)
     return rc;
 }
 
-/* The directory that holds path: "." for a bare name, "/" for a name at the root. */
-static int parent_of(const char *path, char *out, size_t size)
+int tl_fs_parent_dir(const char *path, char *out, size_t size)
 {
     const char *slash = strrchr(path, '/');
+    int rc;
     if (slash == NULL)
-        return tl_format(out, size, ".");
-    if (slash == path)
-        return tl_format(out, size, "/");
-    return tl_format(out, size, "%.*s", (int)(slash - path), path);
+        rc = tl_format(out, size, ".");
+    else if (slash == path)
+        rc = tl_format(out, size, "/");
+    else
+        rc = tl_format(out, size, "%.*s", (int)(slash - path), path);
+    return rc == 0 ? 0 : TL_EINVAL;
 }
 
 static int write_temp(const char *temp, const void *data, size_t len, unsigned flags)
@@ -93,7 +95,7 @@ int tl_fs_write_atomic(const char *path, const void *data, size_t len, unsigned 
     enum tl_fs_step step = TL_FS_STEP_TEMP;
     int rc = 0;
     if (tl_format(temp, sizeof temp, "%s.tmp", path) != 0 ||
-        ((flags & TL_FS_SYNC_DIR) && parent_of(path, dir, sizeof dir) != 0)) {
+        ((flags & TL_FS_SYNC_DIR) && tl_fs_parent_dir(path, dir, sizeof dir) != 0)) {
         rc = TL_EINVAL;
         goto out;
     }

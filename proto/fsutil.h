@@ -18,6 +18,9 @@ int tl_write_all(int fd, const void *data, size_t len);
 int tl_read_capped(int fd, char *buf, size_t max, size_t *len);
 /* fsyncs a directory, so a rename or create inside it is durable; 0 or -errno. */
 int tl_fsync_dir(const char *path);
+/* The directory that holds path: "." for a bare name, "/" at the root. TL_EINVAL if it does not
+ * fit. */
+int tl_fs_parent_dir(const char *path, char *out, size_t size);
 
 /* tl_fs_write_atomic flags. */
 #define TL_FS_SYNC 0x1     /* fsync the file before the rename: its bytes survive a crash */

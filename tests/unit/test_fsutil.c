@@ -171,6 +171,19 @@ static void test_read_refuses_what_is_not_a_plain_file_unless_asked(void **state
     assert_null(text);
 }
 
+static void test_parent_dir_of_a_bare_name_a_root_name_and_a_path(void **state)
+{
+    (void)state;
+    char out[16];
+    TL_ASSERT_OK(tl_fs_parent_dir("audit.log", out, sizeof out));
+    assert_string_equal(out, ".");
+    TL_ASSERT_OK(tl_fs_parent_dir("/audit.log", out, sizeof out));
+    assert_string_equal(out, "/");
+    TL_ASSERT_OK(tl_fs_parent_dir("data/x/audit.log", out, sizeof out));
+    assert_string_equal(out, "data/x");
+    TL_ASSERT_RC(TL_EINVAL, tl_fs_parent_dir("a-long-directory/audit.log", out, sizeof out));
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_write_replaces_the_file_whole_and_private, make_dir,
                                     remove_dir),
@@ -180,6 +193,7 @@ static const struct CMUnitTest tests[] = {
                                     remove_dir),
     cmocka_unit_test_setup_teardown(test_read_refuses_what_is_not_a_plain_file_unless_asked,
                                     make_dir, remove_dir),
+    cmocka_unit_test(test_parent_dir_of_a_bare_name_a_root_name_and_a_path),
 };
 
 TL_TEST_MAIN(tests)
