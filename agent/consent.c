@@ -2,7 +2,12 @@
 #include "proto/cli.h"
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
+#include "proto/format.h"
 #include "proto/log.h"
+#include "proto/roles.h"
+#include "proto/text.h"
+#include "proto/vocab.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,18 +23,13 @@
 static const struct {
     const char *name;
     unsigned bit;
-    const char *channel; /* the channel type that needs it */
 } scope_table[] = {
-    {"diag", TL_SCOPE_DIAG, "diag"}, {"fix", TL_SCOPE_FIX, "runbook"},
-    {"exec", TL_SCOPE_EXEC, "exec"}, {"shell", TL_SCOPE_SHELL, "shell"},
-    {"files", TL_SCOPE_FILES, NULL}, {"observe", TL_SCOPE_OBSERVE, "observe"},
+    {"diag", TL_SCOPE_DIAG},   {"fix", TL_SCOPE_FIX},     {"exec", TL_SCOPE_EXEC},
+    {"shell", TL_SCOPE_SHELL}, {"files", TL_SCOPE_FILES}, {"observe", TL_SCOPE_OBSERVE},
 };
 
 #define SCOPE_COUNT (sizeof scope_table / sizeof scope_table[0])
 
-/* Roles a session may be asked for; auditor and admin never get one. */
-static const char *const session_roles[] = {"tier1", "tier2", "tier3", "tier4"};
-static const char *const all_roles[] = {"tier1", "tier2", "tier3", "tier4", "auditor", "admin"};
 static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
 unsigned tl_scope_bit(const char *name)
@@ -55,24 +55,18 @@ void tl_scope_text(unsigned scopes, char *out, size_t size)
     if (size == 0)
         return;
     out[0] = '\0';
-    for (size_t i = 0; i < SCOPE_COUNT; i++) {
-        if (!(scopes & scope_table[i].bit))
-            continue;
-        int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", scope_table[i].name);
-        if (n < 0 || (size_t)n >= size - used)
+    for (size_t i = 0; i < SCOPE_COUNT; i++)
+        if ((scopes & scope_table[i].bit) &&
+            tl_format_append(out, size, &used, "%s%s", used ? ", " : "", scope_table[i].name) != 0)
             return;
-        used += (size_t)n;
-    }
     if (used == 0)
-        snprintf(out, size, "nothing");
+        tl_format(out, size, "nothing");
 }
 
 unsigned tl_scope_for_channel(const char *type)
 {
-    for (size_t i = 0; type != NULL && i < SCOPE_COUNT; i++)
-        if (scope_table[i].channel != NULL && strcmp(scope_table[i].channel, type) == 0)
-            return scope_table[i].bit;
-    return 0;
+    /* Which scope a channel type needs is in the one channel table (proto/vocab.h). */
+    return tl_scope_bit(tl_channel_type_grant_scope(tl_channel_type_lookup(type)));
 }
 
 void tl_consent_duration_text(uint64_t seconds, char *out, size_t size)
@@ -87,26 +81,19 @@ void tl_consent_duration_text(uint64_t seconds, char *out, size_t size)
         snprintf(out, size, "%llus", (unsigned long long)seconds);
 }
 
-static int role_index(const char *role, const char *const *roles, size_t count)
+static int day_index(const char *name)
 {
-    for (size_t i = 0; role != NULL && i < count; i++)
-        if (strcmp(roles[i], role) == 0)
-            return (int)i;
+    for (int i = 0; name != NULL && i < 7; i++)
+        if (strcmp(day_names[i], name) == 0)
+            return i;
     return -1;
 }
 
-#define ROLE_COUNT(table) (sizeof(table) / sizeof((table)[0]))
-
-static void say(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *out, size_t size, const char *fmt, ...)
+/* The role of a session (proto/roles.h), or -1: unknown, or a role that never gets one. */
+static int session_role(const char *role)
 {
-    if (out == NULL || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, size, fmt, ap);
-    va_end(ap);
+    int at = tl_role_parse(role);
+    return tl_role_has_sessions(at) ? at : -1;
 }
 
 /*
@@ -133,16 +120,17 @@ static int copy_text_member(json_t *body, const char *key, char *out, size_t max
 {
     json_t *value = json_object_get(body, key);
     if (!json_is_string(value)) {
-        say(message, size, "session.request needs \"%s\" (a string)", key);
+        tl_format(message, size, "session.request needs \"%s\" (a string)", key);
         return TL_EINVAL;
     }
     const char *text = json_string_value(value);
     size_t len = json_string_length(value);
     if (strlen(text) != len || !text_ok(text, len, max, free_text)) {
         if (free_text)
-            say(message, size, "\"%s\" must be at most %zu bytes without NUL", key, max);
+            tl_format(message, size, "\"%s\" must be at most %zu bytes without NUL", key, max);
         else
-            say(message, size, "\"%s\" must be 1..%zu bytes without control characters", key, max);
+            tl_format(message, size, "\"%s\" must be 1..%zu bytes without control characters", key,
+                      max);
         return TL_EINVAL;
     }
     memcpy(out, text, len + 1);
@@ -154,7 +142,7 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
     memset(out, 0, sizeof *out);
     int rc;
     if (!json_is_object(body)) {
-        say(message, size, "session.request must be a JSON object");
+        tl_format(message, size, "session.request must be a JSON object");
         return TL_EINVAL;
     }
     if ((rc = copy_text_member(body, "ticket", out->ticket, TL_CONSENT_MAX_NAME, 0, message,
@@ -165,29 +153,30 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
                                size)) != 0)
         return rc;
     const char *role = json_string_value(json_object_get(body, "role"));
-    if (role_index(role, all_roles, ROLE_COUNT(all_roles)) < 0) {
-        say(message, size, "\"role\" must be one of tier1, tier2, tier3, tier4, auditor, admin");
+    if (tl_role_parse(role) < 0) {
+        char roles[96];
+        tl_roles_names(roles, sizeof roles);
+        tl_format(message, size, "\"role\" must be one of %s", roles);
         return TL_EINVAL;
     }
     snprintf(out->role, sizeof out->role, "%s", role);
     json_t *scopes = json_object_get(body, "scopes");
     if (!json_is_array(scopes) || json_array_size(scopes) == 0 ||
         json_array_size(scopes) > SCOPE_COUNT) {
-        say(message, size, "\"scopes\" must be a non-empty array of distinct scope names");
+        tl_format(message, size, "\"scopes\" must be a non-empty array of distinct scope names");
         return TL_EINVAL;
     }
     size_t i;
     json_t *scope;
-    json_array_foreach(scopes, i, scope)
-    {
+    json_array_foreach(scopes, i, scope) {
         unsigned bit = tl_scope_bit(json_string_value(scope));
         if (bit == 0) {
-            say(message, size,
-                "\"scopes\"[%zu] is not a scope (diag, fix, exec, shell, files, observe)", i);
+            tl_format(message, size,
+                      "\"scopes\"[%zu] is not a scope (diag, fix, exec, shell, files, observe)", i);
             return TL_EINVAL;
         }
         if (out->scopes & bit) {
-            say(message, size, "\"scopes\" names %s twice", json_string_value(scope));
+            tl_format(message, size, "\"scopes\" names %s twice", json_string_value(scope));
             return TL_EINVAL;
         }
         out->scopes |= bit;
@@ -195,8 +184,8 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
     json_t *duration = json_object_get(body, "duration_s");
     if (!json_is_integer(duration) || json_integer_value(duration) < TL_CONSENT_MIN_DURATION_S ||
         json_integer_value(duration) > TL_CONSENT_MAX_DURATION_S) {
-        say(message, size, "\"duration_s\" must be an integer from %u to %u",
-            TL_CONSENT_MIN_DURATION_S, TL_CONSENT_MAX_DURATION_S);
+        tl_format(message, size, "\"duration_s\" must be an integer from %u to %u",
+                  TL_CONSENT_MIN_DURATION_S, TL_CONSENT_MAX_DURATION_S);
         return TL_EINVAL;
     }
     out->duration_s = (uint32_t)json_integer_value(duration);
@@ -206,8 +195,8 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
         if (!(out->scopes & TL_SCOPE_FIX) || !json_is_object(runbook) ||
             !json_is_string(json_object_get(runbook, "name")) ||
             (args != NULL && !json_is_object(args))) {
-            say(message, size,
-                "\"runbook\" must be {\"name\":NAME,\"args\":{...}} in a request for fix");
+            tl_format(message, size,
+                      "\"runbook\" must be {\"name\":NAME,\"args\":{...}} in a request for fix");
             return TL_EINVAL;
         }
         out->runbook = json_incref(runbook);
@@ -224,7 +213,7 @@ void tl_consent_request_clear(tl_consent_request_t *request)
 /* ---- policy --------------------------------------------------------------------- */
 
 struct rule {
-    unsigned roles; /* bit per session_roles index */
+    unsigned roles; /* bit per role (proto/roles.h) */
     unsigned scopes;
     unsigned days;   /* bit per tm_wday */
     int from_minute; /* -1: no window */
@@ -278,53 +267,52 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
     rule->from_minute = rule->to_minute = -1;
     rule->max_duration_s = TL_CONSENT_DEFAULT_MAX_DURATION_S;
     if (!json_is_object(item)) {
-        say(problem, size, "unattended[%zu]: a rule must be an object", index);
+        tl_format(problem, size, "unattended[%zu]: a rule must be an object", index);
         return TL_EINVAL;
     }
-    json_object_foreach(item, key, value)
-    {
+    json_object_foreach(item, key, value) {
         if (strcmp(key, "roles") != 0 && strcmp(key, "scopes") != 0 &&
             strcmp(key, "max_duration") != 0 && strcmp(key, "days") != 0 &&
             strcmp(key, "from") != 0 && strcmp(key, "to") != 0) {
-            say(problem, size, "unattended[%zu]: unknown member \"%s\"", index, key);
+            tl_format(problem, size, "unattended[%zu]: unknown member \"%s\"", index, key);
             return TL_EINVAL;
         }
     }
     json_t *roles = json_object_get(item, "roles");
     json_t *scopes = json_object_get(item, "scopes");
     if (!json_is_array(roles) || json_array_size(roles) == 0) {
-        say(problem, size, "unattended[%zu]: \"roles\" must be a non-empty array", index);
+        tl_format(problem, size, "unattended[%zu]: \"roles\" must be a non-empty array", index);
         return TL_EINVAL;
     }
     if (!json_is_array(scopes) || json_array_size(scopes) == 0) {
-        say(problem, size, "unattended[%zu]: \"scopes\" must be a non-empty array", index);
+        tl_format(problem, size, "unattended[%zu]: \"scopes\" must be a non-empty array", index);
         return TL_EINVAL;
     }
     size_t i;
-    json_array_foreach(roles, i, value)
-    {
+    json_array_foreach(roles, i, value) {
         const char *role = json_string_value(value);
-        int at = role_index(role, session_roles, ROLE_COUNT(session_roles));
+        int at = session_role(role);
         if (at < 0) {
-            if (role_index(role, all_roles, ROLE_COUNT(all_roles)) >= 0)
-                say(problem, size, "unattended[%zu].roles[%zu]: role '%s' never gets a session",
-                    index, i, role);
+            if (tl_role_parse(role) >= 0)
+                tl_format(problem, size,
+                          "unattended[%zu].roles[%zu]: role '%s' never gets a session", index, i,
+                          role);
             else
-                say(problem, size,
-                    "unattended[%zu].roles[%zu]: unknown role '%s' (want tier1..tier4)", index, i,
-                    role ? role : "(not a string)");
+                tl_format(problem, size,
+                          "unattended[%zu].roles[%zu]: unknown role '%s' (want tier1..tier4)",
+                          index, i, role ? role : "(not a string)");
             return TL_EINVAL;
         }
         rule->roles |= 1u << at;
     }
-    json_array_foreach(scopes, i, value)
-    {
+    json_array_foreach(scopes, i, value) {
         unsigned bit = tl_scope_bit(json_string_value(value));
         if (bit == 0) {
-            say(problem, size,
-                "unattended[%zu].scopes[%zu]: unknown scope '%s' (want diag, fix, exec, "
-                "shell, files, observe)",
-                index, i, json_is_string(value) ? json_string_value(value) : "(not a string)");
+            tl_format(problem, size,
+                      "unattended[%zu].scopes[%zu]: unknown scope '%s' (want diag, fix, exec, "
+                      "shell, files, observe)",
+                      index, i,
+                      json_is_string(value) ? json_string_value(value) : "(not a string)");
             return TL_EINVAL;
         }
         rule->scopes |= bit;
@@ -332,15 +320,15 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
     json_t *days = json_object_get(item, "days");
     if (days != NULL) {
         if (!json_is_array(days) || json_array_size(days) == 0) {
-            say(problem, size, "unattended[%zu]: \"days\" must be a non-empty array", index);
+            tl_format(problem, size, "unattended[%zu]: \"days\" must be a non-empty array", index);
             return TL_EINVAL;
         }
         rule->days = 0;
-        json_array_foreach(days, i, value)
-        {
-            int day = role_index(json_string_value(value), day_names, 7);
+        json_array_foreach(days, i, value) {
+            int day = day_index(json_string_value(value));
             if (day < 0) {
-                say(problem, size,
+                tl_format(
+                    problem, size,
                     "unattended[%zu].days[%zu]: unknown day '%s' (want mon, tue, wed, thu, fri, "
                     "sat, sun)",
                     index, i, json_is_string(value) ? json_string_value(value) : "(not a string)");
@@ -351,18 +339,19 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
     }
     json_t *from = json_object_get(item, "from"), *to = json_object_get(item, "to");
     if ((from == NULL) != (to == NULL)) {
-        say(problem, size, "unattended[%zu]: \"from\" and \"to\" go together", index);
+        tl_format(problem, size, "unattended[%zu]: \"from\" and \"to\" go together", index);
         return TL_EINVAL;
     }
     if (from != NULL) {
         if (parse_clock(json_string_value(from), &rule->from_minute) != 0 ||
             parse_clock(json_string_value(to), &rule->to_minute) != 0) {
-            say(problem, size, "unattended[%zu]: \"from\" and \"to\" must be times like \"08:00\"",
-                index);
+            tl_format(problem, size,
+                      "unattended[%zu]: \"from\" and \"to\" must be times like \"08:00\"", index);
             return TL_EINVAL;
         }
         if (rule->from_minute == rule->to_minute) {
-            say(problem, size, "unattended[%zu]: \"from\" and \"to\" are the same time", index);
+            tl_format(problem, size, "unattended[%zu]: \"from\" and \"to\" are the same time",
+                      index);
             return TL_EINVAL;
         }
     }
@@ -370,7 +359,8 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
     if (max != NULL) {
         uint64_t seconds;
         if (policy_duration(max, 1, TL_CONSENT_MAX_DURATION_S, &seconds) != 0) {
-            say(problem, size,
+            tl_format(
+                problem, size,
                 "unattended[%zu]: \"max_duration\" must be a duration like \"2h\" (at most 1d)",
                 index);
             return TL_EINVAL;
@@ -387,37 +377,36 @@ tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *probl
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
     *err = TL_EINVAL;
     if (doc == NULL) {
-        say(problem, size, "not JSON: %s (line %d)", error.text, error.line);
+        tl_format(problem, size, "not JSON: %s (line %d)", error.text, error.line);
         goto out;
     }
     if (!json_is_object(doc)) {
-        say(problem, size, "the policy must be a JSON object");
+        tl_format(problem, size, "the policy must be a JSON object");
         goto out;
     }
     const char *key;
     json_t *value;
-    json_object_foreach(doc, key, value)
-    {
+    json_object_foreach(doc, key, value) {
         if (strcmp(key, "unattended") != 0 && strcmp(key, "consent_timeout") != 0) {
-            say(problem, size, "unknown member \"%s\" (want unattended, consent_timeout)", key);
+            tl_format(problem, size, "unknown member \"%s\" (want unattended, consent_timeout)",
+                      key);
             goto out;
         }
     }
     policy = calloc(1, sizeof *policy);
     if (policy == NULL) {
         *err = TL_ENOMEM;
-        say(problem, size, "%s", tl_strerror(TL_ENOMEM));
+        tl_format(problem, size, "%s", tl_strerror(TL_ENOMEM));
         goto out;
     }
     json_t *rules = json_object_get(doc, "unattended");
     if (rules != NULL && (!json_is_array(rules) || json_array_size(rules) > TL_POLICY_MAX_RULES)) {
-        say(problem, size, "\"unattended\" must be an array of at most %d rules",
-            TL_POLICY_MAX_RULES);
+        tl_format(problem, size, "\"unattended\" must be an array of at most %d rules",
+                  TL_POLICY_MAX_RULES);
         goto fail;
     }
     size_t i;
-    json_array_foreach(rules, i, value)
-    {
+    json_array_foreach(rules, i, value) {
         if (parse_rule(value, i, &policy->rules[i], problem, size) != 0)
             goto fail;
         policy->count++;
@@ -427,7 +416,8 @@ tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *probl
         uint64_t seconds;
         if (policy_duration(timeout, TL_CONSENT_MIN_TIMEOUT_MS / 1000,
                             TL_CONSENT_MAX_TIMEOUT_MS / 1000, &seconds) != 0) {
-            say(problem, size, "\"consent_timeout\" must be a duration like \"2m\" (1s to 1d)");
+            tl_format(problem, size,
+                      "\"consent_timeout\" must be a duration like \"2m\" (1s to 1d)");
             goto fail;
         }
         policy->consent_timeout_ms = seconds * 1000;
@@ -442,44 +432,35 @@ out:
     return policy;
 }
 
+#define POLICY_FILE_MAX (1024 * 1024)
+
+static int check_policy_file(const struct stat *st, void *arg)
+{
+    *(int *)arg = 1;
+    return !S_ISREG(st->st_mode) || st->st_size > POLICY_FILE_MAX ? TL_EINVAL : 0;
+}
+
 tl_policy_t *tl_policy_load(const char *path, int *err, char *problem, size_t size)
 {
     char *text = NULL;
+    size_t len = 0;
+    int opened = 0;
     tl_policy_t *policy = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *err = -errno;
-        say(problem, size, "%s", strerror(errno));
-        return NULL;
+    int rc = tl_fs_read_file(path, POLICY_FILE_MAX, 0, check_policy_file, &opened, &text, &len);
+    if (rc == 0) {
+        policy = tl_policy_parse(text, len, err, problem, size);
+    } else {
+        *err = rc;
+        if (!opened)
+            tl_format(problem, size, "%s", strerror(-rc));
+        else if (rc == TL_EINVAL)
+            tl_format(problem, size, "not a regular file of at most 1 MiB");
+        else if (rc == TL_ENOMEM)
+            tl_format(problem, size, "%s", tl_strerror(rc));
+        else
+            tl_format(problem, size, "cannot read it: %s", tl_strerror(rc));
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 1024 * 1024) {
-        *err = TL_EINVAL;
-        say(problem, size, "not a regular file of at most 1 MiB");
-        goto out;
-    }
-    text = malloc((size_t)st.st_size + 1);
-    if (text == NULL) {
-        *err = TL_ENOMEM;
-        say(problem, size, "%s", tl_strerror(TL_ENOMEM));
-        goto out;
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            *err = n == 0 ? TL_ETRUNCATED : -errno;
-            say(problem, size, "cannot read it: %s", tl_strerror(*err));
-            goto out;
-        }
-        got += (size_t)n;
-    }
-    policy = tl_policy_parse(text, got, err, problem, size);
-out:
     free(text);
-    close(fd);
     return policy;
 }
 
@@ -510,7 +491,7 @@ static int rule_window_holds(const struct rule *rule, const struct tm *local)
 int tl_policy_match(const tl_policy_t *policy, const char *role, unsigned scopes,
                     const struct tm *local, uint32_t asked_s, uint32_t *granted_s)
 {
-    int at = role_index(role, session_roles, ROLE_COUNT(session_roles));
+    int at = session_role(role);
     if (policy == NULL || at < 0 || scopes == 0)
         return TL_EDENIED;
     for (size_t i = 0; i < policy->count; i++) {
@@ -674,7 +655,7 @@ static int grant_from_json(json_t *item, tl_grant_t *grant, uint64_t *number)
     if (errno != 0 || *end != '\0')
         return TL_EINVAL;
     *number = n;
-    if (role_index(grant->role, session_roles, ROLE_COUNT(session_roles)) < 0 ||
+    if (session_role(grant->role) < 0 ||
         (strcmp(grant->by, "user") != 0 && strcmp(grant->by, "policy") != 0))
         return TL_EINVAL;
     json_t *scopes = json_object_get(item, "scopes");
@@ -682,8 +663,7 @@ static int grant_from_json(json_t *item, tl_grant_t *grant, uint64_t *number)
     json_t *scope;
     if (!json_is_array(scopes) || json_array_size(scopes) == 0)
         return TL_EINVAL;
-    json_array_foreach(scopes, i, scope)
-    {
+    json_array_foreach(scopes, i, scope) {
         unsigned bit = tl_scope_bit(json_string_value(scope));
         if (bit == 0)
             return TL_EINVAL;
@@ -743,20 +723,9 @@ static char *render_grants(void *owner, size_t *len)
         return NULL;
     for (size_t i = 0; i < consent->count; i++)
         json_array_append_new(grants, grant_record_json(&consent->records[i].grant));
-    char *text = json_dumps(doc, JSON_INDENT(2));
+    char *text = tl_text_json_line(doc, JSON_INDENT(2), len);
     json_decref(doc);
-    if (text == NULL)
-        return NULL;
-    size_t used = strlen(text);
-    char *line = realloc(text, used + 2);
-    if (line == NULL) {
-        free(text);
-        return NULL;
-    }
-    line[used] = '\n';
-    line[used + 1] = '\0';
-    *len = used + 1;
-    return line;
+    return text;
 }
 
 static void save_logged(void *data, int rc)
@@ -784,34 +753,33 @@ static int load(tl_consent_t *consent, char *problem, size_t size)
     json_t *doc = json_load_file(consent->path, JSON_REJECT_DUPLICATES, &error);
     int rc = TL_EINVAL;
     if (doc == NULL) {
-        say(problem, size, "%s: not JSON: %s", consent->path, error.text);
+        tl_format(problem, size, "%s: not JSON: %s", consent->path, error.text);
         return rc;
     }
     json_t *grants = json_object_get(doc, "grants");
     json_t *next = json_object_get(doc, "next_id");
     if (!json_is_array(grants) || !json_is_integer(next) || json_integer_value(next) < 1 ||
         json_array_size(grants) > TL_CONSENT_MAX_RECORDS) {
-        say(problem, size, "%s: want {\"next_id\":N,\"grants\":[...]} with at most %d grants",
-            consent->path, TL_CONSENT_MAX_RECORDS);
+        tl_format(problem, size, "%s: want {\"next_id\":N,\"grants\":[...]} with at most %d grants",
+                  consent->path, TL_CONSENT_MAX_RECORDS);
         goto out;
     }
     consent->next_grant = (uint64_t)json_integer_value(next);
     consent->records = calloc(json_array_size(grants) + 1, sizeof *consent->records);
     if (consent->records == NULL) {
         rc = TL_ENOMEM;
-        say(problem, size, "%s: %s", consent->path, tl_strerror(rc));
+        tl_format(problem, size, "%s: %s", consent->path, tl_strerror(rc));
         goto out;
     }
     consent->capacity = json_array_size(grants) + 1;
     int64_t at = now(consent);
     size_t i;
     json_t *item;
-    json_array_foreach(grants, i, item)
-    {
+    json_array_foreach(grants, i, item) {
         struct record *record = &consent->records[consent->count];
         uint64_t number = 0;
         if (grant_from_json(item, &record->grant, &number) != 0) {
-            say(problem, size, "%s: grants[%zu] is damaged", consent->path, i);
+            tl_format(problem, size, "%s: grants[%zu] is damaged", consent->path, i);
             goto out;
         }
         if (number >= consent->next_grant)
@@ -893,7 +861,8 @@ static void emit_denied(tl_consent_t *consent, const char *question,
                         const tl_consent_request_t *request, const char *why)
 {
     json_t *event =
-        json_pack("{s:s, s:s?, s:s, s:s, s:s}", "event", "denied", "question", question, "ticket",
+        json_pack("{s:s, s:s?, s:s, s:s, s:s}", "event",
+                  tl_control_type_name(TL_CONTROL_EVENT_DENIED), "question", question, "ticket",
                   request->ticket, "technician", request->technician, "reason", why);
     emit(consent, event);
 }
@@ -901,8 +870,9 @@ static void emit_denied(tl_consent_t *consent, const char *question,
 static void emit_granted(tl_consent_t *consent, const char *question, const tl_grant_t *grant,
                          const char *by)
 {
-    json_t *event = json_pack("{s:s, s:s?, s:o, s:s}", "event", "granted", "question", question,
-                              "grant", tl_grant_json(grant, now(consent)), "by", by);
+    json_t *event =
+        json_pack("{s:s, s:s?, s:o, s:s}", "event", tl_control_type_name(TL_CONTROL_EVENT_GRANTED),
+                  "question", question, "grant", tl_grant_json(grant, now(consent)), "by", by);
     emit(consent, event);
 }
 
@@ -925,7 +895,8 @@ static void on_expiry(uv_timer_t *timer)
         if (consent->events.on_ended != NULL)
             consent->events.on_ended(consent->data, &grant, "expired");
         emit(consent,
-             json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "ended", "grant", grant.id, "ticket",
+             json_pack("{s:s, s:s, s:s, s:s, s:s}", "event",
+                       tl_control_type_name(TL_CONTROL_EVENT_ENDED), "grant", grant.id, "ticket",
                        grant.ticket, "technician", grant.technician, "reason", "expired"));
     }
     arm_expiry(consent);
@@ -958,7 +929,7 @@ tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
     if (consent == NULL) {
         tl_policy_free(config->policy);
         *err = TL_ENOMEM;
-        say(problem, size, "%s", tl_strerror(TL_ENOMEM));
+        tl_format(problem, size, "%s", tl_strerror(TL_ENOMEM));
         return NULL;
     }
     consent->loop = loop;
@@ -976,7 +947,7 @@ tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
     if (snprintf(consent->dir, sizeof consent->dir, "%s", config->state_dir) >=
         (int)sizeof consent->dir) {
         *err = TL_EINVAL;
-        say(problem, size, "state directory name too long");
+        tl_format(problem, size, "state directory name too long");
         goto fail;
     }
     snprintf(consent->path, sizeof consent->path, "%s/%s", config->state_dir,
@@ -991,7 +962,7 @@ tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
         consent->file =
             tl_storage_file_new(consent->storage, consent->path, render_grants, consent, err);
     if (consent->file == NULL) {
-        say(problem, size, "%s", tl_strerror(*err));
+        tl_format(problem, size, "%s", tl_strerror(*err));
         goto fail;
     }
     uv_timer_init(loop, &consent->expiry);
@@ -1232,7 +1203,7 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
         return;
     char scopes[96];
     tl_scope_text(request->scopes, scopes, sizeof scopes);
-    if (role_index(request->role, session_roles, ROLE_COUNT(session_roles)) < 0) {
+    if (session_role(request->role) < 0) {
         char message[96];
         snprintf(message, sizeof message, "the role %s never gets a session", request->role);
         tl_log_warn("session refused ticket=%s technician=%s role=%s reason=role", request->ticket,
@@ -1297,7 +1268,8 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
     tl_log_info("question asked question=%s ticket=%s technician=%s role=%s scopes=\"%s\"",
                 question->id, request->ticket, request->technician, request->role, scopes);
     json_t *event = question_json(question);
-    json_object_set_new(event, "event", json_string("question"));
+    json_object_set_new(event, "event",
+                        json_string(tl_control_type_name(TL_CONTROL_EVENT_QUESTION)));
     emit(consent, event);
 }
 
@@ -1326,13 +1298,14 @@ int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_
 {
     struct question *question = question_by_id(consent, id);
     if (question == NULL) {
-        say(message, size, "no open question %s", id ? id : "");
+        tl_format(message, size, "no open question %s", id ? id : "");
         return TL_ENOTFOUND;
     }
     if (duration_s > question->request.duration_s) {
         char asked[32];
         tl_consent_duration_text(question->request.duration_s, asked, sizeof asked);
-        say(message, size, "the technician asked for %s; the answer may only shorten it", asked);
+        tl_format(message, size, "the technician asked for %s; the answer may only shorten it",
+                  asked);
         return TL_EINVAL;
     }
     if (duration_s == 0)
@@ -1345,9 +1318,9 @@ int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_
     int rc = grant_and_answer(consent, question_id, &request, duration_s, "user", token, done,
                               done_data);
     if (rc == TL_EFULL)
-        say(message, size, "too many live grants on this machine");
+        tl_format(message, size, "too many live grants on this machine");
     else if (rc != 0)
-        say(message, size, "the grant could not be recorded (see the agent's log)");
+        tl_format(message, size, "the grant could not be recorded (see the agent's log)");
     return rc;
 }
 
@@ -1355,7 +1328,7 @@ int tl_consent_deny(tl_consent_t *consent, const char *id, char *message, size_t
 {
     struct question *question = question_by_id(consent, id);
     if (question == NULL) {
-        say(message, size, "no open question %s", id ? id : "");
+        tl_format(message, size, "no open question %s", id ? id : "");
         return TL_ENOTFOUND;
     }
     uint64_t token = question->token;
@@ -1380,7 +1353,7 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
     /* Callbacks may change the records: they are handed copies. */
     tl_grant_t *copies = calloc(live ? live : 1, sizeof *copies);
     if (copies == NULL) {
-        say(message, size, "%s", tl_strerror(TL_ENOMEM));
+        tl_format(message, size, "%s", tl_strerror(TL_ENOMEM));
         return TL_ENOMEM;
     }
     for (size_t i = 0; i < consent->count && ended < live; i++) {
@@ -1396,7 +1369,7 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
         *count = ended;
     if (id != NULL && ended == 0) {
         free(copies);
-        say(message, size, "no live grant %s", id);
+        tl_format(message, size, "no live grant %s", id);
         return TL_ENOTFOUND;
     }
     if (ended > 0) {
@@ -1409,9 +1382,10 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
                     reason);
         if (consent->events.on_ended != NULL)
             consent->events.on_ended(consent->data, &copies[i], reason);
-        emit(consent, json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "ended", "grant",
-                                copies[i].id, "ticket", copies[i].ticket, "technician",
-                                copies[i].technician, "reason", reason));
+        emit(consent, json_pack("{s:s, s:s, s:s, s:s, s:s}", "event",
+                                tl_control_type_name(TL_CONTROL_EVENT_ENDED), "grant", copies[i].id,
+                                "ticket", copies[i].ticket, "technician", copies[i].technician,
+                                "reason", reason));
     }
     free(copies);
     return 0;
@@ -1431,11 +1405,11 @@ int tl_consent_check(const tl_consent_t *consent, const char *id, const char *te
 {
     unsigned scope = tl_scope_for_channel(type);
     if (scope == 0) {
-        say(message, size, "unknown channel type '%.64s'", type ? type : "");
+        tl_format(message, size, "unknown channel type '%.64s'", type ? type : "");
         return TL_EINVAL;
     }
     if (id == NULL) {
-        say(message, size, "refused: the channel names no grant");
+        tl_format(message, size, "refused: the channel names no grant");
         return TL_EDENIED;
     }
     const tl_grant_t *grant = NULL;
@@ -1447,31 +1421,32 @@ int tl_consent_check(const tl_consent_t *consent, const char *id, const char *te
         }
     }
     if (grant == NULL) {
-        say(message, size, "refused: no grant '%.64s' on this machine", id);
+        tl_format(message, size, "refused: no grant '%.64s' on this machine", id);
         return TL_EDENIED;
     }
     if (!recorded) {
-        say(message, size, "refused: grant %s is not given yet (it is being recorded)", grant->id);
+        tl_format(message, size, "refused: grant %s is not given yet (it is being recorded)",
+                  grant->id);
         return TL_EDENIED;
     }
     if (grant->ended_ms != 0) {
-        say(message, size, "refused: grant %s was ended (%s)", grant->id, grant->end_reason);
+        tl_format(message, size, "refused: grant %s was ended (%s)", grant->id, grant->end_reason);
         return TL_EDENIED;
     }
     if (now(consent) >= grant->expires_ms) {
-        say(message, size, "refused: grant %s has expired", grant->id);
+        tl_format(message, size, "refused: grant %s has expired", grant->id);
         return TL_EDENIED;
     }
     if (technician == NULL || strcmp(technician, grant->technician) != 0) {
-        say(message, size, "refused: grant %s is for technician %s, not '%.64s'", grant->id,
-            grant->technician, technician ? technician : "");
+        tl_format(message, size, "refused: grant %s is for technician %s, not '%.64s'", grant->id,
+                  grant->technician, technician ? technician : "");
         return TL_EDENIED;
     }
     if (!(grant->scopes & scope)) {
         char scopes[96];
         tl_scope_text(grant->scopes, scopes, sizeof scopes);
-        say(message, size, "refused: grant %s does not allow %s (it allows: %s)", grant->id, type,
-            scopes);
+        tl_format(message, size, "refused: grant %s does not allow %s (it allows: %s)", grant->id,
+                  type, scopes);
         return TL_EDENIED;
     }
     if (out != NULL)

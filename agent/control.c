@@ -1,6 +1,8 @@
 #include "agent/control.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "proto/text.h"
+#include "proto/vocab.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -76,26 +78,19 @@ static void write_done(uv_write_t *req, int status)
 
 static void reply(struct client *client, json_t *answer)
 {
-    char *text = json_dumps(answer, JSON_COMPACT);
-    if (text == NULL || client->closing) {
-        free(text);
+    if (client->closing)
         return;
-    }
-    size_t len = strlen(text);
-    text[len] = '\0';
-    char *line = realloc(text, len + 2);
-    if (line == NULL) {
-        free(text);
+    size_t len = 0;
+    char *line = tl_text_json_line(answer, JSON_COMPACT, &len);
+    if (line == NULL)
         return;
-    }
-    line[len] = '\n';
     uv_write_t *req = malloc(sizeof *req);
     if (req == NULL) {
         free(line);
         return;
     }
     req->data = line;
-    uv_buf_t buf = uv_buf_init(line, (unsigned)(len + 1));
+    uv_buf_t buf = uv_buf_init(line, (unsigned)len);
     if (uv_write(req, (uv_stream_t *)&client->pipe, &buf, 1, write_done) != 0) {
         free(line);
         free(req);
@@ -153,24 +148,29 @@ static void approval_done(void *data, int error, const tl_grant_t *grant, const 
 }
 
 /* The consent commands; 1 if cmd was one of them. */
-static int handle_consent(struct client *client, const char *cmd, json_t *request)
+static int handle_consent(struct client *client, enum tl_control_type cmd, json_t *request)
 {
     tl_control_t *control = client->control;
-    static const char *const names[] = {"pending", "approve", "deny", "sessions", "end", "watch"};
-    size_t known = 0;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        known |= strcmp(cmd, names[i]) == 0;
-    if (!known)
+    switch (cmd) {
+    case TL_CONTROL_PENDING:
+    case TL_CONTROL_APPROVE:
+    case TL_CONTROL_DENY:
+    case TL_CONTROL_SESSIONS:
+    case TL_CONTROL_END:
+    case TL_CONTROL_WATCH:
+        break;
+    default:
         return 0;
+    }
     char message[1024] = "";
     if (control->consent == NULL) {
         reply_error(client, "EINVAL", "consent is not served by this agent");
         return 1;
     }
     const char *id = json_string_value(json_object_get(request, "id"));
-    if (strcmp(cmd, "pending") == 0) {
+    if (cmd == TL_CONTROL_PENDING) {
         reply_ok(client, json_pack("{s:o}", "questions", tl_consent_pending(control->consent)));
-    } else if (strcmp(cmd, "approve") == 0) {
+    } else if (cmd == TL_CONTROL_APPROVE) {
         json_t *duration = json_object_get(request, "duration_s");
         if (id == NULL ||
             (duration != NULL && (!json_is_integer(duration) || json_integer_value(duration) < 1 ||
@@ -195,19 +195,18 @@ static int handle_consent(struct client *client, const char *cmd, json_t *reques
             free(approval);
             reply_rc(client, rc, message);
         }
-    } else if (strcmp(cmd, "deny") == 0) {
+    } else if (cmd == TL_CONTROL_DENY) {
         int rc =
             id == NULL ? TL_EINVAL : tl_consent_deny(control->consent, id, message, sizeof message);
         if (rc != 0)
             reply_rc(client, rc, id == NULL ? "deny needs \"id\"" : message);
         else
             reply_ok(client, json_object());
-    } else if (strcmp(cmd, "sessions") == 0) {
+    } else if (cmd == TL_CONTROL_SESSIONS) {
         json_t *grants = tl_consent_grants(control->consent);
         size_t i;
         json_t *grant;
-        json_array_foreach(grants, i, grant)
-        {
+        json_array_foreach(grants, i, grant) {
             const char *grant_id = json_string_value(json_object_get(grant, "id"));
             json_object_set_new(grant, "channels",
                                 control->sessions != NULL
@@ -215,7 +214,7 @@ static int handle_consent(struct client *client, const char *cmd, json_t *reques
                                     : json_array());
         }
         reply_ok(client, json_pack("{s:o}", "grants", grants));
-    } else if (strcmp(cmd, "end") == 0) {
+    } else if (cmd == TL_CONTROL_END) {
         json_t *grant = json_object_get(request, "grant");
         size_t count = 0;
         if (grant != NULL && !json_is_string(grant)) {
@@ -234,21 +233,21 @@ static int handle_consent(struct client *client, const char *cmd, json_t *reques
         json_t *questions = tl_consent_pending(control->consent);
         size_t i;
         json_t *question;
-        json_array_foreach(questions, i, question)
-        {
-            json_object_set_new(question, "event", json_string("question"));
+        json_array_foreach(questions, i, question) {
+            json_object_set_new(question, "event",
+                                json_string(tl_control_type_name(TL_CONTROL_EVENT_QUESTION)));
             reply(client, question);
         }
         json_decref(questions);
         /* A request delivered just before the watcher came: it hears of it all the same. */
         const char *followed = json_string_value(json_object_get(request, "request"));
         json_t *recent;
-        json_array_foreach(control->recent, i, recent)
-        {
+        json_array_foreach(control->recent, i, recent) {
             if (followed != NULL &&
                 strcmp(json_string_value(json_object_get(recent, "request")), followed) == 0) {
                 json_t *event = json_deep_copy(recent);
-                json_object_set_new(event, "event", json_string("delivered"));
+                json_object_set_new(event, "event",
+                                    json_string(tl_control_type_name(TL_CONTROL_EVENT_DELIVERED)));
                 reply(client, event);
                 json_decref(event);
             }
@@ -276,7 +275,9 @@ static void reply_queued(struct client *client, const char *request, int reason,
     char message[256];
     snprintf(message, sizeof message, "%s (%s)",
              unreachable ? "the relay is unreachable" : "the relay could not take it now",
-             why != NULL ? why : reason != 0 ? tl_strerror(reason) : "no connection yet");
+             why != NULL   ? why
+             : reason != 0 ? tl_strerror(reason)
+                           : "no connection yet");
     json_t *answer =
         json_pack("{s:b, s:b, s:s, s:s, s:s}", "ok", 0, "queued", 1, "request", request, "error",
                   reason != 0 ? tl_err_name(reason) : "ECLOSED", "message", message);
@@ -289,10 +290,11 @@ static void handle_line(struct client *client, const char *line, size_t len)
     tl_control_t *control = client->control;
     json_error_t error;
     json_t *request = json_loadb(line, len, JSON_REJECT_DUPLICATES, &error);
-    const char *cmd = json_string_value(json_object_get(request, "cmd"));
-    if (cmd == NULL) {
+    const char *cmd_name = json_string_value(json_object_get(request, "cmd"));
+    enum tl_control_type cmd = tl_control_type_lookup(cmd_name);
+    if (cmd_name == NULL) {
         reply_error(client, "EINVAL", "want one JSON object with a \"cmd\" member per line");
-    } else if (strcmp(cmd, "status") == 0) {
+    } else if (cmd == TL_CONTROL_STATUS) {
         char relay[300];
         snprintf(relay, sizeof relay, "%s:%u", control->state->relay_host,
                  control->state->relay_port);
@@ -316,7 +318,7 @@ static void handle_line(struct client *client, const char *line, size_t len)
         }
         reply(client, answer);
         json_decref(answer);
-    } else if (strcmp(cmd, "deliver") == 0) {
+    } else if (cmd == TL_CONTROL_DELIVER) {
         const char *id = json_string_value(json_object_get(request, "request"));
         int last_error = 0;
         if (id == NULL || strlen(id) >= sizeof client->waiting_for) {
@@ -433,7 +435,7 @@ tl_control_t *tl_control_start(uv_loop_t *loop, const char *path, tl_tunnel_t *t
     control->state = state;
     /* A socket file nobody answers on is left over from a crash. */
     json_t *answer = NULL;
-    json_t *probe = json_pack("{s:s}", "cmd", "status");
+    json_t *probe = json_pack("{s:s}", "cmd", tl_control_type_name(TL_CONTROL_STATUS));
     int alive = tl_control_call(path, probe, 1000, &answer) == 0;
     json_decref(probe);
     json_decref(answer);
@@ -480,7 +482,8 @@ void tl_control_delivered(tl_control_t *control, const char *request, const char
     if (json_array_size(control->recent) >= RECENT_DELIVERIES)
         json_array_remove(control->recent, 0);
     json_array_append(control->recent, recent);
-    json_object_set_new(recent, "event", json_string("delivered"));
+    json_object_set_new(recent, "event",
+                        json_string(tl_control_type_name(TL_CONTROL_EVENT_DELIVERED)));
     tl_control_event(control, recent);
     json_decref(recent);
 }
@@ -491,8 +494,9 @@ void tl_control_rejected(tl_control_t *control, const char *request, int error)
                                tl_err_name(error), "message", tl_strerror(error));
     answer_waiters(control, request, answer);
     json_decref(answer);
-    json_t *event = json_pack("{s:s, s:s, s:s}", "event", "set-aside", "request", request,
-                              "message", tl_strerror(error));
+    json_t *event =
+        json_pack("{s:s, s:s, s:s}", "event", tl_control_type_name(TL_CONTROL_EVENT_SET_ASIDE),
+                  "request", request, "message", tl_strerror(error));
     tl_control_event(control, event);
     json_decref(event);
 }

@@ -8,7 +8,7 @@
  * may use it. The agent never listens on a network port.
  *
  * Protocol: one JSON object per line, at most 64 KiB; one request per line,
- * one answer per request:
+ * one answer per request (the command and event names: proto/vocab.h):
  *   {"cmd":"status"}                 -> {"ok":true,"connected":B,"link":"connected"|
  *                                        "connecting"|"unreachable","last_error":"…"?,
  *                                        "device":"D-7","relay":"h:p","pending":N}

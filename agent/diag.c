@@ -12,6 +12,7 @@
 
 #include "agent/redact.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/log.h"
 
 #include <errno.h>
@@ -193,8 +194,7 @@ static int redact_strings(json_t *value)
     if (json_is_object(value)) {
         const char *key;
         json_t *member;
-        json_object_foreach(value, key, member)
-        {
+        json_object_foreach(value, key, member) {
             int rc = redact_strings(member);
             if (rc < 0)
                 return rc;
@@ -202,8 +202,7 @@ static int redact_strings(json_t *value)
     } else if (json_is_array(value)) {
         size_t index;
         json_t *member;
-        json_array_foreach(value, index, member)
-        {
+        json_array_foreach(value, index, member) {
             int rc = redact_strings(member);
             if (rc < 0)
                 return rc;
@@ -236,7 +235,7 @@ static json_t *error_section(const char *fmt, ...)
     char message[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    tl_format_v(message, sizeof message, fmt, ap);
     va_end(ap);
     json_t *section = json_object();
     json_t *text = tl__diag_text(message, strlen(message), sizeof message);
@@ -346,7 +345,7 @@ static void set_error(struct slot *slot, const char *fmt, ...)
     char message[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    tl_format_v(message, sizeof message, fmt, ap);
     va_end(ap);
     json_decref(slot->section);
     slot->section = error_section("%s", message);
@@ -733,16 +732,14 @@ static char *format_scalar(const char *key, const json_t *value)
         json_t *member;
         if (json_array_size(value) == 0)
             return strdup("(none)");
-        json_array_foreach(value, index, member)
-        {
+        json_array_foreach(value, index, member) {
             if (json_is_object(member) || json_is_array(member)) {
                 snprintf(buffer, sizeof buffer, "[%zu items]", json_array_size(value));
                 return strdup(buffer);
             }
         }
         struct strings parts = {0};
-        json_array_foreach(value, index, member)
-        {
+        json_array_foreach(value, index, member) {
             strings_add(&parts, format_scalar(key, member));
             if (!parts.failed)
                 total += strlen(parts.items[parts.count - 1]) + 2;
@@ -791,8 +788,7 @@ static void flatten(const char *prefix, const json_t *object, struct strings *ke
 {
     const char *key;
     json_t *member;
-    json_object_foreach((json_t *)object, key, member)
-    {
+    json_object_foreach((json_t *)object, key, member) {
         char name[256];
         snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? "." : "", key);
         if (json_is_object(member)) {
@@ -980,8 +976,7 @@ static void write_section(FILE *out, const char *name, const json_t *section)
     strings_clear(&values);
     const char *key;
     json_t *member;
-    json_object_foreach((json_t *)section, key, member)
-    {
+    json_object_foreach((json_t *)section, key, member) {
         if (is_table(member))
             write_table(out, key, member);
     }
@@ -1000,8 +995,7 @@ int tl_diag_write_text(const json_t *report, FILE *out)
     free(safe_host);
     const char *name;
     json_t *section;
-    json_object_foreach((json_t *)sections, name, section)
-    {
+    json_object_foreach((json_t *)sections, name, section) {
         if (json_is_object(section))
             write_section(out, name, section);
     }

@@ -2,6 +2,7 @@
 #include "agent/state.h"
 #include "agent/storage.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/fsutil.h"
 #include "proto/hash.h"
 
@@ -40,22 +41,22 @@ int tl_outbox_id_valid(const char *id)
 
 static int outbox_path(const char *state_dir, const char *name, char *out, size_t size)
 {
-    int n = snprintf(out, size, "%s/%s/%s", state_dir, TL_STATE_OUTBOX, name);
-    return n > 0 && (size_t)n < size ? 0 : TL_EINVAL;
+    return tl_format(out, size, "%s/%s/%s", state_dir, TL_STATE_OUTBOX, name) == 0 ? 0 : TL_EINVAL;
 }
 
 /* STATE/outbox/<prefix><id> */
 static int entry_path(const char *state_dir, const char *prefix, const char *id, char *out,
                       size_t size)
 {
-    int n = snprintf(out, size, "%s/%s/%s%s", state_dir, TL_STATE_OUTBOX, prefix, id);
-    return n > 0 && (size_t)n < size ? 0 : TL_EINVAL;
+    return tl_format(out, size, "%s/%s/%s%s", state_dir, TL_STATE_OUTBOX, prefix, id) == 0
+               ? 0
+               : TL_EINVAL;
 }
 
 static int write_file(const char *dir, const char *name, const void *data, size_t len)
 {
     char path[TL_STATE_FILE_MAX];
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+    if (tl_format(path, sizeof path, "%s/%s", dir, name) != 0)
         return TL_EINVAL;
     int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -79,7 +80,7 @@ static int remove_tree(const char *dir)
     while ((entry = readdir(d)) != NULL) {
         if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
             continue;
-        if (snprintf(path, sizeof path, "%s/%s", dir, entry->d_name) >= (int)sizeof path)
+        if (tl_format(path, sizeof path, "%s/%s", dir, entry->d_name) != 0)
             rc = TL_EINVAL;
         else if (unlink(path) != 0 && errno != ENOENT)
             rc = -errno;
@@ -263,8 +264,7 @@ static int request_ok(json_t *request, const char *id)
         return 0;
     size_t i;
     json_t *item;
-    json_array_foreach(evidence, i, item)
-    {
+    json_array_foreach(evidence, i, item) {
         json_t *size = json_object_get(item, "size");
         if (!evidence_name_ok(json_string_value(json_object_get(item, "path"))) ||
             !tl_sha256_hex_valid(json_string_value(json_object_get(item, "sha256"))) ||
@@ -304,8 +304,7 @@ int tl_outbox_missing(const char *state_dir, const char *id, json_t *request, ch
     json_t *evidence = json_object_get(request, "evidence");
     size_t i;
     json_t *item;
-    json_array_foreach(evidence, i, item)
-    {
+    json_array_foreach(evidence, i, item) {
         const char *name = json_string_value(json_object_get(item, "path"));
         char path[TL_STATE_FILE_MAX];
         if (!evidence_name_ok(name))
@@ -544,8 +543,7 @@ int tl_outbox_recover(const char *state_dir, json_t **actions)
     closedir(d);
     size_t i;
     json_t *value;
-    json_array_foreach(names, i, value)
-    {
+    json_array_foreach(names, i, value) {
         const char *name = json_string_value(value);
         if (name == NULL)
             continue;

@@ -11,6 +11,7 @@
 
 #include "agent/redact.h"
 #include "proto/err.h"
+#include "proto/format.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,7 +139,7 @@ int tl__diag_fail(json_t *section, int code, const char *fmt, ...)
     char message[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    tl_format_v(message, sizeof message, fmt, ap);
     va_end(ap);
     tl__diag_put_text(section, "error", message);
     return code < 0 ? code : TL_EIO;
@@ -265,7 +266,7 @@ int tl__diag_find_program(const char *name, char *path, size_t size)
     if (strchr(name, '/')) {
         if (stat(name, &st) != 0 || !S_ISREG(st.st_mode) || access(name, X_OK) != 0)
             return TL_ENOTFOUND;
-        if ((size_t)snprintf(path, size, "%s", name) >= size)
+        if (tl_format(path, size, "%s", name) != 0)
             return TL_EINVAL;
         return 0;
     }
@@ -276,9 +277,8 @@ int tl__diag_find_program(const char *name, char *path, size_t size)
             const char *end = strchr(dirs, ':');
             size_t dir_len = end ? (size_t)(end - dirs) : strlen(dirs);
             if (dir_len > 0) {
-                int n = snprintf(path, size, "%.*s/%s", (int)dir_len, dirs, name);
-                if (n > 0 && (size_t)n < size && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-                    access(path, X_OK) == 0)
+                if (tl_format(path, size, "%.*s/%s", (int)dir_len, dirs, name) == 0 &&
+                    stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0)
                     return 0;
             }
             dirs = end ? end + 1 : NULL;

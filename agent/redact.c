@@ -8,6 +8,7 @@
  * Passes that rewrite only ASCII-delimited ranges keep valid UTF-8 valid.
  */
 #include "agent/redact.h"
+#include "proto/buf.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -15,11 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A growable output buffer; once an allocation fails, every later put is a no-op. */
+/* The output of one pass; once a put fails, every later put is a no-op. */
 struct out {
-    char *data;
-    size_t len;
-    size_t cap;
+    tl_buf_t *buf;
     bool failed;
 };
 
@@ -27,30 +26,8 @@ static void out_put(struct out *o, const char *bytes, size_t n)
 {
     if (o->failed || n == 0)
         return;
-    if (n > SIZE_MAX - o->len - 1) {
+    if (tl_buf_put(o->buf, bytes, n) != 0)
         o->failed = true;
-        return;
-    }
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 64;
-        while (cap < o->len + n + 1) {
-            if (cap > SIZE_MAX / 2) {
-                cap = o->len + n + 1;
-                break;
-            }
-            cap *= 2;
-        }
-        char *data = realloc(o->data, cap);
-        if (!data) {
-            o->failed = true;
-            return;
-        }
-        o->data = data;
-        o->cap = cap;
-    }
-    memcpy(o->data + o->len, bytes, n);
-    o->len += n;
-    o->data[o->len] = '\0';
 }
 
 static void out_mark(struct out *o, size_t *count)
@@ -627,39 +604,35 @@ static void (*const passes[])(struct text, struct out *, size_t *) = {
 
 char *tl_redact_bytes(const void *data, size_t len, size_t *out_len, size_t *count)
 {
-    char *result = NULL;
-    size_t replaced = 0;
-    struct out current = {0};
-    if ((!data && len > 0) || len == SIZE_MAX)
+    char *result = NULL, *current = NULL;
+    size_t replaced = 0, current_len = len;
+    /* Each pass writes a new text; only memory bounds it, as the input's size bounds the passes. */
+    struct out next = {tl_buf_new(SIZE_MAX - 1), false};
+    if ((!data && len > 0) || len == SIZE_MAX || next.buf == NULL)
         goto out;
-    current.data = malloc(len + 1);
-    if (!current.data)
+    current = malloc(len + 1);
+    if (!current)
         goto out;
     if (len > 0)
-        memcpy(current.data, data, len);
-    current.data[len] = '\0';
-    current.len = len;
-    current.cap = len + 1;
+        memcpy(current, data, len);
+    current[len] = '\0';
     for (size_t k = 0; k < sizeof passes / sizeof passes[0]; k++) {
-        struct out next = {0};
-        passes[k]((struct text){current.data, current.len}, &next, &replaced);
-        if (!next.failed && !next.data)
-            next.data = calloc(1, 1);
-        if (next.failed || !next.data) {
-            free(next.data);
+        char *text = NULL;
+        passes[k]((struct text){current, current_len}, &next, &replaced);
+        if (next.failed || tl_buf_take_string(next.buf, &text, &current_len) != 0)
             goto out;
-        }
-        free(current.data);
-        current = next;
+        free(current);
+        current = text;
     }
-    result = current.data;
-    current.data = NULL;
+    result = current;
+    current = NULL;
     if (out_len)
-        *out_len = current.len;
+        *out_len = current_len;
     if (count)
         *count = replaced;
 out:
-    free(current.data);
+    free(current);
+    tl_buf_free(next.buf);
     return result;
 }
 

@@ -11,8 +11,11 @@
 #include "agent/runbooks.h"
 
 #include "proto/cli.h"
+#include "proto/buf.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 #include "proto/log.h"
+#include "proto/roles.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -48,8 +51,7 @@ struct tl_runbook {
     char *name;
     char *description;
     char *path;
-    const char *min_role; /* "tier1", "tier2" or "tier3" (static) */
-    int min_rank;
+    int min_role; /* TL_ROLE_TIER1, TIER2 or TIER3 (proto/roles.h) */
     bool privileged;
     uint64_t timeout_ms;
     struct param params[TL_RUNBOOKS_MAX_PARAMS];
@@ -89,19 +91,6 @@ static bool valid_param_name(const char *name)
             return false;
     }
     return true;
-}
-
-int tl_runbooks_role_rank(const char *role)
-{
-    if (role == NULL)
-        return 0;
-    if (strcmp(role, "tier1") == 0)
-        return 1;
-    if (strcmp(role, "tier2") == 0 || strcmp(role, "tier4") == 0)
-        return 2;
-    if (strcmp(role, "tier3") == 0)
-        return 3;
-    return 0;
 }
 
 /*
@@ -318,8 +307,7 @@ static int check_fields(json_t *object, const char *const *allowed, size_t count
     }
     const char *key;
     json_t *value;
-    json_object_foreach(object, key, value)
-    {
+    json_object_foreach(object, key, value) {
         bool known = false;
         for (size_t i = 0; i < count && !known; i++)
             known = strcmp(key, allowed[i]) == 0;
@@ -419,19 +407,11 @@ static int parse_metadata(json_t *doc, const char *expected_name, tl_runbook_t *
         snprintf(reason, reason_size, "'description' must be one line of 1..%d bytes", TEXT_MAX);
         return TL_EINVAL;
     }
-    json_t *min_role = json_object_get(doc, "min_role");
-    const char *role = json_is_string(min_role) ? json_string_value(min_role) : "";
-    if (strcmp(role, "tier1") == 0)
-        rb->min_role = "tier1";
-    else if (strcmp(role, "tier2") == 0)
-        rb->min_role = "tier2";
-    else if (strcmp(role, "tier3") == 0)
-        rb->min_role = "tier3";
-    else {
+    rb->min_role = tl_role_parse(json_string_value(json_object_get(doc, "min_role")));
+    if (!tl_role_is_min_role(rb->min_role)) {
         snprintf(reason, reason_size, "'min_role' must be tier1, tier2 or tier3");
         return TL_EINVAL;
     }
-    rb->min_rank = tl_runbooks_role_rank(rb->min_role);
     json_t *privileged = json_object_get(doc, "privileged");
     if (!json_is_boolean(privileged)) {
         snprintf(reason, reason_size, "'privileged' must be true or false");
@@ -503,56 +483,41 @@ static int parse_json(const char *text, size_t size, json_t **out, char *reason,
     return 0;
 }
 
+struct metadata_check {
+    int opened;
+    char *reason;
+    size_t reason_size;
+};
+
+static int check_metadata_file(const struct stat *st, void *arg)
+{
+    struct metadata_check *check = arg;
+    check->opened = 1;
+    const char *unsafe = unsafe_file(st);
+    if (unsafe != NULL) {
+        snprintf(check->reason, check->reason_size, "metadata %s", unsafe);
+        return TL_EDENIED;
+    }
+    return 0;
+}
+
 static int read_metadata(const char *path, json_t **out, char *reason, size_t reason_size)
 {
-    int rc = 0;
     char *text = NULL;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        snprintf(reason, reason_size, "metadata cannot be opened: %s", strerror(errno));
-        rc = TL_EIO;
-        goto out;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(reason, reason_size, "metadata cannot be read: %s", strerror(errno));
-        rc = TL_EIO;
-        goto out;
-    }
-    const char *unsafe = unsafe_file(&st);
-    if (unsafe != NULL) {
-        snprintf(reason, reason_size, "metadata %s", unsafe);
-        rc = TL_EDENIED;
-        goto out;
-    }
-    if (st.st_size > TL_RUNBOOKS_MAX_METADATA) {
+    size_t size = 0;
+    struct metadata_check check = {0, reason, reason_size};
+    int rc = tl_fs_read_file(path, TL_RUNBOOKS_MAX_METADATA, TL_FS_READ_NOFOLLOW,
+                             check_metadata_file, &check, &text, &size);
+    if (rc == 0) {
+        rc = parse_json(text, size, out, reason, reason_size);
+    } else if (rc == TL_EFULL) {
         snprintf(reason, reason_size, "metadata is larger than %d bytes", TL_RUNBOOKS_MAX_METADATA);
         rc = TL_EINVAL;
-        goto out;
+    } else if (rc != TL_EDENIED && rc != TL_ENOMEM) {
+        snprintf(reason, reason_size, "metadata cannot be %s: %s", check.opened ? "read" : "opened",
+                 strerror(rc < 0 ? -rc : EIO));
+        rc = TL_EIO;
     }
-    size_t size = (size_t)st.st_size;
-    text = malloc(size + 1);
-    if (text == NULL) {
-        rc = TL_ENOMEM;
-        goto out;
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = read(fd, text + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(reason, reason_size, "metadata cannot be read: %s",
-                     n < 0 ? strerror(errno) : "file shrank");
-            rc = TL_EIO;
-            goto out;
-        }
-        got += (size_t)n;
-    }
-    rc = parse_json(text, size, out, reason, reason_size);
-out:
-    if (fd >= 0)
-        close(fd);
     free(text);
     return rc;
 }
@@ -797,18 +762,18 @@ void tl_runbooks_run_release(tl_runbook_run_t *run)
 }
 
 /* Appends " NAME=VALUE" (the value as an excerpt) to the summary. */
-static int summary_add(char **summary, const char *name, const char *value)
+static int summary_add(tl_buf_t *summary, const char *name, const char *value)
 {
     char shown[96];
     excerpt(shown, sizeof shown, value, 64);
-    size_t old = strlen(*summary);
-    size_t add = 1 + strlen(name) + 1 + strlen(shown);
-    char *grown = realloc(*summary, old + add + 1);
-    if (grown == NULL)
-        return TL_ENOMEM;
-    snprintf(grown + old, add + 1, " %s=%s", name, shown);
-    *summary = grown;
-    return 0;
+    int rc = tl_buf_put(summary, " ", 1);
+    if (rc == 0)
+        rc = tl_buf_put(summary, name, strlen(name));
+    if (rc == 0)
+        rc = tl_buf_put(summary, "=", 1);
+    if (rc == 0)
+        rc = tl_buf_put(summary, shown, strlen(shown));
+    return rc;
 }
 
 int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *args,
@@ -818,6 +783,8 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
     int rc = 0;
     char shown[96];
     char dummy[1];
+    tl_buf_t *summary = NULL;
+    size_t summary_len = 0;
     if (message == NULL || message_size == 0) {
         message = dummy;
         message_size = sizeof dummy;
@@ -832,18 +799,19 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
         snprintf(message, message_size, "no runbook named '%s' in this machine's catalogue", shown);
         return TL_ENOTFOUND;
     }
-    int rank = tl_runbooks_role_rank(role);
+    int role_id = tl_role_parse(role);
+    int rank = tl_role_runbook_rank(role_id);
     excerpt(shown, sizeof shown, role != NULL ? role : "", 16);
     if (rank == 0) {
         snprintf(message, message_size, "role '%s' may not run runbooks", shown);
         return TL_EDENIED;
     }
-    if (rank < rb->min_rank) {
+    if (rank < tl_role_runbook_rank(rb->min_role)) {
         snprintf(message, message_size, "runbook %s needs role %s or above, not %s", rb->name,
-                 rb->min_role, shown);
+                 tl_role_name(rb->min_role), shown);
         return TL_EDENIED;
     }
-    if (rb->privileged && rank < 3) {
+    if (rb->privileged && !tl_role_can(role_id, TL_CAP_FIX_PRIVILEGED)) {
         snprintf(message, message_size, "runbook %s is privileged: it needs role tier3, not %s",
                  rb->name, shown);
         return TL_EDENIED;
@@ -860,8 +828,7 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
     }
     const char *key;
     json_t *value;
-    json_object_foreach(args, key, value)
-    {
+    json_object_foreach(args, key, value) {
         const struct param *param = find_param(rb, key);
         if (param == NULL) {
             excerpt(shown, sizeof shown, key, 32);
@@ -904,9 +871,11 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
     run->timeout_ms = rb->timeout_ms;
     run->privileged = rb->privileged;
     run->env = calloc(rb->param_count + 1, sizeof *run->env);
-    run->summary = strdup(rb->name);
-    if (run->env == NULL || run->summary == NULL) {
-        rc = TL_ENOMEM;
+    /* The summary is at most the name and each parameter's name and excerpt. */
+    summary = tl_buf_new(SIZE_MAX - 1);
+    if (run->env == NULL || summary == NULL ||
+        (rc = tl_buf_put(summary, rb->name, strlen(rb->name))) != 0) {
+        rc = rc != 0 ? rc : TL_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < rb->param_count; i++) {
@@ -922,11 +891,13 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
         }
         snprintf(entry, len, "TL_PARAM_%s=%s", rb->params[i].name, text);
         run->env[run->env_count++] = entry;
-        rc = summary_add(&run->summary, rb->params[i].name, text);
+        rc = summary_add(summary, rb->params[i].name, text);
         if (rc != 0)
             goto out;
     }
+    rc = tl_buf_take_string(summary, &run->summary, &summary_len);
 out:
+    tl_buf_free(summary);
     if (rc != 0) {
         tl_runbooks_run_release(run);
         snprintf(message, message_size, "%s", tl_strerror(rc));
@@ -957,8 +928,8 @@ json_t *tl_runbooks_list(const tl_runbooks_t *catalogue)
         json_t *item = params == NULL
                            ? NULL
                            : json_pack("{s:s, s:s, s:s, s:b, s:o}", "name", rb->name, "description",
-                                       rb->description, "min_role", rb->min_role, "privileged",
-                                       rb->privileged, "params", params);
+                                       rb->description, "min_role", tl_role_name(rb->min_role),
+                                       "privileged", rb->privileged, "params", params);
         if (item == NULL || json_array_append_new(list, item) != 0) {
             json_decref(list);
             return NULL;

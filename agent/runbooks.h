@@ -77,9 +77,6 @@ int tl_runbooks_check(const tl_runbooks_t *catalogue, const char *name, json_t *
                       size_t message_size);
 void tl_runbooks_run_release(tl_runbook_run_t *run);
 
-/* The rank a role has for min_role: tier1 1, tier2 and tier4 2, tier3 3, others 0. */
-int tl_runbooks_role_rank(const char *role);
-
 /* The catalogue as the runbooks.list answer's "runbooks" array (protocol.md §7.9); new reference.
  */
 json_t *tl_runbooks_list(const tl_runbooks_t *catalogue);

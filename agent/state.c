@@ -1,6 +1,8 @@
 #include "agent/state.h"
 #include "proto/err.h"
 #include "proto/fsutil.h"
+#include "proto/format.h"
+#include "proto/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,27 +17,26 @@
 
 int tl_state_path(const char *dir, const char *name, char *out, size_t size)
 {
-    int n = snprintf(out, size, "%s/%s", dir, name);
-    return n > 0 && (size_t)n < size ? 0 : TL_EINVAL;
+    return tl_format(out, size, "%s/%s", dir, name) == 0 ? 0 : TL_EINVAL;
 }
 
 int tl_state_dir(const char *dir, char *out, size_t size)
 {
-    int n;
+    int rc;
     const char *env = getenv("TIERLINE_AGENT_STATE");
     const char *xdg = getenv("XDG_STATE_HOME");
     const char *home = getenv("HOME");
     if (dir != NULL)
-        n = snprintf(out, size, "%s", dir);
+        rc = tl_format(out, size, "%s", dir);
     else if (env != NULL && env[0] != '\0')
-        n = snprintf(out, size, "%s", env);
+        rc = tl_format(out, size, "%s", env);
     else if (xdg != NULL && xdg[0] == '/')
-        n = snprintf(out, size, "%s/tierline-agent", xdg);
+        rc = tl_format(out, size, "%s/tierline-agent", xdg);
     else if (home != NULL && home[0] == '/')
-        n = snprintf(out, size, "%s/.local/state/tierline-agent", home);
+        rc = tl_format(out, size, "%s/.local/state/tierline-agent", home);
     else
         return TL_EINVAL;
-    return n > 0 && (size_t)n < size ? 0 : TL_EINVAL;
+    return rc == 0 && out[0] != '\0' ? 0 : TL_EINVAL; /* an empty --state is none */
 }
 
 static int make_dirs(const char *path)
@@ -107,33 +108,24 @@ int tl_state_load(const char *dir, tl_agent_state_t *out)
 
 int tl_state_save(const tl_agent_state_t *state)
 {
-    char path[TL_STATE_PATH_MAX], tmp[TL_STATE_PATH_MAX];
+    char path[TL_STATE_PATH_MAX], temp[TL_STATE_PATH_MAX];
     int rc = tl_state_path(state->dir, TL_STATE_RELAY, path, sizeof path);
+    /* The name of the temporary file beside it must fit as well. */
     if (rc == 0)
-        rc = tl_state_path(state->dir, TL_STATE_RELAY ".tmp", tmp, sizeof tmp);
+        rc = tl_state_path(state->dir, TL_STATE_RELAY ".tmp", temp, sizeof temp);
     if (rc != 0)
         return rc;
     json_t *relay = json_pack("{s:i, s:s, s:i, s:s, s:s}", "version", 1, "host", state->relay_host,
                               "port", (json_int_t)state->relay_port, "fingerprint",
                               state->relay_fingerprint, "device", state->device);
-    if (relay == NULL)
-        return TL_ENOMEM;
-    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        json_decref(relay);
-        return -errno;
-    }
-    rc = json_dumpfd(relay, fd, JSON_INDENT(2)) == 0 && write(fd, "\n", 1) == 1 ? 0 : TL_EIO;
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
+    size_t len = 0;
+    char *text = relay != NULL ? tl_text_json_line(relay, JSON_INDENT(2), &len) : NULL;
     json_decref(relay);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc != 0)
-        unlink(tmp);
-    else
-        rc = tl_fsync_dir(state->dir); /* the enrollment survives a crash */
+    if (text == NULL)
+        return TL_ENOMEM;
+    /* The enrollment survives a crash. */
+    rc = tl_fs_write_atomic(path, text, len, TL_FS_SYNC | TL_FS_SYNC_DIR, NULL);
+    free(text);
     return rc;
 }
 

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,25 +159,7 @@ void tl_storage_free(tl_storage_t *storage)
 
 int tl_storage_write_file(const char *path, const void *data, size_t len)
 {
-    char tmp[4200], dir[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp ||
-        snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
-        return TL_EINVAL;
-    int rc = 0;
-    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    rc = tl_write_all(fd, data, len);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc != 0) {
-        unlink(tmp);
-        return rc;
-    }
-    return tl_fsync_dir(dirname(dir));
+    return tl_fs_write_atomic(path, data, len, TL_FS_SYNC | TL_FS_SYNC_DIR, NULL);
 }
 
 /* ---- files written whole, latest state wins -------------------------------------------- */

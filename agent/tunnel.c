@@ -1,9 +1,11 @@
 #include "agent/tunnel.h"
 #include "agent/outbox.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 #include "proto/hash.h"
 #include "proto/log.h"
 #include "proto/peer.h"
+#include "proto/vocab.h"
 #include "tl_version.h"
 
 #include <errno.h>
@@ -273,8 +275,7 @@ static void recover_done(void *data, int result)
     json_t *action;
     if (result != 0)
         tl_log_warn("outbox recovery incomplete reason=\"%s\"", tl_strerror(result));
-    json_array_foreach(job->body, i, action)
-    {
+    json_array_foreach(job->body, i, action) {
         const char *what = json_string_value(json_object_get(action, "action"));
         const char *request = json_string_value(json_object_get(action, "request"));
         const char *detail = json_string_value(json_object_get(action, "detail"));
@@ -301,8 +302,7 @@ static int is_skipped(json_t *skipped, const char *request)
 {
     size_t i;
     json_t *value;
-    json_array_foreach(skipped, i, value)
-    {
+    json_array_foreach(skipped, i, value) {
         if (strcmp(json_string_value(value), request) == 0)
             return 1;
     }
@@ -391,30 +391,10 @@ static int evidence_work(void *data)
     char path[TL_STATE_FILE_MAX];
     snprintf(path, sizeof path, "%s/%s/%s/%s", job->state_dir, TL_STATE_OUTBOX, job->request,
              job->path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = fstat(fd, &st) == 0 ? 0 : -errno;
-    if (rc == 0 && (st.st_size < 0 || (uint64_t)st.st_size > TL_TUNNEL_MAX_EVIDENCE))
-        rc = TL_EFULL;
-    if (rc == 0) {
-        job->content_len = (size_t)st.st_size;
-        job->content = malloc(job->content_len ? job->content_len : 1);
-        if (job->content == NULL)
-            rc = TL_ENOMEM;
-    }
-    size_t got = 0;
-    while (rc == 0 && got < job->content_len) {
-        ssize_t n = read(fd, job->content + got, job->content_len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            rc = n == 0 ? TL_ETRUNCATED : -errno;
-        else
-            got += (size_t)n;
-    }
-    close(fd);
+    char *content = NULL;
+    int rc =
+        tl_fs_read_file(path, TL_TUNNEL_MAX_EVIDENCE, 0, NULL, NULL, &content, &job->content_len);
+    job->content = (uint8_t *)content;
     char actual[TL_SHA256_HEX_LEN];
     if (rc == 0 && (rc = tl_sha256_hex(job->content, job->content_len, actual)) == 0 &&
         strcmp(actual, job->sha256) != 0)
@@ -429,11 +409,10 @@ static void send_ticket_request(tl_tunnel_t *tunnel)
     json_t *evidence = json_object_get(body, "evidence");
     size_t i;
     json_t *item;
-    json_array_foreach(evidence, i, item)
-    {
+    json_array_foreach(evidence, i, item) {
         json_object_del(item, "path"); /* local detail */
     }
-    json_object_set_new(body, "type", json_string("ticket.create"));
+    json_object_set_new(body, "type", json_string(tl_control_type_name(TL_CONTROL_TICKET_CREATE)));
     json_object_del(body, "created");
     delivery->request_id = ++tunnel->next_request_id;
     int rc = tl_peer_send_control(tunnel->peer, delivery->request_id, body);
@@ -514,7 +493,8 @@ static void evidence_done(void *data, int result)
             json_pack("{s:O, s:O, s:O, s:O}", "sha256", json_object_get(item, "sha256"), "size",
                       json_object_get(item, "size"), "kind", json_object_get(item, "kind"), "name",
                       json_object_get(item, "name"));
-        int rc = tl_mux_open(tl_peer_mux(tunnel->peer), "upload", params, &delivery->channel);
+        int rc = tl_mux_open(tl_peer_mux(tunnel->peer), tl_channel_type_name(TL_CHANNEL_UPLOAD),
+                             params, &delivery->channel);
         json_decref(params);
         if (rc != 0)
             delivery_failed(tunnel, rc);
@@ -564,8 +544,7 @@ static int pick_work(void *data)
     int rc = tl_outbox_list(job->state_dir, &ids);
     size_t i;
     json_t *value;
-    json_array_foreach(ids, i, value)
-    {
+    json_array_foreach(ids, i, value) {
         const char *id = json_string_value(value);
         if (is_skipped(job->skipped, id) || (job->only[0] != '\0' && strcmp(id, job->only) != 0))
             continue;
@@ -914,8 +893,9 @@ static uint64_t token_of(const tl_tunnel_t *tunnel, uint32_t request_id)
 
 static void send_error(tl_tunnel_t *tunnel, uint32_t request_id, int error, const char *message)
 {
-    json_t *body = json_pack("{s:s, s:b, s:s, s:s}", "type", "result", "ok", 0, "error",
-                             tl_err_name(error), "message", message);
+    json_t *body =
+        json_pack("{s:s, s:b, s:s, s:s}", "type", tl_control_type_name(TL_CONTROL_RESULT), "ok", 0,
+                  "error", tl_err_name(error), "message", message);
     if (body != NULL && tunnel->peer != NULL)
         tl_peer_send_control(tunnel->peer, request_id, body);
     json_decref(body);
@@ -925,8 +905,7 @@ static void send_queued_ended(tl_tunnel_t *tunnel)
 {
     size_t i;
     json_t *body;
-    json_array_foreach(tunnel->ended_queue, i, body)
-    {
+    json_array_foreach(tunnel->ended_queue, i, body) {
         tl_peer_send_control(tunnel->peer, 0, body);
     }
     json_array_clear(tunnel->ended_queue);
@@ -936,7 +915,8 @@ static void send_queued_ended(tl_tunnel_t *tunnel)
 static void handle_request(tl_tunnel_t *tunnel, uint32_t request_id, const char *type, json_t *body)
 {
     char message[TL_MSG_MAX_TEXT + 1];
-    if (type != NULL && strcmp(type, "session.request") == 0) {
+    enum tl_control_type known = tl_control_type_lookup(type);
+    if (known == TL_CONTROL_SESSION_REQUEST) {
         if (tunnel->options.consent == NULL) {
             send_error(tunnel, request_id, TL_EDENIED,
                        "this agent takes no sessions now (it is not running)");
@@ -959,12 +939,13 @@ static void handle_request(tl_tunnel_t *tunnel, uint32_t request_id, const char 
         tl_consent_request_clear(&request);
         return;
     }
-    if (type != NULL && strcmp(type, "runbooks.list") == 0) {
+    if (known == TL_CONTROL_RUNBOOKS_LIST) {
         json_t *runbooks = tunnel->options.sessions != NULL
                                ? tl_sessions_runbooks(tunnel->options.sessions)
                                : json_array();
         json_t *answer =
-            json_pack("{s:s, s:b, s:o}", "type", "result", "ok", 1, "runbooks", runbooks);
+            json_pack("{s:s, s:b, s:o}", "type", tl_control_type_name(TL_CONTROL_RESULT), "ok", 1,
+                      "runbooks", runbooks);
         if (answer != NULL)
             tl_peer_send_control(tunnel->peer, request_id, answer);
         json_decref(answer);
@@ -989,7 +970,8 @@ static int int_member(json_t *body, const char *key, json_int_t min, json_int_t 
 static void handle_notification(tl_tunnel_t *tunnel, const char *type, json_t *body)
 {
     json_int_t id, cols, rows;
-    if (strcmp(type, "session.cancel") == 0) {
+    enum tl_control_type known = tl_control_type_lookup(type);
+    if (known == TL_CONTROL_SESSION_CANCEL) {
         if (tunnel->options.consent == NULL ||
             int_member(body, "request_id", 1, UINT32_MAX, &id) != 0)
             return;
@@ -997,7 +979,7 @@ static void handle_notification(tl_tunnel_t *tunnel, const char *type, json_t *b
                           "withdrawn by the relay");
         return;
     }
-    if (strcmp(type, "session.resize") == 0) {
+    if (known == TL_CONTROL_SESSION_RESIZE) {
         if (int_member(body, "channel", 0, UINT32_MAX, &id) != 0 ||
             int_member(body, "cols", 1, 1000, &cols) != 0 ||
             int_member(body, "rows", 1, 1000, &rows) != 0 || !is_session(tunnel, (uint32_t)id)) {
@@ -1024,7 +1006,8 @@ void tl_tunnel_consent_answer(tl_tunnel_t *tunnel, uint64_t token,
                    answer->message ? answer->message : tl_strerror(answer->error));
         return;
     }
-    json_t *body = json_pack("{s:s, s:b, s:s, s:o, s:I, s:s}", "type", "result", "ok", 1, "grant",
+    json_t *body = json_pack("{s:s, s:b, s:s, s:o, s:I, s:s}", "type",
+                             tl_control_type_name(TL_CONTROL_RESULT), "ok", 1, "grant",
                              answer->grant->id, "scopes", tl_scope_names(answer->grant->scopes),
                              "expires_ms", (json_int_t)answer->grant->expires_ms, "by", answer->by);
     if (body != NULL)
@@ -1037,8 +1020,9 @@ void tl_tunnel_grant_ended(tl_tunnel_t *tunnel, const tl_grant_t *grant, const c
     size_t stopped = 0;
     if (tunnel->options.sessions != NULL)
         stopped = tl_sessions_end_grant(tunnel->options.sessions, grant->id);
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "type", "session.ended", "grant", grant->id,
-                             "ticket", grant->ticket, "reason", reason);
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:s}", "type", tl_control_type_name(TL_CONTROL_SESSION_ENDED),
+                  "grant", grant->id, "ticket", grant->ticket, "reason", reason);
     if (body == NULL)
         return;
     tl_log_info("grant ended, sessions stopped grant=%s sessions=%zu", grant->id, stopped);
@@ -1059,7 +1043,8 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
         return TL_EPROTO;
     json_t *body = msg->u.control.body;
     const char *type = json_string_value(json_object_get(body, "type"));
-    if (msg->u.control.request_id == 0 && type != NULL && strcmp(type, "welcome") == 0) {
+    enum tl_control_type known = tl_control_type_lookup(type);
+    if (msg->u.control.request_id == 0 && known == TL_CONTROL_WELCOME) {
         const char *device = json_string_value(json_object_get(body, "device"));
         json_t *heartbeat = json_object_get(body, "heartbeat_ms");
         if (!json_is_integer(heartbeat) || json_integer_value(heartbeat) < 50 ||
@@ -1080,9 +1065,9 @@ static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
         deliver_next(tunnel);
         return 0;
     }
-    if (msg->u.control.request_id == 0 && type != NULL && strcmp(type, "enroll-required") == 0)
+    if (msg->u.control.request_id == 0 && known == TL_CONTROL_ENROLL_REQUIRED)
         return TL_ENOT_ENROLLED; /* the relay does not know our key: nothing to do but say so */
-    if (msg->u.control.request_id != 0 && type != NULL && strcmp(type, "result") == 0) {
+    if (msg->u.control.request_id != 0 && known == TL_CONTROL_RESULT) {
         handle_result(tunnel, msg->u.control.request_id, body);
         return 0;
     }

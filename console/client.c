@@ -1,5 +1,6 @@
 #include "console/client.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/text.h"
 
 #include <errno.h>
@@ -26,7 +27,6 @@
 #define STDERR_HIGH_WATER (64u * 1024u)
 /* Never more than this queued per stream: the relay would have to ignore the SSH window. */
 #define QUEUE_HARD_CAP (4u * 1024u * 1024u)
-#define QUEUE_FIRST_SIZE (64u * 1024u)
 /* Local input is read this much at a time, and the next piece only once this one is sent. */
 #define INPUT_PIECE (32u * 1024u)
 /*
@@ -45,18 +45,13 @@
 /* libssh calls per wake-up of the socket (4 KiB each). */
 #define DOPOLL_BATCH 64
 
-struct queue {
-    uint8_t *data;
-    size_t start, end, capacity;
-};
-
 /* One exec channel while it runs. */
 struct run {
     tl_client_t *client;
     ssh_channel channel;
     struct ssh_channel_callbacks_struct callbacks; /* libssh keeps a pointer */
     const tl_exec_io_t *io;
-    struct queue out[2];       /* stdout, stderr */
+    tl_buf_t *out[2];          /* stdout, stderr: what waits to be written */
     tl_text_stream_t shown[2]; /* with io->escape: what each stream holds back (a split UTF-8) */
     tl_buf_t *escaped;         /* with io->escape: one piece, escaped */
     size_t write_piece[2];
@@ -91,7 +86,7 @@ static void set_error(tl_client_t *client, const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
-    vsnprintf(client->error, sizeof client->error, fmt, args);
+    tl_format_v(client->error, sizeof client->error, fmt, args);
     va_end(args);
 }
 
@@ -129,21 +124,12 @@ static int fingerprint_of(ssh_key key, char out[TL_FINGERPRINT_LEN])
 {
     unsigned char *hash = NULL;
     size_t hash_len = 0;
-    unsigned char encoded[48];
     out[0] = '\0';
-    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) != 0 ||
-        hash_len != 32) {
-        ssh_clean_pubkey_hash(&hash);
-        return TL_EKEY;
-    }
-    int len = EVP_EncodeBlock(encoded, hash, (int)hash_len);
+    int rc = ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) == 0
+                 ? tl_fingerprint_of_sha256(hash, hash_len, out)
+                 : TL_EKEY;
     ssh_clean_pubkey_hash(&hash);
-    while (len > 0 && encoded[len - 1] == '=')
-        len--;
-    if (len != TL_FINGERPRINT_B64_LEN)
-        return TL_EKEY;
-    snprintf(out, TL_FINGERPRINT_LEN, "%s%.*s", TL_FINGERPRINT_PREFIX, len, encoded);
-    return 0;
+    return rc == 0 ? 0 : TL_EKEY;
 }
 
 tl_client_t *tl_client_new(const char *host, unsigned port, const char *user)
@@ -348,48 +334,6 @@ int tl_client_authenticate(tl_client_t *client, const char *identity_path, int m
 
 /* ---- queues ------------------------------------------------------------------------------ */
 
-static size_t queue_len(const struct queue *q)
-{
-    return q->end - q->start;
-}
-
-static int queue_append(struct queue *q, const void *bytes, size_t len)
-{
-    if (len == 0)
-        return 0; /* an escaped piece that was all held back: nothing to copy */
-    if (len > QUEUE_HARD_CAP - queue_len(q))
-        return TL_EFULL;
-    if (q->capacity - q->end < len) {
-        if (q->start > 0) {
-            memmove(q->data, q->data + q->start, queue_len(q));
-            q->end -= q->start;
-            q->start = 0;
-        }
-        if (q->capacity - q->end < len) {
-            size_t capacity = q->capacity > 0 ? q->capacity : QUEUE_FIRST_SIZE;
-            while (capacity - q->end < len)
-                capacity *= 2;
-            if (capacity > QUEUE_HARD_CAP)
-                capacity = QUEUE_HARD_CAP;
-            uint8_t *data = realloc(q->data, capacity);
-            if (data == NULL)
-                return TL_ENOMEM;
-            q->data = data;
-            q->capacity = capacity;
-        }
-    }
-    memcpy(q->data + q->end, bytes, len);
-    q->end += len;
-    return 0;
-}
-
-static void queue_consume(struct queue *q, size_t len)
-{
-    q->start += len;
-    if (q->start == q->end)
-        q->start = q->end = 0;
-}
-
 /* ---- channel callbacks (libssh): record and queue only ------------------------------------ */
 
 static int on_channel_data(ssh_session session, ssh_channel channel, void *data, uint32_t len,
@@ -418,11 +362,11 @@ static int on_channel_data(ssh_session session, ssh_channel channel, void *data,
             tl_buf_reset(run->escaped);
             rc = tl_text_stream_put(&run->shown[stream], run->escaped, (uint8_t *)data + at, piece);
             if (rc == 0)
-                rc = queue_append(&run->out[stream], tl_buf_data(run->escaped),
-                                  tl_buf_len(run->escaped));
+                rc = tl_buf_put(run->out[stream], tl_buf_data(run->escaped),
+                                tl_buf_len(run->escaped));
         }
     } else {
-        rc = queue_append(&run->out[stream], data, len);
+        rc = tl_buf_put(run->out[stream], data, len);
     }
     if (rc != 0) {
         set_error(run->client, "the relay sent more %s than the console can hold (%s)",
@@ -441,7 +385,7 @@ static void on_channel_close(ssh_session session, ssh_channel channel, void *use
         int fd = stream == 0 ? run->io->out_fd : run->io->err_fd;
         tl_buf_reset(run->escaped);
         if (fd >= 0 && tl_text_stream_finish(&run->shown[stream], run->escaped) == 0)
-            queue_append(&run->out[stream], tl_buf_data(run->escaped), tl_buf_len(run->escaped));
+            tl_buf_put(run->out[stream], tl_buf_data(run->escaped), tl_buf_len(run->escaped));
     }
 }
 
@@ -519,23 +463,23 @@ static void read_input(struct run *run)
 static int flush_output(struct run *run, int stream)
 {
     const tl_exec_io_t *io = run->io;
-    struct queue *q = &run->out[stream];
+    tl_buf_t *queued = run->out[stream];
     int fd = stream == 0 ? io->out_fd : io->err_fd;
-    size_t len = queue_len(q);
+    size_t len = tl_buf_len(queued);
     if (len > run->write_piece[stream])
         len = run->write_piece[stream];
     if (stream == 1 && io->before_stderr != NULL)
         io->before_stderr(io->data);
-    ssize_t n = write(fd, q->data + q->start, len);
+    ssize_t n = write(fd, tl_buf_data(queued), len);
     if (n > 0) {
-        queue_consume(q, (size_t)n);
+        tl_buf_consume(queued, (size_t)n);
         return 0;
     }
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
         return 0;
     int rc = n < 0 ? -errno : TL_EIO;
     if (stream == 1) {
-        queue_consume(q, queue_len(q)); /* nowhere to say more */
+        tl_buf_reset(queued); /* nowhere to say more */
         return 0;
     }
     set_error(run->client, "writing the output failed: %s", tl_strerror(rc));
@@ -555,7 +499,7 @@ static int pump(struct run *run)
                       ssh_reason(client));
             return TL_ECLOSED;
         }
-        if (run->remote_closed && queue_len(&run->out[0]) == 0 && queue_len(&run->out[1]) == 0)
+        if (run->remote_closed && tl_buf_len(run->out[0]) == 0 && tl_buf_len(run->out[1]) == 0)
             return 0;
         int rc = push_input(run);
         if (rc != 0)
@@ -569,8 +513,8 @@ static int pump(struct run *run)
          * is left alone altogether (our own writes to the relay wait as well) until the
          * local outputs have taken the queued bytes.
          */
-        if (!run->remote_closed && queue_len(&run->out[0]) < STDOUT_HIGH_WATER &&
-            queue_len(&run->out[1]) < STDERR_HIGH_WATER) {
+        if (!run->remote_closed && tl_buf_len(run->out[0]) < STDOUT_HIGH_WATER &&
+            tl_buf_len(run->out[1]) < STDERR_HIGH_WATER) {
             short events = POLLIN | (write_pending(client) ? POLLOUT : 0);
             fds[n] = (struct pollfd){.fd = ssh_fd, .events = events};
             ssh_at = n++;
@@ -579,11 +523,11 @@ static int pump(struct run *run)
             fds[n] = (struct pollfd){.fd = io->in_fd, .events = POLLIN};
             in_at = n++;
         }
-        if (queue_len(&run->out[0]) > 0) {
+        if (tl_buf_len(run->out[0]) > 0) {
             fds[n] = (struct pollfd){.fd = io->out_fd, .events = POLLOUT};
             out_at = n++;
         }
-        if (queue_len(&run->out[1]) > 0) {
+        if (tl_buf_len(run->out[1]) > 0) {
             fds[n] = (struct pollfd){.fd = io->err_fd, .events = POLLOUT};
             err_at = n++;
         }
@@ -611,8 +555,8 @@ static int pump(struct run *run)
             /* libssh reads 4 KiB per call: take what is there, up to the high-water marks. */
             for (int i = 0; i < DOPOLL_BATCH && run->stop == 0; i++) {
                 if (ssh_event_dopoll(client->event, 0) != SSH_OK || run->remote_closed ||
-                    queue_len(&run->out[0]) >= STDOUT_HIGH_WATER ||
-                    queue_len(&run->out[1]) >= STDERR_HIGH_WATER)
+                    tl_buf_len(run->out[0]) >= STDOUT_HIGH_WATER ||
+                    tl_buf_len(run->out[1]) >= STDERR_HIGH_WATER)
                     break;
             }
         }
@@ -630,7 +574,13 @@ int tl_client_exec(tl_client_t *client, const char *command, const tl_exec_io_t 
         return TL_EINVAL;
     }
     struct run *run = calloc(1, sizeof *run);
-    if (run == NULL || (io->in_fd >= 0 && (run->input = malloc(INPUT_PIECE)) == NULL)) {
+    if (run == NULL || (io->in_fd >= 0 && (run->input = malloc(INPUT_PIECE)) == NULL) ||
+        (run->out[0] = tl_buf_new(QUEUE_HARD_CAP)) == NULL ||
+        (run->out[1] = tl_buf_new(QUEUE_HARD_CAP)) == NULL) {
+        if (run != NULL) {
+            tl_buf_free(run->out[0]);
+            free(run->input);
+        }
         free(run);
         set_error(client, "out of memory");
         return TL_ENOMEM;
@@ -641,6 +591,8 @@ int tl_client_exec(tl_client_t *client, const char *command, const tl_exec_io_t 
     run->shown[0].mode = run->shown[1].mode = TL_TEXT_BODY;
     /* One piece of channel data escaped: at most six bytes shown per byte received. */
     if (io->escape && (run->escaped = tl_buf_new(6u * ESCAPE_PIECE + 64u)) == NULL) {
+        tl_buf_free(run->out[0]);
+        tl_buf_free(run->out[1]);
         free(run->input);
         free(run);
         set_error(client, "out of memory");
@@ -710,8 +662,8 @@ out:
         ssh_channel_free(run->channel);
     }
     client->run = NULL;
-    free(run->out[0].data);
-    free(run->out[1].data);
+    tl_buf_free(run->out[0]);
+    tl_buf_free(run->out[1]);
     tl_buf_free(run->escaped);
     free(run->input);
     free(run);

@@ -1,6 +1,7 @@
 #include "console/config.h"
 #include "proto/cli.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/fsutil.h"
 
 #include <errno.h>
@@ -15,19 +16,6 @@
 
 static const char *const KEYS[] = {"relay", "port", "user", "identity", "host_key"};
 #define KEY_COUNT (sizeof KEYS / sizeof KEYS[0])
-
-static void say(char *why, size_t why_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t why_size, const char *fmt, ...)
-{
-    if (why == NULL || why_size == 0)
-        return;
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(why, why_size, fmt, args);
-    va_end(args);
-}
 
 const char *tl_config_home(void)
 {
@@ -125,16 +113,12 @@ static int parse_relay(const char *text, char host[TL_CONFIG_HOST_MAX + 1], unsi
 int tl_config_default_path(char *out, size_t size)
 {
     const char *xdg = getenv("XDG_CONFIG_HOME");
-    int len;
-    if (xdg != NULL && xdg[0] == '/') {
-        len = snprintf(out, size, "%s/tierline/config", xdg);
-    } else {
-        const char *home = tl_config_home();
-        if (home == NULL)
-            return TL_EINVAL;
-        len = snprintf(out, size, "%s/.config/tierline/config", home);
-    }
-    return len < 0 || (size_t)len >= size ? TL_EFULL : 0;
+    if (xdg != NULL && xdg[0] == '/')
+        return tl_format(out, size, "%s/tierline/config", xdg) == 0 ? 0 : TL_EFULL;
+    const char *home = tl_config_home();
+    if (home == NULL)
+        return TL_EINVAL;
+    return tl_format(out, size, "%s/.config/tierline/config", home) == 0 ? 0 : TL_EFULL;
 }
 
 void tl_config_defaults(tl_config_t *config)
@@ -167,7 +151,7 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
         unsigned port = 0;
         int has_port = 0;
         if (parse_relay(value, host, &port, &has_port) != 0) {
-            say(why, why_size, "'%.300s' is not HOST or HOST:PORT", value);
+            tl_format(why, why_size, "'%.300s' is not HOST or HOST:PORT", value);
             return TL_EINVAL;
         }
         snprintf(config->relay, sizeof config->relay, "%s", host);
@@ -180,15 +164,15 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
     }
     case 1: /* port */
         if (parse_port(value, &config->port) != 0) {
-            say(why, why_size, "'%.300s' is not a port (1-65535)", value);
+            tl_format(why, why_size, "'%.300s' is not a port (1-65535)", value);
             return TL_EINVAL;
         }
         config->port_from = source;
         return 0;
     case 2: /* user */
         if (!is_word(value, TL_CONFIG_USER_MAX)) {
-            say(why, why_size, "'%.300s' is not a user name (1-%d characters, no spaces)", value,
-                TL_CONFIG_USER_MAX);
+            tl_format(why, why_size, "'%.300s' is not a user name (1-%d characters, no spaces)",
+                      value, TL_CONFIG_USER_MAX);
             return TL_EINVAL;
         }
         snprintf(config->user, sizeof config->user, "%s", value);
@@ -199,18 +183,19 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
         int len = -1;
         for (const char *p = value; *p; p++) {
             if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                say(why, why_size, "the identity path holds a control character");
+                tl_format(why, why_size, "the identity path holds a control character");
                 return TL_EINVAL;
             }
         }
         if (value[0] == '\0') {
-            say(why, why_size, "the identity path is empty");
+            tl_format(why, why_size, "the identity path is empty");
             return TL_EINVAL;
         }
         if (value[0] == '~' && value[1] == '/') {
             const char *home = tl_config_home();
             if (home == NULL) {
-                say(why, why_size, "'%.300s' starts with ~/ but there is no home directory", value);
+                tl_format(why, why_size, "'%.300s' starts with ~/ but there is no home directory",
+                          value);
                 return TL_EINVAL;
             }
             len = snprintf(path, sizeof path, "%s/%s", home, value + 2);
@@ -218,7 +203,8 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
             len = snprintf(path, sizeof path, "%s", value);
         }
         if (len < 0 || (size_t)len >= sizeof path) {
-            say(why, why_size, "the identity path is longer than %d bytes", TL_CONFIG_PATH_MAX - 1);
+            tl_format(why, why_size, "the identity path is longer than %d bytes",
+                      TL_CONFIG_PATH_MAX - 1);
             return TL_EINVAL;
         }
         memcpy(config->identity, path, (size_t)len + 1);
@@ -227,7 +213,8 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
     }
     case 4: /* host_key */
         if (!tl_fingerprint_valid(value)) {
-            say(why, why_size,
+            tl_format(
+                why, why_size,
                 "'%.300s' is not a host key fingerprint (SHA256: and 43 base64 characters, as "
                 "tierline-relay init prints it)",
                 value);
@@ -239,39 +226,18 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
                  origin != NULL ? origin : "");
         return 0;
     default:
-        say(why, why_size, "unknown setting '%.64s' (known: relay, port, user, identity, host_key)",
-            key);
+        tl_format(why, why_size,
+                  "unknown setting '%.64s' (known: relay, port, user, identity, host_key)", key);
         return TL_EINVAL;
     }
 }
 
 /* ---- the file ------------------------------------------------------------------------ */
 
+/* The whole file, whatever it is (/dev/null is an empty one), as the console has always read it. */
 static int read_small_file(const char *path, char **out, size_t *out_len)
 {
-    *out = NULL;
-    *out_len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = 0;
-    char *data = malloc(TL_CONFIG_FILE_MAX + 2);
-    size_t len = 0;
-    if (data == NULL) {
-        rc = TL_ENOMEM;
-        goto out;
-    }
-    rc = tl_read_capped(fd, data, TL_CONFIG_FILE_MAX, &len);
-    if (rc != 0)
-        goto out;
-    data[len] = '\0';
-    *out = data;
-    *out_len = len;
-    data = NULL;
-out:
-    free(data);
-    close(fd);
-    return rc;
+    return tl_fs_read_file(path, TL_CONFIG_FILE_MAX, TL_FS_READ_ANY_TYPE, NULL, NULL, out, out_len);
 }
 
 static char *trim(char *start, char *end)
@@ -294,7 +260,7 @@ static int split_setting(char *line, size_t len, char **key, char **value, char 
 {
     *key = *value = NULL;
     if (memchr(line, '\0', len) != NULL) {
-        say(why, why_size, "NUL byte in the line");
+        tl_format(why, why_size, "NUL byte in the line");
         return TL_EINVAL;
     }
     char *text = trim(line, line + len);
@@ -302,22 +268,22 @@ static int split_setting(char *line, size_t len, char **key, char **value, char 
         return 0;
     char *equals = strchr(text, '=');
     if (equals == NULL) {
-        say(why, why_size, "expected 'key = value', got '%.200s'", text);
+        tl_format(why, why_size, "expected 'key = value', got '%.200s'", text);
         return TL_EINVAL;
     }
     char *name = trim(text, equals);
     char *rest = trim(equals + 1, equals + 1 + strlen(equals + 1));
     if (name[0] == '\0') {
-        say(why, why_size, "expected 'key = value': the key is missing");
+        tl_format(why, why_size, "expected 'key = value': the key is missing");
         return TL_EINVAL;
     }
     if (key_index(name) < 0) {
-        say(why, why_size, "unknown setting '%.64s' (known: relay, port, user, identity, host_key)",
-            name);
+        tl_format(why, why_size,
+                  "unknown setting '%.64s' (known: relay, port, user, identity, host_key)", name);
         return TL_EINVAL;
     }
     if (rest[0] == '\0') {
-        say(why, why_size, "no value for '%s'", name);
+        tl_format(why, why_size, "no value for '%s'", name);
         return TL_EINVAL;
     }
     *key = name;
@@ -364,7 +330,7 @@ static int walk_lines(const char *path, const char *data, size_t len, line_fn fn
             seen |= bit;
         }
         if (rc != 0) {
-            say(why, why_size, "%s:%d: %s", path, number, detail);
+            tl_format(why, why_size, "%s:%d: %s", path, number, detail);
             return rc;
         }
         start = end + 1;
@@ -402,10 +368,10 @@ int tl_config_load_file(tl_config_t *config, const char *path, int *exists, char
         return 0;
     if (rc != 0) {
         if (rc == TL_EFULL)
-            say(why, why_size, "%s: larger than %d bytes; not a Tierline config file", path,
-                TL_CONFIG_FILE_MAX);
+            tl_format(why, why_size, "%s: larger than %d bytes; not a Tierline config file", path,
+                      TL_CONFIG_FILE_MAX);
         else
-            say(why, why_size, "%s: %s", path, tl_strerror(rc));
+            tl_format(why, why_size, "%s: %s", path, tl_strerror(rc));
         return rc;
     }
     *exists = 1;
@@ -443,7 +409,7 @@ int tl_config_apply_env(tl_config_t *config, char *why, size_t why_size)
         int rc = tl_config_set(config, vars[i].key, value, TL_CONFIG_FROM_ENV, vars[i].variable,
                                detail, sizeof detail);
         if (rc != 0) {
-            say(why, why_size, "%s: %s", vars[i].variable, detail);
+            tl_format(why, why_size, "%s: %s", vars[i].variable, detail);
             return rc;
         }
     }
@@ -502,14 +468,14 @@ static int make_parent_dirs(const char *path, char *why, size_t why_size)
         *p = '\0';
         if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
             int rc = -errno;
-            say(why, why_size, "%s: %s", dir, tl_strerror(rc));
+            tl_format(why, why_size, "%s: %s", dir, tl_strerror(rc));
             return rc;
         }
         *p = '/';
     }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         int rc = -errno;
-        say(why, why_size, "%s: %s", dir, tl_strerror(rc));
+        tl_format(why, why_size, "%s: %s", dir, tl_strerror(rc));
         return rc;
     }
     /* Only our own directory is tightened; the parents may be shared. */
@@ -525,12 +491,12 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
     char *data = NULL, *text = NULL;
     size_t len = 0, text_len = 0;
     char tmp[TL_CONFIG_PATH_MAX + 16];
-    int fd = -1, rc;
+    int rc;
     FILE *out = NULL;
     tl_config_t scratch;
 
     if (count > KEY_COUNT) {
-        say(why, why_size, "too many settings");
+        tl_format(why, why_size, "too many settings");
         return TL_EINVAL;
     }
     tl_config_defaults(&scratch);
@@ -540,19 +506,20 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
             (values[i] != NULL &&
              tl_config_set(&scratch, keys[i], values[i], TL_CONFIG_FROM_COMMAND_LINE, NULL, detail,
                            sizeof detail) != 0)) {
-            say(why, why_size, "%s: %s", keys[i], key_index(keys[i]) < 0 ? "unknown" : detail);
+            tl_format(why, why_size, "%s: %s", keys[i],
+                      key_index(keys[i]) < 0 ? "unknown" : detail);
             return TL_EINVAL;
         }
     }
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        say(why, why_size, "%s: path too long", path);
+        tl_format(why, why_size, "%s: path too long", path);
         return TL_EFULL;
     }
     rc = read_small_file(path, &data, &len);
     if (rc == -ENOENT) {
         rc = 0;
     } else if (rc != 0) {
-        say(why, why_size, "%s: %s", path, tl_strerror(rc));
+        tl_format(why, why_size, "%s: %s", path, tl_strerror(rc));
         return rc;
     }
     if ((rc = make_parent_dirs(path, why, why_size)) != 0)
@@ -561,7 +528,7 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
     out = open_memstream(&text, &text_len);
     if (out == NULL) {
         rc = TL_ENOMEM;
-        say(why, why_size, "%s", tl_strerror(rc));
+        tl_format(why, why_size, "%s", tl_strerror(rc));
         goto out;
     }
     if (data == NULL)
@@ -580,46 +547,24 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
     if (fclose(out) != 0) {
         out = NULL;
         rc = TL_ENOMEM;
-        say(why, why_size, "%s", tl_strerror(rc));
+        tl_format(why, why_size, "%s", tl_strerror(rc));
         goto out;
     }
     out = NULL;
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        say(why, why_size, "%s: %s", tmp, tl_strerror(rc));
+    enum tl_fs_step step;
+    rc = tl_fs_write_atomic(path, text, text_len, TL_FS_SYNC | TL_FS_NOFOLLOW, &step);
+    if (rc != 0) {
+        tl_format(why, why_size, "%s: %s", step == TL_FS_STEP_TEMP ? tmp : path, tl_strerror(rc));
         goto out;
     }
-    if (fchmod(fd, 0600) != 0 || (rc = tl_write_all(fd, text, text_len)) != 0 || fsync(fd) != 0) {
-        if (rc == 0)
-            rc = -errno;
-        say(why, why_size, "%s: %s", tmp, tl_strerror(rc));
-        goto out;
-    }
-    close(fd);
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = -errno;
-        say(why, why_size, "%s: %s", path, tl_strerror(rc));
-        goto out;
-    }
+    /* The settings are saved; their directory's own sync is a bonus, not a condition. */
     char dir[TL_CONFIG_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash != NULL && slash != dir) {
-        *slash = '\0';
+    if (tl_fs_parent_dir(path, dir, sizeof dir) == 0)
         tl_fsync_dir(dir);
-    }
 out:
     if (out != NULL)
         fclose(out);
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    } else if (rc != 0) {
-        unlink(tmp);
-    }
     free(text);
     free(data);
     return rc;

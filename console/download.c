@@ -1,6 +1,7 @@
 #include "console/download.h"
 #include "console/progress.h"
 #include "console/quote.h"
+#include "proto/buf.h"
 #include "proto/err.h"
 #include "proto/fsutil.h"
 #include "proto/hash.h"
@@ -13,31 +14,17 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The evidence list as the relay prints it, at most TL_DOWNLOAD_LIST_MAX bytes. */
 struct capture {
-    char *data;
-    size_t len, capacity;
+    tl_buf_t *bytes;
     int error;
 };
 
 static int capture_bytes(void *data, const void *bytes, size_t len)
 {
     struct capture *capture = data;
-    if (len > TL_DOWNLOAD_LIST_MAX - capture->len)
-        return capture->error = TL_EFULL;
-    if (capture->capacity - capture->len < len + 1) {
-        size_t capacity = capture->capacity > 0 ? capture->capacity : 16384;
-        while (capacity - capture->len < len + 1)
-            capacity *= 2;
-        char *grown = realloc(capture->data, capacity);
-        if (grown == NULL)
-            return capture->error = TL_ENOMEM;
-        capture->data = grown;
-        capture->capacity = capacity;
-    }
-    memcpy(capture->data + capture->len, bytes, len);
-    capture->len += len;
-    capture->data[capture->len] = '\0';
-    return 0;
+    int rc = tl_buf_put(capture->bytes, bytes, len);
+    return rc != 0 ? (capture->error = rc) : 0;
 }
 
 struct sink {
@@ -114,8 +101,7 @@ static int find_item(const char *json_text, const char *ticket, const char *id, 
     }
     size_t i;
     json_t *item;
-    json_array_foreach(list, i, item)
-    {
+    json_array_foreach(list, i, item) {
         const char *item_hash = json_string_value(json_object_get(item, "hash"));
         json_t *item_size = json_object_get(item, "size");
         if (item_hash == NULL || !tl_sha256_hex_valid(item_hash) ||
@@ -149,8 +135,10 @@ out:
 int tl_download_evidence(tl_client_t *client, const tl_exec_io_t *base, const char *ticket,
                          const char *id, const char *output, int show_progress)
 {
-    struct capture capture = {0};
+    struct capture capture = {tl_buf_new(TL_DOWNLOAD_LIST_MAX), 0};
     struct sink sink = {.fd = -1};
+    char *list = NULL;
+    size_t list_len = 0;
     char part[4200] = "";
     int part_created = 0;
     char hash[65];
@@ -162,11 +150,18 @@ int tl_download_evidence(tl_client_t *client, const tl_exec_io_t *base, const ch
                 "tierline evidence get: '%s' is not an evidence id (8 to 64 lowercase "
                 "hex digits of its sha256)\n",
                 id);
-        return 2;
+        status = 2;
+        goto out;
     }
     if (output != NULL && snprintf(part, sizeof part, "%s.part", output) >= (int)sizeof part) {
         fprintf(stderr, "tierline evidence get: the output path is too long\n");
-        return 2;
+        status = 2;
+        goto out;
+    }
+    if (capture.bytes == NULL) {
+        fprintf(stderr, "tierline: out of memory\n");
+        status = 1;
+        goto out;
     }
 
     /* 1. Which item, and how big. */
@@ -186,7 +181,12 @@ int tl_download_evidence(tl_client_t *client, const tl_exec_io_t *base, const ch
     }
     if (status != 0)
         goto out;
-    status = find_item(capture.data != NULL ? capture.data : "", ticket, id, hash, &size);
+    if (tl_buf_take_string(capture.bytes, &list, &list_len) != 0) {
+        fprintf(stderr, "tierline: out of memory\n");
+        status = 1;
+        goto out;
+    }
+    status = find_item(list, ticket, id, hash, &size);
     if (status != 0)
         goto out;
 
@@ -266,6 +266,7 @@ out:
     if (part_created)
         unlink(part);
     tl_sha256_free(sink.hash);
-    free(capture.data);
+    tl_buf_free(capture.bytes);
+    free(list);
     return status;
 }

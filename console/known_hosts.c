@@ -93,18 +93,11 @@ static int hashed_match(const char *field, size_t len, const char *name)
 /* The fingerprint of a base64 key blob, as ssh-keygen -l prints it. */
 static int blob_fingerprint(const char *text, size_t len, char out[TL_FINGERPRINT_LEN])
 {
-    uint8_t blob[BLOB_MAX], digest[32];
+    uint8_t blob[BLOB_MAX];
     size_t blob_len;
-    unsigned digest_len = 0;
-    unsigned char encoded[48];
-    if (b64_decode(text, len, blob, sizeof blob, &blob_len) != 0 || blob_len == 0 ||
-        EVP_Digest(blob, blob_len, digest, &digest_len, EVP_sha256(), NULL) != 1 ||
-        digest_len != sizeof digest)
+    if (b64_decode(text, len, blob, sizeof blob, &blob_len) != 0 ||
+        tl_fingerprint_of_blob(blob, blob_len, out) != 0)
         return -1;
-    int n = EVP_EncodeBlock(encoded, digest, (int)sizeof digest);
-    while (n > 0 && encoded[n - 1] == '=')
-        n--;
-    snprintf(out, TL_FINGERPRINT_LEN, "%s%.*s", TL_FINGERPRINT_PREFIX, n, encoded);
     return 0;
 }
 

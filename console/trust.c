@@ -1,6 +1,7 @@
 #include "console/trust.h"
 #include "console/known_hosts.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,26 +72,7 @@ static int read_yes(void)
 static char *read_small_file(const char *path, size_t max, size_t *len)
 {
     char *text = NULL;
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
-        (size_t)st.st_size > max || (text = malloc((size_t)st.st_size + 1)) == NULL)
-        goto out;
-    size_t used = 0;
-    while (used < (size_t)st.st_size) {
-        ssize_t n = read(fd, text + used, (size_t)st.st_size - used);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        used += (size_t)n;
-    }
-    text[used] = '\0';
-    *len = used;
-out:
-    if (fd >= 0)
-        close(fd);
-    return text;
+    return tl_fs_read_file(path, max, 0, NULL, NULL, &text, len) == 0 ? text : NULL;
 }
 
 /* What the user's known_hosts files say of the presented key; where, in place. */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 /*
  * Layout: [0, start) consumed, [start, end) live bytes, [end, alloc) free.
  * Consumed space is reclaimed by sliding the live bytes down when an append
@@ -67,8 +69,15 @@ void tl_buf_release(tl_buf_t *buf)
     buf->start = buf->end = buf->alloc = 0;
 }
 
-/* Makes room for len more bytes at the end, within the cap. */
-static int make_room(tl_buf_t *buf, size_t len)
+void tl_buf_wipe(tl_buf_t *buf)
+{
+    if (buf->bytes != NULL)
+        OPENSSL_cleanse(buf->bytes, buf->alloc);
+    tl_buf_release(buf);
+}
+
+/* Makes room for len more bytes at the end, within the cap; exact: no more than that. */
+static int make_room(tl_buf_t *buf, size_t len, int exact)
 {
     size_t live = buf->end - buf->start;
     if (len > buf->max_size || live > buf->max_size - len)
@@ -83,7 +92,7 @@ static int make_room(tl_buf_t *buf, size_t len)
             return 0;
     }
     size_t want = live + len;
-    size_t alloc = buf->alloc < TL_BUF_MIN_ALLOC ? TL_BUF_MIN_ALLOC : buf->alloc;
+    size_t alloc = exact ? want : buf->alloc < TL_BUF_MIN_ALLOC ? TL_BUF_MIN_ALLOC : buf->alloc;
     while (alloc < want)
         alloc = alloc > SIZE_MAX / 2 ? want : alloc * 2;
     if (alloc > buf->max_size)
@@ -96,9 +105,35 @@ static int make_room(tl_buf_t *buf, size_t len)
     return 0;
 }
 
+int tl_buf_allocate(tl_buf_t *buf, size_t len)
+{
+    return make_room(buf, len, 1);
+}
+
+int tl_buf_take_string(tl_buf_t *buf, char **out, size_t *len)
+{
+    size_t live = buf->end - buf->start;
+    if (buf->bytes == NULL || buf->alloc - buf->end < 1) {
+        /* Room for the terminator, even past the cap: it is not content. */
+        uint8_t *grown = realloc(buf->bytes, buf->end + 1);
+        if (grown == NULL)
+            return TL_ENOMEM;
+        buf->bytes = grown;
+        buf->alloc = buf->end + 1;
+    }
+    if (buf->start > 0)
+        memmove(buf->bytes, buf->bytes + buf->start, live);
+    buf->bytes[live] = 0;
+    *out = (char *)buf->bytes;
+    *len = live;
+    buf->bytes = NULL;
+    buf->start = buf->end = buf->alloc = 0;
+    return 0;
+}
+
 int tl_buf_reserve(tl_buf_t *buf, size_t len, uint8_t **dst)
 {
-    int rc = make_room(buf, len);
+    int rc = make_room(buf, len, 0);
     if (rc != 0)
         return rc;
     *dst = buf->bytes + buf->end;

@@ -33,6 +33,23 @@ const uint8_t *tl_buf_data(const tl_buf_t *buf);
 /* Empties the buffer. tl_buf_reset keeps the memory, tl_buf_release frees it. */
 void tl_buf_reset(tl_buf_t *buf);
 void tl_buf_release(tl_buf_t *buf);
+/* As tl_buf_release, zeroing the memory first: for buffers that held a secret. */
+void tl_buf_wipe(tl_buf_t *buf);
+
+/*
+ * Makes room for len more bytes now (within the cap), allocating exactly what
+ * is missing rather than doubling: for a caller that knows the size it will
+ * need, such as a file's length.
+ */
+int tl_buf_allocate(tl_buf_t *buf, size_t len);
+
+/*
+ * Hands the unconsumed bytes over as one malloc'd, NUL-terminated string
+ * (*len bytes before the NUL; the NUL is not content and may go one byte past
+ * the cap). The buffer is empty afterwards and can be used again. TL_ENOMEM
+ * (and the buffer unchanged) if the terminator finds no memory.
+ */
+int tl_buf_take_string(tl_buf_t *buf, char **out, size_t *len);
 
 /* Appends len uninitialised bytes and points *dst at them (for in-place writes). */
 int tl_buf_reserve(tl_buf_t *buf, size_t len, uint8_t **dst);

@@ -33,3 +33,13 @@ const char *tl_err_name(int code)
         return "UNKNOWN";
     }
 }
+
+int tl_err_compat(int code)
+{
+    switch (code) {
+    case TL_ERATELIMITED:
+        return TL_ETIMEOUT;
+    default:
+        return code;
+    }
+}

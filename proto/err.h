@@ -43,7 +43,9 @@
     X(ECHANNEL_IN_USE, -30031, "channel id already in use by a live channel")                      \
     X(ENOT_ENROLLED, -30032, "key not enrolled with the relay")                                    \
     X(EAUDIT, -30040, "the relay cannot write its audit log, so it refuses audited actions")       \
-    X(EDAMAGED, -30041, "stored content is damaged: it does not match its SHA-256")
+    X(EDAMAGED, -30041, "stored content is damaged: it does not match its SHA-256")                \
+    X(ERATELIMITED, -30042, "rate limited")                                                        \
+    X(EDISABLED, -30043, "account disabled")
 
 enum tl_err {
 #define TL_ERR_ENUM(name, value, text) TL_##name = (value),
@@ -59,5 +61,15 @@ const char *tl_strerror(int code);
 
 /* Short symbolic name ("EFRAME_SIZE"), for logs and JSON; "UNKNOWN" if not ours. */
 const char *tl_err_name(int code);
+
+/*
+ * The code as protocol version 1 and the audit log name it. A code added
+ * since, for a case that used to be said with an older code, is given as that
+ * older code where a peer or a reader of the records sees it (docs/protocol.md
+ * §6, docs/audit-format.md), so deployed agents and audit readers see what
+ * they always saw: ERATELIMITED is ETIMEOUT there. Every other code is
+ * returned unchanged.
+ */
+int tl_err_compat(int code);
 
 #endif

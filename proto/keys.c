@@ -112,52 +112,29 @@ static void ssh_blob(const uint8_t raw[ED25519_KEY_LEN], uint8_t blob[SSH_BLOB_L
     memcpy(blob + 8 + SSH_KEY_TYPE_LEN, raw, ED25519_KEY_LEN);
 }
 
-/* Opens a regular file for reading and returns its contents, NUL-terminated. */
+struct key_file_rules {
+    size_t max_size;
+    int private_key;
+};
+
+/* What a key or certificate file must be, checked in this order before it is read. */
+static int check_key_file(const struct stat *st, void *arg)
+{
+    const struct key_file_rules *rules = arg;
+    if (!S_ISREG(st->st_mode) || (size_t)st->st_size > rules->max_size)
+        return TL_EKEY;
+    if (rules->private_key && (st->st_mode & (S_IRWXG | S_IRWXO)) != 0)
+        return TL_EKEY_PERMS;
+    return 0;
+}
+
+/* A key or certificate file's contents, NUL-terminated (free with free_file_contents). */
 static int read_small_file(const char *path, size_t max_size, int private_key, char **out,
                            size_t *out_len)
 {
-    char *data = NULL;
-    size_t used = 0;
-    int rc = 0;
-    /* O_NONBLOCK: a FIFO planted at the path must not hang the caller. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return -errno;
-
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max_size) {
-        rc = TL_EKEY;
-        goto out;
-    }
-    if (private_key && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        rc = TL_EKEY_PERMS;
-        goto out;
-    }
-    data = malloc(max_size + 1);
-    if (data == NULL) {
-        rc = TL_ENOMEM;
-        goto out;
-    }
-    rc = tl_read_capped(fd, data, max_size, &used);
-    if (rc == TL_EFULL)
-        rc = TL_EKEY; /* grew while we read it */
-    if (rc != 0)
-        goto out;
-    data[used] = '\0';
-    *out = data;
-    *out_len = used;
-    data = NULL;
-out:
-    if (data != NULL) {
-        OPENSSL_cleanse(data, max_size + 1);
-        free(data);
-    }
-    close(fd);
-    return rc;
+    struct key_file_rules rules = {max_size, private_key};
+    int rc = tl_fs_read_file(path, max_size, 0, check_key_file, &rules, out, out_len);
+    return rc == TL_EFULL ? TL_EKEY : rc; /* it grew while we read it */
 }
 
 static void free_file_contents(char *data, size_t len)
@@ -383,6 +360,37 @@ out:
     return rc;
 }
 
+int tl_fingerprint_of_sha256(const unsigned char *digest, size_t len, char out[TL_FINGERPRINT_LEN])
+{
+    if (out == NULL)
+        return TL_EINVAL;
+    out[0] = '\0';
+    if (digest == NULL || len != 32)
+        return TL_EINVAL;
+    /* 32 bytes encode to 44 characters, the last one '=' padding, which OpenSSH drops. */
+    unsigned char encoded[45];
+    EVP_EncodeBlock(encoded, digest, 32);
+    memcpy(out, TL_FINGERPRINT_PREFIX, TL_FINGERPRINT_PREFIX_LEN);
+    memcpy(out + TL_FINGERPRINT_PREFIX_LEN, encoded, TL_FINGERPRINT_B64_LEN);
+    out[TL_FINGERPRINT_LEN - 1] = '\0';
+    return 0;
+}
+
+int tl_fingerprint_of_blob(const unsigned char *blob, size_t len, char out[TL_FINGERPRINT_LEN])
+{
+    if (out == NULL)
+        return TL_EINVAL;
+    out[0] = '\0';
+    uint8_t digest[32];
+    unsigned int digest_len = 0;
+    if (blob == NULL || len == 0)
+        return TL_EKEY;
+    if (EVP_Digest(blob, len, digest, &digest_len, EVP_sha256(), NULL) != 1 ||
+        digest_len != sizeof digest)
+        return ossl_fail(TL_EKEY);
+    return tl_fingerprint_of_sha256(digest, sizeof digest, out);
+}
+
 int tl_fingerprint(EVP_PKEY *key, char out[TL_FINGERPRINT_LEN])
 {
     if (out == NULL)
@@ -395,20 +403,8 @@ int tl_fingerprint(EVP_PKEY *key, char out[TL_FINGERPRINT_LEN])
         return rc;
 
     uint8_t blob[SSH_BLOB_LEN];
-    uint8_t digest[32];
-    unsigned int digest_len = 0;
     ssh_blob(raw, blob);
-    if (EVP_Digest(blob, sizeof blob, digest, &digest_len, EVP_sha256(), NULL) != 1 ||
-        digest_len != sizeof digest)
-        return ossl_fail(TL_EKEY);
-
-    /* 32 bytes encode to 44 characters, the last one '=' padding, which OpenSSH drops. */
-    unsigned char encoded[45];
-    EVP_EncodeBlock(encoded, digest, (int)sizeof digest);
-    memcpy(out, TL_FINGERPRINT_PREFIX, TL_FINGERPRINT_PREFIX_LEN);
-    memcpy(out + TL_FINGERPRINT_PREFIX_LEN, encoded, TL_FINGERPRINT_B64_LEN);
-    out[TL_FINGERPRINT_LEN - 1] = '\0';
-    return 0;
+    return tl_fingerprint_of_blob(blob, sizeof blob, out);
 }
 
 int tl_fingerprint_of_cert(X509 *cert, char out[TL_FINGERPRINT_LEN])

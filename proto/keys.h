@@ -20,6 +20,7 @@
 #define TL_KEYS_H
 
 #include <openssl/types.h>
+#include <stddef.h>
 
 /* "SHA256:" + 43 base64 characters + NUL. */
 #define TL_FINGERPRINT_PREFIX "SHA256:"
@@ -62,6 +63,16 @@ int tl_cert_self_signed(EVP_PKEY *key, const char *common_name, int days, X509 *
 int tl_cert_save(const char *path, X509 *cert);
 /* Negated errno if unreadable; TL_EKEY unless a PEM certificate with an Ed25519 key. */
 int tl_cert_load(const char *path, X509 **out);
+
+/*
+ * "SHA256:" and the unpadded base64 of a SHA-256 digest of a key, as
+ * ssh-keygen -l prints it: the one place that formats a fingerprint, for
+ * callers that hash a key themselves (libssh's keys of any type). TL_EINVAL
+ * unless len is 32.
+ */
+int tl_fingerprint_of_sha256(const unsigned char *digest, size_t len, char out[TL_FINGERPRINT_LEN]);
+/* The fingerprint of a public key in its SSH wire encoding (a known_hosts blob, any type). */
+int tl_fingerprint_of_blob(const unsigned char *blob, size_t len, char out[TL_FINGERPRINT_LEN]);
 
 /* Fingerprint of an Ed25519 key (public or private); TL_EKEY for other keys. */
 int tl_fingerprint(EVP_PKEY *key, char out[TL_FINGERPRINT_LEN]);

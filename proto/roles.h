@@ -1,15 +1,18 @@
 /*
- * Who may do what: the one capabilities table (docs/roles.md is generated
- * from it and checked against it by a test).
+ * Who may do what: the one table of roles and capabilities (docs/roles.md is
+ * generated from it and checked against it by a test), shared by both
+ * programs.
  *
  * The relay enforces this table for everything it does itself (ticket
  * operations, evidence). For what runs on the user's machine the agent
  * decides again, from the user's consent (DESIGN.md §3): a capability here
- * is necessary, never sufficient.
+ * is necessary, never sufficient. The agent takes from here which roles may
+ * have a session at all and how a role ranks against a runbook's min_role.
  */
 #ifndef TL_ROLES_H
 #define TL_ROLES_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 enum tl_capability {
@@ -40,14 +43,30 @@ enum tl_role {
     TL_ROLE_COUNT
 };
 
-/* "tier1" -> TL_ROLE_TIER1; -1 for an unknown name. */
+/* "tier1" -> TL_ROLE_TIER1; -1 for an unknown name (and NULL). */
 int tl_role_parse(const char *name);
 const char *tl_role_name(int role);
 const char *tl_capability_name(int capability);
 const char *tl_capability_summary(int capability);
+/* Every role's name in table order, ", "-separated ("tier1, tier2, ..."); cut to fit size. */
+void tl_roles_names(char *out, size_t size);
 
 /* 1 if role may use capability at all. */
 int tl_role_can(int role, int capability);
+/*
+ * 1 if a session on the user's machine may be asked for role: it holds a
+ * capability that acts there (diag, fix, observe, run, shell, files). The
+ * agent refuses a session for any other role without asking (docs/consent.md).
+ */
+int tl_role_has_sessions(int role);
+/*
+ * A role's rank against a runbook's min_role (docs/consent.md "Runbooks"):
+ * tier1 1, tier2 2, tier3 3, tier4 2 (a vendor counts as tier2); 0 for a
+ * role that runs no runbooks (auditor, admin) and for an unknown one.
+ */
+int tl_role_runbook_rank(int role);
+/* 1 if a runbook may name role as its min_role: tier1, tier2 or tier3. */
+int tl_role_is_min_role(int role);
 /*
  * Tier-4 (vendor) accounts see only tickets handed to them: 1 if role is
  * limited to tickets assigned to the user.

@@ -507,6 +507,20 @@ static bool json_escaped(const uint8_t *p, uint32_t code, size_t consumed)
            (code >= 0x80 && in_ranges(code, escaped_ranges, COUNT(escaped_ranges)));
 }
 
+char *tl_text_json_line(const json_t *value, size_t flags, size_t *len)
+{
+    size_t size = json_dumpb(value, NULL, 0, flags);
+    char *line = size > 0 ? malloc(size + 2) : NULL;
+    if (line == NULL || json_dumpb(value, line, size, flags) != size) {
+        free(line);
+        return NULL;
+    }
+    line[size] = '\n';
+    line[size + 1] = '\0';
+    *len = size + 1;
+    return line;
+}
+
 char *tl_text_json_dumps(const json_t *value, size_t flags)
 {
     char *text = json_dumps(value, flags);

@@ -120,6 +120,13 @@ size_t tl_text_name_part(char *out, size_t size, const char *text, size_t max,
 char *tl_text_json_dumps(const json_t *value, size_t flags);
 
 /*
+ * json_dumps(value, flags) and a newline: a line of a JSON-lines stream, or
+ * a JSON file as the programs write them. malloc'd, with its length in *len
+ * (newline included); NULL on error.
+ */
+char *tl_text_json_line(const json_t *value, size_t flags, size_t *len);
+
+/*
  * Escaping a stream that arrives in pieces (the console passing the relay's
  * output through): a UTF-8 sequence, or a "\r\n", split between two pieces
  * is held until the rest arrives. Zero-initialise, set mode.

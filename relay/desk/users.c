@@ -1,5 +1,6 @@
 #include "relay/desk/users.h"
 #include "proto/err.h"
+#include "proto/keys.h"
 #include "proto/roles.h"
 
 #include <errno.h>
@@ -56,21 +57,16 @@ static int parse_key_line(const char *line, ssh_key *key)
     return ssh_pki_import_pubkey_base64(blob, key_type, key) == SSH_OK ? 0 : TL_EKEY;
 }
 
+/* OpenSSH's SHA256: form (proto/keys.h), which fits in 64 bytes. */
 static int key_fingerprint(ssh_key key, char out[64])
 {
     unsigned char *hash = NULL;
     size_t hash_len = 0;
-    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) != SSH_OK)
-        return TL_EKEY;
-    char *text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
+    int rc = ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) == SSH_OK
+                 ? tl_fingerprint_of_sha256(hash, hash_len, out)
+                 : TL_EKEY;
     ssh_clean_pubkey_hash(&hash);
-    if (text == NULL)
-        return TL_ENOMEM;
-    int rc = strlen(text) < 64 ? 0 : TL_EKEY;
-    if (rc == 0)
-        strcpy(out, text);
-    ssh_string_free_char(text);
-    return rc;
+    return rc == 0 ? 0 : TL_EKEY;
 }
 
 int tl_users_load(tl_users_t *users, json_t *list)
@@ -82,8 +78,7 @@ int tl_users_load(tl_users_t *users, json_t *list)
     size_t used = 0;
     size_t i;
     json_t *row;
-    json_array_foreach(list, i, row)
-    {
+    json_array_foreach(list, i, row) {
         const char *name = json_string_value(json_object_get(row, "name"));
         const char *line = json_string_value(json_object_get(row, "public_key"));
         int role = tl_role_parse(json_string_value(json_object_get(row, "role")));
@@ -118,7 +113,7 @@ int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key, t
         if (ssh_key_cmp(key, u->key, SSH_KEY_CMP_PUBLIC) != 0)
             return TL_ENOTFOUND;
         if (u->disabled)
-            return TL_EPIN;
+            return TL_EDISABLED;
         memset(out, 0, sizeof *out);
         out->user_id = u->id;
         snprintf(out->name, sizeof out->name, "%s", u->name);

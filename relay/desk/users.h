@@ -34,7 +34,7 @@ int tl_users_load(tl_users_t *users, json_t *list);
 size_t tl_users_count(const tl_users_t *users);
 /*
  * 0 and *out filled if name is an enabled user whose key is key; TL_ENOTFOUND
- * (no such user, or another key) or TL_EPIN (disabled) otherwise.
+ * (no such user, or another key) or TL_EDISABLED (a disabled account) otherwise.
  */
 int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key,
                        tl_technician_t *out);

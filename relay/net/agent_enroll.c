@@ -81,8 +81,8 @@ static int run_enroll(tl_job_t *base, tl_job_ctx_t *ctx)
                             job->device.hostname, "os", job->device.os, "address", agent->address);
         rc = tl_worker_audit(ctx, actor, "enroll.ok", subject, details);
     } else {
-        details = json_pack("{s:s, s:s, s:s}", "reason", tl_err_name(job->result), "fingerprint",
-                            agent->fingerprint, "address", agent->address);
+        details = json_pack("{s:s, s:s, s:s}", "reason", tl_err_name(tl_err_compat(job->result)),
+                            "fingerprint", agent->fingerprint, "address", agent->address);
         rc = tl_worker_audit(ctx, actor, "enroll.failed", "", details);
     }
     json_decref(details);
@@ -116,7 +116,7 @@ static void enroll_done(tl_job_t *base, int status)
 {
     struct agent_job *job = (struct agent_job *)base;
     struct tl_agent_link *agent = job->agent;
-    int result = status != 0 ? status : job->result;
+    int result = tl_err_compat(status != 0 ? status : job->result);
     if (result == 0) {
         enroll_succeeded(agent->server, agent->address);
         tl_registry_add(agent->server->registry, agent->fingerprint, job->device_id);
@@ -174,12 +174,12 @@ int tl__enroll_handle(struct tl_agent_link *agent, const struct tl_msg_enroll *e
     memcpy(typed, enroll->code.ptr, enroll->code.len);
     typed[enroll->code.len] = '\0';
     if (enroll_limited(agent->server, agent->address))
-        job->result = TL_ETIMEOUT;
+        job->result = TL_ERATELIMITED;
     else if (tl_enroll_code_hash(typed, job->code_hash) != 0)
         job->result = TL_EINVAL;
     /* Counted now, so parallel attempts cannot all slip under the limit;
      * a success gives the attempt back. */
-    if (job->result != TL_ETIMEOUT)
+    if (job->result != TL_ERATELIMITED)
         enroll_failed(agent->server, agent->address);
     /* Even a refusal goes through the worker: every attempt is audited first. */
     tl_worker_submit(agent->server->worker, &job->job);

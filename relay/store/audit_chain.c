@@ -502,19 +502,6 @@ out:
     return rc;
 }
 
-static int parent_dir(const char *path, char *out, size_t size)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        return snprintf(out, size, ".") < (int)size ? 0 : TL_EINVAL;
-    size_t len = slash == path ? 1 : (size_t)(slash - path);
-    if (len + 1 > size)
-        return TL_EINVAL;
-    memcpy(out, path, len);
-    out[len] = '\0';
-    return 0;
-}
-
 /* Offset of the start of line number `line` (1-based): the bytes before it. */
 static int offset_of_line(const char *path, uint64_t line, uint64_t *offset)
 {
@@ -581,7 +568,7 @@ static int keep_verified_prefix(const char *path, const tl_audit_report_t *repor
     }
     uint64_t keep = 0;
     if ((rc = offset_of_line(path, report->bad_line, &keep)) != 0 ||
-        (rc = parent_dir(path, dir, sizeof dir)) != 0)
+        (rc = tl_fs_parent_dir(path, dir, sizeof dir)) != 0)
         return rc;
     char stamp[32];
     time_t now = time(NULL);
@@ -713,7 +700,7 @@ int tl_audit_chain_recover(tl_store_t *store, const char *path, json_t *by, json
     if (found.verdict == TL_AUDIT_MISSING) {
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         char dir[4096];
-        if (fd < 0 || parent_dir(path, dir, sizeof dir) != 0 || tl_fsync_dir(dir) != 0) {
+        if (fd < 0 || tl_fs_parent_dir(path, dir, sizeof dir) != 0 || tl_fsync_dir(dir) != 0) {
             rc = fd < 0 ? -errno : TL_EIO;
             snprintf(problem_text, problem_size, "cannot start a new audit log at %s: %s", path,
                      tl_strerror(rc));

@@ -2,6 +2,8 @@
 #include "relay/store/status.h"
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
+#include "proto/text.h"
 #include "relay/store/audit.h"
 #include "relay/store/datadir.h"
 #include "relay/store/store.h"
@@ -52,20 +54,13 @@ int tl_status_serving(const char *data_dir)
 
 int tl_status_write(const char *path, json_t *state)
 {
-    char temp[4200];
-    if (snprintf(temp, sizeof temp, "%s.tmp", path) >= (int)sizeof temp)
-        return TL_EINVAL;
-    int fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -errno;
-    int rc = json_dumpfd(state, fd, JSON_COMPACT) == 0 && write(fd, "\n", 1) == 1 ? 0 : TL_EIO;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
+    size_t len = 0;
+    char *text = tl_text_json_line(state, JSON_COMPACT, &len);
+    if (text == NULL)
+        return TL_ENOMEM;
     /* No fsync: the file describes a live process and is rewritten when that changes. */
-    if (rc == 0 && rename(temp, path) < 0)
-        rc = -errno;
-    if (rc != 0)
-        unlink(temp);
+    int rc = tl_fs_write_atomic(path, text, len, TL_FS_NOFOLLOW, NULL);
+    free(text);
     return rc;
 }
 

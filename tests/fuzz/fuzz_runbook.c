@@ -14,6 +14,7 @@
  * as a whole; every required parameter must be there. A refusal says why.
  */
 #include "agent/runbooks.h"
+#include "proto/roles.h"
 #include "proto/err.h"
 
 #include <jansson.h>
@@ -29,8 +30,7 @@ static const json_t *declared_param(const json_t *params, const char *name)
 {
     size_t i;
     json_t *param;
-    json_array_foreach(params, i, param)
-    {
+    json_array_foreach(params, i, param) {
         if (strcmp(json_string_value(json_object_get(param, "name")), name) == 0)
             return param;
     }
@@ -76,9 +76,9 @@ static void check_run(const tl_runbooks_t *catalogue, const char *name, const ui
             abort();
         goto out;
     }
-    int rank = tl_runbooks_role_rank(role);
+    int rank = tl_role_runbook_rank(tl_role_parse(role));
     const char *min_role = json_string_value(json_object_get(item, "min_role"));
-    if (rank == 0 || rank < tl_runbooks_role_rank(min_role) ||
+    if (rank == 0 || rank < tl_role_runbook_rank(tl_role_parse(min_role)) ||
         (run.privileged && (rank < 3 || !as_root)) || run.summary == NULL ||
         strncmp(run.summary, name, strlen(name)) != 0)
         abort();
@@ -111,8 +111,7 @@ static void check_run(const tl_runbooks_t *catalogue, const char *name, const ui
     }
     size_t i;
     json_t *param;
-    json_array_foreach(params, i, param)
-    {
+    json_array_foreach(params, i, param) {
         if (json_is_true(json_object_get(param, "required")) &&
             json_object_get(args, json_string_value(json_object_get(param, "name"))) == NULL)
             abort();

@@ -415,6 +415,25 @@ def case_wrong_code_refused_and_rate_limited():
 
 
 @case
+def case_rate_limited_enrollment_is_etimeout_on_the_wire_and_in_the_audit():
+    # The relay has a code of its own for rate limiting; an agent and the audit log still
+    # see ETIMEOUT, as protocol version 1 says (docs/protocol.md §7.2).
+    relay = Relay().start()
+    string = relay.code()
+    wrong = string.replace(string[4:23], "0000-0000-0000-0000")
+    for attempt in range(5):
+        Agent("a%d" % attempt).enroll(wrong, expect=1)
+    _, err = Agent("a5").enroll(wrong, expect=1)
+    check("too many failed attempts from this address: try again later (ETIMEOUT)" in err,
+          "the agent said: " + err)
+    with open(os.path.join(relay.dir, "audit.log")) as f:
+        entries = [json.loads(line) for line in f if line.endswith("\n")]
+    reasons = [e["details"]["reason"] for e in entries if e["action"] == "enroll.failed"]
+    check(reasons == ["ENOTFOUND"] * 5 + ["ETIMEOUT"], "audited reasons: %r" % reasons)
+    relay.verify_audit()
+
+
+@case
 def case_enroll_code_count_makes_distinct_single_use_codes():
     relay = Relay().start()
     out, err = run(BIN + "/tierline-relay", "enroll-code", "--data", relay.dir, "--count", "3")

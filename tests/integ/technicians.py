@@ -303,6 +303,23 @@ def case_unknown_keys_and_bad_commands_are_refused():
     check(desk.agent.status().get("connected"), "the agent lost its tunnel")
 
 
+@case
+def case_a_disabled_account_is_refused_like_an_unknown_key():
+    desk = Desk(ticket=False)
+    desk.ssh("bob", "whoami")
+    run(BIN + "/tierline-relay", "user", "disable", "bob", "--data", desk.relay.dir)
+    # The serving relay takes the change within TL_USERS_RELOAD_MS (relay/desk/users.h).
+    wait_for("bob's login refused",
+             lambda: desk.ssh("bob", "whoami", check_status=None)[0] == 255, interval=0.5)
+    status, out, _ = desk.ssh("bob", "whoami", check_status=None)
+    check(status == 255 and out == "", "bob got in: %d %r" % (status, out))
+    refused = wait_for("the refusals in the audit log",
+                       lambda: [e for e in desk.audit() if e["action"] == "login.failed"])
+    check(all(e["actor"] == "tech:bob" and e["details"]["reason"] == "unknown-key"
+              for e in refused), "refusals audited as: %r" % refused)
+    desk.ssh("alice", "whoami")
+
+
 # ---- sessions on the user's machine, with the user's consent ------------------------------
 
 @case

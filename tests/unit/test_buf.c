@@ -125,6 +125,48 @@ static void test_poke_and_unreserve_check_bounds(void **state)
     tl_buf_free(buf);
 }
 
+static void test_allocate_takes_exactly_what_is_asked_within_the_cap(void **state)
+{
+    (void)state;
+    tl_buf_t *buf = tl_buf_new(10000);
+    TL_ASSERT_OK(tl_buf_allocate(buf, 5000));
+    assert_int_equal(tl_buf_capacity(buf), 5000);
+    assert_int_equal(tl_buf_len(buf), 0);
+    uint8_t *dst;
+    TL_ASSERT_OK(tl_buf_reserve(buf, 5000, &dst));
+    assert_int_equal(tl_buf_capacity(buf), 5000);
+    TL_ASSERT_RC(TL_EFULL, tl_buf_allocate(buf, 5001));
+    assert_int_equal(tl_buf_len(buf), 5000);
+    tl_buf_free(buf);
+}
+
+static void test_take_string_hands_over_the_unconsumed_bytes(void **state)
+{
+    (void)state;
+    tl_buf_t *buf = tl_buf_new(8);
+    TL_ASSERT_OK(tl_buf_put(buf, "xxabcdef", 8));
+    TL_ASSERT_OK(tl_buf_consume(buf, 2));
+    char *text = NULL;
+    size_t len = 0;
+    /* A full buffer still gets its terminator: it is not content. */
+    TL_ASSERT_OK(tl_buf_put(buf, "gh", 2));
+    TL_ASSERT_OK(tl_buf_take_string(buf, &text, &len));
+    assert_string_equal(text, "abcdefgh");
+    assert_int_equal(len, 8);
+    free(text);
+    /* Afterwards the buffer is empty and usable; an empty one gives "". */
+    assert_int_equal(tl_buf_len(buf), 0);
+    TL_ASSERT_OK(tl_buf_take_string(buf, &text, &len));
+    assert_string_equal(text, "");
+    assert_int_equal(len, 0);
+    free(text);
+    TL_ASSERT_OK(tl_buf_put(buf, "ok", 2));
+    assert_memory_equal(tl_buf_data(buf), "ok", 2);
+    tl_buf_wipe(buf);
+    assert_int_equal(tl_buf_capacity(buf), 0);
+    tl_buf_free(buf);
+}
+
 static void test_reader_never_reads_past_end(void **state)
 {
     (void)state;
@@ -161,6 +203,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_get_from_short_buffer_consumes_nothing),
     cmocka_unit_test(test_queue_use_reuses_memory),
     cmocka_unit_test(test_poke_and_unreserve_check_bounds),
+    cmocka_unit_test(test_allocate_takes_exactly_what_is_asked_within_the_cap),
+    cmocka_unit_test(test_take_string_hands_over_the_unconsumed_bytes),
     cmocka_unit_test(test_reader_never_reads_past_end),
 };
 

@@ -32,9 +32,34 @@ static void test_foreign_codes_fall_back_to_libuv(void **state)
     assert_string_equal(tl_strerror(-30098), "unknown Tierline error");
 }
 
+static void test_rate_limited_and_disabled_have_codes_of_their_own(void **state)
+{
+    (void)state;
+    assert_int_not_equal(TL_ERATELIMITED, TL_ETIMEOUT);
+    assert_int_not_equal(TL_EDISABLED, TL_EPIN);
+    assert_string_equal(tl_strerror(TL_ERATELIMITED), "rate limited");
+    assert_string_equal(tl_err_name(TL_ERATELIMITED), "ERATELIMITED");
+    assert_string_equal(tl_strerror(TL_EDISABLED), "account disabled");
+    assert_string_equal(tl_err_name(TL_EDISABLED), "EDISABLED");
+}
+
+/* Version 1 agents and audit readers know rate limiting as ETIMEOUT (docs/protocol.md §7.2). */
+static void test_compat_gives_rate_limiting_its_version_1_code(void **state)
+{
+    (void)state;
+    TL_ASSERT_RC(TL_ETIMEOUT, tl_err_compat(TL_ERATELIMITED));
+    TL_ASSERT_RC(TL_EDISABLED, tl_err_compat(TL_EDISABLED));
+    TL_ASSERT_RC(TL_ETIMEOUT, tl_err_compat(TL_ETIMEOUT));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_err_compat(TL_ENOTFOUND));
+    TL_ASSERT_RC(-ENOENT, tl_err_compat(-ENOENT));
+    TL_ASSERT_RC(0, tl_err_compat(0));
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_codes_are_named_and_distinct),
     cmocka_unit_test(test_foreign_codes_fall_back_to_libuv),
+    cmocka_unit_test(test_rate_limited_and_disabled_have_codes_of_their_own),
+    cmocka_unit_test(test_compat_gives_rate_limiting_its_version_1_code),
 };
 
 TL_TEST_MAIN(tests)

@@ -574,6 +574,50 @@ static void test_fingerprint_syntax_and_comparison(void **state)
     EVP_PKEY_free(key);
 }
 
+/* An authorized_keys line's blob, decoded. */
+static size_t decode_blob(const char *base64, unsigned char *out, size_t size)
+{
+    size_t len = strlen(base64);
+    assert_true(len / 4 * 3 <= size);
+    int n = EVP_DecodeBlock(out, (const unsigned char *)base64, (int)len);
+    assert_true(n > 0);
+    return (size_t)n - (base64[len - 1] == '=' ? (base64[len - 2] == '=' ? 2 : 1) : 0);
+}
+
+/* Keys of any type, as `ssh-keygen -lf` printed their fingerprints. */
+static void test_fingerprint_of_any_key_blob_is_what_ssh_keygen_prints(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *blob, *fingerprint;
+    } keys[] = {
+        {"AAAAC3NzaC1lZDI1NTE5AAAAICyp7nh3h11fyP8z5ZC/l1igCMBm4cOOz5h0tH87HA5n",
+         "SHA256:P/BM6zb/EvZtwVxboKRTgb75IfW3xTCdqENte8wCUbI"},
+        {"AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBOhrIz1b/nubsoMQU+QLHZ3HbgXgrJ1kyF2J"
+         "X2q4lvvcLjD1lzhJULNz345wwq0Na7gIoVfC7ylNQIxeVpujYlw=",
+         "SHA256:e1LESVVhs0GdeX4mzLus/DkMxQphf7qJrYGYCSBK+4I"},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        unsigned char blob[512], digest[32];
+        size_t len = decode_blob(keys[i].blob, blob, sizeof blob);
+        char fingerprint[TL_FINGERPRINT_LEN];
+        TL_ASSERT_OK(tl_fingerprint_of_blob(blob, len, fingerprint));
+        assert_string_equal(fingerprint, keys[i].fingerprint);
+        assert_true(tl_fingerprint_valid(fingerprint));
+        /* From the digest alone (libssh hands out the hash), the same text. */
+        unsigned int digest_len = 0;
+        assert_int_equal(EVP_Digest(blob, len, digest, &digest_len, EVP_sha256(), NULL), 1);
+        TL_ASSERT_OK(tl_fingerprint_of_sha256(digest, digest_len, fingerprint));
+        assert_string_equal(fingerprint, keys[i].fingerprint);
+    }
+    char fingerprint[TL_FINGERPRINT_LEN];
+    unsigned char digest[33] = {0};
+    TL_ASSERT_RC(TL_EINVAL, tl_fingerprint_of_sha256(digest, 31, fingerprint));
+    assert_string_equal(fingerprint, "");
+    TL_ASSERT_RC(TL_EINVAL, tl_fingerprint_of_sha256(digest, 33, fingerprint));
+    TL_ASSERT_RC(TL_EKEY, tl_fingerprint_of_blob(digest, 0, fingerprint));
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_key_round_trip_keeps_fingerprint),
     cmocka_unit_test(test_key_file_is_private_pkcs8),
@@ -588,6 +632,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cert_self_signed_round_trip),
     cmocka_unit_test(test_cert_refuses_bad_arguments),
     cmocka_unit_test(test_fingerprint_syntax_and_comparison),
+    cmocka_unit_test(test_fingerprint_of_any_key_blob_is_what_ssh_keygen_prints),
 };
 
 TL_TEST_MAIN(tests)

@@ -7,6 +7,7 @@
 #include "tl_test.h"
 
 #include "agent/runbooks.h"
+#include "proto/roles.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -626,13 +627,13 @@ static void test_roles_below_min_role_are_refused(void **state)
     tl_runbooks_run_release(&run);
     tl_runbooks_free(catalogue);
 
-    assert_int_equal(tl_runbooks_role_rank("tier1"), 1);
-    assert_int_equal(tl_runbooks_role_rank("tier2"), 2);
-    assert_int_equal(tl_runbooks_role_rank("tier4"), 2);
-    assert_int_equal(tl_runbooks_role_rank("tier3"), 3);
-    assert_int_equal(tl_runbooks_role_rank("auditor"), 0);
-    assert_int_equal(tl_runbooks_role_rank("Tier3"), 0);
-    assert_int_equal(tl_runbooks_role_rank(NULL), 0);
+    assert_int_equal(tl_role_runbook_rank(tl_role_parse("tier1")), 1);
+    assert_int_equal(tl_role_runbook_rank(tl_role_parse("tier2")), 2);
+    assert_int_equal(tl_role_runbook_rank(tl_role_parse("tier4")), 2);
+    assert_int_equal(tl_role_runbook_rank(tl_role_parse("tier3")), 3);
+    assert_int_equal(tl_role_runbook_rank(tl_role_parse("auditor")), 0);
+    assert_int_equal(tl_role_runbook_rank(tl_role_parse("Tier3")), 0);
+    assert_int_equal(tl_role_runbook_rank(tl_role_parse(NULL)), 0);
 }
 
 static void test_privileged_runbooks_need_root_and_tier3(void **state)

@@ -325,6 +325,25 @@ static void test_escape_respects_the_buffer_cap(void **state)
     tl_buf_free(buf);
 }
 
+static void test_json_line_is_the_dump_and_a_newline(void **state)
+{
+    (void)state;
+    json_t *value = json_pack("{s:s, s:i}", "device", "D-7", "port", 7443);
+    size_t len = 0;
+    char *line = tl_text_json_line(value, JSON_COMPACT, &len);
+    assert_string_equal(line, "{\"device\":\"D-7\",\"port\":7443}\n");
+    assert_int_equal(len, strlen(line));
+    free(line);
+    char *dump = json_dumps(value, JSON_INDENT(2));
+    line = tl_text_json_line(value, JSON_INDENT(2), &len);
+    assert_int_equal(len, strlen(dump) + 1);
+    assert_memory_equal(line, dump, strlen(dump));
+    assert_int_equal(line[len - 1], '\n');
+    free(line);
+    free(dump);
+    json_decref(value);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_printable_text_is_kept_as_it_is),
     cmocka_unit_test(test_hostile_title_is_escaped_visibly),
@@ -340,6 +359,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_json_dumps_escapes_what_jansson_leaves_raw),
     cmocka_unit_test(test_stream_in_pieces_matches_whole),
     cmocka_unit_test(test_escape_respects_the_buffer_cap),
+    cmocka_unit_test(test_json_line_is_the_dump_and_a_newline),
 };
 
 TL_TEST_MAIN(tests)

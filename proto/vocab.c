@@ -1,0 +1,104 @@
+#include "proto/vocab.h"
+
+#include <string.h>
+
+static const struct {
+    const char *name;
+    enum tl_control_route route;
+} controls[TL_CONTROL_COUNT] = {
+    [TL_CONTROL_UNKNOWN] = {"unknown", TL_ROUTE_ANSWER},
+    [TL_CONTROL_RESULT] = {"result", TL_ROUTE_ANSWER},
+    [TL_CONTROL_WELCOME] = {"welcome", TL_ROUTE_RELAY_NOTICE},
+    [TL_CONTROL_ENROLL_REQUIRED] = {"enroll-required", TL_ROUTE_RELAY_NOTICE},
+    [TL_CONTROL_TICKET_CREATE] = {"ticket.create", TL_ROUTE_AGENT_REQUEST},
+    [TL_CONTROL_SESSION_REQUEST] = {"session.request", TL_ROUTE_RELAY_REQUEST},
+    [TL_CONTROL_SESSION_CANCEL] = {"session.cancel", TL_ROUTE_RELAY_NOTICE},
+    [TL_CONTROL_SESSION_RESIZE] = {"session.resize", TL_ROUTE_RELAY_NOTICE},
+    [TL_CONTROL_SESSION_ENDED] = {"session.ended", TL_ROUTE_AGENT_NOTICE},
+    [TL_CONTROL_RUNBOOKS_LIST] = {"runbooks.list", TL_ROUTE_RELAY_REQUEST},
+    [TL_CONTROL_STATUS] = {"status", TL_ROUTE_LOCAL_COMMAND},
+    [TL_CONTROL_DELIVER] = {"deliver", TL_ROUTE_LOCAL_COMMAND},
+    [TL_CONTROL_PENDING] = {"pending", TL_ROUTE_LOCAL_COMMAND},
+    [TL_CONTROL_APPROVE] = {"approve", TL_ROUTE_LOCAL_COMMAND},
+    [TL_CONTROL_DENY] = {"deny", TL_ROUTE_LOCAL_COMMAND},
+    [TL_CONTROL_SESSIONS] = {"sessions", TL_ROUTE_LOCAL_COMMAND},
+    [TL_CONTROL_END] = {"end", TL_ROUTE_LOCAL_COMMAND},
+    [TL_CONTROL_WATCH] = {"watch", TL_ROUTE_LOCAL_COMMAND},
+    [TL_CONTROL_EVENT_QUESTION] = {"question", TL_ROUTE_LOCAL_EVENT},
+    [TL_CONTROL_EVENT_GRANTED] = {"granted", TL_ROUTE_LOCAL_EVENT},
+    [TL_CONTROL_EVENT_DENIED] = {"denied", TL_ROUTE_LOCAL_EVENT},
+    [TL_CONTROL_EVENT_ACTIVITY] = {"activity", TL_ROUTE_LOCAL_EVENT},
+    [TL_CONTROL_EVENT_ENDED] = {"ended", TL_ROUTE_LOCAL_EVENT},
+    [TL_CONTROL_EVENT_DELIVERED] = {"delivered", TL_ROUTE_LOCAL_EVENT},
+    [TL_CONTROL_EVENT_SET_ASIDE] = {"set-aside", TL_ROUTE_LOCAL_EVENT},
+};
+
+static const struct {
+    const char *name;
+    enum tl_side opener;
+    const char *grant_scope; /* docs/consent.md scopes; NULL: no grant involved */
+} channels[TL_CHANNEL_COUNT] = {
+    [TL_CHANNEL_UNKNOWN] = {"unknown", TL_SIDE_RELAY, NULL},
+    [TL_CHANNEL_UPLOAD] = {"upload", TL_SIDE_AGENT, NULL},
+    [TL_CHANNEL_EXEC] = {"exec", TL_SIDE_RELAY, "exec"},
+    [TL_CHANNEL_SHELL] = {"shell", TL_SIDE_RELAY, "shell"},
+    [TL_CHANNEL_OBSERVE] = {"observe", TL_SIDE_RELAY, "observe"},
+    [TL_CHANNEL_DIAG] = {"diag", TL_SIDE_RELAY, "diag"},
+    [TL_CHANNEL_RUNBOOK] = {"runbook", TL_SIDE_RELAY, "fix"},
+};
+
+enum tl_control_type tl_control_type_lookup(const char *name)
+{
+    for (int i = TL_CONTROL_UNKNOWN + 1; name != NULL && i < TL_CONTROL_COUNT; i++)
+        if (strcmp(controls[i].name, name) == 0)
+            return (enum tl_control_type)i;
+    return TL_CONTROL_UNKNOWN;
+}
+
+static int control_valid(enum tl_control_type type)
+{
+    return (int)type > TL_CONTROL_UNKNOWN && (int)type < TL_CONTROL_COUNT;
+}
+
+const char *tl_control_type_name(enum tl_control_type type)
+{
+    return controls[control_valid(type) ? type : TL_CONTROL_UNKNOWN].name;
+}
+
+enum tl_control_route tl_control_type_route(enum tl_control_type type)
+{
+    return controls[control_valid(type) ? type : TL_CONTROL_UNKNOWN].route;
+}
+
+enum tl_channel_type tl_channel_type_lookup_n(const char *name, size_t len)
+{
+    for (int i = TL_CHANNEL_UNKNOWN + 1; name != NULL && i < TL_CHANNEL_COUNT; i++)
+        if (strlen(channels[i].name) == len && memcmp(channels[i].name, name, len) == 0)
+            return (enum tl_channel_type)i;
+    return TL_CHANNEL_UNKNOWN;
+}
+
+enum tl_channel_type tl_channel_type_lookup(const char *name)
+{
+    return name != NULL ? tl_channel_type_lookup_n(name, strlen(name)) : TL_CHANNEL_UNKNOWN;
+}
+
+static int channel_valid(enum tl_channel_type type)
+{
+    return (int)type > TL_CHANNEL_UNKNOWN && (int)type < TL_CHANNEL_COUNT;
+}
+
+const char *tl_channel_type_name(enum tl_channel_type type)
+{
+    return channels[channel_valid(type) ? type : TL_CHANNEL_UNKNOWN].name;
+}
+
+enum tl_side tl_channel_type_opener(enum tl_channel_type type)
+{
+    return channels[channel_valid(type) ? type : TL_CHANNEL_UNKNOWN].opener;
+}
+
+const char *tl_channel_type_grant_scope(enum tl_channel_type type)
+{
+    return channels[channel_valid(type) ? type : TL_CHANNEL_UNKNOWN].grant_scope;
+}
