@@ -1,7 +1,8 @@
 /*
- * What a technician may do, and how: `whoami`, `help` (and `help --json`),
- * each command's --help and a group's listing ("ticket --help"). All of it
- * is printed from the command table, so it cannot drift from what runs.
+ * What a technician may do, and how: `whoami`, `help` (and `help --json`,
+ * which the console caches for its usage lines and completion), each
+ * command's --help and a group's listing ("ticket --help"). All of it is
+ * printed from the command table, so it cannot drift from what runs.
  */
 #include "relay/cmd/cmd_int.h"
 
@@ -57,11 +58,45 @@ const struct tl__command tl__cmd_whoami = {
 
 /* ---- help ------------------------------------------------------------------------------ */
 
+/* An option as help --json shows it: {name, value, help}. */
+static int append_option(json_t *options, const char *name, const char *value, const char *help)
+{
+    json_t *option = json_pack("{s:s, s:s?, s:s}", "name", name, "value", value, "help", help);
+    return option != NULL && json_array_append_new(options, option) == 0 ? 0 : TL_ENOMEM;
+}
+
+/* The options a command's --help lists, the same lines as data. */
+static json_t *options_json(const struct tl__command *command)
+{
+    json_t *options = json_array();
+    char name[64];
+    int rc = options != NULL ? 0 : TL_ENOMEM;
+    for (const tl_cli_arg_t *option = command->args.options;
+         rc == 0 && option != NULL && option->name != NULL; option++) {
+        if (option->help == NULL)
+            continue;
+        snprintf(name, sizeof name, "--%s", option->name);
+        rc = append_option(options, name, option->metavar, option->help);
+    }
+    if (rc == 0 && (command->args.flags & TL_CLI_DOUBLE_DASH) && command->args.dashes_help)
+        rc = append_option(options, "--", NULL, command->args.dashes_help);
+    if (rc != 0) {
+        json_decref(options);
+        options = NULL;
+    }
+    return options;
+}
+
 /* One command as help --json lists it. */
 static json_t *command_json(const struct tl__command *command)
 {
-    return json_pack("{s:s, s:s, s:s}", "name", command->name, "usage", command->usage, "summary",
-                     command->summary);
+    size_t example_len = strlen(command->example);
+    while (example_len > 0 && command->example[example_len - 1] == '\n')
+        example_len--;
+    return json_pack("{s:s, s:s, s:s, s:o?, s:s%, s:s}", "name", command->name, "usage",
+                     command->usage, "summary", command->summary, "options", options_json(command),
+                     "example", command->example, example_len, "capability",
+                     tl_capability_name(command->capability));
 }
 
 static int work_help(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
@@ -92,7 +127,8 @@ const struct tl__command tl__cmd_help = {
     .summary = "the commands your role may use",
     .capability = TL_CAP_TICKETS_READ,
     .args = {.options = (const tl_cli_arg_t[]){TL__CMD_JSON("an object: name, role, commands "
-                                                            "(each: name, usage, summary)"),
+                                                            "(each: name, usage, summary, "
+                                                            "options, example, capability)"),
                                                {0}},
              .flags = TL_CLI_IN_ORDER | TL_CLI_TERSE},
     .work = work_help,
