@@ -1,7 +1,6 @@
 #include "relay/cmd/kinds.h"
 
 #include "proto/err.h"
-#include "proto/log.h"
 #include "proto/names.h"
 #include "proto/text.h"
 #include "relay/sessions/sessions.h"
@@ -192,15 +191,5 @@ int tl__kind_host_port(const char *word, void *out, const char **problem)
         return TL_EINVAL;
     if (out != NULL)
         *(tl__host_port_t *)out = split;
-    return 0;
-}
-
-int tl__kind_log_level(const char *word, void *out, const char **problem)
-{
-    enum tl_log_level level;
-    if (tl_log_parse_level(word, &level) != 0)
-        return TL_EINVAL;
-    if (out != NULL)
-        *(enum tl_log_level *)out = level;
     return 0;
 }

@@ -68,7 +68,5 @@ int tl__kind_command_word(const char *word, void *out, const char **problem);
 int tl__kind_listen_address(const char *word, void *out, const char **problem);
 /* HOST:PORT: tl__host_port_t. */
 int tl__kind_host_port(const char *word, void *out, const char **problem);
-/* debug, info, warn or error: enum tl_log_level. */
-int tl__kind_log_level(const char *word, void *out, const char **problem);
 
 #endif
