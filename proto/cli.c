@@ -4,6 +4,7 @@
 #include "proto/err.h"
 #include "tl_version.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -436,7 +437,9 @@ int tl_cli_spec_wants_help(const tl_cli_spec_t *spec, int argc, char **argv, int
          positional != NULL && positional->name != NULL; positional++) {
         if (positional->flags & TL_CLI_REST)
             return wants_help(argc, argv, first, before_rest, NULL, spec);
-        before_rest += most_words(positional);
+        /* TL_CLI_MANY words before the rest: as many as there are. */
+        int most = most_words(positional);
+        before_rest = most > INT_MAX - before_rest ? INT_MAX : before_rest + most;
     }
     return wants_help(argc, argv, first, -1, NULL, NULL);
 }

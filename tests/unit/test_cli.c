@@ -579,6 +579,27 @@ static void test_help_stops_where_the_command_starts(void **state)
     assert_int_equal(tl_cli_spec_wants_help(&note_spec, 5, note, 1), 1);
 }
 
+/* Positionals of any length before the rest of the line, or without one (found by fuzz_cmdargs:
+ * the count of words before the rest overflowed). */
+static void test_help_counts_words_of_any_number(void **state)
+{
+    (void)state;
+    tl_cli_spec_t text = {.positionals =
+                              (const tl_cli_arg_t[]){{.name = "T-N"},
+                                                     {.name = "TEXT", .most = TL_CLI_MANY},
+                                                     {.name = "MORE", .most = TL_CLI_MANY},
+                                                     {0}}};
+    char *note[] = {"note", "T-1", "a", "b", "--help"};
+    assert_int_equal(tl_cli_spec_wants_help(&text, 5, note, 1), 1);
+    tl_cli_spec_t rest = {.positionals =
+                              (const tl_cli_arg_t[]){{.name = "WORDS", .most = TL_CLI_MANY},
+                                                     {.name = "A", .most = TL_CLI_MANY},
+                                                     {.name = "COMMAND", .flags = TL_CLI_REST},
+                                                     {0}}};
+    char *line[] = {"x", "a", "b", "c", "-h"};
+    assert_int_equal(tl_cli_spec_wants_help(&rest, 5, line, 1), 1);
+}
+
 /* ---- tl_cli_parse, the pointer-based form -------------------------------------------------- */
 
 /* Runs tl_cli_parse with stderr captured; returns what it printed (the caller frees it). */
@@ -665,6 +686,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_a_spec_beyond_the_limits_is_refused),
     cmocka_unit_test(test_help_lists_the_options_of_the_spec),
     cmocka_unit_test(test_help_stops_where_the_command_starts),
+    cmocka_unit_test(test_help_counts_words_of_any_number),
     cmocka_unit_test(test_the_pointer_based_form_parses_as_before),
 };
 
