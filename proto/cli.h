@@ -139,9 +139,9 @@ typedef struct tl_cli_arg {
     unsigned flags;      /* TL_CLI_REQUIRED ... */
     int most;            /* positional: most words it takes; 0 means one */
     tl_cli_kind_t kind;
-    size_t out;  /* TL_CLI_AT() of the parsed value (a flag's int); 0: not kept */
-    size_t word; /* TL_CLI_AT() of a const char * for the word as given; 0: not kept */
-    uint64_t min, max;
+    size_t out;               /* TL_CLI_AT() of the parsed value (a flag's int); 0: not kept */
+    size_t word;              /* TL_CLI_AT() of a const char * for the word as given; 0: not kept */
+    uint64_t min, max;        /* TL_CLI_UINT, TL_CLI_DURATION: the range; TL_CLI_TEXT: bytes */
     const char *const *words; /* TL_CLI_WORD: the words allowed, NULL-terminated */
     tl_cli_check_fn check;    /* TL_CLI_CHECK */
     /* What a bad or missing value is told ("%s" stands for the word); NULL: the usage line
@@ -149,10 +149,15 @@ typedef struct tl_cli_arg {
     const char *problem;
 } tl_cli_arg_t;
 
-/* Spec flags. */
-#define TL_CLI_IN_ORDER                                                                            \
-    0x01                        /* values are checked as they are read; otherwise after the        \
-                                 * whole line, required options first, then in spec order */
+/*
+ * Spec flags. TL_CLI_IN_ORDER: each value is checked as it is read, so the
+ * first bad word on the line is the one named (the relay's SSH commands).
+ * Without it, the whole line is read first (words out of place are named
+ * then), then required options are checked, then option values in the
+ * spec's order, then positionals (the admin commands); a positional of
+ * several words is checked as it is read either way.
+ */
+#define TL_CLI_IN_ORDER 0x01
 #define TL_CLI_DASH_WORDS 0x02  /* a "--word" that is none of the options is a positional */
 #define TL_CLI_TERSE 0x04       /* an unknown option or a word too many gets the usage alone */
 #define TL_CLI_DOUBLE_DASH 0x08 /* "--" ends the options: every later word is positional */

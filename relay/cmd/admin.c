@@ -6,10 +6,8 @@
 
 #include "proto/err.h"
 #include "proto/log.h"
-#include "proto/text.h"
+#include "relay/cmd/show.h"
 #include "relay/store/datadir.h"
-
-#include <stdlib.h>
 
 int tl_admin_parse(const tl_admin_command_t *cmd, int argc, char **argv, void *result)
 {
@@ -52,10 +50,5 @@ int tl__admin_open_store(const char *data, tl_store_t **store)
 
 int tl__admin_print_json(json_t *value)
 {
-    char *text = tl_text_json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (text == NULL)
-        return TL_EXIT_FAILURE;
-    printf("%s\n", text);
-    free(text);
-    return TL_EXIT_OK;
+    return tl__cmd_print_json(stdout, value) == 0 ? TL_EXIT_OK : TL_EXIT_FAILURE;
 }

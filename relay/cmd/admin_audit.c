@@ -48,16 +48,8 @@ const tl_admin_command_t tl_admin_audit_verify = {
     .usage = "audit-verify --data DIR [--json]",
     .summary = "verify the audit log's hash chain",
     .args =
-        &(const tl_cli_spec_t){
-            .options =
-                (const tl_cli_arg_t[]){
-                    TL__ADMIN_DATA(struct tl__admin_data_json, "the relay's folder"),
-                    TL__ADMIN_JSON(
-                        struct tl__admin_data_json,
-                        "the verdict, an object: ok, verdict, entries, last_hash, bad_line, "
-                        "bad_seq, partial_tail_bytes, reason (null if it verified)"),
-                    {0}},
-            .flags = TL_CLI_DOUBLE_DASH},
+        TL__ADMIN_DATA_JSON("the verdict, an object: ok, verdict, entries, last_hash, bad_line, "
+                            "bad_seq, partial_tail_bytes, reason (null if it verified)"),
     .run = cmd_audit_verify,
     .example = "tierline-relay audit-verify --data /var/lib/tierline\n",
 };

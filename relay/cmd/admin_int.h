@@ -27,6 +27,17 @@ struct tl__admin_data_json {
     int json;
 };
 
+/* The spec of a command that takes --data DIR and --json only; json_help: what --json prints. */
+#define TL__ADMIN_DATA_JSON(json_help)                                                             \
+    &(const tl_cli_spec_t)                                                                         \
+    {                                                                                              \
+        .options = (const tl_cli_arg_t[]){TL__ADMIN_DATA(struct tl__admin_data_json,               \
+                                                         "the relay's folder"),                    \
+                                          TL__ADMIN_JSON(struct tl__admin_data_json, json_help),   \
+                                          {0}},                                                    \
+        .flags = TL_CLI_DOUBLE_DASH                                                                \
+    }
+
 /* The relay's store in data, for reading or for an admin change. */
 int tl__admin_open_store(const char *data, tl_store_t **store);
 /* value as indented JSON on stdout: TL_EXIT_OK, or TL_EXIT_FAILURE without memory. */

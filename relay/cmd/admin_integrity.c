@@ -9,12 +9,19 @@
 #include "relay/store/integrity.h"
 #include "relay/store/status.h"
 
+/* Each of these is a report of relay/store's, after --data DIR and --json. */
+typedef int (*report_fn)(const char *data, int json, FILE *out, FILE *err);
 
-static int cmd_status(const tl_admin_command_t *cmd, int argc, char **argv)
+static int run_report(const tl_admin_command_t *cmd, int argc, char **argv, report_fn report)
 {
     struct tl__admin_data_json args = {0};
     int status = tl_admin_parse(cmd, argc, argv, &args);
-    return status != 0 ? status : tl_status_report(args.data, args.json, stdout, stderr);
+    return status != 0 ? status : report(args.data, args.json, stdout, stderr);
+}
+
+static int cmd_status(const tl_admin_command_t *cmd, int argc, char **argv)
+{
+    return run_report(cmd, argc, argv, tl_status_report);
 }
 
 const tl_admin_command_t tl_admin_status = {
@@ -22,26 +29,16 @@ const tl_admin_command_t tl_admin_status = {
     .usage = "status --data DIR [--json]",
     .summary = "is a relay serving, is its audit log written (chain head, entries waiting)",
     .args =
-        &(const tl_cli_spec_t){
-            .options =
-                (const tl_cli_arg_t[]){
-                    TL__ADMIN_DATA(struct tl__admin_data_json, "the relay's folder"),
-                    TL__ADMIN_JSON(
-                        struct tl__admin_data_json,
-                        "an object: serving, audit (healthy, problem, source, since), head "
-                        "(seq, hash), log (seq, hash, tail_bytes, or error), pending (outbox, "
-                        "oldest, legacy), and pid, started while serving"),
-                    {0}},
-            .flags = TL_CLI_DOUBLE_DASH},
+        TL__ADMIN_DATA_JSON("an object: serving, audit (healthy, problem, source, since), head "
+                            "(seq, hash), log (seq, hash, tail_bytes, or error), pending (outbox, "
+                            "oldest, legacy), and pid, started while serving"),
     .run = cmd_status,
     .example = "tierline-relay status --data /var/lib/tierline\n",
 };
 
 static int cmd_audit_recover(const tl_admin_command_t *cmd, int argc, char **argv)
 {
-    struct tl__admin_data_json args = {0};
-    int status = tl_admin_parse(cmd, argc, argv, &args);
-    return status != 0 ? status : tl_integrity_audit_recover(args.data, args.json, stdout, stderr);
+    return run_report(cmd, argc, argv, tl_integrity_audit_recover);
 }
 
 const tl_admin_command_t tl_admin_audit_recover = {
@@ -49,16 +46,8 @@ const tl_admin_command_t tl_admin_audit_recover = {
     .usage = "audit-recover --data DIR [--json]",
     .summary = "start a new audit segment that records a lost or damaged log, so serve can start "
                "again",
-    .args =
-        &(const tl_cli_spec_t){
-            .options =
-                (const tl_cli_arg_t[]){
-                    TL__ADMIN_DATA(struct tl__admin_data_json, "the relay's folder"),
-                    TL__ADMIN_JSON(struct tl__admin_data_json,
-                                   "an object: recovered, and entry (what the audit.recover entry "
-                                   "records) or found"),
-                    {0}},
-            .flags = TL_CLI_DOUBLE_DASH},
+    .args = TL__ADMIN_DATA_JSON("an object: recovered, and entry (what the audit.recover entry "
+                                "records) or found"),
     .run = cmd_audit_recover,
     .example = "tierline-relay audit-recover --data /var/lib/tierline\n",
 };
@@ -67,10 +56,7 @@ static const char *const verify[] = {"verify", NULL};
 
 static int cmd_evidence(const tl_admin_command_t *cmd, int argc, char **argv)
 {
-    struct tl__admin_data_json args = {0};
-    int status = tl_admin_parse(cmd, argc, argv, &args);
-    return status != 0 ? status
-                       : tl_integrity_evidence_verify(args.data, args.json, stdout, stderr);
+    return run_report(cmd, argc, argv, tl_integrity_evidence_verify);
 }
 
 const tl_admin_command_t tl_admin_evidence = {

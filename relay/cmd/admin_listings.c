@@ -64,16 +64,8 @@ const tl_admin_command_t tl_admin_devices = {
     .usage = "devices --data DIR [--json]",
     .summary = "list enrolled devices",
     .args =
-        &(const tl_cli_spec_t){
-            .options =
-                (const tl_cli_arg_t[]){
-                    TL__ADMIN_DATA(struct tl__admin_data_json, "the relay's folder"),
-                    TL__ADMIN_JSON(
-                        struct tl__admin_data_json,
-                        "a JSON array of objects: id, fingerprint, hostname, os, first_seen, "
-                        "last_seen, online"),
-                    {0}},
-            .flags = TL_CLI_DOUBLE_DASH},
+        TL__ADMIN_DATA_JSON("a JSON array of objects: id, fingerprint, hostname, os, first_seen, "
+                            "last_seen, online"),
     .run = cmd_devices,
     .example = "tierline-relay devices --data /var/lib/tierline\n",
 };
@@ -109,24 +101,7 @@ static int cmd_tickets(const tl_admin_command_t *cmd, int argc, char **argv)
     if (json_out) {
         status = tl__admin_print_json(tickets);
     } else {
-        printf("%-7s %-4s %-14s %-12s %-6s %-16s %-20s %s\n", "ID", "TIER", "STATUS", "ASSIGNEE",
-               "DEVICE", "HOSTNAME", "UPDATED", "TITLE");
-        size_t i;
-        json_t *t;
-        json_array_foreach(tickets, i, t)
-        {
-            char updated[32], hostname[52], assignee_cell[52], title[1024];
-            tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
-            printf("%-7s %-4" JSON_INTEGER_FORMAT " %-14s %s %-6s %s %-20s %s\n",
-                   tl__cmd_member(t, "id"), json_integer_value(json_object_get(t, "tier")),
-                   tl__cmd_member(t, "status"),
-                   tl__cmd_cell(assignee_cell, sizeof assignee_cell, t, "assignee", 12),
-                   tl__cmd_member(t, "device"),
-                   tl__cmd_cell(hostname, sizeof hostname, t, "hostname", 16), updated,
-                   tl__cmd_shown(title, sizeof title, t, "title"));
-        }
-        if (json_array_size(tickets) == 0)
-            printf("(no tickets)\n");
+        tl__cmd_print_tickets(stdout, tickets);
     }
     json_decref(tickets);
     return status;

@@ -23,6 +23,8 @@ const char *tl__cmd_padded(char *buf, size_t size, json_t *object, const char *k
 /* An event's details as one line: compact JSON (control characters already \u escaped),
  * with what JSON leaves raw escaped too. The caller frees it; NULL without memory. */
 char *tl__cmd_details_line(json_t *event);
+/* A listing of tickets as both programs print it: a header, a row each, "(no tickets)". */
+void tl__cmd_print_tickets(FILE *out, json_t *tickets);
 /* value as indented JSON and a newline; 0 or TL_ENOMEM. */
 int tl__cmd_print_json(FILE *out, json_t *value);
 

@@ -59,24 +59,7 @@ static int work_tickets(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err
     if (cmd->json) {
         tl__cmd_print_json(out, tickets);
     } else {
-        fprintf(out, "%-7s %-4s %-14s %-12s %-6s %-16s %-20s %s\n", "ID", "TIER", "STATUS",
-                "ASSIGNEE", "DEVICE", "HOSTNAME", "UPDATED", "TITLE");
-        size_t i;
-        json_t *t;
-        json_array_foreach(tickets, i, t)
-        {
-            char updated[32], assignee[40], hostname[52], title[1024];
-            tl_format_utc(json_integer_value(json_object_get(t, "updated")), updated);
-            fprintf(out, "%-7s %-4" JSON_INTEGER_FORMAT " %-14s %s %-6s %s %-20s %s\n",
-                    tl__cmd_member(t, "id"), json_integer_value(json_object_get(t, "tier")),
-                    tl__cmd_member(t, "status"),
-                    tl__cmd_cell(assignee, sizeof assignee, t, "assignee", 12),
-                    tl__cmd_member(t, "device"),
-                    tl__cmd_cell(hostname, sizeof hostname, t, "hostname", 16), updated,
-                    tl__cmd_shown(title, sizeof title, t, "title"));
-        }
-        if (json_array_size(tickets) == 0)
-            fprintf(out, "(no tickets)\n");
+        tl__cmd_print_tickets(out, tickets);
     }
     json_decref(tickets);
     return 0;
