@@ -1,12 +1,16 @@
 /*
  * The technicians' commands, as SSH exec requests (docs/technicians.md).
  *
- * One table of { name, usage, summary, capability, run }: the dispatcher
- * checks the capability against the technician's role (proto/roles.h)
- * before anything runs, and `help` is printed from the same table, so the
- * commands, their help and the roles table cannot drift apart. Work that
- * reads or changes the store runs as a storage job (relay/store/worker.h); its
- * output goes back through the exec (relay/net/exec.h).
+ * One table of entries { name, usage, summary, capability, argument spec,
+ * work } (relay/cmd/table.c; each entry in the file of its group): the
+ * dispatcher checks the capability against the technician's role
+ * (proto/roles.h) before anything runs, reads the words with the entry's
+ * declarative spec and the one shared parser (proto/cli.h), and `help`,
+ * `help --json` and each COMMAND --help are printed from the same table, so
+ * the commands, their help and the roles table cannot drift apart. Work
+ * that reads or changes the store runs as a storage job
+ * (relay/store/worker.h); its output goes back through the exec
+ * (relay/net/exec.h).
  *
  * Exit statuses: 0 success, 1 failure (not found, refused), 2 usage,
  * 77 permission denied.

@@ -2,7 +2,7 @@
  * One technician command in progress: the seam between the SSH front end
  * (relay/net/ssh_front.h; relay/net/ssh_exec.c implements this), which owns
  * the connection, and the command table
- * (relay/cmd/commands.c), which decides what a command does.
+ * (relay/cmd/commands.h), which decides what a command does.
  *
  * The front end authenticates the technician, receives an SSH "exec"
  * request, splits the command line into words (docs/technicians.md gives the
@@ -116,7 +116,7 @@ void tl_exec_set_raw(tl_exec_t *exec);
 void tl_exec_set_callbacks(tl_exec_t *exec, const tl_exec_callbacks_t *callbacks, void *data);
 
 /*
- * The dispatcher the front end calls for each exec request (relay/cmd/commands.c).
+ * The dispatcher the front end calls for each exec request (relay/cmd/commands.h).
  * argc >= 1 and argv[0] is the command name; argv[argc] is NULL; the words
  * live until the command finishes. ctx is what the front end was given at
  * start (the relay). Lines that do not split (docs/technicians.md "Command

@@ -61,7 +61,7 @@ enum tl_session_kind {
     TL_SESSION_RUNBOOKS, /* the catalogue only: no consent, no channel */
 };
 
-/* A parsed session command (relay/cmd/commands.c fills it). */
+/* A parsed session command (relay/cmd/sessions.c fills it). */
 typedef struct tl_session_request {
     enum tl_session_kind kind;
     int64_t ticket_id;

@@ -395,9 +395,47 @@ PROBES = {
 }
 
 
+# ---- the technicians' and admins' arguments (docs/technicians.md, relay/cmd/) ----
+
+CMDARGS = {
+    "tickets_filters": "tickets --tier 2 --status waiting-vendor --assignee bob --json",
+    "tickets_mine_last": "tickets --assignee bob --mine",
+    "tickets_bad_tier": "tickets --tier 04",
+    "tickets_unknown": "tickets -x --bogus extra",
+    "show": "ticket show T-42 --json",
+    "show_extra": "ticket show T-42 T-43",
+    "note": "ticket note T-1 the queue --json was 'stuck -- really'",
+    "note_dashes": "ticket note T-1 -- --json --reason",
+    "note_not_utf8": b"ticket note T-1 'caf\xe9'",
+    "resolve_empty": "ticket resolve T-1 ''",
+    "evidence_get": "evidence get T-9 0123abcdef",
+    "evidence_get_upper": "evidence get T-9 0123ABCDEF",
+    "diag": "diag T-1 --reason 'checking the network' --for 1h30m --json",
+    "diag_options_first": "diag --for 15m T-1",
+    "diag_bad_for": "diag T-1 --for 1h30",
+    "run": "run T-1 --for 90m --reason why -- ls -l --reason",
+    "run_no_dashes": "run T-1 --version --for 2m",
+    "run_nothing": "run T-1 --reason x --",
+    "join_observe": "join T-1 --observe --for 60",
+    "fix": "fix T-1 restart-service SERVICE=cups --reason r UNIT=x.service",
+    "fix_twice": "fix T-1 x A=1 A=2",
+    "fix_bad_name": "fix T-1 Bad_Name",
+    "runbooks": "runbooks T-1 --json",
+    "help": "help --json",
+    "whoami_extra": "whoami x",
+    "admin_init": "x --data /tmp/d --listen 127.0.0.1:7443 --ssh-listen [::1]:2222 --json",
+    "admin_enroll": "x --data d --ttl 15m --count 10000 --note 'for bob' --address h:1",
+    "admin_ticket": "x show T-1 --data d -- --json",
+    "admin_user": "x add bob --role tier2 --key bob.pub --data d",
+    "admin_missing": "x --data",
+}
+
+
 def more_corpora():
     for name, line in CMDLINES.items():
         write("cmdline", name, line)
+    for name, line in CMDARGS.items():
+        write("cmdargs", name, line)
     for name, data in audit_seeds().items():
         write("audit", name, data)
     for name, data in consent_seeds().items():

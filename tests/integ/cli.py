@@ -409,20 +409,38 @@ def case_relay_tickets_show_assignees_and_filter_like_ssh():
 @case
 def case_ssh_help_lists_commands_as_json():
     desk = Desk(ticket=False)
+    capabilities = [c["name"] for c in json.loads(
+        program("tierline-relay", "roles", "--json")[0])["capabilities"]]
     for user, role in (("alice", "tier1"), ("audrey", "auditor")):
         listing = desk.ssh_json(user, "help")
-        check_documented(desk.ssh(user, "help", "--help")[1], listing, "ssh help")
-        check_documented("  --json an object: name, usage, summary", listing["commands"],
+        help_help = desk.ssh(user, "help", "--help")[1]
+        check_documented(help_help, listing, "ssh help")
+        each = re.search(r"commands \(each: ([^)]*)\)", help_help)
+        check(each, "help --help does not say what each command holds:\n" + help_help)
+        check_documented("  --json an object: " + each.group(1), listing["commands"],
                          "ssh help's commands")
         check_documented(desk.ssh(user, "whoami", "--help")[1], desk.ssh_json(user, "whoami"),
                          "ssh whoami")
         check(listing["name"] == user and listing["role"] == role, "help --json: %r" % listing)
         names = [c["name"] for c in listing["commands"]]
-        check(all(set(c) == {"name", "usage", "summary"} for c in listing["commands"]),
-              "help --json entries: %r" % listing["commands"])
+        check(all(set(c) == {"name", "usage", "summary", "options", "example", "capability"}
+                  for c in listing["commands"]), "help --json entries: %r" % listing["commands"])
         _, text, _ = desk.ssh(user, "help")
         for command in listing["commands"]:
             check(command["usage"] in text, "%s is in help --json, not in help" % command["name"])
+            # What the console caches: the same options, values and lines as COMMAND --help.
+            own_help = desk.ssh(user, *(command["name"].split() + ["--help"]))[1]
+            options = own_help.split("\nOptions:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+            listed = [re.sub(r"\s{2,}", "  ", line.strip()) for line in options
+                      if not line.strip().startswith("-h, --help")]
+            as_json = ["%s%s  %s" % (o["name"], " " + o["value"] if o["value"] else "", o["help"])
+                       for o in command["options"]]
+            check(as_json == listed, "%s: help --json has options %r, its --help %r" % (
+                command["name"], as_json, listed))
+            check(command["example"] in own_help and command["example"].startswith(
+                command["name"]), "%s: example %r" % (command["name"], command["example"]))
+            check(command["capability"] in capabilities,
+                  "%s: capability %r" % (command["name"], command["capability"]))
         check(("run" in names) == (role == "tier2"), "%s may run? %r" % (role, names))
 
 

@@ -1,0 +1,59 @@
+/*
+ * The admins' commands of tierline-relay, run on the relay host: one entry
+ * each { name, usage, summary, argument spec, run, example }, in the file
+ * of its group: admin_setup.c (init, enroll-code, host-key),
+ * admin_listings.c (devices, tickets, ticket), admin_users.c (user, roles),
+ * admin_audit.c (audit-verify) and admin_integrity.c (status,
+ * audit-recover, evidence verify). relay/main.c lists them, with serve,
+ * which it runs itself, and dispatches; each command's --help is written
+ * from its entry and spec (proto/cli.h), and its words are parsed by the
+ * same spec, so help and parsing cannot drift apart.
+ *
+ * Admin views read the store directly (SQLite allows them while `serve`
+ * runs); every listing and report takes --json. Exit statuses: 0 success,
+ * 1 failure, 2 usage.
+ */
+#ifndef TL_ADMIN_H
+#define TL_ADMIN_H
+
+#include "proto/cli.h"
+
+#include <stdio.h>
+
+#define TL_ADMIN_PROGRAM "tierline-relay"
+
+typedef struct tl_admin_command tl_admin_command_t;
+
+struct tl_admin_command {
+    const char *name;
+    const char *usage; /* without the program's name */
+    const char *summary;
+    const tl_cli_spec_t *args; /* the words after the command's name */
+    /* argv as main() has it: argv[1] is the command's name. Returns the exit status. */
+    int (*run)(const tl_admin_command_t *cmd, int argc, char **argv);
+    const char *example; /* for --help: whole command lines */
+};
+
+extern const tl_admin_command_t tl_admin_init, tl_admin_enroll_code, tl_admin_host_key;
+extern const tl_admin_command_t tl_admin_devices, tl_admin_tickets, tl_admin_ticket;
+extern const tl_admin_command_t tl_admin_user, tl_admin_roles;
+extern const tl_admin_command_t tl_admin_audit_verify;
+extern const tl_admin_command_t tl_admin_status, tl_admin_audit_recover, tl_admin_evidence;
+
+/*
+ * Reads argv[2..] into result with cmd's spec (fields not given keep what
+ * result held). 0; or TL_EXIT_USAGE with the usage error on stderr:
+ * "tierline-relay COMMAND: what", then the usage line unless it stands alone.
+ */
+int tl_admin_parse(const tl_admin_command_t *cmd, int argc, char **argv, void *result);
+
+/* "tierline-relay: what: reason" on stderr; returns TL_EXIT_FAILURE. */
+int tl_admin_fail(const char *what, int rc);
+
+/* serve's --log-level, as a TL_CLI_CHECK: a level's name into an enum tl_log_level. */
+int tl_admin_log_level(const char *word, void *out, const char **problem);
+
+/* cmd's --help: usage, summary, the options of its spec, the example. */
+void tl_admin_help_write(FILE *out, const tl_admin_command_t *cmd);
+
+#endif

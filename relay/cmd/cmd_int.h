@@ -1,0 +1,133 @@
+/*
+ * Inside the technicians' commands (relay/cmd/commands.h): what the files
+ * of relay/cmd share. Each command is one table entry (struct tl__command)
+ * in the file of its group: tickets.c, evidence.c, sessions.c (diag, run,
+ * join, fix, runbooks) and help.c (help, whoami, and every --help); table.c
+ * lists them in the order `help` shows; dispatch.c finds the entry, checks
+ * the role, parses the words with the entry's spec (proto/cli.h) into a
+ * struct cmd and runs the command: its work on the storage thread, or the
+ * session module (relay/sessions/sessions.h) for the session commands.
+ */
+#ifndef TL_CMD_INT_H
+#define TL_CMD_INT_H
+
+#include "proto/cli.h"
+#include "relay/cmd/commands.h"
+#include "relay/cmd/kinds.h"
+#include "relay/store/evidence.h"
+#include "relay/store/store.h"
+
+#include <stdio.h>
+
+/* Evidence is streamed to the technician in pieces of this size. */
+#define TL_EVIDENCE_CHUNK (256u * 1024u)
+/* ... after it was read through and checked, this much of it per storage job. */
+#define TL_EVIDENCE_VERIFY_STEP (8u * 1024u * 1024u)
+
+struct tl__command;
+
+/* One command's state across its storage jobs. */
+struct cmd {
+    tl_job_t job;
+    const struct tl__command *command;
+    tl_commands_ctx_t *ctx;
+    tl_exec_t *exec; /* NULL once the client went away */
+    tl_technician_t tech;
+    int role;
+    int exit_status;
+    /* arguments, where the command's spec puts them */
+    int json;
+    tl__ticket_arg_t ticket;
+    tl_ticket_filter_t filter;
+    char status[16];
+    tl__assignee_arg_t assignee;
+    tl__text_arg_t text;
+    char hash[65];
+    /* session commands (relay/sessions/sessions.h) */
+    tl_session_request_t session;
+    tl_cli_words_t words;    /* run: the command; fix: its NAME=VALUE words */
+    int capability;          /* what the command needs, with its flags (join --observe) */
+    const char *usage_error; /* a line to print before the usage line */
+    int usage_error_only;    /* ... and no usage line after it */
+    /* output built on the worker */
+    char *out;
+    size_t out_len;
+    char *err;
+    size_t err_len;
+    /* evidence streaming */
+    tl_evidence_reader_t *reader; /* worker thread only */
+    uint8_t *chunk;
+    size_t chunk_len;
+    int reading_done;  /* worker writes, loop reads after the job */
+    int close_reader;  /* loop writes before submitting; worker reads */
+    int verifying;     /* worker writes: the item is not checked through yet */
+    int refused;       /* worker writes: refused, with its audit entry kept (exit 1) */
+    int job_in_flight; /* loop only */
+};
+
+typedef int (*tl__cmd_work_fn)(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err);
+
+/* One command. */
+struct tl__command {
+    const char *name; /* one word, or two for a group's command ("ticket show") */
+    const char *usage;
+    const char *summary;
+    int capability;
+    int observe_flag; /* --observe asks for the observe capability instead (join) */
+    /* Its words after the name: options, positionals, their help (proto/cli.h). The result
+     * is the struct cmd. */
+    tl_cli_spec_t args;
+    /* After a good parse, what the arguments make (a filter, a session request); non-zero
+     * with usage_error for a usage error. NULL: nothing to do. */
+    int (*prepare)(struct cmd *cmd);
+    tl__cmd_work_fn work; /* on the storage thread; NULL for session commands */
+    int session_kind;     /* session commands: what relay/sessions/sessions.c runs */
+    const char *example;  /* for COMMAND --help: whole command lines */
+};
+
+/* --json, which every command takes wherever it stands before a "--"; help NULL: not listed. */
+#define TL__CMD_JSON(help_text)                                                                    \
+    {                                                                                              \
+        .name = "json", .help = (help_text), .flags = TL_CLI_ANYWHERE,                             \
+        .out = TL_CLI_AT(struct cmd, json)                                                         \
+    }
+
+/* The entries, by group (tickets.c, evidence.c, help.c, sessions.c) ... */
+extern const struct tl__command tl__cmd_tickets, tl__cmd_ticket_show, tl__cmd_ticket_take,
+    tl__cmd_ticket_note, tl__cmd_ticket_resolve;
+extern const struct tl__command tl__cmd_evidence, tl__cmd_evidence_get;
+extern const struct tl__command tl__cmd_whoami, tl__cmd_help;
+extern const struct tl__command tl__cmd_diag, tl__cmd_run, tl__cmd_join, tl__cmd_fix,
+    tl__cmd_runbooks;
+/* ... and the table of them all, in the order help lists them (table.c). */
+extern const struct tl__command *const tl__commands[];
+extern const size_t tl__command_count;
+
+/* The entry for argv, two-word names ("ticket show") first; *words says how many it used. */
+const struct tl__command *tl__command_lookup(int argc, char **argv, int *words);
+/* Whether the role may use the command (join with --observe needs only observe). */
+int tl__command_may_use(const struct tl__command *command, int role);
+
+/* A usage error as the technician reads it: "tierline: what", then the usage line. */
+void tl__cmd_write_usage_error(FILE *out, const struct tl__command *command,
+                               const tl_cli_error_t *error);
+
+/* "tech:NAME", the actor of the command's timeline events and audit entries. */
+void tl__cmd_actor(const struct cmd *cmd, char out[96]);
+/* Loads a ticket the technician may see; "no ticket T-N" on err otherwise, either way. */
+int tl__cmd_load_visible_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, json_t **ticket);
+/* Ends exec with what text holds (open_memstream over *bytes): on stdout if status is 0. */
+void tl__cmd_finish_with(tl_exec_t *exec, FILE *text, char **bytes, size_t *len, int status);
+void tl__cmd_free(struct cmd *cmd);
+
+/* The work of a job (run_work's caller resubmits for each verification step). */
+void tl__cmd_submit_work(struct cmd *cmd);
+/* Evidence streaming (evidence.c): the next chunk, or closing the reader on the worker. */
+void tl__cmd_stream_next(struct cmd *cmd);
+
+/* COMMAND --help, and a group's listing ("ticket", "ticket --help"): help.c. The group
+ * answer returns 0 when argv names no group (nothing written). */
+void tl__cmd_answer_help(tl_exec_t *exec, const struct tl__command *command, int role);
+int tl__cmd_answer_group(tl_exec_t *exec, int argc, char **argv);
+
+#endif
