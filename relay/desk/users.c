@@ -69,6 +69,40 @@ static int key_fingerprint(ssh_key key, char out[64])
     return rc == 0 ? 0 : TL_EKEY;
 }
 
+/* One stored user into u: 0, or -1 for a damaged row (it cannot log in; the others still can). */
+static int load_user(struct user *u, const char *name, const char *line, const char *role_name,
+                     int disabled, int64_t id)
+{
+    int role = tl_role_parse(role_name);
+    if (name == NULL || line == NULL || role < 0 || strlen(name) >= sizeof u->name ||
+        parse_key_line(line, &u->key) != 0)
+        return -1;
+    strcpy(u->name, name);
+    u->role = role;
+    u->disabled = disabled;
+    u->id = id;
+    key_fingerprint(u->key, u->fingerprint);
+    return 0;
+}
+
+int tl_users_load_rows(tl_users_t *users, const tl_user_rows_t *rows)
+{
+    struct user *fresh = calloc(rows->count ? rows->count : 1, sizeof *fresh);
+    if (fresh == NULL)
+        return TL_ENOMEM;
+    size_t used = 0;
+    for (size_t i = 0; i < rows->count; i++) {
+        const tl_user_row_t *row = &rows->rows[i];
+        if (load_user(&fresh[used], row->name, row->public_key, row->role, row->disabled,
+                      row->id) == 0)
+            used++;
+    }
+    clear(users);
+    users->list = fresh;
+    users->count = used;
+    return 0;
+}
+
 int tl_users_load(tl_users_t *users, json_t *list)
 {
     size_t count = json_array_size(list);
@@ -79,19 +113,12 @@ int tl_users_load(tl_users_t *users, json_t *list)
     size_t i;
     json_t *row;
     json_array_foreach(list, i, row) {
-        const char *name = json_string_value(json_object_get(row, "name"));
-        const char *line = json_string_value(json_object_get(row, "public_key"));
-        int role = tl_role_parse(json_string_value(json_object_get(row, "role")));
-        struct user *u = &fresh[used];
-        if (name == NULL || line == NULL || role < 0 || strlen(name) >= sizeof u->name ||
-            parse_key_line(line, &u->key) != 0)
-            continue; /* a damaged row cannot log in; the others still can */
-        strcpy(u->name, name);
-        u->role = role;
-        u->disabled = json_is_true(json_object_get(row, "disabled"));
-        u->id = json_integer_value(json_object_get(row, "id"));
-        key_fingerprint(u->key, u->fingerprint);
-        used++;
+        if (load_user(&fresh[used], json_string_value(json_object_get(row, "name")),
+                      json_string_value(json_object_get(row, "public_key")),
+                      json_string_value(json_object_get(row, "role")),
+                      json_is_true(json_object_get(row, "disabled")),
+                      json_integer_value(json_object_get(row, "id"))) == 0)
+            used++;
     }
     clear(users);
     users->list = fresh;

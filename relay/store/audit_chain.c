@@ -87,26 +87,23 @@ out:
 
 /* The outbox rows as lines for tl_audit_sync; *lines_out is freed by the caller (rows own the
  * text). */
-static int rows_to_lines(json_t *rows, tl_audit_line_t **lines_out)
+static int rows_to_lines(const tl_audit_outbox_rows_t *rows, tl_audit_line_t **lines_out)
 {
-    size_t count = json_array_size(rows), i;
-    json_t *row;
+    size_t count = rows->count;
     *lines_out = NULL;
     if (count == 0)
         return 0;
     tl_audit_line_t *lines = calloc(count, sizeof *lines);
     if (lines == NULL)
         return TL_ENOMEM;
-    json_array_foreach(rows, i, row)
-    {
-        json_t *text = json_object_get(row, "line");
-        json_int_t seq = json_integer_value(json_object_get(row, "seq"));
-        lines[i].seq = seq > 0 ? (uint64_t)seq : 0;
-        lines[i].text = json_string_value(text);
-        lines[i].len = json_string_length(text);
+    for (size_t i = 0; i < count; i++) {
+        const tl_audit_outbox_row_t *row = &rows->rows[i];
+        lines[i].seq = row->seq;
+        lines[i].text = row->line;
+        lines[i].len = row->line != NULL ? strlen(row->line) : 0;
         if (lines[i].text == NULL ||
             tl_audit_line_links(lines[i].text, lines[i].len, lines[i].hash, lines[i].prev) != 0 ||
-            strcmp(lines[i].hash, json_string_value(json_object_get(row, "hash"))) != 0) {
+            row->hash == NULL || strcmp(lines[i].hash, row->hash) != 0) {
             tl_log_error("audit outbox row is malformed seq=%" PRIu64, lines[i].seq);
             free(lines);
             return TL_ESTORE;
@@ -143,11 +140,11 @@ static int ensure_log(tl_audit_chain_t *chain, const tl_store_audit_head_t *head
 static int flush_round(tl_audit_chain_t *chain, int *more)
 {
     tl_store_audit_head_t head;
-    json_t *rows = NULL;
+    tl_audit_outbox_rows_t rows;
     tl_audit_line_t *lines = NULL;
     tl_audit_problem_t problem;
     *more = 0;
-    int rc = tl_store_audit_outbox_list(chain->store, FLUSH_ROWS, &head, &rows);
+    int rc = tl_store_audit_outbox_read(chain->store, FLUSH_ROWS, &head, &rows);
     if (rc != 0) {
         set_problem(chain, "cannot read the audit chain from the database: %s", tl_strerror(rc));
         goto out;
@@ -157,11 +154,11 @@ static int flush_round(tl_audit_chain_t *chain, int *more)
         set_problem(chain, "the database records no audit chain head");
         goto out;
     }
-    if ((rc = rows_to_lines(rows, &lines)) != 0) {
+    if ((rc = rows_to_lines(&rows, &lines)) != 0) {
         set_problem(chain, "the database's audit outbox is damaged: %s", tl_strerror(rc));
         goto out;
     }
-    size_t count = json_array_size(rows);
+    size_t count = rows.count;
     *more = count == FLUSH_ROWS;
     if (count > 0 && !*more && lines[count - 1].seq != head.seq) {
         rc = TL_ESTORE;
@@ -213,8 +210,25 @@ static int flush_round(tl_audit_chain_t *chain, int *more)
         set_problem(chain, "cannot clear written lines from the database: %s", tl_strerror(rc));
 out:
     free(lines);
-    json_decref(rows);
+    tl_audit_outbox_rows_free(&rows);
     return rc;
+}
+
+/* What a unit of work of the chain's own needs. */
+struct stage_call {
+    tl_audit_chain_t *chain;
+    const tl_audit_entry_t *entry;
+    const tl_audit_pending_rows_t *rows;
+    uint64_t seq;
+    const char *hash;
+};
+
+/* One entry staged as a unit of work of its own. */
+static int stage_one(tl_store_t *store, void *arg)
+{
+    const struct stage_call *call = arg;
+    (void)store;
+    return tl_audit_chain_stage(call->chain, call->entry, NULL);
 }
 
 /* A torn tail the log cut is itself on the record: staged and written like any entry. */
@@ -229,14 +243,8 @@ static int record_repair(tl_audit_chain_t *chain, int *recorded)
         json_pack("{s:I, s:s}", "removed_bytes", (json_int_t)bytes, "removed_sha256", sha);
     tl_audit_entry_t entry = {
         .actor = "relay", .action = "audit.repair", .subject = "", .details = details};
-    int rc = details != NULL ? tl_store_begin(chain->store) : TL_ENOMEM;
-    if (rc == 0) {
-        rc = tl_audit_chain_stage(chain, &entry, NULL);
-        if (rc == 0)
-            rc = tl_store_commit(chain->store);
-        if (rc != 0)
-            tl_store_rollback(chain->store);
-    }
+    struct stage_call call = {.chain = chain, .entry = &entry};
+    int rc = details != NULL ? tl_store_unit_run(chain->store, stage_one, &call) : TL_ENOMEM;
     json_decref(details);
     if (rc != 0)
         tl_log_error("audit log repair not recorded removed_bytes=%" PRIu64 " sha256=%s reason=%s",
@@ -281,59 +289,59 @@ int tl_audit_chain_waiting(tl_audit_chain_t *chain)
 }
 
 /* Entries an older relay committed with their change but had not written (schema 3). */
-static int adopt_pending(tl_audit_chain_t *chain)
+static int adopt_rows(tl_store_t *store, void *arg)
 {
-    json_t *rows = NULL;
-    int rc = tl_store_audit_pending_list(chain->store, &rows);
-    size_t count = json_array_size(rows), i;
-    json_t *row;
+    tl_audit_chain_t *chain = ((struct stage_call *)arg)->chain;
+    const tl_audit_pending_rows_t *rows = ((struct stage_call *)arg)->rows;
     int64_t max_id = 0;
-    if (rc != 0 || count == 0) {
-        json_decref(rows);
-        return rc;
-    }
-    if ((rc = tl_store_begin(chain->store)) != 0) {
-        json_decref(rows);
-        return rc;
-    }
-    json_array_foreach(rows, i, row)
-    {
-        json_t *details = json_object_get(row, "details");
+    int rc = 0;
+    for (size_t i = 0; i < rows->count && rc == 0; i++) {
+        const tl_audit_pending_row_t *row = &rows->rows[i];
+        json_t *details = row->details != NULL ? json_loads(row->details, 0, NULL) : NULL;
+        if (details == NULL)
+            details = json_object();
         json_object_set_new(details, "recovered", json_true());
-        tl_audit_entry_t entry = {json_string_value(json_object_get(row, "actor")),
-                                  json_string_value(json_object_get(row, "action")),
-                                  json_string_value(json_object_get(row, "subject")), details, 0};
+        tl_audit_entry_t entry = {row->actor, row->action, row->subject, details, 0};
         if (entry.actor == NULL || entry.action == NULL)
             rc = TL_ESTORE;
         if (rc == 0)
             rc = tl_audit_chain_stage(chain, &entry, NULL);
-        if (rc != 0)
-            break;
-        max_id = json_integer_value(json_object_get(row, "id"));
+        json_decref(details);
+        if (rc == 0)
+            max_id = row->id;
     }
     if (rc == 0)
-        rc = tl_store_audit_pending_clear(chain->store, max_id);
-    if (rc == 0)
-        rc = tl_store_commit(chain->store);
-    if (rc != 0)
-        tl_store_rollback(chain->store);
-    else
-        tl_log_warn("audit entries an older relay left unwritten are written now count=%zu", count);
-    json_decref(rows);
+        rc = tl_store_audit_pending_clear(store, max_id);
     return rc;
+}
+
+static int adopt_pending(tl_audit_chain_t *chain)
+{
+    tl_audit_pending_rows_t rows;
+    int rc = tl_store_audit_pending_read(chain->store, &rows);
+    if (rc != 0 || rows.count == 0) {
+        tl_audit_pending_rows_free(&rows);
+        return rc;
+    }
+    struct stage_call call = {.chain = chain, .rows = &rows};
+    rc = tl_store_unit_run(chain->store, adopt_rows, &call);
+    if (rc == 0)
+        tl_log_warn("audit entries an older relay left unwritten are written now count=%zu",
+                    rows.count);
+    tl_audit_pending_rows_free(&rows);
+    return rc;
+}
+
+static int set_head(tl_store_t *store, void *arg)
+{
+    const struct stage_call *call = arg;
+    return tl_store_audit_head_set(store, call->seq, call->hash, tl_wall_ms());
 }
 
 static int set_head_now(tl_store_t *store, uint64_t seq, const char *hash)
 {
-    int rc = tl_store_begin(store);
-    if (rc != 0)
-        return rc;
-    rc = tl_store_audit_head_set(store, seq, hash, tl_wall_ms());
-    if (rc == 0)
-        rc = tl_store_commit(store);
-    if (rc != 0)
-        tl_store_rollback(store);
-    return rc;
+    struct stage_call call = {.seq = seq, .hash = hash};
+    return tl_store_unit_run(store, set_head, &call);
 }
 
 /* Opens the log for a chain whose head the store does not know yet. */
@@ -432,6 +440,18 @@ void tl_audit_chain_close(tl_audit_chain_t *chain)
     free(chain);
 }
 
+struct change_call {
+    int (*change)(tl_store_t *store, tl_audit_chain_t *chain, void *arg);
+    tl_audit_chain_t *chain;
+    void *arg;
+};
+
+static int run_change(tl_store_t *store, void *arg)
+{
+    const struct change_call *call = arg;
+    return call->change(store, call->chain, call->arg);
+}
+
 int tl_audit_chain_record(tl_store_t *store, const char *path,
                           int (*change)(tl_store_t *store, tl_audit_chain_t *chain, void *arg),
                           void *arg, char *problem, size_t problem_size)
@@ -441,15 +461,8 @@ int tl_audit_chain_record(tl_store_t *store, const char *path,
     if (rc != 0)
         return rc;
     if (change != NULL) {
-        if ((rc = tl_store_begin(store)) != 0) {
-            snprintf(problem, problem_size, "%s", tl_strerror(rc));
-            goto out;
-        }
-        rc = change(store, chain, arg);
-        if (rc == 0)
-            rc = tl_store_commit(store);
-        if (rc != 0) {
-            tl_store_rollback(store);
+        struct change_call call = {change, chain, arg};
+        if ((rc = tl_store_unit_run(store, run_change, &call)) != 0) {
             snprintf(problem, problem_size, "%s", tl_strerror(rc));
             goto out;
         }
@@ -610,13 +623,13 @@ static const char *verdict_name(int verdict)
 }
 
 /* What is wrong, as tl_audit_chain_open would see it, without changing anything. */
-static int diagnose(tl_store_t *store, const char *path, tl_store_audit_head_t *head, json_t **rows,
-                    tl_audit_problem_t *problem)
+static int diagnose(tl_store_t *store, const char *path, tl_store_audit_head_t *head,
+                    tl_audit_outbox_rows_t *rows, tl_audit_problem_t *problem)
 {
     uint64_t tail = 0;
     char why[256];
     memset(problem, 0, sizeof *problem);
-    int rc = tl_store_audit_outbox_list(store, SIZE_MAX, head, rows);
+    int rc = tl_store_audit_outbox_read(store, SIZE_MAX, head, rows);
     if (rc != 0)
         return rc;
     rc = tl_audit_peek(path, &problem->log_seq, problem->log_hash, &tail, why, sizeof why);
@@ -639,9 +652,9 @@ static int diagnose(tl_store_t *store, const char *path, tl_store_audit_head_t *
         return 0;
     }
     tl_audit_line_t *lines = NULL;
-    if ((rc = rows_to_lines(*rows, &lines)) != 0)
+    if ((rc = rows_to_lines(rows, &lines)) != 0)
         return rc;
-    size_t count = json_array_size(*rows);
+    size_t count = rows->count;
     tl_audit_target_t target = {head->seq, head->hash, lines, count};
     if (count > 0 && lines[count - 1].seq != head->seq)
         target.count = 0; /* inconsistent outbox: judge by the head alone */
@@ -650,12 +663,90 @@ static int diagnose(tl_store_t *store, const char *path, tl_store_audit_head_t *
     return 0;
 }
 
+/* What the recovery's unit of work needs. */
+struct recovery {
+    tl_audit_chain_t *chain;
+    const tl_store_audit_head_t *head;
+    const tl_audit_outbox_rows_t *rows;
+    const tl_audit_outbox_row_t **again; /* room for every row */
+    uint64_t kept_seq;
+    json_t *details;
+};
+
+/* Which outbox lines the kept log lacks: re-staged after the recovery entry. */
+static size_t lines_to_stage_again(const struct recovery *r)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < r->rows->count; i++) {
+        const tl_audit_outbox_row_t *row = &r->rows->rows[i];
+        char there[TL_AUDIT_HASH_HEX];
+        if (row->seq <= r->kept_seq && tl_audit_hash_at(r->chain->audit, row->seq, there) == 0 &&
+            row->hash != NULL && strcmp(there, row->hash) == 0)
+            continue;
+        r->again[count++] = row;
+    }
+    return count;
+}
+
+/* A line the outbox held, staged again after the recovery entry and marked "recovered". */
+static int stage_again(tl_audit_chain_t *chain, const tl_audit_outbox_row_t *row)
+{
+    json_error_t error;
+    json_t *old = row->line != NULL ? json_loads(row->line, 0, &error) : NULL;
+    int rc = json_is_object(old) ? 0 : TL_ESTORE;
+    if (rc == 0) {
+        json_t *old_details = json_deep_copy(json_object_get(old, "details"));
+        json_object_set_new(old_details, "recovered",
+                            json_pack("{s:O, s:O}", "seq", json_object_get(old, "seq"), "time",
+                                      json_object_get(old, "time")));
+        tl_audit_entry_t again = {json_string_value(json_object_get(old, "actor")),
+                                  json_string_value(json_object_get(old, "action")),
+                                  json_string_value(json_object_get(old, "subject")), old_details,
+                                  0};
+        rc = tl_audit_chain_stage(chain, &again, NULL);
+        json_decref(old_details);
+    }
+    json_decref(old);
+    return rc;
+}
+
+/* The kept log's end becomes the head; the recovery entry follows it, then what waited. */
+static int stage_recovery(tl_store_t *store, void *arg)
+{
+    const struct recovery *r = arg;
+    size_t count = 0;
+    int rc = tl_store_audit_head_set(store, r->kept_seq, tl_audit_last_hash(r->chain->audit),
+                                     tl_wall_ms());
+    if (rc == 0)
+        rc = tl_store_audit_outbox_delete(store, UINT64_MAX);
+    if (rc == 0) {
+        count = lines_to_stage_again(r);
+        /* Lost: what the store's head says was written, less what the kept log and the
+         * outbox still hold. */
+        uint64_t still = r->kept_seq + count;
+        json_object_set_new(r->details, "outbox_rewritten", json_integer((json_int_t)count));
+        json_object_set_new(r->details, "entries_lost",
+                            json_integer(r->head->known && r->head->seq > still
+                                             ? (json_int_t)(r->head->seq - still)
+                                             : 0));
+    }
+    tl_audit_entry_t entry = {
+        .actor = "admin", .action = "audit.recover", .subject = "", .details = r->details};
+    if (rc == 0)
+        rc = tl_audit_chain_stage(r->chain, &entry, NULL);
+    for (size_t i = 0; i < count && rc == 0; i++)
+        rc = stage_again(r->chain, r->again[i]);
+    return rc;
+}
+
 int tl_audit_chain_recover(tl_store_t *store, const char *path, json_t *by, json_t **report,
                            int *recovered, char *problem_text, size_t problem_size)
 {
     tl_store_audit_head_t head;
     tl_audit_problem_t found;
-    json_t *rows = NULL, *details = NULL, *restaged = NULL;
+    tl_audit_outbox_rows_t rows = {0};
+    const tl_audit_outbox_row_t **again = NULL;
+    json_t *details = NULL;
     tl_audit_chain_t *chain = NULL;
     tl_audit_report_t verified;
     char aside[4200] = "";
@@ -725,13 +816,13 @@ int tl_audit_chain_recover(tl_store_t *store, const char *path, json_t *by, json
         goto out;
     }
     uint64_t kept_seq = tl_audit_last_seq(chain->audit);
-    restaged = json_array();
+    again = calloc(rows.count > 0 ? rows.count : 1, sizeof *again);
     details = json_pack("{s:s, s:s, s:{s:I, s:s}, s:{s:I, s:s}, s:I, s:O}", "found",
                         verdict_name(found.verdict), "problem", found.text, "database_head", "seq",
                         (json_int_t)head.seq, "hash", head.hash, "log_kept", "seq",
                         (json_int_t)kept_seq, "hash", tl_audit_last_hash(chain->audit),
                         "entries_lost", (json_int_t)0, "by", by);
-    if (details == NULL || restaged == NULL) {
+    if (details == NULL || again == NULL) {
         rc = TL_ENOMEM;
         goto out;
     }
@@ -740,68 +831,9 @@ int tl_audit_chain_recover(tl_store_t *store, const char *path, json_t *by, json
     if (cut_bytes > 0)
         json_object_set_new(details, "removed_tail_bytes", json_integer((json_int_t)cut_bytes));
 
-    if ((rc = tl_store_begin(store)) != 0)
+    struct recovery recovery = {chain, &head, &rows, again, kept_seq, details};
+    if ((rc = tl_store_unit_run(store, stage_recovery, &recovery)) != 0)
         goto store_failed;
-    rc = tl_store_audit_head_set(store, kept_seq, tl_audit_last_hash(chain->audit), tl_wall_ms());
-    if (rc == 0)
-        rc = tl_store_audit_outbox_delete(store, UINT64_MAX);
-    /* Which outbox lines the kept log lacks: re-staged after the recovery entry. */
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-    {
-        uint64_t seq = (uint64_t)json_integer_value(json_object_get(row, "seq"));
-        const char *hash = json_string_value(json_object_get(row, "hash"));
-        char there[TL_AUDIT_HASH_HEX];
-        if (rc != 0)
-            break;
-        if (seq <= kept_seq && tl_audit_hash_at(chain->audit, seq, there) == 0 && hash != NULL &&
-            strcmp(there, hash) == 0)
-            continue;
-        json_array_append(restaged, row);
-    }
-    if (rc == 0) {
-        /* Lost: what the store's head says was written, less what the kept log and the
-         * outbox still hold. */
-        uint64_t still = kept_seq + json_array_size(restaged);
-        json_object_set_new(details, "outbox_rewritten",
-                            json_integer((json_int_t)json_array_size(restaged)));
-        json_object_set_new(
-            details, "entries_lost",
-            json_integer(head.known && head.seq > still ? (json_int_t)(head.seq - still) : 0));
-    }
-    tl_audit_entry_t entry = {
-        .actor = "admin", .action = "audit.recover", .subject = "", .details = details};
-    if (rc == 0)
-        rc = tl_audit_chain_stage(chain, &entry, NULL);
-    json_array_foreach(restaged, i, row)
-    {
-        json_error_t error;
-        json_t *old = NULL;
-        if (rc == 0)
-            old = json_loads(json_string_value(json_object_get(row, "line")), 0, &error);
-        if (rc == 0 && !json_is_object(old))
-            rc = TL_ESTORE;
-        if (rc == 0) {
-            json_t *old_details = json_deep_copy(json_object_get(old, "details"));
-            json_object_set_new(old_details, "recovered",
-                                json_pack("{s:O, s:O}", "seq", json_object_get(old, "seq"), "time",
-                                          json_object_get(old, "time")));
-            tl_audit_entry_t again = {json_string_value(json_object_get(old, "actor")),
-                                      json_string_value(json_object_get(old, "action")),
-                                      json_string_value(json_object_get(old, "subject")),
-                                      old_details, 0};
-            rc = tl_audit_chain_stage(chain, &again, NULL);
-            json_decref(old_details);
-        }
-        json_decref(old);
-    }
-    if (rc == 0)
-        rc = tl_store_commit(store);
-    if (rc != 0) {
-        tl_store_rollback(store);
-        goto store_failed;
-    }
     if ((rc = tl_audit_chain_flush(chain)) != 0) {
         snprintf(problem_text, problem_size, "%s", tl_audit_chain_problem(chain));
         goto out;
@@ -815,9 +847,9 @@ store_failed:
     snprintf(problem_text, problem_size, "cannot record the recovery in the database: %s",
              tl_strerror(rc));
 out:
-    json_decref(rows);
+    tl_audit_outbox_rows_free(&rows);
+    free(again);
     json_decref(details);
-    json_decref(restaged);
     tl_audit_chain_close(chain);
     return rc;
 }

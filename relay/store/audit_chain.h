@@ -2,13 +2,13 @@
  * The audit chain as the relay keeps it: the log (relay/store/audit.c) plus its head in the store.
  *
  * The store holds the chain's head (the last sequence number and hash) and, in an outbox, the
- * lines the log may not hold yet. An audited change stages its entry in the same store
- * transaction as the change itself: the entry is numbered and chained from the stored head,
- * formatted into its final line, put in the outbox, and the head moves on; all of it commits or
- * none. After the commit the outbox is flushed: the log receives exactly those lines (one write,
- * one fdatasync), and only then are they deleted from the outbox. docs/audit-format.md §7 has the
- * crash-point reasoning; in short, after any crash the log holds a prefix of the stored chain and
- * the outbox holds the rest, so the next flush completes it and nothing is written twice.
+ * lines the log may not hold yet. An audited change stages its entry in the same unit of work of
+ * the store (relay/store/store.h) as the change itself: the entry is numbered and chained from the
+ * stored head, formatted into its final line, put in the outbox, and the head moves on; all of it
+ * commits or none. After the commit the outbox is flushed: the log receives exactly those lines
+ * (one write, one fdatasync), and only then are they deleted from the outbox. docs/audit-format.md
+ * §7 has the crash-point reasoning; in short, after any crash the log holds a prefix of the stored
+ * chain and the outbox holds the rest, so the next flush completes it and nothing is written twice.
  *
  * Because the head is in the store, a log that is missing, shorter than the head (beyond what
  * the outbox can rewrite), or different from it is noticed when the chain opens, and refused: a
@@ -16,8 +16,8 @@
  * out, and it leaves a permanent record of the loss in the log.
  *
  * Every writer of a data directory's log goes through here (the serving relay's storage worker,
- * and the admin commands beside it); the store's write transactions and the log's lock keep
- * them in one chain.
+ * and the admin commands beside it); the store's units of work (one writer at a time) and the
+ * log's lock keep them in one chain.
  *
  * Ownership: a chain belongs to one thread, like its store; it does not own the store.
  */
@@ -51,8 +51,8 @@ int tl_audit_chain_open(tl_store_t *store, const char *path, unsigned flags, tl_
 void tl_audit_chain_close(tl_audit_chain_t *chain);
 
 /*
- * Inside the caller's store transaction: makes entry the chain's next line (outbox and head).
- * Undone with the transaction (or savepoint) it is in. TL_EINVAL for an entry the log would
+ * Inside the caller's unit of work: makes entry the chain's next line (outbox and head).
+ * Undone with the unit (or the step of it) it is in. TL_EINVAL for an entry the log would
  * refuse (audit-format §3 writer limits). seq_out may be NULL.
  */
 int tl_audit_chain_stage(tl_audit_chain_t *chain, const tl_audit_entry_t *entry, uint64_t *seq_out);
@@ -62,7 +62,7 @@ uint64_t tl_audit_chain_staged(const tl_audit_chain_t *chain);
 void tl_audit_chain_forget_staged(tl_audit_chain_t *chain);
 
 /*
- * Outside any transaction: writes every outbox line the log lacks, in order, syncs, then
+ * Outside any unit of work: writes every outbox line the log lacks, in order, syncs, then
  * deletes them from the outbox. 0 when the outbox is empty and the log agrees with the head;
  * TL_EAUDIT otherwise (tl_audit_chain_problem() says why: disk full, the log replaced or
  * removed, ...). Nothing is deleted from the outbox unless it is durable in the log.
@@ -76,7 +76,7 @@ const char *tl_audit_chain_problem(const tl_audit_chain_t *chain);
 
 /*
  * For one-shot writers (the admin commands): opens the chain (refusing as above), runs change
- * inside one store transaction (it stages its entries with tl_audit_chain_stage), commits and
+ * as one unit of work of the store (it stages its entries with tl_audit_chain_stage), commits and
  * flushes. A change that fails is rolled back. If the flush fails the change is committed but
  * the caller must not report success: its entries wait in the outbox and the next writer writes
  * them; problem says why. change may be NULL (then the chain is only checked and flushed).

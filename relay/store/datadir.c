@@ -68,6 +68,18 @@ static int write_settings(const char *root, const char *listen, const char *ssh_
     return rc;
 }
 
+struct first_entry {
+    tl_audit_chain_t *chain;
+    const tl_audit_entry_t *entry;
+};
+
+static int stage_first(tl_store_t *store, void *arg)
+{
+    const struct first_entry *first = arg;
+    (void)store;
+    return tl_audit_chain_stage(first->chain, first->entry, NULL);
+}
+
 int tl_datadir_init(const char *root, const char *listen, const char *ssh_listen,
                     char *fingerprint_out)
 {
@@ -121,14 +133,9 @@ int tl_datadir_init(const char *root, const char *listen, const char *ssh_listen
     }
     tl_audit_entry_t entry = {
         .actor = "admin", .action = "relay.init", .subject = "", .details = details};
-    if ((rc = tl_store_begin(store)) != 0)
+    struct first_entry first = {chain, &entry};
+    if ((rc = tl_store_unit_run(store, stage_first, &first)) != 0)
         goto out;
-    if ((rc = tl_audit_chain_stage(chain, &entry, NULL)) == 0)
-        rc = tl_store_commit(store);
-    if (rc != 0) {
-        tl_store_rollback(store);
-        goto out;
-    }
     if ((rc = tl_audit_chain_flush(chain)) != 0)
         goto out;
     rc = tl_fsync_dir(root);

@@ -1,6 +1,7 @@
 /* audit-recover and evidence verify (relay/store/integrity.h). */
 #include "relay/store/integrity.h"
 #include "proto/err.h"
+#include "proto/ids.h"
 #include "relay/store/audit_chain.h"
 #include "relay/store/datadir.h"
 #include "relay/store/evidence.h"
@@ -167,7 +168,8 @@ int tl_integrity_evidence_verify(const char *data_dir, int json, FILE *out, FILE
 {
     char db_path[4096], evidence_path[4096];
     tl_store_t *store = NULL;
-    json_t *rows = NULL, *missing = json_array();
+    tl_evidence_rows_t rows = {0};
+    json_t *missing = json_array();
     struct evidence_check check = {.tickets = json_object(), .damaged = json_array()};
     int status = 1;
     int rc = tl_datadir_path(data_dir, TL_DATADIR_DB, db_path, sizeof db_path);
@@ -178,7 +180,7 @@ int tl_integrity_evidence_verify(const char *data_dir, int json, FILE *out, FILE
         goto out;
     }
     if ((rc = tl_store_open(db_path, TL_STORE_OPEN_EXISTING, &store)) != 0 ||
-        (rc = tl_store_evidence_all(store, &rows)) != 0) {
+        (rc = tl_store_evidence_read(store, &rows)) != 0) {
         fprintf(err, PROGRAM " evidence verify: cannot read the store %s: %s\n", db_path,
                 tl_strerror(rc));
         goto out;
@@ -188,17 +190,16 @@ int tl_integrity_evidence_verify(const char *data_dir, int json, FILE *out, FILE
                 evidence_path, tl_strerror(rc));
         goto out;
     }
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-    {
-        const char *hash = json_string_value(json_object_get(row, "hash"));
+    for (size_t i = 0; i < rows.count; i++) {
+        const char *hash = rows.rows[i].hash;
+        char ticket[TL_ID_TEXT];
         json_t *list = json_object_get(check.tickets, hash);
         if (list == NULL) {
             list = json_array();
             json_object_set_new(check.tickets, hash, list);
         }
-        json_array_append(list, json_object_get(row, "ticket"));
+        json_array_append_new(
+            list, json_string(tl_id_format(ticket, TL_ID_TICKET, rows.rows[i].ticket_id)));
     }
     /* Every stored item, re-hashed; then what the tickets name but the disk lacks. */
     if ((rc = tl_evidence_foreach(check.evidence, check_item, &check)) != 0) {
@@ -230,7 +231,7 @@ int tl_integrity_evidence_verify(const char *data_dir, int json, FILE *out, FILE
 out:
     tl_evidence_store_close(check.evidence);
     tl_store_close(store);
-    json_decref(rows);
+    tl_evidence_rows_free(&rows);
     json_decref(missing);
     json_decref(check.tickets);
     json_decref(check.damaged);

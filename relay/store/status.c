@@ -87,34 +87,32 @@ struct findings {
 /* The log against the store's head and outbox: what `serve` would say at start. */
 static int judge_log(tl_store_t *store, const char *log_path, struct findings *f)
 {
-    json_t *rows = NULL;
+    tl_audit_outbox_rows_t rows;
     tl_audit_line_t *lines = NULL;
     /* The log first, then the store: a writer stages (head) before it writes (log), so a log
      * read first can only be behind the head it is compared with, never ahead. */
     f->log_rc = tl_audit_peek(log_path, &f->log_seq, f->log_hash, &f->tail_bytes, f->log_why,
                               sizeof f->log_why);
-    int rc = tl_store_audit_outbox_list(store, SIZE_MAX, &f->head, &rows);
+    int rc = tl_store_audit_outbox_read(store, SIZE_MAX, &f->head, &rows);
     if (rc != 0)
         return rc;
-    size_t count = json_array_size(rows), i;
-    json_t *row;
+    size_t count = rows.count;
     f->waiting = count;
     f->oldest_ms = 0;
     if (count > 0 && (lines = calloc(count, sizeof *lines)) == NULL) {
-        json_decref(rows);
+        tl_audit_outbox_rows_free(&rows);
         return TL_ENOMEM;
     }
-    json_array_foreach(rows, i, row)
-    {
-        json_t *text = json_object_get(row, "line");
-        lines[i].seq = (uint64_t)json_integer_value(json_object_get(row, "seq"));
-        lines[i].text = json_string_value(text);
-        lines[i].len = json_string_length(text);
+    for (size_t i = 0; i < rows.count; i++) {
+        const tl_audit_outbox_row_t *row = &rows.rows[i];
+        lines[i].seq = row->seq;
+        lines[i].text = row->line;
+        lines[i].len = row->line != NULL ? strlen(row->line) : 0;
         if (lines[i].text == NULL ||
             tl_audit_line_links(lines[i].text, lines[i].len, lines[i].hash, lines[i].prev) != 0)
             count = 0; /* a damaged outbox: judge by the head alone */
         if (i == 0)
-            f->oldest_ms = json_integer_value(json_object_get(row, "created"));
+            f->oldest_ms = row->created;
     }
     memset(&f->check, 0, sizeof f->check);
     if (f->log_rc == -ENOENT) {
@@ -134,7 +132,7 @@ static int judge_log(tl_store_t *store, const char *log_path, struct findings *f
         tl_audit_compare(f->log_seq, f->log_hash, &target, &f->check);
     }
     free(lines);
-    json_decref(rows);
+    tl_audit_outbox_rows_free(&rows);
     return 0;
 }
 
@@ -155,7 +153,7 @@ static int gather(const char *data_dir, struct findings *f, FILE *err)
 {
     char db_path[4096], log_path[4096];
     tl_store_t *store = NULL;
-    json_t *legacy = NULL;
+    tl_audit_pending_rows_t legacy = {0};
     int rc;
     if ((rc = tl_datadir_path(data_dir, TL_DATADIR_DB, db_path, sizeof db_path)) != 0 ||
         (rc = tl_datadir_path(data_dir, TL_DATADIR_AUDIT, log_path, sizeof log_path)) != 0)
@@ -175,11 +173,11 @@ static int gather(const char *data_dir, struct findings *f, FILE *err)
         goto out;
     }
     if ((rc = judge_log(store, log_path, f)) != 0 ||
-        (rc = tl_store_audit_pending_list(store, &legacy)) != 0) {
+        (rc = tl_store_audit_pending_read(store, &legacy)) != 0) {
         fprintf(err, "tierline-relay status: cannot read the audit chain: %s\n", tl_strerror(rc));
         goto out;
     }
-    f->legacy = json_array_size(legacy);
+    f->legacy = legacy.count;
 
     json_t *audit = json_object_get(f->state, "audit");
     if (f->serving && json_is_true(json_object_get(audit, "failing"))) {
@@ -200,7 +198,7 @@ static int gather(const char *data_dir, struct findings *f, FILE *err)
     if (f->problem == NULL)
         f->problem = "";
 out:
-    json_decref(legacy);
+    tl_audit_pending_rows_free(&legacy);
     tl_store_close(store);
     return rc;
 }

@@ -1,19 +1,29 @@
 /*
- * The relay's store: devices, enrollment codes, tickets and their timelines,
- * evidence records. SQLite today (one file, WAL), behind this one interface
- * so that a shared database can replace it (DESIGN.md §8); nothing outside
- * relay/store/store.c knows it is SQL.
+ * The relay's store: devices, enrollment codes, tickets and their timelines, evidence records,
+ * technicians, uploads, and the audit chain's head and outbox. This header is the whole
+ * interface: typed rows in and out, no SQL, no JSON values, no transactions beyond the "unit of
+ * work" below. One backend fills it today, SQLite (relay/store/store_sqlite.c, one file, WAL);
+ * a shared database (PostgreSQL, DESIGN.md §8) would be a second file beside it that fills the
+ * same functions, and no caller would change (docs/architecture.md "The store interface").
  *
- * Calls are synchronous and must not run on the event loop: the relay calls
- * them from its storage worker, the admin commands call them directly. A
- * tl_store_t is used by one thread at a time. Identifiers (device and ticket
- * numbers) come from the store, never from a relay's memory. Times are
- * milliseconds since the Unix epoch, UTC.
+ * Calls are synchronous and must not run on the event loop: the relay calls them from its
+ * storage worker (relay/store/worker.h), the admin commands call them directly. A tl_store_t is
+ * used by one thread at a time. Identifiers (device and ticket numbers) come from the store,
+ * never from a relay's memory; they are int64 here and in every row, and take their text form
+ * ("T-42", "D-7") only at the edges (proto/ids.h). Times are milliseconds since the Unix epoch,
+ * UTC.
+ *
+ * The store checks what it must to keep its data sound (lengths, hashes, names used as keys,
+ * references); what a ticket may be (its statuses, tiers, a title) is the desk's rule
+ * (relay/desk/tickets.h), checked before the store is asked.
+ *
+ * Rows that come out of the store own their strings: a list is freed with its one free
+ * function, a single row with its clear function. Rows that go in are borrowed for the call.
  */
 #ifndef TL_STORE_H
 #define TL_STORE_H
 
-#include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct tl_store tl_store_t;
@@ -38,17 +48,27 @@ int tl_store_open(const char *path, enum tl_store_mode mode, tl_store_t **out);
 void tl_store_close(tl_store_t *store);
 int tl_store_schema_version(tl_store_t *store);
 
-/* Group commit: wrap several calls in one transaction, one fsync. */
-int tl_store_begin(tl_store_t *store);
-int tl_store_commit(tl_store_t *store);
-void tl_store_rollback(tl_store_t *store);
-/* Nested units inside a transaction: one job's changes, undone alone if it fails. */
-int tl_store_savepoint(tl_store_t *store);
-int tl_store_release(tl_store_t *store);
-void tl_store_rollback_savepoint(tl_store_t *store);
+/* ---- units of work --------------------------------------------------------------------------
+ *
+ * A unit of work is what commits together: tl_store_unit_run() runs body and then makes all of
+ * its changes durable at once (one commit, one fsync), or none of them if body fails (its
+ * non-zero result is returned) or the commit does. Inside body, tl_store_unit_step() runs one
+ * piece of work isolated: if it fails, its own changes are undone and the unit goes on. This is
+ * how the storage worker commits a batch of jobs (relay/store/worker.h): one unit, each job a
+ * step. A unit run inside another becomes a step of it.
+ *
+ * A call made outside any unit is a unit of its own. tl_store_enroll() and
+ * tl_store_audit_outbox_read() are atomic either way.
+ */
+typedef int (*tl_store_work_fn)(tl_store_t *store, void *arg);
+
+int tl_store_unit_run(tl_store_t *store, tl_store_work_fn body, void *arg);
+/* Inside a unit only (TL_ESTORE otherwise): work's result; its changes undone if it failed. */
+int tl_store_unit_step(tl_store_t *store, tl_store_work_fn work, void *arg);
 
 /* ---- enrollment codes (only their SHA-256, hex, is stored) ---------------- */
 
+/* code_id may be NULL. */
 int tl_store_code_add(tl_store_t *store, const char *code_hash, int64_t now_ms, int64_t expires_ms,
                       const char *note, int64_t *code_id);
 
@@ -69,48 +89,90 @@ int tl_store_enroll(tl_store_t *store, const char *code_hash, int64_t now_ms,
 
 /* ---- devices --------------------------------------------------------------- */
 
+typedef struct tl_device_row {
+    int64_t id;
+    const char *fingerprint;
+    const char *hostname;
+    const char *os;
+    int64_t first_seen;
+    int64_t last_seen;
+    int online;
+} tl_device_row_t;
+
+typedef struct tl_device_rows {
+    tl_device_row_t *rows;
+    size_t count;
+} tl_device_rows_t;
+
 /* TL_ENOTFOUND if the fingerprint belongs to no device. */
 int tl_store_device_find(tl_store_t *store, const char *fingerprint, int64_t *device_id);
 int tl_store_device_seen(tl_store_t *store, int64_t device_id, int64_t now_ms, int online);
 /* At relay start: nobody is connected yet. */
 int tl_store_devices_all_offline(tl_store_t *store);
-/* A JSON array of device objects (id "D-n", fingerprint, hostname, os, ...). */
-int tl_store_devices_list(tl_store_t *store, json_t **out);
+/* Every device, by id. */
+int tl_store_devices_read(tl_store_t *store, tl_device_rows_t *out);
+void tl_device_rows_free(tl_device_rows_t *list);
 
-/* ---- tickets --------------------------------------------------------------- */
+/* ---- tickets, their timelines and evidence ------------------------------------------------ */
 
 typedef struct tl_ticket_new {
     int64_t device_id;
     const char *title;
-    const char *description;
+    const char *description; /* NULL: "" */
     int tier;
     /* The requester's idempotency key: the same (device, request_id) always
      * names the same ticket, so a re-sent request creates nothing new. */
     const char *request_id;
+    /* The status it starts in; the desk chooses it (relay/desk/tickets.h). */
+    const char *status;
 } tl_ticket_new_t;
 
-/* *created is 1 for a new ticket, 0 when request_id named an existing one. */
-int tl_store_ticket_create(tl_store_t *store, const tl_ticket_new_t *ticket, int64_t now_ms,
-                           int64_t *ticket_id, int *created);
-int tl_store_ticket_event(tl_store_t *store, int64_t ticket_id, int64_t now_ms, const char *actor,
-                          const char *kind, json_t *details);
-/*
- * Records an evidence item on a ticket. The content must already be durable
- * in the evidence store. Adding the same hash twice to a ticket is a no-op
- * (*added = 0).
- */
-int tl_store_evidence_add(tl_store_t *store, int64_t ticket_id, const char *hash, const char *kind,
-                          const char *name, uint64_t size, int64_t now_ms, int *added);
-int tl_store_tickets_list(tl_store_t *store, json_t **out);
-/* One ticket with "events" and "evidence" arrays; TL_ENOTFOUND if absent. */
-int tl_store_ticket_get(tl_store_t *store, int64_t ticket_id, json_t **out);
-/*
- * One ticket's own fields (device, assignee, status, ...) without its events
- * and evidence, which grow with every session: for callers that need only
- * those fields, so their cost stays the same however long the ticket's
- * history is. TL_ENOTFOUND if absent.
- */
-int tl_store_ticket_fields(tl_store_t *store, int64_t ticket_id, json_t **out);
+typedef struct tl_ticket_row {
+    int64_t id;
+    int64_t device_id;
+    const char *hostname; /* the device's */
+    const char *title;
+    const char *description;
+    int tier;
+    const char *status;
+    const char *assignee; /* NULL: nobody */
+    int64_t created;
+    int64_t updated;
+} tl_ticket_row_t;
+
+typedef struct tl_ticket_rows {
+    tl_ticket_row_t *rows;
+    size_t count;
+} tl_ticket_rows_t;
+
+/* One entry of a ticket's timeline. */
+typedef struct tl_ticket_event_row {
+    int64_t ticket_id;
+    int64_t time;
+    const char *actor;
+    const char *kind;
+    const char *details; /* a JSON object, as text */
+} tl_ticket_event_row_t;
+
+typedef struct tl_ticket_event_rows {
+    tl_ticket_event_row_t *rows;
+    size_t count;
+} tl_ticket_event_rows_t;
+
+/* An evidence item as a ticket holds it (the content is in the evidence store). */
+typedef struct tl_evidence_row {
+    int64_t ticket_id;
+    const char *hash; /* SHA-256, hex */
+    const char *kind;
+    const char *name;
+    uint64_t size;
+    int64_t created;
+} tl_evidence_row_t;
+
+typedef struct tl_evidence_rows {
+    tl_evidence_row_t *rows;
+    size_t count;
+} tl_evidence_rows_t;
 
 typedef struct tl_ticket_filter {
     int tier;             /* -1: any */
@@ -118,14 +180,59 @@ typedef struct tl_ticket_filter {
     const char *assignee; /* NULL: any */
 } tl_ticket_filter_t;
 
-int tl_store_tickets_query(tl_store_t *store, const tl_ticket_filter_t *filter, json_t **out);
-/* Sets the assignee and/or status (NULL leaves it); TL_ENOTFOUND, TL_EINVAL. */
-int tl_store_ticket_update(tl_store_t *store, int64_t ticket_id, const char *assignee,
-                           const char *status, int64_t now_ms);
-/* new, open, waiting-user, waiting-vendor, resolved, closed */
-int tl_store_status_valid(const char *status);
+/*
+ * A new ticket with created = updated = now_ms. *created is 1 for a new ticket, 0 when
+ * request_id named an existing one (*ticket_id is then that one). TL_ENOTFOUND: no such device.
+ */
+int tl_store_ticket_insert(tl_store_t *store, const tl_ticket_new_t *ticket, int64_t now_ms,
+                           int64_t *ticket_id, int *created);
+/* Sets the assignee (a user name) and/or the status (NULL leaves it); TL_ENOTFOUND, TL_EINVAL. */
+int tl_store_ticket_set(tl_store_t *store, int64_t ticket_id, const char *assignee,
+                        const char *status, int64_t now_ms);
+/* Adds event to its ticket's timeline (and makes it the ticket's last update); TL_ENOTFOUND. */
+int tl_store_ticket_event_add(tl_store_t *store, const tl_ticket_event_row_t *event);
+/*
+ * Records an evidence item on a ticket. The content must already be durable
+ * in the evidence store. Adding the same hash twice to a ticket is a no-op
+ * (*added = 0).
+ */
+int tl_store_evidence_add(tl_store_t *store, int64_t ticket_id, const char *hash, const char *kind,
+                          const char *name, uint64_t size, int64_t now_ms, int *added);
+
+/* The tickets filter lets through (NULL: all), by id. */
+int tl_store_tickets_read(tl_store_t *store, const tl_ticket_filter_t *filter,
+                          tl_ticket_rows_t *out);
+/*
+ * One ticket's own fields, without its timeline and evidence (which grow with every session):
+ * what it costs is the same however long the ticket's history is. TL_ENOTFOUND if absent.
+ */
+int tl_store_ticket_read(tl_store_t *store, int64_t ticket_id, tl_ticket_row_t *out);
+void tl_ticket_row_clear(tl_ticket_row_t *row);
+/* A ticket's timeline, oldest first, and its evidence, in the order added (empty if none). */
+int tl_store_ticket_events_read(tl_store_t *store, int64_t ticket_id, tl_ticket_event_rows_t *out);
+int tl_store_ticket_evidence_read(tl_store_t *store, int64_t ticket_id, tl_evidence_rows_t *out);
+/* Every evidence row of every ticket, by hash, then ticket. */
+int tl_store_evidence_read(tl_store_t *store, tl_evidence_rows_t *out);
+void tl_ticket_rows_free(tl_ticket_rows_t *list);
+void tl_ticket_event_rows_free(tl_ticket_event_rows_t *list);
+void tl_evidence_rows_free(tl_evidence_rows_t *list);
 
 /* ---- technicians and auditors -------------------------------------------------- */
+
+typedef struct tl_user_row {
+    int64_t id;
+    const char *name;
+    const char *role;
+    const char *public_key; /* "TYPE BASE64" */
+    const char *fingerprint;
+    int disabled;
+    int64_t created;
+} tl_user_row_t;
+
+typedef struct tl_user_rows {
+    tl_user_row_t *rows;
+    size_t count;
+} tl_user_rows_t;
 
 /* Names: 1..64 of [a-z0-9._-], starting with a letter. */
 int tl_store_user_name_valid(const char *name);
@@ -134,9 +241,10 @@ int tl_store_user_add(tl_store_t *store, const char *name, const char *role, con
                       const char *fingerprint, int64_t now_ms);
 int tl_store_user_disable(tl_store_t *store, const char *name);
 int tl_store_user_remove(tl_store_t *store, const char *name);
-/* [{id, name, role, public_key, fingerprint, disabled, created}] by name. */
-int tl_store_users_list(tl_store_t *store, json_t **out);
-/* Changes when another connection commits (PRAGMA data_version): cheap reload checks. */
+/* Every user, by name. */
+int tl_store_users_read(tl_store_t *store, tl_user_rows_t *out);
+void tl_user_rows_free(tl_user_rows_t *list);
+/* Changes when another connection commits: cheap reload checks. -1 on failure. */
 int64_t tl_store_change_counter(tl_store_t *store);
 
 /* ---- uploads: which device sent which evidence ------------------------------------ */
@@ -154,32 +262,53 @@ typedef struct tl_store_audit_head {
     char hash[65];
 } tl_store_audit_head_t;
 
+/* One line of the chain that the log may not hold yet. */
+typedef struct tl_audit_outbox_row {
+    uint64_t seq;
+    const char *hash;
+    const char *line; /* the whole line, newline included */
+    int64_t created;
+} tl_audit_outbox_row_t;
+
+typedef struct tl_audit_outbox_rows {
+    tl_audit_outbox_row_t *rows;
+    size_t count;
+} tl_audit_outbox_rows_t;
+
+/* An audit entry an older relay (schema 3) committed with its change and had not yet written. */
+typedef struct tl_audit_pending_row {
+    int64_t id;
+    int64_t time;
+    const char *actor;
+    const char *action;
+    const char *subject;
+    const char *details; /* a JSON object, as text */
+} tl_audit_pending_row_t;
+
+typedef struct tl_audit_pending_rows {
+    tl_audit_pending_row_t *rows;
+    size_t count;
+} tl_audit_pending_rows_t;
+
 int tl_store_audit_head_get(tl_store_t *store, tl_store_audit_head_t *head);
 int tl_store_audit_head_set(tl_store_t *store, uint64_t seq, const char *hash, int64_t now_ms);
-/* One line of the chain that the log may not hold yet; line is the whole line, newline included. */
+/* line is the whole line, newline included. */
 int tl_store_audit_outbox_add(tl_store_t *store, uint64_t seq, const char *hash, const char *line,
                               int64_t now_ms);
-/*
- * The head and the first max_rows outbox rows [{seq, hash, line, created}] by seq, read as one
- * snapshot (in a read transaction of its own unless one is open).
- */
-int tl_store_audit_outbox_list(tl_store_t *store, size_t max_rows, tl_store_audit_head_t *head,
-                               json_t **rows);
+/* The head and the first max_rows outbox rows by seq, read as one snapshot. */
+int tl_store_audit_outbox_read(tl_store_t *store, size_t max_rows, tl_store_audit_head_t *head,
+                               tl_audit_outbox_rows_t *out);
 int tl_store_audit_outbox_delete(tl_store_t *store, uint64_t up_to_seq);
 /* How many rows wait, and when the oldest was staged (0 if none). oldest_ms may be NULL. */
 int tl_store_audit_outbox_count(tl_store_t *store, uint64_t *count, int64_t *oldest_ms);
+void tl_audit_outbox_rows_free(tl_audit_outbox_rows_t *list);
 
-/*
- * Audit entries an older relay (schema 3) committed with their change and had not yet written:
- * [{id, time, actor, action, subject, details}] oldest first. The chain takes them over at start.
- */
-int tl_store_audit_pending_list(tl_store_t *store, json_t **out);
+/* Oldest first. The chain takes them over at start. */
+int tl_store_audit_pending_read(tl_store_t *store, tl_audit_pending_rows_t *out);
 int tl_store_audit_pending_clear(tl_store_t *store, int64_t up_to_id);
+void tl_audit_pending_rows_free(tl_audit_pending_rows_t *list);
 
-/* Every evidence row [{hash, ticket: "T-n", name, kind}], by hash. */
-int tl_store_evidence_all(tl_store_t *store, json_t **out);
-
-/* "T-42" <-> 42 and "D-7" <-> 7; parsing is strict (TL_EINVAL). */
-int tl_store_parse_id(const char *text, char prefix, int64_t *out);
+/* TRANSITIONAL: today's JSON-shaped calls for the callers not yet ported. Delete with it. */
+#include "relay/store/store_json.h"
 
 #endif

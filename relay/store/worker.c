@@ -56,7 +56,7 @@ int tl_worker_audit(tl_job_ctx_t *ctx, const char *actor, const char *action, co
                     json_t *details)
 {
     tl_worker_t *worker = ctx->worker;
-    /* Staged with the change it records, in the same transaction (relay/store/audit_chain.h). */
+    /* Staged with the change it records, in the same unit of work (relay/store/audit_chain.h). */
     if (!worker->in_txn)
         return TL_ESTORE;
     tl_audit_entry_t entry = {actor, action, subject ? subject : "", details, 0};
@@ -106,60 +106,80 @@ static void note_audit(tl_worker_t *worker, int flush_rc)
     }
 }
 
+/* One job, as one step of the batch's unit of work. */
+struct job_step {
+    tl_job_t *job;
+    tl_job_ctx_t *ctx;
+    int keep;
+};
+
 /*
- * Runs one job in its savepoint. With keep 0 (the audit log is failing) the job still runs, so
- * it can let go of what it holds, but whatever it changed is undone and it fails.
+ * With keep 0 (the audit log is failing) the job still runs, so it can let go of what it holds,
+ * but whatever it changed is undone and it fails.
  */
-static int run_savepoint(tl_worker_t *worker, tl_job_t *job, tl_job_ctx_t *ctx, int keep)
+static int run_step(tl_store_t *store, void *arg)
 {
-    if (tl_store_savepoint(worker->store) != 0)
-        return TL_ESTORE;
-    int rc = job->run(job, ctx);
-    if (rc == 0 && keep)
-        rc = tl_store_release(worker->store);
-    else
-        tl_store_rollback_savepoint(worker->store);
-    if (rc == 0 && !keep)
+    struct job_step *step = arg;
+    (void)store;
+    int rc = step->job->run(step->job, step->ctx);
+    if (rc == 0 && !step->keep)
         rc = TL_EAUDIT;
     return rc;
 }
 
-static void run_batch(tl_worker_t *worker, tl_job_t *batch)
+struct batch {
+    tl_worker_t *worker;
+    tl_job_t *jobs;
+    int refused;
+    int ran;
+};
+
+/* The batch's unit of work: each job a step of it (a failing job undoes only itself). */
+static int run_jobs(tl_store_t *store, void *arg)
 {
-    tl_job_ctx_t ctx = {worker->store, worker->evidence, worker};
-    int refused = 0;
+    struct batch *batch = arg;
+    tl_worker_t *worker = batch->worker;
+    tl_job_ctx_t ctx = {store, worker->evidence, worker};
+    batch->ran = 1;
+    worker->in_txn = 1;
+    for (tl_job_t *job = batch->jobs; job != NULL; job = job->next) {
+        struct job_step step = {job, &ctx, !batch->refused};
+        job->status = tl_store_unit_step(store, run_step, &step);
+    }
+    worker->in_txn = 0;
+    /* While the log fails, the whole unit is undone too. */
+    return batch->refused ? TL_EAUDIT : 0;
+}
+
+static void run_batch(tl_worker_t *worker, tl_job_t *jobs)
+{
+    struct batch batch = {worker, jobs, 0, 0};
     /* Whatever waits for the log goes first: nothing new is acknowledged before it. */
     if (tl_audit_chain_waiting(worker->chain) != 0) {
-        refused = tl_audit_chain_flush(worker->chain) != 0;
-        note_audit(worker, refused);
+        batch.refused = tl_audit_chain_flush(worker->chain) != 0;
+        note_audit(worker, batch.refused);
     }
-    int in_txn = tl_store_begin(worker->store) == 0;
-    int failed = in_txn ? 0 : TL_ESTORE;
-    worker->in_txn = in_txn;
-
-    for (tl_job_t *job = batch; job != NULL; job = job->next)
-        job->status = failed ? failed : run_savepoint(worker, job, &ctx, !refused);
-
-    int commit_rc = 0;
-    if (in_txn && refused)
-        tl_store_rollback(worker->store);
-    else if (in_txn && (commit_rc = tl_store_commit(worker->store)) != 0)
-        tl_store_rollback(worker->store);
-    worker->in_txn = 0;
+    int unit_rc = tl_store_unit_run(worker->store, run_jobs, &batch);
+    int commit_rc = batch.ran && !batch.refused ? unit_rc : 0;
+    if (!batch.ran) {
+        /* The unit could not even begin: nothing ran. */
+        for (tl_job_t *job = jobs; job != NULL; job = job->next)
+            job->status = TL_ESTORE;
+    }
     int audit_rc = 0;
-    if (refused || commit_rc != 0) {
+    if (batch.refused || commit_rc != 0) {
         tl_audit_chain_forget_staged(worker->chain);
     } else if (tl_audit_chain_staged(worker->chain) > 0) {
         /* Committed: the entries are in the outbox; durable in the log before any ack. */
         audit_rc = tl_audit_chain_flush(worker->chain);
         note_audit(worker, audit_rc);
     }
-    if (refused)
+    if (batch.refused)
         worker->refused_batches++;
     if (commit_rc != 0)
         tl_log_error("storage batch failed commit=%s", tl_strerror(commit_rc));
     if (commit_rc != 0 || audit_rc != 0) {
-        for (tl_job_t *job = batch; job != NULL; job = job->next) {
+        for (tl_job_t *job = jobs; job != NULL; job = job->next) {
             /* Nothing of a failed batch may be acknowledged. */
             if (job->status == 0)
                 job->status = commit_rc != 0 ? commit_rc : TL_EAUDIT;

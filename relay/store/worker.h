@@ -4,14 +4,15 @@
  * The event loop never blocks on disk (DESIGN.md §8, STYLE.md "Event loop
  * rules"). Work that must be durable — store rows, audit entries, evidence
  * files — is packaged as a job and submitted here. The worker takes every
- * job that is waiting (group commit): it opens one store transaction, runs
- * each job inside its own savepoint (a failing job rolls back only itself),
- * commits, writes the batch's audit entries to the log with one write and
- * one fsync (relay/store/audit_chain.h: each entry was staged in the store with its
- * change), and only then hands each job back to the loop, where its done
- * callback acknowledges whatever the job recorded. A job that needs no
- * transaction (writing evidence bytes) runs the same way; its savepoint is
- * empty.
+ * job that is waiting (group commit): it runs them as one unit of work of
+ * the store (relay/store/store.h), each job a step of it (a failing job
+ * undoes only itself), commits, writes the batch's audit entries to the log
+ * with one write and one fsync (relay/store/audit_chain.h: each entry was
+ * staged in the store with its change), and only then hands each job back to
+ * the loop, where its done callback acknowledges whatever the job recorded.
+ * A job that changes nothing in the store (writing evidence bytes) runs the
+ * same way; its step is empty. Jobs never begin or commit anything
+ * themselves.
  *
  * Fail closed. When the audit log cannot be written, nothing is
  * acknowledged: the batch whose write failed fails (TL_EAUDIT; its changes
@@ -47,7 +48,8 @@ typedef struct tl_job_ctx {
 } tl_job_ctx_t;
 
 struct tl_job {
-    /* Runs on the worker thread; 0 or a negative code (its store changes are undone). */
+    /* Runs on the worker thread, as a step of the batch's unit of work; 0 or a negative code
+     * (its store changes and staged audit entries are undone). */
     int (*run)(tl_job_t *job, tl_job_ctx_t *ctx);
     /* Runs on the loop once the batch is durable, with run's result or a commit failure. */
     void (*done)(tl_job_t *job, int status);
@@ -64,7 +66,7 @@ tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_chain_t 
                            tl_evidence_store_t *evidence, const char *state_path, int *err);
 void tl_worker_submit(tl_worker_t *worker, tl_job_t *job);
 /*
- * From a job's run: stages an audit entry in the job's transaction; it is
+ * From a job's run: stages an audit entry in the job's step of the unit; it is
  * written to the log with the batch, before any job of the batch is
  * acknowledged, and undone with the job if the job fails. details is
  * borrowed. TL_EINVAL for an entry the log would refuse.

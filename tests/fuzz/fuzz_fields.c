@@ -2,7 +2,7 @@
  * Fuzz target for the small parsers of typed-in and received fields:
  * addresses ("HOST:PORT", proto/addr.c), numbers and durations
  * (proto/cli.c: --port, --ttl, policy and runbook durations), ticket and
- * device ids ("T-12", relay/store/store.c), and an SSH public key line
+ * device ids ("T-12", proto/ids.c), and an SSH public key line
  * (proto/keys.c).
  *
  * The input, up to its first NUL, goes through each. What one accepts must
@@ -12,8 +12,8 @@
 #include "proto/addr.h"
 #include "proto/cli.h"
 #include "proto/err.h"
+#include "proto/ids.h"
 #include "proto/keys.h"
-#include "relay/store/store.h"
 
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -99,7 +99,7 @@ static void check_ids(const char *text)
     static const char prefixes[] = {'T', 'D'};
     for (size_t i = 0; i < sizeof prefixes; i++) {
         int64_t id = -1;
-        if (tl_store_parse_id(text, prefixes[i], &id) != 0)
+        if (tl_id_parse(text, prefixes[i], &id) != 0)
             continue;
         char shown[32];
         snprintf(shown, sizeof shown, "%c-%" PRId64, prefixes[i], id);

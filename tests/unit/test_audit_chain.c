@@ -1,7 +1,7 @@
 /*
- * The audit chain with its head in the store (relay/store/audit_chain.h), and the storage worker that
- * writes it (relay/store/worker.h): what a crash or a failing log can leave, and that nothing staged
- * is ever lost, written twice, or acknowledged before it is in the log.
+ * The audit chain with its head in the store (relay/store/audit_chain.h), and the storage worker
+ * that writes it (relay/store/worker.h): what a crash or a failing log can leave, and that nothing
+ * staged is ever lost, written twice, or acknowledged before it is in the log.
  */
 #include "tl_test.h"
 
@@ -54,14 +54,26 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Stages one entry (details {"n": n}) in a transaction of its own and commits; no flush. */
+struct staging {
+    tl_audit_chain_t *chain;
+    tl_audit_entry_t entry;
+    int fail_after; /* the unit's work fails after staging: all of it is undone */
+};
+
+static int stage_entry(tl_store_t *store, void *arg)
+{
+    struct staging *staging = arg;
+    (void)store;
+    TL_ASSERT_OK(tl_audit_chain_stage(staging->chain, &staging->entry, NULL));
+    return staging->fail_after ? TL_EIO : 0;
+}
+
+/* Stages one entry (details {"n": n}) in a unit of work of its own and commits; no flush. */
 static void stage_committed(struct fixture *f, int n)
 {
     json_t *details = json_pack("{s:i}", "n", n);
-    tl_audit_entry_t entry = {"admin", "test.entry", "", details, 0};
-    TL_ASSERT_OK(tl_store_begin(f->store));
-    TL_ASSERT_OK(tl_audit_chain_stage(f->chain, &entry, NULL));
-    TL_ASSERT_OK(tl_store_commit(f->store));
+    struct staging staging = {f->chain, {"admin", "test.entry", "", details, 0}, 0};
+    TL_ASSERT_OK(tl_store_unit_run(f->store, stage_entry, &staging));
     json_decref(details);
 }
 
@@ -179,10 +191,8 @@ static void test_rolled_back_stage_leaves_no_trace(void **state)
     struct fixture *f = *state;
     record(f, 1);
     json_t *details = json_pack("{s:i}", "n", 2);
-    tl_audit_entry_t entry = {"admin", "test.entry", "", details, 0};
-    TL_ASSERT_OK(tl_store_begin(f->store));
-    TL_ASSERT_OK(tl_audit_chain_stage(f->chain, &entry, NULL));
-    tl_store_rollback(f->store);
+    struct staging staging = {f->chain, {"admin", "test.entry", "", details, 0}, 1};
+    TL_ASSERT_RC(TL_EIO, tl_store_unit_run(f->store, stage_entry, &staging));
     json_decref(details);
     record(f, 3);
     expect_log(f, "1 3");
@@ -301,15 +311,15 @@ static void test_crash_between_write_and_clear_writes_nothing_twice(void **state
     record(f, 1);
     stage_committed(f, 2);
     /* The write happened, the clear did not: the line is in both places. */
-    json_t *rows = NULL;
+    tl_audit_outbox_rows_t rows;
     tl_store_audit_head_t head;
-    TL_ASSERT_OK(tl_store_audit_outbox_list(f->store, 10, &head, &rows));
-    assert_int_equal(json_array_size(rows), 1);
-    const char *line = json_string_value(json_object_get(json_array_get(rows, 0), "line"));
+    TL_ASSERT_OK(tl_store_audit_outbox_read(f->store, 10, &head, &rows));
+    assert_int_equal(rows.count, 1);
+    const char *line = rows.rows[0].line;
     FILE *out = fopen(f->log, "ab");
     fputs(line, out);
     fclose(out);
-    json_decref(rows);
+    tl_audit_outbox_rows_free(&rows);
     reopen_expecting(f, 0, NULL, NULL);
     assert_int_equal(waiting(f), 0);
     expect_log(f, "1 2");
@@ -320,14 +330,14 @@ static void test_torn_write_is_completed_and_recorded(void **state)
     struct fixture *f = *state;
     record(f, 1);
     stage_committed(f, 2);
-    json_t *rows = NULL;
+    tl_audit_outbox_rows_t rows;
     tl_store_audit_head_t head;
-    TL_ASSERT_OK(tl_store_audit_outbox_list(f->store, 10, &head, &rows));
-    const char *line = json_string_value(json_object_get(json_array_get(rows, 0), "line"));
+    TL_ASSERT_OK(tl_store_audit_outbox_read(f->store, 10, &head, &rows));
+    const char *line = rows.rows[0].line;
     FILE *out = fopen(f->log, "ab");
     fwrite(line, 1, 50, out); /* what a crash in the middle of the write leaves */
     fclose(out);
-    json_decref(rows);
+    tl_audit_outbox_rows_free(&rows);
     reopen_expecting(f, 0, NULL, NULL);
     expect_log(f, "1 2 audit.repair");
     size_t len;
@@ -513,14 +523,12 @@ static int add_user(uv_loop_t *loop, tl_worker_t *worker, const char *name)
 /* Through a connection of its own: the worker's belongs to its thread. */
 static int user_exists(tl_store_t *store, const char *name)
 {
-    json_t *users = NULL;
-    TL_ASSERT_OK(tl_store_users_list(store, &users));
-    size_t i;
-    json_t *user;
+    tl_user_rows_t users;
+    TL_ASSERT_OK(tl_store_users_read(store, &users));
     int found = 0;
-    json_array_foreach(users, i, user) found |=
-        strcmp(json_string_value(json_object_get(user, "name")), name) == 0;
-    json_decref(users);
+    for (size_t i = 0; i < users.count; i++)
+        found |= strcmp(users.rows[i].name, name) == 0;
+    tl_user_rows_free(&users);
     return found;
 }
 
