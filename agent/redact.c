@@ -4,7 +4,9 @@
  * The text goes through a fixed sequence of passes, one per rule; each pass
  * reads its input with explicit bounds and writes a new buffer. Every pass is
  * linear in its input, so hostile text costs time in proportion to its size,
- * and each pass leaves "[REDACTED" alone so redacting twice changes nothing.
+ * and each pass leaves "[REDACTED" alone. The sequence runs again until it
+ * replaces nothing (bounded; see tl_redact_bytes), so redacting twice changes
+ * nothing.
  * Passes that rewrite only ASCII-delimited ranges keep valid UTF-8 valid.
  */
 #include "agent/redact.h"
@@ -602,38 +604,83 @@ static void (*const passes[])(struct text, struct out *, size_t *) = {
     pass_secret_values, pass_token_shapes,  pass_random_blobs,
 };
 
-char *tl_redact_bytes(const void *data, size_t len, size_t *out_len, size_t *count)
+/*
+ * One run of every pass over text[0..len), into a new string (NULL when memory
+ * runs out). *replaced counts the secrets this run replaced; 0 means the
+ * result is the text itself, as every pass changes only what it counts.
+ */
+static char *run_passes(const char *text, size_t len, size_t *out_len, size_t *replaced)
 {
-    char *result = NULL, *current = NULL;
-    size_t replaced = 0, current_len = len;
+    char *current = malloc(len + 1);
     /* Each pass writes a new text; only memory bounds it, as the input's size bounds the passes. */
     struct out next = {tl_buf_new(SIZE_MAX - 1), false};
-    if ((!data && len > 0) || len == SIZE_MAX || next.buf == NULL)
-        goto out;
-    current = malloc(len + 1);
-    if (!current)
-        goto out;
+    size_t current_len = len;
+    if (!current || !next.buf)
+        goto fail;
     if (len > 0)
-        memcpy(current, data, len);
+        memcpy(current, text, len);
     current[len] = '\0';
     for (size_t k = 0; k < sizeof passes / sizeof passes[0]; k++) {
-        char *text = NULL;
-        passes[k]((struct text){current, current_len}, &next, &replaced);
-        if (next.failed || tl_buf_take_string(next.buf, &text, &current_len) != 0)
-            goto out;
+        char *result = NULL;
+        passes[k]((struct text){current, current_len}, &next, replaced);
+        if (next.failed || tl_buf_take_string(next.buf, &result, &current_len) != 0)
+            goto fail;
         free(current);
-        current = text;
+        current = result;
     }
-    result = current;
-    current = NULL;
+    tl_buf_free(next.buf);
+    *out_len = current_len;
+    return current;
+fail:
+    free(current);
+    tl_buf_free(next.buf);
+    return NULL;
+}
+
+/*
+ * A later pass can remove what ended a match of an earlier one: after
+ * "password=://x" became "password=[REDACTED]", the "://" that closed the
+ * authority of an earlier "https://u:" is gone, and that URL now has
+ * credentials. So the passes run again over their own result until a run
+ * replaces nothing, which makes redacting the result again a no-op. Each run
+ * is linear and the runs are bounded; text that still changes after the last
+ * run is hostile, and is replaced whole (fail closed).
+ */
+#define MAX_RUNS 8
+
+char *tl_redact_bytes(const void *data, size_t len, size_t *out_len, size_t *count)
+{
+    if ((!data && len > 0) || len == SIZE_MAX)
+        return NULL;
+    char *current = NULL;
+    size_t current_len = len, replaced = 0;
+    const char *input = len > 0 ? data : "";
+    for (int run = 0; run < MAX_RUNS; run++) {
+        size_t run_replaced = 0, next_len = 0;
+        char *next = run_passes(current ? current : input, current_len, &next_len, &run_replaced);
+        if (!next) {
+            free(current);
+            return NULL;
+        }
+        free(current);
+        current = next;
+        current_len = next_len;
+        replaced += run_replaced;
+        if (run_replaced == 0)
+            goto done;
+    }
+    free(current);
+    current = strdup(TL_REDACT_MARK);
+    if (!current)
+        return NULL;
+    current_len = sizeof TL_REDACT_MARK - 1;
+    replaced++;
+done:
     if (out_len)
         *out_len = current_len;
     if (count)
         *count = replaced;
-out:
-    free(current);
-    tl_buf_free(next.buf);
-    return result;
+    return current;
 }
 
 char *tl_redact_text(const char *text, size_t *count)
