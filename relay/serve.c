@@ -198,19 +198,12 @@ static int open_storage(struct relay *relay)
         return rc;
     if ((rc = tl_store_devices_all_offline(relay->store)) != 0)
         return rc;
-    json_t *devices = NULL;
-    if ((rc = tl_store_devices_list(relay->store, &devices)) != 0)
+    tl_device_rows_t devices;
+    if ((rc = tl_store_devices_read(relay->store, &devices)) != 0)
         return rc;
-    size_t i;
-    json_t *device;
-    json_array_foreach(devices, i, device)
-    {
-        int64_t id = 0;
-        tl_store_parse_id(json_string_value(json_object_get(device, "id")), 'D', &id);
-        tl_registry_add(relay->registry, json_string_value(json_object_get(device, "fingerprint")),
-                        id);
-    }
-    json_decref(devices);
+    for (size_t i = 0; i < devices.count; i++)
+        tl_registry_add(relay->registry, devices.rows[i].fingerprint, devices.rows[i].id);
+    tl_device_rows_free(&devices);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "proto/err.h"
 #include "proto/text.h"
 #include "relay/cmd/kinds.h"
+#include "relay/cmd/rows.h"
 #include "relay/cmd/show.h"
 
 #include <stdlib.h>
@@ -31,7 +32,7 @@ static int cmd_devices(const tl_admin_command_t *cmd, int argc, char **argv)
     json_t *devices = NULL;
     int rc = tl__admin_open_store(data, &store);
     if (rc == 0)
-        rc = tl_store_devices_list(store, &devices);
+        rc = tl_rows_devices(store, &devices);
     tl_store_close(store);
     if (rc != 0)
         return tl_admin_fail("devices", rc);
@@ -42,8 +43,7 @@ static int cmd_devices(const tl_admin_command_t *cmd, int argc, char **argv)
                "FINGERPRINT");
         size_t i;
         json_t *d;
-        json_array_foreach(devices, i, d)
-        {
+        json_array_foreach(devices, i, d) {
             char seen[32], hostname[64], os[88];
             tl_format_utc(json_integer_value(json_object_get(d, "last_seen")), seen);
             printf("%-6s %-7s %s %s %-20s %s\n", tl__cmd_member(d, "id"),
@@ -94,7 +94,7 @@ static int cmd_tickets(const tl_admin_command_t *cmd, int argc, char **argv)
     json_t *tickets = NULL;
     int rc = tl__admin_open_store(data, &store);
     if (rc == 0)
-        rc = tl_store_tickets_query(store, &filter, &tickets);
+        rc = tl_rows_tickets(store, &filter, &tickets);
     tl_store_close(store);
     if (rc != 0)
         return tl_admin_fail("tickets", rc);
@@ -182,8 +182,7 @@ static void print_ticket(json_t *t)
     printf("\nEvidence:\n");
     size_t i;
     json_t *item;
-    json_array_foreach(json_object_get(t, "evidence"), i, item)
-    {
+    json_array_foreach(json_object_get(t, "evidence"), i, item) {
         char kind[80], name[1100];
         printf("  %s %s %10" JSON_INTEGER_FORMAT " bytes  sha256:%s\n",
                tl__cmd_padded(kind, sizeof kind, item, "kind", 12),
@@ -191,8 +190,7 @@ static void print_ticket(json_t *t)
                json_integer_value(json_object_get(item, "size")), tl__cmd_member(item, "hash"));
     }
     printf("\nTimeline:\n");
-    json_array_foreach(json_object_get(t, "events"), i, item)
-    {
+    json_array_foreach(json_object_get(t, "events"), i, item) {
         char when[32], actor[300], kind[80];
         tl_format_utc(json_integer_value(json_object_get(item, "time")), when);
         char *details = tl__cmd_details_line(item);
@@ -221,7 +219,7 @@ static int cmd_ticket(const tl_admin_command_t *cmd, int argc, char **argv)
     json_t *ticket = NULL;
     int rc = tl__admin_open_store(data, &store);
     if (rc == 0)
-        rc = tl_store_ticket_get(store, id, &ticket);
+        rc = tl_rows_ticket(store, id, &ticket);
     tl_store_close(store);
     if (rc == TL_ENOTFOUND) {
         fprintf(stderr, PROGRAM " ticket: no ticket %s\n", args.ticket.text);

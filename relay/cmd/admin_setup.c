@@ -114,6 +114,41 @@ struct enroll_args {
     int json;
 };
 
+/* The codes of one enroll-code run, each with its audit entry, as one unit of work. */
+struct code_batch {
+    tl_audit_chain_t *chain;
+    char (*made)[TL_ENROLL_CODE_LEN];
+    int64_t *code_ids;
+    size_t codes;
+    int64_t now, expires;
+    const char *note;
+};
+
+static int add_codes(tl_store_t *store, void *arg)
+{
+    struct code_batch *batch = arg;
+    for (size_t done = 0; done < batch->codes; done++) {
+        char hash[TL_SHA256_HEX_LEN];
+        int64_t code_id = 0;
+        int rc;
+        if ((rc = tl_enroll_code_generate(batch->made[done])) != 0 ||
+            (rc = tl_enroll_code_hash(batch->made[done], hash)) != 0 ||
+            (rc = tl_store_code_add(store, hash, batch->now, batch->expires, batch->note,
+                                    &code_id)) != 0)
+            return rc;
+        batch->code_ids[done] = code_id;
+        /* The code itself never reaches the audit log: only its id and expiry. */
+        json_t *details = json_pack("{s:I, s:I, s:s}", "code_id", (json_int_t)code_id, "expires",
+                                    (json_int_t)batch->expires, "note", batch->note);
+        tl_audit_entry_t entry = {.actor = "admin", .action = "enroll.code", .details = details};
+        rc = details != NULL ? tl_audit_chain_stage(batch->chain, &entry, NULL) : TL_ENOMEM;
+        json_decref(details);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int cmd_enroll_code(const tl_admin_command_t *cmd, int argc, char **argv)
 {
     struct enroll_args args = {.ttl = "15m", .ttl_ms = 15 * 60 * 1000, .note = "", .codes = 1};
@@ -155,42 +190,20 @@ static int cmd_enroll_code(const tl_admin_command_t *cmd, int argc, char **argv)
     tl_audit_chain_t *chain = NULL;
     char path[4096], problem[768] = "";
     int64_t now = tl_wall_ms();
-    int in_transaction = 0;
     if (made == NULL || code_ids == NULL || (json_out && listing == NULL)) {
         rc = TL_ENOMEM;
         goto out;
     }
     if ((rc = tl_datadir_path(data, TL_DATADIR_AUDIT, path, sizeof path)) != 0 ||
         (rc = tl__admin_open_store(data, &store)) != 0 ||
-        (rc = tl_audit_chain_open(store, path, 0, &chain, problem, sizeof problem)) != 0 ||
-        (rc = tl_store_begin(store)) != 0)
+        (rc = tl_audit_chain_open(store, path, 0, &chain, problem, sizeof problem)) != 0)
         goto out;
-    in_transaction = 1;
-    for (size_t done = 0; done < codes; done++) {
-        char hash[TL_SHA256_HEX_LEN];
-        int64_t code_id = 0;
-        if ((rc = tl_enroll_code_generate(made[done])) != 0 ||
-            (rc = tl_enroll_code_hash(made[done], hash)) != 0 ||
-            (rc = tl_store_code_add(store, hash, now, now + (int64_t)ttl_ms, note, &code_id)) != 0)
-            goto out;
-        code_ids[done] = code_id;
-        /* The code itself never reaches the audit log: only its id and expiry. */
-        json_t *details = json_pack("{s:I, s:I, s:s}", "code_id", (json_int_t)code_id, "expires",
-                                    (json_int_t)(now + (int64_t)ttl_ms), "note", note);
-        tl_audit_entry_t entry = {.actor = "admin", .action = "enroll.code", .details = details};
-        rc = details != NULL ? tl_audit_chain_stage(chain, &entry, NULL) : TL_ENOMEM;
-        json_decref(details);
-        if (rc != 0)
-            goto out;
-    }
-    if ((rc = tl_store_commit(store)) != 0)
+    struct code_batch batch = {chain, made, code_ids, codes, now, now + (int64_t)ttl_ms, note};
+    if ((rc = tl_store_unit_run(store, add_codes, &batch)) != 0)
         goto out;
-    in_transaction = 0;
     if ((rc = tl_audit_chain_flush(chain)) != 0)
         snprintf(problem, sizeof problem, "%s", tl_audit_chain_problem(chain));
 out:
-    if (in_transaction)
-        tl_store_rollback(store);
     tl_audit_chain_close(chain);
     tl_store_close(store);
     if (rc == 0) {

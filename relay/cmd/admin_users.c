@@ -8,6 +8,7 @@
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/roles.h"
+#include "relay/cmd/rows.h"
 #include "relay/desk/users.h"
 #include "relay/store/audit_chain.h"
 #include "relay/store/datadir.h"
@@ -138,7 +139,7 @@ static int user_list(const char *data, int json_out)
     json_t *users = NULL;
     int rc = tl__admin_open_store(data, &store);
     if (rc == 0)
-        rc = tl_store_users_list(store, &users);
+        rc = tl_rows_users(store, &users);
     tl_store_close(store);
     if (rc != 0)
         return tl_admin_fail("user list", rc);
@@ -149,8 +150,7 @@ static int user_list(const char *data, int json_out)
         printf("%-20s %-8s %-9s %s\n", "NAME", "ROLE", "STATE", "KEY");
         size_t i;
         json_t *u;
-        json_array_foreach(users, i, u)
-        {
+        json_array_foreach(users, i, u) {
             printf("%-20s %-8s %-9s %s\n", json_string_value(json_object_get(u, "name")),
                    json_string_value(json_object_get(u, "role")),
                    json_is_true(json_object_get(u, "disabled")) ? "disabled" : "active",

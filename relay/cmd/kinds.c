@@ -1,8 +1,10 @@
 #include "relay/cmd/kinds.h"
 
 #include "proto/err.h"
+#include "proto/ids.h"
 #include "proto/names.h"
 #include "proto/text.h"
+#include "relay/desk/tickets.h"
 #include "relay/sessions/sessions.h"
 #include "relay/store/store.h"
 
@@ -14,7 +16,7 @@ _Static_assert(TL_CLI_WORDS_MAX >= TL_SESSIONS_MAX_ARGS, "a run or fix line fits
 int tl__kind_ticket(const char *word, void *out, const char **problem)
 {
     int64_t id;
-    if (tl_store_parse_id(word, 'T', &id) != 0)
+    if (tl_id_parse(word, TL_ID_TICKET, &id) != 0)
         return TL_EINVAL;
     tl__ticket_arg_t *ticket = out;
     if (ticket != NULL) {
@@ -35,7 +37,7 @@ int tl__kind_tier(const char *word, void *out, const char **problem)
 
 int tl__kind_status(const char *word, void *out, const char **problem)
 {
-    if (!tl_store_status_valid(word))
+    if (!tl_ticket_status_valid(word))
         return TL_EINVAL;
     if (out != NULL)
         snprintf(out, 16, "%s", word);

@@ -8,14 +8,17 @@
 #include "proto/err.h"
 #include "proto/roles.h"
 #include "proto/text.h"
+#include "relay/cmd/rows.h"
 #include "relay/cmd/show.h"
+#include "relay/desk/tickets.h"
+#include "relay/desk/timeline.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 int tl__cmd_load_visible_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, json_t **ticket)
 {
-    int rc = tl_store_ticket_get(ctx->store, cmd->ticket.id, ticket);
+    int rc = tl_rows_ticket(ctx->store, cmd->ticket.id, ticket);
     if (rc == 0 && tl_role_assigned_only(cmd->role)) {
         const char *assignee = json_string_value(json_object_get(*ticket, "assignee"));
         if (assignee == NULL || strcmp(assignee, cmd->tech.name) != 0) {
@@ -51,7 +54,7 @@ static int tickets_prepare(struct cmd *cmd)
 static int work_tickets(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 {
     json_t *tickets = NULL;
-    int rc = tl_store_tickets_query(ctx->store, &cmd->filter, &tickets);
+    int rc = tl_rows_tickets(ctx->store, &cmd->filter, &tickets);
     if (rc != 0) {
         fprintf(err, "tierline: %s\n", tl_strerror(rc));
         return rc;
@@ -119,8 +122,7 @@ static json_t *already_tried(json_t *events)
     json_t *tried = json_array();
     size_t i;
     json_t *event;
-    json_array_foreach(events, i, event)
-    {
+    json_array_foreach(events, i, event) {
         const char *kind = tl__cmd_member(event, "kind");
         if (strncmp(kind, "fix.", 4) == 0 || strncmp(kind, "exec.", 5) == 0 ||
             strncmp(kind, "selfhelp.", 9) == 0)
@@ -162,8 +164,7 @@ static int work_ticket_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     fprintf(out, "\nAlready tried:\n");
     size_t i;
     json_t *item;
-    json_array_foreach(tried, i, item)
-    {
+    json_array_foreach(tried, i, item) {
         char when[32], kind[80];
         tl_format_utc(json_integer_value(json_object_get(item, "time")), when);
         char *details = tl__cmd_details_line(item);
@@ -174,8 +175,7 @@ static int work_ticket_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     if (json_array_size(tried) == 0)
         fprintf(out, "  (nothing yet)\n");
     fprintf(out, "\nEvidence:\n");
-    json_array_foreach(json_object_get(t, "evidence"), i, item)
-    {
+    json_array_foreach(json_object_get(t, "evidence"), i, item) {
         char kind[80], name[1100];
         fprintf(out, "  %s %s %10" JSON_INTEGER_FORMAT " bytes  %s\n",
                 tl__cmd_padded(kind, sizeof kind, item, "kind", 12),
@@ -183,8 +183,7 @@ static int work_ticket_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
                 json_integer_value(json_object_get(item, "size")), tl__cmd_member(item, "hash"));
     }
     fprintf(out, "\nTimeline:\n");
-    json_array_foreach(json_object_get(t, "events"), i, item)
-    {
+    json_array_foreach(json_object_get(t, "events"), i, item) {
         char when[32], actor[300], kind[80];
         tl_format_utc(json_integer_value(json_object_get(item, "time")), when);
         char *details = tl__cmd_details_line(item);
@@ -232,11 +231,15 @@ static int record(struct cmd *cmd, tl_job_ctx_t *ctx, const char *event_kind,
 {
     char actor[96];
     tl__cmd_actor(cmd, actor);
-    int rc =
-        tl_store_ticket_event(ctx->store, cmd->ticket.id, tl_wall_ms(), actor, event_kind, details);
-    if (rc == 0)
-        rc = tl_worker_audit(ctx, actor, audit_action, cmd->ticket.text, details);
-    return rc;
+    tl_timeline_entry_t entry = {
+        .ticket_id = cmd->ticket.id,
+        .time_ms = tl_wall_ms(),
+        .actor = actor,
+        .event = event_kind,
+        .action = audit_action,
+        .details = details,
+    };
+    return tl_timeline_record(ctx, &entry);
 }
 
 static int work_ticket_take(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
@@ -255,8 +258,7 @@ static int work_ticket_take(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     json_t *details = json_pack("{s:s, s:s}", "assignee", cmd->tech.name, "previous",
                                 tl__cmd_member(t, "assignee"));
     json_decref(t);
-    rc = tl_store_ticket_update(ctx->store, cmd->ticket.id, cmd->tech.name, new_status,
-                                tl_wall_ms());
+    rc = tl_ticket_update(ctx->store, cmd->ticket.id, cmd->tech.name, new_status, tl_wall_ms());
     if (rc == 0)
         rc = record(cmd, ctx, "ticket.taken", "ticket.take", details);
     json_decref(details);
@@ -288,7 +290,7 @@ static int work_ticket_resolve(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FI
     if (rc != 0)
         return rc;
     json_t *details = json_pack("{s:s}", "resolution", cmd->text.text);
-    rc = tl_store_ticket_update(ctx->store, cmd->ticket.id, NULL, "resolved", tl_wall_ms());
+    rc = tl_ticket_update(ctx->store, cmd->ticket.id, NULL, "resolved", tl_wall_ms());
     if (rc == 0)
         rc = record(cmd, ctx, "ticket.resolved", "ticket.resolve", details);
     json_decref(details);

@@ -103,29 +103,6 @@ int tl_users_load_rows(tl_users_t *users, const tl_user_rows_t *rows)
     return 0;
 }
 
-int tl_users_load(tl_users_t *users, json_t *list)
-{
-    size_t count = json_array_size(list);
-    struct user *fresh = calloc(count ? count : 1, sizeof *fresh);
-    if (fresh == NULL)
-        return TL_ENOMEM;
-    size_t used = 0;
-    size_t i;
-    json_t *row;
-    json_array_foreach(list, i, row) {
-        if (load_user(&fresh[used], json_string_value(json_object_get(row, "name")),
-                      json_string_value(json_object_get(row, "public_key")),
-                      json_string_value(json_object_get(row, "role")),
-                      json_is_true(json_object_get(row, "disabled")),
-                      json_integer_value(json_object_get(row, "id"))) == 0)
-            used++;
-    }
-    clear(users);
-    users->list = fresh;
-    users->count = used;
-    return 0;
-}
-
 size_t tl_users_count(const tl_users_t *users)
 {
     return users->count;

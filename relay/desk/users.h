@@ -11,7 +11,6 @@
 
 #include "relay/store/store.h"
 
-#include <jansson.h>
 #include <stdint.h>
 #include <libssh/libssh.h>
 
@@ -33,9 +32,6 @@ tl_users_t *tl_users_new(void);
 void tl_users_free(tl_users_t *users);
 /* Replaces the table with the store's users (tl_store_users_read). */
 int tl_users_load_rows(tl_users_t *users, const tl_user_rows_t *rows);
-/* TRANSITIONAL, the same from tl_store_users_list's JSON (relay/store/store_json.h), for the
- * relay's reload job until it reads rows; delete with that file. */
-int tl_users_load(tl_users_t *users, json_t *list);
 size_t tl_users_count(const tl_users_t *users);
 /*
  * 0 and *out filled if name is an enabled user whose key is key; TL_ENOTFOUND

@@ -8,6 +8,7 @@
 #include "proto/clock.h"
 #include "proto/enrollment.h"
 #include "proto/err.h"
+#include "proto/ids.h"
 #include "proto/log.h"
 #include "proto/text.h"
 #include "relay/net/agent_server_int.h"
@@ -75,8 +76,8 @@ static int run_enroll(tl_job_t *base, tl_job_ctx_t *ctx)
     json_t *details;
     int rc;
     if (job->result == 0) {
-        char subject[32];
-        tl__device_name(job->device_id, subject);
+        char subject[TL_ID_TEXT];
+        tl_id_format(subject, TL_ID_DEVICE, job->device_id);
         details = json_pack("{s:s, s:s, s:s, s:s}", "fingerprint", agent->fingerprint, "hostname",
                             job->device.hostname, "os", job->device.os, "address", agent->address);
         rc = tl_worker_audit(ctx, actor, "enroll.ok", subject, details);
@@ -127,9 +128,9 @@ static void enroll_done(tl_job_t *base, int status)
                          agent->fingerprint, agent->address, tl_err_name(result));
     }
     if (!agent->closed) {
-        char device[32] = "";
+        char device[TL_ID_TEXT] = "";
         if (result == 0)
-            tl__device_name(job->device_id, device);
+            tl_id_format(device, TL_ID_DEVICE, job->device_id);
         tl_msg_t reply = {.type = TL_MSG_ENROLL_RESULT};
         reply.u.enroll_result.status = (uint32_t)-result;
         reply.u.enroll_result.device_id = tl_str_from(device);
@@ -146,8 +147,8 @@ int tl__enroll_handle(struct tl_agent_link *agent, const struct tl_msg_enroll *e
         return TL_EPROTO;
     if (agent->device_id > 0) {
         /* An enrolled key asking again lost its state: tell it who it is. */
-        char device[32];
-        tl__device_name(agent->device_id, device);
+        char device[TL_ID_TEXT];
+        tl_id_format(device, TL_ID_DEVICE, agent->device_id);
         tl_msg_t reply = {.type = TL_MSG_ENROLL_RESULT};
         reply.u.enroll_result.status = (uint32_t)-TL_EEXIST;
         reply.u.enroll_result.device_id = tl_str_from(device);

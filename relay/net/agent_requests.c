@@ -6,7 +6,10 @@
  */
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/ids.h"
 #include "proto/log.h"
+#include "relay/desk/tickets.h"
+#include "relay/desk/timeline.h"
 #include "relay/net/agent_server_int.h"
 
 #include <inttypes.h>
@@ -40,8 +43,7 @@ static int check_evidence_list(json_t *list)
         return TL_EINVAL;
     size_t i;
     json_t *item;
-    json_array_foreach(list, i, item)
-    {
+    json_array_foreach(list, i, item) {
         json_t *size = json_object_get(item, "size");
         if (!tl_sha256_hex_valid(tl__json_text(item, "sha256", 64, 0)) ||
             tl__json_text(item, "kind", 32, 0) == NULL ||
@@ -66,8 +68,7 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
     };
     size_t i;
     json_t *item;
-    json_array_foreach(evidence, i, item)
-    {
+    json_array_foreach(evidence, i, item) {
         /* Only evidence this device uploaded, at the size it really has. */
         uint64_t size = 0;
         const char *hash = json_string_value(json_object_get(item, "sha256"));
@@ -80,22 +81,30 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
     }
     int64_t ticket_id = 0, now = tl_wall_ms();
     int created = 0, added = 0;
-    int rc = tl_store_ticket_create(ctx->store, &ticket, now, &ticket_id, &created);
+    int rc = tl_ticket_create(ctx->store, &ticket, now, &ticket_id, &created);
     if (rc != 0)
         return rc;
-    char subject[32], actor[96];
-    snprintf(subject, sizeof subject, "T-%" PRId64, ticket_id);
+    char subject[TL_ID_TEXT], actor[96];
+    tl_id_format(subject, TL_ID_TICKET, ticket_id);
     tl__agent_actor(job->agent, actor);
-    if (created) {
-        json_t *event = json_pack("{s:s, s:i}", "title", ticket.title, "tier", ticket.tier);
-        rc = tl_store_ticket_event(ctx->store, ticket_id, now, actor, "ticket.created", event);
-        json_decref(event);
-        if (rc != 0)
-            return rc;
-    }
-    json_t *hashes = json_array();
+    json_t *hashes = json_array(), *event = NULL, *audit = NULL;
     json_array_foreach(evidence, i, item)
-    {
+        json_array_append_new(hashes,
+                              json_string(json_string_value(json_object_get(item, "sha256"))));
+    if (created) {
+        char device[TL_ID_TEXT];
+        event = json_pack("{s:s, s:i}", "title", ticket.title, "tier", ticket.tier);
+        audit = json_pack("{s:s, s:s, s:i, s:O, s:s}", "device",
+                          tl_id_format(device, TL_ID_DEVICE, job->agent->device_id), "title",
+                          ticket.title, "tier", ticket.tier, "evidence", hashes, "request",
+                          ticket.request_id);
+        tl_timeline_entry_t opened = {ticket_id,       now,   actor, "ticket.created",
+                                      "ticket.create", event, audit};
+        rc = event != NULL && audit != NULL ? tl_timeline_record(ctx, &opened) : TL_ENOMEM;
+        if (rc != 0)
+            goto out;
+    }
+    json_array_foreach(evidence, i, item) {
         const char *hash = json_string_value(json_object_get(item, "sha256"));
         rc = tl_store_evidence_add(
             ctx->store, ticket_id, hash, json_string_value(json_object_get(item, "kind")),
@@ -103,30 +112,22 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
             (uint64_t)json_integer_value(json_object_get(item, "size")), now, &added);
         if (rc != 0)
             goto out;
-        json_array_append_new(hashes, json_string(hash));
         if (added) {
             json_t *details =
                 json_pack("{s:s, s:O}", "sha256", hash, "kind", json_object_get(item, "kind"));
-            rc =
-                tl_store_ticket_event(ctx->store, ticket_id, now, actor, "evidence.added", details);
+            tl_timeline_entry_t item_added = {ticket_id, now,     actor, "evidence.added",
+                                              NULL,      details, NULL};
+            rc = details != NULL ? tl_timeline_record(ctx, &item_added) : TL_ENOMEM;
             json_decref(details);
             if (rc != 0)
                 goto out;
         }
     }
-    if (created) {
-        char device[32];
-        tl__device_name(job->agent->device_id, device);
-        json_t *details =
-            json_pack("{s:s, s:s, s:i, s:O, s:s}", "device", device, "title", ticket.title, "tier",
-                      ticket.tier, "evidence", hashes, "request", ticket.request_id);
-        rc = tl_worker_audit(ctx, actor, "ticket.create", subject, details);
-        json_decref(details);
-    }
-    if (rc == 0)
-        job->reply = json_pack("{s:s, s:b}", "ticket", subject, "created", created);
+    job->reply = json_pack("{s:s, s:b}", "ticket", subject, "created", created);
 out:
     json_decref(hashes);
+    json_decref(event);
+    json_decref(audit);
     return rc;
 }
 

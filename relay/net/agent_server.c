@@ -8,6 +8,7 @@
  */
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/ids.h"
 #include "proto/log.h"
 #include "relay/net/agent_server_int.h"
 #include "relay/store/datadir.h"
@@ -20,11 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-void tl__device_name(int64_t id, char out[32])
-{
-    snprintf(out, 32, "D-%" PRId64, id);
-}
 
 void tl__agent_actor(const struct tl_agent_link *agent, char out[96])
 {
@@ -106,8 +102,8 @@ const char *tl__json_text(json_t *object, const char *key, size_t max, int empty
 static int run_presence(tl_job_t *base, tl_job_ctx_t *ctx)
 {
     struct agent_job *job = (struct agent_job *)base;
-    char subject[32], actor[96];
-    tl__device_name(job->device_id, subject);
+    char subject[TL_ID_TEXT], actor[96];
+    tl_id_format(subject, TL_ID_DEVICE, job->device_id);
     snprintf(actor, sizeof actor, "agent:%s", subject);
     int rc = tl_store_device_seen(ctx->store, job->device_id, tl_wall_ms(), job->online);
     if (rc != 0)
@@ -295,8 +291,8 @@ static void on_peer_ready(tl_peer_t *peer)
             tl_peer_close(other->peer, 0, "replaced by a newer connection");
         }
     }
-    char device[32];
-    tl__device_name(agent->device_id, device);
+    char device[TL_ID_TEXT];
+    tl_id_format(device, TL_ID_DEVICE, agent->device_id);
     json_t *welcome = json_pack("{s:s, s:s, s:i}", "type", "welcome", "device", device,
                                 "heartbeat_ms", (json_int_t)server->config.heartbeat_ms);
     tl_peer_send_control(peer, 0, welcome);

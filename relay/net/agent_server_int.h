@@ -113,7 +113,6 @@ struct agent_job {
 
 /* ---- agent_server.c: connections ---------------------------------------------------------- */
 
-void tl__device_name(int64_t id, char out[32]);
 /* The audit log's actor for the connection: agent:D-N, or agent:FINGERPRINT before enrolling. */
 void tl__agent_actor(const struct tl_agent_link *agent, char out[96]);
 /* Drops a reference; the last one frees the connection, its uploads and pending requests. */

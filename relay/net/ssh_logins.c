@@ -35,7 +35,8 @@ struct users_job {
     tl_job_t job;
     tl_ssh_logins_t *logins;
     int64_t seen_version;
-    json_t *list; /* NULL when nothing changed */
+    tl_user_rows_t list;
+    int loaded; /* 0 when nothing changed */
 };
 
 static int run_users_load(tl_job_t *base, tl_job_ctx_t *ctx)
@@ -47,7 +48,9 @@ static int run_users_load(tl_job_t *base, tl_job_ctx_t *ctx)
     if (version == job->seen_version && job->seen_version != -2)
         return 0;
     job->seen_version = version;
-    return tl_store_users_list(ctx->store, &job->list);
+    int rc = tl_store_users_read(ctx->store, &job->list);
+    job->loaded = rc == 0;
+    return rc;
 }
 
 static void users_load_done(tl_job_t *base, int status)
@@ -55,12 +58,13 @@ static void users_load_done(tl_job_t *base, int status)
     struct users_job *job = (struct users_job *)base;
     tl_ssh_logins_t *logins = job->logins;
     logins->users_loading = 0;
-    if (status == 0 && job->list != NULL) {
-        tl_users_load(logins->users, job->list);
+    if (status == 0 && job->loaded) {
+        tl_users_load_rows(logins->users, &job->list);
         logins->users_version = job->seen_version;
         tl_log_debug("technicians loaded count=%zu", tl_users_count(logins->users));
     }
-    json_decref(job->list);
+    if (job->loaded)
+        tl_user_rows_free(&job->list);
     free(job);
 }
 

@@ -7,6 +7,7 @@
  */
 #include "relay/sessions/sessions_int.h"
 #include "proto/err.h"
+#include "proto/ids.h"
 #include "proto/log.h"
 #include "relay/store/store.h"
 
@@ -254,18 +255,17 @@ static void consent_answer(void *data, int status, json_t *result)
 static int work_grant_ended(struct sjob *job, tl_job_ctx_t *ctx)
 {
     /* Only a ticket of the agent's own device gets the event. */
-    json_t *ticket = NULL;
-    int rc = tl_store_ticket_fields(ctx->store, job->ticket_id, &ticket);
+    tl_ticket_row_t ticket;
+    int rc = tl_store_ticket_read(ctx->store, job->ticket_id, &ticket);
     if (rc != 0)
         return rc;
-    int64_t device = 0;
-    tl_store_parse_id(json_string_value(json_object_get(ticket, "device")), 'D', &device);
-    json_decref(ticket);
+    int64_t device = ticket.device_id;
+    tl_ticket_row_clear(&ticket);
     if (device != job->agent_device)
         return TL_ENOTFOUND;
     char actor[96];
     snprintf(actor, sizeof actor, "agent:D-%" PRId64, job->agent_device);
-    return tl__sjob_write_records(job, ctx, actor, job->ticket_id, job->ticket);
+    return tl__sjob_write_records(job, ctx, actor, job->ticket_id);
 }
 
 static int grant_job_run(tl_job_t *base, tl_job_ctx_t *ctx)
@@ -292,7 +292,7 @@ void tl_sessions_grant_ended(tl_sessions_t *sessions, tl_agent_link_t *agent, js
     const char *reason_text = json_string_value(json_object_get(body, "reason"));
     int64_t ticket_id = 0;
     if (!grant_id_valid(grant) || ticket == NULL ||
-        tl_store_parse_id(ticket, 'T', &ticket_id) != 0) {
+        tl_id_parse(ticket, TL_ID_TICKET, &ticket_id) != 0) {
         tl_log_warn("malformed session.ended device=D-%" PRId64, tl_agent_device(agent));
         return;
     }
@@ -333,7 +333,7 @@ void tl_sessions_grant_ended(tl_sessions_t *sessions, tl_agent_link_t *agent, js
     job->sessions = sessions;
     job->agent_device = tl_agent_device(agent);
     job->ticket_id = ticket_id;
-    snprintf(job->ticket, sizeof job->ticket, "T-%" PRId64, ticket_id);
+    tl_id_format(job->ticket, TL_ID_TICKET, ticket_id);
     tl__sjob_record(job, "grant.ended", "grant.end",
                     json_pack("{s:s, s:s}", "grant", grant, "reason", reason));
     sessions->grant_jobs++;

@@ -10,6 +10,7 @@
 #include "proto/err.h"
 #include "proto/log.h"
 #include "proto/text.h"
+#include "relay/desk/timeline.h"
 #include "relay/store/store.h"
 
 #include <errno.h>
@@ -53,8 +54,7 @@ void tl__session_name_evidence(struct sjob *job, const char *kind, const char *w
              part[0] != '\0' ? "-" : "", part, when, s->evidence_hash, extension);
     size_t i;
     json_t *entry;
-    json_array_foreach(job->records, i, entry)
-    {
+    json_array_foreach(job->records, i, entry) {
         const char *action = json_string_value(json_object_get(entry, "audit"));
         json_t *details = json_object_get(entry, "details");
         if (action != NULL && strcmp(action, "session.end") == 0 && json_is_object(details))
@@ -77,11 +77,15 @@ int tl__session_add_evidence(struct sjob *job, tl_job_ctx_t *ctx, const char *ki
                   s->evidence_name, "size", (json_int_t)s->evidence_size, "grant", s->grant);
     if (details == NULL)
         return TL_ENOMEM;
-    if (added)
-        rc = tl_store_ticket_event(ctx->store, s->ticket_id, tl_wall_ms(), s->actor,
-                                   "evidence.added", details);
-    if (rc == 0)
-        rc = tl_worker_audit(ctx, s->actor, action, s->ticket, details);
+    tl_timeline_entry_t record = {
+        .ticket_id = s->ticket_id,
+        .time_ms = tl_wall_ms(),
+        .actor = s->actor,
+        .event = added ? "evidence.added" : NULL,
+        .action = action,
+        .details = details,
+    };
+    rc = tl_timeline_record(ctx, &record);
     json_decref(details);
     return rc;
 }

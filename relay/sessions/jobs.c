@@ -8,6 +8,7 @@
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "relay/desk/timeline.h"
 #include "relay/store/store.h"
 
 #include <stdlib.h>
@@ -73,21 +74,22 @@ void tl__sjob_submit(struct session *s, struct sjob *job)
 }
 
 int tl__sjob_write_records(struct sjob *job, tl_job_ctx_t *ctx, const char *actor,
-                           int64_t ticket_id, const char *ticket)
+                           int64_t ticket_id)
 {
     int64_t now = tl_wall_ms();
     size_t i;
     json_t *entry;
-    json_array_foreach(job->records, i, entry)
-    {
-        const char *event = json_string_value(json_object_get(entry, "event"));
-        const char *action = json_string_value(json_object_get(entry, "audit"));
-        json_t *details = json_object_get(entry, "details");
-        int rc = 0;
-        if (event != NULL)
-            rc = tl_store_ticket_event(ctx->store, ticket_id, now, actor, event, details);
-        if (rc == 0 && action != NULL)
-            rc = tl_worker_audit(ctx, actor, action, ticket, details);
+    json_array_foreach(job->records, i, entry) {
+        tl_timeline_entry_t record = {
+            .ticket_id = ticket_id,
+            .time_ms = now,
+            .actor = actor,
+            .event = json_string_value(json_object_get(entry, "event")),
+            .action = json_string_value(json_object_get(entry, "audit")),
+            .details = json_object_get(entry, "details"),
+        };
+        int rc =
+            record.event != NULL || record.action != NULL ? tl_timeline_record(ctx, &record) : 0;
         if (rc != 0)
             return rc;
     }
@@ -100,7 +102,7 @@ static int sjob_run(tl_job_t *base, tl_job_ctx_t *ctx)
     struct session *s = job->session;
     int rc = job->work != NULL ? job->work(job, ctx) : 0;
     if (rc == 0 && s != NULL)
-        rc = tl__sjob_write_records(job, ctx, s->actor, s->ticket_id, s->ticket);
+        rc = tl__sjob_write_records(job, ctx, s->actor, s->ticket_id);
     return rc;
 }
 
@@ -155,8 +157,7 @@ static json_t *bounded_words(json_t *words, int *truncated)
     size_t total = 0, i;
     json_t *word;
     *truncated = 0;
-    json_array_foreach(words, i, word)
-    {
+    json_array_foreach(words, i, word) {
         const char *text = json_string_value(word);
         size_t len = word_len(text, truncated);
         if (total + len > AUDIT_ARGS_MAX) {
@@ -176,8 +177,7 @@ static json_t *bounded_args(json_t *args, int *truncated)
     const char *name;
     json_t *value;
     *truncated = 0;
-    json_object_foreach(args, name, value)
-    {
+    json_object_foreach(args, name, value) {
         const char *text = json_string_value(value);
         size_t len = word_len(text, truncated);
         if (total + len + strlen(name) > AUDIT_ARGS_MAX) {

@@ -24,6 +24,7 @@
 #include "relay/sessions/sessions_int.h"
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/ids.h"
 #include "proto/log.h"
 #include "proto/roles.h"
 #include "proto/text.h"
@@ -200,18 +201,17 @@ void tl__session_maybe_release(struct session *s)
 static int work_lookup(struct sjob *job, tl_job_ctx_t *ctx)
 {
     struct session *s = job->session;
-    json_t *ticket = NULL;
-    int rc = tl_store_ticket_fields(ctx->store, s->ticket_id, &ticket);
-    if (rc == 0 && tl_role_assigned_only(s->role)) {
+    tl_ticket_row_t ticket;
+    int rc = tl_store_ticket_read(ctx->store, s->ticket_id, &ticket);
+    if (rc == 0) {
         /* Vendors work only on tickets handed to them; others do not exist for them. */
-        const char *assignee = json_string_value(json_object_get(ticket, "assignee"));
-        if (assignee == NULL || strcmp(assignee, s->tech.name) != 0)
+        if (tl_role_assigned_only(s->role) &&
+            (ticket.assignee == NULL || strcmp(ticket.assignee, s->tech.name) != 0))
             rc = TL_ENOTFOUND;
+        else
+            job->device_id = ticket.device_id;
+        tl_ticket_row_clear(&ticket);
     }
-    if (rc == 0)
-        rc = tl_store_parse_id(json_string_value(json_object_get(ticket, "device")), 'D',
-                               &job->device_id);
-    json_decref(ticket);
     if (rc == TL_ENOTFOUND)
         snprintf(job->message, sizeof job->message, "no ticket %s", s->ticket);
     else if (rc != 0)
@@ -240,7 +240,7 @@ static void lookup_done(struct session *s, struct sjob *job, int status)
         return;
     }
     s->device_id = job->device_id;
-    snprintf(s->device, sizeof s->device, "D-%" PRId64, s->device_id);
+    tl_id_format(s->device, TL_ID_DEVICE, s->device_id);
     tl_agent_link_t *agent = s->sessions->find_agent(s->sessions->find_ctx, s->device_id);
     if (agent == NULL) {
         tl__session_fail(s, "device %s is offline; the request can be retried when it connects",
@@ -431,8 +431,7 @@ static void default_reason(struct session *s)
         int used = snprintf(s->reason, sizeof s->reason, "run %s:", s->ticket);
         size_t i;
         json_t *word;
-        json_array_foreach(s->argv, i, word)
-        {
+        json_array_foreach(s->argv, i, word) {
             int n = snprintf(s->reason + used, sizeof s->reason - (size_t)used, " %s",
                              json_string_value(word));
             if (n < 0 || (size_t)(used + n) >= sizeof s->reason) {

@@ -202,7 +202,7 @@ void tl__sjob_record(struct sjob *job, const char *event, const char *action, js
 void tl__sjob_submit(struct session *s, struct sjob *job);
 /* Worker: writes the job's entries as actor on ticket_id. */
 int tl__sjob_write_records(struct sjob *job, tl_job_ctx_t *ctx, const char *actor,
-                           int64_t ticket_id, const char *ticket);
+                           int64_t ticket_id);
 /* Records entries and then continues with then (NULL: nothing but the record). */
 void tl__session_record(struct session *s, const char *event, const char *action, json_t *details,
                         void (*then)(struct session *, struct sjob *, int));

@@ -308,7 +308,4 @@ int tl_store_audit_pending_read(tl_store_t *store, tl_audit_pending_rows_t *out)
 int tl_store_audit_pending_clear(tl_store_t *store, int64_t up_to_id);
 void tl_audit_pending_rows_free(tl_audit_pending_rows_t *list);
 
-/* TRANSITIONAL: today's JSON-shaped calls for the callers not yet ported. Delete with it. */
-#include "relay/store/store_json.h"
-
 #endif

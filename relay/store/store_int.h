@@ -1,6 +1,6 @@
 /*
  * Inside the store module only: what its files share (relay/store/store.c for every backend,
- * the SQLite backend's store_sqlite*.c, and the transitional relay/store/store_json.c). Nothing
+ * and the SQLite backend's store_sqlite*.c). Nothing
  * outside relay/store/ includes this.
  */
 #ifndef TL_STORE_INT_H
@@ -21,14 +21,5 @@ int tl__store_json_object(const char *text);
 /* Makes room for one more row in a list being read: *rows grows (doubling) when count has
  * reached *capacity. TL_ENOMEM leaves it as it was. */
 int tl__store_rows_grow(void **rows, size_t *capacity, size_t count, size_t row_size);
-
-/* ---- the backend's units of work, opened and ended explicitly ----------------------------
- *
- * What tl_store_unit_run() is made of. Only relay/store/store_json.c calls them from outside a
- * backend, to keep today's begin/commit callers working; they go with it. */
-int tl__store_unit_begin(tl_store_t *store);
-int tl__store_unit_commit(tl_store_t *store);
-/* Undoes the open unit; a no-op without one. */
-void tl__store_unit_abort(tl_store_t *store);
 
 #endif

@@ -185,7 +185,7 @@ int tl_store_schema_version(tl_store_t *store)
 
 /* ---- units of work: a transaction, and a savepoint for each step --------------------------- */
 
-int tl__store_unit_begin(tl_store_t *store)
+static int unit_begin(tl_store_t *store)
 {
     int rc = tl__sqlite_exec(store, "BEGIN IMMEDIATE");
     if (rc == 0)
@@ -193,7 +193,7 @@ int tl__store_unit_begin(tl_store_t *store)
     return rc;
 }
 
-int tl__store_unit_commit(tl_store_t *store)
+static int unit_commit(tl_store_t *store)
 {
     int rc = tl__sqlite_exec(store, "COMMIT");
     if (rc == 0)
@@ -201,7 +201,7 @@ int tl__store_unit_commit(tl_store_t *store)
     return rc;
 }
 
-void tl__store_unit_abort(tl_store_t *store)
+static void unit_abort(tl_store_t *store)
 {
     if (!sqlite3_get_autocommit(store->db))
         tl__sqlite_exec(store, "ROLLBACK");
@@ -227,14 +227,14 @@ int tl_store_unit_run(tl_store_t *store, tl_store_work_fn body, void *arg)
 {
     if (store->depth > 0)
         return tl_store_unit_step(store, body, arg);
-    int rc = tl__store_unit_begin(store);
+    int rc = unit_begin(store);
     if (rc != 0)
         return rc;
     rc = body(store, arg);
     if (rc == 0)
-        rc = tl__store_unit_commit(store);
+        rc = unit_commit(store);
     if (rc != 0)
-        tl__store_unit_abort(store);
+        unit_abort(store);
     return rc;
 }
 
@@ -271,7 +271,7 @@ int tl_store_enroll(tl_store_t *store, const char *code_hash, int64_t now_ms,
         return TL_EINVAL;
     sqlite3_stmt *stmt = NULL;
     int own_txn = sqlite3_get_autocommit(store->db);
-    int rc = own_txn ? tl__store_unit_begin(store) : 0;
+    int rc = own_txn ? unit_begin(store) : 0;
     if (rc != 0)
         return rc;
 
@@ -338,9 +338,9 @@ out:
     sqlite3_finalize(stmt);
     if (own_txn) {
         if (rc == 0)
-            rc = tl__store_unit_commit(store);
+            rc = unit_commit(store);
         if (rc != 0)
-            tl__store_unit_abort(store);
+            unit_abort(store);
     }
     return rc;
 }

@@ -1,35 +1,14 @@
 /*
- * TRANSITIONAL (relay/store/store_json.h): today's JSON-shaped store calls on the typed
- * interface. Delete with its header once the callers it lists are ported.
+ * The store's rows as the commands show them (relay/cmd/rows.h): typed rows read from the store,
+ * made into the JSON objects of --json output and of the tables built from them.
  */
-#include "relay/store/store_json.h"
+#include "relay/cmd/rows.h"
 #include "proto/err.h"
 #include "proto/ids.h"
 #include "proto/text.h"
-#include "relay/store/store_int.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int tl_store_begin(tl_store_t *store)
-{
-    return tl__store_unit_begin(store);
-}
-
-int tl_store_commit(tl_store_t *store)
-{
-    return tl__store_unit_commit(store);
-}
-
-void tl_store_rollback(tl_store_t *store)
-{
-    tl__store_unit_abort(store);
-}
-
-int tl_store_parse_id(const char *text, char prefix, int64_t *out)
-{
-    return tl_id_parse(text, prefix, out);
-}
 
 /* Text as the JSON results always had it: null for none; stray bytes shown as \xHH. */
 static json_t *text_value(const char *text)
@@ -78,8 +57,27 @@ static int append(json_t *array, json_t *object, int rc)
     return rc != 0 ? rc : TL_ENOMEM;
 }
 
-static json_t *device_object(const tl_device_row_t *row)
+/* The JSON array of count rows of size bytes at rows, each made an object by object(). */
+static int array_of(const void *rows, size_t count, size_t size, json_t *(*object)(const void *),
+                    json_t **out)
 {
+    json_t *array = json_array();
+    int rc = array != NULL ? 0 : TL_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        json_t *item = object((const char *)rows + i * size);
+        rc = append(array, item, item != NULL ? 0 : TL_ENOMEM);
+    }
+    if (rc != 0) {
+        json_decref(array);
+        return rc;
+    }
+    *out = array;
+    return 0;
+}
+
+static json_t *device_object(const void *item)
+{
+    const tl_device_row_t *row = item;
     json_t *o = json_object();
     int rc = put(o, "id", id_value(TL_ID_DEVICE, row->id));
     if (rc == 0)
@@ -101,28 +99,20 @@ static json_t *device_object(const tl_device_row_t *row)
     return o;
 }
 
-int tl_store_devices_list(tl_store_t *store, json_t **out)
+int tl_rows_devices(tl_store_t *store, json_t **out)
 {
     tl_device_rows_t list;
-    json_t *array = NULL;
     int rc = tl_store_devices_read(store, &list);
-    if (rc == 0 && (array = json_array()) == NULL)
-        rc = TL_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < list.count; i++) {
-        json_t *device = device_object(&list.rows[i]);
-        rc = append(array, device, device != NULL ? 0 : TL_ENOMEM);
-    }
-    tl_device_rows_free(&list);
-    if (rc != 0) {
-        json_decref(array);
+    if (rc != 0)
         return rc;
-    }
-    *out = array;
-    return 0;
+    rc = array_of(list.rows, list.count, sizeof *list.rows, device_object, out);
+    tl_device_rows_free(&list);
+    return rc;
 }
 
-static json_t *ticket_object(const tl_ticket_row_t *row)
+static json_t *ticket_object(const void *item)
 {
+    const tl_ticket_row_t *row = item;
     json_t *o = json_object();
     int rc = put(o, "id", id_value(TL_ID_TICKET, row->id));
     if (rc == 0)
@@ -150,27 +140,18 @@ static json_t *ticket_object(const tl_ticket_row_t *row)
     return o;
 }
 
-int tl_store_tickets_query(tl_store_t *store, const tl_ticket_filter_t *filter, json_t **out)
+int tl_rows_tickets(tl_store_t *store, const tl_ticket_filter_t *filter, json_t **out)
 {
     tl_ticket_rows_t list;
-    json_t *array = NULL;
     int rc = tl_store_tickets_read(store, filter, &list);
-    if (rc == 0 && (array = json_array()) == NULL)
-        rc = TL_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < list.count; i++) {
-        json_t *ticket = ticket_object(&list.rows[i]);
-        rc = append(array, ticket, ticket != NULL ? 0 : TL_ENOMEM);
-    }
-    tl_ticket_rows_free(&list);
-    if (rc != 0) {
-        json_decref(array);
+    if (rc != 0)
         return rc;
-    }
-    *out = array;
-    return 0;
+    rc = array_of(list.rows, list.count, sizeof *list.rows, ticket_object, out);
+    tl_ticket_rows_free(&list);
+    return rc;
 }
 
-int tl_store_ticket_fields(tl_store_t *store, int64_t ticket_id, json_t **out)
+static int ticket_fields(tl_store_t *store, int64_t ticket_id, json_t **out)
 {
     tl_ticket_row_t row;
     int rc = tl_store_ticket_read(store, ticket_id, &row);
@@ -232,12 +213,12 @@ static json_t *evidence_array(const tl_evidence_rows_t *list)
     return array;
 }
 
-int tl_store_ticket_get(tl_store_t *store, int64_t ticket_id, json_t **out)
+int tl_rows_ticket(tl_store_t *store, int64_t ticket_id, json_t **out)
 {
     json_t *ticket = NULL;
     tl_ticket_event_rows_t events = {0};
     tl_evidence_rows_t evidence = {0};
-    int rc = tl_store_ticket_fields(store, ticket_id, &ticket);
+    int rc = ticket_fields(store, ticket_id, &ticket);
     if (rc != 0)
         return rc;
     if ((rc = tl_store_ticket_events_read(store, ticket_id, &events)) != 0 ||
@@ -255,22 +236,9 @@ out:
     return rc;
 }
 
-int tl_store_ticket_event(tl_store_t *store, int64_t ticket_id, int64_t now_ms, const char *actor,
-                          const char *kind, json_t *details)
+static json_t *user_object(const void *item)
 {
-    if (details != NULL && !json_is_object(details))
-        return TL_EINVAL;
-    char *text = details != NULL ? json_dumps(details, JSON_COMPACT) : NULL;
-    if (details != NULL && text == NULL)
-        return TL_ENOMEM;
-    tl_ticket_event_row_t event = {ticket_id, now_ms, actor, kind, text};
-    int rc = tl_store_ticket_event_add(store, &event);
-    free(text);
-    return rc;
-}
-
-static json_t *user_object(const tl_user_row_t *row)
-{
+    const tl_user_row_t *row = item;
     json_t *o = json_object();
     int rc = put(o, "id", json_integer(row->id));
     if (rc == 0)
@@ -292,22 +260,13 @@ static json_t *user_object(const tl_user_row_t *row)
     return o;
 }
 
-int tl_store_users_list(tl_store_t *store, json_t **out)
+int tl_rows_users(tl_store_t *store, json_t **out)
 {
     tl_user_rows_t list;
-    json_t *array = NULL;
     int rc = tl_store_users_read(store, &list);
-    if (rc == 0 && (array = json_array()) == NULL)
-        rc = TL_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < list.count; i++) {
-        json_t *user = user_object(&list.rows[i]);
-        rc = append(array, user, user != NULL ? 0 : TL_ENOMEM);
-    }
-    tl_user_rows_free(&list);
-    if (rc != 0) {
-        json_decref(array);
+    if (rc != 0)
         return rc;
-    }
-    *out = array;
-    return 0;
+    rc = array_of(list.rows, list.count, sizeof *list.rows, user_object, out);
+    tl_user_rows_free(&list);
+    return rc;
 }
