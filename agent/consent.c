@@ -20,32 +20,15 @@
 
 /* docs/consent.md; docs/protocol.md §7.6-7.8. */
 
-static const struct {
-    const char *name;
-    unsigned bit;
-} scope_table[] = {
-    {"diag", TL_SCOPE_DIAG},   {"fix", TL_SCOPE_FIX},     {"exec", TL_SCOPE_EXEC},
-    {"shell", TL_SCOPE_SHELL}, {"files", TL_SCOPE_FILES}, {"observe", TL_SCOPE_OBSERVE},
-};
-
-#define SCOPE_COUNT (sizeof scope_table / sizeof scope_table[0])
-
 static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
-unsigned tl_scope_bit(const char *name)
-{
-    for (size_t i = 0; name != NULL && i < SCOPE_COUNT; i++)
-        if (strcmp(scope_table[i].name, name) == 0)
-            return scope_table[i].bit;
-    return 0;
-}
-
+/* Scope names and bits are the shared vocabulary's (proto/vocab.h). */
 json_t *tl_scope_names(unsigned scopes)
 {
     json_t *names = json_array();
-    for (size_t i = 0; names != NULL && i < SCOPE_COUNT; i++)
-        if (scopes & scope_table[i].bit)
-            json_array_append_new(names, json_string(scope_table[i].name));
+    for (unsigned i = 0; names != NULL && i < TL_SCOPE_COUNT; i++)
+        if (scopes & (1u << i))
+            json_array_append_new(names, json_string(tl_scope_name(1u << i)));
     return names;
 }
 
@@ -55,9 +38,9 @@ void tl_scope_text(unsigned scopes, char *out, size_t size)
     if (size == 0)
         return;
     out[0] = '\0';
-    for (size_t i = 0; i < SCOPE_COUNT; i++)
-        if ((scopes & scope_table[i].bit) &&
-            tl_format_append(out, size, &used, "%s%s", used ? ", " : "", scope_table[i].name) != 0)
+    for (unsigned i = 0; i < TL_SCOPE_COUNT; i++)
+        if ((scopes & (1u << i)) && tl_format_append(out, size, &used, "%s%s", used ? ", " : "",
+                                                     tl_scope_name(1u << i)) != 0)
             return;
     if (used == 0)
         tl_format(out, size, "nothing");
@@ -66,7 +49,7 @@ void tl_scope_text(unsigned scopes, char *out, size_t size)
 unsigned tl_scope_for_channel(const char *type)
 {
     /* Which scope a channel type needs is in the one channel table (proto/vocab.h). */
-    return tl_scope_bit(tl_channel_type_grant_scope(tl_channel_type_lookup(type)));
+    return tl_channel_type_scope(tl_channel_type_lookup(type));
 }
 
 void tl_consent_duration_text(uint64_t seconds, char *out, size_t size)
@@ -162,7 +145,7 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
     snprintf(out->role, sizeof out->role, "%s", role);
     json_t *scopes = json_object_get(body, "scopes");
     if (!json_is_array(scopes) || json_array_size(scopes) == 0 ||
-        json_array_size(scopes) > SCOPE_COUNT) {
+        json_array_size(scopes) > TL_SCOPE_COUNT) {
         tl_format(message, size, "\"scopes\" must be a non-empty array of distinct scope names");
         return TL_EINVAL;
     }

@@ -35,6 +35,7 @@
 #define TL_CONSENT_H
 
 #include "agent/storage.h"
+#include "proto/vocab.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -65,18 +66,7 @@
 /* Rules in a policy file. */
 #define TL_POLICY_MAX_RULES 64
 
-/* Scopes, as bits. */
-enum tl_scope {
-    TL_SCOPE_DIAG = 1u << 0,
-    TL_SCOPE_FIX = 1u << 1,
-    TL_SCOPE_EXEC = 1u << 2,
-    TL_SCOPE_SHELL = 1u << 3,
-    TL_SCOPE_FILES = 1u << 4,
-    TL_SCOPE_OBSERVE = 1u << 5,
-};
-
-/* The bit of a scope name; 0 when the name is not a scope. */
-unsigned tl_scope_bit(const char *name);
+/* Scopes, as bits, and their names: enum tl_scope, tl_scope_bit, tl_scope_name (proto/vocab.h). */
 /* The scopes in a set as a JSON array of names, in a fixed order; new reference. */
 json_t *tl_scope_names(unsigned scopes);
 /* The scopes as "diag, exec" into out. */

@@ -30,6 +30,7 @@
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "proto/vocab.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -47,7 +48,15 @@
 /* After the process exits, how long its output may stay open without news. */
 #define LINGER_MS 2000
 
-static const char *const kind_names[] = {"exec", "shell", "observe", "diag", "runbook"};
+/* The channel type each kind is opened as (proto/vocab.h), in enum kind's order. */
+static const enum tl_channel_type kind_channels[] = {
+    TL_CHANNEL_EXEC, TL_CHANNEL_SHELL, TL_CHANNEL_OBSERVE, TL_CHANNEL_DIAG, TL_CHANNEL_RUNBOOK,
+};
+
+static const char *kind_name(enum kind kind)
+{
+    return tl_channel_type_name(kind_channels[kind]);
+}
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
@@ -361,7 +370,7 @@ void tl__session_maybe_finish(struct session *s)
         tl_log_warn("session close failed channel=%u reason=%s", s->channel, tl_strerror(rc));
     char outcome[64];
     outcome_text(s, outcome, sizeof outcome);
-    tl_log_info("session ended channel=%u type=%s outcome=\"%s\"", s->channel, kind_names[s->kind],
+    tl_log_info("session ended channel=%u type=%s outcome=\"%s\"", s->channel, kind_name(s->kind),
                 outcome);
     tell_ended(s, outcome);
 }
@@ -393,7 +402,7 @@ static void on_deadline(uv_timer_t *timer)
     s->notice_len = len < 0                          ? 0
                     : (size_t)len < sizeof s->notice ? (size_t)len
                                                      : sizeof s->notice - 1;
-    tl_log_warn("session timed out channel=%u type=%s", s->channel, kind_names[s->kind]);
+    tl_log_warn("session timed out channel=%u type=%s", s->channel, kind_name(s->kind));
     if (s->mux != NULL && !s->close_sent)
         tl__pump_flush_held(s);
     tl__session_stop_process(s, SIGTERM);
@@ -599,10 +608,11 @@ static int check_request(tl_sessions_t *owner, tl_mux_t *mux, uint32_t channel, 
         tl__session_set_message(message, message_size, "bad session request");
         return TL_EINVAL;
     }
+    enum tl_channel_type channel_type = tl_channel_type_lookup(type);
     size_t k = 0;
-    while (k < sizeof kind_names / sizeof kind_names[0] && strcmp(kind_names[k], type) != 0)
+    while (k < sizeof kind_channels / sizeof kind_channels[0] && kind_channels[k] != channel_type)
         k++;
-    if (k == sizeof kind_names / sizeof kind_names[0]) {
+    if (k == sizeof kind_channels / sizeof kind_channels[0]) {
         char shown[80];
         size_t len = 0;
         shown[0] = '\0';
@@ -721,7 +731,7 @@ void tl_sessions_closed(tl_sessions_t *owner, uint32_t channel)
     if (s == NULL)
         return;
     if (!s->close_sent)
-        tl_log_info("session closed by the relay channel=%u type=%s", channel, kind_names[s->kind]);
+        tl_log_info("session closed by the relay channel=%u type=%s", channel, kind_name(s->kind));
     forget_channel(s, "closed by the technician");
 }
 
@@ -784,7 +794,7 @@ json_t *tl_sessions_list(const tl_sessions_t *owner, const char *grant)
         if (s->mux == NULL || (grant != NULL && strcmp(s->grant, grant) != 0))
             continue;
         json_t *item = json_pack("{s:I, s:s, s:I, s:s}", "channel", (json_int_t)s->channel, "type",
-                                 kind_names[s->kind], "started_ms", (json_int_t)s->started_ms,
+                                 kind_name(s->kind), "started_ms", (json_int_t)s->started_ms,
                                  "what", s->what);
         if (item == NULL || json_array_append_new(list, item) != 0) {
             json_decref(list);

@@ -33,19 +33,39 @@ static const struct {
     [TL_CONTROL_EVENT_SET_ASIDE] = {"set-aside", TL_ROUTE_LOCAL_EVENT},
 };
 
+static const char *const scope_names[TL_SCOPE_COUNT] = {
+    "diag", "fix", "exec", "shell", "files", "observe",
+};
+
 static const struct {
     const char *name;
     enum tl_side opener;
-    const char *grant_scope; /* docs/consent.md scopes; NULL: no grant involved */
+    unsigned scope; /* what a grant must hold for it; 0: no grant involved */
 } channels[TL_CHANNEL_COUNT] = {
-    [TL_CHANNEL_UNKNOWN] = {"unknown", TL_SIDE_RELAY, NULL},
-    [TL_CHANNEL_UPLOAD] = {"upload", TL_SIDE_AGENT, NULL},
-    [TL_CHANNEL_EXEC] = {"exec", TL_SIDE_RELAY, "exec"},
-    [TL_CHANNEL_SHELL] = {"shell", TL_SIDE_RELAY, "shell"},
-    [TL_CHANNEL_OBSERVE] = {"observe", TL_SIDE_RELAY, "observe"},
-    [TL_CHANNEL_DIAG] = {"diag", TL_SIDE_RELAY, "diag"},
-    [TL_CHANNEL_RUNBOOK] = {"runbook", TL_SIDE_RELAY, "fix"},
+    [TL_CHANNEL_UNKNOWN] = {"unknown", TL_SIDE_RELAY, 0},
+    [TL_CHANNEL_UPLOAD] = {"upload", TL_SIDE_AGENT, 0},
+    [TL_CHANNEL_EXEC] = {"exec", TL_SIDE_RELAY, TL_SCOPE_EXEC},
+    [TL_CHANNEL_SHELL] = {"shell", TL_SIDE_RELAY, TL_SCOPE_SHELL},
+    [TL_CHANNEL_OBSERVE] = {"observe", TL_SIDE_RELAY, TL_SCOPE_OBSERVE},
+    [TL_CHANNEL_DIAG] = {"diag", TL_SIDE_RELAY, TL_SCOPE_DIAG},
+    [TL_CHANNEL_RUNBOOK] = {"runbook", TL_SIDE_RELAY, TL_SCOPE_FIX},
 };
+
+unsigned tl_scope_bit(const char *name)
+{
+    for (unsigned i = 0; name != NULL && i < TL_SCOPE_COUNT; i++)
+        if (strcmp(scope_names[i], name) == 0)
+            return 1u << i;
+    return 0;
+}
+
+const char *tl_scope_name(unsigned bit)
+{
+    for (unsigned i = 0; i < TL_SCOPE_COUNT; i++)
+        if (bit == 1u << i)
+            return scope_names[i];
+    return NULL;
+}
 
 enum tl_control_type tl_control_type_lookup(const char *name)
 {
@@ -98,7 +118,12 @@ enum tl_side tl_channel_type_opener(enum tl_channel_type type)
     return channels[channel_valid(type) ? type : TL_CHANNEL_UNKNOWN].opener;
 }
 
+unsigned tl_channel_type_scope(enum tl_channel_type type)
+{
+    return channels[channel_valid(type) ? type : TL_CHANNEL_UNKNOWN].scope;
+}
+
 const char *tl_channel_type_grant_scope(enum tl_channel_type type)
 {
-    return channels[channel_valid(type) ? type : TL_CHANNEL_UNKNOWN].grant_scope;
+    return tl_scope_name(tl_channel_type_scope(type));
 }

@@ -65,6 +65,26 @@ const char *tl_control_type_name(enum tl_control_type type);
 /* Who sends it; TL_ROUTE_ANSWER for TL_CONTROL_UNKNOWN. */
 enum tl_control_route tl_control_type_route(enum tl_control_type type);
 
+/*
+ * Consent scopes (docs/consent.md): what a grant lets a technician do, as bits of a set. The
+ * names are what session.request asks for and grants carry ("diag", "fix", ...).
+ */
+enum tl_scope {
+    TL_SCOPE_DIAG = 1u << 0,
+    TL_SCOPE_FIX = 1u << 1,
+    TL_SCOPE_EXEC = 1u << 2,
+    TL_SCOPE_SHELL = 1u << 3,
+    TL_SCOPE_FILES = 1u << 4,
+    TL_SCOPE_OBSERVE = 1u << 5,
+};
+/* How many scopes there are: the bits above are 1u << 0 .. 1u << (TL_SCOPE_COUNT - 1). */
+#define TL_SCOPE_COUNT 6
+
+/* The bit of a scope name; 0 for NULL or a name that is not a scope. */
+unsigned tl_scope_bit(const char *name);
+/* The name of one scope bit ("diag"); NULL for anything but exactly one known bit. */
+const char *tl_scope_name(unsigned bit);
+
 /* The side that opens a channel of a type. */
 enum tl_side { TL_SIDE_AGENT, TL_SIDE_RELAY };
 
@@ -87,7 +107,9 @@ enum tl_channel_type tl_channel_type_lookup_n(const char *name, size_t len);
 const char *tl_channel_type_name(enum tl_channel_type type);
 /* The side that opens it: the relay for sessions, the agent for uploads. */
 enum tl_side tl_channel_type_opener(enum tl_channel_type type);
-/* The consent scope a grant must hold for it ("exec", "fix", ...); NULL if none applies. */
+/* The consent scope a grant must hold for it (TL_SCOPE_EXEC, ...); 0 if none applies. */
+unsigned tl_channel_type_scope(enum tl_channel_type type);
+/* The same scope's name ("exec", "fix", ...); NULL if none applies. */
 const char *tl_channel_type_grant_scope(enum tl_channel_type type);
 
 #endif

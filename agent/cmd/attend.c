@@ -14,6 +14,7 @@
 #include "proto/cli.h"
 #include "proto/err.h"
 #include "proto/text.h"
+#include "proto/vocab.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,8 +67,7 @@ static void attend_settled(struct attend *attend, const char *id)
 {
     size_t i;
     json_t *question;
-    json_array_foreach(attend->queue, i, question)
-    {
+    json_array_foreach(attend->queue, i, question) {
         if (strcmp(tl__cmd_member(question, "id"), id) == 0) {
             json_array_remove(attend->queue, i);
             break;
@@ -145,7 +145,8 @@ static void attend_event(struct attend *attend, json_t *event)
     const char *kind = tl__cmd_member(event, "event");
     /* Everything from the events is shown escaped: it comes from the relay and technicians. */
     char id[SHOWN_MAX], technician[SHOWN_MAX], ticket[SHOWN_MAX], text[SHOWN_MAX];
-    if (strcmp(kind, "question") == 0) {
+    switch (tl_control_type_lookup(kind)) {
+    case TL_CONTROL_EVENT_QUESTION:
         if (attend->tty < 0) {
             tl__cmd_print_question(event);
             tl__cmd_shown(id, sizeof id, event, "id");
@@ -153,29 +154,38 @@ static void attend_event(struct attend *attend, json_t *event)
         } else if (json_array_size(attend->queue) < TL_CONSENT_MAX_PENDING) {
             json_array_append(attend->queue, event);
         }
-    } else if (strcmp(kind, "granted") == 0) {
+        break;
+    case TL_CONTROL_EVENT_GRANTED:
         attend_granted(attend, event);
-    } else if (strcmp(kind, "denied") == 0) {
+        break;
+    case TL_CONTROL_EVENT_DENIED:
         if (json_is_string(json_object_get(event, "question")))
             attend_settled(attend, tl__cmd_member(event, "question"));
         printf("Not granted: %s on ticket %s: %s\n",
                tl__cmd_shown(technician, sizeof technician, event, "technician"),
                tl__cmd_shown(ticket, sizeof ticket, event, "ticket"),
                tl__cmd_shown(text, sizeof text, event, "reason"));
-    } else if (strcmp(kind, "activity") == 0) {
+        break;
+    case TL_CONTROL_EVENT_ACTIVITY:
         printf("  [%s] %s\n", tl__cmd_shown(id, sizeof id, event, "grant"),
                tl__cmd_shown(text, sizeof text, event, "text"));
-    } else if (strcmp(kind, "ended") == 0) {
+        break;
+    case TL_CONTROL_EVENT_ENDED:
         printf("Grant %s (%s, ticket %s) ended: %s\n", tl__cmd_shown(id, sizeof id, event, "grant"),
                tl__cmd_shown(technician, sizeof technician, event, "technician"),
                tl__cmd_shown(ticket, sizeof ticket, event, "ticket"),
                tl__cmd_shown(text, sizeof text, event, "reason"));
-    } else if (strcmp(kind, "delivered") == 0) {
+        break;
+    case TL_CONTROL_EVENT_DELIVERED:
         attend_delivered(attend, event);
-    } else if (strcmp(kind, "set-aside") == 0) {
+        break;
+    case TL_CONTROL_EVENT_SET_ASIDE:
         printf("Request %s was set aside and will not be sent: %s (see " PROGRAM " status)\n",
                tl__cmd_shown(id, sizeof id, event, "request"),
                tl__cmd_shown(text, sizeof text, event, "message"));
+        break;
+    default:
+        break;
     }
     fflush(stdout);
 }

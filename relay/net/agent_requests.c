@@ -21,10 +21,11 @@ static void send_result(struct tl_agent_link *agent, uint32_t request_id, int st
 {
     if (agent->closed)
         return;
-    json_t *body = status == 0
-                       ? json_pack("{s:s, s:b}", "type", "result", "ok", 1)
-                       : json_pack("{s:s, s:b, s:s, s:s}", "type", "result", "ok", 0, "error",
-                                   tl_err_name(status), "message", tl_strerror(status));
+    json_t *body =
+        status == 0
+            ? json_pack("{s:s, s:b}", "type", tl_control_type_name(TL_CONTROL_RESULT), "ok", 1)
+            : json_pack("{s:s, s:b, s:s, s:s}", "type", tl_control_type_name(TL_CONTROL_RESULT),
+                        "ok", 0, "error", tl_err_name(status), "message", tl_strerror(status));
     if (body == NULL)
         return;
     if (status == 0 && extra != NULL)
@@ -146,7 +147,7 @@ static void control_done(tl_job_t *base, int status)
 int tl__request_handle(struct tl_agent_link *agent, const char *type,
                        const struct tl_msg_control *control)
 {
-    if (type != NULL && strcmp(type, "ticket.create") == 0) {
+    if (tl_control_type_lookup(type) == TL_CONTROL_TICKET_CREATE) {
         json_t *body = control->body;
         json_t *tier = json_object_get(body, "tier");
         if (tl__json_text(body, "title", TL_STORE_MAX_TITLE, 0) == NULL ||

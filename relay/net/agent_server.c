@@ -147,7 +147,8 @@ static void on_channel_open(void *ctx, uint32_t channel, const struct tl_msg_cha
         return;
     }
     int rc = TL_EINVAL;
-    if (tl_str_eq(request->channel_type, "upload"))
+    if (tl_channel_type_lookup_n((const char *)request->channel_type.ptr,
+                                 request->channel_type.len) == TL_CHANNEL_UPLOAD)
         rc = tl__upload_open(agent, channel, request->params);
     if (rc != 0) {
         tl_mux_refuse(mux, channel, (uint32_t)-rc, tl_strerror(rc));
@@ -269,7 +270,8 @@ static void on_peer_ready(tl_peer_t *peer)
         tl_log_peer_info(agent->address, "unknown key connected fingerprint=%s address=%s",
                          agent->fingerprint, agent->address);
         /* It may only enroll (docs/protocol.md §7.2): say so, and wait only so long. */
-        json_t *notice = json_pack("{s:s}", "type", "enroll-required");
+        json_t *notice =
+            json_pack("{s:s}", "type", tl_control_type_name(TL_CONTROL_ENROLL_REQUIRED));
         tl_peer_send_control(peer, 0, notice);
         json_decref(notice);
         agent->enroll_deadline = malloc(sizeof *agent->enroll_deadline);
@@ -293,8 +295,9 @@ static void on_peer_ready(tl_peer_t *peer)
     }
     char device[TL_ID_TEXT];
     tl_id_format(device, TL_ID_DEVICE, agent->device_id);
-    json_t *welcome = json_pack("{s:s, s:s, s:i}", "type", "welcome", "device", device,
-                                "heartbeat_ms", (json_int_t)server->config.heartbeat_ms);
+    json_t *welcome =
+        json_pack("{s:s, s:s, s:i}", "type", tl_control_type_name(TL_CONTROL_WELCOME), "device",
+                  device, "heartbeat_ms", (json_int_t)server->config.heartbeat_ms);
     tl_peer_send_control(peer, 0, welcome);
     json_decref(welcome);
     tl_peer_set_heartbeat(peer, server->config.heartbeat_ms);
@@ -309,12 +312,12 @@ static int handle_control(struct tl_agent_link *agent, const struct tl_msg_contr
     const char *type = tl__json_text(control->body, "type", 64, 0);
     if (control->request_id == 0) {
         /* Notifications from agents (docs/protocol.md §7.8); others are ignored. */
-        if (type != NULL && strcmp(type, "session.ended") == 0)
+        if (tl_control_type_lookup(type) == TL_CONTROL_SESSION_ENDED)
             agent->server->config.hooks.grant_ended(agent->server->config.hooks.ctx, agent,
                                                     control->body);
         return 0;
     }
-    if (type != NULL && strcmp(type, "result") == 0) {
+    if (tl_control_type_lookup(type) == TL_CONTROL_RESULT) {
         tl__agent_link_answer(agent, control);
         return 0;
     }

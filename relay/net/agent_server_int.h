@@ -11,6 +11,7 @@
 #include "proto/hash.h"
 #include "proto/keys.h"
 #include "proto/peer.h"
+#include "proto/vocab.h"
 #include "relay/net/agent_server.h"
 #include "relay/net/listener.h"
 

@@ -108,9 +108,9 @@ static void send_resize(struct session *s)
     const tl_exec_pty_t *pty = tl_exec_pty(s->exec);
     if (pty->cols < 1 || pty->cols > 1000 || pty->rows < 1 || pty->rows > 1000)
         return;
-    json_t *body =
-        json_pack("{s:s, s:I, s:i, s:i}", "type", "session.resize", "channel",
-                  (json_int_t)s->agent_channel, "cols", (int)pty->cols, "rows", (int)pty->rows);
+    json_t *body = json_pack(
+        "{s:s, s:I, s:i, s:i}", "type", tl_control_type_name(TL_CONTROL_SESSION_RESIZE), "channel",
+        (json_int_t)s->agent_channel, "cols", (int)pty->cols, "rows", (int)pty->rows);
     if (body != NULL)
         tl_agent_notify(s->agent, body);
     json_decref(body);

@@ -61,8 +61,7 @@ static json_t *catalogue_from(json_t *result)
     json_t *out = json_array();
     size_t i;
     json_t *entry;
-    json_array_foreach(list, i, entry)
-    {
+    json_array_foreach(list, i, entry) {
         if (i >= CATALOGUE_MAX)
             break;
         const char *name = json_string_value(json_object_get(entry, "name"));
@@ -74,8 +73,7 @@ static json_t *catalogue_from(json_t *result)
         json_t *params = json_array();
         size_t j;
         json_t *param;
-        json_array_foreach(json_object_get(entry, "params"), j, param)
-        {
+        json_array_foreach(json_object_get(entry, "params"), j, param) {
             const char *pname = json_string_value(json_object_get(param, "name"));
             if (j >= CATALOGUE_PARAMS_MAX || pname == NULL ||
                 !tl_runbook_param_name_valid(pname, strlen(pname)))
@@ -107,13 +105,11 @@ static void print_catalogue(struct session *s, json_t *catalogue)
                    "MIN-ROLE", "PARAMS", "DESCRIPTION");
     size_t i;
     json_t *entry;
-    json_array_foreach(catalogue, i, entry)
-    {
+    json_array_foreach(catalogue, i, entry) {
         char params[512] = "";
         size_t used = 0, j;
         json_t *param;
-        json_array_foreach(json_object_get(entry, "params"), j, param)
-        {
+        json_array_foreach(json_object_get(entry, "params"), j, param) {
             int required = json_is_true(json_object_get(param, "required"));
             int n = snprintf(params + used, sizeof params - used, "%s%s%s%s", j ? "," : "",
                              required ? "" : "[", json_string_value(json_object_get(param, "name")),
@@ -167,8 +163,7 @@ static void unknown_runbook(struct session *s, json_t *catalogue)
     char close_names[512] = "", all[512] = "";
     size_t close_used = 0, all_used = 0, i;
     json_t *entry;
-    json_array_foreach(catalogue, i, entry)
-    {
+    json_array_foreach(catalogue, i, entry) {
         const char *name = json_string_value(json_object_get(entry, "name"));
         int near = distance(name, s->runbook) <= 3 || strstr(name, s->runbook) != NULL ||
                    strstr(s->runbook, name) != NULL;
@@ -218,8 +213,7 @@ static int check_args(struct session *s, json_t *params)
     char names[512] = "";
     size_t used = 0;
     json_t *param;
-    json_array_foreach(params, i, param)
-    {
+    json_array_foreach(params, i, param) {
         int n = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "",
                          json_string_value(json_object_get(param, "name")));
         if (n > 0 && (size_t)n < sizeof names - used)
@@ -227,19 +221,17 @@ static int check_args(struct session *s, json_t *params)
     }
     const char *name;
     json_t *value;
-    json_object_foreach(s->runbook_args, name, value)
-    {
+    json_object_foreach(s->runbook_args, name, value) {
         int known = 0;
-        json_array_foreach(params, i, param) known |=
-            strcmp(json_string_value(json_object_get(param, "name")), name) == 0;
+        json_array_foreach(params, i, param)
+            known |= strcmp(json_string_value(json_object_get(param, "name")), name) == 0;
         if (!known) {
             tl__session_fail(s, "runbook '%s' has no parameter %s (it takes: %s)", s->runbook, name,
                              used ? names : "none");
             return -1;
         }
     }
-    json_array_foreach(params, i, param)
-    {
+    json_array_foreach(params, i, param) {
         const char *pname = json_string_value(json_object_get(param, "name"));
         if (json_is_true(json_object_get(param, "required")) &&
             json_object_get(s->runbook_args, pname) == NULL) {
@@ -259,9 +251,9 @@ static int check_runbook(struct session *s, json_t *catalogue)
     json_t *found = NULL;
     size_t i;
     json_t *entry;
-    json_array_foreach(catalogue, i,
-                       entry) if (strcmp(json_string_value(json_object_get(entry, "name")),
-                                         s->runbook) == 0) found = entry;
+    json_array_foreach(catalogue, i, entry)
+        if (strcmp(json_string_value(json_object_get(entry, "name")), s->runbook) == 0)
+            found = entry;
     if (found == NULL) {
         unknown_runbook(s, catalogue);
         return -1;
@@ -326,7 +318,7 @@ static void catalogue_answer(void *data, int status, json_t *result)
 
 void tl__session_request_catalogue(struct session *s)
 {
-    json_t *body = json_pack("{s:s}", "type", "runbooks.list");
+    json_t *body = json_pack("{s:s}", "type", tl_control_type_name(TL_CONTROL_RUNBOOKS_LIST));
     s->phase = PHASE_CATALOGUE;
     int rc = body ? tl_agent_request(s->agent, body, TL_SESSIONS_REQUEST_WAIT_MS, catalogue_answer,
                                      s, &s->request_id)

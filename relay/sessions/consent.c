@@ -29,23 +29,17 @@ static void consent_answer(void *data, int status, json_t *result);
 /* The scope a session asks for (docs/protocol.md §7.7). */
 static const char *scope_of(const struct session *s)
 {
-    switch (s->kind) {
-    case TL_SESSION_DIAG:
-        return "diag";
-    case TL_SESSION_RUN:
-        return "exec";
-    case TL_SESSION_JOIN:
-        return s->observe ? "observe" : "shell";
-    default:
-        return "fix";
-    }
+    /* The catalogue asks for nothing of its own; it is listed under fix. */
+    const char *scope = tl_channel_type_grant_scope(tl__session_channel(s->kind, s->observe));
+    return scope != NULL ? scope : tl_scope_name(TL_SCOPE_FIX);
 }
 
 /* Withdraws a question the agent may still be asking (docs/protocol.md §7.6). */
 static void send_cancel(struct session *s, uint32_t request_id)
 {
     json_t *cancel =
-        json_pack("{s:s, s:I}", "type", "session.cancel", "request_id", (json_int_t)request_id);
+        json_pack("{s:s, s:I}", "type", tl_control_type_name(TL_CONTROL_SESSION_CANCEL),
+                  "request_id", (json_int_t)request_id);
     if (cancel != NULL && s->agent != NULL)
         tl_agent_notify(s->agent, cancel);
     json_decref(cancel);
@@ -102,9 +96,10 @@ static void asked_done(struct session *s, struct sjob *job, int status)
         return;
     }
     json_t *body =
-        json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s, s:i}", "type", "session.request", "ticket",
-                  s->ticket, "technician", s->tech.name, "role", s->tech.role, "scopes",
-                  scope_of(s), "reason", s->reason, "duration_s", (json_int_t)s->duration_s);
+        json_pack("{s:s, s:s, s:s, s:s, s:[s], s:s, s:i}", "type",
+                  tl_control_type_name(TL_CONTROL_SESSION_REQUEST), "ticket", s->ticket,
+                  "technician", s->tech.name, "role", s->tech.role, "scopes", scope_of(s), "reason",
+                  s->reason, "duration_s", (json_int_t)s->duration_s);
     /* A fix names its runbook and values: the agent checks them against its catalogue
      * and shows them in the question, or refuses before anyone is asked (§7.6). */
     if (body != NULL && s->kind == TL_SESSION_FIX)

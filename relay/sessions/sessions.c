@@ -79,20 +79,26 @@ void tl__sessions_iso_time(int64_t ms, char out[32])
     snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
 }
 
-const char *tl__session_kind_name(enum tl_session_kind kind, int observe)
+enum tl_channel_type tl__session_channel(enum tl_session_kind kind, int observe)
 {
     switch (kind) {
     case TL_SESSION_DIAG:
-        return "diag";
+        return TL_CHANNEL_DIAG;
     case TL_SESSION_RUN:
-        return "exec";
+        return TL_CHANNEL_EXEC;
     case TL_SESSION_JOIN:
-        return observe ? "observe" : "shell";
+        return observe ? TL_CHANNEL_OBSERVE : TL_CHANNEL_SHELL;
     case TL_SESSION_FIX:
-        return "runbook";
+        return TL_CHANNEL_RUNBOOK;
     default:
-        return "runbooks";
+        return TL_CHANNEL_UNKNOWN;
     }
+}
+
+const char *tl__session_kind_name(enum tl_session_kind kind, int observe)
+{
+    enum tl_channel_type channel = tl__session_channel(kind, observe);
+    return channel != TL_CHANNEL_UNKNOWN ? tl_channel_type_name(channel) : "runbooks";
 }
 
 static int signal_number(const char *name)

@@ -20,6 +20,7 @@
 #define TL_SESSIONS_INT_H
 
 #include "proto/hash.h"
+#include "proto/vocab.h"
 #include "relay/sessions/recording.h"
 #include "relay/sessions/sessions.h"
 #include "relay/store/evidence.h"
@@ -173,6 +174,10 @@ void tl__sessions_clean_text(char *out, size_t size, const char *text);
 /* "2026-11-23T19:04:05.123Z" */
 void tl__sessions_iso_time(int64_t ms, char out[32]);
 /* The channel type of a session kind ("exec", "shell", ...). */
+/* The channel a session opens on the agent (proto/vocab.h); TL_CHANNEL_UNKNOWN for the
+ * catalogue, which opens none. */
+enum tl_channel_type tl__session_channel(enum tl_session_kind kind, int observe);
+/* Its channel type's name, "runbooks" for the catalogue: logs and the session's kind. */
 const char *tl__session_kind_name(enum tl_session_kind kind, int observe);
 
 /* One line on the technician's stderr, "tierline: ...". */

@@ -66,6 +66,29 @@ static void test_channel_types_say_who_opens_them_and_under_which_scope(void **s
     assert_int_equal(tl_channel_type_lookup(NULL), TL_CHANNEL_UNKNOWN);
 }
 
+/* The consent scopes: one name per bit, both ways; a set of bits has no one name. */
+static void test_scopes_have_one_name_per_bit(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"diag", "fix", "exec", "shell", "files", "observe"};
+    assert_int_equal(sizeof names / sizeof names[0], TL_SCOPE_COUNT);
+    for (unsigned i = 0; i < TL_SCOPE_COUNT; i++) {
+        assert_string_equal(tl_scope_name(1u << i), names[i]);
+        assert_int_equal(tl_scope_bit(names[i]), 1u << i);
+    }
+    assert_int_equal(tl_scope_bit("Exec"), 0);
+    assert_int_equal(tl_scope_bit("runbook"), 0);
+    assert_int_equal(tl_scope_bit(""), 0);
+    assert_int_equal(tl_scope_bit(NULL), 0);
+    assert_null(tl_scope_name(0));
+    assert_null(tl_scope_name(TL_SCOPE_EXEC | TL_SCOPE_SHELL));
+    assert_null(tl_scope_name(1u << TL_SCOPE_COUNT));
+    /* The channel table names its scopes with the same bits. */
+    assert_int_equal(tl_channel_type_scope(TL_CHANNEL_RUNBOOK), TL_SCOPE_FIX);
+    assert_int_equal(tl_channel_type_scope(TL_CHANNEL_OBSERVE), TL_SCOPE_OBSERVE);
+    assert_int_equal(tl_channel_type_scope(TL_CHANNEL_UPLOAD), 0);
+}
+
 static char *read_source(const char *relative)
 {
     char path[4096];
@@ -144,6 +167,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_every_control_name_looks_up_to_its_type),
     cmocka_unit_test(test_each_control_message_says_who_sends_it),
     cmocka_unit_test(test_channel_types_say_who_opens_them_and_under_which_scope),
+    cmocka_unit_test(test_scopes_have_one_name_per_bit),
     cmocka_unit_test(test_the_specs_name_exactly_the_table),
 };
 
