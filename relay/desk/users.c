@@ -57,11 +57,11 @@ static int parse_key_line(const char *line, ssh_key *key)
     return ssh_pki_import_pubkey_base64(blob, key_type, key) == SSH_OK ? 0 : TL_EKEY;
 }
 
-/* OpenSSH's SHA256: form (proto/keys.h), which fits in 64 bytes. */
-static int key_fingerprint(ssh_key key, char out[64])
+int tl_users_key_fingerprint(ssh_key key, char out[64])
 {
     unsigned char *hash = NULL;
     size_t hash_len = 0;
+    out[0] = '\0';
     int rc = ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) == SSH_OK
                  ? tl_fingerprint_of_sha256(hash, hash_len, out)
                  : TL_EKEY;
@@ -81,7 +81,7 @@ static int load_user(struct user *u, const char *name, const char *line, const c
     u->role = role;
     u->disabled = disabled;
     u->id = id;
-    key_fingerprint(u->key, u->fingerprint);
+    tl_users_key_fingerprint(u->key, u->fingerprint);
     return 0;
 }
 
@@ -144,7 +144,7 @@ int tl_users_read_key_file(const char *path, char **key_line, char fingerprint[6
         rc = parse_key_line(line, &key);
         if (rc == 0) {
             char *blob = NULL;
-            rc = key_fingerprint(key, fingerprint);
+            rc = tl_users_key_fingerprint(key, fingerprint);
             if (rc == 0 && ssh_pki_export_pubkey_base64(key, &blob) == SSH_OK) {
                 size_t len = strlen(ssh_key_type_to_char(ssh_key_type(key))) + strlen(blob) + 2;
                 *key_line = malloc(len);

@@ -45,6 +45,9 @@ int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key,
  * normalised key line ("TYPE BASE64", malloc'd) and its fingerprint in
  * OpenSSH's SHA256: form. TL_EKEY if it is not a public key.
  */
+/* A key's fingerprint in OpenSSH's SHA256: form (proto/keys.h), which fits in 64 bytes; out is
+ * "" and TL_EKEY if it cannot be hashed. */
+int tl_users_key_fingerprint(ssh_key key, char out[64]);
 int tl_users_read_key_file(const char *path, char **key_line, char fingerprint[64]);
 
 #endif

@@ -52,6 +52,7 @@
 #include "relay/net/ssh_front_int.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "relay/desk/users.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -83,20 +84,6 @@ void tl__ssh_printable(char *out, size_t size, const char *text)
         out[i] = (c < 0x20 || c > 0x7e) ? '?' : (char)c;
     }
     out[i] = '\0';
-}
-
-static void key_fingerprint(ssh_key key, char out[64])
-{
-    unsigned char *hash = NULL;
-    size_t hash_len = 0;
-    out[0] = '\0';
-    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) != 0)
-        return;
-    char *text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
-    if (text != NULL)
-        snprintf(out, 64, "%s", text);
-    ssh_string_free_char(text);
-    ssh_clean_pubkey_hash(&hash);
 }
 
 int tl__ssh_session_gone(const struct conn *conn)
@@ -156,7 +143,7 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
     if (conn->authenticated || conn->closing)
         return SSH_AUTH_DENIED;
     tl__ssh_printable(conn->user, sizeof conn->user, user);
-    key_fingerprint(pubkey, conn->fingerprint);
+    tl_users_key_fingerprint(pubkey, conn->fingerprint);
     if (tl__ssh_limit_blocked(front, conn->address)) {
         login_failed(conn, "rate-limited", 0);
         conn->closing = 1;
