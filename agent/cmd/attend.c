@@ -84,7 +84,9 @@ static void attend_answer(struct attend *attend, int yes)
 {
     json_t *question = attend->current;
     const char *id = tl__cmd_member(question, "id");
-    json_t *request = json_pack("{s:s, s:s}", "cmd", yes ? "approve" : "deny", "id", id);
+    json_t *request =
+        json_pack("{s:s, s:s}", "cmd",
+                  tl_control_type_name(yes ? TL_CONTROL_APPROVE : TL_CONTROL_DENY), "id", id);
     json_t *answer = NULL;
     int rc = tl_control_call(attend->path, request, 10000, &answer);
     json_decref(request);
@@ -222,9 +224,10 @@ static void attend_read_tty(struct attend *attend)
 static int connect_watch(const char *path, const char *follow)
 {
     char watch[128];
+    const char *cmd = tl_control_type_name(TL_CONTROL_WATCH);
     int len = follow != NULL ? snprintf(watch, sizeof watch,
-                                        "{\"cmd\":\"watch\",\"request\":\"%s\"}\n", follow)
-                             : snprintf(watch, sizeof watch, "{\"cmd\":\"watch\"}\n");
+                                        "{\"cmd\":\"%s\",\"request\":\"%s\"}\n", cmd, follow)
+                             : snprintf(watch, sizeof watch, "{\"cmd\":\"%s\"}\n", cmd);
     if (len <= 0 || len >= (int)sizeof watch || (follow != NULL && !tl_outbox_id_valid(follow)))
         return TL_EINVAL;
     int fd = tl_control_connect(path);

@@ -12,6 +12,7 @@
 #include "proto/cli.h"
 #include "proto/err.h"
 #include "proto/text.h"
+#include "proto/vocab.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -71,8 +72,7 @@ static void print_grant_line(json_t *grant)
     }
     size_t i;
     json_t *channel;
-    json_array_foreach(json_object_get(grant, "channels"), i, channel)
-    {
+    json_array_foreach(json_object_get(grant, "channels"), i, channel) {
         char type[SHOWN_MAX];
         printf("       channel %lld %s: %s\n", (long long)tl__cmd_int_of(channel, "channel"),
                tl__cmd_shown(type, sizeof type, channel, "type"),
@@ -90,8 +90,9 @@ int tl_agent_cmd_pending(int argc, char **argv)
     char path[TL_STATE_PATH_MAX];
     json_t *answer = NULL;
     if (status != 0 || (status = tl__cmd_control_socket("pending", dir, path, sizeof path)) != 0 ||
-        (status = consent_call("pending", path, json_pack("{s:s}", "cmd", "pending"), &answer)) !=
-            0)
+        (status = consent_call("pending", path,
+                               json_pack("{s:s}", "cmd", tl_control_type_name(TL_CONTROL_PENDING)),
+                               &answer)) != 0)
         goto out;
     json_t *questions = json_object_get(answer, "questions");
     if (json_out) {
@@ -101,8 +102,7 @@ int tl_agent_cmd_pending(int argc, char **argv)
     } else {
         size_t i;
         json_t *question;
-        json_array_foreach(questions, i, question)
-        {
+        json_array_foreach(questions, i, question) {
             char id[SHOWN_MAX];
             tl__cmd_print_question(question);
             tl__cmd_shown(id, sizeof id, question, "id");
@@ -142,7 +142,8 @@ int tl_agent_cmd_approve(int argc, char **argv)
         status = TL_EXIT_USAGE;
         goto out;
     }
-    request = json_pack("{s:s, s:s}", "cmd", "approve", "id", positional[0]);
+    request = json_pack("{s:s, s:s}", "cmd", tl_control_type_name(TL_CONTROL_APPROVE), "id",
+                        positional[0]);
     if (duration != NULL)
         json_object_set_new(request, "duration_s", json_integer((json_int_t)(ms / 1000)));
     if ((status = tl__cmd_control_socket("approve", dir, path, sizeof path)) != 0)
@@ -188,9 +189,10 @@ int tl_agent_cmd_deny(int argc, char **argv)
         goto out;
     }
     if ((status = tl__cmd_control_socket("deny", dir, path, sizeof path)) != 0 ||
-        (status =
-             consent_call("deny", path, json_pack("{s:s, s:s}", "cmd", "deny", "id", positional[0]),
-                          &answer)) != 0)
+        (status = consent_call("deny", path,
+                               json_pack("{s:s, s:s}", "cmd", tl_control_type_name(TL_CONTROL_DENY),
+                                         "id", positional[0]),
+                               &answer)) != 0)
         goto out;
     printf("Declined %s.\n", positional[0]);
     status = TL_EXIT_OK;
@@ -217,8 +219,7 @@ static json_t *grants_from_file(const char *state_dir)
         grants = tl_consent_grants(consent);
         size_t i;
         json_t *grant;
-        json_array_foreach(grants, i, grant)
-        {
+        json_array_foreach(grants, i, grant) {
             json_object_set_new(grant, "channels", json_array());
         }
         tl_consent_free(consent);
@@ -237,8 +238,7 @@ static void print_grants(json_t *grants, int running, const char *state_dir)
         printf("No grants.\n");
     size_t i;
     json_t *grant;
-    json_array_foreach(grants, i, grant)
-    {
+    json_array_foreach(grants, i, grant) {
         print_grant_line(grant);
     }
 }
@@ -256,7 +256,7 @@ int tl_agent_cmd_sessions(int argc, char **argv)
         goto out;
     char path[TL_STATE_PATH_MAX];
     tl_state_path(state.dir, TL_STATE_SOCKET, path, sizeof path);
-    json_t *request = json_pack("{s:s}", "cmd", "sessions");
+    json_t *request = json_pack("{s:s}", "cmd", tl_control_type_name(TL_CONTROL_SESSIONS));
     int rc = tl_control_call(path, request, 10000, &answer);
     json_decref(request);
     int running = rc == 0;
@@ -296,7 +296,7 @@ int tl_agent_cmd_end(int argc, char **argv)
                               positional, 1, &count);
     if (status != 0)
         goto out;
-    request = json_pack("{s:s}", "cmd", "end");
+    request = json_pack("{s:s}", "cmd", tl_control_type_name(TL_CONTROL_END));
     if (count == 1)
         json_object_set_new(request, "grant", json_string(positional[0]));
     if ((status = tl__cmd_control_socket("end", dir, path, sizeof path)) != 0)

@@ -16,6 +16,7 @@
 #include "proto/err.h"
 #include "proto/hash.h"
 #include "proto/text.h"
+#include "proto/vocab.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -221,7 +222,8 @@ static void help_deliver_once(tl_agent_state_t *state, const char *request, uint
 static void help_deliver(tl_agent_state_t *state, const char *socket_path, const char *request,
                          uint64_t wait_ms, struct help_run *run)
 {
-    json_t *call = json_pack("{s:s, s:s}", "cmd", "deliver", "request", request);
+    json_t *call = json_pack("{s:s, s:s}", "cmd", tl_control_type_name(TL_CONTROL_DELIVER),
+                             "request", request);
     json_t *answer = NULL;
     int rc = tl_control_call(socket_path, call, (int)wait_ms, &answer);
     json_decref(call);

@@ -16,6 +16,7 @@
 #include "proto/cli.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "proto/vocab.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -96,7 +97,9 @@ static void run_activity(void *data, const char *grant, const char *text)
 {
     struct agent_run *run = data;
     tl_log_info("session activity grant=%s what=\"%s\"", grant, text);
-    json_t *event = json_pack("{s:s, s:s, s:s}", "event", "activity", "grant", grant, "text", text);
+    json_t *event =
+        json_pack("{s:s, s:s, s:s}", "event", tl_control_type_name(TL_CONTROL_EVENT_ACTIVITY),
+                  "grant", grant, "text", text);
     tl_control_event(run->control, event);
     json_decref(event);
 }

@@ -10,6 +10,7 @@
 #include "agent/outbox.h"
 #include "proto/cli.h"
 #include "proto/text.h"
+#include "proto/vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +34,7 @@ static json_t *queued_details(const char *state_dir, json_t *ids)
     json_t *list = json_array();
     size_t i;
     json_t *value;
-    json_array_foreach(ids, i, value)
-    {
+    json_array_foreach(ids, i, value) {
         const char *id = json_string_value(value);
         json_t *request = NULL, *item = json_pack("{s:s}", "request", id);
         char missing[64];
@@ -63,7 +63,7 @@ static void status_gather(const tl_agent_state_t *state, struct status_view *vie
 {
     char socket_path[TL_STATE_PATH_MAX];
     tl_state_path(state->dir, TL_STATE_SOCKET, socket_path, sizeof socket_path);
-    json_t *call = json_pack("{s:s}", "cmd", "status");
+    json_t *call = json_pack("{s:s}", "cmd", tl_control_type_name(TL_CONTROL_STATUS));
     view->running = tl_control_call(socket_path, call, 2000, &view->answer) == 0;
     json_decref(call);
     tl_outbox_list(state->dir, &view->queued);
@@ -106,8 +106,7 @@ static void status_print_requests(const struct status_view *view)
     printf("queued:    %zu request(s)\n", json_array_size(view->details));
     size_t i;
     json_t *item;
-    json_array_foreach(view->details, i, item)
-    {
+    json_array_foreach(view->details, i, item) {
         printf("  %s \"", tl__cmd_member(item, "request"));
         print_visible(tl__cmd_member(item, "title"), 80);
         if (json_object_get(item, "missing") != NULL)
@@ -119,8 +118,7 @@ static void status_print_requests(const struct status_view *view)
     }
     if (json_array_size(view->delivered) > 0)
         printf("delivered: %zu request(s) lately\n", json_array_size(view->delivered));
-    json_array_foreach(view->delivered, i, item)
-    {
+    json_array_foreach(view->delivered, i, item) {
         char when[64];
         tl__cmd_local_time_text(tl__cmd_int_of(item, "delivered_ms"), when, sizeof when);
         printf("  %s -> ticket ", tl__cmd_member(item, "request"));
@@ -131,8 +129,7 @@ static void status_print_requests(const struct status_view *view)
     }
     if (json_array_size(view->set_aside) > 0)
         printf("set aside: %zu request(s), never sent again\n", json_array_size(view->set_aside));
-    json_array_foreach(view->set_aside, i, item)
-    {
+    json_array_foreach(view->set_aside, i, item) {
         printf("  %s %s: %s (kept in %s)\n", tl__cmd_member(item, "request"),
                tl__cmd_member(item, "why"), tl__cmd_member(item, "detail"),
                tl__cmd_member(item, "path"));

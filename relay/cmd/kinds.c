@@ -1,3 +1,4 @@
+/* The relay's kinds of command-line values, checked for the shared parser (relay/cmd/kinds.h). */
 #include "relay/cmd/kinds.h"
 
 #include "proto/err.h"

@@ -1,3 +1,4 @@
+/* Printing what others wrote, escaped and in columns by display width (relay/cmd/show.h). */
 #include "relay/cmd/show.h"
 
 #include "proto/clock.h"

@@ -1,3 +1,4 @@
+/* Technicians and auditors: the store's users, and the loop's copy for logins (desk/users.h). */
 #include "relay/desk/users.h"
 #include "proto/err.h"
 #include "proto/keys.h"

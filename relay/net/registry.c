@@ -1,3 +1,4 @@
+/* Enrolled devices as the loop sees them: key fingerprint -> device id (relay/net/registry.h). */
 #include "relay/net/registry.h"
 #include "proto/err.h"
 #include "proto/keys.h"

@@ -7,7 +7,7 @@
  * recording can hold it). join passes the terminal through raw and records
  * it; observe sends nothing and leaves on Ctrl-C or Ctrl-D.
  *
- * Channel events arrive from relay/net/server.c through the
+ * Channel events arrive from relay/net/agent_server.c through the
  * tl_sessions_channel_* functions; the exec's through tl__session_exec_callbacks.
  */
 #include "relay/sessions/sessions_int.h"

@@ -1,3 +1,4 @@
+/* The relay's data directory: its layout, creation and settings (relay/store/datadir.h). */
 #include "relay/store/datadir.h"
 #include "proto/fsutil.h"
 #include "proto/err.h"

@@ -1,3 +1,4 @@
+/* The storage worker: the one thread that touches the disk, in group commits (store/worker.h). */
 #include "relay/store/worker.h"
 #include "proto/clock.h"
 #include "proto/err.h"
