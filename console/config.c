@@ -453,8 +453,7 @@ static int update_line(void *ctx, int number, const char *raw, size_t raw_len, c
     return 0;
 }
 
-/* mkdir -p for the file's directory; the last component (ours) is made 0700. */
-static int make_parent_dirs(const char *path, char *why, size_t why_size)
+int tl_config_make_parent_dirs(const char *path, char *why, size_t why_size)
 {
     char dir[TL_CONFIG_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -522,7 +521,7 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
         tl_format(why, why_size, "%s: %s", path, tl_strerror(rc));
         return rc;
     }
-    if ((rc = make_parent_dirs(path, why, why_size)) != 0)
+    if ((rc = tl_config_make_parent_dirs(path, why, why_size)) != 0)
         goto out;
 
     out = open_memstream(&text, &text_len);

@@ -106,6 +106,12 @@ int tl_config_apply_env(tl_config_t *config, char *why, size_t why_size);
 int tl_config_update_file(const char *path, const char *const *keys, const char *const *values,
                           size_t count, char *why, size_t why_size);
 
+/*
+ * mkdir -p for the directory that holds path; the last directory, when it is
+ * "tierline" (ours), is made 0700. 0, or negated errno with "DIR: what" in why.
+ */
+int tl_config_make_parent_dirs(const char *path, char *why, size_t why_size);
+
 /* "HOST:PORT", with brackets around an IPv6 host. */
 void tl_config_format_address(const char *host, unsigned port, char *out, size_t size);
 

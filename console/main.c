@@ -1,24 +1,37 @@
 /*
- * tierline: the technician's and auditor's console (docs/technicians.md,
- * "The console"). A client of the relay's SSH front end: every relay command
- * is one SSH exec request, its output passed through and its exit status
- * returned; the console adds its settings (console/config.h), host-key
- * pinning (console/trust.h), downloads with a progress bar and a hash check
+ * tierline: the technician's and auditor's console (docs/technicians.md "The
+ * console"; where it learns the relay's commands: docs/console.md). A
+ * client of the relay's SSH front end: every relay command is one SSH exec
+ * request, its output passed through and its exit status returned; the
+ * console adds its settings (console/config.h), host-key pinning
+ * (console/trust.h), downloads with a progress bar and a hash check
  * (console/download.h) and interactive sessions in a raw terminal (join).
  *
- * The table below is the one place commands are named; --help is built from
- * it, and a word it does not hold is an unknown command (exit 2), as in the
- * other programs (proto/cli.h). COMMAND --help is answered from the table
- * too, before any setting is read or any connection made.
+ * The table below holds only the console's own commands (setup, help,
+ * evidence get -o). The relay's commands, their usage, summaries, options
+ * and examples come from the relay's `help --json`: the answer of the
+ * configured relay for this user, cached on disk (console/command_cache.h),
+ * or else the list the console was built with (console/command_list.h).
+ * Either way COMMAND --help and a group's listing are answered without a
+ * connection. A word no list knows is refused as an unknown command (exit
+ * 2) until the console has the relay's own list; after that the relay
+ * judges it.
  */
 #include "console/client.h"
+#include "console/command_cache.h"
+#include "console/command_list.h"
 #include "console/config.h"
 #include "console/download.h"
 #include "console/quote.h"
+#include "console/setup.h"
 #include "console/term.h"
 #include "console/trust.h"
+#include "proto/buf.h"
 #include "proto/cli.h"
+#include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/format.h"
+#include "proto/text.h"
 #include "tl_version.h"
 
 #include <errno.h>
@@ -34,12 +47,23 @@
 
 struct console {
     tl_config_t config;
+    int settings_status;     /* 0, or the usage status of a bad setting ... */
+    char settings_why[1100]; /* ... and what is wrong, said when a command needs them */
     tl_client_t *client;
     int signal; /* the signal that stopped a command */
     int raw;    /* join: the terminal is raw; size changes go to the relay */
     int escape; /* the command lists text from others: its output is shown escaped */
+    /* The relay's commands: this relay's answer for this user, from the cache ... */
+    int cache_looked;
+    char cache_path[TL_CONFIG_PATH_MAX + 64];
+    tl_command_list_t *cached;
+    int64_t cached_ms; /* when the relay gave it */
+    /* ... and the list the console was built with. */
+    int built_in_looked;
+    tl_command_list_t *built_in;
 };
 
+/* One of the console's own commands: their help is the console's, not the relay's. */
 struct command {
     const char *name;
     const char *usage;
@@ -47,12 +71,6 @@ struct command {
     int (*run)(struct console *console, int argc, char **argv); /* argv[0]: the command */
     const char *options; /* for --help: "--name VALUE<TAB>what it does\n" lines */
     const char *example; /* for --help: whole command lines */
-    /*
-     * 1: the relay's answer is a listing of text from others (titles, notes, names), so it
-     * is shown escaped here too (proto/text.h), whatever the relay sends. 0: the output of a
-     * command on the machine, passed through as ssh does.
-     */
-    int escape;
 };
 
 /* ---- connecting and running ------------------------------------------------------------ */
@@ -194,11 +212,16 @@ static int cmd_relay(struct console *console, int argc, char **argv)
     return status;
 }
 
-static int cmd_evidence(struct console *console, int argc, char **argv)
+/* The relay's output for the machine's own commands (run, fix): passed through as ssh does. */
+static int cmd_relay_raw(struct console *console, int argc, char **argv)
+{
+    console->escape = 0;
+    return cmd_relay(console, argc, argv);
+}
+
+static int cmd_evidence_get(struct console *console, int argc, char **argv)
 {
     static const char usage[] = "usage: " PROGRAM " evidence get T-N SHA256 [-o FILE]\n";
-    if (argc < 2 || strcmp(argv[1], "get") != 0)
-        return cmd_relay(console, argc, argv);
     const char *positional[2], *output = NULL;
     int count = 0;
     for (int i = 2; i < argc; i++) {
@@ -278,204 +301,383 @@ static int cmd_join(struct console *console, int argc, char **argv)
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
-static const char setup_usage[] = "setup --relay HOST[:PORT] --user NAME [--identity FILE] "
-                                  "[--host-key SHA256:...] [--json]";
-
 static int cmd_setup(struct console *console, int argc, char **argv)
 {
-    const char *relay = NULL, *user = NULL, *identity = NULL, *host_key = NULL, *positional[1];
-    int json_out = 0, count;
-    tl_cli_option_t options[] = {{"relay", &relay, NULL},       {"user", &user, NULL},
-                                 {"identity", &identity, NULL}, {"host-key", &host_key, NULL},
-                                 {"json", NULL, &json_out},     {0}};
-    /* tl_cli_parse counts from argv[first]; our argv[0] is the command. */
-    int status =
-        tl_cli_parse(PROGRAM, "setup", setup_usage, argc, argv, 1, options, positional, 0, &count);
-    if (status != 0)
-        return status;
-    if (relay == NULL || user == NULL) {
-        fprintf(stderr, PROGRAM " setup: --relay and --user are required\nusage: " PROGRAM " %s\n",
-                setup_usage);
-        return TL_EXIT_USAGE;
+    return tl_setup_run(console->config.path, argc, argv);
+}
+
+/* ---- the relay's commands ------------------------------------------------------------------ */
+
+/* The list the console was built with; NULL (said once) if it cannot be read. */
+static const tl_command_list_t *built_in_list(struct console *console)
+{
+    if (!console->built_in_looked) {
+        char why[512];
+        console->built_in_looked = 1;
+        if (tl_command_list_parse(tl_command_list_built_in, strlen(tl_command_list_built_in),
+                                  &console->built_in, why, sizeof why) != 0)
+            fprintf(stderr, PROGRAM ": the command list this console was built with: %s\n", why);
     }
-    if (console->config.path[0] == '\0') {
-        fprintf(stderr, PROGRAM " setup: no home directory to keep the config file in\n");
-        return TL_EXIT_FAILURE;
+    return console->built_in;
+}
+
+/*
+ * This relay's list for this user, from the cache; NULL if there is none. A
+ * cache file that cannot be used is named, with the reason, and ignored.
+ */
+static const tl_command_list_t *cached_list(struct console *console)
+{
+    const tl_config_t *config = &console->config;
+    if (console->cache_looked)
+        return console->cached;
+    console->cache_looked = 1;
+    if (console->settings_status != 0 || config->relay[0] == '\0' || config->user[0] == '\0' ||
+        tl_command_cache_path(config->relay, config->port, config->user, console->cache_path,
+                              sizeof console->cache_path) != 0) {
+        console->cache_path[0] = '\0';
+        return NULL;
     }
-    /* Validate everything first, as the running console would read it. */
-    tl_config_t wanted;
     char why[1024];
-    tl_config_defaults(&wanted);
-    const char *keys[] = {"relay", "user", "identity", "host_key"};
-    const char *values[] = {relay, user, identity, host_key};
-    const char *flags[] = {"--relay", "--user", "--identity", "--host-key"};
-    for (int i = 0; i < 4; i++) {
-        if (values[i] != NULL &&
-            tl_config_set(&wanted, keys[i], values[i], TL_CONFIG_FROM_COMMAND_LINE, flags[i], why,
-                          sizeof why) != 0) {
-            fprintf(stderr, PROGRAM " setup: %s: %s\n", flags[i], why);
-            return TL_EXIT_USAGE;
-        }
+    int rc = tl_command_cache_load(console->cache_path, config->relay, config->port, config->user,
+                                   &console->cached, &console->cached_ms, why, sizeof why);
+    if (rc != 0 && rc != -ENOENT) {
+        char *path = tl_text_escape_dup(console->cache_path, TL_TEXT_LINE);
+        fprintf(stderr, PROGRAM ": ignoring the cached command list %s: %s\n",
+                path != NULL ? path : "", why);
+        free(path);
     }
-    /* The pin belongs to the relay it was made for: a new relay drops the old pin. */
-    tl_config_t file_config;
-    int exists = 0;
-    tl_config_defaults(&file_config);
-    if (tl_config_load_file(&file_config, console->config.path, &exists, why, sizeof why) != 0) {
-        fprintf(stderr, PROGRAM " setup: %s\n", why);
+    return console->cached;
+}
+
+/* The list to show: the relay's answer when the console has one, else the built-in one. */
+static const tl_command_list_t *shown_list(struct console *console)
+{
+    const tl_command_list_t *list = cached_list(console);
+    return list != NULL ? list : built_in_list(console);
+}
+
+/* Help words among the command's own: run's stop where the machine's command starts. */
+static int relay_command_wants_help(const tl_command_info_t *info, int argc, char **argv, int words)
+{
+    if (info->positionals_before_rest >= 0)
+        return tl_cli_wants_help(argc, argv, words, info->positionals_before_rest,
+                                 info->value_options);
+    return tl_cli_wants_help(argc, argv, words, -1, NULL);
+}
+
+/* COMMAND --help for one of the relay's commands, as the relay writes it, with our name. */
+static void write_relay_help(struct console *console, FILE *out, const tl_command_info_t *info)
+{
+    tl_buf_t *example = tl_buf_new(64 * 1024); /* the escaped lines and our name */
+    int rc = example != NULL ? 0 : TL_ENOMEM;
+    for (const char *line = info->example; rc == 0 && *line != '\0';) {
+        const char *end = strchr(line, '\n'); /* each line of it ends with one */
+        if ((rc = tl_buf_put(example, PROGRAM " ", strlen(PROGRAM " "))) == 0)
+            rc = tl_buf_put(example, line, (size_t)(end - line + 1));
+        line = end + 1;
+    }
+    if (rc == 0)
+        rc = tl_buf_put_u8(example, '\0');
+    tl_cli_help_t help = {info->usage, info->summary, info->options,
+                          rc == 0 ? (const char *)tl_buf_data(example) : NULL};
+    tl_cli_help_write(out, PROGRAM, &help);
+    const tl_command_list_t *cached = cached_list(console);
+    if (cached != NULL && tl_command_list_get(cached, info->name) == NULL)
+        fprintf(out, "\nThe relay does not list it for %s (%s): the role may not use it.\n",
+                tl_command_list_user(cached), tl_command_list_role(cached));
+    tl_buf_free(example);
+}
+
+/* What the relay prints, kept whole up to its cap. */
+struct capture {
+    tl_buf_t *bytes;
+    int error;
+};
+
+static int capture_bytes(void *data, const void *bytes, size_t len)
+{
+    struct capture *capture = data;
+    int rc = tl_buf_put(capture->bytes, bytes, len);
+    return rc != 0 ? (capture->error = rc) : 0;
+}
+
+/* Asks the relay for its list (help --json): 0 and *list, or the exit status after saying why. */
+static int fetch_list(struct console *console, tl_command_list_t **list)
+{
+    tl_buf_t *bytes = tl_buf_new(TL_COMMAND_LIST_MAX_BYTES);
+    struct capture capture = {bytes, 0};
+    char why[1024];
+    *list = NULL;
+    int status = bytes != NULL ? connect_relay(console) : TL_EXIT_FAILURE;
+    if (status != 0)
+        goto out;
+    tl_exec_io_t io = base_io(console);
+    io.in_fd = -1;
+    io.out_fd = -1;
+    io.on_stdout = capture_bytes;
+    io.data = &capture;
+    io.escape = 1;
+    tl_exec_result_t result;
+    int rc = tl_client_exec(console->client, "help --json", &io, &result);
+    if (capture.error != 0) {
+        fprintf(stderr, PROGRAM ": the relay's command list is larger than %u KiB\n",
+                TL_COMMAND_LIST_MAX_BYTES / 1024);
+        status = TL_EXIT_FAILURE;
+        goto out;
+    }
+    if ((status = exec_status(console, rc, &result)) != 0)
+        goto out;
+    if (tl_command_list_parse(tl_buf_data(bytes), tl_buf_len(bytes), list, why, sizeof why) != 0) {
+        fprintf(stderr, PROGRAM ": the relay's command list is not valid: %s\n", why);
+        status = TL_EXIT_FAILURE;
+        goto out;
+    }
+    /* Without the cache the list is still good for this once. */
+    const tl_config_t *config = &console->config;
+    if (console->cache_path[0] != '\0' &&
+        tl_command_cache_store(console->cache_path, config->relay, config->port, config->user,
+                               *list, tl_wall_ms(), why, sizeof why) != 0)
+        fprintf(stderr, PROGRAM ": cannot keep the relay's command list: %s\n", why);
+out:
+    tl_buf_free(bytes);
+    return status;
+}
+
+/* ---- help ------------------------------------------------------------------------------------ */
+
+static const struct command *own_command(const char *name);
+static void write_own_help(FILE *out, const struct command *command);
+
+/* help COMMAND: what COMMAND --help says, without a connection. */
+static int explain(struct console *console, int count, const char **words)
+{
+    char name[2 * 64];
+    if (tl_format(name, sizeof name, "%s%s%s", words[0], count > 1 ? " " : "",
+                  count > 1 ? words[1] : "") != 0)
+        name[0] = '\0';
+    const struct command *own = own_command(name);
+    if (own != NULL) {
+        write_own_help(stdout, own);
+        return TL_EXIT_OK;
+    }
+    const tl_command_info_t *info = tl_command_list_get(cached_list(console), name);
+    if (info == NULL)
+        info = tl_command_list_get(built_in_list(console), name);
+    if (info == NULL) {
+        char *shown = tl_text_escape_dup(name, TL_TEXT_LINE);
+        fprintf(stderr,
+                PROGRAM " help: no command '%s' in the relay's list ('" PROGRAM
+                        " help' lists them)\n",
+                shown != NULL ? shown : "");
+        free(shown);
         return TL_EXIT_USAGE;
     }
-    const tl_config_t *previous = &file_config;
-    int same_relay = previous->relay_from == TL_CONFIG_FROM_FILE &&
-                     strcmp(previous->relay, wanted.relay) == 0 && previous->port == wanted.port;
-    int drop_pin =
-        host_key == NULL && !same_relay && previous->host_key_from == TL_CONFIG_FROM_FILE;
-    char port[16];
-    snprintf(port, sizeof port, "%u", wanted.port);
-    const char *update_keys[5] = {"relay", "port", "user"};
-    const char *update_values[5] = {wanted.relay, port, wanted.user};
-    size_t n = 3;
-    if (identity != NULL) {
-        update_keys[n] = "identity";
-        update_values[n++] = wanted.identity;
-    }
-    if (host_key != NULL || drop_pin) {
-        update_keys[n] = "host_key";
-        update_values[n++] = host_key != NULL ? wanted.host_key : NULL;
-    }
-    int rc =
-        tl_config_update_file(console->config.path, update_keys, update_values, n, why, sizeof why);
-    if (rc != 0) {
-        fprintf(stderr, PROGRAM " setup: %s\n", why);
-        return rc == TL_EINVAL ? TL_EXIT_USAGE : TL_EXIT_FAILURE;
-    }
-    /* What the file now says, read back as any later command will read it. */
-    tl_config_t saved;
-    tl_config_defaults(&saved);
-    if (tl_config_load_file(&saved, console->config.path, &exists, why, sizeof why) != 0) {
-        fprintf(stderr, PROGRAM " setup: %s\n", why);
-        return TL_EXIT_FAILURE;
-    }
-    char address[300];
-    tl_config_format_address(saved.relay, saved.port, address, sizeof address);
-    int identity_readable = access(saved.identity, R_OK) == 0;
-    int identity_errno = identity_readable ? 0 : errno;
+    write_relay_help(console, stdout, info);
+    return TL_EXIT_OK;
+}
+
+/* The relay's list as its own `help` and `help --json` print it. */
+static int write_listing(const tl_command_list_t *list, int json_out)
+{
     if (json_out) {
-        json_t *report =
-            json_pack("{s:s, s:s, s:i, s:s, s:s, s:b, s:s?, s:b}", "path", saved.path, "relay",
-                      saved.relay, "port", (int)saved.port, "user", saved.user, "identity",
-                      saved.identity, "identity_readable", identity_readable, "host_key",
-                      saved.host_key[0] != '\0' ? saved.host_key : NULL, "dropped_pin", drop_pin);
         char *text =
-            report != NULL ? json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(report);
+            tl_text_json_dumps(tl_command_list_json(list), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (text == NULL) {
-            fprintf(stderr, PROGRAM " setup: out of memory\n");
+            fprintf(stderr, PROGRAM ": out of memory\n");
             return TL_EXIT_FAILURE;
         }
         printf("%s\n", text);
         free(text);
         return TL_EXIT_OK;
     }
-    printf("Wrote %s\n  relay:    %s\n  user:     %s\n  identity: %s\n  host key: %s\n", saved.path,
-           address, saved.user, saved.identity,
-           saved.host_key[0] != '\0'
-               ? saved.host_key
-               : "not pinned (~/.ssh/known_hosts, or the first connection shows it and asks)");
-    if (drop_pin)
-        printf("The key pinned for the previous relay was removed.\n");
-    if (!identity_readable)
-        printf("Note: %s cannot be read yet (%s); create it with ssh-keygen -t ed25519 -f %s\n",
-               saved.identity, strerror(identity_errno), saved.identity);
+    printf("Commands for %s (%s):\n", tl_command_list_user(list), tl_command_list_role(list));
+    for (size_t i = 0; i < tl_command_list_count(list); i++) {
+        const tl_command_info_t *info = tl_command_list_at(list, i);
+        printf("  %-44s %s\n", info->usage, info->summary);
+    }
+    printf("'COMMAND --help' explains one.\n");
     return TL_EXIT_OK;
 }
 
-/* ---- the table --------------------------------------------------------------------------- */
+static const char help_usage[] = "help [--json] [--refresh] [COMMAND]";
 
-/* The relay's commands (relay/cmd/commands.c) with the same words, usage and options. */
-#define SESSION_OPTIONS                                                                            \
-    "--reason TEXT\twhat the user is shown as the reason (default: the command itself)\n"          \
-    "--for DURATION\thow long the grant should last, 1m..24h: 90s, 15m, 1h30m\n"
+/*
+ * help: the relay's list for this user. A cached list younger than
+ * TL_COMMAND_CACHE_FRESH_MS answers without a connection; otherwise (or with
+ * --refresh) the relay is asked and its answer cached. An older list answers
+ * when the relay cannot be asked, saying so; with no list at all the console
+ * says it cannot list the relay's commands.
+ */
+static int cmd_help(struct console *console, int argc, char **argv)
+{
+    const char *words[2];
+    int json_out = 0, refresh = 0, count = 0;
+    tl_cli_option_t options[] = {{"json", NULL, &json_out}, {"refresh", NULL, &refresh}, {0}};
+    int status =
+        tl_cli_parse(PROGRAM, "help", help_usage, argc, argv, 1, options, words, 2, &count);
+    if (status != 0)
+        return status;
+    if (count > 0 && json_out) {
+        fprintf(stderr,
+                PROGRAM " help: --json lists every command; give no COMMAND with it\n"
+                        "usage: " PROGRAM " %s\n",
+                help_usage);
+        return TL_EXIT_USAGE;
+    }
+    if (count > 0 && !refresh)
+        return explain(console, count, words);
+    if (console->settings_status != 0) {
+        fprintf(stderr, PROGRAM ": %s\n", console->settings_why);
+        return console->settings_status;
+    }
+    const tl_command_list_t *cached = cached_list(console);
+    int64_t age = tl_wall_ms() - console->cached_ms;
+    if (cached == NULL || refresh || age < 0 || age >= TL_COMMAND_CACHE_FRESH_MS) {
+        tl_command_list_t *fetched = NULL;
+        status = fetch_list(console, &fetched);
+        if (status == 0) {
+            /* From here on the relay's new answer is the list (COMMAND's help too). */
+            tl_command_list_free(console->cached);
+            console->cached = fetched;
+            console->cached_ms = tl_wall_ms();
+        } else if (cached != NULL && !refresh) {
+            char when[TL_UTC_TEXT];
+            tl_format_utc(console->cached_ms, when);
+            fprintf(stderr, PROGRAM ": the relay could not be asked again; its list of %s:\n",
+                    when);
+            status = TL_EXIT_OK;
+        } else {
+            fprintf(stderr,
+                    PROGRAM ": cannot list the relay's commands: %s (the console's own commands "
+                            "work without it: '" PROGRAM " --help')\n",
+                    cached == NULL ? "none are cached and the relay could not be asked"
+                                   : "the relay could not be asked again");
+            return status;
+        }
+    }
+    return count > 0 ? explain(console, count, words) : write_listing(console->cached, json_out);
+}
 
-static const struct command commands[] = {
-    {"setup", setup_usage, "write the console's settings to its config file", cmd_setup,
+/* ---- the console's own commands ------------------------------------------------------------ */
+
+static const struct command own_commands[] = {
+    {"setup", tl_setup_usage, "write the console's settings to its config file", cmd_setup,
      "--relay HOST[:PORT]\tthe relay's SSH address (port 2222 if none)\n"
      "--user NAME\tyour account on the relay\n"
      "--identity FILE\tyour private key (default ~/.ssh/id_ed25519)\n"
      "--host-key SHA256:...\tpin the relay's host key (tierline-relay init prints it)\n"
      "--json\twhat the file now says, an object: path, relay, port, user, identity, "
      "identity_readable, host_key (null if none), dropped_pin\n",
-     "tierline setup --relay relay.example.com:2222 --user bob\n", 0},
-    {"tickets", "tickets [--tier N] [--status S] [--assignee NAME] [--mine] [--json]",
-     "list tickets", cmd_relay,
-     "--tier N\tonly tickets at tier N, 0..4\n"
-     "--status S\tonly tickets with status S: new, open, waiting-user, waiting-vendor, "
-     "resolved, closed\n"
-     "--assignee NAME\tonly tickets assigned to the account NAME\n"
-     "--mine\tonly tickets assigned to you\n"
-     "--json\ta JSON array of objects: id, device, hostname, title, description, tier, status, "
-     "assignee (null if none), created, updated\n",
-     "tierline tickets --status open --tier 2\n", 1},
-    {"ticket show", "ticket show T-N [--json]",
-     "a ticket: what was already tried, evidence, timeline", cmd_relay,
-     "--json\tthe ticket as a JSON object, with already_tried, evidence and events\n",
-     "tierline ticket show T-1\n", 1},
-    {"ticket take", "ticket take T-N", "assign a ticket to yourself", cmd_relay, NULL,
-     "tierline ticket take T-1\n", 1},
-    {"ticket note", "ticket note T-N TEXT...", "add a note to a ticket", cmd_relay, NULL,
-     "tierline ticket note T-1 the print queue was stuck\n", 1},
-    {"ticket resolve", "ticket resolve T-N TEXT...", "resolve a ticket, saying how", cmd_relay,
-     NULL, "tierline ticket resolve T-1 restarted cups\n", 1},
-    {"evidence", "evidence T-N [--json]", "list a ticket's evidence", cmd_evidence,
-     "--json\ta JSON array of objects: hash, kind, name, size, created\n",
-     "tierline evidence T-1\n", 1},
+     "tierline setup --relay relay.example.com:2222 --user bob\n"},
     {"evidence get", "evidence get T-N SHA256 [-o FILE]",
-     "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence,
+     "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence_get,
      "-o, --output FILE\twrite it to FILE (kept only when whole and its hash checks out)\n",
-     "tierline evidence get T-1 fbd45efc -o diagnostics.json\n", 0},
-    {"diag", "diag T-N [--reason TEXT] [--for DURATION] [--json]",
-     "fresh diagnostics from the ticket's machine, kept as evidence", cmd_relay,
-     SESSION_OPTIONS "--json\twhat was stored, as a JSON object\n",
-     "tierline diag T-1 --reason \"checking the network\"\n", 1},
-    {"join", "join T-N [--observe] [--reason TEXT] [--for DURATION]",
-     "a shell on the machine in this terminal, or watch its shells", cmd_join,
-     "--observe\tonly watch the machine's shells (needs observe)\n" SESSION_OPTIONS,
-     "tierline join T-1\n", 0},
-    {"run", "run T-N [--reason TEXT] [--for DURATION] -- COMMAND [ARGS...]",
-     "run a command on the machine (stdin is forwarded)", cmd_relay,
-     SESSION_OPTIONS "--\tthe end of run's options: what follows is the command\n",
-     "tierline run T-1 -- systemctl status cups\n", 0},
-    {"fix", "fix T-N RUNBOOK [NAME=VALUE...] [--reason TEXT] [--for DURATION]",
-     "run a runbook from the machine's catalogue", cmd_relay, SESSION_OPTIONS,
-     "tierline fix T-1 flush-dns\n", 0},
-    {"runbooks", "runbooks T-N [--json]", "the runbooks the machine offers", cmd_relay,
-     "--json\ta JSON array of objects: name, description, min_role, privileged, params\n",
-     "tierline runbooks T-1\n", 1},
-    {"whoami", "whoami [--json]", "your name, role, key and capabilities", cmd_relay,
-     "--json\tan object: name, role, key, capabilities\n", "tierline whoami\n", 1},
-    {"help", "help [--json]", "the commands your role may use (the relay's answer)", cmd_relay,
-     "--json\tan object: name, role, commands (each: name, usage, summary)\n", "tierline help\n",
-     1},
+     "tierline evidence get T-1 fbd45efc -o diagnostics.json\n"},
+    {"help", help_usage, "the commands your role may use, as the relay lists them (cached)",
+     cmd_help,
+     "--json\tthe relay's list as data, an object: name, role, commands (each: name, usage, "
+     "summary, options, example, capability)\n"
+     "--refresh\task the relay again, however recent the cached list is\n",
+     "tierline help\ntierline help --refresh run\n"},
 };
 
-#define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+#define OWN_COUNT (sizeof own_commands / sizeof own_commands[0])
 
-static const char *help_text(void)
+/*
+ * How the console runs some of the relay's commands (their words and help are
+ * the relay's): join in a raw terminal; run and fix pass the machine's output
+ * through untouched. Any other command's output is shown escaped.
+ */
+static const struct runner {
+    const char *name;
+    int (*run)(struct console *console, int argc, char **argv);
+} runners[] = {{"join", cmd_join}, {"run", cmd_relay_raw}, {"fix", cmd_relay_raw}};
+
+static const struct command *own_command(const char *name)
 {
-    static char text[8192];
-    size_t used = (size_t)snprintf(
-        text, sizeof text,
-        "usage: " PROGRAM " [--relay HOST[:PORT]] [--user NAME] [--identity FILE] "
-        "[--host-key SHA256:...] COMMAND [ARGS...]\n\n"
-        "The Tierline console: the technician's and auditor's client for the relay's SSH\n"
-        "front end. Every command runs on the relay; its output and exit status come back.\n\n"
-        "Commands ('" PROGRAM " COMMAND --help' explains one):\n");
-    for (size_t i = 0; i < COMMAND_COUNT && used < sizeof text; i++)
-        used += (size_t)snprintf(text + used, sizeof text - used, "  %s\n      %s\n",
-                                 commands[i].usage, commands[i].summary);
-    if (used < sizeof text)
-        snprintf(text + used, sizeof text - used,
-                 "\n"
+    for (size_t i = 0; i < OWN_COUNT; i++)
+        if (strcmp(own_commands[i].name, name) == 0)
+            return &own_commands[i];
+    return NULL;
+}
+
+/* The own command argv starts with, two-word names first. */
+static const struct command *own_lookup(int argc, char **argv, int *words)
+{
+    for (size_t i = 0; argc >= 2 && i < OWN_COUNT; i++) {
+        size_t len = strlen(argv[0]);
+        if (strncmp(own_commands[i].name, argv[0], len) == 0 && own_commands[i].name[len] == ' ' &&
+            strcmp(own_commands[i].name + len + 1, argv[1]) == 0) {
+            *words = 2;
+            return &own_commands[i];
+        }
+    }
+    const struct command *command = own_command(argv[0]);
+    if (command != NULL)
+        *words = 1;
+    return command;
+}
+
+static void write_own_help(FILE *out, const struct command *command)
+{
+    tl_cli_help_t help = {command->usage, command->summary, command->options, command->example};
+    tl_cli_help_write(out, PROGRAM, &help);
+}
+
+/* A command's usage and summary as listings show it: the console's own where it has one. */
+static void listed(const tl_command_info_t *info, const char **usage, const char **summary)
+{
+    const struct command *own = own_command(info->name);
+    *usage = own != NULL ? own->usage : info->usage;
+    *summary = own != NULL ? own->summary : info->summary;
+}
+
+/* ---- usage ------------------------------------------------------------------------------- */
+
+static void write_usage(struct console *console, FILE *out)
+{
+    const tl_command_list_t *list = shown_list(console);
+    int shown[OWN_COUNT] = {0};
+    fprintf(out,
+            "usage: " PROGRAM " [--relay HOST[:PORT]] [--user NAME] [--identity FILE] "
+            "[--host-key SHA256:...] COMMAND [ARGS...]\n\n"
+            "The Tierline console: the technician's and auditor's client for the relay's SSH\n"
+            "front end. Every command runs on the relay; its output and exit status come back.\n\n"
+            "Commands ('" PROGRAM " COMMAND --help' explains one):\n");
+    /* The console's own first, then the relay's in its order, then any own one it lacks. */
+    for (size_t pass = 0; pass < 3; pass++) {
+        size_t count = pass == 1 ? tl_command_list_count(list) : OWN_COUNT;
+        for (size_t i = 0; i < count; i++) {
+            const char *usage, *summary;
+            if (pass == 1) {
+                const tl_command_info_t *info = tl_command_list_at(list, i);
+                const struct command *own = own_command(info->name);
+                if (own != NULL)
+                    shown[own - own_commands] = 1;
+                listed(info, &usage, &summary);
+            } else {
+                int overlay = tl_command_list_get(list, own_commands[i].name) != NULL;
+                if (shown[i] || (pass == 0 && overlay))
+                    continue;
+                shown[i] = 1;
+                usage = own_commands[i].usage;
+                summary = own_commands[i].summary;
+            }
+            fprintf(out, "  %s\n      %s\n", usage, summary);
+        }
+    }
+    if (list != NULL && list == console->cached) {
+        char when[TL_UTC_TEXT];
+        tl_format_utc(console->cached_ms, when);
+        fprintf(out,
+                "\nThe relay's commands above are those it listed for %s (%s) at %s\n"
+                "('" PROGRAM " help --refresh' asks again).\n",
+                tl_command_list_user(list), tl_command_list_role(list), when);
+    } else if (list != NULL) {
+        fprintf(out, "\nThe relay's commands above are those of the relay this console was built\n"
+                     "with; '" PROGRAM " help' asks yours which ones your role may use.\n");
+    }
+    fprintf(out, "\n"
                  "Settings, each overriding the one before: the config file\n"
                  "($XDG_CONFIG_HOME/tierline/config or ~/.config/tierline/config: 'key = value'\n"
                  "lines with keys relay, port, user, identity, host_key), the environment\n"
@@ -485,64 +687,37 @@ static const char *help_text(void)
                  "Exit status: the relay command's own (0 ok, 1 failed, 2 usage, 77 permission\n"
                  "denied); 255 when the relay cannot be reached, its host key is not trusted or\n"
                  "it refuses the key; 2 for the console's own usage errors.\n");
-    return text;
 }
 
-/* Finds the entry for argv: two-word names ("ticket show") first, as the relay does. */
-static const struct command *lookup(int argc, char **argv, int *words)
-{
-    for (size_t i = 0; argc >= 2 && i < COMMAND_COUNT; i++) {
-        size_t len = strlen(argv[0]);
-        if (strncmp(commands[i].name, argv[0], len) == 0 && commands[i].name[len] == ' ' &&
-            strcmp(commands[i].name + len + 1, argv[1]) == 0) {
-            *words = 2;
-            return &commands[i];
-        }
-    }
-    for (size_t i = 0; i < COMMAND_COUNT; i++) {
-        if (strcmp(commands[i].name, argv[0]) == 0) {
-            *words = 1;
-            return &commands[i];
-        }
-    }
-    return NULL;
-}
-
-static int in_group(const struct command *command, const char *group)
+static int in_group(const char *name, const char *group)
 {
     size_t len = strlen(group);
-    return strncmp(command->name, group, len) == 0 && command->name[len] == ' ';
+    return strncmp(name, group, len) == 0 && name[len] == ' ';
 }
 
 /* "ticket --help" lists the group's commands (exit 0); "ticket" alone or "ticket bogus" is a
- * usage error (exit 2); any other word is an unknown command. */
-static int group_or_unknown(int argc, char **argv)
+ * usage error (exit 2). */
+static int group_listing(struct console *console, int argc, char **argv)
 {
-    int members = 0;
-    for (size_t i = 0; i < COMMAND_COUNT; i++)
-        members += in_group(&commands[i], argv[0]);
-    if (members == 0)
-        return tl_cli_unknown(PROGRAM, argv[0]);
+    const tl_command_list_t *list = shown_list(console);
+    if (!tl_command_list_is_group(list, argv[0]))
+        list = built_in_list(console);
     int help = tl_cli_wants_help(argc, argv, 1, -1, NULL);
     FILE *out = help ? stdout : stderr;
     if (!help && argc > 1)
         fprintf(out, PROGRAM ": unknown command '%s %s'\n", argv[0], argv[1]);
     else if (!help)
         fprintf(out, PROGRAM ": '%s' needs one of its commands:\n", argv[0]);
-    for (size_t i = 0; i < COMMAND_COUNT; i++)
-        if (in_group(&commands[i], argv[0]))
-            fprintf(out, "usage: " PROGRAM " %-40s %s\n", commands[i].usage, commands[i].summary);
+    for (size_t i = 0; i < tl_command_list_count(list); i++) {
+        const tl_command_info_t *info = tl_command_list_at(list, i);
+        const char *usage, *summary;
+        if (!in_group(info->name, argv[0]))
+            continue;
+        listed(info, &usage, &summary);
+        fprintf(out, "usage: " PROGRAM " %-40s %s\n", usage, summary);
+    }
     fprintf(out, "'" PROGRAM " %s COMMAND --help' explains one.\n", argv[0]);
     return help ? TL_EXIT_OK : TL_EXIT_USAGE;
-}
-
-/* Help words among the command's own: run's stop where the remote command starts. */
-static int asks_for_help(const struct command *command, int argc, char **argv, int words)
-{
-    static const char *const session_value_options[] = {"--reason", "--for", NULL};
-    if (command->run == cmd_relay && strcmp(command->name, "run") == 0)
-        return tl_cli_wants_help(argc, argv, words, 1, session_value_options);
-    return tl_cli_wants_help(argc, argv, words, -1, NULL);
 }
 
 /* ---- main -------------------------------------------------------------------------------- */
@@ -550,6 +725,77 @@ static int asks_for_help(const struct command *command, int argc, char **argv, i
 struct override {
     const char *key, *flag, *value;
 };
+
+/* Defaults, then the file, then the environment, then the command line; what is wrong with a
+ * bad one is kept for when a command needs them. */
+static void load_settings(struct console *console, const struct override *overrides, size_t count)
+{
+    tl_config_t *config = &console->config;
+    char why[1024];
+    int exists = 0, rc = 0;
+    if (config->path[0] != '\0')
+        rc = tl_config_load_file(config, config->path, &exists, why, sizeof why);
+    if (rc == 0)
+        rc = tl_config_apply_env(config, why, sizeof why);
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        char detail[sizeof why - 64];
+        if (overrides[i].value != NULL &&
+            (rc = tl_config_set(config, overrides[i].key, overrides[i].value,
+                                TL_CONFIG_FROM_COMMAND_LINE, overrides[i].flag, detail,
+                                sizeof detail)) != 0)
+            tl_format(why, sizeof why, "%s: %s", overrides[i].flag, detail);
+    }
+    if (rc != 0) {
+        tl_format(console->settings_why, sizeof console->settings_why, "%s", why);
+        console->settings_status = TL_EXIT_USAGE;
+    }
+}
+
+/* The command argv names, run or answered; its exit status. */
+static int dispatch(struct console *console, int argc, char **argv)
+{
+    int words = 0;
+    const struct command *own = own_lookup(argc, argv, &words);
+    if (own != NULL && tl_cli_wants_help(argc, argv, words, -1, NULL)) {
+        write_own_help(stdout, own);
+        return TL_EXIT_OK;
+    }
+    if (own != NULL && own->run == cmd_help)
+        return cmd_help(console, argc, argv); /* needs the settings only to ask the relay */
+    const tl_command_info_t *info = NULL;
+    if (own == NULL) {
+        /* Running a command the built-in list knows needs no cache; its help prefers it. */
+        info = tl_command_list_find(built_in_list(console), argc, argv, &words);
+        if (info == NULL)
+            info = tl_command_list_find(cached_list(console), argc, argv, &words);
+    }
+    if (info != NULL && relay_command_wants_help(info, argc, argv, words)) {
+        const tl_command_info_t *relays = tl_command_list_get(cached_list(console), info->name);
+        write_relay_help(console, stdout, relays != NULL ? relays : info);
+        return TL_EXIT_OK;
+    }
+    if (own == NULL && info == NULL) {
+        /* No list knows the word: the relay judges it once the console has its list. */
+        int group = tl_command_list_is_group(built_in_list(console), argv[0]) ||
+                    tl_command_list_is_group(cached_list(console), argv[0]);
+        int has_list = cached_list(console) != NULL;
+        if (group && (argc == 1 || !has_list || tl_cli_wants_help(argc, argv, 1, -1, NULL)))
+            return group_listing(console, argc, argv);
+        if (!has_list)
+            return tl_cli_unknown(PROGRAM, argv[0]);
+    }
+    if (console->settings_status != 0) {
+        fprintf(stderr, PROGRAM ": %s\n", console->settings_why);
+        return console->settings_status;
+    }
+    if (own != NULL)
+        return own->run(console, argc, argv);
+    console->escape = 1;
+    for (size_t i = 0; info != NULL && i < sizeof runners / sizeof runners[0]; i++)
+        if (strcmp(runners[i].name, info->name) == 0)
+            return runners[i].run(console, argc, argv);
+    return cmd_relay(console, argc, argv);
+}
 
 int main(int argc, char **argv)
 {
@@ -559,16 +805,15 @@ int main(int argc, char **argv)
                                    {"identity", "--identity", NULL},
                                    {"host_key", "--host-key", NULL}};
     const size_t override_count = sizeof overrides / sizeof overrides[0];
-    char why[1024];
-    int status = TL_EXIT_USAGE, first = 1;
+    int status = TL_EXIT_USAGE, first = 1, usage = 0;
 
     memset(&console, 0, sizeof console);
     tl_config_defaults(&console.config);
     for (; first < argc; first++) {
         const char *arg = argv[first];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            fputs(help_text(), stdout);
-            return TL_EXIT_OK;
+            usage = 1;
+            break;
         }
         if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
             printf(PROGRAM " %s\n", TL_VERSION_STRING);
@@ -599,47 +844,19 @@ int main(int argc, char **argv)
         }
         overrides[i].value = value;
     }
-    if (first >= argc) {
-        fputs(help_text(), stderr);
-        return TL_EXIT_USAGE;
+    /* Read now, so the relay's cached list can be found; a bad setting is said only when a
+     * command needs the settings. */
+    load_settings(&console, overrides, override_count);
+    if (usage || first >= argc) {
+        write_usage(&console, usage ? stdout : stderr);
+        status = usage ? TL_EXIT_OK : TL_EXIT_USAGE;
+    } else {
+        status = dispatch(&console, argc - first, argv + first);
     }
-    int command_argc = argc - first;
-    char **command_argv = argv + first;
-    int words = 0;
-    const struct command *command = lookup(command_argc, command_argv, &words);
-    if (command == NULL)
-        return group_or_unknown(command_argc, command_argv);
-    /* Help from the table, before any setting is read or the relay is reached. */
-    if (asks_for_help(command, command_argc, command_argv, words)) {
-        tl_cli_help_t help = {command->usage, command->summary, command->options, command->example};
-        tl_cli_help_write(stdout, PROGRAM, &help);
-        return TL_EXIT_OK;
-    }
-
-    /* Defaults, then the file, then the environment, then the command line. */
-    int exists = 0;
-    if (console.config.path[0] != '\0' &&
-        tl_config_load_file(&console.config, console.config.path, &exists, why, sizeof why) != 0) {
-        fprintf(stderr, PROGRAM ": %s\n", why);
-        return TL_EXIT_USAGE;
-    }
-    if (tl_config_apply_env(&console.config, why, sizeof why) != 0) {
-        fprintf(stderr, PROGRAM ": %s\n", why);
-        return TL_EXIT_USAGE;
-    }
-    for (size_t i = 0; i < override_count; i++) {
-        if (overrides[i].value != NULL &&
-            tl_config_set(&console.config, overrides[i].key, overrides[i].value,
-                          TL_CONFIG_FROM_COMMAND_LINE, overrides[i].flag, why, sizeof why) != 0) {
-            fprintf(stderr, PROGRAM ": %s: %s\n", overrides[i].flag, why);
-            return TL_EXIT_USAGE;
-        }
-    }
-
-    console.escape = command->escape;
-    status = command->run(&console, command_argc, command_argv);
 
     tl_term_restore();
     tl_client_free(console.client);
+    tl_command_list_free(console.cached);
+    tl_command_list_free(console.built_in);
     return status;
 }

@@ -22,6 +22,8 @@
 #include "relay/sessions/sessions.h"
 #include "relay/store/worker.h"
 
+#include <jansson.h>
+
 typedef struct tl_commands_ctx {
     tl_worker_t *worker;
     tl_sessions_t *sessions; /* diag, run, join, fix, runbooks */
@@ -29,5 +31,12 @@ typedef struct tl_commands_ctx {
 
 /* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */
 void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv);
+
+/*
+ * The commands as `help --json` lists them (its "commands" array): those
+ * role may use, or every command when role is negative (relay/gen_commands.c
+ * writes that list for the console's build). NULL without memory.
+ */
+json_t *tl_commands_help_listing(int role);
 
 #endif

@@ -36,7 +36,8 @@ static int work_whoami(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
                 cmd->tech.key_fingerprint);
         size_t i;
         json_t *c;
-        json_array_foreach(caps, i, c) fprintf(out, " %s", json_string_value(c));
+        json_array_foreach(caps, i, c)
+            fprintf(out, " %s", json_string_value(c));
         fprintf(out, "\n");
     }
     json_decref(caps);
@@ -99,13 +100,19 @@ static json_t *command_json(const struct tl__command *command)
                      tl_capability_name(command->capability));
 }
 
+json_t *tl_commands_help_listing(int role)
+{
+    json_t *listing = json_array();
+    for (size_t i = 0; listing != NULL && i < tl__command_count; i++)
+        if (role < 0 || tl__command_may_use(tl__commands[i], role))
+            json_array_append_new(listing, command_json(tl__commands[i]));
+    return listing;
+}
+
 static int work_help(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 {
     if (cmd->json) {
-        json_t *listing = json_array();
-        for (size_t i = 0; listing != NULL && i < tl__command_count; i++)
-            if (tl__command_may_use(tl__commands[i], cmd->role))
-                json_array_append_new(listing, command_json(tl__commands[i]));
+        json_t *listing = tl_commands_help_listing(cmd->role);
         json_t *help = json_pack("{s:s, s:s, s:o?}", "name", cmd->tech.name, "role", cmd->tech.role,
                                  "commands", listing);
         int rc = help != NULL ? tl__cmd_print_json(out, help) : TL_ENOMEM;

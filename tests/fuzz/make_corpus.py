@@ -323,6 +323,48 @@ CONFIG = {
     "comment_only": "\n# nothing\n   \n\t# still nothing\n",
 }
 
+# ---- the relay's command list, as the console reads and caches it (docs/console.md) ----
+
+HELP_DOC = {"name": "alice", "role": "tier2", "commands": [
+    {"name": "tickets", "usage": "tickets [--tier N] [--json]", "summary": "list tickets",
+     "options": [{"name": "--tier", "value": "N", "help": "only tickets at tier N"},
+                 {"name": "--json", "value": None, "help": "a JSON array"}],
+     "example": "tickets --tier 2", "capability": "tickets.read"},
+    {"name": "ticket show", "usage": "ticket show T-N [--json]", "summary": "a ticket",
+     "options": [], "example": "ticket show T-1", "capability": "tickets.read"},
+    {"name": "run", "usage": "run T-N [--reason TEXT] [--for DURATION] -- COMMAND [ARGS...]",
+     "summary": "run a command on the machine",
+     "options": [{"name": "--reason", "value": "TEXT", "help": "why"},
+                 {"name": "--for", "value": "DURATION", "help": "how long"},
+                 {"name": "--", "value": None, "help": "the end of run's options"}],
+     "example": "run T-1 -- systemctl status cups\nrun T-1 ls", "capability": "run"}]}
+
+
+def cache_doc(help_doc, **changes):
+    cache = {"version": 1, "relay": "r", "port": 2222, "user": "alice",
+             "fetched_ms": 1764795780123, "help": help_doc}
+    cache.update(changes)
+    return json.dumps(cache)
+
+
+COMMANDS = {
+    "help": b"\x00" + json.dumps(HELP_DOC).encode(),
+    "built_in": b"\x00" + json.dumps({"commands": HELP_DOC["commands"][:1]}).encode(),
+    "hostile": b"\x00" + json.dumps({"name": "a\x1b[5m", "commands": [
+        {"name": "x", "usage": "x \x9b31m\u202e", "summary": "\x1b]0;PWNED\x07",
+         "options": [{"name": "--y", "value": "V\tW", "help": "a\nb"}],
+         "example": "x\x1b[2J\n\nx"}]}).encode(),
+    "twice": b"\x00" + json.dumps({"commands": [HELP_DOC["commands"][0]] * 2}).encode(),
+    "bad_name": b"\x00" + json.dumps({"commands": [{"name": "a b c", "usage": "u",
+                                                     "summary": "s"}]}).encode(),
+    "duplicate_key": b"\x00" + b'{"commands": [], "commands": []}',
+    "not_json": b"\x00" + b'{"commands": [{"name": "x", "usage": ',
+    "cache": b"\x01" + cache_doc(HELP_DOC).encode(),
+    "cache_other_user": b"\x01" + cache_doc(HELP_DOC, user="mallory").encode(),
+    "cache_version_2": b"\x01" + cache_doc(HELP_DOC, version=2).encode(),
+    "cache_bad_help": b"\x01" + cache_doc({"commands": [{"name": "X"}]}).encode(),
+}
+
 # ---- small fields (proto/addr.c, proto/cli.c, relay/store/store.c, proto/keys.c) ----
 
 ED25519_BLOB = struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + bytes(range(32))
@@ -446,6 +488,8 @@ def more_corpora():
         write("enrollment", name, text)
     for name, text in CONFIG.items():
         write("config", name, text)
+    for name, data in COMMANDS.items():
+        write("commands", name, data)
     for name, text in FIELDS.items():
         write("fields", name, text)
     for name, text in REDACT.items():

@@ -118,6 +118,7 @@ def clean_env(**extra):
            if not k.startswith("TIERLINE_") and not k.startswith("SSH_")}
     env["HOME"] = WORK
     env["XDG_CONFIG_HOME"] = os.path.join(WORK, "xdg")
+    env["XDG_CACHE_HOME"] = os.path.join(WORK, "cache")
     env.update(extra)
     return env
 
@@ -765,6 +766,197 @@ def case_join_session_sizes_and_status():
     modes = stty_lines(text)
     check("STATUS 3" in text, "the shell's exit status did not come back: " + text)
     check(len(modes) == 2 and modes[0] == modes[1], "the terminal changed:\n" + text)
+
+
+# ---- the relay's command list (docs/console.md) --------------------------------------------
+
+def cache_file(relay, user="alice"):
+    return os.path.join(WORK, "cache", "tierline",
+                        "commands-%s@127.0.0.1-%d.json" % (user, relay.ssh_port))
+
+
+def help_execs(relay):
+    return [line for line in relay.exec_lines() if "command=help " in line]
+
+
+def write_cache(relay, help_doc, user="alice", fetched_ms=None):
+    """A cache file as the console writes it, fresh unless fetched_ms says otherwise."""
+    path = cache_file(relay, user)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"version": 1, "relay": "127.0.0.1", "port": relay.ssh_port, "user": user,
+                   "fetched_ms": int(time.time() * 1000) if fetched_ms is None else fetched_ms,
+                   "help": help_doc}, f)
+    return path
+
+
+def relay_help_json(relay, user="alice"):
+    status, out, err = relay.ssh(user, "help", "--json")
+    check(status == 0, "ssh help --json: %d %s" % (status, err))
+    return out
+
+
+@case
+def case_help_lists_the_relays_commands_and_caches_them():
+    relay = Relay(alice="tier2", audrey="auditor").start()
+    env = relay_env(relay)
+    _, ssh_text, _ = relay.ssh("alice", "help")
+    ssh_json = relay_help_json(relay)
+    out, err = expect(console("help", env=env), 0, "help")
+    check(out == ssh_text and err == "", "tierline help differs from ssh:\n%r\n%r\n%s" % (
+        out, ssh_text, err))
+    check(len(help_execs(relay)) == 3, "help did not ask the relay: %r" % relay.exec_lines())
+    # The relay's answer is kept: private, for this relay and user, the document as it came.
+    path = cache_file(relay)
+    check(os.path.exists(path), "no cache file at %s: %r" % (path, os.listdir(WORK)))
+    check(stat.S_IMODE(os.stat(path).st_mode) == 0o600 and
+          stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700, "cache file modes")
+    with open(path) as f:
+        cached = json.load(f)
+    check(cached["help"] == json.loads(ssh_json) and cached["user"] == "alice" and
+          cached["port"] == relay.ssh_port and cached["version"] == 1, "cache: %r" % cached)
+    # Reused: help and help --json answer from it without asking again ...
+    out, _ = expect(console("help", "--json", env=env), 0, "help --json")
+    check(out == ssh_json, "help --json differs from ssh:\n%r\n%r" % (out, ssh_json))
+    check(len(help_execs(relay)) == 3, "a fresh cache was not used: %r" % relay.exec_lines())
+    # ... COMMAND --help for a role that may not use it says so (the auditor's own list) ...
+    audrey = relay_env(relay, "audrey")
+    expect(console("help", env=audrey), 0, "audrey's help")
+    out, _ = expect(console("run", "T-1", "--help", env=audrey), 0, "audrey's run --help")
+    check(b"usage: tierline run T-N" in out and
+          b"The relay does not list it for audrey (auditor)" in out, "run --help: %r" % out)
+    # ... and with the relay gone, what it said is still there.
+    relay.proc.terminate()
+    relay.proc.wait(timeout=30)
+    out, err = expect(console("help", env=env), 0, "help with the relay stopped")
+    check(out == ssh_text and err == "", "help from the cache: %r %r" % (out, err))
+    out, _ = expect(console("--help", env=env), 0, "--help with the relay stopped")
+    check(b"those it listed for alice (tier2)" in out, "--help does not name the list: %r" % out)
+    out, err = expect(console("help", "--refresh", env=env), 255, "help --refresh, relay stopped")
+    check("cannot connect to the relay" in err and "cannot list the relay's commands" in err,
+          "refresh without a relay: %r" % err)
+
+
+@case
+def case_help_without_relay_or_cache_says_so_and_own_commands_work():
+    env = clean_env(TIERLINE_RELAY="127.0.0.1:%d" % free_port(), TIERLINE_USER="alice")
+    out, err = expect(console("help", env=env), 255, "help with nothing to ask")
+    check(out == b"" and "cannot list the relay's commands" in err and
+          "none are cached" in err, "help: %r" % err)
+    check(not os.path.exists(os.path.join(WORK, "cache", "tierline")), "a cache was made")
+    out, _ = expect(console("--help", env=env), 0, "--help")
+    check(b"  setup --relay" in out and b"  run T-N" in out, "--help: %r" % out)
+    out, _ = expect(console("evidence", "get", "--help", env=env), 0, "evidence get --help")
+    check(b"-o, --output FILE" in out, "evidence get --help: %r" % out)
+    expect(console("setup", "--relay", "127.0.0.1:2222", "--user", "alice", env=env), 0, "setup")
+    check(os.path.exists(config_path()), "setup wrote nothing")
+
+
+@case
+def case_commands_outside_the_cache_pass_through_to_the_relay():
+    relay = Relay(alice="tier2", audrey="auditor").start()
+    ticket_id, _ = make_ticket(relay)
+    env = relay_env(relay)
+    doc = json.loads(relay_help_json(relay))
+    # A list without whoami, and with a command this console was not built with.
+    doc["commands"] = [c for c in doc["commands"] if c["name"] != "whoami"]
+    doc["commands"].append({"name": "ticket escalate", "usage": "ticket escalate T-N TIER",
+                            "summary": "hand a ticket up", "options": [],
+                            "example": "ticket escalate T-1 3", "capability": "ticket.take"})
+    write_cache(relay, doc)
+    before = len(relay.exec_lines())
+    out, _ = expect(console("ticket", "escalate", "--help", env=env), 0, "a new command's help")
+    check(b"usage: tierline ticket escalate T-N TIER" in out and
+          b"tierline ticket escalate T-1 3" in out, "ticket escalate --help: %r" % out)
+    out, _ = expect(console("ticket", "--help", env=env), 0, "ticket --help")
+    check(b"usage: tierline ticket escalate" in out, "the group lacks it: %r" % out)
+    check(len(relay.exec_lines()) == before, "a --help reached the relay")
+    # whoami is not in the list: the relay still runs it.
+    out, _ = expect(console("whoami", "--json", env=env), 0, "whoami outside the cache")
+    check(json.loads(out)["name"] == "alice", "whoami: %r" % out)
+    # A command the relay does not have: it is the relay that says so.
+    out, err = expect(console("ticket", "escalate", ticket_id, "3", env=env), 2, "escalate")
+    check("unknown command 'ticket'" in err and out == b"", "escalate: %r" % err)
+    out, err = expect(console("no-such-command", env=env), 2, "unknown word with a list")
+    check("unknown command 'no-such-command'" in err and "'help' lists the commands" in err,
+          "the relay did not judge the word: %r" % err)
+    check(any("command=no-such-command" in line for line in relay.exec_lines()),
+          "the word never reached the relay")
+    # The auditor's list has no ticket take; the relay answers it, with permission denied.
+    expect(console("help", env=relay_env(relay, "audrey")), 0, "audrey's help")
+    out, err = expect(console("ticket", "take", ticket_id, env=relay_env(relay, "audrey")), 77,
+                      "take outside the auditor's list")
+    check("permission denied" in err, "take: %r" % err)
+
+
+@case
+def case_a_bad_cache_file_is_named_ignored_and_fetched_again():
+    relay = Relay(alice="tier2").start()
+    env = relay_env(relay)
+    _, ssh_text, _ = relay.ssh("alice", "help")
+    path = cache_file(relay)
+    other = json.loads(relay_help_json(relay))
+    for content, reason in ((b"{\"version\": 1, \"relay\": ", "it is not JSON"),
+                            (b" " * (300 * 1024), "it is larger than 260 KiB"),
+                            (None, "it is not the list of alice at this relay")):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        if content is None:
+            write_cache(relay, other, user="alice")
+            with open(path) as f:
+                stranger = json.load(f)
+            stranger["user"] = "mallory"
+            content = json.dumps(stranger).encode()
+        with open(path, "wb") as f:
+            f.write(content)
+        # --help names the file and the reason, and lists what the console was built with.
+        out, err = expect(console("--help", env=env), 0, "--help with a bad cache")
+        check(("ignoring the cached command list %s: %s" % (path, reason)) in err,
+              "--help: no clear message: %r" % err)
+        check(b"the relay this console was built" in out, "--help used the bad cache: %r" % out)
+        asked = len(help_execs(relay))
+        out, err = expect(console("help", env=env), 0, "help with a bad cache")
+        check(("ignoring the cached command list %s: %s" % (path, reason)) in err,
+              "help: no clear message: %r" % err)
+        check(out == ssh_text and len(help_execs(relay)) == asked + 1,
+              "help did not ask the relay again: %r" % out)
+        with open(path) as f:
+            check(json.load(f)["help"] == other, "the cache was not written again")
+        expect(console("help", env=env), 0, "help after the fetch")
+        check(len(help_execs(relay)) == asked + 1, "the new cache was not used")
+    # A list older than an hour is asked for again; if the relay cannot answer, it still serves.
+    write_cache(relay, other, fetched_ms=int(time.time() * 1000) - 2 * 3600 * 1000)
+    asked = len(help_execs(relay))
+    expect(console("help", env=env), 0, "help with an old cache")
+    check(len(help_execs(relay)) == asked + 1, "an old list was not fetched again")
+    write_cache(relay, other, fetched_ms=int(time.time() * 1000) - 2 * 3600 * 1000)
+    relay.proc.terminate()
+    relay.proc.wait(timeout=30)
+    out, err = expect(console("help", env=env), 0, "old cache, relay stopped")
+    check(out == ssh_text and "the relay could not be asked again; its list of" in err,
+          "old cache without a relay: %r %r" % (out, err))
+
+
+@case
+def case_hostile_text_in_the_cache_is_shown_escaped():
+    relay = Relay(alice="tier2")  # never started: a fresh cache needs no relay
+    hostile = "\x1b]0;PWNED\x07\x1b[2J\u009b31m"
+    write_cache(relay, {"name": "alice\x1b[5m", "role": "tier2", "commands": [
+        {"name": "tickets", "usage": "tickets " + hostile, "summary": "list " + hostile,
+         "options": [{"name": "--tier", "value": "N" + hostile, "help": "only " + hostile}],
+         "example": "tickets --tier 1" + hostile, "capability": "tickets.read"}]})
+    env = relay_env(relay)
+    shown = "\\x1b]0;PWNED\\x07\\x1b[2J\\u009b31m"
+    for args in (["help"], ["--help"], ["tickets", "--help"], ["help", "tickets"]):
+        out, err = expect(console(*args, env=env), 0, " ".join(args))
+        text = out.decode()
+        check(b"\x1b" not in out and b"\x07" not in out and b"\xc2\x9b" not in out,
+              "tierline %s wrote raw control bytes: %r" % (" ".join(args), out))
+        check(shown in text, "tierline %s does not show the escapes: %r" % (" ".join(args), text))
+    out, _ = expect(console("help", env=env), 0, "help")
+    check(b"Commands for alice\\x1b[5m (tier2):" in out, "the name: %r" % out)
+    out, _ = expect(console("help", "--json", env=env), 0, "help --json")
+    check(b"\x1b" not in out and json.loads(out)["commands"][0]["summary"] == "list " + hostile,
+          "help --json: %r" % out)
 
 
 def setup_globals(bin_dir, work):
