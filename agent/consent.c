@@ -946,8 +946,7 @@ tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
         consent->timeout_ms = tl_policy_consent_timeout_ms(config->policy);
     if (consent->timeout_ms == 0)
         consent->timeout_ms = TL_CONSENT_DEFAULT_TIMEOUT_MS;
-    if (snprintf(consent->dir, sizeof consent->dir, "%s", config->state_dir) >=
-        (int)sizeof consent->dir) {
+    if (tl_format(consent->dir, sizeof consent->dir, "%s", config->state_dir) != 0) {
         *err = TL_EINVAL;
         tl_format(problem, size, "state directory name too long");
         goto fail;
