@@ -9,6 +9,7 @@
  * and ends the channel as sshd does. ssh_front.c explains the rules.
  */
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/log.h"
 #include "relay/net/ssh_front_int.h"
 
@@ -661,10 +662,10 @@ void tl__exec_service(tl_exec_t *exec, size_t *budget, int *more)
             const char *eol = exec->pty.requested ? "\r\n" : "\n";
             const char *prefix = exec->refusal == USAGE ? "" : "tierline: ";
             char line[512];
-            int len = snprintf(line, sizeof line, "%s%s%s", prefix, exec->refusal, eol);
+            tl_format(line, sizeof line, "%s%s%s", prefix, exec->refusal, eol);
             tl_log_info("ssh exec refused user=%s addr=%s reason=\"%s\"", exec->technician.name,
                         conn->address, exec->refusal);
-            queue_output(exec, TL_EXEC_STDERR, line, (size_t)len);
+            queue_output(exec, TL_EXEC_STDERR, line, strlen(line));
             exec->finished = 1;
             exec->exit_status = exec->refusal == LOGIN_NOT_RECORDED ? 1 : 2;
             exec->state = EXEC_FINISHING;

@@ -7,6 +7,7 @@
  */
 #include "relay/sessions/sessions_int.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/names.h"
 #include "proto/roles.h"
 #include "proto/text.h"
@@ -61,8 +62,7 @@ static json_t *catalogue_from(json_t *result)
     json_t *out = json_array();
     size_t i;
     json_t *entry;
-    json_array_foreach(list, i, entry)
-    {
+    json_array_foreach(list, i, entry) {
         if (i >= CATALOGUE_MAX)
             break;
         const char *name = json_string_value(json_object_get(entry, "name"));
@@ -74,8 +74,7 @@ static json_t *catalogue_from(json_t *result)
         json_t *params = json_array();
         size_t j;
         json_t *param;
-        json_array_foreach(json_object_get(entry, "params"), j, param)
-        {
+        json_array_foreach(json_object_get(entry, "params"), j, param) {
             const char *pname = json_string_value(json_object_get(param, "name"));
             if (j >= CATALOGUE_PARAMS_MAX || pname == NULL ||
                 !tl_runbook_param_name_valid(pname, strlen(pname)))
@@ -107,20 +106,16 @@ static void print_catalogue(struct session *s, json_t *catalogue)
                    "MIN-ROLE", "PARAMS", "DESCRIPTION");
     size_t i;
     json_t *entry;
-    json_array_foreach(catalogue, i, entry)
-    {
+    json_array_foreach(catalogue, i, entry) {
         char params[512] = "";
         size_t used = 0, j;
         json_t *param;
-        json_array_foreach(json_object_get(entry, "params"), j, param)
-        {
+        json_array_foreach(json_object_get(entry, "params"), j, param) {
             int required = json_is_true(json_object_get(param, "required"));
-            int n = snprintf(params + used, sizeof params - used, "%s%s%s%s", j ? "," : "",
-                             required ? "" : "[", json_string_value(json_object_get(param, "name")),
-                             required ? "" : "]");
-            if (n < 0 || (size_t)n >= sizeof params - used)
+            if (tl_format_append(
+                    params, sizeof params, &used, "%s%s%s%s", j ? "," : "", required ? "" : "[",
+                    json_string_value(json_object_get(param, "name")), required ? "" : "]") != 0)
                 break;
-            used += (size_t)n;
         }
         char *description = tl_text_escape_dup(
             json_string_value(json_object_get(entry, "description")), TL_TEXT_LINE);
@@ -167,16 +162,13 @@ static void unknown_runbook(struct session *s, json_t *catalogue)
     char close_names[512] = "", all[512] = "";
     size_t close_used = 0, all_used = 0, i;
     json_t *entry;
-    json_array_foreach(catalogue, i, entry)
-    {
+    json_array_foreach(catalogue, i, entry) {
         const char *name = json_string_value(json_object_get(entry, "name"));
         int near = distance(name, s->runbook) <= 3 || strstr(name, s->runbook) != NULL ||
                    strstr(s->runbook, name) != NULL;
         char *list = near ? close_names : all;
         size_t *used = near ? &close_used : &all_used;
-        int n = snprintf(list + *used, 512 - *used, "%s%s", *used ? ", " : "", name);
-        if (n > 0 && (size_t)n < 512 - *used)
-            *used += (size_t)n;
+        tl_format_append(list, 512, used, "%s%s", *used ? ", " : "", name);
     }
     if (close_used > 0)
         tl__session_fail(s, "no runbook '%s' on %s; did you mean: %s", s->runbook, s->device,
@@ -218,28 +210,23 @@ static int check_args(struct session *s, json_t *params)
     char names[512] = "";
     size_t used = 0;
     json_t *param;
-    json_array_foreach(params, i, param)
-    {
-        int n = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "",
+    json_array_foreach(params, i, param) {
+        tl_format_append(names, sizeof names, &used, "%s%s", used ? ", " : "",
                          json_string_value(json_object_get(param, "name")));
-        if (n > 0 && (size_t)n < sizeof names - used)
-            used += (size_t)n;
     }
     const char *name;
     json_t *value;
-    json_object_foreach(s->runbook_args, name, value)
-    {
+    json_object_foreach(s->runbook_args, name, value) {
         int known = 0;
-        json_array_foreach(params, i, param) known |=
-            strcmp(json_string_value(json_object_get(param, "name")), name) == 0;
+        json_array_foreach(params, i, param)
+            known |= strcmp(json_string_value(json_object_get(param, "name")), name) == 0;
         if (!known) {
             tl__session_fail(s, "runbook '%s' has no parameter %s (it takes: %s)", s->runbook, name,
                              used ? names : "none");
             return -1;
         }
     }
-    json_array_foreach(params, i, param)
-    {
+    json_array_foreach(params, i, param) {
         const char *pname = json_string_value(json_object_get(param, "name"));
         if (json_is_true(json_object_get(param, "required")) &&
             json_object_get(s->runbook_args, pname) == NULL) {
@@ -259,9 +246,9 @@ static int check_runbook(struct session *s, json_t *catalogue)
     json_t *found = NULL;
     size_t i;
     json_t *entry;
-    json_array_foreach(catalogue, i,
-                       entry) if (strcmp(json_string_value(json_object_get(entry, "name")),
-                                         s->runbook) == 0) found = entry;
+    json_array_foreach(catalogue, i, entry)
+        if (strcmp(json_string_value(json_object_get(entry, "name")), s->runbook) == 0)
+            found = entry;
     if (found == NULL) {
         unknown_runbook(s, catalogue);
         return -1;

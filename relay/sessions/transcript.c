@@ -8,6 +8,7 @@
  */
 #include "relay/sessions/sessions_int.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/mux.h"
 
 #include <stdio.h>
@@ -129,11 +130,9 @@ static void command_words(const struct session *s, char *out, size_t size)
     json_array_foreach(s->argv, i, word) {
         const char *text = json_string_value(word);
         const char *slash = i == 0 ? strrchr(text, '/') : NULL;
-        int n = snprintf(out + used, size - used, "%s%s", i > 0 ? " " : "",
-                         slash != NULL ? slash + 1 : text);
-        if (n < 0 || (size_t)n >= size - used)
+        if (tl_format_append(out, size, &used, "%s%s", i > 0 ? " " : "",
+                             slash != NULL ? slash + 1 : text) != 0)
             break;
-        used += (size_t)n;
     }
 }
 
@@ -143,13 +142,11 @@ static void runbook_words(const struct session *s, char *out, size_t size)
     size_t used = 0;
     const char *name;
     json_t *value;
-    int n = snprintf(out, size, "%s", s->runbook);
-    used = n > 0 && (size_t)n < size ? (size_t)n : 0;
+    out[0] = '\0';
+    tl_format_append(out, size, &used, "%s", s->runbook);
     json_object_foreach(s->runbook_args, name, value) {
-        n = snprintf(out + used, size - used, " %s", json_string_value(value));
-        if (n < 0 || (size_t)n >= size - used)
+        if (tl_format_append(out, size, &used, " %s", json_string_value(value)) != 0)
             break;
-        used += (size_t)n;
     }
 }
 

@@ -2,6 +2,7 @@
 #include "relay/store/audit_chain.h"
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/fsutil.h"
 #include "proto/log.h"
 
@@ -38,7 +39,7 @@ static void set_problem(tl_audit_chain_t *chain, const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
-    vsnprintf(chain->problem, sizeof chain->problem, fmt, args);
+    tl_format_v(chain->problem, sizeof chain->problem, fmt, args);
     va_end(args);
 }
 
@@ -97,8 +98,7 @@ static int rows_to_lines(json_t *rows, tl_audit_line_t **lines_out)
     tl_audit_line_t *lines = calloc(count, sizeof *lines);
     if (lines == NULL)
         return TL_ENOMEM;
-    json_array_foreach(rows, i, row)
-    {
+    json_array_foreach(rows, i, row) {
         json_t *text = json_object_get(row, "line");
         json_int_t seq = json_integer_value(json_object_get(row, "seq"));
         lines[i].seq = seq > 0 ? (uint64_t)seq : 0;
@@ -296,8 +296,7 @@ static int adopt_pending(tl_audit_chain_t *chain)
         json_decref(rows);
         return rc;
     }
-    json_array_foreach(rows, i, row)
-    {
+    json_array_foreach(rows, i, row) {
         json_t *details = json_object_get(row, "details");
         json_object_set_new(details, "recovered", json_true());
         tl_audit_entry_t entry = {json_string_value(json_object_get(row, "actor")),
@@ -748,8 +747,7 @@ int tl_audit_chain_recover(tl_store_t *store, const char *path, json_t *by, json
     /* Which outbox lines the kept log lacks: re-staged after the recovery entry. */
     size_t i;
     json_t *row;
-    json_array_foreach(rows, i, row)
-    {
+    json_array_foreach(rows, i, row) {
         uint64_t seq = (uint64_t)json_integer_value(json_object_get(row, "seq"));
         const char *hash = json_string_value(json_object_get(row, "hash"));
         char there[TL_AUDIT_HASH_HEX];
@@ -774,8 +772,7 @@ int tl_audit_chain_recover(tl_store_t *store, const char *path, json_t *by, json
         .actor = "admin", .action = "audit.recover", .subject = "", .details = details};
     if (rc == 0)
         rc = tl_audit_chain_stage(chain, &entry, NULL);
-    json_array_foreach(restaged, i, row)
-    {
+    json_array_foreach(restaged, i, row) {
         json_error_t error;
         json_t *old = NULL;
         if (rc == 0)
