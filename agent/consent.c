@@ -1,4 +1,5 @@
 #include "agent/consent.h"
+#include "proto/array.h"
 #include "proto/cli.h"
 #include "proto/clock.h"
 #include "proto/err.h"
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -927,8 +929,7 @@ tl_consent_t *tl_consent_new(uv_loop_t *loop, const tl_consent_config_t *config,
         consent->timeout_ms = tl_policy_consent_timeout_ms(config->policy);
     if (consent->timeout_ms == 0)
         consent->timeout_ms = TL_CONSENT_DEFAULT_TIMEOUT_MS;
-    if (snprintf(consent->dir, sizeof consent->dir, "%s", config->state_dir) >=
-        (int)sizeof consent->dir) {
+    if (tl_format(consent->dir, sizeof consent->dir, "%s", config->state_dir) != 0) {
         *err = TL_EINVAL;
         tl_format(problem, size, "state directory name too long");
         goto fail;
@@ -1009,15 +1010,11 @@ static tl_grant_t *add_grant(tl_consent_t *consent, const tl_consent_request_t *
                              uint32_t duration_s, const char *by, int *err)
 {
     prune(consent, 1);
-    if (consent->count == consent->capacity) {
-        size_t capacity = consent->capacity ? consent->capacity * 2 : 8;
-        struct record *records = realloc(consent->records, capacity * sizeof *records);
-        if (records == NULL) {
-            *err = TL_ENOMEM;
-            return NULL;
-        }
-        consent->records = records;
-        consent->capacity = capacity;
+    int rc = tl_array_grow(&consent->records, &consent->capacity, consent->count + 1,
+                           sizeof *consent->records, 8, SIZE_MAX);
+    if (rc != 0) {
+        *err = rc;
+        return NULL;
     }
     struct record *record = &consent->records[consent->count];
     memset(record, 0, sizeof *record);

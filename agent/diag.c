@@ -11,6 +11,7 @@
 #include "agent/diag.h"
 
 #include "agent/redact.h"
+#include "proto/array.h"
 #include "proto/err.h"
 #include "proto/format.h"
 #include "proto/log.h"
@@ -655,16 +656,11 @@ static void strings_add(struct strings *list, char *item)
         list->failed = true;
         return;
     }
-    if (list->count == list->cap) {
-        size_t cap = list->cap ? list->cap * 2 : 16;
-        char **items = realloc(list->items, cap * sizeof *items);
-        if (!items) {
-            free(item);
-            list->failed = true;
-            return;
-        }
-        list->items = items;
-        list->cap = cap;
+    if (tl_array_grow(&list->items, &list->cap, list->count + 1, sizeof *list->items, 16,
+                      SIZE_MAX) != 0) {
+        free(item);
+        list->failed = true;
+        return;
     }
     list->items[list->count++] = item;
 }

@@ -7,6 +7,7 @@
  */
 #include "agent/cmd/commands.h"
 #include "proto/cli.h"
+#include "proto/format.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,10 +108,12 @@ static char *build_help(void)
     char *text = malloc(size);
     if (!text)
         return NULL;
-    size_t used = (size_t)snprintf(text, size, "%s", help_intro);
-    for (size_t i = 0; i < COMMAND_COUNT && used < size; i++)
-        used += (size_t)snprintf(text + used, size - used, "  %s\n      %s\n", commands[i].usage,
-                                 commands[i].summary);
+    size_t used = 0;
+    text[0] = '\0';
+    int rc = tl_format_append(text, size, &used, "%s", help_intro);
+    for (size_t i = 0; rc == 0 && i < COMMAND_COUNT; i++)
+        rc = tl_format_append(text, size, &used, "  %s\n      %s\n", commands[i].usage,
+                              commands[i].summary);
     return text;
 }
 

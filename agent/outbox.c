@@ -1,6 +1,7 @@
 #include "agent/outbox.h"
 #include "agent/state.h"
 #include "agent/storage.h"
+#include "proto/array.h"
 #include "proto/err.h"
 #include "proto/format.h"
 #include "proto/fsutil.h"
@@ -216,19 +217,13 @@ int tl_outbox_list(const char *state_dir, json_t **ids)
         char id[TL_OUTBOX_ID_LEN];
     } *items = NULL;
     size_t count = 0, alloc = 0;
+    const size_t max_items = TL_OUTBOX_MAX_ITEMS * 2;
     struct dirent *entry;
-    while ((entry = readdir(d)) != NULL && count < TL_OUTBOX_MAX_ITEMS * 2) {
+    while ((entry = readdir(d)) != NULL && count < max_items) {
         if (!tl_outbox_id_valid(entry->d_name))
             continue; /* temporary, set-aside and foreign entries are not queued */
-        if (count == alloc) {
-            alloc = alloc ? alloc * 2 : 16;
-            struct item *grown = realloc(items, alloc * sizeof *items);
-            if (grown == NULL) {
-                rc = TL_ENOMEM;
-                break;
-            }
-            items = grown;
-        }
+        if ((rc = tl_array_grow(&items, &alloc, count + 1, sizeof *items, 16, max_items)) != 0)
+            break;
         struct stat st;
         char path[TL_STATE_FILE_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);

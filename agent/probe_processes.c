@@ -8,6 +8,7 @@
  */
 #include "agent/diag.h"
 
+#include "proto/array.h"
 #include "proto/err.h"
 
 #include <dirent.h>
@@ -96,16 +97,10 @@ static int sample(struct process_list *list)
         if (!ok || stat(path, &st) != 0)
             continue;
         p.uid = st.st_uid;
-        if (list->count == list->cap) {
-            size_t cap = list->cap ? list->cap * 2 : 256;
-            struct process *items = realloc(list->items, cap * sizeof *items);
-            if (!items) {
-                rc = TL_ENOMEM;
-                break;
-            }
-            list->items = items;
-            list->cap = cap;
-        }
+        rc = tl_array_grow(&list->items, &list->cap, list->count + 1, sizeof *list->items, 256,
+                           MAX_PROCESSES);
+        if (rc != 0)
+            break;
         list->items[list->count++] = p;
     }
     closedir(dir);

@@ -13,6 +13,7 @@
 #include "proto/cli.h"
 #include "proto/buf.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/fsutil.h"
 #include "proto/log.h"
 #include "proto/roles.h"
@@ -946,13 +947,6 @@ static bool is_directory(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int copy_out(char *out, size_t out_size, const char *path)
-{
-    if (out == NULL || (size_t)snprintf(out, out_size, "%s", path) >= out_size)
-        return TL_EFULL;
-    return 0;
-}
-
 int tl_runbooks_default_dir(char *out, size_t out_size)
 {
     char exe[PATH_MAX];
@@ -966,13 +960,13 @@ int tl_runbooks_default_dir(char *out, size_t out_size)
             snprintf(installed, sizeof installed, "%s/../share/tierline/runbooks", exe);
             char resolved[PATH_MAX];
             if (is_directory(installed) && realpath(installed, resolved) != NULL)
-                return copy_out(out, out_size, resolved);
+                return tl_format(out, out_size, "%s", resolved);
         }
     }
 #ifdef TL_BUILD_RUNBOOKS_DIR
     /* A build's staged copy, with the installed modes (agent/CMakeLists.txt). */
     if (is_directory(TL_BUILD_RUNBOOKS_DIR))
-        return copy_out(out, out_size, TL_BUILD_RUNBOOKS_DIR);
+        return tl_format(out, out_size, "%s", TL_BUILD_RUNBOOKS_DIR);
 #endif
     return TL_ENOTFOUND;
 }

@@ -29,6 +29,7 @@
 
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/log.h"
 #include "proto/vocab.h"
 
@@ -76,16 +77,6 @@ static const char *signal_name(int number)
         if (signal_names[i].number == number)
             return signal_names[i].name;
     return "UNKNOWN";
-}
-
-void tl__session_set_message(char *message, size_t size, const char *fmt, ...)
-{
-    if (message == NULL || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, size, fmt, ap);
-    va_end(ap);
 }
 
 /* Text from the network made safe for the user's terminal: no control bytes, bounded. */
@@ -395,13 +386,10 @@ static void on_deadline(uv_timer_t *timer)
         return;
     s->timed_out = true;
     unsigned seconds = (unsigned)(s->timeout_ms / 1000);
-    int len = snprintf(s->notice, sizeof s->notice,
-                       "tierline-agent: %s %s timed out after %um%02us; stopping it\n",
-                       s->kind == KIND_RUNBOOK ? "runbook" : "session", s->what, seconds / 60,
-                       seconds % 60);
-    s->notice_len = len < 0                          ? 0
-                    : (size_t)len < sizeof s->notice ? (size_t)len
-                                                     : sizeof s->notice - 1;
+    tl_format(s->notice, sizeof s->notice,
+              "tierline-agent: %s %s timed out after %um%02us; stopping it\n",
+              s->kind == KIND_RUNBOOK ? "runbook" : "session", s->what, seconds / 60, seconds % 60);
+    s->notice_len = strlen(s->notice); /* cut short if it did not fit */
     tl_log_warn("session timed out channel=%u type=%s", s->channel, kind_name(s->kind));
     if (s->mux != NULL && !s->close_sent)
         tl__pump_flush_held(s);
@@ -605,7 +593,7 @@ static int check_request(tl_sessions_t *owner, tl_mux_t *mux, uint32_t channel, 
     if (owner == NULL || owner->freeing || mux == NULL || type == NULL || grant == NULL ||
         grant->id == NULL || grant->ticket == NULL || grant->technician == NULL ||
         grant->role == NULL || (params != NULL && !json_is_object(params))) {
-        tl__session_set_message(message, message_size, "bad session request");
+        tl_format(message, message_size, "bad session request");
         return TL_EINVAL;
     }
     enum tl_channel_type channel_type = tl_channel_type_lookup(type);
@@ -617,12 +605,12 @@ static int check_request(tl_sessions_t *owner, tl_mux_t *mux, uint32_t channel, 
         size_t len = 0;
         shown[0] = '\0';
         tl__session_append_shown(shown, sizeof shown, &len, type, 32);
-        tl__session_set_message(message, message_size, "unknown session type '%s'", shown);
+        tl_format(message, message_size, "unknown session type '%s'", shown);
         return TL_EINVAL;
     }
     *kind = (enum kind)k;
     if (find_session(owner, channel) != NULL) {
-        tl__session_set_message(message, message_size, "channel %u already has a session", channel);
+        tl_format(message, message_size, "channel %u already has a session", channel);
         return TL_EINVAL;
     }
     return 0;
@@ -654,14 +642,14 @@ int tl_sessions_open(tl_sessions_t *owner, tl_mux_t *mux, uint32_t channel, cons
 {
     enum kind kind;
     struct session *s = NULL;
-    tl__session_set_message(message, message_size, "%s", "");
+    tl_format(message, message_size, "%s", "");
     int rc = check_request(owner, mux, channel, type, params, grant, &kind, message, message_size);
     if (rc != 0)
         goto out;
     s = session_new(owner, kind, mux, channel, grant);
     if (s == NULL) {
         rc = TL_ENOMEM;
-        tl__session_set_message(message, message_size, "%s", tl_strerror(rc));
+        tl_format(message, message_size, "%s", tl_strerror(rc));
         goto out;
     }
     rc = start_kind(s, params, grant, message, message_size);
@@ -669,8 +657,8 @@ int tl_sessions_open(tl_sessions_t *owner, tl_mux_t *mux, uint32_t channel, cons
     if (rc == 0) {
         rc = tl_mux_confirm(mux, channel);
         if (rc != 0) {
-            tl__session_set_message(message, message_size, "the channel could not be confirmed: %s",
-                                    tl_strerror(rc));
+            tl_format(message, message_size, "the channel could not be confirmed: %s",
+                      tl_strerror(rc));
             tl__session_stop_process(s, SIGKILL);
         }
     }
@@ -685,7 +673,7 @@ int tl_sessions_open(tl_sessions_t *owner, tl_mux_t *mux, uint32_t channel, cons
 out:
     if (rc != 0 && s != NULL) {
         if (rc == TL_ENOMEM && message != NULL && message_size > 0 && message[0] == '\0')
-            tl__session_set_message(message, message_size, "%s", tl_strerror(rc));
+            tl_format(message, message_size, "%s", tl_strerror(rc));
         /* Refused: the caller answers; nothing of this session may touch the channel. */
         s->ended_told = true;
         s->mux = NULL;
@@ -793,9 +781,9 @@ json_t *tl_sessions_list(const tl_sessions_t *owner, const char *grant)
     for (const struct session *s = owner->list; s != NULL; s = s->next) {
         if (s->mux == NULL || (grant != NULL && strcmp(s->grant, grant) != 0))
             continue;
-        json_t *item = json_pack("{s:I, s:s, s:I, s:s}", "channel", (json_int_t)s->channel, "type",
-                                 kind_name(s->kind), "started_ms", (json_int_t)s->started_ms,
-                                 "what", s->what);
+        json_t *item =
+            json_pack("{s:I, s:s, s:I, s:s}", "channel", (json_int_t)s->channel, "type",
+                      kind_name(s->kind), "started_ms", (json_int_t)s->started_ms, "what", s->what);
         if (item == NULL || json_array_append_new(list, item) != 0) {
             json_decref(list);
             return NULL;

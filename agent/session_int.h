@@ -120,9 +120,6 @@ struct tl_sessions {
 
 /* ---- session.c ---------------------------------------------------------------------------- */
 
-/* A one-line reason into message (when there is one), for the caller to refuse with. */
-void tl__session_set_message(char *message, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Text from the network made safe for the user's terminal: no control bytes, bounded. */
 void tl__session_append_shown(char *out, size_t out_size, size_t *len, const char *text,
                               size_t max);

@@ -17,6 +17,7 @@
  */
 #include "agent/session_int.h"
 
+#include "proto/array.h"
 #include "proto/err.h"
 
 #include <dirent.h>
@@ -24,6 +25,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,15 +39,10 @@ void tl__strvec_add(struct strvec *v, const char *fmt, ...)
 {
     if (v->failed)
         return;
-    if (v->count + 2 > v->cap) {
-        size_t cap = v->cap == 0 ? 16 : v->cap * 2;
-        char **grown = realloc(v->items, cap * sizeof *grown);
-        if (grown == NULL) {
-            v->failed = true;
-            return;
-        }
-        v->items = grown;
-        v->cap = cap;
+    /* Room for the item and the NULL after it. */
+    if (tl_array_grow(&v->items, &v->cap, v->count + 2, sizeof *v->items, 16, SIZE_MAX) != 0) {
+        v->failed = true;
+        return;
     }
     va_list ap;
     va_start(ap, fmt);
@@ -73,10 +70,7 @@ void tl__strvec_free(struct strvec *v)
 static int collect_fds(struct spawn *sp)
 {
     int rc = 0;
-    size_t cap = 64;
-    sp->fds = malloc(cap * sizeof *sp->fds);
-    if (sp->fds == NULL)
-        return TL_ENOMEM;
+    size_t cap = 0;
     DIR *dir = opendir("/proc/self/fd");
     if (dir == NULL)
         return -errno;
@@ -84,15 +78,9 @@ static int collect_fds(struct spawn *sp)
     while ((entry = readdir(dir)) != NULL) {
         if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
             continue;
-        if (sp->fd_count == cap) {
-            int *grown = realloc(sp->fds, cap * 2 * sizeof *grown);
-            if (grown == NULL) {
-                rc = TL_ENOMEM;
-                break;
-            }
-            sp->fds = grown;
-            cap *= 2;
-        }
+        rc = tl_array_grow(&sp->fds, &cap, sp->fd_count + 1, sizeof *sp->fds, 64, SIZE_MAX);
+        if (rc != 0)
+            break;
         sp->fds[sp->fd_count++] = atoi(entry->d_name);
     }
     closedir(dir);

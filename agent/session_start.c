@@ -16,6 +16,7 @@
 #include "agent/session_int.h"
 
 #include "proto/err.h"
+#include "proto/format.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -208,8 +209,7 @@ out:
     close_fd(&err[0]);
     close_fd(&err[1]);
     if (rc != 0) {
-        tl__session_set_message(message, message_size, "the process could not start: %s",
-                                tl_strerror(rc));
+        tl_format(message, message_size, "the process could not start: %s", tl_strerror(rc));
         rc = rc == TL_ENOMEM ? rc : TL_EIO; /* the reason is in the message */
     }
     return rc;
@@ -222,23 +222,23 @@ static int prepare_exec(tl_sessions_t *owner, json_t *params, struct spawn *sp, 
 {
     json_t *argv = json_object_get(params, "argv");
     if (!json_is_array(argv) || json_array_size(argv) == 0 || json_array_size(argv) > MAX_ARGV) {
-        tl__session_set_message(message, message_size,
-                                "exec needs \"argv\": an array of 1..%d strings", MAX_ARGV);
+        tl_format(message, message_size, "exec needs \"argv\": an array of 1..%d strings",
+                  MAX_ARGV);
         return TL_EINVAL;
     }
     for (size_t i = 0; i < json_array_size(argv); i++) {
         json_t *arg = json_array_get(argv, i);
         if (!json_is_string(arg) || json_string_length(arg) > MAX_ARG_BYTES ||
             strlen(json_string_value(arg)) != json_string_length(arg)) {
-            tl__session_set_message(message, message_size,
-                                    "argv[%zu] must be a string of at most %d bytes without NUL", i,
-                                    MAX_ARG_BYTES);
+            tl_format(message, message_size,
+                      "argv[%zu] must be a string of at most %d bytes without NUL", i,
+                      MAX_ARG_BYTES);
             return TL_EINVAL;
         }
     }
     const char *command = json_string_value(json_array_get(argv, 0));
     if (command[0] == '\0') {
-        tl__session_set_message(message, message_size, "argv[0] is empty");
+        tl_format(message, message_size, "argv[0] is empty");
         return TL_EINVAL;
     }
     for (size_t i = 0; i < json_array_size(argv); i++)
@@ -283,8 +283,7 @@ static int size_param(json_t *params, const char *key, unsigned fallback, unsign
         return 0;
     if (!json_is_integer(value) || json_integer_value(value) < 1 ||
         json_integer_value(value) > 1000) {
-        tl__session_set_message(message, message_size,
-                                "\"%s\" must be a whole number from 1 to 1000", key);
+        tl_format(message, message_size, "\"%s\" must be a whole number from 1 to 1000", key);
         return TL_EINVAL;
     }
     *out = (unsigned)json_integer_value(value);
@@ -300,9 +299,9 @@ static int shell_params(json_t *params, const char **term_name, unsigned *cols, 
     *term_name = "xterm-256color";
     if (term != NULL) {
         if (!json_is_string(term) || !valid_term(json_string_value(term))) {
-            tl__session_set_message(
-                message, message_size,
-                "\"term\" must be a terminal name of 1..%d letters, digits or -_.+", MAX_TERM);
+            tl_format(message, message_size,
+                      "\"term\" must be a terminal name of 1..%d letters, digits or -_.+",
+                      MAX_TERM);
             return TL_EINVAL;
         }
         *term_name = json_string_value(term);
@@ -323,7 +322,7 @@ static int open_terminal(unsigned cols, unsigned rows, int *master, int *slave, 
         ptsname_r(*master, slave_name, sizeof slave_name) != 0 ||
         (*slave = open(slave_name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
         int rc = -errno;
-        tl__session_set_message(message, message_size, "no pseudo-terminal: %s", tl_strerror(rc));
+        tl_format(message, message_size, "no pseudo-terminal: %s", tl_strerror(rc));
         return rc;
     }
     struct winsize size = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
@@ -358,8 +357,7 @@ int tl__start_shell(struct session *s, json_t *params, char *message, size_t mes
     sp.terminal = true;
     rc = tl__spawn_process(&sp, owner->close_range_works, &s->pid);
     if (rc != 0) {
-        tl__session_set_message(message, message_size, "the shell could not start: %s",
-                                tl_strerror(rc));
+        tl_format(message, message_size, "the shell could not start: %s", tl_strerror(rc));
         goto out;
     }
     s->running = true;
@@ -368,8 +366,7 @@ int tl__start_shell(struct session *s, json_t *params, char *message, size_t mes
     master = -1;
     rc = attach_output(s, 0, fd);
     if (rc != 0) {
-        tl__session_set_message(message, message_size, "the shell could not start: %s",
-                                tl_strerror(rc));
+        tl_format(message, message_size, "the shell could not start: %s", tl_strerror(rc));
         tl__session_stop_process(s, SIGKILL);
     }
 out:
@@ -386,7 +383,7 @@ static int prepare_diag(struct session *s, struct spawn *sp, char *message, size
 {
     tl_sessions_t *owner = s->owner;
     if (owner->self_exe == NULL) {
-        tl__session_set_message(message, message_size, "the agent does not know its own program");
+        tl_format(message, message_size, "the agent does not know its own program");
         return TL_EIO;
     }
     tl__strvec_add(&sp->candidates, "%s", owner->self_exe);
@@ -412,7 +409,7 @@ static int prepare_runbook(struct session *s, json_t *params, const tl_session_g
     tl_sessions_t *owner = s->owner;
     json_t *name = json_object_get(params, "name");
     if (!json_is_string(name)) {
-        tl__session_set_message(message, message_size, "runbook needs \"name\": a runbook's name");
+        tl_format(message, message_size, "runbook needs \"name\": a runbook's name");
         return TL_EINVAL;
     }
     int rc = tl_runbooks_check(owner->catalogue, json_string_value(name),
@@ -459,7 +456,7 @@ int tl__start_piped(struct session *s, json_t *params, const tl_session_grant_t 
     if (rc == 0 && (sp.candidates.failed || sp.argv.failed || sp.env.failed))
         rc = TL_ENOMEM;
     if (rc == TL_ENOMEM)
-        tl__session_set_message(message, message_size, "%s", tl_strerror(rc));
+        tl_format(message, message_size, "%s", tl_strerror(rc));
     if (rc != 0)
         goto out;
     sp.shown = sp.argv.items[0];
@@ -506,7 +503,7 @@ int tl_sessions_runbook_preview(const tl_sessions_t *owner, json_t **runbook, co
                                      run.privileged, "args", args);
     if (shown == NULL) {
         rc = TL_ENOMEM;
-        tl__session_set_message(message, message_size, "%s", tl_strerror(rc));
+        tl_format(message, message_size, "%s", tl_strerror(rc));
         goto out;
     }
     json_decref(*runbook);

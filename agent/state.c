@@ -74,7 +74,7 @@ int tl_state_prepare(const char *dir)
 int tl_state_load(const char *dir, tl_agent_state_t *out)
 {
     memset(out, 0, sizeof *out);
-    if (snprintf(out->dir, sizeof out->dir, "%s", dir) >= (int)sizeof out->dir)
+    if (tl_format(out->dir, sizeof out->dir, "%s", dir) != 0)
         return TL_EINVAL;
     char path[TL_STATE_PATH_MAX];
     int rc = tl_state_path(dir, TL_STATE_RELAY, path, sizeof path);

@@ -1,6 +1,7 @@
 #include "proto/buf.h"
 #include "proto/err.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ struct tl_buf {
     size_t end;
     size_t alloc;
     size_t max_size;
+    bool secret; /* zero every byte let go of */
 };
 
 #define TL_BUF_MIN_ALLOC 256
@@ -29,11 +31,26 @@ tl_buf_t *tl_buf_new(size_t max_size)
     return buf;
 }
 
+tl_buf_t *tl_buf_new_secret(size_t max_size)
+{
+    tl_buf_t *buf = tl_buf_new(max_size);
+    if (buf != NULL)
+        buf->secret = true;
+    return buf;
+}
+
+/* Zeroes the len bytes at offset in the memory when the buffer holds secrets. */
+static void forget(const tl_buf_t *buf, size_t offset, size_t len)
+{
+    if (buf->secret && len > 0)
+        OPENSSL_cleanse(buf->bytes + offset, len);
+}
+
 void tl_buf_free(tl_buf_t *buf)
 {
     if (buf == NULL)
         return;
-    free(buf->bytes);
+    tl_buf_release(buf);
     free(buf);
 }
 
@@ -59,11 +76,13 @@ const uint8_t *tl_buf_data(const tl_buf_t *buf)
 
 void tl_buf_reset(tl_buf_t *buf)
 {
+    forget(buf, buf->start, buf->end - buf->start);
     buf->start = buf->end = 0;
 }
 
 void tl_buf_release(tl_buf_t *buf)
 {
+    forget(buf, 0, buf->alloc);
     free(buf->bytes);
     buf->bytes = NULL;
     buf->start = buf->end = buf->alloc = 0;
@@ -76,6 +95,26 @@ void tl_buf_wipe(tl_buf_t *buf)
     tl_buf_release(buf);
 }
 
+/*
+ * The bytes moved to alloc bytes of memory (the first buf->end of them kept),
+ * or NULL and nothing changed. A secret buffer is copied, not realloc'd,
+ * so the old memory can be zeroed before it is freed.
+ */
+static uint8_t *resize(tl_buf_t *buf, size_t alloc)
+{
+    if (!buf->secret)
+        return realloc(buf->bytes, alloc);
+    uint8_t *moved = malloc(alloc);
+    if (moved == NULL)
+        return NULL;
+    if (buf->bytes != NULL) {
+        memcpy(moved, buf->bytes, buf->end);
+        forget(buf, 0, buf->alloc);
+        free(buf->bytes);
+    }
+    return moved;
+}
+
 /* Makes room for len more bytes at the end, within the cap; exact: no more than that. */
 static int make_room(tl_buf_t *buf, size_t len, int exact)
 {
@@ -86,6 +125,7 @@ static int make_room(tl_buf_t *buf, size_t len, int exact)
         return 0;
     if (buf->start > 0) {
         memmove(buf->bytes, buf->bytes + buf->start, live);
+        forget(buf, live, buf->end - live); /* where the tail was */
         buf->start = 0;
         buf->end = live;
         if (buf->alloc - buf->end >= len)
@@ -97,7 +137,7 @@ static int make_room(tl_buf_t *buf, size_t len, int exact)
         alloc = alloc > SIZE_MAX / 2 ? want : alloc * 2;
     if (alloc > buf->max_size)
         alloc = buf->max_size;
-    uint8_t *grown = realloc(buf->bytes, alloc);
+    uint8_t *grown = resize(buf, alloc);
     if (grown == NULL)
         return TL_ENOMEM;
     buf->bytes = grown;
@@ -115,14 +155,16 @@ int tl_buf_take_string(tl_buf_t *buf, char **out, size_t *len)
     size_t live = buf->end - buf->start;
     if (buf->bytes == NULL || buf->alloc - buf->end < 1) {
         /* Room for the terminator, even past the cap: it is not content. */
-        uint8_t *grown = realloc(buf->bytes, buf->end + 1);
+        uint8_t *grown = resize(buf, buf->end + 1);
         if (grown == NULL)
             return TL_ENOMEM;
         buf->bytes = grown;
         buf->alloc = buf->end + 1;
     }
-    if (buf->start > 0)
+    if (buf->start > 0) {
         memmove(buf->bytes, buf->bytes + buf->start, live);
+        forget(buf, live, buf->end - live);
+    }
     buf->bytes[live] = 0;
     *out = (char *)buf->bytes;
     *len = live;
@@ -146,6 +188,7 @@ int tl_buf_unreserve(tl_buf_t *buf, size_t len)
     if (len > buf->end - buf->start)
         return TL_EINVAL;
     buf->end -= len;
+    forget(buf, buf->end, len);
     return 0;
 }
 
@@ -218,6 +261,7 @@ int tl_buf_consume(tl_buf_t *buf, size_t len)
 {
     if (len > tl_buf_len(buf))
         return TL_ETRUNCATED;
+    forget(buf, buf->start, len);
     buf->start += len;
     if (buf->start == buf->end)
         buf->start = buf->end = 0;

@@ -4,7 +4,9 @@
  * tl_buf_t is an owning, growable buffer: bytes are appended at the end and
  * consumed from the front. It never grows past the cap given at creation;
  * an append that would is refused with TL_EFULL and leaves the buffer as it
- * was. Integers are big-endian (network order) everywhere.
+ * was. Integers are big-endian (network order) everywhere. It is the one
+ * growing byte buffer of the project; arrays of items grow with
+ * tl_array_grow (proto/array.h).
  *
  * tl_reader_t is a non-owning cursor over bytes someone else holds. Every
  * read checks the remaining length first; a read that does not fit returns
@@ -21,6 +23,14 @@ typedef struct tl_buf tl_buf_t;
 
 /* A buffer that holds at most max_size bytes; no memory is allocated yet. */
 tl_buf_t *tl_buf_new(size_t max_size);
+/*
+ * As tl_buf_new, for bytes that may be a secret (a key, input that may be a
+ * password): every byte the buffer lets go of is zeroed first, whether it
+ * is consumed, unreserved, reset, moved down to make room, left behind when
+ * the buffer grows into new memory, released or freed. No copy outlives its
+ * place in the buffer.
+ */
+tl_buf_t *tl_buf_new_secret(size_t max_size);
 void tl_buf_free(tl_buf_t *buf);
 
 size_t tl_buf_len(const tl_buf_t *buf);

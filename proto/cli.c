@@ -2,6 +2,7 @@
 
 #include "proto/buf.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "tl_version.h"
 
 #include <limits.h>
@@ -501,12 +502,11 @@ int tl_cli_spec_options(const tl_cli_spec_t *spec, tl_buf_t *out)
         char letter[8] = "";
         if (option->letter != 0)
             snprintf(letter, sizeof letter, "-%c, ", option->letter);
-        int len = snprintf(head, sizeof head, "%s--%s%s%s\t", letter, option->name,
-                           option->metavar != NULL ? " " : "",
-                           option->metavar != NULL ? option->metavar : "");
-        if (len < 0 || (size_t)len >= sizeof head)
+        if (tl_format(head, sizeof head, "%s--%s%s%s\t", letter, option->name,
+                      option->metavar != NULL ? " " : "",
+                      option->metavar != NULL ? option->metavar : "") != 0)
             return TL_EINVAL;
-        if ((rc = tl_buf_put(out, head, (size_t)len)) == 0 &&
+        if ((rc = tl_buf_put(out, head, strlen(head))) == 0 &&
             (rc = tl_buf_put(out, option->help, strlen(option->help))) == 0)
             rc = tl_buf_put_u8(out, '\n');
     }

@@ -1,5 +1,6 @@
 #include "proto/enrollment.h"
 #include "proto/err.h"
+#include "proto/format.h"
 
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -95,9 +96,10 @@ int tl_enrollment_format(const tl_enrollment_t *enrollment, char *out, size_t si
         !host_valid(enrollment->host, bracketed) || enrollment->port == 0 ||
         !tl_fingerprint_valid(enrollment->fingerprint))
         return TL_EINVAL;
-    int n = snprintf(out, size, "tl1:%s@%s%s%s:%u#%s", code, bracketed ? "[" : "", enrollment->host,
-                     bracketed ? "]" : "", enrollment->port, enrollment->fingerprint);
-    return n > 0 && (size_t)n < size ? 0 : TL_EFULL;
+    return tl_format(out, size, "tl1:%s@%s%s%s:%u#%s", code, bracketed ? "[" : "", enrollment->host,
+                     bracketed ? "]" : "", enrollment->port, enrollment->fingerprint) == 0
+               ? 0
+               : TL_EFULL;
 }
 
 int tl_enrollment_parse(const char *text, tl_enrollment_t *out)

@@ -17,6 +17,7 @@
  * fail cleanly instead of sending.
  */
 #include "proto/mux.h"
+#include "proto/array.h"
 #include "proto/err.h"
 
 #include <stdlib.h>
@@ -122,17 +123,14 @@ static int channel_alloc(tl_mux_t *mux, uint32_t *id_out, struct channel **out)
     while (id < mux->table_len && mux->table[id] != NULL)
         id++;
     if (id == mux->table_len) {
-        uint32_t len = mux->table_len == 0 ? TABLE_MIN_LEN : mux->table_len * 2;
-        if (len > mux->cfg.max_channels || len < mux->table_len)
-            len = mux->cfg.max_channels;
-        struct channel **grown = realloc(mux->table, len * sizeof *grown);
-        if (grown == NULL) {
+        size_t len = mux->table_len;
+        int rc = tl_array_grow(&mux->table, &len, (size_t)id + 1, sizeof *mux->table, TABLE_MIN_LEN,
+                               mux->cfg.max_channels);
+        if (rc != 0) {
             free(ch);
-            return TL_ENOMEM;
+            return rc;
         }
-        memset(grown + mux->table_len, 0, (len - mux->table_len) * sizeof *grown);
-        mux->table = grown;
-        mux->table_len = len;
+        mux->table_len = (uint32_t)len;
     }
     mux->table[id] = ch;
     mux->count++;

@@ -9,6 +9,7 @@
  */
 #include "proto/cli.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/log.h"
 #include "relay/cmd/admin.h"
 #include "relay/serve.h"
@@ -139,19 +140,19 @@ static const tl_admin_command_t *const commands[] = {
 static char *help_text(void)
 {
     static char text[8192];
-    size_t used = (size_t)snprintf(text, sizeof text,
-                                   "usage: " PROGRAM " COMMAND [OPTIONS]\n\n"
-                                   "The Tierline relay: accepts agents over mutual TLS 1.3 and "
-                                   "technicians over SSH;\nkeeps devices, tickets, evidence, "
-                                   "session recordings and the audit log.\n\nCommands:\n");
-    for (size_t i = 0; i < COMMAND_COUNT && used < sizeof text; i++)
-        used +=
-            (size_t)snprintf(text + used, sizeof text - used, "  %-13s %s\n      %s %s\n",
-                             commands[i]->name, commands[i]->summary, PROGRAM, commands[i]->usage);
-    if (used < sizeof text)
-        snprintf(text + used, sizeof text - used,
-                 "\n--help and --version print this text and the version; "
-                 "'" PROGRAM " COMMAND --help'\nexplains one command.\n");
+    size_t used = 0;
+    int rc = tl_format_append(text, sizeof text, &used,
+                              "usage: " PROGRAM " COMMAND [OPTIONS]\n\n"
+                              "The Tierline relay: accepts agents over mutual TLS 1.3 and "
+                              "technicians over SSH;\nkeeps devices, tickets, evidence, "
+                              "session recordings and the audit log.\n\nCommands:\n");
+    for (size_t i = 0; rc == 0 && i < COMMAND_COUNT; i++)
+        rc = tl_format_append(text, sizeof text, &used, "  %-13s %s\n      %s %s\n",
+                              commands[i]->name, commands[i]->summary, PROGRAM, commands[i]->usage);
+    if (rc == 0)
+        tl_format_append(text, sizeof text, &used,
+                         "\n--help and --version print this text and the version; "
+                         "'" PROGRAM " COMMAND --help'\nexplains one command.\n");
     return text;
 }
 

@@ -9,6 +9,7 @@
  * and ends the channel as sshd does. ssh_front.c explains the rules.
  */
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/log.h"
 #include "relay/net/ssh_front_int.h"
 
@@ -484,7 +485,7 @@ void tl__exec_free(tl_exec_t *exec, int free_channel)
         ssh_channel_free(exec->channel);
     }
     free_output(exec);
-    free(exec->input);
+    tl_buf_free(exec->input);
     free(exec->words);
     free(exec);
 }
@@ -541,7 +542,7 @@ static void exec_flush(tl_exec_t *exec, size_t *budget, int *more)
 
 /*
  * Offers the client's input to a running command: first what is left in
- * input[], then more out of libssh's buffer (which lets libssh grow the
+ * input, then more out of libssh's buffer (which lets libssh grow the
  * client's window again). Stops when the command takes less than offered
  * (until tl_exec_resume_input()), when nothing is held, or when this
  * wake-up's budget is spent. Input for a command without on_input is read
@@ -554,8 +555,8 @@ static void exec_input(tl_exec_t *exec)
     while (exec->state == EXEC_RUNNING && !exec->channel_gone && !conn->closing) {
         const tl_exec_callbacks_t *callbacks = exec->callbacks;
         int reads = callbacks != NULL && callbacks->on_input != NULL;
-        if (exec->input_start < exec->input_end) {
-            size_t offered = exec->input_end - exec->input_start;
+        size_t offered = exec->input != NULL ? tl_buf_len(exec->input) : 0;
+        if (offered > 0) {
             size_t took = offered;
             if (reads) {
                 if (exec->input_paused)
@@ -565,7 +566,7 @@ static void exec_input(tl_exec_t *exec)
                     return;
                 }
                 exec->input_resumed = 0;
-                took = callbacks->on_input(exec, exec->input + exec->input_start, offered,
+                took = callbacks->on_input(exec, tl_buf_data(exec->input), offered,
                                            exec->callbacks_data);
                 if (took > offered) {
                     tl_log_warn("ssh exec input over-taken user=%s command=%.64s took=%zu "
@@ -576,16 +577,10 @@ static void exec_input(tl_exec_t *exec)
                 exec->bytes_received += took;
                 budget = took < budget ? budget - took : 0;
             }
-            exec->input_start += took;
-            if (exec->input_start == exec->input_end) {
-                exec->input_start = exec->input_end = 0;
-                if (exec->input_size > INPUT_KEEP && exec->in_libssh == 0) {
-                    /* A paste went through: its buffer is not kept while the input is idle. */
-                    free(exec->input);
-                    exec->input = NULL;
-                    exec->input_size = 0;
-                }
-            }
+            tl_buf_consume(exec->input, took);
+            if (tl_buf_len(exec->input) == 0 && tl_buf_capacity(exec->input) > INPUT_KEEP &&
+                exec->in_libssh == 0)
+                tl_buf_release(exec->input); /* a paste went through: not kept while idle */
             if (took < offered) {
                 /* Held until the command resumes; a resume from inside on_input waits a turn. */
                 if (exec->input_resumed)
@@ -599,22 +594,26 @@ static void exec_input(tl_exec_t *exec)
         if (exec->in_libssh == 0)
             break;
         uint32_t want = exec->in_libssh;
-        if (exec->input_size < want) {
-            uint8_t *grown = realloc(exec->input, want);
-            if (grown == NULL) {
-                tl_log_warn("ssh exec input dropped user=%s addr=%s reason=%s",
-                            exec->technician.name, conn->address, tl_strerror(TL_ENOMEM));
-                exec->channel_gone = 1; /* the command ends rather than lose input silently */
-                return;
-            }
-            exec->input = grown;
-            exec->input_size = want;
+        /* Exactly what libssh holds (input is empty here), within INPUT_HARD_CAP. */
+        uint8_t *dst = NULL;
+        int room = TL_ENOMEM;
+        if (exec->input != NULL || (exec->input = tl_buf_new(INPUT_HARD_CAP)) != NULL)
+            room = tl_buf_allocate(exec->input, want);
+        if (room == 0)
+            room = tl_buf_reserve(exec->input, want, &dst);
+        if (room != 0) {
+            tl_log_warn("ssh exec input dropped user=%s addr=%s reason=%s", exec->technician.name,
+                        conn->address, tl_strerror(room));
+            exec->channel_gone = 1; /* the command ends rather than lose input silently */
+            return;
         }
         /*
          * libssh's buffer holds in_libssh > 0 bytes, so this copies from it
          * without reading the socket (no callbacks run from here).
          */
-        int rc = ssh_channel_read_nonblocking(exec->channel, exec->input, want, 0);
+        int rc = ssh_channel_read_nonblocking(exec->channel, dst, want, 0);
+        size_t got = rc <= 0 ? 0 : (uint32_t)rc < want ? (size_t)rc : want;
+        tl_buf_unreserve(exec->input, want - got);
         if (rc < 0) {
             tl_log_debug("ssh read failed addr=%s error=%s", conn->address,
                          ssh_get_error(conn->session));
@@ -631,12 +630,10 @@ static void exec_input(tl_exec_t *exec)
         } else {
             exec->in_libssh -= (uint32_t)rc;
         }
-        exec->input_start = 0;
-        exec->input_end = (size_t)rc;
     }
     if (exec->state == EXEC_RUNNING && exec->eof_received && !exec->eof_delivered &&
-        exec->input_start == exec->input_end && exec->in_libssh == 0 && !exec->channel_gone &&
-        !conn->closing) {
+        (exec->input == NULL || tl_buf_len(exec->input) == 0) && exec->in_libssh == 0 &&
+        !exec->channel_gone && !conn->closing) {
         exec->eof_delivered = 1;
         if (exec->callbacks != NULL && exec->callbacks->on_input_eof != NULL)
             exec->callbacks->on_input_eof(exec, exec->callbacks_data);
@@ -665,10 +662,10 @@ void tl__exec_service(tl_exec_t *exec, size_t *budget, int *more)
             const char *eol = exec->pty.requested ? "\r\n" : "\n";
             const char *prefix = exec->refusal == USAGE ? "" : "tierline: ";
             char line[512];
-            int len = snprintf(line, sizeof line, "%s%s%s", prefix, exec->refusal, eol);
+            tl_format(line, sizeof line, "%s%s%s", prefix, exec->refusal, eol);
             tl_log_info("ssh exec refused user=%s addr=%s reason=\"%s\"", exec->technician.name,
                         conn->address, exec->refusal);
-            queue_output(exec, TL_EXEC_STDERR, line, (size_t)len);
+            queue_output(exec, TL_EXEC_STDERR, line, strlen(line));
             exec->finished = 1;
             exec->exit_status = exec->refusal == LOGIN_NOT_RECORDED ? 1 : 2;
             exec->state = EXEC_FINISHING;

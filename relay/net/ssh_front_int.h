@@ -8,6 +8,7 @@
 #define TL_SSH_FRONT_INT_H
 
 #include "proto/addr.h"
+#include "proto/buf.h"
 #include "relay/net/listener.h"
 #include "relay/net/ssh_front.h"
 
@@ -63,16 +64,15 @@ struct tl_exec {
     tl_exec_pty_t pty; /* pty-req and window-change */
     /*
      * The client's stdin. Bytes stay in libssh's channel buffer until the
-     * command can take them, then all of them move into input[] and are
-     * offered from there; only once the command has taken all of input[] is
+     * command can take them, then all of them move into input and are
+     * offered from there; only once the command has taken all of input is
      * libssh's buffer read again. (Reading part of it would be wrong: libssh
      * tops the client's window up on every read, whatever it still holds, so
      * a slow reader would let a fast client grow that buffer without end.)
      * in_libssh is what libssh holds: its data callback always sees the
      * whole buffer, so the count is exact.
      */
-    uint8_t *input;
-    size_t input_start, input_end, input_size;
+    tl_buf_t *input; /* NULL until the first input; capped at INPUT_HARD_CAP */
     uint32_t in_libssh;
     uint64_t bytes_received;
     unsigned raw : 1;           /* tl_exec_set_raw(): no ONLCR */

@@ -7,6 +7,7 @@
  */
 #include "relay/sessions/sessions_int.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/names.h"
 #include "proto/roles.h"
 #include "proto/text.h"
@@ -111,12 +112,10 @@ static void print_catalogue(struct session *s, json_t *catalogue)
         json_t *param;
         json_array_foreach(json_object_get(entry, "params"), j, param) {
             int required = json_is_true(json_object_get(param, "required"));
-            int n = snprintf(params + used, sizeof params - used, "%s%s%s%s", j ? "," : "",
-                             required ? "" : "[", json_string_value(json_object_get(param, "name")),
-                             required ? "" : "]");
-            if (n < 0 || (size_t)n >= sizeof params - used)
+            if (tl_format_append(
+                    params, sizeof params, &used, "%s%s%s%s", j ? "," : "", required ? "" : "[",
+                    json_string_value(json_object_get(param, "name")), required ? "" : "]") != 0)
                 break;
-            used += (size_t)n;
         }
         char *description = tl_text_escape_dup(
             json_string_value(json_object_get(entry, "description")), TL_TEXT_LINE);
@@ -169,9 +168,7 @@ static void unknown_runbook(struct session *s, json_t *catalogue)
                    strstr(s->runbook, name) != NULL;
         char *list = near ? close_names : all;
         size_t *used = near ? &close_used : &all_used;
-        int n = snprintf(list + *used, 512 - *used, "%s%s", *used ? ", " : "", name);
-        if (n > 0 && (size_t)n < 512 - *used)
-            *used += (size_t)n;
+        tl_format_append(list, 512, used, "%s%s", *used ? ", " : "", name);
     }
     if (close_used > 0)
         tl__session_fail(s, "no runbook '%s' on %s; did you mean: %s", s->runbook, s->device,
@@ -214,10 +211,8 @@ static int check_args(struct session *s, json_t *params)
     size_t used = 0;
     json_t *param;
     json_array_foreach(params, i, param) {
-        int n = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "",
+        tl_format_append(names, sizeof names, &used, "%s%s", used ? ", " : "",
                          json_string_value(json_object_get(param, "name")));
-        if (n > 0 && (size_t)n < sizeof names - used)
-            used += (size_t)n;
     }
     const char *name;
     json_t *value;

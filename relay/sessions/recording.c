@@ -39,6 +39,7 @@
  * Everything after that is asynchronous.
  */
 #include "relay/sessions/recording.h"
+#include "proto/buf.h"
 #include "proto/err.h"
 #include "proto/hash.h"
 #include "proto/log.h"
@@ -82,11 +83,10 @@ struct carry {
     size_t len;
 };
 
-/* Growing text for one event line. */
+/* Growing text for one event line: as long as its event, so no cap of its own. */
 struct line {
-    char *text;
-    size_t len, size;
-    bool failed; /* out of memory */
+    tl_buf_t *text; /* NULL until the first byte */
+    bool failed;    /* out of memory */
 };
 
 enum finish_step {
@@ -118,8 +118,7 @@ struct tl_recording {
     tl_sha256_t *hash;
     struct carry carry_output, carry_input;
     struct line line;
-    uint8_t *held; /* input waiting for the agent's word */
-    size_t held_len, held_size;
+    tl_buf_t *held;         /* input waiting for the agent's word (secret; NULL until some) */
     uint64_t hidden_run;    /* hidden bytes not yet in a marker */
     uint64_t hidden_run_at; /* uv_now() of the run's first byte */
     uint64_t dropped_events, dropped_bytes;
@@ -176,29 +175,31 @@ static int utf8_sequence(const uint8_t *p, size_t n)
 
 /* ---- lines ----------------------------------------------------------------------------- */
 
-static void line_reserve(struct line *line, size_t more)
+static size_t line_len(const struct line *line)
 {
-    if (line->failed || line->size - line->len >= more)
-        return;
-    size_t size = line->size ? line->size : 256;
-    while (size - line->len < more)
-        size *= 2;
-    char *text = realloc(line->text, size);
-    if (text == NULL) {
-        line->failed = true;
-        return;
-    }
-    line->text = text;
-    line->size = size;
+    return line->text != NULL ? tl_buf_len(line->text) : 0;
+}
+
+static const void *line_data(const struct line *line)
+{
+    return line->text != NULL ? tl_buf_data(line->text) : (const uint8_t *)"";
+}
+
+/* Empties the line for the next event; the memory stays. */
+static void line_clear(struct line *line)
+{
+    if (line->text != NULL)
+        tl_buf_reset(line->text);
+    line->failed = false;
 }
 
 static void line_put(struct line *line, const void *bytes, size_t len)
 {
-    line_reserve(line, len);
     if (line->failed)
         return;
-    memcpy(line->text + line->len, bytes, len);
-    line->len += len;
+    if ((line->text == NULL && (line->text = tl_buf_new(SIZE_MAX)) == NULL) ||
+        tl_buf_put(line->text, bytes, len) != 0)
+        line->failed = true;
 }
 
 static void line_put_text(struct line *line, const char *text)
@@ -295,8 +296,7 @@ static void line_start_event_at(tl_recording_t *rec, const char *code, uint64_t 
     char start[64];
     snprintf(start, sizeof start, "[%" PRIu64 ".%03u000, \"%s\", \"", elapsed / 1000,
              (unsigned)(elapsed % 1000), code);
-    rec->line.len = 0;
-    rec->line.failed = false;
+    line_clear(&rec->line);
     line_put_text(&rec->line, start);
 }
 
@@ -385,9 +385,10 @@ static int record_line(tl_recording_t *rec, size_t raw_len, bool force)
     }
     if (rec->error != 0)
         goto drop;
-    if (!force && rec->pending + deflateBound(&rec->zs, rec->line.len) > TL_RECORDING_MAX_PENDING)
+    if (!force &&
+        rec->pending + deflateBound(&rec->zs, line_len(&rec->line)) > TL_RECORDING_MAX_PENDING)
         goto drop;
-    rc = deflate_into(rec, rec->line.text, rec->line.len, Z_NO_FLUSH);
+    rc = deflate_into(rec, line_data(&rec->line), line_len(&rec->line), Z_NO_FLUSH);
     if (rc != 0) {
         fail(rec, rc);
         goto drop;
@@ -398,11 +399,8 @@ drop:
     rec->dropped_events++;
     rec->dropped_bytes += raw_len;
 out:
-    if (rec->line.size > SCRATCH_KEEP) {
-        free(rec->line.text);
-        rec->line.text = NULL;
-        rec->line.size = rec->line.len = 0;
-    }
+    if (rec->line.text != NULL && tl_buf_capacity(rec->line.text) > SCRATCH_KEEP)
+        tl_buf_release(rec->line.text);
     return rc;
 }
 
@@ -501,10 +499,8 @@ static void free_recording(tl_recording_t *rec)
         deflateEnd(&rec->zs);
     free_blocks(rec);
     tl_sha256_free(rec->hash);
-    free(rec->line.text);
-    if (rec->held != NULL)
-        explicit_bzero(rec->held, rec->held_size);
-    free(rec->held);
+    tl_buf_free(rec->line.text);
+    tl_buf_free(rec->held); /* zeroed first: it is a secret buffer */
     free(rec->path);
     free(rec->part_path);
     free(rec->dir_path);
@@ -647,8 +643,8 @@ static json_t *sanitized_string(const char *text, size_t max)
     struct line raw = {0};
     size_t len = strnlen(text, max);
     line_put_utf8(&raw, NULL, (const uint8_t *)text, len, false);
-    json_t *value = raw.failed ? NULL : json_stringn(raw.text ? raw.text : "", raw.len);
-    free(raw.text);
+    json_t *value = raw.failed ? NULL : json_stringn(line_data(&raw), line_len(&raw));
+    tl_buf_free(raw.text);
     return value;
 }
 
@@ -737,11 +733,12 @@ tl_recording_t *tl_recording_open(uv_loop_t *loop, const char *path,
     rec->fd = fd;
     rec->opened_at = uv_now(loop);
 
-    rec->line.len = 0;
+    line_clear(&rec->line);
     line_put_text(&rec->line, header);
     line_put_text(&rec->line, "\n");
-    rc =
-        rec->line.failed ? TL_ENOMEM : deflate_into(rec, rec->line.text, rec->line.len, Z_NO_FLUSH);
+    rc = rec->line.failed
+             ? TL_ENOMEM
+             : deflate_into(rec, line_data(&rec->line), line_len(&rec->line), Z_NO_FLUSH);
     if (rc != 0) {
         uv_fs_close(loop, &req, fd, NULL);
         uv_fs_req_cleanup(&req);
@@ -788,9 +785,9 @@ static int record_text(tl_recording_t *rec, const char *code, struct carry *carr
         return 0;
     flush_hidden(rec);
     line_start_event(rec, code);
-    size_t before = rec->line.len;
+    size_t before = line_len(&rec->line);
     line_put_utf8(&rec->line, carry, bytes, len, true);
-    if (rec->line.len == before && !rec->line.failed)
+    if (line_len(&rec->line) == before && !rec->line.failed)
         return 0; /* all of it is the start of a character still to come */
     line_put_text(&rec->line, "\"]\n");
     return record_line(rec, len, false);
@@ -836,31 +833,14 @@ int tl_recording_input_hold(tl_recording_t *rec, const void *bytes, size_t len)
 {
     if (rec == NULL || (bytes == NULL && len > 0) || rec->finishing)
         return TL_EINVAL;
-    if (len > TL_RECORDING_MAX_HELD - rec->held_len)
+    if (len > TL_RECORDING_MAX_HELD - tl_recording_input_held(rec))
         return TL_EFULL;
     if (len == 0)
         return 0;
-    if (rec->held_size - rec->held_len < len) {
-        /* Grown by doubling, never past the cap; the old bytes are wiped, not left behind. */
-        size_t size = rec->held_size ? rec->held_size : 256;
-        while (size - rec->held_len < len)
-            size *= 2;
-        if (size > TL_RECORDING_MAX_HELD)
-            size = TL_RECORDING_MAX_HELD;
-        uint8_t *grown = malloc(size);
-        if (grown == NULL)
-            return TL_ENOMEM;
-        if (rec->held != NULL) {
-            memcpy(grown, rec->held, rec->held_len);
-            explicit_bzero(rec->held, rec->held_size);
-            free(rec->held);
-        }
-        rec->held = grown;
-        rec->held_size = size;
-    }
-    memcpy(rec->held + rec->held_len, bytes, len);
-    rec->held_len += len;
-    return 0;
+    /* Never past the cap; as it grows, no copy of a byte is left behind (a secret buffer). */
+    if (rec->held == NULL && (rec->held = tl_buf_new_secret(TL_RECORDING_MAX_HELD)) == NULL)
+        return TL_ENOMEM;
+    return tl_buf_put(rec->held, bytes, len);
 }
 
 /* Counts n bytes into the hidden run (a run starts now if none is open). */
@@ -877,29 +857,24 @@ static void count_hidden(tl_recording_t *rec, uint64_t n)
 
 int tl_recording_input_settle(tl_recording_t *rec, size_t len, int hidden)
 {
-    if (rec == NULL || rec->finishing || len == 0 || len > rec->held_len)
+    if (rec == NULL || rec->finishing || len == 0 || len > tl_recording_input_held(rec))
         return TL_EINVAL;
     int rc = 0;
     if (hidden)
         count_hidden(rec, len);
     else
-        rc = record_text(rec, "i", &rec->carry_input, rec->held, len);
-    /* What stays moves to the front; the bytes past it are wiped, so no copy of
-     * a hidden byte outlives its settling. */
-    memmove(rec->held, rec->held + len, rec->held_len - len);
-    rec->held_len -= len;
-    explicit_bzero(rec->held + rec->held_len, len);
-    if (rec->held_len == 0) {
-        free(rec->held);
-        rec->held = NULL;
-        rec->held_size = 0;
-    }
+        rc = record_text(rec, "i", &rec->carry_input, tl_buf_data(rec->held), len);
+    /* The settled bytes are wiped as they are consumed, so no copy of a hidden
+     * byte outlives its settling; an empty buffer lets its memory go. */
+    tl_buf_consume(rec->held, len);
+    if (tl_buf_len(rec->held) == 0)
+        tl_buf_release(rec->held);
     return rc;
 }
 
 size_t tl_recording_input_held(const tl_recording_t *rec)
 {
-    return rec != NULL ? rec->held_len : 0;
+    return rec != NULL && rec->held != NULL ? tl_buf_len(rec->held) : 0;
 }
 
 void tl_recording_finish(tl_recording_t *rec, tl_recording_done_fn done, void *data)
@@ -911,12 +886,9 @@ void tl_recording_finish(tl_recording_t *rec, tl_recording_done_fn done, void *d
         return;
     }
     /* Input the agent never settled may have been a password: counted, never shown. */
-    if (rec->held_len > 0) {
-        count_hidden(rec, rec->held_len);
-        explicit_bzero(rec->held, rec->held_size);
-        free(rec->held);
-        rec->held = NULL;
-        rec->held_len = rec->held_size = 0;
+    if (tl_recording_input_held(rec) > 0) {
+        count_hidden(rec, tl_recording_input_held(rec));
+        tl_buf_release(rec->held); /* zeroed first */
     }
     flush_hidden(rec);
     flush_carry(rec, "o", &rec->carry_output);

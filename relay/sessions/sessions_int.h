@@ -19,6 +19,7 @@
 #ifndef TL_SESSIONS_INT_H
 #define TL_SESSIONS_INT_H
 
+#include "proto/buf.h"
 #include "proto/hash.h"
 #include "proto/vocab.h"
 #include "relay/sessions/recording.h"
@@ -52,8 +53,7 @@ enum channel_state {
 
 /* One output stream kept for a transcript: the first bytes, and the hash and size of all. */
 struct capture {
-    uint8_t *kept;
-    size_t kept_len, kept_alloc;
+    tl_buf_t *kept; /* at most TL_SESSIONS_TRANSCRIPT_KEEP bytes; NULL until the first */
     uint64_t total;
     tl_sha256_t *hash;
 };

@@ -8,6 +8,7 @@
  */
 #include "relay/sessions/sessions_int.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/mux.h"
 
 #include <stdio.h>
@@ -76,9 +77,14 @@ static char *utf8_clean(const uint8_t *in, size_t len, size_t *out_len)
 
 void tl__capture_free(struct capture *c)
 {
-    free(c->kept);
+    tl_buf_free(c->kept);
     tl_sha256_free(c->hash);
     memset(c, 0, sizeof *c);
+}
+
+static size_t kept_len(const struct capture *c)
+{
+    return c->kept != NULL ? tl_buf_len(c->kept) : 0;
 }
 
 void tl__capture(struct capture *c, const uint8_t *data, size_t len)
@@ -87,24 +93,13 @@ void tl__capture(struct capture *c, const uint8_t *data, size_t len)
         return;
     tl_sha256_update(c->hash, data, len);
     c->total += len;
-    size_t room = TL_SESSIONS_TRANSCRIPT_KEEP - c->kept_len;
+    size_t room = TL_SESSIONS_TRANSCRIPT_KEEP - kept_len(c);
     size_t take = len < room ? len : room;
     if (take == 0)
         return;
-    if (c->kept_len + take > c->kept_alloc) {
-        size_t alloc = c->kept_alloc ? c->kept_alloc : 16384;
-        while (alloc < c->kept_len + take)
-            alloc *= 2;
-        if (alloc > TL_SESSIONS_TRANSCRIPT_KEEP)
-            alloc = TL_SESSIONS_TRANSCRIPT_KEEP;
-        uint8_t *grown = realloc(c->kept, alloc);
-        if (grown == NULL)
-            return;
-        c->kept = grown;
-        c->kept_alloc = alloc;
-    }
-    memcpy(c->kept + c->kept_len, data, take);
-    c->kept_len += take;
+    if (c->kept == NULL && (c->kept = tl_buf_new(TL_SESSIONS_TRANSCRIPT_KEEP)) == NULL)
+        return;
+    tl_buf_put(c->kept, data, take); /* without memory, nothing more is kept */
 }
 
 static json_t *capture_json(const struct capture *c)
@@ -115,12 +110,13 @@ static json_t *capture_json(const struct capture *c)
     else
         tl_sha256_hex("", 0, hex);
     size_t text_len = 0;
-    char *text = utf8_clean(c->kept ? c->kept : (const uint8_t *)"", c->kept_len, &text_len);
+    char *text = utf8_clean(c->kept != NULL ? tl_buf_data(c->kept) : (const uint8_t *)"",
+                            kept_len(c), &text_len);
     if (text == NULL)
         return NULL;
     json_t *out =
         json_pack("{s:s%, s:I, s:s, s:b}", "text", text, text_len, "bytes", (json_int_t)c->total,
-                  "sha256", hex, "truncated", c->total > c->kept_len);
+                  "sha256", hex, "truncated", c->total > kept_len(c));
     free(text);
     return out;
 }
@@ -131,15 +127,12 @@ static void command_words(const struct session *s, char *out, size_t size)
     size_t used = 0, i;
     json_t *word;
     out[0] = '\0';
-    json_array_foreach(s->argv, i, word)
-    {
+    json_array_foreach(s->argv, i, word) {
         const char *text = json_string_value(word);
         const char *slash = i == 0 ? strrchr(text, '/') : NULL;
-        int n = snprintf(out + used, size - used, "%s%s", i > 0 ? " " : "",
-                         slash != NULL ? slash + 1 : text);
-        if (n < 0 || (size_t)n >= size - used)
+        if (tl_format_append(out, size, &used, "%s%s", i > 0 ? " " : "",
+                             slash != NULL ? slash + 1 : text) != 0)
             break;
-        used += (size_t)n;
     }
 }
 
@@ -149,14 +142,11 @@ static void runbook_words(const struct session *s, char *out, size_t size)
     size_t used = 0;
     const char *name;
     json_t *value;
-    int n = snprintf(out, size, "%s", s->runbook);
-    used = n > 0 && (size_t)n < size ? (size_t)n : 0;
-    json_object_foreach(s->runbook_args, name, value)
-    {
-        n = snprintf(out + used, size - used, " %s", json_string_value(value));
-        if (n < 0 || (size_t)n >= size - used)
+    out[0] = '\0';
+    tl_format_append(out, size, &used, "%s", s->runbook);
+    json_object_foreach(s->runbook_args, name, value) {
+        if (tl_format_append(out, size, &used, " %s", json_string_value(value)) != 0)
             break;
-        used += (size_t)n;
     }
 }
 

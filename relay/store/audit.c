@@ -106,8 +106,7 @@ static bool depth_within(const json_t *value, int depth)
     }
     const char *key;
     json_t *member;
-    json_object_foreach(container, key, member)
-    {
+    json_object_foreach(container, key, member) {
         if (!depth_within(member, depth + 1))
             return false;
     }
@@ -567,16 +566,13 @@ static int load_head(tl_audit_t *audit, char *window, uint64_t size)
 }
 
 /*
- * Formats count entries as the lines that follow seq and prev_hash, into one
- * malloc'd buffer. last_hash gets the hash of the last line.
+ * Formats count entries as the lines that follow seq and prev_hash, appended
+ * to batch (one buffer: one write). last_hash gets the hash of the last line.
  */
 static int format_batch(const tl_audit_entry_t *entries, size_t count, uint64_t seq,
-                        const char *prev_hash, char **batch_out, size_t *len_out,
-                        char last_hash[TL_AUDIT_HASH_HEX])
+                        const char *prev_hash, tl_buf_t *batch, char last_hash[TL_AUDIT_HASH_HEX])
 {
     int rc = 0;
-    char *batch = NULL;
-    size_t batch_len = 0, batch_cap = 0;
     char *line = NULL;
     char prev[TL_AUDIT_HASH_HEX];
 
@@ -589,20 +585,11 @@ static int format_batch(const tl_audit_entry_t *entries, size_t count, uint64_t 
                                   entries[i].subject, entries[i].details, prev, &line, &line_len);
         if (rc < 0)
             goto out;
-        if (batch_len + line_len > batch_cap) {
-            /* Doubling: a batch of thousands of lines is not copied once per line. */
-            size_t cap =
-                batch_cap * 2 > batch_len + line_len ? batch_cap * 2 : batch_len + line_len;
-            char *grown = realloc(batch, cap);
-            if (!grown) {
-                rc = TL_ENOMEM;
-                goto out;
-            }
-            batch = grown;
-            batch_cap = cap;
+        /* tl_buf doubles: a batch of thousands of lines is not copied once per line. */
+        if (tl_buf_put(batch, line, line_len) != 0) {
+            rc = TL_ENOMEM;
+            goto out;
         }
-        memcpy(batch + batch_len, line, line_len);
-        batch_len += line_len;
         /* The new line's hash sits just before its closing `"}\n`. */
         memcpy(prev, line + line_len - 67, 64);
         prev[64] = '\0';
@@ -610,12 +597,8 @@ static int format_batch(const tl_audit_entry_t *entries, size_t count, uint64_t 
         line = NULL;
     }
     memcpy(last_hash, prev, TL_AUDIT_HASH_HEX);
-    *batch_out = batch;
-    *len_out = batch_len;
-    batch = NULL;
 out:
     free(line);
-    free(batch);
     return rc;
 }
 
@@ -661,14 +644,16 @@ static int write_locked(tl_audit_t *audit, const char *batch, size_t batch_len,
 /* With the lock held and the head current: formats and writes. */
 static int append_locked(tl_audit_t *audit, tl_audit_entry_t *entries, size_t count)
 {
-    char *batch = NULL;
-    size_t batch_len;
     char batch_last_hash[TL_AUDIT_HASH_HEX];
-    int rc = format_batch(entries, count, audit->last_seq, audit->last_hash, &batch, &batch_len,
-                          batch_last_hash);
+    /* No cap but memory: the batch is what the caller handed over. */
+    tl_buf_t *batch = tl_buf_new(SIZE_MAX);
+    int rc = batch == NULL ? TL_ENOMEM
+                           : format_batch(entries, count, audit->last_seq, audit->last_hash, batch,
+                                          batch_last_hash);
     if (rc == 0)
-        rc = write_locked(audit, batch, batch_len, entries, count, batch_last_hash);
-    free(batch);
+        rc = write_locked(audit, (const char *)tl_buf_data(batch), tl_buf_len(batch), entries,
+                          count, batch_last_hash);
+    tl_buf_free(batch);
     return rc;
 }
 
@@ -927,8 +912,7 @@ const char *tl_audit_last_hash(const tl_audit_t *audit)
 int tl_audit_append_batch(tl_audit_t *audit, tl_audit_entry_t *entries, size_t count)
 {
     int rc = 0;
-    char *batch = NULL;
-    size_t batch_len = 0;
+    tl_buf_t *batch = NULL;
     char batch_last_hash[TL_AUDIT_HASH_HEX];
 
     if (!audit || (!entries && count > 0))
@@ -937,6 +921,9 @@ int tl_audit_append_batch(tl_audit_t *audit, tl_audit_entry_t *entries, size_t c
         return TL_EIO;
     if (count == 0)
         return 0;
+    /* No cap but memory: the batch is what the caller handed over. */
+    if ((batch = tl_buf_new(SIZE_MAX)) == NULL)
+        return TL_ENOMEM;
 
     /* Format everything before taking the lock, against the head this handle
      * last saw: one bad entry means nothing is written and no other writer
@@ -945,8 +932,7 @@ int tl_audit_append_batch(tl_audit_t *audit, tl_audit_entry_t *entries, size_t c
     uint64_t formatted_seq = audit->last_seq;
     char formatted_prev[TL_AUDIT_HASH_HEX];
     memcpy(formatted_prev, audit->last_hash, TL_AUDIT_HASH_HEX);
-    rc = format_batch(entries, count, formatted_seq, formatted_prev, &batch, &batch_len,
-                      batch_last_hash);
+    rc = format_batch(entries, count, formatted_seq, formatted_prev, batch, batch_last_hash);
     if (rc < 0)
         goto out;
 
@@ -956,16 +942,16 @@ int tl_audit_append_batch(tl_audit_t *audit, tl_audit_entry_t *entries, size_t c
     rc = refresh(audit);
     if (rc == 0 &&
         (audit->last_seq != formatted_seq || strcmp(audit->last_hash, formatted_prev) != 0)) {
-        free(batch);
-        batch = NULL;
-        rc = format_batch(entries, count, audit->last_seq, audit->last_hash, &batch, &batch_len,
-                          batch_last_hash);
+        tl_buf_reset(batch);
+        rc =
+            format_batch(entries, count, audit->last_seq, audit->last_hash, batch, batch_last_hash);
     }
     if (rc == 0)
-        rc = write_locked(audit, batch, batch_len, entries, count, batch_last_hash);
+        rc = write_locked(audit, (const char *)tl_buf_data(batch), tl_buf_len(batch), entries,
+                          count, batch_last_hash);
     unlock_log(audit->fd);
 out:
-    free(batch);
+    tl_buf_free(batch);
     return rc;
 }
 
@@ -995,7 +981,8 @@ int tl_audit_append(tl_audit_t *audit, const char *actor, const char *action, co
     return rc;
 }
 
-/* ---- keeping the log in step with a head recorded elsewhere (relay/store/audit_chain.h) ---------- */
+/* ---- keeping the log in step with a head recorded elsewhere (relay/store/audit_chain.h)
+ * ---------- */
 
 int tl_audit_take_repair(tl_audit_t *audit, uint64_t *bytes, char sha256[TL_AUDIT_HASH_HEX])
 {

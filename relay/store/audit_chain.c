@@ -2,6 +2,7 @@
 #include "relay/store/audit_chain.h"
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/fsutil.h"
 #include "proto/log.h"
 
@@ -38,7 +39,7 @@ static void set_problem(tl_audit_chain_t *chain, const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
-    vsnprintf(chain->problem, sizeof chain->problem, fmt, args);
+    tl_format_v(chain->problem, sizeof chain->problem, fmt, args);
     va_end(args);
 }
 

@@ -2,6 +2,7 @@
 #include "relay/store/datadir.h"
 #include "proto/fsutil.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/keys.h"
 #include "relay/store/audit_chain.h"
 #include "relay/store/evidence.h"
@@ -20,8 +21,7 @@
 
 int tl_datadir_path(const char *root, const char *name, char *out, size_t size)
 {
-    int n = snprintf(out, size, "%s/%s", root, name);
-    return n > 0 && (size_t)n < size ? 0 : TL_EINVAL;
+    return tl_format(out, size, "%s/%s", root, name) == 0 ? 0 : TL_EINVAL;
 }
 
 /* 1 if path is missing or an empty directory. */

@@ -167,6 +167,72 @@ static void test_take_string_hands_over_the_unconsumed_bytes(void **state)
     tl_buf_free(buf);
 }
 
+/* True when none of the len bytes at p is the byte c (no copy of a secret is left there). */
+static int none_left(const uint8_t *p, size_t len, uint8_t c)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] == c)
+            return 0;
+    return 1;
+}
+
+static void test_a_secret_buffer_zeroes_what_it_lets_go_of(void **state)
+{
+    (void)state;
+    tl_buf_t *buf = tl_buf_new_secret(4096);
+    uint8_t secret[200];
+    memset(secret, 's', sizeof secret);
+    TL_ASSERT_OK(tl_buf_put(buf, secret, sizeof secret));
+    assert_int_equal(tl_buf_capacity(buf), 256);
+    const uint8_t *memory = tl_buf_data(buf); /* the start of the allocation, for now */
+
+    /* Consumed: the bytes are gone from memory, not only from the buffer. */
+    uint8_t first[150];
+    TL_ASSERT_OK(tl_buf_get(buf, first, sizeof first));
+    assert_true(none_left(memory, 150, 's'));
+    assert_memory_equal(tl_buf_data(buf), secret, 50);
+
+    /* Room made by moving the 50 live bytes down: where they were is zeroed. */
+    uint8_t more[100];
+    memset(more, 'm', sizeof more);
+    TL_ASSERT_OK(tl_buf_put(buf, more, sizeof more));
+    assert_int_equal(tl_buf_capacity(buf), 256);
+    assert_ptr_equal(tl_buf_data(buf), memory);
+    assert_memory_equal(memory, secret, 50);
+    assert_memory_equal(memory + 50, more, 100);
+    assert_true(none_left(memory + 150, 50, 's'));
+
+    /* Unreserved and reset: zeroed too. */
+    TL_ASSERT_OK(tl_buf_unreserve(buf, 40));
+    assert_true(none_left(memory + 110, 40, 'm'));
+    tl_buf_reset(buf);
+    assert_true(none_left(memory, 200, 's'));
+    assert_true(none_left(memory, 200, 'm'));
+
+    /* Growing, and the rest of the life of a secret buffer, work as for any other. */
+    uint8_t big[1000];
+    memset(big, 'b', sizeof big);
+    TL_ASSERT_OK(tl_buf_put(buf, "ab", 2));
+    TL_ASSERT_OK(tl_buf_put(buf, big, sizeof big));
+    assert_int_equal(tl_buf_len(buf), 1002);
+    assert_memory_equal(tl_buf_data(buf), "ab", 2);
+    assert_memory_equal(tl_buf_data(buf) + 2, big, sizeof big);
+    uint8_t *dst;
+    TL_ASSERT_RC(TL_EFULL, tl_buf_reserve(buf, 4096, &dst));
+    assert_int_equal(tl_buf_len(buf), 1002);
+    char *text = NULL;
+    size_t len = 0;
+    TL_ASSERT_OK(tl_buf_consume(buf, 1000));
+    TL_ASSERT_OK(tl_buf_take_string(buf, &text, &len));
+    assert_string_equal(text, "bb");
+    free(text);
+    TL_ASSERT_OK(tl_buf_put(buf, "left", 4));
+    tl_buf_release(buf);
+    assert_int_equal(tl_buf_capacity(buf), 0);
+    TL_ASSERT_OK(tl_buf_put(buf, "freed", 5));
+    tl_buf_free(buf);
+}
+
 static void test_reader_never_reads_past_end(void **state)
 {
     (void)state;
@@ -205,6 +271,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_poke_and_unreserve_check_bounds),
     cmocka_unit_test(test_allocate_takes_exactly_what_is_asked_within_the_cap),
     cmocka_unit_test(test_take_string_hands_over_the_unconsumed_bytes),
+    cmocka_unit_test(test_a_secret_buffer_zeroes_what_it_lets_go_of),
     cmocka_unit_test(test_reader_never_reads_past_end),
 };
 
