@@ -134,8 +134,7 @@ void tl_config_defaults(tl_config_t *config)
         snprintf(config->user, sizeof config->user, "%s", user);
     const char *home = tl_config_home();
     if (home != NULL) {
-        int len = snprintf(config->identity, sizeof config->identity, "%s/.ssh/id_ed25519", home);
-        if (len < 0 || (size_t)len >= sizeof config->identity)
+        if (tl_format(config->identity, sizeof config->identity, "%s/.ssh/id_ed25519", home) != 0)
             config->identity[0] = '\0';
     }
     if (tl_config_default_path(config->path, sizeof config->path) != 0)
@@ -180,7 +179,7 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
         return 0;
     case 3: { /* identity */
         char path[TL_CONFIG_PATH_MAX];
-        int len = -1;
+        int fitted = TL_EFULL;
         for (const char *p = value; *p; p++) {
             if ((unsigned char)*p < 0x20 || *p == 0x7f) {
                 tl_format(why, why_size, "the identity path holds a control character");
@@ -198,16 +197,16 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
                           value);
                 return TL_EINVAL;
             }
-            len = snprintf(path, sizeof path, "%s/%s", home, value + 2);
+            fitted = tl_format(path, sizeof path, "%s/%s", home, value + 2);
         } else {
-            len = snprintf(path, sizeof path, "%s", value);
+            fitted = tl_format(path, sizeof path, "%s", value);
         }
-        if (len < 0 || (size_t)len >= sizeof path) {
+        if (fitted != 0) {
             tl_format(why, why_size, "the identity path is longer than %d bytes",
                       TL_CONFIG_PATH_MAX - 1);
             return TL_EINVAL;
         }
-        memcpy(config->identity, path, (size_t)len + 1);
+        memcpy(config->identity, path, strlen(path) + 1);
         config->identity_from = source;
         return 0;
     }
@@ -510,7 +509,7 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
             return TL_EINVAL;
         }
     }
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+    if (tl_format(tmp, sizeof tmp, "%s.tmp", path) != 0) {
         tl_format(why, why_size, "%s: path too long", path);
         return TL_EFULL;
     }

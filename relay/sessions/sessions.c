@@ -24,6 +24,7 @@
 #include "relay/sessions/sessions_int.h"
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/ids.h"
 #include "proto/log.h"
 #include "proto/roles.h"
@@ -571,9 +572,8 @@ tl_sessions_t *tl_sessions_new(uv_loop_t *loop, tl_worker_t *worker, const char 
     sessions->worker = worker;
     sessions->find_agent = find_agent;
     sessions->find_ctx = find_ctx;
-    int n = snprintf(sessions->recordings_dir, sizeof sessions->recordings_dir, "%s/%s", data_dir,
-                     RECORDINGS_DIR);
-    if (n < 0 || (size_t)n >= sizeof sessions->recordings_dir) {
+    if (tl_format(sessions->recordings_dir, sizeof sessions->recordings_dir, "%s/%s", data_dir,
+                  RECORDINGS_DIR) != 0) {
         free(sessions);
         *err = TL_EINVAL;
         return NULL;

@@ -50,21 +50,6 @@ int tl_store_user_name_valid(const char *name)
     return 1;
 }
 
-int tl__store_rows_grow(void **rows, size_t *capacity, size_t count, size_t row_size)
-{
-    if (count < *capacity)
-        return 0;
-    size_t want = *capacity > 0 ? *capacity * 2 : 16;
-    if (want > SIZE_MAX / row_size)
-        return TL_ENOMEM;
-    void *more = realloc(*rows, want * row_size);
-    if (more == NULL)
-        return TL_ENOMEM;
-    *rows = more;
-    *capacity = want;
-    return 0;
-}
-
 /* ---- freeing what the store handed out: rows own their strings ------------------------------ */
 
 static void release(const char *text)

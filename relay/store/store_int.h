@@ -18,8 +18,5 @@ int tl__store_text_ok(const char *text, size_t max_len);
 int tl__store_hex64(const char *text);
 /* The text of a JSON object (details of timeline events and audit entries). */
 int tl__store_json_object(const char *text);
-/* Makes room for one more row in a list being read: *rows grows (doubling) when count has
- * reached *capacity. TL_ENOMEM leaves it as it was. */
-int tl__store_rows_grow(void **rows, size_t *capacity, size_t count, size_t row_size);
 
 #endif

@@ -6,11 +6,13 @@
  * it is SQL.
  */
 #include "relay/store/store_sqlite.h"
+#include "proto/array.h"
 #include "proto/err.h"
 #include "proto/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +74,7 @@ int tl__sqlite_rows(tl_store_t *store, sqlite3_stmt *stmt, size_t row_size, tl__
     size_t capacity = 0;
     int step, rc = 0;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((rc = tl__store_rows_grow(rows, &capacity, *count, row_size)) != 0)
+        if ((rc = tl_array_grow(rows, &capacity, *count + 1, row_size, 16, SIZE_MAX)) != 0)
             return rc;
         void *row = (char *)*rows + *count * row_size;
         memset(row, 0, row_size);
