@@ -45,7 +45,8 @@
     X(EAUDIT, -30040, "the relay cannot write its audit log, so it refuses audited actions")       \
     X(EDAMAGED, -30041, "stored content is damaged: it does not match its SHA-256")                \
     X(ERATELIMITED, -30042, "rate limited")                                                        \
-    X(EDISABLED, -30043, "account disabled")
+    X(EDISABLED, -30043, "account disabled")                                                       \
+    X(ESTATE, -30044, "not allowed in its current status")
 
 enum tl_err {
 #define TL_ERR_ENUM(name, value, text) TL_##name = (value),

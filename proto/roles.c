@@ -26,7 +26,7 @@ static const struct {
                              {1, 1, 1, 1, 1, 1}},
     [TL_CAP_TICKET_TAKE] = {"ticket.take", "assign a ticket to oneself", 0, {1, 1, 1, 1, 0, 0}},
     [TL_CAP_TICKET_NOTE] = {"ticket.note", "add a note to a ticket", 0, {1, 1, 1, 1, 0, 0}},
-    [TL_CAP_TICKET_RESOLVE] = {"ticket.resolve", "resolve a ticket", 0, {1, 1, 1, 0, 0, 0}},
+    [TL_CAP_TICKET_RESOLVE] = {"ticket.resolve", "resolve, reopen and close a ticket", 0, {1, 1, 1, 0, 0, 0}},
     [TL_CAP_EVIDENCE_GET] = {"evidence.get", "download evidence content", 0, {1, 1, 1, 1, 1, 0}},
     [TL_CAP_DIAG] = {"diag", "ask the agent for fresh diagnostics", 1, {1, 1, 1, 1, 0, 0}},
     [TL_CAP_FIX] = {"fix", "run a catalogue runbook", 1, {1, 1, 1, 1, 0, 0}},

@@ -13,6 +13,8 @@ const struct tl__command *const tl__commands[] = {
     &tl__cmd_ticket_take,
     &tl__cmd_ticket_note,
     &tl__cmd_ticket_resolve,
+    &tl__cmd_ticket_reopen,
+    &tl__cmd_ticket_close,
     &tl__cmd_evidence,
     &tl__cmd_evidence_get,
     &tl__cmd_whoami,

@@ -242,6 +242,20 @@ static int record(struct cmd *cmd, tl_job_ctx_t *ctx, const char *event_kind,
     return tl_timeline_record(ctx, &entry);
 }
 
+/*
+ * Whether the ticket's status lets the command go on: resolved and closed tickets take no
+ * changes but reopen (and close, for a resolved one). Says why not on err.
+ */
+static int still_active(struct cmd *cmd, json_t *ticket, FILE *err)
+{
+    const char *status = tl__cmd_member(ticket, "status");
+    if (tl_ticket_status_active(status))
+        return 0;
+    fprintf(err, "tierline: %s is %s; reopen it first (ticket reopen %s)\n", cmd->ticket.text,
+            status, cmd->ticket.text);
+    return TL_ESTATE;
+}
+
 static int work_ticket_take(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 {
     json_t *t = NULL;
@@ -249,11 +263,14 @@ static int work_ticket_take(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     if (rc != 0)
         return rc;
     const char *status = tl__cmd_member(t, "status");
-    const char *new_status = strcmp(status, "new") == 0 ? "open" : NULL;
-    if (strcmp(status, "resolved") == 0 || strcmp(status, "closed") == 0) {
-        fprintf(err, "tierline: %s is %s\n", cmd->ticket.text, status);
+    /* Taking a new or reopened ticket opens it. */
+    const char *new_status =
+        strcmp(status, TL_TICKET_STATUS_NEW) == 0 || strcmp(status, TL_TICKET_STATUS_REOPENED) == 0
+            ? TL_TICKET_STATUS_OPEN
+            : NULL;
+    if ((rc = still_active(cmd, t, err)) != 0) {
         json_decref(t);
-        return TL_EINVAL;
+        return rc;
     }
     json_t *details = json_pack("{s:s, s:s}", "assignee", cmd->tech.name, "previous",
                                 tl__cmd_member(t, "assignee"));
@@ -271,6 +288,8 @@ static int work_ticket_note(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
 {
     json_t *t = NULL;
     int rc = tl__cmd_load_visible_ticket(cmd, ctx, err, &t);
+    if (rc == 0)
+        rc = still_active(cmd, t, err);
     json_decref(t);
     if (rc != 0)
         return rc;
@@ -282,21 +301,57 @@ static int work_ticket_note(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     return rc;
 }
 
-static int work_ticket_resolve(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+/*
+ * Moves the ticket to status, recording event and action with the command's text under key
+ * (no text: no key). A move the rules refuse names the ticket's status.
+ */
+static int change_status(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err,
+                         const char *status, const char *event, const char *action, const char *key)
 {
     json_t *t = NULL;
     int rc = tl__cmd_load_visible_ticket(cmd, ctx, err, &t);
-    json_decref(t);
     if (rc != 0)
         return rc;
-    json_t *details = json_pack("{s:s}", "resolution", cmd->text.text);
-    rc = tl_ticket_update(ctx->store, cmd->ticket.id, NULL, "resolved", tl_wall_ms());
+    const char *from = tl__cmd_member(t, "status");
+    if (!tl_ticket_transition_allowed(from, status)) {
+        if (strcmp(from, status) == 0)
+            fprintf(err, "tierline: %s is already %s\n", cmd->ticket.text, status);
+        else
+            fprintf(err, "tierline: %s is %s and cannot become %s\n", cmd->ticket.text, from,
+                    status);
+        json_decref(t);
+        return TL_ESTATE;
+    }
+    json_t *details = json_pack("{s:s}", "previous", from);
+    json_decref(t);
+    if (details != NULL && cmd->text.len > 0)
+        json_object_set_new(details, key, json_string(cmd->text.text));
+    rc = details != NULL ? tl_ticket_update(ctx->store, cmd->ticket.id, NULL, status, tl_wall_ms())
+                         : TL_ENOMEM;
     if (rc == 0)
-        rc = record(cmd, ctx, "ticket.resolved", "ticket.resolve", details);
+        rc = record(cmd, ctx, event, action, details);
     json_decref(details);
     if (rc == 0)
-        fprintf(out, "%s resolved\n", cmd->ticket.text);
+        fprintf(out, "%s %s\n", cmd->ticket.text, status);
     return rc;
+}
+
+static int work_ticket_resolve(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    return change_status(cmd, ctx, out, err, TL_TICKET_STATUS_RESOLVED, "ticket.resolved",
+                         "ticket.resolve", "resolution");
+}
+
+static int work_ticket_reopen(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    return change_status(cmd, ctx, out, err, TL_TICKET_STATUS_REOPENED, "ticket.reopened",
+                         "ticket.reopen", "reason");
+}
+
+static int work_ticket_close(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    return change_status(cmd, ctx, out, err, TL_TICKET_STATUS_CLOSED, "ticket.closed",
+                         "ticket.close", "reason");
 }
 
 const struct tl__command tl__cmd_ticket_take = {
@@ -324,8 +379,20 @@ static int text_finish(void *result, const char **problem)
     return 0;
 }
 
-/* T-N TEXT...: every word after the ticket is the text, "--" and "--words" too. */
-#define TICKET_TEXT                                                                                \
+/* An optional text: none at all, or valid UTF-8. */
+static int reason_finish(void *result, const char **problem)
+{
+    struct cmd *cmd = result;
+    if (cmd->text.len > 0 && !tl_text_utf8_valid(cmd->text.text, cmd->text.len)) {
+        *problem = "the text is not valid UTF-8";
+        return TL_EINVAL;
+    }
+    return 0;
+}
+
+/* T-N TEXT...: every word after the ticket is the text, "--" and "--words" too; text_flags
+ * TL_CLI_OPTIONAL when there may be none. */
+#define TICKET_AND_TEXT(text_flags, finish_fn)                                                     \
     {                                                                                              \
         .options = (const tl_cli_arg_t[]){TL__CMD_JSON(NULL), {0}},                                \
         .positionals = (const tl_cli_arg_t[]){{.name = "T-N",                                      \
@@ -333,13 +400,16 @@ static int text_finish(void *result, const char **problem)
                                                .check = tl__kind_ticket,                           \
                                                .out = TL_CLI_AT(struct cmd, ticket)},              \
                                               {.name = "TEXT",                                     \
+                                               .flags = (text_flags),                              \
                                                .most = TL_CLI_MANY,                                \
                                                .kind = TL_CLI_CHECK,                               \
                                                .check = tl__kind_text_word,                        \
                                                .out = TL_CLI_AT(struct cmd, text)},                \
                                               {0}},                                                \
-        .flags = TL_CLI_IN_ORDER | TL_CLI_TERSE | TL_CLI_DASH_WORDS, .finish = text_finish         \
+        .flags = TL_CLI_IN_ORDER | TL_CLI_TERSE | TL_CLI_DASH_WORDS, .finish = (finish_fn)         \
     }
+#define TICKET_TEXT TICKET_AND_TEXT(0, text_finish)
+#define TICKET_REASON TICKET_AND_TEXT(TL_CLI_OPTIONAL, reason_finish)
 
 const struct tl__command tl__cmd_ticket_note = {
     .name = "ticket note",
@@ -359,4 +429,24 @@ const struct tl__command tl__cmd_ticket_resolve = {
     .args = TICKET_TEXT,
     .work = work_ticket_resolve,
     .example = "ticket resolve T-1 restarted cups\n",
+};
+
+const struct tl__command tl__cmd_ticket_reopen = {
+    .name = "ticket reopen",
+    .usage = "ticket reopen T-N [TEXT...]",
+    .summary = "reopen a resolved or closed ticket, optionally saying why",
+    .capability = TL_CAP_TICKET_RESOLVE,
+    .args = TICKET_REASON,
+    .work = work_ticket_reopen,
+    .example = "ticket reopen T-1 the printer jams again\n",
+};
+
+const struct tl__command tl__cmd_ticket_close = {
+    .name = "ticket close",
+    .usage = "ticket close T-N [TEXT...]",
+    .summary = "close a ticket for good (a closed ticket can still be reopened)",
+    .capability = TL_CAP_TICKET_RESOLVE,
+    .args = TICKET_REASON,
+    .work = work_ticket_close,
+    .example = "ticket close T-1 confirmed by the user\n",
 };

@@ -4,14 +4,51 @@
 
 #include <string.h>
 
+enum status { NEW, OPEN, WAITING_USER, WAITING_VENDOR, RESOLVED, CLOSED, REOPENED, STATUSES };
+
+static const char *const status_names[STATUSES] = {
+    [NEW] = TL_TICKET_STATUS_NEW,           [OPEN] = TL_TICKET_STATUS_OPEN,
+    [WAITING_USER] = "waiting-user",        [WAITING_VENDOR] = "waiting-vendor",
+    [RESOLVED] = TL_TICKET_STATUS_RESOLVED, [CLOSED] = TL_TICKET_STATUS_CLOSED,
+    [REOPENED] = TL_TICKET_STATUS_REOPENED,
+};
+
+/* Where each status may go: a bit per status it may become. */
+#define TO(s) (1u << (s))
+#define WORKING (TO(OPEN) | TO(WAITING_USER) | TO(WAITING_VENDOR) | TO(RESOLVED) | TO(CLOSED))
+static const unsigned next_statuses[STATUSES] = {
+    [NEW] = WORKING,
+    [OPEN] = WORKING & ~TO(OPEN),
+    [WAITING_USER] = WORKING & ~TO(WAITING_USER),
+    [WAITING_VENDOR] = WORKING & ~TO(WAITING_VENDOR),
+    [RESOLVED] = TO(REOPENED) | TO(CLOSED),
+    [CLOSED] = TO(REOPENED),
+    [REOPENED] = WORKING,
+};
+
+static int status_index(const char *status)
+{
+    for (int i = 0; status != NULL && i < STATUSES; i++)
+        if (strcmp(status, status_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 int tl_ticket_status_valid(const char *status)
 {
-    static const char *const statuses[] = {"new",      "open",  "waiting-user", "waiting-vendor",
-                                           "resolved", "closed"};
-    for (size_t i = 0; status != NULL && i < sizeof statuses / sizeof statuses[0]; i++)
-        if (strcmp(status, statuses[i]) == 0)
-            return 1;
-    return 0;
+    return status_index(status) >= 0;
+}
+
+int tl_ticket_transition_allowed(const char *from, const char *to)
+{
+    int a = status_index(from), b = status_index(to);
+    return a >= 0 && b >= 0 && (next_statuses[a] & TO(b)) != 0;
+}
+
+int tl_ticket_status_active(const char *status)
+{
+    int i = status_index(status);
+    return i >= 0 && i != RESOLVED && i != CLOSED;
 }
 
 int tl_ticket_create(tl_store_t *store, const tl_ticket_new_t *ticket, int64_t now_ms,
@@ -30,5 +67,15 @@ int tl_ticket_update(tl_store_t *store, int64_t ticket_id, const char *assignee,
 {
     if (status != NULL && !tl_ticket_status_valid(status))
         return TL_EINVAL;
+    if (status != NULL) {
+        tl_ticket_row_t row;
+        int rc = tl_store_ticket_read(store, ticket_id, &row);
+        if (rc != 0)
+            return rc;
+        int allowed = tl_ticket_transition_allowed(row.status, status);
+        tl_ticket_row_clear(&row);
+        if (!allowed)
+            return TL_ESTATE;
+    }
     return tl_store_ticket_set(store, ticket_id, assignee, status, now_ms);
 }

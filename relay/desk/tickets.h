@@ -17,11 +17,23 @@
 /* Tiers a ticket can be queued for: 0 (self-help on the machine) to 4. */
 #define TL_TICKET_TIER_MIN 0
 #define TL_TICKET_TIER_MAX 4
-/* The status every ticket starts in. */
+/* The statuses (docs/technicians.md "Statuses"); every ticket starts new. */
 #define TL_TICKET_STATUS_NEW "new"
+#define TL_TICKET_STATUS_OPEN "open"
+#define TL_TICKET_STATUS_RESOLVED "resolved"
+#define TL_TICKET_STATUS_CLOSED "closed"
+#define TL_TICKET_STATUS_REOPENED "reopened"
 
-/* new, open, waiting-user, waiting-vendor, resolved, closed. */
+/* new, open, waiting-user, waiting-vendor, resolved, closed, reopened. */
 int tl_ticket_status_valid(const char *status);
+/*
+ * Whether a ticket may go from status from to status to: 1 or 0. A resolved ticket goes only to
+ * reopened or closed, a closed one only to reopened; nothing goes back to new, nor to the status
+ * it has (resolving twice is refused).
+ */
+int tl_ticket_transition_allowed(const char *from, const char *to);
+/* 1 if a ticket in status takes notes and sessions: any status but resolved and closed. */
+int tl_ticket_status_active(const char *status);
 
 /*
  * Opens a ticket in status "new" (ticket->status is not used), or finds the one its request_id
@@ -32,7 +44,8 @@ int tl_ticket_create(tl_store_t *store, const tl_ticket_new_t *ticket, int64_t n
                      int64_t *ticket_id, int *created);
 /*
  * Sets the assignee and/or the status (NULL leaves it). TL_EINVAL for a status that is not one
- * of the words above or an assignee that is not a user name; TL_ENOTFOUND for no such ticket.
+ * of the words above or an assignee that is not a user name; TL_ESTATE for a change of status
+ * tl_ticket_transition_allowed refuses; TL_ENOTFOUND for no such ticket.
  */
 int tl_ticket_update(tl_store_t *store, int64_t ticket_id, const char *assignee, const char *status,
                      int64_t now_ms);

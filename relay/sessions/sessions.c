@@ -29,6 +29,7 @@
 #include "proto/log.h"
 #include "proto/roles.h"
 #include "proto/text.h"
+#include "relay/desk/tickets.h"
 #include "relay/store/store.h"
 
 #include <errno.h>
@@ -215,6 +216,12 @@ static int work_lookup(struct sjob *job, tl_job_ctx_t *ctx)
         if (tl_role_assigned_only(s->role) &&
             (ticket.assignee == NULL || strcmp(ticket.assignee, s->tech.name) != 0))
             rc = TL_ENOTFOUND;
+        else if (s->kind != TL_SESSION_RUNBOOKS && !tl_ticket_status_active(ticket.status))
+            /* A resolved or closed ticket takes no sessions until it is reopened (listing the
+             * catalogue is no session). */
+            snprintf(job->message, sizeof job->message,
+                     "%s is %s; reopen it first (ticket reopen %s)", s->ticket, ticket.status,
+                     s->ticket);
         else
             job->device_id = ticket.device_id;
         tl_ticket_row_clear(&ticket);

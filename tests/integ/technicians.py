@@ -241,6 +241,65 @@ def case_take_note_resolve_land_on_the_timeline_and_in_the_audit():
 
 
 @case
+def case_a_resolved_ticket_takes_nothing_until_reopened():
+    desk = Desk()
+    desk.ssh("bob", "ticket", "take", desk.ticket)
+    desk.ssh("bob", "ticket", "resolve", desk.ticket, "restarted", "cups")
+    before = desk.ssh_json("bob", "ticket", "show", desk.ticket)
+    audit_before = len(desk.audit())
+
+    # Resolving twice, a note, a session: each refused with the reason, nothing changed.
+    status, _, err = desk.ssh("bob", "ticket", "resolve", desk.ticket, "again", check_status=None)
+    check(status == 1 and "%s is already resolved" % desk.ticket in err,
+          "resolve twice: %d %r" % (status, err))
+    status, _, err = desk.ssh("bob", "ticket", "note", desk.ticket, "late", check_status=None)
+    check(status == 1 and "is resolved; reopen it first (ticket reopen %s)" % desk.ticket in err,
+          "note on a resolved ticket: %d %r" % (status, err))
+    status, _, err = desk.ssh("bob", "ticket", "reopen", "T-99", check_status=None)
+    check(status == 1 and "no ticket T-99" in err, "reopen of no ticket: %d %r" % (status, err))
+    status, out, err = desk.ssh("bob", "run", desk.ticket, "--", "echo", "hi", check_status=None)
+    check(status != 0 and "reopen it first" in err and out == "",
+          "run on a resolved ticket: %d %r %r" % (status, out, err))
+    check(desk.agent.pending() == [], "the user was asked about a resolved ticket")
+    after = desk.ssh_json("bob", "ticket", "show", desk.ticket)
+    check(after["events"] == before["events"] and after["status"] == "resolved",
+          "a refused command changed the ticket: %r" % after["events"][len(before["events"]):])
+    check([e["action"] for e in desk.audit()[audit_before:]
+           if e["action"].startswith("ticket.")] == [],
+          "a refused command was audited as done: %r" % desk.audit()[audit_before:])
+
+    # Reopened, it takes notes again; taking it opens it; closing it twice is refused.
+    _, out, _ = desk.ssh("bob", "ticket", "reopen", desk.ticket, "jams", "again")
+    check(out == "%s reopened\n" % desk.ticket, "reopen: %r" % out)
+    check(desk.ssh_json("bob", "ticket", "show", desk.ticket)["status"] == "reopened", "status")
+    status, _, err = desk.ssh("bob", "ticket", "reopen", desk.ticket, check_status=None)
+    check(status == 1 and "is already reopened" in err, "reopen twice: %r" % err)
+    desk.ssh("bob", "ticket", "note", desk.ticket, "looking", "again")
+    desk.ssh("bob", "ticket", "take", desk.ticket)
+    check(desk.ssh_json("bob", "ticket", "show", desk.ticket)["status"] == "open",
+          "taking a reopened ticket did not open it")
+    desk.ssh("bob", "ticket", "close", desk.ticket)
+    status, _, err = desk.ssh("bob", "ticket", "close", desk.ticket, check_status=None)
+    check(status == 1 and "is already closed" in err, "close twice: %r" % err)
+    status, _, err = desk.ssh("bob", "ticket", "resolve", desk.ticket, "x", check_status=None)
+    check(status == 1 and "is closed and cannot become resolved" in err,
+          "resolve a closed ticket: %r" % err)
+    shown = desk.ssh_json("bob", "ticket", "show", desk.ticket)
+    kinds = [e["kind"] for e in shown["events"]]
+    check(kinds[-4:] == ["ticket.reopened", "note", "ticket.taken", "ticket.closed"],
+          "timeline: %r" % kinds)
+    reopened = [e for e in shown["events"] if e["kind"] == "ticket.reopened"][0]
+    check(reopened["details"] == {"previous": "resolved", "reason": "jams again"},
+          "reopen details: %r" % reopened["details"])
+    actions = [e["action"] for e in desk.audit()]
+    check("ticket.reopen" in actions and "ticket.close" in actions, "audit: %r" % actions)
+    # A tier-1 account may resolve, so it may reopen and close; an auditor may do none of it.
+    status, _, err = desk.ssh("audrey", "ticket", "reopen", desk.ticket, check_status=None)
+    check(status == 77, "an auditor reopened a ticket: %d %r" % (status, err))
+    desk.relay.verify_audit()
+
+
+@case
 def case_evidence_get_streams_the_exact_bytes():
     desk = Desk()
     _, blob, _ = desk.ssh("audrey", "evidence", "get", desk.ticket, desk.evidence, text=False)

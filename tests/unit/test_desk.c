@@ -129,15 +129,93 @@ static void test_bad_ticket_input_rejected(void **state)
     tl_ticket_rows_free(&tickets);
 }
 
+/* Every pair of statuses, against the rules as docs/technicians.md "Statuses" states them. */
+static void test_status_transitions_follow_the_rules(void **state)
+{
+    (void)state;
+    static const char *const all[] = {"new",      "open",   "waiting-user", "waiting-vendor",
+                                      "resolved", "closed", "reopened"};
+    static const char *const allowed[] = {
+        "new>open",
+        "new>waiting-user",
+        "new>waiting-vendor",
+        "new>resolved",
+        "new>closed",
+        "open>waiting-user",
+        "open>waiting-vendor",
+        "open>resolved",
+        "open>closed",
+        "waiting-user>open",
+        "waiting-user>waiting-vendor",
+        "waiting-user>resolved",
+        "waiting-user>closed",
+        "waiting-vendor>open",
+        "waiting-vendor>waiting-user",
+        "waiting-vendor>resolved",
+        "waiting-vendor>closed",
+        "resolved>reopened",
+        "resolved>closed",
+        "closed>reopened",
+        "reopened>open",
+        "reopened>waiting-user",
+        "reopened>waiting-vendor",
+        "reopened>resolved",
+        "reopened>closed",
+    };
+    size_t seen = 0;
+    for (size_t a = 0; a < 7; a++) {
+        for (size_t b = 0; b < 7; b++) {
+            char pair[64];
+            snprintf(pair, sizeof pair, "%s>%s", all[a], all[b]);
+            int expected = 0;
+            for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++)
+                expected |= strcmp(allowed[k], pair) == 0;
+            seen += (size_t)expected;
+            if (tl_ticket_transition_allowed(all[a], all[b]) != expected)
+                fail_msg("%s: expected %s", pair, expected ? "allowed" : "refused");
+        }
+    }
+    assert_int_equal(seen, sizeof allowed / sizeof allowed[0]);
+    assert_false(tl_ticket_transition_allowed(NULL, "open"));
+    assert_false(tl_ticket_transition_allowed("open", NULL));
+    assert_false(tl_ticket_transition_allowed("done", "open"));
+    /* Notes and sessions: any status but resolved and closed. */
+    for (size_t a = 0; a < 7; a++)
+        assert_int_equal(tl_ticket_status_active(all[a]),
+                         strcmp(all[a], "resolved") != 0 && strcmp(all[a], "closed") != 0);
+    assert_false(tl_ticket_status_active(NULL));
+    assert_false(tl_ticket_status_active("done"));
+}
+
+/* The store refuses a change the rules refuse, and keeps the ticket as it was. */
+static void test_a_refused_transition_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, "alice", "resolved", 4000));
+    TL_ASSERT_RC(TL_ESTATE, tl_ticket_update(f->reader, f->ticket_id, "bob", "resolved", 5000));
+    TL_ASSERT_RC(TL_ESTATE, tl_ticket_update(f->reader, f->ticket_id, NULL, "open", 5000));
+    TL_ASSERT_RC(TL_ESTATE, tl_ticket_update(f->reader, f->ticket_id, NULL, "new", 5000));
+    tl_ticket_row_t row;
+    TL_ASSERT_OK(tl_store_ticket_read(f->reader, f->ticket_id, &row));
+    assert_string_equal(row.status, "resolved");
+    assert_string_equal(row.assignee, "alice");
+    assert_int_equal(row.updated, 4000);
+    tl_ticket_row_clear(&row);
+    TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, NULL, "reopened", 6000));
+    TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, NULL, "open", 7000));
+}
+
 static void test_ticket_status_is_one_of_the_desk_words(void **state)
 {
     struct fixture *f = *state;
-    const char *words[] = {"new", "open", "waiting-user", "waiting-vendor", "resolved", "closed"};
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+    const char *words[] = {"new",      "open",   "waiting-user", "waiting-vendor",
+                           "resolved", "closed", "reopened"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (!tl_ticket_status_valid(words[i]))
             fail_msg("status '%s' refused", words[i]);
+    /* A path the rules allow, from new to closed. */
+    for (size_t i = 1; i < 6; i++)
         TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, NULL, words[i], 4000));
-    }
     const char *not_words[] = {"done", "", "Open", "open ", "closed\n"};
     for (size_t i = 0; i < sizeof not_words / sizeof not_words[0]; i++) {
         if (tl_ticket_status_valid(not_words[i]))
@@ -376,6 +454,8 @@ static void test_timeline_records_only_inside_a_job(void **state)
 static const struct CMUnitTest tests[] = {
     DESK_TEST(test_ticket_starts_new_whatever_it_asks),
     DESK_TEST(test_bad_ticket_input_rejected),
+    cmocka_unit_test(test_status_transitions_follow_the_rules),
+    DESK_TEST(test_a_refused_transition_changes_nothing),
     DESK_TEST(test_ticket_status_is_one_of_the_desk_words),
     DESK_TEST(test_timeline_records_event_and_audit_entry),
     DESK_TEST(test_timeline_event_and_entry_may_differ_or_stand_alone),
