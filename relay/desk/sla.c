@@ -550,8 +550,12 @@ static int build_segments(const tl_sla_ticket_t *ticket, int64_t now_ms, struct 
         say(why, why_size, "the ticket's severity, tier, creation or now is out of range");
         goto out;
     }
-    if (ticket->event_count > TL_SLA_EVENTS_MAX || (ticket->event_count > 0 && !ticket->events)) {
+    if (ticket->event_count > TL_SLA_EVENTS_MAX) {
         say(why, why_size, "more than %d events", TL_SLA_EVENTS_MAX);
+        goto out;
+    }
+    if (ticket->event_count > 0 && ticket->events == NULL) {
+        say(why, why_size, "%zu events and no array of them", ticket->event_count);
         goto out;
     }
     segments = calloc(ticket->event_count + 1, sizeof *segments);
@@ -649,10 +653,10 @@ static int evaluate_clock(const tl_sla_config_t *config, tl_sla_clock_kind_t clo
                           const struct segment *segments, size_t count, tl_sla_clock_t *out)
 {
     const tl_calendar_t *calendar = config->calendar;
-    int reason, rc = 0;
+    int reason, now_reason, rc = 0;
     memset(out, 0, sizeof *out);
     out->paused_by = -1;
-    enum mode now_mode = mode_of(clock, &segments[count - 1], &reason);
+    enum mode now_mode = mode_of(clock, &segments[count - 1], &now_reason);
     if (now_mode == MODE_IDLE)
         return 0; /* state TL_SLA_IDLE */
     size_t stop = find_stop(clock, segments, count);
@@ -666,6 +670,12 @@ static int evaluate_clock(const tl_sla_config_t *config, tl_sla_clock_kind_t clo
         last++;
     out->target_ms =
         tl_sla_config_target(config, clock, segments[last].severity, segments[last].tier);
+    /* It started in the first segment it was not idle in (the vendor clock: the first wait). */
+    for (size_t i = 0; i < count; i++)
+        if (mode_of(clock, &segments[i], &reason) != MODE_IDLE) {
+            out->started_ms = segments[i].start;
+            break;
+        }
     struct threshold due = {.amount = out->target_ms};
     struct threshold warn = {.amount = (out->target_ms * 3 + 3) / 4};
     for (size_t i = 0; i < count && segments[i].start < end_ms && rc == 0; i++) {
@@ -673,8 +683,6 @@ static int evaluate_clock(const tl_sla_config_t *config, tl_sla_clock_kind_t clo
         int64_t until = segments[i].end < end_ms ? segments[i].end : end_ms, business;
         if (mode == MODE_IDLE)
             continue;
-        if (out->started_ms == 0)
-            out->started_ms = segments[i].start;
         rc = tl_calendar_elapsed(calendar, segments[i].start, until, &business);
         if (rc == 0 && mode == MODE_COUNT && out->target_ms > 0) {
             rc = cross(calendar, &due, segments[i].start, out->elapsed_ms, business);
@@ -688,8 +696,6 @@ static int evaluate_clock(const tl_sla_config_t *config, tl_sla_clock_kind_t clo
         else if (mode == MODE_STOP && clock == TL_SLA_RESOLUTION)
             out->paused_ms[TL_SLA_PAUSE_RESOLVED] += business;
     }
-    if (out->started_ms == 0)
-        out->started_ms = segments[0].start;
     if (rc == 0 && out->target_ms > 0) {
         rc = project(calendar, &due, end_ms, out->elapsed_ms);
         if (rc == 0)
@@ -704,7 +710,7 @@ static int evaluate_clock(const tl_sla_config_t *config, tl_sla_clock_kind_t clo
     else
         out->state = now_mode == MODE_COUNT ? TL_SLA_RUNNING : TL_SLA_PAUSED;
     if (!out->stopped && now_mode == MODE_PAUSE)
-        out->paused_by = reason;
+        out->paused_by = now_reason;
     out->warning = !out->stopped && out->target_ms > 0 && out->elapsed_ms >= warn.amount;
     return rc;
 }

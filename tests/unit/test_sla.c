@@ -200,6 +200,16 @@ static void test_two_hour_pause_survives_a_severity_change(void **state)
     ASSERT_INSTANT(utc(2026, 3, 9, 14, 0), resolution->due_ms);
     ASSERT_STATE(TL_SLA_BREACHED, *resolution);
     assert_false(resolution->stopped);
+    /* A wait that starts at the very instant asked about is in force. */
+    tl_sla_event_t just_now[] = {status(utc(2026, 3, 9, 15, 0), TL_SLA_STATUS_WAITING_VENDOR)};
+    ticket = TICKET(monday, 3, 1, just_now);
+    evaluate(config, &ticket, utc(2026, 3, 9, 15, 0), clocks);
+    ASSERT_STATE(TL_SLA_PAUSED, *resolution);
+    assert_int_equal(TL_SLA_PAUSE_WAITING_VENDOR, resolution->paused_by);
+    assert_int_equal(TL_SLA_PAUSE_WAITING_VENDOR, clocks[TL_SLA_FIRST_RESPONSE].paused_by);
+    ASSERT_STATE(TL_SLA_RUNNING, clocks[TL_SLA_VENDOR]);
+    ASSERT_INSTANT(utc(2026, 3, 9, 15, 0), clocks[TL_SLA_VENDOR].started_ms);
+    assert_int_equal(0, clocks[TL_SLA_VENDOR].elapsed_ms);
     tl_sla_config_free(config);
 }
 
@@ -412,6 +422,8 @@ static void test_histories_that_do_not_hold_together_are_refused(void **state)
         {{monday, 0, 1, NULL, 0}, "the ticket's severity"},
         {{monday, 1, 5, NULL, 0}, "the ticket's severity, tier"},
         {{monday + 2 * HOUR, 1, 1, NULL, 0}, "the ticket's severity, tier, creation"},
+        {{monday, 1, 1, NULL, 3}, "3 events and no array of them"},
+        {{monday, 1, 1, backwards, TL_SLA_EVENTS_MAX + 1}, "more than 100000 events"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tl_sla_clock_t clocks[TL_SLA_CLOCKS], untouched[TL_SLA_CLOCKS];
