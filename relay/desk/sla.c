@@ -344,7 +344,10 @@ int tl_sla_config_parse_text(const char *text, size_t length, tl_zone_lookup_fn 
     }
     document = json_loadb(text, length, JSON_REJECT_DUPLICATES, &error);
     if (document == NULL) {
-        say(why, why_size, "desk.json:%d:%d: %s", error.line, error.column, error.text);
+        /* Jansson's reason quotes the text near the error, control bytes too. */
+        char reason[4 * JSON_ERROR_TEXT_LENGTH];
+        tl_text_clip(reason, sizeof reason, error.text, 0, TL_TEXT_LINE);
+        say(why, why_size, "desk.json:%d:%d: %s", error.line, error.column, reason);
         goto out;
     }
     if (!json_is_object(document)) {
