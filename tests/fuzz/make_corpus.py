@@ -473,6 +473,88 @@ CMDARGS = {
 }
 
 
+# ---- the desk's SLA configuration and TZif zones (docs/desk.md "SLA clocks") ----
+
+OFFICE_HOURS = {d: "09:00-17:00" for d in ("mon", "tue", "wed", "thu", "fri")}
+SLA_TARGETS = {
+    "S1": {"first_response": "30m", "resolution": "4h"},
+    "S2": {"first_response": "1h", "resolution": "8h", "tier3": {"resolution": "16h"}},
+    "S3": {"first_response": "4h", "resolution": "16h"},
+    "S4": {"first_response": "6h", "resolution": "40h"},
+}
+
+
+def desk(calendar, targets=None, **more):
+    sla = {"calendar": calendar, "targets": SLA_TARGETS if targets is None else targets}
+    sla.update(more)
+    return json.dumps({"sla": sla}, indent=1)
+
+
+def tzif(transitions, types, footer, version=b"2", leaps=0):
+    """A TZif file (RFC 8536): transitions [(time, type)], types [(utoff, isdst)]."""
+    chars = b"LMT\0STD\0DST\0"
+
+    def block(size):
+        fmt = ">q" if size == 8 else ">i"
+        data = b"".join(struct.pack(fmt, t) for t, _ in transitions)
+        data += bytes(i for _, i in transitions)
+        data += b"".join(struct.pack(">iBB", off, dst, 4 + 4 * dst) for off, dst in types)
+        data += chars + b"\0" * (leaps * (size + 4))
+        header = b"TZif" + (version if version != b"1" else b"\0") + bytes(15)
+        header += struct.pack(">6I", 0, 0, leaps, len(transitions), len(types), len(chars))
+        return header + data
+
+    if version == b"1":
+        return block(4)
+    return block(4) + block(8) + b"\n" + footer + b"\n"
+
+
+def desk_config_seeds():
+    berlin = {"zone": "Europe/Berlin", "hours": OFFICE_HOURS,
+              "holidays": ["2026-12-25", {"date": "2026-12-24", "hours": "09:00-12:00"}]}
+    seeds = {
+        "office": desk(berlin, vendor="24h"),
+        "always": desk({"24x7": True, "zone": "Europe/Berlin"}),
+        "always_utc": desk({"24x7": True}),
+        "lunch": desk({"zone": "America/New_York",
+                       "hours": {"mon": ["09:00-12:00", "13:00-17:00"], "sat": "10:00-14:00"}}),
+        "night_shift": desk({"zone": "Australia/Lord_Howe",
+                             "hours": {"mon": "22:00-24:00", "tue": ["00:00-06:00", "22:00-24:00"]}}),
+        "dst_hours": desk({"zone": "America/Nuuk", "hours": {"sun": "00:00-24:00", "sat": "22:00-24:00"}}),
+        "half_hour_zone": desk({"zone": "Asia/Kolkata", "hours": {"wed": "00:00-00:01"}},
+                               {k: {"first_response": "1m", "resolution": "2m"} for k in SLA_TARGETS}),
+        "sparse": desk({"zone": "UTC", "hours": {"sun": "09:00-09:01"}},
+                       {k: {"first_response": "1m", "resolution": "8h"} for k in SLA_TARGETS}),
+        "tiers": desk(berlin, {k: dict(v, tier1={"first_response": "10m"}, tier4={"resolution": "80h"})
+                               for k, v in SLA_TARGETS.items()}),
+        "unknown_zone": desk({"zone": "Mars/Olympus_Mons", "hours": OFFICE_HOURS}),
+        "impossible_time": desk({"zone": "UTC", "hours": {"mon": "25:00-26:00"}}),
+        "backwards": desk({"zone": "UTC", "hours": {"fri": "17:00-09:00"}}),
+        "overlap": desk({"zone": "UTC", "hours": {"tue": ["09:00-12:00", "11:00-17:00"]}}),
+        "unknown_day": desk({"zone": "UTC", "hours": {"monday": "09:00-17:00"}}),
+        "holiday_twice": desk({"zone": "UTC", "hours": OFFICE_HOURS,
+                               "holidays": ["2026-12-25", {"date": "2026-12-25"}]}),
+        "bad_date": desk({"zone": "UTC", "hours": OFFICE_HOURS, "holidays": ["2026-02-29"]}),
+        "no_hours": desk({"zone": "UTC"}),
+        "unknown_severity": desk(berlin, dict(SLA_TARGETS, S5={"first_response": "1h", "resolution": "2h"})),
+        "negative": desk(berlin, dict(SLA_TARGETS, S1={"first_response": "-30m", "resolution": "4h"})),
+        "zero": desk(berlin, dict(SLA_TARGETS, S1={"first_response": "0m", "resolution": "4h"})),
+        "days": desk(berlin, dict(SLA_TARGETS, S1={"first_response": "1h", "resolution": "2d"})),
+        "first_after_resolution": desk(berlin, dict(SLA_TARGETS, S1={"first_response": "8h", "resolution": "4h"})),
+        "duplicate_member": '{"sla": {"vendor": "1h", "vendor": "2h"}}',
+        "not_json": '{"sla": {"calendar": ',
+        "no_section": '{"queues": {}}',
+        "escape_in_key": '{"sla": {"\\u001b[2J": 1}}',
+    }
+    seeds["tzif_rule"] = tzif([(1774832400, 2), (1792976400, 1)], [(3208, 0), (3600, 0), (7200, 1)],
+                              b"CET-1CEST,M3.5.0,M10.5.0/3")
+    seeds["tzif_v1"] = tzif([(0, 1)], [(0, 0), (-18000, 0)], b"", version=b"1")
+    seeds["tzif_no_footer_rule"] = tzif([], [(19800, 0)], b"")
+    seeds["tzif_leap"] = tzif([], [(0, 0)], b"UTC0", leaps=1)
+    seeds["tzif_cut"] = tzif([(1774832400, 1)], [(3600, 0), (7200, 1)], b"CET-1")[:-9]
+    return seeds
+
+
 def more_corpora():
     for name, line in CMDLINES.items():
         write("cmdline", name, line)
@@ -496,6 +578,8 @@ def more_corpora():
         write("redact", name, text)
     for name, data in PROBES.items():
         write("probes", name, data)
+    for name, data in desk_config_seeds().items():
+        write("desk_config", name, data)
 
 
 def main():
