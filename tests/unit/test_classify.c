@@ -571,6 +571,13 @@ static void test_among_words_more_matched_words_win_then_the_table_order(void **
     /* network: "network"; printing: "printer", "jam": printing has more words. */
     tl_classification_t more = classify("Network printer has a paper jam", NULL, NULL);
     assert_proposal(&more, "printing", 3);
+    /* A word in the title counts twice: the title is what the user says the problem is. */
+    tl_classification_t title =
+        classify("Clock is wrong", "Now some websites show certificate errors", NULL);
+    assert_proposal(&title, "other", 3);
+    tl_classification_t description =
+        classify("Help", "The clock is wrong, now some websites show certificate errors", NULL);
+    assert_proposal(&description, "network", 3);
     /* disk: "drive"; hardware: "usb": one word each, and words-disk comes first. */
     tl_classification_t tie = classify("USB drive", NULL, NULL);
     assert_proposal(&tie, "disk", 3);

@@ -137,20 +137,27 @@ static void test_key_order_and_row_order_change_nothing(void **state)
 {
     (void)state;
     json_t *doc = cups_and_var();
-    diag_doc_set(doc, "sections.services.failed_units.1", "{\"unit\":\"sssd.service\"}");
+    diag_doc_set(doc, "sections.services.failed_units.1", "{\"unit\":\"snapd.service\"}");
+    diag_doc_set(doc, "sections.services.failed_units.2", "{\"unit\":\"bluetooth.service\"}");
+    diag_doc_set(doc, "sections.disks.mounts.3",
+                 "{\"mount\":\"/home\",\"used_percent\":99,\"read_only\":false}");
     json_t *shuffled = reversed(doc);
-    /* The failed units the other way round too. */
-    json_t *units = json_object_get(
-        json_object_get(json_object_get(shuffled, "sections"), "services"), "failed_units");
-    json_t *first = json_incref(json_array_get(units, 0));
-    json_array_remove(units, 0);
-    json_array_append_new(units, first);
+    /* The failed units and the mounts the other way round too. */
+    static const char *const lists[][2] = {{"services", "failed_units"}, {"disks", "mounts"}};
+    for (size_t l = 0; l < 2; l++) {
+        json_t *section = json_object_get(json_object_get(shuffled, "sections"), lists[l][0]);
+        json_t *rows = json_object_get(section, lists[l][1]);
+        json_t *backwards = json_array();
+        for (size_t i = json_array_size(rows); i > 0; i--)
+            json_array_append(backwards, json_array_get(rows, i - 1));
+        json_object_set_new(section, lists[l][1], backwards);
+    }
     char *a_text = json_dumps(doc, JSON_COMPACT);
     char *b_text = json_dumps(shuffled, JSON_COMPACT);
     assert_string_not_equal(a_text, b_text);
     tl_fingerprint_t a = fingerprint_of(doc);
     tl_fingerprint_t b = fingerprint_of(shuffled);
-    assert_int_equal(a.condition_count, 3);
+    assert_int_equal(a.condition_count, 5);
     assert_string_equal(a.hex, b.hex);
     free(a_text);
     free(b_text);
