@@ -1036,7 +1036,9 @@ static int read_document(struct reader *r, const json_t *document)
         (time != NULL && (rc = read_time(r, time)) < 0) ||
         (logs != NULL && (rc = read_logs(r, logs)) < 0))
         return rc;
-    qsort(r->findings->items, r->findings->count, sizeof *r->findings->items, compare_entries);
+    /* A document with no finding has no list at all: qsort must not see its NULL. */
+    if (r->findings->count > 1)
+        qsort(r->findings->items, r->findings->count, sizeof *r->findings->items, compare_entries);
     return 0;
 }
 
