@@ -555,6 +555,37 @@ def desk_config_seeds():
     return seeds
 
 
+def classify_seeds():
+    """The ticket's text, a NUL byte, the diagnostics document (docs/desk.md): a few of the
+    labelled tickets, and documents the classifier must refuse."""
+    fixture = os.path.join(os.path.dirname(ROOT), "..", "fixtures", "desk", "classify_tickets.json")
+    with open(fixture, encoding="utf-8") as f:
+        tickets = {t["id"]: t for t in json.load(f)["tickets"]}
+    seeds = {}
+    for tid in ("t01", "t04", "t11", "t12", "t23", "t29", "t30"):
+        t = tickets[tid]
+        doc = json.dumps(t["diagnostics"], separators=(",", ":"), ensure_ascii=False)
+        seeds["ticket_" + tid] = (t["title"] + "\n" + t["description"]).encode() + b"\0" + doc.encode()
+    seeds["text_only"] = "I can\u2019t log in, the printer won't print. Nobody can work!".encode()
+    seeds["text_not_utf8"] = b"Dr\xfccker \xff\xfe jammed \x1b[2J locked\x07out"
+    bare = b'{"schema":1,"sections":{}}'
+    seeds["doc_bare"] = b"help\0" + bare
+    seeds["doc_array"] = b"x\0[1,2]"
+    seeds["doc_schema_2"] = b"x\0" + b'{"schema":2,"sections":{}}'
+    seeds["doc_duplicate"] = b"x\0" + b'{"schema":1,"schema":1,"sections":{}}'
+    seeds["doc_bad_percent"] = b"x\0" + (b'{"schema":1,"sections":{"disks":{"mounts":'
+                                         b'[{"mount":"/var","used_percent":150}]}}}')
+    seeds["doc_hostile_names"] = b"disk full\0" + json.dumps({"schema": 1, "sections": {
+        "disks": {"mounts": [{"mount": "/mnt/\x1b]0;x\x07 %\n", "used_percent": 99}],
+                  "unreadable": [{"mount": "/mnt/\u202e", "error": "Stale\u0085"}]},
+        "services": {"failed_units": [{"unit": "getty@\x1b.service"}, {"unit": "a.mount"}]},
+        "logs": {"lines": ["x[1]: segfault at 0", "\u2028 I/O error", "Out of memory"]},
+        "processes": {"top_cpu": [{"name": "XMRig", "cpu_percent": 1e6}]}}}).encode()
+    seeds["doc_timed_out"] = b"slow\0" + (b'{"schema":1,"sections":{"disks":'
+                                         b'{"error":"timed out after 5000 ms"}}}')
+    return seeds
+
+
 def more_corpora():
     for name, line in CMDLINES.items():
         write("cmdline", name, line)
@@ -580,6 +611,8 @@ def more_corpora():
         write("probes", name, data)
     for name, data in desk_config_seeds().items():
         write("desk_config", name, data)
+    for name, data in classify_seeds().items():
+        write("classify", name, data)
 
 
 def main():
