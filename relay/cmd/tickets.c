@@ -275,7 +275,10 @@ static int work_ticket_take(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     json_t *details = json_pack("{s:s, s:s}", "assignee", cmd->tech.name, "previous",
                                 tl__cmd_member(t, "assignee"));
     json_decref(t);
-    rc = tl_ticket_update(ctx->store, cmd->ticket.id, cmd->tech.name, new_status, tl_wall_ms());
+    char actor[96];
+    tl__cmd_actor(cmd, actor);
+    rc = tl_ticket_update(ctx->store, cmd->ticket.id, cmd->tech.name, new_status, actor,
+                          tl_wall_ms());
     if (rc == 0)
         rc = record(cmd, ctx, "ticket.taken", "ticket.take", details);
     json_decref(details);
@@ -326,8 +329,11 @@ static int change_status(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *er
     json_decref(t);
     if (details != NULL && cmd->text.len > 0)
         json_object_set_new(details, key, json_string(cmd->text.text));
-    rc = details != NULL ? tl_ticket_update(ctx->store, cmd->ticket.id, NULL, status, tl_wall_ms())
-                         : TL_ENOMEM;
+    char actor[96];
+    tl__cmd_actor(cmd, actor);
+    rc = details != NULL
+             ? tl_ticket_update(ctx->store, cmd->ticket.id, NULL, status, actor, tl_wall_ms())
+             : TL_ENOMEM;
     if (rc == 0)
         rc = record(cmd, ctx, event, action, details);
     json_decref(details);

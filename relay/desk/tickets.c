@@ -63,7 +63,7 @@ int tl_ticket_create(tl_store_t *store, const tl_ticket_new_t *ticket, int64_t n
 }
 
 int tl_ticket_update(tl_store_t *store, int64_t ticket_id, const char *assignee, const char *status,
-                     int64_t now_ms)
+                     const char *actor, int64_t now_ms)
 {
     if (status != NULL && !tl_ticket_status_valid(status))
         return TL_EINVAL;
@@ -77,5 +77,5 @@ int tl_ticket_update(tl_store_t *store, int64_t ticket_id, const char *assignee,
         if (!allowed)
             return TL_ESTATE;
     }
-    return tl_store_ticket_set(store, ticket_id, assignee, status, now_ms);
+    return tl_store_ticket_set(store, ticket_id, assignee, status, actor, now_ms);
 }

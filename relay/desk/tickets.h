@@ -43,11 +43,12 @@ int tl_ticket_status_active(const char *status);
 int tl_ticket_create(tl_store_t *store, const tl_ticket_new_t *ticket, int64_t now_ms,
                      int64_t *ticket_id, int *created);
 /*
- * Sets the assignee and/or the status (NULL leaves it). TL_EINVAL for a status that is not one
+ * Sets the assignee and/or the status (NULL leaves it); the ticket's history of changes names
+ * actor ("tech:alice"; NULL: "relay"). TL_EINVAL for a status that is not one
  * of the words above or an assignee that is not a user name; TL_ESTATE for a change of status
  * tl_ticket_transition_allowed refuses; TL_ENOTFOUND for no such ticket.
  */
 int tl_ticket_update(tl_store_t *store, int64_t ticket_id, const char *assignee, const char *status,
-                     int64_t now_ms);
+                     const char *actor, int64_t now_ms);
 
 #endif

@@ -79,7 +79,25 @@ void tl_ticket_row_clear(tl_ticket_row_t *row)
     release(row->description);
     release(row->status);
     release(row->assignee);
+    release(row->category);
+    release(row->fingerprint);
+    release(row->vendor);
+    release(row->vendor_case);
     memset(row, 0, sizeof *row);
+}
+
+void tl_ticket_change_rows_free(tl_ticket_change_rows_t *list)
+{
+    for (size_t i = 0; list != NULL && i < list->count; i++) {
+        release(list->rows[i].field);
+        release(list->rows[i].value);
+        release(list->rows[i].actor);
+        release(list->rows[i].reason);
+    }
+    if (list != NULL) {
+        free(list->rows);
+        memset(list, 0, sizeof *list);
+    }
 }
 
 void tl_ticket_rows_free(tl_ticket_rows_t *list)

@@ -29,7 +29,7 @@
 typedef struct tl_store tl_store_t;
 
 /* The schema version this program writes; older files are migrated on open. */
-#define TL_STORE_SCHEMA_VERSION 4
+#define TL_STORE_SCHEMA_VERSION 5
 
 /* Field limits, enforced by the store (TL_EINVAL past them). */
 #define TL_STORE_MAX_TITLE 200
@@ -125,6 +125,8 @@ typedef struct tl_ticket_new {
     const char *request_id;
     /* The status it starts in; the desk chooses it (relay/desk/tickets.h). */
     const char *status;
+    int severity;         /* 1 (S1) .. 4 (S4); 0: 3 */
+    const char *category; /* NULL: "other" */
 } tl_ticket_new_t;
 
 typedef struct tl_ticket_row {
@@ -138,7 +140,48 @@ typedef struct tl_ticket_row {
     const char *assignee; /* NULL: nobody */
     int64_t created;
     int64_t updated;
+    int severity;            /* 1 (S1) .. 4 (S4) */
+    const char *category;    /* "network", ... (relay/desk/classify.h) */
+    const char *fingerprint; /* the diagnostic fingerprint (relay/desk/fingerprint.h); NULL */
+    int64_t problem_id;      /* the known problem it is linked to; 0: none */
+    const char *vendor;      /* the tier-4 vendor and its case reference; NULL: none */
+    const char *vendor_case;
+    int64_t follow_up;      /* when to chase the vendor (ms); 0: not set */
+    int64_t first_response; /* when it had its first response (ms); 0: not yet */
 } tl_ticket_row_t;
+
+/*
+ * One change of a ticket's own fields, in the typed history the SLA clocks replay
+ * (relay/desk/sla.h): field is "status", "severity", "tier", "assignee", "category" or
+ * "response" (a first response), value its new value as text ("S2" is "2").
+ */
+typedef struct tl_ticket_change_row {
+    int64_t ticket_id;
+    int64_t time;
+    const char *field;
+    const char *value;
+    const char *actor;  /* "tech:alice", "relay" */
+    const char *reason; /* "" if none was given */
+} tl_ticket_change_row_t;
+
+typedef struct tl_ticket_change_rows {
+    tl_ticket_change_row_t *rows;
+    size_t count;
+} tl_ticket_change_rows_t;
+
+/* A ticket's own columns beyond assignee and status, set one at a time. */
+typedef enum tl_ticket_column {
+    TL_TICKET_SEVERITY,       /* number 1..4 */
+    TL_TICKET_CATEGORY,       /* text */
+    TL_TICKET_TIER,           /* number 0..4 */
+    TL_TICKET_FINGERPRINT,    /* text or NULL */
+    TL_TICKET_PROBLEM,        /* number: a problem's id, 0 for none */
+    TL_TICKET_VENDOR,         /* text or NULL */
+    TL_TICKET_VENDOR_CASE,    /* text or NULL */
+    TL_TICKET_FOLLOW_UP,      /* number: ms, 0 for none */
+    TL_TICKET_FIRST_RESPONSE, /* number: ms, 0 for none */
+    TL_TICKET_COLUMNS
+} tl_ticket_column_t;
 
 typedef struct tl_ticket_rows {
     tl_ticket_row_t *rows;
@@ -186,9 +229,26 @@ typedef struct tl_ticket_filter {
  */
 int tl_store_ticket_insert(tl_store_t *store, const tl_ticket_new_t *ticket, int64_t now_ms,
                            int64_t *ticket_id, int *created);
-/* Sets the assignee (a user name) and/or the status (NULL leaves it); TL_ENOTFOUND, TL_EINVAL. */
+/*
+ * Sets the assignee (a user name) and/or the status (NULL leaves it), and adds each to the
+ * ticket's history of changes with actor (NULL: "relay"); TL_ENOTFOUND, TL_EINVAL.
+ */
 int tl_store_ticket_set(tl_store_t *store, int64_t ticket_id, const char *assignee,
-                        const char *status, int64_t now_ms);
+                        const char *status, const char *actor, int64_t now_ms);
+/*
+ * Sets one column (text for text columns, NULL clearing those that may be empty; number for
+ * the others) and makes now_ms the ticket's last update. It adds nothing to the history: the
+ * desk does (tl_store_ticket_change_add) for the columns the SLA clocks follow.
+ * TL_ENOTFOUND (no such ticket or problem), TL_EINVAL (a value the column cannot hold).
+ */
+int tl_store_ticket_column_set(tl_store_t *store, int64_t ticket_id, tl_ticket_column_t column,
+                               const char *text, int64_t number, int64_t now_ms);
+/* Adds a change to a ticket's history; TL_ENOTFOUND, TL_EINVAL. */
+int tl_store_ticket_change_add(tl_store_t *store, const tl_ticket_change_row_t *change);
+/* A ticket's history of changes, oldest first. */
+int tl_store_ticket_changes_read(tl_store_t *store, int64_t ticket_id,
+                                 tl_ticket_change_rows_t *out);
+void tl_ticket_change_rows_free(tl_ticket_change_rows_t *list);
 /* Adds event to its ticket's timeline (and makes it the ticket's last update); TL_ENOTFOUND. */
 int tl_store_ticket_event_add(tl_store_t *store, const tl_ticket_event_row_t *event);
 /*
@@ -227,6 +287,8 @@ typedef struct tl_user_row {
     const char *fingerprint;
     int disabled;
     int64_t created;
+    int lead;        /* 1: a lead, who may assign tickets to others (docs/desk.md) */
+    int64_t expires; /* when the account stops working (ms); 0: never */
 } tl_user_row_t;
 
 typedef struct tl_user_rows {
@@ -241,6 +303,9 @@ int tl_store_user_add(tl_store_t *store, const char *name, const char *role, con
                       const char *fingerprint, int64_t now_ms);
 int tl_store_user_disable(tl_store_t *store, const char *name);
 int tl_store_user_remove(tl_store_t *store, const char *name);
+/* Makes a user a lead (1) or not (0); sets or clears (0) an account's expiry. TL_ENOTFOUND. */
+int tl_store_user_set_lead(tl_store_t *store, const char *name, int lead);
+int tl_store_user_set_expires(tl_store_t *store, const char *name, int64_t expires_ms);
 /* Every user, by name. */
 int tl_store_users_read(tl_store_t *store, tl_user_rows_t *out);
 void tl_user_rows_free(tl_user_rows_t *list);

@@ -475,6 +475,32 @@ int tl_store_user_remove(tl_store_t *store, const char *name)
     return user_change(store, "DELETE FROM users WHERE name = ?", name);
 }
 
+int tl_store_user_set_lead(tl_store_t *store, const char *name, int lead)
+{
+    return user_change(store,
+                       lead ? "UPDATE users SET lead = 1 WHERE name = ?"
+                            : "UPDATE users SET lead = 0 WHERE name = ?",
+                       name);
+}
+
+int tl_store_user_set_expires(tl_store_t *store, const char *name, int64_t expires_ms)
+{
+    if (!tl_store_user_name_valid(name) || expires_ms < 0)
+        return TL_EINVAL;
+    sqlite3_stmt *stmt;
+    int rc = tl__sqlite_prepare(store, "UPDATE users SET expires = ?1 WHERE name = ?2", &stmt);
+    if (rc != 0)
+        return rc;
+    if (expires_ms > 0)
+        sqlite3_bind_int64(stmt, 1, expires_ms);
+    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
+    rc = tl__sqlite_step_done(store, stmt, "user_expires");
+    if (rc == 0 && sqlite3_changes(store->db) == 0)
+        rc = TL_ENOTFOUND;
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
 static int user_row(sqlite3_stmt *stmt, void *out)
 {
     tl_user_row_t *row = out;
@@ -482,6 +508,8 @@ static int user_row(sqlite3_stmt *stmt, void *out)
     row->id = sqlite3_column_int64(stmt, 0);
     row->disabled = sqlite3_column_int64(stmt, 5) != 0;
     row->created = sqlite3_column_int64(stmt, 6);
+    row->lead = sqlite3_column_int64(stmt, 7) != 0;
+    row->expires = sqlite3_column_int64(stmt, 8);
     if ((rc = tl__sqlite_text(stmt, 1, &row->name)) == 0 &&
         (rc = tl__sqlite_text(stmt, 2, &row->role)) == 0 &&
         (rc = tl__sqlite_text(stmt, 3, &row->public_key)) == 0)
@@ -493,10 +521,11 @@ int tl_store_users_read(tl_store_t *store, tl_user_rows_t *out)
 {
     sqlite3_stmt *stmt;
     memset(out, 0, sizeof *out);
-    int rc = tl__sqlite_prepare(store,
-                                "SELECT id, name, role, public_key, fingerprint, disabled, created "
-                                "FROM users ORDER BY name",
-                                &stmt);
+    int rc =
+        tl__sqlite_prepare(store,
+                           "SELECT id, name, role, public_key, fingerprint, disabled, created, "
+                           "lead, expires FROM users ORDER BY name",
+                           &stmt);
     if (rc != 0)
         return rc;
     void *rows = NULL;

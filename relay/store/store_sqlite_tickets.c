@@ -40,10 +40,15 @@ int tl_store_ticket_insert(tl_store_t *store, const tl_ticket_new_t *ticket, int
         if (rc != TL_ENOTFOUND)
             return rc;
     }
+    int severity = ticket->severity == 0 ? 3 : ticket->severity;
+    const char *category = ticket->category != NULL ? ticket->category : "other";
+    if (severity < 1 || severity > 4 || !tl__store_text_ok(category, 32))
+        return TL_EINVAL;
     sqlite3_stmt *stmt;
     int rc = tl__sqlite_prepare(store,
                                 "INSERT INTO tickets (device_id, title, description, tier, status, "
-                                "created, updated, request_id) VALUES (?,?,?,?,?,?,?,?)",
+                                "created, updated, request_id, severity, category) "
+                                "VALUES (?,?,?,?,?,?,?,?,?,?)",
                                 &stmt);
     if (rc != 0)
         return rc;
@@ -58,6 +63,8 @@ int tl_store_ticket_insert(tl_store_t *store, const tl_ticket_new_t *ticket, int
         sqlite3_bind_text(stmt, 8, ticket->request_id, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(stmt, 8);
+    sqlite3_bind_int(stmt, 9, severity);
+    sqlite3_bind_text(stmt, 10, category, -1, SQLITE_STATIC);
     rc = tl__sqlite_step_done(store, stmt, "ticket_create");
     sqlite3_finalize(stmt);
     if (rc == TL_EEXIST)
@@ -65,6 +72,19 @@ int tl_store_ticket_insert(tl_store_t *store, const tl_ticket_new_t *ticket, int
     if (rc != 0)
         return rc;
     *ticket_id = sqlite3_last_insert_rowid(store->db);
+    /* The history starts with what the clocks need to know of the start. */
+    char tier[16], sev[16];
+    snprintf(tier, sizeof tier, "%d", ticket->tier);
+    snprintf(sev, sizeof sev, "%d", severity);
+    tl_ticket_change_row_t start[] = {
+        {*ticket_id, now_ms, "tier", tier, "relay", ""},
+        {*ticket_id, now_ms, "severity", sev, "relay", ""},
+        {*ticket_id, now_ms, "category", category, "relay", ""},
+    };
+    for (size_t i = 0; i < sizeof start / sizeof start[0] && rc == 0; i++)
+        rc = tl_store_ticket_change_add(store, &start[i]);
+    if (rc != 0)
+        return rc;
     *created = 1;
     return 0;
 }
@@ -141,8 +161,10 @@ int tl_store_evidence_add(tl_store_t *store, int64_t ticket_id, const char *hash
 }
 
 int tl_store_ticket_set(tl_store_t *store, int64_t ticket_id, const char *assignee,
-                        const char *status, int64_t now_ms)
+                        const char *status, const char *actor, int64_t now_ms)
 {
+    if (actor == NULL)
+        actor = "relay";
     if ((assignee != NULL && !tl_store_user_name_valid(assignee)) ||
         (status != NULL && !tl__store_text_ok(status, 32)))
         return TL_EINVAL;
@@ -163,6 +185,129 @@ int tl_store_ticket_set(tl_store_t *store, int64_t ticket_id, const char *assign
     if (rc == 0 && sqlite3_changes(store->db) == 0)
         rc = TL_ENOTFOUND;
     sqlite3_finalize(stmt);
+    tl_ticket_change_row_t change = {ticket_id, now_ms, "assignee", assignee, actor, ""};
+    if (rc == 0 && assignee != NULL)
+        rc = tl_store_ticket_change_add(store, &change);
+    change.field = "status";
+    change.value = status;
+    if (rc == 0 && status != NULL)
+        rc = tl_store_ticket_change_add(store, &change);
+    return rc;
+}
+
+/* ---- the desk's columns and the history of changes ----------------------------------------- */
+
+static const struct {
+    const char *name;
+    int is_text;
+    int nullable;
+    int64_t min, max; /* numbers: the range; text: max is the length */
+} ticket_column[TL_TICKET_COLUMNS] = {
+    [TL_TICKET_SEVERITY] = {"severity", 0, 0, 1, 4},
+    [TL_TICKET_CATEGORY] = {"category", 1, 0, 0, 32},
+    [TL_TICKET_TIER] = {"tier", 0, 0, 0, 4},
+    [TL_TICKET_FINGERPRINT] = {"fingerprint", 1, 1, 0, 128},
+    [TL_TICKET_PROBLEM] = {"problem_id", 0, 1, 1, INT64_MAX},
+    [TL_TICKET_VENDOR] = {"vendor", 1, 1, 0, 128},
+    [TL_TICKET_VENDOR_CASE] = {"vendor_case", 1, 1, 0, 128},
+    [TL_TICKET_FOLLOW_UP] = {"follow_up", 0, 1, 1, INT64_MAX},
+    [TL_TICKET_FIRST_RESPONSE] = {"first_response", 0, 1, 1, INT64_MAX},
+};
+
+int tl_store_ticket_column_set(tl_store_t *store, int64_t ticket_id, tl_ticket_column_t column,
+                               const char *text, int64_t number, int64_t now_ms)
+{
+    if ((unsigned)column >= TL_TICKET_COLUMNS)
+        return TL_EINVAL;
+    int is_null = ticket_column[column].is_text ? text == NULL : number == 0;
+    if (is_null && !ticket_column[column].nullable)
+        return TL_EINVAL;
+    if (!is_null && ticket_column[column].is_text &&
+        (text[0] == '\0' || !tl__store_text_ok(text, (size_t)ticket_column[column].max)))
+        return TL_EINVAL;
+    if (!is_null && !ticket_column[column].is_text &&
+        (number < ticket_column[column].min || number > ticket_column[column].max))
+        return TL_EINVAL;
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE tickets SET %s = ?1, updated = ?2 WHERE id = ?3",
+             ticket_column[column].name);
+    sqlite3_stmt *stmt;
+    int rc = tl__sqlite_prepare(store, sql, &stmt);
+    if (rc != 0)
+        return rc;
+    if (is_null)
+        sqlite3_bind_null(stmt, 1);
+    else if (ticket_column[column].is_text)
+        sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int64(stmt, 1, number);
+    sqlite3_bind_int64(stmt, 2, now_ms);
+    sqlite3_bind_int64(stmt, 3, ticket_id);
+    rc = tl__sqlite_step_done(store, stmt, "ticket_column");
+    if (rc == TL_EEXIST)
+        rc = TL_ENOTFOUND; /* foreign key: no such problem */
+    else if (rc == 0 && sqlite3_changes(store->db) == 0)
+        rc = TL_ENOTFOUND;
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int tl_store_ticket_change_add(tl_store_t *store, const tl_ticket_change_row_t *change)
+{
+    const char *reason = change->reason != NULL ? change->reason : "";
+    if (!tl__store_text_ok(change->field, 16) || !tl__store_text_ok(change->value, 128) ||
+        !tl__store_text_ok(change->actor, 128) ||
+        !tl__store_text_ok(reason, TL_STORE_MAX_DESCRIPTION))
+        return TL_EINVAL;
+    sqlite3_stmt *stmt;
+    int rc = tl__sqlite_prepare(store,
+                                "INSERT INTO ticket_changes (ticket_id, time, field, value, actor, "
+                                "reason) VALUES (?,?,?,?,?,?)",
+                                &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, change->ticket_id);
+    sqlite3_bind_int64(stmt, 2, change->time);
+    sqlite3_bind_text(stmt, 3, change->field, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, change->value, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, change->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 6, reason, -1, SQLITE_STATIC);
+    rc = tl__sqlite_step_done(store, stmt, "ticket_change");
+    sqlite3_finalize(stmt);
+    return rc == TL_EEXIST ? TL_ENOTFOUND : rc; /* foreign key: no such ticket */
+}
+
+static int change_row(sqlite3_stmt *stmt, void *out)
+{
+    tl_ticket_change_row_t *row = out;
+    int rc;
+    row->ticket_id = sqlite3_column_int64(stmt, 0);
+    row->time = sqlite3_column_int64(stmt, 1);
+    if ((rc = tl__sqlite_text(stmt, 2, &row->field)) == 0 &&
+        (rc = tl__sqlite_text(stmt, 3, &row->value)) == 0 &&
+        (rc = tl__sqlite_text(stmt, 4, &row->actor)) == 0)
+        rc = tl__sqlite_text(stmt, 5, &row->reason);
+    return rc;
+}
+
+int tl_store_ticket_changes_read(tl_store_t *store, int64_t ticket_id, tl_ticket_change_rows_t *out)
+{
+    sqlite3_stmt *stmt;
+    memset(out, 0, sizeof *out);
+    int rc = tl__sqlite_prepare(store,
+                                "SELECT ticket_id, time, field, value, actor, reason FROM "
+                                "ticket_changes WHERE ticket_id = ? ORDER BY id",
+                                &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, ticket_id);
+    void *rows = NULL;
+    rc = tl__sqlite_rows(store, stmt, sizeof *out->rows, change_row, &rows, &out->count,
+                         "ticket_changes_read");
+    out->rows = rows;
+    sqlite3_finalize(stmt);
+    if (rc != 0)
+        tl_ticket_change_rows_free(out);
     return rc;
 }
 
@@ -170,7 +315,9 @@ int tl_store_ticket_set(tl_store_t *store, int64_t ticket_id, const char *assign
 
 static const char ticket_columns[] =
     "SELECT t.id, t.device_id, d.hostname, t.title, t.description, t.tier, t.status, t.assignee, "
-    "t.created, t.updated FROM tickets t JOIN devices d ON d.id = t.device_id ";
+    "t.created, t.updated, t.severity, t.category, t.fingerprint, t.problem_id, t.vendor, "
+    "t.vendor_case, t.follow_up, t.first_response "
+    "FROM tickets t JOIN devices d ON d.id = t.device_id ";
 
 /* The current row of a ticket_columns query into row (zeroed). */
 static int ticket_row(sqlite3_stmt *stmt, void *out)
@@ -182,11 +329,19 @@ static int ticket_row(sqlite3_stmt *stmt, void *out)
     row->tier = sqlite3_column_int(stmt, 5);
     row->created = sqlite3_column_int64(stmt, 8);
     row->updated = sqlite3_column_int64(stmt, 9);
+    row->severity = sqlite3_column_int(stmt, 10);
+    row->problem_id = sqlite3_column_int64(stmt, 13);
+    row->follow_up = sqlite3_column_int64(stmt, 16);
+    row->first_response = sqlite3_column_int64(stmt, 17);
     if ((rc = tl__sqlite_text(stmt, 2, &row->hostname)) == 0 &&
         (rc = tl__sqlite_text(stmt, 3, &row->title)) == 0 &&
         (rc = tl__sqlite_text(stmt, 4, &row->description)) == 0 &&
-        (rc = tl__sqlite_text(stmt, 6, &row->status)) == 0)
-        rc = tl__sqlite_text(stmt, 7, &row->assignee);
+        (rc = tl__sqlite_text(stmt, 6, &row->status)) == 0 &&
+        (rc = tl__sqlite_text(stmt, 7, &row->assignee)) == 0 &&
+        (rc = tl__sqlite_text(stmt, 11, &row->category)) == 0 &&
+        (rc = tl__sqlite_text(stmt, 12, &row->fingerprint)) == 0 &&
+        (rc = tl__sqlite_text(stmt, 14, &row->vendor)) == 0)
+        rc = tl__sqlite_text(stmt, 15, &row->vendor_case);
     return rc;
 }
 

@@ -89,7 +89,7 @@ static int teardown(void **state)
 static void test_ticket_starts_new_whatever_it_asks(void **state)
 {
     struct fixture *f = *state;
-    tl_ticket_new_t ticket = {f->device_id, "disk full", "", 2, "req-9", "resolved"};
+    tl_ticket_new_t ticket = {f->device_id, "disk full", "", 2, "req-9", "resolved", 0, NULL};
     int64_t id = 0, again = 0;
     int created = 0;
     TL_ASSERT_OK(tl_ticket_create(f->reader, &ticket, 5000, &id, &created));
@@ -114,13 +114,13 @@ static void test_bad_ticket_input_rejected(void **state)
     memset(long_title, 't', sizeof long_title - 1);
     long_title[sizeof long_title - 1] = 0;
     tl_ticket_new_t bad[] = {
-        {f->device_id, "", "", 1, NULL, NULL},         {f->device_id, NULL, "", 1, NULL, NULL},
-        {f->device_id, long_title, "", 1, NULL, NULL}, {f->device_id, "ok", "", 5, NULL, NULL},
-        {f->device_id, "ok", "", -1, NULL, NULL},
+        {f->device_id, "", "", 1, NULL, NULL, 0, NULL},         {f->device_id, NULL, "", 1, NULL, NULL, 0, NULL},
+        {f->device_id, long_title, "", 1, NULL, NULL, 0, NULL}, {f->device_id, "ok", "", 5, NULL, NULL, 0, NULL},
+        {f->device_id, "ok", "", -1, NULL, NULL, 0, NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         TL_ASSERT_RC(TL_EINVAL, tl_ticket_create(f->reader, &bad[i], 1, &id, &created));
-    tl_ticket_new_t orphan = {999, "ok", "", 1, NULL, NULL};
+    tl_ticket_new_t orphan = {999, "ok", "", 1, NULL, NULL, 0, NULL};
     TL_ASSERT_RC(TL_ENOTFOUND, tl_ticket_create(f->reader, &orphan, 1, &id, &created));
     /* Nothing was added: only the fixture's ticket is there. */
     tl_ticket_rows_t tickets;
@@ -191,18 +191,19 @@ static void test_status_transitions_follow_the_rules(void **state)
 static void test_a_refused_transition_changes_nothing(void **state)
 {
     struct fixture *f = *state;
-    TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, "alice", "resolved", 4000));
-    TL_ASSERT_RC(TL_ESTATE, tl_ticket_update(f->reader, f->ticket_id, "bob", "resolved", 5000));
-    TL_ASSERT_RC(TL_ESTATE, tl_ticket_update(f->reader, f->ticket_id, NULL, "open", 5000));
-    TL_ASSERT_RC(TL_ESTATE, tl_ticket_update(f->reader, f->ticket_id, NULL, "new", 5000));
+    TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, "alice", "resolved", NULL, 4000));
+    TL_ASSERT_RC(TL_ESTATE,
+                 tl_ticket_update(f->reader, f->ticket_id, "bob", "resolved", NULL, 5000));
+    TL_ASSERT_RC(TL_ESTATE, tl_ticket_update(f->reader, f->ticket_id, NULL, "open", NULL, 5000));
+    TL_ASSERT_RC(TL_ESTATE, tl_ticket_update(f->reader, f->ticket_id, NULL, "new", NULL, 5000));
     tl_ticket_row_t row;
     TL_ASSERT_OK(tl_store_ticket_read(f->reader, f->ticket_id, &row));
     assert_string_equal(row.status, "resolved");
     assert_string_equal(row.assignee, "alice");
     assert_int_equal(row.updated, 4000);
     tl_ticket_row_clear(&row);
-    TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, NULL, "reopened", 6000));
-    TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, NULL, "open", 7000));
+    TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, NULL, "reopened", NULL, 6000));
+    TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, NULL, "open", NULL, 7000));
 }
 
 static void test_ticket_status_is_one_of_the_desk_words(void **state)
@@ -215,17 +216,18 @@ static void test_ticket_status_is_one_of_the_desk_words(void **state)
             fail_msg("status '%s' refused", words[i]);
     /* A path the rules allow, from new to closed. */
     for (size_t i = 1; i < 6; i++)
-        TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, NULL, words[i], 4000));
+        TL_ASSERT_OK(tl_ticket_update(f->reader, f->ticket_id, NULL, words[i], NULL, 4000));
     const char *not_words[] = {"done", "", "Open", "open ", "closed\n"};
     for (size_t i = 0; i < sizeof not_words / sizeof not_words[0]; i++) {
         if (tl_ticket_status_valid(not_words[i]))
             fail_msg("status '%s' accepted", not_words[i]);
         TL_ASSERT_RC(TL_EINVAL,
-                     tl_ticket_update(f->reader, f->ticket_id, "alice", not_words[i], 5000));
+                     tl_ticket_update(f->reader, f->ticket_id, "alice", not_words[i], NULL, 5000));
     }
     assert_false(tl_ticket_status_valid(NULL));
-    TL_ASSERT_RC(TL_EINVAL, tl_ticket_update(f->reader, f->ticket_id, "Bad Name", NULL, 5000));
-    TL_ASSERT_RC(TL_ENOTFOUND, tl_ticket_update(f->reader, 99, "alice", "open", 5000));
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_ticket_update(f->reader, f->ticket_id, "Bad Name", NULL, NULL, 5000));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_ticket_update(f->reader, 99, "alice", "open", NULL, 5000));
     /* The refused changes left the ticket as the last good one made it. */
     tl_ticket_row_t row;
     TL_ASSERT_OK(tl_store_ticket_read(f->reader, f->ticket_id, &row));

@@ -3,6 +3,7 @@
 
 #include "proto/ids.h"
 #include "relay/store/store.h"
+#include "relay/store/store_sqlite.h" /* the first schema, to migrate from */
 
 #include <errno.h>
 #include <jansson.h>
@@ -175,7 +176,8 @@ static void test_ticket_request_id_is_idempotent(void **state)
 {
     struct fixture *f = *state;
     int64_t device = enroll_device(f->store, HASH_A, FP_1);
-    tl_ticket_new_t ticket = {device, "printer won't print", "it says offline", 1, "req-1", "new"};
+    tl_ticket_new_t ticket = {
+        device, "printer won't print", "it says offline", 1, "req-1", "new", 0, NULL};
     int64_t first = 0, second = 0;
     int created = 0;
     TL_ASSERT_OK(tl_store_ticket_insert(f->store, &ticket, 3000, &first, &created));
@@ -222,7 +224,7 @@ static void test_ticket_timeline_and_evidence(void **state)
 {
     struct fixture *f = *state;
     int64_t device = enroll_device(f->store, HASH_A, FP_1);
-    tl_ticket_new_t ticket = {device, "slow disk", "", 1, NULL, "new"};
+    tl_ticket_new_t ticket = {device, "slow disk", "", 1, NULL, "new", 0, NULL};
     struct evidence_with_event unit = {.added = 0};
     int created = 0, added = 0;
     TL_ASSERT_OK(tl_store_ticket_insert(f->store, &ticket, 3000, &unit.ticket_id, &created));
@@ -273,7 +275,7 @@ static void test_rollback_discards_group(void **state)
 {
     struct fixture *f = *state;
     int64_t device = enroll_device(f->store, HASH_A, FP_1);
-    tl_ticket_new_t ticket = {device, "t", "", 1, NULL, "new"};
+    tl_ticket_new_t ticket = {device, "t", "", 1, NULL, "new", 0, NULL};
     /* The unit's work creates the ticket, then fails: the unit is undone whole. */
     TL_ASSERT_RC(TL_EIO, tl_store_unit_run(f->store, create_then_fail, &ticket));
     tl_ticket_rows_t tickets;
@@ -294,13 +296,13 @@ static void test_bad_ticket_input_rejected(void **state)
     /* What storage refuses; an empty title and tiers outside 0..4 are the desk's rules
      * (tests/unit/test_desk.c). */
     tl_ticket_new_t bad[] = {
-        {device, long_title, "", 1, NULL, "new"},
-        {device, NULL, "", 1, NULL, "new"},
-        {device, "ok", "", 1, NULL, NULL},
+        {device, long_title, "", 1, NULL, "new", 0, NULL},
+        {device, NULL, "", 1, NULL, "new", 0, NULL},
+        {device, "ok", "", 1, NULL, NULL, 0, NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         TL_ASSERT_RC(TL_EINVAL, tl_store_ticket_insert(f->store, &bad[i], 1, &id, &created));
-    tl_ticket_new_t orphan = {999, "ok", "", 1, NULL, "new"};
+    tl_ticket_new_t orphan = {999, "ok", "", 1, NULL, "new", 0, NULL};
     TL_ASSERT_RC(TL_ENOTFOUND, tl_store_ticket_insert(f->store, &orphan, 1, &id, &created));
     int added;
     TL_ASSERT_RC(TL_EINVAL,
@@ -326,16 +328,19 @@ static void test_parse_id_is_strict(void **state)
 static void test_version_one_file_is_migrated(void **state)
 {
     struct fixture *f = *state;
-    int64_t device = enroll_device(f->store, HASH_A, FP_1);
     tl_store_close(f->store);
     f->store = NULL;
-    /* Make the file look like schema 1: none of the later tables. */
+    /* A file as the first release wrote it: schema 1, a device and a ticket being worked on. */
+    assert_int_equal(unlink(f->path), 0);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, tl__sqlite_migrations[0], NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(
         sqlite3_exec(db,
-                     "DROP INDEX tickets_by_assignee; DROP TABLE users; DROP TABLE audit_pending; "
-                     "DROP TABLE uploads; DROP TABLE audit_head; DROP TABLE audit_outbox; "
+                     "INSERT INTO devices (fingerprint, hostname, os, first_seen, last_seen) "
+                     "VALUES ('" FP_1 "', 'laptop', 'linux', 1, 1);"
+                     "INSERT INTO tickets (device_id, title, description, tier, status, assignee, "
+                     "created, updated) VALUES (1, 'vpn', '', 2, 'open', 'alice', 1000, 2000);"
                      "PRAGMA user_version = 1",
                      NULL, NULL, NULL),
         SQLITE_OK);
@@ -344,8 +349,27 @@ static void test_version_one_file_is_migrated(void **state)
     assert_int_equal(tl_store_schema_version(f->store), TL_STORE_SCHEMA_VERSION);
     int64_t found = 0;
     TL_ASSERT_OK(tl_store_device_find(f->store, FP_1, &found));
-    assert_int_equal(found, device);
+    assert_int_equal(found, 1);
     TL_ASSERT_OK(tl_store_user_add(f->store, "alice", "tier1", "ssh-ed25519 AAAA", FP_2, 1));
+    /* The desk's columns have their defaults, and the history what the clocks need. */
+    tl_ticket_row_t row;
+    TL_ASSERT_OK(tl_store_ticket_read(f->store, 1, &row));
+    assert_int_equal(row.severity, 3);
+    assert_string_equal(row.category, "other");
+    assert_int_equal(row.problem_id, 0);
+    assert_null(row.vendor);
+    tl_ticket_row_clear(&row);
+    tl_ticket_change_rows_t changes;
+    TL_ASSERT_OK(tl_store_ticket_changes_read(f->store, 1, &changes));
+    assert_int_equal(changes.count, 3);
+    const char *want[][2] = {{"tier", "2"}, {"severity", "3"}, {"status", "open"}};
+    const int64_t when[] = {1000, 1000, 2000};
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(changes.rows[i].field, want[i][0]);
+        assert_string_equal(changes.rows[i].value, want[i][1]);
+        assert_int_equal(changes.rows[i].time, when[i]);
+    }
+    tl_ticket_change_rows_free(&changes);
 }
 
 static void test_users_add_list_disable_remove(void **state)
@@ -371,6 +395,23 @@ static void test_users_add_list_disable_remove(void **state)
     TL_ASSERT_OK(tl_store_user_remove(f->store, "alice"));
     TL_ASSERT_RC(TL_ENOTFOUND, tl_store_user_remove(f->store, "alice"));
     TL_ASSERT_RC(TL_ENOTFOUND, tl_store_user_disable(f->store, "nobody"));
+    /* Leads and expiries: set, read back, cleared; unknown names and bad values refused. */
+    TL_ASSERT_OK(tl_store_user_set_lead(f->store, "bob", 1));
+    TL_ASSERT_OK(tl_store_user_set_expires(f->store, "bob", 7000));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_store_user_set_lead(f->store, "nobody", 1));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_store_user_set_expires(f->store, "nobody", 7000));
+    TL_ASSERT_RC(TL_EINVAL, tl_store_user_set_expires(f->store, "bob", -1));
+    TL_ASSERT_OK(tl_store_users_read(f->store, &users));
+    assert_int_equal(users.count, 1);
+    assert_true(users.rows[0].lead);
+    assert_int_equal(users.rows[0].expires, 7000);
+    tl_user_rows_free(&users);
+    TL_ASSERT_OK(tl_store_user_set_lead(f->store, "bob", 0));
+    TL_ASSERT_OK(tl_store_user_set_expires(f->store, "bob", 0));
+    TL_ASSERT_OK(tl_store_users_read(f->store, &users));
+    assert_false(users.rows[0].lead);
+    assert_int_equal(users.rows[0].expires, 0);
+    tl_user_rows_free(&users);
 }
 
 static void test_ticket_filters_and_updates(void **state)
@@ -379,17 +420,17 @@ static void test_ticket_filters_and_updates(void **state)
     int64_t device = enroll_device(f->store, HASH_A, FP_1);
     int64_t t1, t2, t4;
     int created;
-    tl_ticket_new_t a = {device, "one", "", 1, NULL, "new"},
-                    b = {device, "two", "", 2, NULL, "new"},
-                    c = {device, "vendor", "", 4, NULL, "new"};
+    tl_ticket_new_t a = {device, "one", "", 1, NULL, "new", 0, NULL},
+                    b = {device, "two", "", 2, NULL, "new", 0, NULL},
+                    c = {device, "vendor", "", 4, NULL, "new", 0, NULL};
     TL_ASSERT_OK(tl_store_ticket_insert(f->store, &a, 1, &t1, &created));
     TL_ASSERT_OK(tl_store_ticket_insert(f->store, &b, 1, &t2, &created));
     TL_ASSERT_OK(tl_store_ticket_insert(f->store, &c, 1, &t4, &created));
-    TL_ASSERT_OK(tl_store_ticket_set(f->store, t2, "alice", "open", 9));
-    TL_ASSERT_OK(tl_store_ticket_set(f->store, t4, "acme", NULL, 9));
+    TL_ASSERT_OK(tl_store_ticket_set(f->store, t2, "alice", "open", NULL, 9));
+    TL_ASSERT_OK(tl_store_ticket_set(f->store, t4, "acme", NULL, NULL, 9));
     /* A status that is no word of the desk's: tests/unit/test_desk.c. */
-    TL_ASSERT_RC(TL_EINVAL, tl_store_ticket_set(f->store, t1, "Bad Name", NULL, 9));
-    TL_ASSERT_RC(TL_ENOTFOUND, tl_store_ticket_set(f->store, 99, "alice", NULL, 9));
+    TL_ASSERT_RC(TL_EINVAL, tl_store_ticket_set(f->store, t1, "Bad Name", NULL, NULL, 9));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_store_ticket_set(f->store, 99, "alice", NULL, NULL, 9));
 
     struct {
         tl_ticket_filter_t filter;
@@ -408,6 +449,74 @@ static void test_ticket_filters_and_updates(void **state)
     assert_string_equal(ticket.assignee, "alice");
     assert_string_equal(ticket.status, "open");
     tl_ticket_row_clear(&ticket);
+}
+
+static void test_desk_columns_keep_only_what_they_may_hold(void **state)
+{
+    struct fixture *f = *state;
+    int64_t device = enroll_device(f->store, HASH_A, FP_1);
+    int64_t id;
+    int created;
+    char long_text[200];
+    memset(long_text, 'v', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    tl_ticket_new_t t = {device, "disk full", "", 1, NULL, "new", 2, "disk"};
+    TL_ASSERT_OK(tl_store_ticket_insert(f->store, &t, 100, &id, &created));
+    tl_ticket_new_t bad_severity = {device, "x", "", 1, NULL, "new", 5, NULL};
+    TL_ASSERT_RC(TL_EINVAL, tl_store_ticket_insert(f->store, &bad_severity, 100, &id, &created));
+
+    TL_ASSERT_OK(tl_store_ticket_column_set(f->store, id, TL_TICKET_SEVERITY, NULL, 1, 200));
+    TL_ASSERT_OK(tl_store_ticket_column_set(f->store, id, TL_TICKET_VENDOR, "acme", 0, 200));
+    TL_ASSERT_OK(tl_store_ticket_column_set(f->store, id, TL_TICKET_FOLLOW_UP, NULL, 5000, 200));
+    /* Refused, each leaving the ticket as it was. */
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_store_ticket_column_set(f->store, id, TL_TICKET_SEVERITY, NULL, 0, 300));
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_store_ticket_column_set(f->store, id, TL_TICKET_SEVERITY, NULL, 5, 300));
+    TL_ASSERT_RC(TL_EINVAL, tl_store_ticket_column_set(f->store, id, TL_TICKET_TIER, NULL, 5, 300));
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_store_ticket_column_set(f->store, id, TL_TICKET_CATEGORY, "", 0, 300));
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_store_ticket_column_set(f->store, id, TL_TICKET_CATEGORY, NULL, 0, 300));
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_store_ticket_column_set(f->store, id, TL_TICKET_VENDOR, long_text, 0, 300));
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_store_ticket_column_set(f->store, id, TL_TICKET_COLUMNS, "x", 1, 300));
+    TL_ASSERT_RC(TL_ENOTFOUND,
+                 tl_store_ticket_column_set(f->store, id, TL_TICKET_PROBLEM, NULL, 99, 300));
+    TL_ASSERT_RC(TL_ENOTFOUND,
+                 tl_store_ticket_column_set(f->store, 99, TL_TICKET_SEVERITY, NULL, 2, 300));
+    tl_ticket_row_t row;
+    TL_ASSERT_OK(tl_store_ticket_read(f->store, id, &row));
+    assert_int_equal(row.severity, 1);
+    assert_string_equal(row.category, "disk");
+    assert_string_equal(row.vendor, "acme");
+    assert_null(row.vendor_case);
+    assert_int_equal(row.follow_up, 5000);
+    assert_int_equal(row.problem_id, 0);
+    assert_int_equal(row.updated, 200);
+    tl_ticket_row_clear(&row);
+
+    /* The history: the start, then each status and assignee change with its actor. */
+    TL_ASSERT_OK(tl_store_ticket_set(f->store, id, "alice", "open", "tech:alice", 400));
+    tl_ticket_change_row_t bad = {id, 500, "status", long_text, "tech:alice", ""};
+    TL_ASSERT_RC(TL_EINVAL, tl_store_ticket_change_add(f->store, &bad));
+    tl_ticket_change_row_t orphan = {99, 500, "status", "open", "tech:alice", ""};
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_store_ticket_change_add(f->store, &orphan));
+    tl_ticket_change_rows_t changes;
+    TL_ASSERT_OK(tl_store_ticket_changes_read(f->store, id, &changes));
+    assert_int_equal(changes.count, 5);
+    const char *want[][3] = {{"tier", "1", "relay"},
+                             {"severity", "2", "relay"},
+                             {"category", "disk", "relay"},
+                             {"assignee", "alice", "tech:alice"},
+                             {"status", "open", "tech:alice"}};
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(changes.rows[i].field, want[i][0]);
+        assert_string_equal(changes.rows[i].value, want[i][1]);
+        assert_string_equal(changes.rows[i].actor, want[i][2]);
+    }
+    tl_ticket_change_rows_free(&changes);
 }
 
 /*
@@ -475,11 +584,11 @@ static void test_ticket_fields_do_not_grow_with_history(void **state)
 {
     struct fixture *f = *state;
     int64_t device = enroll_device(f->store, HASH_A, FP_1);
-    tl_ticket_new_t ticket = {device, "slow disk", "since Monday", 2, NULL, "new"};
+    tl_ticket_new_t ticket = {device, "slow disk", "since Monday", 2, NULL, "new", 0, NULL};
     int64_t id = 0;
     int created = 0;
     TL_ASSERT_OK(tl_store_ticket_insert(f->store, &ticket, 3000, &id, &created));
-    TL_ASSERT_OK(tl_store_ticket_set(f->store, id, "alice", "open", 3001));
+    TL_ASSERT_OK(tl_store_ticket_set(f->store, id, "alice", "open", NULL, 3001));
 
     tl_ticket_row_t fresh;
     size_t fresh_allocations = allocations_of_fields(f->store, id, &fresh);
@@ -539,6 +648,7 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(test_rollback_discards_group),
     STORE_TEST(test_bad_ticket_input_rejected),
     STORE_TEST(test_version_one_file_is_migrated),
+    STORE_TEST(test_desk_columns_keep_only_what_they_may_hold),
     STORE_TEST(test_users_add_list_disable_remove),
     STORE_TEST(test_ticket_filters_and_updates),
     STORE_TEST(test_ticket_fields_do_not_grow_with_history),
