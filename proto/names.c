@@ -32,3 +32,27 @@ int tl_runbook_param_name_valid(const char *name, size_t len)
             return 0;
     return 1;
 }
+
+size_t tl_name_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[TL_NAME_DISTANCE_MAX + 1];
+    if (la > TL_NAME_DISTANCE_MAX || lb > TL_NAME_DISTANCE_MAX)
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t above = row[j];
+            size_t best = diagonal + (a[i - 1] != b[j - 1]);
+            if (above + 1 < best)
+                best = above + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = above;
+        }
+    }
+    return row[lb];
+}

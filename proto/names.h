@@ -16,4 +16,9 @@
 int tl_runbook_name_valid(const char *name);
 int tl_runbook_param_name_valid(const char *name, size_t len);
 
+/* The edit distance (Levenshtein) of two names, for "did you mean"; names of more than
+ * TL_NAME_DISTANCE_MAX bytes are as far as can be: (size_t)-1. */
+#define TL_NAME_DISTANCE_MAX 127
+size_t tl_name_distance(const char *a, const char *b);
+
 #endif

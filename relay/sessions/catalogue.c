@@ -132,31 +132,6 @@ static void print_catalogue(struct session *s, json_t *catalogue)
 
 /* ---- fix: the checks ------------------------------------------------------------------------- */
 
-/* Edit distance, for "did you mean"; names are at most 48 bytes. */
-static size_t distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), row[64];
-    if (la > 63 || lb > 63)
-        return 64;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t above = row[j];
-            size_t best = diagonal + (a[i - 1] != b[j - 1]);
-            if (above + 1 < best)
-                best = above + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diagonal = above;
-        }
-    }
-    return row[lb];
-}
-
 static void unknown_runbook(struct session *s, json_t *catalogue)
 {
     char close_names[512] = "", all[512] = "";
@@ -164,7 +139,7 @@ static void unknown_runbook(struct session *s, json_t *catalogue)
     json_t *entry;
     json_array_foreach(catalogue, i, entry) {
         const char *name = json_string_value(json_object_get(entry, "name"));
-        int near = distance(name, s->runbook) <= 3 || strstr(name, s->runbook) != NULL ||
+        int near = tl_name_distance(name, s->runbook) <= 3 || strstr(name, s->runbook) != NULL ||
                    strstr(s->runbook, name) != NULL;
         char *list = near ? close_names : all;
         size_t *used = near ? &close_used : &all_used;

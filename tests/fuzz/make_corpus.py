@@ -586,6 +586,41 @@ def classify_seeds():
     return seeds
 
 
+def cond_seeds():
+    """A condition, a NUL byte, a diagnostics report (docs/kb.md "Conditions")."""
+    report = {"schema": 1, "sections": {
+        "disks": {"mounts": [{"mount": "/", "used_percent": 41.5, "read_only": False},
+                             {"mount": "/var", "used_percent": 97.31, "read_only": False}]},
+        "memory": {"available_bytes": 104857600, "swap_used_percent": 80.5},
+        "network": {"default_routes": [], "dns": {"nameservers": ["127.0.0.53"]},
+                    "interfaces": [{"name": "eth0", "up": True, "addresses": ["169.254.3.4/16"]}]},
+        "services": {"failed_units": [{"unit": "cups\x1b.service", "active": "failed"}]},
+        "time": {"error": "timed out after 5000 ms"},
+        "logs": {"lines": ["Out of memory: Killed process 1", "ok"]}}}
+    doc = json.dumps(report, separators=(",", ":")).encode()
+    conditions = {
+        "any_where": 'any disks.mounts where (mount == "/var" and used_percent > 90)',
+        "units": "memory.available_bytes < 200MiB and memory.swap_used_percent > 50%",
+        "count": "count(network.default_routes) == 0 or missing network.dns.nameservers",
+        "contains": 'network.dns.nameservers contains "127.0.0.53"',
+        "value": 'any logs.lines where value contains "Out of memory"',
+        "nested": 'any network.interfaces where (up == true and any addresses where '
+                  'value startswith "169.254.")',
+        "unknown": "not (time.synchronised == true) or time.synchronised == false",
+        "all_none": "all disks.mounts where read_only == false and none services.failed_units "
+                    'where active != "failed"',
+        "exists": "exists time.synchronised or missing time.kernel.offset_us",
+        "bad_field": "disks.mount == 1",
+        "bad_type": 'memory.used_percent == "high"',
+        "bad_string": 'system.hostname == "a\\nb',
+        "deep": "not " * 20 + "exists cpu.model",
+    }
+    seeds = {name: text.encode() + b"\0" + doc for name, text in conditions.items()}
+    seeds["alone"] = b"exists cpu.model"
+    seeds["not_a_report"] = b"exists cpu.model\0[1,2]"
+    return seeds
+
+
 def more_corpora():
     for name, line in CMDLINES.items():
         write("cmdline", name, line)
@@ -613,6 +648,8 @@ def more_corpora():
         write("desk_config", name, data)
     for name, data in classify_seeds().items():
         write("classify", name, data)
+    for name, data in cond_seeds().items():
+        write("cond", name, data)
 
 
 def main():
