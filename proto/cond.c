@@ -410,7 +410,7 @@ static int new_node(struct parser *p, enum kind kind, int *index)
  * closest field there is. */
 static int resolve(struct parser *p, const struct field **out)
 {
-    char full[PATH_MAX_LEN + 8];
+    char full[sizeof p->scope + PATH_MAX_LEN + 1];
     const char *t = p->c->text + p->at;
     size_t scope_len = strlen(p->scope);
     if (p->tok_len == 0 || p->tok_len > PATH_MAX_LEN || t[0] == '.' || t[p->tok_len - 1] == '.' ||

@@ -127,3 +127,21 @@ const char *tl_channel_type_grant_scope(enum tl_channel_type type)
 {
     return tl_scope_name(tl_channel_type_scope(type));
 }
+
+static const char *const category_names[TL_CATEGORY_NAMES] = {
+    "account",     "network",  "printing", "disk",  "performance",
+    "application", "hardware", "security", "other",
+};
+
+const char *tl_category_name(int index)
+{
+    return index >= 0 && index < TL_CATEGORY_NAMES ? category_names[index] : NULL;
+}
+
+int tl_category_index(const char *name)
+{
+    for (int i = 0; name != NULL && i < TL_CATEGORY_NAMES; i++)
+        if (strcmp(name, category_names[i]) == 0)
+            return i;
+    return -1;
+}

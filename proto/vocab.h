@@ -112,4 +112,14 @@ unsigned tl_channel_type_scope(enum tl_channel_type type);
 /* The same scope's name ("exec", "fix", ...); NULL if none applies. */
 const char *tl_channel_type_grant_scope(enum tl_channel_type type);
 
+/*
+ * The help desk's ticket categories (docs/desk.md "Categories and severities"), which tickets,
+ * the classifier and knowledge-base articles share, in this order.
+ */
+#define TL_CATEGORY_NAMES 9
+/* The i-th name ("account", ..., "other"); NULL outside 0..TL_CATEGORY_NAMES - 1. */
+const char *tl_category_name(int index);
+/* The index of a name, or -1 for NULL or a name not in the list. */
+int tl_category_index(const char *name);
+
 #endif

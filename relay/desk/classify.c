@@ -8,6 +8,7 @@
 #include "proto/err.h"
 #include "proto/hash.h"
 #include "proto/text.h"
+#include "proto/vocab.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,27 +16,20 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const category_names[TL_CATEGORY_COUNT] = {
-    "account",     "network",  "printing", "disk",  "performance",
-    "application", "hardware", "security", "other",
-};
+_Static_assert(TL_CATEGORY_COUNT == TL_CATEGORY_NAMES, "one name per category");
 
 const char *tl_classify_category_name(enum tl_category category)
 {
-    if ((int)category < 0 || (int)category >= TL_CATEGORY_COUNT)
-        return NULL;
-    return category_names[category];
+    return tl_category_name((int)category);
 }
 
 int tl_classify_category_parse(const char *name, enum tl_category *category)
 {
-    for (int i = 0; name != NULL && i < TL_CATEGORY_COUNT; i++) {
-        if (strcmp(name, category_names[i]) == 0) {
-            *category = (enum tl_category)i;
-            return 0;
-        }
-    }
-    return TL_EINVAL;
+    int i = tl_category_index(name);
+    if (i < 0)
+        return TL_EINVAL;
+    *category = (enum tl_category)i;
+    return 0;
 }
 
 int tl_classify_severity_parse(const char *text, int *severity)

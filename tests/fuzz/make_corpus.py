@@ -621,6 +621,30 @@ def cond_seeds():
     return seeds
 
 
+def article_seeds():
+    """Knowledge-base articles (docs/kb.md "Articles"): good ones and the mistakes the parser
+    names."""
+    good = ("---\nid: var-nearly-full\ntitle: /var is nearly full\ncategory: disk\n"
+            "when: any disks.mounts where (mount == \"/var\"\n  and used_percent > 90)\n"
+            "runbook: clean-journal\nparam: KEEP=200M\nwords: full, space, logs\n---\n"
+            "# /var is nearly full\n\nLogs live under /var.\n")
+    return {
+        "good": good,
+        "crlf": good.replace("\n", "\r\n"),
+        "recheck": ("---\nid: ntp\ntitle: Clock\ncategory: other\nwhen: time.synchronised == "
+                    "false\nrecheck: time.synchronised != true\n---\nTurn on NTP.\n"),
+        "no_header": "id: x\n",
+        "open_header": "---\nid: x\n",
+        "unknown_key": "---\nid: x\ncolour: red\n---\nx\n",
+        "twice": "---\nid: x\nid: y\n---\nx\n",
+        "bad_condition": "---\nid: x\ntitle: t\ncategory: disk\nwhen: disks.mount == 1\n---\nx\n",
+        "param_alone": ("---\nid: x\ntitle: t\ncategory: disk\nwhen: exists cpu.model\n"
+                        "param: A=1\n---\nx\n"),
+        "control": "---\nid: x\n---\nbell \a\n",
+        "not_utf8": b"---\nid: x\ntitle: caf\xe9\n---\nx\n",
+    }
+
+
 def more_corpora():
     for name, line in CMDLINES.items():
         write("cmdline", name, line)
@@ -650,6 +674,8 @@ def more_corpora():
         write("classify", name, data)
     for name, data in cond_seeds().items():
         write("cond", name, data)
+    for name, data in article_seeds().items():
+        write("article", name, data)
 
 
 def main():

@@ -229,6 +229,19 @@ static void test_bad_conditions_name_the_column_and_the_problem(void **state)
         {"memory..used_percent > 1", "is not a field name"},
         {"Memory.used > 1", "column 1: 'M' is not part of the language"},
         {deep, "nested more than 16 deep"},
+        /* a field name of 96 bytes inside a quantifier: the full path is longer than either */
+        {"any disks.mounts where "
+         "mnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+         "nnnount == \"/var\"",
+         "column 24: "
+         "mnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+         "nnnount is not a field of the rows of disks.mounts"},
+        {"any disks.mounts where "
+         "mnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+         "nnnnount == \"/var\"",
+         "column 24: "
+         "'mnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+         "nnnnnount' is not a field name"},
         {many, "more than 256 terms"},
         {long_text, "a condition longer than 4096 bytes"},
     };
