@@ -540,3 +540,53 @@ int tl_key_parse_ssh_public(const char *line, EVP_PKEY **out)
         return ossl_fail(TL_EKEY);
     return 0;
 }
+
+/* ---- raw Ed25519 keys and signatures ---- */
+
+int tl_key_raw_public(EVP_PKEY *key, uint8_t raw[TL_ED25519_KEY_LEN])
+{
+    return ed25519_raw_public(key, raw);
+}
+
+int tl_key_from_raw_public(const uint8_t raw[TL_ED25519_KEY_LEN], EVP_PKEY **out)
+{
+    *out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, TL_ED25519_KEY_LEN);
+    return *out != NULL ? 0 : ossl_fail(TL_EKEY);
+}
+
+int tl_key_from_raw_private(const uint8_t seed[TL_ED25519_KEY_LEN], EVP_PKEY **out)
+{
+    *out = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, TL_ED25519_KEY_LEN);
+    return *out != NULL ? 0 : ossl_fail(TL_EKEY);
+}
+
+int tl_key_sign(EVP_PKEY *key, const void *data, size_t len, uint8_t sig[TL_ED25519_SIG_LEN])
+{
+    if (key == NULL || EVP_PKEY_get_id(key) != EVP_PKEY_ED25519)
+        return TL_EKEY;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t sig_len = TL_ED25519_SIG_LEN;
+    int ok = ctx != NULL && EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
+             EVP_DigestSign(ctx, sig, &sig_len, data, len) == 1 && sig_len == TL_ED25519_SIG_LEN;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : ossl_fail(TL_EKEY);
+}
+
+int tl_key_verify(EVP_PKEY *key, const void *data, size_t len,
+                  const uint8_t sig[TL_ED25519_SIG_LEN])
+{
+    if (key == NULL || EVP_PKEY_get_id(key) != EVP_PKEY_ED25519)
+        return TL_EVERIFY;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1 &&
+             EVP_DigestVerify(ctx, sig, TL_ED25519_SIG_LEN, data, len) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    return ok ? 0 : TL_EVERIFY;
+}
+
+int tl_base64_decode(const char *text, size_t len, uint8_t *out, size_t out_max, size_t *out_len)
+{
+    *out_len = 0;
+    return b64_decode_strict(text, len, out, out_max, out_len) == 0 ? 0 : TL_EINVAL;
+}

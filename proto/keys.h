@@ -21,6 +21,7 @@
 
 #include <openssl/types.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* "SHA256:" + 43 base64 characters + NUL. */
 #define TL_FINGERPRINT_PREFIX "SHA256:"
@@ -103,5 +104,27 @@ int tl_key_ssh_public(EVP_PKEY *key, const char *comment, char **out);
  * other key types are refused. TL_EKEY for anything it refuses.
  */
 int tl_key_parse_ssh_public(const char *line, EVP_PKEY **out);
+
+/* ---- raw Ed25519 keys and signatures ---- */
+
+#define TL_ED25519_KEY_LEN 32
+#define TL_ED25519_SIG_LEN 64
+
+/* The 32 bytes of an Ed25519 public key; TL_EKEY for another kind of key. */
+int tl_key_raw_public(EVP_PKEY *key, uint8_t raw[TL_ED25519_KEY_LEN]);
+/* A public key from its 32 bytes, or a private key from its 32-byte seed; TL_EKEY. */
+int tl_key_from_raw_public(const uint8_t raw[TL_ED25519_KEY_LEN], EVP_PKEY **out);
+int tl_key_from_raw_private(const uint8_t seed[TL_ED25519_KEY_LEN], EVP_PKEY **out);
+/* The Ed25519 signature of len bytes by a private key; TL_EKEY. */
+int tl_key_sign(EVP_PKEY *key, const void *data, size_t len, uint8_t sig[TL_ED25519_SIG_LEN]);
+/* 0 when sig is key's signature of the len bytes at data; TL_EVERIFY otherwise. */
+int tl_key_verify(EVP_PKEY *key, const void *data, size_t len,
+                  const uint8_t sig[TL_ED25519_SIG_LEN]);
+/*
+ * Strict standard base64 (RFC 4648 §4): a length that is a multiple of 4, padding only at the
+ * end, unused bits zero, so every byte string has one accepted form. TL_EINVAL otherwise or
+ * when it decodes to more than out_max bytes.
+ */
+int tl_base64_decode(const char *text, size_t len, uint8_t *out, size_t out_max, size_t *out_len);
 
 #endif
