@@ -419,13 +419,16 @@ static int resolve(struct parser *p, const struct field **out)
     memcpy(full, p->scope, scope_len);
     memcpy(full + scope_len, t, p->tok_len);
     full[scope_len + p->tok_len] = '\0';
-    const char *closest = NULL;
-    size_t best = 3;
     for (size_t i = 0; i < FIELD_COUNT; i++) {
         if (strcmp(fields[i].path, full) == 0) {
             *out = &fields[i];
             return 0;
         }
+    }
+    /* Not a field: the closest in the same scope, for the message. */
+    const char *closest = NULL;
+    size_t best = 3;
+    for (size_t i = 0; i < FIELD_COUNT; i++) {
         if (strncmp(fields[i].path, p->scope, scope_len) == 0) {
             const char *name = fields[i].path + scope_len, *typed = full + scope_len;
             size_t shorter = strlen(name) < strlen(typed) ? strlen(name) : strlen(typed);
