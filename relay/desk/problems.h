@@ -26,7 +26,7 @@
 /* A kb:REF reference: 1..128 of A-Z a-z 0-9 . _ - / # : */
 #define TL_PROBLEM_KB_REF_MAX 128
 /* Offers a ticket is shown at most, and the open problems a ticket is compared with at most (the
- * most recently changed first). */
+ * most recently opened ones). */
 #define TL_PROBLEM_OFFERS_MAX 3
 #define TL_PROBLEM_MATCH_CANDIDATES_MAX 2000
 
