@@ -293,6 +293,38 @@ def case_who_may_move_a_ticket_and_denials_are_audited():
     desk.relay.verify_audit()
 
 
+@case
+def case_the_same_diagnostics_within_a_day_warn_and_show_the_earlier():
+    desk = unattended_desk()
+    t = desk.ticket
+    status, out, err = desk.ssh("bob", "diag", t, "--json", check_status=None)
+    check(status == 0, "diag: %d %r" % (status, err))
+    # The ticket came with diagnostics minutes ago: the technician is told before the user is
+    # asked, with when, the hash and who.
+    warning = ("tierline: warning: the same diagnostics of D-1 were taken ")
+    check(warning in err and "by the machine, sent with the ticket: evidence %s diagnostics.json "
+          "on %s" % (desk.evidence[:12], t) in err and
+          "read them with: evidence get %s %s" % (t, desk.evidence[:12]) in err and
+          err.index(warning) < err.index("waiting for the user's consent"),
+          "no warning before the consent: %r" % err)
+    first = json.loads(out)
+    check(first["repeats"]["sha256"] == desk.evidence and first["repeats"]["ticket"] == t and
+          first["repeats"]["by"].startswith("agent:"), "diag --json: %r" % first)
+    # The next run names the latest, whoever took it, on any ticket of the device.
+    second_ticket, _, _, _ = desk.agent.help("the scanner too")
+    _, _, err = desk.ssh("alice", "diag", t)
+    check("on %s" % second_ticket in err and "sent with the ticket" in err,
+          "the device's other ticket: %r" % err)
+    _, out, err = desk.ssh("alice", "diag", t, "--json")
+    earlier = json.loads(out)["repeats"]
+    check(earlier["by"] == "tech:alice" and "by alice: evidence %s" % earlier["sha256"][:12]
+          in err, "the latest run: %r %r" % (earlier, err))
+    # A warning, not a refusal: every run was kept.
+    fresh = [e for e in desk.evidence_of_kind("diagnostics")
+             if e["name"].startswith("diagnostics-")]
+    check(len(fresh) == 3, "diagnostics kept: %r" % fresh)
+
+
 def setup_globals(bin_dir, work):
     technicians.setup_globals(bin_dir, work)
 
