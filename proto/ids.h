@@ -12,6 +12,7 @@
 
 #define TL_ID_TICKET 'T'
 #define TL_ID_DEVICE 'D'
+#define TL_ID_PROBLEM 'P' /* a known problem (docs/desk.md "Known problems") */
 /* Room for any id's text form with its NUL: prefix, '-', 19 digits. */
 #define TL_ID_TEXT 24
 

@@ -37,6 +37,22 @@ static const struct {
     [TL_CAP_FILES_PULL] = {"files.pull", "copy files from the machine", 1, {0, 1, 1, 1, 0, 0}},
     [TL_CAP_FILES_PUSH] = {"files.push", "copy files to the machine", 1, {0, 0, 1, 0, 0, 0}},
     [TL_CAP_USERS] = {"users", "manage technicians and auditors", 0, {0, 0, 0, 0, 0, 1}},
+    [TL_CAP_TICKET_ESCALATE] = {"ticket.escalate",
+                                "move a ticket to another tier's queue, with what was tried",
+                                0,
+                                {1, 1, 1, 0, 0, 1}},
+    [TL_CAP_PROBLEMS_READ] = {"problems.read",
+                              "list and read known problems",
+                              0,
+                              {1, 1, 1, 0, 1, 1}},
+    [TL_CAP_PROBLEM_LINK] = {"problem.link",
+                             "link a ticket to a known problem",
+                             0,
+                             {1, 1, 1, 0, 0, 0}},
+    [TL_CAP_PROBLEMS_MANAGE] = {"problems.manage",
+                                "open known problems, set their workaround and state",
+                                0,
+                                {0, 1, 1, 0, 0, 0}},
 };
 
 static int role_valid(int role)

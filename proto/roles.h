@@ -30,6 +30,11 @@ enum tl_capability {
     TL_CAP_FILES_PULL, /* copy files from the machine */
     TL_CAP_FILES_PUSH, /* copy files to the machine */
     TL_CAP_USERS,      /* manage technicians (admin commands on the relay host) */
+    /* the help desk's escalation and known problems (docs/desk.md) */
+    TL_CAP_TICKET_ESCALATE, /* move a ticket to another tier, freezing its summary */
+    TL_CAP_PROBLEMS_READ,   /* list and read known problems */
+    TL_CAP_PROBLEM_LINK,    /* link a ticket to a known problem */
+    TL_CAP_PROBLEMS_MANAGE, /* open problems, set their workaround and state */
     TL_CAP_COUNT
 };
 

@@ -43,6 +43,14 @@ struct cmd {
     tl__assignee_arg_t assignee;
     tl__text_arg_t text;
     char hash[65];
+    /* ticket escalate and the problem commands (escalate.c, problems.c) */
+    int to_tier;              /* --to: 1..4 */
+    const char *reason;       /* --reason */
+    tl__ticket_arg_t problem; /* P-N: its number, as typed */
+    const char *workaround;   /* --workaround */
+    const char *fix;          /* --fix */
+    char problem_state[16];   /* problems --state, problem state P-N STATE */
+    int denied;               /* worker writes: refused with access.denied kept (exit 77) */
     /* session commands (relay/sessions/sessions.h) */
     tl_session_request_t session;
     tl_cli_words_t words;    /* run: the command; fix: its NAME=VALUE words */
@@ -99,6 +107,9 @@ extern const struct tl__command tl__cmd_evidence, tl__cmd_evidence_get;
 extern const struct tl__command tl__cmd_whoami, tl__cmd_help;
 extern const struct tl__command tl__cmd_diag, tl__cmd_run, tl__cmd_join, tl__cmd_fix,
     tl__cmd_runbooks;
+extern const struct tl__command tl__cmd_ticket_escalate;
+extern const struct tl__command tl__cmd_problems, tl__cmd_problem_open, tl__cmd_problem_link,
+    tl__cmd_problem_show, tl__cmd_problem_workaround, tl__cmd_problem_state;
 /* ... and the table of them all, in the order help lists them (table.c). */
 extern const struct tl__command *const tl__commands[];
 extern const size_t tl__command_count;
@@ -119,6 +130,13 @@ int tl__cmd_load_visible_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, j
 /* Ends exec with what text holds (open_memstream over *bytes): on stdout if status is 0. */
 void tl__cmd_finish_with(tl_exec_t *exec, FILE *text, char **bytes, size_t *len, int status);
 void tl__cmd_free(struct cmd *cmd);
+
+/*
+ * ticket show's first lines (escalate.c): the ticket's known problem, or the open problems it
+ * is offered, and its latest escalation summary, added to ticket as "problem",
+ * "problem_offers" and "escalation"; printed on first as readable text unless it is NULL.
+ */
+int tl__cmd_show_desk(struct cmd *cmd, tl_job_ctx_t *ctx, json_t *ticket, FILE *first, FILE *err);
 
 /* The work of a job (run_work's caller resubmits for each verification step). */
 void tl__cmd_submit_work(struct cmd *cmd);

@@ -15,6 +15,7 @@ const struct tl__command *const tl__commands[] = {
     &tl__cmd_ticket_resolve,
     &tl__cmd_ticket_reopen,
     &tl__cmd_ticket_close,
+    &tl__cmd_ticket_escalate,
     &tl__cmd_evidence,
     &tl__cmd_evidence_get,
     &tl__cmd_whoami,
@@ -24,6 +25,12 @@ const struct tl__command *const tl__commands[] = {
     &tl__cmd_join,
     &tl__cmd_fix,
     &tl__cmd_runbooks,
+    &tl__cmd_problems,
+    &tl__cmd_problem_open,
+    &tl__cmd_problem_link,
+    &tl__cmd_problem_show,
+    &tl__cmd_problem_workaround,
+    &tl__cmd_problem_state,
 };
 
 const size_t tl__command_count = sizeof tl__commands / sizeof tl__commands[0];

@@ -139,6 +139,12 @@ static int work_ticket_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
         return rc;
     json_t *tried = already_tried(json_object_get(t, "events"));
     json_object_set_new(t, "already_tried", tried);
+    /* First: the known problem, and what the earlier tiers tried (escalate.c). */
+    if ((rc = tl__cmd_show_desk(cmd, ctx, t, cmd->json ? NULL : out, err)) != 0) {
+        fprintf(err, "tierline: %s\n", tl_strerror(rc));
+        json_decref(t);
+        return rc;
+    }
     if (cmd->json) {
         tl__cmd_print_json(out, t);
         json_decref(t);

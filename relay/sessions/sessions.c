@@ -225,6 +225,9 @@ static int work_lookup(struct sjob *job, tl_job_ctx_t *ctx)
         else
             job->device_id = ticket.device_id;
         tl_ticket_row_clear(&ticket);
+        /* diag: has the machine given these diagnostics within the day? (repeat.c) */
+        if (rc == 0 && job->message[0] == '\0' && s->kind == TL_SESSION_DIAG)
+            rc = tl__session_find_repeat(s, ctx, job->device_id);
     }
     if (rc == TL_ENOTFOUND)
         snprintf(job->message, sizeof job->message, "no ticket %s", s->ticket);
@@ -269,8 +272,10 @@ static void lookup_done(struct session *s, struct sjob *job, int status)
     s->agent = agent;
     if (s->kind == TL_SESSION_FIX || s->kind == TL_SESSION_RUNBOOKS)
         tl__session_request_catalogue(s);
-    else
+    else {
+        tl__session_warn_repeat(s);
         tl__session_ask_consent(s);
+    }
 }
 
 /* ---- the end --------------------------------------------------------------------------------- */
@@ -279,9 +284,10 @@ static void lookup_done(struct session *s, struct sjob *job, int status)
 static void print_diag_evidence(struct session *s)
 {
     if (s->json) {
-        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "ticket", s->ticket, "grant",
-                                s->grant, "kind", "diagnostics", "sha256", s->evidence_hash, "name",
-                                s->evidence_name, "size", (json_int_t)s->evidence_size);
+        json_t *doc =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "ticket", s->ticket, "grant", s->grant,
+                      "kind", "diagnostics", "sha256", s->evidence_hash, "name", s->evidence_name,
+                      "size", (json_int_t)s->evidence_size, "repeats", tl__session_repeat_json(s));
         char *text = doc ? tl_text_json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (text != NULL)
             tl_exec_printf(s->exec, TL_EXEC_STDOUT, "%s\n", text);

@@ -139,6 +139,13 @@ struct session {
     int recording_status;
     char recording_hash[TL_SHA256_HEX_LEN];
     uint64_t recording_size;
+    /* diag: identical diagnostics taken within the day (repeat.c); the lookup job writes */
+    int repeat_found;
+    int64_t repeat_ms;
+    char repeat_hash[TL_SHA256_HEX_LEN];
+    char repeat_name[256];
+    char repeat_by[96];
+    char repeat_ticket[32];
     /* the evidence the session produced */
     char evidence_hash[TL_SHA256_HEX_LEN];
     char evidence_name[160];
@@ -242,6 +249,15 @@ void tl__session_diag_data(struct session *s, const uint8_t *data, size_t len);
 /* Worker: the run/fix transcript, the diagnostics report, stored as evidence. */
 int tl__session_work_transcript(struct sjob *job, tl_job_ctx_t *ctx);
 int tl__session_work_diag_final(struct sjob *job, tl_job_ctx_t *ctx);
+
+/* ---- repeat.c ------------------------------------------------------------------------------ */
+
+/* Worker, looking up a diag: the device's latest identical diagnostics (relay/desk/repeats.h). */
+int tl__session_find_repeat(struct session *s, tl_job_ctx_t *ctx, int64_t device_id);
+/* Before the user is asked: the technician is warned and shown the earlier result. */
+void tl__session_warn_repeat(struct session *s);
+/* diag --json: the earlier result as an object, or null. */
+json_t *tl__session_repeat_json(const struct session *s);
 
 /* ---- evidence.c ----------------------------------------------------------------------------- */
 

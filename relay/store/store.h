@@ -373,4 +373,93 @@ int tl_store_audit_pending_read(tl_store_t *store, tl_audit_pending_rows_t *out)
 int tl_store_audit_pending_clear(tl_store_t *store, int64_t up_to_id);
 void tl_audit_pending_rows_free(tl_audit_pending_rows_t *list);
 
+/* ---- escalations and known problems (docs/desk.md "Escalation", "Known problems") ---------- */
+
+/* One move of a ticket between tiers, with the "already tried" summary frozen at that moment. */
+typedef struct tl_escalation_row {
+    int64_t id;
+    int64_t ticket_id;
+    int64_t time;
+    const char *actor; /* "tech:alice" */
+    int from_tier;
+    int to_tier; /* lower than from_tier: a de-escalation */
+    const char *reason;
+    const char *summary;      /* the summary as canonical JSON (relay/desk/summary.h) */
+    const char *summary_hash; /* its SHA-256, hex */
+} tl_escalation_row_t;
+
+/* Adds an escalation (row->id is not read); *id may be NULL. TL_ENOTFOUND (no such ticket),
+ * TL_EINVAL (tiers outside 0..4, an empty reason, a hash that is not 64 hex digits). */
+int tl_store_escalation_add(tl_store_t *store, const tl_escalation_row_t *row, int64_t *id);
+/* A ticket's latest escalation, and how many it had (count may be NULL); TL_ENOTFOUND if none. */
+int tl_store_escalation_latest(tl_store_t *store, int64_t ticket_id, tl_escalation_row_t *out,
+                               int64_t *count);
+void tl_escalation_row_clear(tl_escalation_row_t *row);
+
+/*
+ * Takes a ticket from its assignee (an escalated ticket waits in its new queue for someone to
+ * take it), adding the change ("assignee" to "") to its history with actor and reason.
+ * TL_ENOTFOUND for no such ticket; nothing happens to a ticket nobody holds.
+ */
+int tl_store_ticket_unassign(tl_store_t *store, int64_t ticket_id, const char *actor,
+                             const char *reason, int64_t now_ms);
+
+/* A known problem, with how many tickets are linked to it and on how many devices. */
+typedef struct tl_problem_row {
+    int64_t id;
+    const char *title;
+    const char *fingerprint; /* a diagnostic fingerprint (relay/desk/fingerprint.h); NULL: none */
+    const char *workaround;  /* "" when none is known */
+    const char *state;       /* investigating, known-error, fixed (relay/desk/problems.h) */
+    const char *fix;         /* "note:...", "kb:...", "runbook:..."; NULL until fixed */
+    const char *opened_by;   /* "tech:bob" */
+    int64_t created;
+    int64_t updated;
+    int64_t tickets; /* linked tickets */
+    int64_t devices; /* distinct devices among them */
+} tl_problem_row_t;
+
+typedef struct tl_problem_rows {
+    tl_problem_row_t *rows;
+    size_t count;
+} tl_problem_rows_t;
+
+/* A new problem (row->id, fix, counts and times are not read); TL_EINVAL for fields too long
+ * to store or an empty title or state. */
+int tl_store_problem_add(tl_store_t *store, const tl_problem_row_t *row, int64_t now_ms,
+                         int64_t *problem_id);
+/* TL_ENOTFOUND if there is none. */
+int tl_store_problem_read(tl_store_t *store, int64_t problem_id, tl_problem_row_t *out);
+/* The problems in state (NULL: all), by id. */
+int tl_store_problems_read(tl_store_t *store, const char *state, tl_problem_rows_t *out);
+/* Sets the workaround, the state and the fix (NULL leaves each as it is); TL_ENOTFOUND. */
+int tl_store_problem_set(tl_store_t *store, int64_t problem_id, const char *workaround,
+                         const char *state, const char *fix, int64_t now_ms);
+void tl_problem_row_clear(tl_problem_row_t *row);
+void tl_problem_rows_free(tl_problem_rows_t *list);
+
+/* A ticket linked to a problem, as the problem lists it. */
+typedef struct tl_problem_ticket_row {
+    int64_t ticket_id;
+    int64_t device_id;
+    int tier;
+    const char *status;
+    const char *title;
+} tl_problem_ticket_row_t;
+
+typedef struct tl_problem_ticket_rows {
+    tl_problem_ticket_row_t *rows;
+    size_t count;
+} tl_problem_ticket_rows_t;
+
+/* The tickets linked to a problem, by id (empty if none). */
+int tl_store_problem_tickets_read(tl_store_t *store, int64_t problem_id,
+                                  tl_problem_ticket_rows_t *out);
+void tl_problem_ticket_rows_free(tl_problem_ticket_rows_t *list);
+
+/* Evidence of kind on every ticket of a device, added at or after since_ms, oldest first: what
+ * a new diagnostics run would repeat (relay/desk/repeats.h). */
+int tl_store_device_evidence_read(tl_store_t *store, int64_t device_id, const char *kind,
+                                  int64_t since_ms, tl_evidence_rows_t *out);
+
 #endif

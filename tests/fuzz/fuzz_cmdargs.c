@@ -10,7 +10,8 @@
  * admin command's spec. Either the parse succeeds with every value within
  * the bounds the specs promise (a note of at most TL_NOTE_MAX bytes of
  * UTF-8, at most 64 command or runbook words, a reason of 1..1024 bytes, a
- * grant of 1m..24h, a tier 0..4, an evidence id of 8..64 hex digits), or it
+ * grant of 1m..24h, a tier 0..4, an evidence id of 8..64 hex digits; an
+ * escalation with its tier and reason, a problem fixed only with its fix), or it
  * fails with one known error whose text names the command's usage.
  */
 #include "proto/err.h"
@@ -67,6 +68,18 @@ static void check_parsed(const struct cmd *cmd)
         (hash_len < 8 || hash_len > 64 || strspn(cmd->hash, "0123456789abcdef") != hash_len))
         abort();
     if (cmd->ticket.text[0] != '\0' && cmd->ticket.id <= 0)
+        abort();
+    /* ticket escalate and the problem commands (relay/cmd/escalate.c, problems.c) */
+    if (cmd->to_tier < 0 || cmd->to_tier > 4 ||
+        (cmd->command == &tl__cmd_ticket_escalate && (cmd->to_tier < 1 || cmd->reason == NULL)))
+        abort();
+    if (cmd->reason != NULL && (cmd->reason[0] == '\0' || strlen(cmd->reason) > 1024 ||
+                                !tl_text_utf8_valid(cmd->reason, strlen(cmd->reason))))
+        abort();
+    if (cmd->problem.text[0] != '\0' && cmd->problem.id <= 0)
+        abort();
+    if (cmd->command == &tl__cmd_problem_state && strcmp(cmd->problem_state, "fixed") == 0 &&
+        cmd->fix == NULL)
         abort();
 }
 

@@ -860,23 +860,23 @@ def case_commands_outside_the_cache_pass_through_to_the_relay():
     doc = json.loads(relay_help_json(relay))
     # A list without whoami, and with a command this console was not built with.
     doc["commands"] = [c for c in doc["commands"] if c["name"] != "whoami"]
-    doc["commands"].append({"name": "ticket escalate", "usage": "ticket escalate T-N TIER",
-                            "summary": "hand a ticket up", "options": [],
-                            "example": "ticket escalate T-1 3", "capability": "ticket.take"})
+    doc["commands"].append({"name": "ticket teleport", "usage": "ticket teleport T-N TIER",
+                            "summary": "send a ticket elsewhere", "options": [],
+                            "example": "ticket teleport T-1 3", "capability": "ticket.take"})
     write_cache(relay, doc)
     before = len(relay.exec_lines())
-    out, _ = expect(console("ticket", "escalate", "--help", env=env), 0, "a new command's help")
-    check(b"usage: tierline ticket escalate T-N TIER" in out and
-          b"tierline ticket escalate T-1 3" in out, "ticket escalate --help: %r" % out)
+    out, _ = expect(console("ticket", "teleport", "--help", env=env), 0, "a new command's help")
+    check(b"usage: tierline ticket teleport T-N TIER" in out and
+          b"tierline ticket teleport T-1 3" in out, "ticket teleport --help: %r" % out)
     out, _ = expect(console("ticket", "--help", env=env), 0, "ticket --help")
-    check(b"usage: tierline ticket escalate" in out, "the group lacks it: %r" % out)
+    check(b"usage: tierline ticket teleport" in out, "the group lacks it: %r" % out)
     check(len(relay.exec_lines()) == before, "a --help reached the relay")
     # whoami is not in the list: the relay still runs it.
     out, _ = expect(console("whoami", "--json", env=env), 0, "whoami outside the cache")
     check(json.loads(out)["name"] == "alice", "whoami: %r" % out)
     # A command the relay does not have: it is the relay that says so.
-    out, err = expect(console("ticket", "escalate", ticket_id, "3", env=env), 2, "escalate")
-    check("unknown command 'ticket'" in err and out == b"", "escalate: %r" % err)
+    out, err = expect(console("ticket", "teleport", ticket_id, "3", env=env), 2, "teleport")
+    check("unknown command 'ticket'" in err and out == b"", "teleport: %r" % err)
     out, err = expect(console("no-such-command", env=env), 2, "unknown word with a list")
     check("unknown command 'no-such-command'" in err and "'help' lists the commands" in err,
           "the relay did not judge the word: %r" % err)
