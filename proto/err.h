@@ -46,7 +46,8 @@
     X(EDAMAGED, -30041, "stored content is damaged: it does not match its SHA-256")                \
     X(ERATELIMITED, -30042, "rate limited")                                                        \
     X(EDISABLED, -30043, "account disabled")                                                       \
-    X(ESTATE, -30044, "not allowed in its current status")
+    X(ESTATE, -30044, "not allowed in its current status")                                        \
+    X(ESIGNATURE, -30061, "signature does not verify")
 
 enum tl_err {
 #define TL_ERR_ENUM(name, value, text) TL_##name = (value),
