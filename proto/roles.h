@@ -24,12 +24,13 @@ enum tl_capability {
     TL_CAP_DIAG,         /* ask the agent for fresh diagnostics */
     TL_CAP_FIX,          /* run catalogue runbooks */
     TL_CAP_FIX_PRIVILEGED,
-    TL_CAP_OBSERVE,    /* watch a live session */
-    TL_CAP_RUN,        /* run a command on the machine */
-    TL_CAP_SHELL,      /* interactive shell */
-    TL_CAP_FILES_PULL, /* copy files from the machine */
-    TL_CAP_FILES_PUSH, /* copy files to the machine */
-    TL_CAP_USERS,      /* manage technicians (admin commands on the relay host) */
+    TL_CAP_OBSERVE,       /* watch a live session */
+    TL_CAP_RUN,           /* run a command on the machine */
+    TL_CAP_SHELL,         /* interactive shell */
+    TL_CAP_FILES_PULL,    /* copy files from the machine */
+    TL_CAP_FILES_PUSH,    /* copy files to the machine */
+    TL_CAP_USERS,         /* manage technicians (admin commands on the relay host) */
+    TL_CAP_TICKET_VENDOR, /* hand a ticket to an outside vendor (ticket vendor) */
     TL_CAP_COUNT
 };
 
@@ -61,17 +62,17 @@ int tl_role_can(int role, int capability);
 int tl_role_has_sessions(int role);
 /*
  * A role's rank against a runbook's min_role (docs/consent.md "Runbooks"):
- * tier1 1, tier2 2, tier3 3, tier4 2 (a vendor counts as tier2); 0 for a
- * role that runs no runbooks (auditor, admin) and for an unknown one.
+ * tier1 1, tier2 2, tier3 3; 0 for a role that runs no runbooks (tier4,
+ * auditor, admin) and for an unknown one.
  */
 int tl_role_runbook_rank(int role);
 /* 1 if a runbook may name role as its min_role: tier1, tier2 or tier3. */
 int tl_role_is_min_role(int role);
 /*
- * Tier-4 (vendor) accounts see only tickets handed to them: 1 if role is
- * limited to tickets assigned to the user.
+ * Tier-4 (vendor) accounts see only the tickets bound to the account, until
+ * an expiry (relay/desk/vendor.h): 1 if role is limited so.
  */
-int tl_role_assigned_only(int role);
+int tl_role_ticket_bound(int role);
 
 /* The table as Markdown (docs/roles.md). */
 void tl_roles_write_markdown(FILE *out);

@@ -300,7 +300,7 @@ def case_relay_reports_as_json():
     check(roles["roles"] == ["tier1", "tier2", "tier3", "tier4", "auditor", "admin"],
           "roles: %r" % roles["roles"])
     by_name = {c["name"]: c for c in roles["capabilities"]}
-    check(by_name["run"]["roles"] == ["tier2", "tier3", "tier4"] and
+    check(by_name["run"]["roles"] == ["tier2", "tier3"] and
           by_name["users"]["roles"] == ["admin"] and by_name["run"]["summary"],
           "capabilities: %r" % roles["capabilities"])
     markdown, _ = program("tierline-relay", "roles", "--markdown")
