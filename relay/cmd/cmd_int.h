@@ -86,8 +86,11 @@ struct tl__command {
      * with usage_error for a usage error. NULL: nothing to do. */
     int (*prepare)(struct cmd *cmd);
     tl__cmd_work_fn work; /* on the storage thread; NULL for session commands */
-    int session_kind;     /* session commands: what relay/sessions/sessions.c runs */
-    const char *example;  /* for COMMAND --help: whole command lines */
+    /* Takes the command over after a good parse, with its own jobs and answer (ticket export,
+     * which streams an archive); NULL: work, or a session. */
+    void (*start)(struct cmd *cmd);
+    int session_kind;    /* session commands: what relay/sessions/sessions.c runs */
+    const char *example; /* for COMMAND --help: whole command lines */
 };
 
 /* --json, which every command takes wherever it stands before a "--"; help NULL: not listed. */

@@ -272,6 +272,10 @@ void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
         tl__cmd_free(cmd);
         return;
     }
+    if (command->start != NULL) {
+        command->start(cmd); /* it owns cmd from here */
+        return;
+    }
     if (command->work == NULL) {
         /* The session module takes the exec over, callbacks included. */
         tl_sessions_start(cmd->ctx->sessions, exec, &cmd->session);

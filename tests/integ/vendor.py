@@ -9,12 +9,18 @@ process:
 Every wait is bounded; nothing here measures speed.
 """
 import datetime
+import gzip
+import hashlib
 import json
 import os
+import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import time
+import zlib
 
 import technicians
 from technicians import Desk, Terminal
@@ -186,7 +192,7 @@ def case_a_vendor_account_sees_its_tickets_and_nothing_else():
 
     # Another ticket is answered as one that does not exist, and the attempt is audited.
     audit_before = len(desk.audit())
-    for words in (["ticket", "show"], ["evidence"], ["ticket", "note"]):
+    for words in (["ticket", "show"], ["evidence"], ["ticket", "note"], ["ticket", "export"]):
         extra = ["hello"] if words == ["ticket", "note"] else []
         missing = desk.ssh("acme", *(words + ["T-99"] + extra), check_status=None)
         hidden = desk.ssh("acme", *(words + [other] + extra), check_status=None)
@@ -194,7 +200,7 @@ def case_a_vendor_account_sees_its_tickets_and_nothing_else():
               hidden[2] == missing[2].replace("T-99", other),
               "%r on another ticket: %r vs no ticket: %r" % (words, hidden, missing))
     denied = [e for e in desk.audit()[audit_before:] if e["action"] == "access.denied"]
-    check(len(denied) == 6 and {e["subject"] for e in denied} == {other, "T-99"} and
+    check(len(denied) == 8 and {e["subject"] for e in denied} == {other, "T-99"} and
           all(e["actor"] == "tech:acme" and
               e["details"]["reason"] == "ticket not bound to the account" for e in denied),
           "denials: %r" % denied)
@@ -349,6 +355,187 @@ def case_vendor_accounts_bad_input_is_refused_and_changes_nothing():
     acme = [u for u in json.loads(relay_admin(desk, "user", "list", "--json")[0])
             if u["name"] == "acme"][0]
     check(acme["tickets"] == [], "bindings outlived their account: %r" % acme)
+
+
+# ---- evidence bundles ----------------------------------------------------------------------
+
+def record_a_shell(desk):
+    term = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
+    try:
+        desk.agent.cli("approve", desk.agent.question("bob")["id"])
+        term.expect("granted")
+        term.type("echo bundled-$((6*7))\n")
+        term.expect("bundled-42")
+        term.type("exit\n")
+        term.wait()
+    finally:
+        term.kill()
+    wait_for("the recording on the ticket", lambda: desk.evidence_of_kind("recording"))
+
+
+def run_a_command(desk):
+    """A command whose transcript is about a megabyte: the archive goes out in many chunks."""
+    proc = desk.spawn("bob", "run", desk.ticket, "--", "sh", "-c",
+                      shlex.quote("head -c 900000 /dev/urandom | od -A n -x"),
+                      stdout=subprocess.DEVNULL)
+    question = desk.agent.question("bob")
+    desk.agent.cli("approve", question["id"])
+    proc.communicate(timeout=120)
+    check(proc.returncode == 0, "run exited %d" % proc.returncode)
+
+
+def export(desk, user, ticket=None):
+    """ssh USER@relay ticket export T > T.tar: the archive's bytes."""
+    ticket = ticket or desk.ticket
+    _, blob, err = desk.ssh(user, "ticket", "export", ticket, text=False)
+    check(err == b"", "export said %r" % err)
+    return blob
+
+
+def shell(command, cwd, expect=0):
+    """One line as an auditor types it, under sh; (status, output)."""
+    proc = subprocess.run(["sh", "-c", command], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+    if expect is not None and proc.returncode != expect:
+        raise Failure("%s: exit %d\n%s%s" % (command, proc.returncode, proc.stdout, proc.stderr))
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@case
+def case_an_exported_bundle_checks_out_with_tar_sha256sum_and_openssl_alone():
+    desk = Desk()
+    desk.ssh("bob", "ticket", "take", desk.ticket)
+    run_a_command(desk)
+    record_a_shell(desk)
+    shown = desk.ssh_json("bob", "ticket", "show", desk.ticket)
+    blob = export(desk, "bob")
+    folder = os.path.join(WORK, "auditor")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "T-1.tar"), "wb") as f:
+        f.write(blob)
+    # The trusted copy of the relay's key, from its admin.
+    trusted, _ = relay_admin(desk, "host-key", "--pem")
+    with open(os.path.join(folder, "relay-trusted.pem"), "w") as f:
+        f.write(trusted)
+    # docs/desk.md "Checking a bundle", exactly as written there.
+    shell("tar -xf T-1.tar", folder)
+    bundle = os.path.join(folder, "T-1")
+    _, said = shell("openssl pkeyutl -verify -pubin -inkey ../relay-trusted.pem -rawin "
+                    "-in MANIFEST -sigfile MANIFEST.sig", bundle)
+    check("Signature Verified Successfully" in said, "openssl: " + said)
+    _, said = shell("sha256sum -c MANIFEST", bundle)
+    check(said.count(": OK\n") == len(shown["evidence"]) + 1, "sha256sum: " + said)
+    shell("cmp relay.pem ../relay-trusted.pem", bundle)
+    _, said = shell("openssl pkeyutl -verify -pubin -inkey relay.pem -rawin -in MANIFEST "
+                    "-sigfile MANIFEST.sig", bundle)
+    check("Signature Verified Successfully" in said, "openssl with relay.pem: " + said)
+
+    # What it holds: every item under its own SHA-256, the timeline, the recordings.
+    with open(os.path.join(bundle, "MANIFEST")) as f:
+        listed = dict(reversed(line.rstrip("\n").split("  ", 1)) for line in f)
+    hashes = sorted(e["hash"] for e in shown["evidence"])
+    check(sorted(h for p, h in listed.items() if p != "timeline.json") == hashes,
+          "MANIFEST %r, evidence %r" % (listed, hashes))
+    recordings = [p for p in listed if p.startswith("recordings/")]
+    check(len(recordings) == 1 and recordings[0].endswith(".cast.gz"), "recordings: %r" % listed)
+    with open(os.path.join(bundle, recordings[0]), "rb") as f:
+        check("bundled-42" in gzip.decompress(f.read()).decode(), "the recording does not play")
+    with open(os.path.join(bundle, "timeline.json")) as f:
+        timeline = json.load(f)
+    check(timeline["format"] == "tierline-bundle 1" and timeline["ticket"]["id"] == desk.ticket
+          and timeline["events"] == shown["events"] and
+          [e["sha256"] for e in timeline["evidence"]] == [e["hash"] for e in shown["evidence"]] and
+          {e["path"] for e in timeline["evidence"]} == set(listed) - {"timeline.json"} and
+          ("status", "open", "tech:bob") in
+          [(c["field"], c["value"], c["actor"]) for c in timeline["changes"]] and
+          timeline["exported"]["by"] == "tech:bob" and
+          timeline["exported"]["relay_key"] == desk.relay.fingerprint,
+          "timeline.json: %r" % {k: timeline[k] for k in ("ticket", "exported")})
+    # Any tar reads it: every header in bounds, the folder first.
+    with tarfile.open(os.path.join(folder, "T-1.tar")) as archive:
+        names = archive.getnames()
+    check(names[:4] == ["T-1", "T-1/MANIFEST", "T-1/MANIFEST.sig", "T-1/relay.pem"],
+          "entries: %r" % names)
+    _, listing = shell("tar -tvf T-1.tar", folder)
+    check("T-1/timeline.json" in listing, "tar -tv: " + listing)
+
+    # The export is on the record before a byte left: audit log and timeline.
+    manifest_hash = hashlib.sha256(open(os.path.join(bundle, "MANIFEST"), "rb").read()).hexdigest()
+    exported = [e for e in desk.audit() if e["action"] == "ticket.export"]
+    check(len(exported) == 1 and exported[0]["details"]["manifest_sha256"] == manifest_hash and
+          exported[0]["details"]["outcome"] == "ok" and
+          exported[0]["details"]["bytes"] == len(blob), "audit: %r" % exported)
+    after = desk.ssh_json("bob", "ticket", "show", desk.ticket)["events"][-1]
+    check(after["kind"] == "ticket.exported" and after["actor"] == "tech:bob", "timeline: %r" % after)
+
+    # --json says what a bundle would hold and sends none.
+    summary = desk.ssh_json("bob", "ticket", "export", desk.ticket)
+    check(summary["ticket"] == desk.ticket and summary["key"] == desk.relay.fingerprint and
+          summary["items"] == len(hashes) and
+          sorted(f["sha256"] for f in summary["files"] if "sha256" in f) == hashes,
+          "--json: %r" % summary)
+    check(len([e for e in desk.audit() if e["action"] == "ticket.export"]) == 1,
+          "--json was recorded as an export")
+    desk.relay.verify_audit()
+
+
+@case
+def case_a_tampered_bundle_fails_sha256sum_or_openssl():
+    desk = Desk()
+    blob = export(desk, "audrey")
+    trusted, _ = relay_admin(desk, "host-key", "--pem")
+    for name, change, tool in (("a file", "evidence", "sha256sum"),
+                               ("MANIFEST", "manifest", "openssl"),
+                               ("the signature", "signature", "openssl")):
+        folder = os.path.join(WORK, change)
+        os.makedirs(folder)
+        with open(os.path.join(folder, "T-1.tar"), "wb") as f:
+            f.write(blob)
+        with open(os.path.join(folder, "relay-trusted.pem"), "w") as f:
+            f.write(trusted)
+        shell("tar -xf T-1.tar", folder)
+        bundle = os.path.join(folder, "T-1")
+        if change == "evidence":
+            path = [p for p in os.listdir(os.path.join(bundle, "evidence"))][0]
+            with open(os.path.join(bundle, "evidence", path), "ab") as f:
+                f.write(b" ")
+        elif change == "manifest":
+            with open(os.path.join(bundle, "MANIFEST"), "a") as f:
+                f.write("0" * 64 + "  planted.sh\n")
+        else:
+            with open(os.path.join(bundle, "MANIFEST.sig"), "r+b") as f:
+                f.write(b"\0" * 8)
+        _, said = shell("openssl pkeyutl -verify -pubin -inkey ../relay-trusted.pem -rawin "
+                        "-in MANIFEST -sigfile MANIFEST.sig", bundle,
+                        expect=None if tool == "openssl" else 0)
+        if tool == "openssl":
+            check("Signature Verification Failure" in said, "%s: openssl said %r" % (name, said))
+        else:
+            status, said = shell("sha256sum -c MANIFEST", bundle, expect=None)
+            check(status != 0 and "evidence/%s: FAILED" % path in said,
+                  "%s: sha256sum said %r" % (name, said))
+
+
+@case
+def case_an_export_of_damaged_evidence_sends_nothing():
+    desk = Desk()
+    path = os.path.join(desk.relay.dir, "evidence", desk.evidence[:2], desk.evidence)
+    os.chmod(path, 0o600)
+    with open(path, "wb") as f:
+        f.write(zlib.compress(b"not what was kept"))
+    code, out, err = desk.ssh("bob", "ticket", "export", desk.ticket, check_status=None,
+                              text=False)
+    err = err.decode()
+    check(code == 1 and out == b"" and "evidence %s on %s is damaged" % (desk.evidence, desk.ticket)
+          in err and "nothing was sent" in err, "export: %d %r %r" % (code, out[:100], err))
+    failed = [e for e in desk.audit() if e["action"] == "ticket.export"]
+    check(len(failed) == 1 and failed[0]["details"]["outcome"] == "failed", "audit: %r" % failed)
+    check("ticket.exported" not in kinds(desk.ssh_json("bob", "ticket", "show", desk.ticket)),
+          "a failed export is on the timeline")
+    code, out, err = desk.ssh("bob", "ticket", "export", "T-99", check_status=None)
+    check(code == 1 and out == "" and "no ticket T-99" in err, "T-99: %d %r" % (code, err))
+    code, _, err = desk.ssh("adam", "ticket", "export", desk.ticket, check_status=None)
+    check(code == 77 and "needs evidence.get" in err, "admin: %d %r" % (code, err))
 
 
 def setup_globals(bin_dir, work):

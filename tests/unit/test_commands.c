@@ -407,7 +407,7 @@ static void test_admin_bad_lines_are_refused_in_their_words(void **state)
     assert_admin_refused(&tl_admin_host_key, "--data /d --known-hosts nohostport",
                          "tierline-relay host-key: --known-hosts wants HOST:PORT, got "
                          "'nohostport'\nusage: tierline-relay host-key --data DIR [--known-hosts "
-                         "HOST:PORT] [--json]\n");
+                         "HOST:PORT | --pem] [--json]\n");
     assert_admin_refused(&tl_admin_ticket, "--data /d show",
                          "tierline-relay ticket: want 'show T-N'\n"
                          "usage: tierline-relay ticket show T-N --data DIR [--json]\n");
