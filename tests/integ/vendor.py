@@ -22,6 +22,7 @@ import tarfile
 import time
 import zlib
 
+import relay_agent
 import technicians
 from technicians import Desk, Terminal
 import tlcase
@@ -536,6 +537,123 @@ def case_an_export_of_damaged_evidence_sends_nothing():
     check(code == 1 and out == "" and "no ticket T-99" in err, "T-99: %d %r" % (code, err))
     code, _, err = desk.ssh("adam", "ticket", "export", desk.ticket, check_status=None)
     check(code == 77 and "needs evidence.get" in err, "admin: %d %r" % (code, err))
+
+
+# ---- the console: ticket export -o and verify-bundle ---------------------------------------
+
+def console_env(desk, user, pin=True):
+    """The console for user, set up only from the environment, with its own home."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TIERLINE_") and not k.startswith("SSH_")}
+    env["HOME"] = os.path.join(WORK, "console-home")
+    env.pop("XDG_CONFIG_HOME", None)
+    os.makedirs(os.path.join(env["HOME"], ".ssh"), mode=0o700, exist_ok=True)
+    env.update({"TIERLINE_RELAY": "127.0.0.1:%d" % desk.relay.ssh_port, "TIERLINE_USER": user,
+                "TIERLINE_IDENTITY": desk.keys[user]})
+    if pin:
+        env["TIERLINE_HOST_KEY"] = desk.relay.fingerprint
+    return env
+
+
+def console(*args, env, cwd=None):
+    proc = subprocess.run([os.path.join(BIN, "tierline"), *args], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=120, env=env, cwd=cwd)
+    return proc.returncode, proc.stdout, proc.stderr.decode(errors="replace")
+
+
+def changed_copy(blob, name, edit):
+    """A copy of the archive blob with member name's content (bytes) changed in place by edit."""
+    import io
+    with tarfile.open(fileobj=io.BytesIO(blob)) as archive:
+        member = archive.getmember(name)
+    data = bytearray(blob)
+    start, end = member.offset_data, member.offset_data + member.size
+    data[start:end] = edit(bytes(data[start:end]))
+    return bytes(data)
+
+
+@case
+def case_the_console_saves_and_checks_a_bundle():
+    desk = Desk()
+    env = console_env(desk, "bob")
+    folder = os.path.join(WORK, "console")
+    os.makedirs(folder)
+    code, out, err = console("ticket", "export", desk.ticket, "-o", "T-1.tar", env=env, cwd=folder)
+    check(code == 0 and out == b"" and err.startswith("Saved ") and
+          ": T-1, 2 files, signed by the relay's key %s (checked)" % desk.relay.fingerprint in err,
+          "export -o: %d %r %r" % (code, out, err))
+    check(sorted(os.listdir(folder)) == ["T-1.tar"], "left behind: %r" % os.listdir(folder))
+    bundle = os.path.join(folder, "T-1.tar")
+    with open(bundle, "rb") as f:
+        blob = f.read()
+    # The console checks against its pin for the relay, or the key given; 0 when it holds.
+    code, out, err = console("verify-bundle", bundle, env=env)
+    check(code == 0 and out.decode() == "%s: OK: T-1, 2 files, signed by %s (the trusted key, "
+          "from the console's pin for 127.0.0.1)\n" % (bundle, desk.relay.fingerprint),
+          "verify-bundle: %d %r %r" % (code, out, err))
+    trusted = os.path.join(folder, "relay-trusted.pem")
+    with open(trusted, "w") as f:
+        f.write(relay_admin(desk, "host-key", "--pem")[0])
+    bare = console_env(desk, "bob", pin=False)
+    for words in (["--fingerprint", desk.relay.fingerprint], ["--key", trusted]):
+        code, out, err = console("verify-bundle", bundle, *words, env=bare)
+        check(code == 0 and b": OK: T-1" in out, "verify-bundle %r: %d %r" % (words, code, err))
+    code, out, _ = console("verify-bundle", bundle, "--json", env=env)
+    report = json.loads(out)
+    check(code == 0 and report["ok"] is True and report["trusted"] is True and
+          report["ticket"] == "T-1" and report["key"] == desk.relay.fingerprint and
+          report["problem"] is None, "--json: %r" % report)
+    # No key to trust: intact, but said so (exit 3).
+    code, out, err = console("verify-bundle", bundle, env=bare)
+    check(code == 3 and out == b"" and "no trusted key" in err, "no key: %d %r" % (code, err))
+    # Signed, but by another relay's key.
+    other = relay_agent.Relay("other")
+    code, _, err = console("verify-bundle", bundle, "--fingerprint", other.fingerprint, env=bare)
+    check(code == 1 and "relay.pem: signed by %s, not by the trusted key %s" % (
+        desk.relay.fingerprint, other.fingerprint) in err, "another key: %d %r" % (code, err))
+
+    # Each kind of damage fails, naming the file.
+    evidence = [n for n in tarfile.open(bundle).getnames() if n.startswith("T-1/evidence/0")][0]
+    flip = lambda b: bytes([b[0] ^ 1]) + b[1:]
+    digit = lambda b: (b"1" if b[:1] != b"1" else b"2") + b[1:]
+    for what, damaged, needle in (
+            ("a changed file", changed_copy(blob, evidence, flip),
+             "%s: its SHA-256 is " % evidence[4:]),
+            ("a changed MANIFEST", changed_copy(blob, "T-1/MANIFEST", digit),
+             "MANIFEST.sig: the signature does not verify with relay.pem: MANIFEST was changed"),
+            ("a bad signature", changed_copy(blob, "T-1/MANIFEST.sig", flip),
+             "MANIFEST.sig: the signature does not verify"),
+            ("a truncated archive", blob[:len(blob) // 2], "the archive is truncated"),
+            ("a cut-off end", blob[:-1024], "without its two end blocks")):
+        path = os.path.join(folder, "damaged.tar")
+        with open(path, "wb") as f:
+            f.write(damaged)
+        code, out, err = console("verify-bundle", path, env=env)
+        check(code == 1 and out == b"" and needle in err and err.startswith(
+            "tierline verify-bundle: %s: " % path), "%s: %d %r" % (what, code, err))
+        code, out, _ = console("verify-bundle", path, "--json", env=env)
+        check(code == 1 and json.loads(out)["ok"] is False, "%s --json: %r" % (what, out))
+    # Bad input to the command itself.
+    for words, status, needle in ((["verify-bundle"], 2, "usage"),
+                                  (["verify-bundle", bundle, "--fingerprint", "abc"], 2,
+                                   "--fingerprint wants SHA256:"),
+                                  (["verify-bundle", bundle, "--bogus"], 2, "unknown option"),
+                                  (["verify-bundle", os.path.join(folder, "none.tar")], 1,
+                                   "cannot read it"),
+                                  (["verify-bundle", bundle, "--key", bundle], 1,
+                                   "not an Ed25519 public key")):
+        code, _, err = console(*words, env=env)
+        check(code == status and needle in err, "%r: %d %r" % (words, code, err))
+
+    # Without -o the archive passes untouched, as ssh gives it.
+    code, out, err = console("ticket", "export", desk.ticket, env=env)
+    check(code == 0 and tarfile.open(fileobj=__import__("io").BytesIO(out)).getnames()[0] == "T-1",
+          "export to stdout: %d %r" % (code, err))
+    # A refused export leaves nothing behind.
+    code, _, err = console("ticket", "export", "T-99", "-o", "T-99.tar", env=env, cwd=folder)
+    check(code == 1 and "no ticket T-99" in err, "T-99: %d %r" % (code, err))
+    check(sorted(os.listdir(folder)) == ["T-1.tar", "damaged.tar", "relay-trusted.pem"],
+          "left behind: %r" % os.listdir(folder))
 
 
 def setup_globals(bin_dir, work):
