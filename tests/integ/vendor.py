@@ -393,6 +393,21 @@ def export(desk, user, ticket=None):
     return blob
 
 
+def documented_check():
+    """docs/desk.md: the line that makes the trusted key, and the commands of "Checking a
+    bundle" (its lines that start with "$ ")."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                           "desk.md")) as f:
+        text = f.read()
+    key_line = [line.strip() for line in text.splitlines()
+                if line.strip().startswith("tierline-relay host-key") and "--pem" in line][0]
+    section = text.split("### Checking a bundle", 1)[1].split("\n#", 1)[0]
+    commands = [line.strip()[2:] for line in section.splitlines()
+                if line.startswith("    $ ")]
+    check(len(commands) == 4 and commands[0].startswith("tar "), "desk.md: %r" % commands)
+    return key_line, commands
+
+
 def shell(command, cwd, expect=0):
     """One line as an auditor types it, under sh; (status, output)."""
     proc = subprocess.run(["sh", "-c", command], cwd=cwd, capture_output=True, text=True,
@@ -414,18 +429,22 @@ def case_an_exported_bundle_checks_out_with_tar_sha256sum_and_openssl_alone():
     os.makedirs(folder)
     with open(os.path.join(folder, "T-1.tar"), "wb") as f:
         f.write(blob)
-    # The trusted copy of the relay's key, from its admin.
-    trusted, _ = relay_admin(desk, "host-key", "--pem")
-    with open(os.path.join(folder, "relay-trusted.pem"), "w") as f:
-        f.write(trusted)
-    # docs/desk.md "Checking a bundle", exactly as written there.
-    shell("tar -xf T-1.tar", folder)
-    bundle = os.path.join(folder, "T-1")
-    _, said = shell("openssl pkeyutl -verify -pubin -inkey ../relay-trusted.pem -rawin "
-                    "-in MANIFEST -sigfile MANIFEST.sig", bundle)
-    check("Signature Verified Successfully" in said, "openssl: " + said)
-    _, said = shell("sha256sum -c MANIFEST", bundle)
+    # docs/desk.md, as written there: the trusted copy of the key from the relay's admin, then
+    # "Checking a bundle" line by line (T-4 is this ticket, /var/lib/tierline the relay's folder).
+    key_line, commands = documented_check()
+    shell(key_line.replace("/var/lib/tierline", desk.relay.dir).replace(
+        "tierline-relay", os.path.join(BIN, "tierline-relay"), 1), folder)
+    cwd, said = folder, ""
+    for command in commands:
+        command = command.replace("T-4", "T-1")
+        if command.startswith("cd "):
+            cwd = os.path.join(cwd, command[3:])
+            continue
+        _, said = shell(command, cwd)
+        if command.startswith("openssl"):
+            check("Signature Verified Successfully" in said, "openssl: " + said)
     check(said.count(": OK\n") == len(shown["evidence"]) + 1, "sha256sum: " + said)
+    bundle = os.path.join(folder, "T-1")
     shell("cmp relay.pem ../relay-trusted.pem", bundle)
     _, said = shell("openssl pkeyutl -verify -pubin -inkey relay.pem -rawin -in MANIFEST "
                     "-sigfile MANIFEST.sig", bundle)
