@@ -17,6 +17,7 @@
  * 2) until the console has the relay's own list; after that the relay
  * judges it.
  */
+#include "console/bundle.h"
 #include "console/client.h"
 #include "console/command_cache.h"
 #include "console/command_list.h"
@@ -27,15 +28,19 @@
 #include "console/term.h"
 #include "console/trust.h"
 #include "proto/buf.h"
+#include "proto/bundle.h"
 #include "proto/cli.h"
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/format.h"
+#include "proto/fsutil.h"
+#include "proto/keys.h"
 #include "proto/text.h"
 #include "tl_version.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +265,126 @@ static int cmd_evidence_get(struct console *console, int argc, char **argv)
         status = exec_status(console, status, &none);
     }
     return status;
+}
+
+/* ticket export T-N [-o FILE]: without -o the archive passes to stdout untouched, as ssh. */
+static int cmd_ticket_export(struct console *console, int argc, char **argv)
+{
+    static const char usage[] = "usage: " PROGRAM " ticket export T-N [-o FILE | --json]\n";
+    const char *ticket = NULL, *output = NULL;
+    int json_out = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) {
+            if (i + 1 >= argc || output != NULL || argv[i + 1][0] == '\0') {
+                fprintf(stderr, PROGRAM " ticket export: %s needs one FILE\n%s", argv[i], usage);
+                return TL_EXIT_USAGE;
+            }
+            output = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json_out = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, PROGRAM " ticket export: unknown option '%s'\n%s", argv[i], usage);
+            return TL_EXIT_USAGE;
+        } else if (ticket == NULL) {
+            ticket = argv[i];
+        } else {
+            fprintf(stderr, PROGRAM " ticket export: unexpected argument '%s'\n%s", argv[i], usage);
+            return TL_EXIT_USAGE;
+        }
+    }
+    if (ticket == NULL || (output != NULL && json_out)) {
+        fprintf(stderr, "%s%s",
+                output != NULL ? PROGRAM " ticket export: -o or --json, not both\n" : "", usage);
+        return TL_EXIT_USAGE;
+    }
+    if (output == NULL) {
+        /* The relay's own answer: an archive (never escaped), or with --json a listing. */
+        console->escape = json_out;
+        return cmd_relay(console, argc, argv);
+    }
+    int status = connect_relay(console);
+    if (status != 0)
+        return status;
+    tl_exec_io_t io = base_io(console);
+    status = tl_download_bundle(console->client, &io, ticket, output, isatty(STDERR_FILENO));
+    if (status < 0) {
+        tl_exec_result_t none = {.exit_status = -1};
+        status = exec_status(console, status, &none);
+    }
+    return status;
+}
+
+/* verify-bundle FILE [--fingerprint SHA256:... | --key FILE] [--json]: needs no relay. */
+static int cmd_verify_bundle(struct console *console, int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: " PROGRAM " verify-bundle FILE [--fingerprint SHA256:... | --key FILE] [--json]\n";
+    const char *file = NULL, *fingerprint = NULL, *key_file = NULL;
+    int json_out = 0;
+    for (int i = 1; i < argc; i++) {
+        int takes_value = strcmp(argv[i], "--fingerprint") == 0 || strcmp(argv[i], "--key") == 0;
+        if (takes_value && (i + 1 >= argc || fingerprint != NULL || key_file != NULL)) {
+            fprintf(stderr,
+                    PROGRAM " verify-bundle: %s needs a value, and one trusted key only\n%s",
+                    argv[i], usage);
+            return TL_EXIT_USAGE;
+        }
+        if (strcmp(argv[i], "--fingerprint") == 0) {
+            fingerprint = argv[++i];
+        } else if (strcmp(argv[i], "--key") == 0) {
+            key_file = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json_out = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, PROGRAM " verify-bundle: unknown option '%s'\n%s", argv[i], usage);
+            return TL_EXIT_USAGE;
+        } else if (file == NULL) {
+            file = argv[i];
+        } else {
+            fprintf(stderr, PROGRAM " verify-bundle: unexpected argument '%s'\n%s", argv[i], usage);
+            return TL_EXIT_USAGE;
+        }
+    }
+    if (file == NULL) {
+        fprintf(stderr, "%s", usage);
+        return TL_EXIT_USAGE;
+    }
+    char trusted[TL_FINGERPRINT_LEN] = "", source[200] = "--fingerprint";
+    if (fingerprint != NULL && !tl_fingerprint_valid(fingerprint)) {
+        fprintf(stderr,
+                PROGRAM " verify-bundle: --fingerprint wants SHA256: and 43 base64 characters, as "
+                        "ssh-keygen -l prints them\n%s",
+                usage);
+        return TL_EXIT_USAGE;
+    }
+    if (fingerprint != NULL)
+        snprintf(trusted, sizeof trusted, "%s", fingerprint);
+    if (key_file != NULL) {
+        char *pem = NULL;
+        size_t pem_len = 0;
+        EVP_PKEY *key = NULL;
+        int rc = tl_fs_read_file(key_file, TL_BUNDLE_KEY_MAX, 0, NULL, NULL, &pem, &pem_len);
+        if (rc == 0)
+            rc = tl_bundle_key_read(pem, pem_len, &key);
+        if (rc == 0)
+            rc = tl_fingerprint(key, trusted);
+        EVP_PKEY_free(key);
+        free(pem);
+        if (rc != 0) {
+            fprintf(stderr,
+                    PROGRAM " verify-bundle: --key %s: not an Ed25519 public key in PEM "
+                            "form (%s)\n",
+                    key_file, tl_strerror(rc));
+            return TL_EXIT_FAILURE;
+        }
+        tl_format(source, sizeof source, "--key %s", key_file);
+    }
+    /* Without either, the relay this console is set up for: its pinned host key. */
+    if (trusted[0] == '\0' && console->settings_status == 0 && console->config.host_key[0]) {
+        snprintf(trusted, sizeof trusted, "%s", console->config.host_key);
+        tl_format(source, sizeof source, "the console's pin for %s", console->config.relay);
+    }
+    return tl_bundle_verify_file(file, trusted[0] ? trusted : NULL, source, json_out);
 }
 
 static int cmd_join(struct console *console, int argc, char **argv)
@@ -573,6 +698,23 @@ static const struct command own_commands[] = {
      "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence_get,
      "-o, --output FILE\twrite it to FILE (kept only when whole and its hash checks out)\n",
      "tierline evidence get T-1 fbd45efc -o diagnostics.json\n"},
+    {"ticket export", "ticket export T-N [-o FILE | --json]",
+     "a ticket's evidence bundle, signed by the relay (-o: saved only when it checks out)",
+     cmd_ticket_export,
+     "-o, --output FILE\twrite it to FILE, kept only when whole, every hash right and signed by "
+     "the relay's host key\n"
+     "--json\twithout -o: what the bundle would hold, as the relay says it\n",
+     "tierline ticket export T-4 -o T-4.tar\n"},
+    {"verify-bundle", "verify-bundle FILE [--fingerprint SHA256:... | --key FILE] [--json]",
+     "check an evidence bundle: whole, every file's SHA-256, signed by the relay's key "
+     "(exit 0 ok, 1 it fails, naming the file, 2 usage, 3 no trusted key given)",
+     cmd_verify_bundle,
+     "--fingerprint SHA256:...\tthe relay's key as tierline-relay init printed it (default: "
+     "the console's host_key pin)\n"
+     "--key FILE\tthe relay's key as tierline-relay host-key --pem printed it\n"
+     "--json\tthe outcome as an object: file, ok, ticket, files, key, trusted_key, trusted, "
+     "problem, path\n",
+     "tierline verify-bundle T-4.tar --fingerprint SHA256:...\n"},
     {"help", help_usage, "the commands your role may use, as the relay lists them (cached)",
      cmd_help,
      "--json\tthe relay's list as data, an object: name, role, commands (each: name, usage, "
@@ -762,6 +904,8 @@ static int dispatch(struct console *console, int argc, char **argv)
     }
     if (own != NULL && own->run == cmd_help)
         return cmd_help(console, argc, argv); /* needs the settings only to ask the relay */
+    if (own != NULL && own->run == cmd_verify_bundle)
+        return cmd_verify_bundle(console, argc, argv); /* offline: a bad setting is no matter */
     const tl_command_info_t *info = NULL;
     if (own == NULL) {
         /* Running a command the built-in list knows needs no cache; its help prefers it. */

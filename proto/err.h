@@ -47,7 +47,8 @@
     X(ERATELIMITED, -30042, "rate limited")                                                        \
     X(EDISABLED, -30043, "account disabled")                                                       \
     X(ESTATE, -30044, "not allowed in its current status")                                        \
-    X(EVERIFY, -30050, "a proof or signature does not verify")
+    X(EVERIFY, -30050, "a proof or signature does not verify")                                    \
+    X(ESIGNATURE, -30061, "signature does not verify")
 
 enum tl_err {
 #define TL_ERR_ENUM(name, value, text) TL_##name = (value),

@@ -9,7 +9,7 @@ static const struct {
     unsigned char min_role;     /* a runbook may name it as its min_role */
 } roles[TL_ROLE_COUNT] = {
     [TL_ROLE_TIER1] = {"tier1", 1, 1},     [TL_ROLE_TIER2] = {"tier2", 2, 1},
-    [TL_ROLE_TIER3] = {"tier3", 3, 1},     [TL_ROLE_TIER4] = {"tier4", 2, 0},
+    [TL_ROLE_TIER3] = {"tier3", 3, 1},     [TL_ROLE_TIER4] = {"tier4", 0, 0},
     [TL_ROLE_AUDITOR] = {"auditor", 0, 0}, [TL_ROLE_ADMIN] = {"admin", 0, 0},
 };
 
@@ -24,17 +24,20 @@ static const struct {
                              "list and read tickets, timelines, evidence lists",
                              0,
                              {1, 1, 1, 1, 1, 1}},
-    [TL_CAP_TICKET_TAKE] = {"ticket.take", "assign a ticket to oneself", 0, {1, 1, 1, 1, 0, 0}},
+    [TL_CAP_TICKET_TAKE] = {"ticket.take", "assign a ticket to oneself", 0, {1, 1, 1, 0, 0, 0}},
     [TL_CAP_TICKET_NOTE] = {"ticket.note", "add a note to a ticket", 0, {1, 1, 1, 1, 0, 0}},
-    [TL_CAP_TICKET_RESOLVE] = {"ticket.resolve", "resolve, reopen and close a ticket", 0, {1, 1, 1, 0, 0, 0}},
+    [TL_CAP_TICKET_RESOLVE] = {"ticket.resolve",
+                               "resolve, reopen and close a ticket",
+                               0,
+                               {1, 1, 1, 0, 0, 0}},
     [TL_CAP_EVIDENCE_GET] = {"evidence.get", "download evidence content", 0, {1, 1, 1, 1, 1, 0}},
-    [TL_CAP_DIAG] = {"diag", "ask the agent for fresh diagnostics", 1, {1, 1, 1, 1, 0, 0}},
-    [TL_CAP_FIX] = {"fix", "run a catalogue runbook", 1, {1, 1, 1, 1, 0, 0}},
+    [TL_CAP_DIAG] = {"diag", "ask the agent for fresh diagnostics", 1, {1, 1, 1, 0, 0, 0}},
+    [TL_CAP_FIX] = {"fix", "run a catalogue runbook", 1, {1, 1, 1, 0, 0, 0}},
     [TL_CAP_FIX_PRIVILEGED] = {"fix.privileged", "run a privileged runbook", 1, {0, 0, 1, 0, 0, 0}},
     [TL_CAP_OBSERVE] = {"observe", "watch a live session", 1, {1, 1, 1, 1, 0, 0}},
-    [TL_CAP_RUN] = {"run", "run a command on the machine", 1, {0, 1, 1, 1, 0, 0}},
-    [TL_CAP_SHELL] = {"shell", "open an interactive shell", 1, {0, 1, 1, 1, 0, 0}},
-    [TL_CAP_FILES_PULL] = {"files.pull", "copy files from the machine", 1, {0, 1, 1, 1, 0, 0}},
+    [TL_CAP_RUN] = {"run", "run a command on the machine", 1, {0, 1, 1, 0, 0, 0}},
+    [TL_CAP_SHELL] = {"shell", "open an interactive shell", 1, {0, 1, 1, 0, 0, 0}},
+    [TL_CAP_FILES_PULL] = {"files.pull", "copy files from the machine", 1, {0, 1, 1, 0, 0, 0}},
     [TL_CAP_FILES_PUSH] = {"files.push", "copy files to the machine", 1, {0, 0, 1, 0, 0, 0}},
     [TL_CAP_USERS] = {"users", "manage technicians and auditors", 0, {0, 0, 0, 0, 0, 1}},
     [TL_CAP_TICKET_ESCALATE] = {"ticket.escalate",
@@ -53,6 +56,10 @@ static const struct {
                                 "open known problems, set their workaround and state",
                                 0,
                                 {0, 1, 1, 0, 0, 0}},
+    [TL_CAP_TICKET_VENDOR] = {"ticket.vendor",
+                              "hand a ticket to an outside vendor",
+                              0,
+                              {1, 1, 1, 0, 0, 0}},
 };
 
 static int role_valid(int role)
@@ -118,7 +125,7 @@ int tl_role_is_min_role(int role)
     return role_valid(role) && roles[role].min_role;
 }
 
-int tl_role_assigned_only(int role)
+int tl_role_ticket_bound(int role)
 {
     return role == TL_ROLE_TIER4;
 }

@@ -35,6 +35,7 @@ enum tl_capability {
     TL_CAP_PROBLEMS_READ,   /* list and read known problems */
     TL_CAP_PROBLEM_LINK,    /* link a ticket to a known problem */
     TL_CAP_PROBLEMS_MANAGE, /* open problems, set their workaround and state */
+    TL_CAP_TICKET_VENDOR,   /* hand a ticket to an outside vendor (ticket vendor) */
     TL_CAP_COUNT
 };
 
@@ -66,17 +67,17 @@ int tl_role_can(int role, int capability);
 int tl_role_has_sessions(int role);
 /*
  * A role's rank against a runbook's min_role (docs/consent.md "Runbooks"):
- * tier1 1, tier2 2, tier3 3, tier4 2 (a vendor counts as tier2); 0 for a
- * role that runs no runbooks (auditor, admin) and for an unknown one.
+ * tier1 1, tier2 2, tier3 3; 0 for a role that runs no runbooks (tier4,
+ * auditor, admin) and for an unknown one.
  */
 int tl_role_runbook_rank(int role);
 /* 1 if a runbook may name role as its min_role: tier1, tier2 or tier3. */
 int tl_role_is_min_role(int role);
 /*
- * Tier-4 (vendor) accounts see only tickets handed to them: 1 if role is
- * limited to tickets assigned to the user.
+ * Tier-4 (vendor) accounts see only the tickets bound to the account, until
+ * an expiry (relay/desk/vendor.h): 1 if role is limited so.
  */
-int tl_role_assigned_only(int role);
+int tl_role_ticket_bound(int role);
 
 /* The table as Markdown (docs/roles.md). */
 void tl_roles_write_markdown(FILE *out);

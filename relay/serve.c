@@ -21,6 +21,7 @@
 #include "relay/store/worker.h"
 #include "tl_version.h"
 
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,11 @@ static int start_technicians(struct relay *relay)
     }
     relay->commands.worker = relay->worker;
     relay->commands.sessions = relay->sessions;
+    /* The relay's own key signs evidence bundles (ticket export): the one technicians pin. */
+    if ((rc = tl_key_load(key_path, &relay->commands.bundle_key)) != 0) {
+        fprintf(stderr, "tierline-relay: cannot load the relay key: %s\n", tl_strerror(rc));
+        return rc;
+    }
     relay->logins = tl_ssh_logins_start(relay->loop, relay->worker, &rc);
     if (relay->logins == NULL)
         return rc;
@@ -312,6 +318,7 @@ static void close_relay(struct relay *relay)
     tl_store_close(relay->store);
     tl_registry_free(relay->registry);
     tl_ssh_logins_free(relay->logins);
+    EVP_PKEY_free(relay->commands.bundle_key);
     free(relay);
 }
 

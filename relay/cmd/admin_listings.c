@@ -150,7 +150,8 @@ const tl_admin_command_t tl_admin_tickets = {
                     TL__ADMIN_JSON(
                         struct tickets_args,
                         "a JSON array of objects: id, device, hostname, title, description, "
-                        "tier, status, assignee (null if none), created, updated"),
+                        "tier, status, assignee (null if none), created, updated, vendor, "
+                        "vendor_case, follow_up (null if none)"),
                     {0}},
             .flags = TL_CLI_DOUBLE_DASH},
     .run = cmd_tickets,

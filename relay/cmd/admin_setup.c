@@ -6,6 +6,7 @@
 #include "relay/cmd/admin_int.h"
 
 #include "proto/addr.h"
+#include "proto/bundle.h"
 #include "proto/clock.h"
 #include "proto/enrollment.h"
 #include "proto/err.h"
@@ -299,7 +300,7 @@ const tl_admin_command_t tl_admin_enroll_code = {
 struct host_key_args {
     const char *data, *known_hosts;
     tl__host_port_t at;
-    int json;
+    int json, pem;
 };
 
 static int cmd_host_key(const tl_admin_command_t *cmd, int argc, char **argv)
@@ -313,17 +314,28 @@ static int cmd_host_key(const tl_admin_command_t *cmd, int argc, char **argv)
     int json_out = args.json;
     char path[4096];
     EVP_PKEY *key = NULL;
-    char *line = NULL;
+    char *line = NULL, *pem = NULL;
+    size_t pem_len = 0;
     int rc = 0;
+    if (args.pem && known_hosts != NULL) {
+        fprintf(stderr,
+                PROGRAM " host-key: --pem or --known-hosts, not both\nusage: " PROGRAM " %s\n",
+                cmd->usage);
+        return TL_EXIT_USAGE;
+    }
     if ((rc = tl_datadir_path(data, TL_DATADIR_KEY, path, sizeof path)) == 0 &&
         (rc = tl_key_load(path, &key)) == 0)
         rc = tl_key_ssh_public(key, "tierline-relay", &line);
     char fingerprint[TL_FINGERPRINT_LEN], known_line[TL_ADDR_HOST_MAX + 16];
     if (rc == 0)
         rc = tl_fingerprint(key, fingerprint);
+    /* The public key as openssl reads it: the trusted copy that checks evidence bundles. */
+    if (rc == 0)
+        rc = tl_bundle_key_pem(key, &pem, &pem_len);
     EVP_PKEY_free(key);
     if (rc != 0) {
         free(line);
+        free(pem);
         return tl_admin_fail("host-key", rc);
     }
     if (known_hosts == NULL)
@@ -333,7 +345,8 @@ static int cmd_host_key(const tl_admin_command_t *cmd, int argc, char **argv)
     else
         snprintf(known_line, sizeof known_line, "[%s]:%u ", host, (unsigned)port);
     if (json_out) {
-        json_t *report = json_pack("{s:s, s:s}", "key", line, "fingerprint", fingerprint);
+        json_t *report =
+            json_pack("{s:s, s:s, s:s}", "key", line, "fingerprint", fingerprint, "pem", pem);
         size_t entry_size = strlen(known_line) + strlen(line) + 1;
         char *entry = known_hosts != NULL ? malloc(entry_size) : NULL;
         if (entry != NULL)
@@ -348,16 +361,19 @@ static int cmd_host_key(const tl_admin_command_t *cmd, int argc, char **argv)
         status =
             report != NULL ? tl__admin_print_json(report) : tl_admin_fail("host-key", TL_ENOMEM);
         json_decref(report);
+    } else if (args.pem) {
+        fputs(pem, stdout);
     } else {
         printf("%s%s\n", known_line, line);
     }
     free(line);
+    free(pem);
     return status;
 }
 
 const tl_admin_command_t tl_admin_host_key = {
     .name = "host-key",
-    .usage = "host-key --data DIR [--known-hosts HOST:PORT] [--json]",
+    .usage = "host-key --data DIR [--known-hosts HOST:PORT | --pem] [--json]",
     .summary = "print the relay's SSH host key (as a known_hosts line with --known-hosts)",
     .args =
         &(const tl_cli_spec_t){
@@ -372,8 +388,12 @@ const tl_admin_command_t tl_admin_host_key = {
                      .out = TL_CLI_AT(struct host_key_args, at),
                      .word = TL_CLI_AT(struct host_key_args, known_hosts),
                      .problem = "--known-hosts wants HOST:PORT, got '%s'"},
-                    TL__ADMIN_JSON(struct host_key_args,
-                                   "an object: key, fingerprint, known_hosts (with --known-hosts)"),
+                    {.name = "pem",
+                     .help = "print the public key as PEM instead: the copy auditors trust to "
+                             "check evidence bundles with openssl (docs/desk.md)",
+                     .out = TL_CLI_AT(struct host_key_args, pem)},
+                    TL__ADMIN_JSON(struct host_key_args, "an object: key, fingerprint, pem, "
+                                                         "known_hosts (with --known-hosts)"),
                     {0}},
             .flags = TL_CLI_DOUBLE_DASH},
     .run = cmd_host_key,

@@ -51,6 +51,10 @@ struct cmd {
     const char *fix;          /* --fix */
     char problem_state[16];   /* problems --state, problem state P-N STATE */
     int denied;               /* worker writes: refused with access.denied kept (exit 77) */
+    /* ticket vendor, and ticket note --from-vendor (vendor.c) */
+    const char *vendor_name, *vendor_case;
+    int64_t follow_up_ms; /* 0: none */
+    int from_vendor;
     /* session commands (relay/sessions/sessions.h) */
     tl_session_request_t session;
     tl_cli_words_t words;    /* run: the command; fix: its NAME=VALUE words */
@@ -70,6 +74,7 @@ struct cmd {
     int close_reader;  /* loop writes before submitting; worker reads */
     int verifying;     /* worker writes: the item is not checked through yet */
     int refused;       /* worker writes: refused, with its audit entry kept (exit 1) */
+    int expired;       /* the account expired: refused before anything runs (exit 77) */
     int job_in_flight; /* loop only */
 };
 
@@ -89,8 +94,11 @@ struct tl__command {
      * with usage_error for a usage error. NULL: nothing to do. */
     int (*prepare)(struct cmd *cmd);
     tl__cmd_work_fn work; /* on the storage thread; NULL for session commands */
-    int session_kind;     /* session commands: what relay/sessions/sessions.c runs */
-    const char *example;  /* for COMMAND --help: whole command lines */
+    /* Takes the command over after a good parse, with its own jobs and answer (ticket export,
+     * which streams an archive); NULL: work, or a session. */
+    void (*start)(struct cmd *cmd);
+    int session_kind;    /* session commands: what relay/sessions/sessions.c runs */
+    const char *example; /* for COMMAND --help: whole command lines */
 };
 
 /* --json, which every command takes wherever it stands before a "--"; help NULL: not listed. */
@@ -104,6 +112,7 @@ struct tl__command {
 extern const struct tl__command tl__cmd_tickets, tl__cmd_ticket_show, tl__cmd_ticket_take,
     tl__cmd_ticket_note, tl__cmd_ticket_resolve, tl__cmd_ticket_reopen, tl__cmd_ticket_close;
 extern const struct tl__command tl__cmd_evidence, tl__cmd_evidence_get;
+extern const struct tl__command tl__cmd_ticket_vendor, tl__cmd_ticket_export;
 extern const struct tl__command tl__cmd_whoami, tl__cmd_help;
 extern const struct tl__command tl__cmd_diag, tl__cmd_run, tl__cmd_join, tl__cmd_fix,
     tl__cmd_runbooks;
@@ -125,6 +134,16 @@ void tl__cmd_write_usage_error(FILE *out, const struct tl__command *command,
 
 /* "tech:NAME", the actor of the command's timeline events and audit entries. */
 void tl__cmd_actor(const struct cmd *cmd, char out[96]);
+/*
+ * Whether the technician may see cmd->ticket (relay/desk/vendor.h): 0, or TL_ENOTFOUND for a
+ * vendor's ticket not bound to it, audited as access.denied and kept (cmd->refused) when the
+ * work fails with it. relay/cmd/vendor.c.
+ */
+int tl__cmd_ticket_access(struct cmd *cmd, tl_job_ctx_t *ctx);
+/* ticket show's line on the vendor's case, if the ticket has one ("  vendor:   ..."). vendor.c. */
+void tl__cmd_print_vendor(FILE *out, json_t *ticket);
+/* Leaves out of tickets (a listing's array) those the technician may not see. vendor.c. */
+int tl__cmd_ticket_list_access(struct cmd *cmd, tl_job_ctx_t *ctx, json_t *tickets);
 /* Loads a ticket the technician may see; "no ticket T-N" on err otherwise, either way. */
 int tl__cmd_load_visible_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, json_t **ticket);
 /* Ends exec with what text holds (open_memstream over *bytes): on stdout if status is 0. */

@@ -23,10 +23,13 @@
 #include "relay/store/worker.h"
 
 #include <jansson.h>
+#include <openssl/types.h>
 
 typedef struct tl_commands_ctx {
     tl_worker_t *worker;
     tl_sessions_t *sessions; /* diag, run, join, fix, runbooks */
+    /* The relay's key, which signs evidence bundles (ticket export); NULL: none can be made. */
+    EVP_PKEY *bundle_key;
 } tl_commands_ctx_t;
 
 /* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */

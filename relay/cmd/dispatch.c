@@ -5,6 +5,7 @@
  */
 #include "relay/cmd/cmd_int.h"
 
+#include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/log.h"
 #include "proto/roles.h"
@@ -96,8 +97,11 @@ static int run_work(tl_job_t *job, tl_job_ctx_t *ctx)
     if (err != NULL)
         fclose(err);
     cmd->exit_status = rc == 0 && !cmd->refused ? 0 : rc == 0 && cmd->denied ? TL_EXIT_DENIED : 1;
-    /* A failed command is answered, not retried: its store changes are undone. */
-    return rc == TL_ENOMEM || rc == TL_ESTORE ? rc : (rc == 0 ? 0 : TL_EINVAL);
+    /* A failed command is answered, not retried: its store changes are undone; but a refusal
+     * keeps its audit entry (it changed nothing else). */
+    if (rc == TL_ENOMEM || rc == TL_ESTORE)
+        return rc;
+    return rc == 0 || cmd->refused ? 0 : TL_EINVAL;
 }
 
 static void work_done(tl_job_t *job, int status)
@@ -159,8 +163,12 @@ static int run_denial(tl_job_t *job, tl_job_ctx_t *ctx)
     struct cmd *cmd = (struct cmd *)job;
     char actor[96];
     tl__cmd_actor(cmd, actor);
-    json_t *details = json_pack("{s:s, s:s, s:s}", "command", cmd->command->name, "role",
-                                cmd->tech.role, "needs", tl_capability_name(cmd->capability));
+    json_t *details = cmd->expired
+                          ? json_pack("{s:s, s:s, s:s, s:I}", "command", cmd->command->name, "role",
+                                      cmd->tech.role, "reason", "account expired", "expires",
+                                      (json_int_t)cmd->tech.expires)
+                          : json_pack("{s:s, s:s, s:s}", "command", cmd->command->name, "role",
+                                      cmd->tech.role, "needs", tl_capability_name(cmd->capability));
     int rc = tl_worker_audit(ctx, actor, "access.denied", cmd->ticket.text, details);
     json_decref(details);
     return rc;
@@ -169,7 +177,13 @@ static int run_denial(tl_job_t *job, tl_job_ctx_t *ctx)
 static void denial_done(tl_job_t *job, int status)
 {
     struct cmd *cmd = (struct cmd *)job;
-    if (cmd->exec != NULL) {
+    if (cmd->exec != NULL && cmd->expired) {
+        char when[TL_UTC_TEXT];
+        tl_format_utc(cmd->tech.expires, when);
+        tl_exec_printf(cmd->exec, TL_EXEC_STDERR,
+                       "tierline: permission denied: your account expired at %s\n", when);
+        tl_exec_finish(cmd->exec, TL_EXIT_DENIED);
+    } else if (cmd->exec != NULL) {
         tl_exec_printf(cmd->exec, TL_EXEC_STDERR,
                        "tierline: permission denied: role %s may not use '%s' (needs %s)\n",
                        cmd->tech.role, cmd->command->name, tl_capability_name(cmd->capability));
@@ -241,7 +255,9 @@ void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
     for (int i = words; command->observe_flag && i < argc; i++)
         if (strcmp(argv[i], "--observe") == 0)
             cmd->capability = TL_CAP_OBSERVE;
-    if (!tl_role_can(cmd->role, cmd->capability)) {
+    /* An account that expired while its connection stayed open runs nothing more. */
+    cmd->expired = tech->expires != 0 && tl_wall_ms() >= tech->expires;
+    if (cmd->expired || !tl_role_can(cmd->role, cmd->capability)) {
         /* The ticket, when the words name one, is the denial's subject. */
         const char *unused;
         if (argc > words)
@@ -254,6 +270,10 @@ void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
     }
     if (parse_words(cmd, argc - words, argv + words) != 0) {
         tl__cmd_free(cmd);
+        return;
+    }
+    if (command->start != NULL) {
+        command->start(cmd); /* it owns cmd from here */
         return;
     }
     if (command->work == NULL) {

@@ -83,8 +83,8 @@ static int load_problem(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, tl_proble
 static int load_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, tl_ticket_row_t *ticket)
 {
     int rc = tl_store_ticket_read(ctx->store, cmd->ticket.id, ticket);
-    if (rc == 0 && tl_role_assigned_only(cmd->role) &&
-        (ticket->assignee == NULL || strcmp(ticket->assignee, cmd->tech.name) != 0)) {
+    /* A vendor account never gets here (no capability); were it to, it would see nothing. */
+    if (rc == 0 && tl_role_ticket_bound(cmd->role)) {
         tl_ticket_row_clear(ticket);
         rc = TL_ENOTFOUND;
     }

@@ -133,6 +133,13 @@ static json_t *ticket_object(const void *item)
         rc = put(o, "created", json_integer(row->created));
     if (rc == 0)
         rc = put(o, "updated", json_integer(row->updated));
+    /* The vendor's case (docs/desk.md "Vendor hand-off and evidence bundles"). */
+    if (rc == 0)
+        rc = put(o, "vendor", text_value(row->vendor));
+    if (rc == 0)
+        rc = put(o, "vendor_case", text_value(row->vendor_case));
+    if (rc == 0)
+        rc = put(o, "follow_up", row->follow_up != 0 ? json_integer(row->follow_up) : json_null());
     if (rc != 0) {
         json_decref(o);
         o = NULL;
@@ -253,6 +260,8 @@ static json_t *user_object(const void *item)
         rc = put(o, "disabled", json_boolean(row->disabled));
     if (rc == 0)
         rc = put(o, "created", json_integer(row->created));
+    if (rc == 0)
+        rc = put(o, "expires", row->expires != 0 ? json_integer(row->expires) : json_null());
     if (rc != 0) {
         json_decref(o);
         o = NULL;

@@ -16,6 +16,8 @@ const struct tl__command *const tl__commands[] = {
     &tl__cmd_ticket_reopen,
     &tl__cmd_ticket_close,
     &tl__cmd_ticket_escalate,
+    &tl__cmd_ticket_vendor,
+    &tl__cmd_ticket_export,
     &tl__cmd_evidence,
     &tl__cmd_evidence_get,
     &tl__cmd_whoami,

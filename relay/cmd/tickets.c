@@ -18,15 +18,10 @@
 
 int tl__cmd_load_visible_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, json_t **ticket)
 {
-    int rc = tl_rows_ticket(ctx->store, cmd->ticket.id, ticket);
-    if (rc == 0 && tl_role_assigned_only(cmd->role)) {
-        const char *assignee = json_string_value(json_object_get(*ticket, "assignee"));
-        if (assignee == NULL || strcmp(assignee, cmd->tech.name) != 0) {
-            json_decref(*ticket);
-            *ticket = NULL;
-            rc = TL_ENOTFOUND;
-        }
-    }
+    /* A vendor's other tickets do not exist for it (relay/cmd/vendor.c). */
+    int rc = tl__cmd_ticket_access(cmd, ctx);
+    if (rc == 0)
+        rc = tl_rows_ticket(ctx->store, cmd->ticket.id, ticket);
     if (rc == TL_ENOTFOUND)
         fprintf(err, "tierline: no ticket %s\n", cmd->ticket.text);
     else if (rc != 0)
@@ -36,8 +31,7 @@ int tl__cmd_load_visible_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, j
 
 /* ---- tickets ---------------------------------------------------------------------------- */
 
-/* The filters as given: --assignee and --mine, whichever came last; vendors see only what
- * was handed to them. */
+/* The filters as given: --assignee and --mine, whichever came last. */
 static int tickets_prepare(struct cmd *cmd)
 {
     if (cmd->status[0] != '\0')
@@ -46,8 +40,6 @@ static int tickets_prepare(struct cmd *cmd)
         cmd->filter.assignee = cmd->tech.name;
     else if (cmd->assignee.name[0] != '\0')
         cmd->filter.assignee = cmd->assignee.name;
-    if (tl_role_assigned_only(cmd->role))
-        cmd->filter.assignee = cmd->tech.name;
     return 0;
 }
 
@@ -55,6 +47,8 @@ static int work_tickets(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err
 {
     json_t *tickets = NULL;
     int rc = tl_rows_tickets(ctx->store, &cmd->filter, &tickets);
+    if (rc == 0) /* vendors see only the tickets bound to them */
+        rc = tl__cmd_ticket_list_access(cmd, ctx, tickets);
     if (rc != 0) {
         fprintf(err, "tierline: %s\n", tl_strerror(rc));
         return rc;
@@ -106,7 +100,7 @@ const struct tl__command tl__cmd_tickets = {
                       .out = TL_CLI_AT(struct cmd, assignee.mine)},
                      TL__CMD_JSON("a JSON array of objects: id, device, hostname, title, "
                                   "description, tier, status, assignee (null if none), created, "
-                                  "updated"),
+                                  "updated, vendor, vendor_case, follow_up (null if none)"),
                      {0}},
              .flags = TL_CLI_IN_ORDER},
     .prepare = tickets_prepare,
@@ -161,6 +155,7 @@ static int work_ticket_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     fprintf(out, "  status:   %s\n  assignee: %s\n  created:  %s\n  updated:  %s\n",
             tl__cmd_member(t, "status"), tl__cmd_shown(assignee, sizeof assignee, t, "assignee"),
             created, updated);
+    tl__cmd_print_vendor(out, t);
     const char *description = tl__cmd_member(t, "description");
     if (strcmp(description, "-") != 0 && description[0] != '\0') {
         char *body = tl_text_escape_dup(description, TL_TEXT_BODY);
@@ -299,11 +294,21 @@ static int work_ticket_note(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     int rc = tl__cmd_load_visible_ticket(cmd, ctx, err, &t);
     if (rc == 0)
         rc = still_active(cmd, t, err);
+    /* A vendor's answer that came another way, recorded by the desk (docs/desk.md). */
+    json_t *vendor = json_object_get(t, "vendor");
+    if (rc == 0 && cmd->from_vendor && !json_is_string(vendor)) {
+        fprintf(err,
+                "tierline: %s waits on no vendor (ticket vendor %s --vendor NAME --case REF)\n",
+                cmd->ticket.text, cmd->ticket.text);
+        rc = TL_ESTATE;
+    }
+    json_t *details = rc == 0 ? json_pack("{s:s}", "text", cmd->text.text) : NULL;
+    if (details != NULL && cmd->from_vendor)
+        json_object_set(details, "vendor", vendor);
     json_decref(t);
     if (rc != 0)
         return rc;
-    json_t *details = json_pack("{s:s}", "text", cmd->text.text);
-    rc = record(cmd, ctx, "note", "ticket.note", details);
+    rc = record(cmd, ctx, cmd->from_vendor ? "vendor.note" : "note", "ticket.note", details);
     json_decref(details);
     if (rc == 0)
         fprintf(out, "Note added to %s\n", cmd->ticket.text);
@@ -423,12 +428,30 @@ static int reason_finish(void *result, const char **problem)
 #define TICKET_TEXT TICKET_AND_TEXT(0, text_finish)
 #define TICKET_REASON TICKET_AND_TEXT(TL_CLI_OPTIONAL, reason_finish)
 
+/* ticket note T-N [--from-vendor] TEXT...: every other word after the ticket is the text. */
 const struct tl__command tl__cmd_ticket_note = {
     .name = "ticket note",
-    .usage = "ticket note T-N TEXT...",
+    .usage = "ticket note T-N [--from-vendor] TEXT...",
     .summary = "add a note to a ticket",
     .capability = TL_CAP_TICKET_NOTE,
-    .args = TICKET_TEXT,
+    .args = {.options = (const tl_cli_arg_t[]){{.name = "from-vendor",
+                                                .help = "the text is the vendor's answer, "
+                                                        "recorded by you (vendor.note)",
+                                                .out = TL_CLI_AT(struct cmd, from_vendor)},
+                                               TL__CMD_JSON(NULL),
+                                               {0}},
+             .positionals = (const tl_cli_arg_t[]){{.name = "T-N",
+                                                    .kind = TL_CLI_CHECK,
+                                                    .check = tl__kind_ticket,
+                                                    .out = TL_CLI_AT(struct cmd, ticket)},
+                                                   {.name = "TEXT",
+                                                    .most = TL_CLI_MANY,
+                                                    .kind = TL_CLI_CHECK,
+                                                    .check = tl__kind_text_word,
+                                                    .out = TL_CLI_AT(struct cmd, text)},
+                                                   {0}},
+             .flags = TL_CLI_IN_ORDER | TL_CLI_TERSE | TL_CLI_DASH_WORDS,
+             .finish = text_finish},
     .work = work_ticket_note,
     .example = "ticket note T-1 the print queue was stuck\n",
 };

@@ -1,5 +1,6 @@
 /* Technicians and auditors: the store's users, and the loop's copy for logins (desk/users.h). */
 #include "relay/desk/users.h"
+#include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/keys.h"
 #include "proto/roles.h"
@@ -15,6 +16,7 @@ struct user {
     int role;
     int disabled;
     int64_t id;
+    int64_t expires; /* ms; 0: never */
     ssh_key key;
     char fingerprint[64];
 };
@@ -72,7 +74,7 @@ int tl_users_key_fingerprint(ssh_key key, char out[64])
 
 /* One stored user into u: 0, or -1 for a damaged row (it cannot log in; the others still can). */
 static int load_user(struct user *u, const char *name, const char *line, const char *role_name,
-                     int disabled, int64_t id)
+                     int disabled, int64_t id, int64_t expires)
 {
     int role = tl_role_parse(role_name);
     if (name == NULL || line == NULL || role < 0 || strlen(name) >= sizeof u->name ||
@@ -82,6 +84,7 @@ static int load_user(struct user *u, const char *name, const char *line, const c
     u->role = role;
     u->disabled = disabled;
     u->id = id;
+    u->expires = expires;
     tl_users_key_fingerprint(u->key, u->fingerprint);
     return 0;
 }
@@ -94,8 +97,8 @@ int tl_users_load_rows(tl_users_t *users, const tl_user_rows_t *rows)
     size_t used = 0;
     for (size_t i = 0; i < rows->count; i++) {
         const tl_user_row_t *row = &rows->rows[i];
-        if (load_user(&fresh[used], row->name, row->public_key, row->role, row->disabled,
-                      row->id) == 0)
+        if (load_user(&fresh[used], row->name, row->public_key, row->role, row->disabled, row->id,
+                      row->expires) == 0)
             used++;
     }
     clear(users);
@@ -119,11 +122,14 @@ int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key, t
             return TL_ENOTFOUND;
         if (u->disabled)
             return TL_EDISABLED;
+        if (u->expires != 0 && tl_wall_ms() >= u->expires)
+            return TL_EEXPIRED;
         memset(out, 0, sizeof *out);
         out->user_id = u->id;
         snprintf(out->name, sizeof out->name, "%s", u->name);
         snprintf(out->role, sizeof out->role, "%s", tl_role_name(u->role));
         snprintf(out->key_fingerprint, sizeof out->key_fingerprint, "%s", u->fingerprint);
+        out->expires = u->expires;
         return 0;
     }
     return TL_ENOTFOUND;

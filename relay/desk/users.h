@@ -24,6 +24,7 @@ typedef struct tl_technician {
     char role[16]; /* "tier1".."tier4", "auditor", "admin" */
     char key_fingerprint[64];
     char address[64]; /* the client's IP address */
+    int64_t expires;  /* when the account stops working (ms); 0: never */
 } tl_technician_t;
 
 typedef struct tl_users tl_users_t;
@@ -34,8 +35,10 @@ void tl_users_free(tl_users_t *users);
 int tl_users_load_rows(tl_users_t *users, const tl_user_rows_t *rows);
 size_t tl_users_count(const tl_users_t *users);
 /*
- * 0 and *out filled if name is an enabled user whose key is key; TL_ENOTFOUND
- * (no such user, or another key) or TL_EDISABLED (a disabled account) otherwise.
+ * 0 and *out filled if name is an enabled user whose key is key and whose account has not
+ * expired by the wall clock; TL_ENOTFOUND (no such user, or another key), TL_EDISABLED (a
+ * disabled account) or TL_EEXPIRED (an account past its expiry, docs/desk.md "Vendor
+ * accounts") otherwise.
  */
 int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key,
                        tl_technician_t *out);

@@ -9,9 +9,9 @@
 #include <string.h>
 
 static const char *const KIND_NAMES[TL_LOGIN_TALLY_KINDS] = {
-    "unknown-key",      "bad-signature", "method-refused", "rate-limited",
-    "timeout",          "disconnected",  "address-limit",  "busy",
-    "handshake-failed", "evicted",       "shutdown",       "other",
+    "unknown-key",  "bad-signature", "method-refused", "rate-limited",     "timeout",
+    "disconnected", "address-limit", "busy",           "handshake-failed", "evicted",
+    "shutdown",     "expired",       "other",
 };
 
 struct address_count {
@@ -146,10 +146,15 @@ static void fold_address(tl_login_tally_t *tally, const char *address)
     /* The set is full: this one may be new or not; it is not counted (count and kinds are). */
 }
 
-/* 1 the first time this (address, key) pair is seen, remembering it; 0 after. */
-static int key_first_seen(tl_login_tally_t *tally, const char *address, const char *fingerprint)
+/*
+ * 1 the first time this (address, key) pair is seen, remembering it; 0 after. A key refused
+ * because its account expired is remembered apart: that the key was refused before, when the
+ * relay did not know it yet, does not hide the expiry from the audit log.
+ */
+static int key_first_seen(tl_login_tally_t *tally, const char *address, const char *fingerprint,
+                          int expired)
 {
-    uint64_t hash = hash_pair(address, fingerprint);
+    uint64_t hash = hash_pair(address, fingerprint) ^ (expired ? 0x6578706972656400ull : 0);
     for (size_t i = 0; i < tally->keys_seen_count; i++)
         if (tally->keys_seen[i] == hash)
             return 0;
@@ -189,7 +194,7 @@ int tl_login_tally_add(tl_login_tally_t *tally, int64_t now_ms, const char *addr
     if (counted->keys_listed >= TL_LOGIN_TALLY_KEYS_PER_ADDRESS ||
         tally->keys_listed >= TL_LOGIN_TALLY_KEY_ENTRIES)
         return 0;
-    if (!key_first_seen(tally, address, fingerprint))
+    if (!key_first_seen(tally, address, fingerprint, strcmp(KIND_NAMES[kind], "expired") == 0))
         return 0;
     counted->keys_listed++;
     tally->keys_listed++;

@@ -34,7 +34,7 @@
 #define TL_LOGIN_TALLY_MINUTE_MS 60000
 
 /* The kinds counted: refusal reasons; anything else counts as "other". */
-#define TL_LOGIN_TALLY_KINDS 12
+#define TL_LOGIN_TALLY_KINDS 13
 
 typedef struct tl_login_tally tl_login_tally_t;
 

@@ -160,7 +160,8 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
     int rc = front->authorize != NULL ? front->authorize(front->ctx, user, pubkey, &technician)
                                       : TL_ENOTFOUND;
     if (rc != 0) {
-        login_failed(conn, "unknown-key", 1);
+        /* An expired account is named in the audit log; a disabled one looks like a stranger. */
+        login_failed(conn, rc == TL_EEXPIRED ? "expired" : "unknown-key", 1);
         goto refused;
     }
     if (signature_state == SSH_PUBLICKEY_STATE_NONE)

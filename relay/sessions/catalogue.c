@@ -27,8 +27,8 @@ static int role_rank(const char *role)
 {
     if (strcmp(role, "tier1") == 0)
         return 1;
-    if (strcmp(role, "tier2") == 0 || strcmp(role, "tier4") == 0)
-        return 2; /* vendors count as tier2 (docs/consent.md) */
+    if (strcmp(role, "tier2") == 0)
+        return 2; /* vendors (tier4) run none (docs/roles.md) */
     if (strcmp(role, "tier3") == 0)
         return 3;
     return 0;

@@ -30,6 +30,7 @@
 #include "proto/roles.h"
 #include "proto/text.h"
 #include "relay/desk/tickets.h"
+#include "relay/desk/vendor.h"
 #include "relay/store/store.h"
 
 #include <errno.h>
@@ -209,14 +210,24 @@ void tl__session_maybe_release(struct session *s)
 static int work_lookup(struct sjob *job, tl_job_ctx_t *ctx)
 {
     struct session *s = job->session;
-    tl_ticket_row_t ticket;
-    int rc = tl_store_ticket_read(ctx->store, s->ticket_id, &ticket);
+    tl_ticket_row_t ticket = {0};
+    /* Vendors work only on tickets bound to them; others do not exist for them, and trying is
+     * audited (relay/desk/vendor.h). */
+    int rc = tl_vendor_ticket_access(ctx->store, s->role, s->tech.name, s->ticket_id, tl_wall_ms(),
+                                     &job->access_until);
+    if (rc == TL_ENOTFOUND) {
+        json_t *details =
+            json_pack("{s:s, s:s, s:s}", "command", tl__session_kind_name(s->kind, s->observe),
+                      "role", s->tech.role, "reason", "ticket not bound to the account");
+        int audit_rc = tl_worker_audit(ctx, s->actor, "access.denied", s->ticket, details);
+        json_decref(details);
+        if (audit_rc != 0)
+            return audit_rc;
+    }
+    if (rc == 0)
+        rc = tl_store_ticket_read(ctx->store, s->ticket_id, &ticket);
     if (rc == 0) {
-        /* Vendors work only on tickets handed to them; others do not exist for them. */
-        if (tl_role_assigned_only(s->role) &&
-            (ticket.assignee == NULL || strcmp(ticket.assignee, s->tech.name) != 0))
-            rc = TL_ENOTFOUND;
-        else if (s->kind != TL_SESSION_RUNBOOKS && !tl_ticket_status_active(ticket.status))
+        if (s->kind != TL_SESSION_RUNBOOKS && !tl_ticket_status_active(ticket.status))
             /* A resolved or closed ticket takes no sessions until it is reopened (listing the
              * catalogue is no session). */
             snprintf(job->message, sizeof job->message,
@@ -255,6 +266,23 @@ static void lookup_done(struct session *s, struct sjob *job, int status)
     if (status != 0 || job->message[0] != '\0') {
         tl__session_fail(s, "%s", status != 0 ? tl_strerror(status) : job->message);
         return;
+    }
+    /* A vendor's session ends when its binding to the ticket or its account does: the machine
+     * is asked for a grant no longer than that, and ends the session itself. */
+    int64_t until = job->access_until;
+    if (s->tech.expires != 0 && (until == 0 || s->tech.expires < until))
+        until = s->tech.expires;
+    if (until != 0) {
+        int64_t left_s = (until - tl_wall_ms()) / 1000;
+        char when[TL_UTC_TEXT];
+        tl_format_utc(until, when);
+        if (left_s < 60) {
+            tl__session_fail(s, "your access to %s ends at %s, too soon for a session", s->ticket,
+                             when);
+            return;
+        }
+        if ((int64_t)s->duration_s > left_s)
+            s->duration_s = (uint32_t)left_s;
     }
     s->device_id = job->device_id;
     tl_id_format(s->device, TL_ID_DEVICE, s->device_id);

@@ -161,6 +161,7 @@ struct sjob {
     json_t *records; /* [{"event":..., "audit":..., "actor":..., "details":{...}}] */
     /* lookup */
     int64_t device_id;
+    int64_t access_until; /* a vendor's binding to the ticket ends then (ms); 0: no end */
     char message[256];
     /* diag chunks */
     uint8_t *data;

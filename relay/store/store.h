@@ -461,5 +461,38 @@ void tl_problem_ticket_rows_free(tl_problem_ticket_rows_t *list);
  * a new diagnostics run would repeat (relay/desk/repeats.h). */
 int tl_store_device_evidence_read(tl_store_t *store, int64_t device_id, const char *kind,
                                   int64_t since_ms, tl_evidence_rows_t *out);
+/* ---- vendor accounts' tickets (docs/desk.md "Vendor accounts") -----------------------------
+ *
+ * A tier-4 account sees only the tickets bound to it here, each until an expiry. The rows are
+ * the store's; what they allow is the desk's rule (relay/desk/vendor.h).
+ */
+
+typedef struct tl_ticket_grant_row {
+    const char *user;
+    int64_t ticket_id;
+    int64_t expires; /* ms */
+} tl_ticket_grant_row_t;
+
+typedef struct tl_ticket_grant_rows {
+    tl_ticket_grant_row_t *rows;
+    size_t count;
+} tl_ticket_grant_rows_t;
+
+/*
+ * Binds user to a ticket until expires_ms, or moves the expiry of the binding it has.
+ * TL_ENOTFOUND for no such ticket; TL_EINVAL for a name that is not a user name or an expiry
+ * of 0 or less.
+ */
+int tl_store_grant_set(tl_store_t *store, const char *user, int64_t ticket_id, int64_t expires_ms);
+/* Unbinds them; TL_ENOTFOUND if they were not bound. */
+int tl_store_grant_remove(tl_store_t *store, const char *user, int64_t ticket_id);
+/* Unbinds user from every ticket (an account removed); 0 when there was none. */
+int tl_store_grants_remove_user(tl_store_t *store, const char *user);
+/* When user's binding to the ticket expires; TL_ENOTFOUND if there is none. */
+int tl_store_grant_find(tl_store_t *store, const char *user, int64_t ticket_id,
+                        int64_t *expires_ms);
+/* user's bindings (NULL: everyone's), by user, then ticket; expired ones too. */
+int tl_store_grants_read(tl_store_t *store, const char *user, tl_ticket_grant_rows_t *out);
+void tl_ticket_grant_rows_free(tl_ticket_grant_rows_t *list);
 
 #endif

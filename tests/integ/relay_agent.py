@@ -60,8 +60,10 @@ class Relay:
         keys = {}
         for name, role in roles.items():
             keys[name] = keygen(os.path.join(WORK, name), name)
+            # A vendor's account always ends (docs/desk.md "Vendor accounts").
             run(BIN + "/tierline-relay", "user", "add", name, "--role", role, "--key",
-                keys[name] + ".pub", "--data", self.dir)
+                keys[name] + ".pub", "--data", self.dir,
+                *(["--expires", "30d"] if role == "tier4" else []))
         return keys
 
     def write_known_hosts(self):

@@ -451,9 +451,14 @@ def case_roles_refuse_sessions_and_denials_are_audited():
           "denials audited: %r" % denied)
     check({e["details"]["needs"] for e in denied} == {"run", "shell", "observe", "diag"},
           "needs: %r" % [e["details"] for e in denied])
-    # A vendor works only on tickets handed to it.
+    # A vendor only observes, and only on tickets bound to its account.
     status, _, err = desk.ssh("vera", "diag", desk.ticket, expect=None)
-    check(status == 1 and "no ticket" in err, "tier4 on another's ticket: %d %r" % (status, err))
+    check(status == 77 and "permission denied" in err, "tier4 diag: %d %r" % (status, err))
+    proc = subprocess.run(desk.ssh_argv("vera", tty=True) + ["join", desk.ticket, "--observe"],
+                          capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    said = (proc.stdout + proc.stderr).decode(errors="replace")
+    check(proc.returncode == 1 and "no ticket" in said,
+          "tier4 on a ticket not bound to it: %d %r" % (proc.returncode, said))
     raw.pump(0.5)
     check([t for t, _ in raw.inbox if t in (32, 64)] == [], "the machine was asked anyway")
     _, help_text, _ = desk.ssh("alice", "help")

@@ -257,13 +257,13 @@ static void test_ssh_bad_lines_are_refused_in_their_words(void **state)
         "tierline: runbook arguments are NAME=VALUE, NAME in A-Z, 0-9 and _\n" FIX_USAGE);
     assert_ssh_refused("fix T-1 x A=1 A=2",
                        "tierline: a runbook argument is given twice\n" FIX_USAGE);
-    assert_ssh_refused("ticket note T-1", "usage: ticket note T-N TEXT...\n");
-    assert_ssh_refused("ticket note T-1 ''", "usage: ticket note T-N TEXT...\n");
+    assert_ssh_refused("ticket note T-1", "usage: ticket note T-N [--from-vendor] TEXT...\n");
+    assert_ssh_refused("ticket note T-1 ''", "usage: ticket note T-N [--from-vendor] TEXT...\n");
     assert_ssh_refused("ticket note T-1 ok \xff",
-                       "tierline: the text is not valid UTF-8\nusage: ticket note T-N TEXT...\n");
+                       "tierline: the text is not valid UTF-8\nusage: ticket note T-N [--from-vendor] TEXT...\n");
     char line[4100];
     snprintf(line, sizeof line, "ticket note T-1 %04000d", 1);
-    assert_ssh_refused(line, "usage: ticket note T-N TEXT...\n");
+    assert_ssh_refused(line, "usage: ticket note T-N [--from-vendor] TEXT...\n");
 }
 
 static void test_ssh_good_lines_fill_the_command(void **state)
@@ -407,7 +407,7 @@ static void test_admin_bad_lines_are_refused_in_their_words(void **state)
     assert_admin_refused(&tl_admin_host_key, "--data /d --known-hosts nohostport",
                          "tierline-relay host-key: --known-hosts wants HOST:PORT, got "
                          "'nohostport'\nusage: tierline-relay host-key --data DIR [--known-hosts "
-                         "HOST:PORT] [--json]\n");
+                         "HOST:PORT | --pem] [--json]\n");
     assert_admin_refused(&tl_admin_ticket, "--data /d show",
                          "tierline-relay ticket: want 'show T-N'\n"
                          "usage: tierline-relay ticket show T-N --data DIR [--json]\n");

@@ -126,6 +126,11 @@ static void test_a_new_key_from_an_address_gets_its_own_entry_once(void **state)
     /* Remembered across minutes. */
     assert_int_equal(
         0, tl_login_tally_add(tally, MINUTE + 60000, "192.0.2.7", "bad-signature", "SHA256:k"));
+    /* ... but its account's expiry is said once, beside the key's other refusals. */
+    assert_int_equal(1,
+                     tl_login_tally_add(tally, MINUTE + 60000, "192.0.2.7", "expired", "SHA256:k"));
+    assert_int_equal(0,
+                     tl_login_tally_add(tally, MINUTE + 60000, "192.0.2.7", "expired", "SHA256:k"));
     tl_login_tally_flush(tally, INT64_MAX);
     /* Counted in the summaries all the same. */
     assert_int_equal(2, find(&sink, "192.0.2.7")->count);

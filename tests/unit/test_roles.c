@@ -30,14 +30,14 @@ static void test_only_roles_that_act_on_the_machine_get_sessions(void **state)
     assert_false(tl_role_has_sessions(TL_ROLE_COUNT));
 }
 
-/* docs/consent.md "Runbooks": a vendor (tier4) counts as tier2 against min_role. */
-static void test_runbook_ranks_count_a_vendor_as_tier2(void **state)
+/* docs/consent.md "Runbooks": a vendor (tier4) runs no runbooks at all (docs/roles.md). */
+static void test_runbook_ranks_leave_out_vendors(void **state)
 {
     (void)state;
     assert_int_equal(tl_role_runbook_rank(TL_ROLE_TIER1), 1);
     assert_int_equal(tl_role_runbook_rank(TL_ROLE_TIER2), 2);
     assert_int_equal(tl_role_runbook_rank(TL_ROLE_TIER3), 3);
-    assert_int_equal(tl_role_runbook_rank(TL_ROLE_TIER4), 2);
+    assert_int_equal(tl_role_runbook_rank(TL_ROLE_TIER4), 0);
     assert_int_equal(tl_role_runbook_rank(TL_ROLE_AUDITOR), 0);
     assert_int_equal(tl_role_runbook_rank(TL_ROLE_ADMIN), 0);
     assert_int_equal(tl_role_runbook_rank(-1), 0);
@@ -74,7 +74,7 @@ static void test_role_names_are_listed_in_table_order(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_every_role_name_parses_back_to_its_role),
     cmocka_unit_test(test_only_roles_that_act_on_the_machine_get_sessions),
-    cmocka_unit_test(test_runbook_ranks_count_a_vendor_as_tier2),
+    cmocka_unit_test(test_runbook_ranks_leave_out_vendors),
     cmocka_unit_test(test_a_min_role_is_tier1_tier2_or_tier3),
     cmocka_unit_test(test_role_names_are_listed_in_table_order),
 };
