@@ -16,6 +16,8 @@ static const struct {
     [TL_CONTROL_SESSION_RESIZE] = {"session.resize", TL_ROUTE_RELAY_NOTICE},
     [TL_CONTROL_SESSION_ENDED] = {"session.ended", TL_ROUTE_AGENT_NOTICE},
     [TL_CONTROL_RUNBOOKS_LIST] = {"runbooks.list", TL_ROUTE_RELAY_REQUEST},
+    [TL_CONTROL_TICKETS_LIST] = {"tickets.list", TL_ROUTE_AGENT_REQUEST},
+    [TL_CONTROL_TICKET_UPDATE] = {"ticket.update", TL_ROUTE_RELAY_NOTICE},
     [TL_CONTROL_STATUS] = {"status", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_DELIVER] = {"deliver", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_PENDING] = {"pending", TL_ROUTE_LOCAL_COMMAND},

@@ -38,6 +38,8 @@ enum tl_control_type {
     TL_CONTROL_SESSION_RESIZE,  /* "session.resize" §7.7 */
     TL_CONTROL_SESSION_ENDED,   /* "session.ended" §7.8 */
     TL_CONTROL_RUNBOOKS_LIST,   /* "runbooks.list" §7.9 */
+    TL_CONTROL_TICKETS_LIST,    /* "tickets.list" §7.11 */
+    TL_CONTROL_TICKET_UPDATE,   /* "ticket.update" §7.12 */
     /* the agent's control socket: commands ("cmd", agent/control.h) */
     TL_CONTROL_STATUS,
     TL_CONTROL_DELIVER,
