@@ -373,4 +373,24 @@ int tl_store_audit_pending_read(tl_store_t *store, tl_audit_pending_rows_t *out)
 int tl_store_audit_pending_clear(tl_store_t *store, int64_t up_to_id);
 void tl_audit_pending_rows_free(tl_audit_pending_rows_t *list);
 
+/* ---- the user's side of tickets (docs/desk.md "The user's side of the ticket") ------------ */
+
+/* Most kinds tl_store_ticket_event_latest takes at once. */
+#define TL_STORE_MAX_KINDS 8
+
+/*
+ * The ids of one device's tickets, most recently updated first (then the newest id), at most
+ * max of them into ids; *more is 1 when the device has others. Only that device's.
+ */
+int tl_store_device_ticket_ids(tl_store_t *store, int64_t device_id, size_t max, int64_t *ids,
+                               size_t *count, int *more);
+/*
+ * The latest event of a ticket (by the order recorded) whose actor starts with actor_prefix
+ * ("tech:") and whose kind is one of kinds (1..TL_STORE_MAX_KINDS of them): out holds it, or
+ * nothing (count 0) when there is none. Free with tl_ticket_event_rows_free.
+ */
+int tl_store_ticket_event_latest(tl_store_t *store, int64_t ticket_id, const char *actor_prefix,
+                                 const char *const *kinds, size_t kind_count,
+                                 tl_ticket_event_rows_t *out);
+
 #endif
