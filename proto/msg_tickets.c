@@ -170,6 +170,16 @@ static int summary_decode(json_t *object, tl_ticket_summary_t *out)
     return summary_valid(out) ? 0 : TL_EMSG_MALFORMED;
 }
 
+json_t *tl_msg_ticket_summary_json(const tl_ticket_summary_t *summary)
+{
+    return summary_valid(summary) ? summary_json(summary) : NULL;
+}
+
+int tl_msg_ticket_summary_decode(json_t *object, tl_ticket_summary_t *out)
+{
+    return summary_decode(object, out);
+}
+
 int tl_msg_tickets_decode(json_t *result, tl_ticket_summary_t *items, size_t *count, int *more)
 {
     *count = 0;

@@ -72,6 +72,11 @@ int tl_msg_tickets_encode(const tl_ticket_summary_t *items, size_t count, int mo
  */
 int tl_msg_tickets_decode(json_t *result, tl_ticket_summary_t *items, size_t *count, int *more);
 
+/* One ticket as the lists and notices carry it: a new object, NULL when a field breaks its
+ * limits or without memory; and back, TL_EMSG_MALFORMED as the decoders below. */
+json_t *tl_msg_ticket_summary_json(const tl_ticket_summary_t *summary);
+int tl_msg_ticket_summary_decode(json_t *object, tl_ticket_summary_t *out);
+
 /* A whole ticket.update notice body, {"type":"ticket.update",...}, in *out; as the encoder above.
  */
 int tl_msg_ticket_update_encode(const tl_ticket_update_t *update, json_t **out);

@@ -26,6 +26,7 @@ static const struct {
     [TL_CONTROL_SESSIONS] = {"sessions", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_END] = {"end", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_WATCH] = {"watch", TL_ROUTE_LOCAL_COMMAND},
+    [TL_CONTROL_TICKETS] = {"tickets", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_EVENT_QUESTION] = {"question", TL_ROUTE_LOCAL_EVENT},
     [TL_CONTROL_EVENT_GRANTED] = {"granted", TL_ROUTE_LOCAL_EVENT},
     [TL_CONTROL_EVENT_DENIED] = {"denied", TL_ROUTE_LOCAL_EVENT},
@@ -33,6 +34,7 @@ static const struct {
     [TL_CONTROL_EVENT_ENDED] = {"ended", TL_ROUTE_LOCAL_EVENT},
     [TL_CONTROL_EVENT_DELIVERED] = {"delivered", TL_ROUTE_LOCAL_EVENT},
     [TL_CONTROL_EVENT_SET_ASIDE] = {"set-aside", TL_ROUTE_LOCAL_EVENT},
+    [TL_CONTROL_EVENT_TICKET] = {"ticket", TL_ROUTE_LOCAL_EVENT},
 };
 
 static const char *const scope_names[TL_SCOPE_COUNT] = {

@@ -49,6 +49,7 @@ enum tl_control_type {
     TL_CONTROL_SESSIONS,
     TL_CONTROL_END,
     TL_CONTROL_WATCH,
+    TL_CONTROL_TICKETS,
     /* the agent's control socket: events to a watcher ("event") */
     TL_CONTROL_EVENT_QUESTION,
     TL_CONTROL_EVENT_GRANTED,
@@ -57,6 +58,7 @@ enum tl_control_type {
     TL_CONTROL_EVENT_ENDED,
     TL_CONTROL_EVENT_DELIVERED,
     TL_CONTROL_EVENT_SET_ASIDE,
+    TL_CONTROL_EVENT_TICKET,
     TL_CONTROL_COUNT
 };
 
