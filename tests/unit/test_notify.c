@@ -8,7 +8,9 @@
 #include "agent/notify.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void detect(const char *display, const char *wayland, const char *dbus, const char *runtime,
                    int bus, tl_notify_session_t *out)
@@ -149,6 +151,146 @@ static void test_a_burst_is_one_attempt_and_nothing_runs_without_a_session(void 
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- the rate, with a notifier that runs: a fake notify-send first on PATH --------------- */
+
+struct rig {
+    char dir[64], runs[96], hold[96];
+    uv_loop_t loop;
+    tl_notify_t *notify;
+};
+
+static int count_runs(struct rig *rig)
+{
+    FILE *f = fopen(rig->runs, "r");
+    int lines = 0, c;
+    while (f != NULL && (c = fgetc(f)) != EOF)
+        lines += c == '\n';
+    if (f != NULL)
+        fclose(f);
+    return lines;
+}
+
+static int64_t state_of(struct rig *rig, const char *key)
+{
+    json_t *state = tl_notify_state(rig->notify);
+    json_t *value = json_object_get(state, key);
+    int64_t out = json_is_boolean(value) ? json_is_true(value) : json_integer_value(value);
+    json_decref(state);
+    return out;
+}
+
+/* Runs the loop until key has the value in the notifier's state (bounded: 30 s). */
+static void run_until(struct rig *rig, const char *key, int64_t value)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (state_of(rig, key) != value) {
+        uv_run(&rig->loop, UV_RUN_NOWAIT);
+        usleep(10000);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec > 30)
+            fail_msg("%s never became %lld (is %lld)", key, (long long)value,
+                     (long long)state_of(rig, key));
+    }
+}
+
+static void on_waited(uv_timer_t *timer)
+{
+    (void)timer;
+}
+
+/* Runs the loop for ms of its own time: the notifier's timers due before then all fire first. */
+static void run_for(struct rig *rig, uint64_t ms)
+{
+    uv_timer_t timer;
+    uv_timer_init(&rig->loop, &timer);
+    uv_timer_start(&timer, on_waited, ms, 0);
+    while (uv_is_active((uv_handle_t *)&timer))
+        uv_run(&rig->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(&rig->loop, UV_RUN_NOWAIT);
+}
+
+static void rig_start(struct rig *rig, uint64_t interval_ms)
+{
+    static const tl_notify_env_t desktop = {":99", NULL, "unix:path=/nonexistent", NULL, 0};
+    strcpy(rig->dir, "/tmp/tl-notify-XXXXXX");
+    assert_non_null(mkdtemp(rig->dir));
+    snprintf(rig->runs, sizeof rig->runs, "%s/runs", rig->dir);
+    snprintf(rig->hold, sizeof rig->hold, "%s/hold", rig->dir);
+    char path[128], script[512], search[256];
+    snprintf(path, sizeof path, "%s/notify-send", rig->dir);
+    /* Records each run; while the hold file is there it is still on its way (at most 60 s). */
+    snprintf(script, sizeof script,
+             "#!/bin/sh\necho run >> %s\nn=0\nwhile [ -e %s ] && [ $n -lt 1200 ]; do "
+             "sleep 0.05; n=$((n+1)); done\n",
+             rig->runs, rig->hold);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(script, f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0755), 0);
+    snprintf(search, sizeof search, "%s:/usr/bin:/bin", rig->dir);
+    assert_int_equal(setenv("PATH", search, 1), 0);
+    assert_int_equal(uv_loop_init(&rig->loop), 0);
+    tl_notify_config_t config = {.interval_ms = interval_ms, .env = &desktop};
+    int rc = 0;
+    rig->notify = tl_notify_new(&rig->loop, &config, &rc);
+    assert_non_null(rig->notify);
+}
+
+static void rig_stop(struct rig *rig)
+{
+    unlink(rig->hold);
+    tl_notify_free(rig->notify);
+    uv_run(&rig->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&rig->loop), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", rig->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_while_a_notifier_runs_the_next_notices_wait_merged(void **state)
+{
+    (void)state;
+    struct rig rig;
+    rig_start(&rig, 0);
+    FILE *hold = fopen(rig.hold, "w");
+    assert_non_null(hold);
+    fclose(hold);
+    tl_notify_post(rig.notify, "first", "", "", 0);
+    run_until(&rig, "running", 1);
+    tl_notify_post(rig.notify, "second", "", "", 0);
+    tl_notify_post(rig.notify, "third", "", "", 1);
+    /* Well past the gathering delay, by the loop's own clock: still the one notifier. */
+    run_for(&rig, 4 * TL_NOTIFY_GATHER_MS);
+    assert_int_equal(state_of(&rig, "pending"), 2);
+    assert_int_equal(count_runs(&rig), 1);
+    unlink(rig.hold);
+    run_until(&rig, "shown", 2);
+    run_until(&rig, "running", 0);
+    assert_int_equal(count_runs(&rig), 2);
+    assert_int_equal(state_of(&rig, "merged"), 1);
+    assert_int_equal(state_of(&rig, "pending"), 0);
+    rig_stop(&rig);
+}
+
+static void test_two_notifications_start_an_interval_apart(void **state)
+{
+    (void)state;
+    struct rig rig;
+    rig_start(&rig, TL_NOTIFY_MAX_INTERVAL_MS);
+    tl_notify_post(rig.notify, "first", "", "", 0);
+    run_until(&rig, "shown", 1);
+    run_until(&rig, "running", 0);
+    tl_notify_post(rig.notify, "second", "", "", 1);
+    /* The gathering delay passes; the interval (an hour) does not. */
+    run_for(&rig, 4 * TL_NOTIFY_GATHER_MS);
+    assert_int_equal(count_runs(&rig), 1);
+    assert_int_equal(state_of(&rig, "pending"), 1);
+    rig_stop(&rig);
+}
+
 static void test_an_interval_over_an_hour_is_refused(void **state)
 {
     (void)state;
@@ -167,6 +309,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_notify_send_takes_no_text_as_an_option),
     cmocka_unit_test(test_gdbus_gets_every_text_quoted),
     cmocka_unit_test(test_a_burst_is_one_attempt_and_nothing_runs_without_a_session),
+    cmocka_unit_test(test_while_a_notifier_runs_the_next_notices_wait_merged),
+    cmocka_unit_test(test_two_notifications_start_an_interval_apart),
     cmocka_unit_test(test_an_interval_over_an_hour_is_refused),
 };
 
