@@ -1,5 +1,6 @@
 #include "agent/control.h"
 #include "proto/err.h"
+#include "proto/msg_tickets.h"
 #include "proto/log.h"
 #include "proto/text.h"
 #include "proto/vocab.h"
@@ -37,17 +38,22 @@ struct tl_control {
     const tl_agent_state_t *state;
     tl_consent_t *consent;
     tl_sessions_t *sessions;
+    tl_notify_t *notify;
     struct client *clients;
     uint64_t next_serial;
     json_t *recent; /* [{"request","ticket"}], newest last */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-/* An approval waiting for its grant to be on disk (agent/consent.h). */
+/* An answer that comes later: an approval waiting for its grant to be on disk
+ * (agent/consent.h), or the relay's list of tickets. */
 struct approval {
     tl_control_t *control;
     uint64_t client;
 };
+
+/* How long the relay has to list the tickets. */
+#define TICKETS_TIMEOUT_MS 30000
 
 static void client_closed(uv_handle_t *handle)
 {
@@ -285,6 +291,80 @@ static void reply_queued(struct client *client, const char *request, int reason,
     json_decref(answer);
 }
 
+/* The relay's tickets.list answer, checked against the protocol's limits, to the client. */
+static void tickets_answered(void *data, int status, json_t *result)
+{
+    struct approval *call = data;
+    struct client *client = client_by_serial(call->control, call->client);
+    free(call);
+    if (client == NULL)
+        return;
+    if (status != 0) {
+        reply_rc(client, status,
+                 status == TL_ETIMEOUT ? "the relay did not answer in time"
+                                       : "the connection "
+                                         "to the relay "
+                                         "ended");
+        return;
+    }
+    if (!json_is_true(json_object_get(result, "ok"))) {
+        /* The relay's code, if it is one: a name of capitals and '_', nothing else. */
+        const char *error = json_string_value(json_object_get(result, "error"));
+        int named = error != NULL && error[0] == 'E' && strlen(error) < 32 &&
+                    strspn(error, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == strlen(error);
+        reply_error(client, named ? error : "EIO", "the relay could not list the tickets");
+        return;
+    }
+    tl_ticket_summary_t *items = calloc(TL_TICKETS_LIST_MAX, sizeof *items);
+    size_t count = 0;
+    int more = 0;
+    json_t *answer = NULL;
+    int rc = items != NULL ? tl_msg_tickets_decode(result, items, &count, &more) : TL_ENOMEM;
+    if (rc == TL_EMSG_MALFORMED)
+        tl_log_warn("tickets.list answer refused: a member is missing or out of its limits");
+    if (rc == 0)
+        rc = tl_msg_tickets_encode(items, count, more, &answer);
+    free(items);
+    if (rc != 0)
+        reply_rc(client, rc == TL_EMSG_MALFORMED ? TL_EPROTO : rc,
+                 rc == TL_EMSG_MALFORMED ? "the relay sent a malformed answer" : "");
+    else
+        reply_ok(client, answer);
+}
+
+static void handle_tickets(struct client *client)
+{
+    tl_control_t *control = client->control;
+    int last_error = 0;
+    enum tl_tunnel_link link = tl_tunnel_link(control->tunnel, &last_error);
+    if (link != TL_TUNNEL_CONNECTED) {
+        char message[256];
+        const char *why = last_error != 0 ? tl_tunnel_error_text(last_error) : NULL;
+        snprintf(message, sizeof message, "%s (%s)",
+                 link == TL_TUNNEL_CONNECTING ? "the agent is connecting to the relay"
+                                              : "the relay is unreachable",
+                 why != NULL       ? why
+                 : last_error != 0 ? tl_strerror(last_error)
+                                   : "no connection yet");
+        reply_error(client, "ECLOSED", message);
+        tl_tunnel_kick(control->tunnel);
+        return;
+    }
+    struct approval *call = malloc(sizeof *call);
+    json_t *body = json_pack("{s:s}", "type", tl_control_type_name(TL_CONTROL_TICKETS_LIST));
+    int rc = call != NULL && body != NULL ? 0 : TL_ENOMEM;
+    if (rc == 0) {
+        call->control = control;
+        call->client = client->serial;
+        rc = tl_tunnel_request(control->tunnel, body, TICKETS_TIMEOUT_MS, tickets_answered, call);
+    }
+    json_decref(body);
+    if (rc != 0) {
+        free(call);
+        reply_rc(client, rc, rc == TL_EFULL ? "too many requests wait for the relay" : "");
+    }
+}
+
 static void handle_line(struct client *client, const char *line, size_t len)
 {
     tl_control_t *control = client->control;
@@ -316,6 +396,8 @@ static void handle_line(struct client *client, const char *line, size_t len)
             json_object_set_new(answer, "relay_error_text",
                                 json_string(text != NULL ? text : tl_strerror(relay_error)));
         }
+        if (answer != NULL && control->notify != NULL)
+            json_object_set_new(answer, "notifications", tl_notify_state(control->notify));
         reply(client, answer);
         json_decref(answer);
     } else if (cmd == TL_CONTROL_DELIVER) {
@@ -331,6 +413,8 @@ static void handle_line(struct client *client, const char *line, size_t len)
             snprintf(client->waiting_for, sizeof client->waiting_for, "%s", id);
             tl_tunnel_kick(control->tunnel);
         }
+    } else if (cmd == TL_CONTROL_TICKETS) {
+        handle_tickets(client);
     } else if (!handle_consent(client, cmd, request)) {
         reply_error(client, "EINVAL", "unknown command");
     }
@@ -520,6 +604,11 @@ void tl_control_set_consent(tl_control_t *control, tl_consent_t *consent, tl_ses
     control->sessions = sessions;
 }
 
+void tl_control_set_notify(tl_control_t *control, tl_notify_t *notify)
+{
+    control->notify = notify;
+}
+
 void tl_control_event(tl_control_t *control, json_t *event)
 {
     if (control == NULL)
@@ -588,7 +677,7 @@ int tl_control_call(const char *path, json_t *request, int timeout_ms, json_t **
         rc = -errno;
         goto out;
     }
-    buf = malloc(TL_CONTROL_MAX_LINE);
+    buf = malloc(TL_CONTROL_MAX_ANSWER);
     if (buf == NULL) {
         rc = TL_ENOMEM;
         goto out;
@@ -604,7 +693,7 @@ int tl_control_call(const char *path, json_t *request, int timeout_ms, json_t **
             break;
         }
         int64_t left = deadline - monotonic_ms();
-        if (left <= 0 || used == TL_CONTROL_MAX_LINE) {
+        if (left <= 0 || used == TL_CONTROL_MAX_ANSWER) {
             rc = left <= 0 ? TL_ETIMEOUT : TL_EFULL;
             break;
         }
@@ -614,7 +703,7 @@ int tl_control_call(const char *path, json_t *request, int timeout_ms, json_t **
             continue;
         if (ready <= 0)
             continue;
-        ssize_t n = recv(fd, buf + used, TL_CONTROL_MAX_LINE - used, 0);
+        ssize_t n = recv(fd, buf + used, TL_CONTROL_MAX_ANSWER - used, 0);
         if (n <= 0) {
             rc = n == 0 ? TL_ECLOSED : -errno;
             break;

@@ -11,7 +11,8 @@
  * one answer per request (the command and event names: proto/vocab.h):
  *   {"cmd":"status"}                 -> {"ok":true,"connected":B,"link":"connected"|
  *                                        "connecting"|"unreachable","last_error":"…"?,
- *                                        "device":"D-7","relay":"h:p","pending":N}
+ *                                        "device":"D-7","relay":"h:p","pending":N,
+ *                                        "notifications":{...}? (tl_notify_state)}
  *   {"cmd":"deliver","request":"R-…"} -> {"ok":true,"ticket":"T-42"} once delivered,
  *                                       {"ok":false,"error":"…"} if it was set aside, or
  *                                       {"ok":false,"queued":true,"error":"…","message":
@@ -29,7 +30,14 @@
  *                                       starting with the questions already open (and the
  *                                       followed request's delivery, if it just happened):
  *                                       {"event":"question"|"granted"|"denied"|"activity"|
- *                                        "ended"|"delivered"|"set-aside",...}
+ *                                        "ended"|"delivered"|"set-aside"|"ticket",...}
+ *                                       ("ticket": news of one of the user's tickets,
+ *                                        {"event":"ticket","what":["note","status"],
+ *                                         "ticket":{...as in tickets.list...}})
+ * The user's tickets (docs/protocol.md §7.11), asked of the relay on the agent's connection:
+ *   {"cmd":"tickets"}                -> {"ok":true,"tickets":[...],"more":B} (checked against
+ *                                       the protocol's limits), or {"ok":false,"error":
+ *                                       "ECLOSED","message":"the relay is unreachable (…)"}
  * Failures are {"ok":false,"error":"ENOTFOUND","message":"…"}; anything else
  * gets {"ok":false,"error":"EINVAL"} and the connection stays. A watcher that
  * stops reading is disconnected once TL_CONTROL_MAX_QUEUED bytes wait for it.
@@ -38,6 +46,7 @@
 #define TL_CONTROL_H
 
 #include "agent/consent.h"
+#include "agent/notify.h"
 #include "agent/session.h"
 #include "agent/tunnel.h"
 
@@ -45,6 +54,9 @@
 #include <uv.h>
 
 #define TL_CONTROL_MAX_LINE (64 * 1024)
+/* An answer the client reads may be longer than a request: a list of tickets is up to the
+ * protocol's frame size (docs/protocol.md §7.11). */
+#define TL_CONTROL_MAX_ANSWER (512 * 1024)
 #define TL_CONTROL_MAX_QUEUED (1024 * 1024)
 
 typedef struct tl_control tl_control_t;
@@ -59,6 +71,8 @@ void tl_control_rejected(tl_control_t *control, const char *request, int error);
 void tl_control_queued(tl_control_t *control, const char *request, int reason);
 /* Serves the consent commands from consent and sessions (either may be NULL). */
 void tl_control_set_consent(tl_control_t *control, tl_consent_t *consent, tl_sessions_t *sessions);
+/* `status` tells how desktop notifications stand (agent/notify.h); NULL: it says nothing. */
+void tl_control_set_notify(tl_control_t *control, tl_notify_t *notify);
 /* Sends an event line to every watcher; event is borrowed. */
 void tl_control_event(tl_control_t *control, json_t *event);
 void tl_control_stop(tl_control_t *control);

@@ -35,7 +35,7 @@ static const struct command commands[] = {
      "tierline-agent enroll 'tl1:K7QX-2M9P-4RTW-8HJC@relay.example.com:7443#SHA256:...'\n"},
     {"run",
      "run [--state DIR] [--policy FILE] [--consent-timeout DURATION] [--runbooks DIR] [--shell "
-     "PATH] "
+     "PATH] [--notify-interval DURATION] "
      "[--backoff-max-ms N] [--log-level LEVEL]",
      "Keep the tunnel up, deliver queued requests, serve the sessions the user allows.",
      tl_agent_cmd_run,
@@ -46,6 +46,8 @@ static const struct command commands[] = {
      "(default 2m)\n"
      "--runbooks DIR\tthe runbook catalogue (default share/tierline/runbooks)\n"
      "--shell PATH\twhat technicians' shells run (default: the agent user's login shell)\n"
+     "--notify-interval DURATION\tleast time between two desktop notifications, 0s..1h "
+     "(default 10s; docs/desk.md)\n"
      "--backoff-max-ms N\tlongest wait between reconnection attempts, "
      "100..3600000\n"
      "--log-level LEVEL\tdebug, info, warn or error\n",
@@ -61,6 +63,12 @@ static const struct command commands[] = {
      "Show enrollment, whether the agent runs and is connected, and queued requests.",
      tl_agent_cmd_status, STATE_OPTION "--json\ta JSON object instead of text\n",
      "tierline-agent status --json\n"},
+    {"tickets", "tickets [--state DIR] [--json] [--wait-ms N]",
+     "List this machine's tickets: status, and the latest note from a technician.",
+     tl_agent_cmd_tickets,
+     STATE_OPTION "--json\ta JSON object instead of text\n"
+                  "--wait-ms N\thow long to wait for the relay, 100..600000 (default 30000)\n",
+     "tierline-agent tickets\n"},
     {"attend", "attend [--state DIR]",
      "Ask yes or no for each technician's request; show what they do (Ctrl-C leaves).",
      tl_agent_cmd_attend, STATE_OPTION, "tierline-agent attend\n"},

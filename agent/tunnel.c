@@ -42,6 +42,15 @@ struct delivery {
     unsigned confirm_only : 1; /* evidence missing here: ask the relay without uploading */
 };
 
+/* One of the agent's own requests waiting for the relay's answer (tl_tunnel_request). */
+struct own_request {
+    uint32_t id; /* 0: a free slot */
+    uint32_t generation;
+    uint64_t deadline;
+    tl_tunnel_answer_fn answer;
+    void *data;
+};
+
 struct tl_tunnel {
     uv_loop_t *loop;
     tl_tunnel_options_t options;
@@ -50,7 +59,9 @@ struct tl_tunnel {
     tl_tls_ctx_t *tls;
     tl_peer_t *peer;
     uv_timer_t retry;
-    uv_timer_t next; /* runs deliver_next from the loop, never recursively */
+    uv_timer_t next;     /* runs deliver_next from the loop, never recursively */
+    uv_timer_t requests; /* the earliest deadline of the agent's own requests */
+    struct own_request own[TL_TUNNEL_MAX_REQUESTS];
     uv_getaddrinfo_t resolver;
     struct delivery *delivery;
     json_t *skipped; /* requests that failed on this connection */
@@ -118,10 +129,16 @@ static void handles_closed(uv_handle_t *handle)
     free(tunnel);
 }
 
+static void next_closed(uv_handle_t *handle)
+{
+    tl_tunnel_t *tunnel = handle->data;
+    uv_close((uv_handle_t *)&tunnel->requests, handles_closed);
+}
+
 static void retry_closed(uv_handle_t *handle)
 {
     tl_tunnel_t *tunnel = handle->data;
-    uv_close((uv_handle_t *)&tunnel->next, handles_closed);
+    uv_close((uv_handle_t *)&tunnel->next, next_closed);
 }
 
 /* Frees the tunnel once nothing of it is in flight (storage jobs included). */
@@ -611,7 +628,7 @@ static void pick_done(void *data, int result)
 static void deliver_next(tl_tunnel_t *tunnel)
 {
     if (tunnel->delivery != NULL || tunnel->picking || tunnel->peer == NULL || !tunnel->welcomed ||
-        tunnel->stopping)
+        tunnel->stopping || tunnel->options.requests_only)
         return;
     struct job *job = job_new(tunnel);
     if (job == NULL || (job->skipped = json_deep_copy(tunnel->skipped)) == NULL) {
@@ -824,6 +841,84 @@ static void finish_done(void *data, int result)
     job_free(job);
 }
 
+/* ---- the agent's own requests ---------------------------------------------------- */
+
+static void on_requests_due(uv_timer_t *timer);
+
+static void arm_requests(tl_tunnel_t *tunnel)
+{
+    uint64_t earliest = 0;
+    for (size_t i = 0; i < TL_TUNNEL_MAX_REQUESTS; i++)
+        if (tunnel->own[i].id != 0 && (earliest == 0 || tunnel->own[i].deadline < earliest))
+            earliest = tunnel->own[i].deadline;
+    if (earliest == 0) {
+        uv_timer_stop(&tunnel->requests);
+        return;
+    }
+    uint64_t now = uv_now(tunnel->loop);
+    uv_timer_start(&tunnel->requests, on_requests_due, earliest > now ? earliest - now : 0, 0);
+}
+
+/* Answers the requests that match (all with id 0), one at a time: an answer may send another. */
+static void fail_requests(tl_tunnel_t *tunnel, int status, int expired_only)
+{
+    uint64_t now = uv_now(tunnel->loop);
+    for (size_t i = 0; i < TL_TUNNEL_MAX_REQUESTS; i++) {
+        struct own_request slot = tunnel->own[i];
+        if (slot.id == 0 || (expired_only && slot.deadline > now))
+            continue;
+        tunnel->own[i].id = 0;
+        tl_log_info("request to the relay ended request_id=%u reason=%s", slot.id,
+                    tl_err_name(status));
+        slot.answer(slot.data, status, NULL);
+    }
+    if (!tunnel->closed)
+        arm_requests(tunnel);
+}
+
+static void on_requests_due(uv_timer_t *timer)
+{
+    fail_requests(timer->data, TL_ETIMEOUT, 1);
+}
+
+int tl_tunnel_request(tl_tunnel_t *tunnel, json_t *body, uint32_t timeout_ms,
+                      tl_tunnel_answer_fn answer, void *data)
+{
+    if (tunnel->stopping || tunnel->peer == NULL || !tunnel->welcomed)
+        return TL_ECLOSED;
+    struct own_request *slot = NULL;
+    for (size_t i = 0; i < TL_TUNNEL_MAX_REQUESTS && slot == NULL; i++)
+        if (tunnel->own[i].id == 0)
+            slot = &tunnel->own[i];
+    if (slot == NULL)
+        return TL_EFULL;
+    uint32_t id = ++tunnel->next_request_id;
+    if (id == 0)
+        id = ++tunnel->next_request_id;
+    int rc = tl_peer_send_control(tunnel->peer, id, body);
+    if (rc != 0)
+        return rc;
+    *slot = (struct own_request){id, tunnel->generation, uv_now(tunnel->loop) + timeout_ms, answer,
+                                 data};
+    arm_requests(tunnel);
+    return 0;
+}
+
+/* The answer to one of the agent's own requests: 1 if it was one. */
+static int own_answer(tl_tunnel_t *tunnel, uint32_t request_id, json_t *body)
+{
+    for (size_t i = 0; i < TL_TUNNEL_MAX_REQUESTS; i++) {
+        struct own_request slot = tunnel->own[i];
+        if (slot.id != request_id || slot.generation != tunnel->generation)
+            continue;
+        tunnel->own[i].id = 0;
+        arm_requests(tunnel);
+        slot.answer(slot.data, 0, body);
+        return 1;
+    }
+    return 0;
+}
+
 /* A ticket id as the relay sends it ("T-42"): shown on the user's terminal, so nothing else. */
 static int ticket_ok(const char *ticket)
 {
@@ -841,6 +936,8 @@ static int ticket_ok(const char *ticket)
 
 static void handle_result(tl_tunnel_t *tunnel, uint32_t request_id, json_t *body)
 {
+    if (own_answer(tunnel, request_id, body))
+        return;
     struct delivery *delivery = tunnel->delivery;
     if (delivery == NULL || delivery->request_id != request_id)
         return;
@@ -989,6 +1086,10 @@ static void handle_notification(tl_tunnel_t *tunnel, const char *type, json_t *b
         tl_sessions_resize(tunnel->options.sessions, (uint32_t)id, (unsigned)cols, (unsigned)rows);
         return;
     }
+    if (known == TL_CONTROL_TICKET_UPDATE && tunnel->events->on_ticket_update != NULL) {
+        tunnel->events->on_ticket_update(tunnel, body);
+        return;
+    }
     tl_log_debug("notification ignored type=%.64s", type);
 }
 
@@ -1096,6 +1197,7 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
     if (tunnel->options.consent != NULL)
         tl_consent_cancel_all(tunnel->options.consent, "the connection to the relay dropped");
     tunnel->last_error = reason != 0 ? reason : TL_ECLOSED;
+    fail_requests(tunnel, TL_ECLOSED, 0);
     if (reason == TL_EPIN) {
         const char *presented = tl_peer_fingerprint(peer);
         tl_log_error("%s pinned=%s presented=%s reason=EPIN", tl_tunnel_error_text(reason),
@@ -1230,6 +1332,8 @@ tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options
     tunnel->retry.data = tunnel;
     uv_timer_init(loop, &tunnel->next);
     tunnel->next.data = tunnel;
+    uv_timer_init(loop, &tunnel->requests);
+    tunnel->requests.data = tunnel;
     connect_now(tunnel);
     return tunnel;
 }
@@ -1261,6 +1365,8 @@ void tl_tunnel_stop(tl_tunnel_t *tunnel)
     tunnel->session_count = 0;
     uv_timer_stop(&tunnel->retry);
     uv_timer_stop(&tunnel->next);
+    fail_requests(tunnel, TL_ECLOSED, 0);
+    uv_timer_stop(&tunnel->requests);
     if (tunnel->peer != NULL)
         tl_peer_close(tunnel->peer, 0, "agent stopping");
     if (tunnel->resolving)

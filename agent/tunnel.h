@@ -31,6 +31,10 @@
  * sessions' processes stop and open questions are dropped; grants stay.
  * When a grant ends, tl_tunnel_grant_ended() stops its sessions and tells
  * the relay (at once, or as soon as it is connected again).
+ *
+ * The user's tickets (docs/protocol.md §7.11-7.12): tl_tunnel_request() asks
+ * the relay on the agent's behalf, and the relay's ticket.update notices go
+ * to the owner's on_ticket_update.
  */
 #ifndef TL_TUNNEL_H
 #define TL_TUNNEL_H
@@ -57,6 +61,8 @@ typedef struct tl_tunnel_options {
     tl_sessions_t *sessions;
     /* The lane outbox work runs on (not taken over); NULL: a lane of its own. */
     tl_storage_t *storage;
+    /* Connect only to ask (tl_tunnel_request): the outbox is left alone. */
+    int requests_only;
 } tl_tunnel_options_t;
 
 typedef struct tl_tunnel_events {
@@ -74,6 +80,8 @@ typedef struct tl_tunnel_events {
     void (*on_queued)(tl_tunnel_t *tunnel, const char *request, int reason);
     /* Once mode: finished (0: all delivered) or gave up. */
     void (*on_stopped)(tl_tunnel_t *tunnel, int status);
+    /* The relay's ticket.update notice (docs/protocol.md §7.12), unchecked; body is borrowed. */
+    void (*on_ticket_update)(tl_tunnel_t *tunnel, json_t *body);
 } tl_tunnel_events_t;
 
 tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options,
@@ -113,6 +121,19 @@ void tl_tunnel_consent_answer(tl_tunnel_t *tunnel, uint64_t token,
  * HUP), and the relay gets session.ended, now or once connected again.
  */
 void tl_tunnel_grant_ended(tl_tunnel_t *tunnel, const tl_grant_t *grant, const char *reason);
+
+/*
+ * The agent's own requests to the relay (tickets.list, docs/protocol.md §7.11): body is sent
+ * as a control request on the current connection and answer runs once, on the loop, with 0
+ * and the relay's result body (borrowed for the call), or TL_ETIMEOUT (no answer within
+ * timeout_ms), TL_ECLOSED (the connection ended or the tunnel stopped first). Returns
+ * TL_ECLOSED at once when not connected (answer does not run), TL_EFULL with
+ * TL_TUNNEL_MAX_REQUESTS outstanding.
+ */
+#define TL_TUNNEL_MAX_REQUESTS 16
+typedef void (*tl_tunnel_answer_fn)(void *data, int status, json_t *result);
+int tl_tunnel_request(tl_tunnel_t *tunnel, json_t *body, uint32_t timeout_ms,
+                      tl_tunnel_answer_fn answer, void *data);
 
 /* The delay before retry number attempt (0-based), jittered; exposed for tests. */
 uint64_t tl_tunnel_backoff_ms(uint32_t min_ms, uint32_t max_ms, unsigned attempt, uint32_t random);

@@ -16,6 +16,8 @@ static const struct {
     [TL_CONTROL_SESSION_RESIZE] = {"session.resize", TL_ROUTE_RELAY_NOTICE},
     [TL_CONTROL_SESSION_ENDED] = {"session.ended", TL_ROUTE_AGENT_NOTICE},
     [TL_CONTROL_RUNBOOKS_LIST] = {"runbooks.list", TL_ROUTE_RELAY_REQUEST},
+    [TL_CONTROL_TICKETS_LIST] = {"tickets.list", TL_ROUTE_AGENT_REQUEST},
+    [TL_CONTROL_TICKET_UPDATE] = {"ticket.update", TL_ROUTE_RELAY_NOTICE},
     [TL_CONTROL_STATUS] = {"status", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_DELIVER] = {"deliver", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_PENDING] = {"pending", TL_ROUTE_LOCAL_COMMAND},
@@ -24,6 +26,7 @@ static const struct {
     [TL_CONTROL_SESSIONS] = {"sessions", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_END] = {"end", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_WATCH] = {"watch", TL_ROUTE_LOCAL_COMMAND},
+    [TL_CONTROL_TICKETS] = {"tickets", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_EVENT_QUESTION] = {"question", TL_ROUTE_LOCAL_EVENT},
     [TL_CONTROL_EVENT_GRANTED] = {"granted", TL_ROUTE_LOCAL_EVENT},
     [TL_CONTROL_EVENT_DENIED] = {"denied", TL_ROUTE_LOCAL_EVENT},
@@ -31,6 +34,7 @@ static const struct {
     [TL_CONTROL_EVENT_ENDED] = {"ended", TL_ROUTE_LOCAL_EVENT},
     [TL_CONTROL_EVENT_DELIVERED] = {"delivered", TL_ROUTE_LOCAL_EVENT},
     [TL_CONTROL_EVENT_SET_ASIDE] = {"set-aside", TL_ROUTE_LOCAL_EVENT},
+    [TL_CONTROL_EVENT_TICKET] = {"ticket", TL_ROUTE_LOCAL_EVENT},
 };
 
 static const char *const scope_names[TL_SCOPE_COUNT] = {

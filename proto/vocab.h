@@ -38,6 +38,8 @@ enum tl_control_type {
     TL_CONTROL_SESSION_RESIZE,  /* "session.resize" §7.7 */
     TL_CONTROL_SESSION_ENDED,   /* "session.ended" §7.8 */
     TL_CONTROL_RUNBOOKS_LIST,   /* "runbooks.list" §7.9 */
+    TL_CONTROL_TICKETS_LIST,    /* "tickets.list" §7.11 */
+    TL_CONTROL_TICKET_UPDATE,   /* "ticket.update" §7.12 */
     /* the agent's control socket: commands ("cmd", agent/control.h) */
     TL_CONTROL_STATUS,
     TL_CONTROL_DELIVER,
@@ -47,6 +49,7 @@ enum tl_control_type {
     TL_CONTROL_SESSIONS,
     TL_CONTROL_END,
     TL_CONTROL_WATCH,
+    TL_CONTROL_TICKETS,
     /* the agent's control socket: events to a watcher ("event") */
     TL_CONTROL_EVENT_QUESTION,
     TL_CONTROL_EVENT_GRANTED,
@@ -55,6 +58,7 @@ enum tl_control_type {
     TL_CONTROL_EVENT_ENDED,
     TL_CONTROL_EVENT_DELIVERED,
     TL_CONTROL_EVENT_SET_ASIDE,
+    TL_CONTROL_EVENT_TICKET,
     TL_CONTROL_COUNT
 };
 

@@ -11,6 +11,8 @@
 
 #include "agent/control.h"
 #include "agent/outbox.h"
+#include "agent/ticket_news.h"
+#include "proto/msg_tickets.h"
 #include "proto/cli.h"
 #include "proto/err.h"
 #include "proto/text.h"
@@ -142,6 +144,31 @@ static void attend_delivered(struct attend *attend, json_t *event)
     }
 }
 
+/* News of one of the user's tickets (agent/ticket_news.h), as the desktop shows it. */
+static void attend_ticket(json_t *event)
+{
+    tl_ticket_summary_t ticket;
+    if (tl_msg_ticket_summary_decode(json_object_get(event, "ticket"), &ticket) != 0)
+        return;
+    unsigned what = 0;
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(event, "what"), i, item) {
+        const char *name = json_string_value(item);
+        what |= name == NULL                  ? 0
+                : strcmp(name, "note") == 0   ? TL_NEWS_NOTE
+                : strcmp(name, "status") == 0 ? TL_NEWS_STATUS
+                                              : 0;
+    }
+    char summary[512], body[4096], hint[128];
+    tl_ticket_news_text(&ticket, what, summary, sizeof summary, body, sizeof body, hint,
+                        sizeof hint);
+    printf("Ticket news: %s\n  ", summary);
+    for (const char *at = body; *at != '\0'; at++)
+        printf(*at == '\n' ? "\n  " : "%c", *at);
+    printf("\n  (%s)\n", hint);
+}
+
 static void attend_event(struct attend *attend, json_t *event)
 {
     const char *kind = tl__cmd_member(event, "event");
@@ -180,6 +207,9 @@ static void attend_event(struct attend *attend, json_t *event)
         break;
     case TL_CONTROL_EVENT_DELIVERED:
         attend_delivered(attend, event);
+        break;
+    case TL_CONTROL_EVENT_TICKET:
+        attend_ticket(event);
         break;
     case TL_CONTROL_EVENT_SET_ASIDE:
         printf("Request %s was set aside and will not be sent: %s (see " PROGRAM " status)\n",

@@ -12,6 +12,8 @@
  *   help.c      help: a ticket request with diagnostics, delivered by the
  *               running agent or once by this process
  *   status.c    status
+ *   tickets.c   tickets: the user's tickets, asked of the relay through the
+ *               running agent or once by this process
  *   grants.c    pending, approve, deny, sessions, end
  *   attend.c    attend, and the attended mode `help` stays in
  *   diag.c      diag

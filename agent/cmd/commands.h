@@ -1,6 +1,6 @@
 /*
  * The agent's commands, one file per group in agent/cmd/: enroll, run,
- * help, status; the user's side of consent (docs/consent.md): attend,
+ * help, status, tickets; the user's side of consent (docs/consent.md): attend,
  * pending, approve, deny, sessions, end, which talk to the running agent's
  * control socket; and diag. Each takes (argc, argv) with argv[0] the
  * command name and returns the exit status; agent/main.c holds the table.
@@ -15,6 +15,7 @@ int tl_agent_cmd_enroll(int argc, char **argv);   /* enroll.c */
 int tl_agent_cmd_run(int argc, char **argv);      /* run.c */
 int tl_agent_cmd_help(int argc, char **argv);     /* help.c */
 int tl_agent_cmd_status(int argc, char **argv);   /* status.c */
+int tl_agent_cmd_tickets(int argc, char **argv);  /* tickets.c */
 int tl_agent_cmd_attend(int argc, char **argv);   /* attend.c */
 int tl_agent_cmd_pending(int argc, char **argv);  /* grants.c */
 int tl_agent_cmd_approve(int argc, char **argv);  /* grants.c */

@@ -2,20 +2,27 @@
  * `tierline-agent run`: the running agent. One libuv loop holds the tunnel
  * to the relay (agent/tunnel.c), the control socket for the user's commands
  * (agent/control.c), consent (agent/consent.c), the technicians' sessions
- * (agent/session.c) and two storage lanes (agent/storage.c); this file wires
- * their events together and stops them on SIGTERM or SIGINT.
+ * (agent/session.c), desktop notifications (agent/notify.c) of questions and
+ * of the user's tickets (agent/ticket_news.c) and two storage lanes
+ * (agent/storage.c); this file wires their events together and stops them on
+ * SIGTERM or SIGINT.
  */
 #include "agent/cmd/cmd_int.h"
 #include "agent/cmd/commands.h"
 
 #include "agent/control.h"
+#include "agent/notify.h"
 #include "agent/runbooks.h"
 #include "agent/session.h"
 #include "agent/storage.h"
+#include "agent/ticket_news.h"
 #include "agent/tunnel.h"
 #include "proto/cli.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/log.h"
+#include "proto/msg_tickets.h"
+#include "proto/text.h"
 #include "proto/vocab.h"
 
 #include <errno.h>
@@ -33,6 +40,8 @@ struct agent_run {
     tl_control_t *control;
     tl_consent_t *consent;
     tl_sessions_t *sessions;
+    tl_notify_t *notify;
+    tl_ticket_news_t *news;
     /* Disk work off the loop: one lane for grants.json, one for the outbox. */
     tl_storage_t *grants_lane;
     tl_storage_t *outbox_lane;
@@ -60,10 +69,83 @@ static void run_queued(tl_tunnel_t *tunnel, const char *request, int reason)
         tl_control_queued(run->control, request, reason);
 }
 
+/* ---- the user's tickets: news to the desktop and the watchers ---------------------------- */
+
+/* News of one ticket: a desktop notification and an event for `attend`. */
+static void run_ticket_news(struct agent_run *run, const tl_ticket_summary_t *ticket, unsigned what)
+{
+    if (what == 0)
+        return;
+    char summary[TL_NOTIFY_MAX_SUMMARY], body[TL_NOTIFY_MAX_BODY], hint[128];
+    tl_ticket_news_text(ticket, what, summary, sizeof summary, body, sizeof body, hint,
+                        sizeof hint);
+    tl_log_info("ticket news ticket=%s status=%s note=%s", ticket->ticket, ticket->status,
+                what & TL_NEWS_NOTE ? "new" : "-");
+    tl_notify_post(run->notify, summary, body, hint, 0);
+    json_t *event =
+        json_pack("{s:s, s:[], s:o*}", "event", tl_control_type_name(TL_CONTROL_EVENT_TICKET),
+                  "what", "ticket", tl_msg_ticket_summary_json(ticket));
+    json_t *list = json_object_get(event, "what");
+    if (what & TL_NEWS_NOTE)
+        json_array_append_new(list, json_string("note"));
+    if (what & TL_NEWS_STATUS)
+        json_array_append_new(list, json_string("status"));
+    tl_control_event(run->control, event);
+    json_decref(event);
+}
+
+/* The relay's ticket.update (docs/protocol.md §7.12): a hint, checked, compared with what was
+ * known. */
+static void run_ticket_update(tl_tunnel_t *tunnel, json_t *body)
+{
+    struct agent_run *run = tl_tunnel_data(tunnel);
+    tl_ticket_update_t update;
+    if (tl_msg_ticket_update_decode(body, &update) != 0) {
+        tl_log_warn("ticket.update ignored: a member is missing or out of its limits");
+        return;
+    }
+    run_ticket_news(run, &update.summary, tl_ticket_news_update(run->news, &update.summary));
+}
+
+/* The list asked for on connecting: the first learns, later ones announce what changed. */
+static void run_tickets_listed(void *data, int status, json_t *result)
+{
+    struct agent_run *run = data;
+    tl_ticket_summary_t *items = calloc(TL_TICKETS_LIST_MAX, sizeof *items);
+    unsigned what[TL_TICKETS_LIST_MAX];
+    size_t count = 0;
+    int more = 0, rc = status;
+    if (rc == 0 && !json_is_true(json_object_get(result, "ok")))
+        rc = TL_EIO;
+    if (rc == 0)
+        rc = items != NULL ? tl_msg_tickets_decode(result, items, &count, &more) : TL_ENOMEM;
+    if (rc != 0)
+        tl_log_info("tickets not listed on connecting reason=%s", tl_err_name(rc));
+    if (rc == 0 && run->news != NULL) {
+        tl_ticket_news_list(run->news, items, count, what);
+        for (size_t i = 0; i < count; i++)
+            run_ticket_news(run, &items[i], what[i]);
+    }
+    free(items);
+}
+
+static void run_connected(tl_tunnel_t *tunnel, const char *device)
+{
+    struct agent_run *run = tl_tunnel_data(tunnel);
+    json_t *body = json_pack("{s:s}", "type", tl_control_type_name(TL_CONTROL_TICKETS_LIST));
+    int rc =
+        body != NULL ? tl_tunnel_request(tunnel, body, 30000, run_tickets_listed, run) : TL_ENOMEM;
+    if (rc != 0)
+        tl_log_info("tickets not listed on connecting reason=%s", tl_err_name(rc));
+    json_decref(body);
+}
+
 static const tl_tunnel_events_t run_events = {
+    .on_connected = run_connected,
     .on_delivered = run_delivered,
     .on_rejected = run_rejected,
     .on_queued = run_queued,
+    .on_ticket_update = run_ticket_update,
 };
 
 /* The consent module's decisions go to the relay (through the tunnel) and to the watchers. */
@@ -81,10 +163,36 @@ static void run_grant_ended(void *data, const tl_grant_t *grant, const char *rea
         tl_tunnel_grant_ended(run->tunnel, grant, reason);
 }
 
+/* A question reaches a user who is not at a terminal: a desktop notification. */
+static void run_notify_question(struct agent_run *run, json_t *question)
+{
+    char technician[SHOWN_MAX], role[SHOWN_MAX], ticket[SHOWN_MAX], reason[SHOWN_MAX],
+        id[SHOWN_MAX], scopes[128], duration[32];
+    char summary[TL_NOTIFY_MAX_SUMMARY], body[TL_NOTIFY_MAX_BODY], hint[160];
+    tl__cmd_scopes_text(json_object_get(question, "scopes"), scopes, sizeof scopes);
+    tl_consent_duration_text((uint64_t)tl__cmd_int_of(question, "duration_s"), duration,
+                             sizeof duration);
+    tl_text_clip(technician, 64, tl__cmd_member(question, "technician"), 32, TL_TEXT_LINE);
+    tl__cmd_shown(role, sizeof role, question, "role");
+    tl__cmd_shown(ticket, sizeof ticket, question, "ticket");
+    tl__cmd_shown(id, sizeof id, question, "id");
+    tl_text_clip(reason, sizeof reason, tl__cmd_member(question, "reason"), 300, TL_TEXT_LINE);
+    tl_format(summary, sizeof summary, "%s (%s) asks for %s on %s", technician, role, scopes,
+              ticket);
+    tl_format(body, sizeof body, "Reason: %s\nFor %s; question %s waits for your answer.", reason,
+              duration, id);
+    tl_format(hint, sizeof hint, "Answer with: tierline-agent attend (or approve %s, deny %s)", id,
+              id);
+    tl_notify_post(run->notify, summary, body, hint, 1);
+}
+
 static void run_consent_event(void *data, json_t *event)
 {
     struct agent_run *run = data;
     tl_control_event(run->control, event);
+    if (tl_control_type_lookup(json_string_value(json_object_get(event, "event"))) ==
+        TL_CONTROL_EVENT_QUESTION)
+        run_notify_question(run, event);
 }
 
 static const tl_consent_events_t run_consent_events = {
@@ -120,6 +228,10 @@ static void run_shutdown(struct agent_run *run)
     run->consent = NULL;
     tl_sessions_free(run->sessions);
     run->sessions = NULL;
+    tl_notify_free(run->notify);
+    run->notify = NULL;
+    tl_ticket_news_free(run->news);
+    run->news = NULL;
     /* Released once the writes already asked for are done. */
     tl_storage_free(run->grants_lane);
     run->grants_lane = NULL;
@@ -159,16 +271,19 @@ struct run_options {
     const char *dir, *policy_option, *runbooks_option, *shell_option;
     uint64_t backoff_max;        /* 0: the tunnel's default */
     uint64_t consent_timeout_ms; /* 0: the policy's, or the default */
+    uint64_t notify_interval_ms;
 };
 
 #define RUN_USAGE                                                                                  \
     "run [--state DIR] [--policy FILE] [--consent-timeout DURATION] "                              \
-    "[--runbooks DIR] [--shell PATH] [--backoff-max-ms N] [--log-level LEVEL]"
+    "[--runbooks DIR] [--shell PATH] [--notify-interval DURATION] [--backoff-max-ms N] "           \
+    "[--log-level LEVEL]"
 
 /* The options, checked; sets the log level. Non-zero: the exit status, the reason printed. */
 static int run_parse(int argc, char **argv, struct run_options *run_options)
 {
-    const char *backoff = NULL, *level = NULL, *timeout_option = NULL, *positional[1];
+    const char *backoff = NULL, *level = NULL, *timeout_option = NULL, *interval = NULL,
+               *positional[1];
     int count;
     tl_cli_option_t options[] = {{"state", &run_options->dir, NULL},
                                  {"backoff-max-ms", &backoff, NULL},
@@ -177,6 +292,7 @@ static int run_parse(int argc, char **argv, struct run_options *run_options)
                                  {"consent-timeout", &timeout_option, NULL},
                                  {"runbooks", &run_options->runbooks_option, NULL},
                                  {"shell", &run_options->shell_option, NULL},
+                                 {"notify-interval", &interval, NULL},
                                  {0}};
     int status =
         tl_cli_parse(PROGRAM, "run", RUN_USAGE, argc, argv, 1, options, positional, 0, &count);
@@ -193,6 +309,18 @@ static int run_parse(int argc, char **argv, struct run_options *run_options)
                                    *consent_timeout_ms > TL_CONSENT_MAX_TIMEOUT_MS)) {
         fprintf(stderr, PROGRAM " run: --consent-timeout wants a duration from 1s to 1d, like "
                                 "90s or 2m\n");
+        return TL_EXIT_USAGE;
+    }
+    run_options->notify_interval_ms = TL_NOTIFY_DEFAULT_INTERVAL_MS;
+    /* 0 is a duration here: every notification as soon as the last one is done. */
+    int zero = interval != NULL && (strcmp(interval, "0") == 0 || strcmp(interval, "0s") == 0);
+    if (zero)
+        run_options->notify_interval_ms = 0;
+    else if (interval != NULL &&
+             (tl_cli_parse_duration(interval, &run_options->notify_interval_ms) != 0 ||
+              run_options->notify_interval_ms > TL_NOTIFY_MAX_INTERVAL_MS)) {
+        fprintf(stderr, PROGRAM " run: --notify-interval wants a duration from 0s to 1h, like "
+                                "10s or 2m\n");
         return TL_EXIT_USAGE;
     }
     const char *shell_option = run_options->shell_option;
@@ -289,6 +417,13 @@ static int run_start(struct agent_run *run, uv_loop_t *loop, tl_agent_state_t *s
         run_wind_down(run, loop);
         return TL_EXIT_FAILURE;
     }
+    tl_notify_config_t notify_config = {.interval_ms = options->notify_interval_ms};
+    run->notify = tl_notify_new(loop, &notify_config, &rc);
+    run->news = tl_ticket_news_new();
+    if (run->notify == NULL || run->news == NULL) {
+        run_wind_down(run, loop);
+        return tl__cmd_fail("run", "starting desktop notifications", rc ? rc : TL_ENOMEM);
+    }
     tl_tunnel_options_t tunnel_options = {.state = state,
                                           .backoff_max_ms = (uint32_t)options->backoff_max,
                                           .consent = run->consent,
@@ -311,6 +446,7 @@ static int run_start(struct agent_run *run, uv_loop_t *loop, tl_agent_state_t *s
         return tl__cmd_fail("run", "control socket", rc);
     }
     tl_control_set_consent(run->control, run->consent, run->sessions);
+    tl_control_set_notify(run->control, run->notify);
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
  * `tierline-agent status`: enrollment, whether the agent runs and is
- * connected (asked on its control socket), and the outbox's queued,
- * delivered and set-aside requests (agent/outbox.h), as text or JSON.
+ * connected (asked on its control socket), whether its desktop notifications
+ * can be shown (agent/notify.h), and the outbox's queued, delivered and
+ * set-aside requests (agent/outbox.h), as text or JSON.
  */
 #include "agent/cmd/cmd_int.h"
 #include "agent/cmd/commands.h"
@@ -57,6 +58,7 @@ struct status_view {
     const char *link, *last_error;
     /* Why the running agent is not connected, when it says (a pin mismatch...). */
     const char *relay_error, *relay_error_text;
+    json_t *notifications; /* the running agent's, borrowed from answer; NULL */
 };
 
 static void status_gather(const tl_agent_state_t *state, struct status_view *view)
@@ -76,6 +78,7 @@ static void status_gather(const tl_agent_state_t *state, struct status_view *vie
     view->last_error = json_string_value(json_object_get(answer, "last_error"));
     view->relay_error = json_string_value(json_object_get(answer, "relay_error"));
     view->relay_error_text = json_string_value(json_object_get(answer, "relay_error_text"));
+    view->notifications = json_object_get(answer, "notifications");
 }
 
 static void status_print_json(const tl_agent_state_t *state, const struct status_view *view)
@@ -89,6 +92,8 @@ static void status_print_json(const tl_agent_state_t *state, const struct status
         json_object_set_new(out, "link", json_string(view->link));
     if (out != NULL && view->running && view->last_error != NULL)
         json_object_set_new(out, "last_error", json_string(view->last_error));
+    if (out != NULL && view->running && json_is_object(view->notifications))
+        json_object_set(out, "notifications", view->notifications);
     if (out != NULL && !view->connected && view->relay_error != NULL) {
         json_object_set_new(out, "relay_error", json_string(view->relay_error));
         json_object_set_new(out, "relay_error_text",
@@ -155,6 +160,15 @@ static void status_print_text(const tl_agent_state_t *state, const struct status
         printf("agent:     running, connecting\n");
     if (view->running && !view->connected && view->relay_error_text != NULL)
         printf("relay:     %s\n", view->relay_error_text);
+    json_t *notifications = view->notifications;
+    if (view->running && json_is_object(notifications)) {
+        if (json_is_true(json_object_get(notifications, "session")))
+            printf("desktop:   notifications on, %lld shown\n",
+                   (long long)tl__cmd_int_of(notifications, "shown"));
+        else
+            printf("desktop:   no notifications (%s); questions wait for " PROGRAM " attend\n",
+                   tl__cmd_member(notifications, "why"));
+    }
     status_print_requests(view);
 }
 

@@ -111,6 +111,8 @@ struct tl__command {
 /* The entries, by group (tickets.c, evidence.c, help.c, sessions.c) ... */
 extern const struct tl__command tl__cmd_tickets, tl__cmd_ticket_show, tl__cmd_ticket_take,
     tl__cmd_ticket_note, tl__cmd_ticket_resolve, tl__cmd_ticket_reopen, tl__cmd_ticket_close;
+/* ask.c */
+extern const struct tl__command tl__cmd_ticket_ask;
 extern const struct tl__command tl__cmd_evidence, tl__cmd_evidence_get;
 extern const struct tl__command tl__cmd_ticket_vendor, tl__cmd_ticket_export;
 extern const struct tl__command tl__cmd_whoami, tl__cmd_help;

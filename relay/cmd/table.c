@@ -12,6 +12,7 @@ const struct tl__command *const tl__commands[] = {
     &tl__cmd_ticket_show,
     &tl__cmd_ticket_take,
     &tl__cmd_ticket_note,
+    &tl__cmd_ticket_ask,
     &tl__cmd_ticket_resolve,
     &tl__cmd_ticket_reopen,
     &tl__cmd_ticket_close,

@@ -2,6 +2,7 @@
 #include "relay/desk/timeline.h"
 #include "proto/err.h"
 #include "proto/ids.h"
+#include "relay/desk/user_tickets.h"
 
 #include <stdlib.h>
 
@@ -39,5 +40,9 @@ int tl_timeline_record(tl_job_ctx_t *ctx, const tl_timeline_entry_t *entry)
     if (entry->event == NULL && entry->action == NULL)
         return TL_EINVAL;
     struct record_call call = {ctx, entry};
-    return tl_store_unit_step(ctx->store, record_both, &call);
+    int rc = tl_store_unit_step(ctx->store, record_both, &call);
+    /* The ticket's user hears of it once it is durable (docs/desk.md "The user's side"). */
+    if (rc == 0)
+        tl_user_tickets_publish(ctx, entry->ticket_id, entry->event, entry->actor);
+    return rc;
 }

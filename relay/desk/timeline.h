@@ -27,7 +27,8 @@ typedef struct tl_timeline_entry {
  * From a job's run: records entry's event on its ticket's timeline and its audit entry, whose
  * subject is the ticket ("T-42"). If either cannot be recorded, neither is (the job may go on)
  * and the reason is returned: TL_ENOTFOUND for no such ticket, TL_EINVAL for what the timeline
- * or the log would refuse, TL_ESTORE outside a job.
+ * or the log would refuse, TL_ESTORE outside a job. An event the ticket's user should hear of
+ * (relay/desk/user_tickets.h) is also published for their agent, sent once the job is durable.
  */
 int tl_timeline_record(tl_job_ctx_t *ctx, const tl_timeline_entry_t *entry);
 

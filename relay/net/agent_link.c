@@ -3,14 +3,17 @@
  * requests with relay-chosen ids (docs/protocol.md §7.3), each waiting in a
  * slot of its connection (TL_AGENT_MAX_PENDING) until the answer comes, its
  * deadline passes or the connection ends; and notifications. Sessions
- * (relay/sessions/) are its users.
+ * (relay/sessions/) are its users. Also the ticket updates the desk publishes
+ * (docs/protocol.md §7.12), sent to the device's live connection.
  */
 #include "proto/err.h"
 #include "proto/log.h"
+#include "relay/desk/user_tickets.h"
 #include "relay/net/agent_server_int.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 int64_t tl_agent_device(const tl_agent_link_t *agent)
 {
@@ -27,6 +30,23 @@ int tl_agent_notify(tl_agent_link_t *agent, json_t *body)
     if (agent->closed)
         return TL_ECLOSED;
     return tl_peer_send_control(agent->peer, 0, body);
+}
+
+void tl__agent_ticket_update(void *data, const char *channel, json_t *message)
+{
+    tl_agent_server_t *server = data;
+    json_t *device = json_object_get(message, "device");
+    json_t *body = json_object_get(message, "body");
+    if (strcmp(channel, TL_USER_TICKETS_CHANNEL) != 0 || !json_is_integer(device) ||
+        !json_is_object(body))
+        return;
+    /* Offline: nothing is queued; the agent lists its tickets when it connects (§7.12). */
+    tl_agent_link_t *agent = tl_agent_server_find(server, json_integer_value(device));
+    if (agent == NULL)
+        return;
+    int rc = tl_agent_notify(agent, body);
+    tl_log_debug("ticket update sent device=D-%" PRId64 " result=%s", agent->device_id,
+                 rc == 0 ? "ok" : tl_err_name(rc));
 }
 
 static void arm_request_timer(struct tl_agent_link *agent);

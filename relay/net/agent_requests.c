@@ -1,7 +1,8 @@
 /*
- * Requests from enrolled agents (docs/protocol.md §7.5): ticket.create, with
+ * Requests from enrolled agents (docs/protocol.md §7.5, §7.11): ticket.create, with
  * the evidence it names, checked on the loop and recorded by a storage job;
- * the answer goes out only once the job is durable. Requests waiting for the
+ * the answer goes out only once the job is durable. tickets.list, read by a
+ * storage job for the connection's own device. Requests waiting for the
  * disk are bounded per connection (TL_RELAY_MAX_REQUESTS).
  */
 #include "proto/clock.h"
@@ -10,6 +11,7 @@
 #include "proto/log.h"
 #include "relay/desk/tickets.h"
 #include "relay/desk/timeline.h"
+#include "relay/desk/user_tickets.h"
 #include "relay/net/agent_server_int.h"
 
 #include <inttypes.h>
@@ -143,6 +145,41 @@ static void control_done(tl_job_t *base, int status)
     tl__agent_job_free(job);
 }
 
+/* The device's own tickets (§7.11): the device is the connection's, never the request's. */
+static int run_tickets_list(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    tl_ticket_summary_t *items = calloc(TL_TICKETS_LIST_MAX, sizeof *items);
+    size_t count = 0;
+    int more = 0;
+    int rc = items != NULL ? tl_user_tickets_read(ctx->store, job->device_id, items, &count, &more)
+                           : TL_ENOMEM;
+    if (rc == 0)
+        rc = tl_msg_tickets_encode(items, count, more, &job->reply);
+    free(items);
+    return rc;
+}
+
+/* A request that waits for the disk: bounded per connection, answered by control_done. */
+static int submit_request(struct tl_agent_link *agent, const struct tl_msg_control *control,
+                          int (*run)(tl_job_t *, tl_job_ctx_t *))
+{
+    if (agent->requests_in_flight >= TL_RELAY_MAX_REQUESTS) {
+        /* A flood from one agent waits on that agent alone. */
+        send_result(agent, control->request_id, TL_EFULL, NULL);
+        return 0;
+    }
+    struct agent_job *job = tl__agent_job_new(agent, run, control_done);
+    if (job == NULL)
+        return TL_ENOMEM;
+    agent->requests_in_flight++;
+    job->request_id = control->request_id;
+    job->device_id = agent->device_id;
+    job->request = json_deep_copy(control->body); /* the worker owns its own copy */
+    tl_worker_submit(agent->server->worker, &job->job);
+    return 0;
+}
+
 /* Requests the relay does not know are answered TL_EINVAL. */
 int tl__request_handle(struct tl_agent_link *agent, const char *type,
                        const struct tl_msg_control *control)
@@ -160,20 +197,10 @@ int tl__request_handle(struct tl_agent_link *agent, const char *type,
             send_result(agent, control->request_id, TL_EINVAL, NULL);
             return 0;
         }
-        if (agent->requests_in_flight >= TL_RELAY_MAX_REQUESTS) {
-            /* A flood from one agent waits on that agent alone. */
-            send_result(agent, control->request_id, TL_EFULL, NULL);
-            return 0;
-        }
-        struct agent_job *job = tl__agent_job_new(agent, run_ticket_create, control_done);
-        if (job == NULL)
-            return TL_ENOMEM;
-        agent->requests_in_flight++;
-        job->request_id = control->request_id;
-        job->request = json_deep_copy(body); /* the worker owns its own copy */
-        tl_worker_submit(agent->server->worker, &job->job);
-        return 0;
+        return submit_request(agent, control, run_ticket_create);
     }
+    if (tl_control_type_lookup(type) == TL_CONTROL_TICKETS_LIST)
+        return submit_request(agent, control, run_tickets_list);
     send_result(agent, control->request_id, TL_EINVAL, NULL);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "proto/err.h"
 #include "proto/ids.h"
 #include "proto/log.h"
+#include "relay/desk/user_tickets.h"
 #include "relay/net/agent_server_int.h"
 #include "relay/store/datadir.h"
 #include "tl_version.h"
@@ -480,8 +481,11 @@ out:
 
 int tl_agent_server_listen(tl_agent_server_t *server, tl_worker_t *worker, const char *listen)
 {
-    int rc = 0;
     server->worker = worker;
+    /* The desk's ticket updates go to the devices' connections (docs/protocol.md §7.12). */
+    int rc = tl_worker_listen(worker, TL_USER_TICKETS_CHANNEL, tl__agent_ticket_update, server);
+    if (rc != 0)
+        return rc;
     tl_listener_config_t config = {.address = listen,
                                    .name = "agents",
                                    .backlog = 1024,

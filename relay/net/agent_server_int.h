@@ -156,5 +156,8 @@ void tl__uploads_abort(struct tl_agent_link *agent);
 void tl__agent_link_answer(struct tl_agent_link *agent, const struct tl_msg_control *control);
 /* The connection is gone: every request still waiting fails with TL_ECLOSED. */
 void tl__agent_link_fail_pending(struct tl_agent_link *agent);
+/* A ticket update the desk published (a tl_worker_listen_fn; data is the server): to the
+ * device's live connection, if it has one (docs/protocol.md §7.12). */
+void tl__agent_ticket_update(void *data, const char *channel, json_t *message);
 
 #endif

@@ -494,5 +494,24 @@ int tl_store_grant_find(tl_store_t *store, const char *user, int64_t ticket_id,
 /* user's bindings (NULL: everyone's), by user, then ticket; expired ones too. */
 int tl_store_grants_read(tl_store_t *store, const char *user, tl_ticket_grant_rows_t *out);
 void tl_ticket_grant_rows_free(tl_ticket_grant_rows_t *list);
+/* ---- the user's side of tickets (docs/desk.md "The user's side of the ticket") ------------ */
+
+/* Most kinds tl_store_ticket_event_latest takes at once. */
+#define TL_STORE_MAX_KINDS 8
+
+/*
+ * The ids of one device's tickets, most recently updated first (then the newest id), at most
+ * max of them into ids; *more is 1 when the device has others. Only that device's.
+ */
+int tl_store_device_ticket_ids(tl_store_t *store, int64_t device_id, size_t max, int64_t *ids,
+                               size_t *count, int *more);
+/*
+ * The latest event of a ticket (by the order recorded) whose actor starts with actor_prefix
+ * ("tech:") and whose kind is one of kinds (1..TL_STORE_MAX_KINDS of them): out holds it, or
+ * nothing (count 0) when there is none. Free with tl_ticket_event_rows_free.
+ */
+int tl_store_ticket_event_latest(tl_store_t *store, int64_t ticket_id, const char *actor_prefix,
+                                 const char *const *kinds, size_t kind_count,
+                                 tl_ticket_event_rows_t *out);
 
 #endif

@@ -33,8 +33,16 @@ struct tl_worker {
     tl_job_t *done_head, *done_tail;   /* finished, waiting for the loop */
     int stopping;
     uv_async_t async;
+    /* Loop thread only: who hears what jobs publish. */
+    struct {
+        char channel[64];
+        tl_worker_listen_fn listen;
+        void *data;
+    } listeners[TL_WORKER_MAX_LISTENERS];
+    size_t listener_count;
     /* Worker thread only. */
     int in_txn;
+    tl_job_t *running;     /* the job whose step runs now: what it publishes is its own */
     int64_t failing_since; /* 0 while the audit log is written */
     uint64_t refused_batches;
     unsigned retry_ms;
@@ -62,6 +70,51 @@ int tl_worker_audit(tl_job_ctx_t *ctx, const char *actor, const char *action, co
         return TL_ESTORE;
     tl_audit_entry_t entry = {actor, action, subject ? subject : "", details, 0};
     return tl_audit_chain_stage(worker->chain, &entry, NULL);
+}
+
+int tl_worker_publish(tl_job_ctx_t *ctx, const char *channel, json_t *message)
+{
+    tl_worker_t *worker = ctx->worker;
+    tl_job_t *job = worker->running;
+    if (job == NULL || channel == NULL || strlen(channel) >= sizeof worker->listeners[0].channel ||
+        !json_is_object(message))
+        return job == NULL ? TL_ESTORE : TL_EINVAL;
+    if (job->published == NULL && (job->published = json_array()) == NULL)
+        return TL_ENOMEM;
+    if (json_array_size(job->published) >= TL_WORKER_MAX_PUBLISHED)
+        return TL_EFULL;
+    json_t *item = json_pack("{s:s, s:O}", "channel", channel, "message", message);
+    if (item == NULL || json_array_append_new(job->published, item) != 0)
+        return TL_ENOMEM;
+    return 0;
+}
+
+int tl_worker_listen(tl_worker_t *worker, const char *channel, tl_worker_listen_fn listen,
+                     void *data)
+{
+    if (worker->listener_count == TL_WORKER_MAX_LISTENERS)
+        return TL_EFULL;
+    if (channel == NULL || listen == NULL || strlen(channel) >= sizeof worker->listeners[0].channel)
+        return TL_EINVAL;
+    size_t at = worker->listener_count++;
+    snprintf(worker->listeners[at].channel, sizeof worker->listeners[at].channel, "%s", channel);
+    worker->listeners[at].listen = listen;
+    worker->listeners[at].data = data;
+    return 0;
+}
+
+/* On the loop, after a job was acknowledged: what it published reaches the listeners. */
+static void deliver_published(tl_worker_t *worker, json_t *published)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(published, i, item) {
+        const char *channel = json_string_value(json_object_get(item, "channel"));
+        for (size_t l = 0; l < worker->listener_count; l++)
+            if (strcmp(worker->listeners[l].channel, channel) == 0)
+                worker->listeners[l].listen(worker->listeners[l].data, channel,
+                                            json_object_get(item, "message"));
+    }
 }
 
 /* The state file says what `tierline-relay status` needs from a live relay. */
@@ -122,9 +175,17 @@ static int run_step(tl_store_t *store, void *arg)
 {
     struct job_step *step = arg;
     (void)store;
+    tl_worker_t *worker = step->ctx->worker;
+    worker->running = step->job;
     int rc = step->job->run(step->job, step->ctx);
+    worker->running = NULL;
     if (rc == 0 && !step->keep)
         rc = TL_EAUDIT;
+    if (rc != 0) {
+        /* Undone: nothing of it is heard of. */
+        json_decref(step->job->published);
+        step->job->published = NULL;
+    }
     return rc;
 }
 
@@ -262,7 +323,14 @@ static void on_async(uv_async_t *async)
     pthread_mutex_unlock(&worker->lock);
     while (done != NULL) {
         tl_job_t *next = done->next;
-        done->done(done, done->status);
+        /* The job may be freed by its done callback: take what it published first. */
+        json_t *published = done->published;
+        int status = done->status;
+        done->published = NULL;
+        done->done(done, status);
+        if (status == 0)
+            deliver_published(worker, published);
+        json_decref(published);
         done = next;
     }
 }
@@ -312,6 +380,7 @@ tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_chain_t 
 
 void tl_worker_submit(tl_worker_t *worker, tl_job_t *job)
 {
+    job->published = NULL;
     pthread_mutex_lock(&worker->lock);
     push(&worker->queue_head, &worker->queue_tail, job);
     pthread_cond_signal(&worker->wake);

@@ -56,6 +56,7 @@ struct tl_job {
     /* The worker's own. */
     tl_job_t *next;
     int status;
+    json_t *published; /* what the job published (tl_worker_publish), until it is acknowledged */
 };
 
 /*
@@ -73,6 +74,23 @@ void tl_worker_submit(tl_worker_t *worker, tl_job_t *job);
  */
 int tl_worker_audit(tl_job_ctx_t *ctx, const char *actor, const char *action, const char *subject,
                     json_t *details);
+/*
+ * Publishing: what a job learns that others on the loop should hear of once it is durable (a
+ * ticket changed: the device's agent is told), like a database's NOTIFY. From a job's run,
+ * tl_worker_publish() stages message (borrowed; a copy is kept) on channel, at most
+ * TL_WORKER_MAX_PUBLISHED per job (TL_EFULL past that). After the job's batch is durable, and
+ * only if the job succeeded, each listener of the channel gets each message on the loop, in
+ * order, right after the job's done callback; a job that fails, or whose batch does not
+ * commit, publishes nothing. Listeners are added from the loop (at most TL_WORKER_MAX_LISTENERS;
+ * TL_EFULL past that); message is borrowed for the call.
+ */
+#define TL_WORKER_MAX_PUBLISHED 16
+#define TL_WORKER_MAX_LISTENERS 4
+typedef void (*tl_worker_listen_fn)(void *data, const char *channel, json_t *message);
+int tl_worker_publish(tl_job_ctx_t *ctx, const char *channel, json_t *message);
+int tl_worker_listen(tl_worker_t *worker, const char *channel, tl_worker_listen_fn listen,
+                     void *data);
+
 /*
  * Finishes what was submitted, stops the thread and releases the worker;
  * done callbacks of the last jobs run before it returns. Call from the loop

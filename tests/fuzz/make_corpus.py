@@ -642,6 +642,41 @@ def article_seeds():
                         "param: A=1\n---\nx\n"),
         "control": "---\nid: x\n---\nbell \a\n",
         "not_utf8": b"---\nid: x\ntitle: caf\xe9\n---\nx\n",
+# ---- the user's tickets (docs/protocol.md §7.11-7.12) ----
+
+def ticket_item(ticket="T-1", status="open", with_note=True, **changes):
+    item = {"ticket": ticket, "title": "the printer says it is offline", "status": status,
+            "updated": 1767261600000}
+    if with_note:
+        item["note"] = {"text": "Could you switch it on?", "by": "alice", "time": 1767261500000}
+    item.update(changes)
+    return item
+
+
+def tickets_seeds():
+    def doc(value):
+        return json.dumps(value, ensure_ascii=False)
+    return {
+        "list": doc({"type": "result", "ok": True, "more": False,
+                     "tickets": [ticket_item("T-4", "waiting-user"),
+                                 ticket_item("T-2", "resolved", with_note=False)]}),
+        "list_empty": doc({"type": "result", "ok": True, "more": True, "tickets": []}),
+        "list_hostile": doc({"type": "result", "ok": True, "more": False,
+                             "tickets": [ticket_item(title="\u001b]0;x\u0007 \u009b2J",
+                                                     note={"text": "\u202eevil\n<b>&",
+                                                           "by": "bob", "time": 0})]}),
+        "list_long_note": doc({"more": False, "tickets": [ticket_item(
+            note={"text": "\u00e9" * 600, "by": "a", "time": 1})]}),
+        "list_twice": doc({"more": False, "tickets": [ticket_item(), ticket_item()]}),
+        "list_bad_time": doc({"more": False, "tickets": [ticket_item(updated=-1)]}),
+        "list_null_note": doc({"more": False, "tickets": [ticket_item(note=None)]}),
+        "update": doc({"type": "ticket.update", "event": "note",
+                       "ticket": ticket_item("T-9", "waiting-user")}),
+        "update_resolved": doc({"type": "ticket.update", "event": "ticket.resolved",
+                                "ticket": ticket_item("T-9", "resolved")}),
+        "update_bad_event": doc({"type": "ticket.update", "event": "Note",
+                                 "ticket": ticket_item()}),
+        "not_json": "{\"tickets\": [",
     }
 
 
@@ -676,6 +711,8 @@ def more_corpora():
         write("cond", name, data)
     for name, data in article_seeds().items():
         write("article", name, data)
+    for name, data in tickets_seeds().items():
+        write("tickets", name, data)
 
 
 def main():
