@@ -71,6 +71,37 @@ static int apply_user_remove(tl_store_t *store, const struct admin_change *chang
     return tl_store_user_remove(store, change->name);
 }
 
+/* The audit entry's details say what it is: {"lead": true} or false. */
+static int apply_user_lead(tl_store_t *store, const struct admin_change *change)
+{
+    return tl_store_user_set_lead(store, change->name,
+                                  json_is_true(json_object_get(change->details, "lead")));
+}
+
+/* user lead NAME on|off: a lead may assign tickets to others (docs/desk.md). */
+static int user_lead(const char *data, const char *name, const char *value)
+{
+    int lead = value != NULL && strcmp(value, "on") == 0;
+    if (value == NULL || (!lead && strcmp(value, "off") != 0)) {
+        fprintf(stderr, PROGRAM " user lead: say on or off: user lead NAME on|off\n");
+        return TL_EXIT_USAGE;
+    }
+    json_t *details = json_pack("{s:b}", "lead", lead);
+    struct admin_change change = {apply_user_lead, name, NULL, NULL, NULL, "user.lead", details};
+    int rc = details != NULL ? audit_admin(data, "user lead", &change) : TL_ENOMEM;
+    json_decref(details);
+    if (rc == TL_ENOTFOUND || rc == TL_EINVAL) {
+        fprintf(stderr, PROGRAM " user lead: no user named '%s'\n", name);
+        return TL_EXIT_FAILURE;
+    }
+    if (rc == TL_EAUDIT)
+        return TL_EXIT_FAILURE;
+    if (rc != 0)
+        return tl_admin_fail("user lead", rc);
+    printf("User %s: %s\n", name, lead ? "a lead" : "not a lead");
+    return TL_EXIT_OK;
+}
+
 static int user_add(const char *data, const char *name, const char *role, const char *key_file)
 {
     if (!tl_store_user_name_valid(name)) {
@@ -147,13 +178,14 @@ static int user_list(const char *data, int json_out)
     if (json_out) {
         status = tl__admin_print_json(users);
     } else {
-        printf("%-20s %-8s %-9s %s\n", "NAME", "ROLE", "STATE", "KEY");
+        printf("%-20s %-8s %-9s %-4s %s\n", "NAME", "ROLE", "STATE", "LEAD", "KEY");
         size_t i;
         json_t *u;
         json_array_foreach(users, i, u) {
-            printf("%-20s %-8s %-9s %s\n", json_string_value(json_object_get(u, "name")),
+            printf("%-20s %-8s %-9s %-4s %s\n", json_string_value(json_object_get(u, "name")),
                    json_string_value(json_object_get(u, "role")),
                    json_is_true(json_object_get(u, "disabled")) ? "disabled" : "active",
+                   json_is_true(json_object_get(u, "lead")) ? "yes" : "-",
                    json_string_value(json_object_get(u, "fingerprint")));
         }
         if (json_array_size(users) == 0)
@@ -167,10 +199,11 @@ struct user_args {
     const char *data, *role, *key;
     int verb;
     const char *name;
+    const char *value; /* user lead NAME on|off */
     int json;
 };
 
-static const char *const verbs[] = {"list", "add", "disable", "remove", NULL};
+static const char *const verbs[] = {"list", "add", "disable", "remove", "lead", NULL};
 
 static int cmd_user(const tl_admin_command_t *cmd, int argc, char **argv)
 {
@@ -179,6 +212,12 @@ static int cmd_user(const tl_admin_command_t *cmd, int argc, char **argv)
     if (status != 0)
         return status;
     const char *verb = verbs[args.verb], *name = args.name;
+    if (strcmp(verb, "lead") == 0 && name != NULL)
+        return user_lead(args.data, name, args.value);
+    if (args.value != NULL) {
+        fprintf(stderr, "usage: " PROGRAM " %s\n", cmd->usage);
+        return TL_EXIT_USAGE;
+    }
     if (strcmp(verb, "list") == 0 && name == NULL)
         return user_list(args.data, args.json);
     if (strcmp(verb, "add") == 0 && name != NULL)
@@ -193,7 +232,7 @@ const tl_admin_command_t tl_admin_user = {
     .name = "user",
     .usage = "user add NAME --role tier1|tier2|tier3|tier4|auditor|admin --key PUBKEY-FILE --data "
              "DIR | user list [--json] --data DIR | user disable NAME --data DIR | user remove "
-             "NAME --data DIR",
+             "NAME --data DIR | user lead NAME on|off --data DIR",
     .summary = "manage technicians and auditors (SSH public keys)",
     .args =
         &(const tl_cli_spec_t){
@@ -210,19 +249,23 @@ const tl_admin_command_t tl_admin_user = {
                      .word = TL_CLI_AT(struct user_args, key)},
                     TL__ADMIN_JSON(struct user_args,
                                    "list: a JSON array of objects: id, name, role, "
-                                   "public_key, fingerprint, disabled, created"),
+                                   "public_key, fingerprint, disabled, created, lead"),
                     {0}},
-            .positionals = (const tl_cli_arg_t[]){{.name = "add|list|disable|remove",
+            .positionals = (const tl_cli_arg_t[]){{.name = "add|list|disable|remove|lead",
                                                    .kind = TL_CLI_WORD,
                                                    .words = verbs,
                                                    .out = TL_CLI_AT(struct user_args, verb)},
                                                   {.name = "NAME",
                                                    .flags = TL_CLI_OPTIONAL,
                                                    .word = TL_CLI_AT(struct user_args, name)},
+                                                  {.name = "on|off",
+                                                   .flags = TL_CLI_OPTIONAL,
+                                                   .word = TL_CLI_AT(struct user_args, value)},
                                                   {0}},
             .flags = TL_CLI_DOUBLE_DASH},
     .run = cmd_user,
     .example = "tierline-relay user add bob --role tier2 --key bob.pub --data /var/lib/tierline\n"
+               "tierline-relay user lead bob on --data /var/lib/tierline\n"
                "tierline-relay user list --data /var/lib/tierline\n",
 };
 

@@ -95,7 +95,7 @@ static int run_work(tl_job_t *job, tl_job_ctx_t *ctx)
         fclose(out);
     if (err != NULL)
         fclose(err);
-    cmd->exit_status = rc == 0 && !cmd->refused ? 0 : 1;
+    cmd->exit_status = rc != 0 ? 1 : cmd->refused > 1 ? cmd->refused : cmd->refused ? 1 : 0;
     /* A failed command is answered, not retried: its store changes are undone. */
     return rc == TL_ENOMEM || rc == TL_ESTORE ? rc : (rc == 0 ? 0 : TL_EINVAL);
 }
