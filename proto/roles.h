@@ -20,9 +20,11 @@ enum tl_capability {
     TL_CAP_TICKET_TAKE,  /* assign a ticket to oneself */
     TL_CAP_TICKET_NOTE,  /* add notes */
     TL_CAP_TICKET_RESOLVE,
-    TL_CAP_EVIDENCE_GET, /* download evidence content */
-    TL_CAP_DIAG,         /* ask the agent for fresh diagnostics */
-    TL_CAP_FIX,          /* run catalogue runbooks */
+    TL_CAP_TICKET_ASSIGN,   /* assign a ticket to someone (a lead, an admin, or its assignee) */
+    TL_CAP_TICKET_CLASSIFY, /* change a ticket's severity and category, with a reason */
+    TL_CAP_EVIDENCE_GET,    /* download evidence content */
+    TL_CAP_DIAG,            /* ask the agent for fresh diagnostics */
+    TL_CAP_FIX,             /* run catalogue runbooks */
     TL_CAP_FIX_PRIVILEGED,
     TL_CAP_OBSERVE,    /* watch a live session */
     TL_CAP_RUN,        /* run a command on the machine */

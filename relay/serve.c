@@ -9,6 +9,8 @@
 #include "proto/keys.h"
 #include "proto/log.h"
 #include "relay/cmd/commands.h"
+#include "relay/desk/clocks.h"
+#include "relay/desk/desk_config.h"
 #include "relay/net/agent_server.h"
 #include "relay/net/log_limit.h"
 #include "relay/net/registry.h"
@@ -45,6 +47,7 @@ struct relay {
     tl_ssh_logins_t *logins;
     tl_commands_ctx_t commands;
     tl_sessions_t *sessions;
+    tl_sla_config_t *sla; /* DATA/desk.json, or the default */
     int stopping;
 };
 
@@ -132,6 +135,7 @@ static int start_technicians(struct relay *relay)
         fprintf(stderr, "tierline-relay: cannot load the relay key: %s\n", tl_strerror(rc));
         return rc;
     }
+    relay->commands.sla = relay->sla;
     relay->logins = tl_ssh_logins_start(relay->loop, relay->worker, &rc);
     if (relay->logins == NULL)
         return rc;
@@ -223,6 +227,27 @@ static void apply_defaults(tl_relay_config_t *config)
         config->max_agents = TL_RELAY_DEFAULT_MAX_AGENTS;
     if (config->max_upload_bytes == 0)
         config->max_upload_bytes = TL_RELAY_DEFAULT_MAX_UPLOAD;
+}
+
+/* DATA/desk.json (relay/desk/desk_config.h): a file that does not parse stops the relay. */
+static int load_desk(struct relay *relay)
+{
+    char path[4096], why[1024] = "";
+    int from_file = 0;
+    int rc = tl_datadir_path(relay->config.data_dir, TL_DESK_CONFIG_FILE, path, sizeof path);
+    if (rc == 0)
+        rc = tl_desk_config_load(path, tl_zone_lookup_files, NULL, &relay->sla, &from_file, why,
+                                 sizeof why);
+    if (rc != 0) {
+        fprintf(stderr, "tierline-relay: refusing to serve: %s: %s\n", path, why);
+        tl_log_error("refusing to serve: the desk configuration does not parse path=%s "
+                     "problem=\"%s\"",
+                     path, why);
+        return rc;
+    }
+    tl_log_info("desk configuration source=%s zone=%s", from_file ? path : "default",
+                tl_clocks_zone_name(relay->sla));
+    return 0;
 }
 
 /* The registry, the agents' address, the lock and the storage, in that order. */
@@ -319,6 +344,7 @@ static void close_relay(struct relay *relay)
     tl_registry_free(relay->registry);
     tl_ssh_logins_free(relay->logins);
     EVP_PKEY_free(relay->commands.bundle_key);
+    tl_sla_config_free(relay->sla);
     free(relay);
 }
 
@@ -340,7 +366,8 @@ int tl_relay_serve(const tl_relay_config_t *config)
     if ((log_limit = tl_log_limit_start(relay->loop, &rc)) == NULL)
         goto out;
     signal(SIGPIPE, SIG_IGN);
-    if ((rc = open_data_dir(relay, listen, sizeof listen)) != 0 || (rc = new_agents(relay)) != 0)
+    if ((rc = load_desk(relay)) != 0 || (rc = open_data_dir(relay, listen, sizeof listen)) != 0 ||
+        (rc = new_agents(relay)) != 0)
         goto out;
     char state_path[4096];
     if ((rc = tl_datadir_path(config->data_dir, TL_DATADIR_STATE, state_path, sizeof state_path)) !=

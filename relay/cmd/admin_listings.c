@@ -12,6 +12,7 @@
 #include "relay/cmd/kinds.h"
 #include "relay/cmd/rows.h"
 #include "relay/cmd/show.h"
+#include "relay/desk/tickets.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -128,15 +129,12 @@ const tl_admin_command_t tl_admin_tickets = {
                      .problem = "--tier wants 0, 1, 2, 3 or 4, not '%s'"},
                     {.name = "status",
                      .metavar = "S",
-                     .help = "only tickets with status S: new, open, waiting-user, waiting-vendor, "
-                             "resolved, closed",
+                     .help = "only tickets with status S: " TL_TICKET_STATUS_LIST,
                      .flags = TL_CLI_ALONE,
                      .kind = TL_CLI_CHECK,
                      .check = tl__kind_status,
                      .word = TL_CLI_AT(struct tickets_args, status),
-                     .problem =
-                         "--status wants new, open, waiting-user, waiting-vendor, resolved or "
-                         "closed, not '%s'"},
+                     .problem = "--status wants " TL_TICKET_STATUS_CHOICE ", not '%s'"},
                     {.name = "assignee",
                      .metavar = "NAME",
                      .help = "only tickets assigned to the account NAME",
@@ -150,8 +148,8 @@ const tl_admin_command_t tl_admin_tickets = {
                     TL__ADMIN_JSON(
                         struct tickets_args,
                         "a JSON array of objects: id, device, hostname, title, description, "
-                        "tier, status, assignee (null if none), created, updated, vendor, "
-                        "vendor_case, follow_up (null if none)"),
+                        "tier, status, assignee (null if none), created, updated, severity (S1.."
+                        "S4), category, vendor, vendor_case, follow_up (null if none)"),
                     {0}},
             .flags = TL_CLI_DOUBLE_DASH},
     .run = cmd_tickets,

@@ -114,6 +114,38 @@ static int apply_user_revoke(tl_store_t *store, const struct admin_change *chang
     return tl_store_grant_remove(store, change->name, change->tickets[0]);
 }
 
+/* The audit entry's details say what it is: {"lead": true} or false. */
+static int apply_user_lead(tl_store_t *store, const struct admin_change *change)
+{
+    return tl_store_user_set_lead(store, change->name,
+                                  json_is_true(json_object_get(change->details, "lead")));
+}
+
+/* user lead NAME on|off: a lead may assign tickets to others (docs/desk.md). */
+static int user_lead(const char *data, const char *name, const char *value)
+{
+    int lead = value != NULL && strcmp(value, "on") == 0;
+    if (value == NULL || (!lead && strcmp(value, "off") != 0)) {
+        fprintf(stderr, PROGRAM " user lead: say on or off: user lead NAME on|off\n");
+        return TL_EXIT_USAGE;
+    }
+    json_t *details = json_pack("{s:b}", "lead", lead);
+    struct admin_change change = {
+        .apply = apply_user_lead, .name = name, .action = "user.lead", .details = details};
+    int rc = details != NULL ? audit_admin(data, "user lead", &change) : TL_ENOMEM;
+    json_decref(details);
+    if (rc == TL_ENOTFOUND || rc == TL_EINVAL) {
+        fprintf(stderr, PROGRAM " user lead: no user named '%s'\n", name);
+        return TL_EXIT_FAILURE;
+    }
+    if (rc == TL_EAUDIT)
+        return TL_EXIT_FAILURE;
+    if (rc != 0)
+        return tl_admin_fail("user lead", rc);
+    printf("User %s: %s\n", name, lead ? "a lead" : "not a lead");
+    return TL_EXIT_OK;
+}
+
 /* The words of a `user` command, as parsed. */
 struct user_args {
     const char *data, *role, *key, *tickets, *expires;
@@ -472,8 +504,8 @@ static int user_list(const char *data, int json_out)
     if (json_out) {
         status = tl__admin_print_json(users);
     } else {
-        printf("%-20s %-8s %-9s %-51s %-20s %s\n", "NAME", "ROLE", "STATE", "KEY", "EXPIRES",
-               "TICKETS");
+        printf("%-20s %-8s %-9s %-4s %-51s %-20s %s\n", "NAME", "ROLE", "STATE", "LEAD", "KEY",
+               "EXPIRES", "TICKETS");
         size_t i;
         json_t *u;
         json_array_foreach(users, i, u) {
@@ -482,11 +514,13 @@ static int user_list(const char *data, int json_out)
             int64_t now = tl_wall_ms();
             if (json_is_integer(expires))
                 tl_format_utc(json_integer_value(expires), when);
-            printf("%-20s %-8s %-9s %-51s %-20s", json_string_value(json_object_get(u, "name")),
+            printf("%-20s %-8s %-9s %-4s %-51s %-20s",
+                   json_string_value(json_object_get(u, "name")),
                    json_string_value(json_object_get(u, "role")),
                    json_is_true(json_object_get(u, "disabled"))                     ? "disabled"
                    : json_is_integer(expires) && json_integer_value(expires) <= now ? "expired"
                                                                                     : "active",
+                   json_is_true(json_object_get(u, "lead")) ? "yes" : "-",
                    json_string_value(json_object_get(u, "fingerprint")), when);
             size_t t;
             json_t *binding;
@@ -506,8 +540,8 @@ static int user_list(const char *data, int json_out)
     return status;
 }
 
-static const char *const verbs[] = {"list",  "add",    "disable", "remove",
-                                    "grant", "revoke", "expires", NULL};
+static const char *const verbs[] = {"list",   "add",     "disable", "remove", "grant",
+                                    "revoke", "expires", "lead",    NULL};
 
 static int cmd_user(const tl_admin_command_t *cmd, int argc, char **argv)
 {
@@ -517,6 +551,9 @@ static int cmd_user(const tl_admin_command_t *cmd, int argc, char **argv)
         return status;
     const char *verb = verbs[args.verb], *name = args.name;
     int with_ticket = strcmp(verb, "grant") == 0 || strcmp(verb, "revoke") == 0;
+    /* user lead NAME on|off: the third word is on or off */
+    if (strcmp(verb, "lead") == 0 && name != NULL)
+        return user_lead(args.data, name, args.ticket);
     if (args.ticket != NULL && !with_ticket) {
         fprintf(stderr, "usage: " PROGRAM " %s\n", cmd->usage);
         return TL_EXIT_USAGE;
@@ -541,7 +578,7 @@ const tl_admin_command_t tl_admin_user = {
              "[--expires WHEN] [--tickets T-N,...] --data DIR | user list [--json] --data DIR | "
              "user disable NAME --data DIR | user remove NAME --data DIR | user grant NAME T-N "
              "[--expires WHEN] --data DIR | user revoke NAME T-N --data DIR | user expires NAME "
-             "--expires WHEN|never --data DIR",
+             "--expires WHEN|never --data DIR | user lead NAME on|off --data DIR",
     .summary = "manage technicians, auditors and vendor accounts (SSH public keys)",
     .args =
         &(const tl_cli_spec_t){
@@ -569,18 +606,18 @@ const tl_admin_command_t tl_admin_user = {
                      .word = TL_CLI_AT(struct user_args, tickets)},
                     TL__ADMIN_JSON(struct user_args,
                                    "list: a JSON array of objects: id, name, role, "
-                                   "public_key, fingerprint, disabled, created, expires (null if "
-                                   "never), tickets (each: ticket, expires)"),
+                                   "public_key, fingerprint, disabled, created, lead, expires "
+                                   "(null if never), tickets (each: ticket, expires)"),
                     {0}},
             .positionals =
-                (const tl_cli_arg_t[]){{.name = "add|list|disable|remove|grant|revoke|expires",
+                (const tl_cli_arg_t[]){{.name = "add|list|disable|remove|grant|revoke|expires|lead",
                                         .kind = TL_CLI_WORD,
                                         .words = verbs,
                                         .out = TL_CLI_AT(struct user_args, verb)},
                                        {.name = "NAME",
                                         .flags = TL_CLI_OPTIONAL,
                                         .word = TL_CLI_AT(struct user_args, name)},
-                                       {.name = "T-N",
+                                       {.name = "T-N|on|off",
                                         .flags = TL_CLI_OPTIONAL,
                                         .word = TL_CLI_AT(struct user_args, ticket)},
                                        {0}},
@@ -590,6 +627,7 @@ const tl_admin_command_t tl_admin_user = {
                "tierline-relay user add acme --role tier4 --key acme.pub --tickets T-4,T-9 "
                "--expires 2026-12-31 --data /var/lib/tierline\n"
                "tierline-relay user grant acme T-12 --data /var/lib/tierline\n"
+               "tierline-relay user lead bob on --data /var/lib/tierline\n"
                "tierline-relay user list --data /var/lib/tierline\n",
 };
 

@@ -55,6 +55,11 @@ struct cmd {
     const char *vendor_name, *vendor_case;
     int64_t follow_up_ms; /* 0: none */
     int from_vendor;
+    /* the queues (tickets), assignment and classification */
+    int unassigned, breaching, follow_up_due;
+    char account[65];     /* ticket assign: whom to */
+    int severity;         /* ticket classify --severity: 1..4, 0 if not given */
+    const char *category; /* ticket classify --category */
     /* session commands (relay/sessions/sessions.h) */
     tl_session_request_t session;
     tl_cli_words_t words;    /* run: the command; fix: its NAME=VALUE words */
@@ -73,7 +78,8 @@ struct cmd {
     int reading_done;  /* worker writes, loop reads after the job */
     int close_reader;  /* loop writes before submitting; worker reads */
     int verifying;     /* worker writes: the item is not checked through yet */
-    int refused;       /* worker writes: refused, with its audit entry kept (exit 1) */
+    int refused;       /* worker writes: refused, with its audit entry kept: the exit status (1, or
+                          TL_EXIT_DENIED for an authorization matter) */
     int expired;       /* the account expired: refused before anything runs (exit 77) */
     int job_in_flight; /* loop only */
 };
@@ -108,9 +114,13 @@ struct tl__command {
         .out = TL_CLI_AT(struct cmd, json)                                                         \
     }
 
-/* The entries, by group (tickets.c, evidence.c, help.c, sessions.c) ... */
-extern const struct tl__command tl__cmd_tickets, tl__cmd_ticket_show, tl__cmd_ticket_take,
-    tl__cmd_ticket_note, tl__cmd_ticket_resolve, tl__cmd_ticket_reopen, tl__cmd_ticket_close;
+/* The entries, by group (tickets.c, assign.c, classify.c, devices.c, evidence.c, help.c,
+ * sessions.c) ... */
+extern const struct tl__command tl__cmd_tickets, tl__cmd_ticket_show, tl__cmd_ticket_note,
+    tl__cmd_ticket_resolve, tl__cmd_ticket_reopen, tl__cmd_ticket_close;
+extern const struct tl__command tl__cmd_ticket_take, tl__cmd_ticket_assign;
+extern const struct tl__command tl__cmd_ticket_classify;
+extern const struct tl__command tl__cmd_devices;
 /* ask.c */
 extern const struct tl__command tl__cmd_ticket_ask;
 extern const struct tl__command tl__cmd_evidence, tl__cmd_evidence_get;
@@ -146,6 +156,13 @@ int tl__cmd_ticket_access(struct cmd *cmd, tl_job_ctx_t *ctx);
 void tl__cmd_print_vendor(FILE *out, json_t *ticket);
 /* Leaves out of tickets (a listing's array) those the technician may not see. vendor.c. */
 int tl__cmd_ticket_list_access(struct cmd *cmd, tl_job_ctx_t *ctx, json_t *tickets);
+/* Records a change on the command's ticket: its timeline event and audit entry, as the
+ * technician (their role decides whether it is the ticket's first response). */
+int tl__cmd_record(struct cmd *cmd, tl_job_ctx_t *ctx, const char *event_kind,
+                   const char *audit_action, json_t *details);
+/* 0 if the ticket's status takes changes (not resolved or closed); else TL_ESTATE and why on
+ * err ("T-1 is resolved; reopen it first (ticket reopen T-1)"). */
+int tl__cmd_still_active(struct cmd *cmd, json_t *ticket, FILE *err);
 /* Loads a ticket the technician may see; "no ticket T-N" on err otherwise, either way. */
 int tl__cmd_load_visible_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, json_t **ticket);
 /* Ends exec with what text holds (open_memstream over *bytes): on stdout if status is 0. */

@@ -18,6 +18,7 @@
 #ifndef TL_COMMANDS_H
 #define TL_COMMANDS_H
 
+#include "relay/desk/sla.h"
 #include "relay/net/exec.h"
 #include "relay/sessions/sessions.h"
 #include "relay/store/worker.h"
@@ -30,6 +31,9 @@ typedef struct tl_commands_ctx {
     tl_sessions_t *sessions; /* diag, run, join, fix, runbooks */
     /* The relay's key, which signs evidence bundles (ticket export); NULL: none can be made. */
     EVP_PKEY *bundle_key;
+    /* The SLA targets and calendar (DATA/desk.json, relay/desk/desk_config.h): the clocks of
+     * tickets, ticket show and the queues' order. Read-only while the relay runs. */
+    const tl_sla_config_t *sla;
 } tl_commands_ctx_t;
 
 /* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */

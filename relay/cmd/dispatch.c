@@ -96,7 +96,10 @@ static int run_work(tl_job_t *job, tl_job_ctx_t *ctx)
         fclose(out);
     if (err != NULL)
         fclose(err);
-    cmd->exit_status = rc == 0 && !cmd->refused ? 0 : rc == 0 && cmd->denied ? TL_EXIT_DENIED : 1;
+    cmd->exit_status = rc == 0 && !cmd->refused ? 0
+                       : rc == 0 && cmd->denied ? TL_EXIT_DENIED
+                       : cmd->refused > 1       ? cmd->refused
+                                                : 1;
     /* A failed command is answered, not retried: its store changes are undone; but a refusal
      * keeps its audit entry (it changed nothing else). */
     if (rc == TL_ENOMEM || rc == TL_ESTORE)

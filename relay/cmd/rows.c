@@ -7,6 +7,7 @@
 #include "proto/ids.h"
 #include "proto/text.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +134,13 @@ static json_t *ticket_object(const void *item)
         rc = put(o, "created", json_integer(row->created));
     if (rc == 0)
         rc = put(o, "updated", json_integer(row->updated));
+    char severity[8];
+    snprintf(severity, sizeof severity, "S%d",
+             row->severity >= 1 && row->severity <= 4 ? row->severity : 3);
+    if (rc == 0)
+        rc = put(o, "severity", json_string(severity));
+    if (rc == 0)
+        rc = put(o, "category", text_value(row->category != NULL ? row->category : "other"));
     /* The vendor's case (docs/desk.md "Vendor hand-off and evidence bundles"). */
     if (rc == 0)
         rc = put(o, "vendor", text_value(row->vendor));
@@ -145,6 +153,11 @@ static json_t *ticket_object(const void *item)
         o = NULL;
     }
     return o;
+}
+
+json_t *tl_rows_ticket_object(const tl_ticket_row_t *row)
+{
+    return ticket_object(row);
 }
 
 int tl_rows_tickets(tl_store_t *store, const tl_ticket_filter_t *filter, json_t **out)
@@ -258,6 +271,8 @@ static json_t *user_object(const void *item)
         rc = put(o, "fingerprint", text_value(row->fingerprint));
     if (rc == 0)
         rc = put(o, "disabled", json_boolean(row->disabled));
+    if (rc == 0)
+        rc = put(o, "lead", json_boolean(row->lead));
     if (rc == 0)
         rc = put(o, "created", json_integer(row->created));
     if (rc == 0)

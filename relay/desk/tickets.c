@@ -1,37 +1,31 @@
 /* Tickets' own rules (relay/desk/tickets.h). */
 #include "relay/desk/tickets.h"
 #include "proto/err.h"
+#include "relay/desk/sla.h"
 
 #include <string.h>
 
-enum status { NEW, OPEN, WAITING_USER, WAITING_VENDOR, RESOLVED, CLOSED, REOPENED, STATUSES };
-
-static const char *const status_names[STATUSES] = {
-    [NEW] = TL_TICKET_STATUS_NEW,           [OPEN] = TL_TICKET_STATUS_OPEN,
-    [WAITING_USER] = "waiting-user",        [WAITING_VENDOR] = "waiting-vendor",
-    [RESOLVED] = TL_TICKET_STATUS_RESOLVED, [CLOSED] = TL_TICKET_STATUS_CLOSED,
-    [REOPENED] = TL_TICKET_STATUS_REOPENED,
-};
-
-/* Where each status may go: a bit per status it may become. */
-#define TO(s) (1u << (s))
+/*
+ * The words are the SLA clocks' (tl_sla_status_name, relay/desk/sla.h): one list for the rules
+ * and the clocks. Where each status may go: a bit per status it may become.
+ */
+#define TO(s) (1u << (TL_SLA_STATUS_##s))
 #define WORKING (TO(OPEN) | TO(WAITING_USER) | TO(WAITING_VENDOR) | TO(RESOLVED) | TO(CLOSED))
-static const unsigned next_statuses[STATUSES] = {
-    [NEW] = WORKING,
-    [OPEN] = WORKING & ~TO(OPEN),
-    [WAITING_USER] = WORKING & ~TO(WAITING_USER),
-    [WAITING_VENDOR] = WORKING & ~TO(WAITING_VENDOR),
-    [RESOLVED] = TO(REOPENED) | TO(CLOSED),
-    [CLOSED] = TO(REOPENED),
-    [REOPENED] = WORKING,
+_Static_assert(TL_SLA_STATUSES <= 8 * sizeof(unsigned), "a bit per status");
+static const unsigned next_statuses[TL_SLA_STATUSES] = {
+    [TL_SLA_STATUS_NEW] = WORKING,
+    [TL_SLA_STATUS_OPEN] = WORKING & ~TO(OPEN),
+    [TL_SLA_STATUS_WAITING_USER] = WORKING & ~TO(WAITING_USER),
+    [TL_SLA_STATUS_WAITING_VENDOR] = WORKING & ~TO(WAITING_VENDOR),
+    [TL_SLA_STATUS_RESOLVED] = TO(REOPENED) | TO(CLOSED),
+    [TL_SLA_STATUS_CLOSED] = TO(REOPENED),
+    [TL_SLA_STATUS_REOPENED] = WORKING,
 };
 
 static int status_index(const char *status)
 {
-    for (int i = 0; status != NULL && i < STATUSES; i++)
-        if (strcmp(status, status_names[i]) == 0)
-            return i;
-    return -1;
+    tl_sla_status_t index;
+    return tl_sla_status_from_name(status, &index) == 0 ? (int)index : -1;
 }
 
 int tl_ticket_status_valid(const char *status)
@@ -42,13 +36,13 @@ int tl_ticket_status_valid(const char *status)
 int tl_ticket_transition_allowed(const char *from, const char *to)
 {
     int a = status_index(from), b = status_index(to);
-    return a >= 0 && b >= 0 && (next_statuses[a] & TO(b)) != 0;
+    return a >= 0 && b >= 0 && (next_statuses[a] & (1u << b)) != 0;
 }
 
 int tl_ticket_status_active(const char *status)
 {
     int i = status_index(status);
-    return i >= 0 && i != RESOLVED && i != CLOSED;
+    return i >= 0 && i != TL_SLA_STATUS_RESOLVED && i != TL_SLA_STATUS_CLOSED;
 }
 
 int tl_ticket_create(tl_store_t *store, const tl_ticket_new_t *ticket, int64_t now_ms,

@@ -24,7 +24,15 @@
 #define TL_TICKET_STATUS_CLOSED "closed"
 #define TL_TICKET_STATUS_REOPENED "reopened"
 
-/* new, open, waiting-user, waiting-vendor, resolved, closed, reopened. */
+/*
+ * The statuses as help texts and errors list them: the one list of relay/desk/sla.h
+ * (tl_sla_status_name), in its order; a unit test keeps these texts and that list equal.
+ */
+#define TL_TICKET_STATUS_LIST "new, open, waiting-user, waiting-vendor, resolved, closed, reopened"
+#define TL_TICKET_STATUS_CHOICE                                                                    \
+    "new, open, waiting-user, waiting-vendor, resolved, closed or reopened"
+
+/* One of the statuses (TL_TICKET_STATUS_LIST). */
 int tl_ticket_status_valid(const char *status);
 /*
  * Whether a ticket may go from status from to status to: 1 or 0. A resolved ticket goes only to

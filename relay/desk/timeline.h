@@ -31,5 +31,12 @@ typedef struct tl_timeline_entry {
  * (relay/desk/user_tickets.h) is also published for their agent, sent once the job is durable.
  */
 int tl_timeline_record(tl_job_ctx_t *ctx, const tl_timeline_entry_t *entry);
+/*
+ * The same for what a technician of role ("tier1", ...; NULL: none) did: an event that counts as
+ * the ticket's first response for that role (tl_sla_counts_as_response, relay/desk/sla.h) also
+ * records the response, once per ticket: TL_TICKET_FIRST_RESPONSE and a "response" change the
+ * SLA clocks replay (docs/desk.md "What counts as a first response"). All or nothing, as above.
+ */
+int tl_timeline_record_by(tl_job_ctx_t *ctx, const tl_timeline_entry_t *entry, const char *role);
 
 #endif

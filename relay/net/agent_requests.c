@@ -12,6 +12,7 @@
 #include "relay/desk/tickets.h"
 #include "relay/desk/timeline.h"
 #include "relay/desk/user_tickets.h"
+#include "relay/desk/triage.h"
 #include "relay/net/agent_server_int.h"
 
 #include <inttypes.h>
@@ -71,6 +72,7 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
     };
     size_t i;
     json_t *item;
+    const char *diagnostics = NULL;
     json_array_foreach(evidence, i, item) {
         /* Only evidence this device uploaded, at the size it really has. */
         uint64_t size = 0;
@@ -81,12 +83,27 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
         if (tl_evidence_exists(ctx->evidence, hash) != 1)
             return TL_ENOTFOUND;
         json_object_set_new(item, "size", json_integer((json_int_t)size));
+        if (strcmp(json_string_value(json_object_get(item, "kind")), "diagnostics") == 0)
+            diagnostics = hash;
     }
+    /* Its category and severity, proposed from the user's words and the diagnostics. */
+    tl_triage_proposal_t *proposal = malloc(sizeof *proposal);
+    int rc = proposal != NULL ? tl_triage_propose(ctx->evidence, ticket.title, ticket.description,
+                                                  diagnostics, proposal)
+                              : TL_ENOMEM;
+    if (rc != 0) {
+        free(proposal);
+        return rc;
+    }
+    ticket.severity = proposal->classification.severity;
+    ticket.category = tl_classify_category_name(proposal->classification.category);
     int64_t ticket_id = 0, now = tl_wall_ms();
     int created = 0, added = 0;
-    int rc = tl_ticket_create(ctx->store, &ticket, now, &ticket_id, &created);
-    if (rc != 0)
+    rc = tl_ticket_create(ctx->store, &ticket, now, &ticket_id, &created);
+    if (rc != 0) {
+        free(proposal);
         return rc;
+    }
     char subject[TL_ID_TEXT], actor[96];
     tl_id_format(subject, TL_ID_TICKET, ticket_id);
     tl__agent_actor(job->agent, actor);
@@ -126,8 +143,11 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
                 goto out;
         }
     }
+    if (created && (rc = tl_triage_record_new(ctx, ticket_id, proposal, "relay", now)) != 0)
+        goto out;
     job->reply = json_pack("{s:s, s:b}", "ticket", subject, "created", created);
 out:
+    free(proposal);
     json_decref(hashes);
     json_decref(event);
     json_decref(audit);

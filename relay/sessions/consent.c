@@ -260,7 +260,7 @@ static int work_grant_ended(struct sjob *job, tl_job_ctx_t *ctx)
         return TL_ENOTFOUND;
     char actor[96];
     snprintf(actor, sizeof actor, "agent:D-%" PRId64, job->agent_device);
-    return tl__sjob_write_records(job, ctx, actor, job->ticket_id);
+    return tl__sjob_write_records(job, ctx, actor, NULL, job->ticket_id);
 }
 
 static int grant_job_run(tl_job_t *base, tl_job_ctx_t *ctx)

@@ -73,7 +73,7 @@ void tl__sjob_submit(struct session *s, struct sjob *job)
     tl_worker_submit(s->sessions->worker, &job->job);
 }
 
-int tl__sjob_write_records(struct sjob *job, tl_job_ctx_t *ctx, const char *actor,
+int tl__sjob_write_records(struct sjob *job, tl_job_ctx_t *ctx, const char *actor, const char *role,
                            int64_t ticket_id)
 {
     int64_t now = tl_wall_ms();
@@ -88,8 +88,9 @@ int tl__sjob_write_records(struct sjob *job, tl_job_ctx_t *ctx, const char *acto
             .action = json_string_value(json_object_get(entry, "audit")),
             .details = json_object_get(entry, "details"),
         };
-        int rc =
-            record.event != NULL || record.action != NULL ? tl_timeline_record(ctx, &record) : 0;
+        int rc = record.event != NULL || record.action != NULL
+                     ? tl_timeline_record_by(ctx, &record, role)
+                     : 0;
         if (rc != 0)
             return rc;
     }
@@ -102,7 +103,7 @@ static int sjob_run(tl_job_t *base, tl_job_ctx_t *ctx)
     struct session *s = job->session;
     int rc = job->work != NULL ? job->work(job, ctx) : 0;
     if (rc == 0 && s != NULL)
-        rc = tl__sjob_write_records(job, ctx, s->actor, s->ticket_id);
+        rc = tl__sjob_write_records(job, ctx, s->actor, s->tech.role, s->ticket_id);
     return rc;
 }
 

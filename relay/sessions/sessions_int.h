@@ -213,8 +213,8 @@ void tl__sjob_free(struct sjob *job);
 /* Adds an entry for the ticket's timeline (event) and the audit log (action). details is taken. */
 void tl__sjob_record(struct sjob *job, const char *event, const char *action, json_t *details);
 void tl__sjob_submit(struct session *s, struct sjob *job);
-/* Worker: writes the job's entries as actor on ticket_id. */
-int tl__sjob_write_records(struct sjob *job, tl_job_ctx_t *ctx, const char *actor,
+/* Worker: writes the job's entries as actor (a technician of role; NULL: not one) on ticket_id. */
+int tl__sjob_write_records(struct sjob *job, tl_job_ctx_t *ctx, const char *actor, const char *role,
                            int64_t ticket_id);
 /* Records entries and then continues with then (NULL: nothing but the record). */
 void tl__session_record(struct session *s, const char *event, const char *action, json_t *details,

@@ -7,9 +7,12 @@
  * on disk. Both are stored through evidence.c.
  */
 #include "relay/sessions/sessions_int.h"
+#include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/format.h"
+#include "proto/log.h"
 #include "proto/mux.h"
+#include "relay/desk/triage.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,7 +245,14 @@ int tl__session_work_diag_final(struct sjob *job, tl_job_ctx_t *ctx)
     if (rc != 0)
         return rc;
     tl__session_name_evidence(job, "diagnostics", NULL, ".json");
-    return tl__session_add_evidence(job, ctx, "diagnostics", "evidence.add");
+    rc = tl__session_add_evidence(job, ctx, "diagnostics", "evidence.add");
+    /* New diagnostics: the ticket is classified again with them (relay/desk/triage.h). Its own
+     * step: a classification that fails loses no evidence. */
+    int triaged =
+        rc == 0 ? tl_triage_diagnostics(ctx, s->ticket_id, s->evidence_hash, tl_wall_ms()) : 0;
+    if (triaged != 0)
+        tl_log_warn("classification failed ticket=%s reason=%s", s->ticket, tl_err_name(triaged));
+    return rc;
 }
 
 static void diag_chunk_done(struct session *s, struct sjob *job, int status)

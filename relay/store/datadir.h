@@ -9,6 +9,8 @@
  *   DATA/audit.log      hash-chained audit log (docs/audit-format.md)
  *   DATA/evidence/      content-addressed evidence objects
  *   DATA/relay.json     settings chosen at init (listen addresses)
+ *   DATA/desk.json      the desk's calendar and SLA targets, if any
+ *                       (relay/desk/desk_config.h; read by serve at start)
  *   DATA/relay.lock     held (flock) by the serving relay; DATA/relay.state
  *                       what it tells `status` (relay/store/status.h)
  */

@@ -513,5 +513,35 @@ int tl_store_device_ticket_ids(tl_store_t *store, int64_t device_id, size_t max,
 int tl_store_ticket_event_latest(tl_store_t *store, int64_t ticket_id, const char *actor_prefix,
                                  const char *const *kinds, size_t kind_count,
                                  tl_ticket_event_rows_t *out);
+/* ---- the desk's queues: notices for technicians (relay/store/store_sqlite_queues.c) -------- */
+
+/* A notice's text, at most this many bytes. */
+#define TL_STORE_MAX_NOTICE 8192
+
+/* A message for one technician about a ticket, shown at the top of their next listing. */
+typedef struct tl_notice_row {
+    int64_t id;
+    const char *user;
+    int64_t ticket_id;
+    int64_t time;
+    const char *text;
+    int seen;
+} tl_notice_row_t;
+
+typedef struct tl_notice_rows {
+    tl_notice_row_t *rows;
+    size_t count;
+} tl_notice_rows_t;
+
+/* Leaves a notice for user (a user name) about a ticket; TL_ENOTFOUND (no such ticket),
+ * TL_EINVAL. */
+int tl_store_notice_add(tl_store_t *store, const char *user, int64_t ticket_id, int64_t time_ms,
+                        const char *text);
+/* The user's notices not yet seen, oldest first, at most max_rows of them. */
+int tl_store_notices_unseen(tl_store_t *store, const char *user, size_t max_rows,
+                            tl_notice_rows_t *out);
+/* Marks the user's notices up to and including id seen. */
+int tl_store_notices_seen(tl_store_t *store, const char *user, int64_t up_to_id);
+void tl_notice_rows_free(tl_notice_rows_t *list);
 
 #endif

@@ -243,7 +243,7 @@ def console_pid(shell_pid):
 
 @case
 def case_tickets_match_ssh():
-    relay = Relay(alice="tier2").start()
+    relay = Relay(alice="tier1").start()
     ticket_id, _ = make_ticket(relay)
     env = relay_env(relay)
     for args in (["tickets"], ["tickets", "--json"], ["ticket", "show", ticket_id],
@@ -253,7 +253,7 @@ def case_tickets_match_ssh():
         check(status == 0, "ssh %s: exit %d %s" % (args, status, ssh_err))
         check(out == ssh_out, "tierline %s differs from ssh:\n%r\n%r" % (args, out, ssh_out))
         check(err == "", "tierline %s wrote to stderr: %r" % (args, err))
-    tickets = json.loads(console("tickets", "--json", env=env)[1])
+    tickets = json.loads(console("tickets", "--json", env=env)[1])["tickets"]
     check([t["id"] for t in tickets] == [ticket_id], "tickets --json: %r" % tickets)
 
 
@@ -497,7 +497,7 @@ def case_no_pin_at_a_terminal_asks_and_saves():
     term.read_until(b"Trust this relay and save its key? [y/N] ")
     term.write(b"y\n")
     check(term.finish() == 0, "answering yes: exit %s\n%s" % (term.status, term.text()))
-    check("ID      TIER STATUS" in term.text(), "tickets did not run: " + term.text())
+    check("ID      SEV TIER STATUS" in term.text(), "tickets did not run: " + term.text())
     with open(config_path()) as f:
         text = f.read()
     check("host_key = %s\n" % relay.fingerprint in text, "key not saved:\n" + text)

@@ -266,7 +266,7 @@ EXPECTATIONS = [
     (r"^tierline-relay user add bob --role tier2 ", expect_ok(r"^Added bob \(tier2\)")),
     (r"^tierline-relay host-key .*--known-hosts .*> relay.known_hosts$", known_hosts_line),
     (r"^cat relay.known_hosts >> ~/.ssh/known_hosts$", expect_ok()),
-    (r"^ssh .*bob@.* tickets$", ssh_tickets),
+    (r"^ssh .*bob@.* tickets --tier all$", ssh_tickets),
     (r"^tierline setup --relay .* --user bob$", expect_ok(r"^Wrote ")),
     (r"^tierline ticket show T-1$", expect_ok(r"^T-1  the printer says it is offline")),
     (r"^tierline run T-1 -- ", asked_and_ran),

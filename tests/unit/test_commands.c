@@ -189,7 +189,13 @@ static struct cmd *ssh_parsed(const char *line)
     return cmd;
 }
 
-#define TICKETS_USAGE "usage: tickets [--tier N] [--status S] [--assignee NAME] [--mine] [--json]\n"
+#define TICKETS_USAGE                                                                              \
+    "usage: tickets [--tier N] [--status S] [--assignee NAME] [--mine] [--unassigned] "            \
+    "[--breaching] [--follow-up-due] [--json]\n"
+#define TAKE_USAGE "usage: ticket take T-N [--steal REASON]\n"
+#define ASSIGN_USAGE "usage: ticket assign T-N USER [--reason TEXT]\n"
+#define CLASSIFY_USAGE                                                                             \
+    "usage: ticket classify T-N [--severity S1..S4] [--category C] --reason TEXT\n"
 #define RUN_USAGE "usage: run T-N [--reason TEXT] [--for DURATION] -- COMMAND [ARGS...]\n"
 #define FIX_USAGE "usage: fix T-N RUNBOOK [NAME=VALUE...] [--reason TEXT] [--for DURATION]\n"
 
@@ -197,13 +203,17 @@ static void test_ssh_bad_lines_are_refused_in_their_words(void **state)
 {
     (void)state;
     assert_ssh_refused("tickets --tier 9",
-                       "tierline: --tier wants 0, 1, 2, 3 or 4\n" TICKETS_USAGE);
+                       "tierline: --tier wants 0, 1, 2, 3 or 4, or all\n" TICKETS_USAGE);
     assert_ssh_refused("tickets --tier 04",
-                       "tierline: --tier wants 0, 1, 2, 3 or 4\n" TICKETS_USAGE);
-    assert_ssh_refused("tickets --tier", "tierline: --tier wants 0, 1, 2, 3 or 4\n" TICKETS_USAGE);
-    assert_ssh_refused("tickets --status pending",
-                       "tierline: --status wants new, open, waiting-user, waiting-vendor, resolved "
-                       "or closed\n" TICKETS_USAGE);
+                       "tierline: --tier wants 0, 1, 2, 3 or 4, or all\n" TICKETS_USAGE);
+    assert_ssh_refused("tickets --tier",
+                       "tierline: --tier wants 0, 1, 2, 3 or 4, or all\n" TICKETS_USAGE);
+    assert_ssh_refused("tickets --tier ALL",
+                       "tierline: --tier wants 0, 1, 2, 3 or 4, or all\n" TICKETS_USAGE);
+    assert_ssh_refused(
+        "tickets --status pending",
+        "tierline: --status wants new, open, waiting-user, waiting-vendor, resolved, "
+        "closed or reopened, or all\n" TICKETS_USAGE);
     assert_ssh_refused("tickets --assignee Bob",
                        "tierline: --assignee wants an account name (1-64 of a-z 0-9 . _ -, "
                        "starting with a letter)\n" TICKETS_USAGE);
@@ -215,7 +225,40 @@ static void test_ssh_bad_lines_are_refused_in_their_words(void **state)
     assert_ssh_refused("tickets --bogus --tier 9",
                        "tierline: unknown option '--bogus'\n" TICKETS_USAGE);
     assert_ssh_refused("tickets --tier 9 --bogus",
-                       "tierline: --tier wants 0, 1, 2, 3 or 4\n" TICKETS_USAGE);
+                       "tierline: --tier wants 0, 1, 2, 3 or 4, or all\n" TICKETS_USAGE);
+    assert_ssh_refused("tickets --breaching=yes",
+                       "tierline: unknown option '--breaching=yes'\n" TICKETS_USAGE);
+    /* Taking over, assigning and classifying: a reason where one is owed, values named. */
+    assert_ssh_refused(
+        "ticket take T-1 --steal",
+        "tierline: --steal needs a reason: a reason is 1 to 4000 bytes of text\n" TAKE_USAGE);
+    assert_ssh_refused(
+        "ticket take T-1 --steal ''",
+        "tierline: --steal needs a reason: a reason is 1 to 4000 bytes of text\n" TAKE_USAGE);
+    assert_ssh_refused("ticket take T-1 --steal \xff",
+                       "tierline: the reason is not valid UTF-8\n" TAKE_USAGE);
+    assert_ssh_refused("ticket take T-1 bob", TAKE_USAGE);
+    assert_ssh_refused("ticket assign T-1",
+                       "tierline: USER wants an account name (1-64 of a-z 0-9 . _ -, starting "
+                       "with a letter)\n" ASSIGN_USAGE);
+    assert_ssh_refused("ticket assign T-1 Bob",
+                       "tierline: USER wants an account name (1-64 of a-z 0-9 . _ -, starting "
+                       "with a letter)\n" ASSIGN_USAGE);
+    assert_ssh_refused("ticket assign T-1 bob --reason ''",
+                       "tierline: --reason needs a text of 1 to 4000 bytes\n" ASSIGN_USAGE);
+    assert_ssh_refused(
+        "ticket classify T-1 --reason why",
+        "tierline: say what changes: --severity, --category or both\n" CLASSIFY_USAGE);
+    assert_ssh_refused("ticket classify T-1 --severity S2",
+                       "tierline: --reason TEXT is required: say why\n" CLASSIFY_USAGE);
+    assert_ssh_refused("ticket classify T-1 --severity S5 --reason why",
+                       "tierline: --severity wants S1, S2, S3 or S4\n" CLASSIFY_USAGE);
+    assert_ssh_refused("ticket classify T-1 --severity 2 --reason why",
+                       "tierline: --severity wants S1, S2, S3 or S4\n" CLASSIFY_USAGE);
+    assert_ssh_refused("ticket classify T-1 --category floppy --reason why",
+                       "tierline: --category wants account, network, printing, disk, "
+                       "performance, application, hardware, security or other\n" CLASSIFY_USAGE);
+    assert_ssh_refused("devices --all", "usage: devices [--json]\n");
     /* A long word is named by its first 60 bytes. */
     assert_ssh_refused(
         "tickets "
@@ -286,6 +329,35 @@ static void test_ssh_good_lines_fill_the_command(void **state)
     assert_int_equal(cmd->filter.tier, -1);
     assert_null(cmd->filter.status);
     assert_null(cmd->filter.assignee);
+    free(cmd);
+    /* Every tier and status, and the queue's own filters. */
+    cmd = ssh_parsed("tickets --tier all --status all --unassigned --breaching --follow-up-due");
+    assert_int_equal(cmd->filter.tier, -2);
+    assert_string_equal(cmd->status, "all");
+    assert_null(cmd->filter.status);
+    assert_int_equal(cmd->unassigned + cmd->breaching + cmd->follow_up_due, 3);
+    free(cmd);
+    cmd = ssh_parsed("tickets --status reopened");
+    assert_string_equal(cmd->filter.status, "reopened");
+    free(cmd);
+    /* Nobody's tickets and someone's cannot both be asked for. */
+    char *text = NULL;
+    assert_int_not_equal(ssh_parse("tickets --mine --unassigned", &cmd, &text), 0);
+    assert_string_equal(cmd->usage_error,
+                        "--unassigned and --mine or --assignee exclude each other");
+    free(cmd);
+    cmd = ssh_parsed("ticket take T-4 --steal bob-is-away");
+    assert_int_equal(cmd->ticket.id, 4);
+    assert_string_equal(cmd->reason, "bob-is-away");
+    free(cmd);
+    cmd = ssh_parsed("ticket assign T-2 bob --reason printers");
+    assert_string_equal(cmd->account, "bob");
+    assert_string_equal(cmd->reason, "printers");
+    free(cmd);
+    cmd = ssh_parsed("ticket classify T-3 --severity s1 --category disk --reason x");
+    assert_int_equal(cmd->severity, 1);
+    assert_string_equal(cmd->category, "disk");
+    assert_string_equal(cmd->reason, "x");
     free(cmd);
     /* --json anywhere before a "--", also among the words of a note. */
     cmd = ssh_parsed("ticket note T-12 the --json queue -- --json");

@@ -1,0 +1,35 @@
+/*
+ * The desk's configuration file, DATA/desk.json (docs/desk.md "SLA clocks" and "Queues,
+ * assignment and SLA wiring"): read once when the relay starts. Its "sla" member gives the
+ * calendar and the targets (relay/desk/sla.h); a relay without the file uses the default below,
+ * and a file that does not parse stops the relay with the parser's message.
+ */
+#ifndef TL_DESK_CONFIG_H
+#define TL_DESK_CONFIG_H
+
+#include "relay/desk/sla.h"
+
+#include <stddef.h>
+
+/* Its name in the data directory. */
+#define TL_DESK_CONFIG_FILE "desk.json"
+
+/*
+ * What a relay without DATA/desk.json uses: every hour counts (24x7, shown in UTC), first
+ * response / resolution S1 30m / 4h, S2 1h / 8h, S3 4h / 24h, S4 6h / 72h, the same in every
+ * tier, and no vendor target. The text of a desk.json that says so.
+ */
+extern const char tl_desk_config_default[];
+
+/*
+ * Reads the file at path (at most TL_SLA_CONFIG_TEXT_MAX bytes) and parses its "sla" member,
+ * finding zones with lookup (tl_zone_lookup_files, NULL dir for the system's). A file that is
+ * not there gives the default and *from_file 0. TL_EINVAL and why, the parser's message ("sla.
+ * calendar.zone: unknown time zone 'Mars/Olympus_Mons'", "desk.json:3:7: ..."), for a file that
+ * does not parse; a negated errno and why for one that cannot be read. Nothing is returned on
+ * error.
+ */
+int tl_desk_config_load(const char *path, tl_zone_lookup_fn lookup, void *lookup_arg,
+                        tl_sla_config_t **sla, int *from_file, char *why, size_t why_size);
+
+#endif
