@@ -15,6 +15,7 @@
 #include "proto/err.h"
 #include "proto/format.h"
 #include "proto/log.h"
+#include "proto/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1094,6 +1095,63 @@ static void write_section(FILE *out, const char *name, const json_t *section)
     }
 }
 
+/* One line of another party's text, escaped (proto/text.h), after a prefix. */
+static void write_escaped_line(FILE *out, const char *prefix, const char *text)
+{
+    char *shown = tl_text_escape_dup(text ? text : "", TL_TEXT_LINE);
+    fprintf(out, "%s%s\n", prefix, shown ? shown : "?");
+    free(shown);
+}
+
+/*
+ * The summary of known problems, when the report has one (agent/kb.h): what the knowledge
+ * base's articles found on this report, and the articles that could not be read.
+ */
+static void write_problems(FILE *out, const json_t *report)
+{
+    const json_t *problems = json_object_get(report, "problems");
+    const json_t *kb = json_object_get(report, "knowledge_base");
+    if (!json_is_object(kb))
+        return;
+    const char *error = json_string_value(json_object_get(kb, "error"));
+    long long checked = json_integer_value(json_object_get(kb, "articles"));
+    fputc('\n', out);
+    if (error) {
+        write_escaped_line(out, "Known problems were not checked: ", error);
+    } else if (json_array_size(problems) == 0) {
+        fprintf(out, "No known problems found (%lld article%s checked).\n", checked,
+                checked == 1 ? "" : "s");
+    } else {
+        fprintf(out, "Problems found: %zu (%lld article%s checked)\n", json_array_size(problems),
+                checked, checked == 1 ? "" : "s");
+        size_t index;
+        const json_t *problem;
+        json_array_foreach(problems, index, problem) {
+            char *title = tl_text_escape_dup(json_string_value(json_object_get(problem, "title")),
+                                             TL_TEXT_LINE);
+            char *id =
+                tl_text_escape_dup(json_string_value(json_object_get(problem, "id")), TL_TEXT_LINE);
+            fprintf(out, "  %zu. %s [%s]\n", index + 1, title ? title : "?", id ? id : "?");
+            free(title);
+            free(id);
+            write_escaped_line(
+                out, "     evidence: ", json_string_value(json_object_get(problem, "evidence")));
+            const char *runbook = json_string_value(json_object_get(problem, "runbook"));
+            if (runbook)
+                write_escaped_line(out, "     fix: runbook ", runbook);
+        }
+    }
+    const json_t *skipped = json_object_get(kb, "skipped");
+    if (json_array_size(skipped) > 0) {
+        fprintf(out, "Skipped knowledge-base articles: %zu\n", json_array_size(skipped));
+        size_t index;
+        const json_t *entry;
+        json_array_foreach(skipped, index, entry) {
+            write_escaped_line(out, "  - ", json_string_value(json_object_get(entry, "reason")));
+        }
+    }
+}
+
 int tl_diag_write_text(const json_t *report, FILE *out)
 {
     if (!json_is_object(report) || !out)
@@ -1105,6 +1163,7 @@ int tl_diag_write_text(const json_t *report, FILE *out)
     fprintf(out, "Tierline diagnostics for %s, collected %s\n", safe_host ? safe_host : "?",
             when ? when : "?");
     free(safe_host);
+    write_problems(out, report);
     const char *name;
     json_t *section;
     json_object_foreach((json_t *)sections, name, section) {

@@ -83,8 +83,8 @@ static const struct command commands[] = {
      STATE_OPTION, "tierline-agent end G-3\n"},
     {"diag",
      "diag [--json] [--timeout-ms N] [--relay HOST:PORT] [--lookup NAME] [--connect HOST:PORT] "
-     "[--state DIR]",
-     "Gather diagnostics of this machine (docs/diagnostics.md); JSON with --json.",
+     "[--state DIR] [--kb DIR]",
+     "Gather diagnostics of this machine and the known problems they show; JSON with --json.",
      tl_agent_cmd_diag,
      "--json\tthe report as JSON (docs/diagnostics.md)\n"
      "--timeout-ms N\teach probe's time limit, 1..600000\n"
@@ -93,7 +93,8 @@ static const struct command commands[] = {
      ")\n"
      "--connect HOST:PORT\twhere the internet check connects, or off "
      "(default " TL_DIAG_DEFAULT_CONNECT ")\n"
-     "--state DIR\tthe agent's state directory, to tell whether it runs\n",
+     "--state DIR\tthe agent's state directory, to tell whether it runs\n"
+     "--kb DIR\tthe knowledge-base articles to check (default share/tierline/kb)\n",
      "tierline-agent diag --json > diagnostics.json\n"},
 };
 

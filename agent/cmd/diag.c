@@ -7,6 +7,7 @@
 #include "agent/cmd/commands.h"
 
 #include "agent/diag.h"
+#include "agent/kb.h"
 #include "proto/cli.h"
 #include "proto/err.h"
 
@@ -45,14 +46,14 @@ static int parse_timeout(const char *text, int *out)
 struct diag_options {
     bool json;
     int timeout_ms;
-    const char *relay, *state, *lookup, *connect;
+    const char *relay, *state, *kb, *lookup, *connect;
 };
 
 /* The options; non-zero: the exit status, the reason printed. */
 static int diag_parse(int argc, char **argv, struct diag_options *options)
 {
-    static const char *const valued[] = {"--timeout-ms", "--relay", "--state", "--lookup",
-                                         "--connect"};
+    static const char *const valued[] = {"--timeout-ms", "--relay",  "--state",
+                                         "--kb",         "--lookup", "--connect"};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         size_t which = sizeof valued / sizeof valued[0];
@@ -68,8 +69,8 @@ static int diag_parse(int argc, char **argv, struct diag_options *options)
         if (i + 1 >= argc)
             return usage_error("option '%s' needs a value", arg);
         const char *value = argv[++i];
-        const char **targets[] = {NULL, &options->relay, &options->state, &options->lookup,
-                                  &options->connect};
+        const char **targets[] = {NULL,         &options->relay,  &options->state,
+                                  &options->kb, &options->lookup, &options->connect};
         if (which == 0 && parse_timeout(value, &options->timeout_ms) < 0)
             return usage_error("--timeout-ms wants 1..600000 milliseconds, not '%s'", value);
         if (which > 0 && value[0] == '\0')
@@ -117,6 +118,9 @@ int tl_agent_cmd_diag(int argc, char **argv)
         goto out;
     status = TL_EXIT_FAILURE;
     int rc = tl_diag_run(diag, &report);
+    /* The known problems the knowledge base finds go first (agent/kb.h). */
+    if (rc == 0)
+        rc = tl_kb_add_problems(report, options.kb);
     if (rc < 0) {
         fprintf(stderr, "%s diag: %s\n", PROGRAM, tl_strerror(rc));
         goto out;
