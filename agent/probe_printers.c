@@ -149,10 +149,11 @@ static int parse_jobs(const char *text, json_t *queues, long long *total)
         *dash = '\0';
         (*total)++;
         json_t *queue = queue_named(queues, line);
-        if (queue)
-            json_object_set_new(
-                queue, "jobs_waiting",
-                json_integer(json_integer_value(json_object_get(queue, "jobs_waiting")) + 1));
+        long long waiting = json_integer_value(json_object_get(queue, "jobs_waiting"));
+        if (queue && tl__diag_put_int(queue, "jobs_waiting", waiting + 1) < 0) {
+            free(copy);
+            return TL_ENOMEM;
+        }
     }
     free(copy);
     return 0;
