@@ -234,7 +234,9 @@ static void test_no_problems_and_no_knowledge_base_are_said(void **state)
         fail_msg("no 'not checked' line:\n%s", text);
     free(text);
     json_decref(report);
-    TL_ASSERT_RC(TL_EINVAL, tl_kb_add_problems(json_array(), kb_dir));
+    json_t *not_a_report = json_array();
+    TL_ASSERT_RC(TL_EINVAL, tl_kb_add_problems(not_a_report, kb_dir));
+    json_decref(not_a_report);
 }
 
 static void test_evidence_from_the_machine_is_escaped(void **state)
