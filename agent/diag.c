@@ -15,6 +15,7 @@
 #include "proto/err.h"
 #include "proto/format.h"
 #include "proto/log.h"
+#include "proto/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +44,16 @@ static const struct tl_diag_probe builtin_probes[] = {
     {"sockets", "Listening TCP and UDP sockets and their processes", tl__probe_sockets_run, 5000},
     {"time", "Clock synchronisation state", tl__probe_time_run, 5000},
     {"logs", "Recent system log lines", tl__probe_logs_run, 6000},
+    {"printers", "Print queues, their state, the default printer and jobs waiting",
+     tl__probe_printers_run, 8000},
+    {"wifi", "Wi-Fi link, network name and signal", tl__probe_wifi_run, 6000},
+    {"packages", "Installed packages and pending updates, from the local package cache",
+     tl__probe_packages_run, 12000},
+    {"users", "Users logged in and their sessions", tl__probe_users_run, 2000},
+    {"internet", "Name lookups and connections beyond the relay", tl__probe_internet_run, 8000},
+    {"kernel_messages", "Recent kernel errors and warnings", tl__probe_kernel_messages_run, 5000},
+    {"agent", "This agent: version, enrollment, and whether it runs", tl__probe_agent_run, 4000},
+    {"hardware", "Machine vendor, model and serial number", tl__probe_hardware_run, 2000},
 };
 
 struct tl_diag {
@@ -53,6 +64,15 @@ struct tl_diag {
     bool relay_set;
     char relay_host[256];
     char relay_port[6];
+    /* The internet probe's checks; "off" or why the environment's value was refused in *_why. */
+    bool lookup_set;
+    char lookup_name[256];
+    char lookup_why[160];
+    bool connect_set;
+    char connect_host[256];
+    char connect_port[6];
+    char connect_why[160];
+    char *state_dir;
     long long deadline_ms; /* inside a probe's child: when the parent kills it */
 };
 
@@ -60,6 +80,19 @@ const struct tl_diag_probe *tl_diag_probes(size_t *count)
 {
     *count = sizeof builtin_probes / sizeof builtin_probes[0];
     return builtin_probes;
+}
+
+/* The environment's value for a check, else its default; a bad value is kept as the reason. */
+static void internet_from_environment(tl_diag_t *diag)
+{
+    const char *lookup = getenv(TL_DIAG_LOOKUP_ENV);
+    const char *connect = getenv(TL_DIAG_CONNECT_ENV);
+    if (tl_diag_set_lookup(diag, lookup && lookup[0] ? lookup : TL_DIAG_DEFAULT_LOOKUP) < 0)
+        snprintf(diag->lookup_why, sizeof diag->lookup_why,
+                 "%s is not a host name (" TL_DIAG_LOOKUP_ENV ")", lookup);
+    if (tl_diag_set_connect(diag, connect && connect[0] ? connect : TL_DIAG_DEFAULT_CONNECT) < 0)
+        snprintf(diag->connect_why, sizeof diag->connect_why,
+                 "%s is not HOST:PORT (" TL_DIAG_CONNECT_ENV ")", connect);
 }
 
 tl_diag_t *tl_diag_new(void)
@@ -70,11 +103,15 @@ tl_diag_t *tl_diag_new(void)
     diag->probes = builtin_probes;
     diag->probe_count = sizeof builtin_probes / sizeof builtin_probes[0];
     diag->max_section_bytes = TL_DIAG_MAX_SECTION_BYTES;
+    internet_from_environment(diag);
     return diag;
 }
 
 void tl_diag_free(tl_diag_t *diag)
 {
+    if (!diag)
+        return;
+    free(diag->state_dir);
     free(diag);
 }
 
@@ -110,14 +147,9 @@ static bool valid_host_char(char c)
            c == '-' || c == '_' || c == ':';
 }
 
-int tl_diag_set_relay(tl_diag_t *diag, const char *host_port)
+/* "HOST:PORT" or "[IPV6]:PORT" into host (at most 255 bytes) and port (1..65535, as text). */
+static int split_host_port(const char *host_port, char host_out[256], char port_out[6])
 {
-    if (!diag)
-        return TL_EINVAL;
-    if (!host_port) {
-        diag->relay_set = false;
-        return 0;
-    }
     const char *host = host_port, *host_end, *port;
     if (host_port[0] == '[') {
         host = host_port + 1;
@@ -132,7 +164,7 @@ int tl_diag_set_relay(tl_diag_t *diag, const char *host_port)
         port = host_end + 1;
     }
     size_t host_len = (size_t)(host_end - host);
-    if (host_len == 0 || host_len >= sizeof diag->relay_host)
+    if (host_len == 0 || host_len >= 256)
         return TL_EINVAL;
     for (size_t i = 0; i < host_len; i++)
         if (!valid_host_char(host[i]) || (host[i] == ':' && host_port[0] != '['))
@@ -148,11 +180,96 @@ int tl_diag_set_relay(tl_diag_t *diag, const char *host_port)
     }
     if (value < 1 || value > 65535)
         return TL_EINVAL;
-    memcpy(diag->relay_host, host, host_len);
-    diag->relay_host[host_len] = '\0';
-    snprintf(diag->relay_port, sizeof diag->relay_port, "%ld", value);
+    memcpy(host_out, host, host_len);
+    host_out[host_len] = '\0';
+    snprintf(port_out, 6, "%ld", value);
+    return 0;
+}
+
+int tl_diag_set_relay(tl_diag_t *diag, const char *host_port)
+{
+    if (!diag)
+        return TL_EINVAL;
+    if (!host_port) {
+        diag->relay_set = false;
+        return 0;
+    }
+    if (split_host_port(host_port, diag->relay_host, diag->relay_port) < 0)
+        return TL_EINVAL;
     diag->relay_set = true;
     return 0;
+}
+
+int tl_diag_set_lookup(tl_diag_t *diag, const char *name)
+{
+    if (!diag || !name)
+        return TL_EINVAL;
+    size_t len = strlen(name);
+    if (strcmp(name, "off") == 0) {
+        diag->lookup_set = false;
+        snprintf(diag->lookup_why, sizeof diag->lookup_why, "off");
+        return 0;
+    }
+    if (len == 0 || len >= sizeof diag->lookup_name || name[0] == '-')
+        return TL_EINVAL;
+    for (size_t i = 0; i < len; i++)
+        if (!valid_host_char(name[i]))
+            return TL_EINVAL;
+    memcpy(diag->lookup_name, name, len + 1);
+    diag->lookup_set = true;
+    diag->lookup_why[0] = '\0';
+    return 0;
+}
+
+int tl_diag_set_connect(tl_diag_t *diag, const char *host_port)
+{
+    if (!diag || !host_port)
+        return TL_EINVAL;
+    if (strcmp(host_port, "off") == 0) {
+        diag->connect_set = false;
+        snprintf(diag->connect_why, sizeof diag->connect_why, "off");
+        return 0;
+    }
+    char host[256], port[6];
+    if (split_host_port(host_port, host, port) < 0)
+        return TL_EINVAL;
+    memcpy(diag->connect_host, host, sizeof host);
+    memcpy(diag->connect_port, port, sizeof port);
+    diag->connect_set = true;
+    diag->connect_why[0] = '\0';
+    return 0;
+}
+
+int tl_diag_set_state_dir(tl_diag_t *diag, const char *dir)
+{
+    if (!diag || (dir && !dir[0]))
+        return TL_EINVAL;
+    char *copy = dir ? strdup(dir) : NULL;
+    if (dir && !copy)
+        return TL_ENOMEM;
+    free(diag->state_dir);
+    diag->state_dir = copy;
+    return 0;
+}
+
+bool tl_diag_lookup(const tl_diag_t *diag, const char **name, const char **why)
+{
+    *name = diag->lookup_set ? diag->lookup_name : NULL;
+    *why = diag->lookup_set ? NULL : diag->lookup_why;
+    return diag->lookup_set;
+}
+
+bool tl_diag_connect(const tl_diag_t *diag, const char **host, const char **port, const char **why)
+{
+    *host = diag->connect_set ? diag->connect_host : NULL;
+    *port = diag->connect_set ? diag->connect_port : NULL;
+    *why = diag->connect_set ? NULL : diag->connect_why;
+    return diag->connect_set;
+}
+
+const char *tl_diag_state_dir(const tl_diag_t *diag)
+{
+    return diag->state_dir;
 }
 
 int tl_diag_set_max_section_bytes(tl_diag_t *diag, size_t max_bytes)
@@ -978,6 +1095,63 @@ static void write_section(FILE *out, const char *name, const json_t *section)
     }
 }
 
+/* One line of another party's text, escaped (proto/text.h), after a prefix. */
+static void write_escaped_line(FILE *out, const char *prefix, const char *text)
+{
+    char *shown = tl_text_escape_dup(text ? text : "", TL_TEXT_LINE);
+    fprintf(out, "%s%s\n", prefix, shown ? shown : "?");
+    free(shown);
+}
+
+/*
+ * The summary of known problems, when the report has one (agent/kb.h): what the knowledge
+ * base's articles found on this report, and the articles that could not be read.
+ */
+static void write_problems(FILE *out, const json_t *report)
+{
+    const json_t *problems = json_object_get(report, "problems");
+    const json_t *kb = json_object_get(report, "knowledge_base");
+    if (!json_is_object(kb))
+        return;
+    const char *error = json_string_value(json_object_get(kb, "error"));
+    long long checked = json_integer_value(json_object_get(kb, "articles"));
+    fputc('\n', out);
+    if (error) {
+        write_escaped_line(out, "Known problems were not checked: ", error);
+    } else if (json_array_size(problems) == 0) {
+        fprintf(out, "No known problems found (%lld article%s checked).\n", checked,
+                checked == 1 ? "" : "s");
+    } else {
+        fprintf(out, "Problems found: %zu (%lld article%s checked)\n", json_array_size(problems),
+                checked, checked == 1 ? "" : "s");
+        size_t index;
+        const json_t *problem;
+        json_array_foreach(problems, index, problem) {
+            char *title = tl_text_escape_dup(json_string_value(json_object_get(problem, "title")),
+                                             TL_TEXT_LINE);
+            char *id =
+                tl_text_escape_dup(json_string_value(json_object_get(problem, "id")), TL_TEXT_LINE);
+            fprintf(out, "  %zu. %s [%s]\n", index + 1, title ? title : "?", id ? id : "?");
+            free(title);
+            free(id);
+            write_escaped_line(
+                out, "     evidence: ", json_string_value(json_object_get(problem, "evidence")));
+            const char *runbook = json_string_value(json_object_get(problem, "runbook"));
+            if (runbook)
+                write_escaped_line(out, "     fix: runbook ", runbook);
+        }
+    }
+    const json_t *skipped = json_object_get(kb, "skipped");
+    if (json_array_size(skipped) > 0) {
+        fprintf(out, "Skipped knowledge-base articles: %zu\n", json_array_size(skipped));
+        size_t index;
+        const json_t *entry;
+        json_array_foreach(skipped, index, entry) {
+            write_escaped_line(out, "  - ", json_string_value(json_object_get(entry, "reason")));
+        }
+    }
+}
+
 int tl_diag_write_text(const json_t *report, FILE *out)
 {
     if (!json_is_object(report) || !out)
@@ -989,6 +1163,7 @@ int tl_diag_write_text(const json_t *report, FILE *out)
     fprintf(out, "Tierline diagnostics for %s, collected %s\n", safe_host ? safe_host : "?",
             when ? when : "?");
     free(safe_host);
+    write_problems(out, report);
     const char *name;
     json_t *section;
     json_object_foreach((json_t *)sections, name, section) {

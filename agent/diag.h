@@ -68,6 +68,22 @@ int tl_diag_set_relay(tl_diag_t *diag, const char *host_port);
 int tl_diag_set_max_section_bytes(tl_diag_t *diag, size_t max_bytes);
 
 /*
+ * What the internet probe tries beyond the relay (docs/diagnostics.md §5.15): a name to look
+ * up and a HOST:PORT to connect to. A new runner takes them from the environment variables
+ * below, else the defaults; "off" skips the check.
+ */
+#define TL_DIAG_DEFAULT_LOOKUP "example.com"
+#define TL_DIAG_DEFAULT_CONNECT "1.1.1.1:443"
+#define TL_DIAG_LOOKUP_ENV "TIERLINE_DIAG_LOOKUP"
+#define TL_DIAG_CONNECT_ENV "TIERLINE_DIAG_CONNECT"
+/* A host name or address to look up, or "off". TL_EINVAL for anything else. */
+int tl_diag_set_lookup(tl_diag_t *diag, const char *name);
+/* "HOST:PORT", "[IPV6]:PORT" or "off". TL_EINVAL for anything else. */
+int tl_diag_set_connect(tl_diag_t *diag, const char *host_port);
+/* The agent's state directory, for the agent probe; NULL: the default (agent/state.h). */
+int tl_diag_set_state_dir(tl_diag_t *diag, const char *dir);
+
+/*
  * Runs every probe and builds the report:
  * {"schema":1,"collected_at":"RFC 3339 UTC","host":"...","sections":{"name":{...},...}}.
  * Returns 0 with *report set even when some sections hold errors; a negative
@@ -84,6 +100,15 @@ int tl_diag_write_text(const json_t *report, FILE *out);
 int tl_diag_time_left_ms(const tl_diag_t *diag);
 /* The relay to test, or false when none was configured. */
 bool tl_diag_relay(const tl_diag_t *diag, const char **host, const char **port);
+/*
+ * The name to look up: true with *name, or false with *why ("off", or why the environment's
+ * value was refused).
+ */
+bool tl_diag_lookup(const tl_diag_t *diag, const char **name, const char **why);
+/* Where to connect: true with *host and *port, or false with *why, as tl_diag_lookup. */
+bool tl_diag_connect(const tl_diag_t *diag, const char **host, const char **port, const char **why);
+/* The agent's state directory as set, or NULL for the default. */
+const char *tl_diag_state_dir(const tl_diag_t *diag);
 
 /*
  * Internal helpers shared by agent/diag.c and the agent/probe_*.c files.
@@ -143,8 +168,25 @@ struct tl__diag_command {
 int tl__diag_command_run(const char *const argv[], int timeout_ms, size_t max_output,
                          struct tl__diag_command *result);
 void tl__diag_command_clear(struct tl__diag_command *result);
+/* The same, keeping the last max_output bytes; output_truncated says earlier ones were dropped. */
+int tl__diag_command_run_tail(const char *const argv[], int timeout_ms, size_t max_output,
+                              struct tl__diag_command *result);
 /* A short description of a command that failed: "exit status 1: <first stderr line>". */
 void tl__diag_command_describe(const struct tl__diag_command *result, char *out, size_t size);
+/* A command's timeout: own_ms, or less when the probe has less time left (with a margin). */
+int tl__diag_command_budget(const tl_diag_t *diag, int own_ms);
+/* The monotonic clock in milliseconds. */
+long long tl__diag_now_ms(void);
+
+struct addrinfo;
+/*
+ * Name resolution (getaddrinfo_a, TCP) that gives up at deadline_ms: 0 and *out (release it
+ * with freeaddrinfo), or an EAI_* code (EAI_AGAIN when the time ran out).
+ */
+int tl__diag_resolve(const char *host, const char *port, int flags, long long deadline_ms,
+                     struct addrinfo **out);
+/* A TCP connect that gives up at deadline_ms; nothing is sent. 0, or a negated errno. */
+int tl__diag_connect(const struct addrinfo *ai, long long deadline_ms);
 
 /* Run functions of the built-in probes (agent/probe_*.c). */
 int tl__probe_system_run(const tl_diag_t *diag, json_t *section);
@@ -157,6 +199,14 @@ int tl__probe_services_run(const tl_diag_t *diag, json_t *section);
 int tl__probe_sockets_run(const tl_diag_t *diag, json_t *section);
 int tl__probe_time_run(const tl_diag_t *diag, json_t *section);
 int tl__probe_logs_run(const tl_diag_t *diag, json_t *section);
+int tl__probe_printers_run(const tl_diag_t *diag, json_t *section);
+int tl__probe_wifi_run(const tl_diag_t *diag, json_t *section);
+int tl__probe_packages_run(const tl_diag_t *diag, json_t *section);
+int tl__probe_users_run(const tl_diag_t *diag, json_t *section);
+int tl__probe_internet_run(const tl_diag_t *diag, json_t *section);
+int tl__probe_kernel_messages_run(const tl_diag_t *diag, json_t *section);
+int tl__probe_agent_run(const tl_diag_t *diag, json_t *section);
+int tl__probe_hardware_run(const tl_diag_t *diag, json_t *section);
 
 /* Parsers the probes use, exposed so tests can feed them fixed text. */
 int tl__probe_system_parse_os_release(const char *text, json_t *os);
@@ -178,5 +228,56 @@ int tl__probe_logs_parse(const char *text, size_t len, bool skip_first_line, boo
  */
 int tl__probe_sockets_parse(const char *text, const char *protocol, json_t *sockets,
                             size_t max_entries);
+/*
+ * `lpstat -p -d` and `lpstat -o` output (either may be NULL) into section: "queues" (name,
+ * state, enabled, message, default, jobs_waiting), "queue_count", "default_printer",
+ * "jobs_waiting", "queues_truncated".
+ */
+int tl__probe_printers_parse(const char *status_text, const char *jobs_text, json_t *section);
+/*
+ * Wi-Fi: each adds to or completes interfaces, a list of objects named by "name" (at most
+ * TL__WIFI_MAX_INTERFACES). The wireless interfaces under a /sys/class/net directory;
+ * /proc/net/wireless; `iw dev`; `iw dev NAME link` (for that one interface); `nmcli -t -f
+ * IN-USE,SSID,SIGNAL,CHAN,DEVICE device wifi list --rescan no`.
+ */
+#define TL__WIFI_MAX_INTERFACES 16
+int tl__probe_wifi_list(const char *sys_class_net, json_t *interfaces);
+int tl__probe_wifi_parse_proc(const char *text, json_t *interfaces);
+int tl__probe_wifi_parse_iw_dev(const char *text, json_t *interfaces);
+int tl__probe_wifi_parse_iw_link(const char *text, json_t *interface);
+int tl__probe_wifi_parse_nmcli(const char *text, json_t *interfaces);
+/*
+ * Packages: `dpkg-query -W -f '${db:Status-Abbrev}\n'` (installed_count, broken_count),
+ * `apt list --upgradable` (upgradable_count, security_upgradable_count, upgradable[],
+ * upgradable_truncated), `rpm -qa` (installed_count).
+ */
+int tl__probe_packages_parse_dpkg(const char *text, json_t *section);
+int tl__probe_packages_parse_apt(const char *text, json_t *section);
+int tl__probe_packages_parse_rpm(const char *text, json_t *section);
+/* Login records (getutxent) into section: sessions[], session_count, users[], user_count. */
+struct utmpx;
+int tl__probe_users_parse(const struct utmpx *records, size_t count, json_t *section);
+/*
+ * Kernel messages as `dmesg --decode` prints them into section: the last lines (as
+ * tl__probe_logs_parse keeps them), error_count and warning_count; started_mid says the text
+ * starts inside a line.
+ */
+int tl__probe_kernel_parse_dmesg(const char *text, size_t len, bool started_mid, json_t *section);
+/*
+ * One /dev/kmsg record ("PRIORITY,SEQ,USEC,FLAGS;TEXT\n KEY=VALUE...") as the line `dmesg
+ * --decode` prints for it, into line (NUL-terminated, cut to size). Returns its length, 0 for
+ * a record below warning level or one that does not read as a record.
+ */
+size_t tl__probe_kernel_kmsg_line(const char *record, size_t len, char *line, size_t size);
+/* The start time (field 22, clock ticks after boot) of a /proc/PID/stat text. */
+int tl__probe_agent_parse_stat(const char *text, long long *start_ticks);
+/*
+ * The internet probe's verdict on its two checks: "online", "name lookups fail", "no
+ * connection", "offline" (both failed) or "not checked"; a check not made does not count.
+ */
+const char *tl__probe_internet_status(bool dns_checked, bool resolved, bool connect_checked,
+                                      bool reachable);
+/* DMI facts from a directory laid out as /sys/class/dmi/id. TL_ENOTFOUND when it has none. */
+int tl__probe_hardware_read_dmi(const char *dir, json_t *section);
 
 #endif

@@ -6,6 +6,7 @@
  * relay or the user.
  */
 #include "agent/cmd/commands.h"
+#include "agent/diag.h"
 #include "proto/cli.h"
 #include "proto/format.h"
 
@@ -88,12 +89,20 @@ static const struct command commands[] = {
     {"end", "end [GRANT] [--state DIR]",
      "End one grant (G-N), or every live grant, closing its sessions at once.", tl_agent_cmd_end,
      STATE_OPTION, "tierline-agent end G-3\n"},
-    {"diag", "diag [--json] [--timeout-ms N] [--relay HOST:PORT]",
-     "Gather diagnostics of this machine (docs/diagnostics.md); JSON with --json.",
+    {"diag",
+     "diag [--json] [--timeout-ms N] [--relay HOST:PORT] [--lookup NAME] [--connect HOST:PORT] "
+     "[--state DIR] [--kb DIR]",
+     "Gather diagnostics of this machine and the known problems they show; JSON with --json.",
      tl_agent_cmd_diag,
      "--json\tthe report as JSON (docs/diagnostics.md)\n"
      "--timeout-ms N\teach probe's time limit, 1..600000\n"
-     "--relay HOST:PORT\talso check that this relay can be reached\n",
+     "--relay HOST:PORT\talso check that this relay can be reached\n"
+     "--lookup NAME\tthe name the internet check looks up, or off (default " TL_DIAG_DEFAULT_LOOKUP
+     ")\n"
+     "--connect HOST:PORT\twhere the internet check connects, or off "
+     "(default " TL_DIAG_DEFAULT_CONNECT ")\n"
+     "--state DIR\tthe agent's state directory, to tell whether it runs\n"
+     "--kb DIR\tthe knowledge-base articles to check (default share/tierline/kb)\n",
      "tierline-agent diag --json > diagnostics.json\n"},
 };
 

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -317,15 +319,18 @@ static char **command_environment(void)
     return env;
 }
 
-static long long now_ms(void)
+long long tl__diag_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Appends what fd has to give, keeping at most max bytes; false at the end of the stream. */
-static bool drain(int fd, char *buffer, size_t *used, size_t max, bool *truncated)
+/*
+ * Appends what fd has to give, keeping at most max bytes: the first ones, or
+ * with keep_tail the last ones; false at the end of the stream.
+ */
+static bool drain(int fd, char *buffer, size_t *used, size_t max, bool keep_tail, bool *truncated)
 {
     char chunk[8192];
     for (;;) {
@@ -337,18 +342,32 @@ static bool drain(int fd, char *buffer, size_t *used, size_t max, bool *truncate
         if (n <= 0)
             return false;
         size_t keep = (size_t)n;
+        const char *from = chunk;
         if (keep > max - *used) {
-            keep = max - *used;
             *truncated = true;
+            if (keep_tail) {
+                /* Drop the oldest bytes: first of the buffer, then of the chunk. */
+                if (keep >= max) {
+                    from = chunk + (keep - max);
+                    keep = max;
+                    *used = 0;
+                } else {
+                    size_t drop = keep - (max - *used);
+                    memmove(buffer, buffer + drop, *used - drop);
+                    *used -= drop;
+                }
+            } else {
+                keep = max - *used;
+            }
         }
-        memcpy(buffer + *used, chunk, keep);
+        memcpy(buffer + *used, from, keep);
         *used += keep;
         buffer[*used] = '\0';
     }
 }
 
-int tl__diag_command_run(const char *const argv[], int timeout_ms, size_t max_output,
-                         struct tl__diag_command *result)
+static int command_run(const char *const argv[], int timeout_ms, size_t max_output, bool keep_tail,
+                       struct tl__diag_command *result)
 {
     memset(result, 0, sizeof *result);
     result->exit_status = -1;
@@ -374,7 +393,7 @@ int tl__diag_command_run(const char *const argv[], int timeout_ms, size_t max_ou
         rc = -errno;
         goto out;
     }
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = tl__diag_now_ms() + timeout_ms;
     pid_t pid = fork();
     if (pid < 0) {
         rc = -errno;
@@ -398,7 +417,7 @@ int tl__diag_command_run(const char *const argv[], int timeout_ms, size_t max_ou
 
     bool out_open = true, err_open = true;
     while (out_open || err_open) {
-        long long left = deadline - now_ms();
+        long long left = deadline - tl__diag_now_ms();
         if (left <= 0) {
             result->timed_out = true;
             break;
@@ -419,10 +438,10 @@ int tl__diag_command_run(const char *const argv[], int timeout_ms, size_t max_ou
                 continue;
             if (fds[k].fd == out_pipe[0])
                 out_open = drain(out_pipe[0], result->output, &result->output_len, max_output,
-                                 &result->output_truncated);
+                                 keep_tail, &result->output_truncated);
             else
                 err_open = drain(err_pipe[0], result->errors, &result->errors_len,
-                                 COMMAND_MAX_ERRORS, &errors_truncated);
+                                 COMMAND_MAX_ERRORS, false, &errors_truncated);
         }
     }
     /* Its output has ended; give it until the deadline to exit, then kill it. */
@@ -434,7 +453,7 @@ int tl__diag_command_run(const char *const argv[], int timeout_ms, size_t max_ou
         while (waited < 0 && errno == EINTR);
         if (waited != 0)
             break;
-        long long left = deadline - now_ms();
+        long long left = deadline - tl__diag_now_ms();
         if (left <= 0) {
             result->timed_out = true;
             break;
@@ -463,6 +482,26 @@ out:
     if (rc < 0)
         tl__diag_command_clear(result);
     return rc;
+}
+
+int tl__diag_command_run(const char *const argv[], int timeout_ms, size_t max_output,
+                         struct tl__diag_command *result)
+{
+    return command_run(argv, timeout_ms, max_output, false, result);
+}
+
+int tl__diag_command_run_tail(const char *const argv[], int timeout_ms, size_t max_output,
+                              struct tl__diag_command *result)
+{
+    return command_run(argv, timeout_ms, max_output, true, result);
+}
+
+int tl__diag_command_budget(const tl_diag_t *diag, int own_ms)
+{
+    int budget = tl_diag_time_left_ms(diag) - 500;
+    if (budget > own_ms)
+        budget = own_ms;
+    return budget < 1 ? 1 : budget;
 }
 
 void tl__diag_command_clear(struct tl__diag_command *result)
@@ -494,4 +533,108 @@ void tl__diag_command_describe(const struct tl__diag_command *result, char *out,
         snprintf(out, size, "exit status %d: %.*s", result->exit_status, (int)line_len, line);
     else
         snprintf(out, size, "exit status %d", result->exit_status);
+}
+
+/* ---- Network ----------------------------------------------------------------------------- */
+
+/* A lookup in flight: glibc's resolver thread writes into it until it ends. */
+struct lookup {
+    struct addrinfo hints;
+    struct gaicb request;
+    struct gaicb *list[1];
+    char host[256];
+    char port[8];
+};
+
+int tl__diag_resolve(const char *host, const char *port, int flags, long long deadline_ms,
+                     struct addrinfo **out)
+{
+    *out = NULL;
+    if (!host || strlen(host) >= sizeof((struct lookup *)0)->host || !port ||
+        strlen(port) >= sizeof((struct lookup *)0)->port)
+        return EAI_NONAME;
+    struct lookup *lookup = calloc(1, sizeof *lookup);
+    if (!lookup)
+        return EAI_MEMORY;
+    snprintf(lookup->host, sizeof lookup->host, "%s", host);
+    snprintf(lookup->port, sizeof lookup->port, "%s", port);
+    lookup->hints.ai_family = AF_UNSPEC;
+    lookup->hints.ai_socktype = SOCK_STREAM;
+    lookup->hints.ai_flags = flags;
+    lookup->request = (struct gaicb){
+        .ar_name = lookup->host, .ar_service = lookup->port, .ar_request = &lookup->hints};
+    lookup->list[0] = &lookup->request;
+    int rc = getaddrinfo_a(GAI_NOWAIT, lookup->list, 1, NULL);
+    if (rc != 0) {
+        free(lookup);
+        return rc;
+    }
+    for (;;) {
+        long long left = deadline_ms - tl__diag_now_ms();
+        if (left <= 0)
+            break;
+        struct timespec wait = {left / 1000, (long)(left % 1000) * 1000000L};
+        rc = gai_suspend((const struct gaicb *const *)lookup->list, 1, &wait);
+        if (rc != EAI_INTR)
+            break;
+    }
+    rc = gai_error(&lookup->request);
+    if (rc == EAI_INPROGRESS) {
+        int cancel = gai_cancel(&lookup->request);
+        /*
+         * A lookup that cannot be cancelled may still write into its request:
+         * it is left to the probe's process, which ends soon.
+         */
+        if (cancel == EAI_NOTCANCELED)
+            return EAI_AGAIN;
+        if (cancel == EAI_CANCELED) {
+            free(lookup);
+            return EAI_AGAIN;
+        }
+        rc = gai_error(&lookup->request); /* it ended in the meantime */
+    }
+    if (rc == 0)
+        *out = lookup->request.ar_result;
+    free(lookup);
+    return rc;
+}
+
+int tl__diag_connect(const struct addrinfo *ai, long long deadline_ms)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (errno != EINPROGRESS) {
+            rc = -errno;
+            goto out;
+        }
+        for (;;) {
+            long long left = deadline_ms - tl__diag_now_ms();
+            if (left <= 0) {
+                rc = -ETIMEDOUT;
+                goto out;
+            }
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            int n = poll(&p, 1, (int)left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                rc = -errno;
+                goto out;
+            }
+            if (n > 0)
+                break;
+        }
+        int error = 0;
+        socklen_t len = sizeof error;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0)
+            rc = -errno;
+        else if (error != 0)
+            rc = -error;
+    }
+out:
+    close(fd);
+    return rc;
 }

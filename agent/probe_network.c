@@ -417,95 +417,6 @@ out:
 
 /* ---- Relay reachability ------------------------------------------------------------------- */
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A non-blocking connect bounded by deadline; 0 when it connected, else a negated errno. */
-static int try_connect(const struct addrinfo *ai, long long deadline)
-{
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0)
-        return -errno;
-    int rc = 0;
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        if (errno != EINPROGRESS) {
-            rc = -errno;
-            goto out;
-        }
-        for (;;) {
-            long long left = deadline - now_ms();
-            if (left <= 0) {
-                rc = -ETIMEDOUT;
-                goto out;
-            }
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            int n = poll(&p, 1, (int)left);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0) {
-                rc = -errno;
-                goto out;
-            }
-            if (n > 0)
-                break;
-        }
-        int error = 0;
-        socklen_t len = sizeof error;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0)
-            rc = -errno;
-        else if (error != 0)
-            rc = -error;
-    }
-out:
-    close(fd);
-    return rc;
-}
-
-/*
- * Name resolution through getaddrinfo_a, so that a slow resolver costs the
- * time budget and no more. The request lives in static storage because a
- * lookup that cannot be cancelled may still write to it after we give up.
- */
-static int resolve(const char *host, const char *port, long long deadline, struct addrinfo **out)
-{
-    static struct addrinfo hints;
-    static struct gaicb request;
-    static struct gaicb *list[1];
-    static char host_copy[256], port_copy[8];
-    snprintf(host_copy, sizeof host_copy, "%s", host);
-    snprintf(port_copy, sizeof port_copy, "%s", port);
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    request = (struct gaicb){.ar_name = host_copy, .ar_service = port_copy, .ar_request = &hints};
-    list[0] = &request;
-    int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
-    if (rc != 0)
-        return rc;
-    for (;;) {
-        long long left = deadline - now_ms();
-        if (left <= 0)
-            break;
-        struct timespec wait = {left / 1000, (long)(left % 1000) * 1000000L};
-        rc = gai_suspend((const struct gaicb *const *)list, 1, &wait);
-        if (rc != EAI_INTR)
-            break;
-    }
-    rc = gai_error(&request);
-    if (rc == EAI_INPROGRESS) {
-        gai_cancel(&request);
-        return EAI_AGAIN;
-    }
-    if (rc == 0)
-        *out = request.ar_result;
-    return rc;
-}
-
 static int put_relay(const tl_diag_t *diag, json_t *section)
 {
     int rc;
@@ -524,18 +435,15 @@ static int put_relay(const tl_diag_t *diag, json_t *section)
     if ((rc = tl__diag_put_bool(relay, "configured", true)) < 0 ||
         (rc = tl__diag_put_text(relay, "address", address)) < 0)
         return rc;
-    int budget = tl_diag_time_left_ms(diag) - 500;
-    if (budget > RELAY_TIMEOUT_MS)
-        budget = RELAY_TIMEOUT_MS;
-    if (budget < 1)
-        budget = 1;
-    long long start = now_ms(), deadline = start + budget;
+    int budget = tl__diag_command_budget(diag, RELAY_TIMEOUT_MS);
+    long long start = tl__diag_now_ms(), deadline = start + budget;
     struct addrinfo *addresses = NULL;
-    int gai = resolve(host, port, deadline, &addresses);
+    int gai = tl__diag_resolve(host, port, AI_ADDRCONFIG, deadline, &addresses);
     if (gai != 0) {
         char message[256];
         snprintf(message, sizeof message, "cannot resolve %s: %s", host,
-                 gai == EAI_AGAIN && now_ms() >= deadline ? "timed out" : gai_strerror(gai));
+                 gai == EAI_AGAIN && tl__diag_now_ms() >= deadline ? "timed out"
+                                                                   : gai_strerror(gai));
         if ((rc = tl__diag_put_bool(relay, "reachable", false)) < 0 ||
             (rc = tl__diag_put_text(relay, "status", "unreachable")) < 0 ||
             (rc = tl__diag_put_text(relay, "reason", message)) < 0)
@@ -544,8 +452,9 @@ static int put_relay(const tl_diag_t *diag, json_t *section)
     }
     int last = -ETIMEDOUT;
     const struct addrinfo *connected = NULL;
-    for (const struct addrinfo *ai = addresses; ai && now_ms() < deadline; ai = ai->ai_next) {
-        last = try_connect(ai, deadline);
+    for (const struct addrinfo *ai = addresses; ai && tl__diag_now_ms() < deadline;
+         ai = ai->ai_next) {
+        last = tl__diag_connect(ai, deadline);
         if (last == 0) {
             connected = ai;
             break;
@@ -565,7 +474,7 @@ static int put_relay(const tl_diag_t *diag, json_t *section)
         return rc;
     if (connected) {
         if ((rc = tl__diag_put_text(relay, "connected_to", text)) < 0 ||
-            (rc = tl__diag_put_int(relay, "connect_ms", now_ms() - start)) < 0)
+            (rc = tl__diag_put_int(relay, "connect_ms", tl__diag_now_ms() - start)) < 0)
             return rc;
     } else {
         char message[160];

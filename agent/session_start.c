@@ -15,6 +15,7 @@
  */
 #include "agent/session_int.h"
 
+#include "agent/diag.h"
 #include "proto/err.h"
 #include "proto/format.h"
 
@@ -395,6 +396,12 @@ static int prepare_diag(struct session *s, struct spawn *sp, char *message, size
         tl__strvec_add(&sp->argv, "%s", owner->relay);
     }
     user_env(owner, &sp->env);
+    /* What the agent was started with for the internet and agent probes (diagnostics.md §5). */
+    static const char *const passed[] = {TL_DIAG_LOOKUP_ENV, TL_DIAG_CONNECT_ENV,
+                                         "TIERLINE_AGENT_STATE"};
+    for (size_t i = 0; i < sizeof passed / sizeof passed[0]; i++)
+        if (getenv(passed[i]) != NULL)
+            tl__strvec_add(&sp->env, "%s=%s", passed[i], getenv(passed[i]));
     sp->cwd = owner->home;
     s->timeout_ms = DIAG_TIMEOUT_MS;
     s->what = strdup("diagnostics");

@@ -7,6 +7,7 @@
 #include "agent/cmd/commands.h"
 
 #include "agent/diag.h"
+#include "agent/kb.h"
 #include "proto/cli.h"
 #include "proto/err.h"
 
@@ -42,36 +43,69 @@ static int parse_timeout(const char *text, int *out)
     return 0;
 }
 
+struct diag_options {
+    bool json;
+    int timeout_ms;
+    const char *relay, *state, *kb, *lookup, *connect;
+};
+
 /* The options; non-zero: the exit status, the reason printed. */
-static int diag_parse(int argc, char **argv, bool *json, int *timeout_ms, const char **relay)
+static int diag_parse(int argc, char **argv, struct diag_options *options)
 {
+    static const char *const valued[] = {"--timeout-ms", "--relay",  "--state",
+                                         "--kb",         "--lookup", "--connect"};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
+        size_t which = sizeof valued / sizeof valued[0];
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            if (strcmp(arg, valued[k]) == 0)
+                which = k;
         if (strcmp(arg, "--json") == 0) {
-            *json = true;
-        } else if (strcmp(arg, "--timeout-ms") == 0 || strcmp(arg, "--relay") == 0) {
-            if (i + 1 >= argc)
-                return usage_error("option '%s' needs a value", arg);
-            const char *value = argv[++i];
-            if (strcmp(arg, "--relay") == 0)
-                *relay = value;
-            else if (parse_timeout(value, timeout_ms) < 0)
-                return usage_error("--timeout-ms wants 1..600000 milliseconds, not '%s'", value);
-        } else {
-            return usage_error("unknown option '%s'", arg);
+            options->json = true;
+            continue;
         }
+        if (which == sizeof valued / sizeof valued[0])
+            return usage_error("unknown option '%s'", arg);
+        if (i + 1 >= argc)
+            return usage_error("option '%s' needs a value", arg);
+        const char *value = argv[++i];
+        const char **targets[] = {NULL,         &options->relay,  &options->state,
+                                  &options->kb, &options->lookup, &options->connect};
+        if (which == 0 && parse_timeout(value, &options->timeout_ms) < 0)
+            return usage_error("--timeout-ms wants 1..600000 milliseconds, not '%s'", value);
+        if (which > 0 && value[0] == '\0')
+            return usage_error("option '%s' needs a value", arg);
+        if (which > 0)
+            *targets[which] = value;
     }
+    return 0;
+}
+
+/* The runner with the options applied; non-zero: the exit status, the reason printed. */
+static int diag_configure(tl_diag_t *diag, const struct diag_options *options)
+{
+    if (options->relay && tl_diag_set_relay(diag, options->relay) < 0)
+        return usage_error("--relay wants HOST:PORT or [IPV6]:PORT, not '%s'", options->relay);
+    if (options->lookup && tl_diag_set_lookup(diag, options->lookup) < 0)
+        return usage_error("--lookup wants a host name or 'off', not '%s'", options->lookup);
+    if (options->connect && tl_diag_set_connect(diag, options->connect) < 0)
+        return usage_error("--connect wants HOST:PORT, [IPV6]:PORT or 'off', not '%s'",
+                           options->connect);
+    if (options->state && tl_diag_set_state_dir(diag, options->state) < 0) {
+        fprintf(stderr, "%s diag: %s\n", PROGRAM, tl_strerror(TL_ENOMEM));
+        return TL_EXIT_FAILURE;
+    }
+    if (options->timeout_ms > 0)
+        tl_diag_set_timeout_ms(diag, options->timeout_ms);
     return 0;
 }
 
 int tl_agent_cmd_diag(int argc, char **argv)
 {
-    bool json = false;
-    int timeout_ms = 0;
-    const char *relay = NULL;
+    struct diag_options options = {0};
     json_t *report = NULL;
     tl_diag_t *diag = NULL;
-    int status = diag_parse(argc, argv, &json, &timeout_ms, &relay);
+    int status = diag_parse(argc, argv, &options);
     if (status != 0)
         goto out;
     status = TL_EXIT_FAILURE;
@@ -80,18 +114,18 @@ int tl_agent_cmd_diag(int argc, char **argv)
         fprintf(stderr, "%s diag: %s\n", PROGRAM, tl_strerror(TL_ENOMEM));
         goto out;
     }
-    if (relay && tl_diag_set_relay(diag, relay) < 0) {
-        status = usage_error("--relay wants HOST:PORT or [IPV6]:PORT, not '%s'", relay);
+    if ((status = diag_configure(diag, &options)) != 0)
         goto out;
-    }
-    if (timeout_ms > 0)
-        tl_diag_set_timeout_ms(diag, timeout_ms);
+    status = TL_EXIT_FAILURE;
     int rc = tl_diag_run(diag, &report);
+    /* The known problems the knowledge base finds go first (agent/kb.h). */
+    if (rc == 0)
+        rc = tl_kb_add_problems(report, options.kb);
     if (rc < 0) {
         fprintf(stderr, "%s diag: %s\n", PROGRAM, tl_strerror(rc));
         goto out;
     }
-    if (json) {
+    if (options.json) {
         rc = json_dumpf(report, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) == 0 &&
                      fputc('\n', stdout) != EOF
                  ? 0

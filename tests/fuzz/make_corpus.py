@@ -437,6 +437,51 @@ PROBES = {
 }
 
 
+
+def utmp(kind, user, line, host, pid, when):
+    """One struct utmpx as glibc lays it out on x86_64 (384 bytes)."""
+    return struct.pack("<hhi32s4s32s256shhiii4i20s", kind, 0, pid, line.encode(), b"",
+                       user.encode(), host.encode(), 0, 0, 0, when, 0, 0, 0, 0, 0, b"")
+
+
+# The first byte picks the parser of fuzz_probe_outputs.c (modulo 12).
+PROBE_OUTPUTS = {
+    "lpstat": b"\x00printer Office is idle.  enabled since Tue 01 Dec 2026 09:00:00 AM UTC\n"
+              b"printer Broken disabled since Tue 01 Dec 2026 08:00:00 AM UTC -\n\tPaper jam\n"
+              b"printer Lab now printing Lab-17.  enabled since x\n"
+              b"system default destination: Office\n\0"
+              b"Lab-17                  alice             1024   Tue 01 Dec 2026\n"
+              b"Broken-3                carol              512   Tue 01 Dec 2026\n",
+    "lpstat_no_jobs": b"\x30no system default destination\n",
+    "proc_wireless": b"\x01Inter-| sta-|   Quality        |   Discarded packets\n"
+                     b" face | tus | link level noise |  nwid  crypt   frag  retry   misc\n"
+                     b" wlan0: 0000   54.  -56.  -256        0      0      0      0    157\n",
+    "iw_dev": b"\x02phy#0\n\tInterface wlan0\n\t\tifindex 3\n\t\tssid Cafe Net\n"
+              b"\t\ttype managed\n\t\tchannel 6 (2437 MHz), width: 20 MHz\n",
+    "iw_link": b"\x03Connected to 00:11:22:33:44:55 (on wlan0)\n\tSSID: Cafe Net\n"
+               b"\tfreq: 2437.0\n\tsignal: -61 dBm\n\ttx bitrate: 72.2 MBit/s\n",
+    "iw_not_connected": b"\x03Not connected.\n",
+    "nmcli": b"\x04 :Neighbours:40:11:wlp2s0\n*:Cafe\\:Net \\\\ 2:72:6:wlp2s0\n",
+    "dpkg": b"\x05ii \nrc \niU \niF \nhi \niiR\n",
+    "apt": b"\x06Listing...\n"
+           b"openssl/stable-security,stable-security 3.0.15 amd64 [upgradable from: 3.0.14]\n"
+           b"bash/stable 5.2.15-2+b7 amd64 [upgradable from: 5.2.15-2+b2]\n",
+    "rpm": b"\x07bash\nglibc\nkernel\n",
+    "dmesg": b"\x08kern  :emerg : [    0.205087] RDSEED32 is broken.\n"
+             b"kern  :err   : [   12.000001] ata1: COMRESET failed\n"
+             b"kern  :warn  : [    0.361033] amd_pstate: CPPC disabled.\n"
+             b"               Please enable it.\n",
+    "dmesg_cut": b"\x14rr   : [1] half a line\nkern  :err   : [2] whole\n",
+    "kmsg": b"\xf93,42,5000123,-;ata1: COMRESET failed\n SUBSYSTEM=scsi\n",
+    "kmsg_small": b"\x1512,7,1,c;from user space",
+    "stat": b"\x0a4242 (tierline (x) y) S 1 4242 4242 0 -1 4194560 1520 0 0 0 12 3 0 0 20 0 3 0 "
+            b"424242 12345 678\n",
+    "utmp": b"\x0b" + utmp(7, "alice", "tty1", "", 700, 1796112000)
+            + utmp(7, "bob", "pts/0", "198.51.100.7\x1b[2J", 801, 1796115600)
+            + utmp(8, "carol", "pts/1", "", 900, 0),
+}
+
+
 # ---- the technicians' and admins' arguments (docs/technicians.md, relay/cmd/) ----
 
 CMDARGS = {
@@ -703,6 +748,8 @@ def more_corpora():
         write("redact", name, text)
     for name, data in PROBES.items():
         write("probes", name, data)
+    for name, data in PROBE_OUTPUTS.items():
+        write("probe_outputs", name, data)
     for name, data in desk_config_seeds().items():
         write("desk_config", name, data)
     for name, data in classify_seeds().items():

@@ -428,7 +428,10 @@ static void test_real_run_has_every_section(void **state)
     (void)state;
     size_t count;
     const struct tl_diag_probe *probes = tl_diag_probes(&count);
-    assert_int_equal(count, 10);
+    assert_int_equal(count, 18);
+    /* The internet probe reaches beyond the machine by default: here, only loopback. */
+    setenv(TL_DIAG_LOOKUP_ENV, "localhost", 1);
+    setenv(TL_DIAG_CONNECT_ENV, "127.0.0.1:9", 1);
     tl_diag_t *diag = tl_diag_new();
     json_t *report = NULL;
     TL_ASSERT_OK(tl_diag_run(diag, &report));
@@ -456,7 +459,8 @@ static void test_real_run_has_every_section(void **state)
         }
     }
     /* Sources every Linux has: these must be data here. */
-    static const char *const always[] = {"system", "cpu", "memory", "processes", "sockets"};
+    static const char *const always[] = {"system", "cpu",   "memory",   "processes", "sockets",
+                                         "users",  "agent", "hardware", "internet"};
     for (size_t i = 0; i < sizeof always / sizeof always[0]; i++)
         if (error_of(report, always[i]))
             fail_msg("section %s: %s", always[i], error_of(report, always[i]));
@@ -471,6 +475,10 @@ static void test_real_run_has_every_section(void **state)
     if (access("/run/systemd/system", F_OK) != 0)
         assert_string_equal(json_string_value(json_object_get(services, "status")),
                             "systemd not running");
+    json_t *internet = section_of(report, "internet");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(internet, "connect"), "address")),
+        "127.0.0.1:9");
     json_decref(report);
 }
 
@@ -555,6 +563,28 @@ static void test_command_output_is_bounded(void **state)
     assert_int_equal(result.output_len, 1000);
     assert_int_equal(strlen(result.output), 1000);
     assert_int_equal(result.exit_status, 0);
+    tl__diag_command_clear(&result);
+}
+
+static void test_command_tail_keeps_the_last_bytes(void **state)
+{
+    (void)state;
+    /* 1..200000 is about 1.3 MB: the output is read whole, and only its end is kept. */
+    static const char *const argv[] = {"seq", "1", "200000", NULL};
+    struct tl__diag_command result;
+    TL_ASSERT_OK(tl__diag_command_run_tail(argv, 10000, 1000, &result));
+    assert_true(result.output_truncated);
+    assert_int_equal(result.output_len, 1000);
+    assert_int_equal(strlen(result.output), 1000);
+    const char *last = result.output + result.output_len - strlen("199999\n200000\n");
+    assert_string_equal(last, "199999\n200000\n");
+    tl__diag_command_clear(&result);
+
+    /* Output within the bound is kept whole and not marked. */
+    static const char *const short_argv[] = {"seq", "1", "3", NULL};
+    TL_ASSERT_OK(tl__diag_command_run_tail(short_argv, 10000, 1000, &result));
+    assert_false(result.output_truncated);
+    assert_string_equal(result.output, "1\n2\n3\n");
     tl__diag_command_clear(&result);
 }
 
@@ -819,6 +849,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_command_stdin_is_dev_null),
     cmocka_unit_test(test_command_past_its_timeout_is_killed),
     cmocka_unit_test(test_command_output_is_bounded),
+    cmocka_unit_test(test_command_tail_keeps_the_last_bytes),
     cmocka_unit_test(test_command_failure_is_described),
     cmocka_unit_test(test_os_release_values_are_unquoted),
     cmocka_unit_test(test_default_routes_are_found),
