@@ -375,10 +375,12 @@ static int work_verify(struct export *export, tl_job_ctx_t *ctx, FILE *out, FILE
             rc = tl_evidence_verify_step(export->reader, budget, &verified);
         budget = budget > part->size ? budget - part->size : 0; /* roughly: one step per job */
         if (rc != 0) {
-            const char *why =
-                export->reader != NULL ? tl_evidence_reader_problem(export->reader) : "";
-            if (why[0] == '\0')
-                why = tl_strerror(rc);
+            /* A copy: the reader's words go with the reader. */
+            char why[256];
+            snprintf(why, sizeof why, "%s",
+                     export->reader != NULL && tl_evidence_reader_problem(export->reader)[0]
+                         ? tl_evidence_reader_problem(export->reader)
+                         : tl_strerror(rc));
             fprintf(err,
                     "tierline: evidence %s on %s is %s (%s): nothing was sent; an administrator "
                     "can list damaged items with `tierline-relay evidence verify`\n",
