@@ -156,6 +156,10 @@ int tl__cmd_ticket_access(struct cmd *cmd, tl_job_ctx_t *ctx);
 void tl__cmd_print_vendor(FILE *out, json_t *ticket);
 /* Leaves out of tickets (a listing's array) those the technician may not see. vendor.c. */
 int tl__cmd_ticket_list_access(struct cmd *cmd, tl_job_ctx_t *ctx, json_t *tickets);
+/* The command's ticket's own fields, if the technician may see it; "no ticket T-N" (or the
+ * store's error) on err otherwise. escalate.c; problems.c uses it too. */
+int tl__cmd_load_ticket_row(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err,
+                            tl_ticket_row_t *ticket);
 /* Records a change on the command's ticket: its timeline event and audit entry, as the
  * technician (their role decides whether it is the ticket's first response). */
 int tl__cmd_record(struct cmd *cmd, tl_job_ctx_t *ctx, const char *event_kind,

@@ -95,8 +95,7 @@ static int may_move(const struct cmd *cmd, const tl_ticket_row_t *ticket, int to
 
 /* ---- ticket escalate ------------------------------------------------------------------------ */
 
-/* A ticket's own fields, if the technician may see it; "no ticket T-N" on err otherwise. */
-static int load_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, tl_ticket_row_t *ticket)
+int tl__cmd_load_ticket_row(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, tl_ticket_row_t *ticket)
 {
     int rc = tl_store_ticket_read(ctx->store, cmd->ticket.id, ticket);
     /* A vendor account never gets here (no capability); were it to, it would see nothing. */
@@ -222,7 +221,7 @@ static int work_ticket_escalate(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, F
     char *canonical = NULL, sha256[TL_SHA256_HEX_LEN], why[512], actor[96];
     size_t canonical_len = 0;
     int lead = 0;
-    int rc = load_ticket(cmd, ctx, err, &ticket);
+    int rc = tl__cmd_load_ticket_row(cmd, ctx, err, &ticket);
     if (rc != 0)
         return rc;
     if (!tl_ticket_status_active(ticket.status)) {

@@ -79,22 +79,6 @@ static int load_problem(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, tl_proble
     return rc;
 }
 
-/* A ticket the technician may see; "no ticket T-N" on err otherwise. */
-static int load_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, tl_ticket_row_t *ticket)
-{
-    int rc = tl_store_ticket_read(ctx->store, cmd->ticket.id, ticket);
-    /* A vendor account never gets here (no capability); were it to, it would see nothing. */
-    if (rc == 0 && tl_role_ticket_bound(cmd->role)) {
-        tl_ticket_row_clear(ticket);
-        rc = TL_ENOTFOUND;
-    }
-    if (rc == TL_ENOTFOUND)
-        fprintf(err, "tierline: no ticket %s\n", cmd->ticket.text);
-    else if (rc != 0)
-        fprintf(err, "tierline: %s\n", tl_strerror(rc));
-    return rc;
-}
-
 /* An audit entry about a problem, its subject "P-N". */
 static int audit_problem(struct cmd *cmd, tl_job_ctx_t *ctx, const char *action, int64_t id,
                          json_t *details)
@@ -225,7 +209,7 @@ static int work_problem_open(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE
     tl_problem_row_t problem = {0};
     char actor[96], id[TL_ID_TEXT];
     int64_t now = tl_wall_ms(), problem_id = 0;
-    int rc = cmd->ticket.id > 0 ? load_ticket(cmd, ctx, err, &ticket) : 0;
+    int rc = cmd->ticket.id > 0 ? tl__cmd_load_ticket_row(cmd, ctx, err, &ticket) : 0;
     if (rc != 0)
         return rc;
     tl__cmd_actor(cmd, actor);
@@ -347,7 +331,7 @@ static int work_problem_link(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE
 {
     tl_ticket_row_t ticket = {0};
     tl_problem_row_t problem = {0};
-    int rc = load_ticket(cmd, ctx, err, &ticket);
+    int rc = tl__cmd_load_ticket_row(cmd, ctx, err, &ticket);
     if (rc != 0)
         return rc;
     if ((rc = load_problem(cmd, ctx, err, &problem)) != 0)
