@@ -68,6 +68,10 @@ static const struct {
                               "hand a ticket to an outside vendor",
                               0,
                               {1, 1, 1, 0, 0, 0}},
+    [TL_CAP_REPORT] = {"report",
+                       "read the desk's report: tickets, SLA and problems by tier",
+                       0,
+                       {1, 1, 1, 0, 1, 1}},
 };
 
 static int role_valid(int role)

@@ -57,9 +57,11 @@ struct cmd {
     int from_vendor;
     /* the queues (tickets), assignment and classification */
     int unassigned, breaching, follow_up_due;
-    char account[65];     /* ticket assign: whom to */
-    int severity;         /* ticket classify --severity: 1..4, 0 if not given */
-    const char *category; /* ticket classify --category */
+    char account[65];           /* ticket assign: whom to */
+    int64_t since_ms, until_ms; /* report: the period, 0 until given or defaulted */
+    int csv;                    /* report --csv */
+    int severity;               /* ticket classify --severity: 1..4, 0 if not given */
+    const char *category;       /* ticket classify --category */
     /* session commands (relay/sessions/sessions.h) */
     tl_session_request_t session;
     tl_cli_words_t words;    /* run: the command; fix: its NAME=VALUE words */
@@ -129,6 +131,8 @@ extern const struct tl__command tl__cmd_whoami, tl__cmd_help;
 extern const struct tl__command tl__cmd_diag, tl__cmd_run, tl__cmd_join, tl__cmd_fix,
     tl__cmd_runbooks;
 extern const struct tl__command tl__cmd_ticket_escalate;
+/* report.c */
+extern const struct tl__command tl__cmd_report;
 extern const struct tl__command tl__cmd_problems, tl__cmd_problem_open, tl__cmd_problem_link,
     tl__cmd_problem_show, tl__cmd_problem_workaround, tl__cmd_problem_state;
 /* ... and the table of them all, in the order help lists them (table.c). */
@@ -158,8 +162,7 @@ void tl__cmd_print_vendor(FILE *out, json_t *ticket);
 int tl__cmd_ticket_list_access(struct cmd *cmd, tl_job_ctx_t *ctx, json_t *tickets);
 /* The command's ticket's own fields, if the technician may see it; "no ticket T-N" (or the
  * store's error) on err otherwise. escalate.c; problems.c uses it too. */
-int tl__cmd_load_ticket_row(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err,
-                            tl_ticket_row_t *ticket);
+int tl__cmd_load_ticket_row(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, tl_ticket_row_t *ticket);
 /* Records a change on the command's ticket: its timeline event and audit entry, as the
  * technician (their role decides whether it is the ticket's first response). */
 int tl__cmd_record(struct cmd *cmd, tl_job_ctx_t *ctx, const char *event_kind,

@@ -96,6 +96,13 @@ static int parse_duration(const char *text, int64_t *ms)
     return 0;
 }
 
+int tl_vendor_date_parse(const char *text, enum tl_vendor_day day, int64_t *out_ms)
+{
+    if (text == NULL || strlen(text) < 5 || text[4] != '-')
+        return TL_EINVAL;
+    return parse_date(text, day, out_ms);
+}
+
 int tl_vendor_when_parse(const char *text, int64_t now_ms, enum tl_vendor_day day, int64_t *out_ms,
                          const char **problem)
 {

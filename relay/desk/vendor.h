@@ -29,6 +29,13 @@
 enum tl_vendor_day { TL_VENDOR_DAY_START, TL_VENDOR_DAY_END };
 
 /*
+ * A UTC date ("2026-12-31", read as day says) or time ("2026-12-31T17:00Z",
+ * "2026-12-31T17:00:30Z") into *out_ms, with no rule on when it lies (the report's period).
+ * TL_EINVAL for anything else.
+ */
+int tl_vendor_date_parse(const char *text, enum tl_vendor_day day, int64_t *out_ms);
+
+/*
  * A time given as a duration from now_ms ("2d", "36h", "90m", "1w", "1d12h"; at least a
  * minute) or a UTC date ("2026-12-31", read as day says) or time ("2026-12-31T17:00Z",
  * "2026-12-31T17:00:30Z"), into *out_ms. It must lie after now_ms and at most

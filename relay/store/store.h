@@ -544,4 +544,18 @@ int tl_store_notices_unseen(tl_store_t *store, const char *user, size_t max_rows
 int tl_store_notices_seen(tl_store_t *store, const char *user, int64_t up_to_id);
 void tl_notice_rows_free(tl_notice_rows_t *list);
 
+/* ---- the desk's report (docs/desk.md "Report") ------------------------------------------- */
+
+typedef struct tl_escalation_rows {
+    tl_escalation_row_t *rows;
+    size_t count;
+} tl_escalation_rows_t;
+
+/* The escalations and de-escalations stamped in [since_ms, until_ms), oldest first, with their
+ * ticket, time, actor and tiers (reason, summary and hash are left NULL); at most max_rows of
+ * them, TL_EFULL beyond. */
+int tl_store_escalations_between(tl_store_t *store, int64_t since_ms, int64_t until_ms,
+                                 size_t max_rows, tl_escalation_rows_t *out);
+void tl_escalation_rows_free(tl_escalation_rows_t *list);
+
 #endif

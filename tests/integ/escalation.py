@@ -62,16 +62,6 @@ def make_lead(desk, name):
         db.close()
 
 
-def console(desk, user, *words):
-    """tierline, the console, against the same relay: (status, stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TIERLINE_") and not k.startswith("SSH_")}
-    env.update(TIERLINE_RELAY="127.0.0.1:%d" % desk.relay.ssh_port, TIERLINE_USER=user,
-               TIERLINE_IDENTITY=desk.keys[user], TIERLINE_HOST_KEY=desk.relay.fingerprint)
-    proc = subprocess.run([technicians.BIN + "/tierline", *words], stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=60, env=env)
-    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode()
-
 
 def escalations_in_audit(desk):
     return [e for e in desk.audit() if e["action"] in ("ticket.escalate", "ticket.deescalate")]
@@ -192,7 +182,7 @@ def case_the_summary_stays_frozen_and_the_next_move_makes_another():
     check(again["summary"] == first["summary"] and again["summary_sha256"] ==
           first["summary_sha256"], "the frozen summary changed")
     # Through the console this time: the relay's words, passed through.
-    status, out, err = console(desk, "bob", "ticket", "escalate", t, "--to", "tier3",
+    status, out, err = desk.console("bob", "ticket", "escalate", t, "--to", "tier3",
                                "--reason", "kernel driver", "--json")
     check(status == 0, "tierline ticket escalate: %d %r" % (status, err))
     moved = json.loads(out)

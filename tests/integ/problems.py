@@ -45,16 +45,6 @@ def problem_actions(desk):
     return [(e["action"], e["subject"]) for e in desk.audit() if e["action"].startswith("problem.")]
 
 
-def console(desk, user, *words):
-    """tierline, the console, against the same relay."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TIERLINE_") and not k.startswith("SSH_")}
-    env.update(TIERLINE_RELAY="127.0.0.1:%d" % desk.relay.ssh_port, TIERLINE_USER=user,
-               TIERLINE_IDENTITY=desk.keys[user], TIERLINE_HOST_KEY=desk.relay.fingerprint)
-    proc = subprocess.run([technicians.BIN + "/tierline", *words], stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=60, env=env)
-    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode()
-
 
 @case
 def case_a_known_problem_is_offered_linked_counted_and_fixed():
@@ -224,13 +214,13 @@ def case_problems_speak_json_escape_others_text_and_reach_the_console():
     check([p["id"] for p in desk.ssh_json("bob", "problems", "--state", "fixed")] == ["P-2"],
           "problems --state")
     # The console learns the commands from the relay and shows their output escaped too.
-    status, out, err = console(desk, "bob", "problems")
+    status, out, err = desk.console("bob", "problems")
     check(status == 0 and "P-1" in out and "P-2" in out and "\x1b" not in out,
           "tierline problems: %d %r %r" % (status, out, err))
-    status, out, err = console(desk, "bob", "problem", "show", "P-1", "--json")
+    status, out, err = desk.console("bob", "problem", "show", "P-1", "--json")
     check(status == 0 and json.loads(out)["linked"][0]["id"] == hostile,
           "tierline problem show: %d %r" % (status, err))
-    status, out, _ = console(desk, "bob", "problem", "--help")
+    status, out, _ = desk.console("bob", "problem", "--help")
     check(status == 0 and "problem state" in out and "problem link" in out,
           "tierline problem --help: %r" % out)
 

@@ -121,6 +121,16 @@ class Desk:
         _, out, _ = self.ssh(user, *(list(words) + ["--json"]))
         return json.loads(out)
 
+    def console(self, user, *words):
+        """tierline, the console, as user against this relay: (status, stdout, stderr)."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("TIERLINE_") and not k.startswith("SSH_")}
+        env.update(TIERLINE_RELAY="127.0.0.1:%d" % self.relay.ssh_port, TIERLINE_USER=user,
+                   TIERLINE_IDENTITY=self.keys[user], TIERLINE_HOST_KEY=self.relay.fingerprint)
+        proc = subprocess.run([BIN + "/tierline", *words], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=60, env=env)
+        return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode()
+
     def audit(self):
         with open(os.path.join(self.relay.dir, "audit.log")) as f:
             return [json.loads(line) for line in f if line.endswith("\n")]
