@@ -149,7 +149,8 @@ int tl_report_collect(tl_store_t *store, const tl_sla_config_t *config, int64_t 
     if (rc != 0)
         goto out;
     tl_escalation_rows_t *escalations = &data->escalation_rows;
-    qsort(escalations->rows, escalations->count, sizeof *escalations->rows, by_ticket);
+    if (escalations->count > 1)
+        qsort(escalations->rows, escalations->count, sizeof *escalations->rows, by_ticket);
     size_t tickets = data->ticket_rows.count, moves = escalations->count;
     size_t problems = data->problem_rows.count;
     if ((tickets > 0 && (data->tickets = calloc(tickets, sizeof *data->tickets)) == NULL) ||
