@@ -21,6 +21,7 @@
 #include "console/client.h"
 #include "console/command_cache.h"
 #include "console/command_list.h"
+#include "console/complete.h"
 #include "console/config.h"
 #include "console/download.h"
 #include "console/quote.h"
@@ -683,6 +684,26 @@ static int cmd_help(struct console *console, int argc, char **argv)
     return count > 0 ? explain(console, count, words) : write_listing(console->cached, json_out);
 }
 
+static const char completion_usage[] = "completion bash";
+
+static int cmd_completion(struct console *console, int argc, char **argv)
+{
+    (void)console;
+    const char *shell[1];
+    int count = 0;
+    tl_cli_option_t options[] = {{0}};
+    int status = tl_cli_parse(PROGRAM, "completion", completion_usage, argc, argv, 1, options,
+                              shell, 1, &count);
+    if (status != 0)
+        return status;
+    if (count != 1 || strcmp(shell[0], "bash") != 0) {
+        fprintf(stderr, PROGRAM " completion: only bash is supported\nusage: " PROGRAM " %s\n",
+                completion_usage);
+        return TL_EXIT_USAGE;
+    }
+    return tl_complete_bash_script(stdout, PROGRAM) == 0 ? TL_EXIT_OK : TL_EXIT_FAILURE;
+}
+
 /* ---- the console's own commands ------------------------------------------------------------ */
 
 static const struct command own_commands[] = {
@@ -721,6 +742,9 @@ static const struct command own_commands[] = {
      "summary, options, example, capability)\n"
      "--refresh\task the relay again, however recent the cached list is\n",
      "tierline help\ntierline help --refresh run\n"},
+    {"completion", completion_usage,
+     "print the bash completion for the console (commands and their options, offline)",
+     cmd_completion, NULL, "tierline completion bash > /etc/bash_completion.d/tierline\n"},
 };
 
 #define OWN_COUNT (sizeof own_commands / sizeof own_commands[0])
@@ -862,6 +886,26 @@ static int group_listing(struct console *console, int argc, char **argv)
     return help ? TL_EXIT_OK : TL_EXIT_USAGE;
 }
 
+/* ---- completion ---------------------------------------------------------------------------- */
+
+/* __complete CWORD WORD...: the candidates for COMP_WORDS[CWORD], from the lists the console
+ * has without connecting (console/complete.h). Prints nothing on bad input: a shell is asking. */
+static int complete_words(struct console *console, int argc, char **argv)
+{
+    uint64_t cword = 0;
+    if (argc < 1 || tl_cli_parse_uint(argv[0], 1, (uint64_t)argc - 1, &cword) != 0)
+        return TL_EXIT_USAGE;
+    const tl_command_list_t *list = cached_list(console);
+    if (list == NULL)
+        list = built_in_list(console);
+    tl_complete_own_t own[OWN_COUNT];
+    for (size_t i = 0; i < OWN_COUNT; i++)
+        own[i] = (tl_complete_own_t){own_commands[i].name, own_commands[i].options};
+    return tl_complete_write(stdout, list, own, OWN_COUNT, (int)cword, argc - 1, argv + 1) == 0
+               ? TL_EXIT_OK
+               : TL_EXIT_FAILURE;
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 struct override {
@@ -906,6 +950,8 @@ static int dispatch(struct console *console, int argc, char **argv)
         return cmd_help(console, argc, argv); /* needs the settings only to ask the relay */
     if (own != NULL && own->run == cmd_verify_bundle)
         return cmd_verify_bundle(console, argc, argv); /* offline: a bad setting is no matter */
+    if (own != NULL && own->run == cmd_completion)
+        return cmd_completion(console, argc, argv);
     const tl_command_info_t *info = NULL;
     if (own == NULL) {
         /* Running a command the built-in list knows needs no cache; its help prefers it. */
@@ -953,6 +999,13 @@ int main(int argc, char **argv)
 
     memset(&console, 0, sizeof console);
     tl_config_defaults(&console.config);
+    if (argc >= 2 && strcmp(argv[1], "__complete") == 0) {
+        load_settings(&console, overrides, 0);
+        status = complete_words(&console, argc - 2, argv + 2);
+        tl_command_list_free(console.cached);
+        tl_command_list_free(console.built_in);
+        return status;
+    }
     for (; first < argc; first++) {
         const char *arg = argv[first];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

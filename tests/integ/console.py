@@ -445,6 +445,49 @@ def case_setup_writes_a_private_config():
             check(f.read() == text, "setup %s changed the file" % args)
 
 
+# ---- shell completion --------------------------------------------------------------------
+
+def bash_complete(env, *words):
+    """What bash offers for the last of words, through `tierline completion bash`."""
+    script = ('source <("$TL" completion bash) || exit 9\n'
+              'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _tierline_complete\n'
+              'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    env = dict(env, TL=BIN + "/tierline", PATH=BIN + ":" + env.get("PATH", ""))
+    proc = subprocess.run(["bash", "-c", script, "bash", "tierline", *words], env=env,
+                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    check(proc.returncode == 0, "bash: %d %r" % (proc.returncode, proc.stderr))
+    return [w for w in proc.stdout.decode().split("\n") if w]
+
+
+@case
+def case_bash_completes_commands_and_options_offline():
+    relay = Relay(alice="tier1").start()
+    env = relay_env(relay)
+    # Before the relay was asked: the built-in list, without connecting.
+    check(bash_complete(env, "ru") == ["run", "runbooks"], "first word: %r" %
+          bash_complete(env, "ru"))
+    check(bash_complete(env, "ticket", "es") == ["escalate"], "a group's second word")
+    check(bash_complete(env, "report", "--") == ["--csv", "--help", "--json", "--since",
+                                                "--until"], "options: %r" %
+          bash_complete(env, "report", "--"))
+    check(bash_complete(env, "evidence", "get", "T-1", "-") == ["--help", "--output"],
+          "the console's own options: %r" % bash_complete(env, "evidence", "get", "T-1", "-"))
+    check(bash_complete(env, "--u") == ["--user"], "global options")
+    check(bash_complete(env, "--relay", "h", "tick") == ["ticket", "tickets"],
+          "after global options")
+    check(bash_complete(env, "ticket", "note", "T-1", "some") == [], "a positional")
+    check(relay.exec_lines() == [], "completion connected to the relay")
+    # Once the relay listed alice's commands, completion offers those only: tier 1 has no run.
+    expect(console("help", env=env), 0, "help")
+    check(bash_complete(env, "ru") == ["runbooks"], "after help: %r" % bash_complete(env, "ru"))
+    # Bad input: another shell is refused; a bad word number gives nothing.
+    out, err = expect(console("completion", "zsh", env=env), 2, "completion zsh")
+    check(out == b"" and "only bash" in err, "zsh: %r" % err)
+    for words in (["0", "tierline"], ["5", "tierline"], ["x"], []):
+        out, _ = expect(console("__complete", *words, env=env), 2, "__complete %r" % words)
+        check(out == b"", "__complete %r printed %r" % (words, out))
+
+
 # ---- the relay's host key ----------------------------------------------------------------
 
 @case
