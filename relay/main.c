@@ -27,6 +27,7 @@ struct serve_args {
     const char *data, *listen, *ssh_listen, *log_level_word;
     uint64_t heartbeat_ms, handshake_timeout_ms;
     uint64_t ssh_max_connections, ssh_preauth_per_address, ssh_auth_timeout_ms; /* 0: default */
+    uint64_t ssh_keepalive_ms, ssh_idle_timeout_ms;                             /* 0: default */
     enum tl_log_level log_level;
 };
 
@@ -54,6 +55,8 @@ static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
         .ssh_max_connections = (uint32_t)args.ssh_max_connections,
         .ssh_preauth_per_address = (uint32_t)args.ssh_preauth_per_address,
         .ssh_auth_timeout_ms = (uint32_t)args.ssh_auth_timeout_ms,
+        .ssh_keepalive_ms = (uint32_t)args.ssh_keepalive_ms,
+        .ssh_idle_timeout_ms = (uint32_t)args.ssh_idle_timeout_ms,
     };
     if (args.log_level_word != NULL)
         tl_log_set_level(args.log_level);
@@ -108,6 +111,12 @@ static const tl_admin_command_t serve = {
                     SERVE_NUMBER(
                         "ssh-auth-timeout-ms", ssh_auth_timeout_ms, 1000, 600000,
                         "how long an SSH client has to log in, 1000..600000 (default 20000)"),
+                    SERVE_NUMBER("ssh-keepalive-ms", ssh_keepalive_ms, 1000, 3600000,
+                                 "how often a logged-in SSH client is asked whether it is still "
+                                 "there; three unanswered end it, 1000..3600000 (default 15000)"),
+                    SERVE_NUMBER("ssh-idle-timeout-ms", ssh_idle_timeout_ms, 1000, 86400000,
+                                 "an SSH connection whose channels carried nothing for this long "
+                                 "is closed, 1000..86400000 (default 1800000: 30 minutes)"),
                     {.name = "log-level",
                      .metavar = "LEVEL",
                      .help = "debug, info, warn or error",

@@ -150,6 +150,8 @@ static int start_technicians(struct relay *relay)
         .max_sessions = relay->config.ssh_max_connections,
         .max_preauth_per_address = relay->config.ssh_preauth_per_address,
         .auth_timeout_ms = relay->config.ssh_auth_timeout_ms,
+        .keepalive_ms = relay->config.ssh_keepalive_ms,
+        .idle_timeout_ms = relay->config.ssh_idle_timeout_ms,
     };
     relay->ssh = tl_ssh_front_start(relay->loop, &config, &rc);
     if (relay->ssh == NULL) {

@@ -29,6 +29,8 @@ typedef struct tl_relay_config {
     uint32_t ssh_max_connections;
     uint32_t ssh_preauth_per_address;
     uint32_t ssh_auth_timeout_ms;
+    uint32_t ssh_keepalive_ms;    /* 0: TL_SSH_DEFAULT_KEEPALIVE_MS */
+    uint32_t ssh_idle_timeout_ms; /* 0: TL_SSH_DEFAULT_IDLE_TIMEOUT_MS */
 } tl_relay_config_t;
 
 #define TL_RELAY_DEFAULT_HEARTBEAT_MS 20000u

@@ -130,6 +130,7 @@ static void consume_output(tl_exec_t *exec, size_t len)
     head->start += len;
     exec->buffered -= len;
     exec->bytes_sent += len;
+    exec->conn->last_activity = uv_now(exec->conn->front->loop);
     if (head->start < head->end)
         return;
     exec->head = head->next;
@@ -270,6 +271,7 @@ static int on_channel_data(ssh_session session, ssh_channel channel, void *data,
                            int is_stderr, void *userdata)
 {
     tl_exec_t *exec = userdata;
+    exec->conn->last_activity = uv_now(exec->conn->front->loop);
     if (is_stderr)
         return (int)len;
     if (!exec_keeps_input(exec)) {

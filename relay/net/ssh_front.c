@@ -70,6 +70,7 @@
 
 static void conn_service(struct conn *conn);
 static void on_conn_poll(uv_poll_t *handle, int status, int events);
+static void on_keepalive(uv_timer_t *timer);
 static void on_idle(uv_idle_t *idle);
 static void front_maybe_done(tl_ssh_front_t *front);
 
@@ -173,7 +174,9 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
     snprintf(technician.address, sizeof technician.address, "%s", conn->address);
     conn->technician = technician;
     conn->authenticated = 1;
-    uv_timer_stop(&conn->auth_timer);
+    /* From here the timer keeps the connection honest: keepalives and the idle limit. */
+    conn->last_received = conn->last_activity = uv_now(front->loop);
+    uv_timer_start(&conn->auth_timer, on_keepalive, front->keepalive_ms, front->keepalive_ms);
     tl__ssh_source_release(conn);
     /* Keys the client tried first (an agent holding several) were not an attack. */
     tl__ssh_limit_forgive(front, conn->address, conn->counted_at, conn->counted);
@@ -425,10 +428,46 @@ static void on_conn_poll(uv_poll_t *handle, int status, int events)
                           uv_strerror(status));
         conn->closing = 1;
     } else {
+        if (events & UV_READABLE)
+            conn->last_received = uv_now(conn->front->loop);
         ssh_event_dopoll(conn->event, 0);
         conn_progress_kex(conn);
     }
     conn_service(conn);
+}
+
+/* Closes an authenticated connection, telling the client why in the DISCONNECT message. */
+static void close_live(struct conn *conn, const char *reason, const char *message)
+{
+    tl_log_peer_info(conn->address, "ssh connection ended addr=%s user=%s reason=%s", conn->address,
+                     conn->technician.name, reason);
+    ssh_session_set_disconnect_message(conn->session, message);
+    conn->closing = 1;
+    tl__ssh_queue_service(conn);
+}
+
+static void on_keepalive(uv_timer_t *timer)
+{
+    struct conn *conn = timer->data;
+    tl_ssh_front_t *front = conn->front;
+    if (!conn->authenticated || conn->closing)
+        return;
+    uint64_t now = uv_now(front->loop);
+    if (now - conn->last_received >= (uint64_t)front->keepalive_ms * TL_SSH_KEEPALIVE_MISSES) {
+        close_live(conn, "keepalive", "no answer to keepalives");
+        return;
+    }
+    if (now - conn->last_activity >= front->idle_timeout_ms) {
+        char message[96];
+        snprintf(message, sizeof message, "closed after %u s with no data on its channels",
+                 front->idle_timeout_ms / 1000);
+        close_live(conn, "idle", message);
+        return;
+    }
+    /* keepalive@openssh.com, wanting a reply: the answer is the byte that shows it is there. */
+    if (ssh_send_keepalive(conn->session) == SSH_ERROR)
+        conn->closing = 1;
+    tl__ssh_queue_service(conn);
 }
 
 static void on_auth_timeout(uv_timer_t *timer)
@@ -641,6 +680,9 @@ tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t 
                                          : TL_SSH_DEFAULT_PREAUTH_PER_ADDRESS;
     front->auth_timeout_ms =
         config->auth_timeout_ms ? config->auth_timeout_ms : TL_SSH_DEFAULT_AUTH_TIMEOUT_MS;
+    front->keepalive_ms = config->keepalive_ms ? config->keepalive_ms : TL_SSH_DEFAULT_KEEPALIVE_MS;
+    front->idle_timeout_ms =
+        config->idle_timeout_ms ? config->idle_timeout_ms : TL_SSH_DEFAULT_IDLE_TIMEOUT_MS;
     tl_listener_config_t listen = {
         .address = config->listen, .name = "ssh", .on_accept = on_accept, .ctx = front};
     front->listener = tl_listener_start(loop, &listen, &rc);

@@ -65,6 +65,14 @@ typedef struct tl_ssh_front_config {
     uint32_t max_sessions;            /* connections at once; 0: TL_SSH_DEFAULT_MAX_SESSIONS */
     uint32_t max_preauth_per_address; /* 0: TL_SSH_DEFAULT_PREAUTH_PER_ADDRESS */
     uint32_t auth_timeout_ms; /* connect to authenticated; 0: TL_SSH_DEFAULT_AUTH_TIMEOUT_MS */
+    /*
+     * After login: a keepalive every keepalive_ms (0: TL_SSH_DEFAULT_KEEPALIVE_MS); a client
+     * from which not a byte came for TL_SSH_KEEPALIVE_MISSES of them is gone ("keepalive"). A
+     * connection whose channels carried no data either way for idle_timeout_ms is closed
+     * ("idle"; 0: TL_SSH_DEFAULT_IDLE_TIMEOUT_MS). docs/technicians.md "Limits".
+     */
+    uint32_t keepalive_ms;
+    uint32_t idle_timeout_ms;
 } tl_ssh_front_config_t;
 
 /*
@@ -81,6 +89,10 @@ typedef struct tl_ssh_front_config {
 #define TL_SSH_DEFAULT_MAX_SESSIONS 256u
 #define TL_SSH_DEFAULT_PREAUTH_PER_ADDRESS 32u
 #define TL_SSH_DEFAULT_AUTH_TIMEOUT_MS 20000u
+/* After login: keepalives, how many may go unanswered, and the idle limit (30 minutes). */
+#define TL_SSH_DEFAULT_KEEPALIVE_MS 15000u
+#define TL_SSH_KEEPALIVE_MISSES 3u
+#define TL_SSH_DEFAULT_IDLE_TIMEOUT_MS 1800000u
 
 /*
  * Failed logins allowed per client address: once TL_SSH_LOGIN_FAILURES fall

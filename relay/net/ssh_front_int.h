@@ -110,6 +110,8 @@ struct conn {
     struct preauth_source *source; /* while not authenticated */
     tl_technician_t technician;
     uint64_t login_id;        /* with on_login_ok: which login the audit outcome is for */
+    uint64_t last_received;   /* uv_now when the client last sent a byte */
+    uint64_t last_activity;   /* ... when a channel last carried data either way */
     const char *close_reason; /* a login outcome still to report, if any */
     char address[TL_ADDR_TEXT_MAX];
     char user[65];        /* last user name offered, printable */
@@ -151,6 +153,8 @@ struct tl_ssh_front {
     uint32_t max_sessions;
     uint32_t max_preauth_per_address;
     uint32_t auth_timeout_ms;
+    uint32_t keepalive_ms;
+    uint32_t idle_timeout_ms;
     ssh_bind bind;
     tl_listener_t *listener;
     uv_idle_t idle;

@@ -49,7 +49,7 @@ class Harness:
     """The front end on a free loopback port, with alice (tier1) and bob (tier2)."""
 
     def __init__(self, auth_timeout_ms=None, max_sessions=None, preauth_per_address=None,
-                 asan_quarantine_mb=8):
+                 asan_quarantine_mb=8, keepalive_ms=None, idle_timeout_ms=None):
         self.asan_quarantine_mb = asan_quarantine_mb
         self.port = free_port()
         self.host_key = os.path.join(WORK, "relay.key")
@@ -79,6 +79,10 @@ class Harness:
             self.args += ["--auth-timeout-ms", str(auth_timeout_ms)]
         if max_sessions is not None:
             self.args += ["--max-sessions", str(max_sessions)]
+        if keepalive_ms is not None:
+            self.args += ["--keepalive-ms", str(keepalive_ms)]
+        if idle_timeout_ms is not None:
+            self.args += ["--idle-timeout-ms", str(idle_timeout_ms)]
         if preauth_per_address is not None:
             self.args += ["--preauth-per-address", str(preauth_per_address)]
         self.log_path = os.path.join(WORK, "harness.log")
@@ -609,6 +613,57 @@ def case_budget_frees_at_the_pre_auth_deadline():
           "timeouts: %r" % h.logins(address="127.0.0.2"))
     expect_ok(h.ssh("alice", "echo", "in", extra=("-o", "BindAddress=127.0.0.2")), b"in\n",
               "alice once the deadline freed the budget")
+
+
+@case
+def case_an_idle_connection_is_closed_and_told_why():
+    h = Harness(keepalive_ms=300, idle_timeout_ms=1500).start()
+    # Data on a channel keeps it: a byte typed every 300 ms for twice the idle limit.
+    proc = h.ssh_popen("alice", "cat-input", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    try:
+        for _ in range(10):
+            proc.stdin.write(b"x")
+            proc.stdin.flush()
+            time.sleep(0.3)
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        out, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    check(proc.returncode == 0 and out == b"x" * 10, "typing kept it open: %r %r %r" % (
+        proc.returncode, out, err))
+    # No channel at all (ssh -N): closed once the limit passed, with the reason on the client.
+    status, out, err = h.ssh("alice", "-N", timeout=30)
+    check(status == 255 and "closed after 1 s with no data on its channels" in err,
+          "ssh -N: %d %r" % (status, err))
+    h.wait_log(r"ssh connection ended addr=127\.0\.0\.1 user=alice reason=idle")
+    # The keepalives alone do not count as activity, and a live client answers them.
+    check("reason=keepalive" not in h.log_text(), "an answering client counted as gone")
+
+
+@case
+def case_a_client_that_stops_answering_is_dropped():
+    h = Harness(keepalive_ms=300).start()
+    proc = h.ssh_popen("alice", "-N", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        h.wait_log(r"ssh login user=alice|login user=alice address=\S+ key=\S+ ok=1")
+        # A stopped client: the kernel still acknowledges, but nothing answers the keepalives.
+        proc.send_signal(signal.SIGSTOP)
+        h.wait_log(r"ssh connection ended addr=127\.0\.0\.1 user=alice reason=keepalive",
+                   timeout=30)
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    check(proc.returncode == 255, "ssh after the relay dropped it: %r" % proc.returncode)
+    # Others are still served.
+    expect_ok(h.ssh("bob", "echo", "still-here"), b"still-here\n", "bob afterwards")
 
 
 @case

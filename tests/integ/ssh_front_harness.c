@@ -3,7 +3,7 @@
  *
  *   ssh_front_harness --listen ADDR:PORT --host-key KEY --users FILE
  *                     [--auth-timeout-ms MS] [--max-sessions N] [--preauth-per-address N]
- *                     [--log-level L]
+ *                     [--keepalive-ms MS] [--idle-timeout-ms MS] [--log-level L]
  *   ssh_front_harness --print-host-key KEY   (the public key line for known_hosts)
  *
  * The users file has lines "NAME ROLE PUBKEY-LINE". Every login outcome is
@@ -560,6 +560,10 @@ int main(int argc, char **argv)
             users_path = value;
         else if (strcmp(argv[i], "--auth-timeout-ms") == 0 && value)
             config.auth_timeout_ms = (uint32_t)strtoul(value, NULL, 10);
+        else if (strcmp(argv[i], "--keepalive-ms") == 0 && value)
+            config.keepalive_ms = (uint32_t)strtoul(value, NULL, 10);
+        else if (strcmp(argv[i], "--idle-timeout-ms") == 0 && value)
+            config.idle_timeout_ms = (uint32_t)strtoul(value, NULL, 10);
         else if (strcmp(argv[i], "--max-sessions") == 0 && value)
             config.max_sessions = (uint32_t)strtoul(value, NULL, 10);
         else if (strcmp(argv[i], "--preauth-per-address") == 0 && value)
@@ -572,7 +576,8 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: ssh_front_harness --listen ADDR:PORT --host-key KEY --users "
                             "FILE [--auth-timeout-ms MS] [--max-sessions N] "
-                            "[--preauth-per-address N] [--log-level L]\n");
+                            "[--preauth-per-address N] [--keepalive-ms MS] "
+                            "[--idle-timeout-ms MS] [--log-level L]\n");
             return 2;
         }
         i++;
