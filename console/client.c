@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
+#include <libssh/server.h> /* ssh_send_keepalive, which clients may send too */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <poll.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -76,8 +78,21 @@ struct tl_client {
     char key_fingerprint[TL_FINGERPRINT_LEN];
     char error[768];
     int connected;
+    unsigned keepalive_ms;             /* 0: none */
+    struct ssh_counter_struct counter; /* bytes through the socket, libssh counting */
     struct run *run;
 };
+
+/* Keepalives that may go unanswered before the relay counts as gone, as ssh's
+ * ServerAliveCountMax. */
+#define KEEPALIVE_MISSES 3
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
 
 static void set_error(tl_client_t *client, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -160,6 +175,7 @@ int tl_client_connect(tl_client_t *client)
         set_error(client, "out of memory");
         return TL_ENOMEM;
     }
+    ssh_set_counters(client->session, &client->counter, NULL);
     if (ssh_options_set(client->session, SSH_OPTIONS_LOG_VERBOSITY, &verbosity) != SSH_OK ||
         ssh_options_set(client->session, SSH_OPTIONS_PROCESS_CONFIG, &process_config) != SSH_OK ||
         ssh_options_set(client->session, SSH_OPTIONS_HOST, client->host) != SSH_OK ||
@@ -486,11 +502,50 @@ static int flush_output(struct run *run, int stream)
     return rc;
 }
 
+/*
+ * Keepalives while a command runs: with nothing from the relay for a while, a keepalive asks for
+ * an answer; with nothing for KEEPALIVE_MISSES of them, the relay is gone (a dead network, a
+ * relay that stopped) and the command ends with TL_ETIMEOUT instead of waiting for TCP. *heard is
+ * when the relay last sent a byte (libssh's count of them moved: *seen), or when the console last
+ * left its socket unread on purpose.
+ */
+static int keep_alive(struct run *run, int64_t *heard, uint64_t *seen, int64_t *asked)
+{
+    tl_client_t *client = run->client;
+    int64_t now = monotonic_ms(), every = client->keepalive_ms;
+    /* Whoever read them (our poll, or libssh inside another call), bytes came. */
+    if (client->counter.in_bytes != *seen) {
+        *seen = client->counter.in_bytes;
+        *heard = now;
+    }
+    if (every == 0 || run->remote_closed)
+        return 0;
+    if (now - *heard >= every * KEEPALIVE_MISSES) {
+        set_error(client, "the relay at %s stopped answering: nothing for %lld s (keepalive %u s)",
+                  client->address, (long long)(now - *heard) / 1000, client->keepalive_ms / 1000);
+        return TL_ETIMEOUT;
+    }
+    if (now - *heard >= every && now - *asked >= every) {
+        *asked = now;
+        /* libssh sends a keepalive only once the answer to the one before was taken in (the
+         * first call may just take it): the second call sends if the first did not. */
+        if (ssh_send_keepalive(client->session) == SSH_ERROR ||
+            ssh_send_keepalive(client->session) == SSH_ERROR) {
+            set_error(client, "the connection to the relay at %s was lost: %s", client->address,
+                      ssh_reason(client));
+            return TL_ECLOSED;
+        }
+    }
+    return 0;
+}
+
 static int pump(struct run *run)
 {
     tl_client_t *client = run->client;
     const tl_exec_io_t *io = run->io;
     int ssh_fd = ssh_get_fd(client->session);
+    int64_t heard = monotonic_ms(), asked = heard;
+    uint64_t seen = client->counter.in_bytes;
     for (;;) {
         if (run->stop != 0)
             return run->stop;
@@ -535,13 +590,21 @@ static int pump(struct run *run)
             fds[n] = (struct pollfd){.fd = io->wake_fd, .events = POLLIN};
             wake_at = n++;
         }
-        if (poll(fds, (nfds_t)n, -1) < 0) {
+        if (ssh_at < 0)
+            heard = monotonic_ms(); /* not listening: silence is ours, not the relay's */
+        int wait = client->keepalive_ms > 0 ? (int)client->keepalive_ms : -1;
+        int ready = poll(fds, (nfds_t)n, wait);
+        if (ready < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
             rc = -errno;
             set_error(client, "poll failed: %s", tl_strerror(rc));
             return rc;
         }
+        if ((rc = keep_alive(run, &heard, &seen, &asked)) != 0)
+            return rc;
+        if (ready == 0)
+            continue;
         if (wake_at >= 0 && fds[wake_at].revents != 0 &&
             (rc = io->on_wake(io->wake_data, client)) != 0)
             return rc;
@@ -561,6 +624,11 @@ static int pump(struct run *run)
             }
         }
     }
+}
+
+void tl_client_set_keepalive(tl_client_t *client, unsigned seconds)
+{
+    client->keepalive_ms = seconds * 1000u;
 }
 
 int tl_client_exec(tl_client_t *client, const char *command, const tl_exec_io_t *io,

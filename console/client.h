@@ -72,6 +72,13 @@ tl_client_t *tl_client_new(const char *host, unsigned port, const char *user);
  */
 int tl_client_connect(tl_client_t *client);
 
+/*
+ * Keepalives while a command runs (tl_client_exec): a keepalive after seconds of silence from
+ * the relay, and the command ends (TL_ETIMEOUT, the reason in tl_client_error()) after three
+ * such intervals with nothing from it. 0 turns them off (the default before this is called).
+ */
+void tl_client_set_keepalive(tl_client_t *client, unsigned seconds);
+
 /* The relay's host key fingerprint, "SHA256:" + 43 base64 characters, after connect. */
 const char *tl_client_host_key(const tl_client_t *client);
 

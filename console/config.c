@@ -14,7 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const KEYS[] = {"relay", "port", "user", "identity", "host_key"};
+static const char *const KEYS[] = {"relay", "port", "user", "identity", "host_key", "keepalive"};
+#define KNOWN_KEYS "relay, port, user, identity, host_key, keepalive"
 #define KEY_COUNT (sizeof KEYS / sizeof KEYS[0])
 
 const char *tl_config_home(void)
@@ -125,6 +126,7 @@ void tl_config_defaults(tl_config_t *config)
 {
     memset(config, 0, sizeof *config);
     config->port = TL_CONFIG_DEFAULT_PORT;
+    config->keepalive = TL_CONFIG_DEFAULT_KEEPALIVE;
     const char *user = getenv("USER");
     if (user == NULL || !is_word(user, TL_CONFIG_USER_MAX)) {
         struct passwd *entry = getpwuid(getuid());
@@ -224,9 +226,19 @@ int tl_config_set(tl_config_t *config, const char *key, const char *value,
         snprintf(config->host_key_origin, sizeof config->host_key_origin, "%s",
                  origin != NULL ? origin : "");
         return 0;
+    case 5: { /* keepalive */
+        uint64_t seconds = 0;
+        if (tl_cli_parse_uint(value, 0, TL_CONFIG_KEEPALIVE_MAX, &seconds) != 0) {
+            tl_format(why, why_size, "'%.300s' is not a number of seconds, 0..%d (0: none)", value,
+                      TL_CONFIG_KEEPALIVE_MAX);
+            return TL_EINVAL;
+        }
+        config->keepalive = (unsigned)seconds;
+        config->keepalive_from = source;
+        return 0;
+    }
     default:
-        tl_format(why, why_size,
-                  "unknown setting '%.64s' (known: relay, port, user, identity, host_key)", key);
+        tl_format(why, why_size, "unknown setting '%.64s' (known: " KNOWN_KEYS ")", key);
         return TL_EINVAL;
     }
 }
@@ -277,8 +289,7 @@ static int split_setting(char *line, size_t len, char **key, char **value, char 
         return TL_EINVAL;
     }
     if (key_index(name) < 0) {
-        tl_format(why, why_size,
-                  "unknown setting '%.64s' (known: relay, port, user, identity, host_key)", name);
+        tl_format(why, why_size, "unknown setting '%.64s' (known: " KNOWN_KEYS ")", name);
         return TL_EINVAL;
     }
     if (rest[0] == '\0') {
@@ -398,7 +409,7 @@ int tl_config_apply_env(tl_config_t *config, char *why, size_t why_size)
     } vars[] = {
         {"TIERLINE_RELAY", "relay"},       {"TIERLINE_PORT", "port"},
         {"TIERLINE_USER", "user"},         {"TIERLINE_IDENTITY", "identity"},
-        {"TIERLINE_HOST_KEY", "host_key"},
+        {"TIERLINE_HOST_KEY", "host_key"}, {"TIERLINE_KEEPALIVE", "keepalive"},
     };
     char detail[512];
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {

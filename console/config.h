@@ -26,6 +26,9 @@
 #include <stddef.h>
 
 #define TL_CONFIG_DEFAULT_PORT 2222
+/* Seconds between keepalives to the relay while a command runs; 0 turns them off. */
+#define TL_CONFIG_DEFAULT_KEEPALIVE 15
+#define TL_CONFIG_KEEPALIVE_MAX 3600
 #define TL_CONFIG_HOST_MAX 253
 #define TL_CONFIG_USER_MAX 64
 #define TL_CONFIG_PATH_MAX 4096
@@ -48,6 +51,8 @@ typedef struct tl_config {
     char user[TL_CONFIG_USER_MAX + 1];
     char identity[TL_CONFIG_PATH_MAX];
     char host_key[TL_FINGERPRINT_LEN]; /* "" when nothing is pinned */
+    unsigned keepalive;                /* seconds; 0: none */
+    tl_config_source_t keepalive_from;
     tl_config_source_t relay_from, port_from, user_from, identity_from, host_key_from;
     char host_key_origin[64]; /* "TIERLINE_HOST_KEY", "--host-key" or "FILE:LINE" */
 } tl_config_t;

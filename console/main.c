@@ -95,6 +95,8 @@ static int connect_relay(struct console *console)
         return TL_EXIT_USAGE;
     }
     console->client = tl_client_new(config->relay, config->port, config->user);
+    if (console->client != NULL)
+        tl_client_set_keepalive(console->client, config->keepalive);
     if (console->client == NULL) {
         fprintf(stderr, PROGRAM ": out of memory\n");
         return TL_EXIT_FAILURE;
@@ -846,10 +848,10 @@ static void write_usage(struct console *console, FILE *out)
     fprintf(out, "\n"
                  "Settings, each overriding the one before: the config file\n"
                  "($XDG_CONFIG_HOME/tierline/config or ~/.config/tierline/config: 'key = value'\n"
-                 "lines with keys relay, port, user, identity, host_key), the environment\n"
-                 "(TIERLINE_RELAY, TIERLINE_PORT, TIERLINE_USER, TIERLINE_IDENTITY,\n"
-                 "TIERLINE_HOST_KEY), then the options before COMMAND. Defaults: port 2222, user\n"
-                 "$USER, identity ~/.ssh/id_ed25519.\n\n"
+                 "lines with keys relay, port, user, identity, host_key, keepalive), the\n"
+                 "environment (TIERLINE_RELAY, TIERLINE_PORT, TIERLINE_USER, TIERLINE_IDENTITY,\n"
+                 "TIERLINE_HOST_KEY, TIERLINE_KEEPALIVE), then the options before COMMAND.\n"
+                 "Defaults: port 2222, user $USER, identity ~/.ssh/id_ed25519, keepalive 15 s.\n\n"
                  "Exit status: the relay command's own (0 ok, 1 failed, 2 usage, 77 permission\n"
                  "denied); 255 when the relay cannot be reached, its host key is not trusted or\n"
                  "it refuses the key; 2 for the console's own usage errors.\n");

@@ -77,7 +77,8 @@ static const tl_admin_command_t serve = {
     .name = "serve",
     .usage = "serve --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--heartbeat-ms N] "
              "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
-             "[--ssh-auth-timeout-ms N] [--log-level LEVEL]",
+             "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
+             "[--log-level LEVEL]",
     .summary = "accept agents over mutual TLS 1.3, and technicians over SSH (the address chosen at "
                "init, or --ssh-listen)",
     .args =

@@ -428,8 +428,6 @@ static void on_conn_poll(uv_poll_t *handle, int status, int events)
                           uv_strerror(status));
         conn->closing = 1;
     } else {
-        if (events & UV_READABLE)
-            conn->last_received = uv_now(conn->front->loop);
         ssh_event_dopoll(conn->event, 0);
         conn_progress_kex(conn);
     }
@@ -453,6 +451,11 @@ static void on_keepalive(uv_timer_t *timer)
     if (!conn->authenticated || conn->closing)
         return;
     uint64_t now = uv_now(front->loop);
+    /* Whoever read them (our poll, or libssh inside another call), bytes came. */
+    if (conn->counter.in_bytes != conn->counted_bytes) {
+        conn->counted_bytes = conn->counter.in_bytes;
+        conn->last_received = now;
+    }
     if (now - conn->last_received >= (uint64_t)front->keepalive_ms * TL_SSH_KEEPALIVE_MISSES) {
         close_live(conn, "keepalive", "no answer to keepalives");
         return;
@@ -464,8 +467,11 @@ static void on_keepalive(uv_timer_t *timer)
         close_live(conn, "idle", message);
         return;
     }
-    /* keepalive@openssh.com, wanting a reply: the answer is the byte that shows it is there. */
-    if (ssh_send_keepalive(conn->session) == SSH_ERROR)
+    /* keepalive@openssh.com, wanting a reply: the answer is the byte that shows it is there.
+     * libssh sends one only once the answer to the one before was taken in (which the first
+     * call may do): the second call sends if the first did not. */
+    if (ssh_send_keepalive(conn->session) == SSH_ERROR ||
+        ssh_send_keepalive(conn->session) == SSH_ERROR)
         conn->closing = 1;
     tl__ssh_queue_service(conn);
 }
@@ -499,6 +505,7 @@ static void conn_start(tl_ssh_front_t *front, int fd, const char *address)
     conn->event = ssh_event_new();
     if (conn->session == NULL || conn->event == NULL)
         goto fail;
+    ssh_set_counters(conn->session, &conn->counter, NULL);
     if (ssh_bind_accept_fd(front->bind, conn->session, libssh_fd) != SSH_OK) {
         tl_log_peer_debug(address, "ssh accept failed addr=%s error=\"%s\"", address,
                           ssh_get_error(front->bind));

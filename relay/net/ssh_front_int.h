@@ -109,10 +109,12 @@ struct conn {
     unsigned counted;
     struct preauth_source *source; /* while not authenticated */
     tl_technician_t technician;
-    uint64_t login_id;        /* with on_login_ok: which login the audit outcome is for */
-    uint64_t last_received;   /* uv_now when the client last sent a byte */
-    uint64_t last_activity;   /* ... when a channel last carried data either way */
-    const char *close_reason; /* a login outcome still to report, if any */
+    uint64_t login_id;                 /* with on_login_ok: which login the audit outcome is for */
+    struct ssh_counter_struct counter; /* bytes through the socket, libssh counting */
+    uint64_t counted_bytes;            /* counter.in_bytes when on_keepalive last looked */
+    uint64_t last_received;            /* uv_now when that count last moved */
+    uint64_t last_activity;            /* ... when a channel last carried data either way */
+    const char *close_reason;          /* a login outcome still to report, if any */
     char address[TL_ADDR_TEXT_MAX];
     char user[65];        /* last user name offered, printable */
     char fingerprint[64]; /* last key offered */

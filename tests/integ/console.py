@@ -328,6 +328,42 @@ def case_stdin_is_forwarded_with_its_end():
                    input=b""), 7, "exit 7")
 
 
+@case
+def case_keepalives_notice_a_relay_that_stopped_answering():
+    relay = Relay(alice="tier2").start()
+    ticket_id, _ = make_ticket(relay)
+    start_agent(relay, {"unattended": [{"roles": ["tier2"], "scopes": ["exec"]}]})
+    env = relay_env(relay, TIERLINE_KEEPALIVE="1")
+    # A command silent for longer than three keepalives: the relay answers them, so it runs on.
+    expect(console("run", ticket_id, "--", "sh", "-c", "sleep 4; echo done", env=env), 0,
+           "a silent command")
+    # The relay stops (as a dead network would look): the console gives up within seconds.
+    proc = subprocess.Popen([BIN + "/tierline", "run", ticket_id, "--", "sleep", "60"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    STARTED.append(proc)
+    stopped = False
+    try:
+        # Running on the machine: the agent's second exec session has started.
+        def agent_sessions():
+            with open(os.path.join(WORK, "agent.log"), errors="replace") as f:
+                return f.read().count("session started channel=")
+        wait_for("the command to start", lambda: agent_sessions() >= 2)
+        relay.proc.send_signal(signal.SIGSTOP)
+        stopped = True
+        proc.wait(timeout=30)
+        err = proc.stderr.read().decode(errors="replace")
+    finally:
+        if stopped:
+            relay.proc.send_signal(signal.SIGCONT)
+    check(proc.returncode == 255 and "stopped answering" in err,
+          "console with a stopped relay: %r %r" % (proc.returncode, err))
+    # A bad setting is named.
+    _, err = expect(console("whoami", env=relay_env(relay, TIERLINE_KEEPALIVE="soon")), 2,
+                    "a bad keepalive")
+    check("TIERLINE_KEEPALIVE" in err and "not a number of seconds" in err, err)
+
+
 # ---- settings -------------------------------------------------------------------------------
 
 def write_config(text):
