@@ -256,6 +256,26 @@ int tl_kb_default_dir(char *out, size_t size)
     return TL_ENOTFOUND;
 }
 
+tl_kb_t *tl_kb_open(const char *dir, char *dir_used, size_t dir_used_size, int *err)
+{
+    char default_dir[PATH_MAX];
+    if (dir == NULL) {
+        int rc = tl_kb_default_dir(default_dir, sizeof default_dir);
+        if (rc != 0) {
+            if (err)
+                *err = rc;
+            return NULL;
+        }
+        dir = default_dir;
+    }
+    if (dir_used != NULL && tl_format(dir_used, dir_used_size, "%s", dir) != 0) {
+        if (err)
+            *err = TL_EINVAL;
+        return NULL;
+    }
+    return tl_kb_load(dir, err);
+}
+
 /* {"id","title","category","evidence","runbook"?} of a match. */
 static json_t *problem_of(const tl_kb_match_t *match)
 {
@@ -281,7 +301,7 @@ static int build(const json_t *report, const char *dir, json_t *problems, json_t
 {
     int err = 0, rc = TL_ENOMEM;
     tl_kb_match_t *matches = NULL;
-    tl_kb_t *kb = tl_kb_load(dir, &err);
+    tl_kb_t *kb = tl_kb_open(dir, NULL, 0, &err);
     if (!kb) {
         if (err == TL_ENOMEM)
             return TL_ENOMEM;

@@ -40,6 +40,14 @@ const char *tl_kb_skipped(const tl_kb_t *kb, size_t index, const char **file);
 int tl_kb_default_dir(char *out, size_t size);
 
 /*
+ * The articles this agent matches against: the one source of them for `diag` and `help`, so
+ * that published catalogues can take its place. Today: the directory dir, or tl_kb_default_dir
+ * when dir is NULL; the directory read goes to dir_used (when not NULL). NULL with *err as
+ * tl_kb_load, or TL_ENOTFOUND when there is no default directory.
+ */
+tl_kb_t *tl_kb_open(const char *dir, char *dir_used, size_t dir_used_size, int *err);
+
+/*
  * Adds to report (as `diag --json` prints it), before its "sections":
  *   "problems": [{"id", "title", "category", "evidence", "runbook"?}], the articles whose
  *               condition holds on the report (tl_kb_rank with no description), in id order;

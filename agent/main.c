@@ -53,13 +53,21 @@ static const struct command commands[] = {
      "100..3600000\n"
      "--log-level LEVEL\tdebug, info, warn or error\n",
      "tierline-agent run &\n"},
-    {"help", "help \"DESCRIPTION\" [--title TEXT] [--state DIR] [--wait-ms N] [--no-wait]",
-     "Open a ticket with diagnostics attached; print its id, then (on a terminal) attend.",
+    {"help",
+     "help \"DESCRIPTION\" [--title TEXT] [--state DIR] [--wait-ms N] [--no-wait] [--kb DIR] "
+     "[--runbooks DIR] [--fix N | --no-self-help]",
+     "Self-help first: show known problems that fit and apply a fix; else open a ticket with "
+     "diagnostics attached, print its id, then (on a terminal) attend.",
      tl_agent_cmd_help,
      "--title TEXT\tthe ticket's title (default: the description's first line)\n" STATE_OPTION
      "--wait-ms N\thow long to wait for the relay, 100..600000 (default 30000)\n"
-     "--no-wait\tdo not stay to answer technicians' requests\n",
-     "tierline-agent help \"the printer says it is offline\"\n"},
+     "--no-wait\tdo not stay to answer technicians' requests\n"
+     "--kb DIR\tthe knowledge base's articles (default share/tierline/kb)\n"
+     "--runbooks DIR\tthe runbook catalogue (default share/tierline/runbooks)\n"
+     "--fix N\tapply the fix of match N, 1..3, without asking (your consent, for scripts)\n"
+     "--no-self-help\tshow no matches: open the ticket at once\n",
+     "tierline-agent help \"the printer says it is offline\"\n"
+     "tierline-agent help \"the disk is full\" --fix 1\n"},
     {"status", "status [--state DIR] [--json]",
      "Show enrollment, whether the agent runs and is connected, and queued requests.",
      tl_agent_cmd_status, STATE_OPTION "--json\ta JSON object instead of text\n",

@@ -121,9 +121,60 @@ static int lock_shared(const char *state_dir)
     return fd >= 0 ? TL_ETIMEOUT : fd;
 }
 
+static const char *const kind_names[] = {
+    [TL_OUTBOX_TICKET] = "ticket", [TL_OUTBOX_DEFLECTION] = "deflection"};
+
+enum tl_outbox_kind tl_outbox_kind_of(json_t *request)
+{
+    const char *kind = json_string_value(json_object_get(request, "kind"));
+    return kind != NULL && strcmp(kind, kind_names[TL_OUTBOX_DEFLECTION]) == 0
+               ? TL_OUTBOX_DEFLECTION
+               : TL_OUTBOX_TICKET;
+}
+
+/* request.json of a new entry: the outbox's own members, then those of fields it does not own. */
+static json_t *request_document(const char *id, enum tl_outbox_kind kind, const char *title,
+                                const char *description, json_t *fields, const char *evidence_name,
+                                const char *evidence_kind, const char *hash, size_t evidence_len)
+{
+    static const char *const own[] = {"request", "title",    "description", "tier",
+                                      "created", "evidence", "kind"};
+    json_t *request = json_pack(
+        "{s:s, s:s, s:s, s:i, s:I, s:[{s:s, s:s, s:s, s:I, s:s}]}", "request", id, "title", title,
+        "description", description ? description : "", "tier", 1, "created", (json_int_t)time(NULL),
+        "evidence", "name", evidence_name, "kind", evidence_kind, "sha256", hash, "size",
+        (json_int_t)evidence_len, "path", "evidence-0");
+    if (request != NULL && kind == TL_OUTBOX_DEFLECTION &&
+        json_object_set_new(request, "kind", json_string(kind_names[kind])) != 0) {
+        json_decref(request);
+        return NULL;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(fields, key, value) {
+        int owned = 0;
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+            owned |= strcmp(key, own[i]) == 0;
+        if (request != NULL && !owned && json_object_set(request, key, value) != 0) {
+            json_decref(request);
+            return NULL;
+        }
+    }
+    return request;
+}
+
 int tl_outbox_add(const char *state_dir, const char *title, const char *description,
                   const char *evidence_name, const char *evidence_kind, const void *evidence,
                   size_t evidence_len, char id[TL_OUTBOX_ID_LEN])
+{
+    return tl_outbox_add_request(state_dir, TL_OUTBOX_TICKET, title, description, NULL,
+                                 evidence_name, evidence_kind, evidence, evidence_len, id);
+}
+
+int tl_outbox_add_request(const char *state_dir, enum tl_outbox_kind kind, const char *title,
+                          const char *description, json_t *fields, const char *evidence_name,
+                          const char *evidence_kind, const void *evidence, size_t evidence_len,
+                          char id[TL_OUTBOX_ID_LEN])
 {
     uint8_t random[16];
     if (RAND_bytes(random, sizeof random) != 1)
@@ -159,11 +210,8 @@ int tl_outbox_add(const char *state_dir, const char *title, const char *descript
         goto out;
     }
     made = 1;
-    json_t *request = json_pack(
-        "{s:s, s:s, s:s, s:i, s:I, s:[{s:s, s:s, s:s, s:I, s:s}]}", "request", id, "title", title,
-        "description", description ? description : "", "tier", 1, "created", (json_int_t)time(NULL),
-        "evidence", "name", evidence_name, "kind", evidence_kind, "sha256", hash, "size",
-        (json_int_t)evidence_len, "path", "evidence-0");
+    json_t *request = request_document(id, kind, title, description, fields, evidence_name,
+                                       evidence_kind, hash, evidence_len);
     text = request ? json_dumps(request, JSON_INDENT(2)) : NULL;
     json_decref(request);
     if (text == NULL) {
@@ -257,6 +305,11 @@ static int request_ok(json_t *request, const char *id)
         strcmp(json_string_value(json_object_get(request, "request")), id) != 0 ||
         !json_is_string(json_object_get(request, "title")) || !json_is_array(evidence))
         return 0;
+    json_t *kind = json_object_get(request, "kind");
+    if (kind != NULL && (!json_is_string(kind) ||
+                         (strcmp(json_string_value(kind), kind_names[TL_OUTBOX_TICKET]) != 0 &&
+                          strcmp(json_string_value(kind), kind_names[TL_OUTBOX_DEFLECTION]) != 0)))
+        return 0; /* a newer agent's request this one cannot send */
     size_t i;
     json_t *item;
     json_array_foreach(evidence, i, item) {

@@ -47,11 +47,25 @@
 int tl_outbox_add(const char *state_dir, const char *title, const char *description,
                   const char *evidence_name, const char *evidence_kind, const void *evidence,
                   size_t evidence_len, char id[TL_OUTBOX_ID_LEN]);
+/*
+ * The same with more members for request.json (an object, borrowed; NULL: none), and what the
+ * request is: TL_OUTBOX_TICKET (a ticket.create; fields may hold "selfhelp" rows) or
+ * TL_OUTBOX_DEFLECTION (a selfhelp.deflected: fields hold its members, proto/selfhelp.h;
+ * request.json then says "kind":"deflection"). Members the outbox writes itself ("request",
+ * "title", "description", "tier", "created", "evidence", "kind") are not taken from fields.
+ */
+enum tl_outbox_kind { TL_OUTBOX_TICKET = 0, TL_OUTBOX_DEFLECTION = 1 };
+int tl_outbox_add_request(const char *state_dir, enum tl_outbox_kind kind, const char *title,
+                          const char *description, json_t *fields, const char *evidence_name,
+                          const char *evidence_kind, const void *evidence, size_t evidence_len,
+                          char id[TL_OUTBOX_ID_LEN]);
+/* What a loaded request is: its "kind", TL_OUTBOX_TICKET when it has none (older entries). */
+enum tl_outbox_kind tl_outbox_kind_of(json_t *request);
 /* Ids waiting (whole entries named R-…), oldest first: a JSON array of strings. */
 int tl_outbox_list(const char *state_dir, json_t **ids);
 /*
  * The request: {"request", "title", "description", "tier", "created",
- * "evidence":[{"name","kind","sha256","size","path"}]}, checked: TL_EINVAL
+ * "evidence":[{"name","kind","sha256","size","path"}], "kind"?, ...}, checked: TL_EINVAL
  * when it does not parse or lacks a member, TL_ENOTFOUND without request.json.
  */
 int tl_outbox_load(const char *state_dir, const char *id, json_t **request);

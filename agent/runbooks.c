@@ -740,6 +740,11 @@ const char *tl_runbook_description(const tl_runbook_t *runbook)
     return runbook->description;
 }
 
+bool tl_runbook_privileged(const tl_runbook_t *runbook)
+{
+    return runbook->privileged;
+}
+
 /* ---- run requests ----------------------------------------------------------------------- */
 
 static const struct param *find_param(const tl_runbook_t *rb, const char *name)

@@ -47,6 +47,8 @@ size_t tl_runbooks_count(const tl_runbooks_t *catalogue);
 const tl_runbook_t *tl_runbooks_find(const tl_runbooks_t *catalogue, const char *name);
 /* What the runbook does: its metadata's one-line description. */
 const char *tl_runbook_description(const tl_runbook_t *runbook);
+/* Whether it needs root (its metadata's "privileged"). */
+bool tl_runbook_privileged(const tl_runbook_t *runbook);
 
 /* A checked run request: what to execute, with which parameters. */
 typedef struct tl_runbook_run {

@@ -429,8 +429,13 @@ static void send_ticket_request(tl_tunnel_t *tunnel)
     json_array_foreach(evidence, i, item) {
         json_object_del(item, "path"); /* local detail */
     }
-    json_object_set_new(body, "type", json_string(tl_control_type_name(TL_CONTROL_TICKET_CREATE)));
+    /* A deflection (self-help solved it) goes as its own message, without a ticket. */
+    enum tl_control_type type = tl_outbox_kind_of(body) == TL_OUTBOX_DEFLECTION
+                                    ? TL_CONTROL_SELFHELP_DEFLECTED
+                                    : TL_CONTROL_TICKET_CREATE;
+    json_object_set_new(body, "type", json_string(tl_control_type_name(type)));
     json_object_del(body, "created");
+    json_object_del(body, "kind");
     delivery->request_id = ++tunnel->next_request_id;
     int rc = tl_peer_send_control(tunnel->peer, delivery->request_id, body);
     json_decref(body);
@@ -943,7 +948,10 @@ static void handle_result(tl_tunnel_t *tunnel, uint32_t request_id, json_t *body
         return;
     const char *error = json_string_value(json_object_get(body, "error"));
     if (json_is_true(json_object_get(body, "ok"))) {
-        const char *ticket = json_string_value(json_object_get(body, "ticket"));
+        /* A ticket's id, or a deflection's ("F-3") for a problem self-help solved. */
+        const char *ticket = json_string_value(json_object_get(
+            body,
+            tl_outbox_kind_of(delivery->body) == TL_OUTBOX_DEFLECTION ? "deflection" : "ticket"));
         if (!ticket_ok(ticket)) {
             tl_log_warn("the relay answered a ticket id that is not one request=%s",
                         delivery->request);

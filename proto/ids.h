@@ -12,7 +12,8 @@
 
 #define TL_ID_TICKET 'T'
 #define TL_ID_DEVICE 'D'
-#define TL_ID_PROBLEM 'P' /* a known problem (docs/desk.md "Known problems") */
+#define TL_ID_PROBLEM 'P'    /* a known problem (docs/desk.md "Known problems") */
+#define TL_ID_DEFLECTION 'F' /* a problem self-help solved (docs/kb.md "Self-help") */
 /* Room for any id's text form with its NUL: prefix, '-', 19 digits. */
 #define TL_ID_TEXT 24
 

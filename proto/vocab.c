@@ -18,6 +18,7 @@ static const struct {
     [TL_CONTROL_RUNBOOKS_LIST] = {"runbooks.list", TL_ROUTE_RELAY_REQUEST},
     [TL_CONTROL_TICKETS_LIST] = {"tickets.list", TL_ROUTE_AGENT_REQUEST},
     [TL_CONTROL_TICKET_UPDATE] = {"ticket.update", TL_ROUTE_RELAY_NOTICE},
+    [TL_CONTROL_SELFHELP_DEFLECTED] = {"selfhelp.deflected", TL_ROUTE_AGENT_REQUEST},
     [TL_CONTROL_STATUS] = {"status", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_DELIVER] = {"deliver", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_PENDING] = {"pending", TL_ROUTE_LOCAL_COMMAND},

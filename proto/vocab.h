@@ -29,17 +29,18 @@ enum tl_control_route {
 enum tl_control_type {
     TL_CONTROL_UNKNOWN = 0,
     /* agent <-> relay (docs/protocol.md §7) */
-    TL_CONTROL_RESULT,          /* "result" §7.3 */
-    TL_CONTROL_WELCOME,         /* "welcome" §7.1 */
-    TL_CONTROL_ENROLL_REQUIRED, /* "enroll-required" §7.2 */
-    TL_CONTROL_TICKET_CREATE,   /* "ticket.create" §7.5 */
-    TL_CONTROL_SESSION_REQUEST, /* "session.request" §7.6 */
-    TL_CONTROL_SESSION_CANCEL,  /* "session.cancel" §7.6 */
-    TL_CONTROL_SESSION_RESIZE,  /* "session.resize" §7.7 */
-    TL_CONTROL_SESSION_ENDED,   /* "session.ended" §7.8 */
-    TL_CONTROL_RUNBOOKS_LIST,   /* "runbooks.list" §7.9 */
-    TL_CONTROL_TICKETS_LIST,    /* "tickets.list" §7.11 */
-    TL_CONTROL_TICKET_UPDATE,   /* "ticket.update" §7.12 */
+    TL_CONTROL_RESULT,             /* "result" §7.3 */
+    TL_CONTROL_WELCOME,            /* "welcome" §7.1 */
+    TL_CONTROL_ENROLL_REQUIRED,    /* "enroll-required" §7.2 */
+    TL_CONTROL_TICKET_CREATE,      /* "ticket.create" §7.5 */
+    TL_CONTROL_SESSION_REQUEST,    /* "session.request" §7.6 */
+    TL_CONTROL_SESSION_CANCEL,     /* "session.cancel" §7.6 */
+    TL_CONTROL_SESSION_RESIZE,     /* "session.resize" §7.7 */
+    TL_CONTROL_SESSION_ENDED,      /* "session.ended" §7.8 */
+    TL_CONTROL_RUNBOOKS_LIST,      /* "runbooks.list" §7.9 */
+    TL_CONTROL_TICKETS_LIST,       /* "tickets.list" §7.11 */
+    TL_CONTROL_TICKET_UPDATE,      /* "ticket.update" §7.12 */
+    TL_CONTROL_SELFHELP_DEFLECTED, /* "selfhelp.deflected" §7.13 */
     /* the agent's control socket: commands ("cmd", agent/control.h) */
     TL_CONTROL_STATUS,
     TL_CONTROL_DELIVER,

@@ -1,9 +1,12 @@
 /*
- * `tierline-agent help`: a ticket request with this machine's diagnostics
- * attached, saved in the outbox first (agent/outbox.c), then delivered by the
- * running agent through its control socket or, when none runs, once by this
- * process (docs/architecture.md "help and an unreachable relay"). From a
- * terminal it stays in attended mode (attend.c) to answer the technician.
+ * `tierline-agent help`: self-help first (docs/kb.md "Self-help"): fresh diagnostics, the
+ * articles that fit them and the user's words, shown best first, and the fix of one applied
+ * with the user's consent and checked again (agent/selfhelp.h). Solved: a deflection record,
+ * no ticket. Otherwise a ticket request with the diagnostics attached and what self-help
+ * showed and tried on it. Either is saved in the outbox first (agent/outbox.c), then delivered
+ * by the running agent through its control socket or, when none runs, once by this process
+ * (docs/architecture.md "help and an unreachable relay"). From a terminal, after a ticket
+ * opens, it stays in attended mode (attend.c) to answer the technician.
  */
 #include "agent/cmd/cmd_int.h"
 #include "agent/cmd/commands.h"
@@ -11,8 +14,10 @@
 #include "agent/control.h"
 #include "agent/diag.h"
 #include "agent/outbox.h"
+#include "agent/selfhelp.h"
 #include "agent/tunnel.h"
 #include "proto/cli.h"
+#include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/hash.h"
 #include "proto/text.h"
@@ -87,43 +92,54 @@ static void title_from(const char *description, char *title, size_t size)
         memcpy(title + len - 3, "...", 3);
 }
 
-static int collect_diagnostics(const tl_agent_state_t *state, char **text)
+/* A fresh diagnostics report of this machine. */
+static int collect_diagnostics(const tl_agent_state_t *state, json_t **report)
 {
     tl_diag_t *diag = tl_diag_new();
-    json_t *report = NULL;
     if (diag == NULL)
         return TL_ENOMEM;
     char relay[300];
     snprintf(relay, sizeof relay, "%s:%u", state->relay_host, state->relay_port);
     tl_diag_set_relay(diag, relay);
-    int rc = tl_diag_run(diag, &report);
+    int rc = tl_diag_run(diag, report);
     tl_diag_free(diag);
-    if (rc != 0)
-        return rc;
-    *text = json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-    json_decref(report);
-    return *text != NULL ? 0 : TL_ENOMEM;
+    return rc;
 }
 
-#define HELP_USAGE "help \"DESCRIPTION\" [--title TEXT] [--state DIR] [--wait-ms N] [--no-wait]"
+/* The report as the evidence file holds it. */
+static char *diagnostics_text(const json_t *report)
+{
+    return json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+}
+
+#define HELP_USAGE                                                                                 \
+    "help \"DESCRIPTION\" [--title TEXT] [--state DIR] [--wait-ms N] [--no-wait] [--kb DIR] "      \
+    "[--runbooks DIR] [--fix N | --no-self-help]"
 
 struct help_options {
     const char *dir;
     const char *title_option;
-    int no_wait;
+    const char *kb_dir;
+    const char *runbooks_dir;
+    int no_wait, no_self_help;
     uint64_t wait_ms;
+    uint64_t fix; /* --fix N: the match to apply without asking; 0: none */
     char description[8193], title_typed[201];
 };
 
 /* The description and options, checked; non-zero: the exit status, the reason printed. */
 static int help_parse(int argc, char **argv, struct help_options *help)
 {
-    const char *wait = NULL, *positional[1];
+    const char *wait = NULL, *fix = NULL, *positional[1];
     int count;
     tl_cli_option_t options[] = {{"state", &help->dir, NULL},
                                  {"title", &help->title_option, NULL},
                                  {"wait-ms", &wait, NULL},
                                  {"no-wait", NULL, &help->no_wait},
+                                 {"kb", &help->kb_dir, NULL},
+                                 {"runbooks", &help->runbooks_dir, NULL},
+                                 {"fix", &fix, NULL},
+                                 {"no-self-help", NULL, &help->no_self_help},
                                  {0}};
     int status =
         tl_cli_parse(PROGRAM, "help", HELP_USAGE, argc, argv, 1, options, positional, 1, &count);
@@ -164,30 +180,291 @@ static int help_parse(int argc, char **argv, struct help_options *help)
         fprintf(stderr, PROGRAM " help: --wait-ms wants 100..600000\n");
         return TL_EXIT_USAGE;
     }
+    if (fix != NULL && tl_cli_parse_uint(fix, 1, TL_SELFHELP_SHOWN_MAX, &help->fix) != 0) {
+        fprintf(stderr, PROGRAM " help: --fix wants the number of a match shown, 1..%d\n",
+                TL_SELFHELP_SHOWN_MAX);
+        return TL_EXIT_USAGE;
+    }
+    if (fix != NULL && help->no_self_help) {
+        fprintf(stderr, PROGRAM " help: --fix applies a self-help match; --no-self-help shows "
+                                "none\n");
+        return TL_EXIT_USAGE;
+    }
     return 0;
 }
 
-/* Gathers the diagnostics and saves the request in the outbox, its id in request. */
-static int help_save(const tl_agent_state_t *state, const struct help_options *help,
-                     char request[TL_OUTBOX_ID_LEN])
+/* What self-help did, for the ticket or the deflection. */
+struct self_help {
+    tl_kb_t *kb;
+    tl_runbooks_t *catalogue;
+    tl_kb_match_t matches[TL_SELFHELP_SHOWN_MAX];
+    size_t found;
+    tl_selfhelp_row_t rows[TL_SELFHELP_ROWS_MAX];
+    size_t row_count;
+    int solved;
+    tl_selfhelp_deflection_t deflection;
+    char *before; /* the diagnostics the problem was found on, as text */
+};
+
+static void self_help_release(struct self_help *sh)
 {
-    fprintf(stderr, "Gathering diagnostics...\n");
-    char *diagnostics = NULL;
-    int rc = collect_diagnostics(state, &diagnostics);
+    tl_kb_free(sh->kb);
+    tl_runbooks_free(sh->catalogue);
+    free(sh->before);
+}
+
+/* A row for each match shown, in the order shown. */
+static void rows_shown(struct self_help *sh)
+{
+    for (size_t i = 0; i < sh->found && sh->row_count < TL_SELFHELP_ROWS_MAX; i++) {
+        tl_selfhelp_row_t *row = &sh->rows[sh->row_count++];
+        memset(row, 0, sizeof *row);
+        snprintf(row->article, sizeof row->article, "%s", sh->matches[i].article->id);
+        snprintf(row->title, sizeof row->title, "%s", sh->matches[i].article->title);
+    }
+}
+
+/* The outcome of match index's row, one line within its limit. */
+static void row_outcome(struct self_help *sh, size_t index, const char *outcome)
+{
+    if (index < sh->row_count)
+        tl_text_clip(sh->rows[index].outcome, sizeof sh->rows[index].outcome, outcome, 0,
+                     TL_TEXT_LINE);
+}
+
+/* Asks on the terminal; 1 for yes. */
+static int ask_consent(const char *fix_text)
+{
+    char answer[32];
+    fprintf(stderr, "Apply the suggested fix %s now? [y/N] ", fix_text);
+    fflush(stderr);
+    if (fgets(answer, sizeof answer, stdin) == NULL)
+        return 0;
+    answer[strcspn(answer, "\r\n")] = '\0';
+    return strcmp(answer, "y") == 0 || strcmp(answer, "Y") == 0 || strcmp(answer, "yes") == 0;
+}
+
+/* Applies the fix of match index (its checks passed into run), then checks again. */
+static int apply_fix(const tl_agent_state_t *state, struct self_help *sh, size_t index,
+                     const tl_selfhelp_fix_t *fix, tl_runbook_run_t *run, json_t **report,
+                     int64_t shown_ms)
+{
+    const tl_article_t *article = sh->matches[index].article;
+    char fix_text[512], evidence[512], outcome[TL_SELFHELP_OUTCOME_MAX + 1];
+    tl_selfhelp_fix_text(fix, fix_text, sizeof fix_text);
+    int64_t applied_ms = tl_wall_ms();
+    fprintf(stderr, "Applying %s...\n", fix_text);
+    tl_selfhelp_ran_t ran;
+    int rc = tl_selfhelp_run_fix(run, stderr, &ran);
+    if (rc != 0) {
+        fprintf(stderr, PROGRAM " help: the runbook could not be started: %s\n", tl_strerror(rc));
+        row_outcome(sh, index, "not applied: the runbook could not be started");
+        return 0;
+    }
+    fprintf(stderr, "Checking again...\n");
+    json_t *after = NULL;
+    rc = collect_diagnostics(state, &after);
     if (rc != 0)
-        return tl__cmd_fail("help", "gathering diagnostics", rc);
+        return tl__cmd_fail("help", "gathering diagnostics again", rc);
+    json_decref(*report);
+    *report = after;
+    tl_cond_result_t recheck = tl_selfhelp_recheck(article, after, evidence, sizeof evidence);
+    int64_t rechecked_ms = tl_wall_ms();
+    tl_selfhelp_outcome(&ran, recheck, evidence, outcome);
+    if (sh->row_count < TL_SELFHELP_ROWS_MAX) {
+        tl_selfhelp_row_t *row = &sh->rows[sh->row_count++];
+        memset(row, 0, sizeof *row);
+        snprintf(row->article, sizeof row->article, "%s", article->id);
+        snprintf(row->title, sizeof row->title, "%s", article->title);
+        snprintf(row->outcome, sizeof row->outcome, "%s", outcome);
+        row->applied = 1;
+        row->fix = *fix;
+    }
+    char shown[TL_SELFHELP_OUTCOME_MAX * 4 + 8];
+    tl_text_clip(shown, sizeof shown, evidence, 0, TL_TEXT_LINE);
+    if (recheck == TL_COND_FALSE) {
+        sh->solved = 1;
+        tl_selfhelp_deflection_t *d = &sh->deflection;
+        memset(d, 0, sizeof *d);
+        snprintf(d->article, sizeof d->article, "%s", article->id);
+        snprintf(d->title, sizeof d->title, "%s", article->title);
+        d->fix = *fix;
+        d->shown_ms = shown_ms;
+        d->applied_ms = applied_ms < shown_ms ? shown_ms : applied_ms;
+        d->rechecked_ms = rechecked_ms < d->applied_ms ? d->applied_ms : rechecked_ms;
+        snprintf(d->outcome, sizeof d->outcome, "%s", TL_SELFHELP_SOLVED);
+        fprintf(stderr, "Solved: the check passes now.\n");
+    } else if (recheck == TL_COND_TRUE) {
+        fprintf(stderr, "Not solved: the problem is still there (%s).\n", shown);
+    } else {
+        fprintf(stderr, "Not solved: the check could not be made again (the diagnostics lack "
+                        "what it reads).\n");
+    }
+    return 0;
+}
+
+/* Which match to apply, checked; -1 for none (the reason said). */
+static int choose_fix(const struct help_options *help, struct self_help *sh, int interactive,
+                      tl_selfhelp_fix_t *fix, tl_runbook_run_t *run)
+{
+    char message[600];
+    size_t index = 0;
+    if (help->fix > 0) {
+        if (help->fix > sh->found) {
+            fprintf(stderr, PROGRAM " help: --fix %llu: %zu match%s shown; nothing was run\n",
+                    (unsigned long long)help->fix, sh->found, sh->found == 1 ? " was" : "es were");
+            return -1;
+        }
+        index = (size_t)help->fix - 1;
+    } else {
+        while (index < sh->found && sh->matches[index].article->runbook[0] == '\0')
+            index++;
+        if (index == sh->found)
+            return -1; /* nothing to apply: the articles say what to do */
+        if (!interactive) {
+            fprintf(stderr, "Nothing was applied: run again with --fix %zu to apply it.\n",
+                    index + 1);
+            return -1;
+        }
+    }
+    const tl_article_t *article = sh->matches[index].article;
+    int rc = tl_selfhelp_fix_from_article(article, fix);
+    if (rc == 0 && fix->runbook[0] == '\0') {
+        snprintf(message, sizeof message, "the article suggests no runbook to run");
+        rc = TL_ENOTFOUND;
+    } else if (rc != 0) {
+        snprintf(message, sizeof message, "its parameters cannot be used");
+    } else {
+        int err = 0;
+        char found_dir[4096];
+        const char *dir = help->runbooks_dir;
+        if (dir == NULL && tl_runbooks_default_dir(found_dir, sizeof found_dir) == 0)
+            dir = found_dir;
+        if (sh->catalogue == NULL && dir != NULL)
+            sh->catalogue = tl_runbooks_load(dir, &err);
+        rc =
+            tl_selfhelp_check_fix(sh->catalogue, fix, geteuid() == 0, run, message, sizeof message);
+    }
+    if (rc != 0) {
+        char shown[sizeof message * 4];
+        tl_text_clip(shown, sizeof shown, message, 0, TL_TEXT_LINE);
+        fprintf(stderr, PROGRAM " help: cannot apply the fix of match %zu: %s; nothing was run\n",
+                index + 1, shown);
+        char outcome[sizeof message + 32];
+        snprintf(outcome, sizeof outcome, "not applied: %s", message);
+        row_outcome(sh, index, outcome);
+        return -1;
+    }
+    if (help->fix == 0) {
+        char fix_text[512];
+        tl_selfhelp_fix_text(fix, fix_text, sizeof fix_text);
+        if (!ask_consent(fix_text)) {
+            fprintf(stderr, "Not applied.\n");
+            row_outcome(sh, index, "declined");
+            tl_runbooks_run_release(run);
+            return -1;
+        }
+    }
+    return (int)index;
+}
+
+/*
+ * Self-help on report (replaced by the one taken after a fix): matches shown, a fix applied
+ * with consent and checked again. 0, or the exit status of a failure to go on with.
+ */
+static int self_help(const tl_agent_state_t *state, const struct help_options *help,
+                     json_t **report, struct self_help *sh, int interactive)
+{
+    char dir[4096];
+    int err = 0;
+    sh->kb = tl_kb_open(help->kb_dir, dir, sizeof dir, &err);
+    if (sh->kb == NULL) {
+        if (err == TL_ENOMEM)
+            return tl__cmd_fail("help", "reading the knowledge base", err);
+        fprintf(stderr, "Self-help: no knowledge base to look in (%s).\n", tl_strerror(err));
+        if (help->fix > 0)
+            fprintf(stderr, PROGRAM " help: --fix %llu: no match was shown; nothing was run\n",
+                    (unsigned long long)help->fix);
+        return 0;
+    }
+    int rc = tl_selfhelp_rank(sh->kb, *report, help->description, sh->matches, &sh->found);
+    if (rc != 0)
+        return tl__cmd_fail("help", "matching the knowledge base", rc);
+    int64_t shown_ms = tl_wall_ms();
+    if (sh->found == 0) {
+        fprintf(stderr, "Self-help: no known problem matches what you describe.\n");
+        if (help->fix > 0)
+            fprintf(stderr, PROGRAM " help: --fix %llu: no match was shown; nothing was run\n",
+                    (unsigned long long)help->fix);
+        return 0;
+    }
+    fprintf(stderr, "Self-help: %zu known problem%s may be yours, best first:\n", sh->found,
+            sh->found == 1 ? "" : "s");
+    tl_buf_t *text = tl_buf_new(64 * 1024);
+    for (size_t i = 0; text != NULL && i < sh->found; i++) {
+        tl_buf_reset(text);
+        if (tl_selfhelp_describe(&sh->matches[i], i + 1, text) == 0)
+            fwrite(tl_buf_data(text), 1, tl_buf_len(text), stderr);
+    }
+    tl_buf_free(text);
+    rows_shown(sh);
+    tl_selfhelp_fix_t fix;
+    tl_runbook_run_t run = {0};
+    int index = choose_fix(help, sh, interactive, &fix, &run);
+    if (index >= 0)
+        rc = apply_fix(state, sh, (size_t)index, &fix, &run, report, shown_ms);
+    tl_runbooks_run_release(&run);
+    if (!sh->solved && rc == 0)
+        fprintf(stderr, "Opening a ticket with what was shown%s.\n",
+                index >= 0 ? " and tried" : "");
+    return rc;
+}
+
+/* Saves the ticket request (with the self-help rows) or the deflection, its id in request. */
+static int help_save(const tl_agent_state_t *state, const struct help_options *help,
+                     const json_t *report, struct self_help *sh, char request[TL_OUTBOX_ID_LEN])
+{
     char title[201];
+    char *diagnostics = sh->solved ? sh->before : diagnostics_text(report);
+    if (diagnostics == NULL)
+        return tl__cmd_fail("help", "gathering diagnostics", TL_ENOMEM);
     if (help->title_option != NULL)
         snprintf(title, sizeof title, "%s", help->title_typed);
     else
         title_from(help->description, title, 81);
     char hash[TL_SHA256_HEX_LEN];
     size_t diagnostics_len = strlen(diagnostics);
-    rc = tl_sha256_hex(diagnostics, diagnostics_len, hash);
-    if (rc == 0)
-        rc = tl_outbox_add(state->dir, title, help->description, "diagnostics.json", "diagnostics",
-                           diagnostics, diagnostics_len, request);
-    free(diagnostics);
+    json_t *fields = NULL;
+    int rc = tl_sha256_hex(diagnostics, diagnostics_len, hash);
+    if (rc == 0 && sh->solved) {
+        /* The outbox gives the record its request id: a placeholder of that shape passes the
+         * encoder's checks and is dropped. */
+        snprintf(sh->deflection.request, sizeof sh->deflection.request, "%s",
+                 "R-00000000000000000000000000000000");
+        rc = tl_selfhelp_deflection_encode(&sh->deflection, &fields);
+        if (rc == 0)
+            json_object_del(fields, "request");
+        if (rc == 0)
+            rc = tl_outbox_add_request(state->dir, TL_OUTBOX_DEFLECTION, sh->deflection.title, "",
+                                       fields, "diagnostics.json", "diagnostics", diagnostics,
+                                       diagnostics_len, request);
+    } else if (rc == 0) {
+        json_t *rows = NULL;
+        rc = sh->row_count > 0 ? tl_selfhelp_rows_encode(sh->rows, sh->row_count, &rows) : 0;
+        if (rc == 0 && rows != NULL &&
+            ((fields = json_object()) == NULL || json_object_set_new(fields, "selfhelp", rows)))
+            rc = TL_ENOMEM;
+        else
+            rows = NULL;
+        json_decref(rows);
+        if (rc == 0)
+            rc = tl_outbox_add_request(state->dir, TL_OUTBOX_TICKET, title, help->description,
+                                       fields, "diagnostics.json", "diagnostics", diagnostics,
+                                       diagnostics_len, request);
+    }
+    json_decref(fields);
+    if (!sh->solved)
+        free(diagnostics);
     if (rc != 0)
         return tl__cmd_fail("help", "saving the request", rc);
     fprintf(stderr, "Attached diagnostics.json (%zu bytes, sha256 %s) as request %s\n",
@@ -311,23 +588,66 @@ static int help_not_delivered(const tl_agent_state_t *state, struct help_run *ru
     return run->ticket[0] != '\0' ? TL_EXIT_OK : TL_EXIT_QUEUED;
 }
 
+/* The deflection is saved: where it went, in the user's words. */
+static int help_deflected(const tl_agent_state_t *state, struct help_run *run, const char *request)
+{
+    char id_shown[4 * sizeof run->ticket];
+    tl_text_clip(id_shown, sizeof id_shown, run->ticket, 0, TL_TEXT_LINE);
+    if (run->ticket[0] != '\0') {
+        fprintf(stderr, "No ticket was needed; your help desk has the record (%s).\n", id_shown);
+    } else if (run->status == TL_EINVAL) {
+        fprintf(stderr,
+                PROGRAM " help: the relay refused the record of what solved it (kept in "
+                        "%s/%s)\n",
+                state->dir, TL_STATE_OUTBOX);
+        return TL_EXIT_FAILURE;
+    } else
+        fprintf(stderr,
+                "No ticket was needed. The record for your help desk (%s) is saved in %s/%s "
+                "and will be sent when the relay can be reached.\n",
+                request, state->dir, TL_STATE_OUTBOX);
+    return TL_EXIT_OK;
+}
+
 int tl_agent_cmd_help(int argc, char **argv)
 {
     struct help_options help = {0};
     tl_agent_state_t state;
     struct help_run run = {0};
+    struct self_help sh = {0};
+    json_t *report = NULL;
     char request[TL_OUTBOX_ID_LEN], socket_path[TL_STATE_PATH_MAX];
     int status = help_parse(argc, argv, &help);
-    if (status != 0 || (status = tl__cmd_open_state("help", help.dir, 1, &state)) != 0 ||
-        (status = help_save(&state, &help, request)) != 0)
+    if (status != 0 || (status = tl__cmd_open_state("help", help.dir, 1, &state)) != 0)
+        goto out;
+    fprintf(stderr, "Gathering diagnostics...\n");
+    int rc = collect_diagnostics(&state, &report);
+    if (rc != 0) {
+        status = tl__cmd_fail("help", "gathering diagnostics", rc);
+        goto out;
+    }
+    int interactive = isatty(STDIN_FILENO);
+    if (!help.no_self_help) {
+        if ((sh.before = diagnostics_text(report)) == NULL) {
+            status = tl__cmd_fail("help", "gathering diagnostics", TL_ENOMEM);
+            goto out;
+        }
+        if ((status = self_help(&state, &help, &report, &sh, interactive)) != 0)
+            goto out;
+    }
+    if ((status = help_save(&state, &help, report, &sh, request)) != 0)
         goto out;
     tl_state_path(state.dir, TL_STATE_SOCKET, socket_path, sizeof socket_path);
     help_deliver(&state, socket_path, request, help.wait_ms, &run);
-    int interactive = !help.no_wait && isatty(STDIN_FILENO);
-    if (run.ticket[0] != '\0')
-        status = help_opened(&run, interactive, socket_path);
+    if (sh.solved)
+        status = help_deflected(&state, &run, request);
+    else if (run.ticket[0] != '\0')
+        status = help_opened(&run, interactive && !help.no_wait, socket_path);
     else
-        status = help_not_delivered(&state, &run, request, interactive, socket_path);
+        status =
+            help_not_delivered(&state, &run, request, interactive && !help.no_wait, socket_path);
 out:
+    json_decref(report);
+    self_help_release(&sh);
     return status;
 }

@@ -1,14 +1,16 @@
 /*
- * Requests from enrolled agents (docs/protocol.md §7.5, §7.11): ticket.create, with
- * the evidence it names, checked on the loop and recorded by a storage job;
- * the answer goes out only once the job is durable. tickets.list, read by a
- * storage job for the connection's own device. Requests waiting for the
- * disk are bounded per connection (TL_RELAY_MAX_REQUESTS).
+ * Requests from enrolled agents (docs/protocol.md §7.5, §7.11, §7.13): ticket.create, with
+ * the evidence it names and what self-help showed and tried, checked on the loop and recorded
+ * by a storage job; the answer goes out only once the job is durable. selfhelp.deflected, a
+ * problem self-help solved, recorded and audited the same way. tickets.list, read by a
+ * storage job for the connection's own device. Requests waiting for the disk are bounded per
+ * connection (TL_RELAY_MAX_REQUESTS).
  */
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/ids.h"
 #include "proto/log.h"
+#include "proto/selfhelp.h"
 #include "relay/desk/tickets.h"
 #include "relay/desk/timeline.h"
 #include "relay/desk/user_tickets.h"
@@ -56,6 +58,37 @@ static int check_evidence_list(json_t *list)
             return TL_EINVAL;
     }
     return 0;
+}
+
+/* The self-help rows of a request, checked (NULL member: none); TL_EINVAL when they break a
+ * limit, TL_ENOMEM. *rows is the caller's to free. */
+static int selfhelp_rows(json_t *request, tl_selfhelp_row_t **rows, size_t *count)
+{
+    *count = 0;
+    *rows = calloc(TL_SELFHELP_ROWS_MAX, sizeof **rows);
+    if (*rows == NULL)
+        return TL_ENOMEM;
+    return tl_selfhelp_rows_decode(json_object_get(request, "selfhelp"), *rows, count) == 0
+               ? 0
+               : TL_EINVAL;
+}
+
+/* What self-help showed and tried, on the new ticket's timeline and in the audit log. */
+static int record_selfhelp(tl_job_ctx_t *ctx, json_t *request, int64_t ticket_id, const char *actor,
+                           int64_t now)
+{
+    tl_selfhelp_row_t *rows = NULL;
+    size_t count = 0;
+    int rc = selfhelp_rows(request, &rows, &count);
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        json_t *details = tl_selfhelp_event_details(&rows[i]);
+        const char *kind = tl_selfhelp_event_kind(&rows[i]);
+        tl_timeline_entry_t entry = {ticket_id, now, actor, kind, kind, details, NULL};
+        rc = details != NULL ? tl_timeline_record(ctx, &entry) : TL_ENOMEM;
+        json_decref(details);
+    }
+    free(rows);
+    return rc;
 }
 
 static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
@@ -121,6 +154,8 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
         tl_timeline_entry_t opened = {ticket_id,       now,   actor, "ticket.created",
                                       "ticket.create", event, audit};
         rc = event != NULL && audit != NULL ? tl_timeline_record(ctx, &opened) : TL_ENOMEM;
+        if (rc == 0)
+            rc = record_selfhelp(ctx, request, ticket_id, actor, now);
         if (rc != 0)
             goto out;
     }
@@ -150,6 +185,90 @@ out:
     free(proposal);
     json_decref(hashes);
     json_decref(event);
+    json_decref(audit);
+    return rc;
+}
+
+/*
+ * A problem self-help solved (§7.13): the deflection row, with the fingerprint of the
+ * diagnostics it was found on when they hold one, and its audit entry, in one step; a repeat of
+ * the same request finds the row and writes nothing.
+ */
+static int run_deflection(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    json_t *request = job->request, *evidence = json_object_get(request, "evidence");
+    tl_selfhelp_deflection_t *d = malloc(sizeof *d);
+    tl_triage_proposal_t *proposal = malloc(sizeof *proposal);
+    json_t *args = NULL, *hashes = json_array(), *audit = NULL;
+    char *args_text = NULL;
+    const char *diagnostics = NULL;
+    int rc = d != NULL && proposal != NULL && hashes != NULL ? 0 : TL_ENOMEM;
+    if (rc == 0 && tl_selfhelp_deflection_decode(request, d) != 0)
+        rc = TL_EINVAL; /* checked on the loop; kept exact all the same */
+    size_t i;
+    json_t *item;
+    json_array_foreach(evidence, i, item) {
+        uint64_t size = 0;
+        const char *hash = json_string_value(json_object_get(item, "sha256"));
+        if (rc == 0)
+            rc = tl_store_upload_find(ctx->store, job->agent->device_id, hash, &size);
+        if (rc == 0 && tl_evidence_exists(ctx->evidence, hash) != 1)
+            rc = TL_ENOTFOUND;
+        if (rc == 0 && json_array_append_new(hashes, json_string(hash)) != 0)
+            rc = TL_ENOMEM;
+        if (rc == 0 && strcmp(json_string_value(json_object_get(item, "kind")), "diagnostics") == 0)
+            diagnostics = hash;
+    }
+    /* The fingerprint as a ticket with these diagnostics would get it (relay/desk/triage.h). */
+    if (rc == 0)
+        rc = tl_triage_propose(ctx->evidence, d->title, "", diagnostics, proposal);
+    if (rc == 0 && ((args = tl_selfhelp_fix_args(&d->fix)) == NULL ||
+                    (args_text = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS)) == NULL))
+        rc = TL_ENOMEM;
+    if (rc != 0)
+        goto out;
+    const char *fingerprint = proposal->fingerprint.hex[0] ? proposal->fingerprint.hex : NULL;
+    tl_deflection_new_t row = {
+        .device_id = job->agent->device_id,
+        .request_id = d->request,
+        .article = d->article,
+        .runbook = d->fix.runbook,
+        .args = args_text,
+        .fingerprint = fingerprint,
+        .shown_ms = d->shown_ms,
+        .applied_ms = d->applied_ms,
+        .rechecked_ms = d->rechecked_ms,
+        .outcome = d->outcome,
+    };
+    int64_t id = 0, now = tl_wall_ms();
+    int created = 0;
+    if ((rc = tl_store_deflection_add(ctx->store, &row, now, &id, &created)) != 0)
+        goto out;
+    char subject[TL_ID_TEXT], deflection[TL_ID_TEXT], actor[96];
+    tl_id_format(subject, TL_ID_DEVICE, job->agent->device_id);
+    tl_id_format(deflection, TL_ID_DEFLECTION, id);
+    tl__agent_actor(job->agent, actor);
+    if (created) {
+        audit = json_pack("{s:s, s:s, s:s, s:s, s:O, s:s?, s:I, s:I, s:I, s:s, s:O, s:s}",
+                          "deflection", deflection, "article", d->article, "title", d->title,
+                          "runbook", d->fix.runbook, "args", args, "fingerprint", fingerprint,
+                          "shown", (json_int_t)d->shown_ms, "applied", (json_int_t)d->applied_ms,
+                          "rechecked", (json_int_t)d->rechecked_ms, "outcome", d->outcome,
+                          "evidence", hashes, "request", d->request);
+        rc = audit != NULL ? tl_worker_audit(ctx, actor, "selfhelp.deflected", subject, audit)
+                           : TL_ENOMEM;
+        if (rc != 0)
+            goto out;
+    }
+    job->reply = json_pack("{s:s, s:b}", "deflection", deflection, "created", created);
+    rc = job->reply != NULL ? 0 : TL_ENOMEM;
+out:
+    free(d);
+    free(proposal);
+    free(args_text);
+    json_decref(args);
+    json_decref(hashes);
     json_decref(audit);
     return rc;
 }
@@ -207,7 +326,13 @@ int tl__request_handle(struct tl_agent_link *agent, const char *type,
     if (tl_control_type_lookup(type) == TL_CONTROL_TICKET_CREATE) {
         json_t *body = control->body;
         json_t *tier = json_object_get(body, "tier");
-        if (tl__json_text(body, "title", TL_STORE_MAX_TITLE, 0) == NULL ||
+        tl_selfhelp_row_t *rows = NULL;
+        size_t row_count = 0;
+        int rows_rc = selfhelp_rows(body, &rows, &row_count);
+        free(rows);
+        if (rows_rc == TL_ENOMEM)
+            return rows_rc;
+        if (rows_rc != 0 || tl__json_text(body, "title", TL_STORE_MAX_TITLE, 0) == NULL ||
             tl__json_text(body, "request", 64, 0) == NULL ||
             (json_object_get(body, "description") &&
              tl__json_text(body, "description", TL_STORE_MAX_DESCRIPTION, 1) == NULL) ||
@@ -218,6 +343,19 @@ int tl__request_handle(struct tl_agent_link *agent, const char *type,
             return 0;
         }
         return submit_request(agent, control, run_ticket_create);
+    }
+    if (tl_control_type_lookup(type) == TL_CONTROL_SELFHELP_DEFLECTED) {
+        tl_selfhelp_deflection_t *deflection = malloc(sizeof *deflection);
+        if (deflection == NULL)
+            return TL_ENOMEM;
+        int ok = tl_selfhelp_deflection_decode(control->body, deflection) == 0 &&
+                 check_evidence_list(json_object_get(control->body, "evidence")) == 0;
+        free(deflection);
+        if (!ok) {
+            send_result(agent, control->request_id, TL_EINVAL, NULL);
+            return 0;
+        }
+        return submit_request(agent, control, run_deflection);
     }
     if (tl_control_type_lookup(type) == TL_CONTROL_TICKETS_LIST)
         return submit_request(agent, control, run_tickets_list);

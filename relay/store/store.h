@@ -29,7 +29,7 @@
 typedef struct tl_store tl_store_t;
 
 /* The schema version this program writes; older files are migrated on open. */
-#define TL_STORE_SCHEMA_VERSION 5
+#define TL_STORE_SCHEMA_VERSION 6
 
 /* Field limits, enforced by the store (TL_EINVAL past them). */
 #define TL_STORE_MAX_TITLE 200
@@ -557,5 +557,48 @@ typedef struct tl_escalation_rows {
 int tl_store_escalations_between(tl_store_t *store, int64_t since_ms, int64_t until_ms,
                                  size_t max_rows, tl_escalation_rows_t *out);
 void tl_escalation_rows_free(tl_escalation_rows_t *list);
+
+/* ---- self-help's deflections (docs/kb.md "Self-help"; relay/store/store_sqlite_selfhelp.c) - */
+
+/* A problem self-help solved on a device: the fix applied and the re-check that passed. */
+typedef struct tl_deflection_new {
+    int64_t device_id;
+    const char *request_id;  /* the agent's request id (1..64 bytes): a repeat is the same row */
+    const char *article;     /* the article's id (1..48 bytes) */
+    const char *runbook;     /* the runbook applied (1..48 bytes) */
+    const char *args;        /* its parameters, a JSON object's text */
+    const char *fingerprint; /* the diagnostic fingerprint (64 hex), NULL when there is none */
+    int64_t shown_ms, applied_ms, rechecked_ms;
+    const char *outcome; /* "solved" */
+} tl_deflection_new_t;
+
+typedef struct tl_deflection_row {
+    int64_t id;
+    int64_t device_id;
+    const char *request_id;
+    const char *article;
+    const char *runbook;
+    const char *args;
+    const char *fingerprint; /* NULL: none */
+    int64_t shown_ms, applied_ms, rechecked_ms, created_ms;
+    const char *outcome;
+} tl_deflection_row_t;
+
+typedef struct tl_deflection_rows {
+    tl_deflection_row_t *rows;
+    size_t count;
+} tl_deflection_rows_t;
+
+/*
+ * Records a deflection, or finds the one the same device recorded with the same request id
+ * (*created 0). TL_EINVAL for a field out of its bounds, TL_ENOTFOUND for no such device.
+ */
+int tl_store_deflection_add(tl_store_t *store, const tl_deflection_new_t *deflection,
+                            int64_t now_ms, int64_t *id, int *created);
+/* Deflections re-checked in [since_ms, until_ms), oldest first; at most max_rows of them,
+ * TL_EFULL beyond. */
+int tl_store_deflections_between(tl_store_t *store, int64_t since_ms, int64_t until_ms,
+                                 size_t max_rows, tl_deflection_rows_t *out);
+void tl_deflection_rows_free(tl_deflection_rows_t *list);
 
 #endif

@@ -159,6 +159,25 @@ const char *const tl__sqlite_migrations[] = {
     "  PRIMARY KEY (user, ticket_id));"
     "ALTER TABLE users ADD COLUMN lead INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE users ADD COLUMN expires INTEGER;",
+    /* 5 -> 6: self-help's deflections (docs/kb.md "Self-help"): problems solved on the machine
+     * without a ticket, each with the fix applied and the re-check that passed. Self-contained:
+     * it touches no other table. */
+    "CREATE TABLE deflections ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  device_id INTEGER NOT NULL REFERENCES devices(id),"
+    "  request_id TEXT NOT NULL,"
+    "  article TEXT NOT NULL,"
+    "  runbook TEXT NOT NULL,"
+    "  args TEXT NOT NULL,"
+    "  fingerprint TEXT,"
+    "  shown INTEGER NOT NULL,"
+    "  applied INTEGER NOT NULL,"
+    "  rechecked INTEGER NOT NULL,"
+    "  outcome TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  UNIQUE (device_id, request_id));"
+    "CREATE INDEX deflections_by_time ON deflections(rechecked);"
+    "CREATE INDEX deflections_by_device ON deflections(device_id, fingerprint);",
 };
 
 const int tl__sqlite_migration_count =

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Self-help first, end to end (docs/kb.md "Self-help"): `tierline-agent help` on a machine that
+really has the problem. /var is a small ext2 image mounted in a private mount namespace
+(unshare --mount) and filled past 90%: the disks probe reads it as any disk (a tmpfs would not
+do: the probe skips memory-backed file systems). A real relay, a real enrolled agent, the
+stock OpenSSH client for the technicians. Each case runs in its own process:
+
+    selfhelp.py BIN_DIR CASE
+
+Every wait is bounded; nothing here measures speed.
+"""
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import technicians
+from technicians import Desk
+import tlcase
+from tlcase import case, check, run, wait_for
+
+ARTICLE = """---
+id: var-full-test
+title: /var is nearly full
+category: disk
+when: any disks.mounts where (mount == "/var" and used_percent > 90)
+runbook: {runbook}
+{params}
+words: full, space, var
+---
+# /var is nearly full
+
+The filler under /var takes the space; the runbook removes it.
+"""
+
+
+def write_kb(runbook="remove-filler", params="param: NAME=filler"):
+    kb = os.path.join(technicians.WORK, "kb")
+    shutil.rmtree(kb, ignore_errors=True)
+    os.makedirs(kb)
+    with open(os.path.join(kb, "var-full-test.md"), "w") as f:
+        f.write(ARTICLE.format(runbook=runbook, params=params))
+    return kb
+
+
+def write_runbooks(remove=True):
+    """remove-filler deletes /var/NAME (or does nothing with remove=False); root-only is
+    privileged."""
+    catalogue = os.path.join(technicians.WORK, "sh-runbooks")
+    os.makedirs(catalogue, exist_ok=True)
+    body = 'rm -f "/var/$TL_PARAM_NAME"\n' if remove else ":\n"
+    entries = {
+        "remove-filler": (False, "#!/bin/sh\necho \"removing /var/$TL_PARAM_NAME\"\n" + body +
+                          "echo \"\\033]0;title\\007done\"\n"),
+        "root-only": (True, "#!/bin/sh\ntouch /var/root-only-ran\n"),
+    }
+    for name, (privileged, script) in entries.items():
+        path = os.path.join(catalogue, name)
+        with open(path, "w") as f:
+            f.write(script)
+        os.chmod(path, 0o755)
+        params = [] if privileged else [{"name": "NAME", "pattern": "^[a-z]{1,16}$",
+                                         "required": True, "description": "a file under /var"}]
+        with open(path + ".json", "w") as f:
+            json.dump({"name": name, "description": "Remove a filler file from /var",
+                       "min_role": "tier3" if privileged else "tier1",
+                       "privileged": privileged, "timeout": "30s", "params": params}, f)
+    return catalogue
+
+
+def full_var_help(desk, kb, catalogue, *words, expect=0):
+    """help under a private /var: a 4 MiB ext2 image filled past 90%. (stdout, stderr, and
+    whether the filler is still there afterwards)."""
+    image = os.path.join(technicians.WORK, "var.img")
+    run("truncate", "-s", "4M", image)
+    run("mkfs.ext2", "-q", "-F", image)
+    script = ("set -e; mount -o loop \"$1\" /var; shift\n"
+              "dd if=/dev/zero of=/var/filler bs=1k count=3500 2>/dev/null\n"
+              "used=$(df -P /var | awk 'NR==2 {print $5}')\n"
+              "echo \"var-used=$used\" >&2\n"
+              "set +e; \"$@\"; status=$?\n"
+              "if [ -e /var/filler ]; then echo 'filler=present' >&2; "
+              "else echo 'filler=gone' >&2; fi\n"
+              "exit $status\n")
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", image,
+            technicians.BIN + "/tierline-agent", "help"] + list(words) + [
+        "--state", desk.agent.dir, "--kb", kb, "--runbooks", catalogue, "--wait-ms", "20000"]
+    out, err = run(*argv, expect=expect, timeout=180)
+    used = int(err.split("var-used=")[1].split("%")[0])
+    check(used > 90, "the image is not full enough: %d%%\n%s" % (used, err))
+    return out, err, "filler=present" in err
+
+
+def deflections(desk):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(desk.relay.dir, "relay.db"), uri=True)
+    try:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM deflections ORDER BY id")]
+    finally:
+        db.close()
+
+
+def ticket_count(desk):
+    return len(desk.relay.tickets())
+
+
+@case
+def case_full_var_is_fixed_by_self_help_and_no_ticket_opens():
+    desk = Desk(ticket=False)
+    kb, catalogue = write_kb(), write_runbooks()
+    out, err, filler = full_var_help(desk, kb, catalogue, "my disk is full", "--fix", "1")
+    # The match, its evidence and the fix were shown; the fix ran, its output escaped.
+    check("1. /var is nearly full (article var-full-test)" in err and
+          "disks.mounts[/var].used_percent = " in err and
+          "suggested fix: remove-filler (NAME=filler)" in err, "the match shown:\n" + err)
+    check("removing /var/filler" in err and "\\x1b]0;title\\x07done" in err and
+          "\x1b" not in err, "the runbook's output, escaped:\n" + err)
+    check(not filler and "Solved: the check passes now." in err, "not solved:\n" + err)
+    check(out == "" and "No ticket was needed" in err, "help said: %r %r" % (out, err))
+    check(ticket_count(desk) == 0, "a ticket opened: %r" % desk.relay.tickets())
+    rows = wait_for("the deflection on the relay", lambda: deflections(desk))
+    check(len(rows) == 1, "deflections: %r" % rows)
+    row = rows[0]
+    check(row["article"] == "var-full-test" and row["runbook"] == "remove-filler" and
+          json.loads(row["args"]) == {"NAME": "filler"} and row["outcome"] == "solved" and
+          row["shown"] <= row["applied"] <= row["rechecked"] and
+          row["request_id"].startswith("R-"), "the row: %r" % row)
+    # The diagnostics it was found on show a full /var: the desk's fingerprint of them.
+    check(row["fingerprint"] is not None and len(row["fingerprint"]) == 64,
+          "no fingerprint: %r" % row)
+    audited = [e for e in desk.audit() if e["action"] == "selfhelp.deflected"]
+    check(len(audited) == 1 and audited[0]["details"]["deflection"] == "F-%d" % row["id"] and
+          audited[0]["details"]["article"] == "var-full-test" and
+          audited[0]["subject"].startswith("D-"), "audit: %r" % audited)
+    desk.relay.verify_audit()
+    check(desk.agent.status()["queued"] == [], "still queued: %r" % desk.agent.status())
+
+
+@case
+def case_a_fix_that_does_not_help_opens_a_ticket_listing_what_was_tried():
+    desk = Desk(ticket=False)
+    kb, catalogue = write_kb(), write_runbooks(remove=False)
+    out, err, filler = full_var_help(desk, kb, catalogue, "my disk is full", "--fix", "1")
+    check(filler and "Not solved: the problem is still there (disks.mounts[/var]" in err,
+          "solved?\n" + err)
+    ticket = out.strip()
+    check(ticket.startswith("T-"), "no ticket: %r\n%s" % (out, err))
+    check(deflections(desk) == [], "a deflection for an unsolved problem")
+    desk.ssh("alice", "ticket", "take", ticket)
+    desk.ssh("alice", "ticket", "escalate", ticket, "--to", "tier2", "--reason",
+             "'self-help did not free /var'")
+    shown = desk.ssh_json("bob", "ticket", "show", ticket)
+    rows = shown["escalation"]["summary"]["self_help"]
+    check([(r["event"], r["article"], r["title"], r["by"].startswith("agent:D-"))
+           for r in rows] == [("shown", "kb:var-full-test", "/var is nearly full", True),
+                              ("applied", "kb:var-full-test", "/var is nearly full", True)],
+          "self_help rows: %r" % rows)
+    check(rows[0]["outcome"] is None and
+          rows[1]["outcome"].startswith("not solved: the problem is still there "
+                                        "(disks.mounts[/var]"), "outcomes: %r" % rows)
+    check(shown["escalation"]["summary"]["tried"] >= 3, "tried: %r" % shown["escalation"])
+    kinds = [e["action"] for e in desk.audit()]
+    check(kinds.count("selfhelp.shown") == 1 and kinds.count("selfhelp.applied") == 1,
+          "audit: %r" % kinds)
+    desk.relay.verify_audit()
+
+
+@case
+def case_bad_fixes_run_nothing_and_the_ticket_still_opens():
+    desk = Desk(ticket=False)
+    catalogue = write_runbooks()
+    attempts = [
+        # (article's runbook and params, help's words, what the error says)
+        (("remove-filler", "param: NAME=filler"), ["--fix", "3"],
+         "--fix 3: 1 match was shown; nothing was run"),
+        (("root-only", ""), ["--fix", "1"],
+         "runbook root-only is privileged: self-help never runs it"),
+        (("no-such-runbook", ""), ["--fix", "1"],
+         "no runbook named 'no-such-runbook' in this machine's catalogue"),
+        (("remove-filler", "param: NAME=../etc"), ["--fix", "1"],
+         "parameter NAME='../etc' does not match"),
+    ]
+    for (runbook, params), words, said in attempts:
+        kb = write_kb(runbook, params)
+        before = ticket_count(desk)
+        out, err, filler = full_var_help(desk, kb, catalogue, "my disk is full", *words)
+        check(said in err and "nothing was run" in err, "no clear error for %r:\n%s" %
+              (words, err))
+        check(filler and "Applying" not in err, "something ran for %r:\n%s" % (runbook, err))
+        check(out.strip().startswith("T-") and ticket_count(desk) == before + 1,
+              "no ticket for %r: %r" % (runbook, out))
+    check(deflections(desk) == [], "a deflection: %r" % deflections(desk))
+    # Without a terminal and without --fix nothing is applied; --no-self-help shows nothing.
+    kb = write_kb()
+    _, err, filler = full_var_help(desk, kb, catalogue, "my disk is full")
+    check(filler and "run again with --fix 1" in err and "Applying" not in err, err)
+    _, err, filler = full_var_help(desk, kb, catalogue, "my disk is full", "--no-self-help")
+    check(filler and "Self-help" not in err, err)
+    # Usage errors come before anything is gathered or sent.
+    for words in (["--fix", "0"], ["--fix", "x"], ["--fix", "1", "--no-self-help"]):
+        _, err = run(technicians.BIN + "/tierline-agent", "help", "full", "--state",
+                     desk.agent.dir, *words, expect=2)
+        check("--fix" in err or "--no-self-help" in err, "usage: %r" % err)
+
+
+@case
+def case_a_request_without_self_help_opens_a_ticket_without_rows():
+    """--no-self-help sends a request as an older agent does, with no selfhelp member: the
+    ticket opens as before, with no self-help row on it."""
+    desk = Desk(ticket=False)
+    out, _ = run(technicians.BIN + "/tierline-agent", "help", "the printer is offline",
+                 "--no-self-help", "--state", desk.agent.dir, "--wait-ms", "20000", timeout=120)
+    ticket = out.strip()
+    check(ticket.startswith("T-"), "no ticket: %r" % out)
+    shown = desk.ssh_json("alice", "ticket", "show", ticket)
+    kinds = [e["kind"] for e in shown["events"]]
+    check("ticket.created" in kinds and not any(k.startswith("selfhelp.") for k in kinds),
+          "events: %r" % kinds)
+
+
+def setup_globals(bin_dir, work):
+    technicians.setup_globals(bin_dir, work)
+
+
+if __name__ == "__main__":
+    sys.exit(tlcase.main("selfhelp.py BIN_DIR", "tl-selfhelp-", setup_globals, track_popen=True,
+                         home=True))
