@@ -3,7 +3,9 @@
 enrolled agent on which the technicians' diagnostics, runbooks and commands really run, the
 stock OpenSSH client for every technician, the relay's admin command for the vendor's access.
 
-The user asks for help; tier 1 answers, runs diagnostics and a runbook, and escalates; tier 2
+The user asks for help and self-help tries first: the machine really has a full /var (a small
+image mounted in a private mount namespace, as in selfhelp.py), the matching article's fix is
+applied and does not help, so the ticket opens with what was shown and tried; tier 1 answers, runs diagnostics and a runbook, and escalates; tier 2
 sees all of that without asking, runs a command, finds a known problem and escalates; tier 3
 sees both tiers' work, hands the ticket to the vendor with a follow-up; the vendor sees the
 ticket and answers; tier 3 resolves it and the report counts it. At each hand-over the next
@@ -16,6 +18,7 @@ Every wait is bounded; nothing here measures speed.
 import json
 import sys
 
+import selfhelp
 import technicians
 from technicians import Desk, write_catalogue, write_policy
 import tlcase
@@ -42,9 +45,20 @@ def tried(summary):
 
 @case
 def case_a_ticket_lives_from_the_user_to_the_vendor_and_into_the_report():
-    desk = Desk(agent_options=["--policy", write_policy(POLICY), "--runbooks",
-                               write_catalogue()])
-    t = desk.ticket
+    desk = Desk(ticket=False, agent_options=["--policy", write_policy(POLICY), "--runbooks",
+                                             write_catalogue()])
+
+    # Tier 0: self-help on the machine; its fix frees nothing, so a ticket opens with the rows.
+    out, err, filler = selfhelp.full_var_help(desk, selfhelp.write_kb(),
+                                              selfhelp.write_runbooks(remove=False),
+                                              "my disk is full and printing stopped", "--fix", "1")
+    check(filler and "Not solved" in err, "self-help: %r" % err)
+    t = out.strip()
+    check(t == "T-1", "the ticket: %r\n%s" % (out, err))
+    shown = desk.ssh_json("alice", "ticket", "show", t)
+    tried_by_user = [e["kind"] for e in shown["events"] if e["kind"].startswith("selfhelp.")]
+    check(tried_by_user == ["selfhelp.shown", "selfhelp.applied"],
+          "tier 1 sees what the user tried: %r" % tried_by_user)
 
     # Tier 1: the ticket is in alice's queue; she takes it, answers, checks and tries a fix.
     check(queue(desk, "alice") == [t], "tier 1's queue")
@@ -65,7 +79,8 @@ def case_a_ticket_lives_from_the_user_to_the_vendor_and_into_the_report():
           first["reason"] == "restart did not bring the queue back", "the move: %r" %
           {k: v for k, v in first.items() if k != "summary"})
     check(tried(first["summary"]) == [("diagnostics", "agent:D-1"), ("diagnostics", "tech:alice"),
-                                      ("runbooks", "tech:alice")],
+                                      ("runbooks", "tech:alice"), ("self_help", "agent:D-1"),
+                                      ("self_help", "agent:D-1")],
           "tier 2 sees: %r" % tried(first["summary"]))
     _, text, _ = desk.ssh("bob", "ticket", "show", t)
     check("say-word" in text and "restart did not bring the queue back" in text,
@@ -86,7 +101,8 @@ def case_a_ticket_lives_from_the_user_to_the_vendor_and_into_the_report():
     check(second["from_tier"] == 2 and second["to_tier"] == 3 and second["by"] == "tech:bob",
           "the second move: %r" % {k: v for k, v in second.items() if k != "summary"})
     check(tried(second["summary"]) == [("diagnostics", "agent:D-1"), ("diagnostics", "tech:alice"),
-                                       ("commands", "tech:bob"), ("runbooks", "tech:alice")],
+                                       ("commands", "tech:bob"), ("runbooks", "tech:alice"),
+                                       ("self_help", "agent:D-1"), ("self_help", "agent:D-1")],
           "tier 3 sees: %r" % tried(second["summary"]))
     check(second["summary"]["commands"][0]["argv"] == ["sh", "-c", "echo queue-stalled"],
           "the command: %r" % second["summary"]["commands"])
@@ -138,8 +154,8 @@ def case_a_ticket_lives_from_the_user_to_the_vendor_and_into_the_report():
 
     # Every step is in the audit log, which still verifies.
     actions = [e["action"] for e in desk.audit() if e["subject"] in (t, "P-1")]
-    for step in ("ticket.create", "ticket.escalate", "problem.open", "ticket.vendor",
-                 "problem.state"):
+    for step in ("ticket.create", "selfhelp.shown", "selfhelp.applied", "ticket.escalate",
+                 "problem.open", "ticket.vendor", "problem.state"):
         check(step in actions, "%s missing from the audit log: %r" % (step, actions))
     check(actions.count("ticket.escalate") == 2, "escalations audited: %r" % actions)
     desk.relay.verify_audit()
