@@ -68,6 +68,7 @@ static const struct {
                               "hand a ticket to an outside vendor",
                               0,
                               {1, 1, 1, 0, 0, 0}},
+    [TL_CAP_KB_READ] = {"kb.read", "list and read knowledge-base articles", 0, {1, 1, 1, 0, 1, 1}},
 };
 
 static int role_valid(int role)

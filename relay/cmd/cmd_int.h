@@ -57,9 +57,10 @@ struct cmd {
     int from_vendor;
     /* the queues (tickets), assignment and classification */
     int unassigned, breaching, follow_up_due;
-    char account[65];     /* ticket assign: whom to */
-    int severity;         /* ticket classify --severity: 1..4, 0 if not given */
-    const char *category; /* ticket classify --category */
+    char account[65];       /* ticket assign: whom to */
+    int severity;           /* ticket classify --severity: 1..4, 0 if not given */
+    const char *category;   /* ticket classify --category, kb --category */
+    const char *article_id; /* kb show ID */
     /* session commands (relay/sessions/sessions.h) */
     tl_session_request_t session;
     tl_cli_words_t words;    /* run: the command; fix: its NAME=VALUE words */
@@ -131,6 +132,8 @@ extern const struct tl__command tl__cmd_diag, tl__cmd_run, tl__cmd_join, tl__cmd
 extern const struct tl__command tl__cmd_ticket_escalate;
 extern const struct tl__command tl__cmd_problems, tl__cmd_problem_open, tl__cmd_problem_link,
     tl__cmd_problem_show, tl__cmd_problem_workaround, tl__cmd_problem_state;
+/* kb.c */
+extern const struct tl__command tl__cmd_kb, tl__cmd_kb_show;
 /* ... and the table of them all, in the order help lists them (table.c). */
 extern const struct tl__command *const tl__commands[];
 extern const size_t tl__command_count;
