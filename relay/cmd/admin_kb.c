@@ -13,6 +13,7 @@
 #include "proto/format.h"
 #include "proto/fsutil.h"
 #include "proto/hash.h"
+#include "proto/log.h"
 #include "proto/names.h"
 #include "proto/runbooks.h"
 #include "proto/text.h"
@@ -312,7 +313,14 @@ static int kb_add(const struct kb_args *args)
         snprintf(catalogue_dir, sizeof catalogue_dir, "%s", args->runbooks);
     else if (tl_runbooks_default_dir(catalogue_dir, sizeof catalogue_dir) != 0)
         catalogue_dir[0] = '\0';
-    if (catalogue_dir[0] != '\0' && (catalogue = tl_runbooks_load(catalogue_dir, &rc)) == NULL) {
+    /* Entries it skips are worth a line (warn); that it loaded is not, at the admin's prompt. */
+    enum tl_log_level level = tl_log_get_level();
+    if (level < TL_LOG_WARN)
+        tl_log_set_level(TL_LOG_WARN);
+    if (catalogue_dir[0] != '\0')
+        catalogue = tl_runbooks_load(catalogue_dir, &rc);
+    tl_log_set_level(level);
+    if (catalogue_dir[0] != '\0' && catalogue == NULL) {
         fprintf(stderr, PROGRAM " kb add: the runbook catalogue %s cannot be read: %s\n",
                 catalogue_dir, tl_strerror(rc));
         goto out;
