@@ -14,7 +14,7 @@
 #define TL_AGENT_SELFHELP_H
 
 #include "agent/kb.h"
-#include "agent/runbooks.h"
+#include "proto/runbooks.h"
 #include "proto/buf.h"
 #include "proto/kbmatch.h"
 #include "proto/selfhelp.h"

@@ -18,7 +18,7 @@
 #ifndef TL_SESSION_INT_H
 #define TL_SESSION_INT_H
 
-#include "agent/runbooks.h"
+#include "proto/runbooks.h"
 #include "agent/session.h"
 
 #include <stdbool.h>

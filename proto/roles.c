@@ -72,6 +72,7 @@ static const struct {
                        "read the desk's report: tickets, SLA and problems by tier",
                        0,
                        {1, 1, 1, 0, 1, 1}},
+    [TL_CAP_KB_READ] = {"kb.read", "list and read knowledge-base articles", 0, {1, 1, 1, 0, 1, 1}},
 };
 
 static int role_valid(int role)

@@ -39,6 +39,7 @@ enum tl_capability {
     TL_CAP_PROBLEMS_MANAGE, /* open problems, set their workaround and state */
     TL_CAP_TICKET_VENDOR,   /* hand a ticket to an outside vendor (ticket vendor) */
     TL_CAP_REPORT,          /* read the desk's report */
+    TL_CAP_KB_READ,         /* list and read knowledge-base articles (kb, kb show) */
     TL_CAP_COUNT
 };
 

@@ -41,6 +41,8 @@ trap cleanup EXIT INT TERM
 
 echo "== relay: init and serve on 127.0.0.1:$port, technicians' SSH on 127.0.0.1:$ssh_port (data in $relay_dir)"
 "$bin/tierline-relay" init --data "$relay_dir" --listen "127.0.0.1:$port"
+echo "== the knowledge base: the articles Tierline ships"
+"$bin/tierline-relay" kb add kb/*.md --data "$relay_dir"
 echo "== a technician account: alice (tier2), with a new SSH key"
 ssh-keygen -q -t ed25519 -N "" -C alice@demo -f "$dir/alice"
 "$bin/tierline-relay" user add alice --role tier2 --key "$dir/alice.pub" --data "$relay_dir"

@@ -12,7 +12,7 @@
 
 #include "agent/control.h"
 #include "agent/notify.h"
-#include "agent/runbooks.h"
+#include "proto/runbooks.h"
 #include "agent/session.h"
 #include "agent/storage.h"
 #include "agent/ticket_news.h"

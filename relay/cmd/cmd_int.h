@@ -61,7 +61,8 @@ struct cmd {
     int64_t since_ms, until_ms; /* report: the period, 0 until given or defaulted */
     int csv;                    /* report --csv */
     int severity;               /* ticket classify --severity: 1..4, 0 if not given */
-    const char *category;       /* ticket classify --category */
+    const char *category;       /* ticket classify --category, kb --category */
+    const char *article_id;     /* kb show ID */
     /* session commands (relay/sessions/sessions.h) */
     tl_session_request_t session;
     tl_cli_words_t words;    /* run: the command; fix: its NAME=VALUE words */
@@ -135,6 +136,8 @@ extern const struct tl__command tl__cmd_ticket_escalate;
 extern const struct tl__command tl__cmd_report;
 extern const struct tl__command tl__cmd_problems, tl__cmd_problem_open, tl__cmd_problem_link,
     tl__cmd_problem_show, tl__cmd_problem_workaround, tl__cmd_problem_state;
+/* kb.c */
+extern const struct tl__command tl__cmd_kb, tl__cmd_kb_show;
 /* ... and the table of them all, in the order help lists them (table.c). */
 extern const struct tl__command *const tl__commands[];
 extern const size_t tl__command_count;

@@ -38,6 +38,8 @@ const struct tl__command *const tl__commands[] = {
     &tl__cmd_problem_workaround,
     &tl__cmd_problem_state,
     &tl__cmd_report,
+    &tl__cmd_kb,
+    &tl__cmd_kb_show,
 };
 
 const size_t tl__command_count = sizeof tl__commands / sizeof tl__commands[0];

@@ -29,7 +29,7 @@
 typedef struct tl_store tl_store_t;
 
 /* The schema version this program writes; older files are migrated on open. */
-#define TL_STORE_SCHEMA_VERSION 6
+#define TL_STORE_SCHEMA_VERSION 7
 
 /* Field limits, enforced by the store (TL_EINVAL past them). */
 #define TL_STORE_MAX_TITLE 200
@@ -600,5 +600,93 @@ int tl_store_deflection_add(tl_store_t *store, const tl_deflection_new_t *deflec
 int tl_store_deflections_between(tl_store_t *store, int64_t since_ms, int64_t until_ms,
                                  size_t max_rows, tl_deflection_rows_t *out);
 void tl_deflection_rows_free(tl_deflection_rows_t *list);
+/* ---- the knowledge base (relay/store/store_sqlite_kb.c; docs/kb.md "The relay's knowledge
+ * base") ------------------------------------------------------------------------------------
+ *
+ * Articles as an admin added them: the source text whole (the article is parsed again from it
+ * wherever it is shown or sent), its SHA-256, and the columns a listing needs without parsing.
+ * Whether an article parses, and whether its runbook is in the catalogue, is checked before
+ * the store is asked.
+ */
+
+/* An article's source is at most this many bytes (proto/article.h TL_ARTICLE_TEXT_MAX). */
+#define TL_STORE_MAX_ARTICLE (64 * 1024)
+#define TL_KB_DRAFT "draft"
+#define TL_KB_PUBLISHED "published"
+
+typedef struct tl_kb_article_row {
+    const char *id; /* 1..48 of a-z 0-9 -, not starting with - */
+    const char *title;
+    const char *category;     /* proto/vocab.h */
+    const char *runbook;      /* NULL: it suggests none */
+    const char *source;       /* the file as added; NULL in listings (tl_store_kb_articles_read) */
+    const char *sha256;       /* of source, hex */
+    const char *state;        /* TL_KB_DRAFT or TL_KB_PUBLISHED */
+    int64_t revision;         /* 1, and one more each time it is replaced */
+    const char *added_by;     /* "admin", "tech:carol" */
+    int64_t added;            /* when the id was first added (ms) */
+    int64_t updated;          /* when its text last changed */
+    int64_t ticket_id;        /* the resolved ticket it was drafted from; 0: none */
+    const char *published_by; /* NULL until published */
+    int64_t published;        /* ms; 0 until published */
+    /* What self-help did with it on users' machines (filled by the agents' reports). */
+    int64_t suggested;
+    int64_t applied;
+    int64_t recheck_passed;
+} tl_kb_article_row_t;
+
+typedef struct tl_kb_article_rows {
+    tl_kb_article_row_t *rows;
+    size_t count;
+} tl_kb_article_rows_t;
+
+/*
+ * Adds an article (row->revision, the counts and the times are not read; state NULL is
+ * published, and then published_by is added_by). TL_EEXIST when the id is taken, unless
+ * replace: then its text columns, state and ticket become row's, its revision goes up by one,
+ * and when it was first added, by whom, and its counts stay. *replaced (may be NULL) says which
+ * happened. TL_EINVAL for an id, text or hash the store cannot hold.
+ */
+int tl_store_kb_article_add(tl_store_t *store, const tl_kb_article_row_t *row, int replace,
+                            int64_t now_ms, int *replaced);
+/* One article with its source; TL_ENOTFOUND. */
+int tl_store_kb_article_read(tl_store_t *store, const char *id, tl_kb_article_row_t *out);
+/* Articles in category and state (NULL: any), by id, without their source. */
+int tl_store_kb_articles_read(tl_store_t *store, const char *category, const char *state,
+                              tl_kb_article_rows_t *out);
+/* Removes an article (its outcomes stay, for the report); TL_ENOTFOUND. */
+int tl_store_kb_article_remove(tl_store_t *store, const char *id);
+
+/* The stages of self-help a device reports for an article (docs/kb.md), in funnel order. */
+typedef enum tl_kb_stage {
+    TL_KB_SUGGESTED,      /* shown to the user as a match */
+    TL_KB_APPLIED,        /* its runbook was run with the user's consent */
+    TL_KB_RECHECK_PASSED, /* the re-check found the problem gone */
+    TL_KB_RECHECK_FAILED, /* ... or still there */
+} tl_kb_stage_t;
+
+/* An outcome of self-help (row->id is not read). */
+typedef struct tl_kb_outcome_row {
+    int64_t id;
+    const char *article_id;
+    int64_t device_id; /* 0: not known */
+    int64_t time;
+    tl_kb_stage_t stage;
+    const char *runbook;     /* the runbook run; NULL */
+    const char *fingerprint; /* the diagnostic fingerprint of the problem (relay/desk); NULL */
+    int64_t ticket_id;       /* the ticket it ended in; 0: none */
+} tl_kb_outcome_row_t;
+
+/*
+ * Records an outcome and counts it on its article, when the article is still there (suggested,
+ * applied, recheck_passed; a failed re-check is counted by the funnel only). TL_EINVAL for a
+ * stage or text the store cannot hold; TL_ENOTFOUND for a device or ticket that does not exist.
+ */
+int tl_store_kb_outcome_add(tl_store_t *store, const tl_kb_outcome_row_t *row);
+/* "suggested", "applied", "recheck-passed", "recheck-failed"; NULL past them. */
+const char *tl_kb_stage_name(tl_kb_stage_t stage);
+
+void tl_kb_article_row_clear(tl_kb_article_row_t *row);
+void tl_kb_article_rows_free(tl_kb_article_rows_t *list);
 
 #endif

@@ -178,6 +178,40 @@ const char *const tl__sqlite_migrations[] = {
     "  UNIQUE (device_id, request_id));"
     "CREATE INDEX deflections_by_time ON deflections(rechecked);"
     "CREATE INDEX deflections_by_device ON deflections(device_id, fingerprint);",
+    /* 6 -> 7: the knowledge base (docs/kb.md "The relay's knowledge base"): each article's
+     * source as it was added, with its hash, its state (a draft, from a resolved ticket, until
+     * an admin publishes it) and its success counts; and the self-help outcomes those counts
+     * and the deflection funnel are made of, one row per stage a device reached. */
+    "CREATE TABLE kb_articles ("
+    "  id TEXT PRIMARY KEY,"
+    "  title TEXT NOT NULL,"
+    "  category TEXT NOT NULL,"
+    "  runbook TEXT,"
+    "  source TEXT NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  revision INTEGER NOT NULL DEFAULT 1,"
+    "  added_by TEXT NOT NULL,"
+    "  added INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  ticket_id INTEGER REFERENCES tickets(id),"
+    "  published_by TEXT,"
+    "  published INTEGER,"
+    "  suggested INTEGER NOT NULL DEFAULT 0,"
+    "  applied INTEGER NOT NULL DEFAULT 0,"
+    "  recheck_passed INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX kb_articles_by_state ON kb_articles(state, category, id);"
+    "CREATE TABLE kb_outcomes ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  article_id TEXT NOT NULL,"
+    "  device_id INTEGER REFERENCES devices(id),"
+    "  time INTEGER NOT NULL,"
+    "  stage TEXT NOT NULL,"
+    "  runbook TEXT,"
+    "  fingerprint TEXT,"
+    "  ticket_id INTEGER REFERENCES tickets(id));"
+    "CREATE INDEX kb_outcomes_by_article ON kb_outcomes(article_id, stage);"
+    "CREATE INDEX kb_outcomes_by_device ON kb_outcomes(device_id, fingerprint, time);",
 };
 
 const int tl__sqlite_migration_count =

@@ -13,7 +13,7 @@
  * at most TL_RUNBOOKS_MAX_VALUE bytes and matching the parameter's pattern
  * as a whole; every required parameter must be there. A refusal says why.
  */
-#include "agent/runbooks.h"
+#include "proto/runbooks.h"
 #include "proto/roles.h"
 #include "proto/err.h"
 

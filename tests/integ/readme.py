@@ -109,6 +109,9 @@ class Run:
 
     def substitute(self, line):
         line = line.replace("/var/lib/tierline", self.data)
+        # What `cmake --install` puts in PREFIX/share, the build stages beside its bin/.
+        line = line.replace("/usr/local/share/tierline",
+                            os.path.join(os.path.dirname(BIN), "share", "tierline"))
         line = line.replace("relay.example.com", "127.0.0.1").replace("0.0.0.0", "127.0.0.1")
         line = re.sub(r"\b7443\b", str(self.agent_port), line)
         line = re.sub(r"\b2222\b", str(self.ssh_port), line)
@@ -263,6 +266,7 @@ EXPECTATIONS = [
     (r"^tierline-relay ticket show T-1 ", expect_ok(r"^T-1  the printer says it is offline")),
     (r"^tierline-relay devices ", expect_ok(r"(?m)^D-1 +yes ")),
     (r"^tierline-relay audit-verify ", expect_ok(r"^audit log OK")),
+    (r"^tierline-relay kb add .*/kb/\*\.md ", expect_ok(r"(?m)^Added var-log-full \(disk\)")),
     (r"^tierline-relay user add bob --role tier2 ", expect_ok(r"^Added bob \(tier2\)")),
     (r"^tierline-relay host-key .*--known-hosts .*> relay.known_hosts$", known_hosts_line),
     (r"^cat relay.known_hosts >> ~/.ssh/known_hosts$", expect_ok()),

@@ -7,7 +7,7 @@
  */
 #include "tl_test.h"
 
-#include "agent/runbooks.h"
+#include "proto/runbooks.h"
 #include "proto/article.h"
 #include "proto/kbmatch.h"
 

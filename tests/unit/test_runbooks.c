@@ -6,7 +6,7 @@
  */
 #include "tl_test.h"
 
-#include "agent/runbooks.h"
+#include "proto/runbooks.h"
 #include "proto/roles.h"
 
 #include <errno.h>

@@ -370,6 +370,18 @@ static void test_version_one_file_is_migrated(void **state)
         assert_int_equal(changes.rows[i].time, when[i]);
     }
     tl_ticket_change_rows_free(&changes);
+    /* The knowledge base's tables are there too (tests/unit/test_store_kb.c has the rest). */
+    tl_kb_article_row_t article = {.id = "tmp-full",
+                                   .title = "tmp",
+                                   .category = "disk",
+                                   .source = "text",
+                                   .sha256 = HASH_A,
+                                   .added_by = "admin"};
+    TL_ASSERT_OK(tl_store_kb_article_add(f->store, &article, 0, 3000, NULL));
+    tl_kb_article_rows_t articles;
+    TL_ASSERT_OK(tl_store_kb_articles_read(f->store, NULL, NULL, &articles));
+    assert_int_equal(articles.count, 1);
+    tl_kb_article_rows_free(&articles);
 }
 
 static void test_users_add_list_disable_remove(void **state)

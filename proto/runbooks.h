@@ -6,6 +6,10 @@
  * checking a run request validates the technician's role and every argument
  * against the metadata, so what reaches the executable is only values the
  * catalogue allows.
+ *
+ * The agent loads it to run fixes; the relay loads the same catalogue to
+ * check the runbooks its knowledge-base articles suggest (docs/kb.md "The
+ * relay's knowledge base"), so both apply one set of rules.
  */
 #ifndef TL_RUNBOOKS_H
 #define TL_RUNBOOKS_H

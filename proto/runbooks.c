@@ -8,7 +8,7 @@
  * against them with the pattern wrapped as ^(...)$, so an alternation in a
  * pattern ("^a|b$") can never let a value through half-anchored.
  */
-#include "agent/runbooks.h"
+#include "proto/runbooks.h"
 
 #include "proto/cli.h"
 #include "proto/buf.h"
