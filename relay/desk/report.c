@@ -68,10 +68,23 @@ static int check_input(const tl_report_input_t *in, char *why, size_t why_size)
     if (in->until_ms <= in->since_ms)
         return fail(why, why_size, "the period ends before it starts (%lld ms long)",
                     (long long)(in->until_ms - in->since_ms));
-    size_t items = in->ticket_count + in->escalation_count + in->problem_count;
+    size_t items = in->ticket_count + in->escalation_count + in->problem_count + in->selfhelp_count;
     if (in->ticket_count > TL_REPORT_ITEMS_MAX || in->escalation_count > TL_REPORT_ITEMS_MAX ||
-        in->problem_count > TL_REPORT_ITEMS_MAX || items > TL_REPORT_ITEMS_MAX)
+        in->problem_count > TL_REPORT_ITEMS_MAX || in->selfhelp_count > TL_REPORT_ITEMS_MAX ||
+        items > TL_REPORT_ITEMS_MAX)
         return fail(why, why_size, "too many items to report: %lld", (long long)items);
+    for (size_t i = 0; i < in->selfhelp_count; i++) {
+        const tl_report_selfhelp_t *h = &in->selfhelp[i];
+        size_t len = h->article != NULL ? strlen(h->article) : 0;
+        int id_ok = len > 0 && len <= 48 &&
+                    strspn(h->article, "abcdefghijklmnopqrstuvwxyz"
+                                       "0123456789-") == len;
+        if (!id_ok || (int)h->stage < 0 || h->stage >= TL_REPORT_STAGES)
+            return fail(why, why_size,
+                        "self-help outcome %zu: an article id that is not 1..48 of a-z 0-9 -, "
+                        "or a stage out of range",
+                        i);
+    }
     for (size_t i = 0; i < in->ticket_count; i++) {
         const tl_report_ticket_t *t = &in->tickets[i];
         if (t->id <= 0 || t->tier < 0 || t->tier >= TIERS || t->severity < 1 ||
@@ -273,6 +286,88 @@ static json_t *problems_json(const tl_report_input_t *in)
     return list;
 }
 
+/* ---- the self-help funnel ------------------------------------------------------------------ */
+
+/* A funnel's counts: its stages, and what became of the passed re-checks. */
+struct funnel {
+    size_t stages[TL_REPORT_STAGES];
+    size_t deflected, came_back, watching;
+};
+
+static void funnel_add(struct funnel *f, const tl_report_input_t *in, const tl_report_selfhelp_t *h)
+{
+    f->stages[h->stage]++;
+    if (h->stage != TL_REPORT_PASSED)
+        return;
+    if (h->came_back)
+        f->came_back++;
+    else if (h->time_ms + TL_REPORT_COME_BACK_MS > in->until_ms)
+        f->watching++; /* its 72 hours have not run out by the end of the period */
+    else
+        f->deflected++;
+}
+
+static json_t *funnel_json(const struct funnel *f)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "suggested",
+                     (json_int_t)f->stages[TL_REPORT_SUGGESTED], "applied",
+                     (json_int_t)f->stages[TL_REPORT_APPLIED], "recheck_passed",
+                     (json_int_t)f->stages[TL_REPORT_PASSED], "recheck_failed",
+                     (json_int_t)f->stages[TL_REPORT_FAILED], "deflected", (json_int_t)f->deflected,
+                     "came_back", (json_int_t)f->came_back, "watching", (json_int_t)f->watching);
+}
+
+static int by_article(const void *a, const void *b)
+{
+    const tl_report_selfhelp_t *x = *(const tl_report_selfhelp_t *const *)a;
+    const tl_report_selfhelp_t *y = *(const tl_report_selfhelp_t *const *)b;
+    return strcmp(x->article, y->article);
+}
+
+/* {"total": funnel, "articles": [{"article", funnel...}]}: articles by id. */
+static json_t *selfhelp_json(const tl_report_input_t *in)
+{
+    size_t n = in->selfhelp_count;
+    const tl_report_selfhelp_t **order = n > 0 ? calloc(n, sizeof *order) : NULL;
+    json_t *articles = json_array(), *result = NULL, *total_json = NULL;
+    struct funnel total;
+    memset(&total, 0, sizeof total);
+    if (articles == NULL || (n > 0 && order == NULL))
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        order[i] = &in->selfhelp[i];
+    if (n > 1)
+        qsort(order, n, sizeof *order, by_article);
+    for (size_t i = 0; i < n;) {
+        struct funnel one;
+        memset(&one, 0, sizeof one);
+        size_t end = i;
+        for (; end < n && strcmp(order[end]->article, order[i]->article) == 0; end++) {
+            funnel_add(&one, in, order[end]);
+            funnel_add(&total, in, order[end]);
+        }
+        json_t *row = json_pack("{s:s}", "article", order[i]->article), *counts = funnel_json(&one);
+        int failed = row == NULL || counts == NULL || json_object_update(row, counts) != 0;
+        json_decref(counts);
+        if (failed) {
+            json_decref(row);
+            goto out;
+        }
+        if (json_array_append_new(articles, row) != 0)
+            goto out;
+        i = end;
+    }
+    if ((total_json = funnel_json(&total)) == NULL)
+        goto out;
+    result = json_pack("{s:o, s:O}", "total", total_json, "articles", articles);
+    total_json = NULL;
+out:
+    json_decref(total_json);
+    json_decref(articles);
+    free(order);
+    return result;
+}
+
 int tl_report_build(const tl_report_input_t *in, json_t **out, char *why, size_t why_size)
 {
     *out = NULL;
@@ -308,12 +403,14 @@ int tl_report_build(const tl_report_input_t *in, json_t **out, char *why, size_t
             goto out;
     }
     json_t *total = cell_json(&r, TOTAL), *problems = problems_json(in);
+    json_t *selfhelp = selfhelp_json(in);
     json_t *period = json_pack("{s:I, s:I}", "since_ms", (json_int_t)in->since_ms, "until_ms",
                                (json_int_t)in->until_ms);
-    if (total == NULL || problems == NULL || period == NULL) {
+    if (total == NULL || problems == NULL || period == NULL || selfhelp == NULL) {
         json_decref(total);
         json_decref(problems);
         json_decref(period);
+        json_decref(selfhelp);
         goto out;
     }
     json_object_set_new(report, "period", period);
@@ -321,6 +418,7 @@ int tl_report_build(const tl_report_input_t *in, json_t **out, char *why, size_t
     rows = NULL;
     json_object_set_new(report, "total", total);
     json_object_set_new(report, "problems", problems);
+    json_object_set_new(report, "self_help", selfhelp);
     *out = report;
     report = NULL;
     rc = 0;
@@ -403,6 +501,45 @@ static void day(char *out, size_t size, const json_t *ms)
         tl_format(out, size, "?");
 }
 
+static const char *const funnel_columns[] = {"suggested",      "applied",   "recheck_passed",
+                                             "recheck_failed", "deflected", "came_back",
+                                             "watching"};
+#define FUNNEL_COLUMNS (sizeof funnel_columns / sizeof funnel_columns[0])
+
+/* The self-help funnel for a terminal: the whole desk's, then each article's. */
+static int write_selfhelp_text(const json_t *selfhelp, FILE *out)
+{
+    const json_t *total = json_object_get(selfhelp, "total");
+    if (fprintf(out,
+                "\nSelf-help: %lld suggested, %lld applied, %lld re-checks passed (%lld failed); "
+                "%lld deflected, %lld came back within 72 h, %lld within their 72 h\n",
+                member_int(total, "suggested"), member_int(total, "applied"),
+                member_int(total, "recheck_passed"), member_int(total, "recheck_failed"),
+                member_int(total, "deflected"), member_int(total, "came_back"),
+                member_int(total, "watching")) < 0)
+        return TL_EIO;
+    const json_t *articles = json_object_get(selfhelp, "articles");
+    if (json_array_size(articles) == 0)
+        return 0;
+    if (fprintf(out, "%-32s %9s %7s %6s %6s %9s %9s %8s\n", "ARTICLE", "SUGGESTED", "APPLIED",
+                "PASSED", "FAILED", "DEFLECTED", "CAME-BACK", "WATCHING") < 0)
+        return TL_EIO;
+    size_t i;
+    const json_t *row;
+    json_array_foreach(articles, i, row) {
+        char article[200];
+        tl_text_clip(article, sizeof article, json_string_value(json_object_get(row, "article")),
+                     32, TL_TEXT_LINE);
+        if (fprintf(out, "%-32s %9lld %7lld %6lld %6lld %9lld %9lld %8lld\n", article,
+                    member_int(row, "suggested"), member_int(row, "applied"),
+                    member_int(row, "recheck_passed"), member_int(row, "recheck_failed"),
+                    member_int(row, "deflected"), member_int(row, "came_back"),
+                    member_int(row, "watching")) < 0)
+            return TL_EIO;
+    }
+    return 0;
+}
+
 int tl_report_write_text(const json_t *report, FILE *out)
 {
     const json_t *period = json_object_get(report, "period");
@@ -426,8 +563,11 @@ int tl_report_write_text(const json_t *report, FILE *out)
     if (text_row(out, "all", json_object_get(report, "total")) != 0)
         return TL_EIO;
     const json_t *problems = json_object_get(report, "problems");
-    if (json_array_size(problems) == 0)
-        return fprintf(out, "\nNo known problems.\n") < 0 ? TL_EIO : 0;
+    if (json_array_size(problems) == 0) {
+        if (fprintf(out, "\nNo known problems.\n") < 0)
+            return TL_EIO;
+        return write_selfhelp_text(json_object_get(report, "self_help"), out);
+    }
     if (fprintf(out, "\nKnown problems by tickets:\n%-8s %7s %7s %-13s %s\n", "PROBLEM", "TICKETS",
                 "DEVICES", "STATE", "TITLE") < 0)
         return TL_EIO;
@@ -441,7 +581,7 @@ int tl_report_write_text(const json_t *report, FILE *out)
                     title) < 0)
             return TL_EIO;
     }
-    return 0;
+    return write_selfhelp_text(json_object_get(report, "self_help"), out);
 }
 
 /* A CSV field: quoted when it holds a comma, quote or line break; a leading = + - @ is made
@@ -549,5 +689,30 @@ int tl_report_write_csv(const json_t *report, FILE *out)
         if (rc != 0)
             return rc;
     }
-    return 0;
+    /* The self-help funnel follows as a third table: one line per article, then "all". */
+    if (fputs("\r\narticle", out) < 0)
+        return TL_EIO;
+    for (size_t c = 0; c < FUNNEL_COLUMNS; c++)
+        if (fprintf(out, ",%s", funnel_columns[c]) < 0)
+            return TL_EIO;
+    if (fputs("\r\n", out) < 0)
+        return TL_EIO;
+    const json_t *selfhelp = json_object_get(report, "self_help");
+    json_array_foreach(json_object_get(selfhelp, "articles"), i, row) {
+        /* An article id is [a-z0-9-] (proto/article.h): nothing to quote or escape. */
+        if (fputs(json_string_value(json_object_get(row, "article")), out) < 0)
+            return TL_EIO;
+        for (size_t c = 0; c < FUNNEL_COLUMNS; c++)
+            if (fprintf(out, ",%lld", member_int(row, funnel_columns[c])) < 0)
+                return TL_EIO;
+        if (fputs("\r\n", out) < 0)
+            return TL_EIO;
+    }
+    if (fputs("all", out) < 0)
+        return TL_EIO;
+    for (size_t c = 0; c < FUNNEL_COLUMNS; c++)
+        if (fprintf(out, ",%lld",
+                    member_int(json_object_get(selfhelp, "total"), funnel_columns[c])) < 0)
+            return TL_EIO;
+    return fputs("\r\n", out) < 0 ? TL_EIO : 0;
 }

@@ -53,6 +53,29 @@ typedef struct tl_report_problem {
     size_t devices;    /* distinct devices among them */
 } tl_report_problem_t;
 
+/* How long after a passed re-check a new ticket from the device means the fix did not hold. */
+#define TL_REPORT_COME_BACK_MS (72LL * 3600000)
+
+/* The stages of self-help (docs/kb.md "Self-help"), in funnel order. */
+typedef enum tl_report_stage {
+    TL_REPORT_SUGGESTED, /* an article was shown to the user as a match */
+    TL_REPORT_APPLIED,   /* its fix was run with the user's consent */
+    TL_REPORT_PASSED,    /* the re-check found the problem gone */
+    TL_REPORT_FAILED,    /* ... or still there */
+    TL_REPORT_STAGES
+} tl_report_stage_t;
+
+/* One stage an article reached on a device. */
+typedef struct tl_report_selfhelp {
+    const char *article; /* its id */
+    tl_report_stage_t stage;
+    int64_t time_ms;
+    /* TL_REPORT_PASSED: a ticket came from that device for the same problem (the same
+     * diagnostic fingerprint; any ticket when the re-check had none) within
+     * TL_REPORT_COME_BACK_MS after, and before the end of the period. */
+    int came_back;
+} tl_report_selfhelp_t;
+
 typedef struct tl_report_input {
     int64_t since_ms; /* the period is [since_ms, until_ms) */
     int64_t until_ms;
@@ -62,6 +85,8 @@ typedef struct tl_report_input {
     size_t escalation_count;
     const tl_report_problem_t *problems;
     size_t problem_count;
+    const tl_report_selfhelp_t *selfhelp; /* the stages stamped in the period */
+    size_t selfhelp_count;
 } tl_report_input_t;
 
 /*

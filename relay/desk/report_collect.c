@@ -99,6 +99,28 @@ int tl_report_ticket_from(const tl_ticket_row_t *row, const tl_ticket_change_row
     return rc;
 }
 
+int tl_report_came_back(const tl_ticket_rows_t *tickets, int64_t device_id, const char *fingerprint,
+                        int64_t time_ms, int64_t until_ms)
+{
+    for (size_t i = 0; i < tickets->count; i++) {
+        const tl_ticket_row_t *t = &tickets->rows[i];
+        if (t->device_id != device_id || t->created <= time_ms || t->created >= until_ms ||
+            t->created - time_ms > TL_REPORT_COME_BACK_MS)
+            continue;
+        if (fingerprint == NULL ||
+            (t->fingerprint != NULL && strcmp(t->fingerprint, fingerprint) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+static const tl_report_stage_t stage_of[] = {
+    [TL_KB_SUGGESTED] = TL_REPORT_SUGGESTED,
+    [TL_KB_APPLIED] = TL_REPORT_APPLIED,
+    [TL_KB_RECHECK_PASSED] = TL_REPORT_PASSED,
+    [TL_KB_RECHECK_FAILED] = TL_REPORT_FAILED,
+};
+
 static int by_ticket(const void *a, const void *b)
 {
     const tl_escalation_row_t *x = a, *y = b;
@@ -140,6 +162,9 @@ int tl_report_collect(tl_store_t *store, const tl_sla_config_t *config, int64_t 
         rc = tl_store_tickets_read(store, NULL, &data->ticket_rows);
     if (rc == 0)
         rc = tl_store_problems_read(store, NULL, &data->problem_rows);
+    if (rc == 0)
+        rc = tl_store_kb_outcomes_between(store, since_ms, until_ms, TL_REPORT_ITEMS_MAX,
+                                          &data->outcome_rows);
     if (rc == 0 && (data->ticket_rows.count > TL_REPORT_ITEMS_MAX ||
                     data->problem_rows.count > TL_REPORT_ITEMS_MAX))
         rc = TL_EFULL;
@@ -155,7 +180,9 @@ int tl_report_collect(tl_store_t *store, const tl_sla_config_t *config, int64_t 
     size_t problems = data->problem_rows.count;
     if ((tickets > 0 && (data->tickets = calloc(tickets, sizeof *data->tickets)) == NULL) ||
         (moves > 0 && (data->escalations = calloc(moves, sizeof *data->escalations)) == NULL) ||
-        (problems > 0 && (data->problems = calloc(problems, sizeof *data->problems)) == NULL)) {
+        (problems > 0 && (data->problems = calloc(problems, sizeof *data->problems)) == NULL) ||
+        (data->outcome_rows.count > 0 &&
+         (data->selfhelp = calloc(data->outcome_rows.count, sizeof *data->selfhelp)) == NULL)) {
         rc = TL_ENOMEM;
         goto out;
     }
@@ -199,6 +226,16 @@ int tl_report_collect(tl_store_t *store, const tl_sla_config_t *config, int64_t 
         p->tickets = row->tickets > 0 ? (size_t)row->tickets : 0;
         p->devices = row->devices > 0 ? (size_t)row->devices : 0;
     }
+    for (size_t i = 0; i < data->outcome_rows.count; i++) {
+        const tl_kb_outcome_row_t *o = &data->outcome_rows.rows[i];
+        tl_report_selfhelp_t *h = &data->selfhelp[i];
+        h->article = o->article_id;
+        h->stage = stage_of[o->stage];
+        h->time_ms = o->time;
+        h->came_back = o->stage == TL_KB_RECHECK_PASSED &&
+                       tl_report_came_back(&data->ticket_rows, o->device_id, o->fingerprint,
+                                           o->time, until_ms);
+    }
     data->input = (tl_report_input_t){.since_ms = since_ms,
                                       .until_ms = until_ms,
                                       .tickets = data->tickets,
@@ -206,7 +243,9 @@ int tl_report_collect(tl_store_t *store, const tl_sla_config_t *config, int64_t 
                                       .escalations = data->escalations,
                                       .escalation_count = moved,
                                       .problems = data->problems,
-                                      .problem_count = listed};
+                                      .problem_count = listed,
+                                      .selfhelp = data->selfhelp,
+                                      .selfhelp_count = data->outcome_rows.count};
 out:
     tl_ticket_change_rows_free(&changes);
     if (rc != 0)
@@ -219,6 +258,8 @@ void tl_report_data_free(tl_report_data_t *data)
     free(data->tickets);
     free(data->escalations);
     free(data->problems);
+    free(data->selfhelp);
+    tl_kb_outcome_rows_free(&data->outcome_rows);
     tl_ticket_rows_free(&data->ticket_rows);
     tl_problem_rows_free(&data->problem_rows);
     tl_escalation_rows_free(&data->escalation_rows);

@@ -37,21 +37,31 @@ int tl_report_ticket_from(const tl_ticket_row_t *row, const tl_ticket_change_row
 int tl_report_severity_at(const tl_ticket_change_row_t *changes, size_t count, int current,
                           int64_t time_ms);
 
+/* Whether a ticket of tickets came back after a re-check that passed at time_ms on device_id
+ * with fingerprint (NULL: none): the rule of tl_report_collect. */
+int tl_report_came_back(const tl_ticket_rows_t *tickets, int64_t device_id, const char *fingerprint,
+                        int64_t time_ms, int64_t until_ms);
+
 /* A report's input and the rows it points into; tl_report_data_free releases both. */
 typedef struct tl_report_data {
     tl_report_input_t input;
     tl_report_ticket_t *tickets;
     tl_report_escalation_t *escalations;
     tl_report_problem_t *problems;
+    tl_report_selfhelp_t *selfhelp;
     tl_ticket_rows_t ticket_rows;
     tl_problem_rows_t problem_rows;
     tl_escalation_rows_t escalation_rows;
+    tl_kb_outcome_rows_t outcome_rows;
 } tl_report_data_t;
 
 /*
  * The report's input for [since_ms, until_ms): every ticket created before until_ms, the
- * escalations stamped in the period, and the known problems opened before until_ms with the
- * tickets linked to them now. TL_EINVAL and why for an empty period or a ticket whose history
+ * escalations stamped in the period, the known problems opened before until_ms with the
+ * tickets linked to them now, and the self-help outcomes stamped in the period, a passed
+ * re-check marked came_back when a ticket from its device for the same problem (the same
+ * fingerprint; any ticket when it had none) was created within TL_REPORT_COME_BACK_MS after it
+ * and before until_ms. TL_EINVAL and why for an empty period or a ticket whose history
  * the clocks refuse (naming it), TL_EFULL and why beyond TL_REPORT_ITEMS_MAX items, or the
  * store's errors. Nothing is left to free on error.
  */

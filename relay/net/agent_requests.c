@@ -73,9 +73,23 @@ static int selfhelp_rows(json_t *request, tl_selfhelp_row_t **rows, size_t *coun
                : TL_EINVAL;
 }
 
-/* What self-help showed and tried, on the new ticket's timeline and in the audit log. */
+/* One self-help outcome for the report and the article's counts (docs/kb.md "Self-help"). An
+ * article id the knowledge base could not hold is left out of the counts, not the ticket. */
+static int record_outcome(tl_job_ctx_t *ctx, const tl_kb_outcome_row_t *row)
+{
+    int rc = tl_store_kb_outcome_add(ctx->store, row);
+    if (rc == TL_EINVAL) {
+        tl_log_warn("self-help outcome not counted article=%.48s reason=\"not an article id\"",
+                    row->article_id);
+        return 0;
+    }
+    return rc;
+}
+
+/* What self-help showed and tried, on the new ticket's timeline and in the audit log, and
+ * counted as outcomes on the ticket's device with its fingerprint (NULL: none). */
 static int record_selfhelp(tl_job_ctx_t *ctx, json_t *request, int64_t ticket_id, const char *actor,
-                           int64_t now)
+                           int64_t device_id, const char *fingerprint, int64_t now)
 {
     tl_selfhelp_row_t *rows = NULL;
     size_t count = 0;
@@ -86,6 +100,20 @@ static int record_selfhelp(tl_job_ctx_t *ctx, json_t *request, int64_t ticket_id
         tl_timeline_entry_t entry = {ticket_id, now, actor, kind, kind, details, NULL};
         rc = details != NULL ? tl_timeline_record(ctx, &entry) : TL_ENOMEM;
         json_decref(details);
+        tl_kb_outcome_row_t outcome = {.article_id = rows[i].article,
+                                       .device_id = device_id,
+                                       .time = now,
+                                       .stage = rows[i].applied ? TL_KB_APPLIED : TL_KB_SUGGESTED,
+                                       .runbook = rows[i].applied ? rows[i].fix.runbook : NULL,
+                                       .fingerprint = fingerprint,
+                                       .ticket_id = ticket_id};
+        if (rc == 0)
+            rc = record_outcome(ctx, &outcome);
+        /* Applied, and the re-check found the problem still there. */
+        if (rc == 0 && rows[i].applied && strncmp(rows[i].outcome, "not solved", 10) == 0) {
+            outcome.stage = TL_KB_RECHECK_FAILED;
+            rc = record_outcome(ctx, &outcome);
+        }
     }
     free(rows);
     return rc;
@@ -155,7 +183,9 @@ static int run_ticket_create(tl_job_t *base, tl_job_ctx_t *ctx)
                                       "ticket.create", event, audit};
         rc = event != NULL && audit != NULL ? tl_timeline_record(ctx, &opened) : TL_ENOMEM;
         if (rc == 0)
-            rc = record_selfhelp(ctx, request, ticket_id, actor, now);
+            rc = record_selfhelp(ctx, request, ticket_id, actor, job->agent->device_id,
+                                 proposal->fingerprint.hex[0] ? proposal->fingerprint.hex : NULL,
+                                 now);
         if (rc != 0)
             goto out;
     }
@@ -258,6 +288,18 @@ static int run_deflection(tl_job_t *base, tl_job_ctx_t *ctx)
                           "evidence", hashes, "request", d->request);
         rc = audit != NULL ? tl_worker_audit(ctx, actor, "selfhelp.deflected", subject, audit)
                            : TL_ENOMEM;
+        /* The funnel's three stages, as the machine stamped them. */
+        const tl_kb_stage_t stages[] = {TL_KB_SUGGESTED, TL_KB_APPLIED, TL_KB_RECHECK_PASSED};
+        const int64_t times[] = {d->shown_ms, d->applied_ms, d->rechecked_ms};
+        for (size_t s = 0; rc == 0 && s < 3; s++) {
+            tl_kb_outcome_row_t outcome = {.article_id = d->article,
+                                           .device_id = job->agent->device_id,
+                                           .time = times[s],
+                                           .stage = stages[s],
+                                           .runbook = s > 0 ? d->fix.runbook : NULL,
+                                           .fingerprint = fingerprint};
+            rc = record_outcome(ctx, &outcome);
+        }
         if (rc != 0)
             goto out;
     }

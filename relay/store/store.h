@@ -689,4 +689,17 @@ const char *tl_kb_stage_name(tl_kb_stage_t stage);
 void tl_kb_article_row_clear(tl_kb_article_row_t *row);
 void tl_kb_article_rows_free(tl_kb_article_rows_t *list);
 
+/* ---- the desk's report: self-help (docs/desk.md "Report") -------------------------------- */
+
+typedef struct tl_kb_outcome_rows {
+    tl_kb_outcome_row_t *rows;
+    size_t count;
+} tl_kb_outcome_rows_t;
+
+/* The self-help outcomes stamped in [since_ms, until_ms), oldest first (strings owned by the
+ * rows); at most max_rows, TL_EFULL beyond. relay/store/store_sqlite_report.c. */
+int tl_store_kb_outcomes_between(tl_store_t *store, int64_t since_ms, int64_t until_ms,
+                                 size_t max_rows, tl_kb_outcome_rows_t *out);
+void tl_kb_outcome_rows_free(tl_kb_outcome_rows_t *list);
+
 #endif

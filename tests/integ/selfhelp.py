@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 
 import technicians
 from technicians import Desk
@@ -218,6 +219,51 @@ def case_a_request_without_self_help_opens_a_ticket_without_rows():
     kinds = [e["kind"] for e in shown["events"]]
     check("ticket.created" in kinds and not any(k.startswith("selfhelp.") for k in kinds),
           "events: %r" % kinds)
+
+
+def utc_in(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+
+
+def funnel(desk, *words):
+    return desk.ssh_json("alice", "report", *words)["self_help"]["total"]
+
+
+@case
+def case_the_report_counts_each_stage_and_deflects_only_what_held():
+    desk = Desk(ticket=False)
+    kb, catalogue = write_kb(), write_runbooks()
+    # The relay's knowledge base has the article too: its counts move with the outcomes.
+    run(technicians.BIN + "/tierline-relay", "kb", "add", os.path.join(kb, "var-full-test.md"),
+        "--runbooks", catalogue, "--data", desk.relay.dir)
+    full_var_help(desk, kb, catalogue, "my disk is full", "--fix", "1")
+    wait_for("the deflection on the relay", lambda: deflections(desk))
+    now = funnel(desk)
+    check((now["suggested"], now["applied"], now["recheck_passed"], now["recheck_failed"]) ==
+          (1, 1, 1, 0) and (now["deflected"], now["came_back"], now["watching"]) == (0, 0, 1),
+          "within its 72 hours: %r" % now)
+    # Once 72 hours have passed with no ticket for it, it is a deflection.
+    later = funnel(desk, "--until", utc_in(73 * 3600))
+    check((later["deflected"], later["came_back"], later["watching"]) == (1, 0, 0),
+          "after 72 hours: %r" % later)
+    listed = desk.ssh_json("alice", "kb")
+    counts = [(a["id"], a["suggested"], a["applied"], a["recheck_passed"]) for a in listed
+              if a["id"] == "var-full-test"]
+    check(counts == [("var-full-test", 1, 1, 1)], "kb counts: %r" % listed)
+    # The same problem comes back to the desk from the same machine: not a deflection after all.
+    out, err, _ = full_var_help(desk, kb, catalogue, "my disk is full again", "--no-self-help")
+    check(out.strip().startswith("T-"), "no ticket: %r %r" % (out, err))
+    later = funnel(desk, "--until", utc_in(73 * 3600))
+    check((later["deflected"], later["came_back"]) == (0, 1), "came back: %r" % later)
+    # A fix that does not help: applied, re-check failed, no deflection.
+    write_runbooks(remove=False)
+    full_var_help(desk, kb, catalogue, "my disk is full", "--fix", "1")
+    now = funnel(desk)
+    check((now["suggested"], now["applied"], now["recheck_passed"], now["recheck_failed"]) ==
+          (2, 2, 1, 1), "a failed fix: %r" % now)
+    _, text, _ = desk.ssh("alice", "report")
+    check("Self-help: 2 suggested, 2 applied, 1 re-checks passed (1 failed)" in text and
+          "var-full-test" in text, "text: %r" % text)
 
 
 def setup_globals(bin_dir, work):

@@ -123,7 +123,7 @@ static void test_counts_each_ticket_in_its_row_and_period(void **state)
         {1, "Printer queue stuck", "investigating", 5, 1},
         {2, "Disk fills with logs", "fixed", 5, 3},
     };
-    tl_report_input_t in = {SINCE, UNTIL, tickets, 6, escalations, 3, problems, 3};
+    tl_report_input_t in = {SINCE, UNTIL, tickets, 6, escalations, 3, problems, 3, NULL, 0};
     json_t *report = build(&in);
 
     const json_t *t1 = row_of(report, 1, "S3");
@@ -185,8 +185,13 @@ static void test_same_data_gives_the_same_bytes(void **state)
         b[i] = a[(i * 17) % 40]; /* the same tickets in another order */
     tl_report_problem_t pa[] = {{1, "one", "fixed", 3, 1}, {2, "two", "fixed", 3, 1}};
     tl_report_problem_t pb[] = {pa[1], pa[0]};
-    tl_report_input_t in_a = {SINCE, UNTIL, a, 40, NULL, 0, pa, 2};
-    tl_report_input_t in_b = {SINCE, UNTIL, b, 40, NULL, 0, pb, 2};
+    tl_report_selfhelp_t ha[] = {{"tmp-full", TL_REPORT_SUGGESTED, SINCE + HOUR, 0},
+                                 {"cups-stopped", TL_REPORT_PASSED, SINCE + 2 * HOUR, 0},
+                                 {"tmp-full", TL_REPORT_APPLIED, SINCE + 3 * HOUR, 0},
+                                 {"cups-stopped", TL_REPORT_PASSED, SINCE + 4 * HOUR, 1}};
+    tl_report_selfhelp_t hb[] = {ha[3], ha[1], ha[0], ha[2]};
+    tl_report_input_t in_a = {SINCE, UNTIL, a, 40, NULL, 0, pa, 2, ha, 4};
+    tl_report_input_t in_b = {SINCE, UNTIL, b, 40, NULL, 0, pb, 2, hb, 4};
     json_t *ra = build(&in_a), *rb = build(&in_b);
     int (*writers[])(const json_t *, FILE *) = {tl_report_write_json, tl_report_write_csv,
                                                 tl_report_write_text};
@@ -212,7 +217,7 @@ static void test_other_parties_text_is_made_harmless(void **state)
         {1, "=HYPERLINK(\"http://x\"),\"evil\"", "investigating", 2, 1},
         {2, "title\x1b]0;owned\x07 with escape", "known-error", 1, 1},
     };
-    tl_report_input_t in = {SINCE, UNTIL, NULL, 0, NULL, 0, problems, 2};
+    tl_report_input_t in = {SINCE, UNTIL, NULL, 0, NULL, 0, problems, 2, NULL, 0};
     json_t *report = build(&in);
     char *csv = written(tl_report_write_csv, report);
     assert_non_null(
@@ -235,7 +240,7 @@ static void test_other_parties_text_is_made_harmless(void **state)
 static void test_an_empty_period_reports_zeros_and_no_times(void **state)
 {
     (void)state;
-    tl_report_input_t in = {SINCE, UNTIL, NULL, 0, NULL, 0, NULL, 0};
+    tl_report_input_t in = {SINCE, UNTIL, NULL, 0, NULL, 0, NULL, 0, NULL, 0};
     json_t *report = build(&in);
     assert_int_equal(json_array_size(json_object_get(report, "rows")), 0);
     const json_t *total = json_object_get(report, "total");
@@ -252,6 +257,61 @@ static void test_an_empty_period_reports_zeros_and_no_times(void **state)
     json_decref(report);
 }
 
+/* The funnel counts each stage, and a passed re-check is deflected only once 72 hours passed
+ * without the problem coming back to the desk. */
+static void test_self_help_funnel_counts_only_what_held(void **state)
+{
+    (void)state;
+    tl_report_selfhelp_t stages[] = {
+        {"var-full", TL_REPORT_SUGGESTED, SINCE + HOUR, 0},
+        {"var-full", TL_REPORT_APPLIED, SINCE + HOUR, 0},
+        {"var-full", TL_REPORT_PASSED, SINCE + HOUR, 0}, /* held: deflected */
+        {"var-full", TL_REPORT_SUGGESTED, SINCE + 2 * HOUR, 0},
+        {"var-full", TL_REPORT_APPLIED, SINCE + 2 * HOUR, 0},
+        {"var-full", TL_REPORT_PASSED, SINCE + 2 * HOUR, 1}, /* a ticket came: not deflected */
+        {"cups-stopped", TL_REPORT_SUGGESTED, UNTIL - 10 * HOUR, 0},
+        {"cups-stopped", TL_REPORT_APPLIED, UNTIL - 10 * HOUR, 0},
+        {"cups-stopped", TL_REPORT_PASSED, UNTIL - 10 * HOUR, 0}, /* its 72 h run on */
+        {"dns-down", TL_REPORT_SUGGESTED, SINCE + 3 * HOUR, 0},
+        {"dns-down", TL_REPORT_APPLIED, SINCE + 3 * HOUR, 0},
+        {"dns-down", TL_REPORT_FAILED, SINCE + 3 * HOUR, 0},
+    };
+    tl_report_input_t in = {SINCE, UNTIL, NULL, 0, NULL, 0, NULL, 0, stages, 12};
+    json_t *report = build(&in);
+    const json_t *selfhelp = json_object_get(report, "self_help");
+    const json_t *total = json_object_get(selfhelp, "total");
+    assert_int_equal(member(total, "suggested"), 4);
+    assert_int_equal(member(total, "applied"), 4);
+    assert_int_equal(member(total, "recheck_passed"), 3);
+    assert_int_equal(member(total, "recheck_failed"), 1);
+    assert_int_equal(member(total, "deflected"), 1);
+    assert_int_equal(member(total, "came_back"), 1);
+    assert_int_equal(member(total, "watching"), 1);
+    /* Per article, by id. */
+    const json_t *articles = json_object_get(selfhelp, "articles");
+    assert_int_equal(json_array_size(articles), 3);
+    const char *ids[] = {"cups-stopped", "dns-down", "var-full"};
+    const json_int_t deflected[] = {0, 0, 1}, watching[] = {1, 0, 0};
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *row = json_array_get(articles, i);
+        assert_string_equal(json_string_value(json_object_get(row, "article")), ids[i]);
+        assert_int_equal(member(row, "deflected"), deflected[i]);
+        assert_int_equal(member(row, "watching"), watching[i]);
+    }
+    /* The text and CSV carry it too. */
+    char *text = written(tl_report_write_text, report);
+    assert_non_null(strstr(text, "Self-help: 4 suggested, 4 applied, 3 re-checks passed (1 "
+                                 "failed); 1 deflected, 1 came back within 72 h, 1 within their "
+                                 "72 h\n"));
+    char *csv = written(tl_report_write_csv, report);
+    assert_non_null(strstr(csv, "\r\narticle,suggested,applied,recheck_passed,recheck_failed,"
+                                "deflected,came_back,watching\r\ncups-stopped,1,1,1,0,0,0,1\r\n"));
+    assert_non_null(strstr(csv, "\r\nall,4,4,3,1,1,1,1\r\n"));
+    free(text);
+    free(csv);
+    json_decref(report);
+}
+
 static void test_bad_input_is_refused_with_its_reason(void **state)
 {
     (void)state;
@@ -260,17 +320,24 @@ static void test_bad_input_is_refused_with_its_reason(void **state)
     tl_report_ticket_t bad_severity = ticket(3, 1, 1, 0, SINCE, HOUR, 0, 4 * HOUR);
     tl_report_escalation_t bad_escalation = {1, SINCE, 1, 7, 2};
     tl_report_problem_t untitled = {4, NULL, "fixed", 1, 1};
+    tl_report_selfhelp_t bad_article = {"Tmp Full\x1b", TL_REPORT_APPLIED, SINCE, 0};
+    tl_report_selfhelp_t bad_stage = {"tmp-full", TL_REPORT_STAGES, SINCE, 0};
     struct {
         tl_report_input_t in;
         const char *why;
     } cases[] = {
-        {{UNTIL, SINCE, &good, 1, NULL, 0, NULL, 0}, "the period ends before it starts"},
-        {{SINCE, SINCE, &good, 1, NULL, 0, NULL, 0}, "the period ends before it starts"},
-        {{SINCE, UNTIL, &bad_tier, 1, NULL, 0, NULL, 0}, "ticket 2: id, tier or severity"},
-        {{SINCE, UNTIL, &bad_severity, 1, NULL, 0, NULL, 0}, "ticket 3: id, tier or severity"},
-        {{SINCE, UNTIL, &good, 1, &bad_escalation, 1, NULL, 0}, "escalation of ticket 1"},
-        {{SINCE, UNTIL, &good, 1, NULL, 0, &untitled, 1}, "problem 4: no id, title or state"},
-        {{SINCE, UNTIL, &good, TL_REPORT_ITEMS_MAX + 1, NULL, 0, NULL, 0}, "too many items"},
+        {{UNTIL, SINCE, &good, 1, NULL, 0, NULL, 0, NULL, 0}, "the period ends before it starts"},
+        {{SINCE, SINCE, &good, 1, NULL, 0, NULL, 0, NULL, 0}, "the period ends before it starts"},
+        {{SINCE, UNTIL, &bad_tier, 1, NULL, 0, NULL, 0, NULL, 0}, "ticket 2: id, tier or severity"},
+        {{SINCE, UNTIL, &bad_severity, 1, NULL, 0, NULL, 0, NULL, 0},
+         "ticket 3: id, tier or severity"},
+        {{SINCE, UNTIL, &good, 1, &bad_escalation, 1, NULL, 0, NULL, 0}, "escalation of ticket 1"},
+        {{SINCE, UNTIL, &good, 1, NULL, 0, &untitled, 1, NULL, 0},
+         "problem 4: no id, title or state"},
+        {{SINCE, UNTIL, &good, TL_REPORT_ITEMS_MAX + 1, NULL, 0, NULL, 0, NULL, 0},
+         "too many items"},
+        {{SINCE, UNTIL, &good, 1, NULL, 0, NULL, 0, &bad_article, 1}, "self-help outcome 0"},
+        {{SINCE, UNTIL, &good, 1, NULL, 0, NULL, 0, &bad_stage, 1}, "self-help outcome 0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *report = (json_t *)1;
@@ -289,6 +356,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_same_data_gives_the_same_bytes),
         cmocka_unit_test(test_other_parties_text_is_made_harmless),
         cmocka_unit_test(test_an_empty_period_reports_zeros_and_no_times),
+        cmocka_unit_test(test_self_help_funnel_counts_only_what_held),
         cmocka_unit_test(test_bad_input_is_refused_with_its_reason),
     };
     return tl_test_run(__FILE__, tests, sizeof tests / sizeof tests[0], argc, argv);
