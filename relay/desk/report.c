@@ -75,14 +75,16 @@ static int check_input(const tl_report_input_t *in, char *why, size_t why_size)
         return fail(why, why_size, "too many items to report: %lld", (long long)items);
     for (size_t i = 0; i < in->selfhelp_count; i++) {
         const tl_report_selfhelp_t *h = &in->selfhelp[i];
+        static const char id_bytes[] = "abcdefghijklmnopqrstuvwxyz0123456789-";
         size_t len = h->article != NULL ? strlen(h->article) : 0;
-        int id_ok = len > 0 && len <= 48 &&
-                    strspn(h->article, "abcdefghijklmnopqrstuvwxyz"
-                                       "0123456789-") == len;
+        size_t rlen = h->runbook != NULL ? strlen(h->runbook) : 0;
+        int id_ok = len > 0 && len <= 48 && strspn(h->article, id_bytes) == len &&
+                    (h->runbook == NULL ||
+                     (rlen > 0 && rlen <= 48 && strspn(h->runbook, id_bytes) == rlen));
         if (!id_ok || (int)h->stage < 0 || h->stage >= TL_REPORT_STAGES)
             return fail(why, why_size,
-                        "self-help outcome %zu: an article id that is not 1..48 of a-z 0-9 -, "
-                        "or a stage out of range",
+                        "self-help outcome %zu: an article or runbook name that is not 1..48 of "
+                        "a-z 0-9 -, or a stage out of range",
                         i);
     }
     for (size_t i = 0; i < in->ticket_count; i++) {
@@ -324,7 +326,49 @@ static int by_article(const void *a, const void *b)
     return strcmp(x->article, y->article);
 }
 
-/* {"total": funnel, "articles": [{"article", funnel...}]}: articles by id. */
+static int by_runbook(const void *a, const void *b)
+{
+    const tl_report_selfhelp_t *x = *(const tl_report_selfhelp_t *const *)a;
+    const tl_report_selfhelp_t *y = *(const tl_report_selfhelp_t *const *)b;
+    return strcmp(x->runbook, y->runbook);
+}
+
+/* Each runbook's record as a fix: [{"runbook", "applied", "recheck_passed", "recheck_failed"}],
+ * by name; a suggestion is the article's, not the runbook's. */
+static json_t *runbooks_json(const tl_report_input_t *in)
+{
+    size_t n = 0;
+    const tl_report_selfhelp_t **order =
+        in->selfhelp_count > 0 ? calloc(in->selfhelp_count, sizeof *order) : NULL;
+    json_t *list = json_array();
+    if (list == NULL || (in->selfhelp_count > 0 && order == NULL))
+        goto fail;
+    for (size_t i = 0; i < in->selfhelp_count; i++)
+        if (in->selfhelp[i].runbook != NULL && in->selfhelp[i].stage != TL_REPORT_SUGGESTED)
+            order[n++] = &in->selfhelp[i];
+    if (n > 1)
+        qsort(order, n, sizeof *order, by_runbook);
+    for (size_t i = 0; i < n;) {
+        size_t counts[TL_REPORT_STAGES] = {0}, end = i;
+        for (; end < n && strcmp(order[end]->runbook, order[i]->runbook) == 0; end++)
+            counts[order[end]->stage]++;
+        json_t *row = json_pack("{s:s, s:I, s:I, s:I}", "runbook", order[i]->runbook, "applied",
+                                (json_int_t)counts[TL_REPORT_APPLIED], "recheck_passed",
+                                (json_int_t)counts[TL_REPORT_PASSED], "recheck_failed",
+                                (json_int_t)counts[TL_REPORT_FAILED]);
+        if (row == NULL || json_array_append_new(list, row) != 0)
+            goto fail;
+        i = end;
+    }
+    free(order);
+    return list;
+fail:
+    free(order);
+    json_decref(list);
+    return NULL;
+}
+
+/* {"total": funnel, "articles": [{"article", funnel...}], "runbooks": [...]}: by name. */
 static json_t *selfhelp_json(const tl_report_input_t *in)
 {
     size_t n = in->selfhelp_count;
@@ -357,9 +401,13 @@ static json_t *selfhelp_json(const tl_report_input_t *in)
             goto out;
         i = end;
     }
-    if ((total_json = funnel_json(&total)) == NULL)
+    json_t *runbooks = runbooks_json(in);
+    if ((total_json = funnel_json(&total)) == NULL || runbooks == NULL) {
+        json_decref(runbooks);
         goto out;
-    result = json_pack("{s:o, s:O}", "total", total_json, "articles", articles);
+    }
+    result = json_pack("{s:o, s:O, s:o}", "total", total_json, "articles", articles, "runbooks",
+                       runbooks);
     total_json = NULL;
 out:
     json_decref(total_json);
@@ -535,6 +583,17 @@ static int write_selfhelp_text(const json_t *selfhelp, FILE *out)
                     member_int(row, "recheck_passed"), member_int(row, "recheck_failed"),
                     member_int(row, "deflected"), member_int(row, "came_back"),
                     member_int(row, "watching")) < 0)
+            return TL_EIO;
+    }
+    const json_t *runbooks = json_object_get(selfhelp, "runbooks");
+    if (json_array_size(runbooks) == 0)
+        return 0;
+    if (fprintf(out, "%-32s %7s %6s %6s\n", "RUNBOOK", "APPLIED", "PASSED", "FAILED") < 0)
+        return TL_EIO;
+    json_array_foreach(runbooks, i, row) {
+        if (fprintf(out, "%-32s %7lld %6lld %6lld\n",
+                    json_string_value(json_object_get(row, "runbook")), member_int(row, "applied"),
+                    member_int(row, "recheck_passed"), member_int(row, "recheck_failed")) < 0)
             return TL_EIO;
     }
     return 0;
@@ -714,5 +773,14 @@ int tl_report_write_csv(const json_t *report, FILE *out)
         if (fprintf(out, ",%lld",
                     member_int(json_object_get(selfhelp, "total"), funnel_columns[c])) < 0)
             return TL_EIO;
-    return fputs("\r\n", out) < 0 ? TL_EIO : 0;
+    /* And each runbook's record as a fix, a fourth table (names are [a-z0-9-]). */
+    if (fputs("\r\n\r\nrunbook,applied,recheck_passed,recheck_failed\r\n", out) < 0)
+        return TL_EIO;
+    json_array_foreach(json_object_get(selfhelp, "runbooks"), i, row) {
+        if (fprintf(out, "%s,%lld,%lld,%lld\r\n",
+                    json_string_value(json_object_get(row, "runbook")), member_int(row, "applied"),
+                    member_int(row, "recheck_passed"), member_int(row, "recheck_failed")) < 0)
+            return TL_EIO;
+    }
+    return 0;
 }

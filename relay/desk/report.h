@@ -68,6 +68,7 @@ typedef enum tl_report_stage {
 /* One stage an article reached on a device. */
 typedef struct tl_report_selfhelp {
     const char *article; /* its id */
+    const char *runbook; /* the fix run (applied, passed, failed); NULL: none */
     tl_report_stage_t stage;
     int64_t time_ms;
     /* TL_REPORT_PASSED: a ticket came from that device for the same problem (the same

@@ -230,6 +230,7 @@ int tl_report_collect(tl_store_t *store, const tl_sla_config_t *config, int64_t 
         const tl_kb_outcome_row_t *o = &data->outcome_rows.rows[i];
         tl_report_selfhelp_t *h = &data->selfhelp[i];
         h->article = o->article_id;
+        h->runbook = o->runbook;
         h->stage = stage_of[o->stage];
         h->time_ms = o->time;
         h->came_back = o->stage == TL_KB_RECHECK_PASSED &&

@@ -185,10 +185,11 @@ static void test_same_data_gives_the_same_bytes(void **state)
         b[i] = a[(i * 17) % 40]; /* the same tickets in another order */
     tl_report_problem_t pa[] = {{1, "one", "fixed", 3, 1}, {2, "two", "fixed", 3, 1}};
     tl_report_problem_t pb[] = {pa[1], pa[0]};
-    tl_report_selfhelp_t ha[] = {{"tmp-full", TL_REPORT_SUGGESTED, SINCE + HOUR, 0},
-                                 {"cups-stopped", TL_REPORT_PASSED, SINCE + 2 * HOUR, 0},
-                                 {"tmp-full", TL_REPORT_APPLIED, SINCE + 3 * HOUR, 0},
-                                 {"cups-stopped", TL_REPORT_PASSED, SINCE + 4 * HOUR, 1}};
+    tl_report_selfhelp_t ha[] = {
+        {"tmp-full", NULL, TL_REPORT_SUGGESTED, SINCE + HOUR, 0},
+        {"cups-stopped", "fix-cups-stopped", TL_REPORT_PASSED, SINCE + 2 * HOUR, 0},
+        {"tmp-full", "fix-tmp-full", TL_REPORT_APPLIED, SINCE + 3 * HOUR, 0},
+        {"cups-stopped", "fix-cups-stopped", TL_REPORT_PASSED, SINCE + 4 * HOUR, 1}};
     tl_report_selfhelp_t hb[] = {ha[3], ha[1], ha[0], ha[2]};
     tl_report_input_t in_a = {SINCE, UNTIL, a, 40, NULL, 0, pa, 2, ha, 4};
     tl_report_input_t in_b = {SINCE, UNTIL, b, 40, NULL, 0, pb, 2, hb, 4};
@@ -263,18 +264,20 @@ static void test_self_help_funnel_counts_only_what_held(void **state)
 {
     (void)state;
     tl_report_selfhelp_t stages[] = {
-        {"var-full", TL_REPORT_SUGGESTED, SINCE + HOUR, 0},
-        {"var-full", TL_REPORT_APPLIED, SINCE + HOUR, 0},
-        {"var-full", TL_REPORT_PASSED, SINCE + HOUR, 0}, /* held: deflected */
-        {"var-full", TL_REPORT_SUGGESTED, SINCE + 2 * HOUR, 0},
-        {"var-full", TL_REPORT_APPLIED, SINCE + 2 * HOUR, 0},
-        {"var-full", TL_REPORT_PASSED, SINCE + 2 * HOUR, 1}, /* a ticket came: not deflected */
-        {"cups-stopped", TL_REPORT_SUGGESTED, UNTIL - 10 * HOUR, 0},
-        {"cups-stopped", TL_REPORT_APPLIED, UNTIL - 10 * HOUR, 0},
-        {"cups-stopped", TL_REPORT_PASSED, UNTIL - 10 * HOUR, 0}, /* its 72 h run on */
-        {"dns-down", TL_REPORT_SUGGESTED, SINCE + 3 * HOUR, 0},
-        {"dns-down", TL_REPORT_APPLIED, SINCE + 3 * HOUR, 0},
-        {"dns-down", TL_REPORT_FAILED, SINCE + 3 * HOUR, 0},
+        {"var-full", NULL, TL_REPORT_SUGGESTED, SINCE + HOUR, 0},
+        {"var-full", "fix-var-full", TL_REPORT_APPLIED, SINCE + HOUR, 0},
+        {"var-full", "fix-var-full", TL_REPORT_PASSED, SINCE + HOUR, 0}, /* held: deflected */
+        {"var-full", NULL, TL_REPORT_SUGGESTED, SINCE + 2 * HOUR, 0},
+        {"var-full", "fix-var-full", TL_REPORT_APPLIED, SINCE + 2 * HOUR, 0},
+        {"var-full", "fix-var-full", TL_REPORT_PASSED, SINCE + 2 * HOUR,
+         1}, /* a ticket came: not deflected */
+        {"cups-stopped", NULL, TL_REPORT_SUGGESTED, UNTIL - 10 * HOUR, 0},
+        {"cups-stopped", "fix-cups-stopped", TL_REPORT_APPLIED, UNTIL - 10 * HOUR, 0},
+        {"cups-stopped", "fix-cups-stopped", TL_REPORT_PASSED, UNTIL - 10 * HOUR,
+         0}, /* its 72 h run on */
+        {"dns-down", NULL, TL_REPORT_SUGGESTED, SINCE + 3 * HOUR, 0},
+        {"dns-down", "fix-dns-down", TL_REPORT_APPLIED, SINCE + 3 * HOUR, 0},
+        {"dns-down", "fix-dns-down", TL_REPORT_FAILED, SINCE + 3 * HOUR, 0},
     };
     tl_report_input_t in = {SINCE, UNTIL, NULL, 0, NULL, 0, NULL, 0, stages, 12};
     json_t *report = build(&in);
@@ -298,6 +301,15 @@ static void test_self_help_funnel_counts_only_what_held(void **state)
         assert_int_equal(member(row, "deflected"), deflected[i]);
         assert_int_equal(member(row, "watching"), watching[i]);
     }
+    /* Each runbook's record as a fix: applied, passed, failed (suggestions are the article's). */
+    const json_t *runbooks = json_object_get(selfhelp, "runbooks");
+    assert_int_equal(json_array_size(runbooks), 3);
+    const json_t *var = json_array_get(runbooks, 2);
+    assert_string_equal(json_string_value(json_object_get(var, "runbook")), "fix-var-full");
+    assert_int_equal(member(var, "applied"), 2);
+    assert_int_equal(member(var, "recheck_passed"), 2);
+    assert_int_equal(member(var, "recheck_failed"), 0);
+    assert_int_equal(member(json_array_get(runbooks, 1), "recheck_failed"), 1);
     /* The text and CSV carry it too. */
     char *text = written(tl_report_write_text, report);
     assert_non_null(strstr(text, "Self-help: 4 suggested, 4 applied, 3 re-checks passed (1 "
@@ -307,6 +319,10 @@ static void test_self_help_funnel_counts_only_what_held(void **state)
     assert_non_null(strstr(csv, "\r\narticle,suggested,applied,recheck_passed,recheck_failed,"
                                 "deflected,came_back,watching\r\ncups-stopped,1,1,1,0,0,0,1\r\n"));
     assert_non_null(strstr(csv, "\r\nall,4,4,3,1,1,1,1\r\n"));
+    assert_non_null(strstr(csv, "\r\n\r\nrunbook,applied,recheck_passed,recheck_failed\r\n"
+                                "fix-cups-stopped,1,1,0\r\nfix-dns-down,1,0,1\r\n"
+                                "fix-var-full,2,2,0\r\n"));
+    assert_non_null(strstr(text, "\nRUNBOOK "));
     free(text);
     free(csv);
     json_decref(report);
@@ -320,8 +336,8 @@ static void test_bad_input_is_refused_with_its_reason(void **state)
     tl_report_ticket_t bad_severity = ticket(3, 1, 1, 0, SINCE, HOUR, 0, 4 * HOUR);
     tl_report_escalation_t bad_escalation = {1, SINCE, 1, 7, 2};
     tl_report_problem_t untitled = {4, NULL, "fixed", 1, 1};
-    tl_report_selfhelp_t bad_article = {"Tmp Full\x1b", TL_REPORT_APPLIED, SINCE, 0};
-    tl_report_selfhelp_t bad_stage = {"tmp-full", TL_REPORT_STAGES, SINCE, 0};
+    tl_report_selfhelp_t bad_article = {"Tmp Full\x1b", NULL, TL_REPORT_APPLIED, SINCE, 0};
+    tl_report_selfhelp_t bad_stage = {"tmp-full", "fix-tmp-full", TL_REPORT_STAGES, SINCE, 0};
     struct {
         tl_report_input_t in;
         const char *why;
