@@ -1,5 +1,5 @@
 /*
- * The audit log checked against its signed checkpoints (docs/audit-format.md §16): what
+ * The audit log checked against its signed checkpoints (docs/audit-format.md §15): what
  * `tierline-relay audit-verify` adds to the hash chain's check. The tree is recomputed from the
  * log itself (relay/store/audit_tree.h, no leaves file trusted); each checkpoint must be a note
  * signed by the audit key whose origin is the key's name, no two may give one size two roots,

@@ -1,5 +1,5 @@
 /*
- * Signed checkpoints of the audit log (docs/audit-format.md §15): the relay signs the root of the
+ * Signed checkpoints of the audit log (docs/audit-format.md §14): the relay signs the root of the
  * log's Merkle tree (relay/store/audit_tree.h) with its audit key (relay/store/audit_key.h), as a
  * C2SP tlog-checkpoint in a C2SP signed note, keeps each in DATA/audit.checkpoints and puts each
  * on the record with an "audit.checkpoint" entry, which is itself a later leaf of the tree.

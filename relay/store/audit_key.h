@@ -1,5 +1,5 @@
 /*
- * The audit key (docs/audit-format.md §14): the Ed25519 key that signs the audit log's
+ * The audit key (docs/audit-format.md §13): the Ed25519 key that signs the audit log's
  * checkpoints. It is DATA/audit_key (PEM PKCS#8, 0600), made with the data directory, and is
  * not the relay's TLS and SSH host key (DATA/relay.key): that one is used online for every
  * handshake, this one only signs what the log holds, so the two can be kept and replaced apart.

@@ -1,5 +1,5 @@
 /*
- * The audit log as a Merkle tree (docs/audit-format.md §13): each complete line of DATA/audit.log,
+ * The audit log as a Merkle tree (docs/audit-format.md §12): each complete line of DATA/audit.log,
  * its bytes without the final line feed, is a leaf of an RFC 9162 tree (proto/merkle.h), in file
  * order. Checkpoints (relay/store/audit_checkpoint.h) sign its root.
  *

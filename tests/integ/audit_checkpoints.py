@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Signed checkpoints of the audit log on a real relay data directory (docs/audit-format.md
-§13-§16): the relay makes them, `audit-verify` and the independent verifier (audit_verify.py,
+§12-§16): the relay makes them, `audit-verify` and the independent verifier (audit_verify.py,
 Python and the openssl command line only) accept the clean directory, and on each tampered copy
 both name the same checkpoint, reason and entries. Each case runs in its own process:
 
@@ -222,7 +222,7 @@ def case_two_roots_for_one_size_are_a_fork():
 
 @case
 def case_a_forged_entry_appended_after_the_last_checkpoint_is_not_caught_by_roots():
-    """What checkpoints cannot show (format §16): entries appended after the last one, with every
+    """What checkpoints cannot show (format §15): entries appended after the last one, with every
     hash computed, verify until a later checkpoint or the auditor's head says otherwise."""
     relay, kept, vkey = checkpointed_relay()
 

@@ -204,7 +204,7 @@ def describe(result):
 
 
 # ---------------------------------------------------------------------------
-# The Merkle tree and signed checkpoints (format §13-§16).
+# The Merkle tree and signed checkpoints (format §12-§15).
 
 EM_DASH = "\u2014".encode()
 NOTE_MAX = 16 * 1024
@@ -328,7 +328,7 @@ def open_checkpoint(note, key):
 
 
 def verify_checkpoints(path, files, vkey):
-    """The log against every checkpoint of files, in order (format §16). A dict: status ok|bad,
+    """The log against every checkpoint of files, in order (format §15). A dict: status ok|bad,
     checked, log_entries, last_size, and when bad: file (its place in files, from 0), index
     (from 1), size, category, first_entry, last_entry."""
     key = parse_vkey(vkey) if vkey else None

@@ -411,6 +411,61 @@ static void test_an_auditors_file_that_is_missing_is_an_error(void **state)
     assert_non_null(strstr(report.reason, "nowhere.note"));
 }
 
+/* docs/audit-format.md §16: the example's leaves, root and signed note, byte for byte. */
+static void test_documented_checkpoint_example(void **state)
+{
+    struct fixture *f = *state;
+    static const char log_text[] =
+        "{\"seq\":1,\"time\":\"2026-11-23T19:04:05.123Z\",\"actor\":\"relay\",\"action\":\"enroll."
+        "ok\","
+        "\"subject\":\"D-7\",\"details\":{\"agent\":\"SHA256:Jm8QK1lK0bM1cYkq3wEoV0DHRPWZ0jp7h8x2C"
+        "q1yFmo\",\"hostname\":\"caf\\u00E9-laptop\"},\"prev\":\"000000000000000000000000000000000"
+        "0000000000000000000000000000000\",\"hash\":\"a06d15214683142df10f6838bddc075e37a2089"
+        "ad0c686e24e7b0e5862da0fd9\"}\n"
+        "{\"seq\":2,\"time\":\"2026-11-23T19:04:06.007Z\",\"actor\":\"agent:SHA256:Jm8QK1lK0bM1cYk"
+        "q3wEoV0DHRPWZ0jp7h8x2Cq1yFmo\",\"action\":\"ticket.create\",\"subject\":\"T-42\",\"details"
+        "\":{\"tier\":1,\"title\":\"printer won't print\"},\"prev\":\"a06d15214683142df10f6838bddc0"
+        "75e37a2089ad0c686e24e7b0e5862da0fd9\",\"hash\":\"442290e80d7e0fe66750c35a4f0fa48894b"
+        "8de5ac335b770b0effa82fa8d1d83\"}\n";
+    static const uint8_t seed[32] = {0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60,
+                                     0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c, 0xc4,
+                                     0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19,
+                                     0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae, 0x7f, 0x60};
+    static const char expected_note[] =
+        "tierline.relay/example\n2\nIWZOxx8l/yDppP2bNzbtg3C4q3/UO5UP7l+Z/YJqwf0=\n\n"
+        "\xe2\x80\x94 tierline.relay/example "
+        "1dnCDVTHc4doftIaJ/"
+        "OVR65jQ2pPqFWuD7YGKFIENEgSRPIFE0F9D4D1K+A58Ubzz4g05c8evkU0m7gb6qkLlZu4JAo=\n";
+    write_file(f->log, log_text, strlen(log_text), 0);
+    tl_audit_tree_t *tree = NULL;
+    char why[256], hex[65], vkey[TL_NOTE_VKEY_MAX], text[256], *note = NULL;
+    size_t len = 0;
+    TL_ASSERT_OK(tl_audit_tree_open(f->log, f->leaves, &tree, why, sizeof why));
+    tl_checkpoint_t checkpoint = {.origin = "tierline.relay/example", .size = 2};
+    tl_merkle_hash_t leaf;
+    TL_ASSERT_OK(tl_audit_tree_leaf(tree, 1, leaf));
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", leaf[i]);
+    assert_string_equal(hex, "8c5d81873376619c5f981ed193e3f4eccec280792a967c4e1b4cc8c4500d2d6b");
+    tl_audit_tree_root(tree, checkpoint.root);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", checkpoint.root[i]);
+    assert_string_equal(hex, "21664ec71f25ff20e9a4fd9b3736ed8370b8ab7fd43b950fee5f99fd826ac1fd");
+    EVP_PKEY *key = NULL;
+    TL_ASSERT_OK(tl_key_from_raw_private(seed, &key));
+    TL_ASSERT_OK(tl_note_vkey_format("tierline.relay/example", key, vkey));
+    assert_string_equal(
+        vkey, "tierline.relay/example+d5d9c20d+AddamAGCsQq31Uv+08lkBzoO4XLz2qYjJa8CGmj3B1Ea");
+    TL_ASSERT_OK(tl_checkpoint_format(&checkpoint, text, sizeof text));
+    assert_int_equal(strlen(text), 70);
+    TL_ASSERT_OK(tl_note_sign(text, strlen(text), checkpoint.origin, key, &note, &len));
+    assert_int_equal(len, strlen(expected_note));
+    assert_memory_equal(note, expected_note, len);
+    free(note);
+    EVP_PKEY_free(key);
+    tl_audit_tree_close(tree);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_leaves_are_the_log_lines_without_their_line_feed, setup,
                                     teardown),
@@ -431,6 +486,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_two_roots_for_one_size_are_a_fork, setup, teardown),
     cmocka_unit_test_setup_teardown(test_an_auditors_file_that_is_missing_is_an_error, setup,
                                     teardown),
+    cmocka_unit_test_setup_teardown(test_documented_checkpoint_example, setup, teardown),
 };
 
 TL_TEST_MAIN(tests)
