@@ -208,7 +208,10 @@ static int open_storage(struct relay *relay)
     }
     /* A data directory from before audit keys gets one now, on the record. */
     int created = 0;
-    if ((rc = tl_audit_key_ensure(dir, relay->store, relay->chain, &created, problem,
+    char key_name[TL_NOTE_NAME_MAX + 1];
+    if ((rc = tl_audit_checkpoints_signer(dir, path, sizeof path, key_name)) != 0)
+        return rc;
+    if ((rc = tl_audit_key_ensure(path, key_name, relay->store, relay->chain, &created, problem,
                                   sizeof problem)) != 0) {
         fprintf(stderr, "tierline-relay: refusing to serve: %s\n", problem);
         tl_log_error("refusing to serve: no audit key problem=\"%s\"", problem);

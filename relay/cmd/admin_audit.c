@@ -40,7 +40,10 @@ static int verifier_of(const struct verify_args *args, tl_note_verifier_t *verif
         *out = verifier;
         return 0;
     }
-    int rc = tl_audit_key_verifier(args->data, verifier, NULL);
+    char key_path[4096], name[TL_NOTE_NAME_MAX + 1];
+    int rc = tl_audit_checkpoints_signer(args->data, key_path, sizeof key_path, name);
+    if (rc == 0)
+        rc = tl_audit_key_verifier(key_path, name, verifier, NULL);
     if (rc == 0)
         *out = verifier;
     else if (rc != -ENOENT)
@@ -175,15 +178,15 @@ static const char *const audit_verbs[] = {"pubkey", "checkpoint", NULL};
 
 static int print_pubkey(const char *data, int json)
 {
-    char name[TL_NOTE_NAME_MAX + 1], vkey[TL_NOTE_VKEY_MAX];
+    char name[TL_NOTE_NAME_MAX + 1], vkey[TL_NOTE_VKEY_MAX], key_path[4096];
     EVP_PKEY *key = NULL;
     char *pem = NULL;
     uint8_t raw[TL_ED25519_KEY_LEN];
     char raw_b64[48];
     int status = TL_EXIT_FAILURE;
-    int rc = tl_audit_key_load(data, &key);
+    int rc = tl_audit_checkpoints_signer(data, key_path, sizeof key_path, name);
     if (rc == 0)
-        rc = tl_audit_key_name(data, name);
+        rc = tl_key_load(key_path, &key);
     if (rc == 0)
         rc = tl_note_vkey_format(name, key, vkey);
     if (rc == 0)

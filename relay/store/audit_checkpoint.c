@@ -189,6 +189,18 @@ int tl_audit_checkpoint_details(const char *note, size_t len, json_t **out)
     return *out != NULL ? 0 : TL_ENOMEM;
 }
 
+int tl_audit_checkpoints_signer(const char *data_dir, char *key_path, size_t key_path_size,
+                                char name[TL_NOTE_NAME_MAX + 1])
+{
+    char fingerprint[TL_FINGERPRINT_LEN];
+    int rc = tl_datadir_path(data_dir, TL_DATADIR_AUDIT_KEY, key_path, key_path_size);
+    if (rc == 0)
+        rc = tl_datadir_fingerprint(data_dir, fingerprint);
+    if (rc == 0)
+        rc = tl_audit_key_name(fingerprint, name);
+    return rc;
+}
+
 /* ---- the relay's checkpoints ---------------------------------------------------------------- */
 
 enum rule {
@@ -402,7 +414,9 @@ static int load_last(tl_audit_checkpoints_t *cps, const char *data_dir)
     }
     tl_note_verifier_t verifier;
     size_t text_len = 0;
-    if ((rc = tl_audit_key_verifier(data_dir, &verifier, NULL)) == 0 &&
+    char key_path[4096], name[TL_NOTE_NAME_MAX + 1];
+    if ((rc = tl_audit_checkpoints_signer(data_dir, key_path, sizeof key_path, name)) == 0 &&
+        (rc = tl_audit_key_verifier(key_path, name, &verifier, NULL)) == 0 &&
         tl_note_open(last.note, last.len, &verifier, &text_len) == 0 &&
         tl_checkpoint_parse(last.note, text_len, &cps->last) == 0) {
         cps->have_last = 1;
@@ -468,8 +482,9 @@ tl_audit_checkpoints_t *tl_audit_checkpoints_start(uv_loop_t *loop, tl_worker_t 
         rc = TL_ENOMEM;
         goto out;
     }
-    if ((rc = tl_audit_key_name(data_dir, cps->name)) != 0 ||
-        (rc = tl_audit_key_load(data_dir, &cps->key)) != 0) {
+    char key_path[4096];
+    if ((rc = tl_audit_checkpoints_signer(data_dir, key_path, sizeof key_path, cps->name)) != 0 ||
+        (rc = tl_key_load(key_path, &cps->key)) != 0) {
         snprintf(problem, problem_size, "the audit key cannot be used: %s", tl_strerror(rc));
         goto out;
     }

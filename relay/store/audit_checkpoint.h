@@ -57,6 +57,10 @@ int tl_audit_checkpoints_last(const char *path, char **note, size_t *len);
  */
 int tl_audit_checkpoint_details(const char *note, size_t len, json_t **out);
 
+/* The audit key's path in data_dir and its name there (from the relay key, audit_key.h). */
+int tl_audit_checkpoints_signer(const char *data_dir, char *key_path, size_t key_path_size,
+                                char name[TL_NOTE_NAME_MAX + 1]);
+
 /* ---- the relay's checkpoints ---- */
 
 typedef struct tl_audit_checkpoints tl_audit_checkpoints_t;

@@ -4,7 +4,6 @@
 #include "proto/format.h"
 #include "proto/keys.h"
 #include "proto/log.h"
-#include "relay/store/datadir.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -16,39 +15,28 @@
 #include <string.h>
 #include <unistd.h>
 
-int tl_audit_key_name(const char *data_dir, char out[TL_NOTE_NAME_MAX + 1])
+int tl_audit_key_name(const char *relay_fingerprint, char out[TL_NOTE_NAME_MAX + 1])
 {
-    char fingerprint[TL_FINGERPRINT_LEN];
-    int rc = tl_datadir_fingerprint(data_dir, fingerprint);
-    if (rc != 0)
-        return rc;
-    char *b64 = fingerprint + TL_FINGERPRINT_PREFIX_LEN;
+    char b64[TL_FINGERPRINT_LEN];
+    if (!tl_fingerprint_valid(relay_fingerprint))
+        return TL_EINVAL;
+    snprintf(b64, sizeof b64, "%s", relay_fingerprint + TL_FINGERPRINT_PREFIX_LEN);
     for (char *c = b64; *c != '\0'; c++) {
         if (*c == '+')
             *c = '-';
         else if (*c == '/')
             *c = '_';
     }
-    rc = tl_format(out, TL_NOTE_NAME_MAX + 1, "%s%s", TL_AUDIT_KEY_ORIGIN_PREFIX, b64);
+    int rc = tl_format(out, TL_NOTE_NAME_MAX + 1, "%s%s", TL_AUDIT_KEY_ORIGIN_PREFIX, b64);
     return rc == 0 && tl_note_name_valid(out) ? 0 : TL_EINVAL;
 }
 
-int tl_audit_key_load(const char *data_dir, EVP_PKEY **out)
-{
-    char path[4096];
-    *out = NULL;
-    int rc = tl_datadir_path(data_dir, TL_DATADIR_AUDIT_KEY, path, sizeof path);
-    return rc != 0 ? rc : tl_key_load(path, out);
-}
-
-int tl_audit_key_verifier(const char *data_dir, tl_note_verifier_t *out,
+int tl_audit_key_verifier(const char *key_path, const char *name, tl_note_verifier_t *out,
                           char vkey[TL_NOTE_VKEY_MAX])
 {
-    char name[TL_NOTE_NAME_MAX + 1], text[TL_NOTE_VKEY_MAX];
+    char text[TL_NOTE_VKEY_MAX];
     EVP_PKEY *key = NULL;
-    int rc = tl_audit_key_name(data_dir, name);
-    if (rc == 0)
-        rc = tl_audit_key_load(data_dir, &key);
+    int rc = tl_key_load(key_path, &key);
     if (rc == 0)
         rc = tl_note_vkey_format(name, key, text);
     if (rc == 0)
@@ -80,27 +68,21 @@ int tl_audit_key_public_pem(EVP_PKEY *key, char **out)
     return rc;
 }
 
-/* A new key and its verifier key string under data_dir's name; not saved. */
-static int new_key(const char *data_dir, EVP_PKEY **key, char vkey[TL_NOTE_VKEY_MAX])
+/* A new key and its verifier key string under name; not saved. */
+static int new_key(const char *name, EVP_PKEY **key, char vkey[TL_NOTE_VKEY_MAX])
 {
-    char name[TL_NOTE_NAME_MAX + 1];
-    int rc = tl_audit_key_name(data_dir, name);
-    if (rc == 0)
-        rc = tl_key_generate(key);
+    int rc = tl_key_generate(key);
     if (rc == 0)
         rc = tl_note_vkey_format(name, *key, vkey);
     return rc;
 }
 
-int tl_audit_key_create(const char *data_dir, char vkey[TL_NOTE_VKEY_MAX])
+int tl_audit_key_create(const char *key_path, const char *name, char vkey[TL_NOTE_VKEY_MAX])
 {
-    char path[4096];
     EVP_PKEY *key = NULL;
-    int rc = tl_datadir_path(data_dir, TL_DATADIR_AUDIT_KEY, path, sizeof path);
+    int rc = new_key(name, &key, vkey);
     if (rc == 0)
-        rc = new_key(data_dir, &key, vkey);
-    if (rc == 0)
-        rc = tl_key_save(path, key);
+        rc = tl_key_save(key_path, key);
     EVP_PKEY_free(key);
     return rc;
 }
@@ -124,22 +106,23 @@ static int stage_key_entry(tl_store_t *store, void *arg)
     return rc;
 }
 
-int tl_audit_key_ensure(const char *data_dir, tl_store_t *store, tl_audit_chain_t *chain,
-                        int *created, char *problem, size_t problem_size)
+int tl_audit_key_ensure(const char *key_path, const char *name, tl_store_t *store,
+                        tl_audit_chain_t *chain, int *created, char *problem, size_t problem_size)
 {
-    char path[4096], vkey[TL_NOTE_VKEY_MAX];
+    const char *path = key_path;
+    char vkey[TL_NOTE_VKEY_MAX];
     EVP_PKEY *key = NULL;
     *created = 0;
     problem[0] = '\0';
-    int rc = tl_datadir_path(data_dir, TL_DATADIR_AUDIT_KEY, path, sizeof path);
-    if (rc == 0 && (rc = tl_key_load(path, &key)) == 0)
+    int rc = tl_key_load(path, &key);
+    if (rc == 0)
         goto out; /* there is one */
     if (rc != -ENOENT) {
         snprintf(problem, problem_size, "the audit key %s cannot be used: %s", path,
                  tl_strerror(rc));
         goto out;
     }
-    if ((rc = new_key(data_dir, &key, vkey)) != 0) {
+    if ((rc = new_key(name, &key, vkey)) != 0) {
         snprintf(problem, problem_size, "cannot make an audit key: %s", tl_strerror(rc));
         goto out;
     }

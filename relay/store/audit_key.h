@@ -21,28 +21,28 @@
 
 #define TL_AUDIT_KEY_ORIGIN_PREFIX "tierline.relay/"
 
-/* The origin and key name of data_dir's checkpoints, from its relay key. */
-int tl_audit_key_name(const char *data_dir, char out[TL_NOTE_NAME_MAX + 1]);
-/* DATA/audit_key: -ENOENT when there is none, TL_EKEY_PERMS, TL_EKEY (proto/keys.h). */
-int tl_audit_key_load(const char *data_dir, EVP_PKEY **out);
-/* The verifier of data_dir's audit key, and its verifier key string (vkey may be NULL). */
-int tl_audit_key_verifier(const char *data_dir, tl_note_verifier_t *out,
+/* The origin and key name of the checkpoints of the relay whose key has this fingerprint
+ * ("SHA256:..."). */
+int tl_audit_key_name(const char *relay_fingerprint, char out[TL_NOTE_NAME_MAX + 1]);
+/* The verifier of the audit key at key_path under name, and its verifier key string (vkey may be
+ * NULL). -ENOENT when there is no key; TL_EKEY_PERMS, TL_EKEY (proto/keys.h). */
+int tl_audit_key_verifier(const char *key_path, const char *name, tl_note_verifier_t *out,
                           char vkey[TL_NOTE_VKEY_MAX]);
 /* The public key as PEM ("-----BEGIN PUBLIC KEY-----"), for openssl pkeyutl -pubin; malloc'd. */
 int tl_audit_key_public_pem(EVP_PKEY *key, char **out);
 
 /*
- * A new audit key saved as DATA/audit_key; vkey gets its verifier key string. TL_EEXIST if there
- * is one already. For a new data directory, whose first entry records vkey.
+ * A new audit key saved at key_path (0600); vkey gets its verifier key string under name.
+ * TL_EEXIST if there is one already. For a new data directory, whose first entry records vkey.
  */
-int tl_audit_key_create(const char *data_dir, char vkey[TL_NOTE_VKEY_MAX]);
+int tl_audit_key_create(const char *key_path, const char *name, char vkey[TL_NOTE_VKEY_MAX]);
 /*
  * At the start of a relay: a data directory from before audit keys gets one. The new key's
  * "audit.key" entry (its verifier key) is staged and written through chain first, then the key is
- * saved; *created says whether it was. 0 when there is a key, or one was made; otherwise problem
- * says why (the relay does not serve without it).
+ * saved at key_path; *created says whether it was. 0 when there is a key, or one was made;
+ * otherwise problem says why (the relay does not serve without it).
  */
-int tl_audit_key_ensure(const char *data_dir, tl_store_t *store, tl_audit_chain_t *chain,
-                        int *created, char *problem, size_t problem_size);
+int tl_audit_key_ensure(const char *key_path, const char *name, tl_store_t *store,
+                        tl_audit_chain_t *chain, int *created, char *problem, size_t problem_size);
 
 #endif

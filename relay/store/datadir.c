@@ -112,8 +112,10 @@ int tl_datadir_init(const char *root, const char *listen, const char *ssh_listen
     if ((rc = tl_fingerprint(key, fingerprint_out)) != 0)
         goto out;
     /* The checkpoints' signer, apart from the relay key (relay/store/audit_key.h). */
-    char audit_vkey[TL_NOTE_VKEY_MAX];
-    if ((rc = tl_audit_key_create(root, audit_vkey)) != 0)
+    char audit_vkey[TL_NOTE_VKEY_MAX], audit_name[TL_NOTE_NAME_MAX + 1];
+    if ((rc = tl_datadir_path(root, TL_DATADIR_AUDIT_KEY, path, sizeof path)) != 0 ||
+        (rc = tl_audit_key_name(fingerprint_out, audit_name)) != 0 ||
+        (rc = tl_audit_key_create(path, audit_name, audit_vkey)) != 0)
         goto out;
     if ((rc = tl_datadir_path(root, TL_DATADIR_DB, path, sizeof path)) != 0 ||
         (rc = tl_store_open(path, TL_STORE_CREATE_NEW, &store)) != 0)

@@ -213,7 +213,9 @@ static void test_a_request_signs_the_log_as_written(void **state)
     /* The note is signed by the data directory's audit key. */
     tl_note_verifier_t verifier;
     size_t text_len = 0;
-    TL_ASSERT_OK(tl_audit_key_verifier(f->data, &verifier, NULL));
+    char key_path[4096], name[TL_NOTE_NAME_MAX + 1];
+    TL_ASSERT_OK(tl_audit_checkpoints_signer(f->data, key_path, sizeof key_path, name));
+    TL_ASSERT_OK(tl_audit_key_verifier(key_path, name, &verifier, NULL));
     TL_ASSERT_OK(tl_note_open(a.note, strlen(a.note), &verifier, &text_len));
     assert_string_equal(a.checkpoint.origin, verifier.name);
     /* Stored, and on the record as the next entry. */
