@@ -18,6 +18,8 @@
 #include "relay/net/ssh_logins.h"
 #include "relay/sessions/sessions.h"
 #include "relay/store/audit_chain.h"
+#include "relay/store/audit_checkpoint.h"
+#include "relay/store/audit_key.h"
 #include "relay/store/datadir.h"
 #include "relay/store/status.h"
 #include "relay/store/worker.h"
@@ -38,6 +40,7 @@ struct relay {
     tl_audit_chain_t *chain;
     tl_evidence_store_t *evidence;
     tl_worker_t *worker;
+    tl_audit_checkpoints_t *checkpoints; /* the log's signed checkpoints, made on the worker */
     int lock_fd; /* DATA/relay.lock, held while serving (relay/store/status.h) */
     tl_registry_t *registry;
     tl_agent_server_t *agents;
@@ -205,6 +208,17 @@ static int open_storage(struct relay *relay)
                      problem);
         return rc;
     }
+    /* A data directory from before audit keys gets one now, on the record. */
+    int created = 0;
+    char key_name[TL_NOTE_NAME_MAX + 1];
+    if ((rc = tl_audit_checkpoints_signer(dir, path, sizeof path, key_name)) != 0)
+        return rc;
+    if ((rc = tl_audit_key_ensure(path, key_name, relay->store, relay->chain, &created, problem,
+                                  sizeof problem)) != 0) {
+        fprintf(stderr, "tierline-relay: refusing to serve: %s\n", problem);
+        tl_log_error("refusing to serve: no audit key problem=\"%s\"", problem);
+        return rc;
+    }
     if ((rc = tl_datadir_path(dir, TL_DATADIR_EVIDENCE, path, sizeof path)) != 0 ||
         (rc = tl_evidence_store_open(path, &evidence_options, &relay->evidence)) != 0)
         return rc;
@@ -331,12 +345,16 @@ static void install_signals(struct relay *relay)
 static void close_relay(struct relay *relay)
 {
     tl_ssh_logins_close(relay->logins);
+    tl_audit_checkpoints_stop(relay->checkpoints);
     tl_worker_free(relay->worker); /* runs the last acknowledgements */
+    /* The shutdown checkpoint covers every entry the worker wrote. */
+    tl_audit_checkpoints_final(relay->checkpoints, relay->store, relay->chain);
     tl_sessions_free(relay->sessions);
     if (relay->loop != NULL) {
         tl_agent_server_stop(relay->agents);
         uv_run(relay->loop, UV_RUN_DEFAULT);
     }
+    tl_audit_checkpoints_free(relay->checkpoints);
     tl_agent_server_free(relay->agents);
     tl_evidence_store_close(relay->evidence);
     tl_audit_chain_close(relay->chain);
@@ -379,6 +397,14 @@ int tl_relay_serve(const tl_relay_config_t *config)
         tl_worker_new(relay->loop, relay->store, relay->chain, relay->evidence, state_path, &rc);
     if (relay->worker == NULL)
         goto out;
+    char problem[768];
+    relay->checkpoints = tl_audit_checkpoints_start(relay->loop, relay->worker, config->data_dir,
+                                                    &rc, problem, sizeof problem);
+    if (relay->checkpoints == NULL) {
+        fprintf(stderr, "tierline-relay: refusing to serve: %s\n", problem);
+        tl_log_error("refusing to serve: audit checkpoints unavailable problem=\"%s\"", problem);
+        goto out;
+    }
     if ((rc = start_agents(relay, listen)) != 0)
         goto out;
     if (config->ssh_listen != NULL && (rc = start_technicians(relay)) != 0)

@@ -3,7 +3,7 @@
  * each { name, usage, summary, argument spec, run, example }, in the file
  * of its group: admin_setup.c (init, enroll-code, host-key),
  * admin_listings.c (devices, tickets, ticket), admin_users.c (user, roles),
- * admin_audit.c (audit-verify), admin_integrity.c (status,
+ * admin_audit.c (audit-verify, audit pubkey|checkpoint), admin_integrity.c (status,
  * audit-recover, evidence verify) and admin_kb.c (kb). relay/main.c lists them, with serve,
  * which it runs itself, and dispatches; each command's --help is written
  * from its entry and spec (proto/cli.h), and its words are parsed by the
@@ -37,7 +37,7 @@ struct tl_admin_command {
 extern const tl_admin_command_t tl_admin_init, tl_admin_enroll_code, tl_admin_host_key;
 extern const tl_admin_command_t tl_admin_devices, tl_admin_tickets, tl_admin_ticket;
 extern const tl_admin_command_t tl_admin_user, tl_admin_roles;
-extern const tl_admin_command_t tl_admin_audit_verify;
+extern const tl_admin_command_t tl_admin_audit_verify, tl_admin_audit;
 extern const tl_admin_command_t tl_admin_status, tl_admin_audit_recover, tl_admin_evidence;
 extern const tl_admin_command_t tl_admin_kb;
 

@@ -5,6 +5,7 @@
 #include "proto/format.h"
 #include "proto/keys.h"
 #include "relay/store/audit_chain.h"
+#include "relay/store/audit_key.h"
 #include "relay/store/evidence.h"
 #include "relay/store/store.h"
 
@@ -110,6 +111,12 @@ int tl_datadir_init(const char *root, const char *listen, const char *ssh_listen
         goto out;
     if ((rc = tl_fingerprint(key, fingerprint_out)) != 0)
         goto out;
+    /* The checkpoints' signer, apart from the relay key (relay/store/audit_key.h). */
+    char audit_vkey[TL_NOTE_VKEY_MAX], audit_name[TL_NOTE_NAME_MAX + 1];
+    if ((rc = tl_datadir_path(root, TL_DATADIR_AUDIT_KEY, path, sizeof path)) != 0 ||
+        (rc = tl_audit_key_name(fingerprint_out, audit_name)) != 0 ||
+        (rc = tl_audit_key_create(path, audit_name, audit_vkey)) != 0)
+        goto out;
     if ((rc = tl_datadir_path(root, TL_DATADIR_DB, path, sizeof path)) != 0 ||
         (rc = tl_store_open(path, TL_STORE_CREATE_NEW, &store)) != 0)
         goto out;
@@ -122,7 +129,8 @@ int tl_datadir_init(const char *root, const char *listen, const char *ssh_listen
     if ((rc = tl_datadir_path(root, TL_DATADIR_AUDIT, path, sizeof path)) != 0 ||
         (rc = tl_audit_chain_open(store, path, TL_AUDIT_CHAIN_CREATE, &chain, NULL, 0)) != 0)
         goto out;
-    details = json_pack("{s:s, s:s}", "fingerprint", fingerprint_out, "listen", listen);
+    details = json_pack("{s:s, s:s, s:s}", "fingerprint", fingerprint_out, "listen", listen,
+                        "audit_key", audit_vkey);
     if (details != NULL && ssh_listen != NULL &&
         json_object_set_new(details, "ssh_listen", json_string(ssh_listen)) != 0) {
         json_decref(details);

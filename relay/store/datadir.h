@@ -7,6 +7,12 @@
  *   DATA/relay.crt      self-signed certificate for that key
  *   DATA/relay.db       SQLite store (WAL): devices, codes, tickets
  *   DATA/audit.log      hash-chained audit log (docs/audit-format.md)
+ *   DATA/audit_key      Ed25519 key that signs the log's checkpoints (0600;
+ *                       not the relay key: relay/store/audit_key.h)
+ *   DATA/audit.checkpoints  the signed checkpoints, append-only
+ *                       (relay/store/audit_checkpoint.h)
+ *   DATA/audit.leaves   the log's Merkle leaf hashes, a cache rebuilt from
+ *                       the log (relay/store/audit_tree.h)
  *   DATA/evidence/      content-addressed evidence objects
  *   DATA/relay.json     settings chosen at init (listen addresses)
  *   DATA/desk.json      the desk's calendar and SLA targets, if any
@@ -23,6 +29,9 @@
 #define TL_DATADIR_CERT "relay.crt"
 #define TL_DATADIR_DB "relay.db"
 #define TL_DATADIR_AUDIT "audit.log"
+#define TL_DATADIR_AUDIT_KEY "audit_key"
+#define TL_DATADIR_AUDIT_CHECKPOINTS "audit.checkpoints"
+#define TL_DATADIR_AUDIT_LEAVES "audit.leaves"
 #define TL_DATADIR_EVIDENCE "evidence"
 #define TL_DATADIR_SETTINGS "relay.json"
 #define TL_DATADIR_LOCK "relay.lock"
@@ -34,8 +43,9 @@
 int tl_datadir_path(const char *root, const char *name, char *out, size_t size);
 
 /*
- * Creates a new data directory (0700) with key, certificate, store, audit log
- * (first entry: relay.init) and evidence directory. TL_EEXIST if root exists
+ * Creates a new data directory (0700) with key, certificate, audit key, store,
+ * audit log (first entry: relay.init, which names the audit key) and evidence
+ * directory. TL_EEXIST if root exists
  * and is not empty: an existing relay is never overwritten. ssh_listen is the
  * technicians' SSH address `serve` uses when given none (NULL: no SSH unless
  * `serve --ssh-listen`). fingerprint_out (TL_FINGERPRINT_LEN bytes) receives

@@ -32,6 +32,8 @@ struct tl_worker {
     tl_job_t *queue_head, *queue_tail; /* submitted, waiting */
     tl_job_t *done_head, *done_tail;   /* finished, waiting for the loop */
     int stopping;
+    tl_worker_written_fn written; /* under lock */
+    void *written_data;
     uv_async_t async;
     /* Loop thread only: who hears what jobs publish. */
     struct {
@@ -216,6 +218,7 @@ static int run_jobs(tl_store_t *store, void *arg)
 static void run_batch(tl_worker_t *worker, tl_job_t *jobs)
 {
     struct batch batch = {worker, jobs, 0, 0};
+    uint64_t written = 0;
     /* Whatever waits for the log goes first: nothing new is acknowledged before it. */
     if (tl_audit_chain_waiting(worker->chain) != 0) {
         batch.refused = tl_audit_chain_flush(worker->chain) != 0;
@@ -233,8 +236,17 @@ static void run_batch(tl_worker_t *worker, tl_job_t *jobs)
         tl_audit_chain_forget_staged(worker->chain);
     } else if (tl_audit_chain_staged(worker->chain) > 0) {
         /* Committed: the entries are in the outbox; durable in the log before any ack. */
+        written = tl_audit_chain_staged(worker->chain);
         audit_rc = tl_audit_chain_flush(worker->chain);
         note_audit(worker, audit_rc);
+    }
+    if (written > 0 && audit_rc == 0) {
+        pthread_mutex_lock(&worker->lock);
+        tl_worker_written_fn fn = worker->written;
+        void *data = worker->written_data;
+        pthread_mutex_unlock(&worker->lock);
+        if (fn != NULL)
+            fn(data, written);
     }
     if (batch.refused)
         worker->refused_batches++;
@@ -407,6 +419,14 @@ void tl_worker_free(tl_worker_t *worker)
     pthread_mutex_destroy(&worker->lock);
     pthread_cond_destroy(&worker->wake);
     uv_close((uv_handle_t *)&worker->async, async_closed);
+}
+
+void tl_worker_on_written(tl_worker_t *worker, tl_worker_written_fn fn, void *data)
+{
+    pthread_mutex_lock(&worker->lock);
+    worker->written = fn;
+    worker->written_data = data;
+    pthread_mutex_unlock(&worker->lock);
 }
 
 uint64_t tl_worker_jobs_done(const tl_worker_t *worker)

@@ -92,6 +92,14 @@ int tl_worker_listen(tl_worker_t *worker, const char *channel, tl_worker_listen_
                      void *data);
 
 /*
+ * Called on the worker thread after each batch whose audit entries are durable in the log, with
+ * how many the batch wrote (relay/store/audit_checkpoint.h counts them). One hook per worker, set
+ * or removed (fn NULL) from the loop; it may submit jobs.
+ */
+typedef void (*tl_worker_written_fn)(void *data, uint64_t entries);
+void tl_worker_on_written(tl_worker_t *worker, tl_worker_written_fn fn, void *data);
+
+/*
  * Finishes what was submitted, stops the thread and releases the worker;
  * done callbacks of the last jobs run before it returns. Call from the loop
  * thread, with the loop not running (after uv_run returned) or from a

@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Independent verifier for the Tierline audit log, written from docs/audit-format.md.
 
-It shares no code with the relay: standard library only (json, hashlib), and it
-hashes the bytes of each line as they are, never re-serialised JSON.
+It shares no code with the relay: the standard library (json, hashlib, base64) and, for
+Ed25519 signatures, the `openssl` command line. It hashes the bytes of each line as they are,
+never re-serialised JSON.
 
-    audit_verify.py AUDIT_LOG            verify a log; exit 0 ok, 1 broken, 2 unreadable
+    audit_verify.py AUDIT_LOG [--checkpoints FILE]... [--key VKEY]
+                                         verify a log's hash chain and, against the key VKEY
+                                         (`tierline-relay audit pubkey`), its signed checkpoints
+                                         (DATA/audit.checkpoints, `audit checkpoint` output);
+                                         exit 0 ok, 1 broken, 2 unreadable
     audit_verify.py --cross-check TOOL   test: the C verifier (TOOL, tests/integ/audit_tool.c)
                                          and this one must agree on good and tampered logs
 """
+import base64
 import hashlib
 import json
 import math
@@ -198,6 +204,185 @@ def describe(result):
 
 
 # ---------------------------------------------------------------------------
+# The Merkle tree and signed checkpoints (format §12-§15).
+
+EM_DASH = "\u2014".encode()
+NOTE_MAX = 16 * 1024
+
+
+def leaf_hash(line):
+    return hashlib.sha256(b"\x00" + line).digest()
+
+
+def node_hash(left, right):
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def tree_roots(path, sizes):
+    """One pass over the log: (complete lines, {size: root of the first size lines})."""
+    wanted, roots, stack, count = set(sizes), {}, [], 0  # stack: perfect subtrees, largest first
+
+    def root():
+        if not stack:
+            return hashlib.sha256(b"").digest()
+        value = stack[-1][1]
+        for _, left in reversed(stack[:-1]):
+            value = node_hash(left, value)
+        return value
+
+    if 0 in wanted:
+        roots[0] = root()
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break  # a torn tail is no leaf
+            stack.append((1, leaf_hash(raw[:-1])))
+            count += 1
+            while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
+                size, right = stack.pop()
+                _, left = stack.pop()
+                stack.append((2 * size, node_hash(left, right)))
+            if count in wanted:
+                roots[count] = root()
+    return count, roots
+
+
+def parse_vkey(vkey):
+    """NAME+KEYID+BASE64(0x01 || key) -> (name, key id, 32-byte public key); ValueError."""
+    name, key_id, key = vkey.strip().split("+", 2)
+    raw = base64.b64decode(key, validate=True)
+    if len(raw) != 33 or raw[0] != 1:
+        raise ValueError("not an Ed25519 verifier key")
+    computed = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
+    if bytes.fromhex(key_id) != computed:
+        raise ValueError("key id does not match the key")
+    return name, computed, raw[1:]
+
+
+def ed25519_verify(public_key, message, signature):
+    """With the openssl command line: a PEM public key (RFC 8410 prefix + 32 bytes)."""
+    der = bytes.fromhex("302a300506032b6570032100") + public_key
+    pem = b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(der) + b"\n-----END PUBLIC KEY-----\n"
+    with tempfile.TemporaryDirectory() as work:
+        paths = [os.path.join(work, n) for n in ("key.pem", "message", "signature")]
+        for path, data in zip(paths, (pem, message, signature)):
+            with open(path, "wb") as f:
+                f.write(data)
+        proc = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", paths[0],
+                               "-rawin", "-in", paths[1], "-sigfile", paths[2]],
+                              capture_output=True, check=False)
+    return proc.returncode == 0
+
+
+def read_notes(path):
+    """The notes of a checkpoints file: each a note then an empty line; a last note without its
+    empty line counts; a torn record does not."""
+    with open(path, "rb") as f:
+        data = f.read()
+    notes, pos = [], 0
+    while pos < len(data):
+        text_end = data.find(b"\n\n", pos)
+        sigs_end = data.find(b"\n\n", text_end + 1) if text_end >= 0 else -1
+        if sigs_end < 0:
+            rest = data[pos:]
+            if text_end >= 0 and rest.endswith(b"\n") and text_end + 2 < len(data):
+                notes.append(rest)
+            break
+        notes.append(data[pos:sigs_end + 1])
+        pos = sigs_end + 2
+    return notes
+
+
+def open_checkpoint(note, key):
+    """(category or None, size or None, root): a signed checkpoint of key's log, or why not."""
+    name, key_id, public_key = key
+    size, root = None, None
+    split = note.rfind(b"\n\n")
+    text = note[:split + 1] if split > 0 else b""
+    lines = text.split(b"\n")
+    if len(lines) >= 4 and re.fullmatch(rb"0|[1-9][0-9]{0,19}", lines[1]):
+        size = int(lines[1])
+        try:
+            root = base64.b64decode(lines[2], validate=True)
+        except ValueError:
+            root = None
+    if split <= 0 or len(note) > NOTE_MAX or not note.endswith(b"\n"):
+        return "bad-note", size, root
+    verdict = "bad-signature"  # until a good signature by the key is found
+    for line in note[split + 2:-1].split(b"\n"):
+        if not line.startswith(EM_DASH + b" ") or line.count(b" ") != 2:
+            return "bad-note", size, root
+        signer, blob = line[len(EM_DASH) + 1:].split(b" ")
+        try:
+            blob = base64.b64decode(blob, validate=True)
+        except ValueError:
+            return "bad-note", size, root
+        if signer.decode(errors="replace") == name and blob[:4] == key_id:
+            ok = len(blob) == 68 and ed25519_verify(public_key, text, blob[4:])
+            verdict = None if ok else "bad-signature"
+            break
+    if verdict is None and (size is None or root is None or len(root) != 32 or
+                            lines[0].decode(errors="replace") != name):
+        verdict = "bad-note"
+    return verdict, size, root
+
+
+def verify_checkpoints(path, files, vkey):
+    """The log against every checkpoint of files, in order (format §15). A dict: status ok|bad,
+    checked, log_entries, last_size, and when bad: file (its place in files, from 0), index
+    (from 1), size, category, first_entry, last_entry."""
+    key = parse_vkey(vkey) if vkey else None
+    found = []  # (file, index, verdict, size, root)
+    for number, name in enumerate(files):
+        if number == 0 and not os.path.exists(name):
+            continue  # the stored file is optional, an auditor's is not
+        for index, note in enumerate(read_notes(name), 1):
+            verdict, size, root = ("no-key", None, None) if key is None else open_checkpoint(note, key)
+            if key is None:
+                text = note[:note.rfind(b"\n\n") + 1].split(b"\n")
+                size = int(text[1]) if len(text) > 1 and text[1].isdigit() else 0
+            found.append((number, index, verdict, size, root))
+    result = {"status": "ok", "checked": len(found), "log_entries": 0, "last_size": 0}
+
+    def bad(item, category, first=0, last=0):
+        result.update(status="bad", file=item[0], index=item[1], size=item[3] or 0,
+                      category=category, first_entry=first, last_entry=last)
+        return result
+
+    for item in found:
+        if item[2] is not None:
+            return bad(item, item[2])
+    for j, later in enumerate(found):
+        for earlier in found[:j]:
+            if earlier[3] == later[3] and earlier[4] != later[4]:
+                return bad(later, "fork")
+    entries, roots = tree_roots(path, [item[3] for item in found])
+    result["log_entries"] = entries
+    matched = [item[3] for item in found if roots.get(item[3]) == item[4]]
+    for item in found:
+        if item[3] > entries:
+            return bad(item, "log-short", entries + 1, item[3])
+        if roots[item[3]] != item[4]:
+            good = max([size for size in matched if size < item[3]], default=0)
+            return bad(item, "root-mismatch", good + 1, item[3])
+        result["last_size"] = max(result["last_size"], item[3])
+    return result
+
+
+def describe_checkpoints(result, files):
+    if result["status"] == "ok":
+        if not result["checked"]:
+            return "audit checkpoints: none to check"
+        return (f"audit checkpoints OK: {result['checked']} checked against "
+                f"{result['log_entries']} entries, the largest of size {result['last_size']}")
+    where = f"checkpoint {result['index']} of {files[result['file']]} (size {result['size']})"
+    text = f"audit checkpoints BROKEN at {where}: {result['category']}"
+    if result["first_entry"]:
+        text += f": entries {result['first_entry']}..{result['last_entry']}"
+    return text
+
+
+# ---------------------------------------------------------------------------
 # Cross-check against the C implementation.
 
 
@@ -315,16 +500,27 @@ def cross_check(tool):
 def main(argv):
     if len(argv) == 3 and argv[1] == "--cross-check":
         return cross_check(argv[2])
-    if len(argv) != 2 or argv[1].startswith("-"):
+    args, files, vkey = argv[1:], [], None
+    while len(args) >= 2 and args[-2] in ("--checkpoints", "--key"):
+        if args[-2] == "--key":
+            vkey = args[-1]
+        else:
+            files.insert(0, args[-1])
+        args = args[:-2]
+    if len(args) != 1 or args[0].startswith("-"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     try:
-        result = verify(argv[1])
-    except OSError as e:
+        result = verify(args[0])
+        checkpoints = verify_checkpoints(args[0], files, vkey) if files else None
+    except (OSError, ValueError) as e:
         print(f"audit log not verified: {e}", file=sys.stderr)
         return 2
     print(describe(result))
-    return 0 if result["status"] == "ok" else 1
+    if checkpoints is not None:
+        print(describe_checkpoints(checkpoints, files))
+    broken = result["status"] != "ok" or (checkpoints and checkpoints["status"] != "ok")
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":

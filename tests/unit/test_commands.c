@@ -302,8 +302,9 @@ static void test_ssh_bad_lines_are_refused_in_their_words(void **state)
                        "tierline: a runbook argument is given twice\n" FIX_USAGE);
     assert_ssh_refused("ticket note T-1", "usage: ticket note T-N [--from-vendor] TEXT...\n");
     assert_ssh_refused("ticket note T-1 ''", "usage: ticket note T-N [--from-vendor] TEXT...\n");
-    assert_ssh_refused("ticket note T-1 ok \xff",
-                       "tierline: the text is not valid UTF-8\nusage: ticket note T-N [--from-vendor] TEXT...\n");
+    assert_ssh_refused(
+        "ticket note T-1 ok \xff",
+        "tierline: the text is not valid UTF-8\nusage: ticket note T-N [--from-vendor] TEXT...\n");
     char line[4100];
     snprintf(line, sizeof line, "ticket note T-1 %04000d", 1);
     assert_ssh_refused(line, "usage: ticket note T-N [--from-vendor] TEXT...\n");
@@ -495,7 +496,8 @@ static void test_admin_bad_lines_are_refused_in_their_words(void **state)
                          "usage: tierline-relay evidence verify --data DIR [--json]\n");
     assert_admin_refused(&tl_admin_audit_verify, "--json --bogus --data /d",
                          "tierline-relay audit-verify: unknown option '--bogus'\n"
-                         "usage: tierline-relay audit-verify --data DIR [--json]\n");
+                         "usage: tierline-relay audit-verify --data DIR [--checkpoint FILE] [--key "
+                         "VKEY] [--json]\n");
 }
 
 static const struct CMUnitTest tests[] = {

@@ -1,0 +1,297 @@
+/*
+ * The relay's checkpoints (relay/store/audit_checkpoint.h) with a real data directory, store,
+ * chain and storage worker: a request signs the log as written, a thousand entries make one on
+ * their own, the shutdown makes the last, and none is made while the log cannot be written.
+ */
+#include "tl_test.h"
+
+#include "proto/note.h"
+#include "relay/store/audit_checkpoint.h"
+#include "relay/store/audit_key.h"
+#include "relay/store/datadir.h"
+
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+struct fixture {
+    char tmp[64];
+    char data[96];
+    char log[128];
+    char moved[128];
+    char checkpoints[128];
+    tl_store_t *store;
+    tl_audit_chain_t *chain;
+    uv_loop_t loop;
+    uv_timer_t tick;
+    tl_worker_t *worker;
+    tl_audit_checkpoints_t *cps;
+};
+
+static void on_tick(uv_timer_t *timer)
+{
+    (void)timer;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char fingerprint[TL_FINGERPRINT_LEN], db[128], problem[768];
+    int rc;
+    if (f == NULL)
+        return -1;
+    strcpy(f->tmp, "/tmp/tl-checkpoint-XXXXXX");
+    if (mkdtemp(f->tmp) == NULL)
+        return -1;
+    snprintf(f->data, sizeof f->data, "%s/data", f->tmp);
+    snprintf(f->log, sizeof f->log, "%s/audit.log", f->data);
+    snprintf(f->moved, sizeof f->moved, "%s/audit.log.moved", f->data);
+    snprintf(f->checkpoints, sizeof f->checkpoints, "%s/audit.checkpoints", f->data);
+    snprintf(db, sizeof db, "%s/relay.db", f->data);
+    if (tl_datadir_init(f->data, "127.0.0.1:7443", NULL, fingerprint) != 0 ||
+        tl_store_open(db, TL_STORE_OPEN_EXISTING, &f->store) != 0 ||
+        tl_audit_chain_open(f->store, f->log, 0, &f->chain, NULL, 0) != 0 ||
+        uv_loop_init(&f->loop) != 0)
+        return -1;
+    uv_timer_init(&f->loop, &f->tick);
+    uv_timer_start(&f->tick, on_tick, 5, 5);
+    f->worker = tl_worker_new(&f->loop, f->store, f->chain, NULL, NULL, &rc);
+    if (f->worker == NULL)
+        return -1;
+    f->cps = tl_audit_checkpoints_start(&f->loop, f->worker, f->data, &rc, problem, sizeof problem);
+    if (f->cps == NULL) {
+        fprintf(stderr, "checkpoints: %s\n", problem);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+/* Stops everything (with the shutdown checkpoint) unless a test did. */
+static void shut_down(struct fixture *f)
+{
+    if (f->worker == NULL)
+        return;
+    tl_audit_checkpoints_stop(f->cps);
+    tl_worker_free(f->worker);
+    f->worker = NULL;
+    tl_audit_checkpoints_final(f->cps, f->store, f->chain);
+    uv_close((uv_handle_t *)&f->tick, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    tl_audit_checkpoints_free(f->cps);
+    f->cps = NULL;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+    shut_down(f);
+    int rc = uv_loop_close(&f->loop);
+    tl_audit_chain_close(f->chain);
+    tl_store_close(f->store);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->tmp);
+    rc |= system(cmd);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Runs the loop until flag is set (bounded: 30 s). */
+static void run_until(uv_loop_t *loop, const int *flag)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (!*flag) {
+        uv_run(loop, UV_RUN_ONCE);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec > 30)
+            fail_msg("the worker did not finish in 30 s");
+    }
+}
+
+struct entries_job {
+    tl_job_t job;
+    int count;
+    int done;
+    int status;
+};
+
+static int run_entries(tl_job_t *job, tl_job_ctx_t *ctx)
+{
+    struct entries_job *ej = (struct entries_job *)job;
+    int rc = 0;
+    for (int i = 0; i < ej->count && rc == 0; i++) {
+        json_t *details = json_pack("{s:i}", "n", i);
+        rc = tl_worker_audit(ctx, "admin", "test.entry", "", details);
+        json_decref(details);
+    }
+    return rc;
+}
+
+static void entries_done(tl_job_t *job, int status)
+{
+    struct entries_job *ej = (struct entries_job *)job;
+    ej->status = status;
+    ej->done = 1;
+}
+
+/* count entries written through the worker, in one job. */
+static int write_entries(struct fixture *f, int count)
+{
+    struct entries_job job = {.job = {.run = run_entries, .done = entries_done}, .count = count};
+    tl_worker_submit(f->worker, &job.job);
+    run_until(&f->loop, &job.done);
+    return job.status;
+}
+
+struct answer {
+    int done;
+    int status;
+    tl_checkpoint_t checkpoint;
+    char note[1024];
+};
+
+static void answered(void *data, int status, const tl_checkpoint_t *checkpoint, const char *note)
+{
+    struct answer *a = data;
+    a->status = status;
+    if (status == 0) {
+        a->checkpoint = *checkpoint;
+        snprintf(a->note, sizeof a->note, "%s", note);
+    }
+    a->done = 1;
+}
+
+static struct answer request(struct fixture *f)
+{
+    struct answer a = {0};
+    TL_ASSERT_OK(tl_audit_checkpoints_request(f->cps, answered, &a));
+    run_until(&f->loop, &a.done);
+    return a;
+}
+
+static int count_note(void *arg, uint64_t index, const char *note, size_t len)
+{
+    (void)note;
+    (void)len;
+    *(uint64_t *)arg = index;
+    return 0;
+}
+
+static uint64_t stored_notes(struct fixture *f)
+{
+    uint64_t count = 0;
+    int rc = tl_audit_checkpoints_each(f->checkpoints, count_note, &count, NULL);
+    return rc == 0 ? count : 0;
+}
+
+/* The log's lines, and the last one's action and details. */
+static int log_lines(struct fixture *f, json_t **last)
+{
+    FILE *in = fopen(f->log, "r");
+    char line[8192];
+    int count = 0;
+    assert_non_null(in);
+    *last = NULL;
+    while (fgets(line, sizeof line, in) != NULL) {
+        json_decref(*last);
+        *last = json_loads(line, 0, NULL);
+        count++;
+    }
+    fclose(in);
+    return count;
+}
+
+static void test_a_request_signs_the_log_as_written(void **state)
+{
+    struct fixture *f = *state;
+    json_t *last = NULL;
+    TL_ASSERT_OK(write_entries(f, 3));
+    struct answer a = request(f);
+    TL_ASSERT_OK(a.status);
+    assert_int_equal(a.checkpoint.size, 4); /* relay.init and the three */
+    /* The note is signed by the data directory's audit key. */
+    tl_note_verifier_t verifier;
+    size_t text_len = 0;
+    char key_path[4096], name[TL_NOTE_NAME_MAX + 1];
+    TL_ASSERT_OK(tl_audit_checkpoints_signer(f->data, key_path, sizeof key_path, name));
+    TL_ASSERT_OK(tl_audit_key_verifier(key_path, name, &verifier, NULL));
+    TL_ASSERT_OK(tl_note_open(a.note, strlen(a.note), &verifier, &text_len));
+    assert_string_equal(a.checkpoint.origin, verifier.name);
+    /* Stored, and on the record as the next entry. */
+    assert_int_equal(stored_notes(f), 1);
+    assert_int_equal(log_lines(f, &last), 5);
+    assert_string_equal(json_string_value(json_object_get(last, "action")), "audit.checkpoint");
+    json_t *details = json_object_get(last, "details");
+    assert_int_equal(json_integer_value(json_object_get(details, "size")), 4);
+    assert_string_equal(json_string_value(json_object_get(details, "origin")), verifier.name);
+    json_decref(last);
+}
+
+static void test_a_thousand_entries_make_a_checkpoint(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < 9; i++)
+        TL_ASSERT_OK(write_entries(f, 100));
+    assert_int_equal(stored_notes(f), 0);
+    TL_ASSERT_OK(write_entries(f, 100));
+    /* The count reached: the worker makes one by itself (bounded wait, no timing). */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (stored_notes(f) == 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec > 30)
+            fail_msg("no checkpoint after 1,000 entries");
+    }
+    char *note = NULL;
+    size_t len = 0;
+    TL_ASSERT_OK(tl_audit_checkpoints_last(f->checkpoints, &note, &len));
+    json_t *details = NULL;
+    TL_ASSERT_OK(tl_audit_checkpoint_details(note, len, &details));
+    assert_int_equal(json_integer_value(json_object_get(details, "size")), 1001);
+    json_decref(details);
+    free(note);
+}
+
+static void test_shutdown_makes_the_last_checkpoint(void **state)
+{
+    struct fixture *f = *state;
+    json_t *last = NULL;
+    TL_ASSERT_OK(write_entries(f, 2));
+    shut_down(f);
+    assert_int_equal(stored_notes(f), 1);
+    assert_int_equal(log_lines(f, &last), 4);
+    assert_string_equal(json_string_value(json_object_get(last, "action")), "audit.checkpoint");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(last, "details"), "size")),
+                     3);
+    json_decref(last);
+}
+
+static void test_no_checkpoint_while_the_log_cannot_be_written(void **state)
+{
+    struct fixture *f = *state;
+    TL_ASSERT_OK(write_entries(f, 1));
+    assert_int_equal(rename(f->log, f->moved), 0);
+    TL_ASSERT_RC(TL_EAUDIT, write_entries(f, 1));
+    struct answer a = request(f);
+    TL_ASSERT_RC(TL_EAUDIT, a.status);
+    assert_int_equal(stored_notes(f), 0);
+    /* Back: the next request covers everything, the entry that waited included. */
+    assert_int_equal(rename(f->moved, f->log), 0);
+    TL_ASSERT_OK(write_entries(f, 1));
+    a = request(f);
+    TL_ASSERT_OK(a.status);
+    assert_int_equal(a.checkpoint.size, 4);
+    assert_int_equal(stored_notes(f), 1);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_a_request_signs_the_log_as_written, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_a_thousand_entries_make_a_checkpoint, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_shutdown_makes_the_last_checkpoint, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_no_checkpoint_while_the_log_cannot_be_written, setup,
+                                    teardown),
+};
+
+TL_TEST_MAIN(tests)
