@@ -96,7 +96,8 @@ int tl_note_vkey_parse(const char *vkey, tl_note_verifier_t *out)
  * control character but newline. */
 static bool text_valid(const char *text, size_t len)
 {
-    if (len == 0 || len > TL_NOTE_MAX || text[len - 1] != '\n' || !tl_text_utf8_valid(text, len))
+    if (len == 0 || len > TL_SIGNED_NOTE_MAX || text[len - 1] != '\n' ||
+        !tl_text_utf8_valid(text, len))
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)text[i];
@@ -143,7 +144,8 @@ int tl_note_sign(const char *text, size_t len, const char *name, EVP_PKEY *key, 
 int tl_note_open(const char *note, size_t len, const tl_note_verifier_t *verifier, size_t *text_len)
 {
     *text_len = 0;
-    if (len == 0 || len > TL_NOTE_MAX || note[len - 1] != '\n' || !tl_text_utf8_valid(note, len))
+    if (len == 0 || len > TL_SIGNED_NOTE_MAX || note[len - 1] != '\n' ||
+        !tl_text_utf8_valid(note, len))
         return TL_EINVAL;
     /* The text ends at the last blank line; what follows is signature lines. */
     size_t split = 0;

@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TL_NOTE_MAX (16 * 1024)
+#define TL_SIGNED_NOTE_MAX (16 * 1024)
 #define TL_NOTE_SIGS_MAX 100
 #define TL_NOTE_NAME_MAX 128
 /* "NAME+8 hex+base64 of 33 bytes" */

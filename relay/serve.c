@@ -139,6 +139,9 @@ static int start_technicians(struct relay *relay)
         return rc;
     }
     relay->commands.sla = relay->sla;
+    /* A ticket's close and a session's end each get a checkpoint of the audit log. */
+    relay->commands.checkpoints = relay->checkpoints;
+    tl_sessions_set_checkpoints(relay->sessions, relay->checkpoints);
     relay->logins = tl_ssh_logins_start(relay->loop, relay->worker, &rc);
     if (relay->logins == NULL)
         return rc;

@@ -106,8 +106,9 @@ struct tl__command {
     /* Takes the command over after a good parse, with its own jobs and answer (ticket export,
      * which streams an archive); NULL: work, or a session. */
     void (*start)(struct cmd *cmd);
-    int session_kind;    /* session commands: what relay/sessions/sessions.c runs */
-    const char *example; /* for COMMAND --help: whole command lines */
+    int session_kind;     /* session commands: what relay/sessions/sessions.c runs */
+    int checkpoint_after; /* once it succeeded, the audit log gets a checkpoint (ticket close) */
+    const char *example;  /* for COMMAND --help: whole command lines */
 };
 
 /* --json, which every command takes wherever it stands before a "--"; help NULL: not listed. */

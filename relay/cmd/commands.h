@@ -21,6 +21,7 @@
 #include "relay/desk/sla.h"
 #include "relay/net/exec.h"
 #include "relay/sessions/sessions.h"
+#include "relay/store/audit_checkpoint.h"
 #include "relay/store/worker.h"
 
 #include <jansson.h>
@@ -34,6 +35,9 @@ typedef struct tl_commands_ctx {
     /* The SLA targets and calendar (DATA/desk.json, relay/desk/desk_config.h): the clocks of
      * tickets, ticket show and the queues' order. Read-only while the relay runs. */
     const tl_sla_config_t *sla;
+    /* The audit log's signed checkpoints (relay/store/audit_checkpoint.h): a ticket's close asks
+     * for one. NULL: none is asked for. */
+    tl_audit_checkpoints_t *checkpoints;
 } tl_commands_ctx_t;
 
 /* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */

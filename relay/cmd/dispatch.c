@@ -111,6 +111,15 @@ static void work_done(tl_job_t *job, int status)
 {
     struct cmd *cmd = (struct cmd *)job;
     cmd->job_in_flight = 0;
+    /* Done and on the record: a checkpoint covers it (docs/audit-format.md §14). */
+    if (status == 0 && cmd->exit_status == 0 && cmd->command->checkpoint_after &&
+        cmd->ctx->checkpoints != NULL) {
+        int asked = tl_audit_checkpoints_request(cmd->ctx->checkpoints, tl_audit_checkpoint_logged,
+                                                 (void *)"after a command");
+        if (asked != 0 && asked != TL_ECLOSED)
+            tl_log_error("audit checkpoint after a command not asked for error=\"%s\"",
+                         tl_strerror(asked));
+    }
     if (cmd->exec == NULL) {
         /* The client is gone; an open reader is closed by one more job. */
         if (cmd->reader != NULL) {

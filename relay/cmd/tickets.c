@@ -806,8 +806,8 @@ static int work_ticket_note(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     json_decref(t);
     if (rc != 0)
         return rc;
-    rc = tl__cmd_record(cmd, ctx, cmd->from_vendor ? "vendor.note" : "note", "ticket.note",
-                        details);
+    rc =
+        tl__cmd_record(cmd, ctx, cmd->from_vendor ? "vendor.note" : "note", "ticket.note", details);
     json_decref(details);
     if (rc == 0)
         fprintf(out, "Note added to %s\n", cmd->ticket.text);
@@ -970,5 +970,6 @@ const struct tl__command tl__cmd_ticket_close = {
     .capability = TL_CAP_TICKET_RESOLVE,
     .args = TICKET_REASON,
     .work = work_ticket_close,
+    .checkpoint_after = 1,
     .example = "ticket close T-1 confirmed by the user\n",
 };

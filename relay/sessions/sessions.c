@@ -327,8 +327,21 @@ static void print_diag_evidence(struct session *s)
     }
 }
 
+void tl_sessions_set_checkpoints(tl_sessions_t *sessions, tl_audit_checkpoints_t *checkpoints)
+{
+    sessions->checkpoints = checkpoints;
+}
+
 void tl__session_final_done(struct session *s, struct sjob *job, int status)
 {
+    /* Its end is on the record: a checkpoint covers it (docs/audit-format.md §14). */
+    if (status == 0 && s->sessions->checkpoints != NULL) {
+        int asked = tl_audit_checkpoints_request(
+            s->sessions->checkpoints, tl_audit_checkpoint_logged, (void *)"at a session's end");
+        if (asked != 0 && asked != TL_ECLOSED)
+            tl_log_error("audit checkpoint at a session's end not asked for error=\"%s\"",
+                         tl_strerror(asked));
+    }
     if (s->exec == NULL) {
         tl__session_finish(s, 1);
         return;

@@ -30,6 +30,7 @@
 #include "proto/msg.h"
 #include "relay/net/exec.h"
 #include "relay/net/agent_link.h"
+#include "relay/store/audit_checkpoint.h"
 #include "relay/store/worker.h"
 
 #include <stdint.h>
@@ -86,6 +87,9 @@ typedef tl_agent_link_t *(*tl_sessions_find_agent_fn)(void *ctx, int64_t device_
  */
 tl_sessions_t *tl_sessions_new(uv_loop_t *loop, tl_worker_t *worker, const char *data_dir,
                                tl_sessions_find_agent_fn find_agent, void *find_ctx, int *err);
+/* The audit log's signed checkpoints: each session's end, once on the record, asks for one
+ * (relay/store/audit_checkpoint.h). NULL (the default): none is asked for. */
+void tl_sessions_set_checkpoints(tl_sessions_t *sessions, tl_audit_checkpoints_t *checkpoints);
 /* After the loop has run dry (no session is left then). NULL is a no-op. */
 void tl_sessions_free(tl_sessions_t *sessions);
 /* Sessions in progress, for logs and tests. */

@@ -64,7 +64,8 @@ struct tl_sessions {
     char recordings_dir[4096];
     tl_sessions_find_agent_fn find_agent;
     void *find_ctx;
-    uv_async_t keepalive; /* referenced while sessions exist */
+    uv_async_t keepalive;                /* referenced while sessions exist */
+    tl_audit_checkpoints_t *checkpoints; /* NULL: no checkpoint at a session's end */
     struct session *head;
     uint32_t count;
     uint32_t recording_serial;

@@ -20,7 +20,7 @@
 
 #define EM_DASH "\xe2\x80\x94"
 /* A record: a note and its empty line. */
-#define RECORD_MAX (TL_NOTE_MAX + 1)
+#define RECORD_MAX (TL_SIGNED_NOTE_MAX + 1)
 #define CHUNK 65536
 
 /* ---- the checkpoints file ------------------------------------------------------------------ */
@@ -382,9 +382,22 @@ static void on_timer(uv_timer_t *timer)
     submit_periodic(timer->data);
 }
 
+void tl_audit_checkpoint_logged(void *data, int status, const tl_checkpoint_t *checkpoint,
+                                const char *note)
+{
+    (void)checkpoint;
+    (void)note;
+    if (status != 0)
+        tl_log_error("audit checkpoint not made when=\"%s\" error=\"%s\"",
+                     data != NULL ? (const char *)data : "asked", tl_strerror(status));
+}
+
 int tl_audit_checkpoints_request(tl_audit_checkpoints_t *checkpoints, tl_audit_checkpoint_fn done,
                                  void *data)
 {
+    /* Shutting down: the worker may be going; the shutdown checkpoint covers what was asked. */
+    if (__atomic_load_n(&checkpoints->stopped, __ATOMIC_ACQUIRE))
+        return TL_ECLOSED;
     return submit(checkpoints, IF_OTHER, done, data);
 }
 

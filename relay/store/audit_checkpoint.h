@@ -82,10 +82,16 @@ typedef void (*tl_audit_checkpoint_fn)(void *data, int status, const tl_checkpoi
  * From the loop: a checkpoint of the log as it is once the entries already submitted are written
  * (a new one if the tree grew since the last, else the last), then done. For the end of a session
  * or the close of a ticket: call it after that action's own job is done, so its entry is in the
- * tree. done gets TL_EAUDIT if the checkpoint cannot be made; TL_ENOMEM is returned at once.
+ * tree. done gets TL_EAUDIT if the checkpoint cannot be made; TL_ENOMEM is returned at once, and
+ * TL_ECLOSED once tl_audit_checkpoints_stop ran (the shutdown checkpoint then covers it).
  */
 int tl_audit_checkpoints_request(tl_audit_checkpoints_t *checkpoints, tl_audit_checkpoint_fn done,
                                  void *data);
+
+/* A tl_audit_checkpoint_fn for callers that only need a failure logged: data is a static text
+ * saying when it was asked for ("at a session's end"). */
+void tl_audit_checkpoint_logged(void *data, int status, const tl_checkpoint_t *checkpoint,
+                                const char *note);
 
 /* From the loop, before the worker stops: no more timed or counted checkpoints. */
 void tl_audit_checkpoints_stop(tl_audit_checkpoints_t *checkpoints);

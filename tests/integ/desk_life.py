@@ -22,7 +22,7 @@ import selfhelp
 import technicians
 from technicians import Desk, write_catalogue, write_policy
 import tlcase
-from tlcase import case, check, run
+from tlcase import case, check, run, wait_for
 
 # Sessions the policy grants without asking, so the life runs unattended.
 POLICY = [{"roles": ["tier1", "tier2", "tier3"], "scopes": ["exec", "diag", "fix"]}]
@@ -151,6 +151,18 @@ def case_a_ticket_lives_from_the_user_to_the_vendor_and_into_the_report():
           "opened, resolved, escalated per tier: %r" % tiers)
     check([(p["id"], p["state"], p["tickets"]) for p in report["problems"]] ==
           [("P-1", "fixed", 1)], "the problems: %r" % report["problems"])
+
+    # Closed for good: the close, like each session's end, is covered by a signed checkpoint of
+    # the audit log made right after it (docs/audit-format.md §14).
+    desk.ssh("carol", "ticket", "close", t, "the", "vendor", "confirmed")
+    def covered():
+        log = desk.audit()
+        ends = [e["seq"] for e in log if e["action"] in ("session.end", "ticket.close")]
+        sizes = [e["details"]["size"] for e in log if e["action"] == "audit.checkpoint"]
+        return ends and all(any(size >= seq for size in sizes) for seq in ends), ends, sizes
+    wait_for("checkpoints after the sessions and the close", lambda: covered()[0])
+    _, ends, sizes = covered()
+    check(len(ends) >= 4 and len(sizes) >= 2, "ends %r, checkpoint sizes %r" % (ends, sizes))
 
     # Every step is in the audit log, which still verifies.
     actions = [e["action"] for e in desk.audit() if e["subject"] in (t, "P-1")]
