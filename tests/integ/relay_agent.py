@@ -798,7 +798,9 @@ def case_upload_channels_opened_and_closed_do_not_accumulate():
 
 @case
 def case_reconnect_keeps_device_online():
-    relay, agent = enrolled_pair()
+    # The raw peers answer no ping: a heartbeat far longer than the checks below keeps the relay
+    # from dropping the newer one as silent on a loaded machine before it is looked at.
+    relay, agent = enrolled_pair(relay=Relay("relay", heartbeat_ms=20000).start())
     first = RawAgent(relay, agent)
     second = RawAgent(relay, agent)  # replaces the first connection
     read_frames(first.sock, timeout=5)
