@@ -592,3 +592,21 @@ int tl_store_upload_find(tl_store_t *store, int64_t device_id, const char *hash,
     sqlite3_finalize(stmt);
     return rc;
 }
+
+int tl__sqlite_id_by_request(tl_store_t *store, const char *sql, int64_t device_id,
+                             const char *request_id, int64_t *id, const char *what)
+{
+    sqlite3_stmt *stmt;
+    int rc = tl__sqlite_prepare(store, sql, &stmt);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, device_id);
+    sqlite3_bind_text(stmt, 2, request_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        *id = sqlite3_column_int64(stmt, 0);
+    else
+        rc = step == SQLITE_DONE ? TL_ENOTFOUND : tl__sqlite_error(store, what);
+    sqlite3_finalize(stmt);
+    return rc;
+}

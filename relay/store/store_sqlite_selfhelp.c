@@ -23,20 +23,9 @@ static int deflection_ok(const tl_deflection_new_t *d)
 static int deflection_lookup(tl_store_t *store, int64_t device_id, const char *request_id,
                              int64_t *id)
 {
-    sqlite3_stmt *stmt;
-    int rc = tl__sqlite_prepare(
-        store, "SELECT id FROM deflections WHERE device_id = ? AND request_id = ?", &stmt);
-    if (rc != 0)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, device_id);
-    sqlite3_bind_text(stmt, 2, request_id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(stmt);
-    if (step == SQLITE_ROW)
-        *id = sqlite3_column_int64(stmt, 0);
-    else
-        rc = step == SQLITE_DONE ? TL_ENOTFOUND : tl__sqlite_error(store, "deflection_lookup");
-    sqlite3_finalize(stmt);
-    return rc;
+    return tl__sqlite_id_by_request(
+        store, "SELECT id FROM deflections WHERE device_id = ? AND request_id = ?", device_id,
+        request_id, id, "deflection_lookup");
 }
 
 int tl_store_deflection_add(tl_store_t *store, const tl_deflection_new_t *d, int64_t now_ms,

@@ -9,20 +9,9 @@
 static int ticket_lookup_request(tl_store_t *store, int64_t device_id, const char *request_id,
                                  int64_t *ticket_id)
 {
-    sqlite3_stmt *stmt;
-    int rc = tl__sqlite_prepare(
-        store, "SELECT id FROM tickets WHERE device_id = ? AND request_id = ?", &stmt);
-    if (rc != 0)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, device_id);
-    sqlite3_bind_text(stmt, 2, request_id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(stmt);
-    if (step == SQLITE_ROW)
-        *ticket_id = sqlite3_column_int64(stmt, 0);
-    else
-        rc = step == SQLITE_DONE ? TL_ENOTFOUND : tl__sqlite_error(store, "ticket_lookup");
-    sqlite3_finalize(stmt);
-    return rc;
+    return tl__sqlite_id_by_request(store,
+                                    "SELECT id FROM tickets WHERE device_id = ? AND request_id = ?",
+                                    device_id, request_id, ticket_id, "ticket_lookup");
 }
 
 int tl_store_ticket_insert(tl_store_t *store, const tl_ticket_new_t *ticket, int64_t now_ms,
