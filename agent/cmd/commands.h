@@ -23,5 +23,6 @@ int tl_agent_cmd_deny(int argc, char **argv);     /* grants.c */
 int tl_agent_cmd_sessions(int argc, char **argv); /* grants.c */
 int tl_agent_cmd_end(int argc, char **argv);      /* grants.c */
 int tl_agent_cmd_diag(int argc, char **argv);     /* diag.c */
+int tl_agent_cmd_catalogue(int argc, char **argv); /* catalogue.c */
 
 #endif
