@@ -118,6 +118,55 @@ static bool has_suffix(const char *text, const char *suffix)
     return len > suffix_len && strcmp(text + len - suffix_len, suffix) == 0;
 }
 
+static int check_article_runbook(const tl_article_t *article, const tl_catalogue_file_t *files,
+                                 size_t count, char *why, size_t why_size)
+{
+    if (article->runbook[0] == '\0')
+        return 0;
+    char meta[TL_CATALOGUE_PATH_MAX + 64], reason[512];
+    snprintf(meta, sizeof meta, "runbooks/%s.json", article->runbook);
+    const tl_catalogue_file_t *file = find(files, count, meta);
+    if (file == NULL) {
+        say(why, why_size,
+            "the catalogue does not parse: article %s suggests runbook %s, which the package "
+            "does not hold",
+            article->id, article->runbook);
+        return TL_EINVAL;
+    }
+    int err = 0, rc = TL_ENOMEM;
+    tl_runbooks_t *one = tl_runbooks_from_metadata(article->runbook, (const char *)file->data,
+                                                   file->size, &err, reason, sizeof reason);
+    json_t *args = json_object();
+    for (size_t i = 0; one != NULL && args != NULL && i < article->param_count; i++) {
+        const char *equals = strchr(article->params[i], '=');
+        char name[64];
+        size_t len = equals != NULL ? (size_t)(equals - article->params[i]) : 0;
+        if (len == 0 || len >= sizeof name)
+            continue; /* the article's parser admits no such parameter */
+        memcpy(name, article->params[i], len);
+        name[len] = '\0';
+        json_object_set_new(args, name, json_string(equals + 1));
+    }
+    if (one != NULL && args != NULL) {
+        /* Who may run it is decided when someone does; here only the values are checked. */
+        tl_runbook_run_t run;
+        rc = tl_runbooks_check(one, article->runbook, args, "tier3", true, &run, reason,
+                               sizeof reason);
+        if (rc == 0)
+            tl_runbooks_run_release(&run);
+        else if (rc != TL_ENOMEM) {
+            say(why, why_size, "the catalogue does not parse: article %s: runbook %s: %s",
+                article->id, article->runbook, reason);
+            rc = TL_EINVAL;
+        }
+    } else if (one == NULL && err != TL_ENOMEM) {
+        rc = 0; /* its metadata's own check names it */
+    }
+    json_decref(args);
+    tl_runbooks_free(one);
+    return rc;
+}
+
 /*
  * The catalogue the files make parses as the agent reads it: every runbook's metadata beside
  * its executable and valid, every article valid with an id of its own. Counts them.
@@ -203,6 +252,9 @@ static int check_content(const tl_catalogue_file_t *files, size_t count, size_t 
             }
         }
     }
+    /* Each article's runbook is in the package and its parameters pass that runbook's rules. */
+    for (size_t k = 0; rc == 0 && k < parsed_count; k++)
+        rc = check_article_runbook(parsed[k], files, count, why, why_size);
     for (size_t k = 0; k < parsed_count; k++)
         tl_article_free(parsed[k]);
     free(parsed);
