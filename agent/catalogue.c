@@ -425,7 +425,8 @@ int tl_agent_catalogue_rollback(const char *state_dir, uint64_t *from, uint64_t 
     }
     *from = state.current;
     *to = state.previous;
-    prune(state_dir, next.current, 0);
+    /* The version left stays until the next install: a run started from it may still read it. */
+    prune(state_dir, next.current, state.current);
     tl_log_info("catalogue rolled back from=%" PRIu64 " to=%" PRIu64, *from, *to);
     report_event(state_dir, "rollback", *to, *from, NULL, NULL);
 out:

@@ -10,7 +10,8 @@
  *                                  to the relay (at most TL_AGENT_CATALOGUE_REPORTS)
  *   STATE/catalogue/lock           held while one of the above changes
  *
- * Only the current and the previous version are kept. A package is taken only when signed by
+ * Only the current and the previous version are kept (after a rollback, the version left
+ * too, until the next install). A package is taken only when signed by
  * the catalogue signing key pinned at enrollment and newer than every version installed
  * before (highest), so neither a downgrade nor a replay gets in, and a rollback sticks until a
  * newer package comes. Once a catalogue is installed, the agent's runbooks and articles come

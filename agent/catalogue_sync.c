@@ -9,7 +9,9 @@
 #include "proto/log.h"
 #include "proto/vocab.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +25,13 @@ struct tl_catalogue_sync {
     void *data;
     tl_tunnel_t *tunnel;
     uv_timer_t timer;
+    uv_fs_event_t watch; /* STATE/catalogue: an install or a rollback by the command */
+    int watching, handles_open;
+    uint64_t loaded; /* the version whose runbooks the owner has */
+    int reloading, reload_again;
+    uv_work_t reload_work;
+    uint64_t reload_version;
+    tl_runbooks_t *reload_runbooks;
     int busy;                        /* a round is under way */
     int working;                     /* a job is on the thread pool */
     int freeing;                     /* freed by the owner: go once nothing is in flight */
@@ -48,19 +57,89 @@ static void step_fetch(tl_catalogue_sync_t *sync, uint64_t offset);
 
 static void release(tl_catalogue_sync_t *sync)
 {
-    if (!sync->freeing || sync->working || sync->answers > 0)
+    if (!sync->freeing || sync->working || sync->answers > 0 || sync->reloading ||
+        sync->handles_open > 0)
         return;
+    tl_runbooks_free(sync->reload_runbooks);
     free(sync->package);
     json_decref(sync->reports);
     tl_runbooks_free(sync->result_runbooks);
     free(sync);
 }
 
-static void timer_closed(uv_handle_t *handle)
+static void handle_closed(uv_handle_t *handle)
 {
     tl_catalogue_sync_t *sync = handle->data;
-    sync->freeing = 1;
+    sync->handles_open--;
     release(sync);
+}
+
+/* ---- the catalogue in use changed on disk: the runbooks follow -------------------------- */
+
+static void reload_read(uv_work_t *work)
+{
+    tl_catalogue_sync_t *sync = work->data;
+    char runbooks[4096];
+    int err = 0;
+    sync->reload_version = 0;
+    sync->reload_runbooks = NULL;
+    int rc = tl_agent_catalogue_dirs(sync->state.dir, runbooks, sizeof runbooks, NULL, 0,
+                                     &sync->reload_version);
+    if (rc != 0) {
+        sync->reload_version = 0;
+        rc = tl_runbooks_default_dir(runbooks, sizeof runbooks);
+    }
+    if (rc == 0)
+        sync->reload_runbooks = tl_runbooks_load(runbooks, &err);
+}
+
+static void start_reload(tl_catalogue_sync_t *sync);
+
+static void reload_done(uv_work_t *work, int status)
+{
+    tl_catalogue_sync_t *sync = work->data;
+    sync->reloading = 0;
+    if (sync->reload_runbooks != NULL && sync->reload_version == sync->loaded) {
+        tl_runbooks_free(sync->reload_runbooks); /* the owner has these already */
+        sync->reload_runbooks = NULL;
+    }
+    if (status == 0 && !sync->freeing && sync->reload_runbooks != NULL) {
+        sync->loaded = sync->reload_version;
+        if (sync->installed != NULL)
+            sync->installed(sync->data, sync->reload_version, sync->reload_runbooks);
+        else
+            tl_runbooks_free(sync->reload_runbooks);
+        sync->reload_runbooks = NULL;
+    }
+    if (sync->freeing) {
+        release(sync);
+        return;
+    }
+    if (sync->reload_again) {
+        sync->reload_again = 0;
+        start_reload(sync);
+    }
+}
+
+static void start_reload(tl_catalogue_sync_t *sync)
+{
+    if (sync->reloading) {
+        sync->reload_again = 1;
+        return;
+    }
+    sync->reloading = 1;
+    sync->reload_work.data = sync;
+    if (uv_queue_work(sync->loop, &sync->reload_work, reload_read, reload_done) != 0)
+        sync->reloading = 0;
+}
+
+static void on_change(uv_fs_event_t *handle, const char *filename, int events, int status)
+{
+    (void)events;
+    tl_catalogue_sync_t *sync = handle->data;
+    if (status == 0 && !sync->freeing &&
+        (filename == NULL || strcmp(filename, "installed.json") == 0))
+        start_reload(sync);
 }
 
 static void round_end(tl_catalogue_sync_t *sync)
@@ -92,6 +171,21 @@ tl_catalogue_sync_t *tl_catalogue_sync_new(uv_loop_t *loop, const tl_agent_state
     sync->timer.data = sync;
     uv_timer_start(&sync->timer, on_timer, TL_CATALOGUE_SYNC_MS, TL_CATALOGUE_SYNC_MS);
     uv_unref((uv_handle_t *)&sync->timer); /* it never keeps the loop alive alone */
+    sync->handles_open = 1;
+    /* The runbooks the owner loaded at start; a rollback by the command is seen here. */
+    tl_agent_catalogue_state_t in_use;
+    if (tl_agent_catalogue_state(state->dir, &in_use) == 0)
+        sync->loaded = in_use.current;
+    char dir[TL_STATE_FILE_MAX];
+    if (tl_state_path(state->dir, TL_STATE_CATALOGUE, dir, sizeof dir) == 0 &&
+        (mkdir(dir, 0700) == 0 || errno == EEXIST) && uv_fs_event_init(loop, &sync->watch) == 0) {
+        sync->watch.data = sync;
+        sync->handles_open++;
+        sync->watching = uv_fs_event_start(&sync->watch, on_change, dir, 0) == 0;
+        if (!sync->watching)
+            tl_log_warn("catalogue changes not watched dir=%s", dir);
+        uv_unref((uv_handle_t *)&sync->watch);
+    }
     return sync;
 }
 
@@ -100,7 +194,10 @@ void tl_catalogue_sync_free(tl_catalogue_sync_t *sync)
     if (sync == NULL)
         return;
     sync->tunnel = NULL;
-    uv_close((uv_handle_t *)&sync->timer, timer_closed);
+    sync->freeing = 1;
+    uv_close((uv_handle_t *)&sync->timer, handle_closed);
+    if (sync->handles_open > 1)
+        uv_close((uv_handle_t *)&sync->watch, handle_closed);
 }
 
 void tl_catalogue_sync_connected(tl_catalogue_sync_t *sync, tl_tunnel_t *tunnel)
@@ -233,7 +330,9 @@ static void package_installed(uv_work_t *work, int status)
     sync->working = 0;
     if (status == 0 && sync->result != 0)
         memcpy(sync->refused, sync->sha256, sizeof sync->refused);
-    if (status == 0 && sync->result == 0 && sync->installed != NULL && !sync->freeing) {
+    if (status == 0 && sync->result == 0 && sync->installed != NULL && !sync->freeing &&
+        sync->result_runbooks != NULL) {
+        sync->loaded = sync->result_version;
         sync->installed(sync->data, sync->result_version, sync->result_runbooks);
         sync->result_runbooks = NULL;
     }

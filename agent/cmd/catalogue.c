@@ -99,8 +99,8 @@ static int catalogue_rollback(const tl_agent_state_t *state)
         return TL_EXIT_FAILURE;
     }
     printf("Rolled back from catalogue version %" PRIu64 " to %" PRIu64
-           "; a running agent uses it for runs it starts after a restart, help and diag at once,"
-           " and the relay hears of it when the agent next connects\n",
+           "; runbooks and articles come from it now, and the relay hears of it when the agent "
+           "next connects\n",
            from, to);
     return TL_EXIT_OK;
 }

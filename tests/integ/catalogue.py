@@ -306,6 +306,8 @@ def case_rollback_goes_back_one_and_is_reported():
     # Nothing further back.
     _, err = desk.agent.cli("catalogue", "rollback", expect=1)
     check("no previous catalogue" in err, "second rollback: " + err)
+    # The running agent runs version 1's runbook at once.
+    check(desk.fix().startswith("v1 word=hello"), "after rollback fix: %r" % desk.fix())
     # The relay still publishes 2: the agent does not take it again; it reports the rollback.
     desk.reconnect()
     rolled = wait_for("catalogue.rollback", lambda: desk.events("catalogue.rollback"))
