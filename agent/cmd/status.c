@@ -166,6 +166,16 @@ static void status_print_text(const tl_agent_state_t *state, const struct status
                state->relay_port);
     else
         printf("enrolled:  no\n");
+    if (state->enrolled) {
+        tl_agent_catalogue_state_t installed;
+        if (tl_agent_catalogue_state(state->dir, &installed) != 0 || installed.current == 0)
+            printf("catalogue: the shipped one");
+        else
+            printf("catalogue: version %llu installed", (unsigned long long)installed.current);
+        printf(state->catalogue_key[0] ? " (signing key %s)\n"
+                                       : " (no signing key: catalogue updates are refused)%s\n",
+               state->catalogue_key);
+    }
     if (!view->running)
         printf("agent:     not running\n");
     else if (view->connected)
