@@ -109,6 +109,7 @@ struct change {
     /* The file change that goes with the entry, undone if the entry is not written. */
     const char *path;
     const char *text;
+    int staged; /* the entry and the file change were made in the unit of work */
 };
 
 static int stage_change(tl_store_t *store, tl_audit_chain_t *chain, void *arg)
@@ -120,11 +121,17 @@ static int stage_change(tl_store_t *store, tl_audit_chain_t *chain, void *arg)
     if (rc == 0)
         rc = tl_fs_write_atomic(change->path, change->text, strlen(change->text),
                                 TL_FS_SYNC | TL_FS_SYNC_DIR | TL_FS_NOFOLLOW, NULL);
+    change->staged = rc == 0;
     return rc;
 }
 
-/* The file change and its audit entry, together: a failure puts back what the file held. */
-static int record(const char *data, const char *verb, struct change *change)
+/*
+ * The file change and its audit entry, together. A failure puts back what the file held, but
+ * for a log that failed at the write itself: the entry then waits in the store's outbox for the
+ * next writer (docs/audit-format.md §7), so the change stands, and the command still fails.
+ * *kept says which.
+ */
+static int record(const char *data, const char *verb, struct change *change, int *kept)
 {
     char audit[4096], problem[768] = "", *before = NULL;
     size_t before_len = 0;
@@ -137,7 +144,8 @@ static int record(const char *data, const char *verb, struct change *change)
     if (rc == 0)
         rc = tl_audit_chain_record(store, audit, stage_change, change, problem, sizeof problem);
     tl_store_close(store);
-    if (rc != 0) {
+    *kept = rc == TL_EAUDIT && change->staged;
+    if (rc != 0 && !*kept) {
         if (had)
             tl_fs_write_atomic(change->path, before, before_len, TL_FS_SYNC | TL_FS_SYNC_DIR, NULL);
         else
@@ -213,8 +221,10 @@ static int catalogue_trust(const struct catalogue_args *args)
     json_t *details = json_pack("{s:s}", "fingerprint", fingerprint);
     if (had && details != NULL)
         json_object_set_new(details, "replaced", json_string(current));
-    struct change change = {"catalogue.trust", fingerprint, details, path, stored};
-    rc = stored != NULL && details != NULL ? record(args->data, "trust", &change) : TL_ENOMEM;
+    struct change change = {"catalogue.trust", fingerprint, details, path, stored, 0};
+    int kept = 0;
+    rc =
+        stored != NULL && details != NULL ? record(args->data, "trust", &change, &kept) : TL_ENOMEM;
     json_decref(details);
     free(stored);
     if (rc == TL_EAUDIT)
@@ -472,9 +482,12 @@ static int catalogue_publish(const struct catalogue_args *args)
                   "signer", tl_catalogue_signer(catalogue), "runbooks",
                   (json_int_t)tl_catalogue_runbook_count(catalogue), "articles",
                   (json_int_t)tl_catalogue_article_count(catalogue));
-    struct change change = {"catalogue.publish", subject, details, published_path, text};
-    rc = details != NULL ? record(args->data, "publish", &change) : TL_ENOMEM;
+    struct change change = {"catalogue.publish", subject, details, published_path, text, 0};
+    int kept = 0;
+    rc = details != NULL ? record(args->data, "publish", &change, &kept) : TL_ENOMEM;
     json_decref(details);
+    if (kept)
+        wrote = 0; /* published.json names it */
     if (rc == TL_EAUDIT)
         goto out;
     if (rc != 0) {

@@ -364,6 +364,44 @@ def case_publish_refuses_what_the_trusted_key_did_not_sign():
           "publish audit: %r" % desk.events("catalogue.publish"))
 
 
+@case
+def case_publish_fails_closed_when_the_audit_log_cannot_be_written():
+    desk = CatalogueDesk()
+    runbooks, kb = tree("v1", "v1")
+    package_path = desk.sign(1, runbooks, kb)
+    log = os.path.join(desk.relay.dir, "audit.log")
+    shutil.move(log, log + ".away")
+    out, err = desk.publish(package_path, expect=1)
+    shutil.move(log + ".away", log)
+    check("publish: the audit log cannot be written" in err and "Published" not in out,
+          "publish: %r %r" % (out, err))
+    folder = os.path.join(desk.relay.dir, "catalogue")
+    check(sorted(os.listdir(folder)) == ["admin.pub"], "left behind: %r" % os.listdir(folder))
+    out, _ = run(technicians.BIN + "/tierline-relay", "catalogue", "show", "--json", "--data",
+                 desk.relay.dir)
+    check(json.loads(out)["version"] == 0, "published without an audit entry: " + out)
+    check(desk.events("catalogue.publish") == [], "audited: %r" % desk.events("catalogue.publish"))
+
+
+@case
+def case_sign_takes_the_relay_knowledge_base_published_articles():
+    desk = CatalogueDesk()
+    runbooks, kb = tree("v1", "v1", article_id="from-the-relay", title="From the relay")
+    run(technicians.BIN + "/tierline-relay", "kb", "add", os.path.join(kb, "from-the-relay.md"),
+        "--runbooks", runbooks, "--data", desk.relay.dir)
+    out_path = os.path.join(technicians.WORK, "from-data.tlcat")
+    out, _ = run(technicians.BIN + "/tierline-relay", "catalogue", "sign", "--key",
+                 desk.admin_key, "--runbooks", runbooks, "--kb-from-data", "--data",
+                 desk.relay.dir, "--version", "4", "-o", out_path)
+    check("1 runbook(s), 1 article(s)" in out, "sign: " + out)
+    desk.publish(out_path)
+    desk.reconnect()
+    wait_for("version 4 installed", lambda: desk.catalogue()["version"] == 4)
+    installed = os.path.join(desk.agent.dir, "catalogue", "4", "kb", "from-the-relay.md")
+    with open(installed) as f:
+        check("title: From the relay" in f.read(), "the article installed")
+
+
 def setup_globals(bin_dir, work):
     technicians.setup_globals(bin_dir, work)
 
