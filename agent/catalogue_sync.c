@@ -27,10 +27,12 @@ struct tl_catalogue_sync {
     uv_timer_t timer;
     uv_fs_event_t watch; /* STATE/catalogue: an install or a rollback by the command */
     int watching, handles_open;
-    uint64_t loaded; /* the version whose runbooks the owner has */
+    uint64_t loaded;  /* the version whose runbooks the owner has */
+    uint64_t highest; /* the newest version ever installed here (loop only) */
+    uint64_t result_highest;
     int reloading, reload_again;
     uv_work_t reload_work;
-    uint64_t reload_version;
+    uint64_t reload_version, reload_highest;
     tl_runbooks_t *reload_runbooks;
     int busy;                        /* a round is under way */
     int working;                     /* a job is on the thread pool */
@@ -83,6 +85,9 @@ static void reload_read(uv_work_t *work)
     int err = 0;
     sync->reload_version = 0;
     sync->reload_runbooks = NULL;
+    tl_agent_catalogue_state_t installed;
+    sync->reload_highest =
+        tl_agent_catalogue_state(sync->state.dir, &installed) == 0 ? installed.highest : 0;
     int rc = tl_agent_catalogue_dirs(sync->state.dir, runbooks, sizeof runbooks, NULL, 0,
                                      &sync->reload_version);
     if (rc != 0) {
@@ -99,6 +104,8 @@ static void reload_done(uv_work_t *work, int status)
 {
     tl_catalogue_sync_t *sync = work->data;
     sync->reloading = 0;
+    if (status == 0 && sync->reload_highest > sync->highest)
+        sync->highest = sync->reload_highest; /* an install by hand */
     if (sync->reload_runbooks != NULL && sync->reload_version == sync->loaded) {
         tl_runbooks_free(sync->reload_runbooks); /* the owner has these already */
         sync->reload_runbooks = NULL;
@@ -174,8 +181,10 @@ tl_catalogue_sync_t *tl_catalogue_sync_new(uv_loop_t *loop, const tl_agent_state
     sync->handles_open = 1;
     /* The runbooks the owner loaded at start; a rollback by the command is seen here. */
     tl_agent_catalogue_state_t in_use;
-    if (tl_agent_catalogue_state(state->dir, &in_use) == 0)
+    if (tl_agent_catalogue_state(state->dir, &in_use) == 0) {
         sync->loaded = in_use.current;
+        sync->highest = in_use.highest;
+    }
     char dir[TL_STATE_FILE_MAX];
     if (tl_state_path(state->dir, TL_STATE_CATALOGUE, dir, sizeof dir) == 0 &&
         (mkdir(dir, 0700) == 0 || errno == EEXIST) && uv_fs_event_init(loop, &sync->watch) == 0) {
@@ -316,6 +325,9 @@ static void install_package(uv_work_t *work)
     sync->result =
         tl_agent_catalogue_install(sync->state.dir, sync->state.catalogue_key, sync->package,
                                    sync->size, &sync->result_version, sync->why, sizeof sync->why);
+    tl_agent_catalogue_state_t installed;
+    sync->result_highest =
+        tl_agent_catalogue_state(sync->state.dir, &installed) == 0 ? installed.highest : 0;
     if (sync->result == 0) {
         char runbooks[4096];
         int err = 0;
@@ -328,6 +340,8 @@ static void package_installed(uv_work_t *work, int status)
 {
     tl_catalogue_sync_t *sync = work->data;
     sync->working = 0;
+    if (status == 0 && sync->result_highest > sync->highest)
+        sync->highest = sync->result_highest;
     if (status == 0 && sync->result != 0)
         memcpy(sync->refused, sync->sha256, sizeof sync->refused);
     if (status == 0 && sync->result == 0 && sync->installed != NULL && !sync->freeing &&
@@ -367,9 +381,8 @@ static void fetch_answered(void *data, int status, json_t *result)
         return;
     }
     uint64_t announced = (uint64_t)json_integer_value(version);
-    tl_agent_catalogue_state_t installed;
-    if (announced == 0 || tl_agent_catalogue_state(sync->state.dir, &installed) != 0 ||
-        announced <= installed.highest || (hash != NULL && strcmp(hash, sync->refused) == 0)) {
+    if (announced == 0 || announced <= sync->highest ||
+        (hash != NULL && strcmp(hash, sync->refused) == 0)) {
         round_end(sync); /* nothing newer published */
         return;
     }
