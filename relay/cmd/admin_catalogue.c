@@ -70,7 +70,6 @@ static int catalogue_key(const struct catalogue_args *args)
         rc = tl_key_ssh_public(key, "tierline-catalogue", &line);
     if (rc == 0) {
         size_t len = strlen(line);
-        line[len] = '\0';
         char *text = malloc(len + 2);
         rc = text != NULL ? 0 : TL_ENOMEM;
         if (rc == 0) {
@@ -338,7 +337,7 @@ static int read_dir(struct files *files, const char *dir, int runbooks)
         } else if (runbooks) {
             /* Every file: an executable without its NAME.json is named by the checks. */
             int exe = !ends_with(name, ".json");
-            rc = read_into(&*files, dir, name, "runbooks", &exe);
+            rc = read_into(files, dir, name, "runbooks", &exe);
             if (rc == 0 && ends_with(name, ".json"))
                 files->items[files->count - 1].executable = 0;
         }
