@@ -40,7 +40,7 @@ typedef struct tl_agent_state {
     char relay_host[256];
     uint16_t relay_port;
     char relay_fingerprint[TL_FINGERPRINT_LEN];
-    char device[80]; /* "D-7"; room for any id the relay may send */
+    char device[80];                        /* "D-7"; room for any id the relay may send */
     char catalogue_key[TL_FINGERPRINT_LEN]; /* "" when enrolled without one */
 } tl_agent_state_t;
 
