@@ -112,6 +112,11 @@ static const struct command commands[] = {
      "--state DIR\tthe agent's state directory, to tell whether it runs\n"
      "--kb DIR\tthe knowledge-base articles to check (default share/tierline/kb)\n",
      "tierline-agent diag --json > diagnostics.json\n"},
+    {"catalogue", "catalogue [status [--json] | rollback | install FILE] [--state DIR]",
+     "The signed catalogue of runbooks and articles installed here: show it, go back to the "
+     "previous version, or install a package by hand (checked as the relay's are).",
+     tl_agent_cmd_catalogue, STATE_OPTION "--json\tstatus as JSON\n",
+     "tierline-agent catalogue\ntierline-agent catalogue rollback\n"},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

@@ -468,6 +468,9 @@ static char *dup_or_null(const char *text)
 static void owner_free(tl_sessions_t *owner)
 {
     tl_runbooks_free(owner->catalogue);
+    for (size_t i = 0; i < owner->retired_count; i++)
+        tl_runbooks_free(owner->retired[i]);
+    free(owner->retired);
     free(owner->self_exe);
     free(owner->relay);
     free(owner->home);
@@ -475,6 +478,21 @@ static void owner_free(tl_sessions_t *owner)
     free(owner->user);
     free(owner->lang);
     free(owner);
+}
+
+void tl_sessions_replace_runbooks(tl_sessions_t *owner, tl_runbooks_t *catalogue)
+{
+    tl_runbooks_t **retired =
+        realloc(owner->retired, (owner->retired_count + 1) * sizeof *owner->retired);
+    if (retired == NULL) {
+        tl_log_warn("runbooks not replaced reason=%s", tl_strerror(TL_ENOMEM));
+        tl_runbooks_free(catalogue);
+        return;
+    }
+    owner->retired = retired;
+    if (owner->catalogue != NULL)
+        owner->retired[owner->retired_count++] = owner->catalogue;
+    owner->catalogue = catalogue;
 }
 
 /* The runbook catalogue: the one configured, or the default one, or none. */

@@ -26,6 +26,7 @@
 #define TL_SESSION_H
 
 #include "proto/mux.h"
+#include "proto/runbooks.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -67,6 +68,11 @@ tl_sessions_t *tl_sessions_new(uv_loop_t *loop, const tl_sessions_config_t *conf
  * loop: the memory goes once every child is reaped, so keep running the loop.
  */
 void tl_sessions_free(tl_sessions_t *sessions);
+/*
+ * Runbooks come from catalogue from now on (taken over). The one before is kept until the
+ * sessions are freed: a runbook running now keeps what it was started with.
+ */
+void tl_sessions_replace_runbooks(tl_sessions_t *sessions, tl_runbooks_t *catalogue);
 
 /*
  * A channel the relay opened on mux, of a session type ("exec", "shell",

@@ -105,6 +105,8 @@ struct tl_sessions {
     tl_sessions_events_t events;
     void *data;
     tl_runbooks_t *catalogue;
+    tl_runbooks_t **retired; /* catalogues replaced, freed with the sessions */
+    size_t retired_count;
     char *self_exe;
     char *relay;
     char *home;

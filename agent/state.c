@@ -90,7 +90,11 @@ int tl_state_load(const char *dir, tl_agent_state_t *out)
     const char *fingerprint = json_string_value(json_object_get(relay, "fingerprint"));
     const char *device = json_string_value(json_object_get(relay, "device"));
     json_t *port = json_object_get(relay, "port");
+    json_t *catalogue_key = json_object_get(relay, "catalogue_key");
     rc = TL_EINVAL;
+    if (catalogue_key != NULL &&
+        !(json_is_string(catalogue_key) && tl_fingerprint_valid(json_string_value(catalogue_key))))
+        host = NULL; /* damaged */
     if (host != NULL && strlen(host) < sizeof out->relay_host && fingerprint != NULL &&
         tl_fingerprint_valid(fingerprint) && device != NULL &&
         strlen(device) < sizeof out->device && json_is_integer(port) &&
@@ -99,6 +103,8 @@ int tl_state_load(const char *dir, tl_agent_state_t *out)
         strcpy(out->relay_fingerprint, fingerprint);
         strcpy(out->device, device);
         out->relay_port = (uint16_t)json_integer_value(port);
+        if (catalogue_key != NULL)
+            strcpy(out->catalogue_key, json_string_value(catalogue_key));
         out->enrolled = 1;
         rc = 0;
     }
@@ -118,6 +124,11 @@ int tl_state_save(const tl_agent_state_t *state)
     json_t *relay = json_pack("{s:i, s:s, s:i, s:s, s:s}", "version", 1, "host", state->relay_host,
                               "port", (json_int_t)state->relay_port, "fingerprint",
                               state->relay_fingerprint, "device", state->device);
+    if (relay != NULL && state->catalogue_key[0] != '\0' &&
+        json_object_set_new(relay, "catalogue_key", json_string(state->catalogue_key)) != 0) {
+        json_decref(relay);
+        relay = NULL;
+    }
     size_t len = 0;
     char *text = relay != NULL ? tl_text_json_line(relay, JSON_INDENT(2), &len) : NULL;
     json_decref(relay);

@@ -4,7 +4,10 @@
  *   STATE/agent.key     the agent's Ed25519 key (0600), made at enrollment
  *   STATE/agent.crt     its self-signed certificate
  *   STATE/relay.json    the enrolled relay: host, port, pinned fingerprint,
- *                       device id (written only after enrollment succeeded)
+ *                       device id, and the pinned catalogue signing key's
+ *                       fingerprint when the enrollment string had one
+ *                       (written only after enrollment succeeded)
+ *   STATE/catalogue/    the installed signed catalogue (agent/catalogue.h)
  *   STATE/outbox/       requests waiting for the relay (agent/outbox.h)
  *   STATE/delivered/    the requests delivered lately, with their tickets
  *   STATE/agent.sock    the local control socket while `run` is up
@@ -37,7 +40,8 @@ typedef struct tl_agent_state {
     char relay_host[256];
     uint16_t relay_port;
     char relay_fingerprint[TL_FINGERPRINT_LEN];
-    char device[80]; /* "D-7"; room for any id the relay may send */
+    char device[80];                        /* "D-7"; room for any id the relay may send */
+    char catalogue_key[TL_FINGERPRINT_LEN]; /* "" when enrolled without one */
 } tl_agent_state_t;
 
 /* The directory to use: dir if given, else the default above. */

@@ -94,10 +94,14 @@ int tl_enrollment_format(const tl_enrollment_t *enrollment, char *out, size_t si
     int bracketed = strchr(enrollment->host, ':') != NULL;
     if (tl_enroll_code_normalize(enrollment->code, code) != 0 ||
         !host_valid(enrollment->host, bracketed) || enrollment->port == 0 ||
-        !tl_fingerprint_valid(enrollment->fingerprint))
+        !tl_fingerprint_valid(enrollment->fingerprint) ||
+        (enrollment->catalogue_key[0] != '\0' && !tl_fingerprint_valid(enrollment->catalogue_key)))
         return TL_EINVAL;
-    return tl_format(out, size, "tl1:%s@%s%s%s:%u#%s", code, bracketed ? "[" : "", enrollment->host,
-                     bracketed ? "]" : "", enrollment->port, enrollment->fingerprint) == 0
+    int with_key = enrollment->catalogue_key[0] != '\0';
+    return tl_format(out, size, "tl1:%s@%s%s%s:%u#%s%s%s", code, bracketed ? "[" : "",
+                     enrollment->host, bracketed ? "]" : "", enrollment->port,
+                     enrollment->fingerprint, with_key ? "!" : "",
+                     with_key ? enrollment->catalogue_key : "") == 0
                ? 0
                : TL_EFULL;
 }
@@ -157,8 +161,16 @@ int tl_enrollment_parse(const char *text, tl_enrollment_t *out)
         return TL_EINVAL;
     out->port = (uint16_t)port;
 
-    if (!tl_fingerprint_valid(hash + 1))
+    /* FINGERPRINT, then optionally '!' and the catalogue signing key's (base64 has no '!'). */
+    char pinned[TL_ENROLLMENT_MAX];
+    snprintf(pinned, sizeof pinned, "%s", hash + 1);
+    char *bang = strchr(pinned, '!');
+    if (bang != NULL)
+        *bang = '\0';
+    if (!tl_fingerprint_valid(pinned) || (bang != NULL && !tl_fingerprint_valid(bang + 1)))
         return TL_EINVAL;
-    memcpy(out->fingerprint, hash + 1, TL_FINGERPRINT_LEN);
+    memcpy(out->fingerprint, pinned, TL_FINGERPRINT_LEN);
+    if (bang != NULL)
+        memcpy(out->catalogue_key, bang + 1, TL_FINGERPRINT_LEN);
     return 0;
 }

@@ -10,6 +10,11 @@
  * survives copy and paste: "tl1:CODE@HOST:PORT#FINGERPRINT", e.g.
  * "tl1:K7QX-2M9P-4RTW-8HJC@relay.example.com:7443#SHA256:abc...". HOST is a
  * DNS name, an IPv4 address, or an IPv6 address in brackets.
+ *
+ * When the relay knows the admins' catalogue signing key (docs/catalogue.md), its fingerprint
+ * follows after a '!': "tl1:CODE@HOST:PORT#FINGERPRINT!CATALOGUE-FINGERPRINT". The agent pins
+ * it and takes catalogue packages signed by that key alone. A string without it still parses
+ * (catalogue_key empty): such an agent refuses every package.
  */
 #ifndef TL_ENROLLMENT_H
 #define TL_ENROLLMENT_H
@@ -36,6 +41,7 @@ typedef struct tl_enrollment {
     char host[TL_ENROLL_HOST_MAX + 1]; /* without brackets */
     uint16_t port;
     char fingerprint[TL_FINGERPRINT_LEN];
+    char catalogue_key[TL_FINGERPRINT_LEN]; /* "" when the string carries none */
 } tl_enrollment_t;
 
 int tl_enrollment_format(const tl_enrollment_t *enrollment, char *out, size_t size);

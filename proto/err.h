@@ -46,9 +46,12 @@
     X(EDAMAGED, -30041, "stored content is damaged: it does not match its SHA-256")                \
     X(ERATELIMITED, -30042, "rate limited")                                                        \
     X(EDISABLED, -30043, "account disabled")                                                       \
-    X(ESTATE, -30044, "not allowed in its current status")                                        \
-    X(EVERIFY, -30050, "a proof or signature does not verify")                                    \
-    X(ESIGNATURE, -30061, "signature does not verify")
+    X(ESTATE, -30044, "not allowed in its current status")                                         \
+    X(EVERIFY, -30050, "a proof or signature does not verify")                                     \
+    X(ESIGNATURE, -30061, "signature does not verify")                                             \
+    X(ENOTRUST, -30071, "no catalogue signing key is trusted")                                     \
+    X(EUNTRUSTED, -30072, "signed by a key that is not trusted")                                   \
+    X(EOLDER, -30073, "not newer than the installed version")
 
 enum tl_err {
 #define TL_ERR_ENUM(name, value, text) TL_##name = (value),

@@ -41,6 +41,8 @@ enum tl_control_type {
     TL_CONTROL_TICKETS_LIST,       /* "tickets.list" §7.11 */
     TL_CONTROL_TICKET_UPDATE,      /* "ticket.update" §7.12 */
     TL_CONTROL_SELFHELP_DEFLECTED, /* "selfhelp.deflected" §7.13 */
+    TL_CONTROL_CATALOGUE_GET,      /* "catalogue.get" §7.14 */
+    TL_CONTROL_CATALOGUE_REPORT,   /* "catalogue.report" §7.14 */
     /* the agent's control socket: commands ("cmd", agent/control.h) */
     TL_CONTROL_STATUS,
     TL_CONTROL_DELIVER,

@@ -11,17 +11,18 @@
 /* Exit status of `help` when the request was saved but not yet delivered. */
 #define TL_EXIT_QUEUED 75
 
-int tl_agent_cmd_enroll(int argc, char **argv);   /* enroll.c */
-int tl_agent_cmd_run(int argc, char **argv);      /* run.c */
-int tl_agent_cmd_help(int argc, char **argv);     /* help.c */
-int tl_agent_cmd_status(int argc, char **argv);   /* status.c */
-int tl_agent_cmd_tickets(int argc, char **argv);  /* tickets.c */
-int tl_agent_cmd_attend(int argc, char **argv);   /* attend.c */
-int tl_agent_cmd_pending(int argc, char **argv);  /* grants.c */
-int tl_agent_cmd_approve(int argc, char **argv);  /* grants.c */
-int tl_agent_cmd_deny(int argc, char **argv);     /* grants.c */
-int tl_agent_cmd_sessions(int argc, char **argv); /* grants.c */
-int tl_agent_cmd_end(int argc, char **argv);      /* grants.c */
-int tl_agent_cmd_diag(int argc, char **argv);     /* diag.c */
+int tl_agent_cmd_enroll(int argc, char **argv);    /* enroll.c */
+int tl_agent_cmd_run(int argc, char **argv);       /* run.c */
+int tl_agent_cmd_help(int argc, char **argv);      /* help.c */
+int tl_agent_cmd_status(int argc, char **argv);    /* status.c */
+int tl_agent_cmd_tickets(int argc, char **argv);   /* tickets.c */
+int tl_agent_cmd_attend(int argc, char **argv);    /* attend.c */
+int tl_agent_cmd_pending(int argc, char **argv);   /* grants.c */
+int tl_agent_cmd_approve(int argc, char **argv);   /* grants.c */
+int tl_agent_cmd_deny(int argc, char **argv);      /* grants.c */
+int tl_agent_cmd_sessions(int argc, char **argv);  /* grants.c */
+int tl_agent_cmd_end(int argc, char **argv);       /* grants.c */
+int tl_agent_cmd_diag(int argc, char **argv);      /* diag.c */
+int tl_agent_cmd_catalogue(int argc, char **argv); /* catalogue.c */
 
 #endif

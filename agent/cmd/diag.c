@@ -3,6 +3,7 @@
  * agent/diag.c) as text or JSON, on its own; the diag session channel runs
  * this same command (agent/session_start.c).
  */
+#include "agent/catalogue.h"
 #include "agent/cmd/cmd_int.h"
 #include "agent/cmd/commands.h"
 
@@ -119,8 +120,14 @@ int tl_agent_cmd_diag(int argc, char **argv)
     status = TL_EXIT_FAILURE;
     int rc = tl_diag_run(diag, &report);
     /* The known problems the knowledge base finds go first (agent/kb.h). */
+    /* The articles: --kb, else the installed signed catalogue's, else the shipped ones. */
+    char state_dir[TL_STATE_PATH_MAX], installed[TL_STATE_FILE_MAX];
+    const char *kb_dir = options.kb;
+    if (kb_dir == NULL && tl_state_dir(options.state, state_dir, sizeof state_dir) == 0 &&
+        tl_agent_catalogue_dirs(state_dir, NULL, 0, installed, sizeof installed, NULL) == 0)
+        kb_dir = installed;
     if (rc == 0)
-        rc = tl_kb_add_problems(report, options.kb);
+        rc = tl_kb_add_problems(report, kb_dir);
     if (rc < 0) {
         fprintf(stderr, "%s diag: %s\n", PROGRAM, tl_strerror(rc));
         goto out;

@@ -189,6 +189,8 @@ static int enroll_report(const struct enrollment_run *run, tl_agent_state_t *sta
         snprintf(state->relay_fingerprint, sizeof state->relay_fingerprint, "%s",
                  enrollment->fingerprint);
         snprintf(state->device, sizeof state->device, "%s", run->device);
+        snprintf(state->catalogue_key, sizeof state->catalogue_key, "%s",
+                 enrollment->catalogue_key);
         if ((rc = tl_state_save(state)) != 0)
             return tl__cmd_fail("enroll", "saving the enrollment", rc);
         if (restored)
@@ -197,7 +199,12 @@ static int enroll_report(const struct enrollment_run *run, tl_agent_state_t *sta
         else
             printf("Enrolled as %s with relay %s:%u\n", device_shown, enrollment->host,
                    enrollment->port);
-        printf("  relay key: %s\n  state:     %s\n", enrollment->fingerprint, state->dir);
+        printf("  relay key: %s\n", enrollment->fingerprint);
+        if (enrollment->catalogue_key[0] != '\0')
+            printf("  catalogue signing key: %s\n", enrollment->catalogue_key);
+        else
+            printf("  catalogue signing key: none (catalogue updates will be refused)\n");
+        printf("  state:     %s\n", state->dir);
         printf("Next: " PROGRAM " run --state %s\n", state->dir);
         return TL_EXIT_OK;
     }

@@ -8,6 +8,7 @@
  * (docs/architecture.md "help and an unreachable relay"). From a terminal, after a ticket
  * opens, it stays in attended mode (attend.c) to answer the technician.
  */
+#include "agent/catalogue.h"
 #include "agent/cmd/cmd_int.h"
 #include "agent/cmd/commands.h"
 
@@ -203,7 +204,8 @@ struct self_help {
     size_t row_count;
     int solved;
     tl_selfhelp_deflection_t deflection;
-    char *before; /* the diagnostics the problem was found on, as text */
+    char *before;          /* the diagnostics the problem was found on, as text */
+    const char *state_dir; /* where an installed catalogue is */
 };
 
 static void self_help_release(struct self_help *sh)
@@ -338,7 +340,10 @@ static int choose_fix(const struct help_options *help, struct self_help *sh, int
         int err = 0;
         char found_dir[4096];
         const char *dir = help->runbooks_dir;
-        if (dir == NULL && tl_runbooks_default_dir(found_dir, sizeof found_dir) == 0)
+        /* The installed signed catalogue's, else the shipped one (docs/catalogue.md). */
+        if (dir == NULL && (tl_agent_catalogue_dirs(sh->state_dir, found_dir, sizeof found_dir,
+                                                    NULL, 0, NULL) == 0 ||
+                            tl_runbooks_default_dir(found_dir, sizeof found_dir) == 0))
             dir = found_dir;
         if (sh->catalogue == NULL && dir != NULL)
             sh->catalogue = tl_runbooks_load(dir, &err);
@@ -375,9 +380,14 @@ static int choose_fix(const struct help_options *help, struct self_help *sh, int
 static int self_help(const tl_agent_state_t *state, const struct help_options *help,
                      json_t **report, struct self_help *sh, int interactive)
 {
-    char dir[4096];
+    char dir[4096], installed[4096];
     int err = 0;
-    sh->kb = tl_kb_open(help->kb_dir, dir, sizeof dir, &err);
+    const char *kb_dir = help->kb_dir;
+    sh->state_dir = state->dir;
+    if (kb_dir == NULL &&
+        tl_agent_catalogue_dirs(state->dir, NULL, 0, installed, sizeof installed, NULL) == 0)
+        kb_dir = installed; /* the installed signed catalogue's articles (docs/catalogue.md) */
+    sh->kb = tl_kb_open(kb_dir, dir, sizeof dir, &err);
     if (sh->kb == NULL) {
         if (err == TL_ENOMEM)
             return tl__cmd_fail("help", "reading the knowledge base", err);

@@ -16,6 +16,8 @@
 #include "agent/session.h"
 #include "agent/storage.h"
 #include "agent/ticket_news.h"
+#include "agent/catalogue.h"
+#include "agent/catalogue_sync.h"
 #include "agent/tunnel.h"
 #include "proto/cli.h"
 #include "proto/err.h"
@@ -42,6 +44,8 @@ struct agent_run {
     tl_sessions_t *sessions;
     tl_notify_t *notify;
     tl_ticket_news_t *news;
+    tl_catalogue_sync_t *catalogue;
+    int runbooks_given; /* --runbooks: an installed catalogue does not replace it */
     /* Disk work off the loop: one lane for grants.json, one for the outbox. */
     tl_storage_t *grants_lane;
     tl_storage_t *outbox_lane;
@@ -138,6 +142,22 @@ static void run_connected(tl_tunnel_t *tunnel, const char *device)
     if (rc != 0)
         tl_log_info("tickets not listed on connecting reason=%s", tl_err_name(rc));
     json_decref(body);
+    /* What the catalogue did here goes to the relay, and a newer one comes (docs/catalogue.md). */
+    if (run->catalogue != NULL)
+        tl_catalogue_sync_connected(run->catalogue, tunnel);
+}
+
+/* A signed catalogue was installed: its runbooks serve the next runs (docs/catalogue.md). */
+static void run_catalogue_installed(void *data, uint64_t version, tl_runbooks_t *runbooks)
+{
+    struct agent_run *run = data;
+    if (run->sessions == NULL || run->runbooks_given || runbooks == NULL) {
+        tl_runbooks_free(runbooks);
+        return;
+    }
+    tl_sessions_replace_runbooks(run->sessions, runbooks);
+    tl_log_info("runbooks now from the installed catalogue version=%llu runbooks=%zu",
+                (unsigned long long)version, tl_runbooks_count(runbooks));
 }
 
 static const tl_tunnel_events_t run_events = {
@@ -224,6 +244,8 @@ static void run_shutdown(struct agent_run *run)
     if (run->tunnel != NULL)
         tl_tunnel_stop(run->tunnel);
     run->tunnel = NULL;
+    tl_catalogue_sync_free(run->catalogue);
+    run->catalogue = NULL;
     tl_consent_free(run->consent);
     run->consent = NULL;
     tl_sessions_free(run->sessions);
@@ -340,16 +362,26 @@ static int run_parse(int argc, char **argv, struct run_options *run_options)
     return 0;
 }
 
-/* The runbook catalogue's folder and this program's path (both PATH_MAX bytes). */
-static int run_paths(const char *runbooks_option, char *runbooks_dir, char *self_exe)
+/*
+ * The runbook catalogue's folder and this program's path (both PATH_MAX bytes): --runbooks, else
+ * the installed signed catalogue's, else the shipped one (docs/catalogue.md).
+ */
+static int run_paths(const char *runbooks_option, const char *state_dir, char *runbooks_dir,
+                     char *self_exe)
 {
     int rc = 0;
-    if (runbooks_option != NULL)
+    if (runbooks_option != NULL) {
         snprintf(runbooks_dir, PATH_MAX, "%s", runbooks_option);
-    else if ((rc = tl_runbooks_default_dir(runbooks_dir, PATH_MAX)) != 0) {
-        fprintf(stderr, PROGRAM " run: no runbook catalogue found (%s); give --runbooks DIR\n",
-                tl_strerror(rc));
-        return TL_EXIT_FAILURE;
+    } else if ((rc = tl_agent_catalogue_dirs(state_dir, runbooks_dir, PATH_MAX, NULL, 0, NULL)) !=
+               0) {
+        if (rc != TL_ENOTFOUND)
+            tl_log_warn("installed catalogue unusable reason=%s; the shipped runbooks are used",
+                        tl_strerror(rc));
+        if ((rc = tl_runbooks_default_dir(runbooks_dir, PATH_MAX)) != 0) {
+            fprintf(stderr, PROGRAM " run: no runbook catalogue found (%s); give --runbooks DIR\n",
+                    tl_strerror(rc));
+            return TL_EXIT_FAILURE;
+        }
     }
     if (realpath("/proc/self/exe", self_exe) == NULL)
         return tl__cmd_fail("run", "finding this program (/proc/self/exe)", -errno);
@@ -429,6 +461,12 @@ static int run_start(struct agent_run *run, uv_loop_t *loop, tl_agent_state_t *s
                                           .consent = run->consent,
                                           .sessions = run->sessions,
                                           .storage = run->outbox_lane};
+    run->runbooks_given = options->runbooks_option != NULL;
+    run->catalogue = tl_catalogue_sync_new(loop, state, run_catalogue_installed, run);
+    if (run->catalogue == NULL) {
+        run_wind_down(run, loop);
+        return tl__cmd_fail("run", "starting catalogue updates", TL_ENOMEM);
+    }
     run->tunnel = tl_tunnel_start(loop, &tunnel_options, &run_events, run, &rc);
     if (run->tunnel == NULL) {
         run_wind_down(run, loop);
@@ -460,7 +498,7 @@ int tl_agent_cmd_run(int argc, char **argv)
     int rc, status = run_parse(argc, argv, &options);
     if (status != 0 || (status = tl__cmd_open_state("run", options.dir, 1, &state)) != 0 ||
         (status = load_policy(options.policy_option, state.dir, &policy)) != 0 ||
-        (status = run_paths(options.runbooks_option, runbooks_dir, self_exe)) != 0 ||
+        (status = run_paths(options.runbooks_option, state.dir, runbooks_dir, self_exe)) != 0 ||
         (status = run_lock(&state)) != 0)
         goto out;
 

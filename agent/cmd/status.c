@@ -4,6 +4,7 @@
  * can be shown (agent/notify.h), and the outbox's queued, delivered and
  * set-aside requests (agent/outbox.h), as text or JSON.
  */
+#include "agent/catalogue.h"
 #include "agent/cmd/cmd_int.h"
 #include "agent/cmd/commands.h"
 
@@ -88,6 +89,22 @@ static void status_print_json(const tl_agent_state_t *state, const struct status
                   "device", state->device, "state", state->dir, "running", view->running,
                   "connected", view->connected, "queued", view->queued, "queued_details",
                   view->details, "delivered", view->delivered, "set_aside", view->set_aside);
+    if (out != NULL) {
+        /* The pinned catalogue signing key, and the catalogue in use (docs/catalogue.md). */
+        tl_agent_catalogue_state_t installed;
+        int damaged = tl_agent_catalogue_state(state->dir, &installed) != 0;
+        json_object_set_new(out, "catalogue_key",
+                            state->catalogue_key[0] ? json_string(state->catalogue_key)
+                                                    : json_null());
+        json_object_set_new(out, "catalogue",
+                            json_pack("{s:I, s:I, s:I, s:s}", "version",
+                                      (json_int_t)installed.current, "previous",
+                                      (json_int_t)installed.previous, "highest",
+                                      (json_int_t)installed.highest, "source",
+                                      damaged                 ? "damaged"
+                                      : installed.current > 0 ? "installed"
+                                                              : "shipped"));
+    }
     if (out != NULL && view->running && view->link != NULL)
         json_object_set_new(out, "link", json_string(view->link));
     if (out != NULL && view->running && view->last_error != NULL)
@@ -149,6 +166,16 @@ static void status_print_text(const tl_agent_state_t *state, const struct status
                state->relay_port);
     else
         printf("enrolled:  no\n");
+    if (state->enrolled) {
+        tl_agent_catalogue_state_t installed;
+        if (tl_agent_catalogue_state(state->dir, &installed) != 0 || installed.current == 0)
+            printf("catalogue: the shipped one");
+        else
+            printf("catalogue: version %llu installed", (unsigned long long)installed.current);
+        printf(state->catalogue_key[0] ? " (signing key %s)\n"
+                                       : " (no signing key: catalogue updates are refused)%s\n",
+               state->catalogue_key);
+    }
     if (!view->running)
         printf("agent:     not running\n");
     else if (view->connected)

@@ -13,6 +13,7 @@
 #include "proto/keys.h"
 #include "relay/cmd/kinds.h"
 #include "relay/store/audit_chain.h"
+#include "relay/store/catalogue_files.h"
 #include "relay/store/datadir.h"
 
 #include <openssl/evp.h>
@@ -181,6 +182,12 @@ static int cmd_enroll_code(const tl_admin_command_t *cmd, int argc, char **argv)
     }
     if ((rc = tl_datadir_fingerprint(data, enrollment.fingerprint)) != 0)
         return tl_admin_fail("reading the relay key", rc);
+    /* The catalogue signing key the agent pins, when one is trusted (docs/catalogue.md). */
+    rc = tl_catalogue_files_trusted(data, enrollment.catalogue_key);
+    if (rc == TL_ENOTFOUND)
+        enrollment.catalogue_key[0] = '\0';
+    else if (rc != 0)
+        return tl_admin_fail("reading the trusted catalogue signing key", rc);
 
     /* All codes in one transaction, each with its audit entry: all or none. No code is shown
      * unless its entry is in the audit log (relay/store/audit_chain.h). */

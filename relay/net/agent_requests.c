@@ -6,6 +6,7 @@
  * storage job for the connection's own device. Requests waiting for the disk are bounded per
  * connection (TL_RELAY_MAX_REQUESTS).
  */
+#include "proto/catalogue.h"
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/ids.h"
@@ -16,8 +17,10 @@
 #include "relay/desk/user_tickets.h"
 #include "relay/desk/triage.h"
 #include "relay/net/agent_server_int.h"
+#include "relay/store/catalogue_files.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +344,99 @@ static int run_tickets_list(tl_job_t *base, tl_job_ctx_t *ctx)
     return rc;
 }
 
+/*
+ * A chunk of the published catalogue package (§7.14): what is published, and up to
+ * TL_RELAY_CATALOGUE_CHUNK bytes of it from offset, as base64. Nothing published: version 0.
+ */
+static int run_catalogue_get(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    (void)ctx;
+    struct agent_job *job = (struct agent_job *)base;
+    const char *data = job->agent->server->config.data_dir;
+    tl_published_catalogue_t published;
+    json_t *offset_value = json_object_get(job->request, "offset");
+    uint64_t offset = (uint64_t)json_integer_value(offset_value);
+    int rc = data != NULL ? tl_catalogue_files_published(data, &published) : TL_ENOTFOUND;
+    if (rc == TL_ENOTFOUND || (rc == 0 && published.version == 0)) {
+        job->reply = json_pack("{s:i, s:i, s:i}", "version", 0, "size", 0, "offset", 0);
+        return job->reply != NULL ? 0 : TL_ENOMEM;
+    }
+    if (rc != 0)
+        return TL_EIO;
+    if (offset > published.size)
+        return TL_EINVAL;
+    uint8_t *chunk = malloc(TL_RELAY_CATALOGUE_CHUNK);
+    char *text = malloc(4 * (TL_RELAY_CATALOGUE_CHUNK / 3 + 1) + 1);
+    size_t got = 0;
+    rc = chunk != NULL && text != NULL ? 0 : TL_ENOMEM;
+    if (rc == 0) {
+        size_t want = published.size - offset < TL_RELAY_CATALOGUE_CHUNK
+                          ? (size_t)(published.size - offset)
+                          : TL_RELAY_CATALOGUE_CHUNK;
+        rc = tl_catalogue_files_read(data, published.version, offset, chunk, want, &got);
+        if (rc == 0 && got != want)
+            rc = TL_EIO; /* the file is not the size published.json says */
+    }
+    if (rc == 0) {
+        EVP_EncodeBlock((unsigned char *)text, chunk, (int)got);
+        job->reply =
+            json_pack("{s:I, s:I, s:s, s:I, s:s}", "version", (json_int_t)published.version, "size",
+                      (json_int_t)published.size, "sha256", published.sha256, "offset",
+                      (json_int_t)offset, "data", text);
+        rc = job->reply != NULL ? 0 : TL_ENOMEM;
+    }
+    free(chunk);
+    free(text);
+    return rc;
+}
+
+static const char *const catalogue_events[] = {"installed", "refused", "rollback", NULL};
+
+/* The members of a catalogue.report, checked: 0 or TL_EINVAL. */
+static int catalogue_report_check(json_t *body, const char **event)
+{
+    json_t *version = json_object_get(body, "version"), *from = json_object_get(body, "from");
+    json_t *time = json_object_get(body, "time");
+    const char *name = json_string_value(json_object_get(body, "event"));
+    *event = NULL;
+    for (size_t i = 0; name != NULL && catalogue_events[i] != NULL; i++)
+        if (strcmp(name, catalogue_events[i]) == 0)
+            *event = catalogue_events[i];
+    if (*event == NULL || !json_is_integer(version) || json_integer_value(version) < 0 ||
+        (uint64_t)json_integer_value(version) > TL_CATALOGUE_VERSION_MAX ||
+        (from != NULL && (!json_is_integer(from) || json_integer_value(from) < 0 ||
+                          (uint64_t)json_integer_value(from) > TL_CATALOGUE_VERSION_MAX)) ||
+        !json_is_integer(time) || json_integer_value(time) < 0 ||
+        json_integer_value(time) > TL_CATALOGUE_CREATED_MAX ||
+        (json_object_get(body, "sha256") != NULL &&
+         !tl_sha256_hex_valid(json_string_value(json_object_get(body, "sha256")))) ||
+        (json_object_get(body, "reason") != NULL &&
+         tl__json_text(body, "reason", TL_MSG_MAX_TEXT, 1) == NULL))
+        return TL_EINVAL;
+    return 0;
+}
+
+/* What an agent did with a catalogue (§7.14): catalogue.installed, .refused or .rollback. */
+static int run_catalogue_report(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    const char *event = NULL;
+    if (catalogue_report_check(job->request, &event) != 0)
+        return TL_EINVAL;
+    char action[64], subject[TL_ID_TEXT], actor[96];
+    snprintf(action, sizeof action, "catalogue.%s", event);
+    tl_id_format(subject, TL_ID_DEVICE, job->agent->device_id);
+    tl__agent_actor(job->agent, actor);
+    json_t *details = json_deep_copy(job->request);
+    if (details == NULL)
+        return TL_ENOMEM;
+    json_object_del(details, "type");
+    json_object_del(details, "event");
+    int rc = tl_worker_audit(ctx, actor, action, subject, details);
+    json_decref(details);
+    return rc;
+}
+
 /* A request that waits for the disk: bounded per connection, answered by control_done. */
 static int submit_request(struct tl_agent_link *agent, const struct tl_msg_control *control,
                           int (*run)(tl_job_t *, tl_job_ctx_t *))
@@ -401,6 +497,23 @@ int tl__request_handle(struct tl_agent_link *agent, const char *type,
     }
     if (tl_control_type_lookup(type) == TL_CONTROL_TICKETS_LIST)
         return submit_request(agent, control, run_tickets_list);
+    if (tl_control_type_lookup(type) == TL_CONTROL_CATALOGUE_GET) {
+        json_t *offset = json_object_get(control->body, "offset");
+        if (!json_is_integer(offset) || json_integer_value(offset) < 0 ||
+            json_integer_value(offset) > TL_CATALOGUE_MAX) {
+            send_result(agent, control->request_id, TL_EINVAL, NULL);
+            return 0;
+        }
+        return submit_request(agent, control, run_catalogue_get);
+    }
+    if (tl_control_type_lookup(type) == TL_CONTROL_CATALOGUE_REPORT) {
+        const char *event;
+        if (catalogue_report_check(control->body, &event) != 0) {
+            send_result(agent, control->request_id, TL_EINVAL, NULL);
+            return 0;
+        }
+        return submit_request(agent, control, run_catalogue_report);
+    }
     send_result(agent, control->request_id, TL_EINVAL, NULL);
     return 0;
 }

@@ -36,6 +36,8 @@
 /* Per agent connection: evidence uploads at once, and requests awaiting the disk. */
 #define TL_RELAY_MAX_UPLOADS 4
 #define TL_RELAY_MAX_REQUESTS 16
+/* Bytes of the catalogue package per catalogue.get answer (docs/protocol.md §7.14). */
+#define TL_RELAY_CATALOGUE_CHUNK (96u * 1024u)
 
 typedef struct tl_agent_server tl_agent_server_t;
 

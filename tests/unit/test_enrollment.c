@@ -71,6 +71,38 @@ static void test_string_round_trip(void **state)
     assert_string_equal(out.host, "::1");
 }
 
+#define FP2 "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"
+
+/* The catalogue signing key's fingerprint rides after '!'; strings without it still parse. */
+static void test_catalogue_key_is_an_optional_field(void **state)
+{
+    (void)state;
+    tl_enrollment_t in = {.port = 7443}, out;
+    strcpy(in.code, "K7QX-2M9P-4RTW-8HJC");
+    strcpy(in.host, "relay.example.com");
+    strcpy(in.fingerprint, FP);
+    strcpy(in.catalogue_key, FP2);
+    char text[TL_ENROLLMENT_MAX];
+    TL_ASSERT_OK(tl_enrollment_format(&in, text, sizeof text));
+    assert_string_equal(text, "tl1:K7QX-2M9P-4RTW-8HJC@relay.example.com:7443#" FP "!" FP2);
+    TL_ASSERT_OK(tl_enrollment_parse(text, &out));
+    assert_string_equal(out.fingerprint, FP);
+    assert_string_equal(out.catalogue_key, FP2);
+    TL_ASSERT_OK(tl_enrollment_parse("tl1:K7QX-2M9P-4RTW-8HJC@relay:7443#" FP, &out));
+    assert_string_equal(out.catalogue_key, "");
+    const char *bad[] = {
+        "tl1:K7QX-2M9P-4RTW-8HJC@relay:7443#" FP "!",
+        "tl1:K7QX-2M9P-4RTW-8HJC@relay:7443#" FP "!SHA256:short",
+        "tl1:K7QX-2M9P-4RTW-8HJC@relay:7443#" FP "!" FP2 "!" FP2,
+        "tl1:K7QX-2M9P-4RTW-8HJC@relay:7443#!" FP2,
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (tl_enrollment_parse(bad[i], &out) != TL_EINVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
+    strcpy(in.catalogue_key, "SHA256:nope");
+    TL_ASSERT_RC(TL_EINVAL, tl_enrollment_format(&in, text, sizeof text));
+}
+
 static void test_malformed_strings_rejected(void **state)
 {
     (void)state;
@@ -135,6 +167,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_malformed_codes_rejected),
     cmocka_unit_test(test_string_round_trip),
     cmocka_unit_test(test_malformed_strings_rejected),
+    cmocka_unit_test(test_catalogue_key_is_an_optional_field),
     cmocka_unit_test(test_sha256_hex_known_answer),
 };
 
