@@ -139,6 +139,7 @@ static int start_technicians(struct relay *relay)
         return rc;
     }
     relay->commands.sla = relay->sla;
+    relay->commands.data_dir = relay->config.data_dir;
     relay->logins = tl_ssh_logins_start(relay->loop, relay->worker, &rc);
     if (relay->logins == NULL)
         return rc;

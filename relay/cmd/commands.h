@@ -34,6 +34,9 @@ typedef struct tl_commands_ctx {
     /* The SLA targets and calendar (DATA/desk.json, relay/desk/desk_config.h): the clocks of
      * tickets, ticket show and the queues' order. Read-only while the relay runs. */
     const tl_sla_config_t *sla;
+    /* The relay's folder: the audit commands read its log, checkpoints and audit key on the
+     * storage worker (relay/store/audit_query.h). */
+    const char *data_dir;
 } tl_commands_ctx_t;
 
 /* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */
