@@ -259,19 +259,32 @@ static void print_hit(FILE *out, json_t *hit)
     free(details_text);
 }
 
+/* The filters given, for the search's own audit entry. */
 static json_t *query_json(const struct cmd *cmd)
 {
     char since[TL_UTC_TEXT], until[TL_UTC_TEXT];
+    const char *names[] = {"ticket", "session", "actor", "device",
+                           "action", "command", "since", "until"};
     if (cmd->since_ms != 0)
         tl_format_utc(cmd->since_ms, since);
     if (cmd->until_ms != 0)
         tl_format_utc(cmd->until_ms, until);
-    return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:I}", "ticket",
-                     cmd->ticket.text[0] != '\0' ? cmd->ticket.text : NULL, "session",
-                     cmd->audit_session, "actor", cmd->audit_actor, "device", cmd->audit_device,
-                     "action", cmd->audit_action, "command", cmd->audit_pattern, "since",
-                     cmd->since_ms != 0 ? since : NULL, "until", cmd->until_ms != 0 ? until : NULL,
-                     "limit", (json_int_t)cmd->audit_limit);
+    const char *values[] = {cmd->ticket.text[0] != '\0' ? cmd->ticket.text : NULL,
+                            cmd->audit_session,
+                            cmd->audit_actor,
+                            cmd->audit_device,
+                            cmd->audit_action,
+                            cmd->audit_pattern,
+                            cmd->since_ms != 0 ? since : NULL,
+                            cmd->until_ms != 0 ? until : NULL};
+    json_t *query = json_pack("{s:I}", "limit", (json_int_t)cmd->audit_limit);
+    for (size_t i = 0; query != NULL && i < sizeof names / sizeof names[0]; i++)
+        if (values[i] != NULL &&
+            json_object_set_new(query, names[i], json_string(values[i])) != 0) {
+            json_decref(query);
+            query = NULL;
+        }
+    return query;
 }
 
 static int work_search(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)

@@ -279,6 +279,52 @@ def case_bad_input_is_refused_and_changes_nothing():
           "bad input changed the log: %r" % [e["action"] for e in new])
 
 
+@case
+def case_search_and_proof_are_withheld_while_the_log_cannot_be_written():
+    a = AuditRelay()
+    base = ["ssh", "-F", "/dev/null", "-i", a.keys["audrey"], "-p", str(a.relay.ssh_port), "-o",
+            "UserKnownHostsFile=" + a.known_hosts, "-o", "StrictHostKeyChecking=yes", "-o",
+            "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR"]
+    # Logged in before the log is spoiled (a login is itself audited), on a shared connection.
+    control = os.path.join(technicians.WORK, "audrey.control")
+    master = subprocess.Popen(base + ["-o", "ControlMaster=yes", "-o", "ControlPath=" + control,
+                                      "-N", "audrey@127.0.0.1"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    shared = base + ["-o", "ControlPath=" + control, "audrey@127.0.0.1"]
+    log = os.path.join(a.relay.dir, "audit.log")
+    try:
+        wait_for("the shared connection", lambda: os.path.exists(control))
+        # The log's last line altered in a copy put in its place: the relay refuses to write
+        # after a line that fails its own check, yet every line a proof reads is intact.
+        data = a.log_bytes()
+        last = data.rstrip(b"\n").rfind(b"\n") + 1
+        altered = data[:last] + data[last:].replace(b'"time":"2', b'"time":"1', 1)
+        check(altered != data, "the last line has no time")
+        os.rename(log, log + ".away")
+        with open(log, "wb") as f:
+            f.write(altered)
+        for words in (["audit", "search", "--ticket", "T-1"], ["audit", "prove", "0"]):
+            proc = subprocess.run(shared + words, capture_output=True, timeout=60,
+                                  stdin=subprocess.DEVNULL)
+            err = proc.stderr.decode(errors="replace")
+            check(proc.returncode == 1 and proc.stdout == b"" and "audit" in err,
+                  "%s without a log: %d %r %r" % (" ".join(words), proc.returncode,
+                                                  proc.stdout, err))
+        os.rename(log + ".away", log)
+    finally:
+        master.kill()
+        master.wait(timeout=20)
+    # Once the log is back, searches answer again and the log verifies: whatever of the
+    # refused attempts the relay kept waiting for the log is on the record, in the chain.
+    found = a.ssh_json("audrey", "audit", "search", "--action", "audit.", "--actor", "audrey")
+    check(len(found["entries"]) <= 2 and
+          all(e["action"] in ("audit.search", "audit.prove") for e in found["entries"]),
+          "after: %r" % found)
+    _, out, _ = a.ssh("audrey", "audit", "verify")
+    check(b"audit log OK" in out, "verify after: %r" % out)
+
+
 def setup_globals(bin_dir, work):
     technicians.setup_globals(bin_dir, work)
 
