@@ -254,6 +254,8 @@ int tl_audit_search(const char *log_path, const tl_audit_query_t *query, json_t 
             rc = 0; /* no log yet: nothing to find */
         goto out;
     }
+    const char *since_text = query->since_ms > 0 ? since : NULL;
+    const char *until_text = query->until_ms > 0 ? until : NULL;
     const char *needles[] = {literal(query->ticket), literal(query->session), literal(query->actor),
                              literal(query->device), literal(query->action)};
     size_t needle_len[sizeof needles / sizeof needles[0]];
@@ -278,6 +280,19 @@ int tl_audit_search(const char *log_path, const tl_audit_query_t *query, json_t 
         for (size_t n = 0; n < sizeof needles / sizeof needles[0] && !passed_over; n++)
             passed_over =
                 needles[n] != NULL && memmem(line, len, needles[n], needle_len[n]) == NULL;
+        /* The time is compared as written, without parsing the line (the check after the
+         * parse is the one that counts). */
+        const char *at = passed_over || (since_text == NULL && until_text == NULL)
+                             ? NULL
+                             : memmem(line, len, "\"time\":\"", 8);
+        if (at != NULL && (size_t)(line + len - at) > 8 + TIME_LEN)
+            passed_over = (since_text != NULL && memcmp(at + 8, since_text, TIME_LEN) < 0) ||
+                          (until_text != NULL && memcmp(at + 8, until_text, TIME_LEN) > 0);
+        /* A command is in argv, runbook or command: a line with none of them has none. */
+        if (!passed_over && query->command != NULL)
+            passed_over = memmem(line, len, "\"argv\":[", 8) == NULL &&
+                          memmem(line, len, "\"runbook\":\"", 11) == NULL &&
+                          memmem(line, len, "\"command\":\"", 11) == NULL;
         if (passed_over)
             continue;
         json_t *entry = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);

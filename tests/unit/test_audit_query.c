@@ -98,34 +98,33 @@ static void test_each_filter_finds_its_entries_with_their_leaf_index(void **stat
     regex_t rm;
     char why[256];
     TL_ASSERT_OK(tl_audit_pattern_compile("^rm ", &rm, why, sizeof why));
+    /* unread: whether the line that is no entry was parsed (and counted) or passed over as one
+     * that cannot hold what a filter asks for. */
     struct {
         tl_audit_query_t query;
         const char *expected;
+        int unread;
     } cases[] = {
-        {{.limit = 100}, "0,1,2,3,5"},
+        {{.limit = 100}, "0,1,2,3,5", 1},
         /* T-1 is the subject or details.ticket, never T-10. */
-        {{.ticket = "T-1", .limit = 100}, "1,2,5"},
-        {{.ticket = "T-10", .limit = 100}, "3"},
-        {{.actor = "alice", .limit = 100}, "2,5"},
-        {{.actor = "tech:bob", .limit = 100}, "3"},
-        {{.device = "D-1", .limit = 100}, "1,2"},
-        {{.session = "G-7", .limit = 100}, "2"},
-        {{.action = "ticket.", .limit = 100}, "1,3,5"},
-        {{.action = "ticket", .limit = 100}, ""},
-        {{.since_ms = 1793786400000, .limit = 100}, "3,5"}, /* 2026-11-04T10:00:00Z */
-        {{.until_ms = 1793613600000, .limit = 100}, "0,1"}, /* 2026-11-02T10:00:00Z */
-        {{.command = &rm, .limit = 100}, "2"},
-        {{.ticket = "T-1", .actor = "alice", .limit = 100}, "2,5"},
+        {{.ticket = "T-1", .limit = 100}, "1,2,5", 0},
+        {{.ticket = "T-10", .limit = 100}, "3", 0},
+        {{.actor = "alice", .limit = 100}, "2,5", 0},
+        {{.actor = "tech:bob", .limit = 100}, "3", 0},
+        {{.device = "D-1", .limit = 100}, "1,2", 0},
+        {{.session = "G-7", .limit = 100}, "2", 0},
+        {{.action = "ticket.", .limit = 100}, "1,3,5", 0},
+        {{.action = "ticket", .limit = 100}, "", 0},
+        {{.since_ms = 1793786400000, .limit = 100}, "3,5", 1}, /* 2026-11-04T10:00:00Z */
+        {{.until_ms = 1793613600000, .limit = 100}, "0,1", 1}, /* 2026-11-02T10:00:00Z */
+        {{.command = &rm, .limit = 100}, "2", 0},
+        {{.command = &rm, .since_ms = 1793786400000, .limit = 100}, "", 0},
+        {{.ticket = "T-1", .actor = "alice", .limit = 100}, "2,5", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         search(f, &cases[i].query, cases[i].expected, &report);
         assert_int_equal(report.scanned, 6);
-        assert_int_equal(report.unreadable,
-                         cases[i].query.ticket == NULL && cases[i].query.actor == NULL &&
-                                 cases[i].query.device == NULL && cases[i].query.session == NULL &&
-                                 cases[i].query.action == NULL
-                             ? 1
-                             : 0);
+        assert_int_equal(report.unreadable, cases[i].unread);
         assert_false(report.more);
     }
     regfree(&rm);
