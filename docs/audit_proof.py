@@ -47,7 +47,8 @@ def root_from_path(index, size, leaf, path):
 
 def check_signature(note, vkey):
     """The note's text, if one signature line is a good Ed25519 signature by vkey."""
-    name, key_id, key = vkey.rsplit("+", 2)
+    # A key name holds no "+"; the key id is hex; the base64 key may hold "+".
+    name, key_id, key = vkey.split("+", 2)
     raw = base64.b64decode(key)
     if len(raw) != 33 or raw[0] != 1:
         sys.exit("audit_proof.py: VKEY is not an Ed25519 verifier key")

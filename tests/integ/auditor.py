@@ -10,6 +10,7 @@ runs in its own process:
 Every wait is bounded; nothing here measures speed.
 """
 import base64
+import hashlib
 import json
 import os
 import signal
@@ -209,6 +210,48 @@ def case_a_proof_checks_with_python_and_openssl_alone():
                               timeout=60)
         check(proc.returncode == 1 and b"proof FAILS" in proc.stdout,
               "%s: %r" % (change, proc))
+
+
+def documented_example():
+    """docs/audit-format.md's two lines (§9, unwrapped), its checkpoint note and key (§16)."""
+    with open(os.path.join(SOURCE, "docs", "audit-format.md"), encoding="utf-8") as f:
+        doc = f.read()
+    nine = doc[doc.index("## 9. Worked example"):doc.index("## 10.")]
+    blocks = [b for b in nine.split("\n\n") if b.startswith("    {\"seq\":")]
+    lines = ["".join(part.strip() for part in b.splitlines()).encode() for b in blocks]
+    sixteen = doc[doc.index("## 16. Worked example"):doc.index("## 17.")]
+    vkey = [l.strip() for l in sixteen.splitlines() if l.strip().startswith(
+        "tierline.relay/example+")][0]
+    start = sixteen.index("    tierline.relay/example\n")
+    note_lines = sixteen[start:].split("\n")[:5]
+    note = "\n".join(l[4:] for l in note_lines) + "\n"
+    return lines, vkey, note
+
+
+@case
+def case_the_documented_example_proves_with_the_reference_script():
+    # The example key's verifier key holds "+" in its base64, as many do.
+    lines, vkey, note = documented_example()
+    check(len(lines) == 2 and "+" in vkey.split("+", 2)[2], "example: %r %r" % (lines, vkey))
+    leaves = [hashlib.sha256(b"\x00" + line).digest() for line in lines]
+    check(leaves[1].hex() ==
+          "8c5d81873376619c5f981ed193e3f4eccec280792a967c4e1b4cc8c4500d2d6b", "leaf 1")
+    for index in (0, 1):
+        proof = {"index": index, "seq": index + 1, "entry": lines[index].decode(),
+                 "leaf_hash": base64.b64encode(leaves[index]).decode(), "tree_size": 2,
+                 "root": note.split("\n")[2], "checkpoint": note,
+                 "audit_path": [base64.b64encode(leaves[1 - index]).decode()]}
+        path = write("example-%d.json" % index, json.dumps(proof).encode())
+        proc = subprocess.run([sys.executable, PROOF_TOOL, path, vkey], capture_output=True,
+                              timeout=60)
+        check(proc.returncode == 0 and
+              b"proof OK: entry %d (seq %d)" % (index, index + 1) in proc.stdout,
+              "leaf %d: %r" % (index, proc))
+    # Another key's verifier: the signature does not hold.
+    other = "tierline.relay/example+00000000+" + vkey.split("+", 2)[2]
+    proc = subprocess.run([sys.executable, PROOF_TOOL, path, other], capture_output=True,
+                          timeout=60)
+    check(proc.returncode != 0, "another key id: %r" % (proc,))
 
 
 @case
