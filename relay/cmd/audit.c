@@ -148,7 +148,7 @@ const struct tl__command tl__cmd_audit_verify = {
     .prepare = verify_prepare,
     .work = work_verify,
     .start = verify_start,
-    .example = "audit verify\naudit verify --from-checkpoint - < kept.note\n",
+    .example = "audit verify --from-checkpoint - < kept.note\n",
 };
 
 /* ---- audit checkpoint ----------------------------------------------------------------------- */
@@ -440,8 +440,7 @@ const struct tl__command tl__cmd_audit_search = {
              .flags = TL_CLI_IN_ORDER},
     .prepare = search_prepare,
     .work = work_search,
-    .example = "audit search --ticket T-42\n"
-               "audit search --actor alice --command 'rm|shutdown' --since 2026-11-01\n",
+    .example = "audit search --actor alice --command 'rm|shutdown' --since 2026-11-01\n",
 };
 
 /* ---- audit prove ---------------------------------------------------------------------------- */
@@ -535,5 +534,5 @@ const struct tl__command tl__cmd_audit_prove = {
                                         {0}},
              .flags = TL_CLI_IN_ORDER},
     .work = work_prove,
-    .example = "audit prove 41 --json > proof.json\naudit prove seq:42\n",
+    .example = "audit prove 41 --json > proof.json\n",
 };
