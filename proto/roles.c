@@ -73,6 +73,10 @@ static const struct {
                        0,
                        {1, 1, 1, 0, 1, 1}},
     [TL_CAP_KB_READ] = {"kb.read", "list and read knowledge-base articles", 0, {1, 1, 1, 0, 1, 1}},
+    [TL_CAP_AUDIT_READ] = {"audit.read",
+                           "search the audit log, prove its entries, verify it and its checkpoints",
+                           0,
+                           {0, 0, 0, 0, 1, 1}},
 };
 
 static int role_valid(int role)

@@ -40,6 +40,7 @@ enum tl_capability {
     TL_CAP_TICKET_VENDOR,   /* hand a ticket to an outside vendor (ticket vendor) */
     TL_CAP_REPORT,          /* read the desk's report */
     TL_CAP_KB_READ,         /* list and read knowledge-base articles (kb, kb show) */
+    TL_CAP_AUDIT_READ,      /* read, search, prove and verify the audit log (audit ...) */
     TL_CAP_COUNT
 };
 

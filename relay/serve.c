@@ -142,6 +142,7 @@ static int start_technicians(struct relay *relay)
     /* A ticket's close and a session's end each get a checkpoint of the audit log. */
     relay->commands.checkpoints = relay->checkpoints;
     tl_sessions_set_checkpoints(relay->sessions, relay->checkpoints);
+    relay->commands.data_dir = relay->config.data_dir;
     relay->logins = tl_ssh_logins_start(relay->loop, relay->worker, &rc);
     if (relay->logins == NULL)
         return rc;

@@ -26,6 +26,12 @@
 
 struct tl__command;
 
+/* audit prove ENTRY: a leaf index ("41"), or a seq ("seq:42"). */
+typedef struct tl__audit_entry_arg {
+    uint64_t which;
+    int by_seq;
+} tl__audit_entry_arg_t;
+
 /* One command's state across its storage jobs. */
 struct cmd {
     tl_job_t job;
@@ -63,6 +69,13 @@ struct cmd {
     int severity;               /* ticket classify --severity: 1..4, 0 if not given */
     const char *category;       /* ticket classify --category, kb --category */
     const char *article_id;     /* kb show ID */
+    /* the audit commands (audit.c) */
+    const char *audit_session, *audit_actor, *audit_device, *audit_action;
+    const char *audit_pattern;         /* audit search --command REGEX */
+    uint64_t audit_limit;              /* audit search --limit; 0 until given */
+    tl__audit_entry_arg_t audit_entry; /* audit prove ENTRY */
+    const char *audit_from;            /* audit verify --from-checkpoint: "-" */
+    struct tl_buf *input; /* what the client sent on stdin, for commands that read it */
     /* session commands (relay/sessions/sessions.h) */
     tl_session_request_t session;
     tl_cli_words_t words;    /* run: the command; fix: its NAME=VALUE words */
@@ -139,6 +152,9 @@ extern const struct tl__command tl__cmd_problems, tl__cmd_problem_open, tl__cmd_
     tl__cmd_problem_show, tl__cmd_problem_workaround, tl__cmd_problem_state;
 /* kb.c */
 extern const struct tl__command tl__cmd_kb, tl__cmd_kb_show;
+/* audit.c */
+extern const struct tl__command tl__cmd_audit_verify, tl__cmd_audit_checkpoint,
+    tl__cmd_audit_search, tl__cmd_audit_prove;
 /* ... and the table of them all, in the order help lists them (table.c). */
 extern const struct tl__command *const tl__commands[];
 extern const size_t tl__command_count;

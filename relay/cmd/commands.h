@@ -38,6 +38,9 @@ typedef struct tl_commands_ctx {
     /* The audit log's signed checkpoints (relay/store/audit_checkpoint.h): a ticket's close asks
      * for one. NULL: none is asked for. */
     tl_audit_checkpoints_t *checkpoints;
+    /* The relay's folder: the audit commands read its log, checkpoints and audit key on the
+     * storage worker (relay/store/audit_query.h). */
+    const char *data_dir;
 } tl_commands_ctx_t;
 
 /* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */

@@ -5,6 +5,7 @@
  */
 #include "relay/cmd/cmd_int.h"
 
+#include "proto/buf.h"
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/log.h"
@@ -24,6 +25,7 @@ void tl__cmd_free(struct cmd *cmd)
     free(cmd->out);
     free(cmd->err);
     free(cmd->chunk);
+    tl_buf_free(cmd->input);
     free(cmd);
 }
 

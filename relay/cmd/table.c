@@ -40,6 +40,10 @@ const struct tl__command *const tl__commands[] = {
     &tl__cmd_report,
     &tl__cmd_kb,
     &tl__cmd_kb_show,
+    &tl__cmd_audit_verify,
+    &tl__cmd_audit_checkpoint,
+    &tl__cmd_audit_search,
+    &tl__cmd_audit_prove,
 };
 
 const size_t tl__command_count = sizeof tl__commands / sizeof tl__commands[0];

@@ -1,0 +1,103 @@
+/*
+ * The audit log read for auditors (docs/audit-format.md §18): searching its entries, proving one
+ * of them is in the tree a signed checkpoint covers, the latest checkpoint, and the relay's own
+ * verification of its log and checkpoints, with a checkpoint the auditor kept. What the SSH
+ * commands `audit search|prove|checkpoint|verify` (relay/cmd/audit.c) run on the storage worker.
+ *
+ * Everything here reads files and changes none: the log (DATA/audit.log), its checkpoints
+ * (DATA/audit.checkpoints), its leaves (DATA/audit.leaves, only for proofs, each of which is
+ * checked against the signed root before it is given) and the audit key. Nothing here does
+ * network I/O or keeps global state; the calls block on disk, so the relay makes them from its
+ * storage worker, where checkpoints are also made (so the leaves file does not move under them).
+ */
+#ifndef TL_AUDIT_QUERY_H
+#define TL_AUDIT_QUERY_H
+
+#include <jansson.h>
+#include <regex.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Most hits one search gives (--limit), and the default. */
+#define TL_AUDIT_SEARCH_LIMIT_MAX 10000
+#define TL_AUDIT_SEARCH_LIMIT_DEFAULT 100
+/* Most entries one search reads: past it, it stops and says so (scan_capped). */
+#define TL_AUDIT_SEARCH_SCAN_MAX 2000000
+/* Longest --command pattern, in bytes; and the most bytes of an entry's command text it is
+ * matched against (a command line is at most 8 KiB, docs/technicians.md). */
+#define TL_AUDIT_PATTERN_MAX 256
+#define TL_AUDIT_SUBJECT_TEXT_MAX 8192
+/* Most bytes of kept checkpoints an auditor may give `audit verify --from-checkpoint -`. */
+#define TL_AUDIT_KEPT_MAX (64 * 1024)
+
+/* What a search looks for; NULL (or 0) fields match every entry. */
+typedef struct tl_audit_query {
+    const char *ticket;     /* the subject, or details.ticket */
+    const char *session;    /* details.grant: a session is named by its grant */
+    const char *actor;      /* the actor, or what follows its "KIND:" ("alice" for tech:alice) */
+    const char *device;     /* details.device */
+    const char *action;     /* the action; "ticket." ending in a dot: every ticket.* action */
+    const regex_t *command; /* details.argv (its words joined by spaces), .runbook, .command */
+    int64_t since_ms;       /* entries timed at or after; 0: from the first */
+    int64_t until_ms;       /* entries timed at or before; 0: to the last */
+    uint64_t limit;         /* most hits, 1..TL_AUDIT_SEARCH_LIMIT_MAX */
+} tl_audit_query_t;
+
+typedef struct tl_audit_search_report {
+    uint64_t scanned;    /* entries read */
+    uint64_t matched;    /* hits given */
+    int more;            /* the limit was reached before the end of the log */
+    int scan_capped;     /* TL_AUDIT_SEARCH_SCAN_MAX entries were read before the end */
+    uint64_t unreadable; /* lines that are not entries (a damaged log: audit verify names them) */
+} tl_audit_search_report_t;
+
+/*
+ * 0 and the pattern compiled into out (POSIX ERE, REG_NOSUB), or TL_EINVAL with why: longer than
+ * TL_AUDIT_PATTERN_MAX, a back-reference (the one feature whose matching is not bounded by a
+ * polynomial), or what regcomp says. regfree(out) after a 0.
+ */
+int tl_audit_pattern_compile(const char *pattern, regex_t *out, char *why, size_t why_size);
+
+/*
+ * The log's entries that match query, in log order, from the first: *hits a JSON array of the
+ * entries (objects as the log holds them) each with "index", its leaf index. -errno when the log
+ * cannot be read.
+ */
+int tl_audit_search(const char *log_path, const tl_audit_query_t *query, json_t **hits,
+                    tl_audit_search_report_t *report);
+
+/* The latest stored checkpoint of data_dir: its note (malloc'd) and, if details is not NULL, its
+ * members (origin, size, root, signature). -ENOENT when there is none yet. */
+int tl_audit_query_checkpoint(const char *data_dir, char **note, size_t *len, json_t **details);
+
+/*
+ * An inclusion proof (RFC 9162 §2.1.3) of one entry against the latest checkpoint: by_seq 0
+ * names it by leaf index, 1 by seq. *proof is an object: index, seq, entry (the line without its
+ * line feed), leaf_hash, tree_size, root, audit_path (base64 each) and checkpoint (the note).
+ * The proof is checked against the signed root before it is given. TL_ENOTFOUND: no such entry
+ * in the log; TL_ESTATE: the entry is newer than the latest checkpoint (or there is none yet);
+ * TL_EVERIFY: the log or its leaves do not give the checkpoint's root (audit verify says why).
+ * why says each in words.
+ */
+int tl_audit_prove(const char *data_dir, int by_seq, uint64_t which, json_t **proof, char *why,
+                   size_t why_size);
+
+/* A checkpoint the auditor kept, as it arrived (`audit verify --from-checkpoint -`). */
+typedef struct tl_audit_kept {
+    const char *bytes;
+    size_t len;
+} tl_audit_kept_t;
+
+/*
+ * The relay's own check of data_dir's log: the hash chain, the stored checkpoints against its
+ * audit key (relay/store/audit_anchors.h), then the kept checkpoint if any: a note signed by the
+ * audit key, whose tree the log's extends. *verdict is an object (docs/audit-format.md §18);
+ * text (may be NULL) gets the same in words, a line per check. 0 ok, TL_EVERIFY tampered (or
+ * unreadable), TL_EINVAL when the kept bytes are not one signed checkpoint note of this log (a
+ * usage error).
+ */
+int tl_audit_self_verify(const char *data_dir, const tl_audit_kept_t *kept, json_t **verdict,
+                         FILE *text);
+
+#endif
