@@ -167,12 +167,12 @@ int tl_agent_witness_judge(json_t *witness, json_t *answer, int64_t now_ms, cons
         /* It signed one before: now it shows none. */
         *verdict = "shrank";
         *is_conflict = 1;
-        snprintf(why, why_size,
-                 "the relay shows no checkpoint, but signed one of size %llu before",
+        snprintf(why, why_size, "the relay shows no checkpoint, but signed one of size %llu before",
                  (unsigned long long)kept_size);
         return add_conflict(witness, *verdict, why, "", now_ms);
     }
-    if (key == NULL || strlen(note) > TL_SIGNED_NOTE_MAX || tl_note_vkey_parse(key, &verifier) != 0 ||
+    if (key == NULL || strlen(note) > TL_SIGNED_NOTE_MAX ||
+        tl_note_vkey_parse(key, &verifier) != 0 ||
         read_proof(json_object_get(answer, "proof"), proof, &proof_count) != 0)
         return TL_EINVAL;
     if (pinned != NULL && strcmp(pinned, key) != 0) {
@@ -185,9 +185,9 @@ int tl_agent_witness_judge(json_t *witness, json_t *answer, int64_t now_ms, cons
     kept_state(witness, &verifier, &state);
     if (!state.seen)
         kept_size = 0; /* nothing kept, or what is kept no longer reads: start again */
-    tl_witness_verdict_t result = tl_witness_check(&state, verifier.name, &verifier, note,
-                                                   strlen(note), (const tl_merkle_hash_t *)proof,
-                                                   proof_count, &shown);
+    tl_witness_verdict_t result =
+        tl_witness_check(&state, verifier.name, &verifier, note, strlen(note),
+                         (const tl_merkle_hash_t *)proof, proof_count, &shown);
     json_object_set_new(witness, "checked", json_integer((json_int_t)now_ms));
     if (result == TL_WITNESS_FIRST || result == TL_WITNESS_ACCEPTED) {
         int same = result == TL_WITNESS_ACCEPTED && shown.size == kept_size;

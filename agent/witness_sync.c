@@ -80,9 +80,9 @@ static void run_step(uv_work_t *work)
         sync->witness = tl_agent_witness_load(sync->state_dir, &sync->result);
         break;
     case STEP_JUDGE:
-        sync->result = tl_agent_witness_judge(sync->witness, sync->answer, tl_wall_ms(),
-                                              &sync->verdict, &sync->conflict, sync->why,
-                                              sizeof sync->why);
+        sync->result =
+            tl_agent_witness_judge(sync->witness, sync->answer, tl_wall_ms(), &sync->verdict,
+                                   &sync->conflict, sync->why, sizeof sync->why);
         if (sync->result == 0)
             sync->result = tl_agent_witness_save(sync->state_dir, sync->witness);
         break;
@@ -139,9 +139,9 @@ static void step_report(tl_witness_sync_t *sync)
         "kind", json_object_get(conflict, "kind"), "reason", json_object_get(conflict, "reason"),
         "kept", json_object_get(conflict, "kept"), "shown", json_object_get(conflict, "shown"),
         "time", json_object_get(conflict, "time"));
-    int rc = body != NULL ? tl_tunnel_request(sync->tunnel, body, ANSWER_TIMEOUT_MS,
-                                              conflict_answered, sync)
-                          : TL_ENOMEM;
+    int rc = body != NULL
+                 ? tl_tunnel_request(sync->tunnel, body, ANSWER_TIMEOUT_MS, conflict_answered, sync)
+                 : TL_ENOMEM;
     json_decref(body);
     if (rc == 0)
         sync->answers++;
@@ -172,9 +172,8 @@ static void witness_answered(void *data, int status, json_t *result)
 
 static void ask(tl_witness_sync_t *sync)
 {
-    json_t *body =
-        json_pack("{s:s, s:I}", "type", tl_control_type_name(TL_CONTROL_AUDIT_WITNESS), "have",
-                  (json_int_t)tl_agent_witness_size(sync->witness));
+    json_t *body = json_pack("{s:s, s:I}", "type", tl_control_type_name(TL_CONTROL_AUDIT_WITNESS),
+                             "have", (json_int_t)tl_agent_witness_size(sync->witness));
     int rc = body != NULL && sync->tunnel != NULL
                  ? tl_tunnel_request(sync->tunnel, body, ANSWER_TIMEOUT_MS, witness_answered, sync)
                  : TL_ECLOSED;
@@ -285,7 +284,8 @@ void tl_witness_sync_notice(tl_witness_sync_t *sync, json_t *body)
         tl_log_debug("audit.checkpoint notice ignored: no size");
         return;
     }
-    if ((uint64_t)json_integer_value(size) == sync->kept_size || uv_is_active((uv_handle_t *)&sync->soon))
+    if ((uint64_t)json_integer_value(size) == sync->kept_size ||
+        uv_is_active((uv_handle_t *)&sync->soon))
         return;
     uint16_t spread = 0;
     if (RAND_bytes((unsigned char *)&spread, sizeof spread) != 1)

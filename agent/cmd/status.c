@@ -95,17 +95,16 @@ static json_t *witness_json(const tl_agent_state_t *state)
     json_t *conflicts = json_array(), *item;
     size_t i;
     json_array_foreach(json_object_get(witness, "conflicts"), i, item) {
-        json_array_append_new(conflicts,
-                              json_pack("{s:O?, s:O?, s:O?, s:O?}", "kind",
-                                        json_object_get(item, "kind"), "reason",
-                                        json_object_get(item, "reason"), "time",
-                                        json_object_get(item, "time"), "reported",
-                                        json_object_get(item, "reported")));
+        json_array_append_new(conflicts, json_pack("{s:O?, s:O?, s:O?, s:O?}", "kind",
+                                                   json_object_get(item, "kind"), "reason",
+                                                   json_object_get(item, "reason"), "time",
+                                                   json_object_get(item, "time"), "reported",
+                                                   json_object_get(item, "reported")));
     }
-    json_t *out = json_pack("{s:I, s:O?, s:O?, s:o}", "size",
-                            (json_int_t)tl_agent_witness_size(witness), "checked",
-                            json_object_get(witness, "checked"), "key",
-                            json_object_get(witness, "key"), "conflicts", conflicts);
+    json_t *out =
+        json_pack("{s:I, s:O?, s:O?, s:o}", "size", (json_int_t)tl_agent_witness_size(witness),
+                  "checked", json_object_get(witness, "checked"), "key",
+                  json_object_get(witness, "key"), "conflicts", conflicts);
     json_decref(witness);
     return out;
 }

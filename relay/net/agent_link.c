@@ -67,8 +67,8 @@ void tl__agent_checkpoint_news(void *data, const char *channel, json_t *message)
         if (agent->counted_online && !agent->closed && tl_agent_notify(agent, body) == 0)
             sent++;
     json_decref(body);
-    tl_log_debug("audit checkpoint announced size=%lld agents=%u", (long long)json_integer_value(size),
-                 sent);
+    tl_log_debug("audit checkpoint announced size=%lld agents=%u",
+                 (long long)json_integer_value(size), sent);
 }
 
 static void arm_request_timer(struct tl_agent_link *agent);

@@ -463,8 +463,8 @@ static int run_audit_witness(tl_job_t *base, tl_job_ctx_t *ctx)
 }
 
 /* proto/witness.h's verdicts, and "other-key" for an audit key other than the one pinned. */
-static const char *const conflict_kinds[] = {"bad-note", "other-log",    "other-key", "shrank",
-                                              "two-roots", "not-extended", NULL};
+static const char *const conflict_kinds[] = {"bad-note",  "other-log",    "other-key", "shrank",
+                                             "two-roots", "not-extended", NULL};
 
 /* The members of an audit.conflict, checked: 0 or TL_EINVAL. */
 static int audit_conflict_check(json_t *body)

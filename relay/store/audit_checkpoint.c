@@ -343,7 +343,8 @@ static int run_checkpoint(tl_job_t *job, tl_job_ctx_t *ctx)
         json_decref(details);
         /* Witnesses hear of it once it is durable; if they cannot, they ask on their own. */
         json_t *news = json_pack("{s:I}", "size", (json_int_t)cps->last.size);
-        if (rc == 0 && news != NULL && tl_worker_publish(ctx, TL_AUDIT_CHECKPOINT_CHANNEL, news) != 0)
+        if (rc == 0 && news != NULL &&
+            tl_worker_publish(ctx, TL_AUDIT_CHECKPOINT_CHANNEL, news) != 0)
             tl_log_warn("audit checkpoint not announced to agents size=%" PRIu64, cps->last.size);
         json_decref(news);
     }
@@ -434,9 +435,8 @@ int tl_audit_checkpoints_request(tl_audit_checkpoints_t *checkpoints, tl_audit_c
     return submit(checkpoints, IF_OTHER, 0, done, data);
 }
 
-int tl_audit_checkpoints_request_for_ticket(tl_audit_checkpoints_t *checkpoints,
-                                            int64_t ticket_id, tl_audit_checkpoint_fn done,
-                                            void *data)
+int tl_audit_checkpoints_request_for_ticket(tl_audit_checkpoints_t *checkpoints, int64_t ticket_id,
+                                            tl_audit_checkpoint_fn done, void *data)
 {
     if (__atomic_load_n(&checkpoints->stopped, __ATOMIC_ACQUIRE))
         return TL_ECLOSED;

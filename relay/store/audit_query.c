@@ -540,7 +540,8 @@ out:
     return rc;
 }
 
-/* ---- what a witness asks (docs/protocol.md §7.15) --------------------------------------------- */
+/* ---- what a witness asks (docs/protocol.md §7.15) ---------------------------------------------
+ */
 
 int tl_audit_witness(const char *data_dir, uint64_t old_size, json_t **answer, char *why,
                      size_t why_size)
@@ -586,9 +587,8 @@ int tl_audit_witness(const char *data_dir, uint64_t old_size, json_t **answer, c
             rc = tl_merkle_consistency_proof(leaf_of, &leaves, old_size, checkpoint.size, path,
                                              &count);
         if (rc != 0) {
-            snprintf(why, why_size,
-                     "no consistency proof from size %" PRIu64 " to %" PRIu64 ": %s", old_size,
-                     checkpoint.size, tl_strerror(rc));
+            snprintf(why, why_size, "no consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
+                     old_size, checkpoint.size, tl_strerror(rc));
             goto out;
         }
         for (size_t i = 0; i < count; i++)
@@ -597,8 +597,8 @@ int tl_audit_witness(const char *data_dir, uint64_t old_size, json_t **answer, c
                 goto out;
             }
     }
-    *answer = json_pack("{s:s%, s:s, s:O}", "checkpoint", note, note_len, "key", vkey, "proof",
-                        proof);
+    *answer =
+        json_pack("{s:s%, s:s, s:O}", "checkpoint", note, note_len, "key", vkey, "proof", proof);
     rc = *answer != NULL ? 0 : TL_ENOMEM;
 out:
     if (leaves.fd >= 0)
