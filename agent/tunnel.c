@@ -1098,6 +1098,10 @@ static void handle_notification(tl_tunnel_t *tunnel, const char *type, json_t *b
         tunnel->events->on_ticket_update(tunnel, body);
         return;
     }
+    if (known == TL_CONTROL_AUDIT_CHECKPOINT && tunnel->events->on_audit_checkpoint != NULL) {
+        tunnel->events->on_audit_checkpoint(tunnel, body);
+        return;
+    }
     tl_log_debug("notification ignored type=%.64s", type);
 }
 

@@ -82,6 +82,8 @@ typedef struct tl_tunnel_events {
     void (*on_stopped)(tl_tunnel_t *tunnel, int status);
     /* The relay's ticket.update notice (docs/protocol.md §7.12), unchecked; body is borrowed. */
     void (*on_ticket_update)(tl_tunnel_t *tunnel, json_t *body);
+    /* The relay's audit.checkpoint notice (docs/protocol.md §7.15), unchecked; body borrowed. */
+    void (*on_audit_checkpoint)(tl_tunnel_t *tunnel, json_t *body);
 } tl_tunnel_events_t;
 
 tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options,

@@ -43,6 +43,9 @@ enum tl_control_type {
     TL_CONTROL_SELFHELP_DEFLECTED, /* "selfhelp.deflected" §7.13 */
     TL_CONTROL_CATALOGUE_GET,      /* "catalogue.get" §7.14 */
     TL_CONTROL_CATALOGUE_REPORT,   /* "catalogue.report" §7.14 */
+    TL_CONTROL_AUDIT_WITNESS,      /* "audit.witness" §7.15 */
+    TL_CONTROL_AUDIT_CONFLICT,     /* "audit.conflict" §7.15 */
+    TL_CONTROL_AUDIT_CHECKPOINT,   /* "audit.checkpoint" §7.15 */
     /* the agent's control socket: commands ("cmd", agent/control.h) */
     TL_CONTROL_STATUS,
     TL_CONTROL_DELIVER,

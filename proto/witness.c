@@ -24,6 +24,27 @@ const char *tl_witness_verdict_text(tl_witness_verdict_t verdict)
     return "unknown";
 }
 
+const char *tl_witness_verdict_name(tl_witness_verdict_t verdict)
+{
+    switch (verdict) {
+    case TL_WITNESS_ACCEPTED:
+        return "accepted";
+    case TL_WITNESS_FIRST:
+        return "first";
+    case TL_WITNESS_BAD_NOTE:
+        return "bad-note";
+    case TL_WITNESS_OTHER_LOG:
+        return "other-log";
+    case TL_WITNESS_SHRANK:
+        return "shrank";
+    case TL_WITNESS_FORK:
+        return "two-roots";
+    case TL_WITNESS_INCONSISTENT:
+        return "not-extended";
+    }
+    return "unknown";
+}
+
 tl_witness_verdict_t tl_witness_check(tl_witness_state_t *state, const char *origin,
                                       const tl_note_verifier_t *verifier, const char *note,
                                       size_t note_len, const tl_merkle_hash_t *proof,

@@ -25,8 +25,14 @@ typedef enum tl_witness_verdict {
     TL_WITNESS_INCONSISTENT, /* a larger tree whose proof does not show it extends the one seen */
 } tl_witness_verdict_t;
 
+/* Tree sizes a witness names in the protocol (docs/protocol.md §7.15): JSON's exact integers. */
+#define TL_AUDIT_WITNESS_SIZE_MAX 9007199254740991ull /* 2^53 - 1 */
+
 /* What the verdict means, for logs and reports ("two roots for one size"). */
 const char *tl_witness_verdict_text(tl_witness_verdict_t verdict);
+/* Its short name in reports and audit entries: "two-roots", "shrank", "not-extended",
+ * "bad-note", "other-log"; "accepted", "first". */
+const char *tl_witness_verdict_name(tl_witness_verdict_t verdict);
 
 typedef struct tl_witness_state {
     int seen; /* 0 until the first checkpoint */

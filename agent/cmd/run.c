@@ -18,6 +18,7 @@
 #include "agent/ticket_news.h"
 #include "agent/catalogue.h"
 #include "agent/catalogue_sync.h"
+#include "agent/witness_sync.h"
 #include "agent/tunnel.h"
 #include "proto/cli.h"
 #include "proto/err.h"
@@ -45,6 +46,7 @@ struct agent_run {
     tl_notify_t *notify;
     tl_ticket_news_t *news;
     tl_catalogue_sync_t *catalogue;
+    tl_witness_sync_t *witness; /* the audit log witnessed (docs/protocol.md §7.15) */
     int runbooks_given; /* --runbooks: an installed catalogue does not replace it */
     /* Disk work off the loop: one lane for grants.json, one for the outbox. */
     tl_storage_t *grants_lane;
@@ -145,6 +147,16 @@ static void run_connected(tl_tunnel_t *tunnel, const char *device)
     /* What the catalogue did here goes to the relay, and a newer one comes (docs/catalogue.md). */
     if (run->catalogue != NULL)
         tl_catalogue_sync_connected(run->catalogue, tunnel);
+    /* The relay's audit log as it stands now must extend what this machine saw before. */
+    if (run->witness != NULL)
+        tl_witness_sync_connected(run->witness, tunnel);
+}
+
+static void run_audit_checkpoint(tl_tunnel_t *tunnel, json_t *body)
+{
+    struct agent_run *run = tl_tunnel_data(tunnel);
+    if (run->witness != NULL)
+        tl_witness_sync_notice(run->witness, body);
 }
 
 /* A signed catalogue was installed: its runbooks serve the next runs (docs/catalogue.md). */
@@ -166,6 +178,7 @@ static const tl_tunnel_events_t run_events = {
     .on_rejected = run_rejected,
     .on_queued = run_queued,
     .on_ticket_update = run_ticket_update,
+    .on_audit_checkpoint = run_audit_checkpoint,
 };
 
 /* The consent module's decisions go to the relay (through the tunnel) and to the watchers. */
@@ -246,6 +259,8 @@ static void run_shutdown(struct agent_run *run)
     run->tunnel = NULL;
     tl_catalogue_sync_free(run->catalogue);
     run->catalogue = NULL;
+    tl_witness_sync_free(run->witness);
+    run->witness = NULL;
     tl_consent_free(run->consent);
     run->consent = NULL;
     tl_sessions_free(run->sessions);
@@ -466,6 +481,11 @@ static int run_start(struct agent_run *run, uv_loop_t *loop, tl_agent_state_t *s
     if (run->catalogue == NULL) {
         run_wind_down(run, loop);
         return tl__cmd_fail("run", "starting catalogue updates", TL_ENOMEM);
+    }
+    run->witness = tl_witness_sync_new(loop, state->dir);
+    if (run->witness == NULL) {
+        run_wind_down(run, loop);
+        return tl__cmd_fail("run", "starting the audit witness", TL_ENOMEM);
     }
     run->tunnel = tl_tunnel_start(loop, &tunnel_options, &run_events, run, &rc);
     if (run->tunnel == NULL) {

@@ -5,6 +5,8 @@
  * set-aside requests (agent/outbox.h), as text or JSON.
  */
 #include "agent/catalogue.h"
+#include "agent/witness.h"
+#include "proto/err.h"
 #include "agent/cmd/cmd_int.h"
 #include "agent/cmd/commands.h"
 
@@ -82,6 +84,61 @@ static void status_gather(const tl_agent_state_t *state, struct status_view *vie
     view->notifications = json_object_get(answer, "notifications");
 }
 
+/* What this machine witnessed of the relay's audit log (agent/witness.h): the size kept, when
+ * last checked, and the conflicts, without the notes themselves. */
+static json_t *witness_json(const tl_agent_state_t *state)
+{
+    int err = 0;
+    json_t *witness = tl_agent_witness_load(state->dir, &err);
+    if (witness == NULL)
+        return json_pack("{s:s}", "error", tl_strerror(err));
+    json_t *conflicts = json_array(), *item;
+    size_t i;
+    json_array_foreach(json_object_get(witness, "conflicts"), i, item) {
+        json_array_append_new(conflicts, json_pack("{s:O?, s:O?, s:O?, s:O?}", "kind",
+                                                   json_object_get(item, "kind"), "reason",
+                                                   json_object_get(item, "reason"), "time",
+                                                   json_object_get(item, "time"), "reported",
+                                                   json_object_get(item, "reported")));
+    }
+    json_t *out =
+        json_pack("{s:I, s:O?, s:O?, s:o}", "size", (json_int_t)tl_agent_witness_size(witness),
+                  "checked", json_object_get(witness, "checked"), "key",
+                  json_object_get(witness, "key"), "conflicts", conflicts);
+    json_decref(witness);
+    return out;
+}
+
+static void witness_print(const tl_agent_state_t *state)
+{
+    int err = 0;
+    json_t *witness = tl_agent_witness_load(state->dir, &err);
+    if (witness == NULL) {
+        printf("audit:     the witness file cannot be read (%s)\n", tl_strerror(err));
+        return;
+    }
+    json_t *checked = json_object_get(witness, "checked");
+    if (tl_agent_witness_size(witness) == 0) {
+        printf("audit:     no checkpoint of the relay's audit log witnessed yet\n");
+    } else {
+        char when[64] = "";
+        if (json_is_integer(checked))
+            tl__cmd_local_time_text(json_integer_value(checked), when, sizeof when);
+        printf("audit:     the relay's audit log witnessed up to %llu entries (checked %s)\n",
+               (unsigned long long)tl_agent_witness_size(witness), when);
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(witness, "conflicts"), i, item) {
+        printf("  CONFLICT %s: ", tl__cmd_member(item, "kind"));
+        print_visible(tl__cmd_member(item, "reason"), 200);
+        printf("%s\n", json_is_true(json_object_get(item, "reported"))
+                           ? " (reported to the relay)"
+                           : " (not yet reported to the relay)");
+    }
+    json_decref(witness);
+}
+
 static void status_print_json(const tl_agent_state_t *state, const struct status_view *view)
 {
     json_t *out =
@@ -105,6 +162,8 @@ static void status_print_json(const tl_agent_state_t *state, const struct status
                                       : installed.current > 0 ? "installed"
                                                               : "shipped"));
     }
+    if (out != NULL && state->enrolled)
+        json_object_set_new(out, "audit_witness", witness_json(state));
     if (out != NULL && view->running && view->link != NULL)
         json_object_set_new(out, "link", json_string(view->link));
     if (out != NULL && view->running && view->last_error != NULL)
@@ -176,6 +235,8 @@ static void status_print_text(const tl_agent_state_t *state, const struct status
                                        : " (no signing key: catalogue updates are refused)%s\n",
                state->catalogue_key);
     }
+    if (state->enrolled)
+        witness_print(state);
     if (!view->running)
         printf("agent:     not running\n");
     else if (view->connected)

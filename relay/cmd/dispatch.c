@@ -116,8 +116,10 @@ static void work_done(tl_job_t *job, int status)
     /* Done and on the record: a checkpoint covers it (docs/audit-format.md §14). */
     if (status == 0 && cmd->exit_status == 0 && cmd->command->checkpoint_after &&
         cmd->ctx->checkpoints != NULL) {
-        int asked = tl_audit_checkpoints_request(cmd->ctx->checkpoints, tl_audit_checkpoint_logged,
-                                                 (void *)"after a command");
+        /* A ticket's close: the ticket records the checkpoint that covers it. */
+        int asked = tl_audit_checkpoints_request_for_ticket(
+            cmd->ctx->checkpoints, cmd->ticket.id, tl_audit_checkpoint_logged,
+            (void *)"after a command");
         if (asked != 0 && asked != TL_ECLOSED)
             tl_log_error("audit checkpoint after a command not asked for error=\"%s\"",
                          tl_strerror(asked));

@@ -8,8 +8,10 @@
  */
 #include "proto/err.h"
 #include "proto/log.h"
+#include "proto/vocab.h"
 #include "relay/desk/user_tickets.h"
 #include "relay/net/agent_server_int.h"
+#include "relay/store/audit_checkpoint.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -47,6 +49,26 @@ void tl__agent_ticket_update(void *data, const char *channel, json_t *message)
     int rc = tl_agent_notify(agent, body);
     tl_log_debug("ticket update sent device=D-%" PRId64 " result=%s", agent->device_id,
                  rc == 0 ? "ok" : tl_err_name(rc));
+}
+
+void tl__agent_checkpoint_news(void *data, const char *channel, json_t *message)
+{
+    tl_agent_server_t *server = data;
+    json_t *size = json_object_get(message, "size");
+    if (strcmp(channel, TL_AUDIT_CHECKPOINT_CHANNEL) != 0 || !json_is_integer(size))
+        return;
+    json_t *body = json_pack("{s:s, s:O}", "type",
+                             tl_control_type_name(TL_CONTROL_AUDIT_CHECKPOINT), "size", size);
+    if (body == NULL)
+        return;
+    /* Every device online hears of it; each asks for its proof when it is ready (§7.15). */
+    unsigned sent = 0;
+    for (struct tl_agent_link *agent = server->agents; agent != NULL; agent = agent->next)
+        if (agent->counted_online && !agent->closed && tl_agent_notify(agent, body) == 0)
+            sent++;
+    json_decref(body);
+    tl_log_debug("audit checkpoint announced size=%lld agents=%u",
+                 (long long)json_integer_value(size), sent);
 }
 
 static void arm_request_timer(struct tl_agent_link *agent);

@@ -11,12 +11,15 @@
 #include "proto/err.h"
 #include "proto/ids.h"
 #include "proto/log.h"
+#include "proto/note.h"
+#include "proto/witness.h"
 #include "proto/selfhelp.h"
 #include "relay/desk/tickets.h"
 #include "relay/desk/timeline.h"
 #include "relay/desk/user_tickets.h"
 #include "relay/desk/triage.h"
 #include "relay/net/agent_server_int.h"
+#include "relay/store/audit_query.h"
 #include "relay/store/catalogue_files.h"
 
 #include <inttypes.h>
@@ -437,6 +440,66 @@ static int run_catalogue_report(tl_job_t *base, tl_job_ctx_t *ctx)
     return rc;
 }
 
+/* The witness's request (§7.15): the latest checkpoint and a proof that it extends `have`. */
+static int run_audit_witness(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    (void)ctx;
+    struct agent_job *job = (struct agent_job *)base;
+    const char *data = job->agent->server->config.data_dir;
+    char why[256];
+    uint64_t have = (uint64_t)json_integer_value(json_object_get(job->request, "have"));
+    if (data == NULL) {
+        job->reply = json_object(); /* no data directory: nothing is signed */
+        return job->reply != NULL ? 0 : TL_ENOMEM;
+    }
+    int rc = tl_audit_witness(data, have, &job->reply, why, sizeof why);
+    if (rc != 0) {
+        tl_log_error("audit witness not answered device=D-%" PRId64 " have=%" PRIu64
+                     " reason=\"%s\"",
+                     job->device_id, have, why);
+        return rc == TL_ENOMEM ? rc : TL_EIO;
+    }
+    return 0;
+}
+
+/* proto/witness.h's verdicts, and "other-key" for an audit key other than the one pinned. */
+static const char *const conflict_kinds[] = {"bad-note",  "other-log",    "other-key", "shrank",
+                                             "two-roots", "not-extended", NULL};
+
+/* The members of an audit.conflict, checked: 0 or TL_EINVAL. */
+static int audit_conflict_check(json_t *body)
+{
+    const char *kind = json_string_value(json_object_get(body, "kind"));
+    int known = 0;
+    for (size_t i = 0; kind != NULL && conflict_kinds[i] != NULL; i++)
+        known |= strcmp(kind, conflict_kinds[i]) == 0;
+    json_t *time = json_object_get(body, "time");
+    if (!known || tl__json_text(body, "kept", TL_SIGNED_NOTE_MAX, 0) == NULL ||
+        tl__json_text(body, "shown", TL_SIGNED_NOTE_MAX, 1) == NULL ||
+        tl__json_text(body, "reason", TL_MSG_MAX_TEXT, 0) == NULL || !json_is_integer(time) ||
+        json_integer_value(time) < 0 || json_integer_value(time) > TL_CATALOGUE_CREATED_MAX)
+        return TL_EINVAL;
+    return 0;
+}
+
+/* A witness found the log's history rewritten (§7.15): on the record, for whoever audits it. */
+static int run_audit_conflict(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct agent_job *job = (struct agent_job *)base;
+    char subject[TL_ID_TEXT], actor[96];
+    tl_id_format(subject, TL_ID_DEVICE, job->agent->device_id);
+    tl__agent_actor(job->agent, actor);
+    json_t *details = json_deep_copy(job->request);
+    if (details == NULL)
+        return TL_ENOMEM;
+    json_object_del(details, "type");
+    tl_log_error("audit log conflict reported device=%s kind=%s", subject,
+                 json_string_value(json_object_get(details, "kind")));
+    int rc = tl_worker_audit(ctx, actor, "audit.conflict", subject, details);
+    json_decref(details);
+    return rc;
+}
+
 /* A request that waits for the disk: bounded per connection, answered by control_done. */
 static int submit_request(struct tl_agent_link *agent, const struct tl_msg_control *control,
                           int (*run)(tl_job_t *, tl_job_ctx_t *))
@@ -513,6 +576,22 @@ int tl__request_handle(struct tl_agent_link *agent, const char *type,
             return 0;
         }
         return submit_request(agent, control, run_catalogue_report);
+    }
+    if (tl_control_type_lookup(type) == TL_CONTROL_AUDIT_WITNESS) {
+        json_t *have = json_object_get(control->body, "have");
+        if (!json_is_integer(have) || json_integer_value(have) < 0 ||
+            (uint64_t)json_integer_value(have) > TL_AUDIT_WITNESS_SIZE_MAX) {
+            send_result(agent, control->request_id, TL_EINVAL, NULL);
+            return 0;
+        }
+        return submit_request(agent, control, run_audit_witness);
+    }
+    if (tl_control_type_lookup(type) == TL_CONTROL_AUDIT_CONFLICT) {
+        if (audit_conflict_check(control->body) != 0) {
+            send_result(agent, control->request_id, TL_EINVAL, NULL);
+            return 0;
+        }
+        return submit_request(agent, control, run_audit_conflict);
     }
     send_result(agent, control->request_id, TL_EINVAL, NULL);
     return 0;

@@ -12,6 +12,7 @@
 #include "proto/log.h"
 #include "relay/desk/user_tickets.h"
 #include "relay/net/agent_server_int.h"
+#include "relay/store/audit_checkpoint.h"
 #include "relay/store/datadir.h"
 #include "tl_version.h"
 
@@ -484,6 +485,10 @@ int tl_agent_server_listen(tl_agent_server_t *server, tl_worker_t *worker, const
     server->worker = worker;
     /* The desk's ticket updates go to the devices' connections (docs/protocol.md §7.12). */
     int rc = tl_worker_listen(worker, TL_USER_TICKETS_CHANNEL, tl__agent_ticket_update, server);
+    /* ... and so do the audit log's new checkpoints, for the agents that witness it (§7.15). */
+    if (rc == 0)
+        rc = tl_worker_listen(worker, TL_AUDIT_CHECKPOINT_CHANNEL, tl__agent_checkpoint_news,
+                              server);
     if (rc != 0)
         return rc;
     tl_listener_config_t config = {.address = listen,

@@ -159,5 +159,7 @@ void tl__agent_link_fail_pending(struct tl_agent_link *agent);
 /* A ticket update the desk published (a tl_worker_listen_fn; data is the server): to the
  * device's live connection, if it has one (docs/protocol.md §7.12). */
 void tl__agent_ticket_update(void *data, const char *channel, json_t *message);
+/* A tl_worker_listen_fn: a new audit checkpoint, told to every device online (§7.15). */
+void tl__agent_checkpoint_news(void *data, const char *channel, json_t *message);
 
 #endif

@@ -3,6 +3,7 @@
 #include "proto/err.h"
 #include "proto/fsutil.h"
 #include "proto/keys.h"
+#include "proto/clock.h"
 #include "proto/log.h"
 #include "relay/store/audit_key.h"
 #include "relay/store/audit_tree.h"
@@ -234,6 +235,7 @@ struct checkpoint_job {
     enum rule rule;
     tl_audit_checkpoint_fn done;
     void *data;
+    int64_t ticket_id; /* > 0: the checkpoint is put on this ticket's timeline */
     tl_checkpoint_t checkpoint;
     char *note;
 };
@@ -301,6 +303,29 @@ static int record_last(tl_audit_checkpoints_t *cps, json_t **details)
     return tl_audit_checkpoint_details(cps->last_note, strlen(cps->last_note), details);
 }
 
+/* The checkpoint that covers a ticket's close, on its timeline ("checkpoint": size, root, origin).
+ * Not audited: the checkpoint's own entry is. A failure is logged; the checkpoint stands. */
+static void record_on_ticket(tl_job_ctx_t *ctx, int64_t ticket_id, const tl_checkpoint_t *cp)
+{
+    char root[4 * ((TL_MERKLE_HASH_LEN + 2) / 3) + 1];
+    EVP_EncodeBlock((unsigned char *)root, cp->root, TL_MERKLE_HASH_LEN);
+    json_t *details = json_pack("{s:I, s:s, s:s}", "size", (json_int_t)cp->size, "root", root,
+                                "origin", cp->origin);
+    char *text = details != NULL ? json_dumps(details, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    tl_ticket_event_row_t event = {.ticket_id = ticket_id,
+                                   .time = tl_wall_ms(),
+                                   .actor = "relay",
+                                   .kind = "checkpoint",
+                                   .details = text};
+    int rc = text != NULL ? tl_store_ticket_event_add(ctx->store, &event) : TL_ENOMEM;
+    if (rc != 0)
+        tl_log_warn("audit checkpoint not put on the ticket ticket=T-%" PRId64 " size=%" PRIu64
+                    " reason=%s",
+                    ticket_id, cp->size, tl_strerror(rc));
+    free(text);
+    json_decref(details);
+}
+
 static int run_checkpoint(tl_job_t *job, tl_job_ctx_t *ctx)
 {
     struct checkpoint_job *cj = (struct checkpoint_job *)job;
@@ -316,12 +341,20 @@ static int run_checkpoint(tl_job_t *job, tl_job_ctx_t *ctx)
         if (rc == 0)
             rc = tl_worker_audit(ctx, "relay", "audit.checkpoint", "", details);
         json_decref(details);
+        /* Witnesses hear of it once it is durable; if they cannot, they ask on their own. */
+        json_t *news = json_pack("{s:I}", "size", (json_int_t)cps->last.size);
+        if (rc == 0 && news != NULL &&
+            tl_worker_publish(ctx, TL_AUDIT_CHECKPOINT_CHANNEL, news) != 0)
+            tl_log_warn("audit checkpoint not announced to agents size=%" PRIu64, cps->last.size);
+        json_decref(news);
     }
     if (rc == 0 && cps->have_last && cj->rule == IF_OTHER) {
         cj->checkpoint = cps->last;
         if ((cj->note = strdup(cps->last_note)) == NULL)
             rc = TL_ENOMEM;
     }
+    if (rc == 0 && cps->have_last && cj->ticket_id > 0)
+        record_on_ticket(ctx, cj->ticket_id, &cps->last);
     return rc;
 }
 
@@ -340,8 +373,8 @@ static void checkpoint_done(tl_job_t *job, int status)
     free(cj);
 }
 
-static int submit(tl_audit_checkpoints_t *cps, enum rule rule, tl_audit_checkpoint_fn done,
-                  void *data)
+static int submit(tl_audit_checkpoints_t *cps, enum rule rule, int64_t ticket_id,
+                  tl_audit_checkpoint_fn done, void *data)
 {
     struct checkpoint_job *cj = calloc(1, sizeof *cj);
     if (cj == NULL)
@@ -352,6 +385,7 @@ static int submit(tl_audit_checkpoints_t *cps, enum rule rule, tl_audit_checkpoi
     cj->rule = rule;
     cj->done = done;
     cj->data = data;
+    cj->ticket_id = ticket_id;
     tl_worker_submit(cps->worker, &cj->job);
     return 0;
 }
@@ -364,7 +398,7 @@ static void submit_periodic(tl_audit_checkpoints_t *cps)
         !__atomic_compare_exchange_n(&cps->periodic_pending, &idle, 1, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return;
-    if (submit(cps, IF_GREW, NULL, NULL) != 0)
+    if (submit(cps, IF_GREW, 0, NULL, NULL) != 0)
         __atomic_store_n(&cps->periodic_pending, 0, __ATOMIC_RELEASE);
 }
 
@@ -398,7 +432,15 @@ int tl_audit_checkpoints_request(tl_audit_checkpoints_t *checkpoints, tl_audit_c
     /* Shutting down: the worker may be going; the shutdown checkpoint covers what was asked. */
     if (__atomic_load_n(&checkpoints->stopped, __ATOMIC_ACQUIRE))
         return TL_ECLOSED;
-    return submit(checkpoints, IF_OTHER, done, data);
+    return submit(checkpoints, IF_OTHER, 0, done, data);
+}
+
+int tl_audit_checkpoints_request_for_ticket(tl_audit_checkpoints_t *checkpoints, int64_t ticket_id,
+                                            tl_audit_checkpoint_fn done, void *data)
+{
+    if (__atomic_load_n(&checkpoints->stopped, __ATOMIC_ACQUIRE))
+        return TL_ECLOSED;
+    return submit(checkpoints, IF_OTHER, ticket_id, done, data);
 }
 
 /* The last stored checkpoint, if this key signed it; a torn record after it is cut. */

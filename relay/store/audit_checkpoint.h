@@ -61,6 +61,11 @@ int tl_audit_checkpoint_details(const char *note, size_t len, json_t **out);
 int tl_audit_checkpoints_signer(const char *data_dir, char *key_path, size_t key_path_size,
                                 char name[TL_NOTE_NAME_MAX + 1]);
 
+/* Each new checkpoint signed while the relay serves is published on this channel of the storage
+ * worker (relay/store/worker.h) as {"size": N}, once durable: agents are told (docs/protocol.md
+ * §7.15). */
+#define TL_AUDIT_CHECKPOINT_CHANNEL "audit.checkpoint"
+
 /* ---- the relay's checkpoints ---- */
 
 typedef struct tl_audit_checkpoints tl_audit_checkpoints_t;
@@ -88,6 +93,11 @@ typedef void (*tl_audit_checkpoint_fn)(void *data, int status, const tl_checkpoi
 int tl_audit_checkpoints_request(tl_audit_checkpoints_t *checkpoints, tl_audit_checkpoint_fn done,
                                  void *data);
 
+/* The same for a ticket's close: the checkpoint is also put on that ticket's timeline (an event
+ * "checkpoint": size, root, origin), so the ticket says which signed tree covers its close. */
+int tl_audit_checkpoints_request_for_ticket(tl_audit_checkpoints_t *checkpoints,
+                                            int64_t ticket_id, tl_audit_checkpoint_fn done,
+                                            void *data);
 /* A tl_audit_checkpoint_fn for callers that only need a failure logged: data is a static text
  * saying when it was asked for ("at a session's end"). */
 void tl_audit_checkpoint_logged(void *data, int status, const tl_checkpoint_t *checkpoint,

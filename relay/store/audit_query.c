@@ -540,6 +540,74 @@ out:
     return rc;
 }
 
+/* ---- what a witness asks (docs/protocol.md §7.15) ---------------------------------------------
+ */
+
+int tl_audit_witness(const char *data_dir, uint64_t old_size, json_t **answer, char *why,
+                     size_t why_size)
+{
+    char leaves_path[PATH_MAX_LEN], key_path[PATH_MAX_LEN], name[TL_NOTE_NAME_MAX + 1];
+    char vkey[TL_NOTE_VKEY_MAX];
+    char *note = NULL;
+    size_t note_len = 0, count = 0;
+    tl_checkpoint_t checkpoint;
+    tl_note_verifier_t verifier;
+    tl_merkle_hash_t path[TL_MERKLE_PROOF_MAX];
+    struct leaves leaves = {-1};
+    json_t *proof = NULL;
+    *answer = NULL;
+    why[0] = '\0';
+    int rc = tl_audit_query_checkpoint(data_dir, &note, &note_len, NULL);
+    if (rc == -ENOENT) {
+        /* Nothing signed yet: nothing to witness. */
+        *answer = json_object();
+        return *answer != NULL ? 0 : TL_ENOMEM;
+    }
+    if (rc == 0 && note_checkpoint(note, note_len, &checkpoint) != 0)
+        rc = TL_EVERIFY;
+    if (rc == 0)
+        rc = tl_audit_checkpoints_signer(data_dir, key_path, sizeof key_path, name);
+    if (rc == 0)
+        rc = tl_audit_key_verifier(key_path, name, &verifier, vkey);
+    if (rc != 0) {
+        snprintf(why, why_size, "the latest checkpoint or the audit key cannot be read: %s",
+                 tl_strerror(rc));
+        goto out;
+    }
+    proof = json_array();
+    if (proof == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    if (old_size > 0 && old_size < checkpoint.size) {
+        rc = tl_datadir_path(data_dir, TL_DATADIR_AUDIT_LEAVES, leaves_path, sizeof leaves_path);
+        if (rc == 0 && (leaves.fd = open(leaves_path, O_RDONLY | O_CLOEXEC)) < 0)
+            rc = -errno;
+        if (rc == 0)
+            rc = tl_merkle_consistency_proof(leaf_of, &leaves, old_size, checkpoint.size, path,
+                                             &count);
+        if (rc != 0) {
+            snprintf(why, why_size, "no consistency proof from size %" PRIu64 " to %" PRIu64 ": %s",
+                     old_size, checkpoint.size, tl_strerror(rc));
+            goto out;
+        }
+        for (size_t i = 0; i < count; i++)
+            if (json_array_append_new(proof, b64_json(path[i], TL_MERKLE_HASH_LEN)) != 0) {
+                rc = TL_ENOMEM;
+                goto out;
+            }
+    }
+    *answer =
+        json_pack("{s:s%, s:s, s:O}", "checkpoint", note, note_len, "key", vkey, "proof", proof);
+    rc = *answer != NULL ? 0 : TL_ENOMEM;
+out:
+    if (leaves.fd >= 0)
+        close(leaves.fd);
+    json_decref(proof);
+    free(note);
+    return rc;
+}
+
 /* ---- the relay's own verification ----------------------------------------------------------- */
 
 static json_t *anchors_json(const tl_audit_anchor_report_t *report, int rc)

@@ -83,6 +83,16 @@ int tl_audit_query_checkpoint(const char *data_dir, char **note, size_t *len, js
 int tl_audit_prove(const char *data_dir, int by_seq, uint64_t which, json_t **proof, char *why,
                    size_t why_size);
 
+/*
+ * What an agent witnessing the log asks (docs/protocol.md §7.15): *answer is {"checkpoint": the
+ * latest signed note, "key": the audit key's verifier key, "proof": a consistency proof (RFC
+ * 9162 §2.1.4, base64 each) from a tree of old_size leaves to the checkpoint's} — the proof is
+ * empty when old_size is 0 or not smaller than the checkpoint's size (the witness judges those);
+ * {} when no checkpoint is signed yet. On failure, why says what could not be read.
+ */
+int tl_audit_witness(const char *data_dir, uint64_t old_size, json_t **answer, char *why,
+                     size_t why_size);
+
 /* A checkpoint the auditor kept, as it arrived (`audit verify --from-checkpoint -`). */
 typedef struct tl_audit_kept {
     const char *bytes;
