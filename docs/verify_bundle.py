@@ -33,12 +33,10 @@ def root_from_path(index, size, leaf, path):
         if fn & 1 or fn == sn:
             r = hashlib.sha256(b"\x01" + p + r).digest()
             while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
+                fn, sn = fn >> 1, sn >> 1
         else:
             r = hashlib.sha256(b"\x01" + r + p).digest()
-        fn >>= 1
-        sn >>= 1
+        fn, sn = fn >> 1, sn >> 1
     return r if sn == 0 else None
 
 
