@@ -992,11 +992,13 @@ int tl_audit_export_ticket(const char *data_dir, const char *ticket, const char 
         goto out;
     }
     out->proofs_len = strlen(text) + 1;
-    if ((out->proofs = realloc(text, out->proofs_len + 1)) == NULL) {
+    char *grown = realloc(text, out->proofs_len + 1);
+    if (grown == NULL) {
         free(text);
         rc = TL_ENOMEM;
         goto out;
     }
+    out->proofs = grown;
     out->proofs[out->proofs_len - 1] = '\n';
     out->proofs[out->proofs_len] = '\0';
     out->tree_size = checkpoint.size;
