@@ -289,8 +289,8 @@ static int build(struct export *export, tl_job_ctx_t *ctx, json_t *t, FILE *err)
         (rc = tl_buf_take_string(manifest, &export->manifest, &export->manifest_len)) != 0 ||
         (rc = tl_sha256_hex(export->manifest, export->manifest_len, export->manifest_hash)) != 0)
         goto out;
-        /* The archive: the folder and its three files, timeline.json, the items' folders and the
-         * items. */
+        /* The archive: the folder and its three files, timeline.json, verify_bundle.py, audit/
+         * and its four files (extra[1..4]), the items' folders and the items. */
 #define NAMED(path) (tl_format(name, sizeof name, "%s%s", folder, (path)) == 0 ? name : "")
     if ((rc = add_part(export, PART_FOLDER, folder, NULL, 0, now_s, NULL)) != 0 ||
         (rc = add_part(export, PART_BYTES, NAMED(TL_BUNDLE_MANIFEST), export->manifest,
@@ -305,7 +305,7 @@ static int build(struct export *export, tl_job_ctx_t *ctx, json_t *t, FILE *err)
                        tl_verify_script_len, now_s, NULL)) != 0 ||
         (rc = add_part(export, PART_FOLDER, NAMED("audit/"), NULL, 0, now_s, NULL)) != 0)
         goto out;
-    for (size_t e = 1; e < 5; e++)
+    for (size_t e = 1; e <= 4; e++)
         if ((rc = add_part(export, PART_BYTES, NAMED(extra[e].name), extra[e].bytes, extra[e].size,
                            now_s, NULL)) != 0)
             goto out;
