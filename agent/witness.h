@@ -1,6 +1,6 @@
 /*
  * The agent as a witness of the relay's audit log (docs/protocol.md §7.15, docs/audit-format.md
- * §19). The agent keeps the latest checkpoint it accepted in STATE/witness.json and judges each
+ * §20). The agent keeps the latest checkpoint it accepted in STATE/witness.json and judges each
  * one the relay shows next against it (proto/witness.h): a relay that shows two histories is
  * caught by the machines it serves, not only by auditors who ask.
  *

@@ -197,7 +197,7 @@ static uint64_t announced_size(const char *json_text)
     return size;
 }
 
-int tl_download_bundle(tl_client_t *client, const tl_exec_io_t *base, const char *ticket,
+int tl_download_bundle(tl_client_t *client, const tl_exec_io_t *base, int audit, const char *ticket,
                        const char *output, int show_progress)
 {
     struct capture capture = {tl_buf_new(SUMMARY_MAX), 0};
@@ -208,12 +208,14 @@ int tl_download_bundle(tl_client_t *client, const tl_exec_io_t *base, const char
     int64_t id = 0;
     shown(file, sizeof file, output);
     if (tl_id_parse(ticket, TL_ID_TICKET, &id) != 0) {
-        fprintf(stderr, "tierline ticket export: '%s' is not a ticket (T-N)\n", ticket);
+        fprintf(stderr, "tierline %s export: '%s' is not a ticket (T-N)\n",
+                audit ? "audit" : "ticket", ticket);
         status = TL_EXIT_USAGE;
         goto out;
     }
     if (snprintf(part, sizeof part, "%s.part", output) >= (int)sizeof part) {
-        fprintf(stderr, "tierline ticket export: the output path is too long\n");
+        fprintf(stderr, "tierline %s export: the output path is too long\n",
+                audit ? "audit" : "ticket");
         status = TL_EXIT_USAGE;
         goto out;
     }
@@ -231,8 +233,12 @@ int tl_download_bundle(tl_client_t *client, const tl_exec_io_t *base, const char
     io.on_stdout = capture_bytes;
     io.before_stderr = NULL;
     io.data = &capture;
-    char *summary_words[] = {"ticket", "export", (char *)ticket, "--json"};
-    status = run_words(client, &io, 4, summary_words);
+    /* ticket export T-N [--json], or audit export --ticket T-N [--json] */
+    char *ticket_words[] = {"ticket", "export", (char *)ticket, "--json"};
+    char *audit_words[] = {"audit", "export", "--ticket", (char *)ticket, "--json"};
+    char **words = audit ? audit_words : ticket_words;
+    int word_count = audit ? 4 : 3;
+    status = run_words(client, &io, word_count + 1, words);
     if (status < 0 && capture.error != 0) {
         fprintf(stderr, "tierline: the relay's account of the bundle is too big to read (%s)\n",
                 tl_strerror(capture.error));
@@ -263,8 +269,7 @@ int tl_download_bundle(tl_client_t *client, const tl_exec_io_t *base, const char
     io.on_stdout = sink_bytes;
     io.before_stderr = sink_before_stderr;
     io.data = &sink;
-    char *export_words[] = {"ticket", "export", (char *)ticket};
-    status = run_words(client, &io, 3, export_words);
+    status = run_words(client, &io, word_count, words);
     tl_progress_free(sink.progress);
     sink.progress = NULL;
     if (status < 0 && sink.error != 0) {

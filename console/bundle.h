@@ -32,11 +32,12 @@ int tl_bundle_verify_file(const char *path, const char *trusted, const char *tru
                           int json_out);
 
 /*
- * `ticket export T-N -o output`. base supplies err_fd and the wake hook. Returns an exit
+ * `ticket export T-N -o output`, or with audit `audit export --ticket T-N -o output` (the same
+ * bundle, recorded as an auditor's export). base supplies err_fd and the wake hook. Returns an exit
  * status, or a negative code from tl_client_exec() for the caller to report; a partial
  * output.part is removed either way.
  */
-int tl_download_bundle(tl_client_t *client, const tl_exec_io_t *base, const char *ticket,
+int tl_download_bundle(tl_client_t *client, const tl_exec_io_t *base, int audit, const char *ticket,
                        const char *output, int show_progress);
 
 #endif

@@ -270,34 +270,43 @@ static int cmd_evidence_get(struct console *console, int argc, char **argv)
     return status;
 }
 
-/* ticket export T-N [-o FILE]: without -o the archive passes to stdout untouched, as ssh. */
-static int cmd_ticket_export(struct console *console, int argc, char **argv)
+/*
+ * ticket export T-N [-o FILE], audit export --ticket T-N [-o FILE]: without -o the archive passes
+ * to stdout untouched, as ssh.
+ */
+static int export_bundle(struct console *console, int argc, char **argv, int audit)
 {
-    static const char usage[] = "usage: " PROGRAM " ticket export T-N [-o FILE | --json]\n";
+    const char *name = audit ? PROGRAM " audit export" : PROGRAM " ticket export";
+    const char *usage = audit ? "usage: " PROGRAM " audit export --ticket T-N [-o FILE | --json]\n"
+                              : "usage: " PROGRAM " ticket export T-N [-o FILE | --json]\n";
     const char *ticket = NULL, *output = NULL;
     int json_out = 0;
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) {
-            if (i + 1 >= argc || output != NULL || argv[i + 1][0] == '\0') {
-                fprintf(stderr, PROGRAM " ticket export: %s needs one FILE\n%s", argv[i], usage);
+        if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0 ||
+            (audit && strcmp(argv[i], "--ticket") == 0)) {
+            const char **into = argv[i][1] == 'o' || argv[i][2] == 'o' ? &output : &ticket;
+            if (i + 1 >= argc || *into != NULL || argv[i + 1][0] == '\0') {
+                fprintf(stderr, "%s: %s needs one %s\n%s", name, argv[i],
+                        into == &output ? "FILE" : "T-N", usage);
                 return TL_EXIT_USAGE;
             }
-            output = argv[++i];
+            *into = argv[++i];
         } else if (strcmp(argv[i], "--json") == 0) {
             json_out = 1;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, PROGRAM " ticket export: unknown option '%s'\n%s", argv[i], usage);
+            fprintf(stderr, "%s: unknown option '%s'\n%s", name, argv[i], usage);
             return TL_EXIT_USAGE;
-        } else if (ticket == NULL) {
+        } else if (ticket == NULL && !audit) {
             ticket = argv[i];
         } else {
-            fprintf(stderr, PROGRAM " ticket export: unexpected argument '%s'\n%s", argv[i], usage);
+            fprintf(stderr, "%s: unexpected argument '%s'\n%s", name, argv[i], usage);
             return TL_EXIT_USAGE;
         }
     }
     if (ticket == NULL || (output != NULL && json_out)) {
-        fprintf(stderr, "%s%s",
-                output != NULL ? PROGRAM " ticket export: -o or --json, not both\n" : "", usage);
+        if (output != NULL && json_out)
+            fprintf(stderr, "%s: -o or --json, not both\n", name);
+        fputs(usage, stderr);
         return TL_EXIT_USAGE;
     }
     if (output == NULL) {
@@ -309,12 +318,22 @@ static int cmd_ticket_export(struct console *console, int argc, char **argv)
     if (status != 0)
         return status;
     tl_exec_io_t io = base_io(console);
-    status = tl_download_bundle(console->client, &io, ticket, output, isatty(STDERR_FILENO));
+    status = tl_download_bundle(console->client, &io, audit, ticket, output, isatty(STDERR_FILENO));
     if (status < 0) {
         tl_exec_result_t none = {.exit_status = -1};
         status = exec_status(console, status, &none);
     }
     return status;
+}
+
+static int cmd_ticket_export(struct console *console, int argc, char **argv)
+{
+    return export_bundle(console, argc, argv, 0);
+}
+
+static int cmd_audit_export(struct console *console, int argc, char **argv)
+{
+    return export_bundle(console, argc, argv, 1);
 }
 
 /* verify-bundle FILE [--fingerprint SHA256:... | --key FILE] [--json]: needs no relay. */
@@ -728,6 +747,15 @@ static const struct command own_commands[] = {
      "the relay's host key\n"
      "--json\twithout -o: what the bundle would hold, as the relay says it\n",
      "tierline ticket export T-4 -o T-4.tar\n"},
+    {"audit export", "audit export --ticket T-N [-o FILE | --json]",
+     "a ticket's bundle for auditors: its audit entries with inclusion proofs, the checkpoint, "
+     "the audit key and verify_bundle.py (-o: saved only when it checks out)",
+     cmd_audit_export,
+     "--ticket T-N\tthe ticket\n"
+     "-o, --output FILE\twrite it to FILE, kept only when whole, every hash right and signed by "
+     "the relay's host key\n"
+     "--json\twithout -o: what the bundle would hold, as the relay says it\n",
+     "tierline audit export --ticket T-4 -o T-4.tar\n"},
     {"verify-bundle", "verify-bundle FILE [--fingerprint SHA256:... | --key FILE] [--json]",
      "check an evidence bundle: whole, every file's SHA-256, signed by the relay's key "
      "(exit 0 ok, 1 it fails, naming the file, 2 usage, 3 no trusted key given)",

@@ -113,9 +113,9 @@ int tl_bundle_manifest_parse(const char *text, size_t len, tl_bundle_file_t **fi
         const char *start = text + at, *end = memchr(start, '\n', len - at);
         size_t line_len = (size_t)(end - start), path_len = line_len > 66 ? line_len - 66 : 0;
         at += line_len + 1;
-        rc = tl_array_grow(&list, &cap, used + 1, sizeof *list, 64, TL_BUNDLE_MAX_ITEMS + 1);
+        rc = tl_array_grow(&list, &cap, used + 1, sizeof *list, 64, TL_BUNDLE_MAX_FILES);
         if (rc == TL_EFULL)
-            tl_format(problem, problem_size, "more than %d lines", TL_BUNDLE_MAX_ITEMS + 1);
+            tl_format(problem, problem_size, "more than %d lines", TL_BUNDLE_MAX_FILES);
         if (rc != 0)
             goto out;
         rc = TL_EINVAL;
@@ -355,10 +355,10 @@ static int take_entry(tl_bundle_check_t *check)
                                                            : OTHER;
     if (check->kind == OTHER) {
         int rc = tl_array_grow(&check->files, &check->file_cap, check->file_count + 1,
-                               sizeof *check->files, 64, TL_BUNDLE_MAX_ITEMS + 1);
+                               sizeof *check->files, 64, TL_BUNDLE_MAX_FILES);
         if (rc == TL_EFULL)
             return fail(check, TL_EINVAL, path, "more files than a bundle holds (%d)",
-                        TL_BUNDLE_MAX_ITEMS + 1);
+                        TL_BUNDLE_MAX_FILES);
         if (rc != 0)
             return fail(check, TL_ENOMEM, NULL, "out of memory");
         tl_sha256_reset(check->hash);

@@ -13,6 +13,10 @@
  *   timeline.json   the ticket, its timeline, its history of changes and its evidence list
  *   evidence/NNNN-NAME, recordings/NNNN-NAME
  *                   each evidence item, as stored, under its own SHA-256 in MANIFEST
+ *   audit/entries.log, audit/proofs.json, audit/checkpoint, audit/audit.vkey, verify_bundle.py
+ *                   the audit part (docs/audit-format.md §19): the log's entries about the
+ *                   ticket, an inclusion proof of each against one signed checkpoint, the audit
+ *                   verifier key, and the reference verifier that checks them
  *
  * The signature makes MANIFEST the relay's word; MANIFEST makes every file's content the one
  * the relay kept. Whether relay.pem is the relay's key is for the reader to settle with a copy
@@ -35,14 +39,24 @@
 #define TL_BUNDLE_SIGNATURE "MANIFEST.sig"
 #define TL_BUNDLE_KEY "relay.pem"
 #define TL_BUNDLE_TIMELINE "timeline.json"
+/* The audit part (docs/audit-format.md §19). */
+#define TL_BUNDLE_AUDIT_ENTRIES "audit/entries.log"
+#define TL_BUNDLE_AUDIT_PROOFS "audit/proofs.json"
+#define TL_BUNDLE_AUDIT_CHECKPOINT "audit/checkpoint"
+#define TL_BUNDLE_AUDIT_KEY "audit/audit.vkey"
+#define TL_BUNDLE_VERIFIER "verify_bundle.py"
 /* timeline.json's "format". */
 #define TL_BUNDLE_FORMAT "tierline-bundle 1"
 
-/* Evidence items in one bundle at most, and so lines of MANIFEST (timeline.json too). */
+/* Evidence items in one bundle at most. */
 #define TL_BUNDLE_MAX_ITEMS 9999
+/* Files other than the items (timeline.json, the audit part): lines of MANIFEST at most are
+ * TL_BUNDLE_MAX_FILES. */
+#define TL_BUNDLE_MAX_EXTRA 15
+#define TL_BUNDLE_MAX_FILES (TL_BUNDLE_MAX_ITEMS + TL_BUNDLE_MAX_EXTRA)
 /* A path within the folder: the folder ("T-" and up to 19 digits, "/") and it fit a tar name. */
 #define TL_BUNDLE_PATH_MAX 72
-#define TL_BUNDLE_MANIFEST_MAX ((TL_BUNDLE_MAX_ITEMS + 1) * (64 + 2 + TL_BUNDLE_PATH_MAX + 1))
+#define TL_BUNDLE_MANIFEST_MAX (TL_BUNDLE_MAX_FILES * (64 + 2 + TL_BUNDLE_PATH_MAX + 1))
 #define TL_BUNDLE_SIGNATURE_LEN 64
 #define TL_BUNDLE_KEY_MAX 4096
 

@@ -154,7 +154,7 @@ extern const struct tl__command tl__cmd_problems, tl__cmd_problem_open, tl__cmd_
 extern const struct tl__command tl__cmd_kb, tl__cmd_kb_show;
 /* audit.c */
 extern const struct tl__command tl__cmd_audit_verify, tl__cmd_audit_checkpoint,
-    tl__cmd_audit_search, tl__cmd_audit_prove;
+    tl__cmd_audit_search, tl__cmd_audit_prove, tl__cmd_audit_export;
 /* ... and the table of them all, in the order help lists them (table.c). */
 extern const struct tl__command *const tl__commands[];
 extern const size_t tl__command_count;

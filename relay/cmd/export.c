@@ -1,9 +1,12 @@
 /*
  * ticket export T-N: the ticket's evidence bundle (proto/bundle.h, docs/desk.md "Vendor hand-off
  * and evidence bundles") as a ustar archive on stdout: `ssh relay ticket export T-4 > T-4.tar`.
+ * `audit export --ticket T-N` makes the same bundle for auditors, recorded as "audit.export".
  *
- * It runs in four phases of storage jobs (each job's work says which phase comes next), so the loop
- * never waits on the disk and no item is held in memory whole:
+ * First the relay is asked for a checkpoint that covers every entry written so far (relay/store/
+ * audit_checkpoint.h), so the bundle's audit part (docs/audit-format.md §19) proves them all.
+ * Then it runs in four phases of storage jobs (each job's work says which phase comes next), so the
+ * loop never waits on the disk and no item is held in memory whole:
  *
  *   prepare  reads the ticket, its timeline, history and evidence list; writes timeline.json
  *            and MANIFEST and signs it with the relay's key (with --json, only says what the
@@ -29,7 +32,9 @@
 #include "proto/tar.h"
 #include "proto/text.h"
 #include "relay/cmd/show.h"
+#include "relay/cmd/verify_script.h"
 #include "relay/desk/timeline.h"
+#include "relay/store/audit_query.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +62,10 @@ struct export
 {
     tl_job_t job; /* first: the job is the export */
     struct cmd *cmd;
+    const char *action; /* its audit entry's: "ticket.export" or "audit.export" */
     enum phase phase;
-    int in_flight; /* loop only */
+    int in_flight;           /* loop only */
+    tl_audit_export_t audit; /* the audit part: entries, proofs, checkpoint, key */
     /* What prepare made (the worker writes, the loop reads after the job). */
     struct part *parts;
     size_t part_count, part_cap;
@@ -114,6 +121,7 @@ static void export_free(struct export *export)
     free(export->manifest);
     free(export->pem);
     free(export->timeline);
+    tl_audit_export_release(&export->audit);
     free(export->chunk);
     free(export->out);
     free(export->err);
@@ -141,6 +149,33 @@ static json_t *changes_array(tl_store_t *store, int64_t ticket_id)
     }
     tl_ticket_change_rows_free(&rows);
     return list;
+}
+
+/* The audit part: the entries about the ticket and its items, with their proofs. */
+static int audit_part(struct export *export, json_t *listed, FILE *err)
+{
+    struct cmd *cmd = export->cmd;
+    size_t count = json_array_size(listed), i;
+    const char **hashes = calloc(count + 1, sizeof *hashes);
+    json_t *item;
+    char why[512];
+    if (hashes == NULL)
+        return TL_ENOMEM;
+    json_array_foreach(listed, i, item)
+        hashes[i] = tl__cmd_member(item, "sha256");
+    int rc = cmd->ctx->data_dir == NULL
+                 ? TL_ESTATE
+                 : tl_audit_export_ticket(cmd->ctx->data_dir, cmd->ticket.text, hashes, count,
+                                          &export->audit, why, sizeof why);
+    free(hashes);
+    if (rc == TL_ENOMEM)
+        return rc;
+    if (rc != 0) {
+        fprintf(err, "tierline: the audit part of the bundle of %s cannot be made: %s\n",
+                cmd->ticket.text, cmd->ctx->data_dir == NULL ? "no audit log" : why);
+        return TL_EINVAL; /* said */
+    }
+    return 0;
 }
 
 /*
@@ -216,11 +251,33 @@ static int build(struct export *export, tl_job_ctx_t *ctx, json_t *t, FILE *err)
         rc = TL_EFULL;
         goto out;
     }
-    /* MANIFEST: timeline.json, then every item. */
-    char hash[TL_SHA256_HEX_LEN];
-    if ((rc = tl_sha256_hex(export->timeline, export->timeline_len, hash)) != 0 ||
-        (rc = tl_bundle_manifest_add(manifest, hash, TL_BUNDLE_TIMELINE)) != 0)
+    if ((rc = audit_part(export, listed, err)) != 0)
         goto out;
+    /* MANIFEST: timeline.json, the audit part, then every item. */
+    const struct part extra[] = {
+        {.name = TL_BUNDLE_TIMELINE,
+         .bytes = (const uint8_t *)export->timeline,
+         .size = export->timeline_len},
+        {.name = TL_BUNDLE_AUDIT_ENTRIES,
+         .bytes = (const uint8_t *)export->audit.entries,
+         .size = export->audit.entries_len},
+        {.name = TL_BUNDLE_AUDIT_PROOFS,
+         .bytes = (const uint8_t *)export->audit.proofs,
+         .size = export->audit.proofs_len},
+        {.name = TL_BUNDLE_AUDIT_CHECKPOINT,
+         .bytes = (const uint8_t *)export->audit.checkpoint,
+         .size = export->audit.checkpoint_len},
+        {.name = TL_BUNDLE_AUDIT_KEY,
+         .bytes = (const uint8_t *)export->audit.vkey,
+         .size = export->audit.vkey_len},
+        {.name = TL_BUNDLE_VERIFIER, .bytes = tl_verify_script, .size = tl_verify_script_len},
+    };
+    for (size_t e = 0; e < sizeof extra / sizeof extra[0]; e++) {
+        char hash[TL_SHA256_HEX_LEN];
+        if ((rc = tl_sha256_hex(extra[e].bytes, (size_t)extra[e].size, hash)) != 0 ||
+            (rc = tl_bundle_manifest_add(manifest, hash, extra[e].name)) != 0)
+            goto out;
+    }
     json_array_foreach(listed, i, item) {
         if ((rc = tl_bundle_manifest_add(manifest, tl__cmd_member(item, "sha256"),
                                          tl__cmd_member(item, "path"))) != 0)
@@ -232,8 +289,8 @@ static int build(struct export *export, tl_job_ctx_t *ctx, json_t *t, FILE *err)
         (rc = tl_buf_take_string(manifest, &export->manifest, &export->manifest_len)) != 0 ||
         (rc = tl_sha256_hex(export->manifest, export->manifest_len, export->manifest_hash)) != 0)
         goto out;
-        /* The archive: the folder and its three files, timeline.json, the items' folders and the
-         * items. */
+        /* The archive: the folder and its three files, timeline.json, verify_bundle.py, audit/
+         * and its four files (extra[1..4]), the items' folders and the items. */
 #define NAMED(path) (tl_format(name, sizeof name, "%s%s", folder, (path)) == 0 ? name : "")
     if ((rc = add_part(export, PART_FOLDER, folder, NULL, 0, now_s, NULL)) != 0 ||
         (rc = add_part(export, PART_BYTES, NAMED(TL_BUNDLE_MANIFEST), export->manifest,
@@ -243,8 +300,15 @@ static int build(struct export *export, tl_job_ctx_t *ctx, json_t *t, FILE *err)
         (rc = add_part(export, PART_BYTES, NAMED(TL_BUNDLE_KEY), export->pem, export->pem_len,
                        now_s, NULL)) != 0 ||
         (rc = add_part(export, PART_BYTES, NAMED(TL_BUNDLE_TIMELINE), export->timeline,
-                       export->timeline_len, now_s, NULL)) != 0)
+                       export->timeline_len, now_s, NULL)) != 0 ||
+        (rc = add_part(export, PART_BYTES, NAMED(TL_BUNDLE_VERIFIER), tl_verify_script,
+                       tl_verify_script_len, now_s, NULL)) != 0 ||
+        (rc = add_part(export, PART_FOLDER, NAMED("audit/"), NULL, 0, now_s, NULL)) != 0)
         goto out;
+    for (size_t e = 1; e <= 4; e++)
+        if ((rc = add_part(export, PART_BYTES, NAMED(extra[e].name), extra[e].bytes, extra[e].size,
+                           now_s, NULL)) != 0)
+            goto out;
     static const char *const folders[] = {"evidence/", "recordings/"};
     for (size_t f = 0; f < 2; f++) {
         int any = 0;
@@ -295,10 +359,11 @@ static void print_summary(struct export *export, FILE *out)
             json_object_set_new(file, "sha256", json_string(part->hash));
         json_array_append_new(files, file);
     }
-    json_t *summary =
-        json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "ticket", export->cmd->ticket.text, "key",
-                  fingerprint, "manifest_sha256", export->manifest_hash, "items",
-                  (json_int_t) export->items, "bytes", (json_int_t) export->total, "files", files);
+    json_t *summary = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "ticket", export->cmd->ticket.text, "key",
+        fingerprint, "manifest_sha256", export->manifest_hash, "items", (json_int_t) export->items,
+        "audit_entries", (json_int_t) export->audit.count, "tree_size",
+        (json_int_t) export->audit.tree_size, "bytes", (json_int_t) export->total, "files", files);
     tl__cmd_print_json(out, summary);
     json_decref(summary);
 }
@@ -339,9 +404,11 @@ static int audit_outcome(struct export *export, tl_job_ctx_t *ctx, const char *o
 {
     char actor[96];
     tl__cmd_actor(export->cmd, actor);
-    json_t *details = json_pack("{s:s, s:s, s:I, s:I}", "outcome", outcome, "manifest_sha256",
-                                export->manifest_hash, "items", (json_int_t) export->items, "bytes",
-                                (json_int_t) export->total);
+    json_t *details =
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "outcome", outcome, "manifest_sha256",
+                  export->manifest_hash, "items", (json_int_t) export->items, "audit_entries",
+                  (json_int_t) export->audit.count, "tree_size",
+                  (json_int_t) export->audit.tree_size, "bytes", (json_int_t) export->total);
     if (details != NULL && why != NULL)
         json_object_set_new(details, "reason", json_string(why));
     int rc = TL_ENOMEM;
@@ -351,11 +418,11 @@ static int audit_outcome(struct export *export, tl_job_ctx_t *ctx, const char *o
                                      .time_ms = tl_wall_ms(),
                                      .actor = actor,
                                      .event = "ticket.exported",
-                                     .action = "ticket.export",
+                                     .action = export->action,
                                      .details = details};
         rc = tl_timeline_record(ctx, &entry);
     } else if (details != NULL) {
-        rc = tl_worker_audit(ctx, actor, "ticket.export", export->cmd->ticket.text, details);
+        rc = tl_worker_audit(ctx, actor, export->action, export->cmd->ticket.text, details);
     }
     json_decref(details);
     return rc;
@@ -655,7 +722,32 @@ static void on_abort(tl_exec_t *exec, void *data)
 
 static const tl_exec_callbacks_t export_callbacks = {.on_drain = on_drain, .on_abort = on_abort};
 
-static void start_export(struct cmd *cmd)
+/* The checkpoint asked for at the start: the bundle's proofs lead to it (or a later one). */
+static void on_checkpoint(void *data, int status, const tl_checkpoint_t *checkpoint,
+                          const char *note)
+{
+    struct export *export = data;
+    (void)checkpoint;
+    (void)note;
+    export->in_flight = 0;
+    if (export->cmd->exec == NULL) {
+        release(export);
+        return;
+    }
+    if (status != 0) {
+        /* Fail closed: without a checkpoint the entries could not be proved. */
+        tl_exec_printf(export->cmd->exec, TL_EXEC_STDERR,
+                       "tierline: the audit log cannot be checkpointed (%s); nothing was sent\n",
+                       tl_strerror(status));
+        tl_exec_finish(export->cmd->exec, 1);
+        export->cmd->exec = NULL;
+        release(export);
+        return;
+    }
+    submit(export);
+}
+
+static void start(struct cmd *cmd, const char *action)
 {
     struct export *export = calloc(1, sizeof *export);
     if (export == NULL) {
@@ -665,9 +757,36 @@ static void start_export(struct cmd *cmd)
         return;
     }
     export->cmd = cmd;
+    export->action = action;
     export->phase = PREPARE;
     tl_exec_set_callbacks(cmd->exec, &export_callbacks, export);
-    submit(export);
+    if (cmd->ctx->checkpoints == NULL) {
+        submit(export);
+        return;
+    }
+    export->in_flight = 1;
+    int rc = tl_audit_checkpoints_request(cmd->ctx->checkpoints, on_checkpoint, export);
+    if (rc != 0)
+        on_checkpoint(export, rc, NULL, NULL);
+}
+
+static void start_ticket_export(struct cmd *cmd)
+{
+    start(cmd, "ticket.export");
+}
+
+static void start_audit_export(struct cmd *cmd)
+{
+    start(cmd, "audit.export");
+}
+
+static int audit_export_prepare(struct cmd *cmd)
+{
+    if (cmd->ticket.text[0] == '\0') {
+        cmd->usage_error = "--ticket T-N is required";
+        return TL_EINVAL;
+    }
+    return 0;
 }
 
 const struct tl__command tl__cmd_ticket_export = {
@@ -686,6 +805,30 @@ const struct tl__command tl__cmd_ticket_export = {
                                                     .out = TL_CLI_AT(struct cmd, ticket)},
                                                    {0}},
              .flags = TL_CLI_IN_ORDER | TL_CLI_TERSE},
-    .start = start_export,
+    .start = start_ticket_export,
     .example = "ticket export T-4 > T-4.tar\n",
+};
+
+const struct tl__command tl__cmd_audit_export = {
+    .name = "audit export",
+    .usage = "audit export --ticket T-N [--json] > T-N.tar",
+    .summary = "the ticket's bundle as ticket export makes it: its audit entries with inclusion "
+               "proofs, checkpoint, audit key, recordings, evidence and verify_bundle.py",
+    .capability = TL_CAP_AUDIT_READ,
+    .args = {.options =
+                 (const tl_cli_arg_t[]){{.name = "ticket",
+                                         .metavar = "T-N",
+                                         .help = "the ticket whose bundle to make",
+                                         .kind = TL_CLI_CHECK,
+                                         .check = tl__kind_ticket,
+                                         .out = TL_CLI_AT(struct cmd, ticket),
+                                         .problem = "--ticket wants a ticket id such as T-42, "
+                                                    "not '%s'"},
+                                        TL__CMD_JSON("no archive: what it would hold, as "
+                                                     "ticket export --json says it"),
+                                        {0}},
+             .flags = TL_CLI_IN_ORDER},
+    .prepare = audit_export_prepare,
+    .start = start_audit_export,
+    .example = "audit export --ticket T-4 > T-4.tar\n",
 };

@@ -1,7 +1,9 @@
 /* The audit log read for auditors: search, proofs, checkpoints, verification
  * (relay/store/audit_query.h, docs/audit-format.md §18). */
 #include "relay/store/audit_query.h"
+#include "proto/buf.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/merkle.h"
 #include "proto/note.h"
 #include "relay/store/audit.h"
@@ -780,4 +782,309 @@ int tl_audit_self_verify(const char *data_dir, const tl_audit_kept_t *kept, json
                     category, reason);
     }
     return ok ? 0 : TL_EVERIFY;
+}
+
+/* ---- a ticket's audit part of its bundle ---------------------------------------------------- */
+
+/*
+ * The tree of the checkpoint, every perfect subtree kept: level l holds the roots of the aligned
+ * subtrees of 2^l leaves. Built once from the leaf hashes (about 2 hashes per leaf), it gives each
+ * proof in O(log² size) instead of reading every leaf again for each.
+ */
+struct levels {
+    tl_merkle_hash_t *level[64];
+    uint64_t count[64];
+};
+
+static void levels_free(struct levels *lv)
+{
+    for (int l = 0; l < 64; l++)
+        free(lv->level[l]);
+}
+
+static int levels_build(struct levels *lv, int leaves_fd, uint64_t size)
+{
+    memset(lv, 0, sizeof *lv);
+    if (size == 0 || size > SIZE_MAX / TL_MERKLE_HASH_LEN)
+        return TL_EINVAL;
+    lv->level[0] = malloc((size_t)size * TL_MERKLE_HASH_LEN);
+    if (lv->level[0] == NULL)
+        return TL_ENOMEM;
+    lv->count[0] = size;
+    uint8_t *records = malloc(1024 * TL_AUDIT_LEAF_RECORD);
+    if (records == NULL)
+        return TL_ENOMEM;
+    int rc = 0;
+    for (uint64_t at = 0; at < size && rc == 0;) {
+        uint64_t want = size - at < 1024 ? size - at : 1024;
+        ssize_t got = pread(leaves_fd, records, (size_t)want * TL_AUDIT_LEAF_RECORD,
+                            (off_t)(at * TL_AUDIT_LEAF_RECORD));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < TL_AUDIT_LEAF_RECORD) {
+            rc = got < 0 ? -errno : TL_ETRUNCATED;
+            break;
+        }
+        uint64_t n = (uint64_t)got / TL_AUDIT_LEAF_RECORD;
+        for (uint64_t i = 0; i < n; i++)
+            memcpy(lv->level[0][at + i], records + i * TL_AUDIT_LEAF_RECORD, TL_MERKLE_HASH_LEN);
+        at += n;
+    }
+    free(records);
+    for (int l = 1; rc == 0 && l < 64 && lv->count[l - 1] >= 2; l++) {
+        lv->count[l] = lv->count[l - 1] / 2;
+        if ((lv->level[l] = malloc((size_t)lv->count[l] * TL_MERKLE_HASH_LEN)) == NULL)
+            return TL_ENOMEM;
+        for (uint64_t i = 0; i < lv->count[l]; i++)
+            tl_merkle_node_hash(lv->level[l - 1][2 * i], lv->level[l - 1][2 * i + 1],
+                                lv->level[l][i]);
+    }
+    return rc;
+}
+
+static uint64_t split_of(uint64_t n)
+{
+    uint64_t k = 1;
+    while (k * 2 < n)
+        k *= 2;
+    return k;
+}
+
+/* RFC 9162 MTH(D[lo:hi]); lo is aligned as the recursion of §2.1.1 makes it. */
+static void subtree(const struct levels *lv, uint64_t lo, uint64_t hi, tl_merkle_hash_t out)
+{
+    uint64_t n = hi - lo;
+    if ((n & (n - 1)) == 0) {
+        int l = __builtin_ctzll(n);
+        memcpy(out, lv->level[l][lo >> l], TL_MERKLE_HASH_LEN);
+        return;
+    }
+    uint64_t k = split_of(n);
+    tl_merkle_hash_t left, right;
+    subtree(lv, lo, lo + k, left);
+    subtree(lv, lo + k, hi, right);
+    tl_merkle_node_hash(left, right, out);
+}
+
+/* RFC 9162 §2.1.3.1 PATH(m, D[lo:hi]), appended to path. */
+static void audit_path(const struct levels *lv, uint64_t m, uint64_t lo, uint64_t hi,
+                       tl_merkle_hash_t *path, size_t *count)
+{
+    if (hi - lo <= 1)
+        return;
+    uint64_t k = split_of(hi - lo);
+    if (m < lo + k) {
+        audit_path(lv, m, lo, lo + k, path, count);
+        subtree(lv, lo + k, hi, path[(*count)++]);
+    } else {
+        audit_path(lv, m, lo + k, hi, path, count);
+        subtree(lv, lo, lo + k, path[(*count)++]);
+    }
+}
+
+static int by_text(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* 1 if entry is about the ticket or one of its items (hashes sorted). */
+static int about_ticket(json_t *entry, const char *ticket, const char **hashes, size_t count)
+{
+    json_t *details = json_object_get(entry, "details");
+    if (same(member(entry, "subject"), ticket) || same(member(details, "ticket"), ticket))
+        return 1;
+    const char *sha = member(details, "sha256");
+    return count > 0 && sha != NULL && same(member(entry, "action"), "evidence.store") &&
+           bsearch(&sha, hashes, count, sizeof *hashes, by_text) != NULL;
+}
+
+void tl_audit_export_release(tl_audit_export_t *out)
+{
+    if (out == NULL)
+        return;
+    free(out->entries);
+    free(out->proofs);
+    free(out->checkpoint);
+    free(out->vkey);
+    memset(out, 0, sizeof *out);
+}
+
+int tl_audit_export_ticket(const char *data_dir, const char *ticket, const char *const *hashes,
+                           size_t hash_count, tl_audit_export_t *out, char *why, size_t why_size)
+{
+    char log_path[PATH_MAX_LEN], leaves_path[PATH_MAX_LEN], key_path[PATH_MAX_LEN],
+        name[TL_NOTE_NAME_MAX + 1], vkey[TL_NOTE_VKEY_MAX], needle[64];
+    tl_checkpoint_t checkpoint;
+    tl_note_verifier_t verifier;
+    struct levels lv = {0};
+    struct lines reader = {.fd = -1};
+    int leaves_fd = -1, reading = 0;
+    const char **sorted = NULL;
+    tl_buf_t *entries = tl_buf_new(TL_AUDIT_EXPORT_ENTRIES_MAX);
+    json_t *list = json_array(), *doc = NULL;
+    memset(out, 0, sizeof *out);
+    why[0] = '\0';
+    int rc = entries != NULL && list != NULL ? 0 : TL_ENOMEM;
+    if (rc == 0 && hash_count > 0) {
+        if ((sorted = malloc(hash_count * sizeof *sorted)) == NULL)
+            rc = TL_ENOMEM;
+        else {
+            memcpy(sorted, hashes, hash_count * sizeof *sorted);
+            qsort(sorted, hash_count, sizeof *sorted, by_text);
+        }
+    }
+    if (rc == 0)
+        rc = tl_datadir_path(data_dir, TL_DATADIR_AUDIT, log_path, sizeof log_path);
+    if (rc == 0)
+        rc = tl_datadir_path(data_dir, TL_DATADIR_AUDIT_LEAVES, leaves_path, sizeof leaves_path);
+    if (rc == 0 && tl_format(needle, sizeof needle, "\"%s\"", ticket) != 0)
+        rc = TL_EINVAL;
+    if (rc != 0)
+        goto out;
+    /* The checkpoint, checked with the relay's own audit key: what the bundle names is signed. */
+    rc = tl_audit_query_checkpoint(data_dir, &out->checkpoint, &out->checkpoint_len, NULL);
+    if (rc == -ENOENT) {
+        rc = TL_ESTATE;
+        snprintf(why, why_size,
+                 "no checkpoint yet: the relay makes one every 1000 entries or 5 "
+                 "minutes");
+        goto out;
+    }
+    size_t text_len = 0;
+    if (rc == 0)
+        rc = tl_audit_checkpoints_signer(data_dir, key_path, sizeof key_path, name);
+    if (rc == 0)
+        rc = tl_audit_key_verifier(key_path, name, &verifier, vkey);
+    if (rc == 0 && (tl_note_open(out->checkpoint, out->checkpoint_len, &verifier, &text_len) != 0 ||
+                    tl_checkpoint_parse(out->checkpoint, text_len, &checkpoint) != 0 ||
+                    strcmp(checkpoint.origin, name) != 0 || checkpoint.size == 0))
+        rc = TL_EVERIFY;
+    if (rc != 0) {
+        snprintf(why, why_size,
+                 "the latest checkpoint cannot be read or is not signed by the "
+                 "audit key (audit verify says more)");
+        goto out;
+    }
+    size_t vkey_len = strlen(vkey);
+    if ((out->vkey = malloc(vkey_len + 1)) == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    memcpy(out->vkey, vkey, vkey_len);
+    out->vkey[vkey_len] = '\n';
+    out->vkey_len = vkey_len + 1;
+    leaves_fd = open(leaves_path, O_RDONLY | O_CLOEXEC);
+    rc = leaves_fd < 0 ? -errno : levels_build(&lv, leaves_fd, checkpoint.size);
+    tl_merkle_hash_t root;
+    if (rc == 0) {
+        subtree(&lv, 0, checkpoint.size, root);
+        if (memcmp(root, checkpoint.root, TL_MERKLE_HASH_LEN) != 0)
+            rc = TL_EVERIFY;
+    }
+    if (rc == TL_ENOMEM)
+        goto out;
+    if (rc != 0) {
+        snprintf(why, why_size,
+                 "the audit leaves do not give the root of the checkpoint of size %" PRIu64
+                 " (audit verify says where the log differs)",
+                 checkpoint.size);
+        rc = TL_EVERIFY;
+        goto out;
+    }
+    if ((rc = lines_open(&reader, log_path)) != 0)
+        goto out;
+    reading = 1;
+    for (uint64_t index = 0; index < checkpoint.size; index++) {
+        const char *line;
+        size_t len;
+        int more = lines_next(&reader, &line, &len);
+        if (more <= 0) {
+            rc = more < 0 ? more : TL_EVERIFY;
+            snprintf(why, why_size,
+                     "the audit log holds %" PRIu64 " entries, fewer than the checkpoint's %" PRIu64
+                     " (audit verify says more)",
+                     index, checkpoint.size);
+            goto out;
+        }
+        if (memmem(line, len, needle, strlen(needle)) == NULL &&
+            (hash_count == 0 || memmem(line, len, "\"evidence.store\"", 16) == NULL))
+            continue;
+        json_t *entry = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+        int wanted = json_is_object(entry) && about_ticket(entry, ticket, sorted, hash_count);
+        json_int_t seq = json_integer_value(json_object_get(entry, "seq"));
+        json_decref(entry);
+        if (!wanted)
+            continue;
+        tl_merkle_hash_t leaf, path[TL_MERKLE_PROOF_MAX];
+        size_t count = 0;
+        rc = tl_merkle_leaf_hash(line, len, leaf);
+        if (rc != 0)
+            goto out;
+        audit_path(&lv, index, 0, checkpoint.size, path, &count);
+        if (memcmp(leaf, lv.level[0][index], TL_MERKLE_HASH_LEN) != 0 ||
+            tl_merkle_inclusion_verify(index, checkpoint.size, leaf, (const tl_merkle_hash_t *)path,
+                                       count, checkpoint.root) != 0) {
+            rc = TL_EVERIFY;
+            snprintf(why, why_size,
+                     "entry %" PRIu64 " cannot be proved against the checkpoint of size %" PRIu64
+                     ": the log does not give its root (audit verify says where it differs)",
+                     index, checkpoint.size);
+            goto out;
+        }
+        if ((rc = tl_buf_put(entries, line, len)) != 0 ||
+            (rc = tl_buf_put(entries, "\n", 1)) != 0) {
+            if (rc == TL_EFULL)
+                snprintf(why, why_size,
+                         "the entries about %s are more than a bundle holds (%u bytes)", ticket,
+                         TL_AUDIT_EXPORT_ENTRIES_MAX);
+            goto out;
+        }
+        json_t *steps = json_array();
+        for (size_t i = 0; steps != NULL && i < count; i++)
+            json_array_append_new(steps, b64_json(path[i], TL_MERKLE_HASH_LEN));
+        json_t *proof =
+            json_pack("{s:I, s:I, s:o, s:o}", "index", (json_int_t)index, "seq", seq, "leaf_hash",
+                      b64_json(leaf, TL_MERKLE_HASH_LEN), "audit_path", steps);
+        if (proof == NULL || json_array_append_new(list, proof) != 0) {
+            rc = TL_ENOMEM;
+            goto out;
+        }
+        out->count++;
+    }
+    doc = json_pack("{s:s, s:s, s:s, s:I, s:o, s:O}", "format", "tierline-audit-proofs 1", "ticket",
+                    ticket, "origin", checkpoint.origin, "tree_size", (json_int_t)checkpoint.size,
+                    "root", b64_json(checkpoint.root, TL_MERKLE_HASH_LEN), "proofs", list);
+    char *text = doc != NULL ? json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+    if (text == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    out->proofs_len = strlen(text) + 1;
+    char *grown = realloc(text, out->proofs_len + 1);
+    if (grown == NULL) {
+        free(text);
+        rc = TL_ENOMEM;
+        goto out;
+    }
+    out->proofs = grown;
+    out->proofs[out->proofs_len - 1] = '\n';
+    out->proofs[out->proofs_len] = '\0';
+    out->tree_size = checkpoint.size;
+    rc = tl_buf_take_string(entries, &out->entries, &out->entries_len);
+out:
+    if (reading)
+        lines_close(&reader);
+    if (leaves_fd >= 0)
+        close(leaves_fd);
+    levels_free(&lv);
+    free(sorted);
+    tl_buf_free(entries);
+    json_decref(list);
+    json_decref(doc);
+    if (rc != 0) {
+        if (why[0] == '\0')
+            snprintf(why, why_size, "the audit log cannot be read: %s", tl_strerror(rc));
+        tl_audit_export_release(out);
+    }
+    return rc;
 }

@@ -110,4 +110,32 @@ typedef struct tl_audit_kept {
 int tl_audit_self_verify(const char *data_dir, const tl_audit_kept_t *kept, json_t **verdict,
                          FILE *text);
 
+/* ---- a ticket's audit part of its bundle ---------------------------------------------------- */
+
+/* Most bytes of entries one bundle holds (audit/entries.log). */
+#define TL_AUDIT_EXPORT_ENTRIES_MAX (64u * 1024u * 1024u)
+
+/* The audit part of a ticket's evidence bundle (docs/audit-format.md §19), each file's bytes. */
+typedef struct tl_audit_export {
+    char *entries;    /* audit/entries.log: the log's lines about the ticket, each with its LF */
+    char *proofs;     /* audit/proofs.json: an inclusion proof of each line, in the same order */
+    char *checkpoint; /* audit/checkpoint: the signed note the proofs lead to */
+    char *vkey;       /* audit/audit.vkey: the audit key's verifier key and a line feed */
+    size_t entries_len, proofs_len, checkpoint_len, vkey_len;
+    uint64_t count;     /* entries */
+    uint64_t tree_size; /* the checkpoint's */
+} tl_audit_export_t;
+
+/*
+ * Every entry of data_dir's log about ticket ("T-4": its subject, or details.ticket) or about one
+ * of its evidence items (an "evidence.store" whose details.sha256 is one of the hash_count
+ * hashes, lowercase hex), within the tree of the latest checkpoint, each with its inclusion proof
+ * against that checkpoint, checked before it is given. TL_ESTATE: no checkpoint yet;
+ * TL_EVERIFY: the log or its leaves do not give the checkpoint's root; TL_EFULL: more entries
+ * than a bundle holds. why says each in words. tl_audit_export_release frees out's bytes.
+ */
+int tl_audit_export_ticket(const char *data_dir, const char *ticket, const char *const *hashes,
+                           size_t hash_count, tl_audit_export_t *out, char *why, size_t why_size);
+void tl_audit_export_release(tl_audit_export_t *out);
+
 #endif

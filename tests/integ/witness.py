@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Agents witness the relay's audit log (docs/protocol.md §7.15, docs/audit-format.md §19): a real
+"""Agents witness the relay's audit log (docs/protocol.md §7.15, docs/audit-format.md §20): a real
 relay and agent and the stock OpenSSH client. The agent keeps the latest checkpoint it saw and,
 at each new one, checks a consistency proof; a ticket's close puts its checkpoint on the ticket;
 a relay whose data directory was rolled back (a smaller tree, then a tree that does not extend the

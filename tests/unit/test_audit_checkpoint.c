@@ -8,6 +8,7 @@
 #include "proto/note.h"
 #include "relay/store/audit_checkpoint.h"
 #include "relay/store/audit_key.h"
+#include "relay/store/audit_query.h"
 #include "relay/store/datadir.h"
 
 #include <stdlib.h>
@@ -112,6 +113,7 @@ static void run_until(uv_loop_t *loop, const int *flag)
 struct entries_job {
     tl_job_t job;
     int count;
+    const char *action, *subject; /* NULL: test.entry, "" */
     int done;
     int status;
 };
@@ -122,7 +124,10 @@ static int run_entries(tl_job_t *job, tl_job_ctx_t *ctx)
     int rc = 0;
     for (int i = 0; i < ej->count && rc == 0; i++) {
         json_t *details = json_pack("{s:i}", "n", i);
-        rc = tl_worker_audit(ctx, "admin", "test.entry", "", details);
+        if (ej->action != NULL) /* an item's store names its hash, the subject */
+            json_object_set_new(details, "sha256", json_string(ej->subject));
+        rc = tl_worker_audit(ctx, "admin", ej->action != NULL ? ej->action : "test.entry",
+                             ej->subject != NULL ? ej->subject : "", details);
         json_decref(details);
     }
     return rc;
@@ -136,6 +141,17 @@ static void entries_done(tl_job_t *job, int status)
 }
 
 /* count entries written through the worker, in one job. */
+static int write_entries_as(struct fixture *f, int count, const char *action, const char *subject)
+{
+    struct entries_job job = {.job = {.run = run_entries, .done = entries_done},
+                              .count = count,
+                              .action = action,
+                              .subject = subject};
+    tl_worker_submit(f->worker, &job.job);
+    run_until(&f->loop, &job.done);
+    return job.status;
+}
+
 static int write_entries(struct fixture *f, int count)
 {
     struct entries_job job = {.job = {.run = run_entries, .done = entries_done}, .count = count};
@@ -254,6 +270,46 @@ static void test_a_thousand_entries_make_a_checkpoint(void **state)
     free(note);
 }
 
+/*
+ * A ticket's bundle (audit_query.h): every entry about the ticket, each proved against the latest
+ * checkpoint, at every tree size from 3 to 81 (the sizes that are no power of two too).
+ */
+static void test_an_export_proves_each_entry_about_a_ticket_at_every_size(void **state)
+{
+    struct fixture *f = *state;
+    tl_audit_export_t ex;
+    char why[512];
+    const char *hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    assert_int_equal(tl_audit_export_ticket(f->data, "T-1", NULL, 0, &ex, why, sizeof why),
+                     TL_ESTATE); /* no checkpoint yet */
+    uint64_t about = 0;
+    for (int step = 1; step <= 40; step++) {
+        /* T-1's entries, T-10's (which holds "T-1" as text) and an item's store. */
+        const char *subject = step % 3 == 0 ? "T-1" : step % 3 == 1 ? "T-10" : hash;
+        TL_ASSERT_OK(write_entries_as(f, 1, step % 3 == 2 ? "evidence.store" : NULL, subject));
+        about += step % 3 == 0;
+        struct answer a = request(f);
+        TL_ASSERT_OK(a.status);
+        TL_ASSERT_OK(tl_audit_export_ticket(f->data, "T-1", NULL, 0, &ex, why, sizeof why));
+        assert_int_equal(ex.tree_size, a.checkpoint.size);
+        assert_int_equal(ex.count, about);
+        json_t *proofs = json_loadb(ex.proofs, ex.proofs_len, 0, NULL);
+        assert_int_equal(json_array_size(json_object_get(proofs, "proofs")), about);
+        assert_int_equal(json_integer_value(json_object_get(proofs, "tree_size")), ex.tree_size);
+        json_decref(proofs);
+        for (const char *line = ex.entries; line < ex.entries + ex.entries_len;
+             line = strchr(line, '\n') + 1)
+            assert_true(strncmp(strstr(line, "\"subject\":"), "\"subject\":\"T-1\"", 15) == 0);
+        assert_string_equal(ex.checkpoint, a.note);
+        tl_audit_export_release(&ex);
+    }
+    /* The items' evidence.store entries come with the ticket's when their hashes are given. */
+    const char *hashes[] = {hash};
+    TL_ASSERT_OK(tl_audit_export_ticket(f->data, "T-1", hashes, 1, &ex, why, sizeof why));
+    assert_int_equal(ex.count, about + 13);
+    tl_audit_export_release(&ex);
+}
+
 static void test_shutdown_makes_the_last_checkpoint(void **state)
 {
     struct fixture *f = *state;
@@ -288,6 +344,8 @@ static void test_no_checkpoint_while_the_log_cannot_be_written(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_a_request_signs_the_log_as_written, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_an_export_proves_each_entry_about_a_ticket_at_every_size,
+                                    setup, teardown),
     cmocka_unit_test_setup_teardown(test_a_thousand_entries_make_a_checkpoint, setup, teardown),
     cmocka_unit_test_setup_teardown(test_shutdown_makes_the_last_checkpoint, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_checkpoint_while_the_log_cannot_be_written, setup,
