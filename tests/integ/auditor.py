@@ -38,6 +38,7 @@ READS = {
     "kb show": (["cpu-hog"], 1),  # no article: not found, not refused
     "audit verify": ([], 0), "audit checkpoint": ([], 0),
     "audit search": (["--ticket", "T-1"], 0), "audit prove": (["0"], 0),
+    "replay": (["no-session"], 1),  # no such session: not found, not refused
 }
 CHANGES = {
     "ticket take": ["T-1"], "ticket assign": ["T-1", "alice"],
