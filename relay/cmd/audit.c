@@ -676,7 +676,7 @@ out:
 
 const struct tl__command tl__cmd_audit_prove = {
     .name = "audit prove",
-    .usage = "audit prove ENTRY|--session G [--json]",
+    .usage = "audit prove ENTRY | --session G [--json]",
     .summary = "inclusion proofs of audit entries (one, or a session's) against the latest signed "
                "checkpoint",
     .capability = TL_CAP_AUDIT_READ,
