@@ -93,7 +93,7 @@ struct event {
 
 struct batch {
     struct event *events;
-    size_t count, played;
+    size_t count, capacity, played;
     tl_buf_t *bytes;
     int last;
 };
@@ -736,12 +736,15 @@ static void batch_free(struct batch *batch)
     free(batch);
 }
 
-static struct batch *batch_new(void)
+/* Room for a batch's events, and for every marker the audit log adds (they may all fall
+ * between two of the recording's events). */
+static struct batch *batch_new(size_t log_markers)
 {
     struct batch *batch = calloc(1, sizeof *batch);
     if (batch == NULL)
         return NULL;
-    batch->events = calloc(BATCH_EVENTS + MARKERS_MAX / 8, sizeof *batch->events);
+    batch->capacity = BATCH_EVENTS + log_markers + 1;
+    batch->events = calloc(batch->capacity, sizeof *batch->events);
     batch->bytes = tl_buf_new(BATCH_BYTES * 8 + LINE_MAX_BYTES);
     if (batch->events == NULL || batch->bytes == NULL) {
         batch_free(batch);
@@ -756,6 +759,10 @@ static int batch_put(struct batch *batch, char type, double time, const void *by
     int rc = tl_buf_put(batch->bytes, bytes, len);
     if (rc != 0)
         return rc;
+    if (type != 0 && batch->count >= batch->capacity) {
+        tl_buf_unreserve(batch->bytes, len);
+        return TL_EFULL;
+    }
     if (type != 0)
         batch->events[batch->count++] =
             (struct event){.time = time, .offset = offset, .len = len, .type = type};
@@ -768,7 +775,7 @@ static int put_marker(struct replay *r, struct batch *batch, double time, const 
     uint64_t index = ++r->marker_serial;
     if (r->from_index > 0 && index == r->from_index)
         r->started = 1;
-    if (!r->started || batch->count >= BATCH_EVENTS + MARKERS_MAX / 8)
+    if (!r->started)
         return 0;
     char shown[1024], line[1200];
     tl_text_clip(shown, sizeof shown, text, 0, TL_TEXT_LINE);
@@ -1062,7 +1069,8 @@ static void job_done(tl_job_t *job, int status)
 
 static void submit(struct replay *r)
 {
-    if (r->phase == FILL && r->filling == NULL && (r->filling = batch_new()) == NULL) {
+    if (r->phase == FILL && r->filling == NULL &&
+        (r->filling = batch_new(r->log_marker_count)) == NULL) {
         tl_exec_printf(r->cmd->exec, TL_EXEC_STDERR, "tierline: %s\n", tl_strerror(TL_ENOMEM));
         finish(r, 1);
         return;
@@ -1156,7 +1164,21 @@ static void on_abort(tl_exec_t *exec, void *data)
     release(r);
 }
 
-static const tl_exec_callbacks_t replay_callbacks = {.on_drain = on_drain, .on_abort = on_abort};
+/* At a terminal, q or Ctrl-C stops the replay (a terminal's keys reach us as its input). */
+static size_t on_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *data)
+{
+    struct replay *r = data;
+    const tl_exec_pty_t *pty = tl_exec_pty(exec);
+    if (pty != NULL && pty->requested &&
+        (memchr(bytes, 'q', len) != NULL || memchr(bytes, 0x03, len) != NULL)) {
+        tl_exec_printf(exec, TL_EXEC_STDERR, "\r\n[replay stopped]\r\n");
+        finish(r, 0);
+    }
+    return len;
+}
+
+static const tl_exec_callbacks_t replay_callbacks = {
+    .on_drain = on_drain, .on_abort = on_abort, .on_input = on_input};
 
 static void start_replay(struct cmd *cmd)
 {

@@ -97,6 +97,14 @@ def case_an_auditor_finds_replays_and_proves_a_session():
           replays[0]["details"]["outcome"] == "played" and
           replays[0]["details"]["recording"] == recording and replays[0]["subject"] == desk.ticket,
           "the replay's own entry: %r" % [e for e in desk.audit() if "replay" in e["action"]])
+    # At a terminal too (ssh -t), where q stops it; here it plays to its end.
+    term = Terminal(desk.ssh_argv("audrey", tty=True) + ["replay", grant, "--idle-limit", "0.2"])
+    try:
+        term.expect("typed-42")
+        check(term.wait() == 0, "replay at a terminal: %r" % term.seen[-500:])
+        check(b"[marker 1 at " in term.seen, "no marker at the terminal: %r" % term.seen[-500:])
+    finally:
+        term.kill()
     # --search lists where the text was printed, and the markers; it plays nothing.
     found = json.loads(desk.ssh("audrey", "replay", grant, "--search", "typed-42", "--json")[1])
     check(len(found["matches"]) >= 1 and found["recording"] == recording,
