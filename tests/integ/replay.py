@@ -213,6 +213,41 @@ def case_bad_input_is_refused_and_changes_nothing():
 
 
 @case
+def case_a_replay_is_withheld_while_the_log_cannot_be_written():
+    desk, grant, _ = recorded_session()
+    control = os.path.join(technicians.WORK, "audrey.control")
+    base = desk.ssh_argv("audrey")[:-1]
+    # Logged in before the log is spoiled (a login is itself audited), on a shared connection.
+    master = subprocess.Popen(base + ["-o", "ControlMaster=yes", "-o", "ControlPath=" + control,
+                                      "-N", "audrey@127.0.0.1"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    shared = base + ["-o", "ControlPath=" + control, "audrey@127.0.0.1"]
+    log = os.path.join(desk.relay.dir, "audit.log")
+    try:
+        wait_for("the shared connection", lambda: os.path.exists(control))
+        # The last line altered: the relay refuses to write after a line that fails its check.
+        with open(log, "rb") as f:
+            data = f.read()
+        last = data.rstrip(b"\n").rfind(b"\n") + 1
+        altered = data[:last] + data[last:].replace(b'"time":"2', b'"time":"1', 1)
+        check(altered != data, "the last line has no time")
+        os.rename(log, log + ".away")
+        with open(log, "wb") as f:
+            f.write(altered)
+        for words in ([], ["--cast"], ["--search", "typed"]):
+            proc = subprocess.run(shared + ["replay", grant] + words, capture_output=True,
+                                  timeout=60, stdin=subprocess.DEVNULL)
+            err = proc.stderr.decode(errors="replace")
+            check(proc.returncode == 1 and proc.stdout == b"" and "cannot be recorded" in err,
+                  "replay %r without a log: %d %r %r" % (words, proc.returncode,
+                                                         proc.stdout[:200], err))
+        os.rename(log + ".away", log)
+    finally:
+        master.kill()
+        master.wait(timeout=20)
+
+
+@case
 def case_the_console_writes_a_cast_file():
     desk, grant, recording = recorded_session()
     path = os.path.join(technicians.WORK, "session.cast")
