@@ -326,7 +326,8 @@ static int cmd_ticket_export(struct console *console, int argc, char **argv)
 static int cmd_replay(struct console *console, int argc, char **argv)
 {
     static const char usage[] = "usage: " PROGRAM " replay SESSION [--speed X] [--idle-limit S] "
-                                "[--from MARKER] [--search TEXT] [--force] [-o FILE.cast]\n";
+                                "[--from MARKER] [--search TEXT [--json]] [--cast] [--force] "
+                                "[-o FILE.cast]\n";
     const char *output = NULL;
     char **words = calloc((size_t)argc + 2, sizeof *words);
     char partial[4096];
@@ -350,7 +351,11 @@ static int cmd_replay(struct console *console, int argc, char **argv)
         status = cmd_relay(console, count, words);
         goto out;
     }
-    words[count++] = "--cast";
+    int cast = 0;
+    for (int i = 1; i < count; i++)
+        cast |= strcmp(words[i], "--cast") == 0;
+    if (!cast)
+        words[count++] = "--cast";
     if (tl_format(partial, sizeof partial, "%s.part", output) != 0) {
         fprintf(stderr, PROGRAM " replay: the file name is too long\n");
         status = TL_EXIT_USAGE;
@@ -803,14 +808,16 @@ static const struct command own_commands[] = {
      "--json\twithout -o: what the bundle would hold, as the relay says it\n",
      "tierline ticket export T-4 -o T-4.tar\n"},
     {"replay",
-     "replay SESSION [--speed X] [--idle-limit S] [--from MARKER] [--search TEXT] [--force] "
-     "[-o FILE.cast]",
+     "replay SESSION [--speed X] [--idle-limit S] [--from MARKER] [--search TEXT [--json]] "
+     "[--cast] [--force] [-o FILE.cast]",
      "play a session's recording with its timing and markers (-o: save it as a .cast file)",
      cmd_replay,
      "--speed X\tplay X times as fast (more than 0, at most 100)\n"
      "--idle-limit S\tno pause longer than S seconds\n"
      "--from MARKER\tstart at a marker: its number, or text it holds\n"
      "--search TEXT\tplay nothing: the times at which TEXT appears in the output\n"
+     "--json\twith --search: the matches and the markers as an object, as the relay says\n"
+     "--cast\tplay nothing: the recording as an asciicast v2 file on stdout\n"
      "--force\tplay a recording that does not match its audit entry (warned, and audited)\n"
      "-o, --output FILE.cast\tsave the recording as an asciicast v2 file, kept only when whole\n",
      "tierline replay G-3f9a --speed 2 --idle-limit 1\ntierline replay G-3f9a -o session.cast\n"},

@@ -707,6 +707,5 @@ const struct tl__command tl__cmd_audit_prove = {
              .flags = TL_CLI_IN_ORDER},
     .prepare = prove_prepare,
     .work = work_prove,
-    .example = "audit prove 41 --json > proof.json\naudit prove --session G-3f9a --json > "
-               "session-proofs.json\n",
+    .example = "audit prove --session G-3f9a --json > session-proofs.json\n",
 };

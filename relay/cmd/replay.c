@@ -1255,5 +1255,5 @@ const struct tl__command tl__cmd_replay = {
              .flags = TL_CLI_IN_ORDER},
     .prepare = replay_prepare,
     .start = start_replay,
-    .example = "replay G-3f9a --speed 2 --idle-limit 1\nreplay G-3f9a --cast > session.cast\n",
+    .example = "replay G-3f9a --speed 2 --idle-limit 1\n",
 };
