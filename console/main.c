@@ -40,6 +40,7 @@
 #include "tl_version.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -334,6 +335,84 @@ static int cmd_ticket_export(struct console *console, int argc, char **argv)
 static int cmd_audit_export(struct console *console, int argc, char **argv)
 {
     return export_bundle(console, argc, argv, 1);
+}
+
+/*
+ * replay SESSION [...] [-o FILE.cast]: without -o the relay's replay passes through to the
+ * terminal untouched (a session's own terminal bytes; the relay escapes what it adds). With -o the
+ * relay sends the cast (replay --cast) and it is kept in FILE only when the command succeeded.
+ */
+static int cmd_replay(struct console *console, int argc, char **argv)
+{
+    static const char usage[] = "usage: " PROGRAM " replay SESSION [--speed X] [--idle-limit S] "
+                                "[--from MARKER] [--search TEXT [--json]] [--cast] [--force] "
+                                "[-o FILE.cast]\n";
+    const char *output = NULL;
+    char **words = calloc((size_t)argc + 2, sizeof *words);
+    char partial[4096];
+    int count = 0, status = 0, fd = -1;
+    if (words == NULL)
+        return TL_EXIT_FAILURE;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0)) {
+            if (i + 1 >= argc || output != NULL || argv[i + 1][0] == '\0') {
+                fprintf(stderr, PROGRAM " replay: %s needs one FILE\n%s", argv[i], usage);
+                status = TL_EXIT_USAGE;
+                goto out;
+            }
+            output = argv[++i];
+        } else {
+            words[count++] = argv[i];
+        }
+    }
+    console->escape = 0;
+    if (output == NULL) {
+        status = cmd_relay(console, count, words);
+        goto out;
+    }
+    int cast = 0;
+    for (int i = 1; i < count; i++)
+        cast |= strcmp(words[i], "--cast") == 0;
+    if (!cast)
+        words[count++] = "--cast";
+    if (tl_format(partial, sizeof partial, "%s.part", output) != 0) {
+        fprintf(stderr, PROGRAM " replay: the file name is too long\n");
+        status = TL_EXIT_USAGE;
+        goto out;
+    }
+    fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, PROGRAM " replay: cannot write %s: %s\n", partial, strerror(errno));
+        status = TL_EXIT_FAILURE;
+        goto out;
+    }
+    char *line = NULL;
+    status = command_line(count, words, &line);
+    if (status == 0)
+        status = connect_relay(console);
+    if (status == 0) {
+        tl_exec_io_t io = base_io(console);
+        io.out_fd = fd;
+        tl_exec_result_t result;
+        int rc = tl_client_exec(console->client, line, &io, &result);
+        status = exec_status(console, rc, &result);
+    }
+    free(line);
+    if (status == 0 && fsync(fd) != 0)
+        status = TL_EXIT_FAILURE;
+    close(fd);
+    fd = -1;
+    if (status == 0 && rename(partial, output) != 0) {
+        fprintf(stderr, PROGRAM " replay: cannot write %s: %s\n", output, strerror(errno));
+        status = TL_EXIT_FAILURE;
+    }
+    if (status != 0)
+        unlink(partial);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(words);
+    return status;
 }
 
 /* verify-bundle FILE [--fingerprint SHA256:... | --key FILE] [--json]: needs no relay. */
@@ -756,6 +835,20 @@ static const struct command own_commands[] = {
      "the relay's host key\n"
      "--json\twithout -o: what the bundle would hold, as the relay says it\n",
      "tierline audit export --ticket T-4 -o T-4.tar\n"},
+    {"replay",
+     "replay SESSION [--speed X] [--idle-limit S] [--from MARKER] [--search TEXT [--json]] "
+     "[--cast] [--force] [-o FILE.cast]",
+     "play a session's recording with its timing and markers (-o: save it as a .cast file)",
+     cmd_replay,
+     "--speed X\tplay X times as fast (more than 0, at most 100)\n"
+     "--idle-limit S\tno pause longer than S seconds\n"
+     "--from MARKER\tstart at a marker: its number, or text it holds\n"
+     "--search TEXT\tplay nothing: the times at which TEXT appears in the output\n"
+     "--json\twith --search: the matches and the markers as an object, as the relay says\n"
+     "--cast\tplay nothing: the recording as an asciicast v2 file on stdout\n"
+     "--force\tplay a recording that does not match its audit entry (warned, and audited)\n"
+     "-o, --output FILE.cast\tsave the recording as an asciicast v2 file, kept only when whole\n",
+     "tierline replay G-3f9a --speed 2 --idle-limit 1\ntierline replay G-3f9a -o session.cast\n"},
     {"verify-bundle", "verify-bundle FILE [--fingerprint SHA256:... | --key FILE] [--json]",
      "check an evidence bundle: whole, every file's SHA-256, signed by the relay's key "
      "(exit 0 ok, 1 it fails, naming the file, 2 usage, 3 no trusted key given)",

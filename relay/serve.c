@@ -143,6 +143,7 @@ static int start_technicians(struct relay *relay)
     relay->commands.checkpoints = relay->checkpoints;
     tl_sessions_set_checkpoints(relay->sessions, relay->checkpoints);
     relay->commands.data_dir = relay->config.data_dir;
+    relay->commands.loop = relay->loop;
     relay->logins = tl_ssh_logins_start(relay->loop, relay->worker, &rc);
     if (relay->logins == NULL)
         return rc;

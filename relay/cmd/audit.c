@@ -25,9 +25,72 @@
 
 /* ---- audit verify --------------------------------------------------------------------------- */
 
+/*
+ * The recordings the log names (session.recorded), each read through and checked against the
+ * SHA-256 its entry gives: a byte changed in a recording is tampering the log's own hashes cannot
+ * see. Adds "recordings" (checked, bad: index, seq, sha256, reason) to the verdict, a line to
+ * text; TL_EVERIFY if one is missing or does not match.
+ */
+static int verify_recordings(struct cmd *cmd, tl_job_ctx_t *ctx, json_t *verdict, FILE *text)
+{
+    char log_path[4096], reason[160];
+    json_t *hits = NULL, *bad = json_array();
+    tl_audit_search_report_t report;
+    tl_audit_query_t query = {.action = "session.recorded", .limit = TL_AUDIT_SEARCH_LIMIT_MAX};
+    int rc = bad != NULL
+                 ? tl_datadir_path(cmd->ctx->data_dir, TL_DATADIR_AUDIT, log_path, sizeof log_path)
+                 : TL_ENOMEM;
+    if (rc == 0)
+        rc = tl_audit_search(log_path, &query, &hits, &report);
+    if (rc != 0) {
+        fprintf(text, "recordings not checked: %s\n", tl_strerror(rc));
+        goto out;
+    }
+    size_t i;
+    json_t *hit;
+    json_array_foreach(hits, i, hit) {
+        const char *hash =
+            json_string_value(json_object_get(json_object_get(hit, "details"), "sha256"));
+        int checked = hash != NULL && tl_evidence_hash_valid(hash)
+                          ? tl_evidence_verify(ctx->evidence, hash, reason, sizeof reason)
+                          : TL_EINVAL;
+        if (checked == 0)
+            continue;
+        if (checked == TL_EINVAL)
+            snprintf(reason, sizeof reason, "the entry names no valid sha256");
+        else if (checked == TL_ENOTFOUND)
+            snprintf(reason, sizeof reason, "missing from the evidence store");
+        json_array_append_new(bad, json_pack("{s:O, s:O, s:s, s:s}", "index",
+                                             json_object_get(hit, "index"), "seq",
+                                             json_object_get(hit, "seq"), "sha256",
+                                             hash != NULL ? hash : "", "reason", reason));
+        fprintf(text,
+                "recording BROKEN: entry %" JSON_INTEGER_FORMAT " (seq %" JSON_INTEGER_FORMAT
+                ", session.recorded) names sha256 %.64s: %s\n",
+                json_integer_value(json_object_get(hit, "index")),
+                json_integer_value(json_object_get(hit, "seq")), hash != NULL ? hash : "-", reason);
+    }
+    if (json_array_size(bad) == 0)
+        fprintf(text, "recordings OK: %zu checked against their entries\n", json_array_size(hits));
+    else
+        rc = TL_EVERIFY;
+out:
+    json_object_set_new(verdict, "recordings",
+                        json_pack("{s:b, s:I, s:O}", "ok", rc == 0, "checked",
+                                  (json_int_t)json_array_size(hits), "bad",
+                                  bad != NULL ? bad : json_null()));
+    if (rc == TL_EVERIFY) {
+        json_object_set_new(verdict, "ok", json_false());
+        if (strcmp(json_string_value(json_object_get(verdict, "verdict")), "ok") == 0)
+            json_object_set_new(verdict, "verdict", json_string("broken"));
+    }
+    json_decref(bad);
+    json_decref(hits);
+    return rc;
+}
+
 static int work_verify(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 {
-    (void)ctx;
     tl_audit_kept_t kept = {0};
     json_t *verdict = NULL;
     char *text = NULL;
@@ -41,6 +104,11 @@ static int work_verify(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
         return TL_ENOMEM;
     int rc = tl_audit_self_verify(cmd->ctx->data_dir, cmd->input != NULL ? &kept : NULL, &verdict,
                                   words);
+    if ((rc == 0 || rc == TL_EVERIFY) && verdict != NULL) {
+        int recordings = verify_recordings(cmd, ctx, verdict, words);
+        if (rc == 0 && recordings != 0)
+            rc = TL_EVERIFY;
+    }
     fclose(words);
     if (rc == TL_EINVAL) {
         /* The kept bytes are no checkpoint note: a usage error; the line says why. */
@@ -142,7 +210,8 @@ const struct tl__command tl__cmd_audit_verify = {
                      TL__CMD_JSON("an object: ok, verdict, entries, last_hash, bad_line, bad_seq, "
                                   "partial_tail_bytes, reason, checkpoints (ok, checked, "
                                   "log_entries, last_size, bad), from_checkpoint (null, or ok, "
-                                  "size, category, first_entry, last_entry, reason)"),
+                                  "size, category, first_entry, last_entry, reason), recordings "
+                                  "(ok, checked, bad: index, seq, sha256, reason)"),
                      {0}},
              .flags = TL_CLI_IN_ORDER},
     .prepare = verify_prepare,
@@ -455,6 +524,7 @@ static int kind_entry(const char *word, void *out, const char **problem)
     }
     if (word[0] < '0' || word[0] > '9' || strlen(word) > 19)
         return TL_EINVAL;
+    arg.given = 1;
     char *end = NULL;
     errno = 0;
     unsigned long long value = strtoull(word, &end, 10);
@@ -466,8 +536,114 @@ static int kind_entry(const char *word, void *out, const char **problem)
     return 0;
 }
 
+/* The proof as text: the entry, its leaf hash, the path and the signed checkpoint. */
+static void print_proof(FILE *out, json_t *proof)
+{
+    json_t *index = json_object_get(proof, "index"), *seq = json_object_get(proof, "seq");
+    char entry[4096];
+    tl_text_clip(entry, sizeof entry, json_string_value(json_object_get(proof, "entry")), 0,
+                 TL_TEXT_LINE);
+    fprintf(out,
+            "entry %" JSON_INTEGER_FORMAT " (seq %" JSON_INTEGER_FORMAT
+            ") is leaf %" JSON_INTEGER_FORMAT " of the tree of size %" JSON_INTEGER_FORMAT
+            " signed below\n",
+            json_integer_value(index), json_integer_value(seq), json_integer_value(index),
+            json_integer_value(json_object_get(proof, "tree_size")));
+    fprintf(out, "entry       %s\n", entry);
+    fprintf(out, "leaf_hash   %s\n", json_string_value(json_object_get(proof, "leaf_hash")));
+    fprintf(out, "root        %s\n", json_string_value(json_object_get(proof, "root")));
+    size_t i;
+    json_t *hash;
+    json_array_foreach(json_object_get(proof, "audit_path"), i, hash)
+        fprintf(out, "audit_path  %s\n", json_string_value(hash));
+    fprintf(out, "checkpoint:\n%s", json_string_value(json_object_get(proof, "checkpoint")));
+}
+
+/*
+ * audit prove --session G: a proof for every entry of the session (details.grant: its consent,
+ * start, end, recording), each as `audit prove ENTRY` gives it, all against the latest
+ * checkpoint. One that checkpoint does not cover yet fails the whole answer.
+ */
+static int work_prove_session(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
+{
+    char log_path[4096], why[512], actor[96];
+    json_t *hits = NULL, *proofs = json_array(), *details = NULL;
+    tl_audit_search_report_t report;
+    tl_audit_query_t query = {.session = cmd->audit_session, .limit = TL_AUDIT_SEARCH_LIMIT_MAX};
+    int rc = proofs != NULL
+                 ? tl_datadir_path(cmd->ctx->data_dir, TL_DATADIR_AUDIT, log_path, sizeof log_path)
+                 : TL_ENOMEM;
+    if (rc == 0)
+        rc = tl_audit_search(log_path, &query, &hits, &report);
+    if (rc != 0) {
+        fprintf(err, "tierline: the audit log cannot be searched: %s\n", tl_strerror(rc));
+        goto out;
+    }
+    if (json_array_size(hits) == 0) {
+        char shown[400];
+        tl_text_clip(shown, sizeof shown, cmd->audit_session, 0, TL_TEXT_LINE);
+        fprintf(err, "tierline: no entries of session %s in the audit log\n", shown);
+        rc = TL_ENOTFOUND;
+        goto out;
+    }
+    size_t i;
+    json_t *hit;
+    json_array_foreach(hits, i, hit) {
+        json_t *proof = NULL;
+        uint64_t index = (uint64_t)json_integer_value(json_object_get(hit, "index"));
+        rc = tl_audit_prove(cmd->ctx->data_dir, 0, index, &proof, why, sizeof why);
+        if (rc != 0) {
+            fprintf(err, "tierline: entry %" PRIu64 " of the session: %s\n", index,
+                    why[0] != '\0' ? why : tl_strerror(rc));
+            goto out;
+        }
+        json_array_append_new(proofs, proof);
+    }
+    tl__cmd_actor(cmd, actor);
+    details = json_pack("{s:s, s:s, s:I, s:O}", "entry", "session", "session", cmd->audit_session,
+                        "entries", (json_int_t)json_array_size(proofs), "tree_size",
+                        json_object_get(json_array_get(proofs, 0), "tree_size"));
+    rc = details != NULL ? tl_worker_audit(ctx, actor, "audit.prove", "", details) : TL_ENOMEM;
+    if (rc != 0) {
+        fprintf(err, "tierline: the proof cannot be recorded: %s\n", tl_strerror(rc));
+        goto out;
+    }
+    if (cmd->json) {
+        json_t *doc = json_pack("{s:s, s:O}", "session", cmd->audit_session, "proofs", proofs);
+        rc = doc != NULL ? tl__cmd_print_json(out, doc) : TL_ENOMEM;
+        json_decref(doc);
+        goto out;
+    }
+    json_t *proof;
+    json_array_foreach(proofs, i, proof) {
+        fprintf(out, "%s", i > 0 ? "\n" : "");
+        print_proof(out, proof);
+    }
+    fprintf(out,
+            "(audit prove --session %s --json gives each proof whole, for "
+            "docs/audit_proof.py)\n",
+            cmd->audit_session);
+out:
+    json_decref(details);
+    json_decref(hits);
+    json_decref(proofs);
+    return rc;
+}
+
+static int prove_prepare(struct cmd *cmd)
+{
+    int has_entry = cmd->audit_entry.given;
+    if (has_entry == (cmd->audit_session != NULL)) {
+        cmd->usage_error = "give ENTRY or --session G, one of them";
+        return TL_EINVAL;
+    }
+    return 0;
+}
+
 static int work_prove(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 {
+    if (cmd->audit_session != NULL)
+        return work_prove_session(cmd, ctx, out, err);
     char why[512], actor[96];
     json_t *proof = NULL, *details = NULL;
     int rc = tl_audit_prove(cmd->ctx->data_dir, cmd->audit_entry.by_seq, cmd->audit_entry.which,
@@ -490,23 +666,7 @@ static int work_prove(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
         rc = tl__cmd_print_json(out, proof);
         goto out;
     }
-    char entry[4096];
-    tl_text_clip(entry, sizeof entry, json_string_value(json_object_get(proof, "entry")), 0,
-                 TL_TEXT_LINE);
-    fprintf(out,
-            "entry %" JSON_INTEGER_FORMAT " (seq %" JSON_INTEGER_FORMAT
-            ") is leaf %" JSON_INTEGER_FORMAT " of the tree of size %" JSON_INTEGER_FORMAT
-            " signed below\n",
-            json_integer_value(index), json_integer_value(seq), json_integer_value(index),
-            json_integer_value(size));
-    fprintf(out, "entry       %s\n", entry);
-    fprintf(out, "leaf_hash   %s\n", json_string_value(json_object_get(proof, "leaf_hash")));
-    fprintf(out, "root        %s\n", json_string_value(json_object_get(proof, "root")));
-    size_t i;
-    json_t *hash;
-    json_array_foreach(json_object_get(proof, "audit_path"), i, hash)
-        fprintf(out, "audit_path  %s\n", json_string_value(hash));
-    fprintf(out, "checkpoint:\n%s", json_string_value(json_object_get(proof, "checkpoint")));
+    print_proof(out, proof);
     fprintf(out, "(audit prove --json gives the proof whole, for docs/audit_proof.py)\n");
 out:
     json_decref(details);
@@ -516,23 +676,36 @@ out:
 
 const struct tl__command tl__cmd_audit_prove = {
     .name = "audit prove",
-    .usage = "audit prove ENTRY [--json]",
-    .summary = "an inclusion proof of one audit entry against the latest signed checkpoint",
+    .usage = "audit prove ENTRY | --session G [--json]",
+    .summary = "inclusion proofs of audit entries (one, or a session's) against the latest signed "
+               "checkpoint",
     .capability = TL_CAP_AUDIT_READ,
-    .args = {.options = (const tl_cli_arg_t[]){TL__CMD_JSON("an object: index, seq, entry (the "
-                                                            "log's line), leaf_hash, tree_size, "
-                                                            "root, audit_path (base64 each), "
-                                                            "checkpoint (the signed note)"),
-                                               {0}},
+    .args = {.options =
+                 (const tl_cli_arg_t[]){
+                     {.name = "session",
+                      .metavar = "G",
+                      .help = "a proof for every entry of the session with grant G: consent, "
+                              "start, end, its recording",
+                      .min = 1,
+                      .max = 64,
+                      .word = TL_CLI_AT(struct cmd, audit_session),
+                      .problem = "--session wants 1 to 64 bytes"},
+                     TL__CMD_JSON("an object: index, seq, entry (the log's line), leaf_hash, "
+                                  "tree_size, root, audit_path (base64 each), checkpoint (the "
+                                  "signed note); with --session, an object: session, proofs (an "
+                                  "array of those)"),
+                     {0}},
              .positionals =
                  (const tl_cli_arg_t[]){{.name = "ENTRY",
                                          .kind = TL_CLI_CHECK,
                                          .check = kind_entry,
+                                         .flags = TL_CLI_OPTIONAL,
                                          .out = TL_CLI_AT(struct cmd, audit_entry),
                                          .problem = "ENTRY is a leaf index (41) or a seq (seq:42), "
                                                     "not '%s'"},
                                         {0}},
              .flags = TL_CLI_IN_ORDER},
+    .prepare = prove_prepare,
     .work = work_prove,
-    .example = "audit prove 41 --json > proof.json\n",
+    .example = "audit prove --session G-3f9a --json > session-proofs.json\n",
 };

@@ -30,6 +30,7 @@ struct tl__command;
 typedef struct tl__audit_entry_arg {
     uint64_t which;
     int by_seq;
+    int given; /* ENTRY was given (audit prove --session takes none) */
 } tl__audit_entry_arg_t;
 
 /* One command's state across its storage jobs. */
@@ -75,6 +76,11 @@ struct cmd {
     uint64_t audit_limit;              /* audit search --limit; 0 until given */
     tl__audit_entry_arg_t audit_entry; /* audit prove ENTRY */
     const char *audit_from;            /* audit verify --from-checkpoint: "-" */
+    /* replay SESSION (replay.c) */
+    const char *replay_session;
+    double replay_speed, replay_idle; /* --speed (1 unless given), --idle-limit (0: none) */
+    const char *replay_from, *replay_search;
+    int replay_cast, replay_force;
     struct tl_buf *input; /* what the client sent on stdin, for commands that read it */
     /* session commands (relay/sessions/sessions.h) */
     tl_session_request_t session;
@@ -155,6 +161,8 @@ extern const struct tl__command tl__cmd_kb, tl__cmd_kb_show;
 /* audit.c */
 extern const struct tl__command tl__cmd_audit_verify, tl__cmd_audit_checkpoint,
     tl__cmd_audit_search, tl__cmd_audit_prove, tl__cmd_audit_export;
+/* replay.c */
+extern const struct tl__command tl__cmd_replay;
 /* ... and the table of them all, in the order help lists them (table.c). */
 extern const struct tl__command *const tl__commands[];
 extern const size_t tl__command_count;

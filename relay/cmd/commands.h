@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 #include <openssl/types.h>
+#include <uv.h>
 
 typedef struct tl_commands_ctx {
     tl_worker_t *worker;
@@ -41,6 +42,8 @@ typedef struct tl_commands_ctx {
     /* The relay's folder: the audit commands read its log, checkpoints and audit key on the
      * storage worker (relay/store/audit_query.h). */
     const char *data_dir;
+    /* The relay's loop: replay paces a recording on its timers. NULL: replay plays at once. */
+    uv_loop_t *loop;
 } tl_commands_ctx_t;
 
 /* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */

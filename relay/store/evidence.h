@@ -116,6 +116,13 @@ int tl_evidence_read(tl_evidence_reader_t *reader, void *buf, size_t cap, size_t
  * match (tl_evidence_reader_problem() says how).
  */
 int tl_evidence_verify_step(tl_evidence_reader_t *reader, uint64_t budget, bool *verified);
+/*
+ * A reader that hands out content it has not checked, damaged or not (a recording replayed
+ * with --force, after its owner was told it does not match): the read that reaches the end hands
+ * out its bytes, and the next read fails with TL_EDAMAGED if the content did not match its name.
+ * Content that cannot be inflated fails at once, as always.
+ */
+void tl_evidence_reader_hand_out_damaged(tl_evidence_reader_t *reader);
 /* How the item was found damaged ("content does not match its name"), "" if it was not. */
 const char *tl_evidence_reader_problem(const tl_evidence_reader_t *reader);
 /*

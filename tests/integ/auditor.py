@@ -39,6 +39,7 @@ READS = {
     "audit verify": ([], 0), "audit checkpoint": ([], 0),
     "audit search": (["--ticket", "T-1"], 0), "audit prove": (["0"], 0),
     "audit export": (["--ticket", "T-1"], 0),
+    "replay": (["no-session"], 1),  # no such session: not found, not refused
 }
 CHANGES = {
     "ticket take": ["T-1"], "ticket assign": ["T-1", "alice"],

@@ -302,6 +302,33 @@ static void test_content_not_matching_its_name_detected(void **state)
     TL_ASSERT_RC(TL_EDAMAGED, tl_evidence_close(reader));
 }
 
+/* A reader told to hand out damaged content (replay --force) gives every byte, then the
+ * mismatch: the caller can hash what is stored and name it. */
+static void test_damaged_content_handed_out_when_asked_then_refused(void **state)
+{
+    struct fixture *fx = *state;
+    char hello[TL_EVIDENCE_HASH_HEX], other[TL_EVIDENCE_HASH_HEX];
+    TL_ASSERT_OK(tl_evidence_put(fx->store, "hello", 5, hello));
+    TL_ASSERT_OK(tl_evidence_put(fx->store, "jello", 5, other));
+    char hello_path[256], other_path[256];
+    object_file(fx, hello, hello_path, sizeof hello_path);
+    object_file(fx, other, other_path, sizeof other_path);
+    assert_int_equal(rename(other_path, hello_path), 0);
+
+    tl_evidence_reader_t *reader;
+    TL_ASSERT_OK(tl_evidence_open(fx->store, hello, &reader));
+    tl_evidence_reader_hand_out_damaged(reader);
+    char buf[64];
+    size_t got = 0;
+    TL_ASSERT_OK(tl_evidence_read(reader, buf, sizeof buf, &got));
+    assert_int_equal(got, 5);
+    assert_memory_equal(buf, "jello", 5);
+    TL_ASSERT_RC(TL_EDAMAGED, tl_evidence_read(reader, buf, sizeof buf, &got));
+    assert_int_equal(got, 0);
+    assert_string_equal(tl_evidence_reader_problem(reader), "content does not match its name");
+    TL_ASSERT_RC(TL_EDAMAGED, tl_evidence_close(reader));
+}
+
 static void test_truncated_or_extended_object_detected(void **state)
 {
     struct fixture *fx = *state;
@@ -659,6 +686,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_flipped_byte_detected_on_read, setup, teardown),
     cmocka_unit_test_setup_teardown(test_flipped_checksum_byte_detected_on_read, setup, teardown),
     cmocka_unit_test_setup_teardown(test_content_not_matching_its_name_detected, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_damaged_content_handed_out_when_asked_then_refused, setup,
+                                    teardown),
     cmocka_unit_test_setup_teardown(test_truncated_or_extended_object_detected, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_names_rejected_before_use, setup, teardown),
     cmocka_unit_test_setup_teardown(test_missing_item_is_not_found, setup, teardown),
