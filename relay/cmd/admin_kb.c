@@ -609,7 +609,9 @@ static int kb_publish(const struct kb_args *args, const char *id)
             rc = TL_EINVAL;
         }
         if (rc == TL_EINVAL) {
+            /* As kb add refuses a file: the exit status of a bad input, 2. */
             fprintf(stderr, PROGRAM " kb publish: %s refused; nothing changed\n", args->file);
+            status = TL_EXIT_USAGE;
             goto out;
         }
         if (rc != 0)
