@@ -77,6 +77,10 @@ static const struct {
                            "search the audit log, prove its entries, verify it and its checkpoints",
                            0,
                            {0, 0, 0, 0, 1, 1}},
+    [TL_CAP_KB_DRAFT] = {"kb.draft",
+                         "resolve a ticket and draft a knowledge-base article from it",
+                         0,
+                         {0, 0, 1, 0, 0, 1}},
 };
 
 static int role_valid(int role)

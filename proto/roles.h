@@ -41,6 +41,7 @@ enum tl_capability {
     TL_CAP_REPORT,          /* read the desk's report */
     TL_CAP_KB_READ,         /* list and read knowledge-base articles (kb, kb show) */
     TL_CAP_AUDIT_READ,      /* read, search, prove and verify the audit log (audit ...) */
+    TL_CAP_KB_DRAFT,        /* resolve a ticket into a draft article (ticket resolve --kb) */
     TL_CAP_COUNT
 };
 

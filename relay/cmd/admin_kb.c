@@ -31,13 +31,13 @@
 
 /* The words of a `kb` command, as parsed. */
 struct kb_args {
-    const char *data, *runbooks, *category;
-    int verb, replace, json;
+    const char *data, *runbooks, *category, *file;
+    int verb, replace, json, drafts;
     tl_cli_words_t words; /* add: the files; show, remove: the id */
 };
 
-static const char *const verbs[] = {"add", "list", "show", "remove", NULL};
-enum { VERB_ADD, VERB_LIST, VERB_SHOW, VERB_REMOVE };
+static const char *const verbs[] = {"add", "list", "show", "remove", "publish", NULL};
+enum { VERB_ADD, VERB_LIST, VERB_SHOW, VERB_REMOVE, VERB_PUBLISH };
 
 /* ---- add: reading and checking the files ---------------------------------------------------- */
 
@@ -296,6 +296,23 @@ static int record(const char *data, const char *verb,
     return rc;
 }
 
+/* The change of kb publish and its audit entry, committed together; TL_EAUDIT said. */
+static int record_publish(const char *data, int (*stage)(tl_store_t *, tl_audit_chain_t *, void *),
+                          void *arg)
+{
+    char path[4096], problem[768] = "";
+    tl_store_t *store = NULL;
+    int rc = tl_datadir_path(data, TL_DATADIR_AUDIT, path, sizeof path);
+    if (rc == 0)
+        rc = tl__admin_open_store(data, &store);
+    if (rc == 0)
+        rc = tl_audit_chain_record(store, path, stage, arg, problem, sizeof problem);
+    tl_store_close(store);
+    if (rc == TL_EAUDIT)
+        fprintf(stderr, PROGRAM " kb publish: the audit log cannot be written: %s\n", problem);
+    return rc;
+}
+
 static int kb_add(const struct kb_args *args)
 {
     size_t count = (size_t)args->words.count;
@@ -394,22 +411,27 @@ static int kb_list(const struct kb_args *args)
     tl_kb_article_rows_t list = {0};
     int rc = tl__admin_open_store(args->data, &store);
     if (rc == 0)
-        rc = tl_store_kb_articles_read(store, args->category, NULL, &list);
+        rc = tl_store_kb_articles_read(store, args->category,
+                                       args->drafts ? TL_KB_DRAFT : TL_KB_PUBLISHED, &list);
+    tl_kb_runbook_rates_t rates = {0};
+    if (rc == 0 && !args->drafts)
+        rc = tl_store_kb_runbook_rates(store, &rates);
     tl_store_close(store);
-    if (rc != 0)
+    if (rc != 0) {
+        tl_kb_article_rows_free(&list);
         return tl_admin_fail("kb list", rc);
+    }
     int status = TL_EXIT_OK;
     if (args->json) {
-        json_t *doc = json_array();
-        for (size_t i = 0; doc != NULL && i < list.count; i++)
-            if (json_array_append_new(doc, tl__kb_row_json(&list.rows[i])) != 0)
-                rc = TL_ENOMEM;
-        status = doc != NULL && rc == 0 ? tl__admin_print_json(doc)
-                                        : tl_admin_fail("kb list", TL_ENOMEM);
+        json_t *doc = tl__kb_listing_json(&list, NULL);
+        status = doc != NULL ? tl__admin_print_json(doc) : tl_admin_fail("kb list", TL_ENOMEM);
         json_decref(doc);
     } else {
         tl__kb_list_print(stdout, &list);
+        if (!args->drafts)
+            tl__kb_runbooks_print(stdout, &rates);
     }
+    tl_kb_runbook_rates_free(&rates);
     tl_kb_article_rows_free(&list);
     return status;
 }
@@ -434,6 +456,11 @@ static int kb_show(const struct kb_args *args, const char *id)
         goto out;
     }
     if (tl__kb_article_parse(&row, &article, why, sizeof why) != 0) {
+        if (row.needs_editing != NULL) {
+            rc = tl__kb_draft_print(stdout, &row, args->json);
+            status = rc == 0 ? TL_EXIT_OK : tl_admin_fail("kb show", rc);
+            goto out;
+        }
         fprintf(stderr, PROGRAM " kb show: article %s no longer reads: %s\n", id, why);
         goto out;
     }
@@ -467,6 +494,156 @@ static int kb_remove(const struct kb_args *args, const char *id)
     return TL_EXIT_OK;
 }
 
+/* ---- publish -------------------------------------------------------------------------------- */
+
+struct kb_publish {
+    const char *id;
+    const struct kb_file *edited; /* NULL: the draft as it is */
+    int state;                    /* what the store said of the article: 0, TL_ENOTFOUND, ... */
+    char title[1024];
+};
+
+static int stage_publish(tl_store_t *store, tl_audit_chain_t *chain, void *arg)
+{
+    struct kb_publish *publish = arg;
+    tl_kb_article_row_t row = {0}, edited = {0};
+    json_t *details = NULL;
+    int rc = tl_store_kb_article_read(store, publish->id, &row);
+    if (rc != 0)
+        goto out;
+    if (strcmp(row.state, TL_KB_PUBLISHED) == 0) {
+        rc = TL_ESTATE;
+        goto out;
+    }
+    const char *sha256 = row.sha256;
+    if (publish->edited != NULL) {
+        const tl_article_t *a = publish->edited->article;
+        edited = (tl_kb_article_row_t){
+            .title = a->title,
+            .category = tl_category_name(a->category),
+            .runbook = a->runbook[0] != '\0' ? a->runbook : NULL,
+            .source = publish->edited->text,
+            .sha256 = publish->edited->sha256,
+        };
+        sha256 = publish->edited->sha256;
+    } else if (row.needs_editing != NULL) {
+        rc = TL_EINVAL; /* said by the caller, which read the draft first */
+        goto out;
+    }
+    snprintf(publish->title, sizeof publish->title, "%s",
+             publish->edited != NULL ? edited.title : row.title);
+    rc = tl_store_kb_article_publish(store, publish->id, publish->edited != NULL ? &edited : NULL,
+                                     ACTOR, tl_wall_ms());
+    char ticket[32] = "";
+    if (row.ticket_id > 0)
+        snprintf(ticket, sizeof ticket, "T-%lld", (long long)row.ticket_id);
+    if (rc == 0)
+        details =
+            json_pack("{s:s, s:s, s:s?, s:s, s:s, s:b}", "title", publish->title, "drafted_by",
+                      row.added_by, "ticket", ticket[0] != '\0' ? ticket : NULL, "sha256", sha256,
+                      "draft_sha256", row.sha256, "edited", publish->edited != NULL);
+    if (rc == 0 && details == NULL)
+        rc = TL_ENOMEM;
+    if (rc == 0 && publish->edited != NULL)
+        json_object_set_new(details, "file", json_string(publish->edited->path));
+    tl_audit_entry_t entry = {ACTOR, "kb.publish", publish->id, details, 0};
+    if (rc == 0)
+        rc = tl_audit_chain_stage(chain, &entry, NULL);
+out:
+    json_decref(details);
+    tl_kb_article_row_clear(&row);
+    return rc;
+}
+
+static int kb_publish(const struct kb_args *args, const char *id)
+{
+    struct kb_file file = {.path = args->file};
+    tl_runbooks_t *catalogue = NULL;
+    tl_store_t *store = NULL;
+    tl_kb_article_row_t row = {0};
+    char catalogue_dir[4096] = "";
+    int status = TL_EXIT_FAILURE, rc;
+    /* What is there now: the commands's errors before any file is read. */
+    if ((rc = tl__admin_open_store(args->data, &store)) == 0)
+        rc = tl_store_kb_article_read(store, id, &row);
+    tl_store_close(store);
+    if (rc == TL_ENOTFOUND) {
+        fprintf(stderr,
+                PROGRAM " kb publish: no article %s in the knowledge base (kb list "
+                        "--drafts lists the drafts); nothing changed\n",
+                id);
+        goto out;
+    }
+    if (rc != 0) {
+        status = tl_admin_fail("kb publish", rc);
+        goto out;
+    }
+    if (strcmp(row.state, TL_KB_PUBLISHED) == 0) {
+        fprintf(stderr, PROGRAM " kb publish: %s is published already; nothing changed\n", id);
+        goto out;
+    }
+    if (args->file == NULL && row.needs_editing != NULL) {
+        char shown[1024];
+        tl_text_clip(shown, sizeof shown, row.needs_editing, 0, TL_TEXT_LINE);
+        fprintf(stderr,
+                PROGRAM " kb publish: draft %s needs editing: %s; edit it (kb show %s) and publish "
+                        "it with --file EDITED.md; nothing changed\n",
+                id, shown, id);
+        goto out;
+    }
+    if (args->file != NULL) {
+        if (args->runbooks != NULL)
+            snprintf(catalogue_dir, sizeof catalogue_dir, "%s", args->runbooks);
+        else if (tl_runbooks_default_dir(catalogue_dir, sizeof catalogue_dir) != 0)
+            catalogue_dir[0] = '\0';
+        enum tl_log_level level = tl_log_get_level();
+        if (level < TL_LOG_WARN)
+            tl_log_set_level(TL_LOG_WARN);
+        if (catalogue_dir[0] != '\0')
+            catalogue = tl_runbooks_load(catalogue_dir, &rc);
+        tl_log_set_level(level);
+        rc = read_article(&file, catalogue, catalogue_dir);
+        if (rc == 0 && strcmp(file.article->id, id) != 0) {
+            refuse(&file, header_line(file.text, "id", NULL),
+                   "id %s is not the draft's (%s): the id stays", file.article->id, id);
+            rc = TL_EINVAL;
+        }
+        if (rc == TL_EINVAL) {
+            /* As kb add refuses a file: the exit status of a bad input, 2. */
+            fprintf(stderr, PROGRAM " kb publish: %s refused; nothing changed\n", args->file);
+            status = TL_EXIT_USAGE;
+            goto out;
+        }
+        if (rc != 0)
+            goto out;
+    }
+    struct kb_publish publish = {.id = id, .edited = args->file != NULL ? &file : NULL};
+    rc = record_publish(args->data, stage_publish, &publish);
+    if (rc == TL_EAUDIT)
+        goto out;
+    if (rc == TL_ESTATE) {
+        fprintf(stderr, PROGRAM " kb publish: %s is published already; nothing changed\n", id);
+        goto out;
+    }
+    if (rc != 0) {
+        status = tl_admin_fail("kb publish", rc);
+        goto out;
+    }
+    char title[1024];
+    tl_text_clip(title, sizeof title, publish.title, 0, TL_TEXT_LINE);
+    printf(
+        "Published %s: %s\n  it goes to agents with the next catalogue: tierline-relay catalogue "
+        "sign ... --kb-from-data\n",
+        id, title);
+    status = TL_EXIT_OK;
+out:
+    tl_article_free(file.article);
+    free(file.text);
+    tl_runbooks_free(catalogue);
+    tl_kb_article_row_clear(&row);
+    return status;
+}
+
 static int cmd_kb(const tl_admin_command_t *cmd, int argc, char **argv)
 {
     struct kb_args args = {0};
@@ -480,15 +657,21 @@ static int cmd_kb(const tl_admin_command_t *cmd, int argc, char **argv)
         problem = "kb add needs one or more article files";
     else if (args.verb == VERB_LIST && words > 0)
         problem = "kb list takes no words; --category C narrows it";
-    else if ((args.verb == VERB_SHOW || args.verb == VERB_REMOVE) && words != 1)
-        problem = args.verb == VERB_SHOW ? "kb show needs one article id"
-                                         : "kb remove needs one article id";
+    else if ((args.verb == VERB_SHOW || args.verb == VERB_REMOVE || args.verb == VERB_PUBLISH) &&
+             words != 1)
+        problem = args.verb == VERB_SHOW      ? "kb show needs one article id"
+                  : args.verb == VERB_PUBLISH ? "kb publish needs one article id"
+                                              : "kb remove needs one article id";
+    else if (args.file != NULL && args.verb != VERB_PUBLISH)
+        problem = "--file is for kb publish";
+    else if (args.drafts && args.verb != VERB_LIST)
+        problem = "--drafts is for kb list";
     else if (id != NULL && args.verb != VERB_ADD && !tl__kb_id_valid(id))
         problem = "an article id is 1 to 48 of a-z, 0-9 and -, not starting with -";
     else if (args.replace && args.verb != VERB_ADD)
         problem = "--replace is for kb add";
-    else if (args.runbooks != NULL && args.verb != VERB_ADD)
-        problem = "--runbooks is for kb add";
+    else if (args.runbooks != NULL && args.verb != VERB_ADD && args.verb != VERB_PUBLISH)
+        problem = "--runbooks is for kb add and kb publish --file";
     else if (args.category != NULL && args.verb != VERB_LIST)
         problem = "--category is for kb list";
     else if (args.category != NULL && tl_category_index(args.category) < 0)
@@ -505,6 +688,8 @@ static int cmd_kb(const tl_admin_command_t *cmd, int argc, char **argv)
         return kb_list(&args);
     case VERB_SHOW:
         return kb_show(&args, id);
+    case VERB_PUBLISH:
+        return kb_publish(&args, id);
     default:
         return kb_remove(&args, id);
     }
@@ -512,8 +697,9 @@ static int cmd_kb(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_kb = {
     .name = "kb",
-    .usage = "kb add FILE... [--replace] [--runbooks DIR] --data DIR | kb list [--category C] "
-             "[--json] --data DIR | kb show ID [--json] --data DIR | kb remove ID --data DIR",
+    .usage = "kb add FILE... [--replace] [--runbooks DIR] --data DIR | kb list [--drafts] "
+             "[--category C] [--json] --data DIR | kb show ID [--json] --data DIR | kb remove ID "
+             "--data DIR | kb publish ID [--file EDITED.md] [--runbooks DIR] --data DIR",
     .summary = "manage the knowledge base's articles (docs/kb.md)",
     .args =
         &(const tl_cli_spec_t){
@@ -532,11 +718,20 @@ const tl_admin_command_t tl_admin_kb = {
                      .metavar = "C",
                      .help = "list: only articles of category C",
                      .word = TL_CLI_AT(struct kb_args, category)},
+                    {.name = "drafts",
+                     .help = "list: the drafts from resolved tickets instead of the published "
+                             "articles",
+                     .out = TL_CLI_AT(struct kb_args, drafts)},
+                    {.name = "file",
+                     .metavar = "EDITED.md",
+                     .help = "publish: the draft as edited, which must parse as kb add checks "
+                             "it (same id)",
+                     .word = TL_CLI_AT(struct kb_args, file)},
                     TL__ADMIN_JSON(struct kb_args,
                                    "list: a JSON array of objects as the technicians' kb --json "
                                    "prints; show: the article as kb show --json prints it"),
                     {0}},
-            .positionals = (const tl_cli_arg_t[]){{.name = "add|list|show|remove",
+            .positionals = (const tl_cli_arg_t[]){{.name = "add|list|show|remove|publish",
                                                    .kind = TL_CLI_WORD,
                                                    .words = verbs,
                                                    .out = TL_CLI_AT(struct kb_args, verb)},
@@ -551,5 +746,7 @@ const tl_admin_command_t tl_admin_kb = {
     .example = "tierline-relay kb add /usr/share/tierline/kb/*.md --data /var/lib/tierline\n"
                "tierline-relay kb add var-log-full.md --replace --data /var/lib/tierline\n"
                "tierline-relay kb list --data /var/lib/tierline\n"
-               "tierline-relay kb remove var-log-full --data /var/lib/tierline\n",
+               "tierline-relay kb remove var-log-full --data /var/lib/tierline\n"
+               "tierline-relay kb list --drafts --data /var/lib/tierline\n"
+               "tierline-relay kb publish ticket-12 --file ticket-12.md --data /var/lib/tierline\n",
 };

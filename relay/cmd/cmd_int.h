@@ -70,6 +70,8 @@ struct cmd {
     int severity;               /* ticket classify --severity: 1..4, 0 if not given */
     const char *category;       /* ticket classify --category, kb --category */
     const char *article_id;     /* kb show ID */
+    int kb_draft;               /* ticket resolve --kb */
+    int drafts;                 /* kb --drafts */
     /* the audit commands (audit.c) */
     const char *audit_session, *audit_actor, *audit_device, *audit_action;
     const char *audit_pattern;         /* audit search --command REGEX */
@@ -115,6 +117,9 @@ struct tl__command {
     const char *summary;
     int capability;
     int observe_flag; /* --observe asks for the observe capability instead (join) */
+    /* This option, when given, asks for flag_capability instead (ticket resolve --kb). */
+    const char *capability_flag;
+    int flag_capability;
     /* Its words after the name: options, positionals, their help (proto/cli.h). The result
      * is the struct cmd. */
     tl_cli_spec_t args;
@@ -200,6 +205,9 @@ int tl__cmd_record(struct cmd *cmd, tl_job_ctx_t *ctx, const char *event_kind,
 int tl__cmd_still_active(struct cmd *cmd, json_t *ticket, FILE *err);
 /* Loads a ticket the technician may see; "no ticket T-N" on err otherwise, either way. */
 int tl__cmd_load_visible_ticket(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *err, json_t **ticket);
+/* ticket resolve --kb: the draft article from the ticket just resolved, stored with its audit
+ * entry in the same job; what it did on out. kb_draft.c. */
+int tl__cmd_kb_draft(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err);
 /* Ends exec with what text holds (open_memstream over *bytes): on stdout if status is 0. */
 void tl__cmd_finish_with(tl_exec_t *exec, FILE *text, char **bytes, size_t *len, int status);
 void tl__cmd_free(struct cmd *cmd);

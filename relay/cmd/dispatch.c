@@ -271,6 +271,9 @@ void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
     for (int i = words; command->observe_flag && i < argc; i++)
         if (strcmp(argv[i], "--observe") == 0)
             cmd->capability = TL_CAP_OBSERVE;
+    for (int i = words; command->capability_flag != NULL && i < argc; i++)
+        if (strcmp(argv[i], command->capability_flag) == 0)
+            cmd->capability = command->flag_capability;
     /* An account that expired while its connection stayed open runs nothing more. */
     cmd->expired = tech->expires != 0 && tl_wall_ms() >= tech->expires;
     if (cmd->expired || !tl_role_can(cmd->role, cmd->capability)) {

@@ -16,7 +16,8 @@
 int tl__command_may_use(const struct tl__command *command, int role)
 {
     return tl_role_can(role, command->capability) ||
-           (command->observe_flag && tl_role_can(role, TL_CAP_OBSERVE));
+           (command->observe_flag && tl_role_can(role, TL_CAP_OBSERVE)) ||
+           (command->capability_flag != NULL && tl_role_can(role, command->flag_capability));
 }
 
 static int work_whoami(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)

@@ -36,7 +36,7 @@ json_t *tl__kb_row_json(const tl_kb_article_row_t *row)
     char ticket[TL_ID_TEXT];
     if (row->ticket_id > 0)
         tl_id_format(ticket, TL_ID_TICKET, row->ticket_id);
-    return json_pack(
+    json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:s, s:s?, s:I, s:s, s:I, s:s, s:I, s:s?, s:o, s:s?, s:I, "
         "s:I, s:I}",
         "id", row->id, "title", row->title, "category", row->category, "state", row->state,
@@ -46,22 +46,87 @@ json_t *tl__kb_row_json(const tl_kb_article_row_t *row)
         row->published > 0 ? json_integer(row->published) : json_null(), "published_by",
         row->published_by, "suggested", (json_int_t)row->suggested, "applied",
         (json_int_t)row->applied, "recheck_passed", (json_int_t)row->recheck_passed);
+    if (doc != NULL) {
+        json_object_set_new(doc, "rate",
+                            row->applied > 0
+                                ? json_real((double)row->recheck_passed / (double)row->applied)
+                                : json_null());
+        json_object_set_new(doc, "needs_editing",
+                            row->needs_editing != NULL ? json_string(row->needs_editing)
+                                                       : json_null());
+    }
+    return doc;
+}
+
+void tl__kb_rate(int64_t applied, int64_t passed, char out[8])
+{
+    if (applied <= 0)
+        snprintf(out, 8, "-");
+    else
+        snprintf(out, 8, "%lld%%", (long long)(passed * 100 / applied));
 }
 
 void tl__kb_list_print(FILE *out, const tl_kb_article_rows_t *list)
 {
-    fprintf(out, "%-28s %-11s %-9s %-16s %7s %6s  %s\n", "ID", "CATEGORY", "STATE", "RUNBOOK",
-            "APPLIED", "PASSED", "TITLE");
+    fprintf(out, "%-28s %-11s %-9s %-16s %7s %6s %5s  %s\n", "ID", "CATEGORY", "STATE", "RUNBOOK",
+            "APPLIED", "PASSED", "RATE", "TITLE");
     for (size_t i = 0; i < list->count; i++) {
         const tl_kb_article_row_t *a = &list->rows[i];
-        char title[1024];
+        char title[1024], rate[8];
         tl_text_clip(title, sizeof title, a->title, 0, TL_TEXT_LINE);
-        fprintf(out, "%-28s %-11s %-9s %-16s %7lld %6lld  %s\n", a->id, a->category, a->state,
+        tl__kb_rate(a->applied, a->recheck_passed, rate);
+        fprintf(out, "%-28s %-11s %-9s %-16s %7lld %6lld %5s  %s\n", a->id, a->category, a->state,
                 a->runbook != NULL ? a->runbook : "-", (long long)a->applied,
-                (long long)a->recheck_passed, title);
+                (long long)a->recheck_passed, rate, title);
     }
     if (list->count == 0)
         fprintf(out, "(no articles)\n");
+}
+
+void tl__kb_runbooks_print(FILE *out, const tl_kb_runbook_rates_t *rates)
+{
+    fprintf(out, "\n%-28s %7s %6s %5s\n", "RUNBOOK", "APPLIED", "PASSED", "RATE");
+    for (size_t i = 0; i < rates->count; i++) {
+        char rate[8];
+        tl__kb_rate(rates->rows[i].applied, rates->rows[i].recheck_passed, rate);
+        fprintf(out, "%-28s %7lld %6lld %5s\n", rates->rows[i].runbook,
+                (long long)rates->rows[i].applied, (long long)rates->rows[i].recheck_passed, rate);
+    }
+    if (rates->count == 0)
+        fprintf(out, "(no runbook applied by self-help yet)\n");
+}
+
+json_t *tl__kb_runbooks_json(const tl_kb_runbook_rates_t *rates)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < rates->count; i++) {
+        const tl_kb_runbook_rate_t *r = &rates->rows[i];
+        json_t *rate = r->applied > 0 ? json_real((double)r->recheck_passed / (double)r->applied)
+                                      : json_null();
+        if (json_array_append_new(list,
+                                  json_pack("{s:s, s:I, s:I, s:o}", "runbook", r->runbook,
+                                            "applied", (json_int_t)r->applied, "recheck_passed",
+                                            (json_int_t)r->recheck_passed, "rate", rate)) != 0) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+/* The rows as JSON, and the runbooks' rates too when rates is not NULL ({"articles","runbooks"}).
+ */
+json_t *tl__kb_listing_json(const tl_kb_article_rows_t *list, const tl_kb_runbook_rates_t *rates)
+{
+    json_t *articles = json_array();
+    for (size_t i = 0; articles != NULL && i < list->count; i++)
+        if (json_array_append_new(articles, tl__kb_row_json(&list->rows[i])) != 0) {
+            json_decref(articles);
+            return NULL;
+        }
+    if (articles == NULL || rates == NULL)
+        return articles;
+    return json_pack("{s:o, s:o?}", "articles", articles, "runbooks", tl__kb_runbooks_json(rates));
 }
 
 int tl__kb_article_parse(const tl_kb_article_row_t *row, tl_article_t **article, char *why,
@@ -137,14 +202,50 @@ void tl__kb_article_print(FILE *out, const tl_kb_article_row_t *row, const tl_ar
     for (size_t i = 0; i < article->word_count; i++)
         tl_format_append(words, sizeof words, &used, "%s%s", i > 0 ? ", " : "", article->words[i]);
     print_line(out, "words:", words);
-    fprintf(out, "  %-10s suggested %lld, applied %lld, re-check passed %lld\n",
+    char rate[8];
+    tl__kb_rate(row->applied, row->recheck_passed, rate);
+    fprintf(out, "  %-10s suggested %lld, applied %lld, re-check passed %lld (rate %s)\n",
             "outcomes:", (long long)row->suggested, (long long)row->applied,
-            (long long)row->recheck_passed);
+            (long long)row->recheck_passed, rate);
     fprintf(out, "  %-10s %s\n\n", "sha256:", row->sha256);
     char *body = tl_text_escape_dup(article->body, TL_TEXT_BODY);
     size_t len = body != NULL ? strlen(body) : 0;
     fprintf(out, "%s%s", body != NULL ? body : "", len > 0 && body[len - 1] != '\n' ? "\n" : "");
     free(body);
+}
+
+int tl__kb_draft_print(FILE *out, const tl_kb_article_row_t *row, int json)
+{
+    if (json) {
+        json_t *doc = tl__kb_row_json(row);
+        if (doc == NULL || json_object_set_new(doc, "source", json_string(row->source)) != 0) {
+            json_decref(doc);
+            return TL_ENOMEM;
+        }
+        char *text = tl_text_json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+        json_decref(doc);
+        if (text == NULL)
+            return TL_ENOMEM;
+        fprintf(out, "%s\n", text);
+        free(text);
+        return 0;
+    }
+    char title[1024], ticket[TL_ID_TEXT];
+    tl_text_clip(title, sizeof title, row->title, 0, TL_TEXT_LINE);
+    fprintf(out, "%s  %s\n", row->id, title);
+    fprintf(out, "  %-10s %s\n", "category:", row->category);
+    fprintf(out, "  %-10s draft, revision %lld", "state:", (long long)row->revision);
+    if (row->ticket_id > 0)
+        fprintf(out, ", from %s", tl_id_format(ticket, TL_ID_TICKET, row->ticket_id));
+    fprintf(out, "\n");
+    print_line(out, "needs editing:", row->needs_editing);
+    fprintf(out, "  %-10s %s\n\n", "sha256:", row->sha256);
+    char *source = tl_text_escape_dup(row->source, TL_TEXT_BODY);
+    size_t len = source != NULL ? strlen(source) : 0;
+    fprintf(out, "%s%s", source != NULL ? source : "",
+            len > 0 && source[len - 1] != '\n' ? "\n" : "");
+    free(source);
+    return 0;
 }
 
 /* ---- reading arguments ---------------------------------------------------------------------- */
@@ -172,22 +273,28 @@ static int kind_article(const char *word, void *out, const char **problem)
 
 static int work_kb(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 {
-    tl_kb_article_rows_t list;
-    int rc = tl_store_kb_articles_read(ctx->store, cmd->category, NULL, &list);
+    tl_kb_article_rows_t list = {0};
+    tl_kb_runbook_rates_t rates = {0};
+    int rc = tl_store_kb_articles_read(ctx->store, cmd->category,
+                                       cmd->drafts ? TL_KB_DRAFT : TL_KB_PUBLISHED, &list);
+    if (rc == 0 && !cmd->drafts)
+        rc = tl_store_kb_runbook_rates(ctx->store, &rates);
     if (rc != 0) {
         fprintf(err, "tierline: %s\n", tl_strerror(rc));
-        return rc;
+        goto out;
     }
     if (cmd->json) {
-        json_t *doc = json_array();
-        for (size_t i = 0; doc != NULL && rc == 0 && i < list.count; i++)
-            if (json_array_append_new(doc, tl__kb_row_json(&list.rows[i])) != 0)
-                rc = TL_ENOMEM;
-        rc = doc != NULL && rc == 0 ? tl__cmd_print_json(out, doc) : TL_ENOMEM;
+        /* An array of articles, as before; the runbooks' rates are in report --json. */
+        json_t *doc = tl__kb_listing_json(&list, NULL);
+        rc = doc != NULL ? tl__cmd_print_json(out, doc) : TL_ENOMEM;
         json_decref(doc);
     } else {
         tl__kb_list_print(out, &list);
+        if (!cmd->drafts)
+            tl__kb_runbooks_print(out, &rates);
     }
+out:
+    tl_kb_runbook_rates_free(&rates);
     tl_kb_article_rows_free(&list);
     return rc;
 }
@@ -198,11 +305,14 @@ static int work_kb(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 
 const struct tl__command tl__cmd_kb = {
     .name = "kb",
-    .usage = "kb [--category C] [--json]",
-    .summary = "list the knowledge base's articles, with how often their fix worked",
+    .usage = "kb [--drafts] [--category C] [--json]",
+    .summary = "list the knowledge base's articles and runbooks, with how often their fix worked",
     .capability = TL_CAP_KB_READ,
     .args = {.options =
                  (const tl_cli_arg_t[]){
+                     {.name = "drafts",
+                      .help = "the drafts from resolved tickets instead of the published articles",
+                      .out = TL_CLI_AT(struct cmd, drafts)},
                      {.name = "category",
                       .metavar = "C",
                       .help = "only articles of category C (docs/desk.md)",
@@ -213,7 +323,8 @@ const struct tl__command tl__cmd_kb = {
                      TL__CMD_JSON("a JSON array of objects: id, title, category, state, runbook "
                                   "(null if none), revision, sha256, added, added_by, updated, "
                                   "ticket (null), published (null), published_by (null), "
-                                  "suggested, applied, recheck_passed"),
+                                  "suggested, applied, recheck_passed, rate (null), "
+                                  "needs_editing (null)"),
                      {0}},
              .flags = TL_CLI_IN_ORDER},
     .work = work_kb,
@@ -237,7 +348,12 @@ static int work_kb_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err
         fprintf(err, "tierline: %s\n", tl_strerror(rc));
         return rc;
     }
-    if ((rc = tl__kb_article_parse(&row, &article, why, sizeof why)) != 0) {
+    if ((rc = tl__kb_article_parse(&row, &article, why, sizeof why)) != 0 &&
+        row.needs_editing != NULL) {
+        rc = tl__kb_draft_print(out, &row, cmd->json);
+        goto out;
+    }
+    if (rc != 0) {
         char shown[600];
         tl_text_clip(shown, sizeof shown, why, 0, TL_TEXT_LINE);
         fprintf(err, "tierline: article %s no longer reads: %s\n", row.id, shown);

@@ -24,6 +24,17 @@ json_t *tl__kb_row_json(const tl_kb_article_row_t *row);
 /* The listing as a table, "(no articles)" when empty. */
 void tl__kb_list_print(FILE *out, const tl_kb_article_rows_t *list);
 
+/* "73%" of passed over applied; "-" when nothing was applied. */
+void tl__kb_rate(int64_t applied, int64_t passed, char out[8]);
+/* The runbooks' success rates as a table, and as a JSON array. */
+void tl__kb_runbooks_print(FILE *out, const tl_kb_runbook_rates_t *rates);
+json_t *tl__kb_runbooks_json(const tl_kb_runbook_rates_t *rates);
+/* A listing as JSON: the articles' array, or with rates {"articles": [...], "runbooks": [...]}. */
+json_t *tl__kb_listing_json(const tl_kb_article_rows_t *list, const tl_kb_runbook_rates_t *rates);
+/* A draft that needs editing (its source does not parse): what it is, why, and its source,
+ * escaped; as JSON, the listing's fields and "source". */
+int tl__kb_draft_print(FILE *out, const tl_kb_article_row_t *row, int json);
+
 /* The stored source parsed again; TL_EINVAL with why when it no longer parses. */
 int tl__kb_article_parse(const tl_kb_article_row_t *row, tl_article_t **article, char *why,
                          size_t why_size);

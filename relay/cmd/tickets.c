@@ -854,8 +854,12 @@ static int change_status(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *er
 
 static int work_ticket_resolve(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
 {
-    return change_status(cmd, ctx, out, err, TL_TICKET_STATUS_RESOLVED, "ticket.resolved",
-                         "ticket.resolve", "resolution");
+    int rc = change_status(cmd, ctx, out, err, TL_TICKET_STATUS_RESOLVED, "ticket.resolved",
+                           "ticket.resolve", "resolution");
+    /* The draft in the same job: when it cannot be stored, the resolution is undone with it. */
+    if (rc == 0 && cmd->kb_draft)
+        rc = tl__cmd_kb_draft(cmd, ctx, out, err);
+    return rc;
 }
 
 static int work_ticket_reopen(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
@@ -945,12 +949,32 @@ const struct tl__command tl__cmd_ticket_note = {
 
 const struct tl__command tl__cmd_ticket_resolve = {
     .name = "ticket resolve",
-    .usage = "ticket resolve T-N TEXT...",
-    .summary = "resolve a ticket, saying how",
+    .usage = "ticket resolve T-N [--kb] TEXT...",
+    .summary = "resolve a ticket, saying how; --kb also drafts a knowledge-base article from it",
     .capability = TL_CAP_TICKET_RESOLVE,
-    .args = TICKET_TEXT,
+    .capability_flag = "--kb",
+    .flag_capability = TL_CAP_KB_DRAFT,
+    .args = {.options = (const tl_cli_arg_t[]){{.name = "kb",
+                                                .help = "also store a draft article made from "
+                                                        "the ticket (docs/kb.md), for an admin "
+                                                        "to publish; needs kb.draft",
+                                                .out = TL_CLI_AT(struct cmd, kb_draft)},
+                                               TL__CMD_JSON(NULL),
+                                               {0}},
+             .positionals = (const tl_cli_arg_t[]){{.name = "T-N",
+                                                    .kind = TL_CLI_CHECK,
+                                                    .check = tl__kind_ticket,
+                                                    .out = TL_CLI_AT(struct cmd, ticket)},
+                                                   {.name = "TEXT",
+                                                    .most = TL_CLI_MANY,
+                                                    .kind = TL_CLI_CHECK,
+                                                    .check = tl__kind_text_word,
+                                                    .out = TL_CLI_AT(struct cmd, text)},
+                                                   {0}},
+             .flags = TL_CLI_IN_ORDER | TL_CLI_TERSE | TL_CLI_DASH_WORDS,
+             .finish = text_finish},
     .work = work_ticket_resolve,
-    .example = "ticket resolve T-1 restarted cups\n",
+    .example = "ticket resolve T-1 --kb restarted cups with restart-service SERVICE=cups\n",
 };
 
 const struct tl__command tl__cmd_ticket_reopen = {

@@ -309,14 +309,37 @@ static void funnel_add(struct funnel *f, const tl_report_input_t *in, const tl_r
         f->deflected++;
 }
 
+/* Re-checks passed over fixes applied; null when none was applied. */
+static json_t *rate_json(size_t applied, size_t passed)
+{
+    return applied > 0 ? json_real((double)passed / (double)applied) : json_null();
+}
+
+/* "73%", or "-" when nothing was applied. */
+static void rate_text(long long applied, long long passed, char out[8])
+{
+    if (applied <= 0)
+        snprintf(out, 8, "-");
+    else
+        snprintf(out, 8, "%lld%%", passed * 100 / applied);
+}
+
 static json_t *funnel_json(const struct funnel *f)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "suggested",
-                     (json_int_t)f->stages[TL_REPORT_SUGGESTED], "applied",
-                     (json_int_t)f->stages[TL_REPORT_APPLIED], "recheck_passed",
-                     (json_int_t)f->stages[TL_REPORT_PASSED], "recheck_failed",
-                     (json_int_t)f->stages[TL_REPORT_FAILED], "deflected", (json_int_t)f->deflected,
-                     "came_back", (json_int_t)f->came_back, "watching", (json_int_t)f->watching);
+    json_t *counts =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "suggested",
+                  (json_int_t)f->stages[TL_REPORT_SUGGESTED], "applied",
+                  (json_int_t)f->stages[TL_REPORT_APPLIED], "recheck_passed",
+                  (json_int_t)f->stages[TL_REPORT_PASSED], "recheck_failed",
+                  (json_int_t)f->stages[TL_REPORT_FAILED], "deflected", (json_int_t)f->deflected,
+                  "came_back", (json_int_t)f->came_back, "watching", (json_int_t)f->watching);
+    if (counts != NULL && json_object_set_new(counts, "rate",
+                                              rate_json(f->stages[TL_REPORT_APPLIED],
+                                                        f->stages[TL_REPORT_PASSED])) != 0) {
+        json_decref(counts);
+        return NULL;
+    }
+    return counts;
 }
 
 static int by_article(const void *a, const void *b)
@@ -352,10 +375,11 @@ static json_t *runbooks_json(const tl_report_input_t *in)
         size_t counts[TL_REPORT_STAGES] = {0}, end = i;
         for (; end < n && strcmp(order[end]->runbook, order[i]->runbook) == 0; end++)
             counts[order[end]->stage]++;
-        json_t *row = json_pack("{s:s, s:I, s:I, s:I}", "runbook", order[i]->runbook, "applied",
-                                (json_int_t)counts[TL_REPORT_APPLIED], "recheck_passed",
+        json_t *row = json_pack("{s:s, s:I, s:I, s:I, s:o}", "runbook", order[i]->runbook,
+                                "applied", (json_int_t)counts[TL_REPORT_APPLIED], "recheck_passed",
                                 (json_int_t)counts[TL_REPORT_PASSED], "recheck_failed",
-                                (json_int_t)counts[TL_REPORT_FAILED]);
+                                (json_int_t)counts[TL_REPORT_FAILED], "rate",
+                                rate_json(counts[TL_REPORT_APPLIED], counts[TL_REPORT_PASSED]));
         if (row == NULL || json_array_append_new(list, row) != 0)
             goto fail;
         i = end;
@@ -569,18 +593,20 @@ static int write_selfhelp_text(const json_t *selfhelp, FILE *out)
     const json_t *articles = json_object_get(selfhelp, "articles");
     if (json_array_size(articles) == 0)
         return 0;
-    if (fprintf(out, "%-32s %9s %7s %6s %6s %9s %9s %8s\n", "ARTICLE", "SUGGESTED", "APPLIED",
-                "PASSED", "FAILED", "DEFLECTED", "CAME-BACK", "WATCHING") < 0)
+    if (fprintf(out, "%-32s %9s %7s %6s %5s %6s %9s %9s %8s\n", "ARTICLE", "SUGGESTED", "APPLIED",
+                "PASSED", "RATE", "FAILED", "DEFLECTED", "CAME-BACK", "WATCHING") < 0)
         return TL_EIO;
     size_t i;
     const json_t *row;
+    char rate[8];
     json_array_foreach(articles, i, row) {
         char article[200];
         tl_text_clip(article, sizeof article, json_string_value(json_object_get(row, "article")),
                      32, TL_TEXT_LINE);
-        if (fprintf(out, "%-32s %9lld %7lld %6lld %6lld %9lld %9lld %8lld\n", article,
+        rate_text(member_int(row, "applied"), member_int(row, "recheck_passed"), rate);
+        if (fprintf(out, "%-32s %9lld %7lld %6lld %5s %6lld %9lld %9lld %8lld\n", article,
                     member_int(row, "suggested"), member_int(row, "applied"),
-                    member_int(row, "recheck_passed"), member_int(row, "recheck_failed"),
+                    member_int(row, "recheck_passed"), rate, member_int(row, "recheck_failed"),
                     member_int(row, "deflected"), member_int(row, "came_back"),
                     member_int(row, "watching")) < 0)
             return TL_EIO;
@@ -588,12 +614,14 @@ static int write_selfhelp_text(const json_t *selfhelp, FILE *out)
     const json_t *runbooks = json_object_get(selfhelp, "runbooks");
     if (json_array_size(runbooks) == 0)
         return 0;
-    if (fprintf(out, "%-32s %7s %6s %6s\n", "RUNBOOK", "APPLIED", "PASSED", "FAILED") < 0)
+    if (fprintf(out, "%-32s %7s %6s %5s %6s\n", "RUNBOOK", "APPLIED", "PASSED", "RATE", "FAILED") <
+        0)
         return TL_EIO;
     json_array_foreach(runbooks, i, row) {
-        if (fprintf(out, "%-32s %7lld %6lld %6lld\n",
+        rate_text(member_int(row, "applied"), member_int(row, "recheck_passed"), rate);
+        if (fprintf(out, "%-32s %7lld %6lld %5s %6lld\n",
                     json_string_value(json_object_get(row, "runbook")), member_int(row, "applied"),
-                    member_int(row, "recheck_passed"), member_int(row, "recheck_failed")) < 0)
+                    member_int(row, "recheck_passed"), rate, member_int(row, "recheck_failed")) < 0)
             return TL_EIO;
     }
     return 0;

@@ -51,6 +51,12 @@ static int read_item(tl_evidence_store_t *evidence, const char *hash, char **dat
     return 0;
 }
 
+int tl_triage_read_diagnostics(tl_evidence_store_t *evidence, const char *hash, char **data,
+                               size_t *length, char *problem, size_t problem_size)
+{
+    return read_item(evidence, hash, data, length, problem, problem_size);
+}
+
 int tl_triage_propose(tl_evidence_store_t *evidence, const char *title, const char *description,
                       const char *diagnostics_hash, tl_triage_proposal_t *out)
 {

@@ -42,6 +42,13 @@ int tl_triage_propose(tl_evidence_store_t *evidence, const char *title, const ch
                       const char *diagnostics_hash, tl_triage_proposal_t *out);
 
 /*
+ * The whole diagnostics item hash (at most TL_CLASSIFY_DIAGNOSTICS_MAX bytes), malloc'd in
+ * *data; problem says why not (missing, damaged, too large). The evidence store's codes.
+ */
+int tl_triage_read_diagnostics(tl_evidence_store_t *evidence, const char *hash, char **data,
+                               size_t *length, char *problem, size_t problem_size);
+
+/*
  * For a ticket just created with the proposal's severity and category: sets its fingerprint
  * and records the proposal on its timeline, as actor. The store's or the timeline's errors.
  */

@@ -29,7 +29,7 @@
 typedef struct tl_store tl_store_t;
 
 /* The schema version this program writes; older files are migrated on open. */
-#define TL_STORE_SCHEMA_VERSION 7
+#define TL_STORE_SCHEMA_VERSION 8
 
 /* Field limits, enforced by the store (TL_EINVAL past them). */
 #define TL_STORE_MAX_TITLE 200
@@ -617,18 +617,19 @@ void tl_deflection_rows_free(tl_deflection_rows_t *list);
 typedef struct tl_kb_article_row {
     const char *id; /* 1..48 of a-z 0-9 -, not starting with - */
     const char *title;
-    const char *category;     /* proto/vocab.h */
-    const char *runbook;      /* NULL: it suggests none */
-    const char *source;       /* the file as added; NULL in listings (tl_store_kb_articles_read) */
-    const char *sha256;       /* of source, hex */
-    const char *state;        /* TL_KB_DRAFT or TL_KB_PUBLISHED */
-    int64_t revision;         /* 1, and one more each time it is replaced */
-    const char *added_by;     /* "admin", "tech:carol" */
-    int64_t added;            /* when the id was first added (ms) */
-    int64_t updated;          /* when its text last changed */
-    int64_t ticket_id;        /* the resolved ticket it was drafted from; 0: none */
-    const char *published_by; /* NULL until published */
-    int64_t published;        /* ms; 0 until published */
+    const char *category;      /* proto/vocab.h */
+    const char *runbook;       /* NULL: it suggests none */
+    const char *source;        /* the file as added; NULL in listings (tl_store_kb_articles_read) */
+    const char *sha256;        /* of source, hex */
+    const char *state;         /* TL_KB_DRAFT or TL_KB_PUBLISHED */
+    int64_t revision;          /* 1, and one more each time it is replaced */
+    const char *added_by;      /* "admin", "tech:carol" */
+    int64_t added;             /* when the id was first added (ms) */
+    int64_t updated;           /* when its text last changed */
+    int64_t ticket_id;         /* the resolved ticket it was drafted from; 0: none */
+    const char *published_by;  /* NULL until published */
+    int64_t published;         /* ms; 0 until published */
+    const char *needs_editing; /* a draft that cannot be published as it is: why; NULL */
     /* What self-help did with it on users' machines (filled by the agents' reports). */
     int64_t suggested;
     int64_t applied;
@@ -656,6 +657,74 @@ int tl_store_kb_articles_read(tl_store_t *store, const char *category, const cha
                               tl_kb_article_rows_t *out);
 /* Removes an article (its outcomes stay, for the report); TL_ENOTFOUND. */
 int tl_store_kb_article_remove(tl_store_t *store, const char *id);
+/*
+ * Publishes a draft, as by ("admin") at now_ms. edited (NULL: the draft as it is) replaces its
+ * title, category, runbook, source and sha256, and raises its revision; needs_editing is
+ * cleared. TL_ENOTFOUND for no such article, TL_ESTATE for one published already, TL_EINVAL.
+ */
+int tl_store_kb_article_publish(tl_store_t *store, const char *id,
+                                const tl_kb_article_row_t *edited, const char *by, int64_t now_ms);
+
+/* What self-help did with a runbook, over every article that suggested it: its outcomes. */
+typedef struct tl_kb_runbook_rate {
+    const char *runbook;
+    int64_t applied;
+    int64_t recheck_passed;
+} tl_kb_runbook_rate_t;
+
+typedef struct tl_kb_runbook_rates {
+    tl_kb_runbook_rate_t *rows;
+    size_t count;
+} tl_kb_runbook_rates_t;
+
+/* Every runbook self-help applied, by name, with its applied and recheck-passed outcomes. */
+int tl_store_kb_runbook_rates(tl_store_t *store, tl_kb_runbook_rates_t *out);
+void tl_kb_runbook_rates_free(tl_kb_runbook_rates_t *list);
+
+/* ---- runbook proposals (relay/store/store_sqlite_kb.c; docs/kb.md "Runbook proposals") ---- */
+
+#define TL_RUNBOOK_PROPOSED "proposed"
+#define TL_RUNBOOK_ACCEPTED "accepted"
+#define TL_RUNBOOK_REJECTED "rejected"
+/* A proposal's script and its metadata are at most this many bytes each. */
+#define TL_STORE_MAX_PROPOSAL (1024 * 1024)
+
+typedef struct tl_runbook_proposal_row {
+    int64_t id;
+    const char *name;     /* the runbook's name */
+    const char *metadata; /* NAME.json as proposed; NULL in listings */
+    const char *script;   /* the executable as proposed; NULL in listings */
+    const char *sha256;   /* of the script */
+    const char *state;    /* TL_RUNBOOK_PROPOSED, _ACCEPTED or _REJECTED */
+    const char *proposed_by;
+    int64_t proposed;
+    int64_t ticket_id;      /* 0: none */
+    const char *decided_by; /* NULL until accepted or rejected */
+    int64_t decided;
+    const char *reason; /* a rejection's; NULL */
+} tl_runbook_proposal_row_t;
+
+typedef struct tl_runbook_proposal_rows {
+    tl_runbook_proposal_row_t *rows;
+    size_t count;
+} tl_runbook_proposal_rows_t;
+
+/* Stores a proposal (state, id and decision are not read); *id its number. TL_EINVAL,
+ * TL_ENOTFOUND (no such ticket). */
+int tl_store_runbook_proposal_add(tl_store_t *store, const tl_runbook_proposal_row_t *row,
+                                  int64_t now_ms, int64_t *id);
+/* One proposal, with its metadata and script; TL_ENOTFOUND. */
+int tl_store_runbook_proposal_read(tl_store_t *store, int64_t id, tl_runbook_proposal_row_t *out);
+/* Proposals in state (NULL: any), by number, without metadata and script. */
+int tl_store_runbook_proposals_read(tl_store_t *store, const char *state,
+                                    tl_runbook_proposal_rows_t *out);
+/* 1 if a proposal of that name is accepted or still proposed (other than except_id), 0 if not. */
+int tl_store_runbook_proposal_name_taken(tl_store_t *store, const char *name, int64_t except_id);
+/* Accepts or rejects a proposed one; TL_ENOTFOUND, TL_ESTATE (decided already). */
+int tl_store_runbook_proposal_decide(tl_store_t *store, int64_t id, const char *state,
+                                     const char *by, const char *reason, int64_t now_ms);
+void tl_runbook_proposal_row_clear(tl_runbook_proposal_row_t *row);
+void tl_runbook_proposal_rows_free(tl_runbook_proposal_rows_t *list);
 
 /* The stages of self-help a device reports for an article (docs/kb.md), in funnel order. */
 typedef enum tl_kb_stage {

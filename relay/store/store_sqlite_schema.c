@@ -212,6 +212,24 @@ const char *const tl__sqlite_migrations[] = {
     "  ticket_id INTEGER REFERENCES tickets(id));"
     "CREATE INDEX kb_outcomes_by_article ON kb_outcomes(article_id, stage);"
     "CREATE INDEX kb_outcomes_by_device ON kb_outcomes(device_id, fingerprint, time);",
+    /* 7 -> 8: fixes that flow down (docs/kb.md "Drafts from resolved tickets", "Runbook
+     * proposals"): why a draft needs editing before it can be published (null: it parses), and
+     * runbooks proposed by tier 3, kept until an admin accepts or rejects them. Additive. */
+    "ALTER TABLE kb_articles ADD COLUMN needs_editing TEXT;"
+    "CREATE TABLE runbook_proposals ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL,"
+    "  metadata TEXT NOT NULL,"
+    "  script TEXT NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  proposed_by TEXT NOT NULL,"
+    "  proposed INTEGER NOT NULL,"
+    "  ticket_id INTEGER REFERENCES tickets(id),"
+    "  decided_by TEXT,"
+    "  decided INTEGER,"
+    "  reason TEXT);"
+    "CREATE INDEX runbook_proposals_by_state ON runbook_proposals(state, id);",
 };
 
 const int tl__sqlite_migration_count =

@@ -28,7 +28,7 @@ ROLES = technicians.ROLES  # alice tier1, bob tier2, carol tier3, vera tier4, au
 
 LIST_KEYS = {"id", "title", "category", "state", "runbook", "revision", "sha256", "added",
              "added_by", "updated", "ticket", "published", "published_by", "suggested", "applied",
-             "recheck_passed"}
+             "recheck_passed", "rate", "needs_editing"}
 SHOW_KEYS = LIST_KEYS | {"when", "recheck", "params", "words", "body"}
 
 
@@ -144,8 +144,10 @@ def case_shipped_articles_added_and_read_over_ssh():
                                       "var-log-full"], "disk: %r" % [a["id"] for a in disk])
     _, text, _ = kb.ssh("carol", "kb")
     lines = text.decode().splitlines()
+    # The articles, then each runbook's success rate (none applied yet).
     check(lines[0].split() == ["ID", "CATEGORY", "STATE", "RUNBOOK", "APPLIED", "PASSED",
-                               "TITLE"] and len(lines) == 16, "kb: %r" % lines[:3])
+                               "RATE", "TITLE"] and len(lines) == 19 and
+          lines[17].split() == ["RUNBOOK", "APPLIED", "PASSED", "RATE"], "kb: %r" % lines)
     check(lines[15].split()[:6] == ["var-log-full", "disk", "published", "compress-logs", "0",
                                     "0"] and lines[15].endswith("  Logs are filling /var"),
           "kb row: %r" % lines[15])
@@ -167,7 +169,7 @@ def case_shipped_articles_added_and_read_over_ssh():
     check(text.startswith(expected_head), "kb show: %r" % text[:200])
     for line in ("  runbook:   compress-logs DIR=/var/log MIN_SIZE_MB=50\n",
                  "  words:     full, space, disk, var, log, logs\n",
-                 "  outcomes:  suggested 0, applied 0, re-check passed 0\n",
+                 "  outcomes:  suggested 0, applied 0, re-check passed 0 (rate -)\n",
                  "  sha256:    %s\n\n# Logs are filling /var\n" % shown["sha256"]):
         check(line in text, "kb show lacks %r: %r" % (line, text))
 

@@ -263,7 +263,7 @@ def case_the_report_counts_each_stage_and_deflects_only_what_held():
           (2, 2, 1, 1), "a failed fix: %r" % now)
     runbooks = desk.ssh_json("alice", "report")["self_help"]["runbooks"]
     check(runbooks == [{"runbook": "remove-filler", "applied": 2, "recheck_passed": 1,
-                        "recheck_failed": 1}], "runbook rates: %r" % runbooks)
+                        "recheck_failed": 1, "rate": 0.5}], "runbook rates: %r" % runbooks)
     _, text, _ = desk.ssh("alice", "report")
     check("Self-help: 2 suggested, 2 applied, 1 re-checks passed (1 failed)" in text and
           "var-full-test" in text, "text: %r" % text)
