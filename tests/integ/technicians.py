@@ -297,9 +297,13 @@ def case_a_resolved_ticket_takes_nothing_until_reopened():
     status, _, err = desk.ssh("bob", "ticket", "resolve", desk.ticket, "x", check_status=None)
     check(status == 1 and "is closed and cannot become resolved" in err,
           "resolve a closed ticket: %r" % err)
+    # The close is covered by a signed checkpoint, which the ticket records once it is made
+    # (docs/audit-format.md §20).
+    wait_for("the close's checkpoint on the ticket", lambda: "checkpoint" in [
+        e["kind"] for e in desk.ssh_json("bob", "ticket", "show", desk.ticket)["events"]])
     shown = desk.ssh_json("bob", "ticket", "show", desk.ticket)
     kinds = [e["kind"] for e in shown["events"]]
-    check(kinds[-4:] == ["ticket.reopened", "note", "ticket.taken", "ticket.closed"],
+    check(kinds[-5:] == ["ticket.reopened", "note", "ticket.taken", "ticket.closed", "checkpoint"],
           "timeline: %r" % kinds)
     reopened = [e for e in shown["events"] if e["kind"] == "ticket.reopened"][0]
     check(reopened["details"] == {"previous": "resolved", "reason": "jams again"},
