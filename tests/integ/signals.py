@@ -13,6 +13,7 @@ its own process:
 Every wait is bounded; nothing here measures speed.
 """
 import fcntl
+import gzip
 import json
 import os
 import re
@@ -192,9 +193,10 @@ def case_stty_size_follows_a_resize():
 class SignalClient:
     """ssh_signal_client running one relay command; signal names go in on its stdin."""
 
-    def __init__(self, desk, user, command):
+    def __init__(self, desk, user, command, pty=False):
         self.proc = subprocess.Popen(
-            [BIN + "/ssh_signal_client", str(desk.relay.ssh_port), user, desk.keys[user],
+            [BIN + "/ssh_signal_client"] + (["--pty"] if pty else []) +
+            [str(desk.relay.ssh_port), user, desk.keys[user],
              desk.relay.fingerprint, command],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         os.set_blocking(self.proc.stdout.fileno(), False)
@@ -248,6 +250,63 @@ def case_signal_request_stops_a_command_without_a_terminal():
     log = desk.relay.log_text()
     check('signal="BOGUS" reason=unknown-signal' in log and 'signal="SIGTERM"' in log,
           "the relay's log does not name the dropped signals")
+
+
+@case
+def case_signal_request_in_a_shell_is_a_marker_in_its_recording():
+    desk = Desk()
+    client = SignalClient(desk, "bob", "join %s" % desk.ticket, pty=True)
+    try:
+        approve_first(desk)
+        client.expect(rb"[$#] ")  # the shell's prompt: the session is open
+        shells = children_running(desk.agent.proc.pid, ["-sh"])
+        check(shells, "no shell under the agent")
+        client.signal(b"KILL")
+        status, err = client.finish()
+    finally:
+        if client.proc.poll() is None:
+            client.proc.kill()
+    check(status == 0 and "exit-status %d" % (128 + signal.SIGKILL) in err,
+          "client: status %d, stderr %r" % (status, err))
+    check(not any(alive(pid) for pid in shells), "the shell still runs")
+    recordings = wait_for("the recording on the ticket", lambda: desk.evidence_of_kind("recording"))
+    cast = gzip.decompress(desk.relay.evidence_bytes(recordings[0]["hash"])).decode()
+    markers = [e[2] for e in (json.loads(line) for line in cast.splitlines()[1:]) if e[1] == "m"]
+    check("signal KILL" in markers, "no signal marker in the recording: %r" % markers)
+
+
+@case
+def case_console_run_from_a_terminal_gets_one_on_the_machine():
+    desk = Desk()
+    os.environ.update(TIERLINE_RELAY="127.0.0.1:%d" % desk.relay.ssh_port, TIERLINE_USER="bob",
+                      TIERLINE_IDENTITY=desk.keys["bob"], TIERLINE_HOST_KEY=desk.relay.fingerprint)
+    term = Terminal([BIN + "/tierline", "run", desk.ticket, "--", "sleep", "100"])
+    try:
+        approve_first(desk)
+        pids = wait_for("sleep 100 running under the agent",
+                        lambda: children_running(desk.agent.proc.pid, ["sleep", "100"]))
+        term.type("\x03")  # raw mode here: the byte goes to the machine's terminal
+        status = term.wait(timeout=60)
+    finally:
+        term.kill()
+    check(not any(alive(pid) for pid in pids), "sleep 100 still runs on the machine")
+    check(status == 128 + signal.SIGINT, "console exit status %s; terminal %r" % (
+        status, term.seen[-500:]))
+    # The machine's terminal took the Ctrl-C: not the console's own SIGINT hanging up.
+    record = transcripts(desk, 1)[0]
+    check(record.get("terminal") is True and record.get("exit_signal") == "INT",
+          "transcript: terminal=%r exit_signal=%r ended_by=%r" % (
+              record.get("terminal"), record.get("exit_signal"), record.get("ended_by")))
+    term = Terminal([BIN + "/tierline", "run", desk.ticket, "--", "tty"])
+    try:
+        status = term.wait(timeout=60)
+    finally:
+        term.kill()
+    check(status == 0 and re.search(rb"/dev/pts/\d+\r\n", term.seen),
+          "console run tty in a terminal: %s %r" % (status, term.seen[-300:]))
+    # Not a terminal: as before, pipes.
+    status, out, _ = desk.console("bob", "run", desk.ticket, "--", "tty")
+    check(status == 1 and out == "not a tty\n", "console run tty: %d %r" % (status, out))
 
 
 # ---- the agent's own checks, against a relay that sends anything ---------------------------

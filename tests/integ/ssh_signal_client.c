@@ -2,11 +2,12 @@
  * A test client that sends SSH "signal" requests (RFC 4254 §6.9), which the
  * stock OpenSSH client cannot: tests/integ/signals.py drives it.
  *
- *   ssh_signal_client PORT USER KEY FINGERPRINT COMMAND
+ *   ssh_signal_client [--pty] PORT USER KEY FINGERPRINT COMMAND
  *
  * Connects to 127.0.0.1:PORT, checks the relay's host key against
  * FINGERPRINT ("SHA256:..."), logs in as USER with the private key file KEY,
- * runs COMMAND without a terminal and copies its stdout and stderr to ours.
+ * runs COMMAND without a terminal (with --pty: on an 80x24 "vt100" one, and
+ * stdin left open) and copies its stdout and stderr to ours.
  * Each line on our stdin is a signal name, sent as a "signal" request as it
  * is (so unknown names reach the relay too). When the channel closes it
  * prints "exit-status N" or "exit-signal NAME" on stderr and exits 0; 1 on
@@ -80,8 +81,11 @@ static int send_signals(ssh_channel channel, char *line, size_t *used, size_t si
 
 int main(int argc, char **argv)
 {
+    int with_pty = argc > 1 && strcmp(argv[1], "--pty") == 0;
+    argv += with_pty;
+    argc -= with_pty;
     if (argc != 6) {
-        fprintf(stderr, "usage: %s PORT USER KEY FINGERPRINT COMMAND\n", argv[0]);
+        fprintf(stderr, "usage: ssh_signal_client [--pty] PORT USER KEY FINGERPRINT COMMAND\n");
         return 2;
     }
     int status = 1;
@@ -122,11 +126,13 @@ int main(int argc, char **argv)
     ssh_callbacks_init(&callbacks);
     if (channel == NULL || ssh_set_channel_callbacks(channel, &callbacks) != SSH_OK ||
         ssh_channel_open_session(channel) != SSH_OK ||
+        (with_pty && ssh_channel_request_pty_size(channel, "vt100", 80, 24) != SSH_OK) ||
         ssh_channel_request_exec(channel, argv[5]) != SSH_OK) {
         fprintf(stderr, "exec: %s\n", ssh_get_error(session));
         goto out;
     }
-    ssh_channel_send_eof(channel); /* no input: only signals */
+    if (!with_pty)
+        ssh_channel_send_eof(channel); /* no input: only signals */
     char line[256];
     size_t used = 0;
     time_t deadline = time(NULL) + DEADLINE_S;
