@@ -202,7 +202,7 @@ class SignalClient:
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.out = b""
 
-    def expect(self, pattern, timeout=30.0):
+    def expect(self, pattern, timeout=90.0):
         def found():
             chunk = self.proc.stdout.read()
             if chunk:
