@@ -258,9 +258,12 @@ def case_signal_request_in_a_shell_is_a_marker_in_its_recording():
     client = SignalClient(desk, "bob", "join %s" % desk.ticket, pty=True)
     try:
         approve_first(desk)
-        client.expect(rb"[$#] ")  # the shell's prompt: the session is open
-        shells = children_running(desk.agent.proc.pid, ["-sh"])
-        check(shells, "no shell under the agent")
+        # The relay has the agent's confirmation: the session is open.
+        wait_for("the shell session to start on the relay",
+                 lambda: re.search(r"session started tech=bob .* type=shell",
+                                   desk.relay.log_text()), timeout=90)
+        shells = wait_for("the shell under the agent",
+                          lambda: children_running(desk.agent.proc.pid, ["-sh"]))
         client.signal(b"KILL")
         status, err = client.finish()
     finally:
