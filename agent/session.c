@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 /* Before SIGKILL follows SIGHUP (or a runbook's SIGTERM). */
@@ -453,7 +454,7 @@ static void on_sigchld(uv_signal_t *handle, int signum)
         uv_timer_stop(&s->deadline_timer);
         if (tl__pump_input_stream(s) == (uv_stream_t *)&s->input)
             tl__input_close(s);
-        if (s->kind == KIND_SHELL && s->out[0].done)
+        if (s->terminal && s->out[0].done)
             tl__output_close(&s->out[0]); /* the terminal's end, kept open until now */
         tl__session_maybe_finish(s);
         maybe_release(s);
@@ -671,7 +672,7 @@ int tl_sessions_open(tl_sessions_t *owner, tl_mux_t *mux, uint32_t channel, cons
         goto out;
     }
     rc = start_kind(s, params, grant, message, message_size);
-    s->ack_input = kind == KIND_SHELL && (tl_mux_features(mux) & TL_FEATURE_INPUT_ACK) != 0;
+    s->ack_input = s->terminal && (tl_mux_features(mux) & TL_FEATURE_INPUT_ACK) != 0;
     if (rc == 0) {
         rc = tl_mux_confirm(mux, channel);
         if (rc != 0) {
@@ -714,8 +715,8 @@ void tl_sessions_data(tl_sessions_t *owner, uint32_t channel, uint8_t stream, co
 void tl_sessions_eof(tl_sessions_t *owner, uint32_t channel)
 {
     struct session *s = find_session(owner, channel);
-    if (s == NULL || s->kind != KIND_EXEC)
-        return; /* a terminal has no end of input; the shell ends with exit */
+    if (s == NULL || s->kind != KIND_EXEC || s->terminal)
+        return; /* a terminal has no end of input; what runs on it ends by itself */
     s->input_eof = true;
     if (s->input_writes == 0)
         tl__input_close(s);
@@ -744,8 +745,8 @@ void tl_sessions_closed(tl_sessions_t *owner, uint32_t channel)
 void tl_sessions_resize(tl_sessions_t *owner, uint32_t channel, unsigned cols, unsigned rows)
 {
     struct session *s = find_session(owner, channel);
-    if (s == NULL || s->kind != KIND_SHELL || !s->out[0].open || cols < 1 || cols > 1000 ||
-        rows < 1 || rows > 1000)
+    if (s == NULL || !s->terminal || !s->out[0].open || cols < 1 || cols > 1000 || rows < 1 ||
+        rows > 1000)
         return;
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&s->out[0].pipe, &fd) != 0)
@@ -753,6 +754,30 @@ void tl_sessions_resize(tl_sessions_t *owner, uint32_t channel, unsigned cols, u
     struct winsize size = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
     if (ioctl(fd, TIOCSWINSZ, &size) != 0)
         tl_log_warn("terminal resize failed channel=%u reason=\"%s\"", channel, strerror(errno));
+}
+
+int tl_sessions_signal(tl_sessions_t *owner, uint32_t channel, int sig)
+{
+    const char *name = tl_session_signal_name(sig);
+    if (name == NULL)
+        return TL_EINVAL;
+    struct session *s = find_session(owner, channel);
+    if (s == NULL || s->close_sent || !s->running ||
+        (s->kind != KIND_EXEC && s->kind != KIND_SHELL && s->kind != KIND_RUNBOOK))
+        return TL_ENOTFOUND;
+    tl_log_info("session signal channel=%u type=%s signal=%s pid=%d", channel, kind_name(s->kind),
+                name, (int)s->pid);
+    activity(s, "%s sent signal %s to: %s", s->technician, name, s->what);
+    /* On a terminal, as its Ctrl-C would: the foreground job (a shell's command), which
+     * tcgetpgrp on the master reports; it is always one of this session's groups. */
+    uv_os_fd_t fd;
+    pid_t group = -1;
+    if (s->terminal && s->out[0].open && uv_fileno((uv_handle_t *)&s->out[0].pipe, &fd) == 0)
+        group = tcgetpgrp(fd);
+    if (group > 1 && kill(-group, sig) == 0)
+        return 0;
+    signal_process(s, sig);
+    return 0;
 }
 
 size_t tl_sessions_end_grant(tl_sessions_t *owner, const char *grant)

@@ -97,8 +97,15 @@ void tl_sessions_eof(tl_sessions_t *sessions, uint32_t channel);
 void tl_sessions_writable(tl_sessions_t *sessions, uint32_t channel);
 /* The channel is gone (both CLOSEs); the process, if still running, gets SIGHUP then SIGKILL. */
 void tl_sessions_closed(tl_sessions_t *sessions, uint32_t channel);
-/* session.resize for a shell channel; others ignored. */
+/* session.resize for a channel with a terminal (a shell, an exec with "pty"); others ignored. */
 void tl_sessions_resize(tl_sessions_t *sessions, uint32_t channel, unsigned cols, unsigned rows);
+/*
+ * session.signal: sig (one of tl_session_signal_number()'s) to the process
+ * group of the session on channel, if it is one with a process still
+ * running (exec, shell, runbook). Returns 0 when it was sent, TL_ENOTFOUND
+ * for no such session or no process, TL_EINVAL for another signal.
+ */
+int tl_sessions_signal(tl_sessions_t *sessions, uint32_t channel, int sig);
 
 /*
  * The grant ended: every session under it is stopped (SIGHUP, SIGKILL after

@@ -89,7 +89,9 @@ struct session {
     bool input_eof; /* the relay sent EOF: close stdin once the writes are done */
     size_t input_writes;
     struct input_write *writes_head, *writes_tail;
-    bool ack_input; /* a shell whose relay takes CHANNEL_INPUT_ACK */
+    bool terminal;  /* runs on a pseudo-terminal (a shell, an exec with "pty"): out[0] is its master
+                     */
+    bool ack_input; /* a terminal whose relay takes CHANNEL_INPUT_ACK */
 
     char notice[MAX_NOTICE]; /* said on stderr before the close (a runbook's timeout) */
     size_t notice_len;
@@ -141,7 +143,8 @@ void tl__input_close(struct session *s);
 int tl__session_load_user(tl_sessions_t *owner, const char *shell_override);
 /* A shell on a new pseudo-terminal; TL_EINVAL, TL_ENOMEM or TL_EIO with message. */
 int tl__start_shell(struct session *s, json_t *params, char *message, size_t message_size);
-/* exec, diag or runbook on pipes; errors as tl_sessions_open() names them, with message. */
+/* exec (on a pseudo-terminal when its params hold "pty"), diag or runbook on pipes; errors as
+ * tl_sessions_open() names them, with message. */
 int tl__start_piped(struct session *s, json_t *params, const tl_session_grant_t *grant,
                     char *message, size_t message_size);
 

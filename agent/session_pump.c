@@ -9,11 +9,11 @@
  * memory per channel stays bounded. A shell's output is offered to the
  * ticket's observers as it is read (session_observe.c).
  *
- * Input. Channel data is written to the process (exec: its stdin; shell: the
- * terminal's master) and reported consumed only once written.
+ * Input. Channel data is written to the process (exec: its stdin; a shell
+ * or an exec with a terminal: the terminal's master) and reported consumed only once written.
  *
  * Hidden input (docs/protocol.md §4.7). When the relay takes
- * CHANNEL_INPUT_ACK, a shell tells it, for every byte of input, in order,
+ * CHANNEL_INPUT_ACK, a session with a terminal tells it, for every byte of input, in order,
  * whether the terminal took it in no-echo line mode (ECHO off, ICANON on: how
  * getpass, PAM, sudo, ssh and `read -s` read a secret) so that the relay
  * records a count instead of the bytes. The mode is read from the master
@@ -125,7 +125,7 @@ static void on_output_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
         if (nread != UV_EOF && nread != UV_EIO)
             tl_log_warn("session output failed channel=%u reason=%s", s->channel,
                         tl_strerror((int)nread));
-        if (s->kind == KIND_SHELL && s->running) {
+        if (s->terminal && s->running) {
             /* Closing the master hangs the terminal up: a process that closed its
              * descriptors and is still on its way out would die of SIGHUP and its
              * real exit status be lost. Stop reading; close once it is reaped. */
@@ -172,7 +172,7 @@ uv_stream_t *tl__pump_input_stream(struct session *s)
 {
     if (s->kind == KIND_EXEC && s->input_open)
         return (uv_stream_t *)&s->input;
-    if (s->kind == KIND_SHELL && s->out[0].open)
+    if (s->terminal && s->out[0].open)
         return (uv_stream_t *)&s->out[0].pipe;
     return NULL;
 }

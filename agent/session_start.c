@@ -3,7 +3,8 @@
  * "Runbooks"): its parameters checked, then the command, its environment
  * and its pipes or pseudo-terminal made ready for session_spawn.c.
  *
- *   exec     argv as given, found on a fixed PATH; stdin, stdout, stderr on pipes
+ *   exec     argv as given, found on a fixed PATH; stdin, stdout, stderr on pipes,
+ *            or, with "pty" (ssh -t), all three on a new pseudo-terminal
  *   shell    the user's login shell on a new pseudo-terminal
  *   diag     this program's `diag --json`, stopped after DIAG_TIMEOUT_MS
  *   runbook  a runbook of the catalogue, checked against the grant's role,
@@ -331,34 +332,30 @@ static int open_terminal(unsigned cols, unsigned rows, int *master, int *slave, 
     return 0;
 }
 
-int tl__start_shell(struct session *s, json_t *params, char *message, size_t message_size)
+/*
+ * Starts sp on a new pseudo-terminal of that kind and size, as its
+ * controlling terminal, and attaches the master to s as out[0] (input goes
+ * there too). TL_EIO (or TL_ENOMEM) with message when it cannot start.
+ */
+static int start_on_terminal(struct session *s, struct spawn *sp, const char *term_name,
+                             unsigned cols, unsigned rows, char *message, size_t message_size)
 {
     tl_sessions_t *owner = s->owner;
-    struct spawn sp = {.stdio = {-1, -1, -1}};
     int master = -1, slave = -1;
-    const char *term_name;
-    unsigned cols, rows;
-    int rc = shell_params(params, &term_name, &cols, &rows, message, message_size);
-    if (rc != 0 || (rc = open_terminal(cols, rows, &master, &slave, message, message_size)) != 0)
+    int rc = open_terminal(cols, rows, &master, &slave, message, message_size);
+    if (rc != 0)
         goto out;
-
-    const char *base = strrchr(owner->shell, '/');
-    base = base != NULL ? base + 1 : owner->shell;
-    tl__strvec_add(&sp.candidates, "%s", owner->shell);
-    tl__strvec_add(&sp.argv, "-%s", base); /* a login shell, as login(1) starts it */
-    user_env(owner, &sp.env);
-    tl__strvec_add(&sp.env, "TERM=%s", term_name);
-    if (sp.candidates.failed || sp.argv.failed || sp.env.failed) {
+    tl__strvec_add(&sp->env, "TERM=%s", term_name);
+    if (sp->candidates.failed || sp->argv.failed || sp->env.failed) {
         rc = TL_ENOMEM;
         goto out;
     }
-    sp.cwd = owner->home;
-    sp.shown = owner->shell;
-    sp.stdio[0] = sp.stdio[1] = sp.stdio[2] = slave;
-    sp.terminal = true;
-    rc = tl__spawn_process(&sp, owner->close_range_works, &s->pid);
+    sp->stdio[0] = sp->stdio[1] = sp->stdio[2] = slave;
+    sp->terminal = true;
+    s->terminal = true;
+    rc = tl__spawn_process(sp, owner->close_range_works, &s->pid);
     if (rc != 0) {
-        tl_format(message, message_size, "the shell could not start: %s", tl_strerror(rc));
+        tl_format(message, message_size, "the process could not start: %s", tl_strerror(rc));
         goto out;
     }
     s->running = true;
@@ -367,15 +364,38 @@ int tl__start_shell(struct session *s, json_t *params, char *message, size_t mes
     master = -1;
     rc = attach_output(s, 0, fd);
     if (rc != 0) {
-        tl_format(message, message_size, "the shell could not start: %s", tl_strerror(rc));
+        tl_format(message, message_size, "the process could not start: %s", tl_strerror(rc));
         tl__session_stop_process(s, SIGKILL);
     }
 out:
     close_fd(&master);
     close_fd(&slave);
-    tl__spawn_clear(&sp);
-    if (rc != 0 && rc != TL_EINVAL && rc != TL_ENOMEM)
+    if (rc == TL_ENOMEM)
+        tl_format(message, message_size, "%s", tl_strerror(rc));
+    if (rc != 0 && rc != TL_ENOMEM)
         rc = TL_EIO; /* the reason is in the message */
+    return rc;
+}
+
+int tl__start_shell(struct session *s, json_t *params, char *message, size_t message_size)
+{
+    tl_sessions_t *owner = s->owner;
+    struct spawn sp = {.stdio = {-1, -1, -1}};
+    const char *term_name;
+    unsigned cols, rows;
+    int rc = shell_params(params, &term_name, &cols, &rows, message, message_size);
+    if (rc != 0)
+        goto out;
+    const char *base = strrchr(owner->shell, '/');
+    base = base != NULL ? base + 1 : owner->shell;
+    tl__strvec_add(&sp.candidates, "%s", owner->shell);
+    tl__strvec_add(&sp.argv, "-%s", base); /* a login shell, as login(1) starts it */
+    user_env(owner, &sp.env);
+    sp.cwd = owner->home;
+    sp.shown = owner->shell;
+    rc = start_on_terminal(s, &sp, term_name, cols, rows, message, message_size);
+out:
+    tl__spawn_clear(&sp);
     return rc;
 }
 
@@ -467,6 +487,21 @@ int tl__start_piped(struct session *s, json_t *params, const tl_session_grant_t 
     if (rc != 0)
         goto out;
     sp.shown = sp.argv.items[0];
+    json_t *pty = s->kind == KIND_EXEC ? json_object_get(params, "pty") : NULL;
+    if (pty != NULL) {
+        /* ssh -t: the command on a terminal of its own, as a shell is (§7.7 "pty"). */
+        const char *term_name;
+        unsigned cols, rows;
+        if (!json_is_object(pty)) {
+            tl_format(message, message_size, "\"pty\" must be an object {term, cols, rows}");
+            rc = TL_EINVAL;
+            goto out;
+        }
+        rc = shell_params(pty, &term_name, &cols, &rows, message, message_size);
+        if (rc == 0)
+            rc = start_on_terminal(s, &sp, term_name, cols, rows, message, message_size);
+        goto out;
+    }
     rc = start_with_pipes(s, &sp, with_stdin, message, message_size);
 out:
     tl_runbooks_run_release(&run);

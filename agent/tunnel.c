@@ -1094,6 +1094,21 @@ static void handle_notification(tl_tunnel_t *tunnel, const char *type, json_t *b
         tl_sessions_resize(tunnel->options.sessions, (uint32_t)id, (unsigned)cols, (unsigned)rows);
         return;
     }
+    if (known == TL_CONTROL_SESSION_SIGNAL) {
+        /* Only a live session channel of this connection, only a signal of the list. */
+        int sig = tl_session_signal_number(json_string_value(json_object_get(body, "signal")));
+        if (int_member(body, "channel", 0, UINT32_MAX, &id) != 0 || sig == 0 ||
+            !is_session(tunnel, (uint32_t)id)) {
+            tl_log_info("session.signal ignored reason=%s",
+                        sig == 0 ? "unknown-signal" : "not-a-session");
+            return;
+        }
+        int rc = tl_sessions_signal(tunnel->options.sessions, (uint32_t)id, sig);
+        if (rc != 0)
+            tl_log_info("session.signal ignored channel=%u reason=%s", (unsigned)id,
+                        tl_strerror(rc));
+        return;
+    }
     if (known == TL_CONTROL_TICKET_UPDATE && tunnel->events->on_ticket_update != NULL) {
         tunnel->events->on_ticket_update(tunnel, body);
         return;

@@ -228,6 +228,45 @@ static int cmd_relay_raw(struct console *console, int argc, char **argv)
     return cmd_relay(console, argc, argv);
 }
 
+/*
+ * run, with a terminal on stdin and stdout, asks for one on the machine as
+ * `ssh -t` does: the terminal goes raw here, so Ctrl-C and the window's size
+ * reach the command there (docs/technicians.md "Signals and terminals").
+ */
+static int cmd_run(struct console *console, int argc, char **argv)
+{
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+        return cmd_relay_raw(console, argc, argv);
+    console->escape = 0;
+    char *line = NULL;
+    int status = command_line(argc, argv, &line);
+    if (status == 0)
+        status = connect_relay(console);
+    if (status != 0) {
+        free(line);
+        return status;
+    }
+    int cols = 80, rows = 24;
+    tl_term_size(STDOUT_FILENO, &cols, &rows);
+    const char *term = getenv("TERM");
+    tl_exec_io_t io = base_io(console);
+    io.pty_term = term != NULL && term[0] != '\0' ? term : "xterm";
+    io.pty_cols = cols;
+    io.pty_rows = rows;
+    tl_exec_result_t result;
+    int rc = tl_term_raw_enter(STDIN_FILENO);
+    if (rc != 0) {
+        /* No raw mode: the command still runs, as it would without a terminal. */
+        rc = tl_client_exec(console->client, line, &io, &result);
+    } else {
+        console->raw = 1;
+        rc = tl_client_exec(console->client, line, &io, &result);
+        console->raw = 0;
+    }
+    free(line);
+    return exec_status(console, rc, &result); /* restores the terminal first */
+}
+
 static int cmd_evidence_get(struct console *console, int argc, char **argv)
 {
     static const char usage[] = "usage: " PROGRAM " evidence get T-N SHA256 [-o FILE]\n";
@@ -880,7 +919,7 @@ static const struct command own_commands[] = {
 static const struct runner {
     const char *name;
     int (*run)(struct console *console, int argc, char **argv);
-} runners[] = {{"join", cmd_join}, {"run", cmd_relay_raw}, {"fix", cmd_relay_raw}};
+} runners[] = {{"join", cmd_join}, {"run", cmd_run}, {"fix", cmd_relay_raw}};
 
 static const struct command *own_command(const char *name)
 {

@@ -1,5 +1,6 @@
 #include "proto/vocab.h"
 
+#include <signal.h>
 #include <string.h>
 
 static const struct {
@@ -14,6 +15,7 @@ static const struct {
     [TL_CONTROL_SESSION_REQUEST] = {"session.request", TL_ROUTE_RELAY_REQUEST},
     [TL_CONTROL_SESSION_CANCEL] = {"session.cancel", TL_ROUTE_RELAY_NOTICE},
     [TL_CONTROL_SESSION_RESIZE] = {"session.resize", TL_ROUTE_RELAY_NOTICE},
+    [TL_CONTROL_SESSION_SIGNAL] = {"session.signal", TL_ROUTE_RELAY_NOTICE},
     [TL_CONTROL_SESSION_ENDED] = {"session.ended", TL_ROUTE_AGENT_NOTICE},
     [TL_CONTROL_RUNBOOKS_LIST] = {"runbooks.list", TL_ROUTE_RELAY_REQUEST},
     [TL_CONTROL_TICKETS_LIST] = {"tickets.list", TL_ROUTE_AGENT_REQUEST},
@@ -154,4 +156,28 @@ int tl_category_index(const char *name)
         if (strcmp(name, category_names[i]) == 0)
             return i;
     return -1;
+}
+
+static const struct {
+    const char *name;
+    int number;
+} session_signals[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM},
+};
+
+int tl_session_signal_number(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < sizeof session_signals / sizeof session_signals[0]; i++)
+        if (strcmp(session_signals[i].name, name) == 0)
+            return session_signals[i].number;
+    return 0;
+}
+
+const char *tl_session_signal_name(int number)
+{
+    for (size_t i = 0; i < sizeof session_signals / sizeof session_signals[0]; i++)
+        if (session_signals[i].number == number)
+            return session_signals[i].name;
+    return NULL;
 }

@@ -36,6 +36,7 @@ enum tl_control_type {
     TL_CONTROL_SESSION_REQUEST,    /* "session.request" §7.6 */
     TL_CONTROL_SESSION_CANCEL,     /* "session.cancel" §7.6 */
     TL_CONTROL_SESSION_RESIZE,     /* "session.resize" §7.7 */
+    TL_CONTROL_SESSION_SIGNAL,     /* "session.signal" §7.7 */
     TL_CONTROL_SESSION_ENDED,      /* "session.ended" §7.8 */
     TL_CONTROL_RUNBOOKS_LIST,      /* "runbooks.list" §7.9 */
     TL_CONTROL_TICKETS_LIST,       /* "tickets.list" §7.11 */
@@ -121,6 +122,16 @@ enum tl_side tl_channel_type_opener(enum tl_channel_type type);
 unsigned tl_channel_type_scope(enum tl_channel_type type);
 /* The same scope's name ("exec", "fix", ...); NULL if none applies. */
 const char *tl_channel_type_grant_scope(enum tl_channel_type type);
+
+/*
+ * The signals a technician may send to a session's process group (SSH "signal" requests,
+ * RFC 4254 §6.9; session.signal, docs/protocol.md §7.7): HUP INT QUIT KILL USR1 USR2 TERM,
+ * named without "SIG" as SSH names them.
+ */
+/* The signal's number on this system; 0 for NULL or a name not in that list (case matters). */
+int tl_session_signal_number(const char *name);
+/* The name of one of those signals ("INT"); NULL for any other number. */
+const char *tl_session_signal_name(int number);
 
 /*
  * The help desk's ticket categories (docs/desk.md "Categories and severities"), which tickets,

@@ -92,7 +92,18 @@ typedef struct tl_exec_callbacks {
     void (*on_input_eof)(tl_exec_t *exec, void *data);
     /* The client's terminal changed size (window-change); only with a PTY. */
     void (*on_resize)(tl_exec_t *exec, unsigned cols, unsigned rows, void *data);
+    /*
+     * The client sent a "signal" request (RFC 4254 §6.9) naming one of
+     * tl_session_signal_number()'s signals ("INT", "TERM", ...); other names
+     * are logged and dropped by the front end. At most TL_EXEC_MAX_SIGNALS
+     * per command reach it; later ones are dropped too.
+     */
+    void (*on_signal)(tl_exec_t *exec, const char *name, void *data);
 } tl_exec_callbacks_t;
+
+/* Signal requests passed to one command at most, and waiting at once at most. */
+#define TL_EXEC_MAX_SIGNALS 64
+#define TL_EXEC_PENDING_SIGNALS 8
 
 /* The command can take input again: held bytes are offered to on_input (from the loop). */
 void tl_exec_resume_input(tl_exec_t *exec);

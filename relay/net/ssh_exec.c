@@ -11,6 +11,7 @@
 #include "proto/err.h"
 #include "proto/format.h"
 #include "proto/log.h"
+#include "proto/vocab.h"
 #include "relay/net/ssh_front_int.h"
 
 #include <stdarg.h>
@@ -330,7 +331,9 @@ static int on_pty_request(ssh_session session, ssh_channel channel, const char *
     if (exec->state != EXEC_IDLE || exec->pty.requested)
         return -1;
     exec->pty.requested = 1;
-    tl__ssh_printable(exec->pty.term, sizeof exec->pty.term, term);
+    /* A name cut short would name another terminal: one too long is no name (the default). */
+    if (term != NULL && strlen(term) < sizeof exec->pty.term)
+        tl__ssh_printable(exec->pty.term, sizeof exec->pty.term, term);
     exec->pty.cols = terminal_size(width);
     exec->pty.rows = terminal_size(height);
     return 0;
@@ -352,6 +355,35 @@ static int on_window_change(ssh_session session, ssh_channel channel, int width,
     exec->resize_pending = 1;
     tl__ssh_queue_service(exec->conn);
     return 0;
+}
+
+/* Dropped signal requests logged per channel; the rest are dropped silently. */
+#define SIGNALS_LOGGED 4
+
+/* Kept until the command runs (and hears of it from conn_service()); bounded, never a crash. */
+static void on_signal_request(ssh_session session, ssh_channel channel, const char *signal,
+                              void *userdata)
+{
+    tl_exec_t *exec = userdata;
+    const char *name = tl_session_signal_name(tl_session_signal_number(signal));
+    const char *reason = name == NULL                                          ? "unknown-signal"
+                         : exec->state >= EXEC_FINISHING || exec->channel_gone ? "command-ended"
+                         : exec->signals_taken >= TL_EXEC_MAX_SIGNALS          ? "too-many"
+                         : exec->signals_pending >= TL_EXEC_PENDING_SIGNALS    ? "too-many-pending"
+                                                                               : NULL;
+    if (reason != NULL) {
+        if (exec->signals_logged < SIGNALS_LOGGED) {
+            exec->signals_logged++;
+            char shown[17];
+            tl__ssh_printable(shown, sizeof shown, signal != NULL ? signal : "");
+            tl_log_info("ssh signal ignored user=%s addr=%s signal=\"%s\" reason=%s",
+                        exec->technician.name, exec->conn->address, shown, reason);
+        }
+        return;
+    }
+    exec->signals[exec->signals_pending++] = name;
+    exec->signals_taken++;
+    tl__ssh_queue_service(exec->conn);
 }
 
 static int on_shell_request(ssh_session session, ssh_channel channel, void *userdata)
@@ -438,6 +470,7 @@ ssh_channel tl__ssh_channel_open(ssh_session session, void *userdata)
     cb->channel_write_wontblock_function = on_channel_writable;
     cb->channel_pty_request_function = on_pty_request;
     cb->channel_pty_window_change_function = on_window_change;
+    cb->channel_signal_function = on_signal_request;
     cb->channel_shell_request_function = on_shell_request;
     cb->channel_exec_request_function = on_exec_request;
     cb->channel_env_request_function = on_env_request;
@@ -651,6 +684,20 @@ static void exec_resize(tl_exec_t *exec)
         exec->callbacks->on_resize(exec, exec->pty.cols, exec->pty.rows, exec->callbacks_data);
 }
 
+/* Signals in the order sent, once the command runs; a command without on_signal drops them. */
+static void exec_signals(tl_exec_t *exec)
+{
+    if (exec->signals_pending == 0 || exec->state != EXEC_RUNNING || exec->channel_gone)
+        return;
+    unsigned count = exec->signals_pending;
+    const char *names[TL_EXEC_PENDING_SIGNALS];
+    memcpy(names, exec->signals, count * sizeof names[0]);
+    exec->signals_pending = 0;
+    for (unsigned i = 0; i < count && exec->state == EXEC_RUNNING && !exec->aborted; i++)
+        if (exec->callbacks != NULL && exec->callbacks->on_signal != NULL)
+            exec->callbacks->on_signal(exec, names[i], exec->callbacks_data);
+}
+
 void tl__exec_service(tl_exec_t *exec, size_t *budget, int *more)
 {
     struct conn *conn = exec->conn;
@@ -694,6 +741,7 @@ void tl__exec_service(tl_exec_t *exec, size_t *budget, int *more)
         return;
     }
     exec_resize(exec);
+    exec_signals(exec);
     exec_input(exec); /* before the flush: an echo goes out in the same wake-up */
     if (exec->state == EXEC_RUNNING || exec->state == EXEC_FINISHING)
         exec_flush(exec, budget, more);

@@ -62,6 +62,11 @@ struct tl_exec {
     char *argv[TL_EXEC_MAX_WORDS + 1];
     char *words;       /* storage behind argv */
     tl_exec_pty_t pty; /* pty-req and window-change */
+    /* "signal" requests not yet passed to on_signal (names from tl_session_signal_name) */
+    const char *signals[TL_EXEC_PENDING_SIGNALS];
+    unsigned signals_pending;
+    unsigned signals_taken;  /* requests accepted over the command's life */
+    unsigned signals_logged; /* dropped requests logged; later ones are only counted */
     /*
      * The client's stdin. Bytes stay in libssh's channel buffer until the
      * command can take them, then all of them move into input and are

@@ -21,6 +21,28 @@
 
 /* ---- the channel ----------------------------------------------------------------------------- */
 
+/* The client's TERM if it is a terminal name ([A-Za-z0-9._+-], 1..63 bytes), else the default. */
+static const char *terminal_name(const tl_exec_pty_t *pty)
+{
+    size_t len = strnlen(pty->term, sizeof pty->term);
+    int fine = len > 0 && len < sizeof pty->term;
+    for (size_t i = 0; fine && i < len; i++) {
+        char c = pty->term[i];
+        fine = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '+' || c == '-';
+    }
+    return fine ? pty->term : "xterm-256color";
+}
+
+/* {"term", "cols", "rows"} of the technician's terminal, sizes outside 1..1000 defaulted. */
+static json_t *terminal_params(const tl_exec_pty_t *pty)
+{
+    unsigned cols = pty->cols >= 1 && pty->cols <= 1000 ? pty->cols : 80;
+    unsigned rows = pty->rows >= 1 && pty->rows <= 1000 ? pty->rows : 24;
+    return json_pack("{s:s, s:i, s:i}", "term", terminal_name(pty), "cols", (int)cols, "rows",
+                     (int)rows);
+}
+
 void tl__session_open_channel(struct session *s)
 {
     tl_mux_t *mux = tl_agent_mux(s->agent);
@@ -41,17 +63,19 @@ void tl__session_open_channel(struct session *s)
     }
     if (s->kind == TL_SESSION_RUN) {
         json_object_set(params, "argv", s->argv);
+        /* ssh -t: the command gets a terminal on the machine (docs/protocol.md §7.7 "pty"). */
+        if (s->exec != NULL && tl_exec_pty(s->exec)->requested) {
+            json_object_set_new(params, "pty", terminal_params(tl_exec_pty(s->exec)));
+            s->terminal = 1;
+        }
     } else if (s->kind == TL_SESSION_FIX) {
         json_object_set_new(params, "name", json_string(s->runbook));
         json_object_set(params, "args", s->runbook_args);
     } else if (s->kind == TL_SESSION_JOIN && !s->observe) {
-        const tl_exec_pty_t *pty = tl_exec_pty(s->exec);
-        unsigned cols = pty->cols >= 1 && pty->cols <= 1000 ? pty->cols : 80;
-        unsigned rows = pty->rows >= 1 && pty->rows <= 1000 ? pty->rows : 24;
-        json_object_set_new(params, "term",
-                            json_string(pty->term[0] ? pty->term : "xterm-256color"));
-        json_object_set_new(params, "cols", json_integer(cols));
-        json_object_set_new(params, "rows", json_integer(rows));
+        json_t *terminal = terminal_params(tl_exec_pty(s->exec));
+        json_object_update(params, terminal);
+        json_decref(terminal);
+        s->terminal = 1;
     }
     int rc = mux ? tl_mux_open(mux, tl__session_kind_name(s->kind, s->observe), params, &s->channel)
                  : TL_ECLOSED;
@@ -102,8 +126,7 @@ void tl__session_end_channel(struct session *s)
 
 static void send_resize(struct session *s)
 {
-    if (s->kind != TL_SESSION_JOIN || s->observe || s->channel_state != CHANNEL_OPEN ||
-        s->exec == NULL || s->agent == NULL)
+    if (!s->terminal || s->channel_state != CHANNEL_OPEN || s->exec == NULL || s->agent == NULL)
         return;
     const tl_exec_pty_t *pty = tl_exec_pty(s->exec);
     if (pty->cols < 1 || pty->cols > 1000 || pty->rows < 1 || pty->rows > 1000)
@@ -123,7 +146,7 @@ void tl_sessions_channel_confirm(void *owner)
     tl_mux_peer_channel(tl_agent_mux(s->agent), s->channel, &s->agent_channel);
     tl_log_info("session started tech=%s ticket=%s device=%s grant=%s type=%s", s->tech.name,
                 s->ticket, s->device, s->grant, tl__session_kind_name(s->kind, s->observe));
-    if (s->kind == TL_SESSION_JOIN && s->exec != NULL) {
+    if (s->terminal && s->exec != NULL) {
         /* From here the agent's terminal is passed through as it is. */
         tl_exec_set_raw(s->exec);
         s->raw = 1;
@@ -294,7 +317,7 @@ static void on_input_eof(tl_exec_t *exec, void *data)
 static void on_resize(tl_exec_t *exec, unsigned cols, unsigned rows, void *data)
 {
     struct session *s = data;
-    if (s->kind != TL_SESSION_JOIN || cols < 1 || cols > 1000 || rows < 1 || rows > 1000)
+    if (!s->terminal || cols < 1 || cols > 1000 || rows < 1 || rows > 1000)
         return;
     if (s->recording != NULL)
         tl_recording_resize(s->recording, cols, rows);
@@ -302,6 +325,38 @@ static void on_resize(tl_exec_t *exec, unsigned cols, unsigned rows, void *data)
         send_resize(s);
     else
         s->resize_pending = 1;
+}
+
+/*
+ * An SSH "signal" request (the front end passes only known names): to the
+ * process group on the machine as session.signal, and into the record (a
+ * marker in a shell's recording, the transcript's "signals" for run and fix).
+ */
+static void on_signal(tl_exec_t *exec, const char *name, void *data)
+{
+    struct session *s = data;
+    if ((s->kind != TL_SESSION_RUN && s->kind != TL_SESSION_FIX && s->kind != TL_SESSION_JOIN) ||
+        s->observe || s->channel_state != CHANNEL_OPEN || s->agent == NULL)
+        return;
+    json_t *body =
+        json_pack("{s:s, s:I, s:s}", "type", tl_control_type_name(TL_CONTROL_SESSION_SIGNAL),
+                  "channel", (json_int_t)s->agent_channel, "signal", name);
+    if (body == NULL)
+        return;
+    tl_log_info("session signal tech=%s ticket=%s grant=%s signal=%s", s->tech.name, s->ticket,
+                s->grant, name);
+    if (s->recording != NULL) {
+        char marker[32];
+        snprintf(marker, sizeof marker, "signal %s", name);
+        tl_recording_marker(s->recording, marker);
+    } else {
+        if (s->signals == NULL)
+            s->signals = json_array();
+        json_array_append_new(
+            s->signals, json_pack("{s:I, s:s}", "at_ms", (json_int_t)tl_wall_ms(), "signal", name));
+    }
+    tl_agent_notify(s->agent, body);
+    json_decref(body);
 }
 
 static void on_drain(tl_exec_t *exec, void *data)
@@ -349,4 +404,5 @@ const tl_exec_callbacks_t tl__session_exec_callbacks = {
     .on_input = on_input,
     .on_input_eof = on_input_eof,
     .on_resize = on_resize,
+    .on_signal = on_signal,
 };

@@ -816,6 +816,17 @@ int tl_recording_resize(tl_recording_t *rec, unsigned cols, unsigned rows)
     return record_line(rec, strlen(size), false);
 }
 
+int tl_recording_marker(tl_recording_t *rec, const char *text)
+{
+    if (rec == NULL || text == NULL || rec->finishing)
+        return TL_EINVAL;
+    flush_hidden(rec);
+    line_start_event(rec, "m");
+    line_put_text(&rec->line, text);
+    line_put_text(&rec->line, "\"]\n");
+    return record_line(rec, strlen(text), false);
+}
+
 /* A character cut off by the end of the session: recorded as what it is, not UTF-8. */
 static void flush_carry(tl_recording_t *rec, const char *code, struct carry *carry)
 {

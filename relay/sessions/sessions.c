@@ -176,6 +176,7 @@ static void session_closed(uv_handle_t *handle)
     json_decref(s->runbook_args);
     tl__capture_free(&s->out);
     tl__capture_free(&s->err);
+    json_decref(s->signals);
     free(s);
     if (--sessions->count == 0)
         uv_unref((uv_handle_t *)&sessions->keepalive);

@@ -108,6 +108,7 @@ struct session {
     unsigned started : 1; /* session.start recorded */
     unsigned recording_pending : 1;
     unsigned resize_pending : 1;
+    unsigned terminal : 1; /* the agent runs it on a terminal: a shell, or run with ssh -t */
     /* The agent acknowledges what its terminal took (CHANNEL_INPUT_ACK): the
      * technician's input is held by the recording until it says, hidden or not. */
     unsigned hold_input : 1;
@@ -128,6 +129,7 @@ struct session {
     int64_t started_ms, ended_ms;
     /* run, fix */
     struct capture out, err;
+    json_t *signals; /* [{"at_ms":..., "signal":"INT"}] the technician sent; NULL if none */
     /* diag */
     tl_evidence_writer_t *writer; /* worker thread only */
     int writer_failed;            /* worker thread only until the final job is done */

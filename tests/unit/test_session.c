@@ -846,6 +846,54 @@ static void test_shell_resize_reaches_the_terminal(void **state)
     assert_true(rx_has(ch, 0, "43 132"));
 }
 
+/* session.signal: only a live session's process group, only a signal of the list. */
+static void test_signal_reaches_only_its_own_process(void **state)
+{
+    (void)state;
+    uint32_t ch = open_confirmed("exec", "{\"argv\":[\"sh\",\"-c\",\"echo up; exec sleep 100\"]}");
+    WAIT_FOR(rx_has(ch, 0, "up"), "the command to start");
+    uint32_t theirs = rch(ch)->agent_channel;
+    assert_int_equal(tl_sessions_signal(H.sessions, theirs + 5, SIGTERM), TL_ENOTFOUND);
+    assert_int_equal(tl_sessions_signal(H.sessions, theirs, SIGSEGV), TL_EINVAL);
+    assert_int_equal(tl_sessions_signal(H.sessions, theirs, 0), TL_EINVAL);
+    assert_false(rch(ch)->closed);
+    assert_int_equal(tl_sessions_signal(H.sessions, theirs, SIGTERM), 0);
+    wait_closed(ch);
+    assert_exit_signal(ch, "TERM");
+    /* Gone: nothing left to signal. */
+    assert_int_equal(tl_sessions_signal(H.sessions, theirs, SIGTERM), TL_ENOTFOUND);
+}
+
+/* exec with "pty": a terminal of that size, output merged on stream 0, Ctrl-C is SIGINT. */
+static void test_exec_with_pty_runs_on_a_terminal(void **state)
+{
+    (void)state;
+    uint32_t ch = open_confirmed("exec", "{\"argv\":[\"sh\",\"-c\",\"tty; stty size; echo "
+                                         "oops >&2; echo term=$TERM; exec sleep 100\"],"
+                                         "\"pty\":{\"term\":\"vt100\",\"cols\":100,\"rows\":30}}");
+    WAIT_FOR(rx_has(ch, 0, "term=vt100"), "the command's output");
+    assert_true(rx_has(ch, 0, "/dev/pts/"));
+    assert_true(rx_has(ch, 0, "30 100"));
+    assert_true(rx_has(ch, 0, "oops"));
+    assert_int_equal(tl_buf_len(rch(ch)->rx[1]), 0);
+    tl_sessions_resize(H.sessions, rch(ch)->agent_channel, 132, 43);
+    type_text(ch, "\x03");
+    wait_closed(ch);
+    assert_exit_signal(ch, "INT");
+}
+
+static void test_exec_refuses_a_bad_pty(void **state)
+{
+    (void)state;
+    assert_refused("exec", "{\"argv\":[\"tty\"],\"pty\":\"xterm\"}", TL_EINVAL, "\"pty\"");
+    assert_refused("exec", "{\"argv\":[\"tty\"],\"pty\":{\"term\":\"x;y\"}}", TL_EINVAL,
+                   "\"term\"");
+    assert_refused("exec", "{\"argv\":[\"tty\"],\"pty\":{\"term\":\"\"}}", TL_EINVAL, "\"term\"");
+    assert_refused("exec", "{\"argv\":[\"tty\"],\"pty\":{\"cols\":0}}", TL_EINVAL, "\"cols\"");
+    assert_refused("exec", "{\"argv\":[\"tty\"],\"pty\":{\"rows\":1001}}", TL_EINVAL, "\"rows\"");
+    assert_refused("exec", "{\"argv\":[\"tty\"],\"pty\":{\"cols\":\"80\"}}", TL_EINVAL, "\"cols\"");
+}
+
 /* Both ends announced CHANNEL_INPUT_ACK in their HELLOs. */
 static int setup_with_input_acks(void **state)
 {
@@ -1103,6 +1151,9 @@ static const struct CMUnitTest tests[] = {
     SESSION_TEST(test_disconnect_stops_every_process),
     SESSION_TEST(test_shell_echoes_what_is_typed),
     SESSION_TEST(test_shell_resize_reaches_the_terminal),
+    SESSION_TEST(test_signal_reaches_only_its_own_process),
+    SESSION_TEST(test_exec_with_pty_runs_on_a_terminal),
+    SESSION_TEST(test_exec_refuses_a_bad_pty),
     SESSION_TEST(test_shell_refuses_bad_parameters),
     cmocka_unit_test_setup_teardown(test_shell_says_which_input_the_terminal_hid,
                                     setup_with_input_acks, teardown),

@@ -6,6 +6,7 @@
 
 #include "proto/vocab.h"
 
+#include <signal.h>
 #include <stdlib.h>
 
 static void test_every_control_name_looks_up_to_its_type(void **state)
@@ -121,6 +122,32 @@ static void check_quoted_names(const char *text, const char *key, unsigned want,
 }
 
 /* docs/protocol.md and agent/control.h name exactly what the table holds. */
+/* SSH's names for the signals a technician may send (RFC 4254 §6.9), and nothing else. */
+static void test_session_signals_are_ssh_names_of_the_list_only(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        int number;
+    } listed[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+                  {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}};
+    for (size_t i = 0; i < sizeof listed / sizeof listed[0]; i++) {
+        assert_int_equal(tl_session_signal_number(listed[i].name), listed[i].number);
+        assert_string_equal(tl_session_signal_name(listed[i].number), listed[i].name);
+    }
+    const char *refused[] = {"SIGINT", "int",  "INT ", " INT",  "",      "SEGV", "STOP",
+                             "CONT",   "ALRM", "9",    "INT\n", "KILLX", "HU"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        assert_int_equal(tl_session_signal_number(refused[i]), 0);
+    assert_int_equal(tl_session_signal_number(NULL), 0);
+    assert_null(tl_session_signal_name(0));
+    assert_null(tl_session_signal_name(SIGSEGV));
+    assert_null(tl_session_signal_name(SIGSTOP));
+    assert_null(tl_session_signal_name(-1));
+    assert_int_equal(tl_control_type_lookup("session.signal"), TL_CONTROL_SESSION_SIGNAL);
+    assert_int_equal(tl_control_type_route(TL_CONTROL_SESSION_SIGNAL), TL_ROUTE_RELAY_NOTICE);
+}
+
 static void test_the_specs_name_exactly_the_table(void **state)
 {
     (void)state;
@@ -168,6 +195,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_each_control_message_says_who_sends_it),
     cmocka_unit_test(test_channel_types_say_who_opens_them_and_under_which_scope),
     cmocka_unit_test(test_scopes_have_one_name_per_bit),
+    cmocka_unit_test(test_session_signals_are_ssh_names_of_the_list_only),
     cmocka_unit_test(test_the_specs_name_exactly_the_table),
 };
 
