@@ -14,6 +14,7 @@ Every wait is bounded; nothing here measures speed.
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 import catalogue
@@ -41,6 +42,17 @@ def admin(desk, *words, expect=0):
 def propose(desk, user, script, *words, expect=0):
     data = script.encode() if isinstance(script, str) else script
     return desk.ssh(user, "runbook", "propose", *words, input_bytes=data, check_status=expect)
+
+
+def console_propose(desk, user, script):
+    """runbook propose through the console, which forwards stdin: (status, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TIERLINE_") and not k.startswith("SSH_")}
+    env.update(TIERLINE_RELAY="127.0.0.1:%d" % desk.relay.ssh_port, TIERLINE_USER=user,
+               TIERLINE_IDENTITY=desk.keys[user], TIERLINE_HOST_KEY=desk.relay.fingerprint)
+    proc = subprocess.run([technicians.BIN + "/tierline", "runbook", "propose"],
+                          input=script.encode(), capture_output=True, timeout=60, env=env)
+    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode()
 
 
 def state(desk):
@@ -153,7 +165,10 @@ def case_bad_proposals_are_refused_and_nothing_is_stored():
 def case_bad_decisions_change_nothing():
     desk = catalogue.CatalogueDesk()
     propose(desk, "carol", SCRIPT)
-    propose(desk, "carol", SCRIPT.replace("greet-user", "greet-other"))
+    # The console forwards the script on stdin as ssh does.
+    status, out, err = console_propose(desk, "carol", SCRIPT.replace("greet-user", "greet-other"))
+    check(status == 0 and out.startswith("Proposal 2 stored: runbook greet-other"),
+          "console: %d %r %r" % (status, out, err))
     before = state(desk)
     out, err = admin(desk, "accept", "99", expect=1)
     check("no proposal 99" in err and "nothing changed" in err and out == "", "unknown: %r" % err)
