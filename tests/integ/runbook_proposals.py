@@ -191,6 +191,12 @@ def case_bad_decisions_change_nothing():
     shown = desk.ssh_json("carol", "runbook", "proposal", "1")
     check(shown["state"] == "rejected" and shown["reason"] == "use restart-service instead",
           "rejected: %r" % shown)
+    every = desk.ssh_json("carol", "runbook", "proposals", "--state", "all")
+    pending = desk.ssh_json("carol", "runbook", "proposals")
+    check([(p["id"], p["state"]) for p in every] == [(1, "rejected"), (2, "pending")] and
+          [p["id"] for p in pending] == [2], "listings: %r %r" % (every, pending))
+    _, _, err = desk.ssh("carol", "runbook", "proposals", "--state", "done", check_status=2)
+    check("--state wants pending, accepted, rejected or all" in err, "bad state: %r" % err)
     # A rejected name is free again; the pending one is not signed.
     propose(desk, "carol", SCRIPT)
     # The audit log cannot be written: accept fails closed, nothing accepted.
