@@ -81,6 +81,14 @@ static const struct {
                          "resolve a ticket and draft a knowledge-base article from it",
                          0,
                          {0, 0, 1, 0, 0, 1}},
+    [TL_CAP_RUNBOOK_PROPOSE] = {"runbook.propose",
+                                "propose a new runbook for an admin to accept into the catalogue",
+                                0,
+                                {0, 0, 1, 0, 0, 1}},
+    [TL_CAP_RUNBOOK_PROPOSALS] = {"runbook.proposals",
+                                  "read runbook proposals, their metadata and scripts",
+                                  0,
+                                  {0, 0, 1, 0, 1, 1}},
 };
 
 static int role_valid(int role)

@@ -33,15 +33,17 @@ enum tl_capability {
     TL_CAP_FILES_PUSH, /* copy files to the machine */
     TL_CAP_USERS,      /* manage technicians (admin commands on the relay host) */
     /* the help desk's escalation and known problems (docs/desk.md) */
-    TL_CAP_TICKET_ESCALATE, /* move a ticket to another tier, freezing its summary */
-    TL_CAP_PROBLEMS_READ,   /* list and read known problems */
-    TL_CAP_PROBLEM_LINK,    /* link a ticket to a known problem */
-    TL_CAP_PROBLEMS_MANAGE, /* open problems, set their workaround and state */
-    TL_CAP_TICKET_VENDOR,   /* hand a ticket to an outside vendor (ticket vendor) */
-    TL_CAP_REPORT,          /* read the desk's report */
-    TL_CAP_KB_READ,         /* list and read knowledge-base articles (kb, kb show) */
-    TL_CAP_AUDIT_READ,      /* read, search, prove and verify the audit log (audit ...) */
-    TL_CAP_KB_DRAFT,        /* resolve a ticket into a draft article (ticket resolve --kb) */
+    TL_CAP_TICKET_ESCALATE,   /* move a ticket to another tier, freezing its summary */
+    TL_CAP_PROBLEMS_READ,     /* list and read known problems */
+    TL_CAP_PROBLEM_LINK,      /* link a ticket to a known problem */
+    TL_CAP_PROBLEMS_MANAGE,   /* open problems, set their workaround and state */
+    TL_CAP_TICKET_VENDOR,     /* hand a ticket to an outside vendor (ticket vendor) */
+    TL_CAP_REPORT,            /* read the desk's report */
+    TL_CAP_KB_READ,           /* list and read knowledge-base articles (kb, kb show) */
+    TL_CAP_AUDIT_READ,        /* read, search, prove and verify the audit log (audit ...) */
+    TL_CAP_KB_DRAFT,          /* resolve a ticket into a draft article (ticket resolve --kb) */
+    TL_CAP_RUNBOOK_PROPOSE,   /* propose a new runbook (runbook propose) */
+    TL_CAP_RUNBOOK_PROPOSALS, /* read runbook proposals (runbook proposals, runbook proposal) */
     TL_CAP_COUNT
 };
 

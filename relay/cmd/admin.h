@@ -4,10 +4,10 @@
  * of its group: admin_setup.c (init, enroll-code, host-key),
  * admin_listings.c (devices, tickets, ticket), admin_users.c (user, roles),
  * admin_audit.c (audit-verify, audit pubkey|checkpoint), admin_integrity.c (status,
- * audit-recover, evidence verify) and admin_kb.c (kb). relay/main.c lists them, with serve,
- * which it runs itself, and dispatches; each command's --help is written
- * from its entry and spec (proto/cli.h), and its words are parsed by the
- * same spec, so help and parsing cannot drift apart.
+ * audit-recover, evidence verify), admin_kb.c (kb) and admin_runbook.c (runbook proposals).
+ * relay/main.c lists them, with serve, which it runs itself, and dispatches; each command's --help
+ * is written from its entry and spec (proto/cli.h), and its words are parsed by the same spec, so
+ * help and parsing cannot drift apart.
  *
  * Admin views read the store directly (SQLite allows them while `serve`
  * runs); every listing and report takes --json. Exit statuses: 0 success,
@@ -41,6 +41,7 @@ extern const tl_admin_command_t tl_admin_audit_verify, tl_admin_audit;
 extern const tl_admin_command_t tl_admin_status, tl_admin_audit_recover, tl_admin_evidence;
 extern const tl_admin_command_t tl_admin_kb;
 extern const tl_admin_command_t tl_admin_catalogue;
+extern const tl_admin_command_t tl_admin_runbook;
 
 /*
  * Reads argv[2..] into result with cmd's spec (fields not given keep what

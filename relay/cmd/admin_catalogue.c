@@ -19,6 +19,8 @@
 #include "proto/fsutil.h"
 #include "proto/hash.h"
 #include "proto/keys.h"
+#include "proto/runbook_script.h"
+#include "proto/text.h"
 #include "relay/store/audit_chain.h"
 #include "relay/store/catalogue_files.h"
 #include "relay/store/datadir.h"
@@ -39,7 +41,7 @@
 struct catalogue_args {
     const char *data, *out, *key, *runbooks, *kb, *file;
     uint64_t version;
-    int verb, kb_from_data, replace, json;
+    int verb, kb_from_data, runbooks_from_data, replace, json;
 };
 
 static const char *const verbs[] = {"key", "trust", "sign", "publish", "show", NULL};
@@ -372,6 +374,71 @@ static int read_published(struct files *files, const char *data)
     return rc;
 }
 
+/* Whether the package holds path already. */
+static int files_hold(const struct files *files, const char *path)
+{
+    for (size_t i = 0; i < files->count; i++)
+        if (strcmp(files->paths[i], path) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * The runbooks admins accepted from proposals (docs/kb.md "Runbook proposals"), as runbooks/NAME
+ * (the script, executable) and runbooks/NAME.json (its metadata header), each checked again with
+ * the catalogue's parser. A name the --runbooks folder holds too is refused: one of the two must
+ * go, and which is the admin's choice.
+ */
+static int read_accepted(struct files *files, const char *data, const char *runbooks_dir)
+{
+    tl_store_t *store = NULL;
+    tl_runbook_proposal_rows_t list = {0};
+    int rc = tl__admin_open_store(data, &store);
+    if (rc == 0)
+        rc = tl_store_runbook_proposals_read(store, TL_RUNBOOK_ACCEPTED, &list);
+    for (size_t i = 0; rc == 0 && i < list.count; i++) {
+        tl_runbook_proposal_row_t row = {0};
+        tl_runbook_script_t script = {0};
+        char reason[1024] = "", exe[TL_CATALOGUE_PATH_MAX + 16], meta[TL_CATALOGUE_PATH_MAX + 16];
+        char *content = NULL, *metadata = NULL;
+        rc = tl_store_runbook_proposal_read(store, list.rows[i].id, &row);
+        if (rc == 0 && tl_runbook_script_parse(row.script, strlen(row.script), &script, reason,
+                                               sizeof reason) != 0) {
+            char shown[1200];
+            tl_text_clip(shown, sizeof shown, reason, 0, TL_TEXT_LINE);
+            fprintf(stderr,
+                    PROGRAM " catalogue sign: accepted proposal %lld (%s) no longer reads: %s; "
+                            "no package was written\n",
+                    (long long)row.id, row.name, shown);
+            rc = TL_EINVAL;
+        }
+        snprintf(exe, sizeof exe, "runbooks/%s", row.name != NULL ? row.name : "");
+        snprintf(meta, sizeof meta, "runbooks/%s.json", row.name != NULL ? row.name : "");
+        if (rc == 0 && (files_hold(files, exe) || files_hold(files, meta))) {
+            fprintf(stderr,
+                    PROGRAM " catalogue sign: runbook %s is both in %s and accepted proposal "
+                            "%lld: keep one (rename or remove the folder's, or sign without "
+                            "--runbooks-from-data); no package was written\n",
+                    row.name, runbooks_dir, (long long)row.id);
+            rc = TL_EINVAL;
+        }
+        if (rc == 0 && ((content = strdup(row.script)) == NULL ||
+                        (metadata = strndup(script.metadata, script.metadata_len)) == NULL)) {
+            free(content);
+            rc = TL_ENOMEM;
+        }
+        if (rc == 0 && (rc = files_add(files, exe, content, strlen(content), 1)) != 0)
+            free(metadata);
+        if (rc == 0)
+            rc = files_add(files, meta, metadata, script.metadata_len, 0);
+        tl_runbook_script_clear(&script);
+        tl_runbook_proposal_row_clear(&row);
+    }
+    tl_runbook_proposal_rows_free(&list);
+    tl_store_close(store);
+    return rc;
+}
+
 static int catalogue_sign(const struct catalogue_args *args)
 {
     EVP_PKEY *key = NULL;
@@ -388,7 +455,9 @@ static int catalogue_sign(const struct catalogue_args *args)
     }
     if ((rc = read_dir(&files, args->runbooks, 1)) != 0 ||
         (rc = args->kb != NULL ? read_dir(&files, args->kb, 0)
-                               : read_published(&files, args->data)) != 0) {
+                               : read_published(&files, args->data)) != 0 ||
+        (args->runbooks_from_data &&
+         (rc = read_accepted(&files, args->data, args->runbooks)) != 0)) {
         if (rc != TL_EINVAL)
             status = tl_admin_fail("catalogue sign", rc);
         goto out;
@@ -541,7 +610,8 @@ static int cmd_catalogue(const tl_admin_command_t *cmd, int argc, char **argv)
     const char *problem = NULL;
     int needs_file = args.verb == VERB_TRUST || args.verb == VERB_PUBLISH;
     int needs_data = args.verb == VERB_TRUST || args.verb == VERB_PUBLISH ||
-                     args.verb == VERB_SHOW || (args.verb == VERB_SIGN && args.kb_from_data);
+                     args.verb == VERB_SHOW ||
+                     (args.verb == VERB_SIGN && (args.kb_from_data || args.runbooks_from_data));
     if (needs_file != (args.file != NULL))
         problem = needs_file ? "give the file" : "this takes no file";
     else if (needs_data && args.data == NULL)
@@ -551,9 +621,10 @@ static int cmd_catalogue(const tl_admin_command_t *cmd, int argc, char **argv)
         problem = "sign needs --key KEY, --runbooks DIR, --version N and -o FILE";
     else if (args.verb == VERB_SIGN && (args.kb != NULL) == (args.kb_from_data != 0))
         problem = "sign takes the articles from --kb DIR or --kb-from-data (with --data DIR)";
-    else if (args.verb != VERB_SIGN &&
-             (args.key || args.runbooks || args.kb || args.kb_from_data || args.version))
-        problem = "--key, --runbooks, --kb, --kb-from-data and --version are for sign";
+    else if (args.verb != VERB_SIGN && (args.key || args.runbooks || args.kb || args.kb_from_data ||
+                                        args.runbooks_from_data || args.version))
+        problem = "--key, --runbooks, --runbooks-from-data, --kb, --kb-from-data and --version "
+                  "are for sign";
     else if (args.out != NULL && args.verb != VERB_SIGN && args.verb != VERB_KEY)
         problem = "-o is for key and sign";
     else if (args.replace && args.verb != VERB_TRUST)
@@ -579,8 +650,9 @@ static int cmd_catalogue(const tl_admin_command_t *cmd, int argc, char **argv)
 const tl_admin_command_t tl_admin_catalogue = {
     .name = "catalogue",
     .usage = "catalogue key [-o FILE] | catalogue trust PUBKEYFILE [--replace] --data DIR | "
-             "catalogue sign --key KEY --runbooks DIR (--kb DIR | --kb-from-data --data DIR) "
-             "--version N -o FILE | catalogue publish FILE --data DIR | catalogue show [--json] "
+             "catalogue sign --key KEY --runbooks DIR [--runbooks-from-data] (--kb DIR | "
+             "--kb-from-data) [--data DIR] --version N -o FILE | catalogue publish FILE --data DIR "
+             "| catalogue show [--json] "
              "--data DIR",
     .summary = "signed catalogue updates of runbooks and articles for agents (docs/catalogue.md)",
     .args =
@@ -589,7 +661,8 @@ const tl_admin_command_t tl_admin_catalogue = {
                 (const tl_cli_arg_t[]){
                     {.name = "data",
                      .metavar = "DIR",
-                     .help = "the relay's folder (trust, publish, show, sign --kb-from-data)",
+                     .help = "the relay's folder (trust, publish, show, sign --kb-from-data or "
+                             "--runbooks-from-data)",
                      .out = TL_CLI_AT(struct catalogue_args, data)},
                     {.name = "out",
                      .letter = 'o',
@@ -606,6 +679,10 @@ const tl_admin_command_t tl_admin_catalogue = {
                      .metavar = "DIR",
                      .help = "sign: the runbooks (NAME.json beside each executable NAME)",
                      .out = TL_CLI_AT(struct catalogue_args, runbooks)},
+                    {.name = "runbooks-from-data",
+                     .help = "sign: also the runbooks admins accepted from proposals (runbook "
+                             "proposals accept), beside those of --runbooks",
+                     .out = TL_CLI_AT(struct catalogue_args, runbooks_from_data)},
                     {.name = "kb",
                      .metavar = "DIR",
                      .help = "sign: the articles (*.md)",

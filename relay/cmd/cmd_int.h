@@ -72,6 +72,11 @@ struct cmd {
     const char *article_id;     /* kb show ID */
     int kb_draft;               /* ticket resolve --kb */
     int drafts;                 /* kb --drafts */
+    /* runbook proposals --state, runbook proposal ID (runbook.c) */
+    const char *proposal_state_word; /* as typed; NULL: not given (pending) */
+    const char *proposal_state;      /* the store's state; NULL: all */
+    int proposal_state_given;
+    int64_t proposal_id;
     /* the audit commands (audit.c) */
     const char *audit_session, *audit_actor, *audit_device, *audit_action;
     const char *audit_pattern;         /* audit search --command REGEX */
@@ -168,6 +173,9 @@ extern const struct tl__command tl__cmd_audit_verify, tl__cmd_audit_checkpoint,
     tl__cmd_audit_search, tl__cmd_audit_prove, tl__cmd_audit_export;
 /* replay.c */
 extern const struct tl__command tl__cmd_replay;
+/* runbook.c */
+extern const struct tl__command tl__cmd_runbook_propose, tl__cmd_runbook_proposals,
+    tl__cmd_runbook_proposal;
 /* ... and the table of them all, in the order help lists them (table.c). */
 extern const struct tl__command *const tl__commands[];
 extern const size_t tl__command_count;

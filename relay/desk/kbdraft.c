@@ -248,13 +248,30 @@ static char *finding_condition(const tl_classify_finding_t *finding, const json_
     return NULL;
 }
 
-/* The conditions of the diagnostics' findings: those of the fingerprint, else all of them. */
+/*
+ * Whether finding a ranks before b as the primary finding: the more severe (S1 first; a rule
+ * that sets no severity last), then the earlier in the rules table (the findings' order).
+ */
+static int ranks_before(const tl_classify_finding_t *a, const tl_classify_finding_t *b)
+{
+    int sa = a->severity > 0 ? a->severity : 5, sb = b->severity > 0 ? b->severity : 5;
+    return sa < sb;
+}
+
+/*
+ * The conditions of the diagnostics' findings. The primary finding is the one that decides the
+ * ticket's diagnostic fingerprint first (of the rules the fingerprint counts, the most severe,
+ * then the first in the rules table; of all rules when none of those fired) and has a condition
+ * true on the diagnostics: its condition is conditions[0], when and recheck. The other fired
+ * rules' conditions follow it, for the text's "Also seen": independent problems that one
+ * conjunction would describe on no real machine.
+ */
 static int read_conditions(const tl_kbdraft_input_t *input, struct parts *parts, char *problem,
                            size_t problem_size)
 {
     tl_classify_findings_t *findings = NULL;
     json_t *report = NULL;
-    char why[256];
+    char why[256], *conditions[CONDITIONS_MAX * 4] = {0};
     int rc = tl_classify_findings_read(input->diagnostics, input->diagnostics_len, &findings, why,
                                        sizeof why);
     if (rc == TL_ENOMEM)
@@ -264,17 +281,37 @@ static int read_conditions(const tl_kbdraft_input_t *input, struct parts *parts,
         return 0;
     }
     report = json_loadb(input->diagnostics, input->diagnostics_len, 0, NULL);
-    size_t count = tl_classify_findings_count(findings), fingerprinted = 0, used = 0;
-    for (size_t i = 0; i < count; i++)
-        fingerprinted += tl_classify_findings_get(findings, i)->fingerprint;
-    for (size_t i = 0; rc == 0 && i < count; i++) {
-        const tl_classify_finding_t *finding = tl_classify_findings_get(findings, i);
-        if (fingerprinted > 0 && !finding->fingerprint)
+    size_t count = tl_classify_findings_count(findings), used = 0;
+    if (count > sizeof conditions / sizeof conditions[0])
+        count = sizeof conditions / sizeof conditions[0];
+    /* The primary: of the fingerprint's findings with a condition, else of any with one. */
+    size_t primary = count;
+    for (int pass = 0; pass < 2 && primary == count; pass++) {
+        for (size_t i = 0; i < count; i++) {
+            const tl_classify_finding_t *finding = tl_classify_findings_get(findings, i);
+            if (pass == 0 && !finding->fingerprint)
+                continue;
+            if (conditions[i] == NULL &&
+                (conditions[i] = finding_condition(finding, report)) == NULL)
+                continue;
+            if (primary == count ||
+                ranks_before(finding, tl_classify_findings_get(findings, primary)))
+                primary = i;
+        }
+    }
+    /* The primary first, then the others in the rules' order: facts, conditions, left out. */
+    for (size_t n = 0; n <= count; n++) {
+        size_t i = n == 0 ? primary : n - 1;
+        if (i >= count || (n > 0 && i == primary))
             continue;
+        const tl_classify_finding_t *finding = tl_classify_findings_get(findings, i);
         if (parts->fact_count < sizeof parts->facts / sizeof parts->facts[0])
             snprintf(parts->facts[parts->fact_count++], ROW_TEXT_MAX, "%s: %s", finding->rule,
                      finding->fact);
-        char *condition = finding_condition(finding, report);
+        char *condition = conditions[i];
+        conditions[i] = NULL;
+        if (condition == NULL)
+            condition = finding_condition(finding, report);
         int duplicate = 0;
         for (size_t c = 0; condition != NULL && c < parts->condition_count; c++)
             duplicate |= strcmp(parts->conditions[c], condition) == 0;
@@ -288,6 +325,8 @@ static int read_conditions(const tl_kbdraft_input_t *input, struct parts *parts,
             free(condition);
         }
     }
+    for (size_t i = 0; i < sizeof conditions / sizeof conditions[0]; i++)
+        free(conditions[i]);
     if (parts->condition_count == 0)
         snprintf(problem, problem_size, "%s",
                  count == 0 ? "no diagnostics rule fired on the ticket's diagnostics: write when "
@@ -462,14 +501,9 @@ int tl_kbdraft_build(const tl_kbdraft_input_t *input, tl_kbdraft_t *out)
     /* The header: only what the record gives; when and recheck only when known. */
     rc = putf(buf, "---\nid: %s\ntitle: %s\ncategory: %s\n", input->id, out->title,
               input->category != NULL ? input->category : "other");
-    for (size_t i = 0; rc == 0 && i < parts.condition_count; i++)
-        rc = putf(buf, "%s(%s)", i == 0 ? "when: " : "\n  and ", parts.conditions[i]);
+    /* when and recheck: the primary finding's condition alone (read_conditions). */
     if (rc == 0 && parts.condition_count > 0)
-        rc = put(buf, "\n");
-    for (size_t i = 0; rc == 0 && i < parts.condition_count; i++)
-        rc = putf(buf, "%s(%s)", i == 0 ? "recheck: " : "\n  or ", parts.conditions[i]);
-    if (rc == 0 && parts.condition_count > 0)
-        rc = put(buf, "\n");
+        rc = putf(buf, "when: %s\nrecheck: %s\n", parts.conditions[0], parts.conditions[0]);
     if (rc == 0 && parts.runbook[0] != '\0') {
         rc = putf(buf, "runbook: %s\n", parts.runbook);
         snprintf(out->runbook, sizeof out->runbook, "%s", parts.runbook);
@@ -494,6 +528,16 @@ int tl_kbdraft_build(const tl_kbdraft_input_t *input, tl_kbdraft_t *out)
     }
     if (rc == 0 && parts.fact_count == 0)
         rc = put(buf, "The diagnostics showed nothing a rule knows.\n");
+    if (rc == 0 && parts.condition_count > 1)
+        rc = put(buf, "\nAlso seen on the machine, not in when (each may be a problem of its own; "
+                      "an article of its own may fit it better):\n\n");
+    for (size_t i = 1; rc == 0 && i < parts.condition_count; i++) {
+        rc = put(buf, "- ");
+        if (rc == 0)
+            rc = put_safe(buf, parts.conditions[i], TL_COND_TEXT_MAX, 0);
+        if (rc == 0)
+            rc = put(buf, "\n");
+    }
     if (rc == 0 && parts.left_out[0] != '\0')
         rc = putf(buf, "\nNot in the conditions (no condition is known for them): %s.\n",
                   parts.left_out);

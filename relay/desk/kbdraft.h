@@ -3,11 +3,13 @@
  * `ticket resolve T-N --kb` turns what the desk learned on the ticket into an article an admin
  * can publish, pre-filled from the record, never typed again:
  *
- * - when: the diagnostics rules that fired on the ticket's latest diagnostics (relay/desk/
- *   classify.h), each written as a condition of the article language (proto/cond.h) by a small
- *   table from rule id to condition; only conditions that parse and are true on those very
- *   diagnostics are kept. All of them must hold for the article to apply;
- * - recheck: any of them still true means the fix did not work;
+ * - when: the condition of the primary finding on the ticket's latest diagnostics (relay/desk/
+ *   classify.h): of the rules the diagnostic fingerprint counts (of all, when none of those
+ *   fired), the most severe, then the first in the rules table, whose condition (a small table
+ *   from rule id to a condition of the article language, proto/cond.h) parses and is true on
+ *   those very diagnostics. The other rules that fired are listed in the text as "also seen":
+ *   independent problems joined with "and" would describe no real machine;
+ * - recheck: the same condition: the fix worked when it no longer holds;
  * - runbook and param: the last runbook that ran on the ticket and exited 0, with its parameters;
  * - the text: what was wrong (the rules' findings), what was run (runbooks and commands of the
  *   ticket's "already tried" summary, relay/desk/summary.h) and the fix (the resolution).

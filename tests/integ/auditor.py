@@ -40,6 +40,8 @@ READS = {
     "audit search": (["--ticket", "T-1"], 0), "audit prove": (["0"], 0),
     "audit export": (["--ticket", "T-1"], 0),
     "replay": (["no-session"], 1),  # no such session: not found, not refused
+    "runbook proposals": ([], 0),
+    "runbook proposal": (["1"], 1),  # no proposal: not found, not refused
 }
 CHANGES = {
     "ticket take": ["T-1"], "ticket assign": ["T-1", "alice"],
@@ -51,6 +53,7 @@ CHANGES = {
     "join": ["T-1"], "fix": ["T-1", "clean-temp"], "runbooks": ["T-1"],
     "problem open": ["printers offline"], "problem link": ["T-1", "P-1"],
     "problem workaround": ["P-1", "restart the spooler"], "problem state": ["P-1", "fixed"],
+    "runbook propose": [],
 }
 
 

@@ -500,7 +500,7 @@ def case_bash_completes_commands_and_options_offline():
     relay = Relay(alice="tier1").start()
     env = relay_env(relay)
     # Before the relay was asked: the built-in list, without connecting.
-    check(bash_complete(env, "ru") == ["run", "runbooks"], "first word: %r" %
+    check(bash_complete(env, "ru") == ["run", "runbook", "runbooks"], "first word: %r" %
           bash_complete(env, "ru"))
     check(bash_complete(env, "ticket", "es") == ["escalate"], "a group's second word")
     check(bash_complete(env, "report", "--") == ["--csv", "--help", "--json", "--since",

@@ -101,6 +101,78 @@ static void test_draft_parses_with_the_condition_that_fired_and_the_fix_that_wor
     free(report_text);
 }
 
+/* /var full (disk-full, S2) and cups failed (service-failed-printing, S3) on one machine. */
+static char *two_problems(size_t *len, int var_fixed)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/fixtures/kb/var-log-full.json", TL_SOURCE_DIR);
+    json_t *var = json_load_file(path, 0, NULL);
+    snprintf(path, sizeof path, "%s/tests/fixtures/kb/printing-service-failed.json", TL_SOURCE_DIR);
+    json_t *cups = json_load_file(path, 0, NULL);
+    assert_non_null(var);
+    assert_non_null(cups);
+    json_t *doc = json_object_get(var, var_fixed ? "fixed" : "problem");
+    json_object_set(
+        json_object_get(doc, "sections"), "services",
+        json_object_get(json_object_get(json_object_get(cups, "problem"), "sections"), "services"));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(var);
+    json_decref(cups);
+    assert_non_null(text);
+    *len = strlen(text);
+    return text;
+}
+
+static void test_independent_problems_primary_is_when_others_also_seen(void **state)
+{
+    (void)state;
+    size_t len, fixed_len;
+    char *report_text = two_problems(&len, 0), *fixed_text = two_problems(&fixed_len, 1);
+    tl_summary_t *summary = summary_with_fix("var is full");
+    tl_kbdraft_input_t input = {.id = "ticket-5",
+                                .ticket = "T-5",
+                                .title = "var is full",
+                                .category = "disk",
+                                .resolution = "cleaned /var",
+                                .diagnostics = report_text,
+                                .diagnostics_len = len,
+                                .summary = summary};
+    tl_kbdraft_t draft;
+    TL_ASSERT_OK(tl_kbdraft_build(&input, &draft));
+    assert_null(draft.needs_editing);
+    tl_article_t *article = parse(&draft);
+    /* when and recheck: the full /var alone, the rule that decides the fingerprint first. */
+    const char *var_full = "any disks.mounts where (mount == \"/var\" and used_percent >= 95)";
+    assert_string_equal(article->when_text, var_full);
+    assert_string_equal(article->recheck_text, var_full);
+    /* A machine with /var full and cups fine matches; the fix counts once /var is freed, cups
+     * or not. */
+    json_t *report = json_loadb(report_text, len, 0, NULL);
+    json_t *fixed = json_loadb(fixed_text, fixed_len, 0, NULL);
+    assert_int_equal(tl_cond_eval(article->when, report, NULL, 0), TL_COND_TRUE);
+    assert_int_equal(tl_cond_eval(article->recheck, fixed, NULL, 0), TL_COND_FALSE);
+    /* The failed cups is in the text, as also seen, escaped. */
+    const char *also = strstr(article->body, "Also seen on the machine, not in when");
+    assert_non_null(also);
+    if (strstr(also,
+               "- any services\\.failed\\_units where unit \\=\\= \\\"cups\\.service\\\"\n") ==
+        NULL)
+        fail_msg("no escaped cups condition after \"Also seen\":\n%s", also);
+    /* What was wrong: the primary finding first, then the others. */
+    const char *disk = strstr(article->body, "- disk\\-full\\: \\/var 97\\% full\n");
+    const char *cups = strstr(article->body, "- service\\-failed\\-printing\\: "
+                                             "\\\"cups\\.service\\\" failed\n");
+    if (disk == NULL || cups == NULL || cups < disk || cups > also)
+        fail_msg("what was wrong is not the full /var, then the failed cups:\n%s", article->body);
+    json_decref(report);
+    json_decref(fixed);
+    tl_article_free(article);
+    tl_kbdraft_clear(&draft);
+    tl_summary_free(summary);
+    free(report_text);
+    free(fixed_text);
+}
+
 static void test_hostile_text_cannot_reach_the_header_or_become_markdown(void **state)
 {
     (void)state;
@@ -201,6 +273,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_draft_parses_with_the_condition_that_fired_and_the_fix_that_worked),
+        cmocka_unit_test(test_independent_problems_primary_is_when_others_also_seen),
         cmocka_unit_test(test_hostile_text_cannot_reach_the_header_or_become_markdown),
         cmocka_unit_test(test_without_diagnostics_the_draft_says_it_needs_editing),
         cmocka_unit_test(test_every_rule_condition_parses),
