@@ -31,6 +31,10 @@ typedef struct tl_relay_config {
     uint32_t ssh_auth_timeout_ms;
     uint32_t ssh_keepalive_ms;    /* 0: TL_SSH_DEFAULT_KEEPALIVE_MS */
     uint32_t ssh_idle_timeout_ms; /* 0: TL_SSH_DEFAULT_IDLE_TIMEOUT_MS */
+    /* The Prometheus endpoint (relay/metrics_serve.h) "ADDR:PORT"; NULL: none. A loopback
+     * address unless metrics_public. */
+    const char *metrics_listen;
+    int metrics_public;
 } tl_relay_config_t;
 
 #define TL_RELAY_DEFAULT_HEARTBEAT_MS 20000u

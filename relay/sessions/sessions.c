@@ -32,6 +32,7 @@
 #include "relay/desk/tickets.h"
 #include "relay/desk/vendor.h"
 #include "relay/store/store.h"
+#include "relay/store/metrics.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -176,6 +177,7 @@ static void session_closed(uv_handle_t *handle)
     json_decref(s->runbook_args);
     tl__capture_free(&s->out);
     tl__capture_free(&s->err);
+    tl_metrics_session_ended(tl__session_kind_name(s->kind, s->observe));
     free(s);
     if (--sessions->count == 0)
         uv_unref((uv_handle_t *)&sessions->keepalive);
@@ -586,6 +588,7 @@ void tl_sessions_start(tl_sessions_t *sessions, tl_exec_t *exec,
         return;
     }
     s->sessions = sessions;
+    tl_metrics_session_started(tl__session_kind_name(s->kind, s->observe));
     s->exec = exec;
     s->tech = *tech;
     s->role = tl_role_parse(tech->role);
