@@ -135,8 +135,11 @@ def case_a_non_loopback_address_is_refused_without_metrics_public():
 
 def sockets(port):
     """The machine's TCP sockets on port, as ss shows them (for a failure's message)."""
-    proc = subprocess.run(["ss", "-tan", "sport = :%d or dport = :%d" % (port, port)],
-                          capture_output=True, text=True, timeout=30)
+    try:
+        proc = subprocess.run(["ss", "-tan", "sport = :%d or dport = :%d" % (port, port)],
+                              capture_output=True, text=True, timeout=30)
+    except OSError as error:
+        return "(ss: %s)" % error
     return proc.stdout
 
 
