@@ -7,7 +7,8 @@
  * with an SSH address, the technicians' side: sessions
  * (relay/sessions/sessions.h), the command table (relay/cmd/commands.h), the
  * logins (relay/net/ssh_logins.h) and the SSH front end
- * (relay/net/ssh_front.h). It wires the agents' side to the sessions through
+ * (relay/net/ssh_front.h); with a metrics address, the metrics endpoint
+ * (relay/metrics_serve.h, docs/metrics.md). It wires the agents' side to the sessions through
  * the hooks of relay/net/agent_link.h, so nothing in relay/net knows the
  * layers above it; and it stops everything in order on SIGTERM or SIGINT.
  * docs/architecture.md explains the threads.
