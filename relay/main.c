@@ -24,7 +24,8 @@
 /* ---- serve ------------------------------------------------------------------- */
 
 struct serve_args {
-    const char *data, *listen, *ssh_listen, *log_level_word;
+    const char *data, *listen, *ssh_listen, *log_level_word, *metrics_listen;
+    int metrics_public;
     uint64_t heartbeat_ms, handshake_timeout_ms;
     uint64_t ssh_max_connections, ssh_preauth_per_address, ssh_auth_timeout_ms; /* 0: default */
     uint64_t ssh_keepalive_ms, ssh_idle_timeout_ms;                             /* 0: default */
@@ -57,6 +58,8 @@ static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
         .ssh_auth_timeout_ms = (uint32_t)args.ssh_auth_timeout_ms,
         .ssh_keepalive_ms = (uint32_t)args.ssh_keepalive_ms,
         .ssh_idle_timeout_ms = (uint32_t)args.ssh_idle_timeout_ms,
+        .metrics_listen = args.metrics_listen,
+        .metrics_public = args.metrics_public,
     };
     if (args.log_level_word != NULL)
         tl_log_set_level(args.log_level);
@@ -78,7 +81,7 @@ static const tl_admin_command_t serve = {
     .usage = "serve --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--heartbeat-ms N] "
              "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
              "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
-             "[--log-level LEVEL]",
+             "[--metrics-listen ADDR:PORT [--metrics-public]] [--log-level LEVEL]",
     .summary = "accept agents over mutual TLS 1.3, and technicians over SSH (the address chosen at "
                "init, or --ssh-listen)",
     .args =
@@ -118,6 +121,14 @@ static const tl_admin_command_t serve = {
                     SERVE_NUMBER("ssh-idle-timeout-ms", ssh_idle_timeout_ms, 1000, 86400000,
                                  "an SSH connection whose channels carried nothing for this long "
                                  "is closed, 1000..86400000 (default 1800000: 30 minutes)"),
+                    {.name = "metrics-listen",
+                     .metavar = "ADDR:PORT",
+                     .help = "serve Prometheus metrics at GET /metrics on this loopback address "
+                             "(e.g. 127.0.0.1:9465); off without it",
+                     .word = TL_CLI_AT(struct serve_args, metrics_listen)},
+                    {.name = "metrics-public",
+                     .help = "allow --metrics-listen on an address that is not loopback",
+                     .out = TL_CLI_AT(struct serve_args, metrics_public)},
                     {.name = "log-level",
                      .metavar = "LEVEL",
                      .help = "debug, info, warn or error",

@@ -11,6 +11,7 @@
 #include "relay/cmd/commands.h"
 #include "relay/desk/clocks.h"
 #include "relay/desk/desk_config.h"
+#include "relay/metrics_serve.h"
 #include "relay/net/agent_server.h"
 #include "relay/net/log_limit.h"
 #include "relay/net/registry.h"
@@ -21,6 +22,7 @@
 #include "relay/store/audit_checkpoint.h"
 #include "relay/store/audit_key.h"
 #include "relay/store/datadir.h"
+#include "relay/store/metrics.h"
 #include "relay/store/status.h"
 #include "relay/store/worker.h"
 #include "tl_version.h"
@@ -50,7 +52,8 @@ struct relay {
     tl_ssh_logins_t *logins;
     tl_commands_ctx_t commands;
     tl_sessions_t *sessions;
-    tl_sla_config_t *sla; /* DATA/desk.json, or the default */
+    tl_sla_config_t *sla;        /* DATA/desk.json, or the default */
+    tl_metrics_serve_t *metrics; /* with --metrics-listen */
     int stopping;
 };
 
@@ -173,6 +176,43 @@ static int start_technicians(struct relay *relay)
     return 0;
 }
 
+/* ---- metrics ---------------------------------------------------------------------- */
+
+/* The endpoint belongs on loopback (docs/metrics.md): anyone who reaches it reads the counters. */
+static int check_metrics_address(const tl_relay_config_t *config)
+{
+    struct sockaddr_storage address;
+    if (config->metrics_listen == NULL)
+        return 0;
+    if (tl_addr_parse(config->metrics_listen, &address) != 0) {
+        fprintf(stderr, "tierline-relay: bad metrics address '%s' (want ADDR:PORT)\n",
+                config->metrics_listen);
+        return TL_EINVAL;
+    }
+    if (!config->metrics_public && !tl_metrics_serve_loopback(config->metrics_listen)) {
+        fprintf(stderr,
+                "tierline-relay: refusing to serve metrics on %s: not a loopback address (use "
+                "--metrics-public to allow it)\n",
+                config->metrics_listen);
+        return TL_EINVAL;
+    }
+    return 0;
+}
+
+static int start_metrics(struct relay *relay)
+{
+    int rc = 0;
+    relay->metrics = tl_metrics_serve_start(relay->loop, relay->worker, relay->sla,
+                                            relay->config.metrics_listen, &rc);
+    if (relay->metrics == NULL) {
+        fprintf(stderr, "tierline-relay: cannot serve metrics on %s: %s\n",
+                relay->config.metrics_listen, tl_strerror(rc));
+        return rc;
+    }
+    tl_log_info("metrics listening addr=%s", relay->config.metrics_listen);
+    return 0;
+}
+
 /* ---- start and stop ------------------------------------------------------------- */
 
 static void on_signal(uv_signal_t *handle, int signum)
@@ -185,6 +225,8 @@ static void on_signal(uv_signal_t *handle, int signum)
     uv_close((uv_handle_t *)&relay->sigterm, NULL);
     uv_close((uv_handle_t *)&relay->sigint, NULL);
     tl_agent_server_stop(relay->agents);
+    tl_metrics_serve_stop(relay->metrics);
+    relay->metrics = NULL;
     if (relay->ssh != NULL) {
         tl_ssh_front_stop(relay->ssh);
         relay->ssh = NULL;
@@ -349,6 +391,7 @@ static void install_signals(struct relay *relay)
  */
 static void close_relay(struct relay *relay)
 {
+    tl_metrics_serve_stop(relay->metrics);
     tl_ssh_logins_close(relay->logins);
     tl_audit_checkpoints_stop(relay->checkpoints);
     tl_worker_free(relay->worker); /* runs the last acknowledgements */
@@ -386,6 +429,9 @@ int tl_relay_serve(const tl_relay_config_t *config)
     int rc = 0;
     tl_log_limit_t *log_limit = NULL;
     relay->loop = uv_default_loop();
+    tl_metrics_reset();
+    if ((rc = check_metrics_address(config)) != 0)
+        goto out;
     /* From here on, unauthenticated peers' lines are bounded per address (relay/net/log_limit.h).
      */
     if ((log_limit = tl_log_limit_start(relay->loop, &rc)) == NULL)
@@ -413,6 +459,8 @@ int tl_relay_serve(const tl_relay_config_t *config)
     if ((rc = start_agents(relay, listen)) != 0)
         goto out;
     if (config->ssh_listen != NULL && (rc = start_technicians(relay)) != 0)
+        goto out;
+    if (config->metrics_listen != NULL && (rc = start_metrics(relay)) != 0)
         goto out;
     install_signals(relay);
 

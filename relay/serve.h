@@ -7,7 +7,8 @@
  * with an SSH address, the technicians' side: sessions
  * (relay/sessions/sessions.h), the command table (relay/cmd/commands.h), the
  * logins (relay/net/ssh_logins.h) and the SSH front end
- * (relay/net/ssh_front.h). It wires the agents' side to the sessions through
+ * (relay/net/ssh_front.h); with a metrics address, the metrics endpoint
+ * (relay/metrics_serve.h, docs/metrics.md). It wires the agents' side to the sessions through
  * the hooks of relay/net/agent_link.h, so nothing in relay/net knows the
  * layers above it; and it stops everything in order on SIGTERM or SIGINT.
  * docs/architecture.md explains the threads.
@@ -31,6 +32,10 @@ typedef struct tl_relay_config {
     uint32_t ssh_auth_timeout_ms;
     uint32_t ssh_keepalive_ms;    /* 0: TL_SSH_DEFAULT_KEEPALIVE_MS */
     uint32_t ssh_idle_timeout_ms; /* 0: TL_SSH_DEFAULT_IDLE_TIMEOUT_MS */
+    /* The Prometheus endpoint (relay/metrics_serve.h) "ADDR:PORT"; NULL: none. A loopback
+     * address unless metrics_public. */
+    const char *metrics_listen;
+    int metrics_public;
 } tl_relay_config_t;
 
 #define TL_RELAY_DEFAULT_HEARTBEAT_MS 20000u

@@ -12,6 +12,7 @@
 #include "proto/log.h"
 #include "proto/text.h"
 #include "relay/net/agent_server_int.h"
+#include "relay/store/metrics.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -118,6 +119,7 @@ static void enroll_done(tl_job_t *base, int status)
     struct agent_job *job = (struct agent_job *)base;
     struct tl_agent_link *agent = job->agent;
     int result = tl_err_compat(status != 0 ? status : job->result);
+    tl_metrics_enrollment(result);
     if (result == 0) {
         enroll_succeeded(agent->server, agent->address);
         tl_registry_add(agent->server->registry, agent->fingerprint, job->device_id);

@@ -15,6 +15,7 @@
 #include "relay/store/audit_checkpoint.h"
 #include "relay/store/datadir.h"
 #include "tl_version.h"
+#include "relay/store/metrics.h"
 
 #include <inttypes.h>
 #include <openssl/evp.h>
@@ -304,6 +305,7 @@ static void on_peer_ready(tl_peer_t *peer)
     json_decref(welcome);
     tl_peer_set_heartbeat(peer, server->config.heartbeat_ms);
     agent->counted_online = 1;
+    tl_metrics_agent_online(1);
     submit_presence(agent, 1);
     tl_log_info("agent connected device=%s address=%s", device, agent->address);
 }
@@ -359,6 +361,7 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
         if (other->device_id == agent->device_id && other->counted_online && !other->closed)
             replaced = 1;
     if (agent->counted_online) {
+        tl_metrics_agent_online(-1);
         tl_log_info("agent disconnected device=D-%" PRId64 " reason=%s", agent->device_id,
                     reason ? tl_err_name(reason) : "closed");
         /* A newer connection of the same device keeps it online. */

@@ -14,6 +14,7 @@
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "relay/store/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +185,7 @@ void tl_sessions_channel_refuse(void *owner, uint32_t reason, tl_str_t message)
 void tl_sessions_channel_data(void *owner, uint8_t stream, const uint8_t *data, size_t len)
 {
     struct session *s = owner;
+    tl_metrics_bytes_to_technician(len);
     tl_mux_t *mux = tl_agent_mux(s->agent);
     if (s->kind == TL_SESSION_DIAG) {
         tl__session_diag_data(s, data, len);
@@ -298,6 +300,7 @@ static size_t on_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *
             tl_log_warn("typed input not held for the recording ticket=%s grant=%s reason=%s",
                         s->ticket, s->grant, tl_err_name(rc));
     }
+    tl_metrics_bytes_to_agent(written);
     if (written < len)
         s->input_blocked = 1; /* on_writable or the agent's input ack resumes */
     return written;

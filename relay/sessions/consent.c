@@ -10,6 +10,7 @@
 #include "proto/ids.h"
 #include "proto/log.h"
 #include "relay/store/store.h"
+#include "relay/store/metrics.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -123,6 +124,7 @@ static void asked_done(struct session *s, struct sjob *job, int status)
 void tl__session_ask_consent(struct session *s)
 {
     s->phase = PHASE_ASK;
+    tl_metrics_consent_asked();
     json_t *details =
         json_pack("{s:s, s:[s], s:s, s:i}", "device", s->device, "scopes", scope_of(s), "reason",
                   s->reason, "duration_s", (json_int_t)s->duration_s);
@@ -200,6 +202,7 @@ static void consent_answer(void *data, int status, json_t *result)
 {
     struct session *s = data;
     uint32_t request_id = s->request_id;
+    tl_metrics_consent_answer(status, result);
     s->request_id = 0;
     if (status == TL_ETIMEOUT) {
         /* Our patience ran out before the agent's: withdraw the question. */

@@ -32,6 +32,7 @@
 #include "relay/desk/tickets.h"
 #include "relay/desk/vendor.h"
 #include "relay/store/store.h"
+#include "relay/store/metrics.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -177,6 +178,7 @@ static void session_closed(uv_handle_t *handle)
     tl__capture_free(&s->out);
     tl__capture_free(&s->err);
     json_decref(s->signals);
+    tl_metrics_session_ended(tl__session_kind_name(s->kind, s->observe));
     free(s);
     if (--sessions->count == 0)
         uv_unref((uv_handle_t *)&sessions->keepalive);
@@ -587,6 +589,7 @@ void tl_sessions_start(tl_sessions_t *sessions, tl_exec_t *exec,
         return;
     }
     s->sessions = sessions;
+    tl_metrics_session_started(tl__session_kind_name(s->kind, s->observe));
     s->exec = exec;
     s->tech = *tech;
     s->role = tl_role_parse(tech->role);

@@ -8,6 +8,7 @@
 #include "relay/store/audit_key.h"
 #include "relay/store/audit_tree.h"
 #include "relay/store/datadir.h"
+#include "relay/store/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -291,6 +292,7 @@ static int make_checkpoint(tl_audit_checkpoints_t *cps, enum rule rule, int *mad
     cps->last = checkpoint;
     cps->have_last = 1;
     cps->written_since = 0;
+    tl_metrics_checkpoint_made(tl_wall_ms());
     *made = 1;
     hex_of(checkpoint.root, root_hex);
     tl_log_info("audit checkpoint size=%" PRIu64 " root=%s", size, root_hex);
@@ -407,6 +409,7 @@ static void on_written(void *data, uint64_t entries)
 {
     tl_audit_checkpoints_t *cps = data;
     cps->written_since += entries;
+    tl_metrics_checkpoint_lag(cps->written_since);
     if (cps->written_since >= TL_AUDIT_CHECKPOINT_EVERY)
         submit_periodic(cps);
 }

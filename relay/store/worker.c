@@ -3,6 +3,7 @@
 #include "proto/clock.h"
 #include "proto/err.h"
 #include "proto/log.h"
+#include "relay/store/metrics.h"
 #include "relay/store/status.h"
 
 #include <errno.h>
@@ -241,6 +242,7 @@ static void run_batch(tl_worker_t *worker, tl_job_t *jobs)
         note_audit(worker, audit_rc);
     }
     if (written > 0 && audit_rc == 0) {
+        tl_metrics_audit_written(written);
         pthread_mutex_lock(&worker->lock);
         tl_worker_written_fn fn = worker->written;
         void *data = worker->written_data;
@@ -339,6 +341,7 @@ static void on_async(uv_async_t *async)
         json_t *published = done->published;
         int status = done->status;
         done->published = NULL;
+        tl_metrics_job_done(done->submitted_ns);
         done->done(done, status);
         if (status == 0)
             deliver_published(worker, published);
@@ -393,6 +396,8 @@ tl_worker_t *tl_worker_new(uv_loop_t *loop, tl_store_t *store, tl_audit_chain_t 
 void tl_worker_submit(tl_worker_t *worker, tl_job_t *job)
 {
     job->published = NULL;
+    job->submitted_ns = tl_metrics_now_ns();
+    tl_metrics_job_submitted();
     pthread_mutex_lock(&worker->lock);
     push(&worker->queue_head, &worker->queue_tail, job);
     pthread_cond_signal(&worker->wake);

@@ -57,6 +57,7 @@ struct tl_job {
     tl_job_t *next;
     int status;
     json_t *published; /* what the job published (tl_worker_publish), until it is acknowledged */
+    uint64_t submitted_ns; /* for the store latency metric (relay/store/metrics.h) */
 };
 
 /*
