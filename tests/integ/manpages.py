@@ -40,6 +40,7 @@ PAGES = {"tierline-relay": "tierline-relay.8", "tierline-agent": "tierline-agent
          "tierline": "tierline.1", "commands": "tierline-commands.7"}
 WORD = r"[a-z][a-z0-9-]*"
 OPTION = re.compile(r"--[a-z0-9][a-z0-9-]*")
+OPENING = {"]": "[", ")": "("}
 
 
 # ---- the pages ---------------------------------------------------------------------------------
@@ -143,15 +144,25 @@ def program_commands(program, env=None):
     return commands, listed
 
 
+def check_top_options(page, sections, top_help, program, problems):
+    """The program's own options (--help, --version and those of its usage line) are in the
+    page's OPTIONS, and each option there is one its --help speaks of."""
+    in_page = OPTION.findall(sections.get("OPTIONS", ""))
+    for option in ["--help", "--version"] + OPTION.findall(top_help.splitlines()[0]):
+        if option not in in_page:
+            problems.append("%s: OPTIONS lacks %s (%s --help)" % (page, option, program))
+    for option in in_page:
+        if option not in OPTION.findall(top_help):
+            problems.append("%s: OPTIONS has %s, which %s --help does not mention"
+                            % (page, option, program))
+
+
 def check_program(program, folder, problems):
     page = PAGES[program]
     sections, entries = read_page(folder, page)
     found = entry_map(page, entries, problems)
     commands, listed = program_commands(program)
-    top_usage = program_help(program).splitlines()[0]
-    for option in ["--help", "--version"] + OPTION.findall(top_usage):
-        if option not in OPTION.findall(sections.get("OPTIONS", "")):
-            problems.append("%s: OPTIONS lacks %s (%s --help)" % (page, option, program))
+    check_top_options(page, sections, program_help(program), program, problems)
     for name, parts in commands.items():
         group = [text for entry, text in found.items() if entry.split()[0] == name]
         if list(parts) == [None]:
@@ -224,6 +235,13 @@ def console_env():
     return env
 
 
+def console_commands(top_help):
+    """The commands `tierline --help` lists: a word, and the next one if it is a word too
+    (ticket show, completion bash)."""
+    return [" ".join(word for word in match.groups() if word)
+            for match in re.finditer(r"^  (%s)(?: (%s))?(?= |$)" % (WORD, WORD), top_help, re.M)]
+
+
 def check_console(folder, problems):
     page, commands_page = PAGES["tierline"], PAGES["commands"]
     sections, entries = read_page(folder, page)
@@ -231,12 +249,8 @@ def check_console(folder, problems):
     relays = dict(read_page(folder, commands_page)[1])
     env = console_env()
     top = program_help("tierline", env=env)
-    for option in ["--help", "--version"] + OPTION.findall(top.splitlines()[0]):
-        if option not in OPTION.findall(sections.get("OPTIONS", "")):
-            problems.append("%s: OPTIONS lacks %s (tierline --help)" % (page, option))
-    names = []
-    for match in re.finditer(r"^  (%s)(?: (%s))?(?= |$)" % (WORD, WORD), top, re.M):
-        names.append(" ".join(word for word in match.groups() if word))
+    check_top_options(page, sections, top, "tierline", problems)
+    names = console_commands(top)
     for name in names:
         usage, options = usage_and_options(program_help("tierline", *name.split(), env=env),
                                            "tierline")
@@ -269,6 +283,37 @@ def expect_agreement(problems):
           + "\n  ".join(problems))
 
 
+def usage_value_problems(where, usage, options):
+    """An option's value in a usage line is the one its Options line names (or a list of the
+    words it takes, a|b|c): "[--ttl 15m]" beside "--ttl DURATION" reads as two options."""
+    problems = []
+    for option, value in re.findall(r"(--[a-z0-9-]+) ([^\s\[(|-]\S*)", usage):
+        # The brackets that close around the option are not its value's: "[--tier N]".
+        while value[-1] in "])" and value.count(value[-1]) > value.count(OPENING[value[-1]]):
+            value = value[:-1]
+        named = options.get(option)
+        if named and value != named and "|" not in value:
+            problems.append("%s: usage says %s %s, its options %s %s"
+                            % (where, option, value, option, named))
+    return problems
+
+
+def help_options(help_text):
+    """{option: its value's name, or None for a flag} from a --help's Options: lines."""
+    options, listing = {}, False
+    for line in help_text.splitlines():
+        if line == "Options:":
+            listing = True
+        elif listing and not line.strip():
+            break
+        elif listing:
+            head = re.split(r"\s{2,}", line.strip())[0]
+            match = re.search(r"(--[a-z0-9-]+)(?: (\S+))?$", head)
+            if match:
+                options[match.group(1)] = match.group(2)
+    return options
+
+
 # ---- cases -------------------------------------------------------------------------------------
 
 @case
@@ -297,6 +342,27 @@ def case_console_page_agrees_with_help():
     problems = []
     check_console(SOURCES, problems)
     expect_agreement(problems)
+
+
+@case
+def case_help_usage_agrees_with_its_options():
+    """Each command's usage line names an option's value as its Options line does."""
+    problems = []
+    for program in ("tierline-relay", "tierline-agent"):
+        for name, _ in listed_commands(program_help(program), program):
+            text = program_help(program, name)
+            problems += usage_value_problems("%s %s --help" % (program, name),
+                                             text.splitlines()[0], help_options(text))
+    env = console_env()
+    for name in console_commands(program_help("tierline", env=env)):
+        text = program_help("tierline", *name.split(), env=env)
+        problems += usage_value_problems("tierline %s --help" % name, text.splitlines()[0],
+                                         help_options(text))
+    for command in relay_table():
+        problems += usage_value_problems(
+            "the relay's %s" % command["name"], command["usage"],
+            {o["name"]: o["value"] for o in command["options"]})
+    check(not problems, "usage lines disagree with their options:\n  " + "\n  ".join(problems))
 
 
 @case
