@@ -419,6 +419,9 @@ def case_pages_render_without_warnings():
     built = os.path.join(BUILD, "man")
     sources = sorted(name[:-len(".scd")] for name in os.listdir(SOURCES) if name.endswith(".scd"))
     check(sources, "no man page sources in %s" % SOURCES)
+    for tool, package in (("man", "man-db"), ("groff", "groff-base")):
+        check(shutil.which(tool), "%s is not installed (Debian's %s; scripts/deps.sh)"
+              % (tool, package))
     for page in sources:
         path = os.path.join(built, page)
         check(os.path.isfile(path), "%s was not built (is scdoc installed? see man/CMakeLists.txt)"
