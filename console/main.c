@@ -1006,6 +1006,7 @@ static void write_usage(struct console *console, FILE *out)
                      "with; '" PROGRAM " help' asks yours which ones your role may use.\n");
     }
     fprintf(out, "\n"
+                 "--help and --version print this text and the version.\n\n"
                  "Settings, each overriding the one before: the config file\n"
                  "($XDG_CONFIG_HOME/tierline/config or ~/.config/tierline/config: 'key = value'\n"
                  "lines with keys relay, port, user, identity, host_key, keepalive), the\n"

@@ -9,7 +9,7 @@ packages=(
     clang libclang-rt-14-dev
     libssl-dev libssh-dev libuv1-dev zlib1g-dev libsqlite3-dev libjansson-dev libcmocka-dev
     openssl openssh-client openssh-server asciinema
-    curl prometheus
+    curl prometheus scdoc man-db groff-base
 )
 
 missing=()

@@ -255,8 +255,9 @@ out:
 
 const tl_admin_command_t tl_admin_enroll_code = {
     .name = "enroll-code",
-    .usage = "enroll-code --data DIR [--ttl 15m] [--note TEXT] [--address HOST:PORT] [--count N] "
-             "[--json]",
+    .usage =
+        "enroll-code --data DIR [--ttl DURATION] [--note TEXT] [--address HOST:PORT] [--count N] "
+        "[--json]",
     .summary = "print a one-time enrollment string for a new agent (--count N: N of them, one per "
                "line, up to 10000)",
     .args =

@@ -473,8 +473,8 @@ static void test_admin_bad_lines_are_refused_in_their_words(void **state)
                          "tierline-relay enroll-code: bad --count '10001' (1 to 10000 codes)\n");
     assert_admin_refused(&tl_admin_enroll_code, "--data /d --json --count",
                          "tierline-relay enroll-code: missing value for '--count'\n"
-                         "usage: tierline-relay enroll-code --data DIR [--ttl 15m] [--note TEXT] "
-                         "[--address HOST:PORT] [--count N] [--json]\n");
+                         "usage: tierline-relay enroll-code --data DIR [--ttl DURATION] [--note "
+                         "TEXT] [--address HOST:PORT] [--count N] [--json]\n");
     assert_admin_refused(&tl_admin_init, "--data /d --ssh-listen nowhere",
                          "tierline-relay init: bad --ssh-listen 'nowhere' (want ADDR:PORT)\n");
     assert_admin_refused(&tl_admin_host_key, "--data /d --known-hosts nohostport",
