@@ -47,7 +47,7 @@ struct agent_run {
     tl_ticket_news_t *news;
     tl_catalogue_sync_t *catalogue;
     tl_witness_sync_t *witness; /* the audit log witnessed (docs/protocol.md §7.15) */
-    int runbooks_given; /* --runbooks: an installed catalogue does not replace it */
+    int runbooks_given;         /* --runbooks: an installed catalogue does not replace it */
     /* Disk work off the loop: one lane for grants.json, one for the outbox. */
     tl_storage_t *grants_lane;
     tl_storage_t *outbox_lane;
@@ -189,6 +189,13 @@ static void run_consent_answer(void *data, uint64_t token, const tl_consent_answ
         tl_tunnel_consent_answer(run->tunnel, token, answer);
 }
 
+static void run_command_answer(void *data, uint64_t token, const tl_consent_answer_t *answer)
+{
+    struct agent_run *run = data;
+    if (run->tunnel != NULL)
+        tl_tunnel_command_answer(run->tunnel, token, answer);
+}
+
 static void run_grant_ended(void *data, const tl_grant_t *grant, const char *reason)
 {
     struct agent_run *run = data;
@@ -232,6 +239,7 @@ static const tl_consent_events_t run_consent_events = {
     .on_answer = run_consent_answer,
     .on_ended = run_grant_ended,
     .on_event = run_consent_event,
+    .on_command = run_command_answer,
 };
 
 static void run_activity(void *data, const char *grant, const char *text)
