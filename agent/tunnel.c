@@ -1291,6 +1291,8 @@ void tl_tunnel_consent_answer(tl_tunnel_t *tunnel, uint64_t token,
                              tl_control_type_name(TL_CONTROL_RESULT), "ok", 1, "grant",
                              answer->grant->id, "scopes", tl_scope_names(answer->grant->scopes),
                              "expires_ms", (json_int_t)answer->grant->expires_ms, "by", answer->by);
+    if (body != NULL && answer->grant->each_command)
+        json_object_set_new(body, "each_command", json_true());
     if (body != NULL)
         tl_peer_send_control(tunnel->peer, request_id, body);
     json_decref(body);

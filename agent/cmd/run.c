@@ -217,10 +217,21 @@ static void run_notify_question(struct agent_run *run, json_t *question)
     tl__cmd_shown(ticket, sizeof ticket, question, "ticket");
     tl__cmd_shown(id, sizeof id, question, "id");
     tl_text_clip(reason, sizeof reason, tl__cmd_member(question, "reason"), 300, TL_TEXT_LINE);
-    tl_format(summary, sizeof summary, "%s (%s) asks for %s on %s", technician, role, scopes,
-              ticket);
-    tl_format(body, sizeof body, "Reason: %s\nFor %s; question %s waits for your answer.", reason,
-              duration, id);
+    const char *command_line = json_string_value(json_object_get(question, "command_line"));
+    if (command_line != NULL) {
+        /* One command under a grant that asks for each: the command line, escaped. */
+        char line[512];
+        tl_text_clip(line, sizeof line, command_line, 160, TL_TEXT_LINE);
+        tl_format(summary, sizeof summary, "%s (%s) asks to run a command on %s", technician, role,
+                  ticket);
+        tl_format(body, sizeof body, "Command: %s\nReason: %s\nQuestion %s waits for your answer.",
+                  line, reason, id);
+    } else {
+        tl_format(summary, sizeof summary, "%s (%s) asks for %s on %s", technician, role, scopes,
+                  ticket);
+        tl_format(body, sizeof body, "Reason: %s\nFor %s; question %s waits for your answer.",
+                  reason, duration, id);
+    }
     tl_format(hint, sizeof hint, "Answer with: tierline-agent attend (or approve %s, deny %s)", id,
               id);
     tl_notify_post(run->notify, summary, body, hint, 1);
