@@ -276,10 +276,10 @@ static void grant_job_done(tl_job_t *base, int status)
 {
     struct sjob *job = (struct sjob *)base;
     job->sessions->grant_jobs--;
-    if (status != 0 && job->channel == 0)
+    if (status != 0 && !job->command)
         tl_log_warn("grant end not recorded ticket=%s device=D-%" PRId64 " reason=%s", job->ticket,
                     job->agent_device, tl_err_name(status));
-    if (status != 0 && job->channel != 0) {
+    if (status != 0 && job->command) {
         tl_log_warn("command consent not recorded ticket=%s device=D-%" PRId64 " reason=%s",
                     job->ticket, job->agent_device, tl_err_name(status));
         /* What cannot be audited does not go on: a command allowed unrecorded is stopped. */
@@ -349,7 +349,7 @@ static void command_decided(tl_sessions_t *sessions, tl_agent_link_t *agent, jso
     int64_t ticket_id = 0;
     if (!grant_id_valid(grant) || ticket == NULL ||
         tl_id_parse(ticket, TL_ID_TICKET, &ticket_id) != 0 || !json_is_integer(channel) ||
-        json_integer_value(channel) < 1 || json_integer_value(channel) > UINT32_MAX ||
+        json_integer_value(channel) < 0 || json_integer_value(channel) > UINT32_MAX ||
         decision == NULL ||
         (strcmp(decision, "allowed") != 0 && strcmp(decision, "declined") != 0 &&
          strcmp(decision, "unanswered") != 0) ||
@@ -396,6 +396,7 @@ static void command_decided(tl_sessions_t *sessions, tl_agent_link_t *agent, jso
     }
     snprintf(job->grant, sizeof job->grant, "%s", grant);
     job->channel = id;
+    job->command = 1;
     job->allowed = strcmp(decision, "allowed") == 0;
     tl__sjob_record(job, "consent.command", "consent.command", details);
     sessions->grant_jobs++;

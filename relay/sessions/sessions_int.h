@@ -178,6 +178,7 @@ struct sjob {
     int64_t ticket_id;
     char ticket[32];
     char grant[40];
+    int command;      /* a command's consent, not a grant's end */
     uint32_t channel; /* a command's: the relay's id of its channel */
     int allowed;      /* a command's: the agent let it run */
 };
