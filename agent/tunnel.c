@@ -882,6 +882,28 @@ static void hold_command(tl_tunnel_t *tunnel, tl_mux_t *mux, uint32_t channel, c
         tl_mux_refuse(mux, channel, wire_code(TL_EDENIED), message);
 }
 
+/*
+ * The technician left while the user was asked about their command (the
+ * relay names its own id of the channel): the question goes, and the
+ * channel is refused, so the command can no longer be allowed.
+ */
+static void withdraw_command(tl_tunnel_t *tunnel, uint32_t relay_channel)
+{
+    tl_mux_t *mux = tunnel->peer != NULL ? tl_peer_mux(tunnel->peer) : NULL;
+    for (size_t i = 0; mux != NULL && i < tunnel->held_count; i++) {
+        uint32_t peer = 0;
+        if (tl_mux_peer_channel(mux, tunnel->held[i].channel, &peer) != 0 || peer != relay_channel)
+            continue;
+        uint32_t channel = tunnel->held[i].channel;
+        tl_consent_cancel_command(tunnel->options.consent,
+                                  (uint64_t)tunnel->generation << 32 | channel,
+                                  "the technician left");
+        held_drop(tunnel, i);
+        tl_mux_refuse(mux, channel, wire_code(TL_EDENIED), "withdrawn: the technician left");
+        return;
+    }
+}
+
 void tl_tunnel_command_answer(tl_tunnel_t *tunnel, uint64_t token,
                               const tl_consent_answer_t *answer)
 {
@@ -1245,6 +1267,11 @@ static void handle_notification(tl_tunnel_t *tunnel, const char *type, json_t *b
     json_int_t id, cols, rows;
     enum tl_control_type known = tl_control_type_lookup(type);
     if (known == TL_CONTROL_SESSION_CANCEL) {
+        if (tunnel->options.consent != NULL && json_object_get(body, "request_id") == NULL &&
+            int_member(body, "channel", 0, UINT32_MAX, &id) == 0) {
+            withdraw_command(tunnel, (uint32_t)id);
+            return;
+        }
         if (tunnel->options.consent == NULL ||
             int_member(body, "request_id", 1, UINT32_MAX, &id) != 0)
             return;

@@ -103,6 +103,24 @@ def case_an_unanswered_command_is_not_run():
 
 
 @case
+def case_a_technician_who_leaves_withdraws_the_question():
+    desk = Desk()
+    tech = desk.spawn("bob", "run", desk.ticket, "--", "echo", "first")
+    desk.agent.cli("approve", desk.agent.question("bob")["id"], "--each")
+    desk.agent.cli("approve", command_question(desk)["id"])
+    tech.communicate(timeout=60)
+    marker = os.path.join(WORK, "after-leaving")
+    tech = desk.spawn("bob", "run", desk.ticket, "--", "touch", marker)
+    asked = command_question(desk)
+    tech.kill()
+    tech.wait()
+    wait_for("the question withdrawn", lambda: desk.agent.pending() == [])
+    _, err = desk.agent.cli("approve", asked["id"], expect=None)
+    check("no open question" in err, "approve after the technician left: %r" % err)
+    check(not os.path.exists(marker), "the command ran after its technician left")
+
+
+@case
 def case_each_is_refused_for_a_shell():
     desk = Desk()
     term = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
