@@ -1528,7 +1528,9 @@ int tl_consent_ask_command(tl_consent_t *consent, const tl_grant_t *grant, const
     *asked = 0;
     *allowed = 0;
     char key[TL_POLICY_MAX_COMMAND_BYTES + 16], line[TL_CONSENT_MAX_COMMAND_TEXT];
-    if (consent->freeing || type == NULL || command_key(type, what, key, sizeof key) != 0) {
+    if (consent->freeing || type == NULL ||
+        (strcmp(type, "exec") == 0 ? !json_is_string(json_array_get(what, 0))
+                                   : !json_is_string(json_object_get(what, "name")))) {
         tl_format(message, size, "refused: a command under grant %s must name what it runs",
                   grant->id);
         return 0;
@@ -1543,7 +1545,9 @@ int tl_consent_ask_command(tl_consent_t *consent, const tl_grant_t *grant, const
         int64_t at = now(consent);
         time_t seconds = (time_t)(at / 1000);
         struct tm local;
-        *allowed = localtime_r(&seconds, &local) != NULL &&
+        /* A program name longer than any entry can be is in no list. */
+        *allowed = command_key(type, what, key, sizeof key) == 0 &&
+                   localtime_r(&seconds, &local) != NULL &&
                    tl_policy_command_allowed(consent->policy, grant->role, grant->scopes, &local,
                                              key) == 0;
         tl_log_info("command %s by the policy grant=%s ticket=%s", *allowed ? "allowed" : "refused",

@@ -1162,6 +1162,25 @@ static void test_each_command_grant_asks_for_every_command(void **state)
     fixture_free(f);
 }
 
+static void test_a_long_program_name_is_still_asked_about(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    user_grant(f, TL_SCOPE_EXEC, TL_CONSENT_EACH);
+    char program[1024], message[256] = "";
+    memset(program, 'a', sizeof program - 1);
+    program[0] = '/';
+    program[sizeof program - 1] = '\0';
+    json_t *argv = json_pack("[s]", program);
+    int asked = 0, allowed = 0;
+    TL_ASSERT_OK(tl_consent_ask_command(f->consent, tl_consent_find(f->consent, "G-1"), "exec",
+                                        argv, 9, &asked, &allowed, message, sizeof message));
+    if (asked != 1)
+        fail_msg("a 1 KiB program name was not put to the user: %s", message);
+    json_decref(argv);
+    fixture_free(f);
+}
+
 static void test_unanswered_command_is_declined(void **state)
 {
     (void)state;
@@ -1349,6 +1368,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_failed_grant_write_answers_eio_and_grants_nothing),
     cmocka_unit_test(test_command_line_shows_hostile_arguments_escaped),
     cmocka_unit_test(test_each_command_grant_asks_for_every_command),
+    cmocka_unit_test(test_a_long_program_name_is_still_asked_about),
     cmocka_unit_test(test_unanswered_command_is_declined),
     cmocka_unit_test(test_each_and_keep_only_where_they_mean_something),
     cmocka_unit_test(test_a_users_shell_grant_ends_with_its_shell_unless_kept),
