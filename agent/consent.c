@@ -1,5 +1,6 @@
 #include "agent/consent.h"
 #include "proto/array.h"
+#include "proto/buf.h"
 #include "proto/cli.h"
 #include "proto/clock.h"
 #include "proto/err.h"
@@ -204,6 +205,8 @@ struct rule {
     int from_minute; /* -1: no window */
     int to_minute;
     uint32_t max_duration_s;
+    char **commands; /* NULL: the rule grants for its time; else what it allows one by one */
+    size_t command_count;
 };
 
 struct tl_policy {
@@ -243,6 +246,75 @@ static int parse_clock(const char *text, int *minute)
     return 0;
 }
 
+/*
+ * A rule's "commands": what it allows one command at a time. Each entry is
+ * an exact argv[0] ("df", "/usr/bin/journalctl") or "runbook:NAME". A shell
+ * cannot be allowed command by command, so such a rule may not list it.
+ */
+static int parse_commands(json_t *commands, size_t index, struct rule *rule, char *problem,
+                          size_t size)
+{
+    if (commands == NULL)
+        return 0;
+    if (!json_is_array(commands) || json_array_size(commands) == 0 ||
+        json_array_size(commands) > TL_POLICY_MAX_COMMANDS) {
+        tl_format(problem, size, "unattended[%zu]: \"commands\" must be an array of 1..%d commands",
+                  index, TL_POLICY_MAX_COMMANDS);
+        return TL_EINVAL;
+    }
+    if (rule->scopes & TL_SCOPE_SHELL) {
+        tl_format(problem, size,
+                  "unattended[%zu]: a rule with \"commands\" cannot allow shell (a shell "
+                  "cannot be asked command by command)",
+                  index);
+        return TL_EINVAL;
+    }
+    if (!(rule->scopes & (TL_SCOPE_EXEC | TL_SCOPE_FIX))) {
+        tl_format(problem, size, "unattended[%zu]: a rule with \"commands\" must allow exec or fix",
+                  index);
+        return TL_EINVAL;
+    }
+    rule->commands = calloc(json_array_size(commands), sizeof *rule->commands);
+    if (rule->commands == NULL) {
+        tl_format(problem, size, "%s", tl_strerror(TL_ENOMEM));
+        return TL_ENOMEM;
+    }
+    size_t i;
+    json_t *value;
+    json_array_foreach(commands, i, value) {
+        const char *text = json_string_value(value);
+        size_t len = json_is_string(value) ? json_string_length(value) : 0;
+        const char *name = len > 8 && strncmp(text, "runbook:", 8) == 0 ? text + 8 : NULL;
+        if (text == NULL || strlen(text) != len ||
+            !text_ok(text, len, TL_POLICY_MAX_COMMAND_BYTES, 0) ||
+            (name == NULL && strchr(text, '/') != NULL && text[0] != '/') ||
+            (name == NULL && text[len - 1] == '/') || (name != NULL && strchr(name, '/') != NULL)) {
+            tl_format(problem, size,
+                      "unattended[%zu].commands[%zu]: want a program name (\"df\"), an "
+                      "absolute path (\"/usr/bin/df\") or \"runbook:NAME\", 1..%d bytes "
+                      "without control characters",
+                      index, i, TL_POLICY_MAX_COMMAND_BYTES);
+            return TL_EINVAL;
+        }
+        rule->commands[i] = strdup(text);
+        if (rule->commands[i] == NULL) {
+            tl_format(problem, size, "%s", tl_strerror(TL_ENOMEM));
+            return TL_ENOMEM;
+        }
+        rule->command_count++;
+    }
+    return 0;
+}
+
+static void rule_clear(struct rule *rule)
+{
+    for (size_t i = 0; i < rule->command_count; i++)
+        free(rule->commands[i]);
+    free(rule->commands);
+    rule->commands = NULL;
+    rule->command_count = 0;
+}
+
 static int parse_rule(json_t *item, size_t index, struct rule *rule, char *problem, size_t size)
 {
     const char *key;
@@ -258,7 +330,7 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
     json_object_foreach(item, key, value) {
         if (strcmp(key, "roles") != 0 && strcmp(key, "scopes") != 0 &&
             strcmp(key, "max_duration") != 0 && strcmp(key, "days") != 0 &&
-            strcmp(key, "from") != 0 && strcmp(key, "to") != 0) {
+            strcmp(key, "from") != 0 && strcmp(key, "to") != 0 && strcmp(key, "commands") != 0) {
             tl_format(problem, size, "unattended[%zu]: unknown member \"%s\"", index, key);
             return TL_EINVAL;
         }
@@ -352,7 +424,7 @@ static int parse_rule(json_t *item, size_t index, struct rule *rule, char *probl
         }
         rule->max_duration_s = (uint32_t)seconds;
     }
-    return 0;
+    return parse_commands(json_object_get(item, "commands"), index, rule, problem, size);
 }
 
 tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *problem, size_t size)
@@ -392,8 +464,12 @@ tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *probl
     }
     size_t i;
     json_array_foreach(rules, i, value) {
-        if (parse_rule(value, i, &policy->rules[i], problem, size) != 0)
+        int rc = parse_rule(value, i, &policy->rules[i], problem, size);
+        if (rc != 0) {
+            rule_clear(&policy->rules[i]);
+            *err = rc;
             goto fail;
+        }
         policy->count++;
     }
     json_t *timeout = json_object_get(doc, "consent_timeout");
@@ -410,7 +486,7 @@ tl_policy_t *tl_policy_parse(const char *text, size_t len, int *err, char *probl
     *err = 0;
     goto out;
 fail:
-    free(policy);
+    tl_policy_free(policy);
     policy = NULL;
 out:
     json_decref(doc);
@@ -451,6 +527,8 @@ tl_policy_t *tl_policy_load(const char *path, int *err, char *problem, size_t si
 
 void tl_policy_free(tl_policy_t *policy)
 {
+    for (size_t i = 0; policy != NULL && i < policy->count; i++)
+        rule_clear(&policy->rules[i]);
     free(policy);
 }
 
@@ -473,20 +551,47 @@ static int rule_window_holds(const struct rule *rule, const struct tm *local)
     return 0;
 }
 
-int tl_policy_match(const tl_policy_t *policy, const char *role, unsigned scopes,
-                    const struct tm *local, uint32_t asked_s, uint32_t *granted_s)
+/* The first rule that matches decides; NULL when none does. */
+static const struct rule *matching_rule(const tl_policy_t *policy, const char *role,
+                                        unsigned scopes, const struct tm *local)
 {
     int at = session_role(role);
     if (policy == NULL || at < 0 || scopes == 0)
-        return TL_EDENIED;
+        return NULL;
     for (size_t i = 0; i < policy->count; i++) {
         const struct rule *rule = &policy->rules[i];
-        if (!((rule->roles >> at) & 1u) || (scopes & ~rule->scopes) != 0 ||
-            !rule_window_holds(rule, local))
-            continue;
-        *granted_s = asked_s < rule->max_duration_s ? asked_s : rule->max_duration_s;
-        return 0;
+        if (((rule->roles >> at) & 1u) && (scopes & ~rule->scopes) == 0 &&
+            rule_window_holds(rule, local))
+            return rule;
     }
+    return NULL;
+}
+
+int tl_policy_decide(const tl_policy_t *policy, const char *role, unsigned scopes,
+                     const struct tm *local, uint32_t asked_s, uint32_t *granted_s, int *each)
+{
+    const struct rule *rule = matching_rule(policy, role, scopes, local);
+    if (rule == NULL)
+        return TL_EDENIED;
+    *granted_s = asked_s < rule->max_duration_s ? asked_s : rule->max_duration_s;
+    if (each != NULL)
+        *each = rule->commands != NULL;
+    return 0;
+}
+
+int tl_policy_match(const tl_policy_t *policy, const char *role, unsigned scopes,
+                    const struct tm *local, uint32_t asked_s, uint32_t *granted_s)
+{
+    return tl_policy_decide(policy, role, scopes, local, asked_s, granted_s, NULL);
+}
+
+int tl_policy_command_allowed(const tl_policy_t *policy, const char *role, unsigned scopes,
+                              const struct tm *local, const char *command)
+{
+    const struct rule *rule = matching_rule(policy, role, scopes, local);
+    for (size_t i = 0; rule != NULL && command != NULL && i < rule->command_count; i++)
+        if (strcmp(rule->commands[i], command) == 0)
+            return 0;
     return TL_EDENIED;
 }
 
@@ -525,6 +630,11 @@ struct question {
     tl_consent_request_t request;
     int64_t asked_ms;
     int64_t deadline_ms;
+    /* A command under a grant that asks for each one, not a session.request. */
+    bool command;
+    char grant[24];
+    json_t *what; /* the exec's argv, or the runbook's {"name","args"} */
+    char command_line[TL_CONSENT_MAX_COMMAND_TEXT];
 };
 
 struct tl_consent {
@@ -583,6 +693,10 @@ json_t *tl_grant_json(const tl_grant_t *grant, int64_t now_ms)
         json_object_set_new(out, "ended_ms", json_integer(grant->ended_ms));
         json_object_set_new(out, "end_reason", json_string(grant->end_reason));
     }
+    if (out != NULL && grant->each_command)
+        json_object_set_new(out, "each_command", json_true());
+    if (out != NULL && grant->ends_with_shell)
+        json_object_set_new(out, "ends_with_shell", json_true());
     return out;
 }
 
@@ -659,6 +773,13 @@ static int grant_from_json(json_t *item, tl_grant_t *grant, uint64_t *number)
             copy_field(item, "end_reason", grant->end_reason, sizeof grant->end_reason - 1, 1))
             return TL_EINVAL;
     }
+    json_t *each = json_object_get(item, "each_command");
+    json_t *shell_bound = json_object_get(item, "ends_with_shell");
+    if ((each != NULL && !json_is_boolean(each)) ||
+        (shell_bound != NULL && !json_is_boolean(shell_bound)))
+        return TL_EINVAL;
+    grant->each_command = json_is_true(each);
+    grant->ends_with_shell = json_is_true(shell_bound);
     return 0;
 }
 
@@ -808,6 +929,7 @@ static void question_closed(uv_handle_t *handle)
     struct question *question = handle->data;
     tl_consent_t *consent = question->consent;
     tl_consent_request_clear(&question->request);
+    json_decref(question->what);
     free(question);
     consent->open_handles--;
     release_if_done(consent);
@@ -839,7 +961,40 @@ static json_t *question_json(const struct question *question)
                   (json_int_t)question->asked_ms, "deadline_ms", (json_int_t)question->deadline_ms);
     if (out != NULL && request->runbook != NULL)
         json_object_set(out, "runbook", request->runbook);
+    if (out != NULL && question->command) {
+        /* One command: the grant it runs under and the exact command line. */
+        json_object_del(out, "duration_s");
+        json_object_set_new(out, "grant", json_string(question->grant));
+        json_object_set_new(out, "command_line", json_string(question->command_line));
+        json_object_set(out, json_is_array(question->what) ? "command" : "runbook", question->what);
+    } else if (out != NULL) {
+        /* What the user may answer besides yes and no (docs/consent.md). */
+        json_object_set_new(out, "each_possible",
+                            json_boolean((request->scopes & (TL_SCOPE_EXEC | TL_SCOPE_FIX)) &&
+                                         !(request->scopes & TL_SCOPE_SHELL)));
+        json_object_set_new(out, "ends_with_shell",
+                            json_boolean((request->scopes & TL_SCOPE_SHELL) != 0));
+    }
     return out;
+}
+
+/* What was decided on one command, for the user's terminal. */
+static void emit_command(tl_consent_t *consent, const char *question, const tl_grant_t *grant,
+                         const char *command_line, const char *decision, const char *by)
+{
+    emit(consent,
+         json_pack("{s:s, s:s?, s:s, s:s, s:s, s:s, s:s, s:s}", "event",
+                   tl_control_type_name(TL_CONTROL_EVENT_COMMAND), "question", question, "grant",
+                   grant->id, "ticket", grant->ticket, "technician", grant->technician,
+                   "command_line", command_line, "decision", decision, "by", by));
+}
+
+static void answer_command(tl_consent_t *consent, uint64_t token, int error, const char *message,
+                           const char *by)
+{
+    tl_consent_answer_t result = {error, message, NULL, by};
+    if (consent->events.on_command != NULL && !consent->freeing)
+        consent->events.on_command(consent->data, token, &result);
 }
 
 static void emit_denied(tl_consent_t *consent, const char *question,
@@ -862,6 +1017,7 @@ static void emit_granted(tl_consent_t *consent, const char *question, const tl_g
 }
 
 static void arm_expiry(tl_consent_t *consent);
+static void settle_commands_of(tl_consent_t *consent, const tl_grant_t *grant);
 
 static void on_expiry(uv_timer_t *timer)
 {
@@ -877,6 +1033,7 @@ static void on_expiry(uv_timer_t *timer)
         tl_grant_t grant = record->grant;
         tl_log_info("grant expired grant=%s ticket=%s technician=%s", grant.id, grant.ticket,
                     grant.technician);
+        settle_commands_of(consent, &grant);
         if (consent->events.on_ended != NULL)
             consent->events.on_ended(consent->data, &grant, "expired");
         emit(consent,
@@ -1007,7 +1164,7 @@ void tl_consent_free(tl_consent_t *consent)
 
 /* A new record, not yet on disk (it counts once recorded). */
 static tl_grant_t *add_grant(tl_consent_t *consent, const tl_consent_request_t *request,
-                             uint32_t duration_s, const char *by, int *err)
+                             uint32_t duration_s, const char *by, unsigned how, int *err)
 {
     prune(consent, 1);
     int rc = tl_array_grow(&consent->records, &consent->capacity, consent->count + 1,
@@ -1028,6 +1185,10 @@ static tl_grant_t *add_grant(tl_consent_t *consent, const tl_consent_request_t *
     snprintf(grant->by, sizeof grant->by, "%s", by);
     grant->granted_ms = now(consent);
     grant->expires_ms = grant->granted_ms + (int64_t)duration_s * 1000;
+    grant->each_command = (how & TL_CONSENT_EACH) != 0;
+    /* A shell the user allowed is allowed for that shell (docs/consent.md). */
+    grant->ends_with_shell =
+        strcmp(by, "user") == 0 && (grant->scopes & TL_SCOPE_SHELL) && !(how & TL_CONSENT_KEEP);
     consent->count++;
     consent->next_grant++; /* never given back: a later grant may already hold the next id */
     return grant;
@@ -1109,8 +1270,8 @@ static void grant_recorded(void *data, int rc)
  */
 static int grant_and_answer(tl_consent_t *consent, const char *question,
                             const tl_consent_request_t *request, uint32_t duration_s,
-                            const char *by, uint64_t token, tl_consent_approved_fn done,
-                            void *done_data)
+                            const char *by, unsigned how, uint64_t token,
+                            tl_consent_approved_fn done, void *done_data)
 {
     int err = 0;
     if (live_count(consent, now(consent)) >= TL_CONSENT_MAX_LIVE) {
@@ -1120,7 +1281,7 @@ static int grant_and_answer(tl_consent_t *consent, const char *question,
     }
     struct recording *recording = calloc(1, sizeof *recording);
     tl_grant_t *grant =
-        recording != NULL ? add_grant(consent, request, duration_s, by, &err) : NULL;
+        recording != NULL ? add_grant(consent, request, duration_s, by, how, &err) : NULL;
     if (grant != NULL) {
         recording->consent = consent;
         snprintf(recording->grant, sizeof recording->grant, "%s", grant->id);
@@ -1146,10 +1307,11 @@ static int grant_and_answer(tl_consent_t *consent, const char *question,
     return TL_EIO;
 }
 
-static struct question *question_by_token(tl_consent_t *consent, uint64_t token)
+/* Requests and commands have tokens of their own: a token names one of each kind. */
+static struct question *question_by_token(tl_consent_t *consent, uint64_t token, bool command)
 {
     for (struct question *q = consent->questions; q != NULL; q = q->next)
-        if (q->token == token)
+        if (q->token == token && q->command == command)
             return q;
     return NULL;
 }
@@ -1172,6 +1334,20 @@ static void on_question_timeout(uv_timer_t *timer)
     char id[sizeof question->id];
     tl_consent_request_t request = question->request;
     snprintf(id, sizeof id, "%s", question->id);
+    if (question->command) {
+        const tl_grant_t *grant = tl_consent_find(consent, question->grant);
+        tl_grant_t copy = {0};
+        if (grant != NULL)
+            copy = *grant;
+        char line[TL_CONSENT_MAX_COMMAND_TEXT];
+        snprintf(line, sizeof line, "%s", question->command_line);
+        question_drop(consent, question);
+        answer_command(consent, token, TL_ETIMEOUT,
+                       "nobody answered on the machine; the command was not run", "user");
+        if (grant != NULL)
+            emit_command(consent, id, &copy, line, "unanswered", "user");
+        return;
+    }
     question_drop(consent, question);
     answer(consent, token, TL_ETIMEOUT, "nobody answered the question on the machine", NULL, NULL);
     emit_denied(consent, id, &request, "nobody answered in time");
@@ -1192,7 +1368,7 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
         emit_denied(consent, NULL, request, message);
         return;
     }
-    if (question_by_token(consent, token) != NULL) {
+    if (question_by_token(consent, token, false) != NULL) {
         answer(consent, token, TL_EINVAL, "a request with this id is already waiting", NULL, NULL);
         return;
     }
@@ -1214,10 +1390,12 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
     struct tm local;
     time_t seconds = (time_t)(at / 1000);
     uint32_t granted_s = 0;
+    int each = 0;
     if (consent->policy != NULL && localtime_r(&seconds, &local) != NULL &&
-        tl_policy_match(consent->policy, request->role, request->scopes, &local,
-                        request->duration_s, &granted_s) == 0) {
-        grant_and_answer(consent, NULL, request, granted_s, "policy", token, NULL, NULL);
+        tl_policy_decide(consent->policy, request->role, request->scopes, &local,
+                         request->duration_s, &granted_s, &each) == 0) {
+        grant_and_answer(consent, NULL, request, granted_s, "policy", each ? TL_CONSENT_EACH : 0,
+                         token, NULL, NULL);
         return;
     }
     if (consent->pending >= TL_CONSENT_MAX_PENDING) {
@@ -1255,7 +1433,7 @@ void tl_consent_request(tl_consent_t *consent, const tl_consent_request_t *reque
 
 int tl_consent_cancel(tl_consent_t *consent, uint64_t token, const char *why)
 {
-    struct question *question = question_by_token(consent, token);
+    struct question *question = question_by_token(consent, token, false);
     if (question == NULL)
         return TL_ENOTFOUND;
     char id[sizeof question->id];
@@ -1267,19 +1445,217 @@ int tl_consent_cancel(tl_consent_t *consent, uint64_t token, const char *why)
     return 0;
 }
 
-void tl_consent_cancel_all(tl_consent_t *consent, const char *why)
+int tl_consent_cancel_command(tl_consent_t *consent, uint64_t token, const char *why)
 {
-    while (consent->questions != NULL)
-        tl_consent_cancel(consent, consent->questions->token, why);
+    struct question *question = question_by_token(consent, token, true);
+    if (question == NULL)
+        return TL_ENOTFOUND;
+    const tl_grant_t *grant = tl_consent_find(consent, question->grant);
+    tl_grant_t copy = {0};
+    if (grant != NULL)
+        copy = *grant;
+    char id[sizeof question->id], line[TL_CONSENT_MAX_COMMAND_TEXT];
+    snprintf(id, sizeof id, "%s", question->id);
+    snprintf(line, sizeof line, "%s", question->command_line);
+    tl_log_info("command question withdrawn question=%s reason=\"%s\"", id, why);
+    question_drop(consent, question);
+    if (grant != NULL)
+        emit_command(consent, id, &copy, line, "withdrawn", "user");
+    return 0;
 }
 
-int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_s,
+void tl_consent_cancel_all(tl_consent_t *consent, const char *why)
+{
+    while (consent->questions != NULL) {
+        if (consent->questions->command)
+            tl_consent_cancel_command(consent, consent->questions->token, why);
+        else
+            tl_consent_cancel(consent, consent->questions->token, why);
+    }
+}
+
+/* The grant of these questions ended: each is answered no (its channel is refused). */
+static void settle_commands_of(tl_consent_t *consent, const tl_grant_t *grant)
+{
+    struct question *next;
+    for (struct question *q = consent->questions; q != NULL; q = next) {
+        next = q->next;
+        if (!q->command || strcmp(q->grant, grant->id) != 0)
+            continue;
+        uint64_t token = q->token;
+        char id[sizeof q->id], line[TL_CONSENT_MAX_COMMAND_TEXT];
+        snprintf(id, sizeof id, "%s", q->id);
+        snprintf(line, sizeof line, "%s", q->command_line);
+        question_drop(consent, q);
+        answer_command(consent, token, TL_EDENIED, "the grant ended; the command was not run",
+                       "user");
+        emit_command(consent, id, grant, line, "withdrawn", "user");
+        next = consent->questions; /* callbacks may have changed the list */
+    }
+}
+
+/* Whose yes a command needs: the exec's argv[0], or "runbook:NAME". */
+static int command_key(const char *type, json_t *what, char *out, size_t size)
+{
+    if (strcmp(type, "exec") == 0 && json_is_string(json_array_get(what, 0)))
+        return tl_format(out, size, "%s", json_string_value(json_array_get(what, 0)));
+    if (strcmp(type, "runbook") == 0 && json_is_string(json_object_get(what, "name")))
+        return tl_format(out, size, "runbook:%s", json_string_value(json_object_get(what, "name")));
+    return TL_EINVAL;
+}
+
+/* "restart-service" SERVICE="cups": a runbook run as a question shows it. */
+static void runbook_text(json_t *what, char *out, size_t size)
+{
+    json_t *words = json_array();
+    json_array_append(words, json_object_get(what, "name"));
+    const char *key;
+    json_t *value;
+    json_object_foreach(json_object_get(what, "args"), key, value) {
+        char *word = NULL;
+        if (json_is_string(value) && asprintf(&word, "%s=%s", key, json_string_value(value)) >= 0)
+            json_array_append_new(words, json_string(word));
+        free(word);
+    }
+    tl_consent_command_text(words, out, size);
+    json_decref(words);
+}
+
+int tl_consent_ask_command(tl_consent_t *consent, const tl_grant_t *grant, const char *type,
+                           json_t *what, uint64_t token, int *asked, int *allowed, char *message,
+                           size_t size)
+{
+    *asked = 0;
+    *allowed = 0;
+    char key[TL_POLICY_MAX_COMMAND_BYTES + 16], line[TL_CONSENT_MAX_COMMAND_TEXT];
+    if (consent->freeing || type == NULL ||
+        (strcmp(type, "exec") == 0 ? !json_is_string(json_array_get(what, 0))
+                                   : !json_is_string(json_object_get(what, "name")))) {
+        tl_format(message, size, "refused: a command under grant %s must name what it runs",
+                  grant->id);
+        return 0;
+    }
+    bool runbook = strcmp(type, "runbook") == 0;
+    if (runbook)
+        runbook_text(what, line, sizeof line);
+    else
+        tl_consent_command_text(what, line, sizeof line);
+    if (strcmp(grant->by, "policy") == 0) {
+        /* No one to ask: the policy's list, as it is now, decides; anything else is no. */
+        int64_t at = now(consent);
+        time_t seconds = (time_t)(at / 1000);
+        struct tm local;
+        /* A program name longer than any entry can be is in no list. */
+        *allowed = command_key(type, what, key, sizeof key) == 0 &&
+                   localtime_r(&seconds, &local) != NULL &&
+                   tl_policy_command_allowed(consent->policy, grant->role, grant->scopes, &local,
+                                             key) == 0;
+        tl_log_info("command %s by the policy grant=%s ticket=%s", *allowed ? "allowed" : "refused",
+                    grant->id, grant->ticket);
+        if (!*allowed)
+            tl_format(message, size,
+                      "the unattended policy on this machine does not allow this command");
+        emit_command(consent, NULL, grant, line, *allowed ? "allowed" : "declined", "policy");
+        return 0;
+    }
+    if (consent->pending >= TL_CONSENT_MAX_PENDING) {
+        tl_format(message, size, "too many questions are waiting for the user");
+        return TL_EFULL;
+    }
+    struct question *question = calloc(1, sizeof *question);
+    if (question == NULL) {
+        tl_format(message, size, "%s", tl_strerror(TL_ENOMEM));
+        return TL_ENOMEM;
+    }
+    int64_t at = now(consent);
+    question->consent = consent;
+    question->token = token;
+    question->command = true;
+    question->what = json_deep_copy(what);
+    snprintf(question->grant, sizeof question->grant, "%s", grant->id);
+    snprintf(question->command_line, sizeof question->command_line, "%s", line);
+    tl_consent_request_t *request = &question->request;
+    memcpy(request->ticket, grant->ticket, sizeof request->ticket);
+    memcpy(request->technician, grant->technician, sizeof request->technician);
+    memcpy(request->role, grant->role, sizeof request->role);
+    memcpy(request->reason, grant->reason, sizeof request->reason);
+    request->scopes = runbook ? TL_SCOPE_FIX : TL_SCOPE_EXEC;
+    question->asked_ms = at;
+    question->deadline_ms = at + (int64_t)consent->timeout_ms;
+    snprintf(question->id, sizeof question->id, "Q-%llu",
+             (unsigned long long)consent->next_question++);
+    uv_timer_init(consent->loop, &question->timer);
+    question->timer.data = question;
+    consent->open_handles++;
+    uv_timer_start(&question->timer, on_question_timeout, consent->timeout_ms, 0);
+    question->next = consent->questions;
+    consent->questions = question;
+    consent->pending++;
+    *asked = 1;
+    tl_log_info("command question asked question=%s grant=%s ticket=%s technician=%s", question->id,
+                grant->id, grant->ticket, grant->technician);
+    json_t *event = question_json(question);
+    json_object_set_new(event, "event",
+                        json_string(tl_control_type_name(TL_CONTROL_EVENT_QUESTION)));
+    emit(consent, event);
+    return 0;
+}
+
+/* The user said yes or no to one command. */
+static int settle_command(tl_consent_t *consent, struct question *question, bool yes,
+                          tl_consent_approved_fn done, void *done_data, char *message, size_t size)
+{
+    uint64_t token = question->token;
+    char id[sizeof question->id], line[TL_CONSENT_MAX_COMMAND_TEXT];
+    snprintf(id, sizeof id, "%s", question->id);
+    snprintf(line, sizeof line, "%s", question->command_line);
+    const tl_grant_t *live = tl_consent_find(consent, question->grant);
+    question_drop(consent, question);
+    if (live == NULL) {
+        answer_command(consent, token, TL_EDENIED, "the grant ended; the command was not run",
+                       "user");
+        tl_format(message, size, "the grant of this command has ended");
+        return TL_ENOTFOUND;
+    }
+    tl_grant_t copy = *live;
+    tl_log_info("command %s question=%s grant=%s ticket=%s", yes ? "allowed" : "declined", id,
+                copy.id, copy.ticket);
+    answer_command(consent, token, yes ? 0 : TL_EDENIED,
+                   yes ? NULL : "the user declined this command", "user");
+    emit_command(consent, id, &copy, line, yes ? "allowed" : "declined", "user");
+    if (yes && done != NULL)
+        done(done_data, 0, &copy, NULL);
+    return 0;
+}
+
+int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_s, unsigned how,
                        tl_consent_approved_fn done, void *done_data, char *message, size_t size)
 {
     struct question *question = question_by_id(consent, id);
     if (question == NULL) {
         tl_format(message, size, "no open question %s", id ? id : "");
         return TL_ENOTFOUND;
+    }
+    unsigned scopes = question->request.scopes;
+    if (question->command && (how != 0 || duration_s != 0)) {
+        tl_format(message, size, "%s asks about one command: answer it yes or no", id);
+        return TL_EINVAL;
+    }
+    if (question->command)
+        return settle_command(consent, question, true, done, done_data, message, size);
+    if ((how & TL_CONSENT_EACH) && (scopes & TL_SCOPE_SHELL)) {
+        tl_format(message, size,
+                  "a shell cannot be asked command by command: answer yes (for the shell) or no");
+        return TL_EINVAL;
+    }
+    if ((how & TL_CONSENT_EACH) && !(scopes & (TL_SCOPE_EXEC | TL_SCOPE_FIX))) {
+        tl_format(message, size, "only commands and runbooks can be asked one by one");
+        return TL_EINVAL;
+    }
+    if ((how & TL_CONSENT_KEEP) && !(scopes & TL_SCOPE_SHELL)) {
+        tl_format(message, size,
+                  "only a shell grant ends with its shell; there is nothing to keep");
+        return TL_EINVAL;
     }
     if (duration_s > question->request.duration_s) {
         char asked[32];
@@ -1295,7 +1671,7 @@ int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_
     char question_id[sizeof question->id];
     snprintf(question_id, sizeof question_id, "%s", question->id);
     question_drop(consent, question);
-    int rc = grant_and_answer(consent, question_id, &request, duration_s, "user", token, done,
+    int rc = grant_and_answer(consent, question_id, &request, duration_s, "user", how, token, done,
                               done_data);
     if (rc == TL_EFULL)
         tl_format(message, size, "too many live grants on this machine");
@@ -1310,6 +1686,11 @@ int tl_consent_deny(tl_consent_t *consent, const char *id, char *message, size_t
     if (question == NULL) {
         tl_format(message, size, "no open question %s", id ? id : "");
         return TL_ENOTFOUND;
+    }
+    if (question->command) {
+        /* Declined either way (a grant that ended declines it too): nothing runs. */
+        settle_command(consent, question, false, NULL, NULL, message, size);
+        return 0;
     }
     uint64_t token = question->token;
     tl_consent_request_t request = question->request;
@@ -1360,6 +1741,7 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
     for (size_t i = 0; i < ended; i++) {
         tl_log_info("grant ended grant=%s ticket=%s reason=\"%s\"", copies[i].id, copies[i].ticket,
                     reason);
+        settle_commands_of(consent, &copies[i]);
         if (consent->events.on_ended != NULL)
             consent->events.on_ended(consent->data, &copies[i], reason);
         emit(consent, json_pack("{s:s, s:s, s:s, s:s, s:s}", "event",
@@ -1369,6 +1751,48 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
     }
     free(copies);
     return 0;
+}
+
+void tl_consent_command_text(json_t *argv, char *out, size_t size)
+{
+    tl_buf_t *quoted = tl_buf_new((size_t)2 * 64 * 4100 + 1024);
+    size_t i;
+    json_t *arg;
+    if (size == 0)
+        goto out;
+    out[0] = '\0';
+    if (quoted == NULL)
+        goto out;
+    json_array_foreach(argv, i, arg) {
+        const char *text = json_string_value(arg);
+        size_t len = json_string_length(arg);
+        if (text == NULL)
+            continue;
+        /* Quotes and backslashes first, so the escapes below cannot be forged. */
+        tl_buf_t *word = tl_buf_new(2 * len + 1);
+        int rc = word != NULL ? 0 : TL_ENOMEM;
+        for (size_t k = 0; rc == 0 && k < len; k++) {
+            if (text[k] == '"' || text[k] == '\\')
+                rc = tl_buf_put(word, "\\", 1);
+            if (rc == 0)
+                rc = tl_buf_put(word, &text[k], 1);
+        }
+        if (rc == 0 && i > 0)
+            rc = tl_buf_put(quoted, " ", 1);
+        if (rc == 0)
+            rc = tl_buf_put(quoted, "\"", 1);
+        if (rc == 0)
+            rc = tl_text_escape(quoted, tl_buf_data(word), tl_buf_len(word), TL_TEXT_LINE);
+        if (rc == 0)
+            rc = tl_buf_put(quoted, "\"", 1);
+        tl_buf_free(word);
+        if (rc != 0)
+            break;
+    }
+    if (tl_buf_put(quoted, "", 1) == 0)
+        tl_text_clip(out, size, (const char *)tl_buf_data(quoted), 0, TL_TEXT_LINE);
+out:
+    tl_buf_free(quoted);
 }
 
 const tl_grant_t *tl_consent_find(const tl_consent_t *consent, const char *id)

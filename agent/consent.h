@@ -38,6 +38,7 @@
 #include "proto/vocab.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -65,6 +66,11 @@
 #define TL_CONSENT_MAX_REASON 1024
 /* Rules in a policy file. */
 #define TL_POLICY_MAX_RULES 64
+/* Entries of one rule's "commands" allow-list, and bytes of each. */
+#define TL_POLICY_MAX_COMMANDS 64
+#define TL_POLICY_MAX_COMMAND_BYTES 256
+/* Bytes of a command line as a question shows it (escaped); longer ones end with "…". */
+#define TL_CONSENT_MAX_COMMAND_TEXT 4096
 
 /* Scopes, as bits, and their names: enum tl_scope, tl_scope_bit, tl_scope_name (proto/vocab.h). */
 /* The scopes in a set as a JSON array of names, in a fixed order; new reference. */
@@ -128,6 +134,20 @@ void tl_policy_free(tl_policy_t *policy);
  */
 int tl_policy_match(const tl_policy_t *policy, const char *role, unsigned scopes,
                     const struct tm *local, uint32_t asked_s, uint32_t *granted_s);
+/*
+ * As tl_policy_match, and *each is 1 when the rule that matched allows
+ * commands one by one (it has a "commands" list), 0 otherwise.
+ */
+int tl_policy_decide(const tl_policy_t *policy, const char *role, unsigned scopes,
+                     const struct tm *local, uint32_t asked_s, uint32_t *granted_s, int *each);
+/*
+ * Under a grant the policy gave command by command: 0 when the rule that
+ * matches role and scopes at local lists command ("df", "/usr/bin/journalctl"
+ * or "runbook:NAME"), exactly; TL_EDENIED otherwise (no rule matches now, the
+ * rule has no list, or the command is not in it).
+ */
+int tl_policy_command_allowed(const tl_policy_t *policy, const char *role, unsigned scopes,
+                              const struct tm *local, const char *command);
 /* The file's consent_timeout, 0 when it sets none. */
 uint64_t tl_policy_consent_timeout_ms(const tl_policy_t *policy);
 
@@ -145,6 +165,10 @@ typedef struct tl_grant {
     int64_t expires_ms;
     int64_t ended_ms; /* 0 unless ended early */
     char end_reason[128];
+    /* Every exec and runbook channel under it waits for its own yes (docs/consent.md). */
+    bool each_command;
+    /* Ends when the last shell opened under it ends (a user's shell grant, unless kept). */
+    bool ends_with_shell;
 } tl_grant_t;
 
 typedef struct tl_consent tl_consent_t;
@@ -168,9 +192,16 @@ typedef struct tl_consent_events {
     void (*on_ended)(void *data, const tl_grant_t *grant, const char *reason);
     /*
      * Something the user may watch: {"event":"question"|"granted"|"denied"|
-     * "ended", ...}; borrowed for the call.
+     * "ended"|"command", ...}; borrowed for the call.
      */
     void (*on_event)(void *data, json_t *event);
+    /*
+     * The decision on one command asked with tl_consent_ask_command: error 0
+     * (run it), TL_EDENIED (declined) or TL_ETIMEOUT (nobody answered); by is
+     * "user" or "policy". Not called for a command dropped with
+     * tl_consent_cancel_command.
+     */
+    void (*on_command)(void *data, uint64_t token, const tl_consent_answer_t *answer);
 } tl_consent_events_t;
 
 typedef struct tl_consent_config {
@@ -212,6 +243,10 @@ void tl_consent_cancel_all(tl_consent_t *consent, const char *why);
 typedef void (*tl_consent_approved_fn)(void *data, int error, const tl_grant_t *grant,
                                        const char *message);
 
+/* How the user answered yes (tl_consent_approve): plain yes, or with one of these. */
+#define TL_CONSENT_EACH 1u /* ask again for every command (exec, fix) */
+#define TL_CONSENT_KEEP 2u /* a shell grant stays for its time after its shell ends */
+
 /*
  * The user answers question id ("Q-7"). approve: duration_s 0 grants what
  * was asked; a shorter one shortens it; a longer one is TL_EINVAL. Both:
@@ -221,7 +256,7 @@ typedef void (*tl_consent_approved_fn)(void *data, int error, const tl_grant_t *
  * on disk (error 0) or could not be recorded (TL_EIO), just after the
  * relay's answer went out, or with TL_ECLOSED from tl_consent_free.
  */
-int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_s,
+int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_s, unsigned how,
                        tl_consent_approved_fn done, void *done_data, char *message, size_t size);
 int tl_consent_deny(tl_consent_t *consent, const char *id, char *message, size_t size);
 
@@ -241,6 +276,31 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
  */
 int tl_consent_check(const tl_consent_t *consent, const char *id, const char *technician,
                      const char *type, const tl_grant_t **grant, char *message, size_t size);
+
+/*
+ * A channel of type (exec or runbook) under grant, which asks for every
+ * command: what (the exec's argv, or the runbook's {"name","args"}) is put
+ * to the user as a question with the exact command line, or decided by the
+ * policy's "commands" list for a policy grant. 0 with *asked 0 and *allowed
+ * when decided at once (a policy grant: 1 allowed, 0 not, with message);
+ * 0 with *asked 1 when a question waits and on_command will answer token;
+ * TL_EFULL (too many questions) or TL_ENOMEM with message otherwise.
+ */
+int tl_consent_ask_command(tl_consent_t *consent, const tl_grant_t *grant, const char *type,
+                           json_t *what, uint64_t token, int *asked, int *allowed, char *message,
+                           size_t size);
+/* Drops the command question asked with token, without an answer; TL_ENOTFOUND if none. */
+int tl_consent_cancel_command(tl_consent_t *consent, uint64_t token, const char *why);
+
+/*
+ * A command line as a question shows it: each argument in double quotes,
+ * with a backslash or quote inside it shown as \\ or \", and control
+ * characters and everything else proto/text.h escapes shown escaped (\x1b,
+ * \n), so spaces, quotes and terminal escapes in the technician's words are
+ * visible and cannot act on the user's terminal. argv is a JSON array of
+ * strings; at most size bytes, cut with "…".
+ */
+void tl_consent_command_text(json_t *argv, char *out, size_t size);
 
 /* A live grant by id (recorded on disk), else NULL. */
 const tl_grant_t *tl_consent_find(const tl_consent_t *consent, const char *id);

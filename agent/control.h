@@ -21,8 +21,10 @@
  *                                       failed, else as soon as this one fails
  * Consent (docs/consent.md), once tl_control_set_consent() was called:
  *   {"cmd":"pending"}                -> {"ok":true,"questions":[{"id":"Q-7",...}]}
- *   {"cmd":"approve","id":"Q-7","duration_s":N?}
+ *   {"cmd":"approve","id":"Q-7","duration_s":N?,"each":B?,"keep":B?}
  *                                    -> {"ok":true,"grant":{...}} once the grant is on disk
+ *                                       ("each": ask for every command; "keep": a shell
+ *                                       grant outlives its shell; a command: yes, at once)
  *   {"cmd":"deny","id":"Q-7"}        -> {"ok":true}
  *   {"cmd":"sessions"}               -> {"ok":true,"grants":[{...,"channels":[...]}]}
  *   {"cmd":"end","grant":"G-3"?}     -> {"ok":true,"ended":N} (every live grant without "grant")
@@ -30,7 +32,10 @@
  *                                       starting with the questions already open (and the
  *                                       followed request's delivery, if it just happened):
  *                                       {"event":"question"|"granted"|"denied"|"activity"|
- *                                        "ended"|"delivered"|"set-aside"|"ticket",...}
+ *                                        "ended"|"delivered"|"set-aside"|"ticket"|
+ *                                        "command",...}
+ *                                       ("command": the decision on one command under a
+ *                                        grant that asks for each, docs/consent.md)
  *                                       ("ticket": news of one of the user's tickets,
  *                                        {"event":"ticket","what":["note","status"],
  *                                         "ticket":{...as in tickets.list...}})

@@ -79,6 +79,17 @@ struct tl_tunnel {
     /* Channels the relay opened that the sessions module owns (agent/session.h). */
     uint32_t session_channels[TL_TUNNEL_MAX_SESSIONS];
     size_t session_count;
+    /* The grant of each, and whether it is a shell (a grant may end with its last shell). */
+    char session_grants[TL_TUNNEL_MAX_SESSIONS][24];
+    unsigned char session_shells[TL_TUNNEL_MAX_SESSIONS];
+    /* Channels held until the user answers for their command (docs/consent.md). */
+    struct held_command {
+        uint32_t channel;
+        char type[16];
+        char grant[24];
+        json_t *params;
+    } held[TL_TUNNEL_MAX_SESSIONS];
+    size_t held_count;
     json_t *ended_queue; /* session.ended bodies waiting for a connection */
     unsigned welcomed : 1;
     unsigned resolving : 1;
@@ -672,10 +683,42 @@ static void forget_session(tl_tunnel_t *tunnel, uint32_t channel)
 {
     for (size_t i = 0; i < tunnel->session_count; i++) {
         if (tunnel->session_channels[i] == channel) {
-            tunnel->session_channels[i] = tunnel->session_channels[--tunnel->session_count];
+            size_t last = --tunnel->session_count;
+            tunnel->session_channels[i] = tunnel->session_channels[last];
+            memcpy(tunnel->session_grants[i], tunnel->session_grants[last],
+                   sizeof tunnel->session_grants[i]);
+            tunnel->session_shells[i] = tunnel->session_shells[last];
             return;
         }
     }
+}
+
+/*
+ * A shell channel closed. A grant the user gave for a shell ends with the
+ * last shell opened under it, unless the user kept it (docs/consent.md).
+ */
+static void shell_closed(tl_tunnel_t *tunnel, const char *grant_id)
+{
+    for (size_t i = 0; i < tunnel->session_count; i++)
+        if (tunnel->session_shells[i] && strcmp(tunnel->session_grants[i], grant_id) == 0)
+            return;
+    const tl_grant_t *grant = tl_consent_find(tunnel->options.consent, grant_id);
+    if (grant == NULL || !grant->ends_with_shell)
+        return;
+    char message[128];
+    tl_consent_end(tunnel->options.consent, grant_id, "shell ended", NULL, message, sizeof message);
+}
+
+static void held_drop(tl_tunnel_t *tunnel, size_t at)
+{
+    json_decref(tunnel->held[at].params);
+    tunnel->held[at] = tunnel->held[--tunnel->held_count];
+}
+
+static void held_clear(tl_tunnel_t *tunnel)
+{
+    while (tunnel->held_count > 0)
+        held_drop(tunnel, tunnel->held_count - 1);
 }
 
 static void on_channel_confirm(void *ctx, uint32_t channel)
@@ -712,8 +755,18 @@ static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_ch
 {
     tl_tunnel_t *tunnel = tl_peer_get_data(ctx);
     if (is_session(tunnel, channel)) {
+        char grant[24] = "";
+        int shell = 0;
+        for (size_t i = 0; i < tunnel->session_count; i++) {
+            if (tunnel->session_channels[i] == channel) {
+                memcpy(grant, tunnel->session_grants[i], sizeof grant);
+                shell = tunnel->session_shells[i];
+            }
+        }
         forget_session(tunnel, channel);
         tl_sessions_closed(tunnel->options.sessions, channel);
+        if (shell && tunnel->options.consent != NULL)
+            shell_closed(tunnel, grant);
         return;
     }
     struct delivery *delivery = channel_delivery(tunnel, channel);
@@ -737,6 +790,150 @@ static void on_channel_close(void *ctx, uint32_t channel, const struct tl_msg_ch
 static uint32_t wire_code(int rc)
 {
     return rc <= TL_ERR_FIRST && rc >= TL_ERR_LAST ? (uint32_t)-rc : (uint32_t)-TL_EIO;
+}
+
+/* The grant allows it: the sessions module starts it, or it is refused with why. */
+static void start_session(tl_tunnel_t *tunnel, tl_mux_t *mux, uint32_t channel, const char *type,
+                          json_t *params, const tl_grant_t *grant)
+{
+    char message[TL_MSG_MAX_TEXT + 1] = "";
+    tl_session_grant_t session_grant = {grant->id, grant->ticket, grant->technician, grant->role};
+    int rc = tl_sessions_open(tunnel->options.sessions, mux, channel, type, params, &session_grant,
+                              message, sizeof message);
+    if (rc != 0) {
+        tl_log_warn("session not started type=%s grant=%s reason=%s detail=\"%s\"", type,
+                    session_grant.id, tl_err_name(rc), message);
+        tl_mux_refuse(mux, channel, wire_code(rc), message[0] ? message : tl_strerror(rc));
+        return;
+    }
+    size_t at = tunnel->session_count++;
+    tunnel->session_channels[at] = channel;
+    snprintf(tunnel->session_grants[at], sizeof tunnel->session_grants[at], "%s", grant->id);
+    tunnel->session_shells[at] = strcmp(type, "shell") == 0;
+    tl_log_info("session opened channel=%u type=%s grant=%s technician=%s", channel, type,
+                session_grant.id, session_grant.technician);
+}
+
+/* The relay hears of each decision on a command (docs/protocol.md §7.7): audited there. */
+static void tell_command(tl_tunnel_t *tunnel, tl_mux_t *mux, uint32_t channel, const char *type,
+                         json_t *params, const char *grant, const char *ticket,
+                         const char *decision, const char *by)
+{
+    uint32_t relay_channel = 0;
+    if (tunnel->peer == NULL || !tunnel->welcomed ||
+        tl_mux_peer_channel(mux, channel, &relay_channel) != 0)
+        return;
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "type",
+                  tl_control_type_name(TL_CONTROL_SESSION_COMMAND), "grant", grant, "ticket",
+                  ticket, "channel", (json_int_t)relay_channel, "decision", decision, "by", by);
+    if (body == NULL)
+        return;
+    if (strcmp(type, "exec") == 0)
+        json_object_set(body, "argv", json_object_get(params, "argv"));
+    else
+        json_object_set_new(body, "runbook",
+                            json_pack("{s:O?, s:O?}", "name", json_object_get(params, "name"),
+                                      "args", json_object_get(params, "args")));
+    tl_peer_send_control(tunnel->peer, 0, body);
+    json_decref(body);
+}
+
+/*
+ * A command under a grant that asks for each one: the channel waits,
+ * unconfirmed, for the user's answer (or the policy's list decides now).
+ */
+static void hold_command(tl_tunnel_t *tunnel, tl_mux_t *mux, uint32_t channel, const char *type,
+                         json_t *params, const tl_grant_t *grant)
+{
+    char message[TL_MSG_MAX_TEXT + 1] = "";
+    json_t *what = strcmp(type, "exec") == 0 ? json_object_get(params, "argv") : params;
+    if (strcmp(type, "exec") == 0 && (!json_is_array(what) || json_array_size(what) == 0 ||
+                                      !json_is_string(json_array_get(what, 0)))) {
+        tl_mux_refuse(mux, channel, wire_code(TL_EINVAL),
+                      "exec needs \"argv\": an array of strings");
+        return;
+    }
+    if (tunnel->held_count >= TL_TUNNEL_MAX_SESSIONS) {
+        tl_mux_refuse(mux, channel, wire_code(TL_ECHANNEL_LIMIT), "too many session channels open");
+        return;
+    }
+    uint64_t token = (uint64_t)tunnel->generation << 32 | channel;
+    int asked = 0, allowed = 0;
+    int rc = tl_consent_ask_command(tunnel->options.consent, grant, type, what, token, &asked,
+                                    &allowed, message, sizeof message);
+    if (rc != 0) {
+        tl_mux_refuse(mux, channel, wire_code(rc), message);
+        return;
+    }
+    if (asked) {
+        struct held_command *held = &tunnel->held[tunnel->held_count++];
+        held->channel = channel;
+        snprintf(held->type, sizeof held->type, "%.15s", type);
+        snprintf(held->grant, sizeof held->grant, "%s", grant->id);
+        held->params = json_incref(params);
+        return;
+    }
+    tell_command(tunnel, mux, channel, type, params, grant->id, grant->ticket,
+                 allowed ? "allowed" : "declined", "policy");
+    if (allowed)
+        start_session(tunnel, mux, channel, type, params, grant);
+    else
+        tl_mux_refuse(mux, channel, wire_code(TL_EDENIED), message);
+}
+
+/*
+ * The technician left while the user was asked about their command (the
+ * relay names its own id of the channel): the question goes, and the
+ * channel is refused, so the command can no longer be allowed.
+ */
+static void withdraw_command(tl_tunnel_t *tunnel, uint32_t relay_channel)
+{
+    tl_mux_t *mux = tunnel->peer != NULL ? tl_peer_mux(tunnel->peer) : NULL;
+    for (size_t i = 0; mux != NULL && i < tunnel->held_count; i++) {
+        uint32_t peer = 0;
+        if (tl_mux_peer_channel(mux, tunnel->held[i].channel, &peer) != 0 || peer != relay_channel)
+            continue;
+        uint32_t channel = tunnel->held[i].channel;
+        tl_consent_cancel_command(tunnel->options.consent,
+                                  (uint64_t)tunnel->generation << 32 | channel,
+                                  "the technician left");
+        held_drop(tunnel, i);
+        tl_mux_refuse(mux, channel, wire_code(TL_EDENIED), "withdrawn: the technician left");
+        return;
+    }
+}
+
+void tl_tunnel_command_answer(tl_tunnel_t *tunnel, uint64_t token,
+                              const tl_consent_answer_t *answer)
+{
+    uint32_t channel = (uint32_t)token;
+    size_t at = 0;
+    while (at < tunnel->held_count && tunnel->held[at].channel != channel)
+        at++;
+    if (at == tunnel->held_count || tunnel->peer == NULL ||
+        (uint32_t)(token >> 32) != tunnel->generation) {
+        tl_log_info("command answer dropped: its channel is gone channel=%u", channel);
+        return;
+    }
+    struct held_command held = tunnel->held[at];
+    tunnel->held[at] = tunnel->held[--tunnel->held_count];
+    tl_mux_t *mux = tl_peer_mux(tunnel->peer);
+    const tl_grant_t *grant = tl_consent_find(tunnel->options.consent, held.grant);
+    const char *decision = answer->error == 0             ? "allowed"
+                           : answer->error == TL_ETIMEOUT ? "unanswered"
+                                                          : "declined";
+    if (grant != NULL)
+        tell_command(tunnel, mux, channel, held.type, held.params, grant->id, grant->ticket,
+                     decision, answer->by ? answer->by : "user");
+    if (answer->error == 0 && grant != NULL) {
+        tl_grant_t copy = *grant;
+        start_session(tunnel, mux, channel, held.type, held.params, &copy);
+    } else {
+        tl_mux_refuse(mux, channel, wire_code(TL_EDENIED),
+                      answer->message ? answer->message : "the user declined this command");
+    }
+    json_decref(held.params);
 }
 
 /*
@@ -773,19 +970,12 @@ static void on_channel_open(void *ctx, uint32_t channel, const struct tl_msg_cha
         return;
     }
     tl_grant_t grant = *checked; /* the sessions module may outlive this record's slot */
-    tl_session_grant_t session_grant = {grant.id, grant.ticket, grant.technician, grant.role};
-    message[0] = '\0';
-    rc = tl_sessions_open(tunnel->options.sessions, mux, channel, type, request->params,
-                          &session_grant, message, sizeof message);
-    if (rc != 0) {
-        tl_log_warn("session not started type=%s grant=%s reason=%s detail=\"%s\"", type,
-                    session_grant.id, tl_err_name(rc), message);
-        tl_mux_refuse(mux, channel, wire_code(rc), message[0] ? message : tl_strerror(rc));
+    unsigned scope = tl_scope_for_channel(type);
+    if (grant.each_command && (scope & (TL_SCOPE_EXEC | TL_SCOPE_FIX))) {
+        hold_command(tunnel, mux, channel, type, request->params, &grant);
         return;
     }
-    tunnel->session_channels[tunnel->session_count++] = channel;
-    tl_log_info("session opened channel=%u type=%s grant=%s technician=%s", channel, type,
-                session_grant.id, session_grant.technician);
+    start_session(tunnel, mux, channel, type, request->params, &grant);
 }
 
 static void on_channel_data(void *ctx, uint32_t channel, uint8_t stream, const uint8_t *data,
@@ -1077,6 +1267,11 @@ static void handle_notification(tl_tunnel_t *tunnel, const char *type, json_t *b
     json_int_t id, cols, rows;
     enum tl_control_type known = tl_control_type_lookup(type);
     if (known == TL_CONTROL_SESSION_CANCEL) {
+        if (tunnel->options.consent != NULL && json_object_get(body, "request_id") == NULL &&
+            int_member(body, "channel", 0, UINT32_MAX, &id) == 0) {
+            withdraw_command(tunnel, (uint32_t)id);
+            return;
+        }
         if (tunnel->options.consent == NULL ||
             int_member(body, "request_id", 1, UINT32_MAX, &id) != 0)
             return;
@@ -1138,6 +1333,8 @@ void tl_tunnel_consent_answer(tl_tunnel_t *tunnel, uint64_t token,
                              tl_control_type_name(TL_CONTROL_RESULT), "ok", 1, "grant",
                              answer->grant->id, "scopes", tl_scope_names(answer->grant->scopes),
                              "expires_ms", (json_int_t)answer->grant->expires_ms, "by", answer->by);
+    if (body != NULL && answer->grant->each_command)
+        json_object_set_new(body, "each_command", json_true());
     if (body != NULL)
         tl_peer_send_control(tunnel->peer, request_id, body);
     json_decref(body);
@@ -1221,6 +1418,7 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
     if (tunnel->options.sessions != NULL)
         tl_sessions_disconnected(tunnel->options.sessions);
     tunnel->session_count = 0;
+    held_clear(tunnel);
     if (tunnel->options.consent != NULL)
         tl_consent_cancel_all(tunnel->options.consent, "the connection to the relay dropped");
     tunnel->last_error = reason != 0 ? reason : TL_ECLOSED;
@@ -1390,6 +1588,7 @@ void tl_tunnel_stop(tl_tunnel_t *tunnel)
     tunnel->options.sessions = NULL;
     tunnel->options.consent = NULL;
     tunnel->session_count = 0;
+    held_clear(tunnel);
     uv_timer_stop(&tunnel->retry);
     uv_timer_stop(&tunnel->next);
     fail_requests(tunnel, TL_ECLOSED, 0);

@@ -119,6 +119,13 @@ void *tl_tunnel_data(const tl_tunnel_t *tunnel);
 void tl_tunnel_consent_answer(tl_tunnel_t *tunnel, uint64_t token,
                               const tl_consent_answer_t *answer);
 /*
+ * The user's (or the timeout's) decision on the command of a channel held
+ * for it: the session starts, or the channel is refused with EDENIED and
+ * the answer's message; the relay gets session.command either way.
+ */
+void tl_tunnel_command_answer(tl_tunnel_t *tunnel, uint64_t token,
+                              const tl_consent_answer_t *answer);
+/*
  * A grant ended: its sessions stop and their channels close (exit signal
  * HUP), and the relay gets session.ended, now or once connected again.
  */

@@ -26,6 +26,7 @@ static const struct {
     [TL_CONTROL_AUDIT_WITNESS] = {"audit.witness", TL_ROUTE_AGENT_REQUEST},
     [TL_CONTROL_AUDIT_CONFLICT] = {"audit.conflict", TL_ROUTE_AGENT_REQUEST},
     [TL_CONTROL_AUDIT_CHECKPOINT] = {"audit.checkpoint", TL_ROUTE_RELAY_NOTICE},
+    [TL_CONTROL_SESSION_COMMAND] = {"session.command", TL_ROUTE_AGENT_NOTICE},
     [TL_CONTROL_STATUS] = {"status", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_DELIVER] = {"deliver", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_PENDING] = {"pending", TL_ROUTE_LOCAL_COMMAND},
@@ -43,6 +44,7 @@ static const struct {
     [TL_CONTROL_EVENT_DELIVERED] = {"delivered", TL_ROUTE_LOCAL_EVENT},
     [TL_CONTROL_EVENT_SET_ASIDE] = {"set-aside", TL_ROUTE_LOCAL_EVENT},
     [TL_CONTROL_EVENT_TICKET] = {"ticket", TL_ROUTE_LOCAL_EVENT},
+    [TL_CONTROL_EVENT_COMMAND] = {"command", TL_ROUTE_LOCAL_EVENT},
 };
 
 static const char *const scope_names[TL_SCOPE_COUNT] = {

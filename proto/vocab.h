@@ -47,6 +47,7 @@ enum tl_control_type {
     TL_CONTROL_AUDIT_WITNESS,      /* "audit.witness" §7.15 */
     TL_CONTROL_AUDIT_CONFLICT,     /* "audit.conflict" §7.15 */
     TL_CONTROL_AUDIT_CHECKPOINT,   /* "audit.checkpoint" §7.15 */
+    TL_CONTROL_SESSION_COMMAND,    /* "session.command" §7.7 */
     /* the agent's control socket: commands ("cmd", agent/control.h) */
     TL_CONTROL_STATUS,
     TL_CONTROL_DELIVER,
@@ -66,6 +67,7 @@ enum tl_control_type {
     TL_CONTROL_EVENT_DELIVERED,
     TL_CONTROL_EVENT_SET_ASIDE,
     TL_CONTROL_EVENT_TICKET,
+    TL_CONTROL_EVENT_COMMAND,
     TL_CONTROL_COUNT
 };
 

@@ -60,7 +60,15 @@ static void attend_prompt_next(struct attend *attend)
     json_array_remove(attend->queue, 0);
     attend->answer_len = 0;
     tl__cmd_print_question(attend->current);
-    printf("Allow? [y/N] ");
+    json_t *q = attend->current;
+    if (json_is_string(json_object_get(q, "command_line")))
+        printf("Run it? [y/N] ");
+    else if (json_is_true(json_object_get(q, "ends_with_shell")))
+        printf("Allow? [y/N/k] ");
+    else if (json_is_true(json_object_get(q, "each_possible")))
+        printf("Allow? [y/N/e] ");
+    else
+        printf("Allow? [y/N] ");
     fflush(stdout);
 }
 
@@ -82,6 +90,7 @@ static void attend_settled(struct attend *attend, const char *id)
     }
 }
 
+/* yes: 0 no, 1 yes, 2 yes and ask for each command, 3 yes and keep it after the shell ends. */
 static void attend_answer(struct attend *attend, int yes)
 {
     json_t *question = attend->current;
@@ -89,6 +98,10 @@ static void attend_answer(struct attend *attend, int yes)
     json_t *request =
         json_pack("{s:s, s:s}", "cmd",
                   tl_control_type_name(yes ? TL_CONTROL_APPROVE : TL_CONTROL_DENY), "id", id);
+    if (yes == 2)
+        json_object_set_new(request, "each", json_true());
+    if (yes == 3)
+        json_object_set_new(request, "keep", json_true());
     json_t *answer = NULL;
     int rc = tl_control_call(attend->path, request, 10000, &answer);
     json_decref(request);
@@ -211,6 +224,23 @@ static void attend_event(struct attend *attend, json_t *event)
     case TL_CONTROL_EVENT_TICKET:
         attend_ticket(event);
         break;
+    case TL_CONTROL_EVENT_COMMAND: {
+        const char *decision = tl__cmd_member(event, "decision");
+        char line[TL_CONSENT_MAX_COMMAND_TEXT];
+        if (json_is_string(json_object_get(event, "question")))
+            attend_settled(attend, tl__cmd_member(event, "question"));
+        tl_text_clip(line, sizeof line, tl__cmd_member(event, "command_line"), 0, TL_TEXT_LINE);
+        printf("Command %s%s: %s (%s, ticket %s)\n",
+               strcmp(decision, "allowed") == 0      ? "allowed"
+               : strcmp(decision, "unanswered") == 0 ? "not run, nobody answered"
+               : strcmp(decision, "withdrawn") == 0  ? "withdrawn"
+                                                     : "declined",
+               strcmp(tl__cmd_member(event, "by"), "policy") == 0 ? " by the unattended policy"
+                                                                  : "",
+               line, tl__cmd_shown(technician, sizeof technician, event, "technician"),
+               tl__cmd_shown(ticket, sizeof ticket, event, "ticket"));
+        break;
+    }
     case TL_CONTROL_EVENT_SET_ASIDE:
         printf("Request %s was set aside and will not be sent: %s (see " PROGRAM " status)\n",
                tl__cmd_shown(id, sizeof id, event, "request"),
@@ -243,7 +273,15 @@ static void attend_read_tty(struct attend *attend)
         attend->answer[attend->answer_len] = '\0';
         if (attend->current != NULL) {
             const char *text = attend->answer;
+            json_t *q = attend->current;
             int yes = strcasecmp(text, "y") == 0 || strcasecmp(text, "yes") == 0;
+            /* The other answers only where the question offers them; anything else is no. */
+            if (json_is_true(json_object_get(q, "each_possible")) &&
+                (strcasecmp(text, "e") == 0 || strcasecmp(text, "each") == 0))
+                yes = 2;
+            if (json_is_true(json_object_get(q, "ends_with_shell")) &&
+                (strcasecmp(text, "k") == 0 || strcasecmp(text, "keep") == 0))
+                yes = 3;
             attend_answer(attend, yes);
         }
         attend->answer_len = 0;

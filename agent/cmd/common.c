@@ -70,8 +70,7 @@ void tl__cmd_scopes_text(json_t *scopes, char *out, size_t size)
     unsigned bits = 0;
     size_t i;
     json_t *scope;
-    json_array_foreach(scopes, i, scope)
-    {
+    json_array_foreach(scopes, i, scope) {
         bits |= tl_scope_bit(json_string_value(scope));
     }
     tl_scope_text(bits, out, size);
@@ -108,6 +107,25 @@ void tl__cmd_print_question(json_t *question)
                              sizeof duration);
     char technician[SHOWN_MAX], role[SHOWN_MAX], ticket[SHOWN_MAX], reason[SHOWN_MAX],
         id[SHOWN_MAX];
+    const char *command_line = json_string_value(json_object_get(question, "command_line"));
+    if (command_line != NULL) {
+        /* One command under a grant that asks for each: exactly what will run, escaped. */
+        char line[TL_CONSENT_MAX_COMMAND_TEXT], grant[SHOWN_MAX];
+        tl_text_clip(line, sizeof line, command_line, 0, TL_TEXT_LINE);
+        printf("Technician %s (%s) asks to run, under grant %s:\n",
+               tl__cmd_shown(technician, sizeof technician, question, "technician"),
+               tl__cmd_shown(role, sizeof role, question, "role"),
+               tl__cmd_shown(grant, sizeof grant, question, "grant"));
+        printf("  %s%s\n", json_is_object(json_object_get(question, "runbook")) ? "runbook " : "",
+               line);
+        printf("  ticket %s: %s\n", tl__cmd_shown(ticket, sizeof ticket, question, "ticket"),
+               tl__cmd_shown(reason, sizeof reason, question, "reason"));
+        int64_t left = (tl__cmd_int_of(question, "deadline_ms") - tl_wall_ms()) / 1000;
+        tl_consent_duration_text(left > 0 ? (uint64_t)left : 0, duration, sizeof duration);
+        printf("  question %s, open for %s (no answer: not run)\n",
+               tl__cmd_shown(id, sizeof id, question, "id"), duration);
+        return;
+    }
     printf("Technician %s (%s) asks for: %s\n",
            tl__cmd_shown(technician, sizeof technician, question, "technician"),
            tl__cmd_shown(role, sizeof role, question, "role"), scopes);
@@ -122,13 +140,16 @@ void tl__cmd_print_question(json_t *question)
                tl__cmd_shown(what, sizeof what, runbook, "description"));
         const char *key;
         json_t *arg;
-        json_object_foreach(json_object_get(runbook, "args"), key, arg)
-        {
+        json_object_foreach(json_object_get(runbook, "args"), key, arg) {
             tl_text_clip(name, sizeof name, key, 0, TL_TEXT_LINE);
             tl_text_clip(value, sizeof value, json_string_value(arg), 0, TL_TEXT_LINE);
             printf("    %s=%s\n", name, value);
         }
     }
+    if (json_is_true(json_object_get(question, "ends_with_shell")))
+        printf("  the grant ends when the shell ends (answer k to keep it for its time)\n");
+    else if (json_is_true(json_object_get(question, "each_possible")))
+        printf("  answer e to be asked again before each command\n");
     int64_t left = (tl__cmd_int_of(question, "deadline_ms") - tl_wall_ms()) / 1000;
     tl_consent_duration_text(left > 0 ? (uint64_t)left : 0, duration, sizeof duration);
     printf("  question %s, open for %s\n", tl__cmd_shown(id, sizeof id, question, "id"), duration);

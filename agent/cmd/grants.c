@@ -118,9 +118,13 @@ out:
 int tl_agent_cmd_approve(int argc, char **argv)
 {
     const char *dir = NULL, *duration = NULL, *positional[1];
-    int count;
-    const char *usage = "approve QUESTION [--for DURATION] [--state DIR]";
-    tl_cli_option_t options[] = {{"state", &dir, NULL}, {"for", &duration, NULL}, {0}};
+    int count, each = 0, keep = 0;
+    const char *usage = "approve QUESTION [--for DURATION] [--each | --keep] [--state DIR]";
+    tl_cli_option_t options[] = {{"state", &dir, NULL},
+                                 {"for", &duration, NULL},
+                                 {"each", NULL, &each},
+                                 {"keep", NULL, &keep},
+                                 {0}};
     char path[TL_STATE_PATH_MAX];
     json_t *request = NULL, *answer = NULL;
     int status =
@@ -146,6 +150,11 @@ int tl_agent_cmd_approve(int argc, char **argv)
                         positional[0]);
     if (duration != NULL)
         json_object_set_new(request, "duration_s", json_integer((json_int_t)(ms / 1000)));
+    /* --each: ask again before every command; --keep: a shell grant outlives its shell. */
+    if (each)
+        json_object_set_new(request, "each", json_true());
+    if (keep)
+        json_object_set_new(request, "keep", json_true());
     if ((status = tl__cmd_control_socket("approve", dir, path, sizeof path)) != 0)
         goto out;
     status = consent_call("approve", path, request, &answer);

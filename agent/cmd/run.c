@@ -47,7 +47,7 @@ struct agent_run {
     tl_ticket_news_t *news;
     tl_catalogue_sync_t *catalogue;
     tl_witness_sync_t *witness; /* the audit log witnessed (docs/protocol.md §7.15) */
-    int runbooks_given; /* --runbooks: an installed catalogue does not replace it */
+    int runbooks_given;         /* --runbooks: an installed catalogue does not replace it */
     /* Disk work off the loop: one lane for grants.json, one for the outbox. */
     tl_storage_t *grants_lane;
     tl_storage_t *outbox_lane;
@@ -189,6 +189,13 @@ static void run_consent_answer(void *data, uint64_t token, const tl_consent_answ
         tl_tunnel_consent_answer(run->tunnel, token, answer);
 }
 
+static void run_command_answer(void *data, uint64_t token, const tl_consent_answer_t *answer)
+{
+    struct agent_run *run = data;
+    if (run->tunnel != NULL)
+        tl_tunnel_command_answer(run->tunnel, token, answer);
+}
+
 static void run_grant_ended(void *data, const tl_grant_t *grant, const char *reason)
 {
     struct agent_run *run = data;
@@ -210,10 +217,21 @@ static void run_notify_question(struct agent_run *run, json_t *question)
     tl__cmd_shown(ticket, sizeof ticket, question, "ticket");
     tl__cmd_shown(id, sizeof id, question, "id");
     tl_text_clip(reason, sizeof reason, tl__cmd_member(question, "reason"), 300, TL_TEXT_LINE);
-    tl_format(summary, sizeof summary, "%s (%s) asks for %s on %s", technician, role, scopes,
-              ticket);
-    tl_format(body, sizeof body, "Reason: %s\nFor %s; question %s waits for your answer.", reason,
-              duration, id);
+    const char *command_line = json_string_value(json_object_get(question, "command_line"));
+    if (command_line != NULL) {
+        /* One command under a grant that asks for each: the command line, escaped. */
+        char line[512];
+        tl_text_clip(line, sizeof line, command_line, 160, TL_TEXT_LINE);
+        tl_format(summary, sizeof summary, "%s (%s) asks to run a command on %s", technician, role,
+                  ticket);
+        tl_format(body, sizeof body, "Command: %s\nReason: %s\nQuestion %s waits for your answer.",
+                  line, reason, id);
+    } else {
+        tl_format(summary, sizeof summary, "%s (%s) asks for %s on %s", technician, role, scopes,
+                  ticket);
+        tl_format(body, sizeof body, "Reason: %s\nFor %s; question %s waits for your answer.",
+                  reason, duration, id);
+    }
     tl_format(hint, sizeof hint, "Answer with: tierline-agent attend (or approve %s, deny %s)", id,
               id);
     tl_notify_post(run->notify, summary, body, hint, 1);
@@ -232,6 +250,7 @@ static const tl_consent_events_t run_consent_events = {
     .on_answer = run_consent_answer,
     .on_ended = run_grant_ended,
     .on_event = run_consent_event,
+    .on_command = run_command_answer,
 };
 
 static void run_activity(void *data, const char *grant, const char *text)

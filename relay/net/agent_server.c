@@ -316,7 +316,8 @@ static int handle_control(struct tl_agent_link *agent, const struct tl_msg_contr
     const char *type = tl__json_text(control->body, "type", 64, 0);
     if (control->request_id == 0) {
         /* Notifications from agents (docs/protocol.md §7.8); others are ignored. */
-        if (tl_control_type_lookup(type) == TL_CONTROL_SESSION_ENDED)
+        if (tl_control_type_lookup(type) == TL_CONTROL_SESSION_ENDED ||
+            tl_control_type_lookup(type) == TL_CONTROL_SESSION_COMMAND)
             agent->server->config.hooks.grant_ended(agent->server->config.hooks.ctx, agent,
                                                     control->body);
         return 0;

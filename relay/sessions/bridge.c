@@ -114,6 +114,17 @@ void tl__session_end_channel(struct session *s)
     if (s->channel_state != CHANNEL_OPENING && s->channel_state != CHANNEL_OPEN)
         return;
     tl_mux_t *mux = s->agent ? tl_agent_mux(s->agent) : NULL;
+    if (mux != NULL && s->channel_state == CHANNEL_OPENING &&
+        (s->kind == TL_SESSION_RUN || s->kind == TL_SESSION_FIX)) {
+        /* The machine may be asking its user about this command: withdraw the question
+         * (docs/protocol.md §7.7), or a yes would still run it. */
+        json_t *cancel =
+            json_pack("{s:s, s:I}", "type", tl_control_type_name(TL_CONTROL_SESSION_CANCEL),
+                      "channel", (json_int_t)s->channel);
+        if (cancel != NULL)
+            tl_agent_notify(s->agent, cancel);
+        json_decref(cancel);
+    }
     if (mux == NULL || tl_mux_close(mux, s->channel, NULL) != 0) {
         s->channel_state = CHANNEL_GONE;
         if (mux != NULL)

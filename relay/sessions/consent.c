@@ -144,6 +144,8 @@ static void granted_done(struct session *s, struct sjob *job, int status)
     if (gmtime_r(&seconds, &utc) != NULL)
         strftime(until, sizeof until, "%H:%MZ", &utc);
     tl__session_say(s, "granted %s until %s (by %s)", s->grant, until, s->granted_by);
+    if (s->each_command && s->kind != TL_SESSION_DIAG)
+        tl__session_say(s, "the machine asks for each command: waiting for the answer ...");
     if (s->exec == NULL)
         s->left_by_technician = 1;
     else if (s->agent == NULL)
@@ -228,6 +230,7 @@ static void consent_answer(void *data, int status, json_t *result)
     }
     snprintf(s->grant, sizeof s->grant, "%s", grant);
     s->expires_ms = json_integer_value(expires);
+    s->each_command = json_is_true(json_object_get(result, "each_command"));
     snprintf(s->granted_by, sizeof s->granted_by, "%s",
              by != NULL && (strcmp(by, "user") == 0 || strcmp(by, "policy") == 0 ||
                             strcmp(by, "existing") == 0)
@@ -276,14 +279,140 @@ static void grant_job_done(tl_job_t *base, int status)
 {
     struct sjob *job = (struct sjob *)base;
     job->sessions->grant_jobs--;
-    if (status != 0)
+    if (status != 0 && !job->command)
         tl_log_warn("grant end not recorded ticket=%s device=D-%" PRId64 " reason=%s", job->ticket,
                     job->agent_device, tl_err_name(status));
+    if (status != 0 && job->command) {
+        tl_log_warn("command consent not recorded ticket=%s device=D-%" PRId64 " reason=%s",
+                    job->ticket, job->agent_device, tl_err_name(status));
+        /* What cannot be audited does not go on: a command allowed unrecorded is stopped. */
+        for (struct session *s = job->sessions->head; s != NULL && job->allowed; s = s->next) {
+            if (s->agent == NULL || tl_agent_device(s->agent) != job->agent_device ||
+                s->channel != job->channel || strcmp(s->grant, job->grant) != 0 ||
+                s->phase != PHASE_CHANNEL)
+                continue;
+            tl__session_set_end(s, "relay", "cannot record the user's consent to this command: %s",
+                                tl_err_name(status));
+            tl__session_end_channel(s);
+        }
+    }
     tl__sjob_free(job);
+}
+
+static struct sjob *grant_job_new(tl_sessions_t *sessions, tl_agent_link_t *agent,
+                                  int64_t ticket_id)
+{
+    if (sessions->grant_jobs >= GRANT_JOBS_MAX) {
+        tl_log_warn("agent notice not recorded, too many at once device=D-%" PRId64,
+                    tl_agent_device(agent));
+        return NULL;
+    }
+    struct sjob *job = calloc(1, sizeof *job);
+    if (job == NULL || (job->records = json_array()) == NULL) {
+        free(job);
+        return NULL;
+    }
+    job->job.run = grant_job_run;
+    job->job.done = grant_job_done;
+    job->sessions = sessions;
+    job->agent_device = tl_agent_device(agent);
+    job->ticket_id = ticket_id;
+    tl_id_format(job->ticket, TL_ID_TICKET, ticket_id);
+    return job;
+}
+
+/* A list of at most 64 strings of at most 4096 bytes each, as an exec's argv may be. */
+static int argv_valid(json_t *argv)
+{
+    size_t i;
+    json_t *word;
+    if (!json_is_array(argv) || json_array_size(argv) == 0 || json_array_size(argv) > 64)
+        return 0;
+    json_array_foreach(argv, i, word) {
+        if (!json_is_string(word) || json_string_length(word) > 4096)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * The agent's decision on one command under a grant that asks for each
+ * (docs/protocol.md §7.7): audited on the ticket as consent.command, and
+ * marked on the session so its transcript says how it was allowed.
+ */
+static void command_decided(tl_sessions_t *sessions, tl_agent_link_t *agent, json_t *body)
+{
+    const char *grant = json_string_value(json_object_get(body, "grant"));
+    const char *ticket = json_string_value(json_object_get(body, "ticket"));
+    const char *decision = json_string_value(json_object_get(body, "decision"));
+    const char *by = json_string_value(json_object_get(body, "by"));
+    json_t *channel = json_object_get(body, "channel");
+    json_t *argv = json_object_get(body, "argv");
+    json_t *runbook = json_object_get(body, "runbook");
+    int64_t ticket_id = 0;
+    if (!grant_id_valid(grant) || ticket == NULL ||
+        tl_id_parse(ticket, TL_ID_TICKET, &ticket_id) != 0 || !json_is_integer(channel) ||
+        json_integer_value(channel) < 0 || json_integer_value(channel) > UINT32_MAX ||
+        decision == NULL ||
+        (strcmp(decision, "allowed") != 0 && strcmp(decision, "declined") != 0 &&
+         strcmp(decision, "unanswered") != 0) ||
+        by == NULL || (strcmp(by, "user") != 0 && strcmp(by, "policy") != 0) ||
+        (argv != NULL && !argv_valid(argv)) ||
+        (runbook != NULL &&
+         (!json_is_object(runbook) || !json_is_string(json_object_get(runbook, "name")) ||
+          json_string_length(json_object_get(runbook, "name")) > 64))) {
+        tl_log_warn("malformed session.command device=D-%" PRId64, tl_agent_device(agent));
+        return;
+    }
+    uint32_t id = (uint32_t)json_integer_value(channel);
+    struct session *found = NULL;
+    for (struct session *s = sessions->head; s != NULL; s = s->next)
+        if (s->agent == agent && s->channel == id && strcmp(s->grant, grant) == 0 &&
+            s->phase == PHASE_CHANNEL)
+            found = s;
+    json_t *details = json_pack("{s:s, s:s, s:s}", "grant", grant, "decision", decision, "by", by);
+    if (details == NULL)
+        return;
+    if (found != NULL) {
+        /* What the relay itself sent is what is kept; the session's details bound it. */
+        snprintf(found->command_decision, sizeof found->command_decision, "%s", decision);
+        snprintf(found->command_by, sizeof found->command_by, "%s", by);
+        json_t *what = tl__session_details(found);
+        json_object_update(details, what);
+        json_decref(what);
+        json_object_set_new(details, "technician", json_string(found->tech.name));
+    } else if (argv != NULL) {
+        json_object_set(details, "argv", argv);
+    } else if (runbook != NULL) {
+        json_object_set(details, "runbook", json_object_get(runbook, "name"));
+    }
+    tl_log_info("command consent device=D-%" PRId64 " grant=%s ticket=%s decision=%s by=%s",
+                tl_agent_device(agent), grant, ticket, decision, by);
+    struct sjob *job = grant_job_new(sessions, agent, ticket_id);
+    if (job == NULL) {
+        json_decref(details);
+        if (found != NULL && strcmp(decision, "allowed") == 0) {
+            tl__session_set_end(found, "relay", "cannot record the user's consent to this command");
+            tl__session_end_channel(found);
+        }
+        return;
+    }
+    snprintf(job->grant, sizeof job->grant, "%s", grant);
+    job->channel = id;
+    job->command = 1;
+    job->allowed = strcmp(decision, "allowed") == 0;
+    tl__sjob_record(job, "consent.command", "consent.command", details);
+    sessions->grant_jobs++;
+    tl_worker_submit(sessions->worker, &job->job);
 }
 
 void tl_sessions_grant_ended(tl_sessions_t *sessions, tl_agent_link_t *agent, json_t *body)
 {
+    if (tl_control_type_lookup(json_string_value(json_object_get(body, "type"))) ==
+        TL_CONTROL_SESSION_COMMAND) {
+        command_decided(sessions, agent, body);
+        return;
+    }
     json_t *grant_value = json_object_get(body, "grant");
     const char *grant = json_string_value(grant_value);
     const char *ticket = json_string_value(json_object_get(body, "ticket"));
@@ -316,22 +445,9 @@ void tl_sessions_grant_ended(tl_sessions_t *sessions, tl_agent_link_t *agent, js
         if (s->phase == PHASE_CHANNEL)
             tl__session_end_channel(s);
     }
-    if (sessions->grant_jobs >= GRANT_JOBS_MAX) {
-        tl_log_warn("grant end not recorded, too many at once device=D-%" PRId64,
-                    tl_agent_device(agent));
+    struct sjob *job = grant_job_new(sessions, agent, ticket_id);
+    if (job == NULL)
         return;
-    }
-    struct sjob *job = calloc(1, sizeof *job);
-    if (job == NULL || (job->records = json_array()) == NULL) {
-        free(job);
-        return;
-    }
-    job->job.run = grant_job_run;
-    job->job.done = grant_job_done;
-    job->sessions = sessions;
-    job->agent_device = tl_agent_device(agent);
-    job->ticket_id = ticket_id;
-    tl_id_format(job->ticket, TL_ID_TICKET, ticket_id);
     tl__sjob_record(job, "grant.ended", "grant.end",
                     json_pack("{s:s, s:s}", "grant", grant, "reason", reason));
     sessions->grant_jobs++;

@@ -149,6 +149,10 @@ struct session {
     char repeat_name[256];
     char repeat_by[96];
     char repeat_ticket[32];
+    /* asked command by command (docs/consent.md): "allowed", "declined", "unanswered"; "" if not */
+    char command_decision[16];
+    char command_by[16];
+    int each_command; /* the grant said it asks for each command */
     /* the evidence the session produced */
     char evidence_hash[TL_SHA256_HEX_LEN];
     char evidence_name[160];
@@ -170,11 +174,15 @@ struct sjob {
     uint8_t *data;
     size_t len;
     int keep; /* diag final: commit (1) or drop (0) */
-    /* grant ended (no session) */
+    /* grant ended, a command's consent (no session) */
     tl_sessions_t *sessions;
     int64_t agent_device;
     int64_t ticket_id;
     char ticket[32];
+    char grant[40];
+    int command;      /* a command's consent, not a grant's end */
+    uint32_t channel; /* a command's: the relay's id of its channel */
+    int allowed;      /* a command's: the agent let it run */
 };
 
 /* ---- sessions.c ----------------------------------------------------------------------------- */

@@ -180,6 +180,11 @@ int tl__session_work_transcript(struct sjob *job, tl_job_ctx_t *ctx)
     json_object_set_new(doc, "exit_signal",
                         s->finished && s->exit_signal[0] != '\0' ? json_string(s->exit_signal)
                                                                  : json_null());
+    if (s->command_decision[0] != '\0')
+        /* Asked command by command: the transcript says who let this one run. */
+        json_object_set_new(doc, "consent",
+                            json_pack("{s:s, s:s, s:s}", "asked", "each command", "decision",
+                                      s->command_decision, "by", s->command_by));
     if (s->end_cause[0] != '\0')
         json_object_set_new(doc, "ended_by", json_string(s->end_cause));
     else if (s->left_by_technician)

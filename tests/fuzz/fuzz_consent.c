@@ -9,8 +9,9 @@
  *     that parses must keep the documented bounds: an integer duration is
  *     accepted only from 1 s to a day (and a consent timeout from 1 s), a
  *     match grants at most what was asked and at most a day, and only for a
- *     session role with at least one scope. One that does not parse must say
- *     why.
+ *     session role with at least one scope; a rule that grants one command
+ *     at a time ("commands") never does so for a shell, and a command is
+ *     allowed only under such a rule. One that does not parse must say why.
  *   - odd: a session.request body as JSON. One that validates must hold
  *     what docs/protocol.md §7.6 allows: names without control characters
  *     and free text (the reason) without NUL, each within its length, a known
@@ -86,6 +87,22 @@ static void check_policy(const uint8_t *data, size_t size)
             abort();
     } else if (rc != TL_EDENIED || granted != UINT32_MAX) {
         abort();
+    }
+    /* One command at a time: never for a shell, and a command is allowed only under a rule
+     * that grants this request one by one and lists it; an empty command never. */
+    int each = -1;
+    uint32_t granted_each = 0;
+    int decided = tl_policy_decide(policy, role, scopes, &local, asked, &granted_each, &each);
+    if (decided != rc || (decided == 0 && (each < 0 || granted_each != granted)) ||
+        (decided == 0 && each == 1 && (scopes & TL_SCOPE_SHELL)))
+        abort();
+    static const char *const commands[] = {"df", "/usr/bin/journalctl", "runbook:flush-dns", ""};
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+        int allowed = tl_policy_command_allowed(policy, role, scopes, &local, commands[c]);
+        if (allowed != 0 && allowed != TL_EDENIED)
+            abort();
+        if (allowed == 0 && (decided != 0 || each != 1 || commands[c][0] == '\0'))
+            abort();
     }
     tl_policy_free(policy);
 }

@@ -7,6 +7,7 @@
 
 #include "agent/consent.h"
 #include "fake_writer.h"
+#include "proto/text.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -74,6 +75,13 @@ struct fixture {
     int approvals; /* tl_consent_approve's done callbacks */
     int approved_error;
     tl_grant_t approved;
+    int commands; /* on_command answers */
+    int command_error;
+    uint64_t command_token;
+    char command_message[256];
+    char command_by[16];
+    char command_line[512];    /* of the last command question */
+    char command_decision[16]; /* of the last "command" event */
 };
 
 static int64_t fake_now_ms;
@@ -109,12 +117,28 @@ static void on_event(void *data, json_t *event)
         f->questions++;
         snprintf(f->last_question, sizeof f->last_question, "%s",
                  json_string_value(json_object_get(event, "id")));
+        const char *line = json_string_value(json_object_get(event, "command_line"));
+        snprintf(f->command_line, sizeof f->command_line, "%s", line ? line : "");
     } else if (strcmp(kind, "denied") == 0) {
         f->denied_events++;
+    } else if (strcmp(kind, "command") == 0) {
+        snprintf(f->command_decision, sizeof f->command_decision, "%s",
+                 json_string_value(json_object_get(event, "decision")));
     }
 }
 
-static const tl_consent_events_t events = {on_answer, on_ended, on_event};
+static void on_command(void *data, uint64_t token, const tl_consent_answer_t *answer)
+{
+    struct fixture *f = data;
+    f->commands++;
+    f->command_error = answer->error;
+    f->command_token = token;
+    snprintf(f->command_message, sizeof f->command_message, "%s",
+             answer->message ? answer->message : "");
+    snprintf(f->command_by, sizeof f->command_by, "%s", answer->by ? answer->by : "");
+}
+
+static const tl_consent_events_t events = {on_answer, on_ended, on_event, on_command};
 
 static void on_approved(void *data, int error, const tl_grant_t *grant, const char *message)
 {
@@ -164,12 +188,24 @@ static void settle_writes(struct fixture *f)
         fail_msg("grants.json was still being written after 3000 loop turns");
 }
 
+/* approve, answering yes with how (TL_CONSENT_EACH, TL_CONSENT_KEEP). */
+static int approve_how(struct fixture *f, const char *id, uint32_t duration_s, unsigned how,
+                       char *message, size_t size)
+{
+    int before = f->approvals;
+    int rc = tl_consent_approve(f->consent, id, duration_s, how, on_approved, f, message, size);
+    if (rc != 0)
+        return rc;
+    settle(f, &f->approvals, before + 1, "the approval to be recorded");
+    return f->approved_error;
+}
+
 /* What `tierline-agent approve` does: approve, then wait until the grant is on disk. */
 static int approve(struct fixture *f, const char *id, uint32_t duration_s, char *message,
                    size_t size)
 {
     int before = f->approvals;
-    int rc = tl_consent_approve(f->consent, id, duration_s, on_approved, f, message, size);
+    int rc = tl_consent_approve(f->consent, id, duration_s, 0, on_approved, f, message, size);
     if (rc != 0)
         return rc;
     settle(f, &f->approvals, before + 1, "the approval to be recorded");
@@ -905,7 +941,8 @@ static void test_grant_is_answered_once_on_disk_and_the_loop_runs_meanwhile(void
     tl_consent_request(f->consent, &request, 7);
     fake_set_hold(1);
     char message[256] = "";
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-1", 0, on_approved, f, message, sizeof message));
+    TL_ASSERT_OK(
+        tl_consent_approve(f->consent, "Q-1", 0, 0, on_approved, f, message, sizeof message));
     wait_writes_started(f, 1);
     /* The write is stuck in the writer: timers still fire, and nothing is granted yet. */
     ticks = ticks_held = 0;
@@ -960,11 +997,13 @@ static void test_grants_file_writes_keep_order_and_the_latest_state_wins(void **
     TL_ASSERT_OK(approve(f, "Q-1", 0, message, sizeof message)); /* G-1, written */
     fake_set_hold(1);
     /* While one write is stuck: a grant, an end, another grant. */
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-2", 0, on_approved, f, message, sizeof message));
+    TL_ASSERT_OK(
+        tl_consent_approve(f->consent, "Q-2", 0, 0, on_approved, f, message, sizeof message));
     wait_writes_started(f, 2);
     TL_ASSERT_OK(
         tl_consent_end(f->consent, "G-1", "ended by the user", &count, message, sizeof message));
-    TL_ASSERT_OK(tl_consent_approve(f->consent, "Q-3", 0, on_approved, f, message, sizeof message));
+    TL_ASSERT_OK(
+        tl_consent_approve(f->consent, "Q-3", 0, 0, on_approved, f, message, sizeof message));
     assert_int_equal(fake_get(&fake.started), 2); /* one write at a time */
     fake_set_hold(0);
     settle(f, &f->approvals, 3, "both approvals");
@@ -1023,6 +1062,285 @@ static void test_failed_grant_write_answers_eio_and_grants_nothing(void **state)
     fixture_free(f);
 }
 
+/* ---- one command at a time ------------------------------------------------------------ */
+
+/* A grant for scopes, given by the user with how; the grant is f->approved. */
+static void user_grant(struct fixture *f, unsigned scopes, unsigned how)
+{
+    char message[256] = "";
+    tl_consent_request_t request = request_for("alice", "tier2", scopes, 3600);
+    tl_consent_request(f->consent, &request, 1);
+    TL_ASSERT_OK(approve_how(f, f->last_question, 0, how, message, sizeof message));
+}
+
+static void test_command_line_shows_hostile_arguments_escaped(void **state)
+{
+    (void)state;
+    json_t *argv = json_pack("[s, s, s, s, s, s, s]", "echo", "a b", "\x1b]0;owned\x07",
+                             "line\nbreak", "say \"hi\"", "back\\slash", "\\x1b");
+    char shown[512];
+    tl_consent_command_text(argv, shown, sizeof shown);
+    assert_string_equal(shown, "\"echo\" \"a b\" \"\\x1b]0;owned\\x07\" \"line\\nbreak\" "
+                               "\"say \\\"hi\\\"\" \"back\\\\slash\" \"\\\\x1b\"");
+    for (const char *c = shown; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            fail_msg("a control byte 0x%02x reached the shown line: %s", (unsigned char)*c, shown);
+    /* An empty argument is still visible, and a long line is cut, never split. */
+    json_decref(argv);
+    argv = json_pack("[s, s]", "true", "");
+    tl_consent_command_text(argv, shown, sizeof shown);
+    assert_string_equal(shown, "\"true\" \"\"");
+    json_decref(argv);
+    char small[16];
+    argv = json_pack("[s, s]", "printf", "0123456789abcdef");
+    tl_consent_command_text(argv, small, sizeof small);
+    assert_string_equal(small, "\"printf\" \"01" TL_TEXT_ELLIPSIS);
+    json_decref(argv);
+}
+
+static void test_each_command_grant_asks_for_every_command(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    user_grant(f, TL_SCOPE_EXEC, TL_CONSENT_EACH);
+    assert_true(f->approved.each_command);
+    assert_false(f->approved.ends_with_shell);
+    const tl_grant_t *grant = tl_consent_find(f->consent, "G-1");
+    assert_non_null(grant);
+    char message[256] = "";
+    int asked = 0, allowed = 0;
+    json_t *argv = json_pack("[s, s]", "echo", "hi there");
+    TL_ASSERT_OK(tl_consent_ask_command(f->consent, grant, "exec", argv, 77, &asked, &allowed,
+                                        message, sizeof message));
+    assert_int_equal(asked, 1);
+    assert_int_equal(f->commands, 0);
+    assert_string_equal(f->command_line, "\"echo\" \"hi there\"");
+    json_t *pending = tl_consent_pending(f->consent);
+    json_t *question = json_array_get(pending, 0);
+    assert_string_equal(json_string_value(json_object_get(question, "grant")), "G-1");
+    assert_string_equal(json_string_value(json_object_get(question, "ticket")), "T-42");
+    assert_string_equal(json_string_value(json_object_get(question, "reason")), "join T-42");
+    assert_true(json_equal(json_object_get(question, "command"), argv));
+    json_decref(pending);
+    /* Yes runs it. A command is answered yes or no, nothing more. */
+    TL_ASSERT_RC(TL_EINVAL, tl_consent_approve(f->consent, f->last_question, 0, TL_CONSENT_EACH,
+                                               NULL, NULL, message, sizeof message));
+    TL_ASSERT_OK(approve(f, f->last_question, 0, message, sizeof message));
+    assert_int_equal(f->commands, 1);
+    TL_ASSERT_OK(f->command_error);
+    assert_int_equal(f->command_token, 77);
+    assert_string_equal(f->command_decision, "allowed");
+    /* The next one is asked again; no refuses it with the message the technician reads. */
+    grant = tl_consent_find(f->consent, "G-1");
+    TL_ASSERT_OK(tl_consent_ask_command(f->consent, grant, "exec", argv, 78, &asked, &allowed,
+                                        message, sizeof message));
+    assert_int_equal(asked, 1);
+    TL_ASSERT_OK(tl_consent_deny(f->consent, f->last_question, message, sizeof message));
+    assert_int_equal(f->commands, 2);
+    TL_ASSERT_RC(TL_EDENIED, f->command_error);
+    assert_string_equal(f->command_message, "the user declined this command");
+    assert_string_equal(f->command_decision, "declined");
+    /* The choice is kept with the grant. */
+    settle_writes(f);
+    json_t *file = grants_file(f);
+    json_t *stored = json_array_get(json_object_get(file, "grants"), 0);
+    assert_true(json_is_true(json_object_get(stored, "each_command")));
+    json_decref(file);
+    json_decref(argv);
+    /* Ending the grant answers a waiting command no. */
+    grant = tl_consent_find(f->consent, "G-1");
+    json_t *runbook =
+        json_pack("{s:s, s:{s:s}}", "name", "restart-service", "args", "SERVICE", "cups");
+    TL_ASSERT_OK(tl_consent_ask_command(f->consent, grant, "runbook", runbook, 79, &asked, &allowed,
+                                        message, sizeof message));
+    assert_string_equal(f->command_line, "\"restart-service\" \"SERVICE=cups\"");
+    TL_ASSERT_OK(
+        tl_consent_end(f->consent, "G-1", "ended by the user", NULL, message, sizeof message));
+    assert_int_equal(f->commands, 3);
+    TL_ASSERT_RC(TL_EDENIED, f->command_error);
+    json_decref(runbook);
+    fixture_free(f);
+}
+
+static void test_a_long_program_name_is_still_asked_about(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    user_grant(f, TL_SCOPE_EXEC, TL_CONSENT_EACH);
+    char program[1024], message[256] = "";
+    memset(program, 'a', sizeof program - 1);
+    program[0] = '/';
+    program[sizeof program - 1] = '\0';
+    json_t *argv = json_pack("[s]", program);
+    int asked = 0, allowed = 0;
+    TL_ASSERT_OK(tl_consent_ask_command(f->consent, tl_consent_find(f->consent, "G-1"), "exec",
+                                        argv, 9, &asked, &allowed, message, sizeof message));
+    if (asked != 1)
+        fail_msg("a 1 KiB program name was not put to the user: %s", message);
+    json_decref(argv);
+    fixture_free(f);
+}
+
+static void test_unanswered_command_is_declined(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 50, NULL);
+    user_grant(f, TL_SCOPE_EXEC, TL_CONSENT_EACH);
+    char message[256] = "";
+    int asked = 0, allowed = 0;
+    json_t *argv = json_pack("[s, s]", "touch", "/tmp/x");
+    TL_ASSERT_OK(tl_consent_ask_command(f->consent, tl_consent_find(f->consent, "G-1"), "exec",
+                                        argv, 5, &asked, &allowed, message, sizeof message));
+    settle(f, &f->commands, 1, "the command question to time out");
+    TL_ASSERT_RC(TL_ETIMEOUT, f->command_error);
+    assert_string_equal(f->command_decision, "unanswered");
+    json_t *pending = tl_consent_pending(f->consent);
+    assert_int_equal(json_array_size(pending), 0);
+    json_decref(pending);
+    json_decref(argv);
+    fixture_free(f);
+}
+
+static void test_each_and_keep_only_where_they_mean_something(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    char message[256] = "";
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 1);
+    TL_ASSERT_RC(TL_EINVAL, tl_consent_approve(f->consent, f->last_question, 0, TL_CONSENT_EACH,
+                                               NULL, NULL, message, sizeof message));
+    assert_non_null(strstr(message, "a shell cannot be asked command by command"));
+    request = request_for("bob", "tier2", TL_SCOPE_EXEC, 3600);
+    tl_consent_request(f->consent, &request, 2);
+    TL_ASSERT_RC(TL_EINVAL, tl_consent_approve(f->consent, f->last_question, 0, TL_CONSENT_KEEP,
+                                               NULL, NULL, message, sizeof message));
+    request = request_for("carol", "tier2", TL_SCOPE_DIAG, 3600);
+    tl_consent_request(f->consent, &request, 3);
+    TL_ASSERT_RC(TL_EINVAL, tl_consent_approve(f->consent, f->last_question, 0, TL_CONSENT_EACH,
+                                               NULL, NULL, message, sizeof message));
+    /* Refused answers leave the questions open. */
+    json_t *pending = tl_consent_pending(f->consent);
+    assert_int_equal(json_array_size(pending), 3);
+    assert_true(json_is_true(json_object_get(json_array_get(pending, 1), "each_possible")));
+    assert_true(json_is_true(json_object_get(json_array_get(pending, 0), "ends_with_shell")));
+    json_decref(pending);
+    assert_int_equal(f->answers, 0);
+    fixture_free(f);
+}
+
+static void test_a_users_shell_grant_ends_with_its_shell_unless_kept(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    user_grant(f, TL_SCOPE_SHELL, 0);
+    assert_true(f->approved.ends_with_shell);
+    assert_false(f->approved.each_command);
+    tl_consent_request_t request = request_for("bob", "tier2", TL_SCOPE_SHELL, 3600);
+    tl_consent_request(f->consent, &request, 2);
+    char message[256] = "";
+    TL_ASSERT_OK(approve_how(f, f->last_question, 0, TL_CONSENT_KEEP, message, sizeof message));
+    assert_false(f->approved.ends_with_shell);
+    settle_writes(f);
+    /* What was chosen survives a restart of the agent. */
+    fixture_close(f);
+    fixture_open(f, NULL, 0, NULL);
+    assert_true(tl_consent_find(f->consent, "G-1")->ends_with_shell);
+    assert_false(tl_consent_find(f->consent, "G-2")->ends_with_shell);
+    fixture_free(f);
+}
+
+static const char commands_policy[] =
+    "{\"unattended\":[{\"roles\":[\"tier2\"],\"scopes\":[\"exec\",\"fix\"],"
+    "\"commands\":[\"df\",\"/usr/bin/journalctl\",\"runbook:flush-dns\"]}]}";
+
+static void test_policy_commands_allow_only_what_they_list(void **state)
+{
+    (void)state;
+    char problem[256] = "";
+    tl_policy_t *policy = parse_policy(commands_policy, problem, sizeof problem);
+    assert_non_null(policy);
+    struct fixture *f = fixture_new(policy, 0, NULL);
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_EXEC, 3600);
+    tl_consent_request(f->consent, &request, 1);
+    settle(f, &f->answers, 1, "the policy grant");
+    TL_ASSERT_OK(f->last_error);
+    assert_string_equal(f->last_by, "policy");
+    const tl_grant_t *grant = tl_consent_find(f->consent, "G-1");
+    assert_true(grant->each_command);
+    assert_false(grant->ends_with_shell);
+    struct {
+        const char *type;
+        json_t *what;
+        int allowed;
+    } cases[] = {
+        {"exec", json_pack("[s, s]", "df", "-h"), 1},
+        {"exec", json_pack("[s, s]", "/usr/bin/journalctl", "-b"), 1},
+        {"exec", json_pack("[s]", "journalctl"), 0},  /* not the path listed */
+        {"exec", json_pack("[s]", "/usr/bin/df"), 0}, /* not the name listed */
+        {"exec", json_pack("[s, s]", "rm", "-rf"), 0},
+        {"exec", json_pack("[s]", "df "), 0},
+        {"runbook", json_pack("{s:s}", "name", "flush-dns"), 1},
+        {"runbook", json_pack("{s:s}", "name", "clean-temp"), 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char message[256] = "";
+        int asked = -1, allowed = -1;
+        TL_ASSERT_OK(tl_consent_ask_command(f->consent, grant, cases[i].type, cases[i].what, i,
+                                            &asked, &allowed, message, sizeof message));
+        if (asked != 0 || allowed != cases[i].allowed)
+            fail_msg("case %zu: want asked 0 allowed %d, got asked %d allowed %d", i,
+                     cases[i].allowed, asked, allowed);
+        if (!allowed)
+            assert_non_null(strstr(message, "policy"));
+        json_decref(cases[i].what);
+    }
+    assert_int_equal(f->questions, 0);
+    fixture_free(f);
+}
+
+static void test_policy_commands_grammar_names_each_mistake(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rule;
+        const char *problem;
+    } bad[] = {
+        {"\"scopes\":[\"exec\",\"shell\"],\"commands\":[\"df\"]", "cannot allow shell"},
+        {"\"scopes\":[\"diag\"],\"commands\":[\"df\"]", "must allow exec or fix"},
+        {"\"scopes\":[\"exec\"],\"commands\":[]", "array of 1..64"},
+        {"\"scopes\":[\"exec\"],\"commands\":\"df\"", "array of 1..64"},
+        {"\"scopes\":[\"exec\"],\"commands\":[\"bin/df\"]", "commands[0]"},
+        {"\"scopes\":[\"exec\"],\"commands\":[\"df\",\"\"]", "commands[1]"},
+        {"\"scopes\":[\"exec\"],\"commands\":[\"d\\u001bf\"]", "commands[0]"},
+        {"\"scopes\":[\"exec\"],\"commands\":[7]", "commands[0]"},
+        {"\"scopes\":[\"exec\"],\"commands\":[\"/usr/bin/\"]", "commands[0]"},
+        {"\"scopes\":[\"fix\"],\"commands\":[\"runbook:a/b\"]", "commands[0]"},
+        {"\"scopes\":[\"exec\"],\"comands\":[\"df\"]", "unknown member \"comands\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512], problem[256] = "";
+        snprintf(text, sizeof text, "{\"unattended\":[{\"roles\":[\"tier2\"],%s}]}", bad[i].rule);
+        tl_policy_t *policy = parse_policy(text, problem, sizeof problem);
+        if (policy != NULL || strstr(problem, bad[i].problem) == NULL)
+            fail_msg("case %zu (%s): want an error naming '%s', got '%s'", i, bad[i].rule,
+                     bad[i].problem, policy ? "(accepted)" : problem);
+    }
+    /* 65 commands is one too many; 64 is fine. */
+    char text[4096] =
+        "{\"unattended\":[{\"roles\":[\"tier2\"],\"scopes\":[\"exec\"],\"commands\":[";
+    for (int i = 0; i < 65; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s\"c%d\"", i ? "," : "", i);
+    strcat(text, "]}]}");
+    char problem[256] = "";
+    assert_null(parse_policy(text, problem, sizeof problem));
+    char *cut = strstr(text, ",\"c64\"");
+    memmove(cut, cut + strlen(",\"c64\""), strlen(cut + strlen(",\"c64\"")) + 1);
+    tl_policy_t *policy = parse_policy(text, problem, sizeof problem);
+    assert_non_null(policy);
+    tl_policy_free(policy);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_request_parse_accepts_the_documented_request),
     cmocka_unit_test(test_request_parse_names_each_bad_member),
@@ -1048,6 +1366,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_grant_is_answered_once_on_disk_and_the_loop_runs_meanwhile),
     cmocka_unit_test(test_grants_file_writes_keep_order_and_the_latest_state_wins),
     cmocka_unit_test(test_failed_grant_write_answers_eio_and_grants_nothing),
+    cmocka_unit_test(test_command_line_shows_hostile_arguments_escaped),
+    cmocka_unit_test(test_each_command_grant_asks_for_every_command),
+    cmocka_unit_test(test_a_long_program_name_is_still_asked_about),
+    cmocka_unit_test(test_unanswered_command_is_declined),
+    cmocka_unit_test(test_each_and_keep_only_where_they_mean_something),
+    cmocka_unit_test(test_a_users_shell_grant_ends_with_its_shell_unless_kept),
+    cmocka_unit_test(test_policy_commands_allow_only_what_they_list),
+    cmocka_unit_test(test_policy_commands_grammar_names_each_mistake),
 };
 
 TL_TEST_MAIN(tests)
