@@ -2,6 +2,9 @@
 #include "relay/desk/desk_config.h"
 
 #include "proto/err.h"
+#include "proto/text.h"
+
+#include <jansson.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +75,53 @@ int tl_desk_config_load(const char *path, tl_zone_lookup_fn lookup, void *lookup
     /* The parser says "larger than N bytes" for the byte more than it takes. */
     rc = tl_sla_config_parse_text(text, length, lookup, lookup_arg, sla, why, why_size);
     free(text);
-    if (rc == 0)
+    if (rc == 0) {
+        /* A retention the prune would refuse stops the relay too, at its start. */
+        tl_retention_t retention;
+        rc = tl_desk_config_retention(path, &retention, why, why_size);
+        if (rc != 0) {
+            tl_sla_config_free(*sla);
+            *sla = NULL;
+            return rc;
+        }
         *from_file = 1;
+    }
+    return rc;
+}
+
+int tl_desk_config_retention(const char *path, tl_retention_t *out, char *why, size_t why_size)
+{
+    char *text = NULL;
+    size_t length = 0;
+    int rc = read_file(path, &text, &length);
+    if (rc == -ENOENT) {
+        tl_retention_default(out);
+        return 0;
+    }
+    if (rc != 0) {
+        snprintf(why, why_size, "cannot read %s: %s", path, tl_strerror(rc));
+        return rc;
+    }
+    json_error_t error;
+    json_t *document = length <= TL_SLA_CONFIG_TEXT_MAX
+                           ? json_loadb(text, length, JSON_REJECT_DUPLICATES, &error)
+                           : NULL;
+    free(text);
+    char reason[256];
+    if (document == NULL) {
+        if (length > TL_SLA_CONFIG_TEXT_MAX)
+            snprintf(reason, sizeof reason, "larger than %d bytes", TL_SLA_CONFIG_TEXT_MAX);
+        else
+            tl_text_clip(reason, sizeof reason, error.text, 0, TL_TEXT_LINE);
+        snprintf(why, why_size, "%s: %s", path, reason);
+        return TL_EINVAL;
+    }
+    rc =
+        json_is_object(document)
+            ? tl_retention_parse(json_object_get(document, "retention"), out, reason, sizeof reason)
+            : (snprintf(reason, sizeof reason, "not a JSON object"), TL_EINVAL);
+    json_decref(document);
+    if (rc != 0)
+        snprintf(why, why_size, "%s: %s", path, reason);
     return rc;
 }
