@@ -138,3 +138,42 @@ int tl_retention_decide(const tl_retention_t *policy, const tl_retention_ref_t *
     free(order);
     return 0;
 }
+
+/* The event's details member name, as text; NULL when it is not there. */
+static const char *event_text(const tl_ticket_event_row_t *event, const char *name, json_t **doc)
+{
+    *doc = json_loads(event->details, 0, NULL);
+    return json_string_value(json_object_get(*doc, name));
+}
+
+int tl_retention_held(const tl_ticket_event_rows_t *events, size_t *which)
+{
+    for (size_t i = events->count; i-- > 0;) {
+        const tl_ticket_event_row_t *event = &events->rows[i];
+        if (strcmp(event->kind, TL_RETENTION_EVENT_HOLD) != 0)
+            continue;
+        json_t *doc = NULL;
+        const char *hold = event_text(event, "hold", &doc);
+        int held = hold != NULL && strcmp(hold, "on") == 0;
+        json_decref(doc);
+        if (which != NULL)
+            *which = i;
+        return held;
+    }
+    return 0;
+}
+
+int tl_retention_pruned(const tl_ticket_event_rows_t *events, const char *hash)
+{
+    for (size_t i = 0; i < events->count; i++) {
+        if (strcmp(events->rows[i].kind, TL_RETENTION_EVENT_PRUNED) != 0)
+            continue;
+        json_t *doc = NULL;
+        const char *named = event_text(&events->rows[i], "sha256", &doc);
+        int same = named != NULL && strcmp(named, hash) == 0;
+        json_decref(doc);
+        if (same)
+            return 1;
+    }
+    return 0;
+}

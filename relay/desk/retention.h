@@ -14,6 +14,8 @@
 #ifndef TL_RETENTION_H
 #define TL_RETENTION_H
 
+#include "relay/store/store.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,5 +76,19 @@ int tl_retention_decide(const tl_retention_t *policy, const tl_retention_ref_t *
 /* The payload of ref is past its class's retention at now_ms (not counting holds or sharing). */
 int tl_retention_expired(const tl_retention_t *policy, const tl_retention_ref_t *ref,
                          int64_t now_ms);
+
+/* Timeline event kinds: a legal hold set or lifted (details "hold": "on"|"off", "reason"), and a
+ * payload pruned (details "sha256", "class", "kind", "policy", "pruned"). */
+#define TL_RETENTION_EVENT_HOLD "hold"
+#define TL_RETENTION_EVENT_PRUNED "evidence.pruned"
+/* The audit actions: a hold set or lifted, and the tombstone of a pruned payload. */
+#define TL_RETENTION_ACTION_HOLD "ticket.hold"
+#define TL_RETENTION_ACTION_PRUNE "evidence.prune"
+
+/* From a ticket's timeline: 1 if its last hold event set the hold, 0 if there is none or it was
+ * lifted; *which (may be NULL) is that event's index, untouched when there is none. */
+int tl_retention_held(const tl_ticket_event_rows_t *events, size_t *which);
+/* From a ticket's timeline: 1 if the payload hash was pruned from it. */
+int tl_retention_pruned(const tl_ticket_event_rows_t *events, const char *hash);
 
 #endif
