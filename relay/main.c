@@ -144,6 +144,7 @@ static const tl_admin_command_t *const commands[] = {
     &tl_admin_user,          &tl_admin_roles,
     &tl_admin_host_key,      &tl_admin_kb,
     &tl_admin_audit,         &tl_admin_catalogue,
+    &tl_admin_retention,
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
