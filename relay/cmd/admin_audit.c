@@ -198,7 +198,9 @@ const tl_admin_command_t tl_admin_audit_verify = {
                                    "bad_line, bad_seq, partial_tail_bytes, reason (null if it "
                                    "verified), checkpoints (ok, checked, log_entries, last_size, "
                                    "bad: null or file, index, size, category, first_entry, "
-                                   "last_entry, reason)"),
+                                   "last_entry, reason), recordings (ok, checked, pruned, "
+                                   "bad: each index, seq, action, sha256, reason), payloads (the "
+                                   "same, and still_present)"),
                     {0}},
             .flags = TL_CLI_DOUBLE_DASH},
     .run = cmd_audit_verify,

@@ -165,7 +165,8 @@ const struct tl__command tl__cmd_audit_verify = {
                                   "partial_tail_bytes, reason, checkpoints (ok, checked, "
                                   "log_entries, last_size, bad), from_checkpoint (null, or ok, "
                                   "size, category, first_entry, last_entry, reason), recordings "
-                                  "(ok, checked, bad: index, seq, sha256, reason)"),
+                                  "(ok, checked, pruned, bad: index, seq, action, sha256, "
+                                  "reason), payloads (the same, and still_present)"),
                      {0}},
              .flags = TL_CLI_IN_ORDER},
     .prepare = verify_prepare,

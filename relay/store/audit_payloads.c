@@ -166,10 +166,9 @@ int tl_audit_payloads_verify(const char *log_path, tl_evidence_store_t *store, j
         rc = TL_EVERIFY;
     else if (text != NULL)
         fprintf(text,
-                "recordings OK: %zu checked against their entries\n"
-                "payloads OK: %zu checked against their entries, %zu payload%s pruned by "
-                "retention\n",
-                recordings.checked, all.checked, all.pruned, all.pruned == 1 ? "" : "s");
+                "payloads OK: %zu checked against their entries (%zu recordings), %zu payload%s "
+                "pruned by retention\n",
+                all.checked, recordings.checked, all.pruned, all.pruned == 1 ? "" : "s");
 out:
     json_object_set_new(
         verdict, "recordings",

@@ -24,7 +24,8 @@
  * for every payload, with still_present: tombstoned but there, and each bad one's action); and to
  * text (may be NULL) a line per failure ("recording BROKEN: entry I (seq S, session.recorded) names
  * sha256 H: why", "evidence BROKEN: ..."), per payload tombstoned yet present, and a summary
- * ("payloads OK: N checked against their entries, P payloads pruned by retention"). When one fails,
+ * ("payloads OK: N checked against their entries (R recordings), P payloads pruned by
+ * retention"). When one fails,
  * verdict's "ok" becomes false and "verdict" "broken". 0, TL_EVERIFY when one is missing without a
  * tombstone or does not match, or another negative code when the log cannot be read.
  */

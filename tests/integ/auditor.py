@@ -51,6 +51,7 @@ CHANGES = {
     "join": ["T-1"], "fix": ["T-1", "clean-temp"], "runbooks": ["T-1"],
     "problem open": ["printers offline"], "problem link": ["T-1", "P-1"],
     "problem workaround": ["P-1", "restart the spooler"], "problem state": ["P-1", "fixed"],
+    "ticket hold": ["T-1", "on", "--reason", "litigation"],
 }
 
 
