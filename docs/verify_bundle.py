@@ -29,16 +29,14 @@ def root_from_path(index, size, leaf, path):
     return r if sn == 0 else None
 
 def ed25519_verify(public, data, signature):
-    """openssl pkeyutl -verify with a raw Ed25519 public key (32 bytes)."""
-    pem = b"-----BEGIN PUBLIC KEY-----\n%s\n-----END PUBLIC KEY-----\n" % base64.b64encode(
-        bytes.fromhex("302a300506032b6570032100") + public)
+    """openssl pkeyutl -verify with a raw Ed25519 public key (32 bytes, put in a DER key)."""
+    der = bytes.fromhex("302a300506032b6570032100") + public
     with tempfile.TemporaryDirectory() as tmp:
-        names = [os.path.join(tmp, n) for n in ("pub.pem", "data", "sig")]
-        for name, content in zip(names, (pem, data, signature)):
-            open(name, "wb").write(content)
-        return subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", names[0],
-                               "-rawin", "-in", names[1], "-sigfile", names[2]],
-                              capture_output=True).returncode == 0
+        for name, content in (("pub.der", der), ("data", data), ("sig", signature)):
+            open(os.path.join(tmp, name), "wb").write(content)
+        argv = ["openssl", "pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", "pub.der",
+                "-rawin", "-in", "data", "-sigfile", "sig"]
+        return subprocess.run(argv, cwd=tmp, capture_output=True).returncode == 0
 
 def note_text(note, vkey):
     """The note's text if signed by vkey (NAME+ID+KEY), else None; ValueError for a bad vkey."""
@@ -70,11 +68,11 @@ def verify(files, vkey):
     text = note_text(files["audit/checkpoint"], vkey)
     check(text is not None, "audit/checkpoint", "bad-signature", "not signed by the audit key")
     origin, size, root = text.decode().split("\n")[:3]
-    size, root = int(size), base64.b64decode(root)
+    size, root, b64 = int(size), base64.b64decode(root), base64.b64decode
     check(origin == vkey.split("+")[0], "audit/checkpoint", "bad-note", "of another log")
     proofs = json.loads(files["audit/proofs.json"])
-    check(proofs["tree_size"] == size and base64.b64decode(proofs["root"]) == root,
-          "audit/proofs.json", "bad-proof", "not for the checkpoint's tree")
+    check(proofs["tree_size"] == size and b64(proofs["root"]) == root, "audit/proofs.json",
+          "bad-proof", "not for the checkpoint's tree")
     lines, proofs = files["audit/entries.log"].split(b"\n"), proofs["proofs"]
     check(lines.pop() == b"", "audit/entries.log", "bad-entry", "its last line has no line feed")
     last, named, tombstones = None, {}, set()
@@ -89,11 +87,10 @@ def verify(files, vkey):
         if last is not None and entry["seq"] == last["seq"] + 1:
             check(entry["prev"] == last["hash"], where, "bad-prev", "not linked to the line before")
         leaf = hashlib.sha256(b"\x00" + line).digest()
-        check(leaf == base64.b64decode(proof["leaf_hash"]), where, "bad-leaf",
-              "its bytes are not the leaf its proof names")
+        check(leaf == b64(proof["leaf_hash"]), where, "bad-leaf", "not the leaf its proof names")
         check(last is None or proof["index"] > proofs[k - 2]["index"], where, "bad-order",
               "entries out of the log's order")
-        path = [base64.b64decode(p) for p in proof["audit_path"]]
+        path = [b64(p) for p in proof["audit_path"]]
         check(root_from_path(proof["index"], size, leaf, path) == root, where, "bad-proof",
               "its audit path does not lead to the signed root of size %d" % size)
         d, last = entry["details"], entry
@@ -116,20 +113,19 @@ def verify(files, vkey):
         check(sha(files[path]) == h, path, "bad-evidence", "its SHA-256 is %s; line %d of "
               "audit/entries.log names %s" % (sha(files[path]), named[h], h))
     # MANIFEST: signed by the relay the audit key is named after, listing every file.
-    public = base64.b64decode(b"".join(files["relay.pem"].strip().split(b"\n")[1:-1]))[-32:]
+    public = b64(b"".join(files["relay.pem"].strip().split(b"\n")[1:-1]))[-32:]
     fp = base64.b64encode(hashlib.sha256(b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + public).digest())
     fp = fp.decode().rstrip("=").replace("+", "-").replace("/", "_")
-    check(origin == "tierline.relay/" + fp, "relay.pem", "bad-relay-key",
-          "not the key of the relay that owns the audit key")
+    check(origin == "tierline.relay/" + fp, "relay.pem", "bad-relay-key", "not the audit key's relay")
     check(ed25519_verify(public, files["MANIFEST"], files["MANIFEST.sig"]), "MANIFEST.sig",
           "bad-signature", "MANIFEST is not signed by relay.pem")
     listed = dict(l.split("  ", 1)[::-1] for l in files["MANIFEST"].decode().splitlines())
     for name in sorted(set(files) - {"MANIFEST", "MANIFEST.sig", "relay.pem"} | set(listed)):
         check(name in files and sha(files[name]) == listed.get(name), name, "bad-manifest",
               "not as MANIFEST lists it")
-    return "%d audit entries proved against the checkpoint of size %d, %d evidence files, %d " \
-           "files signed in MANIFEST, %d payloads pruned by retention" % (
-               len(lines), size, len(items) - len(pruned), len(listed), len(pruned))
+    return ("%d audit entries proved against the checkpoint of size %d, %d evidence files, %d files "
+            "signed in MANIFEST, %d payloads pruned by retention" % (
+                len(lines), size, len(items) - len(pruned), len(listed), len(pruned)))
 
 def main():
     parser = argparse.ArgumentParser(description="Checks a ticket's evidence bundle.")
@@ -142,25 +138,25 @@ def main():
     if not (args.key or args.key_file or args.trust_bundle_key):
         parser.error("give the audit key you kept (--key or --key-file); the bundle's own "
                      "(--trust-bundle-key) proves only that the bundle agrees with itself")
+    if args.trust_bundle_key:
+        print("warning: trusting the bundle's own audit key: this shows the bundle agrees with "
+              "itself, not that the relay you know made it", file=sys.stderr)
     try:
-        vkey = args.key or (open(args.key_file).readline() if args.key_file else None)
+        vkey = args.key or (open(args.key_file).readline() if args.key_file else "")
         with tarfile.open(args.bundle) as tar:
             folder = tar.getmembers()[0].name.rstrip("/") + "/"
             files = {m.name[len(folder):]: tar.extractfile(m).read() for m in tar.getmembers()
                      if m.isfile() and m.name.startswith(folder)}
-        if args.trust_bundle_key:
-            vkey = files.get("audit/audit.vkey", b"").decode()
-            print("warning: trusting the bundle's own audit key: this shows the bundle agrees "
-                  "with itself, not that the relay you know made it", file=sys.stderr)
-        note_text(b"", vkey.strip())  # the key is checked before anything else
+        vkey = (vkey or files.get("audit/audit.vkey", b"").decode()).strip()
+        note_text(b"", vkey)  # the key is checked before anything else
     except OSError as e:
         parser.error("cannot read %s: %s" % (e.filename, e.strerror or e))
     except (tarfile.TarError, IndexError):
         parser.error("%s is not a tar archive" % args.bundle)
     except ValueError as e:
-        parser.error("the audit key %r: %s" % (vkey.strip(), e))
+        parser.error("the audit key %r: %s" % (vkey, e))
     try:
-        print("bundle OK: %s: %s" % (folder.rstrip("/"), verify(files, vkey.strip())))
+        print("bundle OK: %s: %s" % (folder.rstrip("/"), verify(files, vkey)))
         return 0
     except Failed as e:
         print("bundle FAILS: %s" % e)
