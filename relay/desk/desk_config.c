@@ -57,6 +57,31 @@ static int read_file(const char *path, char **text, size_t *length)
     return 0;
 }
 
+/* The "retention" member of the file's text; why without the file's name. */
+static int retention_of(const char *text, size_t length, tl_retention_t *out, char *why,
+                        size_t why_size)
+{
+    json_error_t error;
+    if (length > TL_SLA_CONFIG_TEXT_MAX) {
+        snprintf(why, why_size, "larger than %d bytes", TL_SLA_CONFIG_TEXT_MAX);
+        return TL_EINVAL;
+    }
+    json_t *document = json_loadb(text, length, JSON_REJECT_DUPLICATES, &error);
+    if (document == NULL) {
+        char reason[4 * JSON_ERROR_TEXT_LENGTH];
+        tl_text_clip(reason, sizeof reason, error.text, 0, TL_TEXT_LINE);
+        snprintf(why, why_size, "%d:%d: %s", error.line, error.column, reason);
+        return TL_EINVAL;
+    }
+    int rc = TL_EINVAL;
+    if (json_is_object(document))
+        rc = tl_retention_parse(json_object_get(document, "retention"), out, why, why_size);
+    else
+        snprintf(why, why_size, "not a JSON object");
+    json_decref(document);
+    return rc;
+}
+
 int tl_desk_config_load(const char *path, tl_zone_lookup_fn lookup, void *lookup_arg,
                         tl_sla_config_t **sla, int *from_file, char *why, size_t why_size)
 {
@@ -74,24 +99,24 @@ int tl_desk_config_load(const char *path, tl_zone_lookup_fn lookup, void *lookup
     }
     /* The parser says "larger than N bytes" for the byte more than it takes. */
     rc = tl_sla_config_parse_text(text, length, lookup, lookup_arg, sla, why, why_size);
-    free(text);
     if (rc == 0) {
         /* A retention the prune would refuse stops the relay too, at its start. */
         tl_retention_t retention;
-        rc = tl_desk_config_retention(path, &retention, why, why_size);
+        rc = retention_of(text, length, &retention, why, why_size);
         if (rc != 0) {
             tl_sla_config_free(*sla);
             *sla = NULL;
-            return rc;
         }
-        *from_file = 1;
     }
+    free(text);
+    if (rc == 0)
+        *from_file = 1;
     return rc;
 }
 
 int tl_desk_config_retention(const char *path, tl_retention_t *out, char *why, size_t why_size)
 {
-    char *text = NULL;
+    char *text = NULL, reason[512] = "";
     size_t length = 0;
     int rc = read_file(path, &text, &length);
     if (rc == -ENOENT) {
@@ -102,25 +127,8 @@ int tl_desk_config_retention(const char *path, tl_retention_t *out, char *why, s
         snprintf(why, why_size, "cannot read %s: %s", path, tl_strerror(rc));
         return rc;
     }
-    json_error_t error;
-    json_t *document = length <= TL_SLA_CONFIG_TEXT_MAX
-                           ? json_loadb(text, length, JSON_REJECT_DUPLICATES, &error)
-                           : NULL;
+    rc = retention_of(text, length, out, reason, sizeof reason);
     free(text);
-    char reason[256];
-    if (document == NULL) {
-        if (length > TL_SLA_CONFIG_TEXT_MAX)
-            snprintf(reason, sizeof reason, "larger than %d bytes", TL_SLA_CONFIG_TEXT_MAX);
-        else
-            tl_text_clip(reason, sizeof reason, error.text, 0, TL_TEXT_LINE);
-        snprintf(why, why_size, "%s: %s", path, reason);
-        return TL_EINVAL;
-    }
-    rc =
-        json_is_object(document)
-            ? tl_retention_parse(json_object_get(document, "retention"), out, reason, sizeof reason)
-            : (snprintf(reason, sizeof reason, "not a JSON object"), TL_EINVAL);
-    json_decref(document);
     if (rc != 0)
         snprintf(why, why_size, "%s: %s", path, reason);
     return rc;

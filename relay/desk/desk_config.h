@@ -27,7 +27,8 @@ extern const char tl_desk_config_default[];
  * finding zones with lookup (tl_zone_lookup_files, NULL dir for the system's). A file that is
  * not there gives the default and *from_file 0. TL_EINVAL and why, the parser's message ("sla.
  * calendar.zone: unknown time zone 'Mars/Olympus_Mons'", "desk.json:3:7: ..."), for a file that
- * does not parse; a negated errno and why for one that cannot be read. Nothing is returned on
+ * does not parse, or whose "retention" member is wrong (tl_desk_config_retention, without the
+ * file's name); a negated errno and why for one that cannot be read. Nothing is returned on
  * error.
  */
 int tl_desk_config_load(const char *path, tl_zone_lookup_fn lookup, void *lookup_arg,

@@ -229,6 +229,14 @@ def case_bad_input_is_refused_and_nothing_is_lost():
         _, err = prune(desk, "--now", later(400), expect=1)
         check(os.path.join(desk.relay.dir, "desk.json") in err and said in err,
               "%r: %r" % (retention, err))
+    # The relay refuses to start with it too, naming the file and the member.
+    other = relay_agent.Relay("other")
+    with open(os.path.join(other.dir, "desk.json"), "w") as f:
+        json.dump({"sla": DESK_SLA, "retention": {"transcripts": -3}}, f)
+    _, err = relay_cli("serve", "--data", other.dir, "--listen", "127.0.0.1:%d" % other.port,
+                       expect=1)
+    check("refusing to serve: %s: retention.transcripts: wants a whole number of days 1..36500 "
+          "or \"forever\", not -3" % os.path.join(other.dir, "desk.json") in err, "serve: %r" % err)
     _, err = relay_cli("retention", "prune", "--data", os.path.join(technicians.WORK, "nowhere"),
                        expect=1)
     check("no relay folder at" in err, "a missing folder: %r" % err)
