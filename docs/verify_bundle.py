@@ -1,11 +1,8 @@
 #!/usr/bin/env python3
-"""Checks a ticket's evidence bundle (docs/audit-format.md §19) with Python's standard library and
-the openssl command line alone, against the audit key YOU kept (`tierline-relay audit pubkey`):
-    python3 verify_bundle.py T-4.tar --key VKEY   (or --key-file FILE, or --trust-bundle-key)
-The checkpoint's signature; each entry's hash, link, leaf and inclusion proof; that each item and
-recording hashes to what an entry names, or a tombstone entry says retention pruned it (§22);
-MANIFEST, signed by the relay the audit key is named after. Exit 0 OK, 1 the first failure, 2 usage.
-"""
+"""Checks a ticket's evidence bundle with Python's standard library and the openssl command line
+alone, against the audit key YOU kept (`tierline-relay audit pubkey`), as docs/audit-format.md
+§19 and §22 say: python3 verify_bundle.py T-4.tar --key VKEY (or --key-file FILE, or
+--trust-bundle-key). Exit 0 OK, 1 the first failure (file, line, reason), 2 usage."""
 import argparse, base64, hashlib, json, os, subprocess, sys, tarfile, tempfile
 
 class Failed(Exception):
@@ -116,15 +113,16 @@ def verify(files, vkey):
     public = b64(b"".join(files["relay.pem"].strip().split(b"\n")[1:-1]))[-32:]
     fp = base64.b64encode(hashlib.sha256(b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + public).digest())
     fp = fp.decode().rstrip("=").replace("+", "-").replace("/", "_")
-    check(origin == "tierline.relay/" + fp, "relay.pem", "bad-relay-key", "not the audit key's relay")
+    check(origin == "tierline.relay/" + fp, "relay.pem", "bad-relay-key",
+          "not the key of the relay that owns the audit key")
     check(ed25519_verify(public, files["MANIFEST"], files["MANIFEST.sig"]), "MANIFEST.sig",
           "bad-signature", "MANIFEST is not signed by relay.pem")
     listed = dict(l.split("  ", 1)[::-1] for l in files["MANIFEST"].decode().splitlines())
     for name in sorted(set(files) - {"MANIFEST", "MANIFEST.sig", "relay.pem"} | set(listed)):
         check(name in files and sha(files[name]) == listed.get(name), name, "bad-manifest",
               "not as MANIFEST lists it")
-    return ("%d audit entries proved against the checkpoint of size %d, %d evidence files, %d files "
-            "signed in MANIFEST, %d payloads pruned by retention" % (
+    return ("%d audit entries proved against the checkpoint of size %d, %d evidence files, "
+            "%d files signed in MANIFEST, %d payloads pruned by retention" % (
                 len(lines), size, len(items) - len(pruned), len(listed), len(pruned)))
 
 def main():

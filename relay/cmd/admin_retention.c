@@ -207,6 +207,8 @@ static int cmd_retention(const tl_admin_command_t *cmd, int argc, char **argv)
         tombstones += (size_t)plan.prune[i];
     json_t *listing = args.json ? json_array() : NULL;
     if (args.dry_run) {
+        for (size_t i = 0; i < plan.rows.count; i++)
+            removed += (size_t)plan.remove[i];
         print_plan(&plan, 1, listing);
         goto report;
     }
@@ -256,10 +258,10 @@ report:
         status = tl__admin_print_json(verdict);
         json_decref(verdict);
     } else {
-        printf("%s: %zu reference%s %s, %zu payload%s removed\n",
+        printf("%s: %zu reference%s %s, %zu payload%s %s\n",
                args.dry_run ? "retention prune --dry-run" : "retention prune", tombstones,
                tombstones == 1 ? "" : "s", args.dry_run ? "would be tombstoned" : "tombstoned",
-               removed, removed == 1 ? "" : "s");
+               removed, removed == 1 ? "" : "s", args.dry_run ? "would be removed" : "removed");
         status = TL_EXIT_OK;
     }
 out:

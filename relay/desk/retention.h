@@ -14,6 +14,7 @@
 #ifndef TL_RETENTION_H
 #define TL_RETENTION_H
 
+#include "relay/store/audit_payloads.h"
 #include "relay/store/store.h"
 
 #include <jansson.h>
@@ -83,7 +84,7 @@ int tl_retention_expired(const tl_retention_t *policy, const tl_retention_ref_t 
 #define TL_RETENTION_EVENT_PRUNED "evidence.pruned"
 /* The audit actions: a hold set or lifted, and the tombstone of a pruned payload. */
 #define TL_RETENTION_ACTION_HOLD "ticket.hold"
-#define TL_RETENTION_ACTION_PRUNE "evidence.prune"
+#define TL_RETENTION_ACTION_PRUNE TL_AUDIT_ACTION_TOMBSTONE
 
 /* From a ticket's timeline: 1 if its last hold event set the hold, 0 if there is none or it was
  * lifted; *which (may be NULL) is that event's index, untouched when there is none. */

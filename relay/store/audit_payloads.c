@@ -3,7 +3,6 @@
 #include "relay/store/audit_payloads.h"
 
 #include "proto/err.h"
-#include "relay/desk/retention.h"
 #include "relay/store/audit_query.h"
 
 #include <string.h>
@@ -31,7 +30,7 @@ int tl_audit_payload_tombstone(const char *log_path, const char *ticket, const c
 {
     json_t *hits = NULL;
     *entry = NULL;
-    int rc = entries_of(log_path, TL_RETENTION_ACTION_PRUNE, &hits);
+    int rc = entries_of(log_path, TL_AUDIT_ACTION_TOMBSTONE, &hits);
     if (rc != 0)
         return rc;
     size_t i;
@@ -151,7 +150,7 @@ int tl_audit_payloads_verify(const char *log_path, tl_evidence_store_t *store, j
     size_t i;
     json_t *hit;
     json_array_foreach(evidence, i, hit) {
-        if (strcmp(action_of(hit), TL_RETENTION_ACTION_PRUNE) == 0)
+        if (strcmp(action_of(hit), TL_AUDIT_ACTION_TOMBSTONE) == 0)
             json_array_append(tombstones, hit);
     }
     json_array_foreach(recorded, i, hit) {

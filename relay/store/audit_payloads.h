@@ -18,6 +18,9 @@
 #include <jansson.h>
 #include <stdio.h>
 
+/* The action of a tombstone: retention removed the payload its details.sha256 names. */
+#define TL_AUDIT_ACTION_TOMBSTONE "evidence.prune"
+
 /*
  * Checks the payloads log_path names against store (NULL: none is stored). Adds to verdict
  * "recordings" (ok, checked, pruned, bad: each index, seq, sha256, reason) and "payloads" (the same

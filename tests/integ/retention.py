@@ -96,7 +96,7 @@ def case_pruned_payloads_verify_with_their_tombstones():
     # --dry-run lists what would go, and changes nothing.
     out, _ = prune(desk, "--dry-run", "--now", later(31))
     check(recording in out and transcript in out and diagnostics not in out and
-          "2 references would be tombstoned" in out, "--dry-run: %r" % out)
+          "2 references would be tombstoned, 2 payloads would be removed" in out, "--dry-run: %r" % out)
     check(os.path.exists(object_path(desk, recording)), "--dry-run removed the recording")
     check([e["action"] for e in desk.audit()[len(before):]] == [],
           "--dry-run wrote %r" % desk.audit()[len(before):])
