@@ -156,6 +156,7 @@ static const tl_admin_command_t *const commands[] = {
     &tl_admin_host_key,      &tl_admin_kb,
     &tl_admin_audit,         &tl_admin_catalogue,
     &tl_admin_runbook,
+    &tl_admin_retention,
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

@@ -42,6 +42,7 @@ extern const tl_admin_command_t tl_admin_status, tl_admin_audit_recover, tl_admi
 extern const tl_admin_command_t tl_admin_kb;
 extern const tl_admin_command_t tl_admin_catalogue;
 extern const tl_admin_command_t tl_admin_runbook;
+extern const tl_admin_command_t tl_admin_retention;
 
 /*
  * Reads argv[2..] into result with cmd's spec (fields not given keep what

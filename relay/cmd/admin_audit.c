@@ -12,12 +12,14 @@
 #include "relay/store/audit_anchors.h"
 #include "relay/store/audit_checkpoint.h"
 #include "relay/store/audit_key.h"
+#include "relay/store/audit_payloads.h"
 #include "relay/store/datadir.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct verify_args {
     const char *data;
@@ -86,6 +88,25 @@ static void anchors_print(const tl_audit_anchor_report_t *report, int rc, const 
     }
 }
 
+/* The payloads the log at log names, against the folder's evidence store (audit_payloads.h). */
+static int verify_payloads(const struct verify_args *args, const char *log, json_t *verdict,
+                           FILE *text)
+{
+    char dir[4096];
+    struct stat st;
+    tl_evidence_store_t *store = NULL;
+    int rc = tl_datadir_path(args->data, TL_DATADIR_EVIDENCE, dir, sizeof dir);
+    /* A folder without an evidence store holds no payload: any the log names is missing. */
+    if (rc == 0 && stat(dir, &st) == 0)
+        rc = tl_evidence_store_open(dir, NULL, &store);
+    if (rc == 0)
+        rc = tl_audit_payloads_verify(log, store, verdict, text);
+    else
+        fprintf(text, "payloads not checked: %s: %s\n", dir, tl_strerror(rc));
+    tl_evidence_store_close(store);
+    return rc;
+}
+
 static int cmd_audit_verify(const tl_admin_command_t *cmd, int argc, char **argv)
 {
     struct verify_args args = {0};
@@ -109,6 +130,16 @@ static int cmd_audit_verify(const tl_admin_command_t *cmd, int argc, char **argv
     int anchors_rc =
         tl_audit_anchors_verify(path, files, optional, args.checkpoint ? 2 : 1, verifier, &anchors);
     int ok = rc == 0 && anchors_rc == 0;
+    /* The payloads the log names, against the evidence store, tombstones counted. */
+    json_t *payloads = json_object();
+    char *words = NULL;
+    size_t words_len = 0;
+    FILE *text = open_memstream(&words, &words_len);
+    int payloads_rc =
+        payloads != NULL && text != NULL ? verify_payloads(&args, path, payloads, text) : TL_ENOMEM;
+    if (text != NULL)
+        fclose(text);
+    ok = ok && payloads_rc == 0;
     if (args.json) {
         /* The verdict on stdout either way; the exit status says it too. */
         json_t *verdict = json_pack(
@@ -121,15 +152,25 @@ static int cmd_audit_verify(const tl_admin_command_t *cmd, int argc, char **argv
             "partial_tail_bytes", (json_int_t)report.partial_tail_bytes, "reason",
             report.reason[0] != '\0' ? report.reason : NULL, "checkpoints",
             anchors_json(&anchors, anchors_rc, files));
+        if (verdict != NULL) {
+            if (payloads_rc != 0 && rc == 0 && anchors_rc == 0)
+                json_object_set_new(verdict, "verdict", json_string("broken"));
+            json_object_set(verdict, "recordings", json_object_get(payloads, "recordings"));
+            json_object_set(verdict, "payloads", json_object_get(payloads, "payloads"));
+        }
         status = verdict != NULL ? tl__admin_print_json(verdict)
                                  : tl_admin_fail("audit-verify", TL_ENOMEM);
         json_decref(verdict);
-        if (status != TL_EXIT_OK)
-            return status;
     } else {
         tl_audit_report_print(&report, rc, rc == 0 ? stdout : stderr);
         anchors_print(&anchors, anchors_rc, files);
+        if (words != NULL)
+            fputs(words, payloads_rc == 0 ? stdout : stderr);
     }
+    free(words);
+    json_decref(payloads);
+    if (status != TL_EXIT_OK)
+        return status;
     return ok ? TL_EXIT_OK : TL_EXIT_FAILURE;
 }
 
@@ -157,7 +198,9 @@ const tl_admin_command_t tl_admin_audit_verify = {
                                    "bad_line, bad_seq, partial_tail_bytes, reason (null if it "
                                    "verified), checkpoints (ok, checked, log_entries, last_size, "
                                    "bad: null or file, index, size, category, first_entry, "
-                                   "last_entry, reason)"),
+                                   "last_entry, reason), recordings (ok, checked, pruned, "
+                                   "bad: each index, seq, action, sha256, reason), payloads (the "
+                                   "same, and still_present)"),
                     {0}},
             .flags = TL_CLI_DOUBLE_DASH},
     .run = cmd_audit_verify,

@@ -15,6 +15,7 @@
 #include "proto/text.h"
 #include "relay/cmd/show.h"
 #include "relay/desk/vendor.h"
+#include "relay/store/audit_payloads.h"
 #include "relay/store/audit_query.h"
 #include "relay/store/datadir.h"
 
@@ -26,66 +27,19 @@
 /* ---- audit verify --------------------------------------------------------------------------- */
 
 /*
- * The recordings the log names (session.recorded), each read through and checked against the
- * SHA-256 its entry gives: a byte changed in a recording is tampering the log's own hashes cannot
- * see. Adds "recordings" (checked, bad: index, seq, sha256, reason) to the verdict, a line to
- * text; TL_EVERIFY if one is missing or does not match.
+ * The payloads the log names (recordings, evidence items), each read through and checked against
+ * the SHA-256 its entry gives, tombstones counted (relay/store/audit_payloads.h): a byte changed
+ * in a recording, or a payload removed without a tombstone, is tampering the log's own hashes
+ * cannot see. TL_EVERIFY if one is missing or does not match.
  */
 static int verify_recordings(struct cmd *cmd, tl_job_ctx_t *ctx, json_t *verdict, FILE *text)
 {
-    char log_path[4096], reason[160];
-    json_t *hits = NULL, *bad = json_array();
-    tl_audit_search_report_t report;
-    tl_audit_query_t query = {.action = "session.recorded", .limit = TL_AUDIT_SEARCH_LIMIT_MAX};
-    int rc = bad != NULL
-                 ? tl_datadir_path(cmd->ctx->data_dir, TL_DATADIR_AUDIT, log_path, sizeof log_path)
-                 : TL_ENOMEM;
+    char log_path[4096];
+    int rc = tl_datadir_path(cmd->ctx->data_dir, TL_DATADIR_AUDIT, log_path, sizeof log_path);
     if (rc == 0)
-        rc = tl_audit_search(log_path, &query, &hits, &report);
-    if (rc != 0) {
-        fprintf(text, "recordings not checked: %s\n", tl_strerror(rc));
-        goto out;
-    }
-    size_t i;
-    json_t *hit;
-    json_array_foreach(hits, i, hit) {
-        const char *hash =
-            json_string_value(json_object_get(json_object_get(hit, "details"), "sha256"));
-        int checked = hash != NULL && tl_evidence_hash_valid(hash)
-                          ? tl_evidence_verify(ctx->evidence, hash, reason, sizeof reason)
-                          : TL_EINVAL;
-        if (checked == 0)
-            continue;
-        if (checked == TL_EINVAL)
-            snprintf(reason, sizeof reason, "the entry names no valid sha256");
-        else if (checked == TL_ENOTFOUND)
-            snprintf(reason, sizeof reason, "missing from the evidence store");
-        json_array_append_new(bad, json_pack("{s:O, s:O, s:s, s:s}", "index",
-                                             json_object_get(hit, "index"), "seq",
-                                             json_object_get(hit, "seq"), "sha256",
-                                             hash != NULL ? hash : "", "reason", reason));
-        fprintf(text,
-                "recording BROKEN: entry %" JSON_INTEGER_FORMAT " (seq %" JSON_INTEGER_FORMAT
-                ", session.recorded) names sha256 %.64s: %s\n",
-                json_integer_value(json_object_get(hit, "index")),
-                json_integer_value(json_object_get(hit, "seq")), hash != NULL ? hash : "-", reason);
-    }
-    if (json_array_size(bad) == 0)
-        fprintf(text, "recordings OK: %zu checked against their entries\n", json_array_size(hits));
+        rc = tl_audit_payloads_verify(log_path, ctx->evidence, verdict, text);
     else
-        rc = TL_EVERIFY;
-out:
-    json_object_set_new(verdict, "recordings",
-                        json_pack("{s:b, s:I, s:O}", "ok", rc == 0, "checked",
-                                  (json_int_t)json_array_size(hits), "bad",
-                                  bad != NULL ? bad : json_null()));
-    if (rc == TL_EVERIFY) {
-        json_object_set_new(verdict, "ok", json_false());
-        if (strcmp(json_string_value(json_object_get(verdict, "verdict")), "ok") == 0)
-            json_object_set_new(verdict, "verdict", json_string("broken"));
-    }
-    json_decref(bad);
-    json_decref(hits);
+        fprintf(text, "payloads not checked: %s\n", tl_strerror(rc));
     return rc;
 }
 
@@ -211,7 +165,8 @@ const struct tl__command tl__cmd_audit_verify = {
                                   "partial_tail_bytes, reason, checkpoints (ok, checked, "
                                   "log_entries, last_size, bad), from_checkpoint (null, or ok, "
                                   "size, category, first_entry, last_entry, reason), recordings "
-                                  "(ok, checked, bad: index, seq, sha256, reason)"),
+                                  "(ok, checked, pruned, bad: index, seq, action, sha256, "
+                                  "reason), payloads (the same, and still_present)"),
                      {0}},
              .flags = TL_CLI_IN_ORDER},
     .prepare = verify_prepare,

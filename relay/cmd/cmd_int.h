@@ -58,6 +58,7 @@ struct cmd {
     const char *fix;          /* --fix */
     char problem_state[16];   /* problems --state, problem state P-N STATE */
     int denied;               /* worker writes: refused with access.denied kept (exit 77) */
+    int hold_off;             /* ticket hold T-N on|off: 1 for off (hold.c) */
     /* ticket vendor, and ticket note --from-vendor (vendor.c) */
     const char *vendor_name, *vendor_case;
     int64_t follow_up_ms; /* 0: none */
@@ -158,6 +159,11 @@ extern const struct tl__command tl__cmd_devices;
 extern const struct tl__command tl__cmd_ticket_ask;
 extern const struct tl__command tl__cmd_evidence, tl__cmd_evidence_get;
 extern const struct tl__command tl__cmd_ticket_vendor, tl__cmd_ticket_export;
+/* hold.c */
+extern const struct tl__command tl__cmd_ticket_hold;
+/* ticket show's hold: "hold" added to ticket (null, or since, by, reason) and, when held and out
+ * is not NULL, its line ("  hold:     on legal hold since ..."). hold.c. */
+void tl__cmd_show_hold(json_t *ticket, FILE *out);
 extern const struct tl__command tl__cmd_whoami, tl__cmd_help;
 extern const struct tl__command tl__cmd_diag, tl__cmd_run, tl__cmd_join, tl__cmd_fix,
     tl__cmd_runbooks;

@@ -33,6 +33,7 @@
 #include "proto/text.h"
 #include "relay/cmd/show.h"
 #include "relay/cmd/verify_script.h"
+#include "relay/desk/retention.h"
 #include "relay/desk/timeline.h"
 #include "relay/store/audit_query.h"
 
@@ -182,6 +183,25 @@ static int audit_part(struct export *export, json_t *listed, FILE *err)
  * The parts of the archive and its three files, from the ticket t (tl_rows_ticket's object,
  * taken apart here). Says what went wrong on err.
  */
+/*
+ * The facts of hash's tombstone when the ticket's timeline says it was pruned (retention, docs/
+ * audit-format.md §22) and the payload is gone: its "evidence.pruned" event's details (class,
+ * policy, pruned, ...). NULL when it is there, whatever the timeline says: what is present goes in
+ * the bundle and is checked.
+ */
+static json_t *pruned_item(tl_job_ctx_t *ctx, json_t *events, const char *hash)
+{
+    size_t i;
+    json_t *event;
+    json_array_foreach(events, i, event) {
+        json_t *details = json_object_get(event, "details");
+        if (strcmp(tl__cmd_member(event, "kind"), TL_RETENTION_EVENT_PRUNED) == 0 &&
+            strcmp(tl__cmd_member(details, "sha256"), hash) == 0)
+            return tl_evidence_exists(ctx->evidence, hash) == 0 ? json_deep_copy(details) : NULL;
+    }
+    return NULL;
+}
+
 static int build(struct export *export, tl_job_ctx_t *ctx, json_t *t, FILE *err)
 {
     struct cmd *cmd = export->cmd;
@@ -224,10 +244,15 @@ static int build(struct export *export, tl_job_ctx_t *ctx, json_t *t, FILE *err)
             rc = TL_EINVAL;
             goto out;
         }
+        /* A payload pruned by retention is listed with its tombstone's facts, and no file. */
+        json_t *pruned = pruned_item(ctx, events, hash);
         json_t *entry =
-            json_pack("{s:s, s:O, s:O, s:I, s:O, s:s}", "sha256", hash, "kind",
+            json_pack("{s:s, s:O, s:O, s:I, s:O}", "sha256", hash, "kind",
                       json_object_get(item, "kind"), "name", json_object_get(item, "name"), "size",
-                      size, "created", json_object_get(item, "created"), "path", path);
+                      size, "created", json_object_get(item, "created"));
+        if (entry != NULL)
+            json_object_set_new(entry, pruned != NULL ? "pruned" : "path",
+                                pruned != NULL ? pruned : json_string(path));
         if (entry == NULL || json_array_append_new(listed, entry) != 0) {
             rc = TL_ENOMEM;
             goto out;
@@ -279,6 +304,8 @@ static int build(struct export *export, tl_job_ctx_t *ctx, json_t *t, FILE *err)
             goto out;
     }
     json_array_foreach(listed, i, item) {
+        if (json_object_get(item, "path") == NULL)
+            continue;
         if ((rc = tl_bundle_manifest_add(manifest, tl__cmd_member(item, "sha256"),
                                          tl__cmd_member(item, "path"))) != 0)
             goto out;
@@ -314,7 +341,8 @@ static int build(struct export *export, tl_job_ctx_t *ctx, json_t *t, FILE *err)
         int any = 0;
         json_array_foreach(listed, i, item) {
             const char *path = tl__cmd_member(item, "path");
-            if (strncmp(path, folders[f], strlen(folders[f])) != 0)
+            if (json_object_get(item, "path") == NULL ||
+                strncmp(path, folders[f], strlen(folders[f])) != 0)
                 continue;
             if (!any++ &&
                 (rc = add_part(export, PART_FOLDER, NAMED(folders[f]), NULL, 0, now_s, NULL)) != 0)

@@ -29,6 +29,8 @@
 #include "proto/log.h"
 #include "proto/roles.h"
 #include "proto/text.h"
+#include "relay/cmd/show.h"
+#include "relay/store/audit_payloads.h"
 #include "relay/store/audit_query.h"
 #include "relay/store/datadir.h"
 
@@ -552,13 +554,35 @@ static int work_scan(struct replay *r, tl_job_ctx_t *ctx, FILE *err)
     if (r->in == NULL) {
         rc = cast_in_open(ctx, r->recording, &r->in);
         if (rc == TL_ENOTFOUND) {
-            fprintf(err,
-                    "tierline: the recording of session %s (sha256 %s) is missing from the "
-                    "evidence store: nothing was played; `audit verify` reports it\n",
-                    cmd->replay_session, r->recording);
+            json_t *tombstone = NULL;
+            char log_path[4096];
+            if (tl_datadir_path(cmd->ctx->data_dir, TL_DATADIR_AUDIT, log_path, sizeof log_path) ==
+                0)
+                tl_audit_payload_tombstone(log_path, r->ticket, r->recording, &tombstone);
+            json_t *details = json_object_get(tombstone, "details");
+            json_t *policy = json_object_get(details, "policy");
+            if (tombstone != NULL)
+                fprintf(err,
+                        "tierline: the recording of session %s (sha256 %s) was pruned by "
+                        "retention on %s (policy: %s kept %" JSON_INTEGER_FORMAT
+                        " days, from %s; tombstone: audit entry %" JSON_INTEGER_FORMAT
+                        ", seq %" JSON_INTEGER_FORMAT "): nothing to play\n",
+                        cmd->replay_session, r->recording, tl__cmd_member(details, "pruned"),
+                        tl__cmd_member(policy, "class"),
+                        json_integer_value(json_object_get(policy, "days")),
+                        tl__cmd_member(policy, "file"),
+                        json_integer_value(json_object_get(tombstone, "index")),
+                        json_integer_value(json_object_get(tombstone, "seq")));
+            else
+                fprintf(err,
+                        "tierline: the recording of session %s (sha256 %s) is missing from the "
+                        "evidence store, and no tombstone says it was pruned: nothing was "
+                        "played; `audit verify` reports it\n",
+                        cmd->replay_session, r->recording);
             cmd->refused = 1;
             r->refused_mismatch = 1;
-            snprintf(r->actual, sizeof r->actual, "missing");
+            snprintf(r->actual, sizeof r->actual, "%s", tombstone != NULL ? "pruned" : "missing");
+            json_decref(tombstone);
             r->phase = RECORD;
             return 0;
         }

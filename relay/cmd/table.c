@@ -21,6 +21,7 @@ const struct tl__command *const tl__commands[] = {
     &tl__cmd_ticket_escalate,
     &tl__cmd_ticket_vendor,
     &tl__cmd_ticket_export,
+    &tl__cmd_ticket_hold,
     &tl__cmd_devices,
     &tl__cmd_evidence,
     &tl__cmd_evidence_get,

@@ -654,6 +654,7 @@ static int work_ticket_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     }
     json_t *tried = already_tried(json_object_get(t, "events"));
     json_object_set_new(t, "already_tried", tried);
+    tl__cmd_show_hold(t, NULL);
     /* First: the known problem, and what the earlier tiers tried (escalate.c). */
     if ((rc = tl__cmd_show_desk(cmd, ctx, t, cmd->json ? NULL : out, err)) != 0) {
         fprintf(err, "tierline: %s\n", tl_strerror(rc));
@@ -680,6 +681,7 @@ static int work_ticket_show(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE 
     print_classified(out, "category:", t, "category");
     fprintf(out, "  created:  %s\n  updated:  %s\n", created, updated);
     tl__cmd_print_vendor(out, t);
+    tl__cmd_show_hold(t, out);
     print_clocks(out, cmd->ctx->sla, t, clocks, evaluated);
     const char *description = tl__cmd_member(t, "description");
     if (strcmp(description, "-") != 0 && description[0] != '\0') {

@@ -7,6 +7,7 @@
 #ifndef TL_DESK_CONFIG_H
 #define TL_DESK_CONFIG_H
 
+#include "relay/desk/retention.h"
 #include "relay/desk/sla.h"
 
 #include <stddef.h>
@@ -26,10 +27,20 @@ extern const char tl_desk_config_default[];
  * finding zones with lookup (tl_zone_lookup_files, NULL dir for the system's). A file that is
  * not there gives the default and *from_file 0. TL_EINVAL and why, the parser's message ("sla.
  * calendar.zone: unknown time zone 'Mars/Olympus_Mons'", "desk.json:3:7: ..."), for a file that
- * does not parse; a negated errno and why for one that cannot be read. Nothing is returned on
+ * does not parse, or whose "retention" member is wrong (tl_desk_config_retention, without the
+ * file's name); a negated errno and why for one that cannot be read. Nothing is returned on
  * error.
  */
 int tl_desk_config_load(const char *path, tl_zone_lookup_fn lookup, void *lookup_arg,
                         tl_sla_config_t **sla, int *from_file, char *why, size_t why_size);
+
+/*
+ * The file's "retention" member (relay/desk/retention.h; docs/desk.md "Retention"): a file that
+ * is not there, or has no such member, keeps everything forever. TL_EINVAL and why, naming the
+ * file and the member ("/data/desk.json: retention.recordings: wants ..."), for a file that does
+ * not parse or a member that is wrong; a negated errno for one that cannot be read. The relay's
+ * start checks it too (tl_desk_config_load refuses a file whose retention is wrong).
+ */
+int tl_desk_config_retention(const char *path, tl_retention_t *out, char *why, size_t why_size);
 
 #endif

@@ -482,6 +482,18 @@ int tl_evidence_exists(tl_evidence_store_t *store, const char *hash)
     return S_ISREG(st.st_mode) ? 1 : 0;
 }
 
+int tl_evidence_remove(tl_evidence_store_t *store, const char *hash)
+{
+    if (!store || !tl_evidence_hash_valid(hash))
+        return TL_EINVAL;
+    char path[OBJECT_PATH_LEN];
+    char fanout[3] = {hash[0], hash[1], '\0'};
+    object_path(hash, path);
+    if (unlinkat(store->root_fd, path, 0) < 0)
+        return errno == ENOENT ? TL_ENOTFOUND : -errno;
+    return fsync_dir_at(store->root_fd, fanout);
+}
+
 int tl_evidence_open(tl_evidence_store_t *store, const char *hash, tl_evidence_reader_t **out)
 {
     int rc = TL_EINVAL;

@@ -92,6 +92,13 @@ int tl_evidence_put(tl_evidence_store_t *store, const void *data, size_t len,
 int tl_evidence_exists(tl_evidence_store_t *store, const char *hash);
 
 /*
+ * Removes the item, durably (its directory is synced). Only the retention prune calls it, after
+ * the item's tombstones are durable in the audit log (docs/audit-format.md §22): evidence is
+ * otherwise never removed. TL_ENOTFOUND if there is none by that name.
+ */
+int tl_evidence_remove(tl_evidence_store_t *store, const char *hash);
+
+/*
  * Opens an item for reading its uncompressed content. TL_ENOTFOUND if there
  * is none by that name.
  */

@@ -54,6 +54,7 @@ CHANGES = {
     "problem open": ["printers offline"], "problem link": ["T-1", "P-1"],
     "problem workaround": ["P-1", "restart the spooler"], "problem state": ["P-1", "fixed"],
     "runbook propose": [],
+    "ticket hold": ["T-1", "on", "--reason", "litigation"],
 }
 
 
