@@ -732,7 +732,8 @@ def case_attend_asks_on_the_terminal():
     try:
         expect("Attending")
         request_id = rogue.request(session_request(scopes=["shell"]))
-        expect("Allow? [y/N]")
+        # A shell's question also offers k: keep the grant for its time after the shell ends.
+        expect("Allow? [y/N/k]")
         os.write(master, b"y\n")
         answer = rogue.result(request_id)
         check(answer.get("ok") is True and answer["by"] == "user", "answer: %s" % answer)

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import zlib
@@ -116,7 +117,8 @@ def case_an_auditor_finds_replays_and_proves_a_session():
     # it is not shown.
     last = markers[-1]
     for chosen in (str(last["index"]), last["text"][-12:]):
-        _, late, _ = desk.ssh("audrey", "replay", grant, "--from", chosen)
+        # SSH sends one command line: a text with spaces is quoted to stay one word.
+        _, late, _ = desk.ssh("audrey", "replay", grant, "--from", shlex.quote(chosen))
         check(late.lstrip("\r\n").startswith("[marker %d at " % last["index"]),
               "--from %s: %r" % (chosen, late[:300]))
         if last["time"] > found["matches"][-1]["time"]:
