@@ -193,7 +193,10 @@ int tl__session_work_transcript(struct sjob *job, tl_job_ctx_t *ctx)
         json_object_set_new(doc, "ended_by", json_null());
     /* With a terminal (ssh -t), stdout holds everything the terminal showed, stderr nothing. */
     json_object_set_new(doc, "terminal", json_boolean(s->terminal));
-    json_object_set(doc, "signals", s->signals != NULL ? s->signals : json_array());
+    if (s->signals != NULL)
+        json_object_set(doc, "signals", s->signals);
+    else
+        json_object_set_new(doc, "signals", json_array());
     json_object_set_new(doc, "stdout", capture_json(&s->out));
     json_object_set_new(doc, "stderr", capture_json(&s->err));
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
