@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void say(char *reason, size_t size, size_t line, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void say(char *reason, size_t size, size_t line,
+                                                      const char *fmt, ...)
 {
     va_list ap;
     int used = snprintf(reason, size, "%zu: ", line);
