@@ -82,46 +82,6 @@ static int work_verify(struct cmd *cmd, tl_job_ctx_t *ctx, FILE *out, FILE *err)
     return rc;
 }
 
-/* The auditor's checkpoint arrives on stdin; the check starts at its EOF. */
-static size_t verify_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *data)
-{
-    struct cmd *cmd = data;
-    (void)exec;
-    if (cmd->usage_error == NULL && tl_buf_put(cmd->input, bytes, len) != 0)
-        cmd->usage_error = "--from-checkpoint: more than 64 KiB on stdin; give one note, as "
-                           "`audit checkpoint` prints it";
-    return len;
-}
-
-static void verify_input_eof(tl_exec_t *exec, void *data)
-{
-    struct cmd *cmd = data;
-    if (cmd->job_in_flight)
-        return;
-    if (cmd->usage_error != NULL) {
-        tl_exec_printf(exec, TL_EXEC_STDERR, "tierline: %s\n", cmd->usage_error);
-        tl_exec_finish(exec, TL_EXIT_USAGE);
-        tl__cmd_free(cmd);
-        return;
-    }
-    tl__cmd_submit_work(cmd);
-}
-
-static void verify_abort(tl_exec_t *exec, void *data)
-{
-    struct cmd *cmd = data;
-    (void)exec;
-    cmd->exec = NULL;
-    if (!cmd->job_in_flight)
-        tl__cmd_free(cmd); /* still reading stdin */
-}
-
-static const tl_exec_callbacks_t verify_callbacks = {
-    .on_abort = verify_abort,
-    .on_input = verify_input,
-    .on_input_eof = verify_input_eof,
-};
-
 static int verify_prepare(struct cmd *cmd)
 {
     if (cmd->audit_from != NULL && strcmp(cmd->audit_from, "-") != 0) {
@@ -139,14 +99,10 @@ static void verify_start(struct cmd *cmd)
         tl__cmd_submit_work(cmd);
         return;
     }
-    cmd->input = tl_buf_new(TL_AUDIT_KEPT_MAX);
-    if (cmd->input == NULL) {
-        tl_exec_printf(cmd->exec, TL_EXEC_STDERR, "tierline: %s\n", tl_strerror(TL_ENOMEM));
-        tl_exec_finish(cmd->exec, 1);
-        tl__cmd_free(cmd);
-        return;
-    }
-    tl_exec_set_callbacks(cmd->exec, &verify_callbacks, cmd);
+    /* The auditor's checkpoint arrives on stdin; the check starts at its EOF. */
+    tl__cmd_read_stdin(cmd, TL_AUDIT_KEPT_MAX,
+                       "--from-checkpoint: more than 64 KiB on stdin; give one note, as "
+                       "`audit checkpoint` prints it");
 }
 
 const struct tl__command tl__cmd_audit_verify = {

@@ -89,7 +89,8 @@ struct cmd {
     double replay_speed, replay_idle; /* --speed (1 unless given), --idle-limit (0: none) */
     const char *replay_from, *replay_search;
     int replay_cast, replay_force;
-    struct tl_buf *input; /* what the client sent on stdin, for commands that read it */
+    struct tl_buf *input;      /* what the client sent on stdin, for commands that read it */
+    const char *input_too_big; /* the usage error when stdin passes input's bound */
     /* session commands (relay/sessions/sessions.h) */
     tl_session_request_t session;
     tl_cli_words_t words;    /* run: the command; fix: its NAME=VALUE words */
@@ -235,6 +236,10 @@ int tl__cmd_show_desk(struct cmd *cmd, tl_job_ctx_t *ctx, json_t *ticket, FILE *
 
 /* The work of a job (run_work's caller resubmits for each verification step). */
 void tl__cmd_submit_work(struct cmd *cmd);
+/* For a command that takes a document on stdin: keeps up to max bytes in cmd->input, then
+ * submits the work at the client's EOF; more than max is the usage error too_big, and nothing
+ * runs. On failure here, the exec is finished and cmd freed. */
+void tl__cmd_read_stdin(struct cmd *cmd, size_t max, const char *too_big);
 /* Evidence streaming (evidence.c): the next chunk, or closing the reader on the worker. */
 void tl__cmd_stream_next(struct cmd *cmd);
 

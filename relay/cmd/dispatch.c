@@ -117,9 +117,9 @@ static void work_done(tl_job_t *job, int status)
     if (status == 0 && cmd->exit_status == 0 && cmd->command->checkpoint_after &&
         cmd->ctx->checkpoints != NULL) {
         /* A ticket's close: the ticket records the checkpoint that covers it. */
-        int asked = tl_audit_checkpoints_request_for_ticket(
-            cmd->ctx->checkpoints, cmd->ticket.id, tl_audit_checkpoint_logged,
-            (void *)"after a command");
+        int asked = tl_audit_checkpoints_request_for_ticket(cmd->ctx->checkpoints, cmd->ticket.id,
+                                                            tl_audit_checkpoint_logged,
+                                                            (void *)"after a command");
         if (asked != 0 && asked != TL_ECLOSED)
             tl_log_error("audit checkpoint after a command not asked for error=\"%s\"",
                          tl_strerror(asked));
@@ -172,6 +172,58 @@ void tl__cmd_submit_work(struct cmd *cmd)
     cmd->job.done = work_done;
     cmd->job_in_flight = 1;
     tl_worker_submit(cmd->ctx->worker, &cmd->job);
+}
+
+/* A command's stdin, kept whole up to its bound (tl__cmd_read_stdin). */
+static size_t stdin_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *data)
+{
+    struct cmd *cmd = data;
+    (void)exec;
+    if (cmd->usage_error == NULL && tl_buf_put(cmd->input, bytes, len) != 0)
+        cmd->usage_error = cmd->input_too_big;
+    return len;
+}
+
+static void stdin_eof(tl_exec_t *exec, void *data)
+{
+    struct cmd *cmd = data;
+    if (cmd->job_in_flight)
+        return;
+    if (cmd->usage_error != NULL) {
+        tl_exec_printf(exec, TL_EXEC_STDERR, "tierline: %s\n", cmd->usage_error);
+        tl_exec_finish(exec, TL_EXIT_USAGE);
+        tl__cmd_free(cmd);
+        return;
+    }
+    tl__cmd_submit_work(cmd);
+}
+
+static void stdin_abort(tl_exec_t *exec, void *data)
+{
+    struct cmd *cmd = data;
+    (void)exec;
+    cmd->exec = NULL;
+    if (!cmd->job_in_flight)
+        tl__cmd_free(cmd); /* still reading stdin */
+}
+
+static const tl_exec_callbacks_t stdin_callbacks = {
+    .on_abort = stdin_abort,
+    .on_input = stdin_input,
+    .on_input_eof = stdin_eof,
+};
+
+void tl__cmd_read_stdin(struct cmd *cmd, size_t max, const char *too_big)
+{
+    cmd->input = tl_buf_new(max);
+    if (cmd->input == NULL) {
+        tl_exec_printf(cmd->exec, TL_EXEC_STDERR, "tierline: %s\n", tl_strerror(TL_ENOMEM));
+        tl_exec_finish(cmd->exec, 1);
+        tl__cmd_free(cmd);
+        return;
+    }
+    cmd->input_too_big = too_big;
+    tl_exec_set_callbacks(cmd->exec, &stdin_callbacks, cmd);
 }
 
 static int run_denial(tl_job_t *job, tl_job_ctx_t *ctx)

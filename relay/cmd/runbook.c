@@ -290,55 +290,11 @@ out:
 }
 
 /* The script arrives on stdin; the proposal is checked and stored at its EOF. */
-static size_t propose_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *data)
-{
-    struct cmd *cmd = data;
-    (void)exec;
-    if (cmd->usage_error == NULL && tl_buf_put(cmd->input, bytes, len) != 0)
-        cmd->usage_error = "runbook propose: the script is larger than 64 KiB (65536 bytes); "
-                           "nothing was stored";
-    return len;
-}
-
-static void propose_input_eof(tl_exec_t *exec, void *data)
-{
-    struct cmd *cmd = data;
-    if (cmd->job_in_flight)
-        return;
-    if (cmd->usage_error != NULL) {
-        tl_exec_printf(exec, TL_EXEC_STDERR, "tierline: %s\n", cmd->usage_error);
-        tl_exec_finish(exec, TL_EXIT_USAGE);
-        tl__cmd_free(cmd);
-        return;
-    }
-    tl__cmd_submit_work(cmd);
-}
-
-static void propose_abort(tl_exec_t *exec, void *data)
-{
-    struct cmd *cmd = data;
-    (void)exec;
-    cmd->exec = NULL;
-    if (!cmd->job_in_flight)
-        tl__cmd_free(cmd); /* still reading stdin */
-}
-
-static const tl_exec_callbacks_t propose_callbacks = {
-    .on_abort = propose_abort,
-    .on_input = propose_input,
-    .on_input_eof = propose_input_eof,
-};
-
 static void propose_start(struct cmd *cmd)
 {
-    cmd->input = tl_buf_new(TL_RUNBOOK_SCRIPT_MAX);
-    if (cmd->input == NULL) {
-        tl_exec_printf(cmd->exec, TL_EXEC_STDERR, "tierline: %s\n", tl_strerror(TL_ENOMEM));
-        tl_exec_finish(cmd->exec, 1);
-        tl__cmd_free(cmd);
-        return;
-    }
-    tl_exec_set_callbacks(cmd->exec, &propose_callbacks, cmd);
+    tl__cmd_read_stdin(cmd, TL_RUNBOOK_SCRIPT_MAX,
+                       "runbook propose: the script is larger than 64 KiB (65536 bytes); nothing "
+                       "was stored");
 }
 
 const struct tl__command tl__cmd_runbook_propose = {
