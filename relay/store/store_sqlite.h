@@ -36,6 +36,8 @@ typedef int (*tl__sqlite_row_fn)(sqlite3_stmt *stmt, void *row);
  */
 int tl__sqlite_rows(tl_store_t *store, sqlite3_stmt *stmt, size_t row_size, tl__sqlite_row_fn fill,
                     void **rows, size_t *count, const char *what);
+/* Fills a tl_evidence_row_t from a row of (ticket_id, hash, kind, name, size, created). */
+int tl__sqlite_evidence_row(sqlite3_stmt *stmt, void *row);
 /* The id of the row sql selects (one column, parameters device_id and request_id): a request an
  * agent sent before, found again. TL_ENOTFOUND if there is none; what names it in the log. */
 int tl__sqlite_id_by_request(tl_store_t *store, const char *sql, int64_t device_id,

@@ -300,20 +300,6 @@ int tl_store_problem_tickets_read(tl_store_t *store, int64_t problem_id,
 
 /* ---- a device's evidence -------------------------------------------------------------------- */
 
-static int device_evidence_row(sqlite3_stmt *stmt, void *out)
-{
-    tl_evidence_row_t *row = out;
-    int rc;
-    int64_t size = sqlite3_column_int64(stmt, 4);
-    row->ticket_id = sqlite3_column_int64(stmt, 0);
-    row->size = size > 0 ? (uint64_t)size : 0;
-    row->created = sqlite3_column_int64(stmt, 5);
-    if ((rc = tl__sqlite_text(stmt, 1, &row->hash)) == 0 &&
-        (rc = tl__sqlite_text(stmt, 2, &row->kind)) == 0)
-        rc = tl__sqlite_text(stmt, 3, &row->name);
-    return rc;
-}
-
 int tl_store_device_evidence_read(tl_store_t *store, int64_t device_id, const char *kind,
                                   int64_t since_ms, tl_evidence_rows_t *out)
 {
@@ -331,8 +317,8 @@ int tl_store_device_evidence_read(tl_store_t *store, int64_t device_id, const ch
     sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 3, since_ms);
     void *rows = NULL;
-    rc = tl__sqlite_rows(store, stmt, sizeof *out->rows, device_evidence_row, &rows, &out->count,
-                         "device_evidence_read");
+    rc = tl__sqlite_rows(store, stmt, sizeof *out->rows, tl__sqlite_evidence_row, &rows,
+                         &out->count, "device_evidence_read");
     out->rows = rows;
     sqlite3_finalize(stmt);
     if (rc != 0)

@@ -419,7 +419,7 @@ int tl_store_ticket_events_read(tl_store_t *store, int64_t ticket_id, tl_ticket_
     return rc;
 }
 
-static int evidence_row(sqlite3_stmt *stmt, void *out)
+int tl__sqlite_evidence_row(sqlite3_stmt *stmt, void *out)
 {
     tl_evidence_row_t *row = out;
     int rc;
@@ -446,8 +446,8 @@ static int evidence_rows(tl_store_t *store, const char *sql, int64_t ticket_id,
     if (ticket_id > 0)
         sqlite3_bind_int64(stmt, 1, ticket_id);
     void *rows = NULL;
-    rc = tl__sqlite_rows(store, stmt, sizeof *out->rows, evidence_row, &rows, &out->count,
-                         "evidence_read");
+    rc = tl__sqlite_rows(store, stmt, sizeof *out->rows, tl__sqlite_evidence_row, &rows,
+                         &out->count, "evidence_read");
     out->rows = rows;
     sqlite3_finalize(stmt);
     if (rc != 0)
