@@ -211,18 +211,20 @@ class OpenSSHPath:
         """True when something listens on port (connecting to a raw source
         through its tunnel would start a transfer, so this reads
         /proc/net/tcp instead)."""
-        if self.procs[name].poll() is not None:
-            with open(self.path(name + ".log"), errors="replace") as f:
-                raise RuntimeError("%s ended: %s" % (name, f.read().strip()))
+        self._alive(name)
         with open("/proc/net/tcp") as f:
             rows = [line.split() for line in f.readlines()[1:]]
         # local address 0100007F:PORT (127.0.0.1), state 0A (LISTEN).
         return any(row[1] == "0100007F:%04X" % port and row[3] == "0A" for row in rows)
 
-    def _up(self, name, port):
+    def _alive(self, name):
+        """Raises, with its log, if process name has ended."""
         if self.procs[name].poll() is not None:
             with open(self.path(name + ".log"), errors="replace") as f:
                 raise RuntimeError("%s ended: %s" % (name, f.read().strip()))
+
+    def _up(self, name, port):
+        self._alive(name)
         return banner(port)
 
     def client_argv(self, *command):
