@@ -143,8 +143,6 @@ int tl_sessions_runbook_preview(const tl_sessions_t *sessions, json_t **runbook,
  * read. A session never holds more than two of these (stdout and stderr).
  */
 #define TL_SESSION_CHUNK (64u * 1024u)
-/* Size asked for the pipe a process writes its stdout to (F_SETPIPE_SZ, best effort). */
-#define TL_SESSION_OUTPUT_PIPE (256u * 1024u)
 
 /* Sessions alive: with a channel, or still stopping a process. */
 size_t tl_sessions_count(const tl_sessions_t *sessions);

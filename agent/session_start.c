@@ -172,9 +172,6 @@ static int start_with_pipes(struct session *s, struct spawn *sp, bool with_stdin
         rc = -errno;
         goto out;
     }
-    /* A larger stdout pipe: bulk output wakes the agent and blocks the process fewer times
-     * (best effort: the kernel's per-user pipe limits may refuse it, the default then stays). */
-    (void)fcntl(out[0], F_SETPIPE_SZ, (int)TL_SESSION_OUTPUT_PIPE);
     sp->stdio[0] = in[0];
     sp->stdio[1] = out[1];
     sp->stdio[2] = err[1];
