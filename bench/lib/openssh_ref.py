@@ -6,6 +6,13 @@ port, and a technician's ssh that reaches that port through
 known_hosts; everything on 127.0.0.1. Only the processes started here are
 ever stopped, by their pid.
 
+With raw_source (a file), the path also has the two-hop shape: a raw TCP
+source on the endpoint side that sends the file to every connection, a
+second `-R` of the same `ssh -N -R` exposing it on the bastion, and a
+technician's `ssh -W` through the bastion to it (two_hop_argv()); and the
+one-hop reference, the technician's ssh straight to the endpoint's sshd
+(one_hop_argv()).
+
 Run on its own it builds the path, runs one command through it and tears
 it down:  openssh_ref.py [--cipher NAME] [COMMAND...]
 """
@@ -76,6 +83,29 @@ def stop_processes(procs, timeout=10.0):
             proc.wait(timeout=timeout)
 
 
+# The raw TCP source of the two-hop path: sends the file named by argv[2] to
+# every connection on 127.0.0.1:argv[1] with sendfile(), one at a time, then
+# closes it. Its CPU is counted with the path's.
+RAW_SOURCE = """
+import os, socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen(16)
+while True:
+    conn, _ = server.accept()
+    try:
+        with open(sys.argv[2], "rb") as f:
+            size, offset = os.fstat(f.fileno()).st_size, 0
+            while offset < size:
+                offset += os.sendfile(conn.fileno(), f.fileno(), offset, size - offset)
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    conn.close()
+"""
+
+
 def keygen(path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", path],
                    check=True, timeout=30, stdin=subprocess.DEVNULL)
@@ -87,8 +117,9 @@ class OpenSSHPath:
     """start() builds the path; client_argv() is the technician's command
     line; processes() the long-lived ones; stop() ends them."""
 
-    def __init__(self, cipher=None, work=None):
+    def __init__(self, cipher=None, work=None, raw_source=None):
         self.cipher = cipher
+        self.raw_source = raw_source
         self.own_work = work is None
         self.work = work or tempfile.mkdtemp(prefix="tl-bench-ssh-")
         self.procs = {}
@@ -145,6 +176,14 @@ class OpenSSHPath:
                        lambda name=name, port=port: self._up(name + "_sshd", port))
         # The bastion-side port the endpoint's sshd is exposed on.
         self.forward_port = free_port()
+        forwards = ["-R", "127.0.0.1:%d:127.0.0.1:%d" % (self.forward_port, self.endpoint_port)]
+        if self.raw_source:
+            self.source_port, self.raw_forward_port = free_ports(2)
+            self._spawn("source", [sys.executable, "-c", RAW_SOURCE, str(self.source_port),
+                                   self.raw_source])
+            wait_until("the raw source", lambda: self._listening("source", self.source_port))
+            forwards += ["-R", "127.0.0.1:%d:127.0.0.1:%d" % (self.raw_forward_port,
+                                                              self.source_port)]
         cipher = ["-o", "Ciphers=" + self.cipher] if self.cipher else []
         proxy = "ssh -F %s %s-W %%h:%%p bastion" % (
             self.path("ssh_config"), ("-c %s " % self.cipher) if self.cipher else "")
@@ -154,32 +193,61 @@ class OpenSSHPath:
                 "  HostKeyAlias bastion",
                 "Host endpoint", "  HostName 127.0.0.1", "  Port %d" % self.forward_port,
                 "  HostKeyAlias endpoint", "  ProxyCommand " + proxy,
+                "Host direct", "  HostName 127.0.0.1", "  Port %d" % self.endpoint_port,
+                "  HostKeyAlias endpoint",
                 "Host *", "  User root", "  IdentityFile " + self.path("user"),
                 "  IdentitiesOnly yes", "  UserKnownHostsFile " + self.path("known_hosts"),
                 "  StrictHostKeyChecking yes", "  BatchMode yes", "  LogLevel ERROR",
                 "  ServerAliveInterval 0", ""]))
         self._spawn("tunnel", ["ssh", "-F", self.path("ssh_config")] + cipher + [
-            "-N", "-o", "ExitOnForwardFailure=yes", "-R",
-            "127.0.0.1:%d:127.0.0.1:%d" % (self.forward_port, self.endpoint_port), "bastion"])
+            "-N", "-o", "ExitOnForwardFailure=yes"] + forwards + ["bastion"])
         wait_until("the reverse tunnel", lambda: self._up("tunnel", self.forward_port))
+        if self.raw_source:
+            wait_until("the raw source's reverse tunnel",
+                       lambda: self._listening("tunnel", self.raw_forward_port))
         return self
 
-    def _up(self, name, port):
+    def _listening(self, name, port):
+        """True when something listens on port (connecting to a raw source
+        through its tunnel would start a transfer, so this reads
+        /proc/net/tcp instead)."""
+        self._alive(name)
+        with open("/proc/net/tcp") as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+        # local address 0100007F:PORT (127.0.0.1), state 0A (LISTEN).
+        return any(row[1] == "0100007F:%04X" % port and row[3] == "0A" for row in rows)
+
+    def _alive(self, name):
+        """Raises, with its log, if process name has ended."""
         if self.procs[name].poll() is not None:
             with open(self.path(name + ".log"), errors="replace") as f:
                 raise RuntimeError("%s ended: %s" % (name, f.read().strip()))
+
+    def _up(self, name, port):
+        self._alive(name)
         return banner(port)
 
     def client_argv(self, *command):
         cipher = ["-c", self.cipher] if self.cipher else []
         return ["ssh", "-F", self.path("ssh_config")] + cipher + ["endpoint", "--"] + list(command)
 
+    def two_hop_argv(self):
+        """The technician's `ssh -W` through the bastion to the raw source."""
+        cipher = ["-c", self.cipher] if self.cipher else []
+        return ["ssh", "-F", self.path("ssh_config")] + cipher + [
+            "-W", "127.0.0.1:%d" % self.raw_forward_port, "bastion"]
+
+    def one_hop_argv(self, *command):
+        """The technician's ssh straight to the endpoint's sshd."""
+        cipher = ["-c", self.cipher] if self.cipher else []
+        return ["ssh", "-F", self.path("ssh_config")] + cipher + ["direct", "--"] + list(command)
+
     def processes(self):
         """The long-lived processes of the path: {name: pid}."""
         return {name: proc.pid for name, proc in self.procs.items()}
 
     def stop(self):
-        for name in ("tunnel", "endpoint_sshd", "bastion_sshd"):
+        for name in ("tunnel", "source", "endpoint_sshd", "bastion_sshd"):
             stop_processes([self.procs.get(name)])
         for log in self.logs:
             log.close()
