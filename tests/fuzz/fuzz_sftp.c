@@ -6,11 +6,15 @@
  * request must hold only pointers inside its packet and lengths within their
  * caps; every path it names is resolved, and a resolved machine path must be
  * one the agent accepts (tl_sftp_machine_path_check). Replies built from the
- * request's fields must carry their own length. Any crash, sanitizer report
- * or broken property is a bug.
+ * request's fields must carry their own length. The same bytes then drive
+ * the relay's SFTP server (relay/sessions/sftp_server.c) against a backend
+ * that answers at once: every reply it queues is a whole packet, its output
+ * stays under its cap, and it never takes more than it was offered. Any
+ * crash, sanitizer report or broken property is a bug.
  */
 #include "proto/err.h"
 #include "proto/sftp.h"
+#include "relay/sessions/sftp_server.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +69,112 @@ static void check_reply(tl_buf_t *out, const tl_sftp_request_t *req)
     }
 }
 
+/* ---- the server, with a backend that answers every call at once ---- */
+
+static tl_sftp_server_t *current;
+static uint8_t zeros[TL_SFTP_MAX_READ];
+static uint32_t reads;
+
+static void fz_tickets(void *ctx, uint32_t op)
+{
+    tl_sftp_entry_t entries[] = {
+        {"T-1", {.flags = TL_SFTP_ATTR_PERMISSIONS, .permissions = 040555}}};
+    tl_sftp_server_answer_entries(current, op, entries, 1);
+}
+
+static void fz_stat(void *ctx, uint32_t op, const tl_sftp_vpath_t *path, int follow)
+{
+    if (tl_sftp_machine_path_check(path->path) != 0)
+        abort();
+    tl_sftp_attrs_t attrs = {.flags = TL_SFTP_ATTR_SIZE, .size = 10};
+    tl_sftp_server_answer_attrs(current, op, &attrs);
+}
+
+static void fz_list(void *ctx, uint32_t op, const tl_sftp_vpath_t *path)
+{
+    tl_sftp_entry_t entries[] = {{"a", {0}}, {"b\n", {0}}};
+    tl_sftp_server_answer_entries(current, op, entries, 2);
+}
+
+static void fz_open_read(void *ctx, uint32_t op, uint32_t file, const tl_sftp_vpath_t *path)
+{
+    tl_sftp_server_answer_status(current, op, path->path[1] == 'x' ? TL_SFTP_NO_SUCH_FILE : 0,
+                                 NULL);
+}
+
+static void fz_open_write(void *ctx, uint32_t op, uint32_t file, const tl_sftp_vpath_t *path,
+                          uint32_t mode)
+{
+    tl_sftp_server_answer_status(current, op, TL_SFTP_OK, NULL);
+}
+
+static void fz_read(void *ctx, uint32_t op, uint32_t file, uint32_t len)
+{
+    if (len > TL_SFTP_MAX_READ)
+        abort();
+    /* Every third read is the end of the file. */
+    tl_sftp_server_answer_data(current, op, zeros, ++reads % 3 == 0 ? len / 2 : len);
+}
+
+static void fz_write(void *ctx, uint32_t op, uint32_t file, const uint8_t *data, size_t len)
+{
+    tl_sftp_server_answer_status(current, op, TL_SFTP_OK, NULL);
+}
+
+static void fz_close(void *ctx, uint32_t op, uint32_t file, int aborted)
+{
+    tl_sftp_server_answer_status(current, op, TL_SFTP_OK, NULL);
+}
+
+static const tl_sftp_backend_t fz_backend = {
+    fz_tickets, fz_stat, fz_list, fz_open_read, fz_open_write, fz_read, fz_write, fz_close,
+};
+
+static void drain(tl_sftp_server_t *server)
+{
+    size_t len;
+    const uint8_t *out = tl_sftp_server_output(server, &len);
+    if (len > TL_SFTP_SERVER_MAX_OUTPUT)
+        abort();
+    size_t off = 0;
+    while (off < len) {
+        const uint8_t *payload;
+        size_t payload_len;
+        if (tl_sftp_next_packet(out + off, len - off, &payload, &payload_len) != 1)
+            abort();
+        off += 4 + payload_len;
+    }
+    tl_sftp_server_consume(server, len);
+}
+
+static void run_server(const uint8_t *data, size_t size)
+{
+    tl_sftp_server_limits_t limits = {.max_file_bytes = 100000, .max_files = 8};
+    tl_sftp_server_t *server = tl_sftp_server_new(&fz_backend, NULL, &limits);
+    if (server == NULL)
+        abort();
+    current = server;
+    reads = 0;
+    /* In pieces of 1..64 bytes, so packets are cut everywhere. */
+    size_t off = 0, piece = 1;
+    while (off < size && tl_sftp_server_failed(server) == NULL) {
+        size_t n = size - off < piece ? size - off : piece;
+        size_t taken = tl_sftp_server_input(server, data + off, n);
+        if (taken > n)
+            abort();
+        off += taken;
+        drain(server);
+        if (taken == 0 && !tl_sftp_server_blocked(server) && tl_sftp_server_failed(server) == NULL)
+            abort(); /* nothing taken, nothing to wait for */
+        piece = piece % 64 + 1;
+    }
+    tl_sftp_server_free(server);
+    current = NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    run_server(data, size);
     tl_buf_t *out = tl_buf_new(4 * TL_SFTP_MAX_PACKET);
     if (out == NULL)
         abort();
