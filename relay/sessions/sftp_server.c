@@ -42,6 +42,7 @@ struct pending {
     uint32_t id;                      /* the client's request id */
     uint8_t type;                     /* the request */
     uint32_t handle;                  /* its handle slot, for OPEN*, READ, WRITE, CLOSE */
+    uint32_t handle_generation;       /* and that slot's generation then */
     uint64_t offset;                  /* READ: where it started */
     uint32_t length;                  /* READ: bytes asked */
     char path[TL_SFTP_MAX_PATH + 32]; /* REALPATH of a ticket root: the canonical name */
@@ -227,11 +228,35 @@ static uint32_t new_pending(tl_sftp_server_t *server, const tl_sftp_request_t *r
             p->id = req->id;
             p->type = req->type;
             p->handle = handle;
+            p->handle_generation = server->handles[handle].generation;
             server->pending_count++;
             return (generation << 8) | i;
         }
     }
     return 0; /* not reached: input is not taken while every slot is in use */
+}
+
+/*
+ * The handle an answer is about, or a slot nobody uses (when the handle was
+ * closed and its slot reused meanwhile), so a late answer changes nothing.
+ */
+static struct handle *handle_of(tl_sftp_server_t *server, const struct pending *p)
+{
+    static struct handle nobody;
+    struct handle *h = &server->handles[p->handle];
+    if (h->kind == HANDLE_FREE || h->generation != p->handle_generation) {
+        memset(&nobody, 0, sizeof nobody);
+        nobody.eof_at = NO_EOF;
+        return &nobody;
+    }
+    return h;
+}
+
+static void drop_if_ours(tl_sftp_server_t *server, const struct pending *p)
+{
+    struct handle *h = &server->handles[p->handle];
+    if (h->kind != HANDLE_FREE && h->generation == p->handle_generation)
+        drop_handle(server, p->handle);
 }
 
 static struct pending *take_pending(tl_sftp_server_t *server, uint32_t op)
@@ -575,7 +600,7 @@ void tl_sftp_server_answer_status(tl_sftp_server_t *server, uint32_t op, uint32_
     struct pending *p = take_pending(server, op);
     if (p == NULL)
         return;
-    struct handle *h = &server->handles[p->handle];
+    struct handle *h = handle_of(server, p);
     switch (p->type) {
     case TL_SFTP_OPEN:
         if (status == TL_SFTP_OK) {
@@ -583,10 +608,10 @@ void tl_sftp_server_answer_status(tl_sftp_server_t *server, uint32_t op, uint32_
             put_handle(server, p->id, p->handle);
             return;
         }
-        drop_handle(server, p->handle);
+        drop_if_ours(server, p);
         break;
     case TL_SFTP_OPENDIR:
-        drop_handle(server, p->handle);
+        drop_if_ours(server, p);
         break;
     case TL_SFTP_WRITE:
         if (status != TL_SFTP_OK)
@@ -599,7 +624,7 @@ void tl_sftp_server_answer_status(tl_sftp_server_t *server, uint32_t op, uint32_
             h->failed = 1;
         break;
     case TL_SFTP_CLOSE:
-        drop_handle(server, p->handle);
+        drop_if_ours(server, p);
         break;
     default:
         break;
@@ -639,9 +664,9 @@ void tl_sftp_server_answer_entries(tl_sftp_server_t *server, uint32_t op,
     struct pending *p = take_pending(server, op);
     if (p == NULL)
         return;
-    struct handle *h = &server->handles[p->handle];
+    struct handle *h = handle_of(server, p);
     if (p->type != TL_SFTP_OPENDIR || count > TL_SFTP_SERVER_MAX_ENTRIES) {
-        drop_handle(server, p->handle);
+        drop_if_ours(server, p);
         reply_status(server, p->id, TL_SFTP_FAILURE,
                      count > TL_SFTP_SERVER_MAX_ENTRIES ? "the directory holds too many entries"
                                                         : NULL);
@@ -649,7 +674,7 @@ void tl_sftp_server_answer_entries(tl_sftp_server_t *server, uint32_t op,
     }
     h->entries = calloc(count > 0 ? count : 1, sizeof *h->entries);
     if (h->entries == NULL) {
-        drop_handle(server, p->handle);
+        drop_if_ours(server, p);
         reply_status(server, p->id, TL_SFTP_FAILURE, "out of memory");
         return;
     }
@@ -674,7 +699,7 @@ void tl_sftp_server_answer_data(tl_sftp_server_t *server, uint32_t op, const uin
     struct pending *p = take_pending(server, op);
     if (p == NULL)
         return;
-    struct handle *h = &server->handles[p->handle];
+    struct handle *h = handle_of(server, p);
     if (p->type != TL_SFTP_READ || len > p->length) {
         h->failed = 1;
         reply_status(server, p->id, TL_SFTP_FAILURE, NULL);

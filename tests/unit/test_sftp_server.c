@@ -22,7 +22,8 @@ struct fake {
     char last_path[TL_SFTP_MAX_PATH + 1];
     char last_ticket[24];
     int calls;
-    int hold_reads; /* reads are not answered (a machine that is slow) */
+    int hold_reads;   /* reads are not answered (a machine that is slow) */
+    uint32_t held_op; /* the last read held */
 };
 
 static void fake_tickets(void *ctx, uint32_t op)
@@ -87,8 +88,10 @@ static void fake_read(void *ctx, uint32_t op, uint32_t file, uint32_t len)
 {
     struct fake *f = ctx;
     f->calls++;
-    if (f->hold_reads)
+    if (f->hold_reads) {
+        f->held_op = op;
         return;
+    }
     size_t left = FILE_SIZE - f->read_at;
     size_t n = len < left ? len : left;
     tl_sftp_server_answer_data(f->server, op, f->content + f->read_at, n);
@@ -585,6 +588,38 @@ static void test_a_client_that_stops_reading_holds_no_more_memory(void **state)
     stop(f);
 }
 
+/* A read answered after its file was closed and the handle's slot reused changes nothing. */
+static void test_a_late_answer_leaves_a_new_handle_alone(void **state)
+{
+    (void)state;
+    struct fake *f = start(NULL);
+    init(f);
+    struct reply h, r;
+    open_file(f, "/T-1/etc/hostname", TL_SFTP_FXF_READ, &h);
+    f->hold_reads = 1;
+    send_read(f, &h, 0, 32768);
+    send_handle_op(f, TL_SFTP_CLOSE, &h);
+    expect_status(f, TL_SFTP_OK);
+    struct reply again;
+    open_file(f, "/T-1/etc/hostname", TL_SFTP_FXF_READ, &again);
+    assert_int_equal(again.type, TL_SFTP_HANDLE);
+    assert_memory_not_equal(again.handle, h.handle, 8); /* the same slot, a new generation */
+    /* The old read ends short: were it taken for the new handle, that would be its end. */
+    tl_sftp_server_answer_data(f->server, f->held_op, f->content, 10);
+    next_reply(f, &r);
+    assert_int_equal(r.type, TL_SFTP_DATA);
+    f->hold_reads = 0;
+    f->read_at = 0;
+    send_read(f, &again, 0, 32768);
+    next_reply(f, &r);
+    assert_int_equal(r.type, TL_SFTP_DATA);
+    assert_int_equal(r.data_len, 32768);
+    /* The old handle is gone. */
+    send_read(f, &h, 32768, 10);
+    expect_status(f, TL_SFTP_FAILURE);
+    stop(f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_the_top_lists_the_tickets),
     cmocka_unit_test(test_a_directory_leaves_out_names_nobody_could_type),
@@ -595,6 +630,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_operations_that_do_not_exist_here),
     cmocka_unit_test(test_malformed_input_ends_the_session),
     cmocka_unit_test(test_a_client_that_stops_reading_holds_no_more_memory),
+    cmocka_unit_test(test_a_late_answer_leaves_a_new_handle_alone),
 };
 
 TL_TEST_MAIN(tests)
