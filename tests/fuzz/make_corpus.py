@@ -725,6 +725,58 @@ def tickets_seeds():
     }
 
 
+def sftp_packet(t, body, req_id=1):
+    payload = bytes([t]) + (struct.pack(">I", req_id) if t != 1 else b"") + body
+    return struct.pack(">I", len(payload)) + payload
+
+
+def sftp_seeds():
+    """Packet streams as OpenSSH 9's sftp and scp send them (proto/sftp.h)."""
+    p = sftp_packet
+    none = struct.pack(">I", 0)
+    init = p(1, struct.pack(">I", 3))
+    pull = init + b"".join([
+        p(16, s("."), 1),
+        p(7, s("T-1/etc/hostname"), 2),
+        p(17, s("T-1/etc/hostname"), 3),
+        p(3, s("T-1/etc/hostname") + struct.pack(">I", 1) + none, 4),
+        p(5, s("\x00\x00\x00\x01") + struct.pack(">QI", 0, 32768), 5),
+        p(5, s("\x00\x00\x00\x01") + struct.pack(">QI", 32768, 32768), 6),
+        p(4, s("\x00\x00\x00\x01"), 7),
+    ])
+    push = init + b"".join([
+        p(17, s("/T-1/tmp/"), 2),
+        p(3, s("/T-1/tmp/fix.conf") + struct.pack(">I", 0x1A)
+          + struct.pack(">II", 0x4, 0o100644), 3),
+        p(6, s("\x00\x00\x00\x02") + struct.pack(">Q", 0) + s("listen 631\n"), 4),
+        p(10, s("\x00\x00\x00\x02") + struct.pack(">IIII", 0x8, 0, 1764582000,
+                                                     1764582000), 5),
+        p(4, s("\x00\x00\x00\x02"), 6),
+    ])
+    listing = init + p(11, s("/"), 1) + p(12, s("d1"), 2) + p(12, s("d1"), 3) + p(4, s("d1"), 4)
+    extended_attrs = p(9, s("/T-1/x") + struct.pack(">II", 0x80000000, 2)
+                       + s("a") + s("b") + s("c") + s("d"))
+    return {
+        "pull": pull,
+        "push": push,
+        "listing": listing,
+        "extended_attrs": extended_attrs,
+        "extension": init + p(200, s("limits@openssh.com")) + p(200, s("expand-path@openssh.com")
+                                                                + s("~/x")),
+        "rename_symlink": p(18, s("/T-1/a") + s("/T-1/b")) + p(20, s("/T-1/l") + s("/etc")),
+        "dotdot": p(17, s("/T-1/../../etc/passwd")) + p(7, s("..")) + p(7, s("T-1/a/../../..")),
+        "control_chars": p(17, s("/T-1/tmp/a\x1b[2J\nb")) + p(17, s("/T-1/\xff\xfe")),
+        "not_a_ticket": p(17, s("/etc/passwd")) + p(17, s("/T-0/x")) + p(17, s("/T-99999999999999999999/x")),
+        "unknown_type": p(99, b"") + p(0, b""),
+        "too_long": struct.pack(">I", 256 * 1024 + 1) + b"\x05",
+        "zero_length": struct.pack(">I", 0),
+        "string_overrun": p(17, struct.pack(">I", 1000) + b"/T-1"),
+        "trailing": p(4, s("h") + b"x"),
+        "many_extended": p(9, s("/T-1/x") + struct.pack(">II", 0x80000000, 0xFFFFFFFF)),
+        "truncated": pull[:-5],
+    }
+
+
 def more_corpora():
     for name, line in CMDLINES.items():
         write("cmdline", name, line)
@@ -760,6 +812,8 @@ def more_corpora():
         write("article", name, data)
     for name, data in tickets_seeds().items():
         write("tickets", name, data)
+    for name, data in sftp_seeds().items():
+        write("sftp", name, data)
 
 
 def main():
