@@ -687,6 +687,9 @@ def article_seeds():
                         "param: A=1\n---\nx\n"),
         "control": "---\nid: x\n---\nbell \a\n",
         "not_utf8": b"---\nid: x\ntitle: caf\xe9\n---\nx\n",
+    }
+
+
 # ---- the user's tickets (docs/protocol.md §7.11-7.12) ----
 
 def ticket_item(ticket="T-1", status="open", with_note=True, **changes):
