@@ -116,6 +116,12 @@ static void on_close_deadline(uv_timer_t *timer)
 /* Asks the agent to end the channel (it stops the process); its CLOSE concludes. */
 void tl__session_end_channel(struct session *s)
 {
+    if (s->take) {
+        /* No channel of its own: it leaves the shell it joined (control.c). */
+        if (s->phase == PHASE_CHANNEL)
+            tl__session_conclude(s);
+        return;
+    }
     if (s->channel_state != CHANNEL_OPENING && s->channel_state != CHANNEL_OPEN)
         return;
     tl_mux_t *mux = s->agent ? tl_agent_mux(s->agent) : NULL;
@@ -468,10 +474,8 @@ static void on_abort(tl_exec_t *exec, void *data)
         tl__session_withdraw_consent(s);
         break;
     case PHASE_CHANNEL:
-        if (s->take)
-            tl__session_conclude(s); /* it leaves the shell; control.c says what follows */
-        else if (s->control == NULL)
-            tl__session_end_channel(s);
+        if (s->take || s->control == NULL)
+            tl__session_end_channel(s); /* a taker leaves the shell; control.c says what follows */
         /* else handed over: the shell goes on for the one in control */
         break;
     default:

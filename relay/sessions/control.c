@@ -184,6 +184,11 @@ static void handed_recorded(struct session *taker, struct sjob *job, int status)
     /* What the previous one typed and the agent has not taken stays theirs: they resume as a
      * watcher (their held input is dropped with their next keystroke). */
     owner->control = taker;
+    if (owner->held > 0 && owner->agent != NULL) {
+        /* Output the previous one had not taken yet: no longer held against the shell. */
+        tl_mux_consumed(tl_agent_mux(owner->agent), owner->channel, owner->held);
+        owner->held = 0;
+    }
     if (previous->input_blocked && previous->exec != NULL) {
         previous->input_blocked = 0;
         tl_exec_resume_input(previous->exec); /* it watches now: its keys are read, not sent */
@@ -283,6 +288,10 @@ static void on_take_wait(uv_timer_t *timer)
 void tl__session_take_attach(struct session *taker)
 {
     char why[400];
+    if (taker->exec == NULL) {
+        tl__session_conclude(taker); /* left while the user was asked */
+        return;
+    }
     if (tl__session_take_refusal(taker, why, sizeof why) != NULL) {
         refused(taker, "no-shell", why);
         return;
