@@ -29,6 +29,7 @@ struct serve_args {
     uint64_t heartbeat_ms, handshake_timeout_ms;
     uint64_t ssh_max_connections, ssh_preauth_per_address, ssh_auth_timeout_ms; /* 0: default */
     uint64_t ssh_keepalive_ms, ssh_idle_timeout_ms;                             /* 0: default */
+    uint64_t take_wait_ms;                                                      /* 0: default */
     enum tl_log_level log_level;
 };
 
@@ -58,6 +59,7 @@ static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
         .ssh_auth_timeout_ms = (uint32_t)args.ssh_auth_timeout_ms,
         .ssh_keepalive_ms = (uint32_t)args.ssh_keepalive_ms,
         .ssh_idle_timeout_ms = (uint32_t)args.ssh_idle_timeout_ms,
+        .take_wait_ms = (uint32_t)args.take_wait_ms,
         .metrics_listen = args.metrics_listen,
         .metrics_public = args.metrics_public,
     };
@@ -78,10 +80,11 @@ static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
 
 static const tl_admin_command_t serve = {
     .name = "serve",
-    .usage = "serve --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--heartbeat-ms N] "
-             "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
-             "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
-             "[--metrics-listen ADDR:PORT [--metrics-public]] [--log-level LEVEL]",
+    .usage =
+        "serve --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--heartbeat-ms N] "
+        "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
+        "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
+        "[--take-wait-ms N] [--metrics-listen ADDR:PORT [--metrics-public]] [--log-level LEVEL]",
     .summary = "accept agents over mutual TLS 1.3, and technicians over SSH (the address chosen at "
                "init, or --ssh-listen)",
     .args =
@@ -121,6 +124,9 @@ static const tl_admin_command_t serve = {
                     SERVE_NUMBER("ssh-idle-timeout-ms", ssh_idle_timeout_ms, 1000, 86400000,
                                  "an SSH connection whose channels carried nothing for this long "
                                  "is closed, 1000..86400000 (default 1800000: 30 minutes)"),
+                    SERVE_NUMBER("take-wait-ms", take_wait_ms, 100, 600000,
+                                 "how long join --take waits for the technician in control to "
+                                 "answer, 100..600000 (default 30000)"),
                     {.name = "metrics-listen",
                      .metavar = "ADDR:PORT",
                      .help = "serve Prometheus metrics at GET /metrics on this loopback address "
@@ -155,8 +161,7 @@ static const tl_admin_command_t *const commands[] = {
     &tl_admin_user,          &tl_admin_roles,
     &tl_admin_host_key,      &tl_admin_kb,
     &tl_admin_audit,         &tl_admin_catalogue,
-    &tl_admin_runbook,
-    &tl_admin_retention,
+    &tl_admin_runbook,       &tl_admin_retention,
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

@@ -134,6 +134,7 @@ static int start_technicians(struct relay *relay)
         fprintf(stderr, "tierline-relay: cannot prepare sessions: %s\n", tl_strerror(rc));
         return rc;
     }
+    tl_sessions_set_take_wait(relay->sessions, relay->config.take_wait_ms);
     relay->commands.worker = relay->worker;
     relay->commands.sessions = relay->sessions;
     /* The relay's own key signs evidence bundles (ticket export): the one technicians pin. */

@@ -30,6 +30,11 @@ static int join_prepare(struct cmd *cmd)
         cmd->usage_error_only = 1;
         return TL_EINVAL;
     }
+    if (cmd->session.take && cmd->session.observe) {
+        cmd->usage_error = "--take and --observe exclude each other: an observer never types";
+        cmd->usage_error_only = 1;
+        return TL_EINVAL;
+    }
     return 0;
 }
 
@@ -106,7 +111,7 @@ const struct tl__command tl__cmd_run = {
 
 const struct tl__command tl__cmd_join = {
     .name = "join",
-    .usage = "join T-N [--observe] [--reason TEXT] [--for DURATION]",
+    .usage = "join T-N [--observe | --take] [--reason TEXT] [--for DURATION]",
     .summary = "a shell on the machine (ssh -t), or watch its shells",
     .capability = TL_CAP_SHELL,
     .observe_flag = 1,
@@ -114,6 +119,11 @@ const struct tl__command tl__cmd_join = {
                  (const tl_cli_arg_t[]){{.name = "observe",
                                          .help = "only watch the machine's shells (needs observe)",
                                          .out = TL_CLI_AT(struct cmd, session.observe)},
+                                        {.name = "take",
+                                         .help = "ask the technician typing in the ticket's shell "
+                                                 "for control; with --reason, take it when no "
+                                                 "answer comes in time",
+                                         .out = TL_CLI_AT(struct cmd, session.take)},
                                         REASON_OPTION,
                                         FOR_OPTION,
                                         TL__CMD_JSON(NULL),

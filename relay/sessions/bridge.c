@@ -49,7 +49,12 @@ void tl__session_open_channel(struct session *s)
     tl_mux_t *mux = tl_agent_mux(s->agent);
     s->started_ms = tl_wall_ms();
     s->phase = PHASE_CHANNEL;
+    if (s->take) {
+        tl__session_take_attach(s); /* no channel of its own: it joins a live shell */
+        return;
+    }
     if (s->kind == TL_SESSION_JOIN) {
+        s->line_start = 1;
         tl__session_recording_open(s);
         if (s->recording == NULL) {
             tl__session_conclude(s);
@@ -111,6 +116,12 @@ static void on_close_deadline(uv_timer_t *timer)
 /* Asks the agent to end the channel (it stops the process); its CLOSE concludes. */
 void tl__session_end_channel(struct session *s)
 {
+    if (s->take) {
+        /* No channel of its own: it leaves the shell it joined (control.c). */
+        if (s->phase == PHASE_CHANNEL)
+            tl__session_conclude(s);
+        return;
+    }
     if (s->channel_state != CHANNEL_OPENING && s->channel_state != CHANNEL_OPEN)
         return;
     tl_mux_t *mux = s->agent ? tl_agent_mux(s->agent) : NULL;
@@ -136,11 +147,13 @@ void tl__session_end_channel(struct session *s)
     uv_timer_start(&s->timer, on_close_deadline, TL_SESSIONS_CLOSE_WAIT_MS, 0);
 }
 
-static void send_resize(struct session *s)
+/* The size of the terminal of whoever is in control (control.c). */
+void tl__session_send_resize(struct session *s)
 {
-    if (!s->terminal || s->channel_state != CHANNEL_OPEN || s->exec == NULL || s->agent == NULL)
+    struct session *ctl = tl__session_controller(s);
+    if (!s->terminal || s->channel_state != CHANNEL_OPEN || ctl->exec == NULL || s->agent == NULL)
         return;
-    const tl_exec_pty_t *pty = tl_exec_pty(s->exec);
+    const tl_exec_pty_t *pty = tl_exec_pty(ctl->exec);
     if (pty->cols < 1 || pty->cols > 1000 || pty->rows < 1 || pty->rows > 1000)
         return;
     json_t *body = json_pack(
@@ -163,7 +176,7 @@ void tl_sessions_channel_confirm(void *owner)
         tl_exec_set_raw(s->exec);
         s->raw = 1;
         if (s->resize_pending)
-            send_resize(s);
+            tl__session_send_resize(s);
         s->resize_pending = 0;
     }
     if (s->input_eof && !s->eof_sent && (s->kind == TL_SESSION_RUN || s->kind == TL_SESSION_JOIN)) {
@@ -206,6 +219,17 @@ void tl_sessions_channel_data(void *owner, uint8_t stream, const uint8_t *data, 
         tl_recording_output(s->recording, data, len);
     else if (s->kind != TL_SESSION_JOIN)
         tl__capture(stream == TL_STREAM_STDERR ? &s->err : &s->out, data, len);
+    if (s->attached != NULL)
+        tl__session_control_output(s, stream, data, len);
+    if (s->control != NULL) {
+        /* Handed over: the owner watches, and a slow terminal holds back no one. */
+        if (s->exec != NULL && tl_exec_buffered(s->exec) < TL_EXEC_HIGH_WATER)
+            tl_exec_write(s->exec, TL_EXEC_STDOUT, data, len);
+        else
+            s->dropped += len;
+        tl_mux_consumed(mux, s->channel, len);
+        return;
+    }
     if (s->exec == NULL ||
         tl_exec_write(s->exec, stream == TL_STREAM_STDERR ? TL_EXEC_STDERR : TL_EXEC_STDOUT, data,
                       len) != 0) {
@@ -222,7 +246,7 @@ void tl_sessions_channel_data(void *owner, uint8_t stream, const uint8_t *data, 
 
 void tl_sessions_channel_writable(void *owner)
 {
-    struct session *s = owner;
+    struct session *s = tl__session_controller(owner);
     if (s->input_blocked && s->exec != NULL) {
         s->input_blocked = 0;
         tl_exec_resume_input(s->exec);
@@ -240,8 +264,10 @@ void tl_sessions_channel_input_ack(void *owner, uint32_t bytes, int hidden)
     size_t settle = bytes < held ? bytes : held;
     if (settle > 0)
         tl_recording_input_settle(s->recording, settle, hidden);
+    struct session *recording_owner = s;
+    s = tl__session_controller(s);
     if (s->input_blocked && s->exec != NULL &&
-        tl_recording_input_held(s->recording) < TL_RECORDING_MAX_HELD) {
+        tl_recording_input_held(recording_owner->recording) < TL_RECORDING_MAX_HELD) {
         s->input_blocked = 0;
         tl_exec_resume_input(s->exec);
     }
@@ -271,14 +297,39 @@ void tl_sessions_channel_close(void *owner, const struct tl_msg_channel_close *c
 
 /* ---- the technician's side ------------------------------------------------------------------- */
 
+/* Ctrl-C or Ctrl-D: how a technician who only watches leaves. */
+static int leaves(const uint8_t *bytes, size_t len)
+{
+    return memchr(bytes, 0x03, len) != NULL || memchr(bytes, 0x04, len) != NULL;
+}
+
 static size_t on_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *data)
 {
     struct session *s = data;
     if (s->kind == TL_SESSION_JOIN && s->observe) {
         /* Observers send nothing; Ctrl-C or Ctrl-D leaves. */
-        if (memchr(bytes, 0x03, len) != NULL || memchr(bytes, 0x04, len) != NULL) {
+        if (leaves(bytes, len)) {
             s->left_by_technician = 1;
             tl__session_end_channel(s);
+        }
+        return len;
+    }
+    if (s->take) {
+        /* In control: to the owner's shell. Waiting or handed back: it watches. */
+        if (s->owner != NULL && s->owner->control == s)
+            return tl__session_control_input(s->owner, s, bytes, len);
+        if (s->phase == PHASE_CHANNEL && !s->handing && leaves(bytes, len)) {
+            s->left_by_technician = 1;
+            tl__session_conclude(s);
+        }
+        return len;
+    }
+    if (s->kind == TL_SESSION_JOIN && s->control != NULL) {
+        /* Handed over: the shell's owner watches it, and leaves with Ctrl-C or Ctrl-D;
+         * the shell goes on for the one in control. */
+        if (leaves(bytes, len) && s->exec != NULL) {
+            tl_exec_finish(s->exec, 0);
+            s->exec = NULL;
         }
         return len;
     }
@@ -293,6 +344,17 @@ static size_t on_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *
         return len;
     }
     if (s->channel_state != CHANNEL_OPEN || s->eof_sent)
+        return len;
+    if (s->kind == TL_SESSION_JOIN)
+        return tl__session_control_input(s, s, bytes, len);
+    return tl__session_shell_write(s, s, bytes, len);
+}
+
+/* Keystrokes into the channel of s on behalf of writer (the one in control of a shell). */
+size_t tl__session_shell_write(struct session *s, struct session *writer, const uint8_t *bytes,
+                               size_t len)
+{
+    if (s->channel_state != CHANNEL_OPEN || s->eof_sent || s->agent == NULL)
         return len;
     size_t offer = len;
     if (s->hold_input && s->recording != NULL) {
@@ -313,7 +375,7 @@ static size_t on_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *
     }
     tl_metrics_bytes_to_agent(written);
     if (written < len)
-        s->input_blocked = 1; /* on_writable or the agent's input ack resumes */
+        writer->input_blocked = 1; /* on_writable or the agent's input ack resumes */
     return written;
 }
 
@@ -331,12 +393,16 @@ static void on_input_eof(tl_exec_t *exec, void *data)
 static void on_resize(tl_exec_t *exec, unsigned cols, unsigned rows, void *data)
 {
     struct session *s = data;
+    if (s->take && s->owner != NULL && s->owner->control == s)
+        s = s->owner; /* the one in control sizes the shell */
+    else if (s->take || s->control != NULL)
+        return; /* the others only watch */
     if (!s->terminal || cols < 1 || cols > 1000 || rows < 1 || rows > 1000)
         return;
     if (s->recording != NULL)
         tl_recording_resize(s->recording, cols, rows);
     if (s->channel_state == CHANNEL_OPEN)
-        send_resize(s);
+        tl__session_send_resize(s);
     else
         s->resize_pending = 1;
 }
@@ -349,6 +415,10 @@ static void on_resize(tl_exec_t *exec, unsigned cols, unsigned rows, void *data)
 static void on_signal(tl_exec_t *exec, const char *name, void *data)
 {
     struct session *s = data;
+    if (s->take && s->owner != NULL && s->owner->control == s)
+        s = s->owner; /* the one in control signals the shell */
+    else if (s->take || s->control != NULL)
+        return;
     if ((s->kind != TL_SESSION_RUN && s->kind != TL_SESSION_FIX && s->kind != TL_SESSION_JOIN) ||
         s->observe || s->channel_state != CHANNEL_OPEN || s->agent == NULL)
         return;
@@ -404,7 +474,9 @@ static void on_abort(tl_exec_t *exec, void *data)
         tl__session_withdraw_consent(s);
         break;
     case PHASE_CHANNEL:
-        tl__session_end_channel(s);
+        if (s->take || s->control == NULL)
+            tl__session_end_channel(s); /* a taker leaves the shell; control.c says what follows */
+        /* else handed over: the shell goes on for the one in control */
         break;
     default:
         break; /* a job is in flight; its end sees the exec is gone */

@@ -199,6 +199,8 @@ json_t *tl__session_details(const struct session *s)
                   s->device, "grant", s->grant);
     if (details == NULL)
         return NULL;
+    if (s->take)
+        json_object_set_new(details, "take", json_true()); /* join --take: control.c */
     int truncated = 0;
     if (s->argv != NULL) {
         json_object_set_new(details, "argv", bounded_words(s->argv, &truncated));

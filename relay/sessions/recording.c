@@ -822,7 +822,13 @@ int tl_recording_marker(tl_recording_t *rec, const char *text)
         return TL_EINVAL;
     flush_hidden(rec);
     line_start_event(rec, "m");
-    line_put_text(&rec->line, text);
+    /* Bytes of UTF-8 sequences as they are; ASCII with JSON's escapes. */
+    for (const uint8_t *p = (const uint8_t *)text; *p != '\0'; p++) {
+        if (*p < 0x80)
+            line_put_escaped(&rec->line, p, 1);
+        else
+            line_put(&rec->line, p, 1);
+    }
     line_put_text(&rec->line, "\"]\n");
     return record_line(rec, strlen(text), false);
 }

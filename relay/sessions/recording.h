@@ -62,8 +62,9 @@ tl_recording_t *tl_recording_open(uv_loop_t *loop, const char *path,
 int tl_recording_output(tl_recording_t *rec, const void *bytes, size_t len);
 int tl_recording_input(tl_recording_t *rec, const void *bytes, size_t len);
 int tl_recording_resize(tl_recording_t *rec, unsigned cols, unsigned rows);
-/* A marker event [t, "m", text]: a signal the technician sent ("signal INT"). text is our
- * own words, written as it is: printable ASCII without '"' or '\\'. */
+/* A marker event [t, "m", text]: a signal the technician sent ("signal INT"), a change of
+ * control of the shell. text is valid UTF-8 (names and reasons in it escaped with proto/text.h
+ * by the caller); it is written as a JSON string. */
 int tl_recording_marker(tl_recording_t *rec, const char *text);
 
 /*

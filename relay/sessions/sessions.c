@@ -300,6 +300,11 @@ static void lookup_done(struct session *s, struct sjob *job, int status)
                          TL_SESSIONS_PER_AGENT);
         return;
     }
+    char why[400];
+    if (s->take && tl__session_take_refusal(s, why, sizeof why) != NULL) {
+        tl__session_fail(s, "%s", why); /* nobody is asked for a shell that is not there */
+        return;
+    }
     s->agent = agent;
     if (s->kind == TL_SESSION_FIX || s->kind == TL_SESSION_RUNBOOKS)
         tl__session_request_catalogue(s);
@@ -408,6 +413,7 @@ void tl__session_conclude(struct session *s)
     if (s->phase == PHASE_FINAL || s->phase == PHASE_DONE)
         return;
     s->phase = PHASE_FINAL;
+    tl__session_control_detach(s); /* a shell's takers end with it; a taker leaves it */
     s->ended_ms = tl_wall_ms();
     if (!s->started) {
         tl__session_finish(s, 1);
@@ -511,7 +517,11 @@ static void default_reason(struct session *s)
     } else if (s->kind == TL_SESSION_FIX) {
         snprintf(s->reason, sizeof s->reason, "fix %s: %s", s->ticket, s->runbook);
     } else if (s->kind == TL_SESSION_JOIN) {
-        snprintf(s->reason, sizeof s->reason, "%s %s", s->observe ? "observe" : "join", s->ticket);
+        snprintf(s->reason, sizeof s->reason, "%s %s",
+                 s->observe ? "observe"
+                 : s->take  ? "take"
+                            : "join",
+                 s->ticket);
     } else {
         snprintf(s->reason, sizeof s->reason, "diag %s", s->ticket);
     }
@@ -522,6 +532,8 @@ static int take_request(struct session *s, const tl_session_request_t *request)
 {
     s->kind = request->kind;
     s->observe = request->observe;
+    s->take = request->take;
+    s->reason_given = request->reason != NULL;
     s->json = request->json;
     s->ticket_id = request->ticket_id;
     snprintf(s->ticket, sizeof s->ticket, "%s", request->ticket);
@@ -630,6 +642,7 @@ tl_sessions_t *tl_sessions_new(uv_loop_t *loop, tl_worker_t *worker, const char 
     sessions->worker = worker;
     sessions->find_agent = find_agent;
     sessions->find_ctx = find_ctx;
+    sessions->take_wait_ms = TL_SESSIONS_TAKE_WAIT_MS;
     if (tl_format(sessions->recordings_dir, sizeof sessions->recordings_dir, "%s/%s", data_dir,
                   RECORDINGS_DIR) != 0) {
         free(sessions);

@@ -69,6 +69,7 @@ typedef struct tl_session_request {
     char ticket[32]; /* "T-42" */
     int json;
     int observe;         /* join --observe */
+    int take;            /* join --take: control of the ticket's live shell (docs/technicians.md) */
     uint32_t duration_s; /* --for; 0: the command's default */
     const char *reason;  /* --reason; NULL: "<command> T-42..." */
     const char *runbook; /* fix */
@@ -90,6 +91,10 @@ tl_sessions_t *tl_sessions_new(uv_loop_t *loop, tl_worker_t *worker, const char 
 /* The audit log's signed checkpoints: each session's end, once on the record, asks for one
  * (relay/store/audit_checkpoint.h). NULL (the default): none is asked for. */
 void tl_sessions_set_checkpoints(tl_sessions_t *sessions, tl_audit_checkpoints_t *checkpoints);
+/* How long join --take waits for the technician in control to answer before it takes
+ * over (with a --reason) or gives up; 0 sets the default. */
+#define TL_SESSIONS_TAKE_WAIT_MS 30000u
+void tl_sessions_set_take_wait(tl_sessions_t *sessions, uint32_t wait_ms);
 /* After the loop has run dry (no session is left then). NULL is a no-op. */
 void tl_sessions_free(tl_sessions_t *sessions);
 /* Sessions in progress, for logs and tests. */

@@ -11,6 +11,7 @@
  *   consent.c     session.request and its answer; session.ended (grant ended)
  *   bridge.c      the session channel and the technician's exec bridged, flow
  *                 control both ways, join and observe
+ *   control.c     join --take: hand-over of control of a shell between technicians
  *   transcript.c  command and runbook transcripts, the diagnostics report
  *   evidence.c    naming and adding evidence, the terminal recording of a join
  *
@@ -70,6 +71,7 @@ struct tl_sessions {
     uint32_t count;
     uint32_t recording_serial;
     unsigned grant_jobs;
+    uint32_t take_wait_ms; /* join --take: how long the one in control has to answer */
 };
 
 struct session {
@@ -153,6 +155,22 @@ struct session {
     char command_decision[16];
     char command_by[16];
     int each_command; /* the grant said it asks for each command */
+    /*
+     * join --take and the hand-over of control (control.c). A taker is attached
+     * to the session that owns the shell's channel (its owner): it sees the
+     * shell's output, and its keystrokes reach the shell while it is in control.
+     */
+    int take;                      /* join --take */
+    int reason_given;              /* --reason was given: a take-over may be forced */
+    struct session *owner;         /* attached: the session whose shell it joined */
+    struct session *attached;      /* owner: the sessions attached to its shell, newest first */
+    struct session *attached_next; /* attached: the next one of its owner's */
+    struct session *control;       /* owner: the attached session in control; NULL: the owner */
+    struct session *asking;        /* owner: the take-over waiting for an answer; NULL: none */
+    int line_start;                /* owner: the last byte typed into the shell ended a line */
+    int escape_held;               /* owner: a '~' typed at a line's start is held */
+    int handing;                   /* attached: its take-over is being recorded */
+    uint64_t dropped;              /* attached, or an owner not in control: output not shown */
     /* the evidence the session produced */
     char evidence_hash[TL_SHA256_HEX_LEN];
     char evidence_name[160];
@@ -183,6 +201,7 @@ struct sjob {
     int command;      /* a command's consent, not a grant's end */
     uint32_t channel; /* a command's: the relay's id of its channel */
     int allowed;      /* a command's: the agent let it run */
+    int forced;       /* session.control: taken without an answer */
 };
 
 /* ---- sessions.c ----------------------------------------------------------------------------- */
@@ -250,6 +269,31 @@ void tl__session_open_channel(struct session *s);
 void tl__session_end_channel(struct session *s);
 /* What the technician's exec does to the session. */
 extern const tl_exec_callbacks_t tl__session_exec_callbacks;
+
+/* ---- control.c ------------------------------------------------------------------------------ */
+
+/* join --take: NULL when the ticket has a live shell the taker may ask for, else why not. */
+const char *tl__session_take_refusal(struct session *taker, char *why, size_t size);
+/* join --take, granted and recorded: attaches to the shell and asks the one in control. */
+void tl__session_take_attach(struct session *taker);
+/* The session whose keystrokes reach the shell of owner. */
+struct session *tl__session_controller(struct session *owner);
+/* Keystrokes of the one in control (ctl) for owner's shell: the ~y / ~n answers taken out. */
+size_t tl__session_control_input(struct session *owner, struct session *ctl, const uint8_t *bytes,
+                                 size_t len);
+/* The shell's output for the sessions attached to owner (each drops what it has no room for). */
+void tl__session_control_output(struct session *owner, uint8_t stream, const uint8_t *data,
+                                size_t len);
+/* A session concludes: an owner ends its attached sessions, an attached one leaves its owner. */
+void tl__session_control_detach(struct session *s);
+
+/* ---- bridge.c (for control.c) ---------------------------------------------------------------- */
+
+/* Keystrokes into owner's shell channel on behalf of writer (whose input waits when full). */
+size_t tl__session_shell_write(struct session *owner, struct session *writer, const uint8_t *bytes,
+                               size_t len);
+/* The terminal size of owner's controller, to the agent. */
+void tl__session_send_resize(struct session *owner);
 
 /* ---- transcript.c --------------------------------------------------------------------------- */
 
