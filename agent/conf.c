@@ -4,8 +4,6 @@
  * entries have none here: unset means "that default".
  */
 #include "agent/conf.h"
-#include "proto/err.h"
-#include "proto/format.h"
 
 const tl_setting_def_t tl_agent_settings[] = {
     {"state_dir", "state", TL_SETTING_PATH, 0, 0, NULL, 0,
@@ -34,15 +32,6 @@ const tl_setting_def_t tl_agent_settings[] = {
 int tl_agent_settings_load(const char *config_path, tl_settings_t *settings, char *why,
                            size_t why_size)
 {
-    char path[TL_SETTINGS_PATH_MAX];
-    int must_exist = 0;
-    int rc = tl_settings_init(settings, tl_agent_settings);
-    if (rc == 0)
-        rc = tl_settings_file(config_path, TL_AGENT_CONFIG_ENV, TL_AGENT_CONFIG_DEFAULT, path,
-                              sizeof path, &must_exist);
-    if (rc != 0) {
-        tl_format(why, why_size, "the configuration file's path: %s", tl_strerror(rc));
-        return rc;
-    }
-    return tl_settings_load(settings, path, must_exist, why, why_size);
+    return tl_settings_read(settings, tl_agent_settings, config_path, TL_AGENT_CONFIG_ENV,
+                            TL_AGENT_CONFIG_DEFAULT, why, why_size);
 }

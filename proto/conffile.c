@@ -5,12 +5,20 @@
 #include "proto/conffile.h"
 #include "proto/err.h"
 #include "proto/format.h"
+#include "proto/text.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #define SECTION_MAX 64
+
+/* Text from the file, escaped for a terminal or a log and clipped to width columns. */
+static const char *shown(char *out, size_t size, const char *text, size_t width)
+{
+    tl_text_clip(out, size, text, width, TL_TEXT_LINE);
+    return out;
+}
 
 int tl_conffile_key_index(const tl_conffile_t *file, const char *key)
 {
@@ -43,13 +51,16 @@ static int read_section(const tl_conffile_t *file, char *text, char *section, ch
                         size_t why_size)
 {
     size_t len = strlen(text);
+    char escaped[1024];
     if (len < 2 || text[len - 1] != ']') {
-        tl_format(why, why_size, "expected '[section]', got '%.200s'", text);
+        tl_format(why, why_size, "expected '[section]', got '%s'",
+                  shown(escaped, sizeof escaped, text, 200));
         return TL_EINVAL;
     }
     char *name = trim(text + 1, text + len - 1);
     if (!known_section(file, name)) {
-        tl_format(why, why_size, "unknown section '[%.64s]'", name);
+        tl_format(why, why_size, "unknown section '[%s]'",
+                  shown(escaped, sizeof escaped, name, 64));
         return TL_EINVAL;
     }
     snprintf(section, SECTION_MAX, "%s", name);
@@ -69,6 +80,7 @@ static int split_line(const tl_conffile_t *file, char *line, size_t len, char *s
         tl_format(why, why_size, "NUL byte in the line");
         return TL_EINVAL;
     }
+    char escaped[1024];
     char *text = trim(line, line + len);
     if (text[0] == '\0' || text[0] == '#')
         return 0;
@@ -76,7 +88,8 @@ static int split_line(const tl_conffile_t *file, char *line, size_t len, char *s
         return read_section(file, text, section, why, why_size);
     char *equals = strchr(text, '=');
     if (equals == NULL) {
-        tl_format(why, why_size, "expected 'key = value', got '%.200s'", text);
+        tl_format(why, why_size, "expected 'key = value', got '%s'",
+                  shown(escaped, sizeof escaped, text, 200));
         return TL_EINVAL;
     }
     char *name = trim(text, equals);
@@ -87,17 +100,19 @@ static int split_line(const tl_conffile_t *file, char *line, size_t len, char *s
     }
     if (section[0] != '\0') {
         if (tl_format(qualified, qualified_size, "%s.%s", section, name) != 0) {
-            tl_format(why, why_size, "unknown setting '%.64s' in [%s]", name, section);
+            tl_format(why, why_size, "unknown setting '%s' in [%s]",
+                      shown(escaped, sizeof escaped, name, 64), section);
             return TL_EINVAL;
         }
         name = qualified;
     }
     int index = tl_conffile_key_index(file, name);
     if (index < 0) {
+        shown(escaped, sizeof escaped, name, 64);
         if (file->known_text != NULL)
-            tl_format(why, why_size, "unknown setting '%.64s' (known: %s)", name, file->known_text);
+            tl_format(why, why_size, "unknown setting '%s' (known: %s)", escaped, file->known_text);
         else
-            tl_format(why, why_size, "unknown setting '%.64s'", name);
+            tl_format(why, why_size, "unknown setting '%s'", escaped);
         return TL_EINVAL;
     }
     if (rest[0] == '\0') {

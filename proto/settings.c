@@ -8,6 +8,7 @@
 #include "proto/format.h"
 #include "proto/fsutil.h"
 #include "proto/log.h"
+#include "proto/text.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -40,12 +41,10 @@ int tl_settings_index(const tl_settings_t *settings, const char *key)
     return -1;
 }
 
+/* Valid UTF-8 with nothing to escape: a value is shown as it is in logs and `config show`. */
 static int printable(const char *text)
 {
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            return 0;
-    return 1;
+    return tl_text_printable(text, strlen(text), TL_TEXT_LINE);
 }
 
 static int parse_bool(const char *text, uint64_t *out)
@@ -71,7 +70,8 @@ static int check_value(const tl_setting_def_t *def, const char *value, tl_settin
 {
     *number = 0;
     if (!printable(value)) {
-        tl_format(why, why_size, "the value of '%s' holds a control character", def->key);
+        tl_format(why, why_size, "the value of '%s' holds a control character or is not UTF-8 text",
+                  def->key);
         return TL_EINVAL;
     }
     switch (def->kind) {
@@ -397,4 +397,21 @@ int tl_settings_file(const char *explicit_path, const char *env_name, const char
         return tl_format(out, size, "%s", env) == 0 ? 0 : TL_EFULL;
     *must_exist = 0;
     return tl_format(out, size, "%s", default_path) == 0 ? 0 : TL_EFULL;
+}
+
+int tl_settings_read(tl_settings_t *settings, const tl_setting_def_t *defs,
+                     const char *explicit_path, const char *env_name, const char *default_path,
+                     char *why, size_t why_size)
+{
+    char path[TL_SETTINGS_PATH_MAX];
+    int must_exist = 0;
+    int rc = tl_settings_init(settings, defs);
+    if (rc == 0)
+        rc =
+            tl_settings_file(explicit_path, env_name, default_path, path, sizeof path, &must_exist);
+    if (rc != 0) {
+        tl_format(why, why_size, "the configuration file's path: %s", tl_strerror(rc));
+        return rc;
+    }
+    return tl_settings_load(settings, path, must_exist, why, why_size);
 }

@@ -134,6 +134,15 @@ int tl_settings_reload(tl_settings_t *running, tl_settings_make_fn make, void *c
 void tl_settings_show(const tl_settings_t *settings, FILE *out);
 
 /*
+ * A program's settings made from defs and its file: the defaults, then the
+ * file chosen as tl_settings_file() does, loaded (a missing default file is
+ * fine). Errors in why as tl_settings_load() puts them.
+ */
+int tl_settings_read(tl_settings_t *settings, const tl_setting_def_t *defs,
+                     const char *explicit_path, const char *env_name, const char *default_path,
+                     char *why, size_t why_size);
+
+/*
  * The file to read: explicit if given, else $env_name if set and not empty,
  * else default_path. *must_exist: 1 for an explicit file or the variable's.
  */

@@ -50,17 +50,8 @@ const tl_setting_def_t tl_admin_relay_settings[] = {
 int tl_admin_settings_load(const char *config_path, tl_settings_t *settings, char *why,
                            size_t why_size)
 {
-    char path[TL_SETTINGS_PATH_MAX];
-    int must_exist = 0;
-    int rc = tl_settings_init(settings, tl_admin_relay_settings);
-    if (rc == 0)
-        rc = tl_settings_file(config_path, TL_ADMIN_CONFIG_ENV, TL_ADMIN_CONFIG_DEFAULT, path,
-                              sizeof path, &must_exist);
-    if (rc != 0) {
-        tl_format(why, why_size, "the configuration file's path: %s", tl_strerror(rc));
-        return rc;
-    }
-    return tl_settings_load(settings, path, must_exist, why, why_size);
+    return tl_settings_read(settings, tl_admin_relay_settings, config_path, TL_ADMIN_CONFIG_ENV,
+                            TL_ADMIN_CONFIG_DEFAULT, why, why_size);
 }
 
 /* Whether the words hold --data (or --data=DIR) before a "--". */

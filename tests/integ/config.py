@@ -46,22 +46,22 @@ def env_with(**variables):
     return env
 
 
-def relay_cmd(*words, env=None, expect=0):
-    proc = subprocess.run([BIN + "/tierline-relay"] + list(words), capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+def program(name, words, env, expect):
+    """Runs BIN/name with words: (status, stdout, stderr); expect None takes any status."""
+    proc = subprocess.run([BIN + "/" + name] + list(words), capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, env=env)
     if expect is not None and proc.returncode != expect:
-        raise Failure("tierline-relay %s exited %d, expected %d\n%s%s" % (
-            " ".join(words), proc.returncode, expect, proc.stdout, proc.stderr))
+        raise Failure("%s %s exited %d, expected %d\n%s%s" % (
+            name, " ".join(words), proc.returncode, expect, proc.stdout, proc.stderr))
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def relay_cmd(*words, env=None, expect=0):
+    return program("tierline-relay", words, env, expect)
 
 
 def agent_cmd(*words, env=None, expect=0):
-    proc = subprocess.run([BIN + "/tierline-agent"] + list(words), capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
-    if expect is not None and proc.returncode != expect:
-        raise Failure("tierline-agent %s exited %d, expected %d\n%s%s" % (
-            " ".join(words), proc.returncode, expect, proc.stdout, proc.stderr))
-    return proc.returncode, proc.stdout, proc.stderr
+    return program("tierline-agent", words, env, expect)
 
 
 class ConfiguredRelay:

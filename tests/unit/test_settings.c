@@ -81,6 +81,11 @@ static void test_conffile_names_each_fault_with_file_and_line(void **state)
         {TL_CONFFILE_SECTIONS, "[web\n", "/etc/x.conf:1: expected '[section]', got '[web'"},
         {TL_CONFFILE_SECTIONS, "[web]\nalpha = 1\n",
          "/etc/x.conf:2: unknown setting 'web.alpha' (known: alpha, beta)"},
+        /* What the file says is shown escaped: no terminal escape gets through. */
+        {0, "\x1b]0;owned\x07 here\n",
+         "/etc/x.conf:1: expected 'key = value', got '\\x1b]0;owned\\x07 here'"},
+        {0, "\x1b[2J = 1\n", "/etc/x.conf:1: unknown setting '\\x1b[2J' (known: alpha, beta)"},
+        {TL_CONFFILE_SECTIONS, "[\x1b[31m]\n", "/etc/x.conf:1: unknown section '[\\x1b[31m]'"},
         /* Without sections, a header is just a line without '='. */
         {0, "[web]\n", "/etc/x.conf:1: expected 'key = value', got '[web]'"},
     };
@@ -201,7 +206,12 @@ static void test_settings_bad_values_named_and_change_nothing(void **state)
         {"count = many\n", "/etc/t.conf:1: 'count' wants a number 1..100, got 'many'"},
         {"count = 101\n", "/etc/t.conf:1: 'count' wants a number 1..100, got '101'"},
         {"name = ninechars\n", "/etc/t.conf:1: 'name' wants 1..8 bytes"},
-        {"name = a\tb\n", "/etc/t.conf:1: the value of 'name' holds a control character"},
+        {"name = a\tb\n",
+         "/etc/t.conf:1: the value of 'name' holds a control character or is not UTF-8 text"},
+        {"name = a\xc2\x9b\n",
+         "/etc/t.conf:1: the value of 'name' holds a control character or is not UTF-8 text"},
+        {"name = \xff\n",
+         "/etc/t.conf:1: the value of 'name' holds a control character or is not UTF-8 text"},
         {"where = nowhere\n",
          "/etc/t.conf:1: 'where' wants ADDR:PORT (an IP address and a port, or off), got "
          "'nowhere'"},
