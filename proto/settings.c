@@ -386,6 +386,17 @@ void tl_settings_show(const tl_settings_t *settings, FILE *out)
     }
 }
 
+void tl_settings_report(const tl_settings_t *settings, int show, FILE *out)
+{
+    const char *note = settings->file_read ? "" : " (no file: the defaults)";
+    if (!show) {
+        fprintf(out, "%s: ok%s\n", settings->path, note);
+        return;
+    }
+    fprintf(out, "# %s%s\n", settings->path, note);
+    tl_settings_show(settings, out);
+}
+
 int tl_settings_file(const char *explicit_path, const char *env_name, const char *default_path,
                      char *out, size_t size, int *must_exist)
 {

@@ -130,6 +130,12 @@ typedef int (*tl_settings_make_fn)(void *ctx, tl_settings_t *settings, char *why
  */
 int tl_settings_reload(tl_settings_t *running, tl_settings_make_fn make, void *ctx);
 
+/*
+ * What `config check` prints for a file that parsed ("FILE: ok"), or with show
+ * what `config show` prints: "# FILE", then tl_settings_show().
+ */
+void tl_settings_report(const tl_settings_t *settings, int show, FILE *out);
+
 /* Every setting as "key = value  # origin" lines ("off" when unset). */
 void tl_settings_show(const tl_settings_t *settings, FILE *out);
 

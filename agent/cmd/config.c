@@ -37,11 +37,8 @@ int tl_agent_cmd_config(int argc, char **argv)
     if (tl_agent_settings_load(config, settings, why, sizeof why) != 0) {
         fprintf(stderr, "%s\n", why);
         status = TL_EXIT_USAGE;
-    } else if (!show) {
-        printf("%s: ok%s\n", settings->path, settings->file_read ? "" : " (no file: the defaults)");
     } else {
-        printf("# %s%s\n", settings->path, settings->file_read ? "" : " (no file: the defaults)");
-        tl_settings_show(settings, stdout);
+        tl_settings_report(settings, show, stdout);
     }
     free(settings);
     return status;

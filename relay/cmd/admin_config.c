@@ -124,12 +124,8 @@ static int cmd_config(const tl_admin_command_t *cmd, int argc, char **argv)
     if (tl_admin_settings_load(args.config, settings, why, sizeof why) != 0) {
         fprintf(stderr, "%s\n", why);
         status = TL_EXIT_USAGE;
-    } else if (args.verb == 0) {
-        printf("%s: ok%s\n", settings->path, settings->file_read ? "" : " (no file: the defaults)");
-        status = TL_EXIT_OK;
     } else {
-        printf("# %s%s\n", settings->path, settings->file_read ? "" : " (no file: the defaults)");
-        tl_settings_show(settings, stdout);
+        tl_settings_report(settings, args.verb == 1, stdout);
         status = TL_EXIT_OK;
     }
     free(settings);
