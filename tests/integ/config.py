@@ -158,7 +158,7 @@ def case_relay_from_its_file_alone_serves_and_an_agent_enrolls():
     agent = subprocess.Popen([BIN + "/tierline-agent", "run"], stdin=subprocess.DEVNULL,
                              stdout=log, stderr=log, env=agent_env)
     status = lambda: json.loads(agent_cmd("status", "--json", env=agent_env)[1])
-    wait_for("the agent connected", lambda: status().get("connected"))
+    wait_for("the agent connected", lambda: status().get("connected"), timeout=60)
     _, out, _ = relay_cmd("devices", "--json", env=relay.env)
     devices = json.loads(out)
     devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
