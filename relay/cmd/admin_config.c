@@ -71,6 +71,7 @@ int tl_admin_parse(const tl_admin_command_t *cmd, int argc, char **argv, void *r
     tl_cli_arg_t options[TL_CLI_OPTIONS_MAX + 1];
     tl_cli_spec_t spec = *cmd->args;
     const tl_cli_arg_t *data = NULL;
+    int reads_config = 0; /* a command with --config (serve) reads the file itself */
     size_t count = 0;
     for (; spec.options != NULL && spec.options[count].name != NULL; count++) {
         if (count >= TL_CLI_OPTIONS_MAX)
@@ -81,9 +82,10 @@ int tl_admin_parse(const tl_admin_command_t *cmd, int argc, char **argv, void *r
             /* Without --data, the configured folder: the option is never required. */
             options[count].flags &= ~(unsigned)TL_CLI_REQUIRED;
         }
+        reads_config |= strcmp(options[count].name, "config") == 0;
     }
     options[count] = (tl_cli_arg_t){0};
-    if (data != NULL && !data_given(argc, argv)) {
+    if (data != NULL && !reads_config && !data_given(argc, argv)) {
         static tl_settings_t settings;
         char why[1024];
         if (tl_admin_settings_load(NULL, &settings, why, sizeof why) != 0) {

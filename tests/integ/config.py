@@ -83,8 +83,10 @@ class ConfiguredRelay:
 
     def start(self):
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([BIN + "/tierline-relay", "serve"], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log, env=self.env)
+        # --config names the file; the admin commands below find it through the variable.
+        self.proc = subprocess.Popen([BIN + "/tierline-relay", "serve", "--config", self.conf],
+                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                                     env=env_with())
         wait_for("the SSH port", lambda: "technicians' SSH listening" in self.log_text()
                  or self.proc.poll() is not None)
         check(self.proc.poll() is None, "the relay exited: " + self.log_text())
