@@ -6,6 +6,7 @@
  * relay or the user.
  */
 #include "agent/cmd/commands.h"
+#include "agent/conf.h"
 #include "agent/diag.h"
 #include "proto/cli.h"
 #include "proto/format.h"
@@ -26,8 +27,12 @@ struct command {
 };
 
 #define STATE_OPTION                                                                               \
-    "--state DIR\tthe agent's state folder (default $TIERLINE_AGENT_STATE, "                       \
-    "$XDG_STATE_HOME/tierline-agent or ~/.local/state/tierline-agent)\n"
+    "--state DIR\tthe agent's state folder (default $TIERLINE_AGENT_STATE, agent.conf's "          \
+    "state_dir, $XDG_STATE_HOME/tierline-agent or ~/.local/state/tierline-agent)\n"
+
+#define CONFIG_OPTION                                                                              \
+    "--config FILE\tthe configuration file (default $" TL_AGENT_CONFIG_ENV                         \
+    " or " TL_AGENT_CONFIG_DEFAULT ")\n"
 
 static const struct command commands[] = {
     {"enroll", "enroll ENROLLMENT-STRING [--state DIR]",
@@ -35,12 +40,13 @@ static const struct command commands[] = {
      STATE_OPTION,
      "tierline-agent enroll 'tl1:K7QX-2M9P-4RTW-8HJC@relay.example.com:7443#SHA256:...'\n"},
     {"run",
-     "run [--state DIR] [--policy FILE] [--consent-timeout DURATION] [--runbooks DIR] [--shell "
+     "run [--config FILE] [--state DIR] [--policy FILE] [--consent-timeout DURATION] [--runbooks "
+     "DIR] [--shell "
      "PATH] [--notify-interval DURATION] "
      "[--backoff-max-ms N] [--log-level LEVEL]",
      "Keep the tunnel up, deliver queued requests, serve the sessions the user allows.",
      tl_agent_cmd_run,
-     STATE_OPTION
+     CONFIG_OPTION STATE_OPTION
      "--policy FILE\tthe unattended policy (default STATE/policy.json; "
      "docs/consent.md)\n"
      "--consent-timeout DURATION\thow long a question waits for the user, 1s..1d "
@@ -117,6 +123,11 @@ static const struct command commands[] = {
      "previous version, or install a package by hand (checked as the relay's are).",
      tl_agent_cmd_catalogue, STATE_OPTION "--json\tstatus as JSON\n",
      "tierline-agent catalogue\ntierline-agent catalogue rollback\n"},
+    {"config", "config check|show [--config FILE]",
+     "Check the configuration file (FILE:LINE: reason, exit 2), or show the settings it makes and "
+     "where each comes from.",
+     tl_agent_cmd_config, CONFIG_OPTION,
+     "tierline-agent config check\ntierline-agent config show --config /etc/tierline/agent.conf\n"},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
@@ -162,6 +173,14 @@ int main(int argc, char **argv)
             tl_cli_help_t help = {cmd->usage, cmd->summary, cmd->options, cmd->example};
             tl_cli_help_write(stdout, PROGRAM, &help);
             return TL_EXIT_OK;
+        }
+        /* run and config read the file themselves (they take --config); the others start from
+         * its state_dir. */
+        if (strcmp(cmd->name, "run") != 0 && strcmp(cmd->name, "config") != 0) {
+            static tl_settings_t settings;
+            status = tl_agent_configure(cmd->name, NULL, &settings);
+            if (status != 0)
+                return status;
         }
         return cmd->run_fn(argc - 1, argv + 1);
     }

@@ -20,6 +20,13 @@ int tl_state_path(const char *dir, const char *name, char *out, size_t size)
     return tl_format(out, size, "%s/%s", dir, name) == 0 ? 0 : TL_EINVAL;
 }
 
+static char configured_dir[TL_STATE_PATH_MAX];
+
+void tl_state_set_configured_dir(const char *dir)
+{
+    snprintf(configured_dir, sizeof configured_dir, "%s", dir != NULL ? dir : "");
+}
+
 int tl_state_dir(const char *dir, char *out, size_t size)
 {
     int rc;
@@ -30,6 +37,8 @@ int tl_state_dir(const char *dir, char *out, size_t size)
         rc = tl_format(out, size, "%s", dir);
     else if (env != NULL && env[0] != '\0')
         rc = tl_format(out, size, "%s", env);
+    else if (configured_dir[0] != '\0')
+        rc = tl_format(out, size, "%s", configured_dir);
     else if (xdg != NULL && xdg[0] == '/')
         rc = tl_format(out, size, "%s/tierline-agent", xdg);
     else if (home != NULL && home[0] == '/')

@@ -44,8 +44,13 @@ typedef struct tl_agent_state {
     char catalogue_key[TL_FINGERPRINT_LEN]; /* "" when enrolled without one */
 } tl_agent_state_t;
 
-/* The directory to use: dir if given, else the default above. */
+/*
+ * The directory to use: dir if given (--state), else $TIERLINE_AGENT_STATE,
+ * else the configured one (agent.conf's state_dir), else the default above.
+ */
 int tl_state_dir(const char *dir, char *out, size_t size);
+/* agent.conf's state_dir (NULL or "": none), for tl_state_dir. */
+void tl_state_set_configured_dir(const char *dir);
 /* Creates the directory (0700, parents too) and the outbox. */
 int tl_state_prepare(const char *dir);
 /* Reads relay.json; enrolled = 0 when there is none. TL_EINVAL if damaged. */

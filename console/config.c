@@ -1,5 +1,6 @@
 #include "console/config.h"
 #include "proto/cli.h"
+#include "proto/conffile.h"
 #include "proto/err.h"
 #include "proto/format.h"
 #include "proto/fsutil.h"
@@ -251,118 +252,26 @@ static int read_small_file(const char *path, char **out, size_t *out_len)
     return tl_fs_read_file(path, TL_CONFIG_FILE_MAX, TL_FS_READ_ANY_TYPE, NULL, NULL, out, out_len);
 }
 
-static char *trim(char *start, char *end)
-{
-    while (start < end && (*start == ' ' || *start == '\t' || *start == '\r'))
-        start++;
-    while (end > start && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-        end--;
-    *end = '\0';
-    return start;
-}
-
-/*
- * One line of the file, split in place. Returns 0 with *key NULL for a blank
- * or comment line, 0 with key and value for a setting, TL_EINVAL (and why)
- * for anything else. Known keys only.
- */
-static int split_setting(char *line, size_t len, char **key, char **value, char *why,
-                         size_t why_size)
-{
-    *key = *value = NULL;
-    if (memchr(line, '\0', len) != NULL) {
-        tl_format(why, why_size, "NUL byte in the line");
-        return TL_EINVAL;
-    }
-    char *text = trim(line, line + len);
-    if (text[0] == '\0' || text[0] == '#')
-        return 0;
-    char *equals = strchr(text, '=');
-    if (equals == NULL) {
-        tl_format(why, why_size, "expected 'key = value', got '%.200s'", text);
-        return TL_EINVAL;
-    }
-    char *name = trim(text, equals);
-    char *rest = trim(equals + 1, equals + 1 + strlen(equals + 1));
-    if (name[0] == '\0') {
-        tl_format(why, why_size, "expected 'key = value': the key is missing");
-        return TL_EINVAL;
-    }
-    if (key_index(name) < 0) {
-        tl_format(why, why_size, "unknown setting '%.64s' (known: " KNOWN_KEYS ")", name);
-        return TL_EINVAL;
-    }
-    if (rest[0] == '\0') {
-        tl_format(why, why_size, "no value for '%s'", name);
-        return TL_EINVAL;
-    }
-    *key = name;
-    *value = rest;
-    return 0;
-}
-
-/* Walks the lines of data; calls fn for each; stops at the first error. */
-typedef int (*line_fn)(void *ctx, int number, const char *raw, size_t raw_len, const char *key,
-                       const char *value, char *why, size_t why_size);
-
-static int walk_lines(const char *path, const char *data, size_t len, line_fn fn, void *ctx,
-                      char *why, size_t why_size)
-{
-    char line[TL_CONFIG_LINE_MAX + 2];
-    char detail[512];
-    size_t start = 0;
-    int number = 0;
-    unsigned seen = 0;
-    while (start < len) {
-        const char *newline = memchr(data + start, '\n', len - start);
-        size_t end = newline != NULL ? (size_t)(newline - data) : len;
-        size_t line_len = end - start;
-        number++;
-        char *key = NULL, *value = NULL;
-        int rc;
-        detail[0] = '\0';
-        if (line_len > TL_CONFIG_LINE_MAX) {
-            snprintf(detail, sizeof detail, "line longer than %d bytes", TL_CONFIG_LINE_MAX);
-            rc = TL_EINVAL;
-        } else {
-            memcpy(line, data + start, line_len);
-            line[line_len] = '\0';
-            rc = split_setting(line, line_len, &key, &value, detail, sizeof detail);
-        }
-        if (rc == 0)
-            rc = fn(ctx, number, data + start, line_len, key, value, detail, sizeof detail);
-        if (rc == 0 && key != NULL) {
-            unsigned bit = 1u << key_index(key);
-            if (seen & bit) {
-                snprintf(detail, sizeof detail, "'%.64s' is set twice", key);
-                rc = TL_EINVAL;
-            }
-            seen |= bit;
-        }
-        if (rc != 0) {
-            tl_format(why, why_size, "%s:%d: %s", path, number, detail);
-            return rc;
-        }
-        start = end + 1;
-    }
-    return 0;
-}
+/* The console's file: its keys, no sections (proto/conffile.h). */
+static const char *const FILE_KEYS[] = {"relay",    "port",      "user", "identity",
+                                        "host_key", "keepalive", NULL};
+static const tl_conffile_t console_file = {.keys = FILE_KEYS, .known_text = KNOWN_KEYS};
 
 struct load_ctx {
     tl_config_t *config;
     const char *path;
 };
 
-static int load_line(void *ctx, int number, const char *raw, size_t raw_len, const char *key,
-                     const char *value, char *why, size_t why_size)
+static int load_line(void *ctx, const tl_conffile_line_t *line, char *why, size_t why_size)
 {
     struct load_ctx *load = ctx;
-    if (key == NULL)
+    if (line->key == NULL)
         return 0;
     char origin[64];
     const char *base = strrchr(load->path, '/');
-    snprintf(origin, sizeof origin, "%.50s:%d", base != NULL ? base + 1 : load->path, number);
-    return tl_config_set(load->config, key, value, TL_CONFIG_FROM_FILE, origin, why, why_size);
+    snprintf(origin, sizeof origin, "%.50s:%d", base != NULL ? base + 1 : load->path, line->number);
+    return tl_config_set(load->config, line->key, line->value, TL_CONFIG_FROM_FILE, origin, why,
+                         why_size);
 }
 
 int tl_config_load_file(tl_config_t *config, const char *path, int *exists, char *why,
@@ -396,7 +305,7 @@ int tl_config_parse(tl_config_t *config, const char *path, const char *data, siz
     /* Parse into a copy: a malformed file changes nothing. */
     tl_config_t parsed = *config;
     struct load_ctx ctx = {.config = &parsed, .path = path};
-    int rc = walk_lines(path, data, len, load_line, &ctx, why, why_size);
+    int rc = tl_conffile_walk(&console_file, path, data, len, load_line, &ctx, why, why_size);
     if (rc == 0)
         *config = parsed;
     return rc;
@@ -444,10 +353,12 @@ struct update_ctx {
     unsigned done; /* bit i: keys[i] written */
 };
 
-static int update_line(void *ctx, int number, const char *raw, size_t raw_len, const char *key,
-                       const char *value, char *why, size_t why_size)
+static int update_line(void *ctx, const tl_conffile_line_t *line, char *why, size_t why_size)
 {
     struct update_ctx *update = ctx;
+    const char *key = line->key;
+    (void)why;
+    (void)why_size;
     if (key != NULL) {
         for (size_t i = 0; i < update->count; i++) {
             if (strcmp(update->keys[i], key) != 0)
@@ -458,7 +369,7 @@ static int update_line(void *ctx, int number, const char *raw, size_t raw_len, c
             return 0;
         }
     }
-    fwrite(raw, 1, raw_len, update->out);
+    fwrite(line->raw, 1, line->raw_len, update->out);
     fputc('\n', update->out);
     return 0;
 }
@@ -546,8 +457,8 @@ int tl_config_update_file(const char *path, const char *const *keys, const char 
     if (data != NULL) {
         /* A file that ends without a newline gets one, so appended keys stand on their own line. */
         size_t walk_len = len > 0 && data[len - 1] == '\n' ? len - 1 : len;
-        if (len > 0 &&
-            (rc = walk_lines(path, data, walk_len, update_line, &ctx, why, why_size)) != 0)
+        if (len > 0 && (rc = tl_conffile_walk(&console_file, path, data, walk_len, update_line,
+                                              &ctx, why, why_size)) != 0)
             goto out;
     }
     for (size_t i = 0; i < count; i++)

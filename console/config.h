@@ -21,6 +21,7 @@
 #ifndef TL_CONSOLE_CONFIG_H
 #define TL_CONSOLE_CONFIG_H
 
+#include "proto/conffile.h"
 #include "proto/keys.h"
 
 #include <stddef.h>
@@ -34,7 +35,7 @@
 #define TL_CONFIG_PATH_MAX 4096
 /* The config file is small; anything bigger is not ours. */
 #define TL_CONFIG_FILE_MAX (64 * 1024)
-#define TL_CONFIG_LINE_MAX 4096
+#define TL_CONFIG_LINE_MAX TL_CONFFILE_LINE_MAX
 
 /* Where a setting came from, weakest first. */
 typedef enum tl_config_source {

@@ -24,47 +24,70 @@
 /* ---- serve ------------------------------------------------------------------- */
 
 struct serve_args {
-    const char *data, *listen, *ssh_listen, *log_level_word, *metrics_listen;
+    const char *config, *data, *listen, *ssh_listen, *log_level_word, *metrics_listen;
     int metrics_public;
     uint64_t heartbeat_ms, handshake_timeout_ms;
-    uint64_t ssh_max_connections, ssh_preauth_per_address, ssh_auth_timeout_ms; /* 0: default */
-    uint64_t ssh_keepalive_ms, ssh_idle_timeout_ms;                             /* 0: default */
-    uint64_t take_wait_ms;                                                      /* 0: default */
+    uint64_t ssh_max_connections, ssh_preauth_per_address, ssh_auth_timeout_ms; /* 0: not given */
+    uint64_t ssh_keepalive_ms, ssh_idle_timeout_ms;                             /* 0: not given */
+    uint64_t take_wait_ms;                                                      /* 0: not given */
     enum tl_log_level log_level;
 };
 
+static const tl_admin_command_t serve;
+static struct serve_args serve_given; /* the command line, laid over the file at each reload */
+
+/* Built-in defaults, then the file, then the command line (docs/configuration.md). */
+static int serve_settings(void *ctx, tl_settings_t *settings, char *why, size_t why_size)
+{
+    const struct serve_args *args = ctx;
+    int rc = tl_admin_settings_load(args->config, settings, why, why_size);
+    if (rc == 0)
+        rc = tl_settings_from_args(settings, serve.args, args, why, why_size);
+    return rc;
+}
+
 static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
 {
-    struct serve_args args = {0};
-    int status = tl_admin_parse(cmd, argc, argv, &args);
+    static tl_settings_t settings;
+    char why[1024];
+    int status = tl_admin_parse(cmd, argc, argv, &serve_given);
     if (status != 0)
         return status;
-    /* The SSH address chosen at init serves technicians unless --ssh-listen says otherwise. */
+    if (serve_settings(&serve_given, &settings, why, sizeof why) != 0) {
+        fprintf(stderr, PROGRAM " serve: %s\n", why);
+        return TL_EXIT_USAGE;
+    }
+    const char *data = tl_settings_text(&settings, "data_dir");
+    const char *ssh_listen = tl_settings_text(&settings, "ssh_listen");
+    /* The SSH address chosen at init serves technicians unless the settings say otherwise. */
     char stored_ssh_listen[128];
-    if (args.ssh_listen == NULL) {
-        int rc = tl_datadir_ssh_listen(args.data, stored_ssh_listen, sizeof stored_ssh_listen);
+    if (ssh_listen == NULL) {
+        int rc = tl_datadir_ssh_listen(data, stored_ssh_listen, sizeof stored_ssh_listen);
         if (rc == 0)
-            args.ssh_listen = stored_ssh_listen;
+            ssh_listen = stored_ssh_listen;
         else if (rc != TL_ENOTFOUND && rc != -ENOENT)
             return tl_admin_fail("reading the relay settings", rc);
     }
     tl_relay_config_t config = {
-        .data_dir = args.data,
-        .listen = args.listen,
-        .ssh_listen = args.ssh_listen,
-        .heartbeat_ms = (uint32_t)args.heartbeat_ms,
-        .handshake_timeout_ms = (uint32_t)args.handshake_timeout_ms,
-        .ssh_max_connections = (uint32_t)args.ssh_max_connections,
-        .ssh_preauth_per_address = (uint32_t)args.ssh_preauth_per_address,
-        .ssh_auth_timeout_ms = (uint32_t)args.ssh_auth_timeout_ms,
-        .ssh_keepalive_ms = (uint32_t)args.ssh_keepalive_ms,
-        .ssh_idle_timeout_ms = (uint32_t)args.ssh_idle_timeout_ms,
-        .take_wait_ms = (uint32_t)args.take_wait_ms,
-        .metrics_listen = args.metrics_listen,
-        .metrics_public = args.metrics_public,
+        .data_dir = data,
+        .listen = tl_settings_text(&settings, "listen"),
+        .ssh_listen = ssh_listen,
+        .heartbeat_ms = (uint32_t)tl_settings_number(&settings, "heartbeat_ms"),
+        .handshake_timeout_ms = (uint32_t)tl_settings_number(&settings, "handshake_timeout_ms"),
+        .ssh_max_connections = (uint32_t)tl_settings_number(&settings, "ssh_max_connections"),
+        .ssh_preauth_per_address =
+            (uint32_t)tl_settings_number(&settings, "ssh_preauth_per_address"),
+        .ssh_auth_timeout_ms = (uint32_t)tl_settings_number(&settings, "ssh_auth_timeout_ms"),
+        .ssh_keepalive_ms = (uint32_t)tl_settings_number(&settings, "ssh_keepalive_ms"),
+        .ssh_idle_timeout_ms = (uint32_t)tl_settings_number(&settings, "ssh_idle_timeout_ms"),
+        .take_wait_ms = (uint32_t)tl_settings_number(&settings, "take_wait_ms"),
+        .metrics_listen = tl_settings_text(&settings, "metrics_listen"),
+        .metrics_public = (int)tl_settings_number(&settings, "metrics_public"),
+        .settings = &settings,
+        .reload = serve_settings,
+        .reload_ctx = &serve_given,
     };
-    if (args.log_level_word != NULL)
-        tl_log_set_level(args.log_level);
+    tl_log_set_level((enum tl_log_level)tl_settings_number(&settings, "log_level"));
     int rc = tl_relay_serve(&config);
     return rc == 0 ? TL_EXIT_OK : TL_EXIT_FAILURE;
 }
@@ -81,7 +104,8 @@ static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
 static const tl_admin_command_t serve = {
     .name = "serve",
     .usage =
-        "serve --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--heartbeat-ms N] "
+        "serve [--config FILE] [--data DIR] [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] "
+        "[--heartbeat-ms N] "
         "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
         "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
         "[--take-wait-ms N] [--metrics-listen ADDR:PORT [--metrics-public]] [--log-level LEVEL]",
@@ -91,10 +115,15 @@ static const tl_admin_command_t serve = {
         &(const tl_cli_spec_t){
             .options =
                 (const tl_cli_arg_t[]){
+                    {.name = "config",
+                     .metavar = "FILE",
+                     .help = "the configuration file (default $" TL_ADMIN_CONFIG_ENV
+                             " or " TL_ADMIN_CONFIG_DEFAULT "); options given here override it",
+                     .word = TL_CLI_AT(struct serve_args, config)},
                     {.name = "data",
                      .metavar = "DIR",
-                     .help = "the relay's folder (from init)",
-                     .flags = TL_CLI_REQUIRED,
+                     .help = "the relay's folder, from init (default: relay.conf's "
+                             "data_dir, " TL_ADMIN_DATA_DEFAULT ")",
                      .word = TL_CLI_AT(struct serve_args, data)},
                     {.name = "listen",
                      .metavar = "ADDR:PORT",
@@ -147,7 +176,8 @@ static const tl_admin_command_t serve = {
                     {0}},
             .flags = TL_CLI_DOUBLE_DASH},
     .run = cmd_serve,
-    .example = "tierline-relay serve --data /var/lib/tierline &\n",
+    .example = "tierline-relay serve &\n"
+               "tierline-relay serve --config /etc/tierline/relay.conf --log-level debug &\n",
 };
 
 /* ---- the table ----------------------------------------------------------------------- */
@@ -162,6 +192,7 @@ static const tl_admin_command_t *const commands[] = {
     &tl_admin_host_key,      &tl_admin_kb,
     &tl_admin_audit,         &tl_admin_catalogue,
     &tl_admin_runbook,       &tl_admin_retention,
+    &tl_admin_config,
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

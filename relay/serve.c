@@ -37,7 +37,8 @@
 
 struct relay {
     uv_loop_t *loop;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
+    tl_settings_t *settings; /* what is in force: applied at start and by reloads */
     tl_store_t *store;
     tl_audit_chain_t *chain;
     tl_evidence_store_t *evidence;
@@ -225,6 +226,7 @@ static void on_signal(uv_signal_t *handle, int signum)
     tl_log_info("shutting down signal=%d agents=%u", signum, tl_agent_server_count(relay->agents));
     uv_close((uv_handle_t *)&relay->sigterm, NULL);
     uv_close((uv_handle_t *)&relay->sigint, NULL);
+    uv_close((uv_handle_t *)&relay->sighup, NULL);
     tl_agent_server_stop(relay->agents);
     tl_metrics_serve_stop(relay->metrics);
     relay->metrics = NULL;
@@ -233,6 +235,45 @@ static void on_signal(uv_signal_t *handle, int signum)
         relay->ssh = NULL;
     }
     tl_ssh_logins_stop(relay->logins);
+}
+
+/* ---- reload (SIGHUP) ---------------------------------------------------------------- */
+
+/* The settings that can change at run time, put in force. */
+static void apply_runtime(struct relay *relay, const tl_settings_t *settings)
+{
+    tl_log_set_level((enum tl_log_level)tl_settings_number(settings, "log_level"));
+    if (relay->sessions != NULL)
+        tl_sessions_set_take_wait(relay->sessions,
+                                  (uint32_t)tl_settings_number(settings, "take_wait_ms"));
+    if (relay->ssh == NULL)
+        return;
+    tl_ssh_front_config_t limits = {
+        .max_sessions = (uint32_t)tl_settings_number(settings, "ssh_max_connections"),
+        .max_preauth_per_address =
+            (uint32_t)tl_settings_number(settings, "ssh_preauth_per_address"),
+        .auth_timeout_ms = (uint32_t)tl_settings_number(settings, "ssh_auth_timeout_ms"),
+        .keepalive_ms = (uint32_t)tl_settings_number(settings, "ssh_keepalive_ms"),
+        .idle_timeout_ms = (uint32_t)tl_settings_number(settings, "ssh_idle_timeout_ms"),
+    };
+    tl_ssh_front_set_limits(relay->ssh, &limits);
+}
+
+/*
+ * Reads the file again (the command line still overrides it). What may change at run time
+ * changes; what needs a restart keeps its value and is named in the log; a file with a fault
+ * changes nothing.
+ */
+static void on_reload(uv_signal_t *handle, int signum)
+{
+    struct relay *relay = handle->data;
+    (void)signum;
+    if (relay->settings == NULL || relay->config.reload == NULL) {
+        tl_log_warn("reload ignored: no configuration to read");
+        return;
+    }
+    if (tl_settings_reload(relay->settings, relay->config.reload, relay->config.reload_ctx) == 0)
+        apply_runtime(relay, relay->settings);
 }
 
 static int open_storage(struct relay *relay)
@@ -382,6 +423,9 @@ static void install_signals(struct relay *relay)
     relay->sigterm.data = relay->sigint.data = relay;
     uv_signal_start(&relay->sigterm, on_signal, SIGTERM);
     uv_signal_start(&relay->sigint, on_signal, SIGINT);
+    uv_signal_init(relay->loop, &relay->sighup);
+    relay->sighup.data = relay;
+    uv_signal_start(&relay->sighup, on_reload, SIGHUP);
 }
 
 /*
@@ -414,6 +458,7 @@ static void close_relay(struct relay *relay)
     tl_ssh_logins_free(relay->logins);
     EVP_PKEY_free(relay->commands.bundle_key);
     tl_sla_config_free(relay->sla);
+    free(relay->settings);
     free(relay);
 }
 
@@ -424,6 +469,13 @@ int tl_relay_serve(const tl_relay_config_t *config)
         return TL_ENOMEM;
     relay->config = *config;
     relay->lock_fd = -1;
+    if (config->settings != NULL) {
+        if ((relay->settings = malloc(sizeof *relay->settings)) == NULL) {
+            free(relay);
+            return TL_ENOMEM;
+        }
+        *relay->settings = *config->settings;
+    }
     apply_defaults(&relay->config);
 
     char listen[128];
@@ -469,6 +521,9 @@ int tl_relay_serve(const tl_relay_config_t *config)
     tl_datadir_fingerprint(config->data_dir, fingerprint);
     tl_log_info("relay listening addr=%s fingerprint=%s devices=%zu version=%s", listen,
                 fingerprint, tl_registry_count(relay->registry), TL_VERSION_STRING);
+    if (relay->settings != NULL)
+        tl_log_info("configuration path=%s read=%s", relay->settings->path,
+                    relay->settings->file_read ? "yes" : "no (defaults)");
     uv_run(relay->loop, UV_RUN_DEFAULT);
     tl_log_limit_stop(log_limit); /* the summaries still due */
     log_limit = NULL;

@@ -16,6 +16,8 @@
 #ifndef TL_SERVE_H
 #define TL_SERVE_H
 
+#include "proto/settings.h"
+
 #include <stdint.h>
 
 typedef struct tl_relay_config {
@@ -37,6 +39,15 @@ typedef struct tl_relay_config {
      * address unless metrics_public. */
     const char *metrics_listen;
     int metrics_public;
+    /*
+     * The settings these came from (relay.conf and the command line, proto/settings.h), and how
+     * to make them again: on SIGHUP the relay calls reload, applies what can change at run time
+     * (TL_SETTING_RELOAD) and logs the rest as needing a restart; a file that no longer parses
+     * changes nothing. NULL: SIGHUP is logged and ignored.
+     */
+    const tl_settings_t *settings;
+    int (*reload)(void *ctx, tl_settings_t *settings, char *why, size_t why_size);
+    void *reload_ctx;
 } tl_relay_config_t;
 
 #define TL_RELAY_DEFAULT_HEARTBEAT_MS 20000u
@@ -44,7 +55,7 @@ typedef struct tl_relay_config {
 #define TL_RELAY_DEFAULT_MAX_AGENTS 20000u
 #define TL_RELAY_DEFAULT_MAX_UPLOAD (64ull * 1024 * 1024)
 
-/* Runs until SIGTERM or SIGINT; 0 after a clean shutdown. */
+/* Runs until SIGTERM or SIGINT (SIGHUP reloads the settings); 0 after a clean shutdown. */
 int tl_relay_serve(const tl_relay_config_t *config);
 
 #endif

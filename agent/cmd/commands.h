@@ -24,5 +24,15 @@ int tl_agent_cmd_sessions(int argc, char **argv);  /* grants.c */
 int tl_agent_cmd_end(int argc, char **argv);       /* grants.c */
 int tl_agent_cmd_diag(int argc, char **argv);      /* diag.c */
 int tl_agent_cmd_catalogue(int argc, char **argv); /* catalogue.c */
+int tl_agent_cmd_config(int argc, char **argv);    /* config.c */
+
+struct tl_settings;
+/*
+ * Reads agent.conf (config_path NULL: $TIERLINE_AGENT_CONFIG or the default)
+ * into settings and makes its state_dir the default state directory. Non-zero:
+ * the exit status, "tierline-agent COMMAND: FILE:LINE: reason" printed.
+ */
+int tl_agent_configure(const char *command, const char *config_path,
+                       struct tl_settings *settings); /* config.c */
 
 #endif

@@ -17,6 +17,7 @@
 #include "agent/storage.h"
 #include "agent/ticket_news.h"
 #include "agent/catalogue.h"
+#include "agent/conf.h"
 #include "agent/catalogue_sync.h"
 #include "agent/witness_sync.h"
 #include "agent/tunnel.h"
@@ -24,6 +25,7 @@
 #include "proto/err.h"
 #include "proto/format.h"
 #include "proto/log.h"
+#include "proto/settings.h"
 #include "proto/msg_tickets.h"
 #include "proto/text.h"
 #include "proto/vocab.h"
@@ -51,7 +53,9 @@ struct agent_run {
     /* Disk work off the loop: one lane for grants.json, one for the outbox. */
     tl_storage_t *grants_lane;
     tl_storage_t *outbox_lane;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
+    tl_settings_t *settings;           /* agent.conf and the command line, in force */
+    const struct run_options *options; /* the command line, laid over the file on reload */
 };
 
 static void run_delivered(tl_tunnel_t *tunnel, const char *request, const char *ticket)
@@ -301,6 +305,7 @@ static void run_signal(uv_signal_t *handle, int signum)
     tl_log_info("agent stopping signal=%d", signum);
     uv_close((uv_handle_t *)&run->sigterm, NULL);
     uv_close((uv_handle_t *)&run->sigint, NULL);
+    uv_close((uv_handle_t *)&run->sighup, NULL);
     run_shutdown(run);
 }
 
@@ -324,36 +329,45 @@ static int load_policy(const char *option, const char *state_dir, tl_policy_t **
 }
 
 struct run_options {
-    const char *dir, *policy_option, *runbooks_option, *shell_option;
+    const char *config_option; /* --config FILE */
+    /* The words of the options that are settings (agent/conf.h), NULL when not given. */
+    const char *dir, *policy_option, *runbooks_option, *shell_option, *backoff_word, *level_word,
+        *timeout_word, *interval_word;
     uint64_t backoff_max;        /* 0: the tunnel's default */
     uint64_t consent_timeout_ms; /* 0: the policy's, or the default */
     uint64_t notify_interval_ms;
 };
 
 #define RUN_USAGE                                                                                  \
-    "run [--state DIR] [--policy FILE] [--consent-timeout DURATION] "                              \
+    "run [--config FILE] [--state DIR] [--policy FILE] [--consent-timeout DURATION] "              \
     "[--runbooks DIR] [--shell PATH] [--notify-interval DURATION] [--backoff-max-ms N] "           \
     "[--log-level LEVEL]"
 
 /* The options, checked; sets the log level. Non-zero: the exit status, the reason printed. */
 static int run_parse(int argc, char **argv, struct run_options *run_options)
 {
-    const char *backoff = NULL, *level = NULL, *timeout_option = NULL, *interval = NULL,
-               *positional[1];
+    const char *positional[1];
     int count;
-    tl_cli_option_t options[] = {{"state", &run_options->dir, NULL},
-                                 {"backoff-max-ms", &backoff, NULL},
-                                 {"log-level", &level, NULL},
+    tl_cli_option_t options[] = {{"config", &run_options->config_option, NULL},
+                                 {"state", &run_options->dir, NULL},
+                                 {"backoff-max-ms", &run_options->backoff_word, NULL},
+                                 {"log-level", &run_options->level_word, NULL},
                                  {"policy", &run_options->policy_option, NULL},
-                                 {"consent-timeout", &timeout_option, NULL},
+                                 {"consent-timeout", &run_options->timeout_word, NULL},
                                  {"runbooks", &run_options->runbooks_option, NULL},
                                  {"shell", &run_options->shell_option, NULL},
-                                 {"notify-interval", &interval, NULL},
+                                 {"notify-interval", &run_options->interval_word, NULL},
                                  {0}};
+    const char *backoff = run_options->backoff_word, *level = NULL, *timeout_option = NULL,
+               *interval = NULL;
     int status =
         tl_cli_parse(PROGRAM, "run", RUN_USAGE, argc, argv, 1, options, positional, 0, &count);
     if (status != 0)
         return status;
+    backoff = run_options->backoff_word;
+    level = run_options->level_word;
+    timeout_option = run_options->timeout_word;
+    interval = run_options->interval_word;
     if (backoff != NULL &&
         tl_cli_parse_uint(backoff, 100, 3600000, &run_options->backoff_max) != 0) {
         fprintf(stderr, PROGRAM " run: --backoff-max-ms wants 100..3600000\n");
@@ -394,6 +408,82 @@ static int run_parse(int argc, char **argv, struct run_options *run_options)
         tl_log_set_level(log_level);
     }
     return 0;
+}
+
+/* The command line's words over the settings: they beat the file, at start and on each reload. */
+static int run_overrides(const struct run_options *options, tl_settings_t *settings, char *why,
+                         size_t why_size)
+{
+    const struct {
+        const char *key, *option, *word;
+    } given[] = {
+        {"state_dir", "state", options->dir},
+        {"policy", "policy", options->policy_option},
+        {"runbooks", "runbooks", options->runbooks_option},
+        {"shell", "shell", options->shell_option},
+        {"backoff_max_ms", "backoff-max-ms", options->backoff_word},
+        {"log_level", "log-level", options->level_word},
+        {"consent_timeout", "consent-timeout", options->timeout_word},
+        {"notify_interval", "notify-interval", options->interval_word},
+    };
+    char detail[512];
+    for (size_t i = 0; i < sizeof given / sizeof given[0]; i++) {
+        if (given[i].word == NULL)
+            continue;
+        if (tl_settings_set(settings, tl_settings_index(settings, given[i].key), given[i].word,
+                            TL_SETTING_FROM_COMMAND_LINE, 0, detail, sizeof detail) != 0) {
+            tl_format(why, why_size, "--%s: %s", given[i].option, detail);
+            return TL_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* agent.conf, then the command line (a tl_settings_make_fn). */
+static int run_make_settings(void *ctx, tl_settings_t *settings, char *why, size_t why_size)
+{
+    const struct run_options *options = ctx;
+    int rc = tl_agent_settings_load(options->config_option, settings, why, why_size);
+    return rc == 0 ? run_overrides(options, settings, why, why_size) : rc;
+}
+
+/*
+ * The settings in force, made and put into options (the command line's words become the
+ * values in force); sets the log level. Non-zero: the exit status, the reason printed.
+ */
+static int run_configure(struct run_options *options, tl_settings_t *settings)
+{
+    char why[1024];
+    if (run_make_settings(options, settings, why, sizeof why) != 0) {
+        fprintf(stderr, PROGRAM " run: %s\n", why);
+        return TL_EXIT_USAGE;
+    }
+    tl_state_set_configured_dir(tl_settings_text(settings, "state_dir"));
+    options->policy_option = tl_settings_text(settings, "policy");
+    options->runbooks_option = tl_settings_text(settings, "runbooks");
+    options->shell_option = tl_settings_text(settings, "shell");
+    options->backoff_max = tl_settings_number(settings, "backoff_max_ms");
+    options->consent_timeout_ms = tl_settings_number(settings, "consent_timeout");
+    options->notify_interval_ms = tl_settings_number(settings, "notify_interval");
+    tl_log_set_level((enum tl_log_level)tl_settings_number(settings, "log_level"));
+    const char *shell = options->shell_option;
+    if (shell != NULL && access(shell, X_OK) != 0) {
+        char origin[TL_SETTINGS_PATH_MAX + 32];
+        tl_settings_origin(settings, tl_settings_index(settings, "shell"), origin, sizeof origin);
+        fprintf(stderr, PROGRAM " run: %s: shell '%s' is not a program this user can run\n", origin,
+                shell);
+        return TL_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* SIGHUP: agent.conf read again; the log level changes at once, the rest at the next start. */
+static void run_reload(uv_signal_t *handle, int signum)
+{
+    struct agent_run *run = handle->data;
+    (void)signum;
+    if (tl_settings_reload(run->settings, run_make_settings, (void *)run->options) == 0)
+        tl_log_set_level((enum tl_log_level)tl_settings_number(run->settings, "log_level"));
 }
 
 /*
@@ -534,7 +624,10 @@ int tl_agent_cmd_run(int argc, char **argv)
     tl_policy_t *policy = NULL;
     struct agent_run run = {0};
     char runbooks_dir[PATH_MAX], self_exe[PATH_MAX];
+    static tl_settings_t settings;
     int rc, status = run_parse(argc, argv, &options);
+    if (status == 0)
+        status = run_configure(&options, &settings);
     if (status != 0 || (status = tl__cmd_open_state("run", options.dir, 1, &state)) != 0 ||
         (status = load_policy(options.policy_option, state.dir, &policy)) != 0 ||
         (status = run_paths(options.runbooks_option, state.dir, runbooks_dir, self_exe)) != 0 ||
@@ -561,6 +654,11 @@ int tl_agent_cmd_run(int argc, char **argv)
     run.sigterm.data = run.sigint.data = &run;
     uv_signal_start(&run.sigterm, run_signal, SIGTERM);
     uv_signal_start(&run.sigint, run_signal, SIGINT);
+    run.settings = &settings;
+    run.options = &options;
+    uv_signal_init(loop, &run.sighup);
+    run.sighup.data = &run;
+    uv_signal_start(&run.sighup, run_reload, SIGHUP);
     char timeout_text[32];
     tl_consent_duration_text(tl_consent_timeout_ms(run.consent) / 1000, timeout_text,
                              sizeof timeout_text);

@@ -9,14 +9,6 @@
 #include "relay/cmd/show.h"
 #include "relay/store/datadir.h"
 
-int tl_admin_parse(const tl_admin_command_t *cmd, int argc, char **argv, void *result)
-{
-    tl_cli_error_t error;
-    if (tl_cli_args_parse(cmd->args, argc - 2, argv + 2, result, &error) == 0)
-        return 0;
-    return tl_cli_error_write(stderr, TL_ADMIN_PROGRAM, cmd->name, cmd->usage, cmd->args, &error);
-}
-
 int tl_admin_fail(const char *what, int rc)
 {
     fprintf(stderr, TL_ADMIN_PROGRAM ": %s: %s\n", what, tl_strerror(rc));

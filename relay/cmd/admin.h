@@ -17,6 +17,7 @@
 #define TL_ADMIN_H
 
 #include "proto/cli.h"
+#include "proto/settings.h"
 
 #include <stdio.h>
 
@@ -43,10 +44,27 @@ extern const tl_admin_command_t tl_admin_kb;
 extern const tl_admin_command_t tl_admin_catalogue;
 extern const tl_admin_command_t tl_admin_runbook;
 extern const tl_admin_command_t tl_admin_retention;
+extern const tl_admin_command_t tl_admin_config;
+
+/*
+ * The configuration file (relay/cmd/admin_config.c, docs/configuration.md):
+ * --config FILE, else $TIERLINE_RELAY_CONFIG, else /etc/tierline/relay.conf,
+ * which may be missing (the defaults then). Its data_dir is the --data of
+ * every admin command that is not given one.
+ */
+#define TL_ADMIN_CONFIG_DEFAULT "/etc/tierline/relay.conf"
+#define TL_ADMIN_CONFIG_ENV "TIERLINE_RELAY_CONFIG"
+#define TL_ADMIN_DATA_DEFAULT "/var/lib/tierline"
+extern const tl_setting_def_t tl_admin_relay_settings[];
+
+/* The built-in defaults, then the file (config_path NULL: the usual one); why names FILE:LINE. */
+int tl_admin_settings_load(const char *config_path, tl_settings_t *settings, char *why,
+                           size_t why_size);
 
 /*
  * Reads argv[2..] into result with cmd's spec (fields not given keep what
- * result held). 0; or TL_EXIT_USAGE with the usage error on stderr:
+ * result held); a command that takes --data and is not given it gets the
+ * configured data_dir. 0; or TL_EXIT_USAGE with the usage error on stderr:
  * "tierline-relay COMMAND: what", then the usage line unless it stands alone.
  */
 int tl_admin_parse(const tl_admin_command_t *cmd, int argc, char **argv, void *result);

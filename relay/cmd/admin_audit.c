@@ -176,7 +176,7 @@ static int cmd_audit_verify(const tl_admin_command_t *cmd, int argc, char **argv
 
 const tl_admin_command_t tl_admin_audit_verify = {
     .name = "audit-verify",
-    .usage = "audit-verify --data DIR [--checkpoint FILE] [--key VKEY] [--json]",
+    .usage = "audit-verify [--data DIR] [--checkpoint FILE] [--key VKEY] [--json]",
     .summary = "verify the audit log's hash chain and its signed checkpoints",
     .args =
         &(const tl_cli_spec_t){
@@ -305,7 +305,7 @@ static int cmd_audit(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_audit = {
     .name = "audit",
-    .usage = "audit pubkey|checkpoint --data DIR [--json]",
+    .usage = "audit pubkey|checkpoint [--data DIR] [--json]",
     .summary = "print the audit key auditors keep (pubkey), or the latest signed checkpoint",
     .args =
         &(const tl_cli_spec_t){

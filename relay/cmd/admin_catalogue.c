@@ -649,11 +649,12 @@ static int cmd_catalogue(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_catalogue = {
     .name = "catalogue",
-    .usage = "catalogue key [-o FILE] | catalogue trust PUBKEYFILE [--replace] --data DIR | "
-             "catalogue sign --key KEY --runbooks DIR [--runbooks-from-data] (--kb DIR | "
-             "--kb-from-data) [--data DIR] --version N -o FILE | catalogue publish FILE --data DIR "
-             "| catalogue show [--json] "
-             "--data DIR",
+    .usage =
+        "catalogue key [-o FILE] | catalogue trust PUBKEYFILE [--replace] [--data DIR] | "
+        "catalogue sign --key KEY --runbooks DIR [--runbooks-from-data] (--kb DIR | "
+        "--kb-from-data) [--data DIR] --version N -o FILE | catalogue publish FILE [--data DIR] "
+        "| catalogue show [--json] "
+        "[--data DIR]",
     .summary = "signed catalogue updates of runbooks and articles for agents (docs/catalogue.md)",
     .args =
         &(const tl_cli_spec_t){

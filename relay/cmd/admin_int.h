@@ -10,10 +10,11 @@
 
 #include <jansson.h>
 
-/* --data DIR, which nearly every admin command needs; type names the result struct. */
+/* --data DIR, which nearly every admin command needs; type names the result struct. Without it,
+ * tl_admin_parse() gives the configured data_dir (relay.conf). */
 #define TL__ADMIN_DATA(type, help_text)                                                            \
     {                                                                                              \
-        .name = "data", .metavar = "DIR", .help = (help_text), .flags = TL_CLI_REQUIRED,           \
+        .name = "data", .metavar = "DIR", .help = help_text " (default: relay.conf's data_dir)",   \
         .out = TL_CLI_AT(type, data)                                                               \
     }
 #define TL__ADMIN_JSON(type, help_text)                                                            \

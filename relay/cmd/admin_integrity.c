@@ -26,7 +26,7 @@ static int cmd_status(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_status = {
     .name = "status",
-    .usage = "status --data DIR [--json]",
+    .usage = "status [--data DIR] [--json]",
     .summary = "is a relay serving, is its audit log written (chain head, entries waiting)",
     .args =
         TL__ADMIN_DATA_JSON("an object: serving, audit (healthy, problem, source, since), head "
@@ -43,7 +43,7 @@ static int cmd_audit_recover(const tl_admin_command_t *cmd, int argc, char **arg
 
 const tl_admin_command_t tl_admin_audit_recover = {
     .name = "audit-recover",
-    .usage = "audit-recover --data DIR [--json]",
+    .usage = "audit-recover [--data DIR] [--json]",
     .summary = "start a new audit segment that records a lost or damaged log, so serve can start "
                "again",
     .args = TL__ADMIN_DATA_JSON("an object: recovered, and entry (what the audit.recover entry "
@@ -61,7 +61,7 @@ static int cmd_evidence(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_evidence = {
     .name = "evidence",
-    .usage = "evidence verify --data DIR [--json]",
+    .usage = "evidence verify [--data DIR] [--json]",
     .summary = "re-hash every evidence item; list the damaged ones and their tickets (exit 1 if "
                "any)",
     .args =

@@ -697,9 +697,10 @@ static int cmd_kb(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_kb = {
     .name = "kb",
-    .usage = "kb add FILE... [--replace] [--runbooks DIR] --data DIR | kb list [--drafts] "
-             "[--category C] [--json] --data DIR | kb show ID [--json] --data DIR | kb remove ID "
-             "--data DIR | kb publish ID [--file EDITED.md] [--runbooks DIR] --data DIR",
+    .usage =
+        "kb add FILE... [--replace] [--runbooks DIR] [--data DIR] | kb list [--drafts] "
+        "[--category C] [--json] [--data DIR] | kb show ID [--json] [--data DIR] | kb remove ID "
+        "[--data DIR] | kb publish ID [--file EDITED.md] [--runbooks DIR] [--data DIR]",
     .summary = "manage the knowledge base's articles (docs/kb.md)",
     .args =
         &(const tl_cli_spec_t){

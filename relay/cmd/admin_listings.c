@@ -62,7 +62,7 @@ static int cmd_devices(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_devices = {
     .name = "devices",
-    .usage = "devices --data DIR [--json]",
+    .usage = "devices [--data DIR] [--json]",
     .summary = "list enrolled devices",
     .args =
         TL__ADMIN_DATA_JSON("a JSON array of objects: id, fingerprint, hostname, os, first_seen, "
@@ -110,7 +110,7 @@ static int cmd_tickets(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_tickets = {
     .name = "tickets",
-    .usage = "tickets --data DIR [--tier N] [--status S] [--assignee NAME] [--json]",
+    .usage = "tickets [--data DIR] [--tier N] [--status S] [--assignee NAME] [--json]",
     .summary = "list tickets with their assignees, optionally only some",
     .args =
         &(const tl_cli_spec_t){
@@ -238,7 +238,7 @@ static const char *const show[] = {"show", NULL};
 
 const tl_admin_command_t tl_admin_ticket = {
     .name = "ticket",
-    .usage = "ticket show T-N --data DIR [--json]",
+    .usage = "ticket show T-N [--data DIR] [--json]",
     .summary = "show a ticket with its evidence and timeline",
     .args =
         &(const tl_cli_spec_t){

@@ -273,7 +273,7 @@ out:
 
 const tl_admin_command_t tl_admin_retention = {
     .name = "retention",
-    .usage = "retention prune --data DIR [--dry-run] [--now TIME] [--json]",
+    .usage = "retention prune [--data DIR] [--dry-run] [--now TIME] [--json]",
     .summary = "remove the evidence payloads past their class's retention (desk.json), writing a "
                "tombstone audit entry for each first; held tickets keep theirs",
     .args =

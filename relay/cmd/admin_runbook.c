@@ -266,9 +266,10 @@ static int cmd_runbook(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_runbook = {
     .name = "runbook",
-    .usage = "runbook proposals [--state pending|accepted|rejected|all] [--json] --data DIR | "
-             "runbook proposals show ID [--json] --data DIR | runbook proposals accept ID --data "
-             "DIR | runbook proposals reject ID --reason TEXT --data DIR",
+    .usage = "runbook proposals [--state pending|accepted|rejected|all] [--json] [--data DIR] | "
+             "runbook proposals show ID [--json] [--data DIR] | runbook proposals accept ID "
+             "[--data DIR] "
+             "| runbook proposals reject ID --reason TEXT [--data DIR]",
     .summary = "review the runbooks tier 3 proposed: accept or reject them (docs/kb.md)",
     .args =
         &(const tl_cli_spec_t){

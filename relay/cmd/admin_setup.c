@@ -70,7 +70,7 @@ static int cmd_init(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_init = {
     .name = "init",
-    .usage = "init --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--json]",
+    .usage = "init [--data DIR] [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--json]",
     .summary = "create a relay: key, certificate, store, audit log",
     .args =
         &(const tl_cli_spec_t){
@@ -256,7 +256,7 @@ out:
 const tl_admin_command_t tl_admin_enroll_code = {
     .name = "enroll-code",
     .usage =
-        "enroll-code --data DIR [--ttl DURATION] [--note TEXT] [--address HOST:PORT] [--count N] "
+        "enroll-code [--data DIR] [--ttl DURATION] [--note TEXT] [--address HOST:PORT] [--count N] "
         "[--json]",
     .summary = "print a one-time enrollment string for a new agent (--count N: N of them, one per "
                "line, up to 10000)",
@@ -381,7 +381,7 @@ static int cmd_host_key(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_host_key = {
     .name = "host-key",
-    .usage = "host-key --data DIR [--known-hosts HOST:PORT | --pem] [--json]",
+    .usage = "host-key [--data DIR] [--known-hosts HOST:PORT | --pem] [--json]",
     .summary = "print the relay's SSH host key (as a known_hosts line with --known-hosts)",
     .args =
         &(const tl_cli_spec_t){

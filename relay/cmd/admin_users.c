@@ -574,11 +574,12 @@ static int cmd_user(const tl_admin_command_t *cmd, int argc, char **argv)
 
 const tl_admin_command_t tl_admin_user = {
     .name = "user",
-    .usage = "user add NAME --role tier1|tier2|tier3|tier4|auditor|admin --key PUBKEY-FILE "
-             "[--expires WHEN] [--tickets T-N,...] --data DIR | user list [--json] --data DIR | "
-             "user disable NAME --data DIR | user remove NAME --data DIR | user grant NAME T-N "
-             "[--expires WHEN] --data DIR | user revoke NAME T-N --data DIR | user expires NAME "
-             "--expires WHEN|never --data DIR | user lead NAME on|off --data DIR",
+    .usage =
+        "user add NAME --role tier1|tier2|tier3|tier4|auditor|admin --key PUBKEY-FILE "
+        "[--expires WHEN] [--tickets T-N,...] [--data DIR] | user list [--json] [--data DIR] | "
+        "user disable NAME [--data DIR] | user remove NAME [--data DIR] | user grant NAME T-N "
+        "[--expires WHEN] [--data DIR] | user revoke NAME T-N [--data DIR] | user expires NAME "
+        "--expires WHEN|never [--data DIR] | user lead NAME on|off [--data DIR]",
     .summary = "manage technicians, auditors and vendor accounts (SSH public keys)",
     .args =
         &(const tl_cli_spec_t){

@@ -456,7 +456,9 @@ static void on_keepalive(uv_timer_t *timer)
         conn->counted_bytes = conn->counter.in_bytes;
         conn->last_received = now;
     }
-    if (now - conn->last_received >= (uint64_t)front->keepalive_ms * TL_SSH_KEEPALIVE_MISSES) {
+    /* The period this connection's timer runs at: a reload changes only later connections'. */
+    uint64_t period = uv_timer_get_repeat(&conn->auth_timer);
+    if (now - conn->last_received >= period * TL_SSH_KEEPALIVE_MISSES) {
         close_live(conn, "keepalive", "no answer to keepalives");
         return;
     }
@@ -647,6 +649,19 @@ static void front_maybe_done(tl_ssh_front_t *front)
     }
 }
 
+void tl_ssh_front_set_limits(tl_ssh_front_t *front, const tl_ssh_front_config_t *config)
+{
+    front->max_sessions = config->max_sessions ? config->max_sessions : TL_SSH_DEFAULT_MAX_SESSIONS;
+    front->max_preauth_per_address = config->max_preauth_per_address
+                                         ? config->max_preauth_per_address
+                                         : TL_SSH_DEFAULT_PREAUTH_PER_ADDRESS;
+    front->auth_timeout_ms =
+        config->auth_timeout_ms ? config->auth_timeout_ms : TL_SSH_DEFAULT_AUTH_TIMEOUT_MS;
+    front->keepalive_ms = config->keepalive_ms ? config->keepalive_ms : TL_SSH_DEFAULT_KEEPALIVE_MS;
+    front->idle_timeout_ms =
+        config->idle_timeout_ms ? config->idle_timeout_ms : TL_SSH_DEFAULT_IDLE_TIMEOUT_MS;
+}
+
 tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t *config, int *err)
 {
     tl_ssh_front_t *front = NULL;
@@ -681,15 +696,7 @@ tl_ssh_front_t *tl_ssh_front_start(uv_loop_t *loop, const tl_ssh_front_config_t 
     front->on_login = config->on_login;
     front->on_login_ok = config->on_login_ok;
     front->ctx = config->ctx;
-    front->max_sessions = config->max_sessions ? config->max_sessions : TL_SSH_DEFAULT_MAX_SESSIONS;
-    front->max_preauth_per_address = config->max_preauth_per_address
-                                         ? config->max_preauth_per_address
-                                         : TL_SSH_DEFAULT_PREAUTH_PER_ADDRESS;
-    front->auth_timeout_ms =
-        config->auth_timeout_ms ? config->auth_timeout_ms : TL_SSH_DEFAULT_AUTH_TIMEOUT_MS;
-    front->keepalive_ms = config->keepalive_ms ? config->keepalive_ms : TL_SSH_DEFAULT_KEEPALIVE_MS;
-    front->idle_timeout_ms =
-        config->idle_timeout_ms ? config->idle_timeout_ms : TL_SSH_DEFAULT_IDLE_TIMEOUT_MS;
+    tl_ssh_front_set_limits(front, config);
     tl_listener_config_t listen = {
         .address = config->listen, .name = "ssh", .on_accept = on_accept, .ctx = front};
     front->listener = tl_listener_start(loop, &listen, &rc);

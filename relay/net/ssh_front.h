@@ -121,6 +121,14 @@ void tl_ssh_front_stop(tl_ssh_front_t *front);
  * anything else refuses them. A login whose connection is gone is ignored.
  */
 void tl_ssh_front_login_recorded(tl_ssh_front_t *front, uint64_t login_id, int status);
+/*
+ * New limits from config's max_sessions, max_preauth_per_address,
+ * auth_timeout_ms, keepalive_ms and idle_timeout_ms (0: the default), on a
+ * configuration reload. Accepting and the idle check use them at once;
+ * connections already open keep the keepalive period and login deadline
+ * they started with.
+ */
+void tl_ssh_front_set_limits(tl_ssh_front_t *front, const tl_ssh_front_config_t *config);
 /* Sessions currently open, for logs and tests. */
 uint32_t tl_ssh_front_sessions(const tl_ssh_front_t *front);
 

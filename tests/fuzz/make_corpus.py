@@ -323,6 +323,28 @@ CONFIG = {
     "comment_only": "\n# nothing\n   \n\t# still nothing\n",
 }
 
+# ---- relay.conf and agent.conf (docs/configuration.md) ----
+
+SETTINGS = {
+    "full": "# relay\ndata_dir = /var/lib/tierline\nlisten = 0.0.0.0:7443\n"
+            "ssh_listen = [::1]:2222\nheartbeat_ms = 20000\nssh_max_connections = 256\n"
+            "metrics_listen = off\nmetrics_public = no\nlog_level = debug\n",
+    "crlf": "log_level = warn\r\nssh_idle_timeout_ms = 1000\r\n",
+    "twice": "log_level = info\nlog_level = warn\n",
+    "unknown": "colour = blue\n",
+    "section": "[web]\nlisten = 127.0.0.1:8443\n",
+    "bad_section": "[web\n",
+    "no_equals": "listen 127.0.0.1:7443\n",
+    "no_value": "listen =\n",
+    "nul": "log_level = de\0bug\n",
+    "long_line": "data_dir = /" + "x" * 5000 + "\n",
+    "range": "ssh_max_connections = 65537\n",
+    "relative": "data_dir = var/lib\n",
+    "escape": "\x1b]0;title\x07 = 1\n",
+    "c1_value": "data_dir = /a\xc2\x9bb\n",
+    "comment_only": "\n# nothing\n   \n\t# still nothing\n",
+}
+
 # ---- the relay's command list, as the console reads and caches it (docs/console.md) ----
 
 HELP_DOC = {"name": "alice", "role": "tier2", "commands": [
@@ -795,6 +817,8 @@ def more_corpora():
         write("enrollment", name, text)
     for name, text in CONFIG.items():
         write("config", name, text)
+    for name, text in SETTINGS.items():
+        write("settings", name, text)
     for name, data in COMMANDS.items():
         write("commands", name, data)
     for name, text in FIELDS.items():

@@ -1,0 +1,161 @@
+/*
+ * The relay's configuration file, /etc/tierline/relay.conf
+ * (docs/configuration.md): its settings table, how the admin commands find
+ * their data directory in it, and `tierline-relay config check|show`.
+ *
+ * The desk's SLA calendar, targets and retention stay in DATA/desk.json
+ * (docs/desk.md), the one place they are read from: relay.conf holds what
+ * were serve's options, and names the data directory that holds desk.json.
+ */
+#include "relay/cmd/admin_int.h"
+
+#include "proto/err.h"
+#include "proto/format.h"
+#include "proto/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The defaults are those of serve's options; test_relay_settings checks them against the code. */
+const tl_setting_def_t tl_admin_relay_settings[] = {
+    {"data_dir", "data", TL_SETTING_PATH, 0, 0, TL_ADMIN_DATA_DEFAULT, 0,
+     "the relay's folder, made by init", NULL},
+    {"listen", "listen", TL_SETTING_ADDRESS, 0, 0, NULL, 0,
+     "agents' TLS address; unset: the one chosen at init", "the address chosen at init"},
+    {"ssh_listen", "ssh-listen", TL_SETTING_ADDRESS, 0, 0, NULL, 0,
+     "technicians' SSH address; unset: the one chosen at init", "the address chosen at init"},
+    {"heartbeat_ms", "heartbeat-ms", TL_SETTING_UINT, 50, 3600000, "20000", 0,
+     "how often agents are pinged, 50..3600000", NULL},
+    {"handshake_timeout_ms", "handshake-timeout-ms", TL_SETTING_UINT, 50, 600000, "10000", 0,
+     "how long a TLS handshake may take, 50..600000", NULL},
+    {"ssh_max_connections", "ssh-max-connections", TL_SETTING_UINT, 1, 65536, "256",
+     TL_SETTING_RELOAD, "SSH connections at most, 1..65536", NULL},
+    {"ssh_preauth_per_address", "ssh-preauth-per-address", TL_SETTING_UINT, 1, 1024, "32",
+     TL_SETTING_RELOAD, "connections one address may hold before logging in, 1..1024", NULL},
+    {"ssh_auth_timeout_ms", "ssh-auth-timeout-ms", TL_SETTING_UINT, 1000, 600000, "20000",
+     TL_SETTING_RELOAD, "how long an SSH client has to log in, 1000..600000", NULL},
+    {"ssh_keepalive_ms", "ssh-keepalive-ms", TL_SETTING_UINT, 1000, 3600000, "15000",
+     TL_SETTING_RELOAD, "keepalive to a logged-in SSH client, 1000..3600000", NULL},
+    {"ssh_idle_timeout_ms", "ssh-idle-timeout-ms", TL_SETTING_UINT, 1000, 86400000, "1800000",
+     TL_SETTING_RELOAD, "an SSH connection idle this long is closed, 1000..86400000", NULL},
+    {"take_wait_ms", "take-wait-ms", TL_SETTING_UINT, 100, 600000, "30000", TL_SETTING_RELOAD,
+     "how long join --take waits for the technician in control, 100..600000", NULL},
+    {"metrics_listen", "metrics-listen", TL_SETTING_ADDRESS, 0, 0, NULL, TL_SETTING_OFF,
+     "Prometheus metrics at GET /metrics on this loopback address; off: none", NULL},
+    {"metrics_public", "metrics-public", TL_SETTING_BOOL, 0, 0, "no", 0,
+     "allow metrics_listen on an address that is not loopback", NULL},
+    {"log_level", "log-level", TL_SETTING_LEVEL, 0, 0, "info", TL_SETTING_RELOAD,
+     "debug, info, warn or error", NULL},
+    {0},
+};
+
+int tl_admin_settings_load(const char *config_path, tl_settings_t *settings, char *why,
+                           size_t why_size)
+{
+    return tl_settings_read(settings, tl_admin_relay_settings, config_path, TL_ADMIN_CONFIG_ENV,
+                            TL_ADMIN_CONFIG_DEFAULT, why, why_size);
+}
+
+/* Whether the words hold --data (or --data=DIR) before a "--". */
+static int data_given(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return 0;
+        if (strcmp(argv[i], "--data") == 0 || strncmp(argv[i], "--data=", 7) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int tl_admin_parse(const tl_admin_command_t *cmd, int argc, char **argv, void *result)
+{
+    tl_cli_arg_t options[TL_CLI_OPTIONS_MAX + 1];
+    tl_cli_spec_t spec = *cmd->args;
+    const tl_cli_arg_t *data = NULL;
+    int reads_config = 0; /* a command with --config (serve) reads the file itself */
+    size_t count = 0;
+    for (; spec.options != NULL && spec.options[count].name != NULL; count++) {
+        if (count >= TL_CLI_OPTIONS_MAX)
+            return tl_admin_fail("reading the command line", TL_EINVAL);
+        options[count] = spec.options[count];
+        if (strcmp(options[count].name, "data") == 0) {
+            data = &spec.options[count];
+            /* Without --data, the configured folder: the option is never required. */
+            options[count].flags &= ~(unsigned)TL_CLI_REQUIRED;
+        }
+        reads_config |= strcmp(options[count].name, "config") == 0;
+    }
+    options[count] = (tl_cli_arg_t){0};
+    if (data != NULL && !reads_config && !data_given(argc, argv)) {
+        static tl_settings_t settings;
+        char why[1024];
+        if (tl_admin_settings_load(NULL, &settings, why, sizeof why) != 0) {
+            fprintf(stderr, TL_ADMIN_PROGRAM " %s: %s\n", cmd->name, why);
+            return TL_EXIT_USAGE;
+        }
+        const char *dir = tl_settings_text(&settings, "data_dir");
+        size_t at = data->word != 0 ? data->word : data->out;
+        if (at != 0)
+            memcpy((char *)result + at - 1, &dir, sizeof dir);
+    }
+    spec.options = spec.options != NULL ? options : NULL;
+    tl_cli_error_t error;
+    if (tl_cli_args_parse(&spec, argc - 2, argv + 2, result, &error) == 0)
+        return 0;
+    return tl_cli_error_write(stderr, TL_ADMIN_PROGRAM, cmd->name, cmd->usage, &spec, &error);
+}
+
+/* ---- config check | show ------------------------------------------------------------ */
+
+static const char *const config_verbs[] = {"check", "show", NULL};
+
+struct config_args {
+    int verb; /* 0 check, 1 show */
+    const char *config;
+};
+
+static int cmd_config(const tl_admin_command_t *cmd, int argc, char **argv)
+{
+    struct config_args args = {0};
+    char why[1024];
+    int status = tl_admin_parse(cmd, argc, argv, &args);
+    if (status != 0)
+        return status;
+    tl_settings_t *settings = malloc(sizeof *settings);
+    if (settings == NULL)
+        return tl_admin_fail("reading the configuration", TL_ENOMEM);
+    if (tl_admin_settings_load(args.config, settings, why, sizeof why) != 0) {
+        fprintf(stderr, "%s\n", why);
+        status = TL_EXIT_USAGE;
+    } else {
+        tl_settings_report(settings, args.verb == 1, stdout);
+        status = TL_EXIT_OK;
+    }
+    free(settings);
+    return status;
+}
+
+const tl_admin_command_t tl_admin_config = {
+    .name = "config",
+    .usage = "config check|show [--config FILE]",
+    .summary = "check the configuration file (FILE:LINE: reason, exit 2), or show the settings it "
+               "makes and where each comes from",
+    .args =
+        &(const tl_cli_spec_t){
+            .options = (const tl_cli_arg_t[]){{.name = "config",
+                                               .metavar = "FILE",
+                                               .help = "the file (default $" TL_ADMIN_CONFIG_ENV
+                                                       " or " TL_ADMIN_CONFIG_DEFAULT ")",
+                                               .out = TL_CLI_AT(struct config_args, config)},
+                                              {0}},
+            .positionals = (const tl_cli_arg_t[]){{.name = "check|show",
+                                                   .kind = TL_CLI_WORD,
+                                                   .words = config_verbs,
+                                                   .out = TL_CLI_AT(struct config_args, verb)},
+                                                  {0}},
+            .flags = TL_CLI_DOUBLE_DASH},
+    .run = cmd_config,
+    .example = "tierline-relay config check\n"
+               "tierline-relay config show --config /etc/tierline/relay.conf\n",
+};
