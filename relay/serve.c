@@ -8,6 +8,7 @@
 #include "proto/err.h"
 #include "proto/keys.h"
 #include "proto/log.h"
+#include "proto/sdnotify.h"
 #include "relay/cmd/commands.h"
 #include "relay/desk/clocks.h"
 #include "relay/desk/desk_config.h"
@@ -221,6 +222,7 @@ static void on_signal(uv_signal_t *handle, int signum)
     if (relay->stopping)
         return;
     relay->stopping = 1;
+    tl_sdnotify_stopping();
     tl_log_info("shutting down signal=%d agents=%u", signum, tl_agent_server_count(relay->agents));
     uv_close((uv_handle_t *)&relay->sigterm, NULL);
     uv_close((uv_handle_t *)&relay->sigint, NULL);
@@ -468,6 +470,12 @@ int tl_relay_serve(const tl_relay_config_t *config)
     tl_datadir_fingerprint(config->data_dir, fingerprint);
     tl_log_info("relay listening addr=%s fingerprint=%s devices=%zu version=%s", listen,
                 fingerprint, tl_registry_count(relay->registry), TL_VERSION_STRING);
+    /* Every listener is up: a Type=notify unit is started now (packaging/systemd/). A SIGHUP
+     * handler that re-reads the configuration wraps its work in tl_sdnotify_reload(). */
+    if ((rc = tl_sdnotify_ready()) != 0)
+        tl_log_warn("the service manager was not told the relay is ready reason=%s",
+                    tl_strerror(rc));
+    rc = 0;
     uv_run(relay->loop, UV_RUN_DEFAULT);
     tl_log_limit_stop(log_limit); /* the summaries still due */
     log_limit = NULL;
