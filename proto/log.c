@@ -4,12 +4,20 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum tl_log_level current_level = TL_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
+
+/* syslog priorities of the levels: debug 7, info 6, warning 4, err 3. */
+static const char *const level_priorities[] = {"<7>", "<6>", "<4>", "<3>", ""};
+/* -1: not looked at yet; 0: plain lines; 1: the journal, lines carry priorities. */
+static int journal_stream = -1;
 
 static tl_log_gate_fn gate_fn;
 static void *gate_ctx;
@@ -41,6 +49,21 @@ void tl_log_set_gate(tl_log_gate_fn gate, void *ctx)
     gate_ctx = ctx;
 }
 
+int tl_log_detect_journal(void)
+{
+    /* systemd sets JOURNAL_STREAM=DEVICE:INODE of the stream it connected to stdout and stderr;
+     * a stderr redirected elsewhere since (a child, a shell) has another device or inode. */
+    const char *stream = getenv("JOURNAL_STREAM");
+    unsigned long long device = 0, inode = 0;
+    struct stat st;
+    char extra;
+    journal_stream = stream != NULL &&
+                     sscanf(stream, "%llu:%llu%c", &device, &inode, &extra) == 2 &&
+                     fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == device &&
+                     (unsigned long long)st.st_ino == inode;
+    return journal_stream;
+}
+
 static int level_written(enum tl_log_level level)
 {
     return level >= current_level && level < TL_LOG_OFF;
@@ -67,8 +90,12 @@ __attribute__((format(printf, 2, 0))) static void write_line(enum tl_log_level l
      * (proto/text.h; a newline becomes \n).
      */
     char shown[4 * sizeof line + 8];
-    tl_text_clip(shown, sizeof shown - 1, line, 0, TL_TEXT_LINE);
-    used = strlen(shown);
+    if (journal_stream < 0)
+        tl_log_detect_journal();
+    size_t prefix = journal_stream ? strlen(level_priorities[level]) : 0;
+    memcpy(shown, level_priorities[level], prefix);
+    tl_text_clip(shown + prefix, sizeof shown - 1 - prefix, line, 0, TL_TEXT_LINE);
+    used = prefix + strlen(shown + prefix);
     shown[used++] = '\n';
     fwrite(shown, 1, used, stderr);
 }

@@ -4,6 +4,11 @@
  * One line per event: "2026-11-23T19:04:05.123Z warn frame rejected peer=... reason=...".
  * Never log secrets, keys or enrollment codes. The audit log is a separate,
  * durable record (relay/store/audit.c); this is for operators only.
+ *
+ * Under systemd, when stderr is the journal ($JOURNAL_STREAM names stderr's
+ * device and inode), each line starts with its syslog priority, "<6>..." for
+ * info, so the journal keeps the level (journalctl -p warning); otherwise
+ * lines are unchanged.
  */
 #ifndef TL_LOG_H
 #define TL_LOG_H
@@ -14,6 +19,13 @@ void tl_log_set_level(enum tl_log_level level);
 enum tl_log_level tl_log_get_level(void);
 /* Parses "debug", "info", "warn", "error" or "off"; returns 0 or TL_EINVAL. */
 int tl_log_parse_level(const char *name, enum tl_log_level *out);
+
+/*
+ * Looks again at $JOURNAL_STREAM and stderr (done once, at the first line, by
+ * itself); for a program that moves stderr, and for tests. Returns 1 when
+ * lines now carry priorities, 0 when not.
+ */
+int tl_log_detect_journal(void);
 
 void tl_log_write(enum tl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

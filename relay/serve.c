@@ -8,6 +8,7 @@
 #include "proto/err.h"
 #include "proto/keys.h"
 #include "proto/log.h"
+#include "proto/sdnotify.h"
 #include "relay/cmd/commands.h"
 #include "relay/desk/clocks.h"
 #include "relay/desk/desk_config.h"
@@ -223,6 +224,7 @@ static void on_signal(uv_signal_t *handle, int signum)
     if (relay->stopping)
         return;
     relay->stopping = 1;
+    tl_sdnotify_stopping();
     tl_log_info("shutting down signal=%d agents=%u", signum, tl_agent_server_count(relay->agents));
     uv_close((uv_handle_t *)&relay->sigterm, NULL);
     uv_close((uv_handle_t *)&relay->sigint, NULL);
@@ -259,6 +261,16 @@ static void apply_runtime(struct relay *relay, const tl_settings_t *settings)
     tl_ssh_front_set_limits(relay->ssh, &limits);
 }
 
+/* The reload itself, framed for the service manager by tl_sdnotify_reload(). */
+static int reread(void *ctx)
+{
+    struct relay *relay = ctx;
+    int rc = tl_settings_reload(relay->settings, relay->config.reload, relay->config.reload_ctx);
+    if (rc == 0)
+        apply_runtime(relay, relay->settings);
+    return rc;
+}
+
 /*
  * Reads the file again (the command line still overrides it). What may change at run time
  * changes; what needs a restart keeps its value and is named in the log; a file with a fault
@@ -272,8 +284,7 @@ static void on_reload(uv_signal_t *handle, int signum)
         tl_log_warn("reload ignored: no configuration to read");
         return;
     }
-    if (tl_settings_reload(relay->settings, relay->config.reload, relay->config.reload_ctx) == 0)
-        apply_runtime(relay, relay->settings);
+    tl_sdnotify_reload(reread, relay);
 }
 
 static int open_storage(struct relay *relay)
@@ -524,6 +535,12 @@ int tl_relay_serve(const tl_relay_config_t *config)
     if (relay->settings != NULL)
         tl_log_info("configuration path=%s read=%s", relay->settings->path,
                     relay->settings->file_read ? "yes" : "no (defaults)");
+    /* Every listener is up: a Type=notify unit is started now (packaging/systemd/). A SIGHUP
+     * reload is framed by RELOADING=1 ... READY=1 (on_reload). */
+    if ((rc = tl_sdnotify_ready()) != 0)
+        tl_log_warn("the service manager was not told the relay is ready reason=%s",
+                    tl_strerror(rc));
+    rc = 0;
     uv_run(relay->loop, UV_RUN_DEFAULT);
     tl_log_limit_stop(log_limit); /* the summaries still due */
     log_limit = NULL;

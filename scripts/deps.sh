@@ -10,6 +10,7 @@ packages=(
     libssl-dev libssh-dev libuv1-dev zlib1g-dev libsqlite3-dev libjansson-dev libcmocka-dev
     openssl openssh-client openssh-server asciinema
     curl prometheus scdoc man-db groff-base
+    debootstrap
 )
 
 missing=()

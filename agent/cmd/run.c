@@ -27,6 +27,7 @@
 #include "proto/log.h"
 #include "proto/settings.h"
 #include "proto/msg_tickets.h"
+#include "proto/sdnotify.h"
 #include "proto/text.h"
 #include "proto/vocab.h"
 
@@ -302,6 +303,7 @@ static void run_shutdown(struct agent_run *run)
 static void run_signal(uv_signal_t *handle, int signum)
 {
     struct agent_run *run = handle->data;
+    tl_sdnotify_stopping();
     tl_log_info("agent stopping signal=%d", signum);
     uv_close((uv_handle_t *)&run->sigterm, NULL);
     uv_close((uv_handle_t *)&run->sigint, NULL);
@@ -666,6 +668,10 @@ int tl_agent_cmd_run(int argc, char **argv)
                 "runbooks=%s",
                 state.device, state.relay_host, state.relay_port, state.dir, policy_shown,
                 timeout_text, runbooks_dir);
+    /* A Type=notify unit is started once the agent runs (packaging/systemd/). */
+    if ((rc = tl_sdnotify_ready()) != 0)
+        tl_log_warn("the service manager was not told the agent is ready reason=%s",
+                    tl_strerror(rc));
     uv_run(loop, UV_RUN_DEFAULT);
     tl_log_info("agent stopped");
     status = TL_EXIT_OK;
