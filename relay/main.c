@@ -26,6 +26,9 @@
 struct serve_args {
     const char *data, *listen, *ssh_listen, *log_level_word, *metrics_listen;
     int metrics_public;
+    const char *web_listen, *web_cert, *web_key, *web_url, *web_assets;
+    int web_behind_proxy;
+    uint64_t web_link_ms;
     uint64_t heartbeat_ms, handshake_timeout_ms;
     uint64_t ssh_max_connections, ssh_preauth_per_address, ssh_auth_timeout_ms; /* 0: default */
     uint64_t ssh_keepalive_ms, ssh_idle_timeout_ms;                             /* 0: default */
@@ -60,6 +63,13 @@ static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
         .ssh_idle_timeout_ms = (uint32_t)args.ssh_idle_timeout_ms,
         .metrics_listen = args.metrics_listen,
         .metrics_public = args.metrics_public,
+        .web_listen = args.web_listen,
+        .web_cert = args.web_cert,
+        .web_key = args.web_key,
+        .web_behind_proxy = args.web_behind_proxy,
+        .web_url = args.web_url,
+        .web_assets = args.web_assets,
+        .web_link_ms = (uint32_t)args.web_link_ms,
     };
     if (args.log_level_word != NULL)
         tl_log_set_level(args.log_level);
@@ -81,7 +91,9 @@ static const tl_admin_command_t serve = {
     .usage = "serve --data DIR [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] [--heartbeat-ms N] "
              "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
              "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
-             "[--metrics-listen ADDR:PORT [--metrics-public]] [--log-level LEVEL]",
+             "[--metrics-listen ADDR:PORT [--metrics-public]] [--web-listen ADDR:PORT "
+             "[--web-cert FILE --web-key FILE] [--web-behind-proxy] [--web-url URL] "
+             "[--web-assets DIR] [--web-link-ms N]] [--log-level LEVEL]",
     .summary = "accept agents over mutual TLS 1.3, and technicians over SSH (the address chosen at "
                "init, or --ssh-listen)",
     .args =
@@ -129,6 +141,36 @@ static const tl_admin_command_t serve = {
                     {.name = "metrics-public",
                      .help = "allow --metrics-listen on an address that is not loopback",
                      .out = TL_CLI_AT(struct serve_args, metrics_public)},
+                    /* The web view (docs/web.md). */
+                    {.name = "web-listen",
+                     .metavar = "ADDR:PORT",
+                     .help = "serve the read-only web view on this address (loopback unless "
+                             "HTTPS or --web-behind-proxy); off without it",
+                     .word = TL_CLI_AT(struct serve_args, web_listen)},
+                    {.name = "web-cert",
+                     .metavar = "FILE",
+                     .help = "the web view's certificate chain (PEM): HTTPS, with --web-key",
+                     .word = TL_CLI_AT(struct serve_args, web_cert)},
+                    {.name = "web-key",
+                     .metavar = "FILE",
+                     .help = "the web view's private key (PEM)",
+                     .word = TL_CLI_AT(struct serve_args, web_key)},
+                    {.name = "web-behind-proxy",
+                     .help = "allow plain HTTP on an address that is not loopback, for a reverse "
+                             "proxy that adds TLS",
+                     .out = TL_CLI_AT(struct serve_args, web_behind_proxy)},
+                    {.name = "web-url",
+                     .metavar = "URL",
+                     .help = "what sign-in links start with (the proxy's address); default "
+                             "from --web-listen",
+                     .word = TL_CLI_AT(struct serve_args, web_url)},
+                    {.name = "web-assets",
+                     .metavar = "DIR",
+                     .help = "where the web view's style, script and player are",
+                     .word = TL_CLI_AT(struct serve_args, web_assets)},
+                    SERVE_NUMBER(
+                        "web-link-ms", web_link_ms, 1000,
+                        600000, "how long a sign-in link works, 1000..600000 (default 60000)"),
                     {.name = "log-level",
                      .metavar = "LEVEL",
                      .help = "debug, info, warn or error",
@@ -155,8 +197,7 @@ static const tl_admin_command_t *const commands[] = {
     &tl_admin_user,          &tl_admin_roles,
     &tl_admin_host_key,      &tl_admin_kb,
     &tl_admin_audit,         &tl_admin_catalogue,
-    &tl_admin_runbook,
-    &tl_admin_retention,
+    &tl_admin_runbook,       &tl_admin_retention,
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

@@ -10,7 +10,13 @@ packages=(
     libssl-dev libssh-dev libuv1-dev zlib1g-dev libsqlite3-dev libjansson-dev libcmocka-dev
     openssl openssh-client openssh-server asciinema
     curl prometheus scdoc man-db groff-base
+    libmicrohttpd-dev nodejs chromium
 )
+# npm fetches the web view's player at build time (web/package-lock.json); Debian's npm package
+# only when no npm came with the installed nodejs.
+if ! command -v npm >/dev/null 2>&1; then
+    packages+=(npm)
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do
