@@ -64,6 +64,8 @@ static int member(tl_buf_t *out, json_t *object, const char *key)
 /* Any JSON value, compact, escaped. */
 static int json_text(tl_buf_t *out, json_t *value)
 {
+    if (value == NULL)
+        return text(out, "-");
     char *dumped = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
     int rc = dumped != NULL ? text(out, dumped) : TL_ENOMEM;
     free(dumped);
