@@ -9,7 +9,6 @@
 #include "proto/text.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,19 +16,6 @@
 static int raw(tl_buf_t *out, const char *markup)
 {
     return tl_buf_put(out, markup, strlen(markup));
-}
-
-static int rawf(tl_buf_t *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int rawf(tl_buf_t *out, const char *fmt, ...)
-{
-    char line[512];
-    va_list args;
-    va_start(args, fmt);
-    int len = vsnprintf(line, sizeof line, fmt, args);
-    va_end(args);
-    if (len < 0 || (size_t)len >= sizeof line)
-        return TL_EINVAL;
-    return tl_buf_put(out, line, (size_t)len);
 }
 
 /* Text from another party, escaped for HTML; NULL shows as "-". */
@@ -145,7 +131,7 @@ static int clock_cell(tl_buf_t *out, json_t *clock)
     for (char *p = word; *p != '\0'; p++)
         if (!((*p >= 'a' && *p <= 'z') || *p == '-'))
             *p = '-';
-    int rc = rawf(out, "<td class=\"sla sla-%s%s\">", word, warning ? " sla-warning" : "");
+    int rc = tl_buf_printf(out, "<td class=\"sla sla-%s%s\">", word, warning ? " sla-warning" : "");
     if (rc == 0)
         rc = text(out, state);
     if (rc == 0 && warning && strcmp(state, "breached") != 0)
@@ -237,7 +223,7 @@ int tl_web_page_tickets(tl_buf_t *out, const tl_technician_t *who, json_t *answe
 
 static int field(tl_buf_t *out, const char *label, json_t *object, const char *key)
 {
-    int rc = rawf(out, "<tr><th>%s</th><td id=\"field-%s\">", label, key);
+    int rc = tl_buf_printf(out, "<tr><th>%s</th><td id=\"field-%s\">", label, key);
     if (rc == 0)
         rc = member(out, object, key);
     return rc == 0 ? raw(out, "</td></tr>\n") : rc;
@@ -457,7 +443,7 @@ int tl_web_page_audit(tl_buf_t *out, const tl_technician_t *who, json_t *search,
         rc = search_form(out);
     json_t *entries = json_object_get(search, "entries");
     if (rc == 0)
-        rc = rawf(out, "<p>%zu entries shown.</p>\n", json_array_size(entries));
+        rc = tl_buf_printf(out, "<p>%zu entries shown.</p>\n", json_array_size(entries));
     if (rc == 0)
         rc = raw(out, "<table id=\"entries\"><tr><th>Leaf</th><th>Time</th><th>Actor</th>"
                       "<th>Action</th><th>Subject</th><th>Details</th></tr>\n");
@@ -519,16 +505,17 @@ static int tier_chart(tl_buf_t *out, json_t *rows)
         for (int m = 0; rc == 0 && m < MEASURES; m++) {
             int height = (int)(sums[t][m] * 160 / top);
             int x = 20 + t * 108 + m * 28;
-            rc = rawf(out,
-                      "<rect class=\"bar bar-%s\" x=\"%d\" y=\"%d\" width=\"24\" height=\"%d\">"
-                      "<title>tier %d %s: %" JSON_INTEGER_FORMAT "</title></rect>"
-                      "<text x=\"%d\" y=\"%d\" class=\"value\">%" JSON_INTEGER_FORMAT "</text>\n",
-                      measures[m], x, 180 - height, height, t, measures[m], sums[t][m], x,
-                      176 - height, sums[t][m]);
+            rc = tl_buf_printf(
+                out,
+                "<rect class=\"bar bar-%s\" x=\"%d\" y=\"%d\" width=\"24\" height=\"%d\">"
+                "<title>tier %d %s: %" JSON_INTEGER_FORMAT "</title></rect>"
+                "<text x=\"%d\" y=\"%d\" class=\"value\">%" JSON_INTEGER_FORMAT "</text>\n",
+                measures[m], x, 180 - height, height, t, measures[m], sums[t][m], x, 176 - height,
+                sums[t][m]);
         }
         if (rc == 0)
-            rc = rawf(out, "<text x=\"%d\" y=\"200\" class=\"axis\">tier %d</text>\n",
-                      20 + t * 108 + 20, t);
+            rc = tl_buf_printf(out, "<text x=\"%d\" y=\"200\" class=\"axis\">tier %d</text>\n",
+                               20 + t * 108 + 20, t);
     }
     if (rc == 0)
         rc = raw(out, "</svg><figcaption><span class=\"key bar-opened\">opened</span> "

@@ -162,8 +162,12 @@ int tl_web_auth_link_add(tl_web_auth_t *auth, const char *token, const tl_techni
     return add(auth, &auth->links, token, technician, now_ms);
 }
 
-int tl_web_auth_link_take(tl_web_auth_t *auth, const char *token, int64_t now_ms,
-                          tl_technician_t *technician)
+/*
+ * The entry of token in table: 0 and *technician while it is in time; TL_EEXPIRED once it is
+ * not (an expired entry goes), TL_ENOTFOUND when it is not there. take: it goes either way.
+ */
+static int lookup(tl_web_auth_t *auth, struct table *table, const char *token, int64_t now_ms,
+                  int take, tl_technician_t *technician)
 {
     uint8_t digest[DIGEST_LEN];
     int rc = token_digest(token, digest);
@@ -171,16 +175,23 @@ int tl_web_auth_link_take(tl_web_auth_t *auth, const char *token, int64_t now_ms
         return rc;
     size_t at = 0;
     pthread_mutex_lock(&auth->mutex);
-    if (!find(&auth->links, digest, &at)) {
+    if (!find(table, digest, &at)) {
         rc = TL_ENOTFOUND;
     } else {
-        rc = expired(&auth->links, &auth->links.entries[at], now_ms) ? TL_EEXPIRED : 0;
+        rc = expired(table, &table->entries[at], now_ms) ? TL_EEXPIRED : 0;
         if (rc == 0)
-            *technician = auth->links.entries[at].technician;
-        remove_at(&auth->links, at);
+            *technician = table->entries[at].technician;
+        if (rc != 0 || take)
+            remove_at(table, at);
     }
     pthread_mutex_unlock(&auth->mutex);
     return rc;
+}
+
+int tl_web_auth_link_take(tl_web_auth_t *auth, const char *token, int64_t now_ms,
+                          tl_technician_t *technician)
+{
+    return lookup(auth, &auth->links, token, now_ms, 1, technician);
 }
 
 int tl_web_auth_session_open(tl_web_auth_t *auth, const tl_technician_t *technician, int64_t now_ms,
@@ -193,22 +204,8 @@ int tl_web_auth_session_open(tl_web_auth_t *auth, const tl_technician_t *technic
 int tl_web_auth_session_find(tl_web_auth_t *auth, const char *token, int64_t now_ms,
                              tl_technician_t *technician)
 {
-    uint8_t digest[DIGEST_LEN];
-    int rc = token_digest(token, digest);
-    if (rc != 0)
-        return rc;
-    size_t at = 0;
-    pthread_mutex_lock(&auth->mutex);
-    if (!find(&auth->sessions, digest, &at)) {
-        rc = TL_ENOTFOUND;
-    } else if (expired(&auth->sessions, &auth->sessions.entries[at], now_ms)) {
-        remove_at(&auth->sessions, at);
-        rc = TL_ENOTFOUND;
-    } else {
-        *technician = auth->sessions.entries[at].technician;
-    }
-    pthread_mutex_unlock(&auth->mutex);
-    return rc;
+    int rc = lookup(auth, &auth->sessions, token, now_ms, 0, technician);
+    return rc == TL_EEXPIRED ? TL_ENOTFOUND : rc;
 }
 
 void tl_web_auth_session_end(tl_web_auth_t *auth, const char *token)
