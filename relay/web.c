@@ -620,7 +620,8 @@ static const char *segment(const char *url, const char *prefix, char *out, size_
         return NULL;
     const char *rest = url + n;
     size_t len = strcspn(rest, "/");
-    if (len == 0 || len >= size)
+    /* One word of a command: never empty, never taken for an option. */
+    if (len == 0 || len >= size || rest[0] == '-')
         return NULL;
     memcpy(out, rest, len);
     out[len] = '\0';

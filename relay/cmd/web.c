@@ -36,6 +36,21 @@ static int run_link(tl_job_t *job, tl_job_ctx_t *ctx)
     return rc;
 }
 
+static void print_json(tl_exec_t *exec, const char *base, const char *token, uint32_t seconds)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s/signin?token=%s", base, token);
+    json_t *answer = json_pack("{s:s, s:i}", "url", url, "valid_seconds", (int)seconds);
+    char *text = answer != NULL ? json_dumps(answer, JSON_INDENT(2)) : NULL;
+    if (text != NULL)
+        tl_exec_printf(exec, TL_EXEC_STDOUT, "%s\n", text);
+    if (text != NULL)
+        OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    json_decref(answer);
+    OPENSSL_cleanse(url, sizeof url);
+}
+
 static void link_done(tl_job_t *job, int status)
 {
     struct web_link *link = (struct web_link *)job;
@@ -51,9 +66,7 @@ static void link_done(tl_job_t *job, int status)
         if (rc != 0)
             tl_exec_printf(cmd->exec, TL_EXEC_STDERR, "tierline: no link: %s\n", tl_strerror(rc));
         else if (cmd->json)
-            tl_exec_printf(cmd->exec, TL_EXEC_STDOUT,
-                           "{\n  \"url\": \"%s/signin?token=%s\",\n  \"valid_seconds\": %u\n}\n",
-                           ctx->web_url, link->token, seconds);
+            print_json(cmd->exec, ctx->web_url, link->token, seconds);
         else
             tl_exec_printf(cmd->exec, TL_EXEC_STDOUT,
                            "%s/signin?token=%s\nOpen it within %u seconds; it works once.\n",

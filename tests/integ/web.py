@@ -266,7 +266,7 @@ def case_bad_requests_get_clear_answers():
     status, _, _ = web.get("/", cookie=alice, headers={"X-Big": "a" * 40000})
     check(status in (413, 431), "a 40 kB header: %d" % status)
     for path in ("/ticket/T-0x", "/ticket/../etc/passwd", "/nothing", "/ticket/T-999999",
-                 "/replay/", "/cast/"):
+                 "/replay/", "/cast/", "/cast/--force", "/replay/-x"):
         status, _, _ = web.get(path, cookie=alice)
         check(status in (400, 404), "%s: %d" % (path, status))
     for token in ("", "x", "0" * 64, "Z" * 64, "a" * 10000):
@@ -276,6 +276,10 @@ def case_bad_requests_get_clear_answers():
     check(status == 400, "an option as a value: %d %r" % (status, body[:200]))
     status, _, body = web.get("/?tier=9", cookie=alice)
     check(status == 400, "tier 9: %d %r" % (status, body[:200]))
+    # web --json: the link as data.
+    shown = web.desk.ssh_json("bob", "web")
+    check(shown["url"].startswith(web.base + "/signin?token=") and shown["valid_seconds"] == 60,
+          "web --json: %r" % shown)
     # Still serving, and nothing was signed in by any of it.
     status, _, _ = web.get("/", cookie=alice)
     check(status == 200, "after the bad requests: %d" % status)
