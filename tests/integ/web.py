@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -217,7 +218,7 @@ def case_a_recording_plays_in_the_player_with_its_markers():
         {"url": link, "waitSelector": "#tickets"},
         {"url": web.base + "/ticket/" + web.desk.ticket, "waitSelector": "a.replay"},
         {"url": web.base + "/replay/" + web.grant, "waitText": "typed-42", "screenshot": shot,
-         "timeoutMs": 30000},
+         "timeoutMs": 60000},
     ])
     _, ticket, player, extra = results
     check("play the recording" in ticket["text"], "no recording link: %r" % ticket["text"][:800])
@@ -328,6 +329,60 @@ def case_https_sets_a_secure_cookie():
     check(proc.returncode == 0 and " 303" in headers.splitlines()[0] and "; secure" in headers and
           "httponly" in headers and "samesite=strict" in headers, "https sign-in: %r %r" % (
               proc.stdout, proc.stderr))
+
+
+@case
+def case_no_link_and_no_session_while_the_audit_log_cannot_be_written():
+    web = Web()
+    desk = web.desk
+    # Logged in before the log is spoiled (a login is itself audited), on a shared connection.
+    control = os.path.join(technicians.WORK, "alice.control")
+    base = desk.ssh_argv("alice")[:-1]
+    master = subprocess.Popen(base + ["-o", "ControlMaster=yes", "-o", "ControlPath=" + control,
+                                      "-N", "alice@127.0.0.1"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    shared = base + ["-o", "ControlPath=" + control, "alice@127.0.0.1"]
+    try:
+        wait_for("the shared connection", lambda: os.path.exists(control))
+        link = web.link("alice")
+        # The log's last line altered in a copy put in its place: the relay writes no more.
+        log = os.path.join(desk.relay.dir, "audit.log")
+        with open(log, "rb") as f:
+            data = f.read()
+        last = data.rstrip(b"\n").rfind(b"\n") + 1
+        altered = data[:last] + data[last:].replace(b'"time":"2', b'"time":"1', 1)
+        check(altered != data, "the last line has no time")
+        os.rename(log, log + ".away")
+        with open(log, "wb") as f:
+            f.write(altered)
+        proc = subprocess.run(shared + ["web"], capture_output=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+        check(proc.returncode == 1 and proc.stdout == b"" and b"no link" in proc.stderr,
+              "web without a log: %d %r %r" % (proc.returncode, proc.stdout, proc.stderr))
+        status, headers, body = web.get(link[len(web.base):])
+        check(status == 503 and "Set-Cookie" not in dict(headers),
+              "a sign-in without a log: %d %r" % (status, body[:300]))
+    finally:
+        master.kill()
+        master.wait(timeout=20)
+
+
+@case
+def case_the_relay_stops_cleanly_with_the_view_open():
+    web = Web()
+    alice = web.sign_in("alice")
+    # An idle connection held open, and a page just read: SIGTERM still ends the relay at once.
+    idle = http.client.HTTPConnection("127.0.0.1", web.port, timeout=60)
+    idle.connect()
+    status, _, _ = web.get("/", cookie=alice)
+    check(status == 200, "a page before the stop: %d" % status)
+    web.desk.relay.proc.send_signal(signal.SIGTERM)
+    code = web.desk.relay.proc.wait(timeout=60)
+    idle.close()
+    with open(web.desk.relay.log_path, errors="replace") as f:
+        log = f.read()
+    check(code == 0 and "relay stopped" in log and "AddressSanitizer" not in log and
+          "LeakSanitizer" not in log, "exit %d, log: %s" % (code, log[-2000:]))
 
 
 def setup_globals(bin_dir, work):

@@ -29,9 +29,10 @@ async function main() {
       try {
         if (step.waitSelector)
           await page.waitForSelector(step.waitSelector, { timeout });
+        // A locator, not waitForFunction: it runs in playwright's own world, which the page's
+        // Content-Security-Policy (no eval) does not govern.
         if (step.waitText)
-          await page.waitForFunction((t) => document.body.innerText.includes(t), step.waitText,
-                                     { timeout });
+          await page.locator("body", { hasText: step.waitText }).waitFor({ timeout });
       } catch (error) {
         waited = false;
       }
