@@ -359,7 +359,8 @@ static char *html(const char *text, size_t len, enum tl_text_mode mode)
 static void test_html_escapes_markup_and_control_bytes(void **state)
 {
     (void)state;
-    const char *title = "<script>alert('x')</script><b id=\"p\">&amp;</b>\x1b[2J\xe2\x80\xae" "evil";
+    const char *title = "<script>alert('x')</script><b id=\"p\">&amp;</b>\x1b[2J\xe2\x80\xae"
+                        "evil";
     char *out = html(title, strlen(title), TL_TEXT_LINE);
     assert_string_equal(out, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;b id=&quot;p&quot;"
                              "&gt;&amp;amp;&lt;/b&gt;\\x1b[2J\\u202eevil");
