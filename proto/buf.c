@@ -1,7 +1,9 @@
 #include "proto/buf.h"
 #include "proto/err.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -391,4 +393,26 @@ void tl_reader_rest(tl_reader_t *reader, const uint8_t **out, size_t *out_len)
     *out = reader->data + reader->off;
     *out_len = tl_reader_left(reader);
     reader->off = reader->len;
+}
+
+int tl_buf_printf(tl_buf_t *buf, const char *fmt, ...)
+{
+    char small[512], *text = small;
+    va_list args;
+    va_start(args, fmt);
+    int len = vsnprintf(small, sizeof small, fmt, args);
+    va_end(args);
+    if (len < 0)
+        return TL_EINVAL;
+    if ((size_t)len >= sizeof small) {
+        if ((text = malloc((size_t)len + 1)) == NULL)
+            return TL_ENOMEM;
+        va_start(args, fmt);
+        vsnprintf(text, (size_t)len + 1, fmt, args);
+        va_end(args);
+    }
+    int rc = tl_buf_put(buf, text, (size_t)len);
+    if (text != small)
+        free(text);
+    return rc;
 }

@@ -74,6 +74,8 @@ int tl_buf_put_u64(tl_buf_t *buf, uint64_t value);
 /* A u32 length followed by that many bytes. */
 int tl_buf_put_string(tl_buf_t *buf, const void *data, size_t len);
 int tl_buf_put_cstring(tl_buf_t *buf, const char *text);
+/* Appends printf-formatted text (no NUL), all of it or nothing: TL_EFULL past the cap. */
+int tl_buf_printf(tl_buf_t *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Overwrites four bytes at offset (from the start of the unconsumed data). */
 int tl_buf_poke_u32(tl_buf_t *buf, size_t offset, uint32_t value);
 

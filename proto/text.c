@@ -277,6 +277,31 @@ static size_t escaped_len(const uint8_t *p, size_t len, enum tl_text_mode mode)
     return total;
 }
 
+/* What HTML gives a meaning to, as the entity shown instead; NULL for any other byte. */
+static const char *html_entity(char c)
+{
+    switch (c) {
+    case '&':
+        return "&amp;";
+    case '<':
+        return "&lt;";
+    case '>':
+        return "&gt;";
+    case '"':
+        return "&quot;";
+    case '\'':
+        return "&#39;";
+    default:
+        return NULL;
+    }
+}
+
+static size_t html_entity_len(char c)
+{
+    const char *entity = html_entity(c);
+    return entity != NULL ? strlen(entity) : 1;
+}
+
 int tl_text_escape(tl_buf_t *out, const void *text, size_t len, enum tl_text_mode mode)
 {
     const uint8_t *p = text;
@@ -290,6 +315,37 @@ int tl_text_escape(tl_buf_t *out, const void *text, size_t len, enum tl_text_mod
         render_unit(p + at, len - at, mode, &unit);
         memcpy(dst, unit.show, unit.len);
         dst += unit.len;
+    }
+    return 0;
+}
+
+int tl_text_html(tl_buf_t *out, const void *text, size_t len, enum tl_text_mode mode)
+{
+    const uint8_t *p = text;
+    size_t total = 0;
+    struct unit unit;
+    /* The size first, so the append is all or nothing. */
+    for (size_t at = 0; at < len; at += unit.consumed) {
+        render_unit(p + at, len - at, mode, &unit);
+        for (size_t i = 0; i < unit.len; i++)
+            total += html_entity_len((char)unit.show[i]);
+    }
+    uint8_t *dst;
+    int rc = tl_buf_reserve(out, total, &dst);
+    if (rc != 0)
+        return rc;
+    for (size_t at = 0; at < len; at += unit.consumed) {
+        render_unit(p + at, len - at, mode, &unit);
+        for (size_t i = 0; i < unit.len; i++) {
+            const char *entity = html_entity((char)unit.show[i]);
+            if (entity == NULL) {
+                *dst++ = unit.show[i];
+            } else {
+                size_t n = strlen(entity);
+                memcpy(dst, entity, n);
+                dst += n;
+            }
+        }
     }
     return 0;
 }

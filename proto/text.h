@@ -60,6 +60,15 @@ bool tl_text_printable(const void *text, size_t len, enum tl_text_mode mode);
  */
 int tl_text_escape(tl_buf_t *out, const void *text, size_t len, enum tl_text_mode mode);
 
+/*
+ * Appends text to out as it goes into an HTML page (docs/web.md "Text from others"): escaped as
+ * above first, so control bytes and bidirectional controls show as \xHH or \uXXXX, then the five
+ * characters HTML gives a meaning to become &amp; &lt; &gt; &quot; &#39;. The result is safe both
+ * as element text and inside a quoted attribute value. All or nothing: TL_EFULL (out unchanged)
+ * when it does not fit under out's cap, TL_ENOMEM.
+ */
+int tl_text_html(tl_buf_t *out, const void *text, size_t len, enum tl_text_mode mode);
+
 /* The escaped form of a NUL-terminated text (NULL counts as ""), malloc'd; NULL without memory. */
 char *tl_text_escape_dup(const char *text, enum tl_text_mode mode);
 

@@ -26,6 +26,7 @@
 #include "relay/store/metrics.h"
 #include "relay/store/status.h"
 #include "relay/store/worker.h"
+#include "relay/web.h"
 #include "tl_version.h"
 
 #include <openssl/evp.h>
@@ -56,6 +57,7 @@ struct relay {
     tl_sessions_t *sessions;
     tl_sla_config_t *sla;        /* DATA/desk.json, or the default */
     tl_metrics_serve_t *metrics; /* with --metrics-listen */
+    tl_web_t *web;               /* with --web-listen */
     int stopping;
 };
 
@@ -216,6 +218,55 @@ static int start_metrics(struct relay *relay)
     return 0;
 }
 
+/* ---- the web view ------------------------------------------------------------------ */
+
+static tl_web_config_t web_config(const tl_relay_config_t *config)
+{
+    tl_web_config_t web = {
+        .listen = config->web_listen,
+        .cert_path = config->web_cert,
+        .key_path = config->web_key,
+        .behind_proxy = config->web_behind_proxy,
+        .url = config->web_url,
+        .assets_dir = config->web_assets != NULL ? config->web_assets : TL_WEB_ASSETS_DIR,
+        .link_ms = config->web_link_ms,
+    };
+    return web;
+}
+
+/* Before anything opens: a web address that may not be served stops the relay at once. */
+static int check_web(const tl_relay_config_t *config)
+{
+    char problem[512];
+    if (config->web_listen == NULL)
+        return 0;
+    tl_web_config_t web = web_config(config);
+    int rc = tl_web_check(&web, problem, sizeof problem);
+    if (rc == 0 && config->ssh_listen == NULL) {
+        snprintf(problem, sizeof problem,
+                 "the web view needs the SSH front end (its links come from `web` over SSH)");
+        rc = TL_EINVAL;
+    }
+    if (rc != 0)
+        fprintf(stderr, "tierline-relay: %s\n", problem);
+    return rc;
+}
+
+static int start_web(struct relay *relay)
+{
+    char problem[512];
+    int rc = 0;
+    tl_web_config_t web = web_config(&relay->config);
+    relay->web = tl_web_start(relay->loop, &relay->commands, &web, &rc, problem, sizeof problem);
+    if (relay->web == NULL) {
+        fprintf(stderr, "tierline-relay: %s\n", problem);
+        return rc;
+    }
+    tl_log_info("web view listening addr=%s url=%s https=%d", relay->config.web_listen,
+                relay->commands.web_url, relay->config.web_cert != NULL);
+    return 0;
+}
+
 /* ---- start and stop ------------------------------------------------------------- */
 
 static void on_signal(uv_signal_t *handle, int signum)
@@ -232,6 +283,7 @@ static void on_signal(uv_signal_t *handle, int signum)
     tl_agent_server_stop(relay->agents);
     tl_metrics_serve_stop(relay->metrics);
     relay->metrics = NULL;
+    tl_web_stop(relay->web);
     if (relay->ssh != NULL) {
         tl_ssh_front_stop(relay->ssh);
         relay->ssh = NULL;
@@ -448,6 +500,7 @@ static void install_signals(struct relay *relay)
 static void close_relay(struct relay *relay)
 {
     tl_metrics_serve_stop(relay->metrics);
+    tl_web_stop(relay->web); /* no new calls; those in flight end with the worker */
     tl_ssh_logins_close(relay->logins);
     tl_audit_checkpoints_stop(relay->checkpoints);
     tl_worker_free(relay->worker); /* runs the last acknowledgements */
@@ -458,6 +511,7 @@ static void close_relay(struct relay *relay)
         tl_agent_server_stop(relay->agents);
         uv_run(relay->loop, UV_RUN_DEFAULT);
     }
+    tl_web_free(relay->web);
     tl_audit_checkpoints_free(relay->checkpoints);
     tl_agent_server_free(relay->agents);
     tl_evidence_store_close(relay->evidence);
@@ -494,7 +548,7 @@ int tl_relay_serve(const tl_relay_config_t *config)
     tl_log_limit_t *log_limit = NULL;
     relay->loop = uv_default_loop();
     tl_metrics_reset();
-    if ((rc = check_metrics_address(config)) != 0)
+    if ((rc = check_metrics_address(config)) != 0 || (rc = check_web(config)) != 0)
         goto out;
     /* From here on, unauthenticated peers' lines are bounded per address (relay/net/log_limit.h).
      */
@@ -525,6 +579,8 @@ int tl_relay_serve(const tl_relay_config_t *config)
     if (config->ssh_listen != NULL && (rc = start_technicians(relay)) != 0)
         goto out;
     if (config->metrics_listen != NULL && (rc = start_metrics(relay)) != 0)
+        goto out;
+    if (config->web_listen != NULL && (rc = start_web(relay)) != 0)
         goto out;
     install_signals(relay);
 

@@ -48,6 +48,15 @@ typedef struct tl_relay_config {
     const tl_settings_t *settings;
     int (*reload)(void *ctx, tl_settings_t *settings, char *why, size_t why_size);
     void *reload_ctx;
+    /* The web view (relay/web.h, docs/web.md) "ADDR:PORT"; NULL: none. Needs ssh_listen (its
+     * links come from the `web` command). HTTPS with web_cert and web_key; plain HTTP only on
+     * loopback unless web_behind_proxy. */
+    const char *web_listen;
+    const char *web_cert, *web_key;
+    int web_behind_proxy;
+    const char *web_url;    /* what links start with; NULL: from web_listen */
+    const char *web_assets; /* the player's and our files; NULL: the build's default */
+    uint32_t web_link_ms;   /* a link's lifetime; 0: 60 s */
 } tl_relay_config_t;
 
 #define TL_RELAY_DEFAULT_HEARTBEAT_MS 20000u

@@ -11,7 +11,13 @@ packages=(
     openssl openssh-client openssh-server asciinema
     curl prometheus scdoc man-db groff-base
     debootstrap
+    libmicrohttpd-dev nodejs chromium
 )
+# npm fetches the web view's player at build time (web/package-lock.json); Debian's npm package
+# only when no npm came with the installed nodejs.
+if ! command -v npm >/dev/null 2>&1; then
+    packages+=(npm)
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do

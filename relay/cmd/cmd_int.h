@@ -180,6 +180,8 @@ extern const struct tl__command tl__cmd_audit_verify, tl__cmd_audit_checkpoint,
     tl__cmd_audit_search, tl__cmd_audit_prove, tl__cmd_audit_export;
 /* replay.c */
 extern const struct tl__command tl__cmd_replay;
+/* web.c */
+extern const struct tl__command tl__cmd_web;
 /* runbook.c */
 extern const struct tl__command tl__cmd_runbook_propose, tl__cmd_runbook_proposals,
     tl__cmd_runbook_proposal;

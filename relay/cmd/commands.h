@@ -20,6 +20,7 @@
 
 #include "relay/desk/sla.h"
 #include "relay/net/exec.h"
+#include "relay/net/web_auth.h"
 #include "relay/sessions/sessions.h"
 #include "relay/store/audit_checkpoint.h"
 #include "relay/store/worker.h"
@@ -44,6 +45,10 @@ typedef struct tl_commands_ctx {
     const char *data_dir;
     /* The relay's loop: replay paces a recording on its timers. NULL: replay plays at once. */
     uv_loop_t *loop;
+    /* The web view's links (relay/net/web_auth.h) and the address its links start with
+     * ("https://host:port", no trailing slash); NULL: the web view is off, `web` says so. */
+    tl_web_auth_t *web;
+    const char *web_url;
 } tl_commands_ctx_t;
 
 /* A tl_exec_dispatch_fn; ctx is a tl_commands_ctx_t. */

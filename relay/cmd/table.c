@@ -50,6 +50,7 @@ const struct tl__command *const tl__commands[] = {
     &tl__cmd_audit_prove,
     &tl__cmd_audit_export,
     &tl__cmd_replay,
+    &tl__cmd_web,
 };
 
 const size_t tl__command_count = sizeof tl__commands / sizeof tl__commands[0];

@@ -8,7 +8,6 @@
 #include "relay/desk/classify.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,20 +80,6 @@ const char *tl_kbdraft_rule_condition(const char *rule)
 static int put(tl_buf_t *out, const char *text)
 {
     return tl_buf_put(out, text, strlen(text));
-}
-
-static int putf(tl_buf_t *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int putf(tl_buf_t *out, const char *fmt, ...)
-{
-    char line[1024];
-    va_list args;
-    va_start(args, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, args);
-    va_end(args);
-    if (n < 0 || (size_t)n >= sizeof line)
-        return TL_EFULL;
-    return tl_buf_put(out, line, (size_t)n);
 }
 
 /* The length of the UTF-8 character at text (1 for a byte that starts none: it is replaced). */
@@ -420,7 +405,7 @@ static int put_words(tl_buf_t *out, const char *title)
     }
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < count; i++)
-        rc = putf(out, "%s%s", i == 0 ? "words: " : ", ", words[i]);
+        rc = tl_buf_printf(out, "%s%s", i == 0 ? "words: " : ", ", words[i]);
     if (rc == 0 && count > 0)
         rc = put(out, "\n");
     return rc;
@@ -447,7 +432,7 @@ static int put_what_was_run(tl_buf_t *out, const tl_summary_t *summary)
         }
         free(args);
         if (rc == 0)
-            rc = row.has_exit_status ? putf(out, ": exit status %d\n", row.exit_status)
+            rc = row.has_exit_status ? tl_buf_printf(out, ": exit status %d\n", row.exit_status)
                                      : put(out, ": did not finish\n");
     }
     for (size_t i = commands > ROWS_MAX ? commands - ROWS_MAX : 0; rc == 0 && i < commands; i++) {
@@ -464,7 +449,7 @@ static int put_what_was_run(tl_buf_t *out, const tl_summary_t *summary)
                 rc = put_safe(out, json_string_value(word), ROW_TEXT_MAX, 0);
         }
         if (rc == 0)
-            rc = row.has_exit_status ? putf(out, ": exit status %d\n", row.exit_status)
+            rc = row.has_exit_status ? tl_buf_printf(out, ": exit status %d\n", row.exit_status)
                                      : put(out, ": did not finish\n");
     }
     if (rc == 0 && runbooks + commands == 0)
@@ -499,17 +484,18 @@ int tl_kbdraft_build(const tl_kbdraft_input_t *input, tl_kbdraft_t *out)
         goto out;
     }
     /* The header: only what the record gives; when and recheck only when known. */
-    rc = putf(buf, "---\nid: %s\ntitle: %s\ncategory: %s\n", input->id, out->title,
-              input->category != NULL ? input->category : "other");
+    rc = tl_buf_printf(buf, "---\nid: %s\ntitle: %s\ncategory: %s\n", input->id, out->title,
+                       input->category != NULL ? input->category : "other");
     /* when and recheck: the primary finding's condition alone (read_conditions). */
     if (rc == 0 && parts.condition_count > 0)
-        rc = putf(buf, "when: %s\nrecheck: %s\n", parts.conditions[0], parts.conditions[0]);
+        rc =
+            tl_buf_printf(buf, "when: %s\nrecheck: %s\n", parts.conditions[0], parts.conditions[0]);
     if (rc == 0 && parts.runbook[0] != '\0') {
-        rc = putf(buf, "runbook: %s\n", parts.runbook);
+        rc = tl_buf_printf(buf, "runbook: %s\n", parts.runbook);
         snprintf(out->runbook, sizeof out->runbook, "%s", parts.runbook);
     }
     for (size_t i = 0; rc == 0 && i < parts.param_count; i++)
-        rc = putf(buf, "param: %s\n", parts.params[i]);
+        rc = tl_buf_printf(buf, "param: %s\n", parts.params[i]);
     if (rc == 0)
         rc = put_words(buf, out->title);
     if (rc == 0)
@@ -517,8 +503,9 @@ int tl_kbdraft_build(const tl_kbdraft_input_t *input, tl_kbdraft_t *out)
     if (rc == 0)
         rc = put_safe(buf, out->title, TL_ARTICLE_TITLE_MAX * 4, 0);
     if (rc == 0)
-        rc = putf(buf, "\n\nDrafted from %s when it was resolved.\n\n## What was wrong\n\n",
-                  input->ticket);
+        rc =
+            tl_buf_printf(buf, "\n\nDrafted from %s when it was resolved.\n\n## What was wrong\n\n",
+                          input->ticket);
     for (size_t i = 0; rc == 0 && i < parts.fact_count; i++) {
         rc = put(buf, "- ");
         if (rc == 0)
@@ -539,8 +526,8 @@ int tl_kbdraft_build(const tl_kbdraft_input_t *input, tl_kbdraft_t *out)
             rc = put(buf, "\n");
     }
     if (rc == 0 && parts.left_out[0] != '\0')
-        rc = putf(buf, "\nNot in the conditions (no condition is known for them): %s.\n",
-                  parts.left_out);
+        rc = tl_buf_printf(buf, "\nNot in the conditions (no condition is known for them): %s.\n",
+                           parts.left_out);
     if (rc == 0)
         rc = put_what_was_run(buf, input->summary);
     if (rc == 0)

@@ -27,6 +27,7 @@
 #ifndef TL_EXEC_H
 #define TL_EXEC_H
 
+#include "proto/buf.h"
 #include "relay/desk/users.h"
 
 #include <stddef.h>
@@ -125,6 +126,19 @@ void tl_exec_set_raw(tl_exec_t *exec);
 
 /* The command's own callbacks and state; callbacks must outlive the exec. */
 void tl_exec_set_callbacks(tl_exec_t *exec, const tl_exec_callbacks_t *callbacks, void *data);
+
+/*
+ * An exec that is no SSH channel (docs/web.md): the web view runs a technician's command through
+ * the same dispatcher, as technician, and gets what it printed. Output is kept whole, up to
+ * max_output bytes on both streams together (writes past it fail with TL_EFULL, as on a channel
+ * past TL_EXEC_MAX_BUFFERED; a producer never waits for on_drain). tl_exec_finish() calls done
+ * with the exit status and both streams (borrowed for the call) and then frees the exec; the
+ * command's on_abort never runs. No PTY, no input. Loop thread, as any exec. NULL without memory.
+ */
+typedef void (*tl_exec_captured_fn)(void *data, int exit_status, const tl_buf_t *out,
+                                    const tl_buf_t *err);
+tl_exec_t *tl_exec_capture_new(const tl_technician_t *technician, size_t max_output,
+                               tl_exec_captured_fn done, void *data);
 
 /*
  * The dispatcher the front end calls for each exec request (relay/cmd/commands.h).

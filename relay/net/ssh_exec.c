@@ -156,6 +156,67 @@ static void free_output(tl_exec_t *exec)
     exec->buffered = 0;
 }
 
+/* ---- captured output, for the web view (tl_exec_capture_new) --------------------------------- */
+
+struct tl__exec_capture {
+    tl_buf_t *out, *err; /* each capped at max_output; their sum is checked on write */
+    size_t max_output;
+    tl_exec_captured_fn done;
+    void *data;
+};
+
+tl_exec_t *tl_exec_capture_new(const tl_technician_t *technician, size_t max_output,
+                               tl_exec_captured_fn done, void *data)
+{
+    tl_exec_t *exec = calloc(1, sizeof *exec);
+    struct tl__exec_capture *capture = calloc(1, sizeof *capture);
+    if (exec == NULL || capture == NULL)
+        goto fail;
+    capture->out = tl_buf_new(max_output);
+    capture->err = tl_buf_new(max_output);
+    if (capture->out == NULL || capture->err == NULL)
+        goto fail;
+    capture->max_output = max_output;
+    capture->done = done;
+    capture->data = data;
+    exec->capture = capture;
+    exec->technician = *technician;
+    exec->state = EXEC_RUNNING;
+    exec->dispatched = 1;
+    return exec;
+fail:
+    if (capture != NULL) {
+        tl_buf_free(capture->out);
+        tl_buf_free(capture->err);
+    }
+    free(capture);
+    free(exec);
+    return NULL;
+}
+
+static int capture_write(tl_exec_t *exec, int stream, const void *data, size_t len)
+{
+    struct tl__exec_capture *capture = exec->capture;
+    if (exec->finished)
+        return TL_EINVAL;
+    if (tl_buf_len(capture->out) + tl_buf_len(capture->err) + len > capture->max_output)
+        return TL_EFULL;
+    return tl_buf_put(stream == TL_EXEC_STDOUT ? capture->out : capture->err, data, len);
+}
+
+static void capture_finish(tl_exec_t *exec, int exit_status)
+{
+    struct tl__exec_capture *capture = exec->capture;
+    if (exec->finished)
+        return;
+    exec->finished = 1;
+    capture->done(capture->data, exit_status, capture->out, capture->err);
+    tl_buf_free(capture->out);
+    tl_buf_free(capture->err);
+    free(capture);
+    free(exec);
+}
+
 /* ---- the exec API (relay/net/exec.h) ----------------------------------------------------------
  */
 
@@ -168,6 +229,8 @@ int tl_exec_write(tl_exec_t *exec, int stream, const void *data, size_t len)
 {
     if (stream != TL_EXEC_STDOUT && stream != TL_EXEC_STDERR)
         return TL_EINVAL;
+    if (exec->capture != NULL)
+        return capture_write(exec, stream, data, len);
     if (exec->aborted || exec->channel_gone || exec->conn->closing)
         return TL_ECLOSED;
     if (exec->finished)
@@ -205,11 +268,18 @@ int tl_exec_printf(tl_exec_t *exec, int stream, const char *fmt, ...)
 
 size_t tl_exec_buffered(const tl_exec_t *exec)
 {
+    /* Captured output is kept whole: its producer never waits. */
+    if (exec->capture != NULL)
+        return 0;
     return exec->buffered;
 }
 
 void tl_exec_finish(tl_exec_t *exec, int exit_status)
 {
+    if (exec->capture != NULL) {
+        capture_finish(exec, exit_status);
+        return;
+    }
     if (exec->aborted)
         return;
     if (exec->finished) {
@@ -226,6 +296,8 @@ void tl_exec_finish(tl_exec_t *exec, int exit_status)
 
 void tl_exec_resume_input(tl_exec_t *exec)
 {
+    if (exec->capture != NULL)
+        return; /* no input */
     exec->input_paused = 0;
     exec->input_resumed = 1;
     tl__ssh_queue_service(exec->conn);

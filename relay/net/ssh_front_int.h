@@ -91,6 +91,9 @@ struct tl_exec {
     unsigned finished : 1;
     unsigned aborted : 1;
     unsigned above_high_water : 1;
+    /* Not an SSH channel: a command whose output is kept for the web view (tl_exec_capture_new);
+     * conn and channel are NULL. */
+    struct tl__exec_capture *capture;
 };
 
 /* One technician's TCP connection and its libssh session. */

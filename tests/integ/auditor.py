@@ -42,6 +42,7 @@ READS = {
     "replay": (["no-session"], 1),  # no such session: not found, not refused
     "runbook proposals": ([], 0),
     "runbook proposal": (["1"], 1),  # no proposal: not found, not refused
+    "web": ([], 1),  # this relay serves no web view: it says so, nothing is refused
 }
 CHANGES = {
     "ticket take": ["T-1"], "ticket assign": ["T-1", "alice"],

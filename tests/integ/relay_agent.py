@@ -39,6 +39,7 @@ class Relay:
         self.env = None  # None: inherit
         self.options = []  # more serve options
         self.ssh_port = None  # set to serve technicians over SSH too
+        self.extra_args = []  # more serve options (the web view's)
         self.log_path = os.path.join(WORK, name + ".log")
         out, _ = run(BIN + "/tierline-relay", "init", "--data", self.dir, "--listen",
                      "127.0.0.1:%d" % self.port)
@@ -51,7 +52,8 @@ class Relay:
              "127.0.0.1:%d" % self.port, "--heartbeat-ms",
              str(self.heartbeat_ms), "--handshake-timeout-ms", str(self.handshake_ms),
              "--log-level", "debug"] + self.options +
-            (["--ssh-listen", "127.0.0.1:%d" % self.ssh_port] if self.ssh_port else []),
+            (["--ssh-listen", "127.0.0.1:%d" % self.ssh_port] if self.ssh_port else []) +
+            self.extra_args,
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=self.env)
         wait_for("the relay to listen", self.accepting)
         return self

@@ -28,10 +28,11 @@ SOURCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)
 PROOF_TOOL = os.path.join(SOURCE, "docs", "audit_proof.py")
 
 
-def recorded_session():
+def recorded_session(**desk_options):
     """A desk whose ticket has one joined session, typed at a terminal and recorded; returns the
-    desk, the session's grant and the recording's hash as its session.end entry gives it."""
-    desk = Desk()
+    desk, the session's grant and the recording's hash as its session.end entry gives it.
+    desk_options go to Desk()."""
+    desk = Desk(**desk_options)
     term = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
     try:
         desk.agent.cli("approve", desk.agent.question("bob")["id"])

@@ -76,9 +76,10 @@ class SessionAgent(Agent):
 class Desk:
     """A relay with technician accounts, an enrolled running agent and one ticket."""
 
-    def __init__(self, ticket=True, agent_options=(), relay_options=()):
+    def __init__(self, ticket=True, agent_options=(), relay_options=(), relay_args=()):
         self.relay = Relay("relay")
         self.relay.options = list(relay_options)
+        self.relay.extra_args = list(relay_args)
         self.relay.ssh_port = free_port()
         if "ASAN_OPTIONS" in os.environ:
             # Freed memory in AddressSanitizer's quarantine would look like growth.

@@ -344,6 +344,61 @@ static void test_json_line_is_the_dump_and_a_newline(void **state)
     json_decref(value);
 }
 
+/* ---- HTML (tl_text_html) ------------------------------------------------------------------ */
+
+static char *html(const char *text, size_t len, enum tl_text_mode mode)
+{
+    tl_buf_t *buf = tl_buf_new(1 << 20);
+    TL_ASSERT_OK(tl_text_html(buf, text, len, mode));
+    TL_ASSERT_OK(tl_buf_put_u8(buf, 0));
+    char *out = strdup((const char *)tl_buf_data(buf));
+    tl_buf_free(buf);
+    return out;
+}
+
+static void test_html_escapes_markup_and_control_bytes(void **state)
+{
+    (void)state;
+    const char *title = "<script>alert('x')</script><b id=\"p\">&amp;</b>\x1b[2J\xe2\x80\xae"
+                        "evil";
+    char *out = html(title, strlen(title), TL_TEXT_LINE);
+    assert_string_equal(out, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;b id=&quot;p&quot;"
+                             "&gt;&amp;amp;&lt;/b&gt;\\x1b[2J\\u202eevil");
+    free(out);
+    /* Nothing HTML gives a meaning to survives, in any byte sequence. */
+    for (unsigned a = 0; a < 256; a++) {
+        char pair[2] = {(char)a, '<'};
+        out = html(pair, sizeof pair, TL_TEXT_BODY);
+        assert_null(strpbrk(out, "<>\"'"));
+        assert_true(terminal_safe(out, strlen(out), TL_TEXT_BODY));
+        free(out);
+    }
+}
+
+static void test_html_keeps_plain_text_and_lines(void **state)
+{
+    (void)state;
+    char *out = html("héllo 日本語\nline two", strlen("héllo 日本語\nline two"), TL_TEXT_BODY);
+    assert_string_equal(out, "héllo 日本語\nline two");
+    free(out);
+    out = html("a\nb", 3, TL_TEXT_LINE);
+    assert_string_equal(out, "a\\nb");
+    free(out);
+}
+
+static void test_html_is_all_or_nothing_under_the_cap(void **state)
+{
+    (void)state;
+    tl_buf_t *buf = tl_buf_new(16);
+    TL_ASSERT_OK(tl_buf_put(buf, "ab", 2));
+    /* 4 characters, 16 bytes escaped: past the cap, and nothing of it is kept. */
+    TL_ASSERT_RC(TL_EFULL, tl_text_html(buf, "<<<<", 4, TL_TEXT_LINE));
+    assert_int_equal(tl_buf_len(buf), 2);
+    TL_ASSERT_OK(tl_text_html(buf, "<&", 2, TL_TEXT_LINE));
+    assert_memory_equal(tl_buf_data(buf), "ab&lt;&amp;", 11);
+    tl_buf_free(buf);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_printable_text_is_kept_as_it_is),
     cmocka_unit_test(test_hostile_title_is_escaped_visibly),
@@ -360,6 +415,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stream_in_pieces_matches_whole),
     cmocka_unit_test(test_escape_respects_the_buffer_cap),
     cmocka_unit_test(test_json_line_is_the_dump_and_a_newline),
+    cmocka_unit_test(test_html_escapes_markup_and_control_bytes),
+    cmocka_unit_test(test_html_keeps_plain_text_and_lines),
+    cmocka_unit_test(test_html_is_all_or_nothing_under_the_cap),
 };
 
 TL_TEST_MAIN(tests)
