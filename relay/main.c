@@ -111,137 +111,120 @@ static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
         .problem = "--" option " wants " #low ".." #high                                           \
     }
 
-static const tl_admin_command_t serve =
-    {
-        .name = "serve",
-        .usage =
-            "serve [--config FILE] [--data DIR] [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] "
-            "[--heartbeat-ms N] "
-            "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
-            "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
-            "[--take-wait-ms N] [--metrics-listen ADDR:PORT [--metrics-public]] [--web-listen "
-            "ADDR:PORT "
-            "[--web-cert FILE --web-key FILE] [--web-behind-proxy] [--web-url URL] "
-            "[--web-assets DIR] [--web-link-ms N]] [--log-level LEVEL]",
-        .summary =
-            "accept agents over mutual TLS 1.3, and technicians over SSH (the address chosen at "
-            "init, or --ssh-listen)",
-        .args =
-            &(const tl_cli_spec_t){
-                .options =
-                    (const tl_cli_arg_t
-                         []){{.name = "config",
-                              .metavar = "FILE",
-                              .help = "the configuration file (default $" TL_ADMIN_CONFIG_ENV
-                                      " or " TL_ADMIN_CONFIG_DEFAULT
-                                      "); options given here override it",
-                              .word = TL_CLI_AT(struct serve_args, config)},
-                             {.name = "data",
-                              .metavar = "DIR",
-                              .help = "the relay's folder, from init (default: relay.conf's "
-                                      "data_dir, " TL_ADMIN_DATA_DEFAULT ")",
-                              .word = TL_CLI_AT(struct serve_args, data)},
-                             {.name = "listen",
-                              .metavar = "ADDR:PORT",
-                              .help = "agents' address instead of the one chosen at init",
-                              .word = TL_CLI_AT(struct serve_args, listen)},
-                             {.name = "ssh-listen",
-                              .metavar = "ADDR:PORT",
-                              .help = "technicians' SSH address instead of the one chosen at init",
-                              .word = TL_CLI_AT(struct serve_args, ssh_listen)},
-                             SERVE_NUMBER("heartbeat-ms", heartbeat_ms, 50, 3600000,
-                                          "how often agents are pinged, 50..3600000"),
-                             SERVE_NUMBER("handshake-timeout-ms", handshake_timeout_ms, 50, 600000,
-                                          "how long a TLS handshake may take, 50..600000"),
-                             /* The SSH front end's limits (docs/technicians.md "Limits"). */
-                             SERVE_NUMBER("ssh-max-connections", ssh_max_connections, 1, 65536,
-                                          "SSH connections at most, 1..65536 (default 256)"),
-                             SERVE_NUMBER("ssh-preauth-per-address", ssh_preauth_per_address, 1,
-                                          1024,
-                                          "connections one address may hold before logging in, "
-                                          "1..1024 (default "
-                                          "32)"),
-                             SERVE_NUMBER("ssh-auth-timeout-ms", ssh_auth_timeout_ms, 1000, 600000,
-                                          "how long an SSH client has to log in, 1000..600000 "
-                                          "(default 20000)"),
-                             SERVE_NUMBER("ssh-keepalive-ms", ssh_keepalive_ms, 1000, 3600000,
-                                          "how often a logged-in SSH client is asked whether it is "
-                                          "still "
-                                          "there; three unanswered end it, 1000..3600000 (default "
-                                          "15000)"),
-                             SERVE_NUMBER("ssh-idle-timeout-ms", ssh_idle_timeout_ms,
-                                          1000, 86400000,
-                                          "an SSH connection whose channels carried nothing for "
-                                          "this long "
-                                          "is closed, 1000..86400000 (default 1800000: 30 "
-                                          "minutes)"),
-                             SERVE_NUMBER("take-wait-ms", take_wait_ms, 100, 600000,
-                                          "how long join --take waits for the technician in "
-                                          "control to "
-                                          "answer, 100..600000 (default 30000)"),
-                             {.name = "metrics-listen",
-                              .metavar = "ADDR:PORT",
-                              .help =
-                                  "serve Prometheus metrics at GET /metrics on this loopback "
-                                  "address "
-                                  "(e.g. 127.0.0.1:9465); off without it",
-                              .word =
-                                  TL_CLI_AT(struct serve_args, metrics_listen)},
-                             {.name = "metrics-public",
-                              .help =
-                                  "allow --metrics-listen on an address that is not loopback",
-                              .out =
-                                  TL_CLI_AT(struct serve_args, metrics_public)},
-                             /* The web view (docs/web.md). */
-                             {.name = "web-listen",
-                              .metavar =
-                                  "ADDR:PORT",
-                              .help =
-                                  "serve the read-only web view on this address (loopback unless "
-                                  "HTTPS or --web-behind-proxy); off without it",
-                              .word =
-                                  TL_CLI_AT(struct serve_args, web_listen)},
-                             {.name = "web-cert",
-                              .metavar = "FILE",
-                              .help =
-                                  "the web view's certificate chain (PEM): HTTPS, with --web-key",
-                              .word = TL_CLI_AT(struct serve_args, web_cert)},
-                             {.name = "web-key",
-                              .metavar = "FILE",
-                              .help = "the web view's private key (PEM)",
-                              .word = TL_CLI_AT(struct serve_args, web_key)},
-                             {.name = "web-behind-proxy",
-                              .help = "allow plain HTTP on an address that is not loopback, for a "
-                                      "reverse "
-                                      "proxy that adds TLS",
-                              .out = TL_CLI_AT(struct serve_args, web_behind_proxy)},
-                             {.name = "web-url",
-                              .metavar = "URL",
-                              .help =
-                                  "what sign-in links start with (the proxy's address); default "
-                                  "from --web-listen",
-                              .word = TL_CLI_AT(struct serve_args, web_url)},
-                             {.name = "web-assets",
-                              .metavar = "DIR",
-                              .help = "where the web view's style, script and player are",
-                              .word = TL_CLI_AT(struct serve_args, web_assets)},
-                             SERVE_NUMBER("web-link-ms", web_link_ms, 1000, 600000,
-                                          "how long a sign-in link works, 1000..600000 (default "
-                                          "60000)"),
-                             {.name = "log-level",
-                              .metavar = "LEVEL",
-                              .help = "debug, info, warn or error",
-                              .flags = TL_CLI_ALONE,
-                              .kind = TL_CLI_CHECK,
-                              .check = tl_admin_log_level,
-                              .out = TL_CLI_AT(struct serve_args, log_level),
-                              .word = TL_CLI_AT(struct serve_args, log_level_word),
-                              .problem = "--log-level wants debug, info, warn or error"},
-                             {0}},
-                .flags = TL_CLI_DOUBLE_DASH},
-        .run = cmd_serve,
-        .example = "tierline-relay serve &\n"
-                   "tierline-relay serve --config /etc/tierline/relay.conf --log-level debug &\n",
+static const tl_cli_arg_t serve_options[] = {
+    {.name = "config",
+     .metavar = "FILE",
+     .help = "the configuration file (default $" TL_ADMIN_CONFIG_ENV " or " TL_ADMIN_CONFIG_DEFAULT
+             "); options given here override it",
+     .word = TL_CLI_AT(struct serve_args, config)},
+    {.name = "data",
+     .metavar = "DIR",
+     .help = "the relay's folder, from init (default: relay.conf's "
+             "data_dir, " TL_ADMIN_DATA_DEFAULT ")",
+     .word = TL_CLI_AT(struct serve_args, data)},
+    {.name = "listen",
+     .metavar = "ADDR:PORT",
+     .help = "agents' address instead of the one chosen at init",
+     .word = TL_CLI_AT(struct serve_args, listen)},
+    {.name = "ssh-listen",
+     .metavar = "ADDR:PORT",
+     .help = "technicians' SSH address instead of the one chosen at init",
+     .word = TL_CLI_AT(struct serve_args, ssh_listen)},
+    SERVE_NUMBER("heartbeat-ms", heartbeat_ms, 50, 3600000,
+                 "how often agents are pinged, 50..3600000"),
+    SERVE_NUMBER("handshake-timeout-ms", handshake_timeout_ms, 50, 600000,
+                 "how long a TLS handshake may take, 50..600000"),
+    /* The SSH front end's limits (docs/technicians.md "Limits"). */
+    SERVE_NUMBER("ssh-max-connections", ssh_max_connections, 1, 65536,
+                 "SSH connections at most, 1..65536 (default 256)"),
+    SERVE_NUMBER("ssh-preauth-per-address", ssh_preauth_per_address, 1, 1024,
+                 "connections one address may hold before logging in, "
+                 "1..1024 (default "
+                 "32)"),
+    SERVE_NUMBER("ssh-auth-timeout-ms", ssh_auth_timeout_ms, 1000, 600000,
+                 "how long an SSH client has to log in, 1000..600000 "
+                 "(default 20000)"),
+    SERVE_NUMBER("ssh-keepalive-ms", ssh_keepalive_ms, 1000, 3600000,
+                 "how often a logged-in SSH client is asked whether it is "
+                 "still "
+                 "there; three unanswered end it, 1000..3600000 (default "
+                 "15000)"),
+    SERVE_NUMBER("ssh-idle-timeout-ms", ssh_idle_timeout_ms, 1000, 86400000,
+                 "an SSH connection whose channels carried nothing for "
+                 "this long "
+                 "is closed, 1000..86400000 (default 1800000: 30 "
+                 "minutes)"),
+    SERVE_NUMBER("take-wait-ms", take_wait_ms, 100, 600000,
+                 "how long join --take waits for the technician in "
+                 "control to "
+                 "answer, 100..600000 (default 30000)"),
+    {.name = "metrics-listen",
+     .metavar = "ADDR:PORT",
+     .help = "serve Prometheus metrics at GET /metrics on this loopback "
+             "address "
+             "(e.g. 127.0.0.1:9465); off without it",
+     .word = TL_CLI_AT(struct serve_args, metrics_listen)},
+    {.name = "metrics-public",
+     .help = "allow --metrics-listen on an address that is not loopback",
+     .out = TL_CLI_AT(struct serve_args, metrics_public)},
+    /* The web view (docs/web.md). */
+    {.name = "web-listen",
+     .metavar = "ADDR:PORT",
+     .help = "serve the read-only web view on this address (loopback unless "
+             "HTTPS or --web-behind-proxy); off without it",
+     .word = TL_CLI_AT(struct serve_args, web_listen)},
+    {.name = "web-cert",
+     .metavar = "FILE",
+     .help = "the web view's certificate chain (PEM): HTTPS, with --web-key",
+     .word = TL_CLI_AT(struct serve_args, web_cert)},
+    {.name = "web-key",
+     .metavar = "FILE",
+     .help = "the web view's private key (PEM)",
+     .word = TL_CLI_AT(struct serve_args, web_key)},
+    {.name = "web-behind-proxy",
+     .help = "allow plain HTTP on an address that is not loopback, for a "
+             "reverse "
+             "proxy that adds TLS",
+     .out = TL_CLI_AT(struct serve_args, web_behind_proxy)},
+    {.name = "web-url",
+     .metavar = "URL",
+     .help = "what sign-in links start with (the proxy's address); default "
+             "from --web-listen",
+     .word = TL_CLI_AT(struct serve_args, web_url)},
+    {.name = "web-assets",
+     .metavar = "DIR",
+     .help = "where the web view's style, script and player are",
+     .word = TL_CLI_AT(struct serve_args, web_assets)},
+    SERVE_NUMBER("web-link-ms", web_link_ms, 1000, 600000,
+                 "how long a sign-in link works, 1000..600000 (default "
+                 "60000)"),
+    {.name = "log-level",
+     .metavar = "LEVEL",
+     .help = "debug, info, warn or error",
+     .flags = TL_CLI_ALONE,
+     .kind = TL_CLI_CHECK,
+     .check = tl_admin_log_level,
+     .out = TL_CLI_AT(struct serve_args, log_level),
+     .word = TL_CLI_AT(struct serve_args, log_level_word),
+     .problem = "--log-level wants debug, info, warn or error"},
+    {0}};
+
+static const tl_admin_command_t serve = {
+    .name = "serve",
+    .usage = "serve [--config FILE] [--data DIR] [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] "
+             "[--heartbeat-ms N] "
+             "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
+             "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
+             "[--take-wait-ms N] [--metrics-listen ADDR:PORT [--metrics-public]] [--web-listen "
+             "ADDR:PORT "
+             "[--web-cert FILE --web-key FILE] [--web-behind-proxy] [--web-url URL] "
+             "[--web-assets DIR] [--web-link-ms N]] [--log-level LEVEL]",
+    .summary = "accept agents over mutual TLS 1.3, and technicians over SSH (the address chosen at "
+               "init, or --ssh-listen)",
+    .args = &(const tl_cli_spec_t){.options = serve_options, .flags = TL_CLI_DOUBLE_DASH},
+    .run = cmd_serve,
+    .example = "tierline-relay serve &\n"
+               "tierline-relay serve --config /etc/tierline/relay.conf --log-level debug &\n",
 };
 
 /* ---- the table ----------------------------------------------------------------------- */
