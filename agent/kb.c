@@ -3,6 +3,7 @@
 
 #include "proto/err.h"
 #include "proto/format.h"
+#include "proto/fsutil.h"
 #include "proto/kbmatch.h"
 #include "proto/log.h"
 #include "proto/text.h"
@@ -227,33 +228,14 @@ out:
     return kb;
 }
 
-static bool is_directory(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 int tl_kb_default_dir(char *out, size_t size)
 {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            char installed[PATH_MAX + 32], resolved[PATH_MAX];
-            snprintf(installed, sizeof installed, "%s/../share/tierline/kb", exe);
-            if (is_directory(installed) && realpath(installed, resolved))
-                return tl_format(out, size, "%s", resolved);
-        }
-    }
 #ifdef TL_BUILD_KB_DIR
     /* A build's staged copy of the repository's kb/ (agent/CMakeLists.txt). */
-    if (is_directory(TL_BUILD_KB_DIR))
-        return tl_format(out, size, "%s", TL_BUILD_KB_DIR);
+    return tl_fs_shared_dir("kb", TL_BUILD_KB_DIR, out, size);
+#else
+    return tl_fs_shared_dir("kb", NULL, out, size);
 #endif
-    return TL_ENOTFOUND;
 }
 
 tl_kb_t *tl_kb_open(const char *dir, char *dir_used, size_t dir_used_size, int *err)

@@ -181,3 +181,29 @@ int tl_fs_read_file(const char *path, size_t max, unsigned flags, tl_fs_check_fn
     tl_buf_free(buf);
     return rc;
 }
+
+static int is_directory(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int tl_fs_shared_dir(const char *name, const char *staged, char *out, size_t size)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            char installed[PATH_MAX + 64], resolved[PATH_MAX];
+            if (tl_format(installed, sizeof installed, "%s/../share/tierline/%s", exe, name) == 0 &&
+                is_directory(installed) && realpath(installed, resolved) != NULL)
+                return tl_format(out, size, "%s", resolved);
+        }
+    }
+    if (staged != NULL && is_directory(staged))
+        return tl_format(out, size, "%s", staged);
+    return TL_ENOTFOUND;
+}

@@ -22,6 +22,14 @@ int tl_fsync_dir(const char *path);
  * fit. */
 int tl_fs_parent_dir(const char *path, char *out, size_t size);
 
+/*
+ * A folder Tierline ships, found as the programs find it (docs/architecture.md): NAME under
+ * share/tierline beside the running program's bin/ (installed, or a build's staged copy), else
+ * staged, a build's own folder compiled in (may be NULL). The resolved path goes to out.
+ * 0, TL_ENOTFOUND if neither is a directory, or TL_EINVAL if it does not fit.
+ */
+int tl_fs_shared_dir(const char *name, const char *staged, char *out, size_t size);
+
 /* tl_fs_write_atomic flags. */
 #define TL_FS_SYNC 0x1     /* fsync the file before the rename: its bytes survive a crash */
 #define TL_FS_SYNC_DIR 0x2 /* fsync the directory after the rename: so does the rename */

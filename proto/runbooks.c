@@ -946,32 +946,12 @@ json_t *tl_runbooks_list(const tl_runbooks_t *catalogue)
 
 /* ---- where the catalogue lives ---------------------------------------------------------- */
 
-static bool is_directory(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 int tl_runbooks_default_dir(char *out, size_t out_size)
 {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            char installed[PATH_MAX + 64];
-            snprintf(installed, sizeof installed, "%s/../share/tierline/runbooks", exe);
-            char resolved[PATH_MAX];
-            if (is_directory(installed) && realpath(installed, resolved) != NULL)
-                return tl_format(out, out_size, "%s", resolved);
-        }
-    }
 #ifdef TL_BUILD_RUNBOOKS_DIR
     /* A build's staged copy, with the installed modes (agent/CMakeLists.txt). */
-    if (is_directory(TL_BUILD_RUNBOOKS_DIR))
-        return tl_format(out, out_size, "%s", TL_BUILD_RUNBOOKS_DIR);
+    return tl_fs_shared_dir("runbooks", TL_BUILD_RUNBOOKS_DIR, out, out_size);
+#else
+    return tl_fs_shared_dir("runbooks", NULL, out, out_size);
 #endif
-    return TL_ENOTFOUND;
 }

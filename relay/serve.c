@@ -6,6 +6,7 @@
 #include "relay/serve.h"
 #include "proto/addr.h"
 #include "proto/err.h"
+#include "proto/fsutil.h"
 #include "proto/keys.h"
 #include "proto/log.h"
 #include "proto/sdnotify.h"
@@ -31,6 +32,7 @@
 
 #include <openssl/evp.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,15 +222,22 @@ static int start_metrics(struct relay *relay)
 
 /* ---- the web view ------------------------------------------------------------------ */
 
-static tl_web_config_t web_config(const tl_relay_config_t *config)
+/* The web view's settings; its files, unless --web-assets names them, are share/tierline/web
+ * beside bin/ (installed or staged by the build), found into assets. */
+static tl_web_config_t web_config(const tl_relay_config_t *config, char *assets, size_t size)
 {
+    const char *assets_dir = config->web_assets;
+    if (assets_dir == NULL)
+        assets_dir = tl_fs_shared_dir("web", TL_WEB_ASSETS_DIR, assets, size) == 0
+                         ? assets
+                         : TL_WEB_ASSETS_DIR; /* missing: the pages say the player is */
     tl_web_config_t web = {
         .listen = config->web_listen,
         .cert_path = config->web_cert,
         .key_path = config->web_key,
         .behind_proxy = config->web_behind_proxy,
         .url = config->web_url,
-        .assets_dir = config->web_assets != NULL ? config->web_assets : TL_WEB_ASSETS_DIR,
+        .assets_dir = assets_dir,
         .link_ms = config->web_link_ms,
     };
     return web;
@@ -240,7 +249,8 @@ static int check_web(const tl_relay_config_t *config)
     char problem[512];
     if (config->web_listen == NULL)
         return 0;
-    tl_web_config_t web = web_config(config);
+    char assets[PATH_MAX];
+    tl_web_config_t web = web_config(config, assets, sizeof assets);
     int rc = tl_web_check(&web, problem, sizeof problem);
     if (rc == 0 && config->ssh_listen == NULL) {
         snprintf(problem, sizeof problem,
@@ -256,7 +266,8 @@ static int start_web(struct relay *relay)
 {
     char problem[512];
     int rc = 0;
-    tl_web_config_t web = web_config(&relay->config);
+    char assets[PATH_MAX];
+    tl_web_config_t web = web_config(&relay->config, assets, sizeof assets);
     relay->web = tl_web_start(relay->loop, &relay->commands, &web, &rc, problem, sizeof problem);
     if (relay->web == NULL) {
         fprintf(stderr, "tierline-relay: %s\n", problem);

@@ -144,9 +144,15 @@ done
 rm -rf "$units"
 
 # ---- run as the units would -------------------------------------------------------------------
-# A unit's ExecStart, with the variables of its EnvironmentFile (none here: empty).
+# A unit's ExecStart, and a shell line that runs it with its EnvironmentFile's variables, as
+# systemd would (a missing "-" file counts as empty).
 exec_start() {
-    sed -n 's/^ExecStart=//p' "$root/lib/systemd/system/$1" | sed 's/\$[A-Z_]*//g'
+    sed -n 's/^ExecStart=//p' "$root/lib/systemd/system/$1"
+}
+with_environment() {
+    local file
+    file=$(sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$root/lib/systemd/system/$1")
+    echo "set -a; if [ -f $file ]; then . $file; fi; set +a; exec $(exec_start "$1")"
 }
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -157,6 +163,12 @@ relay_user=(setpriv --reuid=tierline --regid=tierline --init-groups --no-new-pri
 as_relay_user() { in_root "${relay_user[@]}" "$@"; }
 port=$(free_port)
 ssh_port=$(free_port)
+metrics_port=$(free_port)
+web_port=$(free_port)
+# An operator's settings: metrics in relay.conf, the web view as an extra option of the unit.
+echo "metrics_listen = 127.0.0.1:$metrics_port" >>"$root/etc/tierline/relay.conf"
+echo "TIERLINE_RELAY_OPTIONS=\"--web-listen 127.0.0.1:$web_port\"" \
+    >"$root/etc/default/tierline-relay"
 relay_exec=$(exec_start tierline-relay.service)
 agent_exec=$(exec_start tierline-agent.service)
 echo "== relay: init as tierline, then its ExecStart: $relay_exec"
@@ -170,7 +182,8 @@ cp "$keys/alice.pub" "$root/tmp/alice.pub"
 as_relay_user tierline-relay user add alice --role tier2 --key /tmp/alice.pub \
     --data /var/lib/tierline >/dev/null
 # UMask=0027 and the unit's user, no capabilities, no new privileges.
-chroot "$root" "${root_env[@]}" "${relay_user[@]}" sh -c "umask 0027 && exec $relay_exec" \
+chroot "$root" "${root_env[@]}" "${relay_user[@]}" \
+    sh -c "umask 0027 && $(with_environment tierline-relay.service)" \
     </dev/null >/dev/null 2>build/package-relay.log &
 pids+=($!)
 for _ in $(seq 200); do
@@ -183,7 +196,7 @@ done
 echo "== agent: enroll, then its ExecStart: $agent_exec"
 string=$(as_relay_user tierline-relay enroll-code --data /var/lib/tierline --ttl 10m 2>/dev/null)
 in_root tierline-agent enroll "$string" --state /var/lib/tierline-agent >/dev/null
-chroot "$root" "${root_env[@]}" sh -c "umask 0077 && exec $agent_exec" \
+chroot "$root" "${root_env[@]}" sh -c "umask 0077 && $(with_environment tierline-agent.service)" \
     </dev/null >/dev/null 2>build/package-agent.log &
 pids+=($!)
 connected=0
@@ -207,9 +220,35 @@ as_relay_user tierline-relay host-key --data /var/lib/tierline \
 shown=$(ssh -i "$keys/alice" -p "$ssh_port" -o UserKnownHostsFile="$keys/known_hosts" \
     -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=20 \
     alice@127.0.0.1 ticket show "$ticket")
-rm -rf "$keys"
 grep -q "the printer says it is offline" <<<"$shown" ||
     { echo "package-test: ticket show $ticket did not show the ticket:" >&2; echo "$shown" >&2; exit 1; }
+
+echo "== metrics: scraped, and the text checked by promtool"
+curl -fsS "http://127.0.0.1:$metrics_port/metrics" >build/package-metrics.txt
+promtool check metrics <build/package-metrics.txt >/dev/null 2>&1 ||
+    { echo "package-test: promtool check metrics failed" >&2;
+      promtool check metrics <build/package-metrics.txt >&2; exit 1; }
+grep -q '^tierline_agents_connected 1$' build/package-metrics.txt ||
+    { echo "package-test: the metrics do not count the connected agent" >&2; exit 1; }
+
+echo "== web view: a one-time link signs in; the packaged player is served"
+link=$(ssh -i "$keys/alice" -p "$ssh_port" -o UserKnownHostsFile="$keys/known_hosts" \
+    -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=20 alice@127.0.0.1 web |
+    head -1)
+case "$link" in
+    "http://127.0.0.1:$web_port/signin?token="*) ;;
+    *) echo "package-test: web printed no link: $link" >&2; exit 1 ;;
+esac
+signin=$(curl -sS -o /dev/null -D - "$link")
+grep -qi '^set-cookie: .*HttpOnly.*SameSite=Strict' <<<"$signin" ||
+    { echo "package-test: the link set no session cookie:" >&2; echo "$signin" >&2; exit 1; }
+cookie=$(sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\);.*/\1/p' <<<"$signin")
+curl -fsS -H "Cookie: $cookie" "http://127.0.0.1:$web_port/ticket/$ticket" |
+    grep -q "the printer says it is offline" ||
+    { echo "package-test: the signed-in ticket page does not show $ticket" >&2; exit 1; }
+curl -fsS -H "Cookie: $cookie" -o /dev/null "http://127.0.0.1:$web_port/static/asciinema-player.min.js" ||
+    { echo "package-test: the packaged recording player is not served" >&2; exit 1; }
+rm -rf "$keys"
 as_relay_user tierline-relay audit-verify --data /var/lib/tierline >/dev/null
 
 echo "== stop, purge, nothing left"
