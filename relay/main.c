@@ -89,13 +89,13 @@ static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
         .settings = &settings,
         .reload = serve_settings,
         .reload_ctx = &serve_given,
-        .web_listen = serve_given.web_listen,
-        .web_cert = serve_given.web_cert,
-        .web_key = serve_given.web_key,
-        .web_behind_proxy = serve_given.web_behind_proxy,
-        .web_url = serve_given.web_url,
-        .web_assets = serve_given.web_assets,
-        .web_link_ms = (uint32_t)serve_given.web_link_ms,
+        .web_listen = tl_settings_text(&settings, "web_listen"),
+        .web_cert = tl_settings_text(&settings, "web_cert"),
+        .web_key = tl_settings_text(&settings, "web_key"),
+        .web_behind_proxy = (int)tl_settings_number(&settings, "web_behind_proxy"),
+        .web_url = tl_settings_text(&settings, "web_url"),
+        .web_assets = tl_settings_text(&settings, "web_assets"),
+        .web_link_ms = (uint32_t)tl_settings_number(&settings, "web_link_ms"),
     };
     tl_log_set_level((enum tl_log_level)tl_settings_number(&settings, "log_level"));
     int rc = tl_relay_serve(&config);

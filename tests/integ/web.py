@@ -295,7 +295,7 @@ def case_plain_http_off_loopback_and_half_tls_are_refused():
     for extra, says in ((["--web-listen", "0.0.0.0:%d" % free_port()], "not a loopback"),
                         (["--web-listen", "127.0.0.1:%d" % free_port(), "--web-cert",
                           "/nonexistent"], "go together"),
-                        (["--web-listen", "nowhere"], "bad web address")):
+                        (["--web-listen", "nowhere"], "wants ADDR:PORT")):
         proc = subprocess.run([technicians.BIN + "/tierline-relay", "serve", "--data", relay.dir,
                                "--ssh-listen", "127.0.0.1:%d" % relay.ssh_port] + extra,
                               capture_output=True, text=True, timeout=60,
