@@ -13,6 +13,8 @@
  *                 control both ways, join and observe
  *   transcript.c  command and runbook transcripts, the diagnostics report
  *   evidence.c    naming and adding evidence, the terminal recording of a join
+ *   files.c       the "sftp" subsystem: the SFTP server (sftp_server.c) on the
+ *                 technician's exec
  *
  * Everything here runs on the loop except what the comments mark "worker".
  */
