@@ -42,15 +42,16 @@ def sftp_batch(desk, user, commands):
 
 @case
 def case_sftp_subsystem_needs_files_pull():
-    desk = Desk(ticket=False)
+    desk = Desk()
     # tier1 may not pull files: the subsystem is refused, as before.
     status, out, err = sftp_batch(desk, "alice", ["ls /"])
     check(status != 0 and "subsystem request failed" in err,
           "alice's sftp: status %d stdout %r stderr %r" % (status, out, err))
     wait_log(desk, r"request=subsystem name=sftp reason=role")
-    # tier2 may: the relay speaks SFTP (the root is the tickets' tree).
-    status, out, err = sftp_batch(desk, "bob", ["pwd", "ls /"])
-    check(status == 0 and "Remote working directory: /" in out,
+    # tier2 may: the relay speaks SFTP, and the root lists the tickets.
+    status, out, err = sftp_batch(desk, "bob", ["pwd", "ls -1 /"])
+    check(status == 0 and "Remote working directory: /" in out and
+          ("/%s\n" % desk.ticket) in out,
           "bob's sftp: status %d stdout %r stderr %r" % (status, out, err))
     wait_log(desk, r"sftp started tech=bob")
     # A session typed as a command is not the subsystem.
