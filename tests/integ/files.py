@@ -54,6 +54,12 @@ def case_sftp_subsystem_needs_files_pull():
           ("/%s\n" % desk.ticket) in out,
           "bob's sftp: status %d stdout %r stderr %r" % (status, out, err))
     wait_log(desk, r"sftp started tech=bob")
+    # A resolved ticket takes nothing, so it is not in the tree.
+    desk.ssh("bob", "ticket", "take", desk.ticket)
+    desk.ssh("bob", "ticket", "resolve", desk.ticket, "printer", "back")
+    status, out, err = sftp_batch(desk, "bob", ["ls -1 /"])
+    check(status == 0 and desk.ticket not in out,
+          "bob's sftp after resolve: status %d stdout %r stderr %r" % (status, out, err))
     # A session typed as a command is not the subsystem.
     status, _, err = desk.ssh("bob", "sftp", check_status=None)
     check(status == 2 and "unknown command" in err, "ssh bob sftp: %d %r" % (status, err))
