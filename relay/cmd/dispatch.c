@@ -288,6 +288,11 @@ static int parse_words(struct cmd *cmd, int argc, char **argv)
 void tl_commands_dispatch(void *ctx, tl_exec_t *exec, int argc, char **argv)
 {
     const tl_technician_t *tech = tl_exec_technician(exec);
+    if (tl_exec_subsystem(exec)) {
+        /* Not a command: the front end accepted "sftp" for a role with files.pull. */
+        tl_sessions_files_start(((tl_commands_ctx_t *)ctx)->sessions, exec);
+        return;
+    }
     int words = 0;
     const struct tl__command *command = argc > 0 ? tl__command_lookup(argc, argv, &words) : NULL;
     if (command == NULL && argc > 0 && tl__cmd_answer_group(exec, argc, argv))

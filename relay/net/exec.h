@@ -124,6 +124,13 @@ typedef struct tl_exec_pty {
 const tl_exec_pty_t *tl_exec_pty(const tl_exec_t *exec);
 void tl_exec_set_raw(tl_exec_t *exec);
 
+/*
+ * 1 for the "sftp" subsystem (docs/protocol.md §7.16): the front end accepts it only for a
+ * technician whose role has files.pull, and dispatches it with argv {"sftp"}; the client's
+ * bytes are the SFTP stream (on_input) and stdout carries the replies, unchanged.
+ */
+int tl_exec_subsystem(const tl_exec_t *exec);
+
 /* The command's own callbacks and state; callbacks must outlive the exec. */
 void tl_exec_set_callbacks(tl_exec_t *exec, const tl_exec_callbacks_t *callbacks, void *data);
 

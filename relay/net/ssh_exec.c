@@ -11,6 +11,7 @@
 #include "proto/err.h"
 #include "proto/format.h"
 #include "proto/log.h"
+#include "proto/roles.h"
 #include "proto/vocab.h"
 #include "relay/net/ssh_front_int.h"
 
@@ -500,15 +501,45 @@ static int on_env_request(ssh_session session, ssh_channel channel, const char *
     return -1; /* ignored: commands take no environment */
 }
 
+/*
+ * The one subsystem is "sftp" (docs/protocol.md §7.16), for a technician whose role may pull
+ * files at all; the channel then goes to the dispatcher like a command, with argv {"sftp"} and
+ * tl_exec_subsystem() set, so a typed `sftp` command never reaches the SFTP server.
+ */
 static int on_subsystem_request(ssh_session session, ssh_channel channel, const char *subsystem,
                                 void *userdata)
 {
     tl_exec_t *exec = userdata;
     char name[33];
     tl__ssh_printable(name, sizeof name, subsystem);
-    tl_log_info("ssh request refused user=%s addr=%s request=subsystem name=%s",
-                exec->technician.name, exec->conn->address, name);
-    return -1;
+    const char *reason = NULL;
+    if (exec->state != EXEC_IDLE)
+        reason = "not-first";
+    else if (subsystem == NULL || strcmp(subsystem, "sftp") != 0)
+        reason = "unknown";
+    else if (!tl_role_can(tl_role_parse(exec->technician.role), TL_CAP_FILES_PULL))
+        reason = "role";
+    if (reason != NULL) {
+        tl_log_info("ssh request refused user=%s addr=%s request=subsystem name=%s reason=%s",
+                    exec->technician.name, exec->conn->address, name, reason);
+        return -1;
+    }
+    exec->words = strdup("sftp");
+    if (exec->words == NULL)
+        return -1;
+    exec->argv[0] = exec->words;
+    exec->argv[1] = NULL;
+    exec->argc = 1;
+    exec->subsystem = 1;
+    exec->raw = 1; /* a binary stream: no ONLCR, whatever the client asked */
+    exec->state = EXEC_PENDING;
+    tl__ssh_queue_service(exec->conn);
+    return 0;
+}
+
+int tl_exec_subsystem(const tl_exec_t *exec)
+{
+    return exec->subsystem;
 }
 
 /* ---- opening a channel (libssh's server callback) ------------------------------------------ */

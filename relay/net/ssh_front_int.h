@@ -81,6 +81,7 @@ struct tl_exec {
     uint32_t in_libssh;
     uint64_t bytes_received;
     unsigned raw : 1;           /* tl_exec_set_raw(): no ONLCR */
+    unsigned subsystem : 1;     /* the "sftp" subsystem, not an exec */
     unsigned input_paused : 1;  /* on_input took less than offered; waits for resume */
     unsigned input_resumed : 1; /* tl_exec_resume_input() ran during on_input */
     unsigned eof_received : 1;  /* the client's EOF on stdin */

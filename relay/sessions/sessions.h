@@ -108,6 +108,13 @@ uint32_t tl_sessions_count(const tl_sessions_t *sessions);
 void tl_sessions_start(tl_sessions_t *sessions, tl_exec_t *exec,
                        const tl_session_request_t *request);
 
+/*
+ * Takes over exec, an "sftp" subsystem channel (tl_exec_subsystem(); the
+ * front end checked files.pull), and serves SFTP on it (docs/protocol.md
+ * §7.16) until the client ends it.
+ */
+void tl_sessions_files_start(tl_sessions_t *sessions, tl_exec_t *exec);
+
 /* ---- from relay/net/agent_server.c, through its hooks (relay/net/agent_link.h) ---- */
 
 /* The connection is going: its sessions end ("the machine went offline"). */

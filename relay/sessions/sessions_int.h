@@ -14,6 +14,8 @@
  *   control.c     join --take: hand-over of control of a shell between technicians
  *   transcript.c  command and runbook transcripts, the diagnostics report
  *   evidence.c    naming and adding evidence, the terminal recording of a join
+ *   files.c       the "sftp" subsystem: the SFTP server (sftp_server.c) on the
+ *                 technician's exec
  *
  * Everything here runs on the loop except what the comments mark "worker".
  */
