@@ -152,16 +152,13 @@ static const tl_cli_arg_t serve_options[] = {
     SERVE_NUMBER("ssh-idle-timeout-ms", ssh_idle_timeout_ms, 1000, 86400000,
                  "an SSH connection whose channels carried nothing for "
                  "this long "
-                 "is closed, 1000..86400000 (default 1800000: 30 "
-                 "minutes)"),
+                 "is closed, 1000..86400000 (default 1800000: 30 minutes)"),
     SERVE_NUMBER("take-wait-ms", take_wait_ms, 100, 600000,
-                 "how long join --take waits for the technician in "
-                 "control to "
-                 "answer, 100..600000 (default 30000)"),
+                 "how long join --take waits for the technician in control to answer, "
+                 "100..600000 (default 30000)"),
     {.name = "metrics-listen",
      .metavar = "ADDR:PORT",
-     .help = "serve Prometheus metrics at GET /metrics on this loopback "
-             "address "
+     .help = "serve Prometheus metrics at GET /metrics on this loopback address "
              "(e.g. 127.0.0.1:9465); off without it",
      .word = TL_CLI_AT(struct serve_args, metrics_listen)},
     {.name = "metrics-public",

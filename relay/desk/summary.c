@@ -489,20 +489,6 @@ int tl_summary_canonical(const tl_summary_t *summary, char **text, size_t *len,
 
 /* ---- the readable form ---------------------------------------------------------------------- */
 
-/* Appends printf output (our own words and numbers, never text from others). */
-static int put(tl_buf_t *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int put(tl_buf_t *out, const char *fmt, ...)
-{
-    char line[512];
-    va_list args;
-    va_start(args, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, args);
-    va_end(args);
-    if (n < 0)
-        return TL_EINVAL;
-    return tl_buf_put(out, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
 /* Text from others, escaped on one line; "-" for none. */
 static int put_text(tl_buf_t *out, const char *text)
 {
@@ -523,15 +509,15 @@ static int put_time(tl_buf_t *out, int64_t ms)
 {
     char when[TL_UTC_TEXT];
     tl_format_utc(ms, when);
-    return put(out, "%s", when);
+    return tl_buf_printf(out, "%s", when);
 }
 
 /* The first 12 hex digits of an evidence hash: enough for `evidence get`. */
 static int put_hash(tl_buf_t *out, const char *label, const char *sha256)
 {
     if (sha256 == NULL)
-        return put(out, "  no %s", label);
-    return put(out, "  %s %.12s", label, sha256);
+        return tl_buf_printf(out, "  no %s", label);
+    return tl_buf_printf(out, "  %s %.12s", label, sha256);
 }
 
 /* A word of a command as a shell would take it back: quoted when it has to be. */
@@ -559,16 +545,16 @@ static int put_ending(tl_buf_t *out, const tl_summary_row_t *row)
 {
     int rc = 0;
     if (row->exit_signal != NULL) {
-        rc = put(out, "  signal ");
+        rc = tl_buf_printf(out, "  signal ");
         if (rc == 0)
             rc = put_text(out, row->exit_signal);
     } else if (row->has_exit_status) {
-        rc = put(out, "  exit %d", row->exit_status);
+        rc = tl_buf_printf(out, "  exit %d", row->exit_status);
     } else if (row->ended_by == NULL) {
-        rc = put(out, "  no exit status");
+        rc = tl_buf_printf(out, "  no exit status");
     }
     if (rc == 0 && row->ended_by != NULL) {
-        rc = put(out, "  ended by ");
+        rc = tl_buf_printf(out, "  ended by ");
         if (rc == 0)
             rc = put_text(out, row->ended_by);
     }
@@ -577,25 +563,25 @@ static int put_ending(tl_buf_t *out, const tl_summary_row_t *row)
 
 static int put_row(tl_buf_t *out, tl_summary_section_t section, const tl_summary_row_t *row)
 {
-    int rc = put(out, "    ");
+    int rc = tl_buf_printf(out, "    ");
     if (rc == 0)
         rc = put_time(out, row->time_ms);
     if (rc == 0 && section != TL_SUMMARY_SELF_HELP && section != TL_SUMMARY_USER_NOTES) {
-        rc = put(out, "  ");
+        rc = tl_buf_printf(out, "  ");
         if (rc == 0)
             rc = put_by(out, row->by);
     }
     switch (section) {
     case TL_SUMMARY_DIAGNOSTICS:
         if (rc == 0)
-            rc = put(out, "  %s",
-                     row->via == NULL                  ? "-"
-                     : strcmp(row->via, "ticket") == 0 ? "sent with the ticket"
-                                                       : "diag");
+            rc = tl_buf_printf(out, "  %s",
+                               row->via == NULL                  ? "-"
+                               : strcmp(row->via, "ticket") == 0 ? "sent with the ticket"
+                                                                 : "diag");
         if (rc == 0)
             rc = put_hash(out, "sha256", row->sha256);
         if (rc == 0)
-            rc = put(out, "  ");
+            rc = tl_buf_printf(out, "  ");
         if (rc == 0)
             rc = put_text(out, row->evidence_name);
         break;
@@ -606,18 +592,18 @@ static int put_row(tl_buf_t *out, tl_summary_section_t section, const tl_summary
         if (rc == 0)
             rc = put_hash(out, "transcript", row->sha256);
         if (rc == 0)
-            rc = put(out, "  ");
+            rc = tl_buf_printf(out, "  ");
         if (rc == 0 && section == TL_SUMMARY_RUNBOOKS) {
             const char *name;
             json_t *value;
             rc = put_text(out, row->runbook);
             json_object_foreach(row->args, name, value) {
                 if (rc == 0)
-                    rc = put(out, " ");
+                    rc = tl_buf_printf(out, " ");
                 if (rc == 0)
                     rc = put_text(out, name);
                 if (rc == 0)
-                    rc = put(out, "=");
+                    rc = tl_buf_printf(out, "=");
                 if (rc == 0)
                     rc = put_word(out, json_string_value(value));
             }
@@ -625,10 +611,10 @@ static int put_row(tl_buf_t *out, tl_summary_section_t section, const tl_summary
             size_t i;
             json_t *word;
             if (row->argv == NULL)
-                rc = put(out, "-");
+                rc = tl_buf_printf(out, "-");
             json_array_foreach(row->argv, i, word) {
                 if (rc == 0 && i > 0)
-                    rc = put(out, " ");
+                    rc = tl_buf_printf(out, " ");
                 if (rc == 0)
                     rc = put_word(out, json_string_value(word));
             }
@@ -638,49 +624,50 @@ static int put_row(tl_buf_t *out, tl_summary_section_t section, const tl_summary
         if (rc == 0)
             rc = put_ending(out, row);
         if (rc == 0 && row->duration_ms > 0)
-            rc = put(out, "  %lldm%02llds", (long long)(row->duration_ms / 60000),
-                     (long long)(row->duration_ms / 1000 % 60));
+            rc = tl_buf_printf(out, "  %lldm%02llds", (long long)(row->duration_ms / 60000),
+                               (long long)(row->duration_ms / 1000 % 60));
         if (rc == 0)
             rc = put_hash(out, "recording", row->sha256);
         if (rc == 0 && row->evidence_name != NULL) {
-            rc = put(out, "  ");
+            rc = tl_buf_printf(out, "  ");
             if (rc == 0)
                 rc = put_text(out, row->evidence_name);
         }
         break;
     case TL_SUMMARY_SELF_HELP:
         if (rc == 0)
-            rc = put(out, "  %s  ",
-                     row->via != NULL && strcmp(row->via, "applied") == 0 ? "applied" : "shown");
+            rc = tl_buf_printf(out, "  %s  ",
+                               row->via != NULL && strcmp(row->via, "applied") == 0 ? "applied"
+                                                                                    : "shown");
         if (rc == 0)
             rc = put_text(out, row->article);
         if (rc == 0 && row->title != NULL) {
-            rc = put(out, "  ");
+            rc = tl_buf_printf(out, "  ");
             if (rc == 0)
                 rc = put_text(out, row->title);
         }
         if (rc == 0 && row->outcome != NULL) {
-            rc = put(out, "  outcome: ");
+            rc = tl_buf_printf(out, "  outcome: ");
             if (rc == 0)
                 rc = put_text(out, row->outcome);
         }
         break;
     case TL_SUMMARY_NOTES:
         if (rc == 0)
-            rc = put(out, ": ");
+            rc = tl_buf_printf(out, ": ");
         if (rc == 0)
             rc = put_text(out, row->text);
         break;
     case TL_SUMMARY_USER_NOTES:
         if (rc == 0)
-            rc = put(out, "  the user wrote: ");
+            rc = tl_buf_printf(out, "  the user wrote: ");
         if (rc == 0)
             rc = put_text(out, row->text);
         break;
     default:
         break;
     }
-    return rc == 0 ? put(out, "\n") : rc;
+    return rc == 0 ? tl_buf_printf(out, "\n") : rc;
 }
 
 static const char *const section_titles[TL_SUMMARY_SECTIONS] = {
@@ -699,10 +686,10 @@ static int put_section(tl_buf_t *out, const tl_summary_t *summary, tl_summary_se
            omitted = tl_summary_omitted(summary, section);
     int rc = section == TL_SUMMARY_USER_NOTES ? 0
              : count + omitted == 0
-                 ? put(out, "  %s: none\n", section_titles[section])
-                 : put(out, "  %s (%zu):\n", section_titles[section], count + omitted);
+                 ? tl_buf_printf(out, "  %s: none\n", section_titles[section])
+                 : tl_buf_printf(out, "  %s (%zu):\n", section_titles[section], count + omitted);
     if (rc == 0 && omitted > 0)
-        rc = put(out, "    (%zu earlier, not kept in the summary)\n", omitted);
+        rc = tl_buf_printf(out, "    (%zu earlier, not kept in the summary)\n", omitted);
     for (size_t i = 0; rc == 0 && i < count; i++) {
         tl_summary_row_t row;
         if ((rc = tl_summary_row(summary, section, i, &row)) == 0)
@@ -718,45 +705,45 @@ int tl_summary_render(const tl_summary_t *summary, const char *sha256, tl_buf_t 
     int to = (int)json_integer_value(json_object_get(move, "to_tier"));
     int rc = 0;
     if (json_is_object(move)) {
-        rc = put(out, "%s from tier %d to tier %d by ", to > from ? "Escalated" : "De-escalated",
-                 from, to);
+        rc = tl_buf_printf(out, "%s from tier %d to tier %d by ",
+                           to > from ? "Escalated" : "De-escalated", from, to);
         if (rc == 0)
             rc = put_by(out, json_string_value(json_object_get(move, "by")));
         if (rc == 0)
-            rc = put(out, " at ");
+            rc = tl_buf_printf(out, " at ");
         if (rc == 0)
             rc = put_time(out, json_integer_value(json_object_get(move, "time")));
         if (rc == 0)
-            rc = put(out, ": ");
+            rc = tl_buf_printf(out, ": ");
         if (rc == 0)
             rc = put_text(out, json_string_value(json_object_get(move, "reason")));
         if (rc == 0)
-            rc = put(out, "\n");
+            rc = tl_buf_printf(out, "\n");
     }
     if (rc == 0)
-        rc = put(out, "%s: %zu",
-                 !json_is_object(move) ? "Already tried"
-                 : to > from           ? "Tried before this escalation"
-                                       : "Tried before this de-escalation",
-                 tl_summary_tried(summary));
+        rc = tl_buf_printf(out, "%s: %zu",
+                           !json_is_object(move) ? "Already tried"
+                           : to > from           ? "Tried before this escalation"
+                                                 : "Tried before this de-escalation",
+                           tl_summary_tried(summary));
     if (rc == 0 && sha256 != NULL)
-        rc = put(out, " (summary sha256:%.64s)", sha256);
+        rc = tl_buf_printf(out, " (summary sha256:%.64s)", sha256);
     if (rc == 0)
-        rc = put(out, "\n");
+        rc = tl_buf_printf(out, "\n");
     for (int s = 0; rc == 0 && s < TL_SUMMARY_USER_NOTES; s++)
         rc = put_section(out, summary, (tl_summary_section_t)s);
     if (rc == 0)
-        rc = put(out, "  The user's words:\n    title: ");
+        rc = tl_buf_printf(out, "  The user's words:\n    title: ");
     if (rc == 0)
         rc = put_text(out, json_string_value(json_object_get(summary->doc, "title")));
     const char *description = json_string_value(json_object_get(summary->doc, "description"));
     if (rc == 0 && description != NULL && description[0] != '\0') {
-        rc = put(out, "\n    description: ");
+        rc = tl_buf_printf(out, "\n    description: ");
         if (rc == 0)
             rc = put_text(out, description);
     }
     if (rc == 0)
-        rc = put(out, "\n");
+        rc = tl_buf_printf(out, "\n");
     if (rc == 0)
         rc = put_section(out, summary, TL_SUMMARY_USER_NOTES);
     return rc;
