@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define TL_SETTINGS_MAX 32
+#define TL_SETTINGS_MAX 48
 #define TL_SETTING_VALUE_MAX 1024
 #define TL_SETTINGS_PATH_MAX 4096
 /* A configuration file is small; anything bigger is not ours. */

@@ -12,6 +12,7 @@
 #include "proto/format.h"
 #include "proto/log.h"
 #include "relay/cmd/admin.h"
+#include "relay/desk/desk_settings.h"
 #include "relay/serve.h"
 #include "relay/store/datadir.h"
 
@@ -46,6 +47,9 @@ static int serve_settings(void *ctx, tl_settings_t *settings, char *why, size_t 
     int rc = tl_admin_settings_load(args->config, settings, why, why_size);
     if (rc == 0)
         rc = tl_settings_from_args(settings, serve.args, args, why, why_size);
+    /* The desk's keys are read at the start; a reload with a bad one changes nothing. */
+    if (rc == 0)
+        rc = tl_desk_settings_check(settings, why, why_size);
     return rc;
 }
 

@@ -6,6 +6,7 @@
 #include "relay/serve.h"
 #include "proto/addr.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/fsutil.h"
 #include "proto/keys.h"
 #include "proto/log.h"
@@ -408,24 +409,26 @@ static void apply_defaults(tl_relay_config_t *config)
         config->max_upload_bytes = TL_RELAY_DEFAULT_MAX_UPLOAD;
 }
 
-/* DATA/desk.json (relay/desk/desk_config.h): a file that does not parse stops the relay. */
+/* relay.conf's desk keys or DATA/desk.json (relay/desk/desk_config.h): what does not parse stops
+ * the relay. */
 static int load_desk(struct relay *relay)
 {
     char path[4096], why[1024] = "";
-    int from_file = 0;
+    const char *source = "default";
     int rc = tl_datadir_path(relay->config.data_dir, TL_DESK_CONFIG_FILE, path, sizeof path);
-    if (rc == 0)
-        rc = tl_desk_config_load(path, tl_zone_lookup_files, NULL, &relay->sla, &from_file, why,
-                                 sizeof why);
+    if (rc != 0)
+        tl_format(why, sizeof why, "%s: %s", path, tl_strerror(rc));
+    else
+        rc = tl_desk_config_load(path, relay->config.settings, tl_zone_lookup_files, NULL,
+                                 &relay->sla, &source, why, sizeof why);
     if (rc != 0) {
-        fprintf(stderr, "tierline-relay: refusing to serve: %s: %s\n", path, why);
-        tl_log_error("refusing to serve: the desk configuration does not parse path=%s "
-                     "problem=\"%s\"",
-                     path, why);
+        fprintf(stderr, "tierline-relay: refusing to serve: %s\n", why);
+        tl_log_error("refusing to serve: the desk configuration does not parse problem=\"%s\"",
+                     why);
         return rc;
     }
-    tl_log_info("desk configuration source=%s zone=%s", from_file ? path : "default",
-                tl_clocks_zone_name(relay->sla));
+    tl_log_info("desk configuration source=%s zone=%s",
+                strcmp(source, "desk.json") == 0 ? path : source, tl_clocks_zone_name(relay->sla));
     return 0;
 }
 

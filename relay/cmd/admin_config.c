@@ -3,15 +3,19 @@
  * (docs/configuration.md): its settings table, how the admin commands find
  * their data directory in it, and `tierline-relay config check|show`.
  *
- * The desk's SLA calendar, targets and retention stay in DATA/desk.json
- * (docs/desk.md), the one place they are read from: relay.conf holds what
- * were serve's options, and names the data directory that holds desk.json.
+ * relay.conf also holds the desk's SLA calendar and targets and the
+ * retention of evidence (the sla_ and retention_ keys, read by
+ * relay/desk/desk_settings.h), or they stay in DATA/desk.json (docs/desk.md):
+ * each in one of the two places, never both.
  */
 #include "relay/cmd/admin_int.h"
 
 #include "proto/err.h"
 #include "proto/format.h"
 #include "proto/log.h"
+#include "relay/desk/desk_config.h"
+#include "relay/desk/desk_settings.h"
+#include "relay/store/datadir.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +66,27 @@ const tl_setting_def_t tl_admin_relay_settings[] = {
      "how long a sign-in link works, 1000..600000", NULL},
     {"log_level", "log-level", TL_SETTING_LEVEL, 0, 0, "info", TL_SETTING_RELOAD,
      "debug, info, warn or error", NULL},
+    /* The desk's (relay/desk/desk_settings.h): read at the start, each checked by its parser. */
+    {"sla_zone", NULL, TL_SETTING_TEXT, 1, 128, NULL, 0,
+     "the SLA calendar's time zone, an IANA name like Europe/Berlin", "UTC"},
+    {"sla_hours", NULL, TL_SETTING_TEXT, 1, 0, NULL, 0,
+     "business hours: 24x7, or days and hours like mon-fri 09:00-17:00; sat 10:00-14:00",
+     "24x7, or DATA/desk.json's"},
+    {"sla_holidays", NULL, TL_SETTING_TEXT, 1, 0, NULL, 0,
+     "dates not worked, or worked other hours: 2026-12-25, 2026-12-24 09:00-12:00", "none"},
+    {"sla_s1", NULL, TL_SETTING_TEXT, 1, 256, NULL, 0,
+     "S1's first response and resolution targets, then tiers: 30m 4h, tier3 - 8h", "30m 4h"},
+    {"sla_s2", NULL, TL_SETTING_TEXT, 1, 256, NULL, 0, "S2's targets, as sla_s1", "1h 8h"},
+    {"sla_s3", NULL, TL_SETTING_TEXT, 1, 256, NULL, 0, "S3's targets, as sla_s1", "4h 24h"},
+    {"sla_s4", NULL, TL_SETTING_TEXT, 1, 256, NULL, 0, "S4's targets, as sla_s1", "6h 72h"},
+    {"sla_vendor", NULL, TL_SETTING_TEXT, 1, 32, NULL, 0, "the vendor clock's target, like 24h",
+     "no target"},
+    {"retention_recordings", NULL, TL_SETTING_TEXT, 1, 16, NULL, 0,
+     "days terminal recordings are kept, 1..36500 or forever", "forever"},
+    {"retention_transcripts", NULL, TL_SETTING_TEXT, 1, 16, NULL, 0,
+     "days the output of run and fix is kept, 1..36500 or forever", "forever"},
+    {"retention_events", NULL, TL_SETTING_TEXT, 1, 16, NULL, 0,
+     "days other evidence is kept, 1..36500 or forever", "forever"},
     {0},
 };
 
@@ -131,6 +156,22 @@ struct config_args {
     const char *config;
 };
 
+/* The desk's keys, with DATA/desk.json when the data directory has one (relay/desk/desk_config.h).
+ */
+static int check_desk(const tl_settings_t *settings, char *why, size_t why_size)
+{
+    char path[4096];
+    const char *source;
+    tl_sla_config_t *sla = NULL;
+    int rc = tl_desk_settings_check(settings, why, why_size);
+    if (rc == 0 && tl_datadir_path(tl_settings_text(settings, "data_dir"), TL_DESK_CONFIG_FILE,
+                                   path, sizeof path) == 0)
+        rc = tl_desk_config_load(path, settings, tl_zone_lookup_files, NULL, &sla, &source, why,
+                                 why_size);
+    tl_sla_config_free(sla);
+    return rc;
+}
+
 static int cmd_config(const tl_admin_command_t *cmd, int argc, char **argv)
 {
     struct config_args args = {0};
@@ -141,7 +182,8 @@ static int cmd_config(const tl_admin_command_t *cmd, int argc, char **argv)
     tl_settings_t *settings = malloc(sizeof *settings);
     if (settings == NULL)
         return tl_admin_fail("reading the configuration", TL_ENOMEM);
-    if (tl_admin_settings_load(args.config, settings, why, sizeof why) != 0) {
+    if (tl_admin_settings_load(args.config, settings, why, sizeof why) != 0 ||
+        check_desk(settings, why, sizeof why) != 0) {
         fprintf(stderr, "%s\n", why);
         status = TL_EXIT_USAGE;
     } else {

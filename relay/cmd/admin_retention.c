@@ -188,12 +188,15 @@ static int cmd_retention(const tl_admin_command_t *cmd, int argc, char **argv)
         rc = tl_datadir_path(args.data, TL_DATADIR_EVIDENCE, evidence_dir, sizeof evidence_dir);
     if (rc != 0)
         return tl_admin_fail("retention", rc);
-    if ((rc = tl_desk_config_retention(config, &plan.policy, why, sizeof why)) != 0) {
+    /* relay.conf's retention_ keys or DATA/desk.json's "retention" (relay/desk/desk_config.h). */
+    static tl_settings_t settings;
+    if (tl_admin_settings_load(NULL, &settings, why, sizeof why) != 0 ||
+        tl_desk_config_retention(config, &settings, &plan.policy, &plan.policy_file, why,
+                                 sizeof why) != 0) {
         fprintf(stderr, PROGRAM " retention: %s\n", why);
         return TL_EXIT_FAILURE;
     }
     plan.now_ms = args.now_ms != 0 ? args.now_ms : tl_wall_ms();
-    plan.policy_file = TL_DESK_CONFIG_FILE;
     if ((rc = tl__admin_open_store(args.data, &store)) != 0) {
         status = tl_admin_fail("retention: the relay's database", rc);
         goto out;
@@ -274,7 +277,8 @@ out:
 const tl_admin_command_t tl_admin_retention = {
     .name = "retention",
     .usage = "retention prune [--data DIR] [--dry-run] [--now TIME] [--json]",
-    .summary = "remove the evidence payloads past their class's retention (desk.json), writing a "
+    .summary = "remove the evidence payloads past their class's retention (relay.conf or "
+               "desk.json), writing a "
                "tombstone audit entry for each first; held tickets keep theirs",
     .args =
         &(const tl_cli_spec_t){

@@ -6,12 +6,14 @@
  * A file that does not parse must change nothing and name FILE:LINE with a
  * reason that holds nothing to escape. One that parses must hold only values
  * that are shown as they are, numbers within their ranges, and show must
- * print every key.
+ * print every key. Its desk keys (relay/desk/desk_settings.h) are then
+ * checked: a refusal names FILE:LINE: and a known key, in one printable line.
  */
 #include "proto/err.h"
 #include "proto/settings.h"
 #include "proto/text.h"
 #include "relay/cmd/admin.h"
+#include "relay/desk/desk_settings.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +52,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             value->text[0] != '/')
             abort();
     }
+    rc = tl_desk_settings_check(&settings, why, sizeof why);
+    if (rc != 0 && (rc != TL_EINVAL || strncmp(why, "/etc/fuzz.conf:", 15) != 0 ||
+                    (strstr(why, ": sla_") == NULL && strstr(why, ": retention_") == NULL) ||
+                    !tl_text_printable(why, strlen(why), TL_TEXT_LINE)))
+        abort();
     FILE *out = fopen("/dev/null", "w");
     if (out != NULL) {
         tl_settings_show(&settings, out);

@@ -343,6 +343,18 @@ SETTINGS = {
     "escape": "\x1b]0;title\x07 = 1\n",
     "c1_value": "data_dir = /a\xc2\x9bb\n",
     "comment_only": "\n# nothing\n   \n\t# still nothing\n",
+    "desk": "sla_zone = Europe/Berlin\nsla_hours = mon-tue,thu-fri 09:00-17:00; wed 09:00-12:00 "
+            "13:00-17:00\nsla_holidays = 2026-12-25, 2026-12-24 09:00-12:00\n"
+            "sla_s2 = 1h 8h, tier3 - 16h\nsla_vendor = 24h\nretention_recordings = 90\n"
+            "retention_events = forever\n",
+    "desk_bad": "sla_hours = fri-mon 09:00-17:00\nsla_s1 = 8h 4h\nretention_events = 0\n",
+    "desk_24x7": "sla_hours = 24x7\nsla_holidays = 2026-12-25\n",
+    "desk": "sla_zone = Europe/Berlin\nsla_hours = mon-tue,thu-fri 09:00-17:00; wed 09:00-12:00 "
+            "13:00-17:00\nsla_holidays = 2026-12-25, 2026-12-24 09:00-12:00\n"
+            "sla_s2 = 1h 8h, tier3 - 16h\nsla_vendor = 24h\nretention_recordings = 90\n"
+            "retention_events = forever\n",
+    "desk_bad": "sla_hours = fri-mon 09:00-17:00\nsla_s1 = 8h 4h\nretention_events = 0\n",
+    "desk_24x7": "sla_hours = 24x7\nsla_holidays = 2026-12-25\n",
 }
 
 # ---- the relay's command list, as the console reads and caches it (docs/console.md) ----

@@ -344,6 +344,75 @@ def case_broken_file_on_sighup_keeps_the_settings_and_the_relay_serving():
     relay.stop()
 
 
+
+# ---- the desk's settings in relay.conf ------------------------------------------------------
+
+DESK_KEYS = ("sla_zone = Europe/Berlin\n"
+             "sla_hours = mon-fri 09:00-17:00\n"
+             "sla_holidays = 2026-12-25, 2026-12-24 09:00-12:00\n"
+             "sla_s4 = 2h 8h, tier3 - 16h\n"
+             "retention_recordings = 30\n")
+
+
+@case
+def case_desk_settings_in_relay_conf_are_read_checked_and_said_once():
+    relay = ConfiguredRelay(DESK_KEYS)
+    _, out, _ = relay_cmd("config", "check", env=relay.env)
+    check(out == "%s: ok\n" % relay.conf, "check of the desk keys: %r" % out)
+    _, out, _ = relay_cmd("config", "show", env=relay.env)
+    check(re.search(r"^sla_hours = mon-fri 09:00-17:00 +# %s:4$" % re.escape(relay.conf), out,
+                    re.M), out)
+    check(re.search(r"^# sla_vendor is not set +# default: no target$", out, re.M), out)
+    relay.start()
+    check("desk configuration source=relay.conf zone=Europe/Berlin" in relay.log_text(),
+          "the relay did not take the SLA from relay.conf: " + relay.log_text())
+    # A bad desk key on SIGHUP changes nothing and the relay serves on.
+    line = relay.reload(DESK_KEYS.replace("mon-fri 09:00-17:00", "mon-fri 9-17")).group(0)
+    check("reload refused" in line, line)
+    check('%s:4: sla_hours: mon: not hours like "09:00-17:00"' % relay.conf in line, line)
+    check(relay.proc.poll() is None, "the relay died on a bad desk key")
+    relay.stop()
+
+    # config check, serve and retention prune refuse a bad value at its line, with its key.
+    for text, reason in [
+            ("sla_hours = mon-fri 09:00-17:00; fri 10:00-12:00\n",
+             ":4: sla_hours: fri is given twice (group 1 and group 2): give each day once"),
+            ("sla_zone = Mars/Olympus_Mons\n", ":4: sla_zone: unknown time zone 'Mars/Olympus_Mons'"),
+            ("sla_s1 = 8h 4h\n",
+             ":4: sla_s1: in tier 1 the first response (8h) is due after the resolution (4h)"),
+            ("retention_events = 0\n", ":4: retention_events: wants a whole number of days")]:
+        relay.write("log_level = info\n" + text)
+        _, out, err = relay_cmd("config", "check", env=relay.env, expect=2)
+        check(err.startswith(relay.conf + reason), "check of %r: %r" % (text, err))
+        _, _, err = relay_cmd("serve", "--config", relay.conf, env=env_with(), expect=2)
+        check(relay.conf + reason in err, "serve with %r: %r" % (text, err))
+    _, _, err = relay_cmd("retention", "prune", "--dry-run", env=relay.env, expect=1)
+    check(relay.conf + ":4: retention_events: wants a whole number" in err, err)
+
+    # Said in both places: refused, naming both, by config check and by serve.
+    desk = write(os.path.join(relay.dir, "desk.json"),
+                 '{"sla": {"calendar": {"24x7": true}, "targets": {'
+                 '"S1": {"first_response": "1h", "resolution": "2h"}, '
+                 '"S2": {"first_response": "1h", "resolution": "2h"}, '
+                 '"S3": {"first_response": "1h", "resolution": "2h"}, '
+                 '"S4": {"first_response": "1h", "resolution": "2h"}}}, '
+                 '"retention": {"events": 30}}')
+    relay.write(DESK_KEYS)
+    want = "the SLA is set twice, by sla_ keys (first at %s:3) and by %s's \"sla\": keep one" % (
+        relay.conf, desk)
+    _, _, err = relay_cmd("config", "check", env=relay.env, expect=2)
+    check(want in err, "check with both: %r" % err)
+    _, _, err = relay_cmd("serve", "--config", relay.conf, env=env_with(), expect=1)
+    check("refusing to serve: " + want in err, "serve with both: %r" % err)
+    relay.write("retention_events = 10\n")
+    _, _, err = relay_cmd("retention", "prune", "--dry-run", env=relay.env, expect=1)
+    check("the retention is set twice, by retention_ keys (first at %s:3)" % relay.conf in err,
+          err)
+    # desk.json alone still works as before.
+    relay.write("log_level = info\n")
+    _, out, _ = relay_cmd("retention", "prune", "--dry-run", env=relay.env)
+    check("would" in out, out)
+
 def setup_globals(bin_dir, work):
     global BIN, WORK
     BIN, WORK = bin_dir, work

@@ -230,9 +230,9 @@ static void test_times_are_shown_in_the_calendars_zone(void **state)
     /* A 24x7 calendar with no zone shows UTC. */
     tl_sla_config_t *plain = NULL;
     char why[256] = "";
-    int from_file = 1;
-    TL_ASSERT_OK(tl_desk_config_load("/nonexistent/desk.json", tl_zone_lookup_files, NULL, &plain,
-                                     &from_file, why, sizeof why));
+    const char *source = NULL;
+    TL_ASSERT_OK(tl_desk_config_load("/nonexistent/desk.json", NULL, tl_zone_lookup_files, NULL,
+                                     &plain, &source, why, sizeof why));
     tl_clocks_format_time(plain, utc(2026, 7, 1, 10, 5), text);
     assert_string_equal(text, "2026-07-01 10:05Z");
     assert_string_equal(tl_clocks_zone_name(plain), "UTC");
@@ -254,10 +254,10 @@ static void test_the_default_desk_is_24x7_with_an_s4_answer_in_six_hours(void **
     (void)state;
     tl_sla_config_t *config = NULL;
     char why[256] = "";
-    int from_file = 1;
-    TL_ASSERT_OK(tl_desk_config_load("/nonexistent/desk.json", tl_zone_lookup_files, NULL, &config,
-                                     &from_file, why, sizeof why));
-    assert_int_equal(from_file, 0);
+    const char *source = NULL;
+    TL_ASSERT_OK(tl_desk_config_load("/nonexistent/desk.json", NULL, tl_zone_lookup_files, NULL,
+                                     &config, &source, why, sizeof why));
+    assert_string_equal(source, "default");
     assert_true(tl_calendar_always(tl_sla_config_calendar(config)));
     static const int64_t first[4] = {30 * MINUTE, HOUR, 4 * HOUR, 6 * HOUR};
     static const int64_t resolution[4] = {4 * HOUR, 8 * HOUR, 24 * HOUR, 72 * HOUR};
@@ -298,12 +298,14 @@ static void test_a_bad_desk_file_is_refused_with_the_parsers_message(void **stat
         fputs(bad[i].text, file);
         fclose(file);
         tl_sla_config_t *config = (tl_sla_config_t *)path; /* must come back NULL */
-        char why[256] = "";
-        int from_file = 0;
-        TL_ASSERT_RC(TL_EINVAL, tl_desk_config_load(path, tl_zone_lookup_files, NULL, &config,
-                                                    &from_file, why, sizeof why));
+        char why[512] = "", expected[512];
+        const char *source = NULL;
+        TL_ASSERT_RC(TL_EINVAL, tl_desk_config_load(path, NULL, tl_zone_lookup_files, NULL, &config,
+                                                    &source, why, sizeof why));
         assert_null(config);
-        if (strncmp(why, bad[i].why, strlen(bad[i].why)) != 0)
+        /* The message names the file first. */
+        snprintf(expected, sizeof expected, "%s: %s", path, bad[i].why);
+        if (strncmp(why, expected, strlen(expected)) != 0)
             fail_msg("'%s': says '%s', expected '%s'", bad[i].text, why, bad[i].why);
     }
     /* And a good one is read from the file. */
@@ -313,10 +315,10 @@ static void test_a_bad_desk_file_is_refused_with_the_parsers_message(void **stat
     fclose(file);
     tl_sla_config_t *config = NULL;
     char why[256] = "";
-    int from_file = 0;
-    TL_ASSERT_OK(tl_desk_config_load(path, tl_zone_lookup_files, NULL, &config, &from_file, why,
+    const char *source = NULL;
+    TL_ASSERT_OK(tl_desk_config_load(path, NULL, tl_zone_lookup_files, NULL, &config, &source, why,
                                      sizeof why));
-    assert_int_equal(from_file, 1);
+    assert_string_equal(source, "desk.json");
     assert_string_equal(tl_clocks_zone_name(config), "Europe/Berlin");
     tl_sla_config_free(config);
     unlink(path);
