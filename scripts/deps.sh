@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-    build-essential cmake pkg-config git python3
+    build-essential cmake pkg-config git python3 ccache
     clang libclang-rt-14-dev
     libssl-dev libssh-dev libuv1-dev zlib1g-dev libsqlite3-dev libjansson-dev libcmocka-dev
     openssl openssh-client openssh-server asciinema

@@ -15,14 +15,24 @@ case "${1:-}" in
 esac
 
 jobs=$(nproc)
+# Most integration cases wait on processes and sockets rather than compute, so more of them run
+# at once than there are cores; sanitized programs compute more, so fewer of those.
+# TL_TEST_JOBS overrides both.
+test_jobs=$((jobs * 2))
+# ccache, when installed, makes a rebuild of unchanged sources a copy.
+launcher=()
+if command -v ccache > /dev/null; then
+    launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
 if [ "$mode" = sanitize ]; then
-    cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTIERLINE_SANITIZE=ON
+    cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTIERLINE_SANITIZE=ON "${launcher[@]}"
     build=build/sanitize
+    test_jobs=$((jobs * 3 / 2))
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 else
-    cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release
+    cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release "${launcher[@]}"
     build=build/release
 fi
 cmake --build "$build" -j "$jobs"
-ctest --test-dir "$build" --output-on-failure -j "$jobs"
+ctest --test-dir "$build" --output-on-failure -j "${TL_TEST_JOBS:-$test_jobs}"
