@@ -51,6 +51,20 @@ static int copy_output(ssh_channel channel, int is_stderr)
     return n;
 }
 
+/* Whatever output libssh holds already, without waiting. */
+static void drain_output(ssh_channel channel)
+{
+    char buf[4096];
+    for (int is_stderr = 0; is_stderr <= 1; is_stderr++) {
+        int n;
+        while ((n = ssh_channel_read_nonblocking(channel, buf, sizeof buf, is_stderr)) > 0) {
+            FILE *out = is_stderr ? stderr : stdout;
+            fwrite(buf, 1, (size_t)n, out);
+            fflush(out);
+        }
+    }
+}
+
 /* Signal names from our stdin, one a line, sent as they come. */
 static int send_signals(ssh_channel channel, char *line, size_t *used, size_t size)
 {
@@ -145,10 +159,26 @@ int main(int argc, char **argv)
             send_signals(channel, line, &used, sizeof line) != 0)
             break;
     }
-    /* What is left, and the exit status, which follows the EOF; the CLOSE comes last. */
-    while (!ssh_channel_is_closed(channel) && time(NULL) <= deadline)
-        if (copy_output(channel, 0) < 0 || copy_output(channel, 1) < 0)
+    /*
+     * What is left, and the exit status, which follows the EOF; the CLOSE comes last. Once the
+     * channel has seen its EOF, libssh's channel reads return at once without reading the
+     * socket, so the packets after it are taken in through an event of the session.
+     */
+    ssh_event event = ssh_event_new();
+    if (event == NULL || ssh_event_add_session(event, session) != SSH_OK) {
+        fprintf(stderr, "event: %s\n", ssh_get_error(session));
+        ssh_event_free(event);
+        goto out;
+    }
+    while (!ssh_channel_is_closed(channel) && exit_status < 0 && exit_signal[0] == '\0' &&
+           time(NULL) <= deadline) {
+        drain_output(channel);
+        if (ssh_event_dopoll(event, 100) == SSH_ERROR)
             break;
+    }
+    drain_output(channel);
+    ssh_event_remove_session(event, session);
+    ssh_event_free(event);
     if (exit_signal[0] != '\0')
         fprintf(stderr, "exit-signal %s\n", exit_signal);
     else if (exit_status >= 0)
