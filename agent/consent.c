@@ -187,6 +187,12 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
         }
         out->runbook = json_incref(runbook);
     }
+    json_t *push = json_object_get(body, "push");
+    if (push != NULL && (!json_is_boolean(push) || !(out->scopes & TL_SCOPE_FILES))) {
+        tl_format(message, size, "\"push\" must be true or false in a request for files");
+        return TL_EINVAL;
+    }
+    out->push = json_is_true(push);
     return 0;
 }
 
@@ -697,6 +703,8 @@ json_t *tl_grant_json(const tl_grant_t *grant, int64_t now_ms)
         json_object_set_new(out, "each_command", json_true());
     if (out != NULL && grant->ends_with_shell)
         json_object_set_new(out, "ends_with_shell", json_true());
+    if (out != NULL && grant->push)
+        json_object_set_new(out, "push", json_true());
     return out;
 }
 
@@ -775,11 +783,14 @@ static int grant_from_json(json_t *item, tl_grant_t *grant, uint64_t *number)
     }
     json_t *each = json_object_get(item, "each_command");
     json_t *shell_bound = json_object_get(item, "ends_with_shell");
+    json_t *push = json_object_get(item, "push");
     if ((each != NULL && !json_is_boolean(each)) ||
-        (shell_bound != NULL && !json_is_boolean(shell_bound)))
+        (shell_bound != NULL && !json_is_boolean(shell_bound)) ||
+        (push != NULL && !json_is_boolean(push)))
         return TL_EINVAL;
     grant->each_command = json_is_true(each);
     grant->ends_with_shell = json_is_true(shell_bound);
+    grant->push = json_is_true(push) && (grant->scopes & TL_SCOPE_FILES);
     return 0;
 }
 
@@ -974,6 +985,8 @@ static json_t *question_json(const struct question *question)
                                          !(request->scopes & TL_SCOPE_SHELL)));
         json_object_set_new(out, "ends_with_shell",
                             json_boolean((request->scopes & TL_SCOPE_SHELL) != 0));
+        if (request->scopes & TL_SCOPE_FILES)
+            json_object_set_new(out, "push", json_boolean(request->push));
     }
     return out;
 }
@@ -1189,6 +1202,8 @@ static tl_grant_t *add_grant(tl_consent_t *consent, const tl_consent_request_t *
     /* A shell the user allowed is allowed for that shell (docs/consent.md). */
     grant->ends_with_shell =
         strcmp(by, "user") == 0 && (grant->scopes & TL_SCOPE_SHELL) && !(how & TL_CONSENT_KEEP);
+    /* Copying to the machine needs the user's own yes to it: a policy grant only pulls. */
+    grant->push = request->push && strcmp(by, "user") == 0 && !(how & TL_CONSENT_PULL_ONLY);
     consent->count++;
     consent->next_grant++; /* never given back: a later grant may already hold the next id */
     return grant;
@@ -1655,6 +1670,10 @@ int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_
     if ((how & TL_CONSENT_KEEP) && !(scopes & TL_SCOPE_SHELL)) {
         tl_format(message, size,
                   "only a shell grant ends with its shell; there is nothing to keep");
+        return TL_EINVAL;
+    }
+    if ((how & TL_CONSENT_PULL_ONLY) && !question->request.push) {
+        tl_format(message, size, "the technician asked for no copying to this machine");
         return TL_EINVAL;
     }
     if (duration_s > question->request.duration_s) {

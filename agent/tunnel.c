@@ -1335,6 +1335,8 @@ void tl_tunnel_consent_answer(tl_tunnel_t *tunnel, uint64_t token,
                              "expires_ms", (json_int_t)answer->grant->expires_ms, "by", answer->by);
     if (body != NULL && answer->grant->each_command)
         json_object_set_new(body, "each_command", json_true());
+    if (body != NULL && (answer->grant->scopes & TL_SCOPE_FILES))
+        json_object_set_new(body, "push", json_boolean(answer->grant->push));
     if (body != NULL)
         tl_peer_send_control(tunnel->peer, request_id, body);
     json_decref(body);

@@ -1250,6 +1250,60 @@ static void test_a_users_shell_grant_ends_with_its_shell_unless_kept(void **stat
     fixture_free(f);
 }
 
+static void test_files_push_needs_the_users_yes_to_it(void **state)
+{
+    (void)state;
+    char message[256] = "";
+    tl_consent_request_t parsed = {0};
+    /* push is a boolean of a request for files, and nothing else. */
+    json_t *body = good_request();
+    json_object_set_new(body, "push", json_true());
+    TL_ASSERT_RC(TL_EINVAL, tl_consent_request_parse(body, &parsed, message, sizeof message));
+    assert_non_null(strstr(message, "\"push\""));
+    json_object_set_new(body, "scopes", json_pack("[s]", "files"));
+    json_object_set_new(body, "push", json_string("yes"));
+    TL_ASSERT_RC(TL_EINVAL, tl_consent_request_parse(body, &parsed, message, sizeof message));
+    json_object_set_new(body, "push", json_true());
+    TL_ASSERT_OK(tl_consent_request_parse(body, &parsed, message, sizeof message));
+    assert_true(parsed.push);
+    tl_consent_request_clear(&parsed);
+    json_decref(body);
+
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    /* Asked with push: the question says so; p (pull only) is an answer to it alone. */
+    tl_consent_request_t request = request_for("carol", "tier3", TL_SCOPE_FILES, 3600);
+    request.push = true;
+    tl_consent_request(f->consent, &request, 1);
+    json_t *pending = tl_consent_pending(f->consent);
+    assert_true(json_is_true(json_object_get(json_array_get(pending, 0), "push")));
+    json_decref(pending);
+    TL_ASSERT_OK(
+        approve_how(f, f->last_question, 0, TL_CONSENT_PULL_ONLY, message, sizeof message));
+    assert_false(f->approved.push);
+    request = request_for("dave", "tier3", TL_SCOPE_FILES, 3600);
+    request.push = true;
+    tl_consent_request(f->consent, &request, 2);
+    TL_ASSERT_OK(approve_how(f, f->last_question, 0, 0, message, sizeof message));
+    assert_true(f->approved.push);
+    /* Without push, --pull-only means nothing and is refused; the question stays open. */
+    request = request_for("bob", "tier2", TL_SCOPE_FILES, 3600);
+    tl_consent_request(f->consent, &request, 3);
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_consent_approve(f->consent, f->last_question, 0, TL_CONSENT_PULL_ONLY, NULL,
+                                    NULL, message, sizeof message));
+    pending = tl_consent_pending(f->consent);
+    assert_int_equal(json_array_size(pending), 1);
+    assert_true(json_is_false(json_object_get(json_array_get(pending, 0), "push")));
+    json_decref(pending);
+    settle_writes(f);
+    /* The answer survives a restart of the agent. */
+    fixture_close(f);
+    fixture_open(f, NULL, 0, NULL);
+    assert_false(tl_consent_find(f->consent, "G-1")->push);
+    assert_true(tl_consent_find(f->consent, "G-2")->push);
+    fixture_free(f);
+}
+
 static const char commands_policy[] =
     "{\"unattended\":[{\"roles\":[\"tier2\"],\"scopes\":[\"exec\",\"fix\"],"
     "\"commands\":[\"df\",\"/usr/bin/journalctl\",\"runbook:flush-dns\"]}]}";
@@ -1372,6 +1426,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_unanswered_command_is_declined),
     cmocka_unit_test(test_each_and_keep_only_where_they_mean_something),
     cmocka_unit_test(test_a_users_shell_grant_ends_with_its_shell_unless_kept),
+    cmocka_unit_test(test_files_push_needs_the_users_yes_to_it),
     cmocka_unit_test(test_policy_commands_allow_only_what_they_list),
     cmocka_unit_test(test_policy_commands_grammar_names_each_mistake),
 };
