@@ -1823,6 +1823,10 @@ const tl_grant_t *tl_consent_find(const tl_consent_t *consent, const char *id)
     return NULL;
 }
 
+static int check_grant(const tl_consent_t *consent, const char *id, const char *technician,
+                       unsigned scope, const char *type, const tl_grant_t **out, char *message,
+                       size_t size);
+
 int tl_consent_check(const tl_consent_t *consent, const char *id, const char *technician,
                      const char *type, const tl_grant_t **out, char *message, size_t size)
 {
@@ -1831,6 +1835,20 @@ int tl_consent_check(const tl_consent_t *consent, const char *id, const char *te
         tl_format(message, size, "unknown channel type '%.64s'", type ? type : "");
         return TL_EINVAL;
     }
+    return check_grant(consent, id, technician, scope, type, out, message, size);
+}
+
+int tl_consent_check_scope(const tl_consent_t *consent, const char *id, const char *technician,
+                           unsigned scope, const tl_grant_t **out, char *message, size_t size)
+{
+    return check_grant(consent, id, technician, scope, tl_scope_name(scope), out, message, size);
+}
+
+/* The grant exists, is recorded and live, is the technician's and holds scope (named type). */
+static int check_grant(const tl_consent_t *consent, const char *id, const char *technician,
+                       unsigned scope, const char *type, const tl_grant_t **out, char *message,
+                       size_t size)
+{
     if (id == NULL) {
         tl_format(message, size, "refused: the channel names no grant");
         return TL_EDENIED;

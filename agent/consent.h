@@ -282,6 +282,10 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
 int tl_consent_check(const tl_consent_t *consent, const char *id, const char *technician,
                      const char *type, const tl_grant_t **grant, char *message, size_t size);
 
+/* The same checks for what needs one scope (a bit of enum tl_scope) without a channel: files. */
+int tl_consent_check_scope(const tl_consent_t *consent, const char *id, const char *technician,
+                           unsigned scope, const tl_grant_t **grant, char *message, size_t size);
+
 /*
  * A channel of type (exec or runbook) under grant, which asks for every
  * command: what (the exec's argv, or the runbook's {"name","args"}) is put

@@ -1,5 +1,6 @@
 #include "agent/tunnel.h"
 #include "agent/outbox.h"
+#include "agent/files_requests.h"
 #include "proto/err.h"
 #include "proto/fsutil.h"
 #include "proto/hash.h"
@@ -1243,6 +1244,16 @@ static void handle_request(tl_tunnel_t *tunnel, uint32_t request_id, const char 
                       "runbooks", runbooks);
         if (answer != NULL)
             tl_peer_send_control(tunnel->peer, request_id, answer);
+        json_decref(answer);
+        return;
+    }
+    if (known == TL_CONTROL_FILES_STAT || known == TL_CONTROL_FILES_LIST) {
+        /* Checked against its grant and served here (agent/files_requests.h). */
+        json_t *answer = tl_files_request_answer(tunnel->options.consent, known, body);
+        if (answer != NULL)
+            tl_peer_send_control(tunnel->peer, request_id, answer);
+        else
+            send_error(tunnel, request_id, TL_ENOMEM, tl_strerror(TL_ENOMEM));
         json_decref(answer);
         return;
     }

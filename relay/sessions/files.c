@@ -23,6 +23,7 @@
 #include "relay/sessions/sftp_server.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,9 @@ static const char NOT_SERVED[] = "files on machines are not served by this relay
 /* Tickets one session reaches; the grant each is given for. */
 #define FILES_MAX_MACHINES 16u
 #define FILES_GRANT_S 3600u
+/* Requests of one session waiting on one machine's agent at once, under the agent's own bound
+ * (TL_AGENT_MAX_PENDING per connection): more wait on the relay, in order. */
+#define MACHINE_MAX_ASKED 16u
 
 enum grant_state {
     GRANT_LOOKUP, /* the ticket and the technician's access to it, on the worker */
@@ -46,9 +50,12 @@ enum grant_state {
 
 enum request_kind { REQUEST_STAT, REQUEST_LIST, REQUEST_OPEN_READ, REQUEST_OPEN_WRITE };
 
-/* A request on a machine, waiting for its grant. */
+/* A request on a machine: waiting for its grant, queued, or asked of the agent. */
 struct waiting {
     struct waiting *next;
+    struct machine *machine;
+    tl_agent_link_t *agent; /* while request_id is not 0 */
+    uint32_t request_id;
     uint32_t op;
     enum request_kind kind;
     int follow;    /* stat */
@@ -76,6 +83,10 @@ struct machine {
     int64_t expires_ms;
     int push; /* the grant allows pushing */
     struct waiting *waiting, **tail;
+    /* Requests asked of the agent, at most MACHINE_MAX_ASKED; the rest queue here in order. */
+    struct waiting *asked;
+    unsigned asked_count;
+    struct waiting *queued, **queued_tail;
 };
 
 struct files {
@@ -278,7 +289,8 @@ static void machine_settle(struct machine *m)
         m->waiting = w->next;
         if (!m->files->gone)
             machine_serve(m, w);
-        free(w);
+        else
+            free(w);
     }
     m->tail = &m->waiting;
 }
@@ -485,6 +497,7 @@ static void machine_request(struct files *files, struct waiting *w, const tl_sft
         snprintf(m->ticket, sizeof m->ticket, "%s", path->ticket);
         m->want_push = tl_role_can(tl_role_parse(files->tech.role), TL_CAP_FILES_PUSH);
         m->tail = &m->waiting;
+        m->queued_tail = &m->queued;
         m->next = files->machines;
         files->machines = m;
         files->machine_count++;
@@ -494,7 +507,6 @@ static void machine_request(struct files *files, struct waiting *w, const tl_sft
         machine_refuse(m, "grant %s has ended", m->grant);
     if (m->state == GRANT_LIVE || m->state == GRANT_REFUSED) {
         machine_serve(m, w);
-        free(w);
         return;
     }
     w->next = NULL;
@@ -520,14 +532,187 @@ static struct waiting *waiting_new(struct files *files, uint32_t op, enum reques
     return w;
 }
 
+/* An attribute from the agent: an integer of min..max. */
+static int attr_member(json_t *attrs, const char *key, json_int_t max, uint64_t *out)
+{
+    json_t *value = json_object_get(attrs, key);
+    if (!json_is_integer(value) || json_integer_value(value) < 0 || json_integer_value(value) > max)
+        return 0;
+    *out = (uint64_t)json_integer_value(value);
+    return 1;
+}
+
+/* A file's attributes as the agent gives them (docs/protocol.md §7.16); 0 when malformed. */
+static int attrs_parse(json_t *attrs, tl_sftp_attrs_t *out)
+{
+    uint64_t size, mode, mtime, uid, gid;
+    if (!json_is_object(attrs) || !attr_member(attrs, "size", INT64_MAX, &size) ||
+        !attr_member(attrs, "mode", UINT32_MAX, &mode) ||
+        !attr_member(attrs, "mtime", UINT32_MAX, &mtime) ||
+        !attr_member(attrs, "uid", UINT32_MAX, &uid) ||
+        !attr_member(attrs, "gid", UINT32_MAX, &gid))
+        return 0;
+    *out = (tl_sftp_attrs_t){
+        .flags = TL_SFTP_ATTR_SIZE | TL_SFTP_ATTR_UIDGID | TL_SFTP_ATTR_PERMISSIONS |
+                 TL_SFTP_ATTR_ACMODTIME,
+        .size = size,
+        .uid = (uint32_t)uid,
+        .gid = (uint32_t)gid,
+        .permissions = (uint32_t)mode,
+        .atime = (uint32_t)mtime,
+        .mtime = (uint32_t)mtime,
+    };
+    return 1;
+}
+
+/* A listing as the agent gives it, answered; 0 (nothing answered) when malformed. */
+static int answer_entries(struct files *files, uint32_t op, json_t *entries)
+{
+    size_t count = json_array_size(entries);
+    if (!json_is_array(entries) || count > TL_SFTP_SERVER_MAX_ENTRIES)
+        return 0;
+    tl_sftp_entry_t *list = calloc(count ? count : 1, sizeof *list);
+    if (list == NULL)
+        return 0;
+    size_t i;
+    json_t *entry;
+    int ok = 1;
+    json_array_foreach(entries, i, entry) {
+        const char *name = json_string_value(json_object_get(entry, "name"));
+        size_t len = name ? strlen(name) : 0;
+        if (len == 0 || len > 255 || !attrs_parse(entry, &list[i].attrs)) {
+            ok = 0;
+            break;
+        }
+        list[i].name = name; /* the server leaves out names nobody could name back */
+    }
+    if (ok)
+        tl_sftp_server_answer_entries(files->server, op, list, count);
+    free(list);
+    return ok;
+}
+
+/* The agent's refusal: the SFTP status that fits it, and a line on stderr but for "not found". */
+static void answer_refusal(struct machine *m, struct waiting *w, json_t *result)
+{
+    const char *error = json_string_value(json_object_get(result, "error"));
+    char message[1100];
+    tl__sessions_clean_text(message, sizeof message,
+                            json_string_value(json_object_get(result, "message")));
+    uint32_t status = TL_SFTP_FAILURE;
+    if (error != NULL && strcmp(error, "ENOTFOUND") == 0)
+        status = TL_SFTP_NO_SUCH_FILE;
+    else if (error != NULL && strcmp(error, "EDENIED") == 0)
+        status = TL_SFTP_PERMISSION_DENIED;
+    if (status != TL_SFTP_NO_SUCH_FILE)
+        files_say(m->files, "%s: %s", m->ticket, message[0] ? message : "the machine refused");
+    tl_sftp_server_answer_status(m->files->server, w->op, status, message);
+}
+
+static void machine_ask(struct machine *m, struct waiting *w);
+
+static void agent_answer(void *data, int status, json_t *result)
+{
+    struct waiting *w = data;
+    struct machine *m = w->machine;
+    struct files *files = m->files;
+    struct waiting **at = &m->asked;
+    while (*at != w)
+        at = &(*at)->next;
+    *at = w->next;
+    m->asked_count--;
+    tl_sftp_server_t *server = files->server;
+    if (status != 0) {
+        files_say(files, "%s: %s", m->ticket,
+                  status == TL_ETIMEOUT ? "the machine did not answer"
+                                        : "the machine went offline");
+        tl_sftp_server_answer_status(server, w->op, TL_SFTP_FAILURE, tl_strerror(status));
+    } else if (!json_is_true(json_object_get(result, "ok"))) {
+        answer_refusal(m, w, result);
+    } else {
+        tl_sftp_attrs_t attrs;
+        int ok = w->kind == REQUEST_STAT
+                     ? attrs_parse(json_object_get(result, "attrs"), &attrs)
+                     : answer_entries(files, w->op, json_object_get(result, "entries"));
+        if (ok && w->kind == REQUEST_STAT)
+            tl_sftp_server_answer_attrs(server, w->op, &attrs);
+        if (!ok) {
+            tl_log_warn("files answer malformed tech=%s ticket=%s", files->tech.name, m->ticket);
+            tl_sftp_server_answer_status(server, w->op, TL_SFTP_FAILURE,
+                                         "the machine answered with a malformed result");
+        }
+        if (ok && w->kind == REQUEST_LIST && json_is_true(json_object_get(result, "more")))
+            files_say(files, "%s: %s: the listing is cut at what one answer holds", m->ticket,
+                      w->path);
+    }
+    free(w);
+    /* The next queued request takes its place. */
+    while (m->queued != NULL && m->asked_count < MACHINE_MAX_ASKED) {
+        struct waiting *next = m->queued;
+        m->queued = next->next;
+        if (m->queued == NULL)
+            m->queued_tail = &m->queued;
+        machine_ask(m, next);
+    }
+    files_settle(files);
+}
+
+/* Asks the agent (files.stat, files.list), or queues the request while enough are asked. */
+static void machine_ask(struct machine *m, struct waiting *w)
+{
+    tl_sessions_t *sessions = m->files->sessions;
+    if (m->asked_count >= MACHINE_MAX_ASKED) {
+        w->next = NULL;
+        *m->queued_tail = w;
+        m->queued_tail = &w->next;
+        return;
+    }
+    tl_agent_link_t *agent = sessions->find_agent(sessions->find_ctx, m->device_id);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "type",
+                             tl_control_type_name(w->kind == REQUEST_STAT ? TL_CONTROL_FILES_STAT
+                                                                          : TL_CONTROL_FILES_LIST),
+                             "grant", m->grant, "technician", m->files->tech.name, "path", w->path);
+    int rc = agent == NULL  ? TL_ECLOSED
+             : body == NULL ? TL_ENOMEM
+                            : tl_agent_request(agent, body, TL_SESSIONS_REQUEST_WAIT_MS,
+                                               agent_answer, w, &w->request_id);
+    json_decref(body);
+    if (rc == TL_EFULL && m->asked_count > 0) {
+        /* The agent's bound, with others' requests: this one goes when one of ours is answered. */
+        w->next = m->queued;
+        m->queued = w;
+        if (m->queued_tail == &m->queued)
+            m->queued_tail = &w->next;
+        return;
+    }
+    if (rc != 0) {
+        const char *why = rc == TL_EFULL ? "the machine has too many requests waiting; try again"
+                          : rc == TL_ECLOSED ? "the machine went offline"
+                                             : tl_strerror(rc);
+        files_say(m->files, "%s: %s", m->ticket, why);
+        tl_sftp_server_answer_status(m->files->server, w->op, TL_SFTP_FAILURE, why);
+        free(w);
+        return;
+    }
+    w->machine = m;
+    w->agent = agent;
+    w->next = m->asked;
+    m->asked = w;
+    m->asked_count++;
+}
+
+/* A request under the machine's grant, or its refusal; w is taken. */
 static void machine_serve(struct machine *m, struct waiting *w)
 {
     tl_sftp_server_t *server = m->files->server;
-    if (m->state == GRANT_REFUSED) {
+    if (m->state == GRANT_REFUSED)
         tl_sftp_server_answer_status(server, w->op, TL_SFTP_FAILURE, m->refusal);
+    else if (w->kind == REQUEST_STAT || w->kind == REQUEST_LIST) {
+        machine_ask(m, w);
         return;
-    }
-    tl_sftp_server_answer_status(server, w->op, TL_SFTP_FAILURE, NOT_SERVED);
+    } else
+        tl_sftp_server_answer_status(server, w->op, TL_SFTP_FAILURE, NOT_SERVED);
+    free(w);
 }
 
 static void b_stat(void *ctx, uint32_t op, const tl_sftp_vpath_t *path, int follow)
@@ -596,16 +781,22 @@ static const tl_sftp_backend_t backend = {
     .close = b_close,
 };
 
+static void waiting_free_all(struct waiting *w)
+{
+    while (w != NULL) {
+        struct waiting *next = w->next;
+        free(w);
+        w = next;
+    }
+}
+
 static void files_free(struct files *files)
 {
     while (files->machines != NULL) {
         struct machine *m = files->machines;
         files->machines = m->next;
-        while (m->waiting != NULL) {
-            struct waiting *w = m->waiting;
-            m->waiting = w->next;
-            free(w);
-        }
+        waiting_free_all(m->waiting);
+        waiting_free_all(m->queued);
         free(m);
     }
     tl_sftp_server_free(files->server);
@@ -616,6 +807,13 @@ static void files_free(struct files *files)
 static void files_withdraw(struct files *files)
 {
     for (struct machine *m = files->machines; m != NULL; m = m->next) {
+        while (m->asked != NULL) {
+            struct waiting *w = m->asked;
+            m->asked = w->next;
+            tl_agent_request_cancel(w->agent, w->request_id);
+            free(w);
+        }
+        m->asked_count = 0;
         if (m->request_id == 0)
             continue;
         tl__consent_send_cancel(m->agent, m->request_id);

@@ -122,6 +122,55 @@ def case_files_grant_asks_the_user_pull_only_or_push():
     check(grants and not grants[0].get("push"), "the agent's record: %r" % grants)
 
 
+def granted_session(desk, user, commands):
+    """sftp -b as user, the user answering yes; (status, stdout, stderr)."""
+    proc = sftp_spawn(desk, user, commands)
+    question = desk.agent.question(user)
+    desk.agent.cli("approve", question["id"])
+    return finished(proc)
+
+
+@case
+def case_files_stat_and_list_reach_the_machine_never_through_a_link():
+    desk = Desk()
+    tree = os.path.join(WORK, "machine")
+    os.makedirs(os.path.join(tree, "inside"))
+    with open(os.path.join(tree, "inside", "notes.txt"), "w") as f:
+        f.write("twelve bytes")
+    os.symlink(os.path.join(tree, "inside"), os.path.join(tree, "link"))
+    os.symlink("/etc", os.path.join(tree, "inside", "out"))
+    os.mkfifo(os.path.join(tree, "inside", "fifo\x1bname"))
+    remote = "/%s%s" % (desk.ticket, tree)
+    status, out, err = granted_session(desk, "bob", ["ls -l %s/inside" % remote,
+                                                     "ls -1 %s" % remote])
+    check(status == 0, "bob's listing: %d %r %r" % (status, out, err))
+    check(re.search(r"-rw\S+ .* 12 notes\.txt", out) and re.search(r"l\S+ .* out", out),
+          "the listing: %r" % out)
+    check("fifo" not in out, "a name with a control character was listed: %r" % out)
+    check(re.search(r"\blink\b", out) and re.search(r"\binside\b", out), "the tree: %r" % out)
+    # Through a link: refused on the machine, said on stderr; nothing listed.
+    status, out, err = sftp_batch(desk, "bob", ["ls -l %s/link/notes.txt" % remote])
+    check(status != 0 and " 12 " not in out and
+          "refused: a symbolic link on the path" in err, "through the link: %r %r" % (out, err))
+    status, out, err = sftp_batch(desk, "bob", ["ls -1 %s/inside/out/passwd" % remote])
+    check(status != 0 and "refused: a symbolic link" in err,
+          "out through a link: %r %r" % (out, err))
+    # Up and out of the tree, and a control character in a path: refused on the relay.
+    status, out, err = sftp_batch(desk, "bob", ["ls -1 /%s/../../etc" % desk.ticket])
+    check(status != 0 and "passwd" not in out, "climbing: %r %r" % (out, err))
+    status, out, err = sftp_batch(desk, "bob", ["ls -1 \"%s/inside/a\x01b\"" % remote])
+    check(status != 0, "a control character: %r %r" % (out, err))
+    # Reading a file is not served yet, under a live grant too: nothing comes, nothing is written.
+    target = os.path.join(WORK, "copied")
+    status, out, err = sftp_batch(desk, "bob", ["get %s/inside/notes.txt %s" % (remote, target)])
+    check(status != 0 and not os.path.exists(target), "get: %d %r %r" % (status, out, err))
+    proc = subprocess.run(["scp"] + client_options(desk, "bob") +
+                          ["bob@127.0.0.1:%s/inside/notes.txt" % remote.lstrip("/"), target],
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    check(proc.returncode != 0 and not os.path.exists(target),
+          "scp: %d %r" % (proc.returncode, proc.stderr))
+
+
 @case
 def case_files_grant_declined_or_refused_is_told_and_recorded():
     desk = Desk()
