@@ -6,6 +6,7 @@
 #include "tl_test.h"
 
 #include "agent/consent.h"
+#include "agent/files_requests.h"
 #include "fake_writer.h"
 #include "proto/text.h"
 
@@ -1304,6 +1305,71 @@ static void test_files_push_needs_the_users_yes_to_it(void **state)
     fixture_free(f);
 }
 
+static json_t *files_request(const char *type, const char *grant, const char *technician,
+                             const char *path)
+{
+    return json_pack("{s:s, s:s?, s:s?, s:s?}", "type", type, "grant", grant, "technician",
+                     technician, "path", path);
+}
+
+/* The answer's error name, or "ok". */
+static const char *files_outcome(struct fixture *f, enum tl_control_type type, json_t *body)
+{
+    static char outcome[32];
+    json_t *answer = tl_files_request_answer(f->consent, type, body);
+    assert_non_null(answer);
+    const char *error = json_string_value(json_object_get(answer, "error"));
+    snprintf(outcome, sizeof outcome, "%s",
+             json_is_true(json_object_get(answer, "ok")) ? "ok"
+             : error                                     ? error
+                                                         : "?");
+    json_decref(answer);
+    json_decref(body);
+    return outcome;
+}
+
+static void test_files_requests_need_a_live_files_grant_of_the_technician(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    user_grant(f, TL_SCOPE_SHELL, 0); /* G-1: alice's shell */
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_FILES, 3600);
+    tl_consent_request(f->consent, &request, 2);
+    char message[256] = "";
+    TL_ASSERT_OK(approve_how(f, f->last_question, 0, 0, message, sizeof message)); /* G-2 */
+    settle_writes(f);
+    const enum tl_control_type stat = TL_CONTROL_FILES_STAT, list = TL_CONTROL_FILES_LIST;
+    assert_string_equal(files_outcome(f, stat, files_request("files.stat", "G-2", "alice", "/")),
+                        "ok");
+    assert_string_equal(files_outcome(f, list, files_request("files.list", "G-2", "alice", "/")),
+                        "ok");
+    /* Another's grant, one without files, none at all: refused; so is a path not normalised. */
+    assert_string_equal(files_outcome(f, stat, files_request("files.stat", "G-2", "bob", "/")),
+                        "EDENIED");
+    assert_string_equal(files_outcome(f, stat, files_request("files.stat", "G-1", "alice", "/")),
+                        "EDENIED");
+    assert_string_equal(files_outcome(f, stat, files_request("files.stat", "G-9", "alice", "/")),
+                        "EDENIED");
+    assert_string_equal(
+        files_outcome(f, stat, files_request("files.stat", "G-2", "alice", "/etc/../etc")),
+        "EINVAL");
+    assert_string_equal(files_outcome(f, list, files_request("files.list", "G-2", "alice", NULL)),
+                        "EINVAL");
+    assert_string_equal(
+        files_outcome(f, stat, files_request("files.stat", "G-2", "alice", "/no/such/file")),
+        "ENOTFOUND");
+    /* A listing of the root holds entries with their attributes. */
+    json_t *body = files_request("files.list", "G-2", "alice", "/");
+    json_t *answer = tl_files_request_answer(f->consent, list, body);
+    json_t *entries = json_object_get(answer, "entries");
+    assert_true(json_array_size(entries) > 0);
+    assert_true(json_is_integer(json_object_get(json_array_get(entries, 0), "mode")));
+    assert_true(json_is_false(json_object_get(answer, "more")));
+    json_decref(answer);
+    json_decref(body);
+    fixture_free(f);
+}
+
 static const char commands_policy[] =
     "{\"unattended\":[{\"roles\":[\"tier2\"],\"scopes\":[\"exec\",\"fix\"],"
     "\"commands\":[\"df\",\"/usr/bin/journalctl\",\"runbook:flush-dns\"]}]}";
@@ -1427,6 +1493,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_each_and_keep_only_where_they_mean_something),
     cmocka_unit_test(test_a_users_shell_grant_ends_with_its_shell_unless_kept),
     cmocka_unit_test(test_files_push_needs_the_users_yes_to_it),
+    cmocka_unit_test(test_files_requests_need_a_live_files_grant_of_the_technician),
     cmocka_unit_test(test_policy_commands_allow_only_what_they_list),
     cmocka_unit_test(test_policy_commands_grammar_names_each_mistake),
 };
