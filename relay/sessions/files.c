@@ -770,7 +770,13 @@ static void b_close(void *ctx, uint32_t op, uint32_t file, int aborted)
     answer_not_served(ctx, op);
 }
 
+static void b_refused(void *ctx, const char *why)
+{
+    files_say(ctx, "%s", why);
+}
+
 static const tl_sftp_backend_t backend = {
+    .refused = b_refused,
     .list_tickets = b_list_tickets,
     .stat = b_stat,
     .list = b_list,
