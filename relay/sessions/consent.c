@@ -215,6 +215,25 @@ static void consent_refused(struct session *s, json_t *result)
     consent_failed(s, code, line);
 }
 
+int tl__grant_answer_parse(json_t *result, char *grant, size_t grant_size, int64_t *expires_ms,
+                           char *by, size_t by_size)
+{
+    const char *id = json_string_value(json_object_get(result, "grant"));
+    json_t *expires = json_object_get(result, "expires_ms");
+    const char *who = json_string_value(json_object_get(result, "by"));
+    if (!tl__grant_id_valid(id) || !json_is_integer(expires) || json_integer_value(expires) <= 0 ||
+        json_integer_value(expires) > TL__EXPIRES_MS_MAX)
+        return TL_EPROTO;
+    snprintf(grant, grant_size, "%s", id);
+    *expires_ms = json_integer_value(expires);
+    snprintf(by, by_size, "%s",
+             who != NULL && (strcmp(who, "user") == 0 || strcmp(who, "policy") == 0 ||
+                             strcmp(who, "existing") == 0)
+                 ? who
+                 : "?");
+    return 0;
+}
+
 static void consent_answer(void *data, int status, json_t *result)
 {
     struct session *s = data;
@@ -235,22 +254,12 @@ static void consent_answer(void *data, int status, json_t *result)
         consent_refused(s, result);
         return;
     }
-    const char *grant = json_string_value(json_object_get(result, "grant"));
-    json_t *expires = json_object_get(result, "expires_ms");
-    const char *by = json_string_value(json_object_get(result, "by"));
-    if (!tl__grant_id_valid(grant) || !json_is_integer(expires) ||
-        json_integer_value(expires) <= 0 || json_integer_value(expires) > TL__EXPIRES_MS_MAX) {
+    if (tl__grant_answer_parse(result, s->grant, sizeof s->grant, &s->expires_ms, s->granted_by,
+                               sizeof s->granted_by) != 0) {
         consent_failed(s, "EPROTO", "the machine answered with a malformed grant");
         return;
     }
-    snprintf(s->grant, sizeof s->grant, "%s", grant);
-    s->expires_ms = json_integer_value(expires);
     s->each_command = json_is_true(json_object_get(result, "each_command"));
-    snprintf(s->granted_by, sizeof s->granted_by, "%s",
-             by != NULL && (strcmp(by, "user") == 0 || strcmp(by, "policy") == 0 ||
-                            strcmp(by, "existing") == 0)
-                 ? by
-                 : "?");
     char expires_text[32];
     tl__sessions_iso_time(s->expires_ms, expires_text);
     s->phase = PHASE_GRANTED;

@@ -367,23 +367,13 @@ static void consent_answer(void *data, int status, json_t *result)
         consent_failed(m, error, line);
         return;
     }
-    const char *grant = json_string_value(json_object_get(result, "grant"));
-    json_t *expires = json_object_get(result, "expires_ms");
-    const char *by = json_string_value(json_object_get(result, "by"));
-    if (!tl__grant_id_valid(grant) || !json_is_integer(expires) ||
-        json_integer_value(expires) <= 0 || json_integer_value(expires) > TL__EXPIRES_MS_MAX) {
+    if (tl__grant_answer_parse(result, m->grant, sizeof m->grant, &m->expires_ms, m->granted_by,
+                               sizeof m->granted_by) != 0) {
         consent_failed(m, "EPROTO", "the machine answered with a malformed grant");
         return;
     }
-    snprintf(m->grant, sizeof m->grant, "%s", grant);
-    m->expires_ms = json_integer_value(expires);
     /* Pushing needs both: the role's files.push (asked only then) and the user's yes to it. */
     m->push = m->want_push && json_is_true(json_object_get(result, "push"));
-    snprintf(m->granted_by, sizeof m->granted_by, "%s",
-             by != NULL && (strcmp(by, "user") == 0 || strcmp(by, "policy") == 0 ||
-                            strcmp(by, "existing") == 0)
-                 ? by
-                 : "?");
     char expires_text[32];
     tl__sessions_iso_time(m->expires_ms, expires_text);
     machine_record(m, 0, "consent.granted", "consent.granted",

@@ -291,6 +291,10 @@ void tl__consent_send_cancel(tl_agent_link_t *agent, uint32_t request_id);
 void tl__consent_refusal(json_t *result, char *error, size_t error_size, char *line, size_t size);
 /* A grant id as the agent may answer one: 1..32 of [A-Za-z0-9._-], not starting with . or -. */
 int tl__grant_id_valid(const char *id);
+/* A granted session.request's answer: its grant id, expiry and "by" ("?" for an unknown one);
+ * TL_EPROTO when the grant or its expiry is malformed. */
+int tl__grant_answer_parse(json_t *result, char *grant, size_t grant_size, int64_t *expires_ms,
+                           char *by, size_t by_size);
 /* Granted and recorded: opens the session channel on the agent's connection. */
 void tl__session_open_channel(struct session *s);
 /* Asks the agent to end the channel; its CLOSE concludes. */
