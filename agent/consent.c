@@ -187,6 +187,12 @@ int tl_consent_request_parse(json_t *body, tl_consent_request_t *out, char *mess
         }
         out->runbook = json_incref(runbook);
     }
+    json_t *push = json_object_get(body, "push");
+    if (push != NULL && (!json_is_boolean(push) || !(out->scopes & TL_SCOPE_FILES))) {
+        tl_format(message, size, "\"push\" must be true or false in a request for files");
+        return TL_EINVAL;
+    }
+    out->push = json_is_true(push);
     return 0;
 }
 
@@ -697,6 +703,8 @@ json_t *tl_grant_json(const tl_grant_t *grant, int64_t now_ms)
         json_object_set_new(out, "each_command", json_true());
     if (out != NULL && grant->ends_with_shell)
         json_object_set_new(out, "ends_with_shell", json_true());
+    if (out != NULL && grant->push)
+        json_object_set_new(out, "push", json_true());
     return out;
 }
 
@@ -775,11 +783,14 @@ static int grant_from_json(json_t *item, tl_grant_t *grant, uint64_t *number)
     }
     json_t *each = json_object_get(item, "each_command");
     json_t *shell_bound = json_object_get(item, "ends_with_shell");
+    json_t *push = json_object_get(item, "push");
     if ((each != NULL && !json_is_boolean(each)) ||
-        (shell_bound != NULL && !json_is_boolean(shell_bound)))
+        (shell_bound != NULL && !json_is_boolean(shell_bound)) ||
+        (push != NULL && !json_is_boolean(push)))
         return TL_EINVAL;
     grant->each_command = json_is_true(each);
     grant->ends_with_shell = json_is_true(shell_bound);
+    grant->push = json_is_true(push) && (grant->scopes & TL_SCOPE_FILES);
     return 0;
 }
 
@@ -974,6 +985,8 @@ static json_t *question_json(const struct question *question)
                                          !(request->scopes & TL_SCOPE_SHELL)));
         json_object_set_new(out, "ends_with_shell",
                             json_boolean((request->scopes & TL_SCOPE_SHELL) != 0));
+        if (request->scopes & TL_SCOPE_FILES)
+            json_object_set_new(out, "push", json_boolean(request->push));
     }
     return out;
 }
@@ -1189,6 +1202,8 @@ static tl_grant_t *add_grant(tl_consent_t *consent, const tl_consent_request_t *
     /* A shell the user allowed is allowed for that shell (docs/consent.md). */
     grant->ends_with_shell =
         strcmp(by, "user") == 0 && (grant->scopes & TL_SCOPE_SHELL) && !(how & TL_CONSENT_KEEP);
+    /* Copying to the machine needs the user's own yes to it: a policy grant only pulls. */
+    grant->push = request->push && strcmp(by, "user") == 0 && !(how & TL_CONSENT_PULL_ONLY);
     consent->count++;
     consent->next_grant++; /* never given back: a later grant may already hold the next id */
     return grant;
@@ -1657,6 +1672,10 @@ int tl_consent_approve(tl_consent_t *consent, const char *id, uint32_t duration_
                   "only a shell grant ends with its shell; there is nothing to keep");
         return TL_EINVAL;
     }
+    if ((how & TL_CONSENT_PULL_ONLY) && !question->request.push) {
+        tl_format(message, size, "the technician asked for no copying to this machine");
+        return TL_EINVAL;
+    }
     if (duration_s > question->request.duration_s) {
         char asked[32];
         tl_consent_duration_text(question->request.duration_s, asked, sizeof asked);
@@ -1804,6 +1823,10 @@ const tl_grant_t *tl_consent_find(const tl_consent_t *consent, const char *id)
     return NULL;
 }
 
+static int check_grant(const tl_consent_t *consent, const char *id, const char *technician,
+                       unsigned scope, const char *type, const tl_grant_t **out, char *message,
+                       size_t size);
+
 int tl_consent_check(const tl_consent_t *consent, const char *id, const char *technician,
                      const char *type, const tl_grant_t **out, char *message, size_t size)
 {
@@ -1812,6 +1835,20 @@ int tl_consent_check(const tl_consent_t *consent, const char *id, const char *te
         tl_format(message, size, "unknown channel type '%.64s'", type ? type : "");
         return TL_EINVAL;
     }
+    return check_grant(consent, id, technician, scope, type, out, message, size);
+}
+
+int tl_consent_check_scope(const tl_consent_t *consent, const char *id, const char *technician,
+                           unsigned scope, const tl_grant_t **out, char *message, size_t size)
+{
+    return check_grant(consent, id, technician, scope, tl_scope_name(scope), out, message, size);
+}
+
+/* The grant exists, is recorded and live, is the technician's and holds scope (named type). */
+static int check_grant(const tl_consent_t *consent, const char *id, const char *technician,
+                       unsigned scope, const char *type, const tl_grant_t **out, char *message,
+                       size_t size)
+{
     if (id == NULL) {
         tl_format(message, size, "refused: the channel names no grant");
         return TL_EDENIED;

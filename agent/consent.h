@@ -100,6 +100,8 @@ typedef struct tl_consent_request {
      * its own.
      */
     json_t *runbook;
+    /* files: copying to the machine is asked too ("push":true; docs/consent.md "Files"). */
+    bool push;
 } tl_consent_request_t;
 
 /*
@@ -169,6 +171,8 @@ typedef struct tl_grant {
     bool each_command;
     /* Ends when the last shell opened under it ends (a user's shell grant, unless kept). */
     bool ends_with_shell;
+    /* files: copying to the machine is allowed too, not only from it (the user said so). */
+    bool push;
 } tl_grant_t;
 
 typedef struct tl_consent tl_consent_t;
@@ -244,8 +248,9 @@ typedef void (*tl_consent_approved_fn)(void *data, int error, const tl_grant_t *
                                        const char *message);
 
 /* How the user answered yes (tl_consent_approve): plain yes, or with one of these. */
-#define TL_CONSENT_EACH 1u /* ask again for every command (exec, fix) */
-#define TL_CONSENT_KEEP 2u /* a shell grant stays for its time after its shell ends */
+#define TL_CONSENT_EACH 1u      /* ask again for every command (exec, fix) */
+#define TL_CONSENT_KEEP 2u      /* a shell grant stays for its time after its shell ends */
+#define TL_CONSENT_PULL_ONLY 4u /* files asked with push: copying from the machine only */
 
 /*
  * The user answers question id ("Q-7"). approve: duration_s 0 grants what
@@ -276,6 +281,10 @@ int tl_consent_end(tl_consent_t *consent, const char *id, const char *reason, si
  */
 int tl_consent_check(const tl_consent_t *consent, const char *id, const char *technician,
                      const char *type, const tl_grant_t **grant, char *message, size_t size);
+
+/* The same checks for what needs one scope (a bit of enum tl_scope) without a channel: files. */
+int tl_consent_check_scope(const tl_consent_t *consent, const char *id, const char *technician,
+                           unsigned scope, const tl_grant_t **grant, char *message, size_t size);
 
 /*
  * A channel of type (exec or runbook) under grant, which asks for every

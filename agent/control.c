@@ -194,8 +194,10 @@ static int handle_consent(struct client *client, enum tl_control_type cmd, json_
         approval->control = control;
         approval->client = client->serial;
         /* The answer waits until the grant is on disk: approved means recorded. */
-        unsigned how = (json_is_true(json_object_get(request, "each")) ? TL_CONSENT_EACH : 0) |
-                       (json_is_true(json_object_get(request, "keep")) ? TL_CONSENT_KEEP : 0);
+        unsigned how =
+            (json_is_true(json_object_get(request, "each")) ? TL_CONSENT_EACH : 0) |
+            (json_is_true(json_object_get(request, "keep")) ? TL_CONSENT_KEEP : 0) |
+            (json_is_true(json_object_get(request, "pull_only")) ? TL_CONSENT_PULL_ONLY : 0);
         int rc = tl_consent_approve(control->consent, id,
                                     duration ? (uint32_t)json_integer_value(duration) : 0, how,
                                     approval_done, approval, message, sizeof message);

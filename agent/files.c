@@ -8,6 +8,9 @@
 #include "proto/log.h"
 #include "proto/sftp.h"
 
+#include "proto/text.h"
+
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -111,6 +114,68 @@ int tl_files_open_read(const char *path, int *fd_out, struct stat *st)
         close(fd);
     close(dir_fd);
     return rc;
+}
+
+int tl_files_stat(const char *path, struct stat *st)
+{
+    char copy[TL_SFTP_MAX_PATH + 1];
+    const char *name;
+    int dir_fd, rc;
+    if (path != NULL && strcmp(path, "/") == 0)
+        return stat("/", st) == 0 ? 0 : from_errno(errno);
+    if ((rc = open_parent(path, copy, &dir_fd, &name)) != 0)
+        return rc;
+    if (fstatat(dir_fd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = from_errno(errno);
+    close(dir_fd);
+    return rc;
+}
+
+/* A name a listing shows: nobody could name back one with a control character or not UTF-8. */
+static int name_shown(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > TL_FILES_MAX_NAME || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+        !tl_text_utf8_valid(name, len))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+int tl_files_list(const char *path, tl_files_entry_fn each, void *data)
+{
+    char copy[TL_SFTP_MAX_PATH + 1];
+    const char *name;
+    int dir_fd = -1, fd, rc;
+    if (path != NULL && strcmp(path, "/") == 0) {
+        fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        rc = fd < 0 ? from_errno(errno) : 0;
+    } else if ((rc = open_parent(path, copy, &dir_fd, &name)) == 0) {
+        fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        rc = fd < 0 ? open_failure(dir_fd, name, errno) : 0;
+        close(dir_fd);
+    }
+    if (rc != 0)
+        return rc;
+    DIR *dir = fdopendir(fd);
+    if (dir == NULL) {
+        rc = from_errno(errno);
+        close(fd);
+        return rc;
+    }
+    struct dirent *entry;
+    errno = 0;
+    while (rc == 0 && (entry = readdir(dir)) != NULL) {
+        struct stat st;
+        if (!name_shown(entry->d_name) ||
+            fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* gone meanwhile, or not to be shown */
+        rc = each(data, entry->d_name, &st);
+    }
+    closedir(dir);
+    return rc > 0 ? 0 : rc;
 }
 
 int tl_files_write_begin(const char *path, uint32_t mode, uint64_t max_bytes,

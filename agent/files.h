@@ -28,6 +28,22 @@
 /* A regular file opened for reading, O_CLOEXEC; *st describes it. */
 int tl_files_open_read(const char *path, int *fd, struct stat *st);
 
+/* The longest name a listing shows (NAME_MAX). */
+#define TL_FILES_MAX_NAME 255
+
+/* What path is, without following it: a link is described as a link. "/" is allowed. */
+int tl_files_stat(const char *path, struct stat *st);
+
+/*
+ * Calls each for every entry of the directory path (opened as above), but
+ * "." and "..", names with a control character, longer than
+ * TL_FILES_MAX_NAME or not UTF-8; *st describes the entry without
+ * following it. each returns 0 to go on, 1 to stop (a success), or an error,
+ * which is returned.
+ */
+typedef int (*tl_files_entry_fn)(void *data, const char *name, const struct stat *st);
+int tl_files_list(const char *path, tl_files_entry_fn each, void *data);
+
 /* A file being written. */
 typedef struct tl_files_write tl_files_write_t;
 

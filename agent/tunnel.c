@@ -1,5 +1,6 @@
 #include "agent/tunnel.h"
 #include "agent/outbox.h"
+#include "agent/files_requests.h"
 #include "proto/err.h"
 #include "proto/fsutil.h"
 #include "proto/hash.h"
@@ -1246,6 +1247,16 @@ static void handle_request(tl_tunnel_t *tunnel, uint32_t request_id, const char 
         json_decref(answer);
         return;
     }
+    if (known == TL_CONTROL_FILES_STAT || known == TL_CONTROL_FILES_LIST) {
+        /* Checked against its grant and served here (agent/files_requests.h). */
+        json_t *answer = tl_files_request_answer(tunnel->options.consent, known, body);
+        if (answer != NULL)
+            tl_peer_send_control(tunnel->peer, request_id, answer);
+        else
+            send_error(tunnel, request_id, TL_ENOMEM, tl_strerror(TL_ENOMEM));
+        json_decref(answer);
+        return;
+    }
     snprintf(message, sizeof message, "unknown request type '%.64s'", type ? type : "");
     send_error(tunnel, request_id, TL_EINVAL, message);
 }
@@ -1335,6 +1346,8 @@ void tl_tunnel_consent_answer(tl_tunnel_t *tunnel, uint64_t token,
                              "expires_ms", (json_int_t)answer->grant->expires_ms, "by", answer->by);
     if (body != NULL && answer->grant->each_command)
         json_object_set_new(body, "each_command", json_true());
+    if (body != NULL && (answer->grant->scopes & TL_SCOPE_FILES))
+        json_object_set_new(body, "push", json_boolean(answer->grant->push));
     if (body != NULL)
         tl_peer_send_control(tunnel->peer, request_id, body);
     json_decref(body);

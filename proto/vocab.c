@@ -27,6 +27,8 @@ static const struct {
     [TL_CONTROL_AUDIT_CONFLICT] = {"audit.conflict", TL_ROUTE_AGENT_REQUEST},
     [TL_CONTROL_AUDIT_CHECKPOINT] = {"audit.checkpoint", TL_ROUTE_RELAY_NOTICE},
     [TL_CONTROL_SESSION_COMMAND] = {"session.command", TL_ROUTE_AGENT_NOTICE},
+    [TL_CONTROL_FILES_STAT] = {"files.stat", TL_ROUTE_RELAY_REQUEST},
+    [TL_CONTROL_FILES_LIST] = {"files.list", TL_ROUTE_RELAY_REQUEST},
     [TL_CONTROL_STATUS] = {"status", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_DELIVER] = {"deliver", TL_ROUTE_LOCAL_COMMAND},
     [TL_CONTROL_PENDING] = {"pending", TL_ROUTE_LOCAL_COMMAND},

@@ -48,6 +48,8 @@ enum tl_control_type {
     TL_CONTROL_AUDIT_CONFLICT,     /* "audit.conflict" §7.15 */
     TL_CONTROL_AUDIT_CHECKPOINT,   /* "audit.checkpoint" §7.15 */
     TL_CONTROL_SESSION_COMMAND,    /* "session.command" §7.7 */
+    TL_CONTROL_FILES_STAT,         /* "files.stat" §7.16 */
+    TL_CONTROL_FILES_LIST,         /* "files.list" §7.16 */
     /* the agent's control socket: commands ("cmd", agent/control.h) */
     TL_CONTROL_STATUS,
     TL_CONTROL_DELIVER,

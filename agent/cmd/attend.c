@@ -65,6 +65,8 @@ static void attend_prompt_next(struct attend *attend)
         printf("Run it? [y/N] ");
     else if (json_is_true(json_object_get(q, "ends_with_shell")))
         printf("Allow? [y/N/k] ");
+    else if (json_is_true(json_object_get(q, "push")))
+        printf("Allow? [y/N/p] ");
     else if (json_is_true(json_object_get(q, "each_possible")))
         printf("Allow? [y/N/e] ");
     else
@@ -90,7 +92,8 @@ static void attend_settled(struct attend *attend, const char *id)
     }
 }
 
-/* yes: 0 no, 1 yes, 2 yes and ask for each command, 3 yes and keep it after the shell ends. */
+/* yes: 0 no, 1 yes, 2 yes and ask for each command, 3 yes and keep it after the shell ends,
+ * 4 yes to copying files from the machine only. */
 static void attend_answer(struct attend *attend, int yes)
 {
     json_t *question = attend->current;
@@ -102,6 +105,8 @@ static void attend_answer(struct attend *attend, int yes)
         json_object_set_new(request, "each", json_true());
     if (yes == 3)
         json_object_set_new(request, "keep", json_true());
+    if (yes == 4)
+        json_object_set_new(request, "pull_only", json_true());
     json_t *answer = NULL;
     int rc = tl_control_call(attend->path, request, 10000, &answer);
     json_decref(request);
@@ -282,6 +287,9 @@ static void attend_read_tty(struct attend *attend)
             if (json_is_true(json_object_get(q, "ends_with_shell")) &&
                 (strcasecmp(text, "k") == 0 || strcasecmp(text, "keep") == 0))
                 yes = 3;
+            if (json_is_true(json_object_get(q, "push")) &&
+                (strcasecmp(text, "p") == 0 || strcasecmp(text, "pull") == 0))
+                yes = 4;
             attend_answer(attend, yes);
         }
         attend->answer_len = 0;

@@ -150,6 +150,12 @@ void tl__cmd_print_question(json_t *question)
         printf("  the grant ends when the shell ends (answer k to keep it for its time)\n");
     else if (json_is_true(json_object_get(question, "each_possible")))
         printf("  answer e to be asked again before each command\n");
+    /* files: whether the technician may also copy files to this machine. */
+    if (json_is_true(json_object_get(question, "push")))
+        printf("  files: copying from and to this machine (answer p to allow copying from it "
+               "only)\n");
+    else if (json_is_boolean(json_object_get(question, "push")))
+        printf("  files: copying from this machine only\n");
     int64_t left = (tl__cmd_int_of(question, "deadline_ms") - tl_wall_ms()) / 1000;
     tl_consent_duration_text(left > 0 ? (uint64_t)left : 0, duration, sizeof duration);
     printf("  question %s, open for %s\n", tl__cmd_shown(id, sizeof id, question, "id"), duration);

@@ -118,13 +118,12 @@ out:
 int tl_agent_cmd_approve(int argc, char **argv)
 {
     const char *dir = NULL, *duration = NULL, *positional[1];
-    int count, each = 0, keep = 0;
-    const char *usage = "approve QUESTION [--for DURATION] [--each | --keep] [--state DIR]";
-    tl_cli_option_t options[] = {{"state", &dir, NULL},
-                                 {"for", &duration, NULL},
-                                 {"each", NULL, &each},
-                                 {"keep", NULL, &keep},
-                                 {0}};
+    int count, each = 0, keep = 0, pull_only = 0;
+    const char *usage =
+        "approve QUESTION [--for DURATION] [--each | --keep | --pull-only] [--state DIR]";
+    tl_cli_option_t options[] = {{"state", &dir, NULL},           {"for", &duration, NULL},
+                                 {"each", NULL, &each},           {"keep", NULL, &keep},
+                                 {"pull-only", NULL, &pull_only}, {0}};
     char path[TL_STATE_PATH_MAX];
     json_t *request = NULL, *answer = NULL;
     int status =
@@ -155,6 +154,9 @@ int tl_agent_cmd_approve(int argc, char **argv)
         json_object_set_new(request, "each", json_true());
     if (keep)
         json_object_set_new(request, "keep", json_true());
+    /* --pull-only: files asked with push, allowed for copying from the machine only. */
+    if (pull_only)
+        json_object_set_new(request, "pull_only", json_true());
     if ((status = tl__cmd_control_socket("approve", dir, path, sizeof path)) != 0)
         goto out;
     status = consent_call("approve", path, request, &answer);

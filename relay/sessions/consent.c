@@ -18,8 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-/* The latest grant expiry the relay takes (9999-12-31T23:59:59.999Z): a date it can write. */
-#define EXPIRES_MS_MAX INT64_C(253402300799999)
 /* session.ended notifications being recorded at once, relay-wide. */
 #define GRANT_JOBS_MAX 64
 
@@ -35,15 +33,19 @@ static const char *scope_of(const struct session *s)
     return scope != NULL ? scope : tl_scope_name(TL_SCOPE_FIX);
 }
 
-/* Withdraws a question the agent may still be asking (docs/protocol.md §7.6). */
-static void send_cancel(struct session *s, uint32_t request_id)
+void tl__consent_send_cancel(tl_agent_link_t *agent, uint32_t request_id)
 {
     json_t *cancel =
         json_pack("{s:s, s:I}", "type", tl_control_type_name(TL_CONTROL_SESSION_CANCEL),
                   "request_id", (json_int_t)request_id);
-    if (cancel != NULL && s->agent != NULL)
-        tl_agent_notify(s->agent, cancel);
+    if (cancel != NULL && agent != NULL)
+        tl_agent_notify(agent, cancel);
     json_decref(cancel);
+}
+
+static void send_cancel(struct session *s, uint32_t request_id)
+{
+    tl__consent_send_cancel(s->agent, request_id);
 }
 
 /* The technician left before the user answered: said so on the record, nothing else happens. */
@@ -158,7 +160,7 @@ static void granted_done(struct session *s, struct sjob *job, int status)
 }
 
 /* A grant id names a file (recordings): short, and nothing but [A-Za-z0-9._-]. */
-static int grant_id_valid(const char *id)
+int tl__grant_id_valid(const char *id)
 {
     size_t len = id ? strlen(id) : 0;
     if (len == 0 || len > 32 || id[0] == '.' || id[0] == '-')
@@ -172,32 +174,64 @@ static int grant_id_valid(const char *id)
     return 1;
 }
 
+void tl__consent_refusal(json_t *result, char *error, size_t error_size, char *line, size_t size)
+{
+    const char *code = json_string_value(json_object_get(result, "error"));
+    char message[1100];
+    tl__sessions_clean_text(message, sizeof message,
+                            json_string_value(json_object_get(result, "message")));
+    if (code != NULL && strcmp(code, "EDENIED") == 0 &&
+        (message[0] == '\0' || strcmp(message, "the user declined") == 0)) {
+        snprintf(error, error_size, "EDENIED");
+        snprintf(line, size, "the user declined");
+    } else if (code != NULL && strcmp(code, "ETIMEOUT") == 0) {
+        snprintf(error, error_size, "ETIMEOUT");
+        snprintf(line, size, "nobody answered on the machine");
+    } else {
+        char name[32];
+        tl__sessions_clean_text(name, sizeof name, code ? code : "?");
+        snprintf(error, error_size, "%s", name[0] ? name : "EPROTO");
+        snprintf(line, size, "the machine refused the request (%s): %s", name, message);
+    }
+}
+
 /* The agent said no: the user declined, its own checks refused a fix, or another error. */
 static void consent_refused(struct session *s, json_t *result)
 {
     const char *error = json_string_value(json_object_get(result, "error"));
-    char message[1100], line[1300];
+    char message[1100], line[1300], code[32];
     tl__sessions_clean_text(message, sizeof message,
                             json_string_value(json_object_get(result, "message")));
-    int declined = error != NULL && strcmp(error, "EDENIED") == 0 &&
-                   (message[0] == '\0' || strcmp(message, "the user declined") == 0);
-    if (declined) {
-        consent_failed(s, "EDENIED", "the user declined");
-    } else if (s->kind == TL_SESSION_FIX && error != NULL &&
-               (strcmp(error, "EINVAL") == 0 || strcmp(error, "ENOTFOUND") == 0 ||
-                strcmp(error, "EDENIED") == 0)) {
+    tl__consent_refusal(result, code, sizeof code, line, sizeof line);
+    if (strcmp(line, "the user declined") != 0 && s->kind == TL_SESSION_FIX && error != NULL &&
+        (strcmp(error, "EINVAL") == 0 || strcmp(error, "ENOTFOUND") == 0 ||
+         strcmp(error, "EDENIED") == 0)) {
         /* The machine checked the runbook and its values against its catalogue first. */
         snprintf(line, sizeof line, "the machine refused runbook '%s': %s; the user was not asked",
                  s->runbook, message);
         consent_failed(s, error, line);
-    } else if (error != NULL && strcmp(error, "ETIMEOUT") == 0) {
-        consent_failed(s, "ETIMEOUT", "nobody answered on the machine");
-    } else {
-        char name[32];
-        tl__sessions_clean_text(name, sizeof name, error ? error : "?");
-        snprintf(line, sizeof line, "the machine refused the request (%s): %s", name, message);
-        consent_failed(s, name[0] ? name : "EPROTO", line);
+        return;
     }
+    consent_failed(s, code, line);
+}
+
+int tl__grant_answer_parse(json_t *result, char *grant, size_t grant_size, int64_t *expires_ms,
+                           char *by, size_t by_size)
+{
+    const char *id = json_string_value(json_object_get(result, "grant"));
+    json_t *expires = json_object_get(result, "expires_ms");
+    const char *who = json_string_value(json_object_get(result, "by"));
+    if (!tl__grant_id_valid(id) || !json_is_integer(expires) || json_integer_value(expires) <= 0 ||
+        json_integer_value(expires) > TL__EXPIRES_MS_MAX)
+        return TL_EPROTO;
+    snprintf(grant, grant_size, "%s", id);
+    *expires_ms = json_integer_value(expires);
+    snprintf(by, by_size, "%s",
+             who != NULL && (strcmp(who, "user") == 0 || strcmp(who, "policy") == 0 ||
+                             strcmp(who, "existing") == 0)
+                 ? who
+                 : "?");
+    return 0;
 }
 
 static void consent_answer(void *data, int status, json_t *result)
@@ -220,22 +254,12 @@ static void consent_answer(void *data, int status, json_t *result)
         consent_refused(s, result);
         return;
     }
-    const char *grant = json_string_value(json_object_get(result, "grant"));
-    json_t *expires = json_object_get(result, "expires_ms");
-    const char *by = json_string_value(json_object_get(result, "by"));
-    if (!grant_id_valid(grant) || !json_is_integer(expires) || json_integer_value(expires) <= 0 ||
-        json_integer_value(expires) > EXPIRES_MS_MAX) {
+    if (tl__grant_answer_parse(result, s->grant, sizeof s->grant, &s->expires_ms, s->granted_by,
+                               sizeof s->granted_by) != 0) {
         consent_failed(s, "EPROTO", "the machine answered with a malformed grant");
         return;
     }
-    snprintf(s->grant, sizeof s->grant, "%s", grant);
-    s->expires_ms = json_integer_value(expires);
     s->each_command = json_is_true(json_object_get(result, "each_command"));
-    snprintf(s->granted_by, sizeof s->granted_by, "%s",
-             by != NULL && (strcmp(by, "user") == 0 || strcmp(by, "policy") == 0 ||
-                            strcmp(by, "existing") == 0)
-                 ? by
-                 : "?");
     char expires_text[32];
     tl__sessions_iso_time(s->expires_ms, expires_text);
     s->phase = PHASE_GRANTED;
@@ -350,7 +374,7 @@ static void command_decided(tl_sessions_t *sessions, tl_agent_link_t *agent, jso
     json_t *argv = json_object_get(body, "argv");
     json_t *runbook = json_object_get(body, "runbook");
     int64_t ticket_id = 0;
-    if (!grant_id_valid(grant) || ticket == NULL ||
+    if (!tl__grant_id_valid(grant) || ticket == NULL ||
         tl_id_parse(ticket, TL_ID_TICKET, &ticket_id) != 0 || !json_is_integer(channel) ||
         json_integer_value(channel) < 0 || json_integer_value(channel) > UINT32_MAX ||
         decision == NULL ||
@@ -418,7 +442,7 @@ void tl_sessions_grant_ended(tl_sessions_t *sessions, tl_agent_link_t *agent, js
     const char *ticket = json_string_value(json_object_get(body, "ticket"));
     const char *reason_text = json_string_value(json_object_get(body, "reason"));
     int64_t ticket_id = 0;
-    if (!grant_id_valid(grant) || ticket == NULL ||
+    if (!tl__grant_id_valid(grant) || ticket == NULL ||
         tl_id_parse(ticket, TL_ID_TICKET, &ticket_id) != 0) {
         tl_log_warn("malformed session.ended device=D-%" PRId64, tl_agent_device(agent));
         return;

@@ -210,42 +210,60 @@ void tl__session_maybe_release(struct session *s)
 
 /* ---- flow: lookup ---------------------------------------------------------------------------- */
 
-static int work_lookup(struct sjob *job, tl_job_ctx_t *ctx)
+int tl__ticket_access(tl_job_ctx_t *ctx, const struct ticket_access *access, int64_t *device_id,
+                      int64_t *access_until, char *message, size_t size)
 {
-    struct session *s = job->session;
     tl_ticket_row_t ticket = {0};
+    int role = tl_role_parse(access->tech->role);
+    message[0] = '\0';
     /* Vendors work only on tickets bound to them; others do not exist for them, and trying is
      * audited (relay/desk/vendor.h). */
-    int rc = tl_vendor_ticket_access(ctx->store, s->role, s->tech.name, s->ticket_id, tl_wall_ms(),
-                                     &job->access_until);
+    int rc = tl_vendor_ticket_access(ctx->store, role, access->tech->name, access->ticket_id,
+                                     tl_wall_ms(), access_until);
     if (rc == TL_ENOTFOUND) {
         json_t *details =
-            json_pack("{s:s, s:s, s:s}", "command", tl__session_kind_name(s->kind, s->observe),
-                      "role", s->tech.role, "reason", "ticket not bound to the account");
-        int audit_rc = tl_worker_audit(ctx, s->actor, "access.denied", s->ticket, details);
+            json_pack("{s:s, s:s, s:s}", "command", access->command, "role", access->tech->role,
+                      "reason", "ticket not bound to the account");
+        int audit_rc =
+            tl_worker_audit(ctx, access->actor, "access.denied", access->ticket, details);
         json_decref(details);
         if (audit_rc != 0)
             return audit_rc;
     }
     if (rc == 0)
-        rc = tl_store_ticket_read(ctx->store, s->ticket_id, &ticket);
+        rc = tl_store_ticket_read(ctx->store, access->ticket_id, &ticket);
     if (rc == 0) {
-        if (s->kind != TL_SESSION_RUNBOOKS && !tl_ticket_status_active(ticket.status))
-            /* A resolved or closed ticket takes no sessions until it is reopened (listing the
-             * catalogue is no session). */
-            snprintf(job->message, sizeof job->message,
-                     "%s is %s; reopen it first (ticket reopen %s)", s->ticket, ticket.status,
-                     s->ticket);
+        if (access->active && !tl_ticket_status_active(ticket.status))
+            /* A resolved or closed ticket takes no sessions until it is reopened. */
+            snprintf(message, size, "%s is %s; reopen it first (ticket reopen %s)", access->ticket,
+                     ticket.status, access->ticket);
         else
-            job->device_id = ticket.device_id;
+            *device_id = ticket.device_id;
         tl_ticket_row_clear(&ticket);
-        /* diag: has the machine given these diagnostics within the day? (repeat.c) */
-        if (rc == 0 && job->message[0] == '\0' && s->kind == TL_SESSION_DIAG)
-            rc = tl__session_find_repeat(s, ctx, job->device_id);
     }
     if (rc == TL_ENOTFOUND)
-        snprintf(job->message, sizeof job->message, "no ticket %s", s->ticket);
+        snprintf(message, size, "no ticket %s", access->ticket);
     else if (rc != 0)
+        return rc;
+    return 0;
+}
+
+static int work_lookup(struct sjob *job, tl_job_ctx_t *ctx)
+{
+    struct session *s = job->session;
+    /* Listing the catalogue is no session: it needs no active ticket. */
+    struct ticket_access access = {&s->tech,
+                                   s->actor,
+                                   s->ticket_id,
+                                   s->ticket,
+                                   tl__session_kind_name(s->kind, s->observe),
+                                   s->kind != TL_SESSION_RUNBOOKS};
+    int rc = tl__ticket_access(ctx, &access, &job->device_id, &job->access_until, job->message,
+                               sizeof job->message);
+    /* diag: has the machine given these diagnostics within the day? (repeat.c) */
+    if (rc == 0 && job->message[0] == '\0' && s->kind == TL_SESSION_DIAG)
+        rc = tl__session_find_repeat(s, ctx, job->device_id);
+    if (rc != 0)
         snprintf(job->message, sizeof job->message, "%s", tl_strerror(rc));
     /* Reading is not a change: the ticket is answered, not the job failed. */
     return 0;

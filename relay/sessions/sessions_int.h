@@ -222,6 +222,23 @@ const char *tl__session_kind_name(enum tl_session_kind kind, int observe);
 
 /* One line on the technician's stderr, "tierline: ...". */
 void tl__session_say(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Who asks to act on which ticket, for tl__ticket_access. */
+struct ticket_access {
+    const tl_technician_t *tech;
+    const char *actor; /* "tech:alice" */
+    int64_t ticket_id;
+    const char *ticket;  /* "T-42" */
+    const char *command; /* what is asked, for an access.denied entry: "exec", "files" */
+    int active;          /* the ticket must be active (every session but the catalogue) */
+};
+/*
+ * Worker: may the technician act on the ticket, as every session checks it: a vendor only on a
+ * ticket bound to the account (a refusal audited as access.denied), an active ticket. 0 with
+ * *device_id and *access_until (a vendor's binding ends then; 0: no end), or 0 with a sentence in
+ * message (no such ticket, not active); the storage's error otherwise.
+ */
+int tl__ticket_access(tl_job_ctx_t *ctx, const struct ticket_access *access, int64_t *device_id,
+                      int64_t *access_until, char *message, size_t size);
 /* The session is answered: the exec ends with code. */
 void tl__session_finish(struct session *s, int code);
 /* Told, then finished with 1. */
@@ -265,6 +282,19 @@ void tl__session_request_catalogue(struct session *s);
 void tl__session_ask_consent(struct session *s);
 /* The technician left while the user was being asked: the question is withdrawn and recorded. */
 void tl__session_withdraw_consent(struct session *s);
+/* The latest grant expiry the relay takes (9999-12-31T23:59:59.999Z): a date it can write. */
+#define TL__EXPIRES_MS_MAX INT64_C(253402300799999)
+/* Withdraws a question the agent may still be asking (docs/protocol.md §7.6). */
+void tl__consent_send_cancel(tl_agent_link_t *agent, uint32_t request_id);
+/* A refused session.request's answer: the error's name (cleaned) and a line for the
+ * technician ("the user declined", "nobody answered on the machine", ...). */
+void tl__consent_refusal(json_t *result, char *error, size_t error_size, char *line, size_t size);
+/* A grant id as the agent may answer one: 1..32 of [A-Za-z0-9._-], not starting with . or -. */
+int tl__grant_id_valid(const char *id);
+/* A granted session.request's answer: its grant id, expiry and "by" ("?" for an unknown one);
+ * TL_EPROTO when the grant or its expiry is malformed. */
+int tl__grant_answer_parse(json_t *result, char *grant, size_t grant_size, int64_t *expires_ms,
+                           char *by, size_t by_size);
 /* Granted and recorded: opens the session channel on the agent's connection. */
 void tl__session_open_channel(struct session *s);
 /* Asks the agent to end the channel; its CLOSE concludes. */

@@ -284,6 +284,9 @@ static int resolve(tl_sftp_server_t *server, const tl_sftp_request_t *req, tl_sf
     uint32_t status = rc == TL_ENOTFOUND ? TL_SFTP_NO_SUCH_FILE
                       : rc == TL_EDENIED ? TL_SFTP_PERMISSION_DENIED
                                          : TL_SFTP_FAILURE;
+    /* Clients show the status alone; the backend may say why (not for "no such ticket"). */
+    if (status != TL_SFTP_NO_SUCH_FILE && server->backend->refused != NULL && why != NULL)
+        server->backend->refused(server->ctx, why);
     reply_status(server, req->id, status, why);
     return rc;
 }

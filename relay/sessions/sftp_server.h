@@ -66,6 +66,9 @@ typedef struct tl_sftp_backend {
     void (*write)(void *ctx, uint32_t op, uint32_t file, const uint8_t *data,
                   size_t len);                                         /* answer_status */
     void (*close)(void *ctx, uint32_t op, uint32_t file, int aborted); /* answer_status */
+    /* Optional: a path refused before any call above (it climbs out of the tree, holds a
+     * control character, ...), with the sentence the client is answered; nothing to answer. */
+    void (*refused)(void *ctx, const char *why);
 } tl_sftp_backend_t;
 
 tl_sftp_server_t *tl_sftp_server_new(const tl_sftp_backend_t *backend, void *ctx,

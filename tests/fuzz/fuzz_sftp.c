@@ -127,7 +127,7 @@ static void fz_close(void *ctx, uint32_t op, uint32_t file, int aborted)
 }
 
 static const tl_sftp_backend_t fz_backend = {
-    fz_tickets, fz_stat, fz_list, fz_open_read, fz_open_write, fz_read, fz_write, fz_close,
+    fz_tickets, fz_stat, fz_list, fz_open_read, fz_open_write, fz_read, fz_write, fz_close, NULL,
 };
 
 static void drain(tl_sftp_server_t *server)

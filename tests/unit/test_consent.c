@@ -6,6 +6,7 @@
 #include "tl_test.h"
 
 #include "agent/consent.h"
+#include "agent/files_requests.h"
 #include "fake_writer.h"
 #include "proto/text.h"
 
@@ -1250,6 +1251,125 @@ static void test_a_users_shell_grant_ends_with_its_shell_unless_kept(void **stat
     fixture_free(f);
 }
 
+static void test_files_push_needs_the_users_yes_to_it(void **state)
+{
+    (void)state;
+    char message[256] = "";
+    tl_consent_request_t parsed = {0};
+    /* push is a boolean of a request for files, and nothing else. */
+    json_t *body = good_request();
+    json_object_set_new(body, "push", json_true());
+    TL_ASSERT_RC(TL_EINVAL, tl_consent_request_parse(body, &parsed, message, sizeof message));
+    assert_non_null(strstr(message, "\"push\""));
+    json_object_set_new(body, "scopes", json_pack("[s]", "files"));
+    json_object_set_new(body, "push", json_string("yes"));
+    TL_ASSERT_RC(TL_EINVAL, tl_consent_request_parse(body, &parsed, message, sizeof message));
+    json_object_set_new(body, "push", json_true());
+    TL_ASSERT_OK(tl_consent_request_parse(body, &parsed, message, sizeof message));
+    assert_true(parsed.push);
+    tl_consent_request_clear(&parsed);
+    json_decref(body);
+
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    /* Asked with push: the question says so; p (pull only) is an answer to it alone. */
+    tl_consent_request_t request = request_for("carol", "tier3", TL_SCOPE_FILES, 3600);
+    request.push = true;
+    tl_consent_request(f->consent, &request, 1);
+    json_t *pending = tl_consent_pending(f->consent);
+    assert_true(json_is_true(json_object_get(json_array_get(pending, 0), "push")));
+    json_decref(pending);
+    TL_ASSERT_OK(
+        approve_how(f, f->last_question, 0, TL_CONSENT_PULL_ONLY, message, sizeof message));
+    assert_false(f->approved.push);
+    request = request_for("dave", "tier3", TL_SCOPE_FILES, 3600);
+    request.push = true;
+    tl_consent_request(f->consent, &request, 2);
+    TL_ASSERT_OK(approve_how(f, f->last_question, 0, 0, message, sizeof message));
+    assert_true(f->approved.push);
+    /* Without push, --pull-only means nothing and is refused; the question stays open. */
+    request = request_for("bob", "tier2", TL_SCOPE_FILES, 3600);
+    tl_consent_request(f->consent, &request, 3);
+    TL_ASSERT_RC(TL_EINVAL,
+                 tl_consent_approve(f->consent, f->last_question, 0, TL_CONSENT_PULL_ONLY, NULL,
+                                    NULL, message, sizeof message));
+    pending = tl_consent_pending(f->consent);
+    assert_int_equal(json_array_size(pending), 1);
+    assert_true(json_is_false(json_object_get(json_array_get(pending, 0), "push")));
+    json_decref(pending);
+    settle_writes(f);
+    /* The answer survives a restart of the agent. */
+    fixture_close(f);
+    fixture_open(f, NULL, 0, NULL);
+    assert_false(tl_consent_find(f->consent, "G-1")->push);
+    assert_true(tl_consent_find(f->consent, "G-2")->push);
+    fixture_free(f);
+}
+
+static json_t *files_request(const char *type, const char *grant, const char *technician,
+                             const char *path)
+{
+    return json_pack("{s:s, s:s?, s:s?, s:s?}", "type", type, "grant", grant, "technician",
+                     technician, "path", path);
+}
+
+/* The answer's error name, or "ok". */
+static const char *files_outcome(struct fixture *f, enum tl_control_type type, json_t *body)
+{
+    static char outcome[32];
+    json_t *answer = tl_files_request_answer(f->consent, type, body);
+    assert_non_null(answer);
+    const char *error = json_string_value(json_object_get(answer, "error"));
+    snprintf(outcome, sizeof outcome, "%s",
+             json_is_true(json_object_get(answer, "ok")) ? "ok"
+             : error                                     ? error
+                                                         : "?");
+    json_decref(answer);
+    json_decref(body);
+    return outcome;
+}
+
+static void test_files_requests_need_a_live_files_grant_of_the_technician(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(NULL, 0, NULL);
+    user_grant(f, TL_SCOPE_SHELL, 0); /* G-1: alice's shell */
+    tl_consent_request_t request = request_for("alice", "tier2", TL_SCOPE_FILES, 3600);
+    tl_consent_request(f->consent, &request, 2);
+    char message[256] = "";
+    TL_ASSERT_OK(approve_how(f, f->last_question, 0, 0, message, sizeof message)); /* G-2 */
+    settle_writes(f);
+    const enum tl_control_type stat = TL_CONTROL_FILES_STAT, list = TL_CONTROL_FILES_LIST;
+    assert_string_equal(files_outcome(f, stat, files_request("files.stat", "G-2", "alice", "/")),
+                        "ok");
+    assert_string_equal(files_outcome(f, list, files_request("files.list", "G-2", "alice", "/")),
+                        "ok");
+    /* Another's grant, one without files, none at all: refused; so is a path not normalised. */
+    assert_string_equal(files_outcome(f, stat, files_request("files.stat", "G-2", "bob", "/")),
+                        "EDENIED");
+    assert_string_equal(files_outcome(f, stat, files_request("files.stat", "G-1", "alice", "/")),
+                        "EDENIED");
+    assert_string_equal(files_outcome(f, stat, files_request("files.stat", "G-9", "alice", "/")),
+                        "EDENIED");
+    assert_string_equal(
+        files_outcome(f, stat, files_request("files.stat", "G-2", "alice", "/etc/../etc")),
+        "EINVAL");
+    assert_string_equal(files_outcome(f, list, files_request("files.list", "G-2", "alice", NULL)),
+                        "EINVAL");
+    assert_string_equal(
+        files_outcome(f, stat, files_request("files.stat", "G-2", "alice", "/no/such/file")),
+        "ENOTFOUND");
+    /* A listing of the root holds entries with their attributes. */
+    json_t *body = files_request("files.list", "G-2", "alice", "/");
+    json_t *answer = tl_files_request_answer(f->consent, list, body);
+    json_t *entries = json_object_get(answer, "entries");
+    assert_true(json_array_size(entries) > 0);
+    assert_true(json_is_integer(json_object_get(json_array_get(entries, 0), "mode")));
+    assert_true(json_is_false(json_object_get(answer, "more")));
+    json_decref(answer);
+    json_decref(body);
+    fixture_free(f);
+}
+
 static const char commands_policy[] =
     "{\"unattended\":[{\"roles\":[\"tier2\"],\"scopes\":[\"exec\",\"fix\"],"
     "\"commands\":[\"df\",\"/usr/bin/journalctl\",\"runbook:flush-dns\"]}]}";
@@ -1372,6 +1492,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_unanswered_command_is_declined),
     cmocka_unit_test(test_each_and_keep_only_where_they_mean_something),
     cmocka_unit_test(test_a_users_shell_grant_ends_with_its_shell_unless_kept),
+    cmocka_unit_test(test_files_push_needs_the_users_yes_to_it),
+    cmocka_unit_test(test_files_requests_need_a_live_files_grant_of_the_technician),
     cmocka_unit_test(test_policy_commands_allow_only_what_they_list),
     cmocka_unit_test(test_policy_commands_grammar_names_each_mistake),
 };

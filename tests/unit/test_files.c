@@ -107,6 +107,47 @@ static void test_read_refuses_links_and_odd_files(void **state)
     assert_int_equal(fd, -1);
 }
 
+static int collect(void *data, const char *name, const struct stat *st)
+{
+    char *names = data;
+    size_t used = strlen(names);
+    snprintf(names + used, 256 - used, "%s%s%s", used ? " " : "", name,
+             S_ISLNK(st->st_mode) ? "@" : "");
+    return 0;
+}
+
+static void test_stat_and_list_never_follow_a_link(void **state)
+{
+    (void)state;
+    put_file("a", "12345");
+    assert_int_equal(mkdir(at("dir"), 0700), 0);
+    assert_int_equal(symlink("/etc", at("dir/etc")), 0);
+    assert_int_equal(symlink(at("dir"), at("linked")), 0);
+    put_file("bad\x1bname", "x");
+    struct stat st;
+    TL_ASSERT_OK(tl_files_stat(at("a"), &st));
+    assert_int_equal(st.st_size, 5);
+    TL_ASSERT_OK(tl_files_stat("/", &st));
+    assert_true(S_ISDIR(st.st_mode));
+    /* A link is described as one; a path through it is refused. */
+    TL_ASSERT_OK(tl_files_stat(at("linked"), &st));
+    assert_true(S_ISLNK(st.st_mode));
+    TL_ASSERT_RC(TL_EDENIED, tl_files_stat(at("linked/etc"), &st));
+    TL_ASSERT_RC(TL_EDENIED, tl_files_stat(at("dir/etc/hostname"), &st));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_files_stat(at("missing"), &st));
+    TL_ASSERT_RC(TL_EINVAL, tl_files_stat("relative", &st));
+    char names[256] = "";
+    TL_ASSERT_OK(tl_files_list(at("dir"), collect, names));
+    assert_string_equal(names, "etc@");
+    TL_ASSERT_RC(TL_EDENIED, tl_files_list(at("linked"), collect, names));
+    TL_ASSERT_RC(TL_EINVAL, tl_files_list(at("a"), collect, names));
+    /* A name with a control character is left out. */
+    names[0] = '\0';
+    TL_ASSERT_OK(tl_files_list(root, collect, names));
+    assert_null(strstr(names, "bad"));
+    assert_non_null(strstr(names, "linked@"));
+}
+
 static void test_read_refuses_paths_the_check_refuses(void **state)
 {
     (void)state;
@@ -197,6 +238,7 @@ static const struct CMUnitTest tests[] = {
                                     teardown),
     cmocka_unit_test_setup_teardown(test_write_never_follows_a_link, setup, teardown),
     cmocka_unit_test_setup_teardown(test_write_drops_special_mode_bits, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_stat_and_list_never_follow_a_link, setup, teardown),
 };
 
 TL_TEST_MAIN(tests)
