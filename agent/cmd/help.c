@@ -100,10 +100,10 @@ static int collect_diagnostics(const tl_agent_state_t *state, json_t **report)
     tl_diag_t *diag = tl_diag_new();
     if (diag == NULL)
         return TL_ENOMEM;
-    char relay[300];
-    snprintf(relay, sizeof relay, "%s:%u", state->relay_host, state->relay_port);
-    tl_diag_set_relay(diag, relay);
-    int rc = tl_diag_run(diag, report);
+    /* The network probe tries the relay this state is enrolled with (docs/diagnostics.md). */
+    int rc = tl_diag_set_state_dir(diag, state->dir);
+    if (rc == 0)
+        rc = tl_diag_run(diag, report);
     tl_diag_free(diag);
     return rc;
 }
