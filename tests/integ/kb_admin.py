@@ -119,11 +119,11 @@ def variant(article_id, new_id, *replacements):
 @case
 def case_shipped_articles_added_and_read_over_ssh():
     kb = KbRelay()
-    check(len(SHIPPED) == 15, "shipped articles: %d" % len(SHIPPED))
+    check(len(SHIPPED) == 18, "shipped articles: %d" % len(SHIPPED))
     _, out, _ = kb.kb("add", *SHIPPED)
     ids = [os.path.basename(p)[:-3] for p in SHIPPED]
     check(out.splitlines()[-1] == "Added var-log-full (disk): Logs are filling /var" and
-          len(out.splitlines()) == 15, "add: %r" % out)
+          len(out.splitlines()) == 18, "add: %r" % out)
     listed = kb.kb_json("list")
     check([a["id"] for a in listed] == ids, "admin list: %r" % [a["id"] for a in listed])
     check(all(set(a) == LIST_KEYS for a in listed), "list keys: %r" % sorted(listed[0]))
@@ -146,11 +146,11 @@ def case_shipped_articles_added_and_read_over_ssh():
     lines = text.decode().splitlines()
     # The articles, then each runbook's success rate (none applied yet).
     check(lines[0].split() == ["ID", "CATEGORY", "STATE", "RUNBOOK", "APPLIED", "PASSED",
-                               "RATE", "TITLE"] and len(lines) == 19 and
-          lines[17].split() == ["RUNBOOK", "APPLIED", "PASSED", "RATE"], "kb: %r" % lines)
-    check(lines[15].split()[:6] == ["var-log-full", "disk", "published", "clean-old-logs", "0",
-                                    "0"] and lines[15].endswith("  Logs are filling /var"),
-          "kb row: %r" % lines[15])
+                               "RATE", "TITLE"] and len(lines) == 22 and
+          lines[20].split() == ["RUNBOOK", "APPLIED", "PASSED", "RATE"], "kb: %r" % lines)
+    check(lines[18].split()[:6] == ["var-log-full", "disk", "published", "clean-old-logs", "0",
+                                    "0"] and lines[18].endswith("  Logs are filling /var"),
+          "kb row: %r" % lines[18])
 
     # One article, whole: as text and as JSON.
     shown = kb.ssh_json("audrey", "kb", "show", "var-log-full")
