@@ -11,6 +11,7 @@ Every wait is bounded; nothing here measures speed.
 """
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -180,6 +181,13 @@ def case_a_fix_that_does_not_help_opens_a_ticket_listing_what_was_tried():
           rows[1]["outcome"].startswith("not solved: the problem is still there "
                                         "(disks.mounts[/var]"), "outcomes: %r" % rows)
     check(shown["escalation"]["summary"]["tried"] >= 3, "tried: %r" % shown["escalation"])
+    # In the readable summary, self-help's rows come first, before the diagnostics.
+    _, text, _ = desk.ssh("bob", "ticket", "show", ticket)
+    check(re.search(r"\nTried before this escalation: \d+ \(summary sha256:[0-9a-f]{64}\)\n"
+                    r"  Self-help \(2\):\n    .*  shown  kb:var-full-test  /var is nearly full\n"
+                    r"    .*  applied  kb:var-full-test  /var is nearly full  outcome: not solved: "
+                    r"the problem is still there \(disks\.mounts\[/var\][^\n]*\n"
+                    r"  Diagnostics \(", text), "the readable summary:\n" + text)
     kinds = [e["action"] for e in desk.audit()]
     check(kinds.count("selfhelp.shown") == 1 and kinds.count("selfhelp.applied") == 1,
           "audit: %r" % kinds)
