@@ -11,7 +11,9 @@ Every wait is bounded; nothing here measures speed.
 """
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import sqlite3
 import subprocess
@@ -82,11 +84,11 @@ ROTATED_LOGS = ("mkdir -p /var/log/app\n"
                 "dd if=/dev/zero of=/var/log/syslog bs=1k count=40 2>/dev/null\n")
 
 
-def full_var_help(desk, kb, catalogue, *words, expect=0, fill=FILLER):
-    """help under a private /var: a 4 MiB ext2 image filled past 90% by fill (a sh fragment).
-    kb and catalogue are help's --kb and --runbooks (None: the agent's own, as installed).
-    (stdout, stderr, and whether the filler is still there afterwards); stderr ends with what
-    is left under /var."""
+def full_var_argv(desk, kb, catalogue, words, fill):
+    """The command for help under a private /var: a 4 MiB ext2 image filled past 90% by fill
+    (a sh fragment). kb and catalogue are help's --kb and --runbooks (None: the agent's own, as
+    installed). It says on stderr how full /var was, whether the filler is still there after,
+    and what is left under /var."""
     image = os.path.join(technicians.WORK, "var.img")
     run("truncate", "-s", "4M", image)
     run("mkfs.ext2", "-q", "-F", image)
@@ -100,13 +102,64 @@ def full_var_help(desk, kb, catalogue, *words, expect=0, fill=FILLER):
               "exit $status\n")
     own = [] if kb is None else ["--kb", kb]
     own += [] if catalogue is None else ["--runbooks", catalogue]
-    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", image,
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", image,
             technicians.BIN + "/tierline-agent", "help"] + list(words) + [
         "--state", desk.agent.dir, "--wait-ms", "20000"] + own
-    out, err = run(*argv, expect=expect, timeout=180)
+
+
+def check_full(err):
     used = int(err.split("var-used=")[1].split("%")[0])
     check(used > 90, "the image is not full enough: %d%%\n%s" % (used, err))
+
+
+def full_var_help(desk, kb, catalogue, *words, expect=0, fill=FILLER):
+    """help under a full private /var (full_var_argv): (stdout, stderr, and whether the filler
+    is still there afterwards)."""
+    out, err = run(*full_var_argv(desk, kb, catalogue, words, fill), expect=expect, timeout=180)
+    check_full(err)
     return out, err, "filler=present" in err
+
+
+def read_until(fd, text, seconds):
+    """What the terminal shows until text appears or fd ends, within seconds (bounded)."""
+    seen, deadline = b"", time.monotonic() + seconds
+    while text.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the terminal's other side closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen.decode(errors="replace")
+
+
+def full_var_help_on_a_terminal(desk, kb, catalogue, answer, *words):
+    """help as a user runs it from a terminal (a real pty for stdin and stderr), answering its
+    [y/N] question with answer. (stdout, what the terminal showed, whether the filler is still
+    there afterwards)."""
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(full_var_argv(desk, kb, catalogue, words + ("--no-wait",), FILLER),
+                            stdin=terminal, stdout=subprocess.PIPE, stderr=terminal,
+                            start_new_session=True)
+    os.close(terminal)
+    try:
+        shown = read_until(controller, "[y/N] ", 120)
+        check("[y/N] " in shown, "no question on the terminal:\n" + shown)
+        os.write(controller, answer.encode() + b"\n")
+        out, _ = proc.communicate(timeout=120)
+        shown += read_until(controller, "\n(never)", 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=20)
+        os.close(controller)
+    check(proc.returncode == 0, "help exited %s:\n%s" % (proc.returncode, shown))
+    check_full(shown)
+    return out.decode(), shown, "filler=present" in shown
 
 
 def left_under_var(err):
@@ -293,6 +346,34 @@ def case_the_report_counts_each_stage_and_deflects_only_what_held():
     _, text, _ = desk.ssh("alice", "report")
     check("Self-help: 2 suggested, 2 applied, 1 re-checks passed (1 failed)" in text and
           "var-full-test" in text, "text: %r" % text)
+
+
+@case
+def case_on_a_terminal_yes_applies_the_fix_and_no_opens_the_ticket():
+    desk = Desk(ticket=False)
+    kb, catalogue = write_kb(), write_runbooks()
+    # No: nothing runs, and the ticket carries the article shown, declined.
+    out, shown, filler = full_var_help_on_a_terminal(desk, kb, catalogue, "n", "my disk is full")
+    check("Apply the suggested fix remove-filler (NAME=filler) now? [y/N] " in shown and
+          "Not applied." in shown and "Applying" not in shown and filler,
+          "declined:\n" + shown)
+    ticket = out.strip()
+    check(ticket.startswith("T-"), "no ticket: %r\n%s" % (out, shown))
+    rows = [(e["kind"], e["details"]) for e in desk.ssh_json("alice", "ticket", "show",
+                                                             ticket)["events"]
+            if e["kind"].startswith("selfhelp.")]
+    check(len(rows) == 1 and rows[0][0] == "selfhelp.shown" and
+          "var-full-test" in json.dumps(rows[0][1]) and "declined" in json.dumps(rows[0][1]),
+          "the ticket's self-help rows: %r" % rows)
+    check(deflections(desk) == [], "a deflection: %r" % deflections(desk))
+    # Anything but y or yes is no; y applies it, the check passes, no ticket opens.
+    before = ticket_count(desk)
+    out, shown, filler = full_var_help_on_a_terminal(desk, kb, catalogue, "y", "my disk is full")
+    check("Applying remove-filler (NAME=filler)..." in shown and
+          "Solved: the check passes now." in shown and not filler, "applied:\n" + shown)
+    check(out == "" and ticket_count(desk) == before, "a ticket opened: %r" % out)
+    rows = wait_for("the deflection on the relay", lambda: deflections(desk))
+    check([r["article"] for r in rows] == ["var-full-test"], "deflections: %r" % rows)
 
 
 SOURCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
