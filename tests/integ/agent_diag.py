@@ -138,6 +138,15 @@ def case_relay_and_internet_reach_loopback_listeners():
     check(accepted == 2, "the listener saw %d connections, expected 2" % accepted)
 
 
+def relay_status(*args):
+    """network.relay of diag --json: only that is checked here (the whole report is, above)."""
+    out, _ = diag("--json", *args)
+    try:
+        return json.loads(out)["sections"]["network"]["relay"]
+    except (ValueError, KeyError) as e:
+        raise Failure("no network.relay in diag --json (%s): %s" % (e, out[:500]))
+
+
 @case
 def case_an_enrolled_agent_checks_its_own_relay_up_and_down():
     relay = relay_agent.Relay("relay").start()
@@ -145,8 +154,7 @@ def case_an_enrolled_agent_checks_its_own_relay_up_and_down():
     run(os.path.join(BIN, "tierline-agent"), "enroll", relay.code(), "--state", state)
     address = "127.0.0.1:%d" % relay.port
     # Serving: no --relay, and the network probe tries the enrolled relay.
-    doc, _ = report()
-    found = doc["sections"]["network"]["relay"]
+    found = relay_status()
     check(found.get("configured") is True and found.get("source") == "enrolled" and
           found.get("address") == address and found.get("reachable") is True and
           found.get("status") == "reachable" and found.get("connected_to") == "127.0.0.1",
@@ -157,21 +165,18 @@ def case_an_enrolled_agent_checks_its_own_relay_up_and_down():
           "the text lacks the relay:\n%s" % out)
     # Stopped: unreachable, with the reason; nothing else of the report changes.
     relay.kill(signal.SIGTERM)
-    doc, _ = report()
-    found = doc["sections"]["network"]["relay"]
+    found = relay_status()
     check(found.get("source") == "enrolled" and found.get("reachable") is False and
           found.get("status") == "unreachable" and found.get("reason") == "Connection refused",
           "relay stopped: %r" % found)
     # --relay still chooses.
-    doc, _ = report("--relay", "127.0.0.1:9")
-    found = doc["sections"]["network"]["relay"]
+    found = relay_status("--relay", "127.0.0.1:9")
     check(found.get("source") == "--relay" and found.get("address") == "127.0.0.1:9",
           "--relay: %r" % found)
     # A damaged relay.json: not configured, and why; the report is whole all the same.
     with open(os.path.join(state, "relay.json"), "w") as f:
         f.write('{"host": ')
-    doc, _ = report()
-    found = doc["sections"]["network"]["relay"]
+    found = relay_status()
     check(found.get("configured") is False and found.get("status") == "not configured" and
           found.get("error") == os.path.join(state, "relay.json") +
           " cannot be read: it is damaged", "damaged relay.json: %r" % found)
