@@ -2,9 +2,11 @@
  * Probe "network": interfaces (getifaddrs(3), /sys/class/net/NAME/operstate,
  * mtu and statistics/, or /proc/net/dev), default routes (/proc/net/route,
  * /proc/net/ipv6_route), DNS resolvers (/etc/resolv.conf) and whether the
- * relay answers a TCP connect within a short timeout.
+ * relay answers a TCP connect within a short timeout: the one given (--relay), else the one
+ * the agent is enrolled with (STATE/relay.json, agent/state.h).
  */
 #include "agent/diag.h"
+#include "agent/state.h"
 
 #include "proto/err.h"
 
@@ -42,8 +44,7 @@ static json_t *interface_entry(json_t *interfaces, const struct ifaddrs *ifa, bo
         *rc = TL_ENOMEM;
         return NULL;
     }
-    json_array_foreach(interfaces, index, entry)
-    {
+    json_array_foreach(interfaces, index, entry) {
         if (json_equal(json_object_get(entry, "name"), name)) {
             json_decref(name);
             return entry;
@@ -223,8 +224,7 @@ static int put_interfaces(json_t *section)
     }
     size_t index;
     json_t *entry;
-    json_array_foreach(interfaces, index, entry)
-    {
+    json_array_foreach(interfaces, index, entry) {
         if ((rc = add_sysfs_details(entry)) < 0)
             goto out;
     }
@@ -417,22 +417,57 @@ out:
 
 /* ---- Relay reachability ------------------------------------------------------------------- */
 
+/*
+ * The relay to try when none was given: the enrolled one. 0 with host and port filled, 1 when
+ * there is none (not enrolled, no state directory), or TL_E* when relay.json cannot be read
+ * (its reason in why).
+ */
+static int enrolled_relay(const tl_diag_t *diag, char *host, size_t host_size, char *port,
+                          size_t port_size, char *why, size_t why_size)
+{
+    char dir[TL_STATE_PATH_MAX];
+    tl_agent_state_t state;
+    if (tl_state_dir(tl_diag_state_dir(diag), dir, sizeof dir) != 0)
+        return 1;
+    int rc = tl_state_load(dir, &state);
+    if (rc != 0) {
+        snprintf(why, why_size, "%s/%s cannot be read: %s", dir, TL_STATE_RELAY,
+                 rc == TL_EINVAL ? "it is damaged" : tl_strerror(rc));
+        return rc;
+    }
+    if (!state.enrolled)
+        return 1;
+    snprintf(host, host_size, "%s", state.relay_host);
+    snprintf(port, port_size, "%u", (unsigned)state.relay_port);
+    return 0;
+}
+
 static int put_relay(const tl_diag_t *diag, json_t *section)
 {
     int rc;
-    const char *host, *port;
+    const char *host, *port, *source = "--relay";
+    char enrolled_host[256], enrolled_port[8], why[TL_STATE_PATH_MAX + 64];
     json_t *relay = json_object();
     if (!relay || json_object_set_new(section, "relay", relay) != 0)
         return TL_ENOMEM;
     if (!tl_diag_relay(diag, &host, &port)) {
-        if ((rc = tl__diag_put_bool(relay, "configured", false)) < 0 ||
-            (rc = tl__diag_put_text(relay, "status", "not configured")) < 0)
-            return rc;
-        return 0;
+        int enrolled = enrolled_relay(diag, enrolled_host, sizeof enrolled_host, enrolled_port,
+                                      sizeof enrolled_port, why, sizeof why);
+        if (enrolled != 0) {
+            if ((rc = tl__diag_put_bool(relay, "configured", false)) < 0 ||
+                (rc = tl__diag_put_text(relay, "status", "not configured")) < 0 ||
+                (enrolled < 0 && (rc = tl__diag_put_text(relay, "error", why)) < 0))
+                return rc;
+            return 0;
+        }
+        host = enrolled_host;
+        port = enrolled_port;
+        source = "enrolled";
     }
     char address[300];
     snprintf(address, sizeof address, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
     if ((rc = tl__diag_put_bool(relay, "configured", true)) < 0 ||
+        (rc = tl__diag_put_text(relay, "source", source)) < 0 ||
         (rc = tl__diag_put_text(relay, "address", address)) < 0)
         return rc;
     int budget = tl__diag_command_budget(diag, RELAY_TIMEOUT_MS);

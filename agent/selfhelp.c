@@ -59,7 +59,7 @@ void tl_selfhelp_fix_text(const tl_selfhelp_fix_t *fix, char *out, size_t size)
     tl_text_clip(out, size, text, 0, TL_TEXT_LINE);
 }
 
-int tl_selfhelp_describe(const tl_kb_match_t *match, size_t number, tl_buf_t *out)
+int tl_selfhelp_describe(const tl_kb_match_t *match, size_t number, const char *note, tl_buf_t *out)
 {
     const tl_article_t *a = match->article;
     char head[32], fix_text[512];
@@ -91,6 +91,11 @@ int tl_selfhelp_describe(const tl_kb_match_t *match, size_t number, tl_buf_t *ou
             tl_selfhelp_fix_text(&fix, fix_text, sizeof fix_text);
             rc = put(out, fix_text);
         }
+    }
+    if (rc == 0 && note != NULL && note[0] != '\0') {
+        rc = put(out, "\n   ");
+        if (rc == 0)
+            rc = put_line(out, note);
     }
     if (rc == 0)
         rc = put(out, "\n");

@@ -39,10 +39,12 @@ int tl_selfhelp_rank(const tl_kb_t *kb, const json_t *report, const char *descri
 
 /*
  * Match number (1-based) as the user reads it, appended to out, escaped: its title and
- * article id, the evidence, and the suggested fix ("clean-temp (OLDER_THAN_DAYS=7)") or that
- * there is none. TL_EFULL or TL_ENOMEM from out.
+ * article id, the evidence, the suggested fix ("clean-temp (OLDER_THAN_DAYS=7)") or that
+ * there is none, and note (NULL: none) on a line of its own under it: who may apply the fix
+ * ("needs a technician: ..."). TL_EFULL or TL_ENOMEM from out.
  */
-int tl_selfhelp_describe(const tl_kb_match_t *match, size_t number, tl_buf_t *out);
+int tl_selfhelp_describe(const tl_kb_match_t *match, size_t number, const char *note,
+                         tl_buf_t *out);
 
 /* "RUNBOOK (NAME=VALUE, ...)" or "RUNBOOK" of fix into out, escaped for one line. */
 void tl_selfhelp_fix_text(const tl_selfhelp_fix_t *fix, char *out, size_t size);

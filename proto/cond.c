@@ -115,6 +115,8 @@ static const struct field fields[] = {
     {"network.dns.options", F_STRS, NULL},
     {"network.dns.error", F_STR, NULL},
     {"network.relay.configured", F_BOOL, NULL},
+    {"network.relay.source", F_STR, NULL},
+    {"network.relay.error", F_STR, NULL},
     {"network.relay.address", F_STR, NULL},
     {"network.relay.reachable", F_BOOL, NULL},
     {"network.relay.status", F_STR, NULL},

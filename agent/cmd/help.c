@@ -20,6 +20,7 @@
 #include "proto/cli.h"
 #include "proto/clock.h"
 #include "proto/err.h"
+#include "proto/format.h"
 #include "proto/hash.h"
 #include "proto/text.h"
 #include "proto/vocab.h"
@@ -99,10 +100,10 @@ static int collect_diagnostics(const tl_agent_state_t *state, json_t **report)
     tl_diag_t *diag = tl_diag_new();
     if (diag == NULL)
         return TL_ENOMEM;
-    char relay[300];
-    snprintf(relay, sizeof relay, "%s:%u", state->relay_host, state->relay_port);
-    tl_diag_set_relay(diag, relay);
-    int rc = tl_diag_run(diag, report);
+    /* The network probe tries the relay this state is enrolled with (docs/diagnostics.md). */
+    int rc = tl_diag_set_state_dir(diag, state->dir);
+    if (rc == 0)
+        rc = tl_diag_run(diag, report);
     tl_diag_free(diag);
     return rc;
 }
@@ -203,6 +204,8 @@ struct self_help {
     tl_selfhelp_row_t rows[TL_SELFHELP_ROWS_MAX];
     size_t row_count;
     int solved;
+    int verdict[TL_SELFHELP_SHOWN_MAX]; /* 0: the user may apply the match's fix (judge_fixes) */
+    char note[TL_SELFHELP_SHOWN_MAX][TL_SELFHELP_OUTCOME_MAX + 1]; /* who may apply it, or "" */
     tl_selfhelp_deflection_t deflection;
     char *before;          /* the diagnostics the problem was found on, as text */
     const char *state_dir; /* where an installed catalogue is */
@@ -305,7 +308,56 @@ static int apply_fix(const tl_agent_state_t *state, struct self_help *sh, size_t
     return 0;
 }
 
-/* Which match to apply, checked; -1 for none (the reason said). */
+/*
+ * Whether self-help may apply each match's fix, from the machine's catalogue (--runbooks, else
+ * the installed signed catalogue's, else the shipped one: docs/catalogue.md), judged once
+ * before anything is shown. A fix only a technician may apply (privileged, or above tier 1) is
+ * said as such when shown, and its row on the ticket says so too.
+ */
+static void judge_fixes(const struct help_options *help, struct self_help *sh)
+{
+    char found_dir[4096], message[TL_SELFHELP_OUTCOME_MAX + 1];
+    const char *dir = help->runbooks_dir;
+    int err = 0;
+    if (dir == NULL &&
+        (tl_agent_catalogue_dirs(sh->state_dir, found_dir, sizeof found_dir, NULL, 0, NULL) == 0 ||
+         tl_runbooks_default_dir(found_dir, sizeof found_dir) == 0))
+        dir = found_dir;
+    if (dir != NULL)
+        sh->catalogue = tl_runbooks_load(dir, &err);
+    for (size_t i = 0; i < sh->found; i++) {
+        const tl_article_t *article = sh->matches[i].article;
+        tl_selfhelp_fix_t fix;
+        tl_runbook_run_t run;
+        int rc;
+        sh->note[i][0] = '\0';
+        if (article->runbook[0] == '\0') {
+            sh->verdict[i] = TL_ENOTFOUND; /* nothing to apply: the article says what to do */
+            continue;
+        }
+        if (tl_selfhelp_fix_from_article(article, &fix) != 0) {
+            rc = TL_EINVAL;
+            snprintf(message, sizeof message, "its parameters cannot be used");
+        } else {
+            rc = tl_selfhelp_check_fix(sh->catalogue, &fix, geteuid() == 0, &run, message,
+                                       sizeof message);
+            if (rc == 0)
+                tl_runbooks_run_release(&run);
+        }
+        sh->verdict[i] = rc;
+        if (rc == 0) {
+            snprintf(sh->note[i], sizeof sh->note[i], "you may apply it yourself");
+            continue;
+        }
+        tl_format(sh->note[i], sizeof sh->note[i], "%s: %s",
+                  rc == TL_EDENIED ? "needs a technician" : "cannot be applied here", message);
+        char outcome[sizeof sh->note[i] + 16];
+        tl_format(outcome, sizeof outcome, "not applied: %s", sh->note[i]);
+        row_outcome(sh, i, outcome);
+    }
+}
+
+/* Which match to apply, checked into fix and run; -1 for none (the reason said). */
 static int choose_fix(const struct help_options *help, struct self_help *sh, int interactive,
                       tl_selfhelp_fix_t *fix, tl_runbook_run_t *run)
 {
@@ -319,10 +371,17 @@ static int choose_fix(const struct help_options *help, struct self_help *sh, int
         }
         index = (size_t)help->fix - 1;
     } else {
-        while (index < sh->found && sh->matches[index].article->runbook[0] == '\0')
+        while (index < sh->found && sh->verdict[index] != 0)
             index++;
-        if (index == sh->found)
-            return -1; /* nothing to apply: the articles say what to do */
+        if (index == sh->found) {
+            for (size_t i = 0; i < sh->found; i++)
+                if (sh->verdict[i] == TL_EDENIED) {
+                    fprintf(stderr, "The suggested fix needs a technician: the ticket that opens "
+                                    "now carries it, for the desk to apply.\n");
+                    break;
+                }
+            return -1; /* nothing the user may apply: the articles say what to do */
+        }
         if (!interactive) {
             fprintf(stderr, "Nothing was applied: run again with --fix %zu to apply it.\n",
                     index + 1);
@@ -330,34 +389,24 @@ static int choose_fix(const struct help_options *help, struct self_help *sh, int
         }
     }
     const tl_article_t *article = sh->matches[index].article;
-    int rc = tl_selfhelp_fix_from_article(article, fix);
-    if (rc == 0 && fix->runbook[0] == '\0') {
-        snprintf(message, sizeof message, "the article suggests no runbook to run");
-        rc = TL_ENOTFOUND;
-    } else if (rc != 0) {
-        snprintf(message, sizeof message, "its parameters cannot be used");
-    } else {
-        int err = 0;
-        char found_dir[4096];
-        const char *dir = help->runbooks_dir;
-        /* The installed signed catalogue's, else the shipped one (docs/catalogue.md). */
-        if (dir == NULL && (tl_agent_catalogue_dirs(sh->state_dir, found_dir, sizeof found_dir,
-                                                    NULL, 0, NULL) == 0 ||
-                            tl_runbooks_default_dir(found_dir, sizeof found_dir) == 0))
-            dir = found_dir;
-        if (sh->catalogue == NULL && dir != NULL)
-            sh->catalogue = tl_runbooks_load(dir, &err);
+    int rc = sh->verdict[index];
+    if (rc == 0 && (rc = tl_selfhelp_fix_from_article(article, fix)) == 0)
         rc =
             tl_selfhelp_check_fix(sh->catalogue, fix, geteuid() == 0, run, message, sizeof message);
-    }
+    else if (article->runbook[0] == '\0')
+        snprintf(message, sizeof message, "the article suggests no runbook to run");
+    else
+        snprintf(message, sizeof message, "%s", sh->note[index]);
     if (rc != 0) {
         char shown[sizeof message * 4];
         tl_text_clip(shown, sizeof shown, message, 0, TL_TEXT_LINE);
         fprintf(stderr, PROGRAM " help: cannot apply the fix of match %zu: %s; nothing was run\n",
                 index + 1, shown);
-        char outcome[sizeof message + 32];
-        snprintf(outcome, sizeof outcome, "not applied: %s", message);
-        row_outcome(sh, index, outcome);
+        if (sh->note[index][0] == '\0') {
+            char outcome[sizeof message + 32];
+            snprintf(outcome, sizeof outcome, "not applied: %s", message);
+            row_outcome(sh, index, outcome);
+        }
         return -1;
     }
     if (help->fix == 0) {
@@ -410,14 +459,15 @@ static int self_help(const tl_agent_state_t *state, const struct help_options *h
     }
     fprintf(stderr, "Self-help: %zu known problem%s may be yours, best first:\n", sh->found,
             sh->found == 1 ? "" : "s");
+    rows_shown(sh);
+    judge_fixes(help, sh);
     tl_buf_t *text = tl_buf_new(64 * 1024);
     for (size_t i = 0; text != NULL && i < sh->found; i++) {
         tl_buf_reset(text);
-        if (tl_selfhelp_describe(&sh->matches[i], i + 1, text) == 0)
+        if (tl_selfhelp_describe(&sh->matches[i], i + 1, sh->note[i], text) == 0)
             fwrite(tl_buf_data(text), 1, tl_buf_len(text), stderr);
     }
     tl_buf_free(text);
-    rows_shown(sh);
     tl_selfhelp_fix_t fix;
     tl_runbook_run_t run = {0};
     int index = choose_fix(help, sh, interactive, &fix, &run);

@@ -19,16 +19,16 @@ struct tl_summary {
 };
 
 static const char *const section_names[TL_SUMMARY_SECTIONS] = {
-    [TL_SUMMARY_DIAGNOSTICS] = "diagnostics", [TL_SUMMARY_COMMANDS] = "commands",
-    [TL_SUMMARY_RUNBOOKS] = "runbooks",       [TL_SUMMARY_SHELLS] = "shells",
-    [TL_SUMMARY_SELF_HELP] = "self_help",     [TL_SUMMARY_NOTES] = "notes",
+    [TL_SUMMARY_SELF_HELP] = "self_help",   [TL_SUMMARY_DIAGNOSTICS] = "diagnostics",
+    [TL_SUMMARY_COMMANDS] = "commands",     [TL_SUMMARY_RUNBOOKS] = "runbooks",
+    [TL_SUMMARY_SHELLS] = "shells",         [TL_SUMMARY_NOTES] = "notes",
     [TL_SUMMARY_USER_NOTES] = "user_notes",
 };
 
-/* The sections that count as tried. */
+/* The sections that count as tried: self-help's and what technicians ran. */
 static int section_tried(tl_summary_section_t section)
 {
-    return section <= TL_SUMMARY_SELF_HELP;
+    return section <= TL_SUMMARY_SHELLS;
 }
 
 const char *tl_summary_section_name(tl_summary_section_t section)
@@ -671,12 +671,9 @@ static int put_row(tl_buf_t *out, tl_summary_section_t section, const tl_summary
 }
 
 static const char *const section_titles[TL_SUMMARY_SECTIONS] = {
-    [TL_SUMMARY_DIAGNOSTICS] = "Diagnostics",
-    [TL_SUMMARY_COMMANDS] = "Commands",
-    [TL_SUMMARY_RUNBOOKS] = "Runbooks",
-    [TL_SUMMARY_SHELLS] = "Shell sessions",
-    [TL_SUMMARY_SELF_HELP] = "Self-help",
-    [TL_SUMMARY_NOTES] = "Notes",
+    [TL_SUMMARY_SELF_HELP] = "Self-help",   [TL_SUMMARY_DIAGNOSTICS] = "Diagnostics",
+    [TL_SUMMARY_COMMANDS] = "Commands",     [TL_SUMMARY_RUNBOOKS] = "Runbooks",
+    [TL_SUMMARY_SHELLS] = "Shell sessions", [TL_SUMMARY_NOTES] = "Notes",
     [TL_SUMMARY_USER_NOTES] = "",
 };
 

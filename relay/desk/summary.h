@@ -34,11 +34,12 @@
 
 /* The sections, in the order the readable text shows them. */
 typedef enum tl_summary_section {
+    /* First: what the user saw and tried on the machine before anyone else (docs/kb.md). */
+    TL_SUMMARY_SELF_HELP,   /* selfhelp.shown and selfhelp.applied events: "self_help" */
     TL_SUMMARY_DIAGNOSTICS, /* evidence of kind "diagnostics": "diagnostics" */
     TL_SUMMARY_COMMANDS,    /* exec.finished events: "commands" */
     TL_SUMMARY_RUNBOOKS,    /* fix.finished events: "runbooks" */
     TL_SUMMARY_SHELLS,      /* session.ended events of type "shell": "shells" */
-    TL_SUMMARY_SELF_HELP,   /* selfhelp.shown and selfhelp.applied events: "self_help" */
     TL_SUMMARY_NOTES,       /* note events: "notes" */
     TL_SUMMARY_USER_NOTES,  /* user.note events: "user_notes", beside the title and description */
     TL_SUMMARY_SECTIONS

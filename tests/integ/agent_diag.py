@@ -2,7 +2,8 @@
 """tierline-agent diag, run as a user would (docs/diagnostics.md): the JSON parses and has
 every section (an error section where this machine lacks the thing, and then only the
 error), the text has every heading with the known problems first, bad options are usage
-errors (exit 2) with nothing on stdout, --relay reaches a listener, and a knowledge-base
+errors (exit 2) with nothing on stdout, --relay reaches a listener, an enrolled agent's diag
+checks its own relay (a real one, serving and then stopped), and a knowledge-base
 directory whose article is made to fire puts it at the top, with a bad article skipped and
 named. Every check of the network stays on loopback: the internet probe is pointed at a
 listener here.
@@ -10,10 +11,13 @@ listener here.
 Each case is its own test: agent_diag.py BIN_DIR CASE."""
 import json
 import os
+import re
 import select
+import signal
 import socket
 import sys
 
+import relay_agent
 import tlcase
 from tlcase import Failure, case, check, run
 
@@ -134,6 +138,50 @@ def case_relay_and_internet_reach_loopback_listeners():
     check(accepted == 2, "the listener saw %d connections, expected 2" % accepted)
 
 
+def relay_status(*args):
+    """network.relay of diag --json: only that is checked here (the whole report is, above)."""
+    out, _ = diag("--json", *args)
+    try:
+        return json.loads(out)["sections"]["network"]["relay"]
+    except (ValueError, KeyError) as e:
+        raise Failure("no network.relay in diag --json (%s): %s" % (e, out[:500]))
+
+
+@case
+def case_an_enrolled_agent_checks_its_own_relay_up_and_down():
+    relay = relay_agent.Relay("relay").start()
+    state = os.path.join(WORK, "state")
+    run(os.path.join(BIN, "tierline-agent"), "enroll", relay.code(), "--state", state)
+    address = "127.0.0.1:%d" % relay.port
+    # Serving: no --relay, and the network probe tries the enrolled relay.
+    found = relay_status()
+    check(found.get("configured") is True and found.get("source") == "enrolled" and
+          found.get("address") == address and found.get("reachable") is True and
+          found.get("status") == "reachable" and found.get("connected_to") == "127.0.0.1",
+          "relay serving: %r" % found)
+    out, _ = diag()
+    check(re.search(r"\n  relay\.source: +enrolled\n", out) and
+          re.search(r"\n  relay\.address: +%s\n" % re.escape(address), out),
+          "the text lacks the relay:\n%s" % out)
+    # Stopped: unreachable, with the reason; nothing else of the report changes.
+    relay.kill(signal.SIGTERM)
+    found = relay_status()
+    check(found.get("source") == "enrolled" and found.get("reachable") is False and
+          found.get("status") == "unreachable" and found.get("reason") == "Connection refused",
+          "relay stopped: %r" % found)
+    # --relay still chooses.
+    found = relay_status("--relay", "127.0.0.1:9")
+    check(found.get("source") == "--relay" and found.get("address") == "127.0.0.1:9",
+          "--relay: %r" % found)
+    # A damaged relay.json: not configured, and why; the report is whole all the same.
+    with open(os.path.join(state, "relay.json"), "w") as f:
+        f.write('{"host": ')
+    found = relay_status()
+    check(found.get("configured") is False and found.get("status") == "not configured" and
+          found.get("error") == os.path.join(state, "relay.json") +
+          " cannot be read: it is damaged", "damaged relay.json: %r" % found)
+
+
 @case
 def case_known_problems_from_a_knowledge_base_directory():
     kb = os.path.join(WORK, "kb")
@@ -181,7 +229,9 @@ def case_known_problems_from_a_knowledge_base_directory():
 def setup_globals(bin_dir, work):
     global BIN, WORK
     BIN, WORK = bin_dir, work
+    relay_agent.setup_globals(bin_dir, work)
 
 
 if __name__ == "__main__":
-    sys.exit(tlcase.main("agent_diag.py BIN_DIR", "tl-diag-", setup_globals, home=True))
+    sys.exit(tlcase.main("agent_diag.py BIN_DIR", "tl-diag-", setup_globals, track_popen=True,
+                         home=True))

@@ -119,11 +119,11 @@ def variant(article_id, new_id, *replacements):
 @case
 def case_shipped_articles_added_and_read_over_ssh():
     kb = KbRelay()
-    check(len(SHIPPED) == 15, "shipped articles: %d" % len(SHIPPED))
+    check(len(SHIPPED) == 18, "shipped articles: %d" % len(SHIPPED))
     _, out, _ = kb.kb("add", *SHIPPED)
     ids = [os.path.basename(p)[:-3] for p in SHIPPED]
     check(out.splitlines()[-1] == "Added var-log-full (disk): Logs are filling /var" and
-          len(out.splitlines()) == 15, "add: %r" % out)
+          len(out.splitlines()) == 18, "add: %r" % out)
     listed = kb.kb_json("list")
     check([a["id"] for a in listed] == ids, "admin list: %r" % [a["id"] for a in listed])
     check(all(set(a) == LIST_KEYS for a in listed), "list keys: %r" % sorted(listed[0]))
@@ -146,16 +146,16 @@ def case_shipped_articles_added_and_read_over_ssh():
     lines = text.decode().splitlines()
     # The articles, then each runbook's success rate (none applied yet).
     check(lines[0].split() == ["ID", "CATEGORY", "STATE", "RUNBOOK", "APPLIED", "PASSED",
-                               "RATE", "TITLE"] and len(lines) == 19 and
-          lines[17].split() == ["RUNBOOK", "APPLIED", "PASSED", "RATE"], "kb: %r" % lines)
-    check(lines[15].split()[:6] == ["var-log-full", "disk", "published", "compress-logs", "0",
-                                    "0"] and lines[15].endswith("  Logs are filling /var"),
-          "kb row: %r" % lines[15])
+                               "RATE", "TITLE"] and len(lines) == 22 and
+          lines[20].split() == ["RUNBOOK", "APPLIED", "PASSED", "RATE"], "kb: %r" % lines)
+    check(lines[18].split()[:6] == ["var-log-full", "disk", "published", "clean-old-logs", "0",
+                                    "0"] and lines[18].endswith("  Logs are filling /var"),
+          "kb row: %r" % lines[18])
 
     # One article, whole: as text and as JSON.
     shown = kb.ssh_json("audrey", "kb", "show", "var-log-full")
     check(set(shown) == SHOW_KEYS, "show keys: %r" % sorted(shown))
-    check(shown["params"] == {"DIR": "/var/log", "MIN_SIZE_MB": "50"} and
+    check(shown["params"] == {"APT_CACHE": "yes", "KEEP_DAYS": "0"} and
           shown["words"] == ["full", "space", "disk", "var", "log", "logs"] and
           shown["when"].startswith("any disks.mounts where ((mount == \"/var\"") and
           shown["recheck"] == shown["when"] and shown["body"].startswith("# Logs are filling"),
@@ -167,7 +167,7 @@ def case_shipped_articles_added_and_read_over_ssh():
                      "  category:  disk\n"
                      "  state:     published, revision 1, ")
     check(text.startswith(expected_head), "kb show: %r" % text[:200])
-    for line in ("  runbook:   compress-logs DIR=/var/log MIN_SIZE_MB=50\n",
+    for line in ("  runbook:   clean-old-logs APT_CACHE=yes KEEP_DAYS=0\n",
                  "  words:     full, space, disk, var, log, logs\n",
                  "  outcomes:  suggested 0, applied 0, re-check passed 0 (rate -)\n",
                  "  sha256:    %s\n\n# Logs are filling /var\n" % shown["sha256"]):
@@ -205,13 +205,13 @@ def case_bad_articles_refused_with_file_line_and_nothing_stored():
         ([variant("var-log-full", "bad-key", ("words:", "colour: red\nwords:"))], 2,
          "bad-key.md:9: unknown key 'colour'"),
         ([variant("var-log-full", "unknown-runbook",
-                  ("runbook: compress-logs", "runbook: compres-logs"))], 2,
+                  ("runbook: clean-old-logs", "runbook: clean-old-log"))], 2,
          "unknown-runbook.md:6: runbook: the catalogue ("),
-        ([variant("var-log-full", "bad-param", ("MIN_SIZE_MB=50", "MIN_SIZE_MB=lots"))], 2,
-         "bad-param.md:8: param: parameter MIN_SIZE_MB='lots' does not match"),
+        ([variant("var-log-full", "bad-param", ("KEEP_DAYS=0", "KEEP_DAYS=lots"))], 2,
+         "bad-param.md:8: param: parameter KEEP_DAYS='lots' does not match"),
         ([variant("var-log-full", "foreign-param",
-                  ("runbook: compress-logs", "runbook: flush-dns"))], 2,
-         "foreign-param.md:7: param: runbook flush-dns has no parameter 'DIR'"),
+                  ("runbook: clean-old-logs", "runbook: flush-dns"))], 2,
+         "foreign-param.md:7: param: runbook flush-dns has no parameter 'APT_CACHE'"),
         ([variant("dns-resolver-failed", "missing-param", ("param: SERVICE=systemd-resolved.service\n",
                                                            ""))], 2,
          "missing-param.md:6: runbook: runbook restart-service needs parameter SERVICE"),

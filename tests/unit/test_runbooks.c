@@ -660,8 +660,9 @@ static void test_the_shipped_runbooks_all_load(void **state)
         const char *name;
         bool privileged;
     } shipped[] = {
-        {"clean-temp", false}, {"compress-logs", true},   {"flush-dns", false},
-        {"renew-dhcp", true},  {"restart-service", true}, {"stop-process", false},
+        {"clean-old-logs", false}, {"clean-temp", false}, {"compress-logs", true},
+        {"flush-dns", false},      {"renew-dhcp", true},  {"restart-service", true},
+        {"stop-process", false},
     };
     size_t count = sizeof shipped / sizeof shipped[0];
     if (tl_runbooks_count(catalogue) != count)

@@ -300,7 +300,9 @@ static void test_readable_form_lists_every_section_and_the_move(void **state)
     assert_non_null(strstr(text, "signal TERM  ended by machine"));
     assert_non_null(strstr(text, "  Shell sessions (1):\n"));
     assert_non_null(strstr(text, "5m12s  recording dddddddddddd"));
-    assert_non_null(strstr(text, "  Self-help: none\n"));
+    /* Self-help's rows come first: what the user tried before anyone else. */
+    assert_non_null(strstr(text, "(summary sha256:" HASH("9") ")\n  Self-help: none\n"
+                                                              "  Diagnostics (2):\n"));
     assert_non_null(strstr(text, "alice: cleared the queue, still offline\n"));
     assert_non_null(
         strstr(text, "    title: printer offline\n    description: since the update\n"));
@@ -407,7 +409,7 @@ static void test_bad_input_and_bad_stored_text_are_refused(void **state)
         {"{\"version\":1", "the summary is not JSON"},
         {"[1]", "the summary is not a JSON object"},
         {"{\"version\":2}", "the summary's version is not 1"},
-        {"{\"version\":1,\"commands\":[]}", "the summary has no \"diagnostics\" list"},
+        {"{\"version\":1,\"commands\":[]}", "the summary has no \"self_help\" list"},
         {"{\"version\":1,\"version\":1}", "the summary is not JSON"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
