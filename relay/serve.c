@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -408,6 +409,41 @@ static void apply_defaults(tl_relay_config_t *config)
         config->max_upload_bytes = TL_RELAY_DEFAULT_MAX_UPLOAD;
 }
 
+/*
+ * Every agent and SSH connection holds a descriptor: the soft limit goes up
+ * to what the configured maximums need, the hard limit too when the process
+ * may (root, up to /proc/sys/fs/nr_open); a warning says when it cannot.
+ */
+static void raise_fd_limit(const tl_relay_config_t *config)
+{
+    struct rlimit limit;
+    rlim_t want = (rlim_t)config->max_agents + config->ssh_max_connections + 256;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return;
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < want) {
+        unsigned long long nr_open = 0;
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        if (f != NULL) {
+            if (fscanf(f, "%llu", &nr_open) != 1)
+                nr_open = 0;
+            fclose(f);
+        }
+        struct rlimit higher = {want, want};
+        if (nr_open >= want && setrlimit(RLIMIT_NOFILE, &higher) == 0)
+            limit = higher;
+    }
+    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= want)
+        return;
+    limit.rlim_cur =
+        limit.rlim_max == RLIM_INFINITY || limit.rlim_max > want ? want : limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < want)
+        tl_log_warn("open-file limit below the connection limits limit=%llu "
+                    "agent_max_connections=%u ssh_max_connections=%u",
+                    (unsigned long long)limit.rlim_cur, config->max_agents,
+                    config->ssh_max_connections);
+}
+
 /* DATA/desk.json (relay/desk/desk_config.h): a file that does not parse stops the relay. */
 static int load_desk(struct relay *relay)
 {
@@ -553,6 +589,7 @@ int tl_relay_serve(const tl_relay_config_t *config)
         *relay->settings = *config->settings;
     }
     apply_defaults(&relay->config);
+    raise_fd_limit(&relay->config);
 
     char listen[128];
     int rc = 0;
