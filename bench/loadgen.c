@@ -2,29 +2,30 @@
  * tierline-loadgen: many agents in one process, for the idle-agent and
  * reconnect-storm benchmarks (bench/agents).
  *
- *   tierline-loadgen run --agents DIR --count N [--connect HOST:PORT]
+ *   tierline-loadgen run --agents DIR --count N [--first I] [--connect HOST:PORT]
  *                        [--sources S] [--ramp PER-SECOND] [--report-ms MS]
  *                        [--duration SECONDS] [--log-level LEVEL]
  *   tierline-loadgen enroll --agents DIR --first I [--sources S]
  *                        [--parallel P] < ENROLLMENT-STRINGS
  *
  * run: DIR holds enrolled agent state directories named a00000, a00001, ...
- * Each of the first N gets the agent's own tunnel (agent/tunnel.h): the real
- * protocol library, TLS 1.3 with the agent's enrolled key and the relay's
- * pinned fingerprint, heartbeats, and the agent's reconnect backoff with
- * jitter. Sessions are refused, as by an agent that has no consent module.
+ * Each of the N from aI on (--first, default 0) gets the agent's own tunnel (agent/tunnel.h): the
+ * real protocol library, TLS 1.3 with the agent's enrolled key and the relay's pinned fingerprint,
+ * heartbeats, and the agent's reconnect backoff with jitter. Sessions are refused, as by an agent
+ * that has no consent module.
  * --connect replaces the relay address the agents enrolled with (the port
  * may change between runs). --ramp spreads the first connections (default
  * 2000 a second); reconnections follow the agents' own backoff. The process
  * stops by itself after --duration seconds (default 3600).
  *
  * One source address has about 28,000 ephemeral ports (net.ipv4.
- * ip_local_port_range) for connections to one relay port, so agent i
- * connects from 127.0.0.(2 + i mod S); the default S gives each address at
- * most 16,000 agents (one address, 127.0.0.2, up to 16,000 agents). The
- * relay must listen on 127.0.0.1 then. The descriptor limit is raised for
- * the count, its hard limit too when the process may (root: up to
- * /proc/sys/fs/nr_open).
+ * ip_local_port_range) for connections to one relay port, so agent aI
+ * connects from 127.0.0.(2 + I mod S); the default S gives each address at
+ * most 16,000 agents of the first I + N (one address, 127.0.0.2, up to
+ * 16,000). The relay must listen on 127.0.0.1 then. The descriptor limit is
+ * raised for the count, its hard limit too when the process may (with
+ * CAP_SYS_RESOURCE, up to /proc/sys/fs/nr_open); where it may not, several
+ * processes with --first and the same --sources share the agents.
  *
  * enroll: enrolls one agent per enrollment string on stdin (from
  * `tierline-relay enroll-code --count`), into DIR/aI, DIR/aI+1, ...: a key
@@ -87,7 +88,7 @@ struct loadgen {
     struct agent *agents;
     struct sockaddr_in *sources; /* NULL: any */
     uint32_t source_count;
-    uint32_t count, started, ramp;
+    uint32_t first, count, started, ramp;
     uint32_t connected;
     int stopping;
     uint64_t connects, disconnects;
@@ -143,7 +144,8 @@ static void on_ramp(uv_timer_t *timer)
         struct agent *agent = &lg->agents[lg->started];
         options.state = &agent->state;
         options.source = lg->sources != NULL
-                             ? (const struct sockaddr *)&lg->sources[lg->started % lg->source_count]
+                             ? (const struct sockaddr *)&lg
+                                   ->sources[(lg->first + lg->started) % lg->source_count]
                              : NULL;
         int err = 0;
         agent->lg = lg;
@@ -247,7 +249,7 @@ static int load_agents(struct loadgen *lg, const char *dir, const char *connect)
     }
     for (uint32_t i = 0; i < lg->count; i++) {
         char path[TL_STATE_PATH_MAX];
-        snprintf(path, sizeof path, "%s/a%05u", dir, i);
+        snprintf(path, sizeof path, "%s/a%05u", dir, lg->first + i);
         tl_agent_state_t *state = &lg->agents[i].state;
         int rc = tl_state_load(path, state);
         if (rc != 0 || !state->enrolled) {
@@ -477,10 +479,11 @@ static int cmd_run(int argc, char **argv)
 {
     const char *dir = NULL, *count_text = NULL, *connect = NULL, *ramp_text = "2000",
                *report_text = "100", *level_text = "error", *sources_text = NULL,
-               *duration_text = "3600";
+               *duration_text = "3600", *first_text = "0";
     int positional_count;
     tl_cli_option_t options[] = {{"agents", &dir, NULL},
                                  {"count", &count_text, NULL},
+                                 {"first", &first_text, NULL},
                                  {"connect", &connect, NULL},
                                  {"sources", &sources_text, NULL},
                                  {"ramp", &ramp_text, NULL},
@@ -489,25 +492,28 @@ static int cmd_run(int argc, char **argv)
                                  {"log-level", &level_text, NULL},
                                  {0}};
     static const char usage[] =
-        "run --agents DIR --count N [--connect HOST:PORT] [--sources S] [--ramp PER-SECOND] "
+        "run --agents DIR --count N [--first I] [--connect HOST:PORT] [--sources S] "
+        "[--ramp PER-SECOND] "
         "[--report-ms MS] [--duration SECONDS] [--log-level LEVEL]";
     int status =
         tl_cli_parse(PROGRAM, "run", usage, argc, argv, 2, options, NULL, 0, &positional_count);
     if (status != 0)
         return status;
-    uint64_t count = 0, ramp = 0, report_ms = 0, sources = 0, duration_s = 0;
+    uint64_t count = 0, first = 0, ramp = 0, report_ms = 0, sources = 0, duration_s = 0;
     enum tl_log_level level;
     if (dir == NULL || count_text == NULL ||
         tl_cli_parse_uint(count_text, 1, MAX_AGENTS, &count) != 0 ||
-        parse_sources(sources_text, count, &sources) != 0 ||
+        tl_cli_parse_uint(first_text, 0, MAX_AGENTS - count, &first) != 0 ||
+        parse_sources(sources_text, first + count, &sources) != 0 ||
         tl_cli_parse_uint(ramp_text, 1, 1000000, &ramp) != 0 ||
         tl_cli_parse_uint(report_text, 10, 60000, &report_ms) != 0 ||
         tl_cli_parse_uint(duration_text, 1, 86400, &duration_s) != 0 ||
         tl_log_parse_level(level_text, &level) != 0) {
         fprintf(stderr,
-                "usage: " PROGRAM " %s\n(--count 1..%u, --sources 0..%u, --ramp 1..1000000, "
+                "usage: " PROGRAM " %s\n(--count 1..%u, --first + --count at most %u, --sources "
+                                  "0..%u, --ramp 1..1000000, "
                 "--report-ms 10..60000, --duration 1..86400)\n",
-                usage, MAX_AGENTS, MAX_SOURCES);
+                usage, MAX_AGENTS, MAX_AGENTS, MAX_SOURCES);
         return TL_EXIT_USAGE;
     }
     tl_log_set_level(level);
@@ -515,6 +521,7 @@ static int cmd_run(int argc, char **argv)
     raise_fd_limit((uint32_t)count);
 
     struct loadgen lg = {.loop = uv_default_loop(),
+                         .first = (uint32_t)first,
                          .count = (uint32_t)count,
                          .ramp = (uint32_t)ramp,
                          .source_count = (uint32_t)sources};
