@@ -51,6 +51,7 @@
 #include "proto/enrollment.h"
 #include "proto/err.h"
 #include "proto/format.h"
+#include "proto/fsutil.h"
 #include "proto/log.h"
 #include "proto/peer.h"
 #include "tl_version.h"
@@ -65,7 +66,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <uv.h>
 
 #define PROGRAM "tierline-loadgen"
@@ -193,27 +193,10 @@ static void on_duration(uv_timer_t *timer)
  */
 static void raise_fd_limit(uint32_t count)
 {
-    struct rlimit limit;
-    rlim_t want = (rlim_t)count + 256;
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
-        return;
-    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < want) {
-        unsigned long long nr_open = 0;
-        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
-        if (f != NULL) {
-            if (fscanf(f, "%llu", &nr_open) != 1)
-                nr_open = 0;
-            fclose(f);
-        }
-        struct rlimit higher = {want, want};
-        if (nr_open >= want && setrlimit(RLIMIT_NOFILE, &higher) == 0)
-            limit = higher;
-    }
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < want)
+    unsigned long long got = tl_fs_raise_fd_limit((unsigned long long)count + 256);
+    if (got < (unsigned long long)count + 256)
         fprintf(stderr, PROGRAM ": warning: %u agents but only %llu file descriptors\n", count,
-                (unsigned long long)limit.rlim_cur);
+                got);
 }
 
 /* 127.0.0.2 ... 127.0.0.(1 + count); count 0: none (connect from any address). */
@@ -511,7 +494,7 @@ static int cmd_run(int argc, char **argv)
         tl_log_parse_level(level_text, &level) != 0) {
         fprintf(stderr,
                 "usage: " PROGRAM " %s\n(--count 1..%u, --first + --count at most %u, --sources "
-                                  "0..%u, --ramp 1..1000000, "
+                "0..%u, --ramp 1..1000000, "
                 "--report-ms 10..60000, --duration 1..86400)\n",
                 usage, MAX_AGENTS, MAX_AGENTS, MAX_SOURCES);
         return TL_EXIT_USAGE;

@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -416,32 +415,13 @@ static void apply_defaults(tl_relay_config_t *config)
  */
 static void raise_fd_limit(const tl_relay_config_t *config)
 {
-    struct rlimit limit;
-    rlim_t want = (rlim_t)config->max_agents + config->ssh_max_connections + 256;
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
-        return;
-    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < want) {
-        unsigned long long nr_open = 0;
-        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
-        if (f != NULL) {
-            if (fscanf(f, "%llu", &nr_open) != 1)
-                nr_open = 0;
-            fclose(f);
-        }
-        struct rlimit higher = {want, want};
-        if (nr_open >= want && setrlimit(RLIMIT_NOFILE, &higher) == 0)
-            limit = higher;
-    }
-    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= want)
-        return;
-    limit.rlim_cur =
-        limit.rlim_max == RLIM_INFINITY || limit.rlim_max > want ? want : limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < want)
+    unsigned long long want =
+        (unsigned long long)config->max_agents + config->ssh_max_connections + 256;
+    unsigned long long got = tl_fs_raise_fd_limit(want);
+    if (got < want)
         tl_log_warn("open-file limit below the connection limits limit=%llu "
                     "agent_max_connections=%u ssh_max_connections=%u",
-                    (unsigned long long)limit.rlim_cur, config->max_agents,
-                    config->ssh_max_connections);
+                    got, config->max_agents, config->ssh_max_connections);
 }
 
 /* DATA/desk.json (relay/desk/desk_config.h): a file that does not parse stops the relay. */
