@@ -1535,7 +1535,7 @@ tl_tunnel_t *tl_tunnel_start(uv_loop_t *loop, const tl_tunnel_options_t *options
     tunnel->skipped = json_array();
     tunnel->ended_queue = json_array();
     snprintf(tunnel->software, sizeof tunnel->software, "tierline-agent/%s", TL_VERSION_STRING);
-    tunnel->peer_config = (tl_peer_config_t){tunnel->software, 0, 0, NULL};
+    tunnel->peer_config = (tl_peer_config_t){tunnel->software, 0, 0, NULL, options->source};
     *err = tl_state_identity(options->state->dir, 0, &key, &cert);
     if (*err == 0) {
         tl_tls_config_t tls = {

@@ -63,6 +63,8 @@ typedef struct tl_tunnel_options {
     tl_storage_t *storage;
     /* Connect only to ask (tl_tunnel_request): the outbox is left alone. */
     int requests_only;
+    /* The local address to connect from (must outlive the tunnel); NULL: any. */
+    const struct sockaddr *source;
 } tl_tunnel_options_t;
 
 typedef struct tl_tunnel_events {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* A read of a file that turned out longer than its size said. */
@@ -206,4 +207,31 @@ int tl_fs_shared_dir(const char *name, const char *staged, char *out, size_t siz
     if (staged != NULL && is_directory(staged))
         return tl_format(out, size, "%s", staged);
     return TL_ENOTFOUND;
+}
+
+unsigned long long tl_fs_raise_fd_limit(unsigned long long want)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return 0;
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < want) {
+        unsigned long long nr_open = 0;
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        if (f != NULL) {
+            if (fscanf(f, "%llu", &nr_open) != 1)
+                nr_open = 0;
+            fclose(f);
+        }
+        struct rlimit higher = {(rlim_t)want, (rlim_t)want};
+        if (nr_open >= want && setrlimit(RLIMIT_NOFILE, &higher) == 0)
+            limit = higher;
+    }
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < want) {
+        limit.rlim_cur = limit.rlim_max == RLIM_INFINITY || limit.rlim_max > want ? (rlim_t)want
+                                                                                  : limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+        if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+            return 0;
+    }
+    return limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (unsigned long long)limit.rlim_cur;
 }

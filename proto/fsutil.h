@@ -75,4 +75,12 @@ typedef int (*tl_fs_check_fn)(const struct stat *st, void *arg);
 int tl_fs_read_file(const char *path, size_t max, unsigned flags, tl_fs_check_fn check, void *arg,
                     char **out, size_t *out_len);
 
+/*
+ * Raises the open-file limit so that want descriptors fit: the soft limit
+ * up to want, and the hard limit too when it is lower and the process may
+ * (CAP_SYS_RESOURCE, up to /proc/sys/fs/nr_open). Returns the soft limit
+ * now in force (UINT64_MAX: unlimited); below want when it could not.
+ */
+unsigned long long tl_fs_raise_fd_limit(unsigned long long want);
+
 #endif

@@ -399,7 +399,7 @@ tl_peer_t *tl_peer_connect(uv_loop_t *loop, tl_tls_ctx_t *ctx, const struct sock
     tl_peer_t *peer = peer_new(loop, config, callbacks, channel_callbacks, data, err);
     if (peer == NULL)
         return NULL;
-    peer->tls = tl_tls_connect(loop, ctx, addr, &tls_callbacks, peer, err);
+    peer->tls = tl_tls_connect_from(loop, ctx, addr, config->source, &tls_callbacks, peer, err);
     if (peer->tls == NULL) {
         peer_abandon(peer);
         return NULL;

@@ -32,6 +32,8 @@ typedef struct tl_peer_config {
     uint32_t hello_timeout_ms;  /* from the TLS handshake to the peer's HELLO */
     uint32_t heartbeat_ms;      /* PING after this much silence; 0: no heartbeats */
     const tl_mux_config_t *mux; /* NULL for the defaults */
+    /* tl_peer_connect() only: the local address to connect from; NULL: any. */
+    const struct sockaddr *source;
 } tl_peer_config_t;
 
 #define TL_PEER_DEFAULT_HELLO_TIMEOUT_MS 10000u

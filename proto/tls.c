@@ -2,8 +2,11 @@
 #include "proto/err.h"
 #include "proto/log.h"
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -796,8 +799,33 @@ static void on_connected(uv_connect_t *req, int status)
     drive(conn); /* no input yet: sends the ClientHello */
 }
 
+/* A socket bound to source with its port left to connect(); the TCP handle takes it over. */
+static int bind_source(uv_tcp_t *tcp, const struct sockaddr *source)
+{
+    socklen_t len =
+        source->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(source->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+    int rc = bind(fd, source, len) == 0 ? uv_tcp_open(tcp, fd) : -errno;
+    if (rc != 0)
+        close(fd);
+    return rc;
+}
+
 tl_tls_t *tl_tls_connect(uv_loop_t *loop, tl_tls_ctx_t *ctx, const struct sockaddr *addr,
                          const tl_tls_callbacks_t *callbacks, void *data, int *err)
+{
+    return tl_tls_connect_from(loop, ctx, addr, NULL, callbacks, data, err);
+}
+
+tl_tls_t *tl_tls_connect_from(uv_loop_t *loop, tl_tls_ctx_t *ctx, const struct sockaddr *addr,
+                              const struct sockaddr *source, const tl_tls_callbacks_t *callbacks,
+                              void *data, int *err)
 {
     int dummy;
     if (err == NULL)
@@ -819,7 +847,9 @@ tl_tls_t *tl_tls_connect(uv_loop_t *loop, tl_tls_ctx_t *ctx, const struct sockad
     }
     SSL_set_connect_state(conn->ssl);
     cr->conn = conn;
-    int rc = uv_tcp_connect(&cr->req, &conn->tcp, addr, on_connected);
+    int rc = source != NULL ? bind_source(&conn->tcp, source) : 0;
+    if (rc == 0)
+        rc = uv_tcp_connect(&cr->req, &conn->tcp, addr, on_connected);
     if (rc != 0) {
         free(cr);
         close_handles(conn);

@@ -145,6 +145,14 @@ tl_tls_t *tl_tls_accept_fd(uv_loop_t *loop, int fd, tl_tls_ctx_t *ctx,
 /* Connects to addr and runs the client side of the handshake; as tl_tls_accept. */
 tl_tls_t *tl_tls_connect(uv_loop_t *loop, tl_tls_ctx_t *ctx, const struct sockaddr *addr,
                          const tl_tls_callbacks_t *callbacks, void *data, int *err);
+/*
+ * The same from the local address source (its port 0: chosen at connect
+ * time, so many connections to one server can share a source address; the
+ * load generator spreads agents over 127.0.0.x this way). NULL: any.
+ */
+tl_tls_t *tl_tls_connect_from(uv_loop_t *loop, tl_tls_ctx_t *ctx, const struct sockaddr *addr,
+                              const struct sockaddr *source, const tl_tls_callbacks_t *callbacks,
+                              void *data, int *err);
 
 /*
  * Encrypts and queues len bytes (all of them, or none on error), after

@@ -409,6 +409,22 @@ static void apply_defaults(tl_relay_config_t *config)
         config->max_upload_bytes = TL_RELAY_DEFAULT_MAX_UPLOAD;
 }
 
+/*
+ * Every agent and SSH connection holds a descriptor: the soft limit goes up
+ * to what the configured maximums need, the hard limit too when the process
+ * may (root, up to /proc/sys/fs/nr_open); a warning says when it cannot.
+ */
+static void raise_fd_limit(const tl_relay_config_t *config)
+{
+    unsigned long long want =
+        (unsigned long long)config->max_agents + config->ssh_max_connections + 256;
+    unsigned long long got = tl_fs_raise_fd_limit(want);
+    if (got < want)
+        tl_log_warn("open-file limit below the connection limits limit=%llu "
+                    "agent_max_connections=%u ssh_max_connections=%u",
+                    got, config->max_agents, config->ssh_max_connections);
+}
+
 /* relay.conf's desk keys or DATA/desk.json (relay/desk/desk_config.h): what does not parse stops
  * the relay. */
 static int load_desk(struct relay *relay)
@@ -556,6 +572,7 @@ int tl_relay_serve(const tl_relay_config_t *config)
         *relay->settings = *config->settings;
     }
     apply_defaults(&relay->config);
+    raise_fd_limit(&relay->config);
 
     char listen[128];
     int rc = 0;

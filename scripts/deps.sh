@@ -11,6 +11,7 @@ packages=(
     openssl openssh-client openssh-server asciinema
     curl prometheus scdoc man-db groff-base
     debootstrap
+    eatmydata
     libmicrohttpd-dev nodejs chromium
 )
 # npm fetches the web view's player at build time (web/package-lock.json); Debian's npm package

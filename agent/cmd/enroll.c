@@ -159,7 +159,7 @@ static void enroll_exchange(struct enrollment_run *run, tl_tls_ctx_t *tls,
     os_description(run->os, sizeof run->os);
     char software[64];
     snprintf(software, sizeof software, "tierline-agent/%s", TL_VERSION_STRING);
-    tl_peer_config_t peer_config = {software, 0, 0, NULL};
+    tl_peer_config_t peer_config = {software, 0, 0, NULL, NULL};
     uv_timer_init(loop, &run->deadline);
     run->deadline.data = run;
     uv_timer_start(&run->deadline, enroll_timeout, 30000, 0);

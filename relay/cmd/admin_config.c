@@ -32,6 +32,8 @@ const tl_setting_def_t tl_admin_relay_settings[] = {
      "how often agents are pinged, 50..3600000", NULL},
     {"handshake_timeout_ms", "handshake-timeout-ms", TL_SETTING_UINT, 50, 600000, "10000", 0,
      "how long a TLS handshake may take, 50..600000", NULL},
+    {"agent_max_connections", "agent-max-connections", TL_SETTING_UINT, 1, 1000000, "20000", 0,
+     "agent connections at most, 1..1000000", NULL},
     {"ssh_max_connections", "ssh-max-connections", TL_SETTING_UINT, 1, 65536, "256",
      TL_SETTING_RELOAD, "SSH connections at most, 1..65536", NULL},
     {"ssh_preauth_per_address", "ssh-preauth-per-address", TL_SETTING_UINT, 1, 1024, "32",

@@ -472,7 +472,7 @@ tl_agent_server_t *tl_agent_server_new(uv_loop_t *loop, const tl_agent_server_co
     server->mux_config = (tl_mux_config_t){TL_MUX_DEFAULT_MAX_CHANNELS, TL_MUX_DEFAULT_WINDOW,
                                            TL_MUX_DEFAULT_MAX_PACKET};
     server->peer_config = (tl_peer_config_t){server->software, server->config.handshake_timeout_ms,
-                                             0, &server->mux_config};
+                                             0, &server->mux_config, NULL};
     rc = open_tls(server);
 out:
     if (rc != 0) {

@@ -303,7 +303,8 @@ static void on_connection(uv_stream_t *server, int status)
         memset(rogue.tags, 0, sizeof rogue.tags);
         rogue.raw_waiting = 0;
     }
-    tl_peer_config_t config = {"tierline-relay/rogue", TL_PEER_DEFAULT_HELLO_TIMEOUT_MS, 0, NULL};
+    tl_peer_config_t config = {"tierline-relay/rogue", TL_PEER_DEFAULT_HELLO_TIMEOUT_MS, 0, NULL,
+                               NULL};
     int err = 0;
     rogue.peer =
         tl_peer_accept(server, rogue.tls, &config, &peer_callbacks, &channel_callbacks, NULL, &err);

@@ -9,7 +9,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,6 +186,27 @@ static void test_parent_dir_of_a_bare_name_a_root_name_and_a_path(void **state)
     TL_ASSERT_RC(TL_EINVAL, tl_fs_parent_dir("a-long-directory/audit.log", out, sizeof out));
 }
 
+/* The descriptor limit: what fits is granted, more than the system allows is reported, not faked.
+ */
+static void test_fd_limit_raise_grants_what_fits_and_reports_what_does_not(void **state)
+{
+    struct rlimit before;
+    assert_int_equal(0, getrlimit(RLIMIT_NOFILE, &before));
+    assert_true(tl_fs_raise_fd_limit(64) >= 64);
+    unsigned long long nr_open = 0;
+    FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+    assert_non_null(f);
+    assert_int_equal(1, fscanf(f, "%llu", &nr_open));
+    fclose(f);
+    unsigned long long got = tl_fs_raise_fd_limit(nr_open + 1);
+    assert_true(got < nr_open + 1);
+    struct rlimit now;
+    assert_int_equal(0, getrlimit(RLIMIT_NOFILE, &now));
+    assert_int_equal(got, now.rlim_cur);
+    assert_true(now.rlim_max >= before.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &before);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_write_replaces_the_file_whole_and_private, make_dir,
                                     remove_dir),
@@ -194,6 +217,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_read_refuses_what_is_not_a_plain_file_unless_asked,
                                     make_dir, remove_dir),
     cmocka_unit_test(test_parent_dir_of_a_bare_name_a_root_name_and_a_path),
+    cmocka_unit_test(test_fd_limit_raise_grants_what_fits_and_reports_what_does_not),
 };
 
 TL_TEST_MAIN(tests)

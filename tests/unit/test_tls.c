@@ -632,6 +632,58 @@ static int first_server_closed(struct world *w)
 
 /* ---- Tests ------------------------------------------------------------- */
 
+/* The load generator's many agents: a connection from a given loopback source address. */
+static void test_client_connects_from_given_source_address(void **state)
+{
+    struct world *w = world_setup();
+    int err = -1;
+    w->allowed_peer = w->client_fp;
+    start_server(w, (tl_tls_config_t){.check_peer = check_peer, .check_peer_data = w});
+    w->client_ctx = tl_tls_ctx_new(
+        &(tl_tls_config_t){.role = TL_TLS_CLIENT, .key = w->client_key, .pin = w->server_fp}, &err);
+    TL_ASSERT_OK(err);
+    struct sockaddr_in source;
+    assert_int_equal(0, uv_ip4_addr("127.0.0.2", 0, &source));
+    w->client.conn =
+        tl_tls_connect_from(&w->loop, w->client_ctx, (const struct sockaddr *)&w->addr,
+                            (const struct sockaddr *)&source, &w->callbacks, &w->client, &err);
+    TL_ASSERT_OK(err);
+    assert_non_null(w->client.conn);
+    w->open_handles++;
+    w->client.send_on_handshake = 1000;
+    w->servers[0].send_on_handshake = 1000;
+    w->expect_each = 1000;
+    RUN_UNTIL(w, client_and_first_server_closed);
+    TL_ASSERT_OK(w->client.handshake_status);
+    TL_ASSERT_OK(w->servers[0].handshake_status);
+    assert_int_equal(1000, w->client.received);
+    assert_int_equal(1000, w->servers[0].received);
+    TL_ASSERT_OK(w->servers[0].peer_address_rc);
+    const struct sockaddr_in *seen = (const struct sockaddr_in *)&w->servers[0].peer_address;
+    assert_int_equal(AF_INET, seen->sin_family);
+    assert_int_equal(0x7f000002u, ntohl(seen->sin_addr.s_addr));
+    world_teardown(w);
+}
+
+/* A source address that is not this machine's: the connect fails at once, nothing is left open. */
+static void test_client_refuses_foreign_source_address(void **state)
+{
+    struct world *w = world_setup();
+    int err = 0;
+    start_server(w, (tl_tls_config_t){.check_peer = check_peer, .check_peer_data = w});
+    w->client_ctx = tl_tls_ctx_new(
+        &(tl_tls_config_t){.role = TL_TLS_CLIENT, .key = w->client_key, .pin = w->server_fp}, &err);
+    TL_ASSERT_OK(err);
+    struct sockaddr_in source;
+    assert_int_equal(0, uv_ip4_addr("192.0.2.1", 0, &source)); /* TEST-NET-1 */
+    tl_tls_t *conn =
+        tl_tls_connect_from(&w->loop, w->client_ctx, (const struct sockaddr *)&w->addr,
+                            (const struct sockaddr *)&source, &w->callbacks, &w->client, &err);
+    assert_null(conn);
+    assert_int_equal(UV_EADDRNOTAVAIL, err);
+    world_teardown(w);
+}
+
 static void test_pinned_peers_exchange_data_both_ways(void **state)
 {
     struct world *w = world_setup();
@@ -1239,6 +1291,8 @@ static void test_ctx_new_refuses_bad_config(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pinned_peers_exchange_data_both_ways),
+    cmocka_unit_test(test_client_connects_from_given_source_address),
+    cmocka_unit_test(test_client_refuses_foreign_source_address),
     cmocka_unit_test(test_client_refuses_server_with_wrong_pin),
     cmocka_unit_test(test_server_refuses_client_rejected_by_check_peer),
     cmocka_unit_test(test_server_refuses_client_with_wrong_pin),
