@@ -377,6 +377,64 @@ static int cmd_audit_export(struct console *console, int argc, char **argv)
 }
 
 /*
+ * audit verify [--from-checkpoint FILE|-] [--json]: the relay cannot read the auditor's files,
+ * so the console opens FILE and sends it as the command's stdin with `--from-checkpoint -`.
+ */
+static int cmd_audit_verify(struct console *console, int argc, char **argv)
+{
+    static const char usage[] = "usage: " PROGRAM " audit verify [--from-checkpoint FILE|-] "
+                                "[--json]\n";
+    const char *from = NULL;
+    char **words = calloc((size_t)argc + 1, sizeof *words);
+    int count = 0, status = 0, fd = -1;
+    if (words == NULL)
+        return TL_EXIT_FAILURE;
+    for (int i = 0; i < argc; i++) {
+        if (i >= 2 && strcmp(argv[i], "--from-checkpoint") == 0) {
+            if (i + 1 >= argc || from != NULL || argv[i + 1][0] == '\0') {
+                fprintf(stderr, PROGRAM " audit verify: --from-checkpoint needs one FILE\n%s",
+                        usage);
+                status = TL_EXIT_USAGE;
+                goto out;
+            }
+            from = argv[++i];
+            words[count++] = "--from-checkpoint";
+            words[count++] = "-";
+        } else {
+            words[count++] = argv[i];
+        }
+    }
+    if (from == NULL || strcmp(from, "-") == 0) {
+        status = cmd_relay(console, count, words);
+        goto out;
+    }
+    fd = open(from, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, PROGRAM " audit verify: cannot read %s: %s\n", from, strerror(errno));
+        status = TL_EXIT_USAGE;
+        goto out;
+    }
+    char *line = NULL;
+    status = command_line(count, words, &line);
+    if (status == 0)
+        status = connect_relay(console);
+    if (status == 0) {
+        tl_exec_io_t io = base_io(console);
+        io.in_fd = fd;
+        io.escape = console->escape;
+        tl_exec_result_t result;
+        int rc = tl_client_exec(console->client, line, &io, &result);
+        status = exec_status(console, rc, &result);
+    }
+    free(line);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(words);
+    return status;
+}
+
+/*
  * replay SESSION [...] [-o FILE.cast]: without -o the relay's replay passes through to the
  * terminal untouched (a session's own terminal bytes; the relay escapes what it adds). With -o the
  * relay sends the cast (replay --cast) and it is kept in FILE only when the command succeeded.
@@ -874,6 +932,13 @@ static const struct command own_commands[] = {
      "the relay's host key\n"
      "--json\twithout -o: what the bundle would hold, as the relay says it\n",
      "tierline audit export --ticket T-4 -o T-4.tar\n"},
+    {"audit verify", "audit verify [--from-checkpoint FILE|-] [--json]",
+     "verify the audit log's chain and checkpoints, and that it extends the checkpoint you kept",
+     cmd_audit_verify,
+     "--from-checkpoint FILE|-\ta checkpoint you kept (audit checkpoint's output), read here "
+     "and sent to the relay on stdin (-: this stdin); the log must extend it\n"
+     "--json\tthe verdict as an object, as the relay says it (tierline-commands(7))\n",
+     "tierline audit verify --from-checkpoint kept.note\n"},
     {"replay",
      "replay SESSION [--speed X] [--idle-limit S] [--from MARKER] [--search TEXT [--json]] "
      "[--cast] [--force] [-o FILE.cast]",
