@@ -495,6 +495,20 @@ static void on_timer(uv_timer_t *timer)
     submit_periodic(timer->data);
 }
 
+void tl_audit_checkpoints_interval_elapsed(tl_audit_checkpoints_t *checkpoints)
+{
+    on_timer(&checkpoints->timer);
+}
+
+void tl_audit_checkpoints_timer(const tl_audit_checkpoints_t *checkpoints, uint64_t *repeat_ms,
+                                uint64_t *due_in_ms)
+{
+    int running =
+        checkpoints->timer_started && uv_is_active((const uv_handle_t *)&checkpoints->timer);
+    *repeat_ms = running ? uv_timer_get_repeat(&checkpoints->timer) : 0;
+    *due_in_ms = running ? uv_timer_get_due_in(&checkpoints->timer) : 0;
+}
+
 void tl_audit_checkpoint_logged(void *data, int status, const tl_checkpoint_t *checkpoint,
                                 const char *note)
 {
@@ -663,6 +677,7 @@ void tl_audit_checkpoints_stop(tl_audit_checkpoints_t *checkpoints)
     if (checkpoints->timer_started) {
         uv_timer_stop(&checkpoints->timer);
         uv_close((uv_handle_t *)&checkpoints->timer, NULL);
+        checkpoints->timer_started = 0; /* once: a second stop is a no-op */
     }
 }
 

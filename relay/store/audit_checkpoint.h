@@ -117,6 +117,15 @@ int tl_audit_checkpoints_sign_now(tl_audit_checkpoints_t *checkpoints, tl_job_ct
 void tl_audit_checkpoint_logged(void *data, int status, const tl_checkpoint_t *checkpoint,
                                 const char *note);
 
+/*
+ * The timed checkpoint, for tests (libuv's timer takes no injected clock): *repeat_ms is the
+ * timer's period and *due_in_ms the time until it fires next (0 and 0 when it is not running);
+ * tl_audit_checkpoints_interval_elapsed is what the timer runs each period, from the loop.
+ */
+void tl_audit_checkpoints_timer(const tl_audit_checkpoints_t *checkpoints, uint64_t *repeat_ms,
+                                uint64_t *due_in_ms);
+void tl_audit_checkpoints_interval_elapsed(tl_audit_checkpoints_t *checkpoints);
+
 /* From the loop, before the worker stops: no more timed or counted checkpoints. */
 void tl_audit_checkpoints_stop(tl_audit_checkpoints_t *checkpoints);
 /*
