@@ -382,11 +382,14 @@ def own_entry_follows(path, item):
     with open(path, "rb") as f:
         for number, raw in enumerate(f):
             if number == item[3] and raw.endswith(b"\n"):
-                entry = json.loads(raw)
-                details = entry.get("details") or {}
-                return int(entry.get("action") == "audit.checkpoint" and
-                           details.get("size") == item[3] and
-                           details.get("root") == base64.b64encode(item[4]).decode())
+                try:
+                    entry = json.loads(raw)
+                    details = entry["details"]
+                    return int(entry["action"] == "audit.checkpoint" and
+                               details["size"] == item[3] and
+                               details["root"] == base64.b64encode(item[4]).decode())
+                except (ValueError, KeyError, TypeError):
+                    return 0  # not an entry at all: the chain's check names it
     return 0
 
 
