@@ -203,8 +203,8 @@ static int command_line(int argc, char **argv, char **line)
     return 0;
 }
 
-/* Any relay command: stdin forwarded, output passed through, the exit status returned. */
-static int cmd_relay(struct console *console, int argc, char **argv)
+/* A relay command with in_fd as its stdin and out_fd as its stdout; its exit status. */
+static int relay_exec(struct console *console, int argc, char **argv, int in_fd, int out_fd)
 {
     char *line = NULL;
     int status = command_line(argc, argv, &line);
@@ -212,6 +212,8 @@ static int cmd_relay(struct console *console, int argc, char **argv)
         status = connect_relay(console);
     if (status == 0) {
         tl_exec_io_t io = base_io(console);
+        io.in_fd = in_fd;
+        io.out_fd = out_fd;
         io.escape = console->escape;
         tl_exec_result_t result;
         int rc = tl_client_exec(console->client, line, &io, &result);
@@ -219,6 +221,12 @@ static int cmd_relay(struct console *console, int argc, char **argv)
     }
     free(line);
     return status;
+}
+
+/* Any relay command: stdin forwarded, output passed through, the exit status returned. */
+static int cmd_relay(struct console *console, int argc, char **argv)
+{
+    return relay_exec(console, argc, argv, STDIN_FILENO, STDOUT_FILENO);
 }
 
 /* The relay's output for the machine's own commands (run, fix): passed through as ssh does. */
@@ -414,19 +422,7 @@ static int cmd_audit_verify(struct console *console, int argc, char **argv)
         status = TL_EXIT_USAGE;
         goto out;
     }
-    char *line = NULL;
-    status = command_line(count, words, &line);
-    if (status == 0)
-        status = connect_relay(console);
-    if (status == 0) {
-        tl_exec_io_t io = base_io(console);
-        io.in_fd = fd;
-        io.escape = console->escape;
-        tl_exec_result_t result;
-        int rc = tl_client_exec(console->client, line, &io, &result);
-        status = exec_status(console, rc, &result);
-    }
-    free(line);
+    status = relay_exec(console, count, words, fd, STDOUT_FILENO);
 out:
     if (fd >= 0)
         close(fd);
@@ -483,18 +479,7 @@ static int cmd_replay(struct console *console, int argc, char **argv)
         status = TL_EXIT_FAILURE;
         goto out;
     }
-    char *line = NULL;
-    status = command_line(count, words, &line);
-    if (status == 0)
-        status = connect_relay(console);
-    if (status == 0) {
-        tl_exec_io_t io = base_io(console);
-        io.out_fd = fd;
-        tl_exec_result_t result;
-        int rc = tl_client_exec(console->client, line, &io, &result);
-        status = exec_status(console, rc, &result);
-    }
-    free(line);
+    status = relay_exec(console, count, words, STDIN_FILENO, fd);
     if (status == 0 && fsync(fd) != 0)
         status = TL_EXIT_FAILURE;
     close(fd);

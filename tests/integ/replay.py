@@ -175,20 +175,7 @@ def case_input_typed_while_echo_is_off_is_a_marker_and_never_shown():
     integ.technicians.case_a_password_typed_in_a_session_is_never_recorded records it)."""
     password = "Zq7-hunter-61x"
 
-    def type_a_secret(term):
-        term.type("exec bash --norc --noprofile\n")
-        term.type("echo shell-pid-$$\n")
-        pid_line = re.compile(rb"shell-pid-(\d+)\r?\n")
-        wait_for("bash's process id",
-                 lambda: pid_line.search(term.seen) or (term.read_some() and False))
-        shell_pid = int(pid_line.search(term.seen).group(1))
-        term.type("read -s secret; echo got-${#secret}\n")
-        wait_for("read -s to turn echo off",
-                 lambda: technicians.terminal_reads_a_secret(shell_pid))
-        term.type(password + "\n")
-        term.expect("got-%d" % len(password))
-
-    desk, grant, _ = recorded_session(typing=type_a_secret)
+    desk, grant, _ = recorded_session(typing=lambda term: technicians.type_a_secret(term, password))
     hidden = "input hidden: %d bytes" % (len(password) + 1)
     _, out, _ = desk.ssh("audrey", "replay", grant, "--speed", "4", "--idle-limit", "0.5")
     check(re.search(r"\[marker \d+ at \d+:[0-9.]+: %s\]" % hidden, out) and
