@@ -203,8 +203,8 @@ static int command_line(int argc, char **argv, char **line)
     return 0;
 }
 
-/* Any relay command: stdin forwarded, output passed through, the exit status returned. */
-static int cmd_relay(struct console *console, int argc, char **argv)
+/* A relay command with in_fd as its stdin and out_fd as its stdout; its exit status. */
+static int relay_exec(struct console *console, int argc, char **argv, int in_fd, int out_fd)
 {
     char *line = NULL;
     int status = command_line(argc, argv, &line);
@@ -212,6 +212,8 @@ static int cmd_relay(struct console *console, int argc, char **argv)
         status = connect_relay(console);
     if (status == 0) {
         tl_exec_io_t io = base_io(console);
+        io.in_fd = in_fd;
+        io.out_fd = out_fd;
         io.escape = console->escape;
         tl_exec_result_t result;
         int rc = tl_client_exec(console->client, line, &io, &result);
@@ -219,6 +221,12 @@ static int cmd_relay(struct console *console, int argc, char **argv)
     }
     free(line);
     return status;
+}
+
+/* Any relay command: stdin forwarded, output passed through, the exit status returned. */
+static int cmd_relay(struct console *console, int argc, char **argv)
+{
+    return relay_exec(console, argc, argv, STDIN_FILENO, STDOUT_FILENO);
 }
 
 /* The relay's output for the machine's own commands (run, fix): passed through as ssh does. */
@@ -377,6 +385,52 @@ static int cmd_audit_export(struct console *console, int argc, char **argv)
 }
 
 /*
+ * audit verify [--from-checkpoint FILE|-] [--json]: the relay cannot read the auditor's files,
+ * so the console opens FILE and sends it as the command's stdin with `--from-checkpoint -`.
+ */
+static int cmd_audit_verify(struct console *console, int argc, char **argv)
+{
+    static const char usage[] = "usage: " PROGRAM " audit verify [--from-checkpoint FILE|-] "
+                                "[--json]\n";
+    const char *from = NULL;
+    char **words = calloc((size_t)argc + 1, sizeof *words);
+    int count = 0, status = 0, fd = -1;
+    if (words == NULL)
+        return TL_EXIT_FAILURE;
+    for (int i = 0; i < argc; i++) {
+        if (i >= 2 && strcmp(argv[i], "--from-checkpoint") == 0) {
+            if (i + 1 >= argc || from != NULL || argv[i + 1][0] == '\0') {
+                fprintf(stderr, PROGRAM " audit verify: --from-checkpoint needs one FILE\n%s",
+                        usage);
+                status = TL_EXIT_USAGE;
+                goto out;
+            }
+            from = argv[++i];
+            words[count++] = "--from-checkpoint";
+            words[count++] = "-";
+        } else {
+            words[count++] = argv[i];
+        }
+    }
+    if (from == NULL || strcmp(from, "-") == 0) {
+        status = cmd_relay(console, count, words);
+        goto out;
+    }
+    fd = open(from, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, PROGRAM " audit verify: cannot read %s: %s\n", from, strerror(errno));
+        status = TL_EXIT_USAGE;
+        goto out;
+    }
+    status = relay_exec(console, count, words, fd, STDOUT_FILENO);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(words);
+    return status;
+}
+
+/*
  * replay SESSION [...] [-o FILE.cast]: without -o the relay's replay passes through to the
  * terminal untouched (a session's own terminal bytes; the relay escapes what it adds). With -o the
  * relay sends the cast (replay --cast) and it is kept in FILE only when the command succeeded.
@@ -425,18 +479,7 @@ static int cmd_replay(struct console *console, int argc, char **argv)
         status = TL_EXIT_FAILURE;
         goto out;
     }
-    char *line = NULL;
-    status = command_line(count, words, &line);
-    if (status == 0)
-        status = connect_relay(console);
-    if (status == 0) {
-        tl_exec_io_t io = base_io(console);
-        io.out_fd = fd;
-        tl_exec_result_t result;
-        int rc = tl_client_exec(console->client, line, &io, &result);
-        status = exec_status(console, rc, &result);
-    }
-    free(line);
+    status = relay_exec(console, count, words, STDIN_FILENO, fd);
     if (status == 0 && fsync(fd) != 0)
         status = TL_EXIT_FAILURE;
     close(fd);
@@ -874,6 +917,13 @@ static const struct command own_commands[] = {
      "the relay's host key\n"
      "--json\twithout -o: what the bundle would hold, as the relay says it\n",
      "tierline audit export --ticket T-4 -o T-4.tar\n"},
+    {"audit verify", "audit verify [--from-checkpoint FILE|-] [--json]",
+     "verify the audit log's chain and checkpoints, and that it extends the checkpoint you kept",
+     cmd_audit_verify,
+     "--from-checkpoint FILE|-\ta checkpoint you kept (audit checkpoint's output), read here "
+     "and sent to the relay on stdin (-: this stdin); the log must extend it\n"
+     "--json\tthe verdict as an object, as the relay says it (tierline-commands(7))\n",
+     "tierline audit verify --from-checkpoint kept.note\n"},
     {"replay",
      "replay SESSION [--speed X] [--idle-limit S] [--from MARKER] [--search TEXT [--json]] "
      "[--cast] [--force] [-o FILE.cast]",

@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,40 @@ static void fail(tl_audit_anchor_report_t *report, const struct anchor *a, const
     report->index = a->index;
     report->size = a->checkpoint.size;
     snprintf(report->category, sizeof report->category, "%s", category);
+}
+
+/*
+ * 1 when the log's entry number size + 1 is the "audit.checkpoint" entry of the checkpoint a
+ * (details naming its size and root), 0 when not, negative when the log cannot be read.
+ */
+static int own_entry_follows(const char *log_path, const struct anchor *a)
+{
+    FILE *f = fopen(log_path, "re");
+    if (f == NULL)
+        return -errno;
+    char *line = NULL, root[48];
+    size_t cap = 0;
+    ssize_t len = 0;
+    uint64_t number = 0;
+    while (number <= a->checkpoint.size && (len = getline(&line, &cap, f)) > 0 &&
+           line[len - 1] == '\n')
+        number++;
+    int rc = 0;
+    if (number == a->checkpoint.size + 1) {
+        json_t *entry = json_loadb(line, (size_t)len - 1, 0, NULL);
+        json_t *details = json_object_get(entry, "details");
+        EVP_EncodeBlock((unsigned char *)root, a->checkpoint.root, TL_MERKLE_HASH_LEN);
+        const char *action = json_string_value(json_object_get(entry, "action"));
+        const char *signed_root = json_string_value(json_object_get(details, "root"));
+        json_t *size = json_object_get(details, "size");
+        rc = action != NULL && strcmp(action, "audit.checkpoint") == 0 && json_is_integer(size) &&
+             (uint64_t)json_integer_value(size) == a->checkpoint.size && signed_root != NULL &&
+             strcmp(signed_root, root) == 0;
+        json_decref(entry);
+    }
+    free(line);
+    fclose(f);
+    return rc;
 }
 
 static void hex_of(const tl_merkle_hash_t hash, char out[65])
@@ -207,6 +243,36 @@ int tl_audit_anchors_verify(const char *log_path, const char *const *files, cons
                  size, log_hex, signed_hex, report->first_entry, report->last_entry);
         rc = TL_EVERIFY;
         goto out;
+    }
+    /* 4. Nothing past the largest checkpoint but its own entry. */
+    const struct anchor *largest = NULL;
+    for (size_t i = 0; i < all.count; i++)
+        if (largest == NULL || all.items[i].checkpoint.size > largest->checkpoint.size)
+            largest = &all.items[i];
+    report->covered = report->last_size;
+    if (largest != NULL && report->log_entries > report->covered) {
+        int own = own_entry_follows(log_path, largest);
+        if (own < 0) {
+            rc = own;
+            snprintf(report->reason, sizeof report->reason, "audit log %s cannot be read: %s",
+                     log_path, tl_strerror(rc));
+            goto out;
+        }
+        report->covered += (uint64_t)own;
+    }
+    if (report->log_entries > report->covered) {
+        if (largest != NULL)
+            fail(report, largest, "unsigned");
+        else
+            fail(report, &(struct anchor){0}, "unsigned");
+        report->first_entry = report->covered + 1;
+        report->last_entry = report->log_entries;
+        snprintf(report->reason, sizeof report->reason,
+                 "entries %" PRIu64 "..%" PRIu64 " (leaf index %" PRIu64
+                 " on) are not covered by a signed checkpoint: the log is proven up to entry "
+                 "%" PRIu64,
+                 report->first_entry, report->last_entry, report->covered, report->covered);
+        rc = TL_EVERIFY;
     }
 out:
     free(all.items);

@@ -12,7 +12,12 @@
  *   2. fork: a checkpoint of the same size as an earlier one, with another root;
  *   3. each checkpoint, in file order: log-short (the log holds fewer entries than its size:
  *      entries were cut), root-mismatch (the log's first SIZE entries have another root: one of
- *      them was changed, after the largest smaller checkpoint that matches).
+ *      them was changed, after the largest smaller checkpoint that matches);
+ *   4. unsigned: entries after the largest checkpoint (S) that no checkpoint covers. The entry
+ *      right after it may be that checkpoint's own "audit.checkpoint" entry (its details name
+ *      size S and the signed root): it is covered, as its content is the signed note. Any other
+ *      entry past S is not proven: the report names the first (first_entry) and the checkpoint
+ *      it follows (file, index, size).
  */
 #ifndef TL_AUDIT_ANCHORS_H
 #define TL_AUDIT_ANCHORS_H
@@ -26,6 +31,7 @@ typedef struct tl_audit_anchor_report {
     uint64_t log_entries; /* complete lines of the log: the leaves of its tree */
     uint64_t checked;     /* checkpoints read */
     uint64_t last_size;   /* the largest checkpoint size that verified (0 if none) */
+    uint64_t covered;     /* entries proven: last_size, plus its own entry right after it */
     int failed;           /* 1 when a check failed */
     /* The failure: */
     size_t file;          /* which of the files (0 = the first) */

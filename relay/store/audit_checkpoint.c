@@ -220,10 +220,12 @@ struct tl_audit_checkpoints {
     char name[TL_NOTE_NAME_MAX + 1];
     /* The worker's. */
     EVP_PKEY *key;
+    char *log_path;
     tl_audit_tree_t *tree;
     int have_last;
     tl_checkpoint_t last;
     char *last_note;
+    int foreign; /* the last update found lines past the store's head */
     uint64_t written_since;
     /* Any thread. */
     int periodic_pending;
@@ -248,22 +250,75 @@ static void hex_of(const tl_merkle_hash_t hash, char out[65])
 }
 
 /*
- * A checkpoint of the tree as the log holds it now, by rule: *made 1 and a new one signed and
- * stored (it is then the last), or *made 0 and the last. TL_EAUDIT when the log cannot be read
- * or the checkpoint cannot be stored.
+ * How far a checkpoint may reach: no further than the chain's head in the store (which holds
+ * every line any writer of the relay appended, as it commits before it appends), so a line
+ * appended to the file by anyone else is never signed. When the tree reaches the head, its line
+ * there must carry the head's hash; else the file holds another chain: TL_EAUDIT.
  */
-static int make_checkpoint(tl_audit_checkpoints_t *cps, enum rule rule, int *made)
+static int signable_size(tl_audit_checkpoints_t *cps, tl_store_t *store, uint64_t *size)
+{
+    tl_store_audit_head_t head;
+    char tail[TL_AUDIT_HASH_HEX + 2];
+    uint64_t end = 0;
+    *size = tl_audit_tree_size(cps->tree);
+    cps->foreign = 0;
+    if (tl_store_audit_head_get(store, &head) != 0 || !head.known) {
+        tl_log_error("audit checkpoint not made: the store's audit head cannot be read");
+        return TL_EAUDIT;
+    }
+    if (head.seq < *size) {
+        tl_log_error("audit log holds lines the relay did not write: entries %" PRIu64 "..%" PRIu64
+                     " are past the store's head and not signed (run "
+                     "tierline-relay audit-verify)",
+                     head.seq + 1, *size);
+        *size = head.seq;
+        cps->foreign = 1;
+    }
+    if (*size == 0 || *size != head.seq)
+        return 0;
+    /* The line ends `"hash":"<64 hex>"}` and its line feed. */
+    int fd = -1;
+    int ok = tl_audit_tree_line_end(cps->tree, *size - 1, &end) == 0 && end >= sizeof tail &&
+             (fd = open(cps->log_path, O_RDONLY | O_CLOEXEC)) >= 0 &&
+             pread(fd, tail, sizeof tail, (off_t)(end - sizeof tail)) == (ssize_t)sizeof tail &&
+             memcmp(tail, head.hash, TL_AUDIT_HASH_HEX - 1) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        tl_log_error("audit checkpoint not made: the log's entry %" PRIu64
+                     " is not the one the store's head names",
+                     *size);
+        return TL_EAUDIT;
+    }
+    return 0;
+}
+
+/*
+ * A checkpoint of the tree as the log holds it now, up to what the relay wrote, by rule: *made 1
+ * and a new one signed and stored (it is then the last), or *made 0 and the last. TL_EAUDIT when
+ * the log cannot be read or the checkpoint cannot be stored.
+ */
+static int make_checkpoint(tl_audit_checkpoints_t *cps, tl_store_t *store, enum rule rule,
+                           int *made)
 {
     char text[TL_NOTE_NAME_MAX + 64], root_hex[65];
     char *note = NULL;
     size_t note_len = 0;
+    uint64_t size = 0;
     *made = 0;
     if (tl_audit_tree_update(cps->tree) != 0) {
         tl_log_error("audit checkpoint not made: the log cannot be read problem=\"%s\"",
                      tl_audit_tree_problem(cps->tree));
         return TL_EAUDIT;
     }
-    uint64_t size = tl_audit_tree_size(cps->tree);
+    if (signable_size(cps, store, &size) != 0)
+        return TL_EAUDIT;
+    if (cps->have_last && size < cps->last.size) {
+        tl_log_error("audit checkpoint not made: the relay wrote %" PRIu64
+                     " entries, fewer than its last checkpoint's %" PRIu64,
+                     size, cps->last.size);
+        return TL_EAUDIT;
+    }
     int wanted =
         !cps->have_last || (rule == IF_GREW ? size > cps->last.size + 1 : size != cps->last.size);
     if (!wanted)
@@ -272,8 +327,9 @@ static int make_checkpoint(tl_audit_checkpoints_t *cps, enum rule rule, int *mad
     memset(&checkpoint, 0, sizeof checkpoint);
     memcpy(checkpoint.origin, cps->name, sizeof checkpoint.origin);
     checkpoint.size = size;
-    tl_audit_tree_root(cps->tree, checkpoint.root);
-    int rc = tl_checkpoint_format(&checkpoint, text, sizeof text);
+    int rc = tl_audit_tree_root_at(cps->tree, size, checkpoint.root);
+    if (rc == 0)
+        rc = tl_checkpoint_format(&checkpoint, text, sizeof text);
     if (rc == 0)
         rc = tl_note_sign(text, strlen(text), cps->name, cps->key, &note, &note_len);
     if (rc != 0) {
@@ -328,16 +384,23 @@ static void record_on_ticket(tl_job_ctx_t *ctx, int64_t ticket_id, const tl_chec
     json_decref(details);
 }
 
-static int run_checkpoint(tl_job_t *job, tl_job_ctx_t *ctx)
+/* On the worker, inside a job's run: a checkpoint by rule, and its entry staged. */
+static int checkpoint_in_job(tl_audit_checkpoints_t *cps, enum rule rule, tl_job_ctx_t *ctx)
 {
-    struct checkpoint_job *cj = (struct checkpoint_job *)job;
-    tl_audit_checkpoints_t *cps = cj->owner;
     int made = 0;
     json_t *details = NULL;
     /* While the log fails nothing new is made: the note would outrun its entry. */
     if (tl_worker_audit_failing(ctx->worker))
         return TL_EAUDIT;
-    int rc = make_checkpoint(cps, cj->rule, &made);
+    int rc = make_checkpoint(cps, ctx->store, rule, &made);
+    if (rc == 0 && made && cps->foreign) {
+        /* Its entry could not follow the foreign lines: the log refuses it (§7). The note is
+         * kept, as a crash between note and entry would leave it. */
+        tl_log_error("audit checkpoint size=%" PRIu64 " not put on the record: the log holds "
+                     "lines the relay did not write",
+                     cps->last.size);
+        made = 0;
+    }
     if (rc == 0 && made) {
         rc = record_last(cps, &details);
         if (rc == 0)
@@ -350,6 +413,19 @@ static int run_checkpoint(tl_job_t *job, tl_job_ctx_t *ctx)
             tl_log_warn("audit checkpoint not announced to agents size=%" PRIu64, cps->last.size);
         json_decref(news);
     }
+    return rc;
+}
+
+int tl_audit_checkpoints_sign_now(tl_audit_checkpoints_t *checkpoints, tl_job_ctx_t *ctx)
+{
+    return checkpoint_in_job(checkpoints, IF_OTHER, ctx);
+}
+
+static int run_checkpoint(tl_job_t *job, tl_job_ctx_t *ctx)
+{
+    struct checkpoint_job *cj = (struct checkpoint_job *)job;
+    tl_audit_checkpoints_t *cps = cj->owner;
+    int rc = checkpoint_in_job(cps, cj->rule, ctx);
     if (rc == 0 && cps->have_last && cj->rule == IF_OTHER) {
         cj->checkpoint = cps->last;
         if ((cj->note = strdup(cps->last_note)) == NULL)
@@ -417,6 +493,20 @@ static void on_written(void *data, uint64_t entries)
 static void on_timer(uv_timer_t *timer)
 {
     submit_periodic(timer->data);
+}
+
+void tl_audit_checkpoints_interval_elapsed(tl_audit_checkpoints_t *checkpoints)
+{
+    on_timer(&checkpoints->timer);
+}
+
+void tl_audit_checkpoints_timer(const tl_audit_checkpoints_t *checkpoints, uint64_t *repeat_ms,
+                                uint64_t *due_in_ms)
+{
+    int running =
+        checkpoints->timer_started && uv_is_active((const uv_handle_t *)&checkpoints->timer);
+    *repeat_ms = running ? uv_timer_get_repeat(&checkpoints->timer) : 0;
+    *due_in_ms = running ? uv_timer_get_due_in(&checkpoints->timer) : 0;
 }
 
 void tl_audit_checkpoint_logged(void *data, int status, const tl_checkpoint_t *checkpoint,
@@ -536,7 +626,7 @@ tl_audit_checkpoints_t *tl_audit_checkpoints_start(uv_loop_t *loop, tl_worker_t 
         (rc = tl_datadir_path(data_dir, TL_DATADIR_AUDIT_LEAVES, leaves_path,
                               sizeof leaves_path)) != 0)
         goto out;
-    if ((cps->path = strdup(path)) == NULL) {
+    if ((cps->path = strdup(path)) == NULL || (cps->log_path = strdup(log_path)) == NULL) {
         rc = TL_ENOMEM;
         goto out;
     }
@@ -562,6 +652,11 @@ tl_audit_checkpoints_t *tl_audit_checkpoints_start(uv_loop_t *loop, tl_worker_t 
     uv_timer_start(&cps->timer, on_timer, TL_AUDIT_CHECKPOINT_INTERVAL_MS,
                    TL_AUDIT_CHECKPOINT_INTERVAL_MS);
     tl_worker_on_written(worker, on_written, cps);
+    /* What a relay stopped without its shutdown checkpoint (SIGKILL, a crash) or admin commands
+     * run while it was stopped left unsigned is signed now (docs/audit-format.md §14). A log
+     * never signed yet waits for the first timed, counted or shutdown one. */
+    if (cps->have_last)
+        submit_periodic(cps);
 out:
     if (rc != 0) {
         if (problem[0] == '\0')
@@ -582,6 +677,7 @@ void tl_audit_checkpoints_stop(tl_audit_checkpoints_t *checkpoints)
     if (checkpoints->timer_started) {
         uv_timer_stop(&checkpoints->timer);
         uv_close((uv_handle_t *)&checkpoints->timer, NULL);
+        checkpoints->timer_started = 0; /* once: a second stop is a no-op */
     }
 }
 
@@ -609,7 +705,7 @@ void tl_audit_checkpoints_final(tl_audit_checkpoints_t *checkpoints, tl_store_t 
     /* Nothing waits for the log: a failing one would not take the entry. */
     int rc = tl_audit_chain_waiting(chain) != 0 ? TL_EAUDIT : 0;
     if (rc == 0)
-        rc = make_checkpoint(checkpoints, IF_GREW, &made);
+        rc = make_checkpoint(checkpoints, store, IF_GREW, &made);
     if (rc == 0 && made && (rc = record_last(checkpoints, &final.details)) == 0 &&
         (rc = tl_store_unit_run(store, stage_final, &final)) == 0)
         rc = tl_audit_chain_flush(chain);
@@ -626,5 +722,6 @@ void tl_audit_checkpoints_free(tl_audit_checkpoints_t *checkpoints)
     EVP_PKEY_free(checkpoints->key);
     free(checkpoints->last_note);
     free(checkpoints->path);
+    free(checkpoints->log_path);
     free(checkpoints);
 }

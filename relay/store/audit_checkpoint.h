@@ -72,8 +72,13 @@ typedef struct tl_audit_checkpoints tl_audit_checkpoints_t;
 
 /*
  * On the loop, once the worker runs: loads the audit key, the tree and the last checkpoint of
- * data_dir, cuts a torn record off the checkpoints file, and starts the timer and the count of
- * entries. NULL with *err (and problem) on failure: the relay does not serve without it.
+ * data_dir, cuts a torn record off the checkpoints file, starts the timer and the count of
+ * entries, and asks for a first checkpoint (if the tree grew past the last one and its entry:
+ * entries a killed relay or admin commands left unsigned). NULL with *err (and problem) on
+ * failure: the relay does not serve without it.
+ *
+ * No checkpoint reaches past what the worker's chain wrote (tl_audit_chain_written): a line
+ * appended to the log by anyone else is never signed.
  */
 tl_audit_checkpoints_t *tl_audit_checkpoints_start(uv_loop_t *loop, tl_worker_t *worker,
                                                    const char *data_dir, int *err, char *problem,
@@ -98,10 +103,28 @@ int tl_audit_checkpoints_request(tl_audit_checkpoints_t *checkpoints, tl_audit_c
 int tl_audit_checkpoints_request_for_ticket(tl_audit_checkpoints_t *checkpoints,
                                             int64_t ticket_id, tl_audit_checkpoint_fn done,
                                             void *data);
+/*
+ * On the worker, inside a job's run (ctx its context): a checkpoint of the tree as the chain wrote
+ * it, now (a new one unless the last is of exactly this tree), its entry staged in the job's unit.
+ * For `audit verify` over SSH, so that every entry the relay wrote is signed before the log is
+ * checked. TL_EAUDIT when it cannot be made (the log fails, or holds what the relay did not
+ * write up to that point).
+ */
+int tl_audit_checkpoints_sign_now(tl_audit_checkpoints_t *checkpoints, tl_job_ctx_t *ctx);
+
 /* A tl_audit_checkpoint_fn for callers that only need a failure logged: data is a static text
  * saying when it was asked for ("at a session's end"). */
 void tl_audit_checkpoint_logged(void *data, int status, const tl_checkpoint_t *checkpoint,
                                 const char *note);
+
+/*
+ * The timed checkpoint, for tests (libuv's timer takes no injected clock): *repeat_ms is the
+ * timer's period and *due_in_ms the time until it fires next (0 and 0 when it is not running);
+ * tl_audit_checkpoints_interval_elapsed is what the timer runs each period, from the loop.
+ */
+void tl_audit_checkpoints_timer(const tl_audit_checkpoints_t *checkpoints, uint64_t *repeat_ms,
+                                uint64_t *due_in_ms);
+void tl_audit_checkpoints_interval_elapsed(tl_audit_checkpoints_t *checkpoints);
 
 /* From the loop, before the worker stops: no more timed or counted checkpoints. */
 void tl_audit_checkpoints_stop(tl_audit_checkpoints_t *checkpoints);

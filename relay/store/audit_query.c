@@ -622,9 +622,15 @@ static json_t *anchors_json(const tl_audit_anchor_report_t *report, int rc)
                         (json_int_t)report->last_entry, "reason", report->reason);
     else if (rc != 0)
         bad = json_pack("{s:s, s:s}", "category", "unreadable", "reason", report->reason);
-    return json_pack("{s:b, s:I, s:I, s:I, s:o}", "ok", rc == 0, "checked",
+    json_t *tail =
+        strcmp(report->category, "unsigned") != 0
+            ? json_null()
+            : json_pack("{s:I, s:I, s:b}", "first_entry", (json_int_t)report->first_entry,
+                        "last_entry", (json_int_t)report->last_entry, "serving", 0);
+    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:o, s:o}", "ok", rc == 0, "checked",
                      (json_int_t)report->checked, "log_entries", (json_int_t)report->log_entries,
-                     "last_size", (json_int_t)report->last_size, "bad", bad);
+                     "last_size", (json_int_t)report->last_size, "covered",
+                     (json_int_t)report->covered, "unsigned", tail, "bad", bad);
 }
 
 /* The kept checkpoint against the key and the log: 0, or TL_EVERIFY with its category and
@@ -765,6 +771,8 @@ int tl_audit_self_verify(const char *data_dir, const tl_audit_kept_t *kept, json
                     "audit checkpoints OK: %" PRIu64 " checked against %" PRIu64
                     " entries, the largest of size %" PRIu64 "\n",
                     anchors.checked, anchors.log_entries, anchors.last_size);
+        else if (anchors_rc == TL_EVERIFY && anchors.index == 0)
+            fprintf(text, "audit checkpoints BROKEN: %s: %s\n", anchors.category, anchors.reason);
         else if (anchors_rc == TL_EVERIFY)
             fprintf(text,
                     "audit checkpoints BROKEN at checkpoint %" PRIu64 " (size %" PRIu64

@@ -414,6 +414,14 @@ int tl_audit_tree_leaf(tl_audit_tree_t *tree, uint64_t index, tl_merkle_hash_t o
     return leaf_of_file(tree, index, out);
 }
 
+int tl_audit_tree_line_end(tl_audit_tree_t *tree, uint64_t index, uint64_t *end)
+{
+    tl_merkle_hash_t hash;
+    if (index >= tree->state.size)
+        return TL_EINVAL;
+    return read_record(tree->leaves_fd, index, hash, end);
+}
+
 int tl_audit_tree_root_at(tl_audit_tree_t *tree, uint64_t size, tl_merkle_hash_t out)
 {
     if (size > tree->state.size)

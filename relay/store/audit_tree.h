@@ -49,6 +49,8 @@ void tl_audit_tree_root(const tl_audit_tree_t *tree, tl_merkle_hash_t out);
 int tl_audit_tree_root_at(tl_audit_tree_t *tree, uint64_t size, tl_merkle_hash_t out);
 /* Leaf index's hash; TL_EINVAL outside the tree. */
 int tl_audit_tree_leaf(tl_audit_tree_t *tree, uint64_t index, tl_merkle_hash_t out);
+/* The log offset just past leaf index's line feed; TL_EINVAL outside the tree. */
+int tl_audit_tree_line_end(tl_audit_tree_t *tree, uint64_t index, uint64_t *end);
 /* proto/merkle.h's proofs over this tree's leaves. */
 int tl_audit_tree_inclusion_proof(tl_audit_tree_t *tree, uint64_t index, uint64_t size,
                                   tl_merkle_hash_t proof[TL_MERKLE_PROOF_MAX], size_t *count);

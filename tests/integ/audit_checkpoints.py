@@ -221,9 +221,11 @@ def case_two_roots_for_one_size_are_a_fork():
 
 
 @case
-def case_a_forged_entry_appended_after_the_last_checkpoint_is_not_caught_by_roots():
-    """What checkpoints cannot show (format §15): entries appended after the last one, with every
-    hash computed, verify until a later checkpoint or the auditor's head says otherwise."""
+def case_a_forged_entry_appended_after_the_last_checkpoint_is_unsigned():
+    """Entries appended after the last checkpoint, with every hash computed, verify as a chain,
+    but no checkpoint covers them (format §15): a stopped relay's log is signed to its end (the
+    last checkpoint's own entry aside), so both name the forged entry 18 as `unsigned`, after
+    the stored checkpoint 3 of size 16 (entry 17 is that checkpoint's own entry)."""
     relay, kept, vkey = checkpointed_relay()
 
     def forge(copy):
@@ -231,8 +233,37 @@ def case_a_forged_entry_appended_after_the_last_checkpoint_is_not_caught_by_root
         forged = lines[-2].replace(b'"seq":%d' % (len(lines) - 1), b'"seq":%d' % (len(lines) + 1))
         write_lines(copy, rechain(lines + [forged], len(lines)))
 
-    chain = expect(relay, kept, vkey, "appended", forge, ("ok",))
+    chain = expect(relay, kept, vkey, "appended", forge, ("unsigned", 0, 3, 16, 18, 18))
     check(chain == "ok", "the forged chain should verify on its own")
+    # The reason, in words, from both.
+    copy = os.path.join(WORK, "appended")
+    proc = subprocess.run([BIN + "/tierline-relay", "audit-verify", "--data", copy, "--key", vkey],
+                          capture_output=True, text=True, timeout=60)
+    check(proc.returncode == 1 and "unsigned: entries 18..18 (leaf index 17 on) are not covered "
+          "by a signed checkpoint" in proc.stderr, "audit-verify: %r" % (proc.stderr,))
+    cli = subprocess.run([sys.executable, VERIFIER, os.path.join(copy, "audit.log"),
+                          "--checkpoints", os.path.join(copy, "audit.checkpoints"), "--key", vkey],
+                         capture_output=True, text=True, timeout=120)
+    check(cli.returncode == 1 and "unsigned: entries 18..18 are not covered by a signed "
+          "checkpoint" in cli.stdout, "audit_verify.py: %r" % (cli.stdout,))
+
+
+@case
+def case_an_entry_written_while_the_relay_was_stopped_is_unsigned_until_it_starts():
+    """An admin command run while no relay serves appends an entry no checkpoint covers: both
+    verifiers say so, naming it; the next start signs it, and both say OK again."""
+    relay, kept, vkey = checkpointed_relay()
+    relay_cmd(relay.dir, "enroll-code")
+    c, p, chain = both_verdicts(relay.dir, kept, vkey)
+    check(c == p == ("unsigned", 0, 3, 16, 18, 18) and chain == "ok",
+          "after an admin command: audit-verify %r, audit_verify.py %r" % (c, p))
+    relay.start()
+    tlcase.wait_for("the start's checkpoint", lambda: len(audit_verify.read_notes(
+        os.path.join(relay.dir, "audit.checkpoints"))) == 4, timeout=60)
+    check(relay.kill(signal.SIGTERM) == 0, "the relay did not stop cleanly")
+    c, p, chain = both_verdicts(relay.dir, kept, vkey)
+    check(c == p == ("ok",) and chain == "ok", "after a start: audit-verify %r, audit_verify.py %r"
+          % (c, p))
 
 
 @case

@@ -366,7 +366,31 @@ def verify_checkpoints(path, files, vkey):
             good = max([size for size in matched if size < item[3]], default=0)
             return bad(item, "root-mismatch", good + 1, item[3])
         result["last_size"] = max(result["last_size"], item[3])
+    # Nothing past the largest checkpoint but its own audit.checkpoint entry (format §15).
+    largest = max(found, key=lambda item: item[3], default=(0, 0, None, 0, None))
+    covered = result["last_size"] + own_entry_follows(path, largest)
+    result["covered"] = covered
+    if entries > covered:
+        return bad(largest, "unsigned", covered + 1, entries)
     return result
+
+
+def own_entry_follows(path, item):
+    """1 if the log's entry after the first item[3] is checkpoint item's own entry, else 0."""
+    if item[4] is None:
+        return 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f):
+            if number == item[3] and raw.endswith(b"\n"):
+                try:
+                    entry = json.loads(raw)
+                    details = entry["details"]
+                    return int(entry["action"] == "audit.checkpoint" and
+                               details["size"] == item[3] and
+                               details["root"] == base64.b64encode(item[4]).decode())
+                except (ValueError, KeyError, TypeError):
+                    return 0  # not an entry at all: the chain's check names it
+    return 0
 
 
 def describe_checkpoints(result, files):
@@ -376,6 +400,10 @@ def describe_checkpoints(result, files):
         return (f"audit checkpoints OK: {result['checked']} checked against "
                 f"{result['log_entries']} entries, the largest of size {result['last_size']}")
     where = f"checkpoint {result['index']} of {files[result['file']]} (size {result['size']})"
+    if result["category"] == "unsigned":
+        return (f"audit checkpoints BROKEN after {where}: unsigned: entries "
+                f"{result['first_entry']}..{result['last_entry']} are not covered by a signed "
+                f"checkpoint: the log is proven up to entry {result['first_entry'] - 1}")
     text = f"audit checkpoints BROKEN at {where}: {result['category']}"
     if result["first_entry"]:
         text += f": entries {result['first_entry']}..{result['last_entry']}"

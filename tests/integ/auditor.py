@@ -17,7 +17,9 @@ import signal
 import subprocess
 import sys
 
+import audit_verify
 import relay_agent
+from audit_checkpoints import rechain
 from relay_agent import Agent, Relay
 import technicians
 import tlcase
@@ -89,13 +91,15 @@ class AuditRelay:
         self.wait_ssh()
         wait_for("the device to be online again", lambda: self.relay.devices()[0]["online"])
 
-    def ssh(self, user, *words, status=0, input=None):
-        """One command as user: (exit status, stdout bytes, stderr text)."""
-        argv = ["ssh", "-F", "/dev/null", "-i", self.keys[user], "-p", str(self.relay.ssh_port),
+    def ssh_argv(self, user, *words):
+        return ["ssh", "-F", "/dev/null", "-i", self.keys[user], "-p", str(self.relay.ssh_port),
                 "-o", "UserKnownHostsFile=" + self.known_hosts, "-o", "StrictHostKeyChecking=yes",
                 "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
                 user + "@127.0.0.1"] + list(words)
-        proc = subprocess.run(argv, capture_output=True, timeout=60,
+
+    def ssh(self, user, *words, status=0, input=None):
+        """One command as user: (exit status, stdout bytes, stderr text)."""
+        proc = subprocess.run(self.ssh_argv(user, *words), capture_output=True, timeout=60,
                               **({"input": input} if input is not None
                                  else {"stdin": subprocess.DEVNULL}))
         if status is not None and proc.returncode != status:
@@ -290,6 +294,48 @@ def case_verify_with_a_kept_checkpoint_and_a_tampered_log():
           verdict["checkpoints"]["bad"]["category"] == "root-mismatch", "json: %r" % verdict)
     _, _, err = a.ssh("audrey", "audit", "verify", "--from-checkpoint", "-", input=note, status=1)
     check("your checkpoint BROKEN" in err and "root-mismatch" in err, "kept: %r" % err)
+
+
+@case
+def case_a_line_appended_to_the_live_log_is_named_unsigned_and_never_signed():
+    """While the relay serves, someone appends a forged entry (every hash recomputed) to its log.
+    `audit verify` signs what the relay wrote first, so the forged line is the one named: entry
+    N+1, `unsigned`, "not covered by a signed checkpoint"; the relay's new checkpoint stops at N."""
+    a = AuditRelay()
+    _, note, _ = a.ssh("audrey", "audit", "checkpoint")
+
+    def logins():
+        return sum(e["action"] == "login.ok" and e["actor"] == "tech:audrey" for e in a.entries())
+
+    before = logins()
+    # The kept checkpoint arrives on stdin, so the check waits for it: the login is written first.
+    proc = subprocess.Popen(a.ssh_argv("audrey", "audit", "verify", "--from-checkpoint", "-",
+                                       "--json"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_for("audrey's login", lambda: logins() == before + 1)
+        lines = a.log_bytes().split(b"\n")[:-1]
+        forged = lines[-1].replace(b'"seq":%d,' % len(lines), b'"seq":%d,' % (len(lines) + 1), 1)
+        forged = rechain(lines + [forged], len(lines))[-1]
+        with open(os.path.join(a.relay.dir, "audit.log"), "ab") as f:
+            f.write(forged + b"\n")
+        out, err = proc.communicate(note, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    check(proc.returncode == 1 and out, "audit verify: exit %d, %r" % (proc.returncode, err))
+    verdict = json.loads(out)
+    bad = verdict["checkpoints"]["bad"]
+    first = len(lines) + 1
+    check(verdict["entries"] == first and verdict["reason"] is None and
+          bad["category"] == "unsigned" and bad["first_entry"] == bad["last_entry"] == first and
+          "not covered by a signed checkpoint" in bad["reason"] and
+          verdict["checkpoints"]["covered"] == len(lines) and
+          verdict["from_checkpoint"]["ok"] is True, "verdict: %r" % verdict)
+    stored = audit_verify.read_notes(os.path.join(a.relay.dir, "audit.checkpoints"))
+    check(int(stored[-1].split(b"\n")[1]) == len(lines),
+          "the relay signed %r, expected size %d" % (stored[-1], len(lines)))
 
 
 @case

@@ -329,6 +329,45 @@ def case_stdin_is_forwarded_with_its_end():
 
 
 @case
+def case_audit_verify_sends_a_kept_checkpoint_file():
+    """`tierline audit verify --from-checkpoint FILE` reads FILE and sends it as the command's
+    stdin with `-` (the relay cannot read the auditor's files); `-` passes this stdin through."""
+    relay = Relay(audrey="auditor").start()
+    env = relay_env(relay, user="audrey")
+    # A new relay has signed nothing yet; `audit verify` signs what it wrote first.
+    expect(console("audit", "verify", env=env), 0, "audit verify")
+    kept, _ = expect(console("audit", "checkpoint", env=env), 0, "audit checkpoint")
+    path = os.path.join(WORK, "kept.note")
+    with open(path, "wb") as f:
+        f.write(kept)
+    out, _ = expect(console("audit", "verify", "--from-checkpoint", path, env=env), 0,
+                    "verify --from-checkpoint FILE")
+    check(b"your checkpoint OK" in out, "verify: %r" % out)
+    out, _ = expect(console("audit", "verify", "--from-checkpoint", path, "--json", env=env), 0,
+                    "verify --json")
+    verdict = json.loads(out)
+    check(verdict["ok"] is True and verdict["from_checkpoint"]["ok"] is True and
+          verdict["from_checkpoint"]["size"] == int(kept.split(b"\n")[1]), "verdict: %r" % verdict)
+    out, _ = expect(console("audit", "verify", "--from-checkpoint", "-", env=env, input=kept), 0,
+                    "verify --from-checkpoint -")
+    check(b"your checkpoint OK" in out, "verify -: %r" % out)
+    # Bad input: a missing file, no FILE, a file that is no note; the relay is asked nothing for
+    # the first two.
+    before = len(relay.exec_lines())
+    _, err = expect(console("audit", "verify", "--from-checkpoint", path + ".missing", env=env),
+                    2, "missing file")
+    check("cannot read " + path + ".missing" in err, "missing: %r" % err)
+    _, err = expect(console("audit", "verify", "--from-checkpoint", env=env), 2, "no FILE")
+    check("--from-checkpoint needs one FILE" in err, "no FILE: %r" % err)
+    check(len(relay.exec_lines()) == before, "a refused command reached the relay")
+    junk = os.path.join(WORK, "junk.note")
+    with open(junk, "wb") as f:
+        f.write(b"hello\n")
+    _, err = expect(console("audit", "verify", "--from-checkpoint", junk, env=env), 2, "junk")
+    check("not a checkpoint note" in err, "junk: %r" % err)
+
+
+@case
 def case_keepalives_notice_a_relay_that_stopped_answering():
     relay = Relay(alice="tier2").start()
     ticket_id, _ = make_ticket(relay)

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -28,17 +29,21 @@ SOURCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)
 PROOF_TOOL = os.path.join(SOURCE, "docs", "audit_proof.py")
 
 
-def recorded_session(**desk_options):
-    """A desk whose ticket has one joined session, typed at a terminal and recorded; returns the
-    desk, the session's grant and the recording's hash as its session.end entry gives it.
-    desk_options go to Desk()."""
+def type_command(term):
+    term.type("echo typed-$((6*7))\n")
+    term.expect("typed-42")
+
+
+def recorded_session(typing=type_command, **desk_options):
+    """A desk whose ticket has one joined session, typed at a terminal (typing(term), then exit)
+    and recorded; returns the desk, the session's grant and the recording's hash as its
+    session.end entry gives it. desk_options go to Desk()."""
     desk = Desk(**desk_options)
     term = Terminal(desk.ssh_argv("bob", tty=True) + ["join", desk.ticket])
     try:
         desk.agent.cli("approve", desk.agent.question("bob")["id"])
         term.expect("granted")
-        term.type("echo typed-$((6*7))\n")
-        term.expect("typed-42")
+        typing(term)
         term.type("exit\n")
         term.wait()
     finally:
@@ -83,6 +88,10 @@ def flip_in_recording(desk, sha256, old, new):
 @case
 def case_an_auditor_finds_replays_and_proves_a_session():
     desk, grant, recording = recorded_session()
+    # The session's end ends its grant on the machine: its grant.end entry is a marker too.
+    wait_for("the grant's end on the record",
+             lambda: [e for e in desk.audit() if e["action"] == "grant.end" and
+                      e["details"].get("grant") == grant])
     # Found by ticket, with nothing but SSH.
     found = desk.ssh_json("audrey", "audit", "search", "--ticket", desk.ticket)["entries"]
     sessions = {e["details"]["grant"] for e in found if e["action"] == "session.start"}
@@ -92,7 +101,8 @@ def case_an_auditor_finds_replays_and_proves_a_session():
     check("echo typed-$((6*7))" in out and "typed-42" in out, "replay shows %r" % out[-2000:])
     check("[marker 1 at " in out and "audit: consent.granted by " in out,
           "no consent marker in %r" % out[-2000:])
-    check("audit: grant.end" in out or "grant.end" not in [e["action"] for e in desk.audit()],
+    check(re.search(r"\[marker \d+ at \d+:[0-9.]+: audit: grant\.end by \S+ \(seq \d+\)\]",
+                    out),
           "no grant-end marker in %r" % out[-2000:])
     replays = [e for e in desk.audit() if e["action"] == "session.replay"]
     check(len(replays) == 1 and replays[0]["actor"] == "tech:audrey" and
@@ -143,7 +153,8 @@ def case_an_auditor_finds_replays_and_proves_a_session():
     _, out, _ = desk.ssh("audrey", "audit", "prove", "--session", grant, "--json")
     proofs = json.loads(out)["proofs"]
     actions = [json.loads(p["entry"])["action"] for p in proofs]
-    for wanted in ("consent.granted", "session.start", "session.end", "session.recorded"):
+    for wanted in ("consent.granted", "session.start", "session.end", "session.recorded",
+                   "grant.end"):
         check(wanted in actions, "%s not proved: %r" % (wanted, actions))
     vkey = audit_pubkey(desk)
     for i, proof in enumerate(proofs):
@@ -155,6 +166,30 @@ def case_an_auditor_finds_replays_and_proves_a_session():
              if json.loads(p["entry"])["action"] == "session.recorded"]
     check(named[0]["details"]["sha256"] == hashlib.sha256(blob).hexdigest(),
           "the proved entry does not name the recording's bytes")
+
+
+@case
+def case_input_typed_while_echo_is_off_is_a_marker_and_never_shown():
+    """`read -s` turns echo off: what is typed then is recorded as "input hidden: N bytes", a
+    marker of the replay, and the replay shows neither it nor the secret (as
+    integ.technicians.case_a_password_typed_in_a_session_is_never_recorded records it)."""
+    password = "Zq7-hunter-61x"
+
+    desk, grant, _ = recorded_session(typing=lambda term: technicians.type_a_secret(term, password))
+    hidden = "input hidden: %d bytes" % (len(password) + 1)
+    _, out, _ = desk.ssh("audrey", "replay", grant, "--speed", "4", "--idle-limit", "0.5")
+    check(re.search(r"\[marker \d+ at \d+:[0-9.]+: %s\]" % hidden, out) and
+          "got-%d" % len(password) in out,
+          "no %r marker in %r" % (hidden, out[-2000:]))
+    check(password not in out, "the replay shows the secret")
+    found = json.loads(desk.ssh("audrey", "replay", grant, "--search", "got-", "--json")[1])
+    check([m for m in found["markers"] if m["text"] == hidden and m["source"] != "audit"],
+          "markers: %r" % found["markers"])
+    # --from the marker, by its text: the replay starts there.
+    _, late, _ = desk.ssh("audrey", "replay", grant, "--from", shlex.quote("input hidden"))
+    first = late.lstrip("\r\n").split("\n", 1)[0]
+    check(first.startswith("[marker ") and hidden in first,
+          "--from input hidden: %r" % late[:300])
 
 
 @case

@@ -495,6 +495,22 @@ def terminal_reads_a_secret(pid):
     return bool(lflag & termios.ICANON) and not lflag & termios.ECHO
 
 
+def type_a_secret(term, password):
+    """In a joined shell: bash's `read -s` (echo off), then password typed and read."""
+    # bash with its line editor: echo off in raw mode, and still recorded.
+    term.type("exec bash --norc --noprofile\n")
+    term.type("echo shell-pid-$$\n")
+    # Its output, not the echo of the command line: digits after the dash.
+    pid_line = re.compile(rb"shell-pid-(\d+)\r?\n")
+    wait_for("bash's process id",
+             lambda: pid_line.search(term.seen) or (term.read_some() and False))
+    shell_pid = int(pid_line.search(term.seen).group(1))
+    term.type("read -s secret; echo got-${#secret}\n")
+    wait_for("read -s to turn echo off", lambda: terminal_reads_a_secret(shell_pid))
+    term.type(password + "\n")
+    term.expect("got-%d" % len(password))
+
+
 @case
 def case_a_password_typed_in_a_session_is_never_recorded():
     # docs/technicians.md, "Typed passwords are not recorded": input typed while
@@ -507,18 +523,7 @@ def case_a_password_typed_in_a_session_is_never_recorded():
         term.expect("granted")
         term.type("echo before-$((20+1))\n")
         term.expect("before-21")
-        # bash with its line editor: echo off in raw mode, and still recorded.
-        term.type("exec bash --norc --noprofile\n")
-        term.type("echo shell-pid-$$\n")
-        # Its output, not the echo of the command line: digits after the dash.
-        pid_line = re.compile(rb"shell-pid-(\d+)\r?\n")
-        wait_for("bash's process id",
-                 lambda: pid_line.search(term.seen) or (term.read_some() and False))
-        shell_pid = int(pid_line.search(term.seen).group(1))
-        term.type("read -s secret; echo got-${#secret}\n")
-        wait_for("read -s to turn echo off", lambda: terminal_reads_a_secret(shell_pid))
-        term.type(password + "\n")
-        term.expect("got-%d" % len(password))
+        type_a_secret(term, password)
         term.type("echo after-$((30+3))\n")
         term.expect("after-33")
         term.type("exit\n")

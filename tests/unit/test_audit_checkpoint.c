@@ -1,7 +1,8 @@
 /*
  * The relay's checkpoints (relay/store/audit_checkpoint.h) with a real data directory, store,
  * chain and storage worker: a request signs the log as written, a thousand entries make one on
- * their own, the shutdown makes the last, and none is made while the log cannot be written.
+ * their own, so does each 5-minute period if the tree grew, the shutdown makes the last, and none
+ * is made while the log cannot be written.
  */
 #include "tl_test.h"
 
@@ -244,6 +245,49 @@ static void test_a_request_signs_the_log_as_written(void **state)
     json_decref(last);
 }
 
+/*
+ * The timed checkpoint: the timer runs every 5 minutes from the start; each time it fires it makes
+ * one if the tree grew past the last checkpoint and its entry, and none if not. The test fires it
+ * itself (no waiting, no timing), and finishes each round with a job behind it on the worker.
+ */
+static void test_every_five_minutes_a_checkpoint_if_the_tree_grew(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t repeat = 0, due = 0;
+    tl_audit_checkpoints_timer(f->cps, &repeat, &due);
+    assert_int_equal(repeat, 5 * 60 * 1000);
+    assert_true(due > 0 && due <= 5 * 60 * 1000);
+    /* Nothing signed yet: the first period signs the log (relay.init). */
+    tl_audit_checkpoints_interval_elapsed(f->cps);
+    TL_ASSERT_OK(write_entries(f, 0));
+    assert_int_equal(stored_notes(f), 1);
+    /* Only its own entry since: nothing new. */
+    tl_audit_checkpoints_interval_elapsed(f->cps);
+    TL_ASSERT_OK(write_entries(f, 0));
+    assert_int_equal(stored_notes(f), 1);
+    /* Grown: the next period signs it all (1 + its entry + 3). */
+    TL_ASSERT_OK(write_entries(f, 3));
+    tl_audit_checkpoints_interval_elapsed(f->cps);
+    TL_ASSERT_OK(write_entries(f, 0));
+    assert_int_equal(stored_notes(f), 2);
+    char *note = NULL;
+    size_t len = 0;
+    json_t *details = NULL;
+    TL_ASSERT_OK(tl_audit_checkpoints_last(f->checkpoints, &note, &len));
+    TL_ASSERT_OK(tl_audit_checkpoint_details(note, len, &details));
+    assert_int_equal(json_integer_value(json_object_get(details, "size")), 5);
+    json_decref(details);
+    free(note);
+    /* Stopped (shutting down): the timer is gone and a late period asks nothing. */
+    tl_audit_checkpoints_stop(f->cps);
+    tl_audit_checkpoints_timer(f->cps, &repeat, &due);
+    assert_int_equal(repeat, 0);
+    TL_ASSERT_OK(write_entries(f, 2));
+    tl_audit_checkpoints_interval_elapsed(f->cps);
+    TL_ASSERT_OK(write_entries(f, 0));
+    assert_int_equal(stored_notes(f), 2);
+}
+
 static void test_a_thousand_entries_make_a_checkpoint(void **state)
 {
     struct fixture *f = *state;
@@ -347,6 +391,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_an_export_proves_each_entry_about_a_ticket_at_every_size,
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(test_a_thousand_entries_make_a_checkpoint, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_every_five_minutes_a_checkpoint_if_the_tree_grew, setup,
+                                    teardown),
     cmocka_unit_test_setup_teardown(test_shutdown_makes_the_last_checkpoint, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_checkpoint_while_the_log_cannot_be_written, setup,
                                     teardown),

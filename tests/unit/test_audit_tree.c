@@ -328,11 +328,27 @@ static void test_a_log_that_matches_its_checkpoints_verifies(void **state)
     struct fixture *f = *state;
     tl_audit_anchor_report_t report;
     checkpointed_log(f);
-    append_lines(f->log, 31, 34); /* entries after the last checkpoint are fine */
     TL_ASSERT_OK(anchors(f, NULL, &report));
     assert_int_equal(report.checked, 3);
     assert_int_equal(report.last_size, 30);
-    assert_int_equal(report.log_entries, 34);
+    assert_int_equal(report.covered, 30);
+    assert_int_equal(report.log_entries, 30);
+}
+
+static void test_entries_after_the_last_checkpoint_are_unsigned(void **state)
+{
+    struct fixture *f = *state;
+    tl_audit_anchor_report_t report;
+    checkpointed_log(f);
+    append_lines(f->log, 31, 34); /* no checkpoint covers them: not proven */
+    TL_ASSERT_RC(TL_EVERIFY, anchors(f, NULL, &report));
+    assert_string_equal(report.category, "unsigned");
+    assert_int_equal(report.index, 3);
+    assert_int_equal(report.size, 30);
+    assert_int_equal(report.covered, 30);
+    assert_int_equal(report.first_entry, 31);
+    assert_int_equal(report.last_entry, 34);
+    assert_non_null(strstr(report.reason, "not covered by a signed checkpoint"));
 }
 
 static void test_an_edit_under_a_checkpoint_is_placed_between_checkpoints(void **state)
@@ -477,6 +493,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_checkpoints_file_reads_whole_records_only, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_a_log_that_matches_its_checkpoints_verifies, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_entries_after_the_last_checkpoint_are_unsigned, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_an_edit_under_a_checkpoint_is_placed_between_checkpoints,
                                     setup, teardown),
