@@ -354,7 +354,7 @@ static int open_storage(struct relay *relay)
 {
     char path[4096];
     const char *dir = relay->config.data_dir;
-    /* Level 1: a transcript of binary output (1 MiB kept, about 3.9 MB of escaped JSON) deflates
+    /* Level 1: a transcript of binary output (1 MiB kept, about 2.5 MB of JSON) deflates
      * in about a quarter of the storage thread's time at level 6, about 25% larger
      * (docs/benchmarks.md, "Profiles"). Text compresses nearly as well either way. */
     tl_evidence_options_t evidence_options = {.max_item_bytes = relay->config.max_upload_bytes,
