@@ -584,8 +584,13 @@ char *tl_text_json_dumps(const json_t *value, size_t flags)
         return NULL;
     const uint8_t *p = (const uint8_t *)text;
     size_t len = strlen(text), extra = 0, consumed;
-    /* Outside strings JSON is ASCII without controls, so whatever is escaped is inside one. */
+    /* Outside strings JSON is ASCII without controls, so whatever is escaped is inside one.
+     * ASCII below DEL is never escaped: those bytes are passed over without decoding. */
     for (size_t at = 0; at < len; at += consumed) {
+        if (p[at] < 0x7f) {
+            consumed = 1;
+            continue;
+        }
         uint32_t code = json_code(p + at, len - at, &consumed);
         if (json_escaped(p + at, code, consumed))
             extra += 6 - consumed;
@@ -595,6 +600,15 @@ char *tl_text_json_dumps(const json_t *value, size_t flags)
     char *safe = malloc(len + extra + 1);
     size_t used = 0;
     for (size_t at = 0; safe != NULL && at < len; at += consumed) {
+        if (p[at] < 0x7f) {
+            size_t run = 1;
+            while (at + run < len && p[at + run] < 0x7f)
+                run++;
+            memcpy(safe + used, p + at, run);
+            used += run;
+            consumed = run;
+            continue;
+        }
         uint32_t code = json_code(p + at, len - at, &consumed);
         if (json_escaped(p + at, code, consumed)) {
             snprintf(safe + used, 7, "\\u%04X", (unsigned)(code & 0xffff));

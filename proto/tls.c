@@ -16,9 +16,9 @@
 #include <openssl/x509.h>
 
 /* One socket read; OpenSSL copies it at once, so every connection shares it. */
-#define READ_BUFFER_SIZE (64u * 1024u)
+#define READ_BUFFER_SIZE (256u * 1024u)
 /* Plaintext handed to on_read in one call. */
-#define PLAIN_BUFFER_SIZE (64u * 1024u)
+#define PLAIN_BUFFER_SIZE (256u * 1024u)
 /* Records are gathered here and written with one syscall per flush. */
 #define STAGE_BUFFER_SIZE (256u * 1024u)
 

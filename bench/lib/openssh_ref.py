@@ -84,16 +84,12 @@ def stop_processes(procs, timeout=10.0):
 
 
 # The raw TCP source of the two-hop path: sends the file named by argv[2] to
-# every connection on 127.0.0.1:argv[1] with sendfile(), one at a time, then
+# every connection on 127.0.0.1:argv[1] with sendfile(), each connection on a
+# thread of its own (many technicians stream at once in bench/sessions), then
 # closes it. Its CPU is counted with the path's.
 RAW_SOURCE = """
-import os, socket, sys
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", int(sys.argv[1])))
-server.listen(16)
-while True:
-    conn, _ = server.accept()
+import os, socket, sys, threading
+def send(conn):
     try:
         with open(sys.argv[2], "rb") as f:
             size, offset = os.fstat(f.fileno()).st_size, 0
@@ -103,6 +99,13 @@ while True:
     except OSError:
         pass
     conn.close()
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen(128)
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=send, args=(conn,), daemon=True).start()
 """
 
 
@@ -260,20 +263,29 @@ class OpenSSHFleet(OpenSSHPath):
     has an sshd of its own and an `ssh -N -R` of its own exposing it on a
     bastion-side port, and is reached as host `endpointNN` (NN = i + 1)
     through `ProxyCommand ssh -W`. The endpoints share one host key (a
-    throwaway one, like every key here)."""
+    throwaway one, like every key here). With raw_source (a file), each
+    endpoint's `ssh -R` also exposes a raw TCP source sending that file
+    (one source process serves them all), reached by host_two_hop_argv()."""
 
-    def __init__(self, count, cipher=None, work=None):
-        super().__init__(cipher, work)
+    def __init__(self, count, cipher=None, work=None, raw_source=None):
+        super().__init__(cipher, work, raw_source)
         self.count = count
         width = max(2, len(str(count)))
         self.hosts = ["endpoint%0*d" % (width, i + 1) for i in range(count)]
 
     def start(self):
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        ports = free_ports(2 * self.count + 1)
+        # One call, so that no two of the ports are the same.
+        ports = free_ports(2 * self.count + 1 + ((self.count + 1) if self.raw_source else 0))
         self.bastion_port = ports[0]
         self.endpoint_ports = ports[1:self.count + 1]
-        self.forward_ports = ports[self.count + 1:]
+        self.forward_ports = ports[self.count + 1:2 * self.count + 1]
+        if self.raw_source:
+            self.source_port = ports[2 * self.count + 1]
+            self.raw_forward_ports = ports[2 * self.count + 2:]
+            self._spawn("source", [sys.executable, "-c", RAW_SOURCE, str(self.source_port),
+                                   self.raw_source])
+            wait_until("the raw source", lambda: self._listening("source", self.source_port))
         bastion_key = keygen(self.path("bastion_host"))
         endpoint_key = keygen(self.path("endpoint_host"))
         user_key = keygen(self.path("user"))
@@ -304,6 +316,9 @@ class OpenSSHFleet(OpenSSHPath):
                 self._write_ssh_config()
             self._await(host + "_tunnel", lambda i=i: self.forward_ports[i], move_forward,
                         lambda i=i: self._spawn_tunnel(i))
+            if self.raw_source:
+                wait_until(host + "'s raw source tunnel", lambda i=i, host=host: self._listening(
+                    host + "_tunnel", self.raw_forward_ports[i]))
         return self
 
     def _spawn_sshd(self, which):
@@ -317,11 +332,13 @@ class OpenSSHFleet(OpenSSHPath):
 
     def _spawn_tunnel(self, index):
         cipher = ["-o", "Ciphers=" + self.cipher] if self.cipher else []
+        forwards = ["-R", "127.0.0.1:%d:127.0.0.1:%d" % (self.forward_ports[index],
+                                                          self.endpoint_ports[index])]
+        if self.raw_source:
+            forwards += ["-R", "127.0.0.1:%d:127.0.0.1:%d" % (self.raw_forward_ports[index],
+                                                               self.source_port)]
         self._spawn(self.hosts[index] + "_tunnel", ["ssh", "-F", self.path("ssh_config")] +
-                    cipher + ["-N", "-o", "ExitOnForwardFailure=yes", "-R",
-                              "127.0.0.1:%d:127.0.0.1:%d" % (self.forward_ports[index],
-                                                             self.endpoint_ports[index]),
-                              "bastion"])
+                    cipher + ["-N", "-o", "ExitOnForwardFailure=yes"] + forwards + ["bastion"])
 
     def _await(self, name, port, move, respawn, attempts=5):
         """Waits until name answers on port(). If it ended instead (most
@@ -359,11 +376,17 @@ class OpenSSHFleet(OpenSSHPath):
         return ["ssh", "-F", self.path("ssh_config")] + cipher + [self.hosts[index], "--"] + list(
             command)
 
+    def host_two_hop_argv(self, index):
+        """The technician's `ssh -W` through the bastion to endpoint index's raw source."""
+        cipher = ["-c", self.cipher] if self.cipher else []
+        return ["ssh", "-F", self.path("ssh_config")] + cipher + [
+            "-W", "127.0.0.1:%d" % self.raw_forward_ports[index], "bastion"]
+
     def client_argv(self, *command):
         return self.host_client_argv(0, *command)
 
     def stop(self):
-        names = ([host + "_tunnel" for host in self.hosts] +
+        names = ([host + "_tunnel" for host in self.hosts] + ["source"] +
                  [host + "_sshd" for host in self.hosts] + ["bastion_sshd"])
         stop_processes([self.procs.get(name) for name in names])
         for log in self.logs:

@@ -12,6 +12,7 @@
 #include "proto/format.h"
 #include "proto/log.h"
 #include "proto/mux.h"
+#include "proto/text.h"
 #include "relay/desk/triage.h"
 
 #include <stdio.h>
@@ -199,7 +200,10 @@ int tl__session_work_transcript(struct sjob *job, tl_job_ctx_t *ctx)
         json_object_set_new(doc, "signals", json_array());
     json_object_set_new(doc, "stdout", capture_json(&s->out));
     json_object_set_new(doc, "stderr", capture_json(&s->err));
-    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    /* UTF-8 as it is, but safe on a terminal (DEL, C1 controls and the like as \uXXXX): Jansson's
+     * JSON_ENSURE_ASCII formats every non-ASCII character with snprintf, which made up most of
+     * the relay's cost for a transcript of binary output (docs/benchmarks.md, "Profiles"). */
+    char *text = tl_text_json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(doc);
     if (text == NULL)
         return TL_ENOMEM;

@@ -285,6 +285,65 @@ static void test_json_dumps_escapes_what_jansson_leaves_raw(void **state)
     json_decref(value);
 }
 
+/* Appends code point c as UTF-8. */
+static size_t put_utf8(char *out, uint32_t c)
+{
+    if (c < 0x80) {
+        out[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        out[0] = (char)(0xc0 | (c >> 6));
+        out[1] = (char)(0x80 | (c & 0x3f));
+        return 2;
+    }
+    if (c < 0x10000) {
+        out[0] = (char)(0xe0 | (c >> 12));
+        out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (c & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (c >> 18));
+    out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (c & 0x3f));
+    return 4;
+}
+
+static void test_json_dumps_of_long_mixed_text_means_the_same(void **state)
+{
+    (void)state;
+    /* Runs of ASCII of every length between what is escaped or multi-byte, as a transcript of
+     * binary output has them: DEL, C0 and C1 controls, U+FFFD, bidi controls, 4-byte forms. */
+    const uint32_t others[] = {0x7f, 0x1b, 0x01, 0x9b, 0x85, 0xfffd, 0x202e, 0xe9, 0x1f600, 0x2028};
+    size_t size = 64 * 1024, used = 0;
+    char *text = malloc(size + 8);
+    assert_non_null(text);
+    uint32_t seed = 7;
+    while (used < size) {
+        seed = seed * 1103515245u + 12345u;
+        size_t run = (seed >> 16) % 9;
+        for (size_t i = 0; i < run && used < size; i++)
+            text[used++] = (char)(0x20 + (seed >> (i % 8)) % 0x5f); /* printable ASCII */
+        used += put_utf8(text + used, others[(seed >> 8) % (sizeof others / sizeof others[0])]);
+    }
+    json_t *value = json_pack("{s:s%}", "text", text, used);
+    assert_non_null(value);
+    for (int pretty = 0; pretty < 2; pretty++) {
+        char *out = tl_text_json_dumps(value, pretty ? JSON_INDENT(2) : JSON_COMPACT);
+        assert_non_null(out);
+        assert_true(terminal_safe(out, strlen(out), pretty ? TL_TEXT_BODY : TL_TEXT_LINE));
+        json_error_t error;
+        json_t *back = json_loads(out, 0, &error);
+        assert_non_null(back);
+        assert_true(json_equal(back, value));
+        json_decref(back);
+        free(out);
+    }
+    json_decref(value);
+    free(text);
+}
+
 static void test_stream_in_pieces_matches_whole(void **state)
 {
     (void)state;
@@ -415,6 +474,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stream_in_pieces_matches_whole),
     cmocka_unit_test(test_escape_respects_the_buffer_cap),
     cmocka_unit_test(test_json_line_is_the_dump_and_a_newline),
+    cmocka_unit_test(test_json_dumps_of_long_mixed_text_means_the_same),
     cmocka_unit_test(test_html_escapes_markup_and_control_bytes),
     cmocka_unit_test(test_html_keeps_plain_text_and_lines),
     cmocka_unit_test(test_html_is_all_or_nothing_under_the_cap),
