@@ -217,7 +217,8 @@ static const tl_admin_command_t serve = {
     .name = "serve",
     .usage = "serve [--config FILE] [--data DIR] [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] "
              "[--heartbeat-ms N] "
-             "[--handshake-timeout-ms N] [--ssh-max-connections N] [--ssh-preauth-per-address N] "
+             "[--handshake-timeout-ms N] [--agent-max-connections N] [--ssh-max-connections N] "
+             "[--ssh-preauth-per-address N] "
              "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
              "[--take-wait-ms N] [--metrics-listen ADDR:PORT [--metrics-public]] [--web-listen "
              "ADDR:PORT "
