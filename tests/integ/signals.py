@@ -253,6 +253,35 @@ def case_signal_request_stops_a_command_without_a_terminal():
 
 
 @case
+def case_signal_request_in_a_shell_is_a_marker_in_its_recording():
+    desk = Desk()
+    client = SignalClient(desk, "bob", "join %s" % desk.ticket, pty=True)
+    try:
+        approve_first(desk)
+        # The relay has the agent's confirmation: the session is open.
+        wait_for("the shell session to start on the relay",
+                 lambda: re.search(r"session started tech=bob .* type=shell",
+                                   desk.relay.log_text()), timeout=90)
+        shells = wait_for("the shell under the agent",
+                          lambda: children_running(desk.agent.proc.pid, ["-sh"]))
+        # A signal goes to the terminal's foreground job, as Ctrl-C would: until the shell
+        # prompts, that may be a command of its start-up files rather than the shell itself.
+        client.expect(rb"[#$] $")
+        client.signal(b"KILL")
+        status, err = client.finish()
+    finally:
+        if client.proc.poll() is None:
+            client.proc.kill()
+    check(status == 0 and "exit-status %d" % (128 + signal.SIGKILL) in err,
+          "client: status %d, stderr %r" % (status, err))
+    check(not any(alive(pid) for pid in shells), "the shell still runs")
+    recordings = wait_for("the recording on the ticket", lambda: desk.evidence_of_kind("recording"))
+    cast = gzip.decompress(desk.relay.evidence_bytes(recordings[0]["hash"])).decode()
+    markers = [e[2] for e in (json.loads(line) for line in cast.splitlines()[1:]) if e[1] == "m"]
+    check("signal KILL" in markers, "no signal marker in the recording: %r" % markers)
+
+
+@case
 def case_console_run_from_a_terminal_gets_one_on_the_machine():
     desk = Desk()
     os.environ.update(TIERLINE_RELAY="127.0.0.1:%d" % desk.relay.ssh_port, TIERLINE_USER="bob",
