@@ -75,6 +75,7 @@ struct tl_client {
     char user[128];
     char address[300];
     char host_key[TL_FINGERPRINT_LEN];
+    char host_key_line[TL_CLIENT_HOST_KEY_LINE_MAX]; /* "TYPE BASE64" */
     char key_fingerprint[TL_FINGERPRINT_LEN];
     char error[768];
     int connected;
@@ -210,6 +211,14 @@ int tl_client_connect(tl_client_t *client)
         set_error(client, "the relay at %s offered no usable host key: %s", client->address,
                   ssh_reason(client));
         rc = TL_EKEY;
+    } else {
+        char *base64 = NULL;
+        const char *type = ssh_key_type_to_char(ssh_key_type(server_key));
+        if (type != NULL && ssh_pki_export_pubkey_base64(server_key, &base64) == SSH_OK &&
+            (size_t)snprintf(client->host_key_line, sizeof client->host_key_line, "%s %s", type,
+                             base64) >= sizeof client->host_key_line)
+            client->host_key_line[0] = '\0';
+        ssh_string_free_char(base64);
     }
     ssh_key_free(server_key);
     return rc;
@@ -218,6 +227,11 @@ int tl_client_connect(tl_client_t *client)
 const char *tl_client_host_key(const tl_client_t *client)
 {
     return client->host_key;
+}
+
+const char *tl_client_host_key_line(const tl_client_t *client)
+{
+    return client->host_key_line;
 }
 
 const char *tl_client_key_fingerprint(const tl_client_t *client)

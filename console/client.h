@@ -27,6 +27,8 @@
 
 /* Bound on each blocking step: connecting, key exchange, auth, channel set-up. */
 #define TL_CLIENT_TIMEOUT_S 20
+/* Longest "TYPE BASE64" form of the relay's host key kept (an RSA-16384 key fits). */
+#define TL_CLIENT_HOST_KEY_LINE_MAX 4096
 /* Console exit status for connection, authentication and host-key failures (as ssh). */
 #define TL_CLIENT_EXIT_SSH 255
 
@@ -81,6 +83,12 @@ void tl_client_set_keepalive(tl_client_t *client, unsigned seconds);
 
 /* The relay's host key fingerprint, "SHA256:" + 43 base64 characters, after connect. */
 const char *tl_client_host_key(const tl_client_t *client);
+
+/*
+ * The relay's host key as a known_hosts line holds it, "TYPE BASE64" (e.g.
+ * "ssh-ed25519 AAAA..."), after connect; "" if it could not be written.
+ */
+const char *tl_client_host_key_line(const tl_client_t *client);
 
 /*
  * Public-key authentication with the private key in identity_path. A

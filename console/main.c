@@ -27,6 +27,7 @@
 #include "console/quote.h"
 #include "console/setup.h"
 #include "console/term.h"
+#include "console/transfer.h"
 #include "console/trust.h"
 #include "proto/buf.h"
 #include "proto/bundle.h"
@@ -82,8 +83,9 @@ struct command {
 
 /* ---- connecting and running ------------------------------------------------------------ */
 
-/* 0 once signed in; otherwise the exit status, after saying why. */
-static int connect_relay(struct console *console)
+/* 0 once connected to a relay whose host key is trusted; otherwise the exit status, after saying
+ * why. */
+static int connect_trusted(struct console *console)
 {
     tl_config_t *config = &console->config;
     if (config->relay[0] == '\0') {
@@ -114,6 +116,17 @@ static int connect_relay(struct console *console)
             return 128 + console->signal;
         return EXIT_SSH;
     }
+    return 0;
+}
+
+/* 0 once signed in; otherwise the exit status, after saying why. */
+static int connect_relay(struct console *console)
+{
+    int status = connect_trusted(console);
+    if (status != 0)
+        return status;
+    tl_config_t *config = &console->config;
+    int interactive = isatty(STDIN_FILENO);
     if (config->identity[0] == '\0') {
         fprintf(stderr, PROGRAM ": no identity; give --identity FILE or set 'identity' in %s\n",
                 config->path);
@@ -316,6 +329,88 @@ static int cmd_evidence_get(struct console *console, int argc, char **argv)
         status = exec_status(console, status, &none);
     }
     return status;
+}
+
+/*
+ * pull T-N MACHINE_PATH [LOCAL], push T-N LOCAL MACHINE_PATH: the stock scp to the relay the
+ * console has checked (console/transfer.h); scp's own exit status.
+ */
+static int cmd_transfer(struct console *console, int argc, char **argv)
+{
+    int push = strcmp(argv[0], "push") == 0;
+    const char *usage = push ? "usage: " PROGRAM " push T-N LOCAL MACHINE_PATH\n"
+                             : "usage: " PROGRAM " pull T-N MACHINE_PATH [LOCAL]\n";
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, PROGRAM " %s: unknown option '%s'\n%s", argv[0], argv[i], usage);
+            return TL_EXIT_USAGE;
+        }
+    if (argc < (push ? 4 : 3) || argc > 4) {
+        fprintf(stderr, "%s", usage);
+        return TL_EXIT_USAGE;
+    }
+    tl_transfer_t t = {
+        .push = push,
+        .ticket = argv[1],
+        .machine_path = push ? argv[3] : argv[2],
+        .local_path = push ? argv[2] : (argc == 4 ? argv[3] : NULL),
+    };
+    char why[256];
+    if (tl_transfer_check(&t, why, sizeof why) != 0) {
+        fprintf(stderr, PROGRAM " %s: %s\n%s", argv[0], why, usage);
+        return TL_EXIT_USAGE;
+    }
+    if (push && access(t.local_path, R_OK) != 0) {
+        fprintf(stderr, PROGRAM " push: %s: %s\n", t.local_path, strerror(errno));
+        return TL_EXIT_FAILURE;
+    }
+    tl_config_t *config = &console->config;
+    if (config->relay[0] != '\0' && config->identity[0] == '\0') {
+        fprintf(stderr, PROGRAM ": no identity; give --identity FILE or set 'identity' in %s\n",
+                config->path);
+        return EXIT_SSH;
+    }
+    int status = connect_trusted(console);
+    if (status != 0)
+        return status;
+    const char *key_line = tl_client_host_key_line(console->client);
+    char known_hosts[512];
+    int rc = key_line[0] != '\0'
+                 ? tl_transfer_known_hosts(key_line, known_hosts, sizeof known_hosts)
+                 : -EINVAL;
+    /* scp makes its own connection; this one has done its part. */
+    tl_client_free(console->client);
+    console->client = NULL;
+    if (rc != 0) {
+        fprintf(stderr, PROGRAM " %s: cannot write the relay's key for scp: %s\n", argv[0],
+                tl_strerror(rc));
+        return TL_EXIT_FAILURE;
+    }
+    t.host = config->relay;
+    t.port = config->port;
+    t.user = config->user;
+    t.identity = config->identity;
+    t.known_hosts = known_hosts;
+    t.keepalive = config->keepalive;
+    tl_transfer_argv_t words;
+    rc = tl_transfer_argv(&t, &words);
+    if (rc == 0) {
+        rc = tl_transfer_spawn(words.argv);
+        tl_transfer_argv_free(&words);
+    }
+    unlink(known_hosts);
+    if (rc == -ENOENT) {
+        fprintf(stderr,
+                PROGRAM " %s: scp is not installed (Debian: apt-get install "
+                        "openssh-client)\n",
+                argv[0]);
+        return TL_EXIT_FAILURE;
+    }
+    if (rc < 0) {
+        fprintf(stderr, PROGRAM " %s: cannot run scp: %s\n", argv[0], tl_strerror(rc));
+        return TL_EXIT_FAILURE;
+    }
+    return rc;
 }
 
 /*
@@ -901,6 +996,15 @@ static const struct command own_commands[] = {
      "download an item (progress bar on a terminal; the hash is checked)", cmd_evidence_get,
      "-o, --output FILE\twrite it to FILE (kept only when whole and its hash checks out)\n",
      "tierline evidence get T-1 fbd45efc -o diagnostics.json\n"},
+    {"pull", "pull T-N MACHINE_PATH [LOCAL]",
+     "copy a file from a ticket's machine (the stock scp, its progress meter on a terminal; "
+     "needs a files grant)",
+     cmd_transfer, NULL,
+     "tierline pull T-1 /etc/cups/printers.conf\ntierline pull T-1 /var/log/syslog T-1-syslog\n"},
+    {"push", "push T-N LOCAL MACHINE_PATH",
+     "copy a file to a ticket's machine (the stock scp; needs a files grant the user allowed "
+     "push on; a MACHINE_PATH ending in / is a directory)",
+     cmd_transfer, NULL, "tierline push T-1 fix.conf /tmp/\n"},
     {"ticket export", "ticket export T-N [-o FILE | --json]",
      "a ticket's evidence bundle, signed by the relay (-o: saved only when it checks out)",
      cmd_ticket_export,

@@ -12,6 +12,7 @@
 #include "console/progress.h"
 #include "console/quote.h"
 #include "console/term.h"
+#include "console/transfer.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -641,6 +642,136 @@ static void test_known_hosts_files_from_ssh_config(void **state)
     assert_string_equal(files[0], "/home/bob/.ssh/ok");
 }
 
+/* ---- pull and push: the scp command line ---------------------------------------------------- */
+
+static const char *word_after(const tl_transfer_argv_t *argv, const char *word)
+{
+    for (size_t i = 0; i + 1 < argv->count; i++)
+        if (strcmp(argv->argv[i], word) == 0)
+            return argv->argv[i + 1];
+    return NULL;
+}
+
+static int has_word(const tl_transfer_argv_t *argv, const char *word)
+{
+    for (size_t i = 0; i < argv->count; i++)
+        if (strcmp(argv->argv[i], word) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_transfer_argv_trusts_one_key_and_names_the_ticket(void **state)
+{
+    (void)state;
+    tl_transfer_t t = {.ticket = "T-12",
+                       .machine_path = "//etc/cups/printers.conf",
+                       .host = "relay.example",
+                       .port = 2222,
+                       .user = "bob",
+                       .identity = "/home/bob/.ssh/id_ed25519",
+                       .known_hosts = "/tmp/kh",
+                       .keepalive = 15};
+    char why[128];
+    assert_int_equal(tl_transfer_check(&t, why, sizeof why), 0);
+    tl_transfer_argv_t argv;
+    assert_int_equal(tl_transfer_argv(&t, &argv), 0);
+    assert_string_equal(argv.argv[0], "scp");
+    assert_string_equal(word_after(&argv, "-F"), "/dev/null");
+    assert_string_equal(word_after(&argv, "-i"), "/home/bob/.ssh/id_ed25519");
+    assert_true(has_word(&argv, "-oUserKnownHostsFile=/tmp/kh"));
+    assert_true(has_word(&argv, "GlobalKnownHostsFile=/dev/null"));
+    assert_true(has_word(&argv, "StrictHostKeyChecking=yes"));
+    assert_true(has_word(&argv, "IdentitiesOnly=yes"));
+    assert_true(has_word(&argv, "HostKeyAlias=" TL_TRANSFER_HOST_ALIAS));
+    assert_true(has_word(&argv, "-oUser=bob"));
+    assert_true(has_word(&argv, "-P2222"));
+    assert_true(has_word(&argv, "-oServerAliveInterval=15"));
+    /* Pull: the remote first, then the current directory, after "--". */
+    assert_string_equal(argv.argv[argv.count - 3], "--");
+    assert_string_equal(argv.argv[argv.count - 2], "relay.example:T-12/etc/cups/printers.conf");
+    assert_string_equal(argv.argv[argv.count - 1], "./.");
+    assert_null(argv.argv[argv.count]);
+    tl_transfer_argv_free(&argv);
+
+    /* Push: a relative local name never reads as a host; an IPv6 relay is bracketed. */
+    t.push = 1;
+    t.local_path = "fix:1.conf";
+    t.machine_path = "tmp/";
+    t.host = "::1";
+    t.keepalive = 0;
+    assert_int_equal(tl_transfer_check(&t, why, sizeof why), 0);
+    assert_int_equal(tl_transfer_argv(&t, &argv), 0);
+    assert_false(has_word(&argv, "-oServerAliveInterval=15"));
+    assert_string_equal(argv.argv[argv.count - 2], "./fix:1.conf");
+    assert_string_equal(argv.argv[argv.count - 1], "[::1]:T-12/tmp/");
+    tl_transfer_argv_free(&argv);
+}
+
+static void test_transfer_check_refuses_bad_words(void **state)
+{
+    (void)state;
+    char long_path[TL_TRANSFER_PATH_MAX + 2];
+    memset(long_path, 'a', sizeof long_path - 1);
+    long_path[0] = '/';
+    long_path[sizeof long_path - 1] = '\0';
+    const struct {
+        const char *ticket, *machine, *local;
+        int push;
+        const char *why;
+    } cases[] = {
+        {"T-1", "/etc/x", NULL, 0, NULL},
+        {"t-1", "/etc/x", NULL, 0, "is not a ticket"},
+        {"T-", "/etc/x", NULL, 0, "is not a ticket"},
+        {"T-0", "/etc/x", NULL, 0, "is not a ticket"},
+        {"T-1x", "/etc/x", NULL, 0, "is not a ticket"},
+        {"T-1", "", NULL, 0, "is empty"},
+        {"T-1", "/etc/\x7f", NULL, 0, "control character"},
+        {"T-1", "/etc/a\nb", NULL, 0, "control character"},
+        {"T-1", long_path, NULL, 0, "longer than 4096 bytes"},
+        {"T-1", "/etc/x", "", 0, "local path is empty"},
+        {"T-1", "/tmp/", NULL, 1, "local path is empty"},
+        {"T-1", "/tmp/", "fix.conf", 1, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tl_transfer_t t = {.ticket = cases[i].ticket,
+                           .machine_path = cases[i].machine,
+                           .local_path = cases[i].local,
+                           .push = cases[i].push};
+        char why[256] = "";
+        int rc = tl_transfer_check(&t, why, sizeof why);
+        if (cases[i].why == NULL) {
+            assert_int_equal(rc, 0);
+        } else {
+            assert_int_equal(rc, TL_EINVAL);
+            assert_non_null(strstr(why, cases[i].why));
+        }
+    }
+}
+
+static void test_transfer_known_hosts_file_is_one_private_line(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tl-test-kh-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    setenv("TMPDIR", dir, 1);
+    char path[512];
+    assert_int_equal(tl_transfer_known_hosts("ssh-ed25519 AAAAC3Nza", path, sizeof path), 0);
+    unsetenv("TMPDIR");
+    assert_int_equal(strncmp(path, dir, strlen(dir)), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    char text[128] = "";
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    assert_string_equal(text, TL_TRANSFER_HOST_ALIAS " ssh-ed25519 AAAAC3Nza\n");
+    unlink(path);
+    rmdir(dir);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_quote_plain_words_go_as_they_are),
     cmocka_unit_test(test_quote_other_words_single_quoted),
@@ -659,6 +790,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_progress_text),
     cmocka_unit_test(test_term_raw_mode_and_exact_restore),
     cmocka_unit_test(test_term_signals_set_flags_and_wake),
+    cmocka_unit_test(test_transfer_argv_trusts_one_key_and_names_the_ticket),
+    cmocka_unit_test(test_transfer_check_refuses_bad_words),
+    cmocka_unit_test(test_transfer_known_hosts_file_is_one_private_line),
 };
 
 TL_TEST_MAIN(tests)
