@@ -129,6 +129,13 @@ static void ssh_on_login_ok(void *ctx, uint64_t login_id, const tl_technician_t 
     tl_ssh_logins_report_ok(relay->logins, login_id, technician);
 }
 
+/* The users' table changed: the web view's links and sessions are held to it too. */
+static void on_users_change(void *data, tl_ssh_logins_t *logins)
+{
+    struct relay *relay = data;
+    tl_web_recheck(relay->web, tl_ssh_logins_recheck, tl_users_recheck_reason, logins);
+}
+
 static int start_technicians(struct relay *relay)
 {
     char key_path[4096];
@@ -180,6 +187,7 @@ static int start_technicians(struct relay *relay)
         return rc;
     }
     tl_ssh_logins_set_front(relay->logins, relay->ssh);
+    tl_ssh_logins_on_change(relay->logins, on_users_change, relay);
     tl_log_info("technicians' SSH listening addr=%s", relay->config.ssh_listen);
     return 0;
 }

@@ -844,6 +844,34 @@ fail:
     return NULL;
 }
 
+struct recheck {
+    int (*check)(void *data, const tl_technician_t *technician);
+    const char *(*reason)(int answer);
+    void *data;
+};
+
+static int recheck_one(void *data, const tl_technician_t *technician)
+{
+    struct recheck *r = data;
+    return r->check(r->data, technician);
+}
+
+static void recheck_ended(void *data, const tl_technician_t *technician, int session, int answer)
+{
+    struct recheck *r = data;
+    tl_log_info("web %s ended user=%s reason=\"%s\"", session ? "session" : "link",
+                technician->name, r->reason(answer));
+}
+
+void tl_web_recheck(tl_web_t *web, int (*check)(void *data, const tl_technician_t *technician),
+                    const char *(*reason)(int answer), void *data)
+{
+    if (web == NULL || web->auth == NULL)
+        return;
+    struct recheck r = {.check = check, .reason = reason, .data = data};
+    tl_web_auth_recheck(web->auth, recheck_one, recheck_ended, &r);
+}
+
 void tl_web_stop(tl_web_t *web)
 {
     if (web == NULL)

@@ -59,6 +59,13 @@ int tl_web_check(const tl_web_config_t *config, char *problem, size_t size);
  * problem set. */
 tl_web_t *tl_web_start(uv_loop_t *loop, tl_commands_ctx_t *commands, const tl_web_config_t *config,
                        int *err, char *problem, size_t size);
+/*
+ * Ends every link and session whose technician check answers nonzero for (the users' table
+ * changed: an account disabled, removed, given another key or role), logging each with
+ * reason(answer). Loop thread; NULL is a no-op.
+ */
+void tl_web_recheck(tl_web_t *web, int (*check)(void *data, const tl_technician_t *technician),
+                    const char *(*reason)(int answer), void *data);
 /* NULL is a no-op; a second call too. */
 void tl_web_stop(tl_web_t *web);
 /* After tl_web_stop(), the worker freed and the loop run. NULL is a no-op. */

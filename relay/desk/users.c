@@ -135,6 +135,41 @@ int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key, t
     return TL_ENOTFOUND;
 }
 
+int tl_users_recheck(const tl_users_t *users, const tl_technician_t *who, int64_t now_ms)
+{
+    for (size_t i = 0; i < users->count; i++) {
+        const struct user *u = &users->list[i];
+        if (strcmp(u->name, who->name) != 0)
+            continue;
+        if (u->id != who->user_id || strcmp(u->fingerprint, who->key_fingerprint) != 0)
+            return TL_ENOTFOUND;
+        if (u->disabled)
+            return TL_EDISABLED;
+        if (u->expires != 0 && now_ms >= u->expires)
+            return TL_EEXPIRED;
+        if (strcmp(tl_role_name(u->role), who->role) != 0)
+            return TL_EDENIED;
+        return 0;
+    }
+    return TL_ENOTFOUND;
+}
+
+const char *tl_users_recheck_reason(int rc)
+{
+    switch (rc) {
+    case 0:
+        return "account active";
+    case TL_EDISABLED:
+        return "account disabled";
+    case TL_EEXPIRED:
+        return "account expired";
+    case TL_EDENIED:
+        return "account's role changed";
+    default:
+        return "account removed or its key changed";
+    }
+}
+
 int tl_users_read_key_file(const char *path, char **key_line, char fingerprint[64])
 {
     *key_line = NULL;

@@ -51,6 +51,16 @@ int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key,
 /* A key's fingerprint in OpenSSH's SHA256: form (proto/keys.h), which fits in 64 bytes; out is
  * "" and TL_EKEY if it cannot be hashed. */
 int tl_users_key_fingerprint(ssh_key key, char out[64]);
+/*
+ * Whether who (as tl_users_authorize gave it) may still act, by the table as it now is: 0 when
+ * the account is there with the same key and role, enabled and not expired at now_ms;
+ * TL_ENOTFOUND when it was removed or its key changed, TL_EDISABLED, TL_EEXPIRED, or TL_EDENIED
+ * when its role changed (the capabilities it signed in with are no longer its own).
+ */
+int tl_users_recheck(const tl_users_t *users, const tl_technician_t *who, int64_t now_ms);
+/* Why tl_users_recheck refused, for logs and the client: "account disabled" and the like. */
+const char *tl_users_recheck_reason(int rc);
+
 int tl_users_read_key_file(const char *path, char **key_line, char fingerprint[64]);
 
 #endif

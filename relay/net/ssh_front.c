@@ -437,8 +437,9 @@ static void on_conn_poll(uv_poll_t *handle, int status, int events)
 /* Closes an authenticated connection, telling the client why in the DISCONNECT message. */
 static void close_live(struct conn *conn, const char *reason, const char *message)
 {
-    tl_log_peer_info(conn->address, "ssh connection ended addr=%s user=%s reason=%s", conn->address,
-                     conn->technician.name, reason);
+    /* Signed in: not held to the per-address budget of what strangers may log. */
+    tl_log_info("ssh connection ended addr=%s user=%s reason=%s", conn->address,
+                conn->technician.name, reason);
     ssh_session_set_disconnect_message(conn->session, message);
     conn->closing = 1;
     tl__ssh_queue_service(conn);
@@ -752,6 +753,22 @@ void tl_ssh_front_login_recorded(tl_ssh_front_t *front, uint64_t login_id, int s
         }
         tl__ssh_queue_service(conn);
         return;
+    }
+}
+
+void tl_ssh_front_recheck(tl_ssh_front_t *front,
+                          int (*check)(void *data, const tl_technician_t *technician),
+                          const char *(*reason)(int answer), void *data)
+{
+    for (struct conn *conn = front->conns; conn != NULL; conn = conn->next) {
+        if (!conn->authenticated || conn->closing)
+            continue;
+        int answer = check(data, &conn->technician);
+        if (answer != 0) {
+            char message[128];
+            snprintf(message, sizeof message, "closed: %s", reason(answer));
+            close_live(conn, "account-changed", message);
+        }
     }
 }
 

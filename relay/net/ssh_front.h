@@ -129,6 +129,15 @@ void tl_ssh_front_login_recorded(tl_ssh_front_t *front, uint64_t login_id, int s
  * they started with.
  */
 void tl_ssh_front_set_limits(tl_ssh_front_t *front, const tl_ssh_front_config_t *config);
+/*
+ * Asks check about every signed-in connection's technician (after the users' table changed): a
+ * nonzero answer closes that connection, its running commands aborted as when the client
+ * leaves, and the client is told reason(answer) in the disconnect message; the closing is
+ * logged. Loop thread.
+ */
+void tl_ssh_front_recheck(tl_ssh_front_t *front,
+                          int (*check)(void *data, const tl_technician_t *technician),
+                          const char *(*reason)(int answer), void *data);
 /* Sessions currently open, for logs and tests. */
 uint32_t tl_ssh_front_sessions(const tl_ssh_front_t *front);
 

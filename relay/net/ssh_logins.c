@@ -23,6 +23,9 @@ struct tl_ssh_logins {
     uv_timer_t users_timer;
     int64_t users_version;
     int users_loading;
+    int users_loaded; /* a first table is in */
+    void (*on_change)(void *data, tl_ssh_logins_t *logins);
+    void *on_change_data;
     /* Refused logins, counted per address and minute (relay/net/login_tally.h). */
     tl_login_tally_t *login_tally;
     uv_timer_t login_tally_timer;
@@ -59,9 +62,19 @@ static void users_load_done(tl_job_t *base, int status)
     tl_ssh_logins_t *logins = job->logins;
     logins->users_loading = 0;
     if (status == 0 && job->loaded) {
-        tl_users_load_rows(logins->users, &job->list);
+        int loaded_before = logins->users_loaded;
+        if (tl_users_load_rows(logins->users, &job->list) == 0)
+            logins->users_loaded = 1;
         logins->users_version = job->seen_version;
         tl_log_debug("technicians loaded count=%zu", tl_users_count(logins->users));
+        /* Who signed in under the old table is held to the new one. */
+        if (loaded_before && !logins->stopping) {
+            if (logins->front != NULL)
+                tl_ssh_front_recheck(logins->front, tl_ssh_logins_recheck, tl_users_recheck_reason,
+                                     logins);
+            if (logins->on_change != NULL)
+                logins->on_change(logins->on_change_data, logins);
+        }
     }
     if (job->loaded)
         tl_user_rows_free(&job->list);
@@ -270,6 +283,19 @@ out:
     if (err != NULL)
         *err = rc;
     return logins;
+}
+
+void tl_ssh_logins_on_change(tl_ssh_logins_t *logins,
+                             void (*on_change)(void *data, tl_ssh_logins_t *logins), void *data)
+{
+    logins->on_change = on_change;
+    logins->on_change_data = data;
+}
+
+int tl_ssh_logins_recheck(void *logins, const tl_technician_t *technician)
+{
+    tl_ssh_logins_t *l = logins;
+    return tl_users_recheck(l->users, technician, tl_wall_ms());
 }
 
 void tl_ssh_logins_set_front(tl_ssh_logins_t *logins, tl_ssh_front_t *front)

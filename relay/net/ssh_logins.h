@@ -35,6 +35,17 @@ void tl_ssh_logins_report_ok(tl_ssh_logins_t *logins, uint64_t login_id,
                              const tl_technician_t *technician);
 /* The front end they serve, told when a login is on the record. */
 void tl_ssh_logins_set_front(tl_ssh_logins_t *logins, tl_ssh_front_t *front);
+/*
+ * After every reload that changed the users' table (an account added, disabled, removed, its
+ * key or role changed): the front end's signed-in connections are checked against it
+ * (tl_users_recheck; those that fail are closed) and then on_change is called, for the owner's
+ * other holders of signed-in technicians (the web view's sessions). check is
+ * tl_ssh_logins_recheck with logins as data.
+ */
+void tl_ssh_logins_on_change(tl_ssh_logins_t *logins,
+                             void (*on_change)(void *data, tl_ssh_logins_t *logins), void *data);
+/* tl_users_recheck against the current table, now: 0 when technician may still act. */
+int tl_ssh_logins_recheck(void *logins, const tl_technician_t *technician);
 /* No more reloads, and the front end is no longer told (it is stopping). Again: no-op. */
 void tl_ssh_logins_stop(tl_ssh_logins_t *logins);
 /*

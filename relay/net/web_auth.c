@@ -219,3 +219,27 @@ void tl_web_auth_session_end(tl_web_auth_t *auth, const char *token)
         remove_at(&auth->sessions, at);
     pthread_mutex_unlock(&auth->mutex);
 }
+
+size_t tl_web_auth_recheck(tl_web_auth_t *auth,
+                           int (*check)(void *data, const tl_technician_t *technician),
+                           void (*on_end)(void *data, const tl_technician_t *technician,
+                                          int session, int answer),
+                           void *data)
+{
+    size_t ended = 0;
+    pthread_mutex_lock(&auth->mutex);
+    struct table *tables[2] = {&auth->links, &auth->sessions};
+    for (int t = 0; t < 2; t++)
+        for (size_t i = tables[t]->count; i-- > 0;) {
+            const tl_technician_t *who = &tables[t]->entries[i].technician;
+            int answer = check(data, who);
+            if (answer == 0)
+                continue;
+            if (on_end != NULL)
+                on_end(data, who, t == 1, answer);
+            remove_at(tables[t], i);
+            ended++;
+        }
+    pthread_mutex_unlock(&auth->mutex);
+    return ended;
+}

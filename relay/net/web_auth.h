@@ -60,6 +60,17 @@ int tl_web_auth_session_open(tl_web_auth_t *auth, const tl_technician_t *technic
  * expired session is ended). */
 int tl_web_auth_session_find(tl_web_auth_t *auth, const char *token, int64_t now_ms,
                              tl_technician_t *technician);
+/*
+ * Asks check about the technician of every link and session (after the users' table changed):
+ * those it answers nonzero for end at once, with on_end told each (for the log); check and
+ * on_end run under the table's lock, so they must not call back into auth. Returns how many
+ * ended.
+ */
+size_t tl_web_auth_recheck(tl_web_auth_t *auth,
+                           int (*check)(void *data, const tl_technician_t *technician),
+                           void (*on_end)(void *data, const tl_technician_t *technician,
+                                          int session, int answer),
+                           void *data);
 /* Ends the session, if there is one. */
 void tl_web_auth_session_end(tl_web_auth_t *auth, const char *token);
 

@@ -399,6 +399,32 @@ def case_a_disabled_account_is_refused_like_an_unknown_key():
     desk.ssh("alice", "whoami")
 
 
+@case
+def case_disabling_an_account_ends_its_open_connections():
+    desk = Desk(ticket=False)
+    # Signed-in connections with no command (ssh -N), as a console left open would be.
+    held = {user: subprocess.Popen(desk.ssh_argv(user)[:-1] + ["-N", user + "@127.0.0.1"],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE) for user in ("alice", "bob")}
+    wait_for("both signed in", lambda: all(
+        re.search(r"ssh login user=%s " % u, desk.relay.log_text()) for u in held))
+    run(BIN + "/tierline-relay", "user", "disable", "bob", "--data", desk.relay.dir)
+    wait_for("bob's connection to end", lambda: held["bob"].poll() is not None, interval=0.2)
+    err = held["bob"].stderr.read().decode(errors="replace")
+    check(held["bob"].returncode == 255 and "account disabled" in err,
+          "bob's ssh: exit %s, %r" % (held["bob"].returncode, err))
+    check(re.search(r"ssh connection ended addr=\S+ user=bob reason=account-changed",
+                    desk.relay.log_text()), "the relay's log does not say why")
+    # alice's connection is untouched, and removing her account ends it too.
+    check(held["alice"].poll() is None, "alice's connection ended with bob's")
+    desk.ssh("alice", "whoami")
+    run(BIN + "/tierline-relay", "user", "remove", "alice", "--data", desk.relay.dir)
+    wait_for("alice's connection to end", lambda: held["alice"].poll() is not None, interval=0.2)
+    err = held["alice"].stderr.read().decode(errors="replace")
+    check("account removed or its key changed" in err, "alice's ssh said %r" % err)
+    desk.ssh("carol", "whoami")
+
+
 # ---- sessions on the user's machine, with the user's consent ------------------------------
 
 @case

@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -155,6 +156,31 @@ def case_a_link_signs_in_and_the_pages_show_hostile_text_as_text():
     actions = [(e["action"], e["actor"]) for e in web.desk.audit()]
     check(("web.link", "tech:alice") in actions and ("web.signin", "tech:alice") in actions,
           "audit: %r" % actions[-8:])
+
+
+@case
+def case_a_disabled_or_removed_account_loses_its_web_session_and_links():
+    web = Web()
+    cookies = {user: web.sign_in(user) for user in ("alice", "bob", "carol")}
+    link = web.link("bob")  # made, not yet opened
+    for user, cookie in cookies.items():
+        status, _, _ = web.get("/", cookie=cookie)
+        check(status == 200, "%s before: %d" % (user, status))
+    tlcase.run(technicians.BIN + "/tierline-relay", "user", "disable", "bob", "--data",
+               web.desk.relay.dir)
+    wait_for("bob's session to end", lambda: web.get("/", cookie=cookies["bob"])[0] == 401,
+             interval=0.2)
+    status, _, body = web.get(link[len(web.base):])
+    check(status == 403 and b"signed in" not in body, "bob's unused link: %d %r" % (status, body))
+    check(re.search(r'web session ended user=bob reason="account disabled"',
+                    web.desk.relay.log_text()), "the relay's log does not say why")
+    tlcase.run(technicians.BIN + "/tierline-relay", "user", "remove", "carol", "--data",
+               web.desk.relay.dir)
+    wait_for("carol's session to end", lambda: web.get("/", cookie=cookies["carol"])[0] == 401,
+             interval=0.2)
+    # alice is untouched.
+    status, _, _ = web.get("/", cookie=cookies["alice"])
+    check(status == 200, "alice after: %d" % status)
 
 
 @case

@@ -102,12 +102,58 @@ static void test_a_full_table_lets_the_oldest_go(void **state)
     tl_web_auth_free(NULL);
 }
 
+static int refuse_bob(void *data, const tl_technician_t *who)
+{
+    (void)data;
+    return strcmp(who->name, "bob") == 0 ? TL_EDISABLED : 0;
+}
+
+static void count_ended(void *data, const tl_technician_t *who, int session, int answer)
+{
+    int *ended = data;
+    assert_string_equal(who->name, "bob");
+    assert_int_equal(answer, TL_EDISABLED);
+    ended[session ? 1 : 0]++;
+}
+
+static void test_a_recheck_ends_the_refused_technicians_links_and_sessions(void **state)
+{
+    (void)state;
+    tl_web_auth_t *auth = tl_web_auth_new(0, 0);
+    tl_technician_t alice = technician("alice", "tier1"), bob = technician("bob", "tier2"), got;
+    char a_link[TL_WEB_TOKEN_TEXT], b_link[TL_WEB_TOKEN_TEXT];
+    char a_session[TL_WEB_TOKEN_TEXT], b_session[TL_WEB_TOKEN_TEXT], b_second[TL_WEB_TOKEN_TEXT];
+    TL_ASSERT_OK(tl_web_auth_token(a_link));
+    TL_ASSERT_OK(tl_web_auth_token(b_link));
+    TL_ASSERT_OK(tl_web_auth_link_add(auth, a_link, &alice, 1000));
+    TL_ASSERT_OK(tl_web_auth_link_add(auth, b_link, &bob, 1000));
+    TL_ASSERT_OK(tl_web_auth_session_open(auth, &alice, 1000, a_session));
+    TL_ASSERT_OK(tl_web_auth_session_open(auth, &bob, 1000, b_session));
+    TL_ASSERT_OK(tl_web_auth_session_open(auth, &bob, 1000, b_second));
+    int ended[2] = {0, 0};
+    /* Under the lock; the callbacks only count. */
+    int (*check)(void *, const tl_technician_t *) = refuse_bob;
+    assert_int_equal(tl_web_auth_recheck(auth, check, count_ended, ended), 3);
+    assert_int_equal(ended[0], 1);
+    assert_int_equal(ended[1], 2);
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_web_auth_session_find(auth, b_session, 2000, &got));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_web_auth_session_find(auth, b_second, 2000, &got));
+    TL_ASSERT_RC(TL_ENOTFOUND, tl_web_auth_link_take(auth, b_link, 2000, &got));
+    TL_ASSERT_OK(tl_web_auth_session_find(auth, a_session, 2000, &got));
+    assert_string_equal(got.name, "alice");
+    TL_ASSERT_OK(tl_web_auth_link_take(auth, a_link, 2000, &got));
+    /* Nothing more to end. */
+    assert_int_equal(tl_web_auth_recheck(auth, check, count_ended, ended), 0);
+    tl_web_auth_free(auth);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_tokens_are_random_hex),
     cmocka_unit_test(test_a_link_works_once_and_for_its_lifetime_only),
     cmocka_unit_test(test_what_is_not_a_token_finds_nothing),
     cmocka_unit_test(test_sessions_expire_and_end),
     cmocka_unit_test(test_a_full_table_lets_the_oldest_go),
+    cmocka_unit_test(test_a_recheck_ends_the_refused_technicians_links_and_sessions),
 };
 
 TL_TEST_MAIN(tests)
