@@ -72,6 +72,9 @@ struct tl_diag {
     char connect_host[256];
     char connect_port[6];
     char connect_why[160];
+    /* Probes left out: ",name,name," (so ",name," finds one); skip_why: a refused list. */
+    char skip[260];
+    char skip_why[96];
     char *state_dir;
     long long deadline_ms; /* inside a probe's child: when the parent kills it */
 };
@@ -93,6 +96,10 @@ static void internet_from_environment(tl_diag_t *diag)
     if (tl_diag_set_connect(diag, connect && connect[0] ? connect : TL_DIAG_DEFAULT_CONNECT) < 0)
         snprintf(diag->connect_why, sizeof diag->connect_why,
                  "%s is not HOST:PORT (" TL_DIAG_CONNECT_ENV ")", connect);
+    const char *skip = getenv(TL_DIAG_SKIP_ENV);
+    if (skip && tl_diag_set_skip(diag, skip) < 0)
+        snprintf(diag->skip_why, sizeof diag->skip_why,
+                 TL_DIAG_SKIP_ENV " is not a list of probe names: every probe runs");
 }
 
 tl_diag_t *tl_diag_new(void)
@@ -238,6 +245,53 @@ int tl_diag_set_connect(tl_diag_t *diag, const char *host_port)
     diag->connect_set = true;
     diag->connect_why[0] = '\0';
     return 0;
+}
+
+static bool builtin_probe(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof builtin_probes / sizeof builtin_probes[0]; i++)
+        if (strlen(builtin_probes[i].name) == len && memcmp(builtin_probes[i].name, name, len) == 0)
+            return true;
+    return false;
+}
+
+int tl_diag_set_skip(tl_diag_t *diag, const char *names)
+{
+    if (!diag || !names)
+        return TL_EINVAL;
+    char list[sizeof diag->skip] = ",";
+    size_t used = 1;
+    diag->skip[0] = '\0';
+    diag->skip_why[0] = '\0';
+    for (const char *p = names; *p;) {
+        p += strspn(p, ", ");
+        size_t len = strcspn(p, ", ");
+        if (len == 0)
+            break;
+        if (!builtin_probe(p, len) || used + len + 2 > sizeof list)
+            return TL_EINVAL;
+        memcpy(list + used, p, len);
+        used += len;
+        list[used++] = ',';
+        list[used] = '\0';
+        p += len;
+    }
+    if (used > 1)
+        memcpy(diag->skip, list, used + 1);
+    return 0;
+}
+
+const char *tl_diag_skip_why(const tl_diag_t *diag)
+{
+    return diag && diag->skip_why[0] ? diag->skip_why : NULL;
+}
+
+static bool skipped(const tl_diag_t *diag, const char *name)
+{
+    char key[72];
+    if (!diag->skip[0] || tl_format(key, sizeof key, ",%s,", name) < 0)
+        return false;
+    return strstr(diag->skip, key) != NULL;
 }
 
 int tl_diag_set_state_dir(tl_diag_t *diag, const char *dir)
@@ -743,8 +797,15 @@ int tl_diag_run(tl_diag_t *diag, json_t **report)
         slots[i].timeout_ms =
             diag->timeout_override_ms > 0 ? diag->timeout_override_ms : diag->probes[i].timeout_ms;
     }
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count; i++) {
+        if (skipped(diag, slots[i].probe->name)) {
+            slots[i].state = SLOT_DONE;
+            slots[i].section =
+                json_pack("{s:b,s:s}", "skipped", 1, "note", "left out (" TL_DIAG_SKIP_ENV ")");
+            continue;
+        }
         start_probe(diag, slots, i, start);
+    }
     collect(diag, slots, count);
     rc = build_report(slots, count, collected_at, report);
 out:

@@ -80,6 +80,17 @@ int tl_diag_set_max_section_bytes(tl_diag_t *diag, size_t max_bytes);
 int tl_diag_set_lookup(tl_diag_t *diag, const char *name);
 /* "HOST:PORT", "[IPV6]:PORT" or "off". TL_EINVAL for anything else. */
 int tl_diag_set_connect(tl_diag_t *diag, const char *host_port);
+/*
+ * Probes left out (docs/diagnostics.md §2 "Leaving probes out"): a list of probe names
+ * separated by commas or spaces, from TL_DIAG_SKIP_ENV in a new runner. A left-out probe
+ * is not started; its section is {"skipped": true, "note": ...}. TL_EINVAL for a name that
+ * is no built-in probe (or a list over 255 bytes): nothing is left out then, and
+ * tl_diag_skip_why() says why.
+ */
+#define TL_DIAG_SKIP_ENV "TIERLINE_DIAG_SKIP"
+int tl_diag_set_skip(tl_diag_t *diag, const char *names);
+/* Why the environment's list of probes to leave out was refused, or NULL. */
+const char *tl_diag_skip_why(const tl_diag_t *diag);
 /* The agent's state directory, for the agent probe; NULL: the default (agent/state.h). */
 int tl_diag_set_state_dir(tl_diag_t *diag, const char *dir);
 

@@ -416,8 +416,9 @@ static int prepare_diag(struct session *s, struct spawn *sp, char *message, size
         tl__strvec_add(&sp->argv, "%s", owner->relay);
     }
     user_env(owner, &sp->env);
-    /* What the agent was started with for the internet and agent probes (diagnostics.md §5). */
-    static const char *const passed[] = {TL_DIAG_LOOKUP_ENV, TL_DIAG_CONNECT_ENV,
+    /* What the agent was started with for the internet and agent probes (diagnostics.md §5) and
+     * the probes left out (§2). */
+    static const char *const passed[] = {TL_DIAG_LOOKUP_ENV, TL_DIAG_CONNECT_ENV, TL_DIAG_SKIP_ENV,
                                          "TIERLINE_AGENT_STATE"};
     for (size_t i = 0; i < sizeof passed / sizeof passed[0]; i++)
         if (getenv(passed[i]) != NULL)

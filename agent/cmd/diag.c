@@ -117,6 +117,8 @@ int tl_agent_cmd_diag(int argc, char **argv)
     }
     if ((status = diag_configure(diag, &options)) != 0)
         goto out;
+    if (tl_diag_skip_why(diag) != NULL)
+        fprintf(stderr, "%s diag: %s\n", PROGRAM, tl_diag_skip_why(diag));
     status = TL_EXIT_FAILURE;
     int rc = tl_diag_run(diag, &report);
     /* The known problems the knowledge base finds go first (agent/kb.h). */

@@ -100,6 +100,8 @@ static int collect_diagnostics(const tl_agent_state_t *state, json_t **report)
     tl_diag_t *diag = tl_diag_new();
     if (diag == NULL)
         return TL_ENOMEM;
+    if (tl_diag_skip_why(diag) != NULL)
+        fprintf(stderr, PROGRAM " help: %s\n", tl_diag_skip_why(diag));
     /* The network probe tries the relay this state is enrolled with (docs/diagnostics.md). */
     int rc = tl_diag_set_state_dir(diag, state->dir);
     if (rc == 0)

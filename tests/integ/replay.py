@@ -255,6 +255,12 @@ def case_a_replay_is_withheld_while_the_log_cannot_be_written():
     desk, grant, _ = recorded_session()
     control = os.path.join(technicians.WORK, "audrey.control")
     base = desk.ssh_argv("audrey")[:-1]
+
+    def logins():
+        return len([e for e in desk.audit()
+                    if e["action"] == "login.ok" and e["actor"] == "tech:audrey"])
+
+    before = logins()
     # Logged in before the log is spoiled (a login is itself audited), on a shared connection.
     master = subprocess.Popen(base + ["-o", "ControlMaster=yes", "-o", "ControlPath=" + control,
                                       "-N", "audrey@127.0.0.1"], stdin=subprocess.DEVNULL,
@@ -263,6 +269,9 @@ def case_a_replay_is_withheld_while_the_log_cannot_be_written():
     log = os.path.join(desk.relay.dir, "audit.log")
     try:
         wait_for("the shared connection", lambda: os.path.exists(control))
+        # Its login is in the log before the log is spoiled: the relay writes it once the
+        # client is in, which may be after the client has made its control socket.
+        wait_for("audrey's login in the audit log", lambda: logins() > before)
         # The last line altered: the relay refuses to write after a line that fails its check.
         with open(log, "rb") as f:
             data = f.read()

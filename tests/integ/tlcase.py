@@ -64,6 +64,28 @@ def run(*args, expect=0, timeout=60, env=None, input=None):
     return proc.stdout, proc.stderr
 
 
+def run_all(commands, timeout=60):
+    """Runs several programs at once, each to completion: [(stdout, stderr)] in the order
+    given. Each must exit 0; the first that does not is raised as run() would."""
+    procs = [subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, text=True) for args in commands]
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            results.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for args, (status, out, err) in zip(commands, results):
+        if status != 0:
+            raise Failure("%s exited %d, expected 0\nstdout: %s\nstderr: %s" % (
+                " ".join(args), status, out, err))
+    return [(out, err) for _, out, err in results]
+
+
 def wait_for(what, predicate, timeout=20.0, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -74,12 +96,16 @@ def wait_for(what, predicate, timeout=20.0, interval=0.05):
     raise Failure("timed out waiting for " + what)
 
 
-def keygen(path, comment=None, passphrase=""):
-    """Makes an ed25519 key pair at path (and path.pub); returns path."""
+def keygen_args(path, comment=None, passphrase=""):
     args = ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", path]
     if comment is not None:
         args[6:6] = ["-C", comment]
-    run(*args, timeout=30)
+    return args
+
+
+def keygen(path, comment=None, passphrase=""):
+    """Makes an ed25519 key pair at path (and path.pub); returns path."""
+    run(*keygen_args(path, comment, passphrase), timeout=30)
     return path
 
 

@@ -257,7 +257,7 @@ def case_a_vendor_session_ends_with_the_vendor_access():
     finally:
         term.kill()
     # A binding that ends within the minute leaves no time for a session.
-    relay_admin(desk, "user", "grant", "acme", desk.ticket, "--expires", utc_in(30))
+    relay_admin(desk, "user", "grant", "acme", desk.ticket, "--expires", utc_in(15))
     term = Terminal(desk.ssh_argv("acme", tty=True) + ["join", desk.ticket, "--observe"])
     check(term.wait() == 1 and b"too soon for a session" in term.seen,
           "a session at the end of the binding: %r" % term.seen)

@@ -392,6 +392,50 @@ static void test_bad_probe_tables_are_refused(void **state)
     tl_diag_free(NULL);
 }
 
+static void test_probes_left_out_are_not_run_and_say_so(void **state)
+{
+    (void)state;
+    /* Built-in names (only those may be left out), fake probes: a crash would show if run. */
+    static const struct tl_diag_probe probes[] = {{"cpu", "", probe_ok, 5000},
+                                                  {"packages", "", probe_crashes, 5000},
+                                                  {"printers", "", probe_crashes, 5000}};
+    tl_diag_t *diag = tl_diag_new();
+    assert_non_null(diag);
+    TL_ASSERT_OK(tl_diag_set_probes(diag, probes, 3));
+    TL_ASSERT_OK(tl_diag_set_skip(diag, " packages,,printers "));
+    assert_null(tl_diag_skip_why(diag));
+    json_t *report = NULL;
+    TL_ASSERT_OK(tl_diag_run(diag, &report));
+    assert_int_equal(json_integer_value(json_object_get(section_of(report, "cpu"), "answer")), 42);
+    for (int i = 1; i < 3; i++) {
+        json_t *left_out = section_of(report, probes[i].name);
+        assert_true(json_is_true(json_object_get(left_out, "skipped")));
+        assert_string_equal(json_string_value(json_object_get(left_out, "note")),
+                            "left out (TIERLINE_DIAG_SKIP)");
+        assert_int_equal(json_object_size(left_out), 2);
+    }
+    json_decref(report);
+    /* A name that is no probe, a prefix of one, or a list too long: nothing is left out. */
+    static const char *const bad[] = {"packages,pakages", "pack", "cpu;packages", "packages/"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        TL_ASSERT_RC(TL_EINVAL, tl_diag_set_skip(diag, bad[i]));
+        TL_ASSERT_OK(tl_diag_run(diag, &report));
+        assert_non_null(error_of(report, "packages"));
+        json_decref(report);
+    }
+    char longest[400] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(longest, "packages,");
+    TL_ASSERT_RC(TL_EINVAL, tl_diag_set_skip(diag, longest));
+    TL_ASSERT_RC(TL_EINVAL, tl_diag_set_skip(diag, NULL));
+    /* An empty list leaves nothing out. */
+    TL_ASSERT_OK(tl_diag_set_skip(diag, ""));
+    TL_ASSERT_OK(tl_diag_run(diag, &report));
+    assert_error_starts(report, "printers", "probe crashed with signal");
+    json_decref(report);
+    tl_diag_free(diag);
+}
+
 static void test_relay_addresses_are_validated(void **state)
 {
     (void)state;
@@ -842,6 +886,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_leftover_child_does_not_hold_up_the_section),
     cmocka_unit_test(test_probe_sees_its_own_deadline),
     cmocka_unit_test(test_bad_probe_tables_are_refused),
+    cmocka_unit_test(test_probes_left_out_are_not_run_and_say_so),
     cmocka_unit_test(test_relay_addresses_are_validated),
     cmocka_unit_test(test_real_run_has_every_section),
     cmocka_unit_test(test_text_output_has_headings_and_tables),
