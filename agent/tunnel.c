@@ -798,7 +798,8 @@ static void start_session(tl_tunnel_t *tunnel, tl_mux_t *mux, uint32_t channel, 
                           json_t *params, const tl_grant_t *grant)
 {
     char message[TL_MSG_MAX_TEXT + 1] = "";
-    tl_session_grant_t session_grant = {grant->id, grant->ticket, grant->technician, grant->role};
+    tl_session_grant_t session_grant = {grant->id, grant->ticket, grant->technician, grant->role,
+                                        grant->push};
     int rc = tl_sessions_open(tunnel->options.sessions, mux, channel, type, params, &session_grant,
                               message, sizeof message);
     if (rc != 0) {
