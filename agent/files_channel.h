@@ -33,7 +33,7 @@ typedef struct tl_file_channels tl_file_channels_t;
 /* Bytes read from a file per loop turn. */
 #define TL_FILE_CHANNEL_CHUNK (64u * 1024u)
 /* The agent's own limits (docs/protocol.md §5). */
-#define TL_FILE_CHANNEL_MAX_BYTES (256ull * 1024u * 1024u)
+#define TL_FILE_CHANNEL_MAX_BYTES (64ull * 1024u * 1024u)
 #define TL_FILE_CHANNEL_MAX_FILES 1000u
 
 typedef struct tl_file_limits {

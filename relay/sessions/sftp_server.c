@@ -420,6 +420,9 @@ static void over_limit(tl_sftp_server_t *server, uint32_t id)
     tl_format(message, sizeof message, "the file is larger than the limit of %llu bytes",
               (unsigned long long)server->limits.max_file_bytes);
     reply_status(server, id, TL_SFTP_FAILURE, message);
+    /* The clients show the status alone, if at all: said on stderr too. */
+    if (server->backend->refused != NULL)
+        server->backend->refused(server->ctx, message);
 }
 
 static void do_read(tl_sftp_server_t *server, const tl_sftp_request_t *req)

@@ -265,6 +265,129 @@ def case_files_pulled_and_pushed_byte_exact_with_scp_and_sftp():
     check(status == 0 and hashlib.sha256(blob).hexdigest() == big, "evidence get: %r" % err)
 
 
+def nothing_pushed(tree):
+    return not [n for n in os.listdir(tree) if n.startswith(".tierline-push")]
+
+
+@case
+def case_files_bad_input_clear_errors_nothing_written():
+    desk = Desk(relay_options=["--files-max-bytes", "100000"])
+    tree = os.path.join(WORK, "machine")
+    os.makedirs(os.path.join(tree, "inside"))
+    with open(os.path.join(tree, "inside", "notes.txt"), "w") as f:
+        f.write("kept as it is")
+    with open(os.path.join(tree, "large.bin"), "wb") as f:
+        f.write(os.urandom(300000))
+    os.symlink(os.path.join(tree, "inside"), os.path.join(tree, "link"))
+    os.symlink(os.path.join(tree, "inside", "notes.txt"), os.path.join(tree, "notes-link"))
+    os.mkfifo(os.path.join(tree, "fifo"))
+    remote = "/%s%s" % (desk.ticket, tree)
+    local = os.path.join(WORK, "local")
+    os.makedirs(local)
+    small = os.path.join(local, "small.conf")
+    with open(small, "wb") as f:
+        f.write(b"a small file\n")
+    over = os.path.join(local, "over.bin")
+    with open(over, "wb") as f:
+        f.write(os.urandom(200000))
+    before = sorted(os.listdir(tree)), sorted(os.listdir(os.path.join(tree, "inside")))
+
+    def tree_unchanged():
+        now = sorted(os.listdir(tree)), sorted(os.listdir(os.path.join(tree, "inside")))
+        with open(os.path.join(tree, "inside", "notes.txt")) as f:
+            return now == before and f.read() == "kept as it is"
+
+    # Carol's grant allows pushing; everything below is refused all the same.
+    status, out, err = granted_session(desk, "carol", ["ls %s" % remote])
+    check(status == 0, "carol's grant: %d %r %r" % (status, out, err))
+    # A link on the path, or as the file: refused on the machine, both ways.
+    status, err = scp(desk, "carol", "carol@127.0.0.1:%s/link/notes.txt" % remote[1:],
+                      local + "/through-link")
+    check(status != 0 and "symbolic link" in err and not os.path.exists(local + "/through-link"),
+          "pull through a link: %d %r" % (status, err))
+    status, err = scp(desk, "carol", small, "carol@127.0.0.1:%s/link/" % remote[1:])
+    check(status != 0 and tree_unchanged(), "push through a link: %d %r" % (status, err))
+    status, err = scp(desk, "carol", small, "carol@127.0.0.1:%s/notes-link" % remote[1:])
+    check(status != 0 and "symbolic link" in err and tree_unchanged() and
+          os.path.islink(os.path.join(tree, "notes-link")),
+          "push onto a link: %d %r" % (status, err))
+    # A FIFO is refused without waiting for a writer.
+    status, err = scp(desk, "carol", "carol@127.0.0.1:%s/fifo" % remote[1:], local + "/fifo")
+    check(status != 0 and "not a regular file" in err, "pull a FIFO: %d %r" % (status, err))
+    # Over the byte limit: fails, nothing past it comes, nothing is written on the machine.
+    status, err = scp(desk, "carol", "carol@127.0.0.1:%s/large.bin" % remote[1:],
+                      local + "/large.bin")
+    check(status != 0 and "larger than the limit of 100000 bytes" in err,
+          "pull over the limit: %d %r" % (status, err))
+    check(not os.path.exists(local + "/large.bin") or
+          os.path.getsize(local + "/large.bin") <= 100000, "bytes past the limit came")
+    status, out, err = sftp_batch(desk, "carol", ["put %s %s/over.bin" % (over, remote)])
+    check(status != 0 and "larger than the limit of 100000 bytes" in out + err and
+          tree_unchanged(), "push over the limit: %d %r %r" % (status, out, err))
+    # A name with a control character: refused on the relay, nothing reaches the machine.
+    status, out, err = sftp_batch(desk, "carol", ["put %s \"%s/bad\x01name\"" % (small, remote)])
+    check(status != 0 and "control character" in err and tree_unchanged(),
+          "push a control character: %d %r %r" % (status, out, err))
+    check(nothing_pushed(tree) and nothing_pushed(os.path.join(tree, "inside")),
+          "temporary files left: %r" % os.listdir(tree))
+    check(not audit_of(desk, "files.push", "carol"), "a refused push was audited")
+    # Bob's role has files.pull alone: his grant is pull only, and a push is refused.
+    status, out, err = granted_session(desk, "bob", ["put %s %s/small.conf" % (small, remote)])
+    check(status != 0 and "allows copying from the machine only" in err and tree_unchanged(),
+          "push under a pull-only grant: %d %r %r" % (status, out, err))
+    status, err = scp(desk, "bob", small, "bob@127.0.0.1:%s/" % remote[1:])
+    check(status != 0 and "allows copying from the machine only" in err and tree_unchanged(),
+          "scp push under a pull-only grant: %d %r" % (status, err))
+    # What was refused moved nothing, and nothing of it is on the record.
+    check(not audit_of(desk, "files.pull", "carol") and not audit_of(desk, "files.push", "bob"),
+          "refused transfers were audited")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+@case
+def case_files_client_that_stops_reading_holds_back_its_transfer_only():
+    desk = Desk()
+    tree = os.path.join(WORK, "machine")
+    os.makedirs(tree)
+    size = 60 * 1024 * 1024
+    with open(os.path.join(tree, "large.bin"), "wb") as f:
+        for _ in range(size // (1024 * 1024)):
+            f.write(os.urandom(4096) * 256)
+    remote = "%s%s" % (desk.ticket, tree)
+    status, out, err = granted_session(desk, "carol", ["ls /%s" % remote])
+    check(status == 0, "carol's grant: %d %r %r" % (status, out, err))
+    baseline = rss_kib(desk.relay.proc.pid)
+    target = os.path.join(WORK, "large.bin")
+    proc = subprocess.Popen(["scp"] + client_options(desk, "carol") +
+                            ["carol@127.0.0.1:%s/large.bin" % remote, target],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=WORK)
+    wait_for("the copy under way", lambda: os.path.exists(target) and
+             os.path.getsize(target) > 1024 * 1024)
+    os.kill(proc.pid, 19)  # SIGSTOP: the client reads nothing more
+    try:
+        samples = []
+        for _ in range(8):
+            time.sleep(0.5)
+            samples.append(os.path.getsize(target))
+        check(samples[-1] < size, "the copy finished while its client was stopped")
+        grown = rss_kib(desk.relay.proc.pid) - baseline
+        check(grown < 24 * 1024, "the relay grew %d KiB holding a stopped client's file" % grown)
+        # The machine holds back too: another session is served meanwhile.
+        status, out, err = sftp_batch(desk, "carol", ["ls /%s" % remote])
+        check(status == 0 and "large.bin" in out, "another session: %d %r %r" % (status, out, err))
+    finally:
+        os.kill(proc.pid, 18)  # SIGCONT
+    _, err = proc.communicate(timeout=120)
+    check(proc.returncode == 0 and os.path.getsize(target) == size and
+          sha256_of(target) == sha256_of(os.path.join(tree, "large.bin")),
+          "the copy after the client went on: %d %r" % (proc.returncode, err))
+
+
 @case
 def case_files_no_ticket_nothing_read():
     desk = Desk(ticket=False)
