@@ -340,6 +340,13 @@ static void answer_close(struct transfer *t)
 {
     if (!t->close_asked)
         return;
+    if (t->push && t->failure[0] != '\0' && t->state != T_GONE) {
+        /* Answered once the agent has dropped what it wrote (its CLOSE), so that a client told
+         * of the failure finds nothing left on the machine. */
+        close_channel(t);
+        if (t->state != T_GONE)
+            return;
+    }
     tl_sftp_server_t *server = t->files->server;
     t->close_asked = 0;
     if (t->failure[0] != '\0')

@@ -328,8 +328,8 @@ def case_files_bad_input_clear_errors_nothing_written():
     status, out, err = sftp_batch(desk, "carol", ["put %s \"%s/bad\x01name\"" % (small, remote)])
     check(status != 0 and "control character" in err and tree_unchanged(),
           "push a control character: %d %r %r" % (status, out, err))
-    check(nothing_pushed(tree) and nothing_pushed(os.path.join(tree, "inside")),
-          "temporary files left: %r" % os.listdir(tree))
+    wait_for("no temporary file left on the machine", lambda: nothing_pushed(tree) and
+             nothing_pushed(os.path.join(tree, "inside")))
     check(not audit_of(desk, "files.push", "carol"), "a refused push was audited")
     # Bob's role has files.pull alone: his grant is pull only, and a push is refused.
     status, out, err = granted_session(desk, "bob", ["put %s %s/small.conf" % (small, remote)])
@@ -341,6 +341,59 @@ def case_files_bad_input_clear_errors_nothing_written():
     # What was refused moved nothing, and nothing of it is on the record.
     check(not audit_of(desk, "files.pull", "carol") and not audit_of(desk, "files.push", "bob"),
           "refused transfers were audited")
+
+
+@case
+def case_files_fail_closed_when_the_audit_log_cannot_be_written():
+    desk = Desk()
+    tree, remote = machine_tree(desk)
+    local = os.path.join(WORK, "local")
+    os.makedirs(local)
+    upload = os.path.join(local, "fix.conf")
+    with open(upload, "wb") as f:
+        f.write(os.urandom(100000))
+    status, out, err = granted_session(desk, "carol", ["ls /%s" % remote])
+    check(status == 0, "carol's grant: %d %r %r" % (status, out, err))
+    # The session is open (its login is on the record) when the log goes away.
+    proc = subprocess.Popen(["sftp", "-b", "-"] + client_options(desk, "carol") +
+                            ["carol@127.0.0.1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=WORK)
+    proc.stdin.write(("ls -1 /%s\n" % remote).encode())
+    proc.stdin.flush()
+    listed = b""
+    for _ in range(100):
+        line = proc.stdout.readline()
+        listed += line
+        if not line or b"empty" in line:
+            break
+    check(b"big.bin" in listed, "the listing: %r" % listed)
+    log = os.path.join(desk.relay.dir, "audit.log")
+    os.rename(log, log + ".away")
+    try:
+        # A pull whose entry cannot be written is not finished; a push whose entry cannot be
+        # written is not committed on the machine.
+        out, err = proc.communicate(("-get /%s/big.bin %s/big\n-put %s /%s/fix.conf\nbye\n" %
+                                     (remote, local, upload, remote)).encode(), timeout=120)
+        err = err.decode(errors="replace")
+    finally:
+        os.rename(log + ".away", log)
+    # Either the record of the whole file or the evidence of its first bytes fails first.
+    check("close remote: Failure" in err, "the pull and the push: %r" % err)
+    pulled, pushed = err.split("close remote: Failure", 1)
+    check("audit log" in pulled and 'read remote "/%s/big.bin"' % remote in pulled,
+          "pull: %r" % err)
+    check("audit log" in pushed and "fix.conf" in pushed, "push: %r" % err)
+    wait_for("the machine to drop what it was sent", lambda: nothing_pushed(tree))
+    check(not os.path.exists(os.path.join(tree, "fix.conf")),
+          "written without its audit entry: %r" % os.listdir(tree))
+    status, err = scp(desk, "carol", upload, "carol@127.0.0.1:%s/" % remote)
+    check(status == 0 and sha256_of(os.path.join(tree, "fix.conf")) == sha256_of(upload),
+          "push once the log is back: %d %r" % (status, err))
+    # (An entry whose batch reached the database may still reach the log once it is back: the
+    # action it names was refused all the same, as for every audited action.)
+    check(sha256_of(upload) in [e["details"]["sha256"] for e in audit_of(desk, "files.push",
+                                                                          "carol")],
+          "entries: %r" % [e["action"] for e in desk.audit()])
 
 
 def rss_kib(pid):
