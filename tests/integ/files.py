@@ -263,6 +263,13 @@ def case_files_pulled_and_pushed_byte_exact_with_scp_and_sftp():
           "evidence of kind file: %r" % desk.evidence_of_kind("file"))
     status, blob, err = desk.ssh("carol", "evidence", "get", desk.ticket, big, text=False)
     check(status == 0 and hashlib.sha256(blob).hexdigest() == big, "evidence get: %r" % err)
+    # The auditor's check reads each file the entries name back from the evidence store.
+    proc = subprocess.run([BIN + "/tierline-relay", "audit-verify", "--data", desk.relay.dir],
+                          capture_output=True, text=True, timeout=120)
+    check(proc.returncode == 0 and "audit log OK" in proc.stdout and
+          re.search(r"payloads OK: (\d+) checked", proc.stdout) and
+          int(re.search(r"payloads OK: (\d+) checked", proc.stdout).group(1)) >= 4,
+          "audit-verify: %r %r" % (proc.stdout, proc.stderr))
 
 
 def nothing_pushed(tree):
