@@ -117,6 +117,8 @@ static void transfer_free(struct transfer *t)
     *at = t->next;
     for (unsigned i = 0; i < t->write_count; i++)
         free(t->writes[(t->write_head + i) % TL_SFTP_SERVER_MAX_PENDING].data);
+    /* No job of t runs now (jobs is 0): the worker's writer of a file never recorded goes. */
+    tl_evidence_writer_abort(t->writer);
     tl_sha256_free(t->hash);
     free(t->buf);
     free(t);

@@ -199,6 +199,17 @@ def scp(desk, user, *words):
     return proc.returncode, proc.stderr.decode(errors="replace")
 
 
+def stopped_clean(desk):
+    """Stops the agent and the relay as their services would; under the sanitizers their exit
+    reports what they leaked or misused, which fails the case."""
+    desk.agent.stop()
+    desk.relay.proc.send_signal(15)
+    desk.relay.proc.wait(timeout=60)
+    for name, text in (("relay", desk.relay.log_text()), ("agent", desk.agent.log_text())):
+        check("Sanitizer" not in text and "runtime error" not in text,
+              "the %s reported at its exit:\n%s" % (name, text[-4000:]))
+
+
 def machine_tree(desk):
     """A directory on the machine (the agent runs here) with a 5 MiB random file and an empty
     one; (local path, its path under the relay's tree without the leading /)."""
@@ -270,6 +281,7 @@ def case_files_pulled_and_pushed_byte_exact_with_scp_and_sftp():
           re.search(r"payloads OK: (\d+) checked", proc.stdout) and
           int(re.search(r"payloads OK: (\d+) checked", proc.stdout).group(1)) >= 4,
           "audit-verify: %r %r" % (proc.stdout, proc.stderr))
+    stopped_clean(desk)
 
 
 def nothing_pushed(tree):
@@ -348,6 +360,7 @@ def case_files_bad_input_clear_errors_nothing_written():
     # What was refused moved nothing, and nothing of it is on the record.
     check(not audit_of(desk, "files.pull", "carol") and not audit_of(desk, "files.push", "bob"),
           "refused transfers were audited")
+    stopped_clean(desk)
 
 
 @case
@@ -401,6 +414,7 @@ def case_files_fail_closed_when_the_audit_log_cannot_be_written():
     check(sha256_of(upload) in [e["details"]["sha256"] for e in audit_of(desk, "files.push",
                                                                           "carol")],
           "entries: %r" % [e["action"] for e in desk.audit()])
+    stopped_clean(desk)
 
 
 def rss_kib(pid):
