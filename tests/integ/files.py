@@ -221,19 +221,21 @@ def machine_tree(desk):
     return tree, "%s%s" % (desk.ticket, tree)
 
 
-def file_entries(desk, action, technician):
-    return [e for e in audit_of(desk, action, technician)]
+def local_upload(size):
+    """A folder on the technician's side holding fix.conf, size random bytes; both paths."""
+    local = os.path.join(WORK, "local")
+    os.makedirs(local)
+    upload = os.path.join(local, "fix.conf")
+    with open(upload, "wb") as f:
+        f.write(os.urandom(size))
+    return local, upload
 
 
 @case
 def case_files_pulled_and_pushed_byte_exact_with_scp_and_sftp():
     desk = Desk()
     tree, remote = machine_tree(desk)
-    local = os.path.join(WORK, "local")
-    os.makedirs(local)
-    upload = os.path.join(local, "fix.conf")
-    with open(upload, "wb") as f:
-        f.write(os.urandom(3 * 1024 * 1024 + 7))
+    local, upload = local_upload(3 * 1024 * 1024 + 7)
     # sftp get and put under carol's grant (pull and push), the user answering yes.
     status, out, err = granted_session(desk, "carol", [
         "get /%s/big.bin %s/big-sftp" % (remote, local),
@@ -367,11 +369,7 @@ def case_files_bad_input_clear_errors_nothing_written():
 def case_files_fail_closed_when_the_audit_log_cannot_be_written():
     desk = Desk()
     tree, remote = machine_tree(desk)
-    local = os.path.join(WORK, "local")
-    os.makedirs(local)
-    upload = os.path.join(local, "fix.conf")
-    with open(upload, "wb") as f:
-        f.write(os.urandom(100000))
+    local, upload = local_upload(100000)
     status, out, err = granted_session(desk, "carol", ["ls /%s" % remote])
     check(status == 0, "carol's grant: %d %r %r" % (status, out, err))
     # The session is open (its login is on the record) when the log goes away.
