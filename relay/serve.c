@@ -116,6 +116,13 @@ static int ssh_authorize(void *ctx, const char *user, ssh_key key, tl_technician
     return tl_ssh_logins_authorize(relay->logins, user, key, out);
 }
 
+/* Every file moved is kept as evidence: no larger than one evidence item. */
+static uint64_t file_max_bytes(const struct relay *relay, uint64_t wanted)
+{
+    uint64_t limit = wanted != 0 ? wanted : TL_SESSIONS_FILE_MAX_BYTES;
+    return limit < relay->config.max_upload_bytes ? limit : relay->config.max_upload_bytes;
+}
+
 static void ssh_on_login(void *ctx, const char *user, const char *address, const char *fingerprint,
                          int ok, const char *reason)
 {
@@ -127,13 +134,6 @@ static void ssh_on_login_ok(void *ctx, uint64_t login_id, const tl_technician_t 
 {
     struct relay *relay = ctx;
     tl_ssh_logins_report_ok(relay->logins, login_id, technician);
-}
-
-/* Every file moved is kept as evidence: no larger than one evidence item. */
-static uint64_t file_max_bytes(const struct relay *relay, uint64_t wanted)
-{
-    uint64_t limit = wanted != 0 ? wanted : TL_SESSIONS_FILE_MAX_BYTES;
-    return limit < relay->config.max_upload_bytes ? limit : relay->config.max_upload_bytes;
 }
 
 static int start_technicians(struct relay *relay)
