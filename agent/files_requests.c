@@ -64,8 +64,7 @@ static int add_entry(void *data, const char *name, const struct stat *st)
     return 0;
 }
 
-json_t *tl_files_request_answer(const tl_consent_t *consent, enum tl_control_type type,
-                                json_t *body)
+json_t *tl_files_request_check(const tl_consent_t *consent, json_t *body)
 {
     char message[TL_MSG_MAX_TEXT + 1];
     const char *grant = json_string_value(json_object_get(body, "grant"));
@@ -79,8 +78,21 @@ json_t *tl_files_request_answer(const tl_consent_t *consent, enum tl_control_typ
                                   "absolute, normalised \"path\" without control characters");
     int rc = tl_consent_check_scope(consent, grant, technician, TL_SCOPE_FILES, NULL, message,
                                     sizeof message);
-    if (rc != 0)
-        return refusal(rc, message);
+    return rc != 0 ? refusal(rc, message) : NULL;
+}
+
+json_t *tl_files_request_answer(const tl_consent_t *consent, enum tl_control_type type,
+                                json_t *body)
+{
+    json_t *refused = tl_files_request_check(consent, body);
+    if (refused != NULL)
+        return refused;
+    return tl_files_request_serve(type, json_string_value(json_object_get(body, "path")));
+}
+
+json_t *tl_files_request_serve(enum tl_control_type type, const char *path)
+{
+    int rc;
     if (type == TL_CONTROL_FILES_STAT) {
         struct stat st;
         rc = tl_files_stat(path, &st);

@@ -24,5 +24,12 @@
  */
 json_t *tl_files_request_answer(const tl_consent_t *consent, enum tl_control_type type,
                                 json_t *body);
+/*
+ * The same in two steps, so that the file system is read off the event loop: the check
+ * against the grant (on the loop; NULL when the request may be served, else the refusal), then
+ * the stat or listing of path (any thread; touches nothing but the file system).
+ */
+json_t *tl_files_request_check(const tl_consent_t *consent, json_t *body);
+json_t *tl_files_request_serve(enum tl_control_type type, const char *path);
 
 #endif

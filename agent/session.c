@@ -468,6 +468,7 @@ static char *dup_or_null(const char *text)
 
 static void owner_free(tl_sessions_t *owner)
 {
+    tl_file_channels_free(owner->files);
     tl_runbooks_free(owner->catalogue);
     for (size_t i = 0; i < owner->retired_count; i++)
         tl_runbooks_free(owner->retired[i]);
@@ -556,6 +557,11 @@ tl_sessions_t *tl_sessions_new(uv_loop_t *loop, const tl_sessions_config_t *conf
         goto out;
     }
     owner->close_range_works = tl__spawn_close_range_works();
+    owner->files = tl_file_channels_new(loop, config != NULL ? &config->files : NULL);
+    if (owner->files == NULL) {
+        rc = TL_ENOMEM;
+        goto out;
+    }
     rc = uv_signal_init(loop, &owner->sigchld);
     if (rc != 0)
         goto out;
@@ -588,6 +594,8 @@ void tl_sessions_free(tl_sessions_t *owner)
     if (owner == NULL || owner->freeing)
         return;
     owner->freeing = true;
+    tl_file_channels_free(owner->files);
+    owner->files = NULL;
     /* Reaping still needs SIGCHLD: keep the loop running until every child is gone. */
     uv_ref((uv_handle_t *)&owner->sigchld);
     struct session *next;
@@ -662,6 +670,10 @@ int tl_sessions_open(tl_sessions_t *owner, tl_mux_t *mux, uint32_t channel, cons
     enum kind kind;
     struct session *s = NULL;
     tl_format(message, message_size, "%s", "");
+    if (owner != NULL && !owner->freeing && mux != NULL && grant != NULL && grant->id != NULL &&
+        type != NULL && tl_channel_type_lookup(type) == TL_CHANNEL_FILE)
+        return tl_file_channels_open(owner->files, mux, channel, params, grant->id, grant->push,
+                                     message, message_size);
     int rc = check_request(owner, mux, channel, type, params, grant, &kind, message, message_size);
     if (rc != 0)
         goto out;
@@ -706,6 +718,10 @@ out:
 void tl_sessions_data(tl_sessions_t *owner, uint32_t channel, uint8_t stream, const uint8_t *data,
                       size_t len)
 {
+    if (tl_file_channels_has(owner->files, channel)) {
+        tl_file_channels_data(owner->files, channel, data, len);
+        return;
+    }
     struct session *s = find_session(owner, channel);
     if (s == NULL || len == 0)
         return;
@@ -714,6 +730,10 @@ void tl_sessions_data(tl_sessions_t *owner, uint32_t channel, uint8_t stream, co
 
 void tl_sessions_eof(tl_sessions_t *owner, uint32_t channel)
 {
+    if (tl_file_channels_has(owner->files, channel)) {
+        tl_file_channels_eof(owner->files, channel);
+        return;
+    }
     struct session *s = find_session(owner, channel);
     if (s == NULL || s->kind != KIND_EXEC || s->terminal)
         return; /* a terminal has no end of input; what runs on it ends by itself */
@@ -724,6 +744,10 @@ void tl_sessions_eof(tl_sessions_t *owner, uint32_t channel)
 
 void tl_sessions_writable(tl_sessions_t *owner, uint32_t channel)
 {
+    if (tl_file_channels_has(owner->files, channel)) {
+        tl_file_channels_writable(owner->files, channel);
+        return;
+    }
     struct session *s = find_session(owner, channel);
     if (s == NULL || s->close_sent)
         return;
@@ -734,6 +758,10 @@ void tl_sessions_writable(tl_sessions_t *owner, uint32_t channel)
 
 void tl_sessions_closed(tl_sessions_t *owner, uint32_t channel)
 {
+    if (tl_file_channels_has(owner->files, channel)) {
+        tl_file_channels_closed(owner->files, channel);
+        return;
+    }
     struct session *s = find_session(owner, channel);
     if (s == NULL)
         return;
@@ -782,9 +810,9 @@ int tl_sessions_signal(tl_sessions_t *owner, uint32_t channel, int sig)
 
 size_t tl_sessions_end_grant(tl_sessions_t *owner, const char *grant)
 {
-    size_t ended = 0;
     if (owner == NULL || grant == NULL)
         return 0;
+    size_t ended = owner->files != NULL ? tl_file_channels_end_grant(owner->files, grant) : 0;
     for (struct session *s = owner->list; s != NULL; s = s->next) {
         if (s->mux == NULL || s->close_sent || strcmp(s->grant, grant) != 0)
             continue;
@@ -808,6 +836,8 @@ void tl_sessions_disconnected(tl_sessions_t *owner)
 {
     if (owner == NULL)
         return;
+    if (owner->files != NULL)
+        tl_file_channels_disconnected(owner->files);
     struct session *next;
     for (struct session *s = owner->list; s != NULL; s = next) {
         next = s->next;

@@ -1,7 +1,9 @@
 /*
  * What runs on the user's machine for a technician: the agent's end of the
  * session channels the relay opens (docs/protocol.md §7.7) — exec, shell,
- * observe, diag and runbook.
+ * observe, diag and runbook — and the `file` channels, which
+ * agent/files_channel.h serves (tl_sessions_open hands them over and routes
+ * their events).
  *
  * Division of labour. The tunnel (agent/tunnel.c) receives the channel
  * open, and the consent module (agent/consent.h) decides whether the grant
@@ -25,10 +27,12 @@
 #ifndef TL_SESSION_H
 #define TL_SESSION_H
 
+#include "agent/files_channel.h"
 #include "proto/mux.h"
 #include "proto/runbooks.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -41,6 +45,7 @@ typedef struct tl_session_grant {
     const char *ticket;     /* "T-42" */
     const char *technician; /* "alice" */
     const char *role;       /* "tier1".."tier4" */
+    bool push;              /* files: the user allowed copying to the machine too */
 } tl_session_grant_t;
 
 typedef struct tl_sessions_config {
@@ -49,6 +54,7 @@ typedef struct tl_sessions_config {
     const char *self_exe;     /* this program, run as `SELF diag --json` for diag channels */
     const char *relay;        /* "host:port", passed as `diag --relay` (NULL: no relay check) */
     const char *shell;        /* shell channels' program; NULL: the agent user's login shell */
+    tl_file_limits_t files;   /* file channels' limits (agent/files_channel.h); 0: defaults */
 } tl_sessions_config_t;
 
 typedef struct tl_sessions_events {

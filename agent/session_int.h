@@ -119,6 +119,7 @@ struct tl_sessions {
     bool freeing;
     bool close_range_works;
     struct session *list;
+    tl_file_channels_t *files;          /* `file` channels (agent/files_channel.h) */
     uint8_t read_buf[TL_SESSION_CHUNK]; /* every read lands here first */
 };
 

@@ -798,7 +798,8 @@ static void start_session(tl_tunnel_t *tunnel, tl_mux_t *mux, uint32_t channel, 
                           json_t *params, const tl_grant_t *grant)
 {
     char message[TL_MSG_MAX_TEXT + 1] = "";
-    tl_session_grant_t session_grant = {grant->id, grant->ticket, grant->technician, grant->role};
+    tl_session_grant_t session_grant = {grant->id, grant->ticket, grant->technician, grant->role,
+                                        grant->push};
     int rc = tl_sessions_open(tunnel->options.sessions, mux, channel, type, params, &session_grant,
                               message, sizeof message);
     if (rc != 0) {
@@ -1207,6 +1208,72 @@ static void send_queued_ended(tl_tunnel_t *tunnel)
     json_array_clear(tunnel->ended_queue);
 }
 
+/* files.stat and files.list (agent/files_requests.h): checked against the grant here, the file
+ * system read on a libuv worker, answered on the connection it came on. */
+struct files_job {
+    uv_work_t work;
+    tl_tunnel_t *tunnel;
+    uint32_t generation, request_id;
+    enum tl_control_type type;
+    char *path;
+    json_t *answer;
+};
+
+static void files_work(uv_work_t *work)
+{
+    struct files_job *job = work->data;
+    job->answer = tl_files_request_serve(job->type, job->path);
+}
+
+static void files_done(uv_work_t *work, int status)
+{
+    struct files_job *job = work->data;
+    tl_tunnel_t *tunnel = job->tunnel;
+    tunnel->jobs--;
+    if (tunnel->stopping) {
+        maybe_release(tunnel);
+    } else if (tunnel->peer != NULL && job->generation == tunnel->generation) {
+        if (job->answer != NULL)
+            tl_peer_send_control(tunnel->peer, job->request_id, job->answer);
+        else
+            send_error(tunnel, job->request_id, status != 0 ? TL_EIO : TL_ENOMEM,
+                       tl_strerror(status != 0 ? TL_EIO : TL_ENOMEM));
+    }
+    json_decref(job->answer);
+    free(job->path);
+    free(job);
+}
+
+static void files_request(tl_tunnel_t *tunnel, uint32_t request_id, enum tl_control_type type,
+                          json_t *body)
+{
+    json_t *refused = tl_files_request_check(tunnel->options.consent, body);
+    if (refused != NULL) {
+        tl_peer_send_control(tunnel->peer, request_id, refused);
+        json_decref(refused);
+        return;
+    }
+    struct files_job *job = calloc(1, sizeof *job);
+    if (job == NULL ||
+        (job->path = strdup(json_string_value(json_object_get(body, "path")))) == NULL) {
+        free(job);
+        send_error(tunnel, request_id, TL_ENOMEM, tl_strerror(TL_ENOMEM));
+        return;
+    }
+    job->tunnel = tunnel;
+    job->generation = tunnel->generation;
+    job->request_id = request_id;
+    job->type = type;
+    job->work.data = job;
+    if (uv_queue_work(tunnel->loop, &job->work, files_work, files_done) != 0) {
+        free(job->path);
+        free(job);
+        send_error(tunnel, request_id, TL_EIO, tl_strerror(TL_EIO));
+        return;
+    }
+    tunnel->jobs++;
+}
+
 /* A request from the relay (docs/protocol.md §7.6, §7.9). */
 static void handle_request(tl_tunnel_t *tunnel, uint32_t request_id, const char *type, json_t *body)
 {
@@ -1248,13 +1315,7 @@ static void handle_request(tl_tunnel_t *tunnel, uint32_t request_id, const char 
         return;
     }
     if (known == TL_CONTROL_FILES_STAT || known == TL_CONTROL_FILES_LIST) {
-        /* Checked against its grant and served here (agent/files_requests.h). */
-        json_t *answer = tl_files_request_answer(tunnel->options.consent, known, body);
-        if (answer != NULL)
-            tl_peer_send_control(tunnel->peer, request_id, answer);
-        else
-            send_error(tunnel, request_id, TL_ENOMEM, tl_strerror(TL_ENOMEM));
-        json_decref(answer);
+        files_request(tunnel, request_id, known, body);
         return;
     }
     snprintf(message, sizeof message, "unknown request type '%.64s'", type ? type : "");

@@ -65,6 +65,7 @@ static const struct {
     [TL_CHANNEL_OBSERVE] = {"observe", TL_SIDE_RELAY, TL_SCOPE_OBSERVE},
     [TL_CHANNEL_DIAG] = {"diag", TL_SIDE_RELAY, TL_SCOPE_DIAG},
     [TL_CHANNEL_RUNBOOK] = {"runbook", TL_SIDE_RELAY, TL_SCOPE_FIX},
+    [TL_CHANNEL_FILE] = {"file", TL_SIDE_RELAY, TL_SCOPE_FILES},
 };
 
 unsigned tl_scope_bit(const char *name)

@@ -111,6 +111,7 @@ enum tl_channel_type {
     TL_CHANNEL_OBSERVE, /* "observe": a copy of the ticket's shells, under observe */
     TL_CHANNEL_DIAG,    /* "diag": fresh diagnostics, under diag */
     TL_CHANNEL_RUNBOOK, /* "runbook": a catalogue runbook, under fix */
+    TL_CHANNEL_FILE,    /* "file": one file read or written, under files (§7.16) */
     TL_CHANNEL_COUNT
 };
 

@@ -34,6 +34,7 @@ struct serve_args {
     uint64_t ssh_max_connections, ssh_preauth_per_address, ssh_auth_timeout_ms; /* 0: not given */
     uint64_t ssh_keepalive_ms, ssh_idle_timeout_ms;                             /* 0: not given */
     uint64_t take_wait_ms;                                                      /* 0: not given */
+    uint64_t files_max_bytes, files_max_count;                                  /* 0: not given */
     enum tl_log_level log_level;
 };
 
@@ -89,6 +90,8 @@ static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
         .ssh_keepalive_ms = (uint32_t)tl_settings_number(&settings, "ssh_keepalive_ms"),
         .ssh_idle_timeout_ms = (uint32_t)tl_settings_number(&settings, "ssh_idle_timeout_ms"),
         .take_wait_ms = (uint32_t)tl_settings_number(&settings, "take_wait_ms"),
+        .files_max_bytes = tl_settings_number(&settings, "files_max_bytes"),
+        .files_max_count = (uint32_t)tl_settings_number(&settings, "files_max_count"),
         .metrics_listen = tl_settings_text(&settings, "metrics_listen"),
         .metrics_public = (int)tl_settings_number(&settings, "metrics_public"),
         .settings = &settings,
@@ -163,6 +166,11 @@ static const tl_cli_arg_t serve_options[] = {
     SERVE_NUMBER("take-wait-ms", take_wait_ms, 100, 600000,
                  "how long join --take waits for the technician in control to answer, "
                  "100..600000 (default 30000)"),
+    SERVE_NUMBER("files-max-bytes", files_max_bytes, 1, 67108864,
+                 "the largest file a technician may copy from or to a machine with scp or sftp, "
+                 "1..67108864 (default 67108864: 64 MiB, the largest evidence item)"),
+    SERVE_NUMBER("files-max-count", files_max_count, 1, 100000,
+                 "files one scp or sftp session may open on machines, 1..100000 (default 1000)"),
     {.name = "metrics-listen",
      .metavar = "ADDR:PORT",
      .help = "serve Prometheus metrics at GET /metrics on this loopback address "
@@ -220,7 +228,8 @@ static const tl_admin_command_t serve = {
              "[--handshake-timeout-ms N] [--agent-max-connections N] [--ssh-max-connections N] "
              "[--ssh-preauth-per-address N] "
              "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
-             "[--take-wait-ms N] [--metrics-listen ADDR:PORT [--metrics-public]] [--web-listen "
+             "[--take-wait-ms N] [--files-max-bytes N] [--files-max-count N] [--metrics-listen "
+             "ADDR:PORT [--metrics-public]] [--web-listen "
              "ADDR:PORT "
              "[--web-cert FILE --web-key FILE] [--web-behind-proxy] [--web-url URL] "
              "[--web-assets DIR] [--web-link-ms N]] [--log-level LEVEL]",

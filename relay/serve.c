@@ -116,6 +116,13 @@ static int ssh_authorize(void *ctx, const char *user, ssh_key key, tl_technician
     return tl_ssh_logins_authorize(relay->logins, user, key, out);
 }
 
+/* Every file moved is kept as evidence: no larger than one evidence item. */
+static uint64_t file_max_bytes(const struct relay *relay, uint64_t wanted)
+{
+    uint64_t limit = wanted != 0 ? wanted : TL_SESSIONS_FILE_MAX_BYTES;
+    return limit < relay->config.max_upload_bytes ? limit : relay->config.max_upload_bytes;
+}
+
 static void ssh_on_login(void *ctx, const char *user, const char *address, const char *fingerprint,
                          int ok, const char *reason)
 {
@@ -149,6 +156,9 @@ static int start_technicians(struct relay *relay)
         return rc;
     }
     tl_sessions_set_take_wait(relay->sessions, relay->config.take_wait_ms);
+    tl_sessions_set_file_limits(relay->sessions,
+                                file_max_bytes(relay, relay->config.files_max_bytes),
+                                relay->config.files_max_count);
     relay->commands.worker = relay->worker;
     relay->commands.sessions = relay->sessions;
     /* The relay's own key signs evidence bundles (ticket export): the one technicians pin. */
@@ -317,9 +327,13 @@ static void on_signal(uv_signal_t *handle, int signum)
 static void apply_runtime(struct relay *relay, const tl_settings_t *settings)
 {
     tl_log_set_level((enum tl_log_level)tl_settings_number(settings, "log_level"));
-    if (relay->sessions != NULL)
+    if (relay->sessions != NULL) {
         tl_sessions_set_take_wait(relay->sessions,
                                   (uint32_t)tl_settings_number(settings, "take_wait_ms"));
+        tl_sessions_set_file_limits(
+            relay->sessions, file_max_bytes(relay, tl_settings_number(settings, "files_max_bytes")),
+            (uint32_t)tl_settings_number(settings, "files_max_count"));
+    }
     if (relay->ssh == NULL)
         return;
     tl_ssh_front_config_t limits = {

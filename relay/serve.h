@@ -35,6 +35,8 @@ typedef struct tl_relay_config {
     uint32_t ssh_keepalive_ms;    /* 0: TL_SSH_DEFAULT_KEEPALIVE_MS */
     uint32_t ssh_idle_timeout_ms; /* 0: TL_SSH_DEFAULT_IDLE_TIMEOUT_MS */
     uint32_t take_wait_ms;        /* 0: TL_SESSIONS_TAKE_WAIT_MS */
+    uint64_t files_max_bytes;     /* 0: TL_SESSIONS_FILE_MAX_BYTES */
+    uint32_t files_max_count;     /* 0: TL_SESSIONS_FILE_MAX_COUNT */
     /* The Prometheus endpoint (relay/metrics_serve.h) "ADDR:PORT"; NULL: none. A loopback
      * address unless metrics_public. */
     const char *metrics_listen;

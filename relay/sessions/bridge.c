@@ -164,8 +164,18 @@ void tl__session_send_resize(struct session *s)
     json_decref(body);
 }
 
+/* A channel of a file being moved (files_transfer.c), not of a session. */
+static int file_owner(const void *owner)
+{
+    return *(const enum tl__owner_kind *)owner == TL__OWNER_FILE;
+}
+
 void tl_sessions_channel_confirm(void *owner)
 {
+    if (file_owner(owner)) {
+        tl__transfer_confirm(owner);
+        return;
+    }
     struct session *s = owner;
     s->channel_state = CHANNEL_OPEN;
     tl_mux_peer_channel(tl_agent_mux(s->agent), s->channel, &s->agent_channel);
@@ -193,6 +203,10 @@ void tl_sessions_channel_confirm(void *owner)
 
 void tl_sessions_channel_refuse(void *owner, uint32_t reason, tl_str_t message)
 {
+    if (file_owner(owner)) {
+        tl__transfer_refuse(owner, reason, message);
+        return;
+    }
     struct session *s = owner;
     int was_closing = s->channel_state == CHANNEL_CLOSING;
     s->channel_state = CHANNEL_GONE;
@@ -208,6 +222,10 @@ void tl_sessions_channel_refuse(void *owner, uint32_t reason, tl_str_t message)
 
 void tl_sessions_channel_data(void *owner, uint8_t stream, const uint8_t *data, size_t len)
 {
+    if (file_owner(owner)) {
+        tl__transfer_data(owner, data, len);
+        return;
+    }
     struct session *s = owner;
     tl_metrics_bytes_to_technician(len);
     tl_mux_t *mux = tl_agent_mux(s->agent);
@@ -246,6 +264,10 @@ void tl_sessions_channel_data(void *owner, uint8_t stream, const uint8_t *data, 
 
 void tl_sessions_channel_writable(void *owner)
 {
+    if (file_owner(owner)) {
+        tl__transfer_writable(owner);
+        return;
+    }
     struct session *s = tl__session_controller(owner);
     if (s->input_blocked && s->exec != NULL) {
         s->input_blocked = 0;
@@ -255,6 +277,8 @@ void tl_sessions_channel_writable(void *owner)
 
 void tl_sessions_channel_input_ack(void *owner, uint32_t bytes, int hidden)
 {
+    if (file_owner(owner))
+        return;
     struct session *s = owner;
     if (!s->hold_input || s->recording == NULL)
         return;
@@ -280,6 +304,10 @@ void tl_sessions_channel_eof(void *owner)
 
 void tl_sessions_channel_close(void *owner, const struct tl_msg_channel_close *close)
 {
+    if (file_owner(owner)) {
+        tl__transfer_channel_close(owner, close);
+        return;
+    }
     struct session *s = owner;
     s->channel_state = CHANNEL_GONE;
     uv_timer_stop(&s->timer);

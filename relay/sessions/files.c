@@ -19,8 +19,7 @@
 #include "relay/desk/vendor.h"
 #include "relay/store/metrics.h"
 #include "relay/store/store.h"
-#include "relay/sessions/sessions_int.h"
-#include "relay/sessions/sftp_server.h"
+#include "relay/sessions/files_int.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -32,84 +31,6 @@
 /* Replies handed to the exec per write. */
 #define WRITE_CHUNK (256u * 1024u)
 
-static const char NOT_SERVED[] = "files on machines are not served by this relay yet";
-
-/* Tickets one session reaches; the grant each is given for. */
-#define FILES_MAX_MACHINES 16u
-#define FILES_GRANT_S 3600u
-/* Requests of one session waiting on one machine's agent at once, under the agent's own bound
- * (TL_AGENT_MAX_PENDING per connection): more wait on the relay, in order. */
-#define MACHINE_MAX_ASKED 16u
-
-enum grant_state {
-    GRANT_LOOKUP, /* the ticket and the technician's access to it, on the worker */
-    GRANT_ASKING, /* consent asked, answered, or its answer being recorded */
-    GRANT_LIVE,
-    GRANT_REFUSED, /* no access, no consent, offline: refusal says why */
-};
-
-enum request_kind { REQUEST_STAT, REQUEST_LIST, REQUEST_OPEN_READ, REQUEST_OPEN_WRITE };
-
-/* A request on a machine: waiting for its grant, queued, or asked of the agent. */
-struct waiting {
-    struct waiting *next;
-    struct machine *machine;
-    tl_agent_link_t *agent; /* while request_id is not 0 */
-    uint32_t request_id;
-    uint32_t op;
-    enum request_kind kind;
-    int follow;    /* stat */
-    uint32_t file; /* open */
-    uint32_t mode; /* open to write */
-    char path[TL_SFTP_MAX_PATH + 1];
-};
-
-/* A ticket's machine as this session reaches it, and the grant it was given (§7.16 "Grant"). */
-struct machine {
-    struct machine *next;
-    struct files *files;
-    int64_t ticket_id;
-    char ticket[24];
-    enum grant_state state;
-    char refusal[1300];
-    int want_push; /* the role has files.push: the question asks for pushing too */
-    uint32_t duration_s;
-    int64_t device_id;
-    char device[32];
-    tl_agent_link_t *agent; /* while request_id is not 0 */
-    uint32_t request_id;
-    char grant[40];
-    char granted_by[16];
-    int64_t expires_ms;
-    int push; /* the grant allows pushing */
-    struct waiting *waiting, **tail;
-    /* Requests asked of the agent, at most MACHINE_MAX_ASKED; the rest queue here in order. */
-    struct waiting *asked;
-    unsigned asked_count;
-    struct waiting *queued, **queued_tail;
-};
-
-struct files {
-    tl_sessions_t *sessions;
-    tl_exec_t *exec;
-    tl_technician_t tech;
-    char actor[96];
-    struct machine *machines;
-    uint32_t machine_count;
-    int jobs; /* storage jobs in flight: the files are freed after the last */
-    int gone; /* the client went away (on_abort) or the channel finished */
-    tl_sftp_server_t *server;
-    int held;     /* on_input took less than offered: resume once the server takes more */
-    int eof;      /* the client's EOF: the channel ends once the replies are out */
-    int finished; /* tl_exec_finish() called: freed when the callback returns */
-};
-
-static void answer_not_served(void *ctx, uint32_t op)
-{
-    struct files *files = ctx;
-    tl_sftp_server_answer_status(files->server, op, TL_SFTP_FAILURE, NOT_SERVED);
-}
-
 /* The root's listing, read on the worker: "T-42" directories, at most the server's limit. */
 struct list_job {
     tl_job_t job;
@@ -120,8 +41,6 @@ struct list_job {
     int over; /* more tickets than a listing holds */
     tl_sftp_entry_t entries[TL_SFTP_SERVER_MAX_ENTRIES];
 };
-
-static void files_settle(struct files *files);
 
 static int list_job_run(tl_job_t *base, tl_job_ctx_t *ctx)
 {
@@ -168,7 +87,7 @@ static void list_job_done(tl_job_t *base, int status)
         }
     }
     free(job);
-    files_settle(files);
+    tl__files_settle(files);
 }
 
 static void b_list_tickets(void *ctx, uint32_t op)
@@ -238,7 +157,7 @@ static void fjob_done(tl_job_t *base, int status)
     if (job->then != NULL)
         job->then(job->machine, job, status);
     tl__sjob_free(&job->base);
-    files_settle(files);
+    tl__files_settle(files);
 }
 
 /* Records one entry on the ticket (details taken), then continues with then (may be NULL). */
@@ -264,10 +183,7 @@ static void machine_record(struct machine *m, int lookup, const char *event, con
     tl_worker_submit(m->files->sessions->worker, &job->base.job);
 }
 
-/* One line on the client's stderr (ssh shows it, under scp and sftp too), "tierline: ...". */
-static void files_say(struct files *files, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void files_say(struct files *files, const char *fmt, ...)
+void tl__files_say(struct files *files, const char *fmt, ...)
 {
     if (files->gone || files->finished)
         return;
@@ -307,7 +223,7 @@ static void machine_refuse(struct machine *m, const char *fmt, ...)
     va_end(args);
     memcpy(m->refusal, line, sizeof line);
     m->state = GRANT_REFUSED;
-    files_say(m->files, "%s: %s", m->ticket, m->refusal);
+    tl__files_say(m->files, "%s: %s", m->ticket, m->refusal);
     machine_settle(m);
 }
 
@@ -339,8 +255,8 @@ static void granted_recorded(struct machine *m, struct fjob *job, int status)
     if (gmtime_r(&seconds, &utc) != NULL)
         strftime(until, sizeof until, "%H:%MZ", &utc);
     m->state = GRANT_LIVE;
-    files_say(m->files, "%s: granted %s until %s (by %s), files %s", m->ticket, m->grant, until,
-              m->granted_by, direction_text(m->push));
+    tl__files_say(m->files, "%s: granted %s until %s (by %s), files %s", m->ticket, m->grant, until,
+                  m->granted_by, direction_text(m->push));
     machine_settle(m);
 }
 
@@ -419,8 +335,8 @@ static void asked_recorded(struct machine *m, struct fjob *job, int status)
         return;
     }
     m->agent = agent;
-    files_say(m->files, "%s: waiting for the user's consent (files, %s) ...", m->ticket,
-              direction_text(m->want_push));
+    tl__files_say(m->files, "%s: waiting for the user's consent (files, %s) ...", m->ticket,
+                  direction_text(m->want_push));
 }
 
 static void lookup_done(struct machine *m, struct fjob *job, int status)
@@ -595,7 +511,7 @@ static void answer_refusal(struct machine *m, struct waiting *w, json_t *result)
     else if (error != NULL && strcmp(error, "EDENIED") == 0)
         status = TL_SFTP_PERMISSION_DENIED;
     if (status != TL_SFTP_NO_SUCH_FILE)
-        files_say(m->files, "%s: %s", m->ticket, message[0] ? message : "the machine refused");
+        tl__files_say(m->files, "%s: %s", m->ticket, message[0] ? message : "the machine refused");
     tl_sftp_server_answer_status(m->files->server, w->op, status, message);
 }
 
@@ -613,9 +529,9 @@ static void agent_answer(void *data, int status, json_t *result)
     m->asked_count--;
     tl_sftp_server_t *server = files->server;
     if (status != 0) {
-        files_say(files, "%s: %s", m->ticket,
-                  status == TL_ETIMEOUT ? "the machine did not answer"
-                                        : "the machine went offline");
+        tl__files_say(files, "%s: %s", m->ticket,
+                      status == TL_ETIMEOUT ? "the machine did not answer"
+                                            : "the machine went offline");
         tl_sftp_server_answer_status(server, w->op, TL_SFTP_FAILURE, tl_strerror(status));
     } else if (!json_is_true(json_object_get(result, "ok"))) {
         answer_refusal(m, w, result);
@@ -632,8 +548,8 @@ static void agent_answer(void *data, int status, json_t *result)
                                          "the machine answered with a malformed result");
         }
         if (ok && w->kind == REQUEST_LIST && json_is_true(json_object_get(result, "more")))
-            files_say(files, "%s: %s: the listing is cut at what one answer holds", m->ticket,
-                      w->path);
+            tl__files_say(files, "%s: %s: the listing is cut at what one answer holds", m->ticket,
+                          w->path);
     }
     free(w);
     /* The next queued request takes its place. */
@@ -644,7 +560,7 @@ static void agent_answer(void *data, int status, json_t *result)
             m->queued_tail = &m->queued;
         machine_ask(m, next);
     }
-    files_settle(files);
+    tl__files_settle(files);
 }
 
 /* Asks the agent (files.stat, files.list), or queues the request while enough are asked. */
@@ -679,7 +595,7 @@ static void machine_ask(struct machine *m, struct waiting *w)
         const char *why = rc == TL_EFULL ? "the machine has too many requests waiting; try again"
                           : rc == TL_ECLOSED ? "the machine went offline"
                                              : tl_strerror(rc);
-        files_say(m->files, "%s: %s", m->ticket, why);
+        tl__files_say(m->files, "%s: %s", m->ticket, why);
         tl_sftp_server_answer_status(m->files->server, w->op, TL_SFTP_FAILURE, why);
         free(w);
         return;
@@ -700,8 +616,13 @@ static void machine_serve(struct machine *m, struct waiting *w)
     else if (w->kind == REQUEST_STAT || w->kind == REQUEST_LIST) {
         machine_ask(m, w);
         return;
+    } else if (w->kind == REQUEST_OPEN_WRITE && !m->push) {
+        tl__files_say(m->files, "%s: %s: the grant allows copying from the machine only", m->ticket,
+                      w->path);
+        tl_sftp_server_answer_status(server, w->op, TL_SFTP_PERMISSION_DENIED,
+                                     "the grant allows copying from the machine only");
     } else
-        tl_sftp_server_answer_status(server, w->op, TL_SFTP_FAILURE, NOT_SERVED);
+        tl__transfer_open(m, w->op, w->file, w->path, w->kind == REQUEST_OPEN_WRITE);
     free(w);
 }
 
@@ -747,22 +668,22 @@ static void b_open_write(void *ctx, uint32_t op, uint32_t file, const tl_sftp_vp
 
 static void b_read(void *ctx, uint32_t op, uint32_t file, uint32_t len)
 {
-    answer_not_served(ctx, op);
+    tl__transfer_read(ctx, op, file, len);
 }
 
 static void b_write(void *ctx, uint32_t op, uint32_t file, const uint8_t *data, size_t len)
 {
-    answer_not_served(ctx, op);
+    tl__transfer_write(ctx, op, file, data, len);
 }
 
 static void b_close(void *ctx, uint32_t op, uint32_t file, int aborted)
 {
-    answer_not_served(ctx, op);
+    tl__transfer_close(ctx, op, file, aborted);
 }
 
 static void b_refused(void *ctx, const char *why)
 {
-    files_say(ctx, "%s", why);
+    tl__files_say(ctx, "%s", why);
 }
 
 static const tl_sftp_backend_t backend = {
@@ -788,6 +709,11 @@ static void waiting_free_all(struct waiting *w)
 
 static void files_free(struct files *files)
 {
+    struct files **at = &files->sessions->files;
+    while (*at != NULL && *at != files)
+        at = &(*at)->next;
+    if (*at == files)
+        *at = files->next;
     while (files->machines != NULL) {
         struct machine *m = files->machines;
         files->machines = m->next;
@@ -802,6 +728,7 @@ static void files_free(struct files *files)
 /* The client went away: questions still asked are withdrawn, and that is recorded. */
 static void files_withdraw(struct files *files)
 {
+    tl__transfer_abandon_all(files);
     for (struct machine *m = files->machines; m != NULL; m = m->next) {
         while (m->asked != NULL) {
             struct waiting *w = m->asked;
@@ -856,7 +783,7 @@ static void files_flush(struct files *files)
  * At the end of each callback and job: sends what an answer queued, resumes held input, ends the
  * channel after EOF, and frees the files once nothing refers to them.
  */
-static void files_settle(struct files *files)
+void tl__files_settle(struct files *files)
 {
     if (!files->gone) {
         files_flush(files);
@@ -888,27 +815,27 @@ static size_t on_input(tl_exec_t *exec, const uint8_t *bytes, size_t len, void *
     if (files->finished)
         taken = len;
     files->held = taken < len;
-    files_settle(files); /* resumes input held back by what has been answered since */
+    tl__files_settle(files); /* resumes input held back by what has been answered since */
     return taken;
 }
 
 static void on_drain(tl_exec_t *exec, void *data)
 {
-    files_settle(data);
+    tl__files_settle(data);
 }
 
 static void on_input_eof(tl_exec_t *exec, void *data)
 {
     struct files *files = data;
     files->eof = 1;
-    files_settle(files);
+    tl__files_settle(files);
 }
 
 static void on_abort(tl_exec_t *exec, void *data)
 {
     struct files *files = data;
     files->gone = 1;
-    files_settle(files);
+    tl__files_settle(files);
 }
 
 static const tl_exec_callbacks_t files_callbacks = {
@@ -921,7 +848,12 @@ static const tl_exec_callbacks_t files_callbacks = {
 void tl_sessions_files_start(tl_sessions_t *sessions, tl_exec_t *exec)
 {
     struct files *files = calloc(1, sizeof *files);
-    tl_sftp_server_limits_t limits = {0};
+    tl_sftp_server_limits_t limits = {
+        .max_file_bytes =
+            sessions->file_max_bytes ? sessions->file_max_bytes : TL_SESSIONS_FILE_MAX_BYTES,
+        .max_files =
+            sessions->file_max_count ? sessions->file_max_count : TL_SESSIONS_FILE_MAX_COUNT,
+    };
     if (files != NULL)
         files->server = tl_sftp_server_new(&backend, files, &limits);
     if (files == NULL || files->server == NULL) {
@@ -933,7 +865,21 @@ void tl_sessions_files_start(tl_sessions_t *sessions, tl_exec_t *exec)
     files->sessions = sessions;
     files->exec = exec;
     files->tech = *tl_exec_technician(exec);
+    files->next = sessions->files;
+    sessions->files = files;
     snprintf(files->actor, sizeof files->actor, "tech:%s", files->tech.name);
     tl_exec_set_callbacks(exec, &files_callbacks, files);
     tl_log_info("sftp started tech=%s", tl_exec_technician(exec)->name);
+}
+
+void tl__files_agent_closed(tl_sessions_t *sessions, tl_agent_link_t *agent)
+{
+    for (struct files *files = sessions->files; files != NULL; files = files->next)
+        tl__transfer_agent_closed(files, agent);
+}
+
+void tl_sessions_set_file_limits(tl_sessions_t *sessions, uint64_t max_bytes, uint32_t max_count)
+{
+    sessions->file_max_bytes = max_bytes;
+    sessions->file_max_count = max_count;
 }

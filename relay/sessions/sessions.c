@@ -470,6 +470,7 @@ void tl__session_conclude(struct session *s)
 
 void tl_sessions_agent_closed(tl_sessions_t *sessions, tl_agent_link_t *agent)
 {
+    tl__files_agent_closed(sessions, agent);
     /* tl__session_conclude() may free nothing here (jobs are submitted), but take next first
      * anyway. */
     for (struct session *s = sessions->head, *next; s != NULL; s = next) {

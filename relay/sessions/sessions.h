@@ -114,6 +114,12 @@ void tl_sessions_start(tl_sessions_t *sessions, tl_exec_t *exec,
  * §7.16) until the client ends it.
  */
 void tl_sessions_files_start(tl_sessions_t *sessions, tl_exec_t *exec);
+/* Limits on files moved (docs/protocol.md §5): bytes per file (every file is kept as evidence, so
+ * at most the evidence store's item limit), files opened per SFTP session; 0 sets the default.
+ * Sessions started afterwards use them. */
+#define TL_SESSIONS_FILE_MAX_BYTES (64ull * 1024u * 1024u)
+#define TL_SESSIONS_FILE_MAX_COUNT 1000u
+void tl_sessions_set_file_limits(tl_sessions_t *sessions, uint64_t max_bytes, uint32_t max_count);
 
 /* ---- from relay/net/agent_server.c, through its hooks (relay/net/agent_link.h) ---- */
 

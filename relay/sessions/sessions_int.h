@@ -15,7 +15,9 @@
  *   transcript.c  command and runbook transcripts, the diagnostics report
  *   evidence.c    naming and adding evidence, the terminal recording of a join
  *   files.c       the "sftp" subsystem: the SFTP server (sftp_server.c) on the
- *                 technician's exec
+ *                 technician's exec, the machines it reaches and their grants
+ *   files_transfer.c  each file moved: a `file` channel, hashed, kept, audited
+ *                 (files_int.h is what the two share)
  *
  * Everything here runs on the loop except what the comments mark "worker".
  */
@@ -61,6 +63,14 @@ struct capture {
     tl_sha256_t *hash;
 };
 
+/*
+ * What owns a channel on an agent's mux (tl_mux_set_data): the first member of each owner, so
+ * that bridge.c routes the channel's events to a session or to a file being moved.
+ */
+enum tl__owner_kind { TL__OWNER_SESSION = 0, TL__OWNER_FILE };
+
+struct files;
+
 struct tl_sessions {
     uv_loop_t *loop;
     tl_worker_t *worker;
@@ -73,10 +83,14 @@ struct tl_sessions {
     uint32_t count;
     uint32_t recording_serial;
     unsigned grant_jobs;
-    uint32_t take_wait_ms; /* join --take: how long the one in control has to answer */
+    uint32_t take_wait_ms;   /* join --take: how long the one in control has to answer */
+    struct files *files;     /* SFTP sessions (files.c) */
+    uint64_t file_max_bytes; /* per file moved; 0: TL_SESSIONS_FILE_MAX_BYTES */
+    uint32_t file_max_count; /* files opened per SFTP session; 0: TL_SESSIONS_FILE_MAX_COUNT */
 };
 
 struct session {
+    enum tl__owner_kind owner_kind; /* TL__OWNER_SESSION (calloc): first, see above */
     tl_sessions_t *sessions;
     struct session *prev, *next;
     uv_timer_t timer; /* the agent's CLOSE deadline; the session is freed in its close callback */
@@ -253,6 +267,18 @@ void tl__session_maybe_release(struct session *s);
 void tl__session_conclude(struct session *s);
 /* The final job is done: the technician is told and the exec ends. */
 void tl__session_final_done(struct session *s, struct sjob *job, int status);
+
+/* ---- files.c -------------------------------------------------------------------------------- */
+
+/* The connection is going: the files being moved over it fail. */
+void tl__files_agent_closed(tl_sessions_t *sessions, tl_agent_link_t *agent);
+/* Events of a file's channel (files_transfer.c): bridge.c routes them there for an owner of
+ * kind TL__OWNER_FILE. */
+void tl__transfer_confirm(void *owner);
+void tl__transfer_refuse(void *owner, uint32_t reason, tl_str_t message);
+void tl__transfer_data(void *owner, const uint8_t *data, size_t len);
+void tl__transfer_writable(void *owner);
+void tl__transfer_channel_close(void *owner, const struct tl_msg_channel_close *close);
 
 /* ---- jobs.c --------------------------------------------------------------------------------- */
 

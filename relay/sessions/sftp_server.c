@@ -378,8 +378,8 @@ static void do_open(tl_sftp_server_t *server, const tl_sftp_request_t *req)
     uint32_t flags = req->pflags;
     int reading = flags == TL_SFTP_FXF_READ;
     int writing = (flags & TL_SFTP_FXF_WRITE) && !(flags & TL_SFTP_FXF_READ) &&
-                  !(flags & (TL_SFTP_FXF_APPEND | TL_SFTP_FXF_EXCL)) &&
-                  (flags & TL_SFTP_FXF_CREAT) && (flags & TL_SFTP_FXF_TRUNC);
+                  !(flags & (TL_SFTP_FXF_APPEND | TL_SFTP_FXF_EXCL)) && (flags & TL_SFTP_FXF_CREAT);
+    /* Without TRUNC too (scp's own way): the file is replaced whole at the end either way. */
     if (!reading && !writing) {
         reply_status(server, req->id, TL_SFTP_OP_UNSUPPORTED,
                      "files are opened to read them whole or to write them anew");
@@ -420,6 +420,9 @@ static void over_limit(tl_sftp_server_t *server, uint32_t id)
     tl_format(message, sizeof message, "the file is larger than the limit of %llu bytes",
               (unsigned long long)server->limits.max_file_bytes);
     reply_status(server, id, TL_SFTP_FAILURE, message);
+    /* The clients show the status alone, if at all: said on stderr too. */
+    if (server->backend->refused != NULL)
+        server->backend->refused(server->ctx, message);
 }
 
 static void do_read(tl_sftp_server_t *server, const tl_sftp_request_t *req)

@@ -67,7 +67,8 @@ typedef struct tl_sftp_backend {
                   size_t len);                                         /* answer_status */
     void (*close)(void *ctx, uint32_t op, uint32_t file, int aborted); /* answer_status */
     /* Optional: a path refused before any call above (it climbs out of the tree, holds a
-     * control character, ...), with the sentence the client is answered; nothing to answer. */
+     * control character, ...), or a file over the byte limit, with the sentence the client is
+     * answered; nothing to answer. */
     void (*refused)(void *ctx, const char *why);
 } tl_sftp_backend_t;
 

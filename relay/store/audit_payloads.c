@@ -133,7 +133,8 @@ static json_t *tally_json(const struct tally *t, int ok, int with_present)
 int tl_audit_payloads_verify(const char *log_path, tl_evidence_store_t *store, json_t *verdict,
                              FILE *text)
 {
-    json_t *recorded = NULL, *evidence = NULL, *tombstones = json_array(), *seen = json_object();
+    json_t *recorded = NULL, *evidence = NULL, *files = NULL, *tombstones = json_array(),
+           *seen = json_object();
     struct tally all = {json_array(), 0, 0, 0}, recordings = {json_array(), 0, 0, 0};
     int rc = tombstones != NULL && seen != NULL && all.bad != NULL && recordings.bad != NULL
                  ? 0
@@ -142,6 +143,8 @@ int tl_audit_payloads_verify(const char *log_path, tl_evidence_store_t *store, j
         rc = entries_of(log_path, "session.recorded", &recorded);
     if (rc == 0)
         rc = entries_of(log_path, "evidence.", &evidence);
+    if (rc == 0)
+        rc = entries_of(log_path, "files.", &files);
     if (rc != 0) {
         if (text != NULL)
             fprintf(text, "payloads not checked: %s\n", tl_strerror(rc));
@@ -159,6 +162,12 @@ int tl_audit_payloads_verify(const char *log_path, tl_evidence_store_t *store, j
     json_array_foreach(evidence, i, hit) {
         const char *action = action_of(hit);
         if (strcmp(action, "evidence.add") == 0 || strcmp(action, "evidence.store") == 0)
+            check_one(store, hit, tombstones, seen, &all, &recordings, text);
+    }
+    /* A file copied with scp or sftp is kept as evidence under the hash its entry names. */
+    json_array_foreach(files, i, hit) {
+        const char *action = action_of(hit);
+        if (strcmp(action, "files.pull") == 0 || strcmp(action, "files.push") == 0)
             check_one(store, hit, tombstones, seen, &all, &recordings, text);
     }
     if (json_array_size(all.bad) != 0)
@@ -181,6 +190,7 @@ out:
     }
     json_decref(recorded);
     json_decref(evidence);
+    json_decref(files);
     json_decref(tombstones);
     json_decref(seen);
     json_decref(all.bad);

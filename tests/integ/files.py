@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Files with the stock OpenSSH clients (docs/protocol.md §7.16): sftp and scp against a real
 relay over real SSH. Usage: files.py BIN_DIR CASE."""
+import hashlib
 import os
 import re
+import time
 import subprocess
 import sys
 
@@ -163,15 +165,6 @@ def case_files_stat_and_list_reach_the_machine_never_through_a_link():
     status, out, err = sftp_batch(desk, "bob", ["ls -1 \"%s/inside/a\x01b\"" % remote])
     check(status != 0 and re.search(r"tierline: .*control character", err),
           "a control character: %r %r" % (out, err))
-    # Reading a file is not served yet, under a live grant too: nothing comes, nothing is written.
-    target = os.path.join(WORK, "copied")
-    status, out, err = sftp_batch(desk, "bob", ["get %s/inside/notes.txt %s" % (remote, target)])
-    check(status != 0 and not os.path.exists(target), "get: %d %r %r" % (status, out, err))
-    proc = subprocess.run(["scp"] + client_options(desk, "bob") +
-                          ["bob@127.0.0.1:%s/inside/notes.txt" % remote.lstrip("/"), target],
-                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
-    check(proc.returncode != 0 and not os.path.exists(target),
-          "scp: %d %r" % (proc.returncode, proc.stderr))
 
 
 @case
@@ -195,8 +188,280 @@ def case_files_grant_declined_or_refused_is_told_and_recorded():
           "resolved: %r" % err)
 
 
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def scp(desk, user, *words):
+    proc = subprocess.run(["scp"] + client_options(desk, user) + list(words),
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=120, cwd=WORK)
+    return proc.returncode, proc.stderr.decode(errors="replace")
+
+
+def stopped_clean(desk):
+    """Stops the agent and the relay as their services would; under the sanitizers their exit
+    reports what they leaked or misused, which fails the case."""
+    desk.agent.stop()
+    desk.relay.proc.send_signal(15)
+    desk.relay.proc.wait(timeout=60)
+    for name, text in (("relay", desk.relay.log_text()), ("agent", desk.agent.log_text())):
+        check("Sanitizer" not in text and "runtime error" not in text,
+              "the %s reported at its exit:\n%s" % (name, text[-4000:]))
+
+
+def machine_tree(desk):
+    """A directory on the machine (the agent runs here) with a 5 MiB random file and an empty
+    one; (local path, its path under the relay's tree without the leading /)."""
+    tree = os.path.join(WORK, "machine")
+    os.makedirs(tree, exist_ok=True)
+    with open(os.path.join(tree, "big.bin"), "wb") as f:
+        f.write(os.urandom(5 * 1024 * 1024 + 123))
+    open(os.path.join(tree, "empty"), "wb").close()
+    return tree, "%s%s" % (desk.ticket, tree)
+
+
+def local_upload(size):
+    """A folder on the technician's side holding fix.conf, size random bytes; both paths."""
+    local = os.path.join(WORK, "local")
+    os.makedirs(local)
+    upload = os.path.join(local, "fix.conf")
+    with open(upload, "wb") as f:
+        f.write(os.urandom(size))
+    return local, upload
+
+
 @case
-def case_files_on_machines_not_served_yet_nothing_written():
+def case_files_pulled_and_pushed_byte_exact_with_scp_and_sftp():
+    desk = Desk()
+    tree, remote = machine_tree(desk)
+    local, upload = local_upload(3 * 1024 * 1024 + 7)
+    # sftp get and put under carol's grant (pull and push), the user answering yes.
+    status, out, err = granted_session(desk, "carol", [
+        "get /%s/big.bin %s/big-sftp" % (remote, local),
+        "get /%s/empty %s/empty-sftp" % (remote, local),
+        "put %s /%s/pushed-sftp.conf" % (upload, remote),
+    ])
+    check(status == 0, "carol's sftp: %d %r %r" % (status, out, err))
+    check(sha256_of(local + "/big-sftp") == sha256_of(tree + "/big.bin") and
+          os.path.getsize(local + "/empty-sftp") == 0 and
+          sha256_of(tree + "/pushed-sftp.conf") == sha256_of(upload),
+          "sftp copies differ from the originals")
+    # scp (OpenSSH 9 speaks SFTP) both ways under the live grant.
+    status, err = scp(desk, "carol", "carol@127.0.0.1:%s/big.bin" % remote, local + "/big-scp")
+    check(status == 0 and sha256_of(local + "/big-scp") == sha256_of(tree + "/big.bin"),
+          "scp pull: %d %r" % (status, err))
+    status, err = scp(desk, "carol", "carol@127.0.0.1:%s/empty" % remote, local + "/empty-scp")
+    check(status == 0 and os.path.getsize(local + "/empty-scp") == 0,
+          "scp pull empty: %d %r" % (status, err))
+    status, err = scp(desk, "carol", upload, "carol@127.0.0.1:%s/" % remote)
+    check(status == 0 and sha256_of(tree + "/fix.conf") == sha256_of(upload),
+          "scp push: %d %r" % (status, err))
+    check(not [n for n in os.listdir(tree) if n.startswith(".tierline-push")],
+          "temporary files left: %r" % os.listdir(tree))
+    # Each file moved is audited with its path, size and hash, and kept as evidence.
+    pulls = audit_of(desk, "files.pull", "carol")
+    pushes = audit_of(desk, "files.push", "carol")
+    big = sha256_of(tree + "/big.bin")
+    check(len(pulls) == 4 and len(pushes) == 2, "audit: %r %r" % (pulls, pushes))
+    check([e["details"]["sha256"] for e in pulls].count(big) == 2 and
+          all(e["details"]["path"] in (tree + "/big.bin", tree + "/empty") for e in pulls) and
+          all(e["subject"] == desk.ticket for e in pulls + pushes),
+          "pull entries: %r" % pulls)
+    check({e["details"]["sha256"] for e in pushes} == {sha256_of(upload)} and
+          {e["details"]["size"] for e in pushes} == {os.path.getsize(upload)},
+          "push entries: %r" % pushes)
+    kept = {e["hash"] for e in desk.evidence_of_kind("file")}
+    check({big, sha256_of(upload), hashlib.sha256(b"").hexdigest()} <= kept,
+          "evidence of kind file: %r" % desk.evidence_of_kind("file"))
+    status, blob, err = desk.ssh("carol", "evidence", "get", desk.ticket, big, text=False)
+    check(status == 0 and hashlib.sha256(blob).hexdigest() == big, "evidence get: %r" % err)
+    # The auditor's check reads each file the entries name back from the evidence store.
+    proc = subprocess.run([BIN + "/tierline-relay", "audit-verify", "--data", desk.relay.dir],
+                          capture_output=True, text=True, timeout=120)
+    check(proc.returncode == 0 and "audit log OK" in proc.stdout and
+          re.search(r"payloads OK: (\d+) checked", proc.stdout) and
+          int(re.search(r"payloads OK: (\d+) checked", proc.stdout).group(1)) >= 4,
+          "audit-verify: %r %r" % (proc.stdout, proc.stderr))
+    stopped_clean(desk)
+
+
+def nothing_pushed(tree):
+    return not [n for n in os.listdir(tree) if n.startswith(".tierline-push")]
+
+
+@case
+def case_files_bad_input_clear_errors_nothing_written():
+    desk = Desk(relay_options=["--files-max-bytes", "100000"])
+    tree = os.path.join(WORK, "machine")
+    os.makedirs(os.path.join(tree, "inside"))
+    with open(os.path.join(tree, "inside", "notes.txt"), "w") as f:
+        f.write("kept as it is")
+    with open(os.path.join(tree, "large.bin"), "wb") as f:
+        f.write(os.urandom(300000))
+    os.symlink(os.path.join(tree, "inside"), os.path.join(tree, "link"))
+    os.symlink(os.path.join(tree, "inside", "notes.txt"), os.path.join(tree, "notes-link"))
+    os.mkfifo(os.path.join(tree, "fifo"))
+    remote = "/%s%s" % (desk.ticket, tree)
+    local = os.path.join(WORK, "local")
+    os.makedirs(local)
+    small = os.path.join(local, "small.conf")
+    with open(small, "wb") as f:
+        f.write(b"a small file\n")
+    over = os.path.join(local, "over.bin")
+    with open(over, "wb") as f:
+        f.write(os.urandom(200000))
+    before = sorted(os.listdir(tree)), sorted(os.listdir(os.path.join(tree, "inside")))
+
+    def tree_unchanged():
+        now = sorted(os.listdir(tree)), sorted(os.listdir(os.path.join(tree, "inside")))
+        with open(os.path.join(tree, "inside", "notes.txt")) as f:
+            return now == before and f.read() == "kept as it is"
+
+    # Carol's grant allows pushing; everything below is refused all the same.
+    status, out, err = granted_session(desk, "carol", ["ls %s" % remote])
+    check(status == 0, "carol's grant: %d %r %r" % (status, out, err))
+    # A link on the path, or as the file: refused on the machine, both ways.
+    status, err = scp(desk, "carol", "carol@127.0.0.1:%s/link/notes.txt" % remote[1:],
+                      local + "/through-link")
+    check(status != 0 and "symbolic link" in err and not os.path.exists(local + "/through-link"),
+          "pull through a link: %d %r" % (status, err))
+    status, err = scp(desk, "carol", small, "carol@127.0.0.1:%s/link/" % remote[1:])
+    check(status != 0 and tree_unchanged(), "push through a link: %d %r" % (status, err))
+    status, err = scp(desk, "carol", small, "carol@127.0.0.1:%s/notes-link" % remote[1:])
+    check(status != 0 and "symbolic link" in err and tree_unchanged() and
+          os.path.islink(os.path.join(tree, "notes-link")),
+          "push onto a link: %d %r" % (status, err))
+    # A FIFO is refused without waiting for a writer.
+    status, err = scp(desk, "carol", "carol@127.0.0.1:%s/fifo" % remote[1:], local + "/fifo")
+    check(status != 0 and "not a regular file" in err, "pull a FIFO: %d %r" % (status, err))
+    # Over the byte limit: fails, nothing past it comes, nothing is written on the machine.
+    status, err = scp(desk, "carol", "carol@127.0.0.1:%s/large.bin" % remote[1:],
+                      local + "/large.bin")
+    check(status != 0 and "larger than the limit of 100000 bytes" in err,
+          "pull over the limit: %d %r" % (status, err))
+    check(not os.path.exists(local + "/large.bin") or
+          os.path.getsize(local + "/large.bin") <= 100000, "bytes past the limit came")
+    status, out, err = sftp_batch(desk, "carol", ["put %s %s/over.bin" % (over, remote)])
+    check(status != 0 and "larger than the limit of 100000 bytes" in out + err and
+          tree_unchanged(), "push over the limit: %d %r %r" % (status, out, err))
+    # A name with a control character: refused on the relay, nothing reaches the machine.
+    status, out, err = sftp_batch(desk, "carol", ["put %s \"%s/bad\x01name\"" % (small, remote)])
+    check(status != 0 and "control character" in err and tree_unchanged(),
+          "push a control character: %d %r %r" % (status, out, err))
+    wait_for("no temporary file left on the machine", lambda: nothing_pushed(tree) and
+             nothing_pushed(os.path.join(tree, "inside")))
+    check(not audit_of(desk, "files.push", "carol"), "a refused push was audited")
+    # Bob's role has files.pull alone: his grant is pull only, and a push is refused.
+    status, out, err = granted_session(desk, "bob", ["put %s %s/small.conf" % (small, remote)])
+    check(status != 0 and "allows copying from the machine only" in err and tree_unchanged(),
+          "push under a pull-only grant: %d %r %r" % (status, out, err))
+    status, err = scp(desk, "bob", small, "bob@127.0.0.1:%s/" % remote[1:])
+    check(status != 0 and "allows copying from the machine only" in err and tree_unchanged(),
+          "scp push under a pull-only grant: %d %r" % (status, err))
+    # What was refused moved nothing, and nothing of it is on the record.
+    check(not audit_of(desk, "files.pull", "carol") and not audit_of(desk, "files.push", "bob"),
+          "refused transfers were audited")
+    stopped_clean(desk)
+
+
+@case
+def case_files_fail_closed_when_the_audit_log_cannot_be_written():
+    desk = Desk()
+    tree, remote = machine_tree(desk)
+    local, upload = local_upload(100000)
+    status, out, err = granted_session(desk, "carol", ["ls /%s" % remote])
+    check(status == 0, "carol's grant: %d %r %r" % (status, out, err))
+    # The session is open (its login is on the record) when the log goes away.
+    proc = subprocess.Popen(["sftp", "-b", "-"] + client_options(desk, "carol") +
+                            ["carol@127.0.0.1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=WORK)
+    proc.stdin.write(("ls -1 /%s\n" % remote).encode())
+    proc.stdin.flush()
+    listed = b""
+    for _ in range(100):
+        line = proc.stdout.readline()
+        listed += line
+        if not line or b"empty" in line:
+            break
+    check(b"big.bin" in listed, "the listing: %r" % listed)
+    log = os.path.join(desk.relay.dir, "audit.log")
+    os.rename(log, log + ".away")
+    try:
+        # A pull whose entry cannot be written is not finished; a push whose entry cannot be
+        # written is not committed on the machine.
+        out, err = proc.communicate(("-get /%s/big.bin %s/big\n-put %s /%s/fix.conf\nbye\n" %
+                                     (remote, local, upload, remote)).encode(), timeout=120)
+        err = err.decode(errors="replace")
+    finally:
+        os.rename(log + ".away", log)
+    # Either the record of the whole file or the evidence of its first bytes fails first.
+    check("close remote: Failure" in err, "the pull and the push: %r" % err)
+    pulled, pushed = err.split("close remote: Failure", 1)
+    check("audit log" in pulled and 'read remote "/%s/big.bin"' % remote in pulled,
+          "pull: %r" % err)
+    check("audit log" in pushed and "fix.conf" in pushed, "push: %r" % err)
+    wait_for("the machine to drop what it was sent", lambda: nothing_pushed(tree))
+    check(not os.path.exists(os.path.join(tree, "fix.conf")),
+          "written without its audit entry: %r" % os.listdir(tree))
+    status, err = scp(desk, "carol", upload, "carol@127.0.0.1:%s/" % remote)
+    check(status == 0 and sha256_of(os.path.join(tree, "fix.conf")) == sha256_of(upload),
+          "push once the log is back: %d %r" % (status, err))
+    # (An entry whose batch reached the database may still reach the log once it is back: the
+    # action it names was refused all the same, as for every audited action.)
+    check(sha256_of(upload) in [e["details"]["sha256"] for e in audit_of(desk, "files.push",
+                                                                          "carol")],
+          "entries: %r" % [e["action"] for e in desk.audit()])
+    stopped_clean(desk)
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+@case
+def case_files_client_that_stops_reading_holds_back_its_transfer_only():
+    desk = Desk()
+    tree = os.path.join(WORK, "machine")
+    os.makedirs(tree)
+    size = 60 * 1024 * 1024
+    with open(os.path.join(tree, "large.bin"), "wb") as f:
+        for _ in range(size // (1024 * 1024)):
+            f.write(os.urandom(4096) * 256)
+    remote = "%s%s" % (desk.ticket, tree)
+    status, out, err = granted_session(desk, "carol", ["ls /%s" % remote])
+    check(status == 0, "carol's grant: %d %r %r" % (status, out, err))
+    baseline = rss_kib(desk.relay.proc.pid)
+    target = os.path.join(WORK, "large.bin")
+    proc = subprocess.Popen(["scp"] + client_options(desk, "carol") +
+                            ["carol@127.0.0.1:%s/large.bin" % remote, target],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=WORK)
+    wait_for("the copy under way", lambda: os.path.exists(target) and
+             os.path.getsize(target) > 1024 * 1024)
+    os.kill(proc.pid, 19)  # SIGSTOP: the client reads nothing more
+    try:
+        samples = []
+        for _ in range(8):
+            time.sleep(0.5)
+            samples.append(os.path.getsize(target))
+        check(samples[-1] < size, "the copy finished while its client was stopped")
+        grown = rss_kib(desk.relay.proc.pid) - baseline
+        check(grown < 24 * 1024, "the relay grew %d KiB holding a stopped client's file" % grown)
+        # The machine holds back too: another session is served meanwhile.
+        status, out, err = sftp_batch(desk, "carol", ["ls /%s" % remote])
+        check(status == 0 and "large.bin" in out, "another session: %d %r %r" % (status, out, err))
+    finally:
+        os.kill(proc.pid, 18)  # SIGCONT
+    _, err = proc.communicate(timeout=120)
+    check(proc.returncode == 0 and os.path.getsize(target) == size and
+          sha256_of(target) == sha256_of(os.path.join(tree, "large.bin")),
+          "the copy after the client went on: %d %r" % (proc.returncode, err))
+
+
+@case
+def case_files_no_ticket_nothing_read():
     desk = Desk(ticket=False)
     target = os.path.join(WORK, "hostname")
     status, out, err = sftp_batch(desk, "bob", ["get /T-1/etc/hostname " + target])

@@ -142,6 +142,8 @@ static void agent_on_open(void *ctx, uint32_t channel, const struct tl_msg_chann
         .ticket = param_text(request->params, "ticket", "T-1"),
         .technician = param_text(request->params, "technician", "alice"),
         .role = param_text(request->params, "role", "tier2"),
+        /* Stands in for a files grant the user allowed pushing under. */
+        .push = json_is_true(json_object_get(request->params, "push_allowed")),
     };
     H.last_agent_channel = channel;
     char message[TL_MSG_MAX_TEXT];
@@ -1135,6 +1137,115 @@ static void test_new_reports_a_missing_catalogue(void **state)
     TL_ASSERT_OK(uv_loop_close(&loop));
 }
 
+/* ---- file channels (agent/files_channel.h) -------------------------------------------------- */
+
+/* A file channel's params for path (under the test's folder) and direction. */
+static const char *file_params(const char *name, const char *direction, bool push_allowed)
+{
+    static char params[512];
+    snprintf(params, sizeof params, "{\"path\":\"%s/%s\",\"direction\":\"%s\",\"push_allowed\":%s}",
+             H.dir, name, direction, push_allowed ? "true" : "false");
+    return params;
+}
+
+static bool temporary_left(void)
+{
+    char command[300];
+    snprintf(command, sizeof command, "ls -a '%s' | grep -q '^\\.tierline-push'", H.dir);
+    return system(command) == 0;
+}
+
+static void test_file_pull_sends_the_whole_file_in_order(void **state)
+{
+    size_t size = 700u * 1024u + 5u; /* more than the window's first half, chunks of 64 KiB */
+    uint8_t *bytes = malloc(size);
+    assert_non_null(bytes);
+    for (size_t i = 0; i < size; i++)
+        bytes[i] = (uint8_t)(i * 7u + i / 251u);
+    char path[300];
+    snprintf(path, sizeof path, "%s/pulled.bin", H.dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, size, f), size);
+    assert_int_equal(fclose(f), 0);
+    uint32_t ch = open_confirmed("file", file_params("pulled.bin", "pull", false));
+    wait_closed(ch);
+    assert_exit_status(ch, 0);
+    assert_int_equal(tl_buf_len(rch(ch)->rx[0]), size);
+    assert_memory_equal(tl_buf_data(rch(ch)->rx[0]), bytes, size);
+    free(bytes);
+    /* An empty file is an EOF at once. */
+    write_file("empty", "", 0644);
+    ch = open_confirmed("file", file_params("empty", "pull", false));
+    wait_closed(ch);
+    assert_exit_status(ch, 0);
+    assert_int_equal(tl_buf_len(rch(ch)->rx[0]), 0);
+}
+
+static void test_file_push_is_put_in_place_only_at_the_end(void **state)
+{
+    write_file("target.conf", "the old contents\n", 0644);
+    uint32_t ch = open_confirmed("file", file_params("target.conf", "push", true));
+    type_text(ch, "the new ");
+    type_text(ch, "contents\n");
+    WAIT_FOR(temporary_left(), "the bytes written beside the name");
+    char path[300];
+    snprintf(path, sizeof path, "%s/target.conf", H.dir);
+    char text[64] = "";
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(text, sizeof text, f));
+    fclose(f);
+    assert_string_equal(text, "the old contents\n");
+    TL_ASSERT_OK(tl_mux_eof(H.relay.mux, ch));
+    uv_idle_start(&H.pump, on_pump);
+    wait_closed(ch);
+    assert_exit_status(ch, 0);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(text, sizeof text, f));
+    fclose(f);
+    assert_string_equal(text, "the new contents\n");
+    assert_false(temporary_left());
+}
+
+static void test_file_push_closed_early_leaves_nothing(void **state)
+{
+    uint32_t ch = open_confirmed("file", file_params("never.conf", "push", true));
+    type_text(ch, "half of a file");
+    WAIT_FOR(temporary_left(), "the bytes written beside the name");
+    TL_ASSERT_OK(tl_mux_close(H.relay.mux, ch, NULL));
+    uv_idle_start(&H.pump, on_pump);
+    wait_closed(ch);
+    assert_false(temporary_left());
+    char path[300];
+    snprintf(path, sizeof path, "%s/never.conf", H.dir);
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+static void test_file_channels_refuse_what_the_grant_or_the_machine_does_not_allow(void **state)
+{
+    write_file("plain", "text\n", 0644);
+    char path[300], target[300];
+    snprintf(path, sizeof path, "%s/fifo", H.dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof path, "%s/link", H.dir);
+    snprintf(target, sizeof target, "%s/plain", H.dir);
+    assert_int_equal(symlink(target, path), 0);
+    assert_refused("file", file_params("fifo", "pull", false), TL_EINVAL, "not a regular file");
+    assert_refused("file", file_params("link", "pull", false), TL_EDENIED, "symbolic link");
+    assert_refused("file", file_params("link", "push", true), TL_EDENIED, "symbolic link");
+    assert_refused("file", file_params("missing", "pull", false), TL_ENOTFOUND, "no such file");
+    assert_refused("file", file_params("plain", "push", false), TL_EDENIED,
+                   "copying from this machine only");
+    assert_refused("file", file_params("plain", "both", true), TL_EINVAL, "\"direction\"");
+    assert_refused("file", "{\"path\":\"relative/path\",\"direction\":\"pull\"}", TL_EINVAL,
+                   "absolute, normalised");
+    assert_refused("file", file_params("a/../plain", "pull", false), TL_EINVAL,
+                   "absolute, normalised");
+    assert_false(temporary_left());
+}
+
 #define SESSION_TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 #define SMALL_WINDOW_TEST(name)                                                                    \
     cmocka_unit_test_setup_teardown(name, setup_small_relay_window, teardown)
@@ -1143,6 +1254,10 @@ static void test_new_reports_a_missing_catalogue(void **state)
 
 static const struct CMUnitTest tests[] = {
     SESSION_TEST(test_exec_sends_output_and_exit_status),
+    SESSION_TEST(test_file_pull_sends_the_whole_file_in_order),
+    SESSION_TEST(test_file_push_is_put_in_place_only_at_the_end),
+    SESSION_TEST(test_file_push_closed_early_leaves_nothing),
+    SESSION_TEST(test_file_channels_refuse_what_the_grant_or_the_machine_does_not_allow),
     SESSION_TEST(test_exec_reports_a_failing_status),
     SESSION_TEST(test_exec_reports_death_by_signal),
     SESSION_TEST(test_exec_sends_stderr_on_stream_1),
