@@ -262,12 +262,11 @@ static void enroll_deadline_passed(uv_timer_t *timer)
     }
 }
 
-static void on_peer_ready(tl_peer_t *peer)
+/* Who the key is, the registry holding every enrolled device: welcome it, or ask it to enroll. */
+static void identify(struct tl_agent_link *agent)
 {
-    struct tl_agent_link *agent = tl_peer_get_data(peer);
     tl_agent_server_t *server = agent->server;
-    const char *fingerprint = tl_peer_fingerprint(peer);
-    snprintf(agent->fingerprint, sizeof agent->fingerprint, "%s", fingerprint ? fingerprint : "");
+    tl_peer_t *peer = agent->peer;
     agent->device_id = tl_registry_find(server->registry, agent->fingerprint);
     if (agent->device_id <= 0) {
         tl_log_peer_info(agent->address, "unknown key connected fingerprint=%s address=%s",
@@ -310,6 +309,21 @@ static void on_peer_ready(tl_peer_t *peer)
     tl_log_info("agent connected device=%s address=%s", device, agent->address);
 }
 
+static void on_peer_ready(tl_peer_t *peer)
+{
+    struct tl_agent_link *agent = tl_peer_get_data(peer);
+    tl_agent_server_t *server = agent->server;
+    const char *fingerprint = tl_peer_fingerprint(peer);
+    snprintf(agent->fingerprint, sizeof agent->fingerprint, "%s", fingerprint ? fingerprint : "");
+    /* Until the store's devices are in, only a key enrolled since start is known for sure: the
+     * others wait (about a second at 100,000 devices) rather than be told to enroll. */
+    if (!server->registry_loaded && tl_registry_find(server->registry, agent->fingerprint) <= 0) {
+        agent->parked = 1;
+        return;
+    }
+    identify(agent);
+}
+
 /* Control messages: notifications, answers to the relay's requests, the agent's own requests. */
 static int handle_control(struct tl_agent_link *agent, const struct tl_msg_control *control)
 {
@@ -332,8 +346,10 @@ static int handle_control(struct tl_agent_link *agent, const struct tl_msg_contr
 static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
 {
     struct tl_agent_link *agent = tl_peer_get_data(peer);
-    if (msg->type == TL_MSG_ENROLL)
+    if (msg->type == TL_MSG_ENROLL) {
+        agent->parked = 0; /* it came to enroll: the registry's answer is not waited for */
         return tl__enroll_handle(agent, &msg->u.enroll);
+    }
     if (agent->device_id <= 0)
         return TL_ENOT_ENROLLED; /* an unknown key may only enroll */
     if (msg->type == TL_MSG_CONTROL)
@@ -447,6 +463,99 @@ out:
     return server->tls != NULL ? 0 : rc;
 }
 
+/* ---- the registry, loaded off the loop ------------------------------------------ */
+
+/* The registry is read by the storage worker while the relay already listens. */
+struct registry_load {
+    tl_job_t job;
+    tl_agent_server_t *server;
+    tl_registry_t *loaded;
+    uint64_t started_ms;
+};
+
+#define REGISTRY_RETRY_MS 1000u
+
+static void on_load_retry(uv_timer_t *timer);
+
+/* Nobody is told to enroll meanwhile: waiting keys wait on (or time out and come back). */
+static void retry_load(tl_agent_server_t *server, int rc)
+{
+    tl_log_error("enrolled devices not loaded, retrying reason=%s", tl_strerror(rc));
+    if (!server->stopping && server->load_retry != NULL)
+        uv_timer_start(server->load_retry, on_load_retry, REGISTRY_RETRY_MS, 0);
+}
+
+static int run_registry_load(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct registry_load *load = (struct registry_load *)base;
+    tl_device_rows_t devices;
+    int rc = tl_store_devices_read(ctx->store, &devices);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < devices.count; i++) {
+        rc = tl_registry_add(load->loaded, devices.rows[i].fingerprint, devices.rows[i].id);
+        if (rc == TL_EINVAL)
+            rc = 0; /* a row no key can match: as if absent */
+    }
+    tl_device_rows_free(&devices);
+    return rc;
+}
+
+static void registry_load_done(tl_job_t *base, int status)
+{
+    struct registry_load *load = (struct registry_load *)base;
+    tl_agent_server_t *server = load->server;
+    uint64_t took_ms = uv_now(server->loop) - load->started_ms;
+    if (status == 0)
+        status = tl_registry_adopt(server->registry, load->loaded);
+    if (status != 0)
+        tl_registry_free(load->loaded);
+    free(load);
+    if (status != 0) {
+        retry_load(server, status);
+        return;
+    }
+    server->registry_loaded = 1;
+    tl_log_info("enrolled devices loaded devices=%zu ms=%llu", tl_registry_count(server->registry),
+                (unsigned long long)took_ms);
+    for (struct tl_agent_link *agent = server->agents; agent != NULL; agent = agent->next) {
+        if (agent->parked && !agent->closed) {
+            agent->parked = 0;
+            identify(agent);
+        }
+    }
+}
+
+static void submit_registry_load(tl_agent_server_t *server)
+{
+    struct registry_load *load = calloc(1, sizeof *load);
+    if (load != NULL && (load->loaded = tl_registry_new()) == NULL) {
+        free(load);
+        load = NULL;
+    }
+    if (load == NULL) {
+        retry_load(server, TL_ENOMEM);
+        return;
+    }
+    load->job.run = run_registry_load;
+    load->job.done = registry_load_done;
+    load->server = server;
+    load->started_ms = uv_now(server->loop);
+    tl_worker_submit(server->worker, &load->job);
+}
+
+static void on_load_retry(uv_timer_t *timer)
+{
+    tl_agent_server_t *server = timer->data;
+    if (!server->stopping)
+        submit_registry_load(server);
+}
+
+static void load_retry_closed(uv_handle_t *handle)
+{
+    free(handle);
+}
+
 /* ---- start and stop ----------------------------------------------------------- */
 
 tl_agent_server_t *tl_agent_server_new(uv_loop_t *loop, const tl_agent_server_config_t *config,
@@ -495,6 +604,12 @@ int tl_agent_server_listen(tl_agent_server_t *server, tl_worker_t *worker, const
                               server);
     if (rc != 0)
         return rc;
+    /* Listening does not wait for the enrolled devices: the worker reads them meanwhile. */
+    if ((server->load_retry = malloc(sizeof *server->load_retry)) == NULL)
+        return TL_ENOMEM;
+    uv_timer_init(server->loop, server->load_retry);
+    server->load_retry->data = server;
+    submit_registry_load(server);
     tl_listener_config_t config = {.address = listen,
                                    .name = "agents",
                                    .backlog = 1024,
@@ -525,6 +640,9 @@ void tl_agent_server_stop(tl_agent_server_t *server)
     server->stopping = 1;
     tl_listener_stop(server->listener);
     server->listener = NULL;
+    if (server->load_retry != NULL)
+        uv_close((uv_handle_t *)server->load_retry, load_retry_closed);
+    server->load_retry = NULL;
     for (struct tl_agent_link *agent = server->agents; agent != NULL; agent = agent->next)
         tl_peer_close(agent->peer, 0, "relay shutting down");
 }

@@ -42,6 +42,7 @@ struct tl_agent_link {
     unsigned closed : 1;
     unsigned enrolling : 1;
     unsigned counted_online : 1;
+    unsigned parked : 1; /* ready before the registry was loaded: waits for it */
 };
 
 /* An evidence item arriving on an "upload" channel (docs/protocol.md §7.4). */
@@ -85,6 +86,8 @@ struct tl_agent_server {
     tl_tls_ctx_t *tls;
     tl_worker_t *worker;
     tl_registry_t *registry;
+    uv_timer_t *load_retry; /* the registry's load failed: tried again when it fires */
+    int registry_loaded;    /* every enrolled device is in the registry */
     struct tl_agent_link *agents;
     uint32_t agent_count;
     tl_agent_server_config_t config;
