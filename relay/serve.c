@@ -403,6 +403,8 @@ static void apply_defaults(tl_relay_config_t *config)
         config->handshake_timeout_ms = TL_RELAY_DEFAULT_HANDSHAKE_TIMEOUT_MS;
     if (config->max_agents == 0)
         config->max_agents = TL_RELAY_DEFAULT_MAX_AGENTS;
+    if (config->agent_accept_rate == 0)
+        config->agent_accept_rate = TL_RELAY_DEFAULT_ACCEPT_RATE;
     if (config->max_upload_bytes == 0)
         config->max_upload_bytes = TL_RELAY_DEFAULT_MAX_UPLOAD;
 }
@@ -484,6 +486,7 @@ static int new_agents(struct relay *relay)
         .heartbeat_ms = relay->config.heartbeat_ms,
         .handshake_timeout_ms = relay->config.handshake_timeout_ms,
         .max_agents = relay->config.max_agents,
+        .accept_rate = relay->config.agent_accept_rate,
         .max_upload_bytes = relay->config.max_upload_bytes,
         .registry = relay->registry,
         .hooks =

@@ -34,6 +34,8 @@ const tl_setting_def_t tl_admin_relay_settings[] = {
      "how long a TLS handshake may take, 50..600000", NULL},
     {"agent_max_connections", "agent-max-connections", TL_SETTING_UINT, 1, 1000000, "20000", 0,
      "agent connections at most, 1..1000000", NULL},
+    {"agent_accept_rate", "agent-accept-rate", TL_SETTING_UINT, 1, 1000000, "2000", 0,
+     "new agent connections accepted a second at most, 1..1000000", NULL},
     {"ssh_max_connections", "ssh-max-connections", TL_SETTING_UINT, 1, 65536, "256",
      TL_SETTING_RELOAD, "SSH connections at most, 1..65536", NULL},
     {"ssh_preauth_per_address", "ssh-preauth-per-address", TL_SETTING_UINT, 1, 1024, "32",

@@ -309,10 +309,22 @@ static void identify(struct tl_agent_link *agent)
     tl_log_info("agent connected device=%s address=%s", device, agent->address);
 }
 
+/* Its handshake and HELLO are over (or it closed): room for one more at the listener. */
+static void handshake_over(struct tl_agent_link *agent)
+{
+    tl_agent_server_t *server = agent->server;
+    if (!agent->handshaking)
+        return;
+    agent->handshaking = 0;
+    if (server->handshakes-- == TL_RELAY_MAX_HANDSHAKES)
+        tl_listener_hold(server->listener, 0);
+}
+
 static void on_peer_ready(tl_peer_t *peer)
 {
     struct tl_agent_link *agent = tl_peer_get_data(peer);
     tl_agent_server_t *server = agent->server;
+    handshake_over(agent);
     const char *fingerprint = tl_peer_fingerprint(peer);
     snprintf(agent->fingerprint, sizeof agent->fingerprint, "%s", fingerprint ? fingerprint : "");
     /* Until the store's devices are in, only a key enrolled since start is known for sure: the
@@ -362,6 +374,7 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
     struct tl_agent_link *agent = tl_peer_get_data(peer);
     tl_agent_server_t *server = agent->server;
     agent->closed = 1;
+    handshake_over(agent);
     if (agent->prev != NULL)
         agent->prev->next = agent->next;
     else
@@ -430,6 +443,9 @@ static void on_connection(void *ctx, int fd, const struct sockaddr *peer)
         server->agents->prev = agent;
     server->agents = agent;
     server->agent_count++;
+    agent->handshaking = 1;
+    if (++server->handshakes == TL_RELAY_MAX_HANDSHAKES)
+        tl_listener_hold(server->listener, 1);
     if (server->stopping || server->agent_count > server->config.max_agents) {
         tl_log_peer_warn(agent->address, "too many connections, refusing address=%s",
                          agent->address);
@@ -613,6 +629,7 @@ int tl_agent_server_listen(tl_agent_server_t *server, tl_worker_t *worker, const
     tl_listener_config_t config = {.address = listen,
                                    .name = "agents",
                                    .backlog = 1024,
+                                   .rate = server->config.accept_rate,
                                    .on_accept = on_connection,
                                    .ctx = server};
     server->listener = tl_listener_start(server->loop, &config, &rc);

@@ -42,7 +42,8 @@ struct tl_agent_link {
     unsigned closed : 1;
     unsigned enrolling : 1;
     unsigned counted_online : 1;
-    unsigned parked : 1; /* ready before the registry was loaded: waits for it */
+    unsigned parked : 1;      /* ready before the registry was loaded: waits for it */
+    unsigned handshaking : 1; /* counted in the server's handshakes until HELLO or close */
 };
 
 /* An evidence item arriving on an "upload" channel (docs/protocol.md §7.4). */
@@ -90,6 +91,7 @@ struct tl_agent_server {
     int registry_loaded;    /* every enrolled device is in the registry */
     struct tl_agent_link *agents;
     uint32_t agent_count;
+    uint32_t handshakes; /* connections before HELLO: at TL_RELAY_MAX_HANDSHAKES, none accepted */
     tl_agent_server_config_t config;
     tl_peer_config_t peer_config;
     tl_mux_config_t mux_config;
