@@ -288,12 +288,16 @@ static void identify(struct tl_agent_link *agent)
     }
     tl_peer_set_authenticated(peer);
     /* A device has one live connection: a new one replaces a stale one. */
-    for (struct tl_agent_link *other = server->agents; other != NULL; other = other->next) {
-        if (other != agent && other->device_id == agent->device_id && !other->closed) {
-            tl_log_info("agent reconnected, closing old connection device=D-%" PRId64,
-                        agent->device_id);
-            tl_peer_close(other->peer, 0, "replaced by a newer connection");
-        }
+    struct tl_agent_link *other = tl_device_index_get(server->live, agent->device_id);
+    if (other != NULL && other != agent && !other->closed) {
+        tl_log_info("agent reconnected, closing old connection device=D-%" PRId64,
+                    agent->device_id);
+        tl_peer_close(other->peer, 0, "replaced by a newer connection");
+    }
+    int rc = tl_device_index_set(server->live, agent->device_id, agent);
+    if (rc != 0) {
+        tl_peer_close(peer, rc, tl_strerror(rc));
+        return;
     }
     char device[TL_ID_TEXT];
     tl_id_format(device, TL_ID_DEVICE, agent->device_id);
@@ -387,9 +391,11 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
     server->config.hooks.agent_closed(server->config.hooks.ctx, agent);
     tl__uploads_abort(agent);
     int replaced = 0;
-    for (struct tl_agent_link *other = server->agents; other != NULL; other = other->next)
-        if (other->device_id == agent->device_id && other->counted_online && !other->closed)
-            replaced = 1;
+    struct tl_agent_link *live = tl_device_index_get(server->live, agent->device_id);
+    if (live == agent)
+        tl_device_index_remove(server->live, agent->device_id);
+    else if (live != NULL && live->counted_online && !live->closed)
+        replaced = 1;
     if (agent->counted_online) {
         tl_metrics_agent_online(-1);
         tl_log_info("agent disconnected device=D-%" PRId64 " reason=%s", agent->device_id,
@@ -598,9 +604,13 @@ tl_agent_server_t *tl_agent_server_new(uv_loop_t *loop, const tl_agent_server_co
                                            TL_MUX_DEFAULT_MAX_PACKET};
     server->peer_config = (tl_peer_config_t){server->software, server->config.handshake_timeout_ms,
                                              0, &server->mux_config, NULL};
-    rc = open_tls(server);
+    rc = TL_ENOMEM;
+    if ((server->live = tl_device_index_new()) != NULL)
+        rc = open_tls(server);
 out:
     if (rc != 0) {
+        if (server != NULL)
+            tl_device_index_free(server->live);
         free(server);
         server = NULL;
     }
@@ -639,10 +649,8 @@ int tl_agent_server_listen(tl_agent_server_t *server, tl_worker_t *worker, const
 /* The device's live connection: the newest one, as on_peer_ready closes older ones. */
 tl_agent_link_t *tl_agent_server_find(tl_agent_server_t *server, int64_t device_id)
 {
-    for (struct tl_agent_link *agent = server->agents; agent != NULL; agent = agent->next)
-        if (agent->device_id == device_id && agent->counted_online && !agent->closed)
-            return agent;
-    return NULL;
+    struct tl_agent_link *agent = tl_device_index_get(server->live, device_id);
+    return agent != NULL && agent->counted_online && !agent->closed ? agent : NULL;
 }
 
 uint32_t tl_agent_server_count(const tl_agent_server_t *server)
@@ -669,5 +677,6 @@ void tl_agent_server_free(tl_agent_server_t *server)
     if (server == NULL)
         return;
     tl_tls_ctx_free(server->tls);
+    tl_device_index_free(server->live);
     free(server);
 }

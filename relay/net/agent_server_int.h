@@ -13,6 +13,7 @@
 #include "proto/peer.h"
 #include "proto/vocab.h"
 #include "relay/net/agent_server.h"
+#include "relay/net/device_index.h"
 #include "relay/net/listener.h"
 
 #include <jansson.h>
@@ -90,6 +91,7 @@ struct tl_agent_server {
     uv_timer_t *load_retry; /* the registry's load failed: tried again when it fires */
     int registry_loaded;    /* every enrolled device is in the registry */
     struct tl_agent_link *agents;
+    tl_device_index_t *live; /* device id -> its welcomed connection, the newest */
     uint32_t agent_count;
     uint32_t handshakes; /* connections before HELLO: at TL_RELAY_MAX_HANDSHAKES, none accepted */
     tl_agent_server_config_t config;
