@@ -638,7 +638,10 @@ int tl_agent_server_listen(tl_agent_server_t *server, tl_worker_t *worker, const
     submit_registry_load(server);
     tl_listener_config_t config = {.address = listen,
                                    .name = "agents",
-                                   .backlog = 1024,
+                                   /* Room to wait in while over the accept rate: a full
+                                    * backlog drops SYNs, which clients retry only after 1, 3, 7
+                                    * s. The kernel caps it at net.core.somaxconn. */
+                                   .backlog = 4096,
                                    .rate = server->config.accept_rate,
                                    .on_accept = on_connection,
                                    .ctx = server};
