@@ -137,7 +137,7 @@ static const tl_cli_arg_t serve_options[] = {
      .help = "technicians' SSH address instead of the one chosen at init",
      .word = TL_CLI_AT(struct serve_args, ssh_listen)},
     SERVE_NUMBER("heartbeat-ms", heartbeat_ms, 50, 3600000,
-                 "how often agents are pinged, 50..3600000"),
+                 "how often agents ping the relay, 50..3600000"),
     SERVE_NUMBER("handshake-timeout-ms", handshake_timeout_ms, 50, 600000,
                  "how long a TLS handshake may take, 50..600000"),
     SERVE_NUMBER("agent-max-connections", agent_max_connections, 1, 1000000,

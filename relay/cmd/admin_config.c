@@ -29,7 +29,7 @@ const tl_setting_def_t tl_admin_relay_settings[] = {
     {"ssh_listen", "ssh-listen", TL_SETTING_ADDRESS, 0, 0, NULL, 0,
      "technicians' SSH address; unset: the one chosen at init", "the address chosen at init"},
     {"heartbeat_ms", "heartbeat-ms", TL_SETTING_UINT, 50, 3600000, "20000", 0,
-     "how often agents are pinged, 50..3600000", NULL},
+     "how often agents ping the relay, 50..3600000", NULL},
     {"handshake_timeout_ms", "handshake-timeout-ms", TL_SETTING_UINT, 50, 600000, "10000", 0,
      "how long a TLS handshake may take, 50..600000", NULL},
     {"agent_max_connections", "agent-max-connections", TL_SETTING_UINT, 1, 1000000, "20000", 0,

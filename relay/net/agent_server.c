@@ -306,7 +306,8 @@ static void identify(struct tl_agent_link *agent)
                   device, "heartbeat_ms", (json_int_t)server->config.heartbeat_ms);
     tl_peer_send_control(peer, 0, welcome);
     json_decref(welcome);
-    tl_peer_set_heartbeat(peer, server->config.heartbeat_ms);
+    /* The agent pings at that interval and the relay answers; it sends none of its own and
+     * keeps no timer per connection: one sweep finds the silent (docs/protocol.md §7.1). */
     agent->counted_online = 1;
     tl_metrics_agent_online(1);
     submit_presence(agent, 1);
@@ -573,7 +574,23 @@ static void on_load_retry(uv_timer_t *timer)
         submit_registry_load(server);
 }
 
-static void load_retry_closed(uv_handle_t *handle)
+/* ---- dead agents ------------------------------------------------------------------ */
+
+/*
+ * One timer for every connection: each heartbeat interval, a welcomed agent from which nothing
+ * came for TL_PEER_DEAD_INTERVALS intervals is closed, so a dead one goes within one interval
+ * more than that. Agents ping every interval (any frame counts), and the relay only answers.
+ */
+static void on_sweep(uv_timer_t *timer)
+{
+    tl_agent_server_t *server = timer->data;
+    uint64_t silent_ms = (uint64_t)server->config.heartbeat_ms * TL_PEER_DEAD_INTERVALS;
+    for (struct tl_agent_link *agent = server->agents; agent != NULL; agent = agent->next)
+        if (agent->counted_online && !agent->closed)
+            tl_peer_close_if_silent(agent->peer, silent_ms);
+}
+
+static void handle_closed(uv_handle_t *handle)
 {
     free(handle);
 }
@@ -630,6 +647,12 @@ int tl_agent_server_listen(tl_agent_server_t *server, tl_worker_t *worker, const
                               server);
     if (rc != 0)
         return rc;
+    if ((server->sweep = malloc(sizeof *server->sweep)) == NULL)
+        return TL_ENOMEM;
+    uv_timer_init(server->loop, server->sweep);
+    server->sweep->data = server;
+    uv_timer_start(server->sweep, on_sweep, server->config.heartbeat_ms,
+                   server->config.heartbeat_ms);
     /* Listening does not wait for the enrolled devices: the worker reads them meanwhile. */
     if ((server->load_retry = malloc(sizeof *server->load_retry)) == NULL)
         return TL_ENOMEM;
@@ -669,8 +692,11 @@ void tl_agent_server_stop(tl_agent_server_t *server)
     tl_listener_stop(server->listener);
     server->listener = NULL;
     if (server->load_retry != NULL)
-        uv_close((uv_handle_t *)server->load_retry, load_retry_closed);
+        uv_close((uv_handle_t *)server->load_retry, handle_closed);
     server->load_retry = NULL;
+    if (server->sweep != NULL)
+        uv_close((uv_handle_t *)server->sweep, handle_closed);
+    server->sweep = NULL;
     for (struct tl_agent_link *agent = server->agents; agent != NULL; agent = agent->next)
         tl_peer_close(agent->peer, 0, "relay shutting down");
 }

@@ -89,6 +89,7 @@ struct tl_agent_server {
     tl_worker_t *worker;
     tl_registry_t *registry;
     uv_timer_t *load_retry; /* the registry's load failed: tried again when it fires */
+    uv_timer_t *sweep;      /* each heartbeat interval: silent agents are closed */
     int registry_loaded;    /* every enrolled device is in the registry */
     struct tl_agent_link *agents;
     tl_device_index_t *live; /* device id -> its welcomed connection, the newest */
