@@ -163,13 +163,8 @@ static void on_timer(uv_timer_t *timer)
     }
     if (peer->heartbeat_ms == 0)
         return;
-    if (now - peer->last_rx >= (uint64_t)peer->heartbeat_ms * TL_PEER_DEAD_INTERVALS) {
-        tl_log_peer_info(gated_address(peer),
-                         "peer silent, closing peer=%s silent_ms=%llu" ADDRESS_FMT, peer_name(peer),
-                         (unsigned long long)(now - peer->last_rx), ADDRESS_ARGS(peer));
-        finish(peer, TL_ETIMEOUT);
+    if (tl_peer_close_if_silent(peer, (uint64_t)peer->heartbeat_ms * TL_PEER_DEAD_INTERVALS))
         return;
-    }
     if (now - peer->last_tx >= peer->heartbeat_ms) {
         tl_msg_t ping = {.type = TL_MSG_PING, .u.ping.nonce = ++peer->ping_nonce};
         send_msg(peer, &ping);
@@ -443,6 +438,18 @@ void tl_peer_set_heartbeat(tl_peer_t *peer, uint32_t heartbeat_ms)
     peer->heartbeat_ms = heartbeat_ms;
     if (peer->ready && !peer->closing)
         arm_timer(peer);
+}
+
+int tl_peer_close_if_silent(tl_peer_t *peer, uint64_t silent_ms)
+{
+    uint64_t now = uv_now(peer->timer.loop);
+    if (peer->closing || !peer->ready || now - peer->last_rx < silent_ms)
+        return 0;
+    tl_log_peer_info(gated_address(peer), "peer silent, closing peer=%s silent_ms=%llu" ADDRESS_FMT,
+                     peer_name(peer), (unsigned long long)(now - peer->last_rx),
+                     ADDRESS_ARGS(peer));
+    finish(peer, TL_ETIMEOUT);
+    return 1;
 }
 
 tl_mux_t *tl_peer_mux(tl_peer_t *peer)

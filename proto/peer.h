@@ -97,6 +97,13 @@ void tl_peer_close(tl_peer_t *peer, int code, const char *reason);
 
 /* Changes the heartbeat interval (0 turns heartbeats off). */
 void tl_peer_set_heartbeat(tl_peer_t *peer, uint32_t heartbeat_ms);
+/*
+ * For an owner that keeps the peer's heartbeat off and watches many peers with one timer
+ * (the relay, docs/protocol.md §7.1): a ready peer from which nothing has arrived for
+ * silent_ms or longer is closed as dead (TL_ETIMEOUT, logged) and 1 returned; otherwise 0.
+ * PINGs from the other side are answered either way.
+ */
+int tl_peer_close_if_silent(tl_peer_t *peer, uint64_t silent_ms);
 
 tl_mux_t *tl_peer_mux(tl_peer_t *peer);
 tl_tls_t *tl_peer_tls(tl_peer_t *peer);

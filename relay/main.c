@@ -30,7 +30,7 @@ struct serve_args {
     const char *web_listen, *web_cert, *web_key, *web_url, *web_assets;
     int web_behind_proxy;
     uint64_t web_link_ms;
-    uint64_t heartbeat_ms, handshake_timeout_ms, agent_max_connections;
+    uint64_t heartbeat_ms, handshake_timeout_ms, agent_max_connections, agent_accept_rate;
     uint64_t ssh_max_connections, ssh_preauth_per_address, ssh_auth_timeout_ms; /* 0: not given */
     uint64_t ssh_keepalive_ms, ssh_idle_timeout_ms;                             /* 0: not given */
     uint64_t take_wait_ms;                                                      /* 0: not given */
@@ -83,6 +83,7 @@ static int cmd_serve(const tl_admin_command_t *cmd, int argc, char **argv)
         .heartbeat_ms = (uint32_t)tl_settings_number(&settings, "heartbeat_ms"),
         .handshake_timeout_ms = (uint32_t)tl_settings_number(&settings, "handshake_timeout_ms"),
         .max_agents = (uint32_t)tl_settings_number(&settings, "agent_max_connections"),
+        .agent_accept_rate = (uint32_t)tl_settings_number(&settings, "agent_accept_rate"),
         .ssh_max_connections = (uint32_t)tl_settings_number(&settings, "ssh_max_connections"),
         .ssh_preauth_per_address =
             (uint32_t)tl_settings_number(&settings, "ssh_preauth_per_address"),
@@ -139,11 +140,13 @@ static const tl_cli_arg_t serve_options[] = {
      .help = "technicians' SSH address instead of the one chosen at init",
      .word = TL_CLI_AT(struct serve_args, ssh_listen)},
     SERVE_NUMBER("heartbeat-ms", heartbeat_ms, 50, 3600000,
-                 "how often agents are pinged, 50..3600000"),
+                 "how often agents ping the relay, 50..3600000"),
     SERVE_NUMBER("handshake-timeout-ms", handshake_timeout_ms, 50, 600000,
                  "how long a TLS handshake may take, 50..600000"),
     SERVE_NUMBER("agent-max-connections", agent_max_connections, 1, 1000000,
                  "agent connections at most, 1..1000000 (default 20000)"),
+    SERVE_NUMBER("agent-accept-rate", agent_accept_rate, 1, 1000000,
+                 "new agent connections accepted a second at most, 1..1000000 (default 2000)"),
     /* The SSH front end's limits (docs/technicians.md "Limits"). */
     SERVE_NUMBER("ssh-max-connections", ssh_max_connections, 1, 65536,
                  "SSH connections at most, 1..65536 (default 256)"),
@@ -225,7 +228,8 @@ static const tl_admin_command_t serve = {
     .name = "serve",
     .usage = "serve [--config FILE] [--data DIR] [--listen ADDR:PORT] [--ssh-listen ADDR:PORT] "
              "[--heartbeat-ms N] "
-             "[--handshake-timeout-ms N] [--agent-max-connections N] [--ssh-max-connections N] "
+             "[--handshake-timeout-ms N] [--agent-max-connections N] [--agent-accept-rate N] "
+             "[--ssh-max-connections N] "
              "[--ssh-preauth-per-address N] "
              "[--ssh-auth-timeout-ms N] [--ssh-keepalive-ms N] [--ssh-idle-timeout-ms N] "
              "[--take-wait-ms N] [--files-max-bytes N] [--files-max-count N] [--metrics-listen "

@@ -26,6 +26,7 @@ typedef struct tl_relay_config {
     uint32_t heartbeat_ms;         /* announced to agents; 0: default */
     uint32_t handshake_timeout_ms; /* TLS handshake and HELLO; 0: default */
     uint32_t max_agents;           /* connections at once; 0: default */
+    uint32_t agent_accept_rate;    /* new agent connections a second at most; 0: default */
     uint64_t max_upload_bytes;     /* one evidence item; 0: default */
     const char *ssh_listen;        /* technicians' SSH "ADDR:PORT"; NULL: no SSH front end */
     /* The SSH front end's limits (relay/net/ssh_front.h); 0: its defaults. */
@@ -64,6 +65,8 @@ typedef struct tl_relay_config {
 #define TL_RELAY_DEFAULT_HEARTBEAT_MS 20000u
 #define TL_RELAY_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
 #define TL_RELAY_DEFAULT_MAX_AGENTS 20000u
+/* 100,000 agents back in 50 s after a restart; docs/benchmarks.md "Reconnect storm". */
+#define TL_RELAY_DEFAULT_ACCEPT_RATE 2000u
 #define TL_RELAY_DEFAULT_MAX_UPLOAD (64ull * 1024 * 1024)
 
 /* Runs until SIGTERM or SIGINT (SIGHUP reloads the settings); 0 after a clean shutdown. */

@@ -262,12 +262,11 @@ static void enroll_deadline_passed(uv_timer_t *timer)
     }
 }
 
-static void on_peer_ready(tl_peer_t *peer)
+/* Who the key is, the registry holding every enrolled device: welcome it, or ask it to enroll. */
+static void identify(struct tl_agent_link *agent)
 {
-    struct tl_agent_link *agent = tl_peer_get_data(peer);
     tl_agent_server_t *server = agent->server;
-    const char *fingerprint = tl_peer_fingerprint(peer);
-    snprintf(agent->fingerprint, sizeof agent->fingerprint, "%s", fingerprint ? fingerprint : "");
+    tl_peer_t *peer = agent->peer;
     agent->device_id = tl_registry_find(server->registry, agent->fingerprint);
     if (agent->device_id <= 0) {
         tl_log_peer_info(agent->address, "unknown key connected fingerprint=%s address=%s",
@@ -289,12 +288,16 @@ static void on_peer_ready(tl_peer_t *peer)
     }
     tl_peer_set_authenticated(peer);
     /* A device has one live connection: a new one replaces a stale one. */
-    for (struct tl_agent_link *other = server->agents; other != NULL; other = other->next) {
-        if (other != agent && other->device_id == agent->device_id && !other->closed) {
-            tl_log_info("agent reconnected, closing old connection device=D-%" PRId64,
-                        agent->device_id);
-            tl_peer_close(other->peer, 0, "replaced by a newer connection");
-        }
+    struct tl_agent_link *other = tl_device_index_get(server->live, agent->device_id);
+    if (other != NULL && other != agent && !other->closed) {
+        tl_log_info("agent reconnected, closing old connection device=D-%" PRId64,
+                    agent->device_id);
+        tl_peer_close(other->peer, 0, "replaced by a newer connection");
+    }
+    int rc = tl_device_index_set(server->live, agent->device_id, agent);
+    if (rc != 0) {
+        tl_peer_close(peer, rc, tl_strerror(rc));
+        return;
     }
     char device[TL_ID_TEXT];
     tl_id_format(device, TL_ID_DEVICE, agent->device_id);
@@ -303,11 +306,39 @@ static void on_peer_ready(tl_peer_t *peer)
                   device, "heartbeat_ms", (json_int_t)server->config.heartbeat_ms);
     tl_peer_send_control(peer, 0, welcome);
     json_decref(welcome);
-    tl_peer_set_heartbeat(peer, server->config.heartbeat_ms);
+    /* The agent pings at that interval and the relay answers; it sends none of its own and
+     * keeps no timer per connection: one sweep finds the silent (docs/protocol.md §7.1). */
     agent->counted_online = 1;
     tl_metrics_agent_online(1);
     submit_presence(agent, 1);
     tl_log_info("agent connected device=%s address=%s", device, agent->address);
+}
+
+/* Its handshake and HELLO are over (or it closed): room for one more at the listener. */
+static void handshake_over(struct tl_agent_link *agent)
+{
+    tl_agent_server_t *server = agent->server;
+    if (!agent->handshaking)
+        return;
+    agent->handshaking = 0;
+    if (server->handshakes-- == TL_RELAY_MAX_HANDSHAKES)
+        tl_listener_hold(server->listener, 0);
+}
+
+static void on_peer_ready(tl_peer_t *peer)
+{
+    struct tl_agent_link *agent = tl_peer_get_data(peer);
+    tl_agent_server_t *server = agent->server;
+    handshake_over(agent);
+    const char *fingerprint = tl_peer_fingerprint(peer);
+    snprintf(agent->fingerprint, sizeof agent->fingerprint, "%s", fingerprint ? fingerprint : "");
+    /* Until the store's devices are in, only a key enrolled since start is known for sure: the
+     * others wait (about a second at 100,000 devices) rather than be told to enroll. */
+    if (!server->registry_loaded && tl_registry_find(server->registry, agent->fingerprint) <= 0) {
+        agent->parked = 1;
+        return;
+    }
+    identify(agent);
 }
 
 /* Control messages: notifications, answers to the relay's requests, the agent's own requests. */
@@ -332,8 +363,10 @@ static int handle_control(struct tl_agent_link *agent, const struct tl_msg_contr
 static int on_peer_message(tl_peer_t *peer, const tl_msg_t *msg)
 {
     struct tl_agent_link *agent = tl_peer_get_data(peer);
-    if (msg->type == TL_MSG_ENROLL)
+    if (msg->type == TL_MSG_ENROLL) {
+        agent->parked = 0; /* it came to enroll: the registry's answer is not waited for */
         return tl__enroll_handle(agent, &msg->u.enroll);
+    }
     if (agent->device_id <= 0)
         return TL_ENOT_ENROLLED; /* an unknown key may only enroll */
     if (msg->type == TL_MSG_CONTROL)
@@ -346,6 +379,7 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
     struct tl_agent_link *agent = tl_peer_get_data(peer);
     tl_agent_server_t *server = agent->server;
     agent->closed = 1;
+    handshake_over(agent);
     if (agent->prev != NULL)
         agent->prev->next = agent->next;
     else
@@ -358,9 +392,11 @@ static void on_peer_closed(tl_peer_t *peer, int reason)
     server->config.hooks.agent_closed(server->config.hooks.ctx, agent);
     tl__uploads_abort(agent);
     int replaced = 0;
-    for (struct tl_agent_link *other = server->agents; other != NULL; other = other->next)
-        if (other->device_id == agent->device_id && other->counted_online && !other->closed)
-            replaced = 1;
+    struct tl_agent_link *live = tl_device_index_get(server->live, agent->device_id);
+    if (live == agent)
+        tl_device_index_remove(server->live, agent->device_id);
+    else if (live != NULL && live->counted_online && !live->closed)
+        replaced = 1;
     if (agent->counted_online) {
         tl_metrics_agent_online(-1);
         tl_log_info("agent disconnected device=D-%" PRId64 " reason=%s", agent->device_id,
@@ -414,6 +450,9 @@ static void on_connection(void *ctx, int fd, const struct sockaddr *peer)
         server->agents->prev = agent;
     server->agents = agent;
     server->agent_count++;
+    agent->handshaking = 1;
+    if (++server->handshakes == TL_RELAY_MAX_HANDSHAKES)
+        tl_listener_hold(server->listener, 1);
     if (server->stopping || server->agent_count > server->config.max_agents) {
         tl_log_peer_warn(agent->address, "too many connections, refusing address=%s",
                          agent->address);
@@ -447,6 +486,115 @@ out:
     return server->tls != NULL ? 0 : rc;
 }
 
+/* ---- the registry, loaded off the loop ------------------------------------------ */
+
+/* The registry is read by the storage worker while the relay already listens. */
+struct registry_load {
+    tl_job_t job;
+    tl_agent_server_t *server;
+    tl_registry_t *loaded;
+    uint64_t started_ms;
+};
+
+#define REGISTRY_RETRY_MS 1000u
+
+static void on_load_retry(uv_timer_t *timer);
+
+/* Nobody is told to enroll meanwhile: waiting keys wait on (or time out and come back). */
+static void retry_load(tl_agent_server_t *server, int rc)
+{
+    tl_log_error("enrolled devices not loaded, retrying reason=%s", tl_strerror(rc));
+    if (!server->stopping && server->load_retry != NULL)
+        uv_timer_start(server->load_retry, on_load_retry, REGISTRY_RETRY_MS, 0);
+}
+
+static int run_registry_load(tl_job_t *base, tl_job_ctx_t *ctx)
+{
+    struct registry_load *load = (struct registry_load *)base;
+    tl_device_rows_t devices;
+    int rc = tl_store_devices_read(ctx->store, &devices);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < devices.count; i++) {
+        rc = tl_registry_add(load->loaded, devices.rows[i].fingerprint, devices.rows[i].id);
+        if (rc == TL_EINVAL)
+            rc = 0; /* a row no key can match: as if absent */
+    }
+    tl_device_rows_free(&devices);
+    return rc;
+}
+
+static void registry_load_done(tl_job_t *base, int status)
+{
+    struct registry_load *load = (struct registry_load *)base;
+    tl_agent_server_t *server = load->server;
+    uint64_t took_ms = uv_now(server->loop) - load->started_ms;
+    if (status == 0)
+        status = tl_registry_adopt(server->registry, load->loaded);
+    if (status != 0)
+        tl_registry_free(load->loaded);
+    free(load);
+    if (status != 0) {
+        retry_load(server, status);
+        return;
+    }
+    server->registry_loaded = 1;
+    tl_log_info("enrolled devices loaded devices=%zu ms=%llu", tl_registry_count(server->registry),
+                (unsigned long long)took_ms);
+    for (struct tl_agent_link *agent = server->agents; agent != NULL; agent = agent->next) {
+        if (agent->parked && !agent->closed) {
+            agent->parked = 0;
+            identify(agent);
+        }
+    }
+}
+
+static void submit_registry_load(tl_agent_server_t *server)
+{
+    struct registry_load *load = calloc(1, sizeof *load);
+    if (load != NULL && (load->loaded = tl_registry_new()) == NULL) {
+        free(load);
+        load = NULL;
+    }
+    if (load == NULL) {
+        retry_load(server, TL_ENOMEM);
+        return;
+    }
+    load->job.run = run_registry_load;
+    load->job.done = registry_load_done;
+    load->server = server;
+    load->started_ms = uv_now(server->loop);
+    tl_worker_submit(server->worker, &load->job);
+}
+
+static void on_load_retry(uv_timer_t *timer)
+{
+    tl_agent_server_t *server = timer->data;
+    if (!server->stopping)
+        submit_registry_load(server);
+}
+
+/* ---- dead agents ------------------------------------------------------------------ */
+
+/*
+ * One timer for every connection: each heartbeat interval, a welcomed agent from which nothing
+ * came for TL_PEER_DEAD_INTERVALS intervals is closed, so a dead one goes within one interval
+ * more than that. Agents ping every interval (any frame counts), and the relay only answers.
+ */
+static void on_sweep(uv_timer_t *timer)
+{
+    tl_agent_server_t *server = timer->data;
+    uint64_t silent_ms = (uint64_t)server->config.heartbeat_ms * TL_PEER_DEAD_INTERVALS;
+    for (struct tl_agent_link *agent = server->agents; agent != NULL; agent = agent->next)
+        if (agent->counted_online && !agent->closed)
+            tl_peer_close_if_silent(agent->peer, silent_ms);
+}
+
+static void handle_closed(uv_handle_t *handle)
+{
+    free(handle);
+}
+
 /* ---- start and stop ----------------------------------------------------------- */
 
 tl_agent_server_t *tl_agent_server_new(uv_loop_t *loop, const tl_agent_server_config_t *config,
@@ -473,9 +621,13 @@ tl_agent_server_t *tl_agent_server_new(uv_loop_t *loop, const tl_agent_server_co
                                            TL_MUX_DEFAULT_MAX_PACKET};
     server->peer_config = (tl_peer_config_t){server->software, server->config.handshake_timeout_ms,
                                              0, &server->mux_config, NULL};
-    rc = open_tls(server);
+    rc = TL_ENOMEM;
+    if ((server->live = tl_device_index_new()) != NULL)
+        rc = open_tls(server);
 out:
     if (rc != 0) {
+        if (server != NULL)
+            tl_device_index_free(server->live);
         free(server);
         server = NULL;
     }
@@ -495,9 +647,25 @@ int tl_agent_server_listen(tl_agent_server_t *server, tl_worker_t *worker, const
                               server);
     if (rc != 0)
         return rc;
+    if ((server->sweep = malloc(sizeof *server->sweep)) == NULL)
+        return TL_ENOMEM;
+    uv_timer_init(server->loop, server->sweep);
+    server->sweep->data = server;
+    uv_timer_start(server->sweep, on_sweep, server->config.heartbeat_ms,
+                   server->config.heartbeat_ms);
+    /* Listening does not wait for the enrolled devices: the worker reads them meanwhile. */
+    if ((server->load_retry = malloc(sizeof *server->load_retry)) == NULL)
+        return TL_ENOMEM;
+    uv_timer_init(server->loop, server->load_retry);
+    server->load_retry->data = server;
+    submit_registry_load(server);
     tl_listener_config_t config = {.address = listen,
                                    .name = "agents",
-                                   .backlog = 1024,
+                                   /* Room to wait in while over the accept rate: a full
+                                    * backlog drops SYNs, which clients retry only after 1, 3, 7
+                                    * s. The kernel caps it at net.core.somaxconn. */
+                                   .backlog = 4096,
+                                   .rate = server->config.accept_rate,
                                    .on_accept = on_connection,
                                    .ctx = server};
     server->listener = tl_listener_start(server->loop, &config, &rc);
@@ -507,10 +675,8 @@ int tl_agent_server_listen(tl_agent_server_t *server, tl_worker_t *worker, const
 /* The device's live connection: the newest one, as on_peer_ready closes older ones. */
 tl_agent_link_t *tl_agent_server_find(tl_agent_server_t *server, int64_t device_id)
 {
-    for (struct tl_agent_link *agent = server->agents; agent != NULL; agent = agent->next)
-        if (agent->device_id == device_id && agent->counted_online && !agent->closed)
-            return agent;
-    return NULL;
+    struct tl_agent_link *agent = tl_device_index_get(server->live, device_id);
+    return agent != NULL && agent->counted_online && !agent->closed ? agent : NULL;
 }
 
 uint32_t tl_agent_server_count(const tl_agent_server_t *server)
@@ -525,6 +691,12 @@ void tl_agent_server_stop(tl_agent_server_t *server)
     server->stopping = 1;
     tl_listener_stop(server->listener);
     server->listener = NULL;
+    if (server->load_retry != NULL)
+        uv_close((uv_handle_t *)server->load_retry, handle_closed);
+    server->load_retry = NULL;
+    if (server->sweep != NULL)
+        uv_close((uv_handle_t *)server->sweep, handle_closed);
+    server->sweep = NULL;
     for (struct tl_agent_link *agent = server->agents; agent != NULL; agent = agent->next)
         tl_peer_close(agent->peer, 0, "relay shutting down");
 }
@@ -534,5 +706,6 @@ void tl_agent_server_free(tl_agent_server_t *server)
     if (server == NULL)
         return;
     tl_tls_ctx_free(server->tls);
+    tl_device_index_free(server->live);
     free(server);
 }

@@ -36,6 +36,11 @@
 /* Per agent connection: evidence uploads at once, and requests awaiting the disk. */
 #define TL_RELAY_MAX_UPLOADS 4
 #define TL_RELAY_MAX_REQUESTS 16
+/*
+ * Connections in their TLS handshake or HELLO at once: past it the relay accepts no more until
+ * one is done, so a reconnect storm queues in the kernel's backlog instead of the loop.
+ */
+#define TL_RELAY_MAX_HANDSHAKES 256
 /* Bytes of the catalogue package per catalogue.get answer (docs/protocol.md §7.14). */
 #define TL_RELAY_CATALOGUE_CHUNK (96u * 1024u)
 
@@ -47,6 +52,7 @@ typedef struct tl_agent_server_config {
     uint32_t heartbeat_ms;         /* announced to agents */
     uint32_t handshake_timeout_ms; /* TLS handshake and HELLO; an unknown key's time to enroll */
     uint32_t max_agents;           /* connections at once */
+    uint32_t accept_rate;          /* new connections accepted per second at most; 0: no limit */
     uint64_t max_upload_bytes;     /* one evidence item */
     tl_registry_t *registry;       /* enrolled keys; enrollments are added to it */
     tl_agent_hooks_t hooks;        /* copied */

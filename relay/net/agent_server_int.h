@@ -13,6 +13,7 @@
 #include "proto/peer.h"
 #include "proto/vocab.h"
 #include "relay/net/agent_server.h"
+#include "relay/net/device_index.h"
 #include "relay/net/listener.h"
 
 #include <jansson.h>
@@ -42,6 +43,8 @@ struct tl_agent_link {
     unsigned closed : 1;
     unsigned enrolling : 1;
     unsigned counted_online : 1;
+    unsigned parked : 1;      /* ready before the registry was loaded: waits for it */
+    unsigned handshaking : 1; /* counted in the server's handshakes until HELLO or close */
 };
 
 /* An evidence item arriving on an "upload" channel (docs/protocol.md §7.4). */
@@ -85,8 +88,13 @@ struct tl_agent_server {
     tl_tls_ctx_t *tls;
     tl_worker_t *worker;
     tl_registry_t *registry;
+    uv_timer_t *load_retry; /* the registry's load failed: tried again when it fires */
+    uv_timer_t *sweep;      /* each heartbeat interval: silent agents are closed */
+    int registry_loaded;    /* every enrolled device is in the registry */
     struct tl_agent_link *agents;
+    tl_device_index_t *live; /* device id -> its welcomed connection, the newest */
     uint32_t agent_count;
+    uint32_t handshakes; /* connections before HELLO: at TL_RELAY_MAX_HANDSHAKES, none accepted */
     tl_agent_server_config_t config;
     tl_peer_config_t peer_config;
     tl_mux_config_t mux_config;

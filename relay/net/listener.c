@@ -28,6 +28,10 @@ struct tl_listener {
     uv_timer_t pause;     /* accepting resumes when it fires */
     uv_timer_t log_timer; /* writes the count of failures that had no line of their own */
     int handles_open;
+    uint32_t rate;        /* per second; 0: no limit */
+    uint64_t credit;      /* thousandths of a connection that may be accepted now */
+    uint64_t refilled_at; /* loop time of the last refill */
+    unsigned held : 1;    /* the owner's hold */
     unsigned stopping : 1;
     unsigned logged : 1; /* a line was written at logged_at */
     uint64_t failures;
@@ -86,10 +90,28 @@ static void note_failure(tl_listener_t *listener, int error)
                        listener->logged_at + TL_LISTENER_LOG_INTERVAL_MS - now, 0);
 }
 
+/* The bucket holds a tenth of a second's connections, at least one. */
+static uint64_t credit_max(const tl_listener_t *listener)
+{
+    return (listener->rate / 10 > 0 ? listener->rate / 10 : 1) * 1000ull;
+}
+
+static void refill(tl_listener_t *listener)
+{
+    uint64_t now = uv_now(listener->loop);
+    uint64_t elapsed = now - listener->refilled_at;
+    uint64_t max = credit_max(listener);
+    listener->refilled_at = now;
+    /* rate connections a second are rate thousandths a millisecond. */
+    listener->credit = elapsed >= max ? max : listener->credit + elapsed * listener->rate;
+    if (listener->credit > max)
+        listener->credit = max;
+}
+
 static void on_pause_over(uv_timer_t *timer)
 {
     tl_listener_t *listener = timer->data;
-    if (listener->stopping)
+    if (listener->stopping || listener->held)
         return;
     if (listener->spare_fd < 0)
         listener->spare_fd = open_spare();
@@ -111,12 +133,28 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         pause_accepting(listener);
         return;
     }
-    for (int i = 0; i < TL_LISTENER_BATCH && !listener->stopping; i++) {
+    for (int i = 0; i < TL_LISTENER_BATCH && !listener->stopping && !listener->held; i++) {
+        if (listener->rate > 0) {
+            uv_update_time(listener->loop);
+            refill(listener);
+            if (listener->credit < 1000) {
+                /* Over the rate: wait, in the backlog, until a batch's worth may come in. */
+                uint64_t want = credit_max(listener);
+                if (want > TL_LISTENER_BATCH * 1000ull)
+                    want = TL_LISTENER_BATCH * 1000ull;
+                uint64_t wait_ms = (want - listener->credit + listener->rate - 1) / listener->rate;
+                uv_poll_stop(&listener->poll);
+                uv_timer_start(&listener->pause, on_pause_over, wait_ms > 0 ? wait_ms : 1, 0);
+                return;
+            }
+        }
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof peer;
         int fd = accept4(listener->fd, (struct sockaddr *)&peer, &peer_len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
+            if (listener->rate > 0)
+                listener->credit -= 1000;
             listener->on_accept(listener->ctx, fd, (struct sockaddr *)&peer);
             continue;
         }
@@ -204,6 +242,9 @@ tl_listener_t *tl_listener_start(uv_loop_t *loop, const tl_listener_config_t *co
     snprintf(listener->name, sizeof listener->name, "%s", config->name ? config->name : "-");
     listener->on_accept = config->on_accept;
     listener->ctx = config->ctx;
+    listener->rate = config->rate;
+    listener->credit = credit_max(listener);
+    listener->refilled_at = uv_now(loop);
     listener->spare_fd = open_spare();
     rc = uv_poll_init(loop, &listener->poll, fd);
     if (rc != 0) {
@@ -243,6 +284,17 @@ void tl_listener_stop(tl_listener_t *listener)
     uv_close((uv_handle_t *)&listener->poll, on_closed);
     uv_close((uv_handle_t *)&listener->pause, on_closed);
     uv_close((uv_handle_t *)&listener->log_timer, on_closed);
+}
+
+void tl_listener_hold(tl_listener_t *listener, int held)
+{
+    if (listener == NULL || listener->stopping || listener->held == (held != 0))
+        return;
+    listener->held = held != 0;
+    if (listener->held)
+        uv_poll_stop(&listener->poll);
+    else if (!uv_is_active((uv_handle_t *)&listener->pause))
+        uv_poll_start(&listener->poll, UV_READABLE, on_poll);
 }
 
 void tl_listener_dropped(tl_listener_t *listener, int error)

@@ -17,6 +17,12 @@
  * TL_LISTENER_PAUSE_MS rather than spin on a listener that stays readable.
  * Accepting resumes by itself: nothing needs a restart.
  *
+ * An accept rate (a token bucket holding a tenth of a second's connections,
+ * at least one) and the owner's hold (tl_listener_hold(), e.g. while too many
+ * handshakes are under way) stop it from taking connections faster than the
+ * loop can serve them: those over the rate wait in the kernel's backlog,
+ * where a full backlog makes clients retry their SYN, and nothing is closed.
+ *
  * Ownership: the listener is its own; tl_listener_stop() ends it and its
  * memory goes when the loop has run its close callbacks. Loop thread only.
  */
@@ -39,6 +45,7 @@ typedef struct tl_listener_config {
     const char *address; /* "ADDR:PORT", numeric (proto/addr.h) */
     const char *name;    /* for logs: listener=NAME */
     int backlog;         /* 0: 128 */
+    uint32_t rate;       /* connections accepted per second at most; 0: no limit */
     tl_listener_accept_fn on_accept;
     void *ctx;
 } tl_listener_config_t;
@@ -60,6 +67,8 @@ void tl_listener_stop(tl_listener_t *listener);
  * the listener's own failures, under the same rate limit.
  */
 void tl_listener_dropped(tl_listener_t *listener, int error);
+/* held 1: accept nothing until called again with 0 (the rate still applies then). */
+void tl_listener_hold(tl_listener_t *listener, int held);
 /* Connections turned away since start, for tests and status. */
 uint64_t tl_listener_failures(const tl_listener_t *listener);
 

@@ -100,3 +100,28 @@ size_t tl_registry_count(const tl_registry_t *registry)
 {
     return registry->count;
 }
+
+int tl_registry_adopt(tl_registry_t *registry, tl_registry_t *loaded)
+{
+    /* Registry's entries go into loaded (usually the few, into the many), then the tables swap. */
+    for (size_t i = 0; i < registry->capacity; i++) {
+        const struct entry *own = &registry->slots[i];
+        if (own->device_id == 0)
+            continue;
+        if ((loaded->count + 1) * 2 > loaded->capacity && grow(loaded) != 0)
+            return TL_ENOMEM;
+        struct entry *slot = probe(loaded->slots, loaded->capacity, own->fingerprint);
+        if (slot->device_id == 0)
+            loaded->count++;
+        *slot = *own;
+    }
+    struct entry *slots = registry->slots;
+    size_t capacity = registry->capacity;
+    registry->slots = loaded->slots;
+    registry->capacity = loaded->capacity;
+    registry->count = loaded->count;
+    loaded->slots = slots;
+    loaded->capacity = capacity;
+    tl_registry_free(loaded);
+    return 0;
+}

@@ -2,8 +2,11 @@
  * The loop's view of enrolled devices: agent key fingerprint -> device id.
  *
  * The store is the truth; this is its in-memory index so that deciding who
- * a connecting agent is never waits on the disk. Loaded at start, updated
- * when an enrollment commits. Loop thread only.
+ * a connecting agent is never waits on the disk. Loaded by the storage
+ * worker into a registry of its own while the relay already listens, then
+ * adopted by the loop's (tl_registry_adopt()); updated when an enrollment
+ * commits. A registry is used by one thread at a time: the loop's by the
+ * loop only.
  */
 #ifndef TL_REGISTRY_H
 #define TL_REGISTRY_H
@@ -20,5 +23,12 @@ int tl_registry_add(tl_registry_t *registry, const char *fingerprint, int64_t de
 /* The device id, or 0 if the key is not enrolled. */
 int64_t tl_registry_find(const tl_registry_t *registry, const char *fingerprint);
 size_t tl_registry_count(const tl_registry_t *registry);
+/*
+ * Moves every entry of loaded into registry, keeping registry's own where both
+ * name a key (they were added later: an enrollment that committed while loaded
+ * was read), and frees loaded. On TL_ENOMEM registry is as it was and loaded is still the
+ * caller's.
+ */
+int tl_registry_adopt(tl_registry_t *registry, tl_registry_t *loaded);
 
 #endif

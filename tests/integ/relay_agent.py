@@ -331,6 +331,32 @@ def case_dead_agent_detected_and_comes_back():
 
 
 @case
+def case_relay_answers_pings_sends_none_and_drops_a_silent_agent():
+    """docs/protocol.md 7.1: the agent pings, the relay answers and pings no one itself; an agent
+    that goes quiet is closed after three intervals (300 ms here) by the relay's one sweep."""
+    relay, agent = enrolled_pair()
+    raw = RawAgent(relay, agent)
+    nonce = struct.pack(">Q", 0x1234567890ABCDEF)
+    raw.sock.sendall(frame(2, nonce))
+    msg_type, payload = raw.next_frame()
+    check((msg_type, payload) == (3, nonce), "answer to PING: %r %r" % (msg_type, payload))
+    # Quiet from here on: whatever comes until the relay closes, none of it a PING.
+    raw.sock.settimeout(1.0)
+    seen, closed = [], False
+    deadline = time.monotonic() + 15
+    while not closed and time.monotonic() < deadline:
+        try:
+            msg_type, _ = raw.next_frame()
+            seen.append(msg_type)
+        except (Failure, ssl.SSLError, ConnectionResetError, OSError) as e:
+            closed = not isinstance(e, socket.timeout)
+    check(closed, "a silent agent still connected after 15 s (frames %r)" % seen)
+    check(2 not in seen, "the relay sent PING: frames %r" % seen)
+    wait_for("the silent agent marked offline", lambda: not relay.devices()[0]["online"])
+    check("peer silent, closing" in relay.log_text(), "no 'peer silent' line in the relay's log")
+
+
+@case
 def case_audit_verify_names_first_tampered_entry():
     relay, agent = enrolled_pair()
     agent.help("something to audit")

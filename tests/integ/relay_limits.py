@@ -464,6 +464,61 @@ def case_one_address_cannot_flood_the_relays_log():
           % (len(flood_lines), sum(counts)))
 
 
+@case
+def case_agent_connections_are_admitted_no_faster_than_the_accept_rate():
+    """A crowd of enrolled agents connecting at once (the load generator, the agent's own tunnel
+    code) is let in no faster than agent_accept_rate: the rest wait in the kernel's backlog, all
+    get in, and a technician's command answers meanwhile."""
+    rate, count = 20, 60
+    # Nothing under 1, and a clear word about it.
+    _, err = run(BIN + "/tierline-relay", "serve", "--data", os.path.join(WORK, "none"),
+                 "--agent-accept-rate", "0", expect=2)
+    check("--agent-accept-rate wants 1..1000000" in err, "serve with rate 0: %r" % err)
+    relay = LimitsRelay(extra=["--agent-accept-rate", str(rate)]).start()
+    crowd = os.path.join(WORK, "crowd")
+    os.makedirs(crowd)
+    codes, _ = run(BIN + "/tierline-relay", "enroll-code", "--data", relay.dir, "--ttl", "10m",
+                   "--count", str(count), "--address", "127.0.0.1:%d" % relay.port)
+    out, _ = run(BIN + "/tierline-loadgen", "enroll", "--agents", crowd, "--first", "0",
+                 input=codes, timeout=120)
+    check("enrolled=%d" % count in out, "enrollment: %r" % out)
+    loadgen = subprocess.Popen(
+        [BIN + "/tierline-loadgen", "run", "--agents", crowd, "--count", str(count), "--connect",
+         "127.0.0.1:%d" % relay.port, "--ramp", "100000", "--report-ms", "100", "--duration",
+         "300"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True)
+    reports = []
+    try:
+        # While they come in, tier2's `tickets` answers through the stock ssh client.
+        answered = 0
+        for line in loadgen.stdout:
+            match = re.match(r"t_ms=(\d+) connected=(\d+)", line)
+            if match:
+                reports.append((int(match.group(1)), int(match.group(2))))
+            if reports and reports[-1][1] >= count:
+                break
+            check(not reports or reports[-1][0] < 240000,
+                  "the crowd is not in after 240 s: %r" % reports[-5:])
+            if answered < 3 and reports and reports[-1][1] < count:
+                status, out, err = relay.ssh("bob", "tickets")
+                check(status == 0, "tickets during the crowd: %d %r %r" % (status, out, err))
+                answered += 1
+    finally:
+        loadgen.terminate()
+        loadgen.wait(timeout=30)
+    check(reports and reports[-1][1] == count, "connected: %r" % reports[-5:])
+    check(answered > 0, "no command ran while the crowd came in: %r" % reports[:5])
+    # The bucket holds a tenth of a second's connections (at least one): letting count in takes
+    # at least (count - burst) / rate seconds from the load generator's start.
+    burst = max(1, rate // 10)
+    least_ms = (count - burst) * 1000 // rate
+    print("%d agents in after %d ms (rate %d a second: at least %d ms)"
+          % (count, reports[-1][0], rate, least_ms))
+    check(reports[-1][0] >= least_ms, "%d agents were let in within %d ms, faster than %d a "
+          "second" % (count, reports[-1][0], rate))
+    check(relay.alive(), "the relay ended")
+
+
 def setup_globals(bin_dir, work):
     global BIN, WORK
     BIN, WORK = bin_dir, work
