@@ -67,6 +67,7 @@ struct transfer {
     /* the agent's CLOSE: ended, and its status (0: the whole file, or committed) */
     int ended;
     int end_error;
+    int close_sent;     /* our CLOSE of the channel went (the agent's answers it) */
     char failure[1200]; /* why it failed, for the client; "" while it has not */
     /* pull: bytes received and not yet handed out; READs waiting, in order */
     uint8_t *buf;
@@ -137,7 +138,13 @@ static void close_channel(struct transfer *t)
     tl_mux_t *mux = mux_of(t);
     if (t->state == T_GONE || mux == NULL)
         return;
-    int rc = tl_mux_close(mux, t->channel, NULL);
+    /* Sent once: a second call waits for the agent's CLOSE as the first did (a failed push's
+     * answer to the client waits for it), unless the client is gone. */
+    int rc = 0;
+    if (!t->close_sent) {
+        t->close_sent = 1;
+        rc = tl_mux_close(mux, t->channel, NULL);
+    }
     if (rc != 0 || t->detached) {
         /* Nothing more of this channel reaches the transfer: the agent drops it at our CLOSE. */
         tl_mux_set_data(mux, t->channel, NULL);
