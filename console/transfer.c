@@ -115,8 +115,6 @@ int tl_transfer_argv(const tl_transfer_t *t, tl_transfer_argv_t *out)
         "-o",
         "IdentitiesOnly=yes",
         "-o",
-        "HostKeyAlias=" TL_TRANSFER_HOST_ALIAS,
-        "-o",
         "GlobalKnownHostsFile=/dev/null",
         "-o",
         "StrictHostKeyChecking=yes",
@@ -131,6 +129,8 @@ int tl_transfer_argv(const tl_transfer_t *t, tl_transfer_argv_t *out)
     };
     for (size_t i = 0; rc == 0 && i < sizeof fixed / sizeof fixed[0]; i++)
         rc = add(out, fixed[i]);
+    if (rc == 0)
+        rc = add_format(out, "-oHostKeyAlias=%s", TL_TRANSFER_HOST_ALIAS);
     if (rc == 0)
         rc = add_format(out, "-oUserKnownHostsFile=%s", t->known_hosts);
     if (rc == 0)

@@ -682,7 +682,7 @@ static void test_transfer_argv_trusts_one_key_and_names_the_ticket(void **state)
     assert_true(has_word(&argv, "GlobalKnownHostsFile=/dev/null"));
     assert_true(has_word(&argv, "StrictHostKeyChecking=yes"));
     assert_true(has_word(&argv, "IdentitiesOnly=yes"));
-    assert_true(has_word(&argv, "HostKeyAlias=" TL_TRANSFER_HOST_ALIAS));
+    assert_true(has_word(&argv, "-oHostKeyAlias=tierline-relay"));
     assert_true(has_word(&argv, "-oUser=bob"));
     assert_true(has_word(&argv, "-P2222"));
     assert_true(has_word(&argv, "-oServerAliveInterval=15"));
