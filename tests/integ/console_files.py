@@ -21,8 +21,8 @@ def setup_globals(bin_dir, work):
     technicians.setup_globals(bin_dir, work)
 
 
-def console(desk, user, *words, pin=None, tmpdir=None, port=None):
-    """tierline as user: (status, stdout, stderr). Its temporary files go to tmpdir."""
+def console_env(desk, user, pin=None, tmpdir=None, port=None):
+    """The console's environment as user against desk's relay; its temporary files in tmpdir."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("TIERLINE_") and not k.startswith("SSH_")}
     env.update(HOME=WORK, XDG_CONFIG_HOME=os.path.join(WORK, "xdg"),
@@ -32,8 +32,14 @@ def console(desk, user, *words, pin=None, tmpdir=None, port=None):
                TIERLINE_HOST_KEY=pin or desk.relay.fingerprint)
     if tmpdir is not None:
         env["TMPDIR"] = tmpdir
+    return env
+
+
+def console(desk, user, *words, pin=None, tmpdir=None, port=None):
+    """tierline as user: (status, stdout, stderr)."""
     proc = subprocess.run([BIN + "/tierline", *words], stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=120, env=env, cwd=WORK)
+                          capture_output=True, timeout=120, cwd=WORK,
+                          env=console_env(desk, user, pin, tmpdir, port))
     return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(
         errors="replace")
 
@@ -113,17 +119,9 @@ def case_pull_without_the_files_capability_is_refused_and_writes_nothing():
 
 def console_spawn(desk, user, *words, tmpdir=None):
     """tierline as user, started in the background (its stdout and stderr to pipes)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TIERLINE_") and not k.startswith("SSH_")}
-    env.update(HOME=WORK, XDG_CONFIG_HOME=os.path.join(WORK, "xdg"),
-               XDG_CACHE_HOME=os.path.join(WORK, "cache"),
-               TIERLINE_RELAY="127.0.0.1:%d" % desk.relay.ssh_port,
-               TIERLINE_USER=user, TIERLINE_IDENTITY=desk.keys[user],
-               TIERLINE_HOST_KEY=desk.relay.fingerprint)
-    if tmpdir is not None:
-        env["TMPDIR"] = tmpdir
     return subprocess.Popen([BIN + "/tierline", *words], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=WORK)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=WORK,
+                            env=console_env(desk, user, tmpdir=tmpdir))
 
 
 def sha256_of(path):
