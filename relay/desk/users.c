@@ -112,46 +112,44 @@ size_t tl_users_count(const tl_users_t *users)
     return users->count;
 }
 
+static const struct user *find_user(const tl_users_t *users, const char *name)
+{
+    for (size_t i = 0; i < users->count; i++)
+        if (strcmp(users->list[i].name, name) == 0)
+            return &users->list[i];
+    return NULL;
+}
+
 int tl_users_authorize(const tl_users_t *users, const char *name, ssh_key key, tl_technician_t *out)
 {
-    for (size_t i = 0; i < users->count; i++) {
-        const struct user *u = &users->list[i];
-        if (strcmp(u->name, name) != 0)
-            continue;
-        if (ssh_key_cmp(key, u->key, SSH_KEY_CMP_PUBLIC) != 0)
-            return TL_ENOTFOUND;
-        if (u->disabled)
-            return TL_EDISABLED;
-        if (u->expires != 0 && tl_wall_ms() >= u->expires)
-            return TL_EEXPIRED;
-        memset(out, 0, sizeof *out);
-        out->user_id = u->id;
-        snprintf(out->name, sizeof out->name, "%s", u->name);
-        snprintf(out->role, sizeof out->role, "%s", tl_role_name(u->role));
-        snprintf(out->key_fingerprint, sizeof out->key_fingerprint, "%s", u->fingerprint);
-        out->expires = u->expires;
-        return 0;
-    }
-    return TL_ENOTFOUND;
+    const struct user *u = find_user(users, name);
+    if (u == NULL || ssh_key_cmp(key, u->key, SSH_KEY_CMP_PUBLIC) != 0)
+        return TL_ENOTFOUND;
+    if (u->disabled)
+        return TL_EDISABLED;
+    if (u->expires != 0 && tl_wall_ms() >= u->expires)
+        return TL_EEXPIRED;
+    memset(out, 0, sizeof *out);
+    out->user_id = u->id;
+    snprintf(out->name, sizeof out->name, "%s", u->name);
+    snprintf(out->role, sizeof out->role, "%s", tl_role_name(u->role));
+    snprintf(out->key_fingerprint, sizeof out->key_fingerprint, "%s", u->fingerprint);
+    out->expires = u->expires;
+    return 0;
 }
 
 int tl_users_recheck(const tl_users_t *users, const tl_technician_t *who, int64_t now_ms)
 {
-    for (size_t i = 0; i < users->count; i++) {
-        const struct user *u = &users->list[i];
-        if (strcmp(u->name, who->name) != 0)
-            continue;
-        if (u->id != who->user_id || strcmp(u->fingerprint, who->key_fingerprint) != 0)
-            return TL_ENOTFOUND;
-        if (u->disabled)
-            return TL_EDISABLED;
-        if (u->expires != 0 && now_ms >= u->expires)
-            return TL_EEXPIRED;
-        if (strcmp(tl_role_name(u->role), who->role) != 0)
-            return TL_EDENIED;
-        return 0;
-    }
-    return TL_ENOTFOUND;
+    const struct user *u = find_user(users, who->name);
+    if (u == NULL || u->id != who->user_id || strcmp(u->fingerprint, who->key_fingerprint) != 0)
+        return TL_ENOTFOUND;
+    if (u->disabled)
+        return TL_EDISABLED;
+    if (u->expires != 0 && now_ms >= u->expires)
+        return TL_EEXPIRED;
+    if (strcmp(tl_role_name(u->role), who->role) != 0)
+        return TL_EDENIED;
+    return 0;
 }
 
 const char *tl_users_recheck_reason(int rc)
