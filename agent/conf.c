@@ -26,6 +26,10 @@ const tl_setting_def_t tl_agent_settings[] = {
      "least time between two desktop notifications, 0s..1h", NULL},
     {"backoff_max_ms", "backoff-max-ms", TL_SETTING_UINT, 100, 3600000, "60000", 0,
      "longest wait between reconnection attempts, 100..3600000", NULL},
+    {"files_max_bytes", "files-max-bytes", TL_SETTING_UINT, 1, 67108864, "67108864", 0,
+     "largest file a technician may copy from or to this machine, in bytes, 1..67108864", NULL},
+    {"files_max_count", "files-max-count", TL_SETTING_UINT, 1, 100000, "1000", 0,
+     "most files copied under one grant, 1..100000", NULL},
     {0},
 };
 

@@ -43,7 +43,7 @@ static const struct command commands[] = {
      "run [--config FILE] [--state DIR] [--policy FILE] [--consent-timeout DURATION] [--runbooks "
      "DIR] [--shell "
      "PATH] [--notify-interval DURATION] "
-     "[--backoff-max-ms N] [--log-level LEVEL]",
+     "[--backoff-max-ms N] [--files-max-bytes N] [--files-max-count N] [--log-level LEVEL]",
      "Keep the tunnel up, deliver queued requests, serve the sessions the user allows.",
      tl_agent_cmd_run,
      CONFIG_OPTION STATE_OPTION
@@ -57,6 +57,9 @@ static const struct command commands[] = {
      "(default 10s; docs/desk.md)\n"
      "--backoff-max-ms N\tlongest wait between reconnection attempts, "
      "100..3600000\n"
+     "--files-max-bytes N\tlargest file a technician may copy from or to this machine, "
+     "1..67108864 bytes (default 64 MiB)\n"
+     "--files-max-count N\tmost files copied under one grant, 1..100000 (default 1000)\n"
      "--log-level LEVEL\tdebug, info, warn or error\n",
      "tierline-agent run &\n"},
     {"help",

@@ -334,16 +334,17 @@ struct run_options {
     const char *config_option; /* --config FILE */
     /* The words of the options that are settings (agent/conf.h), NULL when not given. */
     const char *dir, *policy_option, *runbooks_option, *shell_option, *backoff_word, *level_word,
-        *timeout_word, *interval_word;
+        *timeout_word, *interval_word, *files_bytes_word, *files_count_word;
     uint64_t backoff_max;        /* 0: the tunnel's default */
     uint64_t consent_timeout_ms; /* 0: the policy's, or the default */
     uint64_t notify_interval_ms;
+    tl_file_limits_t files; /* file channels' limits (agent/files_channel.h) */
 };
 
 #define RUN_USAGE                                                                                  \
     "run [--config FILE] [--state DIR] [--policy FILE] [--consent-timeout DURATION] "              \
     "[--runbooks DIR] [--shell PATH] [--notify-interval DURATION] [--backoff-max-ms N] "           \
-    "[--log-level LEVEL]"
+    "[--files-max-bytes N] [--files-max-count N] [--log-level LEVEL]"
 
 /* The options, checked; sets the log level. Non-zero: the exit status, the reason printed. */
 static int run_parse(int argc, char **argv, struct run_options *run_options)
@@ -359,6 +360,8 @@ static int run_parse(int argc, char **argv, struct run_options *run_options)
                                  {"runbooks", &run_options->runbooks_option, NULL},
                                  {"shell", &run_options->shell_option, NULL},
                                  {"notify-interval", &run_options->interval_word, NULL},
+                                 {"files-max-bytes", &run_options->files_bytes_word, NULL},
+                                 {"files-max-count", &run_options->files_count_word, NULL},
                                  {0}};
     const char *backoff = run_options->backoff_word, *level = NULL, *timeout_option = NULL,
                *interval = NULL;
@@ -427,6 +430,8 @@ static int run_overrides(const struct run_options *options, tl_settings_t *setti
         {"log_level", "log-level", options->level_word},
         {"consent_timeout", "consent-timeout", options->timeout_word},
         {"notify_interval", "notify-interval", options->interval_word},
+        {"files_max_bytes", "files-max-bytes", options->files_bytes_word},
+        {"files_max_count", "files-max-count", options->files_count_word},
     };
     char detail[512];
     for (size_t i = 0; i < sizeof given / sizeof given[0]; i++) {
@@ -467,6 +472,8 @@ static int run_configure(struct run_options *options, tl_settings_t *settings)
     options->backoff_max = tl_settings_number(settings, "backoff_max_ms");
     options->consent_timeout_ms = tl_settings_number(settings, "consent_timeout");
     options->notify_interval_ms = tl_settings_number(settings, "notify_interval");
+    options->files.max_bytes = tl_settings_number(settings, "files_max_bytes");
+    options->files.max_files = (uint32_t)tl_settings_number(settings, "files_max_count");
     tl_log_set_level((enum tl_log_level)tl_settings_number(settings, "log_level"));
     const char *shell = options->shell_option;
     if (shell != NULL && access(shell, X_OK) != 0) {
@@ -568,7 +575,8 @@ static int run_start(struct agent_run *run, uv_loop_t *loop, tl_agent_state_t *s
     tl_sessions_config_t sessions_config = {.runbooks_dir = runbooks_dir,
                                             .self_exe = self_exe,
                                             .relay = relay_address,
-                                            .shell = options->shell_option};
+                                            .shell = options->shell_option,
+                                            .files = options->files};
     run->sessions = tl_sessions_new(loop, &sessions_config, &run_session_events, run, &rc);
     if (run->sessions == NULL) {
         fprintf(stderr, PROGRAM " run: runbook catalogue %s: %s\n", runbooks_dir, tl_strerror(rc));

@@ -93,6 +93,9 @@ struct transfer {
     unsigned jobs;
     int recording; /* the final job runs */
     int recorded;  /* 1: on the record; <0: its failure */
+    /* a pull closed, or left, before its end with bytes given out: recorded all the same */
+    int partial;
+    int stopped; /* ... and the agent's further bytes are dropped */
 };
 
 /* ---- helpers --------------------------------------------------------------------------------- */
@@ -196,6 +199,8 @@ struct tjob {
     int64_t ticket_id;
     char grant[40], device[32], sha256[TL_SHA256_HEX_LEN], name[200];
     uint64_t size;
+    int partial;    /* a pull that ended before the end of its file */
+    uint64_t given; /* ... and the bytes the client had by then */
 };
 
 static int tjob_run(tl_job_t *base, tl_job_ctx_t *ctx)
@@ -227,6 +232,12 @@ static int tjob_run(tl_job_t *base, tl_job_ctx_t *ctx)
         json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "grant", job->grant, "device",
                   job->device, "path", t->path, "direction", t->push ? "push" : "pull", "size",
                   (json_int_t)job->size, "sha256", job->sha256, "kind", "file", "name", job->name);
+    if (details != NULL && job->partial &&
+        (json_object_set_new(details, "complete", json_false()) != 0 ||
+         json_object_set_new(details, "given", json_integer((json_int_t)job->given)) != 0)) {
+        json_decref(details);
+        details = NULL;
+    }
     if (details == NULL)
         return TL_ENOMEM;
     tl_timeline_entry_t record = {
@@ -336,11 +347,30 @@ static void record(struct transfer *t)
     job->files = t->files;
     job->ticket_id = m->ticket_id;
     job->size = t->size;
+    job->partial = t->partial;
+    job->given = t->given;
     tl_format(job->grant, sizeof job->grant, "%s", m->grant);
     tl_format(job->device, sizeof job->device, "%s", m->device);
     memcpy(job->sha256, t->sha256, sizeof job->sha256);
     evidence_name(t, job->name, sizeof job->name);
     submit(t, job);
+}
+
+/*
+ * A pull that ends before the end of its file after bytes reached the client (closed early, or
+ * the client left) goes on the record all the same: what reached the relay, kept as evidence,
+ * with how much of it the client had. The agent's further bytes are dropped.
+ */
+static void record_partial(struct transfer *t)
+{
+    if (t->push || t->given == 0 || t->recording || t->recorded != 0)
+        return;
+    t->partial = 1;
+    t->stopped = 1;
+    tl_log_info("file pull ended early tech=%s ticket=%s given=%llu received=%llu",
+                t->files->tech.name, t->machine->ticket, (unsigned long long)t->given,
+                (unsigned long long)t->size);
+    record(t);
 }
 
 /* ---- the client's side ----------------------------------------------------------------------- */
@@ -406,7 +436,9 @@ static void pull_serve(struct transfer *t)
     if (t->buf_len == 0)
         t->buf_start = 0;
     pull_credit(t);
-    if (t->read_count == 0 && (t->failure[0] != '\0' || (t->ended && t->recorded == 1)))
+    /* The CLOSE waits for a record being written, a failed pull's partial one too. */
+    if (t->read_count == 0 && !t->recording &&
+        (t->failure[0] != '\0' || ((t->ended || t->partial) && t->recorded == 1)))
         answer_close(t);
 }
 
@@ -519,12 +551,25 @@ void tl__transfer_close(struct files *files, uint32_t op, uint32_t file, int abo
         push_pump(t);
         return;
     }
+    if (t->failure[0] != '\0' && t->given > 0 && t->recorded == 0) {
+        /* A pull that failed after bytes reached the client: those are on the record too. */
+        record_partial(t);
+        pull_serve(t);
+        maybe_free(t);
+        return;
+    }
     if (t->failure[0] == '\0' && !(t->ended && t->recorded == 1)) {
-        if (t->ended) /* its record is being written: the answer waits for it */
+        if (t->ended || t->recording) /* its record is being written: the answer waits for it */
             return;
-        /* Closed before the end: nothing is recorded, the agent stops reading. */
-        tl_log_info("file pull closed early tech=%s ticket=%s given=%llu", files->tech.name,
-                    t->machine->ticket, (unsigned long long)t->given);
+        if (t->given > 0) {
+            /* Closed before the end with bytes given out: on the record before the answer. */
+            close_channel(t);
+            record_partial(t);
+            return;
+        }
+        /* Closed before any byte reached the client: nothing moved, the agent stops reading. */
+        tl_log_info("file pull closed early tech=%s ticket=%s given=0", files->tech.name,
+                    t->machine->ticket);
         t->close_asked = 0;
         tl_sftp_server_answer_status(files->server, op, TL_SFTP_OK, NULL);
         t->detached = 1;
@@ -635,7 +680,7 @@ void tl__transfer_data(void *owner, const uint8_t *data, size_t len)
     struct transfer *t = owner;
     struct files *files = t->files;
     tl_mux_t *mux = mux_of(t);
-    if (t->push || t->detached || t->failure[0] != '\0') {
+    if (t->push || t->detached || t->stopped || t->failure[0] != '\0') {
         if (mux != NULL)
             tl_mux_consumed(mux, t->channel, len);
         return;
@@ -703,7 +748,8 @@ static void transfer_ended(struct transfer *t, int error)
     t->state = T_GONE;
     t->ended = 1;
     t->end_error = error;
-    if (t->detached) {
+    if (t->detached || t->stopped) {
+        /* Let go, or stopped by us after a partial pull: its record (if any) answers. */
         maybe_free(t);
         tl__files_settle(files);
         return;
@@ -759,6 +805,9 @@ void tl__transfer_abandon_all(struct files *files)
 {
     for (struct transfer *t = files->transfers, *next; t != NULL; t = next) {
         next = t->next;
+        /* The client left inside a pull: what it had is on the record all the same. */
+        if (!t->detached && !(t->ended && t->recorded != 0))
+            record_partial(t);
         t->detached = 1;
         t->close_asked = 0;
         t->read_count = 0;

@@ -396,6 +396,8 @@ static void do_open(tl_sftp_server_t *server, const tl_sftp_request_t *req)
         tl_format(message, sizeof message, "the limit of %u files in one session is reached",
                   server->limits.max_files);
         reply_status(server, req->id, TL_SFTP_FAILURE, message);
+        if (server->backend->refused != NULL) /* the clients show the status alone, if at all */
+            server->backend->refused(server->ctx, message);
         return;
     }
     uint32_t index;
