@@ -251,9 +251,13 @@ class TierlineFleet(TierlinePath):
             f.write(known)
         with open(self.path("policy.json"), "w") as f:
             json.dump({"unattended": [{"roles": ["tier2"], "scopes": self.scopes}]}, f)
+        # Every technician connects from 127.0.0.1 at the same moment: the address may hold as
+        # many logins under way as the OpenSSH side's MaxStartups allows (100), not the
+        # default 32 meant for one stranger.
         self.spawn("relay", [os.path.join(self.bin, "tierline-relay"), "serve", "--data", relay,
                              "--listen", self.listen, "--ssh-listen",
-                             "127.0.0.1:%d" % self.ssh_port, "--log-level", "info"])
+                             "127.0.0.1:%d" % self.ssh_port, "--log-level", "info",
+                             "--ssh-preauth-per-address", "100"])
         wait_until("the relay's SSH port", lambda: self.whoami(0))
         # The relay counts an enrollment against the address's five failures
         # a minute while it is in progress (a success gives it back): at most
