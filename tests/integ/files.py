@@ -201,6 +201,15 @@ def scp(desk, user, *words):
     return proc.returncode, proc.stderr.decode(errors="replace")
 
 
+def scp_started(desk, user, remote_path, target, stderr):
+    """A stock scp pulling remote_path (under the relay's tree, without the leading /) to
+    target, left running; its Popen."""
+    return subprocess.Popen(["scp"] + client_options(desk, user) +
+                            ["%s@127.0.0.1:%s" % (user, remote_path), target],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                            cwd=WORK)
+
+
 def stopped_clean(desk):
     """Stops the agent and the relay as their services would; under the sanitizers their exit
     reports what they leaked or misused, which fails the case."""
@@ -443,10 +452,7 @@ def case_files_client_that_stops_reading_holds_back_its_transfer_only():
     check(status == 0, "carol's grant: %d %r %r" % (status, out, err))
     baseline = rss_kib(desk.relay.proc.pid)
     target = os.path.join(WORK, "large.bin")
-    proc = subprocess.Popen(["scp"] + client_options(desk, "carol") +
-                            ["carol@127.0.0.1:%s/large.bin" % remote, target],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=WORK)
+    proc = scp_started(desk, "carol", "%s/large.bin" % remote, target, subprocess.PIPE)
     wait_for("the copy under way", lambda: os.path.exists(target) and
              os.path.getsize(target) > 1024 * 1024)
     os.kill(proc.pid, 19)  # SIGSTOP: the client reads nothing more
@@ -564,10 +570,7 @@ def case_files_a_pull_ended_early_is_recorded_with_what_was_given():
     check(len(audit_of(desk, "files.pull", "carol")) == 1, "an unread file was recorded")
     # scp killed inside a copy: the client is gone, what it had is on the record all the same.
     target = os.path.join(WORK, "big-killed")
-    proc = subprocess.Popen(["scp"] + client_options(desk, "carol") +
-                            ["carol@127.0.0.1:%s/big.bin" % remote, target],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=WORK)
+    proc = scp_started(desk, "carol", "%s/big.bin" % remote, target, subprocess.DEVNULL)
     wait_for("the copy under way", lambda: os.path.exists(target) and
              os.path.getsize(target) > 0, interval=0.01)
     proc.kill()
